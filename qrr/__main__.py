@@ -1,0 +1,3 @@
+from qrr.cli import main
+
+main()

@@ -1,0 +1,347 @@
+"""The ``qrr`` command: parse options, call the core, render. Nothing else lives here.
+
+torch and transformers are imported only once a command runs, so ``qrr --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from qrr import __version__, io
+from qrr.errors import InputError, QrrError
+from qrr.prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH
+
+app = typer.Typer(
+    name="qrr",
+    help="Exact, fast Qwen3-Reranker scores from the shell.\n\n"
+    "Rank documents for a query with [bold]qrr rank[/], score query-document pairs with [bold]qrr score[/]. "
+    "Output is a table on a terminal and JSON lines in a pipe.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+stderr = Console(stderr=True, soft_wrap=True)
+
+# ------------------------------------------------------------------------------------------- shared options
+
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m", envvar="QRR_MODEL", show_envvar=True, rich_help_panel="Model",
+        help="Alias (0.6b, 4b, 8b), hub repo id or local folder. [dim]\\[default: 0.6b][/]",
+    ),
+]  # fmt: skip
+DeviceOpt = Annotated[
+    str, typer.Option("--device", help="auto (cuda, then mps, then cpu), cpu, mps, cuda or cuda:N.",
+                      rich_help_panel="Model"),
+]  # fmt: skip
+DtypeOpt = Annotated[
+    str, typer.Option("--dtype", help="auto, bf16, fp16 or fp32. auto: bf16 on GPUs and CPUs with native "
+                      "bf16, fp16 on mps, fp32 elsewhere.", rich_help_panel="Model"),
+]  # fmt: skip
+MaxLengthOpt = Annotated[
+    int, typer.Option("--max-length", min=1, help="Prompt length cap in tokens; only the document is cut.",
+                      rich_help_panel="Model"),
+]  # fmt: skip
+BatchTokensOpt = Annotated[
+    int | None,
+    typer.Option("--batch-tokens", min=1, rich_help_panel="Model",
+                 help="Padded tokens per forward pass; lower it to use less memory. "
+                 "[dim]\\[default: 4096 cpu, 8192 mps, 32768 cuda][/]"),
+]  # fmt: skip
+InstructionOpt = Annotated[
+    str | None,
+    typer.Option("--instruction", "-i", help=f"Task instruction. [dim]\\[default: {DEFAULT_INSTRUCTION}][/]"),
+]
+FormatOpt = Annotated[
+    str | None,
+    typer.Option("--format", "-f", help="table, jsonl, json or tsv. [dim]\\[default: table on a terminal, "
+                 "jsonl otherwise][/]", rich_help_panel="Output"),
+]  # fmt: skip
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Say what was loaded and done, on stderr.", rich_help_panel="Output")
+]
+FilesArg = Annotated[list[str] | None, typer.Argument(help="Input files; - or none reads stdin.", show_default=False)]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"qrr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = None,
+) -> None:
+    """Exact, fast Qwen3-Reranker scores from the shell."""
+
+
+# ------------------------------------------------------------------------------------------------ plumbing
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    stderr.print(Text.assemble(("error: ", "bold red"), message))
+    return typer.Exit(code)
+
+
+def errors_to_exit(command):
+    """Turn ``QrrError`` into one line and its exit code; Ctrl-C into 130; a closed pipe into a quiet 0.
+
+    ``QRR_DEBUG=1`` lets the traceback through instead.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except BrokenPipeError:
+            # The reader went away (`| head`): point stdout at devnull so the exit flush stays quiet.
+            _silence_stdout()
+            raise typer.Exit(0) from None
+        except KeyboardInterrupt:
+            if os.environ.get("QRR_DEBUG") == "1":
+                raise
+            raise _fail("interrupted", 130) from None
+        except QrrError as exc:
+            if os.environ.get("QRR_DEBUG") == "1":
+                raise
+            raise _fail(str(exc), exc.exit_code) from None
+        except Exception as exc:  # anything unplanned still gets one line, and a way to see more
+            if os.environ.get("QRR_DEBUG") == "1":
+                raise
+            raise _fail(f"{type(exc).__name__}: {exc} (set QRR_DEBUG=1 for a traceback)", 1) from None
+
+    return wrapper
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _output_format(fmt: str | None) -> str:
+    if fmt is None:
+        return "table" if sys.stdout.isatty() else "jsonl"
+    fmt = fmt.lower()
+    if fmt not in io.OUTPUT_FORMATS:
+        raise InputError(f"--format {fmt}: use one of {', '.join(io.OUTPUT_FORMATS)}")
+    return fmt
+
+
+def _input_format(fmt: str, allowed: tuple[str, ...]) -> str:
+    fmt = fmt.lower()
+    if fmt not in allowed:
+        raise InputError(f"--input-format {fmt}: use one of {', '.join(allowed)}")
+    return fmt
+
+
+def _sources(files: list[str] | None, have_inline: bool) -> list[str]:
+    """Files as given; stdin when none are given and stdin is not a terminal."""
+    if files:
+        return files
+    if have_inline:
+        return []
+    if _stdin_is_terminal():
+        raise InputError("no input: give a FILE, pipe the input on stdin, or pass it with -q/-d")
+    return [io.STDIN]
+
+
+def _stdin_is_terminal() -> bool:
+    return sys.stdin is None or sys.stdin.isatty()
+
+
+def _load(model, device, dtype, max_length, instruction, batch_tokens, verbose):
+    from qrr.reranker import Reranker
+
+    _quiet_transformers(verbose)
+    with _status("loading the model"):
+        reranker = Reranker(model, device=device, dtype=dtype, max_length=max_length, instruction=instruction,
+                            batch_tokens=batch_tokens)  # fmt: skip
+    if verbose:
+        from qrr.device import dtype_name
+
+        stderr.print(f"model {reranker.model_path} on {reranker.device} ({dtype_name(reranker.dtype)}), "
+                     f"batch budget {reranker.batch_tokens} tokens", markup=False, highlight=False)  # fmt: skip
+    return reranker
+
+
+def _quiet_transformers(verbose: bool) -> None:
+    # stderr carries only our own progress and messages unless -v asks for more.
+    import transformers
+
+    if not verbose:
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
+
+
+@contextmanager
+def _status(message: str):
+    if stderr.is_terminal:
+        with stderr.status(message):
+            yield
+    else:
+        yield
+
+
+@contextmanager
+def _progress(total: int, what: str):
+    """A progress bar on stderr when stderr is a terminal; yields a callback taking finished counts."""
+    if not stderr.is_terminal or total == 0:
+        yield lambda n: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _report(reranker, verbose: bool) -> None:
+    stats = reranker.stats
+    if stats.truncated:
+        stderr.print(f"note: {stats.truncated} document(s) cut to --max-length {reranker.max_length}",
+                     style="yellow", highlight=False)  # fmt: skip
+    if verbose:
+        rate = stats.pairs / stats.seconds if stats.seconds else 0.0
+        stderr.print(f"scored {stats.pairs} pairs ({stats.tokens} tokens) in {stats.seconds:.2f} s, "
+                     f"{rate:.1f} pairs/s", highlight=False)  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------------ commands
+
+
+@app.command(no_args_is_help=False)
+@errors_to_exit
+def score(
+    files: FilesArg = None,
+    query: Annotated[
+        str | None, typer.Option("--query", "-q", help="Score this query against each -d document.")
+    ] = None,
+    documents: Annotated[
+        list[str] | None, typer.Option("--document", "-d", help="A document for -q (repeatable).")
+    ] = None,
+    input_format: Annotated[
+        str, typer.Option("--input-format", help="auto, jsonl, json or tsv.", rich_help_panel="Input")
+    ] = "auto",
+    instruction: InstructionOpt = None,
+    fmt: FormatOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    max_length: MaxLengthOpt = DEFAULT_MAX_LENGTH,
+    batch_tokens: BatchTokensOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Score query-document pairs: p(yes) in [0, 1], one result per pair, in input order.
+
+    Pairs come as JSON lines with [bold]query[/] and [bold]document[/] (optional [bold]instruction[/]; id
+    fields such as [bold]id[/], [bold]qid[/], [bold]docid[/] are copied to the output), as TSV lines
+    [bold]query<TAB>document[/], or from -q/-d.
+
+    [dim]Examples:[/]
+      qrr score pairs.jsonl
+      cat pairs.tsv | qrr score --format tsv
+      qrr score -q "capital of China?" -d "Beijing is the capital." -d "Paris is in France."
+    """
+    fmt = _output_format(fmt)
+    input_format = _input_format(input_format, io.PAIR_FORMATS)
+    if documents and query is None:
+        raise InputError("-d/--document needs -q/--query")
+    if query is not None and not documents:
+        raise InputError("-q/--query needs at least one -d/--document (or use qrr rank)")
+    records = [io.PairRecord(query, d) for d in documents or []]
+    records += list(io.read_pairs(_sources(files, bool(records)), input_format))
+    if not records:
+        if verbose:
+            stderr.print("no pairs in the input")
+        return
+    reranker = _load(model, device, dtype, max_length, instruction, batch_tokens, verbose)
+    with _progress(len(records), "scoring") as advance:
+        scores = reranker.score([(r.query, r.document, r.instruction) for r in records], progress=advance)
+    _report(reranker, verbose)
+    previews = {n: {"query": r.query, "document": r.document} for n, r in enumerate(records)}
+    io.write_rows(io.score_rows(records, scores), fmt, previews=previews)
+
+
+@app.command(no_args_is_help=False)
+@errors_to_exit
+def rank(
+    query: Annotated[str, typer.Option("--query", "-q", help="The query to rank the documents for.")],
+    files: FilesArg = None,
+    documents: Annotated[
+        list[str] | None, typer.Option("--document", "-d", help="A document to rank (repeatable).")
+    ] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, help="Print only the best K.")] = None,
+    with_text: Annotated[
+        bool, typer.Option("--with-text", help="Include each document's text in JSON output.", rich_help_panel="Output")
+    ] = False,  # fmt: skip
+    input_format: Annotated[
+        str, typer.Option("--input-format", help="auto, jsonl, json or text.", rich_help_panel="Input")
+    ] = "auto",
+    text_field: Annotated[
+        str, typer.Option("--text-field", help="JSON field holding the document text.", rich_help_panel="Input")
+    ] = "text",
+    id_field: Annotated[
+        str, typer.Option("--id-field", help="JSON field holding the document id.", rich_help_panel="Input")
+    ] = "id",
+    instruction: InstructionOpt = None,
+    fmt: FormatOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    max_length: MaxLengthOpt = DEFAULT_MAX_LENGTH,
+    batch_tokens: BatchTokensOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Rank documents for one query, best first.
+
+    Documents come as JSON lines (objects with [bold]text[/] and optional [bold]id[/], or JSON strings),
+    a JSON array, plain text with one document per line, or -d arguments.
+
+    [dim]Examples:[/]
+      qrr rank -q "what is gravity?" docs.jsonl -k 5
+      qrr rank -q "what is gravity?" docs.jsonl | jq -r 'select(.score > 0.5) | .id'
+      grep -h gravity notes/*.txt | qrr rank -q "what is gravity?" --with-text
+    """
+    fmt = _output_format(fmt)
+    input_format = _input_format(input_format, io.DOC_FORMATS)
+    docs = [io.DocRecord(d) for d in documents or []]
+    docs += list(io.read_documents(_sources(files, bool(docs)), input_format, text_field, id_field))
+    if not docs:
+        if verbose:
+            stderr.print("no documents in the input")
+        return
+    reranker = _load(model, device, dtype, max_length, instruction, batch_tokens, verbose)
+    with _progress(len(docs), "ranking") as advance:
+        ranked = reranker.rank(query, [d.text for d in docs], top_k=top_k, ids=[d.id for d in docs],
+                               progress=advance)  # fmt: skip
+    _report(reranker, verbose)
+    previews = {n: {"text": r.text} for n, r in enumerate(ranked)}
+    io.write_rows(io.rank_rows(ranked, with_text), fmt, title=None, previews=previews)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="qrr")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Choosing the device, the dtype and the attention kernel."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from qrr.errors import DeviceError
+
+DTYPES = {
+    "bf16": "bfloat16", "bfloat16": "bfloat16",
+    "fp16": "float16", "float16": "float16", "half": "float16",
+    "fp32": "float32", "float32": "float32", "float": "float32",
+}  # fmt: skip
+
+
+def resolve_device(name: str = "auto"):
+    """``auto`` picks cuda, then mps, then cpu; ``cpu``, ``mps``, ``cuda`` and ``cuda:N`` are checked."""
+    import torch
+
+    name = (name or "auto").strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise DeviceError(f"unknown device {name!r}: use auto, cpu, mps, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"--device {name}: no CUDA device is available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type == "mps" and not _mps_available():
+        raise DeviceError(f"--device {name}: Apple MPS is not available on this machine")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise DeviceError(f"unsupported device {name!r}: use auto, cpu, mps, cuda or cuda:N")
+    return device
+
+
+def _mps_available() -> bool:
+    import torch
+
+    return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+
+
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is many times slower."""
+    import torch
+
+    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        fn = getattr(torch.cpu, probe, None)
+        if fn is not None and fn():
+            return True
+    return False
+
+
+def resolve_dtype(name: str, device):
+    """``auto``: bf16 on CUDA where supported else fp16; mps fp16; CPU bf16 where native, else fp32."""
+    import torch
+
+    name = (name or "auto").strip().lower()
+    if name != "auto":
+        if name not in DTYPES:
+            raise DeviceError(f"unknown dtype {name!r}: use auto, bf16, fp16 or fp32")
+        return getattr(torch, DTYPES[name])
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+
+
+def attention_implementation(device, dtype) -> str:
+    """flash_attention_2 on CUDA in half precision when the package is installed, SDPA elsewhere."""
+    import torch
+
+    if (
+        device.type == "cuda"
+        and dtype in (torch.float16, torch.bfloat16)
+        and importlib.util.find_spec("flash_attn") is not None
+    ):
+        return "flash_attention_2"
+    return "sdpa"
+
+
+def dtype_name(dtype) -> str:
+    """``torch.bfloat16`` -> ``bf16``."""
+    return {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}.get(str(dtype).rsplit(".", 1)[-1], str(dtype))

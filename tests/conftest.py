@@ -1,0 +1,40 @@
+"""One tiny random-weight Qwen3 (real tokenizer) for the whole session; no network."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.tiny import build_tiny_model
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("QRR_MODEL", raising=False)
+    monkeypatch.delenv("QRR_DEBUG", raising=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """The folder of a tiny untied Qwen3 causal LM (like the 8B: lm_head is not the embeddings)."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-untied"), tied=False, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_tied_model(tmp_path_factory):
+    """The same with a tied head (like 0.6B and 4B)."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-tied"), tied=True, seed=1)
+
+
+@pytest.fixture(scope="session")
+def reranker(tiny_model):
+    from qrr import Reranker
+
+    return Reranker(str(tiny_model), device="cpu", dtype="fp32")
+
+
+@pytest.fixture(scope="session")
+def oracle(tiny_model):
+    from tests.oracle import Oracle
+
+    return Oracle(tiny_model)

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from qrr import device as dev
+from qrr.errors import DeviceError
+
+
+def test_auto_is_cpu_without_accelerators(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(dev, "_mps_available", lambda: False)
+    assert dev.resolve_device("auto") == torch.device("cpu")
+
+
+def test_auto_prefers_cuda_then_mps(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert dev.resolve_device("auto") == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(dev, "_mps_available", lambda: True)
+    assert dev.resolve_device("auto") == torch.device("mps")
+
+
+def test_cuda_index(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert dev.resolve_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(DeviceError, match="2 CUDA device"):
+        dev.resolve_device("cuda:2")
+
+
+@pytest.mark.parametrize("name, message", [("cuda", "no CUDA"), ("gpu", "unknown device"), ("mps", "MPS")])
+def test_unavailable_or_unknown_devices(monkeypatch, name, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(dev, "_mps_available", lambda: False)
+    with pytest.raises(DeviceError, match=message):
+        dev.resolve_device(name)
+
+
+def test_cpu_dtype_follows_native_bf16(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: True)
+    assert dev.resolve_dtype("auto", cpu) == torch.bfloat16
+    monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: False)
+    assert dev.resolve_dtype("auto", cpu) == torch.float32
+
+
+def test_gpu_dtypes(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert dev.resolve_dtype("auto", torch.device("cuda")) == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert dev.resolve_dtype("auto", torch.device("cuda")) == torch.float16
+    assert dev.resolve_dtype("auto", torch.device("mps")) == torch.float16
+
+
+def test_explicit_dtypes():
+    cpu = torch.device("cpu")
+    assert dev.resolve_dtype("bf16", cpu) == torch.bfloat16
+    assert dev.resolve_dtype("FP32", cpu) == torch.float32
+    assert dev.resolve_dtype("float16", cpu) == torch.float16
+    with pytest.raises(DeviceError, match="unknown dtype"):
+        dev.resolve_dtype("int8", cpu)
+    assert dev.dtype_name(torch.bfloat16) == "bf16"
+
+
+def test_attention_kernel(monkeypatch):
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(dev.importlib.util, "find_spec", lambda name: object() if name == "flash_attn" else None)
+    assert dev.attention_implementation(cuda, torch.bfloat16) == "flash_attention_2"
+    assert dev.attention_implementation(cuda, torch.float32) == "sdpa"
+    assert dev.attention_implementation(torch.device("cpu"), torch.bfloat16) == "sdpa"
+    monkeypatch.setattr(dev.importlib.util, "find_spec", lambda name: None)
+    assert dev.attention_implementation(cuda, torch.bfloat16) == "sdpa"

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+
+from qrr import models
+from qrr.errors import ModelNotFoundError
+
+
+def test_aliases_and_repo_ids():
+    assert models.repo_id("0.6b") == "Qwen/Qwen3-Reranker-0.6B"
+    assert models.repo_id("4B") == "Qwen/Qwen3-Reranker-4B"
+    assert models.repo_id("8b") == "Qwen/Qwen3-Reranker-8B"
+    assert models.repo_id("someone/my-reranker") == "someone/my-reranker"
+    assert models.repo_id("./models/x") is None
+    assert models.repo_id("/abs/path") is None
+
+
+def test_default_model_and_env(monkeypatch):
+    assert models.default_model() == "0.6b"
+    monkeypatch.setenv("QRR_MODEL", "8b")
+    assert models.default_model() == "8b"
+
+
+def test_local_folder(tiny_model, tmp_path):
+    assert models.resolve(str(tiny_model)) == tiny_model
+    with pytest.raises(ModelNotFoundError, match="no config.json"):
+        models.resolve(str(tmp_path))
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    """An empty Hugging Face cache (the hub reads HF_HUB_CACHE once, at import)."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    return tmp_path
+
+
+def test_missing_model_names_the_fix(hub_cache):
+    with pytest.raises(ModelNotFoundError, match=r"qrr download 0\.6b.*--model PATH"):
+        models.resolve("0.6b")
+    with pytest.raises(ModelNotFoundError, match="qrr download someone/reranker"):
+        models.resolve("someone/reranker")
+    with pytest.raises(ModelNotFoundError, match="no such folder"):
+        models.resolve("./not/here/at/all")
+
+
+def test_cached_snapshot_is_found(hub_cache, tiny_model):
+    # The hub cache layout: models--owner--name/{refs/main, snapshots/<rev>/...}
+    repo = hub_cache / "models--Qwen--Qwen3-Reranker-0.6B"
+    snapshot = repo / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    for f in tiny_model.iterdir():
+        (snapshot / f.name).symlink_to(f)
+    assert models.resolve("0.6b") == snapshot

