@@ -256,3 +256,15 @@ def test_help_does_not_import_torch():
         "import sys; from qrr.cli import app; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_out_of_memory_is_a_runtime_error(cli, monkeypatch):
+    import torch
+
+    from qrr.engine import Engine
+
+    def boom(self, rows):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(Engine, "log_odds", boom)
+    error(cli("rank", "-q", "q", "-d", "x", "--batch-tokens", "999"), 1, "out of memory", "lower --batch-tokens")
