@@ -6,9 +6,11 @@ torch and transformers are imported only once a command runs, so ``qrr --help`` 
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -58,6 +60,11 @@ BatchTokensOpt = Annotated[
                  help="Padded tokens per forward pass; lower it to use less memory. "
                  "[dim]\\[default: 4096 cpu, 8192 mps, 32768 cuda][/]"),
 ]  # fmt: skip
+OfflineOpt = Annotated[
+    bool,
+    typer.Option("--offline", help="Never download; use only local folders and the cache (also HF_HUB_OFFLINE=1).",
+                 rich_help_panel="Model"),
+]  # fmt: skip
 InstructionOpt = Annotated[
     str | None,
     typer.Option("--instruction", "-i", help=f"Task instruction. [dim]\\[default: {DEFAULT_INSTRUCTION}][/]"),
@@ -70,7 +77,10 @@ FormatOpt = Annotated[
 VerboseOpt = Annotated[
     bool, typer.Option("--verbose", "-v", help="Say what was loaded and done, on stderr.", rich_help_panel="Output")
 ]
-FilesArg = Annotated[list[str] | None, typer.Argument(help="Input files; - or none reads stdin.", show_default=False)]
+FilesArg = Annotated[
+    list[str] | None,
+    typer.Argument(metavar="FILE", help="Input files; - or none reads stdin.", show_default=False),
+]
 
 
 def _version(value: bool) -> None:
@@ -125,7 +135,21 @@ def errors_to_exit(command):
                 raise
             raise _fail(f"{type(exc).__name__}: {exc} (set QRR_DEBUG=1 for a traceback)", 1) from None
 
+    wrapper.__doc__ = _reflow(command.__doc__ or "")
     return wrapper
+
+
+def _reflow(doc: str) -> str:
+    """Join each docstring paragraph into one line (typer's rich help keeps line breaks); indented lines,
+    the examples, stay as they are."""
+    paragraphs = []
+    for block in inspect.cleandoc(doc).split("\n\n"):
+        lines = block.splitlines()
+        if any(line.startswith(" ") for line in lines):
+            paragraphs.append(block)
+        else:
+            paragraphs.append(" ".join(line.strip() for line in lines))
+    return "\n\n".join(paragraphs)
 
 
 def _silence_stdout() -> None:
@@ -167,13 +191,13 @@ def _stdin_is_terminal() -> bool:
     return sys.stdin is None or sys.stdin.isatty()
 
 
-def _load(model, device, dtype, max_length, instruction, batch_tokens, verbose):
+def _load(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose):
     from qrr.reranker import Reranker
 
     _quiet_transformers(verbose)
-    with _status("loading the model"):
-        reranker = Reranker(model, device=device, dtype=dtype, max_length=max_length, instruction=instruction,
-                            batch_tokens=batch_tokens)  # fmt: skip
+    # No spinner here: a first-use download draws its own progress bars on stderr.
+    reranker = Reranker(model, device=device, dtype=dtype, max_length=max_length, instruction=instruction,
+                        batch_tokens=batch_tokens, offline=offline or None)  # fmt: skip
     if verbose:
         from qrr.device import dtype_name
 
@@ -189,15 +213,6 @@ def _quiet_transformers(verbose: bool) -> None:
     if not verbose:
         transformers.logging.set_verbosity_error()
         transformers.logging.disable_progress_bar()
-
-
-@contextmanager
-def _status(message: str):
-    if stderr.is_terminal:
-        with stderr.status(message):
-            yield
-    else:
-        yield
 
 
 @contextmanager
@@ -248,6 +263,7 @@ def score(
     dtype: DtypeOpt = "auto",
     max_length: MaxLengthOpt = DEFAULT_MAX_LENGTH,
     batch_tokens: BatchTokensOpt = None,
+    offline: OfflineOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Score query-document pairs: p(yes) in [0, 1], one result per pair, in input order.
@@ -273,7 +289,7 @@ def score(
         if verbose:
             stderr.print("no pairs in the input")
         return
-    reranker = _load(model, device, dtype, max_length, instruction, batch_tokens, verbose)
+    reranker = _load(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose)
     with _progress(len(records), "scoring") as advance:
         scores = reranker.score([(r.query, r.document, r.instruction) for r in records], progress=advance)
     _report(reranker, verbose)
@@ -309,6 +325,7 @@ def rank(
     dtype: DtypeOpt = "auto",
     max_length: MaxLengthOpt = DEFAULT_MAX_LENGTH,
     batch_tokens: BatchTokensOpt = None,
+    offline: OfflineOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Rank documents for one query, best first.
@@ -318,7 +335,7 @@ def rank(
 
     [dim]Examples:[/]
       qrr rank -q "what is gravity?" docs.jsonl -k 5
-      qrr rank -q "what is gravity?" docs.jsonl | jq -r 'select(.score > 0.5) | .id'
+      qrr rank -q "gravity?" docs.jsonl | jq -r 'select(.score > 0.5) | .id'
       grep -h gravity notes/*.txt | qrr rank -q "what is gravity?" --with-text
     """
     fmt = _output_format(fmt)
@@ -329,13 +346,86 @@ def rank(
         if verbose:
             stderr.print("no documents in the input")
         return
-    reranker = _load(model, device, dtype, max_length, instruction, batch_tokens, verbose)
+    reranker = _load(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose)
     with _progress(len(docs), "ranking") as advance:
         ranked = reranker.rank(query, [d.text for d in docs], top_k=top_k, ids=[d.id for d in docs],
                                progress=advance)  # fmt: skip
     _report(reranker, verbose)
     previews = {n: {"text": r.text} for n, r in enumerate(ranked)}
     io.write_rows(io.rank_rows(ranked, with_text), fmt, title=None, previews=previews)
+
+
+@app.command(no_args_is_help=False)
+@errors_to_exit
+def download(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="MODEL", help="Aliases (0.6b, 4b, 8b) or hub repo ids.", show_default=False),
+    ] = None,  # fmt: skip
+    all_sizes: Annotated[bool, typer.Option("--all", help="Download 0.6b, 4b and 8b.")] = False,
+    revision: Annotated[str | None, typer.Option("--revision", help="A branch, tag or commit.")] = None,
+    local_dir: Annotated[
+        Path | None, typer.Option("--local-dir", help="Download into this folder instead of the Hugging Face cache.")
+    ] = None,
+    list_cached: Annotated[bool, typer.Option("--list", help="Show the Qwen3 models in the local cache.")] = False,
+    fmt: FormatOpt = None,
+) -> None:
+    """Download model weights (default 0.6b) and check them; prints each local folder on stdout.
+
+    Only what scoring needs is fetched (config, safetensors weights, tokenizer) into the Hugging Face cache
+    (HF_HOME, HF_HUB_CACHE and HF_TOKEN apply) or --local-dir. An interrupted download resumes.
+
+    [dim]Examples:[/]
+      qrr download              [dim]# Qwen/Qwen3-Reranker-0.6B, about 1.2 GB[/]
+      qrr download 4b 8b
+      qrr download 0.6b --local-dir ./qwen3-reranker-0.6b
+      qrr download --list
+    """
+    from qrr import models
+
+    if list_cached:
+        if names or all_sizes or local_dir:
+            raise InputError("--list takes no models, --all or --local-dir")
+        _render_cached(models.cached_models(), _output_format(fmt))
+        return
+    targets = list(models.ALIASES) if all_sizes else (names or [models.default_model()])
+    if all_sizes and names:
+        raise InputError("give models or --all, not both")
+    if local_dir is not None and len(targets) > 1:
+        raise InputError("--local-dir takes one model at a time")
+    for name in targets:
+        folder = models.download(name, revision=revision, local_dir=local_dir)
+        print(folder, flush=True)
+
+
+def _render_cached(cached, fmt: str) -> None:
+    from qrr import models
+
+    rows = [
+        {"model": m.model, "alias": models.alias_of(m.model), "revision": m.revision, "refs": list(m.refs),
+         "size_on_disk": m.size_on_disk, "path": str(m.path)}
+        for m in cached
+    ]  # fmt: skip
+    if fmt != "table":
+        io.write_rows(rows, fmt)
+        return
+    if not rows:
+        stderr.print("no Qwen3 models in the local cache: try qrr download")
+        return
+    table_rows = [
+        {"model": r["model"], "revision": r["revision"][:12] + (f" ({', '.join(r['refs'])})" if r["refs"] else ""),
+         "size": _human_bytes(r["size_on_disk"]), "path": r["path"]}
+        for r in rows
+    ]  # fmt: skip
+    io.write_rows(table_rows, "table")
+
+
+def _human_bytes(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
 
 
 def main() -> None:

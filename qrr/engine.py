@@ -7,6 +7,7 @@ embeddings). That equals the recipe's ``softmax([logit_no, logit_yes])[1]``, com
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -75,6 +76,7 @@ class Engine:
         body = causal.get_decoder()
         # Dropping the wrapper frees an untied lm_head (1.2 GB on 8B); a tied one stays as the embeddings.
         del causal, weight
+        gc.collect()
         body.to(device).eval()
         return cls(body, head, bias, device, pad_id)
 

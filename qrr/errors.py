@@ -19,6 +19,10 @@ class ModelNotFoundError(QrrError):
     """The model is neither a local folder nor in the local cache."""
 
 
+class ModelCheckError(ModelNotFoundError):
+    """A model folder that is not a complete Qwen3-Reranker: wrong config, tokenizer or partial weights."""
+
+
 class DeviceError(QrrError):
     """The asked device or dtype does not exist on this machine (exit 2)."""
 

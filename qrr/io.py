@@ -273,11 +273,16 @@ def write_table(rows: list[dict], title: str | None = None, previews: dict[int, 
     extra = list(dict.fromkeys(k for p in (previews or {}).values() for k in p))
     cells = [[_table_cell(c, row.get(c)) for c in columns] for row in rows]
     widths = [max([len(c)] + [len(line[n]) for line in cells]) for n, c in enumerate(columns)]
-    for c, width in zip(columns, widths, strict=True):
-        table.add_column(c, justify="right" if c in ("rank", "index") else "left", no_wrap=True, min_width=width)
-    # Data columns keep their full width; the text previews share what is left of the terminal.
+    # Short data columns keep their full width; long ones (paths) fold; text previews share what is left.
+    fixed = [w if w <= 32 else 0 for w in widths]
+    for c, width in zip(columns, fixed, strict=True):
+        justify = "right" if c in ("rank", "index") else "left"
+        if width:
+            table.add_column(c, justify=justify, no_wrap=True, min_width=width)
+        else:
+            table.add_column(c, justify=justify, overflow="fold")
     console = Console()
-    room = console.width - sum(widths) - 3 * (len(columns) + len(extra))
+    room = console.width - sum(fixed) - 3 * (len(columns) + len(extra))
     for c in extra:
         table.add_column(c, overflow="ellipsis", no_wrap=True, max_width=max(8, room // max(1, len(extra))))
     for n, line in enumerate(cells):

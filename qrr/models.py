@@ -1,12 +1,16 @@
-"""Model aliases and resolution of ``--model`` to a local folder."""
+"""Model aliases, resolution of ``--model`` to a local folder, downloads, folder checks and the cache listing."""
 
 from __future__ import annotations
 
 import os
 import re
+import struct
+from dataclasses import dataclass
 from pathlib import Path
 
-from qrr.errors import ModelNotFoundError
+import orjson
+
+from qrr.errors import ModelCheckError, ModelNotFoundError, QrrError
 
 ALIASES = {
     "0.6b": "Qwen/Qwen3-Reranker-0.6B",
@@ -15,9 +19,10 @@ ALIASES = {
 }
 DEFAULT_MODEL = "0.6b"
 MODEL_ENV = "QRR_MODEL"
-# What scoring reads from a model repo; nothing else is fetched or required.
+# What scoring reads from a model repo; nothing else is fetched.
 FILE_PATTERNS = [
     "config.json",
+    "generation_config.json",
     "*.safetensors",
     "*.safetensors.index.json",
     "tokenizer*",
@@ -25,9 +30,9 @@ FILE_PATTERNS = [
     "merges.txt",
     "special_tokens_map.json",
     "added_tokens.json",
-    "generation_config.json",
 ]
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_TRUE = {"1", "on", "yes", "true"}
 
 
 def default_model() -> str:
@@ -45,38 +50,222 @@ def repo_id(name: str) -> str | None:
     return None
 
 
-def resolve(name: str | None = None) -> Path:
+def alias_of(repo: str) -> str | None:
+    """``Qwen/Qwen3-Reranker-4B`` -> ``4b``."""
+    return next((alias for alias, r in ALIASES.items() if r == repo), None)
+
+
+def is_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` is set (read now, not at import, so a shell or test can change it)."""
+    value = os.environ.get("HF_HUB_OFFLINE")
+    if value is not None:
+        return value.strip().lower() in _TRUE
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def resolve(name: str | None = None, offline: bool | None = None) -> Path:
     """The local folder holding the model ``name`` (alias, hub repo id or folder; default ``default_model()``).
 
-    Only the local cache is consulted; a model that is not there raises ``ModelNotFoundError`` naming
-    the fix.
+    A hub model missing from the local cache is downloaded, unless offline (``offline=True`` or
+    ``HF_HUB_OFFLINE=1``), which raises ``ModelNotFoundError`` naming ``qrr download``. The folder is
+    checked (``check_folder``) before it is returned.
     """
     name = name or default_model()
     path = Path(name).expanduser()
     if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ModelNotFoundError(f"{name}: the folder has no config.json, so it is not a model folder")
+        check_folder(path)
         return path
     repo = repo_id(name)
     if repo is None:
         raise ModelNotFoundError(
             f"--model {name}: no such folder, and not an alias ({', '.join(ALIASES)}) or a hub repo id (owner/name)"
         )
-    cached = _cached_snapshot(repo)
-    if cached is None:
-        hint = name if name.lower() in ALIASES else repo
+    cached = cached_snapshot(repo)
+    if cached is not None:
+        check_folder(cached)
+        return cached
+    if offline or (offline is None and is_offline()):
         raise ModelNotFoundError(
-            f"model {repo} is not in the local cache: run `qrr download {hint}` or pass --model PATH to a local copy"
+            f"model {repo} is not in the local cache and downloads are off (offline): run "
+            f"`qrr download {alias_of(repo) or repo}` with a network, or pass --model PATH to a local copy"
         )
-    return cached
+    return download(repo)
 
 
-def _cached_snapshot(repo: str) -> Path | None:
+def cached_snapshot(repo: str, revision: str | None = None) -> Path | None:
+    """The cached snapshot folder of ``repo``, or ``None``; never touches the network."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        folder = Path(snapshot_download(repo, local_files_only=True, allow_patterns=FILE_PATTERNS))
-    except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
+        folder = Path(snapshot_download(repo, revision=revision, local_files_only=True, allow_patterns=FILE_PATTERNS))
+    except (FileNotFoundError, OSError, ValueError):  # LocalEntryNotFoundError is a FileNotFoundError
         return None
     return folder if (folder / "config.json").is_file() else None
+
+
+def download(name: str, revision: str | None = None, local_dir: str | Path | None = None) -> Path:
+    """Fetch what scoring needs of model ``name`` (alias or repo id) and check it; returns the folder.
+
+    Goes to the standard Hugging Face cache (``HF_HOME``, ``HF_HUB_CACHE``, ``HF_TOKEN`` apply) or
+    ``local_dir``. Progress goes to stderr; an interrupted download resumes where it stopped.
+    """
+    from huggingface_hub import snapshot_download
+
+    repo = repo_id(name)
+    if repo is None:
+        raise ModelNotFoundError(f"{name}: not an alias ({', '.join(ALIASES)}) or a hub repo id (owner/name)")
+    if is_offline():
+        raise ModelNotFoundError(f"cannot download {repo}: HF_HUB_OFFLINE is set; unset it to download")
+    try:
+        folder = Path(
+            snapshot_download(
+                repo,
+                revision=revision,
+                local_dir=str(local_dir) if local_dir is not None else None,
+                allow_patterns=FILE_PATTERNS,
+            )
+        )
+    except Exception as exc:
+        raise _download_error(repo, revision, exc) from exc
+    check_folder(folder)
+    return folder
+
+
+def _download_error(repo: str, revision: str | None, exc: Exception) -> QrrError:
+    from huggingface_hub import errors
+
+    if isinstance(exc, errors.GatedRepoError):
+        return ModelNotFoundError(f"{repo} is gated: accept its terms on the Hub and set HF_TOKEN")
+    if isinstance(exc, errors.RepositoryNotFoundError):
+        return ModelNotFoundError(f"no model {repo} on the Hub (a private one needs HF_TOKEN)")
+    if isinstance(exc, errors.RevisionNotFoundError):
+        return ModelNotFoundError(f"{repo} has no revision {revision}")
+    if isinstance(exc, errors.LocalEntryNotFoundError):
+        return ModelNotFoundError(
+            f"cannot reach the Hugging Face Hub to download {repo}: check the network (or HF_ENDPOINT), "
+            "or copy a downloaded folder here and pass --model PATH"
+        )
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return QrrError(f"download of {repo} failed: {first}")
+
+
+# ----------------------------------------------------------------------------------------------- checks
+
+
+def check_folder(path: Path) -> None:
+    """Raise ``ModelCheckError`` unless ``path`` holds a Qwen3 causal LM config, a tokenizer with single
+    ``yes`` and ``no`` tokens, and complete safetensors weights. Reads headers only, never the weights."""
+    config = _read_json(path / "config.json", "config.json")
+    model_type = config.get("model_type")
+    architectures = config.get("architectures") or []
+    if model_type != "qwen3" or not any(a.endswith("ForCausalLM") for a in architectures):
+        raise ModelCheckError(
+            f"{path}: config.json describes {model_type or 'an unknown model'} "
+            f"({', '.join(architectures) or 'no architecture'}), not a Qwen3 causal LM"
+        )
+    vocab = _vocab(path)
+    missing = [t for t in ("yes", "no") if t not in vocab]
+    if missing:
+        raise ModelCheckError(
+            f"{path}: the tokenizer has no single token {' or '.join(repr(t) for t in missing)}: "
+            "not a Qwen3-Reranker tokenizer"
+        )
+    for shard in _weight_files(path):
+        _check_safetensors(shard)
+
+
+def _read_json(file: Path, what: str):
+    try:
+        return orjson.loads(file.read_bytes())
+    except FileNotFoundError:
+        raise ModelCheckError(f"{file.parent}: no {what}, so it is not a model folder") from None
+    except orjson.JSONDecodeError:
+        raise ModelCheckError(f"{file}: not valid JSON (an interrupted download? run qrr download again)") from None
+
+
+def _vocab(path: Path) -> dict:
+    if (path / "tokenizer.json").is_file():
+        return _read_json(path / "tokenizer.json", "tokenizer.json").get("model", {}).get("vocab", {})
+    if (path / "vocab.json").is_file():
+        return _read_json(path / "vocab.json", "vocab.json")
+    raise ModelCheckError(f"{path}: no tokenizer (tokenizer.json or vocab.json)")
+
+
+def _weight_files(path: Path) -> list[Path]:
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        names = sorted(set(_read_json(index, index.name).get("weight_map", {}).values()))
+        missing = [n for n in names if not (path / n).is_file()]
+        if missing:
+            raise ModelCheckError(
+                f"{path}: weight file {missing[0]} is missing ({len(missing)} of {len(names)}); "
+                "run qrr download again to finish the download"
+            )
+        return [path / n for n in names]
+    shards = sorted(path.glob("*.safetensors"))
+    if not shards:
+        raise ModelCheckError(f"{path}: no *.safetensors weights")
+    return shards
+
+
+def _check_safetensors(file: Path) -> None:
+    """A safetensors file is an 8-byte header length, a JSON header, then the tensors it lists."""
+    size = file.stat().st_size
+    try:
+        with open(file, "rb") as handle:
+            (header_len,) = struct.unpack("<Q", handle.read(8))
+            if header_len > size:
+                raise ValueError
+            header = orjson.loads(handle.read(header_len))
+        end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    except (struct.error, ValueError, KeyError, TypeError, IndexError, orjson.JSONDecodeError):
+        raise ModelCheckError(f"{file}: not a readable safetensors file; run qrr download again") from None
+    if 8 + header_len + end > size:
+        raise ModelCheckError(
+            f"{file}: incomplete ({size} of {8 + header_len + end} bytes); run qrr download again to resume"
+        )
+
+
+# ------------------------------------------------------------------------------------------------ cache
+
+
+@dataclass(frozen=True)
+class CachedModel:
+    """One cached revision of a Qwen3 causal LM in the Hugging Face cache."""
+
+    model: str
+    revision: str
+    refs: tuple[str, ...]
+    size_on_disk: int
+    path: Path
+
+
+def cached_models() -> list[CachedModel]:
+    """The Qwen3 causal LMs (rerankers included) in the local Hugging Face cache, largest first."""
+    from huggingface_hub import constants, scan_cache_dir
+
+    try:
+        # Named explicitly: scan_cache_dir's own default is bound when huggingface_hub is imported.
+        info = scan_cache_dir(constants.HF_HUB_CACHE)
+    except Exception:  # CacheNotFound and friends: nothing cached is an empty list, not an error
+        return []
+    found = []
+    for repo in info.repos:
+        if repo.repo_type != "model":
+            continue
+        for rev in repo.revisions:
+            if _is_qwen3(Path(rev.snapshot_path)):
+                found.append(
+                    CachedModel(repo.repo_id, rev.commit_hash, tuple(sorted(rev.refs)), rev.size_on_disk,
+                                Path(rev.snapshot_path))
+                )  # fmt: skip
+    return sorted(found, key=lambda m: (-m.size_on_disk, m.model))
+
+
+def _is_qwen3(folder: Path) -> bool:
+    try:
+        return orjson.loads((folder / "config.json").read_bytes()).get("model_type") == "qwen3"
+    except (OSError, orjson.JSONDecodeError, AttributeError):
+        return False

@@ -46,7 +46,8 @@ class Reranker:
     ``$QRR_MODEL`` or ``0.6b``). ``device`` is ``auto`` (cuda, mps, cpu), ``cpu``, ``mps``, ``cuda`` or
     ``cuda:N``; ``dtype`` is ``auto``, ``bf16``, ``fp16`` or ``fp32``. ``max_length`` caps the prompt in
     tokens (only the document part is cut). ``instruction`` replaces the default task instruction.
-    ``batch_tokens`` bounds the padded tokens of one forward pass (memory), default by device.
+    ``batch_tokens`` bounds the padded tokens of one forward pass (memory), default by device. A hub model
+    missing from the local cache is downloaded first, unless ``offline`` (default: ``HF_HUB_OFFLINE``).
     """
 
     def __init__(
@@ -57,6 +58,7 @@ class Reranker:
         max_length: int = DEFAULT_MAX_LENGTH,
         instruction: str | None = None,
         batch_tokens: int | None = None,
+        offline: bool | None = None,
     ):
         from qrr import device as devices
         from qrr import models
@@ -65,7 +67,7 @@ class Reranker:
 
         if batch_tokens is not None and batch_tokens < 1:
             raise InputError(f"--batch-tokens must be positive, not {batch_tokens}")
-        self.model_path = models.resolve(model)
+        self.model_path = models.resolve(model, offline=offline)
         self.device = devices.resolve_device(device)
         self.dtype = devices.resolve_dtype(dtype, self.device)
         self.instruction = instruction

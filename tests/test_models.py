@@ -23,7 +23,7 @@ def test_default_model_and_env(monkeypatch):
 
 def test_local_folder(tiny_model, tmp_path):
     assert models.resolve(str(tiny_model)) == tiny_model
-    with pytest.raises(ModelNotFoundError, match="no config.json"):
+    with pytest.raises(ModelNotFoundError, match="no config.json, so it is not a model folder"):
         models.resolve(str(tmp_path))
 
 

@@ -1,0 +1,260 @@
+"""`qrr download`, folder checks, the cache listing and first-use downloads; the hub is patched, no network."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import huggingface_hub
+import huggingface_hub.constants
+import orjson
+import pytest
+from huggingface_hub import errors as hub_errors
+from typer.testing import CliRunner
+
+from qrr import models
+from qrr.cli import app
+from qrr.errors import ModelCheckError, ModelNotFoundError
+from qrr.models import check_folder
+
+
+@pytest.fixture
+def online(monkeypatch, tmp_path):
+    """Downloads allowed, an empty cache, and a fake hub that copies the tiny model; records each call."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    return tmp_path
+
+
+@pytest.fixture
+def fake_hub(online, monkeypatch, tiny_model):
+    calls = []
+
+    def snapshot_download(repo_id, *, revision=None, local_dir=None, local_files_only=False, allow_patterns=None,
+                          **kwargs):  # fmt: skip
+        calls.append({"repo": repo_id, "revision": revision, "local_dir": local_dir, "local": local_files_only,
+                      "patterns": allow_patterns})  # fmt: skip
+        if local_files_only:
+            raise hub_errors.LocalEntryNotFoundError("not cached")
+        target = local_dir or str(online / "snap" / repo_id.replace("/", "--"))
+        shutil.copytree(tiny_model, target, dirs_exist_ok=True)
+        return target
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    return calls
+
+
+def run(*args):
+    return CliRunner().invoke(app, list(args), prog_name="qrr")
+
+
+def downloads(calls):
+    return [c for c in calls if not c["local"]]
+
+
+def test_download_alias_prints_the_folder(fake_hub, online):
+    result = run("download", "4b")
+    assert result.exit_code == 0, result.output
+    (call,) = downloads(fake_hub)
+    assert call["repo"] == "Qwen/Qwen3-Reranker-4B" and call["revision"] is None
+    assert "*.safetensors" in call["patterns"] and "config.json" in call["patterns"]
+    assert not any(p in ("*", "*.bin", "*.pt") for p in call["patterns"])
+    assert result.stdout.strip() == str(online / "snap" / "Qwen--Qwen3-Reranker-4B")
+
+
+def test_download_default_all_repo_id_and_revision(fake_hub, monkeypatch):
+    assert run("download").exit_code == 0
+    assert run("download", "--all").exit_code == 0
+    assert run("download", "someone/my-reranker", "--revision", "v2").exit_code == 0
+    monkeypatch.setenv("QRR_MODEL", "8b")
+    assert run("download").exit_code == 0
+    assert [(c["repo"], c["revision"]) for c in downloads(fake_hub)] == [
+        ("Qwen/Qwen3-Reranker-0.6B", None),
+        ("Qwen/Qwen3-Reranker-0.6B", None),
+        ("Qwen/Qwen3-Reranker-4B", None),
+        ("Qwen/Qwen3-Reranker-8B", None),
+        ("someone/my-reranker", "v2"),
+        ("Qwen/Qwen3-Reranker-8B", None),
+    ]
+
+
+def test_download_local_dir(fake_hub, tmp_path):
+    target = tmp_path / "here"
+    result = run("download", "0.6b", "--local-dir", str(target))
+    assert result.exit_code == 0, result.output
+    assert downloads(fake_hub)[0]["local_dir"] == str(target)
+    assert result.stdout.strip() == str(target) and (target / "config.json").is_file()
+
+
+def test_download_usage_errors(fake_hub):
+    for args, message in [
+        (("download", "4b", "8b", "--local-dir", "x"), "one model at a time"),
+        (("download", "4b", "--all"), "not both"),
+        (("download", "--list", "4b"), "--list takes no models"),
+        (("download", "not a repo!"), "not an alias"),
+    ]:
+        result = run(*args)
+        assert result.exit_code in (1, 2) and message in result.stderr, (args, result.output)
+    assert not downloads(fake_hub)
+
+
+@pytest.mark.parametrize(
+    "error, message",
+    [
+        (hub_errors.LocalEntryNotFoundError("Connection error"), "cannot reach the Hugging Face Hub"),
+        (OSError(28, "No space left on device"), "download of Qwen/Qwen3-Reranker-0.6B failed"),
+    ],
+)
+def test_network_and_disk_errors_are_one_line(online, monkeypatch, error, message):
+    def snapshot_download(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    result = run("download")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_hub_http_errors_map_to_clear_messages():
+    # Built without __init__: their constructors want a live HTTP response.
+    gated = hub_errors.GatedRepoError.__new__(hub_errors.GatedRepoError)
+    missing = hub_errors.RepositoryNotFoundError.__new__(hub_errors.RepositoryNotFoundError)
+    revision = hub_errors.RevisionNotFoundError.__new__(hub_errors.RevisionNotFoundError)
+    assert "gated" in str(models._download_error("a/b", None, gated))
+    assert "no model a/b on the Hub" in str(models._download_error("a/b", None, missing))
+    assert "has no revision v9" in str(models._download_error("a/b", "v9", revision))
+
+
+def test_download_refuses_when_offline(online, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = run("download", "8b")
+    assert result.exit_code == 1 and "HF_HUB_OFFLINE" in result.stderr
+
+
+# ------------------------------------------------------------------------------------------------ checks
+
+
+@pytest.fixture
+def folder(tiny_model, tmp_path):
+    target = tmp_path / "model"
+    shutil.copytree(tiny_model, target)
+    return target
+
+
+def test_the_tiny_model_passes_the_checks(folder):
+    check_folder(folder)
+
+
+def test_folder_without_yes_and_no_tokens(folder):
+    tok = orjson.loads((folder / "tokenizer.json").read_bytes())
+    del tok["model"]["vocab"]["yes"]
+    (folder / "tokenizer.json").write_bytes(orjson.dumps(tok))
+    with pytest.raises(ModelCheckError, match="no single token 'yes'"):
+        check_folder(folder)
+
+
+def test_missing_weight_shard(folder):
+    index = {"metadata": {}, "weight_map": {"a": "model-00001-of-00002.safetensors",
+                                            "b": "model-00002-of-00002.safetensors"}}  # fmt: skip
+    (folder / "model.safetensors").rename(folder / "model-00001-of-00002.safetensors")
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(ModelCheckError, match="weight file model-00002-of-00002.safetensors is missing"):
+        check_folder(folder)
+
+
+def test_truncated_weights(folder):
+    weights = folder / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelCheckError, match="incomplete"):
+        check_folder(folder)
+
+
+def test_not_a_qwen3_model(folder):
+    config = json.loads((folder / "config.json").read_text())
+    config.update(model_type="bert", architectures=["BertModel"])
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelCheckError, match="not a Qwen3 causal LM"):
+        check_folder(folder)
+
+
+def test_a_failed_check_after_download_is_one_error(fake_hub, monkeypatch):
+    monkeypatch.setattr(models, "_vocab", lambda path: {})
+    result = run("download")
+    assert result.exit_code == 1 and "no single token" in result.stderr
+
+
+# ------------------------------------------------------------------------------------------------ --list
+
+
+def make_cache(cache, tiny_model):
+    """A Hugging Face cache with a reranker (two revisions), a non-Qwen3 model and a dataset."""
+
+    def snapshot(repo_dir, rev, files):
+        snap = cache / repo_dir / "snapshots" / rev
+        snap.mkdir(parents=True)
+        (cache / repo_dir / "refs").mkdir(exist_ok=True)
+        for name, src in files.items():
+            shutil.copy(src, snap / name)
+        return snap
+
+    files = {f.name: f for f in tiny_model.iterdir()}
+    snapshot("models--Qwen--Qwen3-Reranker-0.6B", "a" * 40, files)
+    (cache / "models--Qwen--Qwen3-Reranker-0.6B" / "refs" / "main").write_text("a" * 40)
+    snapshot("models--Qwen--Qwen3-Reranker-0.6B", "b" * 40, {"config.json": tiny_model / "config.json"})
+    bert = cache / "models--x--bert"
+    snapshot("models--x--bert", "c" * 40, {})
+    (bert / "snapshots" / ("c" * 40) / "config.json").write_text('{"model_type": "bert"}')
+    snapshot("datasets--x--data", "d" * 40, {})
+
+
+def test_list_shows_cached_qwen3_models(online, tiny_model):
+    make_cache(online / "cache", tiny_model)
+    rows = [orjson.loads(line) for line in run("download", "--list", "-f", "jsonl").stdout.splitlines()]
+    assert [(r["model"], r["revision"][0], r["refs"]) for r in rows] == [
+        ("Qwen/Qwen3-Reranker-0.6B", "a", ["main"]),
+        ("Qwen/Qwen3-Reranker-0.6B", "b", []),
+    ]
+    assert rows[0]["alias"] == "0.6b" and rows[0]["size_on_disk"] > 1_000_000
+    assert rows[0]["path"].endswith("a" * 40)
+    table = run("download", "--list", "-f", "table").stdout
+    assert "Qwen/Qwen3-Reranker-0.6B" in table and "aaaaaaaaaaaa (main)" in table and "MB" in table
+
+
+def test_list_on_an_empty_cache(online):
+    assert run("download", "--list", "-f", "jsonl").stdout == ""
+    result = run("download", "--list", "-f", "table")
+    assert result.exit_code == 0 and "no Qwen3 models" in result.stderr
+
+
+# ------------------------------------------------------------------------------------------- first use
+
+
+def test_first_use_downloads_then_scores(fake_hub):
+    result = run("rank", "-q", "q", "-d", "doc", "--model", "4b", "--device", "cpu", "--dtype", "fp32")
+    assert result.exit_code == 0, result.output
+    assert [c["repo"] for c in downloads(fake_hub)] == ["Qwen/Qwen3-Reranker-4B"]
+    assert orjson.loads(result.stdout)["rank"] == 1
+
+
+def test_offline_never_downloads(fake_hub, monkeypatch):
+    result = run("rank", "-q", "q", "-d", "doc", "--model", "4b", "--offline")
+    assert result.exit_code == 1 and "qrr download 4b" in result.stderr and "offline" in result.stderr
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotFoundError, match="qrr download someone/model"):
+        models.resolve("someone/model")
+    assert not downloads(fake_hub)
+
+
+def test_cached_model_is_used_without_the_network(online, tiny_model, monkeypatch):
+    make_cache(online / "cache", tiny_model)
+
+    def no_network(*args, local_files_only=False, **kwargs):
+        assert local_files_only, "tried the network for a cached model"
+        return real(*args, local_files_only=True, **kwargs)
+
+    real = huggingface_hub.snapshot_download
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", no_network)
+    assert models.resolve("0.6b") == online / "cache" / "models--Qwen--Qwen3-Reranker-0.6B" / "snapshots" / ("a" * 40)
