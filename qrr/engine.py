@@ -60,6 +60,7 @@ class Engine:
     @classmethod
     def load(cls, path: Path, device, dtype, yes_id: int, no_id: int, pad_id: int, attn: str = "sdpa") -> Engine:
         """Load the causal LM at ``path``, keep its base model and the two head rows, drop the rest."""
+        import torch
         import transformers
         from transformers import AutoModelForCausalLM
 
@@ -69,13 +70,14 @@ class Engine:
             causal = AutoModelForCausalLM.from_pretrained(path, **{dtype_kw: dtype}, attn_implementation=attn)
         except (OSError, ValueError, KeyError) as exc:
             raise QrrError(f"cannot load the model at {path}: {str(exc).splitlines()[0]}") from exc
-        weight = causal.get_output_embeddings().weight
-        head = (weight[yes_id].float() - weight[no_id].float()).to(device)
-        bias_param = getattr(causal.get_output_embeddings(), "bias", None)
-        bias = 0.0 if bias_param is None else float(bias_param[yes_id].float() - bias_param[no_id].float())
+        output = causal.get_output_embeddings()
+        # no_grad: an autograd graph from these rows back to lm_head would keep all of lm_head alive.
+        with torch.no_grad():
+            head = (output.weight[yes_id].float() - output.weight[no_id].float()).to(device)
+            bias = 0.0 if output.bias is None else float(output.bias[yes_id].float() - output.bias[no_id].float())
         body = causal.get_decoder()
         # Dropping the wrapper frees an untied lm_head (1.2 GB on 8B); a tied one stays as the embeddings.
-        del causal, weight
+        del causal, output
         gc.collect()
         body.to(device).eval()
         return cls(body, head, bias, device, pad_id)

@@ -160,3 +160,24 @@ def test_import_needs_neither_typer_nor_rich():
 
     code = "import sys, qrr; assert not {'typer', 'rich', 'torch', 'transformers'} & set(sys.modules), sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_untied_lm_head_is_freed_after_loading(tiny_model, monkeypatch):
+    import gc
+    import weakref
+
+    import transformers
+
+    seen = []
+    load = transformers.AutoModelForCausalLM.from_pretrained
+
+    def spy(*args, **kwargs):
+        model = load(*args, **kwargs)
+        seen.append(weakref.ref(model.lm_head.weight))
+        return model
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", spy)
+    rr = Reranker(str(tiny_model), device="cpu", dtype="fp32")
+    gc.collect()
+    assert seen and seen[0]() is None, "the full output head is still in memory"
+    assert not rr.engine.head.requires_grad
