@@ -48,6 +48,8 @@ class Reranker:
     tokens (only the document part is cut). ``instruction`` replaces the default task instruction.
     ``batch_tokens`` bounds the padded tokens of one forward pass (memory), default by device. A hub model
     missing from the local cache is downloaded first, unless ``offline`` (default: ``HF_HUB_OFFLINE``).
+    ``share_prefix`` runs the tokens that pairs with the same instruction and query share once (same scores,
+    less work); turn it off only to measure what it saves.
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class Reranker:
         instruction: str | None = None,
         batch_tokens: int | None = None,
         offline: bool | None = None,
+        share_prefix: bool = True,
     ):
         from qrr import device as devices
         from qrr import models
@@ -71,6 +74,7 @@ class Reranker:
         self.device = devices.resolve_device(device)
         self.dtype = devices.resolve_dtype(dtype, self.device)
         self.instruction = instruction
+        self.share_prefix = share_prefix
         self.batch_tokens = batch_tokens or default_batch_tokens(self.device)
         self.prompter = Prompter(_load_tokenizer(self.model_path), max_length)
         self.engine = Engine.load(
@@ -134,7 +138,8 @@ class Reranker:
         start = time.perf_counter()
         encoded = self.prompter.encode(triples)
         sequences = [e.ids for e in encoded]
-        scores = self.engine.score(sequences, self.batch_tokens, progress) if sequences else []
+        groups = [(instruction, query) for query, _, instruction in triples] if self.share_prefix else None
+        scores = self.engine.score(sequences, self.batch_tokens, progress, groups) if sequences else []
         self.stats = Stats(
             pairs=len(sequences),
             tokens=sum(len(s) for s in sequences),

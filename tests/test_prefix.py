@@ -1,0 +1,97 @@
+"""Shared-prefix reuse: same scores as without it (1e-5, float32) on every input the oracle covers."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from qrr import Reranker
+from qrr.engine import Engine, common_prefix_length, plan_groups
+from tests.test_reranker import PAIRS, close
+
+DOCS = [d for _, d in PAIRS] + ["The capital is Beijing.", "The", "Thekla", "日本語 🎉"]
+TASK = "Given a question, find passages that answer it"
+
+
+@pytest.fixture(scope="module")
+def pair(tiny_model):
+    def make(**kwargs):
+        return (
+            Reranker(str(tiny_model), device="cpu", dtype="fp32", share_prefix=True, **kwargs),
+            Reranker(str(tiny_model), device="cpu", dtype="fp32", share_prefix=False, **kwargs),
+        )
+
+    return make
+
+
+def by_index(ranked):
+    return [r.score for r in sorted(ranked, key=lambda r: r.index)]
+
+
+def test_common_prefix_length():
+    assert common_prefix_length([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2
+    assert common_prefix_length([[1, 2], [3]]) == 0
+    assert common_prefix_length([[5, 6, 7]]) == 3
+
+
+def test_plan_groups_pools_what_cannot_share():
+    seqs = [[1] * 20 + [2], [1] * 20 + [3], [9] * 30, [1] * 20 + [4], [7, 7]]
+    parts = plan_groups(seqs, ["a", "a", "b", "a", "c"])
+    assert parts == [(20, [0, 1, 3]), (0, [2, 4])]
+    assert plan_groups(seqs, None) == [(0, [0, 1, 2, 3, 4])]
+    # identical rows keep their last token to run
+    assert plan_groups([[1] * 20, [1] * 20], ["a", "a"]) == [(19, [0, 1])]
+    # a short shared prefix is not worth its own forward pass
+    assert plan_groups([[1, 2, 3], [1, 2, 4]], ["a", "a"]) == [(0, [0, 1])]
+
+
+def test_rank_with_and_without_reuse(pair):
+    on, off = pair()
+    for query in ("capital of China?", "日本の首都は？", "The"):
+        close(by_index(on.rank(query, DOCS)), by_index(off.rank(query, DOCS)))
+
+
+def test_custom_instruction_with_and_without_reuse(pair):
+    on, off = pair(instruction=TASK)
+    close(by_index(on.rank("q", DOCS)), by_index(off.rank("q", DOCS)))
+
+
+def test_truncated_documents_with_and_without_reuse(pair):
+    on, off = pair(max_length=120)
+    docs = ["alpha " * 500, "beta gamma " * 300, "fits", "delta " * 80]
+    close(by_index(on.rank("a query", docs)), by_index(off.rank("a query", docs)))
+    assert on.stats.truncated == 3
+
+
+def test_score_groups_by_instruction_and_query_in_any_order(pair, tiny_model):
+    on, off = pair()
+    pairs = [(q, d, i) for q in ("q one", "q two") for d in DOCS for i in (None, TASK)]
+    pairs += [(q, d) for q, d in PAIRS]
+    expected = off.score(pairs)
+    rng = random.Random(3)
+    for budget in (1, 50, 333, 4096):
+        rr = Reranker(str(tiny_model), device="cpu", dtype="fp32", batch_tokens=budget)
+        order = list(range(len(pairs)))
+        rng.shuffle(order)
+        got = rr.score([pairs[i] for i in order])
+        close([got[order.index(i)] for i in range(len(pairs))], expected)
+
+
+def test_reuse_runs_the_prefix_once_per_group_and_stops_before_the_document(pair, monkeypatch):
+    on, _ = pair()
+    calls = []
+    original = Engine.prefix_cache
+
+    def spy(self, prefix):
+        calls.append(list(prefix))
+        return original(self, prefix)
+
+    monkeypatch.setattr(Engine, "prefix_cache", spy)
+    on.score([("q", d) for d in ("The cat", "The dog", "Theatre")] + [("other", "x"), ("other", "y")])
+    assert len(calls) == 2
+    tok = on.prompter.tokenizer
+    head = tok.encode("<Instruct>: Given a web search query, retrieve relevant passages that answer the query\n"
+                      "<Query>: q\n<Document>:", add_special_tokens=False)  # fmt: skip
+    # The space after "<Document>:" merges with the first word (" The"), so the shared part ends right there.
+    assert calls[0] == on.prompter.prefix_ids + head
