@@ -274,14 +274,17 @@ def write_table(rows: list[dict], title: str | None = None, previews: dict[int, 
     cells = [[_table_cell(c, row.get(c)) for c in columns] for row in rows]
     widths = [max([len(c)] + [len(line[n]) for line in cells]) for n, c in enumerate(columns)]
     # Short data columns keep their full width; long ones (paths) fold; text previews share what is left.
+    # Where even the short ones cannot all fit, every column may wrap rather than be cropped.
+    console = Console()
     fixed = [w if w <= 32 else 0 for w in widths]
+    if sum(fixed) + 3 * len(columns) > console.width:
+        fixed = [0] * len(columns)
     for c, width in zip(columns, fixed, strict=True):
         justify = "right" if c in ("rank", "index") else "left"
         if width:
             table.add_column(c, justify=justify, no_wrap=True, min_width=width)
         else:
             table.add_column(c, justify=justify, overflow="fold")
-    console = Console()
     room = console.width - sum(fixed) - 3 * (len(columns) + len(extra))
     for c in extra:
         table.add_column(c, overflow="ellipsis", no_wrap=True, max_width=max(8, room // max(1, len(extra))))
@@ -292,11 +295,12 @@ def write_table(rows: list[dict], title: str | None = None, previews: dict[int, 
 
 def _table_cell(column: str, value) -> str:
     if column == "score" and isinstance(value, float):
-        return f"{value:.4f} {_bar(value)}"
+        return f"{value:.4f} {bar(value)}"
     return "" if value is None else str(value)
 
 
-def _bar(value: float, width: int = 10) -> str:
+def bar(value: float, width: int = 10) -> str:
+    """A bar of ``width`` cells filled to ``value`` in [0, 1], in eighths of a cell."""
     eighths = round(max(0.0, min(1.0, value)) * width * 8)
     full, part = divmod(eighths, 8)
     return ("█" * full + (" ▏▎▍▌▋▊▉"[part] if part else "")).ljust(width)

@@ -65,18 +65,13 @@ class Reranker:
     ):
         from qrr import device as devices
         from qrr import models
-        from qrr.engine import Engine, default_batch_tokens
-        from qrr.prompt import Prompter
+        from qrr.engine import Engine
 
-        if batch_tokens is not None and batch_tokens < 1:
-            raise InputError(f"--batch-tokens must be positive, not {batch_tokens}")
+        self._settings(max_length, instruction, batch_tokens, share_prefix)
         self.model_path = models.resolve(model, offline=offline)
         self.device = devices.resolve_device(device)
         self.dtype = devices.resolve_dtype(dtype, self.device)
-        self.instruction = instruction
-        self.share_prefix = share_prefix
-        self.batch_tokens = batch_tokens or default_batch_tokens(self.device)
-        self.prompter = Prompter(_load_tokenizer(self.model_path), max_length)
+        self._set_prompter(_load_tokenizer(self.model_path))
         self.engine = Engine.load(
             self.model_path,
             self.device,
@@ -86,7 +81,49 @@ class Reranker:
             pad_id=_pad_id(self.prompter.tokenizer),
             attn=devices.attention_implementation(self.device, self.dtype),
         )
+
+    @classmethod
+    def from_model(
+        cls,
+        model,
+        tokenizer,
+        device: str = "auto",
+        max_length: int = DEFAULT_MAX_LENGTH,
+        instruction: str | None = None,
+        batch_tokens: int | None = None,
+        share_prefix: bool = True,
+    ) -> Reranker:
+        """A Reranker around an already loaded Qwen3 causal LM and its tokenizer (benchmarks on random
+        weights, custom loading). The model keeps its dtype and is moved to ``device``; once the caller drops
+        its own reference, the full output head is freed."""
+        from qrr import device as devices
+        from qrr.engine import Engine
+
+        self = cls.__new__(cls)
+        self._settings(max_length, instruction, batch_tokens, share_prefix)
+        self.model_path = None
+        self.device = devices.resolve_device(device)
+        self.dtype = next(model.parameters()).dtype
+        self._set_prompter(tokenizer)
+        self.engine = Engine.from_causal(model, self.device, self.prompter.yes_id, self.prompter.no_id,
+                                         _pad_id(tokenizer))  # fmt: skip
+        return self
+
+    def _settings(self, max_length, instruction, batch_tokens, share_prefix) -> None:
+        if batch_tokens is not None and batch_tokens < 1:
+            raise InputError(f"--batch-tokens must be positive, not {batch_tokens}")
+        self._max_length = max_length
+        self.instruction = instruction
+        self.share_prefix = share_prefix
+        self._batch_tokens = batch_tokens
         self.stats = Stats()
+
+    def _set_prompter(self, tokenizer) -> None:
+        from qrr.engine import default_batch_tokens
+        from qrr.prompt import Prompter
+
+        self.prompter = Prompter(tokenizer, self._max_length)
+        self.batch_tokens = self._batch_tokens or default_batch_tokens(self.device)
 
     @property
     def max_length(self) -> int:

@@ -263,7 +263,7 @@ def test_out_of_memory_is_a_runtime_error(cli, monkeypatch):
 
     from qrr.engine import Engine
 
-    def boom(self, rows):
+    def boom(self, *args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
     monkeypatch.setattr(Engine, "log_odds", boom)

@@ -95,3 +95,46 @@ def test_reuse_runs_the_prefix_once_per_group_and_stops_before_the_document(pair
                       "<Query>: q\n<Document>:", add_special_tokens=False)  # fmt: skip
     # The space after "<Document>:" merges with the first word (" The"), so the shared part ends right there.
     assert calls[0] == on.prompter.prefix_ids + head
+
+
+def test_prefix_cache_serves_batches_of_any_size_without_growing(pair):
+    on, _ = pair()
+    engine = on.engine
+    seqs = [e.ids for e in on.prompter.encode([("q", d, None) for d in ("The cat sat", "A dog", "x")])]
+    shared = common_prefix_length(seqs)
+    cache = engine.prefix_cache(seqs[0][:shared])
+    rests = [s[shared:] for s in seqs]
+    together = engine.log_odds(rests, cache, shared).tolist()
+    alone = [engine.log_odds([r], cache, shared).item() for r in rests]
+    close(together, alone)
+    # nothing of the batches stayed behind in the cache
+    assert cache.get_seq_length() == shared
+    close(together, engine.log_odds(seqs, None, 0).tolist())
+
+
+def test_plan_groups_asks_whether_reuse_is_worth_it():
+    seqs = [[1] * 20 + [2] * 30, [1] * 20 + [3] * 50]
+    assert plan_groups(seqs, ["a", "a"], lambda shared, rest: True) == [(20, [0, 1])]
+    assert plan_groups(seqs, ["a", "a"], lambda shared, rest: False) == [(0, [0, 1])]
+    seen = []
+    plan_groups(seqs, ["a", "a"], lambda shared, rest: seen.append((shared, rest)))
+    assert seen == [(20, 40.0)]
+
+
+def test_long_rows_after_a_short_prefix_are_not_worth_sharing(pair):
+    engine = pair()[0].engine
+    # on 0.6B shapes the break-even for a 70-token prefix is ~730 tokens; the tiny model's is far shorter
+    assert engine.worth_sharing(70, 20)
+    assert not engine.worth_sharing(70, 5000)
+    assert engine.worth_sharing(700, 600) and not engine.worth_sharing(7, 600)
+
+
+def test_work_counts_the_shared_prefix_once(pair):
+    on, off = pair()
+    docs = ["The cat sat", "A dog ran far", "x"]
+    off.rank("q", docs)
+    on.rank("q", docs)
+    assert off.engine.work.tokens == off.stats.tokens
+    shared = off.stats.tokens - on.engine.work.tokens
+    assert shared > 0 and shared % 2 == 0  # the prefix ran once instead of three times
+    assert on.engine.work.attended < off.engine.work.attended

