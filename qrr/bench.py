@@ -302,7 +302,7 @@ def run(
         config = SIZES[size]
         base = {"size": size, "docs": docs, "device": str(dev), "dtype": devices.dtype_name(dt),
                 "query_tokens": query_tokens, "matmul_peak_tflops": peak, "memory_kind": memory.kind}  # fmt: skip
-        need = max(estimate_memory(config, dtype_bytes, budget, n, docs, baseline) for n in doc_tokens)
+        need = max(estimate_memory(config, dtype_bytes, budget, n, docs, baseline=False) for n in doc_tokens)
         free = available_memory(dev)
         if free is not None and need > free:
             reason = f"needs about {need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free"
@@ -368,7 +368,15 @@ def run(
             row.batch_p95_ms = 1000 * _quantile(gaps, 0.95)
             row.tflops = flops / row.seconds / 1e12
             row.peak_fraction = row.tflops / peak if peak else 0.0
-            if baseline:
+            # the model is loaded already: only what the recipe adds (its full logits) must still fit
+            baseline_need = estimate_memory(config, dtype_bytes, budget, n, docs, baseline=True) - estimate_memory(
+                config, dtype_bytes, budget, n, docs, baseline=False
+            )
+            baseline_free = available_memory(dev)
+            if baseline and baseline_free is not None and baseline_need > baseline_free:
+                note(f"{size}, {n} tokens: no baseline; the recipe's full logits need about "
+                     f"{baseline_need / 2**30:.1f} GiB, {baseline_free / 2**30:.1f} GiB free")  # fmt: skip
+            elif baseline:
                 prompts = [e.ids for e in reranker.prompter.encode([(query, d, None) for d in documents])]
                 recipe_scores(causal, tokenizer, prompts[:2], dev)  # warm-up
                 memory.reset()

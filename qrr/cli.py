@@ -522,7 +522,9 @@ def _render_bench(rows, baseline: bool) -> None:
             "peak mem": _human_bytes(r.peak_memory_mb * 2**20),
             "TFLOP/s": f"{r.tflops:.2f} ({r.peak_fraction:.0%})",
         })  # fmt: skip
-        if baseline:
+        if baseline and r.speedup_vs_baseline is None:
+            line["vs recipe"] = "not run (memory)"
+        elif baseline:
             line["vs recipe"] = f"{r.speedup_vs_baseline:.2f}× speed, {r.memory_ratio_vs_baseline:.2f}× mem"
         table.append(line)
     first = next((r for r in rows if not r.skipped), None)

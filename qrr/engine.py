@@ -6,8 +6,9 @@ embeddings). That equals the recipe's ``softmax([logit_no, logit_yes])[1]``, com
 
 Shared-prefix reuse: sequences of one group (same instruction and query) start with the same tokens. The
 longest common prefix of their full token sequences runs once; its key/value cache is shared by every batch of
-the group, which then runs only each row's remaining tokens. Rows are right-padded and positions are given
-explicitly, so a row's score depends neither on its padding nor on what else is in its batch.
+the group, which then runs only each row's remaining tokens. Rows are right-padded (so causal attention alone
+keeps pads out of real tokens) and positions are given explicitly, so a row's score depends neither on its
+padding nor on what else is in its batch.
 """
 
 from __future__ import annotations
@@ -184,22 +185,16 @@ class Engine:
 
         width = _round_up(max(len(r) for r in rows), WIDTH_MULTIPLE)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width + prefix_len), dtype=torch.long)
-        mask[:, :prefix_len] = 1
         for n, row in enumerate(rows):
-            # Right padding: pads come after a row's real tokens, so causal attention keeps them out of it.
             ids[n, : len(row)] = torch.tensor(row, dtype=torch.long)
-            mask[n, prefix_len : prefix_len + len(row)] = 1
         positions = torch.arange(prefix_len, prefix_len + width).expand(len(rows), width)
         last = torch.tensor([len(r) - 1 for r in rows], device=self.device)
         cache = {self._cache_kw: prefix, "use_cache": True} if prefix is not None else {"use_cache": False}
         with torch.inference_mode():
-            out = self.body(
-                input_ids=ids.to(self.device),
-                attention_mask=mask.to(self.device),
-                position_ids=positions.to(self.device),
-                **cache,
-            )
+            # No attention mask: rows are right-padded, so causal attention alone keeps every pad out of every
+            # real token (pads only follow them), and SDPA can take its faster causal path. After a cached
+            # prefix, transformers offsets the causal mask by the prefix length itself.
+            out = self.body(input_ids=ids.to(self.device), position_ids=positions.to(self.device), **cache)
             hidden = out.last_hidden_state[torch.arange(len(rows), device=self.device), last].float()
             return hidden @ self.head + self.bias
 

@@ -66,21 +66,16 @@ class Reranker:
         from qrr import device as devices
         from qrr import models
         from qrr.engine import Engine
+        from qrr.prompt import Prompter
 
-        self._settings(max_length, instruction, batch_tokens, share_prefix)
-        self.model_path = models.resolve(model, offline=offline)
-        self.device = devices.resolve_device(device)
-        self.dtype = devices.resolve_dtype(dtype, self.device)
-        self._set_prompter(_load_tokenizer(self.model_path))
-        self.engine = Engine.load(
-            self.model_path,
-            self.device,
-            self.dtype,
-            yes_id=self.prompter.yes_id,
-            no_id=self.prompter.no_id,
-            pad_id=_pad_id(self.prompter.tokenizer),
-            attn=devices.attention_implementation(self.device, self.dtype),
-        )
+        _check_batch_tokens(batch_tokens)  # before loading anything
+        path = models.resolve(model, offline=offline)
+        dev = devices.resolve_device(device)
+        dt = devices.resolve_dtype(dtype, dev)
+        prompter = Prompter(_load_tokenizer(path), max_length)
+        engine = Engine.load(path, dev, dt, prompter.yes_id, prompter.no_id, _pad_id(prompter.tokenizer),
+                             attn=devices.attention_implementation(dev, dt))  # fmt: skip
+        self._init(prompter, engine, dev, dt, path, instruction, batch_tokens, share_prefix)
 
     @classmethod
     def from_model(
@@ -98,32 +93,28 @@ class Reranker:
         its own reference, the full output head is freed."""
         from qrr import device as devices
         from qrr.engine import Engine
-
-        self = cls.__new__(cls)
-        self._settings(max_length, instruction, batch_tokens, share_prefix)
-        self.model_path = None
-        self.device = devices.resolve_device(device)
-        self.dtype = next(model.parameters()).dtype
-        self._set_prompter(tokenizer)
-        self.engine = Engine.from_causal(model, self.device, self.prompter.yes_id, self.prompter.no_id,
-                                         _pad_id(tokenizer))  # fmt: skip
-        return self
-
-    def _settings(self, max_length, instruction, batch_tokens, share_prefix) -> None:
-        if batch_tokens is not None and batch_tokens < 1:
-            raise InputError(f"--batch-tokens must be positive, not {batch_tokens}")
-        self._max_length = max_length
-        self.instruction = instruction
-        self.share_prefix = share_prefix
-        self._batch_tokens = batch_tokens
-        self.stats = Stats()
-
-    def _set_prompter(self, tokenizer) -> None:
-        from qrr.engine import default_batch_tokens
         from qrr.prompt import Prompter
 
-        self.prompter = Prompter(tokenizer, self._max_length)
-        self.batch_tokens = self._batch_tokens or default_batch_tokens(self.device)
+        _check_batch_tokens(batch_tokens)
+        dev = devices.resolve_device(device)
+        prompter = Prompter(tokenizer, max_length)
+        engine = Engine.from_causal(model, dev, prompter.yes_id, prompter.no_id, _pad_id(tokenizer))
+        self = cls.__new__(cls)
+        self._init(prompter, engine, dev, next(model.parameters()).dtype, None, instruction, batch_tokens, share_prefix)
+        return self
+
+    def _init(self, prompter, engine, device, dtype, model_path, instruction, batch_tokens, share_prefix) -> None:
+        from qrr.engine import default_batch_tokens
+
+        self.prompter = prompter
+        self.engine = engine
+        self.device = device
+        self.dtype = dtype
+        self.model_path = model_path
+        self.instruction = instruction
+        self.share_prefix = share_prefix
+        self.batch_tokens = batch_tokens or default_batch_tokens(device)
+        self.stats = Stats()
 
     @property
     def max_length(self) -> int:
@@ -184,6 +175,11 @@ class Reranker:
             seconds=time.perf_counter() - start,
         )
         return scores
+
+
+def _check_batch_tokens(batch_tokens: int | None) -> None:
+    if batch_tokens is not None and batch_tokens < 1:
+        raise InputError(f"--batch-tokens must be positive, not {batch_tokens}")
 
 
 def _load_tokenizer(path):

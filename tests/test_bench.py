@@ -109,3 +109,12 @@ def test_shapes_match_the_reference():
     for size, params, gflop in (("0.6b", 0.596e9, 0.88), ("4b", 4.02e9, 7.3), ("8b", 8.19e9, 13.9)):
         assert bench.total_params(bench.SIZES[size]) == pytest.approx(params, rel=0.01)
         assert 2 * bench.non_embedding_params(bench.SIZES[size]) / 1e9 == pytest.approx(gflop, rel=0.02)
+
+
+def test_a_baseline_that_cannot_fit_is_left_out_with_a_line(monkeypatch):
+    answers = iter([64 * 2**30])  # room for the model, then none for the recipe's full logits
+    monkeypatch.setattr(bench, "available_memory", lambda device: next(answers, 1))
+    result = run("--doc-tokens", "8", "--docs", "2", "--format", "json", "--baseline")
+    (row,) = rows_of(result)
+    assert row["skipped"] is None and row["pairs_per_s"] > 0 and row["speedup_vs_baseline"] is None
+    assert "no baseline; the recipe's full logits need about" in result.stderr
