@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from qrr.engine import default_batch_tokens, load_causal
+from qrr.engine import activation_bytes, available_memory, default_batch_tokens, load_causal
 from qrr.errors import InputError, ModelNotFoundError
 
 # config.json of each size (REFERENCE.md); all bf16 on disk, vocab 151,669, 40,960 positions, rope theta 1e6.
@@ -139,33 +139,15 @@ def make_workload(tokenizer, docs: int, doc_tokens: int, query_tokens: int, seed
     return text(query_tokens), [text(doc_tokens) for _ in range(docs)]
 
 
-def available_memory(device) -> int | None:
-    """Bytes free for a new model on ``device``; ``None`` where it cannot be told."""
-    if device.type == "cuda":
-        import torch
-
-        return torch.cuda.mem_get_info(device)[0]
-    if device.type == "cpu":
-        try:
-            for line in Path("/proc/meminfo").read_text().splitlines():
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-        except OSError:
-            return None
-    return None
-
-
 def estimate_memory(size_config: dict, dtype_bytes: int, batch_tokens: int, doc_tokens: int, docs: int,
                     baseline: bool) -> int:  # fmt: skip
     """Bytes a size needs: its weights, the activations of one batch, and (baseline) the recipe's full logits."""
     h, inter = size_config["hidden_size"], size_config["intermediate_size"]
     q = size_config["num_attention_heads"] * size_config["head_dim"]
-    # residual, norms, q/k/v/o and the MLP's three intermediate tensors live at once in one layer
-    activations = batch_tokens * (6 * h + 3 * inter + 3 * q) * dtype_bytes
-    need = total_params(size_config) * dtype_bytes + activations
-    if baseline:
-        length = doc_tokens + 100
-        need += docs * length * (VOCAB * dtype_bytes + (6 * h + 3 * inter + 3 * q) * dtype_bytes)
+    need = total_params(size_config) * dtype_bytes + activation_bytes(h, inter, q, dtype_bytes, batch_tokens)
+    if baseline:  # one call over the whole workload, with full-vocabulary logits
+        tokens = docs * (doc_tokens + 100)
+        need += tokens * VOCAB * dtype_bytes + activation_bytes(h, inter, q, dtype_bytes, tokens)
     return int(need * 1.1) + 300 * 2**20  # 10% slack and the runtime itself
 
 

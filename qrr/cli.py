@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
+import logging
 import os
 import sys
 from contextlib import contextmanager
@@ -20,6 +22,7 @@ from rich.text import Text
 from qrr import __version__, io
 from qrr.errors import InputError, QrrError
 from qrr.prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH
+from qrr.reranker import CHUNK, Stats, chunks
 
 app = typer.Typer(
     name="qrr",
@@ -77,6 +80,11 @@ FormatOpt = Annotated[
 VerboseOpt = Annotated[
     bool, typer.Option("--verbose", "-v", help="Say what was loaded and done, on stderr.", rich_help_panel="Output")
 ]
+OnErrorOpt = Annotated[
+    str,
+    typer.Option("--on-error", rich_help_panel="Input",
+                 help="fail: stop at the first bad line (exit 2). skip: skip bad lines, list them on stderr, go on."),
+]  # fmt: skip
 FilesArg = Annotated[
     list[str] | None,
     typer.Argument(metavar="FILE", help="Input files; - or none reads stdin.", show_default=False),
@@ -122,21 +130,23 @@ def errors_to_exit(command):
             # The reader went away (`| head`): point stdout at devnull so the exit flush stays quiet.
             _silence_stdout()
             raise typer.Exit(0) from None
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Exception) as exc:
             if os.environ.get("QRR_DEBUG") == "1":
                 raise
-            raise _fail("interrupted", 130) from None
-        except QrrError as exc:
-            if os.environ.get("QRR_DEBUG") == "1":
-                raise
-            raise _fail(str(exc), exc.exit_code) from None
-        except Exception as exc:  # anything unplanned still gets one line, and a way to see more
-            if os.environ.get("QRR_DEBUG") == "1":
-                raise
-            raise _fail(f"{type(exc).__name__}: {exc} (set QRR_DEBUG=1 for a traceback)", 1) from None
+            raise _fail(*_describe(exc)) from None
 
     wrapper.__doc__ = _reflow(command.__doc__ or "")
     return wrapper
+
+
+def _describe(exc: BaseException) -> tuple[str, int]:
+    """The one line and exit code for an error."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", 130
+    if isinstance(exc, QrrError):
+        return str(exc), exc.exit_code
+    # anything unplanned still gets one line, and a way to see more
+    return f"{type(exc).__name__}: {exc} (set QRR_DEBUG=1 for a traceback)", 1
 
 
 def _reflow(doc: str) -> str:
@@ -206,9 +216,20 @@ def _load(model, device, dtype, max_length, instruction, batch_tokens, offline, 
     return reranker
 
 
+class _WarningsToStderr(logging.Handler):
+    """The core's warnings (a CUDA batch retried with a smaller budget) as one line each on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        stderr.print(f"warning: {record.getMessage()}", style="yellow", highlight=False, markup=False)
+
+
 def _quiet_transformers(verbose: bool) -> None:
     # stderr carries only our own progress and messages unless -v asks for more.
     import transformers
+
+    core = logging.getLogger("qrr")
+    if not any(isinstance(h, _WarningsToStderr) for h in core.handlers):
+        core.addHandler(_WarningsToStderr())
 
     if not verbose:
         transformers.logging.set_verbosity_error()
@@ -216,23 +237,59 @@ def _quiet_transformers(verbose: bool) -> None:
 
 
 @contextmanager
-def _progress(total: int, what: str):
-    """A progress bar on stderr when stderr is a terminal; yields a callback taking finished counts."""
+def _progress(total: int | None, what: str):
+    """A progress bar on stderr when stderr is a terminal; yields a callback taking finished counts.
+    With ``total=None`` (streamed input) it counts and shows the rate instead."""
     if not stderr.is_terminal or total == 0:
         yield lambda n: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    if total is None:
+        columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} pairs"))
+    else:
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=stderr, transient=True) as bar:
         task = bar.add_task(what, total=total)
         yield lambda n: bar.advance(task, n)
 
 
-def _report(reranker, verbose: bool) -> None:
-    stats = reranker.stats
+class _Skipped:
+    """Collects the bad lines that --on-error skip passes over, and reports them on stderr."""
+
+    shown = 20
+
+    def __init__(self):
+        self.count = 0
+        self.messages: list[str] = []
+
+    def __call__(self, error: InputError) -> None:
+        self.count += 1
+        if len(self.messages) < self.shown:
+            self.messages.append(str(error))
+
+    def report(self) -> None:
+        if not self.count:
+            return
+        stderr.print(f"skipped {self.count} bad line(s):", style="yellow", highlight=False)
+        for message in self.messages:
+            stderr.print(f"  {message}", highlight=False, markup=False)
+        if self.count > len(self.messages):
+            stderr.print(f"  … and {self.count - len(self.messages)} more", highlight=False)
+
+
+def _on_error(policy: str) -> _Skipped | None:
+    policy = policy.lower()
+    if policy not in ("fail", "skip"):
+        raise InputError(f"--on-error {policy}: use fail or skip")
+    return _Skipped() if policy == "skip" else None
+
+
+def _report(stats, max_length: int, verbose: bool, skipped: _Skipped | None) -> None:
+    if skipped is not None:
+        skipped.report()
     if stats.truncated:
-        stderr.print(f"note: {stats.truncated} document(s) cut to --max-length {reranker.max_length}",
+        stderr.print(f"note: {stats.truncated} document(s) cut to --max-length {max_length}",
                      style="yellow", highlight=False)  # fmt: skip
     if verbose:
         rate = stats.pairs / stats.seconds if stats.seconds else 0.0
@@ -256,6 +313,7 @@ def score(
     input_format: Annotated[
         str, typer.Option("--input-format", help="auto, jsonl, json or tsv.", rich_help_panel="Input")
     ] = "auto",
+    on_error: OnErrorOpt = "fail",
     instruction: InstructionOpt = None,
     fmt: FormatOpt = None,
     model: ModelOpt = None,
@@ -279,22 +337,32 @@ def score(
     """
     fmt = _output_format(fmt)
     input_format = _input_format(input_format, io.PAIR_FORMATS)
+    skipped = _on_error(on_error)
     if documents and query is None:
         raise InputError("-d/--document needs -q/--query")
     if query is not None and not documents:
         raise InputError("-q/--query needs at least one -d/--document (or use qrr rank)")
-    records = [io.PairRecord(query, d) for d in documents or []]
-    records += list(io.read_pairs(_sources(files, bool(records)), input_format))
-    if not records:
+    inline = [io.PairRecord(query, d) for d in documents or []]
+    records = itertools.chain(inline, io.read_pairs(_sources(files, bool(inline)), input_format, skipped))
+    first = next(records, None)
+    if first is None:
+        _report(Stats(), max_length, False, skipped)
         if verbose:
             stderr.print("no pairs in the input")
         return
     reranker = _load(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose)
-    with _progress(len(records), "scoring") as advance:
-        scores = reranker.score([(r.query, r.document, r.instruction) for r in records], progress=advance)
-    _report(reranker, verbose)
-    previews = {n: {"query": r.query, "document": r.document} for n, r in enumerate(records)}
-    io.write_rows(io.score_rows(records, scores), fmt, previews=previews)
+    # Streamed: each chunk's results are written (and flushed) as soon as it is scored, in input order.
+    writer = io.RowWriter(fmt)
+    total, index = Stats(), 0
+    with _progress(None, "scoring") as advance:
+        for chunk in chunks(itertools.chain([first], records), CHUNK):
+            scores = reranker.score([(r.query, r.document, r.instruction) for r in chunk], progress=advance)
+            total += reranker.stats
+            previews = [{"query": r.query, "document": r.document} for r in chunk] if fmt == "table" else None
+            writer.write(io.score_rows(chunk, scores, start=index), previews)
+            index += len(chunk)
+    writer.close()
+    _report(total, reranker.max_length, verbose, skipped)
 
 
 @app.command(no_args_is_help=False)
@@ -318,6 +386,7 @@ def rank(
     id_field: Annotated[
         str, typer.Option("--id-field", help="JSON field holding the document id.", rich_help_panel="Input")
     ] = "id",
+    on_error: OnErrorOpt = "fail",
     instruction: InstructionOpt = None,
     fmt: FormatOpt = None,
     model: ModelOpt = None,
@@ -340,19 +409,26 @@ def rank(
     """
     fmt = _output_format(fmt)
     input_format = _input_format(input_format, io.DOC_FORMATS)
-    docs = [io.DocRecord(d) for d in documents or []]
-    docs += list(io.read_documents(_sources(files, bool(docs)), input_format, text_field, id_field))
-    if not docs:
+    skipped = _on_error(on_error)
+    inline = [io.DocRecord(d) for d in documents or []]
+    sources = _sources(files, bool(inline))
+    docs = itertools.chain(inline, io.read_documents(sources, input_format, text_field, id_field, skipped))
+    first = next(docs, None)
+    if first is None:
+        _report(Stats(), max_length, False, skipped)
         if verbose:
             stderr.print("no documents in the input")
         return
     reranker = _load(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose)
-    with _progress(len(docs), "ranking") as advance:
-        ranked = reranker.rank(query, [d.text for d in docs], top_k=top_k, ids=[d.id for d in docs],
-                               progress=advance)  # fmt: skip
-    _report(reranker, verbose)
-    previews = {n: {"text": r.text} for n, r in enumerate(ranked)}
-    io.write_rows(io.rank_rows(ranked, with_text), fmt, title=None, previews=previews)
+    # Documents are read and scored a chunk at a time; only scores, ids and (where shown) texts are kept.
+    texts, ids = itertools.tee(itertools.chain([first], docs))
+    with _progress(None, "ranking") as advance:
+        ranked = reranker.rank(query, (d.text for d in texts), top_k=top_k, ids=(d.id for d in ids),
+                               progress=advance, keep_text=with_text or fmt == "table")  # fmt: skip
+    writer = io.RowWriter(fmt)
+    writer.write(io.rank_rows(ranked, with_text), [{"text": r.text} for r in ranked] if fmt == "table" else None)
+    writer.close()
+    _report(reranker.stats, reranker.max_length, verbose, skipped)
 
 
 @app.command(no_args_is_help=False)
@@ -491,6 +567,7 @@ def bench(
     _quiet_transformers(verbose)
     total = len(size_list) * len(lengths) * docs * (repeat + (1 if baseline else 0))
     rows = []
+    writer = io.RowWriter(fmt) if fmt != "table" else None
     with _progress(total, "benchmarking") as advance:
         for row in benchmark.run(
             size_list, lengths, docs=docs, query_tokens=query_tokens, repeat=repeat, device=device, dtype=dtype,
@@ -498,11 +575,11 @@ def bench(
             note=lambda message: stderr.print(message, highlight=False, markup=False),
         ):  # fmt: skip
             rows.append(row)
-            if fmt == "jsonl":
-                io.write_jsonl([asdict(row)])
-    if fmt == "json":
-        io.write_json([asdict(r) for r in rows])
-    elif fmt == "table":
+            if writer is not None:
+                writer.write([asdict(row)])
+    if writer is not None:
+        writer.close()
+    else:
         _render_bench(rows, baseline)
 
 

@@ -16,11 +16,15 @@ from __future__ import annotations
 import functools
 import gc
 import inspect
+import logging
+from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from qrr.errors import OutOfMemoryError, QrrError
+from qrr.errors import InputError, OutOfMemoryError, QrrError
+
+log = logging.getLogger("qrr")
 
 # Padded tokens per forward pass. On CPUs small batches win (measured: 1024 beats 4096 by 20%, 16384 is 2.4x
 # slower; elementwise passes stay in cache); GPUs want wide batches.
@@ -131,6 +135,8 @@ class Engine:
         self.device = device
         self.pad_id = pad_id
         self.work = Work()
+        # lowered for good when a CUDA batch runs out of memory
+        self.budget_cap = 2**62
         # transformers 5 calls the key/value cache argument `cache`; 4.x calls it `past_key_values`.
         params = inspect.signature(body.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
@@ -221,18 +227,73 @@ class Engine:
             # causal attention: token at position p attends to p + 1 keys
             self.work.attended += shared * (shared + 1) // 2
             self.work.attended += sum(len(r) * shared + len(r) * (len(r) + 1) // 2 for r in rests)
-            for batch in plan_batches([_round_up(len(r), WIDTH_MULTIPLE) for r in rests], batch_tokens):
+            widths = [_round_up(len(r), WIDTH_MULTIPLE) for r in rests]
+            queue = deque(plan_batches(widths, min(batch_tokens, self.budget_cap)))
+            while queue:
+                batch = queue.popleft()
                 try:
                     values = torch.sigmoid(self.log_odds([rests[j] for j in batch], prefix, shared)).tolist()
                 except torch.OutOfMemoryError as exc:
-                    raise OutOfMemoryError(
-                        f"out of memory in a batch of {len(batch)} rows: lower --batch-tokens (now {batch_tokens})"
-                    ) from exc
+                    if self.device.type != "cuda" or len(batch) == 1:
+                        raise OutOfMemoryError(
+                            f"out of memory in a batch of {len(batch)} rows: lower --batch-tokens "
+                            f"(now {min(batch_tokens, self.budget_cap)})"
+                        ) from exc
+                    # Halve the budget for the rest of this engine's life and re-plan what is left.
+                    torch.cuda.empty_cache()
+                    self.budget_cap = max(1, min(batch_tokens, self.budget_cap) // 2)
+                    log.warning("out of memory in a batch of %d rows; retrying with --batch-tokens %d",
+                                len(batch), self.budget_cap)  # fmt: skip
+                    left = batch + [j for b in queue for j in b]
+                    queue = deque(
+                        [left[k] for k in b] for b in plan_batches([widths[j] for j in left], self.budget_cap)
+                    )
+                    continue
                 for j, value in zip(batch, values, strict=True):
                     scores[indices[j]] = value
                 if progress is not None:
                     progress(len(batch))
         return scores
+
+    def activation_bytes(self, batch_tokens: int) -> int:
+        """About how much memory one forward pass of ``batch_tokens`` tokens needs besides the weights."""
+        c = self.body.config
+        dtype_bytes = next(self.body.parameters()).element_size()
+        return activation_bytes(c.hidden_size, c.intermediate_size, self._attention_width // c.num_hidden_layers,
+                                dtype_bytes, batch_tokens)  # fmt: skip
+
+    def check_budget(self, batch_tokens: int) -> None:
+        """Refuse, before any work, a CPU budget whose activations cannot fit in the memory that is free."""
+        if self.device.type != "cpu":
+            return  # GPUs recover from out-of-memory by halving the budget as they go
+        need, free = self.activation_bytes(batch_tokens), available_memory(self.device)
+        if free is not None and need > free:
+            raise InputError(
+                f"--batch-tokens {batch_tokens} needs about {need / 2**30:.1f} GiB for activations but "
+                f"{free / 2**30:.1f} GiB is free; lower --batch-tokens (default {default_batch_tokens(self.device)})"
+            )
+
+
+def activation_bytes(hidden: int, intermediate: int, attention_width: int, dtype_bytes: int, tokens: int) -> int:
+    """Memory of one forward pass over ``tokens`` tokens: the residual stream, norms, q/k/v/o and the MLP's three
+    intermediate tensors that live at once inside one layer."""
+    return tokens * (6 * hidden + 3 * intermediate + 3 * attention_width) * dtype_bytes
+
+
+def available_memory(device) -> int | None:
+    """Bytes free on ``device`` (MemAvailable on Linux CPUs); ``None`` where it cannot be told."""
+    if device.type == "cuda":
+        import torch
+
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type == "cpu":
+        try:
+            for line in Path("/proc/meminfo").read_text().splitlines():
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            return None
+    return None
 
 
 def load_causal(path: Path, dtype, attn: str = "sdpa"):

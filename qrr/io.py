@@ -6,7 +6,7 @@ Readers raise ``InputError`` naming the source and line. Nothing here imports to
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,14 +50,19 @@ def _label(source: str) -> str:
     return "<stdin>" if source == STDIN else source
 
 
-def read_lines(source: str) -> Iterator[tuple[int, str]]:
-    """(line number, text) for each line of a file or stdin (``-``): UTF-8, a leading BOM and CR dropped."""
+# A bad line travels through the readers as an InputError value, not an exception, so that a reader can go on
+# past it (--on-error skip); the public readers raise it unless told to skip.
+Line = tuple[int, "str | InputError"]
+
+
+def read_lines(source: str) -> Iterator[Line]:
+    """(line number, text) for each line of a file or stdin (``-``): UTF-8, a leading BOM and CR dropped.
+    A line that is not valid UTF-8 or holds a NUL byte comes as an ``InputError`` in place of its text."""
     label = _label(source)
     if source == STDIN:
         stream = getattr(sys.stdin, "buffer", None)
         if stream is None:  # a text stream without bytes underneath (embedded use)
-            yield from _numbered(enumerate(sys.stdin.read().split("\n"), 1), label)
-            return
+            stream = (line.encode("utf-8", "surrogateescape") for line in sys.stdin)
         yield from _decoded(stream, label)
         return
     try:
@@ -72,58 +77,67 @@ def read_lines(source: str) -> Iterator[tuple[int, str]]:
         yield from _decoded(handle, label)
 
 
-def _decoded(stream, label: str) -> Iterator[tuple[int, str]]:
+def _decoded(stream, label: str) -> Iterator[Line]:
     for number, raw in enumerate(stream, 1):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise InputError(f"{label}:{number}: invalid UTF-8 at byte {exc.start} of the line") from None
+            yield number, InputError(f"{label}:{number}: invalid UTF-8 at byte {exc.start} of the line")
+            continue
+        if "\0" in text:
+            yield number, InputError(f"{label}:{number}: NUL byte at byte {raw.index(0)} of the line")
+            continue
         if number == 1:
             text = text.removeprefix("\ufeff")
         yield number, text.rstrip("\n").removesuffix("\r")
 
 
-def _numbered(lines, label: str) -> Iterator[tuple[int, str]]:
-    for number, text in lines:
-        yield number, (text.removeprefix("\ufeff") if number == 1 else text).removesuffix("\r")
-
-
-def _sniff(lines: Iterator[tuple[int, str]]) -> tuple[str, list[tuple[int, str]]]:
-    """The first non-blank line's leading character, and the lines read to find it (to replay)."""
+def _sniff(lines: Iterator[Line]) -> tuple[str, list[Line]]:
+    """The first good non-blank line's leading character, and the lines read to find it (to replay)."""
     seen = []
     for number, text in lines:
         seen.append((number, text))
-        if text.strip():
+        if isinstance(text, str) and text.strip():
             return text.lstrip()[0], seen
     return "", seen
 
 
-def _replay(seen, lines) -> Iterator[tuple[int, str]]:
+def _replay(seen, lines) -> Iterator[Line]:
     yield from seen
     yield from lines
 
 
-def _loads(text: str, label: str, number: int | None, hint: str = ""):
+def _loads(text: str, where: str, hint: str = ""):
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        where = f"{label}:{number}" if number is not None else label
         raise InputError(f"{where}: malformed JSON ({exc.args[0].split(':')[0]}){hint}") from None
 
 
 def _json_records(source: str, lines, fmt: str, hint: str = "") -> Iterator[tuple[str, Any]]:
-    """(where, value) for each JSON value of a JSONL stream or a JSON array."""
+    """(where, value) for each JSON value of a JSONL stream or a JSON array; a bad line's value is its error."""
     label = _label(source)
     if fmt == "json":
-        value = _loads("\n".join(text for _, text in lines), label, None, hint)
+        texts = []
+        for _, text in lines:
+            if isinstance(text, InputError):
+                raise text  # one bad line spoils the whole array
+            texts.append(text)
+        value = _loads("\n".join(texts), label, hint)
         if not isinstance(value, list):
-            raise InputError(f"{label}: expected a JSON array, found {type(value).__name__}")
+            raise InputError(f"{label}: expected a JSON array, found {_json_type(value)}")
         for n, item in enumerate(value):
             yield f"{label}: item {n}", item
         return
     for number, text in lines:
-        if text.strip():
-            yield f"{label}:{number}", _loads(text, label, number, hint)
+        where = f"{label}:{number}"
+        if isinstance(text, InputError):
+            yield where, text
+        elif text.strip():
+            try:
+                yield where, _loads(text, where, hint)
+            except InputError as exc:
+                yield where, exc
 
 
 def _string(record: dict, key: str, where: str, optional: bool = False) -> str | None:
@@ -138,20 +152,33 @@ def _string(record: dict, key: str, where: str, optional: bool = False) -> str |
 
 
 def _json_type(value) -> str:
-    return {
-        dict: "an object",
-        list: "an array",
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-        str: "a string",
-        type(None): "null",
-    }.get(type(value), type(value).__name__)
+    return {dict: "an object", list: "an array", bool: "a boolean", int: "a number", float: "a number",
+            str: "a string", type(None): "null"}.get(type(value), type(value).__name__)  # fmt: skip
 
 
-def read_pairs(sources: Iterable[str], fmt: str = "auto") -> Iterator[PairRecord]:
+def _checked(items, on_error: Callable[[InputError], None] | None):
+    """Records pass; a bad line's error is raised, or handed to ``on_error`` and skipped."""
+    for item in items:
+        if isinstance(item, InputError):
+            if on_error is None:
+                raise item
+            on_error(item)
+        else:
+            yield item
+
+
+def read_pairs(
+    sources: Iterable[str], fmt: str = "auto", on_error: Callable[[InputError], None] | None = None
+) -> Iterator[PairRecord]:
     """Pairs from JSONL objects (``query``, ``document``, optional ``instruction`` and id fields), a JSON
-    array of such objects, or TSV ``query<TAB>document`` lines. ``auto`` picks by the first character."""
+    array of such objects, or TSV ``query<TAB>document`` lines. ``auto`` picks by the first character.
+
+    Lazy: records come as lines are read. A bad line raises ``InputError``, or with ``on_error`` is handed to
+    it and skipped."""
+    return _checked(_pairs(sources, fmt), on_error)
+
+
+def _pairs(sources, fmt):
     for source in sources:
         lines = read_lines(source)
         kind = fmt
@@ -163,31 +190,50 @@ def read_pairs(sources: Iterable[str], fmt: str = "auto") -> Iterator[PairRecord
             yield from _tsv_pairs(source, lines)
             continue
         for where, record in _json_records(source, lines, kind):
-            if not isinstance(record, dict):
-                raise InputError(f'{where}: expected an object with "query" and "document", found {_json_type(record)}')
-            yield PairRecord(
-                query=_string(record, "query", where),
-                document=_string(record, "document", where),
-                instruction=_string(record, "instruction", where, optional=True),
-                ids={k: v for k, v in record.items() if is_id_field(k)},
-            )
+            if isinstance(record, InputError):
+                yield record
+            elif not isinstance(record, dict):
+                yield InputError(f'{where}: expected an object with "query" and "document", found {_json_type(record)}')
+            else:
+                try:
+                    yield PairRecord(
+                        query=_string(record, "query", where),
+                        document=_string(record, "document", where),
+                        instruction=_string(record, "instruction", where, optional=True),
+                        ids={k: v for k, v in record.items() if is_id_field(k)},
+                    )
+                except InputError as exc:
+                    yield exc
 
 
-def _tsv_pairs(source: str, lines) -> Iterator[PairRecord]:
+def _tsv_pairs(source: str, lines):
     for number, text in lines:
-        if not text.strip():
+        if isinstance(text, InputError):
+            yield text
+        elif not text.strip():
             continue
-        if "\t" not in text:
-            raise InputError(f"{_label(source)}:{number}: expected query<TAB>document (or a JSON object)")
-        query, document = text.split("\t", 1)
-        yield PairRecord(query, document)
+        elif "\t" not in text:
+            yield InputError(f"{_label(source)}:{number}: expected query<TAB>document (or a JSON object)")
+        else:
+            query, document = text.split("\t", 1)
+            yield PairRecord(query, document)
 
 
 def read_documents(
-    sources: Iterable[str], fmt: str = "auto", text_field: str = "text", id_field: str = "id"
+    sources: Iterable[str],
+    fmt: str = "auto",
+    text_field: str = "text",
+    id_field: str = "id",
+    on_error: Callable[[InputError], None] | None = None,
 ) -> Iterator[DocRecord]:
     """Documents from JSONL (objects with ``text_field`` and optional ``id_field``, or JSON strings), a JSON
-    array of either, or plain text with one document per line. ``auto`` picks by the first character."""
+    array of either, or plain text with one document per line. ``auto`` picks by the first character.
+
+    Lazy, and bad lines are handled as in ``read_pairs``."""
+    return _checked(_documents(sources, fmt, text_field, id_field), on_error)
+
+
+def _documents(sources, fmt, text_field, id_field):
     for source in sources:
         lines = read_lines(source)
         kind = fmt
@@ -196,26 +242,33 @@ def read_documents(
             kind = {"{": "jsonl", '"': "jsonl", "[": "json"}.get(first, "text")
             lines = _replay(seen, lines)
         if kind == "text":
-            yield from (DocRecord(text) for _, text in lines if text.strip())
+            for _, text in lines:
+                if isinstance(text, InputError):
+                    yield text
+                elif text.strip():
+                    yield DocRecord(text)
             continue
         hint = " (use --input-format text for plain text)" if fmt == "auto" else ""
         for where, record in _json_records(source, lines, kind, hint):
-            if isinstance(record, str):
-                yield DocRecord(record)
+            if isinstance(record, InputError | str):
+                yield record if isinstance(record, InputError) else DocRecord(record)
             elif isinstance(record, dict):
-                yield DocRecord(_string(record, text_field, where), record.get(id_field))
+                try:
+                    yield DocRecord(_string(record, text_field, where), record.get(id_field))
+                except InputError as exc:
+                    yield exc
             else:
-                raise InputError(
-                    f'{where}: expected an object with "{text_field}" or a string, found {_json_type(record)}'
-                )
+                yield InputError(f'{where}: expected an object with "{text_field}" or a string, found '
+                                 f"{_json_type(record)}")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------- writing
 
 
-def score_rows(records: list[PairRecord], scores: list[float]) -> list[dict]:
-    """The JSONL contract of ``qrr score``: ``index``, the input's id fields, ``score``; input order."""
-    return [{"index": i, **r.ids, "score": s} for i, (r, s) in enumerate(zip(records, scores, strict=True))]
+def score_rows(records: list[PairRecord], scores: list[float], start: int = 0) -> list[dict]:
+    """The JSONL contract of ``qrr score``: ``index``, the input's id fields, ``score``; input order.
+    ``start`` is the input position of the first record (for streamed chunks)."""
+    return [{"index": i, **r.ids, "score": s} for i, (r, s) in enumerate(zip(records, scores, strict=True), start)]
 
 
 def rank_rows(ranked, with_text: bool = False) -> list[dict]:
@@ -231,36 +284,12 @@ def rank_rows(ranked, with_text: bool = False) -> list[dict]:
     return rows
 
 
-def write_jsonl(rows: Iterable[dict], out=None) -> None:
-    out = out or sys.stdout
-    for row in rows:
-        out.write(orjson.dumps(row).decode() + "\n")
-    out.flush()
-
-
-def write_json(rows: list[dict], out=None) -> None:
-    out = out or sys.stdout
-    out.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
-    out.flush()
-
-
 def _tsv_cell(value) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
         return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
     return orjson.dumps(value).decode()
-
-
-def write_tsv(rows: list[dict], out=None) -> None:
-    """A header line, then one tab-separated line per row; tabs and newlines in text are escaped."""
-    out = out or sys.stdout
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    if columns:
-        out.write("\t".join(columns) + "\n")
-    for row in rows:
-        out.write("\t".join(_tsv_cell(row.get(c)) for c in columns) + "\n")
-    out.flush()
 
 
 def write_table(rows: list[dict], title: str | None = None, previews: dict[int, dict] | None = None) -> None:
@@ -313,13 +342,52 @@ def _preview(text: str, limit: int = 200) -> str:
     return escape(flat[:limit] + ("…" if len(flat) > limit else ""))
 
 
-def write_rows(rows: list[dict], fmt: str, title: str | None = None, previews=None) -> None:
-    """Write ``rows`` to stdout as ``table``, ``jsonl``, ``json`` or ``tsv``."""
-    if fmt == "table":
-        write_table(rows, title, previews)
-    elif fmt == "json":
-        write_json(rows)
-    elif fmt == "tsv":
-        write_tsv(rows)
-    else:
-        write_jsonl(rows)
+class RowWriter:
+    """Writes result rows to stdout as they come: each ``write`` ends in complete, flushed lines (JSONL, TSV, and
+    a JSON array one element per line), so a reader downstream or an interrupt never sees half a result. A table
+    for people is drawn once, at ``close``."""
+
+    def __init__(self, fmt: str, out=None, title: str | None = None):
+        self.fmt = fmt
+        self.out = out
+        self.title = title
+        self.columns: list[str] | None = None  # TSV: fixed by the first rows
+        self.count = 0
+        self.table: list[dict] = []
+        self.previews: list[dict] = []
+
+    def write(self, rows: list[dict], previews: list[dict] | None = None) -> None:
+        out = self.out or sys.stdout
+        if self.fmt == "table":
+            self.table += rows
+            self.previews += previews or [{} for _ in rows]
+            return
+        if self.fmt == "json":
+            for row in rows:
+                out.write(("[\n  " if self.count == 0 else ",\n  ") + orjson.dumps(row).decode())
+                self.count += 1
+        elif self.fmt == "tsv":
+            if self.columns is None and rows:
+                self.columns = list(dict.fromkeys(k for row in rows for k in row))
+                out.write("\t".join(self.columns) + "\n")
+            for row in rows:
+                out.write("\t".join(_tsv_cell(row.get(c)) for c in self.columns) + "\n")
+        else:
+            for row in rows:
+                out.write(orjson.dumps(row).decode() + "\n")
+        out.flush()
+
+    def close(self) -> None:
+        out = self.out or sys.stdout
+        if self.fmt == "table":
+            write_table(self.table, self.title, dict(enumerate(self.previews)))
+        elif self.fmt == "json":
+            out.write("[]\n" if self.count == 0 else "\n]\n")
+            out.flush()
+
+
+def write_rows(rows: list[dict], fmt: str, title: str | None = None) -> None:
+    """Write ``rows`` to stdout as ``table``, ``jsonl``, ``json`` or ``tsv`` in one go."""
+    writer = RowWriter(fmt, title=title)
+    writer.write(rows)
+    writer.close()

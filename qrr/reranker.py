@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from qrr.errors import InputError
 from qrr.prompt import DEFAULT_MAX_LENGTH
+
+# Pairs tokenized and scored at a time: memory stays bounded however long the input is, and a chunk is still
+# large enough to sort into well-filled batches.
+CHUNK = 1024
 
 Pair = Sequence[str]  # (query, document) or (query, document, instruction)
 
@@ -31,6 +37,10 @@ class Stats:
     tokens: int = 0
     truncated: int = 0
     seconds: float = 0.0
+
+    def __add__(self, other: Stats) -> Stats:
+        return Stats(self.pairs + other.pairs, self.tokens + other.tokens, self.truncated + other.truncated,
+                     self.seconds + other.seconds)  # fmt: skip
 
 
 class Reranker:
@@ -114,6 +124,7 @@ class Reranker:
         self.instruction = instruction
         self.share_prefix = share_prefix
         self.batch_tokens = batch_tokens or default_batch_tokens(device)
+        engine.check_budget(self.batch_tokens)
         self.stats = Stats()
 
     @property
@@ -124,45 +135,78 @@ class Reranker:
         """p(yes) in [0, 1] for each pair, in input order.
 
         A pair is ``(query, document)`` or ``(query, document, instruction)``; an instruction of ``None``
-        falls back to this Reranker's instruction, then to the model card's default. ``progress`` is called
-        with the number of pairs each finished batch scored.
+        falls back to this Reranker's instruction, then to the model card's default. ``pairs`` may be any
+        iterable; they are tokenized and scored ``CHUNK`` at a time. ``progress`` is called with the number of
+        pairs each finished batch scored.
         """
-        triples = []
-        for n, pair in enumerate(pairs):
-            if isinstance(pair, str) or len(pair) not in (2, 3):
-                raise InputError(f"pair {n}: expected (query, document) or (query, document, instruction)")
-            query, document, *rest = pair
-            instruction = rest[0] if rest and rest[0] is not None else self.instruction
-            triples.append((query, document, instruction))
-        return self._score(triples, progress)
+        scores: list[float] = []
+        total = Stats()
+        for chunk in chunks(self._triples(pairs), CHUNK):
+            scores += self._score(chunk, progress)
+            total += self.stats
+        self.stats = total
+        return scores
 
     def rank(
         self,
         query: str,
-        documents: Sequence[str],
+        documents: Iterable[str],
         top_k: int | None = None,
-        ids: Sequence[Any] | None = None,
+        ids: Iterable[Any] | None = None,
         instruction: str | None = None,
         progress: Callable[[int], None] | None = None,
+        keep_text: bool = True,
     ) -> list[Ranked]:
         """The documents sorted by p(yes) for ``query``, best first; ties keep input order.
 
-        ``top_k`` keeps the best k; ``ids`` (same length as ``documents``) are carried into the results.
+        ``documents`` may be any iterable, a generator over millions of lines included: they are scored
+        ``CHUNK`` at a time, and with ``top_k`` only the best k are kept. ``ids`` (one per document) are
+        carried into the results; ``keep_text=False`` leaves the texts out of them.
         """
-        if ids is not None and len(ids) != len(documents):
-            raise InputError(f"{len(ids)} ids for {len(documents)} documents")
         if top_k is not None and top_k < 1:
             raise InputError(f"--top-k must be at least 1, not {top_k}")
         instruction = instruction if instruction is not None else self.instruction
-        scores = self._score([(query, d, instruction) for d in documents], progress)
-        order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:top_k]
-        return [Ranked(i, scores[i], None if ids is None else ids[i], documents[i]) for i in order]
+        id_source = None if ids is None else iter(ids)
+        kept: list = []  # every result, or with top_k a min-heap of (score, -index, result)
+        total = Stats()
+        index = 0
+        for chunk in chunks(documents, CHUNK):
+            chunk_ids = [None] * len(chunk) if id_source is None else list(itertools.islice(id_source, len(chunk)))
+            if len(chunk_ids) < len(chunk):
+                raise InputError("fewer ids than documents")
+            scores = self._score([self._triple(index + n, (query, d, instruction)) for n, d in enumerate(chunk)],
+                                 progress)  # fmt: skip
+            total += self.stats
+            for text, doc_id, score in zip(chunk, chunk_ids, scores, strict=True):
+                result = Ranked(index, score, doc_id, text if keep_text else None)
+                if top_k is None:
+                    kept.append(result)
+                elif len(kept) < top_k:
+                    heapq.heappush(kept, (score, -index, result))
+                else:  # the lowest score, and of equal scores the latest document, leaves
+                    heapq.heappushpop(kept, (score, -index, result))
+                index += 1
+        if id_source is not None and next(id_source, _END) is not _END:
+            raise InputError("more ids than documents")
+        self.stats = total
+        results = kept if top_k is None else [entry[2] for entry in kept]
+        return sorted(results, key=lambda r: (-r.score, r.index))
+
+    def _triples(self, pairs: Iterable[Pair]) -> Iterator[tuple[str, str, str | None]]:
+        for n, pair in enumerate(pairs):
+            if isinstance(pair, str) or len(pair) not in (2, 3):
+                raise InputError(f"pair {n}: expected (query, document) or (query, document, instruction)")
+            query, document, *rest = pair
+            yield self._triple(n, (query, document, rest[0] if rest and rest[0] is not None else self.instruction))
+
+    @staticmethod
+    def _triple(n: int, triple: tuple) -> tuple[str, str, str | None]:
+        for field, value in zip(("query", "document", "instruction"), triple, strict=True):
+            if not isinstance(value, str) and not (field == "instruction" and value is None):
+                raise InputError(f"pair {n}: {field} must be a string, not {type(value).__name__}")
+        return triple
 
     def _score(self, triples, progress) -> list[float]:
-        for n, (query, document, instruction) in enumerate(triples):
-            for field, value in (("query", query), ("document", document), ("instruction", instruction)):
-                if not isinstance(value, str) and not (field == "instruction" and value is None):
-                    raise InputError(f"pair {n}: {field} must be a string, not {type(value).__name__}")
         start = time.perf_counter()
         encoded = self.prompter.encode(triples)
         sequences = [e.ids for e in encoded]
@@ -177,6 +221,16 @@ class Reranker:
         return scores
 
 
+_END = object()
+
+
+def chunks(items: Iterable, size: int) -> Iterator[list]:
+    """Lists of up to ``size`` items from any iterable, read lazily."""
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
 def _check_batch_tokens(batch_tokens: int | None) -> None:
     if batch_tokens is not None and batch_tokens < 1:
         raise InputError(f"--batch-tokens must be positive, not {batch_tokens}")
@@ -189,5 +243,5 @@ def _load_tokenizer(path):
 
 
 def _pad_id(tokenizer) -> int:
-    # The recipe pads with <|endoftext|>; padded positions are masked, so only the mask matters.
+    # The recipe pads with <|endoftext|>; qrr's pads follow each row's real tokens, which never attend to them.
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io as stdio
+import json
 
 import pytest
 
@@ -102,17 +103,27 @@ def test_stdin(monkeypatch):
         list(io.read_pairs([io.STDIN]))
 
 
+def written(fmt, *chunks):
+    out = stdio.StringIO()
+    writer = io.RowWriter(fmt, out=out)
+    for rows in chunks:
+        writer.write(rows)
+    writer.close()
+    return out.getvalue()
+
+
 def test_writers():
     rows = [{"index": 0, "id": "a", "score": 0.5}, {"index": 1, "score": 0.25, "text": "x\ty\nz"}]
-    out = stdio.StringIO()
-    io.write_jsonl(rows, out)
-    assert out.getvalue() == '{"index":0,"id":"a","score":0.5}\n{"index":1,"score":0.25,"text":"x\\ty\\nz"}\n'
-    out = stdio.StringIO()
-    io.write_tsv(rows, out)
-    assert out.getvalue() == "index\tid\tscore\ttext\n0\ta\t0.5\t\n1\t\t0.25\tx\\ty\\nz\n"
-    out = stdio.StringIO()
-    io.write_json(rows, out)
-    assert '"id": "a"' in out.getvalue()
+    assert written("jsonl", rows[:1], rows[1:]) == (
+        '{"index":0,"id":"a","score":0.5}\n{"index":1,"score":0.25,"text":"x\\ty\\nz"}\n'
+    )
+    # TSV columns are fixed by the first rows written; tabs and newlines in text are escaped
+    assert written("tsv", rows) == "index\tid\tscore\ttext\n0\ta\t0.5\t\n1\t\t0.25\tx\\ty\\nz\n"
+    assert written("tsv", rows[:1], rows[1:]) == "index\tid\tscore\n0\ta\t0.5\n1\t\t0.25\n"
+    # a JSON array streamed one element per line is still one JSON document
+    assert json.loads(written("json", rows[:1], [], rows[1:])) == rows
+    assert json.loads(written("json")) == []
+    assert written("jsonl") == "" and written("tsv") == ""
 
 
 def test_row_contracts():
