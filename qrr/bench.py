@@ -8,6 +8,7 @@ prompt, scored through the same ``Reranker.rank`` path as ``qrr rank`` (shared p
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import random
 import shutil
@@ -164,6 +165,10 @@ class PeakMemory:
 
             torch.cuda.reset_peak_memory_stats(self.device)
             return
+        gc.collect()
+        with contextlib.suppress(OSError, AttributeError):
+            # Hand freed heap back first, or what an earlier run (a baseline's logits) freed still counts.
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
         with contextlib.suppress(OSError):
             Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
 

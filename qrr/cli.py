@@ -239,7 +239,7 @@ def _quiet_transformers(verbose: bool) -> None:
 @contextmanager
 def _progress(total: int | None, what: str):
     """A progress bar on stderr when stderr is a terminal; yields a callback taking finished counts.
-    With ``total=None`` (streamed input) it counts and shows the rate instead."""
+    With ``total=None`` (streamed input, length unknown) it counts instead."""
     if not stderr.is_terminal or total == 0:
         yield lambda n: None
         return

@@ -292,14 +292,15 @@ def _tsv_cell(value) -> str:
     return orjson.dumps(value).decode()
 
 
-def write_table(rows: list[dict], title: str | None = None, previews: dict[int, dict] | None = None) -> None:
-    """A rich table for people; ``previews`` adds one-line text columns (by row position)."""
+def write_table(rows: list[dict], title: str | None = None, previews: list[dict] | None = None) -> None:
+    """A rich table for people; ``previews`` (one dict per row) adds one-line text columns."""
     from rich.console import Console
     from rich.table import Table
 
     columns = list(dict.fromkeys(k for row in rows for k in row if k != "text"))
     table = Table(title=title, header_style="bold", show_edge=False)
-    extra = list(dict.fromkeys(k for p in (previews or {}).values() for k in p))
+    previews = previews or [{} for _ in rows]
+    extra = list(dict.fromkeys(k for p in previews for k in p))
     cells = [[_table_cell(c, row.get(c)) for c in columns] for row in rows]
     widths = [max([len(c)] + [len(line[n]) for line in cells]) for n, c in enumerate(columns)]
     # Short data columns keep their full width; long ones (paths) fold; text previews share what is left.
@@ -318,7 +319,7 @@ def write_table(rows: list[dict], title: str | None = None, previews: dict[int, 
     for c in extra:
         table.add_column(c, overflow="ellipsis", no_wrap=True, max_width=max(8, room // max(1, len(extra))))
     for n, line in enumerate(cells):
-        table.add_row(*line, *[_preview((previews or {}).get(n, {}).get(c, "")) for c in extra])
+        table.add_row(*line, *[_preview(previews[n].get(c, "")) for c in extra])
     console.print(table)
 
 
@@ -380,7 +381,7 @@ class RowWriter:
     def close(self) -> None:
         out = self.out or sys.stdout
         if self.fmt == "table":
-            write_table(self.table, self.title, dict(enumerate(self.previews)))
+            write_table(self.table, self.title, self.previews)
         elif self.fmt == "json":
             out.write("[]\n" if self.count == 0 else "\n]\n")
             out.flush()
