@@ -249,7 +249,8 @@ def _progress(total: int | None, what: str):
         columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} pairs"))
     else:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=stderr, transient=True) as bar:
+    # redirect_stdout=False: rich would otherwise send our data lines, printed while the bar is live, to stderr.
+    with Progress(*columns, console=stderr, transient=True, redirect_stdout=False, redirect_stderr=False) as bar:
         task = bar.add_task(what, total=total)
         yield lambda n: bar.advance(task, n)
 

@@ -218,3 +218,17 @@ def test_a_cpu_budget_that_cannot_fit_is_refused_before_starting(tiny_model, mon
     Reranker(str(tiny_model), device="cpu", batch_tokens=4096)
     with pytest.raises(InputError, match=r"--batch-tokens 100000000 needs about .* GiB for activations"):
         Reranker(str(tiny_model), device="cpu", batch_tokens=100_000_000)
+
+
+def test_results_go_to_stdout_while_a_progress_bar_is_drawn(cli, small_chunks, monkeypatch):
+    import io as stdio
+
+    from rich.console import Console
+
+    drawn = stdio.StringIO()
+    monkeypatch.setattr(qrr.cli, "stderr", Console(file=drawn, force_terminal=True, width=100))
+    result = cli("score", input=GOOD_JSONL)
+    assert [r["index"] for r in lines(result)] == list(range(len(GOOD)))
+    assert '"score"' not in drawn.getvalue()
+    result = cli("rank", "-q", "q", input=GOOD_JSONL.replace('"document"', '"text"'))
+    assert len(lines(result)) == len(GOOD) and '"rank"' not in drawn.getvalue()
