@@ -204,7 +204,7 @@ def _stdin_is_terminal() -> bool:
 def _load(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose):
     from qrr.reranker import Reranker
 
-    _quiet_transformers(verbose)
+    _prepare_logging(verbose)
     # No spinner here: a first-use download draws its own progress bars on stderr.
     reranker = Reranker(model, device=device, dtype=dtype, max_length=max_length, instruction=instruction,
                         batch_tokens=batch_tokens, offline=offline or None)  # fmt: skip
@@ -223,8 +223,8 @@ class _WarningsToStderr(logging.Handler):
         stderr.print(f"warning: {record.getMessage()}", style="yellow", highlight=False, markup=False)
 
 
-def _quiet_transformers(verbose: bool) -> None:
-    # stderr carries only our own progress and messages unless -v asks for more.
+def _prepare_logging(verbose: bool) -> None:
+    # stderr carries only our own progress, warnings and messages unless -v asks for transformers' too.
     import transformers
 
     core = logging.getLogger("qrr")
@@ -565,7 +565,7 @@ def bench(
         raise InputError("--format tsv: use table, json or jsonl")
     size_list = [s.strip().lower() for s in sizes.split(",") if s.strip()]
     lengths = _int_list(doc_tokens, "--doc-tokens")
-    _quiet_transformers(verbose)
+    _prepare_logging(verbose)
     total = len(size_list) * len(lengths) * docs * (repeat + (1 if baseline else 0))
     rows = []
     writer = io.RowWriter(fmt) if fmt != "table" else None

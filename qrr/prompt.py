@@ -68,10 +68,13 @@ class Prompter:
         bodies = [format_body(q, d, i) for q, d, i in triples]
         encoded = self.tokenizer(bodies, add_special_tokens=False)["input_ids"]
         out = []
+        checked: set[tuple[str, str | None]] = set()  # one query's long documents need its head tokenized once
         for n, ((query, _, instruction), ids) in enumerate(zip(triples, encoded, strict=True)):
             truncated = len(ids) > self.body_budget
             if truncated:
-                self._check_room(n, query, instruction)
+                if (query, instruction) not in checked:
+                    self._check_room(n, query, instruction)
+                    checked.add((query, instruction))
                 ids = ids[: self.body_budget]
             out.append(Encoded(self.prefix_ids + ids + self.suffix_ids, truncated))
         return out
