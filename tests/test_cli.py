@@ -218,7 +218,7 @@ def test_usage_errors(cli):
 
 
 def test_no_input_on_a_terminal_is_a_usage_error(cli, monkeypatch):
-    monkeypatch.setattr("qrr.cli._stdin_is_terminal", lambda: True)
+    monkeypatch.setattr("qrr.cli.base.stdin_is_terminal", lambda: True)
     error(cli("rank", "-q", "q"), 2, "no input")
 
 

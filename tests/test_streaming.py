@@ -11,7 +11,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import qrr.cli
+import qrr.cli.base
+import qrr.cli.score
 import qrr.reranker
 from qrr import Reranker
 from qrr.cli import app
@@ -36,7 +37,7 @@ def cli(tiny_model):
 @pytest.fixture
 def small_chunks(monkeypatch):
     monkeypatch.setattr(qrr.reranker, "CHUNK", 3)
-    monkeypatch.setattr(qrr.cli, "CHUNK", 3)
+    monkeypatch.setattr(qrr.cli.score, "CHUNK", 3)
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +227,7 @@ def test_results_go_to_stdout_while_a_progress_bar_is_drawn(cli, small_chunks, m
     from rich.console import Console
 
     drawn = stdio.StringIO()
-    monkeypatch.setattr(qrr.cli, "stderr", Console(file=drawn, force_terminal=True, width=100))
+    monkeypatch.setattr(qrr.cli.base, "stderr", Console(file=drawn, force_terminal=True, width=100))
     result = cli("score", input=GOOD_JSONL)
     assert [r["index"] for r in lines(result)] == list(range(len(GOOD)))
     assert '"score"' not in drawn.getvalue()

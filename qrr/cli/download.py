@@ -1,0 +1,84 @@
+"""qrr download: fetch and check model weights; --list shows the cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from qrr import io
+from qrr.cli.base import (
+    FormatOpt,
+    app,
+    errors_to_exit,
+    human_bytes,
+    pick_output_format,
+    stderr,
+)
+from qrr.errors import InputError
+
+
+@app.command(no_args_is_help=False)
+@errors_to_exit
+def download(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="MODEL", help="Aliases (0.6b, 4b, 8b) or hub repo ids.", show_default=False),
+    ] = None,  # fmt: skip
+    all_sizes: Annotated[bool, typer.Option("--all", help="Download 0.6b, 4b and 8b.")] = False,
+    revision: Annotated[str | None, typer.Option("--revision", help="A branch, tag or commit.")] = None,
+    local_dir: Annotated[
+        Path | None, typer.Option("--local-dir", help="Download into this folder instead of the Hugging Face cache.")
+    ] = None,
+    list_cached: Annotated[bool, typer.Option("--list", help="Show the Qwen3 models in the local cache.")] = False,
+    fmt: FormatOpt = None,
+) -> None:
+    """Download model weights (default 0.6b) and check them; prints each local folder on stdout.
+
+    Only what scoring needs is fetched (config, safetensors weights, tokenizer) into the Hugging Face cache
+    (HF_HOME, HF_HUB_CACHE and HF_TOKEN apply) or --local-dir. An interrupted download resumes.
+
+    [dim]Examples:[/]
+      qrr download              [dim]# Qwen/Qwen3-Reranker-0.6B, about 1.2 GB[/]
+      qrr download 4b 8b
+      qrr download 0.6b --local-dir ./qwen3-reranker-0.6b
+      qrr download --list
+    """
+    from qrr import models
+
+    if list_cached:
+        if names or all_sizes or local_dir:
+            raise InputError("--list takes no models, --all or --local-dir")
+        _render_cached(models.cached_models(), pick_output_format(fmt))
+        return
+    targets = list(models.ALIASES) if all_sizes else (names or [models.default_model()])
+    if all_sizes and names:
+        raise InputError("give models or --all, not both")
+    if local_dir is not None and len(targets) > 1:
+        raise InputError("--local-dir takes one model at a time")
+    for name in targets:
+        folder = models.download(name, revision=revision, local_dir=local_dir)
+        print(folder, flush=True)
+
+
+def _render_cached(cached, fmt: str) -> None:
+    from qrr import models
+
+    rows = [
+        {"model": m.model, "alias": models.alias_of(m.model), "revision": m.revision, "refs": list(m.refs),
+         "size_on_disk": m.size_on_disk, "path": str(m.path)}
+        for m in cached
+    ]  # fmt: skip
+    if fmt != "table":
+        io.write_rows(rows, fmt)
+        return
+    if not rows:
+        stderr.print("no Qwen3 models in the local cache: try qrr download")
+        return
+    table_rows = [
+        {"model": r["model"], "revision": r["revision"][:12] + (f" ({', '.join(r['refs'])})" if r["refs"] else ""),
+         "size": human_bytes(r["size_on_disk"]), "path": r["path"]}
+        for r in rows
+    ]  # fmt: skip
+    io.write_rows(table_rows, "table")
