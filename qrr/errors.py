@@ -31,3 +31,9 @@ class DeviceError(QrrError):
 
 class OutOfMemoryError(QrrError):
     """A forward pass ran out of memory."""
+
+
+class Interrupted(QrrError):
+    """Ctrl-C, with what was finished and how to go on (exit 130)."""
+
+    exit_code = 130

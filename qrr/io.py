@@ -5,6 +5,7 @@ Readers raise ``InputError`` naming the source and line. Nothing here imports to
 
 from __future__ import annotations
 
+import gzip
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -56,7 +57,8 @@ Line = tuple[int, "str | InputError"]
 
 
 def read_lines(source: str) -> Iterator[Line]:
-    """(line number, text) for each line of a file or stdin (``-``): UTF-8, a leading BOM and CR dropped.
+    """(line number, text) for each line of a file (gzipped where its name ends in ``.gz``) or stdin (``-``):
+    UTF-8, a leading BOM and CR dropped.
     A line that is not valid UTF-8 or holds a NUL byte comes as an ``InputError`` in place of its text."""
     label = _label(source)
     if source == STDIN:
@@ -66,7 +68,8 @@ def read_lines(source: str) -> Iterator[Line]:
         yield from _decoded(stream, label)
         return
     try:
-        handle = open(source, "rb")  # noqa: SIM115 - closed below; a generator cannot use `with` across yields
+        # closed below; a generator cannot use `with` across yields
+        handle = gzip.open(source, "rb") if source.endswith(".gz") else open(source, "rb")  # noqa: SIM115
     except FileNotFoundError:
         raise InputError(f"{source}: no such file") from None
     except IsADirectoryError:
@@ -74,7 +77,10 @@ def read_lines(source: str) -> Iterator[Line]:
     except OSError as exc:
         raise InputError(f"{source}: cannot read ({exc.strerror})") from None
     with handle:
-        yield from _decoded(handle, label)
+        try:
+            yield from _decoded(handle, label)
+        except (gzip.BadGzipFile, EOFError) as exc:
+            raise InputError(f"{source}: not a complete gzip file ({exc})") from None
 
 
 def _decoded(stream, label: str) -> Iterator[Line]:

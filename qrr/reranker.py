@@ -42,6 +42,14 @@ class Stats:
         return Stats(self.pairs + other.pairs, self.tokens + other.tokens, self.truncated + other.truncated,
                      self.seconds + other.seconds)  # fmt: skip
 
+    def __iadd__(self, other: Stats) -> Stats:
+        # in place, so that a Stats handed to a generator collects what it did
+        self.pairs += other.pairs
+        self.tokens += other.tokens
+        self.truncated += other.truncated
+        self.seconds += other.seconds
+        return self
+
 
 class Reranker:
     """A Qwen3-Reranker that scores pairs exactly as the model card's transformers recipe does.

@@ -38,3 +38,11 @@ def oracle(tiny_model):
     from tests.oracle import Oracle
 
     return Oracle(tiny_model)
+
+
+@pytest.fixture(scope="session")
+def beir_dir(tmp_path_factory):
+    """A small BEIR folder with a first-stage run, bm25.trec (read-only: copy it to change it)."""
+    from tests.beir import build_beir
+
+    return build_beir(tmp_path_factory.mktemp("beir"))

@@ -3,8 +3,12 @@
 torch and transformers are imported only once a command runs, so ``qrr --help`` stays instant.
 """
 
-from qrr.cli import bench, download, rank, score  # noqa: F401 - importing a module registers its command
 from qrr.cli.base import app
+
+# Importing a command's module registers it; the order here is the order of `qrr --help`.
+# isort: off
+from qrr.cli import rank, score, evaluate, download, bench  # noqa: E402, F401
+# isort: on
 
 
 def main() -> None:

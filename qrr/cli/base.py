@@ -21,7 +21,8 @@ from qrr.prompt import DEFAULT_INSTRUCTION
 app = typer.Typer(
     name="qrr",
     help="Exact, fast Qwen3-Reranker scores from the shell.\n\n"
-    "Rank documents for a query with [bold]qrr rank[/], score query-document pairs with [bold]qrr score[/]. "
+    "Rank documents for a query with [bold]qrr rank[/], score query-document pairs with [bold]qrr score[/], "
+    "rerank a first-stage run and measure it with [bold]qrr rank --run[/] and [bold]qrr eval[/]. "
     "Output is a table on a terminal and JSON lines in a pipe.",
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -250,11 +251,12 @@ def progress(total: int | None, what: str):
 
 
 class Skipped:
-    """Collects the bad lines that --on-error skip passes over, and reports them on stderr."""
+    """Collects what --on-error skip passes over (bad lines, by default), and reports it on stderr."""
 
     shown = 20
 
-    def __init__(self):
+    def __init__(self, what: str = "bad line(s)"):
+        self.what = what
         self.count = 0
         self.messages: list[str] = []
 
@@ -266,18 +268,18 @@ class Skipped:
     def report(self) -> None:
         if not self.count:
             return
-        stderr.print(f"skipped {self.count} bad line(s):", style="yellow", highlight=False)
+        stderr.print(f"skipped {self.count} {self.what}:", style="yellow", highlight=False)
         for message in self.messages:
             stderr.print(f"  {message}", highlight=False, markup=False)
         if self.count > len(self.messages):
             stderr.print(f"  … and {self.count - len(self.messages)} more", highlight=False)
 
 
-def on_error_policy(policy: str) -> Skipped | None:
+def on_error_policy(policy: str, what: str = "bad line(s)") -> Skipped | None:
     policy = policy.lower()
     if policy not in ("fail", "skip"):
         raise InputError(f"--on-error {policy}: use fail or skip")
-    return Skipped() if policy == "skip" else None
+    return Skipped(what) if policy == "skip" else None
 
 
 def report(stats, max_length: int, verbose: bool, skipped: Skipped | None) -> None:

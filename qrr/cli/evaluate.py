@@ -1,0 +1,198 @@
+"""qrr eval: nDCG@10, MRR@10, Recall@100 and MAP of runs against qrels; with --beir, rerank first."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from qrr import io, metrics, runs
+from qrr.cli.base import (
+    BatchTokensOpt,
+    DeviceOpt,
+    DtypeOpt,
+    FormatOpt,
+    InstructionOpt,
+    MaxLengthOpt,
+    ModelOpt,
+    OfflineOpt,
+    OnErrorOpt,
+    VerboseOpt,
+    app,
+    errors_to_exit,
+    load_reranker,
+    on_error_policy,
+    pick_output_format,
+    report,
+    stderr,
+)  # fmt: skip
+from qrr.cli.reranking import (
+    DEFAULT_DEPTH,
+    PANEL,
+    DepthOpt,
+    ResumeOpt,
+    TagOpt,
+    prepare_output,
+    read_inputs,
+    rerank_into,
+)  # fmt: skip
+from qrr.errors import InputError
+from qrr.prompt import DEFAULT_MAX_LENGTH
+
+HEADERS = {"ndcg@10": "nDCG@10", "mrr@10": "MRR@10", "recall@100": "R@100", "map": "MAP"}
+
+
+@app.command("eval")
+@errors_to_exit
+def evaluate(
+    files: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="QRELS RUN...",
+            show_default=False,
+            help="Relevance judgments (TREC qrels or BEIR's qrels TSV), then one or more runs (TREC, "
+            "or qrr's JSON lines).",
+        ),
+    ] = None,  # fmt: skip
+    beir: Annotated[
+        str | None,
+        typer.Option(
+            "--beir",
+            metavar="DIR",
+            rich_help_panel=PANEL,
+            help="A BEIR dataset folder: rerank --run with its corpus and queries, then "
+            "evaluate the first stage and the reranked run on qrels/SPLIT.tsv.",
+        ),
+    ] = None,  # fmt: skip
+    run: Annotated[
+        str | None, typer.Option("--run", rich_help_panel=PANEL, help="With --beir: the first-stage TREC run.")
+    ] = None,
+    split: Annotated[
+        str, typer.Option("--split", rich_help_panel=PANEL, help="With --beir: the qrels split (qrels/SPLIT.tsv).")
+    ] = "test",
+    depth: DepthOpt = None,
+    resume: ResumeOpt = None,
+    tag: TagOpt = None,
+    common: Annotated[
+        bool, typer.Option("--common", help="Evaluate only the judged queries that every run has results for.")
+    ] = False,
+    per_query: Annotated[
+        bool,
+        typer.Option("--per-query", help="One row per run and query instead of the means.", rich_help_panel="Output"),
+    ] = False,  # fmt: skip
+    on_error: OnErrorOpt = "fail",
+    fmt: FormatOpt = None,
+    instruction: InstructionOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    max_length: MaxLengthOpt = DEFAULT_MAX_LENGTH,
+    batch_tokens: BatchTokensOpt = None,
+    offline: OfflineOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Measure runs against relevance judgments: nDCG@10, MRR@10, Recall@100 and MAP, side by side.
+
+    Scores follow trec_eval: documents ordered by score (ties by docid, descending), relevant means a
+    judgment of 1 or more, nDCG's gain is the judgment. Means are over the judged queries: a judged query
+    that a run has no results for counts 0 (as trec_eval -c), queries without qrels are left out, and
+    stderr says how many of each there were.
+
+    With [bold]--beir DIR --run RUN[/], the run's judged queries are reranked first (--depth, model options
+    as in qrr rank) and the first stage and the reranked run are shown side by side.
+
+    [dim]Examples:[/]
+      qrr eval scifact/qrels/test.tsv bm25.trec qrr.trec
+      qrr eval qrels.txt a.trec b.trec --format json | jq '.[] | {run, "ndcg@10"}'
+      qrr eval --beir scifact --run bm25.trec --resume qrr.trec
+    """
+    fmt = pick_output_format(fmt)
+    if beir is None:
+        given = {"--run": run, "--depth": depth, "--resume": resume, "--tag": tag,
+                 "--split": None if split == "test" else split}  # fmt: skip
+        misplaced = [name for name, value in given.items() if value is not None]
+        if misplaced:
+            raise InputError(f"{', '.join(misplaced)}: only with --beir")
+        if not files or len(files) < 2:
+            raise InputError("give QRELS and at least one RUN (or --beir DIR --run RUN)")
+        bad_lines = on_error_policy(on_error)
+        qrels = runs.read_qrels(files[0], bad_lines)
+        named = [(path, runs.read_run(path, bad_lines)) for path in files[1:]]
+        if bad_lines is not None:
+            bad_lines.report()
+        source = files[0]
+    else:
+        if files:
+            raise InputError("give QRELS RUN... or --beir DIR --run RUN, not both")
+        if run is None:
+            raise InputError("--beir needs --run RUN, the first-stage run to rerank")
+        folder = runs.BeirFolder.at(beir, split)
+        bad_lines = on_error_policy(on_error)
+        qrels = runs.read_qrels(folder.qrels, bad_lines)
+        if bad_lines is not None:
+            bad_lines.report()
+        # Only judged queries are reranked: the others could not be measured.
+        inputs = read_inputs(run, folder.queries, folder.corpus, depth or DEFAULT_DEPTH, on_error, only=set(qrels))
+        output = prepare_output(resume, None, tag or runs.TAG, inputs, None) if resume else None
+        reranked: runs.Run = {}
+        if inputs.jobs:
+            reranker = load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose)
+            reranked = rerank_into(reranker, inputs, output)
+            report(reranker.stats, reranker.max_length, verbose, None)
+        if resume:
+            reranked = runs.read_run(resume)
+        from qrr.models import default_model
+
+        named = [(run, inputs.run), (resume or f"qrr {model or default_model()}", reranked)]
+        source = folder.qrels
+    _render(qrels, named, source, common, per_query, fmt)
+
+
+def _render(qrels: runs.Qrels, named, source: str, common: bool, per_query: bool, fmt: str) -> None:
+    if not qrels:
+        raise InputError(f"{source}: no judgments")
+    queries = None
+    if common:
+        queries = set(qrels).intersection(*({q for q, docs in r.items() if docs} for _, r in named))
+        stderr.print(f"--common: {len(queries)} of {len(qrels)} judged queries have results in every run",
+                     highlight=False)  # fmt: skip
+        if not queries:
+            raise InputError("--common: no judged query has results in every run")
+    results = [metrics.evaluate(qrels, r, name, queries) for name, r in named]
+    _notes(qrels, results, queries)
+    if per_query:
+        rows = [{"run": e.name, "qid": q, **values} for e in results for q, values in e.per_query.items()]
+    else:
+        rows = [{"run": e.name, **e.means, "queries": e.queries} for e in results]
+    if fmt != "table":
+        io.write_rows(rows, fmt)
+        return
+    table = []
+    for row in rows:
+        line = {"run": row["run"]} | ({"qid": row["qid"]} if per_query else {})
+        table.append(line | {header: f"{row[key]:.4f}" for key, header in HEADERS.items()})
+        if not per_query:
+            table[-1]["queries"] = str(row["queries"])
+    if len(results) == 2 and not per_query:  # an A/B comparison (--beir's first stage and reranked): the change
+        a, b = (e.means for e in results)
+        table.append({"run": "change"} | {header: f"{b[key] - a[key]:+.4f}" for key, header in HEADERS.items()})
+    count = len(queries) if queries is not None else len(qrels)
+    io.write_rows(table, "table", title=f"{source}: {count} judged queries")
+
+
+def _notes(qrels, results, queries) -> None:
+    """How many queries each run left out or missed, and why; on stderr."""
+    for e in results:
+        if e.unjudged:
+            stderr.print(f"{e.name}: {_queries(e.unjudged)} without qrels left out", highlight=False)
+        if e.missing and queries is None:
+            stderr.print(f"{e.name}: no results for {len(e.missing)} of {e.queries} judged queries; they count 0 "
+                         "(--common evaluates only the queries every run has)", highlight=False)  # fmt: skip
+    empty = [q for q in metrics.without_relevant(qrels) if queries is None or q in queries]
+    if empty:
+        stderr.print(f"{_queries(len(empty))} in the qrels without a relevant document: 0 in every run",
+                     highlight=False)  # fmt: skip
+
+
+def _queries(n: int) -> str:
+    return f"{n} query" if n == 1 else f"{n} queries"

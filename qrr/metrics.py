@@ -1,0 +1,80 @@
+"""Retrieval metrics with trec_eval's conventions: nDCG@10, MRR@10, Recall@100 and MAP.
+
+- A run's documents are ordered by score, descending, equal scores by docid, descending; ranks in the file are
+  ignored, and scores compare in single precision (as trec_eval stores them).
+- A document is relevant when its judged relevance is at least 1. nDCG's gain is the relevance itself (0 for
+  unjudged or non-positive), discounted by log2(rank + 1); the ideal ranking sorts every positive judgment.
+- Scores are averaged over the judged queries (those with at least one line in the qrels). A judged query that a
+  run has no results for counts 0, as ``trec_eval -c`` and ir-measures count it; a query with no relevant
+  document counts 0 in every metric. Queries of a run without qrels are left out, and counted.
+
+Checked against pytrec_eval in the tests. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from qrr.runs import Qrels, Run, ranking
+
+MEASURES = ("ndcg@10", "mrr@10", "recall@100", "map")
+
+
+def measure_query(judged: dict[str, int], docs: dict[str, float]) -> dict[str, float]:
+    """Every measure for one query: its judgments ``{docid: relevance}`` and its run ``{docid: score}``."""
+    order = ranking(docs)
+    relevant = sum(1 for r in judged.values() if r >= 1)
+    if not relevant:
+        return dict.fromkeys(MEASURES, 0.0)
+    grades = [judged.get(d, 0) for d in order]
+    dcg = sum(max(g, 0) / math.log2(n + 2) for n, g in enumerate(grades[:10]))
+    ideal = sorted((g for g in judged.values() if g > 0), reverse=True)[:10]
+    idcg = sum(g / math.log2(n + 2) for n, g in enumerate(ideal))
+    first = next((n for n, g in enumerate(grades[:10]) if g >= 1), None)
+    hits, precision_sum = 0, 0.0
+    for n, g in enumerate(grades):
+        if g >= 1:
+            hits += 1
+            precision_sum += hits / (n + 1)
+    return {
+        "ndcg@10": dcg / idcg,
+        "mrr@10": 0.0 if first is None else 1 / (first + 1),
+        "recall@100": sum(1 for g in grades[:100] if g >= 1) / relevant,
+        "map": precision_sum / relevant,
+    }
+
+
+@dataclass
+class Evaluation:
+    """One run's scores: ``means`` over the ``queries`` evaluated, ``per_query`` values, the judged queries the
+    run had no results for (``missing``, counted 0) and how many of its queries had no qrels (``unjudged``,
+    left out)."""
+
+    name: str
+    means: dict[str, float]
+    per_query: dict[str, dict[str, float]]
+    queries: int
+    missing: list[str] = field(default_factory=list)
+    unjudged: int = 0
+
+
+def evaluate(qrels: Qrels, run: Run, name: str = "run", queries: set[str] | None = None) -> Evaluation:
+    """Score ``run`` against ``qrels`` over ``queries`` (default: every judged query)."""
+    targets = [q for q in qrels if queries is None or q in queries]
+    per_query = {q: measure_query(qrels[q], run.get(q, {})) for q in targets}
+    count = len(targets)
+    means = {m: (math.fsum(v[m] for v in per_query.values()) / count if count else 0.0) for m in MEASURES}
+    return Evaluation(
+        name=name,
+        means=means,
+        per_query=per_query,
+        queries=count,
+        missing=[q for q in targets if not run.get(q)],
+        unjudged=sum(1 for q in run if q not in qrels),
+    )
+
+
+def without_relevant(qrels: Qrels) -> list[str]:
+    """The judged queries with no relevant document: they count 0 in every run."""
+    return [q for q, judged in qrels.items() if not any(r >= 1 for r in judged.values())]

@@ -1,0 +1,420 @@
+"""First-stage runs and relevance judgments in the field's formats, and reranking a run.
+
+- TREC run: ``qid Q0 docid rank score tag`` per line. TREC qrels: ``qid 0 docid relevance``.
+- BEIR folder: ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``queries.jsonl`` (``_id``, ``text``) and
+  ``qrels/SPLIT.tsv`` (``query-id<TAB>corpus-id<TAB>score`` after a header line).
+
+A run is ``{qid: {docid: score}}`` and qrels are ``{qid: {docid: relevance}}``, the shapes pytrec_eval takes.
+Readers name the file and line of a bad line; with ``on_error`` they hand it over and go on instead of raising.
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from array import array
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from qrr.errors import InputError
+from qrr.io import _json_type, _label, _loads, _replay, _sniff, read_lines
+
+Run = dict[str, dict[str, float]]
+Qrels = dict[str, dict[str, int]]
+OnError = Callable[[InputError], None] | None
+
+TAG = "qrr"
+RUN_FORMATS = ("trec", "jsonl")
+
+
+def ranking(docs: dict[str, float]) -> list[str]:
+    """A query's docids best first, as trec_eval orders them: by score, descending, and equal scores by docid,
+    descending. Scores are compared in single precision, as trec_eval stores them, so scores that differ only
+    past a float32's 7 digits tie. The rank column of a run file plays no part, as in trec_eval."""
+    single = array("f", docs.values()).tolist()
+    return [d for _, d in sorted(zip(single, docs, strict=True), reverse=True)]
+
+
+def _raise_or_hand(error: InputError, on_error: OnError) -> None:
+    if on_error is None:
+        raise error
+    on_error(error)
+
+
+def _fields(lines, label: str, on_error: OnError) -> Iterator[tuple[str, list[str]]]:
+    """(where, whitespace-separated fields) for each non-blank line."""
+    for number, text in lines:
+        if isinstance(text, InputError):
+            _raise_or_hand(text, on_error)
+        elif text.strip():
+            yield f"{label}:{number}", text.split()
+
+
+def read_run(source: str, on_error: OnError = None) -> Run:
+    """A run: a TREC run file, or JSON lines with ``qid``, ``docid`` and ``score`` (qrr's own ``--format
+    jsonl``), told apart by the first character; ``-`` reads stdin and a ``.gz`` file is read compressed.
+    Queries keep the order in which they first appear. A malformed line, a score that is not a number and a
+    docid listed twice for one query are errors (with ``on_error``: handed over and skipped, the first listing
+    kept)."""
+    label, lines = _label(source), read_lines(source)
+    first, seen = _sniff(lines)
+    lines = _replay(seen, lines)
+    entries = _jsonl_run(lines, label, on_error) if first == "{" else _trec_run(lines, label, on_error)
+    run: Run = {}
+    for where, qid, docid, score_text in entries:
+        score = score_text if isinstance(score_text, float) else _number(score_text)
+        if score is None:
+            _raise_or_hand(InputError(f"{where}: score {score_text!r} is not a number"), on_error)
+            continue
+        docs = run.setdefault(qid, {})
+        if docid in docs:
+            _raise_or_hand(InputError(f"{where}: document {docid} is listed twice for query {qid}"), on_error)
+            continue
+        docs[docid] = score
+    return run
+
+
+def _trec_run(lines, label: str, on_error: OnError):
+    for where, fields in _fields(lines, label, on_error):
+        if len(fields) != 6:
+            _raise_or_hand(InputError(f"{where}: expected 'qid Q0 docid rank score tag', found {len(fields)} "
+                                      "field(s)"), on_error)  # fmt: skip
+            continue
+        yield where, fields[0], fields[2], fields[4]
+
+
+def _jsonl_run(lines, label: str, on_error: OnError):
+    for where, record in _json_objects(lines, label, on_error):
+        try:
+            qid, docid = _field(record, "qid", where), _field(record, "docid", where)
+            score = record.get("score")
+            if isinstance(score, bool) or not isinstance(score, int | float):
+                raise InputError(f'{where}: field "score" must be a number, not {_json_type(score)}')
+        except InputError as exc:
+            _raise_or_hand(exc, on_error)
+            continue
+        yield where, qid, docid, float(score)
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def read_qrels(source: str, on_error: OnError = None) -> Qrels:
+    """Relevance judgments: TREC qrels (``qid iteration docid relevance``) or BEIR's TSV (``query-id``,
+    ``corpus-id``, ``score``, with or without its header), told apart by the first line. Relevance is a whole
+    number; a judgment given twice is an error (with ``on_error``: the first is kept)."""
+    qrels: Qrels = {}
+    kind = None
+    for where, fields in _fields(read_lines(source), _label(source), on_error):
+        if kind is None:
+            kind = "beir" if len(fields) == 3 else "trec"
+            if fields[:2] == ["query-id", "corpus-id"]:
+                continue  # BEIR's header
+        expected = 3 if kind == "beir" else 4
+        if len(fields) != expected:
+            shape = "query-id<TAB>corpus-id<TAB>score" if kind == "beir" else "'qid 0 docid relevance'"
+            _raise_or_hand(InputError(f"{where}: expected {shape}, found {len(fields)} field(s)"), on_error)
+            continue
+        qid, docid, grade = (fields[0], fields[1], fields[2]) if kind == "beir" else (fields[0], fields[2], fields[3])
+        relevance = _whole(grade)
+        if relevance is None:
+            _raise_or_hand(InputError(f"{where}: relevance {grade!r} is not a whole number"), on_error)
+            continue
+        judged = qrels.setdefault(qid, {})
+        if docid in judged:
+            _raise_or_hand(InputError(f"{where}: document {docid} is judged twice for query {qid}"), on_error)
+            continue
+        judged[docid] = relevance
+    return qrels
+
+
+def _whole(text: str) -> int | None:
+    value = _number(text)
+    return int(value) if value is not None and value == int(value) else None
+
+
+def _json_objects(lines, label: str, on_error: OnError) -> Iterator[tuple[str, dict]]:
+    for number, text in lines:
+        where = f"{label}:{number}"
+        if isinstance(text, InputError):
+            _raise_or_hand(text, on_error)
+            continue
+        if not text.strip():
+            continue
+        try:
+            record = _loads(text, where)
+        except InputError as exc:
+            _raise_or_hand(exc, on_error)
+            continue
+        if not isinstance(record, dict):
+            _raise_or_hand(InputError(f"{where}: expected an object, found {_json_type(record)}"), on_error)
+            continue
+        yield where, record
+
+
+def _field(record: dict, key: str, where: str, kind: type = str, optional: bool = False):
+    value = record.get(key)
+    if value is None and optional:
+        return ""
+    if key not in record:
+        raise InputError(f'{where}: missing field "{key}"')
+    if kind is str and isinstance(value, int) and not isinstance(value, bool) and key in ("_id", "qid", "docid"):
+        return str(value)  # numeric ids name the same document as their text in a run file
+    if not isinstance(value, str):
+        raise InputError(f'{where}: field "{key}" must be a string, not {_json_type(value)}')
+    return value
+
+
+def read_corpus(source: str, keep: set[str] | None = None, on_error: OnError = None) -> dict[str, str]:
+    """A BEIR corpus (JSONL with ``_id``, ``title``, ``text``) as ``{docid: text}``, the title and text joined
+    with a space when the title is not empty. With ``keep``, only those documents are kept in memory, so a
+    corpus of millions of passages costs only what a run needs. An ``_id`` given twice is an error."""
+    corpus: dict[str, str] = {}
+    for where, record in _json_objects(read_lines(source), _label(source), on_error):
+        try:
+            docid = _field(record, "_id", where)
+            if keep is not None and docid not in keep:
+                continue
+            title = _field(record, "title", where, optional=True)
+            text = _field(record, "text", where)
+            if docid in corpus:
+                raise InputError(f"{where}: document {docid} appears twice in the corpus")
+        except InputError as exc:
+            _raise_or_hand(exc, on_error)
+            continue
+        corpus[docid] = f"{title} {text}" if title else text
+    return corpus
+
+
+def read_queries(source: str, on_error: OnError = None) -> dict[str, str]:
+    """Queries as ``{qid: text}``: BEIR's JSONL (``_id``, ``text``) or TSV lines ``qid<TAB>text`` (MS MARCO),
+    told apart by the first character. A query id given twice is an error."""
+    label, lines = _label(source), read_lines(source)
+    first, seen = _sniff(lines)
+    lines = _replay(seen, lines)
+    records = _json_objects(lines, label, on_error) if first == "{" else _tsv_queries(lines, label, on_error)
+    queries: dict[str, str] = {}
+    for where, record in records:
+        try:
+            qid, body = _field(record, "_id", where), _field(record, "text", where)
+            if qid in queries:
+                raise InputError(f"{where}: query {qid} appears twice")
+        except InputError as exc:
+            _raise_or_hand(exc, on_error)
+            continue
+        queries[qid] = body
+    return queries
+
+
+def _tsv_queries(lines, label: str, on_error: OnError) -> Iterator[tuple[str, dict]]:
+    for number, text in lines:
+        where = f"{label}:{number}"
+        if isinstance(text, InputError):
+            _raise_or_hand(text, on_error)
+        elif text.strip():
+            if "\t" not in text:
+                _raise_or_hand(InputError(f"{where}: expected qid<TAB>text (or a JSON object)"), on_error)
+                continue
+            qid, body = text.split("\t", 1)
+            yield where, {"_id": qid.strip(), "text": body}
+
+
+@dataclass(frozen=True)
+class BeirFolder:
+    """The files of a BEIR dataset folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/SPLIT.tsv``; each may
+    also be gzipped)."""
+
+    corpus: str
+    queries: str
+    qrels: str
+
+    @classmethod
+    def at(cls, folder: str | os.PathLike, split: str = "test") -> BeirFolder:
+        root = Path(folder)
+        if not root.is_dir():
+            raise InputError(f"{folder}: no such folder (a BEIR dataset folder holds corpus.jsonl, queries.jsonl "
+                             "and qrels/)")  # fmt: skip
+        qrels = _one_of(root / "qrels", f"{split}.tsv")
+        return cls(_one_of(root, "corpus.jsonl"), _one_of(root, "queries.jsonl"), qrels)
+
+
+def _one_of(folder: Path, name: str) -> str:
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return str(candidate)
+    raise InputError(f"{folder / name}: not found")
+
+
+# ------------------------------------------------------------------------------------------------- reranking
+
+
+@dataclass(frozen=True)
+class Job:
+    """One query of a run to rerank: its id and text, and the docids of its first-stage top ``depth`` (in
+    first-stage order) that the corpus holds."""
+
+    qid: str
+    query: str
+    docids: tuple[str, ...]
+
+
+def plan(
+    run: Run,
+    queries: dict[str, str],
+    corpus: dict[str, str],
+    depth: int,
+    on_error: OnError = None,
+    only: set[str] | None = None,
+) -> list[Job]:
+    """The queries of ``run`` to rerank, each with its top ``depth`` documents, in the run's order.
+
+    A query missing from ``queries`` or a document missing from ``corpus`` is an error naming how many are
+    missing; with ``on_error`` each is handed over and left out instead. ``only`` limits the queries (those with
+    qrels, for an evaluation)."""
+    jobs, missing_queries, missing_docs = [], [], []
+    for qid, docs in run.items():
+        if only is not None and qid not in only:
+            continue
+        if qid not in queries:
+            missing_queries.append(qid)
+            continue
+        top = ranking(docs)[:depth]
+        kept = tuple(d for d in top if d in corpus)
+        missing_docs += [(qid, d) for d in top if d not in corpus]
+        if kept:
+            jobs.append(Job(qid, queries[qid], kept))
+    if missing_queries:
+        _missing([f"query {q}" for q in missing_queries], "queries", "not in the queries file", on_error)
+    if missing_docs:
+        _missing([f"document {d} of query {q}" for q, d in missing_docs], "documents", "not in the corpus", on_error)
+    return jobs
+
+
+def _missing(items: list[str], what: str, reason: str, on_error: OnError) -> None:
+    if on_error is None:
+        raise InputError(f"{len(items)} of the run's {what} are {reason} (first: {items[0]}); "
+                         "--on-error skip reranks without them")  # fmt: skip
+    for item in items:
+        on_error(InputError(f"{item}: {reason}"))
+
+
+def ranked(docids, scores) -> list[tuple[str, float]]:
+    """(docid, score) best first; equal scores keep first-stage order."""
+    order = sorted(range(len(docids)), key=lambda n: -scores[n])
+    return [(docids[n], scores[n]) for n in order]
+
+
+def rerank(reranker, jobs, corpus: dict[str, str], top_k: int | None = None, progress=None, stats=None):
+    """Score each job's documents for its query with ``reranker`` (a ``qrr.Reranker``) and yield
+    ``(job, [(docid, score), ...])`` best first (only the best ``top_k``), job by job, in order.
+
+    Queries are scored together up to ``CHUNK`` pairs a call, so that a GPU's batches stay full while a result
+    still comes soon after its query is done. ``progress`` is called with the pairs each batch finished;
+    ``stats`` (a ``Stats``) accumulates what was done."""
+    from qrr.reranker import CHUNK
+
+    group, pairs = [], 0
+    for job in jobs:
+        group.append(job)
+        pairs += len(job.docids)
+        if pairs >= CHUNK:
+            yield from _rerank_group(reranker, group, corpus, top_k, progress, stats)
+            group, pairs = [], 0
+    if group:
+        yield from _rerank_group(reranker, group, corpus, top_k, progress, stats)
+
+
+def _rerank_group(reranker, group, corpus, top_k, progress, stats):
+    scores = reranker.score([(job.query, corpus[d]) for job in group for d in job.docids], progress=progress)
+    if stats is not None:
+        stats += reranker.stats
+    start = 0
+    for job in group:
+        mine = scores[start : start + len(job.docids)]
+        start += len(job.docids)
+        yield job, ranked(job.docids, mine)[:top_k]
+
+
+def format_results(qid: str, results: list[tuple[str, float]], fmt: str, tag: str = TAG) -> str:
+    """One query's results as TREC run lines (``qid Q0 docid rank score tag``) or JSON lines (``qid``,
+    ``docid``, ``rank``, ``score``), ranks from 1. Scores are written in full so that ties are not invented."""
+    if fmt == "trec":
+        return "".join(f"{qid} Q0 {d} {n} {s!r} {tag}\n" for n, (d, s) in enumerate(results, 1))
+    return "".join(
+        orjson.dumps({"qid": qid, "docid": d, "rank": n, "score": s}).decode() + "\n"
+        for n, (d, s) in enumerate(results, 1)
+    )
+
+
+def output_format(path: str | os.PathLike) -> str | None:
+    """``trec`` or ``jsonl`` by the first line of an existing output, or None where it is missing or empty."""
+    try:
+        with open(path, "rb") as handle:
+            first = handle.readline()
+    except FileNotFoundError:
+        return None
+    return None if not first.strip() else ("jsonl" if first.lstrip().startswith(b"{") else "trec")
+
+
+def resume_point(path: str | os.PathLike, fmt: str, expected: dict[str, int]) -> tuple[set[str], int]:
+    """What an interrupted output already holds: the queries it completes and the bytes up to the end of the
+    last complete one. A query cut off by the interruption (or a half-written line) lies after that point.
+
+    ``expected`` is the number of results each query gets. A query with another count that is not the last
+    one, a query twice, a query not in ``expected`` or a malformed line mean the file is not this run's output:
+    an ``InputError`` says so."""
+    done: set[str] = set()
+    keep = offset = count = 0
+    current = None
+    label = str(path)
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            offset += len(raw)
+            if not raw.endswith(b"\n"):
+                break  # the line the interruption cut
+            where = f"{label}:{number}"
+            qid = _output_qid(raw, fmt, where)
+            if qid != current:
+                if current is not None and current not in done:
+                    raise InputError(f"{where}: query {current} has {count} result(s) before query {qid} starts, "
+                                     f"not {expected[current]}; OUT was written from other inputs, --depth "
+                                     "or --top-k")  # fmt: skip
+                if qid in done:
+                    raise InputError(f"{where}: query {qid} appears a second time; OUT is not qrr's output")
+                if qid not in expected:
+                    raise InputError(f"{where}: query {qid} is not among the queries to rerank; OUT was written "
+                                     "from other inputs")  # fmt: skip
+                current, count = qid, 0
+            count += 1
+            if count > expected[qid]:
+                raise InputError(f"{where}: query {qid} has more than {expected[qid]} results; OUT was written "
+                                 "with another --depth or --top-k")  # fmt: skip
+            if count == expected[qid]:
+                done.add(qid)
+                keep = offset
+    return done, keep
+
+
+def _output_qid(raw: bytes, fmt: str, where: str) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{where}: invalid UTF-8; OUT is not qrr's output") from None
+    if fmt == "jsonl":
+        record = _loads(text, where)
+        if not isinstance(record, dict) or not isinstance(record.get("qid"), str):
+            raise InputError(f'{where}: expected a JSON object with "qid"; OUT is not a jsonl run')
+        return record["qid"]
+    fields = text.split()
+    if len(fields) != 6:
+        raise InputError(f"{where}: expected 'qid Q0 docid rank score tag'; OUT is not a TREC run")
+    return fields[0]

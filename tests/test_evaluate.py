@@ -1,0 +1,149 @@
+"""qrr eval: runs against qrels side by side, and --beir's rerank-then-evaluate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from qrr import metrics, runs
+from qrr.cli import app
+
+
+@pytest.fixture
+def cli(tiny_model):
+    def invoke(*args, input=None, model=str(tiny_model)):
+        extra = ["--model", model, "--device", "cpu", "--dtype", "fp32"]
+        return CliRunner().invoke(app, [args[0], *extra, *args[1:]], input=input, prog_name="qrr")
+
+    return invoke
+
+
+def failed(result, code=2):
+    assert result.exit_code == code, result.output
+    assert result.stdout == ""
+    return result.stderr
+
+
+QRELS = "q1 0 a 1\nq1 0 b 2\nq1 0 c 0\nq2 0 a 0\nq3 0 z 1\n"  # q2: nothing relevant; q3: absent from run A
+RUN_A = "q1 Q0 a 1 0.9 A\nq1 Q0 b 2 0.9 A\nq1 Q0 c 3 0.1 A\nq2 Q0 a 1 1.0 A\nq4 Q0 a 1 1.0 A\n"  # q4: no qrels
+RUN_B = "q1 Q0 c 1 3 B\nq1 Q0 b 2 2 B\nq3 Q0 z 1 1 B\nq2 Q0 a 1 1 B\n"
+
+
+@pytest.fixture
+def files(tmp_path):
+    paths = {}
+    for name, text in (("qrels.txt", QRELS), ("a.trec", RUN_A), ("b.trec", RUN_B)):
+        (tmp_path / name).write_text(text)
+        paths[name] = str(tmp_path / name)
+    return paths
+
+
+def test_means_side_by_side_and_what_was_left_out(cli, files):
+    result = cli("eval", files["qrels.txt"], files["a.trec"], files["b.trec"], "-f", "json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    qrels = runs.read_qrels(files["qrels.txt"])
+    for row, name in zip(rows, ("a.trec", "b.trec"), strict=True):
+        expected = metrics.evaluate(qrels, runs.read_run(files[name]))
+        assert row["run"] == files[name]
+        assert row["queries"] == 3
+        assert {m: row[m] for m in metrics.MEASURES} == pytest.approx(expected.means, abs=1e-12)
+    assert rows[1]["mrr@10"] == pytest.approx((1 / 2 + 0 + 1) / 3)
+    assert f"{files['a.trec']}: 1 query without qrels left out" in result.stderr
+    assert f"{files['a.trec']}: no results for 1 of 3 judged queries; they count 0" in result.stderr
+    assert "1 query in the qrels without a relevant document: 0 in every run" in result.stderr
+    assert files["b.trec"] + ":" not in result.stderr
+
+
+def test_common_per_query_and_table(cli, files):
+    result = cli("eval", files["qrels.txt"], files["a.trec"], files["b.trec"], "--common", "--per-query", "-f",
+                 "jsonl")  # fmt: skip
+    rows = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["run"], r["qid"]) for r in rows] == [(f, q) for f in (files["a.trec"], files["b.trec"])
+                                                    for q in ("q1", "q2")]  # fmt: skip
+    assert "--common: 2 of 3 judged queries have results in every run" in result.stderr
+    table = cli("eval", files["qrels.txt"], files["a.trec"], files["b.trec"], "-f", "table").stdout
+    for header in ("nDCG@10", "MRR@10", "R@100", "MAP", "queries", "change"):
+        assert header in table
+
+
+def test_judgments_in_beir_tsv_and_runs_in_jsonl(cli, files, tmp_path):
+    tsv, jsonl = tmp_path / "test.tsv", tmp_path / "a.jsonl"
+    judgments = [line.split() for line in QRELS.splitlines()]
+    tsv.write_text("query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t{r}\n" for q, _, d, r in judgments))
+    rows = [{"qid": q, "docid": d, "rank": int(n), "score": float(s)}
+            for q, _, d, n, s, _ in (line.split() for line in RUN_A.splitlines())]  # fmt: skip
+    jsonl.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
+    one = json.loads(cli("eval", files["qrels.txt"], files["a.trec"], "-f", "json").stdout)[0]
+    other = json.loads(cli("eval", str(tsv), str(jsonl), "-f", "json").stdout)[0]
+    assert {m: one[m] for m in metrics.MEASURES} == {m: other[m] for m in metrics.MEASURES}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["QRELS"], "give QRELS and at least one RUN"),
+        (["QRELS", "A", "--depth", "5"], "--depth: only with --beir"),
+        (["--beir", "DIR"], "--beir needs --run RUN"),
+        (["QRELS", "--beir", "DIR", "--run", "A"], "not both"),
+    ],
+)
+def test_usage_errors(cli, files, args, message):
+    args = [files["qrels.txt"] if a == "QRELS" else files["a.trec"] if a == "A" else a for a in args]
+    assert message in failed(cli("eval", *args))
+
+
+def test_bad_qrels_line(cli, files, tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text(QRELS + "q5 0 y\n")
+    assert f"{bad}:6: expected 'qid 0 docid relevance', found 3 field(s)" in failed(cli("eval", str(bad),
+                                                                                       files["a.trec"]))  # fmt: skip
+    result = cli("eval", str(bad), files["a.trec"], "--on-error", "skip", "-f", "json")
+    assert result.exit_code == 0 and "skipped 1 bad line(s)" in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------------- --beir
+
+
+def test_beir_reranks_judged_queries_and_compares(cli, beir_dir, tmp_path):
+    result = cli("eval", "--beir", str(beir_dir), "--run", str(beir_dir / "bm25.trec"), "--depth", "5", "-f", "json")
+    assert result.exit_code == 0, result.output
+    first, reranked = json.loads(result.stdout)
+    qrels = runs.read_qrels(str(beir_dir / "qrels" / "test.tsv"))
+    bm25 = runs.read_run(str(beir_dir / "bm25.trec"))
+    assert {m: first[m] for m in metrics.MEASURES} == pytest.approx(metrics.evaluate(qrels, bm25).means)
+    assert reranked["run"].startswith("qrr ") and reranked["queries"] == first["queries"] == 4
+    # the same as reranking with qrr rank --run and evaluating its output
+    out = tmp_path / "qrr.trec"
+    args = ["--run", str(beir_dir / "bm25.trec"), "--corpus", str(beir_dir / "corpus.jsonl"), "--queries",
+            str(beir_dir / "queries.jsonl"), "--depth", "5"]  # fmt: skip
+    out.write_text(cli("rank", *args).stdout)
+    separate = metrics.evaluate(qrels, runs.read_run(str(out)))
+    assert {m: reranked[m] for m in metrics.MEASURES} == pytest.approx(separate.means, abs=1e-9)
+    assert "1 query without qrels left out" in result.stderr  # q4, which is not reranked either
+
+
+def test_beir_resume_keeps_the_reranked_run(cli, beir_dir, tmp_path):
+    out = tmp_path / "qrr.trec"
+    args = ["eval", "--beir", str(beir_dir), "--run", str(beir_dir / "bm25.trec"), "--depth", "3", "-f", "json",
+            "--resume", str(out)]  # fmt: skip
+    first = json.loads(cli(*args).stdout)
+    assert len(runs.read_run(str(out))) == 4  # the judged queries
+    again = cli(*args, model="/no/such/model")  # nothing left to rerank: no model is loaded
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout) == first
+    assert first[1]["run"] == str(out)
+
+
+def test_beir_folder_errors(cli, beir_dir, tmp_path):
+    copy = tmp_path / "beir"
+    shutil.copytree(beir_dir, copy)
+    assert "qrels/dev.tsv: not found" in failed(cli("eval", "--beir", str(copy), "--run", str(copy / "bm25.trec"),
+                                                    "--split", "dev"))  # fmt: skip
+    (copy / "corpus.jsonl").write_text('{"_id": "d0", "text": "only one"}\n')
+    message = failed(cli("eval", "--beir", str(copy), "--run", str(copy / "bm25.trec")))
+    assert "of the run's documents are not in the corpus" in message

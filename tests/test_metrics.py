@@ -1,0 +1,94 @@
+"""nDCG@10, MRR@10, Recall@100 and MAP against pytrec_eval (trec_eval's own code), to 1e-6."""
+
+from __future__ import annotations
+
+import pytest
+import pytrec_eval  # the test-only reference (pytrec-eval-terrier on PyPI)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qrr import metrics
+
+TREC_MEASURES = {"ndcg_cut.10", "recip_rank", "recall.100", "map"}
+
+
+def reference(qrels, run) -> dict[str, dict[str, float]]:
+    """pytrec_eval's values in qrr's names, for the queries it evaluates (those in both run and qrels)."""
+    values = pytrec_eval.RelevanceEvaluator(qrels, TREC_MEASURES).evaluate(run)
+    return {
+        q: {
+            "ndcg@10": v["ndcg_cut_10"],
+            # trec_eval's recip_rank has no cut-off: 1/rank >= 1/10 is the same as a first relevant rank <= 10
+            "mrr@10": v["recip_rank"] if v["recip_rank"] >= 0.1 else 0.0,
+            "recall@100": v["recall_100"],
+            "map": v["map"],
+        }
+        for q, v in values.items()
+    }
+
+
+def check(qrels, run):
+    ours = metrics.evaluate(qrels, run)
+    theirs = reference(qrels, run)
+    for q, values in theirs.items():
+        assert ours.per_query[q] == pytest.approx(values, abs=1e-6), q
+    # Judged queries the run lacks count 0 (trec_eval -c); pytrec_eval leaves them out, so add them back as zeros.
+    for m in metrics.MEASURES:
+        assert ours.means[m] == pytest.approx(sum(v[m] for v in theirs.values()) / len(qrels), abs=1e-6), m
+    return ours
+
+
+QRELS = {
+    "ties": {"d1": 1, "d2": 0, "d3": 2, "d9": 1},
+    "graded": {f"g{n}": n % 4 for n in range(30)},
+    "none relevant": {"d1": 0, "d2": 0},
+    "negative": {"d1": -1, "d2": 2},
+    "missing from the run": {"d1": 1},
+    "deep": {"x150": 1, "x5": 1},
+}
+RUN = {
+    "ties": {"d1": 0.5, "d2": 0.5, "d3": 0.5, "d4": 0.9, "d5": 0.5},
+    "graded": {f"g{n}": float(n % 7) for n in range(30)} | {f"u{n}": 3.0 for n in range(5)},
+    "none relevant": {"d1": 1.0, "d3": 0.2},
+    "negative": {"d1": 2.0, "d2": 1.0},
+    "deep": {f"x{n}": 1000.0 - n for n in range(200)},
+    "not judged": {"d1": 1.0},
+}
+
+
+def test_fixture_with_ties_grades_unjudged_and_missing_queries():
+    result = check(QRELS, RUN)
+    assert result.queries == len(QRELS)
+    assert result.missing == ["missing from the run"]
+    assert result.unjudged == 1
+    assert result.per_query["none relevant"] == dict.fromkeys(metrics.MEASURES, 0.0)
+    # trec_eval's tie order: d4, then d5 > d3 > d2 > d1 by docid, descending; d3 is the first relevant
+    assert result.per_query["ties"]["mrr@10"] == pytest.approx(1 / 3)
+    assert result.per_query["deep"]["recall@100"] == pytest.approx(0.5)
+    assert metrics.without_relevant(QRELS) == ["none relevant"]
+
+
+def test_only_the_given_queries_count():
+    result = metrics.evaluate(QRELS, RUN, queries={"ties", "deep"})
+    assert result.queries == 2 and result.missing == []
+    both = reference({q: QRELS[q] for q in ("ties", "deep")}, RUN)
+    assert result.means["map"] == pytest.approx((both["ties"]["map"] + both["deep"]["map"]) / 2, abs=1e-9)
+
+
+def test_an_empty_run_scores_zero():
+    result = check(QRELS, {"ties": {}})
+    assert result.means == dict.fromkeys(metrics.MEASURES, 0.0)
+
+
+docids = st.sampled_from([f"d{n:02d}" for n in range(40)])
+grades = st.sampled_from([-1, 0, 0, 1, 1, 2, 3])
+scores = st.one_of(st.sampled_from([0.0, 0.5, 1.0, 2.0]), st.floats(-10, 10, allow_nan=False))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    qrels=st.dictionaries(st.sampled_from("abcdef"), st.dictionaries(docids, grades, min_size=1), min_size=1),
+    run=st.dictionaries(st.sampled_from("abcdefgh"), st.dictionaries(docids, scores, min_size=1)),
+)
+def test_random_runs_agree_with_pytrec_eval(qrels, run):
+    check(qrels, run)
