@@ -70,12 +70,18 @@ def read_run(source: str, on_error: OnError = None) -> Run:
         if score is None:
             _raise_or_hand(InputError(f"{where}: score {score_text!r} is not a number"), on_error)
             continue
-        docs = run.setdefault(qid, {})
-        if docid in docs:
-            _raise_or_hand(InputError(f"{where}: document {docid} is listed twice for query {qid}"), on_error)
-            continue
-        docs[docid] = score
+        _add(run, qid, docid, score, f"{where}: document {docid} is listed twice for query {qid}", on_error)
     return run
+
+
+def _add(table: dict, qid: str, docid: str, value, twice: str, on_error: OnError) -> None:
+    """Enter a run's score or a judgment; a second entry for the same query and document is an error (or,
+    handed to ``on_error``, dropped: the first stays)."""
+    entries = table.setdefault(qid, {})
+    if docid in entries:
+        _raise_or_hand(InputError(twice), on_error)
+    else:
+        entries[docid] = value
 
 
 def _trec_run(lines, label: str, on_error: OnError):
@@ -129,11 +135,7 @@ def read_qrels(source: str, on_error: OnError = None) -> Qrels:
         if relevance is None:
             _raise_or_hand(InputError(f"{where}: relevance {grade!r} is not a whole number"), on_error)
             continue
-        judged = qrels.setdefault(qid, {})
-        if docid in judged:
-            _raise_or_hand(InputError(f"{where}: document {docid} is judged twice for query {qid}"), on_error)
-            continue
-        judged[docid] = relevance
+        _add(qrels, qid, docid, relevance, f"{where}: document {docid} is judged twice for query {qid}", on_error)
     return qrels
 
 
@@ -161,14 +163,15 @@ def _json_objects(lines, label: str, on_error: OnError) -> Iterator[tuple[str, d
         yield where, record
 
 
-def _field(record: dict, key: str, where: str, kind: type = str, optional: bool = False):
+def _field(record: dict, key: str, where: str, optional: bool = False) -> str:
+    """A string field; an optional one that is missing or null is empty. Numeric ids come as their text."""
     value = record.get(key)
     if value is None and optional:
         return ""
     if key not in record:
         raise InputError(f'{where}: missing field "{key}"')
-    if kind is str and isinstance(value, int) and not isinstance(value, bool) and key in ("_id", "qid", "docid"):
-        return str(value)  # numeric ids name the same document as their text in a run file
+    if isinstance(value, int) and not isinstance(value, bool) and key in ("_id", "qid", "docid"):
+        return str(value)  # a numeric id names the same document as its text does in a TREC run
     if not isinstance(value, str):
         raise InputError(f'{where}: field "{key}" must be a string, not {_json_type(value)}')
     return value
@@ -317,18 +320,22 @@ def rerank(reranker, jobs, corpus: dict[str, str], top_k: int | None = None, pro
     """Score each job's documents for its query with ``reranker`` (a ``qrr.Reranker``) and yield
     ``(job, [(docid, score), ...])`` best first (only the best ``top_k``), job by job, in order.
 
-    Queries are scored together up to ``CHUNK`` pairs a call, so that a GPU's batches stay full while a result
-    still comes soon after its query is done. ``progress`` is called with the pairs each batch finished;
-    ``stats`` (a ``Stats``) accumulates what was done."""
+    ``progress`` is called with the pairs each batch finished; ``stats`` (a ``Stats``) accumulates what was
+    done."""
     from qrr.reranker import CHUNK
 
-    group, pairs = [], 0
+    # Queries share a call, and so batches, up to CHUNK pairs or about eight batches of tokens (4 characters a
+    # token): a GPU's large batches stay full, while on a CPU, whose batches are small, each query's results are
+    # written as soon as it is done, and an interruption loses little.
+    room = 8 * 4 * reranker.batch_tokens
+    group, pairs, chars = [], 0, 0
     for job in jobs:
         group.append(job)
         pairs += len(job.docids)
-        if pairs >= CHUNK:
+        chars += sum(len(job.query) + len(corpus[d]) for d in job.docids)
+        if pairs >= CHUNK or chars >= room:
             yield from _rerank_group(reranker, group, corpus, top_k, progress, stats)
-            group, pairs = [], 0
+            group, pairs, chars = [], 0, 0
     if group:
         yield from _rerank_group(reranker, group, corpus, top_k, progress, stats)
 

@@ -265,3 +265,33 @@ def test_resume_point_refuses_a_foreign_file(tmp_path):
     path.write_text("some notes\n")
     with pytest.raises(InputError, match="not a TREC run"):
         runs.resume_point(path, "trec", {"q1": 1})
+
+
+class FakeReranker:
+    """Scores a document by its length; records how many pairs each call got."""
+
+    def __init__(self, batch_tokens: int):
+        self.batch_tokens = batch_tokens
+        self.calls: list[int] = []
+
+    def score(self, pairs, progress=None):
+        from qrr.reranker import Stats
+
+        pairs = list(pairs)
+        self.calls.append(len(pairs))
+        self.stats = Stats(pairs=len(pairs))
+        return [len(document) / 100 for _, document in pairs]
+
+
+@pytest.mark.parametrize(("batch_tokens", "calls"), [(10**6, [6]), (1, [2, 2, 2])])
+def test_rerank_groups_queries_only_where_batches_are_large(batch_tokens, calls):
+    from qrr.reranker import Stats
+
+    texts = {"s": "x" * 20, "m": "x" * 30, "l": "x" * 50}  # with batch_tokens 1, any query fills a call
+    jobs = [runs.Job("q1", "?", ("s", "l")), runs.Job("q2", "?", ("m", "s")), runs.Job("q3", "?", ("l", "m"))]
+    fake, stats = FakeReranker(batch_tokens), Stats()
+    results = list(runs.rerank(fake, jobs, texts, top_k=1, stats=stats))
+    assert fake.calls == calls
+    assert [(job.qid, ranked) for job, ranked in results] == [("q1", [("l", 0.5)]), ("q2", [("m", 0.3)]),
+                                                               ("q3", [("l", 0.5)])]  # fmt: skip
+    assert stats.pairs == 6

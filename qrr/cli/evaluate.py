@@ -65,11 +65,15 @@ def evaluate(
         ),
     ] = None,  # fmt: skip
     run: Annotated[
-        str | None, typer.Option("--run", rich_help_panel=PANEL, help="With --beir: the first-stage TREC run.")
+        str | None,
+        typer.Option("--run", metavar="RUN", rich_help_panel=PANEL, help="With --beir: the first-stage TREC run."),
     ] = None,
     split: Annotated[
-        str, typer.Option("--split", rich_help_panel=PANEL, help="With --beir: the qrels split (qrels/SPLIT.tsv).")
-    ] = "test",
+        str,
+        typer.Option(
+            "--split", metavar="SPLIT", rich_help_panel=PANEL, help="With --beir: the qrels split (qrels/SPLIT.tsv)."
+        ),
+    ] = "test",  # fmt: skip
     depth: DepthOpt = None,
     resume: ResumeOpt = None,
     tag: TagOpt = None,

@@ -53,7 +53,9 @@ def rank(
     documents: Annotated[
         list[str] | None, typer.Option("--document", "-d", help="A document to rank (repeatable).")
     ] = None,
-    top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, help="Print only the best K.")] = None,
+    top_k: Annotated[
+        int | None, typer.Option("--top-k", "-k", min=1, help="Print only the best K (of each query, with --run).")
+    ] = None,
     with_text: Annotated[
         bool, typer.Option("--with-text", help="Include each document's text in JSON output.", rich_help_panel="Output")
     ] = False,  # fmt: skip
@@ -81,18 +83,29 @@ def rank(
     run: Annotated[
         str | None,
         typer.Option(
-            "--run", help="A TREC run (qid Q0 docid rank score tag) to rerank, query by query.", rich_help_panel=PANEL
+            "--run",
+            metavar="RUN",
+            rich_help_panel=PANEL,
+            help="A TREC run (qid Q0 docid rank score tag) to rerank, query by query.",
         ),
     ] = None,  # fmt: skip
     corpus: Annotated[
         str | None,
         typer.Option(
-            "--corpus", help="BEIR corpus JSONL (_id, title, text) holding the run's documents.", rich_help_panel=PANEL
+            "--corpus",
+            metavar="CORPUS",
+            rich_help_panel=PANEL,
+            help="BEIR corpus JSONL (_id, title, text) holding the run's documents.",
         ),
     ] = None,  # fmt: skip
     queries: Annotated[
         str | None,
-        typer.Option("--queries", help="BEIR queries JSONL (_id, text) or qid<TAB>text lines.", rich_help_panel=PANEL),
+        typer.Option(
+            "--queries",
+            metavar="QUERIES",
+            rich_help_panel=PANEL,
+            help="BEIR queries JSONL (_id, text) or qid<TAB>text lines.",
+        ),
     ] = None,  # fmt: skip
     depth: DepthOpt = None,
     resume: ResumeOpt = None,

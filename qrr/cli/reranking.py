@@ -23,7 +23,7 @@ PANEL = "First-stage run (TREC/BEIR)"
 
 DepthOpt = Annotated[
     int | None,
-    typer.Option("--depth", min=1, rich_help_panel=PANEL,
+    typer.Option("--depth", metavar="N", min=1, rich_help_panel=PANEL,
                  help=f"Rerank each query's top N documents of the run. [dim]\\[default: {DEFAULT_DEPTH}][/]"),
 ]  # fmt: skip
 ResumeOpt = Annotated[
@@ -33,8 +33,9 @@ ResumeOpt = Annotated[
                  "the rest (an interrupted run goes on)."),
 ]  # fmt: skip
 TagOpt = Annotated[
-    str | None, typer.Option("--tag", help=f"The run tag of TREC output. [dim]\\[default: {runs.TAG}][/]",
-                             rich_help_panel=PANEL),
+    str | None,
+    typer.Option("--tag", metavar="TAG", rich_help_panel=PANEL,
+                 help=f"The run tag of TREC output. [dim]\\[default: {runs.TAG}][/]"),
 ]  # fmt: skip
 
 
@@ -191,6 +192,6 @@ def _query_progress(queries: int, pairs: int):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     columns = (TextColumn("reranking"), BarColumn(), TextColumn(f"{{task.fields[queries]}}/{queries} queries"),
-               TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())  # fmt: skip
+               TimeElapsedColumn(), TextColumn("·"), TimeRemainingColumn(), TextColumn("left"))  # fmt: skip
     with Progress(*columns, console=stderr, transient=True, redirect_stdout=False, redirect_stderr=False) as bar:
         yield _Bar(bar, bar.add_task("reranking", total=pairs, queries=0))
