@@ -59,6 +59,24 @@ def test_means_side_by_side_and_what_was_left_out(cli, files):
     assert files["b.trec"] + ":" not in result.stderr
 
 
+def test_qrels_or_a_run_from_stdin(cli, files):
+    from_files = json.loads(cli("eval", files["qrels.txt"], files["a.trec"], "-f", "json").stdout)
+    qrels_in = json.loads(cli("eval", "-", files["a.trec"], "-f", "json", input=QRELS).stdout)
+    run_in = json.loads(cli("eval", files["qrels.txt"], "-", "-f", "json", input=RUN_A).stdout)
+    assert [{k: v for k, v in r.items() if k != "run"} for r in (from_files[0], qrels_in[0], run_in[0])] == [
+        {k: v for k, v in from_files[0].items() if k != "run"}
+    ] * 3
+
+
+def test_a_run_from_another_dataset_is_pointed_out(cli, files, tmp_path):
+    other = tmp_path / "other.trec"
+    other.write_text("x1 Q0 a 1 1.0 X\n")
+    result = cli("eval", files["qrels.txt"], str(other), "-f", "json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)[0]["ndcg@10"] == 0.0
+    assert "has results for none of the judged queries: is it from another dataset or split?" in result.stderr
+
+
 def test_common_per_query_and_table(cli, files):
     result = cli("eval", files["qrels.txt"], files["a.trec"], files["b.trec"], "--common", "--per-query", "-f",
                  "jsonl")  # fmt: skip

@@ -189,7 +189,10 @@ def _notes(qrels, results, queries) -> None:
     for e in results:
         if e.unjudged:
             stderr.print(f"{e.name}: {_queries(e.unjudged)} without qrels left out", highlight=False)
-        if e.missing and queries is None:
+        if e.missing and len(e.missing) == e.queries:
+            stderr.print(f"warning: {e.name} has results for none of the judged queries: is it from another dataset "
+                         "or split?", style="yellow", highlight=False)  # fmt: skip
+        elif e.missing and queries is None:
             stderr.print(f"{e.name}: no results for {len(e.missing)} of {e.queries} judged queries; they count 0 "
                          "(--common evaluates only the queries every run has)", highlight=False)  # fmt: skip
     empty = [q for q in metrics.without_relevant(qrels) if queries is None or q in queries]
