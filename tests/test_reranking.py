@@ -235,6 +235,7 @@ def test_missing_queries_and_malformed_lines(cli, rerank_args, beir_dir, tmp_pat
         (["--with-text"], "--with-text: not with --run"),
         (["-f", "table"], "--format table: use trec or jsonl with --run"),
         (["--tag", "two words"], "a TREC run tag is one word"),
+        (["--resume", "/no/such/folder/out.trec"], "not a file in an existing folder"),
     ],
 )
 def test_options_that_do_not_go_with_run(cli, rerank_args, args, message):

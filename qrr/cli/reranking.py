@@ -93,6 +93,8 @@ def prepare_output(resume: str | None, fmt: str | None, tag: str, inputs: Inputs
     if any(c.isspace() for c in tag) or not tag:
         raise InputError(f"--tag {tag!r}: a TREC run tag is one word")
     fmt = fmt.lower() if fmt else None
+    if resume and (os.path.isdir(resume) or not os.path.isdir(os.path.dirname(os.path.abspath(resume)))):
+        raise InputError(f"--resume {resume}: not a file in an existing folder")
     existing = runs.output_format(resume) if resume else None
     if fmt and existing and fmt != existing:
         raise InputError(f"--resume {resume}: the file holds a {existing} run, not --format {fmt}")
