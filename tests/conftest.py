@@ -46,3 +46,20 @@ def beir_dir(tmp_path_factory):
     from tests.beir import build_beir
 
     return build_beir(tmp_path_factory.mktemp("beir"))
+
+
+@pytest.fixture
+def cli(tiny_model):
+    """``cli("rank", ...)`` runs qrr through typer's CliRunner with the tiny model on the CPU in float32;
+    ``model=False`` leaves the model options out and a string names another model."""
+    from typer.testing import CliRunner
+
+    from qrr.cli import app
+
+    def invoke(*args, input=None, model=True):
+        chosen = str(tiny_model) if model is True else model
+        extra = ["--model", chosen, "--device", "cpu", "--dtype", "fp32"] if chosen else []
+        # The test's own options come last, so they win over these defaults.
+        return CliRunner().invoke(app, [args[0], *extra, *args[1:]], input=input, prog_name="qrr")
+
+    return invoke

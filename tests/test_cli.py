@@ -25,16 +25,6 @@ PAIRS = [
 ]
 
 
-@pytest.fixture
-def cli(tiny_model):
-    def invoke(*args, input=None, model=True):
-        extra = ["--model", str(tiny_model), "--device", "cpu", "--dtype", "fp32"] if model else []
-        # The test's own options come last, so they win over these defaults.
-        return CliRunner().invoke(app, [args[0], *extra, *args[1:]], input=input, prog_name="qrr")
-
-    return invoke
-
-
 def jsonl(text: str) -> list[dict]:
     return [orjson.loads(line) for line in text.splitlines()]
 

@@ -7,19 +7,8 @@ import shutil
 
 import orjson
 import pytest
-from typer.testing import CliRunner
 
 from qrr import metrics, runs
-from qrr.cli import app
-
-
-@pytest.fixture
-def cli(tiny_model):
-    def invoke(*args, input=None, model=str(tiny_model)):
-        extra = ["--model", model, "--device", "cpu", "--dtype", "fp32"]
-        return CliRunner().invoke(app, [args[0], *extra, *args[1:]], input=input, prog_name="qrr")
-
-    return invoke
 
 
 def failed(result, code=2):

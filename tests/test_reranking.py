@@ -7,22 +7,11 @@ import io as stdio
 import orjson
 import pytest
 from rich.console import Console
-from typer.testing import CliRunner
 
 import qrr.cli.base
 import qrr.cli.reranking
 import qrr.reranker
 from qrr import runs
-from qrr.cli import app
-
-
-@pytest.fixture
-def cli(tiny_model):
-    def invoke(*args, input=None, model=str(tiny_model)):
-        extra = ["--model", model, "--device", "cpu", "--dtype", "fp32"]
-        return CliRunner().invoke(app, [args[0], *extra, *args[1:]], input=input, prog_name="qrr")
-
-    return invoke
 
 
 @pytest.fixture
@@ -254,3 +243,14 @@ def test_options_that_do_not_go_with_run(cli, rerank_args, args, message):
 )
 def test_run_options_without_run(cli, args, message):
     assert message in failed(cli("rank", *args))
+
+
+def test_ids_with_spaces_need_jsonl_output(cli, tmp_path):
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "d 1", "text": "Beijing is the capital."}\n')
+    (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "capital of China?"}\n')
+    (tmp_path / "run.jsonl").write_text('{"qid": "q1", "docid": "d 1", "score": 1.0}\n')
+    args = ["--run", str(tmp_path / "run.jsonl"), "--corpus", str(tmp_path / "corpus.jsonl"), "--queries",
+            str(tmp_path / "queries.jsonl")]  # fmt: skip
+    assert "id 'd 1' holds a space, which a TREC run cannot; use --format jsonl" in failed(cli("rank", *args))
+    rows = [orjson.loads(line) for line in ok(cli("rank", *args, "-f", "jsonl")).splitlines()]
+    assert [(r["qid"], r["docid"], r["rank"]) for r in rows] == [("q1", "d 1", 1)]

@@ -9,13 +9,11 @@ import sys
 import orjson
 import pytest
 import torch
-from typer.testing import CliRunner
 
 import qrr.cli.base
 import qrr.cli.score
 import qrr.reranker
 from qrr import Reranker
-from qrr.cli import app
 from qrr.engine import Engine
 from qrr.errors import InputError, OutOfMemoryError
 
@@ -23,15 +21,6 @@ GOOD = [
     {"id": f"p{i}", "query": f"query {i % 3}", "document": f"document number {i} " * (1 + i % 5)} for i in range(11)
 ]
 GOOD_JSONL = "".join(json.dumps(p) + "\n" for p in GOOD)
-
-
-@pytest.fixture
-def cli(tiny_model):
-    def invoke(*args, input=None):
-        extra = ["--model", str(tiny_model), "--device", "cpu", "--dtype", "fp32"]
-        return CliRunner().invoke(app, [args[0], *extra, *args[1:]], input=input, prog_name="qrr")
-
-    return invoke
 
 
 @pytest.fixture

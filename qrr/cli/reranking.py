@@ -99,6 +99,10 @@ def prepare_output(resume: str | None, fmt: str | None, tag: str, inputs: Inputs
     if fmt and existing and fmt != existing:
         raise InputError(f"--resume {resume}: the file holds a {existing} run, not --format {fmt}")
     output = Output(fmt or existing or "trec", tag, resume)
+    if output.fmt == "trec":
+        spaced = next((i for j in inputs.jobs for i in (j.qid, *j.docids) if any(c.isspace() for c in i)), None)
+        if spaced is not None:
+            raise InputError(f"id {spaced!r} holds a space, which a TREC run cannot; use --format jsonl")
     if existing:
         expected = {j.qid: min(len(j.docids), top_k or len(j.docids)) for j in inputs.jobs}
         done, keep = runs.resume_point(resume, output.fmt, expected)
