@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -372,14 +372,18 @@ def output_format(path: str | os.PathLike) -> str | None:
     return None if not first.strip() else ("jsonl" if first.lstrip().startswith(b"{") else "trec")
 
 
-def resume_point(path: str | os.PathLike, fmt: str, expected: dict[str, int]) -> tuple[set[str], int]:
+def resume_point(
+    path: str | os.PathLike, fmt: str, expected: dict[str, int], others: Collection[str] = ()
+) -> tuple[set[str], int]:
     """What an interrupted output already holds: the queries it completes and the bytes up to the end of the
     last complete one. A query cut off by the interruption (or a half-written line) lies after that point.
 
-    ``expected`` is the number of results each query gets. A query with another count that is not the last
-    one, a query twice, a query not in ``expected`` or a malformed line mean the file is not this run's output:
-    an ``InputError`` says so."""
+    ``expected`` is the number of results each query to rerank gets. ``others`` are queries of the run that
+    this command leaves alone (``qrr eval --beir`` reranks only judged ones): their lines are kept as they are.
+    A query with another count that is not the last one, a query twice, an unknown query or a malformed line
+    mean the file is not this run's output: an ``InputError`` says so."""
     done: set[str] = set()
+    seen: set[str] = set()
     keep = offset = count = 0
     current = None
     label = str(path)
@@ -391,21 +395,24 @@ def resume_point(path: str | os.PathLike, fmt: str, expected: dict[str, int]) ->
             where = f"{label}:{number}"
             qid = _output_qid(raw, fmt, where)
             if qid != current:
-                if current is not None and current not in done:
+                if current in expected and current not in done:
                     raise InputError(f"{where}: query {current} has {count} result(s) before query {qid} starts, "
                                      f"not {expected[current]}; OUT was written from other inputs, --depth "
                                      "or --top-k")  # fmt: skip
-                if qid in done:
+                if qid in seen:
                     raise InputError(f"{where}: query {qid} appears a second time; OUT is not qrr's output")
-                if qid not in expected:
+                if qid not in expected and qid not in others:
                     raise InputError(f"{where}: query {qid} is not among the queries to rerank; OUT was written "
                                      "from other inputs")  # fmt: skip
                 current, count = qid, 0
+                seen.add(qid)
             count += 1
-            if count > expected[qid]:
+            if qid not in expected:
+                keep = offset
+            elif count > expected[qid]:
                 raise InputError(f"{where}: query {qid} has more than {expected[qid]} results; OUT was written "
                                  "with another --depth or --top-k")  # fmt: skip
-            if count == expected[qid]:
+            elif count == expected[qid]:
                 done.add(qid)
                 keep = offset
     return done, keep

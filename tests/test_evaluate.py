@@ -146,6 +146,17 @@ def test_beir_resume_keeps_the_reranked_run(cli, beir_dir, tmp_path):
     assert first[1]["run"] == str(out)
 
 
+def test_beir_resumes_the_output_of_rank_run(cli, beir_dir, tmp_path):
+    out = tmp_path / "qrr.trec"
+    args = ["--run", str(beir_dir / "bm25.trec"), "--depth", "3", "--resume", str(out)]
+    ok = cli("rank", *args, "--corpus", str(beir_dir / "corpus.jsonl"), "--queries", str(beir_dir / "queries.jsonl"))
+    assert ok.exit_code == 0, ok.output
+    assert len(runs.read_run(str(out))) == 5  # the query without qrels too
+    result = cli("eval", "--beir", str(beir_dir), *args, "-f", "json", model="/no/such/model")
+    assert result.exit_code == 0, result.output
+    assert "resuming" in result.stderr and json.loads(result.stdout)[1]["queries"] == 4
+
+
 def test_beir_folder_errors(cli, beir_dir, tmp_path):
     copy = tmp_path / "beir"
     shutil.copytree(beir_dir, copy)

@@ -249,6 +249,15 @@ def test_resume_point_at_every_byte(tmp_path, fmt):
         assert done == set(list(expected)[: len(complete)])
 
 
+def test_resume_point_keeps_queries_left_alone(tmp_path):
+    path = tmp_path / "out"
+    path.write_text("q1 Q0 d1 1 0.5 qrr\nqX Q0 d1 1 0.5 qrr\nqX Q0 d2 2 0.4 qrr\nq2 Q0 d1 1 0.5 qrr\n")
+    line = len("q1 Q0 d1 1 0.5 qrr\n")  # every line here is as long; q2 wants 2 results and has 1
+    assert runs.resume_point(path, "trec", {"q1": 1, "q2": 2}, others={"qX"}) == ({"q1"}, 3 * line)
+    with pytest.raises(InputError, match="query qX is not among the queries to rerank"):
+        runs.resume_point(path, "trec", {"q1": 1, "q2": 2})
+
+
 def test_resume_point_refuses_a_foreign_file(tmp_path):
     path = tmp_path / "out"
     path.write_text("q1 Q0 d1 1 0.5 qrr\nq2 Q0 d1 1 0.5 qrr\n")

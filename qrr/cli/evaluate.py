@@ -137,7 +137,9 @@ def evaluate(
             bad_lines.report()
         # Only judged queries are reranked: the others could not be measured.
         inputs = read_inputs(run, folder.queries, folder.corpus, depth or DEFAULT_DEPTH, on_error, only=set(qrels))
-        output = prepare_output(resume, None, tag or runs.TAG, inputs, None) if resume else None
+        # OUT may come from qrr rank --run, with the queries that have no qrels too: they are kept as they are.
+        others = set(inputs.run) - set(qrels)
+        output = prepare_output(resume, None, tag or runs.TAG, inputs, None, others) if resume else None
         reranked: runs.Run = {}
         if inputs.jobs:
             reranker = load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose)

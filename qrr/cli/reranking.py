@@ -7,6 +7,7 @@ import contextlib
 import os
 import sys
 import time
+from collections.abc import Collection
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated
@@ -85,9 +86,12 @@ class Output:
         return open(self.path, "a", encoding="utf-8") if self.path else contextlib.nullcontext(sys.stdout)
 
 
-def prepare_output(resume: str | None, fmt: str | None, tag: str, inputs: Inputs, top_k: int | None) -> Output:
+def prepare_output(
+    resume: str | None, fmt: str | None, tag: str, inputs: Inputs, top_k: int | None, others: Collection[str] = ()
+) -> Output:
     """The output, and the jobs that are left: with --resume, the queries its file completes are dropped from
-    ``inputs.jobs`` and an unfinished query at its end is cut off, to be written again."""
+    ``inputs.jobs`` and an unfinished query at its end is cut off, to be written again. ``others``: queries of
+    the run not reranked here, whose results the file may hold already (see ``runs.resume_point``)."""
     if fmt is not None and fmt.lower() not in runs.RUN_FORMATS:
         raise InputError(f"--format {fmt}: use trec or jsonl with --run")
     if any(c.isspace() for c in tag) or not tag:
@@ -105,7 +109,7 @@ def prepare_output(resume: str | None, fmt: str | None, tag: str, inputs: Inputs
             raise InputError(f"id {spaced!r} holds a space, which a TREC run cannot; use --format jsonl")
     if existing:
         expected = {j.qid: min(len(j.docids), top_k or len(j.docids)) for j in inputs.jobs}
-        done, keep = runs.resume_point(resume, output.fmt, expected)
+        done, keep = runs.resume_point(resume, output.fmt, expected, others)
         if keep < os.path.getsize(resume):
             os.truncate(resume, keep)
             stderr.print(f"{resume}: the last query was unfinished; it is reranked again", highlight=False)
