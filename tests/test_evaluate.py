@@ -11,6 +11,12 @@ import pytest
 from qrr import metrics, runs
 
 
+@pytest.fixture
+def qrr_eval(cli):
+    """``qrr eval`` without the model options, which only --beir takes."""
+    return lambda *args, **kwargs: cli("eval", *args, model=False, **kwargs)
+
+
 def failed(result, code=2):
     assert result.exit_code == code, result.output
     assert result.stdout == ""
@@ -31,8 +37,8 @@ def files(tmp_path):
     return paths
 
 
-def test_means_side_by_side_and_what_was_left_out(cli, files):
-    result = cli("eval", files["qrels.txt"], files["a.trec"], files["b.trec"], "-f", "json")
+def test_means_side_by_side_and_what_was_left_out(qrr_eval, files):
+    result = qrr_eval(files["qrels.txt"], files["a.trec"], files["b.trec"], "-f", "json")
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     qrels = runs.read_qrels(files["qrels.txt"])
@@ -48,45 +54,45 @@ def test_means_side_by_side_and_what_was_left_out(cli, files):
     assert files["b.trec"] + ":" not in result.stderr
 
 
-def test_qrels_or_a_run_from_stdin(cli, files):
-    from_files = json.loads(cli("eval", files["qrels.txt"], files["a.trec"], "-f", "json").stdout)
-    qrels_in = json.loads(cli("eval", "-", files["a.trec"], "-f", "json", input=QRELS).stdout)
-    run_in = json.loads(cli("eval", files["qrels.txt"], "-", "-f", "json", input=RUN_A).stdout)
+def test_qrels_or_a_run_from_stdin(qrr_eval, files):
+    from_files = json.loads(qrr_eval(files["qrels.txt"], files["a.trec"], "-f", "json").stdout)
+    qrels_in = json.loads(qrr_eval("-", files["a.trec"], "-f", "json", input=QRELS).stdout)
+    run_in = json.loads(qrr_eval(files["qrels.txt"], "-", "-f", "json", input=RUN_A).stdout)
     assert [{k: v for k, v in r.items() if k != "run"} for r in (from_files[0], qrels_in[0], run_in[0])] == [
         {k: v for k, v in from_files[0].items() if k != "run"}
     ] * 3
 
 
-def test_a_run_from_another_dataset_is_pointed_out(cli, files, tmp_path):
+def test_a_run_from_another_dataset_is_pointed_out(qrr_eval, files, tmp_path):
     other = tmp_path / "other.trec"
     other.write_text("x1 Q0 a 1 1.0 X\n")
-    result = cli("eval", files["qrels.txt"], str(other), "-f", "json")
+    result = qrr_eval(files["qrels.txt"], str(other), "-f", "json")
     assert result.exit_code == 0
     assert json.loads(result.stdout)[0]["ndcg@10"] == 0.0
     assert "has results for none of the judged queries: is it from another dataset or split?" in result.stderr
 
 
-def test_common_per_query_and_table(cli, files):
-    result = cli("eval", files["qrels.txt"], files["a.trec"], files["b.trec"], "--common", "--per-query", "-f",
+def test_common_per_query_and_table(qrr_eval, files):
+    result = qrr_eval(files["qrels.txt"], files["a.trec"], files["b.trec"], "--common", "--per-query", "-f",
                  "jsonl")  # fmt: skip
     rows = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert [(r["run"], r["qid"]) for r in rows] == [(f, q) for f in (files["a.trec"], files["b.trec"])
                                                     for q in ("q1", "q2")]  # fmt: skip
     assert "--common: 2 of 3 judged queries have results in every run" in result.stderr
-    table = cli("eval", files["qrels.txt"], files["a.trec"], files["b.trec"], "-f", "table").stdout
+    table = qrr_eval(files["qrels.txt"], files["a.trec"], files["b.trec"], "-f", "table").stdout
     for header in ("nDCG@10", "MRR@10", "R@100", "MAP", "queries", "change"):
         assert header in table
 
 
-def test_judgments_in_beir_tsv_and_runs_in_jsonl(cli, files, tmp_path):
+def test_judgments_in_beir_tsv_and_runs_in_jsonl(qrr_eval, files, tmp_path):
     tsv, jsonl = tmp_path / "test.tsv", tmp_path / "a.jsonl"
     judgments = [line.split() for line in QRELS.splitlines()]
     tsv.write_text("query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t{r}\n" for q, _, d, r in judgments))
     rows = [{"qid": q, "docid": d, "rank": int(n), "score": float(s)}
             for q, _, d, n, s, _ in (line.split() for line in RUN_A.splitlines())]  # fmt: skip
     jsonl.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
-    one = json.loads(cli("eval", files["qrels.txt"], files["a.trec"], "-f", "json").stdout)[0]
-    other = json.loads(cli("eval", str(tsv), str(jsonl), "-f", "json").stdout)[0]
+    one = json.loads(qrr_eval(files["qrels.txt"], files["a.trec"], "-f", "json").stdout)[0]
+    other = json.loads(qrr_eval(str(tsv), str(jsonl), "-f", "json").stdout)[0]
     assert {m: one[m] for m in metrics.MEASURES} == {m: other[m] for m in metrics.MEASURES}
 
 
@@ -95,21 +101,22 @@ def test_judgments_in_beir_tsv_and_runs_in_jsonl(cli, files, tmp_path):
     [
         (["QRELS"], "give QRELS and at least one RUN"),
         (["QRELS", "A", "--depth", "5"], "--depth: only with --beir"),
+        (["QRELS", "A", "-i", "Judge"], "--instruction: only with --beir"),
         (["--beir", "DIR"], "--beir needs --run RUN"),
         (["QRELS", "--beir", "DIR", "--run", "A"], "not both"),
     ],
 )
-def test_usage_errors(cli, files, args, message):
+def test_usage_errors(qrr_eval, files, args, message):
     args = [files["qrels.txt"] if a == "QRELS" else files["a.trec"] if a == "A" else a for a in args]
-    assert message in failed(cli("eval", *args))
+    assert message in failed(qrr_eval(*args))
 
 
-def test_bad_qrels_line(cli, files, tmp_path):
+def test_bad_qrels_line(qrr_eval, files, tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_text(QRELS + "q5 0 y\n")
-    assert f"{bad}:6: expected 'qid 0 docid relevance', found 3 field(s)" in failed(cli("eval", str(bad),
+    assert f"{bad}:6: expected 'qid 0 docid relevance', found 3 field(s)" in failed(qrr_eval(str(bad),
                                                                                        files["a.trec"]))  # fmt: skip
-    result = cli("eval", str(bad), files["a.trec"], "--on-error", "skip", "-f", "json")
+    result = qrr_eval(str(bad), files["a.trec"], "--on-error", "skip", "-f", "json")
     assert result.exit_code == 0 and "skipped 1 bad line(s)" in result.stderr
 
 

@@ -113,7 +113,10 @@ def evaluate(
     fmt = pick_output_format(fmt)
     if beir is None:
         given = {"--run": run, "--depth": depth, "--resume": resume, "--tag": tag,
-                 "--split": None if split == "test" else split}  # fmt: skip
+                 "--split": None if split == "test" else split, "--model": model, "--instruction": instruction,
+                 "--device": None if device == "auto" else device, "--dtype": None if dtype == "auto" else dtype,
+                 "--max-length": None if max_length == DEFAULT_MAX_LENGTH else max_length,
+                 "--batch-tokens": batch_tokens, "--offline": offline or None}  # fmt: skip
         misplaced = [name for name, value in given.items() if value is not None]
         if misplaced:
             raise InputError(f"{', '.join(misplaced)}: only with --beir")
