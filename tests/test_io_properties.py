@@ -51,8 +51,13 @@ def test_skipping_never_raises_on_lines(tmp_path, data):
     assert len(records) + len(skipped) <= len(lines)
 
 
+# orjson reads integers beyond 64 bits as floats, so ids round-trip exactly within that range (JSON tools at large
+# agree only up to 2**53; such ids belong in strings).
+INT64 = st.integers(-(2**63), 2**64 - 1)
+
+
 @SETTINGS
-@given(pairs=st.lists(st.tuples(TEXT, TEXT, st.none() | TEXT, st.none() | st.integers() | TEXT), max_size=8),
+@given(pairs=st.lists(st.tuples(TEXT, TEXT, st.none() | TEXT, st.none() | INT64 | TEXT), max_size=8),
        crlf=st.booleans(), bom=st.booleans())  # fmt: skip
 def test_jsonl_pairs_round_trip(tmp_path, pairs, crlf, bom):
     lines = []
