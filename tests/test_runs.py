@@ -6,6 +6,8 @@ import gzip
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from qrr import runs
 from qrr.errors import InputError
@@ -304,3 +306,30 @@ def test_rerank_groups_queries_only_where_batches_are_large(batch_tokens, calls)
     assert [(job.qid, ranked) for job, ranked in results] == [("q1", [("l", 0.5)]), ("q2", [("m", 0.3)]),
                                                                ("q3", [("l", 0.5)])]  # fmt: skip
     assert stats.pairs == 6
+
+
+# ------------------------------------------------------------------------------------------------ any bytes
+
+READERS = (runs.read_run, runs.read_qrels, runs.read_corpus, runs.read_queries)
+# Lines that look almost right, so that the readers get past their first checks, mixed with any bytes.
+NEAR = st.sampled_from([b"q1 Q0 d1 1 0.5 x", b"q1 0 d1 1", b"q1\td1\t2", b'{"_id": "d1", "text": "t"}',
+                        b'{"qid": "q1", "docid": "d1", "score": 1}', b"query-id\tcorpus-id\tscore", b"q1\ttext",
+                        b"\xff\xfe", b"\x00", b"nan", b"{"])  # fmt: skip
+DATA = st.lists(st.one_of(NEAR, st.binary(max_size=30)), max_size=8).map(b"\n".join)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=DATA)
+def test_any_bytes_give_a_table_or_one_clean_error(tmp_path, data):
+    path = tmp_path / "input"
+    path.write_bytes(data)
+    for reader in READERS:
+        try:
+            table = reader(str(path))
+        except InputError as exc:
+            assert str(exc) and "\n" not in str(exc)
+        else:
+            assert all(isinstance(k, str) for k in table)
+        skipped = Collect()
+        reader(str(path), on_error=skipped)  # never raises on a line once told to skip
+        assert all("\n" not in message for message in skipped)
