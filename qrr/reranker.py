@@ -39,8 +39,9 @@ class Stats:
     seconds: float = 0.0
 
     def __add__(self, other: Stats) -> Stats:
-        return Stats(self.pairs + other.pairs, self.tokens + other.tokens, self.truncated + other.truncated,
-                     self.seconds + other.seconds)  # fmt: skip
+        total = Stats(**vars(self))
+        total += other
+        return total
 
     def __iadd__(self, other: Stats) -> Stats:
         # in place, so that a Stats handed to a generator collects what it did

@@ -21,7 +21,7 @@ from pathlib import Path
 import orjson
 
 from qrr.errors import InputError
-from qrr.io import _json_type, _label, _loads, _replay, _sniff, read_lines
+from qrr.io import _json_records, _json_type, _label, _loads, _replay, _sniff, read_lines
 
 Run = dict[str, dict[str, float]]
 Qrels = dict[str, dict[str, int]]
@@ -60,16 +60,12 @@ def read_run(source: str, on_error: OnError = None) -> Run:
     Queries keep the order in which they first appear. A malformed line, a score that is not a number and a
     docid listed twice for one query are errors (with ``on_error``: handed over and skipped, the first listing
     kept)."""
-    label, lines = _label(source), read_lines(source)
+    lines = read_lines(source)
     first, seen = _sniff(lines)
     lines = _replay(seen, lines)
-    entries = _jsonl_run(lines, label, on_error) if first == "{" else _trec_run(lines, label, on_error)
+    entries = _jsonl_run(source, lines, on_error) if first == "{" else _trec_run(lines, _label(source), on_error)
     run: Run = {}
-    for where, qid, docid, score_text in entries:
-        score = score_text if isinstance(score_text, float) else _number(score_text)
-        if score is None:
-            _raise_or_hand(InputError(f"{where}: score {score_text!r} is not a number"), on_error)
-            continue
+    for where, qid, docid, score in entries:
         _add(run, qid, docid, score, f"{where}: document {docid} is listed twice for query {qid}", on_error)
     return run
 
@@ -90,11 +86,15 @@ def _trec_run(lines, label: str, on_error: OnError):
             _raise_or_hand(InputError(f"{where}: expected 'qid Q0 docid rank score tag', found {len(fields)} "
                                       "field(s)"), on_error)  # fmt: skip
             continue
-        yield where, fields[0], fields[2], fields[4]
+        score = _number(fields[4])
+        if score is None:
+            _raise_or_hand(InputError(f"{where}: score {fields[4]!r} is not a number"), on_error)
+            continue
+        yield where, fields[0], fields[2], score
 
 
-def _jsonl_run(lines, label: str, on_error: OnError):
-    for where, record in _json_objects(lines, label, on_error):
+def _jsonl_run(source: str, lines, on_error: OnError):
+    for where, record in _json_objects(source, lines, on_error):
         try:
             qid, docid = _field(record, "qid", where), _field(record, "docid", where)
             score = record.get("score")
@@ -144,23 +144,15 @@ def _whole(text: str) -> int | None:
     return int(value) if value is not None and value == int(value) else None
 
 
-def _json_objects(lines, label: str, on_error: OnError) -> Iterator[tuple[str, dict]]:
-    for number, text in lines:
-        where = f"{label}:{number}"
-        if isinstance(text, InputError):
-            _raise_or_hand(text, on_error)
-            continue
-        if not text.strip():
-            continue
-        try:
-            record = _loads(text, where)
-        except InputError as exc:
-            _raise_or_hand(exc, on_error)
-            continue
-        if not isinstance(record, dict):
+def _json_objects(source: str, lines, on_error: OnError) -> Iterator[tuple[str, dict]]:
+    """(where, object) for each JSON line; a bad line, or a value that is not an object, is raised or handed."""
+    for where, record in _json_records(source, lines, "jsonl"):
+        if isinstance(record, InputError):
+            _raise_or_hand(record, on_error)
+        elif not isinstance(record, dict):
             _raise_or_hand(InputError(f"{where}: expected an object, found {_json_type(record)}"), on_error)
-            continue
-        yield where, record
+        else:
+            yield where, record
 
 
 def _field(record: dict, key: str, where: str, optional: bool = False) -> str:
@@ -182,7 +174,7 @@ def read_corpus(source: str, keep: set[str] | None = None, on_error: OnError = N
     with a space when the title is not empty. With ``keep``, only those documents are kept in memory, so a
     corpus of millions of passages costs only what a run needs. An ``_id`` given twice is an error."""
     corpus: dict[str, str] = {}
-    for where, record in _json_objects(read_lines(source), _label(source), on_error):
+    for where, record in _json_objects(source, read_lines(source), on_error):
         try:
             docid = _field(record, "_id", where)
             if keep is not None and docid not in keep:
@@ -201,10 +193,10 @@ def read_corpus(source: str, keep: set[str] | None = None, on_error: OnError = N
 def read_queries(source: str, on_error: OnError = None) -> dict[str, str]:
     """Queries as ``{qid: text}``: BEIR's JSONL (``_id``, ``text``) or TSV lines ``qid<TAB>text`` (MS MARCO),
     told apart by the first character. A query id given twice is an error."""
-    label, lines = _label(source), read_lines(source)
+    lines = read_lines(source)
     first, seen = _sniff(lines)
     lines = _replay(seen, lines)
-    records = _json_objects(lines, label, on_error) if first == "{" else _tsv_queries(lines, label, on_error)
+    records = _json_objects(source, lines, on_error) if first == "{" else _tsv_queries(lines, _label(source), on_error)
     queries: dict[str, str] = {}
     for where, record in records:
         try:
@@ -270,29 +262,24 @@ class Job:
     docids: tuple[str, ...]
 
 
-def plan(
-    run: Run,
-    queries: dict[str, str],
-    corpus: dict[str, str],
-    depth: int,
-    on_error: OnError = None,
-    only: set[str] | None = None,
-) -> list[Job]:
-    """The queries of ``run`` to rerank, each with its top ``depth`` documents, in the run's order.
+def top(run: Run, depth: int, only: set[str] | None = None) -> dict[str, list[str]]:
+    """Each query's top ``depth`` docids in trec_eval order, in the run's query order; ``only`` limits the
+    queries (those with qrels, for an evaluation)."""
+    return {q: ranking(docs)[:depth] for q, docs in run.items() if only is None or q in only}
+
+
+def plan(tops: dict[str, list[str]], queries: dict[str, str], corpus: dict[str, str], on_error: OnError = None):
+    """The jobs for each query's top documents (from ``top``), in order, with their query texts.
 
     A query missing from ``queries`` or a document missing from ``corpus`` is an error naming how many are
-    missing; with ``on_error`` each is handed over and left out instead. ``only`` limits the queries (those with
-    qrels, for an evaluation)."""
+    missing; with ``on_error`` each is handed over and left out instead."""
     jobs, missing_queries, missing_docs = [], [], []
-    for qid, docs in run.items():
-        if only is not None and qid not in only:
-            continue
+    for qid, docids in tops.items():
         if qid not in queries:
             missing_queries.append(qid)
             continue
-        top = ranking(docs)[:depth]
-        kept = tuple(d for d in top if d in corpus)
-        missing_docs += [(qid, d) for d in top if d not in corpus]
+        kept = tuple(d for d in docids if d in corpus)
+        missing_docs += [(qid, d) for d in docids if d not in corpus]
         if kept:
             jobs.append(Job(qid, queries[qid], kept))
     if missing_queries:

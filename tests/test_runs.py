@@ -197,20 +197,20 @@ TEXTS = {"d1": "one", "d2": "two", "d3": "three", "d4": "four"}
 
 
 def test_plan_takes_the_top_depth_in_trec_eval_order():
-    jobs = runs.plan({"q1": RUN["q1"]}, QUERIES, TEXTS, depth=3)
+    jobs = runs.plan(runs.top({"q1": RUN["q1"]}, 3), QUERIES, TEXTS)
     assert jobs == [runs.Job("q1", "first", ("d1", "d2", "d3"))]
 
 
 def test_plan_names_missing_queries_and_documents():
     with pytest.raises(InputError, match=r"1 of the run's queries are not in the queries file \(first: query q3\)"):
-        runs.plan(RUN, QUERIES, TEXTS, depth=2)
+        runs.plan(runs.top(RUN, 2), QUERIES, TEXTS)
     with pytest.raises(InputError, match=r"1 of the run's documents are not in the corpus \(first: document dX of "):
-        runs.plan({q: RUN[q] for q in ("q1", "q2")}, QUERIES, TEXTS, depth=2)
+        runs.plan(runs.top(RUN, 2, only={"q1", "q2"}), QUERIES, TEXTS)
     skipped = Collect()
-    jobs = runs.plan(RUN, QUERIES, TEXTS, depth=2, on_error=skipped)
+    jobs = runs.plan(runs.top(RUN, 2), QUERIES, TEXTS, on_error=skipped)
     assert jobs == [runs.Job("q1", "first", ("d1", "d2")), runs.Job("q2", "second", ("d2",))]
     assert skipped == ["query q3: not in the queries file", "document dX of query q2: not in the corpus"]
-    assert runs.plan(RUN, QUERIES, TEXTS, depth=2, only={"q1"}) == jobs[:1]
+    assert runs.plan(runs.top(RUN, 2, only={"q1"}), QUERIES, TEXTS) == jobs[:1]
 
 
 # ------------------------------------------------------------------------------------------ writing, resuming

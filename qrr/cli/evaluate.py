@@ -30,9 +30,9 @@ from qrr.cli.reranking import (
     DEFAULT_DEPTH,
     PANEL,
     DepthOpt,
+    Output,
     ResumeOpt,
     TagOpt,
-    prepare_output,
     read_inputs,
     rerank_into,
 )  # fmt: skip
@@ -122,11 +122,6 @@ def evaluate(
             raise InputError(f"{', '.join(misplaced)}: only with --beir")
         if not files or len(files) < 2:
             raise InputError("give QRELS and at least one RUN (or --beir DIR --run RUN)")
-        bad_lines = on_error_policy(on_error)
-        qrels = runs.read_qrels(files[0], bad_lines)
-        named = [(path, runs.read_run(path, bad_lines)) for path in files[1:]]
-        if bad_lines is not None:
-            bad_lines.report()
         source = files[0]
     else:
         if files:
@@ -134,16 +129,22 @@ def evaluate(
         if run is None:
             raise InputError("--beir needs --run RUN, the first-stage run to rerank")
         folder = runs.BeirFolder.at(beir, split)
-        bad_lines = on_error_policy(on_error)
-        qrels = runs.read_qrels(folder.qrels, bad_lines)
-        if bad_lines is not None:
-            bad_lines.report()
+        output = Output.checked(resume, None, tag or runs.TAG) if resume else None
+        source = folder.qrels
+    bad_lines = on_error_policy(on_error)
+    qrels = runs.read_qrels(source, bad_lines)
+    if not qrels:
+        raise InputError(f"{source}: no judgments")
+    named = [(path, runs.read_run(path, bad_lines)) for path in (files or [])[1:]]
+    if bad_lines is not None:
+        bad_lines.report()
+    if beir is not None:
         # Only judged queries are reranked: the others could not be measured.
         inputs = read_inputs(run, folder.queries, folder.corpus, depth or DEFAULT_DEPTH, on_error, only=set(qrels))
-        # OUT may come from qrr rank --run, with the queries that have no qrels too: they are kept as they are.
-        others = set(inputs.run) - set(qrels)
-        output = prepare_output(resume, None, tag or runs.TAG, inputs, None, others) if resume else None
         reranked: runs.Run = {}
+        if output is not None:
+            # OUT may come from qrr rank --run, with the queries that have no qrels too: they are kept as they are.
+            output.pick_up(inputs, None, others=set(inputs.run) - set(qrels))
         if inputs.jobs:
             reranker = load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose)
             reranked = rerank_into(reranker, inputs, output)
@@ -153,13 +154,10 @@ def evaluate(
         from qrr.models import default_model
 
         named = [(run, inputs.run), (resume or f"qrr {model or default_model()}", reranked)]
-        source = folder.qrels
     _render(qrels, named, source, common, per_query, fmt)
 
 
 def _render(qrels: runs.Qrels, named, source: str, common: bool, per_query: bool, fmt: str) -> None:
-    if not qrels:
-        raise InputError(f"{source}: no judgments")
     queries = None
     if common:
         queries = set(qrels).intersection(*({q for q, docs in r.items() if docs} for _, r in named))

@@ -34,9 +34,9 @@ from qrr.cli.reranking import (
     DEFAULT_DEPTH,
     PANEL,
     DepthOpt,
+    Output,
     ResumeOpt,
     TagOpt,
-    prepare_output,
     read_inputs,
     rerank_into,
 )
@@ -144,8 +144,9 @@ def rank(
             raise InputError(f"{', '.join(clashing)}: not with --run (the run names the queries and documents)")
         if corpus is None or queries is None:
             raise InputError("--run needs --corpus and --queries (BEIR's corpus.jsonl and queries.jsonl)")
+        output = Output.checked(resume, fmt, tag or runs.TAG)
         inputs = read_inputs(run, queries, corpus, depth or DEFAULT_DEPTH, on_error)
-        output = prepare_output(resume, fmt, tag or runs.TAG, inputs, top_k)
+        output.pick_up(inputs, top_k)
         if not inputs.jobs:
             stderr.print("nothing left to rerank" if output.done else "nothing to rerank", highlight=False)
             return

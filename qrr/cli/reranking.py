@@ -58,10 +58,11 @@ def read_inputs(run_path, queries_path, corpus_path, depth, policy, only=None) -
     if not run:
         raise InputError(f"{run_path}: no results in the run")
     queries = runs.read_queries(queries_path, bad_lines)
-    needed = {d for q, docs in run.items() if only is None or q in only for d in runs.ranking(docs)[:depth]}
+    tops = runs.top(run, depth, only)
+    needed = {d for docids in tops.values() for d in docids}
     with _status(f"reading {corpus_path} for {len(needed):,} documents"):
         corpus = runs.read_corpus(corpus_path, keep=needed, on_error=bad_lines)
-    jobs = runs.plan(run, queries, corpus, depth, missing, only)
+    jobs = runs.plan(tops, queries, corpus, missing)
     # said now, not after hours of reranking
     for skipped in (bad_lines, missing):
         if skipped is not None:
@@ -82,42 +83,44 @@ class Output:
     path: str | None = None
     done: int = 0  # queries the --resume file already completes
 
+    @classmethod
+    def checked(cls, resume: str | None, fmt: str | None, tag: str) -> Output:
+        """The output the options ask for, checked before any input is read; the format of an existing --resume
+        file is kept."""
+        if fmt is not None and fmt.lower() not in runs.RUN_FORMATS:
+            raise InputError(f"--format {fmt}: use trec or jsonl with --run")
+        if any(c.isspace() for c in tag) or not tag:
+            raise InputError(f"--tag {tag!r}: a TREC run tag is one word")
+        fmt = fmt.lower() if fmt else None
+        if resume and (os.path.isdir(resume) or not os.path.isdir(os.path.dirname(os.path.abspath(resume)))):
+            raise InputError(f"--resume {resume}: not a file in an existing folder")
+        existing = runs.output_format(resume) if resume else None
+        if fmt and existing and fmt != existing:
+            raise InputError(f"--resume {resume}: the file holds a {existing} run, not --format {fmt}")
+        return cls(fmt or existing or "trec", tag, resume)
+
     def open(self):
         return open(self.path, "a", encoding="utf-8") if self.path else contextlib.nullcontext(sys.stdout)
 
-
-def prepare_output(
-    resume: str | None, fmt: str | None, tag: str, inputs: Inputs, top_k: int | None, others: Collection[str] = ()
-) -> Output:
-    """The output, and the jobs that are left: with --resume, the queries its file completes are dropped from
-    ``inputs.jobs`` and an unfinished query at its end is cut off, to be written again. ``others``: queries of
-    the run not reranked here, whose results the file may hold already (see ``runs.resume_point``)."""
-    if fmt is not None and fmt.lower() not in runs.RUN_FORMATS:
-        raise InputError(f"--format {fmt}: use trec or jsonl with --run")
-    if any(c.isspace() for c in tag) or not tag:
-        raise InputError(f"--tag {tag!r}: a TREC run tag is one word")
-    fmt = fmt.lower() if fmt else None
-    if resume and (os.path.isdir(resume) or not os.path.isdir(os.path.dirname(os.path.abspath(resume)))):
-        raise InputError(f"--resume {resume}: not a file in an existing folder")
-    existing = runs.output_format(resume) if resume else None
-    if fmt and existing and fmt != existing:
-        raise InputError(f"--resume {resume}: the file holds a {existing} run, not --format {fmt}")
-    output = Output(fmt or existing or "trec", tag, resume)
-    if output.fmt == "trec":
-        spaced = next((i for j in inputs.jobs for i in (j.qid, *j.docids) if any(c.isspace() for c in i)), None)
-        if spaced is not None:
-            raise InputError(f"id {spaced!r} holds a space, which a TREC run cannot; use --format jsonl")
-    if existing:
+    def pick_up(self, inputs: Inputs, top_k: int | None, others: Collection[str] = ()) -> None:
+        """With --resume, drop the queries its file completes from ``inputs.jobs`` and cut off an unfinished query
+        at its end, to be written again. ``others``: queries of the run not reranked here, whose results the
+        file may hold already (see ``runs.resume_point``)."""
+        if self.fmt == "trec":
+            spaced = next((i for j in inputs.jobs for i in (j.qid, *j.docids) if any(c.isspace() for c in i)), None)
+            if spaced is not None:
+                raise InputError(f"id {spaced!r} holds a space, which a TREC run cannot; use --format jsonl")
+        if not self.path or runs.output_format(self.path) is None:
+            return
         expected = {j.qid: min(len(j.docids), top_k or len(j.docids)) for j in inputs.jobs}
-        done, keep = runs.resume_point(resume, output.fmt, expected, others)
-        if keep < os.path.getsize(resume):
-            os.truncate(resume, keep)
-            stderr.print(f"{resume}: the last query was unfinished; it is reranked again", highlight=False)
+        done, keep = runs.resume_point(self.path, self.fmt, expected, others)
+        if keep < os.path.getsize(self.path):
+            os.truncate(self.path, keep)
+            stderr.print(f"{self.path}: the last query was unfinished; it is reranked again", highlight=False)
         inputs.jobs = [j for j in inputs.jobs if j.qid not in done]
-        output.done = len(done)
-        stderr.print(f"resuming {resume}: {len(done)} of {len(done) + len(inputs.jobs)} queries are done",
+        self.done = len(done)
+        stderr.print(f"resuming {self.path}: {len(done)} of {len(done) + len(inputs.jobs)} queries are done",
                      highlight=False)  # fmt: skip
-    return output
 
 
 def rerank_into(reranker, inputs: Inputs, output: Output | None, top_k: int | None = None) -> runs.Run:
@@ -140,11 +143,10 @@ def rerank_into(reranker, inputs: Inputs, output: Output | None, top_k: int | No
                 finished += 1
                 tracker.query()
     except KeyboardInterrupt:
-        done = finished + (output.done if output else 0)
+        before = output.done if output else 0
         how = (f"run the same command to go on from {output.path}" if output and output.path
                else "--resume OUT writes a run that a later command goes on with")  # fmt: skip
-        raise Interrupted(f"interrupted after {done} of {len(jobs) + (output.done if output else 0)} queries; "
-                          f"{how}") from None  # fmt: skip
+        raise Interrupted(f"interrupted after {before + finished} of {before + len(jobs)} queries; {how}") from None
     reranker.stats = stats
     return results
 
