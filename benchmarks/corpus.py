@@ -24,11 +24,11 @@ WORDS = ("the of and to in is was for on that with as by at from his her an whic
 
 CHILD = """
 import json, random, resource, sys, time
-from qrr import runs
+from qrr import formats
 path, docs, keep = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 wanted = {f"doc{i}" for i in random.Random(1).sample(range(docs), keep)} if keep else None
 start = time.perf_counter()
-corpus = runs.read_corpus(path, keep=wanted)
+corpus = formats.read_corpus(path, keep=wanted)
 seconds = time.perf_counter() - start
 print(json.dumps({"kept": len(corpus), "seconds": seconds,
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))

@@ -109,7 +109,7 @@ def run_qrr(model_dir, dtype, query, docs, share_prefix=True):
     reranker = Reranker(str(model_dir), device="cpu", dtype=str(dtype).rsplit(".", 1)[-1], share_prefix=share_prefix)
 
     def score(documents):
-        return [r.score for r in sorted(reranker.rank(query, documents), key=lambda r: r.index)]
+        return [r["score"] for r in sorted(reranker.rank(query, documents), key=lambda r: r["corpus_id"])]
 
     return score
 

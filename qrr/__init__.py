@@ -5,7 +5,7 @@ is built.
 """
 
 from qrr.errors import QrrError
-from qrr.reranker import Ranked, Reranker
+from qrr.reranker import Reranker, Results, Stats
 
 __version__ = "0.1.0.dev0"
-__all__ = ["QrrError", "Ranked", "Reranker", "__version__"]
+__all__ = ["QrrError", "Reranker", "Results", "Stats", "__version__"]

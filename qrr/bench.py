@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import gc
 import random
 import shutil
@@ -18,47 +19,23 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from qrr.engine import activation_bytes, available_memory, default_batch_tokens, load_causal
+from qrr.engine import activation_bytes, available_memory, default_batch_tokens, load_transformer
 from qrr.errors import InputError, ModelNotFoundError
+from qrr.family import QWEN3
 
-# config.json of each size (REFERENCE.md); all bf16 on disk, vocab 151,669, 40,960 positions, rope theta 1e6.
-SIZES = {
-    "0.6b": {"hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 16,
-             "num_key_value_heads": 8, "head_dim": 128, "tie_word_embeddings": True},
-    "4b": {"hidden_size": 2560, "intermediate_size": 9728, "num_hidden_layers": 36, "num_attention_heads": 32,
-           "num_key_value_heads": 8, "head_dim": 128, "tie_word_embeddings": True},
-    "8b": {"hidden_size": 4096, "intermediate_size": 12288, "num_hidden_layers": 36, "num_attention_heads": 32,
-           "num_key_value_heads": 8, "head_dim": 128, "tie_word_embeddings": False},
-}  # fmt: skip
-VOCAB = 151_669
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt")
-
-
-def qwen3_config(size: str):
-    """The transformers ``Qwen3Config`` of a size (``0.6b``, ``4b``, ``8b``)."""
-    from transformers import Qwen3Config
-
-    return Qwen3Config(
-        vocab_size=VOCAB,
-        max_position_embeddings=40_960,
-        rope_theta=1_000_000.0,
-        rms_norm_eps=1e-6,
-        architectures=["Qwen3ForCausalLM"],
-        **SIZES[size],
-    )
 
 
 def build_random_model(size: str, folder: Path, tokenizer_dir: Path, dtype: str = "bfloat16", seed: int = 0) -> Path:
     """Save a random-weight model of ``size`` with the tokenizer files from ``tokenizer_dir`` into ``folder``."""
     import torch
-    from transformers import Qwen3ForCausalLM
+    from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    config = qwen3_config(size)
     with torch.device("cpu"):
-        model = Qwen3ForCausalLM(config).to(getattr(torch, dtype)).eval()
+        model = AutoModelForCausalLM.from_config(QWEN3.config(size)).to(getattr(torch, dtype)).eval()
     model.save_pretrained(folder)
     for name in TOKENIZER_FILES:
         if (Path(tokenizer_dir) / name).is_file():
@@ -90,6 +67,7 @@ class BenchRow:
     dtype: str = ""
     query_tokens: int = 0
     prompt_tokens: int = 0
+    computed_tokens: int = 0  # run through the model: a shared prefix counts once
     load_s: float = 0.0
     seconds: float = 0.0
     pairs_per_s: float = 0.0
@@ -108,23 +86,11 @@ class BenchRow:
     skipped: str | None = None
 
 
-def non_embedding_params(size_config: dict) -> int:
-    """Parameters that every token multiplies through (attention and MLP weights), from a size's config."""
-    h, inter, layers = size_config["hidden_size"], size_config["intermediate_size"], size_config["num_hidden_layers"]
-    q = size_config["num_attention_heads"] * size_config["head_dim"]
-    kv = size_config["num_key_value_heads"] * size_config["head_dim"]
-    return layers * (h * (q + 2 * kv) + q * h + 3 * h * inter)
-
-
-def total_params(size_config: dict) -> int:
-    head = 0 if size_config["tie_word_embeddings"] else VOCAB * size_config["hidden_size"]
-    return non_embedding_params(size_config) + VOCAB * size_config["hidden_size"] + head
-
-
-def executed_flops(size_config: dict, work) -> float:
-    """FLOPs of the work an engine reports: 2 per weight per computed token, plus attention (QK and AV)."""
-    attn = 4 * size_config["num_hidden_layers"] * size_config["num_attention_heads"] * size_config["head_dim"]
-    return 2 * non_embedding_params(size_config) * work.tokens + attn * work.attended
+def executed_flops(size: str, stats) -> float:
+    """FLOPs of the work a call's ``Stats`` report: 2 per weight per computed token, plus attention (QK and AV)."""
+    shape = QWEN3.sizes[size].shape
+    attn = 4 * shape["num_hidden_layers"] * shape["num_attention_heads"] * shape["head_dim"]
+    return 2 * QWEN3.sizes[size].non_embedding_params() * stats.computed_tokens + attn * stats.attended
 
 
 def make_workload(tokenizer, docs: int, doc_tokens: int, query_tokens: int, seed: int = 0):
@@ -140,15 +106,16 @@ def make_workload(tokenizer, docs: int, doc_tokens: int, query_tokens: int, seed
     return text(query_tokens), [text(doc_tokens) for _ in range(docs)]
 
 
-def estimate_memory(size_config: dict, dtype_bytes: int, batch_tokens: int, doc_tokens: int, docs: int,
+def estimate_memory(size: str, dtype_bytes: int, batch_tokens: int, doc_tokens: int, docs: int,
                     baseline: bool) -> int:  # fmt: skip
     """Bytes a size needs: its weights, the activations of one batch, and (baseline) the recipe's full logits."""
-    h, inter = size_config["hidden_size"], size_config["intermediate_size"]
-    q = size_config["num_attention_heads"] * size_config["head_dim"]
-    need = total_params(size_config) * dtype_bytes + activation_bytes(h, inter, q, dtype_bytes, batch_tokens)
+    shape = QWEN3.sizes[size].shape
+    h, inter = shape["hidden_size"], shape["intermediate_size"]
+    q = shape["num_attention_heads"] * shape["head_dim"]
+    need = QWEN3.total_params(size) * dtype_bytes + activation_bytes(h, inter, q, dtype_bytes, batch_tokens)
     if baseline:  # one call over the whole workload, with full-vocabulary logits
         tokens = docs * (doc_tokens + 100)
-        need += tokens * VOCAB * dtype_bytes + activation_bytes(h, inter, q, dtype_bytes, tokens)
+        need += tokens * QWEN3.vocab_size * dtype_bytes + activation_bytes(h, inter, q, dtype_bytes, tokens)
     return int(need * 1.1) + 300 * 2**20  # 10% slack and the runtime itself
 
 
@@ -188,8 +155,10 @@ class PeakMemory:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+@functools.cache
 def matmul_peak_tflops(device, dtype, seconds: float = 1.0) -> float:
-    """The device's dense matmul speed in this dtype, measured now (the ceiling for achieved TFLOP/s)."""
+    """The device's dense matmul speed in this dtype, measured once per process (the ceiling for achieved
+    TFLOP/s)."""
     import torch
 
     m, k, n = (4096, 4096, 4096) if device.type == "cuda" else (2048, 1024, 3072)
@@ -274,9 +243,9 @@ def run(
     from qrr import models
     from qrr.reranker import Reranker
 
-    unknown = [s for s in sizes if s not in SIZES]
+    unknown = [s for s in sizes if s not in QWEN3.sizes]
     if unknown:
-        raise InputError(f"unknown size {unknown[0]!r}: use {', '.join(SIZES)}")
+        raise InputError(f"sizes: unknown size {unknown[0]!r}; use {', '.join(QWEN3.sizes)}", "sizes")
     note = note or (lambda message: None)
     dev = devices.resolve_device(device)
     dt = devices.resolve_dtype(dtype, dev)
@@ -286,10 +255,9 @@ def run(
     memory = PeakMemory(dev)
     shared_tokenizer = None
     for size in sizes:
-        config = SIZES[size]
         base = {"size": size, "docs": docs, "device": str(dev), "dtype": devices.dtype_name(dt),
                 "query_tokens": query_tokens, "matmul_peak_tflops": peak, "memory_kind": memory.kind}  # fmt: skip
-        need = max(estimate_memory(config, dtype_bytes, budget, n, docs, baseline=False) for n in doc_tokens)
+        need = max(estimate_memory(size, dtype_bytes, budget, n, docs, baseline=False) for n in doc_tokens)
         free = available_memory(dev)
         if free is not None and need > free:
             reason = f"needs about {need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free"
@@ -297,14 +265,14 @@ def run(
             for n in doc_tokens:
                 yield BenchRow(doc_tokens=n, skipped=reason, **base)
             continue
-        repo = models.ALIASES.get(size)
+        repo = QWEN3.sizes[size].repo
         folder = None if random_weights or repo is None else models.cached_snapshot(repo)
         start = time.perf_counter()
         if folder is not None:
             from transformers import AutoTokenizer
 
             tokenizer = AutoTokenizer.from_pretrained(folder)
-            causal = load_causal(folder, dt, devices.attention_implementation(dev, dt))
+            causal = load_transformer(folder, dt, devices.attention_implementation(dev, dt))
             weights = "real"
         else:
             if shared_tokenizer is None:
@@ -338,16 +306,17 @@ def run(
                     progress(done)
 
             memory.reset()
-            times, flops = [], 0.0
+            times = []
             for _ in range(repeat):
                 stamps.append(time.perf_counter())
                 start = time.perf_counter()
-                reranker.rank(query, documents, progress=tick)
+                stats = reranker.rank(query, documents, progress=tick).stats
                 times.append(time.perf_counter() - start)
-                flops = executed_flops(config, reranker.engine.work)
+            flops = executed_flops(size, stats)
             row.peak_memory_mb = memory.peak_mb()
             row.seconds = statistics.median(times)
-            row.prompt_tokens = reranker.stats.tokens
+            row.prompt_tokens = stats.tokens
+            row.computed_tokens = stats.computed_tokens
             row.pairs_per_s = docs / row.seconds
             row.tokens_per_s = row.prompt_tokens / row.seconds
             gaps = sorted(b - a for a, b in zip(stamps, stamps[1:], strict=False) if b > a) or [row.seconds]
@@ -356,8 +325,8 @@ def run(
             row.tflops = flops / row.seconds / 1e12
             row.peak_fraction = row.tflops / peak if peak else 0.0
             # the model is loaded already: only what the recipe adds (its full logits) must still fit
-            baseline_need = estimate_memory(config, dtype_bytes, budget, n, docs, baseline=True) - estimate_memory(
-                config, dtype_bytes, budget, n, docs, baseline=False
+            baseline_need = estimate_memory(size, dtype_bytes, budget, n, docs, baseline=True) - estimate_memory(
+                size, dtype_bytes, budget, n, docs, baseline=False
             )
             baseline_free = available_memory(dev)
             if baseline and baseline_free is not None and baseline_need > baseline_free:
@@ -393,14 +362,14 @@ def _quantile(sorted_values: list[float], q: float) -> float:
 def random_causal(size: str, dtype, attn: str = "sdpa"):
     """A random-weight Qwen3 causal LM of ``size``, built directly in ``dtype`` (no fp32 copy of 8B)."""
     import torch
-    from transformers import Qwen3ForCausalLM
+    from transformers import AutoModelForCausalLM
 
-    config = qwen3_config(size)
+    config = QWEN3.config(size)
     config._attn_implementation = attn
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
         torch.manual_seed(0)
-        return Qwen3ForCausalLM(config).eval()
+        return AutoModelForCausalLM.from_config(config).eval()
     finally:
         torch.set_default_dtype(previous)

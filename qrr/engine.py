@@ -2,7 +2,8 @@
 
 The full-vocabulary head never runs. ``p(yes) = sigmoid(h . (w_yes - w_no) + b_yes - b_no)`` where ``h`` is
 the last real token's final hidden state and the rows come from ``lm_head`` (the 8B does not tie it to the
-embeddings). That equals the recipe's ``softmax([logit_no, logit_yes])[1]``, computed in float32.
+embeddings), or from a converted checkpoint's one-row ``score`` head. That equals the recipe's
+``softmax([logit_no, logit_yes])[1]``, computed in float32.
 
 Shared-prefix reuse: sequences of one group (same instruction and query) start with the same tokens. The
 longest common prefix of their full token sequences runs once; its key/value cache is shared by every batch of
@@ -17,12 +18,14 @@ import functools
 import gc
 import inspect
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from qrr.errors import InputError, OutOfMemoryError, QrrError
+from qrr.family import CAUSAL, SEQ_CLS
 
 log = logging.getLogger("qrr")
 
@@ -43,13 +46,15 @@ def default_batch_tokens(device) -> int:
     return DEFAULT_BATCH_TOKENS.get(device.type, 8192)
 
 
-def plan_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
-    """Group indices into batches whose padded size (rows x longest row) stays within ``batch_tokens``.
+def plan_batches(lengths: Sequence[int], batch_tokens: int, max_rows: int | None = None) -> list[list[int]]:
+    """Group indices into batches whose padded size (rows x longest row) stays within ``batch_tokens`` and,
+    with ``max_rows``, whose rows are at most that many.
 
     Indices are sorted longest first so rows of a batch have similar lengths (little padding) and the
     heaviest batch runs first, where running out of memory costs least. A row longer than the budget
     gets a batch of its own.
     """
+    rows = max_rows or len(lengths) or 1
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     batches: list[list[int]] = []
     current: list[int] = []
@@ -57,7 +62,7 @@ def plan_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
     for i in order:
         # Sorted longest first, so the first row of a batch sets its width.
         width = width if current else lengths[i]
-        if current and (len(current) + 1) * width > batch_tokens:
+        if current and ((len(current) + 1) * width > batch_tokens or len(current) == rows):
             batches.append(current)
             current, width = [], lengths[i]
         current.append(i)
@@ -118,25 +123,131 @@ def plan_groups(
 
 @dataclass
 class Work:
-    """What the last ``Engine.score`` computed: ``tokens`` run through the model (a shared prefix counts once)
-    and ``attended`` (query, key) pairs of attention, for FLOP counts."""
+    """What a scoring call computed: ``tokens`` run through the model (a shared prefix counts once) and
+    ``attended`` (query, key) pairs of attention, for FLOP counts."""
 
     tokens: int = 0
     attended: int = 0
 
+    def __iadd__(self, other: Work) -> Work:
+        self.tokens += other.tokens
+        self.attended += other.attended
+        return self
+
 
 class Engine:
-    """A Qwen3 base model plus the one-row yes-minus-no head."""
+    """Scores token sequences: token-budget batches, shared-prefix groups, and on CUDA an out-of-memory batch
+    retried with half the budget. What a model contributes (running a prefix, the log-odds of a batch, what
+    reuse saves and what a batch costs in memory) subclasses give: ``TransformerEngine`` runs the real model,
+    ``qrr.testing.FakeEngine`` a stand-in for tests. One engine may score for several threads at once."""
+
+    def __init__(self, device, dtype):
+        self.device = device
+        self.dtype = dtype
+        # lowered for good when a CUDA batch runs out of memory
+        self.budget_cap = 2**62
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------------------ what a model provides
+
+    def prefix_cache(self, prefix: Sequence[int]):
+        """Run ``prefix`` once; returns what ``log_odds`` needs to continue rows after it."""
+        raise NotImplementedError
+
+    def log_odds(self, rows: Sequence[Sequence[int]], prefix=None, prefix_len: int = 0):
+        """``logit_yes - logit_no`` (float32 tensor) for a batch of token id lists, each continuing the cached
+        ``prefix`` (from ``prefix_cache``) of ``prefix_len`` tokens when one is given."""
+        raise NotImplementedError
+
+    def worth_sharing(self, shared: int, mean_rest: float) -> bool:
+        """Whether running ``shared`` prefix tokens once pays, for rests of ``mean_rest`` tokens."""
+        return True
+
+    def activation_bytes(self, batch_tokens: int) -> int:
+        """About how much memory one forward pass of ``batch_tokens`` tokens needs besides the weights."""
+        return 0
+
+    # --------------------------------------------------------------------------------------- the batching
+
+    def score(
+        self,
+        sequences: Sequence[Sequence[int]],
+        batch_tokens: int,
+        progress: Progress | None = None,
+        groups: Sequence[Hashable] | None = None,
+        max_rows: int | None = None,
+    ) -> tuple[list[float], Work]:
+        """p(yes) for each token sequence, in input order, and the work it took.
+
+        ``groups`` gives each sequence a key (such as its instruction and query); members of a group share
+        their common token prefix's computation. Without it, nothing is shared. ``max_rows`` caps the rows of
+        a batch besides the token budget. ``progress`` is called with the rows each finished batch scored.
+        """
+        import torch
+
+        scores = [0.0] * len(sequences)
+        work = Work()
+        for shared, indices in plan_groups(sequences, groups, self.worth_sharing):
+            prefix = self.prefix_cache(sequences[indices[0]][:shared]) if shared else None
+            rests = [sequences[i][shared:] for i in indices]
+            work.tokens += shared + sum(len(r) for r in rests)
+            # causal attention: token at position p attends to p + 1 keys
+            work.attended += shared * (shared + 1) // 2
+            work.attended += sum(len(r) * shared + len(r) * (len(r) + 1) // 2 for r in rests)
+            widths = [_round_up(len(r), WIDTH_MULTIPLE) for r in rests]
+            queue = deque(plan_batches(widths, min(batch_tokens, self.budget_cap), max_rows))
+            while queue:
+                batch = queue.popleft()
+                budget = min(batch_tokens, self.budget_cap)
+                try:
+                    values = torch.sigmoid(self.log_odds([rests[j] for j in batch], prefix, shared)).tolist()
+                except torch.OutOfMemoryError as exc:
+                    if self.device.type != "cuda" or len(batch) == 1:
+                        raise OutOfMemoryError(
+                            f"out of memory in a batch of {len(batch)} rows: lower batch_tokens (now {budget})",
+                            "batch_tokens",
+                        ) from exc
+                    # Halve the budget for the rest of this engine's life and re-plan what is left.
+                    torch.cuda.empty_cache()
+                    with self._lock:
+                        self.budget_cap = max(1, min(budget, self.budget_cap) // 2)
+                    log.warning("out of memory in a batch of %d rows; retrying with batch_tokens %d",
+                                len(batch), self.budget_cap, extra={"params": ("batch_tokens",)})  # fmt: skip
+                    left = batch + [j for b in queue for j in b]
+                    queue = deque(
+                        [left[k] for k in b] for b in plan_batches([widths[j] for j in left], self.budget_cap, max_rows)
+                    )
+                    continue
+                for j, value in zip(batch, values, strict=True):
+                    scores[indices[j]] = value
+                if progress is not None:
+                    progress(len(batch))
+        return scores, work
+
+    def check_budget(self, batch_tokens: int) -> None:
+        """Refuse, before any work, a CPU budget whose activations cannot fit in the memory that is free."""
+        if self.device.type != "cpu":
+            return  # GPUs recover from out-of-memory by halving the budget as they go
+        need, free = self.activation_bytes(batch_tokens), available_memory(self.device)
+        if free is not None and need > free:
+            raise InputError(
+                f"batch_tokens {batch_tokens} needs about {need / 2**30:.1f} GiB for activations but "
+                f"{free / 2**30:.1f} GiB is free; lower batch_tokens (default "
+                f"{default_batch_tokens(self.device)} on {self.device.type})",
+                "batch_tokens",
+            )
+
+
+class TransformerEngine(Engine):
+    """A transformers Qwen3 base model plus the one-row yes-minus-no head (from a causal LM's ``lm_head`` or a
+    converted classifier's ``score``)."""
 
     def __init__(self, body, head, bias: float, device, pad_id: int):
+        super().__init__(device, next(body.parameters()).dtype)
         self.body = body
         self.head = head
         self.bias = bias
-        self.device = device
         self.pad_id = pad_id
-        self.work = Work()
-        # lowered for good when a CUDA batch runs out of memory
-        self.budget_cap = 2**62
         # transformers 5 calls the key/value cache argument `cache`; 4.x calls it `past_key_values`.
         params = inspect.signature(body.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
@@ -153,7 +264,7 @@ class Engine:
         return shared * self._weights_per_token > mean_rest**2 * self._attention_width
 
     @classmethod
-    def from_causal(cls, causal, device, yes_id: int, no_id: int, pad_id: int) -> Engine:
+    def from_causal(cls, causal, device, yes_id: int, no_id: int, pad_id: int) -> TransformerEngine:
         """Keep a loaded causal LM's base model and the two head rows; the caller may drop the rest."""
         import torch
 
@@ -162,17 +273,32 @@ class Engine:
         with torch.no_grad():
             head = (output.weight[yes_id].float() - output.weight[no_id].float()).to(device)
             bias = 0.0 if output.bias is None else float(output.bias[yes_id].float() - output.bias[no_id].float())
-        body = causal.get_decoder()
-        body.to(device).eval()
-        return cls(body, head, bias, device, pad_id)
+        return cls(causal.base_model.to(device).eval(), head, bias, device, pad_id)
 
     @classmethod
-    def load(cls, path: Path, device, dtype, yes_id: int, no_id: int, pad_id: int, attn: str = "sdpa") -> Engine:
-        """Load the causal LM at ``path``, keep its base model and the two head rows, drop the rest."""
-        causal = load_causal(path, dtype, attn)
-        engine = cls.from_causal(causal, device, yes_id, no_id, pad_id)
+    def from_classifier(cls, classifier, device, pad_id: int) -> TransformerEngine:
+        """Keep a converted sequence classifier's base model and its one score row (``lm_head[yes] -
+        lm_head[no]``)."""
+        import torch
+
+        score = classifier.score
+        with torch.no_grad():
+            head = score.weight[0].float().to(device)
+            bias = 0.0 if getattr(score, "bias", None) is None else float(score.bias[0].float())
+        return cls(classifier.base_model.to(device).eval(), head, bias, device, pad_id)
+
+    @classmethod
+    def load(cls, path: Path, kind: str, device, dtype, yes_id: int, no_id: int, pad_id: int,
+             attn: str = "sdpa") -> TransformerEngine:  # fmt: skip
+        """Load the checkpoint at ``path`` (``kind`` ``causal`` or ``seq-cls``), keep its base model and the
+        yes-minus-no row, drop the rest."""
+        model = load_transformer(path, dtype, attn, kind)
+        if kind == SEQ_CLS:
+            engine = cls.from_classifier(model, device, pad_id)
+        else:
+            engine = cls.from_causal(model, device, yes_id, no_id, pad_id)
         # Dropping the wrapper frees an untied lm_head (1.2 GB on 8B); a tied one stays as the embeddings.
-        del causal
+        del model
         gc.collect()
         return engine
 
@@ -185,8 +311,6 @@ class Engine:
         return _shared_prefix_cache(getattr(out, "cache", None) or out.past_key_values)
 
     def log_odds(self, rows: Sequence[Sequence[int]], prefix=None, prefix_len: int = 0):
-        """``logit_yes - logit_no`` (float32 tensor) for a batch of token id lists, each continuing the
-        cached ``prefix`` (from ``prefix_cache``) of ``prefix_len`` tokens when one is given."""
         import torch
 
         width = _round_up(max(len(r) for r in rows), WIDTH_MULTIPLE)
@@ -204,74 +328,11 @@ class Engine:
             hidden = out.last_hidden_state[torch.arange(len(rows), device=self.device), last].float()
             return hidden @ self.head + self.bias
 
-    def score(
-        self,
-        sequences: Sequence[Sequence[int]],
-        batch_tokens: int,
-        progress: Progress | None = None,
-        groups: Sequence[Hashable] | None = None,
-    ) -> list[float]:
-        """p(yes) for each token sequence, in input order.
-
-        ``groups`` gives each sequence a key (such as its instruction and query); members of a group share
-        their common token prefix's computation. Without it, nothing is shared.
-        """
-        import torch
-
-        scores = [0.0] * len(sequences)
-        self.work = Work()
-        for shared, indices in plan_groups(sequences, groups, self.worth_sharing):
-            prefix = self.prefix_cache(sequences[indices[0]][:shared]) if shared else None
-            rests = [sequences[i][shared:] for i in indices]
-            self.work.tokens += shared + sum(len(r) for r in rests)
-            # causal attention: token at position p attends to p + 1 keys
-            self.work.attended += shared * (shared + 1) // 2
-            self.work.attended += sum(len(r) * shared + len(r) * (len(r) + 1) // 2 for r in rests)
-            widths = [_round_up(len(r), WIDTH_MULTIPLE) for r in rests]
-            queue = deque(plan_batches(widths, min(batch_tokens, self.budget_cap)))
-            while queue:
-                batch = queue.popleft()
-                try:
-                    values = torch.sigmoid(self.log_odds([rests[j] for j in batch], prefix, shared)).tolist()
-                except torch.OutOfMemoryError as exc:
-                    if self.device.type != "cuda" or len(batch) == 1:
-                        raise OutOfMemoryError(
-                            f"out of memory in a batch of {len(batch)} rows: lower --batch-tokens "
-                            f"(now {min(batch_tokens, self.budget_cap)})"
-                        ) from exc
-                    # Halve the budget for the rest of this engine's life and re-plan what is left.
-                    torch.cuda.empty_cache()
-                    self.budget_cap = max(1, min(batch_tokens, self.budget_cap) // 2)
-                    log.warning("out of memory in a batch of %d rows; retrying with --batch-tokens %d",
-                                len(batch), self.budget_cap)  # fmt: skip
-                    left = batch + [j for b in queue for j in b]
-                    queue = deque(
-                        [left[k] for k in b] for b in plan_batches([widths[j] for j in left], self.budget_cap)
-                    )
-                    continue
-                for j, value in zip(batch, values, strict=True):
-                    scores[indices[j]] = value
-                if progress is not None:
-                    progress(len(batch))
-        return scores
-
     def activation_bytes(self, batch_tokens: int) -> int:
-        """About how much memory one forward pass of ``batch_tokens`` tokens needs besides the weights."""
         c = self.body.config
         dtype_bytes = next(self.body.parameters()).element_size()
         return activation_bytes(c.hidden_size, c.intermediate_size, self._attention_width // c.num_hidden_layers,
                                 dtype_bytes, batch_tokens)  # fmt: skip
-
-    def check_budget(self, batch_tokens: int) -> None:
-        """Refuse, before any work, a CPU budget whose activations cannot fit in the memory that is free."""
-        if self.device.type != "cpu":
-            return  # GPUs recover from out-of-memory by halving the budget as they go
-        need, free = self.activation_bytes(batch_tokens), available_memory(self.device)
-        if free is not None and need > free:
-            raise InputError(
-                f"--batch-tokens {batch_tokens} needs about {need / 2**30:.1f} GiB for activations but "
-                f"{free / 2**30:.1f} GiB is free; lower --batch-tokens (default {default_batch_tokens(self.device)})"
-            )
 
 
 def activation_bytes(hidden: int, intermediate: int, attention_width: int, dtype_bytes: int, tokens: int) -> int:
@@ -296,15 +357,16 @@ def available_memory(device) -> int | None:
     return None
 
 
-def load_causal(path: Path, dtype, attn: str = "sdpa"):
-    """The transformers causal LM at ``path`` in ``dtype``, with one clear error if it cannot load."""
+def load_transformer(path: Path, dtype, attn: str = "sdpa", kind: str = CAUSAL):
+    """The transformers model at ``path`` (a causal LM, or with ``kind="seq-cls"`` a sequence classifier) in
+    ``dtype``, with one clear error if it cannot load."""
     import transformers
-    from transformers import AutoModelForCausalLM
 
+    auto = transformers.AutoModelForSequenceClassification if kind == SEQ_CLS else transformers.AutoModelForCausalLM
     version = tuple(int(p) for p in transformers.__version__.split(".")[:2] if p.isdigit())
     dtype_kw = "dtype" if version >= (4, 56) else "torch_dtype"
     try:
-        return AutoModelForCausalLM.from_pretrained(path, **{dtype_kw: dtype}, attn_implementation=attn)
+        return auto.from_pretrained(path, **{dtype_kw: dtype}, attn_implementation=attn)
     except (OSError, ValueError, KeyError) as exc:
         raise QrrError(f"cannot load the model at {path}: {str(exc).splitlines()[0]}") from exc
 

@@ -1,6 +1,14 @@
-"""The errors qrr raises. The CLI turns each into one line on stderr and its ``exit_code``."""
+"""The errors qrr raises. Front ends turn each into their own form: the CLI into one line on stderr and its
+``exit_code``, a server into an HTTP status with a JSON body.
+
+Messages speak of the Python parameters they concern (``top_k must be at least 1``); ``params`` names them, so a
+front end can say its own names instead (``--top-k`` on the command line) with ``naming``.
+"""
 
 from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
 
 
 class QrrError(Exception):
@@ -8,9 +16,23 @@ class QrrError(Exception):
 
     exit_code = 1
 
+    def __init__(self, message: str, *params: str):
+        super().__init__(message)
+        self.params = params
+
+    def naming(self, names: Mapping[str, str] | Callable[[str], str]) -> str:
+        """The message with each parameter it names said as ``names`` says (a mapping or a function of the
+        parameter's name); a name that the mapping lacks stays as it is."""
+        message = str(self)
+        for param in self.params:
+            name = names(param) if callable(names) else names.get(param, param)
+            # whole words only: "top_k" but not "top_k2" or "--top_k"
+            message = re.sub(rf"(?<![\w-]){re.escape(param)}(?![\w-])", lambda _, n=name: n, message)
+        return message
+
 
 class InputError(QrrError):
-    """Bad input or usage: malformed records, missing fields, impossible options (exit 2)."""
+    """Bad input or usage: malformed records, missing fields, impossible arguments (exit 2)."""
 
     exit_code = 2
 
@@ -34,6 +56,10 @@ class OutOfMemoryError(QrrError):
 
 
 class Interrupted(QrrError):
-    """Ctrl-C, with what was finished and how to go on (exit 130)."""
+    """Ctrl-C during a long job: ``done`` of ``total`` units were finished (and kept, where ``path`` names where)."""
 
     exit_code = 130
+
+    def __init__(self, message: str, done: int = 0, total: int = 0, path: str | None = None):
+        super().__init__(message)
+        self.done, self.total, self.path = done, total, path

@@ -14,11 +14,20 @@ Checked against pytrec_eval in the tests. Nothing here imports torch.
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass, field
 
-from qrr.runs import Qrels, Run, ranking
+from qrr.formats.trec import Qrels, Run
 
 MEASURES = ("ndcg@10", "mrr@10", "recall@100", "map")
+
+
+def ranking(docs: dict[str, float]) -> list[str]:
+    """A query's docids best first, as trec_eval orders them: by score, descending, and equal scores by docid,
+    descending. Scores are compared in single precision, as trec_eval stores them, so scores that differ only
+    past a float32's 7 digits tie. The rank column of a run file plays no part, as in trec_eval."""
+    single = array("f", docs.values()).tolist()
+    return [d for _, d in sorted(zip(single, docs, strict=True), reverse=True)]
 
 
 def measure_query(judged: dict[str, int], docs: dict[str, float]) -> dict[str, float]:

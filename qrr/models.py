@@ -1,22 +1,24 @@
-"""Model aliases, resolution of ``--model`` to a local folder, downloads, folder checks and the cache listing."""
+"""Where a model comes from: aliases and registered names, resolution to a local folder, downloads, folder
+checks and the cache listing. Nothing here imports torch."""
 
 from __future__ import annotations
 
 import os
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from qrr.errors import ModelCheckError, ModelNotFoundError, QrrError
+from qrr.family import ALIASES as FAMILY_ALIASES
+from qrr.family import QWEN3
 
-ALIASES = {
-    "0.6b": "Qwen/Qwen3-Reranker-0.6B",
-    "4b": "Qwen/Qwen3-Reranker-4B",
-    "8b": "Qwen/Qwen3-Reranker-8B",
-}
+# alias -> hub repo, for every family's sizes
+ALIASES = {alias: size.repo for alias, (_, size) in FAMILY_ALIASES.items()}
 DEFAULT_MODEL = "0.6b"
 MODEL_ENV = "QRR_MODEL"
 # What scoring reads from a model repo; nothing else is fetched.
@@ -33,6 +35,27 @@ FILE_PATTERNS = [
 ]
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _TRUE = {"1", "on", "yes", "true"}
+
+
+# Models registered under a name, looked up before aliases, repo ids and folders: a loader
+# ``loader(device, dtype) -> (engine, tokenizer)`` (torch device and dtype) that builds its own engine. Tests
+# register fake models here, as plugins register models in simonw/llm.
+_REGISTERED: dict[str, Callable[[Any, Any], tuple[Any, Any]]] = {}
+
+
+def register(name: str, loader: Callable[[Any, Any], tuple[Any, Any]]) -> None:
+    """Make ``name`` load through ``loader`` (``loader(device, dtype)`` returns ``(engine, tokenizer)``)."""
+    _REGISTERED[name] = loader
+
+
+def unregister(name: str) -> None:
+    """Forget a registered name (no error if it was not registered)."""
+    _REGISTERED.pop(name, None)
+
+
+def registered(name: str | None) -> Callable[[Any, Any], tuple[Any, Any]] | None:
+    """The loader registered under ``name``, or ``None``."""
+    return _REGISTERED.get(name) if name else None
 
 
 def default_model() -> str:
@@ -70,26 +93,28 @@ def resolve(name: str | None = None, offline: bool | None = None) -> Path:
 
     A hub model missing from the local cache is downloaded, unless offline (``offline=True`` or
     ``HF_HUB_OFFLINE=1``), which raises ``ModelNotFoundError`` naming ``qrr download``. The folder is
-    checked (``check_folder``) before it is returned.
+    checked (``check_folder``, all but the tokenizer, which loading checks anyway) before it is returned.
     """
     name = name or default_model()
     path = Path(name).expanduser()
     if path.is_dir():
-        check_folder(path)
+        check_folder(path, tokenizer=False)
         return path
     repo = repo_id(name)
     if repo is None:
         raise ModelNotFoundError(
-            f"--model {name}: no such folder, and not an alias ({', '.join(ALIASES)}) or a hub repo id (owner/name)"
+            f"model {name}: no such folder, and not an alias ({', '.join(ALIASES)}) or a hub repo id (owner/name)",
+            "model",
         )
     cached = cached_snapshot(repo)
     if cached is not None:
-        check_folder(cached)
+        check_folder(cached, tokenizer=False)
         return cached
     if offline or (offline is None and is_offline()):
         raise ModelNotFoundError(
             f"model {repo} is not in the local cache and downloads are off (offline): run "
-            f"`qrr download {alias_of(repo) or repo}` with a network, or pass --model PATH to a local copy"
+            f"`qrr download {alias_of(repo) or repo}` with a network, or pass model PATH to a local copy",
+            "model",
         )
     return download(repo)
 
@@ -145,7 +170,8 @@ def _download_error(repo: str, revision: str | None, exc: Exception) -> QrrError
     if isinstance(exc, errors.LocalEntryNotFoundError):
         return ModelNotFoundError(
             f"cannot reach the Hugging Face Hub to download {repo}: check the network (or HF_ENDPOINT), "
-            "or copy a downloaded folder here and pass --model PATH"
+            "or copy a downloaded folder here and pass model PATH",
+            "model",
         )
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return QrrError(f"download of {repo} failed: {first}")
@@ -154,26 +180,28 @@ def _download_error(repo: str, revision: str | None, exc: Exception) -> QrrError
 # ----------------------------------------------------------------------------------------------- checks
 
 
-def check_folder(path: Path) -> None:
-    """Raise ``ModelCheckError`` unless ``path`` holds a Qwen3 causal LM config, a tokenizer with single
-    ``yes`` and ``no`` tokens, and complete safetensors weights. Reads headers only, never the weights."""
-    config = _read_json(path / "config.json", "config.json")
-    model_type = config.get("model_type")
-    architectures = config.get("architectures") or []
-    if model_type != "qwen3" or not any(a.endswith("ForCausalLM") for a in architectures):
-        raise ModelCheckError(
-            f"{path}: config.json describes {model_type or 'an unknown model'} "
-            f"({', '.join(architectures) or 'no architecture'}), not a Qwen3 causal LM"
-        )
-    vocab = _vocab(path)
-    missing = [t for t in ("yes", "no") if t not in vocab]
-    if missing:
-        raise ModelCheckError(
-            f"{path}: the tokenizer has no single token {' or '.join(repr(t) for t in missing)}: "
-            "not a Qwen3-Reranker tokenizer"
-        )
+def checkpoint_kind(path: Path) -> str:
+    """``causal`` or ``seq-cls``: which kind of Qwen3-Reranker checkpoint the folder's config.json describes
+    (``ModelCheckError`` for anything else)."""
+    return QWEN3.head(_read_json(path / "config.json", "config.json"), f"{path}: config.json")
+
+
+def check_folder(path: Path, tokenizer: bool = True) -> str:
+    """Raise ``ModelCheckError`` unless ``path`` holds a Qwen3 causal LM (or converted sequence classifier)
+    config, complete safetensors weights and (with ``tokenizer``) a tokenizer with single ``yes`` and ``no``
+    tokens; returns the checkpoint's kind. Reads headers only, never the weights."""
+    kind = checkpoint_kind(path)
+    if tokenizer:
+        vocab = _vocab(path)
+        missing = [t for t in (QWEN3.yes, QWEN3.no) if t not in vocab]
+        if missing:
+            raise ModelCheckError(
+                f"{path}: the tokenizer has no single token {' or '.join(repr(t) for t in missing)}: "
+                f"not a {QWEN3.name} tokenizer"
+            )
     for shard in _weight_files(path):
         _check_safetensors(shard)
+    return kind
 
 
 def _read_json(file: Path, what: str):

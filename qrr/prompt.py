@@ -1,4 +1,4 @@
-"""The scoring recipe of the model card's transformers path: template, tokenization, truncation.
+"""Turning (query, document, instruction) into token ids with the family's template and the recipe's truncation.
 
 A pair becomes ``prefix + body + suffix`` token ids. Only the body is truncated (from its tail), so the
 suffix that asks for the yes/no answer always survives.
@@ -6,26 +6,14 @@ suffix that asks for the yes/no answer always survives.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qrr.errors import InputError
+from qrr.family import DEFAULT_MAX_LENGTH, QWEN3, Family
 
-PREFIX = (
-    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the "
-    'Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n'
-)
-SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
-DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
-DEFAULT_MAX_LENGTH = 8192
-YES, NO = "yes", "no"
-
-
-def format_body(query: str, document: str, instruction: str | None = None) -> str:
-    """The text between prefix and suffix, exactly as the model card formats it."""
-    if instruction is None:
-        instruction = DEFAULT_INSTRUCTION
-    return f"<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {document}"
+Triple = tuple[str, str, "str | None"]
 
 
 @dataclass(frozen=True)
@@ -37,26 +25,41 @@ class Encoded:
 
 
 class Prompter:
-    """Turns (query, document, instruction) triples into token ids with the recipe's truncation."""
+    """Token ids for pairs, with the recipe's truncation. Safe to share between threads."""
 
-    def __init__(self, tokenizer, max_length: int = DEFAULT_MAX_LENGTH):
+    def __init__(self, tokenizer, max_length: int = DEFAULT_MAX_LENGTH, family: Family = QWEN3):
         self.tokenizer = tokenizer
-        self.prefix_ids = tokenizer.encode(PREFIX, add_special_tokens=False)
-        self.suffix_ids = tokenizer.encode(SUFFIX, add_special_tokens=False)
-        self.yes_id, self.no_id = (self._single_token(t) for t in (YES, NO))
+        self.family = family
+        # A fast tokenizer is one Rust object; calls from two threads at once can collide ("Already borrowed").
+        self._lock = threading.Lock()
+        self.prefix_ids = self._encode(family.prefix)
+        self.suffix_ids = self._encode(family.suffix)
+        self.yes_id, self.no_id = (self._single_token(t) for t in (family.yes, family.no))
         frame = len(self.prefix_ids) + len(self.suffix_ids)
         if max_length <= frame:
-            raise InputError(f"--max-length {max_length} leaves no room: the prompt frame alone takes {frame} tokens")
+            raise InputError(f"max_length {max_length} leaves no room: the prompt frame alone takes {frame} tokens",
+                             "max_length")  # fmt: skip
         self.max_length = max_length
         self.body_budget = max_length - frame
+
+    def _encode(self, text: str) -> list[int]:
+        with self._lock:
+            return self.tokenizer.encode(text, add_special_tokens=False)
 
     def _single_token(self, token: str) -> int:
         tid = self.tokenizer.convert_tokens_to_ids(token)
         if tid is None or tid == self.tokenizer.unk_token_id:
-            raise InputError(f"the tokenizer has no single token {token!r}: is this a Qwen3-Reranker model?")
+            raise InputError(f"the tokenizer has no single token {token!r}: is this a {self.family.name} model?")
         return tid
 
-    def encode(self, triples: Sequence[tuple[str, str, str | None]]) -> list[Encoded]:
+    @property
+    def pad_id(self) -> int:
+        """The recipe pads with ``<|endoftext|>``; qrr's pads follow each row's real tokens, which never attend
+        to them, so any id would do."""
+        tok = self.tokenizer
+        return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+
+    def encode(self, triples: Sequence[Triple]) -> list[Encoded]:
         """Token ids for each ``(query, document, instruction)``; ``None`` means the default instruction.
 
         The body is tokenized as one string (never piece by piece: the space after ``<Document>:`` merges
@@ -65,8 +68,9 @@ class Prompter:
         """
         if not triples:
             return []
-        bodies = [format_body(q, d, i) for q, d, i in triples]
-        encoded = self.tokenizer(bodies, add_special_tokens=False)["input_ids"]
+        bodies = [self.family.format_body(q, d, i) for q, d, i in triples]
+        with self._lock:
+            encoded = self.tokenizer(bodies, add_special_tokens=False)["input_ids"]
         out = []
         checked: set[tuple[str, str | None]] = set()  # one query's long documents need its head tokenized once
         for n, ((query, _, instruction), ids) in enumerate(zip(triples, encoded, strict=True)):
@@ -80,11 +84,11 @@ class Prompter:
         return out
 
     def _check_room(self, n: int, query: str, instruction: str | None) -> None:
-        head = format_body(query, "", instruction)
-        used = len(self.tokenizer.encode(head, add_special_tokens=False))
+        used = len(self._encode(self.family.format_body(query, "", instruction)))
         if used >= self.body_budget:
             raise InputError(
-                f"pair {n}: the query and instruction take {used} tokens, but --max-length "
-                f"{self.max_length} leaves {self.body_budget} for query, instruction and document together; "
-                "raise --max-length or shorten the query"
+                f"pair {n}: the query and instruction take {used} tokens, but max_length {self.max_length} leaves "
+                f"{self.body_budget} for query, instruction and document together; raise max_length or shorten "
+                "the query",
+                "max_length",
             )

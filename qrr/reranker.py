@@ -1,4 +1,9 @@
-"""The Reranker: Qwen3-Reranker scores for (query, document) pairs, usable without the CLI."""
+"""The Reranker: Qwen3-Reranker scores for (query, document) pairs, usable without the CLI.
+
+``score`` and ``rank`` return their results with the statistics of that call (``.stats``); nothing of a call
+stays on the Reranker, so one Reranker serves several threads at once. ``predict`` and ``rank`` take the
+arguments of sentence-transformers' ``CrossEncoder`` and return what it returns.
+"""
 
 from __future__ import annotations
 
@@ -6,64 +11,65 @@ import heapq
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from qrr.errors import InputError
-from qrr.prompt import DEFAULT_MAX_LENGTH
+from qrr.family import DEFAULT_MAX_LENGTH
 
 # Pairs tokenized and scored at a time: memory stays bounded however long the input is, and a chunk is still
 # large enough to sort into well-filled batches.
 CHUNK = 1024
 
 Pair = Sequence[str]  # (query, document) or (query, document, instruction)
-
-
-@dataclass(frozen=True)
-class Ranked:
-    """One ranked document: its input ``index``, ``score`` (p(yes)), optional ``id`` and its ``text``."""
-
-    index: int
-    score: float
-    id: Any = None
-    text: str | None = None
+Progress = Callable[[int], None]
 
 
 @dataclass
 class Stats:
-    """What the last ``score``/``rank`` call did: pairs, prompt tokens, documents truncated, seconds."""
+    """What one call did: ``pairs`` scored, prompt ``tokens`` (every token of every prompt), documents
+    ``truncated`` to fit ``max_length``, ``seconds``, and the work the model did: ``computed_tokens`` (a shared
+    prefix counts once) and ``attended`` (query, key) pairs of attention."""
 
     pairs: int = 0
     tokens: int = 0
     truncated: int = 0
     seconds: float = 0.0
+    computed_tokens: int = 0
+    attended: int = 0
+
+    def __iadd__(self, other: Stats) -> Stats:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        return self
 
     def __add__(self, other: Stats) -> Stats:
         total = Stats(**vars(self))
         total += other
         return total
 
-    def __iadd__(self, other: Stats) -> Stats:
-        # in place, so that a Stats handed to a generator collects what it did
-        self.pairs += other.pairs
-        self.tokens += other.tokens
-        self.truncated += other.truncated
-        self.seconds += other.seconds
-        return self
+
+class Results(list):
+    """A list of results (scores, or ranked documents) that also carries the ``stats`` of the call."""
+
+    def __init__(self, items: Iterable = (), stats: Stats | None = None):
+        super().__init__(items)
+        self.stats = stats if stats is not None else Stats()
 
 
 class Reranker:
     """A Qwen3-Reranker that scores pairs exactly as the model card's transformers recipe does.
 
-    >>> rr = Reranker("0.6b")                                    # doctest: +SKIP
+    >>> rr = Reranker("0.6b")                                          # doctest: +SKIP
     >>> rr.score([("capital of China?", "Beijing is the capital.")])  # doctest: +SKIP
     [0.99...]
     >>> rr.rank("capital of China?", ["Paris", "Beijing"], top_k=1)   # doctest: +SKIP
-    [Ranked(index=1, score=0.99..., id=None, text='Beijing')]
+    [{'corpus_id': 1, 'score': 0.99...}]
 
-    ``model`` is an alias (``0.6b``, ``4b``, ``8b``), a hub repo id or a local folder (default
-    ``$QRR_MODEL`` or ``0.6b``). ``device`` is ``auto`` (cuda, mps, cpu), ``cpu``, ``mps``, ``cuda`` or
-    ``cuda:N``; ``dtype`` is ``auto``, ``bf16``, ``fp16`` or ``fp32``. ``max_length`` caps the prompt in
+    ``model`` is an alias (``0.6b``, ``4b``, ``8b``), a hub repo id, a local folder (a causal checkpoint or a
+    converted ``Qwen3ForSequenceClassification`` one) or a name registered with ``qrr.models.register``
+    (default ``$QRR_MODEL`` or ``0.6b``). ``device`` is ``auto`` (cuda, mps, cpu), ``cpu``, ``mps``, ``cuda``
+    or ``cuda:N``; ``dtype`` is ``auto``, ``bf16``, ``fp16`` or ``fp32``. ``max_length`` caps the prompt in
     tokens (only the document part is cut). ``instruction`` replaces the default task instruction.
     ``batch_tokens`` bounds the padded tokens of one forward pass (memory), default by device. A hub model
     missing from the local cache is downloaded first, unless ``offline`` (default: ``HF_HUB_OFFLINE``).
@@ -84,17 +90,25 @@ class Reranker:
     ):
         from qrr import device as devices
         from qrr import models
-        from qrr.engine import Engine
-        from qrr.prompt import Prompter
 
-        _check_batch_tokens(batch_tokens)  # before loading anything
-        path = models.resolve(model, offline=offline)
+        _check_positive(batch_tokens, "batch_tokens")  # before loading anything
         dev = devices.resolve_device(device)
         dt = devices.resolve_dtype(dtype, dev)
-        prompter = Prompter(_load_tokenizer(path), max_length)
-        engine = Engine.load(path, dev, dt, prompter.yes_id, prompter.no_id, _pad_id(prompter.tokenizer),
-                             attn=devices.attention_implementation(dev, dt))  # fmt: skip
-        self._init(prompter, engine, dev, dt, path, instruction, batch_tokens, share_prefix)
+        loader = models.registered(model)
+        if loader is not None:
+            engine, tokenizer = loader(dev, dt)
+            self._init(engine, tokenizer, max_length, instruction, batch_tokens, share_prefix, model)
+            return
+        from qrr.engine import TransformerEngine
+        from qrr.prompt import Prompter
+
+        path = models.resolve(model, offline=offline)
+        kind = models.checkpoint_kind(path)
+        tokenizer = _load_tokenizer(path)
+        prompter = Prompter(tokenizer, max_length)  # checks max_length and the answer tokens before the weights load
+        engine = TransformerEngine.load(path, kind, dev, dt, prompter.yes_id, prompter.no_id, prompter.pad_id,
+                                        attn=devices.attention_implementation(dev, dt))  # fmt: skip
+        self._init(engine, tokenizer, max_length, instruction, batch_tokens, share_prefix, path, prompter)
 
     @classmethod
     def from_model(
@@ -107,99 +121,164 @@ class Reranker:
         batch_tokens: int | None = None,
         share_prefix: bool = True,
     ) -> Reranker:
-        """A Reranker around an already loaded Qwen3 causal LM and its tokenizer (benchmarks on random
-        weights, custom loading). The model keeps its dtype and is moved to ``device``; once the caller drops
-        its own reference, the full output head is freed."""
+        """A Reranker around an already loaded Qwen3 causal LM (or converted sequence classifier) and its
+        tokenizer (benchmarks on random weights, custom loading). The model keeps its dtype and is moved to
+        ``device``; once the caller drops its own reference, the full output head is freed."""
         from qrr import device as devices
-        from qrr.engine import Engine
+        from qrr.engine import TransformerEngine
         from qrr.prompt import Prompter
 
-        _check_batch_tokens(batch_tokens)
+        _check_positive(batch_tokens, "batch_tokens")
         dev = devices.resolve_device(device)
         prompter = Prompter(tokenizer, max_length)
-        engine = Engine.from_causal(model, dev, prompter.yes_id, prompter.no_id, _pad_id(tokenizer))
+        if hasattr(model, "score") and not hasattr(model, "lm_head"):
+            engine = TransformerEngine.from_classifier(model, dev, prompter.pad_id)
+        else:
+            engine = TransformerEngine.from_causal(model, dev, prompter.yes_id, prompter.no_id, prompter.pad_id)
         self = cls.__new__(cls)
-        self._init(prompter, engine, dev, next(model.parameters()).dtype, None, instruction, batch_tokens, share_prefix)
+        self._init(engine, tokenizer, max_length, instruction, batch_tokens, share_prefix, None, prompter)
         return self
 
-    def _init(self, prompter, engine, device, dtype, model_path, instruction, batch_tokens, share_prefix) -> None:
-        from qrr.engine import default_batch_tokens
+    @classmethod
+    def from_engine(
+        cls,
+        engine,
+        tokenizer,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        instruction: str | None = None,
+        batch_tokens: int | None = None,
+        share_prefix: bool = True,
+    ) -> Reranker:
+        """A Reranker around any ``qrr.engine.Engine`` (``qrr.testing.FakeEngine`` in tests) and a tokenizer."""
+        _check_positive(batch_tokens, "batch_tokens")
+        self = cls.__new__(cls)
+        self._init(engine, tokenizer, max_length, instruction, batch_tokens, share_prefix, None)
+        return self
 
-        self.prompter = prompter
+    def _init(self, engine, tokenizer, max_length, instruction, batch_tokens, share_prefix, source, prompter=None):
+        from qrr.engine import default_batch_tokens
+        from qrr.prompt import Prompter
+
+        self.prompter = prompter or Prompter(tokenizer, max_length)
         self.engine = engine
-        self.device = device
-        self.dtype = dtype
-        self.model_path = model_path
+        self.device = engine.device
+        self.dtype = engine.dtype
+        self.model_path = source
         self.instruction = instruction
         self.share_prefix = share_prefix
-        self.batch_tokens = batch_tokens or default_batch_tokens(device)
+        self.batch_tokens = batch_tokens or default_batch_tokens(engine.device)
         engine.check_budget(self.batch_tokens)
-        self.stats = Stats()
 
     @property
     def max_length(self) -> int:
         return self.prompter.max_length
 
-    def score(self, pairs: Iterable[Pair], progress: Callable[[int], None] | None = None) -> list[float]:
-        """p(yes) in [0, 1] for each pair, in input order.
+    @property
+    def tokenizer(self):
+        return self.prompter.tokenizer
+
+    # ----------------------------------------------------------------------------------------------- scoring
+
+    def score(self, pairs: Iterable[Pair], progress: Progress | None = None, batch_size: int | None = None) -> Results:
+        """p(yes) in [0, 1] for each pair, in input order, with the call's ``stats``.
 
         A pair is ``(query, document)`` or ``(query, document, instruction)``; an instruction of ``None``
         falls back to this Reranker's instruction, then to the model card's default. ``pairs`` may be any
         iterable; they are tokenized and scored ``CHUNK`` at a time. ``progress`` is called with the number of
-        pairs each finished batch scored.
+        pairs each finished batch scored; ``batch_size`` caps the pairs of one forward pass (the token budget
+        ``batch_tokens`` always applies).
         """
-        scores: list[float] = []
-        total = Stats()
+        _check_positive(batch_size, "batch_size")
+        results = Results()
         for chunk in chunks(self._triples(pairs), CHUNK):
-            scores += self._score(chunk, progress)
-            total += self.stats
-        self.stats = total
-        return scores
+            scores, stats = self._score(chunk, progress, batch_size)
+            results += scores
+            results.stats += stats
+        return results
+
+    def predict(
+        self,
+        pairs,
+        batch_size: int | None = None,
+        show_progress_bar: bool | None = None,
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+    ):
+        """Scores as sentence-transformers' ``CrossEncoder.predict`` returns them: a numpy array (or a torch
+        tensor with ``convert_to_tensor``, a list with ``convert_to_numpy=False``) of p(yes), one per pair, or
+        one number for one pair. ``batch_size`` caps the pairs of one forward pass; ``show_progress_bar`` draws
+        a tqdm bar on stderr."""
+        single = _is_pair(pairs)
+        items = [pairs] if single else list(pairs)
+        with _tqdm(len(items), show_progress_bar) as advance:
+            scores = self.score(items, progress=advance, batch_size=batch_size)
+        if convert_to_tensor:
+            import torch
+
+            out = torch.tensor(list(scores), dtype=torch.float32)
+        elif convert_to_numpy:
+            import numpy
+
+            out = numpy.array(scores, dtype=numpy.float32)
+        else:
+            out = list(scores)
+        return out[0] if single else out
 
     def rank(
         self,
         query: str,
         documents: Iterable[str],
         top_k: int | None = None,
+        return_documents: bool = False,
+        batch_size: int | None = None,
+        show_progress_bar: bool | None = None,
+        *,
         ids: Iterable[Any] | None = None,
         instruction: str | None = None,
-        progress: Callable[[int], None] | None = None,
-        keep_text: bool = True,
-    ) -> list[Ranked]:
-        """The documents sorted by p(yes) for ``query``, best first; ties keep input order.
+        progress: Progress | None = None,
+    ) -> Results:
+        """The documents best first for ``query``, as sentence-transformers' ``CrossEncoder.rank`` gives them:
+        dicts with ``corpus_id`` (the document's input position) and ``score`` (p(yes)), ``text`` with
+        ``return_documents``, and ``id`` where ``ids`` (one per document) are given. Ties keep input order.
 
         ``documents`` may be any iterable, a generator over millions of lines included: they are scored
-        ``CHUNK`` at a time, and with ``top_k`` only the best k are kept. ``ids`` (one per document) are
-        carried into the results; ``keep_text=False`` leaves the texts out of them.
+        ``CHUNK`` at a time, and with ``top_k`` only the best k are kept. ``instruction`` overrides this
+        Reranker's instruction for the call; ``progress`` is called with the pairs each batch scored.
         """
         if top_k is not None and top_k < 1:
-            raise InputError(f"--top-k must be at least 1, not {top_k}")
+            raise InputError(f"top_k must be at least 1, not {top_k}", "top_k")
+        _check_positive(batch_size, "batch_size")
         instruction = instruction if instruction is not None else self.instruction
         id_source = None if ids is None else iter(ids)
         kept: list = []  # every result, or with top_k a min-heap of (score, -index, result)
-        total = Stats()
+        stats = Stats()
         index = 0
-        for chunk in chunks(documents, CHUNK):
-            chunk_ids = [None] * len(chunk) if id_source is None else list(itertools.islice(id_source, len(chunk)))
-            if len(chunk_ids) < len(chunk):
-                raise InputError("fewer ids than documents")
-            scores = self._score([self._triple(index + n, (query, d, instruction)) for n, d in enumerate(chunk)],
-                                 progress)  # fmt: skip
-            total += self.stats
-            for text, doc_id, score in zip(chunk, chunk_ids, scores, strict=True):
-                result = Ranked(index, score, doc_id, text if keep_text else None)
-                if top_k is None:
-                    kept.append(result)
-                elif len(kept) < top_k:
-                    heapq.heappush(kept, (score, -index, result))
-                else:  # the lowest score, and of equal scores the latest document, leaves
-                    heapq.heappushpop(kept, (score, -index, result))
-                index += 1
+        total = len(documents) if hasattr(documents, "__len__") else None
+        with _tqdm(total, show_progress_bar, progress) as advance:
+            for chunk in chunks(documents, CHUNK):
+                chunk_ids = [None] * len(chunk) if id_source is None else list(itertools.islice(id_source, len(chunk)))
+                if len(chunk_ids) < len(chunk):
+                    raise InputError("ids: fewer ids than documents", "ids")
+                triples = [self._triple(index + n, (query, d, instruction)) for n, d in enumerate(chunk)]
+                scores, chunk_stats = self._score(triples, advance, batch_size)
+                stats += chunk_stats
+                for text, doc_id, score in zip(chunk, chunk_ids, scores, strict=True):
+                    result = {"corpus_id": index, "score": score}
+                    if id_source is not None:
+                        result["id"] = doc_id
+                    if return_documents:
+                        result["text"] = text
+                    if top_k is None:
+                        kept.append(result)
+                    elif len(kept) < top_k:
+                        heapq.heappush(kept, (score, -index, result))
+                    else:  # the lowest score, and of equal scores the latest document, leaves
+                        heapq.heappushpop(kept, (score, -index, result))
+                    index += 1
         if id_source is not None and next(id_source, _END) is not _END:
-            raise InputError("more ids than documents")
-        self.stats = total
+            raise InputError("ids: more ids than documents", "ids")
         results = kept if top_k is None else [entry[2] for entry in kept]
-        return sorted(results, key=lambda r: (-r.score, r.index))
+        return Results(sorted(results, key=lambda r: (-r["score"], r["corpus_id"])), stats)
 
     def _triples(self, pairs: Iterable[Pair]) -> Iterator[tuple[str, str, str | None]]:
         for n, pair in enumerate(pairs):
@@ -215,19 +294,22 @@ class Reranker:
                 raise InputError(f"pair {n}: {field} must be a string, not {type(value).__name__}")
         return triple
 
-    def _score(self, triples, progress) -> list[float]:
+    def _score(self, triples, progress, max_rows) -> tuple[list[float], Stats]:
         start = time.perf_counter()
         encoded = self.prompter.encode(triples)
         sequences = [e.ids for e in encoded]
         groups = [(instruction, query) for query, _, instruction in triples] if self.share_prefix else None
-        scores = self.engine.score(sequences, self.batch_tokens, progress, groups) if sequences else []
-        self.stats = Stats(
+        scores, work = [], None
+        if sequences:
+            scores, work = self.engine.score(sequences, self.batch_tokens, progress, groups, max_rows)
+        return scores, Stats(
             pairs=len(sequences),
             tokens=sum(len(s) for s in sequences),
             truncated=sum(e.truncated for e in encoded),
             seconds=time.perf_counter() - start,
+            computed_tokens=work.tokens if work else 0,
+            attended=work.attended if work else 0,
         )
-        return scores
 
 
 _END = object()
@@ -240,17 +322,43 @@ def chunks(items: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
-def _check_batch_tokens(batch_tokens: int | None) -> None:
-    if batch_tokens is not None and batch_tokens < 1:
-        raise InputError(f"--batch-tokens must be positive, not {batch_tokens}")
+def _check_positive(value: int | None, param: str) -> None:
+    if value is not None and value < 1:
+        raise InputError(f"{param} must be positive, not {value}", param)
+
+
+def _is_pair(item) -> bool:
+    """One pair (``("q", "d")``), not a sequence of pairs: CrossEncoder's rule for ``predict``."""
+    return isinstance(item, list | tuple) and len(item) in (2, 3) and all(isinstance(x, str) for x in item[:2])
+
+
+class _tqdm:
+    """A tqdm bar on stderr (``show`` true) advanced by the pairs scored, chained with a ``progress`` callback;
+    neither is required."""
+
+    def __init__(self, total: int | None, show: bool | None, progress: Progress | None = None):
+        self.total, self.show, self.progress, self.bar = total, bool(show), progress, None
+
+    def __enter__(self) -> Progress | None:
+        if self.show:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total, unit="pair", desc="scoring")
+        if self.bar is None:
+            return self.progress
+        return self._advance
+
+    def _advance(self, n: int) -> None:
+        self.bar.update(n)
+        if self.progress is not None:
+            self.progress(n)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _load_tokenizer(path):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(path)
-
-
-def _pad_id(tokenizer) -> int:
-    # The recipe pads with <|endoftext|>; qrr's pads follow each row's real tokens, which never attend to them.
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -5,6 +5,8 @@ It is the score oracle: qrr must agree with it on the same weights.
 
 from __future__ import annotations
 
+import copy
+
 PREFIX = (
     "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the "
     'Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n'
@@ -44,3 +46,9 @@ class Oracle:
             batch = self.model(**inputs).logits[:, -1, :]
             scores = torch.stack([batch[:, self.false_id], batch[:, self.true_id]], dim=1)
             return torch.nn.functional.log_softmax(scores, dim=1)[:, 1].exp().tolist()
+
+    def with_max_length(self, max_length: int) -> Oracle:
+        """The same model and tokenizer with another ``max_length``."""
+        other = copy.copy(self)
+        other.max_length = max_length
+        return other

@@ -1,8 +1,24 @@
+"""The engine's batching: token budgets, row caps, prefix groups, out-of-memory handling and work counts. The
+model does not matter here: the fake engine (``qrr.testing``) stands in for it."""
+
 from __future__ import annotations
 
+import logging
 import random
 
-from qrr.engine import plan_batches
+import pytest
+
+from qrr.engine import plan_batches, plan_groups
+from qrr.errors import InputError, OutOfMemoryError
+from qrr.testing import FakeEngine, fake_log_odds
+
+SEQUENCES = [[7] * 10 + [n] * (1 + n % 9) for n in range(40)]  # one shared 10-token prefix, rests of 1-9 tokens
+
+
+def sigmoid(x: float) -> float:
+    import math
+
+    return 1 / (1 + math.exp(-x))
 
 
 def test_every_index_once_within_budget_longest_first():
@@ -10,12 +26,14 @@ def test_every_index_once_within_budget_longest_first():
     for _ in range(200):
         lengths = [rng.randint(1, 500) for _ in range(rng.randint(0, 60))]
         budget = rng.randint(1, 3000)
-        batches = plan_batches(lengths, budget)
+        rows = rng.choice([None, 1, 3, 10])
+        batches = plan_batches(lengths, budget, rows)
         flat = [i for b in batches for i in b]
         assert sorted(flat) == list(range(len(lengths)))
         for b in batches:
             width = max(lengths[i] for i in b)
             assert len(b) == 1 or len(b) * width <= budget
+            assert rows is None or len(b) <= rows
             assert lengths[b[0]] == width
         widths = [lengths[b[0]] for b in batches]
         assert widths == sorted(widths, reverse=True)
@@ -24,7 +42,75 @@ def test_every_index_once_within_budget_longest_first():
 def test_sorting_keeps_padding_small():
     lengths = [10, 100, 11, 101, 12, 102]
     assert plan_batches(lengths, 306) == [[5, 3, 1], [4, 2, 0]]
+    assert plan_batches(lengths, 306, max_rows=2) == [[5, 3], [1, 4], [2, 0]]
 
 
 def test_a_row_longer_than_the_budget_runs_alone():
     assert plan_batches([5000, 10, 10], 100) == [[0], [1, 2]]
+
+
+def test_plan_groups_pools_what_cannot_share():
+    seqs = [[1] * 20 + [2], [1] * 20 + [3], [9] * 30, [1] * 20 + [4], [7, 7]]
+    parts = plan_groups(seqs, ["a", "a", "b", "a", "c"])
+    assert parts == [(20, [0, 1, 3]), (0, [2, 4])]
+    assert plan_groups(seqs, None) == [(0, [0, 1, 2, 3, 4])]
+    # identical rows keep their last token to run
+    assert plan_groups([[1] * 20, [1] * 20], ["a", "a"]) == [(19, [0, 1])]
+    # a short shared prefix is not worth its own forward pass
+    assert plan_groups([[1, 2, 3], [1, 2, 4]], ["a", "a"]) == [(0, [0, 1])]
+
+
+def test_plan_groups_asks_whether_reuse_is_worth_it():
+    seqs = [[1] * 20 + [2] * 30, [1] * 20 + [3] * 50]
+    assert plan_groups(seqs, ["a", "a"], lambda shared, rest: True) == [(20, [0, 1])]
+    assert plan_groups(seqs, ["a", "a"], lambda shared, rest: False) == [(0, [0, 1])]
+    seen = []
+    plan_groups(seqs, ["a", "a"], lambda shared, rest: seen.append((shared, rest)))
+    assert seen == [(20, 40.0)]
+
+
+def test_scores_come_back_in_input_order_with_the_work_done():
+    engine = FakeEngine()
+    expected = [sigmoid(fake_log_odds(s)) for s in SEQUENCES]
+    scores, work = engine.score(SEQUENCES, batch_tokens=100)
+    assert scores == pytest.approx(expected, abs=1e-6)
+    assert work.tokens == sum(map(len, SEQUENCES))
+    shared, shared_work = engine.score(SEQUENCES, batch_tokens=100, groups=["one"] * len(SEQUENCES))
+    assert shared == pytest.approx(expected, abs=1e-6)
+    assert shared_work.tokens == work.tokens - 10 * (len(SEQUENCES) - 1)  # the prefix ran once
+    assert shared_work.attended < work.attended
+
+
+def test_progress_counts_rows_per_batch():
+    seen = []
+    FakeEngine().score(SEQUENCES, batch_tokens=64, progress=seen.append)
+    assert sum(seen) == len(SEQUENCES) and len(seen) > 1
+
+
+def test_cuda_out_of_memory_halves_the_budget_and_retries(caplog):
+    engine = FakeEngine(device="cuda", fits_rows=2)  # a pretend GPU: only its device type is read
+    with caplog.at_level("WARNING", logger="qrr"):
+        scores, _ = engine.score(SEQUENCES[:8], batch_tokens=10_000)
+    assert "retrying with batch_tokens" in caplog.text
+    record = next(r for r in caplog.records if r.levelno == logging.WARNING)
+    assert record.params == ("batch_tokens",)  # a front end says its own name for it
+    # every row scored exactly once, in the batches that fit after halving
+    assert sum(engine.rows) == 8 and max(engine.rows) <= 2 and engine.budget_cap < 10_000
+    assert scores == pytest.approx([sigmoid(fake_log_odds(s)) for s in SEQUENCES[:8]], abs=1e-6)
+
+
+def test_out_of_memory_on_cpu_or_in_one_row_is_an_error():
+    with pytest.raises(OutOfMemoryError, match=r"^out of memory in a batch of 8 rows: lower batch_tokens \(now 999\)"):
+        FakeEngine(fits_rows=2).score(SEQUENCES[:8], batch_tokens=999)
+    with pytest.raises(OutOfMemoryError, match="batch of 1 rows"):
+        FakeEngine(device="cuda", fits_rows=0).score(SEQUENCES[:2], batch_tokens=999)
+
+
+def test_a_cpu_budget_that_cannot_fit_is_refused_before_starting(reranker, monkeypatch):
+    import qrr.engine
+
+    monkeypatch.setattr(qrr.engine, "available_memory", lambda device: 2**30)  # the machine's free memory
+    reranker.engine.check_budget(4096)
+    with pytest.raises(InputError, match=r"^batch_tokens 100000000 needs about .* GiB for activations but 1.0 GiB is "
+                       r"free; lower batch_tokens \(default 1024 on cpu\)$"):  # fmt: skip
+        reranker.engine.check_budget(100_000_000)

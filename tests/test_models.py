@@ -37,11 +37,12 @@ def hub_cache(tmp_path, monkeypatch):
 
 
 def test_missing_model_names_the_fix(hub_cache):
-    with pytest.raises(ModelNotFoundError, match=r"qrr download 0\.6b.*--model PATH"):
+    with pytest.raises(ModelNotFoundError, match=r"qrr download 0\.6b.*pass model PATH") as caught:
         models.resolve("0.6b")
+    assert caught.value.params == ("model",)
     with pytest.raises(ModelNotFoundError, match="qrr download someone/reranker"):
         models.resolve("someone/reranker")
-    with pytest.raises(ModelNotFoundError, match="no such folder"):
+    with pytest.raises(ModelNotFoundError, match="^model ./not/here/at/all: no such folder"):
         models.resolve("./not/here/at/all")
 
 
@@ -55,3 +56,23 @@ def test_cached_snapshot_is_found(hub_cache, tiny_model):
     for f in tiny_model.iterdir():
         (snapshot / f.name).symlink_to(f)
     assert models.resolve("0.6b") == snapshot
+
+
+def test_registered_names_come_first(fake_model):
+    assert models.registered("fake") is fake_model and models.registered("0.6b") is None
+    models.register("0.6b-custom", fake_model)
+    try:
+        from qrr import Reranker
+
+        rr = Reranker("0.6b-custom")
+        assert rr.model_path == "0.6b-custom" and rr.score([("q", "d")]).stats.pairs == 1
+    finally:
+        models.unregister("0.6b-custom")
+    assert models.registered("0.6b-custom") is None
+
+
+def test_checkpoint_kind(tiny_model, tmp_path):
+    from tests.tiny import convert_to_seq_cls
+
+    assert models.checkpoint_kind(tiny_model) == "causal"
+    assert models.check_folder(convert_to_seq_cls(tiny_model, tmp_path / "seq-cls")) == "seq-cls"

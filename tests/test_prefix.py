@@ -6,8 +6,7 @@ import random
 
 import pytest
 
-from qrr import Reranker
-from qrr.engine import Engine, common_prefix_length, plan_groups
+from qrr.engine import TransformerEngine, common_prefix_length
 from tests.test_reranker import PAIRS, close
 
 DOCS = [d for _, d in PAIRS] + ["The capital is Beijing.", "The", "Thekla", "日本語 🎉"]
@@ -15,35 +14,18 @@ TASK = "Given a question, find passages that answer it"
 
 
 @pytest.fixture(scope="module")
-def pair(tiny_model):
-    def make(**kwargs):
-        return (
-            Reranker(str(tiny_model), device="cpu", dtype="fp32", share_prefix=True, **kwargs),
-            Reranker(str(tiny_model), device="cpu", dtype="fp32", share_prefix=False, **kwargs),
-        )
-
-    return make
+def pair(tiny):
+    return lambda **kwargs: (tiny(share_prefix=True, **kwargs), tiny(share_prefix=False, **kwargs))
 
 
 def by_index(ranked):
-    return [r.score for r in sorted(ranked, key=lambda r: r.index)]
+    return [r["score"] for r in sorted(ranked, key=lambda r: r["corpus_id"])]
 
 
 def test_common_prefix_length():
     assert common_prefix_length([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2
     assert common_prefix_length([[1, 2], [3]]) == 0
     assert common_prefix_length([[5, 6, 7]]) == 3
-
-
-def test_plan_groups_pools_what_cannot_share():
-    seqs = [[1] * 20 + [2], [1] * 20 + [3], [9] * 30, [1] * 20 + [4], [7, 7]]
-    parts = plan_groups(seqs, ["a", "a", "b", "a", "c"])
-    assert parts == [(20, [0, 1, 3]), (0, [2, 4])]
-    assert plan_groups(seqs, None) == [(0, [0, 1, 2, 3, 4])]
-    # identical rows keep their last token to run
-    assert plan_groups([[1] * 20, [1] * 20], ["a", "a"]) == [(19, [0, 1])]
-    # a short shared prefix is not worth its own forward pass
-    assert plan_groups([[1, 2, 3], [1, 2, 4]], ["a", "a"]) == [(0, [0, 1])]
 
 
 def test_rank_with_and_without_reuse(pair):
@@ -60,18 +42,19 @@ def test_custom_instruction_with_and_without_reuse(pair):
 def test_truncated_documents_with_and_without_reuse(pair):
     on, off = pair(max_length=120)
     docs = ["alpha " * 500, "beta gamma " * 300, "fits", "delta " * 80]
-    close(by_index(on.rank("a query", docs)), by_index(off.rank("a query", docs)))
-    assert on.stats.truncated == 3
+    ranked = on.rank("a query", docs)
+    close(by_index(ranked), by_index(off.rank("a query", docs)))
+    assert ranked.stats.truncated == 3
 
 
-def test_score_groups_by_instruction_and_query_in_any_order(pair, tiny_model):
+def test_score_groups_by_instruction_and_query_in_any_order(pair, tiny):
     on, off = pair()
     pairs = [(q, d, i) for q in ("q one", "q two") for d in DOCS for i in (None, TASK)]
     pairs += [(q, d) for q, d in PAIRS]
     expected = off.score(pairs)
     rng = random.Random(3)
     for budget in (1, 50, 333, 4096):
-        rr = Reranker(str(tiny_model), device="cpu", dtype="fp32", batch_tokens=budget)
+        rr = tiny(batch_tokens=budget)
         order = list(range(len(pairs)))
         rng.shuffle(order)
         got = rr.score([pairs[i] for i in order])
@@ -81,13 +64,13 @@ def test_score_groups_by_instruction_and_query_in_any_order(pair, tiny_model):
 def test_reuse_runs_the_prefix_once_per_group_and_stops_before_the_document(pair, monkeypatch):
     on, _ = pair()
     calls = []
-    original = Engine.prefix_cache
+    original = TransformerEngine.prefix_cache
 
     def spy(self, prefix):
         calls.append(list(prefix))
         return original(self, prefix)
 
-    monkeypatch.setattr(Engine, "prefix_cache", spy)
+    monkeypatch.setattr(TransformerEngine, "prefix_cache", spy)
     on.score([("q", d) for d in ("The cat", "The dog", "Theatre")] + [("other", "x"), ("other", "y")])
     assert len(calls) == 2
     tok = on.prompter.tokenizer
@@ -112,15 +95,6 @@ def test_prefix_cache_serves_batches_of_any_size_without_growing(pair):
     close(together, engine.log_odds(seqs, None, 0).tolist())
 
 
-def test_plan_groups_asks_whether_reuse_is_worth_it():
-    seqs = [[1] * 20 + [2] * 30, [1] * 20 + [3] * 50]
-    assert plan_groups(seqs, ["a", "a"], lambda shared, rest: True) == [(20, [0, 1])]
-    assert plan_groups(seqs, ["a", "a"], lambda shared, rest: False) == [(0, [0, 1])]
-    seen = []
-    plan_groups(seqs, ["a", "a"], lambda shared, rest: seen.append((shared, rest)))
-    assert seen == [(20, 40.0)]
-
-
 def test_long_rows_after_a_short_prefix_are_not_worth_sharing(pair):
     engine = pair()[0].engine
     # on 0.6B shapes the break-even for a 70-token prefix is ~730 tokens; the tiny model's is far shorter
@@ -132,9 +106,8 @@ def test_long_rows_after_a_short_prefix_are_not_worth_sharing(pair):
 def test_work_counts_the_shared_prefix_once(pair):
     on, off = pair()
     docs = ["The cat sat", "A dog ran far", "x"]
-    off.rank("q", docs)
-    on.rank("q", docs)
-    assert off.engine.work.tokens == off.stats.tokens
-    shared = off.stats.tokens - on.engine.work.tokens
+    without, with_reuse = off.rank("q", docs).stats, on.rank("q", docs).stats
+    assert without.computed_tokens == without.tokens == with_reuse.tokens
+    shared = without.tokens - with_reuse.computed_tokens
     assert shared > 0 and shared % 2 == 0  # the prefix ran once instead of three times
-    assert on.engine.work.attended < off.engine.work.attended
+    assert with_reuse.attended < without.attended

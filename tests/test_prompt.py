@@ -3,17 +3,13 @@ from __future__ import annotations
 import pytest
 
 from qrr.errors import InputError
-from qrr.prompt import DEFAULT_INSTRUCTION, Prompter, format_body
-from tests.tiny import tokenizer_files
+from qrr.family import QWEN3
+from qrr.prompt import Prompter
 
 SUFFIX_IDS = [151645, 198, 151644, 77091, 198, 151667, 271, 151668, 271]
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(tokenizer_files())
+format_body = QWEN3.format_body
 
 
 def test_frame_and_head_ids(tokenizer):
@@ -25,7 +21,7 @@ def test_frame_and_head_ids(tokenizer):
 
 
 def test_body_format():
-    assert format_body("q", "d") == f"<Instruct>: {DEFAULT_INSTRUCTION}\n<Query>: q\n<Document>: d"
+    assert format_body("q", "d") == f"<Instruct>: {QWEN3.default_instruction}\n<Query>: q\n<Document>: d"
     assert format_body("q", "d", "task") == "<Instruct>: task\n<Query>: q\n<Document>: d"
 
 
@@ -54,6 +50,27 @@ def test_query_without_room_for_the_document_is_an_error(tokenizer):
 
 
 def test_max_length_must_exceed_the_frame(tokenizer):
-    with pytest.raises(InputError, match="prompt frame alone takes 48 tokens"):
+    with pytest.raises(InputError, match="prompt frame alone takes 48 tokens") as caught:
         Prompter(tokenizer, max_length=48)
+    assert caught.value.params == ("max_length",)
     assert Prompter(tokenizer, max_length=49).body_budget == 1
+
+
+def test_one_prompter_serves_threads(tokenizer):
+    import threading
+
+    p = Prompter(tokenizer, max_length=200)
+    triples = [(f"query {n}", "word " * (n * 7 % 300), None) for n in range(200)]
+    alone = p.encode(triples)
+    got = {}
+
+    def run(key):
+        got[key] = [p.encode(triples[i : i + 7]) for i in range(0, len(triples), 7)]
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for parts in got.values():
+        assert [e for part in parts for e in part] == alone

@@ -1,13 +1,16 @@
-"""The Reranker against the oracle (the model card's recipe on the same weights), in float32."""
+"""The Reranker against the oracle (the model card's recipe on the same weights), in float32; its
+CrossEncoder-shaped API; per-call statistics and threads."""
 
 from __future__ import annotations
 
 import random
 import statistics
+import threading
 
+import numpy
 import pytest
 
-from qrr import Ranked, Reranker
+from qrr import Reranker, Results, Stats
 from qrr.errors import InputError
 
 TOL = 1e-5
@@ -43,8 +46,9 @@ def test_scores_spread_so_the_oracle_comparison_means_something(reranker):
     assert max(scores) - min(scores) > 0.2
 
 
-def test_default_instruction_matches_oracle(reranker, expected):
+def test_default_instruction_matches_oracle(reranker, tiny, expected):
     close(reranker.score(PAIRS), expected)
+    close(tiny().score(PAIRS), expected)  # the model handed over loaded, as the tests' `tiny` does
 
 
 def test_custom_instruction_matches_oracle(reranker, oracle):
@@ -54,28 +58,27 @@ def test_custom_instruction_matches_oracle(reranker, oracle):
     assert reranker.score(PAIRS[:1]) != reranker.score([(*PAIRS[0], task)])
 
 
-def test_instance_instruction_is_the_fallback(tiny_model, oracle):
+def test_instance_instruction_is_the_fallback(tiny, oracle):
     task = "Judge whether the passage is about geography"
-    rr = Reranker(str(tiny_model), device="cpu", dtype="fp32", instruction=task)
+    rr = tiny(instruction=task)
     close(rr.score(PAIRS), oracle.score(PAIRS, instruction=task))
     close(rr.score([(q, d, None) for q, d in PAIRS]), oracle.score(PAIRS, instruction=task))
 
 
 @pytest.mark.parametrize("max_length", [120, 200])
-def test_truncated_documents_match_oracle(tiny_model, max_length):
-    from tests.oracle import Oracle
-
-    rr = Reranker(str(tiny_model), device="cpu", dtype="fp32", max_length=max_length)
+def test_truncated_documents_match_oracle(tiny, oracle, max_length):
+    rr = tiny(max_length=max_length)
     pairs = [("q", "alpha " * 500), ("a longer query here", "beta gamma " * 300), ("short", "fits")]
-    close(rr.score(pairs), Oracle(tiny_model, max_length=max_length).score(pairs))
-    assert rr.stats.truncated == 2
-    assert rr.stats.tokens <= max_length * 3
+    scores = rr.score(pairs)
+    close(scores, oracle.with_max_length(max_length).score(pairs))
+    assert scores.stats.truncated == 2
+    assert scores.stats.tokens <= max_length * 3
 
 
-def test_any_batch_budget_and_order_gives_the_same_scores(tiny_model, expected):
+def test_any_batch_budget_and_order_gives_the_same_scores(tiny, expected):
     rng = random.Random(7)
     for budget in (1, 64, 200, 777, 100_000):
-        rr = Reranker(str(tiny_model), device="cpu", dtype="fp32", batch_tokens=budget)
+        rr = tiny(batch_tokens=budget)
         order = list(range(len(PAIRS)))
         rng.shuffle(order)
         scores = rr.score([PAIRS[i] for i in order])
@@ -89,32 +92,128 @@ def test_tied_head_matches_oracle(tiny_tied_model):
     close(rr.score(PAIRS), Oracle(tiny_tied_model).score(PAIRS))
 
 
+def test_a_converted_sequence_classifier_scores_the_same(tiny_model, reranker, tmp_path):
+    from tests.tiny import convert_to_seq_cls
+
+    folder = convert_to_seq_cls(tiny_model, tmp_path / "seq-cls")
+    converted = Reranker(str(folder), device="cpu", dtype="fp32")
+    close(converted.score(PAIRS), reranker.score(PAIRS), tol=1e-6)
+    ranked = converted.rank("capital of China", [d for _, d in PAIRS])
+    close([r["score"] for r in ranked], [r["score"] for r in reranker.rank("capital of China", [d for _, d in PAIRS])],
+          tol=1e-6)  # fmt: skip
+
+
 def test_rank_sorts_best_first_with_ids_and_top_k(reranker, oracle):
     docs = [d for _, d in PAIRS]
     expected = oracle.score([("capital of China", d) for d in docs])
-    ranked = reranker.rank("capital of China", docs, ids=[f"d{i}" for i in range(len(docs))])
-    assert [r.index for r in ranked] == sorted(range(len(docs)), key=lambda i: -expected[i])
-    assert all(isinstance(r, Ranked) and r.id == f"d{r.index}" and r.text == docs[r.index] for r in ranked)
-    close([r.score for r in ranked], sorted(expected, reverse=True))
+    ranked = reranker.rank("capital of China", docs, ids=[f"d{i}" for i in range(len(docs))], return_documents=True)
+    order = sorted(range(len(docs)), key=lambda i: -expected[i])
+    assert [r["corpus_id"] for r in ranked] == order
+    assert all(r["id"] == f"d{r['corpus_id']}" and r["text"] == docs[r["corpus_id"]] for r in ranked)
+    close([r["score"] for r in ranked], sorted(expected, reverse=True))
     top = reranker.rank("capital of China", docs, top_k=3)
-    assert top == [Ranked(r.index, r.score, None, r.text) for r in ranked[:3]]
+    assert top == [{"corpus_id": r["corpus_id"], "score": r["score"]} for r in ranked[:3]]
 
 
 def test_rank_ties_keep_input_order(reranker):
-    ranked = reranker.rank("q", ["same", "other", "same"])
-    same = [r.index for r in ranked if r.text == "same"]
-    assert same == [0, 2]
+    ranked = reranker.rank("q", ["same", "other", "same"], return_documents=True)
+    assert [r["corpus_id"] for r in ranked if r["text"] == "same"] == [0, 2]
 
 
 def test_empty_inputs(reranker):
-    assert reranker.score([]) == []
+    assert reranker.score([]) == [] and reranker.score([]).stats == Stats()
     assert reranker.rank("q", []) == []
 
 
-def test_query_too_long_for_max_length_is_an_error(tiny_model):
-    rr = Reranker(str(tiny_model), device="cpu", dtype="fp32", max_length=80)
-    with pytest.raises(InputError, match="raise --max-length or shorten the query"):
+# --------------------------------------------------------------------------------- the CrossEncoder-shaped API
+
+
+def test_predict_is_crossencoder_shaped(reranker):
+    scores = reranker.predict(PAIRS[:3])
+    assert isinstance(scores, numpy.ndarray) and scores.dtype == numpy.float32 and scores.shape == (3,)
+    close(scores.tolist(), reranker.score(PAIRS[:3]), tol=1e-7)
+    one = reranker.predict(PAIRS[0])
+    assert isinstance(one, numpy.floating) and one == scores[0]
+    assert reranker.predict(list(PAIRS[0])) == scores[0]  # a pair as a list is one pair too
+    assert reranker.predict(PAIRS[:2], convert_to_numpy=False) == reranker.score(PAIRS[:2])
+    tensor = reranker.predict(PAIRS[:2], convert_to_tensor=True)
+    assert tensor.shape == (2,) and tensor.tolist() == pytest.approx(scores[:2].tolist())
+    assert reranker.predict(PAIRS[:3], batch_size=1).tolist() == pytest.approx(scores.tolist(), abs=1e-6)
+    assert reranker.predict([]).shape == (0,)
+
+
+def test_predict_batch_size_caps_the_rows_of_a_forward_pass(fake_model):
+    rr = Reranker("fake")
+    rr.predict([("q", f"document {i}") for i in range(10)], batch_size=3)
+    assert max(fake_model.engines[-1].rows) == 3 and sum(fake_model.engines[-1].rows) == 10
+    with pytest.raises(InputError, match="batch_size must be positive, not 0"):
+        rr.predict([("q", "d")], batch_size=0)
+
+
+def test_predict_progress_bar_goes_to_stderr(reranker, capsys):
+    reranker.predict(PAIRS[:3], show_progress_bar=True)
+    captured = capsys.readouterr()
+    assert captured.out == "" and "3/3" in captured.err
+
+
+def test_rank_is_crossencoder_shaped(reranker):
+    docs = [d for _, d in PAIRS]
+    ranked = reranker.rank("capital of China", docs, top_k=2, return_documents=True)
+    assert [set(r) for r in ranked] == [{"corpus_id", "score", "text"}] * 2
+    assert [set(r) for r in reranker.rank("capital of China", docs)] == [{"corpus_id", "score"}] * len(docs)
+    small, whole = reranker.rank("capital of China", docs, batch_size=2), reranker.rank("capital of China", docs)
+    assert [r["corpus_id"] for r in small] == [r["corpus_id"] for r in whole]
+    close([r["score"] for r in small], [r["score"] for r in whole], tol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------- stats and threads
+
+
+def test_each_call_returns_its_own_stats(tiny):
+    rr = tiny(max_length=100)
+    short = rr.score([("q", "short"), ("q", "also short")])
+    long = rr.rank("q", ["word " * 300, "fits", "x"])
+    assert isinstance(short, Results) and isinstance(long, Results)
+    assert (short.stats.pairs, short.stats.truncated) == (2, 0)
+    assert (long.stats.pairs, long.stats.truncated) == (3, 1)
+    assert short.stats.tokens == sum(len(e.ids) for e in rr.prompter.encode([("q", "short", None),
+                                                                            ("q", "also short", None)]))  # fmt: skip
+    assert 0 < long.stats.computed_tokens < long.stats.tokens  # the shared prefix ran once
+    assert short.stats.seconds > 0 and not hasattr(rr, "stats")
+
+
+def test_one_reranker_serves_two_threads_at_once(reranker):
+    work = {
+        "a": [(f"query {n}", f"document {n} " * (1 + n % 7)) for n in range(60)],
+        "b": [(f"other {n}", f"text {n} " * (1 + n % 5)) for n in range(45)],
+    }
+    alone = {k: reranker.score(v) for k, v in work.items()}
+    together: dict = {}
+    start = threading.Barrier(2)
+
+    def run(key):
+        start.wait()
+        together[key] = reranker.score(work[key])
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in work]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for key, scores in alone.items():
+        close(together[key], scores, tol=1e-6)
+        assert together[key].stats.pairs == len(work[key])
+        assert together[key].stats.tokens == scores.stats.tokens
+
+
+# ------------------------------------------------------------------------------------------------- errors
+
+
+def test_query_too_long_for_max_length_is_an_error(tiny):
+    rr = tiny(max_length=80)
+    with pytest.raises(InputError, match="raise max_length or shorten the query") as caught:
         rr.score([("a very long query " * 20, "doc")])
+    assert caught.value.params == ("max_length",)
 
 
 @pytest.mark.parametrize(
@@ -131,19 +230,19 @@ def test_bad_pairs(reranker, pairs, message):
         reranker.score(pairs)
 
 
-def test_bad_arguments(reranker, tiny_model):
-    with pytest.raises(InputError, match="top-k"):
+def test_bad_arguments_name_the_parameter(reranker, tiny_model):
+    with pytest.raises(InputError, match="^top_k must be at least 1, not 0$"):
         reranker.rank("q", ["d"], top_k=0)
-    with pytest.raises(InputError, match="ids"):
+    with pytest.raises(InputError, match="^ids: more ids than documents$"):
         reranker.rank("q", ["d"], ids=[1, 2])
-    with pytest.raises(InputError, match="batch-tokens"):
+    with pytest.raises(InputError, match="^batch_tokens must be positive, not 0$"):
         Reranker(str(tiny_model), device="cpu", batch_tokens=0)
-    with pytest.raises(InputError, match="leaves no room"):
+    with pytest.raises(InputError, match="^max_length 48 leaves no room: the prompt frame alone takes 48 tokens$"):
         Reranker(str(tiny_model), device="cpu", max_length=48)
 
 
-def test_progress_counts_every_pair(tiny_model):
-    rr = Reranker(str(tiny_model), device="cpu", dtype="fp32", batch_tokens=300)
+def test_progress_counts_every_pair(tiny):
+    rr = tiny(batch_tokens=300)
     seen = []
     rr.score(PAIRS, progress=seen.append)
     assert sum(seen) == len(PAIRS) and len(seen) > 1

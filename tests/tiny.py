@@ -43,3 +43,26 @@ def build_tiny_model(folder: Path, tied: bool = False, seed: int = 0) -> Path:
     for f in tokenizer_files().iterdir():
         shutil.copy(f, folder / f.name)
     return folder
+
+
+def convert_to_seq_cls(causal_folder: Path, folder: Path) -> Path:
+    """Convert a causal Qwen3 reranker the way vLLM's ``convert_model_to_seq_cls.py`` (``from_2_way_softmax``)
+    makes ``tomaarsen/Qwen3-Reranker-*-seq-cls``: a ``Qwen3ForSequenceClassification`` with one label whose
+    score row is ``lm_head[yes] - lm_head[no]`` (in float32)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(causal_folder)
+    causal = AutoModelForCausalLM.from_pretrained(causal_folder, dtype=torch.float32)
+    classifier = AutoModelForSequenceClassification.from_pretrained(
+        causal_folder, num_labels=1, ignore_mismatched_sizes=True, dtype=torch.float32
+    )
+    yes, no = tokenizer.convert_tokens_to_ids("yes"), tokenizer.convert_tokens_to_ids("no")
+    with torch.no_grad():
+        weights = causal.lm_head.weight
+        classifier.score.weight.copy_((weights[yes].float() - weights[no].float()).unsqueeze(0))
+    classifier.config.pad_token_id = tokenizer.pad_token_id
+    folder.mkdir(parents=True, exist_ok=True)
+    classifier.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -1,4 +1,5 @@
-"""What every command shares: the typer app, the stderr console, option aliases, error and progress plumbing."""
+"""What every command shares: the typer app, the stderr console, choices, option aliases, and the plumbing that
+turns the core's errors into one line and an exit code."""
 
 from __future__ import annotations
 
@@ -7,29 +8,110 @@ import inspect
 import logging
 import os
 import sys
-from contextlib import contextmanager
+from enum import Enum
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.text import Text
+from typer.core import TyperCommand, TyperGroup
 
-from qrr import __version__, io
-from qrr.errors import InputError, QrrError
-from qrr.prompt import DEFAULT_INSTRUCTION
+from qrr import __version__
+from qrr.errors import InputError, Interrupted, QrrError
+from qrr.family import QWEN3
+
+stderr = Console(stderr=True, soft_wrap=True)
+
+
+class _HideFlagTypes:
+    """Flags take no value, so their help shows no ``<bool>``."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class Command(_HideFlagTypes, TyperCommand):
+    pass
+
+
+class Group(_HideFlagTypes, TyperGroup):
+    pass
+
 
 app = typer.Typer(
     name="qrr",
+    cls=Group,
     help="Exact, fast Qwen3-Reranker scores from the shell.\n\n"
     "Rank documents for a query with [bold]qrr rank[/], score query-document pairs with [bold]qrr score[/], "
-    "rerank a first-stage run and measure it with [bold]qrr rank --run[/] and [bold]qrr eval[/]. "
+    "rerank a first-stage run with [bold]qrr rerank[/] and measure runs with [bold]qrr eval[/]. "
     "Output is a table on a terminal and JSON lines in a pipe.",
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-stderr = Console(stderr=True, soft_wrap=True)
+
+
+def command(name: str | None = None, **kwargs):
+    """``@app.command`` with qrr's command class and its errors turned into one line."""
+
+    def register(function):
+        return app.command(name, cls=Command, **kwargs)(errors_to_exit(function))
+
+    return register
+
+
+# ------------------------------------------------------------------------------------------------- choices
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    jsonl = "jsonl"
+    json = "json"
+    tsv = "tsv"
+
+
+class RunFormat(str, Enum):
+    trec = "trec"
+    jsonl = "jsonl"
+
+
+class DocFormat(str, Enum):
+    auto = "auto"
+    jsonl = "jsonl"
+    json = "json"
+    text = "text"
+
+
+class PairFormat(str, Enum):
+    auto = "auto"
+    jsonl = "jsonl"
+    json = "json"
+    tsv = "tsv"
+
+
+class Dtype(str, Enum):
+    auto = "auto"
+    bf16 = "bf16"
+    fp16 = "fp16"
+    fp32 = "fp32"
+
+
+class OnError(str, Enum):
+    fail = "fail"
+    skip = "skip"
+
+
+DEVICES = ("auto", "cpu", "mps", "cuda", "cuda:0", "cuda:1")
+
+
+def _complete_device(incomplete: str) -> list[str]:
+    return [d for d in DEVICES if d.startswith(incomplete)]
+
 
 # ------------------------------------------------------------------------------------------- shared options
 
@@ -37,16 +119,18 @@ ModelOpt = Annotated[
     str | None,
     typer.Option(
         "--model", "-m", envvar="QRR_MODEL", show_envvar=True, rich_help_panel="Model",
-        help="Alias (0.6b, 4b, 8b), hub repo id or local folder. [dim]\\[default: 0.6b][/]",
+        help="Alias (0.6b, 4b, 8b), hub repo id or local folder (a Qwen3-Reranker, or a converted "
+        "Qwen3ForSequenceClassification). [dim]\\[default: 0.6b][/]",
     ),
 ]  # fmt: skip
 DeviceOpt = Annotated[
-    str, typer.Option("--device", help="auto (cuda, then mps, then cpu), cpu, mps, cuda or cuda:N.",
-                      rich_help_panel="Model"),
+    str,
+    typer.Option("--device", metavar="[auto|cpu|mps|cuda|cuda:N]", autocompletion=_complete_device,
+                 help="auto: cuda, then mps, then cpu.", rich_help_panel="Model"),
 ]  # fmt: skip
 DtypeOpt = Annotated[
-    str, typer.Option("--dtype", help="auto, bf16, fp16 or fp32. auto: bf16 on GPUs and CPUs with native "
-                      "bf16, fp16 on mps, fp32 elsewhere.", rich_help_panel="Model"),
+    Dtype, typer.Option("--dtype", case_sensitive=False, rich_help_panel="Model",
+                        help="auto: bf16 on GPUs and on CPUs with native bf16, fp16 on mps, fp32 elsewhere."),
 ]  # fmt: skip
 MaxLengthOpt = Annotated[
     int, typer.Option("--max-length", min=1, help="Prompt length cap in tokens; only the document is cut.",
@@ -65,19 +149,19 @@ OfflineOpt = Annotated[
 ]  # fmt: skip
 InstructionOpt = Annotated[
     str | None,
-    typer.Option("--instruction", "-i", help=f"Task instruction. [dim]\\[default: {DEFAULT_INSTRUCTION}][/]"),
+    typer.Option("--instruction", "-i", help=f"Task instruction. [dim]\\[default: {QWEN3.default_instruction}][/]"),
 ]
 FormatOpt = Annotated[
-    str | None,
-    typer.Option("--format", "-f", help="table, jsonl, json or tsv. [dim]\\[default: table on a terminal, "
-                 "jsonl otherwise][/]", rich_help_panel="Output"),
+    OutputFormat | None,
+    typer.Option("--format", "-f", case_sensitive=False, rich_help_panel="Output",
+                 help="[dim]\\[default: table on a terminal, jsonl otherwise][/]"),
 ]  # fmt: skip
 VerboseOpt = Annotated[
     bool, typer.Option("--verbose", "-v", help="Say what was loaded and done, on stderr.", rich_help_panel="Output")
 ]
 OnErrorOpt = Annotated[
-    str,
-    typer.Option("--on-error", rich_help_panel="Input",
+    OnError,
+    typer.Option("--on-error", case_sensitive=False, rich_help_panel="Input",
                  help="fail: stop at the first bad line (exit 2). skip: skip bad lines, list them on stderr, go on."),
 ]  # fmt: skip
 FilesArg = Annotated[
@@ -102,6 +186,14 @@ def _root(
 
 
 # ------------------------------------------------------------------------------------------------ plumbing
+
+# The core names its parameters; these are the flags that set them, where the flag is not --param-name.
+FLAGS = {"fmt": "--format", "output": "--resume"}
+
+
+def flag(param: str) -> str:
+    """The command-line flag for a core parameter: ``top_k`` -> ``--top-k``."""
+    return FLAGS.get(param) or "--" + param.replace("_", "-")
 
 
 def fail(message: str, code: int) -> typer.Exit:
@@ -135,11 +227,15 @@ def errors_to_exit(command):
 
 
 def describe(exc: BaseException) -> tuple[str, int]:
-    """The one line and exit code for an error."""
+    """The one line and exit code for an error, in the command line's words."""
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted", 130
+    if isinstance(exc, Interrupted) and exc.total:
+        how = (f"run the same command to go on from {exc.path}" if exc.path
+               else "--resume OUT writes a run that a later command goes on with")  # fmt: skip
+        return f"interrupted after {exc.done} of {exc.total} queries; {how}", exc.exit_code
     if isinstance(exc, QrrError):
-        return str(exc), exc.exit_code
+        return exc.naming(flag), exc.exit_code
     # anything unplanned still gets one line, and a way to see more
     return f"{type(exc).__name__}: {exc} (set QRR_DEBUG=1 for a traceback)", 1
 
@@ -165,31 +261,37 @@ def silence_stdout() -> None:
         pass
 
 
-def pick_output_format(fmt: str | None) -> str:
+def given(ctx: typer.Context, *names: str) -> list[str]:
+    """Of the parameters ``names``, the flags the user gave on the command line (not defaults, not the
+    environment)."""
+    params = {p.name: p for p in ctx.command.params}
+    found = []
+    for name in names:
+        source = ctx.get_parameter_source(name)
+        if source is not None and source.name == "COMMANDLINE":
+            opts = params[name].opts
+            found.append(next((o for o in opts if o.startswith("--")), opts[0]))
+    return found
+
+
+def output_format(fmt: OutputFormat | None) -> str:
+    """The asked format, else a table on a terminal and JSON lines in a pipe."""
     if fmt is None:
         return "table" if sys.stdout.isatty() else "jsonl"
-    fmt = fmt.lower()
-    if fmt not in io.OUTPUT_FORMATS:
-        raise InputError(f"--format {fmt}: use one of {', '.join(io.OUTPUT_FORMATS)}")
-    return fmt
-
-
-def pick_input_format(fmt: str, allowed: tuple[str, ...]) -> str:
-    fmt = fmt.lower()
-    if fmt not in allowed:
-        raise InputError(f"--input-format {fmt}: use one of {', '.join(allowed)}")
-    return fmt
+    return fmt.value
 
 
 def input_sources(files: list[str] | None, have_inline: bool) -> list[str]:
     """Files as given; stdin when none are given and stdin is not a terminal."""
+    from qrr.formats import STDIN
+
     if files:
         return files
     if have_inline:
         return []
     if stdin_is_terminal():
         raise InputError("no input: give a FILE, pipe the input on stdin, or pass it with -q/-d")
-    return [io.STDIN]
+    return [STDIN]
 
 
 def stdin_is_terminal() -> bool:
@@ -201,7 +303,7 @@ def load_reranker(model, device, dtype, max_length, instruction, batch_tokens, o
 
     prepare_logging(verbose)
     # No spinner here: a first-use download draws its own progress bars on stderr.
-    reranker = Reranker(model, device=device, dtype=dtype, max_length=max_length, instruction=instruction,
+    reranker = Reranker(model, device=device, dtype=dtype.value, max_length=max_length, instruction=instruction,
                         batch_tokens=batch_tokens, offline=offline or None)  # fmt: skip
     if verbose:
         from qrr.device import dtype_name
@@ -215,7 +317,8 @@ class WarningsToStderr(logging.Handler):
     """The core's warnings (a CUDA batch retried with a smaller budget) as one line each on stderr."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        stderr.print(f"warning: {record.getMessage()}", style="yellow", highlight=False, markup=False)
+        message = QrrError(record.getMessage(), *getattr(record, "params", ())).naming(flag)
+        stderr.print(f"warning: {message}", style="yellow", highlight=False, markup=False)
 
 
 def prepare_logging(verbose: bool) -> None:
@@ -229,74 +332,3 @@ def prepare_logging(verbose: bool) -> None:
     if not verbose:
         transformers.logging.set_verbosity_error()
         transformers.logging.disable_progress_bar()
-
-
-@contextmanager
-def progress(total: int | None, what: str):
-    """A progress bar on stderr when stderr is a terminal; yields a callback taking finished counts.
-    With ``total=None`` (streamed input, length unknown) it counts instead."""
-    if not stderr.is_terminal or total == 0:
-        yield lambda n: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    if total is None:
-        columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} pairs"))
-    else:
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    # redirect_stdout=False: rich would otherwise send our data lines, printed while the bar is live, to stderr.
-    with Progress(*columns, console=stderr, transient=True, redirect_stdout=False, redirect_stderr=False) as bar:
-        task = bar.add_task(what, total=total)
-        yield lambda n: bar.advance(task, n)
-
-
-class Skipped:
-    """Collects what --on-error skip passes over (bad lines, by default), and reports it on stderr."""
-
-    shown = 20
-
-    def __init__(self, what: str = "bad line(s)"):
-        self.what = what
-        self.count = 0
-        self.messages: list[str] = []
-
-    def __call__(self, error: InputError) -> None:
-        self.count += 1
-        if len(self.messages) < self.shown:
-            self.messages.append(str(error))
-
-    def report(self) -> None:
-        if not self.count:
-            return
-        stderr.print(f"skipped {self.count} {self.what}:", style="yellow", highlight=False)
-        for message in self.messages:
-            stderr.print(f"  {message}", highlight=False, markup=False)
-        if self.count > len(self.messages):
-            stderr.print(f"  … and {self.count - len(self.messages)} more", highlight=False)
-
-
-def on_error_policy(policy: str, what: str = "bad line(s)") -> Skipped | None:
-    policy = policy.lower()
-    if policy not in ("fail", "skip"):
-        raise InputError(f"--on-error {policy}: use fail or skip")
-    return Skipped(what) if policy == "skip" else None
-
-
-def report(stats, max_length: int, verbose: bool, skipped: Skipped | None) -> None:
-    if skipped is not None:
-        skipped.report()
-    if stats.truncated:
-        stderr.print(f"note: {stats.truncated} document(s) cut to --max-length {max_length}",
-                     style="yellow", highlight=False)  # fmt: skip
-    if verbose:
-        rate = stats.pairs / stats.seconds if stats.seconds else 0.0
-        stderr.print(f"scored {stats.pairs} pairs ({stats.tokens} tokens) in {stats.seconds:.2f} s, "
-                     f"{rate:.1f} pairs/s", highlight=False)  # fmt: skip
-
-
-def human_bytes(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"

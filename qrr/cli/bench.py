@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
+import sys
+from enum import Enum
 from typing import Annotated
 
 import typer
 
-from qrr import io
-from qrr.cli.base import (
-    BatchTokensOpt,
-    DeviceOpt,
-    DtypeOpt,
-    VerboseOpt,
-    app,
-    errors_to_exit,
-    human_bytes,
-    pick_output_format,
-    prepare_logging,
-    progress,
-    stderr,
-)
+from qrr.cli.base import BatchTokensOpt, DeviceOpt, Dtype, DtypeOpt, VerboseOpt, command, prepare_logging, stderr
+from qrr.cli.render import bar, human_bytes, progress, writer
 from qrr.errors import InputError
+
+
+class BenchFormat(str, Enum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
 
 
 def _int_list(text: str, option: str) -> list[int]:
@@ -33,8 +29,7 @@ def _int_list(text: str, option: str) -> list[int]:
     return values
 
 
-@app.command(no_args_is_help=False)
-@errors_to_exit
+@command(no_args_is_help=False)
 def bench(
     sizes: Annotated[str, typer.Option("--sizes", help="Sizes to measure, comma-separated.")] = "0.6b,4b,8b",
     doc_tokens: Annotated[
@@ -50,16 +45,17 @@ def bench(
         bool, typer.Option("--baseline", help="Also run the model card's plain recipe and show the ratios.")
     ] = False,
     fmt: Annotated[
-        str | None,
+        BenchFormat | None,
         typer.Option(
             "--format",
             "-f",
-            help="table, json or jsonl. [dim]\\[default: table on a terminal, jsonl otherwise][/]",
+            case_sensitive=False,
             rich_help_panel="Output",
+            help="[dim]\\[default: table on a terminal, jsonl otherwise][/]",
         ),
     ] = None,  # fmt: skip
     device: DeviceOpt = "auto",
-    dtype: DtypeOpt = "auto",
+    dtype: DtypeOpt = Dtype.auto,
     batch_tokens: BatchTokensOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -78,26 +74,24 @@ def bench(
 
     from qrr import bench as benchmark
 
-    fmt = pick_output_format(fmt)
-    if fmt == "tsv":
-        raise InputError("--format tsv: use table, json or jsonl")
+    fmt = fmt.value if fmt else ("table" if sys.stdout.isatty() else "jsonl")
     size_list = [s.strip().lower() for s in sizes.split(",") if s.strip()]
     lengths = _int_list(doc_tokens, "--doc-tokens")
     prepare_logging(verbose)
     total = len(size_list) * len(lengths) * docs * (repeat + (1 if baseline else 0))
     rows = []
-    writer = io.RowWriter(fmt) if fmt != "table" else None
+    rows_out = writer(fmt) if fmt != "table" else None
     with progress(total, "benchmarking") as advance:
         for row in benchmark.run(
-            size_list, lengths, docs=docs, query_tokens=query_tokens, repeat=repeat, device=device, dtype=dtype,
+            size_list, lengths, docs=docs, query_tokens=query_tokens, repeat=repeat, device=device, dtype=dtype.value,
             batch_tokens=batch_tokens, random_weights=random_weights, baseline=baseline, progress=advance,
             note=lambda message: stderr.print(message, highlight=False, markup=False),
         ):  # fmt: skip
             rows.append(row)
-            if writer is not None:
-                writer.write([asdict(row)])
-    if writer is not None:
-        writer.close()
+            if rows_out is not None:
+                rows_out.write([asdict(row)])
+    if rows_out is not None:
+        rows_out.close()
     else:
         _render_bench(rows, baseline)
 
@@ -112,7 +106,7 @@ def _render_bench(rows, baseline: bool) -> None:
             continue
         line.update({
             "load s": f"{r.load_s:.1f}",
-            "pairs/s": f"{r.pairs_per_s:.2f} {io.bar(r.pairs_per_s / fastest, 6)}",
+            "pairs/s": f"{r.pairs_per_s:.2f} {bar(r.pairs_per_s / fastest, 6)}",
             "tokens/s": f"{r.tokens_per_s:.0f}",
             "batch ms p50/p95": f"{r.batch_p50_ms:.0f}/{r.batch_p95_ms:.0f}",
             "peak mem": human_bytes(r.peak_memory_mb * 2**20),
@@ -128,4 +122,6 @@ def _render_bench(rows, baseline: bool) -> None:
     if first is not None:
         title = (f"{first.device}, {first.dtype}, matmul peak {first.matmul_peak_tflops:.2f} TFLOP/s; "
                  f"{first.docs} documents per length, {first.query_tokens}-token query")  # fmt: skip
-    io.write_rows(table, "table", title=title)
+    out = writer("table", title)
+    out.write(table)
+    out.close()

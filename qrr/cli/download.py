@@ -7,20 +7,12 @@ from typing import Annotated
 
 import typer
 
-from qrr import io
-from qrr.cli.base import (
-    FormatOpt,
-    app,
-    errors_to_exit,
-    human_bytes,
-    pick_output_format,
-    stderr,
-)
+from qrr.cli.base import FormatOpt, command, output_format, stderr
+from qrr.cli.render import human_bytes, write_rows
 from qrr.errors import InputError
 
 
-@app.command(no_args_is_help=False)
-@errors_to_exit
+@command(no_args_is_help=False)
 def download(
     names: Annotated[
         list[str] | None,
@@ -50,7 +42,7 @@ def download(
     if list_cached:
         if names or all_sizes or local_dir:
             raise InputError("--list takes no models, --all or --local-dir")
-        _render_cached(models.cached_models(), pick_output_format(fmt))
+        _render_cached(models.cached_models(), output_format(fmt))
         return
     targets = list(models.ALIASES) if all_sizes else (names or [models.default_model()])
     if all_sizes and names:
@@ -70,15 +62,19 @@ def _render_cached(cached, fmt: str) -> None:
          "size_on_disk": m.size_on_disk, "path": str(m.path)}
         for m in cached
     ]  # fmt: skip
+    if not rows:
+        from huggingface_hub import constants
+
+        stderr.print(f"no Qwen3 models in the local cache ({constants.HF_HUB_CACHE}): try qrr download",
+                     highlight=False)  # fmt: skip
     if fmt != "table":
-        io.write_rows(rows, fmt)
+        write_rows(rows, fmt)
         return
     if not rows:
-        stderr.print("no Qwen3 models in the local cache: try qrr download")
         return
     table_rows = [
         {"model": r["model"], "revision": r["revision"][:12] + (f" ({', '.join(r['refs'])})" if r["refs"] else ""),
          "size": human_bytes(r["size_on_disk"]), "path": r["path"]}
         for r in rows
     ]  # fmt: skip
-    io.write_rows(table_rows, "table")
+    write_rows(table_rows, "table")

@@ -6,45 +6,39 @@ from typing import Annotated
 
 import typer
 
-from qrr import io, metrics, runs
+from qrr import formats, metrics, pipelines
 from qrr.cli.base import (
     BatchTokensOpt,
     DeviceOpt,
+    Dtype,
     DtypeOpt,
     FormatOpt,
     InstructionOpt,
     MaxLengthOpt,
     ModelOpt,
     OfflineOpt,
+    OnError,
     OnErrorOpt,
     VerboseOpt,
-    app,
-    errors_to_exit,
+    command,
+    given,
     load_reranker,
-    on_error_policy,
-    pick_output_format,
-    report,
+    output_format,
     stderr,
-)  # fmt: skip
-from qrr.cli.reranking import (
-    DEFAULT_DEPTH,
-    PANEL,
-    DepthOpt,
-    Output,
-    ResumeOpt,
-    TagOpt,
-    read_inputs,
-    rerank_into,
-)  # fmt: skip
+)
+from qrr.cli.render import skipping, write_rows
+from qrr.cli.rerank import PANEL, DepthOpt, ResumeOpt, TagOpt, rerank_with_progress
 from qrr.errors import InputError
-from qrr.prompt import DEFAULT_MAX_LENGTH
+from qrr.family import DEFAULT_MAX_LENGTH
+from qrr.formats import TAG
+from qrr.pipelines import DEFAULT_DEPTH
 
 HEADERS = {"ndcg@10": "nDCG@10", "mrr@10": "MRR@10", "recall@100": "R@100", "map": "MAP"}
 
 
-@app.command("eval")
-@errors_to_exit
+@command("eval")
 def evaluate(
+    ctx: typer.Context,
     files: Annotated[
         list[str] | None,
         typer.Argument(
@@ -74,9 +68,9 @@ def evaluate(
             "--split", metavar="SPLIT", rich_help_panel=PANEL, help="With --beir: the qrels split (qrels/SPLIT.tsv)."
         ),
     ] = "test",  # fmt: skip
-    depth: DepthOpt = None,
+    depth: DepthOpt = DEFAULT_DEPTH,
     resume: ResumeOpt = None,
-    tag: TagOpt = None,
+    tag: TagOpt = TAG,
     common: Annotated[
         bool, typer.Option("--common", help="Evaluate only the judged queries that every run has results for.")
     ] = False,
@@ -84,12 +78,12 @@ def evaluate(
         bool,
         typer.Option("--per-query", help="One row per run and query instead of the means.", rich_help_panel="Output"),
     ] = False,  # fmt: skip
-    on_error: OnErrorOpt = "fail",
+    on_error: OnErrorOpt = OnError.fail,
     fmt: FormatOpt = None,
     instruction: InstructionOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
-    dtype: DtypeOpt = "auto",
+    dtype: DtypeOpt = Dtype.auto,
     max_length: MaxLengthOpt = DEFAULT_MAX_LENGTH,
     batch_tokens: BatchTokensOpt = None,
     offline: OfflineOpt = False,
@@ -110,14 +104,10 @@ def evaluate(
       qrr eval qrels.txt a.trec b.trec --format json | jq '.[] | {run, "ndcg@10"}'
       qrr eval --beir scifact --run bm25.trec --resume qrr.trec
     """
-    fmt = pick_output_format(fmt)
+    fmt = output_format(fmt)
     if beir is None:
-        given = {"--run": run, "--depth": depth, "--resume": resume, "--tag": tag,
-                 "--split": None if split == "test" else split, "--model": model, "--instruction": instruction,
-                 "--device": None if device == "auto" else device, "--dtype": None if dtype == "auto" else dtype,
-                 "--max-length": None if max_length == DEFAULT_MAX_LENGTH else max_length,
-                 "--batch-tokens": batch_tokens, "--offline": offline or None}  # fmt: skip
-        misplaced = [name for name, value in given.items() if value is not None]
+        misplaced = given(ctx, "run", "depth", "resume", "tag", "split", "model", "instruction", "device", "dtype",
+                          "max_length", "batch_tokens", "offline")  # fmt: skip
         if misplaced:
             raise InputError(f"{', '.join(misplaced)}: only with --beir")
         if not files or len(files) < 2:
@@ -128,36 +118,37 @@ def evaluate(
             raise InputError("give QRELS RUN... or --beir DIR --run RUN, not both")
         if run is None:
             raise InputError("--beir needs --run RUN, the first-stage run to rerank")
-        folder = runs.BeirFolder.at(beir, split)
-        output = Output.checked(resume, None, tag or runs.TAG) if resume else None
+        folder = formats.BeirFolder.at(beir, split)
+        output = pipelines.RunOutput.checked(resume, None, tag) if resume else None
         source = folder.qrels
-    bad_lines = on_error_policy(on_error)
-    qrels = runs.read_qrels(source, bad_lines)
+    bad_lines = skipping(on_error)
+    qrels = formats.read_qrels(source, bad_lines)
     if not qrels:
         raise InputError(f"{source}: no judgments")
-    named = [(path, runs.read_run(path, bad_lines)) for path in (files or [])[1:]]
+    named = [(path, formats.read_run(path, bad_lines)) for path in (files or [])[1:]]
     if bad_lines is not None:
         bad_lines.report()
     if beir is not None:
         # Only judged queries are reranked: the others could not be measured.
-        inputs = read_inputs(run, folder.queries, folder.corpus, depth or DEFAULT_DEPTH, on_error, only=set(qrels))
-        reranked: runs.Run = {}
-        if output is not None:
-            # OUT may come from qrr rank --run, with the queries that have no qrels too: they are kept as they are.
-            output.pick_up(inputs, None, others=set(inputs.run) - set(qrels))
-        if inputs.jobs:
-            reranker = load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose)
-            reranked = rerank_into(reranker, inputs, output)
-            report(reranker.stats, reranker.max_length, verbose, None)
+        bad_lines, missing = skipping(on_error), skipping(on_error, "run entries missing from the inputs")
+        inputs = pipelines.read_run_inputs(run, folder.queries, folder.corpus, depth, only=set(qrels),
+                                           on_error=bad_lines, on_missing=missing)  # fmt: skip
+        for skipped in (bad_lines, missing):
+            if skipped is not None:
+                skipped.report()
+        # OUT may come from qrr rerank, with the queries that have no qrels too: they are kept as they are.
+        reranked = rerank_with_progress(inputs, output, None, lambda: load_reranker(
+            model, device, dtype, max_length, instruction, batch_tokens, offline, verbose), verbose,
+            others=set(inputs.run) - set(qrels))  # fmt: skip
         if resume:
-            reranked = runs.read_run(resume)
+            reranked = formats.read_run(resume)
         from qrr.models import default_model
 
         named = [(run, inputs.run), (resume or f"qrr {model or default_model()}", reranked)]
     _render(qrels, named, source, common, per_query, fmt)
 
 
-def _render(qrels: runs.Qrels, named, source: str, common: bool, per_query: bool, fmt: str) -> None:
+def _render(qrels, named, source: str, common: bool, per_query: bool, fmt: str) -> None:
     queries = None
     if common:
         queries = set(qrels).intersection(*({q for q, docs in r.items() if docs} for _, r in named))
@@ -172,7 +163,7 @@ def _render(qrels: runs.Qrels, named, source: str, common: bool, per_query: bool
     else:
         rows = [{"run": e.name, **e.means, "queries": e.queries} for e in results]
     if fmt != "table":
-        io.write_rows(rows, fmt)
+        write_rows(rows, fmt)
         return
     table = []
     for row in rows:
@@ -184,7 +175,7 @@ def _render(qrels: runs.Qrels, named, source: str, common: bool, per_query: bool
         a, b = (e.means for e in results)
         table.append({"run": "change"} | {header: f"{b[key] - a[key]:+.4f}" for key, header in HEADERS.items()})
     count = len(queries) if queries is not None else len(qrels)
-    io.write_rows(table, "table", title=f"{source}: {count} judged queries")
+    write_rows(table, "table", title=f"{source}: {count} judged queries")
 
 
 def _notes(qrels, results, queries) -> None:

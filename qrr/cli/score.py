@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from qrr import io
 from qrr.cli.base import (
     BatchTokensOpt,
     DeviceOpt,
+    Dtype,
     DtypeOpt,
     FilesArg,
     FormatOpt,
@@ -18,26 +18,22 @@ from qrr.cli.base import (
     MaxLengthOpt,
     ModelOpt,
     OfflineOpt,
+    OnError,
     OnErrorOpt,
+    PairFormat,
     VerboseOpt,
-    app,
-    errors_to_exit,
+    command,
     input_sources,
     load_reranker,
-    on_error_policy,
-    pick_input_format,
-    pick_output_format,
-    progress,
-    report,
+    output_format,
     stderr,
 )
+from qrr.cli.render import progress, report, skipping, writer
 from qrr.errors import InputError
-from qrr.prompt import DEFAULT_MAX_LENGTH
-from qrr.reranker import CHUNK, Stats, chunks
+from qrr.family import DEFAULT_MAX_LENGTH
 
 
-@app.command(no_args_is_help=False)
-@errors_to_exit
+@command(no_args_is_help=False)
 def score(
     files: FilesArg = None,
     query: Annotated[
@@ -47,14 +43,20 @@ def score(
         list[str] | None, typer.Option("--document", "-d", help="A document for -q (repeatable).")
     ] = None,
     input_format: Annotated[
-        str, typer.Option("--input-format", help="auto, jsonl, json or tsv.", rich_help_panel="Input")
-    ] = "auto",
-    on_error: OnErrorOpt = "fail",
+        PairFormat,
+        typer.Option(
+            "--input-format",
+            case_sensitive=False,
+            rich_help_panel="Input",
+            help="auto: JSON when the input starts with { or [, else TSV.",
+        ),
+    ] = PairFormat.auto,  # fmt: skip
+    on_error: OnErrorOpt = OnError.fail,
     instruction: InstructionOpt = None,
     fmt: FormatOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
-    dtype: DtypeOpt = "auto",
+    dtype: DtypeOpt = Dtype.auto,
     max_length: MaxLengthOpt = DEFAULT_MAX_LENGTH,
     batch_tokens: BatchTokensOpt = None,
     offline: OfflineOpt = False,
@@ -64,22 +66,25 @@ def score(
 
     Pairs come as JSON lines with [bold]query[/] and [bold]document[/] (optional [bold]instruction[/]; id
     fields such as [bold]id[/], [bold]qid[/], [bold]docid[/] are copied to the output), as TSV lines
-    [bold]query<TAB>document[/], or from -q/-d.
+    [bold]query<TAB>document[/], or from -q/-d. Results are written as each chunk of 1024 pairs is scored.
 
     [dim]Examples:[/]
       qrr score pairs.jsonl
       cat pairs.tsv | qrr score --format tsv
       qrr score -q "capital of China?" -d "Beijing is the capital." -d "Paris is in France."
     """
-    fmt = pick_output_format(fmt)
-    input_format = pick_input_format(input_format, io.PAIR_FORMATS)
-    skipped = on_error_policy(on_error)
+    from qrr import formats, pipelines
+    from qrr.reranker import Stats
+
+    fmt = output_format(fmt)
+    skipped = skipping(on_error)
     if documents and query is None:
         raise InputError("-d/--document needs -q/--query")
     if query is not None and not documents:
         raise InputError("-q/--query needs at least one -d/--document (or use qrr rank)")
-    inline = [io.PairRecord(query, d) for d in documents or []]
-    records = itertools.chain(inline, io.read_pairs(input_sources(files, bool(inline)), input_format, skipped))
+    inline = [formats.PairRecord(query, d) for d in documents or []]
+    sources = input_sources(files, bool(inline))
+    records = itertools.chain(inline, formats.read_pairs(sources, input_format.value, skipped))
     first = next(records, None)
     if first is None:
         report(Stats(), max_length, False, skipped)
@@ -87,15 +92,12 @@ def score(
             stderr.print("no pairs in the input")
         return
     reranker = load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose)
-    # Streamed: each chunk's results are written (and flushed) as soon as it is scored, in input order.
-    writer = io.RowWriter(fmt)
-    total, index = Stats(), 0
+    out = writer(fmt)
+    total = Stats()
     with progress(None, "scoring") as advance:
-        for chunk in chunks(itertools.chain([first], records), CHUNK):
-            scores = reranker.score([(r.query, r.document, r.instruction) for r in chunk], progress=advance)
-            total += reranker.stats
-            previews = [{"query": r.query, "document": r.document} for r in chunk] if fmt == "table" else None
-            writer.write(io.score_rows(chunk, scores, start=index), previews)
-            index += len(chunk)
-    writer.close()
+        for chunk in pipelines.score_records(reranker, itertools.chain([first], records), progress=advance):
+            total += chunk.scores.stats
+            previews = [{"query": r.query, "document": r.document} for r in chunk.records] if fmt == "table" else None
+            out.write(formats.score_rows(chunk.records, chunk.scores, start=chunk.start), previews)
+    out.close()
     report(total, reranker.max_length, verbose, skipped)

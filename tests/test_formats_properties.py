@@ -7,7 +7,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qrr import io
+from qrr import formats
 from qrr.errors import InputError
 
 # Text a JSON line can carry: anything but surrogates (not UTF-8) and NUL (refused on purpose).
@@ -24,18 +24,18 @@ def read(tmp_path, data: bytes, reader, **kwargs):
 @SETTINGS
 @given(data=st.binary(max_size=300))
 def test_any_bytes_give_records_or_one_clean_error(tmp_path, data):
-    for reader in (io.read_pairs, io.read_documents):
-        for fmt in ("auto", "jsonl", "json", "tsv" if reader is io.read_pairs else "text"):
+    for reader in (formats.read_pairs, formats.read_documents):
+        for fmt in ("auto", "jsonl", "json", "tsv" if reader is formats.read_pairs else "text"):
             try:
-                records = read(tmp_path, data, reader, fmt=fmt)
+                records = read(tmp_path, data, reader, input_format=fmt)
             except InputError as exc:
                 message = str(exc)
                 assert message and "\n" not in message and "Traceback" not in message
                 continue
-            kind = io.PairRecord if reader is io.read_pairs else io.DocRecord
+            kind = formats.PairRecord if reader is formats.read_pairs else formats.DocRecord
             assert all(isinstance(r, kind) for r in records)
             for r in records:
-                texts = (r.query, r.document) if kind is io.PairRecord else (r.text,)
+                texts = (r.query, r.document) if kind is formats.PairRecord else (r.text,)
                 assert all(isinstance(t, str) for t in texts)
 
 
@@ -44,7 +44,7 @@ def test_any_bytes_give_records_or_one_clean_error(tmp_path, data):
 def test_skipping_never_raises_on_lines(tmp_path, data):
     skipped = []
     try:
-        records = read(tmp_path, data, io.read_pairs, fmt="jsonl", on_error=skipped.append)
+        records = read(tmp_path, data, formats.read_pairs, input_format="jsonl", on_error=skipped.append)
     except InputError:
         raise AssertionError("--on-error skip must not stop on a bad line") from None
     lines = [line for line in data.split(b"\n") if line.strip()]
@@ -69,7 +69,7 @@ def test_jsonl_pairs_round_trip(tmp_path, pairs, crlf, bom):
             record["id"] = pair_id
         lines.append(json.dumps(record, ensure_ascii=False))
     data = ("\ufeff" if bom else "") + "".join(line + ("\r\n" if crlf else "\n") for line in lines)
-    records = read(tmp_path, data.encode(), io.read_pairs, fmt="jsonl")
+    records = read(tmp_path, data.encode(), formats.read_pairs, input_format="jsonl")
     assert [(r.query, r.document, r.instruction, r.ids.get("id")) for r in records] == [
         (q, d, i, pid) for q, d, i, pid in pairs
     ]
@@ -79,5 +79,5 @@ def test_jsonl_pairs_round_trip(tmp_path, pairs, crlf, bom):
 @given(docs=st.lists(TEXT.filter(lambda t: t.strip() and "\n" not in t and "\r" not in t), max_size=8))
 def test_plain_text_documents_round_trip(tmp_path, docs):
     data = "".join(d + "\n" for d in docs).encode()
-    records = read(tmp_path, data, io.read_documents, fmt="text")
+    records = read(tmp_path, data, formats.read_documents, input_format="text")
     assert [r.text for r in records] == docs

@@ -8,7 +8,7 @@ import shutil
 import orjson
 import pytest
 
-from qrr import metrics, runs
+from qrr import formats, metrics
 
 
 @pytest.fixture
@@ -41,9 +41,9 @@ def test_means_side_by_side_and_what_was_left_out(qrr_eval, files):
     result = qrr_eval(files["qrels.txt"], files["a.trec"], files["b.trec"], "-f", "json")
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
-    qrels = runs.read_qrels(files["qrels.txt"])
+    qrels = formats.read_qrels(files["qrels.txt"])
     for row, name in zip(rows, ("a.trec", "b.trec"), strict=True):
-        expected = metrics.evaluate(qrels, runs.read_run(files[name]))
+        expected = metrics.evaluate(qrels, formats.read_run(files[name]))
         assert row["run"] == files[name]
         assert row["queries"] == 3
         assert {m: row[m] for m in metrics.MEASURES} == pytest.approx(expected.means, abs=1e-12)
@@ -127,16 +127,16 @@ def test_beir_reranks_judged_queries_and_compares(cli, beir_dir, tmp_path):
     result = cli("eval", "--beir", str(beir_dir), "--run", str(beir_dir / "bm25.trec"), "--depth", "5", "-f", "json")
     assert result.exit_code == 0, result.output
     first, reranked = json.loads(result.stdout)
-    qrels = runs.read_qrels(str(beir_dir / "qrels" / "test.tsv"))
-    bm25 = runs.read_run(str(beir_dir / "bm25.trec"))
+    qrels = formats.read_qrels(str(beir_dir / "qrels" / "test.tsv"))
+    bm25 = formats.read_run(str(beir_dir / "bm25.trec"))
     assert {m: first[m] for m in metrics.MEASURES} == pytest.approx(metrics.evaluate(qrels, bm25).means)
     assert reranked["run"].startswith("qrr ") and reranked["queries"] == first["queries"] == 4
-    # the same as reranking with qrr rank --run and evaluating its output
+    # the same as reranking with qrr rerank and evaluating its output
     out = tmp_path / "qrr.trec"
-    args = ["--run", str(beir_dir / "bm25.trec"), "--corpus", str(beir_dir / "corpus.jsonl"), "--queries",
+    args = [str(beir_dir / "bm25.trec"), "--corpus", str(beir_dir / "corpus.jsonl"), "--queries",
             str(beir_dir / "queries.jsonl"), "--depth", "5"]  # fmt: skip
-    out.write_text(cli("rank", *args).stdout)
-    separate = metrics.evaluate(qrels, runs.read_run(str(out)))
+    out.write_text(cli("rerank", *args).stdout)
+    separate = metrics.evaluate(qrels, formats.read_run(str(out)))
     assert {m: reranked[m] for m in metrics.MEASURES} == pytest.approx(separate.means, abs=1e-9)
     assert "1 query without qrels left out" in result.stderr  # q4, which is not reranked either
 
@@ -146,20 +146,21 @@ def test_beir_resume_keeps_the_reranked_run(cli, beir_dir, tmp_path):
     args = ["eval", "--beir", str(beir_dir), "--run", str(beir_dir / "bm25.trec"), "--depth", "3", "-f", "json",
             "--resume", str(out)]  # fmt: skip
     first = json.loads(cli(*args).stdout)
-    assert len(runs.read_run(str(out))) == 4  # the judged queries
+    assert len(formats.read_run(str(out))) == 4  # the judged queries
     again = cli(*args, model="/no/such/model")  # nothing left to rerank: no model is loaded
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout) == first
     assert first[1]["run"] == str(out)
 
 
-def test_beir_resumes_the_output_of_rank_run(cli, beir_dir, tmp_path):
+def test_beir_resumes_the_output_of_rerank(cli, beir_dir, tmp_path):
     out = tmp_path / "qrr.trec"
-    args = ["--run", str(beir_dir / "bm25.trec"), "--depth", "3", "--resume", str(out)]
-    ok = cli("rank", *args, "--corpus", str(beir_dir / "corpus.jsonl"), "--queries", str(beir_dir / "queries.jsonl"))
+    args = ["--depth", "3", "--resume", str(out)]
+    ok = cli("rerank", str(beir_dir / "bm25.trec"), "--beir", str(beir_dir), *args)
     assert ok.exit_code == 0, ok.output
-    assert len(runs.read_run(str(out))) == 5  # the query without qrels too
-    result = cli("eval", "--beir", str(beir_dir), *args, "-f", "json", model="/no/such/model")
+    assert len(formats.read_run(str(out))) == 5  # the query without qrels too
+    result = cli("eval", "--beir", str(beir_dir), "--run", str(beir_dir / "bm25.trec"), *args, "-f", "json",
+                 model="/no/such/model")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "resuming" in result.stderr and json.loads(result.stdout)[1]["queries"] == 4
 
@@ -172,3 +173,22 @@ def test_beir_folder_errors(cli, beir_dir, tmp_path):
     (copy / "corpus.jsonl").write_text('{"_id": "d0", "text": "only one"}\n')
     message = failed(cli("eval", "--beir", str(copy), "--run", str(copy / "bm25.trec")))
     assert "of the run's documents are not in the corpus" in message
+
+
+def test_model_options_from_the_environment_are_no_clash(qrr_eval, files, monkeypatch):
+    monkeypatch.setenv("QRR_MODEL", "8b")  # a user's default model; plain eval loads none
+    result = qrr_eval(files["qrels.txt"], files["a.trec"], "-f", "json")
+    assert result.exit_code == 0, result.output
+    assert "--model: only with --beir" in failed(qrr_eval(files["qrels.txt"], files["a.trec"], "-m", "8b"))
+
+
+def test_the_real_model_end_to_end(cli, beir_dir, tiny_model, tmp_path):
+    out = tmp_path / "qrr.trec"
+    result = cli("eval", "--beir", str(beir_dir), "--run", str(beir_dir / "bm25.trec"), "--depth", "3", "-f", "json",
+                 "--resume", str(out), model=tiny_model)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    reranked = json.loads(result.stdout)[1]
+    qrels = formats.read_qrels(str(beir_dir / "qrels" / "test.tsv"))
+    assert {m: reranked[m] for m in metrics.MEASURES} == pytest.approx(
+        metrics.evaluate(qrels, formats.read_run(str(out))).means, abs=1e-12
+    )

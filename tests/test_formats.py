@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from qrr import io
+from qrr import formats
 from qrr.errors import InputError
 
 
@@ -18,19 +18,19 @@ def write(tmp_path, name, data: bytes | str):
 def test_pairs_jsonl_with_ids_and_instruction(tmp_path):
     f = write(tmp_path, "p.jsonl", '{"qid": 1, "docid": "d", "query": "q", "document": "d", "instruction": "t"}\n'
               '\n{"query": "q2", "document": "d2", "instruction": null, "other": 5}\n')  # fmt: skip
-    assert list(io.read_pairs([f])) == [
-        io.PairRecord("q", "d", "t", {"qid": 1, "docid": "d"}),
-        io.PairRecord("q2", "d2", None, {}),
+    assert list(formats.read_pairs([f])) == [
+        formats.PairRecord("q", "d", "t", {"qid": 1, "docid": "d"}),
+        formats.PairRecord("q2", "d2", None, {}),
     ]
 
 
 def test_pairs_tsv_json_array_bom_and_crlf(tmp_path):
     tsv = write(tmp_path, "p.tsv", b"\xef\xbb\xbfq1\td1\r\nq2\td2\twith tab\r\n\r\n")
-    assert list(io.read_pairs([tsv])) == [io.PairRecord("q1", "d1"), io.PairRecord("q2", "d2\twith tab")]
+    assert list(formats.read_pairs([tsv])) == [formats.PairRecord("q1", "d1"), formats.PairRecord("q2", "d2\twith tab")]
     arr = write(tmp_path, "p.json", '[{"query": "q", "document": "d", "id": 7}]')
-    assert list(io.read_pairs([arr])) == [io.PairRecord("q", "d", None, {"id": 7})]
+    assert list(formats.read_pairs([arr])) == [formats.PairRecord("q", "d", None, {"id": 7})]
     # several sources in order, each with its own format
-    assert [r.query for r in io.read_pairs([tsv, arr])] == ["q1", "q2", "q"]
+    assert [r.query for r in formats.read_pairs([tsv, arr])] == ["q1", "q2", "q"]
 
 
 @pytest.mark.parametrize(
@@ -48,64 +48,65 @@ def test_pairs_tsv_json_array_bom_and_crlf(tmp_path):
 )
 def test_bad_pairs_name_the_file_and_line(tmp_path, data, message):
     with pytest.raises(InputError, match=message):
-        list(io.read_pairs([write(tmp_path, "p", data)]))
+        list(formats.read_pairs([write(tmp_path, "p", data)]))
 
 
 def test_invalid_utf8_names_line_and_byte(tmp_path):
     f = write(tmp_path, "p", b"q\td\nq\t\xffd\n")
     with pytest.raises(InputError, match=r"p:2: invalid UTF-8 at byte 2"):
-        list(io.read_pairs([f]))
+        list(formats.read_pairs([f]))
 
 
 def test_missing_file_and_directory(tmp_path):
     with pytest.raises(InputError, match="no such file"):
-        list(io.read_pairs([str(tmp_path / "nope")]))
+        list(formats.read_pairs([str(tmp_path / "nope")]))
     with pytest.raises(InputError, match="is a directory"):
-        list(io.read_documents([str(tmp_path)]))
+        list(formats.read_documents([str(tmp_path)]))
 
 
 def test_documents_in_every_format(tmp_path):
     jsonl = write(tmp_path, "d.jsonl", '{"id": "a", "text": "A"}\n"just a string"\n{"text": "C"}\n')
-    assert list(io.read_documents([jsonl])) == [io.DocRecord("A", "a"), io.DocRecord("just a string"),
-                                                io.DocRecord("C")]  # fmt: skip
+    assert list(formats.read_documents([jsonl])) == [formats.DocRecord("A", "a"), formats.DocRecord("just a string"),
+                                                formats.DocRecord("C")]  # fmt: skip
     arr = write(tmp_path, "d.json", '  [{"id": 1, "text": "A"}, "B"]')
-    assert list(io.read_documents([arr])) == [io.DocRecord("A", 1), io.DocRecord("B")]
+    assert list(formats.read_documents([arr])) == [formats.DocRecord("A", 1), formats.DocRecord("B")]
     text = write(tmp_path, "d.txt", "first doc\r\n\n  second doc  \n")
-    assert list(io.read_documents([text])) == [io.DocRecord("first doc"), io.DocRecord("  second doc  ")]
+    assert list(formats.read_documents([text])) == [formats.DocRecord("first doc"), formats.DocRecord("  second doc  ")]
 
 
 def test_document_field_mapping_and_forced_format(tmp_path):
     f = write(tmp_path, "d.jsonl", '{"_id": "x", "body": "B"}\n')
-    assert list(io.read_documents([f], text_field="body", id_field="_id")) == [io.DocRecord("B", "x")]
+    assert list(formats.read_documents([f], text_field="body", id_field="_id")) == [formats.DocRecord("B", "x")]
     with pytest.raises(InputError, match='d.jsonl:1: missing field "text"'):
-        list(io.read_documents([f]))
-    assert list(io.read_documents([f], fmt="text")) == [io.DocRecord('{"_id": "x", "body": "B"}')]
+        list(formats.read_documents([f]))
+    assert list(formats.read_documents([f], input_format="text")) == [formats.DocRecord('{"_id": "x", "body": "B"}')]
 
 
 def test_text_that_looks_like_json_gets_a_hint(tmp_path):
     f = write(tmp_path, "d.txt", "{not json} but text\n")
-    with pytest.raises(InputError, match="use --input-format text"):
-        list(io.read_documents([f]))
+    with pytest.raises(InputError, match="use input_format text") as caught:
+        list(formats.read_documents([f]))
+    assert caught.value.params == ("input_format",)
 
 
 def test_bad_documents(tmp_path):
     with pytest.raises(InputError, match="d: item 0: expected an object"):
-        list(io.read_documents([write(tmp_path, "d", "[[1]]")]))
+        list(formats.read_documents([write(tmp_path, "d", "[[1]]")]))
     with pytest.raises(InputError, match='field "text" must be a string, not a number'):
-        list(io.read_documents([write(tmp_path, "d", '{"text": 5}\n')]))
+        list(formats.read_documents([write(tmp_path, "d", '{"text": 5}\n')]))
 
 
 def test_stdin(monkeypatch):
     monkeypatch.setattr("sys.stdin", stdio.TextIOWrapper(stdio.BytesIO(b"q\td\n")))
-    assert list(io.read_pairs([io.STDIN])) == [io.PairRecord("q", "d")]
+    assert list(formats.read_pairs([formats.STDIN])) == [formats.PairRecord("q", "d")]
     monkeypatch.setattr("sys.stdin", stdio.TextIOWrapper(stdio.BytesIO(b'{"query": 1}\n')))
     with pytest.raises(InputError, match="<stdin>:1"):
-        list(io.read_pairs([io.STDIN]))
+        list(formats.read_pairs([formats.STDIN]))
 
 
 def written(fmt, *chunks):
     out = stdio.StringIO()
-    writer = io.RowWriter(fmt, out=out)
+    writer = formats.RowWriter(fmt, out=out)
     for rows in chunks:
         writer.write(rows)
     writer.close()
@@ -127,11 +128,21 @@ def test_writers():
 
 
 def test_row_contracts():
-    from qrr import Ranked
-
-    records = [io.PairRecord("q", "d", None, {"qid": "1"}), io.PairRecord("q", "e")]
-    assert io.score_rows(records, [0.1, 0.2]) == [{"index": 0, "qid": "1", "score": 0.1}, {"index": 1, "score": 0.2}]
-    ranked = [Ranked(2, 0.9, "x", "T"), Ranked(0, 0.1, None, "U")]
-    assert io.rank_rows(ranked) == [{"rank": 1, "index": 2, "score": 0.9, "id": "x"},
+    records = [formats.PairRecord("q", "d", None, {"qid": "1"}), formats.PairRecord("q", "e")]
+    assert formats.score_rows(records, [0.1, 0.2]) == [
+        {"index": 0, "qid": "1", "score": 0.1},
+        {"index": 1, "score": 0.2},
+    ]
+    ranked = [{"corpus_id": 2, "score": 0.9, "id": "x", "text": "T"}, {"corpus_id": 0, "score": 0.1, "id": None,
+                                                                       "text": "U"}]  # fmt: skip
+    assert formats.rank_rows(ranked) == [{"rank": 1, "index": 2, "score": 0.9, "id": "x"},
                                     {"rank": 2, "index": 0, "score": 0.1}]  # fmt: skip
-    assert io.rank_rows(ranked, with_text=True)[1]["text"] == "U"
+    assert formats.rank_rows(ranked, with_text=True)[1]["text"] == "U"
+
+
+def test_format_names_are_checked():
+    with pytest.raises(InputError, match="^input_format csv: use one of auto, jsonl, json, tsv$") as caught:
+        formats.read_pairs(["x"], input_format="csv")
+    assert caught.value.params == ("input_format",)
+    with pytest.raises(InputError, match="^fmt table: use one of jsonl, json, tsv$"):
+        formats.RowWriter("table")

@@ -176,7 +176,7 @@ def test_not_a_qwen3_model(folder):
     config = json.loads((folder / "config.json").read_text())
     config.update(model_type="bert", architectures=["BertModel"])
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ModelCheckError, match="not a Qwen3 causal LM"):
+    with pytest.raises(ModelCheckError, match="not a Qwen3-Reranker causal LM or converted sequence classifier"):
         check_folder(folder)
 
 
@@ -223,10 +223,11 @@ def test_list_shows_cached_qwen3_models(online, tiny_model):
     assert "Qwen/Qwen3-Reranker-0.6B" in table and "aaaaaaaaaaaa (main)" in table and "MB" in table
 
 
-def test_list_on_an_empty_cache(online):
-    assert run("download", "--list", "-f", "jsonl").stdout == ""
-    result = run("download", "--list", "-f", "table")
-    assert result.exit_code == 0 and "no Qwen3 models" in result.stderr
+def test_list_on_an_empty_cache_says_so_on_stderr(online):
+    for fmt, stdout in (("jsonl", ""), ("json", "[]\n"), ("table", ""), ("tsv", "")):
+        result = run("download", "--list", "-f", fmt)
+        assert result.exit_code == 0 and result.stdout == stdout
+        assert result.stderr == f"no Qwen3 models in the local cache ({online / 'cache'}): try qrr download\n"
 
 
 # ------------------------------------------------------------------------------------------- first use

@@ -1,4 +1,5 @@
-"""Readers (JSONL, JSON, TSV, plain text; files or stdin) and writers (table, JSONL, JSON, TSV).
+"""Pairs and documents: readers (JSONL, JSON, TSV, plain text; files or stdin, gzipped or not) and result
+writers (JSONL, JSON, TSV).
 
 Readers raise ``InputError`` naming the source and line. Nothing here imports torch.
 """
@@ -18,7 +19,7 @@ from qrr.errors import InputError
 STDIN = "-"
 PAIR_FORMATS = ("auto", "jsonl", "json", "tsv")
 DOC_FORMATS = ("auto", "jsonl", "json", "text")
-OUTPUT_FORMATS = ("table", "jsonl", "json", "tsv")
+ROW_FORMATS = ("jsonl", "json", "tsv")
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,9 @@ def _loads(text: str, where: str, hint: str = ""):
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        raise InputError(f"{where}: malformed JSON ({exc.args[0].split(':')[0]}){hint}") from None
+        # a hint names the input_format parameter
+        raise InputError(f"{where}: malformed JSON ({exc.args[0].split(':')[0]}){hint}",
+                         *(("input_format",) if hint else ())) from None  # fmt: skip
 
 
 def _json_records(source: str, lines, fmt: str, hint: str = "") -> Iterator[tuple[str, Any]]:
@@ -174,14 +177,21 @@ def _checked(items, on_error: Callable[[InputError], None] | None):
 
 
 def read_pairs(
-    sources: Iterable[str], fmt: str = "auto", on_error: Callable[[InputError], None] | None = None
+    sources: Iterable[str], input_format: str = "auto", on_error: Callable[[InputError], None] | None = None
 ) -> Iterator[PairRecord]:
     """Pairs from JSONL objects (``query``, ``document``, optional ``instruction`` and id fields), a JSON
     array of such objects, or TSV ``query<TAB>document`` lines. ``auto`` picks by the first character.
 
     Lazy: records come as lines are read. A bad line raises ``InputError``, or with ``on_error`` is handed to
     it and skipped."""
-    return _checked(_pairs(sources, fmt), on_error)
+    return _checked(_pairs(sources, _format(input_format, PAIR_FORMATS)), on_error)
+
+
+def _format(value: str, allowed: tuple[str, ...]) -> str:
+    value = value.lower()
+    if value not in allowed:
+        raise InputError(f"input_format {value}: use one of {', '.join(allowed)}", "input_format")
+    return value
 
 
 def _pairs(sources, fmt):
@@ -227,7 +237,7 @@ def _tsv_pairs(source: str, lines):
 
 def read_documents(
     sources: Iterable[str],
-    fmt: str = "auto",
+    input_format: str = "auto",
     text_field: str = "text",
     id_field: str = "id",
     on_error: Callable[[InputError], None] | None = None,
@@ -236,7 +246,7 @@ def read_documents(
     array of either, or plain text with one document per line. ``auto`` picks by the first character.
 
     Lazy, and bad lines are handled as in ``read_pairs``."""
-    return _checked(_documents(sources, fmt, text_field, id_field), on_error)
+    return _checked(_documents(sources, _format(input_format, DOC_FORMATS), text_field, id_field), on_error)
 
 
 def _documents(sources, fmt, text_field, id_field):
@@ -254,7 +264,7 @@ def _documents(sources, fmt, text_field, id_field):
                 elif text.strip():
                     yield DocRecord(text)
             continue
-        hint = " (use --input-format text for plain text)" if fmt == "auto" else ""
+        hint = " (use input_format text for plain text)" if fmt == "auto" else ""
         for where, record in _json_records(source, lines, kind, hint):
             if isinstance(record, InputError | str):
                 yield record if isinstance(record, InputError) else DocRecord(record)
@@ -278,14 +288,15 @@ def score_rows(records: list[PairRecord], scores: list[float], start: int = 0) -
 
 
 def rank_rows(ranked, with_text: bool = False) -> list[dict]:
-    """The JSONL contract of ``qrr rank``: ``rank`` (1-based), ``index``, ``score``, ``id``, ``text``."""
+    """The JSONL contract of ``qrr rank`` from ``Reranker.rank``'s results: ``rank`` (1-based), ``index`` (the
+    document's input position), ``score``, ``id`` where the document had one, ``text`` with ``with_text``."""
     rows = []
     for n, r in enumerate(ranked, 1):
-        row = {"rank": n, "index": r.index, "score": r.score}
-        if r.id is not None:
-            row["id"] = r.id
+        row = {"rank": n, "index": r["corpus_id"], "score": r["score"]}
+        if r.get("id") is not None:
+            row["id"] = r["id"]
         if with_text:
-            row["text"] = r.text
+            row["text"] = r.get("text")
         rows.append(row)
     return rows
 
@@ -298,77 +309,22 @@ def _tsv_cell(value) -> str:
     return orjson.dumps(value).decode()
 
 
-def write_table(rows: list[dict], title: str | None = None, previews: list[dict] | None = None) -> None:
-    """A rich table for people; ``previews`` (one dict per row) adds one-line text columns."""
-    from rich.console import Console
-    from rich.table import Table
-
-    columns = list(dict.fromkeys(k for row in rows for k in row if k != "text"))
-    table = Table(title=title, header_style="bold", show_edge=False)
-    previews = previews or [{} for _ in rows]
-    extra = list(dict.fromkeys(k for p in previews for k in p))
-    cells = [[_table_cell(c, row.get(c)) for c in columns] for row in rows]
-    widths = [max([len(c)] + [len(line[n]) for line in cells]) for n, c in enumerate(columns)]
-    # Short data columns keep their full width; long ones (paths) fold; text previews share what is left.
-    # Where even the short ones cannot all fit, every column may wrap rather than be cropped.
-    console = Console()
-    fixed = [w if w <= 32 else 0 for w in widths]
-    if sum(fixed) + 3 * len(columns) > console.width:
-        fixed = [0] * len(columns)
-    for c, width in zip(columns, fixed, strict=True):
-        justify = "right" if c in ("rank", "index") else "left"
-        if width:
-            table.add_column(c, justify=justify, no_wrap=True, min_width=width)
-        else:
-            table.add_column(c, justify=justify, overflow="fold")
-    room = console.width - sum(fixed) - 3 * (len(columns) + len(extra))
-    for c in extra:
-        table.add_column(c, overflow="ellipsis", no_wrap=True, max_width=max(8, room // max(1, len(extra))))
-    for n, line in enumerate(cells):
-        table.add_row(*line, *[_preview(previews[n].get(c, "")) for c in extra])
-    console.print(table)
-
-
-def _table_cell(column: str, value) -> str:
-    if column == "score" and isinstance(value, float):
-        return f"{value:.4f} {bar(value)}"
-    return "" if value is None else str(value)
-
-
-def bar(value: float, width: int = 10) -> str:
-    """A bar of ``width`` cells filled to ``value`` in [0, 1], in eighths of a cell."""
-    eighths = round(max(0.0, min(1.0, value)) * width * 8)
-    full, part = divmod(eighths, 8)
-    return ("█" * full + (" ▏▎▍▌▋▊▉"[part] if part else "")).ljust(width)
-
-
-def _preview(text: str, limit: int = 200) -> str:
-    from rich.markup import escape
-
-    flat = " ".join(text.split())
-    return escape(flat[:limit] + ("…" if len(flat) > limit else ""))
-
-
 class RowWriter:
-    """Writes result rows to stdout as they come: each ``write`` ends in complete, flushed lines (JSONL, TSV, and
-    a JSON array one element per line), so a reader downstream or an interrupt never sees half a result. A table
-    for people is drawn once, at ``close``."""
+    """Writes result rows as JSON lines, a JSON array or TSV as they come: each ``write`` ends in complete,
+    flushed lines (a JSON array one element per line), so a reader downstream or an interrupt never sees half a
+    result. ``close`` ends a JSON array."""
 
-    def __init__(self, fmt: str, out=None, title: str | None = None):
+    def __init__(self, fmt: str, out=None):
+        if fmt not in ROW_FORMATS:
+            raise InputError(f"fmt {fmt}: use one of {', '.join(ROW_FORMATS)}", "fmt")
         self.fmt = fmt
         self.out = out
-        self.title = title
         self.columns: list[str] | None = None  # TSV: fixed by the first rows
         self.count = 0
-        self.table: list[dict] = []
-        self.previews: list[dict] = []
 
     def write(self, rows: list[dict], previews: list[dict] | None = None) -> None:
+        """Write ``rows``; ``previews`` (texts for a table) are ignored here."""
         out = self.out or sys.stdout
-        if self.fmt == "table":
-            self.table += rows
-            self.previews += previews or [{} for _ in rows]
-            return
         if self.fmt == "json":
             for row in rows:
                 out.write(("[\n  " if self.count == 0 else ",\n  ") + orjson.dumps(row).decode())
@@ -385,16 +341,7 @@ class RowWriter:
         out.flush()
 
     def close(self) -> None:
-        out = self.out or sys.stdout
-        if self.fmt == "table":
-            write_table(self.table, self.title, self.previews)
-        elif self.fmt == "json":
+        if self.fmt == "json":
+            out = self.out or sys.stdout
             out.write("[]\n" if self.count == 0 else "\n]\n")
             out.flush()
-
-
-def write_rows(rows: list[dict], fmt: str, title: str | None = None) -> None:
-    """Write ``rows`` to stdout as ``table``, ``jsonl``, ``json`` or ``tsv`` in one go."""
-    writer = RowWriter(fmt, title=title)
-    writer.write(rows)
-    writer.close()

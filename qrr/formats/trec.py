@@ -1,4 +1,4 @@
-"""First-stage runs and relevance judgments in the field's formats, and reranking a run.
+"""First-stage runs and relevance judgments in the field's formats: reading them, and writing reranked runs.
 
 - TREC run: ``qid Q0 docid rank score tag`` per line. TREC qrels: ``qid 0 docid relevance``.
 - BEIR folder: ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``queries.jsonl`` (``_id``, ``text``) and
@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import math
 import os
-from array import array
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
 from qrr.errors import InputError
-from qrr.io import _json_records, _json_type, _label, _loads, _replay, _sniff, read_lines
+from qrr.formats.records import _json_records, _json_type, _label, _loads, _replay, _sniff, read_lines
 
 Run = dict[str, dict[str, float]]
 Qrels = dict[str, dict[str, int]]
@@ -29,14 +28,6 @@ OnError = Callable[[InputError], None] | None
 
 TAG = "qrr"
 RUN_FORMATS = ("trec", "jsonl")
-
-
-def ranking(docs: dict[str, float]) -> list[str]:
-    """A query's docids best first, as trec_eval orders them: by score, descending, and equal scores by docid,
-    descending. Scores are compared in single precision, as trec_eval stores them, so scores that differ only
-    past a float32's 7 digits tie. The rank column of a run file plays no part, as in trec_eval."""
-    single = array("f", docs.values()).tolist()
-    return [d for _, d in sorted(zip(single, docs, strict=True), reverse=True)]
 
 
 def _raise_or_hand(error: InputError, on_error: OnError) -> None:
@@ -249,93 +240,7 @@ def _one_of(folder: Path, name: str) -> str:
     raise InputError(f"{folder / name}: not found")
 
 
-# ------------------------------------------------------------------------------------------------- reranking
-
-
-@dataclass(frozen=True)
-class Job:
-    """One query of a run to rerank: its id and text, and the docids of its first-stage top ``depth`` (in
-    first-stage order) that the corpus holds."""
-
-    qid: str
-    query: str
-    docids: tuple[str, ...]
-
-
-def top(run: Run, depth: int, only: set[str] | None = None) -> dict[str, list[str]]:
-    """Each query's top ``depth`` docids in trec_eval order, in the run's query order; ``only`` limits the
-    queries (those with qrels, for an evaluation)."""
-    return {q: ranking(docs)[:depth] for q, docs in run.items() if only is None or q in only}
-
-
-def plan(tops: dict[str, list[str]], queries: dict[str, str], corpus: dict[str, str], on_error: OnError = None):
-    """The jobs for each query's top documents (from ``top``), in order, with their query texts.
-
-    A query missing from ``queries`` or a document missing from ``corpus`` is an error naming how many are
-    missing; with ``on_error`` each is handed over and left out instead."""
-    jobs, missing_queries, missing_docs = [], [], []
-    for qid, docids in tops.items():
-        if qid not in queries:
-            missing_queries.append(qid)
-            continue
-        kept = tuple(d for d in docids if d in corpus)
-        missing_docs += [(qid, d) for d in docids if d not in corpus]
-        if kept:
-            jobs.append(Job(qid, queries[qid], kept))
-    if missing_queries:
-        _missing([f"query {q}" for q in missing_queries], "queries", "not in the queries file", on_error)
-    if missing_docs:
-        _missing([f"document {d} of query {q}" for q, d in missing_docs], "documents", "not in the corpus", on_error)
-    return jobs
-
-
-def _missing(items: list[str], what: str, reason: str, on_error: OnError) -> None:
-    if on_error is None:
-        raise InputError(f"{len(items)} of the run's {what} are {reason} (first: {items[0]}); "
-                         "--on-error skip reranks without them")  # fmt: skip
-    for item in items:
-        on_error(InputError(f"{item}: {reason}"))
-
-
-def ranked(docids, scores) -> list[tuple[str, float]]:
-    """(docid, score) best first; equal scores keep first-stage order."""
-    order = sorted(range(len(docids)), key=lambda n: -scores[n])
-    return [(docids[n], scores[n]) for n in order]
-
-
-def rerank(reranker, jobs, corpus: dict[str, str], top_k: int | None = None, progress=None, stats=None):
-    """Score each job's documents for its query with ``reranker`` (a ``qrr.Reranker``) and yield
-    ``(job, [(docid, score), ...])`` best first (only the best ``top_k``), job by job, in order.
-
-    ``progress`` is called with the pairs each batch finished; ``stats`` (a ``Stats``) accumulates what was
-    done."""
-    from qrr.reranker import CHUNK
-
-    # Queries share a call, and so batches, up to CHUNK pairs or about eight batches of tokens (4 characters a
-    # token): a GPU's large batches stay full, while on a CPU, whose batches are small, each query's results are
-    # written as soon as it is done, and an interruption loses little.
-    room = 8 * 4 * reranker.batch_tokens
-    group, pairs, chars = [], 0, 0
-    for job in jobs:
-        group.append(job)
-        pairs += len(job.docids)
-        chars += sum(len(job.query) + len(corpus[d]) for d in job.docids)
-        if pairs >= CHUNK or chars >= room:
-            yield from _rerank_group(reranker, group, corpus, top_k, progress, stats)
-            group, pairs, chars = [], 0, 0
-    if group:
-        yield from _rerank_group(reranker, group, corpus, top_k, progress, stats)
-
-
-def _rerank_group(reranker, group, corpus, top_k, progress, stats):
-    scores = reranker.score([(job.query, corpus[d]) for job in group for d in job.docids], progress=progress)
-    if stats is not None:
-        stats += reranker.stats
-    start = 0
-    for job in group:
-        mine = scores[start : start + len(job.docids)]
-        start += len(job.docids)
-        yield job, ranked(job.docids, mine)[:top_k]
+# --------------------------------------------------------------------------------------------------- writing
 
 
 def format_results(qid: str, results: list[tuple[str, float]], fmt: str, tag: str = TAG) -> str:
@@ -359,63 +264,19 @@ def output_format(path: str | os.PathLike) -> str | None:
     return None if not first.strip() else ("jsonl" if first.lstrip().startswith(b"{") else "trec")
 
 
-def resume_point(
-    path: str | os.PathLike, fmt: str, expected: dict[str, int], others: Collection[str] = ()
-) -> tuple[set[str], int]:
-    """What an interrupted output already holds: the queries it completes and the bytes up to the end of the
-    last complete one. A query cut off by the interruption (or a half-written line) lies after that point.
-
-    ``expected`` is the number of results each query to rerank gets. ``others`` are queries of the run that
-    this command leaves alone (``qrr eval --beir`` reranks only judged ones): their lines are kept as they are.
-    A query with another count that is not the last one, a query twice, an unknown query or a malformed line
-    mean the file is not this run's output: an ``InputError`` says so."""
-    done: set[str] = set()
-    seen: set[str] = set()
-    keep = offset = count = 0
-    current = None
-    label = str(path)
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, 1):
-            offset += len(raw)
-            if not raw.endswith(b"\n"):
-                break  # the line the interruption cut
-            where = f"{label}:{number}"
-            qid = _output_qid(raw, fmt, where)
-            if qid != current:
-                if current in expected and current not in done:
-                    raise InputError(f"{where}: query {current} has {count} result(s) before query {qid} starts, "
-                                     f"not {expected[current]}; OUT was written from other inputs, --depth "
-                                     "or --top-k")  # fmt: skip
-                if qid in seen:
-                    raise InputError(f"{where}: query {qid} appears a second time; OUT is not qrr's output")
-                if qid not in expected and qid not in others:
-                    raise InputError(f"{where}: query {qid} is not among the queries to rerank; OUT was written "
-                                     "from other inputs")  # fmt: skip
-                current, count = qid, 0
-                seen.add(qid)
-            count += 1
-            if qid not in expected:
-                keep = offset
-            elif count > expected[qid]:
-                raise InputError(f"{where}: query {qid} has more than {expected[qid]} results; OUT was written "
-                                 "with another --depth or --top-k")  # fmt: skip
-            elif count == expected[qid]:
-                done.add(qid)
-                keep = offset
-    return done, keep
-
-
-def _output_qid(raw: bytes, fmt: str, where: str) -> str:
+def result_qid(raw: bytes, fmt: str, where: str) -> str:
+    """The query id of one line of a reranked run (``trec`` or ``jsonl``); ``InputError`` where the line is
+    not one."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise InputError(f"{where}: invalid UTF-8; OUT is not qrr's output") from None
+        raise InputError(f"{where}: invalid UTF-8, so the file is not a run qrr wrote") from None
     if fmt == "jsonl":
         record = _loads(text, where)
         if not isinstance(record, dict) or not isinstance(record.get("qid"), str):
-            raise InputError(f'{where}: expected a JSON object with "qid"; OUT is not a jsonl run')
+            raise InputError(f'{where}: expected a JSON object with "qid"; the file is not a jsonl run')
         return record["qid"]
     fields = text.split()
     if len(fields) != 6:
-        raise InputError(f"{where}: expected 'qid Q0 docid rank score tag'; OUT is not a TREC run")
+        raise InputError(f"{where}: expected 'qid Q0 docid rank score tag'; the file is not a TREC run")
     return fields[0]

@@ -1,0 +1,234 @@
+"""What people see: tables, bars, progress on stderr, and the notes after a run. Data formats (JSON lines, JSON,
+TSV) are the core's ``formats.RowWriter``."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from contextlib import contextmanager
+
+from qrr.cli.base import stderr
+from qrr.errors import InputError
+
+
+class TableWriter:
+    """A rich table for people, drawn once at ``close`` (the interface of ``formats.RowWriter``)."""
+
+    def __init__(self, title: str | None = None):
+        self.title = title
+        self.rows: list[dict] = []
+        self.previews: list[dict] = []
+
+    def write(self, rows: list[dict], previews: list[dict] | None = None) -> None:
+        """Keep ``rows``; ``previews`` (one dict per row) add one-line text columns."""
+        self.rows += rows
+        self.previews += previews or [{} for _ in rows]
+
+    def close(self) -> None:
+        write_table(self.rows, self.title, self.previews)
+
+
+def writer(fmt: str, title: str | None = None):
+    """A table writer for ``table``, else the core's row writer for JSON lines, JSON or TSV on stdout."""
+    if fmt == "table":
+        return TableWriter(title)
+    from qrr.formats import RowWriter
+
+    return RowWriter(fmt)
+
+
+def write_rows(rows: list[dict], fmt: str, title: str | None = None) -> None:
+    """Write ``rows`` to stdout as ``table``, ``jsonl``, ``json`` or ``tsv`` in one go."""
+    out = writer(fmt, title)
+    out.write(rows)
+    out.close()
+
+
+def write_table(rows: list[dict], title: str | None = None, previews: list[dict] | None = None) -> None:
+    """A rich table for people; ``previews`` (one dict per row) adds one-line text columns."""
+    from rich.console import Console
+    from rich.table import Table
+
+    columns = list(dict.fromkeys(k for row in rows for k in row if k != "text"))
+    table = Table(title=title, header_style="bold", show_edge=False)
+    previews = previews or [{} for _ in rows]
+    extra = list(dict.fromkeys(k for p in previews for k in p))
+    cells = [[_table_cell(c, row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(line[n]) for line in cells]) for n, c in enumerate(columns)]
+    # Short data columns keep their full width; long ones (paths) fold; text previews share what is left.
+    # Where even the short ones cannot all fit, every column may wrap rather than be cropped.
+    console = Console()
+    fixed = [w if w <= 32 else 0 for w in widths]
+    if sum(fixed) + 3 * len(columns) > console.width:
+        fixed = [0] * len(columns)
+    for c, width in zip(columns, fixed, strict=True):
+        justify = "right" if c in ("rank", "index") else "left"
+        if width:
+            table.add_column(c, justify=justify, no_wrap=True, min_width=width)
+        else:
+            table.add_column(c, justify=justify, overflow="fold")
+    room = console.width - sum(fixed) - 3 * (len(columns) + len(extra))
+    for c in extra:
+        table.add_column(c, overflow="ellipsis", no_wrap=True, max_width=max(8, room // max(1, len(extra))))
+    for n, line in enumerate(cells):
+        table.add_row(*line, *[_preview(previews[n].get(c, "")) for c in extra])
+    console.print(table)
+
+
+def _table_cell(column: str, value) -> str:
+    if column == "score" and isinstance(value, float):
+        return f"{value:.4f} {bar(value)}"
+    return "" if value is None else str(value)
+
+
+def bar(value: float, width: int = 10) -> str:
+    """A bar of ``width`` cells filled to ``value`` in [0, 1], in eighths of a cell."""
+    eighths = round(max(0.0, min(1.0, value)) * width * 8)
+    full, part = divmod(eighths, 8)
+    return ("█" * full + (" ▏▎▍▌▋▊▉"[part] if part else "")).ljust(width)
+
+
+def _preview(text: str, limit: int = 200) -> str:
+    from rich.markup import escape
+
+    flat = " ".join(text.split())
+    return escape(flat[:limit] + ("…" if len(flat) > limit else ""))
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+# ------------------------------------------------------------------------------------------------ progress
+
+
+@contextmanager
+def progress(total: int | None, what: str):
+    """A progress bar on stderr when stderr is a terminal; yields a callback taking finished counts.
+    With ``total=None`` (streamed input, length unknown) it counts instead."""
+    if not stderr.is_terminal or total == 0:
+        yield lambda n: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    if total is None:
+        columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} pairs"))
+    else:
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    # redirect_stdout=False: rich would otherwise send our data lines, printed while the bar is live, to stderr.
+    with Progress(*columns, console=stderr, transient=True, redirect_stdout=False, redirect_stderr=False) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def status(message: str) -> contextlib.AbstractContextManager:
+    """A spinner with ``message`` on a terminal; nothing in a log."""
+    return stderr.status(message) if stderr.is_terminal else contextlib.nullcontext()
+
+
+class _Lines:
+    """Progress where stderr is not a terminal (a log of a long run): a line at most every ``interval`` s."""
+
+    interval = 60.0
+
+    def __init__(self, queries: int, pairs: int):
+        self.queries, self.total = queries, pairs
+        self.done_queries = self.done_pairs = 0
+        self.start = self.last = time.monotonic()
+
+    def pairs(self, n: int) -> None:
+        self.done_pairs += n
+
+    def query(self, qid: str) -> None:
+        self.done_queries += 1
+        now = time.monotonic()
+        if now - self.last < self.interval or self.done_queries == self.queries:
+            return
+        self.last = now
+        elapsed = now - self.start
+        left = elapsed * (self.total - self.done_pairs) / self.done_pairs if self.done_pairs else 0.0
+        stderr.print(f"reranked {self.done_queries}/{self.queries} queries in {_clock(elapsed)}, "
+                     f"about {_clock(left)} left", highlight=False)  # fmt: skip
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02}:{secs:02}" if hours else f"{minutes}:{secs:02}"
+
+
+class _Bar:
+    def __init__(self, bar, task):
+        self.bar, self.task, self.done = bar, task, 0
+
+    def pairs(self, n: int) -> None:
+        self.bar.advance(self.task, n)
+
+    def query(self, qid: str) -> None:
+        self.done += 1
+        self.bar.update(self.task, queries=self.done)
+
+
+@contextmanager
+def query_progress(queries: int, pairs: int):
+    """Progress over queries on stderr: a bar (moved by each batch of pairs, so it moves inside long queries)
+    on a terminal, else a line now and then. Yields an object with ``pairs(n)`` and ``query(qid)``."""
+    if not stderr.is_terminal:
+        yield _Lines(queries, pairs)
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (TextColumn("reranking"), BarColumn(), TextColumn(f"{{task.fields[queries]}}/{queries} queries"),
+               TimeElapsedColumn(), TextColumn("·"), TimeRemainingColumn(), TextColumn("left"))  # fmt: skip
+    with Progress(*columns, console=stderr, transient=True, redirect_stdout=False, redirect_stderr=False) as bar:
+        yield _Bar(bar, bar.add_task("reranking", total=pairs, queries=0))
+
+
+# ---------------------------------------------------------------------------------------------------- notes
+
+
+class Skipped:
+    """Collects what --on-error skip passes over (bad lines, by default), and reports it on stderr."""
+
+    shown = 20
+
+    def __init__(self, what: str = "bad line(s)"):
+        self.what = what
+        self.count = 0
+        self.messages: list[str] = []
+
+    def __call__(self, error: InputError) -> None:
+        self.count += 1
+        if len(self.messages) < self.shown:
+            self.messages.append(str(error))
+
+    def report(self) -> None:
+        if not self.count:
+            return
+        stderr.print(f"skipped {self.count} {self.what}:", style="yellow", highlight=False)
+        for message in self.messages:
+            stderr.print(f"  {message}", highlight=False, markup=False)
+        if self.count > len(self.messages):
+            stderr.print(f"  … and {self.count - len(self.messages)} more", highlight=False)
+
+
+def skipping(policy, what: str = "bad line(s)") -> Skipped | None:
+    """A collector for ``--on-error skip``; ``None`` (stop at the first) for ``fail``."""
+    return Skipped(what) if policy.value == "skip" else None
+
+
+def report(stats, max_length: int, verbose: bool, skipped: Skipped | None = None) -> None:
+    """After a run, on stderr: what was skipped, how many documents were cut, and with -v the speed."""
+    if skipped is not None:
+        skipped.report()
+    if stats.truncated:
+        stderr.print(f"note: {stats.truncated} document(s) cut to --max-length {max_length}",
+                     style="yellow", highlight=False)  # fmt: skip
+    if verbose:
+        rate = stats.pairs / stats.seconds if stats.seconds else 0.0
+        stderr.print(f"scored {stats.pairs} pairs ({stats.tokens} tokens) in {stats.seconds:.2f} s, "
+                     f"{rate:.1f} pairs/s", highlight=False)  # fmt: skip

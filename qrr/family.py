@@ -1,0 +1,128 @@
+"""The Qwen3-Reranker model family in one place: its prompt template, its answer tokens, the checkpoints that can
+hold it and the shapes of its sizes. Aliases (``0.6b``, ``4b``, ``8b``) point at the family's sizes.
+
+Two kinds of checkpoint hold the same scorer:
+
+- ``causal``: the published ``Qwen3ForCausalLM``; the score is ``sigmoid(logit_yes - logit_no)`` at the last
+  position, from the rows ``yes`` and ``no`` of ``lm_head``.
+- ``seq-cls``: the converted ``Qwen3ForSequenceClassification`` that vLLM and others publish
+  (``tomaarsen/Qwen3-Reranker-0.6B-seq-cls``): one score row, ``lm_head[yes] - lm_head[no]``, read as
+  ``sigmoid(logit)``. Same prompt, same scores.
+
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from qrr.errors import ModelCheckError
+
+CAUSAL, SEQ_CLS = "causal", "seq-cls"
+
+
+@dataclass(frozen=True)
+class Size:
+    """One published size: its alias, hub repo and the config fields that differ between sizes."""
+
+    alias: str
+    repo: str
+    shape: Mapping[str, Any]
+
+    def non_embedding_params(self) -> int:
+        """Weights that every token multiplies through (attention and MLP)."""
+        s = self.shape
+        h, inter, layers = s["hidden_size"], s["intermediate_size"], s["num_hidden_layers"]
+        q = s["num_attention_heads"] * s["head_dim"]
+        kv = s["num_key_value_heads"] * s["head_dim"]
+        return layers * (h * (q + 2 * kv) + q * h + 3 * h * inter)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A family of yes/no rerankers: how a pair becomes a prompt, and which checkpoints hold the scorer."""
+
+    name: str
+    model_type: str
+    prefix: str
+    body: str  # with {instruction}, {query} and {document}
+    suffix: str
+    default_instruction: str
+    yes: str
+    no: str
+    vocab_size: int
+    common_config: Mapping[str, Any]
+    sizes: Mapping[str, Size] = field(default_factory=dict)
+
+    def format_body(self, query: str, document: str, instruction: str | None = None) -> str:
+        """The text between prefix and suffix, exactly as the model card formats it."""
+        return self.body.format(instruction=self.default_instruction if instruction is None else instruction,
+                                query=query, document=document)  # fmt: skip
+
+    def head(self, config: Mapping[str, Any], where: str = "config.json") -> str:
+        """Which kind of checkpoint ``config`` (a parsed config.json) describes: ``causal`` or ``seq-cls``;
+        ``ModelCheckError`` for anything else."""
+        model_type = config.get("model_type")
+        architectures = config.get("architectures") or []
+        if model_type == self.model_type:
+            if any(a.endswith("ForCausalLM") for a in architectures):
+                return CAUSAL
+            if any(a.endswith("ForSequenceClassification") for a in architectures):
+                labels = len(config.get("id2label") or {}) or config.get("num_labels", 1)
+                if labels != 1:
+                    raise ModelCheckError(f"{where}: a sequence classifier with {labels} labels; a converted "
+                                          "reranker has one score row (num_labels=1)")  # fmt: skip
+                return SEQ_CLS
+        raise ModelCheckError(
+            f"{where} describes {model_type or 'an unknown model'} ({', '.join(architectures) or 'no architecture'}), "
+            f"not a {self.name} causal LM or converted sequence classifier"
+        )
+
+    def total_params(self, size: str) -> int:
+        """Every weight of a size: the non-embedding ones, the embeddings and, where it is not tied, the head."""
+        shape = self.sizes[size].shape
+        head = 0 if shape["tie_word_embeddings"] else self.vocab_size * shape["hidden_size"]
+        return self.sizes[size].non_embedding_params() + self.vocab_size * shape["hidden_size"] + head
+
+    def config(self, size: str, **overrides):
+        """The transformers config of one of the family's sizes (random weights at the real shapes)."""
+        from transformers import AutoConfig
+
+        values = {**self.common_config, **self.sizes[size].shape, **overrides}
+        return AutoConfig.for_model(self.model_type, **values)
+
+
+QWEN3 = Family(
+    name="Qwen3-Reranker",
+    model_type="qwen3",
+    prefix=(
+        "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the "
+        'Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n'
+    ),
+    body="<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {document}",
+    suffix="<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n",
+    default_instruction="Given a web search query, retrieve relevant passages that answer the query",
+    yes="yes",
+    no="no",
+    vocab_size=151_669,
+    # config.json of every size (REFERENCE.md): bf16 on disk, 40,960 positions, rope theta 1e6
+    common_config={"vocab_size": 151_669, "max_position_embeddings": 40_960, "rope_theta": 1_000_000.0,
+                   "rms_norm_eps": 1e-6, "architectures": ["Qwen3ForCausalLM"]},
+    sizes={
+        "0.6b": Size("0.6b", "Qwen/Qwen3-Reranker-0.6B", {
+            "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 16,
+            "num_key_value_heads": 8, "head_dim": 128, "tie_word_embeddings": True}),
+        "4b": Size("4b", "Qwen/Qwen3-Reranker-4B", {
+            "hidden_size": 2560, "intermediate_size": 9728, "num_hidden_layers": 36, "num_attention_heads": 32,
+            "num_key_value_heads": 8, "head_dim": 128, "tie_word_embeddings": True}),
+        "8b": Size("8b", "Qwen/Qwen3-Reranker-8B", {
+            "hidden_size": 4096, "intermediate_size": 12288, "num_hidden_layers": 36, "num_attention_heads": 32,
+            "num_key_value_heads": 8, "head_dim": 128, "tie_word_embeddings": False}),
+    },
+)  # fmt: skip
+
+DEFAULT_MAX_LENGTH = 8192
+# Aliases name a (family, size); one family today.
+ALIASES: dict[str, tuple[Family, Size]] = {alias: (QWEN3, size) for alias, size in QWEN3.sizes.items()}

@@ -1,0 +1,39 @@
+"""Readers and writers of the field's files: pairs and documents (JSONL, JSON, TSV, text), TREC runs and qrels,
+BEIR corpora, queries and qrels. Nothing here imports torch."""
+
+from qrr.formats.records import (
+    DOC_FORMATS,
+    PAIR_FORMATS,
+    ROW_FORMATS,
+    STDIN,
+    DocRecord,
+    PairRecord,
+    RowWriter,
+    is_id_field,
+    rank_rows,
+    read_documents,
+    read_lines,
+    read_pairs,
+    score_rows,
+)
+from qrr.formats.trec import (
+    RUN_FORMATS,
+    TAG,
+    BeirFolder,
+    Qrels,
+    Run,
+    format_results,
+    output_format,
+    read_corpus,
+    read_qrels,
+    read_queries,
+    read_run,
+    result_qid,
+)
+
+__all__ = [
+    "DOC_FORMATS", "PAIR_FORMATS", "ROW_FORMATS", "RUN_FORMATS", "STDIN", "TAG", "BeirFolder", "DocRecord",
+    "PairRecord", "Qrels", "RowWriter", "Run", "format_results", "is_id_field", "output_format", "rank_rows",
+    "read_corpus", "read_documents", "read_lines", "read_pairs", "read_qrels", "read_queries", "read_run",
+    "result_qid", "score_rows",
+]  # fmt: skip

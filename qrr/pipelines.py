@@ -1,0 +1,353 @@
+"""What every front end runs: score a stream of pairs, rank documents for a query, rerank a first-stage run (and
+go on with an interrupted one). Each returns its results with its own ``Stats``; none prints or renders: progress
+and messages go to the callbacks a front end passes.
+
+Reranking a run from Python::
+
+    from qrr import Reranker, pipelines
+
+    inputs = pipelines.read_run_inputs("bm25.trec", "scifact/queries.jsonl", "scifact/corpus.jsonl", depth=100)
+    output = pipelines.RunOutput.checked("qrr.trec")  # TREC, tag "qrr"
+    output.prepare(inputs)  # where qrr.trec exists: skip the queries it completes
+    done = pipelines.rerank_run(Reranker("0.6b"), inputs, output)
+    print(done.stats)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import sys
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from qrr import formats
+from qrr.errors import InputError, Interrupted
+from qrr.formats import DocRecord, PairRecord, Run
+from qrr.metrics import ranking
+from qrr.reranker import CHUNK, Progress, Reranker, Results, Stats, chunks
+
+OnError = Callable[[InputError], None] | None
+DEFAULT_DEPTH = 100
+
+
+# ------------------------------------------------------------------------------------------- pairs and documents
+
+
+@dataclass
+class ScoredChunk:
+    """Scores of a chunk of pairs, in input order: ``start`` is the input position of its first pair."""
+
+    start: int
+    records: list[PairRecord]
+    scores: Results
+
+
+def score_records(
+    reranker: Reranker, records: Iterable[PairRecord], progress: Progress | None = None, chunk: int = CHUNK
+) -> Iterator[ScoredChunk]:
+    """Score pairs (from ``formats.read_pairs``) ``chunk`` at a time, in input order, so that each chunk's
+    results can be written as soon as they are done and memory stays flat over any number of pairs. Each
+    chunk's scores carry that chunk's ``stats``."""
+    start = 0
+    for part in chunks(records, chunk):
+        scores = reranker.score([(r.query, r.document, r.instruction) for r in part], progress=progress)
+        yield ScoredChunk(start, part, scores)
+        start += len(part)
+
+
+def rank_records(
+    reranker: Reranker,
+    query: str,
+    records: Iterable[DocRecord],
+    top_k: int | None = None,
+    keep_text: bool = False,
+    instruction: str | None = None,
+    progress: Progress | None = None,
+) -> Results:
+    """Rank documents (from ``formats.read_documents``) for ``query``: ``Reranker.rank``'s results, with each
+    document's ``id`` and (with ``keep_text``) ``text``. The documents are read and scored a chunk at a time; only
+    scores, ids and kept texts stay in memory."""
+    texts, ids = itertools.tee(records)
+    return reranker.rank(query, (d.text for d in texts), top_k=top_k, return_documents=keep_text,
+                         ids=(d.id for d in ids), instruction=instruction, progress=progress)  # fmt: skip
+
+
+# -------------------------------------------------------------------------------------------- first-stage runs
+
+
+@dataclass(frozen=True)
+class Job:
+    """One query of a run to rerank: its id and text, and the docids of its first-stage top ``depth`` (in
+    trec_eval order) that the corpus holds."""
+
+    qid: str
+    query: str
+    docids: tuple[str, ...]
+
+
+@dataclass
+class RunInputs:
+    """A first-stage run and what reranking it needs: the jobs (queries with their top documents) and the texts
+    of those documents."""
+
+    run: Run
+    jobs: list[Job]
+    corpus: dict[str, str]
+
+    @property
+    def pairs(self) -> int:
+        return sum(len(j.docids) for j in self.jobs)
+
+
+def top(run: Run, depth: int, only: Collection[str] | None = None) -> dict[str, list[str]]:
+    """Each query's top ``depth`` docids in trec_eval order, in the run's query order; ``only`` limits the
+    queries (those with qrels, for an evaluation)."""
+    return {q: ranking(docs)[:depth] for q, docs in run.items() if only is None or q in only}
+
+
+def plan(tops: dict[str, list[str]], queries: dict[str, str], corpus: dict[str, str], on_missing: OnError = None):
+    """The jobs for each query's top documents (from ``top``), in order, with their query texts.
+
+    A query missing from ``queries`` or a document missing from ``corpus`` is an error naming how many are
+    missing; with ``on_missing`` each is handed over and left out instead."""
+    jobs, missing_queries, missing_docs = [], [], []
+    for qid, docids in tops.items():
+        if qid not in queries:
+            missing_queries.append(qid)
+            continue
+        kept = tuple(d for d in docids if d in corpus)
+        missing_docs += [(qid, d) for d in docids if d not in corpus]
+        if kept:
+            jobs.append(Job(qid, queries[qid], kept))
+    if missing_queries:
+        _missing([f"query {q}" for q in missing_queries], "queries", "not in the queries file", on_missing)
+    if missing_docs:
+        _missing([f"document {d} of query {q}" for q, d in missing_docs], "documents", "not in the corpus",
+                 on_missing)  # fmt: skip
+    return jobs
+
+
+def _missing(items: list[str], what: str, reason: str, on_missing: OnError) -> None:
+    if on_missing is None:
+        raise InputError(f"{len(items)} of the run's {what} are {reason} (first: {items[0]}); on_error skip "
+                         "reranks without them", "on_error")  # fmt: skip
+    for item in items:
+        on_missing(InputError(f"{item}: {reason}"))
+
+
+def read_run_inputs(
+    run: str,
+    queries: str,
+    corpus: str,
+    depth: int = DEFAULT_DEPTH,
+    only: Collection[str] | None = None,
+    on_error: OnError = None,
+    on_missing: OnError = None,
+    status: Callable[[str], contextlib.AbstractContextManager] | None = None,
+) -> RunInputs:
+    """Read a first-stage run (TREC or qrr's JSON lines), its queries and, of the corpus, only the documents
+    each query's top ``depth`` needs; ``only`` limits the queries. Bad lines raise, or go to ``on_error`` and
+    are skipped; a query or document the run names but the files lack raises, or goes to ``on_missing``.
+    ``status(message)`` gives a context to read the corpus in (a spinner)."""
+    if depth < 1:
+        raise InputError(f"depth must be at least 1, not {depth}", "depth")
+    table = formats.read_run(run, on_error)
+    if not table:
+        raise InputError(f"{'<stdin>' if run == formats.STDIN else run}: no results in the run")
+    texts = formats.read_queries(queries, on_error)
+    tops = top(table, depth, only)
+    needed = {d for docids in tops.values() for d in docids}
+    with (status or _quiet)(f"reading {corpus} for {len(needed):,} documents"):
+        documents = formats.read_corpus(corpus, keep=needed, on_error=on_error)
+    return RunInputs(table, plan(tops, texts, documents, on_missing), documents)
+
+
+def _quiet(message: str) -> contextlib.AbstractContextManager:
+    return contextlib.nullcontext()
+
+
+@dataclass
+class RunOutput:
+    """Where reranked results go: the file ``path`` (appended to; ``None`` keeps them in memory) in ``fmt``
+    (``trec`` or ``jsonl``) with the TREC run ``tag``. ``done`` counts the queries the file already held."""
+
+    path: str | None = None
+    fmt: str = "trec"
+    tag: str = formats.TAG
+    done: int = field(default=0, compare=False)
+
+    @classmethod
+    def checked(cls, path: str | None = None, fmt: str | None = None, tag: str = formats.TAG) -> RunOutput:
+        """The output the arguments ask for, checked before any input is read. An existing file keeps its
+        format; ``fmt`` defaults to it, else to ``trec``."""
+        if fmt is not None and fmt.lower() not in formats.RUN_FORMATS:
+            raise InputError(f"fmt {fmt}: use trec or jsonl for a run", "fmt")
+        if not tag or any(c.isspace() for c in tag):
+            raise InputError(f"tag {tag!r}: TREC run tags are one word", "tag")
+        fmt = fmt.lower() if fmt else None
+        if path and (os.path.isdir(path) or not os.path.isdir(os.path.dirname(os.path.abspath(path)))):
+            raise InputError(f"output {path}: not a file in an existing folder", "output")
+        existing = formats.output_format(path) if path else None
+        if fmt and existing and fmt != existing:
+            raise InputError(f"output {path}: the file holds a {existing} run, not fmt {fmt}", "output", "fmt")
+        return cls(path, fmt or existing or "trec", tag)
+
+    def prepare(self, inputs: RunInputs, top_k: int | None = None, others: Collection[str] = ()) -> bool:
+        """Before any scoring: refuse ids a TREC run cannot hold, and where the file exists drop the queries it
+        completes from ``inputs.jobs`` (counted in ``done``) and cut off an unfinished query at its end, to be
+        reranked again. ``others``: queries of the run not reranked here, whose results the file may hold already
+        (see ``resume_point``). Returns whether an unfinished query was cut off."""
+        if self.fmt == "trec":
+            spaced = next((i for j in inputs.jobs for i in (j.qid, *j.docids) if any(c.isspace() for c in i)), None)
+            if spaced is not None:
+                raise InputError(f"id {spaced!r} holds a space, which a TREC run cannot; use fmt jsonl", "fmt")
+        if not self.path or formats.output_format(self.path) is None:
+            return False
+        expected = {j.qid: min(len(j.docids), top_k or len(j.docids)) for j in inputs.jobs}
+        done, keep = resume_point(self.path, self.fmt, expected, others)
+        cut = keep < os.path.getsize(self.path)
+        if cut:
+            os.truncate(self.path, keep)
+        inputs.jobs = [j for j in inputs.jobs if j.qid not in done]
+        self.done = len(done)
+        return cut
+
+    def open(self):
+        """The file to append results to (stdout where there is no path)."""
+        return open(self.path, "a", encoding="utf-8") if self.path else contextlib.nullcontext(sys.stdout)
+
+
+def resume_point(
+    path: str | os.PathLike, fmt: str, expected: dict[str, int], others: Collection[str] = ()
+) -> tuple[set[str], int]:
+    """What an interrupted output already holds: the queries it completes and the bytes up to the end of the
+    last complete one. A query cut off by the interruption (or a half-written line) lies after that point.
+
+    ``expected`` is the number of results each query to rerank gets. ``others`` are queries of the run that
+    this call leaves alone (an evaluation reranks only judged ones): their lines are kept as they are.
+    A query with another count that is not the last one, a query twice, an unknown query or a malformed line
+    mean the file is not this run's output: an ``InputError`` says so."""
+    done: set[str] = set()
+    seen: set[str] = set()
+    keep = offset = count = 0
+    current = None
+    label = str(path)
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            offset += len(raw)
+            if not raw.endswith(b"\n"):
+                break  # the line the interruption cut
+            where = f"{label}:{number}"
+            qid = formats.result_qid(raw, fmt, where)
+            if qid != current:
+                if current in expected and current not in done:
+                    raise InputError(f"{where}: query {current} has {count} result(s) before query {qid} starts, "
+                                     f"not {expected[current]}; the file was written from other inputs, depth "
+                                     "or top_k", "depth", "top_k")  # fmt: skip
+                if qid in seen:
+                    raise InputError(f"{where}: query {qid} appears a second time; the file is not qrr's output")
+                if qid not in expected and qid not in others:
+                    raise InputError(f"{where}: query {qid} is not among the queries to rerank; the file was "
+                                     "written from other inputs")  # fmt: skip
+                current, count = qid, 0
+                seen.add(qid)
+            count += 1
+            if qid not in expected:
+                keep = offset
+            elif count > expected[qid]:
+                raise InputError(f"{where}: query {qid} has more than {expected[qid]} results; the file was "
+                                 "written with another depth or top_k", "depth", "top_k")  # fmt: skip
+            elif count == expected[qid]:
+                done.add(qid)
+                keep = offset
+    return done, keep
+
+
+def ranked(docids, scores) -> list[tuple[str, float]]:
+    """(docid, score) best first; equal scores keep first-stage order."""
+    order = sorted(range(len(docids)), key=lambda n: -scores[n])
+    return [(docids[n], scores[n]) for n in order]
+
+
+def rerank_jobs(
+    reranker: Reranker, jobs: Iterable[Job], corpus: dict[str, str], top_k: int | None = None,
+    progress: Progress | None = None, stats: Stats | None = None,
+) -> Iterator[tuple[Job, list[tuple[str, float]]]]:  # fmt: skip
+    """Score each job's documents for its query and yield ``(job, [(docid, score), ...])`` best first (only the
+    best ``top_k``), job by job, in order. ``progress`` is called with the pairs each batch finished; ``stats``
+    collects what the scoring did."""
+    if top_k is not None and top_k < 1:
+        raise InputError(f"top_k must be at least 1, not {top_k}", "top_k")
+    # Queries share a call, and so batches, up to CHUNK pairs or about eight batches of tokens (4 characters a
+    # token): a GPU's large batches stay full, while on a CPU, whose batches are small, each query's results are
+    # written as soon as it is done, and an interruption loses little.
+    room = 8 * 4 * reranker.batch_tokens
+    group, pairs, chars = [], 0, 0
+    for job in jobs:
+        group.append(job)
+        pairs += len(job.docids)
+        chars += sum(len(job.query) + len(corpus[d]) for d in job.docids)
+        if pairs >= CHUNK or chars >= room:
+            yield from _rerank_group(reranker, group, corpus, top_k, progress, stats)
+            group, pairs, chars = [], 0, 0
+    if group:
+        yield from _rerank_group(reranker, group, corpus, top_k, progress, stats)
+
+
+def _rerank_group(reranker, group, corpus, top_k, progress, stats):
+    scores = reranker.score([(job.query, corpus[d]) for job in group for d in job.docids], progress=progress)
+    if stats is not None:
+        stats += scores.stats
+    start = 0
+    for job in group:
+        mine = scores[start : start + len(job.docids)]
+        start += len(job.docids)
+        yield job, ranked(job.docids, mine)[:top_k]
+
+
+@dataclass
+class Reranked:
+    """What ``rerank_run`` did: the results (``run``, only where there was no output file to hold them), the
+    scoring ``stats`` and the number of queries reranked."""
+
+    run: Run
+    stats: Stats
+    queries: int
+
+
+def rerank_run(
+    reranker: Reranker,
+    inputs: RunInputs,
+    output: RunOutput | None = None,
+    top_k: int | None = None,
+    progress: Progress | None = None,
+    on_query: Callable[[str], None] | None = None,
+) -> Reranked:
+    """Rerank every job of ``inputs``, writing each query's results to ``output`` as soon as it is done (a file
+    survives an interruption: ``output.prepare`` goes on from it), or keeping them in ``Reranked.run``.
+    ``progress`` is called with the pairs each batch scored, ``on_query`` with each finished query's id.
+    Ctrl-C raises ``Interrupted`` saying how many queries are done."""
+    results: Run = {}
+    stats = Stats()
+    finished = 0
+    before = output.done if output else 0
+    keep = output is None
+    try:
+        with output.open() if output else contextlib.nullcontext() as out:
+            for job, best in rerank_jobs(reranker, inputs.jobs, inputs.corpus, top_k, progress, stats):
+                if out is not None:
+                    out.write(formats.format_results(job.qid, best, output.fmt, output.tag))
+                    out.flush()
+                if keep:
+                    results[job.qid] = dict(best)
+                finished += 1
+                if on_query is not None:
+                    on_query(job.qid)
+    except KeyboardInterrupt:
+        path = output.path if output else None
+        done, total = before + finished, before + len(inputs.jobs)
+        then = f"; {path} holds them: rerank into it again to go on" if path else ""
+        raise Interrupted(f"interrupted after {done} of {total} queries{then}", done, total, path) from None
+    return Reranked(results, stats, finished)

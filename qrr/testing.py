@@ -1,0 +1,80 @@
+"""A fake model for tests, as simonw/llm's ``MockModel``: the real tokenizer, prompt and batching, but no
+transformer. Register one under a name and every front end loads it by that name::
+
+    from qrr import models
+    from qrr.testing import FakeModel
+
+    models.register("fake", FakeModel(tokenizer))
+    Reranker("fake").score([("q", "d")])          # or: qrr score --model fake ...
+
+A fake score is a fixed function of every token of the prompt (so it changes with the query, the document, the
+instruction and truncation, and never with batching or prefix reuse); it means nothing. The fake can also fail on
+purpose: a Ctrl-C after some batches, or out of memory in batches of too many rows (on a pretend CUDA device, the
+engine's halving of the budget then runs as it would on a GPU).
+"""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from collections.abc import Sequence
+
+from qrr.engine import Engine
+
+
+class FakeEngine(Engine):
+    """An ``Engine`` whose forward pass is a checksum of the token ids. ``interrupt_after``: raise
+    ``KeyboardInterrupt`` in the batch after that many; ``fits_rows``: raise ``torch.OutOfMemoryError`` for a
+    batch of more rows. ``batches`` counts the forward passes run, ``rows`` their sizes."""
+
+    def __init__(self, device="cpu", dtype=None, interrupt_after: int | None = None, fits_rows: int | None = None):
+        import torch
+
+        super().__init__(torch.device(device), dtype or torch.float32)
+        self.interrupt_after = interrupt_after
+        self.fits_rows = fits_rows
+        self.rows: list[int] = []
+        self._count = threading.Lock()
+
+    @property
+    def batches(self) -> int:
+        return len(self.rows)
+
+    def prefix_cache(self, prefix: Sequence[int]):
+        return list(prefix)
+
+    def log_odds(self, rows: Sequence[Sequence[int]], prefix=None, prefix_len: int = 0):
+        import torch
+
+        with self._count:
+            if self.interrupt_after is not None and len(self.rows) >= self.interrupt_after:
+                raise KeyboardInterrupt
+            if self.fits_rows is not None and len(rows) > self.fits_rows:
+                raise torch.OutOfMemoryError(f"fake out of memory: {len(rows)} rows > {self.fits_rows}")
+            self.rows.append(len(rows))
+        return torch.tensor([fake_log_odds([*(prefix or []), *row]) for row in rows], dtype=torch.float32)
+
+
+def fake_log_odds(ids: Sequence[int]) -> float:
+    """A log-odds in [-6, 6] that depends on every token id and their order."""
+    checksum = zlib.crc32(b"".join(i.to_bytes(4, "little") for i in ids))
+    return checksum / 2**32 * 12 - 6
+
+
+class FakeModel:
+    """A loader for ``qrr.models.register``: each load builds a ``FakeEngine`` (``engine_options`` as its
+    arguments; ``device="cuda"`` pretends to be a GPU) with ``tokenizer`` (an object or a folder)."""
+
+    def __init__(self, tokenizer, **engine_options):
+        self.tokenizer = tokenizer
+        self.engine_options = engine_options
+        self.engines: list[FakeEngine] = []
+
+    def __call__(self, device, dtype):
+        if not hasattr(self.tokenizer, "encode"):
+            from transformers import AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(self.tokenizer)
+        options = {"device": device, "dtype": dtype, **self.engine_options}
+        self.engines.append(FakeEngine(**options))
+        return self.engines[-1], self.tokenizer

@@ -1,0 +1,145 @@
+"""qrr rank: every input format as a file, stdin and arguments; every output format; streaming; bad input. The
+fake model scores (the CLI's job is to pass the core's results through); one test runs the tiny transformer."""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+import pytest
+
+from qrr import Reranker
+
+QUERY = "what is the capital of China?"
+DOCS = [
+    {"id": "a", "text": "The capital of China is Beijing."},
+    {"id": "b", "text": "Paris is the capital of France."},
+    {"id": "c", "text": "Gravity pulls bodies together."},
+]
+MANY = [{"id": f"p{i}", "text": f"document number {i} " * (1 + i % 5)} for i in range(11)]
+MANY_JSONL = "".join(json.dumps(d) + "\n" for d in MANY)
+
+
+def jsonl(text: str) -> list[dict]:
+    return [orjson.loads(line) for line in text.splitlines()]
+
+
+def ok(result):
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "", result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def ranked():
+    """The ranking the core gives, which every CLI input path must reproduce."""
+    return Reranker("fake").rank(QUERY, [d["text"] for d in DOCS], ids=[d["id"] for d in DOCS])
+
+
+def check(stdout, ranked, with_ids=True):
+    rows = jsonl(stdout)
+    assert [r["rank"] for r in rows] == list(range(1, len(ranked) + 1))
+    assert [r["index"] for r in rows] == [r["corpus_id"] for r in ranked]
+    assert [r["score"] for r in rows] == [r["score"] for r in ranked]
+    if with_ids:
+        assert [r["id"] for r in rows] == [r["id"] for r in ranked]
+    else:
+        assert all("id" not in r for r in rows)
+    assert all("text" not in r for r in rows)
+
+
+def test_jsonl_file_and_stdin(cli, tmp_path, ranked):
+    data = "".join(orjson.dumps(d).decode() + "\n" for d in DOCS)
+    (tmp_path / "docs.jsonl").write_text(data)
+    check(ok(cli("rank", "-q", QUERY, str(tmp_path / "docs.jsonl"))), ranked)
+    check(ok(cli("rank", "-q", QUERY, input=data)), ranked)
+    check(ok(cli("rank", "-q", QUERY, "-", input=data)), ranked)
+
+
+def test_text_file_stdin_and_arguments(cli, tmp_path, ranked):
+    data = "\n".join(d["text"] for d in DOCS) + "\n"
+    (tmp_path / "docs.txt").write_text(data)
+    check(ok(cli("rank", "-q", QUERY, str(tmp_path / "docs.txt"))), ranked, with_ids=False)
+    check(ok(cli("rank", "-q", QUERY, input=data)), ranked, with_ids=False)
+    args = [a for d in DOCS for a in ("-d", d["text"])]
+    check(ok(cli("rank", "-q", QUERY, *args)), ranked, with_ids=False)
+
+
+def test_json_array_and_string_lines(cli, tmp_path, ranked):
+    (tmp_path / "docs.json").write_text(json.dumps(DOCS))
+    check(ok(cli("rank", "-q", QUERY, str(tmp_path / "docs.json"))), ranked)
+    check(ok(cli("rank", "-q", QUERY, input=json.dumps(DOCS))), ranked)
+    strings = "".join(json.dumps(d["text"]) + "\n" for d in DOCS)
+    check(ok(cli("rank", "-q", QUERY, input=strings)), ranked, with_ids=False)
+    check(ok(cli("rank", "-q", QUERY, "--input-format", "JSONL", input=strings)), ranked, with_ids=False)
+
+
+def test_field_mapping(cli, ranked):
+    data = "".join(json.dumps({"_id": d["id"], "body": d["text"]}) + "\n" for d in DOCS)
+    check(ok(cli("rank", "-q", QUERY, "--text-field", "body", "--id-field", "_id", input=data)), ranked)
+
+
+def test_top_k_and_with_text(cli, ranked):
+    rows = jsonl(ok(cli("rank", "-q", QUERY, "-k", "2", "--with-text", input=json.dumps(DOCS))))
+    assert [r["index"] for r in rows] == [r["corpus_id"] for r in ranked[:2]]
+    assert [r["text"] for r in rows] == [DOCS[r["corpus_id"]]["text"] for r in ranked[:2]]
+
+
+def test_output_formats(cli, ranked):
+    data = json.dumps(DOCS)
+    rows = json.loads(ok(cli("rank", "-q", QUERY, "--format", "json", input=data)))
+    assert [r["id"] for r in rows] == [r["id"] for r in ranked]
+    tsv = ok(cli("rank", "-q", QUERY, "-f", "tsv", "--with-text", input=data)).splitlines()
+    assert tsv[0] == "rank\tindex\tscore\tid\ttext"
+    assert tsv[1].split("\t")[3:] == [ranked[0]["id"], DOCS[ranked[0]["corpus_id"]]["text"]]
+    table = ok(cli("rank", "-q", QUERY, "-f", "table", input=data))
+    assert "rank" in table and "score" in table and f"{ranked[0]['score']:.4f}" in table
+    assert DOCS[ranked[0]["corpus_id"]]["text"][:20] in table
+
+
+def test_the_real_model_end_to_end(cli, tiny_model, reranker):
+    """The tiny transformer from its folder, through the CLI: the core's scores, to 1e-6."""
+    expected = reranker.rank(QUERY, [d["text"] for d in DOCS])
+    rows = jsonl(ok(cli("rank", "-q", QUERY, *[a for d in DOCS for a in ("-d", d["text"])], model=tiny_model)))
+    assert [r["index"] for r in rows] == [r["corpus_id"] for r in expected]
+    assert [r["score"] for r in rows] == pytest.approx([r["score"] for r in expected], abs=1e-6)
+
+
+def test_streamed_in_chunks_equals_ranking_at_once(fake, cli):
+    """Documents are read and scored a chunk (1024 documents) at a time; 2,500 documents make three chunks."""
+    name, loader = fake()
+    docs = [f"document {n} " * (1 + n % 3) for n in range(2500)]
+    expected = Reranker("fake").rank("q", docs)
+    rows = jsonl(ok(cli("rank", "-q", "q", "-k", "5", input="\n".join(docs) + "\n", model=name)))
+    assert [r["index"] for r in rows] == [r["corpus_id"] for r in expected[:5]]
+    assert sum(loader.engines[-1].rows) == 2500
+
+
+def test_empty_input_prints_nothing_and_says_so_with_v(cli):
+    assert ok(cli("rank", "-q", "x", input="\n\n")) == ""
+    result = cli("rank", "-q", "q", "-v", input="")
+    assert result.exit_code == 0 and result.stdout == "" and "no documents in the input" in result.stderr
+
+
+def test_verbose_reports_on_stderr_only(cli):
+    result = cli("rank", "-q", QUERY, "-d", "doc", "-v")
+    assert result.exit_code == 0
+    assert "scored 1 pairs" in result.stderr and "model fake on cpu (fp32)" in result.stderr
+    assert len(jsonl(result.stdout)) == 1
+
+
+def test_truncation_is_noted(cli):
+    result = cli("rank", "-q", "q", "-d", "word " * 200, "--max-length", "100")
+    assert result.exit_code == 0
+    assert result.stderr == "note: 1 document(s) cut to --max-length 100\n"
+
+
+def test_on_error_skip(cli):
+    result = cli("rank", "-q", "q", "--on-error", "skip", input=b'{"text": "a"}\n{"text": 3}\n"b"\n')
+    assert [r["index"] for r in jsonl(result.stdout)] != []
+    assert result.stderr.startswith('skipped 1 bad line(s):\n  <stdin>:2: field "text" must be a string')
+
+
+def test_query_is_required(cli):
+    result = cli("rank", "-d", "x")
+    assert result.exit_code == 2 and "Missing option '--query'" in result.stderr

@@ -1,0 +1,171 @@
+"""qrr score: every input format as a file, stdin and arguments; every output format; streaming; bad input never
+loses a result. The fake model scores; one test runs the tiny transformer."""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+import pytest
+
+from qrr import Reranker
+
+QUERY = "what is the capital of China?"
+PAIRS = [
+    {"qid": "q1", "docid": "a", "query": QUERY, "document": "The capital of China is Beijing."},
+    {"qid": "q1", "docid": "b", "query": QUERY, "document": "Paris is the capital of France."},
+    {"qid": "q2", "docid": "c", "query": "explain gravity", "document": "Gravity pulls.", "instruction": "Judge"},
+]
+GOOD = [
+    {"id": f"p{i}", "query": f"query {i % 3}", "document": f"document number {i} " * (1 + i % 5)} for i in range(11)
+]
+GOOD_JSONL = "".join(json.dumps(p) + "\n" for p in GOOD)
+
+
+def jsonl(text: str) -> list[dict]:
+    return [orjson.loads(line) for line in text.splitlines()]
+
+
+def ok(result):
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "", result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def expected():
+    rr = Reranker("fake")
+    return {"pairs": rr.score([(p["query"], p["document"], p.get("instruction")) for p in PAIRS]),
+            "good": rr.score([(p["query"], p["document"]) for p in GOOD])}  # fmt: skip
+
+
+def check(stdout, scores, ids=True):
+    rows = jsonl(stdout)
+    assert [r["index"] for r in rows] == list(range(len(scores)))
+    assert [r["score"] for r in rows] == scores
+    if ids:
+        assert [(r["qid"], r["docid"]) for r in rows] == [(p["qid"], p["docid"]) for p in PAIRS]
+        assert all(set(r) == {"index", "qid", "docid", "score"} for r in rows)
+
+
+def test_jsonl_file_and_stdin(cli, tmp_path, expected):
+    data = "".join(json.dumps(p) + "\n" for p in PAIRS)
+    (tmp_path / "pairs.jsonl").write_text(data)
+    check(ok(cli("score", str(tmp_path / "pairs.jsonl"))), expected["pairs"])
+    check(ok(cli("score", input=data)), expected["pairs"])
+
+
+def test_tsv_file_and_stdin(cli, tmp_path, expected):
+    data = "".join(f"{p['query']}\t{p['document']}\n" for p in PAIRS[:2])
+    (tmp_path / "pairs.tsv").write_text(data)
+    check(ok(cli("score", str(tmp_path / "pairs.tsv"))), expected["pairs"][:2], ids=False)
+    check(ok(cli("score", input=data)), expected["pairs"][:2], ids=False)
+
+
+def test_arguments_and_default_instruction(cli, expected):
+    check(ok(cli("score", "-q", QUERY, "-d", PAIRS[0]["document"], "-d", PAIRS[1]["document"])),
+          expected["pairs"][:2], ids=False)  # fmt: skip
+    # --instruction is the default for pairs that carry none, so it changes these scores
+    rows = jsonl(ok(cli("score", "-q", QUERY, "-d", PAIRS[0]["document"], "--instruction", "Judge")))
+    assert rows[0]["score"] != expected["pairs"][0]
+
+
+def test_output_formats(cli, expected):
+    data = "".join(json.dumps(p) + "\n" for p in PAIRS)
+    rows = json.loads(ok(cli("score", "-f", "json", input=data)))
+    assert [r["score"] for r in rows] == expected["pairs"]
+    tsv = ok(cli("score", "-f", "tsv", input=data)).splitlines()
+    assert tsv[0] == "index\tqid\tdocid\tscore" and len(tsv) == 4
+    table = ok(cli("score", "-f", "table", input=data))
+    assert "qid" in table and f"{expected['pairs'][2]:.4f}" in table
+
+
+def test_the_real_model_end_to_end(cli, tiny_model, reranker):
+    data = "".join(json.dumps(p) + "\n" for p in PAIRS)
+    rows = jsonl(ok(cli("score", input=data, model=tiny_model)))
+    want = reranker.score([(p["query"], p["document"], p.get("instruction")) for p in PAIRS])
+    assert [r["score"] for r in rows] == pytest.approx(want, abs=1e-6)
+
+
+def test_streamed_in_chunks_equals_scoring_at_once(cli):
+    """Pairs are scored and written a chunk (1024 pairs) at a time; 2,100 pairs make three chunks."""
+    pairs = [{"id": n, "query": f"q{n % 4}", "document": f"doc {n}"} for n in range(2100)]
+    rows = jsonl(ok(cli("score", input="".join(json.dumps(p) + "\n" for p in pairs))))
+    assert [r["index"] for r in rows] == list(range(2100)) and [r["id"] for r in rows] == list(range(2100))
+    assert [r["score"] for r in rows] == Reranker("fake").score([(p["query"], p["document"]) for p in pairs])
+    array = json.loads(ok(cli("score", "-f", "json", input=GOOD_JSONL)))
+    assert len(array) == len(GOOD)
+    tsv = ok(cli("score", "-f", "tsv", input=GOOD_JSONL)).splitlines()
+    assert tsv[0] == "index\tid\tscore" and len(tsv) == len(GOOD) + 1
+
+
+def test_results_are_flushed_before_an_interrupt(cli, fake):
+    """A Ctrl-C in the second chunk: the first chunk's results are on stdout, in whole lines."""
+    name, _ = fake(interrupt_after=1030)  # --batch-tokens 1: a batch per pair; a chunk is 1024 pairs
+    many = "".join(json.dumps({"query": "q", "document": f"d{n}"}) + "\n" for n in range(2100))
+    result = cli("score", "--batch-tokens", "1", input=many, model=name)
+    assert result.exit_code == 130 and result.stderr == "error: interrupted\n"
+    assert result.stdout.endswith("\n")
+    assert [json.loads(line)["index"] for line in result.stdout.splitlines()] == list(range(1024))
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b'{"query": "q", "document": "d"}\n{"query": "q", "document": \n', "<stdin>:2: malformed JSON"),
+        (b'{"query": "q"}\n', '<stdin>:1: missing field "document"'),
+        (b'{"query": "q", "document": 7}\n', '<stdin>:1: field "document" must be a string, not a number'),
+        (
+            b'{"query": "q", "document": "d"}\n{"query": "q", "document": "\xe9t\xe9"}\n',
+            "<stdin>:2: invalid UTF-8 at byte 28",
+        ),
+        (b"q\td\nq\tnul\x00here\n", "<stdin>:2: NUL byte at byte 5"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(cli, data, message):
+    result = cli("score", input=data)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"error: {message}") and result.stderr.count("\n") == 1
+
+
+def test_bom_crlf_and_blank_lines_are_accepted(cli, expected):
+    data = ("\ufeff" + GOOD_JSONL.replace("\n", "\r\n\r\n")).encode()
+    assert [r["score"] for r in jsonl(ok(cli("score", input=data)))] == expected["good"]
+
+
+def test_empty_input_is_no_output_and_a_note_with_v(cli):
+    for data in ("", "\n\n  \n"):
+        result = cli("score", input=data)
+        assert result.exit_code == 0 and result.stdout == "" and result.stderr == ""
+    result = cli("score", "-v", input="")
+    assert result.exit_code == 0 and result.stdout == "" and "no pairs in the input" in result.stderr
+
+
+def test_on_error_skip_scores_the_rest_and_lists_the_bad_lines(cli, expected):
+    bad = [b"{oops\n", b'{"query": "q"}\n', b"\xff\xfe\n", b'{"query": "q", "document": "a\x00b"}\n']
+    good = [json.dumps(p).encode() + b"\n" for p in GOOD]
+    data = b"".join(good[:4] + bad[:2] + good[4:8] + bad[2:] + good[8:])
+    result = cli("score", "--on-error", "skip", input=data)
+    rows = jsonl(result.stdout)
+    assert [r["id"] for r in rows] == [p["id"] for p in GOOD]
+    assert [r["score"] for r in rows] == expected["good"]
+    assert "skipped 4 bad line(s):" in result.stderr
+    for where in ("<stdin>:5: malformed JSON", '<stdin>:6: missing field "document"', "<stdin>:11: invalid UTF-8",
+                  "<stdin>:12: NUL byte"):  # fmt: skip
+        assert where in result.stderr
+    result = cli("score", "--on-error", "maybe", input=GOOD_JSONL)
+    said = " ".join(result.stderr.replace("│", " ").split())  # typer draws usage errors in a box
+    assert result.exit_code == 2 and "'--on-error': Value error, 'maybe' is not one of 'fail', 'skip'." in said
+
+
+def test_a_10_mb_document_is_truncated_and_counted(cli):
+    big = "lorem ipsum dolor sit amet " * (10 * 2**20 // 27)
+    data = json.dumps({"query": "q", "document": big}) + "\n" + json.dumps({"query": "q", "document": "short"}) + "\n"
+    result = cli("score", "--max-length", "512", input=data)
+    assert len(jsonl(result.stdout)) == 2
+    assert result.stderr == "note: 1 document(s) cut to --max-length 512\n"
+
+
+def test_inline_usage_errors(cli):
+    assert cli("score", "-d", "x").stderr == "error: -d/--document needs -q/--query\n"
+    assert cli("score", "-q", "x").stderr == "error: -q/--query needs at least one -d/--document (or use qrr rank)\n"

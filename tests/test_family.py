@@ -1,0 +1,51 @@
+"""The Qwen3-Reranker family: its template, the checkpoints that hold it, its sizes."""
+
+from __future__ import annotations
+
+import pytest
+
+from qrr.errors import ModelCheckError
+from qrr.family import ALIASES, CAUSAL, QWEN3, SEQ_CLS
+
+
+def test_template_and_answer_tokens():
+    assert QWEN3.format_body("q", "d", "task") == "<Instruct>: task\n<Query>: q\n<Document>: d"
+    assert QWEN3.format_body("q", "d").startswith(f"<Instruct>: {QWEN3.default_instruction}\n")
+    assert (QWEN3.yes, QWEN3.no) == ("yes", "no")
+    assert QWEN3.suffix == "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+
+
+def test_checkpoint_kinds():
+    assert QWEN3.head({"model_type": "qwen3", "architectures": ["Qwen3ForCausalLM"]}) == CAUSAL
+    converted = {"model_type": "qwen3", "architectures": ["Qwen3ForSequenceClassification"], "id2label": {"0": "L"}}
+    assert QWEN3.head(converted) == SEQ_CLS
+    with pytest.raises(ModelCheckError, match="a sequence classifier with 2 labels"):
+        QWEN3.head({**converted, "id2label": {"0": "a", "1": "b"}})
+    with pytest.raises(ModelCheckError, match=r"describes llama \(LlamaForCausalLM\), not a Qwen3-Reranker"):
+        QWEN3.head({"model_type": "llama", "architectures": ["LlamaForCausalLM"]})
+
+
+def test_aliases_point_at_the_family_sizes():
+    assert {alias: size.repo for alias, (family, size) in ALIASES.items() if family is QWEN3} == {
+        "0.6b": "Qwen/Qwen3-Reranker-0.6B",
+        "4b": "Qwen/Qwen3-Reranker-4B",
+        "8b": "Qwen/Qwen3-Reranker-8B",
+    }
+
+
+def test_shapes_match_the_reference():
+    # REFERENCE.md: 0.596 B, 4.02 B, 8.19 B parameters; 0.88, 7.3, 13.9 GFLOP per token
+    for size, params, gflop in (("0.6b", 0.596e9, 0.88), ("4b", 4.02e9, 7.3), ("8b", 8.19e9, 13.9)):
+        assert QWEN3.total_params(size) == pytest.approx(params, rel=0.01)
+        assert 2 * QWEN3.sizes[size].non_embedding_params() / 1e9 == pytest.approx(gflop, rel=0.02)
+
+
+def test_config_of_a_size():
+    config = QWEN3.config("8b")
+    assert (config.model_type, config.hidden_size, config.num_hidden_layers, config.tie_word_embeddings) == (
+        "qwen3",
+        4096,
+        36,
+        False,
+    )
+    assert config.vocab_size == 151_669 and config.rope_parameters["rope_theta"] == 1_000_000.0

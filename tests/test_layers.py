@@ -1,0 +1,79 @@
+"""Each module imports only modules below it: a command's path (CLI, pipelines, Reranker, prompt and engine, and
+back) runs straight down and up, and the core never reaches up into a front end."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import qrr
+
+ROOT = Path(qrr.__file__).parent
+
+# lower layers first; a module may import only from layers before its own
+LAYERS = [
+    {"errors"},
+    {"family", "device"},
+    {"prompt", "models", "engine", "formats.records"},
+    {"formats.trec"},
+    {"formats"},
+    {"metrics"},
+    {"reranker"},
+    {"pipelines", "bench", "testing"},
+    {""},  # the package: `from qrr import Reranker`
+    {"cli.base"},
+    {"cli.render"},
+    {"cli.rank", "cli.score", "cli.rerank", "cli.download", "cli.bench"},
+    {"cli.evaluate"},  # reranks through cli.rerank's progress
+    {"cli"},
+    {"__main__"},
+]
+LAYER = {name: n for n, names in enumerate(LAYERS) for name in names}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imported(path: Path) -> set[str]:
+    """The qrr modules a file imports, at the top or inside functions."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names if a.name.startswith("qrr")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("qrr"):
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                is_module = (ROOT / Path(*sub.split(".")[1:])).with_suffix(".py").exists() or (
+                    ROOT / Path(*sub.split(".")[1:])
+                ).is_dir()
+                names.add(sub if is_module else node.module)
+    return {n.removeprefix("qrr").removeprefix(".") for n in names}
+
+
+def test_every_module_has_a_layer():
+    assert {module_name(p) for p in ROOT.rglob("*.py")} == set(LAYER)
+
+
+def test_imports_only_go_down():
+    upward = []
+    for path in ROOT.rglob("*.py"):
+        name = module_name(path)
+        for target in imported(path):
+            if target != "__main__" and LAYER[target] >= LAYER[name] and not (name == "" or target == name):
+                upward.append(f"{name or 'qrr'} imports {target or 'qrr'}")
+    assert not upward, upward
+
+
+def test_the_core_imports_no_front_end_packages():
+    for path in ROOT.rglob("*.py"):
+        if module_name(path).startswith("cli"):
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                assert not any(n.split(".")[0] in ("typer", "rich", "click") for n in names), (path, names)

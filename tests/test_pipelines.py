@@ -1,0 +1,231 @@
+"""The flows every front end runs: scoring a stream, ranking for a query, reranking a run and going on with it.
+The fake model stands in where numbers do not matter; planning and resuming are checked on plain data."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from qrr import Reranker, formats, pipelines
+from qrr.errors import InputError, Interrupted
+from qrr.pipelines import Job
+from qrr.reranker import Results, Stats
+
+
+class Collect(list):
+    def __call__(self, error):
+        self.append(str(error))
+
+
+@pytest.fixture(scope="module")
+def rr():
+    return Reranker("fake")
+
+
+# ------------------------------------------------------------------------------------------ pairs, documents
+
+
+def test_score_records_in_chunks_equals_score_at_once(rr):
+    records = [formats.PairRecord(f"query {n % 3}", f"document {n}", None, {"id": n}) for n in range(11)]
+    whole = rr.score([(r.query, r.document) for r in records])
+    chunks = list(pipelines.score_records(rr, iter(records), chunk=4))
+    assert [c.start for c in chunks] == [0, 4, 8] and [len(c.records) for c in chunks] == [4, 4, 3]
+    assert [s for c in chunks for s in c.scores] == whole
+    assert sum(c.scores.stats.pairs for c in chunks) == 11
+    assert [r for c in chunks for r in c.records] == records
+
+
+def test_rank_records_keeps_ids_and_texts(rr):
+    docs = [formats.DocRecord("alpha", "a"), formats.DocRecord("beta"), formats.DocRecord("gamma", 7)]
+    ranked = pipelines.rank_records(rr, "q", iter(docs), keep_text=True)
+    expected = rr.rank("q", [d.text for d in docs])
+    assert [r["corpus_id"] for r in ranked] == [r["corpus_id"] for r in expected]
+    assert [(r["id"], r["text"]) for r in ranked] == [(docs[r["corpus_id"]].id, docs[r["corpus_id"]].text)
+                                                      for r in ranked]  # fmt: skip
+    assert ranked.stats.pairs == 3
+    assert [set(r) for r in pipelines.rank_records(rr, "q", docs, top_k=1)] == [{"corpus_id", "score", "id"}]
+
+
+# ------------------------------------------------------------------------------------------------ planning
+
+RUN = {"q1": {"d1": 3.0, "d2": 2.0, "d3": 1.0, "d4": 0.0}, "q2": {"d2": 1.0, "dX": 5.0}, "q3": {"d1": 1.0}}
+QUERIES = {"q1": "first", "q2": "second"}
+TEXTS = {"d1": "one", "d2": "two", "d3": "three", "d4": "four"}
+
+
+def test_plan_takes_the_top_depth_in_trec_eval_order():
+    jobs = pipelines.plan(pipelines.top({"q1": RUN["q1"]}, 3), QUERIES, TEXTS)
+    assert jobs == [Job("q1", "first", ("d1", "d2", "d3"))]
+
+
+def test_plan_names_missing_queries_and_documents():
+    with pytest.raises(InputError, match=r"1 of the run's queries are not in the queries file \(first: query q3\); "
+                       "on_error skip reranks without them") as caught:  # fmt: skip
+        pipelines.plan(pipelines.top(RUN, 2), QUERIES, TEXTS)
+    assert caught.value.params == ("on_error",)
+    with pytest.raises(InputError, match=r"1 of the run's documents are not in the corpus \(first: document dX of "):
+        pipelines.plan(pipelines.top(RUN, 2, only={"q1", "q2"}), QUERIES, TEXTS)
+    skipped = Collect()
+    jobs = pipelines.plan(pipelines.top(RUN, 2), QUERIES, TEXTS, on_missing=skipped)
+    assert jobs == [Job("q1", "first", ("d1", "d2")), Job("q2", "second", ("d2",))]
+    assert skipped == ["query q3: not in the queries file", "document dX of query q2: not in the corpus"]
+    assert pipelines.plan(pipelines.top(RUN, 2, only={"q1"}), QUERIES, TEXTS) == jobs[:1]
+
+
+def test_ranked_keeps_first_stage_order_for_equal_scores():
+    assert pipelines.ranked(("a", "b", "c"), [0.5, 0.9, 0.5]) == [("b", 0.9), ("a", 0.5), ("c", 0.5)]
+
+
+# ------------------------------------------------------------------------------------------------ resuming
+
+
+@pytest.mark.parametrize("fmt", ["trec", "jsonl"])
+def test_resume_point_at_every_byte(tmp_path, fmt):
+    blocks = [formats.format_results(q, [(f"d{n}", 1 / (n + 1)) for n in range(k)], fmt) for q, k in
+              (("q1", 3), ("q2", 2), ("q3", 3))]  # fmt: skip
+    expected = {"q1": 3, "q2": 2, "q3": 3}
+    full = "".join(blocks).encode()
+    ends = [len("".join(blocks[: n + 1]).encode()) for n in range(3)]
+    path = tmp_path / "out"
+    for cut in range(len(full) + 1):
+        path.write_bytes(full[:cut])
+        if cut == 0:
+            assert formats.output_format(path) is None
+            continue
+        assert formats.output_format(path) == fmt
+        done, keep = pipelines.resume_point(path, fmt, expected)
+        complete = [e for e in ends if e <= cut]
+        assert keep == (complete[-1] if complete else 0)
+        assert done == set(list(expected)[: len(complete)])
+
+
+def test_resume_point_keeps_queries_left_alone(tmp_path):
+    path = tmp_path / "out"
+    path.write_text("q1 Q0 d1 1 0.5 qrr\nqX Q0 d1 1 0.5 qrr\nqX Q0 d2 2 0.4 qrr\nq2 Q0 d1 1 0.5 qrr\n")
+    line = len("q1 Q0 d1 1 0.5 qrr\n")  # every line here is as long; q2 wants 2 results and has 1
+    assert pipelines.resume_point(path, "trec", {"q1": 1, "q2": 2}, others={"qX"}) == ({"q1"}, 3 * line)
+    with pytest.raises(InputError, match="query qX is not among the queries to rerank"):
+        pipelines.resume_point(path, "trec", {"q1": 1, "q2": 2})
+
+
+def test_resume_point_refuses_a_foreign_file(tmp_path):
+    path = tmp_path / "out"
+    path.write_text("q1 Q0 d1 1 0.5 qrr\nq2 Q0 d1 1 0.5 qrr\n")
+    with pytest.raises(InputError, match="query q1 has 1 result.*other inputs, depth or top_k") as caught:
+        pipelines.resume_point(path, "trec", {"q1": 2, "q2": 1})
+    assert caught.value.naming({"depth": "--depth", "top_k": "--top-k"}).endswith("inputs, --depth or --top-k")
+    with pytest.raises(InputError, match="query q2 is not among the queries to rerank"):
+        pipelines.resume_point(path, "trec", {"q1": 1})
+    path.write_text("q1 Q0 d1 1 0.5 qrr\nq1 Q0 d2 2 0.4 qrr\n")
+    with pytest.raises(InputError, match="query q1 has more than 1 results"):
+        pipelines.resume_point(path, "trec", {"q1": 1})
+    path.write_text("q1 Q0 d1 1 0.5 qrr\nq2 Q0 d1 1 0.5 qrr\nq1 Q0 d2 1 0.5 qrr\n")
+    with pytest.raises(InputError, match="query q1 appears a second time"):
+        pipelines.resume_point(path, "trec", {"q1": 1, "q2": 1})
+    path.write_text("some notes\n")
+    with pytest.raises(InputError, match="not a TREC run"):
+        pipelines.resume_point(path, "trec", {"q1": 1})
+
+
+def test_run_output_is_checked_before_any_input(tmp_path):
+    assert pipelines.RunOutput.checked() == pipelines.RunOutput(None, "trec", "qrr")
+    with pytest.raises(InputError, match="^fmt table: use trec or jsonl for a run$"):
+        pipelines.RunOutput.checked(fmt="table")
+    with pytest.raises(InputError, match="^tag 'two words': TREC run tags are one word$"):
+        pipelines.RunOutput.checked(tag="two words")
+    with pytest.raises(InputError, match="^output /no/such/folder/out: not a file in an existing folder$"):
+        pipelines.RunOutput.checked("/no/such/folder/out")
+    (tmp_path / "out").write_text("q1 Q0 d1 1 0.5 qrr\n")
+    assert pipelines.RunOutput.checked(str(tmp_path / "out")).fmt == "trec"  # an existing file keeps its format
+    with pytest.raises(InputError, match="the file holds a trec run, not fmt jsonl") as caught:
+        pipelines.RunOutput.checked(str(tmp_path / "out"), "jsonl")
+    assert caught.value.naming({"output": "--resume", "fmt": "--format"}).startswith(f"--resume {tmp_path}")
+
+
+# ----------------------------------------------------------------------------------------------- reranking
+
+
+class CountingReranker:
+    """Scores a document by its length; records how many pairs each call got."""
+
+    def __init__(self, batch_tokens: int):
+        self.batch_tokens = batch_tokens
+        self.calls: list[int] = []
+
+    def score(self, pairs, progress=None):
+        pairs = list(pairs)
+        self.calls.append(len(pairs))
+        return Results([len(document) / 100 for _, document in pairs], Stats(pairs=len(pairs)))
+
+
+@pytest.mark.parametrize(("batch_tokens", "calls"), [(10**6, [6]), (1, [2, 2, 2])])
+def test_rerank_groups_queries_only_where_batches_are_large(batch_tokens, calls):
+    texts = {"s": "x" * 20, "m": "x" * 30, "l": "x" * 50}  # with batch_tokens 1, any query fills a call
+    jobs = [Job("q1", "?", ("s", "l")), Job("q2", "?", ("m", "s")), Job("q3", "?", ("l", "m"))]
+    counting, stats = CountingReranker(batch_tokens), Stats()
+    results = list(pipelines.rerank_jobs(counting, jobs, texts, top_k=1, stats=stats))
+    assert counting.calls == calls
+    assert [(job.qid, ranked) for job, ranked in results] == [("q1", [("l", 0.5)]), ("q2", [("m", 0.3)]),
+                                                               ("q3", [("l", 0.5)])]  # fmt: skip
+    assert stats.pairs == 6
+
+
+def beir_inputs(beir_dir, depth=4, **kwargs):
+    return pipelines.read_run_inputs(str(beir_dir / "bm25.trec"), str(beir_dir / "queries.jsonl"),
+                                     str(beir_dir / "corpus.jsonl"), depth, **kwargs)  # fmt: skip
+
+
+def test_read_run_inputs_keeps_only_the_documents_needed(beir_dir):
+    inputs = beir_inputs(beir_dir, depth=2)
+    assert [j.qid for j in inputs.jobs] == ["q0", "q1", "q2", "q3", "q4"]
+    assert set(inputs.corpus) == {d for j in inputs.jobs for d in j.docids} and inputs.pairs == 10
+    assert [j.qid for j in beir_inputs(beir_dir, only={"q1", "q3"}).jobs] == ["q1", "q3"]
+    with pytest.raises(InputError, match="^depth must be at least 1, not 0$"):
+        beir_inputs(beir_dir, depth=0)
+
+
+def test_rerank_run_in_memory_equals_scoring_each_query(beir_dir, rr):
+    inputs = beir_inputs(beir_dir)
+    done = pipelines.rerank_run(rr, inputs)
+    assert list(done.run) == [j.qid for j in inputs.jobs] and done.queries == 5 and done.stats.pairs == 20
+    for job in inputs.jobs:
+        scores = rr.score([(job.query, inputs.corpus[d]) for d in job.docids])
+        assert done.run[job.qid] == dict(zip(job.docids, scores, strict=True))
+
+
+def test_a_python_user_goes_on_with_an_interrupted_run(beir_dir, rr, tmp_path):
+    whole = tmp_path / "whole.trec"
+    pipelines.rerank_run(rr, beir_inputs(beir_dir), pipelines.RunOutput.checked(str(whole)))
+    out = tmp_path / "out.trec"
+    lines = whole.read_bytes().splitlines(keepends=True)
+    out.write_bytes(b"".join(lines[:9]) + lines[9][:7])  # two queries, a third begun, a line cut
+    inputs, output = beir_inputs(beir_dir), pipelines.RunOutput.checked(str(out))
+    assert output.prepare(inputs) is True  # the unfinished query was cut off
+    assert output.done == 2 and [j.qid for j in inputs.jobs] == ["q2", "q3", "q4"]
+    done = pipelines.rerank_run(rr, inputs, output)
+    assert done.run == {} and done.queries == 3
+    assert out.read_bytes() == whole.read_bytes()
+
+
+def test_an_interrupted_run_says_how_far_it_got(beir_dir, fake, tmp_path):
+    name, _ = fake(interrupt_after=7)  # a Ctrl-C in the third query's batches
+    stopping = Reranker(name, batch_tokens=1)  # a batch per document: each query is its own call
+    out = tmp_path / "out.trec"
+    with pytest.raises(Interrupted, match=f"^interrupted after 2 of 5 queries; {out} holds them") as caught:
+        pipelines.rerank_run(stopping, beir_inputs(beir_dir, depth=3), pipelines.RunOutput.checked(str(out)))
+    assert (caught.value.done, caught.value.total, caught.value.path) == (2, 5, str(out))
+    assert [line.split()[0] for line in out.read_text().splitlines()] == ["q0"] * 3 + ["q1"] * 3
+
+
+def test_ids_a_trec_run_cannot_hold(tmp_path):
+    inputs = pipelines.RunInputs({"q 1": {"d": 1.0}}, [Job("q 1", "?", ("d",))], {"d": "text"})
+    with pytest.raises(InputError, match="^id 'q 1' holds a space, which a TREC run cannot; use fmt jsonl$"):
+        pipelines.RunOutput.checked().prepare(inputs)
+    assert pipelines.RunOutput.checked(fmt="jsonl").prepare(inputs) is False
+
+
+def test_jsonl_output_of_rerank_run(beir_dir, rr, tmp_path):
+    out = tmp_path / "out.jsonl"
+    pipelines.rerank_run(rr, beir_inputs(beir_dir, depth=2), pipelines.RunOutput.checked(str(out), "jsonl"), top_k=1)
+    rows = [orjson.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["qid"], r["rank"]) for r in rows] == [(q, 1) for q in ("q0", "q1", "q2", "q3", "q4")]
