@@ -192,7 +192,7 @@ def recipe_scores(causal, tokenizer, prompts: list[list[int]], device) -> list[f
     for n, p in enumerate(prompts):
         ids[n, width - len(p) :] = torch.tensor(p)
         mask[n, width - len(p) :] = 1
-    yes, no = tokenizer.convert_tokens_to_ids("yes"), tokenizer.convert_tokens_to_ids("no")
+    yes, no = tokenizer.convert_tokens_to_ids(QWEN3.yes), tokenizer.convert_tokens_to_ids(QWEN3.no)
     with torch.no_grad():
         logits = causal(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, -1, :]
         pair = torch.stack([logits[:, no], logits[:, yes]], dim=1).float()
@@ -245,7 +245,7 @@ def run(
 
     unknown = [s for s in sizes if s not in QWEN3.sizes]
     if unknown:
-        raise InputError(f"sizes: unknown size {unknown[0]!r}; use {', '.join(QWEN3.sizes)}", "sizes")
+        raise InputError(f"{{sizes}}: unknown size {unknown[0]!r}; use {', '.join(QWEN3.sizes)}", "sizes")
     note = note or (lambda message: None)
     dev = devices.resolve_device(device)
     dt = devices.resolve_dtype(dtype, dev)
@@ -265,8 +265,7 @@ def run(
             for n in doc_tokens:
                 yield BenchRow(doc_tokens=n, skipped=reason, **base)
             continue
-        repo = QWEN3.sizes[size].repo
-        folder = None if random_weights or repo is None else models.cached_snapshot(repo)
+        folder = None if random_weights else models.cached_snapshot(QWEN3.sizes[size].repo)
         start = time.perf_counter()
         if folder is not None:
             from transformers import AutoTokenizer
@@ -364,12 +363,10 @@ def random_causal(size: str, dtype, attn: str = "sdpa"):
     import torch
     from transformers import AutoModelForCausalLM
 
-    config = QWEN3.config(size)
-    config._attn_implementation = attn
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
         torch.manual_seed(0)
-        return AutoModelForCausalLM.from_config(config).eval()
+        return AutoModelForCausalLM.from_config(QWEN3.config(size), attn_implementation=attn).eval()
     finally:
         torch.set_default_dtype(previous)

@@ -27,16 +27,16 @@ def resolve_device(name: str = "auto"):
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError):
-        raise DeviceError(f"device {name!r} is unknown: use auto, cpu, mps, cuda or cuda:N", "device") from None
+        raise DeviceError(f"{{device}} {name!r} is unknown: use auto, cpu, mps, cuda or cuda:N", "device") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise DeviceError(f"device {name}: CUDA is not available on this machine", "device")
+            raise DeviceError(f"{{device}} {name}: CUDA is not available on this machine", "device")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise DeviceError(f"device {name}: this machine has {torch.cuda.device_count()} CUDA GPUs", "device")
+            raise DeviceError(f"{{device}} {name}: this machine has {torch.cuda.device_count()} CUDA GPUs", "device")
     elif device.type == "mps" and not _mps_available():
-        raise DeviceError(f"device {name}: Apple MPS is not available on this machine", "device")
+        raise DeviceError(f"{{device}} {name}: Apple MPS is not available on this machine", "device")
     elif device.type not in ("cpu", "cuda", "mps"):
-        raise DeviceError(f"device {name!r} is not supported: use auto, cpu, mps, cuda or cuda:N", "device")
+        raise DeviceError(f"{{device}} {name!r} is not supported: use auto, cpu, mps, cuda or cuda:N", "device")
     return device
 
 
@@ -64,7 +64,7 @@ def resolve_dtype(name: str, device):
     name = (name or "auto").strip().lower()
     if name != "auto":
         if name not in DTYPES:
-            raise DeviceError(f"dtype {name!r} is unknown: use auto, bf16, fp16 or fp32", "dtype")
+            raise DeviceError(f"{{dtype}} {name!r} is unknown: use auto, bf16, fp16 or fp32", "dtype")
         return getattr(torch, DTYPES[name])
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

@@ -204,15 +204,18 @@ class Engine:
                 except torch.OutOfMemoryError as exc:
                     if self.device.type != "cuda" or len(batch) == 1:
                         raise OutOfMemoryError(
-                            f"out of memory in a batch of {len(batch)} rows: lower batch_tokens (now {budget})",
+                            f"out of memory in a batch of {len(batch)} rows: lower {{batch_tokens}} (now {budget})",
                             "batch_tokens",
                         ) from exc
                     # Halve the budget for the rest of this engine's life and re-plan what is left.
                     torch.cuda.empty_cache()
                     with self._lock:
                         self.budget_cap = max(1, min(budget, self.budget_cap) // 2)
-                    log.warning("out of memory in a batch of %d rows; retrying with batch_tokens %d",
-                                len(batch), self.budget_cap, extra={"params": ("batch_tokens",)})  # fmt: skip
+                    said = f"out of memory in a batch of {len(batch)} rows; retrying with {{batch_tokens}} "
+                    said += str(self.budget_cap)
+                    # the template and params let a front end say its own name for batch_tokens
+                    log.warning(said.replace("{batch_tokens}", "batch_tokens"),
+                                extra={"template": said, "params": ("batch_tokens",)})  # fmt: skip
                     left = batch + [j for b in queue for j in b]
                     queue = deque(
                         [left[k] for k in b] for b in plan_batches([widths[j] for j in left], self.budget_cap, max_rows)
@@ -231,8 +234,8 @@ class Engine:
         need, free = self.activation_bytes(batch_tokens), available_memory(self.device)
         if free is not None and need > free:
             raise InputError(
-                f"batch_tokens {batch_tokens} needs about {need / 2**30:.1f} GiB for activations but "
-                f"{free / 2**30:.1f} GiB is free; lower batch_tokens (default "
+                f"{{batch_tokens}} {batch_tokens} needs about {need / 2**30:.1f} GiB for activations but "
+                f"{free / 2**30:.1f} GiB is free; lower {{batch_tokens}} (default "
                 f"{default_batch_tokens(self.device)} on {self.device.type})",
                 "batch_tokens",
             )

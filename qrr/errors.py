@@ -1,13 +1,13 @@
 """The errors qrr raises. Front ends turn each into their own form: the CLI into one line on stderr and its
 ``exit_code``, a server into an HTTP status with a JSON body.
 
-Messages speak of the Python parameters they concern (``top_k must be at least 1``); ``params`` names them, so a
-front end can say its own names instead (``--top-k`` on the command line) with ``naming``.
+Messages speak of the Python parameters they concern (``top_k must be at least 1``). A message marks each such
+name as ``{top_k}`` and lists it in ``params``; ``str()`` says the Python name, and a front end says its own
+(``--top-k`` on the command line) with ``naming``. Only the marks are replaced, never a value the message quotes.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 
 
@@ -17,17 +17,17 @@ class QrrError(Exception):
     exit_code = 1
 
     def __init__(self, message: str, *params: str):
-        super().__init__(message)
+        self.template = message
         self.params = params
+        super().__init__(self.naming({}))
 
     def naming(self, names: Mapping[str, str] | Callable[[str], str]) -> str:
-        """The message with each parameter it names said as ``names`` says (a mapping or a function of the
-        parameter's name); a name that the mapping lacks stays as it is."""
-        message = str(self)
+        """The message with each ``{param}`` mark said as ``names`` says (a mapping or a function of the
+        parameter's name); a name that the mapping lacks is said as it is."""
+        message = self.template
         for param in self.params:
             name = names(param) if callable(names) else names.get(param, param)
-            # whole words only: "top_k" but not "top_k2" or "--top_k"
-            message = re.sub(rf"(?<![\w-]){re.escape(param)}(?![\w-])", lambda _, n=name: n, message)
+            message = message.replace("{" + param + "}", name)
         return message
 
 

@@ -25,9 +25,8 @@ CAUSAL, SEQ_CLS = "causal", "seq-cls"
 
 @dataclass(frozen=True)
 class Size:
-    """One published size: its alias, hub repo and the config fields that differ between sizes."""
+    """One published size: its hub repo and the config fields that differ between sizes."""
 
-    alias: str
     repo: str
     shape: Mapping[str, Any]
 
@@ -90,7 +89,7 @@ class Family:
         """The transformers config of one of the family's sizes (random weights at the real shapes)."""
         from transformers import AutoConfig
 
-        values = {**self.common_config, **self.sizes[size].shape, **overrides}
+        values = {"vocab_size": self.vocab_size, **self.common_config, **self.sizes[size].shape, **overrides}
         return AutoConfig.for_model(self.model_type, **values)
 
 
@@ -108,16 +107,16 @@ QWEN3 = Family(
     no="no",
     vocab_size=151_669,
     # config.json of every size (REFERENCE.md): bf16 on disk, 40,960 positions, rope theta 1e6
-    common_config={"vocab_size": 151_669, "max_position_embeddings": 40_960, "rope_theta": 1_000_000.0,
-                   "rms_norm_eps": 1e-6, "architectures": ["Qwen3ForCausalLM"]},
+    common_config={"max_position_embeddings": 40_960, "rope_theta": 1_000_000.0, "rms_norm_eps": 1e-6,
+                   "architectures": ["Qwen3ForCausalLM"]},
     sizes={
-        "0.6b": Size("0.6b", "Qwen/Qwen3-Reranker-0.6B", {
+        "0.6b": Size("Qwen/Qwen3-Reranker-0.6B", {
             "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 16,
             "num_key_value_heads": 8, "head_dim": 128, "tie_word_embeddings": True}),
-        "4b": Size("4b", "Qwen/Qwen3-Reranker-4B", {
+        "4b": Size("Qwen/Qwen3-Reranker-4B", {
             "hidden_size": 2560, "intermediate_size": 9728, "num_hidden_layers": 36, "num_attention_heads": 32,
             "num_key_value_heads": 8, "head_dim": 128, "tie_word_embeddings": True}),
-        "8b": Size("8b", "Qwen/Qwen3-Reranker-8B", {
+        "8b": Size("Qwen/Qwen3-Reranker-8B", {
             "hidden_size": 4096, "intermediate_size": 12288, "num_hidden_layers": 36, "num_attention_heads": 32,
             "num_key_value_heads": 8, "head_dim": 128, "tie_word_embeddings": False}),
     },

@@ -103,7 +103,7 @@ def resolve(name: str | None = None, offline: bool | None = None) -> Path:
     repo = repo_id(name)
     if repo is None:
         raise ModelNotFoundError(
-            f"model {name}: no such folder, and not an alias ({', '.join(ALIASES)}) or a hub repo id (owner/name)",
+            f"{{model}} {name}: no such folder, and not an alias ({', '.join(ALIASES)}) or a hub repo id (owner/name)",
             "model",
         )
     cached = cached_snapshot(repo)
@@ -112,8 +112,8 @@ def resolve(name: str | None = None, offline: bool | None = None) -> Path:
         return cached
     if offline or (offline is None and is_offline()):
         raise ModelNotFoundError(
-            f"model {repo} is not in the local cache and downloads are off (offline): run "
-            f"`qrr download {alias_of(repo) or repo}` with a network, or pass model PATH to a local copy",
+            f"{{model}} {repo} is not in the local cache and downloads are off (offline): run "
+            f"`qrr download {alias_of(repo) or repo}` with a network, or pass {{model}} PATH to a local copy",
             "model",
         )
     return download(repo)
@@ -170,7 +170,7 @@ def _download_error(repo: str, revision: str | None, exc: Exception) -> QrrError
     if isinstance(exc, errors.LocalEntryNotFoundError):
         return ModelNotFoundError(
             f"cannot reach the Hugging Face Hub to download {repo}: check the network (or HF_ENDPOINT), "
-            "or copy a downloaded folder here and pass model PATH",
+            "or copy a downloaded folder here and pass {model} PATH",
             "model",
         )
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -294,6 +294,6 @@ def cached_models() -> list[CachedModel]:
 
 def _is_qwen3(folder: Path) -> bool:
     try:
-        return orjson.loads((folder / "config.json").read_bytes()).get("model_type") == "qwen3"
+        return orjson.loads((folder / "config.json").read_bytes()).get("model_type") == QWEN3.model_type
     except (OSError, orjson.JSONDecodeError, AttributeError):
         return False

@@ -23,12 +23,13 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from qrr import formats
+from qrr.engine import Progress
 from qrr.errors import InputError, Interrupted
 from qrr.formats import DocRecord, PairRecord, Run
+from qrr.formats.trec import OnError
 from qrr.metrics import ranking
-from qrr.reranker import CHUNK, Progress, Reranker, Results, Stats, chunks
+from qrr.reranker import CHUNK, Reranker, Results, Stats, chunks
 
-OnError = Callable[[InputError], None] | None
 DEFAULT_DEPTH = 100
 
 
@@ -62,15 +63,15 @@ def rank_records(
     query: str,
     records: Iterable[DocRecord],
     top_k: int | None = None,
-    keep_text: bool = False,
+    return_documents: bool = False,
     instruction: str | None = None,
     progress: Progress | None = None,
 ) -> Results:
     """Rank documents (from ``formats.read_documents``) for ``query``: ``Reranker.rank``'s results, with each
-    document's ``id`` and (with ``keep_text``) ``text``. The documents are read and scored a chunk at a time; only
-    scores, ids and kept texts stay in memory."""
+    document's ``id`` and (with ``return_documents``) ``text``. The documents are read and scored a chunk at a
+    time; only scores, ids and kept texts stay in memory."""
     texts, ids = itertools.tee(records)
-    return reranker.rank(query, (d.text for d in texts), top_k=top_k, return_documents=keep_text,
+    return reranker.rank(query, (d.text for d in texts), top_k=top_k, return_documents=return_documents,
                          ids=(d.id for d in ids), instruction=instruction, progress=progress)  # fmt: skip
 
 
@@ -131,8 +132,8 @@ def plan(tops: dict[str, list[str]], queries: dict[str, str], corpus: dict[str, 
 
 def _missing(items: list[str], what: str, reason: str, on_missing: OnError) -> None:
     if on_missing is None:
-        raise InputError(f"{len(items)} of the run's {what} are {reason} (first: {items[0]}); on_error skip "
-                         "reranks without them", "on_error")  # fmt: skip
+        raise InputError(f"{len(items)} of the run's {what} are {reason} (first: {items[0]}); to rerank without "
+                         "them, pass {on_missing}", "on_missing")  # fmt: skip
     for item in items:
         on_missing(InputError(f"{item}: {reason}"))
 
@@ -152,10 +153,10 @@ def read_run_inputs(
     are skipped; a query or document the run names but the files lack raises, or goes to ``on_missing``.
     ``status(message)`` gives a context to read the corpus in (a spinner)."""
     if depth < 1:
-        raise InputError(f"depth must be at least 1, not {depth}", "depth")
+        raise InputError(f"{{depth}} must be at least 1, not {depth}", "depth")
     table = formats.read_run(run, on_error)
     if not table:
-        raise InputError(f"{'<stdin>' if run == formats.STDIN else run}: no results in the run")
+        raise InputError(f"{formats.label(run)}: no results in the run")
     texts = formats.read_queries(queries, on_error)
     tops = top(table, depth, only)
     needed = {d for docids in tops.values() for d in docids}
@@ -170,28 +171,29 @@ def _quiet(message: str) -> contextlib.AbstractContextManager:
 
 @dataclass
 class RunOutput:
-    """Where reranked results go: the file ``path`` (appended to; ``None`` keeps them in memory) in ``fmt``
-    (``trec`` or ``jsonl``) with the TREC run ``tag``. ``done`` counts the queries the file already held."""
+    """Where reranked results go: the file ``path`` (appended to; ``None`` means stdout) in ``fmt`` (``trec`` or
+    ``jsonl``) with the TREC run ``tag``. ``done`` counts the queries the file already held (see ``prepare``)."""
 
     path: str | None = None
     fmt: str = "trec"
     tag: str = formats.TAG
     done: int = field(default=0, compare=False)
+    prepared: bool = field(default=False, compare=False)
 
     @classmethod
     def checked(cls, path: str | None = None, fmt: str | None = None, tag: str = formats.TAG) -> RunOutput:
         """The output the arguments ask for, checked before any input is read. An existing file keeps its
         format; ``fmt`` defaults to it, else to ``trec``."""
         if fmt is not None and fmt.lower() not in formats.RUN_FORMATS:
-            raise InputError(f"fmt {fmt}: use trec or jsonl for a run", "fmt")
+            raise InputError(f"{{fmt}} {fmt}: use trec or jsonl for a run", "fmt")
         if not tag or any(c.isspace() for c in tag):
-            raise InputError(f"tag {tag!r}: TREC run tags are one word", "tag")
+            raise InputError(f"{{tag}} {tag!r}: TREC run tags are one word", "tag")
         fmt = fmt.lower() if fmt else None
         if path and (os.path.isdir(path) or not os.path.isdir(os.path.dirname(os.path.abspath(path)))):
-            raise InputError(f"output {path}: not a file in an existing folder", "output")
+            raise InputError(f"{{output}} {path}: not a file in an existing folder", "output")
         existing = formats.output_format(path) if path else None
         if fmt and existing and fmt != existing:
-            raise InputError(f"output {path}: the file holds a {existing} run, not fmt {fmt}", "output", "fmt")
+            raise InputError(f"{{output}} {path}: the file holds a {existing} run, not {{fmt}} {fmt}", "output", "fmt")
         return cls(path, fmt or existing or "trec", tag)
 
     def prepare(self, inputs: RunInputs, top_k: int | None = None, others: Collection[str] = ()) -> bool:
@@ -199,10 +201,15 @@ class RunOutput:
         completes from ``inputs.jobs`` (counted in ``done``) and cut off an unfinished query at its end, to be
         reranked again. ``others``: queries of the run not reranked here, whose results the file may hold already
         (see ``resume_point``). Returns whether an unfinished query was cut off."""
+        _check_top_k(top_k)
+        self.prepared = True
         if self.fmt == "trec":
             spaced = next((i for j in inputs.jobs for i in (j.qid, *j.docids) if any(c.isspace() for c in i)), None)
             if spaced is not None:
-                raise InputError(f"id {spaced!r} holds a space, which a TREC run cannot; use fmt jsonl", "fmt")
+                raise InputError(
+                    f"id {spaced!r} holds a space, which a TREC run cannot hold; write a jsonl run ({{fmt}} jsonl)",
+                    "fmt",
+                )
         if not self.path or formats.output_format(self.path) is None:
             return False
         expected = {j.qid: min(len(j.docids), top_k or len(j.docids)) for j in inputs.jobs}
@@ -244,8 +251,8 @@ def resume_point(
             if qid != current:
                 if current in expected and current not in done:
                     raise InputError(f"{where}: query {current} has {count} result(s) before query {qid} starts, "
-                                     f"not {expected[current]}; the file was written from other inputs, depth "
-                                     "or top_k", "depth", "top_k")  # fmt: skip
+                                     f"not {expected[current]}; the file was written from other inputs, {{depth}} "
+                                     "or {top_k}", "depth", "top_k")  # fmt: skip
                 if qid in seen:
                     raise InputError(f"{where}: query {qid} appears a second time; the file is not qrr's output")
                 if qid not in expected and qid not in others:
@@ -258,7 +265,7 @@ def resume_point(
                 keep = offset
             elif count > expected[qid]:
                 raise InputError(f"{where}: query {qid} has more than {expected[qid]} results; the file was "
-                                 "written with another depth or top_k", "depth", "top_k")  # fmt: skip
+                                 "written with another {depth} or {top_k}", "depth", "top_k")  # fmt: skip
             elif count == expected[qid]:
                 done.add(qid)
                 keep = offset
@@ -271,6 +278,11 @@ def ranked(docids, scores) -> list[tuple[str, float]]:
     return [(docids[n], scores[n]) for n in order]
 
 
+def _check_top_k(top_k: int | None) -> None:
+    if top_k is not None and top_k < 1:
+        raise InputError(f"{{top_k}} must be at least 1, not {top_k}", "top_k")
+
+
 def rerank_jobs(
     reranker: Reranker, jobs: Iterable[Job], corpus: dict[str, str], top_k: int | None = None,
     progress: Progress | None = None, stats: Stats | None = None,
@@ -278,8 +290,7 @@ def rerank_jobs(
     """Score each job's documents for its query and yield ``(job, [(docid, score), ...])`` best first (only the
     best ``top_k``), job by job, in order. ``progress`` is called with the pairs each batch finished; ``stats``
     collects what the scoring did."""
-    if top_k is not None and top_k < 1:
-        raise InputError(f"top_k must be at least 1, not {top_k}", "top_k")
+    _check_top_k(top_k)
     # Queries share a call, and so batches, up to CHUNK pairs or about eight batches of tokens (4 characters a
     # token): a GPU's large batches stay full, while on a CPU, whose batches are small, each query's results are
     # written as soon as it is done, and an interruption loses little.
@@ -309,8 +320,8 @@ def _rerank_group(reranker, group, corpus, top_k, progress, stats):
 
 @dataclass
 class Reranked:
-    """What ``rerank_run`` did: the results (``run``, only where there was no output file to hold them), the
-    scoring ``stats`` and the number of queries reranked."""
+    """What ``rerank_run`` did: the results (``run``, kept only where there was no output), the scoring ``stats``
+    and the number of queries reranked."""
 
     run: Run
     stats: Stats
@@ -325,10 +336,14 @@ def rerank_run(
     progress: Progress | None = None,
     on_query: Callable[[str], None] | None = None,
 ) -> Reranked:
-    """Rerank every job of ``inputs``, writing each query's results to ``output`` as soon as it is done (a file
-    survives an interruption: ``output.prepare`` goes on from it), or keeping them in ``Reranked.run``.
+    """Rerank every job of ``inputs``, writing each query's results to ``output`` as soon as it is done, or keeping
+    them in ``Reranked.run`` where there is no output. An output file survives an interruption: where it exists,
+    the queries it completes are skipped (``output.prepare``, run here unless the caller ran it first).
     ``progress`` is called with the pairs each batch scored, ``on_query`` with each finished query's id.
     Ctrl-C raises ``Interrupted`` saying how many queries are done."""
+    _check_top_k(top_k)
+    if output is not None and not output.prepared:
+        output.prepare(inputs, top_k)
     results: Run = {}
     stats = Stats()
     finished = 0
@@ -348,6 +363,6 @@ def rerank_run(
     except KeyboardInterrupt:
         path = output.path if output else None
         done, total = before + finished, before + len(inputs.jobs)
-        then = f"; {path} holds them: rerank into it again to go on" if path else ""
+        then = f"; rerank into {path} again to go on" if path else ""
         raise Interrupted(f"interrupted after {done} of {total} queries{then}", done, total, path) from None
     return Reranked(results, stats, finished)

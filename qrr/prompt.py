@@ -37,7 +37,7 @@ class Prompter:
         self.yes_id, self.no_id = (self._single_token(t) for t in (family.yes, family.no))
         frame = len(self.prefix_ids) + len(self.suffix_ids)
         if max_length <= frame:
-            raise InputError(f"max_length {max_length} leaves no room: the prompt frame alone takes {frame} tokens",
+            raise InputError(f"{{max_length}} {max_length} leaves no room: the prompt frame alone takes {frame} tokens",
                              "max_length")  # fmt: skip
         self.max_length = max_length
         self.body_budget = max_length - frame
@@ -87,8 +87,8 @@ class Prompter:
         used = len(self._encode(self.family.format_body(query, "", instruction)))
         if used >= self.body_budget:
             raise InputError(
-                f"pair {n}: the query and instruction take {used} tokens, but max_length {self.max_length} leaves "
-                f"{self.body_budget} for query, instruction and document together; raise max_length or shorten "
+                f"pair {n}: the query and instruction take {used} tokens, but {{max_length}} {self.max_length} leaves "
+                f"{self.body_budget} for query, instruction and document together; raise {{max_length}} or shorten "
                 "the query",
                 "max_length",
             )

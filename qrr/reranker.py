@@ -10,10 +10,11 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from qrr.engine import Progress
 from qrr.errors import InputError
 from qrr.family import DEFAULT_MAX_LENGTH
 
@@ -22,7 +23,6 @@ from qrr.family import DEFAULT_MAX_LENGTH
 CHUNK = 1024
 
 Pair = Sequence[str]  # (query, document) or (query, document, instruction)
-Progress = Callable[[int], None]
 
 
 @dataclass
@@ -94,6 +94,7 @@ class Reranker:
         _check_positive(batch_tokens, "batch_tokens")  # before loading anything
         dev = devices.resolve_device(device)
         dt = devices.resolve_dtype(dtype, dev)
+        model = model or models.default_model()
         loader = models.registered(model)
         if loader is not None:
             engine, tokenizer = loader(dev, dt)
@@ -137,22 +138,6 @@ class Reranker:
             engine = TransformerEngine.from_causal(model, dev, prompter.yes_id, prompter.no_id, prompter.pad_id)
         self = cls.__new__(cls)
         self._init(engine, tokenizer, max_length, instruction, batch_tokens, share_prefix, None, prompter)
-        return self
-
-    @classmethod
-    def from_engine(
-        cls,
-        engine,
-        tokenizer,
-        max_length: int = DEFAULT_MAX_LENGTH,
-        instruction: str | None = None,
-        batch_tokens: int | None = None,
-        share_prefix: bool = True,
-    ) -> Reranker:
-        """A Reranker around any ``qrr.engine.Engine`` (``qrr.testing.FakeEngine`` in tests) and a tokenizer."""
-        _check_positive(batch_tokens, "batch_tokens")
-        self = cls.__new__(cls)
-        self._init(engine, tokenizer, max_length, instruction, batch_tokens, share_prefix, None)
         return self
 
     def _init(self, engine, tokenizer, max_length, instruction, batch_tokens, share_prefix, source, prompter=None):
@@ -246,7 +231,7 @@ class Reranker:
         Reranker's instruction for the call; ``progress`` is called with the pairs each batch scored.
         """
         if top_k is not None and top_k < 1:
-            raise InputError(f"top_k must be at least 1, not {top_k}", "top_k")
+            raise InputError(f"{{top_k}} must be at least 1, not {top_k}", "top_k")
         _check_positive(batch_size, "batch_size")
         instruction = instruction if instruction is not None else self.instruction
         id_source = None if ids is None else iter(ids)
@@ -258,7 +243,7 @@ class Reranker:
             for chunk in chunks(documents, CHUNK):
                 chunk_ids = [None] * len(chunk) if id_source is None else list(itertools.islice(id_source, len(chunk)))
                 if len(chunk_ids) < len(chunk):
-                    raise InputError("ids: fewer ids than documents", "ids")
+                    raise InputError("{ids}: fewer ids than documents", "ids")
                 triples = [self._triple(index + n, (query, d, instruction)) for n, d in enumerate(chunk)]
                 scores, chunk_stats = self._score(triples, advance, batch_size)
                 stats += chunk_stats
@@ -276,7 +261,7 @@ class Reranker:
                         heapq.heappushpop(kept, (score, -index, result))
                     index += 1
         if id_source is not None and next(id_source, _END) is not _END:
-            raise InputError("ids: more ids than documents", "ids")
+            raise InputError("{ids}: more ids than documents", "ids")
         results = kept if top_k is None else [entry[2] for entry in kept]
         return Results(sorted(results, key=lambda r: (-r["score"], r["corpus_id"])), stats)
 
@@ -324,7 +309,7 @@ def chunks(items: Iterable, size: int) -> Iterator[list]:
 
 def _check_positive(value: int | None, param: str) -> None:
     if value is not None and value < 1:
-        raise InputError(f"{param} must be positive, not {value}", param)
+        raise InputError(f"{{{param}}} must be positive, not {value}", param)
 
 
 def _is_pair(item) -> bool:

@@ -25,7 +25,8 @@ from qrr.engine import Engine
 class FakeEngine(Engine):
     """An ``Engine`` whose forward pass is a checksum of the token ids. ``interrupt_after``: raise
     ``KeyboardInterrupt`` in the batch after that many; ``fits_rows``: raise ``torch.OutOfMemoryError`` for a
-    batch of more rows. ``batches`` counts the forward passes run, ``rows`` their sizes."""
+    batch of more rows. ``rows`` lists the sizes of the batches run, ``tried`` of every batch tried (failed ones
+    too)."""
 
     def __init__(self, device="cpu", dtype=None, interrupt_after: int | None = None, fits_rows: int | None = None):
         import torch
@@ -34,6 +35,7 @@ class FakeEngine(Engine):
         self.interrupt_after = interrupt_after
         self.fits_rows = fits_rows
         self.rows: list[int] = []
+        self.tried: list[int] = []
         self._count = threading.Lock()
 
     @property
@@ -47,6 +49,7 @@ class FakeEngine(Engine):
         import torch
 
         with self._count:
+            self.tried.append(len(rows))
             if self.interrupt_after is not None and len(self.rows) >= self.interrupt_after:
                 raise KeyboardInterrupt
             if self.fits_rows is not None and len(rows) > self.fits_rows:

@@ -55,7 +55,9 @@ def test_choices_are_checked_and_listed(cli):
                          (("--input-format", "csv"), "'auto', 'jsonl', 'json', 'text'")):  # fmt: skip
         result = cli("rank", "-q", "q", "-d", "x", *args)
         said = " ".join(result.stderr.replace("│", " ").split())  # typer draws usage errors in a box
-        assert result.exit_code == 2 and listed in said, said
+        assert result.exit_code == 2 and result.stdout == "" and listed in said, said
+        flag = {"-f": "'--format' / '-f'"}.get(args[0], f"'{args[0]}'")
+        assert f"Invalid value for {flag}" in said and f"'{args[1]}' is not one" in said
     result = CliRunner().invoke(app, ["rank", "-h"], env={"COLUMNS": "200"})
     for choices in ("<table|jsonl|json|tsv>", "<auto|bf16|fp16|fp32>", "<auto|jsonl|json|text>", "<fail|skip>",
                     "[auto|cpu|mps|cuda|cuda:N]"):  # fmt: skip
@@ -88,7 +90,16 @@ def test_missing_model_is_a_runtime_error(cli, tmp_path, monkeypatch):
     error(cli("rank", "-q", "q", "-d", "x", "--model", "8b", model=False), 1, "qrr download 8b", "pass --model PATH")
     monkeypatch.setenv("QRR_MODEL", "4b")
     error(cli("rank", "-q", "q", "-d", "x", model=False), 1, "Qwen/Qwen3-Reranker-4B")
-    error(cli("rank", "-q", "q", "-d", "x", "-m", "./no/such", model=False), 1, "--model ./no/such: no such folder")
+    error(cli("rank", "-q", "q", "-d", "x", "-m", "./models/model", model=False), 1,
+          "error: --model ./models/model: no such folder")  # fmt: skip
+
+
+def test_a_cpu_budget_that_cannot_fit_names_the_flag(cli, tiny_model, monkeypatch):
+    import qrr.engine
+
+    monkeypatch.setattr(qrr.engine, "available_memory", lambda device: 2**30)
+    error(cli("rank", "-q", "q", "-d", "x", "--batch-tokens", "100000000", model=tiny_model), 2,
+          "error: --batch-tokens 100000000 needs about", "lower --batch-tokens (default 1024 on cpu)")  # fmt: skip
 
 
 def test_out_of_memory_is_a_runtime_error_naming_the_flag(cli, fake):

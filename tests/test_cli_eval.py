@@ -135,7 +135,9 @@ def test_beir_reranks_judged_queries_and_compares(cli, beir_dir, tmp_path):
     out = tmp_path / "qrr.trec"
     args = [str(beir_dir / "bm25.trec"), "--corpus", str(beir_dir / "corpus.jsonl"), "--queries",
             str(beir_dir / "queries.jsonl"), "--depth", "5"]  # fmt: skip
-    out.write_text(cli("rerank", *args).stdout)
+    rerank = cli("rerank", *args)
+    assert rerank.exit_code == 0, rerank.output
+    out.write_text(rerank.stdout)
     separate = metrics.evaluate(qrels, formats.read_run(str(out)))
     assert {m: reranked[m] for m in metrics.MEASURES} == pytest.approx(separate.means, abs=1e-9)
     assert "1 query without qrels left out" in result.stderr  # q4, which is not reranked either

@@ -117,6 +117,7 @@ def test_streamed_in_chunks_equals_ranking_at_once(fake, cli):
 
 def test_empty_input_prints_nothing_and_says_so_with_v(cli):
     assert ok(cli("rank", "-q", "x", input="\n\n")) == ""
+    assert ok(cli("rank", "-q", "x", "-f", "json", input="")) == "[]\n"  # still one JSON document
     result = cli("rank", "-q", "q", "-v", input="")
     assert result.exit_code == 0 and result.stdout == "" and "no documents in the input" in result.stderr
 

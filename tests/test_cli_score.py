@@ -92,11 +92,14 @@ def test_streamed_in_chunks_equals_scoring_at_once(cli):
     pairs = [{"id": n, "query": f"q{n % 4}", "document": f"doc {n}"} for n in range(2100)]
     rows = jsonl(ok(cli("score", input="".join(json.dumps(p) + "\n" for p in pairs))))
     assert [r["index"] for r in rows] == list(range(2100)) and [r["id"] for r in rows] == list(range(2100))
-    assert [r["score"] for r in rows] == Reranker("fake").score([(p["query"], p["document"]) for p in pairs])
-    array = json.loads(ok(cli("score", "-f", "json", input=GOOD_JSONL)))
-    assert len(array) == len(GOOD)
-    tsv = ok(cli("score", "-f", "tsv", input=GOOD_JSONL)).splitlines()
-    assert tsv[0] == "index\tid\tscore" and len(tsv) == len(GOOD) + 1
+    scores = Reranker("fake").score([(p["query"], p["document"]) for p in pairs])
+    assert [r["score"] for r in rows] == scores
+    data = "".join(json.dumps(p) + "\n" for p in pairs)
+    array = json.loads(ok(cli("score", "-f", "json", input=data)))  # one JSON document across chunks
+    assert [r["score"] for r in array] == scores and [r["index"] for r in array] == list(range(2100))
+    tsv = ok(cli("score", "-f", "tsv", input=data)).splitlines()
+    assert tsv[0] == "index\tid\tscore" and len(tsv) == 2101
+    assert [float(line.split("\t")[2]) for line in tsv[1:]] == pytest.approx(scores, rel=1e-15)
 
 
 def test_results_are_flushed_before_an_interrupt(cli, fake):
@@ -137,6 +140,7 @@ def test_empty_input_is_no_output_and_a_note_with_v(cli):
     for data in ("", "\n\n  \n"):
         result = cli("score", input=data)
         assert result.exit_code == 0 and result.stdout == "" and result.stderr == ""
+    assert ok(cli("score", "-f", "json", input="")) == "[]\n"  # still one JSON document
     result = cli("score", "-v", input="")
     assert result.exit_code == 0 and result.stdout == "" and "no pairs in the input" in result.stderr
 
@@ -167,5 +171,7 @@ def test_a_10_mb_document_is_truncated_and_counted(cli):
 
 
 def test_inline_usage_errors(cli):
-    assert cli("score", "-d", "x").stderr == "error: -d/--document needs -q/--query\n"
-    assert cli("score", "-q", "x").stderr == "error: -q/--query needs at least one -d/--document (or use qrr rank)\n"
+    for args, message in ((("-d", "x"), "-d/--document needs -q/--query"),
+                          (("-q", "x"), "-q/--query needs at least one -d/--document (or use qrr rank)")):  # fmt: skip
+        result = cli("score", *args)
+        assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"error: {message}\n")

@@ -94,8 +94,10 @@ def test_cuda_out_of_memory_halves_the_budget_and_retries(caplog):
     assert "retrying with batch_tokens" in caplog.text
     record = next(r for r in caplog.records if r.levelno == logging.WARNING)
     assert record.params == ("batch_tokens",)  # a front end says its own name for it
-    # every row scored exactly once, in the batches that fit after halving
+    # every row scored exactly once, in the batches that fit after halving, which halved until they fit
     assert sum(engine.rows) == 8 and max(engine.rows) <= 2 and engine.budget_cap < 10_000
+    failed = [n for n in engine.tried if n > 2]
+    assert failed == sorted(failed, reverse=True) and failed[0] == 8 and failed[-1] < 8
     assert scores == pytest.approx([sigmoid(fake_log_odds(s)) for s in SEQUENCES[:8]], abs=1e-6)
 
 

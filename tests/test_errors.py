@@ -5,24 +5,25 @@ from __future__ import annotations
 from qrr.errors import InputError, Interrupted, QrrError
 
 
-def test_naming_replaces_whole_parameter_names_only():
-    error = InputError("max_length 80 leaves 32 for the query; raise max_length (max_lengths stay)", "max_length")
-    assert str(error) == "max_length 80 leaves 32 for the query; raise max_length (max_lengths stay)"
+def test_naming_replaces_the_marked_names_only():
+    error = InputError("{max_length} 80 leaves 32 for the query; raise {max_length} (max_length stays)", "max_length")
+    assert str(error) == "max_length 80 leaves 32 for the query; raise max_length (max_length stays)"
     assert error.naming({"max_length": "--max-length"}) == (
-        "--max-length 80 leaves 32 for the query; raise --max-length (max_lengths stay)"
+        "--max-length 80 leaves 32 for the query; raise --max-length (max_length stays)"
     )
     assert (
         error.naming(lambda p: p.upper())
-        == "MAX_LENGTH 80 leaves 32 for the query; raise MAX_LENGTH (max_lengths stay)"
+        == "MAX_LENGTH 80 leaves 32 for the query; raise MAX_LENGTH (max_length stays)"
     )
-    assert error.naming({}) == str(error)  # a name the front end does not map stays as it is
+    assert error.naming({}) == str(error)  # a name the front end does not map is said as it is
 
 
-def test_several_parameters_and_none():
-    error = InputError("output x.trec holds a trec run, not fmt jsonl", "output", "fmt")
-    assert (
-        error.naming({"output": "--resume", "fmt": "--format"})
-        == "--resume x.trec holds a trec run, not --format jsonl"
+def test_values_that_hold_a_parameters_name_stay_as_they_are():
+    error = InputError("{model} ./models/model: no such folder", "model")
+    assert error.naming({"model": "--model"}) == "--model ./models/model: no such folder"
+    error = InputError("{output} /data/output/x.trec: the file holds a trec run, not {fmt} jsonl", "output", "fmt")
+    assert error.naming({"output": "--resume", "fmt": "--format"}) == (
+        "--resume /data/output/x.trec: the file holds a trec run, not --format jsonl"
     )
     assert QrrError("no parameter here: fmt").naming({"fmt": "--format"}) == "no parameter here: fmt"
 

@@ -23,8 +23,7 @@ LAYERS = [
     {""},  # the package: `from qrr import Reranker`
     {"cli.base"},
     {"cli.render"},
-    {"cli.rank", "cli.score", "cli.rerank", "cli.download", "cli.bench"},
-    {"cli.evaluate"},  # reranks through cli.rerank's progress
+    {"cli.rank", "cli.score", "cli.rerank", "cli.evaluate", "cli.download", "cli.bench"},
     {"cli"},
     {"__main__"},
 ]

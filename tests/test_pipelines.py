@@ -37,7 +37,7 @@ def test_score_records_in_chunks_equals_score_at_once(rr):
 
 def test_rank_records_keeps_ids_and_texts(rr):
     docs = [formats.DocRecord("alpha", "a"), formats.DocRecord("beta"), formats.DocRecord("gamma", 7)]
-    ranked = pipelines.rank_records(rr, "q", iter(docs), keep_text=True)
+    ranked = pipelines.rank_records(rr, "q", iter(docs), return_documents=True)
     expected = rr.rank("q", [d.text for d in docs])
     assert [r["corpus_id"] for r in ranked] == [r["corpus_id"] for r in expected]
     assert [(r["id"], r["text"]) for r in ranked] == [(docs[r["corpus_id"]].id, docs[r["corpus_id"]].text)
@@ -60,9 +60,9 @@ def test_plan_takes_the_top_depth_in_trec_eval_order():
 
 def test_plan_names_missing_queries_and_documents():
     with pytest.raises(InputError, match=r"1 of the run's queries are not in the queries file \(first: query q3\); "
-                       "on_error skip reranks without them") as caught:  # fmt: skip
+                       "to rerank without them, pass on_missing") as caught:  # fmt: skip
         pipelines.plan(pipelines.top(RUN, 2), QUERIES, TEXTS)
-    assert caught.value.params == ("on_error",)
+    assert caught.value.params == ("on_missing",)
     with pytest.raises(InputError, match=r"1 of the run's documents are not in the corpus \(first: document dX of "):
         pipelines.plan(pipelines.top(RUN, 2, only={"q1", "q2"}), QUERIES, TEXTS)
     skipped = Collect()
@@ -205,13 +205,24 @@ def test_a_python_user_goes_on_with_an_interrupted_run(beir_dir, rr, tmp_path):
     done = pipelines.rerank_run(rr, inputs, output)
     assert done.run == {} and done.queries == 3
     assert out.read_bytes() == whole.read_bytes()
+    # without prepare, rerank_run goes on from the file itself: nothing is written twice
+    out.write_bytes(b"".join(lines[:9]) + lines[9][:7])
+    done = pipelines.rerank_run(rr, beir_inputs(beir_dir), pipelines.RunOutput.checked(str(out)))
+    assert done.queries == 3 and out.read_bytes() == whole.read_bytes()
+
+
+def test_top_k_is_checked_before_the_output_is_touched(beir_dir, rr, tmp_path):
+    out = tmp_path / "out.trec"
+    with pytest.raises(InputError, match="^top_k must be at least 1, not 0$"):
+        pipelines.rerank_run(rr, beir_inputs(beir_dir), pipelines.RunOutput.checked(str(out)), top_k=0)
+    assert not out.exists()
 
 
 def test_an_interrupted_run_says_how_far_it_got(beir_dir, fake, tmp_path):
     name, _ = fake(interrupt_after=7)  # a Ctrl-C in the third query's batches
     stopping = Reranker(name, batch_tokens=1)  # a batch per document: each query is its own call
     out = tmp_path / "out.trec"
-    with pytest.raises(Interrupted, match=f"^interrupted after 2 of 5 queries; {out} holds them") as caught:
+    with pytest.raises(Interrupted, match=f"^interrupted after 2 of 5 queries; rerank into {out} again") as caught:
         pipelines.rerank_run(stopping, beir_inputs(beir_dir, depth=3), pipelines.RunOutput.checked(str(out)))
     assert (caught.value.done, caught.value.total, caught.value.path) == (2, 5, str(out))
     assert [line.split()[0] for line in out.read_text().splitlines()] == ["q0"] * 3 + ["q1"] * 3
@@ -219,7 +230,9 @@ def test_an_interrupted_run_says_how_far_it_got(beir_dir, fake, tmp_path):
 
 def test_ids_a_trec_run_cannot_hold(tmp_path):
     inputs = pipelines.RunInputs({"q 1": {"d": 1.0}}, [Job("q 1", "?", ("d",))], {"d": "text"})
-    with pytest.raises(InputError, match="^id 'q 1' holds a space, which a TREC run cannot; use fmt jsonl$"):
+    with pytest.raises(
+        InputError, match=r"^id 'q 1' holds a space, which a TREC run cannot hold; write a jsonl run \(fmt jsonl\)$"
+    ):
         pipelines.RunOutput.checked().prepare(inputs)
     assert pipelines.RunOutput.checked(fmt="jsonl").prepare(inputs) is False
 

@@ -93,11 +93,26 @@ def test_tied_head_matches_oracle(tiny_tied_model):
 
 
 def test_a_converted_sequence_classifier_scores_the_same(tiny_model, reranker, tmp_path):
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from tests.oracle import PREFIX, SUFFIX, TASK
     from tests.tiny import convert_to_seq_cls
 
     folder = convert_to_seq_cls(tiny_model, tmp_path / "seq-cls")
     converted = Reranker(str(folder), device="cpu", dtype="fp32")
     close(converted.score(PAIRS), reranker.score(PAIRS), tol=1e-6)
+    # and as transformers runs the classifier itself: sigmoid of its one logit, one prompt at a time
+    classifier = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32).eval()
+    tok = converted.tokenizer
+    own = []
+    for q, d in PAIRS:
+        ids = tok.encode(PREFIX, add_special_tokens=False)
+        ids += tok.encode(f"<Instruct>: {TASK}\n<Query>: {q}\n<Document>: {d}", add_special_tokens=False)
+        ids += tok.encode(SUFFIX, add_special_tokens=False)
+        with torch.no_grad():
+            own.append(torch.sigmoid(classifier(input_ids=torch.tensor([ids])).logits[0, 0]).item())
+    close(converted.score(PAIRS), own, tol=1e-6)
     ranked = converted.rank("capital of China", [d for _, d in PAIRS])
     close([r["score"] for r in ranked], [r["score"] for r in reranker.rank("capital of China", [d for _, d in PAIRS])],
           tol=1e-6)  # fmt: skip
@@ -118,6 +133,11 @@ def test_rank_sorts_best_first_with_ids_and_top_k(reranker, oracle):
 def test_rank_ties_keep_input_order(reranker):
     ranked = reranker.rank("q", ["same", "other", "same"], return_documents=True)
     assert [r["corpus_id"] for r in ranked if r["text"] == "same"] == [0, 2]
+
+
+def test_a_registered_model_named_by_the_environment(monkeypatch, fake_model):
+    monkeypatch.setenv("QRR_MODEL", "fake")
+    assert Reranker().model_path == "fake"
 
 
 def test_empty_inputs(reranker):
@@ -235,6 +255,8 @@ def test_bad_arguments_name_the_parameter(reranker, tiny_model):
         reranker.rank("q", ["d"], top_k=0)
     with pytest.raises(InputError, match="^ids: more ids than documents$"):
         reranker.rank("q", ["d"], ids=[1, 2])
+    with pytest.raises(InputError, match="^ids: fewer ids than documents$"):
+        reranker.rank("q", ["d", "e"], ids=iter([1]))
     with pytest.raises(InputError, match="^batch_tokens must be positive, not 0$"):
         Reranker(str(tiny_model), device="cpu", batch_tokens=0)
     with pytest.raises(InputError, match="^max_length 48 leaves no room: the prompt frame alone takes 48 tokens$"):
@@ -280,3 +302,36 @@ def test_untied_lm_head_is_freed_after_loading(tiny_model, monkeypatch):
     gc.collect()
     assert seen and seen[0]() is None, "the full output head is still in memory"
     assert not rr.engine.head.requires_grad
+
+
+def test_a_cpu_budget_that_cannot_fit_is_refused_before_loading_the_weights(tiny_model, monkeypatch):
+    import qrr.engine
+
+    monkeypatch.setattr(qrr.engine, "available_memory", lambda device: 2**30)  # the machine's free memory
+    Reranker(str(tiny_model), device="cpu", batch_tokens=4096)
+    with pytest.raises(InputError, match=r"^batch_tokens 100000000 needs about .* GiB for activations"):
+        Reranker(str(tiny_model), device="cpu", batch_tokens=100_000_000)
+
+
+def test_streams_of_more_than_a_chunk(reranker, fake_model):
+    """Inputs of more than CHUNK pairs are scored a chunk at a time; nothing shifts at the chunk boundary."""
+    from qrr.reranker import CHUNK
+
+    pairs = [(f"query {n % 3}", f"document {n} " * (1 + n % 4)) for n in range(CHUNK + 6)]
+    scores = reranker.score(iter(pairs))
+    assert len(scores) == CHUNK + 6 and scores.stats.pairs == CHUNK + 6
+    for n in (0, 500, CHUNK - 1, CHUNK, CHUNK + 5):
+        close([scores[n]], reranker.score([pairs[n]]), tol=1e-6)
+
+    # ranking: the same with a generator and ids, top_k across chunks, and ties broken by input order
+    fake = Reranker("fake")
+    docs = [text for _, text in pairs]
+    docs[-1] = docs[0]  # a tie, one in each chunk
+    ids = [f"d{n}" for n in range(len(docs))]
+    whole = fake.rank("q", docs, ids=ids)
+    order = [r["corpus_id"] for r in whole]
+    cut = order.index(0) + 1
+    assert order[cut] == len(docs) - 1  # tied: the earlier document first
+    assert fake.rank("q", iter(docs), ids=iter(ids)) == whole
+    for k in (1, cut, cut + 1, len(docs)):  # top_k cut between the tied pair: the later one leaves
+        assert fake.rank("q", iter(docs), top_k=k, ids=iter(ids)) == whole[:k]

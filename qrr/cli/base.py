@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperCommand, TyperGroup
 
-from qrr import __version__
+from qrr import __version__, formats
 from qrr.errors import InputError, Interrupted, QrrError
 from qrr.family import QWEN3
 
@@ -56,11 +56,12 @@ app = typer.Typer(
 )
 
 
-def command(name: str | None = None, **kwargs):
-    """``@app.command`` with qrr's command class and its errors turned into one line."""
+def command(name: str | None = None, flags: dict[str, str] | None = None, **kwargs):
+    """``@app.command`` with qrr's command class and its errors turned into one line; ``flags`` says how this
+    command names core parameters where ``FLAGS`` does not fit."""
 
     def register(function):
-        return app.command(name, cls=Command, **kwargs)(errors_to_exit(function))
+        return app.command(name, cls=Command, **kwargs)(errors_to_exit(function, flags))
 
     return register
 
@@ -68,43 +69,17 @@ def command(name: str | None = None, **kwargs):
 # ------------------------------------------------------------------------------------------------- choices
 
 
-class OutputFormat(str, Enum):
-    table = "table"
-    jsonl = "jsonl"
-    json = "json"
-    tsv = "tsv"
+def _choices(name: str, values) -> type[Enum]:
+    """A typed choice for typer (so --help lists it and shells complete it) from the core's tuple of names."""
+    return Enum(name, {v: v for v in values}, type=str)
 
 
-class RunFormat(str, Enum):
-    trec = "trec"
-    jsonl = "jsonl"
-
-
-class DocFormat(str, Enum):
-    auto = "auto"
-    jsonl = "jsonl"
-    json = "json"
-    text = "text"
-
-
-class PairFormat(str, Enum):
-    auto = "auto"
-    jsonl = "jsonl"
-    json = "json"
-    tsv = "tsv"
-
-
-class Dtype(str, Enum):
-    auto = "auto"
-    bf16 = "bf16"
-    fp16 = "fp16"
-    fp32 = "fp32"
-
-
-class OnError(str, Enum):
-    fail = "fail"
-    skip = "skip"
-
+OutputFormat = _choices("OutputFormat", ("table", *formats.ROW_FORMATS))
+RunFormat = _choices("RunFormat", formats.RUN_FORMATS)
+DocFormat = _choices("DocFormat", formats.DOC_FORMATS)
+PairFormat = _choices("PairFormat", formats.PAIR_FORMATS)
+Dtype = _choices("Dtype", ("auto", "bf16", "fp16", "fp32"))
+OnError = _choices("OnError", ("fail", "skip"))
 
 DEVICES = ("auto", "cpu", "mps", "cuda", "cuda:0", "cuda:1")
 
@@ -169,6 +144,22 @@ FilesArg = Annotated[
     typer.Argument(metavar="FILE", help="Input files; - or none reads stdin.", show_default=False),
 ]
 
+# reranking a first-stage run: qrr rerank and qrr eval --beir
+RUN_PANEL = "First-stage run (TREC/BEIR)"
+DepthOpt = Annotated[
+    int, typer.Option("--depth", metavar="N", min=1, rich_help_panel=RUN_PANEL,
+                      help="Rerank each query's top N documents of the run."),
+]  # fmt: skip
+ResumeOpt = Annotated[
+    str | None,
+    typer.Option("--resume", metavar="OUT", rich_help_panel=RUN_PANEL,
+                 help="Write the reranked run to OUT; where OUT exists, skip the queries it completes and append "
+                 "the rest (an interrupted run goes on)."),
+]  # fmt: skip
+TagOpt = Annotated[
+    str, typer.Option("--tag", metavar="TAG", rich_help_panel=RUN_PANEL, help="The run tag of TREC output.")
+]
+
 
 def _version(value: bool) -> None:
     if value:
@@ -188,7 +179,7 @@ def _root(
 # ------------------------------------------------------------------------------------------------ plumbing
 
 # The core names its parameters; these are the flags that set them, where the flag is not --param-name.
-FLAGS = {"fmt": "--format", "output": "--resume"}
+FLAGS = {"fmt": "--format", "output": "--resume", "on_missing": "--on-error skip"}
 
 
 def flag(param: str) -> str:
@@ -201,7 +192,7 @@ def fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
-def errors_to_exit(command):
+def errors_to_exit(command, flags: dict[str, str] | None = None):
     """Turn ``QrrError`` into one line and its exit code; Ctrl-C into 130; a closed pipe into a quiet 0.
 
     ``QRR_DEBUG=1`` lets the traceback through instead.
@@ -220,14 +211,14 @@ def errors_to_exit(command):
         except (KeyboardInterrupt, Exception) as exc:
             if os.environ.get("QRR_DEBUG") == "1":
                 raise
-            raise fail(*describe(exc)) from None
+            raise fail(*describe(exc, flags)) from None
 
     wrapper.__doc__ = reflow(command.__doc__ or "")
     return wrapper
 
 
-def describe(exc: BaseException) -> tuple[str, int]:
-    """The one line and exit code for an error, in the command line's words."""
+def describe(exc: BaseException, flags: dict[str, str] | None = None) -> tuple[str, int]:
+    """The one line and exit code for an error, in the command line's words (``flags`` first, then ``FLAGS``)."""
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted", 130
     if isinstance(exc, Interrupted) and exc.total:
@@ -235,7 +226,7 @@ def describe(exc: BaseException) -> tuple[str, int]:
                else "--resume OUT writes a run that a later command goes on with")  # fmt: skip
         return f"interrupted after {exc.done} of {exc.total} queries; {how}", exc.exit_code
     if isinstance(exc, QrrError):
-        return exc.naming(flag), exc.exit_code
+        return exc.naming(lambda param: (flags or {}).get(param) or flag(param)), exc.exit_code
     # anything unplanned still gets one line, and a way to see more
     return f"{type(exc).__name__}: {exc} (set QRR_DEBUG=1 for a traceback)", 1
 
@@ -317,7 +308,8 @@ class WarningsToStderr(logging.Handler):
     """The core's warnings (a CUDA batch retried with a smaller budget) as one line each on stderr."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        message = QrrError(record.getMessage(), *getattr(record, "params", ())).naming(flag)
+        template = getattr(record, "template", None)
+        message = QrrError(template, *record.params).naming(flag) if template else record.getMessage()
         stderr.print(f"warning: {message}", style="yellow", highlight=False, markup=False)
 
 

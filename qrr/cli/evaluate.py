@@ -8,7 +8,9 @@ import typer
 
 from qrr import formats, metrics, pipelines
 from qrr.cli.base import (
+    RUN_PANEL,
     BatchTokensOpt,
+    DepthOpt,
     DeviceOpt,
     Dtype,
     DtypeOpt,
@@ -19,6 +21,8 @@ from qrr.cli.base import (
     OfflineOpt,
     OnError,
     OnErrorOpt,
+    ResumeOpt,
+    TagOpt,
     VerboseOpt,
     command,
     given,
@@ -26,8 +30,7 @@ from qrr.cli.base import (
     output_format,
     stderr,
 )
-from qrr.cli.render import skipping, write_rows
-from qrr.cli.rerank import PANEL, DepthOpt, ResumeOpt, TagOpt, rerank_with_progress
+from qrr.cli.render import rerank_showing_progress, skipping, write_rows
 from qrr.errors import InputError
 from qrr.family import DEFAULT_MAX_LENGTH
 from qrr.formats import TAG
@@ -36,7 +39,9 @@ from qrr.pipelines import DEFAULT_DEPTH
 HEADERS = {"ndcg@10": "nDCG@10", "mrr@10": "MRR@10", "recall@100": "R@100", "map": "MAP"}
 
 
-@command("eval")
+# eval writes --resume in the format of the file, or TREC, and keeps every result: a jsonl run or another top k
+# comes from qrr rerank
+@command("eval", flags={"fmt": "qrr rerank --format", "top_k": "qrr rerank --top-k"})
 def evaluate(
     ctx: typer.Context,
     files: Annotated[
@@ -53,19 +58,27 @@ def evaluate(
         typer.Option(
             "--beir",
             metavar="DIR",
-            rich_help_panel=PANEL,
+            rich_help_panel=RUN_PANEL,
             help="A BEIR dataset folder: rerank --run with its corpus and queries, then "
             "evaluate the first stage and the reranked run on qrels/SPLIT.tsv.",
         ),
     ] = None,  # fmt: skip
     run: Annotated[
         str | None,
-        typer.Option("--run", metavar="RUN", rich_help_panel=PANEL, help="With --beir: the first-stage TREC run."),
+        typer.Option(
+            "--run",
+            metavar="RUN",
+            rich_help_panel=RUN_PANEL,
+            help="With --beir: the first-stage run (TREC, or qrr's JSON lines).",
+        ),
     ] = None,
     split: Annotated[
         str,
         typer.Option(
-            "--split", metavar="SPLIT", rich_help_panel=PANEL, help="With --beir: the qrels split (qrels/SPLIT.tsv)."
+            "--split",
+            metavar="SPLIT",
+            rich_help_panel=RUN_PANEL,
+            help="With --beir: the qrels split (qrels/SPLIT.tsv).",
         ),
     ] = "test",  # fmt: skip
     depth: DepthOpt = DEFAULT_DEPTH,
@@ -96,8 +109,8 @@ def evaluate(
     that a run has no results for counts 0 (as trec_eval -c), queries without qrels are left out, and
     stderr says how many of each there were.
 
-    With [bold]--beir DIR --run RUN[/], the run's judged queries are reranked first (--depth, model options
-    as in qrr rank) and the first stage and the reranked run are shown side by side.
+    With [bold]--beir DIR --run RUN[/], the run's judged queries are reranked first (--depth, --resume and the
+    model options as in qrr rerank) and the first stage and the reranked run are shown side by side.
 
     [dim]Examples:[/]
       qrr eval scifact/qrels/test.tsv bm25.trec qrr.trec
@@ -137,7 +150,7 @@ def evaluate(
             if skipped is not None:
                 skipped.report()
         # OUT may come from qrr rerank, with the queries that have no qrels too: they are kept as they are.
-        reranked = rerank_with_progress(inputs, output, None, lambda: load_reranker(
+        reranked = rerank_showing_progress(inputs, output, None, lambda: load_reranker(
             model, device, dtype, max_length, instruction, batch_tokens, offline, verbose), verbose,
             others=set(inputs.run) - set(qrels))  # fmt: skip
         if resume:

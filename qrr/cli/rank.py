@@ -41,7 +41,7 @@ def rank(
     ] = None,
     top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, help="Print only the best K.")] = None,
     with_text: Annotated[
-        bool, typer.Option("--with-text", help="Include each document's text in JSON output.", rich_help_panel="Output")
+        bool, typer.Option("--with-text", help="Include each document's text (JSON, TSV).", rich_help_panel="Output")
     ] = False,  # fmt: skip
     input_format: Annotated[
         DocFormat,
@@ -90,15 +90,18 @@ def rank(
     docs = itertools.chain(inline, formats.read_documents(sources, input_format.value, text_field, id_field, skipped))
     first = next(docs, None)
     if first is None:
+        if fmt != "table":
+            writer(fmt).close()  # `[]` for JSON
         report(Stats(), max_length, False, skipped)
         if verbose:
             stderr.print("no documents in the input")
         return
     reranker = load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose)
+    with_text = with_text or fmt == "table"  # a table shows the start of each text
     with progress(None, "ranking") as advance:
         ranked = pipelines.rank_records(reranker, query, itertools.chain([first], docs), top_k=top_k,
-                                        keep_text=with_text or fmt == "table", progress=advance)  # fmt: skip
-    out = writer(fmt)
-    out.write(formats.rank_rows(ranked, with_text), [{"text": r["text"]} for r in ranked] if fmt == "table" else None)
+                                        return_documents=with_text, progress=advance)  # fmt: skip
+    out = writer(fmt, previews=("text",))
+    out.write(formats.rank_rows(ranked, with_text))
     out.close()
     report(ranked.stats, reranker.max_length, verbose, skipped)

@@ -12,26 +12,29 @@ from qrr.errors import InputError
 
 
 class TableWriter:
-    """A rich table for people, drawn once at ``close`` (the interface of ``formats.RowWriter``)."""
+    """A rich table for people, drawn once at ``close`` (the interface of ``formats.RowWriter``). The row fields
+    named in ``previews`` (texts) become one-line preview columns at the right."""
 
-    def __init__(self, title: str | None = None):
+    def __init__(self, title: str | None = None, previews: tuple[str, ...] = ()):
         self.title = title
+        self.preview_fields = previews
         self.rows: list[dict] = []
         self.previews: list[dict] = []
 
-    def write(self, rows: list[dict], previews: list[dict] | None = None) -> None:
-        """Keep ``rows``; ``previews`` (one dict per row) add one-line text columns."""
-        self.rows += rows
-        self.previews += previews or [{} for _ in rows]
+    def write(self, rows: list[dict]) -> None:
+        for row in rows:
+            self.rows.append({k: v for k, v in row.items() if k not in self.preview_fields})
+            self.previews.append({k: row[k] for k in self.preview_fields if row.get(k) is not None})
 
     def close(self) -> None:
         write_table(self.rows, self.title, self.previews)
 
 
-def writer(fmt: str, title: str | None = None):
-    """A table writer for ``table``, else the core's row writer for JSON lines, JSON or TSV on stdout."""
+def writer(fmt: str, title: str | None = None, previews: tuple[str, ...] = ()):
+    """A table writer for ``table`` (``previews``: text fields shown as previews), else the core's row writer for
+    JSON lines, JSON or TSV on stdout."""
     if fmt == "table":
-        return TableWriter(title)
+        return TableWriter(title, previews)
     from qrr.formats import RowWriter
 
     return RowWriter(fmt)
@@ -49,7 +52,7 @@ def write_table(rows: list[dict], title: str | None = None, previews: list[dict]
     from rich.console import Console
     from rich.table import Table
 
-    columns = list(dict.fromkeys(k for row in rows for k in row if k != "text"))
+    columns = list(dict.fromkeys(k for row in rows for k in row))
     table = Table(title=title, header_style="bold", show_edge=False)
     previews = previews or [{} for _ in rows]
     extra = list(dict.fromkeys(k for p in previews for k in p))
@@ -232,3 +235,28 @@ def report(stats, max_length: int, verbose: bool, skipped: Skipped | None = None
         rate = stats.pairs / stats.seconds if stats.seconds else 0.0
         stderr.print(f"scored {stats.pairs} pairs ({stats.tokens} tokens) in {stats.seconds:.2f} s, "
                      f"{rate:.1f} pairs/s", highlight=False)  # fmt: skip
+
+
+def rerank_showing_progress(inputs, output, top_k, load, verbose: bool, others=()):
+    """Go on from a --resume file, then rerank what is left with progress on stderr, writing to ``output`` (a
+    ``pipelines.RunOutput``) or, where it is ``None``, keeping the results, which it returns. The model loads
+    (``load()``) only if there is something to rerank. ``others``: see ``RunOutput.prepare``."""
+    from qrr import pipelines
+
+    done = 0
+    if output is not None:
+        cut = output.prepare(inputs, top_k, others)
+        done = output.done
+        if output.path and (cut or done):
+            if cut:
+                stderr.print(f"{output.path}: the last query was unfinished; it is reranked again", highlight=False)
+            stderr.print(f"resuming {output.path}: {done} of {done + len(inputs.jobs)} queries are done",
+                         highlight=False)  # fmt: skip
+    if not inputs.jobs:
+        stderr.print("nothing left to rerank" if done else "nothing to rerank", highlight=False)
+        return {}
+    reranker = load()
+    with query_progress(len(inputs.jobs), inputs.pairs) as tracker:
+        result = pipelines.rerank_run(reranker, inputs, output, top_k, progress=tracker.pairs, on_query=tracker.query)
+    report(result.stats, reranker.max_length, verbose)
+    return result.run

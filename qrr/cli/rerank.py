@@ -7,7 +7,9 @@ from typing import Annotated
 import typer
 
 from qrr.cli.base import (
+    RUN_PANEL,
     BatchTokensOpt,
+    DepthOpt,
     DeviceOpt,
     Dtype,
     DtypeOpt,
@@ -17,32 +19,19 @@ from qrr.cli.base import (
     OfflineOpt,
     OnError,
     OnErrorOpt,
+    ResumeOpt,
     RunFormat,
+    TagOpt,
     VerboseOpt,
     command,
     given,
     load_reranker,
-    stderr,
 )
-from qrr.cli.render import query_progress, report, skipping, status
+from qrr.cli.render import rerank_showing_progress, skipping, status
 from qrr.errors import InputError
 from qrr.family import DEFAULT_MAX_LENGTH
 from qrr.formats import TAG
 from qrr.pipelines import DEFAULT_DEPTH
-
-PANEL = "First-stage run (TREC/BEIR)"
-
-DepthOpt = Annotated[
-    int, typer.Option("--depth", metavar="N", min=1, rich_help_panel=PANEL,
-                      help="Rerank each query's top N documents of the run."),
-]  # fmt: skip
-ResumeOpt = Annotated[
-    str | None,
-    typer.Option("--resume", metavar="OUT", rich_help_panel=PANEL,
-                 help="Write the reranked run to OUT; where OUT exists, skip the queries it completes and append "
-                 "the rest (an interrupted run goes on)."),
-]  # fmt: skip
-TagOpt = Annotated[str, typer.Option("--tag", metavar="TAG", rich_help_panel=PANEL, help="The run tag of TREC output.")]
 
 
 @command(no_args_is_help=True)
@@ -61,7 +50,7 @@ def rerank(
         typer.Option(
             "--corpus",
             metavar="CORPUS",
-            rich_help_panel=PANEL,
+            rich_help_panel=RUN_PANEL,
             help="BEIR corpus JSONL (_id, title, text) holding the run's documents.",
         ),
     ] = None,  # fmt: skip
@@ -70,7 +59,7 @@ def rerank(
         typer.Option(
             "--queries",
             metavar="QUERIES",
-            rich_help_panel=PANEL,
+            rich_help_panel=RUN_PANEL,
             help="BEIR queries JSONL (_id, text) or qid<TAB>text lines.",
         ),
     ] = None,  # fmt: skip
@@ -79,7 +68,7 @@ def rerank(
         typer.Option(
             "--beir",
             metavar="DIR",
-            rich_help_panel=PANEL,
+            rich_help_panel=RUN_PANEL,
             help="A BEIR dataset folder: its corpus.jsonl and queries.jsonl.",
         ),
     ] = None,  # fmt: skip
@@ -110,9 +99,9 @@ def rerank(
     """Rerank a first-stage run (BM25, a dense retriever), query by query: each query's top --depth documents.
 
     The documents' texts come from a BEIR --corpus (title and text joined with a space), the queries from
-    --queries, or both from a --beir folder. Out comes a TREC run on stdout, or JSON lines with qid, docid,
-    rank and score. [bold]--resume OUT[/] makes a long run survive an interruption: run the same command again
-    to go on. Measure the result with [bold]qrr eval[/].
+    --queries, or both from a --beir folder. Out comes a TREC run, or JSON lines with qid, docid, rank and
+    score, on stdout or into [bold]--resume OUT[/], which makes a long run survive an interruption: run the same
+    command again to go on. Measure the result with [bold]qrr eval[/].
 
     [dim]Examples:[/]
       qrr rerank bm25.trec --beir scifact --resume qrr.trec
@@ -137,35 +126,10 @@ def rerank(
     for skipped in (bad_lines, missing):
         if skipped is not None:
             skipped.report()
-    rerank_with_progress(
+    rerank_showing_progress(
         inputs,
         output,
         top_k,
         lambda: load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose),
         verbose,
     )
-
-
-def rerank_with_progress(inputs, output, top_k, load, verbose: bool, others=()):
-    """Go on from a --resume file, then rerank what is left with progress on stderr, writing to ``output`` (a
-    ``pipelines.RunOutput``) or, where it is ``None``, keeping the results, which it returns. The model loads
-    (``load()``) only if there is something to rerank. ``others``: see ``RunOutput.prepare``."""
-    from qrr import pipelines
-
-    done = 0
-    if output is not None:
-        cut = output.prepare(inputs, top_k, others)
-        done = output.done
-        if output.path and (cut or done):
-            if cut:
-                stderr.print(f"{output.path}: the last query was unfinished; it is reranked again", highlight=False)
-            stderr.print(f"resuming {output.path}: {done} of {done + len(inputs.jobs)} queries are done",
-                         highlight=False)  # fmt: skip
-    if not inputs.jobs:
-        stderr.print("nothing left to rerank" if done else "nothing to rerank", highlight=False)
-        return {}
-    reranker = load()
-    with query_progress(len(inputs.jobs), inputs.pairs) as tracker:
-        result = pipelines.rerank_run(reranker, inputs, output, top_k, progress=tracker.pairs, on_query=tracker.query)
-    report(result.stats, reranker.max_length, verbose)
-    return result.run

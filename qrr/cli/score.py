@@ -87,17 +87,22 @@ def score(
     records = itertools.chain(inline, formats.read_pairs(sources, input_format.value, skipped))
     first = next(records, None)
     if first is None:
+        if fmt != "table":
+            writer(fmt).close()  # `[]` for JSON
         report(Stats(), max_length, False, skipped)
         if verbose:
             stderr.print("no pairs in the input")
         return
     reranker = load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose)
-    out = writer(fmt)
+    out = writer(fmt, previews=("query", "document"))
     total = Stats()
     with progress(None, "scoring") as advance:
         for chunk in pipelines.score_records(reranker, itertools.chain([first], records), progress=advance):
             total += chunk.scores.stats
-            previews = [{"query": r.query, "document": r.document} for r in chunk.records] if fmt == "table" else None
-            out.write(formats.score_rows(chunk.records, chunk.scores, start=chunk.start), previews)
+            rows = formats.score_rows(chunk.records, chunk.scores, start=chunk.start)
+            if fmt == "table":  # a table shows the start of each query and document
+                texts = [{"query": r.query, "document": r.document} for r in chunk.records]
+                rows = [row | text for row, text in zip(rows, texts, strict=True)]
+            out.write(rows)
     out.close()
     report(total, reranker.max_length, verbose, skipped)

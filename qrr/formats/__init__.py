@@ -10,6 +10,7 @@ from qrr.formats.records import (
     PairRecord,
     RowWriter,
     is_id_field,
+    label,
     rank_rows,
     read_documents,
     read_lines,
@@ -33,7 +34,7 @@ from qrr.formats.trec import (
 
 __all__ = [
     "DOC_FORMATS", "PAIR_FORMATS", "ROW_FORMATS", "RUN_FORMATS", "STDIN", "TAG", "BeirFolder", "DocRecord",
-    "PairRecord", "Qrels", "RowWriter", "Run", "format_results", "is_id_field", "output_format", "rank_rows",
+    "PairRecord", "Qrels", "RowWriter", "Run", "format_results", "is_id_field", "label", "output_format", "rank_rows",
     "read_corpus", "read_documents", "read_lines", "read_pairs", "read_qrels", "read_queries", "read_run",
     "result_qid", "score_rows",
 ]  # fmt: skip

@@ -48,7 +48,8 @@ def is_id_field(key: str) -> bool:
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def _label(source: str) -> str:
+def label(source: str) -> str:
+    """How messages name a source: its path, or ``<stdin>``."""
     return "<stdin>" if source == STDIN else source
 
 
@@ -61,12 +62,12 @@ def read_lines(source: str) -> Iterator[Line]:
     """(line number, text) for each line of a file (gzipped where its name ends in ``.gz``) or stdin (``-``):
     UTF-8, a leading BOM and CR dropped.
     A line that is not valid UTF-8 or holds a NUL byte comes as an ``InputError`` in place of its text."""
-    label = _label(source)
+    name = label(source)
     if source == STDIN:
         stream = getattr(sys.stdin, "buffer", None)
         if stream is None:  # a text stream without bytes underneath (embedded use)
             stream = (line.encode("utf-8", "surrogateescape") for line in sys.stdin)
-        yield from _decoded(stream, label)
+        yield from _decoded(stream, name)
         return
     try:
         # closed below; a generator cannot use `with` across yields
@@ -79,20 +80,20 @@ def read_lines(source: str) -> Iterator[Line]:
         raise InputError(f"{source}: cannot read ({exc.strerror})") from None
     with handle:
         try:
-            yield from _decoded(handle, label)
+            yield from _decoded(handle, name)
         except (gzip.BadGzipFile, EOFError) as exc:
             raise InputError(f"{source}: not a complete gzip file ({exc})") from None
 
 
-def _decoded(stream, label: str) -> Iterator[Line]:
+def _decoded(stream, name: str) -> Iterator[Line]:
     for number, raw in enumerate(stream, 1):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            yield number, InputError(f"{label}:{number}: invalid UTF-8 at byte {exc.start} of the line")
+            yield number, InputError(f"{name}:{number}: invalid UTF-8 at byte {exc.start} of the line")
             continue
         if "\0" in text:
-            yield number, InputError(f"{label}:{number}: NUL byte at byte {raw.index(0)} of the line")
+            yield number, InputError(f"{name}:{number}: NUL byte at byte {raw.index(0)} of the line")
             continue
         if number == 1:
             text = text.removeprefix("\ufeff")
@@ -125,21 +126,21 @@ def _loads(text: str, where: str, hint: str = ""):
 
 def _json_records(source: str, lines, fmt: str, hint: str = "") -> Iterator[tuple[str, Any]]:
     """(where, value) for each JSON value of a JSONL stream or a JSON array; a bad line's value is its error."""
-    label = _label(source)
+    name = label(source)
     if fmt == "json":
         texts = []
         for _, text in lines:
             if isinstance(text, InputError):
                 raise text  # one bad line spoils the whole array
             texts.append(text)
-        value = _loads("\n".join(texts), label, hint)
+        value = _loads("\n".join(texts), name, hint)
         if not isinstance(value, list):
-            raise InputError(f"{label}: expected a JSON array, found {_json_type(value)}")
+            raise InputError(f"{name}: expected a JSON array, found {_json_type(value)}")
         for n, item in enumerate(value):
-            yield f"{label}: item {n}", item
+            yield f"{name}: item {n}", item
         return
     for number, text in lines:
-        where = f"{label}:{number}"
+        where = f"{name}:{number}"
         if isinstance(text, InputError):
             yield where, text
         elif text.strip():
@@ -190,7 +191,7 @@ def read_pairs(
 def _format(value: str, allowed: tuple[str, ...]) -> str:
     value = value.lower()
     if value not in allowed:
-        raise InputError(f"input_format {value}: use one of {', '.join(allowed)}", "input_format")
+        raise InputError(f"{{input_format}} {value}: use one of {', '.join(allowed)}", "input_format")
     return value
 
 
@@ -229,7 +230,7 @@ def _tsv_pairs(source: str, lines):
         elif not text.strip():
             continue
         elif "\t" not in text:
-            yield InputError(f"{_label(source)}:{number}: expected query<TAB>document (or a JSON object)")
+            yield InputError(f"{label(source)}:{number}: expected query<TAB>document (or a JSON object)")
         else:
             query, document = text.split("\t", 1)
             yield PairRecord(query, document)
@@ -264,7 +265,7 @@ def _documents(sources, fmt, text_field, id_field):
                 elif text.strip():
                     yield DocRecord(text)
             continue
-        hint = " (use input_format text for plain text)" if fmt == "auto" else ""
+        hint = " (use {input_format} text for plain text)" if fmt == "auto" else ""
         for where, record in _json_records(source, lines, kind, hint):
             if isinstance(record, InputError | str):
                 yield record if isinstance(record, InputError) else DocRecord(record)
@@ -316,14 +317,13 @@ class RowWriter:
 
     def __init__(self, fmt: str, out=None):
         if fmt not in ROW_FORMATS:
-            raise InputError(f"fmt {fmt}: use one of {', '.join(ROW_FORMATS)}", "fmt")
+            raise InputError(f"{{fmt}} {fmt}: use one of {', '.join(ROW_FORMATS)}", "fmt")
         self.fmt = fmt
         self.out = out
         self.columns: list[str] | None = None  # TSV: fixed by the first rows
         self.count = 0
 
-    def write(self, rows: list[dict], previews: list[dict] | None = None) -> None:
-        """Write ``rows``; ``previews`` (texts for a table) are ignored here."""
+    def write(self, rows: list[dict]) -> None:
         out = self.out or sys.stdout
         if self.fmt == "json":
             for row in rows:

@@ -20,7 +20,7 @@ from pathlib import Path
 import orjson
 
 from qrr.errors import InputError
-from qrr.formats.records import _json_records, _json_type, _label, _loads, _replay, _sniff, read_lines
+from qrr.formats.records import _json_records, _json_type, _loads, _replay, _sniff, label, read_lines
 
 Run = dict[str, dict[str, float]]
 Qrels = dict[str, dict[str, int]]
@@ -36,13 +36,13 @@ def _raise_or_hand(error: InputError, on_error: OnError) -> None:
     on_error(error)
 
 
-def _fields(lines, label: str, on_error: OnError) -> Iterator[tuple[str, list[str]]]:
+def _fields(lines, name: str, on_error: OnError) -> Iterator[tuple[str, list[str]]]:
     """(where, whitespace-separated fields) for each non-blank line."""
     for number, text in lines:
         if isinstance(text, InputError):
             _raise_or_hand(text, on_error)
         elif text.strip():
-            yield f"{label}:{number}", text.split()
+            yield f"{name}:{number}", text.split()
 
 
 def read_run(source: str, on_error: OnError = None) -> Run:
@@ -54,7 +54,7 @@ def read_run(source: str, on_error: OnError = None) -> Run:
     lines = read_lines(source)
     first, seen = _sniff(lines)
     lines = _replay(seen, lines)
-    entries = _jsonl_run(source, lines, on_error) if first == "{" else _trec_run(lines, _label(source), on_error)
+    entries = _jsonl_run(source, lines, on_error) if first == "{" else _trec_run(lines, label(source), on_error)
     run: Run = {}
     for where, qid, docid, score in entries:
         _add(run, qid, docid, score, f"{where}: document {docid} is listed twice for query {qid}", on_error)
@@ -71,8 +71,8 @@ def _add(table: dict, qid: str, docid: str, value, twice: str, on_error: OnError
         entries[docid] = value
 
 
-def _trec_run(lines, label: str, on_error: OnError):
-    for where, fields in _fields(lines, label, on_error):
+def _trec_run(lines, name: str, on_error: OnError):
+    for where, fields in _fields(lines, name, on_error):
         if len(fields) != 6:
             _raise_or_hand(InputError(f"{where}: expected 'qid Q0 docid rank score tag', found {len(fields)} "
                                       "field(s)"), on_error)  # fmt: skip
@@ -111,7 +111,7 @@ def read_qrels(source: str, on_error: OnError = None) -> Qrels:
     number; a judgment given twice is an error (with ``on_error``: the first is kept)."""
     qrels: Qrels = {}
     kind = None
-    for where, fields in _fields(read_lines(source), _label(source), on_error):
+    for where, fields in _fields(read_lines(source), label(source), on_error):
         if kind is None:
             kind = "beir" if len(fields) == 3 else "trec"
             if fields[:2] == ["query-id", "corpus-id"]:
@@ -187,7 +187,7 @@ def read_queries(source: str, on_error: OnError = None) -> dict[str, str]:
     lines = read_lines(source)
     first, seen = _sniff(lines)
     lines = _replay(seen, lines)
-    records = _json_objects(source, lines, on_error) if first == "{" else _tsv_queries(lines, _label(source), on_error)
+    records = _json_objects(source, lines, on_error) if first == "{" else _tsv_queries(lines, label(source), on_error)
     queries: dict[str, str] = {}
     for where, record in records:
         try:
@@ -201,9 +201,9 @@ def read_queries(source: str, on_error: OnError = None) -> dict[str, str]:
     return queries
 
 
-def _tsv_queries(lines, label: str, on_error: OnError) -> Iterator[tuple[str, dict]]:
+def _tsv_queries(lines, name: str, on_error: OnError) -> Iterator[tuple[str, dict]]:
     for number, text in lines:
-        where = f"{label}:{number}"
+        where = f"{name}:{number}"
         if isinstance(text, InputError):
             _raise_or_hand(text, on_error)
         elif text.strip():
