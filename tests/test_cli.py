@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 import qrr.cli.base
 from qrr.cli import app
+from tests.clitools import said
 
 
 def error(result, code, *fragments):
@@ -54,10 +55,10 @@ def test_choices_are_checked_and_listed(cli):
     for args, listed in ((("-f", "xml"), "'table', 'jsonl', 'json', 'tsv'"), (("--dtype", "int4"), "'auto', 'bf16'"),
                          (("--input-format", "csv"), "'auto', 'jsonl', 'json', 'text'")):  # fmt: skip
         result = cli("rank", "-q", "q", "-d", "x", *args)
-        said = " ".join(result.stderr.replace("│", " ").split())  # typer draws usage errors in a box
-        assert result.exit_code == 2 and result.stdout == "" and listed in said, said
+        message = said(result)
+        assert result.exit_code == 2 and result.stdout == "" and listed in message, message
         flag = {"-f": "'--format' / '-f'"}.get(args[0], f"'{args[0]}'")
-        assert f"Invalid value for {flag}" in said and f"'{args[1]}' is not one" in said
+        assert f"Invalid value for {flag}" in message and f"'{args[1]}' is not one" in message
     result = CliRunner().invoke(app, ["rank", "-h"], env={"COLUMNS": "200"})
     for choices in ("<table|jsonl|json|tsv>", "<auto|bf16|fp16|fp32>", "<auto|jsonl|json|text>", "<fail|skip>",
                     "[auto|cpu|mps|cuda|cuda:N]"):  # fmt: skip

@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from qrr import Reranker
+from tests.clitools import jsonl, ok
 
 QUERY = "what is the capital of China?"
 DOCS = [
@@ -16,18 +17,6 @@ DOCS = [
     {"id": "b", "text": "Paris is the capital of France."},
     {"id": "c", "text": "Gravity pulls bodies together."},
 ]
-MANY = [{"id": f"p{i}", "text": f"document number {i} " * (1 + i % 5)} for i in range(11)]
-MANY_JSONL = "".join(json.dumps(d) + "\n" for d in MANY)
-
-
-def jsonl(text: str) -> list[dict]:
-    return [orjson.loads(line) for line in text.splitlines()]
-
-
-def ok(result):
-    assert result.exit_code == 0, result.output
-    assert result.stderr == "", result.stderr
-    return result.stdout
 
 
 @pytest.fixture(scope="module")

@@ -12,17 +12,19 @@ from rich.console import Console
 import qrr.cli.render
 from qrr import Reranker, formats
 from qrr.metrics import ranking
+from tests.clitools import said
+
+
+def ok(result):
+    """stdout of a command that succeeded (stderr may hold notes: resuming, progress lines)."""
+    assert result.exit_code == 0, result.output
+    return result.stdout
 
 
 @pytest.fixture
 def rerank_args(beir_dir):
     return [str(beir_dir / "bm25.trec"), "--corpus", str(beir_dir / "corpus.jsonl"),
             "--queries", str(beir_dir / "queries.jsonl")]  # fmt: skip
-
-
-def ok(result):
-    assert result.exit_code == 0, result.output
-    return result.stdout
 
 
 def failed(result, code=2):
@@ -238,7 +240,7 @@ def test_missing_queries_and_malformed_lines(cli, rerank_args, beir_dir, tmp_pat
 def test_bad_options(cli, rerank_args, args, message):
     result = cli("rerank", *rerank_args, *args)
     assert result.exit_code == 2 and result.stdout == ""
-    assert message in " ".join(result.stderr.replace("│", " ").split())
+    assert message in said(result)
     if not message.startswith(("Invalid", "'")):  # qrr's own errors are one line; typer draws its usage box
         assert result.stderr == f"error: {message}\n"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 
-import orjson
 import pytest
 
 from qrr import Reranker
+from tests.clitools import jsonl, ok, said
 
 QUERY = "what is the capital of China?"
 PAIRS = [
@@ -20,16 +20,6 @@ GOOD = [
     {"id": f"p{i}", "query": f"query {i % 3}", "document": f"document number {i} " * (1 + i % 5)} for i in range(11)
 ]
 GOOD_JSONL = "".join(json.dumps(p) + "\n" for p in GOOD)
-
-
-def jsonl(text: str) -> list[dict]:
-    return [orjson.loads(line) for line in text.splitlines()]
-
-
-def ok(result):
-    assert result.exit_code == 0, result.output
-    assert result.stderr == "", result.stderr
-    return result.stdout
 
 
 @pytest.fixture(scope="module")
@@ -158,8 +148,7 @@ def test_on_error_skip_scores_the_rest_and_lists_the_bad_lines(cli, expected):
                   "<stdin>:12: NUL byte"):  # fmt: skip
         assert where in result.stderr
     result = cli("score", "--on-error", "maybe", input=GOOD_JSONL)
-    said = " ".join(result.stderr.replace("│", " ").split())  # typer draws usage errors in a box
-    assert result.exit_code == 2 and "'--on-error': Value error, 'maybe' is not one of 'fail', 'skip'." in said
+    assert result.exit_code == 2 and "'--on-error': Value error, 'maybe' is not one of 'fail', 'skip'." in said(result)
 
 
 def test_a_10_mb_document_is_truncated_and_counted(cli):
