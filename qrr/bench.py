@@ -21,7 +21,7 @@ from pathlib import Path
 
 from qrr.engine import activation_bytes, available_memory, default_batch_tokens, load_transformer
 from qrr.errors import InputError, ModelNotFoundError
-from qrr.family import QWEN3
+from qrr.family import DEFAULT_RECIPE, QWEN3
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt")
 
@@ -65,6 +65,7 @@ class BenchRow:
     weights: str = ""  # "real" (cached weights) or "random" (built from the size's config)
     device: str = ""
     dtype: str = ""
+    recipe: str = ""
     query_tokens: int = 0
     prompt_tokens: int = 0
     computed_tokens: int = 0  # run through the model: a shared prefix counts once
@@ -231,6 +232,7 @@ def run(
     baseline: bool = False,
     progress: Callable[[int], None] | None = None,
     note: Callable[[str], None] | None = None,
+    recipe: str = DEFAULT_RECIPE,
 ) -> Iterator[BenchRow]:
     """Measure each size at each document length; yields one ``BenchRow`` per (size, length).
 
@@ -255,7 +257,7 @@ def run(
     memory = PeakMemory(dev)
     shared_tokenizer = None
     for size in sizes:
-        base = {"size": size, "docs": docs, "device": str(dev), "dtype": devices.dtype_name(dt),
+        base = {"size": size, "docs": docs, "device": str(dev), "dtype": devices.dtype_name(dt), "recipe": recipe,
                 "query_tokens": query_tokens, "matmul_peak_tflops": peak, "memory_kind": memory.kind}  # fmt: skip
         need = max(estimate_memory(size, dtype_bytes, budget, n, docs, baseline=False) for n in doc_tokens)
         free = available_memory(dev)
@@ -290,7 +292,7 @@ def run(
         causal.to(dev)
         load_s = time.perf_counter() - start
         note(f"{size}: {weights} weights, loaded in {load_s:.1f} s")
-        reranker = Reranker.from_model(causal, tokenizer, device=str(dev), batch_tokens=budget)
+        reranker = Reranker.from_model(causal, tokenizer, device=str(dev), batch_tokens=budget, recipe=recipe)
         if not baseline:
             del causal  # the full output head goes with it
         for n in doc_tokens:

@@ -1,5 +1,13 @@
-"""The Qwen3-Reranker model family in one place: its prompt template, its answer tokens, the checkpoints that can
+"""The Qwen3-Reranker model family in one place: its prompt recipes, its answer tokens, the checkpoints that can
 hold it and the shapes of its sizes. Aliases (``0.6b``, ``4b``, ``8b``) point at the family's sizes.
+
+The model card gives two recipes, which score differently:
+
+- ``transformers`` (the default): the prompt written by hand, ``prefix + body + suffix``, single newlines between
+  the instruction, query and document; only the body is cut to fit ``max_length``.
+- ``vllm``: a system and a user message rendered by the tokenizer's chat template, double newlines in the user
+  message; the whole token list is cut to ``max_length - len(suffix)`` and the same suffix appended (so the user
+  turn's end marker appears twice, as the card writes it). Qwen's published MTEB-R figures were computed this way.
 
 Two kinds of checkpoint hold the same scorer:
 
@@ -18,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from qrr.errors import ModelCheckError
+from qrr.errors import InputError, ModelCheckError
 
 CAUSAL, SEQ_CLS = "causal", "seq-cls"
 
@@ -40,13 +48,25 @@ class Size:
 
 
 @dataclass(frozen=True)
+class Recipe:
+    """How a pair becomes a prompt. ``body`` holds ``{instruction}``, ``{query}`` and ``{document}``. Without
+    ``chat`` it stands between the family's prefix and suffix and alone is cut to fit; with ``chat`` it is the user
+    message after the family's system message, the tokenizer's chat template renders both, and the rendered tokens
+    are cut to fit before the suffix."""
+
+    name: str
+    body: str
+    chat: bool = False
+
+
+@dataclass(frozen=True)
 class Family:
     """A family of yes/no rerankers: how a pair becomes a prompt, and which checkpoints hold the scorer."""
 
     name: str
     model_type: str
-    prefix: str
-    body: str  # with {instruction}, {query} and {document}
+    system: str  # the system message: what the model is asked to judge
+    recipes: Mapping[str, Recipe]
     suffix: str
     default_instruction: str
     yes: str
@@ -55,10 +75,24 @@ class Family:
     common_config: Mapping[str, Any]
     sizes: Mapping[str, Size] = field(default_factory=dict)
 
-    def format_body(self, query: str, document: str, instruction: str | None = None) -> str:
-        """The text between prefix and suffix, exactly as the model card formats it."""
-        return self.body.format(instruction=self.default_instruction if instruction is None else instruction,
-                                query=query, document=document)  # fmt: skip
+    @property
+    def prefix(self) -> str:
+        """What comes before the body in a hand-written prompt: the system turn and the start of the user turn."""
+        return f"<|im_start|>system\n{self.system}<|im_end|>\n<|im_start|>user\n"
+
+    def recipe(self, name: str) -> Recipe:
+        """The recipe called ``name`` (``InputError`` naming the recipes there are)."""
+        if name not in self.recipes:
+            raise InputError(f"{{recipe}} {name!r} is unknown: use {' or '.join(self.recipes)}", "recipe")
+        return self.recipes[name]
+
+    def format_body(
+        self, query: str, document: str, instruction: str | None = None, recipe: str = "transformers"
+    ) -> str:
+        """The body (or user message) of ``recipe``, exactly as the model card formats it."""
+        return self.recipe(recipe).body.format(
+            instruction=self.default_instruction if instruction is None else instruction, query=query, document=document
+        )
 
     def head(self, config: Mapping[str, Any], where: str = "config.json") -> str:
         """Which kind of checkpoint ``config`` (a parsed config.json) describes: ``causal`` or ``seq-cls``;
@@ -96,11 +130,14 @@ class Family:
 QWEN3 = Family(
     name="Qwen3-Reranker",
     model_type="qwen3",
-    prefix=(
-        "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the "
-        'Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n'
+    system=(
+        "Judge whether the Document meets the requirements based on the Query and the Instruct provided. Note that "
+        'the answer can only be "yes" or "no".'
     ),
-    body="<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {document}",
+    recipes={
+        "transformers": Recipe("transformers", "<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {document}"),
+        "vllm": Recipe("vllm", "<Instruct>: {instruction}\n\n<Query>: {query}\n\n<Document>: {document}", chat=True),
+    },
     suffix="<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n",
     default_instruction="Given a web search query, retrieve relevant passages that answer the query",
     yes="yes",
@@ -123,5 +160,6 @@ QWEN3 = Family(
 )  # fmt: skip
 
 DEFAULT_MAX_LENGTH = 8192
+DEFAULT_RECIPE = "transformers"
 # Aliases name a (family, size); one family today.
 ALIASES: dict[str, tuple[Family, Size]] = {alias: (QWEN3, size) for alias, size in QWEN3.sizes.items()}

@@ -1,7 +1,9 @@
-"""Turning (query, document, instruction) into token ids with the family's template and the recipe's truncation.
+"""Turning (query, document, instruction) into token ids with one of the family's recipes and its truncation.
 
-A pair becomes ``prefix + body + suffix`` token ids. Only the body is truncated (from its tail), so the
-suffix that asks for the yes/no answer always survives.
+The ``transformers`` recipe makes ``prefix + body + suffix`` token ids and cuts only the body (from its tail), so
+the suffix that asks for the yes/no answer always survives. The ``vllm`` recipe renders the system and user
+messages with the tokenizer's chat template, cuts that token list to ``max_length - len(suffix)`` and appends the
+suffix. Either way the result is at most ``max_length`` tokens ending in the suffix.
 """
 
 from __future__ import annotations
@@ -11,28 +13,34 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qrr.errors import InputError
-from qrr.family import DEFAULT_MAX_LENGTH, QWEN3, Family
+from qrr.family import DEFAULT_MAX_LENGTH, DEFAULT_RECIPE, QWEN3, Family
 
 Triple = tuple[str, str, "str | None"]
 
 
 @dataclass(frozen=True)
 class Encoded:
-    """Token ids of one pair, and whether its document was cut to fit ``max_length``."""
+    """Token ids of one pair, and whether its prompt was cut to fit ``max_length``."""
 
     ids: list[int]
     truncated: bool
 
 
 class Prompter:
-    """Token ids for pairs, with the recipe's truncation. Safe to share between threads."""
+    """Token ids for pairs, with a recipe's truncation. Safe to share between threads."""
 
-    def __init__(self, tokenizer, max_length: int = DEFAULT_MAX_LENGTH, family: Family = QWEN3):
+    def __init__(
+        self, tokenizer, max_length: int = DEFAULT_MAX_LENGTH, family: Family = QWEN3, recipe: str = DEFAULT_RECIPE
+    ):
         self.tokenizer = tokenizer
         self.family = family
+        self.recipe = family.recipe(recipe)
         # A fast tokenizer is one Rust object; calls from two threads at once can collide ("Already borrowed").
         self._lock = threading.Lock()
-        self.prefix_ids = self._encode(family.prefix)
+        if self.recipe.chat and not getattr(tokenizer, "chat_template", None):
+            raise InputError(f"the tokenizer has no chat template, which {{recipe}} {recipe} renders", "recipe")
+        # Written by hand, the prompt starts with the prefix; rendered, the chat template writes all but the suffix.
+        self.prefix_ids = [] if self.recipe.chat else self._encode(family.prefix)
         self.suffix_ids = self._encode(family.suffix)
         self.yes_id, self.no_id = (self._single_token(t) for t in (family.yes, family.no))
         frame = len(self.prefix_ids) + len(self.suffix_ids)
@@ -40,7 +48,7 @@ class Prompter:
             raise InputError(f"{{max_length}} {max_length} leaves no room: the prompt frame alone takes {frame} tokens",
                              "max_length")  # fmt: skip
         self.max_length = max_length
-        self.body_budget = max_length - frame
+        self.body_budget = max_length - frame  # tokens of what is cut: the body, or the rendered messages
 
     def _encode(self, text: str) -> list[int]:
         with self._lock:
@@ -59,18 +67,29 @@ class Prompter:
         tok = self.tokenizer
         return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
 
+    def render(self, query: str, document: str, instruction: str | None = None) -> str:
+        """The text whose tokens are cut to fit: the body, or with a chat recipe the rendered messages."""
+        body = self.family.format_body(query, document, instruction, self.recipe.name)
+        if not self.recipe.chat:
+            return body
+        messages = [{"role": "system", "content": self.family.system}, {"role": "user", "content": body}]
+        with self._lock:
+            return self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=False, enable_thinking=False
+            )
+
     def encode(self, triples: Sequence[Triple]) -> list[Encoded]:
         """Token ids for each ``(query, document, instruction)``; ``None`` means the default instruction.
 
-        The body is tokenized as one string (never piece by piece: the space after ``<Document>:`` merges
-        with the document's first word) and cut from its tail to the body budget. A query and instruction
-        that leave no room for any of the document raise ``InputError`` instead of scoring nothing.
+        What is cut is tokenized as one string (never piece by piece: the space after ``<Document>:`` merges with
+        the document's first word) and cut from its tail to the budget. A query and instruction that leave no
+        room for any of the document raise ``InputError`` instead of scoring nothing.
         """
         if not triples:
             return []
-        bodies = [self.family.format_body(q, d, i) for q, d, i in triples]
+        texts = [self.render(q, d, i) for q, d, i in triples]
         with self._lock:
-            encoded = self.tokenizer(bodies, add_special_tokens=False)["input_ids"]
+            encoded = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
         out = []
         checked: set[tuple[str, str | None]] = set()  # one query's long documents need its head tokenized once
         for n, ((query, _, instruction), ids) in enumerate(zip(triples, encoded, strict=True)):
@@ -84,11 +103,14 @@ class Prompter:
         return out
 
     def _check_room(self, n: int, query: str, instruction: str | None) -> None:
-        used = len(self._encode(self.family.format_body(query, "", instruction)))
+        # everything up to where the document would start
+        rendered = self.render(query, "", instruction)
+        head = self.family.format_body(query, "", instruction, self.recipe.name)
+        used = len(self._encode(rendered[: rendered.index(head) + len(head)]))
         if used >= self.body_budget:
             raise InputError(
-                f"pair {n}: the query and instruction take {used} tokens, but {{max_length}} {self.max_length} leaves "
-                f"{self.body_budget} for query, instruction and document together; raise {{max_length}} or shorten "
-                "the query",
+                f"pair {n}: the query and instruction take {used} tokens, but {{max_length}} {self.max_length} "
+                f"leaves {self.body_budget} for query, instruction and document together; raise {{max_length}} or "
+                "shorten the query",
                 "max_length",
             )

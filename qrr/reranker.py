@@ -16,7 +16,8 @@ from typing import Any
 
 from qrr.engine import Progress
 from qrr.errors import InputError
-from qrr.family import DEFAULT_MAX_LENGTH
+from qrr.family import DEFAULT_MAX_LENGTH, DEFAULT_RECIPE
+from qrr.prompt import Prompter
 
 # Pairs tokenized and scored at a time: memory stays bounded however long the input is, and a chunk is still
 # large enough to sort into well-filled batches.
@@ -74,7 +75,9 @@ class Reranker:
     ``batch_tokens`` bounds the padded tokens of one forward pass (memory), default by device. A hub model
     missing from the local cache is downloaded first, unless ``offline`` (default: ``HF_HUB_OFFLINE``).
     ``share_prefix`` runs the tokens that pairs with the same instruction and query share once (same scores,
-    less work); turn it off only to measure what it saves.
+    less work); turn it off only to measure what it saves. ``recipe`` is the model card's ``transformers`` recipe
+    (the default) or its ``vllm`` one (the chat template, as Qwen's published evaluation used; see
+    ``qrr.family``).
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class Reranker:
         batch_tokens: int | None = None,
         offline: bool | None = None,
         share_prefix: bool = True,
+        recipe: str = DEFAULT_RECIPE,
     ):
         from qrr import device as devices
         from qrr import models
@@ -98,18 +102,18 @@ class Reranker:
         loader = models.registered(model)
         if loader is not None:
             engine, tokenizer = loader(dev, dt)
-            self._init(engine, tokenizer, max_length, instruction, batch_tokens, share_prefix, model)
+            self._init(engine, Prompter(tokenizer, max_length, recipe=recipe), instruction, batch_tokens, share_prefix,
+                       model)  # fmt: skip
             return
         from qrr.engine import TransformerEngine
-        from qrr.prompt import Prompter
 
         path = models.resolve(model, offline=offline)
         kind = models.checkpoint_kind(path)
-        tokenizer = _load_tokenizer(path)
-        prompter = Prompter(tokenizer, max_length)  # checks max_length and the answer tokens before the weights load
+        # checks max_length, the recipe and the answer tokens before the weights load
+        prompter = Prompter(_load_tokenizer(path), max_length, recipe=recipe)
         engine = TransformerEngine.load(path, kind, dev, dt, prompter.yes_id, prompter.no_id, prompter.pad_id,
                                         attn=devices.attention_implementation(dev, dt))  # fmt: skip
-        self._init(engine, tokenizer, max_length, instruction, batch_tokens, share_prefix, path, prompter)
+        self._init(engine, prompter, instruction, batch_tokens, share_prefix, path)
 
     @classmethod
     def from_model(
@@ -121,30 +125,29 @@ class Reranker:
         instruction: str | None = None,
         batch_tokens: int | None = None,
         share_prefix: bool = True,
+        recipe: str = DEFAULT_RECIPE,
     ) -> Reranker:
         """A Reranker around an already loaded Qwen3 causal LM (or converted sequence classifier) and its
         tokenizer (benchmarks on random weights, custom loading). The model keeps its dtype and is moved to
         ``device``; once the caller drops its own reference, the full output head is freed."""
         from qrr import device as devices
         from qrr.engine import TransformerEngine
-        from qrr.prompt import Prompter
 
         _check_positive(batch_tokens, "batch_tokens")
         dev = devices.resolve_device(device)
-        prompter = Prompter(tokenizer, max_length)
+        prompter = Prompter(tokenizer, max_length, recipe=recipe)
         if hasattr(model, "score") and not hasattr(model, "lm_head"):
             engine = TransformerEngine.from_classifier(model, dev, prompter.pad_id)
         else:
             engine = TransformerEngine.from_causal(model, dev, prompter.yes_id, prompter.no_id, prompter.pad_id)
         self = cls.__new__(cls)
-        self._init(engine, tokenizer, max_length, instruction, batch_tokens, share_prefix, None, prompter)
+        self._init(engine, prompter, instruction, batch_tokens, share_prefix, None)
         return self
 
-    def _init(self, engine, tokenizer, max_length, instruction, batch_tokens, share_prefix, source, prompter=None):
+    def _init(self, engine, prompter, instruction, batch_tokens, share_prefix, source):
         from qrr.engine import default_batch_tokens
-        from qrr.prompt import Prompter
 
-        self.prompter = prompter or Prompter(tokenizer, max_length)
+        self.prompter = prompter
         self.engine = engine
         self.device = engine.device
         self.dtype = engine.dtype
@@ -161,6 +164,10 @@ class Reranker:
     @property
     def tokenizer(self):
         return self.prompter.tokenizer
+
+    @property
+    def recipe(self) -> str:
+        return self.prompter.recipe.name
 
     # ----------------------------------------------------------------------------------------------- scoring
 

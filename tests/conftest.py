@@ -102,6 +102,14 @@ def fake(tokenizer):
 
 
 @pytest.fixture(scope="session")
+def vllm_oracle(oracle):
+    """The card's vLLM path on the tiny model, with transformers (sharing the oracle's model)."""
+    from tests.oracle import VllmOracle
+
+    return VllmOracle.sharing(oracle)
+
+
+@pytest.fixture(scope="session")
 def beir_dir(tmp_path_factory):
     """A small BEIR folder with a first-stage run, bm25.trec (read-only: copy it to change it)."""
     from tests.beir import build_beir

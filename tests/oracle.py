@@ -47,8 +47,58 @@ class Oracle:
             scores = torch.stack([batch[:, self.false_id], batch[:, self.true_id]], dim=1)
             return torch.nn.functional.log_softmax(scores, dim=1)[:, 1].exp().tolist()
 
+    @classmethod
+    def sharing(cls, other: Oracle) -> Oracle:
+        """An oracle of this class on ``other``'s model and tokenizer (no second load)."""
+        twin = copy.copy(other)
+        twin.__class__ = cls
+        return twin
+
     def with_max_length(self, max_length: int) -> Oracle:
         """The same model and tokenizer with another ``max_length``."""
         other = copy.copy(self)
         other.max_length = max_length
         return other
+
+
+class VllmOracle(Oracle):
+    """The model card's vLLM path run with transformers: system and user messages rendered and tokenized by the
+    tokenizer's chat template, the token list cut to ``max_length - len(suffix)``, the suffix appended, and the
+    next token's log-probabilities restricted to yes and no (vLLM's ``allowed_token_ids``) turned into
+    ``exp(lp_yes) / (exp(lp_yes) + exp(lp_no))``."""
+
+    SYSTEM = (
+        "Judge whether the Document meets the requirements based on the Query and the Instruct provided. Note that the "
+        'answer can only be "yes" or "no".'
+    )
+
+    def score(self, pairs, instruction=None):
+        import math
+
+        import torch
+
+        messages = [
+            [
+                {"role": "system", "content": self.SYSTEM},
+                {"role": "user", "content": f"<Instruct>: {instruction or TASK}\n\n<Query>: {q}\n\n<Document>: {d}"},
+            ]
+            for q, d in pairs
+        ]
+        rendered = self.tokenizer.apply_chat_template(
+            messages, tokenize=True, add_generation_prompt=False, enable_thinking=False
+        )
+        # transformers 5 returns a BatchEncoding where the card's transformers 4 returned the id lists
+        rendered = rendered["input_ids"] if hasattr(rendered, "keys") else rendered
+        suffix_tokens = self.tokenizer.encode(SUFFIX, add_special_tokens=False)
+        prompts = [ele[: self.max_length - len(suffix_tokens)] + suffix_tokens for ele in rendered]
+        inputs = self.tokenizer.pad({"input_ids": prompts}, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            logits = self.model(**inputs).logits[:, -1, :].float()
+        allowed = torch.full_like(logits, float("-inf"))
+        allowed[:, [self.true_id, self.false_id]] = 0
+        logprobs = torch.log_softmax(logits + allowed, dim=-1)
+        scores = []
+        for row in logprobs:
+            true_score, false_score = math.exp(row[self.true_id]), math.exp(row[self.false_id])
+            scores.append(true_score / (true_score + false_score))
+        return scores

@@ -99,3 +99,10 @@ def test_a_baseline_that_cannot_fit_is_left_out_with_a_line(monkeypatch):
     (row,) = rows_of(result)
     assert row["skipped"] is None and row["pairs_per_s"] > 0 and row["speedup_vs_baseline"] is None
     assert "no baseline; the recipe's full logits need about" in result.stderr
+
+
+def test_recipe_is_measured_and_named():
+    (plain,) = rows_of(run("--doc-tokens", "8", "--docs", "2", "--format", "json"))
+    (vllm,) = rows_of(run("--doc-tokens", "8", "--docs", "2", "--format", "json", "--recipe", "vllm"))
+    assert (plain["recipe"], vllm["recipe"]) == ("transformers", "vllm")
+    assert vllm["prompt_tokens"] > plain["prompt_tokens"]  # double newlines and the end marker twice

@@ -262,3 +262,8 @@ def test_ids_with_spaces_need_jsonl_output(cli, tmp_path):
     )
     rows = [orjson.loads(line) for line in ok(cli("rerank", *args, "-f", "jsonl")).splitlines()]
     assert [(r["qid"], r["docid"], r["rank"]) for r in rows] == [("q1", "d 1", 1)]
+
+
+def test_the_vllm_recipe(cli, rerank_args, beir_dir):
+    check_trec(ok(cli("rerank", *rerank_args, "--depth", "5", "--recipe", "vllm")),
+               expected_run(beir_dir, Reranker("fake", recipe="vllm")))  # fmt: skip

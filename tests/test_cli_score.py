@@ -164,3 +164,15 @@ def test_inline_usage_errors(cli):
                           (("-q", "x"), "-q/--query needs at least one -d/--document (or use qrr rank)")):  # fmt: skip
         result = cli("score", *args)
         assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"error: {message}\n")
+
+
+def test_the_vllm_recipe(cli, tiny_model, tiny):
+    data = "".join(json.dumps(p) + "\n" for p in PAIRS)
+    rows = jsonl(ok(cli("score", "--recipe", "vllm", input=data)))
+    want = Reranker("fake", recipe="vllm").score([(p["query"], p["document"], p.get("instruction")) for p in PAIRS])
+    assert [r["score"] for r in rows] == want
+    assert want != Reranker("fake").score([(p["query"], p["document"], p.get("instruction")) for p in PAIRS])
+    rows = jsonl(ok(cli("score", "--recipe", "VLLM", input=data, model=tiny_model)))
+    real = tiny(recipe="vllm").score([(p["query"], p["document"], p.get("instruction")) for p in PAIRS])
+    assert [r["score"] for r in rows] == pytest.approx(real, abs=1e-6)
+    assert "'sglang' is not one of 'transformers', 'vllm'" in said(cli("score", "--recipe", "sglang", input=data))

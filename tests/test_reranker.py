@@ -335,3 +335,61 @@ def test_streams_of_more_than_a_chunk(reranker, fake_model):
     assert fake.rank("q", iter(docs), ids=iter(ids)) == whole
     for k in (1, cut, cut + 1, len(docs)):  # top_k cut between the tied pair: the later one leaves
         assert fake.rank("q", iter(docs), top_k=k, ids=iter(ids)) == whole[:k]
+
+
+# -------------------------------------------------------------------------------------------- the vllm recipe
+
+
+def test_the_two_recipes_score_differently(reranker, tiny):
+    vllm = tiny(recipe="vllm")
+    assert vllm.recipe == "vllm" and reranker.recipe == "transformers"
+    assert max(abs(a - b) for a, b in zip(vllm.score(PAIRS), reranker.score(PAIRS), strict=True)) > 1e-3
+
+
+def test_vllm_recipe_matches_the_cards_vllm_path(tiny_model, vllm_oracle):
+    rr = Reranker(str(tiny_model), device="cpu", dtype="fp32", recipe="vllm")
+    close(rr.score(PAIRS), vllm_oracle.score(PAIRS))
+    task = "Given a question in any language, find passages in any language that answer it"
+    close(rr.score([(q, d, task) for q, d in PAIRS]), vllm_oracle.score(PAIRS, instruction=task))
+
+
+@pytest.mark.parametrize("max_length", [110, 200])
+def test_vllm_recipe_truncates_as_the_card_does(tiny, vllm_oracle, max_length):
+    rr = tiny(recipe="vllm", max_length=max_length)
+    budget = max_length - len(rr.prompter.suffix_ids)
+
+    def rendered_length(document):
+        return len(rr.tokenizer(rr.prompter.render("q", document), add_special_tokens=False)["input_ids"])
+
+    # a document that fits while the user turn's end marker does not: the card cuts the marker, so does qrr
+    words = next(n for n in range(1, max_length) if rendered_length("beta " * n) > budget)
+    assert rendered_length("beta " * words) - budget <= 2
+    pairs = [("q", "alpha " * 500), ("q", "beta " * words), ("a longer query here", "gamma delta " * 300), ("s", "x")]
+    scores = rr.score(pairs)
+    close(scores, vllm_oracle.with_max_length(max_length).score(pairs))
+    encoded = rr.prompter.encode([(q, d, None) for q, d in pairs])
+    assert [e.truncated for e in encoded] == [True, True, True, False] and scores.stats.truncated == 3
+    assert all(len(e.ids) == max_length for e in encoded[:3]) and encoded[1].ids[-9:] == rr.prompter.suffix_ids
+    assert rr.tokenizer.decode(encoded[1].ids).count("beta") == words
+
+
+def test_vllm_recipe_shares_the_prefix_it_finds_in_the_tokens(tiny, vllm_oracle):
+    on, off = tiny(recipe="vllm"), tiny(recipe="vllm", share_prefix=False)
+    docs = [d for _, d in PAIRS]
+    with_reuse, without = on.rank("The query", docs), off.rank("The query", docs)
+    close([r["score"] for r in with_reuse], [r["score"] for r in without])
+    assert with_reuse.stats.computed_tokens < without.stats.computed_tokens
+    close(sorted(r["score"] for r in with_reuse), sorted(vllm_oracle.score([("The query", d) for d in docs])))
+
+
+def test_an_unknown_recipe_or_a_tokenizer_without_chat_template(tiny_model, tokenizer):
+    with pytest.raises(InputError, match="^recipe 'sglang' is unknown: use transformers or vllm$"):
+        Reranker(str(tiny_model), device="cpu", recipe="sglang")
+    import copy
+
+    plain = copy.copy(tokenizer)
+    plain.chat_template = None
+    from qrr.prompt import Prompter
+
+    with pytest.raises(InputError, match="^the tokenizer has no chat template, which recipe vllm renders$"):
+        Prompter(plain, recipe="vllm")

@@ -79,6 +79,7 @@ RunFormat = _choices("RunFormat", formats.RUN_FORMATS)
 DocFormat = _choices("DocFormat", formats.DOC_FORMATS)
 PairFormat = _choices("PairFormat", formats.PAIR_FORMATS)
 Dtype = _choices("Dtype", ("auto", "bf16", "fp16", "fp32"))
+RecipeName = _choices("RecipeName", QWEN3.recipes)
 OnError = _choices("OnError", ("fail", "skip"))
 
 DEVICES = ("auto", "cpu", "mps", "cuda", "cuda:0", "cuda:1")
@@ -116,6 +117,12 @@ BatchTokensOpt = Annotated[
     typer.Option("--batch-tokens", min=1, rich_help_panel="Model",
                  help="Padded tokens per forward pass; lower it to use less memory. "
                  "[dim]\\[default: 1024 cpu, 8192 mps, 32768 cuda][/]"),
+]  # fmt: skip
+RecipeOpt = Annotated[
+    RecipeName,
+    typer.Option("--recipe", case_sensitive=False, rich_help_panel="Model",
+                 help="The model card's prompt recipe: transformers (written by hand) or vllm (the chat template, as "
+                 "Qwen's published evaluation); they score differently."),
 ]  # fmt: skip
 OfflineOpt = Annotated[
     bool,
@@ -289,18 +296,19 @@ def stdin_is_terminal() -> bool:
     return sys.stdin is None or sys.stdin.isatty()
 
 
-def load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose):
+def load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe):
     from qrr.reranker import Reranker
 
     prepare_logging(verbose)
     # No spinner here: a first-use download draws its own progress bars on stderr.
     reranker = Reranker(model, device=device, dtype=dtype.value, max_length=max_length, instruction=instruction,
-                        batch_tokens=batch_tokens, offline=offline or None)  # fmt: skip
+                        batch_tokens=batch_tokens, offline=offline or None, recipe=recipe.value)  # fmt: skip
     if verbose:
         from qrr.device import dtype_name
 
         stderr.print(f"model {reranker.model_path} on {reranker.device} ({dtype_name(reranker.dtype)}), "
-                     f"batch budget {reranker.batch_tokens} tokens", markup=False, highlight=False)  # fmt: skip
+                     f"{reranker.recipe} recipe, batch budget {reranker.batch_tokens} tokens", markup=False,
+                     highlight=False)  # fmt: skip
     return reranker
 
 

@@ -8,7 +8,18 @@ from typing import Annotated
 
 import typer
 
-from qrr.cli.base import BatchTokensOpt, DeviceOpt, Dtype, DtypeOpt, VerboseOpt, command, prepare_logging, stderr
+from qrr.cli.base import (
+    BatchTokensOpt,
+    DeviceOpt,
+    Dtype,
+    DtypeOpt,
+    RecipeName,
+    RecipeOpt,
+    VerboseOpt,
+    command,
+    prepare_logging,
+    stderr,
+)
 from qrr.cli.render import bar, human_bytes, progress, writer
 from qrr.errors import InputError
 
@@ -42,7 +53,11 @@ def bench(
         bool, typer.Option("--random-weights", help="Use random weights even where real ones are cached.")
     ] = False,
     baseline: Annotated[
-        bool, typer.Option("--baseline", help="Also run the model card's plain recipe and show the ratios.")
+        bool,
+        typer.Option(
+            "--baseline",
+            help="Also run the model card's plain code (full logits, one call) on the same prompts; show ratios.",
+        ),
     ] = False,
     fmt: Annotated[
         BenchFormat | None,
@@ -57,6 +72,7 @@ def bench(
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = Dtype.auto,
     batch_tokens: BatchTokensOpt = None,
+    recipe: RecipeOpt = RecipeName.transformers,
     verbose: VerboseOpt = False,
 ) -> None:
     """Measure each size's speed and memory on this machine, before you download 16 GB.
@@ -85,6 +101,7 @@ def bench(
         for row in benchmark.run(
             size_list, lengths, docs=docs, query_tokens=query_tokens, repeat=repeat, device=device, dtype=dtype.value,
             batch_tokens=batch_tokens, random_weights=random_weights, baseline=baseline, progress=advance,
+            recipe=recipe.value,
             note=lambda message: stderr.print(message, highlight=False, markup=False),
         ):  # fmt: skip
             rows.append(row)

@@ -21,6 +21,8 @@ from qrr.cli.base import (
     OfflineOpt,
     OnError,
     OnErrorOpt,
+    RecipeName,
+    RecipeOpt,
     ResumeOpt,
     TagOpt,
     VerboseOpt,
@@ -99,6 +101,7 @@ def evaluate(
     dtype: DtypeOpt = Dtype.auto,
     max_length: MaxLengthOpt = DEFAULT_MAX_LENGTH,
     batch_tokens: BatchTokensOpt = None,
+    recipe: RecipeOpt = RecipeName.transformers,
     offline: OfflineOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -120,7 +123,7 @@ def evaluate(
     fmt = output_format(fmt)
     if beir is None:
         misplaced = given(ctx, "run", "depth", "resume", "tag", "split", "model", "instruction", "device", "dtype",
-                          "max_length", "batch_tokens", "offline")  # fmt: skip
+                          "max_length", "batch_tokens", "recipe", "offline")  # fmt: skip
         if misplaced:
             raise InputError(f"{', '.join(misplaced)}: only with --beir")
         if not files or len(files) < 2:
@@ -149,10 +152,12 @@ def evaluate(
         for skipped in (bad_lines, missing):
             if skipped is not None:
                 skipped.report()
+
+        def load():
+            return load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe)
+
         # OUT may come from qrr rerank, with the queries that have no qrels too: they are kept as they are.
-        reranked = rerank_showing_progress(inputs, output, None, lambda: load_reranker(
-            model, device, dtype, max_length, instruction, batch_tokens, offline, verbose), verbose,
-            others=set(inputs.run) - set(qrels))  # fmt: skip
+        reranked = rerank_showing_progress(inputs, output, None, load, verbose, others=set(inputs.run) - set(qrels))
         if resume:
             reranked = formats.read_run(resume)
         from qrr.models import default_model

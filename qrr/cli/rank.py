@@ -21,6 +21,8 @@ from qrr.cli.base import (
     OfflineOpt,
     OnError,
     OnErrorOpt,
+    RecipeName,
+    RecipeOpt,
     VerboseOpt,
     command,
     input_sources,
@@ -66,6 +68,7 @@ def rank(
     dtype: DtypeOpt = Dtype.auto,
     max_length: MaxLengthOpt = DEFAULT_MAX_LENGTH,
     batch_tokens: BatchTokensOpt = None,
+    recipe: RecipeOpt = RecipeName.transformers,
     offline: OfflineOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -96,7 +99,7 @@ def rank(
         if verbose:
             stderr.print("no documents in the input")
         return
-    reranker = load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose)
+    reranker = load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe)
     with_text = with_text or fmt == "table"  # a table shows the start of each text
     with progress(None, "ranking") as advance:
         ranked = pipelines.rank_records(reranker, query, itertools.chain([first], docs), top_k=top_k,

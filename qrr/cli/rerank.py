@@ -19,6 +19,8 @@ from qrr.cli.base import (
     OfflineOpt,
     OnError,
     OnErrorOpt,
+    RecipeName,
+    RecipeOpt,
     ResumeOpt,
     RunFormat,
     TagOpt,
@@ -93,6 +95,7 @@ def rerank(
     dtype: DtypeOpt = Dtype.auto,
     max_length: MaxLengthOpt = DEFAULT_MAX_LENGTH,
     batch_tokens: BatchTokensOpt = None,
+    recipe: RecipeOpt = RecipeName.transformers,
     offline: OfflineOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -126,10 +129,8 @@ def rerank(
     for skipped in (bad_lines, missing):
         if skipped is not None:
             skipped.report()
-    rerank_showing_progress(
-        inputs,
-        output,
-        top_k,
-        lambda: load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose),
-        verbose,
-    )
+
+    def load():
+        return load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe)
+
+    rerank_showing_progress(inputs, output, top_k, load, verbose)

@@ -21,6 +21,8 @@ from qrr.cli.base import (
     OnError,
     OnErrorOpt,
     PairFormat,
+    RecipeName,
+    RecipeOpt,
     VerboseOpt,
     command,
     input_sources,
@@ -59,6 +61,7 @@ def score(
     dtype: DtypeOpt = Dtype.auto,
     max_length: MaxLengthOpt = DEFAULT_MAX_LENGTH,
     batch_tokens: BatchTokensOpt = None,
+    recipe: RecipeOpt = RecipeName.transformers,
     offline: OfflineOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -93,7 +96,7 @@ def score(
         if verbose:
             stderr.print("no pairs in the input")
         return
-    reranker = load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose)
+    reranker = load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe)
     out = writer(fmt, previews=("query", "document"))
     total = Stats()
     with progress(None, "scoring") as advance:
