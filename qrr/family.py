@@ -9,6 +9,10 @@ The model card gives two recipes, which score differently:
   message; the whole token list is cut to ``max_length - len(suffix)`` and the same suffix appended (so the user
   turn's end marker appears twice, as the card writes it). Qwen's published MTEB-R figures were computed this way.
 
+A third, ``vllm-template``, is the prompt of vLLM's ``qwen3_reranker.jinja`` template (its score API with that
+template, and its MTEB regression check): the ``transformers`` prompt, but Jinja drops the template file's
+trailing newline, so the suffix ends ``</think>\n`` instead of ``</think>\n\n``.
+
 Two kinds of checkpoint hold the same scorer:
 
 - ``causal``: the published ``Qwen3ForCausalLM``; the score is ``sigmoid(logit_yes - logit_no)`` at the last
@@ -57,6 +61,7 @@ class Recipe:
     name: str
     body: str
     chat: bool = False
+    suffix: str | None = None  # where it differs from the family's
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,8 @@ class Family:
     def recipe(self, name: str) -> Recipe:
         """The recipe called ``name`` (``InputError`` naming the recipes there are)."""
         if name not in self.recipes:
-            raise InputError(f"{{recipe}} {name!r} is unknown: use {' or '.join(self.recipes)}", "recipe")
+            *others, last = self.recipes
+            raise InputError(f"{{recipe}} {name!r} is unknown: use {', '.join(others)} or {last}", "recipe")
         return self.recipes[name]
 
     def format_body(
@@ -137,6 +143,8 @@ QWEN3 = Family(
     recipes={
         "transformers": Recipe("transformers", "<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {document}"),
         "vllm": Recipe("vllm", "<Instruct>: {instruction}\n\n<Query>: {query}\n\n<Document>: {document}", chat=True),
+        "vllm-template": Recipe("vllm-template", "<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {document}",
+                                suffix="<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n"),
     },
     suffix="<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n",
     default_instruction="Given a web search query, retrieve relevant passages that answer the query",

@@ -41,7 +41,7 @@ class Prompter:
             raise InputError(f"the tokenizer has no chat template, which {{recipe}} {recipe} renders", "recipe")
         # Written by hand, the prompt starts with the prefix; rendered, the chat template writes all but the suffix.
         self.prefix_ids = [] if self.recipe.chat else self._encode(family.prefix)
-        self.suffix_ids = self._encode(family.suffix)
+        self.suffix_ids = self._encode(self.recipe.suffix or family.suffix)
         self.yes_id, self.no_id = (self._single_token(t) for t in (family.yes, family.no))
         frame = len(self.prefix_ids) + len(self.suffix_ids)
         if max_length <= frame:

@@ -175,4 +175,6 @@ def test_the_vllm_recipe(cli, tiny_model, tiny):
     rows = jsonl(ok(cli("score", "--recipe", "VLLM", input=data, model=tiny_model)))
     real = tiny(recipe="vllm").score([(p["query"], p["document"], p.get("instruction")) for p in PAIRS])
     assert [r["score"] for r in rows] == pytest.approx(real, abs=1e-6)
-    assert "'sglang' is not one of 'transformers', 'vllm'" in said(cli("score", "--recipe", "sglang", input=data))
+    assert "'sglang' is not one of 'transformers', 'vllm', 'vllm-template'" in said(
+        cli("score", "--recipe", "sglang", input=data)
+    )

@@ -382,8 +382,19 @@ def test_vllm_recipe_shares_the_prefix_it_finds_in_the_tokens(tiny, vllm_oracle)
     close(sorted(r["score"] for r in with_reuse), sorted(vllm_oracle.score([("The query", d) for d in docs])))
 
 
+def test_vllm_template_is_the_transformers_prompt_with_one_newline_less(tiny, oracle):
+    from tests.oracle import SUFFIX, Oracle
+
+    assert SUFFIX.endswith("</think>\n\n")
+    template = Oracle.sharing(oracle)  # the card's transformers recipe with vLLM's template's suffix
+    template.suffix_tokens = oracle.tokenizer.encode(SUFFIX[:-1], add_special_tokens=False)
+    scores = tiny(recipe="vllm-template").score(PAIRS)
+    close(scores, template.score(PAIRS))
+    assert max(abs(a - b) for a, b in zip(scores, oracle.score(PAIRS), strict=True)) > 1e-3
+
+
 def test_an_unknown_recipe_or_a_tokenizer_without_chat_template(tiny_model, tokenizer):
-    with pytest.raises(InputError, match="^recipe 'sglang' is unknown: use transformers or vllm$"):
+    with pytest.raises(InputError, match="^recipe 'sglang' is unknown: use transformers, vllm or vllm-template$"):
         Reranker(str(tiny_model), device="cpu", recipe="sglang")
     import copy
 

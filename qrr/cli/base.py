@@ -121,8 +121,9 @@ BatchTokensOpt = Annotated[
 RecipeOpt = Annotated[
     RecipeName,
     typer.Option("--recipe", case_sensitive=False, rich_help_panel="Model",
-                 help="The model card's prompt recipe: transformers (written by hand) or vllm (the chat template, as "
-                 "Qwen's published evaluation); they score differently."),
+                 help="The prompt: the model card's transformers recipe (written by hand), its vllm recipe (the chat "
+                 "template, as Qwen's published evaluation), or vllm-template (vLLM's qwen3_reranker.jinja); they "
+                 "score differently."),
 ]  # fmt: skip
 OfflineOpt = Annotated[
     bool,
