@@ -67,6 +67,14 @@ class Prompter:
         tok = self.tokenizer
         return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
 
+    def cut(self, text: str, tokens: int) -> str:
+        """``text`` cut to its first ``tokens`` tokens (tokenized alone), or as it is where it is shorter."""
+        ids = self._encode(text)
+        if len(ids) <= tokens:
+            return text
+        with self._lock:
+            return self.tokenizer.decode(ids[:tokens])
+
     def render(self, query: str, document: str, instruction: str | None = None) -> str:
         """The text whose tokens are cut to fit: the body, or with a chat recipe the rendered messages."""
         body = self.family.format_body(query, document, instruction, self.recipe.name)
@@ -96,13 +104,15 @@ class Prompter:
             truncated = len(ids) > self.body_budget
             if truncated:
                 if (query, instruction) not in checked:
-                    self._check_room(n, query, instruction)
+                    self.check_room(query, instruction, n)
                     checked.add((query, instruction))
                 ids = ids[: self.body_budget]
             out.append(Encoded(self.prefix_ids + ids + self.suffix_ids, truncated))
         return out
 
-    def _check_room(self, n: int, query: str, instruction: str | None) -> None:
+    def check_room(self, query: str, instruction: str | None = None, n: int = 0) -> None:
+        """Raise ``InputError`` where ``query`` and ``instruction`` leave no room for any document (``n``: the
+        pair's position, for the message)."""
         # everything up to where the document would start
         rendered = self.render(query, "", instruction)
         head = self.family.format_body(query, "", instruction, self.recipe.name)

@@ -51,11 +51,15 @@ class Stats:
 
 
 class Results(list):
-    """A list of results (scores, or ranked documents) that also carries the ``stats`` of the call."""
+    """A list of results (scores, or ranked documents) that also carries the ``stats`` of the call. Scores also
+    carry each pair's ``pair_tokens`` (prompt tokens) and ``pair_cut`` (whether it was truncated), so that a caller
+    who merged several requests into one call can split the statistics again."""
 
     def __init__(self, items: Iterable = (), stats: Stats | None = None):
         super().__init__(items)
         self.stats = stats if stats is not None else Stats()
+        self.pair_tokens: list[int] = []
+        self.pair_cut: list[bool] = []
 
 
 class Reranker:
@@ -183,9 +187,11 @@ class Reranker:
         _check_positive(batch_size, "batch_size")
         results = Results()
         for chunk in chunks(self._triples(pairs), CHUNK):
-            scores, stats = self._score(chunk, progress, batch_size)
+            scores, stats, encoded = self._score(chunk, progress, batch_size)
             results += scores
             results.stats += stats
+            results.pair_tokens += [len(e.ids) for e in encoded]
+            results.pair_cut += [e.truncated for e in encoded]
         return results
 
     def predict(
@@ -237,40 +243,17 @@ class Reranker:
         ``CHUNK`` at a time, and with ``top_k`` only the best k are kept. ``instruction`` overrides this
         Reranker's instruction for the call; ``progress`` is called with the pairs each batch scored.
         """
-        if top_k is not None and top_k < 1:
-            raise InputError(f"{{top_k}} must be at least 1, not {top_k}", "top_k")
         _check_positive(batch_size, "batch_size")
         instruction = instruction if instruction is not None else self.instruction
-        id_source = None if ids is None else iter(ids)
-        kept: list = []  # every result, or with top_k a min-heap of (score, -index, result)
-        stats = Stats()
-        index = 0
         total = len(documents) if hasattr(documents, "__len__") else None
         with _tqdm(total, show_progress_bar, progress) as advance:
-            for chunk in chunks(documents, CHUNK):
-                chunk_ids = [None] * len(chunk) if id_source is None else list(itertools.islice(id_source, len(chunk)))
-                if len(chunk_ids) < len(chunk):
-                    raise InputError("{ids}: fewer ids than documents", "ids")
-                triples = [self._triple(index + n, (query, d, instruction)) for n, d in enumerate(chunk)]
-                scores, chunk_stats = self._score(triples, advance, batch_size)
-                stats += chunk_stats
-                for text, doc_id, score in zip(chunk, chunk_ids, scores, strict=True):
-                    result = {"corpus_id": index, "score": score}
-                    if id_source is not None:
-                        result["id"] = doc_id
-                    if return_documents:
-                        result["text"] = text
-                    if top_k is None:
-                        kept.append(result)
-                    elif len(kept) < top_k:
-                        heapq.heappush(kept, (score, -index, result))
-                    else:  # the lowest score, and of equal scores the latest document, leaves
-                        heapq.heappushpop(kept, (score, -index, result))
-                    index += 1
-        if id_source is not None and next(id_source, _END) is not _END:
-            raise InputError("{ids}: more ids than documents", "ids")
-        results = kept if top_k is None else [entry[2] for entry in kept]
-        return Results(sorted(results, key=lambda r: (-r["score"], r["corpus_id"])), stats)
+
+            def score(start: int, chunk: list[str]) -> tuple[list[float], Stats]:
+                triples = [self._triple(start + n, (query, d, instruction)) for n, d in enumerate(chunk)]
+                scores, stats, _ = self._score(triples, advance, batch_size)
+                return scores, stats
+
+            return rank_chunks(score, documents, top_k, return_documents, ids)
 
     def _triples(self, pairs: Iterable[Pair]) -> Iterator[tuple[str, str, str | None]]:
         for n, pair in enumerate(pairs):
@@ -286,7 +269,7 @@ class Reranker:
                 raise InputError(f"pair {n}: {field} must be a string, not {type(value).__name__}")
         return triple
 
-    def _score(self, triples, progress, max_rows) -> tuple[list[float], Stats]:
+    def _score(self, triples, progress, max_rows) -> tuple[list[float], Stats, list]:
         start = time.perf_counter()
         encoded = self.prompter.encode(triples)
         sequences = [e.ids for e in encoded]
@@ -294,7 +277,7 @@ class Reranker:
         scores, work = [], None
         if sequences:
             scores, work = self.engine.score(sequences, self.batch_tokens, progress, groups, max_rows)
-        return scores, Stats(
+        stats = Stats(
             pairs=len(sequences),
             tokens=sum(len(s) for s in sequences),
             truncated=sum(e.truncated for e in encoded),
@@ -302,9 +285,46 @@ class Reranker:
             computed_tokens=work.tokens if work else 0,
             attended=work.attended if work else 0,
         )
+        return scores, stats, encoded
 
 
 _END = object()
+
+
+def rank_chunks(score, documents: Iterable[str], top_k: int | None = None, return_documents: bool = False,
+                ids: Iterable[Any] | None = None) -> Results:  # fmt: skip
+    """What ``rank`` does around the scoring, for any scorer: ``score(start, texts)`` gives the scores and stats
+    of a chunk of documents (``start``: the first one's input position). Documents are read ``CHUNK`` at a time;
+    with ``top_k`` only the best k are kept. Best first; ties keep input order."""
+    if top_k is not None and top_k < 1:
+        raise InputError(f"{{top_k}} must be at least 1, not {top_k}", "top_k")
+    id_source = None if ids is None else iter(ids)
+    kept: list = []  # every result, or with top_k a min-heap of (score, -index, result)
+    stats = Stats()
+    index = 0
+    for chunk in chunks(documents, CHUNK):
+        chunk_ids = [None] * len(chunk) if id_source is None else list(itertools.islice(id_source, len(chunk)))
+        if len(chunk_ids) < len(chunk):
+            raise InputError("{ids}: fewer ids than documents", "ids")
+        scores, chunk_stats = score(index, chunk)
+        stats += chunk_stats
+        for text, doc_id, value in zip(chunk, chunk_ids, scores, strict=True):
+            result = {"corpus_id": index, "score": value}
+            if id_source is not None:
+                result["id"] = doc_id
+            if return_documents:
+                result["text"] = text
+            if top_k is None:
+                kept.append(result)
+            elif len(kept) < top_k:
+                heapq.heappush(kept, (value, -index, result))
+            else:  # the lowest score, and of equal scores the latest document, leaves
+                heapq.heappushpop(kept, (value, -index, result))
+            index += 1
+    if id_source is not None and next(id_source, _END) is not _END:
+        raise InputError("{ids}: more ids than documents", "ids")
+    results = kept if top_k is None else [entry[2] for entry in kept]
+    return Results(sorted(results, key=lambda r: (-r["score"], r["corpus_id"])), stats)
 
 
 def chunks(items: Iterable, size: int) -> Iterator[list]:

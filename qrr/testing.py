@@ -15,7 +15,9 @@ engine's halving of the budget then runs as it would on a GPU).
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 import zlib
 from collections.abc import Sequence
 
@@ -25,15 +27,23 @@ from qrr.engine import Engine
 class FakeEngine(Engine):
     """An ``Engine`` whose forward pass is a checksum of the token ids. ``interrupt_after``: raise
     ``KeyboardInterrupt`` in the batch after that many; ``fits_rows``: raise ``torch.OutOfMemoryError`` for a
-    batch of more rows. ``rows`` lists the sizes of the batches run, ``tried`` of every batch tried (failed ones
-    too)."""
+    batch of more rows; ``delay``: take that many seconds a batch, as a slow model would. ``rows`` lists the sizes
+    of the batches run, ``tried`` of every batch tried (failed ones too)."""
 
-    def __init__(self, device="cpu", dtype=None, interrupt_after: int | None = None, fits_rows: int | None = None):
+    def __init__(
+        self,
+        device="cpu",
+        dtype=None,
+        interrupt_after: int | None = None,
+        fits_rows: int | None = None,
+        delay: float = 0.0,
+    ):
         import torch
 
         super().__init__(torch.device(device), dtype or torch.float32)
         self.interrupt_after = interrupt_after
         self.fits_rows = fits_rows
+        self.delay = delay
         self.rows: list[int] = []
         self.tried: list[int] = []
         self._count = threading.Lock()
@@ -55,6 +65,8 @@ class FakeEngine(Engine):
             if self.fits_rows is not None and len(rows) > self.fits_rows:
                 raise torch.OutOfMemoryError(f"fake out of memory: {len(rows)} rows > {self.fits_rows}")
             self.rows.append(len(rows))
+        if self.delay:
+            time.sleep(self.delay)
         return torch.tensor([fake_log_odds([*(prefix or []), *row]) for row in rows], dtype=torch.float32)
 
 
@@ -74,7 +86,7 @@ class FakeModel:
         self.engines: list[FakeEngine] = []
 
     def __call__(self, device, dtype):
-        if not hasattr(self.tokenizer, "encode"):
+        if isinstance(self.tokenizer, str | os.PathLike):
             from transformers import AutoTokenizer
 
             self.tokenizer = AutoTokenizer.from_pretrained(self.tokenizer)

@@ -131,3 +131,15 @@ def cli():
         return CliRunner().invoke(app, [args[0], *extra, *args[1:]], input=input, prog_name="qrr")
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def tiny_server(tiny_model):
+    """``qrr serve`` on the tiny model in a subprocess (at most 50 documents and 20,000 bytes a request; prompts of
+    at most 2,048 tokens)."""
+    from tests.servers import Server
+
+    server = Server("--model", str(tiny_model), "--max-documents", "50", "--max-request-bytes", "20000",
+                    "--max-length", "2048")  # fmt: skip
+    yield server
+    assert server.stop() == 0, server.stderr

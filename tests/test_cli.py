@@ -129,12 +129,15 @@ def test_version_and_module_entry_point():
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0 and result.stdout.startswith("qrr ")
     out = subprocess.run([sys.executable, "-m", "qrr", "--help"], capture_output=True, text=True, check=True)
-    for name in ("rank", "score", "rerank", "eval", "download", "bench"):
+    for name in ("rank", "score", "rerank", "eval", "serve", "download", "bench"):
         assert name in out.stdout
 
 
 def test_help_does_not_import_torch():
-    code = "import sys; from qrr.cli import app; assert not {'torch', 'transformers'} & set(sys.modules)"
+    code = (
+        "import sys; from qrr.cli import app; "
+        "assert not {'torch', 'transformers', 'starlette', 'uvicorn'} & set(sys.modules), sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -172,7 +175,7 @@ def test_results_go_to_stdout_while_a_progress_bar_is_drawn(cli, monkeypatch):
     assert "ranking" in drawn.getvalue() and '"rank"' not in drawn.getvalue()
 
 
-@pytest.mark.parametrize("command", ["rank", "score", "rerank", "eval", "download", "bench"])
+@pytest.mark.parametrize("command", ["rank", "score", "rerank", "eval", "serve", "download", "bench"])
 def test_every_command_has_help_with_examples(command):
     result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "160"})
     assert result.exit_code == 0 and "Examples:" in result.stdout and "<bool>" not in result.stdout

@@ -21,9 +21,12 @@ LAYERS = [
     {"reranker"},
     {"pipelines", "bench", "testing"},
     {""},  # the package: `from qrr import Reranker`
+    {"server", "server.api", "server.metrics"},  # the HTTP front end
+    {"server.batcher", "server.client"},
+    {"server.app"},
     {"cli.base"},
     {"cli.render"},
-    {"cli.rank", "cli.score", "cli.rerank", "cli.evaluate", "cli.download", "cli.bench"},
+    {"cli.rank", "cli.score", "cli.rerank", "cli.evaluate", "cli.serve", "cli.download", "cli.bench"},
     {"cli"},
     {"__main__"},
 ]
@@ -69,10 +72,11 @@ def test_imports_only_go_down():
 
 def test_the_core_imports_no_front_end_packages():
     for path in ROOT.rglob("*.py"):
-        if module_name(path).startswith("cli"):
+        if module_name(path).startswith(("cli", "server")):
             continue
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Import | ast.ImportFrom):
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-                assert not any(n.split(".")[0] in ("typer", "rich", "click") for n in names), (path, names)
+                front = ("typer", "rich", "click", "starlette", "uvicorn", "httpx")
+                assert not any(n.split(".")[0] in front for n in names), (path, names)

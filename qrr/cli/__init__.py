@@ -7,7 +7,7 @@ from qrr.cli.base import app
 
 # Importing a command's module registers it; the order here is the order of `qrr --help`.
 # isort: off
-from qrr.cli import rank, score, rerank, evaluate, download, bench  # noqa: E402, F401
+from qrr.cli import rank, score, rerank, evaluate, serve, download, bench  # noqa: E402, F401
 # isort: on
 
 

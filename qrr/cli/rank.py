@@ -25,12 +25,14 @@ from qrr.cli.base import (
     RecipeOpt,
     VerboseOpt,
     command,
+    given,
     input_sources,
     load_reranker,
     output_format,
     stderr,
 )
 from qrr.cli.render import progress, report, skipping, writer
+from qrr.errors import InputError
 from qrr.family import DEFAULT_MAX_LENGTH
 
 
@@ -70,7 +72,18 @@ def rank(
     batch_tokens: BatchTokensOpt = None,
     recipe: RecipeOpt = RecipeName.transformers,
     offline: OfflineOpt = False,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            envvar="QRR_SERVER",
+            show_envvar=True,
+            rich_help_panel="Model",
+            help="Rank on a running qrr serve at this URL instead of loading a model (API key: $QRR_API_KEY).",
+        ),
+    ] = None,  # fmt: skip
     verbose: VerboseOpt = False,
+    ctx: typer.Context = None,
 ) -> None:
     """Rank documents for one query, best first.
 
@@ -82,11 +95,16 @@ def rank(
       qrr rank -q "what is gravity?" docs.jsonl -k 5
       qrr rank -q "gravity?" docs.jsonl | jq -r 'select(.score > 0.5) | .id'
       grep -h gravity notes/*.txt | qrr rank -q "what is gravity?" --with-text
+      qrr rank --server http://localhost:8000 -q "what is gravity?" docs.jsonl
     """
     from qrr import formats, pipelines
     from qrr.reranker import Stats
 
     fmt = output_format(fmt)
+    if server is not None:
+        clashing = given(ctx, "model", "device", "dtype", "max_length", "batch_tokens", "recipe", "offline")
+        if clashing:
+            raise InputError(f"{', '.join(clashing)}: not with --server, whose model scores")
     skipped = skipping(on_error)
     inline = [formats.DocRecord(d) for d in documents or []]
     sources = input_sources(files, bool(inline))
@@ -99,7 +117,12 @@ def rank(
         if verbose:
             stderr.print("no documents in the input")
         return
-    reranker = load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe)
+    if server is not None:
+        from qrr.server.client import RemoteReranker
+
+        reranker = RemoteReranker(server, instruction=instruction)
+    else:
+        reranker = load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe)
     with_text = with_text or fmt == "table"  # a table shows the start of each text
     with progress(None, "ranking") as advance:
         ranked = pipelines.rank_records(reranker, query, itertools.chain([first], docs), top_k=top_k,

@@ -1,0 +1,237 @@
+"""The ASGI app (Starlette) and its runner (uvicorn): routes, the API key, limits on requests, the queue, client
+disconnects, metrics and a graceful stop. The shapes of requests and responses are ``qrr.server.api``'s; the
+scoring is ``qrr.server.batcher``'s."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import signal
+import socket
+import time
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from qrr.errors import InputError, QrrError
+from qrr.server.api import ApiError, parse_rerank, parse_score, rerank_response, score_response
+from qrr.server.batcher import Batcher, QueueFull
+from qrr.server.metrics import Metrics
+
+log = logging.getLogger("qrr")
+
+
+class Limits:
+    """What the server takes: ``max_documents`` a request, ``max_request_bytes`` a body, ``max_queue`` requests
+    waiting for the model."""
+
+    def __init__(self, max_documents: int = 1000, max_request_bytes: int = 10_000_000, max_queue: int = 256):
+        self.max_documents, self.max_request_bytes, self.max_queue = max_documents, max_request_bytes, max_queue
+
+
+def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def create_app(reranker, model_name: str, api_key: str | None = None, limits: Limits | None = None) -> Starlette:
+    """The app serving ``reranker`` as ``model_name``. ``api_key``: every endpoint but ``/health`` requires
+    ``Authorization: Bearer KEY``."""
+    limits = limits or Limits()
+    metrics = Metrics()
+    batcher = Batcher(reranker, max_queue=limits.max_queue)
+    started = int(time.time())
+
+    def authorized(request: Request) -> bool:
+        if api_key is None:
+            return True
+        given = request.headers.get("authorization", "")
+        scheme, _, token = given.partition(" ")
+        # constant time: the comparison does not tell how much of the key was right
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), api_key.encode())
+
+    async def read_json(request: Request):
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limits.max_request_bytes:
+            raise ApiError(413, f"the request body is {int(length)} bytes; this server takes at most "
+                           f"{limits.max_request_bytes}")  # fmt: skip
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limits.max_request_bytes:
+                raise ApiError(413, f"the request body is over {limits.max_request_bytes} bytes, the most this server "
+                               "takes")  # fmt: skip
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(400, f"malformed JSON: {exc.args[0]}") from None
+
+    async def scored(request: Request, triples) -> tuple:
+        """The scores and stats of ``triples`` from the batcher; the job is dropped if the client leaves first."""
+        try:
+            job = batcher.submit(triples)
+        except QueueFull:
+            raise ApiError(
+                503, f"the server is busy: {batcher.depth} requests wait for the model; retry shortly"
+            ) from None
+        waiting = asyncio.wrap_future(job.future)
+        left = asyncio.ensure_future(_client_left(request))
+        try:
+            done, _ = await asyncio.wait({waiting, left}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            left.cancel()
+        if waiting not in done:
+            batcher.cancel(job)
+            raise _ClientLeft
+        try:
+            result = waiting.result()
+        except QrrError as exc:
+            raise ApiError(422 if isinstance(exc, InputError) else 503, str(exc)) from None
+        metrics.scored(result[1])
+        return result
+
+    def prepare(query: str, texts, instruction, max_tokens_per_doc=None):
+        """The pairs to score, each document cut to ``max_tokens_per_doc``; a query with no room is refused
+        here, before it reaches the model."""
+        prompter = reranker.prompter
+        try:
+            prompter.check_room(query, instruction)
+        except InputError as exc:
+            raise ApiError(422, str(exc), "query") from None
+        if max_tokens_per_doc is not None:
+            texts = [prompter.cut(t, max_tokens_per_doc) for t in texts]
+        return [(query, t, instruction) for t in texts]
+
+    def endpoint(name: str, handler, public: bool = False):
+        async def run(request: Request) -> Response:
+            start = time.perf_counter()
+            status = 500
+            try:
+                if not public and not authorized(request):
+                    raise ApiError(401, "missing or wrong API key: send Authorization: Bearer KEY")
+                response = await handler(request)
+            except ApiError as exc:
+                headers = {"Retry-After": "1"} if exc.status == 503 else None
+                if exc.status == 401:
+                    headers = {"WWW-Authenticate": "Bearer"}
+                response = json_response(exc.body(), exc.status, headers)
+            except _ClientLeft:
+                response = Response(status_code=499)  # nobody reads it; for the metrics
+            except Exception as exc:  # noqa: BLE001  (one line in the log, never a traceback to the client)
+                log.error("%s: %s: %s", name, type(exc).__name__, exc)
+                response = json_response(ApiError(500, "internal error; the server log says more").body(), 500)
+            status = response.status_code
+            metrics.request(name, status, time.perf_counter() - start)
+            return response
+
+        return run
+
+    def rerank(version: str | None, return_documents: bool):
+        async def handler(request: Request) -> Response:
+            req = parse_rerank(await read_json(request), limits.max_documents, return_documents)
+            triples = await asyncio.to_thread(prepare, req.query, req.texts, req.instruction, req.max_tokens_per_doc)
+            scores, stats = await scored(request, triples)
+            return json_response(rerank_response(req, scores, stats, model_name, version))
+
+        return handler
+
+    async def score(request: Request) -> Response:
+        req = parse_score(await read_json(request), limits.max_documents)
+        pairs = []
+        for query, text in zip(req.queries, req.texts, strict=True):
+            pairs += await asyncio.to_thread(prepare, query, [text], req.instruction)
+        scores, stats = await scored(request, pairs)
+        return json_response(score_response(scores, stats, model_name))
+
+    async def health(request: Request) -> Response:
+        return json_response({"status": "ok", "model": model_name})
+
+    async def models(request: Request) -> Response:
+        card = {"id": model_name, "object": "model", "created": started, "owned_by": "qrr",
+                "max_model_len": reranker.max_length}  # fmt: skip
+        return json_response({"object": "list", "data": [card]})
+
+    async def prometheus(request: Request) -> Response:
+        text = metrics.render(batcher.depth, batcher.busy, batcher.calls)
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        # uvicorn has answered the requests in flight by now; the worker ends once the queue is empty
+        await asyncio.to_thread(batcher.stop)
+
+    routes = [
+        Route("/v1/rerank", endpoint("/v1/rerank", rerank("1", False)), methods=["POST"]),
+        Route("/v2/rerank", endpoint("/v2/rerank", rerank("2", False)), methods=["POST"]),
+        Route("/rerank", endpoint("/rerank", rerank(None, True)), methods=["POST"]),
+        Route("/score", endpoint("/score", score), methods=["POST"]),
+        Route("/v1/score", endpoint("/v1/score", score), methods=["POST"]),
+        Route("/health", endpoint("/health", health, public=True), methods=["GET"]),
+        Route("/v1/models", endpoint("/v1/models", models), methods=["GET"]),
+        Route("/metrics", endpoint("/metrics", prometheus), methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: _not_found, 405: _not_allowed})
+    app.state.batcher = batcher
+    return app
+
+
+class _ClientLeft(Exception):
+    """The client closed the connection before its scores were ready."""
+
+
+async def _client_left(request: Request) -> None:
+    """Returns once the client has disconnected (the body is read by then, so only that message can come)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _not_found(request: Request, exc) -> Response:
+    return json_response(ApiError(404, f"no endpoint {request.url.path}").body(), 404)
+
+
+async def _not_allowed(request: Request, exc) -> Response:
+    return json_response(ApiError(405, f"{request.method} is not allowed on {request.url.path}").body(), 405)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` (port 0: any free port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise QrrError(f"cannot listen on {host}:{port}: {exc.strerror}", "port") from None
+    sock.listen(2048)
+    return sock
+
+
+def run(app: Starlette, sock: socket.socket, on_stop=None, verbose: bool = False) -> None:
+    """Serve ``app`` on the bound ``sock`` until SIGINT or SIGTERM; then refuse new connections, answer the
+    requests in flight and return. ``on_stop`` is called once when the stop begins."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            if not self.should_exit and on_stop is not None:
+                on_stop()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(app, lifespan="on", log_level="info" if verbose else "warning", access_log=verbose)
+    server = Server(config)
+    # uvicorn raises the signal again once it has stopped; with these handlers that ends nothing, and the
+    # command returns (exit 0)
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,121 @@
+"""Dynamic batching: requests that arrive while the model is busy are scored together, in one call of the
+``Reranker``, so their pairs share forward passes within the token budget (and a query's shared prefix). A row's
+score does not depend on its batch, so a request gets the same scores alone or among others.
+
+One worker thread runs the model; request handlers wait on futures. No web framework here.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from qrr.reranker import CHUNK, Reranker, Stats
+
+
+class QueueFull(Exception):
+    """More requests are waiting than the queue holds."""
+
+
+@dataclass
+class Job:
+    """One request's pairs ``(query, document, instruction)``; its future gets ``(scores, stats)``."""
+
+    triples: list[tuple[str, str, str | None]]
+    future: Future = field(default_factory=Future)
+    cancelled: bool = False
+
+
+class Batcher:
+    """Scores jobs on one worker thread, merging the jobs waiting when it starts a call (up to ``max_pairs``
+    pairs, at least one job). ``max_queue`` bounds the jobs waiting; ``submit`` raises ``QueueFull`` past it."""
+
+    def __init__(self, reranker: Reranker, max_queue: int = 256, max_pairs: int = CHUNK):
+        self.reranker = reranker
+        self.max_queue = max_queue
+        self.max_pairs = max_pairs
+        self._waiting: deque[Job] = deque()
+        self._ready = threading.Condition()
+        self._stopping = False
+        self.busy = False
+        self.calls = 0  # scoring calls made, for /metrics
+        self._thread = threading.Thread(target=self._run, name="qrr-batcher", daemon=True)
+        self._thread.start()
+
+    @property
+    def depth(self) -> int:
+        """Jobs waiting to be scored."""
+        return len(self._waiting)
+
+    def submit(self, triples) -> Job:
+        job = Job(list(triples))
+        with self._ready:
+            if self._stopping:
+                raise QueueFull("the server is stopping")
+            if len(self._waiting) >= self.max_queue:
+                raise QueueFull(f"{len(self._waiting)} requests are waiting")
+            self._waiting.append(job)
+            self._ready.notify()
+        return job
+
+    def cancel(self, job: Job) -> None:
+        """Drop a job that has not started (its client left); one being scored finishes."""
+        with self._ready:
+            job.cancelled = True
+            if job in self._waiting:
+                self._waiting.remove(job)
+                job.future.cancel()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Finish the jobs waiting, then end the worker."""
+        with self._ready:
+            self._stopping = True
+            self._ready.notify()
+        self._thread.join(timeout)
+
+    def _take(self) -> list[Job]:
+        with self._ready:
+            while not self._waiting and not self._stopping:
+                self._ready.wait()
+            jobs, pairs = [], 0
+            while self._waiting and (not jobs or pairs + len(self._waiting[0].triples) <= self.max_pairs):
+                job = self._waiting.popleft()
+                jobs.append(job)
+                pairs += len(job.triples)
+            self.busy = bool(jobs)
+            return jobs
+
+    def _run(self) -> None:
+        while True:
+            jobs = self._take()
+            if not jobs:
+                return  # stopping, and nothing waits
+            try:
+                self._score(jobs)
+            finally:
+                self.busy = False
+
+    def _score(self, jobs: list[Job]) -> None:
+        try:
+            start = time.perf_counter()
+            scores = self.reranker.score([t for job in jobs for t in job.triples])
+            seconds = time.perf_counter() - start
+        except Exception as exc:  # noqa: BLE001  (every waiting request must hear of it)
+            if len(jobs) > 1:  # one request's failure is not the others': each alone
+                for job in jobs:
+                    self._score([job])
+                return
+            jobs[0].future.set_exception(exc)
+            return
+        self.calls += 1
+        offset = 0
+        for job in jobs:
+            n = len(job.triples)
+            part = slice(offset, offset + n)
+            stats = Stats(pairs=n, tokens=sum(scores.pair_tokens[part]), truncated=sum(scores.pair_cut[part]),
+                          seconds=seconds * n / len(scores))  # fmt: skip
+            job.future.set_result((scores[part], stats))
+            offset += n

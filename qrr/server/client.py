@@ -1,0 +1,103 @@
+"""A running qrr server as a ``Reranker`` for ranking (``qrr rank --server URL``): the same results, with the
+model loaded once in the server. Standard library HTTP only, so the client needs no server extra."""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.error
+import urllib.request
+from functools import cached_property
+
+import orjson
+
+from qrr.errors import InputError, QrrError
+from qrr.reranker import Results, Stats, rank_chunks
+
+SERVER_ENV = "QRR_SERVER"
+API_KEY_ENV = "QRR_API_KEY"
+
+
+class RemoteReranker:
+    """Ranks through the ``/rerank`` endpoint of the server at ``url`` (``api_key``: default ``$QRR_API_KEY``)."""
+
+    def __init__(self, url: str, api_key: str | None = None, timeout: float = 3600.0, instruction: str | None = None):
+        self.url = url.rstrip("/")
+        self.api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+        self.timeout = timeout
+        self.instruction = instruction
+
+    @property
+    def model_path(self) -> str:
+        return f"{self.model} at {self.url}"
+
+    @cached_property
+    def _card(self) -> dict:
+        return self._call("GET", "/v1/models")["data"][0]
+
+    @property
+    def model(self) -> str:
+        return self._card["id"]
+
+    @property
+    def max_length(self) -> int:
+        return self._card["max_model_len"]
+
+    def rank(
+        self,
+        query: str,
+        documents,
+        top_k: int | None = None,
+        return_documents: bool = False,
+        *,
+        ids=None,
+        instruction: str | None = None,
+        progress=None,
+    ) -> Results:
+        """As ``Reranker.rank``: dicts with ``corpus_id``, ``score``, ``id`` (with ``ids``) and ``text`` (with
+        ``return_documents``), best first; sent a chunk of documents a request."""
+        instruction = instruction if instruction is not None else self.instruction
+
+        def score(start: int, chunk: list[str]) -> tuple[list[float], Stats]:
+            began = time.perf_counter()
+            body = {"query": query, "documents": chunk, "return_documents": False}
+            if instruction is not None:
+                body["instruction"] = instruction
+            answer = self._call("POST", "/rerank", body)
+            scores = [0.0] * len(chunk)
+            for result in answer["results"]:
+                scores[result["index"]] = result["relevance_score"]
+            usage = answer.get("usage", {})
+            if progress is not None:
+                progress(len(chunk))
+            return scores, Stats(pairs=len(chunk), tokens=usage.get("total_tokens", 0),
+                                 truncated=usage.get("truncated_documents", 0),
+                                 seconds=time.perf_counter() - began)  # fmt: skip
+
+        return rank_chunks(score, documents, top_k, return_documents, ids)
+
+    def _call(self, method: str, path: str, body: dict | None = None) -> dict:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        data = orjson.dumps(body) if body is not None else None
+        request = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return orjson.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            message = _message(exc)
+            if exc.code == 401:
+                raise QrrError(f"the server at {self.url} refused the API key: {message} (set {API_KEY_ENV})") from None
+            error = InputError if 400 <= exc.code < 500 else QrrError
+            raise error(f"the server at {self.url} answered {exc.code}: {message}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise QrrError(f"cannot reach the server at {self.url}: {reason}") from None
+
+
+def _message(exc: urllib.error.HTTPError) -> str:
+    try:
+        return orjson.loads(exc.read())["message"]
+    except Exception:  # noqa: BLE001  (not qrr's JSON: say what there is)
+        return exc.reason

@@ -1,0 +1,304 @@
+"""``qrr serve`` for real: a subprocess on a loopback port, real HTTP clients (httpx, the Cohere SDK, LangChain)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.servers import Server
+
+QUERY = "what is the capital of China?"
+DOCS = ["The capital of China is Beijing.", "Paris is the capital of France.", "Gravity pulls bodies together.",
+        "Beijing hosts the government of China.", ""]  # fmt: skip
+
+
+def close(a, b, tol=1e-6):
+    assert len(a) == len(b)
+    assert max(abs(x - y) for x, y in zip(a, b, strict=True)) <= tol
+
+
+def by_index(results, key="relevance_score"):
+    return [r[key] for r in sorted(results, key=lambda r: r["index"])]
+
+
+@pytest.fixture(scope="module")
+def http(tiny_server):
+    with tiny_server.client() as client:
+        yield client
+
+
+# ------------------------------------------------------------------------------------------------- endpoints
+
+
+def test_listens_on_loopback_and_says_so(tiny_server):
+    assert tiny_server.url.startswith("http://127.0.0.1:")
+    assert "listening on http://127.0.0.1:" in tiny_server.stderr and "ready: " in tiny_server.stderr
+
+
+def test_cohere_rerank_v1_and_v2(http, reranker):
+    expected = reranker.score([(QUERY, d) for d in DOCS])
+    for path in ("/v1/rerank", "/v2/rerank"):
+        body = http.post(path, json={"model": "m", "query": QUERY, "documents": DOCS}).json()
+        assert [r["index"] for r in body["results"]] == sorted(range(5), key=lambda i: -expected[i])
+        close(by_index(body["results"]), expected)
+        assert "document" not in body["results"][0] and body["meta"]["api_version"]["version"] == path[2]
+    body = http.post("/v1/rerank", json={"query": QUERY, "documents": [{"text": d} for d in DOCS], "top_n": 2,
+                                         "return_documents": True}).json()  # fmt: skip
+    assert len(body["results"]) == 2 and body["results"][0]["document"] == {"text": DOCS[body["results"][0]["index"]]}
+
+
+def test_jina_and_vllm_rerank_and_score(http, reranker):
+    expected = reranker.score([(QUERY, d) for d in DOCS])
+    body = http.post("/rerank", json={"query": QUERY, "documents": DOCS, "top_n": 3}).json()
+    assert [r["document"]["text"] for r in body["results"]] == [DOCS[r["index"]] for r in body["results"]]
+    assert body["usage"]["total_tokens"] == reranker.score([(QUERY, d) for d in DOCS]).stats.tokens
+    close([r["relevance_score"] for r in body["results"]], sorted(expected, reverse=True)[:3])
+    for path in ("/score", "/v1/score"):
+        body = http.post(path, json={"model": "m", "text_1": QUERY, "text_2": DOCS}).json()
+        assert [d["index"] for d in body["data"]] == list(range(5)) and body["object"] == "list"
+        close([d["score"] for d in body["data"]], expected)
+    body = http.post("/score", json={"text_1": ["q1", "q2"], "text_2": ["a", "b"]}).json()
+    close([d["score"] for d in body["data"]], reranker.score([("q1", "a"), ("q2", "b")]))
+
+
+def test_an_instruction_and_max_tokens_per_doc(http, reranker):
+    task = "Judge whether the passage names a capital"
+    body = http.post("/v2/rerank", json={"query": QUERY, "documents": DOCS, "instruction": task}).json()
+    close(by_index(body["results"]), reranker.score([(QUERY, d, task) for d in DOCS]))
+    long = "word " * 300
+    body = http.post("/v2/rerank", json={"query": QUERY, "documents": [long, "short"], "max_tokens_per_doc": 20})
+    cut = reranker.prompter.cut(long, 20)
+    assert len(reranker.tokenizer.encode(cut)) == 20
+    close(by_index(body.json()["results"]), reranker.score([(QUERY, cut), (QUERY, "short")]))
+
+
+def test_health_models_and_metrics(http, tiny_model):
+    assert http.get("/health").json() == {"status": "ok", "model": str(tiny_model)}
+    card = http.get("/v1/models").json()["data"][0]
+    assert card["id"] == str(tiny_model) and card["max_model_len"] == 2048
+    http.post("/rerank", json={"query": "q", "documents": ["a", "b"]})
+    http.post("/rerank", json={"query": "q", "documents": []})
+    text = http.get("/metrics").text
+    assert 'qrr_requests_total{endpoint="/rerank",status="200"}' in text
+    assert 'qrr_requests_total{endpoint="/rerank",status="422"}' in text
+    for name in ("qrr_pairs_total ", "qrr_tokens_total ", "qrr_queue_depth 0", "qrr_request_seconds_bucket{le=",
+                 "qrr_request_seconds_count ", "qrr_scoring_calls_total "):  # fmt: skip
+        assert name in text, name
+    assert int(text.split("\nqrr_pairs_total ")[1].split()[0]) >= 2
+
+
+# ---------------------------------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b'{"query": "q", "documents": [', 400, "malformed JSON"),
+        (b'"just a string"', 400, "the request body must be a JSON object, not a string"),
+        (b'{"documents": ["a"]}', 422, '"query" is required'),
+        (b'{"query": "q", "documents": []}', 422, '"documents" must hold at least one document'),
+        (b'{"query": "q", "documents": ["a"], "top_n": 0}', 422, '"top_n" must be at least 1, not 0'),
+        (b'{"query": "q", "documents": [' + b'"a",' * 50 + b'"a"]}', 422,
+         '"documents" holds 51 documents; this server takes at most 50 a request'),
+        (b'{"query": "q", "documents": ["' + b"x" * 30_000 + b'"]}', 413,
+         "the request body is 30033 bytes; this server takes at most 20000"),
+    ],
+)  # fmt: skip
+def test_bad_requests_get_a_json_error_and_never_reach_the_model(http, body, status, message):
+    response = http.post("/v1/rerank", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == status
+    error = response.json()
+    assert message in error["message"] and error["code"] == status and "Traceback" not in response.text
+
+
+def test_a_query_that_leaves_no_room_and_unknown_routes(http):
+    response = http.post("/rerank", json={"query": "word " * 2500, "documents": ["a"]})
+    assert response.status_code == 422 and "raise max_length or shorten the query" in response.json()["message"]
+    assert http.get("/nothing").status_code == 404 and http.get("/nothing").json()["message"] == "no endpoint /nothing"
+    assert http.get("/rerank").status_code == 405
+    assert http.post("/rerank", json={"query": "q", "documents": ["a"]}).status_code == 200  # still serving
+
+
+def test_a_body_streamed_past_the_limit_without_a_length(http):
+    def chunks():
+        yield b'{"query": "q", "documents": ["'
+        for _ in range(30):
+            yield b"x" * 1000
+        yield b'"]}'
+
+    response = http.post("/rerank", content=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and "over 20000 bytes" in response.json()["message"]
+
+
+# ---------------------------------------------------------------------------------------------------- clients
+
+
+def test_the_cohere_sdk_by_its_base_url_alone(tiny_server, reranker):
+    import cohere
+
+    expected = reranker.score([(QUERY, d) for d in DOCS])
+    v1 = cohere.Client(api_key="unused", base_url=tiny_server.url).rerank(
+        model="qrr", query=QUERY, documents=DOCS, top_n=2, return_documents=True)  # fmt: skip
+    assert [r.document.text for r in v1.results] == [DOCS[r.index] for r in v1.results]
+    close([r.relevance_score for r in v1.results], sorted(expected, reverse=True)[:2])
+    v2 = cohere.ClientV2(api_key="unused", base_url=tiny_server.url).rerank(model="qrr", query=QUERY, documents=DOCS)
+    close([r.relevance_score for r in sorted(v2.results, key=lambda r: r.index)], expected)
+
+
+def test_langchains_cohere_rerank(tiny_server, reranker):
+    from langchain_cohere import CohereRerank
+    from langchain_core.documents import Document
+
+    compressor = CohereRerank(model="qrr", cohere_api_key="unused", base_url=tiny_server.url, top_n=2)
+    kept = compressor.compress_documents([Document(page_content=d) for d in DOCS], QUERY)
+    expected = reranker.score([(QUERY, d) for d in DOCS])
+    best = sorted(range(5), key=lambda i: -expected[i])[:2]
+    assert [d.page_content for d in kept] == [DOCS[i] for i in best]
+    close([d.metadata["relevance_score"] for d in kept], [expected[i] for i in best])
+
+
+def test_qrr_rank_through_the_server_equals_qrr_rank(tiny_server, cli, tiny_model, monkeypatch):
+    data = "".join(json.dumps({"id": f"d{i}", "text": d}) + "\n" for i, d in enumerate(DOCS))
+    local = cli("rank", "-q", QUERY, "-k", "3", input=data, model=tiny_model)
+    remote = cli("rank", "-q", QUERY, "-k", "3", "--server", tiny_server.url, input=data, model=False)
+    assert remote.exit_code == 0, remote.output
+    rows, want = [json.loads(x) for x in remote.stdout.splitlines()], [json.loads(x) for x in local.stdout.splitlines()]
+    assert [(r["rank"], r["index"], r["id"]) for r in rows] == [(r["rank"], r["index"], r["id"]) for r in want]
+    close([r["score"] for r in rows], [r["score"] for r in want])
+    monkeypatch.setenv("QRR_SERVER", tiny_server.url)
+    assert cli("rank", "-q", QUERY, "-k", "3", input=data, model=False).stdout == remote.stdout
+    refused = cli("rank", "-q", QUERY, "--device", "cpu", input=data, model=False)
+    assert refused.exit_code == 2 and refused.stderr == "error: --device: not with --server, whose model scores\n"
+
+
+def test_qrr_rank_with_no_server_there(cli):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # free: nothing listens once the socket closes
+    result = cli("rank", "-q", "q", "-d", "x", "--server", f"http://127.0.0.1:{port}", model=False)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: cannot reach the server at http://127.0.0.1:{port}: ")
+
+
+def test_concurrent_requests_get_the_scores_they_get_alone(tiny_server, reranker):
+    requests = [(f"query {n}", [f"document {n} {i} " * (1 + (n + i) % 7) for i in range(12)]) for n in range(16)]
+    alone = [reranker.score([(q, d) for d in docs]) for q, docs in requests]
+    answers: dict = {}
+    start = threading.Barrier(len(requests))
+
+    def send(n):
+        with tiny_server.client() as client:
+            start.wait()
+            query, docs = requests[n]
+            answers[n] = client.post("/score", json={"text_1": query, "text_2": docs}).json()
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(len(requests))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    for n, expected in enumerate(alone):
+        close([d["score"] for d in answers[n]["data"]], expected)
+
+
+# ----------------------------------------------------------------------------------------- auth, load, stop
+
+
+def test_an_api_key_guards_every_endpoint_but_health(tiny_model, cli):
+    server = Server("--model", str(tiny_model), env={"QRR_API_KEY": "s3cret"})
+    try:
+        assert "API key required" in server.stderr
+        with server.client() as http:
+            assert http.get("/health").status_code == 200
+            for method, path in (("POST", "/v1/rerank"), ("POST", "/v2/rerank"), ("POST", "/rerank"),
+                                 ("POST", "/score"), ("GET", "/v1/models"), ("GET", "/metrics")):  # fmt: skip
+                for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+                    response = http.request(method, path, json={"query": "q", "documents": ["a"]}, headers=headers)
+                    assert response.status_code == 401, (path, headers)
+                    assert response.headers["WWW-Authenticate"] == "Bearer"
+                    assert response.json()["message"] == "missing or wrong API key: send Authorization: Bearer KEY"
+            good = {"Authorization": "Bearer s3cret"}
+            assert http.post("/rerank", json={"query": "q", "documents": ["a"]}, headers=good).status_code == 200
+            assert http.get("/metrics", headers=good).status_code == 200
+        refused = cli("rank", "-q", "q", "-d", "x", "--server", server.url, model=False)
+        assert refused.exit_code == 1 and "refused the API key" in refused.stderr and "QRR_API_KEY" in refused.stderr
+        import os
+
+        os.environ["QRR_API_KEY"] = "s3cret"
+        try:
+            assert cli("rank", "-q", "q", "-d", "x", "--server", server.url, model=False).exit_code == 0
+        finally:
+            del os.environ["QRR_API_KEY"]
+    finally:
+        assert server.stop() == 0
+
+
+def test_a_busy_server_merges_queues_drops_and_stops_gracefully():
+    # the fake model takes 0.5 s a batch; two requests may wait
+    server = Server("--model", "fake", "--max-queue", "2", fake=True, env={"QRR_FAKE_DELAY": "0.5"})
+    body = {"query": "q", "documents": ["a", "b"]}
+    results: dict = {}
+
+    def send(name):
+        with server.client() as http:
+            results[name] = http.post("/rerank", json=body)
+
+    def metrics() -> str:
+        with server.client() as http:
+            return http.get("/metrics").text
+
+    def until(said: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while said not in metrics():
+            assert time.monotonic() < deadline, f"the metrics never said {said!r}"
+            time.sleep(0.02)
+
+    def start(name) -> threading.Thread:
+        thread = threading.Thread(target=send, args=(name,))
+        thread.start()
+        return thread
+
+    try:
+        busy = start("busy")
+        until("qrr_busy 1")  # the model has begun the first request
+        waiting = [start("w0"), start("w1")]
+        until("qrr_queue_depth 2")
+        with server.client() as http:
+            full = http.post("/rerank", json=body)
+        assert full.status_code == 503 and full.headers["Retry-After"] == "1"
+        assert full.json()["message"].startswith("the server is busy: 2 requests wait for the model")
+        for t in (busy, *waiting):
+            t.join(30)
+        assert [results[n].status_code for n in ("busy", "w0", "w1")] == [200, 200, 200]
+        assert "qrr_scoring_calls_total 2" in metrics()  # the two waiting requests shared one call
+
+        # a client that leaves has its waiting work dropped
+        busy = start("busy2")
+        until("qrr_busy 1")
+        with pytest.raises(httpx.ReadTimeout), server.client() as http:
+            http.post("/rerank", json={"query": "gone", "documents": ["x"] * 3}, timeout=0.2)
+        busy.join(30)
+        until('qrr_requests_total{endpoint="/rerank",status="499"} 1')
+        until("qrr_busy 0")
+        said = metrics()
+        assert "qrr_scoring_calls_total 3" in said and "qrr_pairs_total 8" in said  # "gone" was never scored
+
+        # SIGTERM while a request is in flight: it is answered, new connections are refused, exit 0
+        busy = start("last")
+        until("qrr_busy 1")
+        server.process.send_signal(signal.SIGTERM)
+        busy.join(30)
+        assert results["last"].status_code == 200 and len(results["last"].json()["results"]) == 2
+        assert server.process.wait(30) == 0
+        with pytest.raises(httpx.ConnectError), server.client() as http:
+            http.get("/health")
+        assert "stopping: new requests are refused, those in flight answered" in server.stderr
+        assert server.stderr.rstrip().endswith("stopped")
+    finally:
+        server.stop()
