@@ -34,4 +34,4 @@ def test_completion_callback_offers_commands_and_options():
     assert "--top-k" in out.stdout.split()
     env.update(COMP_WORDS="qrr s", COMP_CWORD="1")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert out.stdout.split() == ["score"]
+    assert out.stdout.split() == ["score", "serve"]
