@@ -20,6 +20,7 @@ import threading
 import time
 import zlib
 from collections.abc import Sequence
+from pathlib import Path
 
 from qrr.engine import Engine
 
@@ -27,8 +28,9 @@ from qrr.engine import Engine
 class FakeEngine(Engine):
     """An ``Engine`` whose forward pass is a checksum of the token ids. ``interrupt_after``: raise
     ``KeyboardInterrupt`` in the batch after that many; ``fits_rows``: raise ``torch.OutOfMemoryError`` for a
-    batch of more rows; ``delay``: take that many seconds a batch, as a slow model would. ``rows`` lists the sizes
-    of the batches run, ``tried`` of every batch tried (failed ones too)."""
+    batch of more rows; ``delay``: take that many seconds a batch, as a slow model would; ``gate``: a file holding
+    how many batches may run, each further batch waiting until it says more (a test's hand on the model, across
+    processes). ``rows`` lists the sizes of the batches run, ``tried`` of every batch tried (failed ones too)."""
 
     def __init__(
         self,
@@ -37,6 +39,7 @@ class FakeEngine(Engine):
         interrupt_after: int | None = None,
         fits_rows: int | None = None,
         delay: float = 0.0,
+        gate: str | os.PathLike | None = None,
     ):
         import torch
 
@@ -44,6 +47,7 @@ class FakeEngine(Engine):
         self.interrupt_after = interrupt_after
         self.fits_rows = fits_rows
         self.delay = delay
+        self.gate = gate
         self.rows: list[int] = []
         self.tried: list[int] = []
         self._count = threading.Lock()
@@ -67,7 +71,19 @@ class FakeEngine(Engine):
             self.rows.append(len(rows))
         if self.delay:
             time.sleep(self.delay)
+        if self.gate is not None:
+            self._wait_for_gate(len(self.rows))
         return torch.tensor([fake_log_odds([*(prefix or []), *row]) for row in rows], dtype=torch.float32)
+
+    def _wait_for_gate(self, batch: int) -> None:
+        while True:
+            try:
+                allowed = int(Path(self.gate).read_text().strip() or 0)
+            except (OSError, ValueError):
+                allowed = 0
+            if allowed >= batch:
+                return
+            time.sleep(0.01)
 
 
 def fake_log_odds(ids: Sequence[int]) -> float:

@@ -1,5 +1,5 @@
 """``python -m tests.fake_serve serve --model fake ...``: qrr's CLI with the fake model registered, for server tests
-that need a model slow enough to watch (``QRR_FAKE_DELAY`` seconds a batch)."""
+that need a model they hold: with ``QRR_FAKE_GATE`` naming a file, batch n runs once the file says n or more."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from qrr.testing import FakeModel
 from tests.tiny import tokenizer_files
 
 if __name__ == "__main__":
-    models.register("fake", FakeModel(str(tokenizer_files()), delay=float(os.environ.get("QRR_FAKE_DELAY", "0"))))
+    gate = os.environ.get("QRR_FAKE_GATE")  # a file holding how many batches may run
+    models.register("fake", FakeModel(str(tokenizer_files()), gate=gate))
     from qrr.cli import app
 
     app(prog_name="qrr", args=sys.argv[1:])

@@ -39,7 +39,10 @@ class Server:
     def _wait_ready(self, timeout: float) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            line = self.lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            try:
+                line = self.lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                break
             self.said.append(line)
             if line == "":
                 raise RuntimeError(f"qrr serve stopped before it was ready: {''.join(self.said)}")
@@ -59,6 +62,10 @@ class Server:
     def stop(self, sig=signal.SIGTERM, timeout: float = 60) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        code = self.process.wait(timeout)
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
         _ = self.stderr  # collect the last lines
         return code

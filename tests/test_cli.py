@@ -179,3 +179,9 @@ def test_results_go_to_stdout_while_a_progress_bar_is_drawn(cli, monkeypatch):
 def test_every_command_has_help_with_examples(command):
     result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "160"})
     assert result.exit_code == 0 and "Examples:" in result.stdout and "<bool>" not in result.stdout
+
+
+def test_serve_refuses_an_empty_api_key(cli):
+    result = cli("serve", "--api-key", " ", model=False)
+    assert (result.exit_code, result.stderr) == (2, "error: --api-key: give a key that is not empty (or none, for a "
+                                                    "server without one)\n")  # fmt: skip

@@ -118,9 +118,16 @@ def test_bad_requests_get_a_json_error_and_never_reach_the_model(http, body, sta
 
 
 def test_a_query_that_leaves_no_room_and_unknown_routes(http):
-    response = http.post("/rerank", json={"query": "word " * 2500, "documents": ["a"]})
-    assert response.status_code == 422 and "raise max_length or shorten the query" in response.json()["message"]
+    for body in ({"query": "word " * 2500, "documents": ["a"]}, {"query": "q", "instruction": "word " * 2500,
+                                                                "documents": ["a"]}):  # fmt: skip
+        response = http.post("/rerank", json=body)
+        assert response.status_code == 422 and response.json()["param"] == "query"
+        assert response.json()["message"].startswith('"query": pair 0: the query and instruction take ')
+        assert "raise max_length or shorten the query" in response.json()["message"]
+    response = http.post("/score", json={"text_1": ["q", "word " * 2500], "text_2": ["a", "b"]})
+    assert response.status_code == 422 and response.json()["param"] == "text_1"
     assert http.get("/nothing").status_code == 404 and http.get("/nothing").json()["message"] == "no endpoint /nothing"
+    assert 'qrr_requests_total{endpoint="other",status="404"}' in http.get("/metrics").text
     assert http.get("/rerank").status_code == 405
     assert http.post("/rerank", json={"query": "q", "documents": ["a"]}).status_code == 200  # still serving
 
@@ -173,8 +180,21 @@ def test_qrr_rank_through_the_server_equals_qrr_rank(tiny_server, cli, tiny_mode
     close([r["score"] for r in rows], [r["score"] for r in want])
     monkeypatch.setenv("QRR_SERVER", tiny_server.url)
     assert cli("rank", "-q", QUERY, "-k", "3", input=data, model=False).stdout == remote.stdout
-    refused = cli("rank", "-q", QUERY, "--device", "cpu", input=data, model=False)
+    # a model named on the command line wins over $QRR_SERVER; with --server itself, it is an error
+    assert cli("rank", "-q", QUERY, "-k", "3", input=data, model=tiny_model).stdout == local.stdout
+    refused = cli("rank", "-q", QUERY, "--device", "cpu", "--server", tiny_server.url, input=data, model=False)
     assert refused.exit_code == 2 and refused.stderr == "error: --device: not with --server, whose model scores\n"
+
+
+def test_qrr_rank_sends_what_the_server_takes(tiny_server, cli, tiny_model):
+    # 120 documents: the server takes 50 a request and 20,000 bytes a body
+    data = "".join(f"document {n} about {'something ' * (n % 40)}\n" for n in range(120))
+    remote = cli("rank", "-q", "q", "--server", tiny_server.url, input=data, model=False)
+    local = cli("rank", "-q", "q", input=data, model=tiny_model)
+    assert remote.exit_code == 0, remote.output
+    rows, want = [json.loads(x) for x in remote.stdout.splitlines()], [json.loads(x) for x in local.stdout.splitlines()]
+    assert len(rows) == 120 and [r["index"] for r in rows] == [r["index"] for r in want]
+    close([r["score"] for r in rows], [r["score"] for r in want])
 
 
 def test_qrr_rank_with_no_server_there(cli):
@@ -210,7 +230,7 @@ def test_concurrent_requests_get_the_scores_they_get_alone(tiny_server, reranker
 # ----------------------------------------------------------------------------------------- auth, load, stop
 
 
-def test_an_api_key_guards_every_endpoint_but_health(tiny_model, cli):
+def test_an_api_key_guards_every_endpoint_but_health(tiny_model, cli, monkeypatch):
     server = Server("--model", str(tiny_model), env={"QRR_API_KEY": "s3cret"})
     try:
         assert "API key required" in server.stderr
@@ -228,20 +248,17 @@ def test_an_api_key_guards_every_endpoint_but_health(tiny_model, cli):
             assert http.get("/metrics", headers=good).status_code == 200
         refused = cli("rank", "-q", "q", "-d", "x", "--server", server.url, model=False)
         assert refused.exit_code == 1 and "refused the API key" in refused.stderr and "QRR_API_KEY" in refused.stderr
-        import os
-
-        os.environ["QRR_API_KEY"] = "s3cret"
-        try:
-            assert cli("rank", "-q", "q", "-d", "x", "--server", server.url, model=False).exit_code == 0
-        finally:
-            del os.environ["QRR_API_KEY"]
+        monkeypatch.setenv("QRR_API_KEY", "s3cret")
+        assert cli("rank", "-q", "q", "-d", "x", "--server", server.url, model=False).exit_code == 0
     finally:
         assert server.stop() == 0
 
 
-def test_a_busy_server_merges_queues_drops_and_stops_gracefully():
-    # the fake model takes 0.5 s a batch; two requests may wait
-    server = Server("--model", "fake", "--max-queue", "2", fake=True, env={"QRR_FAKE_DELAY": "0.5"})
+def test_a_busy_server_merges_queues_drops_and_stops_gracefully(tmp_path):
+    # the fake model runs a batch only once the gate file says so: the test holds the model
+    gate = tmp_path / "gate"
+    gate.write_text("0")
+    server = Server("--model", "fake", "--max-queue", "2", fake=True, env={"QRR_FAKE_GATE": str(gate)})
     body = {"query": "q", "documents": ["a", "b"]}
     results: dict = {}
 
@@ -253,7 +270,7 @@ def test_a_busy_server_merges_queues_drops_and_stops_gracefully():
         with server.client() as http:
             return http.get("/metrics").text
 
-    def until(said: str, timeout: float = 30) -> None:
+    def until(said: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while said not in metrics():
             assert time.monotonic() < deadline, f"the metrics never said {said!r}"
@@ -266,15 +283,16 @@ def test_a_busy_server_merges_queues_drops_and_stops_gracefully():
 
     try:
         busy = start("busy")
-        until("qrr_busy 1")  # the model has begun the first request
+        until("qrr_busy 1")  # the model holds the first request
         waiting = [start("w0"), start("w1")]
         until("qrr_queue_depth 2")
         with server.client() as http:
             full = http.post("/rerank", json=body)
         assert full.status_code == 503 and full.headers["Retry-After"] == "1"
         assert full.json()["message"].startswith("the server is busy: 2 requests wait for the model")
+        gate.write_text("2")
         for t in (busy, *waiting):
-            t.join(30)
+            t.join(60)
         assert [results[n].status_code for n in ("busy", "w0", "w1")] == [200, 200, 200]
         assert "qrr_scoring_calls_total 2" in metrics()  # the two waiting requests shared one call
 
@@ -282,9 +300,10 @@ def test_a_busy_server_merges_queues_drops_and_stops_gracefully():
         busy = start("busy2")
         until("qrr_busy 1")
         with pytest.raises(httpx.ReadTimeout), server.client() as http:
-            http.post("/rerank", json={"query": "gone", "documents": ["x"] * 3}, timeout=0.2)
-        busy.join(30)
+            http.post("/rerank", json={"query": "gone", "documents": ["x"] * 3}, timeout=0.5)
         until('qrr_requests_total{endpoint="/rerank",status="499"} 1')
+        gate.write_text("3")
+        busy.join(60)
         until("qrr_busy 0")
         said = metrics()
         assert "qrr_scoring_calls_total 3" in said and "qrr_pairs_total 8" in said  # "gone" was never scored
@@ -293,12 +312,18 @@ def test_a_busy_server_merges_queues_drops_and_stops_gracefully():
         busy = start("last")
         until("qrr_busy 1")
         server.process.send_signal(signal.SIGTERM)
-        busy.join(30)
+        deadline = time.monotonic() + 60
+        while "stopping" not in server.stderr:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        gate.write_text("4")
+        busy.join(60)
         assert results["last"].status_code == 200 and len(results["last"].json()["results"]) == 2
-        assert server.process.wait(30) == 0
+        assert server.process.wait(60) == 0
         with pytest.raises(httpx.ConnectError), server.client() as http:
             http.get("/health")
         assert "stopping: new requests are refused, those in flight answered" in server.stderr
         assert server.stderr.rstrip().endswith("stopped")
     finally:
+        gate.write_text("1000")
         server.stop()

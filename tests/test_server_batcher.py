@@ -81,3 +81,33 @@ def test_a_full_queue_and_a_cancelled_job():
     batcher.stop(10)
     with pytest.raises(QueueFull, match="stopping"):
         batcher.submit(triples("e", 1))
+
+
+def test_merged_one_document_requests_share_forward_passes():
+    model = Gate()
+    batcher = Batcher(model)
+    first = batcher.submit(triples("a", 1))
+    assert model.started.wait(10)
+    jobs = [batcher.submit([(f"query {n}", "a document", None)]) for n in range(8)]
+    model.release.set()
+    first.future.result(30)
+    assert [len(job.future.result(30)[0]) for job in jobs] == [1] * 8
+    engine = model.engine
+    assert max(engine.rows) == 8  # eight requests, one forward pass
+    batcher.stop(10)
+
+
+def test_the_worker_outlives_any_failure():
+    class Breaking(Gate):
+        def score(self, pairs, *args, **kwargs):
+            if list(pairs)[0][0] == "stop":
+                raise KeyboardInterrupt  # not even this ends the worker
+            return super().score(pairs, *args, **kwargs)
+
+    model = Breaking()
+    model.release.set()
+    batcher = Batcher(model)
+    with pytest.raises(KeyboardInterrupt):
+        batcher.submit(triples("stop", 1)).future.result(30)
+    assert len(batcher.submit(triples("fine", 2)).future.result(30)[0]) == 2
+    batcher.stop(10)

@@ -103,7 +103,9 @@ def rank(
     fmt = output_format(fmt)
     if server is not None:
         clashing = given(ctx, "model", "device", "dtype", "max_length", "batch_tokens", "recipe", "offline")
-        if clashing:
+        if clashing and not given(ctx, "server"):
+            server = None  # model options on the command line win over $QRR_SERVER
+        elif clashing:
             raise InputError(f"{', '.join(clashing)}: not with --server, whose model scores")
     skipped = skipping(on_error)
     inline = [formats.DocRecord(d) for d in documents or []]

@@ -22,7 +22,7 @@ from qrr.cli.base import (
     load_reranker,
     stderr,
 )
-from qrr.errors import QrrError
+from qrr.errors import InputError, QrrError
 from qrr.family import DEFAULT_MAX_LENGTH
 
 PANEL = "Server"
@@ -34,7 +34,9 @@ def serve(
         str,
         typer.Option("--host", rich_help_panel=PANEL, help="Address to listen on; 0.0.0.0 opens it to the network."),
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, rich_help_panel=PANEL, help="Port; 0 picks a free one.")] = 8000,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, rich_help_panel=PANEL, help="Port; 0 picks a free one.")
+    ] = 8000,
     api_key: Annotated[
         str | None,
         typer.Option(
@@ -82,6 +84,8 @@ def serve(
       curl -s localhost:8000/v1/rerank -d '{"query": "capital of China?", "documents": ["Paris", "Beijing"]}'
       qrr rank --server http://localhost:8000 -q "capital of China?" docs.jsonl
     """
+    if api_key is not None and not api_key.strip():
+        raise InputError("--api-key: give a key that is not empty (or none, for a server without one)")
     try:
         from qrr.server import app as server
     except ImportError as exc:
@@ -92,6 +96,7 @@ def serve(
     url = f"http://{where[0] if ':' not in where[0] else f'[{where[0]}]'}:{where[1]}"
     stderr.print(f"listening on {url}; loading the model", highlight=False)
     reranker = load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe)
+    reranker.prompter.check_room("", reranker.instruction)  # a default that leaves no room fails now, not per request
     from qrr.device import dtype_name
 
     name = str(model or reranker.model_path)

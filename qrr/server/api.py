@@ -16,9 +16,9 @@ from typing import Any
 class ApiError(Exception):
     """A request the server refuses: ``status`` (4xx), a ``message`` that says what is wrong, the ``param``."""
 
-    def __init__(self, status: int, message: str, param: str | None = None):
+    def __init__(self, status: int, message: str, param: str | None = None, headers: dict | None = None):
         super().__init__(message)
-        self.status, self.message, self.param = status, message, param
+        self.status, self.message, self.param, self.headers = status, message, param, headers
 
     def body(self) -> dict:
         kind = "invalid_request_error" if self.status < 500 else "server_error"

@@ -75,9 +75,8 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
         try:
             job = batcher.submit(triples)
         except QueueFull:
-            raise ApiError(
-                503, f"the server is busy: {batcher.depth} requests wait for the model; retry shortly"
-            ) from None
+            message = f"the server is busy: {batcher.depth} requests wait for the model; retry shortly"
+            raise ApiError(503, message, headers={"Retry-After": "1"}) from None
         waiting = asyncio.wrap_future(job.future)
         left = asyncio.ensure_future(_client_left(request))
         try:
@@ -94,17 +93,19 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
         metrics.scored(result[1])
         return result
 
-    def prepare(query: str, texts, instruction, max_tokens_per_doc=None):
-        """The pairs to score, each document cut to ``max_tokens_per_doc``; a query with no room is refused
-        here, before it reaches the model."""
+    def prepare(queries, texts, instruction, max_tokens_per_doc=None, field="query"):
+        """The pairs to score, each document cut to ``max_tokens_per_doc``; a query that leaves no room for a
+        document is refused here, before it reaches the model (``field``: what the request calls it)."""
         prompter = reranker.prompter
-        try:
-            prompter.check_room(query, instruction)
-        except InputError as exc:
-            raise ApiError(422, str(exc), "query") from None
+        instruction = instruction if instruction is not None else reranker.instruction
+        for query in dict.fromkeys(queries):
+            try:
+                prompter.check_room(query, instruction)
+            except InputError as exc:
+                raise ApiError(422, f'"{field}": {exc}', field) from None
         if max_tokens_per_doc is not None:
             texts = [prompter.cut(t, max_tokens_per_doc) for t in texts]
-        return [(query, t, instruction) for t in texts]
+        return [(q, t, instruction) for q, t in zip(queries, texts, strict=True)]
 
     def endpoint(name: str, handler, public: bool = False):
         async def run(request: Request) -> Response:
@@ -112,13 +113,11 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
             status = 500
             try:
                 if not public and not authorized(request):
-                    raise ApiError(401, "missing or wrong API key: send Authorization: Bearer KEY")
+                    raise ApiError(401, "missing or wrong API key: send Authorization: Bearer KEY",
+                                   headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
                 response = await handler(request)
             except ApiError as exc:
-                headers = {"Retry-After": "1"} if exc.status == 503 else None
-                if exc.status == 401:
-                    headers = {"WWW-Authenticate": "Bearer"}
-                response = json_response(exc.body(), exc.status, headers)
+                response = json_response(exc.body(), exc.status, exc.headers)
             except _ClientLeft:
                 response = Response(status_code=499)  # nobody reads it; for the metrics
             except Exception as exc:  # noqa: BLE001  (one line in the log, never a traceback to the client)
@@ -133,7 +132,8 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
     def rerank(version: str | None, return_documents: bool):
         async def handler(request: Request) -> Response:
             req = parse_rerank(await read_json(request), limits.max_documents, return_documents)
-            triples = await asyncio.to_thread(prepare, req.query, req.texts, req.instruction, req.max_tokens_per_doc)
+            queries = [req.query] * len(req.texts)
+            triples = await asyncio.to_thread(prepare, queries, req.texts, req.instruction, req.max_tokens_per_doc)
             scores, stats = await scored(request, triples)
             return json_response(rerank_response(req, scores, stats, model_name, version))
 
@@ -141,10 +141,8 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
 
     async def score(request: Request) -> Response:
         req = parse_score(await read_json(request), limits.max_documents)
-        pairs = []
-        for query, text in zip(req.queries, req.texts, strict=True):
-            pairs += await asyncio.to_thread(prepare, query, [text], req.instruction)
-        scores, stats = await scored(request, pairs)
+        triples = await asyncio.to_thread(prepare, req.queries, req.texts, req.instruction, None, "text_1")
+        scores, stats = await scored(request, triples)
         return json_response(score_response(scores, stats, model_name))
 
     async def health(request: Request) -> Response:
@@ -152,7 +150,8 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
 
     async def models(request: Request) -> Response:
         card = {"id": model_name, "object": "model", "created": started, "owned_by": "qrr",
-                "max_model_len": reranker.max_length}  # fmt: skip
+                "max_model_len": reranker.max_length, "max_documents": limits.max_documents,
+                "max_request_bytes": limits.max_request_bytes}  # fmt: skip
         return json_response({"object": "list", "data": [card]})
 
     async def prometheus(request: Request) -> Response:
@@ -175,9 +174,16 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
         Route("/v1/models", endpoint("/v1/models", models), methods=["GET"]),
         Route("/metrics", endpoint("/metrics", prometheus), methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: _not_found, 405: _not_allowed})
-    app.state.batcher = batcher
-    return app
+
+    async def not_found(request: Request, exc) -> Response:
+        metrics.request("other", 404, 0.0)
+        return json_response(ApiError(404, f"no endpoint {request.url.path}").body(), 404)
+
+    async def not_allowed(request: Request, exc) -> Response:
+        metrics.request(request.url.path, 405, 0.0)
+        return json_response(ApiError(405, f"{request.method} is not allowed on {request.url.path}").body(), 405)
+
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_allowed})
 
 
 class _ClientLeft(Exception):
@@ -190,14 +196,6 @@ async def _client_left(request: Request) -> None:
         message = await request.receive()
         if message["type"] == "http.disconnect":
             return
-
-
-async def _not_found(request: Request, exc) -> Response:
-    return json_response(ApiError(404, f"no endpoint {request.url.path}").body(), 404)
-
-
-async def _not_allowed(request: Request, exc) -> Response:
-    return json_response(ApiError(405, f"{request.method} is not allowed on {request.url.path}").body(), 405)
 
 
 def bind(host: str, port: int) -> socket.socket:

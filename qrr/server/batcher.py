@@ -26,7 +26,6 @@ class Job:
 
     triples: list[tuple[str, str, str | None]]
     future: Future = field(default_factory=Future)
-    cancelled: bool = False
 
 
 class Batcher:
@@ -64,7 +63,6 @@ class Batcher:
     def cancel(self, job: Job) -> None:
         """Drop a job that has not started (its client left); one being scored finishes."""
         with self._ready:
-            job.cancelled = True
             if job in self._waiting:
                 self._waiting.remove(job)
                 job.future.cancel()
@@ -83,8 +81,9 @@ class Batcher:
             jobs, pairs = [], 0
             while self._waiting and (not jobs or pairs + len(self._waiting[0].triples) <= self.max_pairs):
                 job = self._waiting.popleft()
-                jobs.append(job)
-                pairs += len(job.triples)
+                if job.future.set_running_or_notify_cancel():  # from here on it cannot be cancelled
+                    jobs.append(job)
+                    pairs += len(job.triples)
             self.busy = bool(jobs)
             return jobs
 
@@ -92,9 +91,15 @@ class Batcher:
         while True:
             jobs = self._take()
             if not jobs:
-                return  # stopping, and nothing waits
+                if self._stopping and not self._waiting:
+                    return
+                continue
             try:
                 self._score(jobs)
+            except BaseException as exc:  # noqa: BLE001  (the worker lives on: no request may wait forever)
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
             finally:
                 self.busy = False
 

@@ -57,26 +57,48 @@ class RemoteReranker:
         """As ``Reranker.rank``: dicts with ``corpus_id``, ``score``, ``id`` (with ``ids``) and ``text`` (with
         ``return_documents``), best first; sent a chunk of documents a request."""
         instruction = instruction if instruction is not None else self.instruction
+        head = {"query": query, "return_documents": False}
+        if instruction is not None:
+            head["instruction"] = instruction
 
         def score(start: int, chunk: list[str]) -> tuple[list[float], Stats]:
             began = time.perf_counter()
-            body = {"query": query, "documents": chunk, "return_documents": False}
-            if instruction is not None:
-                body["instruction"] = instruction
-            answer = self._call("POST", "/rerank", body)
-            scores = [0.0] * len(chunk)
-            for result in answer["results"]:
-                scores[result["index"]] = result["relevance_score"]
-            usage = answer.get("usage", {})
-            if progress is not None:
-                progress(len(chunk))
-            return scores, Stats(pairs=len(chunk), tokens=usage.get("total_tokens", 0),
-                                 truncated=usage.get("truncated_documents", 0),
-                                 seconds=time.perf_counter() - began)  # fmt: skip
+            scores: list[float] = []
+            stats = Stats()
+            for part in self._requests(head, chunk):
+                answer = self._call("POST", "/rerank", {**head, "documents": part})
+                found = [0.0] * len(part)
+                for result in answer["results"]:
+                    found[result["index"]] = result["relevance_score"]
+                scores += found
+                usage = answer.get("usage", {})
+                stats += Stats(pairs=len(part), tokens=usage.get("total_tokens", 0),
+                               truncated=usage.get("truncated_documents", 0))  # fmt: skip
+                if progress is not None:
+                    progress(len(part))
+            stats.seconds = time.perf_counter() - began
+            return scores, stats
 
         return rank_chunks(score, documents, top_k, return_documents, ids)
 
-    def _call(self, method: str, path: str, body: dict | None = None) -> dict:
+    def _requests(self, head: dict, documents: list[str]):
+        """``documents`` in parts the server takes: at most its ``max_documents`` a request, and bodies within
+        its ``max_request_bytes``."""
+        most = self._card.get("max_documents", 1000)
+        room = self._card.get("max_request_bytes", 10_000_000) - len(orjson.dumps(head)) - 64
+        part: list[str] = []
+        size = 0
+        for document in documents:
+            length = len(orjson.dumps(document)) + 1
+            if part and (len(part) == most or size + length > room):
+                yield part
+                part, size = [], 0
+            part.append(document)
+            size += length
+        if part:
+            yield part
+
+    def _call(self, method: str, path: str, body: dict | None = None, retries: int = 30) -> dict:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
@@ -86,6 +108,9 @@ class RemoteReranker:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return orjson.loads(response.read())
         except urllib.error.HTTPError as exc:
+            if exc.code == 503 and retries > 0:  # busy: wait as the server asks, then again
+                time.sleep(float(exc.headers.get("Retry-After") or 1))
+                return self._call(method, path, body, retries - 1)
             message = _message(exc)
             if exc.code == 401:
                 raise QrrError(f"the server at {self.url} refused the API key: {message} (set {API_KEY_ENV})") from None
