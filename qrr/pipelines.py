@@ -344,19 +344,32 @@ def rerank_run(
     _check_top_k(top_k)
     if output is not None and not output.prepared:
         output.prepare(inputs, top_k)
-    results: Run = {}
     stats = Stats()
+    results = rerank_jobs(reranker, inputs.jobs, inputs.corpus, top_k, progress, stats)
+    return write_reranked(results, inputs, output, on_query, stats)
+
+
+def write_reranked(
+    results: Iterable[tuple[Job, list[tuple[str, float]]]],
+    inputs: RunInputs,
+    output: RunOutput | None = None,
+    on_query: Callable[[str], None] | None = None,
+    stats: Stats | None = None,
+) -> Reranked:
+    """Write each query's reranked results (from ``rerank_jobs``, or scored elsewhere: ``qrr.raydata``) to
+    ``output`` as they come, or keep them; the writing half of ``rerank_run``, Ctrl-C included. ``output`` must be
+    prepared (``RunOutput.prepare``); ``stats`` are what the scoring did (the caller's to fill)."""
+    kept: Run = {}
     finished = 0
     before = output.done if output else 0
-    keep = output is None
     try:
         with output.open() if output else contextlib.nullcontext() as out:
-            for job, best in rerank_jobs(reranker, inputs.jobs, inputs.corpus, top_k, progress, stats):
+            for job, best in results:
                 if out is not None:
                     out.write(formats.format_results(job.qid, best, output.fmt, output.tag))
                     out.flush()
-                if keep:
-                    results[job.qid] = dict(best)
+                else:
+                    kept[job.qid] = dict(best)
                 finished += 1
                 if on_query is not None:
                     on_query(job.qid)
@@ -365,4 +378,4 @@ def rerank_run(
         done, total = before + finished, before + len(inputs.jobs)
         then = f"; rerank into {path} again to go on" if path else ""
         raise Interrupted(f"interrupted after {done} of {total} queries{then}", done, total, path) from None
-    return Reranked(results, stats, finished)
+    return Reranked(kept, stats if stats is not None else Stats(), finished)

@@ -72,7 +72,8 @@ class Reranker:
     [{'corpus_id': 1, 'score': 0.99...}]
 
     ``model`` is an alias (``0.6b``, ``4b``, ``8b``), a hub repo id, a local folder (a causal checkpoint or a
-    converted ``Qwen3ForSequenceClassification`` one) or a name registered with ``qrr.models.register``
+    converted ``Qwen3ForSequenceClassification`` one), a name registered with ``qrr.models.register`` or such a
+    loader itself
     (default ``$QRR_MODEL`` or ``0.6b``). ``device`` is ``auto`` (cuda, mps, cpu), ``cpu``, ``mps``, ``cuda``
     or ``cuda:N``; ``dtype`` is ``auto``, ``bf16``, ``fp16`` or ``fp32``. ``max_length`` caps the prompt in
     tokens (only the document part is cut). ``instruction`` replaces the default task instruction.
@@ -103,11 +104,12 @@ class Reranker:
         dev = devices.resolve_device(device)
         dt = devices.resolve_dtype(dtype, dev)
         model = model or models.default_model()
-        loader = models.registered(model)
+        loader = model if callable(model) else models.registered(model)
         if loader is not None:
             engine, tokenizer = loader(dev, dt)
+            name = model if isinstance(model, str) else type(model).__name__
             self._init(engine, Prompter(tokenizer, max_length, recipe=recipe), instruction, batch_tokens, share_prefix,
-                       model)  # fmt: skip
+                       name)  # fmt: skip
             return
         from qrr.engine import TransformerEngine
 

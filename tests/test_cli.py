@@ -136,7 +136,7 @@ def test_version_and_module_entry_point():
 def test_help_does_not_import_torch():
     code = (
         "import sys; from qrr.cli import app; "
-        "assert not {'torch', 'transformers', 'starlette', 'uvicorn'} & set(sys.modules), sys.modules"
+        "assert not {'torch', 'transformers', 'starlette', 'uvicorn', 'ray'} & set(sys.modules), sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

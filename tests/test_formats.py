@@ -20,7 +20,7 @@ def test_pairs_jsonl_with_ids_and_instruction(tmp_path):
               '\n{"query": "q2", "document": "d2", "instruction": null, "other": 5}\n')  # fmt: skip
     assert list(formats.read_pairs([f])) == [
         formats.PairRecord("q", "d", "t", {"qid": 1, "docid": "d"}),
-        formats.PairRecord("q2", "d2", None, {}),
+        formats.PairRecord("q2", "d2", None, {}, {"other": 5}),  # other fields are kept apart from the ids
     ]
 
 

@@ -81,6 +81,7 @@ PairFormat = _choices("PairFormat", formats.PAIR_FORMATS)
 Dtype = _choices("Dtype", ("auto", "bf16", "fp16", "fp32"))
 RecipeName = _choices("RecipeName", QWEN3.recipes)
 OnError = _choices("OnError", ("fail", "skip"))
+ShardFormat = _choices("ShardFormat", ("parquet", "jsonl"))
 
 DEVICES = ("auto", "cpu", "mps", "cuda", "cuda:0", "cuda:1")
 
@@ -151,6 +152,45 @@ FilesArg = Annotated[
     list[str] | None,
     typer.Argument(metavar="FILE", help="Input files; - or none reads stdin.", show_default=False),
 ]
+
+# on Ray: qrr score --ray and qrr rerank --ray
+RAY_PANEL = "Ray (a cluster, or a local instance)"
+RayOpt = Annotated[
+    bool, typer.Option("--ray", rich_help_panel=RAY_PANEL, help="Score on Ray Data actors (pip install 'qrr[ray]').")
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option("--ray-address", metavar="ADDRESS", rich_help_panel=RAY_PANEL,
+                 help="Join this Ray cluster (ray://host:10001, auto); none starts a local instance."),
+]  # fmt: skip
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option("--workers", min=1, rich_help_panel=RAY_PANEL,
+                 help="Actors, one model each. [dim]\\[default: one per GPU, or 1 on CPUs][/]"),
+]  # fmt: skip
+GpusOpt = Annotated[
+    float | None,
+    typer.Option("--gpus-per-worker", min=0, rich_help_panel=RAY_PANEL,
+                 help="GPUs each actor takes. [dim]\\[default: 1 where the cluster has GPUs, else 0: CPU actors][/]"),
+]  # fmt: skip
+
+
+def start_ray(ctx: typer.Context, address: str | None, workers: int | None):
+    """``qrr.raydata``, with Ray joined or started; an error line where Ray is not installed."""
+    try:
+        from qrr import raydata
+    except ImportError as exc:
+        raise QrrError(f"--ray needs Ray Data: pip install 'qrr[ray]' ({exc.name} is missing)") from None
+    raydata.start(address, workers or 1)
+    return raydata
+
+
+def ray_only(ctx: typer.Context, ray: bool, *names: str) -> None:
+    """Refuse the Ray options given without ``--ray``."""
+    given_here = given(ctx, *names)
+    if given_here and not ray:
+        raise InputError(f"{', '.join(given_here)}: only with --ray")
+
 
 # reranking a first-stage run: qrr rerank and qrr eval --beir
 RUN_PANEL = "First-stage run (TREC/BEIR)"
@@ -227,6 +267,7 @@ def errors_to_exit(command, flags: dict[str, str] | None = None):
 
 def describe(exc: BaseException, flags: dict[str, str] | None = None) -> tuple[str, int]:
     """The one line and exit code for an error, in the command line's words (``flags`` first, then ``FLAGS``)."""
+    exc = _qrr_cause(exc)
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted", 130
     if isinstance(exc, Interrupted) and exc.total:
@@ -237,6 +278,18 @@ def describe(exc: BaseException, flags: dict[str, str] | None = None) -> tuple[s
         return exc.naming(lambda param: (flags or {}).get(param) or flag(param)), exc.exit_code
     # anything unplanned still gets one line, and a way to see more
     return f"{type(exc).__name__}: {exc} (set QRR_DEBUG=1 for a traceback)", 1
+
+
+def _qrr_cause(exc: BaseException) -> BaseException:
+    """The ``QrrError`` inside an error that a worker process raised and Ray wrapped (``cause``, ``__cause__``)."""
+    seen = exc
+    for _ in range(8):
+        if isinstance(seen, QrrError) and type(seen).__module__.startswith("qrr"):
+            return seen
+        seen = getattr(seen, "cause", None) or seen.__cause__
+        if seen is None:
+            return exc
+    return exc
 
 
 def reflow(doc: str) -> str:

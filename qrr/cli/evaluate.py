@@ -153,11 +153,13 @@ def evaluate(
             if skipped is not None:
                 skipped.report()
 
-        def load():
-            return load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe)
+        def rerank(on_pairs, on_query):
+            reranker = load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose,
+                                     recipe)  # fmt: skip
+            return pipelines.rerank_run(reranker, inputs, output, None, on_pairs, on_query), reranker.max_length
 
         # OUT may come from qrr rerank, with the queries that have no qrels too: they are kept as they are.
-        reranked = rerank_showing_progress(inputs, output, None, load, verbose, others=set(inputs.run) - set(qrels))
+        reranked = rerank_showing_progress(inputs, output, None, rerank, verbose, others=set(inputs.run) - set(qrels))
         if resume:
             reranked = formats.read_run(resume)
         from qrr.models import default_model

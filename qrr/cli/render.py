@@ -237,12 +237,12 @@ def report(stats, max_length: int, verbose: bool, skipped: Skipped | None = None
                      f"{rate:.1f} pairs/s", highlight=False)  # fmt: skip
 
 
-def rerank_showing_progress(inputs, output, top_k, load, verbose: bool, others=()):
+def rerank_showing_progress(inputs, output, top_k, rerank, verbose: bool, others=()):
     """Go on from a --resume file, then rerank what is left with progress on stderr, writing to ``output`` (a
-    ``pipelines.RunOutput``) or, where it is ``None``, keeping the results, which it returns. The model loads
-    (``load()``) only if there is something to rerank. ``others``: see ``RunOutput.prepare``."""
-    from qrr import pipelines
-
+    ``pipelines.RunOutput``) or, where it is ``None``, keeping the results, which it returns.
+    ``rerank(on_pairs, on_query)`` does the work (and loads a model) only if there is something to rerank, and
+    returns ``pipelines.rerank_run``'s result and the max_length scored with. ``others``: see
+    ``RunOutput.prepare``."""
     done = 0
     if output is not None:
         cut = output.prepare(inputs, top_k, others)
@@ -255,8 +255,7 @@ def rerank_showing_progress(inputs, output, top_k, load, verbose: bool, others=(
     if not inputs.jobs:
         stderr.print("nothing left to rerank" if done else "nothing to rerank", highlight=False)
         return {}
-    reranker = load()
     with query_progress(len(inputs.jobs), inputs.pairs) as tracker:
-        result = pipelines.rerank_run(reranker, inputs, output, top_k, progress=tracker.pairs, on_query=tracker.query)
-    report(result.stats, reranker.max_length, verbose)
+        result, max_length = rerank(tracker.pairs, tracker.query)
+    report(result.stats, max_length, verbose)
     return result.run

@@ -13,21 +13,28 @@ from qrr.cli.base import (
     DeviceOpt,
     Dtype,
     DtypeOpt,
+    GpusOpt,
     InstructionOpt,
     MaxLengthOpt,
     ModelOpt,
     OfflineOpt,
     OnError,
     OnErrorOpt,
+    RayAddressOpt,
+    RayOpt,
     RecipeName,
     RecipeOpt,
     ResumeOpt,
     RunFormat,
     TagOpt,
     VerboseOpt,
+    WorkersOpt,
     command,
     given,
     load_reranker,
+    ray_only,
+    start_ray,
+    stderr,
 )
 from qrr.cli.render import rerank_showing_progress, skipping, status
 from qrr.errors import InputError
@@ -97,6 +104,10 @@ def rerank(
     batch_tokens: BatchTokensOpt = None,
     recipe: RecipeOpt = RecipeName.transformers,
     offline: OfflineOpt = False,
+    ray: RayOpt = False,
+    workers: WorkersOpt = None,
+    gpus_per_worker: GpusOpt = None,
+    ray_address: RayAddressOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Rerank a first-stage run (BM25, a dense retriever), query by query: each query's top --depth documents.
@@ -109,9 +120,11 @@ def rerank(
     [dim]Examples:[/]
       qrr rerank bm25.trec --beir scifact --resume qrr.trec
       qrr rerank run.trec --corpus corpus.jsonl --queries queries.tsv --depth 50 -f jsonl
+      qrr rerank msmarco.trec --beir msmarco --ray --workers 8 -m 8b --resume qrr.trec
     """
     from qrr import formats, pipelines
 
+    ray_only(ctx, ray, "workers", "gpus_per_worker", "ray_address")
     if beir is not None:
         clashing = given(ctx, "corpus", "queries")
         if clashing:
@@ -130,7 +143,35 @@ def rerank(
         if skipped is not None:
             skipped.report()
 
-    def load():
-        return load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe)
+    def rerank(on_pairs, on_query):
+        if ray:
+            return _rerank_on_ray(ctx, inputs, output, top_k, on_query, workers, gpus_per_worker, ray_address,
+                                  model=model, device=device, dtype=dtype.value, max_length=max_length,
+                                  instruction=instruction, batch_tokens=batch_tokens, recipe=recipe.value,
+                                  offline=offline or None), max_length  # fmt: skip
+        reranker = load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe)
+        return pipelines.rerank_run(reranker, inputs, output, top_k, on_pairs, on_query), reranker.max_length
 
-    rerank_showing_progress(inputs, output, top_k, load, verbose)
+    rerank_showing_progress(inputs, output, top_k, rerank, verbose)
+
+
+def _rerank_on_ray(ctx, inputs, output, top_k, on_query, workers, gpus_per_worker, address, model, **options):
+    import os
+    import time
+
+    from qrr import models, pipelines
+
+    raydata = start_ray(ctx, address, workers)
+    workers, gpus_per_worker, _ = raydata.resources(workers, gpus_per_worker)
+    if not gpus_per_worker and not address:  # CPU actors on this machine share its cores (Ray would give each one)
+        options["threads"] = max(1, (os.cpu_count() or 1) // workers)
+    began = time.perf_counter()
+    results = raydata.rerank(inputs, model or models.default_model(), top_k=top_k, workers=workers,
+                             gpus_per_worker=gpus_per_worker, **options)  # fmt: skip
+    done = pipelines.write_reranked(results, inputs, output, on_query)
+    seconds = time.perf_counter() - began
+    pairs = sum(len(j.docids) for j in inputs.jobs)
+    kind = f"{gpus_per_worker:g} GPU" if gpus_per_worker else "CPU"
+    stderr.print(f"reranked {done.queries:,} queries ({pairs:,} pairs) in {seconds:.1f} s ({pairs / seconds:.1f} "
+                 f"pairs/s) on {workers} {kind} actor(s)", highlight=False)  # fmt: skip
+    return done

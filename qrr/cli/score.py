@@ -8,12 +8,14 @@ from typing import Annotated
 import typer
 
 from qrr.cli.base import (
+    RAY_PANEL,
     BatchTokensOpt,
     DeviceOpt,
     Dtype,
     DtypeOpt,
     FilesArg,
     FormatOpt,
+    GpusOpt,
     InstructionOpt,
     MaxLengthOpt,
     ModelOpt,
@@ -21,16 +23,22 @@ from qrr.cli.base import (
     OnError,
     OnErrorOpt,
     PairFormat,
+    RayAddressOpt,
+    RayOpt,
     RecipeName,
     RecipeOpt,
+    ShardFormat,
     VerboseOpt,
+    WorkersOpt,
     command,
     input_sources,
     load_reranker,
-    output_format,
+    ray_only,
+    start_ray,
     stderr,
 )
-from qrr.cli.render import progress, report, skipping, writer
+from qrr.cli.base import output_format as output_format_of
+from qrr.cli.render import Skipped, progress, report, skipping, writer
 from qrr.errors import InputError
 from qrr.family import DEFAULT_MAX_LENGTH
 
@@ -46,6 +54,8 @@ def score(
     ] = None,
     input_format: Annotated[
         PairFormat,
+        RayAddressOpt,
+        RayOpt,
         typer.Option(
             "--input-format",
             case_sensitive=False,
@@ -63,7 +73,28 @@ def score(
     batch_tokens: BatchTokensOpt = None,
     recipe: RecipeOpt = RecipeName.transformers,
     offline: OfflineOpt = False,
+    ray: RayOpt = False,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="DIR",
+            rich_help_panel=RAY_PANEL,
+            help="With --ray: the folder (local or remote) to write result shards to.",
+        ),
+    ] = None,  # fmt: skip
+    output_format: Annotated[
+        ShardFormat,
+        typer.Option(
+            "--output-format", case_sensitive=False, rich_help_panel=RAY_PANEL, help="With --ray: the shards' format."
+        ),
+    ] = ShardFormat.parquet,  # fmt: skip
+    workers: WorkersOpt = None,
+    gpus_per_worker: GpusOpt = None,
+    ray_address: RayAddressOpt = None,
     verbose: VerboseOpt = False,
+    ctx: typer.Context = None,
 ) -> None:
     """Score query-document pairs: p(yes) in [0, 1], one result per pair, in input order.
 
@@ -71,15 +102,27 @@ def score(
     fields such as [bold]id[/], [bold]qid[/], [bold]docid[/] are copied to the output), as TSV lines
     [bold]query<TAB>document[/], or from -q/-d. Results are written as each chunk of 1024 pairs is scored.
 
+    With [bold]--ray[/], the pairs (JSONL, TSV or Parquet files or folders, local or remote such as s3://) are
+    scored on Ray Data actors, one model each, and written as shards to --output DIR with every input column
+    and a score column.
+
     [dim]Examples:[/]
       qrr score pairs.jsonl
       cat pairs.tsv | qrr score --format tsv
       qrr score -q "capital of China?" -d "Beijing is the capital." -d "Paris is in France."
+      qrr score --ray s3://bucket/pairs/ --output s3://bucket/scored/ --workers 8 -m 4b
     """
     from qrr import formats, pipelines
     from qrr.reranker import Stats
 
-    fmt = output_format(fmt)
+    ray_only(ctx, ray, "output", "output_format", "workers", "gpus_per_worker", "ray_address")
+    if ray:
+        _score_on_ray(ctx, files, query, documents, input_format, on_error, output, output_format, workers,
+                      gpus_per_worker, ray_address, model=model, device=device, dtype=dtype.value,
+                      max_length=max_length, instruction=instruction, batch_tokens=batch_tokens, recipe=recipe.value,
+                      offline=offline or None)  # fmt: skip
+        return
+    fmt = output_format_of(fmt)
     skipped = skipping(on_error)
     if documents and query is None:
         raise InputError("-d/--document needs -q/--query")
@@ -109,3 +152,46 @@ def score(
             out.write(rows)
     out.close()
     report(total, reranker.max_length, verbose, skipped)
+
+
+def _score_on_ray(ctx, files, query, documents, input_format, on_error, output, shard_format, workers,
+                  gpus_per_worker, address, model, **options) -> None:  # fmt: skip
+    import os
+    import time
+
+    from qrr import models
+
+    if query is not None or documents:
+        raise InputError("-q/-d: not with --ray, which reads FILEs")
+    if not files or files == ["-"]:
+        raise InputError("--ray reads FILEs or folders (local or remote), not stdin")
+    if output is None:
+        raise InputError("--ray needs --output DIR, the folder for the result shards")
+    if os.path.isdir(output) and os.listdir(output):
+        raise InputError(f"--output {output}: the folder holds files already; give a new or empty one")
+    raydata = start_ray(ctx, address, workers)
+    workers, gpus_per_worker, _ = raydata.resources(workers, gpus_per_worker)
+    if not gpus_per_worker and not address:  # CPU actors on this machine share its cores (Ray would give each one)
+        options["threads"] = max(1, (os.cpu_count() or 1) // workers)
+    errors = raydata.ErrorLog.remote()  # what is skipped, and the rows scored
+    skip = on_error.value == "skip"
+    began = time.perf_counter()
+    pairs = raydata.read_pairs(files, input_format.value, errors if skip else None)
+    scored = raydata.score(pairs, model or models.default_model(), workers=workers, gpus_per_worker=gpus_per_worker,
+                           errors=errors, skip=skip, **options)  # fmt: skip
+    if shard_format.value == "parquet":
+        scored.write_parquet(output)
+    else:
+        scored.write_json(output)
+    seconds = time.perf_counter() - began
+    import ray
+
+    count, messages = ray.get(errors.report.remote())
+    if skip:
+        skipped = Skipped()
+        skipped.count, skipped.messages = count, messages
+        skipped.report()
+    rows = ray.get(errors.rows.remote())
+    kind = f"{gpus_per_worker:g} GPU" if gpus_per_worker else "CPU"
+    stderr.print(f"scored {rows:,} pairs in {seconds:.1f} s ({rows / seconds:.1f} pairs/s) on {workers} {kind} "
+                 f"actor(s); wrote {output}", highlight=False)  # fmt: skip

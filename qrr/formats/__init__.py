@@ -9,8 +9,10 @@ from qrr.formats.records import (
     DocRecord,
     PairRecord,
     RowWriter,
+    decode_lines,
     is_id_field,
     label,
+    parse_pairs,
     rank_rows,
     read_documents,
     read_lines,
@@ -34,7 +36,7 @@ from qrr.formats.trec import (
 
 __all__ = [
     "DOC_FORMATS", "PAIR_FORMATS", "ROW_FORMATS", "RUN_FORMATS", "STDIN", "TAG", "BeirFolder", "DocRecord",
-    "PairRecord", "Qrels", "RowWriter", "Run", "format_results", "is_id_field", "label", "output_format", "rank_rows",
-    "read_corpus", "read_documents", "read_lines", "read_pairs", "read_qrels", "read_queries", "read_run",
-    "result_qid", "score_rows",
+    "PairRecord", "Qrels", "RowWriter", "Run", "decode_lines", "format_results", "is_id_field", "label",
+    "output_format", "parse_pairs", "rank_rows", "read_corpus", "read_documents", "read_lines", "read_pairs",
+    "read_qrels", "read_queries", "read_run", "result_qid", "score_rows",
 ]  # fmt: skip

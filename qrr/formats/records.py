@@ -24,12 +24,14 @@ ROW_FORMATS = ("jsonl", "json", "tsv")
 
 @dataclass(frozen=True)
 class PairRecord:
-    """One pair to score, with the input's id fields (``id``, ``qid``, ``doc_id``, ...) kept as they were."""
+    """One pair to score, with the input's id fields (``id``, ``qid``, ``doc_id``, ...) kept as they were, and
+    its other fields in ``other`` (which a Ray stage passes through; the commands keep only the ids)."""
 
     query: str
     document: str
     instruction: str | None = None
     ids: dict[str, Any] = field(default_factory=dict)
+    other: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ def read_lines(source: str) -> Iterator[Line]:
         stream = getattr(sys.stdin, "buffer", None)
         if stream is None:  # a text stream without bytes underneath (embedded use)
             stream = (line.encode("utf-8", "surrogateescape") for line in sys.stdin)
-        yield from _decoded(stream, name)
+        yield from decode_lines(stream, name)
         return
     try:
         # closed below; a generator cannot use `with` across yields
@@ -80,12 +82,14 @@ def read_lines(source: str) -> Iterator[Line]:
         raise InputError(f"{source}: cannot read ({exc.strerror})") from None
     with handle:
         try:
-            yield from _decoded(handle, name)
+            yield from decode_lines(handle, name)
         except (gzip.BadGzipFile, EOFError) as exc:
             raise InputError(f"{source}: not a complete gzip file ({exc})") from None
 
 
-def _decoded(stream, name: str) -> Iterator[Line]:
+def decode_lines(stream: Iterable[bytes], name: str) -> Iterator[Line]:
+    """(line number, text) for each raw line of ``stream`` (bytes, a newline at each end), as ``read_lines``
+    gives them; ``name`` is how messages name the source."""
     for number, raw in enumerate(stream, 1):
         try:
             text = raw.decode("utf-8")
@@ -197,30 +201,38 @@ def _format(value: str, allowed: tuple[str, ...]) -> str:
 
 def _pairs(sources, fmt):
     for source in sources:
-        lines = read_lines(source)
-        kind = fmt
-        if fmt == "auto":
-            first, seen = _sniff(lines)
-            kind = {"{": "jsonl", "[": "json"}.get(first, "tsv")
-            lines = _replay(seen, lines)
-        if kind == "tsv":
-            yield from _tsv_pairs(source, lines)
-            continue
-        for where, record in _json_records(source, lines, kind):
-            if isinstance(record, InputError):
-                yield record
-            elif not isinstance(record, dict):
-                yield InputError(f'{where}: expected an object with "query" and "document", found {_json_type(record)}')
-            else:
-                try:
-                    yield PairRecord(
-                        query=_string(record, "query", where),
-                        document=_string(record, "document", where),
-                        instruction=_string(record, "instruction", where, optional=True),
-                        ids={k: v for k, v in record.items() if is_id_field(k)},
-                    )
-                except InputError as exc:
-                    yield exc
+        yield from parse_pairs(read_lines(source), source, fmt)
+
+
+def parse_pairs(lines: Iterable[Line], source: str, input_format: str = "auto") -> Iterator[PairRecord | InputError]:
+    """The pairs of one source's lines (from ``read_lines`` or ``decode_lines``), each bad one as the
+    ``InputError`` that says what is wrong, in its place."""
+    lines = iter(lines)
+    kind = _format(input_format, PAIR_FORMATS)
+    if kind == "auto":
+        first, seen = _sniff(lines)
+        kind = {"{": "jsonl", "[": "json"}.get(first, "tsv")
+        lines = _replay(seen, lines)
+    if kind == "tsv":
+        yield from _tsv_pairs(source, lines)
+        return
+    for where, record in _json_records(source, lines, kind):
+        if isinstance(record, InputError):
+            yield record
+        elif not isinstance(record, dict):
+            yield InputError(f'{where}: expected an object with "query" and "document", found {_json_type(record)}')
+        else:
+            try:
+                yield PairRecord(
+                    query=_string(record, "query", where),
+                    document=_string(record, "document", where),
+                    instruction=_string(record, "instruction", where, optional=True),
+                    ids={k: v for k, v in record.items() if is_id_field(k)},
+                    other={k: v for k, v in record.items()
+                           if not is_id_field(k) and k not in ("query", "document", "instruction")},
+                )  # fmt: skip
+            except InputError as exc:
+                yield exc
 
 
 def _tsv_pairs(source: str, lines):
