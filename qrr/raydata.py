@@ -210,6 +210,7 @@ def score(dataset, model=None, *, workers: int | None = None, gpus_per_worker: f
     of ``gpus_per_worker`` GPUs each (defaults: one actor per GPU where there are GPUs, else one CPU actor).
     ``options`` go to ``ScoreStage`` and the ``Reranker`` (``device``, ``dtype``, ``recipe``, column names...)."""
     workers, gpus, cpus = resources(workers, gpus_per_worker)
+    cpus = threads if threads and not gpus else cpus  # a CPU actor reserves the cores its threads use
     return dataset.map_batches(ScoreStage, fn_constructor_kwargs={"model": model, "errors": errors, "skip": skip,
                                                                   "threads": threads, **options},
                                batch_size=batch_size, batch_format="numpy", num_gpus=gpus, num_cpus=cpus,
@@ -225,6 +226,7 @@ def rerank(inputs: RunInputs, model=None, *, top_k: int | None = None, workers: 
     if not inputs.jobs:
         return
     workers, gpus, cpus = resources(workers, gpus_per_worker)
+    cpus = threads if threads and not gpus else cpus
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
     rows = [{"qid": j.qid, "query": j.query, "docids": list(j.docids), "texts": [inputs.corpus[d] for d in j.docids]}
