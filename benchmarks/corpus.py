@@ -3,7 +3,7 @@
     python benchmarks/corpus.py [--docs 1000000] [--keep 30000]
 
 Writes a synthetic BEIR-style corpus (passages of about 45 words, like MS MARCO's) to a temporary folder, then
-reads it in two fresh processes, one keeping ``--keep`` documents (what ``qrr rank --run`` does: a run's top 100
+reads it in two fresh processes, one keeping ``--keep`` documents (what ``qrr rerank`` does: a run's top 100
 of 300 queries is 30,000 documents) and one keeping every document, and prints both side by side.
 """
 
