@@ -55,7 +55,7 @@ class ErrorLog:
 def _skip_or_raise(error: InputError, errors) -> None:
     if errors is None:
         raise error
-    errors.add.remote(str(error))
+    ray.get(errors.add.remote(str(error)))  # waited for: the driver's count must not race the report
 
 
 def _datasource():
