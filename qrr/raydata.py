@@ -15,10 +15,14 @@ the same pairs, whatever the batches and the number of actors (rows never depend
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 
 import numpy
+import pyarrow
+import pyarrow.fs
 import ray
+import ray.data
 
 from qrr import formats
 from qrr.errors import InputError
@@ -27,35 +31,34 @@ from qrr.reranker import CHUNK, Reranker
 
 BLOCK_ROWS = 4096  # rows a read task hands on at a time
 SOURCE = "_qrr_source"  # the column read_pairs names each Parquet row's file in
+RESTARTS = 3  # an actor that dies (killed, out of memory) is started again this often, and its batches retried
 
 
 @ray.remote(num_cpus=0)
 class ErrorLog:
-    """Where read tasks and actors report what ``on_error="skip"`` passes over, and actors the rows they scored;
-    the driver reads it at the end."""
+    """Where read tasks and actors report what ``on_error="skip"`` passes over; the driver reads it at the end. A
+    message reported twice (a retried task) counts once."""
 
     def __init__(self, shown: int = 20):
-        self.shown, self.count, self.messages, self.scored = shown, 0, [], 0
+        self.shown, self.seen, self.messages = shown, set(), []
 
     def add(self, message: str) -> None:
-        self.count += 1
-        if len(self.messages) < self.shown:
-            self.messages.append(message)
-
-    def add_scored(self, rows: int) -> None:
-        self.scored += rows
+        if message not in self.seen:
+            self.seen.add(message)
+            if len(self.messages) < self.shown:
+                self.messages.append(message)
 
     def report(self) -> tuple[int, list[str]]:
-        return self.count, self.messages
-
-    def rows(self) -> int:
-        return self.scored
+        return len(self.seen), self.messages
 
 
 def _skip_or_raise(error: InputError, errors) -> None:
     if errors is None:
         raise error
     ray.get(errors.add.remote(str(error)))  # waited for: the driver's count must not race the report
+
+
+# ----------------------------------------------------------------------------------------------------- reading
 
 
 def _datasource():
@@ -71,96 +74,138 @@ def _datasource():
             self.input_format, self.errors = input_format, errors
 
         def _read_stream(self, f, path: str):
-            import pandas
-
             rows = []
-            lines = formats.decode_lines(_lines_of(f), path)
-            for item in formats.parse_pairs(lines, path, self.input_format):
-                if isinstance(item, InputError):
-                    _skip_or_raise(item, self.errors)
-                    continue
-                rows.append({"query": item.query, "document": item.document, "instruction": item.instruction,
-                             **item.ids, **item.other})  # fmt: skip
-                if len(rows) >= BLOCK_ROWS:
-                    yield pandas.DataFrame(rows)
-                    rows = []
+            try:
+                for item in formats.parse_pairs(formats.decode_lines(_lines_of(f), path), path, self.input_format):
+                    if isinstance(item, InputError):
+                        _skip_or_raise(item, self.errors)
+                        continue
+                    rows.append({"query": item.query, "document": item.document, "instruction": item.instruction,
+                                 **item.ids, **item.other})  # fmt: skip
+                    if len(rows) >= BLOCK_ROWS:
+                        yield _table(rows, path)
+                        rows = []
+            except (OSError, EOFError) as exc:  # a cut or corrupt file (gzip), an unreadable one
+                raise InputError(f"{path}: cannot read ({exc})") from None
             if rows:
-                yield pandas.DataFrame(rows)
+                yield _table(rows, path)
 
     return PairsDatasource
 
 
+def _table(rows: list[dict], path: str) -> pyarrow.Table:
+    """Rows as an Arrow table: ``query``, ``document`` and ``instruction`` as strings, the other columns as their
+    values say (each column must hold one type: Parquet shards and Arrow need it)."""
+    try:
+        table = pyarrow.Table.from_pylist(rows)
+    except (pyarrow.ArrowInvalid, pyarrow.ArrowTypeError) as exc:
+        raise InputError(f"{path}: a field holds values of different types ({exc}); give each field one type") from None
+    return table.set_column(table.schema.get_field_index("instruction"), "instruction",
+                            table["instruction"].cast(pyarrow.string()))  # fmt: skip
+
+
 def _lines_of(f) -> Iterator[bytes]:
-    """The lines of a pyarrow input stream, each with its newline."""
-    rest = b""
+    """The lines of a pyarrow input stream, each with its newline (a long line costs its length, not more)."""
+    pending: list[bytes] = []
     while chunk := f.read(1 << 20):
-        rest += chunk
-        *whole, rest = rest.split(b"\n")
-        for line in whole:
-            yield line + b"\n"
-    if rest:
-        yield rest
+        first, *rest = chunk.split(b"\n")
+        pending.append(first)
+        if rest:
+            yield b"".join(pending) + b"\n"
+            for line in rest[:-1]:
+                yield line + b"\n"
+            pending = [rest[-1]]
+    if any(pending):
+        yield b"".join(pending)
+
+
+def files_at(path: str) -> list[str] | None:
+    """The files at ``path`` (a file, or a folder's files, on any filesystem pyarrow reaches); ``None`` where
+    nothing is there."""
+    fs, where = pyarrow.fs.FileSystem.from_uri(path if "://" in path else os.path.abspath(path))
+    info = fs.get_file_info(where)
+    if info.type == pyarrow.fs.FileType.NotFound:
+        return None
+    if info.type == pyarrow.fs.FileType.File:
+        return [where]
+    selector = pyarrow.fs.FileSelector(where, recursive=True)
+    return [f.path for f in fs.get_file_info(selector) if f.type == pyarrow.fs.FileType.File]
 
 
 def read_pairs(paths, input_format: str = "auto", errors=None):
-    """A dataset of pairs from files or folders (local or remote): Parquet where the paths end in ``.parquet``
+    """A dataset of pairs from files or folders, local or remote: Parquet where every file ends in ``.parquet``
     (columns ``query``, ``document``, optional ``instruction``, anything else passed through; rows are checked
-    when scored), else qrr's pair formats, checked as they are read. ``errors``: an ``ErrorLog`` to hand bad
-    lines to instead of failing."""
+    when scored), else qrr's pair formats, checked as they are read. ``errors``: an ``ErrorLog`` to hand bad lines
+    to instead of failing."""
     paths = [str(p) for p in ([paths] if isinstance(paths, str | os.PathLike) else paths)]
-    if all(p.rstrip("/").endswith(".parquet") for p in paths):
+    kinds = set()
+    for path in paths:
+        files = files_at(path)
+        if files is None:
+            raise InputError(f"{path}: no such file or folder")
+        kinds |= {name.endswith(".parquet") for name in files if not os.path.basename(name).startswith((".", "_"))}
+    if kinds == {True}:
         dataset = ray.data.read_parquet(paths)
-        if "path" not in dataset.schema().names:  # name each row's file, for the messages about bad rows
-            dataset = ray.data.read_parquet(paths, include_paths=True).rename_columns({"path": SOURCE})
-        return dataset
+        names = dataset.schema().names
+        missing = [c for c in ("query", "document") if c not in names]
+        if missing:
+            raise InputError(f'{", ".join(paths)}: no "{missing[0]}" column in the Parquet input')
+        if "path" in names:
+            return dataset  # the input's own "path" column: files go unnamed in messages
+        return ray.data.read_parquet(paths, include_paths=True).rename_columns({"path": SOURCE})
+    if kinds == {True, False}:
+        raise InputError(f"{', '.join(paths)}: Parquet files among other files; give one kind at a time")
     return ray.data.read_datasource(_datasource()(paths, input_format=input_format, errors=errors))
 
 
+# ----------------------------------------------------------------------------------------------------- scoring
+
+
 class ScoreStage:
-    """For ``Dataset.map_batches``: loads one ``Reranker`` (``model`` and ``options`` as ``Reranker`` takes them;
-    ``model`` may also be a loader such as ``qrr.testing.FakeModel``) and adds a ``score`` column to each batch of
-    ``query`` and ``document`` (and optional ``instruction``) columns; every other column passes through.
+    """For ``Dataset.map_batches`` (``batch_format="pyarrow"``): loads one ``Reranker`` (``model`` and ``options``
+    as ``Reranker`` takes them, ``instruction`` included; ``model`` may also be a loader such as
+    ``qrr.testing.FakeModel``) and adds a ``score_column`` to each batch of ``query_column`` and
+    ``document_column`` (and, where there is one, ``instruction_column``); every other column passes through
+    unchanged.
 
     A row whose query or document is not a string raises ``InputError`` (naming its file where ``read_pairs``
     added it as the ``_qrr_source`` column, which is dropped), or with ``skip`` is reported to ``errors`` (an
-    ``ErrorLog``, which also counts the rows scored) and left out. ``threads`` sets torch's threads in this
-    actor."""
+    ``ErrorLog``) and left out. ``threads`` sets torch's threads in this actor."""
 
-    def __init__(self, model=None, query: str = "query", document: str = "document",
-                 instruction: str | None = "instruction", score: str = "score", errors=None, skip: bool = False,
-                 threads: int | None = None, **options):  # fmt: skip
+    def __init__(self, model=None, query_column: str = "query", document_column: str = "document",
+                 instruction_column: str = "instruction", score_column: str = "score", errors=None,
+                 skip: bool = False, threads: int | None = None, **options):  # fmt: skip
         if threads:
             import torch
 
             torch.set_num_threads(threads)
         self.reranker = Reranker(model, **options)
-        self.columns = (query, document, instruction)
-        self.score, self.errors, self.skip = score, errors, skip
+        self.columns = (query_column, document_column, instruction_column)
+        self.score_column, self.errors, self.skip = score_column, errors, skip
 
-    def __call__(self, batch: dict[str, numpy.ndarray]) -> dict[str, numpy.ndarray]:
+    def __call__(self, batch: pyarrow.Table) -> pyarrow.Table:
         query, document, instruction = self.columns
-        queries, documents = batch[query], batch[document]
-        instructions = batch[instruction] if instruction in batch else [None] * len(queries)
-        paths = batch.get(SOURCE)
+        names = batch.column_names
+        queries, documents = batch[query].to_pylist(), batch[document].to_pylist()
+        instructions = batch[instruction].to_pylist() if instruction in names else [None] * len(queries)
+        sources = batch[SOURCE].to_pylist() if SOURCE in names else None
         keep, triples = [], []
         for n, (q, d, i) in enumerate(zip(queries, documents, instructions, strict=True)):
-            i = None if i is None or (isinstance(i, float) and i != i) else i  # null (NaN in pandas) means none
             fields = ((query, q), (document, d)) + (((instruction, i),) if i is not None else ())
             bad = next(((name, value) for name, value in fields if not isinstance(value, str)), None)
             if bad is not None:
-                where = f"{paths[n]}: " if paths is not None else ""
+                where = f"{sources[n]}: " if sources else ""
                 message = f'{where}a row\'s "{bad[0]}" is {type(bad[1]).__name__}, not a string'
                 _skip_or_raise(InputError(message), self.errors if self.skip else None)
                 continue
             keep.append(n)
             triples.append((q, d, i))
         if len(keep) < len(queries):
-            batch = {name: column[keep] for name, column in batch.items()}
-        batch[self.score] = numpy.asarray(self.reranker.score(triples) if triples else [], dtype=numpy.float64)
-        batch.pop(SOURCE, None)  # read_pairs', not the input's
-        if self.errors is not None:  # counted before the batch is handed on, so the driver's total is complete
-            ray.get(self.errors.add_scored.remote(len(triples)))
-        return batch
+            batch = batch.take(keep)
+        if SOURCE in names:
+            batch = batch.drop_columns([SOURCE])  # read_pairs', not the input's
+        scores = self.reranker.score(triples) if triples else []
+        return batch.append_column(self.score_column, pyarrow.array(scores, pyarrow.float64()))
 
 
 class RerankStage:
@@ -193,60 +238,101 @@ def _objects(items: list) -> numpy.ndarray:
     return array
 
 
-def resources(workers: int | None, gpus_per_worker: float | None) -> tuple[int, float, float | None]:
-    """Actors, GPUs and CPUs each: one actor per GPU where the cluster has GPUs, else one CPU actor."""
-    gpus = ray.cluster_resources().get("GPU", 0)
-    if gpus_per_worker is None:
-        gpus_per_worker = 1 if gpus else 0
-    if workers is None:
-        workers = max(1, int(gpus // gpus_per_worker)) if gpus_per_worker else 1
-    return workers, gpus_per_worker, None if gpus_per_worker else 1
+class Placement:
+    """Where the stage runs: ``workers`` actors, each with ``gpus`` GPUs, or on CPUs with ``cpus`` reserved and
+    ``threads`` torch threads (``None``: Ray's)."""
+
+    def __init__(self, workers: int | None = None, gpus_per_worker: float | None = None, local: bool = False):
+        resources = ray.cluster_resources()
+        have = resources.get("GPU", 0)
+        if gpus_per_worker is None:
+            gpus_per_worker = 1 if have else 0
+        if gpus_per_worker and workers is None:
+            workers = max(1, int(have // gpus_per_worker))
+        workers = workers or 1
+        if gpus_per_worker and workers * gpus_per_worker > have:
+            raise InputError(f"{{workers}} {workers} x {{gpus_per_worker}} {gpus_per_worker:g} GPUs: the Ray cluster "
+                             f"has {have:g}", "workers", "gpus_per_worker")  # fmt: skip
+        self.workers, self.gpus = workers, float(gpus_per_worker)
+        self.cpus = self.threads = None
+        if not self.gpus:
+            self.cpus = 1
+            if local:  # actors on this machine share its cores, and leave a CPU to the read tasks
+                self.threads = max(1, (os.cpu_count() or 1) // workers)
+                self.cpus = max(1, min(self.threads, int(resources.get("CPU", 1) - 1) // workers))
+
+    def describe(self) -> str:
+        return f"{self.workers} {f'{self.gpus:g} GPU' if self.gpus else 'CPU'} actor(s)"
+
+    def map(self, dataset, stage: type, **arguments):
+        """``dataset.map_batches(stage, **arguments)`` on these actors. An error the stage raises reaches the
+        driver as itself (Ray would wrap it in a "UDF failed" without its message)."""
+        dataset.context.raise_original_map_exception = True  # the dataset's own context, not the session's
+        with warnings.catch_warnings():
+            # Ray 2.60 names no parameter for max_restarts yet, and warns; its default restarts an actor forever
+            warnings.filterwarnings("ignore", "`ray_remote_args` is deprecated")
+            return dataset.map_batches(stage, num_gpus=self.gpus, num_cpus=self.cpus,
+                                       compute=ray.data.ActorPoolStrategy(size=self.workers),
+                                       max_restarts=RESTARTS, max_task_retries=RESTARTS, **arguments)  # fmt: skip
 
 
 def score(dataset, model=None, *, workers: int | None = None, gpus_per_worker: float | None = None,
-          batch_size: int = CHUNK, errors=None, skip: bool = False, threads: int | None = None,
+          placement: Placement | None = None, batch_size: int = CHUNK, errors=None, skip: bool = False,
           **options):  # fmt: skip
-    """``dataset`` with a ``score`` column (lazy: nothing runs until it is consumed), scored on ``workers`` actors
-    of ``gpus_per_worker`` GPUs each (defaults: one actor per GPU where there are GPUs, else one CPU actor).
-    ``options`` go to ``ScoreStage`` and the ``Reranker`` (``device``, ``dtype``, ``recipe``, column names...)."""
-    workers, gpus, cpus = resources(workers, gpus_per_worker)
-    cpus = threads if threads and not gpus else cpus  # a CPU actor reserves the cores its threads use
-    return dataset.map_batches(ScoreStage, fn_constructor_kwargs={"model": model, "errors": errors, "skip": skip,
-                                                                  "threads": threads, **options},
-                               batch_size=batch_size, batch_format="numpy", num_gpus=gpus, num_cpus=cpus,
-                               compute=ray.data.ActorPoolStrategy(size=workers))  # fmt: skip
+    """``dataset`` with a score column (lazy: nothing runs until it is consumed), scored on ``workers`` actors of
+    ``gpus_per_worker`` GPUs each (default: one per GPU where there are GPUs, else one CPU actor), or where a
+    ``placement`` says. ``options`` go to ``ScoreStage`` (column names) and the ``Reranker`` (``instruction``,
+    ``device``, ``dtype``, ``recipe``, ...)."""
+    placement = placement or Placement(workers, gpus_per_worker)
+    score_column = options.get("score_column", "score")
+    if score_column in (dataset.schema(fetch_if_missing=False) or _Unknown()).names:
+        raise InputError(f'the input has a "{score_column}" column already; name the new one with score_column')
+    return placement.map(dataset, ScoreStage, batch_size=batch_size, batch_format="pyarrow",
+                         fn_constructor_kwargs={"model": model, "errors": errors, "skip": skip,
+                                                "threads": placement.threads, **options})  # fmt: skip
+
+
+class _Unknown:
+    names: tuple = ()
 
 
 def rerank(inputs: RunInputs, model=None, *, top_k: int | None = None, workers: int | None = None,
-           gpus_per_worker: float | None = None, threads: int | None = None,
+           gpus_per_worker: float | None = None, placement: Placement | None = None,
            **options) -> Iterator[tuple[Job, list[tuple[str, float]]]]:  # fmt: skip
     """Each job of ``inputs`` reranked on Ray, yielded as ``(job, [(docid, score), ...])`` best first, in the
     run's order (as ``pipelines.rerank_jobs`` yields them, for ``pipelines.write_reranked``). A query's documents
     stay together, so the output is the run that reranking without Ray writes."""
     if not inputs.jobs:
         return
-    workers, gpus, cpus = resources(workers, gpus_per_worker)
-    cpus = threads if threads and not gpus else cpus
-    context = ray.data.DataContext.get_current()
-    context.execution_options.preserve_order = True
+    placement = placement or Placement(workers, gpus_per_worker)
     rows = [{"qid": j.qid, "query": j.query, "docids": list(j.docids), "texts": [inputs.corpus[d] for d in j.docids]}
             for j in inputs.jobs]  # fmt: skip
-    dataset = ray.data.from_items(rows).map_batches(
-        RerankStage, fn_constructor_kwargs={"model": model, "top_k": top_k, "threads": threads, **options},
-        batch_size=max(1, CHUNK // max(1, max(len(j.docids) for j in inputs.jobs))), batch_format="numpy",
-        num_gpus=gpus, num_cpus=cpus, compute=ray.data.ActorPoolStrategy(size=workers),
-    )  # fmt: skip
+    queries = ray.data.from_items(rows)
+    queries.context.execution_options.preserve_order = True  # the run's order, as without Ray
+    dataset = placement.map(queries, RerankStage, batch_format="numpy",
+                            batch_size=max(1, CHUNK // max(len(j.docids) for j in inputs.jobs)),
+                            fn_constructor_kwargs={"model": model, "top_k": top_k, "threads": placement.threads,
+                                                   **options})  # fmt: skip
     jobs = {j.qid: j for j in inputs.jobs}
     for row in dataset.iter_rows():
         yield jobs[row["qid"]], list(zip(row["docids"], row["scores"], strict=True))
 
 
-def start(address: str | None = None, workers: int = 1) -> None:
+def written_rows(folder: str, fmt: str) -> int:
+    """How many rows the shards in ``folder`` hold (Parquet: from their footers); 0 where none were written."""
+    if not files_at(folder):
+        return 0
+    shards = ray.data.read_parquet(folder) if fmt == "parquet" else ray.data.read_json(folder, lines=True)
+    return shards.count()
+
+
+def start(address: str | None = None, workers: int = 1) -> bool:
     """Join the cluster at ``address``, or start a local instance with room for ``workers`` actors and the read
-    tasks beside them (on a few cores, actors of one CPU each would leave none for reading)."""
-    if ray.is_initialized():
-        return
-    if address:
-        ray.init(address=address, log_to_driver=False)
-    else:
-        ray.init(num_cpus=(os.cpu_count() or 1) + workers + 1, include_dashboard=False, log_to_driver=False)
+    tasks beside them (on a few cores, actors of one CPU each would leave none for reading). Returns whether Ray
+    runs on this machine only."""
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=(os.cpu_count() or 1) + workers + 1, include_dashboard=False, log_to_driver=False)
+    return len(ray.nodes()) == 1 and not address

@@ -94,14 +94,19 @@ def fake_log_odds(ids: Sequence[int]) -> float:
 
 class FakeModel:
     """A loader for ``qrr.models.register``: each load builds a ``FakeEngine`` (``engine_options`` as its
-    arguments; ``device="cuda"`` pretends to be a GPU) with ``tokenizer`` (an object or a folder)."""
+    arguments; ``device="cuda"`` pretends to be a GPU) with ``tokenizer`` (an object or a folder). With ``pids``, a
+    folder, each load also leaves a file named after its process id there (which processes loaded it: Ray's
+    actors, say)."""
 
-    def __init__(self, tokenizer, **engine_options):
+    def __init__(self, tokenizer, pids: str | os.PathLike | None = None, **engine_options):
         self.tokenizer = tokenizer
+        self.pids = pids
         self.engine_options = engine_options
         self.engines: list[FakeEngine] = []
 
     def __call__(self, device, dtype):
+        if self.pids is not None:
+            (Path(self.pids) / str(os.getpid())).touch()
         if isinstance(self.tokenizer, str | os.PathLike):
             from transformers import AutoTokenizer
 

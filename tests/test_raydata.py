@@ -3,6 +3,7 @@ run beside two actors): scores, pass-through columns, a killed actor, bad rows, 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -55,8 +56,7 @@ def expected(reranker):
 
 def test_two_actors_score_as_one_process_with_every_column_passed_through(raydata, tiny_model, tmp_path, expected):
     path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
-    dataset = raydata.score(raydata.read_pairs(path), str(tiny_model), workers=2, threads=1, device="cpu",
-                            dtype="fp32")  # fmt: skip
+    dataset = raydata.score(raydata.read_pairs(path), str(tiny_model), workers=2, device="cpu", dtype="fp32")
     rows = dataset.take_all()
     close_by_id(rows, expected)
     assert {r["id"]: (r["extra"], r["tag"]) for r in rows} == {p["id"]: (p["extra"], p["tag"]) for p in PAIRS}
@@ -74,21 +74,31 @@ def test_parquet_with_an_instruction_column(raydata, tiny_model, tmp_path, reran
     assert "_qrr_source" not in scored[0]
 
 
-def test_a_killed_actor_is_replaced_and_every_row_comes_out_once(raydata, tmp_path):
+def test_a_killed_actor_loses_no_rows_and_repeats_none(raydata, tmp_path):
     from qrr.testing import FakeModel
     from tests.tiny import tokenizer_files
 
     path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
-    model = FakeModel(str(tokenizer_files()), delay=0.02)  # slow enough to be caught mid-run
-    dataset = raydata.score(raydata.read_pairs(path), model, workers=2, threads=1, batch_size=100)
+    gate, pids = tmp_path / "gate", tmp_path / "pids"
+    gate.write_text("2")  # each actor's model runs two forward passes, then waits
+    pids.mkdir()
+    model = FakeModel(str(tokenizer_files()), pids=pids, gate=gate)
+    dataset = raydata.score(raydata.read_pairs(path), model, workers=2, batch_size=100)
     out = tmp_path / "out"
     failure = []
-    writer = threading.Thread(target=lambda: _run(failure, dataset.write_parquet, str(out)))
+    writer = threading.Thread(target=_run, args=(failure, dataset.write_parquet, str(out)))
     writer.start()
-    victim = _wait_for_actor(lambda: any(out.glob("*.parquet")) if out.exists() else False)
+    deadline = time.monotonic() + 120
+    while len(list(pids.iterdir())) < 2:  # both actors have loaded the model
+        assert time.monotonic() < deadline, "the actors never started"
+        time.sleep(0.05)
+    time.sleep(1)  # and are held at the gate, mid-run
+    victim = int(next(iter(sorted(pids.iterdir()))).name)
     os.kill(victim, signal.SIGKILL)
+    gate.write_text("1000000")
     writer.join(300)
-    assert not failure, failure
+    assert not writer.is_alive() and not failure, failure
+    assert not _alive(victim)  # the kill landed mid-run; its batches were redone by a live actor
     rows = pyarrow.parquet.read_table(out).to_pylist()
     assert sorted(r["id"] for r in rows) == list(range(len(PAIRS)))  # every row, exactly once
     fake = Reranker(FakeModel(str(tokenizer_files())))
@@ -96,31 +106,19 @@ def test_a_killed_actor_is_replaced_and_every_row_comes_out_once(raydata, tmp_pa
     close_by_id(rows, {p["id"]: s for p, s in zip(PAIRS, want, strict=True)})
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _run(failure: list, function, *args) -> None:
     try:
         function(*args)
     except Exception as exc:  # noqa: BLE001  (reported by the test)
         failure.append(exc)
-
-
-def _wait_for_actor(started, timeout: float = 120) -> int:
-    """The pid of a live scoring actor (Ray names its process after the stage), once the run has written its
-    first shard."""
-    from pathlib import Path
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        actors = []
-        for proc in Path("/proc").iterdir():
-            try:
-                if proc.name.isdigit() and b"ScoreStage" in (proc / "cmdline").read_bytes():
-                    actors.append(int(proc.name))
-            except OSError:
-                continue
-        if len(actors) >= 2 and started():
-            return actors[0]
-        time.sleep(0.05)
-    raise AssertionError("the actors never started scoring")
 
 
 def test_a_malformed_row_names_its_file_and_line_or_is_skipped(raydata, tmp_path):
@@ -138,6 +136,58 @@ def test_a_malformed_row_names_its_file_and_line_or_is_skipped(raydata, tmp_path
     assert count == 2 and messages[1] == f'{path}:7: missing field "document"'
 
 
+def test_parquet_rows_that_are_not_strings_and_instructions(raydata, tiny_model, tmp_path, cli, reranker):
+    rows = [{"id": n, "query": "q", "document": None if n == 3 else f"doc {n}",
+             "instruction": "Judge" if n % 2 else None} for n in range(6)]  # fmt: skip
+    parquet = tmp_path / "in" / "pairs.parquet"
+    parquet.parent.mkdir()
+    pyarrow.parquet.write_table(pyarrow.Table.from_pylist(rows), parquet)
+    failed = cli("score", str(parquet.parent), "--ray", "-o", str(tmp_path / "a"), model=tiny_model)
+    assert failed.exit_code == 2
+    assert failed.stderr.strip().splitlines()[-1] == f'error: {parquet}: a row\'s "document" is NoneType, not a string'
+    # The runner keeps the traceback, and through it Ray's executor and the actors holding both CPUs (a real
+    # qrr exits): let them go before the next run.
+    del failed
+    gc.collect()
+    skipped = cli("score", str(parquet.parent), "--ray", "-o", str(tmp_path / "b"), "--on-error", "skip",
+                  "-i", "Find a capital", model=tiny_model)  # fmt: skip
+    assert skipped.exit_code == 0, skipped.output
+    assert f'skipped 1 bad line(s):\n  {parquet}: a row\'s "document" is NoneType, not a string' in skipped.stderr
+    got = pyarrow.parquet.read_table(tmp_path / "b").to_pylist()
+    # the row's own instruction where it has one, else -i's
+    want = reranker.score([("q", r["document"], r["instruction"] or "Find a capital") for r in rows if r["document"]])
+    close_by_id(got, {r["id"]: s for r, s in zip([r for r in rows if r["document"]], want, strict=True)})
+
+
+def test_an_instruction_on_the_command_line(cli, tiny_model, tmp_path, reranker):
+    path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS[:40])
+    result = cli("score", path, "--ray", "-o", str(tmp_path / "out"), "-i", "Judge the passage", model=tiny_model)
+    assert result.exit_code == 0, result.output
+    want = reranker.score([(p["query"], p["document"], "Judge the passage") for p in PAIRS[:40]])
+    close_by_id(pyarrow.parquet.read_table(tmp_path / "out").to_pylist(),
+                {p["id"]: s for p, s in zip(PAIRS[:40], want, strict=True)})  # fmt: skip
+
+
+def test_what_cannot_run_is_one_line(cli, tiny_model, tmp_path):
+    path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS[:5])
+    cases = (
+        (("nope.jsonl", "--ray", "-o", str(tmp_path / "a")), 2, "error: nope.jsonl: no such file or folder"),
+        ((path, "--ray", "-o", str(tmp_path / "b"), "-m", str(tmp_path / "no-model")), 1,
+         f"error: --model {tmp_path / 'no-model'}: no such folder"),
+        ((path, "--ray", "-o", str(tmp_path / "c"), "--gpus-per-worker", "1"), 2,
+         "error: --workers 1 x --gpus-per-worker 1 GPUs: the Ray cluster has 0"),
+        ((path, "--ray", "-o", str(tmp_path / "d"), "-f", "json"), 2,
+         "error: --format: not with --ray, which reads FILEs and writes --output shards"),
+    )  # fmt: skip
+    for args, code, message in cases:
+        result = cli("score", *args, model=False if "-m" in args else tiny_model)
+        assert result.exit_code == code and result.stderr.strip().splitlines()[-1].startswith(message), result.output
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text('{"id": 1, "query": "q", "document": "d"}\n{"id": "two", "query": "q", "document": "d"}\n')
+    result = cli("score", str(mixed), "--ray", "-o", str(tmp_path / "e"), model=tiny_model)
+    assert result.exit_code == 2 and f"error: {mixed}: a field holds values of different types" in result.stderr
+
+
 def test_an_empty_input(raydata, tiny_model, tmp_path, cli):
     path = tmp_path / "empty.jsonl"
     path.write_text("")
@@ -145,6 +195,7 @@ def test_an_empty_input(raydata, tiny_model, tmp_path, cli):
     result = cli("score", str(path), "--ray", "-o", str(tmp_path / "out"), model=tiny_model)
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines()[-1].startswith("scored 0 pairs in ")
+    assert result.stderr.splitlines()[-1].endswith("; wrote nothing")
 
 
 # -------------------------------------------------------------------------------------------------------- CLI

@@ -175,14 +175,29 @@ GpusOpt = Annotated[
 ]  # fmt: skip
 
 
-def start_ray(ctx: typer.Context, address: str | None, workers: int | None):
-    """``qrr.raydata``, with Ray joined or started; an error line where Ray is not installed."""
+def start_ray(address: str | None, workers: int | None, gpus_per_worker: float | None, model, offline):
+    """``qrr.raydata`` with Ray joined or started, where the actors go, and the model they load: checked here on a
+    machine of its own, so that a wrong ``--model`` is one line, not an actor failing over and over. An error line
+    where Ray is not installed."""
     try:
         from qrr import raydata
     except ImportError as exc:
         raise QrrError(f"--ray needs Ray Data: pip install 'qrr[ray]' ({exc.name} is missing)") from None
-    raydata.start(address, workers or 1)
-    return raydata
+    from qrr import models
+
+    model = model or models.default_model()
+    local = raydata.start(address, workers or 1)
+    if local and not models.registered(model):
+        models.resolve(model, offline=offline)
+    # qrr says what went wrong in one line; Ray Data's own report of it (tracebacks) stays in its session log
+    for handler in logging.getLogger("ray.data").handlers:
+        if isinstance(handler, logging.StreamHandler) and _below_error not in handler.filters:
+            handler.addFilter(_below_error)
+    return raydata, raydata.Placement(workers, gpus_per_worker, local), model
+
+
+def _below_error(record: logging.LogRecord) -> bool:
+    return record.levelno < logging.ERROR
 
 
 def ray_only(ctx: typer.Context, ray: bool, *names: str) -> None:

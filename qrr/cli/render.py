@@ -231,7 +231,8 @@ def report(stats, max_length: int, verbose: bool, skipped: Skipped | None = None
     if stats.truncated:
         stderr.print(f"note: {stats.truncated} document(s) cut to --max-length {max_length}",
                      style="yellow", highlight=False)  # fmt: skip
-    if verbose:
+    # stats.pairs is 0 where the work ran elsewhere (Ray), which says its own speed
+    if verbose and stats.pairs:
         rate = stats.pairs / stats.seconds if stats.seconds else 0.0
         stderr.print(f"scored {stats.pairs} pairs ({stats.tokens} tokens) in {stats.seconds:.2f} s, "
                      f"{rate:.1f} pairs/s", highlight=False)  # fmt: skip

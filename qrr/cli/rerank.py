@@ -145,7 +145,7 @@ def rerank(
 
     def rerank(on_pairs, on_query):
         if ray:
-            return _rerank_on_ray(ctx, inputs, output, top_k, on_query, workers, gpus_per_worker, ray_address,
+            return _rerank_on_ray(inputs, output, top_k, on_query, workers, gpus_per_worker, ray_address,
                                   model=model, device=device, dtype=dtype.value, max_length=max_length,
                                   instruction=instruction, batch_tokens=batch_tokens, recipe=recipe.value,
                                   offline=offline or None), max_length  # fmt: skip
@@ -155,23 +155,17 @@ def rerank(
     rerank_showing_progress(inputs, output, top_k, rerank, verbose)
 
 
-def _rerank_on_ray(ctx, inputs, output, top_k, on_query, workers, gpus_per_worker, address, model, **options):
-    import os
+def _rerank_on_ray(inputs, output, top_k, on_query, workers, gpus_per_worker, address, model, **options):
     import time
 
-    from qrr import models, pipelines
+    from qrr import pipelines
 
-    raydata = start_ray(ctx, address, workers)
-    workers, gpus_per_worker, _ = raydata.resources(workers, gpus_per_worker)
-    if not gpus_per_worker and not address:  # CPU actors on this machine share its cores (Ray would give each one)
-        options["threads"] = max(1, (os.cpu_count() or 1) // workers)
+    raydata, placement, model = start_ray(address, workers, gpus_per_worker, model, options.get("offline"))
     began = time.perf_counter()
-    results = raydata.rerank(inputs, model or models.default_model(), top_k=top_k, workers=workers,
-                             gpus_per_worker=gpus_per_worker, **options)  # fmt: skip
+    results = raydata.rerank(inputs, model, top_k=top_k, placement=placement, **options)
     done = pipelines.write_reranked(results, inputs, output, on_query)
     seconds = time.perf_counter() - began
     pairs = sum(len(j.docids) for j in inputs.jobs)
-    kind = f"{gpus_per_worker:g} GPU" if gpus_per_worker else "CPU"
     stderr.print(f"reranked {done.queries:,} queries ({pairs:,} pairs) in {seconds:.1f} s ({pairs / seconds:.1f} "
-                 f"pairs/s) on {workers} {kind} actor(s)", highlight=False)  # fmt: skip
+                 f"pairs/s) on {placement.describe()}", highlight=False)  # fmt: skip
     return done

@@ -31,6 +31,7 @@ from qrr.cli.base import (
     VerboseOpt,
     WorkersOpt,
     command,
+    given,
     input_sources,
     load_reranker,
     ray_only,
@@ -54,8 +55,6 @@ def score(
     ] = None,
     input_format: Annotated[
         PairFormat,
-        RayAddressOpt,
-        RayOpt,
         typer.Option(
             "--input-format",
             case_sensitive=False,
@@ -117,10 +116,12 @@ def score(
 
     ray_only(ctx, ray, "output", "output_format", "workers", "gpus_per_worker", "ray_address")
     if ray:
-        _score_on_ray(ctx, files, query, documents, input_format, on_error, output, output_format, workers,
-                      gpus_per_worker, ray_address, model=model, device=device, dtype=dtype.value,
-                      max_length=max_length, instruction=instruction, batch_tokens=batch_tokens, recipe=recipe.value,
-                      offline=offline or None)  # fmt: skip
+        clashing = given(ctx, "fmt", "query", "documents")
+        if clashing:
+            raise InputError(f"{', '.join(clashing)}: not with --ray, which reads FILEs and writes --output shards")
+        _score_on_ray(files, input_format, on_error, output, output_format, workers, gpus_per_worker, ray_address,
+                      model=model, device=device, dtype=dtype.value, max_length=max_length, instruction=instruction,
+                      batch_tokens=batch_tokens, recipe=recipe.value, offline=offline or None)  # fmt: skip
         return
     fmt = output_format_of(fmt)
     skipped = skipping(on_error)
@@ -154,44 +155,34 @@ def score(
     report(total, reranker.max_length, verbose, skipped)
 
 
-def _score_on_ray(ctx, files, query, documents, input_format, on_error, output, shard_format, workers,
-                  gpus_per_worker, address, model, **options) -> None:  # fmt: skip
-    import os
+def _score_on_ray(files, input_format, on_error, output, shard_format, workers, gpus_per_worker, address, model,
+                  **options) -> None:  # fmt: skip
     import time
 
-    from qrr import models
+    import ray as ray_core
 
-    if query is not None or documents:
-        raise InputError("-q/-d: not with --ray, which reads FILEs")
     if not files or files == ["-"]:
         raise InputError("--ray reads FILEs or folders (local or remote), not stdin")
     if output is None:
         raise InputError("--ray needs --output DIR, the folder for the result shards")
-    if os.path.isdir(output) and os.listdir(output):
+    raydata, placement, model = start_ray(address, workers, gpus_per_worker, model, options.get("offline"))
+    if raydata.files_at(output):
         raise InputError(f"--output {output}: the folder holds files already; give a new or empty one")
-    raydata = start_ray(ctx, address, workers)
-    workers, gpus_per_worker, _ = raydata.resources(workers, gpus_per_worker)
-    if not gpus_per_worker and not address:  # CPU actors on this machine share its cores (Ray would give each one)
-        options["threads"] = max(1, (os.cpu_count() or 1) // workers)
-    errors = raydata.ErrorLog.remote()  # what is skipped, and the rows scored
+    errors = raydata.ErrorLog.remote()
     skip = on_error.value == "skip"
     began = time.perf_counter()
     pairs = raydata.read_pairs(files, input_format.value, errors if skip else None)
-    scored = raydata.score(pairs, model or models.default_model(), workers=workers, gpus_per_worker=gpus_per_worker,
-                           errors=errors, skip=skip, **options)  # fmt: skip
+    scored = raydata.score(pairs, model, placement=placement, errors=errors, skip=skip, **options)
     if shard_format.value == "parquet":
         scored.write_parquet(output)
     else:
         scored.write_json(output)
     seconds = time.perf_counter() - began
-    import ray
-
-    count, messages = ray.get(errors.report.remote())
     if skip:
         skipped = Skipped()
-        skipped.count, skipped.messages = count, messages
+        skipped.count, skipped.messages = ray_core.get(errors.report.remote())
         skipped.report()
-    rows = ray.get(errors.rows.remote())
-    kind = f"{gpus_per_worker:g} GPU" if gpus_per_worker else "CPU"
-    stderr.print(f"scored {rows:,} pairs in {seconds:.1f} s ({rows / seconds:.1f} pairs/s) on {workers} {kind} "
-                 f"actor(s); wrote {output}", highlight=False)  # fmt: skip
+    rows = raydata.written_rows(output, shard_format.value)
+    wrote = f"wrote {output}" if rows else "wrote nothing"
+    stderr.print(f"scored {rows:,} pairs in {seconds:.1f} s ({rows / seconds:.1f} pairs/s) on "
+                 f"{placement.describe()}; {wrote}", highlight=False)  # fmt: skip
