@@ -83,7 +83,7 @@ def run_recipe(model_dir, dtype, query, docs):
     return score
 
 
-def run_crossencoder(model_dir, dtype, query, docs):
+def run_crossencoder(model_dir, dtype, query, docs, device="cpu", batch_size=32):
     from sentence_transformers import CrossEncoder
     from sentence_transformers.base.modules import Transformer
     from sentence_transformers.cross_encoder.modules import LogitScore
@@ -98,9 +98,9 @@ def run_crossencoder(model_dir, dtype, query, docs):
     )  # fmt: skip
     transformer.tokenizer.chat_template = CHAT_TEMPLATE
     yes, no = (transformer.tokenizer.convert_tokens_to_ids(t) for t in ("yes", "no"))
-    model = CrossEncoder(modules=[transformer, LogitScore(true_token_id=yes, false_token_id=no)], device="cpu")
+    model = CrossEncoder(modules=[transformer, LogitScore(true_token_id=yes, false_token_id=no)], device=device)
     # predict() applies a sigmoid to the yes-minus-no log-odds: p(yes), as the recipe gives.
-    return lambda documents: [float(s) for s in model.predict([(query, d) for d in documents])]
+    return lambda documents: [float(s) for s in model.predict([(query, d) for d in documents], batch_size=batch_size)]
 
 
 def run_qrr(model_dir, dtype, query, docs, share_prefix=True):

@@ -360,8 +360,9 @@ def _quantile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
-def random_causal(size: str, dtype, attn: str = "sdpa"):
-    """A random-weight Qwen3 causal LM of ``size``, built directly in ``dtype`` (no fp32 copy of 8B)."""
+def random_causal(size: str, dtype, attn: str = "sdpa", device=None, **overrides):
+    """A random-weight Qwen3 causal LM of ``size`` (config fields changed by ``overrides``), built directly in
+    ``dtype`` (no fp32 copy of 8B) and, given a ``device``, on it (a GPU draws 8B's weights in seconds)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -369,6 +370,8 @@ def random_causal(size: str, dtype, attn: str = "sdpa"):
     torch.set_default_dtype(dtype)
     try:
         torch.manual_seed(0)
-        return AutoModelForCausalLM.from_config(QWEN3.config(size), attn_implementation=attn).eval()
+        with torch.device(device or "cpu"):
+            config = QWEN3.config(size, **overrides)
+            return AutoModelForCausalLM.from_config(config, attn_implementation=attn).eval()
     finally:
         torch.set_default_dtype(previous)

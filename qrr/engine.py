@@ -71,6 +71,24 @@ def plan_batches(lengths: Sequence[int], batch_tokens: int, max_rows: int | None
     return batches
 
 
+def plan_packed(lengths: Sequence[int], batch_tokens: int, max_rows: int | None = None) -> list[list[int]]:
+    """Group indices into packed batches (rows end to end, no padding) of at most ``batch_tokens`` tokens and,
+    with ``max_rows``, at most that many rows; longest first, as ``plan_batches``."""
+    rows = max_rows or len(lengths) or 1
+    batches: list[list[int]] = []
+    current: list[int] = []
+    tokens = 0
+    for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        if current and (tokens + lengths[i] > batch_tokens or len(current) == rows):
+            batches.append(current)
+            current, tokens = [], 0
+        current.append(i)
+        tokens += lengths[i]
+    if current:
+        batches.append(current)
+    return batches
+
+
 def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
@@ -167,6 +185,10 @@ class Engine:
         """About how much memory one forward pass of ``batch_tokens`` tokens needs besides the weights."""
         return 0
 
+    def plan(self, lengths: Sequence[int], batch_tokens: int, max_rows: int | None) -> list[list[int]]:
+        """Batches of rows this long: padded to a multiple of ``WIDTH_MULTIPLE``, ``batch_tokens`` counting pads."""
+        return plan_batches([_round_up(n, WIDTH_MULTIPLE) for n in lengths], batch_tokens, max_rows)
+
     # --------------------------------------------------------------------------------------- the batching
 
     def score(
@@ -194,8 +216,8 @@ class Engine:
             # causal attention: token at position p attends to p + 1 keys
             work.attended += shared * (shared + 1) // 2
             work.attended += sum(len(r) * shared + len(r) * (len(r) + 1) // 2 for r in rests)
-            widths = [_round_up(len(r), WIDTH_MULTIPLE) for r in rests]
-            queue = deque(plan_batches(widths, min(batch_tokens, self.budget_cap), max_rows))
+            lengths = [len(r) for r in rests]
+            queue = deque(self.plan(lengths, min(batch_tokens, self.budget_cap), max_rows))
             while queue:
                 batch = queue.popleft()
                 budget = min(batch_tokens, self.budget_cap)
@@ -218,7 +240,7 @@ class Engine:
                                 extra={"template": said, "params": ("batch_tokens",)})  # fmt: skip
                     left = batch + [j for b in queue for j in b]
                     queue = deque(
-                        [left[k] for k in b] for b in plan_batches([widths[j] for j in left], self.budget_cap, max_rows)
+                        [left[k] for k in b] for b in self.plan([lengths[j] for j in left], self.budget_cap, max_rows)
                     )
                     continue
                 for j, value in zip(batch, values, strict=True):
@@ -245,12 +267,17 @@ class TransformerEngine(Engine):
     """A transformers Qwen3 base model plus the one-row yes-minus-no head (from a causal LM's ``lm_head`` or a
     converted classifier's ``score``)."""
 
-    def __init__(self, body, head, bias: float, device, pad_id: int):
+    def __init__(self, body, head, bias: float, device, pad_id: int, packed: bool | None = None):
+        from qrr import attention
+
         super().__init__(device, next(body.parameters()).dtype)
         self.body = body
         self.head = head
         self.bias = bias
         self.pad_id = pad_id
+        self._padded_attention = body.config._attn_implementation
+        self.packed = False
+        self.use_packed(attention.kernel_available(device, self.dtype) if packed is None else packed)
         # transformers 5 calls the key/value cache argument `cache`; 4.x calls it `past_key_values`.
         params = inspect.signature(body.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
@@ -262,9 +289,27 @@ class TransformerEngine(Engine):
         self._attention_width = c.num_attention_heads * head_dim * c.num_hidden_layers
         self._weights_per_token = sum(p.numel() for p in body.layers.parameters())
 
+    def use_packed(self, packed: bool) -> None:
+        """Lay a batch's rows end to end with no padding (``qrr.attention``: the default on CUDA in half precision
+        where torch has the variable-length kernel), or pad them to one width (the model's own attention)."""
+        from qrr import attention
+
+        name = attention.register(self._padded_attention) if packed else self._padded_attention
+        try:
+            self.body.set_attn_implementation(name)
+        except (AttributeError, ValueError):  # transformers 4.x, or one that checks names against its own list
+            self.body.config._attn_implementation = name
+        self.packed = packed
+
     def worth_sharing(self, shared: int, mean_rest: float) -> bool:
-        """Whether running ``shared`` prefix tokens once pays for masked attention over rests this long."""
-        return shared * self._weights_per_token > mean_rest**2 * self._attention_width
+        """Whether running ``shared`` prefix tokens once pays for masked attention over rests this long (packed,
+        the prefix costs attention nothing more: always)."""
+        return self.packed or shared * self._weights_per_token > mean_rest**2 * self._attention_width
+
+    def plan(self, lengths: Sequence[int], batch_tokens: int, max_rows: int | None) -> list[list[int]]:
+        if self.packed:
+            return plan_packed(lengths, batch_tokens, max_rows)
+        return super().plan(lengths, batch_tokens, max_rows)
 
     @classmethod
     def from_causal(cls, causal, device, yes_id: int, no_id: int, pad_id: int) -> TransformerEngine:
@@ -309,12 +354,22 @@ class TransformerEngine(Engine):
         """Run ``prefix`` once; returns a cache that lends its keys and values to batches of any size."""
         import torch
 
+        from qrr import attention
+
+        packing = {}
+        if self.packed:
+            packing = {"cu_seq_lens_q": torch.tensor([0, len(prefix)], dtype=torch.int32, device=self.device),
+                       "max_length_q": len(prefix), "attention_mask": attention.NO_MASKS}  # fmt: skip
         with torch.inference_mode():
-            out = self.body(input_ids=torch.tensor([list(prefix)], device=self.device), use_cache=True)
-        return _shared_prefix_cache(getattr(out, "cache", None) or out.past_key_values)
+            out = self.body(input_ids=torch.tensor([list(prefix)], device=self.device), use_cache=True, **packing)
+        cache = getattr(out, "cache", None) or out.past_key_values
+        return _layers_of(cache) if self.packed else _shared_prefix_cache(cache)
 
     def log_odds(self, rows: Sequence[Sequence[int]], prefix=None, prefix_len: int = 0):
         import torch
+
+        if self.packed:
+            return self._packed_log_odds(rows, prefix, prefix_len)
 
         width = _round_up(max(len(r) for r in rows), WIDTH_MULTIPLE)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
@@ -329,6 +384,31 @@ class TransformerEngine(Engine):
             # prefix, transformers offsets the causal mask by the prefix length itself.
             out = self.body(input_ids=ids.to(self.device), position_ids=positions.to(self.device), **cache)
             hidden = out.last_hidden_state[torch.arange(len(rows), device=self.device), last].float()
+            return hidden @ self.head + self.bias
+
+    def _packed_log_odds(self, rows: Sequence[Sequence[int]], prefix, prefix_len: int):
+        import torch
+
+        from qrr import attention
+
+        lengths = [len(r) for r in rows]
+        ids = torch.tensor([[t for r in rows for t in r]], device=self.device)
+        positions = torch.cat([torch.arange(prefix_len, prefix_len + n) for n in lengths]).unsqueeze(0)
+        ends = torch.tensor(lengths).cumsum(0)
+        packing = {"cu_seq_lens_q": torch.cat([torch.zeros(1, dtype=torch.int32), ends.int()]).to(self.device),
+                   "max_length_q": max(lengths), "attention_mask": attention.NO_MASKS}  # fmt: skip
+        if prefix is not None:
+            # each row's keys: the prefix's (the first prefix_len of prefix + rows), then its own
+            starts = (ends - torch.tensor(lengths)).tolist()
+            index = torch.cat([torch.cat([torch.arange(prefix_len), torch.arange(prefix_len + a, prefix_len + a + n)])
+                               for a, n in zip(starts, lengths, strict=True)])  # fmt: skip
+            spans = torch.tensor([prefix_len + n for n in lengths]).cumsum(0).int()
+            packing.update(qrr_prefix=prefix, qrr_key_index=index.to(self.device),
+                           cu_seq_lens_k=torch.cat([torch.zeros(1, dtype=torch.int32), spans]).to(self.device),
+                           max_length_k=prefix_len + max(lengths))  # fmt: skip
+        with torch.inference_mode():
+            out = self.body(input_ids=ids, position_ids=positions.to(self.device), use_cache=False, **packing)
+            hidden = out.last_hidden_state[0, (ends - 1).to(self.device)].float()
             return hidden @ self.head + self.bias
 
     def activation_bytes(self, batch_tokens: int) -> int:
@@ -374,15 +454,19 @@ def load_transformer(path: Path, dtype, attn: str = "sdpa", kind: str = CAUSAL):
         raise QrrError(f"cannot load the model at {path}: {str(exc).splitlines()[0]}") from exc
 
 
+def _layers_of(cache) -> list:
+    """Each layer's ``(keys, values)`` in a key/value cache."""
+    if hasattr(cache, "layers"):
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    return list(zip(cache.key_cache, cache.value_cache, strict=True))  # transformers 4.x
+
+
 def _shared_prefix_cache(cache):
     """Turn a batch-1 ``DynamicCache`` into one whose layers hand every batch ``prefix + new`` keys and values
     without keeping them: a plain cache would hold every layer's keys for the whole batch until the forward
     pass ends (about 0.6 GB for a CPU batch on 0.6B). Its state is untouched (the prefix length sizes the
     attention mask); only ``update`` differs."""
-    if hasattr(cache, "layers"):
-        prefix = [(layer.keys, layer.values) for layer in cache.layers]
-    else:  # transformers 4.x
-        prefix = list(zip(cache.key_cache, cache.value_cache, strict=True))
+    prefix = _layers_of(cache)
     cache.__class__ = _shared_prefix_class(type(cache))
     cache.prefix = prefix
     return cache
