@@ -5,7 +5,8 @@
 
 (a) recipe: the model card's transformers code as written (the whole workload in one call, full logits);
 (b) crossencoder: sentence-transformers' CrossEncoder (v6) on the causal LM with a LogitScore head and a chat
-    template that renders the same prompt; (c) qrr, and qrr with shared-prefix reuse off.
+    template that renders the same prompt; (c) qrr, and qrr with shared-prefix reuse off; on request (--impls),
+    qrr-mask: the prefix as a cache behind an offset causal mask, as qrr did on CPUs before it merged attention.
 Prints pairs/s, tokens/s (prompt tokens, frame included), peak RSS, the largest score difference from (a),
 and the ratios, then one JSON line per implementation on stdout.
 """
@@ -103,10 +104,12 @@ def run_crossencoder(model_dir, dtype, query, docs, device="cpu", batch_size=32)
     return lambda documents: [float(s) for s in model.predict([(query, d) for d in documents], batch_size=batch_size)]
 
 
-def run_qrr(model_dir, dtype, query, docs, share_prefix=True):
+def run_qrr(model_dir, dtype, query, docs, share_prefix=True, merge_prefix=True):
     from qrr import Reranker
 
     reranker = Reranker(str(model_dir), device="cpu", dtype=str(dtype).rsplit(".", 1)[-1], share_prefix=share_prefix)
+    # merge_prefix=False: the shared prefix as a cache with an offset causal mask (qrr before the merged attention)
+    reranker.engine.merge_prefix = merge_prefix
 
     def score(documents):
         return [r["score"] for r in sorted(reranker.rank(query, documents), key=lambda r: r["corpus_id"])]
@@ -124,7 +127,8 @@ def child(impl: str, model_dir: str, dtype_name: str, workload_file: str) -> Non
     dtype = getattr(torch, dtype_name)
     start = time.perf_counter()
     make = {"recipe": run_recipe, "crossencoder": run_crossencoder, "qrr": run_qrr,
-            "qrr-noshare": lambda *a: run_qrr(*a, share_prefix=False)}[impl]  # fmt: skip
+            "qrr-noshare": lambda *a: run_qrr(*a, share_prefix=False),
+            "qrr-mask": lambda *a: run_qrr(*a, merge_prefix=False)}[impl]  # fmt: skip
     score = make(model_dir, dtype, data["query"], data["docs"])
     load_s = time.perf_counter() - start
     score(data["docs"][:2])  # warm-up

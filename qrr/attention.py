@@ -1,16 +1,21 @@
-"""Attention over packed sequences: the rows of a batch laid end to end, with no padding.
+"""qrr's attention: packed rows on a GPU, and rows after a shared prefix merged exactly on a CPU.
 
-On a GPU, padding costs most: a padded batch computes every pad's token through every layer. Packed, a batch is
-one sequence of all its rows' tokens, and attention keeps each row to itself through cumulative offsets
-(``cu_seq_lens``), with the variable-length flash-attention kernel that torch ships
+Packed (CUDA, half precision). On a GPU, padding costs most: a padded batch computes every pad's token through every
+layer. Packed, a batch is one sequence of all its rows' tokens, and attention keeps each row to itself through
+cumulative offsets (``cu_seq_lens``), with the variable-length flash-attention kernel that torch ships
 (``torch.nn.attention.varlen``). A row may continue a shared prefix: its keys are then the prefix's keys followed
 by its own, gathered per row, and the causal mask is aligned to the end (every row token sees the whole prefix).
+Where that kernel cannot run, a reference computes the same thing row by row with SDPA: tests check the packing
+against it.
 
-The function is registered with transformers as an attention implementation (``qrr_packed_sdpa`` over SDPA, say)
-that does what the model's own implementation does for every call but qrr's packed ones: the model stays usable
-as it was (the recipe, a user's own calls). A packed call hands transformers a ready mask (none), so no mask of
-tokens x tokens is ever built. Where the kernel cannot run (a CPU, float32) a reference computes the same thing
-row by row with SDPA: tests check the packing against it, and it keeps a packed model usable anywhere.
+After a prefix (CPU, padded rows). A cached prefix would force attention through an offset causal mask, which CPU
+kernels compute in full. Instead each row's tokens attend to the prefix (no mask: they all see all of it) and to
+their own tokens (plain causal, the kernel's fast path) separately, and the two are merged exactly by their
+log-sum-exps: ``out = (out_p e^lse_p + out_r e^lse_r) / (e^lse_p + e^lse_r)``.
+
+The function is registered with transformers as an attention implementation (``qrr_sdpa`` over SDPA, say) that
+does what the model's own implementation does for every call but qrr's: the model stays usable as it was (the
+recipe, a user's own calls). qrr's calls hand transformers ready masks (none), so no mask is ever built for them.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import functools
 import inspect
 
-PREFIX = "qrr_packed_"
+PREFIX = "qrr_"
 
 
 @functools.cache
@@ -47,8 +52,8 @@ def kernel_available(device, dtype) -> bool:
 
 
 def register(padded: str) -> str:
-    """Register, once, the packed attention that falls back to the implementation named ``padded`` (``sdpa``,
-    ``eager``, ``flash_attention_2``) for every other call, with that implementation's masks; returns its name."""
+    """Register, once, qrr's attention falling back to the implementation named ``padded`` (``sdpa``, ``eager``,
+    ``flash_attention_2``) for every other call, with that implementation's masks; returns its name."""
     import functools
 
     from transformers import AttentionInterface
@@ -60,28 +65,56 @@ def register(padded: str) -> str:
     name = PREFIX + padded
     if name not in ALL_ATTENTION_FUNCTIONS:
         fallback = ALL_ATTENTION_FUNCTIONS.get(padded)
-        AttentionInterface.register(name, functools.partial(packed_attention, fallback=fallback))
+        AttentionInterface.register(name, functools.partial(attention_forward, fallback=fallback))
         if padded in ALL_MASK_ATTENTION_FUNCTIONS:
             AttentionMaskInterface.register(name, ALL_MASK_ATTENTION_FUNCTIONS[padded])
     return name
 
 
-# A packed call's ``attention_mask``: masks ready (none), so transformers builds none from the packed positions.
+# qrr's calls' ``attention_mask``: masks ready (none), so transformers builds none (from packed positions, say).
 NO_MASKS = {"full_attention": None, "sliding_attention": None}
 
 
-def packed_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, fallback=None, **kwargs):
-    """transformers' attention interface for one packed batch: ``query`` is ``(1, heads, tokens, head_dim)``;
-    ``kwargs`` carry ``cu_seq_lens_q`` and ``max_length_q`` and, after a shared prefix, ``qrr_prefix`` (each
-    layer's prefix keys and values), ``qrr_key_index``, ``cu_seq_lens_k`` and ``max_length_k``. Returns
-    ``(1, tokens, heads, head_dim)``. A call without ``cu_seq_lens_q`` goes to ``fallback`` (eager attention
-    where that is ``None``)."""
+def attention_forward(module, query, key, value, attention_mask, scaling=None, dropout=0.0, fallback=None, **kwargs):
+    """transformers' attention interface. With ``cu_seq_lens_q`` in ``kwargs``, a packed batch
+    (``packed_attention``); with ``qrr_prefix`` alone, padded rows after a shared prefix (``after_prefix``); any
+    other call goes to ``fallback`` (eager attention where that is ``None``)."""
+    if "cu_seq_lens_q" in kwargs:
+        return packed_attention(module, query, key, value, scaling, **kwargs)
+    if "qrr_prefix" in kwargs:
+        return after_prefix(module, query, key, value, scaling, kwargs["qrr_prefix"])
+    if fallback is None:
+        from transformers.models.qwen3.modeling_qwen3 import eager_attention_forward as fallback
+    return fallback(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
+
+
+def after_prefix(module, query, key, value, scaling, prefix):
+    """Right-padded rows ``(batch, heads, rows, head_dim)`` after a shared prefix (``prefix[layer]`` holds its keys
+    and values, ``(1, kv_heads, prefix, head_dim)``): attention to the prefix and to the rows' own tokens, merged by
+    log-sum-exp. CPU kernels only (they return the log-sum-exp). Returns ``(batch, rows, heads, head_dim)``."""
     import torch
 
-    if "cu_seq_lens_q" not in kwargs:
-        if fallback is None:
-            from transformers.models.qwen3.modeling_qwen3 import eager_attention_forward as fallback
-        return fallback(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
+    flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    keys, values = prefix[module.layer_idx]
+    batch, heads, rows, dim = query.shape
+    own, own_lse = flash(query, key, value, 0.0, True, scale=scaling)
+    # every row token sees the whole prefix: one unmasked attention of all rows' tokens as one sequence
+    flat = query.transpose(0, 1).reshape(1, heads, batch * rows, dim)
+    pre, pre_lse = flash(flat, keys, values, 0.0, False, scale=scaling)
+    pre = pre.reshape(heads, batch, rows, dim).transpose(0, 1)
+    pre_lse = pre_lse.reshape(heads, batch, rows).transpose(0, 1)
+    top = torch.maximum(own_lse, pre_lse)
+    w_own, w_pre = (own_lse - top).exp().unsqueeze(-1), (pre_lse - top).exp().unsqueeze(-1)
+    out = (own.float() * w_own + pre.float() * w_pre) / (w_own + w_pre)
+    return out.to(query.dtype).transpose(1, 2).contiguous(), None
+
+
+def packed_attention(module, query, key, value, scaling=None, **kwargs):
+    """One packed batch: ``query`` is ``(1, heads, tokens, head_dim)``; ``kwargs`` carry ``cu_seq_lens_q`` and
+    ``max_length_q`` and, after a shared prefix, ``qrr_prefix`` (each layer's prefix keys and values),
+    ``qrr_key_index``, ``cu_seq_lens_k`` and ``max_length_k``. Returns ``(1, tokens, heads, head_dim)``."""
+    import torch
+
     q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # (tokens, heads, head_dim)
     cu_q, max_q = kwargs["cu_seq_lens_q"], kwargs["max_length_q"]
     cu_k, max_k = cu_q, max_q

@@ -275,15 +275,22 @@ class TransformerEngine(Engine):
         self.head = head
         self.bias = bias
         self.pad_id = pad_id
-        self._padded_attention = body.config._attn_implementation
-        self.packed = False
-        self.use_packed(attention.kernel_available(device, self.dtype) if packed is None else packed)
+        # qrr's attention (qrr.attention) wraps the model's own, which still answers every other call
+        name = attention.register(body.config._attn_implementation)
+        try:
+            body.set_attn_implementation(name)
+        except (AttributeError, ValueError):  # transformers 4.x, or one that checks names against its own list
+            body.config._attn_implementation = name
+        self.packed = attention.kernel_available(device, self.dtype) if packed is None else packed
+        # On a CPU, padded rows after a shared prefix attend to it and to themselves apart, merged exactly.
+        self.merge_prefix = device.type == "cpu"
         # transformers 5 calls the key/value cache argument `cache`; 4.x calls it `past_key_values`.
         params = inspect.signature(body.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
-        # Reusing a prefix forces attention through an offset causal mask, which CPU kernels compute in full
-        # instead of skipping the upper triangle (measured 2x the attention time at 2,000 tokens). So a prefix is
-        # reused only where the work it saves (shared x weights) beats that: rest^2 x heads x head_dim x layers.
+        # Elsewhere (padded rows on a GPU without the packed kernel, MPS), a cached prefix forces attention through
+        # an offset causal mask, which kernels may compute in full instead of skipping the upper triangle (measured
+        # 2x the attention time at 2,000 tokens on a CPU). There a prefix is reused only where the work it saves
+        # (shared x weights) beats that: rest^2 x heads x head_dim x layers.
         c = body.config
         head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
         self._attention_width = c.num_attention_heads * head_dim * c.num_hidden_layers
@@ -291,20 +298,15 @@ class TransformerEngine(Engine):
 
     def use_packed(self, packed: bool) -> None:
         """Lay a batch's rows end to end with no padding (``qrr.attention``: the default on CUDA in half precision
-        where torch has the variable-length kernel), or pad them to one width (the model's own attention)."""
-        from qrr import attention
-
-        name = attention.register(self._padded_attention) if packed else self._padded_attention
-        try:
-            self.body.set_attn_implementation(name)
-        except (AttributeError, ValueError):  # transformers 4.x, or one that checks names against its own list
-            self.body.config._attn_implementation = name
+        where torch has the variable-length kernel), or pad them to one width."""
         self.packed = packed
 
     def worth_sharing(self, shared: int, mean_rest: float) -> bool:
-        """Whether running ``shared`` prefix tokens once pays for masked attention over rests this long (packed,
-        the prefix costs attention nothing more: always)."""
-        return self.packed or shared * self._weights_per_token > mean_rest**2 * self._attention_width
+        """Whether running ``shared`` prefix tokens once pays for masked attention over rests this long (packed or
+        merged, the prefix costs attention nothing more: always)."""
+        if self.packed or self.merge_prefix:
+            return True
+        return shared * self._weights_per_token > mean_rest**2 * self._attention_width
 
     def plan(self, lengths: Sequence[int], batch_tokens: int, max_rows: int | None) -> list[list[int]]:
         if self.packed:
@@ -363,10 +365,12 @@ class TransformerEngine(Engine):
         with torch.inference_mode():
             out = self.body(input_ids=torch.tensor([list(prefix)], device=self.device), use_cache=True, **packing)
         cache = getattr(out, "cache", None) or out.past_key_values
-        return _layers_of(cache) if self.packed else _shared_prefix_cache(cache)
+        return _layers_of(cache) if self.packed or self.merge_prefix else _shared_prefix_cache(cache)
 
     def log_odds(self, rows: Sequence[Sequence[int]], prefix=None, prefix_len: int = 0):
         import torch
+
+        from qrr import attention
 
         if self.packed:
             return self._packed_log_odds(rows, prefix, prefix_len)
@@ -377,7 +381,12 @@ class TransformerEngine(Engine):
             ids[n, : len(row)] = torch.tensor(row, dtype=torch.long)
         positions = torch.arange(prefix_len, prefix_len + width).expand(len(rows), width)
         last = torch.tensor([len(r) - 1 for r in rows], device=self.device)
-        cache = {self._cache_kw: prefix, "use_cache": True} if prefix is not None else {"use_cache": False}
+        if prefix is None:
+            cache = {"use_cache": False}
+        elif self.merge_prefix:
+            cache = {"use_cache": False, "qrr_prefix": prefix, "attention_mask": attention.NO_MASKS}
+        else:
+            cache = {self._cache_kw: prefix, "use_cache": True}
         with torch.inference_mode():
             # No attention mask: rows are right-padded, so causal attention alone keeps every pad out of every
             # real token (pads only follow them), and SDPA can take its faster causal path. After a cached

@@ -80,9 +80,11 @@ def test_reuse_runs_the_prefix_once_per_group_and_stops_before_the_document(pair
     assert calls[0] == on.prompter.prefix_ids + head
 
 
-def test_prefix_cache_serves_batches_of_any_size_without_growing(pair):
+@pytest.mark.parametrize("merge", [True, False])
+def test_a_prefix_serves_batches_of_any_size_without_growing(pair, merge):
     on, _ = pair()
     engine = on.engine
+    engine.merge_prefix = merge  # merged by log-sum-exp (CPUs), or a cache with an offset mask (elsewhere)
     seqs = [e.ids for e in on.prompter.encode([("q", d, None) for d in ("The cat sat", "A dog", "x")])]
     shared = common_prefix_length(seqs)
     cache = engine.prefix_cache(seqs[0][:shared])
@@ -91,12 +93,14 @@ def test_prefix_cache_serves_batches_of_any_size_without_growing(pair):
     alone = [engine.log_odds([r], cache, shared).item() for r in rests]
     close(together, alone)
     # nothing of the batches stayed behind in the cache
-    assert cache.get_seq_length() == shared
+    assert (cache[0][0].shape[-2] if merge else cache.get_seq_length()) == shared
     close(together, engine.log_odds(seqs, None, 0).tolist())
 
 
-def test_long_rows_after_a_short_prefix_are_not_worth_sharing(pair):
+def test_long_rows_after_a_short_prefix_are_not_worth_sharing_through_a_mask(pair):
     engine = pair()[0].engine
+    assert engine.worth_sharing(70, 5000)  # merged on a CPU: the prefix costs attention nothing more
+    engine.merge_prefix = False
     # on 0.6B shapes the break-even for a 70-token prefix is ~730 tokens; the tiny model's is far shorter
     assert engine.worth_sharing(70, 20)
     assert not engine.worth_sharing(70, 5000)
