@@ -80,6 +80,8 @@ class BenchRow:
     tflops: float = 0.0
     matmul_peak_tflops: float = 0.0
     peak_fraction: float = 0.0
+    cpu_features: str = ""  # the CPU's matrix features (AMX, AVX-512 BF16, AVX-512, AVX2), on a CPU
+    dtype_reason: str = ""  # why this dtype: asked for, or what "auto" saw
     baseline_pairs_per_s: float | None = None
     baseline_peak_memory_mb: float | None = None
     speedup_vs_baseline: float | None = None
@@ -255,10 +257,14 @@ def run(
     budget = batch_tokens or default_batch_tokens(dev)
     peak = matmul_peak_tflops(dev, dt)
     memory = PeakMemory(dev)
+    features = ", ".join(devices.cpu_features()) if dev.type == "cpu" else ""
+    reason = devices.dtype_reason(dtype, dev, dt)
+    note(f"{dev.type}{f' ({features})' if features else ''}: {devices.dtype_name(dt)}, {reason}")
     shared_tokenizer = None
     for size in sizes:
         base = {"size": size, "docs": docs, "device": str(dev), "dtype": devices.dtype_name(dt), "recipe": recipe,
-                "query_tokens": query_tokens, "matmul_peak_tflops": peak, "memory_kind": memory.kind}  # fmt: skip
+                "query_tokens": query_tokens, "matmul_peak_tflops": peak, "memory_kind": memory.kind,
+                "cpu_features": features, "dtype_reason": reason}  # fmt: skip
         need = max(estimate_memory(size, dtype_bytes, budget, n, docs, baseline=False) for n in doc_tokens)
         free = available_memory(dev)
         if free is not None and need > free:

@@ -46,15 +46,39 @@ def _mps_available() -> bool:
     return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
 
 
-def cpu_has_native_bf16() -> bool:
-    """True where the CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is many times slower."""
+# torch's probes of the CPU features that decide its best dtype, most capable first
+CPU_FEATURES = (("AMX", "_is_amx_tile_supported"), ("AVX-512 BF16", "_is_avx512_bf16_supported"),
+                ("AVX-512", "_is_avx512_supported"), ("AVX2", "_is_avx2_supported"))  # fmt: skip
+NATIVE_BF16 = ("AMX", "AVX-512 BF16")
+
+
+def cpu_features() -> list[str]:
+    """The CPU's matrix features as torch sees them (AMX, AVX-512 BF16, AVX-512, AVX2)."""
     import torch
 
-    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
-        fn = getattr(torch.cpu, probe, None)
-        if fn is not None and fn():
-            return True
-    return False
+    return [name for name, probe in CPU_FEATURES if getattr(torch.cpu, probe, lambda: False)()]
+
+
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is many times slower."""
+    return any(f in NATIVE_BF16 for f in cpu_features())
+
+
+def dtype_reason(name: str, device, dtype) -> str:
+    """Why ``resolve_dtype(name, device)`` gave ``dtype``, in a phrase (``qrr bench`` says it)."""
+    import torch
+
+    if (name or "auto").strip().lower() != "auto":
+        return "as asked"
+    if device.type == "cuda":
+        return "this GPU computes bf16" if dtype == torch.bfloat16 else "this GPU has no bf16"
+    if device.type == "mps":
+        return "half precision on Apple MPS"
+    features = cpu_features()
+    if dtype == torch.bfloat16:
+        return f"this CPU computes bf16 natively ({', '.join(f for f in features if f in NATIVE_BF16)})"
+    return (f"this CPU has no native bf16 ({', '.join(features) or 'not even AVX2'}), where bf16 runs several times "
+            "slower than fp32")  # fmt: skip
 
 
 def resolve_dtype(name: str, device):

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from qrr import bench, models
+from qrr import device as devices
 from qrr.cli import app
 from qrr.family import QWEN3, Size
 
@@ -43,6 +44,8 @@ def test_json_fields_and_units():
         assert r["load_s"] > 0 and r["matmul_peak_tflops"] > 0
         assert r["tflops"] > 0 and r["peak_fraction"] == pytest.approx(r["tflops"] / r["matmul_peak_tflops"])
         assert r["baseline_pairs_per_s"] is None and r["speedup_vs_baseline"] is None
+        assert r["dtype_reason"] == "as asked"
+        assert r["cpu_features"] == ", ".join(devices.cpu_features()) and "AVX2" in r["cpu_features"]
     # documents have exactly the asked length inside the real prompt
     assert rows[1]["prompt_tokens"] - rows[0]["prompt_tokens"] == 3 * (40 - 8)
 
@@ -106,3 +109,16 @@ def test_recipe_is_measured_and_named():
     (vllm,) = rows_of(run("--doc-tokens", "8", "--docs", "2", "--format", "json", "--recipe", "vllm"))
     assert (plain["recipe"], vllm["recipe"]) == ("transformers", "vllm")
     assert vllm["prompt_tokens"] > plain["prompt_tokens"]  # double newlines and the end marker twice
+
+
+def test_the_cpu_and_why_its_dtype_are_said(monkeypatch):
+    monkeypatch.setattr(devices, "cpu_features", lambda: ["AVX-512", "AVX2"])
+    result = CliRunner().invoke(app, ["bench", "--sizes", "tiny", "--device", "cpu", "--doc-tokens", "8",
+                                      "--docs", "2", "-f", "table"], env={"COLUMNS": "300"})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    said = (
+        "cpu (AVX-512, AVX2): fp32, this CPU has no native bf16 (AVX-512, AVX2), where bf16 runs several "
+        "times slower than fp32"
+    )
+    assert said in result.stderr
+    assert "cpu (AVX-512, AVX2); fp32: this CPU has no native bf16" in " ".join(result.stdout.split())

@@ -74,3 +74,23 @@ def test_attention_kernel(monkeypatch):
     assert dev.attention_implementation(torch.device("cpu"), torch.bfloat16) == "sdpa"
     monkeypatch.setattr(dev.importlib.util, "find_spec", lambda name: None)
     assert dev.attention_implementation(cuda, torch.bfloat16) == "sdpa"
+
+
+@pytest.mark.parametrize(
+    "features, dtype, reason",
+    [
+        ({"_is_avx2_supported"}, torch.float32,
+         "this CPU has no native bf16 (AVX2), where bf16 runs several times slower than fp32"),
+        ({"_is_avx512_bf16_supported", "_is_avx512_supported", "_is_avx2_supported"}, torch.bfloat16,
+         "this CPU computes bf16 natively (AVX-512 BF16)"),
+        ({"_is_amx_tile_supported", "_is_avx512_bf16_supported", "_is_avx2_supported"}, torch.bfloat16,
+         "this CPU computes bf16 natively (AMX, AVX-512 BF16)"),
+    ],
+)  # fmt: skip
+def test_the_cpu_dtype_and_why(monkeypatch, features, dtype, reason):
+    for _, probe in dev.CPU_FEATURES:
+        monkeypatch.setattr(torch.cpu, probe, lambda probe=probe: probe in features, raising=False)
+    cpu = torch.device("cpu")
+    assert dev.resolve_dtype("auto", cpu) == dtype
+    assert dev.dtype_reason("auto", cpu, dtype) == reason
+    assert dev.dtype_reason("fp32", cpu, torch.float32) == "as asked"

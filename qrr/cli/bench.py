@@ -137,8 +137,10 @@ def _render_bench(rows, baseline: bool) -> None:
     first = next((r for r in rows if not r.skipped), None)
     title = None
     if first is not None:
-        title = (f"{first.device}, {first.dtype}, matmul peak {first.matmul_peak_tflops:.2f} TFLOP/s; "
-                 f"{first.docs} documents per length, {first.query_tokens}-token query")  # fmt: skip
+        features = f" ({first.cpu_features})" if first.cpu_features else ""
+        title = (f"{first.device}{features}; {first.dtype}: {first.dtype_reason}; matmul peak "
+                 f"{first.matmul_peak_tflops:.2f} TFLOP/s; {first.docs} documents per length, "
+                 f"{first.query_tokens}-token query")  # fmt: skip
     out = writer("table", title)
     out.write(table)
     out.close()
