@@ -1,7 +1,8 @@
 """Where one 0.6B rank's GPU time goes, and two remedies side by side: 1,000 documents of 512 tokens, random bf16
-weights. Tokenizing vs forward passes, packed vs padded at three token budgets, the top kernels, a fused RMSNorm
-(``torch.nn.functional.rms_norm`` in place of transformers' five-op one) and ``torch.compile`` (its first call,
-then steady state). Writes gpu_breakdown.json (in $OUT where set) after every step.
+weights. Tokenizing vs forward passes, packed vs padded at three token budgets, the top kernels, RMSNorm the other
+way (qrr fuses it on CUDA: ``torch.nn.functional.rms_norm`` in place of transformers' five-op one; the figures of
+2026-11-27 measured fused against plain before qrr fused it) and ``torch.compile`` (its first call, then steady
+state). Writes gpu_breakdown.json (in $OUT where set) after every step.
 
     QRR_TOKENIZER=DIR python3 benchmarks/gpu_breakdown.py [--dry-run] [--no-compile]
 """
@@ -32,7 +33,6 @@ def main() -> None:
     import torch
     import transformers
     from transformers import AutoTokenizer
-    from transformers.models.qwen3 import modeling_qwen3
 
     from qrr import Reranker
     from qrr.bench import executed_flops, find_tokenizer, make_workload, random_causal
@@ -100,15 +100,11 @@ def main() -> None:
     note("profile_top", table)
 
     before = forward()[0]
-    original = modeling_qwen3.Qwen3RMSNorm.forward
-
-    def fused(self, hidden):
-        return torch.nn.functional.rms_norm(hidden, (hidden.shape[-1],), self.weight, self.variance_epsilon)
-
-    modeling_qwen3.Qwen3RMSNorm.forward = fused
-    note("forward_s_packed_fused_rmsnorm", median_seconds(forward))
-    note("fused_rmsnorm_max_abs_diff", max(abs(a - b) for a, b in zip(forward()[0], before, strict=True)))
-    modeling_qwen3.Qwen3RMSNorm.forward = original
+    fused = engine.fuse_norms  # the device's default (fused on CUDA)
+    engine.fuse_norms = not fused
+    note(f"forward_s_packed_{'plain' if fused else 'fused'}_rmsnorm", median_seconds(forward))
+    note("rmsnorm_max_abs_diff", max(abs(a - b) for a, b in zip(forward()[0], before, strict=True)))
+    engine.fuse_norms = fused
 
     if not args.no_compile:
         body = engine.body

@@ -1,6 +1,7 @@
 """The GPU check: one prepared run that builds the random 0.6B, 4B and 8B on a CUDA device (nothing downloaded),
 checks qrr's fp32 and bf16 scores against the model card's recipe on the same weights, and times qrr (packed and
-padded batches, shared prefix on and off), sentence-transformers' CrossEncoder and the recipe, side by side.
+padded batches, shared prefix on and off, fused RMSNorms on and off), sentence-transformers' CrossEncoder and the
+recipe, side by side.
 
     benchmarks/gpu_check.sh [--out FILE]          # on a CUDA machine, under 8 minutes on one H100
     benchmarks/gpu_check.sh --dry-run             # anywhere: a 2-layer model on the CPU, every step, in seconds
@@ -169,13 +170,16 @@ def main() -> None:
         smallest = size in ("0.6b", "tiny")  # the others: the target workload, once, the default ways only
         workloads = {"target": (query, target), "varied": (QUERY, varied)} if smallest else {"target": (query, target)}
         for workload, (q, docs) in workloads.items():
-            variants = [("packed", True, True), ("padded", False, True)]
+            fused = reranker.engine.fuse_norms  # the device's default: fused RMSNorms on CUDA
+            variants = [("packed", True, True, fused), ("padded", False, True, fused)]
             if smallest:
-                variants += [("packed-noshare", True, False), ("padded-noshare", False, False)]
-            for name, packed, share in variants:
+                variants += [("packed-noshare", True, False, fused), ("padded-noshare", False, False, fused),
+                             ("packed-plain-norms", True, True, False)]  # fmt: skip
+            for name, packed, share, fuse in variants:
                 if packed and "packed_error" in check:
                     continue
                 reranker.engine.use_packed(packed)
+                reranker.engine.fuse_norms = fuse
                 reranker.share_prefix = share
                 seconds, results = timed(lambda r=reranker, q=q, docs=docs: r.rank(q, docs),
                                          todo["repeat"] if smallest else 1, sync,
@@ -183,6 +187,7 @@ def main() -> None:
                 record(size, workload, f"qrr-{name}", seconds, len(docs), results.stats,
                        batch_tokens=reranker.batch_tokens)  # fmt: skip
             reranker.share_prefix = True
+            reranker.engine.fuse_norms = fused
             reranker.engine.use_packed(attention.kernel_available(device, bf16) and "packed_error" not in check)
             if size in ("0.6b", "tiny") and workload == "target":
                 compare_peers(size, causal, tokenizer, reranker, q, docs, todo, device, sync, record, tokenizer_dir)

@@ -14,6 +14,8 @@ padding nor on what else is in its batch.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import gc
 import inspect
@@ -39,6 +41,8 @@ WIDTH_MULTIPLE = 32
 MIN_SHARED_PREFIX = 8
 
 Progress = Callable[[int], None]
+# Set while qrr's own forward passes run (per thread): the model's RMSNorms then take torch's fused kernel.
+_FUSED_NORMS = contextvars.ContextVar("qrr_fused_norms", default=False)
 
 
 def default_batch_tokens(device) -> int:
@@ -284,6 +288,10 @@ class TransformerEngine(Engine):
         self.packed = attention.kernel_available(device, self.dtype) if packed is None else packed
         # On a CPU, padded rows after a shared prefix attend to it and to themselves apart, merged exactly.
         self.merge_prefix = device.type == "cpu"
+        # On a GPU, transformers' RMSNorm (five elementwise passes in float32) took a quarter of the 0.6B's time;
+        # torch's fused one was 1.34x faster overall on an H200. On CPUs it gained nothing measurable.
+        _fuse_norms(body)
+        self.fuse_norms = device.type == "cuda"
         # transformers 5 calls the key/value cache argument `cache`; 4.x calls it `past_key_values`.
         params = inspect.signature(body.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
@@ -362,7 +370,7 @@ class TransformerEngine(Engine):
         if self.packed:
             packing = {"cu_seq_lens_q": torch.tensor([0, len(prefix)], dtype=torch.int32, device=self.device),
                        "max_length_q": len(prefix), "attention_mask": attention.NO_MASKS}  # fmt: skip
-        with torch.inference_mode():
+        with torch.inference_mode(), self._fused():
             out = self.body(input_ids=torch.tensor([list(prefix)], device=self.device), use_cache=True, **packing)
         cache = getattr(out, "cache", None) or out.past_key_values
         return _layers_of(cache) if self.packed or self.merge_prefix else _shared_prefix_cache(cache)
@@ -387,7 +395,7 @@ class TransformerEngine(Engine):
             cache = {"use_cache": False, "qrr_prefix": prefix, "attention_mask": attention.NO_MASKS}
         else:
             cache = {self._cache_kw: prefix, "use_cache": True}
-        with torch.inference_mode():
+        with torch.inference_mode(), self._fused():
             # No attention mask: rows are right-padded, so causal attention alone keeps every pad out of every
             # real token (pads only follow them), and SDPA can take its faster causal path. After a cached
             # prefix, transformers offsets the causal mask by the prefix length itself.
@@ -415,10 +423,18 @@ class TransformerEngine(Engine):
             packing.update(qrr_prefix=prefix, qrr_key_index=index.to(self.device),
                            cu_seq_lens_k=torch.cat([torch.zeros(1, dtype=torch.int32), spans]).to(self.device),
                            max_length_k=prefix_len + max(lengths))  # fmt: skip
-        with torch.inference_mode():
+        with torch.inference_mode(), self._fused():
             out = self.body(input_ids=ids, position_ids=positions.to(self.device), use_cache=False, **packing)
             hidden = out.last_hidden_state[0, (ends - 1).to(self.device)].float()
             return hidden @ self.head + self.bias
+
+    @contextlib.contextmanager
+    def _fused(self):
+        token = _FUSED_NORMS.set(self.fuse_norms)
+        try:
+            yield
+        finally:
+            _FUSED_NORMS.reset(token)
 
     def activation_bytes(self, batch_tokens: int) -> int:
         c = self.body.config
@@ -461,6 +477,27 @@ def load_transformer(path: Path, dtype, attn: str = "sdpa", kind: str = CAUSAL):
         return auto.from_pretrained(path, **{dtype_kw: dtype}, attn_implementation=attn)
     except (OSError, ValueError, KeyError) as exc:
         raise QrrError(f"cannot load the model at {path}: {str(exc).splitlines()[0]}") from exc
+
+
+def _fuse_norms(body) -> None:
+    """Give each RMSNorm of ``body`` torch's fused kernel for qrr's forward passes (while ``_FUSED_NORMS`` is set);
+    every other call (the recipe, a caller's own) keeps transformers' own norm."""
+    import torch
+
+    for module in body.modules():
+        if not type(module).__name__.endswith("RMSNorm") or not hasattr(module, "variance_epsilon"):
+            continue
+        if "_qrr_plain_forward" in vars(module):
+            continue
+        plain = module.forward
+
+        def forward(hidden, module=module, plain=plain):
+            if _FUSED_NORMS.get():
+                return torch.nn.functional.rms_norm(hidden, (hidden.shape[-1],), module.weight, module.variance_epsilon)
+            return plain(hidden)
+
+        module._qrr_plain_forward = plain
+        module.forward = forward
 
 
 def _layers_of(cache) -> list:

@@ -116,3 +116,30 @@ def test_a_cpu_budget_that_cannot_fit_is_refused_before_starting(reranker, monke
     with pytest.raises(InputError, match=r"^batch_tokens 100000000 needs about .* GiB for activations but 1.0 GiB is "
                        r"free; lower batch_tokens \(default 1024 on cpu\)$"):  # fmt: skip
         reranker.engine.check_budget(100_000_000)
+
+
+def test_fused_norms_run_in_qrr_passes_only_and_score_the_same(tiny_model, tokenizer, monkeypatch):
+    """On CUDA qrr's passes take torch's fused RMSNorm; forced here on a CPU: the same scores (fp32), and the model's
+    own calls (the recipe) keep transformers' norm."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from qrr import Reranker
+    from qrr.bench import recipe_scores
+
+    causal = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    reranker = Reranker.from_model(causal, tokenizer, device="cpu", batch_tokens=64)
+    assert not reranker.engine.fuse_norms  # a CPU's default
+    pairs = [("capital of China?", f"passage {n} " * n) for n in range(1, 12)]
+    plain = reranker.score(pairs)
+    calls = []
+    fused = torch.nn.functional.rms_norm
+    monkeypatch.setattr(torch.nn.functional, "rms_norm", lambda *a, **k: calls.append(1) or fused(*a, **k))
+    reranker.engine.fuse_norms = True
+    got = reranker.score(pairs)
+    assert len(calls) > 0  # the fused kernel ran
+    assert max(abs(a - b) for a, b in zip(got, plain, strict=True)) <= 1e-6
+    before = len(calls)
+    prompts = [e.ids for e in reranker.prompter.encode([(q, d, None) for q, d in pairs])]
+    recipe_scores(causal, tokenizer, prompts, torch.device("cpu"))
+    assert len(calls) == before  # the model's own forward pass: transformers' norm

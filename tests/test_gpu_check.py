@@ -29,7 +29,7 @@ def test_the_gpu_check_dry_run_checks_scores_and_times_every_implementation(tmp_
     assert check["fp32_max_abs_diff"] <= 1e-4 and "bf16_packed_max_abs_diff" in check
     impls = {(r["workload"], r["impl"]) for r in report["timings"]}
     for workload in ("target", "varied"):
-        for name in ("packed", "padded", "packed-noshare", "padded-noshare"):
+        for name in ("packed", "padded", "packed-noshare", "padded-noshare", "packed-plain-norms"):
             assert (workload, f"qrr-{name}") in impls
     assert ("target", "recipe-chunks-of-8") in impls and ("target", "crossencoder-batch-8") in impls
     assert report["summary"]["checks_ok"] is True and report["summary"]["x_crossencoder"] > 0
@@ -40,6 +40,7 @@ def test_the_gpu_breakdown_dry_run(tmp_path):
     done = run([sys.executable, "benchmarks/gpu_breakdown.py", "--dry-run", "--no-compile"], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "gpu_breakdown.json").read_text())
+    # a CPU's norms are plain by default, so the breakdown times them fused
     for key in ("encode_s", "forward_s_packed_32768", "forward_s_padded_32768", "forward_s_packed_fused_rmsnorm"):
         assert report[key] > 0
     assert "aten::" in report["profile_top"]
