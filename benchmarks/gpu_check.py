@@ -72,9 +72,14 @@ def check_scores(size, causal, tokenizer, reranker, prompts, chunk, device) -> d
             for s in recipe_scores(causal, tokenizer, prompts[i : i + chunk], device)
         ]
 
+    work = {}
+
     def qrr(packed: bool):
+        # one group: the prompts' shared prefix runs once wherever the path reuses it (packed does)
         reranker.engine.use_packed(packed)
-        return reranker.engine.score([list(p) for p in prompts], reranker.batch_tokens)[0]
+        scores, work[packed] = reranker.engine.score([list(p) for p in prompts], reranker.batch_tokens,
+                                                     groups=[0] * len(prompts))  # fmt: skip
+        return scores
 
     out = {"size": size, "pairs": len(prompts)}
     bf16_recipe = recipe()
@@ -90,6 +95,10 @@ def check_scores(size, causal, tokenizer, reranker, prompts, chunk, device) -> d
     out["recipe_bf16_max_abs_diff"] = max_diff(bf16_recipe, fp32_recipe)
     for name, scores in bf16.items():
         out[f"bf16_{name}_max_abs_diff"] = max_diff(scores, fp32_recipe)
+    if "packed" in bf16:  # a tighter bar: the same dtype, the same weights, only the batches differ
+        out["bf16_packed_vs_padded_max_abs_diff"] = max_diff(bf16["packed"], bf16["padded"])
+        out["packed_computed_tokens"] = work[True].tokens
+    out["prompt_tokens"] = sum(len(p) for p in prompts)
     out["score_spread"] = max(fp32_recipe) - min(fp32_recipe)
     noise = 2 * out["recipe_bf16_max_abs_diff"] + 1e-3
     bf16_ok = all(out[f"bf16_{n}_max_abs_diff"] <= noise for n in bf16)

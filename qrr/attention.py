@@ -34,7 +34,8 @@ def _varlen():
     except ImportError:
         return None
     params = inspect.signature(varlen_attn).parameters
-    # torch 2.10 says is_causal=True; 2.11 on, window_size=(-1, 0), whose causal mask is aligned to the end
+    # torch 2.10 says is_causal=True, 2.11 on window_size=(-1, 0): both are flash attention's causal mask, aligned
+    # to the end where a row has more keys than queries (seen on torch 2.11; the 2.10 form has not run here)
     if "window_size" in params:
         causal = {"window_size": (-1, 0)}
     elif "is_causal" in params:
@@ -45,17 +46,28 @@ def _varlen():
 
 
 def kernel_available(device, dtype) -> bool:
-    """Whether packed attention runs on the fast kernel here: CUDA, half precision, a torch that has it."""
+    """Whether packed attention runs on the fast kernel here: CUDA, half precision, a GPU flash attention runs on
+    (Ampere or newer), a torch that has it."""
     import torch
 
-    return device.type == "cuda" and dtype in (torch.float16, torch.bfloat16) and _varlen() is not None
+    if device.type != "cuda" or dtype not in (torch.float16, torch.bfloat16) or _varlen() is None:
+        return False
+    return torch.cuda.get_device_capability(device) >= (8, 0)
+
+
+# The implementations qrr's attention can stand in front of: they take masks transformers builds, and need no name
+# of their own at run time (flash-attn's looks its own name up, so a wrapped one breaks).
+WRAPPABLE = ("sdpa", "eager")
+
+
+def wrappable(name: str) -> bool:
+    """Whether a model whose attention implementation is ``name`` can take qrr's attention (or has it)."""
+    return name in WRAPPABLE or name.startswith(PREFIX)
 
 
 def register(padded: str) -> str:
-    """Register, once, qrr's attention falling back to the implementation named ``padded`` (``sdpa``, ``eager``,
-    ``flash_attention_2``) for every other call, with that implementation's masks; returns its name."""
-    import functools
-
+    """Register, once, qrr's attention falling back to the implementation named ``padded`` (``sdpa`` or ``eager``)
+    for every other call, with that implementation's masks; returns its name."""
     from transformers import AttentionInterface
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
@@ -72,6 +84,7 @@ def register(padded: str) -> str:
 
 
 # qrr's calls' ``attention_mask``: masks ready (none), so transformers builds none (from packed positions, say).
+# Qwen3-Reranker has no sliding-window layers (use_sliding_window is false), so neither path looks at a window.
 NO_MASKS = {"full_attention": None, "sliding_attention": None}
 
 
@@ -97,6 +110,9 @@ def after_prefix(module, query, key, value, scaling, prefix):
     flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
     keys, values = prefix[module.layer_idx]
     batch, heads, rows, dim = query.shape
+    if key.shape[1] != heads and not _cpu_flash_takes_gqa():
+        groups = heads // key.shape[1]
+        key, value, keys, values = (t.repeat_interleave(groups, dim=1) for t in (key, value, keys, values))
     own, own_lse = flash(query, key, value, 0.0, True, scale=scaling)
     # every row token sees the whole prefix: one unmasked attention of all rows' tokens as one sequence
     flat = query.transpose(0, 1).reshape(1, heads, batch * rows, dim)
@@ -107,6 +123,14 @@ def after_prefix(module, query, key, value, scaling, prefix):
     w_own, w_pre = (own_lse - top).exp().unsqueeze(-1), (pre_lse - top).exp().unsqueeze(-1)
     out = (own.float() * w_own + pre.float() * w_pre) / (w_own + w_pre)
     return out.to(query.dtype).transpose(1, 2).contiguous(), None
+
+
+@functools.cache
+def _cpu_flash_takes_gqa() -> bool:
+    """The CPU flash kernel takes fewer key/value heads than query heads from torch 2.9 on."""
+    import torch
+
+    return tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 9)
 
 
 def packed_attention(module, query, key, value, scaling=None, **kwargs):

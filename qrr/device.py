@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 from qrr.errors import DeviceError
 
 DTYPES = {
@@ -98,15 +96,8 @@ def resolve_dtype(name: str, device):
 
 
 def attention_implementation(device, dtype) -> str:
-    """flash_attention_2 on CUDA in half precision when the package is installed, SDPA elsewhere."""
-    import torch
-
-    if (
-        device.type == "cuda"
-        and dtype in (torch.float16, torch.bfloat16)
-        and importlib.util.find_spec("flash_attn") is not None
-    ):
-        return "flash_attention_2"
+    """SDPA everywhere: qrr wraps it with its own attention (packed rows on CUDA through torch's variable-length
+    flash kernel, a prefix merged on CPUs), which the flash-attn package's implementation would not allow."""
     return "sdpa"
 
 

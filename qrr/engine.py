@@ -279,17 +279,21 @@ class TransformerEngine(Engine):
         self.head = head
         self.bias = bias
         self.pad_id = pad_id
-        # qrr's attention (qrr.attention) wraps the model's own, which still answers every other call
-        name = attention.register(body.config._attn_implementation)
-        try:
-            body.set_attn_implementation(name)
-        except (AttributeError, ValueError):  # transformers 4.x, or one that checks names against its own list
-            body.config._attn_implementation = name
-        self.packed = attention.kernel_available(device, self.dtype) if packed is None else packed
+        # qrr's attention (qrr.attention) wraps the model's own, which still answers every other call. A model
+        # given with another implementation (flash-attn's) is left as it is, and rows are padded.
+        self.attention = None
+        if attention.wrappable(body.config._attn_implementation):
+            self.attention = attention.register(body.config._attn_implementation)
+            try:
+                body.set_attn_implementation(self.attention)
+            except AttributeError:  # transformers 4.x
+                body.config._attn_implementation = self.attention
+        ours = self.attention is not None
+        self.packed = ours and (attention.kernel_available(device, self.dtype) if packed is None else packed)
         # On a CPU, padded rows after a shared prefix attend to it and to themselves apart, merged exactly.
-        self.merge_prefix = device.type == "cpu"
-        # On a GPU, transformers' RMSNorm (five elementwise passes in float32) took a quarter of the 0.6B's time;
-        # torch's fused one was 1.34x faster overall on an H200. On CPUs it gained nothing measurable.
+        self.merge_prefix = ours and device.type == "cpu"
+        # On a GPU, transformers' RMSNorm (five elementwise passes in float32) took a quarter of the 0.6B's forward
+        # passes; torch's fused one made them 1.34x faster on an H200. On CPUs it gained nothing measurable.
         _fuse_norms(body)
         self.fuse_norms = device.type == "cuda"
         # transformers 5 calls the key/value cache argument `cache`; 4.x calls it `past_key_values`.
@@ -311,10 +315,19 @@ class TransformerEngine(Engine):
 
     def worth_sharing(self, shared: int, mean_rest: float) -> bool:
         """Whether running ``shared`` prefix tokens once pays for masked attention over rests this long (packed or
-        merged, the prefix costs attention nothing more: always)."""
+        merged, the prefix costs attention nothing more: always; padded on CUDA, never: it was slower on an H200)."""
         if self.packed or self.merge_prefix:
             return True
+        if self.device.type == "cuda":
+            return False
         return shared * self._weights_per_token > mean_rest**2 * self._attention_width
+
+    def _ours(self) -> None:
+        """Refuse to run qrr's calls through an attention that is no longer qrr's: they would score wrong."""
+        now = self.body.config._attn_implementation
+        if now != self.attention:
+            raise QrrError(f"the model's attention implementation became {now!r} after qrr wrapped it as "
+                           f"{self.attention!r}; set it back, or build the Reranker again")  # fmt: skip
 
     def plan(self, lengths: Sequence[int], batch_tokens: int, max_rows: int | None) -> list[list[int]]:
         if self.packed:
@@ -361,12 +374,15 @@ class TransformerEngine(Engine):
         return engine
 
     def prefix_cache(self, prefix: Sequence[int]):
-        """Run ``prefix`` once; returns a cache that lends its keys and values to batches of any size."""
+        """Run ``prefix`` once; returns what lends its keys and values to batches of any size: each layer's
+        ``(keys, values)`` for qrr's attention (packed, merged), else a cache that keeps nothing of the batches."""
         import torch
 
         from qrr import attention
 
         packing = {}
+        if self.packed or self.merge_prefix:
+            self._ours()
         if self.packed:
             packing = {"cu_seq_lens_q": torch.tensor([0, len(prefix)], dtype=torch.int32, device=self.device),
                        "max_length_q": len(prefix), "attention_mask": attention.NO_MASKS}  # fmt: skip
@@ -392,6 +408,7 @@ class TransformerEngine(Engine):
         if prefix is None:
             cache = {"use_cache": False}
         elif self.merge_prefix:
+            self._ours()
             cache = {"use_cache": False, "qrr_prefix": prefix, "attention_mask": attention.NO_MASKS}
         else:
             cache = {self._cache_kw: prefix, "use_cache": True}
@@ -408,6 +425,7 @@ class TransformerEngine(Engine):
 
         from qrr import attention
 
+        self._ours()
         lengths = [len(r) for r in rows]
         ids = torch.tensor([[t for r in rows for t in r]], device=self.device)
         positions = torch.cat([torch.arange(prefix_len, prefix_len + n) for n in lengths]).unsqueeze(0)
@@ -480,24 +498,24 @@ def load_transformer(path: Path, dtype, attn: str = "sdpa", kind: str = CAUSAL):
 
 
 def _fuse_norms(body) -> None:
-    """Give each RMSNorm of ``body`` torch's fused kernel for qrr's forward passes (while ``_FUSED_NORMS`` is set);
-    every other call (the recipe, a caller's own) keeps transformers' own norm."""
+    """Give the RMSNorm classes of ``body`` torch's fused kernel for qrr's forward passes (while ``_FUSED_NORMS`` is
+    set); every other call (the recipe, a caller's own) runs transformers' own norm. Wrapped once per class, so
+    models stay copyable and picklable."""
     import torch
 
-    for module in body.modules():
-        if not type(module).__name__.endswith("RMSNorm") or not hasattr(module, "variance_epsilon"):
+    for cls in {type(m) for m in body.modules() if type(m).__name__.endswith("RMSNorm")}:
+        if "_qrr_plain_forward" in vars(cls):
             continue
-        if "_qrr_plain_forward" in vars(module):
-            continue
-        plain = module.forward
+        plain = cls.forward
 
-        def forward(hidden, module=module, plain=plain):
-            if _FUSED_NORMS.get():
-                return torch.nn.functional.rms_norm(hidden, (hidden.shape[-1],), module.weight, module.variance_epsilon)
-            return plain(hidden)
+        @functools.wraps(plain)
+        def forward(self, hidden, plain=plain):
+            if _FUSED_NORMS.get() and hasattr(self, "variance_epsilon"):
+                return torch.nn.functional.rms_norm(hidden, (hidden.shape[-1],), self.weight, self.variance_epsilon)
+            return plain(self, hidden)
 
-        module._qrr_plain_forward = plain
-        module.forward = forward
+        cls._qrr_plain_forward = plain
+        cls.forward = forward
 
 
 def _layers_of(cache) -> list:

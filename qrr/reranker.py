@@ -135,7 +135,9 @@ class Reranker:
     ) -> Reranker:
         """A Reranker around an already loaded Qwen3 causal LM (or converted sequence classifier) and its
         tokenizer (benchmarks on random weights, custom loading). The model keeps its dtype and is moved to
-        ``device``; once the caller drops its own reference, the full output head is freed."""
+        ``device``; once the caller drops its own reference, the full output head is freed. Its attention
+        implementation becomes qrr's (``qrr_sdpa`` for ``sdpa``), which answers the model's own calls as before, and
+        its RMSNorm class answers them as before too (qrr's passes take a fused kernel on CUDA)."""
         from qrr import device as devices
         from qrr.engine import TransformerEngine
 

@@ -87,3 +87,60 @@ def test_a_prefix_merged_by_log_sum_exp_scores_as_no_reuse_and_as_a_cached_prefi
     close(got, want, 1e-5)
     close(cached.score(pairs), want, 1e-5)
     assert got.stats.computed_tokens < 0.5 * want.stats.computed_tokens
+
+
+def test_a_prefix_merged_in_bf16_stays_within_bf16_noise(tiny_model, tokenizer):
+    """CPUs with native bf16 run bf16 by default: merged, the scores keep the no-reuse path's closeness to fp32."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from qrr import Reranker
+
+    pairs = PAIRS_OF_GROUPS
+    truth = Reranker.from_model(AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32), tokenizer,
+                                device="cpu", share_prefix=False).score(pairs)  # fmt: skip
+    causal = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.bfloat16)
+    merged = Reranker.from_model(causal, tokenizer, device="cpu").score(pairs)
+    alone = Reranker.from_model(causal, tokenizer, device="cpu", share_prefix=False).score(pairs)
+    assert merged.stats.computed_tokens < alone.stats.computed_tokens
+    worst = max(abs(a - b) for a, b in zip(merged, truth, strict=True))
+    assert worst <= 2e-2 and worst <= 2 * max(abs(a - b) for a, b in zip(alone, truth, strict=True)) + 1e-3
+
+
+def test_a_model_with_an_attention_qrr_cannot_wrap_is_left_as_it_is(tiny_model, tokenizer):
+    """flash-attn's implementation looks its own name up at run time: renamed, it would break. Such a model keeps its
+    attention, and qrr pads rows and reuses no prefix through qrr's attention."""
+    import torch
+    from transformers import AttentionInterface, AutoModelForCausalLM
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    from qrr import Reranker
+
+    AttentionInterface.register("someone_elses", sdpa_attention_forward)
+    AttentionMaskInterface.register("someone_elses", sdpa_mask)
+    causal = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    plain = Reranker.from_model(causal, tokenizer, device="cpu", share_prefix=False).score(list(PAIRS))
+    other = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32, attn_implementation="someone_elses")
+    reranker = Reranker.from_model(other, tokenizer, device="cpu")
+    assert other.config._attn_implementation == "someone_elses"
+    assert reranker.engine.attention is None and not reranker.engine.packed and not reranker.engine.merge_prefix
+    close(reranker.score(list(PAIRS)), plain, 1e-5)
+
+
+def test_an_attention_switched_back_under_qrr_is_refused_not_scored_wrong(tiny_model, tokenizer):
+    import pickle
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from qrr import Reranker
+    from qrr.errors import QrrError
+
+    causal = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    reranker = Reranker.from_model(causal, tokenizer, device="cpu")
+    pickle.dumps(causal)  # wrapped, the caller's model can still be saved whole
+    causal.set_attn_implementation("sdpa")
+    with pytest.raises(QrrError, match="^the model's attention implementation became 'sdpa' after qrr wrapped it as "
+                                       "'qrr_sdpa'; set it back, or build the Reranker again$"):  # fmt: skip
+        reranker.score([("q", "a document"), ("q", "another document")])

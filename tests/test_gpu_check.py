@@ -27,6 +27,7 @@ def test_the_gpu_check_dry_run_checks_scores_and_times_every_implementation(tmp_
     [check] = report["checks"]
     assert check["ok"], check
     assert check["fp32_max_abs_diff"] <= 1e-4 and "bf16_packed_max_abs_diff" in check
+    assert check["packed_computed_tokens"] < check["prompt_tokens"]  # the packed check ran a shared prefix once
     impls = {(r["workload"], r["impl"]) for r in report["timings"]}
     for workload in ("target", "varied"):
         for name in ("packed", "padded", "packed-noshare", "padded-noshare", "packed-plain-norms"):
