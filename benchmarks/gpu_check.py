@@ -54,6 +54,17 @@ def timed(fn, repeat: int, sync, warm=None) -> tuple[float, object]:
     return statistics.median(times), result
 
 
+def chunked_recipe(causal, tokenizer, prompts, chunk: int, device) -> list[float]:
+    """The card's recipe, ``chunk`` prompts a call: its full-vocabulary logits of 1,000 prompts would not fit."""
+    from qrr.bench import recipe_scores
+
+    return [
+        s
+        for i in range(0, len(prompts), chunk)
+        for s in recipe_scores(causal, tokenizer, prompts[i : i + chunk], device)
+    ]
+
+
 def max_diff(a, b) -> float:
     return max(abs(x - y) for x, y in zip(a, b, strict=True))
 
@@ -63,14 +74,8 @@ def check_scores(size, causal, tokenizer, reranker, prompts, chunk, device) -> d
     padded, each compared with the recipe in fp32."""
     import torch
 
-    from qrr.bench import recipe_scores
-
     def recipe():
-        return [
-            s
-            for i in range(0, len(prompts), chunk)
-            for s in recipe_scores(causal, tokenizer, prompts[i : i + chunk], device)
-        ]
+        return chunked_recipe(causal, tokenizer, prompts, chunk, device)
 
     work = {}
 
@@ -218,17 +223,13 @@ def compare_peers(size, causal, tokenizer, reranker, query, docs, todo, device, 
     import torch
     from peers import run_crossencoder
 
-    from qrr.bench import TOKENIZER_FILES, recipe_scores
+    from qrr.bench import TOKENIZER_FILES
 
     prompts = [e.ids for e in reranker.prompter.encode([(query, d, None) for d in docs])]
     chunk = todo["recipe_chunk"]
 
     def recipe():
-        return [
-            s
-            for i in range(0, len(prompts), chunk)
-            for s in recipe_scores(causal, tokenizer, prompts[i : i + chunk], device)
-        ]
+        return chunked_recipe(causal, tokenizer, prompts, chunk, device)
 
     seconds, _ = timed(recipe, 1, sync)
     record(size, "target", f"recipe-chunks-of-{chunk}", seconds, len(docs))
