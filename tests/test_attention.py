@@ -34,10 +34,10 @@ def test_no_fast_kernel_on_a_cpu():
 
 
 @pytest.mark.parametrize("share_prefix", [True, False])
-@pytest.mark.parametrize("budget", [64, 700, 32768])
-def test_packed_scores_equal_padded_ones(tiny, share_prefix, budget):
-    padded = tiny(share_prefix=share_prefix, batch_tokens=budget)
-    packed = tiny(share_prefix=share_prefix, batch_tokens=budget)
+@pytest.mark.parametrize("budget, recipe", [(64, "transformers"), (700, "vllm"), (32768, "transformers")])
+def test_packed_scores_equal_padded_ones(tiny, share_prefix, budget, recipe):
+    padded = tiny(share_prefix=share_prefix, batch_tokens=budget, recipe=recipe)
+    packed = tiny(share_prefix=share_prefix, batch_tokens=budget, recipe=recipe)
     assert not packed.engine.packed  # never by default on a CPU
     packed.engine.use_packed(True)
     pairs = PAIRS_OF_GROUPS + list(PAIRS)
@@ -72,13 +72,13 @@ def test_a_packed_model_answers_other_calls_as_before(tiny_model, tokenizer):
     close(reranker.score([(q, d) for q, d in PAIRS]), before, 1e-6)
 
 
-@pytest.mark.parametrize("budget", [64, 4096])
-def test_a_prefix_merged_by_log_sum_exp_scores_as_no_reuse_and_as_a_cached_prefix(tiny, budget):
-    merged = tiny(share_prefix=True, batch_tokens=budget)
-    cached = tiny(share_prefix=True, batch_tokens=budget)
+@pytest.mark.parametrize("budget, recipe", [(64, "transformers"), (4096, "vllm")])
+def test_a_prefix_merged_by_log_sum_exp_scores_as_no_reuse_and_as_a_cached_prefix(tiny, budget, recipe):
+    merged = tiny(share_prefix=True, batch_tokens=budget, recipe=recipe)
+    cached = tiny(share_prefix=True, batch_tokens=budget, recipe=recipe)
     cached.engine.merge_prefix = False  # the path of GPUs without the packed kernel: a cache and an offset mask
     cached.engine.worth_sharing = lambda shared, rest: True
-    alone = tiny(share_prefix=False, batch_tokens=budget)
+    alone = tiny(share_prefix=False, batch_tokens=budget, recipe=recipe)
     assert merged.engine.merge_prefix and merged.engine.worth_sharing(8, 10_000)  # always, on a CPU
     pairs = PAIRS_OF_GROUPS + [("capital of China?", "Beijing " * n) for n in (1, 50, 300)]
     want = alone.score(pairs)
