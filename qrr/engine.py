@@ -286,7 +286,7 @@ class TransformerEngine(Engine):
             self.attention = attention.register(body.config._attn_implementation)
             try:
                 body.set_attn_implementation(self.attention)
-            except AttributeError:  # transformers 4.x
+            except (AttributeError, ValueError):  # transformers 4.x, or one that checks names against its own list
                 body.config._attn_implementation = self.attention
         ours = self.attention is not None
         self.packed = ours and (attention.kernel_available(device, self.dtype) if packed is None else packed)
@@ -310,8 +310,8 @@ class TransformerEngine(Engine):
 
     def use_packed(self, packed: bool) -> None:
         """Lay a batch's rows end to end with no padding (``qrr.attention``: the default on CUDA in half precision
-        where torch has the variable-length kernel), or pad them to one width."""
-        self.packed = packed
+        where torch has the variable-length kernel), or pad them to one width. A model qrr could not wrap pads."""
+        self.packed = packed and self.attention is not None
 
     def worth_sharing(self, shared: int, mean_rest: float) -> bool:
         """Whether running ``shared`` prefix tokens once pays for masked attention over rests this long (packed or
