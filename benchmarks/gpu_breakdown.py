@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from gpu_check import TINY  # noqa: E402
+from gpu_check import TINY, timed  # noqa: E402
 
 
 def main() -> None:
@@ -56,16 +55,8 @@ def main() -> None:
         print(f"{key}: {value}", file=sys.stderr)
         out_path.write_text(json.dumps(report, indent=1))
 
-    def median_seconds(fn, repeat=2):
-        fn()
-        times = []
-        for _ in range(repeat):
-            sync()
-            start = time.perf_counter()
-            fn()
-            sync()
-            times.append(time.perf_counter() - start)
-        return statistics.median(times)
+    def median_seconds(fn):
+        return timed(fn, 2, sync)[0]
 
     pairs = [(query, d, None) for d in documents]
     reranker.prompter.encode(pairs[:8])

@@ -313,10 +313,16 @@ class TransformerEngine(Engine):
         where torch has the variable-length kernel), or pad them to one width. A model qrr could not wrap pads."""
         self.packed = packed and self.attention is not None
 
+    @property
+    def _prefix_by_layers(self) -> bool:
+        """Whether a shared prefix reaches qrr's attention as each layer's keys and values (packed or merged), not
+        as a cache behind an offset mask."""
+        return self.packed or self.merge_prefix
+
     def worth_sharing(self, shared: int, mean_rest: float) -> bool:
         """Whether running ``shared`` prefix tokens once pays for masked attention over rests this long (packed or
         merged, the prefix costs attention nothing more: always; padded on CUDA, never: it was slower on an H200)."""
-        if self.packed or self.merge_prefix:
+        if self._prefix_by_layers:
             return True
         if self.device.type == "cuda":
             return False
@@ -381,7 +387,7 @@ class TransformerEngine(Engine):
         from qrr import attention
 
         packing = {}
-        if self.packed or self.merge_prefix:
+        if self._prefix_by_layers:
             self._ours()
         if self.packed:
             packing = {"cu_seq_lens_q": torch.tensor([0, len(prefix)], dtype=torch.int32, device=self.device),
@@ -389,7 +395,7 @@ class TransformerEngine(Engine):
         with torch.inference_mode(), self._fused():
             out = self.body(input_ids=torch.tensor([list(prefix)], device=self.device), use_cache=True, **packing)
         cache = getattr(out, "cache", None) or out.past_key_values
-        return _layers_of(cache) if self.packed or self.merge_prefix else _shared_prefix_cache(cache)
+        return _layers_of(cache) if self._prefix_by_layers else _shared_prefix_cache(cache)
 
     def log_odds(self, rows: Sequence[Sequence[int]], prefix=None, prefix_len: int = 0):
         import torch
@@ -434,7 +440,7 @@ class TransformerEngine(Engine):
                    "max_length_q": max(lengths), "attention_mask": attention.NO_MASKS}  # fmt: skip
         if prefix is not None:
             # each row's keys: the prefix's (the first prefix_len of prefix + rows), then its own
-            starts = (ends - torch.tensor(lengths)).tolist()
+            starts = [int(e) - n for e, n in zip(ends, lengths, strict=True)]
             index = torch.cat([torch.cat([torch.arange(prefix_len), torch.arange(prefix_len + a, prefix_len + a + n)])
                                for a, n in zip(starts, lengths, strict=True)])  # fmt: skip
             spans = torch.tensor([prefix_len + n for n in lengths]).cumsum(0).int()
