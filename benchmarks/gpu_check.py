@@ -1,9 +1,10 @@
 """The GPU check: one prepared run that builds the random 0.6B, 4B and 8B on a CUDA device (nothing downloaded),
 checks qrr's fp32 and bf16 scores against the model card's recipe on the same weights, and times qrr (packed and
-padded batches, shared prefix on and off, fused RMSNorms on and off), sentence-transformers' CrossEncoder and the
-recipe, side by side.
+padded batches, shared prefix on and off, fused RMSNorms on and off, and last the 0.6B compiled), sentence-transformers'
+CrossEncoder and the recipe, side by side.
 
-    benchmarks/gpu_check.sh [--out FILE]          # on a CUDA machine, under 8 minutes on one H100
+    benchmarks/gpu_check.sh [--out FILE]          # on a CUDA machine, under 8 minutes on one H100 (the compile
+                                                  # step, last, may need more: --no-compile skips it)
     benchmarks/gpu_check.sh --dry-run             # anywhere: a 2-layer model on the CPU, every step, in seconds
 
 Writes one JSON file (default gpu_check.json, or $OUT/gpu_check.json where $OUT is set) and prints a table.
@@ -117,6 +118,7 @@ def main() -> None:
     parser.add_argument("--out", help="the JSON file to write")
     parser.add_argument("--tokenizer", help="a folder with the Qwen3 tokenizer (default: found as qrr bench finds it)")
     parser.add_argument("--sizes", help="a comma-separated subset of the sizes")
+    parser.add_argument("--no-compile", action="store_true", help="skip the --compile step (last, on the 0.6B)")
     args = parser.parse_args()
 
     import torch
@@ -209,9 +211,44 @@ def main() -> None:
         gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()
+    first = next((s for s in todo["sizes"] if s in ("0.6b", "tiny")), None)
+    if first is not None and not args.no_compile:  # last: the slowest step, and the one most likely to fail
+        causal = random_causal("0.6b", bf16, device=device, **todo["sizes"][first])
+        reranker = Reranker.from_model(causal, tokenizer, device=str(device))
+        compiled_variant(first, reranker, query, target, todo, sync, record, report)
     summarize(report)
     out_path.write_text(json.dumps(report, indent=1))
     print(f"wrote {out_path}", file=sys.stderr)
+
+
+def compiled_variant(size, reranker, query, docs, todo, sync, record, report) -> None:
+    """qrr with ``--compile``: the first compile (into a new, empty cache), the target workload timed, and its scores
+    against the eager ones on the same weights. A failure is recorded, not raised: the rest of the check stands."""
+    import tempfile
+
+    sample = docs[:64]
+    eager = {r["corpus_id"]: r["score"] for r in reranker.rank(query, sample)}
+    with tempfile.TemporaryDirectory(prefix="qrr-gpu-check-compile-") as cache:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+        _compiled_variant(size, reranker, query, docs, sample, eager, todo, sync, record, report)
+
+
+def _compiled_variant(size, reranker, query, docs, sample, eager, todo, sync, record, report) -> None:
+    try:
+        sync()
+        start = time.perf_counter()
+        reranker.engine.compile()
+        sync()
+        compile_s = time.perf_counter() - start
+        seconds, results = timed(lambda: reranker.rank(query, docs), todo["repeat"], sync,
+                                 warm=lambda: reranker.rank(query, docs[:16]))  # fmt: skip
+        diff = max(abs(r["score"] - eager[r["corpus_id"]]) for r in reranker.rank(query, sample))
+        name = "qrr-packed-compiled" if reranker.engine.packed else "qrr-padded-compiled"
+        record(size, "target", name, seconds, len(docs), results.stats, compile_s=compile_s,
+               max_abs_diff_vs_eager=diff)  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - reported in the JSON, the check goes on
+        report["compile_error"] = f"{type(exc).__name__}: {exc}"[:2000]
+        print(f"compile failed: {report['compile_error']}", file=sys.stderr)
 
 
 def compare_peers(size, causal, tokenizer, reranker, query, docs, todo, device, sync, record, tokenizer_dir):

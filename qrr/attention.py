@@ -26,9 +26,25 @@ import inspect
 PREFIX = "qrr_"
 
 
-@functools.cache
+# What this torch's kernels take, looked up once. Plain dicts rather than functools.cache: compiled code reads them
+# as constants (torch.compile traces through a cache wrapper, and warns that it does).
+_LOOKED_UP: dict = {}
+
+
+def settle() -> None:
+    """Look up what the kernels take now, before any compiled code reads it."""
+    _varlen()
+    _cpu_flash_takes_gqa()
+
+
 def _varlen():
     """torch's variable-length flash attention and the keyword arguments its version takes, or ``None``."""
+    if "varlen" not in _LOOKED_UP:
+        _LOOKED_UP["varlen"] = _find_varlen()
+    return _LOOKED_UP["varlen"]
+
+
+def _find_varlen():
     try:
         from torch.nn.attention.varlen import varlen_attn
     except ImportError:
@@ -102,13 +118,14 @@ def attention_forward(module, query, key, value, attention_mask, scaling=None, d
 
 
 def after_prefix(module, query, key, value, scaling, prefix):
-    """Right-padded rows ``(batch, heads, rows, head_dim)`` after a shared prefix (``prefix[layer]`` holds its keys
-    and values, ``(1, kv_heads, prefix, head_dim)``): attention to the prefix and to the rows' own tokens, merged by
-    log-sum-exp. CPU kernels only (they return the log-sum-exp). Returns ``(batch, rows, heads, head_dim)``."""
+    """Right-padded rows ``(batch, heads, rows, head_dim)`` after a shared prefix (``prefix``: every layer's keys and
+    values stacked, ``(layers, 1, kv_heads, prefix, head_dim)`` each): attention to the prefix and to the rows' own
+    tokens, merged by log-sum-exp. CPU kernels only (they return the log-sum-exp). Returns
+    ``(batch, rows, heads, head_dim)``."""
     import torch
 
     flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
-    keys, values = prefix[module.layer_idx]
+    keys, values = prefix[0][module.layer_idx], prefix[1][module.layer_idx]
     batch, heads, rows, dim = query.shape
     if key.shape[1] != heads and not _cpu_flash_takes_gqa():
         groups = heads // key.shape[1]
@@ -125,17 +142,18 @@ def after_prefix(module, query, key, value, scaling, prefix):
     return out.to(query.dtype).transpose(1, 2).contiguous(), None
 
 
-@functools.cache
 def _cpu_flash_takes_gqa() -> bool:
     """The CPU flash kernel takes fewer key/value heads than query heads from torch 2.9 on."""
-    import torch
+    if "gqa" not in _LOOKED_UP:
+        import torch
 
-    return tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 9)
+        _LOOKED_UP["gqa"] = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 9)
+    return _LOOKED_UP["gqa"]
 
 
 def packed_attention(module, query, key, value, scaling=None, **kwargs):
     """One packed batch: ``query`` is ``(1, heads, tokens, head_dim)``; ``kwargs`` carry ``cu_seq_lens_q`` and
-    ``max_length_q`` and, after a shared prefix, ``qrr_prefix`` (each layer's prefix keys and values),
+    ``max_length_q`` and, after a shared prefix, ``qrr_prefix`` (every layer's prefix keys and values, stacked),
     ``qrr_key_index``, ``cu_seq_lens_k`` and ``max_length_k``. Returns ``(1, tokens, heads, head_dim)``."""
     import torch
 
@@ -144,12 +162,13 @@ def packed_attention(module, query, key, value, scaling=None, **kwargs):
     cu_k, max_k = cu_q, max_q
     prefix = kwargs.get("qrr_prefix")
     if prefix is not None:
-        keys, values = prefix[module.layer_idx]
+        keys, values = prefix[0][module.layer_idx], prefix[1][module.layer_idx]
         index = kwargs["qrr_key_index"]
         k = torch.cat([keys[0].transpose(0, 1), k])[index]
         v = torch.cat([values[0].transpose(0, 1), v])[index]
         cu_k, max_k = kwargs["cu_seq_lens_k"], kwargs["max_length_k"]
-    if kernel_available(q.device, q.dtype):
+    kernel = kwargs.get("qrr_kernel")  # qrr's calls say, so compiled code asks no device
+    if kernel if kernel is not None else kernel_available(q.device, q.dtype):
         out = _flash(q, k, v, cu_q, cu_k, max_q, max_k, scaling)
     else:
         out = _reference(q, k, v, cu_q, cu_k, scaling)

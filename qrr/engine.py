@@ -43,6 +43,8 @@ MIN_SHARED_PREFIX = 8
 Progress = Callable[[int], None]
 # Set while qrr's own forward passes run (per thread): the model's RMSNorms then take torch's fused kernel.
 _FUSED_NORMS = contextvars.ContextVar("qrr_fused_norms", default=False)
+# Set while qrr's row passes run on an engine that compiled its layers: the decoder layers then run compiled.
+_COMPILED = contextvars.ContextVar("qrr_compiled", default=False)
 
 
 def default_batch_tokens(device) -> int:
@@ -185,6 +187,10 @@ class Engine:
         """Whether running ``shared`` prefix tokens once pays, for rests of ``mean_rest`` tokens."""
         return True
 
+    def compile(self) -> None:
+        """Compile the forward passes (``TransformerEngine``: with ``torch.compile``)."""
+        raise InputError("{compile}: this model cannot be compiled (only transformers models can)", "compile")
+
     def activation_bytes(self, batch_tokens: int) -> int:
         """About how much memory one forward pass of ``batch_tokens`` tokens needs besides the weights."""
         return 0
@@ -289,13 +295,15 @@ class TransformerEngine(Engine):
             except (AttributeError, ValueError):  # transformers 4.x, or one that checks names against its own list
                 body.config._attn_implementation = self.attention
         ours = self.attention is not None
-        self.packed = ours and (attention.kernel_available(device, self.dtype) if packed is None else packed)
+        self._kernel = ours and attention.kernel_available(device, self.dtype)
+        self.packed = ours and (self._kernel if packed is None else packed)
         # On a CPU, padded rows after a shared prefix attend to it and to themselves apart, merged exactly.
         self.merge_prefix = ours and device.type == "cpu"
         # On a GPU, transformers' RMSNorm (five elementwise passes in float32) took a quarter of the 0.6B's forward
         # passes; torch's fused one made them 1.34x faster on an H200. On CPUs it gained nothing measurable.
         _fuse_norms(body)
         self.fuse_norms = device.type == "cuda"
+        self.compiled = False
         # transformers 5 calls the key/value cache argument `cache`; 4.x calls it `past_key_values`.
         params = inspect.signature(body.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
@@ -371,12 +379,15 @@ class TransformerEngine(Engine):
         yes-minus-no row, drop the rest."""
         model = load_transformer(path, dtype, attn, kind)
         if kind == SEQ_CLS:
-            engine = cls.from_classifier(model, device, pad_id)
+            engine, untied = cls.from_classifier(model, device, pad_id), False
         else:
             engine = cls.from_causal(model, device, yes_id, no_id, pad_id)
-        # Dropping the wrapper frees an untied lm_head (1.2 GB on 8B); a tied one stays as the embeddings.
+            untied = model.get_output_embeddings().weight is not model.get_input_embeddings().weight
+        # Dropping the wrapper frees an untied lm_head (1.2 GB on 8B), once its reference cycles are collected
+        # (0.2 s, skipped where the head is the embeddings and stays anyway).
         del model
-        gc.collect()
+        if untied:
+            gc.collect()
         return engine
 
     def prefix_cache(self, prefix: Sequence[int]):
@@ -391,11 +402,12 @@ class TransformerEngine(Engine):
             self._ours()
         if self.packed:
             packing = {"cu_seq_lens_q": torch.tensor([0, len(prefix)], dtype=torch.int32, device=self.device),
-                       "max_length_q": len(prefix), "attention_mask": attention.NO_MASKS}  # fmt: skip
+                       "max_length_q": len(prefix), "attention_mask": attention.NO_MASKS,
+                       "qrr_kernel": self._kernel}  # fmt: skip
         with torch.inference_mode(), self._fused():
             out = self.body(input_ids=torch.tensor([list(prefix)], device=self.device), use_cache=True, **packing)
         cache = getattr(out, "cache", None) or out.past_key_values
-        return _layers_of(cache) if self._prefix_by_layers else _shared_prefix_cache(cache)
+        return _stacked(cache) if self._prefix_by_layers else _shared_prefix_cache(cache)
 
     def log_odds(self, rows: Sequence[Sequence[int]], prefix=None, prefix_len: int = 0):
         import torch
@@ -418,7 +430,8 @@ class TransformerEngine(Engine):
             cache = {"use_cache": False, "qrr_prefix": prefix, "attention_mask": attention.NO_MASKS}
         else:
             cache = {self._cache_kw: prefix, "use_cache": True}
-        with torch.inference_mode(), self._fused():
+        # after a cached prefix the layers stay eager: its cache holds a list per layer, compiled once per layer
+        with torch.inference_mode(), self._fused(rows="qrr_prefix" in cache or prefix is None):
             # No attention mask: rows are right-padded, so causal attention alone keeps every pad out of every
             # real token (pads only follow them), and SDPA can take its faster causal path. After a cached
             # prefix, transformers offsets the causal mask by the prefix length itself.
@@ -437,7 +450,8 @@ class TransformerEngine(Engine):
         positions = torch.cat([torch.arange(prefix_len, prefix_len + n) for n in lengths]).unsqueeze(0)
         ends = torch.tensor(lengths).cumsum(0)
         packing = {"cu_seq_lens_q": torch.cat([torch.zeros(1, dtype=torch.int32), ends.int()]).to(self.device),
-                   "max_length_q": max(lengths), "attention_mask": attention.NO_MASKS}  # fmt: skip
+                   "max_length_q": max(lengths), "attention_mask": attention.NO_MASKS,
+                   "qrr_kernel": self._kernel}  # fmt: skip
         if prefix is not None:
             # each row's keys: the prefix's (the first prefix_len of prefix + rows), then its own
             starts = [int(e) - n for e, n in zip(ends, lengths, strict=True)]
@@ -447,18 +461,63 @@ class TransformerEngine(Engine):
             packing.update(qrr_prefix=prefix, qrr_key_index=index.to(self.device),
                            cu_seq_lens_k=torch.cat([torch.zeros(1, dtype=torch.int32), spans]).to(self.device),
                            max_length_k=prefix_len + max(lengths))  # fmt: skip
-        with torch.inference_mode(), self._fused():
+        with torch.inference_mode(), self._fused(rows=True):
             out = self.body(input_ids=ids, position_ids=positions.to(self.device), use_cache=False, **packing)
             hidden = out.last_hidden_state[0, (ends - 1).to(self.device)].float()
             return hidden @ self.head + self.bias
 
     @contextlib.contextmanager
-    def _fused(self):
+    def _fused(self, rows: bool = False):
+        # The prefix pass (rows=False) stays eager: it fills a key/value cache, which compiles once per layer.
         token = _FUSED_NORMS.set(self.fuse_norms)
+        compiled = _COMPILED.set(self.compiled and rows)
         try:
             yield
         finally:
+            _COMPILED.reset(compiled)
             _FUSED_NORMS.reset(token)
+
+    def compile(self, cache_dir: Path | None = None) -> None:
+        """Run qrr's row passes through decoder layers compiled by ``torch.compile`` (shapes dynamic; one graph
+        serves every layer, and a handful of shapes every batch), then compile them now on small batches, with and
+        without a shared prefix, so the first real batch does not wait. Every other call to the model (the prefix
+        pass, the recipe, a caller's own) stays eager. Compiled code goes to torch's on-disk caches, under
+        ``cache_dir`` (default ``compile_cache_dir()``) unless ``TORCHINDUCTOR_CACHE_DIR`` names a folder, so a later
+        process with the same model shape, torch and device skips most of the work.
+
+        Process-wide, as torch.compile's settings are: ``TORCHINDUCTOR_CACHE_DIR`` is set where it was not, integer
+        attributes of modules are compiled as numbers (``allow_unspec_int_on_nn_module``: a layer's index), and the
+        recompile limit is at least 32."""
+        import os
+
+        import torch
+
+        from qrr import attention
+
+        if not os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_dir or compile_cache_dir())
+        config = torch._dynamo.config
+        config.allow_unspec_int_on_nn_module = True
+        limit = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # torch < 2.6
+        setattr(config, limit, max(getattr(config, limit), 32))
+        attention.settle()
+        _compile_layers(self.body)
+        self.compiled = True
+        # Sizes unlike any of the model's own (padded to 96 wide; 13 prefix tokens): a size equal to one of them is
+        # compiled as that very size, so every other would compile again later.
+        rows = [[self.pad_id] * n for n in (90, 71, 53)]
+        try:
+            self.log_odds(rows)
+            self.log_odds(rows[:1])  # one row: torch.compile specializes a size of 1
+            if self._prefix_by_layers:  # after a cached prefix (elsewhere), the passes stay eager
+                shared = self.prefix_cache([self.pad_id] * 13)
+                self.log_odds(rows, shared, 13)
+                self.log_odds(rows[:1], shared, 13)
+        except Exception as exc:
+            self.compiled = False
+            _uncompile_layers(self.body)
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise QrrError(f"{{compile}}: torch.compile failed here ({first}); run without it", "compile") from exc
 
     def activation_bytes(self, batch_tokens: int) -> int:
         c = self.body.config
@@ -503,6 +562,43 @@ def load_transformer(path: Path, dtype, attn: str = "sdpa", kind: str = CAUSAL):
         raise QrrError(f"cannot load the model at {path}: {str(exc).splitlines()[0]}") from exc
 
 
+def compile_cache_dir() -> Path:
+    """Where ``TransformerEngine.compile`` keeps compiled code by default: ``$XDG_CACHE_HOME/qrr/compile``."""
+    import os
+
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qrr" / "compile"
+
+
+def _compile_layers(body) -> None:
+    """Give the decoder layer classes of ``body`` a compiled forward for qrr's row passes (while ``_COMPILED`` is
+    set); every other call runs the plain one. One compiled function per class takes the layer as an argument, and
+    its index is a number rather than a constant (``allow_unspec_int_on_nn_module``), so all layers share its
+    graphs."""
+    import torch
+
+    for cls in {type(layer) for layer in body.layers}:
+        if "_qrr_compiled" in vars(cls):
+            continue
+        plain = cls.forward
+        compiled = torch.compile(plain, dynamic=True)
+
+        @functools.wraps(plain)
+        def forward(self, *args, plain=plain, compiled=compiled, **kwargs):
+            return compiled(self, *args, **kwargs) if _COMPILED.get() else plain(self, *args, **kwargs)
+
+        cls._qrr_compiled = compiled
+        cls._qrr_plain_layer_forward = plain
+        cls.forward = forward
+
+
+def _uncompile_layers(body) -> None:
+    """Undo ``_compile_layers``: the decoder layer classes of ``body`` get their plain forward back."""
+    for cls in {type(layer) for layer in body.layers}:
+        if "_qrr_compiled" in vars(cls):
+            cls.forward = cls._qrr_plain_layer_forward
+            del cls._qrr_compiled, cls._qrr_plain_layer_forward
+
+
 def _fuse_norms(body) -> None:
     """Give the RMSNorm classes of ``body`` torch's fused kernel for qrr's forward passes (while ``_FUSED_NORMS`` is
     set); every other call (the recipe, a caller's own) runs transformers' own norm. Wrapped once per class, so
@@ -516,6 +612,9 @@ def _fuse_norms(body) -> None:
 
         @functools.wraps(plain)
         def forward(self, hidden, plain=plain):
+            # torch.compile fuses the plain norm itself, and cannot trace the ContextVar
+            if torch.compiler.is_compiling():
+                return plain(self, hidden)
             if _FUSED_NORMS.get() and hasattr(self, "variance_epsilon"):
                 return torch.nn.functional.rms_norm(hidden, (hidden.shape[-1],), self.weight, self.variance_epsilon)
             return plain(self, hidden)
@@ -529,6 +628,15 @@ def _layers_of(cache) -> list:
     if hasattr(cache, "layers"):
         return [(layer.keys, layer.values) for layer in cache.layers]
     return list(zip(cache.key_cache, cache.value_cache, strict=True))  # transformers 4.x
+
+
+def _stacked(cache) -> tuple:
+    """Every layer's keys, and values, in one tensor each: a layer takes its own by its index, which a compiled
+    layer treats as a number like any other (a list of tensors would compile once per layer)."""
+    import torch
+
+    layers = _layers_of(cache)
+    return torch.stack([k for k, _ in layers]), torch.stack([v for _, v in layers])
 
 
 def _shared_prefix_cache(cache):

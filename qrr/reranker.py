@@ -82,7 +82,9 @@ class Reranker:
     ``share_prefix`` runs the tokens that pairs with the same instruction and query share once (same scores,
     less work); turn it off only to measure what it saves. ``recipe`` is the model card's ``transformers`` recipe
     (the default) or its ``vllm`` one (the chat template, as Qwen's published evaluation used; see
-    ``qrr.family``).
+    ``qrr.family``). ``compile`` runs the model's layers through ``torch.compile`` (long-lived or long work: the
+    first start spends minutes compiling, a later one reads the compiled code from disk; see
+    ``TransformerEngine.compile`` and BENCHMARKS.md for where it pays).
     """
 
     def __init__(
@@ -96,6 +98,7 @@ class Reranker:
         offline: bool | None = None,
         share_prefix: bool = True,
         recipe: str = DEFAULT_RECIPE,
+        compile: bool = False,
     ):
         from qrr import device as devices
         from qrr import models
@@ -109,7 +112,7 @@ class Reranker:
             engine, tokenizer = loader(dev, dt)
             name = model if isinstance(model, str) else type(model).__name__
             self._init(engine, Prompter(tokenizer, max_length, recipe=recipe), instruction, batch_tokens, share_prefix,
-                       name)  # fmt: skip
+                       name, compile)  # fmt: skip
             return
         from qrr.engine import TransformerEngine
 
@@ -119,7 +122,7 @@ class Reranker:
         prompter = Prompter(_load_tokenizer(path), max_length, recipe=recipe)
         engine = TransformerEngine.load(path, kind, dev, dt, prompter.yes_id, prompter.no_id, prompter.pad_id,
                                         attn=devices.attention_implementation(dev, dt))  # fmt: skip
-        self._init(engine, prompter, instruction, batch_tokens, share_prefix, path)
+        self._init(engine, prompter, instruction, batch_tokens, share_prefix, path, compile)
 
     @classmethod
     def from_model(
@@ -152,7 +155,7 @@ class Reranker:
         self._init(engine, prompter, instruction, batch_tokens, share_prefix, None)
         return self
 
-    def _init(self, engine, prompter, instruction, batch_tokens, share_prefix, source):
+    def _init(self, engine, prompter, instruction, batch_tokens, share_prefix, source, compile=False):
         from qrr.engine import default_batch_tokens
 
         self.prompter = prompter
@@ -164,6 +167,8 @@ class Reranker:
         self.share_prefix = share_prefix
         self.batch_tokens = batch_tokens or default_batch_tokens(engine.device)
         engine.check_budget(self.batch_tokens)
+        if compile:
+            engine.compile()
 
     @property
     def max_length(self) -> int:

@@ -51,6 +51,13 @@ def test_core_errors_name_the_flags(cli):
     error(cli("rank", "-q", "q", "nope.jsonl"), 2, "nope.jsonl: no such file")
 
 
+def test_compile_reaches_the_model_and_is_no_server_option(cli):
+    error(cli("rank", "--compile", "-q", "q", "-d", "a"), 2,
+          "--compile: this model cannot be compiled (only transformers models can)")  # fmt: skip
+    error(cli("rank", "--compile", "-q", "q", "-d", "a", "--server", "http://127.0.0.1:9", model=False), 2,
+          "--compile: not with --server, whose model scores")  # fmt: skip
+
+
 def test_choices_are_checked_and_listed(cli):
     for args, listed in ((("-f", "xml"), "'table', 'jsonl', 'json', 'tsv'"), (("--dtype", "int4"), "'auto', 'bf16'"),
                          (("--input-format", "csv"), "'auto', 'jsonl', 'json', 'text'")):  # fmt: skip
@@ -173,6 +180,52 @@ def test_results_go_to_stdout_while_a_progress_bar_is_drawn(cli, monkeypatch):
     result = cli("rank", "-q", "q", input="\n".join(f"d{n}" for n in range(1500)))
     assert len(result.stdout.splitlines()) == 1500
     assert "ranking" in drawn.getvalue() and '"rank"' not in drawn.getvalue()
+
+
+def test_loading_shows_a_spinner_on_a_terminal_and_nothing_in_a_log(cli, monkeypatch):
+    import io as stdio
+
+    from rich.console import Console
+
+    drawn = stdio.StringIO()
+    monkeypatch.setattr(qrr.cli.base, "stderr", Console(file=drawn, force_terminal=True, width=100))
+    assert cli("rank", "-q", "q", "-d", "a").exit_code == 0
+    assert "loading fake" in drawn.getvalue()
+    result = cli("rank", "-q", "q", "-d", "a")  # CliRunner's stderr is no terminal
+    assert result.exit_code == 0 and result.stderr == ""
+
+
+def test_a_qrr_process_loads_with_collections_off_then_freezes_what_it_loaded(cli, fake, monkeypatch):
+    import gc
+
+    from qrr import models
+
+    name, loader = fake()
+    during = []
+
+    def load(device, dtype):
+        during.append(gc.isenabled())
+        return loader(device, dtype)
+
+    models.register(name, load)
+    assert cli("rank", "-q", "q", "-d", "a", model=name).exit_code == 0
+    assert during == [True] and gc.get_freeze_count() == 0  # in-process (tests), collections stay as they were
+    monkeypatch.setattr(qrr.cli.base, "FREEZE_AFTER_LOAD", True)  # what `qrr` (the console script) sets
+    try:
+        assert cli("rank", "-q", "q", "-d", "a", model=name).exit_code == 0
+        assert during == [True, False] and gc.isenabled() and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.enable()
+
+
+def test_the_console_script_freezes_after_loading(monkeypatch):
+    import qrr.cli
+
+    monkeypatch.setattr(qrr.cli, "app", lambda prog_name: None)
+    monkeypatch.setattr(qrr.cli.base, "FREEZE_AFTER_LOAD", False)
+    qrr.cli.main()
+    assert qrr.cli.base.FREEZE_AFTER_LOAD is True
 
 
 @pytest.mark.parametrize("command", ["rank", "score", "rerank", "eval", "serve", "download", "bench"])

@@ -103,6 +103,7 @@ def test_judgments_in_beir_tsv_and_runs_in_jsonl(qrr_eval, files, tmp_path):
         (["QRELS", "A", "--depth", "5"], "--depth: only with --beir"),
         (["QRELS", "A", "-i", "Judge"], "--instruction: only with --beir"),
         (["QRELS", "A", "--recipe", "vllm"], "--recipe: only with --beir"),
+        (["QRELS", "A", "--compile"], "--compile: only with --beir"),
         (["--beir", "DIR"], "--beir needs --run RUN"),
         (["QRELS", "--beir", "DIR", "--run", "A"], "not both"),
     ],

@@ -143,3 +143,78 @@ def test_fused_norms_run_in_qrr_passes_only_and_score_the_same(tiny_model, token
     prompts = [e.ids for e in reranker.prompter.encode([(q, d, None) for q, d in pairs])]
     recipe_scores(causal, tokenizer, prompts, torch.device("cpu"))
     assert len(calls) == before  # the model's own forward pass: transformers' norm
+
+
+def test_compiled_layers_run_in_qrr_passes_only_score_the_same_and_cache_on_disk(
+    tiny_model, tokenizer, tmp_path, monkeypatch, request
+):
+    """`compile`: qrr's row passes (with and without a shared prefix) run the compiled layers and score as the eager
+    ones (fp32); the model's own calls (the recipe) stay eager; the compiled code lands in qrr's cache folder."""
+    import torch
+    from torch._dynamo.utils import counters
+    from transformers import AutoModelForCausalLM
+
+    from qrr import Reranker
+    from qrr.bench import recipe_scores
+    from qrr.engine import _uncompile_layers, compile_cache_dir
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "")  # not set: qrr's folder
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    calls = []
+    real = torch.compile
+
+    def spy(fn, **options):
+        compiled = real(fn, **options)
+        return lambda *args, **kwargs: calls.append(1) or compiled(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", spy)
+    causal = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    reranker = Reranker.from_model(causal, tokenizer, device="cpu", batch_tokens=256)
+    request.addfinalizer(lambda: _uncompile_layers(causal.model))  # the class is the other tests' too
+    pairs = [("capital of China?", f"passage {n} " * n) for n in range(1, 12)]
+    pairs += [(f"query {n}", "one passage") for n in range(3)]  # no prefix worth sharing
+    plain = reranker.score(pairs)
+    graphs = counters["stats"]["unique_graphs"]
+    reranker.engine.compile()
+    # four warm-ups (one row or more, a prefix or none), each one graph for both layers: compiled per layer, or
+    # falling back to eager, this count would differ
+    assert counters["stats"]["unique_graphs"] - graphs == 4
+    assert compile_cache_dir() == tmp_path / "qrr" / "compile"
+    assert any(p.is_file() for p in compile_cache_dir().rglob("*"))
+    before, graphs = len(calls), counters["stats"]["unique_graphs"]
+    got = reranker.score(pairs)
+    assert got.stats.computed_tokens < got.stats.tokens  # a shared prefix ran once
+    assert len(calls) > before and counters["stats"]["unique_graphs"] == graphs  # other sizes: no new graph
+    assert max(abs(a - b) for a, b in zip(got, plain, strict=True)) <= 1e-5
+    before = len(calls)
+    prompts = [e.ids for e in reranker.prompter.encode([(q, d, None) for q, d in pairs])]
+    recipe_scores(causal, tokenizer, prompts, torch.device("cpu"))
+    assert len(calls) == before  # the model's own forward pass: eager
+
+
+def test_a_failed_compile_is_one_line_naming_the_option_and_leaves_the_model_eager(
+    tiny_model, tokenizer, tmp_path, monkeypatch
+):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from qrr import Reranker
+    from qrr.errors import QrrError
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+
+    def no_compiler(fn, **options):
+        def fail(*args, **kwargs):
+            raise RuntimeError("no C++ compiler found\nmore detail")
+
+        return fail
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    causal = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    reranker = Reranker.from_model(causal, tokenizer, device="cpu")
+    before = reranker.score([("q", "d")])
+    with pytest.raises(QrrError) as raised:
+        reranker.engine.compile()
+    assert str(raised.value) == "compile: torch.compile failed here (no C++ compiler found); run without it"
+    assert not reranker.engine.compiled and "_qrr_compiled" not in vars(type(causal.model.layers[0]))
+    assert reranker.score([("q", "d")]) == before

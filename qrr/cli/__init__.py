@@ -3,6 +3,7 @@
 torch and transformers are imported only once a command runs, so ``qrr --help`` stays instant.
 """
 
+from qrr.cli import base
 from qrr.cli.base import app
 
 # Importing a command's module registers it; the order here is the order of `qrr --help`.
@@ -13,6 +14,7 @@ from qrr.cli import rank, score, rerank, evaluate, serve, download, bench  # noq
 
 def main() -> None:
     """Console-script entry point."""
+    base.FREEZE_AFTER_LOAD = True
     app(prog_name="qrr")
 
 

@@ -3,7 +3,9 @@ turns the core's errors into one line and an exit code."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import inspect
 import logging
 import os
@@ -125,6 +127,13 @@ RecipeOpt = Annotated[
                  help="The prompt: the model card's transformers recipe (written by hand), its vllm recipe (the chat "
                  "template, as Qwen's published evaluation), or vllm-template (vLLM's qwen3_reranker.jinja); they "
                  "score differently."),
+]  # fmt: skip
+CompileOpt = Annotated[
+    bool,
+    typer.Option("--compile", rich_help_panel="Model",
+                 help="Run the model's layers through torch.compile: for a server or long runs. The first start "
+                 "compiles (a minute or more), a later one reads the code cached on disk; the same scores within "
+                 "rounding. See BENCHMARKS.md for where it pays."),
 ]  # fmt: skip
 OfflineOpt = Annotated[
     bool,
@@ -365,20 +374,60 @@ def stdin_is_terminal() -> bool:
     return sys.stdin is None or sys.stdin.isatty()
 
 
-def load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe):
+def load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe,
+                  compile=False):  # fmt: skip
+    from qrr import device as devices
+    from qrr import models
     from qrr.reranker import Reranker
 
-    prepare_logging(verbose)
-    # No spinner here: a first-use download draws its own progress bars on stderr.
-    reranker = Reranker(model, device=device, dtype=dtype.value, max_length=max_length, instruction=instruction,
-                        batch_tokens=batch_tokens, offline=offline or None, recipe=recipe.value)  # fmt: skip
+    name = model or models.default_model()
+    with quiet_gc():
+        # the device and dtype are checked before a first-use download, whose bars come before the spinner
+        devices.resolve_dtype(dtype.value, devices.resolve_device(device))
+        where = name if models.registered(name) else str(models.resolve(name, offline=offline or None))
+        with status(f"loading {name}") if not verbose else contextlib.nullcontext():
+            prepare_logging(verbose)
+            reranker = Reranker(where, device=device, dtype=dtype.value, max_length=max_length,
+                                instruction=instruction, batch_tokens=batch_tokens, offline=offline or None,
+                                recipe=recipe.value)  # fmt: skip
+    if compile:  # with collections on: what compiling leaves behind is not frozen for good
+        with status(f"compiling {name} (a minute or more, unless cached)") if not verbose else contextlib.nullcontext():
+            reranker.engine.compile()
     if verbose:
         from qrr.device import dtype_name
 
         stderr.print(f"model {reranker.model_path} on {reranker.device} ({dtype_name(reranker.dtype)}), "
-                     f"{reranker.recipe} recipe, batch budget {reranker.batch_tokens} tokens", markup=False,
-                     highlight=False)  # fmt: skip
+                     f"{reranker.recipe} recipe, batch budget {reranker.batch_tokens} tokens"
+                     + (", compiled" if compile else ""), markup=False, highlight=False)  # fmt: skip
     return reranker
+
+
+def status(message: str) -> contextlib.AbstractContextManager:
+    """A spinner with ``message`` on a terminal; nothing in a log."""
+    return stderr.status(message) if stderr.is_terminal else contextlib.nullcontext()
+
+
+# Set by the console script (a process of its own), not by tests that run the app in theirs.
+FREEZE_AFTER_LOAD = False
+
+
+@contextlib.contextmanager
+def quiet_gc():
+    """While a ``qrr`` process loads its model: no garbage collections, then everything that exists frozen.
+
+    Importing torch and transformers makes millions of objects and none of them is garbage; collecting while they
+    are made cost 0.8 s of a 5 s start on the machines here, and Python walks them all again at exit (1 s more
+    before the shell gets its prompt back). Frozen, later collections and the exit skip them.
+    """
+    if not FREEZE_AFTER_LOAD or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 class WarningsToStderr(logging.Handler):

@@ -10,6 +10,7 @@ from qrr import formats, metrics, pipelines
 from qrr.cli.base import (
     RUN_PANEL,
     BatchTokensOpt,
+    CompileOpt,
     DepthOpt,
     DeviceOpt,
     Dtype,
@@ -102,6 +103,7 @@ def evaluate(
     max_length: MaxLengthOpt = DEFAULT_MAX_LENGTH,
     batch_tokens: BatchTokensOpt = None,
     recipe: RecipeOpt = RecipeName.transformers,
+    compile: CompileOpt = False,
     offline: OfflineOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -123,7 +125,7 @@ def evaluate(
     fmt = output_format(fmt)
     if beir is None:
         misplaced = given(ctx, "run", "depth", "resume", "tag", "split", "model", "instruction", "device", "dtype",
-                          "max_length", "batch_tokens", "recipe", "offline")  # fmt: skip
+                          "max_length", "batch_tokens", "recipe", "compile", "offline")  # fmt: skip
         if misplaced:
             raise InputError(f"{', '.join(misplaced)}: only with --beir")
         if not files or len(files) < 2:
@@ -155,7 +157,7 @@ def evaluate(
 
         def rerank(on_pairs, on_query):
             reranker = load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose,
-                                     recipe)  # fmt: skip
+                                     recipe, compile)  # fmt: skip
             return pipelines.rerank_run(reranker, inputs, output, None, on_pairs, on_query), reranker.max_length
 
         # OUT may come from qrr rerank, with the queries that have no qrels too: they are kept as they are.

@@ -9,6 +9,7 @@ import typer
 
 from qrr.cli.base import (
     BatchTokensOpt,
+    CompileOpt,
     DeviceOpt,
     DocFormat,
     Dtype,
@@ -71,6 +72,7 @@ def rank(
     max_length: MaxLengthOpt = DEFAULT_MAX_LENGTH,
     batch_tokens: BatchTokensOpt = None,
     recipe: RecipeOpt = RecipeName.transformers,
+    compile: CompileOpt = False,
     offline: OfflineOpt = False,
     server: Annotated[
         str | None,
@@ -102,7 +104,7 @@ def rank(
 
     fmt = output_format(fmt)
     if server is not None:
-        clashing = given(ctx, "model", "device", "dtype", "max_length", "batch_tokens", "recipe", "offline")
+        clashing = given(ctx, "model", "device", "dtype", "max_length", "batch_tokens", "recipe", "compile", "offline")
         if clashing and not given(ctx, "server"):
             server = None  # model options on the command line win over $QRR_SERVER
         elif clashing:
@@ -124,7 +126,9 @@ def rank(
 
         reranker = RemoteReranker(server, instruction=instruction)
     else:
-        reranker = load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe)
+        reranker = load_reranker(
+            model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe, compile
+        )
     with_text = with_text or fmt == "table"  # a table shows the start of each text
     with progress(None, "ranking") as advance:
         ranked = pipelines.rank_records(reranker, query, itertools.chain([first], docs), top_k=top_k,

@@ -3,7 +3,6 @@ TSV) are the core's ``formats.RowWriter``."""
 
 from __future__ import annotations
 
-import contextlib
 import time
 from contextlib import contextmanager
 
@@ -126,11 +125,6 @@ def progress(total: int | None, what: str):
     with Progress(*columns, console=stderr, transient=True, redirect_stdout=False, redirect_stderr=False) as bar:
         task = bar.add_task(what, total=total)
         yield lambda n: bar.advance(task, n)
-
-
-def status(message: str) -> contextlib.AbstractContextManager:
-    """A spinner with ``message`` on a terminal; nothing in a log."""
-    return stderr.status(message) if stderr.is_terminal else contextlib.nullcontext()
 
 
 class _Lines:

@@ -9,6 +9,7 @@ import typer
 from qrr.cli.base import (
     RUN_PANEL,
     BatchTokensOpt,
+    CompileOpt,
     DepthOpt,
     DeviceOpt,
     Dtype,
@@ -34,9 +35,10 @@ from qrr.cli.base import (
     load_reranker,
     ray_only,
     start_ray,
+    status,
     stderr,
 )
-from qrr.cli.render import rerank_showing_progress, skipping, status
+from qrr.cli.render import rerank_showing_progress, skipping
 from qrr.errors import InputError
 from qrr.family import DEFAULT_MAX_LENGTH
 from qrr.formats import TAG
@@ -103,6 +105,7 @@ def rerank(
     max_length: MaxLengthOpt = DEFAULT_MAX_LENGTH,
     batch_tokens: BatchTokensOpt = None,
     recipe: RecipeOpt = RecipeName.transformers,
+    compile: CompileOpt = False,
     offline: OfflineOpt = False,
     ray: RayOpt = False,
     workers: WorkersOpt = None,
@@ -148,8 +151,10 @@ def rerank(
             return _rerank_on_ray(inputs, output, top_k, on_query, workers, gpus_per_worker, ray_address,
                                   model=model, device=device, dtype=dtype.value, max_length=max_length,
                                   instruction=instruction, batch_tokens=batch_tokens, recipe=recipe.value,
-                                  offline=offline or None), max_length  # fmt: skip
-        reranker = load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe)
+                                  compile=compile, offline=offline or None), max_length  # fmt: skip
+        reranker = load_reranker(
+            model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe, compile
+        )
         return pipelines.rerank_run(reranker, inputs, output, top_k, on_pairs, on_query), reranker.max_length
 
     rerank_showing_progress(inputs, output, top_k, rerank, verbose)

@@ -10,6 +10,7 @@ import typer
 from qrr.cli.base import (
     RAY_PANEL,
     BatchTokensOpt,
+    CompileOpt,
     DeviceOpt,
     Dtype,
     DtypeOpt,
@@ -71,6 +72,7 @@ def score(
     max_length: MaxLengthOpt = DEFAULT_MAX_LENGTH,
     batch_tokens: BatchTokensOpt = None,
     recipe: RecipeOpt = RecipeName.transformers,
+    compile: CompileOpt = False,
     offline: OfflineOpt = False,
     ray: RayOpt = False,
     output: Annotated[
@@ -121,7 +123,8 @@ def score(
             raise InputError(f"{', '.join(clashing)}: not with --ray, which reads FILEs and writes --output shards")
         _score_on_ray(files, input_format, on_error, output, output_format, workers, gpus_per_worker, ray_address,
                       model=model, device=device, dtype=dtype.value, max_length=max_length, instruction=instruction,
-                      batch_tokens=batch_tokens, recipe=recipe.value, offline=offline or None)  # fmt: skip
+                      batch_tokens=batch_tokens, recipe=recipe.value, compile=compile,
+                      offline=offline or None)  # fmt: skip
         return
     fmt = output_format_of(fmt)
     skipped = skipping(on_error)
@@ -140,7 +143,9 @@ def score(
         if verbose:
             stderr.print("no pairs in the input")
         return
-    reranker = load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe)
+    reranker = load_reranker(
+        model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe, compile
+    )
     out = writer(fmt, previews=("query", "document"))
     total = Stats()
     with progress(None, "scoring") as advance:

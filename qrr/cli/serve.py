@@ -8,6 +8,7 @@ import typer
 
 from qrr.cli.base import (
     BatchTokensOpt,
+    CompileOpt,
     DeviceOpt,
     Dtype,
     DtypeOpt,
@@ -69,6 +70,7 @@ def serve(
     max_length: MaxLengthOpt = DEFAULT_MAX_LENGTH,
     batch_tokens: BatchTokensOpt = None,
     recipe: RecipeOpt = RecipeName.transformers,
+    compile: CompileOpt = False,
     offline: OfflineOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -95,7 +97,9 @@ def serve(
     where = sock.getsockname()
     url = f"http://{where[0] if ':' not in where[0] else f'[{where[0]}]'}:{where[1]}"
     stderr.print(f"listening on {url}; loading the model", highlight=False)
-    reranker = load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe)
+    reranker = load_reranker(
+        model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe, compile
+    )
     reranker.prompter.check_room("", reranker.instruction)  # a default that leaves no room fails now, not per request
     from qrr.device import dtype_name
 
