@@ -83,7 +83,7 @@ class Reranker:
     less work); turn it off only to measure what it saves. ``recipe`` is the model card's ``transformers`` recipe
     (the default) or its ``vllm`` one (the chat template, as Qwen's published evaluation used; see
     ``qrr.family``). ``compile`` runs the model's layers through ``torch.compile`` (long-lived or long work: the
-    first start spends minutes compiling, a later one reads the compiled code from disk; see
+    first start spends a minute or more compiling, a later one reads the compiled code from disk; see
     ``TransformerEngine.compile`` and BENCHMARKS.md for where it pays).
     """
 
