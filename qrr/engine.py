@@ -391,8 +391,8 @@ class TransformerEngine(Engine):
         return engine
 
     def prefix_cache(self, prefix: Sequence[int]):
-        """Run ``prefix`` once; returns what lends its keys and values to batches of any size: each layer's
-        ``(keys, values)`` for qrr's attention (packed, merged), else a cache that keeps nothing of the batches."""
+        """Run ``prefix`` once; returns what lends its keys and values to batches of any size: every layer's keys
+        and values, stacked, for qrr's attention (packed, merged), else a cache that keeps nothing of the batches."""
         import torch
 
         from qrr import attention
@@ -431,7 +431,7 @@ class TransformerEngine(Engine):
         else:
             cache = {self._cache_kw: prefix, "use_cache": True}
         # after a cached prefix the layers stay eager: its cache holds a list per layer, compiled once per layer
-        with torch.inference_mode(), self._fused(rows="qrr_prefix" in cache or prefix is None):
+        with torch.inference_mode(), self._fused(rows=prefix is None or self.merge_prefix):
             # No attention mask: rows are right-padded, so causal attention alone keeps every pad out of every
             # real token (pads only follow them), and SDPA can take its faster causal path. After a cached
             # prefix, transformers offsets the causal mask by the prefix length itself.
@@ -576,42 +576,27 @@ def _compile_layers(body) -> None:
     graphs."""
     import torch
 
-    for cls in {type(layer) for layer in body.layers}:
-        if "_qrr_compiled" in vars(cls):
-            continue
-        plain = cls.forward
+    def switched(plain):
         compiled = torch.compile(plain, dynamic=True)
+        return lambda self, *args, **kwargs: (compiled if _COMPILED.get() else plain)(self, *args, **kwargs)
 
-        @functools.wraps(plain)
-        def forward(self, *args, plain=plain, compiled=compiled, **kwargs):
-            return compiled(self, *args, **kwargs) if _COMPILED.get() else plain(self, *args, **kwargs)
-
-        cls._qrr_compiled = compiled
-        cls._qrr_plain_layer_forward = plain
-        cls.forward = forward
+    for cls in {type(layer) for layer in body.layers}:
+        _wrap_forward(cls, "_qrr_compiled", switched)
 
 
 def _uncompile_layers(body) -> None:
     """Undo ``_compile_layers``: the decoder layer classes of ``body`` get their plain forward back."""
     for cls in {type(layer) for layer in body.layers}:
-        if "_qrr_compiled" in vars(cls):
-            cls.forward = cls._qrr_plain_layer_forward
-            del cls._qrr_compiled, cls._qrr_plain_layer_forward
+        _unwrap_forward(cls, "_qrr_compiled")
 
 
 def _fuse_norms(body) -> None:
     """Give the RMSNorm classes of ``body`` torch's fused kernel for qrr's forward passes (while ``_FUSED_NORMS`` is
-    set); every other call (the recipe, a caller's own) runs transformers' own norm. Wrapped once per class, so
-    models stay copyable and picklable."""
+    set); every other call (the recipe, a caller's own) runs transformers' own norm."""
     import torch
 
-    for cls in {type(m) for m in body.modules() if type(m).__name__.endswith("RMSNorm")}:
-        if "_qrr_plain_forward" in vars(cls):
-            continue
-        plain = cls.forward
-
-        @functools.wraps(plain)
-        def forward(self, hidden, plain=plain):
+    def switched(plain):
+        def forward(self, hidden):
             # torch.compile fuses the plain norm itself, and cannot trace the ContextVar
             if torch.compiler.is_compiling():
                 return plain(self, hidden)
@@ -619,8 +604,26 @@ def _fuse_norms(body) -> None:
                 return torch.nn.functional.rms_norm(hidden, (hidden.shape[-1],), self.weight, self.variance_epsilon)
             return plain(self, hidden)
 
-        cls._qrr_plain_forward = plain
-        cls.forward = forward
+        return forward
+
+    for cls in {type(m) for m in body.modules() if type(m).__name__.endswith("RMSNorm")}:
+        _wrap_forward(cls, "_qrr_fused_norms", switched)
+
+
+def _wrap_forward(cls, mark: str, switched) -> None:
+    """Give ``cls`` the forward ``switched(plain)`` (qrr's passes choose, every other call runs ``plain``), once:
+    ``mark`` says it is done. Per class, not per instance, so models stay copyable and picklable."""
+    if mark in vars(cls):
+        return
+    cls.forward = functools.wraps(cls.forward)(switched(cls.forward))
+    setattr(cls, mark, True)
+
+
+def _unwrap_forward(cls, mark: str) -> None:
+    """Undo ``_wrap_forward``: ``cls`` gets its plain forward back."""
+    if mark in vars(cls):
+        cls.forward = cls.forward.__wrapped__
+        delattr(cls, mark)
 
 
 def _layers_of(cache) -> list:
