@@ -2,19 +2,28 @@
 
     python benchmarks/peers.py MODEL_DIR [--workloads short,long] [--dtype bf16] [--docs N]
     python benchmarks/peers.py --build-random DIR     # a random-weight 0.6B with the real tokenizer
+    python benchmarks/peers.py MODEL_DIR --dtype float32 --isa avx2 --impls recipe,crossencoder,crossencoder-b8,qrr
 
 (a) recipe: the model card's transformers code as written (the whole workload in one call, full logits);
 (b) crossencoder: sentence-transformers' CrossEncoder (v6) on the causal LM with a LogitScore head and a chat
-    template that renders the same prompt; (c) qrr, and qrr with shared-prefix reuse off; on request (--impls),
-    qrr-mask: the prefix as a cache behind an offset causal mask, as qrr did on CPUs before it merged attention.
+    template that renders the same prompt (batch 32; ``crossencoder-bN`` for batch N); (c) qrr, and qrr with
+    shared-prefix reuse off; on request (--impls), qrr-padded: rows padded to one width per batch, as qrr did
+    on CPUs before it packed them, and qrr-mask: padded rows after the prefix as a cache behind an offset causal
+    mask, as qrr did on CPUs before it merged attention.
 Prints pairs/s, tokens/s (prompt tokens, frame included), peak RSS, the largest score difference from (a),
-and the ratios, then one JSON line per implementation on stdout.
+and the ratios, then one JSON line per implementation on stdout. "× CE" is against the fastest CrossEncoder run.
+
+--isa avx2 runs every implementation on AVX2 kernels only (torch's, oneDNN's and MKL's dispatch capped by their
+environment variables), as on a CPU without AVX-512: there bf16 has no native instructions (bf16 matmuls ran 3.5x
+slower than fp32 ones on a Zen 4 EPYC so capped, as on the AVX2-only EPYC where they ran 5x slower).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -28,6 +37,8 @@ sys.path.insert(0, str(HERE))
 from workloads import QUERY, WORKLOADS, make_documents  # noqa: E402
 
 IMPLEMENTATIONS = ("recipe", "crossencoder", "qrr", "qrr-noshare")
+# Each library's own switch for the instruction sets it may dispatch to.
+AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 PREFIX = (
     "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the "
     'Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n'
@@ -104,11 +115,13 @@ def run_crossencoder(model_dir, dtype, query, docs, device="cpu", batch_size=32)
     return lambda documents: [float(s) for s in model.predict([(query, d) for d in documents], batch_size=batch_size)]
 
 
-def run_qrr(model_dir, dtype, query, docs, share_prefix=True, merge_prefix=True):
+def run_qrr(model_dir, dtype, query, docs, share_prefix=True, merge_prefix=True, packed=True):
     from qrr import Reranker
 
     reranker = Reranker(str(model_dir), device="cpu", dtype=str(dtype).rsplit(".", 1)[-1], share_prefix=share_prefix)
-    # merge_prefix=False: the shared prefix as a cache with an offset causal mask (qrr before the merged attention)
+    # packed=False: rows padded to one width per batch (qrr on CPUs before it packed them); merge_prefix=False
+    # with it: the shared prefix as a cache with an offset causal mask (qrr before the merged attention)
+    reranker.engine.use_packed(packed)
     reranker.engine.merge_prefix = merge_prefix
 
     def score(documents):
@@ -128,7 +141,12 @@ def child(impl: str, model_dir: str, dtype_name: str, workload_file: str) -> Non
     start = time.perf_counter()
     make = {"recipe": run_recipe, "crossencoder": run_crossencoder, "qrr": run_qrr,
             "qrr-noshare": lambda *a: run_qrr(*a, share_prefix=False),
-            "qrr-mask": lambda *a: run_qrr(*a, merge_prefix=False)}[impl]  # fmt: skip
+            "qrr-padded": lambda *a: run_qrr(*a, packed=False),
+            "qrr-mask": lambda *a: run_qrr(*a, merge_prefix=False, packed=False)}.get(impl)  # fmt: skip
+    if impl.startswith("crossencoder-b"):
+        make = functools.partial(run_crossencoder, batch_size=int(impl.removeprefix("crossencoder-b")))
+    if make is None:
+        raise SystemExit(f"no implementation called {impl!r}")
     score = make(model_dir, dtype, data["query"], data["docs"])
     load_s = time.perf_counter() - start
     score(data["docs"][:2])  # warm-up
@@ -157,6 +175,12 @@ def main() -> None:
     parser.add_argument("--impls", default=",".join(IMPLEMENTATIONS))
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32", "float16"])
     parser.add_argument("--docs", type=int, help="override the workload's document count")
+    parser.add_argument(
+        "--isa",
+        choices=["native", "avx2"],
+        default="native",
+        help="avx2: every implementation on AVX2 kernels only, as on a CPU without AVX-512",
+    )
     parser.add_argument("--build-random", metavar="DIR", help="build a random-weight 0.6B model here and exit")
     parser.add_argument("--child", nargs=2, metavar=("IMPL", "WORKLOAD_FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -181,8 +205,10 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
     with open("/proc/cpuinfo") as info:
         cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), "")
-    cores = __import__("os").cpu_count()
-    print(f"# {time.strftime('%Y-%m-%d')}  {cpu or platform.processor()}, {cores} cores, {args.dtype}", file=sys.stderr)
+    isa = "" if args.isa == "native" else f", {args.isa} kernels only"
+    print(f"# {time.strftime('%Y-%m-%d')}  {cpu or platform.processor()}, {os.cpu_count()} cores, {args.dtype}{isa}",
+          file=sys.stderr)  # fmt: skip
+    env = dict(os.environ, **(AVX2_ONLY if args.isa == "avx2" else {}))
     for workload in args.workloads.split(","):
         n, low, high = WORKLOADS[workload]
         docs = make_documents(tokenizer, args.docs or n, low, high)
@@ -192,35 +218,37 @@ def main() -> None:
         results = {}
         for impl in args.impls.split(","):
             cmd = [sys.executable, __file__, args.model_dir, "--dtype", args.dtype, "--child", impl, handle.name]
-            out = subprocess.run(cmd, capture_output=True, text=True)
+            out = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if out.returncode != 0:
-                print(f"{impl} failed:\n{out.stderr[-2000:]}", file=sys.stderr)
+                why = "killed (out of memory?)" if out.returncode == -9 else f"exit status {out.returncode}"
+                print(f"{impl} failed, {why}:\n{out.stderr[-2000:]}", file=sys.stderr)
                 continue
             results[impl] = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"  {workload}/{impl}: {results[impl]['seconds']:.1f} s", file=sys.stderr)
-        report(workload, len(docs), tokens, results)
+        report(workload, len(docs), tokens, results, args.isa)
 
 
-def report(workload, n_docs, tokens, results) -> None:
+def report(workload, n_docs, tokens, results, isa: str = "native") -> None:
     base = results.get("recipe")
     print(f"\n{workload}: {n_docs} documents, {tokens} prompt tokens", file=sys.stderr)
     header = ("impl", "pairs/s", "tokens/s", "peak RSS", "max |Δ| vs recipe", "× recipe", "× CE")
-    print("".join(f"{h:{w}}" for h, w in zip(header, ("<13", ">9", ">10", ">11", ">19", ">10", ">7"), strict=True)),
+    print("".join(f"{h:{w}}" for h, w in zip(header, ("<16", ">9", ">10", ">11", ">19", ">10", ">7"), strict=True)),
           file=sys.stderr)  # fmt: skip
-    ce = results.get("crossencoder")
+    ce = min((r for impl, r in results.items() if impl.startswith("crossencoder")), key=lambda r: r["seconds"],
+             default=None)  # fmt: skip
     for impl, r in results.items():
         pairs_s = n_docs / r["seconds"]
         diff = max(abs(a - b) for a, b in zip(r["scores"], base["scores"], strict=True)) if base else float("nan")
         vs_recipe = base["seconds"] / r["seconds"] if base else float("nan")
         vs_ce = ce["seconds"] / r["seconds"] if ce else float("nan")
-        print(f"{impl:<13}{pairs_s:>9.2f}{tokens / r['seconds']:>10.0f}{r['peak_rss_mb']:>9.0f}MB{diff:>19.2e}"
+        print(f"{impl:<16}{pairs_s:>9.2f}{tokens / r['seconds']:>10.0f}{r['peak_rss_mb']:>9.0f}MB{diff:>19.2e}"
               f"{vs_recipe:>10.2f}{vs_ce:>7.2f}", file=sys.stderr)  # fmt: skip
         spread = max(r["scores"]) - min(r["scores"])
         print(json.dumps({"workload": workload, "impl": impl, "docs": n_docs, "tokens": tokens,
                           "pairs_per_s": pairs_s, "tokens_per_s": tokens / r["seconds"], "seconds": r["seconds"],
                           "load_s": r["load_s"], "peak_rss_mb": r["peak_rss_mb"], "max_abs_diff_vs_recipe": diff,
                           "speedup_vs_recipe": vs_recipe, "speedup_vs_crossencoder": vs_ce,
-                          "score_spread": spread}))  # fmt: skip
+                          "score_spread": spread, "isa": isa}))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,17 +1,19 @@
-"""qrr's attention: packed rows on a GPU, and rows after a shared prefix merged exactly on a CPU.
+"""qrr's attention: rows packed end to end (no padding), and rows after a shared prefix merged exactly on a CPU.
 
-Packed (CUDA, half precision). On a GPU, padding costs most: a padded batch computes every pad's token through every
-layer. Packed, a batch is one sequence of all its rows' tokens, and attention keeps each row to itself through
-cumulative offsets (``cu_seq_lens``), with the variable-length flash-attention kernel that torch ships
-(``torch.nn.attention.varlen``). A row may continue a shared prefix: its keys are then the prefix's keys followed
-by its own, gathered per row, and the causal mask is aligned to the end (every row token sees the whole prefix).
-Where that kernel cannot run, a reference computes the same thing row by row with SDPA: tests check the packing
-against it.
+Packed. Padding costs: a padded batch computes every pad's token through every layer (7-18% of the tokens of the
+short-passage workloads on a CPU, more on a GPU's larger batches). Packed, a batch is one sequence of all its rows'
+tokens, and attention keeps each row to itself through cumulative offsets (``cu_seq_lens``). On CUDA in half
+precision that is the variable-length flash-attention kernel that torch ships (``torch.nn.attention.varlen``); a
+row may continue a shared prefix: its keys are then the prefix's keys followed by its own, gathered per row, and
+the causal mask is aligned to the end (every row token sees the whole prefix). On a CPU each row gets the CPU flash
+kernel's causal attention to itself, and all tokens one unmasked attention to the prefix, merged as below
+(``cpu_rows``). Elsewhere (MPS, CUDA in fp32 or before Ampere) rows are padded by default; packed there (tests
+force it), a reference computes the same thing row by row with SDPA.
 
-After a prefix (CPU, padded rows). A cached prefix would force attention through an offset causal mask, which CPU
+After a prefix, padded rows (CPU). A cached prefix would force attention through an offset causal mask, which CPU
 kernels compute in full. Instead each row's tokens attend to the prefix (no mask: they all see all of it) and to
 their own tokens (plain causal, the kernel's fast path) separately, and the two are merged exactly by their
-log-sum-exps: ``out = (out_p e^lse_p + out_r e^lse_r) / (e^lse_p + e^lse_r)``.
+log-sum-exps: ``out = (out_p e^lse_p + out_r e^lse_r) / (e^lse_p + e^lse_r)`` (``merge``).
 
 The function is registered with transformers as an attention implementation (``qrr_sdpa`` over SDPA, say) that
 does what the model's own implementation does for every call but qrr's: the model stays usable as it was (the
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 
 PREFIX = "qrr_"
 
@@ -136,10 +139,46 @@ def after_prefix(module, query, key, value, scaling, prefix):
     pre, pre_lse = flash(flat, keys, values, 0.0, False, scale=scaling)
     pre = pre.reshape(heads, batch, rows, dim).transpose(0, 1)
     pre_lse = pre_lse.reshape(heads, batch, rows).transpose(0, 1)
+    return merge(own, own_lse, pre, pre_lse).transpose(1, 2).contiguous(), None
+
+
+def cpu_rows(module, query, key, value, scaling, cu_seq_lens, prefix=None):
+    """A packed batch on a CPU (``query`` ``(1, heads, tokens, head_dim)``, rows bounded by ``cu_seq_lens``): each
+    row's causal attention to its own tokens, then, after a shared prefix (every layer's keys and values stacked),
+    one unmasked attention of all tokens to it, merged by log-sum-exp. No token attends to a pad, and none is
+    computed. Returns ``(1, tokens, heads, head_dim)``."""
+    import torch
+
+    flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    heads, tokens = query.shape[1], query.shape[2]
+    if key.shape[1] != heads and not _cpu_flash_takes_gqa():
+        groups = heads // key.shape[1]
+        key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
+    out = query.new_empty(1, tokens, heads, query.shape[3])
+    lse = torch.empty(1, tokens, heads, dtype=torch.float32) if prefix is not None else None
+    for a, b in itertools.pairwise(cu_seq_lens.tolist()):
+        own, own_lse = flash(query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], 0.0, True, scale=scaling)
+        out[:, a:b] = own.transpose(1, 2)
+        if lse is not None:
+            lse[:, a:b] = own_lse.transpose(1, 2)
+    if prefix is None:
+        return out
+    keys, values = prefix[0][module.layer_idx], prefix[1][module.layer_idx]
+    if keys.shape[1] != heads and not _cpu_flash_takes_gqa():
+        groups = heads // keys.shape[1]
+        keys, values = keys.repeat_interleave(groups, dim=1), values.repeat_interleave(groups, dim=1)
+    pre, pre_lse = flash(query, keys, values, 0.0, False, scale=scaling)
+    return merge(out, lse, pre.transpose(1, 2), pre_lse.transpose(1, 2)).contiguous()
+
+
+def merge(own, own_lse, pre, pre_lse):
+    """Two attentions of the same queries to two disjoint sets of keys, ``(..., queries, head_dim)`` each with its
+    log-sum-exp ``(..., queries)``, as one attention to all the keys: exact, in float32; in the queries' dtype."""
+    import torch
+
     top = torch.maximum(own_lse, pre_lse)
     w_own, w_pre = (own_lse - top).exp().unsqueeze(-1), (pre_lse - top).exp().unsqueeze(-1)
-    out = (own.float() * w_own + pre.float() * w_pre) / (w_own + w_pre)
-    return out.to(query.dtype).transpose(1, 2).contiguous(), None
+    return ((own.float() * w_own + pre.float() * w_pre) / (w_own + w_pre)).to(own.dtype)
 
 
 def _cpu_flash_takes_gqa() -> bool:
@@ -157,10 +196,12 @@ def packed_attention(module, query, key, value, scaling=None, **kwargs):
     ``qrr_key_index``, ``cu_seq_lens_k`` and ``max_length_k``. Returns ``(1, tokens, heads, head_dim)``."""
     import torch
 
+    prefix = kwargs.get("qrr_prefix")
+    if query.device.type == "cpu":
+        return cpu_rows(module, query, key, value, scaling, kwargs["cu_seq_lens_q"], prefix), None
     q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # (tokens, heads, head_dim)
     cu_q, max_q = kwargs["cu_seq_lens_q"], kwargs["max_length_q"]
     cu_k, max_k = cu_q, max_q
-    prefix = kwargs.get("qrr_prefix")
     if prefix is not None:
         keys, values = prefix[0][module.layer_idx], prefix[1][module.layer_idx]
         index = kwargs["qrr_key_index"]

@@ -97,7 +97,8 @@ def resolve_dtype(name: str, device):
 
 def attention_implementation(device, dtype) -> str:
     """SDPA everywhere: qrr wraps it with its own attention (packed rows on CUDA through torch's variable-length
-    flash kernel, a prefix merged on CPUs), which the flash-attn package's implementation would not allow."""
+    flash kernel, and on CPUs through the CPU's flash kernel row by row), which the flash-attn package's
+    implementation would not allow."""
     return "sdpa"
 
 

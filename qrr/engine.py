@@ -31,7 +31,7 @@ from qrr.family import CAUSAL, SEQ_CLS
 
 log = logging.getLogger("qrr")
 
-# Padded tokens per forward pass. On CPUs small batches win (measured: 1024 beats 4096 by 20%, 16384 is 2.4x
+# Tokens per forward pass, pads included. On CPUs small batches win (measured: 1024 beats 4096 by 20%, 16384 is 2.4x
 # slower; elementwise passes stay in cache); GPUs want wide batches.
 DEFAULT_BATCH_TOKENS = {"cpu": 1024, "mps": 8192, "cuda": 32768}
 # Batch widths are rounded up to a multiple of this. Every distinct shape makes oneDNN build and cache new
@@ -48,7 +48,7 @@ _COMPILED = contextvars.ContextVar("qrr_compiled", default=False)
 
 
 def default_batch_tokens(device) -> int:
-    """The default padded-token budget of one forward pass on ``device``."""
+    """The default token budget (pads included) of one forward pass on ``device``."""
     return DEFAULT_BATCH_TOKENS.get(device.type, 8192)
 
 
@@ -296,7 +296,10 @@ class TransformerEngine(Engine):
                 body.config._attn_implementation = self.attention
         ours = self.attention is not None
         self._kernel = ours and attention.kernel_available(device, self.dtype)
-        self.packed = ours and (self._kernel if packed is None else packed)
+        # Packed rows compute no pads: on CUDA where torch has the variable-length kernel, and on CPUs, where
+        # padding was 7-18% of the tokens of short passages (packed ran 1.08x padded in bf16, 1.19x in fp32).
+        default = self._kernel or device.type == "cpu"
+        self.packed = ours and (default if packed is None else packed)
         # On a CPU, padded rows after a shared prefix attend to it and to themselves apart, merged exactly.
         self.merge_prefix = ours and device.type == "cpu"
         # On a GPU, transformers' RMSNorm (five elementwise passes in float32) took a quarter of the 0.6B's forward
@@ -317,8 +320,9 @@ class TransformerEngine(Engine):
         self._weights_per_token = sum(p.numel() for p in body.layers.parameters())
 
     def use_packed(self, packed: bool) -> None:
-        """Lay a batch's rows end to end with no padding (``qrr.attention``: the default on CUDA in half precision
-        where torch has the variable-length kernel), or pad them to one width. A model qrr could not wrap pads."""
+        """Lay a batch's rows end to end with no padding (``qrr.attention``: the default on CPUs, and on CUDA in
+        half precision where torch has the variable-length kernel), or pad them to one width. A model qrr could not
+        wrap pads."""
         self.packed = packed and self.attention is not None
 
     @property
@@ -344,6 +348,8 @@ class TransformerEngine(Engine):
                            f"{self.attention!r}; set it back, or build the Reranker again")  # fmt: skip
 
     def plan(self, lengths: Sequence[int], batch_tokens: int, max_rows: int | None) -> list[list[int]]:
+        if self.packed and self.device.type == "cpu":  # within the budget once rounded up (_packed_log_odds)
+            return plan_packed(lengths, max(WIDTH_MULTIPLE, batch_tokens // WIDTH_MULTIPLE * WIDTH_MULTIPLE), max_rows)
         if self.packed:
             return plan_packed(lengths, batch_tokens, max_rows)
         return super().plan(lengths, batch_tokens, max_rows)
@@ -445,6 +451,12 @@ class TransformerEngine(Engine):
         from qrr import attention
 
         self._ours()
+        real = len(rows)
+        total = sum(len(r) for r in rows)
+        if self.device.type == "cpu" and total % WIDTH_MULTIPLE:
+            # one row of pads rounds the batch up, as padded widths are: every new shape made oneDNN build and
+            # keep kernels for it (memory grew ~1 GB over 1,000 documents)
+            rows = [*rows, [self.pad_id] * (_round_up(total, WIDTH_MULTIPLE) - total)]
         lengths = [len(r) for r in rows]
         ids = torch.tensor([[t for r in rows for t in r]], device=self.device)
         positions = torch.cat([torch.arange(prefix_len, prefix_len + n) for n in lengths]).unsqueeze(0)
@@ -453,17 +465,19 @@ class TransformerEngine(Engine):
                    "max_length_q": max(lengths), "attention_mask": attention.NO_MASKS,
                    "qrr_kernel": self._kernel}  # fmt: skip
         if prefix is not None:
+            packing["qrr_prefix"] = prefix
+        if prefix is not None and self.device.type != "cpu":  # (the CPU's attention takes the prefix as it is)
             # each row's keys: the prefix's (the first prefix_len of prefix + rows), then its own
             starts = [int(e) - n for e, n in zip(ends, lengths, strict=True)]
             index = torch.cat([torch.cat([torch.arange(prefix_len), torch.arange(prefix_len + a, prefix_len + a + n)])
                                for a, n in zip(starts, lengths, strict=True)])  # fmt: skip
             spans = torch.tensor([prefix_len + n for n in lengths]).cumsum(0).int()
-            packing.update(qrr_prefix=prefix, qrr_key_index=index.to(self.device),
+            packing.update(qrr_key_index=index.to(self.device),
                            cu_seq_lens_k=torch.cat([torch.zeros(1, dtype=torch.int32), spans]).to(self.device),
                            max_length_k=prefix_len + max(lengths))  # fmt: skip
         with torch.inference_mode(), self._fused(rows=True):
             out = self.body(input_ids=ids, position_ids=positions.to(self.device), use_cache=False, **packing)
-            hidden = out.last_hidden_state[0, (ends - 1).to(self.device)].float()
+            hidden = out.last_hidden_state[0, (ends[:real] - 1).to(self.device)].float()
             return hidden @ self.head + self.bias
 
     @contextlib.contextmanager
@@ -501,6 +515,9 @@ class TransformerEngine(Engine):
         limit = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # torch < 2.6
         setattr(config, limit, max(getattr(config, limit), 32))
         attention.settle()
+        packed = self.packed
+        if self.device.type == "cpu":
+            self.packed = False  # the CPU's packed attention loops over rows in Python: compiled, rows are padded
         _compile_layers(self.body)
         self.compiled = True
         # Sizes unlike any of the model's own (padded to 96 wide; 13 prefix tokens): a size equal to one of them is
@@ -514,7 +531,7 @@ class TransformerEngine(Engine):
                 self.log_odds(rows, shared, 13)
                 self.log_odds(rows[:1], shared, 13)
         except Exception as exc:
-            self.compiled = False
+            self.compiled, self.packed = False, packed
             _uncompile_layers(self.body)
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise QrrError(f"{{compile}}: torch.compile failed here ({first}); run without it", "compile") from exc

@@ -77,7 +77,7 @@ class Reranker:
     (default ``$QRR_MODEL`` or ``0.6b``). ``device`` is ``auto`` (cuda, mps, cpu), ``cpu``, ``mps``, ``cuda``
     or ``cuda:N``; ``dtype`` is ``auto``, ``bf16``, ``fp16`` or ``fp32``. ``max_length`` caps the prompt in
     tokens (only the document part is cut). ``instruction`` replaces the default task instruction.
-    ``batch_tokens`` bounds the padded tokens of one forward pass (memory), default by device. A hub model
+    ``batch_tokens`` bounds the tokens of one forward pass, pads included (memory), default by device. A hub model
     missing from the local cache is downloaded first, unless ``offline`` (default: ``HF_HUB_OFFLINE``).
     ``share_prefix`` runs the tokens that pairs with the same instruction and query share once (same scores,
     less work); turn it off only to measure what it saves. ``recipe`` is the model card's ``transformers`` recipe

@@ -173,9 +173,11 @@ def test_compiled_layers_run_in_qrr_passes_only_score_the_same_and_cache_on_disk
     request.addfinalizer(lambda: _uncompile_layers(causal.model))  # the class is the other tests' too
     pairs = [("capital of China?", f"passage {n} " * n) for n in range(1, 12)]
     pairs += [(f"query {n}", "one passage") for n in range(3)]  # no prefix worth sharing
+    assert reranker.engine.packed
     plain = reranker.score(pairs)
     graphs = counters["stats"]["unique_graphs"]
     reranker.engine.compile()
+    assert not reranker.engine.packed  # the CPU's packed attention loops over rows: compiled, rows are padded
     # four warm-ups (one row or more, a prefix or none), each one graph for both layers: compiled per layer, or
     # falling back to eager, this count would differ
     assert counters["stats"]["unique_graphs"] - graphs == 4

@@ -80,11 +80,13 @@ def test_reuse_runs_the_prefix_once_per_group_and_stops_before_the_document(pair
     assert calls[0] == on.prompter.prefix_ids + head
 
 
-@pytest.mark.parametrize("merge", [True, False])
-def test_a_prefix_serves_batches_of_any_size_without_growing(pair, merge):
+@pytest.mark.parametrize("packed, merge", [(True, True), (False, True), (False, False)])
+def test_a_prefix_serves_batches_of_any_size_without_growing(pair, packed, merge):
     on, _ = pair()
     engine = on.engine
-    engine.merge_prefix = merge  # merged by log-sum-exp (CPUs), or a cache with an offset mask (elsewhere)
+    # packed rows (CPUs), padded ones merged by log-sum-exp, or padded behind a cache with an offset mask (elsewhere)
+    engine.use_packed(packed)
+    engine.merge_prefix = merge
     seqs = [e.ids for e in on.prompter.encode([("q", d, None) for d in ("The cat sat", "A dog", "x")])]
     shared = common_prefix_length(seqs)
     cache = engine.prefix_cache(seqs[0][:shared])
@@ -93,13 +95,15 @@ def test_a_prefix_serves_batches_of_any_size_without_growing(pair, merge):
     alone = [engine.log_odds([r], cache, shared).item() for r in rests]
     close(together, alone)
     # nothing of the batches stayed behind in the cache
-    assert (cache[0][0].shape[-2] if merge else cache.get_seq_length()) == shared
+    assert (cache[0][0].shape[-2] if packed or merge else cache.get_seq_length()) == shared
     close(together, engine.log_odds(seqs, None, 0).tolist())
 
 
 def test_long_rows_after_a_short_prefix_are_not_worth_sharing_through_a_mask(pair):
     engine = pair()[0].engine
-    assert engine.worth_sharing(70, 5000)  # merged on a CPU: the prefix costs attention nothing more
+    assert engine.worth_sharing(70, 5000)  # packed or merged on a CPU: the prefix costs attention nothing more
+    engine.use_packed(False)
+    assert engine.worth_sharing(70, 5000)
     engine.merge_prefix = False
     # on 0.6B shapes the break-even for a 70-token prefix is ~730 tokens; the tiny model's is far shorter
     assert engine.worth_sharing(70, 20)
