@@ -130,9 +130,7 @@ def after_prefix(module, query, key, value, scaling, prefix):
     flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
     keys, values = prefix[0][module.layer_idx], prefix[1][module.layer_idx]
     batch, heads, rows, dim = query.shape
-    if key.shape[1] != heads and not _cpu_flash_takes_gqa():
-        groups = heads // key.shape[1]
-        key, value, keys, values = (t.repeat_interleave(groups, dim=1) for t in (key, value, keys, values))
+    key, value, keys, values = _grouped(heads, key, value, keys, values)
     own, own_lse = flash(query, key, value, 0.0, True, scale=scaling)
     # every row token sees the whole prefix: one unmasked attention of all rows' tokens as one sequence
     flat = query.transpose(0, 1).reshape(1, heads, batch * rows, dim)
@@ -151,9 +149,7 @@ def cpu_rows(module, query, key, value, scaling, cu_seq_lens, prefix=None):
 
     flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
     heads, tokens = query.shape[1], query.shape[2]
-    if key.shape[1] != heads and not _cpu_flash_takes_gqa():
-        groups = heads // key.shape[1]
-        key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
+    key, value = _grouped(heads, key, value)
     out = query.new_empty(1, tokens, heads, query.shape[3])
     lse = torch.empty(1, tokens, heads, dtype=torch.float32) if prefix is not None else None
     for a, b in itertools.pairwise(cu_seq_lens.tolist()):
@@ -163,10 +159,7 @@ def cpu_rows(module, query, key, value, scaling, cu_seq_lens, prefix=None):
             lse[:, a:b] = own_lse.transpose(1, 2)
     if prefix is None:
         return out
-    keys, values = prefix[0][module.layer_idx], prefix[1][module.layer_idx]
-    if keys.shape[1] != heads and not _cpu_flash_takes_gqa():
-        groups = heads // keys.shape[1]
-        keys, values = keys.repeat_interleave(groups, dim=1), values.repeat_interleave(groups, dim=1)
+    keys, values = _grouped(heads, prefix[0][module.layer_idx], prefix[1][module.layer_idx])
     pre, pre_lse = flash(query, keys, values, 0.0, False, scale=scaling)
     return merge(out, lse, pre.transpose(1, 2), pre_lse.transpose(1, 2)).contiguous()
 
@@ -179,6 +172,14 @@ def merge(own, own_lse, pre, pre_lse):
     top = torch.maximum(own_lse, pre_lse)
     w_own, w_pre = (own_lse - top).exp().unsqueeze(-1), (pre_lse - top).exp().unsqueeze(-1)
     return ((own.float() * w_own + pre.float() * w_pre) / (w_own + w_pre)).to(own.dtype)
+
+
+def _grouped(heads: int, *tensors):
+    """Key and value heads ``(batch, kv_heads, keys, head_dim)`` repeated up to ``heads`` query heads, where the
+    CPU flash kernel cannot group them itself."""
+    if tensors[0].shape[1] == heads or _cpu_flash_takes_gqa():
+        return tensors
+    return tuple(t.repeat_interleave(heads // t.shape[1], dim=1) for t in tensors)
 
 
 def _cpu_flash_takes_gqa() -> bool:
