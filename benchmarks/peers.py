@@ -9,7 +9,7 @@
     template that renders the same prompt (batch 32; ``crossencoder-bN`` for batch N); (c) qrr, and qrr with
     shared-prefix reuse off; on request (--impls), qrr-padded: rows padded to one width per batch, as qrr did
     on CPUs before it packed them, and qrr-mask: padded rows after the prefix as a cache behind an offset causal
-    mask, as qrr did on CPUs before it merged attention.
+    mask, as qrr did on CPUs before it merged attention; ``qrr-tN``: qrr at ``batch_tokens=N``.
 Prints pairs/s, tokens/s (prompt tokens, frame included), peak RSS, the largest score difference from (a),
 and the ratios, then one JSON line per implementation on stdout. "× CE" is against the fastest CrossEncoder run.
 
@@ -115,10 +115,11 @@ def run_crossencoder(model_dir, dtype, query, docs, device="cpu", batch_size=32)
     return lambda documents: [float(s) for s in model.predict([(query, d) for d in documents], batch_size=batch_size)]
 
 
-def run_qrr(model_dir, dtype, query, docs, share_prefix=True, merge_prefix=True, packed=True):
+def run_qrr(model_dir, dtype, query, docs, share_prefix=True, merge_prefix=True, packed=True, batch_tokens=None):
     from qrr import Reranker
 
-    reranker = Reranker(str(model_dir), device="cpu", dtype=str(dtype).rsplit(".", 1)[-1], share_prefix=share_prefix)
+    reranker = Reranker(str(model_dir), device="cpu", dtype=str(dtype).rsplit(".", 1)[-1], share_prefix=share_prefix,
+                        batch_tokens=batch_tokens)  # fmt: skip
     # packed=False: rows padded to one width per batch (qrr on CPUs before it packed them); merge_prefix=False
     # with it: the shared prefix as a cache with an offset causal mask (qrr before the merged attention)
     reranker.engine.use_packed(packed)
@@ -145,6 +146,8 @@ def child(impl: str, model_dir: str, dtype_name: str, workload_file: str) -> Non
             "qrr-mask": lambda *a: run_qrr(*a, merge_prefix=False, packed=False)}.get(impl)  # fmt: skip
     if impl.startswith("crossencoder-b"):
         make = functools.partial(run_crossencoder, batch_size=int(impl.removeprefix("crossencoder-b")))
+    if impl.startswith("qrr-t"):
+        make = functools.partial(run_qrr, batch_tokens=int(impl.removeprefix("qrr-t")))
     if make is None:
         raise SystemExit(f"no implementation called {impl!r}")
     score = make(model_dir, dtype, data["query"], data["docs"])
