@@ -8,10 +8,9 @@ from qrr import bench
 from qrr.engine import common_prefix_length
 from qrr.family import QWEN3, Size
 from qrr.reranker import CHUNK, Stats
+from tests.tiny import SHAPE
 
-TINY = Size("test/tiny", {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-                                  "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
-                                  "tie_word_embeddings": False})  # fmt: skip
+TINY = Size("test/tiny", {**SHAPE, "tie_word_embeddings": False})
 
 
 def test_documents_and_query_have_exact_token_lengths(tokenizer):

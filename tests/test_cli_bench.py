@@ -11,10 +11,9 @@ from qrr import bench, models
 from qrr import device as devices
 from qrr.cli import app
 from qrr.family import QWEN3, Size
+from tests.tiny import SHAPE
 
-TINY = Size("test/tiny", {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-                                  "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
-                                  "tie_word_embeddings": False})  # fmt: skip
+TINY = Size("test/tiny", {**SHAPE, "tie_word_embeddings": False})
 
 
 @pytest.fixture(autouse=True)

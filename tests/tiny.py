@@ -17,6 +17,11 @@ def tokenizer_files() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "tokenizer_files"
 
 
+# The tiny model's layers, also the shape of the test size that `qrr bench` builds
+SHAPE = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+         "num_key_value_heads": 2, "head_dim": 16}  # fmt: skip
+
+
 def build_tiny_model(folder: Path, tied: bool = False, seed: int = 0) -> Path:
     """Save a 2-layer Qwen3 with weights large enough that scores spread over (0, 1)."""
     import torch
@@ -25,12 +30,7 @@ def build_tiny_model(folder: Path, tied: bool = False, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     config = Qwen3Config(
         vocab_size=VOCAB,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
+        **SHAPE,
         max_position_embeddings=40_960,
         rope_theta=1_000_000.0,
         tie_word_embeddings=tied,
