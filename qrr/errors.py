@@ -41,6 +41,10 @@ class ModelNotFoundError(QrrError):
     """The model is neither a local folder nor in the local cache."""
 
 
+class ModelNameError(ModelNotFoundError, InputError):
+    """A model named by something that is no folder, alias or hub repo id: bad input (exit 2)."""
+
+
 class ModelCheckError(ModelNotFoundError):
     """A model folder that is not a complete Qwen3-Reranker: wrong config, tokenizer or partial weights."""
 

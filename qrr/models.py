@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from qrr.errors import ModelCheckError, ModelNotFoundError, QrrError
+from qrr.errors import ModelCheckError, ModelNameError, ModelNotFoundError, QrrError
 from qrr.family import ALIASES as FAMILY_ALIASES
 from qrr.family import QWEN3
 
@@ -102,7 +102,7 @@ def resolve(name: str | None = None, offline: bool | None = None) -> Path:
         return path
     repo = repo_id(name)
     if repo is None:
-        raise ModelNotFoundError(
+        raise ModelNameError(
             f"{{model}} {name}: no such folder, and not an alias ({', '.join(ALIASES)}) or a hub repo id (owner/name)",
             "model",
         )
@@ -140,7 +140,7 @@ def download(name: str, revision: str | None = None, local_dir: str | Path | Non
 
     repo = repo_id(name)
     if repo is None:
-        raise ModelNotFoundError(f"{name}: not an alias ({', '.join(ALIASES)}) or a hub repo id (owner/name)")
+        raise ModelNameError(f"{name}: not an alias ({', '.join(ALIASES)}) or a hub repo id (owner/name)")
     if is_offline():
         raise ModelNotFoundError(f"cannot download {repo}: HF_HUB_OFFLINE is set; unset it to download")
     try:

@@ -307,6 +307,8 @@ def rank_chunks(score, documents: Iterable[str], top_k: int | None = None, retur
     with ``top_k`` only the best k are kept. Best first; ties keep input order."""
     if top_k is not None and top_k < 1:
         raise InputError(f"{{top_k}} must be at least 1, not {top_k}", "top_k")
+    if isinstance(documents, str | bytes):  # its characters would be ranked
+        raise InputError("{documents} must be an iterable of strings, not one string (put it in a list)", "documents")
     id_source = None if ids is None else iter(ids)
     kept: list = []  # every result, or with top_k a min-heap of (score, -index, result)
     stats = Stats()

@@ -91,14 +91,15 @@ def test_no_input_on_a_terminal_is_a_usage_error(cli, monkeypatch):
     error(cli("rank", "-q", "q"), 2, "no input: give a FILE, pipe the input on stdin, or pass it with -q/-d")
 
 
-def test_missing_model_is_a_runtime_error(cli, tmp_path, monkeypatch):
+def test_missing_model_is_a_runtime_error_and_a_wrong_name_bad_input(cli, tmp_path, monkeypatch):
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     error(cli("rank", "-q", "q", "-d", "x", "--model", "8b", model=False), 1, "qrr download 8b", "pass --model PATH")
     monkeypatch.setenv("QRR_MODEL", "4b")
     error(cli("rank", "-q", "q", "-d", "x", model=False), 1, "Qwen/Qwen3-Reranker-4B")
-    error(cli("rank", "-q", "q", "-d", "x", "-m", "./models/model", model=False), 1,
+    # a name that is no folder, alias or repo id is bad input
+    error(cli("rank", "-q", "q", "-d", "x", "-m", "./models/model", model=False), 2,
           "error: --model ./models/model: no such folder")  # fmt: skip
 
 
@@ -232,6 +233,36 @@ def test_the_console_script_freezes_after_loading(monkeypatch):
 def test_every_command_has_help_with_examples(command):
     result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "160"})
     assert result.exit_code == 0 and "Examples:" in result.stdout and "<bool>" not in result.stdout
+
+
+def test_serve_refuses_a_model_folder_that_is_not_there_before_it_listens(cli, tmp_path):
+    result = cli("serve", "-m", str(tmp_path / "nope"), "--port", "0", model=False)
+    assert result.exit_code == 2 and "listening" not in result.stderr
+    assert result.stderr.startswith(f"error: --model {tmp_path / 'nope'}: no such folder, and not an alias")
+
+
+def test_help_shows_the_extras_in_brackets():
+    result = CliRunner().invoke(app, ["score", "--help"], env={"COLUMNS": "200"})
+    assert "Score on Ray Data actors (pip install 'qrr[ray]')." in result.stdout
+
+
+def test_transformers_bars_only_on_a_terminal_even_with_v(monkeypatch):
+    import io as stdio
+
+    import transformers
+    from rich.console import Console
+
+    bars = transformers.utils.logging
+    try:
+        for terminal, verbose, shown in ((False, True, False), (True, True, True), (True, False, False)):
+            bars.enable_progress_bar()
+            console = Console(file=stdio.StringIO(), force_terminal=terminal)
+            monkeypatch.setattr(qrr.cli.base, "stderr", console)
+            qrr.cli.base.prepare_logging(verbose)
+            assert bars.is_progress_bar_enabled() is shown, (terminal, verbose)
+    finally:
+        bars.enable_progress_bar()
+        transformers.logging.set_verbosity_warning()
 
 
 def test_serve_refuses_an_empty_api_key(cli):

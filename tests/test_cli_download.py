@@ -95,7 +95,7 @@ def test_download_usage_errors(fake_hub):
         (("download", "not a repo!"), "not an alias"),
     ]:
         result = run(*args)
-        assert result.exit_code in (1, 2) and message in result.stderr, (args, result.output)
+        assert result.exit_code == 2 and message in result.stderr, (args, result.output)
     assert not downloads(fake_hub)
 
 

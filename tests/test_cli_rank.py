@@ -68,6 +68,19 @@ def test_field_mapping(cli, ranked):
     check(ok(cli("rank", "-q", QUERY, "--text-field", "body", "--id-field", "_id", input=data)), ranked)
 
 
+def test_ids_from_beir_and_a_warning_for_an_id_field_that_is_never_there(cli, ranked):
+    beir = "".join(json.dumps({"_id": d["id"], "title": "", "text": d["text"]}) + "\n" for d in DOCS)
+    check(ok(cli("rank", "-q", QUERY, input=beir)), ranked)
+    result = cli("rank", "-q", QUERY, "--id-field", "nope", input=beir)
+    assert result.exit_code == 0 and all("id" not in r for r in jsonl(result.stdout))
+    assert result.stderr == 'warning: no result has an id; is "nope" the field that holds them? (--id-field)\n'
+
+
+def test_prose_that_opens_like_json_is_text(cli):
+    rows = jsonl(ok(cli("rank", "-q", "gravity", "--with-text", input='"Gravity," she said.\n[1] Newton.\n')))
+    assert sorted(r["text"] for r in rows) == ['"Gravity," she said.', "[1] Newton."]
+
+
 def test_top_k_and_with_text(cli, ranked):
     rows = jsonl(ok(cli("rank", "-q", QUERY, "-k", "2", "--with-text", input=json.dumps(DOCS))))
     assert [r["index"] for r in rows] == [r["corpus_id"] for r in ranked[:2]]

@@ -92,6 +92,23 @@ def test_streamed_in_chunks_equals_scoring_at_once(cli):
     assert [float(line.split("\t")[2]) for line in tsv[1:]] == pytest.approx(scores, rel=1e-15)
 
 
+def test_a_tsv_output_says_which_field_it_leaves_out(cli):
+    """TSV columns come from the first chunk of results: a field that first comes later is named on stderr."""
+    pairs = [{"query": "q", "document": f"doc {n}", **({"qid": "Q"} if n >= 1050 else {})} for n in range(1100)]
+    result = cli("score", "-f", "tsv", input="".join(json.dumps(p) + "\n" for p in pairs))
+    assert result.exit_code == 0 and result.stdout.splitlines()[0] == "index\tscore"
+    assert result.stderr == ("warning: result 1051 has a field the TSV header (from the first results) lacks: qid; it "
+                             "is left out, here and after (--format jsonl keeps every field)\n")  # fmt: skip
+
+
+def test_three_tsv_columns_are_an_error(cli):
+    result = cli("score", input="q\td\t1\n")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == ("error: <stdin>:1: 3 tab-separated fields; expected query<TAB>document (JSON lines "
+                             "carry documents with tabs)\n")  # fmt: skip
+    assert len(jsonl(ok(cli("score", input="query\tdocument\nq\td\n")))) == 1  # a header line is no pair
+
+
 def test_results_are_flushed_before_an_interrupt(cli, fake):
     """A Ctrl-C in the second chunk: the first chunk's results are on stdout, in whole lines."""
     name, _ = fake(interrupt_after=1030)  # --batch-tokens 1: a batch per pair; a chunk is 1024 pairs
@@ -147,6 +164,7 @@ def test_on_error_skip_scores_the_rest_and_lists_the_bad_lines(cli, expected):
     for where in ("<stdin>:5: malformed JSON", '<stdin>:6: missing field "document"', "<stdin>:11: invalid UTF-8",
                   "<stdin>:12: NUL byte"):  # fmt: skip
         assert where in result.stderr
+    assert "(use --input-format tsv for query<TAB>document lines)" in result.stderr  # the flag, as when it fails
     result = cli("score", "--on-error", "maybe", input=GOOD_JSONL)
     assert result.exit_code == 2 and "'--on-error': Value error, 'maybe' is not one of 'fail', 'skip'." in said(result)
 

@@ -25,8 +25,8 @@ def test_pairs_jsonl_with_ids_and_instruction(tmp_path):
 
 
 def test_pairs_tsv_json_array_bom_and_crlf(tmp_path):
-    tsv = write(tmp_path, "p.tsv", b"\xef\xbb\xbfq1\td1\r\nq2\td2\twith tab\r\n\r\n")
-    assert list(formats.read_pairs([tsv])) == [formats.PairRecord("q1", "d1"), formats.PairRecord("q2", "d2\twith tab")]
+    tsv = write(tmp_path, "p.tsv", b"\xef\xbb\xbfq1\td1\r\nq2\td2\r\n\r\n")
+    assert list(formats.read_pairs([tsv])) == [formats.PairRecord("q1", "d1"), formats.PairRecord("q2", "d2")]
     arr = write(tmp_path, "p.json", '[{"query": "q", "document": "d", "id": 7}]')
     assert list(formats.read_pairs([arr])) == [formats.PairRecord("q", "d", None, {"id": 7})]
     # several sources in order, each with its own format
@@ -43,12 +43,64 @@ def test_pairs_tsv_json_array_bom_and_crlf(tmp_path):
         ("q only, no tab\n", r"p:1: expected query<TAB>document"),
         ("[1, 2]", r"p: item 0: expected an object"),
         ('{"a": 1}', r'p:1: missing field "query"'),
-        ("[1, 2", r"p: malformed JSON"),
+        ("[1, 2", r"p:1: expected query<TAB>document"),  # no JSON array of pairs opens so
+        ("[\n1, 2", r"p: malformed JSON"),
     ],
 )
 def test_bad_pairs_name_the_file_and_line(tmp_path, data, message):
     with pytest.raises(InputError, match=message):
         list(formats.read_pairs([write(tmp_path, "p", data)]))
+
+
+def test_tsv_pairs_have_two_fields_and_may_start_with_a_header(tmp_path):
+    # a third column (a label, a second passage) is not glued onto the document
+    with pytest.raises(InputError, match="/p:2: 3 tab-separated fields; expected query<TAB>document "
+                                         r"\(JSON lines carry documents with tabs\)$"):  # fmt: skip
+        list(formats.read_pairs([write(tmp_path, "p", "q\td\nq\td\t1\n")]))
+    skipped = []
+    pairs = formats.read_pairs([write(tmp_path, "p", "q\td\nq\ta\tb\tc\nq\te\n")], on_error=skipped.append)
+    assert list(pairs) == [formats.PairRecord("q", "d"), formats.PairRecord("q", "e")]
+    assert [str(e).rsplit("/", 1)[1] for e in skipped] == [
+        "p:2: 4 tab-separated fields; expected query<TAB>document (JSON lines carry documents with tabs)"]  # fmt: skip
+    # a first line naming the columns is a header; the same line later is a pair
+    data = "\nQuery\tDocument\nq\td\nquery\tdocument\n"
+    assert list(formats.read_pairs([write(tmp_path, "p", data)])) == [
+        formats.PairRecord("q", "d"), formats.PairRecord("query", "document")]  # fmt: skip
+    assert list(formats.read_pairs([write(tmp_path, "p", "query\tpassage\n")], input_format="tsv")) == []
+
+
+@pytest.mark.parametrize(
+    "data, texts",
+    [
+        ('"Gravity," she said.\nApples fall.\n', ['"Gravity," she said.', "Apples fall."]),  # prose, not JSON
+        ("[1] Newton, Principia.\n[2] Hooke.\n", ["[1] Newton, Principia.", "[2] Hooke."]),
+        ('"a JSON string line"\n{"text": "an object"}\n', ["a JSON string line", "an object"]),
+        ('[\n  "a",\n  {"text": "b"}\n]\n', ["a", "b"]),
+        ('[{"text": "a"},\n "b"]\n', ["a", "b"]),
+        ('["a", "b"]\n', ["a", "b"]),
+        ("[]\n", []),
+    ],
+)
+def test_documents_auto_format_reads_the_first_line(tmp_path, data, texts):
+    assert [r.text for r in formats.read_documents([write(tmp_path, "d", data)])] == texts
+
+
+def test_pairs_auto_format_reads_the_first_line(tmp_path):
+    # a TSV line that opens with [ is TSV; JSON that fails to parse says how to read it as TSV
+    assert list(formats.read_pairs([write(tmp_path, "p", "[citation needed]\tdoc\n")])) == [
+        formats.PairRecord("[citation needed]", "doc")]  # fmt: skip
+    with pytest.raises(InputError, match=r"/p:1: malformed JSON \(.*\) \(use input_format tsv for query<TAB>"
+                                         r"document lines\)$") as caught:  # fmt: skip
+        list(formats.read_pairs([write(tmp_path, "p", "{oops\tdoc\n")]))
+    assert caught.value.params == ("input_format",)
+    with pytest.raises(InputError, match=r"/p:1: malformed JSON \([^)]*\)$"):  # no hint where the format was given
+        list(formats.read_pairs([write(tmp_path, "p", "{oops\n")], input_format="jsonl"))
+
+
+def test_id_fields():
+    ids = ["id", "ID", "Id", "qid", "docid", "pid", "doc_id", "query_id", "_id", "docId", "passageID", "corpus-id"]
+    others = ["valid", "paid", "VALID", "squid", "text", "idea", "identity", "i"]
+    assert [k for k in ids + others if formats.is_id_field(k)] == ids
 
 
 def test_invalid_utf8_names_line_and_byte(tmp_path):
@@ -77,6 +129,10 @@ def test_documents_in_every_format(tmp_path):
 def test_document_field_mapping_and_forced_format(tmp_path):
     f = write(tmp_path, "d.jsonl", '{"_id": "x", "body": "B"}\n')
     assert list(formats.read_documents([f], text_field="body", id_field="_id")) == [formats.DocRecord("B", "x")]
+    # the default id field takes BEIR's _id where there is no id
+    beir = write(tmp_path, "corpus.jsonl", '{"_id": "x", "text": "A"}\n{"_id": "y", "id": 3, "text": "B"}\n')
+    assert list(formats.read_documents([beir])) == [formats.DocRecord("A", "x"), formats.DocRecord("B", 3)]
+    assert list(formats.read_documents([beir], id_field="doc")) == [formats.DocRecord("A"), formats.DocRecord("B")]
     with pytest.raises(InputError, match='d.jsonl:1: missing field "text"'):
         list(formats.read_documents([f]))
     assert list(formats.read_documents([f], input_format="text")) == [formats.DocRecord('{"_id": "x", "body": "B"}')]
@@ -113,7 +169,7 @@ def written(fmt, *chunks):
     return out.getvalue()
 
 
-def test_writers():
+def test_writers(caplog):
     rows = [{"index": 0, "id": "a", "score": 0.5}, {"index": 1, "score": 0.25, "text": "x\ty\nz"}]
     assert written("jsonl", rows[:1], rows[1:]) == (
         '{"index":0,"id":"a","score":0.5}\n{"index":1,"score":0.25,"text":"x\\ty\\nz"}\n'
@@ -121,6 +177,16 @@ def test_writers():
     # TSV columns are fixed by the first rows written; tabs and newlines in text are escaped
     assert written("tsv", rows) == "index\tid\tscore\ttext\n0\ta\t0.5\t\n1\t\t0.25\tx\\ty\\nz\n"
     assert written("tsv", rows[:1], rows[1:]) == "index\tid\tscore\n0\ta\t0.5\n1\t\t0.25\n"
+    # a field that first comes after the header is left out, with one warning
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="qrr"):
+        assert written("tsv", rows[:1], rows[1:], [{"index": 2, "qid": 1, "score": 0.5, "text": "t"}]) == (
+            "index\tid\tscore\n0\ta\t0.5\n1\t\t0.25\n2\t\t0.5\n"
+        )
+    (record,) = caplog.records
+    assert record.getMessage() == ("result 2 has a field the TSV header (from the first results) lacks: text; it is "
+                                   "left out, here and after (fmt jsonl keeps every field)")  # fmt: skip
+    assert record.params == ("fmt",) and "{fmt} jsonl" in record.template
     # a JSON array streamed one element per line is still one JSON document
     assert json.loads(written("json", rows[:1], [], rows[1:])) == rows
     assert json.loads(written("json")) == []

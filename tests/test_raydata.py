@@ -172,7 +172,7 @@ def test_what_cannot_run_is_one_line(cli, tiny_model, tmp_path):
     path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS[:5])
     cases = (
         (("nope.jsonl", "--ray", "-o", str(tmp_path / "a")), 2, "error: nope.jsonl: no such file or folder"),
-        ((path, "--ray", "-o", str(tmp_path / "b"), "-m", str(tmp_path / "no-model")), 1,
+        ((path, "--ray", "-o", str(tmp_path / "b"), "-m", str(tmp_path / "no-model")), 2,
          f"error: --model {tmp_path / 'no-model'}: no such folder"),
         ((path, "--ray", "-o", str(tmp_path / "c"), "--gpus-per-worker", "1"), 2,
          "error: --workers 1 x --gpus-per-worker 1 GPUs: the Ray cluster has 0"),

@@ -253,6 +253,8 @@ def test_bad_pairs(reranker, pairs, message):
 def test_bad_arguments_name_the_parameter(reranker, tiny_model):
     with pytest.raises(InputError, match="^top_k must be at least 1, not 0$"):
         reranker.rank("q", ["d"], top_k=0)
+    with pytest.raises(InputError, match=r"^documents must be an iterable of strings, not one string \(put it in"):
+        reranker.rank("q", "one document")  # not its characters, one by one
     with pytest.raises(InputError, match="^ids: more ids than documents$"):
         reranker.rank("q", ["d"], ids=[1, 2])
     with pytest.raises(InputError, match="^ids: fewer ids than documents$"):

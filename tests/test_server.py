@@ -180,6 +180,9 @@ def test_qrr_rank_through_the_server_equals_qrr_rank(tiny_server, cli, tiny_mode
     close([r["score"] for r in rows], [r["score"] for r in want])
     monkeypatch.setenv("QRR_SERVER", tiny_server.url)
     assert cli("rank", "-q", QUERY, "-k", "3", input=data, model=False).stdout == remote.stdout
+    # host:port, as curl takes it, means http://host:port
+    bare = tiny_server.url.removeprefix("http://")
+    assert cli("rank", "-q", QUERY, "-k", "3", "--server", bare, input=data, model=False).stdout == remote.stdout
     # a model named on the command line wins over $QRR_SERVER; with --server itself, it is an error
     assert cli("rank", "-q", QUERY, "-k", "3", input=data, model=tiny_model).stdout == local.stdout
     refused = cli("rank", "-q", QUERY, "--device", "cpu", "--server", tiny_server.url, input=data, model=False)

@@ -165,7 +165,7 @@ FilesArg = Annotated[
 # on Ray: qrr score --ray and qrr rerank --ray
 RAY_PANEL = "Ray (a cluster, or a local instance)"
 RayOpt = Annotated[
-    bool, typer.Option("--ray", rich_help_panel=RAY_PANEL, help="Score on Ray Data actors (pip install 'qrr[ray]').")
+    bool, typer.Option("--ray", rich_help_panel=RAY_PANEL, help="Score on Ray Data actors (pip install 'qrr\\[ray]').")
 ]
 RayAddressOpt = Annotated[
     str | None,
@@ -449,4 +449,5 @@ def prepare_logging(verbose: bool) -> None:
 
     if not verbose:
         transformers.logging.set_verbosity_error()
+    if not verbose or not stderr.is_terminal:  # bars only on a terminal, as qrr's own
         transformers.logging.disable_progress_bar()

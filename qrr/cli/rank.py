@@ -54,14 +54,17 @@ def rank(
             "--input-format",
             case_sensitive=False,
             rich_help_panel="Input",
-            help='auto: JSON when the input starts with {, [ or ", else text.',
+            help='auto: JSON when the first line is JSON (an object, an array, a "string"), else text.',
         ),
     ] = DocFormat.auto,  # fmt: skip
     text_field: Annotated[
         str, typer.Option("--text-field", help="JSON field holding the document text.", rich_help_panel="Input")
     ] = "text",
     id_field: Annotated[
-        str, typer.Option("--id-field", help="JSON field holding the document id.", rich_help_panel="Input")
+        str,
+        typer.Option(
+            "--id-field", help="JSON field holding the document id (id: also BEIR's _id).", rich_help_panel="Input"
+        ),
     ] = "id",
     on_error: OnErrorOpt = OnError.fail,
     instruction: InstructionOpt = None,
@@ -136,4 +139,7 @@ def rank(
     out = writer(fmt, previews=("text",))
     out.write(formats.rank_rows(ranked, with_text))
     out.close()
+    if given(ctx, "id_field") and all(r.get("id") is None for r in ranked):
+        stderr.print(f'warning: no result has an id; is "{id_field}" the field that holds them? (--id-field)',
+                     style="yellow", highlight=False, markup=False)  # fmt: skip
     report(ranked.stats, reranker.max_length, verbose, skipped)

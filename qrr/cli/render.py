@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 
-from qrr.cli.base import stderr
+from qrr.cli.base import flag, stderr
 from qrr.errors import InputError
 
 
@@ -201,7 +201,7 @@ class Skipped:
     def __call__(self, error: InputError) -> None:
         self.count += 1
         if len(self.messages) < self.shown:
-            self.messages.append(str(error))
+            self.messages.append(error.naming(flag))
 
     def report(self) -> None:
         if not self.count:

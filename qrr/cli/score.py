@@ -60,7 +60,7 @@ def score(
             "--input-format",
             case_sensitive=False,
             rich_help_panel="Input",
-            help="auto: JSON when the input starts with { or [, else TSV.",
+            help="auto: JSON when the first line is JSON (an object, an array), else TSV.",
         ),
     ] = PairFormat.auto,  # fmt: skip
     on_error: OnErrorOpt = OnError.fail,
@@ -109,7 +109,8 @@ def score(
 
     [dim]Examples:[/]
       qrr score pairs.jsonl
-      cat pairs.tsv | qrr score --format tsv
+      cat pairs.tsv | qrr score
+      qrr score pairs.jsonl -f tsv > scores.tsv
       qrr score -q "capital of China?" -d "Beijing is the capital." -d "Paris is in France."
       qrr score --ray s3://bucket/pairs/ --output s3://bucket/scored/ --workers 8 -m 4b
     """

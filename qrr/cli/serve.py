@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -93,6 +94,11 @@ def serve(
     except ImportError as exc:
         raise QrrError(f"qrr serve needs the server extra: pip install 'qrr[serve]' ({exc.name} is missing)") from None
 
+    from qrr import models
+
+    name = model or models.default_model()
+    if not models.registered(name) and (Path(name).expanduser().is_dir() or models.repo_id(name) is None):
+        models.resolve(name, offline=True)  # a wrong folder fails before the port is taken; a hub id may download
     sock = server.bind(host, port)  # before the model loads: a port in use fails at once
     where = sock.getsockname()
     url = f"http://{where[0] if ':' not in where[0] else f'[{where[0]}]'}:{where[1]}"

@@ -7,6 +7,7 @@ Readers raise ``InputError`` naming the source and line. Nothing here imports to
 from __future__ import annotations
 
 import gzip
+import logging
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from typing import Any
 import orjson
 
 from qrr.errors import InputError
+
+log = logging.getLogger("qrr")
 
 STDIN = "-"
 PAIR_FORMATS = ("auto", "jsonl", "json", "tsv")
@@ -42,9 +45,17 @@ class DocRecord:
     id: Any = None
 
 
+# Ids by name; other names count as ids where they end in "_id" (doc_id, _id) or "Id"/"ID" (docId, passageID)
+ID_NAMES = {"id", "qid", "pid", "did", "docid", "queryid", "passageid", "corpusid"}
+
+
 def is_id_field(key: str) -> bool:
-    """``id`` and names ending in ``id`` (``qid``, ``docid``, ``doc_id``) are carried into the output."""
-    return key.lower().endswith("id")
+    """Whether a field of an input record is an id, carried into the output: ``id``, ``qid``, ``docid``, ``pid``,
+    names ending in ``_id`` (``doc_id``, BEIR's ``_id``) and camel-case ones ending in ``Id`` or ``ID``
+    (``docId``); not ``valid`` or ``paid``."""
+    if key.lower() in ID_NAMES or key.lower().endswith(("_id", "-id")):
+        return True
+    return len(key) > 2 and key[-2:] in ("Id", "ID") and key[-3].islower()
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -104,14 +115,37 @@ def decode_lines(stream: Iterable[bytes], name: str) -> Iterator[Line]:
         yield number, text.rstrip("\n").removesuffix("\r")
 
 
-def _sniff(lines: Iterator[Line]) -> tuple[str, list[Line]]:
-    """The first good non-blank line's leading character, and the lines read to find it (to replay)."""
+def _sniff(lines: Iterator[Line], plain: str) -> tuple[str, list[Line]]:
+    """The format that the first good non-blank line says, ``plain`` where it is no JSON, and the lines read to
+    find it (to replay).
+
+    A line opening with ``{`` is JSON lines even where it is malformed (the reader then says so). One opening with
+    ``[`` is a JSON array where an element or the end follows, and one opening with ``"`` a JSON string line where
+    it parses: prose such as ``"Gravity," she said`` or ``[1] Newton`` is plain."""
     seen = []
     for number, text in lines:
         seen.append((number, text))
         if isinstance(text, str) and text.strip():
-            return text.lstrip()[0], seen
-    return "", seen
+            return _guess(text.strip(), plain), seen
+    return plain, seen
+
+
+def _guess(line: str, plain: str) -> str:
+    if line.startswith("{"):
+        return "jsonl"
+    if line.startswith("[") and (line[1:].lstrip()[:1] in ("", "{", '"', "]") or _parses(line)):
+        return "json"
+    if line.startswith('"') and plain == "text" and isinstance(_parses(line), str):
+        return "jsonl"
+    return plain
+
+
+def _parses(line: str):
+    """The JSON value of ``line``, or ``None`` where it is none."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _replay(seen, lines) -> Iterator[Line]:
@@ -185,7 +219,8 @@ def read_pairs(
     sources: Iterable[str], input_format: str = "auto", on_error: Callable[[InputError], None] | None = None
 ) -> Iterator[PairRecord]:
     """Pairs from JSONL objects (``query``, ``document``, optional ``instruction`` and id fields), a JSON
-    array of such objects, or TSV ``query<TAB>document`` lines. ``auto`` picks by the first character.
+    array of such objects, or TSV ``query<TAB>document`` lines (a first line naming the columns,
+    ``query<TAB>document``, is a header). ``auto`` picks by the first line.
 
     Lazy: records come as lines are read. A bad line raises ``InputError``, or with ``on_error`` is handed to
     it and skipped."""
@@ -208,15 +243,15 @@ def parse_pairs(lines: Iterable[Line], source: str, input_format: str = "auto") 
     """The pairs of one source's lines (from ``read_lines`` or ``decode_lines``), each bad one as the
     ``InputError`` that says what is wrong, in its place."""
     lines = iter(lines)
-    kind = _format(input_format, PAIR_FORMATS)
+    fmt = kind = _format(input_format, PAIR_FORMATS)
     if kind == "auto":
-        first, seen = _sniff(lines)
-        kind = {"{": "jsonl", "[": "json"}.get(first, "tsv")
+        kind, seen = _sniff(lines, "tsv")
         lines = _replay(seen, lines)
     if kind == "tsv":
         yield from _tsv_pairs(source, lines)
         return
-    for where, record in _json_records(source, lines, kind):
+    hint = " (use {input_format} tsv for query<TAB>document lines)" if fmt == "auto" else ""
+    for where, record in _json_records(source, lines, kind, hint):
         if isinstance(record, InputError):
             yield record
         elif not isinstance(record, dict):
@@ -235,17 +270,27 @@ def parse_pairs(lines: Iterable[Line], source: str, input_format: str = "auto") 
                 yield exc
 
 
+# A header line that names the columns, skipped where it comes first
+HEADERS = {f"query\t{name}" for name in ("document", "doc", "passage", "text")}
+
+
 def _tsv_pairs(source: str, lines):
+    first = True
     for number, text in lines:
         if isinstance(text, InputError):
             yield text
+            first = False
         elif not text.strip():
             continue
-        elif "\t" not in text:
-            yield InputError(f"{label(source)}:{number}: expected query<TAB>document (or a JSON object)")
-        else:
-            query, document = text.split("\t", 1)
+        elif (tabs := text.count("\t")) != 1:
+            where = f"{label(source)}:{number}"
+            yield InputError(f"{where}: {tabs + 1} tab-separated fields; expected query<TAB>document (JSON lines "
+                             "carry documents with tabs)" if tabs else
+                             f"{where}: expected query<TAB>document (or a JSON object)")  # fmt: skip
+        elif not (first and text.lower() in HEADERS):
+            query, document = text.split("\t")
             yield PairRecord(query, document)
+        first = False
 
 
 def read_documents(
@@ -256,7 +301,8 @@ def read_documents(
     on_error: Callable[[InputError], None] | None = None,
 ) -> Iterator[DocRecord]:
     """Documents from JSONL (objects with ``text_field`` and optional ``id_field``, or JSON strings), a JSON
-    array of either, or plain text with one document per line. ``auto`` picks by the first character.
+    array of either, or plain text with one document per line. ``auto`` picks by the first line. An ``id_field``
+    of ``id`` takes BEIR's ``_id`` where a record has no ``id``.
 
     Lazy, and bad lines are handled as in ``read_pairs``."""
     return _checked(_documents(sources, _format(input_format, DOC_FORMATS), text_field, id_field), on_error)
@@ -267,8 +313,7 @@ def _documents(sources, fmt, text_field, id_field):
         lines = read_lines(source)
         kind = fmt
         if fmt == "auto":
-            first, seen = _sniff(lines)
-            kind = {"{": "jsonl", '"': "jsonl", "[": "json"}.get(first, "text")
+            kind, seen = _sniff(lines, "text")
             lines = _replay(seen, lines)
         if kind == "text":
             for _, text in lines:
@@ -282,8 +327,11 @@ def _documents(sources, fmt, text_field, id_field):
             if isinstance(record, InputError | str):
                 yield record if isinstance(record, InputError) else DocRecord(record)
             elif isinstance(record, dict):
+                ident = record.get(id_field)
+                if ident is None and id_field == "id":  # a BEIR corpus's documents
+                    ident = record.get("_id")
                 try:
-                    yield DocRecord(_string(record, text_field, where), record.get(id_field))
+                    yield DocRecord(_string(record, text_field, where), ident)
                 except InputError as exc:
                     yield exc
             else:
@@ -325,7 +373,10 @@ def _tsv_cell(value) -> str:
 class RowWriter:
     """Writes result rows as JSON lines, a JSON array or TSV as they come: each ``write`` ends in complete,
     flushed lines (a JSON array one element per line), so a reader downstream or an interrupt never sees half a
-    result. ``close`` ends a JSON array."""
+    result. ``close`` ends a JSON array.
+
+    TSV columns are those of the first rows written; a field that first comes later is left out, with a warning
+    (logged once, to the ``qrr`` logger)."""
 
     def __init__(self, fmt: str, out=None):
         if fmt not in ROW_FORMATS:
@@ -334,6 +385,7 @@ class RowWriter:
         self.out = out
         self.columns: list[str] | None = None  # TSV: fixed by the first rows
         self.count = 0
+        self.left_out: set[str] = set()
 
     def write(self, rows: list[dict]) -> None:
         out = self.out or sys.stdout
@@ -346,11 +398,22 @@ class RowWriter:
                 self.columns = list(dict.fromkeys(k for row in rows for k in row))
                 out.write("\t".join(self.columns) + "\n")
             for row in rows:
+                self.count += 1
+                if not self.left_out and not row.keys() <= set(self.columns):
+                    self._leave_out(row)
                 out.write("\t".join(_tsv_cell(row.get(c)) for c in self.columns) + "\n")
         else:
             for row in rows:
                 out.write(orjson.dumps(row).decode() + "\n")
         out.flush()
+
+    def _leave_out(self, row: dict) -> None:
+        self.left_out = set(row) - set(self.columns)
+        names = ", ".join(k for k in row if k in self.left_out)
+        said = (f"result {self.count} has a field the TSV header (from the first results) lacks: {names}; "
+                "it is left out, here and after ({fmt} jsonl keeps every field)")  # fmt: skip
+        # the template and params let a front end say its own name for fmt
+        log.warning(said.replace("{fmt}", "fmt"), extra={"template": said, "params": ("fmt",)})
 
     def close(self) -> None:
         if self.fmt == "json":

@@ -47,14 +47,14 @@ def _fields(lines, name: str, on_error: OnError) -> Iterator[tuple[str, list[str
 
 def read_run(source: str, on_error: OnError = None) -> Run:
     """A run: a TREC run file, or JSON lines with ``qid``, ``docid`` and ``score`` (qrr's own ``--format
-    jsonl``), told apart by the first character; ``-`` reads stdin and a ``.gz`` file is read compressed.
+    jsonl``), told apart by the first line; ``-`` reads stdin and a ``.gz`` file is read compressed.
     Queries keep the order in which they first appear. A malformed line, a score that is not a number and a
     docid listed twice for one query are errors (with ``on_error``: handed over and skipped, the first listing
     kept)."""
     lines = read_lines(source)
-    first, seen = _sniff(lines)
+    kind, seen = _sniff(lines, "trec")
     lines = _replay(seen, lines)
-    entries = _jsonl_run(source, lines, on_error) if first == "{" else _trec_run(lines, label(source), on_error)
+    entries = _jsonl_run(source, lines, on_error) if kind == "jsonl" else _trec_run(lines, label(source), on_error)
     run: Run = {}
     for where, qid, docid, score in entries:
         _add(run, qid, docid, score, f"{where}: document {docid} is listed twice for query {qid}", on_error)
@@ -183,11 +183,12 @@ def read_corpus(source: str, keep: set[str] | None = None, on_error: OnError = N
 
 def read_queries(source: str, on_error: OnError = None) -> dict[str, str]:
     """Queries as ``{qid: text}``: BEIR's JSONL (``_id``, ``text``) or TSV lines ``qid<TAB>text`` (MS MARCO),
-    told apart by the first character. A query id given twice is an error."""
+    told apart by the first line. A query id given twice is an error."""
     lines = read_lines(source)
-    first, seen = _sniff(lines)
+    kind, seen = _sniff(lines, "tsv")
     lines = _replay(seen, lines)
-    records = _json_objects(source, lines, on_error) if first == "{" else _tsv_queries(lines, label(source), on_error)
+    jsonl = kind == "jsonl"
+    records = _json_objects(source, lines, on_error) if jsonl else _tsv_queries(lines, label(source), on_error)
     queries: dict[str, str] = {}
     for where, record in records:
         try:

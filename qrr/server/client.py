@@ -19,10 +19,12 @@ API_KEY_ENV = "QRR_API_KEY"
 
 
 class RemoteReranker:
-    """Ranks through the ``/rerank`` endpoint of the server at ``url`` (``api_key``: default ``$QRR_API_KEY``)."""
+    """Ranks through the ``/rerank`` endpoint of the server at ``url`` (``host:port`` means ``http://host:port``;
+    ``api_key``: default ``$QRR_API_KEY``)."""
 
     def __init__(self, url: str, api_key: str | None = None, timeout: float = 3600.0, instruction: str | None = None):
-        self.url = url.rstrip("/")
+        url = url.strip()
+        self.url = (url if "://" in url else "http://" + url).rstrip("/")
         self.api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         self.timeout = timeout
         self.instruction = instruction
