@@ -200,6 +200,27 @@ def test_qrr_rank_sends_what_the_server_takes(tiny_server, cli, tiny_model):
     close([r["score"] for r in rows], [r["score"] for r in want])
 
 
+def test_qrr_score_through_the_server_equals_qrr_score(tiny_server, cli, tiny_model):
+    # 130 pairs, runs of three instructions (one the default): the server takes 50 a request
+    tasks = {n: ["Judge", "Find it"][n // 40 % 2] for n in range(60, 130)}  # the first 60 need two requests
+    pairs = [{"id": n, "query": f"query {n % 7}", "document": f"document {n} " + "word " * (n % 30),
+              **({"instruction": tasks[n]} if n in tasks else {})} for n in range(130)]  # fmt: skip
+    data = "".join(json.dumps(p) + "\n" for p in pairs)
+    remote = cli("score", "--server", tiny_server.url, "-i", "Default task", input=data, model=False)
+    local = cli("score", "-i", "Default task", input=data, model=tiny_model)
+    assert remote.exit_code == 0 and remote.stderr == "", remote.output
+    rows, want = [json.loads(x) for x in remote.stdout.splitlines()], [json.loads(x) for x in local.stdout.splitlines()]
+    assert [(r["index"], r["id"]) for r in rows] == [(r["index"], r["id"]) for r in want] == list(
+        zip(range(130), range(130), strict=True))  # fmt: skip
+    close([r["score"] for r in rows], [r["score"] for r in want])
+    # as with rank: model options clash with --server itself; --ray reads files, not a server
+    refused = cli("score", "--server", tiny_server.url, "--dtype", "fp32", input=data, model=False)
+    assert refused.exit_code == 2 and refused.stderr == "error: --dtype: not with --server, whose model scores\n"
+    refused = cli("score", "x.jsonl", "--ray", "-o", "out", "--server", tiny_server.url, model=False)
+    assert refused.exit_code == 2
+    assert refused.stderr == "error: --server: not with --ray, which reads FILEs and writes --output shards\n"
+
+
 def test_qrr_rank_with_no_server_there(cli):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

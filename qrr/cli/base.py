@@ -140,6 +140,11 @@ OfflineOpt = Annotated[
     typer.Option("--offline", help="Never download; use only local folders and the cache (also HF_HUB_OFFLINE=1).",
                  rich_help_panel="Model"),
 ]  # fmt: skip
+ServerOpt = Annotated[
+    str | None,
+    typer.Option("--server", envvar="QRR_SERVER", show_envvar=True, rich_help_panel="Model",
+                 help="Score on a running qrr serve at this URL instead of loading a model (API key: $QRR_API_KEY)."),
+]  # fmt: skip
 InstructionOpt = Annotated[
     str | None,
     typer.Option("--instruction", "-i", help=f"Task instruction. [dim]\\[default: {QWEN3.default_instruction}][/]"),
@@ -372,6 +377,29 @@ def input_sources(files: list[str] | None, have_inline: bool) -> list[str]:
 
 def stdin_is_terminal() -> bool:
     return sys.stdin is None or sys.stdin.isatty()
+
+
+# The options that say how to load a model, which a --server's model makes moot
+MODEL_OPTIONS = ("model", "device", "dtype", "max_length", "batch_tokens", "recipe", "compile", "offline")
+
+
+def chosen_server(ctx: typer.Context, server: str | None) -> str | None:
+    """The server to score on (``--server`` or ``$QRR_SERVER``), or ``None`` for a model loaded here. Model options
+    on the command line win over ``$QRR_SERVER``; beside ``--server`` itself they are an error."""
+    clashing = given(ctx, *MODEL_OPTIONS) if server is not None else []
+    if clashing and given(ctx, "server"):
+        raise InputError(f"{', '.join(clashing)}: not with --server, whose model scores")
+    return None if clashing else server
+
+
+def remote_or_local(server: str | None, instruction: str | None, verbose: bool, **options):
+    """A ``RemoteReranker`` on ``server`` (from ``chosen_server``), or where it is ``None`` a model loaded here
+    (``options``: the rest of ``load_reranker``'s parameters)."""
+    if server is not None:
+        from qrr.server.client import RemoteReranker
+
+        return RemoteReranker(server, instruction=instruction)
+    return load_reranker(instruction=instruction, verbose=verbose, **options)
 
 
 def load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe,

@@ -24,16 +24,17 @@ from qrr.cli.base import (
     OnErrorOpt,
     RecipeName,
     RecipeOpt,
+    ServerOpt,
     VerboseOpt,
+    chosen_server,
     command,
     given,
     input_sources,
-    load_reranker,
     output_format,
+    remote_or_local,
     stderr,
 )
 from qrr.cli.render import progress, report, skipping, writer
-from qrr.errors import InputError
 from qrr.family import DEFAULT_MAX_LENGTH
 
 
@@ -77,16 +78,7 @@ def rank(
     recipe: RecipeOpt = RecipeName.transformers,
     compile: CompileOpt = False,
     offline: OfflineOpt = False,
-    server: Annotated[
-        str | None,
-        typer.Option(
-            "--server",
-            envvar="QRR_SERVER",
-            show_envvar=True,
-            rich_help_panel="Model",
-            help="Rank on a running qrr serve at this URL instead of loading a model (API key: $QRR_API_KEY).",
-        ),
-    ] = None,  # fmt: skip
+    server: ServerOpt = None,
     verbose: VerboseOpt = False,
     ctx: typer.Context = None,
 ) -> None:
@@ -106,12 +98,7 @@ def rank(
     from qrr.reranker import Stats
 
     fmt = output_format(fmt)
-    if server is not None:
-        clashing = given(ctx, "model", "device", "dtype", "max_length", "batch_tokens", "recipe", "compile", "offline")
-        if clashing and not given(ctx, "server"):
-            server = None  # model options on the command line win over $QRR_SERVER
-        elif clashing:
-            raise InputError(f"{', '.join(clashing)}: not with --server, whose model scores")
+    server = chosen_server(ctx, server)
     skipped = skipping(on_error)
     inline = [formats.DocRecord(d) for d in documents or []]
     sources = input_sources(files, bool(inline))
@@ -124,14 +111,9 @@ def rank(
         if verbose:
             stderr.print("no documents in the input")
         return
-    if server is not None:
-        from qrr.server.client import RemoteReranker
-
-        reranker = RemoteReranker(server, instruction=instruction)
-    else:
-        reranker = load_reranker(
-            model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe, compile
-        )
+    reranker = remote_or_local(server, instruction, verbose, model=model, device=device, dtype=dtype,
+                               max_length=max_length, batch_tokens=batch_tokens, offline=offline, recipe=recipe,
+                               compile=compile)  # fmt: skip
     with_text = with_text or fmt == "table"  # a table shows the start of each text
     with progress(None, "ranking") as advance:
         ranked = pipelines.rank_records(reranker, query, itertools.chain([first], docs), top_k=top_k,

@@ -28,14 +28,16 @@ from qrr.cli.base import (
     RayOpt,
     RecipeName,
     RecipeOpt,
+    ServerOpt,
     ShardFormat,
     VerboseOpt,
     WorkersOpt,
+    chosen_server,
     command,
     given,
     input_sources,
-    load_reranker,
     ray_only,
+    remote_or_local,
     start_ray,
     stderr,
 )
@@ -74,6 +76,7 @@ def score(
     recipe: RecipeOpt = RecipeName.transformers,
     compile: CompileOpt = False,
     offline: OfflineOpt = False,
+    server: ServerOpt = None,
     ray: RayOpt = False,
     output: Annotated[
         str | None,
@@ -112,6 +115,7 @@ def score(
       cat pairs.tsv | qrr score
       qrr score pairs.jsonl -f tsv > scores.tsv
       qrr score -q "capital of China?" -d "Beijing is the capital." -d "Paris is in France."
+      qrr score --server http://localhost:8000 pairs.jsonl
       qrr score --ray s3://bucket/pairs/ --output s3://bucket/scored/ --workers 8 -m 4b
     """
     from qrr import formats, pipelines
@@ -119,7 +123,7 @@ def score(
 
     ray_only(ctx, ray, "output", "output_format", "workers", "gpus_per_worker", "ray_address")
     if ray:
-        clashing = given(ctx, "fmt", "query", "documents")
+        clashing = given(ctx, "fmt", "query", "documents", "server")
         if clashing:
             raise InputError(f"{', '.join(clashing)}: not with --ray, which reads FILEs and writes --output shards")
         _score_on_ray(files, input_format, on_error, output, output_format, workers, gpus_per_worker, ray_address,
@@ -128,6 +132,7 @@ def score(
                       offline=offline or None)  # fmt: skip
         return
     fmt = output_format_of(fmt)
+    server = chosen_server(ctx, server)
     skipped = skipping(on_error)
     if documents and query is None:
         raise InputError("-d/--document needs -q/--query")
@@ -144,9 +149,9 @@ def score(
         if verbose:
             stderr.print("no pairs in the input")
         return
-    reranker = load_reranker(
-        model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe, compile
-    )
+    reranker = remote_or_local(server, instruction, verbose, model=model, device=device, dtype=dtype,
+                               max_length=max_length, batch_tokens=batch_tokens, offline=offline, recipe=recipe,
+                               compile=compile)  # fmt: skip
     out = writer(fmt, previews=("query", "document"))
     total = Stats()
     with progress(None, "scoring") as advance:

@@ -3,6 +3,7 @@ model loaded once in the server. Standard library HTTP only, so the client needs
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 import urllib.error
@@ -19,8 +20,8 @@ API_KEY_ENV = "QRR_API_KEY"
 
 
 class RemoteReranker:
-    """Ranks through the ``/rerank`` endpoint of the server at ``url`` (``host:port`` means ``http://host:port``;
-    ``api_key``: default ``$QRR_API_KEY``)."""
+    """Ranks and scores through the ``/rerank`` and ``/score`` endpoints of the server at ``url`` (``host:port``
+    means ``http://host:port``; ``api_key``: default ``$QRR_API_KEY``)."""
 
     def __init__(self, url: str, api_key: str | None = None, timeout: float = 3600.0, instruction: str | None = None):
         url = url.strip()
@@ -83,19 +84,40 @@ class RemoteReranker:
 
         return rank_chunks(score, documents, top_k, return_documents, ids)
 
-    def _requests(self, head: dict, documents: list[str]):
-        """``documents`` in parts the server takes: at most its ``max_documents`` a request, and bodies within
-        its ``max_request_bytes``."""
+    def score(self, pairs, progress=None) -> Results:
+        """As ``Reranker.score``: p(yes) for each ``(query, document)`` or ``(query, document, instruction)``, in
+        input order, with the call's ``stats``; pairs of one instruction in a row go in one request (or as many as
+        the server takes)."""
+        began = time.perf_counter()
+        results = Results()
+        triples = [(q, d, rest[0] if rest and rest[0] is not None else self.instruction) for q, d, *rest in pairs]
+        for instruction, run in itertools.groupby(triples, key=lambda t: t[2]):
+            head = {} if instruction is None else {"instruction": instruction}
+            for part in self._requests(head, [(q, d) for q, d, _ in run]):
+                body = {**head, "text_1": [q for q, _ in part], "text_2": [d for _, d in part]}
+                answer = self._call("POST", "/score", body)
+                results += [item["score"] for item in sorted(answer["data"], key=lambda item: item["index"])]
+                usage = answer.get("usage", {})
+                results.stats += Stats(pairs=len(part), tokens=usage.get("total_tokens", 0),
+                                       truncated=usage.get("truncated_documents", 0))  # fmt: skip
+                if progress is not None:
+                    progress(len(part))
+        results.stats.seconds = time.perf_counter() - began
+        return results
+
+    def _requests(self, head: dict, items: list):
+        """``items`` (documents, or pairs) in parts the server takes: at most its ``max_documents`` a request, and
+        bodies within its ``max_request_bytes``."""
         most = self._card.get("max_documents", 1000)
         room = self._card.get("max_request_bytes", 10_000_000) - len(orjson.dumps(head)) - 64
-        part: list[str] = []
+        part: list = []
         size = 0
-        for document in documents:
-            length = len(orjson.dumps(document)) + 1
+        for item in items:
+            length = len(orjson.dumps(item)) + 1
             if part and (len(part) == most or size + length > room):
                 yield part
                 part, size = [], 0
-            part.append(document)
+            part.append(item)
             size += length
         if part:
             yield part
