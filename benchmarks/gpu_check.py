@@ -1,7 +1,7 @@
 """The GPU check: one prepared run that builds the random 0.6B, 4B and 8B on a CUDA device (nothing downloaded),
 checks qrr's fp32 and bf16 scores against the model card's recipe on the same weights, and times qrr (packed and
-padded batches, shared prefix on and off, fused RMSNorms on and off, and last the 0.6B compiled), sentence-transformers'
-CrossEncoder and the recipe, side by side.
+padded batches, shared prefix on and off, fused RMSNorms on and off, many small groups pooled or not, and last the 0.6B
+compiled), sentence-transformers' CrossEncoder and the recipe, side by side.
 
     benchmarks/gpu_check.sh [--out FILE]          # on a CUDA machine, under 8 minutes on one H100 (the compile
                                                   # step, last, may need more: --no-compile skips it)
@@ -36,9 +36,10 @@ def plan(dry_run: bool) -> dict:
     """What to run: the sizes, the check's documents, and the timed workloads (documents x tokens)."""
     if dry_run:
         return {"sizes": {"tiny": TINY}, "check_docs": (8, 8, 40), "target": (24, 32), "varied": (24, 8, 40),
-                "repeat": 1, "crossencoder_batches": (8,), "recipe_chunk": 8}  # fmt: skip
+                "groups": (6, 4, 8, 40), "repeat": 1, "crossencoder_batches": (8,), "recipe_chunk": 8}  # fmt: skip
     return {"sizes": {"0.6b": {}, "4b": {}, "8b": {}}, "check_docs": (32, 64, 480), "target": (1000, 512),
-            "varied": (1000, 80, 350), "repeat": 3, "crossencoder_batches": (32, 128), "recipe_chunk": 32}  # fmt: skip
+            "varied": (1000, 80, 350), "groups": (64, 8, 60, 120), "repeat": 3, "crossencoder_batches": (32, 128),
+            "recipe_chunk": 32}  # fmt: skip
 
 
 def timed(fn, repeat: int, sync, warm=None) -> tuple[float, object]:
@@ -207,6 +208,8 @@ def main() -> None:
             reranker.engine.use_packed(attention.kernel_available(device, bf16) and "packed_error" not in check)
             if size in ("0.6b", "tiny") and workload == "target":
                 compare_peers(size, causal, tokenizer, reranker, q, docs, todo, device, sync, record, tokenizer_dir)
+        if smallest and "packed_error" not in check:
+            pooled_groups(size, reranker, tokenizer, todo, sync, record)
         del reranker, causal
         gc.collect()
         if device.type == "cuda":
@@ -219,6 +222,30 @@ def main() -> None:
     summarize(report)
     out_path.write_text(json.dumps(report, indent=1))
     print(f"wrote {out_path}", file=sys.stderr)
+
+
+def pooled_groups(size, reranker, tokenizer, todo, sync, record) -> None:
+    """Many small groups in one call, as a server's requests come (64 queries of 8 passages each): packed batches
+    pooling the groups (the CUDA default) against one group a batch, and their scores' largest difference."""
+    from workloads import make_documents
+
+    queries, per, low, high = todo["groups"]
+    docs = make_documents(tokenizer, queries * per, low, high, seed=2)
+    pairs = [(f"question {q}: which of these passages answers it?", docs[q * per + i])
+             for q in range(queries) for i in range(per)]  # fmt: skip
+    engine = reranker.engine
+    packed, default = engine.packed, engine.pool_groups
+    engine.use_packed(True)
+    scores = {}
+    for name, pool in (("pooled", True), ("one-group-a-batch", False)):
+        engine.pool_groups = pool
+        seconds, results = timed(lambda: reranker.score(pairs), todo["repeat"], sync,
+                                 warm=lambda: reranker.score(pairs[: 2 * per]))  # fmt: skip
+        scores[name] = list(results)
+        extra = {"max_abs_diff_vs_pooled": max_diff(scores["pooled"], scores[name])} if name != "pooled" else {}
+        record(size, "groups", f"qrr-{name}", seconds, len(pairs), results.stats, **extra)
+    engine.use_packed(packed)
+    engine.pool_groups = default
 
 
 def compiled_variant(size, reranker, query, docs, todo, sync, record, report) -> None:

@@ -4,8 +4,9 @@ Packed. Padding costs: a padded batch computes every pad's token through every l
 short-passage workloads on a CPU, more on a GPU's larger batches). Packed, a batch is one sequence of all its rows'
 tokens, and attention keeps each row to itself through cumulative offsets (``cu_seq_lens``). On CUDA in half
 precision that is the variable-length flash-attention kernel that torch ships (``torch.nn.attention.varlen``); a
-row may continue a shared prefix: its keys are then the prefix's keys followed by its own, gathered per row, and
-the causal mask is aligned to the end (every row token sees the whole prefix). On a CPU each row gets the CPU flash
+row may continue a shared prefix (one of several, where groups are pooled): its keys are then its prefix's keys
+followed by its own, gathered per row (``qrr_key_index``), and the causal mask is aligned to the end (every row
+token sees the whole prefix). On a CPU each row gets the CPU flash
 kernel's causal attention to itself, and all tokens one unmasked attention to the prefix, merged as below
 (``cpu_rows``). Elsewhere (MPS, CUDA in fp32 or before Ampere) rows are padded by default; packed there (tests
 force it), a reference computes the same thing row by row with SDPA.
@@ -198,7 +199,7 @@ def packed_attention(module, query, key, value, scaling=None, **kwargs):
     import torch
 
     prefix = kwargs.get("qrr_prefix")
-    if query.device.type == "cpu":
+    if query.device.type == "cpu" and "qrr_key_index" not in kwargs:  # one prefix for all rows, if any
         return cpu_rows(module, query, key, value, scaling, kwargs["cu_seq_lens_q"], prefix), None
     q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # (tokens, heads, head_dim)
     cu_q, max_q = kwargs["cu_seq_lens_q"], kwargs["max_length_q"]

@@ -9,7 +9,9 @@ Shared-prefix reuse: sequences of one group (same instruction and query) start w
 longest common prefix of their full token sequences runs once; its key/value cache is shared by every batch of
 the group, which then runs only each row's remaining tokens. Rows are right-padded (so causal attention alone
 keeps pads out of real tokens) and positions are given explicitly, so a row's score depends neither on its
-padding nor on what else is in its batch.
+padding nor on what else is in its batch. Where CUDA's packed kernel runs, groups are pooled: one forward pass runs
+the prefixes of a round of groups, and batches mix their rows, each after its own prefix, so many small groups (a
+server's requests) fill a GPU's batches.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ import contextvars
 import functools
 import gc
 import inspect
+import itertools
 import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from qrr.errors import InputError, OutOfMemoryError, QrrError
 from qrr.family import CAUSAL, SEQ_CLS
@@ -187,6 +191,22 @@ class Engine:
         """Whether running ``shared`` prefix tokens once pays, for rests of ``mean_rest`` tokens."""
         return True
 
+    def rounds(self, parts: list[tuple[int, list[int]]], batch_tokens: int) -> list[list[tuple[int, list[int]]]]:
+        """``plan_groups``'s parts in rounds: a round's prefixes run first (``prefix_caches``), then its rows in
+        batches, which may mix its parts (``mixed_log_odds``). Here one part a round: a batch continues one
+        prefix."""
+        return [[part] for part in parts]
+
+    def prefix_caches(self, prefixes: Sequence[Sequence[int]]) -> list:
+        """``prefix_cache`` of each of a round's prefixes (``None`` for an empty one)."""
+        return [self.prefix_cache(prefix) if prefix else None for prefix in prefixes]
+
+    def mixed_log_odds(self, rows: Sequence[Sequence[int]], caches: Sequence, prefix_lens: Sequence[int]):
+        """``log_odds`` of a batch whose rows continue different prefixes of one round: row ``i`` continues
+        ``caches[i]`` of ``prefix_lens[i]`` tokens (``None``, 0: none). Only engines whose ``rounds`` mix parts
+        are asked."""
+        raise NotImplementedError
+
     def compile(self) -> None:
         """Compile the forward passes (``TransformerEngine``: with ``torch.compile``)."""
         raise InputError("{compile}: this model cannot be compiled (only transformers models can)", "compile")
@@ -219,20 +239,30 @@ class Engine:
 
         scores = [0.0] * len(sequences)
         work = Work()
-        for shared, indices in plan_groups(sequences, groups, self.worth_sharing):
-            prefix = self.prefix_cache(sequences[indices[0]][:shared]) if shared else None
-            rests = [sequences[i][shared:] for i in indices]
-            work.tokens += shared + sum(len(r) for r in rests)
+        parts = plan_groups(sequences, groups, self.worth_sharing)
+        for shared, indices in parts:
+            rests = [len(sequences[i]) - shared for i in indices]
+            work.tokens += shared + sum(rests)
             # causal attention: token at position p attends to p + 1 keys
-            work.attended += shared * (shared + 1) // 2
-            work.attended += sum(len(r) * shared + len(r) * (len(r) + 1) // 2 for r in rests)
+            work.attended += shared * (shared + 1) // 2 + sum(n * shared + n * (n + 1) // 2 for n in rests)
+        for together in self.rounds(parts, min(batch_tokens, self.budget_cap)):
+            caches = self.prefix_caches([sequences[indices[0]][:shared] for shared, indices in together])
+            members = [(i, k) for k, (_, indices) in enumerate(together) for i in indices]  # (sequence, its part)
+            rests = [sequences[i][together[k][0] :] for i, k in members]
             lengths = [len(r) for r in rests]
             queue = deque(self.plan(lengths, min(batch_tokens, self.budget_cap), max_rows))
             while queue:
                 batch = queue.popleft()
                 budget = min(batch_tokens, self.budget_cap)
+                parts_of = [members[j][1] for j in batch]
+                rows = [rests[j] for j in batch]
                 try:
-                    values = torch.sigmoid(self.log_odds([rests[j] for j in batch], prefix, shared)).tolist()
+                    if len(set(parts_of)) == 1:
+                        odds = self.log_odds(rows, caches[parts_of[0]], together[parts_of[0]][0])
+                    else:
+                        odds = self.mixed_log_odds(rows, [caches[k] for k in parts_of],
+                                                   [together[k][0] for k in parts_of])  # fmt: skip
+                    values = torch.sigmoid(odds).tolist()
                 except torch.OutOfMemoryError as exc:
                     if self.device.type != "cuda" or len(batch) == 1:
                         raise OutOfMemoryError(
@@ -254,7 +284,7 @@ class Engine:
                     )
                     continue
                 for j, value in zip(batch, values, strict=True):
-                    scores[indices[j]] = value
+                    scores[members[j][0]] = value
                 if progress is not None:
                     progress(len(batch))
         return scores, work
@@ -302,6 +332,8 @@ class TransformerEngine(Engine):
         self.packed = ours and (default if packed is None else packed)
         # On a CPU, padded rows after a shared prefix attend to it and to themselves apart, merged exactly.
         self.merge_prefix = ours and device.type == "cpu"
+        # Whether packed batches pool groups (None: where the packed kernel runs, see `pooling`)
+        self.pool_groups: bool | None = None
         # On a GPU, transformers' RMSNorm (five elementwise passes in float32) took a quarter of the 0.6B's forward
         # passes; torch's fused one made them 1.34x faster on an H200. On CPUs it gained nothing measurable.
         _fuse_norms(body)
@@ -324,6 +356,44 @@ class TransformerEngine(Engine):
         half precision where torch has the variable-length kernel), or pad them to one width. A model qrr could not
         wrap pads."""
         self.packed = packed and self.attention is not None
+
+    @property
+    def pooling(self) -> bool:
+        """Whether packed batches pool groups (``rounds``): by default where the packed kernel runs (CUDA). There a
+        group of a few short rows (a server's request, say) would fill a small part of a batch; pooled, one forward
+        pass runs a round's prefixes and batches mix its groups' rows. On CPUs a batch of one group is no slower,
+        and its rows attend to one prefix through the CPU's merged attention. ``pool_groups`` overrides it."""
+        return self.packed and (self._kernel if self.pool_groups is None else self.pool_groups)
+
+    def rounds(self, parts: list[tuple[int, list[int]]], batch_tokens: int) -> list[list[tuple[int, list[int]]]]:
+        """Pooling, as many groups a round as their prefixes fit in a quarter of ``batch_tokens`` (the prefixes'
+        keys and values stay for the round); else one a round."""
+        if not self.pooling:
+            return super().rounds(parts, batch_tokens)
+        rounds: list[list[tuple[int, list[int]]]] = []
+        prefix_tokens = 0
+        for part in parts:
+            if not rounds or prefix_tokens + part[0] > max(1, batch_tokens // 4):
+                rounds.append([])
+                prefix_tokens = 0
+            rounds[-1].append(part)
+            prefix_tokens += part[0]
+        return rounds
+
+    def prefix_caches(self, prefixes: Sequence[Sequence[int]]) -> list:
+        """Pooling, all of a round's prefixes in one packed forward pass: each one's place in their keys and
+        values."""
+        if not self.pooling or sum(1 for p in prefixes if p) < 2:
+            return super().prefix_caches(prefixes)
+        ran = [p for p in prefixes if p]
+        pool = self._prefix_pass(ran)
+        offsets = iter(itertools.accumulate([0, *(len(p) for p in ran)]))
+        return [_Pooled(pool, next(offsets)) if p else None for p in prefixes]
+
+    def mixed_log_odds(self, rows: Sequence[Sequence[int]], caches: Sequence, prefix_lens: Sequence[int]):
+        pool = next((c.pool for c in caches if c is not None), None)
+        spans = [(0, 0) if c is None else (c.offset, n) for c, n in zip(caches, prefix_lens, strict=True)]
+        return self._packed_log_odds(rows, pool, spans)
 
     @property
     def _prefix_by_layers(self) -> bool:
@@ -399,6 +469,11 @@ class TransformerEngine(Engine):
     def prefix_cache(self, prefix: Sequence[int]):
         """Run ``prefix`` once; returns what lends its keys and values to batches of any size: every layer's keys
         and values, stacked, for qrr's attention (packed, merged), else a cache that keeps nothing of the batches."""
+        return self._prefix_pass([prefix])
+
+    def _prefix_pass(self, prefixes: Sequence[Sequence[int]]):
+        """``prefix_cache`` of ``prefixes`` laid end to end (several only where packed): their keys and values in
+        that order."""
         import torch
 
         from qrr import attention
@@ -407,11 +482,15 @@ class TransformerEngine(Engine):
         if self._prefix_by_layers:
             self._ours()
         if self.packed:
-            packing = {"cu_seq_lens_q": torch.tensor([0, len(prefix)], dtype=torch.int32, device=self.device),
-                       "max_length_q": len(prefix), "attention_mask": attention.NO_MASKS,
-                       "qrr_kernel": self._kernel}  # fmt: skip
+            lengths = [len(p) for p in prefixes]
+            ends = torch.tensor(lengths).cumsum(0).int()
+            positions = torch.cat([torch.arange(n) for n in lengths]).unsqueeze(0)
+            packing = {"cu_seq_lens_q": torch.cat([torch.zeros(1, dtype=torch.int32), ends]).to(self.device),
+                       "max_length_q": max(lengths), "attention_mask": attention.NO_MASKS, "qrr_kernel": self._kernel,
+                       "position_ids": positions.to(self.device)}  # fmt: skip
+        ids = torch.tensor([[t for p in prefixes for t in p]], device=self.device)
         with torch.inference_mode(), self._fused():
-            out = self.body(input_ids=torch.tensor([list(prefix)], device=self.device), use_cache=True, **packing)
+            out = self.body(input_ids=ids, use_cache=True, **packing)
         cache = getattr(out, "cache", None) or out.past_key_values
         return _stacked(cache) if self._prefix_by_layers else _shared_prefix_cache(cache)
 
@@ -421,7 +500,9 @@ class TransformerEngine(Engine):
         from qrr import attention
 
         if self.packed:
-            return self._packed_log_odds(rows, prefix, prefix_len)
+            if isinstance(prefix, _Pooled):
+                return self._packed_log_odds(rows, prefix.pool, [(prefix.offset, prefix_len)] * len(rows))
+            return self._packed_log_odds(rows, prefix, [(0, prefix_len)] * len(rows))
 
         width = _round_up(max(len(r) for r in rows), WIDTH_MULTIPLE)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
@@ -445,7 +526,9 @@ class TransformerEngine(Engine):
             hidden = out.last_hidden_state[torch.arange(len(rows), device=self.device), last].float()
             return hidden @ self.head + self.bias
 
-    def _packed_log_odds(self, rows: Sequence[Sequence[int]], prefix, prefix_len: int):
+    def _packed_log_odds(self, rows: Sequence[Sequence[int]], prefix, spans: Sequence[tuple[int, int]]):
+        """A packed batch; row ``i`` continues the ``spans[i]`` (offset, length) of ``prefix``'s tokens (every
+        layer's keys and values, stacked; ``(0, 0)``: none)."""
         import torch
 
         from qrr import attention
@@ -457,24 +540,28 @@ class TransformerEngine(Engine):
             # one row of pads rounds the batch up, as padded widths are: every new shape made oneDNN build and
             # keep kernels for it (memory grew ~1 GB over 1,000 documents)
             rows = [*rows, [self.pad_id] * (_round_up(total, WIDTH_MULTIPLE) - total)]
+            spans = [*spans, spans[-1]]
         lengths = [len(r) for r in rows]
         ids = torch.tensor([[t for r in rows for t in r]], device=self.device)
-        positions = torch.cat([torch.arange(prefix_len, prefix_len + n) for n in lengths]).unsqueeze(0)
+        positions = torch.cat([torch.arange(p, p + n) for (_, p), n in zip(spans, lengths, strict=True)]).unsqueeze(0)
         ends = torch.tensor(lengths).cumsum(0)
         packing = {"cu_seq_lens_q": torch.cat([torch.zeros(1, dtype=torch.int32), ends.int()]).to(self.device),
                    "max_length_q": max(lengths), "attention_mask": attention.NO_MASKS,
                    "qrr_kernel": self._kernel}  # fmt: skip
         if prefix is not None:
             packing["qrr_prefix"] = prefix
-        if prefix is not None and self.device.type != "cpu":  # (the CPU's attention takes the prefix as it is)
-            # each row's keys: the prefix's (the first prefix_len of prefix + rows), then its own
-            starts = [int(e) - n for e, n in zip(ends, lengths, strict=True)]
-            index = torch.cat([torch.cat([torch.arange(prefix_len), torch.arange(prefix_len + a, prefix_len + a + n)])
-                               for a, n in zip(starts, lengths, strict=True)])  # fmt: skip
-            spans = torch.tensor([prefix_len + n for n in lengths]).cumsum(0).int()
-            packing.update(qrr_key_index=index.to(self.device),
-                           cu_seq_lens_k=torch.cat([torch.zeros(1, dtype=torch.int32), spans]).to(self.device),
-                           max_length_k=prefix_len + max(lengths))  # fmt: skip
+            pooled = prefix[0].shape[-2]
+            # the CPU's attention takes one prefix as it is; elsewhere, or rows after different prefixes of a pool,
+            # each row's keys are gathered: its prefix's (at its offset in the pool), then its own after the pool
+            if self.device.type != "cpu" or any(span != (0, pooled) for span in spans):
+                starts = [int(e) - n for e, n in zip(ends, lengths, strict=True)]
+                index = torch.cat([torch.cat([torch.arange(o, o + p), torch.arange(pooled + a, pooled + a + n)])
+                                   for (o, p), a, n in zip(spans, starts, lengths, strict=True)])  # fmt: skip
+                keys = torch.tensor([p + n for (_, p), n in zip(spans, lengths, strict=True)])
+                packing.update(qrr_key_index=index.to(self.device),
+                               cu_seq_lens_k=torch.cat([torch.zeros(1, dtype=torch.int32),
+                                                        keys.cumsum(0).int()]).to(self.device),
+                               max_length_k=int(keys.max()))  # fmt: skip
         with torch.inference_mode(), self._fused(rows=True):
             out = self.body(input_ids=ids, position_ids=positions.to(self.device), use_cache=False, **packing)
             hidden = out.last_hidden_state[0, (ends[:real] - 1).to(self.device)].float()
@@ -641,6 +728,13 @@ def _unwrap_forward(cls, mark: str) -> None:
     if mark in vars(cls):
         cls.forward = cls.forward.__wrapped__
         delattr(cls, mark)
+
+
+class _Pooled(NamedTuple):
+    """A prefix's place among a round's prefixes: their keys and values (``pool``, stacked) from ``offset`` on."""
+
+    pool: tuple
+    offset: int
 
 
 def _layers_of(cache) -> list:

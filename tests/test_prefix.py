@@ -119,3 +119,29 @@ def test_work_counts_the_shared_prefix_once(pair):
     shared = without.tokens - with_reuse.computed_tokens
     assert shared > 0 and shared % 2 == 0  # the prefix ran once instead of three times
     assert with_reuse.attended < without.attended
+
+
+def test_pooled_groups_score_as_they_do_one_group_at_a_time(pair, tiny, monkeypatch):
+    """Pooling (the default where CUDA's packed kernel runs; forced here): a round's prefixes run in one packed
+    pass, and batches mix its groups' rows, each after its own prefix. The same scores as without reuse."""
+    on, off = pair()
+    assert not on.engine.pooling  # on CPUs a batch holds one group
+    pairs = [(q, d, i) for q in ("q one", "q two", "a third query") for d in DOCS[:6] for i in (None, TASK)]
+    pairs += [(q, d) for q, d in PAIRS]  # groups of one: no prefix of their own
+    expected = off.score(pairs)
+    passes, mixed = [], []
+    prefix_pass, mixed_log_odds = TransformerEngine._prefix_pass, TransformerEngine.mixed_log_odds
+    monkeypatch.setattr(
+        TransformerEngine, "_prefix_pass", lambda self, p: passes.append(len(p)) or prefix_pass(self, p)
+    )
+    monkeypatch.setattr(TransformerEngine, "mixed_log_odds",
+                        lambda self, rows, *a: mixed.append(len(rows)) or mixed_log_odds(self, rows, *a))  # fmt: skip
+    for budget, rounds in ((64, 6), (1024, 2), (8192, 1)):  # prefixes of ~70 tokens in a quarter of the budget
+        passes.clear()
+        mixed.clear()
+        rr = tiny(batch_tokens=budget)
+        rr.engine.pool_groups = True
+        assert rr.engine.pooling
+        close(rr.score(pairs), expected, tol=1e-6)
+        assert len(passes) == rounds and sum(passes) == 6, (budget, passes)
+        assert bool(mixed) == (budget > 64), (budget, mixed)
