@@ -209,7 +209,11 @@ def main() -> None:
             if size in ("0.6b", "tiny") and workload == "target":
                 compare_peers(size, causal, tokenizer, reranker, q, docs, todo, device, sync, record, tokenizer_dir)
         if smallest and "packed_error" not in check:
-            pooled_groups(size, reranker, tokenizer, todo, sync, record)
+            try:
+                pooled_groups(size, reranker, tokenizer, todo, sync, record)
+            except Exception as exc:  # noqa: BLE001 - reported in the JSON, the check goes on
+                report["pooled_error"] = f"{type(exc).__name__}: {exc}"[:2000]
+                print(f"pooled groups failed: {report['pooled_error']}", file=sys.stderr)
         del reranker, causal
         gc.collect()
         if device.type == "cuda":
@@ -233,6 +237,7 @@ def pooled_groups(size, reranker, tokenizer, todo, sync, record) -> None:
     docs = make_documents(tokenizer, queries * per, low, high, seed=2)
     pairs = [(f"question {q}: which of these passages answers it?", docs[q * per + i])
              for q in range(queries) for i in range(per)]  # fmt: skip
+    pairs += [(f"a question of its own, number {n}", d) for n, d in enumerate(docs[:per])]  # groups of one
     engine = reranker.engine
     packed, default = engine.packed, engine.pool_groups
     engine.use_packed(True)

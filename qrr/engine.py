@@ -245,8 +245,19 @@ class Engine:
             work.tokens += shared + sum(rests)
             # causal attention: token at position p attends to p + 1 keys
             work.attended += shared * (shared + 1) // 2 + sum(n * shared + n * (n + 1) // 2 for n in rests)
-        for together in self.rounds(parts, min(batch_tokens, self.budget_cap)):
-            caches = self.prefix_caches([sequences[indices[0]][:shared] for shared, indices in together])
+        rounds = deque(self.rounds(parts, min(batch_tokens, self.budget_cap)))
+        while rounds:
+            together = rounds.popleft()
+            caches = None  # the last round's prefixes go before this round's run
+            try:
+                caches = self.prefix_caches([sequences[indices[0]][:shared] for shared, indices in together])
+            except torch.OutOfMemoryError as exc:
+                if len(together) == 1:
+                    raise OutOfMemoryError(f"out of memory running a shared prefix of {together[0][0]} tokens (the "
+                                           "frame, instruction and query)") from exc  # fmt: skip
+                torch.cuda.empty_cache()
+                rounds.extendleft(reversed([[part] for part in together]))  # its groups one at a time, then on
+                continue
             members = [(i, k) for k, (_, indices) in enumerate(together) for i in indices]  # (sequence, its part)
             rests = [sequences[i][together[k][0] :] for i, k in members]
             lengths = [len(r) for r in rests]
@@ -383,9 +394,9 @@ class TransformerEngine(Engine):
     def prefix_caches(self, prefixes: Sequence[Sequence[int]]) -> list:
         """Pooling, all of a round's prefixes in one packed forward pass: each one's place in their keys and
         values."""
-        if not self.pooling or sum(1 for p in prefixes if p) < 2:
-            return super().prefix_caches(prefixes)
         ran = [p for p in prefixes if p]
+        if not self.pooling or not ran:
+            return super().prefix_caches(prefixes)
         pool = self._prefix_pass(ran)
         offsets = iter(itertools.accumulate([0, *(len(p) for p in ran)]))
         return [_Pooled(pool, next(offsets)) if p else None for p in prefixes]

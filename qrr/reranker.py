@@ -195,7 +195,7 @@ class Reranker:
         """
         _check_positive(batch_size, "batch_size")
         results = Results()
-        for chunk in chunks(self._triples(pairs), CHUNK):
+        for chunk in chunks(triples(pairs, self.instruction), CHUNK):
             scores, stats, encoded = self._score(chunk, progress, batch_size)
             results += scores
             results.stats += stats
@@ -258,25 +258,11 @@ class Reranker:
         with _tqdm(total, show_progress_bar, progress) as advance:
 
             def score(start: int, chunk: list[str]) -> tuple[list[float], Stats]:
-                triples = [self._triple(start + n, (query, d, instruction)) for n, d in enumerate(chunk)]
-                scores, stats, _ = self._score(triples, advance, batch_size)
+                checked = [_triple(start + n, (query, d, instruction)) for n, d in enumerate(chunk)]
+                scores, stats, _ = self._score(checked, advance, batch_size)
                 return scores, stats
 
             return rank_chunks(score, documents, top_k, return_documents, ids)
-
-    def _triples(self, pairs: Iterable[Pair]) -> Iterator[tuple[str, str, str | None]]:
-        for n, pair in enumerate(pairs):
-            if isinstance(pair, str) or len(pair) not in (2, 3):
-                raise InputError(f"pair {n}: expected (query, document) or (query, document, instruction)")
-            query, document, *rest = pair
-            yield self._triple(n, (query, document, rest[0] if rest and rest[0] is not None else self.instruction))
-
-    @staticmethod
-    def _triple(n: int, triple: tuple) -> tuple[str, str, str | None]:
-        for field, value in zip(("query", "document", "instruction"), triple, strict=True):
-            if not isinstance(value, str) and not (field == "instruction" and value is None):
-                raise InputError(f"pair {n}: {field} must be a string, not {type(value).__name__}")
-        return triple
 
     def _score(self, triples, progress, max_rows) -> tuple[list[float], Stats, list]:
         start = time.perf_counter()
@@ -336,6 +322,23 @@ def rank_chunks(score, documents: Iterable[str], top_k: int | None = None, retur
         raise InputError("{ids}: more ids than documents", "ids")
     results = kept if top_k is None else [entry[2] for entry in kept]
     return Results(sorted(results, key=lambda r: (-r["score"], r["corpus_id"])), stats)
+
+
+def triples(pairs: Iterable[Pair], instruction: str | None = None) -> Iterator[tuple[str, str, str | None]]:
+    """``(query, document, instruction)`` for each ``(query, document)`` or ``(query, document, instruction)``, an
+    instruction of ``None`` taking ``instruction``; lazily, a malformed pair raising ``InputError``."""
+    for n, pair in enumerate(pairs):
+        if isinstance(pair, str) or len(pair) not in (2, 3):
+            raise InputError(f"pair {n}: expected (query, document) or (query, document, instruction)")
+        query, document, *rest = pair
+        yield _triple(n, (query, document, rest[0] if rest and rest[0] is not None else instruction))
+
+
+def _triple(n: int, triple: tuple) -> tuple[str, str, str | None]:
+    for field, value in zip(("query", "document", "instruction"), triple, strict=True):
+        if not isinstance(value, str) and not (field == "instruction" and value is None):
+            raise InputError(f"pair {n}: {field} must be a string, not {type(value).__name__}")
+    return triple
 
 
 def chunks(items: Iterable, size: int) -> Iterator[list]:

@@ -74,6 +74,7 @@ def test_ids_from_beir_and_a_warning_for_an_id_field_that_is_never_there(cli, ra
     result = cli("rank", "-q", QUERY, "--id-field", "nope", input=beir)
     assert result.exit_code == 0 and all("id" not in r for r in jsonl(result.stdout))
     assert result.stderr == 'warning: no result has an id; is "nope" the field that holds them? (--id-field)\n'
+    assert cli("rank", "-q", QUERY, "--id-field", "nope", input="").stderr == ""  # no results, nothing to say
 
 
 def test_prose_that_opens_like_json_is_text(cli):

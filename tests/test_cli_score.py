@@ -97,8 +97,8 @@ def test_a_tsv_output_says_which_field_it_leaves_out(cli):
     pairs = [{"query": "q", "document": f"doc {n}", **({"qid": "Q"} if n >= 1050 else {})} for n in range(1100)]
     result = cli("score", "-f", "tsv", input="".join(json.dumps(p) + "\n" for p in pairs))
     assert result.exit_code == 0 and result.stdout.splitlines()[0] == "index\tscore"
-    assert result.stderr == ("warning: result 1051 has a field the TSV header (from the first results) lacks: qid; it "
-                             "is left out, here and after (--format jsonl keeps every field)\n")  # fmt: skip
+    assert result.stderr == ("warning: the 1,051st result has a field the TSV header (from the first results) lacks: "
+                             "qid; it is left out, here and after (--format jsonl keeps every field)\n")  # fmt: skip
 
 
 def test_three_tsv_columns_are_an_error(cli):
@@ -164,7 +164,12 @@ def test_on_error_skip_scores_the_rest_and_lists_the_bad_lines(cli, expected):
     for where in ("<stdin>:5: malformed JSON", '<stdin>:6: missing field "document"', "<stdin>:11: invalid UTF-8",
                   "<stdin>:12: NUL byte"):  # fmt: skip
         assert where in result.stderr
-    assert "(use --input-format tsv for query<TAB>document lines)" in result.stderr  # the flag, as when it fails
+    assert "(use --input-format" not in result.stderr  # the first line was JSON: the guess stood
+    result = cli("score", "--on-error", "skip", input=b"".join(bad[:1] + good))
+    assert [r["id"] for r in jsonl(result.stdout)] == [p["id"] for p in GOOD]
+    # where the first line fails, the hint names the flag, as when it stops
+    assert "<stdin>:1: malformed JSON" in result.stderr
+    assert "(use --input-format tsv for query<TAB>document lines)" in result.stderr
     result = cli("score", "--on-error", "maybe", input=GOOD_JSONL)
     assert result.exit_code == 2 and "'--on-error': Value error, 'maybe' is not one of 'fail', 'skip'." in said(result)
 

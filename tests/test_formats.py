@@ -89,6 +89,12 @@ def test_pairs_auto_format_reads_the_first_line(tmp_path):
     # a TSV line that opens with [ is TSV; JSON that fails to parse says how to read it as TSV
     assert list(formats.read_pairs([write(tmp_path, "p", "[citation needed]\tdoc\n")])) == [
         formats.PairRecord("[citation needed]", "doc")]  # fmt: skip
+    assert list(formats.read_pairs([write(tmp_path, "p", '["a" "b"]\tdoc\n')])) == [
+        formats.PairRecord('["a" "b"]', "doc")
+    ]
+    # the hint goes with the first line only: a bad line further down a JSON lines file is just malformed
+    with pytest.raises(InputError, match=r"/p:2: malformed JSON \([^)]*\)$"):
+        list(formats.read_pairs([write(tmp_path, "p", '{"query": "q", "document": "d"}\n{oops\n')]))
     with pytest.raises(InputError, match=r"/p:1: malformed JSON \(.*\) \(use input_format tsv for query<TAB>"
                                          r"document lines\)$") as caught:  # fmt: skip
         list(formats.read_pairs([write(tmp_path, "p", "{oops\tdoc\n")]))
@@ -98,7 +104,8 @@ def test_pairs_auto_format_reads_the_first_line(tmp_path):
 
 
 def test_id_fields():
-    ids = ["id", "ID", "Id", "qid", "docid", "pid", "doc_id", "query_id", "_id", "docId", "passageID", "corpus-id"]
+    ids = ["id", "ID", "Id", "qid", "docid", "pid", "uuid", "topicid", "doc_id", "query_id", "_id", "docId",
+           "passageID", "corpus-id"]  # fmt: skip
     others = ["valid", "paid", "VALID", "squid", "text", "idea", "identity", "i"]
     assert [k for k in ids + others if formats.is_id_field(k)] == ids
 
@@ -177,16 +184,20 @@ def test_writers(caplog):
     # TSV columns are fixed by the first rows written; tabs and newlines in text are escaped
     assert written("tsv", rows) == "index\tid\tscore\ttext\n0\ta\t0.5\t\n1\t\t0.25\tx\\ty\\nz\n"
     assert written("tsv", rows[:1], rows[1:]) == "index\tid\tscore\n0\ta\t0.5\n1\t\t0.25\n"
-    # a field that first comes after the header is left out, with one warning
+    # a field that first comes after the header is left out, with a warning for each new one
     caplog.clear()
     with caplog.at_level("WARNING", logger="qrr"):
-        assert written("tsv", rows[:1], rows[1:], [{"index": 2, "qid": 1, "score": 0.5, "text": "t"}]) == (
-            "index\tid\tscore\n0\ta\t0.5\n1\t\t0.25\n2\t\t0.5\n"
+        later = [{"index": 2, "qid": 1, "score": 0.5, "text": "t"}, {"index": 3, "score": 0.1, "text": "u"}]
+        assert (
+            written("tsv", rows[:1], rows[1:], later) == "index\tid\tscore\n0\ta\t0.5\n1\t\t0.25\n2\t\t0.5\n3\t\t0.1\n"
         )
-    (record,) = caplog.records
-    assert record.getMessage() == ("result 2 has a field the TSV header (from the first results) lacks: text; it is "
-                                   "left out, here and after (fmt jsonl keeps every field)")  # fmt: skip
-    assert record.params == ("fmt",) and "{fmt} jsonl" in record.template
+    assert [r.getMessage() for r in caplog.records] == [
+        "the 2nd result has a field the TSV header (from the first results) lacks: text; it is left out, here and "
+        "after (fmt jsonl keeps every field)",
+        "the 3rd result has a field the TSV header (from the first results) lacks: qid; it is left out, here and "
+        "after (fmt jsonl keeps every field)",
+    ]
+    assert caplog.records[0].params == ("fmt",) and "{fmt} jsonl" in caplog.records[0].template
     # a JSON array streamed one element per line is still one JSON document
     assert json.loads(written("json", rows[:1], [], rows[1:])) == rows
     assert json.loads(written("json")) == []

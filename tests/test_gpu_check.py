@@ -33,6 +33,7 @@ def test_the_gpu_check_dry_run_checks_scores_and_times_every_implementation(tmp_
         for name in ("packed", "padded", "packed-noshare", "padded-noshare", "packed-plain-norms"):
             assert (workload, f"qrr-{name}") in impls
     assert ("target", "recipe-chunks-of-8") in impls and ("target", "crossencoder-batch-8") in impls
+    assert "pooled_error" not in report
     pooled, apart = (r for r in report["timings"] if r["workload"] == "groups")
     assert (pooled["impl"], apart["impl"]) == ("qrr-pooled", "qrr-one-group-a-batch")
     assert apart["max_abs_diff_vs_pooled"] < 0.05  # bf16 on a CPU

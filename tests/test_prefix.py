@@ -145,3 +145,33 @@ def test_pooled_groups_score_as_they_do_one_group_at_a_time(pair, tiny, monkeypa
         close(rr.score(pairs), expected, tol=1e-6)
         assert len(passes) == rounds and sum(passes) == 6, (budget, passes)
         assert bool(mixed) == (budget > 64), (budget, mixed)
+
+
+def test_pooling_a_lone_prefix_with_rows_of_no_group_and_a_pooled_pass_out_of_memory(tiny, monkeypatch):
+    import torch
+
+    from qrr.errors import OutOfMemoryError
+
+    rr = tiny(batch_tokens=4096)
+    rr.engine.pool_groups = True
+    pairs = [("q one", f"doc {i}") for i in range(4)] + [("lonely", "d"), ("another", "e")]
+    expected = tiny(share_prefix=False).score(pairs)
+    close(rr.score(pairs), expected, tol=1e-6)  # one prefix, and rows of no group, in one round
+    # a pooled prefix pass out of memory: its groups run one at a time instead
+    many = pairs + [("q two", f"doc {i}") for i in range(3)]
+    expected = tiny(share_prefix=False).score(many)
+    passes = []
+    prefix_pass = TransformerEngine._prefix_pass
+
+    def short_of_memory(self, prefixes):
+        passes.append(len(prefixes))
+        if len(prefixes) > 1:
+            raise torch.OutOfMemoryError("pretend")
+        return prefix_pass(self, prefixes)
+
+    monkeypatch.setattr(TransformerEngine, "_prefix_pass", short_of_memory)
+    close(rr.score(many), expected, tol=1e-6)
+    assert passes == [2, 1, 1]
+    monkeypatch.setattr(TransformerEngine, "_prefix_pass", lambda self, prefixes: short_of_memory(self, prefixes * 2))
+    with pytest.raises(OutOfMemoryError, match=r"^out of memory running a shared prefix of \d+ tokens \(the frame"):
+        rr.score(many)

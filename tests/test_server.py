@@ -221,6 +221,18 @@ def test_qrr_score_through_the_server_equals_qrr_score(tiny_server, cli, tiny_mo
     assert refused.stderr == "error: --server: not with --ray, which reads FILEs and writes --output shards\n"
 
 
+def test_remote_scores_check_pairs_as_the_reranker_does():
+    from qrr.errors import InputError
+    from qrr.server.client import RemoteReranker
+
+    remote = RemoteReranker("localhost:9")  # nothing is sent: the pairs fail first
+    assert remote.url == "http://localhost:9"
+    for pairs, message in ((["ab"], "pair 0: expected"), ([("q", "d"), ("q",)], "pair 1: expected"),
+                           ([("q", 3)], "pair 0: document must be a string")):  # fmt: skip
+        with pytest.raises(InputError, match=message):
+            remote.score(pairs)
+
+
 def test_qrr_rank_with_no_server_there(cli):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -121,7 +121,7 @@ def rank(
     out = writer(fmt, previews=("text",))
     out.write(formats.rank_rows(ranked, with_text))
     out.close()
-    if given(ctx, "id_field") and all(r.get("id") is None for r in ranked):
+    if given(ctx, "id_field") and ranked and all(r.get("id") is None for r in ranked):
         stderr.print(f'warning: no result has an id; is "{id_field}" the field that holds them? (--id-field)',
                      style="yellow", highlight=False, markup=False)  # fmt: skip
     report(ranked.stats, reranker.max_length, verbose, skipped)

@@ -46,13 +46,16 @@ class DocRecord:
 
 
 # Ids by name; other names count as ids where they end in "_id" (doc_id, _id) or "Id"/"ID" (docId, passageID)
-ID_NAMES = {"id", "qid", "pid", "did", "docid", "queryid", "passageid", "corpusid"}
+ID_NAMES = set(
+    "id qid pid did docid uid uuid guid queryid passageid corpusid documentid topicid chunkid textid pairid rowid "
+    "recordid itemid sampleid questionid answerid articleid paragraphid sentenceid contextid entityid userid".split()
+)
 
 
 def is_id_field(key: str) -> bool:
-    """Whether a field of an input record is an id, carried into the output: ``id``, ``qid``, ``docid``, ``pid``,
-    names ending in ``_id`` (``doc_id``, BEIR's ``_id``) and camel-case ones ending in ``Id`` or ``ID``
-    (``docId``); not ``valid`` or ``paid``."""
+    """Whether a field of an input record is an id, carried into the output: ``id``, common id names (``qid``,
+    ``docid``, ``pid``, ``uuid``, ``topicid``: ``ID_NAMES``), names ending in ``_id`` (``doc_id``, BEIR's ``_id``)
+    and camel-case ones ending in ``Id`` or ``ID`` (``docId``); not words such as ``valid`` or ``paid``."""
     if key.lower() in ID_NAMES or key.lower().endswith(("_id", "-id")):
         return True
     return len(key) > 2 and key[-2:] in ("Id", "ID") and key[-3].islower()
@@ -133,8 +136,9 @@ def _sniff(lines: Iterator[Line], plain: str) -> tuple[str, list[Line]]:
 def _guess(line: str, plain: str) -> str:
     if line.startswith("{"):
         return "jsonl"
-    if line.startswith("[") and (line[1:].lstrip()[:1] in ("", "{", '"', "]") or _parses(line)):
-        return "json"
+    if line.startswith("[") and (line[1:].lstrip()[:1] in ("", "{", '"', "]") or _parses(line) is not None):
+        # a TSV pair may open with a bracket ("[1] Newton<TAB>..."): a line with a tab is JSON only where it parses
+        return plain if plain == "tsv" and "\t" in line and _parses(line) is None else "json"
     if line.startswith('"') and plain == "text" and isinstance(_parses(line), str):
         return "jsonl"
     return plain
@@ -186,6 +190,7 @@ def _json_records(source: str, lines, fmt: str, hint: str = "") -> Iterator[tupl
                 yield where, _loads(text, where, hint)
             except InputError as exc:
                 yield where, exc
+            hint = ""  # the guess stood or fell on the first line
 
 
 def _string(record: dict, key: str, where: str, optional: bool = False) -> str | None:
@@ -362,6 +367,11 @@ def rank_rows(ranked, with_text: bool = False) -> list[dict]:
     return rows
 
 
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n:,}{suffix}"
+
+
 def _tsv_cell(value) -> str:
     if value is None:
         return ""
@@ -399,7 +409,7 @@ class RowWriter:
                 out.write("\t".join(self.columns) + "\n")
             for row in rows:
                 self.count += 1
-                if not self.left_out and not row.keys() <= set(self.columns):
+                if not row.keys() <= set(self.columns) | self.left_out:
                     self._leave_out(row)
                 out.write("\t".join(_tsv_cell(row.get(c)) for c in self.columns) + "\n")
         else:
@@ -408,10 +418,10 @@ class RowWriter:
         out.flush()
 
     def _leave_out(self, row: dict) -> None:
-        self.left_out = set(row) - set(self.columns)
-        names = ", ".join(k for k in row if k in self.left_out)
-        said = (f"result {self.count} has a field the TSV header (from the first results) lacks: {names}; "
-                "it is left out, here and after ({fmt} jsonl keeps every field)")  # fmt: skip
+        new = [k for k in row if k not in self.columns and k not in self.left_out]
+        self.left_out.update(new)
+        said = (f"the {_ordinal(self.count)} result has a field the TSV header (from the first results) lacks: "
+                f"{', '.join(new)}; it is left out, here and after ({{fmt}} jsonl keeps every field)")  # fmt: skip
         # the template and params let a front end say its own name for fmt
         log.warning(said.replace("{fmt}", "fmt"), extra={"template": said, "params": ("fmt",)})
 

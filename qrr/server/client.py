@@ -13,7 +13,7 @@ from functools import cached_property
 import orjson
 
 from qrr.errors import InputError, QrrError
-from qrr.reranker import Results, Stats, rank_chunks
+from qrr.reranker import Results, Stats, rank_chunks, triples
 
 SERVER_ENV = "QRR_SERVER"
 API_KEY_ENV = "QRR_API_KEY"
@@ -85,13 +85,12 @@ class RemoteReranker:
         return rank_chunks(score, documents, top_k, return_documents, ids)
 
     def score(self, pairs, progress=None) -> Results:
-        """As ``Reranker.score``: p(yes) for each ``(query, document)`` or ``(query, document, instruction)``, in
-        input order, with the call's ``stats``; pairs of one instruction in a row go in one request (or as many as
-        the server takes)."""
+        """As ``Reranker.score`` (the server sets its own batches): p(yes) for each ``(query, document)`` or
+        ``(query, document, instruction)``, in input order, with the call's ``stats``; pairs of one instruction in a
+        row go in one request (or as many as the server takes)."""
         began = time.perf_counter()
         results = Results()
-        triples = [(q, d, rest[0] if rest and rest[0] is not None else self.instruction) for q, d, *rest in pairs]
-        for instruction, run in itertools.groupby(triples, key=lambda t: t[2]):
+        for instruction, run in itertools.groupby(triples(pairs, self.instruction), key=lambda t: t[2]):
             head = {} if instruction is None else {"instruction": instruction}
             for part in self._requests(head, [(q, d) for q, d, _ in run]):
                 body = {**head, "text_1": [q for q, _ in part], "text_2": [d for _, d in part]}
