@@ -174,6 +174,10 @@ def test_results_go_to_stdout_while_a_progress_bar_is_drawn(cli, monkeypatch):
     console = Console(file=drawn, force_terminal=True, width=100)
     monkeypatch.setattr(qrr.cli.render, "stderr", console)
     pairs = "".join(json.dumps({"query": "q", "document": f"d{n}"}) + "\n" for n in range(1500))
+    # a run quicker than SHOW_AFTER draws no bar: its output, printed on the same terminal by `| jq`, stays clean
+    result = cli("score", input=pairs)
+    assert len(result.stdout.splitlines()) == 1500 and drawn.getvalue() == ""
+    monkeypatch.setattr(qrr.cli.render, "SHOW_AFTER", 0.0)
     result = cli("score", input=pairs)
     assert [json.loads(line)["index"] for line in result.stdout.splitlines()] == list(range(1500))
     assert "scoring" in drawn.getvalue() and '"score"' not in drawn.getvalue()  # the bar was drawn, not the data
@@ -181,6 +185,34 @@ def test_results_go_to_stdout_while_a_progress_bar_is_drawn(cli, monkeypatch):
     result = cli("rank", "-q", "q", input="\n".join(f"d{n}" for n in range(1500)))
     assert len(result.stdout.splitlines()) == 1500
     assert "ranking" in drawn.getvalue() and '"rank"' not in drawn.getvalue()
+
+
+def test_bars_show_once_the_work_has_run_a_while_or_at_once_where_asked(monkeypatch):
+    import io as stdio
+
+    from rich.console import Console
+
+    from qrr.cli import render
+
+    def drawn(show_after, use):
+        out = stdio.StringIO()
+        monkeypatch.setattr(render, "stderr", Console(file=out, force_terminal=True, width=100))
+        monkeypatch.setattr(render, "SHOW_AFTER", show_after)
+        use()
+        return out.getvalue()
+
+    def rerank():
+        with render.query_progress(2, 10) as tracker:
+            tracker.pairs(5)
+            tracker.query("q1")
+
+    assert drawn(60.0, rerank) == "" and "reranking" in drawn(0.0, rerank)
+
+    def bench_starting():
+        with render.progress(3, "benchmarking", after=0):
+            pass  # nothing done yet
+
+    assert "benchmarking" in drawn(60.0, bench_starting)  # qrr bench's steps are long: shown from the start
 
 
 def test_loading_shows_a_spinner_on_a_terminal_and_nothing_in_a_log(cli, monkeypatch):

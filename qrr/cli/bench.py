@@ -97,7 +97,7 @@ def bench(
     total = len(size_list) * len(lengths) * docs * (repeat + (1 if baseline else 0))
     rows = []
     rows_out = writer(fmt) if fmt != "table" else None
-    with progress(total, "benchmarking") as advance:
+    with progress(total, "benchmarking", after=0) as advance:  # each step takes long: show it from the start
         for row in benchmark.run(
             size_list, lengths, docs=docs, query_tokens=query_tokens, repeat=repeat, device=device, dtype=dtype.value,
             batch_tokens=batch_tokens, random_weights=random_weights, baseline=baseline, progress=advance,

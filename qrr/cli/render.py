@@ -108,23 +108,57 @@ def human_bytes(n: int) -> str:
 # ------------------------------------------------------------------------------------------------ progress
 
 
+# A bar shows once the work has run this long: a quick run whose output a program in a pipe prints on the same
+# terminal (`qrr score ... | jq`) stays clean.
+SHOW_AFTER = 1.0
+
+
 @contextmanager
-def progress(total: int | None, what: str):
-    """A progress bar on stderr when stderr is a terminal; yields a callback taking finished counts.
-    With ``total=None`` (streamed input, length unknown) it counts instead."""
+def _bar(*columns, after: float | None = None):
+    """A transient rich progress bar on stderr and a callback that starts showing it once ``after`` seconds
+    (default ``SHOW_AFTER``) have passed, called as the work advances; at once where ``after`` is 0."""
+    from rich.progress import Progress
+
+    # redirect_stdout=False: rich would otherwise send our data lines, printed while the bar is live, to stderr.
+    bar = Progress(*columns, console=stderr, transient=True, redirect_stdout=False, redirect_stderr=False)
+    after = SHOW_AFTER if after is None else after
+    began = time.monotonic()
+
+    def show() -> None:
+        if not bar.live.is_started and time.monotonic() - began >= after:
+            bar.start()
+
+    show()
+
+    try:
+        yield bar, show
+    finally:
+        if bar.live.is_started:
+            bar.stop()
+
+
+@contextmanager
+def progress(total: int | None, what: str, after: float | None = None):
+    """A progress bar on stderr when stderr is a terminal, once the work has run ``after`` seconds (default
+    ``SHOW_AFTER``; 0: at once); yields a callback taking finished counts. With ``total=None`` (streamed input,
+    length unknown) it counts instead."""
     if not stderr.is_terminal or total == 0:
         yield lambda n: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
     if total is None:
         columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} pairs"))
     else:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    # redirect_stdout=False: rich would otherwise send our data lines, printed while the bar is live, to stderr.
-    with Progress(*columns, console=stderr, transient=True, redirect_stdout=False, redirect_stderr=False) as bar:
+    with _bar(*columns, after=after) as (bar, show):
         task = bar.add_task(what, total=total)
-        yield lambda n: bar.advance(task, n)
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+            show()
+
+        yield advance
 
 
 class _Lines:
@@ -159,30 +193,33 @@ def _clock(seconds: float) -> str:
 
 
 class _Bar:
-    def __init__(self, bar, task):
-        self.bar, self.task, self.done = bar, task, 0
+    def __init__(self, bar, task, show):
+        self.bar, self.task, self.show, self.done = bar, task, show, 0
 
     def pairs(self, n: int) -> None:
         self.bar.advance(self.task, n)
+        self.show()
 
     def query(self, qid: str) -> None:
         self.done += 1
         self.bar.update(self.task, queries=self.done)
+        self.show()
 
 
 @contextmanager
 def query_progress(queries: int, pairs: int):
-    """Progress over queries on stderr: a bar (moved by each batch of pairs, so it moves inside long queries)
-    on a terminal, else a line now and then. Yields an object with ``pairs(n)`` and ``query(qid)``."""
+    """Progress over queries on stderr: a bar (moved by each batch of pairs, so it moves inside long queries; shown
+    once the work has run ``SHOW_AFTER`` seconds) on a terminal, else a line now and then. Yields an object with
+    ``pairs(n)`` and ``query(qid)``."""
     if not stderr.is_terminal:
         yield _Lines(queries, pairs)
         return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     columns = (TextColumn("reranking"), BarColumn(), TextColumn(f"{{task.fields[queries]}}/{queries} queries"),
                TimeElapsedColumn(), TextColumn("·"), TimeRemainingColumn(), TextColumn("left"))  # fmt: skip
-    with Progress(*columns, console=stderr, transient=True, redirect_stdout=False, redirect_stderr=False) as bar:
-        yield _Bar(bar, bar.add_task("reranking", total=pairs, queries=0))
+    with _bar(*columns) as (bar, show):
+        yield _Bar(bar, bar.add_task("reranking", total=pairs, queries=0), show)
 
 
 # ---------------------------------------------------------------------------------------------------- notes
