@@ -186,6 +186,7 @@ def test_progress_bar_on_a_terminal_keeps_results_on_stdout(cli, rerank_args, mo
     drawn = stdio.StringIO()
     console = Console(file=drawn, force_terminal=True, width=100)
     monkeypatch.setattr(qrr.cli.render, "stderr", console)
+    monkeypatch.setattr(qrr.cli.render, "SHOW_AFTER", 0.0)  # the fake model's run is quicker than the default
     check_trec(ok(cli("rerank", *rerank_args, "--depth", "5")), expected)
     assert "5/5 queries" in drawn.getvalue() and " Q0 " not in drawn.getvalue()
 

@@ -221,6 +221,25 @@ def test_qrr_score_through_the_server_equals_qrr_score(tiny_server, cli, tiny_mo
     assert refused.stderr == "error: --server: not with --ray, which reads FILEs and writes --output shards\n"
 
 
+def test_qrr_rerank_and_eval_through_the_server(tiny_server, cli, tiny_model, beir_dir):
+    args = [str(beir_dir / "bm25.trec"), "--beir", str(beir_dir), "--depth", "5", "-f", "jsonl"]
+    remote = cli("rerank", *args, "--server", tiny_server.url, model=False)
+    local = cli("rerank", *args, model=tiny_model)
+    assert remote.exit_code == 0, remote.output
+    rows, want = [json.loads(x) for x in remote.stdout.splitlines()], [json.loads(x) for x in local.stdout.splitlines()]
+    assert [(r["qid"], r["docid"]) for r in rows] == [(r["qid"], r["docid"]) for r in want] and len(rows) == 25
+    close([r["score"] for r in rows], [r["score"] for r in want])
+    refused = cli("rerank", *args, "--server", tiny_server.url, "--ray", model=False)
+    assert (refused.exit_code, refused.stderr) == (2, "error: --server: not with --ray, whose actors load the model\n")
+    measured = cli("eval", "--beir", str(beir_dir), "--run", str(beir_dir / "bm25.trec"), "-f", "json",
+                   "--server", tiny_server.url, model=False)  # fmt: skip
+    assert measured.exit_code == 0, measured.output
+    assert [r["run"] for r in json.loads(measured.stdout)] == [str(beir_dir / "bm25.trec"), f"qrr at {tiny_server.url}"]
+    misplaced = cli("eval", str(beir_dir / "qrels" / "test.tsv"), str(beir_dir / "bm25.trec"), "--server", "x:1",
+                    model=False)  # fmt: skip
+    assert (misplaced.exit_code, misplaced.stderr) == (2, "error: --server: only with --beir\n")
+
+
 def test_remote_scores_check_pairs_as_the_reranker_does():
     from qrr.errors import InputError
     from qrr.server.client import RemoteReranker

@@ -25,12 +25,14 @@ from qrr.cli.base import (
     RecipeName,
     RecipeOpt,
     ResumeOpt,
+    ServerOpt,
     TagOpt,
     VerboseOpt,
+    chosen_server,
     command,
     given,
-    load_reranker,
     output_format,
+    remote_or_local,
     stderr,
 )
 from qrr.cli.render import rerank_showing_progress, skipping, write_rows
@@ -105,6 +107,7 @@ def evaluate(
     recipe: RecipeOpt = RecipeName.transformers,
     compile: CompileOpt = False,
     offline: OfflineOpt = False,
+    server: ServerOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Measure runs against relevance judgments: nDCG@10, MRR@10, Recall@100 and MAP, side by side.
@@ -125,7 +128,7 @@ def evaluate(
     fmt = output_format(fmt)
     if beir is None:
         misplaced = given(ctx, "run", "depth", "resume", "tag", "split", "model", "instruction", "device", "dtype",
-                          "max_length", "batch_tokens", "recipe", "compile", "offline")  # fmt: skip
+                          "max_length", "batch_tokens", "recipe", "compile", "offline", "server")  # fmt: skip
         if misplaced:
             raise InputError(f"{', '.join(misplaced)}: only with --beir")
         if not files or len(files) < 2:
@@ -155,9 +158,12 @@ def evaluate(
             if skipped is not None:
                 skipped.report()
 
+        server = chosen_server(ctx, server)
+
         def rerank(on_pairs, on_query):
-            reranker = load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose,
-                                     recipe, compile)  # fmt: skip
+            reranker = remote_or_local(server, instruction, verbose, model=model, device=device, dtype=dtype,
+                                       max_length=max_length, batch_tokens=batch_tokens, offline=offline,
+                                       recipe=recipe, compile=compile)  # fmt: skip
             return pipelines.rerank_run(reranker, inputs, output, None, on_pairs, on_query), reranker.max_length
 
         # OUT may come from qrr rerank, with the queries that have no qrels too: they are kept as they are.
@@ -166,7 +172,8 @@ def evaluate(
             reranked = formats.read_run(resume)
         from qrr.models import default_model
 
-        named = [(run, inputs.run), (resume or f"qrr {model or default_model()}", reranked)]
+        name = f"qrr at {server}" if server else f"qrr {model or default_model()}"
+        named = [(run, inputs.run), (resume or name, reranked)]
     _render(qrels, named, source, common, per_query, fmt)
 
 

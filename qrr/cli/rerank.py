@@ -27,13 +27,15 @@ from qrr.cli.base import (
     RecipeOpt,
     ResumeOpt,
     RunFormat,
+    ServerOpt,
     TagOpt,
     VerboseOpt,
     WorkersOpt,
+    chosen_server,
     command,
     given,
-    load_reranker,
     ray_only,
+    remote_or_local,
     start_ray,
     status,
     stderr,
@@ -107,6 +109,7 @@ def rerank(
     recipe: RecipeOpt = RecipeName.transformers,
     compile: CompileOpt = False,
     offline: OfflineOpt = False,
+    server: ServerOpt = None,
     ray: RayOpt = False,
     workers: WorkersOpt = None,
     gpus_per_worker: GpusOpt = None,
@@ -124,10 +127,14 @@ def rerank(
       qrr rerank bm25.trec --beir scifact --resume qrr.trec
       qrr rerank run.trec --corpus corpus.jsonl --queries queries.tsv --depth 50 -f jsonl
       qrr rerank msmarco.trec --beir msmarco --ray --workers 8 -m 8b --resume qrr.trec
+      qrr rerank bm25.trec --beir scifact --server http://gpu-box:8000 --resume qrr.trec
     """
     from qrr import formats, pipelines
 
     ray_only(ctx, ray, "workers", "gpus_per_worker", "ray_address")
+    if ray and given(ctx, "server"):
+        raise InputError("--server: not with --ray, whose actors load the model")
+    server = None if ray else chosen_server(ctx, server)
     if beir is not None:
         clashing = given(ctx, "corpus", "queries")
         if clashing:
@@ -152,9 +159,9 @@ def rerank(
                                   model=model, device=device, dtype=dtype.value, max_length=max_length,
                                   instruction=instruction, batch_tokens=batch_tokens, recipe=recipe.value,
                                   compile=compile, offline=offline or None), max_length  # fmt: skip
-        reranker = load_reranker(
-            model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe, compile
-        )
+        reranker = remote_or_local(server, instruction, verbose, model=model, device=device, dtype=dtype,
+                                   max_length=max_length, batch_tokens=batch_tokens, offline=offline, recipe=recipe,
+                                   compile=compile)  # fmt: skip
         return pipelines.rerank_run(reranker, inputs, output, top_k, on_pairs, on_query), reranker.max_length
 
     rerank_showing_progress(inputs, output, top_k, rerank, verbose)

@@ -150,7 +150,8 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
 
     async def models(request: Request) -> Response:
         card = {"id": model_name, "object": "model", "created": started, "owned_by": "qrr",
-                "max_model_len": reranker.max_length, "max_documents": limits.max_documents,
+                "max_model_len": reranker.max_length, "batch_tokens": reranker.batch_tokens,
+                "max_documents": limits.max_documents,
                 "max_request_bytes": limits.max_request_bytes}  # fmt: skip
         return json_response({"object": "list", "data": [card]})
 

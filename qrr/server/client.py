@@ -46,6 +46,11 @@ class RemoteReranker:
     def max_length(self) -> int:
         return self._card["max_model_len"]
 
+    @property
+    def batch_tokens(self) -> int:
+        """The server's token budget of a forward pass (how much work one call should bring)."""
+        return self._card.get("batch_tokens", 8192)
+
     def rank(
         self,
         query: str,
