@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -29,8 +30,10 @@ def error(result, code, *fragments):
 def test_malformed_json_names_file_and_line(cli, tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"query": "q", "document": "d"}\n{"query": \n')
     error(cli("score", str(tmp_path / "bad.jsonl")), 2, "bad.jsonl:2", "malformed JSON")
-    error(cli("rank", "-q", "q", input='{"text": "a"}\n{oops}\n'), 2, "<stdin>:2", "malformed JSON",
+    # where the first line is no JSON after all, the error says how to read plain text; further down, it need not
+    error(cli("rank", "-q", "q", input='{oops} said the text\n{"text": "a"}\n'), 2, "<stdin>:1", "malformed JSON",
           "(use --input-format text for plain text)")  # fmt: skip
+    assert "--input-format" not in error(cli("rank", "-q", "q", input='{"text": "a"}\n{oops}\n'), 2, "<stdin>:2")
 
 
 def test_missing_field_is_named(cli):
@@ -175,6 +178,7 @@ def test_results_go_to_stdout_while_a_progress_bar_is_drawn(cli, monkeypatch):
     monkeypatch.setattr(qrr.cli.render, "stderr", console)
     pairs = "".join(json.dumps({"query": "q", "document": f"d{n}"}) + "\n" for n in range(1500))
     # a run quicker than SHOW_AFTER draws no bar: its output, printed on the same terminal by `| jq`, stays clean
+    monkeypatch.setattr(qrr.cli.render, "SHOW_AFTER", 60.0)
     result = cli("score", input=pairs)
     assert len(result.stdout.splitlines()) == 1500 and drawn.getvalue() == ""
     monkeypatch.setattr(qrr.cli.render, "SHOW_AFTER", 0.0)
@@ -207,6 +211,13 @@ def test_bars_show_once_the_work_has_run_a_while_or_at_once_where_asked(monkeypa
             tracker.query("q1")
 
     assert drawn(60.0, rerank) == "" and "reranking" in drawn(0.0, rerank)
+
+    def one_long_batch():  # no progress reported until it ends: the bar shows on a timer meanwhile
+        with render.progress(None, "ranking") as advance:
+            time.sleep(0.5)
+            advance(10)
+
+    assert "ranking" in drawn(0.05, one_long_batch)
 
     def bench_starting():
         with render.progress(3, "benchmarking", after=0):

@@ -78,10 +78,14 @@ def test_an_instruction_and_max_tokens_per_doc(http, reranker):
     close(by_index(body.json()["results"]), reranker.score([(QUERY, cut), (QUERY, "short")]))
 
 
-def test_health_models_and_metrics(http, tiny_model):
+def test_health_models_and_metrics(http, tiny_model, tiny_server):
+    from qrr.server.client import RemoteReranker
+
     assert http.get("/health").json() == {"status": "ok", "model": str(tiny_model)}
     card = http.get("/v1/models").json()["data"][0]
     assert card["id"] == str(tiny_model) and card["max_model_len"] == 2048
+    # the budget of a forward pass (the CPU's default), which sizes a remote rerank's calls
+    assert card["batch_tokens"] == 1024 and RemoteReranker(tiny_server.url).batch_tokens == 1024
     http.post("/rerank", json={"query": "q", "documents": ["a", "b"]})
     http.post("/rerank", json={"query": "q", "documents": []})
     text = http.get("/metrics").text
@@ -235,6 +239,9 @@ def test_qrr_rerank_and_eval_through_the_server(tiny_server, cli, tiny_model, be
                    "--server", tiny_server.url, model=False)  # fmt: skip
     assert measured.exit_code == 0, measured.output
     assert [r["run"] for r in json.loads(measured.stdout)] == [str(beir_dir / "bm25.trec"), f"qrr at {tiny_server.url}"]
+    # said before any file is read (this folder does not exist)
+    clash = cli("eval", "--beir", "nowhere", "--run", "r.trec", "--server", "x:1", "--dtype", "fp32", model=False)
+    assert (clash.exit_code, clash.stderr) == (2, "error: --dtype: not with --server, whose model scores\n")
     misplaced = cli("eval", str(beir_dir / "qrels" / "test.tsv"), str(beir_dir / "bm25.trec"), "--server", "x:1",
                     model=False)  # fmt: skip
     assert (misplaced.exit_code, misplaced.stderr) == (2, "error: --server: only with --beir\n")

@@ -139,6 +139,7 @@ def evaluate(
             raise InputError("give QRELS RUN... or --beir DIR --run RUN, not both")
         if run is None:
             raise InputError("--beir needs --run RUN, the first-stage run to rerank")
+        server = chosen_server(ctx, server)  # a clash is said before the corpus is read
         folder = formats.BeirFolder.at(beir, split)
         output = pipelines.RunOutput.checked(resume, None, tag) if resume else None
         source = folder.qrels
@@ -157,8 +158,6 @@ def evaluate(
         for skipped in (bad_lines, missing):
             if skipped is not None:
                 skipped.report()
-
-        server = chosen_server(ctx, server)
 
         def rerank(on_pairs, on_query):
             reranker = remote_or_local(server, instruction, verbose, model=model, device=device, dtype=dtype,

@@ -3,6 +3,7 @@ TSV) are the core's ``formats.RowWriter``."""
 
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import contextmanager
 
@@ -113,28 +114,48 @@ def human_bytes(n: int) -> str:
 SHOW_AFTER = 1.0
 
 
+class _Delayed:
+    """Starts a transient rich ``Progress`` once ``after`` seconds have passed (on a timer, so a long first batch or
+    request shows it too; at once where ``after`` is 0), and stops it, if it started, at ``close``."""
+
+    def __init__(self, bar, after: float):
+        self.bar = bar
+        self.lock = threading.Lock()
+        self.closed = False
+        self.timer = None
+        if after <= 0:
+            self.show()
+        else:
+            self.timer = threading.Timer(after, self.show)
+            self.timer.daemon = True
+            self.timer.start()
+
+    def show(self) -> None:
+        with self.lock:
+            if not self.closed and not self.bar.live.is_started:
+                self.bar.start()
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            if self.timer is not None:
+                self.timer.cancel()
+            if self.bar.live.is_started:
+                self.bar.stop()
+
+
 @contextmanager
 def _bar(*columns, after: float | None = None):
-    """A transient rich progress bar on stderr and a callback that starts showing it once ``after`` seconds
-    (default ``SHOW_AFTER``) have passed, called as the work advances; at once where ``after`` is 0."""
+    """A transient rich progress bar on stderr, shown once ``after`` seconds (default ``SHOW_AFTER``) have passed."""
     from rich.progress import Progress
 
     # redirect_stdout=False: rich would otherwise send our data lines, printed while the bar is live, to stderr.
     bar = Progress(*columns, console=stderr, transient=True, redirect_stdout=False, redirect_stderr=False)
-    after = SHOW_AFTER if after is None else after
-    began = time.monotonic()
-
-    def show() -> None:
-        if not bar.live.is_started and time.monotonic() - began >= after:
-            bar.start()
-
-    show()
-
+    delayed = _Delayed(bar, SHOW_AFTER if after is None else after)
     try:
-        yield bar, show
+        yield bar
     finally:
-        if bar.live.is_started:
-            bar.stop()
+        delayed.close()
 
 
 @contextmanager
@@ -151,14 +172,9 @@ def progress(total: int | None, what: str, after: float | None = None):
         columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} pairs"))
     else:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with _bar(*columns, after=after) as (bar, show):
+    with _bar(*columns, after=after) as bar:
         task = bar.add_task(what, total=total)
-
-        def advance(n: int) -> None:
-            bar.advance(task, n)
-            show()
-
-        yield advance
+        yield lambda n: bar.advance(task, n)
 
 
 class _Lines:
@@ -193,17 +209,15 @@ def _clock(seconds: float) -> str:
 
 
 class _Bar:
-    def __init__(self, bar, task, show):
-        self.bar, self.task, self.show, self.done = bar, task, show, 0
+    def __init__(self, bar, task):
+        self.bar, self.task, self.done = bar, task, 0
 
     def pairs(self, n: int) -> None:
         self.bar.advance(self.task, n)
-        self.show()
 
     def query(self, qid: str) -> None:
         self.done += 1
         self.bar.update(self.task, queries=self.done)
-        self.show()
 
 
 @contextmanager
@@ -218,8 +232,8 @@ def query_progress(queries: int, pairs: int):
 
     columns = (TextColumn("reranking"), BarColumn(), TextColumn(f"{{task.fields[queries]}}/{queries} queries"),
                TimeElapsedColumn(), TextColumn("·"), TimeRemainingColumn(), TextColumn("left"))  # fmt: skip
-    with _bar(*columns) as (bar, show):
-        yield _Bar(bar, bar.add_task("reranking", total=pairs, queries=0), show)
+    with _bar(*columns) as bar:
+        yield _Bar(bar, bar.add_task("reranking", total=pairs, queries=0))
 
 
 # ---------------------------------------------------------------------------------------------------- notes
