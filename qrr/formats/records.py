@@ -136,9 +136,11 @@ def _sniff(lines: Iterator[Line], plain: str) -> tuple[str, list[Line]]:
 def _guess(line: str, plain: str) -> str:
     if line.startswith("{"):
         return "jsonl"
-    if line.startswith("[") and (line[1:].lstrip()[:1] in ("", "{", '"', "]") or _parses(line) is not None):
+    if line.startswith("["):
         # a TSV pair may open with a bracket ("[1] Newton<TAB>..."): a line with a tab is JSON only where it parses
-        return plain if plain == "tsv" and "\t" in line and _parses(line) is None else "json"
+        opens_array = line[1:].lstrip()[:1] in ("", "{", '"', "]") and not (plain == "tsv" and "\t" in line)
+        if opens_array or _parses(line) is not None:
+            return "json"
     if line.startswith('"') and plain == "text" and isinstance(_parses(line), str):
         return "jsonl"
     return plain
