@@ -80,9 +80,7 @@ class RemoteReranker:
                 for result in answer["results"]:
                     found[result["index"]] = result["relevance_score"]
                 scores += found
-                usage = answer.get("usage", {})
-                stats += Stats(pairs=len(part), tokens=usage.get("total_tokens", 0),
-                               truncated=usage.get("truncated_documents", 0))  # fmt: skip
+                stats += _used(answer, len(part))
                 if progress is not None:
                     progress(len(part))
             stats.seconds = time.perf_counter() - began
@@ -102,9 +100,7 @@ class RemoteReranker:
                 body = {**head, "text_1": [q for q, _ in part], "text_2": [d for _, d in part]}
                 answer = self._call("POST", "/score", body)
                 results += [item["score"] for item in sorted(answer["data"], key=lambda item: item["index"])]
-                usage = answer.get("usage", {})
-                results.stats += Stats(pairs=len(part), tokens=usage.get("total_tokens", 0),
-                                       truncated=usage.get("truncated_documents", 0))  # fmt: skip
+                results.stats += _used(answer, len(part))
                 if progress is not None:
                     progress(len(part))
         results.stats.seconds = time.perf_counter() - began
@@ -148,6 +144,12 @@ class RemoteReranker:
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise QrrError(f"cannot reach the server at {self.url}: {reason}") from None
+
+
+def _used(answer: dict, pairs: int) -> Stats:
+    """What a server's answer for ``pairs`` pairs says it took."""
+    usage = answer.get("usage", {})
+    return Stats(pairs=pairs, tokens=usage.get("total_tokens", 0), truncated=usage.get("truncated_documents", 0))
 
 
 def _message(exc: urllib.error.HTTPError) -> str:
