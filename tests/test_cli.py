@@ -30,10 +30,14 @@ def error(result, code, *fragments):
 def test_malformed_json_names_file_and_line(cli, tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"query": "q", "document": "d"}\n{"query": \n')
     error(cli("score", str(tmp_path / "bad.jsonl")), 2, "bad.jsonl:2", "malformed JSON")
-    # where the first line is no JSON after all, the error says how to read plain text; further down, it need not
-    error(cli("rank", "-q", "q", input='{oops} said the text\n{"text": "a"}\n'), 2, "<stdin>:1", "malformed JSON",
-          "(use --input-format text for plain text)")  # fmt: skip
-    assert "--input-format" not in error(cli("rank", "-q", "q", input='{"text": "a"}\n{oops}\n'), 2, "<stdin>:2")
+    # where the format was guessed, the error says how to read the input as plain text instead
+    for data, where in (
+        ('{oops} said the text\n{"text": "a"}\n', "<stdin>:1"),
+        ('{"text": "a"}\n{oops}\n', "<stdin>:2"),
+    ):
+        error(cli("rank", "-q", "q", input=data), 2, where, "malformed JSON",
+              "(if the input is plain text, use --input-format text)")  # fmt: skip
+    assert "--input-format" not in error(cli("rank", "-q", "q", "--input-format", "jsonl", input="{oops}\n"), 2)
 
 
 def test_missing_field_is_named(cli):

@@ -247,6 +247,26 @@ def test_qrr_rerank_and_eval_through_the_server(tiny_server, cli, tiny_model, be
     assert (misplaced.exit_code, misplaced.stderr) == (2, "error: --server: only with --beir\n")
 
 
+def test_core_warnings_read_as_without_a_server(tiny_server, cli):
+    pairs = [{"query": "q", "document": f"doc {n}", **({"qid": "Q"} if n >= 1030 else {})} for n in range(1040)]
+    result = cli("score", "-f", "tsv", "--server", tiny_server.url, input="".join(json.dumps(p) + "\n" for p in pairs),
+                 model=False)  # fmt: skip
+    assert result.exit_code == 0 and result.stderr == (
+        "warning: the 1,031st result has a field the TSV header (from the first results) lacks: qid; it is left out, "
+        "here and after (--format jsonl keeps every field)\n")  # fmt: skip
+
+
+def test_what_a_server_cannot_take_is_said_before_it_is_sent(tiny_server, cli):
+    # the tiny server takes 20,000 bytes a request: one document over that would be refused unread (413)
+    result = cli("rank", "-q", "q", "-d", "word " * 5000, "--server", tiny_server.url, model=False)
+    said = f"error: a document of 25,003 bytes is over what the server at {tiny_server.url} takes in a request"
+    assert result.exit_code == 2 and result.stderr.startswith(said)
+    for url in ("ftp://localhost:1", "localhost:port", "", "18931"):
+        result = cli("rank", "-q", "q", "-d", "x", "--server", url, model=False)
+        assert (result.exit_code, result.stderr) == (2, f"error: --server {url!r}: give the server's URL, such as "
+                                                        "http://localhost:8000\n")  # fmt: skip
+
+
 def test_remote_scores_check_pairs_as_the_reranker_does():
     from qrr.errors import InputError
     from qrr.server.client import RemoteReranker
@@ -308,8 +328,13 @@ def test_an_api_key_guards_every_endpoint_but_health(tiny_model, cli, monkeypatc
             good = {"Authorization": "Bearer s3cret"}
             assert http.post("/rerank", json={"query": "q", "documents": ["a"]}, headers=good).status_code == 200
             assert http.get("/metrics", headers=good).status_code == 200
+        monkeypatch.delenv("QRR_API_KEY", raising=False)
         refused = cli("rank", "-q", "q", "-d", "x", "--server", server.url, model=False)
-        assert refused.exit_code == 1 and "refused the API key" in refused.stderr and "QRR_API_KEY" in refused.stderr
+        assert (refused.exit_code, refused.stderr) == (1, f"error: the server at {server.url} wants an API key: set "
+                                                          "QRR_API_KEY\n")  # fmt: skip
+        monkeypatch.setenv("QRR_API_KEY", "wrong")
+        refused = cli("rank", "-q", "q", "-d", "x", "--server", server.url, model=False)
+        assert refused.stderr == f"error: the server at {server.url} refused the API key in QRR_API_KEY\n"
         monkeypatch.setenv("QRR_API_KEY", "s3cret")
         assert cli("rank", "-q", "q", "-d", "x", "--server", server.url, model=False).exit_code == 0
     finally:

@@ -398,6 +398,7 @@ def remote_or_local(server: str | None, instruction: str | None, verbose: bool, 
     if server is not None:
         from qrr.server.client import RemoteReranker
 
+        core_warnings_to_stderr()
         return RemoteReranker(server, instruction=instruction)
     return load_reranker(instruction=instruction, verbose=verbose, **options)
 
@@ -467,13 +468,18 @@ class WarningsToStderr(logging.Handler):
         stderr.print(f"warning: {message}", style="yellow", highlight=False, markup=False)
 
 
+def core_warnings_to_stderr() -> None:
+    """The core's warnings as qrr's one-line warnings on stderr, in the command line's words."""
+    core = logging.getLogger("qrr")
+    if not any(isinstance(h, WarningsToStderr) for h in core.handlers):
+        core.addHandler(WarningsToStderr())
+
+
 def prepare_logging(verbose: bool) -> None:
     # stderr carries only our own progress, warnings and messages unless -v asks for transformers' too.
     import transformers
 
-    core = logging.getLogger("qrr")
-    if not any(isinstance(h, WarningsToStderr) for h in core.handlers):
-        core.addHandler(WarningsToStderr())
+    core_warnings_to_stderr()
 
     if not verbose:
         transformers.logging.set_verbosity_error()

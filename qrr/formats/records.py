@@ -192,7 +192,6 @@ def _json_records(source: str, lines, fmt: str, hint: str = "") -> Iterator[tupl
                 yield where, _loads(text, where, hint)
             except InputError as exc:
                 yield where, exc
-            hint = ""  # the guess stood or fell on the first line
 
 
 def _string(record: dict, key: str, where: str, optional: bool = False) -> str | None:
@@ -257,7 +256,7 @@ def parse_pairs(lines: Iterable[Line], source: str, input_format: str = "auto") 
     if kind == "tsv":
         yield from _tsv_pairs(source, lines)
         return
-    hint = " (use {input_format} tsv for query<TAB>document lines)" if fmt == "auto" else ""
+    hint = " (if the input is query<TAB>document lines, use {input_format} tsv)" if fmt == "auto" else ""
     for where, record in _json_records(source, lines, kind, hint):
         if isinstance(record, InputError):
             yield record
@@ -329,7 +328,7 @@ def _documents(sources, fmt, text_field, id_field):
                 elif text.strip():
                     yield DocRecord(text)
             continue
-        hint = " (use {input_format} text for plain text)" if fmt == "auto" else ""
+        hint = " (if the input is plain text, use {input_format} text)" if fmt == "auto" else ""
         for where, record in _json_records(source, lines, kind, hint):
             if isinstance(record, InputError | str):
                 yield record if isinstance(record, InputError) else DocRecord(record)
@@ -367,6 +366,21 @@ def rank_rows(ranked, with_text: bool = False) -> list[dict]:
             row["text"] = r.get("text")
         rows.append(row)
     return rows
+
+
+def _merged_order(rows: list[dict]) -> list[str]:
+    """Every field of ``rows``, each one that first comes in a later row placed after the field it follows there:
+    an id seen only from the 1,000th row on still comes before ``score``."""
+    columns: list[str] = []
+    for row in rows:
+        at = 0
+        for key in row:
+            if key in columns:
+                at = columns.index(key) + 1
+            else:
+                columns.insert(at, key)
+                at += 1
+    return columns
 
 
 def _ordinal(n: int) -> str:
@@ -407,7 +421,7 @@ class RowWriter:
                 self.count += 1
         elif self.fmt == "tsv":
             if self.columns is None and rows:
-                self.columns = list(dict.fromkeys(k for row in rows for k in row))
+                self.columns = _merged_order(rows)
                 out.write("\t".join(self.columns) + "\n")
             for row in rows:
                 self.count += 1

@@ -8,6 +8,7 @@ import itertools
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from functools import cached_property
 
@@ -25,8 +26,7 @@ class RemoteReranker:
     means ``http://host:port``; ``api_key``: default ``$QRR_API_KEY``)."""
 
     def __init__(self, url: str, api_key: str | None = None, timeout: float = 3600.0, instruction: str | None = None):
-        url = url.strip()
-        self.url = (url if "://" in url else "http://" + url).rstrip("/")
+        self.url = _checked_url(url)
         self.api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         self.timeout = timeout
         self.instruction = instruction
@@ -115,6 +115,10 @@ class RemoteReranker:
         size = 0
         for item in items:
             length = len(orjson.dumps(item)) + 1
+            if length > room:  # the server would refuse the request (413) before reading it
+                raise InputError(f"a document of {length:,} bytes is over what the server at {self.url} takes in a "
+                                 f"request ({room:,} bytes, its --max-request-bytes): cut it first, or score it "
+                                 "without --server")  # fmt: skip
             if part and (len(part) == most or size + length > room):
                 yield part
                 part, size = [], 0
@@ -138,12 +142,30 @@ class RemoteReranker:
                 return self._call(method, path, body, retries - 1)
             message = _message(exc)
             if exc.code == 401:
-                raise QrrError(f"the server at {self.url} refused the API key: {message} (set {API_KEY_ENV})") from None
+                said = (
+                    f"refused the API key in {API_KEY_ENV}" if self.api_key else f"wants an API key: set {API_KEY_ENV}"
+                )
+                raise QrrError(f"the server at {self.url} {said}") from None
             error = InputError if 400 <= exc.code < 500 else QrrError
             raise error(f"the server at {self.url} answered {exc.code}: {message}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise QrrError(f"cannot reach the server at {self.url}: {reason}") from None
+
+
+def _checked_url(url: str) -> str:
+    """A server's base URL: ``host:port`` means ``http://host:port``; anything but an HTTP(S) URL with a host and
+    a numeric port (if any) is an ``InputError``."""
+    given = url.strip()
+    url = (given if "://" in given else "http://" + given).rstrip("/")
+    parts = urllib.parse.urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is no number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.hostname.isdigit():
+        raise InputError(f"{{server}} {given!r}: give the server's URL, such as http://localhost:8000", "server")
+    return url
 
 
 def _used(answer: dict, pairs: int) -> Stats:
