@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from qrr import formats
 from qrr.engine import Progress
-from qrr.errors import InputError, Interrupted
+from qrr.errors import InputError, Interrupted, QrrError
 from qrr.formats import DocRecord, PairRecord, Run
 from qrr.formats.trec import OnError
 from qrr.metrics import ranking
@@ -378,4 +378,11 @@ def write_reranked(
         done, total = before + finished, before + len(inputs.jobs)
         then = f"; rerank into {path} again to go on" if path else ""
         raise Interrupted(f"interrupted after {done} of {total} queries{then}", done, total, path) from None
+    except QrrError as exc:
+        # a runtime failure mid-run (a server gone, memory) loses nothing that was written: say so
+        if output is not None and output.path and before + finished and not isinstance(exc, (InputError, Interrupted)):
+            total = before + len(inputs.jobs)
+            raise exc.noting(f"; {before + finished} of {total} queries are in {output.path}: run the same "
+                             "command to go on") from None  # fmt: skip
+        raise
     return Reranked(kept, stats if stats is not None else Stats(), finished)

@@ -26,8 +26,8 @@ from qrr.engine import Engine
 
 
 class FakeEngine(Engine):
-    """An ``Engine`` whose forward pass is a checksum of the token ids. ``interrupt_after``: raise
-    ``KeyboardInterrupt`` in the batch after that many; ``fits_rows``: raise ``torch.OutOfMemoryError`` for a
+    """An ``Engine`` whose forward pass is a checksum of the token ids. ``interrupt_after``: raise ``raising``
+    (``KeyboardInterrupt`` unless given) in the batch after that many; ``fits_rows``: raise ``torch.OutOfMemoryError`` for a
     batch of more rows; ``delay``: take that many seconds a batch, as a slow model would; ``gate``: a file holding
     how many batches may run, each further batch waiting until it says more (a test's hand on the model, across
     processes). ``rows`` lists the sizes of the batches run, ``tried`` of every batch tried (failed ones too)."""
@@ -37,6 +37,7 @@ class FakeEngine(Engine):
         device="cpu",
         dtype=None,
         interrupt_after: int | None = None,
+        raising: BaseException | type[BaseException] = KeyboardInterrupt,
         fits_rows: int | None = None,
         delay: float = 0.0,
         gate: str | os.PathLike | None = None,
@@ -45,6 +46,7 @@ class FakeEngine(Engine):
 
         super().__init__(torch.device(device), dtype or torch.float32)
         self.interrupt_after = interrupt_after
+        self.raising = raising
         self.fits_rows = fits_rows
         self.delay = delay
         self.gate = gate
@@ -65,7 +67,7 @@ class FakeEngine(Engine):
         with self._count:
             self.tried.append(len(rows))
             if self.interrupt_after is not None and len(self.rows) >= self.interrupt_after:
-                raise KeyboardInterrupt
+                raise self.raising
             if self.fits_rows is not None and len(rows) > self.fits_rows:
                 raise torch.OutOfMemoryError(f"fake out of memory: {len(rows)} rows > {self.fits_rows}")
             self.rows.append(len(rows))

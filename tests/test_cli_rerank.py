@@ -166,6 +166,30 @@ def test_ctrl_c_says_how_to_go_on_and_resume_finishes(cli, rerank_args, tmp_path
     same_run(str(out), str(tmp_path / "whole.trec"))
 
 
+def test_a_failure_mid_run_says_what_is_kept_and_resume_finishes(cli, rerank_args, tmp_path, fake):
+    from qrr.errors import OutOfMemoryError, QrrError
+
+    out = tmp_path / "out.trec"
+    ok(cli("rerank", *rerank_args, "--depth", "3", "--resume", str(tmp_path / "whole.trec")))
+    gone = QrrError("cannot reach the server at http://127.0.0.1:9: Connection refused")
+    name, _ = fake(interrupt_after=7, raising=gone)  # as the Ctrl-C above: in the third query
+    result = cli("rerank", *rerank_args, "--depth", "3", "--resume", str(out), "--batch-tokens", "1", model=name)
+    assert result.exit_code == 1
+    assert result.stderr == ("error: cannot reach the server at http://127.0.0.1:9: Connection refused; 2 of 5 "
+                             f"queries are in {out}: run the same command to go on\n")  # fmt: skip
+    assert len(parse_trec(out.read_text())) == 2 * 3
+    # nothing written yet, or nowhere to go on from: the error as it is
+    name, _ = fake(interrupt_after=0, raising=OutOfMemoryError("out of memory"))
+    fresh = tmp_path / "fresh.trec"
+    assert cli("rerank", *rerank_args, "--resume", str(fresh), model=name).stderr == "error: out of memory\n"
+    name, _ = fake(interrupt_after=7, raising=OutOfMemoryError("out of memory"))
+    result = cli("rerank", *rerank_args, "--depth", "3", "--batch-tokens", "1", model=name)
+    assert result.stderr == "error: out of memory\n"
+    result = cli("rerank", *rerank_args, "--depth", "3", "--resume", str(out))
+    assert result.exit_code == 0 and "2 of 5 queries are done" in result.stderr
+    same_run(str(out), str(tmp_path / "whole.trec"))
+
+
 def test_ctrl_c_without_resume_points_to_it(cli, rerank_args, fake):
     name, _ = fake(interrupt_after=0)
     result = cli("rerank", *rerank_args, model=name)
