@@ -16,6 +16,9 @@ def _offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("QRR_MODEL", raising=False)
     monkeypatch.delenv("QRR_DEBUG", raising=False)
+    # a developer's own settings must not reach the tests
+    for name in ("QRR_SERVER", "QRR_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="session")

@@ -389,7 +389,11 @@ def chosen_server(ctx: typer.Context, server: str | None) -> str | None:
     clashing = given(ctx, *MODEL_OPTIONS) if server is not None else []
     if clashing and given(ctx, "server"):
         raise InputError(f"{', '.join(clashing)}: not with --server, whose model scores")
-    return None if clashing else server
+    if clashing:
+        stderr.print(f"note: {', '.join(clashing)} given: the model is loaded here, not asked of $QRR_SERVER ({server})",
+                     highlight=False, markup=False)  # fmt: skip
+        return None
+    return server
 
 
 def remote_or_local(server: str | None, instruction: str | None, verbose: bool, **options):
