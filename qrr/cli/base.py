@@ -390,7 +390,8 @@ def chosen_server(ctx: typer.Context, server: str | None) -> str | None:
     if clashing and given(ctx, "server"):
         raise InputError(f"{', '.join(clashing)}: not with --server, whose model scores")
     if clashing:
-        stderr.print(f"note: {', '.join(clashing)} given: the model is loaded here, not asked of $QRR_SERVER ({server})",
+        said = ", ".join(clashing)
+        stderr.print(f"note: {said} given: the model is loaded here, not asked of $QRR_SERVER ({server})",
                      highlight=False, markup=False)  # fmt: skip
         return None
     return server
