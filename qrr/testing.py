@@ -28,9 +28,10 @@ from qrr.engine import Engine
 class FakeEngine(Engine):
     """An ``Engine`` whose forward pass is a checksum of the token ids. ``interrupt_after``: raise ``raising``
     (``KeyboardInterrupt`` unless given) in the batch after that many; ``fits_rows``: raise
-    ``torch.OutOfMemoryError`` for a batch of more rows; ``delay``: take that many seconds a batch, as a slow model would; ``gate``: a file holding
-    how many batches may run, each further batch waiting until it says more (a test's hand on the model, across
-    processes). ``rows`` lists the sizes of the batches run, ``tried`` of every batch tried (failed ones too)."""
+    ``torch.OutOfMemoryError`` for a batch of more rows; ``delay``: take that many seconds a batch, as a slow model
+    would; ``gate``: a file holding how many batches may run, each further batch waiting until it says more (a
+    test's hand on the model, across processes). ``rows`` lists the sizes of the batches run, ``tried`` of every
+    batch tried (failed ones too)."""
 
     def __init__(
         self,
