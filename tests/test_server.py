@@ -190,8 +190,10 @@ def test_qrr_rank_through_the_server_equals_qrr_rank(tiny_server, cli, tiny_mode
     # a model named on the command line wins over $QRR_SERVER; with --server itself, it is an error
     here = cli("rank", "-q", QUERY, "-k", "3", input=data, model=tiny_model)
     assert here.stdout == local.stdout
-    assert here.stderr == (f"note: --model, --device, --dtype given: the model is loaded here, not asked of "
-                           f"$QRR_SERVER ({tiny_server.url})\n")  # the test cli passes all three
+    assert here.stderr == (
+        f"note: --model, --device, --dtype given: the model is loaded here, not asked of "
+        f"$QRR_SERVER ({tiny_server.url})\n"
+    )  # the test cli passes all three
     refused = cli("rank", "-q", QUERY, "--device", "cpu", "--server", tiny_server.url, input=data, model=False)
     assert refused.exit_code == 2 and refused.stderr == "error: --device: not with --server, whose model scores\n"
 
