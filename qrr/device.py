@@ -15,7 +15,7 @@ def resolve_device(name: str = "auto"):
     """``auto`` picks cuda, then mps, then cpu; ``cpu``, ``mps``, ``cuda`` and ``cuda:N`` are checked."""
     import torch
 
-    name = (name or "auto").strip().lower()
+    name = (str(name) if name else "auto").strip().lower()  # a torch.device too
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -66,7 +66,7 @@ def dtype_reason(name: str, device, dtype) -> str:
     """Why ``resolve_dtype(name, device)`` gave ``dtype``, in a phrase (``qrr bench`` says it)."""
     import torch
 
-    if (name or "auto").strip().lower() != "auto":
+    if not isinstance(name, str | None) or (name or "auto").strip().lower() != "auto":
         return "as asked"
     if device.type == "cuda":
         return "this GPU computes bf16" if dtype == torch.bfloat16 else "this GPU has no bf16"
@@ -83,7 +83,7 @@ def resolve_dtype(name: str, device):
     """``auto``: bf16 on CUDA where supported else fp16; mps fp16; CPU bf16 where native, else fp32."""
     import torch
 
-    name = (name or "auto").strip().lower()
+    name = (name if isinstance(name, str) else dtype_name(name) if name else "auto").strip().lower()  # torch.float32
     if name != "auto":
         if name not in DTYPES:
             raise DeviceError(f"{{dtype}} {name!r} is unknown: use auto, bf16, fp16 or fp32", "dtype")

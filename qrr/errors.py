@@ -43,6 +43,17 @@ class InputError(QrrError):
     exit_code = 2
 
 
+def check_count(value, param: str, least: int = 1) -> None:
+    """Raise ``InputError`` unless ``value`` (the parameter ``param``) is ``None`` or an integer of at least
+    ``least`` (numpy's integers count; ``True`` and ``2.0`` do not)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise InputError(f"{{{param}}} must be an integer, not {value!r}", param)
+    if value < least:
+        raise InputError(f"{{{param}}} must be at least {least}, not {value}", param)
+
+
 class ModelNotFoundError(QrrError):
     """The model is neither a local folder nor in the local cache."""
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from qrr import formats
 from qrr.engine import Progress
-from qrr.errors import InputError, Interrupted, QrrError
+from qrr.errors import InputError, Interrupted, QrrError, check_count
 from qrr.formats import DocRecord, PairRecord, Run
 from qrr.formats.trec import OnError
 from qrr.metrics import ranking
@@ -152,8 +152,7 @@ def read_run_inputs(
     each query's top ``depth`` needs; ``only`` limits the queries. Bad lines raise, or go to ``on_error`` and
     are skipped; a query or document the run names but the files lack raises, or goes to ``on_missing``.
     ``status(message)`` gives a context to read the corpus in (a spinner)."""
-    if depth < 1:
-        raise InputError(f"{{depth}} must be at least 1, not {depth}", "depth")
+    check_count(depth, "depth")
     table = formats.read_run(run, on_error)
     if not table:
         raise InputError(f"{formats.label(run)}: no results in the run")
@@ -279,8 +278,7 @@ def ranked(docids, scores) -> list[tuple[str, float]]:
 
 
 def _check_top_k(top_k: int | None) -> None:
-    if top_k is not None and top_k < 1:
-        raise InputError(f"{{top_k}} must be at least 1, not {top_k}", "top_k")
+    check_count(top_k, "top_k")
 
 
 def rerank_jobs(

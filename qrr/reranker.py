@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
 from qrr.engine import Progress
-from qrr.errors import InputError
+from qrr.errors import InputError, check_count
 from qrr.family import DEFAULT_MAX_LENGTH, DEFAULT_RECIPE
 from qrr.prompt import Prompter
 
@@ -81,10 +82,10 @@ class Reranker:
     missing from the local cache is downloaded first, unless ``offline`` (default: ``HF_HUB_OFFLINE``).
     ``share_prefix`` runs the tokens that pairs with the same instruction and query share once (same scores,
     less work); turn it off only to measure what it saves. ``recipe`` is the model card's ``transformers`` recipe
-    (the default) or its ``vllm`` one (the chat template, as Qwen's published evaluation used; see
-    ``qrr.family``). ``compile`` runs the model's layers through ``torch.compile`` (long-lived or long work: the
-    first start spends a minute or more compiling, a later one reads the compiled code from disk; see
-    ``TransformerEngine.compile`` and BENCHMARKS.md for where it pays).
+    (the default), its ``vllm`` one (the chat template, as Qwen's published evaluation used) or ``vllm-template``
+    (vLLM's template file; see ``qrr.family``). ``compile`` runs the model's layers through ``torch.compile``
+    (long-lived or long work: the first start spends a minute or more compiling, a later one reads the compiled code
+    from disk; see ``TransformerEngine.compile`` and BENCHMARKS.md for where it pays).
     """
 
     def __init__(
@@ -103,10 +104,16 @@ class Reranker:
         from qrr import device as devices
         from qrr import models
 
-        _check_positive(batch_tokens, "batch_tokens")  # before loading anything
+        # arguments checked before anything loads
+        check_count(batch_tokens, "batch_tokens")
+        check_count(max_length, "max_length")
+        _check_text(instruction, "instruction", none=True)
         dev = devices.resolve_device(device)
         dt = devices.resolve_dtype(dtype, dev)
         model = model or models.default_model()
+        if not isinstance(model, str | os.PathLike) and not callable(model):
+            raise InputError(f"{{model}} must be a model name, hub repo id or folder, not {type(model).__name__}",
+                             "model")  # fmt: skip
         loader = model if callable(model) else models.registered(model)
         if loader is not None:
             engine, tokenizer = loader(dev, dt)
@@ -144,7 +151,9 @@ class Reranker:
         from qrr import device as devices
         from qrr.engine import TransformerEngine
 
-        _check_positive(batch_tokens, "batch_tokens")
+        check_count(batch_tokens, "batch_tokens")
+        check_count(max_length, "max_length")
+        _check_text(instruction, "instruction", none=True)
         dev = devices.resolve_device(device)
         prompter = Prompter(tokenizer, max_length, recipe=recipe)
         if hasattr(model, "score") and not hasattr(model, "lm_head"):
@@ -170,6 +179,12 @@ class Reranker:
         if compile:
             engine.compile()
 
+    def __repr__(self) -> str:
+        from qrr.device import dtype_name
+
+        return (f"Reranker({str(self.model_path or type(self.engine).__name__)!r}, device={str(self.device)!r}, "
+                f"dtype={dtype_name(self.dtype)!r}, max_length={self.max_length}, recipe={self.recipe!r})")  # fmt: skip
+
     @property
     def max_length(self) -> int:
         return self.prompter.max_length
@@ -193,7 +208,7 @@ class Reranker:
         pairs each finished batch scored; ``batch_size`` caps the pairs of one forward pass (the token budget
         ``batch_tokens`` always applies).
         """
-        _check_positive(batch_size, "batch_size")
+        check_count(batch_size, "batch_size")
         results = Results()
         for chunk in chunks(triples(pairs, self.instruction), CHUNK):
             scores, stats, encoded = self._score(chunk, progress, batch_size)
@@ -252,14 +267,18 @@ class Reranker:
         ``CHUNK`` at a time, and with ``top_k`` only the best k are kept. ``instruction`` overrides this
         Reranker's instruction for the call; ``progress`` is called with the pairs each batch scored.
         """
-        _check_positive(batch_size, "batch_size")
+        check_count(batch_size, "batch_size")
+        _check_text(query, "query")
+        _check_text(instruction, "instruction", none=True)
         instruction = instruction if instruction is not None else self.instruction
         total = len(documents) if hasattr(documents, "__len__") else None
         with _tqdm(total, show_progress_bar, progress) as advance:
 
             def score(start: int, chunk: list[str]) -> tuple[list[float], Stats]:
-                checked = [_triple(start + n, (query, d, instruction)) for n, d in enumerate(chunk)]
-                scores, stats, _ = self._score(checked, advance, batch_size)
+                for n, document in enumerate(chunk, start):
+                    if not isinstance(document, str):
+                        raise InputError(f"document {n} must be a string, not {type(document).__name__}")
+                scores, stats, _ = self._score([(query, d, instruction) for d in chunk], advance, batch_size)
                 return scores, stats
 
             return rank_chunks(score, documents, top_k, return_documents, ids)
@@ -291,10 +310,10 @@ def rank_chunks(score, documents: Iterable[str], top_k: int | None = None, retur
     """What ``rank`` does around the scoring, for any scorer: ``score(start, texts)`` gives the scores and stats
     of a chunk of documents (``start``: the first one's input position). Documents are read ``CHUNK`` at a time;
     with ``top_k`` only the best k are kept. Best first; ties keep input order."""
-    if top_k is not None and top_k < 1:
-        raise InputError(f"{{top_k}} must be at least 1, not {top_k}", "top_k")
+    check_count(top_k, "top_k")
     if isinstance(documents, str | bytes):  # its characters would be ranked
         raise InputError("{documents} must be an iterable of strings, not one string (put it in a list)", "documents")
+    _check_iterable(documents, "documents", "strings")
     id_source = None if ids is None else iter(ids)
     kept: list = []  # every result, or with top_k a min-heap of (score, -index, result)
     stats = Stats()
@@ -325,11 +344,19 @@ def rank_chunks(score, documents: Iterable[str], top_k: int | None = None, retur
 
 
 def triples(pairs: Iterable[Pair], instruction: str | None = None) -> Iterator[tuple[str, str, str | None]]:
-    """``(query, document, instruction)`` for each ``(query, document)`` or ``(query, document, instruction)``, an
+    """``(query, document, instruction)`` for each ``(query, document)`` or ``(query, document, instruction)`` (or
+    a mapping with ``query``, ``document`` and optionally ``instruction``, as ``qrr score``'s JSON lines hold), an
     instruction of ``None`` taking ``instruction``; lazily, a malformed pair raising ``InputError``."""
+    _check_iterable(pairs, "pairs", "(query, document) pairs")
     for n, pair in enumerate(pairs):
-        if isinstance(pair, str) or len(pair) not in (2, 3):
-            raise InputError(f"pair {n}: expected (query, document) or (query, document, instruction)")
+        if isinstance(pair, Mapping):
+            if "query" not in pair or "document" not in pair:
+                keys = ", ".join(map(str, pair))
+                raise InputError(f"pair {n}: a mapping needs the keys query and document, not {keys}")
+            pair = (pair["query"], pair["document"], pair.get("instruction"))
+        elif isinstance(pair, str | bytes) or not hasattr(pair, "__len__") or len(pair) not in (2, 3):
+            raise InputError(f"pair {n}: expected (query, document) or (query, document, instruction), not "
+                             f"{_shown(pair)}")  # fmt: skip
         query, document, *rest = pair
         yield _triple(n, (query, document, rest[0] if rest and rest[0] is not None else instruction))
 
@@ -341,16 +368,27 @@ def _triple(n: int, triple: tuple) -> tuple[str, str, str | None]:
     return triple
 
 
+def _check_text(value, param: str, none: bool = False) -> None:
+    if not isinstance(value, str) and not (none and value is None):
+        raise InputError(f"{{{param}}} must be a string, not {type(value).__name__}", param)
+
+
+def _check_iterable(items, param: str, of: str) -> None:
+    if items is None or not hasattr(items, "__iter__"):
+        raise InputError(f"{{{param}}} must be an iterable of {of}, not {type(items).__name__}", param)
+
+
+def _shown(value) -> str:
+    """A wrong value, short: its type, and its length where it has one."""
+    size = f" (length {len(value)})" if hasattr(value, "__len__") and not isinstance(value, str | bytes) else ""
+    return f"{type(value).__name__}{size}"
+
+
 def chunks(items: Iterable, size: int) -> Iterator[list]:
     """Lists of up to ``size`` items from any iterable, read lazily."""
     iterator = iter(items)
     while chunk := list(itertools.islice(iterator, size)):
         yield chunk
-
-
-def _check_positive(value: int | None, param: str) -> None:
-    if value is not None and value < 1:
-        raise InputError(f"{{{param}}} must be positive, not {value}", param)
 
 
 def _is_pair(item) -> bool:

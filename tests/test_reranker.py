@@ -166,7 +166,7 @@ def test_predict_batch_size_caps_the_rows_of_a_forward_pass(fake_model):
     rr = Reranker("fake")
     rr.predict([("q", f"document {i}") for i in range(10)], batch_size=3)
     assert max(fake_model.engines[-1].rows) == 3 and sum(fake_model.engines[-1].rows) == 10
-    with pytest.raises(InputError, match="batch_size must be positive, not 0"):
+    with pytest.raises(InputError, match="batch_size must be at least 1, not 0"):
         rr.predict([("q", "d")], batch_size=0)
 
 
@@ -239,15 +239,29 @@ def test_query_too_long_for_max_length_is_an_error(tiny):
 @pytest.mark.parametrize(
     "pairs, message",
     [
-        ([("only a query",)], "expected \\(query, document\\)"),
-        (["a string"], "expected \\(query, document\\)"),
-        ([("q", 3)], "document must be a string"),
-        ([("q", "d", 5)], "instruction must be a string"),
+        ([("only a query",)], r"^pair 0: expected \(query, document\) or \(query, document, instruction\), not tup"),
+        (["a string"], "^pair 0: expected .*, not str$"),
+        ([("q", "d"), 7], "^pair 1: expected .*, not int$"),
+        ([("q", 3)], "^pair 0: document must be a string, not int$"),
+        ([("q", "d", 5)], "^pair 0: instruction must be a string, not int$"),
+        # a mapping reads its fields, never its keys (it once scored "query" against "document")
+        ([{"text": "d", "id": 1}], "^pair 0: a mapping needs the keys query and document, not text, id$"),
+        ([{"query": "q", "document": None}], "^pair 0: document must be a string, not NoneType$"),
+        (None, "^pairs must be an iterable of \\(query, document\\) pairs, not NoneType$"),
+        ([("q", "a\ud800b")], r"^pair 0: the document is not valid Unicode text \(surrogates not allowed at char"),
     ],
 )
 def test_bad_pairs(reranker, pairs, message):
     with pytest.raises(InputError, match=message):
         reranker.score(pairs)
+
+
+def test_a_mapping_pair_reads_its_fields(reranker):
+    pairs = [("q", "Beijing is the capital."), ("q", "Paris", "Find the city")]
+    records = [{"query": "q", "document": "Beijing is the capital.", "qid": 1},
+               {"document": "Paris", "query": "q", "instruction": "Find the city"}]  # fmt: skip
+    assert reranker.score(records) == reranker.score(pairs)
+    assert list(reranker.predict(records)) == list(reranker.predict(pairs))
 
 
 def test_bad_arguments_name_the_parameter(reranker, tiny_model):
@@ -259,10 +273,60 @@ def test_bad_arguments_name_the_parameter(reranker, tiny_model):
         reranker.rank("q", ["d"], ids=[1, 2])
     with pytest.raises(InputError, match="^ids: fewer ids than documents$"):
         reranker.rank("q", ["d", "e"], ids=iter([1]))
-    with pytest.raises(InputError, match="^batch_tokens must be positive, not 0$"):
+    with pytest.raises(InputError, match="^batch_tokens must be at least 1, not 0$"):
         Reranker(str(tiny_model), device="cpu", batch_tokens=0)
     with pytest.raises(InputError, match="^max_length 48 leaves no room: the prompt frame alone takes 48 tokens$"):
         Reranker(str(tiny_model), device="cpu", max_length=48)
+    # wrong types are said in the parameters' words, not as a TypeError from deep inside
+    for call, message in [
+        (lambda: reranker.rank("q", ["d"], top_k="2"), "^top_k must be an integer, not '2'$"),
+        (lambda: reranker.rank("q", ["d"], top_k=1.5), "^top_k must be an integer, not 1.5$"),
+        (lambda: reranker.score([("q", "d")], batch_size=True), "^batch_size must be an integer, not True$"),
+        (lambda: reranker.rank("q", None), "^documents must be an iterable of strings, not NoneType$"),
+        (lambda: reranker.rank(None, ["d"]), "^query must be a string, not NoneType$"),
+        (lambda: reranker.rank("q", ["d", {"text": "e"}]), "^document 1 must be a string, not dict$"),
+        (lambda: reranker.rank("q", ["d"], instruction=5), "^instruction must be a string, not int$"),
+        (lambda: Reranker(str(tiny_model), max_length="100"), "^max_length must be an integer, not '100'$"),
+        (lambda: Reranker(str(tiny_model), instruction=5), "^instruction must be a string, not int$"),
+        (lambda: Reranker(123), "^model must be a model name, hub repo id or folder, not int$"),
+    ]:
+        with pytest.raises(InputError, match=message):
+            call()
+    assert reranker.rank("q", ["d"], top_k=numpy.int64(1))[0]["corpus_id"] == 0  # numpy's integers are integers
+
+
+def test_torch_devices_and_dtypes_are_taken_and_repr_says_them(tiny_model):
+    import torch
+
+    rr = Reranker(tiny_model, device=torch.device("cpu"), dtype=torch.float32)
+    assert (rr.device, rr.dtype) == (torch.device("cpu"), torch.float32)
+    assert repr(rr) == f"Reranker('{tiny_model}', device='cpu', dtype='fp32', max_length=8192, recipe='transformers')"
+
+
+def test_a_document_over_the_tokenizers_limit_is_cut_without_its_warning(tiny_model):
+    import logging
+
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    class Kept(logging.Handler):
+        def emit(self, record):
+            said.append(record.getMessage())
+
+    said: list[str] = []
+    handler, was = Kept(), hf_logging.get_verbosity()
+    hf_logging.get_logger("transformers").addHandler(handler)
+    hf_logging.set_verbosity_warning()  # as a user's process has it (the CLI, imported by other tests, lowers it)
+    try:
+        rr = Reranker(tiny_model, device="cpu", max_length=100)  # a tokenizer of its own: the warning comes once
+        huge = "word " * 140_000  # over the tokenizer's model_max_length (131,072)
+        assert rr.rank("q", [huge, "small"]).stats.truncated == 1
+        assert not [m for m in said if "sequence length" in m]
+        AutoTokenizer.from_pretrained(tiny_model)([huge])  # what qrr keeps quiet: the tokenizer's own call warns
+        assert [m for m in said if m.startswith("Token indices sequence length is longer than")]
+    finally:
+        hf_logging.get_logger("transformers").removeHandler(handler)
+        hf_logging.set_verbosity(was)
 
 
 def test_progress_counts_every_pair(tiny):
