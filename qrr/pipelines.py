@@ -108,11 +108,13 @@ def top(run: Run, depth: int, only: Collection[str] | None = None) -> dict[str, 
     return {q: ranking(docs)[:depth] for q, docs in run.items() if only is None or q in only}
 
 
-def plan(tops: dict[str, list[str]], queries: dict[str, str], corpus: dict[str, str], on_missing: OnError = None):
+def plan(tops: dict[str, list[str]], queries: dict[str, str], corpus: dict[str, str], on_missing: OnError = None,
+         sources: tuple[str, str] = ("the queries file", "the corpus")):  # fmt: skip
     """The jobs for each query's top documents (from ``top``), in order, with their query texts.
 
     A query missing from ``queries`` or a document missing from ``corpus`` is an error naming how many are
-    missing; with ``on_missing`` each is handed over and left out instead."""
+    missing and where they were looked for (``sources``: the queries' and the corpus's names); with
+    ``on_missing`` each is handed over and left out instead."""
     jobs, missing_queries, missing_docs = [], [], []
     for qid, docids in tops.items():
         if qid not in queries:
@@ -123,16 +125,17 @@ def plan(tops: dict[str, list[str]], queries: dict[str, str], corpus: dict[str, 
         if kept:
             jobs.append(Job(qid, queries[qid], kept))
     if missing_queries:
-        _missing([f"query {q}" for q in missing_queries], "queries", "not in the queries file", on_missing)
+        _missing([f"query {q}" for q in missing_queries], "queries", f"not in {sources[0]}", on_missing)
     if missing_docs:
-        _missing([f"document {d} of query {q}" for q, d in missing_docs], "documents", "not in the corpus",
+        _missing([f"document {d} of query {q}" for q, d in missing_docs], "documents", f"not in {sources[1]}",
                  on_missing)  # fmt: skip
     return jobs
 
 
 def _missing(items: list[str], what: str, reason: str, on_missing: OnError) -> None:
     if on_missing is None:
-        raise InputError(f"{len(items)} of the run's {what} are {reason} (first: {items[0]}); to rerank without "
+        verb = "is" if len(items) == 1 else "are"
+        raise InputError(f"{len(items):,} of the run's {what} {verb} {reason} (first: {items[0]}); to rerank without "
                          "them, pass {on_missing}", "on_missing")  # fmt: skip
     for item in items:
         on_missing(InputError(f"{item}: {reason}"))
@@ -161,7 +164,8 @@ def read_run_inputs(
     needed = {d for docids in tops.values() for d in docids}
     with (status or _quiet)(f"reading {corpus} for {len(needed):,} documents"):
         documents = formats.read_corpus(corpus, keep=needed, on_error=on_error)
-    return RunInputs(table, plan(tops, texts, documents, on_missing), documents)
+    sources = (formats.label(queries), formats.label(corpus))
+    return RunInputs(table, plan(tops, texts, documents, on_missing, sources), documents)
 
 
 def _quiet(message: str) -> contextlib.AbstractContextManager:

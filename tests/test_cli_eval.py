@@ -120,6 +120,11 @@ def test_bad_qrels_line(qrr_eval, files, tmp_path):
                                                                                        files["a.trec"]))  # fmt: skip
     result = qrr_eval(str(bad), files["a.trec"], "--on-error", "skip", "-f", "json")
     assert result.exit_code == 0 and "skipped 1 bad line(s)" in result.stderr
+    # the run and the qrels swapped: the message says what the first line looks like
+    assert failed(qrr_eval(files["a.trec"], files["qrels.txt"])) == (
+        f"error: {files['a.trec']}:1: expected 'qid 0 docid relevance', found 6 field(s) (a run's line, not a "
+        "judgment: is this the qrels file?)\n"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- --beir
@@ -172,11 +177,13 @@ def test_beir_resumes_the_output_of_rerank(cli, beir_dir, tmp_path):
 def test_beir_folder_errors(cli, beir_dir, tmp_path):
     copy = tmp_path / "beir"
     shutil.copytree(beir_dir, copy)
-    assert "qrels/dev.tsv: not found" in failed(cli("eval", "--beir", str(copy), "--run", str(copy / "bm25.trec"),
-                                                    "--split", "dev"))  # fmt: skip
+    (copy / "qrels" / "train.tsv.gz").write_bytes(b"")
+    assert failed(cli("eval", "--beir", str(copy), "--run", str(copy / "bm25.trec"), "--split", "dev")) == (
+        f"error: {copy / 'qrels' / 'dev.tsv'}: not found (its splits: test, train)\n"
+    )
     (copy / "corpus.jsonl").write_text('{"_id": "d0", "text": "only one"}\n')
     message = failed(cli("eval", "--beir", str(copy), "--run", str(copy / "bm25.trec")))
-    assert "of the run's documents are not in the corpus" in message
+    assert f"of the run's documents are not in {copy / 'corpus.jsonl'}" in message
 
 
 def test_model_options_from_the_environment_are_no_clash(qrr_eval, files, monkeypatch):

@@ -223,12 +223,14 @@ def test_missing_documents_fail_or_are_counted(cli, rerank_args, beir_dir, tmp_p
     run.write_text((beir_dir / "bm25.trec").read_text() + "q0 Q0 gone 9 99.0 bm25\nq1 Q0 lost 9 98.0 bm25\n")
     args = [str(run), *rerank_args[1:]]
     message = failed(cli("rerank", *args))
-    assert "2 of the run's documents are not in the corpus (first: document gone of query q0)" in message
+    corpus = beir_dir / "corpus.jsonl"
+    assert message == (f"error: 2 of the run's documents are not in {corpus} (first: document gone of query q0); to "
+                       "rerank without them, pass --on-error skip\n")  # fmt: skip
     assert message.endswith("; to rerank without them, pass --on-error skip\n")
     result = cli("rerank", *args, "--on-error", "skip", "--depth", "2")
     assert result.exit_code == 0
     assert "skipped 2 run entries missing from the inputs" in result.stderr
-    assert "document lost of query q1: not in the corpus" in result.stderr
+    assert f"document lost of query q1: not in {corpus}" in result.stderr
     rows = parse_trec(result.stdout)
     assert {r[2] for r in rows}.isdisjoint({"gone", "lost"})
     assert [r[0] for r in rows].count("q0") == 1  # the top 2 held a missing document: one is left
@@ -237,7 +239,7 @@ def test_missing_documents_fail_or_are_counted(cli, rerank_args, beir_dir, tmp_p
 def test_missing_queries_and_malformed_lines(cli, rerank_args, beir_dir, tmp_path):
     run = tmp_path / "run.trec"
     run.write_text("q0 Q0 d1 1 1.0 x\nq9 Q0 d1 1 1.0 x\n")
-    assert "1 of the run's queries are not in the queries file (first: query q9)" in failed(
+    assert f"1 of the run's queries is not in {beir_dir / 'queries.jsonl'} (first: query q9)" in failed(
         cli("rerank", str(run), *rerank_args[1:])
     )
     run.write_text("q0 Q0 d1 1 1.0 x\nq0 Q0 d2 1\nq0 Q0 d1 3 0.5 x\n")
@@ -271,9 +273,23 @@ def test_bad_options(cli, rerank_args, args, message):
 
 
 def test_corpus_and_queries_are_needed(cli, beir_dir):
-    assert "give the run's --corpus and --queries (BEIR's corpus.jsonl and queries.jsonl), or --beir DIR" in failed(
-        cli("rerank", str(beir_dir / "bm25.trec"), "--corpus", str(beir_dir / "corpus.jsonl"))
+    run = str(beir_dir / "bm25.trec")
+    assert failed(cli("rerank", run, "--corpus", str(beir_dir / "corpus.jsonl"))) == (
+        "error: give the run's --queries (BEIR's corpus.jsonl and queries.jsonl), or --beir DIR\n"
     )
+    assert failed(cli("rerank", run)) == (
+        "error: give the run's --corpus and --queries (BEIR's corpus.jsonl and queries.jsonl), or --beir DIR\n"
+    )
+
+
+def test_a_corpus_as_msmarco_tsv(cli, rerank_args, beir_dir, tmp_path, expected):
+    collection = tmp_path / "collection.tsv"
+    for line in (beir_dir / "corpus.jsonl").read_text().splitlines():
+        doc = orjson.loads(line)
+        text = f"{doc['title']} {doc['text']}" if doc["title"] else doc["text"]
+        collection.write_text((collection.read_text() if collection.exists() else "") + f"{doc['_id']}\t{text}\n")
+    args = [rerank_args[0], "--corpus", str(collection), "--queries", rerank_args[4]]
+    assert ok(cli("rerank", *args)) == ok(cli("rerank", *rerank_args))
 
 
 def test_ids_with_spaces_need_jsonl_output(cli, tmp_path):

@@ -151,8 +151,8 @@ def test_corpus_keeps_only_what_is_asked(tmp_path):
 @pytest.mark.parametrize(
     ("record", "message"),
     [
-        ({"title": "t", "text": "x"}, r'corpus.jsonl:2: missing field "_id"'),
-        ({"_id": "d9", "title": "t"}, r'corpus.jsonl:2: missing field "text"'),
+        ({"title": "t", "text": "x"}, r'/corpus.jsonl:2: missing field "_id" or "id"$'),
+        ({"_id": "d9", "title": "t"}, r'/corpus.jsonl:2: missing field "text" or "contents"$'),
         ({"_id": "d9", "text": 5}, r'corpus.jsonl:2: field "text" must be a string, not a number'),
         (["d9", "x"], r"corpus.jsonl:2: expected an object, found an array"),
     ],
@@ -166,10 +166,21 @@ def test_bad_corpus_lines(tmp_path, record, message):
     assert len(skipped) == 1
 
 
+def test_corpus_as_msmarco_tsv_or_pyserini_jsonl(tmp_path):
+    beir = write(tmp_path / "corpus.jsonl", jsonl([{"_id": "7", "title": "", "text": "Beijing is the capital."}]))
+    tsv = write(tmp_path / "collection.tsv", "7\tBeijing is the capital.\n")
+    pyserini = write(tmp_path / "pyserini.jsonl", jsonl([{"id": 7, "contents": "Beijing is the capital."}]))
+    assert formats.read_corpus(beir) == formats.read_corpus(tsv) == formats.read_corpus(pyserini)
+    assert formats.read_corpus(tsv) == {"7": "Beijing is the capital."}
+    with pytest.raises(InputError, match=r"collection.tsv:2: expected docid<TAB>text \(or a JSON object\)$"):
+        formats.read_corpus(write(tmp_path / "collection.tsv", "7\tBeijing\njust words\n"))
+
+
 def test_queries_as_jsonl_or_tsv(tmp_path):
     beir = write(tmp_path / "queries.jsonl", jsonl([{"_id": "q1", "text": "capital?", "metadata": {}}]))
     tsv = write(tmp_path / "queries.tsv", "q1\tcapital?\n")
-    assert formats.read_queries(beir) == formats.read_queries(tsv) == {"q1": "capital?"}
+    plain = write(tmp_path / "queries-id.jsonl", jsonl([{"id": "q1", "text": "capital?"}]))
+    assert formats.read_queries(beir) == formats.read_queries(tsv) == formats.read_queries(plain) == {"q1": "capital?"}
     with pytest.raises(InputError, match="queries.tsv:2: query q1 appears twice"):
         formats.read_queries(write(tmp_path / "queries.tsv", "q1\tcapital?\nq1\tagain\n"))
     with pytest.raises(InputError, match=r"queries.tsv:1: expected qid<TAB>text"):

@@ -59,11 +59,11 @@ def test_plan_takes_the_top_depth_in_trec_eval_order():
 
 
 def test_plan_names_missing_queries_and_documents():
-    with pytest.raises(InputError, match=r"1 of the run's queries are not in the queries file \(first: query q3\); "
+    with pytest.raises(InputError, match=r"1 of the run's queries is not in the queries file \(first: query q3\); "
                        "to rerank without them, pass on_missing") as caught:  # fmt: skip
         pipelines.plan(pipelines.top(RUN, 2), QUERIES, TEXTS)
     assert caught.value.params == ("on_missing",)
-    with pytest.raises(InputError, match=r"1 of the run's documents are not in the corpus \(first: document dX of "):
+    with pytest.raises(InputError, match=r"1 of the run's documents is not in the corpus \(first: document dX of "):
         pipelines.plan(pipelines.top(RUN, 2, only={"q1", "q2"}), QUERIES, TEXTS)
     skipped = Collect()
     jobs = pipelines.plan(pipelines.top(RUN, 2), QUERIES, TEXTS, on_missing=skipped)

@@ -16,7 +16,6 @@ from qrr.cli.base import (
     Dtype,
     DtypeOpt,
     FormatOpt,
-    InstructionOpt,
     MaxLengthOpt,
     ModelOpt,
     OfflineOpt,
@@ -37,7 +36,7 @@ from qrr.cli.base import (
 )
 from qrr.cli.render import rerank_showing_progress, skipping, write_rows
 from qrr.errors import InputError
-from qrr.family import DEFAULT_MAX_LENGTH
+from qrr.family import DEFAULT_MAX_LENGTH, QWEN3
 from qrr.formats import TAG
 from qrr.pipelines import DEFAULT_DEPTH
 
@@ -98,7 +97,15 @@ def evaluate(
     ] = False,  # fmt: skip
     on_error: OnErrorOpt = OnError.fail,
     fmt: FormatOpt = None,
-    instruction: InstructionOpt = None,
+    instruction: Annotated[
+        str | None,
+        typer.Option(
+            "--instruction",
+            "-i",
+            rich_help_panel=RUN_PANEL,
+            help=f"With --beir: the task instruction. [dim]\\[default: {QWEN3.default_instruction}][/]",
+        ),
+    ] = None,  # fmt: skip
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = Dtype.auto,

@@ -64,7 +64,8 @@ def rerank(
             "--corpus",
             metavar="CORPUS",
             rich_help_panel=RUN_PANEL,
-            help="BEIR corpus JSONL (_id, title, text) holding the run's documents.",
+            help="The corpus holding the run's documents: BEIR's JSONL (_id, title, text; or id, contents) or "
+            "docid<TAB>text lines (MS MARCO's collection.tsv).",
         ),
     ] = None,  # fmt: skip
     queries: Annotated[
@@ -73,7 +74,7 @@ def rerank(
             "--queries",
             metavar="QUERIES",
             rich_help_panel=RUN_PANEL,
-            help="BEIR queries JSONL (_id, text) or qid<TAB>text lines.",
+            help="The queries: BEIR's JSONL (_id, text) or qid<TAB>text lines.",
         ),
     ] = None,  # fmt: skip
     beir: Annotated[
@@ -142,7 +143,8 @@ def rerank(
         folder = formats.BeirFolder.at(beir)
         corpus, queries = folder.corpus, folder.queries
     elif corpus is None or queries is None:
-        raise InputError("give the run's --corpus and --queries (BEIR's corpus.jsonl and queries.jsonl), or --beir DIR")
+        lacking = " and ".join(name for name, value in (("--corpus", corpus), ("--queries", queries)) if value is None)
+        raise InputError(f"give the run's {lacking} (BEIR's corpus.jsonl and queries.jsonl), or --beir DIR")
     output = pipelines.RunOutput.checked(resume, fmt.value if fmt else None, tag)
     bad_lines = skipping(on_error)
     missing = skipping(on_error, "run entries missing from the inputs")

@@ -119,7 +119,8 @@ def read_qrels(source: str, on_error: OnError = None) -> Qrels:
         expected = 3 if kind == "beir" else 4
         if len(fields) != expected:
             shape = "query-id<TAB>corpus-id<TAB>score" if kind == "beir" else "'qid 0 docid relevance'"
-            _raise_or_hand(InputError(f"{where}: expected {shape}, found {len(fields)} field(s)"), on_error)
+            run = " (a run's line, not a judgment: is this the qrels file?)" if len(fields) == 6 else ""
+            _raise_or_hand(InputError(f"{where}: expected {shape}, found {len(fields)} field(s){run}"), on_error)
             continue
         qid, docid, grade = (fields[0], fields[1], fields[2]) if kind == "beir" else (fields[0], fields[2], fields[3])
         relevance = _whole(grade)
@@ -153,25 +154,32 @@ def _field(record: dict, key: str, where: str, optional: bool = False) -> str:
         return ""
     if key not in record:
         raise InputError(f'{where}: missing field "{key}"')
-    if isinstance(value, int) and not isinstance(value, bool) and key in ("_id", "qid", "docid"):
+    if isinstance(value, int) and not isinstance(value, bool) and key in ("_id", "id", "qid", "docid"):
         return str(value)  # a numeric id names the same document as its text does in a TREC run
     if not isinstance(value, str):
         raise InputError(f'{where}: field "{key}" must be a string, not {_json_type(value)}')
     return value
 
 
+# Field names read where BEIR's are missing: ``id`` (Pyserini, most JSONL), ``contents`` (Pyserini's corpora)
+ID_FIELDS = ("_id", "id")
+TEXT_FIELDS = ("text", "contents")
+
+
 def read_corpus(source: str, keep: set[str] | None = None, on_error: OnError = None) -> dict[str, str]:
-    """A BEIR corpus (JSONL with ``_id``, ``title``, ``text``) as ``{docid: text}``, the title and text joined
-    with a space when the title is not empty. With ``keep``, only those documents are kept in memory, so a
-    corpus of millions of passages costs only what a run needs. An ``_id`` given twice is an error."""
+    """A corpus as ``{docid: text}``: BEIR's JSONL (``_id``, ``title``, ``text``; ``id`` and ``contents`` as
+    Pyserini writes them are read too) or TSV lines ``docid<TAB>text`` (MS MARCO's collection.tsv), told apart by
+    the first line. A title and text are joined with a space when the title is not empty. With ``keep``, only
+    those documents are kept in memory, so a corpus of millions of passages costs only what a run needs. A
+    document id given twice is an error."""
     corpus: dict[str, str] = {}
-    for where, record in _json_objects(source, read_lines(source), on_error):
+    for where, record in _id_text_records(source, "docid", on_error):
         try:
-            docid = _field(record, "_id", where)
+            docid = _either(record, ID_FIELDS, where)
             if keep is not None and docid not in keep:
                 continue
             title = _field(record, "title", where, optional=True)
-            text = _field(record, "text", where)
+            text = _either(record, TEXT_FIELDS, where)
             if docid in corpus:
                 raise InputError(f"{where}: document {docid} appears twice in the corpus")
         except InputError as exc:
@@ -182,17 +190,12 @@ def read_corpus(source: str, keep: set[str] | None = None, on_error: OnError = N
 
 
 def read_queries(source: str, on_error: OnError = None) -> dict[str, str]:
-    """Queries as ``{qid: text}``: BEIR's JSONL (``_id``, ``text``) or TSV lines ``qid<TAB>text`` (MS MARCO),
-    told apart by the first line. A query id given twice is an error."""
-    lines = read_lines(source)
-    kind, seen = _sniff(lines, "tsv")
-    lines = _replay(seen, lines)
-    jsonl = kind == "jsonl"
-    records = _json_objects(source, lines, on_error) if jsonl else _tsv_queries(lines, label(source), on_error)
+    """Queries as ``{qid: text}``: BEIR's JSONL (``_id``, ``text``; or ``id``) or TSV lines ``qid<TAB>text`` (MS
+    MARCO), told apart by the first line. A query id given twice is an error."""
     queries: dict[str, str] = {}
-    for where, record in records:
+    for where, record in _id_text_records(source, "qid", on_error):
         try:
-            qid, body = _field(record, "_id", where), _field(record, "text", where)
+            qid, body = _either(record, ID_FIELDS, where), _either(record, TEXT_FIELDS[:1], where)
             if qid in queries:
                 raise InputError(f"{where}: query {qid} appears twice")
         except InputError as exc:
@@ -202,17 +205,37 @@ def read_queries(source: str, on_error: OnError = None) -> dict[str, str]:
     return queries
 
 
-def _tsv_queries(lines, name: str, on_error: OnError) -> Iterator[tuple[str, dict]]:
+def _id_text_records(source: str, id_name: str, on_error: OnError) -> Iterator[tuple[str, dict]]:
+    """(where, record) for each JSON line, or each TSV line ``id<TAB>text`` as ``{"_id", "text"}``, by the first
+    line."""
+    lines = read_lines(source)
+    kind, seen = _sniff(lines, "tsv")
+    lines = _replay(seen, lines)
+    if kind == "jsonl":
+        return _json_objects(source, lines, on_error)
+    return _tsv_records(lines, label(source), f"{id_name}<TAB>text", on_error)
+
+
+def _either(record: dict, keys: tuple[str, ...], where: str) -> str:
+    """The first of ``keys`` that ``record`` has (``_field``), else the error names them all."""
+    for key in keys:
+        if key in record:
+            return _field(record, key, where)
+    names = " or ".join(f'"{k}"' for k in keys)
+    raise InputError(f"{where}: missing field {names}")
+
+
+def _tsv_records(lines, name: str, shape: str, on_error: OnError) -> Iterator[tuple[str, dict]]:
     for number, text in lines:
         where = f"{name}:{number}"
         if isinstance(text, InputError):
             _raise_or_hand(text, on_error)
         elif text.strip():
             if "\t" not in text:
-                _raise_or_hand(InputError(f"{where}: expected qid<TAB>text (or a JSON object)"), on_error)
+                _raise_or_hand(InputError(f"{where}: expected {shape} (or a JSON object)"), on_error)
                 continue
-            qid, body = text.split("\t", 1)
-            yield where, {"_id": qid.strip(), "text": body}
+            key, body = text.split("\t", 1)
+            yield where, {"_id": key.strip(), "text": body}
 
 
 @dataclass(frozen=True)
@@ -230,7 +253,13 @@ class BeirFolder:
         if not root.is_dir():
             raise InputError(f"{folder}: no such folder (a BEIR dataset folder holds corpus.jsonl, queries.jsonl "
                              "and qrels/)")  # fmt: skip
-        qrels = _one_of(root / "qrels", f"{split}.tsv")
+        try:
+            qrels = _one_of(root / "qrels", f"{split}.tsv")
+        except InputError as exc:
+            splits = sorted({p.name.split(".")[0] for p in (root / "qrels").glob("*.tsv*")})
+            if splits:
+                raise exc.noting(f" (its splits: {', '.join(splits)})") from None
+            raise
         return cls(_one_of(root, "corpus.jsonl"), _one_of(root, "queries.jsonl"), qrels)
 
 
