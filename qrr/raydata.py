@@ -19,10 +19,12 @@ import warnings
 from collections.abc import Iterator
 
 import numpy
+import orjson
 import pyarrow
 import pyarrow.fs
 import ray
 import ray.data
+from ray.data.datasource import BlockBasedFileDatasink
 
 from qrr import formats
 from qrr.errors import InputError
@@ -318,12 +320,39 @@ def rerank(inputs: RunInputs, model=None, *, top_k: int | None = None, workers: 
         yield jobs[row["qid"]], list(zip(row["docids"], row["scores"], strict=True))
 
 
-def written_rows(folder: str, fmt: str) -> int:
-    """How many rows the shards in ``folder`` hold (Parquet: from their footers); 0 where none were written."""
-    if not files_at(folder):
-        return 0
-    shards = ray.data.read_parquet(folder) if fmt == "parquet" else ray.data.read_json(folder, lines=True)
-    return shards.count()
+def write(dataset, folder: str, fmt: str = "parquet") -> int:
+    """Write ``dataset`` to ``folder`` as Parquet shards or JSON lines (``.jsonl`` shards, written as ``qrr score``
+    writes them: numbers in full, no ``instruction`` where a row has none); returns how many rows were written."""
+    if fmt == "parquet":
+        dataset.write_parquet(folder)
+        if not files_at(folder):
+            return 0
+        return ray.data.read_parquet(folder).count()  # from the shards' footers
+    sink = JsonLinesSink(folder)
+    dataset.write_datasink(sink)
+    return sink.rows
+
+
+class JsonLinesSink(BlockBasedFileDatasink):
+    """JSON lines shards (``.jsonl``), each row as ``qrr score`` writes it; ``rows``: how many, once written."""
+
+    def __init__(self, path: str):
+        super().__init__(path, file_format="jsonl")
+        self.rows = 0
+
+    def write_block_to_file(self, block, file) -> None:
+        rows = block.to_arrow().to_pylist()
+        file.write(b"".join(orjson.dumps(_without_null_instruction(r), default=str) + b"\n" for r in rows))
+
+    def on_write_complete(self, write_result) -> None:
+        super().on_write_complete(write_result)
+        self.rows = write_result.num_rows
+
+
+def _without_null_instruction(row: dict) -> dict:
+    if "instruction" in row and row["instruction"] is None:  # read_pairs' column, not the input's
+        del row["instruction"]
+    return row
 
 
 def start(address: str | None = None, workers: int = 1) -> bool:

@@ -210,8 +210,15 @@ def test_qrr_score_on_ray_writes_what_qrr_score_prints(cli, tiny_model, tmp_path
     assert result.stderr.splitlines()[-1].startswith("scored 3,000 pairs in ")
     assert result.stderr.splitlines()[-1].endswith(f"on 2 CPU actor(s); wrote {tmp_path / 'out'}")
     result = cli("score", path, "--ray", "-o", str(tmp_path / "lines"), "--output-format", "jsonl", model=tiny_model)
-    lines = [json.loads(x) for f in sorted((tmp_path / "lines").iterdir()) for x in f.read_text().splitlines()]
+    assert result.stderr.splitlines()[-1].startswith("scored 3,000 pairs in ")
+    shards = sorted((tmp_path / "lines").iterdir())
+    assert shards and all(f.suffix == ".jsonl" for f in shards)
+    lines = [json.loads(x) for f in shards for x in f.read_text().splitlines()]
     close_by_id(lines, expected)
+    # every input column as it came (no "instruction" the input lacked), and scores in full, as parquet has them
+    assert {tuple(row) for row in lines} == {("query", "document", "id", "extra", "tag", "score")}
+    by_id = {r["id"]: r for r in rows}
+    assert all(r == {k: v for k, v in by_id[r["id"]].items() if k != "instruction"} for r in lines)
 
 
 def test_qrr_score_on_ray_bad_lines_and_usage(cli, tiny_model, tmp_path):

@@ -184,16 +184,12 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
     began = time.perf_counter()
     pairs = raydata.read_pairs(files, input_format.value, errors if skip else None)
     scored = raydata.score(pairs, model, placement=placement, errors=errors, skip=skip, **options)
-    if shard_format.value == "parquet":
-        scored.write_parquet(output)
-    else:
-        scored.write_json(output)
+    rows = raydata.write(scored, output, shard_format.value)
     seconds = time.perf_counter() - began
     if skip:
         skipped = Skipped()
         skipped.count, skipped.messages = ray_core.get(errors.report.remote())
         skipped.report()
-    rows = raydata.written_rows(output, shard_format.value)
     wrote = f"wrote {output}" if rows else "wrote nothing"
     stderr.print(f"scored {rows:,} pairs in {seconds:.1f} s ({rows / seconds:.1f} pairs/s) on "
                  f"{placement.describe()}; {wrote}", highlight=False)  # fmt: skip
