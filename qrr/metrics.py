@@ -1,9 +1,11 @@
-"""Retrieval metrics with trec_eval's conventions: nDCG@10, MRR@10, Recall@100 and MAP.
+"""Retrieval metrics with trec_eval's conventions: nDCG, MRR, recall, precision and MAP, each with an optional
+cut-off (``ndcg@10``; by default nDCG@10, MRR@10, Recall@100 and MAP).
 
 - A run's documents are ordered by score, descending, equal scores by docid, descending; ranks in the file are
   ignored, and scores compare in single precision (as trec_eval stores them).
 - A document is relevant when its judged relevance is at least 1. nDCG's gain is the relevance itself (0 for
   unjudged or non-positive), discounted by log2(rank + 1); the ideal ranking sorts every positive judgment.
+  ``p@k`` divides by k however few documents the run has (trec_eval's P_k); ``map@k`` is trec_eval's map_cut_k.
 - Scores are averaged over the judged queries (those with at least one line in the qrels). A judged query that a
   run has no results for counts 0, as ``trec_eval -c`` and ir-measures count it; a query with no relevant
   document counts 0 in every metric. Queries of a run without qrels are left out, and counted.
@@ -17,9 +19,27 @@ import math
 from array import array
 from dataclasses import dataclass, field
 
+from qrr.errors import InputError
 from qrr.formats.trec import Qrels, Run
 
-MEASURES = ("ndcg@10", "mrr@10", "recall@100", "map")
+MEASURES = ("ndcg@10", "mrr@10", "recall@100", "map")  # the default
+# each measure's name, and the names it is also asked by
+KINDS = {"ndcg": ("ndcg",), "mrr": ("mrr", "rr", "recip_rank"), "recall": ("recall", "r"), "p": ("p", "precision"),
+         "map": ("map", "ap")}  # fmt: skip
+_ALIASES = {alias: kind for kind, aliases in KINDS.items() for alias in aliases}
+
+
+def measure(name: str) -> str:
+    """A measure's canonical name (``nDCG@10`` -> ``ndcg@10``, ``R@100`` -> ``recall@100``, ``P@5`` -> ``p@5``);
+    ``InputError`` for a name that is none."""
+    kind, _, cut = name.strip().lower().partition("@")
+    canonical = _ALIASES.get(kind)
+    if canonical is None or (cut and not (cut.isdigit() and int(cut) >= 1)):
+        raise InputError(f"{{metrics}} {name!r}: use ndcg, mrr, recall, p or map, each with an optional @k cut-off "
+                         "(ndcg@10)", "metrics")  # fmt: skip
+    if canonical == "p" and not cut:
+        raise InputError(f"{{metrics}} {name!r}: precision needs a cut-off (p@10)", "metrics")
+    return f"{canonical}@{int(cut)}" if cut else canonical
 
 
 def ranking(docs: dict[str, float]) -> list[str]:
@@ -30,28 +50,41 @@ def ranking(docs: dict[str, float]) -> list[str]:
     return [d for _, d in sorted(zip(single, docs, strict=True), reverse=True)]
 
 
-def measure_query(judged: dict[str, int], docs: dict[str, float]) -> dict[str, float]:
-    """Every measure for one query: its judgments ``{docid: relevance}`` and its run ``{docid: score}``."""
+def measure_query(judged: dict[str, int], docs: dict[str, float], measures=MEASURES) -> dict[str, float]:
+    """``measures`` (canonical names, see ``measure``) for one query: its judgments ``{docid: relevance}`` and its
+    run ``{docid: score}``."""
     order = ranking(docs)
     relevant = sum(1 for r in judged.values() if r >= 1)
     if not relevant:
-        return dict.fromkeys(MEASURES, 0.0)
+        return dict.fromkeys(measures, 0.0)
     grades = [judged.get(d, 0) for d in order]
-    dcg = sum(max(g, 0) / math.log2(n + 2) for n, g in enumerate(grades[:10]))
-    ideal = sorted((g for g in judged.values() if g > 0), reverse=True)[:10]
-    idcg = sum(g / math.log2(n + 2) for n, g in enumerate(ideal))
-    first = next((n for n, g in enumerate(grades[:10]) if g >= 1), None)
-    hits, precision_sum = 0, 0.0
-    for n, g in enumerate(grades):
-        if g >= 1:
-            hits += 1
-            precision_sum += hits / (n + 1)
-    return {
-        "ndcg@10": dcg / idcg,
-        "mrr@10": 0.0 if first is None else 1 / (first + 1),
-        "recall@100": sum(1 for g in grades[:100] if g >= 1) / relevant,
-        "map": precision_sum / relevant,
-    }
+    ideal = sorted((g for g in judged.values() if g > 0), reverse=True)
+    values = {}
+    for name in measures:
+        kind, _, cut = name.partition("@")
+        k = int(cut) if cut else None
+        top = grades[:k]
+        if kind == "ndcg":
+            values[name] = _dcg(top) / _dcg(ideal[:k])
+        elif kind == "mrr":
+            first = next((n for n, g in enumerate(top) if g >= 1), None)
+            values[name] = 0.0 if first is None else 1 / (first + 1)
+        elif kind == "recall":
+            values[name] = sum(1 for g in top if g >= 1) / relevant
+        elif kind == "p":
+            values[name] = sum(1 for g in top if g >= 1) / k
+        else:  # map
+            hits, precision_sum = 0, 0.0
+            for n, g in enumerate(top):
+                if g >= 1:
+                    hits += 1
+                    precision_sum += hits / (n + 1)
+            values[name] = precision_sum / relevant
+    return values
+
+
+def _dcg(grades) -> float:
+    return sum(max(g, 0) / math.log2(n + 2) for n, g in enumerate(grades))
 
 
 @dataclass
@@ -68,12 +101,15 @@ class Evaluation:
     unjudged: int = 0
 
 
-def evaluate(qrels: Qrels, run: Run, name: str = "run", queries: set[str] | None = None) -> Evaluation:
-    """Score ``run`` against ``qrels`` over ``queries`` (default: every judged query)."""
+def evaluate(qrels: Qrels, run: Run, name: str = "run", queries: set[str] | None = None,
+             measures=MEASURES) -> Evaluation:  # fmt: skip
+    """Score ``run`` against ``qrels`` over ``queries`` (default: every judged query) by ``measures`` (names as
+    ``measure`` takes them)."""
+    measures = tuple(dict.fromkeys(measure(m) for m in measures))
     targets = [q for q in qrels if queries is None or q in queries]
-    per_query = {q: measure_query(qrels[q], run.get(q, {})) for q in targets}
+    per_query = {q: measure_query(qrels[q], run.get(q, {}), measures) for q in targets}
     count = len(targets)
-    means = {m: (math.fsum(v[m] for v in per_query.values()) / count if count else 0.0) for m in MEASURES}
+    means = {m: (math.fsum(v[m] for v in per_query.values()) / count if count else 0.0) for m in measures}
     return Evaluation(
         name=name,
         means=means,

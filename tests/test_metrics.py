@@ -8,8 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qrr import metrics
+from qrr.errors import InputError
 
-TREC_MEASURES = {"ndcg_cut.10", "recip_rank", "recall.100", "map"}
+# with trec_eval's default cut-offs (5, 10, ..., 100, ..., 1000); its "ndcg" hangs on some judgments, and
+# ndcg_cut_1000 is nDCG without a cut-off for these runs of at most 40 documents
+TREC_MEASURES = {"ndcg_cut", "recip_rank", "recall", "P", "map", "map_cut"}
+# every measure qrr has, with and without cut-offs, and the default set among them
+ALL = ("ndcg@10", "mrr@10", "recall@100", "map", "ndcg", "ndcg@5", "mrr", "recall@10", "p@5", "map@10")
 
 
 def reference(qrels, run) -> dict[str, dict[str, float]]:
@@ -22,19 +27,27 @@ def reference(qrels, run) -> dict[str, dict[str, float]]:
             "mrr@10": v["recip_rank"] if v["recip_rank"] >= 0.1 else 0.0,
             "recall@100": v["recall_100"],
             "map": v["map"],
+            "ndcg": v["ndcg_cut_1000"],
+            "ndcg@5": v["ndcg_cut_5"],
+            "mrr": v["recip_rank"],
+            "recall@10": v["recall_10"],
+            "p@5": v["P_5"],
+            "map@10": v["map_cut_10"],
         }
         for q, v in values.items()
     }
 
 
 def check(qrels, run):
-    ours = metrics.evaluate(qrels, run)
+    ours = metrics.evaluate(qrels, run, measures=ALL)
     theirs = reference(qrels, run)
     for q, values in theirs.items():
         assert ours.per_query[q] == pytest.approx(values, abs=1e-6), q
     # Judged queries the run lacks count 0 (trec_eval -c); pytrec_eval leaves them out, so add them back as zeros.
-    for m in metrics.MEASURES:
+    for m in ALL:
         assert ours.means[m] == pytest.approx(sum(v[m] for v in theirs.values()) / len(qrels), abs=1e-6), m
+    default = metrics.evaluate(qrels, run)
+    assert default.means == {m: ours.means[m] for m in metrics.MEASURES}
     return ours
 
 
@@ -61,7 +74,7 @@ def test_fixture_with_ties_grades_unjudged_and_missing_queries():
     assert result.queries == len(QRELS)
     assert result.missing == ["missing from the run"]
     assert result.unjudged == 1
-    assert result.per_query["none relevant"] == dict.fromkeys(metrics.MEASURES, 0.0)
+    assert result.per_query["none relevant"] == dict.fromkeys(ALL, 0.0)
     # trec_eval's tie order: d4, then d5 > d3 > d2 > d1 by docid, descending; d3 is the first relevant
     assert result.per_query["ties"]["mrr@10"] == pytest.approx(1 / 3)
     assert result.per_query["deep"]["recall@100"] == pytest.approx(0.5)
@@ -77,7 +90,20 @@ def test_only_the_given_queries_count():
 
 def test_an_empty_run_scores_zero():
     result = check(QRELS, {"ties": {}})
-    assert result.means == dict.fromkeys(metrics.MEASURES, 0.0)
+    assert result.means == dict.fromkeys(ALL, 0.0)
+
+
+def test_measure_names():
+    assert [metrics.measure(m) for m in ("nDCG@10", " R@100", "P@5", "MRR", "recip_rank@10", "AP", "map@1000")] == [
+        "ndcg@10", "recall@100", "p@5", "mrr", "mrr@10", "map", "map@1000"]  # fmt: skip
+    for name, message in [("bleu", "'bleu': use ndcg, mrr, recall, p or map, each with an optional @k cut-off"),
+                          ("ndcg@0", "'ndcg@0': use"), ("ndcg@x", "'ndcg@x': use"),
+                          ("p", "'p': precision needs a cut-off \\(p@10\\)")]:  # fmt: skip
+        with pytest.raises(InputError, match=f"^metrics {message}") as caught:
+            metrics.measure(name)
+        assert caught.value.params == ("metrics",)
+    # asked twice under two names: once
+    assert list(metrics.evaluate(QRELS, RUN, measures=["R@100", "recall@100"]).means) == ["recall@100"]
 
 
 docids = st.sampled_from([f"d{n:02d}" for n in range(40)])

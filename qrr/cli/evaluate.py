@@ -40,7 +40,13 @@ from qrr.family import DEFAULT_MAX_LENGTH, QWEN3
 from qrr.formats import TAG
 from qrr.pipelines import DEFAULT_DEPTH
 
-HEADERS = {"ndcg@10": "nDCG@10", "mrr@10": "MRR@10", "recall@100": "R@100", "map": "MAP"}
+HEADERS = {"ndcg": "nDCG", "mrr": "MRR", "recall": "R", "p": "P", "map": "MAP"}
+
+
+def header(measure: str) -> str:
+    """A measure's column in the table: ``ndcg@10`` -> ``nDCG@10``."""
+    kind, at, cut = measure.partition("@")
+    return f"{HEADERS[kind]}{at}{cut}"
 
 
 # eval writes --resume in the format of the file, or TREC, and keeps every result: a jsonl run or another top k
@@ -88,6 +94,17 @@ def evaluate(
     depth: DepthOpt = DEFAULT_DEPTH,
     resume: ResumeOpt = None,
     tag: TagOpt = TAG,
+    measures: Annotated[
+        str,
+        typer.Option(
+            "--metrics",
+            "-M",
+            metavar="LIST",
+            help="The measures, comma-separated: ndcg, mrr, recall, p (precision) and map, each with an "
+            "optional @k cut-off (p needs one).",
+            rich_help_panel="Output",
+        ),
+    ] = ",".join(metrics.MEASURES),  # fmt: skip
     common: Annotated[
         bool, typer.Option("--common", help="Evaluate only the judged queries that every run has results for.")
     ] = False,
@@ -117,7 +134,8 @@ def evaluate(
     server: ServerOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Measure runs against relevance judgments: nDCG@10, MRR@10, Recall@100 and MAP, side by side.
+    """Measure runs against relevance judgments, side by side: nDCG@10, MRR@10, Recall@100 and MAP, or the
+    [bold]--metrics[/] asked for.
 
     Scores follow trec_eval: documents ordered by score (ties by docid, descending), relevant means a
     judgment of 1 or more, nDCG's gain is the judgment. Means are over the judged queries: a judged query
@@ -130,9 +148,13 @@ def evaluate(
     [dim]Examples:[/]
       qrr eval scifact/qrels/test.tsv bm25.trec qrr.trec
       qrr eval qrels.txt a.trec b.trec --format json | jq '.[] | {run, "ndcg@10"}'
+      qrr eval qrels.txt a.trec --metrics ndcg@10,recall@1000,p@5
       qrr eval --beir scifact --run bm25.trec --resume qrr.trec
     """
     fmt = output_format(fmt)
+    measures = tuple(dict.fromkeys(metrics.measure(m) for m in measures.split(",") if m.strip()))
+    if not measures:
+        raise InputError("--metrics: name at least one measure (ndcg@10, say)")
     if beir is None:
         misplaced = given(ctx, "run", "depth", "resume", "tag", "split", "model", "instruction", "device", "dtype",
                           "max_length", "batch_tokens", "recipe", "compile", "offline", "server")  # fmt: skip
@@ -180,10 +202,10 @@ def evaluate(
 
         name = f"qrr at {server}" if server else f"qrr {model or default_model()}"
         named = [(run, inputs.run), (resume or name, reranked)]
-    _render(qrels, named, source, common, per_query, fmt)
+    _render(qrels, named, source, common, per_query, fmt, measures)
 
 
-def _render(qrels, named, source: str, common: bool, per_query: bool, fmt: str) -> None:
+def _render(qrels, named, source: str, common: bool, per_query: bool, fmt: str, measures) -> None:
     queries = None
     if common:
         queries = set(qrels).intersection(*({q for q, docs in r.items() if docs} for _, r in named))
@@ -191,7 +213,7 @@ def _render(qrels, named, source: str, common: bool, per_query: bool, fmt: str) 
                      highlight=False)  # fmt: skip
         if not queries:
             raise InputError("--common: no judged query has results in every run")
-    results = [metrics.evaluate(qrels, r, name, queries) for name, r in named]
+    results = [metrics.evaluate(qrels, r, name, queries, measures) for name, r in named]
     _notes(qrels, results, queries)
     if per_query:
         rows = [{"run": e.name, "qid": q, **values} for e in results for q, values in e.per_query.items()]
@@ -203,12 +225,12 @@ def _render(qrels, named, source: str, common: bool, per_query: bool, fmt: str) 
     table = []
     for row in rows:
         line = {"run": row["run"]} | ({"qid": row["qid"]} if per_query else {})
-        table.append(line | {header: f"{row[key]:.4f}" for key, header in HEADERS.items()})
+        table.append(line | {header(m): f"{row[m]:.4f}" for m in measures})
         if not per_query:
             table[-1]["queries"] = str(row["queries"])
     if len(results) == 2 and not per_query:  # an A/B comparison (--beir's first stage and reranked): the change
         a, b = (e.means for e in results)
-        table.append({"run": "change"} | {header: f"{b[key] - a[key]:+.4f}" for key, header in HEADERS.items()})
+        table.append({"run": "change"} | {header(m): f"{b[m] - a[m]:+.4f}" for m in measures})
     count = len(queries) if queries is not None else len(qrels)
     write_rows(table, "table", title=f"{source}: {count} judged queries")
 
