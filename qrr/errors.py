@@ -8,6 +8,7 @@ name as ``{top_k}`` and lists it in ``params``; ``str()`` says the Python name, 
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping
 
 
@@ -48,8 +49,12 @@ def check_count(value, param: str, least: int = 1) -> None:
     ``least`` (numpy's integers count; ``True`` and ``2.0`` do not)."""
     if value is None:
         return
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise InputError(f"{{{param}}} must be an integer, not {value!r}", param)
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        value = operator.index(value)  # an array or tensor of several numbers is no integer either
+    except TypeError:
+        raise InputError(f"{{{param}}} must be an integer, not {value!r}", param) from None
     if value < least:
         raise InputError(f"{{{param}}} must be at least {least}, not {value}", param)
 
@@ -74,6 +79,31 @@ class DeviceError(QrrError):
 
 class OutOfMemoryError(QrrError):
     """A forward pass ran out of memory."""
+
+
+class Stopped(QrrError):
+    """A runtime error (``cause``, any exception) that stopped a long job after ``done`` of ``total`` units, which
+    are kept in ``path``: the same call goes on from there. Its exit code is the cause's."""
+
+    def __init__(self, cause: BaseException, done: int, total: int, path: str):
+        said = cause.template if isinstance(cause, QrrError) else f"{type(cause).__name__}: {cause}"
+        super().__init__(f"{said}; {done} of {total} queries are in {path}: rerank into it again to go on",
+                         *getattr(cause, "params", ()))  # fmt: skip
+        self.cause, self.done, self.total, self.path = cause, done, total, path
+        self.exit_code = getattr(cause, "exit_code", 1)
+
+
+def qrr_cause(exc: BaseException) -> BaseException:
+    """The ``QrrError`` inside an error that a worker process raised and Ray wrapped (``cause``, ``__cause__``), or
+    ``exc`` itself."""
+    seen = exc
+    for _ in range(8):
+        if isinstance(seen, QrrError) and type(seen).__module__.startswith("qrr"):
+            return seen
+        seen = getattr(seen, "cause", None) or seen.__cause__
+        if seen is None:
+            return exc
+    return exc
 
 
 class Interrupted(QrrError):

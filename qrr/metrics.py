@@ -32,13 +32,13 @@ _ALIASES = {alias: kind for kind, aliases in KINDS.items() for alias in aliases}
 def measure(name: str) -> str:
     """A measure's canonical name (``nDCG@10`` -> ``ndcg@10``, ``R@100`` -> ``recall@100``, ``P@5`` -> ``p@5``);
     ``InputError`` for a name that is none."""
-    kind, _, cut = name.strip().lower().partition("@")
+    kind, at, cut = name.strip().lower().partition("@")
     canonical = _ALIASES.get(kind)
-    if canonical is None or (cut and not (cut.isdigit() and int(cut) >= 1)):
-        raise InputError(f"{{metrics}} {name!r}: use ndcg, mrr, recall, p or map, each with an optional @k cut-off "
-                         "(ndcg@10)", "metrics")  # fmt: skip
+    if canonical is None or (at and not (cut.isdigit() and int(cut) >= 1)):
+        raise InputError(f"{{measures}} {name!r}: use ndcg, mrr, recall, p or map, each with an optional @k cut-off "
+                         "(ndcg@10)", "measures")  # fmt: skip
     if canonical == "p" and not cut:
-        raise InputError(f"{{metrics}} {name!r}: precision needs a cut-off (p@10)", "metrics")
+        raise InputError(f"{{measures}} {name!r}: precision needs a cut-off (p@10)", "measures")
     return f"{canonical}@{int(cut)}" if cut else canonical
 
 
@@ -104,8 +104,9 @@ class Evaluation:
 def evaluate(qrels: Qrels, run: Run, name: str = "run", queries: set[str] | None = None,
              measures=MEASURES) -> Evaluation:  # fmt: skip
     """Score ``run`` against ``qrels`` over ``queries`` (default: every judged query) by ``measures`` (names as
-    ``measure`` takes them)."""
-    measures = tuple(dict.fromkeys(measure(m) for m in measures))
+    ``measure`` takes them, or one string of them with commas)."""
+    names = measures.split(",") if isinstance(measures, str) else measures
+    measures = tuple(dict.fromkeys(measure(m) for m in names))
     targets = [q for q in qrels if queries is None or q in queries]
     per_query = {q: measure_query(qrels[q], run.get(q, {}), measures) for q in targets}
     count = len(targets)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from qrr import formats
 from qrr.engine import Progress
-from qrr.errors import InputError, Interrupted, QrrError, check_count
+from qrr.errors import InputError, Interrupted, Stopped, check_count, qrr_cause
 from qrr.formats import DocRecord, PairRecord, Run
 from qrr.formats.trec import OnError
 from qrr.metrics import ranking
@@ -380,11 +380,10 @@ def write_reranked(
         done, total = before + finished, before + len(inputs.jobs)
         then = f"; rerank into {path} again to go on" if path else ""
         raise Interrupted(f"interrupted after {done} of {total} queries{then}", done, total, path) from None
-    except QrrError as exc:
-        # a runtime failure mid-run (a server gone, memory) loses nothing that was written: say so
-        if output is not None and output.path and before + finished and not isinstance(exc, (InputError, Interrupted)):
-            total = before + len(inputs.jobs)
-            raise exc.noting(f"; {before + finished} of {total} queries are in {output.path}: run the same "
-                             "command to go on") from None  # fmt: skip
+    except Exception as exc:
+        # a runtime failure mid-run (a server gone, memory; on Ray, wrapped) loses nothing that was written: say so
+        cause, done = qrr_cause(exc), before + finished
+        if output is not None and output.path and done and not isinstance(cause, InputError | Interrupted | Stopped):
+            raise Stopped(cause, done, before + len(inputs.jobs), output.path) from exc
         raise
     return Reranked(kept, stats if stats is not None else Stats(), finished)

@@ -111,9 +111,13 @@ class Reranker:
         dev = devices.resolve_device(device)
         dt = devices.resolve_dtype(dtype, dev)
         model = model or models.default_model()
+        if hasattr(model, "forward") and hasattr(model, "parameters"):  # callable, but no loader
+            raise InputError("{model}: a loaded model goes to Reranker.from_model(model, tokenizer)", "model")
         if not isinstance(model, str | os.PathLike) and not callable(model):
             raise InputError(f"{{model}} must be a model name, hub repo id or folder, not {type(model).__name__}",
                              "model")  # fmt: skip
+        if isinstance(model, os.PathLike):
+            model = os.fspath(model)
         loader = model if callable(model) else models.registered(model)
         if loader is not None:
             engine, tokenizer = loader(dev, dt)
@@ -182,8 +186,9 @@ class Reranker:
     def __repr__(self) -> str:
         from qrr.device import dtype_name
 
-        return (f"Reranker({str(self.model_path or type(self.engine).__name__)!r}, device={str(self.device)!r}, "
-                f"dtype={dtype_name(self.dtype)!r}, max_length={self.max_length}, recipe={self.recipe!r})")  # fmt: skip
+        made = f"Reranker({str(self.model_path)!r}, " if self.model_path else "Reranker.from_model(..., "
+        return (f"{made}device={str(self.device)!r}, dtype={dtype_name(self.dtype)!r}, max_length={self.max_length}, "
+                f"recipe={self.recipe!r})")  # fmt: skip
 
     @property
     def max_length(self) -> int:
@@ -268,16 +273,13 @@ class Reranker:
         Reranker's instruction for the call; ``progress`` is called with the pairs each batch scored.
         """
         check_count(batch_size, "batch_size")
-        _check_text(query, "query")
-        _check_text(instruction, "instruction", none=True)
+        check_query(query, instruction)
         instruction = instruction if instruction is not None else self.instruction
         total = len(documents) if hasattr(documents, "__len__") else None
         with _tqdm(total, show_progress_bar, progress) as advance:
 
             def score(start: int, chunk: list[str]) -> tuple[list[float], Stats]:
-                for n, document in enumerate(chunk, start):
-                    if not isinstance(document, str):
-                        raise InputError(f"document {n} must be a string, not {type(document).__name__}")
+                check_documents(chunk, start)
                 scores, stats, _ = self._score([(query, d, instruction) for d in chunk], advance, batch_size)
                 return scores, stats
 
@@ -344,16 +346,23 @@ def rank_chunks(score, documents: Iterable[str], top_k: int | None = None, retur
 
 
 def triples(pairs: Iterable[Pair], instruction: str | None = None) -> Iterator[tuple[str, str, str | None]]:
-    """``(query, document, instruction)`` for each ``(query, document)`` or ``(query, document, instruction)`` (or
-    a mapping with ``query``, ``document`` and optionally ``instruction``, as ``qrr score``'s JSON lines hold), an
-    instruction of ``None`` taking ``instruction``; lazily, a malformed pair raising ``InputError``."""
+    """``(query, document, instruction)`` for each ``(query, document)`` or ``(query, document, instruction)``, or
+    each record with the fields ``query``, ``document`` and optionally ``instruction`` (a dict, as ``qrr score``'s
+    JSON lines hold; a pandas row; a named tuple), an instruction of ``None`` taking ``instruction``; lazily, a
+    malformed pair raising ``InputError``."""
     _check_iterable(pairs, "pairs", "(query, document) pairs")
+    if _is_pair(pairs):
+        raise InputError("{pairs} must be an iterable of pairs, not one pair (put it in a list)", "pairs")
     for n, pair in enumerate(pairs):
-        if isinstance(pair, Mapping):
-            if "query" not in pair or "document" not in pair:
-                keys = ", ".join(map(str, pair))
-                raise InputError(f"pair {n}: a mapping needs the keys query and document, not {keys}")
-            pair = (pair["query"], pair["document"], pair.get("instruction"))
+        fields = _record(pair)
+        if fields is not None:
+            if "query" not in fields or "document" not in fields:
+                has = f"not {', '.join(map(str, fields))}" if fields else "and it has none"
+                raise InputError(f"pair {n}: a record needs the fields query and document, {has}")
+            instruction_field = fields.get("instruction")
+            if isinstance(instruction_field, float) and instruction_field != instruction_field:
+                instruction_field = None  # pandas' missing value
+            pair = (fields["query"], fields["document"], instruction_field)
         elif isinstance(pair, str | bytes) or not hasattr(pair, "__len__") or len(pair) not in (2, 3):
             raise InputError(f"pair {n}: expected (query, document) or (query, document, instruction), not "
                              f"{_shown(pair)}")  # fmt: skip
@@ -361,11 +370,52 @@ def triples(pairs: Iterable[Pair], instruction: str | None = None) -> Iterator[t
         yield _triple(n, (query, document, rest[0] if rest and rest[0] is not None else instruction))
 
 
+def _record(pair) -> Mapping | None:
+    """A pair's fields by name where it has names: a mapping, a pandas row (``keys()``), a named tuple with a
+    ``query`` field. ``None`` for a plain tuple or list, read by position."""
+    if isinstance(pair, Mapping):
+        return pair
+    if hasattr(pair, "_asdict"):  # a named tuple: by name where it names a query, else by position
+        fields = pair._asdict()
+        return fields if "query" in fields else None
+    if hasattr(pair, "keys") and hasattr(pair, "__getitem__") and not isinstance(pair, str | bytes | list | tuple):
+        return {key: pair[key] for key in pair.keys()}  # noqa: SIM118 (a pandas row iterates its values)
+    return None
+
+
 def _triple(n: int, triple: tuple) -> tuple[str, str, str | None]:
     for field, value in zip(("query", "document", "instruction"), triple, strict=True):
         if not isinstance(value, str) and not (field == "instruction" and value is None):
             raise InputError(f"pair {n}: {field} must be a string, not {type(value).__name__}")
+        _check_unicode(value, f"pair {n}: the {field}")
     return triple
+
+
+def _check_unicode(text: str | None, what: str) -> None:
+    """Raise ``InputError`` for a text that is no valid Unicode (a lone surrogate, from a bad decode), which the
+    tokenizer would refuse with a ``TypeError``."""
+    if text is None or text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"{what} is not valid Unicode text ({exc.reason} at character {exc.start})") from None
+
+
+def check_query(query, instruction=None) -> None:
+    """``rank``'s query and instruction, checked: strings (the instruction may be ``None``) of valid Unicode."""
+    _check_text(query, "query")
+    _check_text(instruction, "instruction", none=True)
+    _check_unicode(query, "the query")
+    _check_unicode(instruction, "the instruction")
+
+
+def check_documents(documents: list, start: int = 0) -> None:
+    """``rank``'s documents, checked: strings of valid Unicode (``start``: the first one's input position)."""
+    for n, document in enumerate(documents, start):
+        if not isinstance(document, str):
+            raise InputError(f"document {n} must be a string, not {type(document).__name__}")
+        _check_unicode(document, f"document {n}")
 
 
 def _check_text(value, param: str, none: bool = False) -> None:
@@ -392,7 +442,11 @@ def chunks(items: Iterable, size: int) -> Iterator[list]:
 
 
 def _is_pair(item) -> bool:
-    """One pair (``("q", "d")``), not a sequence of pairs: CrossEncoder's rule for ``predict``."""
+    """One pair (``("q", "d")``, or one record with ``query`` and ``document``), not a sequence of pairs:
+    CrossEncoder's rule for ``predict``."""
+    fields = _record(item)
+    if fields is not None:
+        return isinstance(fields.get("query"), str) and isinstance(fields.get("document"), str)
     return isinstance(item, list | tuple) and len(item) in (2, 3) and all(isinstance(x, str) for x in item[:2])
 
 

@@ -169,6 +169,9 @@ def test_ctrl_c_says_how_to_go_on_and_resume_finishes(cli, rerank_args, tmp_path
 def test_a_failure_mid_run_says_what_is_kept_and_resume_finishes(cli, rerank_args, tmp_path, fake):
     from qrr.errors import OutOfMemoryError, QrrError
 
+    class RayWrapped(Exception):  # as Ray hands the driver an actor's error: the QrrError is its ``cause``
+        cause = OutOfMemoryError("out of memory")
+
     out = tmp_path / "out.trec"
     ok(cli("rerank", *rerank_args, "--depth", "3", "--resume", str(tmp_path / "whole.trec")))
     gone = QrrError("cannot reach the server at http://127.0.0.1:9: Connection refused")
@@ -178,6 +181,15 @@ def test_a_failure_mid_run_says_what_is_kept_and_resume_finishes(cli, rerank_arg
     assert result.stderr == ("error: cannot reach the server at http://127.0.0.1:9: Connection refused; 2 of 5 "
                              f"queries are in {out}: run the same command to go on\n")  # fmt: skip
     assert len(parse_trec(out.read_text())) == 2 * 3
+    # going on, it fails again before another query is done: the two are still there; so for a wrapped error and
+    # for one qrr did not plan
+    for error, message in ((RayWrapped(), "out of memory"),
+                           (RuntimeError("boom"), "RuntimeError: boom (set QRR_DEBUG=1 for a traceback)")):  # fmt: skip
+        name, _ = fake(interrupt_after=0, raising=error)
+        result = cli("rerank", *rerank_args, "--depth", "3", "--resume", str(out), model=name)
+        assert result.exit_code == 1
+        kept = f"2 of 5 queries are in {out}: run the same command to go on"
+        assert result.stderr.splitlines()[-1] == f"error: {message}; {kept}"
     # nothing written yet, or nowhere to go on from: the error as it is
     name, _ = fake(interrupt_after=0, raising=OutOfMemoryError("out of memory"))
     fresh = tmp_path / "fresh.trec"
@@ -188,6 +200,21 @@ def test_a_failure_mid_run_says_what_is_kept_and_resume_finishes(cli, rerank_arg
     result = cli("rerank", *rerank_args, "--depth", "3", "--resume", str(out))
     assert result.exit_code == 0 and "2 of 5 queries are done" in result.stderr
     same_run(str(out), str(tmp_path / "whole.trec"))
+
+
+def test_a_stopped_run_in_python_says_so_in_the_librarys_words(tiny_model, beir_dir, tmp_path, fake):
+    from qrr import pipelines
+    from qrr.errors import OutOfMemoryError, Stopped
+
+    name, _ = fake(interrupt_after=3, raising=OutOfMemoryError("out of memory"))
+    inputs = pipelines.read_run_inputs(str(beir_dir / "bm25.trec"), str(beir_dir / "queries.jsonl"),
+                                       str(beir_dir / "corpus.jsonl"), depth=3)  # fmt: skip
+    output = pipelines.RunOutput.checked(str(tmp_path / "out.trec"))
+    output.prepare(inputs)
+    with pytest.raises(Stopped) as caught:
+        pipelines.rerank_run(Reranker(name, batch_tokens=1), inputs, output)
+    assert str(caught.value) == f"out of memory; 1 of 5 queries are in {output.path}: rerank into it again to go on"
+    assert (caught.value.done, caught.value.total, caught.value.exit_code) == (1, 5, 1)
 
 
 def test_ctrl_c_without_resume_points_to_it(cli, rerank_args, fake):
@@ -275,10 +302,11 @@ def test_bad_options(cli, rerank_args, args, message):
 def test_corpus_and_queries_are_needed(cli, beir_dir):
     run = str(beir_dir / "bm25.trec")
     assert failed(cli("rerank", run, "--corpus", str(beir_dir / "corpus.jsonl"))) == (
-        "error: give the run's --queries (BEIR's corpus.jsonl and queries.jsonl), or --beir DIR\n"
+        "error: give the run's --queries (BEIR's queries.jsonl, or qid<TAB>text lines), or --beir DIR\n"
     )
     assert failed(cli("rerank", run)) == (
-        "error: give the run's --corpus and --queries (BEIR's corpus.jsonl and queries.jsonl), or --beir DIR\n"
+        "error: give the run's --corpus (BEIR's corpus.jsonl, or docid<TAB>text lines) and --queries (BEIR's "
+        "queries.jsonl, or qid<TAB>text lines), or --beir DIR\n"
     )
 
 

@@ -172,6 +172,9 @@ def test_corpus_as_msmarco_tsv_or_pyserini_jsonl(tmp_path):
     pyserini = write(tmp_path / "pyserini.jsonl", jsonl([{"id": 7, "contents": "Beijing is the capital."}]))
     assert formats.read_corpus(beir) == formats.read_corpus(tsv) == formats.read_corpus(pyserini)
     assert formats.read_corpus(tsv) == {"7": "Beijing is the capital."}
+    headed = write(tmp_path / "headed.tsv", "id\ttext\n7\tBeijing is the capital.\n")  # a header line is no document
+    assert formats.read_corpus(headed) == formats.read_corpus(tsv)
+    assert formats.read_queries(write(tmp_path / "q.tsv", "qid\tquery\nq1\tcapital?\n")) == {"q1": "capital?"}
     with pytest.raises(InputError, match=r"collection.tsv:2: expected docid<TAB>text \(or a JSON object\)$"):
         formats.read_corpus(write(tmp_path / "collection.tsv", "7\tBeijing\njust words\n"))
 

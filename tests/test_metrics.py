@@ -97,13 +97,14 @@ def test_measure_names():
     assert [metrics.measure(m) for m in ("nDCG@10", " R@100", "P@5", "MRR", "recip_rank@10", "AP", "map@1000")] == [
         "ndcg@10", "recall@100", "p@5", "mrr", "mrr@10", "map", "map@1000"]  # fmt: skip
     for name, message in [("bleu", "'bleu': use ndcg, mrr, recall, p or map, each with an optional @k cut-off"),
-                          ("ndcg@0", "'ndcg@0': use"), ("ndcg@x", "'ndcg@x': use"),
+                          ("ndcg@0", "'ndcg@0': use"), ("ndcg@x", "'ndcg@x': use"), ("map@", "'map@': use"),
                           ("p", "'p': precision needs a cut-off \\(p@10\\)")]:  # fmt: skip
-        with pytest.raises(InputError, match=f"^metrics {message}") as caught:
+        with pytest.raises(InputError, match=f"^measures {message}") as caught:
             metrics.measure(name)
-        assert caught.value.params == ("metrics",)
+        assert caught.value.params == ("measures",)
     # asked twice under two names: once
     assert list(metrics.evaluate(QRELS, RUN, measures=["R@100", "recall@100"]).means) == ["recall@100"]
+    assert list(metrics.evaluate(QRELS, RUN, measures="map,P@5").means) == ["map", "p@5"]  # one string: split
 
 
 docids = st.sampled_from([f"d{n:02d}" for n in range(40)])

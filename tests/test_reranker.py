@@ -6,12 +6,13 @@ from __future__ import annotations
 import random
 import statistics
 import threading
+from pathlib import Path
 
 import numpy
 import pytest
 
 from qrr import Reranker, Results, Stats
-from qrr.errors import InputError
+from qrr.errors import InputError, QrrError
 
 TOL = 1e-5
 
@@ -245,7 +246,9 @@ def test_query_too_long_for_max_length_is_an_error(tiny):
         ([("q", 3)], "^pair 0: document must be a string, not int$"),
         ([("q", "d", 5)], "^pair 0: instruction must be a string, not int$"),
         # a mapping reads its fields, never its keys (it once scored "query" against "document")
-        ([{"text": "d", "id": 1}], "^pair 0: a mapping needs the keys query and document, not text, id$"),
+        ([{"text": "d", "id": 1}], "^pair 0: a record needs the fields query and document, not text, id$"),
+        ([{}], "^pair 0: a record needs the fields query and document, and it has none$"),
+        (("q", "d"), r"^pairs must be an iterable of pairs, not one pair \(put it in a list\)$"),
         ([{"query": "q", "document": None}], "^pair 0: document must be a string, not NoneType$"),
         (None, "^pairs must be an iterable of \\(query, document\\) pairs, not NoneType$"),
         ([("q", "a\ud800b")], r"^pair 0: the document is not valid Unicode text \(surrogates not allowed at char"),
@@ -256,12 +259,26 @@ def test_bad_pairs(reranker, pairs, message):
         reranker.score(pairs)
 
 
-def test_a_mapping_pair_reads_its_fields(reranker):
+def test_records_are_read_by_their_fields(reranker):
+    import collections
+
+    pandas = pytest.importorskip("pandas")
     pairs = [("q", "Beijing is the capital."), ("q", "Paris", "Find the city")]
     records = [{"query": "q", "document": "Beijing is the capital.", "qid": 1},
                {"document": "Paris", "query": "q", "instruction": "Find the city"}]  # fmt: skip
-    assert reranker.score(records) == reranker.score(pairs)
+    expected = reranker.score(pairs)
+    assert reranker.score(records) == expected
     assert list(reranker.predict(records)) == list(reranker.predict(pairs))
+    assert reranker.predict(records[0]) == reranker.predict(pairs[0])  # one record is one pair, as one tuple is
+    # a pandas row and a named tuple by name, whatever their columns' order (by position they scored the wrong text)
+    frame = pandas.DataFrame([{"qid": 1, "document": d, "query": q, "instruction": (i or [None])[0]}
+                              for q, d, *i in pairs])  # fmt: skip
+    assert reranker.score(row for _, row in frame.iterrows()) == expected
+    assert reranker.score(frame.itertuples(index=False)) == expected
+    Pair = collections.namedtuple("Pair", "id document query")
+    assert reranker.score([Pair(1, "Beijing is the capital.", "q")]) == expected[:1]
+    Plain = collections.namedtuple("Plain", "q d")  # no field names a query: by position, as a tuple
+    assert reranker.score([Plain("q", "Beijing is the capital.")]) == expected[:1]
 
 
 def test_bad_arguments_name_the_parameter(reranker, tiny_model):
@@ -289,18 +306,27 @@ def test_bad_arguments_name_the_parameter(reranker, tiny_model):
         (lambda: Reranker(str(tiny_model), max_length="100"), "^max_length must be an integer, not '100'$"),
         (lambda: Reranker(str(tiny_model), instruction=5), "^instruction must be a string, not int$"),
         (lambda: Reranker(123), "^model must be a model name, hub repo id or folder, not int$"),
+        (lambda: Reranker(reranker.engine.body), r"^model: a loaded model goes to Reranker.from_model\(model, "),
+        (lambda: reranker.rank("q", ["d"], top_k=numpy.array([1, 2])), "^top_k must be an integer, not array"),
+        (lambda: reranker.rank("a\ud800", ["d"]), "^the query is not valid Unicode text"),
+        # a position counts from the input's start, not from the start of a chunk of 1,024
+        (lambda: Reranker("fake").rank("q", ["d"] * 1030 + ["a\ud800b"]), "^document 1030 is not valid Unicode "),
+        (lambda: Reranker("fake").score([("q", "d")] * 1030 + [("q", "\ud800")]), "^pair 1030: the document is not"),
     ]:
         with pytest.raises(InputError, match=message):
             call()
     assert reranker.rank("q", ["d"], top_k=numpy.int64(1))[0]["corpus_id"] == 0  # numpy's integers are integers
 
 
-def test_torch_devices_and_dtypes_are_taken_and_repr_says_them(tiny_model):
+def test_torch_devices_and_dtypes_are_taken_and_repr_says_them(tiny_model, tiny):
     import torch
 
-    rr = Reranker(tiny_model, device=torch.device("cpu"), dtype=torch.float32)
+    rr = Reranker(tiny_model, device=torch.device("cpu"), dtype=torch.float32)  # tiny_model is a Path
     assert (rr.device, rr.dtype) == (torch.device("cpu"), torch.float32)
     assert repr(rr) == f"Reranker('{tiny_model}', device='cpu', dtype='fp32', max_length=8192, recipe='transformers')"
+    assert repr(tiny()).startswith("Reranker.from_model(..., device='cpu', dtype='fp32'")
+    with pytest.raises(QrrError, match="^model 0.6b-nowhere: no such folder, and not an alias"):
+        Reranker(Path("0.6b-nowhere"))  # a Path that is no folder is a name like any other
 
 
 def test_a_document_over_the_tokenizers_limit_is_cut_without_its_warning(tiny_model):

@@ -282,6 +282,13 @@ def test_remote_scores_check_pairs_as_the_reranker_does():
                            ([("q", 3)], "pair 0: document must be a string")):  # fmt: skip
         with pytest.raises(InputError, match=message):
             remote.score(pairs)
+    for call, message in (
+        (lambda: remote.rank(None, ["d"]), "^query must be a string, not NoneType$"),
+        (lambda: remote.rank("q", ["d", {"text": "e"}]), "^document 1 must be a string, not dict$"),
+        (lambda: remote.rank("q", ["d"], instruction=5), "^instruction must be a string, not int$"),
+    ):
+        with pytest.raises(InputError, match=message):
+            call()
 
 
 def test_qrr_rank_with_no_server_there(cli):

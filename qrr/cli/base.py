@@ -19,7 +19,7 @@ from rich.text import Text
 from typer.core import TyperCommand, TyperGroup
 
 from qrr import __version__, formats
-from qrr.errors import InputError, Interrupted, QrrError
+from qrr.errors import InputError, Interrupted, QrrError, Stopped, qrr_cause
 from qrr.family import QWEN3
 
 stderr = Console(stderr=True, soft_wrap=True)
@@ -296,29 +296,20 @@ def errors_to_exit(command, flags: dict[str, str] | None = None):
 
 def describe(exc: BaseException, flags: dict[str, str] | None = None) -> tuple[str, int]:
     """The one line and exit code for an error, in the command line's words (``flags`` first, then ``FLAGS``)."""
-    exc = _qrr_cause(exc)
+    exc = qrr_cause(exc)
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted", 130
     if isinstance(exc, Interrupted) and exc.total:
         how = (f"run the same command to go on from {exc.path}" if exc.path
                else "--resume OUT writes a run that a later command goes on with")  # fmt: skip
         return f"interrupted after {exc.done} of {exc.total} queries; {how}", exc.exit_code
+    if isinstance(exc, Stopped):
+        line, code = describe(exc.cause, flags)
+        return f"{line}; {exc.done} of {exc.total} queries are in {exc.path}: run the same command to go on", code
     if isinstance(exc, QrrError):
         return exc.naming(lambda param: (flags or {}).get(param) or flag(param)), exc.exit_code
     # anything unplanned still gets one line, and a way to see more
     return f"{type(exc).__name__}: {exc} (set QRR_DEBUG=1 for a traceback)", 1
-
-
-def _qrr_cause(exc: BaseException) -> BaseException:
-    """The ``QrrError`` inside an error that a worker process raised and Ray wrapped (``cause``, ``__cause__``)."""
-    seen = exc
-    for _ in range(8):
-        if isinstance(seen, QrrError) and type(seen).__module__.startswith("qrr"):
-            return seen
-        seen = getattr(seen, "cause", None) or seen.__cause__
-        if seen is None:
-            return exc
-    return exc
 
 
 def reflow(doc: str) -> str:

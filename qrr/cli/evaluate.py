@@ -51,7 +51,7 @@ def header(measure: str) -> str:
 
 # eval writes --resume in the format of the file, or TREC, and keeps every result: a jsonl run or another top k
 # comes from qrr rerank
-@command("eval", flags={"fmt": "qrr rerank --format", "top_k": "qrr rerank --top-k"})
+@command("eval", flags={"fmt": "qrr rerank --format", "top_k": "qrr rerank --top-k", "measures": "--metrics"})
 def evaluate(
     ctx: typer.Context,
     files: Annotated[

@@ -143,8 +143,10 @@ def rerank(
         folder = formats.BeirFolder.at(beir)
         corpus, queries = folder.corpus, folder.queries
     elif corpus is None or queries is None:
-        lacking = " and ".join(name for name, value in (("--corpus", corpus), ("--queries", queries)) if value is None)
-        raise InputError(f"give the run's {lacking} (BEIR's corpus.jsonl and queries.jsonl), or --beir DIR")
+        lacking = [f"{name} ({what})" for name, what, value in (
+            ("--corpus", "BEIR's corpus.jsonl, or docid<TAB>text lines", corpus),
+            ("--queries", "BEIR's queries.jsonl, or qid<TAB>text lines", queries)) if value is None]  # fmt: skip
+        raise InputError(f"give the run's {' and '.join(lacking)}, or --beir DIR")
     output = pipelines.RunOutput.checked(resume, fmt.value if fmt else None, tag)
     bad_lines = skipping(on_error)
     missing = skipping(on_error, "run entries missing from the inputs")

@@ -225,12 +225,23 @@ def _either(record: dict, keys: tuple[str, ...], where: str) -> str:
     raise InputError(f"{where}: missing field {names}")
 
 
+# a first TSV line of these names is a header (MS MARCO's files have none; DPR's and others' do)
+_ID_HEADERS = {"id", "_id", "docid", "doc_id", "pid", "qid", "query_id", "query-id", "corpus-id"}
+_TEXT_HEADERS = {"text", "title", "contents", "passage", "body", "query"}
+
+
 def _tsv_records(lines, name: str, shape: str, on_error: OnError) -> Iterator[tuple[str, dict]]:
+    first = True
     for number, text in lines:
         where = f"{name}:{number}"
         if isinstance(text, InputError):
             _raise_or_hand(text, on_error)
         elif text.strip():
+            fields = text.strip().lower().split("\t")
+            if first and fields[0] in _ID_HEADERS and len(fields) > 1 and set(fields[1:]) <= _TEXT_HEADERS:
+                first = False
+                continue
+            first = False
             if "\t" not in text:
                 _raise_or_hand(InputError(f"{where}: expected {shape} (or a JSON object)"), on_error)
                 continue
@@ -256,9 +267,9 @@ class BeirFolder:
         try:
             qrels = _one_of(root / "qrels", f"{split}.tsv")
         except InputError as exc:
-            splits = sorted({p.name.split(".")[0] for p in (root / "qrels").glob("*.tsv*")})
+            splits = sorted({p.name.removesuffix(".gz").removesuffix(".tsv") for p in (root / "qrels").glob("*.tsv*")})
             if splits:
-                raise exc.noting(f" (its splits: {', '.join(splits)})") from None
+                raise exc.noting(f" (the folder's splits: {', '.join(splits)})") from None
             raise
         return cls(_one_of(root, "corpus.jsonl"), _one_of(root, "queries.jsonl"), qrels)
 

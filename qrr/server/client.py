@@ -15,7 +15,7 @@ from functools import cached_property
 import orjson
 
 from qrr.errors import InputError, QrrError
-from qrr.reranker import Results, Stats, rank_chunks, triples
+from qrr.reranker import Results, Stats, check_documents, check_query, rank_chunks, triples
 
 SERVER_ENV = "QRR_SERVER"
 API_KEY_ENV = "QRR_API_KEY"
@@ -65,12 +65,14 @@ class RemoteReranker:
     ) -> Results:
         """As ``Reranker.rank``: dicts with ``corpus_id``, ``score``, ``id`` (with ``ids``) and ``text`` (with
         ``return_documents``), best first; sent a chunk of documents a request."""
+        check_query(query, instruction)
         instruction = instruction if instruction is not None else self.instruction
         head = {"query": query, "return_documents": False}
         if instruction is not None:
             head["instruction"] = instruction
 
         def score(start: int, chunk: list[str]) -> tuple[list[float], Stats]:
+            check_documents(chunk, start)
             began = time.perf_counter()
             scores: list[float] = []
             stats = Stats()
