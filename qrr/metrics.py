@@ -16,6 +16,7 @@ Checked against pytrec_eval in the tests. Nothing here imports torch.
 from __future__ import annotations
 
 import math
+import re
 from array import array
 from dataclasses import dataclass, field
 
@@ -30,11 +31,15 @@ _ALIASES = {alias: kind for kind, aliases in KINDS.items() for alias in aliases}
 
 
 def measure(name: str) -> str:
-    """A measure's canonical name (``nDCG@10`` -> ``ndcg@10``, ``R@100`` -> ``recall@100``, ``P@5`` -> ``p@5``);
-    ``InputError`` for a name that is none."""
-    kind, at, cut = name.strip().lower().partition("@")
+    """A measure's canonical name (``nDCG@10`` -> ``ndcg@10``, ``R@100`` -> ``recall@100``, ``P@5`` and trec_eval's
+    ``P_5`` -> ``p@5``); ``InputError`` for a name that is none."""
+    said = name.strip().lower()
+    # trec_eval's own names: P_5, recall_100, ndcg_cut_10, map_cut_100
+    said = re.sub(r"^(ndcg|map)_cut_(\w+)$", r"\1@\2", said)
+    said = re.sub(r"^(p|recall)_(\w+)$", r"\1@\2", said)
+    kind, at, cut = said.partition("@")
     canonical = _ALIASES.get(kind)
-    if canonical is None or (at and not (cut.isdigit() and int(cut) >= 1)):
+    if canonical is None or (at and not (cut.isascii() and cut.isdigit() and int(cut) >= 1)):
         raise InputError(f"{{measures}} {name!r}: use ndcg, mrr, recall, p or map, each with an optional @k cut-off "
                          "(ndcg@10)", "measures")  # fmt: skip
     if canonical == "p" and not cut:

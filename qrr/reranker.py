@@ -158,6 +158,9 @@ class Reranker:
         check_count(batch_tokens, "batch_tokens")
         check_count(max_length, "max_length")
         _check_text(instruction, "instruction", none=True)
+        if isinstance(model, str | os.PathLike) or not hasattr(model, "base_model"):
+            raise InputError(f"{{model}}: from_model takes a loaded transformers model, not {type(model).__name__}; a "
+                             "name or folder goes to Reranker(model)", "model")  # fmt: skip
         dev = devices.resolve_device(device)
         prompter = Prompter(tokenizer, max_length, recipe=recipe)
         if hasattr(model, "score") and not hasattr(model, "lm_head"):
@@ -236,7 +239,7 @@ class Reranker:
         one number for one pair. ``batch_size`` caps the pairs of one forward pass; ``show_progress_bar`` draws
         a tqdm bar on stderr."""
         single = _is_pair(pairs)
-        items = [pairs] if single else list(pairs)
+        items = [pairs] if single else list(_rows(pairs))
         with _tqdm(len(items), show_progress_bar) as advance:
             scores = self.score(items, progress=advance, batch_size=batch_size)
         if convert_to_tensor:
@@ -316,6 +319,8 @@ def rank_chunks(score, documents: Iterable[str], top_k: int | None = None, retur
     if isinstance(documents, str | bytes):  # its characters would be ranked
         raise InputError("{documents} must be an iterable of strings, not one string (put it in a list)", "documents")
     _check_iterable(documents, "documents", "strings")
+    if ids is not None:
+        _check_iterable(ids, "ids", "ids, one per document")
     id_source = None if ids is None else iter(ids)
     kept: list = []  # every result, or with top_k a min-heap of (score, -index, result)
     stats = Stats()
@@ -352,8 +357,11 @@ def triples(pairs: Iterable[Pair], instruction: str | None = None) -> Iterator[t
     malformed pair raising ``InputError``."""
     _check_iterable(pairs, "pairs", "(query, document) pairs")
     if _is_pair(pairs):
-        raise InputError("{pairs} must be an iterable of pairs, not one pair (put it in a list)", "pairs")
-    for n, pair in enumerate(pairs):
+        raise InputError("{pairs} must be an iterable of pairs, not one pair: [(query, document), ...]", "pairs")
+    for n, pair in enumerate(_rows(pairs)):
+        if isinstance(pair, tuple) and len(pair) == 2 and _record(pair[1]) is not None:
+            raise InputError(f"pair {n}: an (index, row) tuple, as DataFrame.iterrows() gives; pass the DataFrame "
+                             "itself, or its rows: (row for _, row in frame.iterrows())")  # fmt: skip
         fields = _record(pair)
         if fields is not None:
             if "query" not in fields or "document" not in fields:
@@ -368,6 +376,13 @@ def triples(pairs: Iterable[Pair], instruction: str | None = None) -> Iterator[t
                              f"{_shown(pair)}")  # fmt: skip
         query, document, *rest = pair
         yield _triple(n, (query, document, rest[0] if rest and rest[0] is not None else instruction))
+
+
+def _rows(pairs):
+    """A pandas DataFrame's rows as named tuples (iterating one gives its column names); anything else as it is."""
+    if hasattr(pairs, "itertuples") and hasattr(pairs, "columns"):
+        return pairs.itertuples(index=False)
+    return pairs
 
 
 def _record(pair) -> Mapping | None:

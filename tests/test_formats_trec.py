@@ -174,6 +174,15 @@ def test_corpus_as_msmarco_tsv_or_pyserini_jsonl(tmp_path):
     assert formats.read_corpus(tsv) == {"7": "Beijing is the capital."}
     headed = write(tmp_path / "headed.tsv", "id\ttext\n7\tBeijing is the capital.\n")  # a header line is no document
     assert formats.read_corpus(headed) == formats.read_corpus(tsv)
+    # DPR's passages: id, text, title, read by the header's names (a title before the text, as BEIR joins them)
+    dpr = write(tmp_path / "psgs.tsv", "id\ttext\ttitle\n7\tis the capital.\tBeijing\n8\tno title\t\n")
+    assert formats.read_corpus(dpr) == {"7": "Beijing is the capital.", "8": "no title"}
+    with pytest.raises(InputError, match=r"psgs.tsv:2: expected the header's 3 columns, found 2 field\(s\)$"):
+        formats.read_corpus(write(tmp_path / "psgs.tsv", "id\ttext\ttitle\n7\tBeijing\n"))
+    # without a header a third column is not glued onto the text
+    with pytest.raises(InputError, match=r"three.tsv:1: expected docid<TAB>text, found 3 fields \(a first line naming "
+                       r"the columns, as id<TAB>text<TAB>title, reads more\)$"):  # fmt: skip
+        formats.read_corpus(write(tmp_path / "three.tsv", "7\tBeijing\tthe capital\n"))
     assert formats.read_queries(write(tmp_path / "q.tsv", "qid\tquery\nq1\tcapital?\n")) == {"q1": "capital?"}
     with pytest.raises(InputError, match=r"collection.tsv:2: expected docid<TAB>text \(or a JSON object\)$"):
         formats.read_corpus(write(tmp_path / "collection.tsv", "7\tBeijing\njust words\n"))

@@ -96,8 +96,12 @@ def test_an_empty_run_scores_zero():
 def test_measure_names():
     assert [metrics.measure(m) for m in ("nDCG@10", " R@100", "P@5", "MRR", "recip_rank@10", "AP", "map@1000")] == [
         "ndcg@10", "recall@100", "p@5", "mrr", "mrr@10", "map", "map@1000"]  # fmt: skip
+    # trec_eval's names
+    assert [metrics.measure(m) for m in ("P_5", "recall_100", "ndcg_cut_10", "map_cut_100")] == [
+        "p@5", "recall@100", "ndcg@10", "map@100"]  # fmt: skip
     for name, message in [("bleu", "'bleu': use ndcg, mrr, recall, p or map, each with an optional @k cut-off"),
                           ("ndcg@0", "'ndcg@0': use"), ("ndcg@x", "'ndcg@x': use"), ("map@", "'map@': use"),
+                          ("ndcg@\u00b2", "'ndcg@\u00b2': use"), ("P_x", "'P_x': use"),
                           ("p", "'p': precision needs a cut-off \\(p@10\\)")]:  # fmt: skip
         with pytest.raises(InputError, match=f"^measures {message}") as caught:
             metrics.measure(name)

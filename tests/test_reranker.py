@@ -248,7 +248,8 @@ def test_query_too_long_for_max_length_is_an_error(tiny):
         # a mapping reads its fields, never its keys (it once scored "query" against "document")
         ([{"text": "d", "id": 1}], "^pair 0: a record needs the fields query and document, not text, id$"),
         ([{}], "^pair 0: a record needs the fields query and document, and it has none$"),
-        (("q", "d"), r"^pairs must be an iterable of pairs, not one pair \(put it in a list\)$"),
+        (("q", "d"), r"^pairs must be an iterable of pairs, not one pair: \[\(query, document\), \.\.\.\]$"),
+        (["q", "d"], r"^pairs must be an iterable of pairs, not one pair: "),
         ([{"query": "q", "document": None}], "^pair 0: document must be a string, not NoneType$"),
         (None, "^pairs must be an iterable of \\(query, document\\) pairs, not NoneType$"),
         ([("q", "a\ud800b")], r"^pair 0: the document is not valid Unicode text \(surrogates not allowed at char"),
@@ -275,6 +276,10 @@ def test_records_are_read_by_their_fields(reranker):
                               for q, d, *i in pairs])  # fmt: skip
     assert reranker.score(row for _, row in frame.iterrows()) == expected
     assert reranker.score(frame.itertuples(index=False)) == expected
+    assert reranker.score(frame) == expected  # a DataFrame itself: its rows (iterated, it gives its column names)
+    assert list(reranker.predict(frame)) == list(reranker.predict(pairs))
+    with pytest.raises(InputError, match=r"^pair 0: an \(index, row\) tuple, as DataFrame.iterrows\(\) gives; pass"):
+        reranker.score(frame.iterrows())
     Pair = collections.namedtuple("Pair", "id document query")
     assert reranker.score([Pair(1, "Beijing is the capital.", "q")]) == expected[:1]
     Plain = collections.namedtuple("Plain", "q d")  # no field names a query: by position, as a tuple
@@ -307,6 +312,11 @@ def test_bad_arguments_name_the_parameter(reranker, tiny_model):
         (lambda: Reranker(str(tiny_model), instruction=5), "^instruction must be a string, not int$"),
         (lambda: Reranker(123), "^model must be a model name, hub repo id or folder, not int$"),
         (lambda: Reranker(reranker.engine.body), r"^model: a loaded model goes to Reranker.from_model\(model, "),
+        (
+            lambda: Reranker.from_model(str(tiny_model), None),
+            "^model: from_model takes a loaded transformers model, not str; a name or folder goes to Reranker",
+        ),
+        (lambda: reranker.rank("q", ["d"], ids=5), "^ids must be an iterable of ids, one per document, not int$"),
         (lambda: reranker.rank("q", ["d"], top_k=numpy.array([1, 2])), "^top_k must be an integer, not array"),
         (lambda: reranker.rank("a\ud800", ["d"]), "^the query is not valid Unicode text"),
         # a position counts from the input's start, not from the start of a chunk of 1,024

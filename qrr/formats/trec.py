@@ -231,22 +231,35 @@ _TEXT_HEADERS = {"text", "title", "contents", "passage", "body", "query"}
 
 
 def _tsv_records(lines, name: str, shape: str, on_error: OnError) -> Iterator[tuple[str, dict]]:
+    """(where, record) for each TSV line ``id<TAB>text``; a first line naming the columns (``id<TAB>text<TAB>title``,
+    as DPR's passages) is a header, whose columns are then read by name (a title joins the text as BEIR's does)."""
+    columns = None
     first = True
     for number, text in lines:
         where = f"{name}:{number}"
         if isinstance(text, InputError):
             _raise_or_hand(text, on_error)
         elif text.strip():
-            fields = text.strip().lower().split("\t")
-            if first and fields[0] in _ID_HEADERS and len(fields) > 1 and set(fields[1:]) <= _TEXT_HEADERS:
+            fields = text.rstrip("\r\n").split("\t")
+            if first:
                 first = False
+                names = [f.strip().lower() for f in fields]
+                if names[0] in _ID_HEADERS and len(names) > 1 and set(names[1:]) <= _TEXT_HEADERS:
+                    columns = ["_id", *("title" if n == "title" else "text" for n in names[1:])]
+                    continue
+            if len(fields) != len(columns or "ab"):
+                if columns:
+                    said = f"expected the header's {len(columns)} columns, found {len(fields)} field(s)"
+                elif len(fields) > 2:
+                    said = (f"expected {shape}, found {len(fields)} fields (a first line naming the columns, as "
+                            "id<TAB>text<TAB>title, reads more)")  # fmt: skip
+                else:
+                    said = f"expected {shape} (or a JSON object)"
+                _raise_or_hand(InputError(f"{where}: {said}"), on_error)
                 continue
-            first = False
-            if "\t" not in text:
-                _raise_or_hand(InputError(f"{where}: expected {shape} (or a JSON object)"), on_error)
-                continue
-            key, body = text.split("\t", 1)
-            yield where, {"_id": key.strip(), "text": body}
+            record = dict(zip(columns or ["_id", "text"], fields, strict=True))
+            record["_id"] = record["_id"].strip()
+            yield where, record
 
 
 @dataclass(frozen=True)
