@@ -256,7 +256,7 @@ def test_missing_documents_fail_or_are_counted(cli, rerank_args, beir_dir, tmp_p
     assert message.endswith("; to rerank without them, pass --on-error skip\n")
     result = cli("rerank", *args, "--on-error", "skip", "--depth", "2")
     assert result.exit_code == 0
-    assert "skipped 2 run entries missing from the inputs" in result.stderr
+    assert "skipped 2 of the run's queries and documents missing from the inputs" in result.stderr
     assert f"document lost of query q1: not in {corpus}" in result.stderr
     rows = parse_trec(result.stdout)
     assert {r[2] for r in rows}.isdisjoint({"gone", "lost"})

@@ -181,7 +181,8 @@ def evaluate(
         bad_lines.report()
     if beir is not None:
         # Only judged queries are reranked: the others could not be measured.
-        bad_lines, missing = skipping(on_error), skipping(on_error, "run entries missing from the inputs")
+        missing = skipping(on_error, "of the run's queries and documents missing from the inputs")
+        bad_lines = skipping(on_error)
         inputs = pipelines.read_run_inputs(run, folder.queries, folder.corpus, depth, only=set(qrels),
                                            on_error=bad_lines, on_missing=missing)  # fmt: skip
         for skipped in (bad_lines, missing):

@@ -149,7 +149,7 @@ def rerank(
         raise InputError(f"give the run's {' and '.join(lacking)}, or --beir DIR")
     output = pipelines.RunOutput.checked(resume, fmt.value if fmt else None, tag)
     bad_lines = skipping(on_error)
-    missing = skipping(on_error, "run entries missing from the inputs")
+    missing = skipping(on_error, "of the run's queries and documents missing from the inputs")
     inputs = pipelines.read_run_inputs(run, queries, corpus, depth, on_error=bad_lines, on_missing=missing,
                                        status=status)  # fmt: skip
     # said now, not after hours of reranking
