@@ -97,12 +97,8 @@ class Prompter:
         if not triples:
             return []
         texts = [self.render(q, d, i) for q, d, i in triples]
-        try:
-            with self._lock:
-                encoded = self.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
-        except TypeError:
-            _check_unicode(triples)  # the one thing the tokenizer refuses in strings
-            raise
+        with self._lock:
+            encoded = self.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
         out = []
         checked: set[tuple[str, str | None]] = set()  # one query's long documents need its head tokenized once
         for n, ((query, _, instruction), ids) in enumerate(zip(triples, encoded, strict=True)):
@@ -129,14 +125,3 @@ class Prompter:
                 "shorten the query",
                 "max_length",
             )
-
-
-def _check_unicode(triples: Sequence[Triple]) -> None:
-    """Raise ``InputError`` for the first text that is no valid Unicode (a lone surrogate, from a bad decode)."""
-    for n, triple in enumerate(triples):
-        for field, text in zip(("query", "document", "instruction"), triple, strict=True):
-            try:
-                (text or "").encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise InputError(f"pair {n}: the {field} is not valid Unicode text ({exc.reason} at character "
-                                 f"{exc.start})") from None  # fmt: skip
