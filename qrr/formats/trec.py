@@ -247,7 +247,7 @@ def _tsv_records(lines, name: str, shape: str, on_error: OnError) -> Iterator[tu
                 if names[0] in _ID_HEADERS and len(names) > 1 and set(names[1:]) <= _TEXT_HEADERS:
                     columns = ["_id", *("title" if n == "title" else "text" for n in names[1:])]
                     continue
-            if len(fields) != len(columns or "ab"):
+            if len(fields) != (len(columns) if columns else 2):
                 if columns:
                     said = f"expected the header's {len(columns)} columns, found {len(fields)} field(s)"
                 elif len(fields) > 2:
