@@ -31,12 +31,6 @@ class QrrError(Exception):
             message = message.replace("{" + param + "}", name)
         return message
 
-    def noting(self, note: str) -> QrrError:
-        """This error with ``note`` added to its message (what a caller knows that the raiser did not)."""
-        self.template += note
-        self.args = (self.naming({}),)
-        return self
-
 
 class InputError(QrrError):
     """Bad input or usage: malformed records, missing fields, impossible arguments (exit 2)."""

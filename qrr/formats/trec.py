@@ -277,21 +277,21 @@ class BeirFolder:
         if not root.is_dir():
             raise InputError(f"{folder}: no such folder (a BEIR dataset folder holds corpus.jsonl, queries.jsonl "
                              "and qrels/)")  # fmt: skip
-        try:
-            qrels = _one_of(root / "qrels", f"{split}.tsv")
-        except InputError as exc:
-            splits = sorted({p.name.removesuffix(".gz").removesuffix(".tsv") for p in (root / "qrels").glob("*.tsv*")})
-            if splits:
-                raise exc.noting(f" (the folder's splits: {', '.join(splits)})") from None
-            raise
+        qrels = _one_of(root / "qrels", f"{split}.tsv", _splits)
         return cls(_one_of(root, "corpus.jsonl"), _one_of(root, "queries.jsonl"), qrels)
 
 
-def _one_of(folder: Path, name: str) -> str:
+def _one_of(folder: Path, name: str, hint=None) -> str:
+    """``folder/name``, gzipped or not; where neither is there, an error ending in ``hint(folder)``'s words."""
     for candidate in (folder / name, folder / f"{name}.gz"):
         if candidate.is_file():
             return str(candidate)
-    raise InputError(f"{folder / name}: not found")
+    raise InputError(f"{folder / name}: not found{hint(folder) if hint else ''}")
+
+
+def _splits(qrels: Path) -> str:
+    names = sorted({p.name.removesuffix(".gz").removesuffix(".tsv") for p in qrels.glob("*.tsv*")})
+    return f" (the folder's splits: {', '.join(names)})" if names else ""
 
 
 # --------------------------------------------------------------------------------------------------- writing
