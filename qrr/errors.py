@@ -100,11 +100,23 @@ def qrr_cause(exc: BaseException) -> BaseException:
     return exc
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler preempting a job, ``kill``, ``timeout``), raised by a front end's signal handler so that
+    a long job stops as it does on Ctrl-C: what is finished is kept and said. Exit code 143 (128 + 15)."""
+
+    exit_code = 143
+
+
 class Interrupted(QrrError):
-    """Ctrl-C during a long job: ``done`` of ``total`` units were finished (and kept, where ``path`` names where)."""
+    """Ctrl-C during a long job, or SIGTERM (``terminated``): ``done`` of ``total`` units were finished (and kept,
+    where ``path`` names where). Exit code 130, or 143 for SIGTERM; ``how`` says which in a word."""
 
     exit_code = 130
 
-    def __init__(self, message: str, done: int = 0, total: int = 0, path: str | None = None):
+    def __init__(self, message: str, done: int = 0, total: int = 0, path: str | None = None,
+                 terminated: bool = False):  # fmt: skip
         super().__init__(message)
         self.done, self.total, self.path = done, total, path
+        self.how = "terminated" if terminated else "interrupted"
+        if terminated:
+            self.exit_code = Terminated.exit_code

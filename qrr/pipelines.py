@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from qrr import formats
 from qrr.engine import Progress
-from qrr.errors import InputError, Interrupted, Stopped, check_count, qrr_cause
+from qrr.errors import InputError, Interrupted, Stopped, Terminated, check_count, qrr_cause
 from qrr.formats import DocRecord, PairRecord, Run
 from qrr.formats.trec import OnError
 from qrr.metrics import ranking
@@ -342,7 +342,8 @@ def rerank_run(
     them in ``Reranked.run`` where there is no output. An output file survives an interruption: where it exists,
     the queries it completes are skipped (``output.prepare``, run here unless the caller ran it first).
     ``progress`` is called with the pairs each batch scored, ``on_query`` with each finished query's id.
-    Ctrl-C raises ``Interrupted`` saying how many queries are done."""
+    Ctrl-C (or SIGTERM, where a front end raises ``Terminated``) raises ``Interrupted`` saying how many queries
+    are done."""
     _check_top_k(top_k)
     if output is not None and not output.prepared:
         output.prepare(inputs, top_k)
@@ -375,11 +376,13 @@ def write_reranked(
                 finished += 1
                 if on_query is not None:
                     on_query(job.qid)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         path = output.path if output else None
         done, total = before + finished, before + len(inputs.jobs)
         then = f"; rerank into {path} again to go on" if path else ""
-        raise Interrupted(f"interrupted after {done} of {total} queries{then}", done, total, path) from None
+        terminated = isinstance(exc, Terminated)
+        how = "terminated" if terminated else "interrupted"
+        raise Interrupted(f"{how} after {done} of {total} queries{then}", done, total, path, terminated) from None
     except Exception as exc:
         # a runtime failure mid-run (a server gone, memory; on Ray, wrapped) loses nothing that was written: say so
         cause, done = qrr_cause(exc), before + finished

@@ -15,6 +15,8 @@ the same pairs, whatever the batches and the number of actors (rows never depend
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import warnings
 from collections.abc import Iterator
 
@@ -360,8 +362,13 @@ def start(address: str | None = None, workers: int = 1) -> bool:
     tasks beside them (on a few cores, actors of one CPU each would leave none for reading). Returns whether Ray
     runs on this machine only."""
     if not ray.is_initialized():
+        # ray.init makes SIGTERM a silent sys.exit on the driver; the caller's handler (the CLI's: stop as Ctrl-C
+        # does, saying how far the run got) stays
+        handler = signal.getsignal(signal.SIGTERM)
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(num_cpus=(os.cpu_count() or 1) + workers + 1, include_dashboard=False, log_to_driver=False)
+        if handler is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, handler)
     return len(ray.nodes()) == 1 and not address

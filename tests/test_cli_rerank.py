@@ -4,6 +4,12 @@ scores (the command passes the core's scores through); one test runs the tiny tr
 from __future__ import annotations
 
 import io as stdio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import orjson
 import pytest
@@ -13,6 +19,8 @@ import qrr.cli.render
 from qrr import Reranker, formats
 from qrr.metrics import ranking
 from tests.clitools import said
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def ok(result):
@@ -164,6 +172,45 @@ def test_ctrl_c_says_how_to_go_on_and_resume_finishes(cli, rerank_args, tmp_path
     result = cli("rerank", *rerank_args, "--depth", "3", "--resume", str(out))
     assert result.exit_code == 0 and "resuming" in result.stderr and "2 of 5 queries are done" in result.stderr
     same_run(str(out), str(tmp_path / "whole.trec"))
+
+
+def test_sigterm_stops_as_ctrl_c_does(cli, rerank_args, tmp_path, fake):
+    from qrr.errors import Terminated
+
+    out = tmp_path / "out.trec"
+    name, _ = fake(interrupt_after=7, raising=Terminated)  # as the handler raises it, in the third query
+    result = cli("rerank", *rerank_args, "--depth", "3", "--resume", str(out), "--batch-tokens", "1", model=name)
+    assert result.exit_code == 143
+    assert result.stderr == f"error: terminated after 2 of 5 queries; run the same command to go on from {out}\n"
+    assert len(parse_trec(out.read_text())) == 2 * 3
+
+
+def test_a_real_sigterm_keeps_what_is_done(rerank_args, tmp_path):
+    """A scheduler's SIGTERM to a running rerank (a process held mid-run by the fake model's gate): the finished
+    queries are in OUT, the command says so and exits 143; the same command then finishes the run."""
+    out, gate = tmp_path / "out.trec", tmp_path / "gate"
+    gate.write_text("6")  # --batch-tokens 1: a batch per document; queries of 3 documents: two queries, then wait
+    command = [sys.executable, "-m", "tests.fake_serve", "rerank", "--model", "fake", *rerank_args, "--depth", "3",
+               "--batch-tokens", "1", "--resume", str(out)]  # fmt: skip
+    env = {**os.environ, "QRR_FAKE_GATE": str(gate)}
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.exists() and len(parse_trec(out.read_text())) == 2 * 3):
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 143, stderr
+    said = f"error: terminated after 2 of 5 queries; run the same command to go on from {out}"
+    assert stderr.splitlines()[-1] == said
+    assert len(parse_trec(out.read_text())) == 2 * 3
+    gate.write_text("1000")
+    finished = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    assert "2 of 5 queries are done" in finished.stderr and len(parse_trec(out.read_text())) == 5 * 3
 
 
 def test_a_failure_mid_run_says_what_is_kept_and_resume_finishes(cli, rerank_args, tmp_path, fake):

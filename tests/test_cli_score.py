@@ -119,6 +119,16 @@ def test_results_are_flushed_before_an_interrupt(cli, fake):
     assert [json.loads(line)["index"] for line in result.stdout.splitlines()] == list(range(1024))
 
 
+def test_sigterm_flushes_results_and_exits_143(cli, fake):
+    from qrr.errors import Terminated
+
+    name, _ = fake(interrupt_after=1030, raising=Terminated)  # as the test above, by SIGTERM's handler
+    many = "".join(json.dumps({"query": "q", "document": f"d{n}"}) + "\n" for n in range(2100))
+    result = cli("score", "--batch-tokens", "1", input=many, model=name)
+    assert result.exit_code == 143 and result.stderr == "error: terminated\n"
+    assert [json.loads(line)["index"] for line in result.stdout.splitlines()] == list(range(1024))
+
+
 @pytest.mark.parametrize(
     "data, message",
     [

@@ -36,3 +36,6 @@ def test_exit_codes_and_interrupted_counts():
     assert isinstance(ModelNameError("x"), ModelNotFoundError)
     stopped = Interrupted("interrupted after 2 of 5 queries", 2, 5, "out.trec")
     assert (stopped.done, stopped.total, stopped.path) == (2, 5, "out.trec")
+    assert (stopped.how, stopped.exit_code) == ("interrupted", 130)
+    terminated = Interrupted("terminated after 2 of 5 queries", 2, 5, "out.trec", terminated=True)
+    assert (terminated.how, terminated.exit_code, Interrupted("x").exit_code) == ("terminated", 143, 130)

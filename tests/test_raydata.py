@@ -7,6 +7,7 @@ import gc
 import json
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -52,6 +53,26 @@ def close_by_id(rows, expected: dict, tol=1e-6):
 def expected(reranker):
     scores = reranker.score([(p["query"], p["document"]) for p in PAIRS])
     return {p["id"]: s for p, s in zip(PAIRS, scores, strict=True)}
+
+
+def test_starting_ray_keeps_the_callers_sigterm_handler(raydata, monkeypatch):
+    """ray.init makes SIGTERM a silent ``sys.exit`` on the driver; the CLI's handler (stop as Ctrl-C does) stays."""
+
+    def init(**options):  # what ray.init does to the driver's handler (ray._private.worker.init)
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+
+    def mine(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        raydata.start(workers=1)
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_two_actors_score_as_one_process_with_every_column_passed_through(raydata, tiny_model, tmp_path, expected):

@@ -9,6 +9,7 @@ import gc
 import inspect
 import logging
 import os
+import signal
 import sys
 from enum import Enum
 from typing import Annotated
@@ -19,7 +20,7 @@ from rich.text import Text
 from typer.core import TyperCommand, TyperGroup
 
 from qrr import __version__, formats
-from qrr.errors import InputError, Interrupted, QrrError, Stopped, qrr_cause
+from qrr.errors import InputError, Interrupted, QrrError, Stopped, Terminated, qrr_cause
 from qrr.family import QWEN3
 
 stderr = Console(stderr=True, soft_wrap=True)
@@ -270,7 +271,8 @@ def fail(message: str, code: int) -> typer.Exit:
 
 
 def errors_to_exit(command, flags: dict[str, str] | None = None):
-    """Turn ``QrrError`` into one line and its exit code; Ctrl-C into 130; a closed pipe into a quiet 0.
+    """Turn ``QrrError`` into one line and its exit code; Ctrl-C into 130, SIGTERM into 143 (each after what is
+    finished is written); a closed pipe into a quiet 0.
 
     ``QRR_DEBUG=1`` lets the traceback through instead.
     """
@@ -278,7 +280,8 @@ def errors_to_exit(command, flags: dict[str, str] | None = None):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            with sigterm_stops():
+                return command(*args, **kwargs)
         except typer.Exit:
             raise
         except BrokenPipeError:
@@ -294,15 +297,37 @@ def errors_to_exit(command, flags: dict[str, str] | None = None):
     return wrapper
 
 
+@contextlib.contextmanager
+def sigterm_stops():
+    """While a command runs, SIGTERM (a scheduler's preemption, ``kill``, ``timeout``) stops it as Ctrl-C does,
+    raising ``Terminated``: finished results stay written and the command says how far it got. Python's default
+    would end the process at once, without a word. ``qrr serve`` sets its own handlers inside this."""
+
+    def terminate(signum, frame):
+        raise Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread (a caller's own runner): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def describe(exc: BaseException, flags: dict[str, str] | None = None) -> tuple[str, int]:
     """The one line and exit code for an error, in the command line's words (``flags`` first, then ``FLAGS``)."""
     exc = qrr_cause(exc)
+    if isinstance(exc, Terminated):
+        return "terminated", exc.exit_code
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted", 130
     if isinstance(exc, Interrupted) and exc.total:
-        how = (f"run the same command to go on from {exc.path}" if exc.path
-               else "--resume OUT writes a run that a later command goes on with")  # fmt: skip
-        return f"interrupted after {exc.done} of {exc.total} queries; {how}", exc.exit_code
+        then = (f"run the same command to go on from {exc.path}" if exc.path
+                else "--resume OUT writes a run that a later command goes on with")  # fmt: skip
+        return f"{exc.how} after {exc.done} of {exc.total} queries; {then}", exc.exit_code
     if isinstance(exc, Stopped):
         line, code = describe(exc.cause, flags)
         return f"{line}; {exc.done} of {exc.total} queries are in {exc.path}: run the same command to go on", code
