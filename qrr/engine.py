@@ -3,7 +3,9 @@
 The full-vocabulary head never runs. ``p(yes) = sigmoid(h . (w_yes - w_no) + b_yes - b_no)`` where ``h`` is
 the last real token's final hidden state and the rows come from ``lm_head`` (the 8B does not tie it to the
 embeddings), or from a converted checkpoint's one-row ``score`` head. That equals the recipe's
-``softmax([logit_no, logit_yes])[1]``, computed in float32.
+``softmax([logit_no, logit_yes])[1]``: the log-odds in float32, as the recipe computes them, the sigmoid in float64
+(in float32 every log-odds past ~16.6 gives 1.0, the recipe's scores included, and the surest documents would tie;
+elsewhere the two agree within float32's rounding, 6e-8).
 
 Shared-prefix reuse: sequences of one group (same instruction and query) start with the same tokens. The
 longest common prefix of their full token sequences runs once; its key/value cache is shared by every batch of
@@ -273,7 +275,8 @@ class Engine:
                     else:
                         odds = self.mixed_log_odds(rows, [caches[k] for k in parts_of],
                                                    [together[k][0] for k in parts_of])  # fmt: skip
-                    values = torch.sigmoid(odds).tolist()
+                    # in float64: float32 rounds every log-odds past ~16.6 to 1.0, tying the surest documents
+                    values = torch.sigmoid(odds.double()).tolist()
                 except torch.OutOfMemoryError as exc:
                     if self.device.type != "cuda" or len(batch) == 1:
                         raise OutOfMemoryError(

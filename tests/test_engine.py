@@ -81,6 +81,21 @@ def test_scores_come_back_in_input_order_with_the_work_done():
     assert shared_work.attended < work.attended
 
 
+def test_sure_scores_stay_apart_below_one():
+    """p(yes) is computed in float64: in float32 every log-odds past about 16.6 rounds to 1.0 (the recipe's own
+    scores do), which would tie the best documents of a ranking in input order."""
+
+    class Sure(FakeEngine):
+        def log_odds(self, rows, prefix=None, prefix_len=0):
+            import torch
+
+            return torch.tensor([float(len(r)) for r in rows])  # log-odds: the row's length
+
+    scores, _ = Sure().score([[1] * 17, [1] * 20, [1] * 18, [1] * 3], batch_tokens=100)
+    assert scores == [sigmoid(17), sigmoid(20), sigmoid(18), sigmoid(3)]
+    assert scores[0] < scores[2] < scores[1] < 1.0
+
+
 def test_progress_counts_rows_per_batch():
     seen = []
     FakeEngine().score(SEQUENCES, batch_tokens=64, progress=seen.append)
