@@ -63,6 +63,19 @@ def default_model() -> str:
     return os.environ.get(MODEL_ENV) or DEFAULT_MODEL
 
 
+def named(model: str | None) -> str:
+    """The model to load: ``model``, or ``default_model()`` where it is ``None``. An empty name (an unset variable
+    of the caller's, say) raises ``ModelNameError`` rather than loading the default, or a folder named ``""``: the
+    current one."""
+    if model is None:
+        return default_model()
+    if not model.strip():
+        default = f"${MODEL_ENV}, else {DEFAULT_MODEL}"
+        raise ModelNameError(f"{{model}} is empty ({model!r}): give {', '.join(ALIASES)}, a hub repo id or a folder, "
+                             f"or leave it out for the default ({default})", "model")  # fmt: skip
+    return model
+
+
 def repo_id(name: str) -> str | None:
     """The hub repo id an alias or repo id names; ``None`` when ``name`` is not one."""
     key = name.strip().lower()
@@ -95,7 +108,7 @@ def resolve(name: str | None = None, offline: bool | None = None) -> Path:
     ``HF_HUB_OFFLINE=1``), which raises ``ModelNotFoundError`` naming ``qrr download``. The folder is
     checked (``check_folder``, all but the tokenizer, which loading checks anyway) before it is returned.
     """
-    name = name or default_model()
+    name = named(name)
     path = Path(name).expanduser()
     if path.is_dir():
         check_folder(path, tokenizer=False)

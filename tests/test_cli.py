@@ -288,6 +288,15 @@ def test_serve_refuses_a_model_folder_that_is_not_there_before_it_listens(cli, t
     assert result.stderr.startswith(f"error: --model {tmp_path / 'nope'}: no such folder, and not an alias")
 
 
+@pytest.mark.parametrize("command", ["rank", "serve"])
+def test_an_empty_model_name_is_an_error_not_the_default(cli, command):
+    args = ["-q", "q"] if command == "rank" else ["--port", "0"]
+    result = cli(command, "-m", "", *args, input="a document\n", model=False)
+    assert result.exit_code == 2 and "listening" not in result.stderr
+    assert result.stderr == ("error: --model is empty (''): give 0.6b, 4b, 8b, a hub repo id or a folder, or leave it "
+                             "out for the default ($QRR_MODEL, else 0.6b)\n")  # fmt: skip
+
+
 def test_help_shows_the_extras_in_brackets():
     result = CliRunner().invoke(app, ["score", "--help"], env={"COLUMNS": "200"})
     assert "Score on Ray Data actors (pip install 'qrr[ray]')." in result.stdout

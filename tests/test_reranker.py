@@ -311,6 +311,13 @@ def test_bad_arguments_name_the_parameter(reranker, tiny_model):
         (lambda: Reranker(str(tiny_model), max_length="100"), "^max_length must be an integer, not '100'$"),
         (lambda: Reranker(str(tiny_model), instruction=5), "^instruction must be a string, not int$"),
         (lambda: Reranker(123), "^model must be a model name, hub repo id or folder, not int$"),
+        # an empty name (an unset variable of the caller's) is no request for the default, nor for the folder ""
+        (
+            lambda: Reranker(""),
+            r"^model is empty \(''\): give 0.6b, 4b, 8b, a hub repo id or a folder, or leave it "
+            r"out for the default \(\$QRR_MODEL, else 0.6b\)$",
+        ),  # fmt: skip
+        (lambda: Reranker(" "), r"^model is empty \(' '\)"),
         (lambda: Reranker(reranker.engine.body), r"^model: a loaded model goes to Reranker.from_model\(model, "),
         (
             lambda: Reranker.from_model(str(tiny_model), None),

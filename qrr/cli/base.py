@@ -200,7 +200,7 @@ def start_ray(address: str | None, workers: int | None, gpus_per_worker: float |
         raise QrrError(f"--ray needs Ray Data: pip install 'qrr[ray]' ({exc.name} is missing)") from None
     from qrr import models
 
-    model = model or models.default_model()
+    model = models.named(model)
     local = raydata.start(address, workers or 1)
     if local and not models.registered(model):
         models.resolve(model, offline=offline)
@@ -430,7 +430,7 @@ def load_reranker(model, device, dtype, max_length, instruction, batch_tokens, o
     from qrr import models
     from qrr.reranker import Reranker
 
-    name = model or models.default_model()
+    name = models.named(model)
     with quiet_gc():
         # the device and dtype are checked before a first-use download, whose bars come before the spinner
         devices.resolve_dtype(dtype.value, devices.resolve_device(device))

@@ -96,7 +96,7 @@ def serve(
 
     from qrr import models
 
-    name = model or models.default_model()
+    name = models.named(model)
     if not models.registered(name) and (Path(name).expanduser().is_dir() or models.repo_id(name) is None):
         models.resolve(name, offline=True)  # a wrong folder fails before the port is taken; a hub id may download
     sock = server.bind(host, port)  # before the model loads: a port in use fails at once
