@@ -120,3 +120,11 @@ class Interrupted(QrrError):
         self.how = "terminated" if terminated else "interrupted"
         if terminated:
             self.exit_code = Terminated.exit_code
+
+    @classmethod
+    def of(cls, exc: KeyboardInterrupt, said: str, done: int = 0, total: int = 0, path: str | None = None):
+        """The ``Interrupted`` for ``exc`` (Ctrl-C's ``KeyboardInterrupt`` or ``Terminated``): "interrupted" or
+        "terminated", then ``said``."""
+        terminated = isinstance(exc, Terminated)
+        how = "terminated" if terminated else "interrupted"
+        return cls(f"{how} {said}", done, total, path, terminated)

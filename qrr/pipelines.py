@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from qrr import formats
 from qrr.engine import Progress
-from qrr.errors import InputError, Interrupted, Stopped, Terminated, check_count, qrr_cause
+from qrr.errors import InputError, Interrupted, Stopped, check_count, qrr_cause
 from qrr.formats import DocRecord, PairRecord, Run
 from qrr.formats.trec import OnError
 from qrr.metrics import ranking
@@ -380,9 +380,7 @@ def write_reranked(
         path = output.path if output else None
         done, total = before + finished, before + len(inputs.jobs)
         then = f"; rerank into {path} again to go on" if path else ""
-        terminated = isinstance(exc, Terminated)
-        how = "terminated" if terminated else "interrupted"
-        raise Interrupted(f"{how} after {done} of {total} queries{then}", done, total, path, terminated) from None
+        raise Interrupted.of(exc, f"after {done} of {total} queries{then}", done, total, path) from None
     except Exception as exc:
         # a runtime failure mid-run (a server gone, memory; on Ray, wrapped) loses nothing that was written: say so
         cause, done = qrr_cause(exc), before + finished

@@ -99,17 +99,19 @@ class FakeModel:
     """A loader for ``qrr.models.register``: each load builds a ``FakeEngine`` (``engine_options`` as its
     arguments; ``device="cuda"`` pretends to be a GPU) with ``tokenizer`` (an object or a folder). With ``pids``, a
     folder, each load also leaves a file named after its process id there (which processes loaded it: Ray's
-    actors, say)."""
+    actors, say); ``load_seconds`` makes each load take that long, as a big model's would."""
 
-    def __init__(self, tokenizer, pids: str | os.PathLike | None = None, **engine_options):
+    def __init__(self, tokenizer, pids: str | os.PathLike | None = None, load_seconds: float = 0.0, **engine_options):
         self.tokenizer = tokenizer
         self.pids = pids
+        self.load_seconds = load_seconds
         self.engine_options = engine_options
         self.engines: list[FakeEngine] = []
 
     def __call__(self, device, dtype):
         if self.pids is not None:
             (Path(self.pids) / str(os.getpid())).touch()
+        time.sleep(self.load_seconds)
         if isinstance(self.tokenizer, str | os.PathLike):
             from transformers import AutoTokenizer
 

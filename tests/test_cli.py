@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -33,11 +34,14 @@ def test_malformed_json_names_file_and_line(cli, tmp_path):
     # where the format was guessed, the error says how to read the input as plain text instead
     for data, where in (
         ('{oops} said the text\n{"text": "a"}\n', "<stdin>:1"),
-        ('{"text": "a"}\n{oops}\n', "<stdin>:2"),
+        ('"Hello"\n{oops} said the text\n', "<stdin>:2"),  # a first line that is JSON, but no object
     ):
         error(cli("rank", "-q", "q", input=data), 2, where, "malformed JSON",
               "(if the input is plain text, use --input-format text)")  # fmt: skip
     assert "--input-format" not in error(cli("rank", "-q", "q", "--input-format", "jsonl", input="{oops}\n"), 2)
+    # after a JSON object the input is JSON lines: a bad line is only a bad line
+    said = error(cli("rank", "-q", "q", input='{"text": "a"}\n{oops}\n'), 2, "<stdin>:2", "malformed JSON")
+    assert "--input-format" not in said
 
 
 def test_missing_field_is_named(cli):
@@ -222,6 +226,15 @@ def test_bars_show_once_the_work_has_run_a_while_or_at_once_where_asked(monkeypa
             advance(10)
 
     assert "ranking" in drawn(0.05, one_long_batch)
+
+    def streamed():  # no total: the count, the mean rate and the time so far
+        with render.progress(None, "scoring", after=0) as advance:
+            time.sleep(0.2)
+            advance(10)
+            time.sleep(0.2)
+
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", drawn(60.0, streamed))  # colours and cursor moves out
+    assert re.search(r"scoring ━+ 10 pairs [0-9.]+ pairs/s 0:00:00", shown), shown
 
     def bench_starting():
         with render.progress(3, "benchmarking", after=0):

@@ -109,24 +109,45 @@ def test_three_tsv_columns_are_an_error(cli):
     assert len(jsonl(ok(cli("score", input="query\tdocument\nq\td\n")))) == 1  # a header line is no pair
 
 
+MANY = "".join(json.dumps({"query": "q", "document": f"d{n}"}) + "\n" for n in range(2100))
+
+
 def test_results_are_flushed_before_an_interrupt(cli, fake):
-    """A Ctrl-C in the second chunk: the first chunk's results are on stdout, in whole lines."""
+    """A Ctrl-C in the second chunk: the first chunk's results are on stdout, in whole lines, and stderr says so."""
     name, _ = fake(interrupt_after=1030)  # --batch-tokens 1: a batch per pair; a chunk is 1024 pairs
-    many = "".join(json.dumps({"query": "q", "document": f"d{n}"}) + "\n" for n in range(2100))
-    result = cli("score", "--batch-tokens", "1", input=many, model=name)
-    assert result.exit_code == 130 and result.stderr == "error: interrupted\n"
+    result = cli("score", "--batch-tokens", "1", input=MANY, model=name)
+    assert result.exit_code == 130
+    assert result.stderr == "error: interrupted after writing the results of 1,024 pairs\n"
     assert result.stdout.endswith("\n")
     assert [json.loads(line)["index"] for line in result.stdout.splitlines()] == list(range(1024))
+    name, _ = fake(interrupt_after=0)
+    result = cli("score", input=MANY, model=name)
+    assert (result.exit_code, result.stdout) == (130, "")
+    assert result.stderr == "error: interrupted after writing the results of 0 pairs\n"
 
 
 def test_sigterm_flushes_results_and_exits_143(cli, fake):
     from qrr.errors import Terminated
 
     name, _ = fake(interrupt_after=1030, raising=Terminated)  # as the test above, by SIGTERM's handler
-    many = "".join(json.dumps({"query": "q", "document": f"d{n}"}) + "\n" for n in range(2100))
-    result = cli("score", "--batch-tokens", "1", input=many, model=name)
-    assert result.exit_code == 143 and result.stderr == "error: terminated\n"
+    result = cli("score", "--batch-tokens", "1", input=MANY, model=name)
+    assert result.exit_code == 143
+    assert result.stderr == "error: terminated after writing the results of 1,024 pairs\n"
     assert [json.loads(line)["index"] for line in result.stdout.splitlines()] == list(range(1024))
+
+
+def test_an_interrupt_keeps_a_table_and_a_json_array_whole(cli, fake):
+    """Ctrl-C in the second chunk: the table of the first chunk is drawn, the JSON array of it closed."""
+    name, _ = fake(interrupt_after=1030)
+    result = cli("score", "--batch-tokens", "1", "-f", "json", input=MANY, model=name)
+    assert result.exit_code == 130
+    assert [row["index"] for row in json.loads(result.stdout)] == list(range(1024))
+    name, _ = fake(interrupt_after=1030)
+    result = cli("score", "--batch-tokens", "1", "-f", "table", input=MANY, model=name)
+    assert result.exit_code == 130 and result.stderr == "error: interrupted after writing the results of 1,024 pairs\n"
+    lines = result.stdout.splitlines()
+    assert any(" 1023 " in line and " d1023 " in line for line in lines)  # the chunk's last row
+    assert not any(" 1024 " in line for line in lines)
 
 
 @pytest.mark.parametrize(
@@ -174,8 +195,11 @@ def test_on_error_skip_scores_the_rest_and_lists_the_bad_lines(cli, expected):
     for where in ("<stdin>:5: malformed JSON", '<stdin>:6: missing field "document"', "<stdin>:11: invalid UTF-8",
                   "<stdin>:12: NUL byte"):  # fmt: skip
         assert where in result.stderr
-    # the hint names the flag, as when it stops
-    assert "<stdin>:5: malformed JSON" in result.stderr
+    # after JSON objects a bad line gets no hint; on the first line, the hint names the flag, as when it stops
+    assert "--input-format" not in result.stderr
+    result = cli("score", "--on-error", "skip", input=b"".join(bad[:1] + good))
+    assert [r["id"] for r in jsonl(result.stdout)] == [p["id"] for p in GOOD]
+    assert "<stdin>:1: malformed JSON" in result.stderr
     assert "(if the input is query<TAB>document lines, use --input-format tsv)" in result.stderr
     result = cli("score", "--on-error", "maybe", input=GOOD_JSONL)
     assert result.exit_code == 2 and "'--on-error': Value error, 'maybe' is not one of 'fail', 'skip'." in said(result)

@@ -147,6 +147,11 @@ def test_text_that_looks_like_json_gets_a_hint(tmp_path):
     with pytest.raises(InputError, match=r"\(if the input is plain text, use input_format text\)$") as caught:
         list(formats.read_documents([f]))
     assert caught.value.params == ("input_format",)
+    # once a line was a JSON object, the guess was right: a later bad line is only a bad line
+    f = write(tmp_path, "d.jsonl", '{"text": "one"}\n{"text": "two\n')
+    with pytest.raises(InputError, match=r"d.jsonl:2: malformed JSON \([^)]*\)$") as caught:
+        list(formats.read_documents([f]))
+    assert caught.value.params == ()
 
 
 def test_bad_documents(tmp_path):

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 
 import httpx
 import pytest
 
-from tests.servers import Server
+from tests.servers import ROOT, Server
 
 QUERY = "what is the capital of China?"
 DOCS = ["The capital of China is Beijing.", "Paris is the capital of France.", "Gravity pulls bodies together.",
@@ -104,6 +107,7 @@ def test_health_models_and_metrics(http, tiny_model, tiny_server):
     ("body", "status", "message"),
     [
         (b'{"query": "q", "documents": [', 400, "malformed JSON"),
+        (b'{"query": "q\xff", "documents": ["a"]}', 400, "malformed JSON: the body is not valid UTF-8 (byte 12)"),
         (b'"just a string"', 400, "the request body must be a JSON object, not a string"),
         (b'{"documents": ["a"]}', 422, '"query" is required'),
         (b'{"query": "q", "documents": []}', 422, '"documents" must hold at least one document'),
@@ -426,3 +430,20 @@ def test_a_busy_server_merges_queues_drops_and_stops_gracefully(tmp_path):
     finally:
         gate.write_text("1000")
         server.stop()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_while_the_model_loads_is_clean(sig):
+    """A supervisor stopping a server that is still loading its model gets the same clean exit 0 as after."""
+    command = [sys.executable, "-m", "tests.fake_serve", "serve", "--port", "0", "--model", "fake", "--device", "cpu"]
+    env = {**os.environ, "QRR_FAKE_LOAD_SECONDS": "60"}
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = process.stderr.readline()
+        assert first.startswith("listening on http://127.0.0.1:"), first
+        process.send_signal(sig)
+        rest = process.stderr.read()
+        assert process.wait(30) == 0
+    finally:
+        process.kill()
+    assert rest == "stopped before the model was ready\n"

@@ -57,7 +57,7 @@ def evaluate(
     files: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="QRELS RUN...",
+            metavar="QRELS RUN",  # typer adds the "..."
             show_default=False,
             help="Relevance judgments (TREC qrels or BEIR's qrels TSV), then one or more runs (TREC, "
             "or qrr's JSON lines).",

@@ -166,15 +166,30 @@ def progress(total: int | None, what: str, after: float | None = None):
     if not stderr.is_terminal or total == 0:
         yield lambda n: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    if total is None:
-        columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} pairs"))
+    if total is None:  # no end to show: how many, how fast, for how long
+        columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} pairs"),
+                   _rate_column("pairs"), TimeElapsedColumn())  # fmt: skip
     else:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with _bar(*columns, after=after) as bar:
         task = bar.add_task(what, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+def _rate_column(unit: str):
+    """A progress column of the mean rate so far: ``12.3 pairs/s``."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task) -> Text:
+            elapsed = task.elapsed
+            said = f"{task.completed / elapsed:,.1f} {unit}/s" if task.completed and elapsed else ""
+            return Text(said, style="progress.data.speed")
+
+    return Rate()
 
 
 class _Lines:

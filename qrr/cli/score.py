@@ -43,7 +43,7 @@ from qrr.cli.base import (
 )
 from qrr.cli.base import output_format as output_format_of
 from qrr.cli.render import Skipped, progress, report, skipping, writer
-from qrr.errors import InputError
+from qrr.errors import InputError, Interrupted
 from qrr.family import DEFAULT_MAX_LENGTH
 
 
@@ -153,15 +153,20 @@ def score(
                                max_length=max_length, batch_tokens=batch_tokens, offline=offline, recipe=recipe,
                                compile=compile)  # fmt: skip
     out = writer(fmt, previews=("query", "document"))
-    total = Stats()
-    with progress(None, "scoring") as advance:
-        for chunk in pipelines.score_records(reranker, itertools.chain([first], records), progress=advance):
-            total += chunk.scores.stats
-            rows = formats.score_rows(chunk.records, chunk.scores, start=chunk.start)
-            if fmt == "table":  # a table shows the start of each query and document
-                texts = [{"query": r.query, "document": r.document} for r in chunk.records]
-                rows = [row | text for row, text in zip(rows, texts, strict=True)]
-            out.write(rows)
+    total, written = Stats(), 0
+    try:
+        with progress(None, "scoring") as advance:
+            for chunk in pipelines.score_records(reranker, itertools.chain([first], records), progress=advance):
+                total += chunk.scores.stats
+                rows = formats.score_rows(chunk.records, chunk.scores, start=chunk.start)
+                if fmt == "table":  # a table shows the start of each query and document
+                    texts = [{"query": r.query, "document": r.document} for r in chunk.records]
+                    rows = [row | text for row, text in zip(rows, texts, strict=True)]
+                out.write(rows)
+                written += len(rows)
+    except KeyboardInterrupt as exc:
+        out.close()  # what is scored stays usable: a table drawn, a JSON array closed
+        raise Interrupted.of(exc, f"after writing the results of {written:,} pairs") from None
     out.close()
     report(total, reranker.max_length, verbose, skipped)
 

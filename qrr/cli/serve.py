@@ -103,9 +103,13 @@ def serve(
     where = sock.getsockname()
     url = f"http://{where[0] if ':' not in where[0] else f'[{where[0]}]'}:{where[1]}"
     stderr.print(f"listening on {url}; loading the model", highlight=False)
-    reranker = load_reranker(
-        model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe, compile
-    )
+    try:
+        reranker = load_reranker(
+            model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe, compile
+        )
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM before anything was served: a clean stop, as after
+        stderr.print("stopped before the model was ready", highlight=False)
+        return
     reranker.prompter.check_room("", reranker.instruction)  # a default that leaves no room fails now, not per request
     from qrr.device import dtype_name
 

@@ -169,7 +169,9 @@ def _loads(text: str, where: str, hint: str = ""):
 
 
 def _json_records(source: str, lines, fmt: str, hint: str = "") -> Iterator[tuple[str, Any]]:
-    """(where, value) for each JSON value of a JSONL stream or a JSON array; a bad line's value is its error."""
+    """(where, value) for each JSON value of a JSONL stream or a JSON array; a bad line's value is its error, with
+    ``hint`` (another format to try) until a line has been read as a JSON object (plain text may open with a line
+    that is JSON, ``2024`` or ``"Hi"``, but hardly with an object)."""
     name = label(source)
     if fmt == "json":
         texts = []
@@ -189,9 +191,13 @@ def _json_records(source: str, lines, fmt: str, hint: str = "") -> Iterator[tupl
             yield where, text
         elif text.strip():
             try:
-                yield where, _loads(text, where, hint)
+                value = _loads(text, where, hint)
             except InputError as exc:
                 yield where, exc
+                continue
+            if isinstance(value, dict):
+                hint = ""  # an object: the input is JSON lines, and a later bad line is only a bad line
+            yield where, value
 
 
 def _string(record: dict, key: str, where: str, optional: bool = False) -> str | None:

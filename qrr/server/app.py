@@ -68,6 +68,10 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError as bad:  # orjson says "surrogates not allowed" of any bad byte
+                raise ApiError(400, f"malformed JSON: the body is not valid UTF-8 (byte {bad.start})") from None
             raise ApiError(400, f"malformed JSON: {exc.args[0]}") from None
 
     async def scored(request: Request, triples) -> tuple:
