@@ -275,8 +275,9 @@ class Engine:
                     else:
                         odds = self.mixed_log_odds(rows, [caches[k] for k in parts_of],
                                                    [together[k][0] for k in parts_of])  # fmt: skip
-                    # in float64: float32 rounds every log-odds past ~16.6 to 1.0, tying the surest documents
-                    values = torch.sigmoid(odds.double()).tolist()
+                    # in float64: float32 rounds every log-odds past ~16.6 to 1.0, tying the surest documents; on
+                    # the CPU, as MPS has no float64 (tolist copies there anyway)
+                    values = torch.sigmoid(odds.to("cpu", torch.float64)).tolist()
                 except torch.OutOfMemoryError as exc:
                     if self.device.type != "cuda" or len(batch) == 1:
                         raise OutOfMemoryError(

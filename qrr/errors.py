@@ -117,7 +117,7 @@ class Interrupted(QrrError):
                  terminated: bool = False):  # fmt: skip
         super().__init__(message)
         self.done, self.total, self.path = done, total, path
-        self.how = "terminated" if terminated else "interrupted"
+        self.how = _how(terminated)
         if terminated:
             self.exit_code = Terminated.exit_code
 
@@ -126,5 +126,8 @@ class Interrupted(QrrError):
         """The ``Interrupted`` for ``exc`` (Ctrl-C's ``KeyboardInterrupt`` or ``Terminated``): "interrupted" or
         "terminated", then ``said``."""
         terminated = isinstance(exc, Terminated)
-        how = "terminated" if terminated else "interrupted"
-        return cls(f"{how} {said}", done, total, path, terminated)
+        return cls(f"{_how(terminated)} {said}", done, total, path, terminated)
+
+
+def _how(terminated: bool) -> str:
+    return "terminated" if terminated else "interrupted"

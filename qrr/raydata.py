@@ -360,15 +360,15 @@ def _without_null_instruction(row: dict) -> dict:
 def start(address: str | None = None, workers: int = 1) -> bool:
     """Join the cluster at ``address``, or start a local instance with room for ``workers`` actors and the read
     tasks beside them (on a few cores, actors of one CPU each would leave none for reading). Returns whether Ray
-    runs on this machine only."""
+    runs on this machine only. A SIGTERM handler the caller set stays (``ray.init`` would replace it)."""
     if not ray.is_initialized():
-        # ray.init makes SIGTERM a silent sys.exit on the driver; the caller's handler (the CLI's: stop as Ctrl-C
-        # does, saying how far the run got) stays
+        # ray.init makes SIGTERM a silent sys.exit on the driver (which runs Ray's shutdown at exit); a handler of
+        # the caller's own (the CLI's: stop as Ctrl-C does, saying how far the run got) stays
         handler = signal.getsignal(signal.SIGTERM)
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(num_cpus=(os.cpu_count() or 1) + workers + 1, include_dashboard=False, log_to_driver=False)
-        if handler is not None and threading.current_thread() is threading.main_thread():
+        if callable(handler) and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, handler)
     return len(ray.nodes()) == 1 and not address

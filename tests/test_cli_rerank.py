@@ -179,10 +179,34 @@ def test_sigterm_stops_as_ctrl_c_does(cli, rerank_args, tmp_path, fake):
 
     out = tmp_path / "out.trec"
     name, _ = fake(interrupt_after=7, raising=Terminated)  # as the handler raises it, in the third query
+    before = signal.getsignal(signal.SIGTERM)
     result = cli("rerank", *rerank_args, "--depth", "3", "--resume", str(out), "--batch-tokens", "1", model=name)
     assert result.exit_code == 143
     assert result.stderr == f"error: terminated after 2 of 5 queries; run the same command to go on from {out}\n"
     assert len(parse_trec(out.read_text())) == 2 * 3
+    assert signal.getsignal(signal.SIGTERM) is before  # the command's handler lasted only while it ran
+
+
+def test_sigterm_handling_leaves_other_threads_alone():
+    """Signals belong to the main thread: a command run from another (a caller's own runner) sets no handler."""
+    import threading
+
+    from qrr.cli.base import sigterm_stops
+
+    seen = []
+
+    def run():
+        with sigterm_stops():
+            seen.append(signal.getsignal(signal.SIGTERM))
+
+    before = signal.getsignal(signal.SIGTERM)
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert seen == [before] and signal.getsignal(signal.SIGTERM) is before
+    with sigterm_stops():  # and in the main thread it does
+        assert signal.getsignal(signal.SIGTERM) is not before
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_a_real_sigterm_keeps_what_is_done(rerank_args, tmp_path):

@@ -56,7 +56,8 @@ def expected(reranker):
 
 
 def test_starting_ray_keeps_the_callers_sigterm_handler(raydata, monkeypatch):
-    """ray.init makes SIGTERM a silent ``sys.exit`` on the driver; the CLI's handler (stop as Ctrl-C does) stays."""
+    """ray.init makes SIGTERM a silent ``sys.exit`` on the driver; a handler of the caller's (the CLI's: stop as
+    Ctrl-C does) stays."""
 
     def init(**options):  # what ray.init does to the driver's handler (ray._private.worker.init)
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
@@ -71,6 +72,9 @@ def test_starting_ray_keeps_the_callers_sigterm_handler(raydata, monkeypatch):
     try:
         raydata.start(workers=1)
         assert signal.getsignal(signal.SIGTERM) is mine
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # no handler of the caller's: Ray's exit (and shutdown) stays
+        raydata.start(workers=1)
+        assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, mine)
     finally:
         signal.signal(signal.SIGTERM, previous)
 

@@ -306,15 +306,14 @@ def sigterm_stops():
     def terminate(signum, frame):
         raise Terminated
 
+    previous, installed = None, False
     try:
-        previous = signal.signal(signal.SIGTERM, terminate)
-    except ValueError:  # not the main thread (a caller's own runner): leave signals alone
-        yield
-        return
-    try:
+        with contextlib.suppress(ValueError):  # not the main thread (a caller's own runner): leave signals alone
+            previous, installed = signal.signal(signal.SIGTERM, terminate), True
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if installed:  # None: a handler not set from Python, which cannot be set back; the default stands in
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def describe(exc: BaseException, flags: dict[str, str] | None = None) -> tuple[str, int]:

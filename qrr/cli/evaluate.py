@@ -199,9 +199,9 @@ def evaluate(
         reranked = rerank_showing_progress(inputs, output, None, rerank, verbose, others=set(inputs.run) - set(qrels))
         if resume:
             reranked = formats.read_run(resume)
-        from qrr.models import default_model
+        from qrr import models
 
-        name = f"qrr at {server}" if server else f"qrr {model or default_model()}"
+        name = f"qrr at {server}" if server else f"qrr {models.named(model)}"
         named = [(run, inputs.run), (resume or name, reranked)]
     _render(qrels, named, source, common, per_query, fmt, measures)
 

@@ -18,16 +18,19 @@ class TableWriter:
     def __init__(self, title: str | None = None, previews: tuple[str, ...] = ()):
         self.title = title
         self.preview_fields = previews
-        self.rows: list[dict] = []
-        self.previews: list[dict] = []
+        self.rows: list[tuple[dict, dict]] = []  # (data, previews): one append a row, so an interrupt splits none
+
+    @property
+    def count(self) -> int:
+        return len(self.rows)
 
     def write(self, rows: list[dict]) -> None:
         for row in rows:
-            self.rows.append({k: v for k, v in row.items() if k not in self.preview_fields})
-            self.previews.append({k: row[k] for k in self.preview_fields if row.get(k) is not None})
+            self.rows.append(({k: v for k, v in row.items() if k not in self.preview_fields},
+                              {k: row[k] for k in self.preview_fields if row.get(k) is not None}))  # fmt: skip
 
     def close(self) -> None:
-        write_table(self.rows, self.title, self.previews)
+        write_table([data for data, _ in self.rows], self.title, [shown for _, shown in self.rows])
 
 
 def writer(fmt: str, title: str | None = None, previews: tuple[str, ...] = ()):

@@ -153,7 +153,7 @@ def score(
                                max_length=max_length, batch_tokens=batch_tokens, offline=offline, recipe=recipe,
                                compile=compile)  # fmt: skip
     out = writer(fmt, previews=("query", "document"))
-    total, written = Stats(), 0
+    total = Stats()
     try:
         with progress(None, "scoring") as advance:
             for chunk in pipelines.score_records(reranker, itertools.chain([first], records), progress=advance):
@@ -163,10 +163,10 @@ def score(
                     texts = [{"query": r.query, "document": r.document} for r in chunk.records]
                     rows = [row | text for row, text in zip(rows, texts, strict=True)]
                 out.write(rows)
-                written += len(rows)
     except KeyboardInterrupt as exc:
-        out.close()  # what is scored stays usable: a table drawn, a JSON array closed
-        raise Interrupted.of(exc, f"after writing the results of {written:,} pairs") from None
+        if out.count:
+            out.close()  # what is scored stays usable: a table drawn, a JSON array closed
+        raise Interrupted.of(exc, f"after writing the results of {out.count:,} pairs") from None
     out.close()
     report(total, reranker.max_length, verbose, skipped)
 

@@ -102,20 +102,19 @@ def serve(
     sock = server.bind(host, port)  # before the model loads: a port in use fails at once
     where = sock.getsockname()
     url = f"http://{where[0] if ':' not in where[0] else f'[{where[0]}]'}:{where[1]}"
-    stderr.print(f"listening on {url}; loading the model", highlight=False)
     try:
+        stderr.print(f"listening on {url}; loading the model", highlight=False)
         reranker = load_reranker(
             model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe, compile
         )
+        reranker.prompter.check_room("", reranker.instruction)  # a default leaving no room fails now, not per request
+        name = str(model or reranker.model_path)
+        app = server.create_app(reranker, name, api_key, server.Limits(max_documents, max_request_bytes, max_queue))
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM before anything was served: a clean stop, as after
         stderr.print("stopped before the model was ready", highlight=False)
         return
-    reranker.prompter.check_room("", reranker.instruction)  # a default that leaves no room fails now, not per request
     from qrr.device import dtype_name
 
-    name = str(model or reranker.model_path)
-    limits = server.Limits(max_documents, max_request_bytes, max_queue)
-    app = server.create_app(reranker, name, api_key, limits)
     stderr.print(f"ready: {url} serves {name} on {reranker.device} ({dtype_name(reranker.dtype)}), "
                  f"{reranker.recipe} recipe{'; API key required' if api_key else ''}", highlight=False)  # fmt: skip
     server.run(app, sock, on_stop=lambda: stderr.print("stopping: new requests are refused, those in flight "

@@ -405,7 +405,7 @@ def _tsv_cell(value) -> str:
 class RowWriter:
     """Writes result rows as JSON lines, a JSON array or TSV as they come: each ``write`` ends in complete,
     flushed lines (a JSON array one element per line), so a reader downstream or an interrupt never sees half a
-    result. ``close`` ends a JSON array.
+    result. ``close`` ends a JSON array; ``count`` is the rows written.
 
     TSV columns are those of the first rows written; a field that first comes later is left out, with a warning
     (logged once, to the ``qrr`` logger)."""
@@ -437,6 +437,7 @@ class RowWriter:
         else:
             for row in rows:
                 out.write(orjson.dumps(row).decode() + "\n")
+                self.count += 1
         out.flush()
 
     def _leave_out(self, row: dict) -> None:
