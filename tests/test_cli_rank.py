@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from qrr import Reranker
+from qrr.errors import Terminated
 from tests.clitools import jsonl, ok
 
 QUERY = "what is the capital of China?"
@@ -116,6 +117,16 @@ def test_streamed_in_chunks_equals_ranking_at_once(fake, cli):
     rows = jsonl(ok(cli("rank", "-q", "q", "-k", "5", input="\n".join(docs) + "\n", model=name)))
     assert [r["index"] for r in rows] == [r["corpus_id"] for r in expected[:5]]
     assert sum(loader.engines[-1].rows) == 2500
+
+
+@pytest.mark.parametrize(("raising", "code", "how"), [(KeyboardInterrupt, 130, "interrupted"),
+                                                       (Terminated, 143, "terminated")])  # fmt: skip
+def test_an_interrupted_ranking_says_how_far_it_got(fake, cli, raising, code, how):
+    name, _ = fake(interrupt_after=3, raising=raising)  # --batch-tokens 1: a batch a document
+    result = cli("rank", "-q", "q", "--batch-tokens", "1", input="a\nb\nc\nd\ne\n", model=name)
+    assert (result.exit_code, result.stdout) == (code, "")
+    assert result.stderr == (f"error: {how} after scoring 3 documents; a ranking is written once all are scored "
+                             "(qrr score streams its results)\n")  # fmt: skip
 
 
 def test_empty_input_prints_nothing_and_says_so_with_v(cli):

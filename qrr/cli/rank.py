@@ -35,6 +35,7 @@ from qrr.cli.base import (
     stderr,
 )
 from qrr.cli.render import progress, report, skipping, writer
+from qrr.errors import Interrupted
 from qrr.family import DEFAULT_MAX_LENGTH
 
 
@@ -115,9 +116,20 @@ def rank(
                                max_length=max_length, batch_tokens=batch_tokens, offline=offline, recipe=recipe,
                                compile=compile)  # fmt: skip
     with_text = with_text or fmt == "table"  # a table shows the start of each text
-    with progress(None, "ranking") as advance:
-        ranked = pipelines.rank_records(reranker, query, itertools.chain([first], docs), top_k=top_k,
-                                        return_documents=with_text, progress=advance)  # fmt: skip
+    scored = 0
+    try:
+        with progress(None, "ranking") as advance:
+
+            def count(n: int) -> None:
+                nonlocal scored
+                scored += n
+                advance(n)
+
+            ranked = pipelines.rank_records(reranker, query, itertools.chain([first], docs), top_k=top_k,
+                                            return_documents=with_text, progress=count)  # fmt: skip
+    except KeyboardInterrupt as exc:  # a ranking needs every document: nothing is written
+        raise Interrupted.of(exc, f"after scoring {scored:,} documents; a ranking is written once all are scored "
+                                  "(qrr score streams its results)") from None  # fmt: skip
     out = writer(fmt, previews=("text",))
     out.write(formats.rank_rows(ranked, with_text))
     out.close()
