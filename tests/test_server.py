@@ -41,7 +41,7 @@ def http(tiny_server):
 
 def test_listens_on_loopback_and_says_so(tiny_server):
     assert tiny_server.url.startswith("http://127.0.0.1:")
-    assert "listening on http://127.0.0.1:" in tiny_server.stderr and "ready: " in tiny_server.stderr
+    assert "loading the model for http://127.0.0.1:" in tiny_server.stderr and "ready: " in tiny_server.stderr
 
 
 def test_cohere_rerank_v1_and_v2(http, reranker):
@@ -433,14 +433,18 @@ def test_a_busy_server_merges_queues_drops_and_stops_gracefully(tmp_path):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_stop_while_the_model_loads_is_clean(sig):
-    """A supervisor stopping a server that is still loading its model gets the same clean exit 0 as after."""
+def test_while_the_model_loads_connections_are_refused_and_a_stop_is_clean(sig):
+    """A client (a health probe) is refused at once rather than left waiting on the load; a supervisor stopping
+    the server then gets the same clean exit 0 as after."""
     command = [sys.executable, "-m", "tests.fake_serve", "serve", "--port", "0", "--model", "fake", "--device", "cpu"]
     env = {**os.environ, "QRR_FAKE_LOAD_SECONDS": "60"}
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first = process.stderr.readline()
-        assert first.startswith("listening on http://127.0.0.1:"), first
+        url = first.split()[4]
+        assert first == f"loading the model for {url} (connections are refused until it is ready)\n"
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(url + "/health", timeout=5)
         time.sleep(0.5)  # a signal in the middle of that line's print would print it again
         process.send_signal(sig)
         rest = process.stderr.read()

@@ -103,7 +103,7 @@ def serve(
     where = sock.getsockname()
     url = f"http://{where[0] if ':' not in where[0] else f'[{where[0]}]'}:{where[1]}"
     try:
-        stderr.print(f"listening on {url}; loading the model", highlight=False)
+        stderr.print(f"loading the model for {url} (connections are refused until it is ready)", highlight=False)
         reranker = load_reranker(
             model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe, compile
         )
@@ -115,6 +115,7 @@ def serve(
         return
     from qrr.device import dtype_name
 
+    server.listen(sock)
     stderr.print(f"ready: {url} serves {name} on {reranker.device} ({dtype_name(reranker.dtype)}), "
                  f"{reranker.recipe} recipe{'; API key required' if api_key else ''}", highlight=False)  # fmt: skip
     server.run(app, sock, on_stop=lambda: stderr.print("stopping: new requests are refused, those in flight "

@@ -204,7 +204,8 @@ async def _client_left(request: Request) -> None:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening socket on ``host:port`` (port 0: any free port)."""
+    """A socket bound to ``host:port`` (port 0: any free port), so that a port in use fails at once, but not yet
+    listening (``listen``): until then a connection is refused rather than left waiting on a model that loads."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -213,8 +214,16 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise QrrError(f"cannot listen on {host}:{port}: {exc.strerror}", "port") from None
-    sock.listen(2048)
     return sock
+
+
+def listen(sock: socket.socket) -> None:
+    """Start taking connections on the socket ``bind`` gave, once there is something to answer them."""
+    try:
+        sock.listen(2048)
+    except OSError as exc:  # another process bound the port too, and listened first
+        where = sock.getsockname()
+        raise QrrError(f"cannot listen on {where[0]}:{where[1]}: {exc.strerror}", "port") from None
 
 
 def run(app: Starlette, sock: socket.socket, on_stop=None, verbose: bool = False) -> None:
