@@ -301,7 +301,8 @@ def test_qrr_rank_with_no_server_there(cli):
         port = sock.getsockname()[1]  # free: nothing listens once the socket closes
     result = cli("rank", "-q", "q", "-d", "x", "--server", f"http://127.0.0.1:{port}", model=False)
     assert result.exit_code == 1
-    assert result.stderr.startswith(f"error: cannot reach the server at http://127.0.0.1:{port}: ")
+    assert result.stderr == (f"error: cannot reach the server at http://127.0.0.1:{port}: [Errno 111] Connection "
+                             "refused (is it running, or still loading its model?)\n")  # fmt: skip
 
 
 def test_concurrent_requests_get_the_scores_they_get_alone(tiny_server, reranker):

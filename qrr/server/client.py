@@ -152,7 +152,10 @@ class RemoteReranker:
             raise error(f"the server at {self.url} answered {exc.code}: {message}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise QrrError(f"cannot reach the server at {self.url}: {reason}") from None
+            # a qrr serve that is still loading its model refuses connections too
+            refused = isinstance(reason, ConnectionRefusedError)
+            hint = " (is it running, or still loading its model?)" if refused else ""
+            raise QrrError(f"cannot reach the server at {self.url}: {reason}{hint}") from None
 
 
 def _checked_url(url: str) -> str:
