@@ -4,6 +4,7 @@ loses a result. The fake model scores; one test runs the tiny transformer."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -134,6 +135,19 @@ def test_sigterm_flushes_results_and_exits_143(cli, fake):
     assert result.exit_code == 143
     assert result.stderr == "error: terminated after writing the results of 1,024 pairs\n"
     assert [json.loads(line)["index"] for line in result.stdout.splitlines()] == list(range(1024))
+
+
+def test_progress_lines_when_stderr_is_a_log(cli, monkeypatch):
+    import qrr.cli.render
+
+    pairs = "".join(json.dumps({"query": "q", "document": f"d{n}"}) + "\n" for n in range(3))
+    assert cli("score", "--batch-tokens", "1", input=pairs).stderr == ""  # a quick run: no line
+    monkeypatch.setattr(qrr.cli.render._CountLines, "interval", 0.0)
+    result = cli("score", "--batch-tokens", "1", input=pairs)  # a batch a pair: a line after each
+    lines = result.stderr.splitlines()
+    assert len(lines) == 3 and len(jsonl(result.stdout)) == 3
+    assert [line.split(" in ")[0] for line in lines] == [f"scoring: {n} pairs" for n in (1, 2, 3)]
+    assert all(re.fullmatch(r"scoring: \d pairs in 0:00, [\d,.]+ pairs/s", line) for line in lines), lines
 
 
 def test_an_interrupt_keeps_a_table_and_a_json_array_whole(cli, fake):

@@ -165,9 +165,9 @@ def _bar(*columns, after: float | None = None):
 def progress(total: int | None, what: str, after: float | None = None):
     """A progress bar on stderr when stderr is a terminal, once the work has run ``after`` seconds (default
     ``SHOW_AFTER``; 0: at once); yields a callback taking finished counts. With ``total=None`` (streamed input,
-    length unknown) it counts instead."""
+    length unknown) it counts instead, and where stderr is a log writes a line now and then."""
     if not stderr.is_terminal or total == 0:
-        yield lambda n: None
+        yield _CountLines(what) if total is None else (lambda n: None)
         return
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -193,6 +193,27 @@ def _rate_column(unit: str):
             return Text(said, style="progress.data.speed")
 
     return Rate()
+
+
+class _CountLines:
+    """Streamed progress where stderr is not a terminal (a log of a long ``qrr score``): a line at most every
+    ``interval`` s, as ``_Lines`` writes for a rerank."""
+
+    interval = 60.0
+
+    def __init__(self, what: str):
+        self.what, self.done = what, 0
+        self.start = self.last = time.monotonic()
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.last < self.interval:
+            return
+        self.last = now
+        elapsed = now - self.start
+        stderr.print(f"{self.what}: {self.done:,} pairs in {_clock(elapsed)}, {self.done / elapsed:,.1f} pairs/s",
+                     highlight=False)  # fmt: skip
 
 
 class _Lines:
