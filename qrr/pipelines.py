@@ -216,7 +216,7 @@ class RunOutput:
         if not self.path or formats.output_format(self.path) is None:
             return False
         expected = {j.qid: min(len(j.docids), top_k or len(j.docids)) for j in inputs.jobs}
-        done, keep = resume_point(self.path, self.fmt, expected, others)
+        done, keep = resume_point(self.path, self.fmt, expected, others, self.tag)
         cut = keep < os.path.getsize(self.path)
         if cut:
             os.truncate(self.path, keep)
@@ -230,7 +230,7 @@ class RunOutput:
 
 
 def resume_point(
-    path: str | os.PathLike, fmt: str, expected: dict[str, int], others: Collection[str] = ()
+    path: str | os.PathLike, fmt: str, expected: dict[str, int], others: Collection[str] = (), tag: str | None = None
 ) -> tuple[set[str], int]:
     """What an interrupted output already holds: the queries it completes and the bytes up to the end of the
     last complete one. A query cut off by the interruption (or a half-written line) lies after that point.
@@ -238,7 +238,8 @@ def resume_point(
     ``expected`` is the number of results each query to rerank gets. ``others`` are queries of the run that
     this call leaves alone (an evaluation reranks only judged ones): their lines are kept as they are.
     A query with another count that is not the last one, a query twice, an unknown query or a malformed line
-    mean the file is not this run's output: an ``InputError`` says so."""
+    mean the file is not this run's output: an ``InputError`` says so; so does, with ``tag``, a TREC line of a
+    query to rerank with another tag (going on would mix two tags in one run)."""
     done: set[str] = set()
     seen: set[str] = set()
     keep = offset = count = 0
@@ -264,6 +265,9 @@ def resume_point(
                 current, count = qid, 0
                 seen.add(qid)
             count += 1
+            if tag is not None and fmt == "trec" and qid in expected and (said := raw.split()[5].decode()) != tag:
+                raise InputError(f"{where}: the run's tag is {said}, not {{tag}} {tag}; go on with the same {{tag}}, "
+                                 "or rerank into a new file", "tag")  # fmt: skip
             if qid not in expected:
                 keep = offset
             elif count > expected[qid]:

@@ -157,6 +157,10 @@ def test_resume_refuses_another_format_or_a_foreign_file(cli, rerank_args, tmp_p
     resume = ["--resume", str(out)]
     assert "holds a trec run, not --format jsonl" in failed(cli("rerank", *rerank_args, "-f", "jsonl", *resume))
     assert "other inputs, --depth or --top-k" in failed(cli("rerank", *rerank_args, "--depth", "3", *resume))
+    assert failed(cli("rerank", *rerank_args, "--depth", "2", "--tag", "mine", *resume)) == (
+        f"error: {out}:1: the run's tag is qrr, not --tag mine; go on with the same --tag, or rerank into a new file\n"
+    )
+    ok(cli("rerank", *rerank_args, "--depth", "2", "--tag", "qrr", *resume))  # the same tag, said: nothing to do
     out.write_text("my notes\n")
     assert "not a TREC run" in failed(cli("rerank", *rerank_args, "--resume", str(out)))
 
