@@ -85,7 +85,7 @@ def test_common_per_query_and_table(qrr_eval, files):
 
 
 def test_metrics_asked_for(qrr_eval, files):
-    asked = ["--metrics", "nDCG@5,R@1000, p@2,mrr,map@1"]
+    asked = ["--metrics", "nDCG@5,R@1000, p@2", "-M", "mrr", "-M", "map@1"]  # commas, and the option repeated
     rows = json.loads(qrr_eval(files["qrels.txt"], files["a.trec"], files["b.trec"], *asked, "-f", "json").stdout)
     qrels = formats.read_qrels(files["qrels.txt"])
     names = ["ndcg@5", "recall@1000", "p@2", "mrr", "map@1"]

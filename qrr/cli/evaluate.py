@@ -95,16 +95,16 @@ def evaluate(
     resume: ResumeOpt = None,
     tag: TagOpt = TAG,
     measures: Annotated[
-        str,
+        list[str] | None,
         typer.Option(
             "--metrics",
             "-M",
             metavar="LIST",
-            help="The measures, comma-separated: ndcg, mrr, recall, p (precision) and map, each with an "
-            "optional @k cut-off (p needs one).",
+            help="The measures, comma-separated or the option repeated: ndcg, mrr, recall, p (precision) and map, "
+            f"each with an optional @k cut-off (p needs one). Default: {','.join(metrics.MEASURES)}.",
             rich_help_panel="Output",
         ),
-    ] = ",".join(metrics.MEASURES),  # fmt: skip
+    ] = None,  # fmt: skip
     common: Annotated[
         bool, typer.Option("--common", help="Evaluate only the judged queries that every run has results for.")
     ] = False,
@@ -152,7 +152,8 @@ def evaluate(
       qrr eval --beir scifact --run bm25.trec --resume qrr.trec
     """
     fmt = output_format(fmt)
-    measures = tuple(dict.fromkeys(metrics.measure(m) for m in measures.split(",") if m.strip()))
+    asked = [m for given in measures or metrics.MEASURES for m in given.split(",")]
+    measures = tuple(dict.fromkeys(metrics.measure(m) for m in asked if m.strip()))
     if not measures:
         raise InputError("--metrics: name at least one measure (ndcg@10, say)")
     if beir is None:
