@@ -265,9 +265,9 @@ def resume_point(
                 current, count = qid, 0
                 seen.add(qid)
             count += 1
-            if tag is not None and fmt == "trec" and qid in expected and (said := raw.split()[5].decode()) != tag:
-                raise InputError(f"{where}: the run's tag is {said}, not {{tag}} {tag}; go on with the same {{tag}}, "
-                                 "or rerank into a new file", "tag")  # fmt: skip
+            if tag is not None and fmt == "trec" and qid in expected and (said := raw.decode().split()[5]) != tag:
+                raise InputError(f"{where}: the run's tag is {said}, not {{tag}} {tag}; give {{tag}} {said} to go "
+                                 "on, or rerank into a new file", "tag")  # fmt: skip
             if qid not in expected:
                 keep = offset
             elif count > expected[qid]:

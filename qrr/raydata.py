@@ -369,6 +369,6 @@ def start(address: str | None = None, workers: int = 1) -> bool:
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(num_cpus=(os.cpu_count() or 1) + workers + 1, include_dashboard=False, log_to_driver=False)
-        if callable(handler) and threading.current_thread() is threading.main_thread():
+        if handler not in (None, signal.SIG_DFL) and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, handler)
     return len(ray.nodes()) == 1 and not address

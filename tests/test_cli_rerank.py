@@ -158,7 +158,7 @@ def test_resume_refuses_another_format_or_a_foreign_file(cli, rerank_args, tmp_p
     assert "holds a trec run, not --format jsonl" in failed(cli("rerank", *rerank_args, "-f", "jsonl", *resume))
     assert "other inputs, --depth or --top-k" in failed(cli("rerank", *rerank_args, "--depth", "3", *resume))
     assert failed(cli("rerank", *rerank_args, "--depth", "2", "--tag", "mine", *resume)) == (
-        f"error: {out}:1: the run's tag is qrr, not --tag mine; go on with the same --tag, or rerank into a new file\n"
+        f"error: {out}:1: the run's tag is qrr, not --tag mine; give --tag qrr to go on, or rerank into a new file\n"
     )
     ok(cli("rerank", *rerank_args, "--depth", "2", "--tag", "qrr", *resume))  # the same tag, said: nothing to do
     out.write_text("my notes\n")
@@ -189,6 +189,25 @@ def test_sigterm_stops_as_ctrl_c_does(cli, rerank_args, tmp_path, fake):
     assert result.stderr == f"error: terminated after 2 of 5 queries; run the same command to go on from {out}\n"
     assert len(parse_trec(out.read_text())) == 2 * 3
     assert signal.getsignal(signal.SIGTERM) is before  # the command's handler lasted only while it ran
+
+
+def test_a_sigterm_in_the_heavy_imports_stops_the_command_at_their_end():
+    from qrr.cli.base import signals_deferred, sigterm_stops
+    from qrr.errors import Terminated
+
+    reached = []
+    with pytest.raises(Terminated), sigterm_stops():
+        with signals_deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)  # the handler has run by now, and raised nothing here
+            reached.append("the block's end")
+        reached.append("after the block")
+    assert reached == ["the block's end"]
+    with pytest.raises(Terminated), sigterm_stops():  # outside such a block, at once
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)
+        reached.append("never")
+    assert reached == ["the block's end"]
 
 
 def test_sigterm_handling_leaves_other_threads_alone():

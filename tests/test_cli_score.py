@@ -125,6 +125,8 @@ def test_results_are_flushed_before_an_interrupt(cli, fake):
     result = cli("score", input=MANY, model=name)
     assert (result.exit_code, result.stdout) == (130, "")
     assert result.stderr == "error: interrupted after writing the results of 0 pairs\n"
+    name, _ = fake(interrupt_after=0)
+    assert cli("score", "-f", "json", input=MANY, model=name).stdout == "[]\n"  # still a JSON array
 
 
 def test_sigterm_flushes_results_and_exits_143(cli, fake):

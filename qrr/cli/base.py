@@ -297,6 +297,11 @@ def errors_to_exit(command, flags: dict[str, str] | None = None):
     return wrapper
 
 
+# SIGTERM's state while a command runs: ``deferred`` counts the ``signals_deferred`` blocks open, ``pending`` is a
+# SIGTERM that came during one.
+_SIGTERM = {"deferred": 0, "pending": False}
+
+
 @contextlib.contextmanager
 def sigterm_stops():
     """While a command runs, SIGTERM (a scheduler's preemption, ``kill``, ``timeout``) stops it as Ctrl-C does,
@@ -304,6 +309,9 @@ def sigterm_stops():
     would end the process at once, without a word. ``qrr serve`` sets its own handlers inside this."""
 
     def terminate(signum, frame):
+        if _SIGTERM["deferred"]:
+            _SIGTERM["pending"] = True
+            return
         raise Terminated
 
     previous, installed = None, False
@@ -314,6 +322,28 @@ def sigterm_stops():
     finally:
         if installed:  # None: a handler not set from Python, which cannot be set back; the default stands in
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """A SIGTERM that comes inside this block stops the command at its end, not in it. For the heavy imports:
+    raised inside one, the exception was seen swallowed by a library's bare ``except`` (the command went on as if
+    no signal had come) or leaving a module half-imported (an ``ImportError`` next)."""
+    _SIGTERM["deferred"] += 1
+    try:
+        yield
+    finally:
+        _SIGTERM["deferred"] -= 1
+        if not _SIGTERM["deferred"] and _SIGTERM["pending"]:
+            _SIGTERM["pending"] = False
+            raise Terminated
+
+
+def heavy_imports() -> None:
+    """Import torch and transformers (and the Qwen3 code) now, where a SIGTERM waits for them to finish."""
+    with signals_deferred():
+        import torch  # noqa: F401
+        import transformers.models.qwen3.modeling_qwen3  # noqa: F401
 
 
 def describe(exc: BaseException, flags: dict[str, str] | None = None) -> tuple[str, int]:
@@ -431,6 +461,7 @@ def load_reranker(model, device, dtype, max_length, instruction, batch_tokens, o
 
     name = models.named(model)
     with quiet_gc():
+        heavy_imports()
         # the device and dtype are checked before a first-use download, whose bars come before the spinner
         devices.resolve_dtype(dtype.value, devices.resolve_device(device))
         where = name if models.registered(name) else str(models.resolve(name, offline=offline or None))

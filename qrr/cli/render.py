@@ -211,7 +211,7 @@ class _CountLines:
         if now - self.last < self.interval:
             return
         self.last = now
-        elapsed = now - self.start
+        elapsed = max(now - self.start, 1e-9)
         stderr.print(f"{self.what}: {self.done:,} pairs in {_clock(elapsed)}, {self.done / elapsed:,.1f} pairs/s",
                      highlight=False)  # fmt: skip
 

@@ -164,7 +164,7 @@ def score(
                     rows = [row | text for row, text in zip(rows, texts, strict=True)]
                 out.write(rows)
     except KeyboardInterrupt as exc:
-        if out.count:
+        if out.count or fmt == "json":
             out.close()  # what is scored stays usable: a table drawn, a JSON array closed
         raise Interrupted.of(exc, f"after writing the results of {out.count:,} pairs") from None
     out.close()

@@ -214,12 +214,16 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise QrrError(f"cannot listen on {host}:{port}: {exc.strerror}", "port") from None
+    # Two sockets with SO_REUSEADDR may both bind a port that neither listens on yet: off while the model loads,
+    # another server (qrr's, uvicorn's) fails to bind it; it was on for the bind only, past connections' TIME_WAIT.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
     return sock
 
 
 def listen(sock: socket.socket) -> None:
     """Start taking connections on the socket ``bind`` gave, once there is something to answer them."""
     try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # listen checks the port again: TIME_WAIT too
         sock.listen(2048)
     except OSError as exc:  # another process bound the port too, and listened first
         where = sock.getsockname()
