@@ -63,13 +63,13 @@ def default_model() -> str:
     return os.environ.get(MODEL_ENV) or DEFAULT_MODEL
 
 
-def named(model: str | None) -> str:
-    """The model to load: ``model``, or ``default_model()`` where it is ``None``. An empty name (an unset variable
-    of the caller's, say) raises ``ModelNameError`` rather than loading the default, or a folder named ``""``: the
-    current one."""
+def named(model):
+    """The model to load: ``model`` (a name, or anything else, such as a loader, as it is), or ``default_model()``
+    where it is ``None``. An empty name (an unset variable of the caller's, say) raises ``ModelNameError`` rather
+    than loading the default, or a folder named ``""``: the current one."""
     if model is None:
         return default_model()
-    if not model.strip():
+    if isinstance(model, str) and not model.strip():
         default = f"${MODEL_ENV}, else {DEFAULT_MODEL}"
         raise ModelNameError(f"{{model}} is empty ({model!r}): give {', '.join(ALIASES)}, a hub repo id or a folder, "
                              f"or leave it out for the default ({default})", "model")  # fmt: skip

@@ -110,7 +110,7 @@ class Reranker:
         _check_text(instruction, "instruction", none=True)
         dev = devices.resolve_device(device)
         dt = devices.resolve_dtype(dtype, dev)
-        model = models.named(model) if model is None or isinstance(model, str) else model
+        model = models.named(model)
         if hasattr(model, "forward") and hasattr(model, "parameters"):  # callable, but no loader
             raise InputError("{model}: a loaded model goes to Reranker.from_model(model, tokenizer)", "model")
         if not isinstance(model, str | os.PathLike) and not callable(model):
