@@ -19,7 +19,7 @@ import contextlib
 import itertools
 import os
 import sys
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from qrr import formats
@@ -194,16 +194,20 @@ class RunOutput:
         fmt = fmt.lower() if fmt else None
         if path and (os.path.isdir(path) or not os.path.isdir(os.path.dirname(os.path.abspath(path)))):
             raise InputError(f"{{output}} {path}: not a file in an existing folder", "output")
+        if path and path.endswith(".gz"):
+            # results are appended query by query, and an interrupted file is cut back to its last whole query
+            raise InputError(f"{{output}} {path}: qrr writes runs uncompressed; name it without .gz (gzip it once "
+                             "it is complete)", "output")  # fmt: skip
         existing = formats.output_format(path) if path else None
         if fmt and existing and fmt != existing:
             raise InputError(f"{{output}} {path}: the file holds a {existing} run, not {{fmt}} {fmt}", "output", "fmt")
         return cls(path, fmt or existing or "trec", tag)
 
-    def prepare(self, inputs: RunInputs, top_k: int | None = None, others: Collection[str] = ()) -> bool:
+    def prepare(self, inputs: RunInputs, top_k: int | None = None, others: Mapping[str, int] | None = None) -> bool:
         """Before any scoring: refuse ids a TREC run cannot hold, and where the file exists drop the queries it
         completes from ``inputs.jobs`` (counted in ``done``) and cut off an unfinished query at its end, to be
-        reranked again. ``others``: queries of the run not reranked here, whose results the file may hold already
-        (see ``resume_point``). Returns whether an unfinished query was cut off."""
+        reranked again. ``others``: queries of the run not reranked here, whose results the file may hold already,
+        with the number of results each gets (see ``resume_point``). Returns whether an unfinished query was cut off."""
         _check_top_k(top_k)
         self.prepared = True
         if self.fmt == "trec":
@@ -230,16 +234,22 @@ class RunOutput:
 
 
 def resume_point(
-    path: str | os.PathLike, fmt: str, expected: dict[str, int], others: Collection[str] = (), tag: str | None = None
+    path: str | os.PathLike,
+    fmt: str,
+    expected: dict[str, int],
+    others: Mapping[str, int] | None = None,
+    tag: str | None = None,
 ) -> tuple[set[str], int]:
     """What an interrupted output already holds: the queries it completes and the bytes up to the end of the
     last complete one. A query cut off by the interruption (or a half-written line) lies after that point.
 
     ``expected`` is the number of results each query to rerank gets. ``others`` are queries of the run that
-    this call leaves alone (an evaluation reranks only judged ones): their lines are kept as they are.
+    this call leaves alone (an evaluation reranks only judged ones), with the most results each gets: their lines
+    are kept as they are, but one at the end with fewer is cut, as it may be unfinished.
     A query with another count that is not the last one, a query twice, an unknown query or a malformed line
     mean the file is not this run's output: an ``InputError`` says so; so does, with ``tag``, a TREC line of a
     query to rerank with another tag (going on would mix two tags in one run)."""
+    others = others or {}
     done: set[str] = set()
     seen: set[str] = set()
     keep = offset = count = 0
@@ -247,12 +257,14 @@ def resume_point(
     label = str(path)
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, 1):
-            offset += len(raw)
+            start, offset = offset, offset + len(raw)
             if not raw.endswith(b"\n"):
                 break  # the line the interruption cut
             where = f"{label}:{number}"
             qid = formats.result_qid(raw, fmt, where)
             if qid != current:
+                if current in others:
+                    keep = start  # a query left alone ends where the next one starts (it may have lost documents)
                 if current in expected and current not in done:
                     raise InputError(f"{where}: query {current} has {count} result(s) before query {qid} starts, "
                                      f"not {expected[current]}; the file was written from other inputs, {{depth}} "
@@ -268,8 +280,9 @@ def resume_point(
             if tag is not None and fmt == "trec" and qid in expected and (said := raw.decode().split()[5]) != tag:
                 raise InputError(f"{where}: the run's tag is {said}, not {{tag}} {tag}; give {{tag}} {said} to go "
                                  "on, or rerank into a new file", "tag")  # fmt: skip
-            if qid not in expected:
-                keep = offset
+            if qid in others:
+                if count >= others[qid]:
+                    keep = offset
             elif count > expected[qid]:
                 raise InputError(f"{where}: query {qid} has more than {expected[qid]} results; the file was "
                                  "written with another {depth} or {top_k}", "depth", "top_k")  # fmt: skip

@@ -195,6 +195,30 @@ def test_beir_resumes_the_output_of_rerank(cli, beir_dir, tmp_path):
     assert "resuming" in result.stderr and json.loads(result.stdout)[1]["queries"] == 4
 
 
+def test_beir_resume_cuts_an_unfinished_query_without_qrels(cli, beir_dir, tmp_path):
+    # rerank was stopped in the last query, which has no qrels: eval must not write after its half
+    full, out = tmp_path / "full.trec", tmp_path / "qrr.trec"
+    args = ["--depth", "3", "--resume"]
+    assert cli("rerank", str(beir_dir / "bm25.trec"), "--beir", str(beir_dir), *args, str(full)).exit_code == 0
+    lines = full.read_text().splitlines(keepends=True)
+    out.write_text("".join(lines[3:-1]))  # the first query to come, the last one unfinished
+    result = cli("eval", "--beir", str(beir_dir), "--run", str(beir_dir / "bm25.trec"), *args, str(out))
+    assert result.exit_code == 0, result.output
+    assert "the last query was unfinished" in result.stderr
+    again = cli("rerank", str(beir_dir / "bm25.trec"), "--beir", str(beir_dir), *args, str(out))
+    assert again.exit_code == 0, again.output
+    assert formats.read_run(str(out)) == formats.read_run(str(full))
+
+
+def test_beir_resume_with_nothing_to_rerank(cli, beir_dir, tmp_path):
+    run = tmp_path / "other.trec"
+    run.write_text("x1 Q0 d1 1 1.0 bm25\n")  # no query the qrels judge: nothing to rerank, nothing written
+    result = cli("eval", "--beir", str(beir_dir), "--run", str(run), "--resume", str(tmp_path / "qrr.trec"))
+    assert result.exit_code == 0, result.output
+    assert "nothing to rerank" in result.stderr and "has results for none of the judged queries" in result.stderr
+    assert not (tmp_path / "qrr.trec").exists()
+
+
 def test_beir_folder_errors(cli, beir_dir, tmp_path):
     copy = tmp_path / "beir"
     shutil.copytree(beir_dir, copy)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io as stdio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -107,6 +108,13 @@ def test_a_beir_folder_names_corpus_and_queries(cli, beir_dir, rerank_args, expe
     )
 
 
+def test_a_beir_folder_without_qrels(cli, beir_dir, tmp_path, expected):
+    copy = tmp_path / "beir"
+    shutil.copytree(beir_dir, copy)
+    shutil.rmtree(copy / "qrels")  # a rerank reads no judgments
+    check_trec(ok(cli("rerank", str(copy / "bm25.trec"), "--beir", str(copy), "--depth", "5")), expected)
+
+
 def test_the_real_model_end_to_end(cli, rerank_args, beir_dir, tiny_model, reranker):
     check_trec(ok(cli("rerank", *rerank_args, "--depth", "3", model=tiny_model)), expected_run(beir_dir, reranker, 3))
 
@@ -163,6 +171,10 @@ def test_resume_refuses_another_format_or_a_foreign_file(cli, rerank_args, tmp_p
     ok(cli("rerank", *rerank_args, "--depth", "2", "--tag", "qrr", *resume))  # the same tag, said: nothing to do
     out.write_text("my notes\n")
     assert "not a TREC run" in failed(cli("rerank", *rerank_args, "--resume", str(out)))
+    assert failed(cli("rerank", *rerank_args, "--resume", str(tmp_path / "out.trec.gz"))) == (
+        f"error: --resume {tmp_path / 'out.trec.gz'}: qrr writes runs uncompressed; name it without .gz (gzip it "
+        "once it is complete)\n"
+    )
 
 
 def test_ctrl_c_says_how_to_go_on_and_resume_finishes(cli, rerank_args, tmp_path, fake):

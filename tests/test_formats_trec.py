@@ -47,6 +47,11 @@ def test_gzipped_run(tmp_path):
     (tmp_path / "cut.trec.gz").write_bytes(gzip.compress(lines)[:-10])
     with pytest.raises(InputError, match="not a complete gzip file"):
         formats.read_run(str(tmp_path / "cut.trec.gz"))
+    data = bytearray(gzip.compress(lines))
+    data[10:18] = b"\xff" * 8  # a corrupt deflate stream: zlib's own error, not gzip's
+    (tmp_path / "bad.trec.gz").write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"bad.trec.gz: not a complete gzip file \(Error -3"):
+        formats.read_run(str(tmp_path / "bad.trec.gz"))
 
 
 @pytest.mark.parametrize(
@@ -70,7 +75,10 @@ def test_bad_run_lines_name_file_and_line(tmp_path, line, message):
 
 def test_bad_jsonl_run_line(tmp_path):
     path = write(tmp_path / "run.jsonl", '{"qid": "q1", "docid": "d1", "score": 1}\n{"qid": "q1", "docid": "d2"}\n')
-    with pytest.raises(InputError, match='run.jsonl:2: field "score" must be a number, not null'):
+    with pytest.raises(InputError, match='run.jsonl:2: missing field "score"'):
+        formats.read_run(path)
+    write(tmp_path / "run.jsonl", '{"qid": "q1", "docid": "d2", "score": null}\n')
+    with pytest.raises(InputError, match='run.jsonl:1: field "score" must be a number, not null'):
         formats.read_run(path)
 
 
@@ -89,6 +97,11 @@ def test_trec_and_beir_qrels(tmp_path):
     headless = write(tmp_path / "plain.tsv", "q1\td1\t2\nq1\td2\t0\nq2\td3\t1.0\n")
     expected = {"q1": {"d1": 2, "d2": 0}, "q2": {"d3": 1}}
     assert formats.read_qrels(trec) == formats.read_qrels(beir) == formats.read_qrels(headless) == expected
+    # BEIR's TSV splits on tabs: ids may hold spaces (a jsonl run can name them)
+    spaced = write(tmp_path / "spaced.tsv", "q1\td 1\t2\nq1\td 2\t0\n")
+    headed = write(tmp_path / "headed.tsv", "query-id\tcorpus-id\tscore\nq 1\td 1\t2\n")
+    assert formats.read_qrels(spaced) == {"q1": {"d 1": 2, "d 2": 0}}
+    assert formats.read_qrels(headed) == {"q 1": {"d 1": 2}}
 
 
 @pytest.mark.parametrize(

@@ -103,9 +103,20 @@ def test_resume_point_keeps_queries_left_alone(tmp_path):
     path = tmp_path / "out"
     path.write_text("q1 Q0 d1 1 0.5 qrr\nqX Q0 d1 1 0.5 qrr\nqX Q0 d2 2 0.4 qrr\nq2 Q0 d1 1 0.5 qrr\n")
     line = len("q1 Q0 d1 1 0.5 qrr\n")  # every line here is as long; q2 wants 2 results and has 1
-    assert pipelines.resume_point(path, "trec", {"q1": 1, "q2": 2}, others={"qX"}) == ({"q1"}, 3 * line)
+    assert pipelines.resume_point(path, "trec", {"q1": 1, "q2": 2}, others={"qX": 2}) == ({"q1"}, 3 * line)
+    # one left alone in the middle with fewer results than it could have (documents the corpus lacked) is kept
+    assert pipelines.resume_point(path, "trec", {"q1": 1, "q2": 2}, others={"qX": 5}) == ({"q1"}, 3 * line)
     with pytest.raises(InputError, match="query qX is not among the queries to rerank"):
         pipelines.resume_point(path, "trec", {"q1": 1, "q2": 2})
+
+
+def test_resume_point_cuts_an_unfinished_query_left_alone_at_the_end(tmp_path):
+    path = tmp_path / "out"
+    line = len("q1 Q0 d1 1 0.5 qrr\n")
+    path.write_text("q1 Q0 d1 1 0.5 qrr\nqX Q0 d1 1 0.5 qrr\n")
+    assert pipelines.resume_point(path, "trec", {"q1": 1}, others={"qX": 2}) == ({"q1"}, line)
+    path.write_text("q1 Q0 d1 1 0.5 qrr\nqX Q0 d1 1 0.5 qrr\nqX Q0 d2 2 0.4 qrr\n")
+    assert pipelines.resume_point(path, "trec", {"q1": 1}, others={"qX": 2}) == ({"q1"}, 3 * line)
 
 
 def test_resume_point_refuses_a_foreign_file(tmp_path):

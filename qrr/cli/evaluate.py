@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -197,8 +198,9 @@ def evaluate(
             return pipelines.rerank_run(reranker, inputs, output, None, on_pairs, on_query), reranker.max_length
 
         # OUT may come from qrr rerank, with the queries that have no qrels too: they are kept as they are.
-        reranked = rerank_showing_progress(inputs, output, None, rerank, verbose, others=set(inputs.run) - set(qrels))
-        if resume:
+        others = {q: min(len(docs), depth) for q, docs in inputs.run.items() if q not in qrels}
+        reranked = rerank_showing_progress(inputs, output, None, rerank, verbose, others=others)
+        if resume and os.path.exists(resume):  # absent where there was nothing to rerank
             reranked = formats.read_run(resume)
         from qrr import models
 

@@ -322,7 +322,7 @@ def report(stats, max_length: int, verbose: bool, skipped: Skipped | None = None
                      f"{rate:.1f} pairs/s", highlight=False)  # fmt: skip
 
 
-def rerank_showing_progress(inputs, output, top_k, rerank, verbose: bool, others=()):
+def rerank_showing_progress(inputs, output, top_k, rerank, verbose: bool, others=None):
     """Go on from a --resume file, then rerank what is left with progress on stderr, writing to ``output`` (a
     ``pipelines.RunOutput``) or, where it is ``None``, keeping the results, which it returns.
     ``rerank(on_pairs, on_query)`` does the work (and loads a model) only if there is something to rerank, and

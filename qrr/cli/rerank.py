@@ -140,7 +140,7 @@ def rerank(
         clashing = given(ctx, "corpus", "queries")
         if clashing:
             raise InputError(f"{', '.join(clashing)}: not with --beir, which names the corpus and queries")
-        folder = formats.BeirFolder.at(beir)
+        folder = formats.BeirFolder.at(beir, split=None)  # no qrels needed
         corpus, queries = folder.corpus, folder.queries
     elif corpus is None or queries is None:
         lacking = [f"{name} ({what})" for name, what, value in (

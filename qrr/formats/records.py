@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import logging
 import sys
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,7 +98,7 @@ def read_lines(source: str) -> Iterator[Line]:
     with handle:
         try:
             yield from decode_lines(handle, name)
-        except (gzip.BadGzipFile, EOFError) as exc:
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
             raise InputError(f"{source}: not a complete gzip file ({exc})") from None
 
 

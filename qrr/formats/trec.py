@@ -36,13 +36,15 @@ def _raise_or_hand(error: InputError, on_error: OnError) -> None:
     on_error(error)
 
 
-def _fields(lines, name: str, on_error: OnError) -> Iterator[tuple[str, list[str]]]:
-    """(where, whitespace-separated fields) for each non-blank line."""
+def _fields(lines, name: str, on_error: OnError, tabs: int = 0) -> Iterator[tuple[str, list[str]]]:
+    """(where, fields) for each non-blank line: split on whitespace, or on tabs where that gives ``tabs`` fields,
+    none blank (a TSV's ids may hold spaces)."""
     for number, text in lines:
         if isinstance(text, InputError):
             _raise_or_hand(text, on_error)
         elif text.strip():
-            yield f"{name}:{number}", text.split()
+            tabbed = [f.strip() for f in text.split("\t")] if tabs else []
+            yield f"{name}:{number}", tabbed if tabs and len(tabbed) == tabs and all(tabbed) else text.split()
 
 
 def read_run(source: str, on_error: OnError = None) -> Run:
@@ -89,6 +91,8 @@ def _jsonl_run(source: str, lines, on_error: OnError):
         try:
             qid, docid = _field(record, "qid", where), _field(record, "docid", where)
             score = record.get("score")
+            if "score" not in record:
+                raise InputError(f'{where}: missing field "score"')
             if isinstance(score, bool) or not isinstance(score, int | float):
                 raise InputError(f'{where}: field "score" must be a number, not {_json_type(score)}')
         except InputError as exc:
@@ -111,7 +115,7 @@ def read_qrels(source: str, on_error: OnError = None) -> Qrels:
     number; a judgment given twice is an error (with ``on_error``: the first is kept)."""
     qrels: Qrels = {}
     kind = None
-    for where, fields in _fields(read_lines(source), label(source), on_error):
+    for where, fields in _fields(read_lines(source), label(source), on_error, tabs=3):
         if kind is None:
             kind = "beir" if len(fields) == 3 else "trec"
             if fields[:2] == ["query-id", "corpus-id"]:
@@ -269,15 +273,16 @@ class BeirFolder:
 
     corpus: str
     queries: str
-    qrels: str
+    qrels: str | None
 
     @classmethod
-    def at(cls, folder: str | os.PathLike, split: str = "test") -> BeirFolder:
+    def at(cls, folder: str | os.PathLike, split: str | None = "test") -> BeirFolder:
+        """The folder's files, which must be there; ``split`` None: no qrels are needed (``qrels`` is None)."""
         root = Path(folder)
         if not root.is_dir():
             raise InputError(f"{folder}: no such folder (a BEIR dataset folder holds corpus.jsonl, queries.jsonl "
                              "and qrels/)")  # fmt: skip
-        qrels = _one_of(root / "qrels", f"{split}.tsv", _splits)
+        qrels = None if split is None else _one_of(root / "qrels", f"{split}.tsv", _splits)
         return cls(_one_of(root, "corpus.jsonl"), _one_of(root, "queries.jsonl"), qrels)
 
 
