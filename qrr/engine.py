@@ -25,6 +25,7 @@ import gc
 import inspect
 import itertools
 import logging
+import math
 import threading
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
@@ -51,6 +52,15 @@ Progress = Callable[[int], None]
 _FUSED_NORMS = contextvars.ContextVar("qrr_fused_norms", default=False)
 # Set while qrr's row passes run on an engine that compiled its layers: the decoder layers then run compiled.
 _COMPILED = contextvars.ContextVar("qrr_compiled", default=False)
+
+
+def _sigmoid(x: float) -> float:
+    """p(yes) of log-odds ``x``, in float64, one number at a time: torch's vectorized sigmoid rounds the last bit
+    differently by a value's place in its tensor, and a score must not depend on its batch."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
 
 
 def default_batch_tokens(device) -> int:
@@ -275,9 +285,8 @@ class Engine:
                     else:
                         odds = self.mixed_log_odds(rows, [caches[k] for k in parts_of],
                                                    [together[k][0] for k in parts_of])  # fmt: skip
-                    # in float64: float32 rounds every log-odds past ~16.6 to 1.0, tying the surest documents; on
-                    # the CPU, as MPS has no float64 (tolist copies there anyway)
-                    values = torch.sigmoid(odds.to("cpu", torch.float64)).tolist()
+                    # in float64: float32 rounds every log-odds past ~16.6 to 1.0, tying the surest documents
+                    values = [_sigmoid(x) for x in odds.float().tolist()]
                 except torch.OutOfMemoryError as exc:
                     if self.device.type != "cuda" or len(batch) == 1:
                         raise OutOfMemoryError(

@@ -45,14 +45,40 @@ class ScoredChunk:
     scores: Results
 
 
+def call_room(reranker: Reranker) -> int:
+    """About how many characters of pairs one scoring call of a stream or a run takes (4 a token) before its
+    results are written: eight batches' worth where batches are wide and must stay full (GPUs, a server), two on a
+    CPU, whose packed batches lose nothing when a call is small, so that results come out (and an interruption
+    loses) every few seconds rather than every few minutes."""
+    device = getattr(getattr(reranker, "device", None), "type", None)
+    return (2 if device == "cpu" else 8) * 4 * reranker.batch_tokens
+
+
+def _calls(items: Iterable, room: int, weigh: Callable[[object], tuple[int, int]]) -> Iterator[list]:
+    """``items`` in groups that end once they reach ``CHUNK`` pairs or ``room`` characters; ``weigh(item)`` gives
+    an item's (pairs, characters)."""
+    group, pairs, chars = [], 0, 0
+    for item in items:
+        group.append(item)
+        more, longer = weigh(item)
+        pairs, chars = pairs + more, chars + longer
+        if pairs >= CHUNK or chars >= room:
+            yield group
+            group, pairs, chars = [], 0, 0
+    if group:
+        yield group
+
+
 def score_records(
-    reranker: Reranker, records: Iterable[PairRecord], progress: Progress | None = None, chunk: int = CHUNK
+    reranker: Reranker, records: Iterable[PairRecord], progress: Progress | None = None, chunk: int | None = None
 ) -> Iterator[ScoredChunk]:
-    """Score pairs (from ``formats.read_pairs``) ``chunk`` at a time, in input order, so that each chunk's
-    results can be written as soon as they are done and memory stays flat over any number of pairs. Each
-    chunk's scores carry that chunk's ``stats``."""
+    """Score pairs (from ``formats.read_pairs``) a chunk at a time, in input order, so that each chunk's results
+    can be written as soon as they are done and memory stays flat over any number of pairs. A chunk is ``chunk``
+    pairs, by default up to ``CHUNK`` or ``call_room``'s characters. Each chunk's scores carry its ``stats``."""
     start = 0
-    for part in chunks(records, chunk):
+    room = call_room(reranker)
+    parts = chunks(records, chunk) if chunk else _calls(records, room, lambda r: (1, len(r.query) + len(r.document)))
+    for part in parts:
         scores = reranker.score([(r.query, r.document, r.instruction) for r in part], progress=progress)
         yield ScoredChunk(start, part, scores)
         start += len(part)
@@ -261,7 +287,9 @@ def resume_point(
             if not raw.endswith(b"\n"):
                 break  # the line the interruption cut
             where = f"{label}:{number}"
-            qid = formats.result_qid(raw, fmt, where)
+            qid, _, score = formats.result_line(raw, fmt, where)
+            if not 0 <= score <= 1:
+                raise InputError(f"{where}: score {score!r} is not a p(yes); the file is not a run qrr wrote")
             if qid != current:
                 if current in others:
                     keep = start  # a query left alone ends where the next one starts (it may have lost documents)
@@ -310,19 +338,12 @@ def rerank_jobs(
     best ``top_k``), job by job, in order. ``progress`` is called with the pairs each batch finished; ``stats``
     collects what the scoring did."""
     _check_top_k(top_k)
-    # Queries share a call, and so batches, up to CHUNK pairs or about eight batches of tokens (4 characters a
-    # token): a GPU's large batches stay full, while on a CPU, whose batches are small, each query's results are
-    # written as soon as it is done, and an interruption loses little.
-    room = 8 * 4 * reranker.batch_tokens
-    group, pairs, chars = [], 0, 0
-    for job in jobs:
-        group.append(job)
-        pairs += len(job.docids)
-        chars += sum(len(job.query) + len(corpus[d]) for d in job.docids)
-        if pairs >= CHUNK or chars >= room:
-            yield from _rerank_group(reranker, group, corpus, top_k, progress, stats)
-            group, pairs, chars = [], 0, 0
-    if group:
+
+    # Queries share a call, and so batches (see call_room): each query's results are written once its call is done.
+    def weigh(job: Job) -> tuple[int, int]:
+        return len(job.docids), sum(len(job.query) + len(corpus[d]) for d in job.docids)
+
+    for group in _calls(jobs, call_room(reranker), weigh):
         yield from _rerank_group(reranker, group, corpus, top_k, progress, stats)
 
 

@@ -114,13 +114,13 @@ MANY = "".join(json.dumps({"query": "q", "document": f"d{n}"}) + "\n" for n in r
 
 
 def test_results_are_flushed_before_an_interrupt(cli, fake):
-    """A Ctrl-C in the second chunk: the first chunk's results are on stdout, in whole lines, and stderr says so."""
-    name, _ = fake(interrupt_after=1030)  # --batch-tokens 1: a batch per pair; a chunk is 1024 pairs
+    """A Ctrl-C mid-run: the results of the calls done are on stdout, in whole lines, and stderr says so."""
+    name, _ = fake(interrupt_after=1030)  # --batch-tokens 1: a batch per pair, and on a CPU a call per pair
     result = cli("score", "--batch-tokens", "1", input=MANY, model=name)
     assert result.exit_code == 130
-    assert result.stderr == "error: interrupted after writing the results of 1,024 pairs\n"
+    assert result.stderr == "error: interrupted after writing the results of 1,030 pairs\n"
     assert result.stdout.endswith("\n")
-    assert [json.loads(line)["index"] for line in result.stdout.splitlines()] == list(range(1024))
+    assert [json.loads(line)["index"] for line in result.stdout.splitlines()] == list(range(1030))
     name, _ = fake(interrupt_after=0)
     result = cli("score", input=MANY, model=name)
     assert (result.exit_code, result.stdout) == (130, "")
@@ -135,8 +135,8 @@ def test_sigterm_flushes_results_and_exits_143(cli, fake):
     name, _ = fake(interrupt_after=1030, raising=Terminated)  # as the test above, by SIGTERM's handler
     result = cli("score", "--batch-tokens", "1", input=MANY, model=name)
     assert result.exit_code == 143
-    assert result.stderr == "error: terminated after writing the results of 1,024 pairs\n"
-    assert [json.loads(line)["index"] for line in result.stdout.splitlines()] == list(range(1024))
+    assert result.stderr == "error: terminated after writing the results of 1,030 pairs\n"
+    assert [json.loads(line)["index"] for line in result.stdout.splitlines()] == list(range(1030))
 
 
 def test_progress_lines_when_stderr_is_a_log(cli, monkeypatch):
@@ -153,17 +153,17 @@ def test_progress_lines_when_stderr_is_a_log(cli, monkeypatch):
 
 
 def test_an_interrupt_keeps_a_table_and_a_json_array_whole(cli, fake):
-    """Ctrl-C in the second chunk: the table of the first chunk is drawn, the JSON array of it closed."""
-    name, _ = fake(interrupt_after=1030)
+    """Ctrl-C mid-run: the table of the results so far is drawn, the JSON array of them closed."""
+    name, _ = fake(interrupt_after=1030)  # a call per pair, as above
     result = cli("score", "--batch-tokens", "1", "-f", "json", input=MANY, model=name)
     assert result.exit_code == 130
-    assert [row["index"] for row in json.loads(result.stdout)] == list(range(1024))
+    assert [row["index"] for row in json.loads(result.stdout)] == list(range(1030))
     name, _ = fake(interrupt_after=1030)
     result = cli("score", "--batch-tokens", "1", "-f", "table", input=MANY, model=name)
-    assert result.exit_code == 130 and result.stderr == "error: interrupted after writing the results of 1,024 pairs\n"
+    assert result.exit_code == 130 and result.stderr == "error: interrupted after writing the results of 1,030 pairs\n"
     lines = result.stdout.splitlines()
-    assert any(" 1023 " in line and " d1023 " in line for line in lines)  # the chunk's last row
-    assert not any(" 1024 " in line for line in lines)
+    assert any(" 1029 " in line and " d1029 " in line for line in lines)  # the last row scored
+    assert not any(" 1030 " in line for line in lines)
 
 
 @pytest.mark.parametrize(

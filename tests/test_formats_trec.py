@@ -240,17 +240,19 @@ def test_format_results():
     ]
 
 
-def test_output_format_and_result_qid(tmp_path):
+def test_output_format_and_result_line(tmp_path):
     path = tmp_path / "out"
     assert formats.output_format(path) is None
     path.write_text("")
     assert formats.output_format(path) is None
     path.write_text("q1 Q0 d1 1 0.5 qrr\n")
     assert formats.output_format(path) == "trec"
-    assert formats.result_qid(b"q1 Q0 d1 1 0.5 qrr\n", "trec", "out:1") == "q1"
-    assert formats.result_qid(b'{"qid": "q7", "docid": "d"}\n', "jsonl", "out:1") == "q7"
+    assert formats.result_line(b"q1 Q0 d1 1 0.5 qrr\n", "trec", "out:1") == ("q1", "d1", 0.5)
+    assert formats.result_line(b'{"qid": "q7", "docid": "d", "score": 1}\n', "jsonl", "out:1") == ("q7", "d", 1.0)
     with pytest.raises(InputError, match="^out:1: expected 'qid Q0 docid rank score tag'; the file is not a TREC run"):
-        formats.result_qid(b"notes\n", "trec", "out:1")
+        formats.result_line(b"notes\n", "trec", "out:1")
+    with pytest.raises(InputError, match="^out:1: the score is not a number; the file is not a run qrr wrote"):
+        formats.result_line(b'{"qid": "q7", "docid": "d", "score": "high"}\n', "jsonl", "out:1")
 
 
 # ------------------------------------------------------------------------------------------------ any bytes

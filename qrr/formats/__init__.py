@@ -31,12 +31,12 @@ from qrr.formats.trec import (
     read_qrels,
     read_queries,
     read_run,
-    result_qid,
+    result_line,
 )
 
 __all__ = [
     "DOC_FORMATS", "PAIR_FORMATS", "ROW_FORMATS", "RUN_FORMATS", "STDIN", "TAG", "BeirFolder", "DocRecord",
     "PairRecord", "Qrels", "RowWriter", "Run", "decode_lines", "format_results", "is_id_field", "label",
     "output_format", "parse_pairs", "rank_rows", "read_corpus", "read_documents", "read_lines", "read_pairs",
-    "read_qrels", "read_queries", "read_run", "result_qid", "score_rows",
+    "read_qrels", "read_queries", "read_run", "result_line", "score_rows",
 ]  # fmt: skip

@@ -323,19 +323,24 @@ def output_format(path: str | os.PathLike) -> str | None:
     return None if not first.strip() else ("jsonl" if first.lstrip().startswith(b"{") else "trec")
 
 
-def result_qid(raw: bytes, fmt: str, where: str) -> str:
-    """The query id of one line of a reranked run (``trec`` or ``jsonl``); ``InputError`` where the line is
-    not one."""
+def result_line(raw: bytes, fmt: str, where: str) -> tuple[str, str, float]:
+    """The query id, document id and score of one line of a reranked run (``trec`` or ``jsonl``); ``InputError``
+    where the line is not one."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(f"{where}: invalid UTF-8, so the file is not a run qrr wrote") from None
     if fmt == "jsonl":
         record = _loads(text, where)
-        if not isinstance(record, dict) or not isinstance(record.get("qid"), str):
-            raise InputError(f'{where}: expected a JSON object with "qid"; the file is not a jsonl run')
-        return record["qid"]
-    fields = text.split()
-    if len(fields) != 6:
-        raise InputError(f"{where}: expected 'qid Q0 docid rank score tag'; the file is not a TREC run")
-    return fields[0]
+        if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in ("qid", "docid")):
+            raise InputError(f'{where}: expected a JSON object with "qid" and "docid"; the file is not a jsonl run')
+        qid, docid, score = record["qid"], record["docid"], record.get("score")
+        score = score if isinstance(score, int | float) and not isinstance(score, bool) else None
+    else:
+        fields = text.split()
+        if len(fields) != 6:
+            raise InputError(f"{where}: expected 'qid Q0 docid rank score tag'; the file is not a TREC run")
+        qid, docid, score = fields[0], fields[2], _number(fields[4])
+    if score is None:
+        raise InputError(f"{where}: the score is not a number; the file is not a run qrr wrote")
+    return qid, docid, float(score)
