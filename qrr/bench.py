@@ -109,6 +109,19 @@ def make_workload(tokenizer, docs: int, doc_tokens: int, query_tokens: int, seed
     return text(query_tokens), [text(doc_tokens) for _ in range(docs)]
 
 
+def _check_lengths(reranker, tokenizer, doc_tokens: list[int], query_tokens: int) -> None:
+    """Refuse, before any timing, a document length that a prompt cannot hold whole: its documents would be cut, and
+    the row would name a length that never ran."""
+    prompter = reranker.prompter
+    for n in doc_tokens:
+        query, (document,) = make_workload(tokenizer, 1, n, query_tokens)
+        over = len(prompter._encode(prompter.render(query, document))) - prompter.body_budget
+        if over > 0:
+            room = n - over
+            raise InputError(f"{{doc_tokens}} {n}: a prompt holds {reranker.max_length:,} tokens, so documents of "
+                             f"at most {room:,} tokens with a {query_tokens}-token query", "doc_tokens")  # fmt: skip
+
+
 def estimate_memory(size: str, dtype_bytes: int, batch_tokens: int, doc_tokens: int, docs: int,
                     baseline: bool) -> int:  # fmt: skip
     """Bytes a size needs: its weights, the activations of one batch, and (baseline) the recipe's full logits."""
@@ -301,6 +314,7 @@ def run(
         reranker = Reranker.from_model(causal, tokenizer, device=str(dev), batch_tokens=budget, recipe=recipe)
         if not baseline:
             del causal  # the full output head goes with it
+        _check_lengths(reranker, tokenizer, doc_tokens, query_tokens)
         for n in doc_tokens:
             query, documents = make_workload(tokenizer, docs, n, query_tokens)
             row = BenchRow(doc_tokens=n, weights=weights, load_s=load_s, **base)

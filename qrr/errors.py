@@ -61,8 +61,9 @@ class ModelNameError(ModelNotFoundError, InputError):
     """A model named by something that is no folder, alias or hub repo id: bad input (exit 2)."""
 
 
-class ModelCheckError(ModelNotFoundError):
-    """A model folder that is not a complete Qwen3-Reranker: wrong config, tokenizer or partial weights."""
+class ModelCheckError(ModelNotFoundError, InputError):
+    """A model folder that is not a complete Qwen3-Reranker: wrong config, tokenizer or partial weights (exit 2, as
+    a model named wrong is)."""
 
 
 class DeviceError(QrrError):

@@ -114,6 +114,8 @@ def resolve(name: str | None = None, offline: bool | None = None) -> Path:
         check_folder(path, tokenizer=False)
         return path
     repo = repo_id(name)
+    if path.is_file():
+        raise ModelNameError(f"{{model}} {name}: a file, not a model folder; give the folder that holds it", "model")
     if repo is None:
         raise ModelNameError(
             f"{{model}} {name}: no such folder, and not an alias ({', '.join(ALIASES)}) or a hub repo id (owner/name)",
@@ -183,7 +185,7 @@ def _download_error(repo: str, revision: str | None, exc: Exception) -> QrrError
     if isinstance(exc, errors.LocalEntryNotFoundError):
         return ModelNotFoundError(
             f"cannot reach the Hugging Face Hub to download {repo}: check the network (or HF_ENDPOINT), "
-            "or copy a downloaded folder here and pass {model} PATH",
+            "or copy a folder downloaded elsewhere to this machine and give its path ({model} PATH)",
             "model",
         )
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

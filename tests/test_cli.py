@@ -301,6 +301,16 @@ def test_serve_refuses_a_model_folder_that_is_not_there_before_it_listens(cli, t
     assert result.stderr.startswith(f"error: --model {tmp_path / 'nope'}: no such folder, and not an alias")
 
 
+def test_a_model_that_is_no_model_folder_is_bad_input(cli, tiny_model, tmp_path):
+    result = cli("rank", "-q", "q", "-d", "x", "-m", str(tmp_path), model=False)
+    assert (result.exit_code, result.stderr) == (2, f"error: {tmp_path}: no config.json, so it is not a model folder\n")
+    result = cli("rank", "-q", "q", "-d", "x", "-m", str(tiny_model / "config.json"), model=False)
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"error: --model {tiny_model / 'config.json'}: a file, not a model folder; give the folder that holds it\n",
+    )
+
+
 @pytest.mark.parametrize("command", ["rank", "serve"])
 def test_an_empty_model_name_is_an_error_not_the_default(cli, command):
     args = ["-q", "q"] if command == "rank" else ["--port", "0"]

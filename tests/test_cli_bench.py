@@ -84,6 +84,15 @@ def test_jsonl_streams_rows():
     assert [json.loads(line)["doc_tokens"] for line in result.stdout.splitlines()] == [8, 12]
 
 
+def test_a_document_longer_than_a_prompt_holds_is_refused():
+    (row,) = rows_of(run("--doc-tokens", "8104", "--docs", "1", "--format", "json"))
+    assert row["prompt_tokens"] == 8192  # the longest that fits whole, with a 16-token query
+    result = run("--doc-tokens", "64,8105", "--docs", "1", "--format", "json")
+    assert (result.exit_code, result.stdout) == (2, "")  # before any timing: no row names a length never run
+    assert result.stderr.endswith("error: --doc-tokens 8105: a prompt holds 8,192 tokens, so documents of at most "
+                                  "8,104 tokens with a 16-token query\n")  # fmt: skip
+
+
 def test_errors(monkeypatch):
     result = run("--doc-tokens", "8", "--sizes", "9b")
     assert result.exit_code == 2 and result.stderr.startswith("error: --sizes: unknown size '9b'; use 0.6b, 4b, 8b")

@@ -87,6 +87,16 @@ def test_download_local_dir(fake_hub, tmp_path):
     assert result.stdout.strip() == str(target) and (target / "config.json").is_file()
 
 
+def test_a_local_folder_is_checked_not_downloaded(fake_hub, folder, tmp_path):
+    result = run("download", str(folder))
+    assert (result.exit_code, result.stdout) == (0, f"{folder}\n")
+    (folder / "model.safetensors").write_bytes(b"\0" * 8)
+    result = run("download", str(folder))
+    assert result.exit_code == 2 and "model.safetensors: not a readable safetensors file" in result.stderr
+    assert "for hub models" in run("download", str(folder), "--revision", "main").stderr
+    assert not downloads(fake_hub)
+
+
 def test_download_usage_errors(fake_hub):
     for args, message in [
         (("download", "4b", "8b", "--local-dir", "x"), "one model at a time"),
@@ -114,6 +124,7 @@ def test_network_and_disk_errors_are_one_line(online, monkeypatch, error, messag
     result = run("download")
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr.startswith("error: ") and message in result.stderr
+    assert "--model" not in result.stderr  # download has none: a folder copied here is given as MODEL
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
@@ -183,7 +194,7 @@ def test_not_a_qwen3_model(folder):
 def test_a_failed_check_after_download_is_one_error(fake_hub, monkeypatch):
     monkeypatch.setattr(models, "_vocab", lambda path: {})
     result = run("download")
-    assert result.exit_code == 1 and "no single token" in result.stderr
+    assert result.exit_code == 2 and "no single token" in result.stderr  # not a usable model, as a folder is not
 
 
 # ------------------------------------------------------------------------------------------------ --list

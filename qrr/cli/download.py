@@ -12,11 +12,15 @@ from qrr.cli.render import human_bytes, write_rows
 from qrr.errors import InputError
 
 
-@command(no_args_is_help=False)
+@command(no_args_is_help=False, flags={"model": "MODEL"})
 def download(
     names: Annotated[
         list[str] | None,
-        typer.Argument(metavar="MODEL", help="Aliases (0.6b, 4b, 8b) or hub repo ids.", show_default=False),
+        typer.Argument(
+            metavar="MODEL",
+            help="Aliases (0.6b, 4b, 8b), hub repo ids, or folders copied here (checked only).",
+            show_default=False,
+        ),
     ] = None,  # fmt: skip
     all_sizes: Annotated[bool, typer.Option("--all", help="Download 0.6b, 4b and 8b.")] = False,
     revision: Annotated[str | None, typer.Option("--revision", help="A branch, tag or commit.")] = None,
@@ -29,13 +33,15 @@ def download(
     """Download model weights (default 0.6b) and check them; prints each local folder on stdout.
 
     Only what scoring needs is fetched (config, safetensors weights, tokenizer) into the Hugging Face cache
-    (HF_HOME, HF_HUB_CACHE and HF_TOKEN apply) or --local-dir. An interrupted download resumes.
+    (HF_HOME, HF_HUB_CACHE and HF_TOKEN apply) or --local-dir. An interrupted download resumes. A local folder
+    (weights copied from another machine, say) is checked as a download is, and nothing is fetched.
 
     [dim]Examples:[/]
       qrr download              [dim]# Qwen/Qwen3-Reranker-0.6B, about 1.2 GB[/]
       qrr download 4b 8b
       qrr download 0.6b --local-dir ./qwen3-reranker-0.6b
       qrr download --list
+      qrr download ./qwen3-reranker-0.6b  [dim]# check a copied folder[/]
     """
     from qrr import models
 
@@ -50,7 +56,13 @@ def download(
     if local_dir is not None and len(targets) > 1:
         raise InputError("--local-dir takes one model at a time")
     for name in targets:
-        folder = models.download(name, revision=revision, local_dir=local_dir)
+        folder = Path(name).expanduser()
+        if folder.is_dir():
+            if revision or local_dir:
+                raise InputError(f"{name}: a local folder, checked only; --revision and --local-dir are for hub models")
+            models.check_folder(folder)
+        else:
+            folder = models.download(name, revision=revision, local_dir=local_dir)
         print(folder, flush=True)
 
 
