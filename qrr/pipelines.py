@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from qrr import formats
 from qrr.engine import Progress
@@ -201,18 +203,22 @@ def _quiet(message: str) -> contextlib.AbstractContextManager:
 @dataclass
 class RunOutput:
     """Where reranked results go: the file ``path`` (appended to; ``None`` means stdout) in ``fmt`` (``trec`` or
-    ``jsonl``) with the TREC run ``tag``. ``done`` counts the queries the file already held (see ``prepare``)."""
+    ``jsonl``) with the TREC run ``tag``. ``done`` counts the queries the file already held, and ``written`` holds
+    results of the first of them to score again before going on (see ``prepare``, ``check_written``)."""
 
     path: str | None = None
     fmt: str = "trec"
     tag: str = formats.TAG
     done: int = field(default=0, compare=False)
     prepared: bool = field(default=False, compare=False)
+    written: list[Written] = field(default_factory=list, compare=False)
 
     @classmethod
-    def checked(cls, path: str | None = None, fmt: str | None = None, tag: str = formats.TAG) -> RunOutput:
-        """The output the arguments ask for, checked before any input is read. An existing file keeps its
-        format; ``fmt`` defaults to it, else to ``trec``."""
+    def checked(cls, path: str | None = None, fmt: str | None = None, tag: str = formats.TAG,
+                inputs: Iterable[str | None] = ()) -> RunOutput:  # fmt: skip
+        """The output the arguments ask for, checked before any input is read; ``inputs`` are the files the run
+        reads, which it must not write over. An existing file keeps its format; ``fmt`` defaults to it, else to
+        ``trec``."""
         if fmt is not None and fmt.lower() not in formats.RUN_FORMATS:
             raise InputError(f"{{fmt}} {fmt}: use trec or jsonl for a run", "fmt")
         if not tag or any(c.isspace() for c in tag):
@@ -224,6 +230,11 @@ class RunOutput:
             # results are appended query by query, and an interrupted file is cut back to its last whole query
             raise InputError(f"{{output}} {path}: qrr writes runs uncompressed; name it without .gz (gzip it once "
                              "it is complete)", "output")  # fmt: skip
+        if path and os.path.exists(path):
+            read = next((i for i in inputs if i and i != "-" and os.path.exists(i) and os.path.samefile(i, path)), None)
+            if read is not None:
+                raise InputError(f"{{output}} {path}: the command reads {read}; give a new file for the reranked run",
+                                 "output")  # fmt: skip
         existing = formats.output_format(path) if path else None
         if fmt and existing and fmt != existing:
             raise InputError(f"{{output}} {path}: the file holds a {existing} run, not {{fmt}} {fmt}", "output", "fmt")
@@ -247,6 +258,7 @@ class RunOutput:
             return False
         expected = {j.qid: min(len(j.docids), top_k or len(j.docids)) for j in inputs.jobs}
         done, keep = resume_point(self.path, self.fmt, expected, others, self.tag)
+        self.written = written_results(self.path, self.fmt, done, inputs)
         cut = keep < os.path.getsize(self.path)
         if cut:
             os.truncate(self.path, keep)
@@ -320,6 +332,73 @@ def resume_point(
     return done, keep
 
 
+class Written(NamedTuple):
+    """A result a resumed file holds: where, for which query and document (ids and texts), with what score."""
+
+    where: str
+    qid: str
+    docid: str
+    query: str
+    document: str
+    score: float
+
+
+def written_results(path: str | os.PathLike, fmt: str, done: Collection[str], inputs: RunInputs) -> list[Written]:
+    """The first and the last result of the first query of ``done`` that the file at ``path`` holds (none where
+    ``done`` is empty); a document that is not among that query's in ``inputs`` means the file is another run's."""
+    jobs = {j.qid: j for j in inputs.jobs}
+    first, lines = None, []
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            where = f"{path}:{number}"
+            qid, docid, score = formats.result_line(raw, fmt, where)
+            if first is None and qid in done:
+                first = qid
+            if qid != first:
+                if first is not None:
+                    break
+                continue
+            if docid not in jobs[qid].docids:
+                raise InputError(f"{where}: document {docid} is not among query {qid}'s top documents in the run; the "
+                                 "file was written from other inputs or {depth}", "depth")  # fmt: skip
+            lines.append((where, docid, score))
+    job = jobs[first] if first is not None else None
+    return [Written(where, job.qid, docid, job.query, inputs.corpus[docid], score)
+            for where, docid, score in dict.fromkeys(lines[:1] + lines[-1:])]  # fmt: skip
+
+
+# Log-odds apart by more than this (2.7 times the odds), a result scored again is another set-up's: far past the
+# rounding of bf16 against fp32, or of one device against another.
+RESCORED_TOLERANCE = 1.0
+
+
+def check_written(reranker: Reranker, output: RunOutput | None) -> None:
+    """Before going on with a file: score ``output.written`` again and raise ``InputError`` where one comes out
+    other than written (another model, instruction, max length or recipe wrote the file)."""
+    if output is None or not output.written:
+        return
+    now = reranker.score([(w.query, w.document) for w in output.written])
+    for w, score in zip(output.written, now, strict=True):
+        if abs(_log_odds(score) - _log_odds(w.score)) > RESCORED_TOLERANCE:
+            raise InputError(
+                f"{w.where}: query {w.qid}'s document {w.docid} has score {w.score:.4f} there but scores {score:.4f} "
+                f"now, so {output.path} holds another set-up's scores; give the {{model}}, {{instruction}}, "
+                "{max_length} and {recipe} it was reranked with, or rerank into a new file",
+                "model", "instruction", "max_length", "recipe",
+            )  # fmt: skip
+
+
+def _checking(reranker: Reranker, output: RunOutput | None) -> Iterator:
+    """``check_written``, run on the first ``next``; yields nothing."""
+    check_written(reranker, output)
+    yield from ()
+
+
+def _log_odds(p: float) -> float:
+    p = min(max(p, 1e-15), 1 - 1e-15)  # a score written as 0 or 1
+    return math.log(p / (1 - p))
+
+
 def ranked(docids, scores) -> list[tuple[str, float]]:
     """(docid, score) best first; equal scores keep first-stage order."""
     order = sorted(range(len(docids)), key=lambda n: -scores[n])
@@ -386,7 +465,10 @@ def rerank_run(
     if output is not None and not output.prepared:
         output.prepare(inputs, top_k)
     stats = Stats()
-    results = rerank_jobs(reranker, inputs.jobs, inputs.corpus, top_k, progress, stats)
+    # the check scores, so it runs where a failure mid-run says what the file holds: as the results are written
+    results = itertools.chain(
+        _checking(reranker, output), rerank_jobs(reranker, inputs.jobs, inputs.corpus, top_k, progress, stats)
+    )
     return write_reranked(results, inputs, output, on_query, stats)
 
 

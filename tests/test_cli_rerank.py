@@ -177,6 +177,39 @@ def test_resume_refuses_another_format_or_a_foreign_file(cli, rerank_args, tmp_p
     )
 
 
+def test_resume_refuses_a_file_of_other_scores_or_an_input(cli, rerank_args, beir_dir, tmp_path):
+    out = tmp_path / "out.trec"
+    ok(cli("rerank", *rerank_args, "--depth", "3", "--resume", str(out)))
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(lines[:6]))  # two queries done
+    # another instruction: its first result scores otherwise now (the fake model's scores follow the prompt)
+    result = cli("rerank", *rerank_args, "--depth", "3", "-i", "Find the opposite", "--resume", str(out))
+    assert (result.exit_code, result.stdout) == (2, "")
+    resuming, message = result.stderr.splitlines()
+    first = lines[0].split()
+    assert resuming == f"resuming {out}: 2 of 5 queries are done"
+    assert message.startswith(f"error: {out}:1: query {first[0]}'s document {first[2]} has score {float(first[4]):.4f}")
+    assert message.endswith(f"so {out} holds another set-up's scores; give the --model, --instruction, --max-length "
+                            "and --recipe it was reranked with, or rerank into a new file")  # fmt: skip
+    assert out.read_text() == "".join(lines[:6])  # nothing written
+    ok(cli("rerank", *rerank_args, "--depth", "3", "--resume", str(out)))  # the same set-up goes on
+    assert out.read_text() == "".join(lines)
+    # the first-stage run itself, or a file of its scores, is no file to go on with
+    run = str(beir_dir / "bm25.trec")
+    assert failed(cli("rerank", *rerank_args, "--resume", run, "--tag", "bm25")) == (
+        f"error: --resume {run}: the command reads {run}; give a new file for the reranked run\n"
+    )
+    out.write_text((beir_dir / "bm25.trec").read_text().replace(" bm25", " qrr"))
+    assert failed(cli("rerank", *rerank_args, "--depth", "8", "--resume", str(out))) == (
+        f"error: {out}:1: score 10.0 is not a p(yes); the file is not a run qrr wrote\n"
+    )
+    out.write_text("".join(lines[:3]).replace(f" {first[2]} ", " d999 "))
+    assert failed(cli("rerank", *rerank_args, "--depth", "3", "--resume", str(out))) == (
+        f"error: {out}:1: document d999 is not among query {first[0]}'s top documents in the run; the file was "
+        "written from other inputs or --depth\n"
+    )
+
+
 def test_ctrl_c_says_how_to_go_on_and_resume_finishes(cli, rerank_args, tmp_path, fake):
     out = tmp_path / "out.trec"
     ok(cli("rerank", *rerank_args, "--depth", "3", "--resume", str(tmp_path / "whole.trec")))

@@ -232,7 +232,7 @@ ResumeOpt = Annotated[
     str | None,
     typer.Option("--resume", metavar="OUT", rich_help_panel=RUN_PANEL,
                  help="Write the reranked run to OUT; where OUT exists, skip the queries it completes and append "
-                 "the rest (an interrupted run goes on)."),
+                 "the rest (an interrupted run goes on, with the same model and options: checked)."),
 ]  # fmt: skip
 TagOpt = Annotated[
     str, typer.Option("--tag", metavar="TAG", rich_help_panel=RUN_PANEL, help="The run tag of TREC output.")

@@ -172,7 +172,8 @@ def evaluate(
             raise InputError("--beir needs --run RUN, the first-stage run to rerank")
         server = chosen_server(ctx, server)  # a clash is said before the corpus is read
         folder = formats.BeirFolder.at(beir, split)
-        output = pipelines.RunOutput.checked(resume, None, tag) if resume else None
+        output = pipelines.RunOutput.checked(resume, None, tag, inputs=(run, folder.corpus, folder.queries,
+                                                                         folder.qrels)) if resume else None  # fmt: skip
         source = folder.qrels
     bad_lines = skipping(on_error)
     qrels = formats.read_qrels(source, bad_lines)

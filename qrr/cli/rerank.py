@@ -147,7 +147,7 @@ def rerank(
             ("--corpus", "BEIR's corpus.jsonl, or docid<TAB>text lines", corpus),
             ("--queries", "BEIR's queries.jsonl, or qid<TAB>text lines", queries)) if value is None]  # fmt: skip
         raise InputError(f"give the run's {' and '.join(lacking)}, or --beir DIR")
-    output = pipelines.RunOutput.checked(resume, fmt.value if fmt else None, tag)
+    output = pipelines.RunOutput.checked(resume, fmt.value if fmt else None, tag, inputs=(run, corpus, queries))
     bad_lines = skipping(on_error)
     missing = skipping(on_error, "of the run's queries and documents missing from the inputs")
     inputs = pipelines.read_run_inputs(run, queries, corpus, depth, on_error=bad_lines, on_missing=missing,
