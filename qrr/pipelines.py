@@ -486,9 +486,12 @@ def write_reranked(
     finished = 0
     before = output.done if output else 0
     try:
-        with output.open() if output else contextlib.nullcontext() as out:
+        with contextlib.ExitStack() as files:
+            out = None
             for job, best in results:
-                if out is not None:
+                if output is not None:
+                    # opened at the first result: a run that fails before any leaves no empty file behind
+                    out = out or files.enter_context(output.open())
                     out.write(formats.format_results(job.qid, best, output.fmt, output.tag))
                     out.flush()
                 else:

@@ -333,6 +333,7 @@ def test_a_failure_mid_run_says_what_is_kept_and_resume_finishes(cli, rerank_arg
     name, _ = fake(interrupt_after=0, raising=OutOfMemoryError("out of memory"))
     fresh = tmp_path / "fresh.trec"
     assert cli("rerank", *rerank_args, "--resume", str(fresh), model=name).stderr == "error: out of memory\n"
+    assert not fresh.exists()  # no empty file left behind
     name, _ = fake(interrupt_after=7, raising=OutOfMemoryError("out of memory"))
     result = cli("rerank", *rerank_args, "--depth", "3", "--batch-tokens", "1", model=name)
     assert result.stderr == "error: out of memory\n"
