@@ -293,6 +293,11 @@ def test_the_console_script_freezes_after_loading(monkeypatch):
 def test_every_command_has_help_with_examples(command):
     result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "160"})
     assert result.exit_code == 0 and "Examples:" in result.stdout and "<bool>" not in result.stdout
+    # on an 80-column terminal every example stays one line, to paste as it is, and no help text is cut off
+    narrow = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "80"}).stdout
+    examples = result.stdout.split("Examples:")[1].split("╭")[0].strip().splitlines()
+    assert all(line.strip() in narrow for line in examples), examples
+    assert "…" not in narrow
 
 
 def test_serve_refuses_a_model_folder_that_is_not_there_before_it_listens(cli, tmp_path):

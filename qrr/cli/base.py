@@ -99,8 +99,8 @@ ModelOpt = Annotated[
     str | None,
     typer.Option(
         "--model", "-m", envvar="QRR_MODEL", show_envvar=True, rich_help_panel="Model",
-        help="Alias (0.6b, 4b, 8b), hub repo id or local folder (a Qwen3-Reranker, or a converted "
-        "Qwen3ForSequenceClassification). [dim]\\[default: 0.6b][/]",
+        help="Alias (0.6b, 4b, 8b), hub repo id or local folder (a Qwen3-Reranker, or one converted to a "
+        "sequence classifier). [dim]\\[default: 0.6b][/]",
     ),
 ]  # fmt: skip
 DeviceOpt = Annotated[

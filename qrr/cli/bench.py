@@ -84,7 +84,7 @@ def bench(
 
     [dim]Examples:[/]
       qrr bench --sizes 0.6b --doc-tokens 256
-      qrr bench --baseline --format json | jq '.[] | {size, doc_tokens, pairs_per_s, speedup_vs_baseline}'
+      qrr bench --baseline -f json | jq '.[] | {size, speedup_vs_baseline}'
     """
     from dataclasses import asdict
 

@@ -148,7 +148,7 @@ def evaluate(
 
     [dim]Examples:[/]
       qrr eval scifact/qrels/test.tsv bm25.trec qrr.trec
-      qrr eval qrels.txt a.trec b.trec --format json | jq '.[] | {run, "ndcg@10"}'
+      qrr eval qrels.txt a.trec b.trec -f json | jq '.[] | {run, "ndcg@10"}'
       qrr eval qrels.txt a.trec --metrics ndcg@10,recall@1000,p@5
       qrr eval --beir scifact --run bm25.trec --resume qrr.trec
     """

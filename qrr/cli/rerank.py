@@ -126,9 +126,9 @@ def rerank(
 
     [dim]Examples:[/]
       qrr rerank bm25.trec --beir scifact --resume qrr.trec
-      qrr rerank run.trec --corpus corpus.jsonl --queries queries.tsv --depth 50 -f jsonl
-      qrr rerank msmarco.trec --beir msmarco --ray --workers 8 -m 8b --resume qrr.trec
-      qrr rerank bm25.trec --beir scifact --server http://gpu-box:8000 --resume qrr.trec
+      qrr rerank run.trec --corpus corpus.jsonl --queries queries.tsv --depth 50
+      qrr rerank msmarco.trec --beir msmarco --ray --workers 8 --resume qrr.trec
+      qrr rerank bm25.trec --beir scifact --server http://gpu:8000 > qrr.trec
     """
     from qrr import formats, pipelines
 

@@ -115,9 +115,9 @@ def score(
       qrr score pairs.jsonl
       cat pairs.tsv | qrr score
       qrr score pairs.jsonl -f tsv > scores.tsv
-      qrr score -q "capital of China?" -d "Beijing is the capital." -d "Paris is in France."
+      qrr score -q "capital of China?" -d "Beijing is the capital." -d "Paris."
       qrr score --server http://localhost:8000 pairs.jsonl
-      qrr score --ray s3://bucket/pairs/ --output s3://bucket/scored/ --workers 8 -m 4b
+      qrr score --ray s3://bucket/pairs/ -o s3://bucket/scored/ --workers 8
     """
     from qrr import formats, pipelines
     from qrr.reranker import Stats

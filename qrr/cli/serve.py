@@ -84,7 +84,8 @@ def serve(
 
     [dim]Examples:[/]
       qrr serve -m 4b --port 8000
-      curl -s localhost:8000/v1/rerank -d '{"query": "capital of China?", "documents": ["Paris", "Beijing"]}'
+      curl -s localhost:8000/v1/rerank \\
+        -d '{"query": "capital of China?", "documents": ["Paris", "Beijing"]}'
       qrr rank --server http://localhost:8000 -q "capital of China?" docs.jsonl
     """
     if api_key is not None and not api_key.strip():
