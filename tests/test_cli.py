@@ -46,7 +46,10 @@ def test_malformed_json_names_file_and_line(cli, tmp_path):
 
 def test_missing_field_is_named(cli):
     error(cli("score", input='{"query": "q"}\n'), 2, '<stdin>:1: missing field "document"')
-    error(cli("rank", "-q", "q", input='{"body": "x"}\n'), 2, 'missing field "text"')
+    assert error(cli("rank", "-q", "q", input='{"_id": "d1", "body": "x", "n": 1}\n'), 2) == (
+        'error: <stdin>:1: missing field "text"; the object\'s text is in "body": name one with --text-field'
+    )
+    error(cli("rank", "-q", "q", input='{"id": 7}\n'), 2, '<stdin>:1: missing field "text"')
 
 
 def test_core_errors_name_the_flags(cli):

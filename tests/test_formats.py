@@ -137,7 +137,7 @@ def test_document_field_mapping_and_forced_format(tmp_path):
     beir = write(tmp_path, "corpus.jsonl", '{"_id": "x", "text": "A"}\n{"_id": "y", "id": 3, "text": "B"}\n')
     assert list(formats.read_documents([beir])) == [formats.DocRecord("A", "x"), formats.DocRecord("B", 3)]
     assert list(formats.read_documents([beir], id_field="doc")) == [formats.DocRecord("A"), formats.DocRecord("B")]
-    with pytest.raises(InputError, match='d.jsonl:1: missing field "text"'):
+    with pytest.raises(InputError, match='d.jsonl:1: missing field "text"; the object\'s text is in "body": name one '):
         list(formats.read_documents([f]))
     assert list(formats.read_documents([f], input_format="text")) == [formats.DocRecord('{"_id": "x", "body": "B"}')]
 

@@ -343,6 +343,12 @@ def _documents(sources, fmt, text_field, id_field):
                 ident = record.get(id_field)
                 if ident is None and id_field == "id":  # a BEIR corpus's documents
                     ident = record.get("_id")
+                ids = (id_field, "_id") if id_field == "id" else (id_field,)
+                strings = [f'"{k}"' for k, v in record.items() if isinstance(v, str) and k not in ids]
+                if text_field not in record and strings:
+                    yield InputError(f'{where}: missing field "{text_field}"; the object\'s text is in '
+                                     f"{', '.join(strings)}: name one with {{text_field}}", "text_field")  # fmt: skip
+                    continue
                 try:
                     yield DocRecord(_string(record, text_field, where), ident)
                 except InputError as exc:
