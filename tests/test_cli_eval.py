@@ -82,6 +82,12 @@ def test_common_per_query_and_table(qrr_eval, files):
     table = qrr_eval(files["qrels.txt"], files["a.trec"], files["b.trec"], "-f", "table").stdout
     for header in ("nDCG@10", "MRR@10", "R@100", "MAP", "queries", "change"):
         assert header in table
+    # a per-query table ends each run with its mean, as trec_eval -q does
+    means = {r["run"]: r for r in json.loads(qrr_eval(files["qrels.txt"], files["a.trec"], "-f", "json").stdout)}
+    lines = qrr_eval(files["qrels.txt"], files["a.trec"], "--per-query", "-f", "table").stdout.splitlines()
+    cells = [[c.strip() for c in line.split("│")] for line in lines if "│" in line]
+    assert [c[1] for c in cells if c[1]] == ["q1", "q2", "q3", "all"]
+    assert next(c for c in cells if c[1] == "all")[2] == f"{means[files['a.trec']]['ndcg@10']:.4f}"
 
 
 def test_metrics_asked_for(qrr_eval, files):

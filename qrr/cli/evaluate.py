@@ -227,6 +227,9 @@ def _render(qrels, named, source: str, common: bool, per_query: bool, fmt: str, 
     if fmt != "table":
         write_rows(rows, fmt)
         return
+    if per_query:  # each run's mean after its queries, as trec_eval -q ends with "all"
+        rows = [row for e in results for row in (*(r for r in rows if r["run"] == e.name),
+                                                 {"run": e.name, "qid": "all", **e.means})]  # fmt: skip
     table = []
     for row in rows:
         line = {"run": row["run"]} | ({"qid": row["qid"]} if per_query else {})
