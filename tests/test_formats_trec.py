@@ -98,6 +98,8 @@ def test_trec_and_beir_qrels(tmp_path):
     expected = {"q1": {"d1": 2, "d2": 0}, "q2": {"d3": 1}}
     assert formats.read_qrels(trec) == formats.read_qrels(beir) == formats.read_qrels(headless) == expected
     # BEIR's TSV splits on tabs: ids may hold spaces (a jsonl run can name them)
+    other = write(tmp_path / "other.tsv", "qid\tdocid\trelevance\nq1\td1\t2\nq1\td2\t0\nq2\td3\t1\n")
+    assert formats.read_qrels(other) == expected  # another header
     spaced = write(tmp_path / "spaced.tsv", "q1\td 1\t2\nq1\td 2\t0\n")
     headed = write(tmp_path / "headed.tsv", "query-id\tcorpus-id\tscore\nq 1\td 1\t2\n")
     assert formats.read_qrels(spaced) == {"q1": {"d 1": 2, "d 2": 0}}

@@ -111,15 +111,15 @@ def _number(text: str) -> float | None:
 
 def read_qrels(source: str, on_error: OnError = None) -> Qrels:
     """Relevance judgments: TREC qrels (``qid iteration docid relevance``) or BEIR's TSV (``query-id``,
-    ``corpus-id``, ``score``, with or without its header), told apart by the first line. Relevance is a whole
+    ``corpus-id``, ``score``, with or without a header), told apart by the first line. Relevance is a whole
     number; a judgment given twice is an error (with ``on_error``: the first is kept)."""
     qrels: Qrels = {}
     kind = None
     for where, fields in _fields(read_lines(source), label(source), on_error, tabs=3):
         if kind is None:
             kind = "beir" if len(fields) == 3 else "trec"
-            if fields[:2] == ["query-id", "corpus-id"]:
-                continue  # BEIR's header
+            if kind == "beir" and _whole(fields[2]) is None:
+                continue  # a header: BEIR's "query-id corpus-id score", or another's ("qid docid rel")
         expected = 3 if kind == "beir" else 4
         if len(fields) != expected:
             shape = "query-id<TAB>corpus-id<TAB>score" if kind == "beir" else "'qid 0 docid relevance'"
