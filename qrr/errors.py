@@ -61,9 +61,13 @@ class ModelNameError(ModelNotFoundError, InputError):
     """A model named by something that is no folder, alias or hub repo id: bad input (exit 2)."""
 
 
-class ModelCheckError(ModelNotFoundError, InputError):
-    """A model folder that is not a complete Qwen3-Reranker: wrong config, tokenizer or partial weights (exit 2, as
-    a model named wrong is)."""
+class ModelCheckError(ModelNotFoundError):
+    """A model folder that is not a complete Qwen3-Reranker: partial weights or files (an interrupted download)."""
+
+
+class NotAModelError(ModelCheckError, InputError):
+    """A folder that holds no Qwen3-Reranker at all (no config, another model, another tokenizer): bad input (exit
+    2), as a model name that names nothing is."""
 
 
 class DeviceError(QrrError):

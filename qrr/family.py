@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from qrr.errors import InputError, ModelCheckError
+from qrr.errors import InputError, NotAModelError
 
 CAUSAL, SEQ_CLS = "causal", "seq-cls"
 
@@ -102,7 +102,7 @@ class Family:
 
     def head(self, config: Mapping[str, Any], where: str = "config.json") -> str:
         """Which kind of checkpoint ``config`` (a parsed config.json) describes: ``causal`` or ``seq-cls``;
-        ``ModelCheckError`` for anything else."""
+        ``NotAModelError`` for anything else."""
         model_type = config.get("model_type")
         architectures = config.get("architectures") or []
         if model_type == self.model_type:
@@ -111,10 +111,10 @@ class Family:
             if any(a.endswith("ForSequenceClassification") for a in architectures):
                 labels = len(config.get("id2label") or {}) or config.get("num_labels", 1)
                 if labels != 1:
-                    raise ModelCheckError(f"{where}: a sequence classifier with {labels} labels; a converted "
+                    raise NotAModelError(f"{where}: a sequence classifier with {labels} labels; a converted "
                                           "reranker has one score row (num_labels=1)")  # fmt: skip
                 return SEQ_CLS
-        raise ModelCheckError(
+        raise NotAModelError(
             f"{where} describes {model_type or 'an unknown model'} ({', '.join(architectures) or 'no architecture'}), "
             f"not a {self.name} causal LM or converted sequence classifier"
         )

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from qrr.errors import ModelCheckError, ModelNameError, ModelNotFoundError, QrrError
+from qrr.errors import ModelCheckError, ModelNameError, ModelNotFoundError, NotAModelError, QrrError
 from qrr.family import ALIASES as FAMILY_ALIASES
 from qrr.family import QWEN3
 
@@ -210,7 +210,7 @@ def check_folder(path: Path, tokenizer: bool = True) -> str:
         vocab = _vocab(path)
         missing = [t for t in (QWEN3.yes, QWEN3.no) if t not in vocab]
         if missing:
-            raise ModelCheckError(
+            raise NotAModelError(
                 f"{path}: the tokenizer has no single token {' or '.join(repr(t) for t in missing)}: "
                 f"not a {QWEN3.name} tokenizer"
             )
@@ -223,7 +223,7 @@ def _read_json(file: Path, what: str):
     try:
         return orjson.loads(file.read_bytes())
     except FileNotFoundError:
-        raise ModelCheckError(f"{file.parent}: no {what}, so it is not a model folder") from None
+        raise NotAModelError(f"{file.parent}: no {what}, so it is not a model folder") from None
     except orjson.JSONDecodeError:
         raise ModelCheckError(f"{file}: not valid JSON (an interrupted download? run qrr download again)") from None
 

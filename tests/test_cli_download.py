@@ -92,7 +92,7 @@ def test_a_local_folder_is_checked_not_downloaded(fake_hub, folder, tmp_path):
     assert (result.exit_code, result.stdout) == (0, f"{folder}\n")
     (folder / "model.safetensors").write_bytes(b"\0" * 8)
     result = run("download", str(folder))
-    assert result.exit_code == 2 and "model.safetensors: not a readable safetensors file" in result.stderr
+    assert result.exit_code == 1 and "model.safetensors: not a readable safetensors file" in result.stderr
     assert "for hub models" in run("download", str(folder), "--revision", "main").stderr
     assert not downloads(fake_hub)
 

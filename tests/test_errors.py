@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from qrr.errors import InputError, Interrupted, ModelCheckError, ModelNameError, ModelNotFoundError, QrrError
+from qrr.errors import (
+    InputError,
+    Interrupted,
+    ModelCheckError,
+    ModelNameError,
+    ModelNotFoundError,
+    NotAModelError,
+    QrrError,
+)
 
 
 def test_naming_replaces_the_marked_names_only():
@@ -30,9 +38,10 @@ def test_values_that_hold_a_parameters_name_stay_as_they_are():
 
 def test_exit_codes_and_interrupted_counts():
     assert (QrrError("x").exit_code, InputError("x").exit_code, Interrupted("x").exit_code) == (1, 2, 130)
-    # a model that is not there, or not whole, is a runtime error; a name that names nothing is bad input
-    codes = ModelNotFoundError("x").exit_code, ModelCheckError("x").exit_code, ModelNameError("x").exit_code
-    assert codes == (1, 1, 2)
+    # a model that is not there, or not whole, is a runtime error; a name that names nothing, or a folder that holds
+    # no Qwen3-Reranker, is bad input
+    codes = [e("x").exit_code for e in (ModelNotFoundError, ModelCheckError, ModelNameError, NotAModelError)]
+    assert codes == [1, 1, 2, 2]
     assert isinstance(ModelNameError("x"), ModelNotFoundError)
     stopped = Interrupted("interrupted after 2 of 5 queries", 2, 5, "out.trec")
     assert (stopped.done, stopped.total, stopped.path) == (2, 5, "out.trec")
