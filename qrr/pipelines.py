@@ -203,8 +203,9 @@ def _quiet(message: str) -> contextlib.AbstractContextManager:
 @dataclass
 class RunOutput:
     """Where reranked results go: the file ``path`` (appended to; ``None`` means stdout) in ``fmt`` (``trec`` or
-    ``jsonl``) with the TREC run ``tag``. ``done`` counts the queries the file already held, and ``written`` holds
-    results of the first of them to score again before going on (see ``prepare``, ``check_written``)."""
+    ``jsonl``) with the TREC run ``tag``. ``done`` counts the queries the file already held, ``cut_query`` names an
+    unfinished one cut off its end, and ``written`` holds results of the first finished one to score again before
+    going on (see ``prepare``, ``check_written``)."""
 
     path: str | None = None
     fmt: str = "trec"
@@ -212,6 +213,7 @@ class RunOutput:
     done: int = field(default=0, compare=False)
     prepared: bool = field(default=False, compare=False)
     written: list[Written] = field(default_factory=list, compare=False)
+    cut_query: str | None = field(default=None, compare=False)
 
     @classmethod
     def checked(cls, path: str | None = None, fmt: str | None = None, tag: str = formats.TAG,
@@ -226,10 +228,12 @@ class RunOutput:
         fmt = fmt.lower() if fmt else None
         if path and (os.path.isdir(path) or not os.path.isdir(os.path.dirname(os.path.abspath(path)))):
             raise InputError(f"{{output}} {path}: not a file in an existing folder", "output")
-        if path and path.endswith(".gz"):
+        if path and path.lower().endswith(".gz"):
             # results are appended query by query, and an interrupted file is cut back to its last whole query
             raise InputError(f"{{output}} {path}: qrr writes runs uncompressed; name it without .gz (gzip it once "
                              "it is complete)", "output")  # fmt: skip
+        if path and not os.access(path if os.path.exists(path) else os.path.dirname(os.path.abspath(path)), os.W_OK):
+            raise InputError(f"{{output}} {path}: not writable here", "output")  # found before hours of scoring
         if path and os.path.exists(path):
             read = next((i for i in inputs if i and i != "-" and os.path.exists(i) and os.path.samefile(i, path)), None)
             if read is not None:
@@ -257,11 +261,13 @@ class RunOutput:
         if not self.path or formats.output_format(self.path) is None:
             return False
         expected = {j.qid: min(len(j.docids), top_k or len(j.docids)) for j in inputs.jobs}
-        done, keep = resume_point(self.path, self.fmt, expected, others, self.tag)
-        self.written = written_results(self.path, self.fmt, done, inputs)
+        documents = {j.qid: set(j.docids) for j in inputs.jobs}
+        done, keep = resume_point(self.path, self.fmt, expected, others, self.tag, documents)
         cut = keep < os.path.getsize(self.path)
         if cut:
+            self.cut_query = _query_at(self.path, self.fmt, keep)
             os.truncate(self.path, keep)
+        self.written = written_results(self.path, self.fmt, done, inputs)
         inputs.jobs = [j for j in inputs.jobs if j.qid not in done]
         self.done = len(done)
         return cut
@@ -275,19 +281,23 @@ def resume_point(
     path: str | os.PathLike,
     fmt: str,
     expected: dict[str, int],
-    others: Mapping[str, int] | None = None,
+    others: Mapping[str, int] | Collection[str] | None = None,
     tag: str | None = None,
+    documents: Mapping[str, Collection[str]] | None = None,
 ) -> tuple[set[str], int]:
     """What an interrupted output already holds: the queries it completes and the bytes up to the end of the
     last complete one. A query cut off by the interruption (or a half-written line) lies after that point.
 
     ``expected`` is the number of results each query to rerank gets. ``others`` are queries of the run that
     this call leaves alone (an evaluation reranks only judged ones), with the most results each gets: their lines
-    are kept as they are, but one at the end with fewer is cut, as it may be unfinished.
-    A query with another count that is not the last one, a query twice, an unknown query or a malformed line
-    mean the file is not this run's output: an ``InputError`` says so; so does, with ``tag``, a TREC line of a
-    query to rerank with another tag (going on would mix two tags in one run)."""
-    others = others or {}
+    are kept as they are, but one at the end with fewer is cut, as it may be unfinished (given as a collection, with
+    no counts, every line of theirs is kept).
+    A query with another count that is not the last one, a query twice, an unknown query, a score that is no p(yes)
+    or a malformed line mean the file is not this run's output: an ``InputError`` says so; so does, with ``tag``, a
+    TREC line of a query to rerank with another tag (going on would mix two tags in one run), and with
+    ``documents`` (each query's documents to rerank) a result of a query to rerank that names another document."""
+    if not isinstance(others, Mapping):
+        others = dict.fromkeys(others or (), 0)
     done: set[str] = set()
     seen: set[str] = set()
     keep = offset = count = 0
@@ -299,9 +309,12 @@ def resume_point(
             if not raw.endswith(b"\n"):
                 break  # the line the interruption cut
             where = f"{label}:{number}"
-            qid, _, score = formats.result_line(raw, fmt, where)
+            qid, docid, score = formats.result_line(raw, fmt, where)
             if not 0 <= score <= 1:
                 raise InputError(f"{where}: score {score!r} is not a p(yes); the file is not a run qrr wrote")
+            if documents is not None and qid in documents and docid not in documents[qid]:
+                raise InputError(f"{where}: document {docid} is not among query {qid}'s top documents in the run; the "
+                                 "file was written from other inputs or {depth}", "depth")  # fmt: skip
             if qid != current:
                 if current in others:
                     keep = start  # a query left alone ends where the next one starts (it may have lost documents)
@@ -344,32 +357,44 @@ class Written(NamedTuple):
 
 
 def written_results(path: str | os.PathLike, fmt: str, done: Collection[str], inputs: RunInputs) -> list[Written]:
-    """The first and the last result of the first query of ``done`` that the file at ``path`` holds (none where
-    ``done`` is empty); a document that is not among that query's in ``inputs`` means the file is another run's."""
+    """The best and the middle result of the first query of ``done`` that the file at ``path`` holds (none where
+    ``done`` is empty), as ``resume_point`` checked them. The middle rather than the last: the worst documents'
+    log-odds lie far out (-10 to -20), where half precision rounds them most."""
     jobs = {j.qid: j for j in inputs.jobs}
     first, lines = None, []
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, 1):
-            where = f"{path}:{number}"
-            qid, docid, score = formats.result_line(raw, fmt, where)
+            if not raw.endswith(b"\n"):
+                break  # a half-written line
+            qid, docid, score = formats.result_line(raw, fmt, f"{path}:{number}")
             if first is None and qid in done:
                 first = qid
             if qid != first:
                 if first is not None:
                     break
                 continue
-            if docid not in jobs[qid].docids:
-                raise InputError(f"{where}: document {docid} is not among query {qid}'s top documents in the run; the "
-                                 "file was written from other inputs or {depth}", "depth")  # fmt: skip
-            lines.append((where, docid, score))
-    job = jobs[first] if first is not None else None
+            lines.append((f"{path}:{number}", docid, score))
+    if first is None:
+        return []
+    job = jobs[first]
     return [Written(where, job.qid, docid, job.query, inputs.corpus[docid], score)
-            for where, docid, score in dict.fromkeys(lines[:1] + lines[-1:])]  # fmt: skip
+            for where, docid, score in dict.fromkeys([lines[0], lines[len(lines) // 2]])]  # fmt: skip
 
 
-# Log-odds apart by more than this (2.7 times the odds), a result scored again is another set-up's: far past the
-# rounding of bf16 against fp32, or of one device against another.
-RESCORED_TOLERANCE = 1.0
+def _query_at(path: str | os.PathLike, fmt: str, offset: int) -> str | None:
+    """The query of the line at ``offset`` in the file, where that line is whole and one."""
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        raw = handle.readline()
+    try:
+        return formats.result_line(raw, fmt, "")[0] if raw.endswith(b"\n") else None
+    except InputError:
+        return None
+
+
+# Log-odds apart by more than 1 (2.7 times the odds) plus a tenth of their size, a result scored again is another
+# set-up's: far past the rounding of bf16 against fp32, or of one device against another, which grows with them.
+RESCORED_TOLERANCE = (1.0, 0.1)
 
 
 def check_written(reranker: Reranker, output: RunOutput | None) -> None:
@@ -378,10 +403,13 @@ def check_written(reranker: Reranker, output: RunOutput | None) -> None:
     if output is None or not output.written:
         return
     now = reranker.score([(w.query, w.document) for w in output.written])
+    gap, share = RESCORED_TOLERANCE
     for w, score in zip(output.written, now, strict=True):
-        if abs(_log_odds(score) - _log_odds(w.score)) > RESCORED_TOLERANCE:
+        then_odds, now_odds = _log_odds(w.score), _log_odds(score)
+        if abs(now_odds - then_odds) > gap + share * max(abs(then_odds), abs(now_odds)):
+            then_said, now_said = _apart(w.score, score)
             raise InputError(
-                f"{w.where}: query {w.qid}'s document {w.docid} has score {w.score:.4f} there but scores {score:.4f} "
+                f"{w.where}: query {w.qid}'s document {w.docid} has score {then_said} there but scores {now_said} "
                 f"now, so {output.path} holds another set-up's scores; give the {{model}}, {{instruction}}, "
                 "{max_length} and {recipe} it was reranked with, or rerank into a new file",
                 "model", "instruction", "max_length", "recipe",
@@ -392,6 +420,15 @@ def _checking(reranker: Reranker, output: RunOutput | None) -> Iterator:
     """``check_written``, run on the first ``next``; yields nothing."""
     check_written(reranker, output)
     yield from ()
+
+
+def _apart(a: float, b: float) -> tuple[str, str]:
+    """``a`` and ``b`` with four decimals, or as many more as tell them apart (0.9999999979 and 0.99999998)."""
+    for digits in range(4, 18):
+        said = f"{a:.{digits}f}", f"{b:.{digits}f}"
+        if said[0] != said[1]:
+            return said
+    return repr(a), repr(b)
 
 
 def _log_odds(p: float) -> float:

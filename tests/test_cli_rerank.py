@@ -140,7 +140,8 @@ def test_resume_goes_on_from_any_cut(cli, rerank_args, tmp_path, fmt):
     whole = tmp_path / f"whole.{fmt}"
     whole.write_bytes(full)
     lines = full.splitlines(keepends=True)
-    cuts = {0, len(full) // 3, len(lines[0]), len(b"".join(lines[:4])), len(b"".join(lines[:6])) + 3, len(full)}
+    cuts = {0, len(full) // 3, len(lines[0]), len(lines[0]) + 5, len(b"".join(lines[:4])), len(b"".join(lines[:4])) + 5,
+            len(b"".join(lines[:6])) + 3, len(full)}  # fmt: skip
     for cut in sorted(cuts):
         out.write_bytes(full[:cut])
         result = cli("rerank", *rerank_args, "--depth", "4", "--resume", str(out))

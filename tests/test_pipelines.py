@@ -124,6 +124,33 @@ def test_resume_point_keeps_queries_left_alone(tmp_path):
         pipelines.resume_point(path, "trec", {"q1": 1, "q2": 2})
 
 
+def test_resume_point_takes_queries_left_alone_without_counts(tmp_path):
+    path = tmp_path / "out"
+    path.write_text("q1 Q0 d1 1 0.5 qrr\nqX Q0 d1 1 0.5 qrr\n")
+    assert pipelines.resume_point(path, "trec", {"q1": 1}, others={"qX"}) == ({"q1"}, path.stat().st_size)
+
+
+def test_a_result_scored_again_must_come_out_as_written(tmp_path):
+    import math
+    from types import SimpleNamespace
+
+    def p(odds):
+        return 1 / (1 + math.exp(-odds))
+
+    def output(then):
+        return SimpleNamespace(path="out", written=[pipelines.Written("out:1", "q1", "d1", "q", "d", p(then))])
+
+    def reranker(now):
+        return SimpleNamespace(score=lambda pairs: [p(now)] * len(pairs))
+
+    pipelines.check_written(reranker(0.9), output(0.0))  # within 1 in log-odds
+    pipelines.check_written(reranker(-16.5), output(-15.0))  # far out, a tenth of their size more
+    with pytest.raises(InputError, match="^out:1: query q1's document d1 has score 0.5498 there but scores 0.2689 now"):
+        pipelines.check_written(reranker(-1.0), output(0.2))
+    with pytest.raises(InputError, match=r"has score 0\.999999998 there but scores 1\.000000000 now"):
+        pipelines.check_written(reranker(25.0), output(20.0))  # told apart in as many digits as it takes
+
+
 def test_resume_point_cuts_an_unfinished_query_left_alone_at_the_end(tmp_path):
     path = tmp_path / "out"
     line = len("q1 Q0 d1 1 0.5 qrr\n")

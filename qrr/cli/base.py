@@ -232,7 +232,8 @@ ResumeOpt = Annotated[
     str | None,
     typer.Option("--resume", metavar="OUT", rich_help_panel=RUN_PANEL,
                  help="Write the reranked run to OUT; where OUT exists, skip the queries it completes and append "
-                 "the rest (an interrupted run goes on, with the same model and options: checked)."),
+                 "the rest (an interrupted run goes on; a file of another model, instruction, max length or recipe "
+                 "is refused)."),
 ]  # fmt: skip
 TagOpt = Annotated[
     str, typer.Option("--tag", metavar="TAG", rich_help_panel=RUN_PANEL, help="The run tag of TREC output.")

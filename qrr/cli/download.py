@@ -61,6 +61,7 @@ def download(
             if revision or local_dir:
                 raise InputError(f"{name}: a local folder, checked only; --revision and --local-dir are for hub models")
             models.check_folder(folder)
+            folder = folder.resolve()
         else:
             folder = models.download(name, revision=revision, local_dir=local_dir)
         print(folder, flush=True)

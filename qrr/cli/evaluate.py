@@ -221,15 +221,16 @@ def _render(qrels, named, source: str, common: bool, per_query: bool, fmt: str, 
     results = [metrics.evaluate(qrels, r, name, queries, measures) for name, r in named]
     _notes(qrels, results, queries)
     if per_query:
-        rows = [{"run": e.name, "qid": q, **values} for e in results for q, values in e.per_query.items()]
+        rows = []
+        for e in results:
+            rows += [{"run": e.name, "qid": q, **values} for q, values in e.per_query.items()]
+            if fmt == "table":  # the run's means after its queries, as trec_eval -q ends with "all"
+                rows.append({"run": e.name, "qid": "all", **e.means})
     else:
         rows = [{"run": e.name, **e.means, "queries": e.queries} for e in results]
     if fmt != "table":
         write_rows(rows, fmt)
         return
-    if per_query:  # each run's mean after its queries, as trec_eval -q ends with "all"
-        rows = [row for e in results for row in (*(r for r in rows if r["run"] == e.name),
-                                                 {"run": e.name, "qid": "all", **e.means})]  # fmt: skip
     table = []
     for row in rows:
         line = {"run": row["run"]} | ({"qid": row["qid"]} if per_query else {})

@@ -333,7 +333,13 @@ def rerank_showing_progress(inputs, output, top_k, rerank, verbose: bool, others
         cut = output.prepare(inputs, top_k, others)
         done = output.done
         if output.path and (cut or done):
-            if cut:
+            if cut and others and output.cut_query in others:  # eval: a query it does not rerank
+                stderr.print(
+                    f"{output.path}: the last query, {output.cut_query}, looked unfinished and is cut off; it "
+                    f"has no qrels here (qrr rerank --resume {output.path} reranks it)",
+                    highlight=False,
+                )
+            elif cut:
                 stderr.print(f"{output.path}: the last query was unfinished; it is reranked again", highlight=False)
             stderr.print(f"resuming {output.path}: {done} of {done + len(inputs.jobs)} queries are done",
                          highlight=False)  # fmt: skip

@@ -109,6 +109,9 @@ def _number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+_GRADE_NAMES = {"score", "rel", "relevance", "label", "grade", "judgment", "judgement"}
+
+
 def read_qrels(source: str, on_error: OnError = None) -> Qrels:
     """Relevance judgments: TREC qrels (``qid iteration docid relevance``) or BEIR's TSV (``query-id``,
     ``corpus-id``, ``score``, with or without a header), told apart by the first line. Relevance is a whole
@@ -118,7 +121,7 @@ def read_qrels(source: str, on_error: OnError = None) -> Qrels:
     for where, fields in _fields(read_lines(source), label(source), on_error, tabs=3):
         if kind is None:
             kind = "beir" if len(fields) == 3 else "trec"
-            if kind == "beir" and _whole(fields[2]) is None:
+            if kind == "beir" and fields[2].lower() in _GRADE_NAMES:
                 continue  # a header: BEIR's "query-id corpus-id score", or another's ("qid docid rel")
         expected = 3 if kind == "beir" else 4
         if len(fields) != expected:
