@@ -110,12 +110,13 @@ def test_three_tsv_columns_are_an_error(cli):
     assert len(jsonl(ok(cli("score", input="query\tdocument\nq\td\n")))) == 1  # a header line is no pair
 
 
-MANY = "".join(json.dumps({"query": "q", "document": f"d{n}"}) + "\n" for n in range(2100))
+# each pair over 32 characters: with --batch-tokens 1 a call each (pipelines.call_room)
+MANY = "".join(json.dumps({"query": "q", "document": f"d{n} " + "." * 30}) + "\n" for n in range(2100))
 
 
 def test_results_are_flushed_before_an_interrupt(cli, fake):
     """A Ctrl-C mid-run: the results of the calls done are on stdout, in whole lines, and stderr says so."""
-    name, _ = fake(interrupt_after=1030)  # --batch-tokens 1: a batch per pair, and on a CPU a call per pair
+    name, _ = fake(interrupt_after=1030)  # --batch-tokens 1: a batch and a call per pair
     result = cli("score", "--batch-tokens", "1", input=MANY, model=name)
     assert result.exit_code == 130
     assert result.stderr == "error: interrupted after writing the results of 1,030 pairs\n"

@@ -35,16 +35,15 @@ def test_score_records_in_chunks_equals_score_at_once(rr):
     assert [r for c in chunks for r in c.records] == records
 
 
-def test_a_call_is_a_few_batches_of_text_on_a_cpu_and_more_elsewhere(rr):
+def test_a_call_is_a_few_batches_of_text(rr):
     from types import SimpleNamespace
 
-    assert pipelines.call_room(SimpleNamespace(device=SimpleNamespace(type="cpu"), batch_tokens=1024)) == 8192
-    assert pipelines.call_room(SimpleNamespace(device=SimpleNamespace(type="cuda"), batch_tokens=1024)) == 32768
-    assert pipelines.call_room(SimpleNamespace(batch_tokens=1024)) == 32768  # a server's client
-    # the fake model runs on the CPU, 1,024 tokens a batch: about 8,192 characters a call, results in between
-    records = [formats.PairRecord("query", "x" * 995) for _ in range(20)]  # 1,000 characters a pair
+    assert pipelines.call_room(SimpleNamespace(batch_tokens=1024)) == 32768  # the CPU's default batch
+    assert pipelines.call_room(SimpleNamespace(batch_tokens=32768)) == 1048576  # a GPU's
+    # the fake model's batches hold 1,024 tokens: about 32,768 characters a call, results in between
+    records = [formats.PairRecord("query", "x" * 995) for _ in range(70)]  # 1,000 characters a pair
     chunks = list(pipelines.score_records(rr, iter(records)))
-    assert [len(c.records) for c in chunks] == [9, 9, 2] and [c.start for c in chunks] == [0, 9, 18]
+    assert [len(c.records) for c in chunks] == [33, 33, 4] and [c.start for c in chunks] == [0, 33, 66]
     short = [formats.PairRecord("q", "d") for _ in range(1500)]  # at most 1,024 pairs a call however short
     assert [len(c.records) for c in pipelines.score_records(rr, iter(short))] == [1024, 476]
 

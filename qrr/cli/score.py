@@ -104,8 +104,8 @@ def score(
 
     Pairs come as JSON lines with [bold]query[/] and [bold]document[/] (optional [bold]instruction[/]; id
     fields such as [bold]id[/], [bold]qid[/], [bold]docid[/] are copied to the output), as TSV lines
-    [bold]query<TAB>document[/], or from -q/-d. Results are written as each chunk (up to 1024 pairs; a few
-    seconds' work on a CPU) is scored.
+    [bold]query<TAB>document[/], or from -q/-d. Results are written as each chunk (up to 1024 pairs or eight
+    batches of text) is scored.
 
     With [bold]--ray[/], the pairs (JSONL, TSV or Parquet files or folders, local or remote such as s3://) are
     scored on Ray Data actors, one model each, and written as shards to --output DIR with every input column
