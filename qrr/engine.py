@@ -56,7 +56,7 @@ _COMPILED = contextvars.ContextVar("qrr_compiled", default=False)
 
 def _sigmoid(x: float) -> float:
     """p(yes) of log-odds ``x``, in float64, one number at a time: torch's vectorized sigmoid rounds the last bit
-    differently by a value's place in its tensor, and a score must not depend on its batch."""
+    differently by a value's place in its tensor, which would add to a score's dependence on its batch."""
     if x >= 0:
         return 1.0 / (1.0 + math.exp(-x))
     e = math.exp(x)

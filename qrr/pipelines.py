@@ -248,11 +248,14 @@ class RunOutput:
             raise InputError(f"{{output}} {path}: the file holds a {existing} run, not {{fmt}} {fmt}", "output", "fmt")
         return cls(path, fmt or existing or "trec", tag)
 
-    def prepare(self, inputs: RunInputs, top_k: int | None = None, others: Mapping[str, int] | None = None) -> bool:
+    def prepare(
+        self, inputs: RunInputs, top_k: int | None = None, others: Mapping[str, int] | Collection[str] | None = None
+    ) -> bool:
         """Before any scoring: refuse ids a TREC run cannot hold, and where the file exists drop the queries it
         completes from ``inputs.jobs`` (counted in ``done``) and cut off an unfinished query at its end, to be
         reranked again. ``others``: queries of the run not reranked here, whose results the file may hold already,
-        with the number of results each gets (see ``resume_point``). Returns whether an unfinished query was cut off."""
+        with the number of results each gets where known (see ``resume_point``). Before the file is gone on with,
+        ``rerank_run`` scores ``written`` again (``check_written``). Returns whether an unfinished query was cut off."""
         _check_top_k(top_k)
         self.prepared = True
         if self.fmt == "trec":
