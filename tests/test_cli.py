@@ -239,6 +239,13 @@ def test_bars_show_once_the_work_has_run_a_while_or_at_once_where_asked(monkeypa
     shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", drawn(60.0, streamed))  # colours and cursor moves out
     assert re.search(r"scoring ━+ 10 pairs [0-9.]+ pairs/s 0:00:00", shown), shown
 
+    def counted():  # a total (qrr bench): how many of how many pairs
+        with render.progress(4, "benchmarking", after=0) as advance:
+            advance(1)
+
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", drawn(60.0, counted))
+    assert re.search(r"benchmarking [━╺]+ 1/4 pairs", shown), shown
+
     def bench_starting():
         with render.progress(3, "benchmarking", after=0):
             pass  # nothing done yet

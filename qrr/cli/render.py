@@ -175,7 +175,8 @@ def progress(total: int | None, what: str, after: float | None = None):
         columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} pairs"),
                    _rate_column("pairs"), TimeElapsedColumn())  # fmt: skip
     else:
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("pairs"),
+                   TimeRemainingColumn())  # fmt: skip
     with _bar(*columns, after=after) as bar:
         task = bar.add_task(what, total=total)
         yield lambda n: bar.advance(task, n)
