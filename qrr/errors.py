@@ -38,6 +38,18 @@ class InputError(QrrError):
     exit_code = 2
 
 
+class PairError(InputError):
+    """Bad input in one pair: ``pair`` is its position among the pairs of the call that raised it."""
+
+    def __init__(self, pair: int, text: str, *params: str):
+        super().__init__(f"pair {pair}: {text}", *params)
+        self.pair, self.text = pair, text
+
+    def shifted(self, by: int) -> PairError:
+        """The same error, counted from ``by`` pairs before that call's first (one chunk of a longer input)."""
+        return PairError(self.pair + by, self.text, *self.params)
+
+
 def check_count(value, param: str, least: int = 1) -> None:
     """Raise ``InputError`` unless ``value`` (the parameter ``param``) is ``None`` or an integer of at least
     ``least`` (numpy's integers count; ``True`` and ``2.0`` do not)."""

@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 from qrr import formats
 from qrr.engine import Progress
-from qrr.errors import InputError, Interrupted, Stopped, check_count, qrr_cause
+from qrr.errors import InputError, Interrupted, PairError, Stopped, check_count, qrr_cause
 from qrr.formats import DocRecord, PairRecord, Run
 from qrr.formats.trec import OnError
 from qrr.metrics import ranking
@@ -85,7 +85,10 @@ def score_records(
     room = call_room(reranker)
     parts = chunks(records, chunk) if chunk else _calls(records, room, lambda r: (1, len(r.query) + len(r.document)))
     for part in parts:
-        scores = reranker.score([(r.query, r.document, r.instruction) for r in part], progress=progress)
+        try:
+            scores = reranker.score([(r.query, r.document, r.instruction) for r in part], progress=progress)
+        except PairError as exc:
+            raise exc.shifted(start) from None
         yield ScoredChunk(start, part, scores)
         start += len(part)
 

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from qrr.errors import InputError
+from qrr.errors import InputError, PairError
 from qrr.family import DEFAULT_MAX_LENGTH, DEFAULT_RECIPE, QWEN3, Family
 
 Triple = tuple[str, str, "str | None"]
@@ -119,9 +119,10 @@ class Prompter:
         head = self.family.format_body(query, "", instruction, self.recipe.name)
         used = len(self._encode(rendered[: rendered.index(head) + len(head)]))
         if used >= self.body_budget:
-            raise InputError(
-                f"pair {n}: the query and instruction take {used} tokens, but {{max_length}} {self.max_length} "
-                f"leaves {self.body_budget} for query, instruction and document together; raise {{max_length}} or "
-                "shorten the query",
+            raise PairError(
+                n,
+                f"the query and instruction take {used} tokens, but {{max_length}} {self.max_length} leaves "
+                f"{self.body_budget} for query, instruction and document together; raise {{max_length}} or shorten "
+                "the query",
                 "max_length",
             )

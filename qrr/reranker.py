@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from qrr.engine import Progress
-from qrr.errors import InputError, check_count
+from qrr.errors import InputError, PairError, check_count
 from qrr.family import DEFAULT_MAX_LENGTH, DEFAULT_RECIPE
 from qrr.prompt import Prompter
 
@@ -219,7 +219,10 @@ class Reranker:
         check_count(batch_size, "batch_size")
         results = Results()
         for chunk in chunks(triples(pairs, self.instruction), CHUNK):
-            scores, stats, encoded = self._score(chunk, progress, batch_size)
+            try:
+                scores, stats, encoded = self._score(chunk, progress, batch_size)
+            except PairError as exc:
+                raise exc.shifted(len(results)) from None
             results += scores
             results.stats += stats
             results.pair_tokens += [len(e.ids) for e in encoded]

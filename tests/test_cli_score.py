@@ -102,6 +102,14 @@ def test_a_tsv_output_says_which_field_it_leaves_out(cli):
                              "qid; it is left out, here and after (--format jsonl keeps every field)\n")  # fmt: skip
 
 
+def test_a_query_too_long_for_the_prompt_is_named_by_its_place_in_the_input(cli):
+    pairs = [{"query": "q", "document": f"d{n} " + "x " * 100} for n in range(40)]
+    pairs.append({"query": "long " * 200, "document": "d"})  # after several calls: its place in the whole input
+    data = "".join(json.dumps(p) + "\n" for p in pairs)
+    result = cli("score", "--max-length", "100", "--batch-tokens", "64", input=data)
+    assert result.exit_code == 2 and result.stderr.startswith("error: pair 40: the query and instruction take ")
+
+
 def test_three_tsv_columns_are_an_error(cli):
     result = cli("score", input="q\td\t1\n")
     assert (result.exit_code, result.stdout) == (2, "")

@@ -131,6 +131,12 @@ def test_rank_sorts_best_first_with_ids_and_top_k(reranker, oracle):
     assert top == [{"corpus_id": r["corpus_id"], "score": r["score"]} for r in ranked[:3]]
 
 
+def test_a_query_too_long_is_named_by_its_place_past_the_first_chunk(fake_model):
+    pairs = [("q", "d")] * 1030 + [("long " * 200, "d")]  # in the second chunk of 1,024
+    with pytest.raises(InputError, match="^pair 1030: the query and instruction take"):
+        Reranker("fake", max_length=100).score(pairs)
+
+
 def test_rank_ties_keep_input_order(reranker):
     ranked = reranker.rank("q", ["same", "other", "same"], return_documents=True)
     assert [r["corpus_id"] for r in ranked if r["text"] == "same"] == [0, 2]
