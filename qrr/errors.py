@@ -49,6 +49,9 @@ class PairError(InputError):
         """The same error, counted from ``by`` pairs before that call's first (one chunk of a longer input)."""
         return PairError(self.pair + by, self.text, *self.params)
 
+    def __reduce__(self):  # pickled whole (Ray hands actors' errors back pickled)
+        return PairError, (self.pair, self.text, *self.params)
+
 
 def check_count(value, param: str, least: int = 1) -> None:
     """Raise ``InputError`` unless ``value`` (the parameter ``param``) is ``None`` or an integer of at least

@@ -420,8 +420,9 @@ def check_written(reranker: Reranker, output: RunOutput | None) -> None:
             then_said, now_said = _apart(w.score, score)
             raise InputError(
                 f"{w.where}: query {w.qid}'s document {w.docid} has score {then_said} there but scores {now_said} "
-                f"now, so {output.path} holds another set-up's scores; give the {{model}}, {{instruction}}, "
-                "{max_length} and {recipe} it was reranked with, or rerank into a new file",
+                f"now, so {output.path} holds another set-up's scores (another {{model}}, {{instruction}}, "
+                "{max_length} or {recipe}, or a server running another); go on with the one that wrote it, or rerank "
+                "into a new file",
                 "model", "instruction", "max_length", "recipe",
             )  # fmt: skip
 
@@ -474,7 +475,12 @@ def rerank_jobs(
 
 
 def _rerank_group(reranker, group, corpus, top_k, progress, stats):
-    scores = reranker.score([(job.query, corpus[d]) for job in group for d in job.docids], progress=progress)
+    try:
+        scores = reranker.score([(job.query, corpus[d]) for job in group for d in job.docids], progress=progress)
+    except PairError as exc:  # said of the query, which a run's user knows, not of a pair of this call
+        ends = itertools.accumulate(len(job.docids) for job in group)
+        job = next(job for job, end in zip(group, ends, strict=True) if exc.pair < end)
+        raise InputError(f"query {job.qid}: {exc.text}", *exc.params) from None
     if stats is not None:
         stats += scores.stats
     start = 0

@@ -111,18 +111,15 @@ class Prompter:
             out.append(Encoded(self.prefix_ids + ids + self.suffix_ids, truncated))
         return out
 
-    def check_room(self, query: str, instruction: str | None = None, n: int = 0) -> None:
-        """Raise ``InputError`` where ``query`` and ``instruction`` leave no room for any document (``n``: the
-        pair's position, for the message)."""
+    def check_room(self, query: str, instruction: str | None = None, n: int | None = None) -> None:
+        """Raise ``InputError`` where ``query`` and ``instruction`` leave no room for any document (a ``PairError``
+        where ``n``, the pair's position, is given)."""
         # everything up to where the document would start
         rendered = self.render(query, "", instruction)
         head = self.family.format_body(query, "", instruction, self.recipe.name)
         used = len(self._encode(rendered[: rendered.index(head) + len(head)]))
         if used >= self.body_budget:
-            raise PairError(
-                n,
-                f"the query and instruction take {used} tokens, but {{max_length}} {self.max_length} leaves "
-                f"{self.body_budget} for query, instruction and document together; raise {{max_length}} or shorten "
-                "the query",
-                "max_length",
-            )
+            said = (f"the query and instruction take {used} tokens, but {{max_length}} {self.max_length} leaves "
+                    f"{self.body_budget} for query, instruction and document together; raise {{max_length}} or "
+                    "shorten the query")  # fmt: skip
+            raise InputError(said, "max_length") if n is None else PairError(n, said, "max_length")

@@ -150,6 +150,24 @@ def test_resume_goes_on_from_any_cut(cli, rerank_args, tmp_path, fmt):
         same_run(str(out), str(whole))
         if cut:
             assert "resuming" in result.stderr
+        # what is said of the cut: a query to rerank again, or only a half-written line after a finished one
+        if cut == len(b"".join(lines[:4])) + 5:
+            assert f"{out}: its last line was cut off mid-write and is dropped" in result.stderr
+        elif cut == len(lines[0]) + 5:
+            assert f"{out}: the last query was unfinished; it is reranked again" in result.stderr
+
+
+def test_a_query_too_long_for_the_prompt_is_named_by_its_id(cli, beir_dir, tmp_path):
+    copy = tmp_path / "beir"
+    shutil.copytree(beir_dir, copy)
+    queries = (copy / "queries.jsonl").read_text().splitlines()
+    queries[2] = orjson.dumps({"_id": "q2", "text": "long " * 200}).decode()
+    (copy / "queries.jsonl").write_text("\n".join(queries) + "\n")
+    for budget in ("64", "4096"):  # however the calls fall
+        result = cli("rerank", str(copy / "bm25.trec"), "--beir", str(copy), "--max-length", "100",
+                     "--batch-tokens", budget)  # fmt: skip
+        assert result.exit_code == 2
+        assert result.stderr.startswith("error: query q2: the query and instruction take "), result.stderr
 
 
 def test_a_complete_resume_loads_no_model(cli, rerank_args, tmp_path):
@@ -190,8 +208,9 @@ def test_resume_refuses_a_file_of_other_scores_or_an_input(cli, rerank_args, bei
     first = lines[0].split()
     assert resuming == f"resuming {out}: 2 of 5 queries are done"
     assert message.startswith(f"error: {out}:1: query {first[0]}'s document {first[2]} has score {float(first[4]):.4f}")
-    assert message.endswith(f"so {out} holds another set-up's scores; give the --model, --instruction, --max-length "
-                            "and --recipe it was reranked with, or rerank into a new file")  # fmt: skip
+    assert message.endswith(f"so {out} holds another set-up's scores (another --model, --instruction, --max-length or "
+                            "--recipe, or a server running another); go on with the one that wrote it, or rerank into "
+                            "a new file")  # fmt: skip
     assert out.read_text() == "".join(lines[:6])  # nothing written
     ok(cli("rerank", *rerank_args, "--depth", "3", "--resume", str(out)))  # the same set-up goes on
     assert out.read_text() == "".join(lines)

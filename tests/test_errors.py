@@ -9,6 +9,7 @@ from qrr.errors import (
     ModelNameError,
     ModelNotFoundError,
     NotAModelError,
+    PairError,
     QrrError,
 )
 
@@ -34,6 +35,19 @@ def test_values_that_hold_a_parameters_name_stay_as_they_are():
         "--resume /data/output/x.trec: the file holds a trec run, not --format jsonl"
     )
     assert QrrError("no parameter here: fmt").naming({"fmt": "--format"}) == "no parameter here: fmt"
+
+
+def test_a_pair_error_shifts_and_survives_pickling():
+    import pickle
+
+    error = PairError(7, "{max_length} 100 is too small", "max_length")
+    assert str(error) == "pair 7: max_length 100 is too small" and error.exit_code == 2
+    again = pickle.loads(pickle.dumps(error.shifted(40)))  # as Ray hands an actor's error back
+    assert (type(again), again.pair, again.naming({"max_length": "--max-length"})) == (
+        PairError,
+        47,
+        "pair 47: --max-length 100 is too small",
+    )
 
 
 def test_exit_codes_and_interrupted_counts():

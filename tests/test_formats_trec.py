@@ -103,6 +103,8 @@ def test_trec_and_beir_qrels(tmp_path):
     for first in ("q1\td1\tx", "q1\td1\t1.5"):  # a bad first judgment is no header
         with pytest.raises(InputError, match="bad.tsv:1: relevance"):
             formats.read_qrels(write(tmp_path / "bad.tsv", f"{first}\nq2\td3\t1\n"))
+    with pytest.raises(InputError, match=r"relevance 'qrel' is not a whole number \(a header\? BEIR's is query-id"):
+        formats.read_qrels(write(tmp_path / "bad.tsv", "qid\tdocid\tqrel\nq2\td3\t1\n"))
     spaced = write(tmp_path / "spaced.tsv", "q1\td 1\t2\nq1\td 2\t0\n")
     headed = write(tmp_path / "headed.tsv", "query-id\tcorpus-id\tscore\nq 1\td 1\t2\n")
     assert formats.read_qrels(spaced) == {"q1": {"d 1": 2, "d 2": 0}}

@@ -130,7 +130,7 @@ def test_a_query_that_leaves_no_room_and_unknown_routes(http):
                                                                 "documents": ["a"]}):  # fmt: skip
         response = http.post("/rerank", json=body)
         assert response.status_code == 422 and response.json()["param"] == "query"
-        assert response.json()["message"].startswith('"query": pair 0: the query and instruction take ')
+        assert response.json()["message"].startswith('"query": the query and instruction take ')
         assert "raise max_length or shorten the query" in response.json()["message"]
     response = http.post("/score", json={"text_1": ["q", "word " * 2500], "text_2": ["a", "b"]})
     assert response.status_code == 422 and response.json()["param"] == "text_1"

@@ -334,7 +334,9 @@ def rerank_showing_progress(inputs, output, top_k, rerank, verbose: bool, others
         cut = output.prepare(inputs, top_k, others)
         done = output.done
         if output.path and (cut or done):
-            if cut and others and output.cut_query in others:  # eval: a query it does not rerank
+            if cut and output.cut_query is None:
+                stderr.print(f"{output.path}: its last line was cut off mid-write and is dropped", highlight=False)
+            elif cut and others and output.cut_query in others:  # eval: a query it does not rerank
                 stderr.print(
                     f"{output.path}: the last query, {output.cut_query}, looked unfinished and is cut off; it "
                     f"has no qrels here (qrr rerank --resume {output.path} reranks it)",

@@ -119,6 +119,7 @@ def read_qrels(source: str, on_error: OnError = None) -> Qrels:
     qrels: Qrels = {}
     kind = None
     for where, fields in _fields(read_lines(source), label(source), on_error, tabs=3):
+        first = kind is None
         if kind is None:
             kind = "beir" if len(fields) == 3 else "trec"
             if kind == "beir" and fields[2].lower() in _GRADE_NAMES:
@@ -132,7 +133,8 @@ def read_qrels(source: str, on_error: OnError = None) -> Qrels:
         qid, docid, grade = (fields[0], fields[1], fields[2]) if kind == "beir" else (fields[0], fields[2], fields[3])
         relevance = _whole(grade)
         if relevance is None:
-            _raise_or_hand(InputError(f"{where}: relevance {grade!r} is not a whole number"), on_error)
+            header = " (a header? BEIR's is query-id<TAB>corpus-id<TAB>score)" if kind == "beir" and first else ""
+            _raise_or_hand(InputError(f"{where}: relevance {grade!r} is not a whole number{header}"), on_error)
             continue
         _add(qrels, qid, docid, relevance, f"{where}: document {docid} is judged twice for query {qid}", on_error)
     return qrels
