@@ -263,7 +263,10 @@ class Placement:
             self.cpus = 1
             if local:  # actors on this machine share its cores, and leave a CPU to the read tasks
                 self.threads = max(1, (os.cpu_count() or 1) // workers)
-                self.cpus = max(1, min(self.threads, int(resources.get("CPU", 1) - 1) // workers))
+                # of the CPUs free now: an earlier run's actors may not be released yet (Ray ends them lazily), and
+                # reserving past them starved the read tasks, so the run waited forever
+                free = ray.available_resources().get("CPU", resources.get("CPU", 1))
+                self.cpus = max(1, min(self.threads, int(free - 1) // workers))
 
     def describe(self) -> str:
         return f"{self.workers} {f'{self.gpus:g} GPU' if self.gpus else 'CPU'} actor(s)"

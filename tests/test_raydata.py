@@ -79,6 +79,24 @@ def test_starting_ray_keeps_the_callers_sigterm_handler(raydata, monkeypatch):
         signal.signal(signal.SIGTERM, previous)
 
 
+def test_local_actors_reserve_only_cpus_that_are_free(raydata):
+    """An earlier run's actors can outlive it a while: reserving past them left no CPU to the read tasks, and a
+    run in the same process (the tests', a notebook's) waited forever."""
+
+    @ray.remote(num_cpus=2)
+    class Lingering:
+        def ping(self) -> int:
+            return 1
+
+    held = Lingering.remote()
+    try:
+        ray.get(held.ping.remote())  # 2 of the 4 CPUs held
+        placement = raydata.Placement(1, local=True)
+        assert (placement.threads, placement.cpus) == (os.cpu_count(), 1)  # one left to the reads
+    finally:
+        ray.kill(held)
+
+
 def test_two_actors_score_as_one_process_with_every_column_passed_through(raydata, tiny_model, tmp_path, expected):
     path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
     dataset = raydata.score(raydata.read_pairs(path), str(tiny_model), workers=2, device="cpu", dtype="fp32")
