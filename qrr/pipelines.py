@@ -82,8 +82,10 @@ def score_records(
     can be written as soon as they are done and memory stays flat over any number of pairs. A chunk is ``chunk``
     pairs, by default up to ``CHUNK`` or ``call_room``'s characters. Each chunk's scores carry its ``stats``."""
     start = 0
-    room = call_room(reranker)
-    parts = chunks(records, chunk) if chunk else _calls(records, room, lambda r: (1, len(r.query) + len(r.document)))
+    if chunk:
+        parts = chunks(records, chunk)
+    else:
+        parts = _calls(records, call_room(reranker), lambda r: (1, len(r.query) + len(r.document)))
     for part in parts:
         try:
             scores = reranker.score([(r.query, r.document, r.instruction) for r in part], progress=progress)
