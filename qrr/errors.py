@@ -120,6 +120,17 @@ def qrr_cause(exc: BaseException) -> BaseException:
     return exc
 
 
+def innermost(exc: BaseException) -> BaseException:
+    """The error a worker raised inside what Ray wraps it in (``RayTaskError(FileNotFoundError)``'s ``cause``), or
+    ``exc`` itself."""
+    for _ in range(8):
+        inner = getattr(exc, "cause", None)
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    return exc
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (a scheduler preempting a job, ``kill``, ``timeout``), raised by a front end's signal handler so that
     a long job stops as it does on Ctrl-C: what is finished is kept and said. Exit code 143 (128 + 15)."""

@@ -201,6 +201,12 @@ def checkpoint_kind(path: Path) -> str:
     return QWEN3.head(_read_json(path / "config.json", "config.json"), f"{path}: config.json")
 
 
+def max_positions(path: Path) -> int | None:
+    """The folder's ``max_position_embeddings``: the longest prompt its config allows (``None`` where unsaid)."""
+    value = _read_json(path / "config.json", "config.json").get("max_position_embeddings")
+    return value if isinstance(value, int) else None
+
+
 def check_folder(path: Path, tokenizer: bool = True) -> str:
     """Raise ``ModelCheckError`` unless ``path`` holds a Qwen3 causal LM (or converted sequence classifier)
     config, complete safetensors weights and (with ``tokenizer``) a tokenizer with single ``yes`` and ``no``

@@ -24,13 +24,15 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import orjson
+
 from qrr import formats
 from qrr.engine import Progress
 from qrr.errors import InputError, Interrupted, PairError, Stopped, check_count, qrr_cause
 from qrr.formats import DocRecord, PairRecord, Run
 from qrr.formats.trec import OnError
 from qrr.metrics import ranking
-from qrr.reranker import CHUNK, Reranker, Results, Stats, chunks
+from qrr.reranker import CHUNK, Reranker, Results, Stats, check_document_source, chunks, triples
 
 DEFAULT_DEPTH = 100
 
@@ -76,40 +78,146 @@ def _calls(items: Iterable, room: int, weigh: Callable[[object], tuple[int, int]
 
 
 def score_records(
-    reranker: Reranker, records: Iterable[PairRecord], progress: Progress | None = None, chunk: int | None = None
+    reranker: Reranker, records: Iterable, progress: Progress | None = None, chunk: int | None = None
 ) -> Iterator[ScoredChunk]:
-    """Score pairs (from ``formats.read_pairs``) a chunk at a time, in input order, so that each chunk's results
-    can be written as soon as they are done and memory stays flat over any number of pairs. A chunk is ``chunk``
-    pairs, by default up to ``CHUNK`` or ``call_room``'s characters. Each chunk's scores carry its ``stats``."""
+    """Score pairs a chunk at a time, in input order, so that each chunk's results can be written as soon as they
+    are done and memory stays flat over any number of pairs. ``records``: ``PairRecord``s (from
+    ``formats.read_pairs``) or whatever ``Reranker.score`` takes (``(query, document)`` tuples, dicts, ...); a
+    chunk's ``records`` are its items as given. A chunk is ``chunk`` pairs, by default up to ``CHUNK`` or
+    ``call_room``'s characters. Each chunk's scores carry its ``stats``."""
     start = 0
-    if chunk:
-        parts = chunks(records, chunk)
-    else:
-        parts = _calls(records, call_room(reranker), lambda r: (1, len(r.query) + len(r.document)))
+    pairs = _with_triples(records)
+    parts = chunks(pairs, chunk) if chunk else _calls(pairs, call_room(reranker), _weigh_pair)
     for part in parts:
         try:
-            scores = reranker.score([(r.query, r.document, r.instruction) for r in part], progress=progress)
+            scores = reranker.score([triple for _, triple in part], progress=progress)
         except PairError as exc:
             raise exc.shifted(start) from None
-        yield ScoredChunk(start, part, scores)
+        yield ScoredChunk(start, [record for record, _ in part], scores)
         start += len(part)
+
+
+def _with_triples(records: Iterable) -> Iterator[tuple[object, tuple]]:
+    """Each record with its checked ``(query, document, instruction)``."""
+    if isinstance(records, str | bytes) or not hasattr(records, "__iter__"):
+        raise InputError(f"{{records}} must be an iterable of pairs, not {type(records).__name__}", "records")
+    for n, record in enumerate(records):
+        pair = (record.query, record.document, record.instruction) if isinstance(record, PairRecord) else record
+        try:
+            yield record, next(triples([pair]))
+        except PairError as exc:
+            raise exc.shifted(n) from None
+
+
+@dataclass
+class ScoresOutput:
+    """Where ``qrr score --resume OUT`` writes: JSON lines, one result a pair (``index``, the input's ids,
+    ``score``), appended as chunks are scored. Where OUT exists, ``prepare`` reads how far it got: ``done``
+    results, the last of them ``last`` (its line's fields) at ``where``; ``cut``: a half-written last line was cut
+    off."""
+
+    path: str
+    done: int = 0
+    last: dict | None = None
+    where: str = ""
+    cut: bool = False
+
+    @classmethod
+    def checked(cls, path: str, inputs: Iterable[str | None] = ()) -> ScoresOutput:
+        """The output at ``path``, checked before any input is read: ``inputs`` are the files the command reads,
+        which it must not write over."""
+        if os.path.isdir(path) or not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise InputError(f"{{output}} {path}: not a file in an existing folder", "output")
+        if path.lower().endswith(".gz"):
+            raise InputError(f"{{output}} {path}: qrr appends results uncompressed; name it without .gz (gzip it once "
+                             "it is complete)", "output")  # fmt: skip
+        if not os.access(path if os.path.exists(path) else os.path.dirname(os.path.abspath(path)), os.W_OK):
+            raise InputError(f"{{output}} {path}: not writable here", "output")
+        if os.path.exists(path):
+            read = next((i for i in inputs if i and i != "-" and os.path.exists(i) and os.path.samefile(i, path)), None)
+            if read is not None:
+                raise InputError(f"{{output}} {path}: the command reads {read}; give a new file for the scores",
+                                 "output")  # fmt: skip
+        return cls(path)
+
+    def prepare(self) -> None:
+        """Read how far OUT got, cutting off a half-written last line; ``InputError`` where a line is not the
+        next result ``qrr score`` writes (its ``index`` in order, a ``score`` in [0, 1])."""
+        if not os.path.exists(self.path):
+            return
+        end = 0
+        with open(self.path, "rb") as handle:
+            for number, raw in enumerate(handle, 1):
+                if not raw.endswith(b"\n"):
+                    self.cut = True
+                    break
+                where = f"{self.path}:{number}"
+                try:
+                    row = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    row = None
+                if not isinstance(row, dict) or row.get("index") != self.done or not _is_probability(row.get("score")):
+                    raise InputError(f"{where}: not result {self.done} as qrr score writes it (JSON lines of index, "
+                                     "ids and score, in input order); give {output} a new file", "output")  # fmt: skip
+                self.done, self.last, self.where = self.done + 1, row, where
+                end += len(raw)
+        if self.cut:
+            os.truncate(self.path, end)
+
+    def check_input(self, record, reranker: Reranker | None) -> None:
+        """``InputError`` where OUT's last result is not the one of ``record``, the input's pair at that place:
+        other ids, or (scored again by ``reranker``) another set-up's score."""
+        ids = {k: v for k, v in self.last.items() if k not in ("index", "score")}
+        have = record.ids if isinstance(record, PairRecord) else {}
+        if ids != have:
+            raise InputError(f"{self.where}: result {self.done - 1} has ids {_said(ids)}, but the input's pair "
+                             f"{self.done - 1} has {_said(have)}; {{output}} holds another input's scores",
+                             "output")  # fmt: skip
+        if reranker is None:
+            return
+        _, triple = next(_with_triples([record]))
+        then, now = self.last["score"], reranker.score([triple])[0]
+        if _rescored_apart(then, now):
+            then_said, now_said = _apart(then, now)
+            raise InputError(
+                f"{self.where}: result {self.done - 1} has score {then_said} there but scores {now_said} now, so "
+                f"{self.path} holds another set-up's scores (another {{model}}, {{instruction}}, {{max_length}} or "
+                "{recipe}, or a server running another); go on with the one that wrote it, or score into a new file",
+                "model", "instruction", "max_length", "recipe",
+            )  # fmt: skip
+
+
+def _is_probability(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+
+
+def _said(ids: dict) -> str:
+    return orjson.dumps(ids).decode() if ids else "none"
+
+
+def _weigh_pair(pair: tuple[object, tuple]) -> tuple[int, int]:
+    _, (query, document, _) = pair
+    return 1, len(query) + len(document)
 
 
 def rank_records(
     reranker: Reranker,
     query: str,
-    records: Iterable[DocRecord],
+    records: Iterable,
     top_k: int | None = None,
     return_documents: bool = False,
     instruction: str | None = None,
     progress: Progress | None = None,
 ) -> Results:
-    """Rank documents (from ``formats.read_documents``) for ``query``: ``Reranker.rank``'s results, with each
-    document's ``id`` and (with ``return_documents``) ``text``. The documents are read and scored a chunk at a
-    time; only scores, ids and kept texts stay in memory."""
+    """Rank documents for ``query``: ``Reranker.rank``'s results, with each document's ``id`` and (with
+    ``return_documents``) ``text``. ``records``: ``DocRecord``s (from ``formats.read_documents``) or texts, whose
+    id is ``None``. The documents are read and scored a chunk at a time; only scores, ids and kept texts stay in
+    memory."""
+    check_document_source(records)
     texts, ids = itertools.tee(records)
-    return reranker.rank(query, (d.text for d in texts), top_k=top_k, return_documents=return_documents,
-                         ids=(d.id for d in ids), instruction=instruction, progress=progress)  # fmt: skip
+    return reranker.rank(query, (d.text if isinstance(d, DocRecord) else d for d in texts), top_k=top_k,
+                         return_documents=return_documents, instruction=instruction, progress=progress,
+                         ids=(d.id if isinstance(d, DocRecord) else None for d in ids))  # fmt: skip
 
 
 # -------------------------------------------------------------------------------------------- first-stage runs
@@ -415,10 +523,8 @@ def check_written(reranker: Reranker, output: RunOutput | None) -> None:
     if output is None or not output.written:
         return
     now = reranker.score([(w.query, w.document) for w in output.written])
-    gap, share = RESCORED_TOLERANCE
     for w, score in zip(output.written, now, strict=True):
-        then_odds, now_odds = _log_odds(w.score), _log_odds(score)
-        if abs(now_odds - then_odds) > gap + share * max(abs(then_odds), abs(now_odds)):
+        if _rescored_apart(w.score, score):
             then_said, now_said = _apart(w.score, score)
             raise InputError(
                 f"{w.where}: query {w.qid}'s document {w.docid} has score {then_said} there but scores {now_said} "
@@ -427,6 +533,13 @@ def check_written(reranker: Reranker, output: RunOutput | None) -> None:
                 "into a new file",
                 "model", "instruction", "max_length", "recipe",
             )  # fmt: skip
+
+
+def _rescored_apart(then: float, now: float) -> bool:
+    """Whether a result scored again (``now``) is another set-up's than the one written (``then``)."""
+    gap, share = RESCORED_TOLERANCE
+    then_odds, now_odds = _log_odds(then), _log_odds(now)
+    return abs(now_odds - then_odds) > gap + share * max(abs(then_odds), abs(now_odds))
 
 
 def _checking(reranker: Reranker, output: RunOutput | None) -> Iterator:

@@ -30,8 +30,17 @@ class Prompter:
     """Token ids for pairs, with a recipe's truncation. Safe to share between threads."""
 
     def __init__(
-        self, tokenizer, max_length: int = DEFAULT_MAX_LENGTH, family: Family = QWEN3, recipe: str = DEFAULT_RECIPE
+        self,
+        tokenizer,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        family: Family = QWEN3,
+        recipe: str = DEFAULT_RECIPE,
+        positions: int | None = None,
     ):
+        """``positions``: the model's ``max_position_embeddings``, which ``max_length`` may not pass."""
+        if positions is not None and max_length > positions:
+            raise InputError(f"{{max_length}} {max_length} is more than the model's {positions} positions "
+                             "(max_position_embeddings): lower it", "max_length")  # fmt: skip
         self.tokenizer = tokenizer
         self.family = family
         self.recipe = family.recipe(recipe)

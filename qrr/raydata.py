@@ -24,12 +24,13 @@ import numpy
 import orjson
 import pyarrow
 import pyarrow.fs
+import pyarrow.parquet
 import ray
 import ray.data
 from ray.data.datasource import BlockBasedFileDatasink
 
 from qrr import formats
-from qrr.errors import InputError
+from qrr.errors import InputError, innermost
 from qrr.pipelines import Job, RunInputs, ranked
 from qrr.reranker import CHUNK, Reranker
 
@@ -123,10 +124,15 @@ def _lines_of(f) -> Iterator[bytes]:
         yield b"".join(pending)
 
 
+def _absolute(path: str) -> str:
+    """A local path as the workers find it (their working folder is not the driver's); a URI as it is."""
+    return path if "://" in path else os.path.abspath(os.path.expanduser(path))
+
+
 def files_at(path: str) -> list[str] | None:
     """The files at ``path`` (a file, or a folder's files, on any filesystem pyarrow reaches); ``None`` where
     nothing is there."""
-    fs, where = pyarrow.fs.FileSystem.from_uri(path if "://" in path else os.path.abspath(path))
+    fs, where = pyarrow.fs.FileSystem.from_uri(_absolute(path))
     info = fs.get_file_info(where)
     if info.type == pyarrow.fs.FileType.NotFound:
         return None
@@ -141,24 +147,25 @@ def read_pairs(paths, input_format: str = "auto", errors=None):
     (columns ``query``, ``document``, optional ``instruction``, anything else passed through; rows are checked
     when scored), else qrr's pair formats, checked as they are read. ``errors``: an ``ErrorLog`` to hand bad lines
     to instead of failing."""
-    paths = [str(p) for p in ([paths] if isinstance(paths, str | os.PathLike) else paths)]
+    given = [str(p) for p in ([paths] if isinstance(paths, str | os.PathLike) else paths)]
     kinds = set()
-    for path in paths:
+    for path in given:
         files = files_at(path)
         if files is None:
             raise InputError(f"{path}: no such file or folder")
         kinds |= {name.endswith(".parquet") for name in files if not os.path.basename(name).startswith((".", "_"))}
+    paths = [_absolute(path) for path in given]
     if kinds == {True}:
         dataset = ray.data.read_parquet(paths)
         names = dataset.schema().names
         missing = [c for c in ("query", "document") if c not in names]
         if missing:
-            raise InputError(f'{", ".join(paths)}: no "{missing[0]}" column in the Parquet input')
+            raise InputError(f'{", ".join(given)}: no "{missing[0]}" column in the Parquet input')
         if "path" in names:
             return dataset  # the input's own "path" column: files go unnamed in messages
         return ray.data.read_parquet(paths, include_paths=True).rename_columns({"path": SOURCE})
     if kinds == {True, False}:
-        raise InputError(f"{', '.join(paths)}: Parquet files among other files; give one kind at a time")
+        raise InputError(f"{', '.join(given)}: Parquet files among other files; give one kind at a time")
     return ray.data.read_datasource(_datasource()(paths, input_format=input_format, errors=errors))
 
 
@@ -190,6 +197,7 @@ class ScoreStage:
     def __call__(self, batch: pyarrow.Table) -> pyarrow.Table:
         query, document, instruction = self.columns
         names = batch.column_names
+        _check_columns(names, query, document)
         queries, documents = batch[query].to_pylist(), batch[document].to_pylist()
         instructions = batch[instruction].to_pylist() if instruction in names else [None] * len(queries)
         sources = batch[SOURCE].to_pylist() if SOURCE in names else None
@@ -290,10 +298,14 @@ def score(dataset, model=None, *, workers: int | None = None, gpus_per_worker: f
     ``gpus_per_worker`` GPUs each (default: one per GPU where there are GPUs, else one CPU actor), or where a
     ``placement`` says. ``options`` go to ``ScoreStage`` (column names) and the ``Reranker`` (``instruction``,
     ``device``, ``dtype``, ``recipe``, ...)."""
-    placement = placement or Placement(workers, gpus_per_worker)
+    _check_model(model)
+    known = (dataset.schema(fetch_if_missing=False) or _Unknown()).names  # what is known without reading any
+    if known:
+        _check_columns(known, options.get("query_column", "query"), options.get("document_column", "document"))
     score_column = options.get("score_column", "score")
-    if score_column in (dataset.schema(fetch_if_missing=False) or _Unknown()).names:
+    if score_column in known:
         raise InputError(f'the input has a "{score_column}" column already; name the new one with score_column')
+    placement = placement or Placement(workers, gpus_per_worker)
     return placement.map(dataset, ScoreStage, batch_size=batch_size, batch_format="pyarrow",
                          fn_constructor_kwargs={"model": model, "errors": errors, "skip": skip,
                                                 "threads": placement.threads, **options})  # fmt: skip
@@ -303,12 +315,32 @@ class _Unknown:
     names: tuple = ()
 
 
+def _check_columns(names, query: str, document: str) -> None:
+    missing = [column for column in (query, document) if column not in names]
+    if missing:
+        raise InputError(f'the input has no "{missing[0]}" column (it has {", ".join(names) or "none"}); name the '
+                         "columns to score with query_column and document_column")  # fmt: skip
+
+
+def _check_model(model) -> None:
+    """On one machine, a ``model`` that names nothing or a folder that holds no model: said here, before actors
+    start, fail to load it and are started again. (On a cluster, a path may exist on the workers only.)"""
+    from qrr import models
+
+    model = models.named(model)
+    if not isinstance(model, str) or models.registered(model) or not (ray.is_initialized() and len(ray.nodes()) == 1):
+        return
+    if os.path.exists(os.path.expanduser(model)) or models.repo_id(model) is None:  # a hub id loads on the actors
+        models.resolve(model, offline=True)
+
+
 def rerank(inputs: RunInputs, model=None, *, top_k: int | None = None, workers: int | None = None,
            gpus_per_worker: float | None = None, placement: Placement | None = None,
            **options) -> Iterator[tuple[Job, list[tuple[str, float]]]]:  # fmt: skip
     """Each job of ``inputs`` reranked on Ray, yielded as ``(job, [(docid, score), ...])`` best first, in the
     run's order (as ``pipelines.rerank_jobs`` yields them, for ``pipelines.write_reranked``). A query's documents
     stay together, so the output is the run that reranking without Ray writes."""
+    _check_model(model)
     if not inputs.jobs:
         return
     placement = placement or Placement(workers, gpus_per_worker)
@@ -325,17 +357,70 @@ def rerank(inputs: RunInputs, model=None, *, top_k: int | None = None, workers: 
         yield jobs[row["qid"]], list(zip(row["docids"], row["scores"], strict=True))
 
 
-def write(dataset, folder: str, fmt: str = "parquet") -> int:
+def write(dataset, folder: str, fmt: str = "parquet", note=None) -> int:
     """Write ``dataset`` to ``folder`` as Parquet shards or JSON lines (``.jsonl`` shards, written as ``qrr score``
-    writes them: numbers in full, no ``instruction`` where a row has none); returns how many rows were written."""
+    writes them: numbers in full, no ``instruction`` where a row has none); returns how many rows were written.
+    ``note`` is told where Parquet shards disagree on a column's type."""
+    folder = _absolute(folder)
     if fmt == "parquet":
         dataset.write_parquet(folder)
-        if not files_at(folder):
-            return 0
-        return ray.data.read_parquet(folder).count()  # from the shards' footers
+        return parquet_rows(folder, note)
     sink = JsonLinesSink(folder)
     dataset.write_datasink(sink)
     return sink.rows
+
+
+def rows_at(folder: str, fmt: str = "parquet") -> int:
+    """The rows that ``write`` left at ``folder`` in shards that are whole (after an interruption, say): a Parquet
+    shard without its footer, or a JSON lines shard's last line without its newline, counts none."""
+    if fmt == "parquet":
+        return parquet_rows(folder)
+    fs, _ = pyarrow.fs.FileSystem.from_uri(_absolute(folder))
+    rows = 0
+    for path in files_at(_absolute(folder)) or []:
+        if path.endswith(".jsonl"):
+            with fs.open_input_stream(path) as handle:
+                rows += handle.read().count(b"\n")
+    return rows
+
+
+def said_plainly(exc: BaseException, paths) -> BaseException:
+    """An error that the scoring of ``paths`` met inside Ray, as a user can act on it: rows of different files
+    whose field types clash, which Ray meets merging them into one batch, become an ``InputError``; anything else
+    stays as it is."""
+    said = str(innermost(exc))
+    if "Unable to merge" in said:
+        clash = said[said.index("Unable to merge") :].splitlines()[0]
+        return InputError(f"{', '.join(map(str, paths))}: rows of different files give a field different types "
+                          f"({clash}); give each field one type")  # fmt: skip
+    return exc
+
+
+def parquet_rows(folder: str, note=None) -> int:
+    """The rows of the Parquet shards at ``folder``, from their footers, each read with its own schema: rows of
+    different files may give a column different types (``id`` 7 in one, "q7" in another), and merging the shards'
+    schemas failed after all was written. ``note`` is told of such a column."""
+    fs, _ = pyarrow.fs.FileSystem.from_uri(_absolute(folder))
+    rows, types = 0, {}
+    for path in files_at(folder) or []:
+        if not path.endswith(".parquet"):
+            continue
+        with fs.open_input_file(path) as handle:
+            try:
+                shard = pyarrow.parquet.ParquetFile(handle)
+            except pyarrow.ArrowInvalid:  # not whole: a write that was stopped
+                continue
+            rows += shard.metadata.num_rows
+            for column in shard.schema_arrow:
+                types.setdefault(column.name, set()).add(str(column.type))
+    mixed = {name: kinds - {"null"} for name, kinds in types.items() if len(kinds - {"null"}) > 1}
+    if mixed and note is not None:
+        name, kinds = next(iter(mixed.items()))
+        note(
+            f'the shards\' column "{name}" holds {" in some, ".join(sorted(kinds))} in others (rows of different '
+            "files differ): a reader that merges the shards will refuse them; give the column one type"
+        )
+    return rows
 
 
 class JsonLinesSink(BlockBasedFileDatasink):

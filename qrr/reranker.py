@@ -108,6 +108,8 @@ class Reranker:
         check_count(batch_tokens, "batch_tokens")
         check_count(max_length, "max_length")
         _check_text(instruction, "instruction", none=True)
+        _check_flag(share_prefix, "share_prefix")
+        _check_flag(compile, "compile")
         dev = devices.resolve_device(device)
         dt = devices.resolve_dtype(dtype, dev)
         model = models.named(model)
@@ -130,7 +132,7 @@ class Reranker:
         path = models.resolve(model, offline=offline)
         kind = models.checkpoint_kind(path)
         # checks max_length, the recipe and the answer tokens before the weights load
-        prompter = Prompter(_load_tokenizer(path), max_length, recipe=recipe)
+        prompter = Prompter(_load_tokenizer(path), max_length, recipe=recipe, positions=models.max_positions(path))
         engine = TransformerEngine.load(path, kind, dev, dt, prompter.yes_id, prompter.no_id, prompter.pad_id,
                                         attn=devices.attention_implementation(dev, dt))  # fmt: skip
         self._init(engine, prompter, instruction, batch_tokens, share_prefix, path, compile)
@@ -158,11 +160,17 @@ class Reranker:
         check_count(batch_tokens, "batch_tokens")
         check_count(max_length, "max_length")
         _check_text(instruction, "instruction", none=True)
+        _check_flag(share_prefix, "share_prefix")
         if isinstance(model, str | os.PathLike) or not hasattr(model, "base_model"):
             raise InputError(f"{{model}}: from_model takes a loaded transformers model, not {type(model).__name__}; a "
                              "name or folder goes to Reranker(model)", "model")  # fmt: skip
+        if not hasattr(tokenizer, "convert_tokens_to_ids"):
+            raise InputError(f"{{tokenizer}}: from_model takes a loaded tokenizer "
+                             f"(AutoTokenizer.from_pretrained(folder)), not {type(tokenizer).__name__}",
+                             "tokenizer")  # fmt: skip
         dev = devices.resolve_device(device)
-        prompter = Prompter(tokenizer, max_length, recipe=recipe)
+        positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+        prompter = Prompter(tokenizer, max_length, recipe=recipe, positions=positions)
         if hasattr(model, "score") and not hasattr(model, "lm_head"):
             engine = TransformerEngine.from_classifier(model, dev, prompter.pad_id)
         else:
@@ -207,26 +215,34 @@ class Reranker:
 
     # ----------------------------------------------------------------------------------------------- scoring
 
-    def score(self, pairs: Iterable[Pair], progress: Progress | None = None, batch_size: int | None = None) -> Results:
+    def score(
+        self,
+        pairs: Iterable[Pair],
+        progress: Progress | None = None,
+        batch_size: int | None = None,
+        show_progress_bar: bool | None = None,
+    ) -> Results:
         """p(yes) in [0, 1] for each pair, in input order, with the call's ``stats``.
 
         A pair is ``(query, document)`` or ``(query, document, instruction)``; an instruction of ``None``
         falls back to this Reranker's instruction, then to the model card's default. ``pairs`` may be any
         iterable; they are tokenized and scored ``CHUNK`` at a time. ``progress`` is called with the number of
         pairs each finished batch scored; ``batch_size`` caps the pairs of one forward pass (the token budget
-        ``batch_tokens`` always applies).
+        ``batch_tokens`` always applies); ``show_progress_bar`` draws a tqdm bar on stderr.
         """
         check_count(batch_size, "batch_size")
         results = Results()
-        for chunk in chunks(triples(pairs, self.instruction), CHUNK):
-            try:
-                scores, stats, encoded = self._score(chunk, progress, batch_size)
-            except PairError as exc:
-                raise exc.shifted(len(results)) from None
-            results += scores
-            results.stats += stats
-            results.pair_tokens += [len(e.ids) for e in encoded]
-            results.pair_cut += [e.truncated for e in encoded]
+        total = len(pairs) if hasattr(pairs, "__len__") and not _is_pair(pairs) else None
+        with _tqdm(total, show_progress_bar, progress) as advance:
+            for chunk in chunks(triples(pairs, self.instruction), CHUNK):
+                try:
+                    scores, stats, encoded = self._score(chunk, advance, batch_size)
+                except PairError as exc:
+                    raise exc.shifted(len(results)) from None
+                results += scores
+                results.stats += stats
+                results.pair_tokens += [len(e.ids) for e in encoded]
+                results.pair_cut += [e.truncated for e in encoded]
         return results
 
     def predict(
@@ -241,10 +257,10 @@ class Reranker:
         tensor with ``convert_to_tensor``, a list with ``convert_to_numpy=False``) of p(yes), one per pair, or
         one number for one pair. ``batch_size`` caps the pairs of one forward pass; ``show_progress_bar`` draws
         a tqdm bar on stderr."""
+        _check_iterable(pairs, "pairs", "(query, document) pairs")
         single = _is_pair(pairs)
         items = [pairs] if single else list(_rows(pairs))
-        with _tqdm(len(items), show_progress_bar) as advance:
-            scores = self.score(items, progress=advance, batch_size=batch_size)
+        scores = self.score(items, batch_size=batch_size, show_progress_bar=show_progress_bar)
         if convert_to_tensor:
             import torch
 
@@ -286,7 +302,10 @@ class Reranker:
 
             def score(start: int, chunk: list[str]) -> tuple[list[float], Stats]:
                 check_documents(chunk, start)
-                scores, stats, _ = self._score([(query, d, instruction) for d in chunk], advance, batch_size)
+                try:
+                    scores, stats, _ = self._score([(query, d, instruction) for d in chunk], advance, batch_size)
+                except PairError as exc:  # every pair holds the one query: no pair is to blame
+                    raise InputError(exc.text, *exc.params) from None
                 return scores, stats
 
             return rank_chunks(score, documents, top_k, return_documents, ids)
@@ -319,9 +338,7 @@ def rank_chunks(score, documents: Iterable[str], top_k: int | None = None, retur
     of a chunk of documents (``start``: the first one's input position). Documents are read ``CHUNK`` at a time;
     with ``top_k`` only the best k are kept. Best first; ties keep input order."""
     check_count(top_k, "top_k")
-    if isinstance(documents, str | bytes):  # its characters would be ranked
-        raise InputError("{documents} must be an iterable of strings, not one string (put it in a list)", "documents")
-    _check_iterable(documents, "documents", "strings")
+    check_document_source(documents)
     if ids is not None:
         _check_iterable(ids, "ids", "ids, one per document")
     id_source = None if ids is None else iter(ids)
@@ -353,6 +370,17 @@ def rank_chunks(score, documents: Iterable[str], top_k: int | None = None, retur
     return Results(sorted(results, key=lambda r: (-r["score"], r["corpus_id"])), stats)
 
 
+def check_document_source(documents) -> None:
+    """Raise ``InputError`` unless ``documents`` is an iterable of documents: not one string, whose characters
+    would be ranked, nor a mapping, whose keys would."""
+    if isinstance(documents, str | bytes):
+        raise InputError("{documents} must be an iterable of strings, not one string (put it in a list)", "documents")
+    if isinstance(documents, Mapping):
+        raise InputError("{documents} must be an iterable of strings, not a mapping: pass its texts, with its keys "
+                         "as {ids} (documents=list(d.values()), ids=list(d))", "documents", "ids")  # fmt: skip
+    _check_iterable(documents, "documents", "strings")
+
+
 def triples(pairs: Iterable[Pair], instruction: str | None = None) -> Iterator[tuple[str, str, str | None]]:
     """``(query, document, instruction)`` for each ``(query, document)`` or ``(query, document, instruction)``, or
     each record with the fields ``query``, ``document`` and optionally ``instruction`` (a dict, as ``qrr score``'s
@@ -363,20 +391,19 @@ def triples(pairs: Iterable[Pair], instruction: str | None = None) -> Iterator[t
         raise InputError("{pairs} must be an iterable of pairs, not one pair: [(query, document), ...]", "pairs")
     for n, pair in enumerate(_rows(pairs)):
         if isinstance(pair, tuple) and len(pair) == 2 and _record(pair[1]) is not None:
-            raise InputError(f"pair {n}: an (index, row) tuple, as DataFrame.iterrows() gives; pass the DataFrame "
-                             "itself, or its rows: (row for _, row in frame.iterrows())")  # fmt: skip
+            raise PairError(n, "an (index, row) tuple, as DataFrame.iterrows() gives; pass the DataFrame itself, or "
+                               "its rows: (row for _, row in frame.iterrows())")  # fmt: skip
         fields = _record(pair)
         if fields is not None:
             if "query" not in fields or "document" not in fields:
                 has = f"not {', '.join(map(str, fields))}" if fields else "and it has none"
-                raise InputError(f"pair {n}: a record needs the fields query and document, {has}")
+                raise PairError(n, f"a record needs the fields query and document, {has}")
             instruction_field = fields.get("instruction")
             if isinstance(instruction_field, float) and instruction_field != instruction_field:
                 instruction_field = None  # pandas' missing value
             pair = (fields["query"], fields["document"], instruction_field)
         elif isinstance(pair, str | bytes) or not hasattr(pair, "__len__") or len(pair) not in (2, 3):
-            raise InputError(f"pair {n}: expected (query, document) or (query, document, instruction), not "
-                             f"{_shown(pair)}")  # fmt: skip
+            raise PairError(n, f"expected (query, document) or (query, document, instruction), not {_shown(pair)}")
         query, document, *rest = pair
         yield _triple(n, (query, document, rest[0] if rest and rest[0] is not None else instruction))
 
@@ -384,6 +411,10 @@ def triples(pairs: Iterable[Pair], instruction: str | None = None) -> Iterator[t
 def _rows(pairs):
     """A pandas DataFrame's rows as named tuples (iterating one gives its column names); anything else as it is."""
     if hasattr(pairs, "itertuples") and hasattr(pairs, "columns"):
+        named = [str(c) for c in pairs.columns if isinstance(c, str)]
+        if named and not {"query", "document"} <= set(named):  # read by position, its columns would be mixed up
+            raise InputError(f"{{pairs}}: a DataFrame needs the columns query and document (and optionally "
+                             f"instruction), not {', '.join(named)}; rename them", "pairs")  # fmt: skip
         return pairs.itertuples(index=False)
     return pairs
 
@@ -404,20 +435,21 @@ def _record(pair) -> Mapping | None:
 def _triple(n: int, triple: tuple) -> tuple[str, str, str | None]:
     for field, value in zip(("query", "document", "instruction"), triple, strict=True):
         if not isinstance(value, str) and not (field == "instruction" and value is None):
-            raise InputError(f"pair {n}: {field} must be a string, not {type(value).__name__}")
-        _check_unicode(value, f"pair {n}: the {field}")
+            raise PairError(n, f"{field} must be a string, not {type(value).__name__}")
+        _check_unicode(value, f"the {field}", n)
     return triple
 
 
-def _check_unicode(text: str | None, what: str) -> None:
-    """Raise ``InputError`` for a text that is no valid Unicode (a lone surrogate, from a bad decode), which the
-    tokenizer would refuse with a ``TypeError``."""
+def _check_unicode(text: str | None, what: str, pair: int | None = None) -> None:
+    """Raise ``InputError`` (``PairError`` where ``pair`` is given) for a text that is no valid Unicode (a lone
+    surrogate, from a bad decode), which the tokenizer would refuse with a ``TypeError``."""
     if text is None or text.isascii():
         return
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise InputError(f"{what} is not valid Unicode text ({exc.reason} at character {exc.start})") from None
+        said = f"{what} is not valid Unicode text ({exc.reason} at character {exc.start})"
+        raise (InputError(said) if pair is None else PairError(pair, said)) from None
 
 
 def check_query(query, instruction=None) -> None:
@@ -439,6 +471,11 @@ def check_documents(documents: list, start: int = 0) -> None:
 def _check_text(value, param: str, none: bool = False) -> None:
     if not isinstance(value, str) and not (none and value is None):
         raise InputError(f"{{{param}}} must be a string, not {type(value).__name__}", param)
+
+
+def _check_flag(value, param: str) -> None:
+    if not isinstance(value, bool):  # "no" would count as true
+        raise InputError(f"{{{param}}} must be True or False, not {value!r}", param)
 
 
 def _check_iterable(items, param: str, of: str) -> None:

@@ -127,7 +127,8 @@ def test_results_are_flushed_before_an_interrupt(cli, fake):
     name, _ = fake(interrupt_after=1030)  # --batch-tokens 1: a batch and a call per pair
     result = cli("score", "--batch-tokens", "1", input=MANY, model=name)
     assert result.exit_code == 130
-    assert result.stderr == "error: interrupted after writing the results of 1,030 pairs\n"
+    assert result.stderr == ("error: interrupted after writing the results of 1,030 pairs; --resume OUT writes "
+                             "results that a later run goes on with\n")  # fmt: skip
     assert result.stdout.endswith("\n")
     assert [json.loads(line)["index"] for line in result.stdout.splitlines()] == list(range(1030))
     name, _ = fake(interrupt_after=0)
@@ -144,8 +145,95 @@ def test_sigterm_flushes_results_and_exits_143(cli, fake):
     name, _ = fake(interrupt_after=1030, raising=Terminated)  # as the test above, by SIGTERM's handler
     result = cli("score", "--batch-tokens", "1", input=MANY, model=name)
     assert result.exit_code == 143
-    assert result.stderr == "error: terminated after writing the results of 1,030 pairs\n"
+    assert result.stderr.startswith("error: terminated after writing the results of 1,030 pairs; --resume OUT ")
     assert [json.loads(line)["index"] for line in result.stdout.splitlines()] == list(range(1030))
+
+
+def test_resume_goes_on_after_an_interrupt(cli, fake, tmp_path):
+    out, pairs = tmp_path / "out.jsonl", tmp_path / "pairs.jsonl"
+    pairs.write_text(MANY)
+    whole = jsonl(ok(cli("score", str(pairs))))
+    name, _ = fake(interrupt_after=1030)  # --batch-tokens 1: a batch and a call per pair
+    result = cli("score", str(pairs), "--batch-tokens", "1", "--resume", str(out), model=name)
+    assert (result.exit_code, result.stdout) == (130, "")
+    assert result.stderr == (f"error: interrupted after writing the results of 1,030 pairs to {out} (1,030 in all); "
+                             "run the same command to go on\n")  # fmt: skip
+    assert jsonl(out.read_text()) == whole[:1030]
+    with open(out, "a") as handle:
+        handle.write('{"index": 1030, "sco')  # a half-written last line
+    name, _ = fake(interrupt_after=500)  # its first pair scored is OUT's last, again: the check that it is the same
+    result = cli("score", str(pairs), "--batch-tokens", "1", "--resume", str(out), model=name)
+    assert result.stderr == (f"{out}: its last line was cut off mid-write and is dropped\nresuming {out}: 1,030 pairs "
+                             "are done\nerror: interrupted after writing the results of 499 pairs to "
+                             f"{out} (1,529 in all); run the same command to go on\n")  # fmt: skip
+    result = cli("score", "--resume", str(out), input=MANY)  # stdin, as the file was
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", f"resuming {out}: 1,529 pairs are done\n")
+    assert jsonl(out.read_text()) == whole  # each pair once, in order, as one run wrote them
+    result = cli("score", str(pairs), "--resume", str(out))
+    assert result.stderr == f"resuming {out}: 2,100 pairs are done\nnothing left to score\n"
+    fresh = tmp_path / "fresh.jsonl"
+    assert ok(cli("score", "-q", "q", "-d", "a", "-d", "b", "--resume", str(fresh))) == ""
+    assert [r["index"] for r in jsonl(fresh.read_text())] == [0, 1]  # -q/-d too
+
+
+def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
+    def failed(*args):
+        result = cli("score", *args)
+        assert (result.exit_code, result.stdout) == (2, ""), result.output
+        return result.stderr.splitlines()[-1]
+
+    out, pairs = tmp_path / "out.jsonl", tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"id": f"p{n}", "query": "q", "document": f"d{n}"}) + "\n" for n in range(6)))
+    ok(cli("score", str(pairs), "--resume", str(out)))
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(lines[:3]))
+    # another instruction: its last result scores otherwise now (the fake model's scores follow the prompt)
+    message = failed(str(pairs), "-i", "Find the opposite", "--resume", str(out))
+    assert message.startswith(f"error: {out}:3: result 2 has score ")
+    assert message.endswith(f"so {out} holds another set-up's scores (another --model, --instruction, --max-length or "
+                            "--recipe, or a server running another); go on with the one that wrote it, or score into "
+                            "a new file")  # fmt: skip
+    assert out.read_text() == "".join(lines[:3])  # nothing written
+    other = tmp_path / "other.jsonl"
+    other.write_text(pairs.read_text().replace('"p2"', '"x2"'))
+    assert failed(str(other), "--resume", str(out)) == (
+        f'error: {out}:3: result 2 has ids {{"id":"p2"}}, but the input\'s pair 2 has {{"id":"x2"}}; --resume holds '
+        "another input's scores")  # fmt: skip
+    assert failed("--resume", str(out), "-q", "q", "-d", "a") == (
+        f"error: --resume {out} holds 3 results, but the input has 1 pairs: it holds another input's scores; give "
+        "--resume a new file")  # fmt: skip
+    out.write_text(lines[1])
+    assert failed(str(pairs), "--resume", str(out)) == (
+        f"error: {out}:1: not result 0 as qrr score writes it (JSON lines of index, ids and score, in input order); "
+        "give --resume a new file")  # fmt: skip
+    assert failed(str(pairs), "--resume", str(pairs)) == (
+        f"error: --resume {pairs}: the command reads {pairs}; give a new file for the scores"
+    )
+    assert failed(str(pairs), "--resume", str(tmp_path / "o.jsonl.gz")).startswith(
+        "error: --resume " + str(tmp_path / "o.jsonl.gz") + ": qrr appends results uncompressed"
+    )
+    assert failed(str(pairs), "--resume", str(tmp_path / "o.tsv"), "-f", "tsv") == (
+        "error: --resume writes JSON lines: leave out --format, or give -f jsonl"
+    )
+    assert ok(cli("score", str(pairs), "--resume", str(tmp_path / "new.jsonl"), "-f", "jsonl")) == ""
+
+
+def test_gzip_on_stdin_is_named(cli):
+    import gzip
+
+    result = cli("score", input=gzip.compress(b'{"query": "q", "document": "d"}\n'))
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "error: <stdin>: gzip-compressed data; name the file *.gz, or decompress it first (zcat)\n",
+    )
+
+
+def test_an_interrupt_still_lists_the_skipped_lines(cli, fake):
+    name, _ = fake(interrupt_after=1030)
+    result = cli("score", "--batch-tokens", "1", "--on-error", "skip", input="{oops\n" + MANY, model=name)
+    assert result.exit_code == 130
+    assert result.stderr.startswith("skipped 1 bad line(s):\n  <stdin>:1: malformed JSON")
+    assert result.stderr.splitlines()[-1].startswith("error: interrupted after writing the results of 1,030 pairs")
 
 
 def test_progress_lines_when_stderr_is_a_log(cli, monkeypatch):

@@ -33,6 +33,33 @@ def test_pairs_tsv_json_array_bom_and_crlf(tmp_path):
     assert [r.query for r in formats.read_pairs([tsv, arr])] == ["q1", "q2", "q"]
 
 
+def test_compressed_or_parquet_data_is_named_as_such(tmp_path):
+    import gzip
+
+    data = gzip.compress(b'{"query": "q", "document": "d"}\n')
+    for name in ("pairs.jsonl", "pairs.bin"):  # a .gz file by another name: it was "invalid UTF-8 at byte 1"
+        with pytest.raises(InputError, match=f"^{tmp_path / name}: gzip-compressed data; name the file \\*.gz, or "
+                                             "decompress it first \\(zcat\\)$"):  # fmt: skip
+            list(formats.read_pairs(write(tmp_path, name, data), on_error=lambda error: None))  # not a bad line
+    with pytest.raises(InputError, match="p.parquet: a Parquet file, not text; qrr score --ray reads Parquet, or"):
+        list(formats.read_documents(write(tmp_path, "p.parquet", b"PAR1\x15\x04rest")))
+    assert list(formats.read_pairs(write(tmp_path, "ok.jsonl.gz", data))) == [formats.PairRecord("q", "d")]
+
+
+def test_one_path_is_one_source_and_a_file_object_none(tmp_path):
+    from pathlib import Path
+
+    pairs = write(tmp_path, "p.jsonl", '{"query": "q", "document": "d"}\n')
+    docs = write(tmp_path, "d.txt", "alpha\nbeta\n")
+    # one path, not its letters as paths ("p: no such file")
+    assert list(formats.read_pairs(pairs)) == list(formats.read_pairs(Path(pairs))) == [formats.PairRecord("q", "d")]
+    assert [d.text for d in formats.read_documents(Path(docs))] == ["alpha", "beta"]
+    with open(pairs) as handle, pytest.raises(InputError, match="^sources must be paths \\(or one path\\), not Text"):
+        formats.read_pairs(handle)  # its lines would be taken for paths
+    with pytest.raises(InputError, match="^sources must be paths \\(or one path\\), not int$"):
+        formats.read_documents([docs, 3])
+
+
 @pytest.mark.parametrize(
     "data, message",
     [

@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from qrr import Reranker, formats, pipelines
-from qrr.errors import InputError, Interrupted
+from qrr.errors import InputError, Interrupted, PairError
 from qrr.pipelines import Job
 from qrr.reranker import Results, Stats
 
@@ -57,6 +57,23 @@ def test_rank_records_keeps_ids_and_texts(rr):
                                                       for r in ranked]  # fmt: skip
     assert ranked.stats.pairs == 3
     assert [set(r) for r in pipelines.rank_records(rr, "q", docs, top_k=1)] == [{"corpus_id", "score", "id"}]
+
+
+def test_the_stream_functions_take_what_the_reranker_takes(rr):
+    pairs = [("q", "alpha"), {"query": "q", "document": "beta", "id": 2}, ("q", "gamma", "Find it")]
+    chunks = list(pipelines.score_records(rr, iter(pairs), chunk=2))
+    assert [c.records for c in chunks] == [pairs[:2], pairs[2:]]  # the items as given, beside their scores
+    assert [s for c in chunks for s in c.scores] == rr.score(pairs)
+    ranked = pipelines.rank_records(rr, "q", ["alpha", formats.DocRecord("beta", "b")], return_documents=True)
+    assert sorted((r["text"], r["id"]) for r in ranked) == [("alpha", None), ("beta", "b")]
+    # a bad pair is named by its place in the whole stream
+    with pytest.raises(PairError, match="^pair 3: document must be a string, not NoneType$") as caught:
+        list(pipelines.score_records(rr, [("q", "d")] * 3 + [formats.PairRecord("q", None)], chunk=2))
+    assert caught.value.pair == 3
+    with pytest.raises(InputError, match="^records must be an iterable of pairs, not str$"):
+        list(pipelines.score_records(rr, "pairs.jsonl"))
+    with pytest.raises(InputError, match="^documents must be an iterable of strings, not one string"):
+        pipelines.rank_records(rr, "q", "docs.jsonl")
 
 
 # ------------------------------------------------------------------------------------------------ planning

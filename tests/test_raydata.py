@@ -231,6 +231,27 @@ def test_what_cannot_run_is_one_line(cli, tiny_model, tmp_path):
     assert result.exit_code == 2 and f"error: {mixed}: a field holds values of different types" in result.stderr
 
 
+def test_what_the_python_stage_cannot_run_is_said_before_any_actor_starts(raydata, tiny_model, tmp_path):
+    from qrr.errors import InputError, ModelNameError, NotAModelError, qrr_cause
+
+    items = ray.data.from_items([{"query": "q", "doc": "d"}])
+    # it was a KeyError from inside an actor, after the model had loaded there
+    with pytest.raises(InputError, match='^the input has no "document" column \\(it has query, doc\\); name the '
+                                         "columns to score with query_column and document_column$"):  # fmt: skip
+        raydata.score(items, str(tiny_model), workers=1)
+    assert raydata.score(items, str(tiny_model), workers=1, document_column="doc", device="cpu").take_all()[0]["score"]
+    # an actor failed to load it, was started again and failed again, and Ray said so in ~100 lines
+    with pytest.raises(ModelNameError, match=f"^model {tmp_path / 'nope'}: no such folder"):
+        raydata.score(items, str(tmp_path / "nope"), workers=1)
+    with pytest.raises(NotAModelError, match=f"^{tmp_path}: no config.json"):
+        raydata.score(items, str(tmp_path), workers=1)
+    # a schema known only once read is checked by the actors, with the same message
+    unread = raydata.read_pairs(write_jsonl(tmp_path / "pairs.jsonl", PAIRS[:3]))
+    with pytest.raises(InputError) as caught:  # Ray's wrapper of it, whose str() holds the actor's traceback
+        raydata.score(unread, str(tiny_model), workers=1, document_column="passage", device="cpu").take_all()
+    assert str(qrr_cause(caught.value)).startswith('the input has no "passage" column (it has query, document, ')
+
+
 def test_an_empty_input(raydata, tiny_model, tmp_path, cli):
     path = tmp_path / "empty.jsonl"
     path.write_text("")
@@ -264,6 +285,69 @@ def test_qrr_score_on_ray_writes_what_qrr_score_prints(cli, tiny_model, tmp_path
     assert all(r == {k: v for k, v in by_id[r["id"]].items() if k != "instruction"} for r in lines)
 
 
+def test_files_whose_ids_differ_in_type(cli, tiny_model, tmp_path):
+    def folder(name: str, rows: int) -> str:
+        (tmp_path / name).mkdir()
+        write_jsonl(tmp_path / name / "a.jsonl", [{"id": n, "query": "q", "document": "d"} for n in range(rows)])
+        write_jsonl(tmp_path / name / "b.jsonl", [{"id": f"s{n}", "query": "q", "document": "d"} for n in range(rows)])
+        return str(tmp_path / name)
+
+    # files of a batch's rows each (1,024) are scored apart, and written: it said "error: ArrowTypeError: Unable to
+    # merge" (exit 1) after writing every row, counting them
+    result = cli("score", folder("whole", 1024), "--ray", "-o", str(tmp_path / "out"), model=tiny_model)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[-1].startswith("scored 2,048 pairs in ")
+    assert (
+        'note: the shards\' column "id" holds int64 in some, string in others (rows of different files differ): '
+        "a reader that merges the shards will refuse them; give the column one type"
+    ) in result.stderr
+    shards = sorted((tmp_path / "out").iterdir())
+    ids = [r["id"] for f in shards for r in pyarrow.parquet.read_table(f).to_pylist()]
+    assert sorted(i for i in ids if isinstance(i, int)) == list(range(1024)) and len(ids) == 2048
+    # rows of both in one batch cannot be merged: one line, bad input (it was Ray's traceback, exit 1)
+    small = folder("small", 3)
+    result = cli("score", small, "--ray", "-o", str(tmp_path / "out2"), model=tiny_model)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-1] == (
+        f"error: {small}: rows of different files give a field different types (Unable to merge: Field id has "
+        "incompatible types: int64 vs string); give each field one type")  # fmt: skip
+
+
+def test_an_interrupted_ray_run_says_what_it_kept_and_what_it_skipped(cli, tiny_model, tmp_path, monkeypatch, raydata):
+    path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS[:5])
+    with open(path, "a") as handle:
+        handle.write("{oops\n")
+
+    def interrupted(dataset, folder, fmt="parquet", note=None):  # a shard of two rows finished, then Ctrl-C
+        for _ in dataset.iter_batches(batch_size=None):
+            pass  # the read tasks report the bad line to the error log
+        os.makedirs(folder)
+        pyarrow.parquet.write_table(pyarrow.table({"score": [0.5, 0.5]}), os.path.join(folder, "a.parquet"))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(raydata, "write", interrupted)
+    out = tmp_path / "out"
+    result = cli("score", path, "--ray", "-o", str(out), "--on-error", "skip", model=tiny_model)
+    assert result.exit_code == 130, result.output
+    # it said "error: interrupted", and nothing of the lines it had skipped
+    assert f"skipped 1 bad line(s):\n  {path}:6: malformed JSON" in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"error: interrupted with 2 scored rows in {out}'s finished shards; a new run needs a new or empty --output"
+    )
+
+
+def test_rows_of_whole_shards_are_counted(raydata, tmp_path):
+    (tmp_path / "lines").mkdir()
+    (tmp_path / "lines" / "a.jsonl").write_text('{"score": 1}\n{"score": 2}\n')
+    (tmp_path / "lines" / "b.jsonl").write_text('{"score": 3}\n{"sco')  # cut mid-write
+    assert raydata.rows_at(str(tmp_path / "lines"), "jsonl") == 3
+    (tmp_path / "shards").mkdir()
+    pyarrow.parquet.write_table(pyarrow.table({"score": [0.5] * 4}), tmp_path / "shards" / "a.parquet")
+    (tmp_path / "shards" / "b.parquet").write_bytes(b"PAR1 no footer yet")
+    assert raydata.rows_at(str(tmp_path / "shards")) == 4
+    assert raydata.rows_at(str(tmp_path / "none")) == 0
+
+
 def test_qrr_score_on_ray_bad_lines_and_usage(cli, tiny_model, tmp_path):
     path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS[:5])
     with open(path, "a") as handle:
@@ -285,12 +369,19 @@ def test_qrr_score_on_ray_bad_lines_and_usage(cli, tiny_model, tmp_path):
         assert (result.exit_code, result.stderr) == (2, f"error: {message}\n")
 
 
-def test_qrr_rerank_on_ray_writes_the_same_run(cli, tiny_model, beir_dir, tmp_path):
+def test_qrr_rerank_on_ray_writes_the_same_run(cli, tiny_model, beir_dir, tmp_path, monkeypatch):
+    from qrr.cli import render
+
+    counted = []  # the progress's pairs: they stayed at 0 on Ray, so the bar stood still and no time left was said
+    monkeypatch.setattr(render._Lines, "pairs", lambda self, n: counted.append(n))
     args = [str(beir_dir / "bm25.trec"), "--beir", str(beir_dir), "--depth", "5"]
     plain = cli("rerank", *args, model=tiny_model)
+    assert sum(counted) == 25
+    counted.clear()
     on_ray = cli("rerank", *args, "--ray", "--workers", "2", "--resume", str(tmp_path / "out.trec"), model=tiny_model)
     assert on_ray.exit_code == 0, on_ray.output
     assert "reranked 5 queries (25 pairs) in " in on_ray.stderr
+    assert counted == [5] * 5  # each query's pairs, as it is done
     got = [line.split() for line in (tmp_path / "out.trec").read_text().splitlines()]
     want = [line.split() for line in plain.stdout.splitlines()]
     assert [g[:4] for g in got] == [w[:4] for w in want]  # the same queries, documents and ranks, in order

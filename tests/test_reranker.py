@@ -12,7 +12,7 @@ import numpy
 import pytest
 
 from qrr import Reranker, Results, Stats
-from qrr.errors import InputError, QrrError
+from qrr.errors import InputError, PairError, QrrError
 
 TOL = 1e-5
 
@@ -181,6 +181,12 @@ def test_predict_progress_bar_goes_to_stderr(reranker, capsys):
     reranker.predict(PAIRS[:3], show_progress_bar=True)
     captured = capsys.readouterr()
     assert captured.out == "" and "3/3" in captured.err
+    reranker.score(PAIRS[:2], show_progress_bar=True)  # score and rank take it too
+    reranker.rank("q", ["a", "b", "c", "d"], show_progress_bar=True)
+    captured = capsys.readouterr()
+    assert captured.out == "" and "2/2" in captured.err and "4/4" in captured.err
+    reranker.score(PAIRS[:2])
+    assert capsys.readouterr().err == ""
 
 
 def test_rank_is_crossencoder_shaped(reranker):
@@ -238,9 +244,13 @@ def test_one_reranker_serves_two_threads_at_once(reranker):
 
 def test_query_too_long_for_max_length_is_an_error(tiny):
     rr = tiny(max_length=80)
-    with pytest.raises(InputError, match="raise max_length or shorten the query") as caught:
+    with pytest.raises(PairError, match="^pair 0: the query and instruction take .*raise max_length or shorten the "
+                                        "query$") as caught:  # fmt: skip
         rr.score([("a very long query " * 20, "doc")])
     assert caught.value.params == ("max_length",)
+    # rank has one query for every pair: no pair to name
+    with pytest.raises(InputError, match="^the query and instruction take .*raise max_length or shorten the query$"):
+        rr.rank("a very long query " * 20, ["doc", "another"])
 
 
 @pytest.mark.parametrize(
@@ -262,8 +272,10 @@ def test_query_too_long_for_max_length_is_an_error(tiny):
     ],
 )
 def test_bad_pairs(reranker, pairs, message):
-    with pytest.raises(InputError, match=message):
+    with pytest.raises(InputError, match=message) as caught:
         reranker.score(pairs)
+    if message.startswith("^pair "):  # catchable as such, with its place
+        assert isinstance(caught.value, PairError) and caught.value.pair == int(message.split()[1].rstrip(":"))
 
 
 def test_records_are_read_by_their_fields(reranker):
@@ -290,6 +302,16 @@ def test_records_are_read_by_their_fields(reranker):
     assert reranker.score([Pair(1, "Beijing is the capital.", "q")]) == expected[:1]
     Plain = collections.namedtuple("Plain", "q d")  # no field names a query: by position, as a tuple
     assert reranker.score([Plain("q", "Beijing is the capital.")]) == expected[:1]
+    assert reranker.score(pandas.DataFrame(pairs[:1])) == expected[:1]  # unnamed columns: by position too
+    # named columns without query and document: by position they scored "passage" as the query, unsaid
+    for unnamed in (pandas.DataFrame({"passage": ["Beijing"], "question": ["q"]}), frame.drop(columns="query")):
+        for call in (reranker.score, reranker.predict):
+            with pytest.raises(
+                InputError,
+                match="^pairs: a DataFrame needs the columns query and document "
+                r"\(and optionally instruction\), not (passage, question|qid, doc)",
+            ):
+                call(unnamed)
 
 
 def test_bad_arguments_name_the_parameter(reranker, tiny_model):
@@ -335,6 +357,27 @@ def test_bad_arguments_name_the_parameter(reranker, tiny_model):
         # a position counts from the input's start, not from the start of a chunk of 1,024
         (lambda: Reranker("fake").rank("q", ["d"] * 1030 + ["a\ud800b"]), "^document 1030 is not valid Unicode "),
         (lambda: Reranker("fake").score([("q", "d")] * 1030 + [("q", "\ud800")]), "^pair 1030: the document is not"),
+        (lambda: reranker.predict(None), r"^pairs must be an iterable of \(query, document\) pairs, not NoneType$"),
+        # a dict's keys were ranked
+        (
+            lambda: reranker.rank("q", {"d1": "Beijing", "d2": "Paris"}),
+            r"^documents must be an iterable of strings, not a mapping: pass its texts, with its keys as ids "
+            r"\(documents=list\(d.values\(\)\), ids=list\(d\)\)$",
+        ),  # fmt: skip
+        (lambda: Reranker(str(tiny_model), share_prefix="no"), "^share_prefix must be True or False, not 'no'$"),
+        (lambda: Reranker(str(tiny_model), compile=1), "^compile must be True or False, not 1$"),
+        (
+            lambda: Reranker(str(tiny_model), max_length=50_000),
+            r"^max_length 50000 is more than the model's 40960 positions \(max_position_embeddings\): lower it$",
+        ),
+        (
+            lambda: Reranker.from_model(reranker.engine.body, None),
+            r"^tokenizer: from_model takes a loaded tokenizer \(AutoTokenizer.from_pretrained\(folder\)\), not None",
+        ),
+        (
+            lambda: Reranker.from_model(reranker.engine.body, str(tiny_model)),
+            r"^tokenizer: from_model takes a loaded tokenizer .*, not str$",
+        ),
     ]:
         with pytest.raises(InputError, match=message):
             call()

@@ -20,7 +20,7 @@ from rich.text import Text
 from typer.core import TyperCommand, TyperGroup
 
 from qrr import __version__, formats
-from qrr.errors import InputError, Interrupted, QrrError, Stopped, Terminated, qrr_cause
+from qrr.errors import InputError, Interrupted, QrrError, Stopped, Terminated, innermost, qrr_cause
 from qrr.family import QWEN3
 
 stderr = Console(stderr=True, soft_wrap=True)
@@ -190,10 +190,10 @@ GpusOpt = Annotated[
 ]  # fmt: skip
 
 
-def start_ray(address: str | None, workers: int | None, gpus_per_worker: float | None, model, offline):
+def start_ray(address: str | None, workers: int | None, gpus_per_worker: float | None, model, offline, before=None):
     """``qrr.raydata`` with Ray joined or started, where the actors go, and the model they load: checked here on a
     machine of its own, so that a wrong ``--model`` is one line, not an actor failing over and over. An error line
-    where Ray is not installed."""
+    where Ray is not installed. ``before(raydata)`` checks what it can before Ray starts (seconds, and log lines)."""
     try:
         from qrr import raydata
     except ImportError as exc:
@@ -201,6 +201,8 @@ def start_ray(address: str | None, workers: int | None, gpus_per_worker: float |
     from qrr import models
 
     model = models.named(model)
+    if before is not None:
+        before(raydata)
     local = raydata.start(address, workers or 1)
     if local and not models.registered(model):
         models.resolve(model, offline=offline)
@@ -364,7 +366,9 @@ def describe(exc: BaseException, flags: dict[str, str] | None = None) -> tuple[s
     if isinstance(exc, QrrError):
         return exc.naming(lambda param: (flags or {}).get(param) or flag(param)), exc.exit_code
     # anything unplanned still gets one line, and a way to see more
-    return f"{type(exc).__name__}: {exc} (set QRR_DEBUG=1 for a traceback)", 1
+    exc = innermost(exc)
+    lines = str(exc).strip().splitlines()  # a worker's error, as Ray hands it on, holds its traceback
+    return f"{type(exc).__name__}: {lines[-1] if lines else ''} (set QRR_DEBUG=1 for a traceback)", 1
 
 
 def reflow(doc: str) -> str:

@@ -159,7 +159,7 @@ def rerank(
 
     def rerank(on_pairs, on_query):
         if ray:
-            return _rerank_on_ray(inputs, output, top_k, on_query, workers, gpus_per_worker, ray_address,
+            return _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_worker, ray_address,
                                   model=model, device=device, dtype=dtype.value, max_length=max_length,
                                   instruction=instruction, batch_tokens=batch_tokens, recipe=recipe.value,
                                   compile=compile, offline=offline or None), max_length  # fmt: skip
@@ -171,15 +171,24 @@ def rerank(
     rerank_showing_progress(inputs, output, top_k, rerank, verbose)
 
 
-def _rerank_on_ray(inputs, output, top_k, on_query, workers, gpus_per_worker, address, model, **options):
+def _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_worker, address, model, **options):
     import time
+
+    import ray
 
     from qrr import pipelines
 
     raydata, placement, model = start_ray(address, workers, gpus_per_worker, model, options.get("offline"))
+    ray.data.DataContext.get_current().enable_progress_bars = False  # qrr's own shows queries and time left
+    sizes = {job.qid: len(job.docids) for job in inputs.jobs}
+
+    def finished(qid: str) -> None:  # the actors count no pairs here: a query's come at once, when it is done
+        on_pairs(sizes[qid])
+        on_query(qid)
+
     began = time.perf_counter()
     results = raydata.rerank(inputs, model, top_k=top_k, placement=placement, **options)
-    done = pipelines.write_reranked(results, inputs, output, on_query)
+    done = pipelines.write_reranked(results, inputs, output, finished)
     seconds = time.perf_counter() - began
     pairs = sum(len(j.docids) for j in inputs.jobs)
     stderr.print(f"reranked {done.queries:,} queries ({pairs:,} pairs) in {seconds:.1f} s ({pairs / seconds:.1f} "

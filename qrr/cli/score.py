@@ -42,8 +42,8 @@ from qrr.cli.base import (
     stderr,
 )
 from qrr.cli.base import output_format as output_format_of
-from qrr.cli.render import Skipped, progress, report, skipping, writer
-from qrr.errors import InputError, Interrupted
+from qrr.cli.render import progress, report, skipping, writer
+from qrr.errors import InputError, Interrupted, PairError
 from qrr.family import DEFAULT_MAX_LENGTH
 
 
@@ -68,6 +68,17 @@ def score(
     on_error: OnErrorOpt = OnError.fail,
     instruction: InstructionOpt = None,
     fmt: FormatOpt = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            metavar="OUT",
+            rich_help_panel="Output",
+            help="Write JSON lines to OUT; where OUT exists, skip the pairs it holds results of and append the rest "
+            "(an interrupted run goes on; a file of another input, model, instruction, max length or recipe is "
+            "refused).",
+        ),
+    ] = None,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = Dtype.auto,
@@ -104,8 +115,9 @@ def score(
 
     Pairs come as JSON lines with [bold]query[/] and [bold]document[/] (optional [bold]instruction[/]; id
     fields such as [bold]id[/], [bold]qid[/], [bold]docid[/] are copied to the output), as TSV lines
-    [bold]query<TAB>document[/], or from -q/-d. Results are written as each chunk (up to 1024 pairs or eight
-    batches of text) is scored.
+    [bold]query<TAB>document[/], or from -q/-d; files may be gzipped (*.gz). Results are written as each chunk
+    (up to 1024 pairs or eight batches of text) is scored, on stdout or into [bold]--resume OUT[/], which makes
+    a long run survive an interruption: run the same command again to go on.
 
     With [bold]--ray[/], the pairs (JSONL, TSV or Parquet files or folders, local or remote such as s3://) are
     scored on Ray Data actors, one model each, and written as shards to --output DIR with every input column
@@ -115,6 +127,7 @@ def score(
       qrr score pairs.jsonl
       cat pairs.tsv | qrr score
       qrr score pairs.jsonl -f tsv > scores.tsv
+      qrr score pairs.jsonl.gz --resume scores.jsonl
       qrr score -q "capital of China?" -d "Beijing is the capital." -d "Paris."
       qrr score --server http://localhost:8000 pairs.jsonl
       qrr score --ray s3://bucket/pairs/ -o s3://bucket/scored/ --workers 8
@@ -124,7 +137,7 @@ def score(
 
     ray_only(ctx, ray, "output", "output_format", "workers", "gpus_per_worker", "ray_address")
     if ray:
-        clashing = given(ctx, "fmt", "query", "documents", "server")
+        clashing = given(ctx, "fmt", "query", "documents", "server", "resume")
         if clashing:
             raise InputError(f"{', '.join(clashing)}: not with --ray, which reads FILEs and writes --output shards")
         _score_on_ray(files, input_format, on_error, output, output_format, workers, gpus_per_worker, ray_address,
@@ -132,7 +145,9 @@ def score(
                       batch_tokens=batch_tokens, recipe=recipe.value, compile=compile,
                       offline=offline or None)  # fmt: skip
         return
-    fmt = output_format_of(fmt)
+    if resume is not None and fmt is not None and fmt.value != "jsonl":
+        raise InputError("--resume writes JSON lines: leave out --format, or give -f jsonl")
+    fmt = "jsonl" if resume is not None else output_format_of(fmt)
     server = chosen_server(ctx, server)
     skipped = skipping(on_error)
     if documents and query is None:
@@ -141,35 +156,76 @@ def score(
         raise InputError("-q/--query needs at least one -d/--document (or use qrr rank)")
     inline = [formats.PairRecord(query, d) for d in documents or []]
     sources = input_sources(files, bool(inline))
+    saved = _resumed(resume, sources)
     records = itertools.chain(inline, formats.read_pairs(sources, input_format.value, skipped))
+    last = None  # the input's pair of OUT's last result
+    for n in range(saved.done if saved else 0):
+        last = next(records, None)
+        if last is None:
+            raise InputError(f"--resume {resume} holds {saved.done:,} results, but the input has {n:,} pairs: it "
+                             "holds another input's scores; give --resume a new file")  # fmt: skip
     first = next(records, None)
     if first is None:
         if fmt != "table":
             writer(fmt).close()  # `[]` for JSON
         report(Stats(), max_length, False, skipped)
-        if verbose:
+        if saved is not None and saved.done:
+            stderr.print("nothing left to score", highlight=False)
+        elif verbose:
             stderr.print("no pairs in the input")
         return
     reranker = remote_or_local(server, instruction, verbose, model=model, device=device, dtype=dtype,
                                max_length=max_length, batch_tokens=batch_tokens, offline=offline, recipe=recipe,
                                compile=compile)  # fmt: skip
+    if last is not None:
+        saved.check_input(last, reranker)
+    start = saved.done if saved else 0
     out = writer(fmt, previews=("query", "document"))
     total = Stats()
     try:
         with progress(None, "scoring") as advance:
             for chunk in pipelines.score_records(reranker, itertools.chain([first], records), progress=advance):
                 total += chunk.scores.stats
-                rows = formats.score_rows(chunk.records, chunk.scores, start=chunk.start)
+                rows = formats.score_rows(chunk.records, chunk.scores, start=start + chunk.start)
                 if fmt == "table":  # a table shows the start of each query and document
                     texts = [{"query": r.query, "document": r.document} for r in chunk.records]
                     rows = [row | text for row, text in zip(rows, texts, strict=True)]
+                if saved is not None and out.out is None:
+                    out.out = open(saved.path, "a", encoding="utf-8")  # noqa: SIM115 (closed below)
                 out.write(rows)
+    except PairError as exc:
+        raise exc.shifted(start) from None
     except KeyboardInterrupt as exc:
         if out.count or fmt == "json":
             out.close()  # what is scored stays usable: a table drawn, a JSON array closed
-        raise Interrupted.of(exc, f"after writing the results of {out.count:,} pairs") from None
+        if skipped is not None:
+            skipped.report()
+        said = f"after writing the results of {out.count:,} pairs"
+        if saved is not None:
+            said += f" to {saved.path} ({start + out.count:,} in all); run the same command to go on"
+        elif out.count and fmt != "table":
+            said += "; --resume OUT writes results that a later run goes on with"
+        raise Interrupted.of(exc, said) from None
+    finally:
+        if saved is not None and out.out is not None:
+            out.out.close()
     out.close()
     report(total, reranker.max_length, verbose, skipped)
+
+
+def _resumed(path: str | None, sources: list[str]):
+    """The --resume file, read: how many results it holds (saying so), a half-written last line cut off."""
+    from qrr import pipelines
+
+    if path is None:
+        return None
+    saved = pipelines.ScoresOutput.checked(path, inputs=sources)
+    saved.prepare()
+    if saved.cut:
+        stderr.print(f"{path}: its last line was cut off mid-write and is dropped", highlight=False)
+    if saved.done:
+        stderr.print(f"resuming {path}: {saved.done:,} pairs are done", highlight=False)
+    return saved
 
 
 def _score_on_ray(files, input_format, on_error, output, shard_format, workers, gpus_per_worker, address, model,
@@ -182,20 +238,33 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
         raise InputError("--ray reads FILEs or folders (local or remote), not stdin")
     if output is None:
         raise InputError("--ray needs --output DIR, the folder for the result shards")
-    raydata, placement, model = start_ray(address, workers, gpus_per_worker, model, options.get("offline"))
-    if raydata.files_at(output):
-        raise InputError(f"--output {output}: the folder holds files already; give a new or empty one")
+
+    def empty_output(raydata) -> None:
+        if raydata.files_at(output):
+            raise InputError(f"--output {output}: the folder holds files already; give a new or empty one")
+
+    raydata, placement, model = start_ray(address, workers, gpus_per_worker, model, options.get("offline"),
+                                          before=empty_output)  # fmt: skip
     errors = raydata.ErrorLog.remote()
-    skip = on_error.value == "skip"
+    skipped = skipping(on_error)
     began = time.perf_counter()
-    pairs = raydata.read_pairs(files, input_format.value, errors if skip else None)
-    scored = raydata.score(pairs, model, placement=placement, errors=errors, skip=skip, **options)
-    rows = raydata.write(scored, output, shard_format.value)
+    try:
+        pairs = raydata.read_pairs(files, input_format.value, errors if skipped else None)
+        scored = raydata.score(pairs, model, placement=placement, errors=errors, skip=bool(skipped), **options)
+        note = lambda message: stderr.print(f"note: {message}", style="yellow", highlight=False)  # noqa: E731
+        rows = raydata.write(scored, output, shard_format.value, note=note)
+    except KeyboardInterrupt as exc:
+        kept = raydata.rows_at(output, shard_format.value)
+        said = (f"with {kept:,} scored rows in {output}'s finished shards; a new run needs a new or empty --output"
+                if kept else "before any shard was finished")  # fmt: skip
+        raise Interrupted.of(exc, said) from None
+    except Exception as exc:
+        raise raydata.said_plainly(exc, files) from None
+    finally:
+        if skipped is not None:  # what was passed over is said however the run ends
+            skipped.count, skipped.messages = ray_core.get(errors.report.remote())
+            skipped.report()
     seconds = time.perf_counter() - began
-    if skip:
-        skipped = Skipped()
-        skipped.count, skipped.messages = ray_core.get(errors.report.remote())
-        skipped.report()
     wrote = f"wrote {output}" if rows else "wrote nothing"
     stderr.print(f"scored {rows:,} pairs in {seconds:.1f} s ({rows / seconds:.1f} pairs/s) on "
                  f"{placement.describe()}; {wrote}", highlight=False)  # fmt: skip

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import os
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -106,6 +107,8 @@ def decode_lines(stream: Iterable[bytes], name: str) -> Iterator[Line]:
     """(line number, text) for each raw line of ``stream`` (bytes, a newline at each end), as ``read_lines``
     gives them; ``name`` is how messages name the source."""
     for number, raw in enumerate(stream, 1):
+        if number == 1:
+            _check_not_binary(raw, name)
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -117,6 +120,17 @@ def decode_lines(stream: Iterable[bytes], name: str) -> Iterator[Line]:
         if number == 1:
             text = text.removeprefix("\ufeff")
         yield number, text.rstrip("\n").removesuffix("\r")
+
+
+def _check_not_binary(first: bytes, name: str) -> None:
+    """Raise ``InputError`` for a file that is no text but a kind the user can turn into text, by its first bytes
+    (every line of it would be "invalid UTF-8")."""
+    if first.startswith(b"\x1f\x8b"):
+        raise InputError(f"{name}: gzip-compressed data; name the file *.gz, or decompress it first (zcat)")
+    if first.startswith(b"PAR1"):
+        raise InputError(
+            f"{name}: a Parquet file, not text; qrr score --ray reads Parquet, or convert it to JSON lines"
+        )
 
 
 def _sniff(lines: Iterator[Line], plain: str) -> tuple[str, list[Line]]:
@@ -229,15 +243,26 @@ def _checked(items, on_error: Callable[[InputError], None] | None):
 
 
 def read_pairs(
-    sources: Iterable[str], input_format: str = "auto", on_error: Callable[[InputError], None] | None = None
+    sources: Iterable[str] | str, input_format: str = "auto", on_error: Callable[[InputError], None] | None = None
 ) -> Iterator[PairRecord]:
     """Pairs from JSONL objects (``query``, ``document``, optional ``instruction`` and id fields), a JSON
     array of such objects, or TSV ``query<TAB>document`` lines (a first line naming the columns,
     ``query<TAB>document``, is a header). ``auto`` picks by the first line.
 
-    Lazy: records come as lines are read. A bad line raises ``InputError``, or with ``on_error`` is handed to
-    it and skipped."""
-    return _checked(_pairs(sources, _format(input_format, PAIR_FORMATS)), on_error)
+    ``sources``: paths (``-`` for stdin), or one path. Lazy: records come as lines are read. A bad line raises
+    ``InputError``, or with ``on_error`` is handed to it and skipped."""
+    return _checked(_pairs(_paths(sources), _format(input_format, PAIR_FORMATS)), on_error)
+
+
+def _paths(sources) -> list[str]:
+    """``sources`` as a list of paths: one path (whose letters are no paths) as a list of one."""
+    if isinstance(sources, str | os.PathLike):
+        sources = [sources]
+    items = list(sources) if hasattr(sources, "__iter__") and not hasattr(sources, "read") else [sources]
+    for item in items:  # a file object, or its lines, would be taken for paths
+        if not isinstance(item, str | os.PathLike):
+            raise InputError(f"{{sources}} must be paths (or one path), not {type(item).__name__}", "sources")
+    return [os.fspath(item) for item in items]
 
 
 def _format(value: str, allowed: tuple[str, ...]) -> str:
@@ -307,7 +332,7 @@ def _tsv_pairs(source: str, lines):
 
 
 def read_documents(
-    sources: Iterable[str],
+    sources: Iterable[str] | str,
     input_format: str = "auto",
     text_field: str = "text",
     id_field: str = "id",
@@ -317,8 +342,8 @@ def read_documents(
     array of either, or plain text with one document per line. ``auto`` picks by the first line. An ``id_field``
     of ``id`` takes BEIR's ``_id`` where a record has no ``id``.
 
-    Lazy, and bad lines are handled as in ``read_pairs``."""
-    return _checked(_documents(sources, _format(input_format, DOC_FORMATS), text_field, id_field), on_error)
+    ``sources``, laziness and bad lines as in ``read_pairs``."""
+    return _checked(_documents(_paths(sources), _format(input_format, DOC_FORMATS), text_field, id_field), on_error)
 
 
 def _documents(sources, fmt, text_field, id_field):
