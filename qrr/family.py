@@ -119,6 +119,14 @@ class Family:
             f"not a {self.name} causal LM or converted sequence classifier"
         )
 
+    @staticmethod
+    def stretches(rope) -> bool:
+        """Whether a config's ``rope_scaling`` (or transformers 5's ``rope_parameters``) stretches the positions past
+        ``max_position_embeddings`` (YaRN, say), rather than leaving them as trained (``default``, or none)."""
+        if not isinstance(rope, Mapping):
+            return False
+        return rope.get("rope_type", rope.get("type", "default")) != "default"
+
     def total_params(self, size: str) -> int:
         """Every weight of a size: the non-embedding ones, the embeddings and, where it is not tied, the head."""
         shape = self.sizes[size].shape

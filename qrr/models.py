@@ -202,9 +202,12 @@ def checkpoint_kind(path: Path) -> str:
 
 
 def max_positions(path: Path) -> int | None:
-    """The folder's ``max_position_embeddings``: the longest prompt its config allows (``None`` where unsaid)."""
-    value = _read_json(path / "config.json", "config.json").get("max_position_embeddings")
-    return value if isinstance(value, int) else None
+    """The folder's ``max_position_embeddings``: the longest prompt its config allows (``None`` where unsaid, or
+    where ``rope_scaling`` (YaRN) stretches the positions past it)."""
+    config = _read_json(path / "config.json", "config.json")
+    value = config.get("max_position_embeddings")
+    stretched = any(QWEN3.stretches(config.get(key)) for key in ("rope_scaling", "rope_parameters"))
+    return value if isinstance(value, int) and not stretched else None
 
 
 def check_folder(path: Path, tokenizer: bool = True) -> str:

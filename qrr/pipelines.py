@@ -32,7 +32,7 @@ from qrr.errors import InputError, Interrupted, PairError, Stopped, check_count,
 from qrr.formats import DocRecord, PairRecord, Run
 from qrr.formats.trec import OnError
 from qrr.metrics import ranking
-from qrr.reranker import CHUNK, Reranker, Results, Stats, check_document_source, chunks, triples
+from qrr.reranker import CHUNK, Reranker, Results, Stats, check_document_source, chunks, pair_rows, triples
 
 DEFAULT_DEPTH = 100
 
@@ -99,9 +99,7 @@ def score_records(
 
 def _with_triples(records: Iterable) -> Iterator[tuple[object, tuple]]:
     """Each record with its checked ``(query, document, instruction)``."""
-    if isinstance(records, str | bytes) or not hasattr(records, "__iter__"):
-        raise InputError(f"{{records}} must be an iterable of pairs, not {type(records).__name__}", "records")
-    for n, record in enumerate(records):
+    for n, record in enumerate(pair_rows(records, "records")):
         pair = (record.query, record.document, record.instruction) if isinstance(record, PairRecord) else record
         try:
             yield record, next(triples([pair]))
@@ -148,10 +146,10 @@ class ScoresOutput:
         end = 0
         with open(self.path, "rb") as handle:
             for number, raw in enumerate(handle, 1):
-                if not raw.endswith(b"\n"):
+                where = f"{self.path}:{number}"
+                if not raw.endswith(b"\n") and raw.startswith(b'{"index":'):  # a result cut off mid-write
                     self.cut = True
                     break
-                where = f"{self.path}:{number}"
                 try:
                     row = orjson.loads(raw)
                 except orjson.JSONDecodeError:
@@ -163,6 +161,10 @@ class ScoresOutput:
                 end += len(raw)
         if self.cut:
             os.truncate(self.path, end)
+
+    def open(self):
+        """OUT, to append results to."""
+        return open(self.path, "a", encoding="utf-8")
 
     def check_input(self, record, reranker: Reranker | None) -> None:
         """``InputError`` where OUT's last result is not the one of ``record``, the input's pair at that place:
@@ -213,7 +215,7 @@ def rank_records(
     ``return_documents``) ``text``. ``records``: ``DocRecord``s (from ``formats.read_documents``) or texts, whose
     id is ``None``. The documents are read and scored a chunk at a time; only scores, ids and kept texts stay in
     memory."""
-    check_document_source(records)
+    check_document_source(records, "records", "[DocRecord(text, id) for id, text in d.items()]")
     texts, ids = itertools.tee(records)
     return reranker.rank(query, (d.text if isinstance(d, DocRecord) else d for d in texts), top_k=top_k,
                          return_documents=return_documents, instruction=instruction, progress=progress,

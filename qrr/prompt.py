@@ -38,7 +38,7 @@ class Prompter:
         positions: int | None = None,
     ):
         """``positions``: the model's ``max_position_embeddings``, which ``max_length`` may not pass."""
-        if positions is not None and max_length > positions:
+        if isinstance(positions, int) and max_length > positions:
             raise InputError(f"{{max_length}} {max_length} is more than the model's {positions} positions "
                              "(max_position_embeddings): lower it", "max_length")  # fmt: skip
         self.tokenizer = tokenizer

@@ -315,6 +315,13 @@ class _Unknown:
     names: tuple = ()
 
 
+def _one_machine() -> bool:
+    """Whether Ray runs on this machine only: one node, and this process not a client of a remote one."""
+    import ray.util.client
+
+    return ray.is_initialized() and not ray.util.client.ray.is_connected() and len(ray.nodes()) == 1
+
+
 def _check_columns(names, query: str, document: str) -> None:
     missing = [column for column in (query, document) if column not in names]
     if missing:
@@ -328,7 +335,7 @@ def _check_model(model) -> None:
     from qrr import models
 
     model = models.named(model)
-    if not isinstance(model, str) or models.registered(model) or not (ray.is_initialized() and len(ray.nodes()) == 1):
+    if not isinstance(model, str) or models.registered(model) or not _one_machine():
         return
     if os.path.exists(os.path.expanduser(model)) or models.repo_id(model) is None:  # a hub id loads on the actors
         models.resolve(model, offline=True)
@@ -371,16 +378,17 @@ def write(dataset, folder: str, fmt: str = "parquet", note=None) -> int:
 
 
 def rows_at(folder: str, fmt: str = "parquet") -> int:
-    """The rows that ``write`` left at ``folder`` in shards that are whole (after an interruption, say): a Parquet
-    shard without its footer, or a JSON lines shard's last line without its newline, counts none."""
+    """The rows that ``write`` left at ``folder`` (after an interruption, say): a Parquet shard without its footer
+    counts none, a JSON lines shard its whole lines."""
     if fmt == "parquet":
         return parquet_rows(folder)
     fs, _ = pyarrow.fs.FileSystem.from_uri(_absolute(folder))
     rows = 0
-    for path in files_at(_absolute(folder)) or []:
+    for path in files_at(folder) or []:
         if path.endswith(".jsonl"):
             with fs.open_input_stream(path) as handle:
-                rows += handle.read().count(b"\n")
+                while block := handle.read(1 << 20):
+                    rows += block.count(b"\n")
     return rows
 
 

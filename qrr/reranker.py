@@ -17,7 +17,7 @@ from typing import Any
 
 from qrr.engine import Progress
 from qrr.errors import InputError, PairError, check_count
-from qrr.family import DEFAULT_MAX_LENGTH, DEFAULT_RECIPE
+from qrr.family import DEFAULT_MAX_LENGTH, DEFAULT_RECIPE, QWEN3
 from qrr.prompt import Prompter
 
 # Pairs tokenized and scored at a time: memory stays bounded however long the input is, and a chunk is still
@@ -169,7 +169,9 @@ class Reranker:
                              f"(AutoTokenizer.from_pretrained(folder)), not {type(tokenizer).__name__}",
                              "tokenizer")  # fmt: skip
         dev = devices.resolve_device(device)
-        positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+        config = getattr(model, "config", None)
+        stretched = any(QWEN3.stretches(getattr(config, key, None)) for key in ("rope_scaling", "rope_parameters"))
+        positions = None if stretched else getattr(config, "max_position_embeddings", None)
         prompter = Prompter(tokenizer, max_length, recipe=recipe, positions=positions)
         if hasattr(model, "score") and not hasattr(model, "lm_head"):
             engine = TransformerEngine.from_classifier(model, dev, prompter.pad_id)
@@ -338,7 +340,7 @@ def rank_chunks(score, documents: Iterable[str], top_k: int | None = None, retur
     of a chunk of documents (``start``: the first one's input position). Documents are read ``CHUNK`` at a time;
     with ``top_k`` only the best k are kept. Best first; ties keep input order."""
     check_count(top_k, "top_k")
-    check_document_source(documents)
+    check_document_source(documents, "documents", "documents=list(d.values()), ids=list(d)")
     if ids is not None:
         _check_iterable(ids, "ids", "ids, one per document")
     id_source = None if ids is None else iter(ids)
@@ -370,15 +372,15 @@ def rank_chunks(score, documents: Iterable[str], top_k: int | None = None, retur
     return Results(sorted(results, key=lambda r: (-r["score"], r["corpus_id"])), stats)
 
 
-def check_document_source(documents) -> None:
-    """Raise ``InputError`` unless ``documents`` is an iterable of documents: not one string, whose characters
-    would be ranked, nor a mapping, whose keys would."""
+def check_document_source(documents, param: str, instead: str) -> None:
+    """Raise ``InputError`` unless ``documents`` (the parameter ``param``) is an iterable of documents: not one
+    string, whose characters would be ranked, nor a mapping, whose keys would (``instead`` says what to pass)."""
     if isinstance(documents, str | bytes):
-        raise InputError("{documents} must be an iterable of strings, not one string (put it in a list)", "documents")
+        raise InputError(f"{{{param}}} must be an iterable of strings, not one string (put it in a list)", param)
     if isinstance(documents, Mapping):
-        raise InputError("{documents} must be an iterable of strings, not a mapping: pass its texts, with its keys "
-                         "as {ids} (documents=list(d.values()), ids=list(d))", "documents", "ids")  # fmt: skip
-    _check_iterable(documents, "documents", "strings")
+        raise InputError(f"{{{param}}} must be an iterable of strings, not a mapping: pass its texts and keys "
+                         f"({instead})", param)  # fmt: skip
+    _check_iterable(documents, param, "strings")
 
 
 def triples(pairs: Iterable[Pair], instruction: str | None = None) -> Iterator[tuple[str, str, str | None]]:
@@ -386,10 +388,7 @@ def triples(pairs: Iterable[Pair], instruction: str | None = None) -> Iterator[t
     each record with the fields ``query``, ``document`` and optionally ``instruction`` (a dict, as ``qrr score``'s
     JSON lines hold; a pandas row; a named tuple), an instruction of ``None`` taking ``instruction``; lazily, a
     malformed pair raising ``InputError``."""
-    _check_iterable(pairs, "pairs", "(query, document) pairs")
-    if _is_pair(pairs):
-        raise InputError("{pairs} must be an iterable of pairs, not one pair: [(query, document), ...]", "pairs")
-    for n, pair in enumerate(_rows(pairs)):
+    for n, pair in enumerate(pair_rows(pairs)):
         if isinstance(pair, tuple) and len(pair) == 2 and _record(pair[1]) is not None:
             raise PairError(n, "an (index, row) tuple, as DataFrame.iterrows() gives; pass the DataFrame itself, or "
                                "its rows: (row for _, row in frame.iterrows())")  # fmt: skip
@@ -408,9 +407,21 @@ def triples(pairs: Iterable[Pair], instruction: str | None = None) -> Iterator[t
         yield _triple(n, (query, document, rest[0] if rest and rest[0] is not None else instruction))
 
 
+def pair_rows(pairs, param: str = "pairs"):
+    """The items of ``pairs`` (the parameter ``param``), one pair each: checked to be an iterable of pairs, not
+    one pair; a DataFrame's rows."""
+    _check_iterable(pairs, param, "(query, document) pairs")
+    if _is_pair(pairs):
+        raise InputError(f"{{{param}}} must be an iterable of pairs, not one pair: [(query, document), ...]", param)
+    return _rows(pairs)
+
+
 def _rows(pairs):
     """A pandas DataFrame's rows as named tuples (iterating one gives its column names); anything else as it is."""
     if hasattr(pairs, "itertuples") and hasattr(pairs, "columns"):
+        if getattr(pairs.columns, "nlevels", 1) > 1:
+            raise InputError("{pairs}: a DataFrame with columns of several levels; flatten them to query and "
+                             "document (and optionally instruction)", "pairs")  # fmt: skip
         named = [str(c) for c in pairs.columns if isinstance(c, str)]
         if named and not {"query", "document"} <= set(named):  # read by position, its columns would be mixed up
             raise InputError(f"{{pairs}}: a DataFrame needs the columns query and document (and optionally "

@@ -54,7 +54,7 @@ def test_missing_field_is_named(cli):
 
 def test_core_errors_name_the_flags(cli):
     assert error(cli("rank", "-q", "q" * 400, "-d", "x", "--max-length", "60"), 2) == (
-        "error: pair 0: the query and instruction take 226 tokens, but --max-length 60 leaves 12 for query, "
+        "error: the query and instruction take 226 tokens, but --max-length 60 leaves 12 for query, "
         "instruction and document together; raise --max-length or shorten the query"
     )
     assert error(cli("rank", "-q", "q", "-d", "x", "--max-length", "40"), 2) == (
@@ -363,3 +363,19 @@ def test_serve_refuses_an_empty_api_key(cli):
     result = cli("serve", "--api-key", " ", model=False)
     assert (result.exit_code, result.stderr) == (2, "error: --api-key: give a key that is not empty (or none, for a "
                                                     "server without one)\n")  # fmt: skip
+
+
+def test_an_unplanned_error_is_one_line_the_workers_own_inside_ray():
+    from qrr.cli.base import describe
+
+    class TaskError(Exception):  # as Ray wraps a worker's error: its traceback in the message, the error as cause
+        def __init__(self, cause):
+            super().__init__("ray::ReadPairs()\n  File 'x.py', line 1\nFileNotFoundError: pairs.jsonl")
+            self.cause = cause
+
+    assert describe(TaskError(FileNotFoundError("pairs.jsonl"))) == (
+        "FileNotFoundError: pairs.jsonl (set QRR_DEBUG=1 for a traceback)", 1)  # fmt: skip
+    assert describe(TaskError(ValueError("bad value")))[0] == "ValueError: bad value (set QRR_DEBUG=1 for a traceback)"
+    # an error of one's own keeps its whole message: its first line is what failed
+    said = "We couldn't connect to the hub.\nCheck your internet connection."
+    assert describe(OSError(said))[0] == f"OSError: {said} (set QRR_DEBUG=1 for a traceback)"

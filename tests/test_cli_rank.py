@@ -153,6 +153,10 @@ def test_on_error_skip(cli):
     result = cli("rank", "-q", "q", "--on-error", "skip", input=b'{"text": "a"}\n{"text": 3}\n"b"\n')
     assert [r["index"] for r in jsonl(result.stdout)] != []
     assert result.stderr.startswith('skipped 1 bad line(s):\n  <stdin>:2: field "text" must be a string')
+    # nothing good at all: no run that went well (it exited 0 with no output)
+    result = cli("rank", "-q", "q", "--on-error", "skip", "-f", "json", input=b'{"text": 3}\n{"text": 4}\n')
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.splitlines()[-1] == "error: every line of the input was bad (2 skipped): no document to rank"
 
 
 def test_query_is_required(cli):

@@ -202,6 +202,18 @@ def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
     assert failed("--resume", str(out), "-q", "q", "-d", "a") == (
         f"error: --resume {out} holds 3 results, but the input has 1 pairs: it holds another input's scores; give "
         "--resume a new file")  # fmt: skip
+    # another input as long as the one OUT was written from: its last ids, even with nothing left to score
+    other.write_text(pairs.read_text().replace('"p5"', '"x5"'))
+    (tmp_path / "full.jsonl").write_text("".join(lines))
+    assert failed(str(other), "--resume", str(tmp_path / "full.jsonl")) == (
+        f'error: {tmp_path / "full.jsonl"}:6: result 5 has ids {{"id":"p5"}}, but the input\'s pair 5 has '
+        '{"id":"x5"}; --resume holds another input\'s scores')  # fmt: skip
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes, no newline")  # no half-written result: refused, never cut (it was emptied)
+    assert failed(str(pairs), "--resume", str(notes)) == (
+        f"error: {notes}:1: not result 0 as qrr score writes it (JSON lines of index, ids and score, in input order); "
+        "give --resume a new file")  # fmt: skip
+    assert notes.read_text() == "my notes, no newline"
     out.write_text(lines[1])
     assert failed(str(pairs), "--resume", str(out)) == (
         f"error: {out}:1: not result 0 as qrr score writes it (JSON lines of index, ids and score, in input order); "
@@ -216,6 +228,16 @@ def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
         "error: --resume writes JSON lines: leave out --format, or give -f jsonl"
     )
     assert ok(cli("score", str(pairs), "--resume", str(tmp_path / "new.jsonl"), "-f", "jsonl")) == ""
+
+
+def test_a_bad_pair_after_a_resume_is_named_by_its_place_in_the_input(cli, tmp_path):
+    out = tmp_path / "out.jsonl"
+    pairs = [{"query": "q", "document": f"d{n}"} for n in range(5)] + [{"query": "long " * 200, "document": "d"}]
+    data = "".join(json.dumps(p) + "\n" for p in pairs)
+    ok(cli("score", "--resume", str(out), "-q", "q", "-d", "d0", "-d", "d1", "-d", "d2"))
+    result = cli("score", "--resume", str(out), "--max-length", "100", input=data)
+    assert result.exit_code == 2 and result.stderr.splitlines()[-1].startswith(
+        "error: pair 5: the query and instruction take ")  # fmt: skip
 
 
 def test_gzip_on_stdin_is_named(cli):
@@ -314,6 +336,10 @@ def test_on_error_skip_scores_the_rest_and_lists_the_bad_lines(cli, expected):
     assert [r["id"] for r in jsonl(result.stdout)] == [p["id"] for p in GOOD]
     assert "<stdin>:1: malformed JSON" in result.stderr
     assert "(if the input is query<TAB>document lines, use --input-format tsv)" in result.stderr
+    result = cli("score", "--on-error", "skip", input=b"".join(bad))  # nothing good: it exited 0, as if all went well
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.startswith("skipped 4 bad line(s):")
+    assert result.stderr.splitlines()[-1] == "error: every line of the input was bad (4 skipped): no pair to score"
     result = cli("score", "--on-error", "maybe", input=GOOD_JSONL)
     assert result.exit_code == 2 and "'--on-error': Value error, 'maybe' is not one of 'fail', 'skip'." in said(result)
 

@@ -36,14 +36,19 @@ def test_pairs_tsv_json_array_bom_and_crlf(tmp_path):
 def test_compressed_or_parquet_data_is_named_as_such(tmp_path):
     import gzip
 
-    data = gzip.compress(b'{"query": "q", "document": "d"}\n')
+    data = gzip.compress(b'{"query": "q", "document": "d"}\n' * 50)
     for name in ("pairs.jsonl", "pairs.bin"):  # a .gz file by another name: it was "invalid UTF-8 at byte 1"
         with pytest.raises(InputError, match=f"^{tmp_path / name}: gzip-compressed data; name the file \\*.gz, or "
                                              "decompress it first \\(zcat\\)$"):  # fmt: skip
-            list(formats.read_pairs(write(tmp_path, name, data), on_error=lambda error: None))  # not a bad line
+            list(formats.read_pairs(write(tmp_path, name, data)))
+    skipped = []  # with --on-error skip: one message for the file, not one per line of compressed bytes
+    assert list(formats.read_pairs(str(tmp_path / "pairs.bin"), on_error=skipped.append)) == []
+    assert [str(e) for e in skipped] == [f"{tmp_path / 'pairs.bin'}: gzip-compressed data; name the file *.gz, or "
+                                         "decompress it first (zcat)"]  # fmt: skip
     with pytest.raises(InputError, match="p.parquet: a Parquet file, not text; qrr score --ray reads Parquet, or"):
-        list(formats.read_documents(write(tmp_path, "p.parquet", b"PAR1\x15\x04rest")))
-    assert list(formats.read_pairs(write(tmp_path, "ok.jsonl.gz", data))) == [formats.PairRecord("q", "d")]
+        list(formats.read_documents(write(tmp_path, "p.parquet", b"PAR1\x15\x04\x8c\xff rest\n")))
+    assert [d.text for d in formats.read_documents(write(tmp_path, "t.txt", "PAR1 is a word\n"))] == ["PAR1 is a word"]
+    assert list(formats.read_pairs(write(tmp_path, "ok.jsonl.gz", data)))[0] == formats.PairRecord("q", "d")
 
 
 def test_one_path_is_one_source_and_a_file_object_none(tmp_path):

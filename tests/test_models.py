@@ -76,3 +76,24 @@ def test_checkpoint_kind(tiny_model, tmp_path):
 
     assert models.checkpoint_kind(tiny_model) == "causal"
     assert models.check_folder(convert_to_seq_cls(tiny_model, tmp_path / "seq-cls")) == "seq-cls"
+
+
+def test_max_positions_reads_the_config_unless_rope_scaling_stretches_it(tmp_path):
+    import json
+
+    from qrr import models
+
+    (tmp_path / "config.json").write_text(json.dumps({"max_position_embeddings": 40960}))
+    assert models.max_positions(tmp_path) == 40960
+    (tmp_path / "config.json").write_text(
+        json.dumps({"max_position_embeddings": 40960, "rope_scaling": {"rope_type": "yarn", "factor": 4.0}})
+    )
+    assert models.max_positions(tmp_path) is None  # YaRN: longer prompts than the config names
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            {"max_position_embeddings": 40960, "rope_scaling": None, "rope_parameters": {"rope_type": "default"}}
+        )
+    )
+    assert models.max_positions(tmp_path) == 40960  # as the hub's configs and transformers 5's say "none"
+    (tmp_path / "config.json").write_text("{}")
+    assert models.max_positions(tmp_path) is None

@@ -70,10 +70,15 @@ def test_the_stream_functions_take_what_the_reranker_takes(rr):
     with pytest.raises(PairError, match="^pair 3: document must be a string, not NoneType$") as caught:
         list(pipelines.score_records(rr, [("q", "d")] * 3 + [formats.PairRecord("q", None)], chunk=2))
     assert caught.value.pair == 3
-    with pytest.raises(InputError, match="^records must be an iterable of pairs, not str$"):
-        list(pipelines.score_records(rr, "pairs.jsonl"))
-    with pytest.raises(InputError, match="^documents must be an iterable of strings, not one string"):
+    with pytest.raises(InputError, match="^records must be an iterable of pairs, not one pair: "):
+        list(pipelines.score_records(rr, ("q", "d")))
+    with pytest.raises(InputError, match="^records must be an iterable of strings, not one string"):
         pipelines.rank_records(rr, "q", "docs.jsonl")
+    with pytest.raises(InputError, match=r"^records must be .*, not a mapping: pass its texts and keys \(\[DocRecord"):
+        pipelines.rank_records(rr, "q", {"d1": "alpha"})
+    pandas = pytest.importorskip("pandas")
+    frame = pandas.DataFrame([{"query": "q", "document": "alpha"}, {"query": "q", "document": "beta"}])
+    assert [s for c in pipelines.score_records(rr, frame) for s in c.scores] == rr.score(frame)
 
 
 # ------------------------------------------------------------------------------------------------ planning

@@ -332,7 +332,7 @@ def test_an_interrupted_ray_run_says_what_it_kept_and_what_it_skipped(cli, tiny_
     # it said "error: interrupted", and nothing of the lines it had skipped
     assert f"skipped 1 bad line(s):\n  {path}:6: malformed JSON" in result.stderr
     assert result.stderr.splitlines()[-1] == (
-        f"error: interrupted with 2 scored rows in {out}'s finished shards; a new run needs a new or empty --output"
+        f"error: interrupted with 2 scored rows written to {out}; a new run needs a new or empty --output"
     )
 
 

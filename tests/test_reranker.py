@@ -303,6 +303,10 @@ def test_records_are_read_by_their_fields(reranker):
     Plain = collections.namedtuple("Plain", "q d")  # no field names a query: by position, as a tuple
     assert reranker.score([Plain("q", "Beijing is the capital.")]) == expected[:1]
     assert reranker.score(pandas.DataFrame(pairs[:1])) == expected[:1]  # unnamed columns: by position too
+    levels = pandas.DataFrame([["Beijing is the capital.", "q"]], columns=[("t", "document"), ("t", "query")])
+    levels.columns = pandas.MultiIndex.from_tuples(levels.columns)
+    with pytest.raises(InputError, match="^pairs: a DataFrame with columns of several levels; flatten them"):
+        reranker.score(levels)  # by position it scored the document as the query
     # named columns without query and document: by position they scored "passage" as the query, unsaid
     for unnamed in (pandas.DataFrame({"passage": ["Beijing"], "question": ["q"]}), frame.drop(columns="query")):
         for call in (reranker.score, reranker.predict):
@@ -361,7 +365,7 @@ def test_bad_arguments_name_the_parameter(reranker, tiny_model):
         # a dict's keys were ranked
         (
             lambda: reranker.rank("q", {"d1": "Beijing", "d2": "Paris"}),
-            r"^documents must be an iterable of strings, not a mapping: pass its texts, with its keys as ids "
+            r"^documents must be an iterable of strings, not a mapping: pass its texts and keys "
             r"\(documents=list\(d.values\(\)\), ids=list\(d\)\)$",
         ),  # fmt: skip
         (lambda: Reranker(str(tiny_model), share_prefix="no"), "^share_prefix must be True or False, not 'no'$"),
@@ -369,6 +373,10 @@ def test_bad_arguments_name_the_parameter(reranker, tiny_model):
         (
             lambda: Reranker(str(tiny_model), max_length=50_000),
             r"^max_length 50000 is more than the model's 40960 positions \(max_position_embeddings\): lower it$",
+        ),
+        (
+            lambda: Reranker.from_model(reranker.engine.body, reranker.tokenizer, max_length=50_000),
+            r"^max_length 50000 is more than the model's 40960 positions",
         ),
         (
             lambda: Reranker.from_model(reranker.engine.body, None),

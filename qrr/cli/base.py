@@ -366,9 +366,8 @@ def describe(exc: BaseException, flags: dict[str, str] | None = None) -> tuple[s
     if isinstance(exc, QrrError):
         return exc.naming(lambda param: (flags or {}).get(param) or flag(param)), exc.exit_code
     # anything unplanned still gets one line, and a way to see more
-    exc = innermost(exc)
-    lines = str(exc).strip().splitlines()  # a worker's error, as Ray hands it on, holds its traceback
-    return f"{type(exc).__name__}: {lines[-1] if lines else ''} (set QRR_DEBUG=1 for a traceback)", 1
+    exc = innermost(exc)  # not Ray's wrapper of a worker's error, whose message holds the worker's traceback
+    return f"{type(exc).__name__}: {exc} (set QRR_DEBUG=1 for a traceback)", 1
 
 
 def reflow(doc: str) -> str:

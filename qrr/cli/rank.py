@@ -35,7 +35,7 @@ from qrr.cli.base import (
     stderr,
 )
 from qrr.cli.render import progress, report, skipping, writer
-from qrr.errors import Interrupted
+from qrr.errors import InputError, Interrupted
 from qrr.family import DEFAULT_MAX_LENGTH
 
 
@@ -106,9 +106,11 @@ def rank(
     docs = itertools.chain(inline, formats.read_documents(sources, input_format.value, text_field, id_field, skipped))
     first = next(docs, None)
     if first is None:
+        report(Stats(), max_length, False, skipped)
+        if skipped is not None and skipped.count:  # a script should not take it for a good run
+            raise InputError(f"every line of the input was bad ({skipped.count:,} skipped): no document to rank")
         if fmt != "table":
             writer(fmt).close()  # `[]` for JSON
-        report(Stats(), max_length, False, skipped)
         if verbose:
             stderr.print("no documents in the input")
         return

@@ -174,11 +174,11 @@ def rerank(
 def _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_worker, address, model, **options):
     import time
 
-    import ray
-
     from qrr import pipelines
 
     raydata, placement, model = start_ray(address, workers, gpus_per_worker, model, options.get("offline"))
+    import ray  # there, as start_ray found
+
     ray.data.DataContext.get_current().enable_progress_bars = False  # qrr's own shows queries and time left
     sizes = {job.qid: len(job.docids) for job in inputs.jobs}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from typing import Annotated
 
@@ -165,10 +166,14 @@ def score(
             raise InputError(f"--resume {resume} holds {saved.done:,} results, but the input has {n:,} pairs: it "
                              "holds another input's scores; give --resume a new file")  # fmt: skip
     first = next(records, None)
+    if first is None and last is not None:
+        saved.check_input(last, None)  # nothing left to score: its ids at least
     if first is None:
+        report(Stats(), max_length, False, skipped)
+        if skipped is not None and skipped.count and not (saved and saved.done):  # not a good run to a script
+            raise InputError(f"every line of the input was bad ({skipped.count:,} skipped): no pair to score")
         if fmt != "table":
             writer(fmt).close()  # `[]` for JSON
-        report(Stats(), max_length, False, skipped)
         if saved is not None and saved.done:
             stderr.print("nothing left to score", highlight=False)
         elif verbose:
@@ -182,16 +187,17 @@ def score(
     start = saved.done if saved else 0
     out = writer(fmt, previews=("query", "document"))
     total = Stats()
+    files = contextlib.ExitStack()
     try:
-        with progress(None, "scoring") as advance:
+        with files, progress(None, "scoring") as advance:
             for chunk in pipelines.score_records(reranker, itertools.chain([first], records), progress=advance):
                 total += chunk.scores.stats
                 rows = formats.score_rows(chunk.records, chunk.scores, start=start + chunk.start)
                 if fmt == "table":  # a table shows the start of each query and document
                     texts = [{"query": r.query, "document": r.document} for r in chunk.records]
                     rows = [row | text for row, text in zip(rows, texts, strict=True)]
-                if saved is not None and out.out is None:
-                    out.out = open(saved.path, "a", encoding="utf-8")  # noqa: SIM115 (closed below)
+                if saved is not None and out.out is None:  # at the first result: a failure before leaves no file
+                    out.out = files.enter_context(saved.open())
                 out.write(rows)
     except PairError as exc:
         raise exc.shifted(start) from None
@@ -206,9 +212,6 @@ def score(
         elif out.count and fmt != "table":
             said += "; --resume OUT writes results that a later run goes on with"
         raise Interrupted.of(exc, said) from None
-    finally:
-        if saved is not None and out.out is not None:
-            out.out.close()
     out.close()
     report(total, reranker.max_length, verbose, skipped)
 
@@ -232,8 +235,6 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
                   **options) -> None:  # fmt: skip
     import time
 
-    import ray as ray_core
-
     if not files or files == ["-"]:
         raise InputError("--ray reads FILEs or folders (local or remote), not stdin")
     if output is None:
@@ -245,6 +246,8 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
 
     raydata, placement, model = start_ray(address, workers, gpus_per_worker, model, options.get("offline"),
                                           before=empty_output)  # fmt: skip
+    import ray as ray_core  # there, as start_ray found
+
     errors = raydata.ErrorLog.remote()
     skipped = skipping(on_error)
     began = time.perf_counter()
@@ -255,11 +258,14 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
         rows = raydata.write(scored, output, shard_format.value, note=note)
     except KeyboardInterrupt as exc:
         kept = raydata.rows_at(output, shard_format.value)
-        said = (f"with {kept:,} scored rows in {output}'s finished shards; a new run needs a new or empty --output"
-                if kept else "before any shard was finished")  # fmt: skip
+        said = (f"with {kept:,} scored rows written to {output}; a new run needs a new or empty --output"
+                if kept else "before any row was written")  # fmt: skip
         raise Interrupted.of(exc, said) from None
     except Exception as exc:
-        raise raydata.said_plainly(exc, files) from None
+        said = raydata.said_plainly(exc, files)
+        if said is not exc and raydata.files_at(output):
+            said = InputError(f"{said}; {output} holds shards of the rows before: give a new or empty --output next")
+        raise said from None
     finally:
         if skipped is not None:  # what was passed over is said however the run ends
             skipped.count, skipped.messages = ray_core.get(errors.report.remote())

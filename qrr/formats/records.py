@@ -107,11 +107,13 @@ def decode_lines(stream: Iterable[bytes], name: str) -> Iterator[Line]:
     """(line number, text) for each raw line of ``stream`` (bytes, a newline at each end), as ``read_lines``
     gives them; ``name`` is how messages name the source."""
     for number, raw in enumerate(stream, 1):
-        if number == 1:
-            _check_not_binary(raw, name)
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
+            kind = _binary_kind(raw, name) if number == 1 else None
+            if kind is not None:
+                yield number, kind
+                return  # the rest is no lines either
             yield number, InputError(f"{name}:{number}: invalid UTF-8 at byte {exc.start} of the line")
             continue
         if "\0" in text:
@@ -122,15 +124,16 @@ def decode_lines(stream: Iterable[bytes], name: str) -> Iterator[Line]:
         yield number, text.rstrip("\n").removesuffix("\r")
 
 
-def _check_not_binary(first: bytes, name: str) -> None:
-    """Raise ``InputError`` for a file that is no text but a kind the user can turn into text, by its first bytes
-    (every line of it would be "invalid UTF-8")."""
+def _binary_kind(first: bytes, name: str) -> InputError | None:
+    """The error for a source that is no text but a kind a user can turn into text, by its first line (which is
+    no UTF-8): every line of it would be "invalid UTF-8"."""
     if first.startswith(b"\x1f\x8b"):
-        raise InputError(f"{name}: gzip-compressed data; name the file *.gz, or decompress it first (zcat)")
+        return InputError(f"{name}: gzip-compressed data; name the file *.gz, or decompress it first (zcat)")
     if first.startswith(b"PAR1"):
-        raise InputError(
+        return InputError(
             f"{name}: a Parquet file, not text; qrr score --ray reads Parquet, or convert it to JSON lines"
         )
+    return None
 
 
 def _sniff(lines: Iterator[Line], plain: str) -> tuple[str, list[Line]]:
