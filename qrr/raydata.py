@@ -41,11 +41,19 @@ RESTARTS = 3  # an actor that dies (killed, out of memory) is started again this
 
 @ray.remote(num_cpus=0)
 class ErrorLog:
-    """Where read tasks and actors report what ``on_error="skip"`` passes over; the driver reads it at the end. A
-    message reported twice (a retried task) counts once."""
+    """Where read tasks and actors report what ``on_error="skip"`` passes over, and the actors how many documents
+    they cut to ``max_length``; the driver reads it at the end. A message reported twice (a retried task) counts
+    once."""
 
     def __init__(self, shown: int = 20):
         self.shown, self.seen, self.messages = shown, set(), []
+        self.truncated = 0
+
+    def cut(self, documents: int) -> None:
+        self.truncated += documents
+
+    def cut_count(self) -> int:
+        return self.truncated
 
     def add(self, message: str) -> None:
         if message not in self.seen:
@@ -217,6 +225,8 @@ class ScoreStage:
         if SOURCE in names:
             batch = batch.drop_columns([SOURCE])  # read_pairs', not the input's
         scores = self.reranker.score(triples) if triples else []
+        if self.errors is not None and triples and scores.stats.truncated:
+            ray.get(self.errors.cut.remote(scores.stats.truncated))  # waited for: the driver reads it at the end
         return batch.append_column(self.score_column, pyarrow.array(scores, pyarrow.float64()))
 
 

@@ -211,6 +211,17 @@ def test_an_instruction_on_the_command_line(cli, tiny_model, tmp_path, reranker)
                 {p["id"]: s for p, s in zip(PAIRS[:40], want, strict=True)})  # fmt: skip
 
 
+def test_documents_cut_to_max_length_are_counted_as_without_ray(cli, tiny_model, tmp_path):
+    rows = [{"id": n, "query": "q", "document": "word " * (10 if n % 3 else 400)} for n in range(9)]
+    path = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    plain = cli("score", path, "--max-length", "200", model=tiny_model)
+    assert plain.stderr == "note: 3 document(s) cut to --max-length 200\n"
+    result = cli("score", path, "--ray", "--workers", "2", "-o", str(tmp_path / "out"), "--max-length", "200",
+                 model=tiny_model)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "note: 3 document(s) cut to --max-length 200\n" in result.stderr  # it said nothing on Ray
+
+
 def test_what_cannot_run_is_one_line(cli, tiny_model, tmp_path):
     path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS[:5])
     cases = (

@@ -235,6 +235,8 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
                   **options) -> None:  # fmt: skip
     import time
 
+    from qrr.reranker import Stats
+
     if not files or files == ["-"]:
         raise InputError("--ray reads FILEs or folders (local or remote), not stdin")
     if output is None:
@@ -271,6 +273,7 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
             skipped.count, skipped.messages = ray_core.get(errors.report.remote())
             skipped.report()
     seconds = time.perf_counter() - began
+    report(Stats(truncated=ray_core.get(errors.cut_count.remote())), options["max_length"], False)
     wrote = f"wrote {output}" if rows else "wrote nothing"
     stderr.print(f"scored {rows:,} pairs in {seconds:.1f} s ({rows / seconds:.1f} pairs/s) on "
                  f"{placement.describe()}; {wrote}", highlight=False)  # fmt: skip
