@@ -124,18 +124,7 @@ class ScoresOutput:
     def checked(cls, path: str, inputs: Iterable[str | None] = ()) -> ScoresOutput:
         """The output at ``path``, checked before any input is read: ``inputs`` are the files the command reads,
         which it must not write over."""
-        if os.path.isdir(path) or not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise InputError(f"{{output}} {path}: not a file in an existing folder", "output")
-        if path.lower().endswith(".gz"):
-            raise InputError(f"{{output}} {path}: qrr appends results uncompressed; name it without .gz (gzip it once "
-                             "it is complete)", "output")  # fmt: skip
-        if not os.access(path if os.path.exists(path) else os.path.dirname(os.path.abspath(path)), os.W_OK):
-            raise InputError(f"{{output}} {path}: not writable here", "output")
-        if os.path.exists(path):
-            read = next((i for i in inputs if i and i != "-" and os.path.exists(i) and os.path.samefile(i, path)), None)
-            if read is not None:
-                raise InputError(f"{{output}} {path}: the command reads {read}; give a new file for the scores",
-                                 "output")  # fmt: skip
+        check_appendable(path, inputs, "scores", "the scores")
         return cls(path)
 
     def prepare(self) -> None:
@@ -187,6 +176,23 @@ class ScoresOutput:
                 "{recipe}, or a server running another); go on with the one that wrote it, or score into a new file",
                 "model", "instruction", "max_length", "recipe",
             )  # fmt: skip
+
+
+def check_appendable(path: str, inputs: Iterable[str | None], kind: str, what: str) -> None:
+    """Raise ``InputError`` (of the parameter ``output``) unless a long job can append ``what`` (``kind``, in a
+    word) to ``path`` and cut an interrupted end off again: a file in an existing folder, not gzipped, writable
+    (found now, not after hours of scoring) and none of ``inputs``, the files the job reads."""
+    if os.path.isdir(path) or not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise InputError(f"{{output}} {path}: not a file in an existing folder", "output")
+    if path.lower().endswith(".gz"):
+        raise InputError(f"{{output}} {path}: qrr writes {kind} uncompressed; name it without .gz (gzip it once it "
+                         "is complete)", "output")  # fmt: skip
+    if not os.access(path if os.path.exists(path) else os.path.dirname(os.path.abspath(path)), os.W_OK):
+        raise InputError(f"{{output}} {path}: not writable here", "output")
+    if os.path.exists(path):
+        read = next((i for i in inputs if i and i != "-" and os.path.exists(i) and os.path.samefile(i, path)), None)
+        if read is not None:
+            raise InputError(f"{{output}} {path}: the command reads {read}; give a new file for {what}", "output")
 
 
 def _is_probability(value) -> bool:
@@ -345,19 +351,8 @@ class RunOutput:
         if not tag or any(c.isspace() for c in tag):
             raise InputError(f"{{tag}} {tag!r}: TREC run tags are one word", "tag")
         fmt = fmt.lower() if fmt else None
-        if path and (os.path.isdir(path) or not os.path.isdir(os.path.dirname(os.path.abspath(path)))):
-            raise InputError(f"{{output}} {path}: not a file in an existing folder", "output")
-        if path and path.lower().endswith(".gz"):
-            # results are appended query by query, and an interrupted file is cut back to its last whole query
-            raise InputError(f"{{output}} {path}: qrr writes runs uncompressed; name it without .gz (gzip it once "
-                             "it is complete)", "output")  # fmt: skip
-        if path and not os.access(path if os.path.exists(path) else os.path.dirname(os.path.abspath(path)), os.W_OK):
-            raise InputError(f"{{output}} {path}: not writable here", "output")  # found before hours of scoring
-        if path and os.path.exists(path):
-            read = next((i for i in inputs if i and i != "-" and os.path.exists(i) and os.path.samefile(i, path)), None)
-            if read is not None:
-                raise InputError(f"{{output}} {path}: the command reads {read}; give a new file for the reranked run",
-                                 "output")  # fmt: skip
+        if path:
+            check_appendable(path, inputs, "runs", "the reranked run")
         existing = formats.output_format(path) if path else None
         if fmt and existing and fmt != existing:
             raise InputError(f"{{output}} {path}: the file holds a {existing} run, not {{fmt}} {fmt}", "output", "fmt")

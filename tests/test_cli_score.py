@@ -222,7 +222,7 @@ def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
         f"error: --resume {pairs}: the command reads {pairs}; give a new file for the scores"
     )
     assert failed(str(pairs), "--resume", str(tmp_path / "o.jsonl.gz")).startswith(
-        "error: --resume " + str(tmp_path / "o.jsonl.gz") + ": qrr appends results uncompressed"
+        "error: --resume " + str(tmp_path / "o.jsonl.gz") + ": qrr writes scores uncompressed"
     )
     assert failed(str(pairs), "--resume", str(tmp_path / "o.tsv"), "-f", "tsv") == (
         "error: --resume writes JSON lines: leave out --format, or give -f jsonl"
