@@ -271,6 +271,47 @@ def test_progress_lines_when_stderr_is_a_log(cli, monkeypatch):
     assert all(re.fullmatch(r"scoring: \d pairs in 0:00, [\d,.]+ pairs/s", line) for line in lines), lines
 
 
+def test_progress_says_the_time_left_of_files(cli, monkeypatch, tmp_path):
+    from qrr.cli import render
+
+    counted = render.LineCount.__init__
+
+    def counted_now(self, *args):  # the count, made in a thread, is there before the first line
+        counted(self, *args)
+        if self.thread is not None:
+            self.thread.join()
+
+    monkeypatch.setattr(render.LineCount, "__init__", counted_now)
+    monkeypatch.setattr(render._CountLines, "interval", 0.0)
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps({"query": "q", "document": f"d{n}"}) + "\n" for n in range(4)))
+    lines = cli("score", str(path), "--batch-tokens", "1").stderr.splitlines()
+    assert all(re.fullmatch(r"scoring: \d pairs in 0:00, [\d,.]+ pairs/s; of about 4, 0:00 left", line)
+               for line in lines[:3]), lines  # fmt: skip
+    assert lines[3].startswith("scoring: 4 pairs in ") and lines[3].endswith("pairs/s")  # none left to guess
+
+
+def test_the_input_is_counted_where_its_lines_are_its_pairs(tmp_path):
+    import gzip
+
+    from qrr.cli.render import LineCount
+
+    def count(*sources, done=0):
+        estimate = LineCount([str(tmp_path / s) for s in sources], done)
+        if estimate.thread is not None:
+            estimate.thread.join()
+        return estimate.value
+
+    (tmp_path / "a.jsonl").write_text('{"query": "q", "document": "d"}\n' * 5)
+    (tmp_path / "b.tsv").write_text("q\td\nq\td")  # no newline at its end
+    (tmp_path / "c.json").write_text('[{"query": "q", "document": "d"}]')
+    (tmp_path / "d.jsonl.gz").write_bytes(gzip.compress(b"x\n"))
+    assert count("a.jsonl", "b.tsv") == 7
+    assert count("a.jsonl", done=3) == 2  # a resumed run skips what OUT holds
+    assert count("c.json") is count("a.jsonl", "d.jsonl.gz") is count("missing") is None
+    assert LineCount(["-"]).value is None and LineCount([]).thread is None
+
+
 def test_an_interrupt_keeps_a_table_and_a_json_array_whole(cli, fake):
     """Ctrl-C mid-run: the table of the results so far is drawn, the JSON array of them closed."""
     name, _ = fake(interrupt_after=1030)  # a call per pair, as above

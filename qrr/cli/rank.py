@@ -34,7 +34,7 @@ from qrr.cli.base import (
     remote_or_local,
     stderr,
 )
-from qrr.cli.render import progress, report, skipping, writer
+from qrr.cli.render import LineCount, progress, report, skipping, writer
 from qrr.errors import InputError, Interrupted
 from qrr.family import DEFAULT_MAX_LENGTH
 
@@ -120,7 +120,7 @@ def rank(
     with_text = with_text or fmt == "table"  # a table shows the start of each text
     scored = 0
     try:
-        with progress(None, "ranking") as advance:
+        with progress(None, "ranking", estimate=LineCount(sources if not inline else [])) as advance:
 
             def count(n: int) -> None:
                 nonlocal scored

@@ -3,6 +3,7 @@ TSV) are the core's ``formats.RowWriter``."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from contextlib import contextmanager
@@ -161,25 +162,70 @@ def _bar(*columns, after: float | None = None):
         delayed.close()
 
 
+class LineCount:
+    """About how many pairs a streamed input holds: the lines of its files, counted in a thread (a large file takes
+    seconds), less ``done`` (pairs a resumed run skips). ``value`` stays ``None`` until counted, and where a source
+    is stdin, gzipped or a JSON array (whose lines are no pairs)."""
+
+    def __init__(self, sources: list[str], done: int = 0):
+        self.value: int | None = None
+        self.thread = None
+        if sources and all(s != "-" and not s.endswith(".gz") and os.path.isfile(s) for s in sources):
+            self.thread = threading.Thread(target=self._count, args=(sources, done), daemon=True)
+            self.thread.start()
+
+    def _count(self, sources: list[str], done: int) -> None:
+        lines = 0
+        for source in sources:
+            with open(source, "rb") as handle:
+                block = handle.read(1 << 20)
+                if block.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
+                    return
+                while block:
+                    lines += block.count(b"\n") + (len(block) < 1 << 20 and not block.endswith(b"\n"))
+                    block = handle.read(1 << 20)
+        self.value = max(lines - done, 0)
+
+    def left(self, done: int, seconds: float) -> str:
+        """``of about N, M:SS left`` once counted and under way, else nothing."""
+        if not self.value or not done or done >= self.value:
+            return ""
+        return f"of about {self.value:,}, {_clock(seconds * (self.value - done) / done)} left"
+
+
 @contextmanager
-def progress(total: int | None, what: str, after: float | None = None):
+def progress(total: int | None, what: str, after: float | None = None, estimate: LineCount | None = None):
     """A progress bar on stderr when stderr is a terminal, once the work has run ``after`` seconds (default
     ``SHOW_AFTER``; 0: at once); yields a callback taking finished counts. With ``total=None`` (streamed input,
-    length unknown) it counts instead, and where stderr is a log writes a line now and then."""
+    length unknown) it counts instead, with the time left where an ``estimate`` of the total comes, and where stderr
+    is a log writes a line now and then."""
     if not stderr.is_terminal or total == 0:
-        yield _CountLines(what) if total is None else (lambda n: None)
+        yield _CountLines(what, estimate) if total is None else (lambda n: None)
         return
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    if total is None:  # no end to show: how many, how fast, for how long
+    if total is None:  # no end to show: how many, how fast, for how long, and the time left once it is guessed
         columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} pairs"),
-                   _rate_column("pairs"), TimeElapsedColumn())  # fmt: skip
+                   _rate_column("pairs"), TimeElapsedColumn(), _left_column(estimate))  # fmt: skip
     else:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("pairs"),
                    TimeRemainingColumn())  # fmt: skip
     with _bar(*columns, after=after) as bar:
         task = bar.add_task(what, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+def _left_column(estimate: LineCount | None):
+    """A progress column of the time left, where ``estimate`` counted the input: ``of about 4,000, 0:12:31 left``."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class Left(ProgressColumn):
+        def render(self, task) -> Text:
+            said = estimate.left(int(task.completed), task.elapsed or 0.0) if estimate is not None else ""
+            return Text(said, style="progress.remaining")
+
+    return Left()
 
 
 def _rate_column(unit: str):
@@ -202,8 +248,8 @@ class _CountLines:
 
     interval = 60.0
 
-    def __init__(self, what: str):
-        self.what, self.done = what, 0
+    def __init__(self, what: str, estimate: LineCount | None = None):
+        self.what, self.done, self.estimate = what, 0, estimate
         self.start = self.last = time.monotonic()
 
     def __call__(self, n: int) -> None:
@@ -213,8 +259,9 @@ class _CountLines:
             return
         self.last = now
         elapsed = max(now - self.start, 1e-9)
-        stderr.print(f"{self.what}: {self.done:,} pairs in {_clock(elapsed)}, {self.done / elapsed:,.1f} pairs/s",
-                     highlight=False)  # fmt: skip
+        left = self.estimate.left(self.done, elapsed) if self.estimate is not None else ""
+        stderr.print(f"{self.what}: {self.done:,} pairs in {_clock(elapsed)}, {self.done / elapsed:,.1f} pairs/s"
+                     f"{f'; {left}' if left else ''}", highlight=False)  # fmt: skip
 
 
 class _Lines:

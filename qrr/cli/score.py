@@ -43,7 +43,7 @@ from qrr.cli.base import (
     stderr,
 )
 from qrr.cli.base import output_format as output_format_of
-from qrr.cli.render import progress, report, skipping, writer
+from qrr.cli.render import LineCount, progress, report, skipping, writer
 from qrr.errors import InputError, Interrupted, PairError
 from qrr.family import DEFAULT_MAX_LENGTH
 
@@ -189,7 +189,8 @@ def score(
     total = Stats()
     files = contextlib.ExitStack()
     try:
-        with files, progress(None, "scoring") as advance:
+        estimate = LineCount(sources if not inline else [], start)  # no -q/-d: all pairs are in files
+        with files, progress(None, "scoring", estimate=estimate) as advance:
             for chunk in pipelines.score_records(reranker, itertools.chain([first], records), progress=advance):
                 total += chunk.scores.stats
                 rows = formats.score_rows(chunk.records, chunk.scores, start=start + chunk.start)
