@@ -108,13 +108,29 @@ def _datasource():
 
 def _table(rows: list[dict], path: str) -> pyarrow.Table:
     """Rows as an Arrow table: ``query``, ``document`` and ``instruction`` as strings, the other columns as their
-    values say (each column must hold one type: Parquet shards and Arrow need it)."""
+    values say (each column must hold one type: Parquet shards and Arrow need it), null where a row lacks the field.
+    Every row's fields make columns (Arrow's ``from_pylist`` takes the first row's only: an ``id`` from the second
+    row on was dropped)."""
+    names = dict.fromkeys(name for row in rows for name in row)
+    columns = {}
+    for name in names:
+        values = [row.get(name) for row in rows]
+        try:
+            columns[name] = pyarrow.array(values, pyarrow.string() if name == "instruction" else None)
+        except OverflowError:  # an integer past int64, which qrr score copies as it is: unsigned, where it fits
+            columns[name] = _unsigned(values, name, path)
+        except (pyarrow.ArrowInvalid, pyarrow.ArrowTypeError) as exc:
+            raise InputError(f"{path}: field {name!r} holds values of different types ({exc}); give each field one "
+                             "type") from None  # fmt: skip
+    return pyarrow.table(columns)
+
+
+def _unsigned(values: list, name: str, path: str) -> pyarrow.Array:
     try:
-        table = pyarrow.Table.from_pylist(rows)
-    except (pyarrow.ArrowInvalid, pyarrow.ArrowTypeError) as exc:
-        raise InputError(f"{path}: a field holds values of different types ({exc}); give each field one type") from None
-    return table.set_column(table.schema.get_field_index("instruction"), "instruction",
-                            table["instruction"].cast(pyarrow.string()))  # fmt: skip
+        return pyarrow.array(values, pyarrow.uint64())
+    except (OverflowError, pyarrow.ArrowInvalid, pyarrow.ArrowTypeError):
+        raise InputError(f"{path}: field {name!r} holds integers past 64 bits, or negative ones beside ones past "
+                         "63; give them as strings") from None  # fmt: skip
 
 
 def _lines_of(f) -> Iterator[bytes]:

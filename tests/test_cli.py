@@ -379,3 +379,18 @@ def test_an_unplanned_error_is_one_line_the_workers_own_inside_ray():
     # an error of one's own keeps its whole message: its first line is what failed
     said = "We couldn't connect to the hub.\nCheck your internet connection."
     assert describe(OSError(said))[0] == f"OSError: {said} (set QRR_DEBUG=1 for a traceback)"
+
+
+def test_a_narrow_table_keeps_the_data_whole_and_leaves_out_the_previews(monkeypatch, capsys):
+    from qrr.cli.render import write_table
+
+    monkeypatch.setenv("COLUMNS", "80")
+    rows = [{"index": 0, "qid": 1, "doc_id": 12345678901234567890, "pid": 9007199254740993, "score": 0.2518123456}]
+    previews = [{"query": "capital of China?", "document": "Beijing is the capital."}]
+    write_table(rows * 2, previews=previews * 2)
+    drawn = capsys.readouterr().out
+    # the previews took their width, and the score came out a digit a line
+    assert "0.2518" in drawn and "12345678901234567890" in drawn and "capital" not in drawn
+    write_table([{"index": 0, "score": 0.25}], previews=previews)  # room for both: both shown
+    drawn = capsys.readouterr().out
+    assert "capital of China?" in drawn and "0.2500" in drawn

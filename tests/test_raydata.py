@@ -239,7 +239,7 @@ def test_what_cannot_run_is_one_line(cli, tiny_model, tmp_path):
     mixed = tmp_path / "mixed.jsonl"
     mixed.write_text('{"id": 1, "query": "q", "document": "d"}\n{"id": "two", "query": "q", "document": "d"}\n')
     result = cli("score", str(mixed), "--ray", "-o", str(tmp_path / "e"), model=tiny_model)
-    assert result.exit_code == 2 and f"error: {mixed}: a field holds values of different types" in result.stderr
+    assert result.exit_code == 2 and f"error: {mixed}: field 'id' holds values of different types" in result.stderr
 
 
 def test_what_the_python_stage_cannot_run_is_said_before_any_actor_starts(raydata, tiny_model, tmp_path):
@@ -344,6 +344,29 @@ def test_an_interrupted_ray_run_says_what_it_kept_and_what_it_skipped(cli, tiny_
     assert f"skipped 1 bad line(s):\n  {path}:6: malformed JSON" in result.stderr
     assert result.stderr.splitlines()[-1] == (
         f"error: interrupted with 2 scored rows written to {out}; a new run needs a new or empty --output"
+    )
+
+
+def test_every_rows_fields_are_read_and_ids_past_int64_kept(raydata, tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(
+        '{"query": "a", "document": "b"}\n{"query": "a", "document": "c", "id": "x2"}\n'
+        '{"query": "a", "document": "d", "id": "x3", "extra": 5, "doc_id": 12345678901234567890}\n'
+    )
+    rows = sorted(raydata.read_pairs(str(path)).take_all(), key=lambda r: r["document"])
+    # fields after the first row were dropped, and an id past int64 failed the read (OverflowError, exit 1)
+    assert [(r["id"], r["extra"], r["doc_id"]) for r in rows] == [
+        (None, None, None), ("x2", None, None), ("x3", 5, 12345678901234567890)]  # fmt: skip
+    path.write_text(
+        '{"query": "a", "document": "b", "id": -1}\n{"query": "a", "document": "c", "id": 12345678901234567890}\n'
+    )
+    from qrr.errors import InputError, qrr_cause
+
+    with pytest.raises(InputError) as caught:
+        raydata.read_pairs(str(path)).take_all()
+    # (Ray adds its own lines to the error's str(); the CLI says its message)
+    assert qrr_cause(caught.value).naming({}) == (
+        f"{path}: field 'id' holds integers past 64 bits, or negative ones beside ones past 63; give them as strings"
     )
 
 

@@ -62,10 +62,13 @@ def write_table(rows: list[dict], title: str | None = None, previews: list[dict]
     extra = list(dict.fromkeys(k for p in previews for k in p))
     cells = [[_table_cell(c, row.get(c)) for c in columns] for row in rows]
     widths = [max([len(c)] + [len(line[n]) for line in cells]) for n, c in enumerate(columns)]
-    # Short data columns keep their full width; long ones (paths) fold; text previews share what is left.
+    # Short data columns keep their full width; long ones (paths) fold; text previews share what is left, and are
+    # left out where less than 8 characters each would be (the data squeezed to a letter a line beside them).
     # Where even the short ones cannot all fit, every column may wrap rather than be cropped.
     console = Console()
     fixed = [w if w <= 32 else 0 for w in widths]
+    if sum(fixed) + 3 * len(columns) + 11 * len(extra) > console.width:
+        extra = []
     if sum(fixed) + 3 * len(columns) > console.width:
         fixed = [0] * len(columns)
     for c, width in zip(columns, fixed, strict=True):

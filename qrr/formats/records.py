@@ -107,13 +107,13 @@ def decode_lines(stream: Iterable[bytes], name: str) -> Iterator[Line]:
     """(line number, text) for each raw line of ``stream`` (bytes, a newline at each end), as ``read_lines``
     gives them; ``name`` is how messages name the source."""
     for number, raw in enumerate(stream, 1):
+        kind = _binary_kind(raw, name) if number == 1 else None
+        if kind is not None:
+            yield number, kind
+            return  # the rest is no lines either
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            kind = _binary_kind(raw, name) if number == 1 else None
-            if kind is not None:
-                yield number, kind
-                return  # the rest is no lines either
             yield number, InputError(f"{name}:{number}: invalid UTF-8 at byte {exc.start} of the line")
             continue
         if "\0" in text:
@@ -125,11 +125,12 @@ def decode_lines(stream: Iterable[bytes], name: str) -> Iterator[Line]:
 
 
 def _binary_kind(first: bytes, name: str) -> InputError | None:
-    """The error for a source that is no text but a kind a user can turn into text, by its first line (which is
-    no UTF-8): every line of it would be "invalid UTF-8"."""
+    """The error for a source that is no text but a kind a user can turn into text, by its first line: every line
+    of it would be "invalid UTF-8" or "NUL byte". Parquet's magic, ``PAR1``, counts only before a control byte
+    (its first page header's), so a text that starts with the word stays text."""
     if first.startswith(b"\x1f\x8b"):
         return InputError(f"{name}: gzip-compressed data; name the file *.gz, or decompress it first (zcat)")
-    if first.startswith(b"PAR1"):
+    if first.startswith(b"PAR1") and any(b < 0x20 and b not in b"\t\r\n" for b in first[4:8]):
         return InputError(
             f"{name}: a Parquet file, not text; qrr score --ray reads Parquet, or convert it to JSON lines"
         )
