@@ -27,6 +27,18 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def cpus_free_again():
+    """After each test, its runs' actors gone before the next test's: a failed run's traceback (which the CLI
+    runner keeps) holds Ray's executor and its actors, and a second run once waited forever for the CPUs they held.
+    A real qrr exits."""
+    yield
+    gc.collect()
+    deadline = time.monotonic() + 30
+    while ray.available_resources().get("CPU", 0) < 4 and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def raydata():
     from qrr import raydata
@@ -389,6 +401,8 @@ def test_qrr_score_on_ray_bad_lines_and_usage(cli, tiny_model, tmp_path):
     failed = cli("score", path, "--ray", "-o", str(tmp_path / "a"), model=tiny_model)
     assert failed.exit_code == 2, failed.output
     assert failed.stderr.strip().splitlines()[-1].startswith(f"error: {path}:6: malformed JSON")
+    del failed  # its traceback holds the run's actors and their CPUs (see cpus_free_again)
+    gc.collect()
     skipped = cli("score", path, "--ray", "-o", str(tmp_path / "b"), "--on-error", "skip", model=tiny_model)
     assert skipped.exit_code == 0, skipped.output
     assert f"skipped 1 bad line(s):\n  {path}:6: malformed JSON" in skipped.stderr

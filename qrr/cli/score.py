@@ -259,6 +259,7 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
         scored = raydata.score(pairs, model, placement=placement, errors=errors, skip=bool(skipped), **options)
         note = lambda message: stderr.print(f"note: {message}", style="yellow", highlight=False)  # noqa: E731
         rows = raydata.write(scored, output, shard_format.value, note=note)
+        cut = ray_core.get(errors.cut_count.remote())
     except KeyboardInterrupt as exc:
         kept = raydata.rows_at(output, shard_format.value)
         said = (f"with {kept:,} scored rows written to {output}; a new run needs a new or empty --output"
@@ -273,8 +274,11 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
         if skipped is not None:  # what was passed over is said however the run ends
             skipped.count, skipped.messages = ray_core.get(errors.report.remote())
             skipped.report()
+        # its process ends with the run, not with the Ray instance: in a process that runs several (a notebook's,
+        # the tests'), earlier runs' logs piled up
+        ray_core.kill(errors)
     seconds = time.perf_counter() - began
-    report(Stats(truncated=ray_core.get(errors.cut_count.remote())), options["max_length"], False)
+    report(Stats(truncated=cut), options["max_length"], False)
     wrote = f"wrote {output}" if rows else "wrote nothing"
     stderr.print(f"scored {rows:,} pairs in {seconds:.1f} s ({rows / seconds:.1f} pairs/s) on "
                  f"{placement.describe()}; {wrote}", highlight=False)  # fmt: skip
