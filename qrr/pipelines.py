@@ -98,13 +98,11 @@ def score_records(
 
 
 def _with_triples(records: Iterable) -> Iterator[tuple[object, tuple]]:
-    """Each record with its checked ``(query, document, instruction)``."""
-    for n, record in enumerate(pair_rows(records, "records")):
-        pair = (record.query, record.document, record.instruction) if isinstance(record, PairRecord) else record
-        try:
-            yield record, next(triples([pair]))
-        except PairError as exc:
-            raise exc.shifted(n) from None
+    """Each record with its ``(query, document, instruction)``, checked as ``Reranker.score`` checks pairs (a bad
+    one a ``PairError`` at its place in ``records``)."""
+    kept, read = itertools.tee(pair_rows(records, "records"))
+    pairs = ((r.query, r.document, r.instruction) if isinstance(r, PairRecord) else r for r in read)
+    return zip(kept, triples(pairs), strict=True)
 
 
 @dataclass
@@ -167,15 +165,8 @@ class ScoresOutput:
         if reranker is None:
             return
         _, triple = next(_with_triples([record]))
-        then, now = self.last["score"], reranker.score([triple])[0]
-        if _rescored_apart(then, now):
-            then_said, now_said = _apart(then, now)
-            raise InputError(
-                f"{self.where}: result {self.done - 1} has score {then_said} there but scores {now_said} now, so "
-                f"{self.path} holds another set-up's scores (another {{model}}, {{instruction}}, {{max_length}} or "
-                "{recipe}, or a server running another); go on with the one that wrote it, or score into a new file",
-                "model", "instruction", "max_length", "recipe",
-            )  # fmt: skip
+        _check_rescored(self.last["score"], reranker.score([triple])[0], f"{self.where}: result {self.done - 1}",
+                        self.path, "score")  # fmt: skip
 
 
 def check_appendable(path: str, inputs: Iterable[str | None], kind: str, what: str) -> None:
@@ -521,22 +512,23 @@ def check_written(reranker: Reranker, output: RunOutput | None) -> None:
         return
     now = reranker.score([(w.query, w.document) for w in output.written])
     for w, score in zip(output.written, now, strict=True):
-        if _rescored_apart(w.score, score):
-            then_said, now_said = _apart(w.score, score)
-            raise InputError(
-                f"{w.where}: query {w.qid}'s document {w.docid} has score {then_said} there but scores {now_said} "
-                f"now, so {output.path} holds another set-up's scores (another {{model}}, {{instruction}}, "
-                "{max_length} or {recipe}, or a server running another); go on with the one that wrote it, or rerank "
-                "into a new file",
-                "model", "instruction", "max_length", "recipe",
-            )  # fmt: skip
+        _check_rescored(w.score, score, f"{w.where}: query {w.qid}'s document {w.docid}", output.path, "rerank")
 
 
-def _rescored_apart(then: float, now: float) -> bool:
-    """Whether a result scored again (``now``) is another set-up's than the one written (``then``)."""
+def _check_rescored(then: float, now: float, result: str, path, verb: str) -> None:
+    """Raise ``InputError`` where ``result`` of the file at ``path``, written with score ``then``, scores ``now``
+    as another set-up's would (``RESCORED_TOLERANCE``); ``verb`` is the command's, for its advice."""
     gap, share = RESCORED_TOLERANCE
     then_odds, now_odds = _log_odds(then), _log_odds(now)
-    return abs(now_odds - then_odds) > gap + share * max(abs(then_odds), abs(now_odds))
+    if abs(now_odds - then_odds) <= gap + share * max(abs(then_odds), abs(now_odds)):
+        return
+    then_said, now_said = _apart(then, now)
+    raise InputError(
+        f"{result} has score {then_said} there but scores {now_said} now, so {path} holds another set-up's scores "
+        "(another {model}, {instruction}, {max_length} or {recipe}, or a server running another); go on with the "
+        f"one that wrote it, or {verb} into a new file",
+        "model", "instruction", "max_length", "recipe",
+    )  # fmt: skip
 
 
 def _checking(reranker: Reranker, output: RunOutput | None) -> Iterator:
