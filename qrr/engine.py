@@ -169,10 +169,24 @@ class Work:
     tokens: int = 0
     attended: int = 0
 
-    def __iadd__(self, other: Work) -> Work:
-        self.tokens += other.tokens
-        self.attended += other.attended
-        return self
+
+def _starts(lengths):
+    """Where each of rows this long starts when laid end to end, and where the last ends (int32, as flash
+    attention's ``cu_seq_lens`` are)."""
+    import torch
+
+    return torch.cat([torch.zeros(1, dtype=torch.int32), lengths.cumsum(0).int()])
+
+
+def _work(sequences: Sequence[Sequence[int]], parts: list[tuple[int, list[int]]]) -> Work:
+    """The work of scoring ``sequences`` in ``plan_groups``' ``parts``: each part's prefix once."""
+    work = Work()
+    for shared, indices in parts:
+        rests = [len(sequences[i]) - shared for i in indices]
+        work.tokens += shared + sum(rests)
+        # causal attention: token at position p attends to p + 1 keys
+        work.attended += shared * (shared + 1) // 2 + sum(n * shared + n * (n + 1) // 2 for n in rests)
+    return work
 
 
 class Engine:
@@ -250,17 +264,10 @@ class Engine:
         import torch
 
         scores = [0.0] * len(sequences)
-        work = Work()
         parts = plan_groups(sequences, groups, self.worth_sharing)
-        for shared, indices in parts:
-            rests = [len(sequences[i]) - shared for i in indices]
-            work.tokens += shared + sum(rests)
-            # causal attention: token at position p attends to p + 1 keys
-            work.attended += shared * (shared + 1) // 2 + sum(n * shared + n * (n + 1) // 2 for n in rests)
-        rounds = deque(self.rounds(parts, min(batch_tokens, self.budget_cap)))
+        rounds = deque(self.rounds(parts, self._budget(batch_tokens)))
         while rounds:
             together = rounds.popleft()
-            caches = None  # the last round's prefixes go before this round's run
             try:
                 caches = self.prefix_caches([sequences[indices[0]][:shared] for shared, indices in together])
             except torch.OutOfMemoryError as exc:
@@ -270,48 +277,60 @@ class Engine:
                 torch.cuda.empty_cache()
                 rounds.extendleft(reversed([[part] for part in together]))  # its groups one at a time, then on
                 continue
-            members = [(i, k) for k, (_, indices) in enumerate(together) for i in indices]  # (sequence, its part)
-            rests = [sequences[i][together[k][0] :] for i, k in members]
-            lengths = [len(r) for r in rests]
-            queue = deque(self.plan(lengths, min(batch_tokens, self.budget_cap), max_rows))
-            while queue:
-                batch = queue.popleft()
-                budget = min(batch_tokens, self.budget_cap)
-                parts_of = [members[j][1] for j in batch]
-                rows = [rests[j] for j in batch]
-                try:
-                    if len(set(parts_of)) == 1:
-                        odds = self.log_odds(rows, caches[parts_of[0]], together[parts_of[0]][0])
-                    else:
-                        odds = self.mixed_log_odds(rows, [caches[k] for k in parts_of],
-                                                   [together[k][0] for k in parts_of])  # fmt: skip
-                    # in float64: float32 rounds every log-odds past ~16.6 to 1.0, tying the surest documents
-                    values = [_sigmoid(x) for x in odds.float().tolist()]
-                except torch.OutOfMemoryError as exc:
-                    if self.device.type != "cuda" or len(batch) == 1:
-                        raise OutOfMemoryError(
-                            f"out of memory in a batch of {len(batch)} rows: lower {{batch_tokens}} (now {budget})",
-                            "batch_tokens",
-                        ) from exc
-                    # Halve the budget for the rest of this engine's life and re-plan what is left.
-                    torch.cuda.empty_cache()
-                    with self._lock:
-                        self.budget_cap = max(1, min(budget, self.budget_cap) // 2)
-                    said = f"out of memory in a batch of {len(batch)} rows; retrying with {{batch_tokens}} "
-                    said += str(self.budget_cap)
-                    # the template and params let a front end say its own name for batch_tokens
-                    log.warning(said.replace("{batch_tokens}", "batch_tokens"),
-                                extra={"template": said, "params": ("batch_tokens",)})  # fmt: skip
-                    left = batch + [j for b in queue for j in b]
-                    queue = deque(
-                        [left[k] for k in b] for b in self.plan([lengths[j] for j in left], self.budget_cap, max_rows)
-                    )
-                    continue
-                for j, value in zip(batch, values, strict=True):
-                    scores[members[j][0]] = value
-                if progress is not None:
-                    progress(len(batch))
-        return scores, work
+            self._run_round(sequences, together, caches, batch_tokens, max_rows, scores, progress)
+        return scores, _work(sequences, parts)
+
+    def _budget(self, batch_tokens: int) -> int:
+        return min(batch_tokens, self.budget_cap)
+
+    def _run_round(self, sequences, together, caches, batch_tokens, max_rows, scores, progress) -> None:
+        """Score a round's rows (what follows each part's prefix, whose ``caches`` have run) into ``scores``."""
+        import torch
+
+        members = [(i, k) for k, (_, indices) in enumerate(together) for i in indices]  # (sequence, its part)
+        rests = [sequences[i][together[k][0] :] for i, k in members]
+        lengths = [len(r) for r in rests]
+        queue = deque(self.plan(lengths, self._budget(batch_tokens), max_rows))
+        while queue:
+            batch = queue.popleft()
+            parts_of = [members[j][1] for j in batch]
+            rows = [rests[j] for j in batch]
+            try:
+                if len(set(parts_of)) == 1:
+                    odds = self.log_odds(rows, caches[parts_of[0]], together[parts_of[0]][0])
+                else:
+                    odds = self.mixed_log_odds(rows, [caches[k] for k in parts_of],
+                                               [together[k][0] for k in parts_of])  # fmt: skip
+                # in float64: float32 rounds every log-odds past ~16.6 to 1.0, tying the surest documents
+                values = [_sigmoid(x) for x in odds.float().tolist()]
+            except torch.OutOfMemoryError as exc:
+                self._halve_budget(len(batch), self._budget(batch_tokens), exc)
+                left = batch + [j for b in queue for j in b]
+                queue = deque(
+                    [left[k] for k in b] for b in self.plan([lengths[j] for j in left], self.budget_cap, max_rows)
+                )
+                continue
+            for j, value in zip(batch, values, strict=True):
+                scores[members[j][0]] = value
+            if progress is not None:
+                progress(len(batch))
+
+    def _halve_budget(self, rows: int, budget: int, exc: BaseException) -> None:
+        """After a batch of ``rows`` ran out of memory under ``budget``: halve the budget for the rest of this
+        engine's life (on CUDA, where a batch of several rows may be re-planned), else refuse."""
+        import torch
+
+        if self.device.type != "cuda" or rows == 1:
+            raise OutOfMemoryError(
+                f"out of memory in a batch of {rows} rows: lower {{batch_tokens}} (now {budget})", "batch_tokens"
+            ) from exc
+        torch.cuda.empty_cache()
+        with self._lock:
+            self.budget_cap = max(1, min(budget, self.budget_cap) // 2)
+        said = f"out of memory in a batch of {rows} rows; retrying with {{batch_tokens}} {self.budget_cap}"
+        # the template and params let a front end say its own name for batch_tokens
+        log.warning(said.replace("{batch_tokens}", "batch_tokens"),
+                    extra={"template": said, "params": ("batch_tokens",)})  # fmt: skip
 
     def check_budget(self, batch_tokens: int) -> None:
         """Refuse, before any work, a CPU budget whose activations cannot fit in the memory that is free."""
@@ -500,18 +519,13 @@ class TransformerEngine(Engine):
         that order."""
         import torch
 
-        from qrr import attention
-
         packing = {}
         if self._prefix_by_layers:
             self._ours()
         if self.packed:
             lengths = [len(p) for p in prefixes]
-            ends = torch.tensor(lengths).cumsum(0).int()
             positions = torch.cat([torch.arange(n) for n in lengths]).unsqueeze(0)
-            packing = {"cu_seq_lens_q": torch.cat([torch.zeros(1, dtype=torch.int32), ends]).to(self.device),
-                       "max_length_q": max(lengths), "attention_mask": attention.NO_MASKS, "qrr_kernel": self._kernel,
-                       "position_ids": positions.to(self.device)}  # fmt: skip
+            packing = {**self._packing(lengths), "position_ids": positions.to(self.device)}
         ids = torch.tensor([[t for p in prefixes for t in p]], device=self.device)
         with torch.inference_mode(), self._fused():
             out = self.body(input_ids=ids, use_cache=True, **packing)
@@ -555,8 +569,6 @@ class TransformerEngine(Engine):
         layer's keys and values, stacked; ``(0, 0)``: none)."""
         import torch
 
-        from qrr import attention
-
         self._ours()
         real = len(rows)
         total = sum(len(r) for r in rows)
@@ -569,9 +581,7 @@ class TransformerEngine(Engine):
         ids = torch.tensor([[t for r in rows for t in r]], device=self.device)
         positions = torch.cat([torch.arange(p, p + n) for (_, p), n in zip(spans, lengths, strict=True)]).unsqueeze(0)
         ends = torch.tensor(lengths).cumsum(0)
-        packing = {"cu_seq_lens_q": torch.cat([torch.zeros(1, dtype=torch.int32), ends.int()]).to(self.device),
-                   "max_length_q": max(lengths), "attention_mask": attention.NO_MASKS,
-                   "qrr_kernel": self._kernel}  # fmt: skip
+        packing = self._packing(lengths)
         if prefix is not None:
             packing["qrr_prefix"] = prefix
             pooled = prefix[0].shape[-2]
@@ -582,14 +592,21 @@ class TransformerEngine(Engine):
                 index = torch.cat([torch.cat([torch.arange(o, o + p), torch.arange(pooled + a, pooled + a + n)])
                                    for (o, p), a, n in zip(spans, starts, lengths, strict=True)])  # fmt: skip
                 keys = torch.tensor([p + n for (_, p), n in zip(spans, lengths, strict=True)])
-                packing.update(qrr_key_index=index.to(self.device),
-                               cu_seq_lens_k=torch.cat([torch.zeros(1, dtype=torch.int32),
-                                                        keys.cumsum(0).int()]).to(self.device),
+                packing.update(qrr_key_index=index.to(self.device), cu_seq_lens_k=_starts(keys).to(self.device),
                                max_length_k=int(keys.max()))  # fmt: skip
         with torch.inference_mode(), self._fused(rows=True):
             out = self.body(input_ids=ids, position_ids=positions.to(self.device), use_cache=False, **packing)
             hidden = out.last_hidden_state[0, (ends[:real] - 1).to(self.device)].float()
             return hidden @ self.head + self.bias
+
+    def _packing(self, lengths: Sequence[int]) -> dict:
+        """The arguments that make qrr's attention take rows of ``lengths`` laid end to end as one batch."""
+        import torch
+
+        from qrr import attention
+
+        return {"cu_seq_lens_q": _starts(torch.tensor(lengths)).to(self.device), "max_length_q": max(lengths),
+                "attention_mask": attention.NO_MASKS, "qrr_kernel": self._kernel}  # fmt: skip
 
     @contextlib.contextmanager
     def _fused(self, rows: bool = False):
