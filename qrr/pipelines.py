@@ -32,7 +32,18 @@ from qrr.errors import InputError, Interrupted, PairError, Stopped, check_count,
 from qrr.formats import DocRecord, PairRecord, Run
 from qrr.formats.trec import OnError
 from qrr.metrics import ranking
-from qrr.reranker import CHUNK, Reranker, Results, Stats, check_document_source, chunks, pair_rows, triples
+from qrr.reranker import (
+    CHUNK,
+    Reranker,
+    Results,
+    Stats,
+    best_first,
+    check_document_source,
+    chunks,
+    pair_rows,
+    spans,
+    triples,
+)
 
 DEFAULT_DEPTH = 100
 
@@ -357,7 +368,7 @@ class RunOutput:
         reranked again. ``others``: queries of the run not reranked here, whose results the file may hold already,
         with the number of results each gets where known (see ``resume_point``). Before the file is gone on with,
         ``rerank_run`` scores ``written`` again (``check_written``). Returns whether an unfinished query was cut off."""
-        _check_top_k(top_k)
+        check_count(top_k, "top_k")
         self.prepared = True
         if self.fmt == "trec":
             spaced = next((i for j in inputs.jobs for i in (j.qid, *j.docids) if any(c.isspace() for c in i)), None)
@@ -553,12 +564,7 @@ def _log_odds(p: float) -> float:
 
 def ranked(docids, scores) -> list[tuple[str, float]]:
     """(docid, score) best first; equal scores keep first-stage order."""
-    order = sorted(range(len(docids)), key=lambda n: -scores[n])
-    return [(docids[n], scores[n]) for n in order]
-
-
-def _check_top_k(top_k: int | None) -> None:
-    check_count(top_k, "top_k")
+    return [(docids[n], scores[n]) for n in best_first(scores)]
 
 
 def rerank_jobs(
@@ -568,7 +574,7 @@ def rerank_jobs(
     """Score each job's documents for its query and yield ``(job, [(docid, score), ...])`` best first (only the
     best ``top_k``), job by job, in order. ``progress`` is called with the pairs each batch finished; ``stats``
     collects what the scoring did."""
-    _check_top_k(top_k)
+    check_count(top_k, "top_k")
 
     # Queries share a call, and so batches (see call_room): each query's results are written once its call is done.
     def weigh(job: Job) -> tuple[int, int]:
@@ -582,16 +588,13 @@ def _rerank_group(reranker, group, corpus, top_k, progress, stats):
     try:
         scores = reranker.score([(job.query, corpus[d]) for job in group for d in job.docids], progress=progress)
     except PairError as exc:  # said of the query, which a run's user knows, not of a pair of this call
-        ends = itertools.accumulate(len(job.docids) for job in group)
-        job = next(job for job, end in zip(group, ends, strict=True) if exc.pair < end)
+        places = spans(len(job.docids) for job in group)
+        job = next(job for job, span in zip(group, places, strict=True) if exc.pair < span.stop)
         raise InputError(f"query {job.qid}: {exc.text}", *exc.params) from None
     if stats is not None:
         stats += scores.stats
-    start = 0
-    for job in group:
-        mine = scores[start : start + len(job.docids)]
-        start += len(job.docids)
-        yield job, ranked(job.docids, mine)[:top_k]
+    for job, span in zip(group, spans(len(job.docids) for job in group), strict=True):
+        yield job, ranked(job.docids, scores[span])[:top_k]
 
 
 @dataclass
@@ -618,7 +621,7 @@ def rerank_run(
     ``progress`` is called with the pairs each batch scored, ``on_query`` with each finished query's id.
     Ctrl-C (or SIGTERM, where a front end raises ``Terminated``) raises ``Interrupted`` saying how many queries
     are done."""
-    _check_top_k(top_k)
+    check_count(top_k, "top_k")
     if output is not None and not output.prepared:
         output.prepare(inputs, top_k)
     stats = Stats()

@@ -32,7 +32,7 @@ from ray.data.datasource import BlockBasedFileDatasink
 from qrr import formats
 from qrr.errors import InputError, innermost
 from qrr.pipelines import Job, RunInputs, ranked
-from qrr.reranker import CHUNK, Reranker
+from qrr.reranker import CHUNK, Reranker, spans
 
 BLOCK_ROWS = 4096  # rows a read task hands on at a time
 SOURCE = "_qrr_source"  # the column read_pairs names each Parquet row's file in
@@ -261,10 +261,9 @@ class RerankStage:
     def __call__(self, batch: dict[str, numpy.ndarray]) -> dict[str, numpy.ndarray]:
         pairs = [(q, t) for q, texts in zip(batch["query"], batch["texts"], strict=True) for t in texts]
         scores = self.reranker.score(pairs)
-        docids, values, start = [], [], 0
-        for ids in batch["docids"]:
-            best = ranked(list(ids), scores[start : start + len(ids)])[: self.top_k]
-            start += len(ids)
+        docids, values = [], []
+        for ids, span in zip(batch["docids"], spans(len(ids) for ids in batch["docids"]), strict=True):
+            best = ranked(list(ids), scores[span])[: self.top_k]
             docids.append([d for d, _ in best])
             values.append([s for _, s in best])
         return {"qid": batch["qid"], "docids": _objects(docids), "scores": _objects(values)}

@@ -507,6 +507,19 @@ def chunks(items: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
+def spans(sizes: Iterable[int]) -> Iterator[slice]:
+    """Consecutive slices of parts this long: where each part of a merged call lies in its results."""
+    start = 0
+    for n in sizes:
+        yield slice(start, start + n)
+        start += n
+
+
+def best_first(scores: Sequence[float]) -> list[int]:
+    """The indexes of ``scores``, best first; equal scores keep their order."""
+    return sorted(range(len(scores)), key=lambda n: -scores[n])
+
+
 def _is_pair(item) -> bool:
     """One pair (``("q", "d")``, or one record with ``query`` and ``document``), not a sequence of pairs:
     CrossEncoder's rule for ``predict``."""

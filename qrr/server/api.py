@@ -12,6 +12,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from qrr.reranker import best_first
+
 
 class ApiError(Exception):
     """A request the server refuses: ``status`` (4xx), a ``message`` that says what is wrong, the ``param``."""
@@ -170,7 +172,7 @@ def usage(stats) -> dict:
 def rerank_response(request: RerankRequest, scores: list[float], stats, model: str, version: str | None) -> dict:
     """The results best first (the best ``top_n``), in the union of the rerank APIs' shapes: Cohere's ``id``,
     ``results`` and ``meta``, Jina's and vLLM's ``model`` and ``usage``."""
-    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))[: request.top_n]
+    order = best_first(scores)[: request.top_n]
     results = []
     for i in order:
         result = {"index": i, "relevance_score": scores[i]}

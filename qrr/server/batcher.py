@@ -13,7 +13,7 @@ from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from qrr.reranker import CHUNK, Reranker, Stats
+from qrr.reranker import CHUNK, Reranker, Stats, spans
 
 
 class QueueFull(Exception):
@@ -116,11 +116,8 @@ class Batcher:
             jobs[0].future.set_exception(exc)
             return
         self.calls += 1
-        offset = 0
-        for job in jobs:
+        for job, part in zip(jobs, spans(len(job.triples) for job in jobs), strict=True):
             n = len(job.triples)
-            part = slice(offset, offset + n)
             stats = Stats(pairs=n, tokens=sum(scores.pair_tokens[part]), truncated=sum(scores.pair_cut[part]),
                           seconds=seconds * n / len(scores))  # fmt: skip
             job.future.set_result((scores[part], stats))
-            offset += n
