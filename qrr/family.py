@@ -120,12 +120,16 @@ class Family:
         )
 
     @staticmethod
-    def stretches(rope) -> bool:
-        """Whether a config's ``rope_scaling`` (or transformers 5's ``rope_parameters``) stretches the positions past
-        ``max_position_embeddings`` (YaRN, say), rather than leaving them as trained (``default``, or none)."""
-        if not isinstance(rope, Mapping):
-            return False
-        return rope.get("rope_type", rope.get("type", "default")) != "default"
+    def max_positions(config: Mapping[str, Any]) -> int | None:
+        """The longest prompt ``config`` (a parsed config.json) allows: its ``max_position_embeddings``; ``None``
+        where unsaid, or where ``rope_scaling`` (or transformers 5's ``rope_parameters``) stretches the positions
+        past it (YaRN, say) rather than leaving them as trained (``default``, or none)."""
+        for key in ("rope_scaling", "rope_parameters"):
+            rope = config.get(key)
+            if isinstance(rope, Mapping) and rope.get("rope_type", rope.get("type", "default")) != "default":
+                return None
+        value = config.get("max_position_embeddings")
+        return value if isinstance(value, int) else None
 
     def total_params(self, size: str) -> int:
         """Every weight of a size: the non-embedding ones, the embeddings and, where it is not tied, the head."""

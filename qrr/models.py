@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,6 +134,17 @@ def resolve(name: str | None = None, offline: bool | None = None) -> Path:
     return download(repo)
 
 
+def check_local(name) -> None:
+    """Check now what needs no download, before slower work (a port taken, actors started): a folder (or a cached
+    hub model's), and a name that is neither a folder nor a hub repo id. A hub id not in the cache is left to
+    loading, which may download it; a registered name or a loader passes."""
+    name = named(name)
+    if not isinstance(name, str) or registered(name):
+        return
+    if os.path.exists(os.path.expanduser(name)) or repo_id(name) is None:
+        resolve(name, offline=True)
+
+
 def cached_snapshot(repo: str, revision: str | None = None) -> Path | None:
     """The cached snapshot folder of ``repo``, or ``None``; never touches the network."""
     from huggingface_hub import snapshot_download
@@ -195,19 +206,15 @@ def _download_error(repo: str, revision: str | None, exc: Exception) -> QrrError
 # ----------------------------------------------------------------------------------------------- checks
 
 
-def checkpoint_kind(path: Path) -> str:
-    """``causal`` or ``seq-cls``: which kind of Qwen3-Reranker checkpoint the folder's config.json describes
-    (``ModelCheckError`` for anything else)."""
-    return QWEN3.head(_read_json(path / "config.json", "config.json"), f"{path}: config.json")
+def read_config(path: Path) -> dict:
+    """The folder's config.json, parsed (``NotAModelError`` where there is none)."""
+    return _read_json(path / "config.json", "config.json")
 
 
-def max_positions(path: Path) -> int | None:
-    """The folder's ``max_position_embeddings``: the longest prompt its config allows (``None`` where unsaid, or
-    where ``rope_scaling`` (YaRN) stretches the positions past it)."""
-    config = _read_json(path / "config.json", "config.json")
-    value = config.get("max_position_embeddings")
-    stretched = any(QWEN3.stretches(config.get(key)) for key in ("rope_scaling", "rope_parameters"))
-    return value if isinstance(value, int) and not stretched else None
+def checkpoint_kind(path: Path, config: Mapping | None = None) -> str:
+    """``causal`` or ``seq-cls``: which kind of Qwen3-Reranker checkpoint the folder's config.json (or ``config``,
+    read from it) describes (``ModelCheckError`` for anything else)."""
+    return QWEN3.head(read_config(path) if config is None else config, f"{path}: config.json")
 
 
 def check_folder(path: Path, tokenizer: bool = True) -> str:

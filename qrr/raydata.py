@@ -359,11 +359,8 @@ def _check_model(model) -> None:
     start, fail to load it and are started again. (On a cluster, a path may exist on the workers only.)"""
     from qrr import models
 
-    model = models.named(model)
-    if not isinstance(model, str) or models.registered(model) or not _one_machine():
-        return
-    if os.path.exists(os.path.expanduser(model)) or models.repo_id(model) is None:  # a hub id loads on the actors
-        models.resolve(model, offline=True)
+    if _one_machine():
+        models.check_local(model)
 
 
 def rerank(inputs: RunInputs, model=None, *, top_k: int | None = None, workers: int | None = None,

@@ -130,9 +130,10 @@ class Reranker:
         from qrr.engine import TransformerEngine
 
         path = models.resolve(model, offline=offline)
-        kind = models.checkpoint_kind(path)
+        config = models.read_config(path)
+        kind = models.checkpoint_kind(path, config)
         # checks max_length, the recipe and the answer tokens before the weights load
-        prompter = Prompter(_load_tokenizer(path), max_length, recipe=recipe, positions=models.max_positions(path))
+        prompter = Prompter(_load_tokenizer(path), max_length, recipe=recipe, positions=QWEN3.max_positions(config))
         engine = TransformerEngine.load(path, kind, dev, dt, prompter.yes_id, prompter.no_id, prompter.pad_id,
                                         attn=devices.attention_implementation(dev, dt))  # fmt: skip
         self._init(engine, prompter, instruction, batch_tokens, share_prefix, path, compile)
@@ -170,8 +171,7 @@ class Reranker:
                              "tokenizer")  # fmt: skip
         dev = devices.resolve_device(device)
         config = getattr(model, "config", None)
-        stretched = any(QWEN3.stretches(getattr(config, key, None)) for key in ("rope_scaling", "rope_parameters"))
-        positions = None if stretched else getattr(config, "max_position_embeddings", None)
+        positions = QWEN3.max_positions(config.to_dict() if hasattr(config, "to_dict") else {})
         prompter = Prompter(tokenizer, max_length, recipe=recipe, positions=positions)
         if hasattr(model, "score") and not hasattr(model, "lm_head"):
             engine = TransformerEngine.from_classifier(model, dev, prompter.pad_id)

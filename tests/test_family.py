@@ -25,6 +25,15 @@ def test_checkpoint_kinds():
         QWEN3.head({"model_type": "llama", "architectures": ["LlamaForCausalLM"]})
 
 
+def test_max_positions_reads_the_config_unless_rope_scaling_stretches_it():
+    assert QWEN3.max_positions({"max_position_embeddings": 40960}) == 40960
+    yarn = {"max_position_embeddings": 40960, "rope_scaling": {"rope_type": "yarn", "factor": 4.0}}
+    assert QWEN3.max_positions(yarn) is None  # YaRN: longer prompts than the config names
+    plain = {"max_position_embeddings": 40960, "rope_scaling": None, "rope_parameters": {"rope_type": "default"}}
+    assert QWEN3.max_positions(plain) == 40960  # as the hub's configs and transformers 5's say "none"
+    assert QWEN3.max_positions({}) is None
+
+
 def test_aliases_point_at_the_family_sizes():
     assert {alias: size.repo for alias, (family, size) in ALIASES.items() if family is QWEN3} == {
         "0.6b": "Qwen/Qwen3-Reranker-0.6B",

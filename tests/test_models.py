@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from qrr import models
-from qrr.errors import ModelNotFoundError
+from qrr.errors import ModelNotFoundError, NotAModelError
 
 
 def test_aliases_and_repo_ids():
@@ -46,6 +46,15 @@ def test_missing_model_names_the_fix(hub_cache):
         models.resolve("./not/here/at/all")
 
 
+def test_check_local_checks_what_needs_no_download(hub_cache, tiny_model, tmp_path):
+    models.check_local(str(tiny_model))
+    models.check_local("someone/reranker")  # not cached: left to loading, which may download it
+    with pytest.raises(NotAModelError, match="no config.json, so it is not a model folder"):
+        models.check_local(str(tmp_path))
+    with pytest.raises(ModelNotFoundError, match="^model ./not/here/at/all: no such folder"):
+        models.check_local("./not/here/at/all")
+
+
 def test_cached_snapshot_is_found(hub_cache, tiny_model):
     # The hub cache layout: models--owner--name/{refs/main, snapshots/<rev>/...}
     repo = hub_cache / "models--Qwen--Qwen3-Reranker-0.6B"
@@ -78,22 +87,7 @@ def test_checkpoint_kind(tiny_model, tmp_path):
     assert models.check_folder(convert_to_seq_cls(tiny_model, tmp_path / "seq-cls")) == "seq-cls"
 
 
-def test_max_positions_reads_the_config_unless_rope_scaling_stretches_it(tmp_path):
-    import json
-
-    from qrr import models
-
-    (tmp_path / "config.json").write_text(json.dumps({"max_position_embeddings": 40960}))
-    assert models.max_positions(tmp_path) == 40960
-    (tmp_path / "config.json").write_text(
-        json.dumps({"max_position_embeddings": 40960, "rope_scaling": {"rope_type": "yarn", "factor": 4.0}})
-    )
-    assert models.max_positions(tmp_path) is None  # YaRN: longer prompts than the config names
-    (tmp_path / "config.json").write_text(
-        json.dumps(
-            {"max_position_embeddings": 40960, "rope_scaling": None, "rope_parameters": {"rope_type": "default"}}
-        )
-    )
-    assert models.max_positions(tmp_path) == 40960  # as the hub's configs and transformers 5's say "none"
-    (tmp_path / "config.json").write_text("{}")
-    assert models.max_positions(tmp_path) is None
+def test_read_config(tiny_model, tmp_path):
+    assert models.read_config(tiny_model)["model_type"] == "qwen3"
+    with pytest.raises(NotAModelError, match="no config.json, so it is not a model folder"):
+        models.read_config(tmp_path)

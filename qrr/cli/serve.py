@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -98,8 +97,7 @@ def serve(
     from qrr import models
 
     name = models.named(model)
-    if not models.registered(name) and (Path(name).expanduser().is_dir() or models.repo_id(name) is None):
-        models.resolve(name, offline=True)  # a wrong folder fails before the port is taken; a hub id may download
+    models.check_local(name)  # a wrong folder fails before the port is taken
     sock = server.bind(host, port)  # before the model loads: a port in use fails at once
     where = sock.getsockname()
     url = f"http://{where[0] if ':' not in where[0] else f'[{where[0]}]'}:{where[1]}"
