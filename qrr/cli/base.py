@@ -432,6 +432,14 @@ def stdin_is_terminal() -> bool:
 MODEL_OPTIONS = ("model", "device", "dtype", "max_length", "batch_tokens", "recipe", "compile", "offline")
 
 
+def model_options(ctx: typer.Context) -> dict:
+    """The command's ``MODEL_OPTIONS`` as plain values (choices as their strings, no offline flag as ``None``), for
+    ``load_reranker`` and Ray's stages."""
+    options = {name: ctx.params[name] for name in MODEL_OPTIONS}
+    options["offline"] = options["offline"] or None
+    return {name: value.value if isinstance(value, Enum) else value for name, value in options.items()}
+
+
 def chosen_server(ctx: typer.Context, server: str | None) -> str | None:
     """The server to score on (``--server`` or ``$QRR_SERVER``), or ``None`` for a model loaded here. Model options
     on the command line win over ``$QRR_SERVER``; beside ``--server`` itself they are an error."""
@@ -459,6 +467,7 @@ def remote_or_local(server: str | None, instruction: str | None, verbose: bool, 
 
 def load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe,
                   compile=False):  # fmt: skip
+    """The ``Reranker`` the model options (``model_options``) ask for, loaded with a spinner on a terminal."""
     from qrr import device as devices
     from qrr import models
     from qrr.reranker import Reranker
@@ -467,13 +476,12 @@ def load_reranker(model, device, dtype, max_length, instruction, batch_tokens, o
     with quiet_gc():
         heavy_imports()
         # the device and dtype are checked before a first-use download, whose bars come before the spinner
-        devices.resolve_dtype(dtype.value, devices.resolve_device(device))
-        where = name if models.registered(name) else str(models.resolve(name, offline=offline or None))
+        devices.resolve_dtype(dtype, devices.resolve_device(device))
+        where = name if models.registered(name) else str(models.resolve(name, offline=offline))
         with status(f"loading {name}") if not verbose else contextlib.nullcontext():
             prepare_logging(verbose)
-            reranker = Reranker(where, device=device, dtype=dtype.value, max_length=max_length,
-                                instruction=instruction, batch_tokens=batch_tokens, offline=offline or None,
-                                recipe=recipe.value)  # fmt: skip
+            reranker = Reranker(where, device=device, dtype=dtype, max_length=max_length, instruction=instruction,
+                                batch_tokens=batch_tokens, offline=offline, recipe=recipe)  # fmt: skip
     if compile:  # with collections on: what compiling leaves behind is not frozen for good
         with status(f"compiling {name} (a minute or more, unless cached)") if not verbose else contextlib.nullcontext():
             reranker.engine.compile()

@@ -9,6 +9,7 @@ import typer
 
 from qrr import formats, metrics, pipelines
 from qrr.cli.base import (
+    MODEL_OPTIONS,
     RUN_PANEL,
     BatchTokensOpt,
     CompileOpt,
@@ -31,6 +32,7 @@ from qrr.cli.base import (
     chosen_server,
     command,
     given,
+    model_options,
     output_format,
     remote_or_local,
     stderr,
@@ -158,8 +160,7 @@ def evaluate(
     if not measures:
         raise InputError("--metrics: name at least one measure (ndcg@10, say)")
     if beir is None:
-        misplaced = given(ctx, "run", "depth", "resume", "tag", "split", "model", "instruction", "device", "dtype",
-                          "max_length", "batch_tokens", "recipe", "compile", "offline", "server")  # fmt: skip
+        misplaced = given(ctx, "run", "depth", "resume", "tag", "split", "instruction", *MODEL_OPTIONS, "server")
         if misplaced:
             raise InputError(f"{', '.join(misplaced)}: only with --beir")
         if not files or len(files) < 2:
@@ -193,9 +194,7 @@ def evaluate(
                 skipped.report()
 
         def rerank(on_pairs, on_query):
-            reranker = remote_or_local(server, instruction, verbose, model=model, device=device, dtype=dtype,
-                                       max_length=max_length, batch_tokens=batch_tokens, offline=offline,
-                                       recipe=recipe, compile=compile)  # fmt: skip
+            reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
             return pipelines.rerank_run(reranker, inputs, output, None, on_pairs, on_query), reranker.max_length
 
         # OUT may come from qrr rerank, with the queries that have no qrels too: they are kept as they are.

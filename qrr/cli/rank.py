@@ -30,6 +30,7 @@ from qrr.cli.base import (
     command,
     given,
     input_sources,
+    model_options,
     output_format,
     remote_or_local,
     stderr,
@@ -114,9 +115,7 @@ def rank(
         if verbose:
             stderr.print("no documents in the input")
         return
-    reranker = remote_or_local(server, instruction, verbose, model=model, device=device, dtype=dtype,
-                               max_length=max_length, batch_tokens=batch_tokens, offline=offline, recipe=recipe,
-                               compile=compile)  # fmt: skip
+    reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
     with_text = with_text or fmt == "table"  # a table shows the start of each text
     scored = 0
     try:

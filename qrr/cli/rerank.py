@@ -34,6 +34,7 @@ from qrr.cli.base import (
     chosen_server,
     command,
     given,
+    model_options,
     ray_only,
     remote_or_local,
     start_ray,
@@ -160,12 +161,8 @@ def rerank(
     def rerank(on_pairs, on_query):
         if ray:
             return _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_worker, ray_address,
-                                  model=model, device=device, dtype=dtype.value, max_length=max_length,
-                                  instruction=instruction, batch_tokens=batch_tokens, recipe=recipe.value,
-                                  compile=compile, offline=offline or None), max_length  # fmt: skip
-        reranker = remote_or_local(server, instruction, verbose, model=model, device=device, dtype=dtype,
-                                   max_length=max_length, batch_tokens=batch_tokens, offline=offline, recipe=recipe,
-                                   compile=compile)  # fmt: skip
+                                  instruction=instruction, **model_options(ctx)), max_length  # fmt: skip
+        reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
         return pipelines.rerank_run(reranker, inputs, output, top_k, on_pairs, on_query), reranker.max_length
 
     rerank_showing_progress(inputs, output, top_k, rerank, verbose)

@@ -37,6 +37,7 @@ from qrr.cli.base import (
     command,
     given,
     input_sources,
+    model_options,
     ray_only,
     remote_or_local,
     start_ray,
@@ -142,9 +143,7 @@ def score(
         if clashing:
             raise InputError(f"{', '.join(clashing)}: not with --ray, which reads FILEs and writes --output shards")
         _score_on_ray(files, input_format, on_error, output, output_format, workers, gpus_per_worker, ray_address,
-                      model=model, device=device, dtype=dtype.value, max_length=max_length, instruction=instruction,
-                      batch_tokens=batch_tokens, recipe=recipe.value, compile=compile,
-                      offline=offline or None)  # fmt: skip
+                      instruction=instruction, **model_options(ctx))  # fmt: skip
         return
     if resume is not None and fmt is not None and fmt.value != "jsonl":
         raise InputError("--resume writes JSON lines: leave out --format, or give -f jsonl")
@@ -179,9 +178,7 @@ def score(
         elif verbose:
             stderr.print("no pairs in the input")
         return
-    reranker = remote_or_local(server, instruction, verbose, model=model, device=device, dtype=dtype,
-                               max_length=max_length, batch_tokens=batch_tokens, offline=offline, recipe=recipe,
-                               compile=compile)  # fmt: skip
+    reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
     if last is not None:
         saved.check_input(last, reranker)
     start = saved.done if saved else 0

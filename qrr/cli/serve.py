@@ -21,6 +21,7 @@ from qrr.cli.base import (
     VerboseOpt,
     command,
     load_reranker,
+    model_options,
     stderr,
 )
 from qrr.errors import InputError, QrrError
@@ -31,6 +32,7 @@ PANEL = "Server"
 
 @command(no_args_is_help=False)
 def serve(
+    ctx: typer.Context,
     host: Annotated[
         str,
         typer.Option("--host", rich_help_panel=PANEL, help="Address to listen on; 0.0.0.0 opens it to the network."),
@@ -103,9 +105,7 @@ def serve(
     url = f"http://{where[0] if ':' not in where[0] else f'[{where[0]}]'}:{where[1]}"
     try:
         stderr.print(f"loading the model for {url} (connections are refused until it is ready)", highlight=False)
-        reranker = load_reranker(
-            model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe, compile
-        )
+        reranker = load_reranker(instruction=instruction, verbose=verbose, **model_options(ctx))
         reranker.prompter.check_room("", reranker.instruction)  # a default leaving no room fails now, not per request
         name = str(model or reranker.model_path)
         app = server.create_app(reranker, name, api_key, server.Limits(max_documents, max_request_bytes, max_queue))
