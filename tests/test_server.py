@@ -93,10 +93,20 @@ def test_health_models_and_metrics(http, tiny_model, tiny_server):
     http.post("/rerank", json={"query": "q", "documents": []})
     text = http.get("/metrics").text
     assert 'qrr_requests_total{endpoint="/rerank",status="200"}' in text
-    assert 'qrr_requests_total{endpoint="/rerank",status="422"}' in text
-    for name in ("qrr_pairs_total ", "qrr_tokens_total ", "qrr_queue_depth 0", "qrr_request_seconds_bucket{le=",
-                 "qrr_request_seconds_count ", "qrr_scoring_calls_total "):  # fmt: skip
+    assert 'qrr_requests_total{endpoint="/rerank",status="400"}' in text
+    for name in ("qrr_pairs_total ", "qrr_tokens_total ", "qrr_queue_depth 0", "qrr_scoring_calls_total ",
+                 'qrr_request_seconds_bucket{endpoint="/rerank",le="0.005"} '):  # fmt: skip
         assert name in text, name
+
+    def value(name: str) -> int:
+        return int(text.split(f"\n{name} ")[1].split()[0])
+
+    # each endpoint has its own latency histogram: health probes and scrapes are timed apart from scoring
+    served = value('qrr_request_seconds_count{endpoint="/rerank"}')
+    assert served >= 2 and value('qrr_request_seconds_bucket{endpoint="/rerank",le="+Inf"}') == served
+    answered = [line for line in text.splitlines() if line.startswith('qrr_requests_total{endpoint="/rerank",')]
+    assert sum(int(line.split()[-1]) for line in answered) == served
+    assert value('qrr_request_seconds_count{endpoint="/health"}') >= 1
     assert int(text.split("\nqrr_pairs_total ")[1].split()[0]) >= 2
 
 
@@ -109,10 +119,10 @@ def test_health_models_and_metrics(http, tiny_model, tiny_server):
         (b'{"query": "q", "documents": [', 400, "malformed JSON"),
         (b'{"query": "q\xff", "documents": ["a"]}', 400, "malformed JSON: the body is not valid UTF-8 (byte 12)"),
         (b'"just a string"', 400, "the request body must be a JSON object, not a string"),
-        (b'{"documents": ["a"]}', 422, '"query" is required'),
-        (b'{"query": "q", "documents": []}', 422, '"documents" must hold at least one document'),
-        (b'{"query": "q", "documents": ["a"], "top_n": 0}', 422, '"top_n" must be at least 1, not 0'),
-        (b'{"query": "q", "documents": [' + b'"a",' * 50 + b'"a"]}', 422,
+        (b'{"documents": ["a"]}', 400, '"query" is required'),
+        (b'{"query": "q", "documents": []}', 400, '"documents" must hold at least one document'),
+        (b'{"query": "q", "documents": ["a"], "top_n": 0}', 400, '"top_n" must be at least 1, not 0'),
+        (b'{"query": "q", "documents": [' + b'"a",' * 50 + b'"a"]}', 400,
          '"documents" holds 51 documents; this server takes at most 50 a request'),
         (b'{"query": "q", "documents": ["' + b"x" * 30_000 + b'"]}', 413,
          "the request body is 30033 bytes; this server takes at most 20000"),
@@ -129,13 +139,20 @@ def test_a_query_that_leaves_no_room_and_unknown_routes(http):
     for body in ({"query": "word " * 2500, "documents": ["a"]}, {"query": "q", "instruction": "word " * 2500,
                                                                 "documents": ["a"]}):  # fmt: skip
         response = http.post("/rerank", json=body)
-        assert response.status_code == 422 and response.json()["param"] == "query"
+        assert response.status_code == 400 and response.json()["param"] == "query"
         assert response.json()["message"].startswith('"query": the query and instruction take ')
-        assert "raise max_length or shorten the query" in response.json()["message"]
+        # the client cannot change max_length: it is said as the server's flag
+        assert "raise the server's --max-length or shorten the query" in response.json()["message"]
     response = http.post("/score", json={"text_1": ["q", "word " * 2500], "text_2": ["a", "b"]})
-    assert response.status_code == 422 and response.json()["param"] == "text_1"
+    assert response.status_code == 400 and response.json()["param"] == "text_1"
     assert http.get("/nothing").status_code == 404 and http.get("/nothing").json()["message"] == "no endpoint /nothing"
     assert 'qrr_requests_total{endpoint="other",status="404"}' in http.get("/metrics").text
+    # not a body-less redirect (307), which a client that follows none shows as nothing
+    response = http.post("/v1/rerank/", json={"query": "q", "documents": ["a"]})
+    assert (response.status_code, response.json()["message"]) == (
+        404,
+        "no endpoint /v1/rerank/; did you mean /v1/rerank?",
+    )
     assert http.get("/rerank").status_code == 405
     assert http.post("/rerank", json={"query": "q", "documents": ["a"]}).status_code == 200  # still serving
 
@@ -164,6 +181,13 @@ def test_the_cohere_sdk_by_its_base_url_alone(tiny_server, reranker):
     close([r.relevance_score for r in v1.results], sorted(expected, reverse=True)[:2])
     v2 = cohere.ClientV2(api_key="unused", base_url=tiny_server.url).rerank(model="qrr", query=QUERY, documents=DOCS)
     close([r.relevance_score for r in sorted(v2.results, key=lambda r: r.index)], expected)
+    # the README's way to send an instruction through the SDK
+    asked = cohere.ClientV2(api_key="unused", base_url=tiny_server.url).rerank(
+        model="qrr", query=QUERY, documents=DOCS,
+        request_options={"additional_body_parameters": {"instruction": "Judge code relevance"}})  # fmt: skip
+    judged = reranker.score([(QUERY, d, "Judge code relevance") for d in DOCS])
+    assert judged != expected
+    close([r.relevance_score for r in sorted(asked.results, key=lambda r: r.index)], judged)
 
 
 def test_langchains_cohere_rerank(tiny_server, reranker):

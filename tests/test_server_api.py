@@ -33,26 +33,31 @@ def test_nulls_are_absent_fields():
     ("body", "status", "message", "param"),
     [
         ([1, 2], 400, "the request body must be a JSON object, not an array", None),
-        ({"documents": ["a"]}, 422, '"query" is required', "query"),
-        ({"query": 3, "documents": ["a"]}, 422, '"query" must be a string, not a number', "query"),
-        ({"query": "q"}, 422, '"documents" is required: an array of strings or of objects with "text"', "documents"),
-        ({"query": "q", "documents": []}, 422, '"documents" must hold at least one document', "documents"),
-        ({"query": "q", "documents": ["a"] * 101}, 422,
+        ({"documents": ["a"]}, 400, '"query" is required', "query"),
+        ({"query": 3, "documents": ["a"]}, 400, '"query" must be a string, not a number', "query"),
+        ({"query": "q"}, 400, '"documents" is required: an array of strings or of objects with "text"', "documents"),
+        ({"query": "q", "documents": []}, 400, '"documents" must hold at least one document', "documents"),
+        ({"query": "q", "documents": ["a"] * 101}, 400,
          '"documents" holds 101 documents; this server takes at most 100 a request', "documents"),
-        ({"query": "q", "documents": [3]}, 422,
+        ({"query": "q", "documents": [3]}, 400,
          '"documents"[0] must be a string or an object with "text", not a number', "documents"),
-        ({"query": "q", "documents": [{"body": "x"}]}, 422, '"documents"[0] must have a string "text"', "documents"),
-        ({"query": "q", "documents": ["a"], "top_n": 0}, 422, '"top_n" must be at least 1, not 0', "top_n"),
-        ({"query": "q", "documents": ["a"], "top_n": "3"}, 422, '"top_n" must be a whole number, not a string',
+        ({"query": "q", "documents": [{"body": "x"}]}, 400, '"documents"[0] must have a string "text"', "documents"),
+        ({"query": "q", "documents": ["a"], "top_n": 0}, 400, '"top_n" must be at least 1, not 0', "top_n"),
+        ({"query": "q", "documents": ["a"], "top_n": "3"}, 400, '"top_n" must be a whole number, not a string',
          "top_n"),
-        ({"query": "q", "documents": ["a"], "top_n": True}, 422, '"top_n" must be a whole number, not a boolean',
+        ({"query": "q", "documents": ["a"], "top_n": True}, 400, '"top_n" must be a whole number, not a boolean',
          "top_n"),
-        ({"query": "q", "documents": ["a"], "return_documents": "yes"}, 422,
+        ({"query": "q", "documents": ["a"], "return_documents": "yes"}, 400,
          '"return_documents" must be true or false, not a string', "return_documents"),
-        ({"query": "q", "documents": ["a"], "instruction": 7}, 422, '"instruction" must be a string, not a number',
+        ({"query": "q", "documents": ["a"], "instruction": 7}, 400, '"instruction" must be a string, not a number',
          "instruction"),
-        ({"query": "q", "documents": [{"text": "a"}], "rank_fields": ["title"]}, 422,
-         '"documents"[0] has no string field "title" of "rank_fields"', "rank_fields"),
+        ({"query": "q", "documents": [{"text": "a"}], "rank_fields": ["title"]}, 400,
+         '"documents"[0] has no field "title", which "rank_fields" names', "rank_fields"),
+        # the field is there, of the wrong type: said so, not "is required" or "has no field"
+        ({"query": "q", "documents": [{"title": 3}], "rank_fields": ["title"]}, 400,
+         '"documents"[0]\'s field "title" of "rank_fields" must be a string, not a number', "rank_fields"),
+        ({"query": "q", "documents": "a"}, 400,
+         '"documents" must be an array, not a string: an array of strings or of objects with "text"', "documents"),
     ],
 )  # fmt: skip
 def test_bad_rerank_requests(body, status, message, param):
@@ -66,9 +71,20 @@ def test_score_pairs_one_query_or_one_each():
     assert (req.queries, req.texts, req.instruction) == (["q1", "q2"], ["a", "b"], "t")
     assert parse_score({"text_1": ["q"], "text_2": "a"}, 10).queries == ["q"]
     message = '"text_1" holds 3 texts and "text_2" 2: give one query, or as many as texts'
-    refused({"text_1": ["a", "b", "c"], "text_2": ["x", "y"]}, 422, message, "text_1", parse_score)
-    refused({"text_2": ["x"]}, 422, '"text_1" is required: a string or an array of strings', "text_1", parse_score)
-    refused({"text_1": "q", "text_2": []}, 422, '"text_2" must hold at least one document', "text_2", parse_score)
+    refused({"text_1": ["a", "b", "c"], "text_2": ["x", "y"]}, 400, message, "text_1", parse_score)
+    refused({"text_2": ["x"]}, 400, '"text_1" is required: a string or an array of strings', "text_1", parse_score)
+    refused({"text_1": "q", "text_2": []}, 400, '"text_2" must hold at least one document', "text_2", parse_score)
+    refused({"text_1": 3, "text_2": "a"}, 400, '"text_1" must be a string or an array of strings, not a number',
+            "text_1", parse_score)  # fmt: skip
+    refused({"text_1": "q", "text_2": ["a", None]}, 400, '"text_2"[1] must be a string, not null', "text_2",
+            parse_score)  # fmt: skip
+
+
+def test_an_error_body_speaks_to_every_apis_clients():
+    # Cohere's and vLLM's clients read "message"; Jina's (LangChain's JinaRerank) read "detail"
+    body = ApiError(400, '"top_n" must be at least 1, not 0', "top_n").body()
+    assert body == {"message": '"top_n" must be at least 1, not 0', "detail": '"top_n" must be at least 1, not 0',
+                    "type": "invalid_request_error", "param": "top_n", "code": 400}  # fmt: skip
 
 
 def test_responses_best_first_in_every_apis_shape():

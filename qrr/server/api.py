@@ -16,7 +16,8 @@ from qrr.reranker import best_first
 
 
 class ApiError(Exception):
-    """A request the server refuses: ``status`` (4xx), a ``message`` that says what is wrong, the ``param``."""
+    """A request the server refuses: ``status`` (4xx; 400 for a request that is not valid, as Cohere and vLLM
+    answer), a ``message`` that says what is wrong, the ``param``."""
 
     def __init__(self, status: int, message: str, param: str | None = None, headers: dict | None = None):
         super().__init__(message)
@@ -24,7 +25,8 @@ class ApiError(Exception):
 
     def body(self) -> dict:
         kind = "invalid_request_error" if self.status < 500 else "server_error"
-        return {"message": self.message, "type": kind, "param": self.param, "code": self.status}
+        # Cohere's and vLLM's clients read "message", Jina's (LangChain's JinaRerank) "detail"
+        return {"message": self.message, "detail": self.message, "type": kind, "param": self.param, "code": self.status}
 
 
 @dataclass
@@ -64,10 +66,10 @@ def _string(body: dict, key: str, required: bool = True) -> str | None:
     value = body.get(key)
     if value is None:
         if required:
-            raise ApiError(422, f'"{key}" is required', key)
+            raise ApiError(400, f'"{key}" is required', key)
         return None
     if not isinstance(value, str):
-        raise ApiError(422, f'"{key}" must be a string, not {_kind(value)}', key)
+        raise ApiError(400, f'"{key}" must be a string, not {_kind(value)}', key)
     return value
 
 
@@ -77,9 +79,9 @@ def _count(body: dict, key: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ApiError(422, f'"{key}" must be a whole number, not {_kind(value)}', key)
+        raise ApiError(400, f'"{key}" must be a whole number, not {_kind(value)}', key)
     if value < 1:
-        raise ApiError(422, f'"{key}" must be at least 1, not {value}', key)
+        raise ApiError(400, f'"{key}" must be at least 1, not {value}', key)
     return value
 
 
@@ -88,15 +90,15 @@ def _flag(body: dict, key: str, default: bool) -> bool:
     if value is None:
         return default
     if not isinstance(value, bool):
-        raise ApiError(422, f'"{key}" must be true or false, not {_kind(value)}', key)
+        raise ApiError(400, f'"{key}" must be true or false, not {_kind(value)}', key)
     return value
 
 
 def _check_count(n: int, max_documents: int, key: str = "documents") -> None:
     if n == 0:
-        raise ApiError(422, f'"{key}" must hold at least one document', key)
+        raise ApiError(400, f'"{key}" must hold at least one document', key)
     if n > max_documents:
-        raise ApiError(422, f'"{key}" holds {n} documents; this server takes at most {max_documents} a request', key)
+        raise ApiError(400, f'"{key}" holds {n} documents; this server takes at most {max_documents} a request', key)
 
 
 def _document_text(item: Any, n: int, rank_fields: list[str] | None) -> str:
@@ -105,15 +107,18 @@ def _document_text(item: Any, n: int, rank_fields: list[str] | None) -> str:
     if isinstance(item, str):
         return item
     if not isinstance(item, dict):
-        raise ApiError(422, f'"documents"[{n}] must be a string or an object with "text", not {_kind(item)}',
+        raise ApiError(400, f'"documents"[{n}] must be a string or an object with "text", not {_kind(item)}',
                        "documents")  # fmt: skip
     if rank_fields:
-        missing = [f for f in rank_fields if not isinstance(item.get(f), str)]
-        if missing:
-            raise ApiError(422, f'"documents"[{n}] has no string field "{missing[0]}" of "rank_fields"', "rank_fields")
+        for name in rank_fields:
+            if item.get(name) is None:
+                raise ApiError(400, f'"documents"[{n}] has no field "{name}", which "rank_fields" names', "rank_fields")
+            if not isinstance(item[name], str):
+                raise ApiError(400, f'"documents"[{n}]\'s field "{name}" of "rank_fields" must be a string, not '
+                               f"{_kind(item[name])}", "rank_fields")  # fmt: skip
         return "\n".join(f"{field}: {item[field]}" for field in rank_fields)
     if not isinstance(item.get("text"), str):
-        raise ApiError(422, f'"documents"[{n}] must have a string "text"', "documents")
+        raise ApiError(400, f'"documents"[{n}] must have a string "text"', "documents")
     return item["text"]
 
 
@@ -123,13 +128,14 @@ def parse_rerank(body: Any, max_documents: int, return_documents: bool = False) 
     query = _string(body, "query")
     documents = body.get("documents")
     if not isinstance(documents, list):
-        raise ApiError(422, '"documents" is required: an array of strings or of objects with "text"', "documents")
+        said = "is required" if documents is None else f"must be an array, not {_kind(documents)}"
+        raise ApiError(400, f'"documents" {said}: an array of strings or of objects with "text"', "documents")
     _check_count(len(documents), max_documents)
     rank_fields = body.get("rank_fields")
     if rank_fields is not None and (
         not isinstance(rank_fields, list) or not all(isinstance(f, str) for f in rank_fields)
     ):
-        raise ApiError(422, '"rank_fields" must be an array of strings', "rank_fields")
+        raise ApiError(400, '"rank_fields" must be an array of strings', "rank_fields")
     texts = [_document_text(item, n, rank_fields) for n, item in enumerate(documents)]
     return RerankRequest(
         query=query,
@@ -151,15 +157,20 @@ def parse_score(body: Any, max_documents: int) -> ScoreRequest:
         value = body.get(key)
         if isinstance(value, str):
             value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ApiError(422, f'"{key}" is required: a string or an array of strings', key)
+        if value is None:
+            raise ApiError(400, f'"{key}" is required: a string or an array of strings', key)
+        if not isinstance(value, list):
+            raise ApiError(400, f'"{key}" must be a string or an array of strings, not {_kind(value)}', key)
+        wrong = next((n for n, v in enumerate(value) if not isinstance(v, str)), None)
+        if wrong is not None:
+            raise ApiError(400, f'"{key}"[{wrong}] must be a string, not {_kind(value[wrong])}', key)
         sides.append(value)
     queries, texts = sides
     _check_count(len(texts), max_documents, "text_2")
     if len(queries) == 1:
         queries = queries * len(texts)
     elif len(queries) != len(texts):
-        raise ApiError(422, f'"text_1" holds {len(queries)} texts and "text_2" {len(texts)}: give one query, or as '
+        raise ApiError(400, f'"text_1" holds {len(queries)} texts and "text_2" {len(texts)}: give one query, or as '
                        "many as texts", "text_1")  # fmt: skip
     return ScoreRequest(queries, texts, _string(body, "instruction", required=False))
 

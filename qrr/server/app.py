@@ -25,6 +25,9 @@ from qrr.server.metrics import Metrics
 
 log = logging.getLogger("qrr")
 
+# the core's messages name its parameters; a client cannot set these, so they are said as the server's flags
+SETTINGS = {"max_length": "the server's --max-length", "batch_tokens": "the server's --batch-tokens"}
+
 
 class Limits:
     """What the server takes: ``max_documents`` a request, ``max_request_bytes`` a body, ``max_queue`` requests
@@ -93,7 +96,7 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
         try:
             result = waiting.result()
         except QrrError as exc:
-            raise ApiError(422 if isinstance(exc, InputError) else 503, str(exc)) from None
+            raise ApiError(400 if isinstance(exc, InputError) else 503, exc.naming(SETTINGS)) from None
         metrics.scored(result[1])
         return result
 
@@ -106,7 +109,7 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
             try:
                 prompter.check_room(query, instruction)
             except InputError as exc:
-                raise ApiError(422, f'"{field}": {exc}', field) from None
+                raise ApiError(400, f'"{field}": {exc.naming(SETTINGS)}', field) from None
         if max_tokens_per_doc is not None:
             texts = [prompter.cut(t, max_tokens_per_doc) for t in texts]
         return [(q, t, instruction) for q, t in zip(queries, texts, strict=True)]
@@ -182,13 +185,19 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
 
     async def not_found(request: Request, exc) -> Response:
         metrics.request("other", 404, 0.0)
-        return json_response(ApiError(404, f"no endpoint {request.url.path}").body(), 404)
+        path = request.url.path
+        # Starlette would answer a 307 with no body, which clients that follow no redirects show as nothing
+        hint = f"; did you mean {path.rstrip('/')}?" if path.rstrip("/") in paths else ""
+        return json_response(ApiError(404, f"no endpoint {path}{hint}").body(), 404)
 
     async def not_allowed(request: Request, exc) -> Response:
         metrics.request(request.url.path, 405, 0.0)
         return json_response(ApiError(405, f"{request.method} is not allowed on {request.url.path}").body(), 405)
 
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_allowed})
+    paths = {route.path for route in routes}
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_allowed})
+    app.router.redirect_slashes = False
+    return app
 
 
 class _ClientLeft(Exception):

@@ -11,6 +11,27 @@ from collections import Counter
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
+class Latency:
+    """One histogram of request times."""
+
+    def __init__(self):
+        self.buckets = [0] * len(BUCKETS)
+        self.count = 0
+        self.sum = 0.0
+
+    def add(self, seconds: float) -> None:
+        self.count += 1
+        self.sum += seconds
+        for n in range(bisect.bisect_left(BUCKETS, seconds), len(BUCKETS)):
+            self.buckets[n] += 1
+
+    def render(self, name: str, labels: str) -> list[str]:
+        lines = [f'{name}_bucket{{{labels},le="{bound}"}} {count}' for bound, count in zip(BUCKETS, self.buckets,
+                                                                                        strict=True)]  # fmt: skip
+        return [*lines, f'{name}_bucket{{{labels},le="+Inf"}} {self.count}', f"{name}_sum{{{labels}}} {self.sum}",
+                f"{name}_count{{{labels}}} {self.count}"]  # fmt: skip
+
+
 class Metrics:
     """Counters updated by request handlers (any thread) and rendered for ``GET /metrics``."""
 
@@ -20,18 +41,12 @@ class Metrics:
         self.pairs = 0
         self.tokens = 0
         self.truncated = 0
-        self.latency_buckets = [0] * len(BUCKETS)
-        self.latency_count = 0
-        self.latency_sum = 0.0
+        self.latency: dict[str, Latency] = {}  # endpoint -> its requests' times
 
     def request(self, endpoint: str, status: int, seconds: float) -> None:
         with self._lock:
             self.requests[(endpoint, status)] += 1
-            self.latency_count += 1
-            self.latency_sum += seconds
-            at = bisect.bisect_left(BUCKETS, seconds)
-            for n in range(at, len(BUCKETS)):
-                self.latency_buckets[n] += 1
+            self.latency.setdefault(endpoint, Latency()).add(seconds)
 
     def scored(self, stats) -> None:
         with self._lock:
@@ -67,14 +82,9 @@ class Metrics:
                 "# HELP qrr_busy Whether the model is scoring now.",
                 "# TYPE qrr_busy gauge",
                 f"qrr_busy {int(busy)}",
-                "# HELP qrr_request_seconds Time from a request's arrival to its answer.",
+                "# HELP qrr_request_seconds Time from a request's arrival to its answer, by endpoint.",
                 "# TYPE qrr_request_seconds histogram",
             ]
-            for bound, count in zip(BUCKETS, self.latency_buckets, strict=True):
-                lines.append(f'qrr_request_seconds_bucket{{le="{bound}"}} {count}')
-            lines += [
-                f'qrr_request_seconds_bucket{{le="+Inf"}} {self.latency_count}',
-                f"qrr_request_seconds_sum {self.latency_sum}",
-                f"qrr_request_seconds_count {self.latency_count}",
-            ]
+            for endpoint, latency in sorted(self.latency.items()):
+                lines += latency.render("qrr_request_seconds", f'endpoint="{endpoint}"')
         return "\n".join(lines) + "\n"
