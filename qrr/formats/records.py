@@ -7,6 +7,7 @@ Readers raise ``InputError`` naming the source and line. Nothing here imports to
 from __future__ import annotations
 
 import gzip
+import itertools
 import logging
 import os
 import sys
@@ -137,9 +138,9 @@ def _binary_kind(first: bytes, name: str) -> InputError | None:
     return None
 
 
-def _sniff(lines: Iterator[Line], plain: str) -> tuple[str, list[Line]]:
-    """The format that the first good non-blank line says, ``plain`` where it is no JSON, and the lines read to
-    find it (to replay).
+def sniffed(lines: Iterator[Line], plain: str) -> tuple[str, Iterator[Line]]:
+    """The format that the first good non-blank line says, ``plain`` where it is no JSON, and the lines, those
+    read to find it included.
 
     A line opening with ``{`` is JSON lines even where it is malformed (the reader then says so). One opening with
     ``[`` is a JSON array where an element or the end follows, and one opening with ``"`` a JSON string line where
@@ -148,8 +149,8 @@ def _sniff(lines: Iterator[Line], plain: str) -> tuple[str, list[Line]]:
     for number, text in lines:
         seen.append((number, text))
         if isinstance(text, str) and text.strip():
-            return _guess(text.strip(), plain), seen
-    return plain, seen
+            return _guess(text.strip(), plain), itertools.chain(seen, lines)
+    return plain, iter(seen)
 
 
 def _guess(line: str, plain: str) -> str:
@@ -173,12 +174,9 @@ def _parses(line: str):
         return None
 
 
-def _replay(seen, lines) -> Iterator[Line]:
-    yield from seen
-    yield from lines
-
-
-def _loads(text: str, where: str, hint: str = ""):
+def parse_json(text: str, where: str, hint: str = ""):
+    """The JSON value of ``text``; where it is none, ``InputError`` at ``where`` (with ``hint``, another format to
+    try)."""
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
@@ -187,7 +185,7 @@ def _loads(text: str, where: str, hint: str = ""):
                          *(("input_format",) if hint else ())) from None  # fmt: skip
 
 
-def _json_records(source: str, lines, fmt: str, hint: str = "") -> Iterator[tuple[str, Any]]:
+def json_records(source: str, lines, fmt: str, hint: str = "") -> Iterator[tuple[str, Any]]:
     """(where, value) for each JSON value of a JSONL stream or a JSON array; a bad line's value is its error, with
     ``hint`` (another format to try) until a line has been read as a JSON object (plain text may open with a line
     that is JSON, ``2024`` or ``"Hi"``, but hardly with an object)."""
@@ -198,9 +196,9 @@ def _json_records(source: str, lines, fmt: str, hint: str = "") -> Iterator[tupl
             if isinstance(text, InputError):
                 raise text  # one bad line spoils the whole array
             texts.append(text)
-        value = _loads("\n".join(texts), name, hint)
+        value = parse_json("\n".join(texts), name, hint)
         if not isinstance(value, list):
-            raise InputError(f"{name}: expected a JSON array, found {_json_type(value)}")
+            raise InputError(f"{name}: expected a JSON array, found {json_type(value)}")
         for n, item in enumerate(value):
             yield f"{name}: item {n}", item
         return
@@ -210,7 +208,7 @@ def _json_records(source: str, lines, fmt: str, hint: str = "") -> Iterator[tupl
             yield where, text
         elif text.strip():
             try:
-                value = _loads(text, where, hint)
+                value = parse_json(text, where, hint)
             except InputError as exc:
                 yield where, exc
                 continue
@@ -226,22 +224,28 @@ def _string(record: dict, key: str, where: str, optional: bool = False) -> str |
         raise InputError(f'{where}: missing field "{key}"')
     value = record[key]
     if not isinstance(value, str):
-        raise InputError(f'{where}: field "{key}" must be a string, not {_json_type(value)}')
+        raise InputError(f'{where}: field "{key}" must be a string, not {json_type(value)}')
     return value
 
 
-def _json_type(value) -> str:
+def json_type(value) -> str:
+    """What a JSON value is, as a message says it (``an object``, ``a number``, ``null``)."""
     return {dict: "an object", list: "an array", bool: "a boolean", int: "a number", float: "a number",
             str: "a string", type(None): "null"}.get(type(value), type(value).__name__)  # fmt: skip
+
+
+def raise_or_hand(error: InputError, on_error: Callable[[InputError], None] | None) -> None:
+    """Raise ``error``, or where there is ``on_error`` hand it over (to be skipped)."""
+    if on_error is None:
+        raise error
+    on_error(error)
 
 
 def _checked(items, on_error: Callable[[InputError], None] | None):
     """Records pass; a bad line's error is raised, or handed to ``on_error`` and skipped."""
     for item in items:
         if isinstance(item, InputError):
-            if on_error is None:
-                raise item
-            on_error(item)
+            raise_or_hand(item, on_error)
         else:
             yield item
 
@@ -287,17 +291,16 @@ def parse_pairs(lines: Iterable[Line], source: str, input_format: str = "auto") 
     lines = iter(lines)
     fmt = kind = _format(input_format, PAIR_FORMATS)
     if kind == "auto":
-        kind, seen = _sniff(lines, "tsv")
-        lines = _replay(seen, lines)
+        kind, lines = sniffed(lines, "tsv")
     if kind == "tsv":
         yield from _tsv_pairs(source, lines)
         return
     hint = " (if the input is query<TAB>document lines, use {input_format} tsv)" if fmt == "auto" else ""
-    for where, record in _json_records(source, lines, kind, hint):
+    for where, record in json_records(source, lines, kind, hint):
         if isinstance(record, InputError):
             yield record
         elif not isinstance(record, dict):
-            yield InputError(f'{where}: expected an object with "query" and "document", found {_json_type(record)}')
+            yield InputError(f'{where}: expected an object with "query" and "document", found {json_type(record)}')
         else:
             try:
                 yield PairRecord(
@@ -355,8 +358,7 @@ def _documents(sources, fmt, text_field, id_field):
         lines = read_lines(source)
         kind = fmt
         if fmt == "auto":
-            kind, seen = _sniff(lines, "text")
-            lines = _replay(seen, lines)
+            kind, lines = sniffed(lines, "text")
         if kind == "text":
             for _, text in lines:
                 if isinstance(text, InputError):
@@ -365,7 +367,7 @@ def _documents(sources, fmt, text_field, id_field):
                     yield DocRecord(text)
             continue
         hint = " (if the input is plain text, use {input_format} text)" if fmt == "auto" else ""
-        for where, record in _json_records(source, lines, kind, hint):
+        for where, record in json_records(source, lines, kind, hint):
             if isinstance(record, InputError | str):
                 yield record if isinstance(record, InputError) else DocRecord(record)
             elif isinstance(record, dict):
@@ -384,7 +386,7 @@ def _documents(sources, fmt, text_field, id_field):
                     yield exc
             else:
                 yield InputError(f'{where}: expected an object with "{text_field}" or a string, found '
-                                 f"{_json_type(record)}")  # fmt: skip
+                                 f"{json_type(record)}")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------- writing

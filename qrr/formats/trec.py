@@ -20,7 +20,7 @@ from pathlib import Path
 import orjson
 
 from qrr.errors import InputError
-from qrr.formats.records import _json_records, _json_type, _loads, _replay, _sniff, label, read_lines
+from qrr.formats.records import json_records, json_type, label, parse_json, raise_or_hand, read_lines, sniffed
 
 Run = dict[str, dict[str, float]]
 Qrels = dict[str, dict[str, int]]
@@ -30,18 +30,12 @@ TAG = "qrr"
 RUN_FORMATS = ("trec", "jsonl")
 
 
-def _raise_or_hand(error: InputError, on_error: OnError) -> None:
-    if on_error is None:
-        raise error
-    on_error(error)
-
-
 def _fields(lines, name: str, on_error: OnError, tabs: int = 0) -> Iterator[tuple[str, list[str]]]:
     """(where, fields) for each non-blank line: split on whitespace, or on tabs where that gives ``tabs`` fields,
     none blank (a TSV's ids may hold spaces)."""
     for number, text in lines:
         if isinstance(text, InputError):
-            _raise_or_hand(text, on_error)
+            raise_or_hand(text, on_error)
         elif text.strip():
             tabbed = [f.strip() for f in text.split("\t")] if tabs else []
             yield f"{name}:{number}", tabbed if tabs and len(tabbed) == tabs and all(tabbed) else text.split()
@@ -54,8 +48,7 @@ def read_run(source: str, on_error: OnError = None) -> Run:
     docid listed twice for one query are errors (with ``on_error``: handed over and skipped, the first listing
     kept)."""
     lines = read_lines(source)
-    kind, seen = _sniff(lines, "trec")
-    lines = _replay(seen, lines)
+    kind, lines = sniffed(lines, "trec")
     entries = _jsonl_run(source, lines, on_error) if kind == "jsonl" else _trec_run(lines, label(source), on_error)
     run: Run = {}
     for where, qid, docid, score in entries:
@@ -68,7 +61,7 @@ def _add(table: dict, qid: str, docid: str, value, twice: str, on_error: OnError
     handed to ``on_error``, dropped: the first stays)."""
     entries = table.setdefault(qid, {})
     if docid in entries:
-        _raise_or_hand(InputError(twice), on_error)
+        raise_or_hand(InputError(twice), on_error)
     else:
         entries[docid] = value
 
@@ -76,12 +69,12 @@ def _add(table: dict, qid: str, docid: str, value, twice: str, on_error: OnError
 def _trec_run(lines, name: str, on_error: OnError):
     for where, fields in _fields(lines, name, on_error):
         if len(fields) != 6:
-            _raise_or_hand(InputError(f"{where}: expected 'qid Q0 docid rank score tag', found {len(fields)} "
+            raise_or_hand(InputError(f"{where}: expected 'qid Q0 docid rank score tag', found {len(fields)} "
                                       "field(s)"), on_error)  # fmt: skip
             continue
         score = _number(fields[4])
         if score is None:
-            _raise_or_hand(InputError(f"{where}: score {fields[4]!r} is not a number"), on_error)
+            raise_or_hand(InputError(f"{where}: score {fields[4]!r} is not a number"), on_error)
             continue
         yield where, fields[0], fields[2], score
 
@@ -94,9 +87,9 @@ def _jsonl_run(source: str, lines, on_error: OnError):
             if "score" not in record:
                 raise InputError(f'{where}: missing field "score"')
             if isinstance(score, bool) or not isinstance(score, int | float):
-                raise InputError(f'{where}: field "score" must be a number, not {_json_type(score)}')
+                raise InputError(f'{where}: field "score" must be a number, not {json_type(score)}')
         except InputError as exc:
-            _raise_or_hand(exc, on_error)
+            raise_or_hand(exc, on_error)
             continue
         yield where, qid, docid, float(score)
 
@@ -128,13 +121,13 @@ def read_qrels(source: str, on_error: OnError = None) -> Qrels:
         if len(fields) != expected:
             shape = "query-id<TAB>corpus-id<TAB>score" if kind == "beir" else "'qid 0 docid relevance'"
             run = " (a run's line, not a judgment: is this the qrels file?)" if len(fields) == 6 else ""
-            _raise_or_hand(InputError(f"{where}: expected {shape}, found {len(fields)} field(s){run}"), on_error)
+            raise_or_hand(InputError(f"{where}: expected {shape}, found {len(fields)} field(s){run}"), on_error)
             continue
         qid, docid, grade = (fields[0], fields[1], fields[2]) if kind == "beir" else (fields[0], fields[2], fields[3])
         relevance = _whole(grade)
         if relevance is None:
             header = " (a header? BEIR's is query-id<TAB>corpus-id<TAB>score)" if kind == "beir" and first else ""
-            _raise_or_hand(InputError(f"{where}: relevance {grade!r} is not a whole number{header}"), on_error)
+            raise_or_hand(InputError(f"{where}: relevance {grade!r} is not a whole number{header}"), on_error)
             continue
         _add(qrels, qid, docid, relevance, f"{where}: document {docid} is judged twice for query {qid}", on_error)
     return qrels
@@ -147,11 +140,11 @@ def _whole(text: str) -> int | None:
 
 def _json_objects(source: str, lines, on_error: OnError) -> Iterator[tuple[str, dict]]:
     """(where, object) for each JSON line; a bad line, or a value that is not an object, is raised or handed."""
-    for where, record in _json_records(source, lines, "jsonl"):
+    for where, record in json_records(source, lines, "jsonl"):
         if isinstance(record, InputError):
-            _raise_or_hand(record, on_error)
+            raise_or_hand(record, on_error)
         elif not isinstance(record, dict):
-            _raise_or_hand(InputError(f"{where}: expected an object, found {_json_type(record)}"), on_error)
+            raise_or_hand(InputError(f"{where}: expected an object, found {json_type(record)}"), on_error)
         else:
             yield where, record
 
@@ -166,7 +159,7 @@ def _field(record: dict, key: str, where: str, optional: bool = False) -> str:
     if isinstance(value, int) and not isinstance(value, bool) and key in ("_id", "id", "qid", "docid"):
         return str(value)  # a numeric id names the same document as its text does in a TREC run
     if not isinstance(value, str):
-        raise InputError(f'{where}: field "{key}" must be a string, not {_json_type(value)}')
+        raise InputError(f'{where}: field "{key}" must be a string, not {json_type(value)}')
     return value
 
 
@@ -192,7 +185,7 @@ def read_corpus(source: str, keep: set[str] | None = None, on_error: OnError = N
             if docid in corpus:
                 raise InputError(f"{where}: document {docid} appears twice in the corpus")
         except InputError as exc:
-            _raise_or_hand(exc, on_error)
+            raise_or_hand(exc, on_error)
             continue
         corpus[docid] = f"{title} {text}" if title else text
     return corpus
@@ -208,7 +201,7 @@ def read_queries(source: str, on_error: OnError = None) -> dict[str, str]:
             if qid in queries:
                 raise InputError(f"{where}: query {qid} appears twice")
         except InputError as exc:
-            _raise_or_hand(exc, on_error)
+            raise_or_hand(exc, on_error)
             continue
         queries[qid] = body
     return queries
@@ -218,8 +211,7 @@ def _id_text_records(source: str, id_name: str, on_error: OnError) -> Iterator[t
     """(where, record) for each JSON line, or each TSV line ``id<TAB>text`` as ``{"_id", "text"}``, by the first
     line."""
     lines = read_lines(source)
-    kind, seen = _sniff(lines, "tsv")
-    lines = _replay(seen, lines)
+    kind, lines = sniffed(lines, "tsv")
     if kind == "jsonl":
         return _json_objects(source, lines, on_error)
     return _tsv_records(lines, label(source), f"{id_name}<TAB>text", on_error)
@@ -247,7 +239,7 @@ def _tsv_records(lines, name: str, shape: str, on_error: OnError) -> Iterator[tu
     for number, text in lines:
         where = f"{name}:{number}"
         if isinstance(text, InputError):
-            _raise_or_hand(text, on_error)
+            raise_or_hand(text, on_error)
         elif text.strip():
             fields = text.rstrip("\r\n").split("\t")
             if first:
@@ -264,7 +256,7 @@ def _tsv_records(lines, name: str, shape: str, on_error: OnError) -> Iterator[tu
                             "id<TAB>text<TAB>title, reads more)")  # fmt: skip
                 else:
                     said = f"expected {shape} (or a JSON object)"
-                _raise_or_hand(InputError(f"{where}: {said}"), on_error)
+                raise_or_hand(InputError(f"{where}: {said}"), on_error)
                 continue
             record = dict(zip(columns or ["_id", "text"], fields, strict=True))
             record["_id"] = record["_id"].strip()
@@ -336,7 +328,7 @@ def result_line(raw: bytes, fmt: str, where: str) -> tuple[str, str, float]:
     except UnicodeDecodeError:
         raise InputError(f"{where}: invalid UTF-8, so the file is not a run qrr wrote") from None
     if fmt == "jsonl":
-        record = _loads(text, where)
+        record = parse_json(text, where)
         if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in ("qid", "docid")):
             raise InputError(f'{where}: expected a JSON object with "qid" and "docid"; the file is not a jsonl run')
         qid, docid, score = record["qid"], record["docid"], record.get("score")

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from qrr.formats.records import json_type
 from qrr.reranker import best_first
 
 
@@ -53,13 +54,8 @@ class ScoreRequest:
 
 def _object(body: Any) -> dict:
     if not isinstance(body, dict):
-        raise ApiError(400, f"the request body must be a JSON object, not {_kind(body)}")
+        raise ApiError(400, f"the request body must be a JSON object, not {json_type(body)}")
     return body
-
-
-def _kind(value: Any) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
-            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)  # fmt: skip
 
 
 def _string(body: dict, key: str, required: bool = True) -> str | None:
@@ -69,7 +65,7 @@ def _string(body: dict, key: str, required: bool = True) -> str | None:
             raise ApiError(400, f'"{key}" is required', key)
         return None
     if not isinstance(value, str):
-        raise ApiError(400, f'"{key}" must be a string, not {_kind(value)}', key)
+        raise ApiError(400, f'"{key}" must be a string, not {json_type(value)}', key)
     return value
 
 
@@ -79,7 +75,7 @@ def _count(body: dict, key: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ApiError(400, f'"{key}" must be a whole number, not {_kind(value)}', key)
+        raise ApiError(400, f'"{key}" must be a whole number, not {json_type(value)}', key)
     if value < 1:
         raise ApiError(400, f'"{key}" must be at least 1, not {value}', key)
     return value
@@ -90,7 +86,7 @@ def _flag(body: dict, key: str, default: bool) -> bool:
     if value is None:
         return default
     if not isinstance(value, bool):
-        raise ApiError(400, f'"{key}" must be true or false, not {_kind(value)}', key)
+        raise ApiError(400, f'"{key}" must be true or false, not {json_type(value)}', key)
     return value
 
 
@@ -107,7 +103,7 @@ def _document_text(item: Any, n: int, rank_fields: list[str] | None) -> str:
     if isinstance(item, str):
         return item
     if not isinstance(item, dict):
-        raise ApiError(400, f'"documents"[{n}] must be a string or an object with "text", not {_kind(item)}',
+        raise ApiError(400, f'"documents"[{n}] must be a string or an object with "text", not {json_type(item)}',
                        "documents")  # fmt: skip
     if rank_fields:
         for name in rank_fields:
@@ -115,7 +111,7 @@ def _document_text(item: Any, n: int, rank_fields: list[str] | None) -> str:
                 raise ApiError(400, f'"documents"[{n}] has no field "{name}", which "rank_fields" names', "rank_fields")
             if not isinstance(item[name], str):
                 raise ApiError(400, f'"documents"[{n}]\'s field "{name}" of "rank_fields" must be a string, not '
-                               f"{_kind(item[name])}", "rank_fields")  # fmt: skip
+                               f"{json_type(item[name])}", "rank_fields")  # fmt: skip
         return "\n".join(f"{field}: {item[field]}" for field in rank_fields)
     if not isinstance(item.get("text"), str):
         raise ApiError(400, f'"documents"[{n}] must have a string "text"', "documents")
@@ -128,7 +124,7 @@ def parse_rerank(body: Any, max_documents: int, return_documents: bool = False) 
     query = _string(body, "query")
     documents = body.get("documents")
     if not isinstance(documents, list):
-        said = "is required" if documents is None else f"must be an array, not {_kind(documents)}"
+        said = "is required" if documents is None else f"must be an array, not {json_type(documents)}"
         raise ApiError(400, f'"documents" {said}: an array of strings or of objects with "text"', "documents")
     _check_count(len(documents), max_documents)
     rank_fields = body.get("rank_fields")
@@ -160,10 +156,10 @@ def parse_score(body: Any, max_documents: int) -> ScoreRequest:
         if value is None:
             raise ApiError(400, f'"{key}" is required: a string or an array of strings', key)
         if not isinstance(value, list):
-            raise ApiError(400, f'"{key}" must be a string or an array of strings, not {_kind(value)}', key)
+            raise ApiError(400, f'"{key}" must be a string or an array of strings, not {json_type(value)}', key)
         wrong = next((n for n, v in enumerate(value) if not isinstance(v, str)), None)
         if wrong is not None:
-            raise ApiError(400, f'"{key}"[{wrong}] must be a string, not {_kind(value[wrong])}', key)
+            raise ApiError(400, f'"{key}"[{wrong}] must be a string, not {json_type(value[wrong])}', key)
         sides.append(value)
     queries, texts = sides
     _check_count(len(texts), max_documents, "text_2")
