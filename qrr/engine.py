@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from qrr.errors import InputError, OutOfMemoryError, QrrError
+from qrr.errors import InputError, OutOfMemoryError, QrrError, warn
 from qrr.family import CAUSAL, SEQ_CLS
 
 log = logging.getLogger("qrr")
@@ -327,10 +327,11 @@ class Engine:
         torch.cuda.empty_cache()
         with self._lock:
             self.budget_cap = max(1, min(budget, self.budget_cap) // 2)
-        said = f"out of memory in a batch of {rows} rows; retrying with {{batch_tokens}} {self.budget_cap}"
-        # the template and params let a front end say its own name for batch_tokens
-        log.warning(said.replace("{batch_tokens}", "batch_tokens"),
-                    extra={"template": said, "params": ("batch_tokens",)})  # fmt: skip
+        warn(
+            log,
+            f"out of memory in a batch of {rows} rows; retrying with {{batch_tokens}} {self.budget_cap}",
+            "batch_tokens",
+        )
 
     def check_budget(self, batch_tokens: int) -> None:
         """Refuse, before any work, a CPU budget whose activations cannot fit in the memory that is free."""

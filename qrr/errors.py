@@ -32,6 +32,12 @@ class QrrError(Exception):
         return message
 
 
+def warn(log, template: str, *params: str) -> None:
+    """Log a warning whose ``template`` marks ``params`` as a ``QrrError``'s message does: said with the Python
+    names, and carrying the template and params (``extra``) so that a front end can say its own names."""
+    log.warning(QrrError(template, *params).naming({}), extra={"template": template, "params": params})
+
+
 class InputError(QrrError):
     """Bad input or usage: malformed records, missing fields, impossible arguments (exit 2)."""
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from qrr.errors import InputError
+from qrr.errors import InputError, warn
 
 log = logging.getLogger("qrr")
 
@@ -483,8 +483,7 @@ class RowWriter:
         self.left_out.update(new)
         said = (f"the {_ordinal(self.count)} result has a field the TSV header (from the first results) lacks: "
                 f"{', '.join(new)}; it is left out, here and after ({{fmt}} jsonl keeps every field)")  # fmt: skip
-        # the template and params let a front end say its own name for fmt
-        log.warning(said.replace("{fmt}", "fmt"), extra={"template": said, "params": ("fmt",)})
+        warn(log, said, "fmt")
 
     def close(self) -> None:
         if self.fmt == "json":
