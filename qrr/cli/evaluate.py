@@ -37,7 +37,7 @@ from qrr.cli.base import (
     remote_or_local,
     stderr,
 )
-from qrr.cli.render import rerank_showing_progress, skipping, write_rows
+from qrr.cli.render import read_run_inputs, rerank_showing_progress, skipping, write_rows
 from qrr.errors import InputError
 from qrr.family import DEFAULT_MAX_LENGTH, QWEN3
 from qrr.formats import TAG
@@ -185,13 +185,7 @@ def evaluate(
         bad_lines.report()
     if beir is not None:
         # Only judged queries are reranked: the others could not be measured.
-        missing = skipping(on_error, "of the run's queries and documents missing from the inputs")
-        bad_lines = skipping(on_error)
-        inputs = pipelines.read_run_inputs(run, folder.queries, folder.corpus, depth, only=set(qrels),
-                                           on_error=bad_lines, on_missing=missing)  # fmt: skip
-        for skipped in (bad_lines, missing):
-            if skipped is not None:
-                skipped.report()
+        inputs = read_run_inputs(on_error, run, folder.queries, folder.corpus, depth, only=set(qrels))
 
         def rerank(on_pairs, on_query):
             reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))

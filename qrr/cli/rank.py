@@ -35,8 +35,8 @@ from qrr.cli.base import (
     remote_or_local,
     stderr,
 )
-from qrr.cli.render import LineCount, progress, report, skipping, writer
-from qrr.errors import InputError, Interrupted
+from qrr.cli.render import LineCount, no_input, progress, report, skipping, writer
+from qrr.errors import Interrupted
 from qrr.family import DEFAULT_MAX_LENGTH
 
 
@@ -97,7 +97,6 @@ def rank(
       qrr rank --server http://localhost:8000 -q "what is gravity?" docs.jsonl
     """
     from qrr import formats, pipelines
-    from qrr.reranker import Stats
 
     fmt = output_format(fmt)
     server = chosen_server(ctx, server)
@@ -107,13 +106,7 @@ def rank(
     docs = itertools.chain(inline, formats.read_documents(sources, input_format.value, text_field, id_field, skipped))
     first = next(docs, None)
     if first is None:
-        report(Stats(), max_length, False, skipped)
-        if skipped is not None and skipped.count:  # a script should not take it for a good run
-            raise InputError(f"every line of the input was bad ({skipped.count:,} skipped): no document to rank")
-        if fmt != "table":
-            writer(fmt).close()  # `[]` for JSON
-        if verbose:
-            stderr.print("no documents in the input")
+        no_input(fmt, max_length, skipped, "document", "rank", verbose)
         return
     reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
     with_text = with_text or fmt == "table"  # a table shows the start of each text

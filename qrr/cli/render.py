@@ -373,6 +373,38 @@ def report(stats, max_length: int, verbose: bool, skipped: Skipped | None = None
                      f"{rate:.1f} pairs/s", highlight=False)  # fmt: skip
 
 
+def no_input(fmt: str, max_length: int, skipped: Skipped | None, noun: str, verb: str, verbose: bool,
+             done: int = 0) -> None:  # fmt: skip
+    """An input that holds no ``noun`` (pair, document) to ``verb``: the empty result written (``[]`` for JSON)
+    and said; exit 2 where every line was bad (a script should not take it for a good run). ``done``: what a
+    resumed output holds already, which makes an input with nothing left a good one."""
+    from qrr.reranker import Stats
+
+    report(Stats(), max_length, False, skipped)
+    if skipped is not None and skipped.count and not done:
+        raise InputError(f"every line of the input was bad ({skipped.count:,} skipped): no {noun} to {verb}")
+    if fmt != "table":
+        writer(fmt).close()
+    if done:
+        stderr.print(f"nothing left to {verb}", highlight=False)
+    elif verbose:
+        stderr.print(f"no {noun}s in the input")
+
+
+def read_run_inputs(on_error, run: str, queries: str, corpus: str, depth: int, **options):
+    """``pipelines.read_run_inputs`` under ``--on-error``: what it skipped (bad lines, queries and documents missing
+    from the inputs) is said at once, not after hours of reranking."""
+    from qrr import pipelines
+
+    bad_lines = skipping(on_error)
+    missing = skipping(on_error, "of the run's queries and documents missing from the inputs")
+    inputs = pipelines.read_run_inputs(run, queries, corpus, depth, on_error=bad_lines, on_missing=missing, **options)
+    for skipped in (bad_lines, missing):
+        if skipped is not None:
+            skipped.report()
+    return inputs
+
+
 def rerank_showing_progress(inputs, output, top_k, rerank, verbose: bool, others=None):
     """Go on from a --resume file, then rerank what is left with progress on stderr, writing to ``output`` (a
     ``pipelines.RunOutput``) or, where it is ``None``, keeping the results, which it returns.

@@ -41,7 +41,7 @@ from qrr.cli.base import (
     status,
     stderr,
 )
-from qrr.cli.render import rerank_showing_progress, skipping
+from qrr.cli.render import read_run_inputs, rerank_showing_progress
 from qrr.errors import InputError
 from qrr.family import DEFAULT_MAX_LENGTH
 from qrr.formats import TAG
@@ -149,14 +149,7 @@ def rerank(
             ("--queries", "BEIR's queries.jsonl, or qid<TAB>text lines", queries)) if value is None]  # fmt: skip
         raise InputError(f"give the run's {' and '.join(lacking)}, or --beir DIR")
     output = pipelines.RunOutput.checked(resume, fmt.value if fmt else None, tag, inputs=(run, corpus, queries))
-    bad_lines = skipping(on_error)
-    missing = skipping(on_error, "of the run's queries and documents missing from the inputs")
-    inputs = pipelines.read_run_inputs(run, queries, corpus, depth, on_error=bad_lines, on_missing=missing,
-                                       status=status)  # fmt: skip
-    # said now, not after hours of reranking
-    for skipped in (bad_lines, missing):
-        if skipped is not None:
-            skipped.report()
+    inputs = read_run_inputs(on_error, run, queries, corpus, depth, status=status)
 
     def rerank(on_pairs, on_query):
         if ray:

@@ -44,7 +44,7 @@ from qrr.cli.base import (
     stderr,
 )
 from qrr.cli.base import output_format as output_format_of
-from qrr.cli.render import LineCount, progress, report, skipping, writer
+from qrr.cli.render import LineCount, no_input, progress, report, skipping, writer
 from qrr.errors import InputError, Interrupted, PairError
 from qrr.family import DEFAULT_MAX_LENGTH
 
@@ -168,15 +168,7 @@ def score(
     if first is None and last is not None:
         saved.check_input(last, None)  # nothing left to score: its ids at least
     if first is None:
-        report(Stats(), max_length, False, skipped)
-        if skipped is not None and skipped.count and not (saved and saved.done):  # not a good run to a script
-            raise InputError(f"every line of the input was bad ({skipped.count:,} skipped): no pair to score")
-        if fmt != "table":
-            writer(fmt).close()  # `[]` for JSON
-        if saved is not None and saved.done:
-            stderr.print("nothing left to score", highlight=False)
-        elif verbose:
-            stderr.print("no pairs in the input")
+        no_input(fmt, max_length, skipped, "pair", "score", verbose, saved.done if saved else 0)
         return
     reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
     if last is not None:
