@@ -72,19 +72,19 @@ def command(name: str | None = None, flags: dict[str, str] | None = None, **kwar
 # ------------------------------------------------------------------------------------------------- choices
 
 
-def _choices(name: str, values) -> type[Enum]:
+def choices(name: str, values) -> type[Enum]:
     """A typed choice for typer (so --help lists it and shells complete it) from the core's tuple of names."""
     return Enum(name, {v: v for v in values}, type=str)
 
 
-OutputFormat = _choices("OutputFormat", ("table", *formats.ROW_FORMATS))
-RunFormat = _choices("RunFormat", formats.RUN_FORMATS)
-DocFormat = _choices("DocFormat", formats.DOC_FORMATS)
-PairFormat = _choices("PairFormat", formats.PAIR_FORMATS)
-Dtype = _choices("Dtype", ("auto", "bf16", "fp16", "fp32"))
-RecipeName = _choices("RecipeName", QWEN3.recipes)
-OnError = _choices("OnError", ("fail", "skip"))
-ShardFormat = _choices("ShardFormat", ("parquet", "jsonl"))
+OutputFormat = choices("OutputFormat", ("table", *formats.ROW_FORMATS))
+RunFormat = choices("RunFormat", formats.RUN_FORMATS)
+DocFormat = choices("DocFormat", formats.DOC_FORMATS)
+PairFormat = choices("PairFormat", formats.PAIR_FORMATS)
+Dtype = choices("Dtype", ("auto", "bf16", "fp16", "fp32"))
+RecipeName = choices("RecipeName", QWEN3.recipes)
+OnError = choices("OnError", ("fail", "skip"))
+ShardFormat = choices("ShardFormat", ("parquet", "jsonl"))
 
 DEVICES = ("auto", "cpu", "mps", "cuda", "cuda:0", "cuda:1")
 

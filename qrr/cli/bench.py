@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from enum import Enum
 from typing import Annotated
 
 import typer
@@ -16,18 +14,16 @@ from qrr.cli.base import (
     RecipeName,
     RecipeOpt,
     VerboseOpt,
+    choices,
     command,
+    output_format,
     prepare_logging,
     stderr,
 )
 from qrr.cli.render import bar, human_bytes, progress, writer
 from qrr.errors import InputError
 
-
-class BenchFormat(str, Enum):
-    table = "table"
-    json = "json"
-    jsonl = "jsonl"
+BenchFormat = choices("BenchFormat", ("table", "json", "jsonl"))
 
 
 def _int_list(text: str, option: str) -> list[int]:
@@ -90,7 +86,7 @@ def bench(
 
     from qrr import bench as benchmark
 
-    fmt = fmt.value if fmt else ("table" if sys.stdout.isatty() else "jsonl")
+    fmt = output_format(fmt)
     size_list = [s.strip().lower() for s in sizes.split(",") if s.strip()]
     lengths = _int_list(doc_tokens, "--doc-tokens")
     prepare_logging(verbose)
