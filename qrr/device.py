@@ -95,11 +95,10 @@ def resolve_dtype(name: str, device):
     return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
 
 
-def attention_implementation(device, dtype) -> str:
-    """SDPA everywhere: qrr wraps it with its own attention (packed rows on CUDA through torch's variable-length
-    flash kernel, and on CPUs through the CPU's flash kernel row by row), which the flash-attn package's
-    implementation would not allow."""
-    return "sdpa"
+# SDPA everywhere: qrr wraps it with its own attention (packed rows on CUDA through torch's variable-length flash
+# kernel, and on CPUs through the CPU's flash kernel row by row), which the flash-attn package's implementation
+# would not allow.
+ATTENTION = "sdpa"
 
 
 def dtype_name(dtype) -> str:

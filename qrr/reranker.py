@@ -135,7 +135,7 @@ class Reranker:
         # checks max_length, the recipe and the answer tokens before the weights load
         prompter = Prompter(_load_tokenizer(path), max_length, recipe=recipe, positions=QWEN3.max_positions(config))
         engine = TransformerEngine.load(path, kind, dev, dt, prompter.yes_id, prompter.no_id, prompter.pad_id,
-                                        attn=devices.attention_implementation(dev, dt))  # fmt: skip
+                                        attn=devices.ATTENTION)  # fmt: skip
         self._init(engine, prompter, instruction, batch_tokens, share_prefix, path, compile)
 
     @classmethod

