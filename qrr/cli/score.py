@@ -158,12 +158,7 @@ def score(
     sources = input_sources(files, bool(inline))
     saved = _resumed(resume, sources)
     records = itertools.chain(inline, formats.read_pairs(sources, input_format.value, skipped))
-    last = None  # the input's pair of OUT's last result
-    for n in range(saved.done if saved else 0):
-        last = next(records, None)
-        if last is None:
-            raise InputError(f"--resume {resume} holds {saved.done:,} results, but the input has {n:,} pairs: it "
-                             "holds another input's scores; give --resume a new file")  # fmt: skip
+    last = _past_done(records, saved)
     first = next(records, None)
     if first is None and last is not None:
         saved.check_input(last, None)  # nothing left to score: its ids at least
@@ -204,6 +199,18 @@ def score(
         raise Interrupted.of(exc, said) from None
     out.close()
     report(total, reranker.max_length, verbose, skipped)
+
+
+def _past_done(records, saved):
+    """Reads ``records`` past the pairs that the --resume file ``saved`` holds results of; returns the last of
+    those (``None`` where there are none)."""
+    last = None
+    for n in range(saved.done if saved else 0):
+        last = next(records, None)
+        if last is None:
+            raise InputError(f"--resume {saved.path} holds {saved.done:,} results, but the input has {n:,} pairs: it "
+                             "holds another input's scores; give --resume a new file")  # fmt: skip
+    return last
 
 
 def _resumed(path: str | None, sources: list[str]):
