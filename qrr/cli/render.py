@@ -61,7 +61,7 @@ def write_table(rows: list[dict], title: str | None = None, previews: list[dict]
     previews = previews or [{} for _ in rows]
     extra = list(dict.fromkeys(k for p in previews for k in p))
     cells = [[_table_cell(c, row.get(c)) for c in columns] for row in rows]
-    widths = [max([len(c)] + [len(line[n]) for line in cells]) for n, c in enumerate(columns)]
+    widths = [max([header_width(c)] + [len(line[n]) for line in cells]) for n, c in enumerate(columns)]
     # Short data columns keep their full width; long ones (paths) fold; text previews share what is left, and are
     # left out where less than 8 characters each would be (the data squeezed to a letter a line beside them).
     # Where even the short ones cannot all fit, every column may wrap rather than be cropped.
@@ -83,6 +83,11 @@ def write_table(rows: list[dict], title: str | None = None, previews: list[dict]
     for n, line in enumerate(cells):
         table.add_row(*line, *[_preview(previews[n].get(c, "")) for c in extra])
     console.print(table)
+
+
+def header_width(column: str) -> int:
+    """The width of a column's header (its longest line)."""
+    return max(len(line) for line in column.split("\n"))
 
 
 def _table_cell(column: str, value) -> str:
