@@ -82,9 +82,22 @@ def test_choices_are_checked_and_listed(cli):
         assert f"Invalid value for {flag}" in message and f"'{args[1]}' is not one" in message
     result = CliRunner().invoke(app, ["rank", "-h"], env={"COLUMNS": "200"})
     for choices in ("<table|jsonl|json|tsv>", "<auto|bf16|fp16|fp32>", "<auto|jsonl|json|text>", "<fail|skip>",
-                    "[auto|cpu|mps|cuda|cuda:N]"):  # fmt: skip
+                    "auto (cuda, then mps, then cpu), cpu, mps, cuda or cuda:N."):  # fmt: skip
         assert choices in result.stdout
     assert "<bool>" not in result.stdout and "--with-text " in result.stdout
+
+
+def test_help_says_values_not_python_types():
+    # it said FILE <list[str]>, -d <list[str]>, -q <str>, --max-length <int range>, and qrr rerank [OPTIONS] {RUN}
+    for command in ("rank", "score", "rerank", "eval", "serve", "download", "bench"):
+        result = CliRunner().invoke(app, [command, "-h"], env={"COLUMNS": "200"})
+        assert not re.search(r"<(str|int|float|list\[str\]|bool)\b", result.stdout), command
+    rank = CliRunner().invoke(app, ["rank", "-h"], env={"COLUMNS": "200"}).stdout
+    for shown in ("FILE   ", "--document  -d  TEXT", "--top-k  -k  K [x>=1]", "--max-length  N [x>=1]",
+                 "--model  -m  NAME", "--server  URL", "--recipe  NAME", "--device  DEVICE"):  # fmt: skip
+        assert re.search(shown.replace("  ", r"\s+").replace("[", r"\[").replace("]", r"\]"), rank), shown
+    usage = CliRunner().invoke(app, ["rerank", "-h"], env={"COLUMNS": "200"}).stdout
+    assert re.search(r"Usage: qrr rerank \[OPTIONS\] RUN +\n", usage)
 
 
 def test_shells_complete_choices():

@@ -26,22 +26,37 @@ from qrr.family import QWEN3
 stderr = Console(stderr=True, soft_wrap=True)
 
 
-class _HideFlagTypes:
-    """Flags take no value, so their help shows no ``<bool>``."""
+# what an option's value is called in --help, by its Python type (which it said: <str>, <int range>)
+VALUE_WORDS = {"str": "TEXT", "list[str]": "TEXT", "int": "N", "float": "NUMBER"}
+
+
+class _PlainTypes:
+    """Help that says what a value is, not its Python type: flags show none (they take no value; it said
+    ``<bool>``), arguments none beside their name (``FILE``, not ``<list[str]>``), other options a word (``TEXT``,
+    ``N``) where they name no choices and no metavar of their own. (Set on typer's parameters as their help is
+    drawn; where typer renames what is set, its own display comes back, nothing breaks.)"""
 
     def get_params(self, ctx):
         params = super().get_params(ctx)
         for param in params:
-            if getattr(param, "is_flag", False) and param.metavar is None:
+            if param.metavar is not None and param.param_type_name != "argument":
+                continue
+            if getattr(param, "is_flag", False):
                 param.metavar = ""
+            elif param.param_type_name == "argument":
+                param.display_type_rich = lambda ctx: None  # the name is the metavar already
+                if param.required:  # typer's usage line says {RUN}; man pages and click say RUN
+                    param._usage_display_name = lambda p=param: p.display_name_raw + ("..." if p.nargs != 1 else "")
+            elif not param.type_descriptor.is_choice:
+                param.metavar = VALUE_WORDS.get(param.bare_type(), param.bare_type().upper())
         return params
 
 
-class Command(_HideFlagTypes, TyperCommand):
+class Command(_PlainTypes, TyperCommand):
     pass
 
 
-class Group(_HideFlagTypes, TyperGroup):
+class Group(_PlainTypes, TyperGroup):
     pass
 
 
@@ -50,8 +65,9 @@ app = typer.Typer(
     cls=Group,
     help="Exact, fast Qwen3-Reranker scores from the shell.\n\n"
     "Rank documents for a query with [bold]qrr rank[/], score query-document pairs with [bold]qrr score[/], "
-    "rerank a first-stage run with [bold]qrr rerank[/] and measure runs with [bold]qrr eval[/]. "
-    "Output is a table on a terminal and JSON lines in a pipe.",
+    "rerank a first-stage run with [bold]qrr rerank[/] and measure runs with [bold]qrr eval[/]; answer rerank "
+    "requests over HTTP with [bold]qrr serve[/], fetch weights with [bold]qrr download[/] and compare the sizes on "
+    "this machine with [bold]qrr bench[/]. Output is a table on a terminal and JSON lines in a pipe.",
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
@@ -98,15 +114,15 @@ def _complete_device(incomplete: str) -> list[str]:
 ModelOpt = Annotated[
     str | None,
     typer.Option(
-        "--model", "-m", envvar="QRR_MODEL", show_envvar=True, rich_help_panel="Model",
+        "--model", "-m", envvar="QRR_MODEL", show_envvar=True, rich_help_panel="Model", metavar="NAME",
         help="Alias (0.6b, 4b, 8b), hub repo id or local folder (a Qwen3-Reranker, or one converted to a "
         "sequence classifier). [dim]\\[default: 0.6b][/]",
     ),
 ]  # fmt: skip
 DeviceOpt = Annotated[
     str,
-    typer.Option("--device", metavar="[auto|cpu|mps|cuda|cuda:N]", autocompletion=_complete_device,
-                 help="auto: cuda, then mps, then cpu.", rich_help_panel="Model"),
+    typer.Option("--device", metavar="DEVICE", autocompletion=_complete_device, rich_help_panel="Model",
+                 help="auto (cuda, then mps, then cpu), cpu, mps, cuda or cuda:N."),
 ]  # fmt: skip
 DtypeOpt = Annotated[
     Dtype, typer.Option("--dtype", case_sensitive=False, rich_help_panel="Model",
@@ -124,7 +140,7 @@ BatchTokensOpt = Annotated[
 ]  # fmt: skip
 RecipeOpt = Annotated[
     RecipeName,
-    typer.Option("--recipe", case_sensitive=False, rich_help_panel="Model",
+    typer.Option("--recipe", case_sensitive=False, rich_help_panel="Model", metavar="NAME",
                  help="The prompt: the model card's transformers recipe (written by hand), its vllm recipe (the chat "
                  "template, as Qwen's published evaluation), or vllm-template (vLLM's qwen3_reranker.jinja); they "
                  "score differently."),
@@ -143,7 +159,7 @@ OfflineOpt = Annotated[
 ]  # fmt: skip
 ServerOpt = Annotated[
     str | None,
-    typer.Option("--server", envvar="QRR_SERVER", show_envvar=True, rich_help_panel="Model",
+    typer.Option("--server", envvar="QRR_SERVER", show_envvar=True, rich_help_panel="Model", metavar="URL",
                  help="Score on a running qrr serve at this URL instead of loading a model (API key: $QRR_API_KEY)."),
 ]  # fmt: skip
 InstructionOpt = Annotated[

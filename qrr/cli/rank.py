@@ -47,7 +47,9 @@ def rank(
     documents: Annotated[
         list[str] | None, typer.Option("--document", "-d", help="A document to rank (repeatable).")
     ] = None,
-    top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, help="Print only the best K.")] = None,
+    top_k: Annotated[
+        int | None, typer.Option("--top-k", "-k", min=1, metavar="K", help="Print only the best K.")
+    ] = None,
     with_text: Annotated[
         bool, typer.Option("--with-text", help="Include each document's text (JSON, TSV).", rich_help_panel="Output")
     ] = False,  # fmt: skip

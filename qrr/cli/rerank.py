@@ -88,7 +88,9 @@ def rerank(
         ),
     ] = None,  # fmt: skip
     depth: DepthOpt = DEFAULT_DEPTH,
-    top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, help="Write only each query's best K.")] = None,
+    top_k: Annotated[
+        int | None, typer.Option("--top-k", "-k", min=1, metavar="K", help="Write only each query's best K.")
+    ] = None,
     resume: ResumeOpt = None,
     fmt: Annotated[
         RunFormat | None,
