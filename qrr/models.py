@@ -165,6 +165,8 @@ def download(name: str, revision: str | None = None, local_dir: str | Path | Non
     from huggingface_hub import snapshot_download
 
     repo = repo_id(name)
+    if Path(name).expanduser().is_file():
+        raise ModelNameError(f"{name}: a file, not a model folder or a hub repo id")
     if repo is None:
         raise ModelNameError(f"{name}: not an alias ({', '.join(ALIASES)}) or a hub repo id (owner/name)")
     if is_offline():
@@ -196,7 +198,7 @@ def _download_error(repo: str, revision: str | None, exc: Exception) -> QrrError
     if isinstance(exc, errors.LocalEntryNotFoundError):
         return ModelNotFoundError(
             f"cannot reach the Hugging Face Hub to download {repo}: check the network (or HF_ENDPOINT), "
-            "or copy a folder downloaded elsewhere to this machine and give its path ({model} PATH)",
+            "or copy a folder downloaded elsewhere to this machine and give its path as the model ({model} PATH)",
             "model",
         )
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -129,6 +129,6 @@ class Prompter:
         used = len(self._encode(rendered[: rendered.index(head) + len(head)]))
         if used >= self.body_budget:
             said = (f"the query and instruction take {used} tokens, but {{max_length}} {self.max_length} leaves "
-                    f"{self.body_budget} for query, instruction and document together; raise {{max_length}} or "
-                    "shorten the query")  # fmt: skip
+                    f"{self.body_budget} for query, instruction and document together (the prompt frame takes "
+                    f"{self.max_length - self.body_budget}); raise {{max_length}} or shorten the query")  # fmt: skip
             raise InputError(said, "max_length") if n is None else PairError(n, said, "max_length")

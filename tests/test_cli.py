@@ -55,7 +55,7 @@ def test_missing_field_is_named(cli):
 def test_core_errors_name_the_flags(cli):
     assert error(cli("rank", "-q", "q" * 400, "-d", "x", "--max-length", "60"), 2) == (
         "error: the query and instruction take 226 tokens, but --max-length 60 leaves 12 for query, "
-        "instruction and document together; raise --max-length or shorten the query"
+        "instruction and document together (the prompt frame takes 48); raise --max-length or shorten the query"
     )
     assert error(cli("rank", "-q", "q", "-d", "x", "--max-length", "40"), 2) == (
         "error: --max-length 40 leaves no room: the prompt frame alone takes 48 tokens"

@@ -103,6 +103,9 @@ def test_download_usage_errors(fake_hub):
         (("download", "4b", "--all"), "not both"),
         (("download", "--list", "4b"), "--list takes no models"),
         (("download", "not a repo!"), "not an alias"),
+        # it printed the folder and left -f unused
+        (("download", "4b", "-f", "json"), "--format: only with --list (a download prints each folder, one a line)"),
+        (("download", __file__), f"{__file__}: a file, not a model folder or a hub repo id"),
     ]:
         result = run(*args)
         assert result.exit_code == 2 and message in result.stderr, (args, result.output)

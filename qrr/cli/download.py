@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from qrr.cli.base import FormatOpt, command, output_format, stderr
+from qrr.cli.base import OutputFormat, command, output_format, stderr
 from qrr.cli.render import human_bytes, write_rows
 from qrr.errors import InputError
 
@@ -28,7 +28,16 @@ def download(
         Path | None, typer.Option("--local-dir", help="Download into this folder instead of the Hugging Face cache.")
     ] = None,
     list_cached: Annotated[bool, typer.Option("--list", help="Show the Qwen3 models in the local cache.")] = False,
-    fmt: FormatOpt = None,
+    fmt: Annotated[
+        OutputFormat | None,
+        typer.Option(
+            "--format",
+            "-f",
+            case_sensitive=False,
+            rich_help_panel="Output",
+            help="With --list. [dim]\\[default: table on a terminal, jsonl otherwise][/]",
+        ),
+    ] = None,  # fmt: skip
 ) -> None:
     """Download model weights (default 0.6b) and check them; prints each local folder on stdout.
 
@@ -50,6 +59,8 @@ def download(
             raise InputError("--list takes no models, --all or --local-dir")
         _render_cached(models.cached_models(), output_format(fmt))
         return
+    if fmt is not None:
+        raise InputError("--format: only with --list (a download prints each folder, one a line)")
     targets = list(models.ALIASES) if all_sizes else (names or [models.default_model()])
     if all_sizes and names:
         raise InputError("give models or --all, not both")
