@@ -32,6 +32,11 @@ class QrrError(Exception):
         return message
 
 
+def plural(n: int, noun: str) -> str:
+    """A count and its noun, as a message says them: ``1 pair``, ``1,030 pairs``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def warn(log, template: str, *params: str) -> None:
     """Log a warning whose ``template`` marks ``params`` as a ``QrrError``'s message does: said with the Python
     names, and carrying the template and params (``extra``) so that a front end can say its own names."""

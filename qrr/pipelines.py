@@ -28,7 +28,7 @@ import orjson
 
 from qrr import formats
 from qrr.engine import Progress
-from qrr.errors import InputError, Interrupted, PairError, Stopped, check_count, qrr_cause
+from qrr.errors import InputError, Interrupted, PairError, Stopped, check_count, plural, qrr_cause
 from qrr.formats import DocRecord, PairRecord, Run
 from qrr.formats.trec import OnError
 from qrr.metrics import ranking
@@ -438,9 +438,9 @@ def resume_point(
                 if current in others:
                     keep = start  # a query left alone ends where the next one starts (it may have lost documents)
                 if current in expected and current not in done:
-                    raise InputError(f"{where}: query {current} has {count} result(s) before query {qid} starts, "
-                                     f"not {expected[current]}; the file was written from other inputs, {{depth}} "
-                                     "or {top_k}", "depth", "top_k")  # fmt: skip
+                    raise InputError(f"{where}: query {current} has {plural(count, 'result')} before query {qid} "
+                                     f"starts, not {expected[current]}; the file was written from other inputs, "
+                                     "{depth} or {top_k}", "depth", "top_k")  # fmt: skip
                 if qid in seen:
                     raise InputError(f"{where}: query {qid} appears a second time; the file is not qrr's output")
                 if qid not in expected and qid not in others:

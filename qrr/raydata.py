@@ -30,7 +30,7 @@ import ray.data
 from ray.data.datasource import BlockBasedFileDatasink
 
 from qrr import formats
-from qrr.errors import InputError, innermost
+from qrr.errors import InputError, innermost, plural
 from qrr.pipelines import Job, RunInputs, ranked
 from qrr.reranker import CHUNK, Reranker, spans
 
@@ -302,7 +302,7 @@ class Placement:
                 self.cpus = max(1, min(self.threads, int(free - 1) // workers))
 
     def describe(self) -> str:
-        return f"{self.workers} {f'{self.gpus:g} GPU' if self.gpus else 'CPU'} actor(s)"
+        return plural(self.workers, f"{f'{self.gpus:g} GPU' if self.gpus else 'CPU'} actor")
 
     def map(self, dataset, stage: type, **arguments):
         """``dataset.map_batches(stage, **arguments)`` on these actors. An error the stage raises reaches the

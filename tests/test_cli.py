@@ -329,6 +329,17 @@ def test_serve_refuses_a_model_folder_that_is_not_there_before_it_listens(cli, t
     assert result.stderr.startswith(f"error: --model {tmp_path / 'nope'}: no such folder, and not an alias")
 
 
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "myhost.example", "127.0.0.1", "::1", "localhost"])
+def test_serve_warns_when_open_to_the_network_without_an_api_key(cli, tmp_path, host):
+    # the missing model stops it before it listens: no test opens a port beyond loopback
+    result = cli("serve", "-m", str(tmp_path / "nope"), "--host", host, model=False)
+    warned = (f"warning: --host {host} opens the server to the network, and without --api-key anyone who reaches it "
+              "may use it\n")  # fmt: skip
+    assert result.exit_code == 2 and result.stderr.startswith(warned) == (host in ("0.0.0.0", "::", "myhost.example"))
+    keyed = cli("serve", "-m", str(tmp_path / "nope"), "--host", host, "--api-key", "k", model=False)
+    assert keyed.exit_code == 2 and "warning" not in keyed.stderr
+
+
 def test_a_model_that_is_no_model_folder_is_bad_input(cli, tiny_model, tmp_path):
     result = cli("rank", "-q", "q", "-d", "x", "-m", str(tmp_path), model=False)
     assert (result.exit_code, result.stderr) == (2, f"error: {tmp_path}: no config.json, so it is not a model folder\n")

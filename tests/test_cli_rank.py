@@ -129,11 +129,21 @@ def test_an_interrupted_ranking_says_how_far_it_got(fake, cli, raising, code, ho
                              "(qrr score streams its results)\n")  # fmt: skip
 
 
-def test_empty_input_prints_nothing_and_says_so_with_v(cli):
+def test_empty_input_prints_nothing_and_says_so_with_v_or_on_a_terminal(cli, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from qrr.cli import render
+
     assert ok(cli("rank", "-q", "x", input="\n\n")) == ""
     assert ok(cli("rank", "-q", "x", "-f", "json", input="")) == "[]\n"  # still one JSON document
     result = cli("rank", "-q", "q", "-v", input="")
     assert result.exit_code == 0 and result.stdout == "" and "no documents in the input" in result.stderr
+    # a person at a terminal (grep matched nothing, say) learns why nothing came
+    monkeypatch.setattr(render, "stderr", Console(file=(seen := io.StringIO()), force_terminal=True, width=100))
+    assert ok(cli("rank", "-q", "x", input="")) == ""
+    assert seen.getvalue() == "no documents in the input\n"
 
 
 def test_verbose_reports_on_stderr_only(cli):
@@ -146,13 +156,13 @@ def test_verbose_reports_on_stderr_only(cli):
 def test_truncation_is_noted(cli):
     result = cli("rank", "-q", "q", "-d", "word " * 200, "--max-length", "100")
     assert result.exit_code == 0
-    assert result.stderr == "note: 1 document(s) cut to --max-length 100\n"
+    assert result.stderr == "note: 1 document cut to --max-length 100\n"
 
 
 def test_on_error_skip(cli):
     result = cli("rank", "-q", "q", "--on-error", "skip", input=b'{"text": "a"}\n{"text": 3}\n"b"\n')
     assert [r["index"] for r in jsonl(result.stdout)] != []
-    assert result.stderr.startswith('skipped 1 bad line(s):\n  <stdin>:2: field "text" must be a string')
+    assert result.stderr.startswith('skipped 1 bad line:\n  <stdin>:2: field "text" must be a string')
     # nothing good at all: no run that went well (it exited 0 with no output)
     result = cli("rank", "-q", "q", "--on-error", "skip", "-f", "json", input=b'{"text": 3}\n{"text": 4}\n')
     assert (result.exit_code, result.stdout) == (2, "")

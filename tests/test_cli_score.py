@@ -200,7 +200,7 @@ def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
         f'error: {out}:3: result 2 has ids {{"id":"p2"}}, but the input\'s pair 2 has {{"id":"x2"}}; --resume holds '
         "another input's scores")  # fmt: skip
     assert failed("--resume", str(out), "-q", "q", "-d", "a") == (
-        f"error: --resume {out} holds 3 results, but the input has 1 pairs: it holds another input's scores; give "
+        f"error: --resume {out} holds 3 results, but the input has 1 pair: it holds another input's scores; give "
         "--resume a new file")  # fmt: skip
     # another input as long as the one OUT was written from: its last ids, even with nothing left to score
     other.write_text(pairs.read_text().replace('"p5"', '"x5"'))
@@ -254,7 +254,7 @@ def test_an_interrupt_still_lists_the_skipped_lines(cli, fake):
     name, _ = fake(interrupt_after=1030)
     result = cli("score", "--batch-tokens", "1", "--on-error", "skip", input="{oops\n" + MANY, model=name)
     assert result.exit_code == 130
-    assert result.stderr.startswith("skipped 1 bad line(s):\n  <stdin>:1: malformed JSON")
+    assert result.stderr.startswith("skipped 1 bad line:\n  <stdin>:1: malformed JSON")
     assert result.stderr.splitlines()[-1].startswith("error: interrupted after writing the results of 1,030 pairs")
 
 
@@ -334,7 +334,8 @@ def test_an_interrupt_keeps_a_table_and_a_json_array_whole(cli, fake):
         (b'{"query": "q", "document": 7}\n', '<stdin>:1: field "document" must be a string, not a number'),
         (
             b'{"query": "q", "document": "d"}\n{"query": "q", "document": "\xe9t\xe9"}\n',
-            "<stdin>:2: invalid UTF-8 at byte 28",
+            "<stdin>:2: invalid UTF-8 at byte 28 of the line (qrr reads UTF-8; convert the file first, with iconv -f "
+            "latin1 -t utf-8 say)",
         ),
         (b"q\td\nq\tnul\x00here\n", "<stdin>:2: NUL byte at byte 5"),
     ],
@@ -367,7 +368,7 @@ def test_on_error_skip_scores_the_rest_and_lists_the_bad_lines(cli, expected):
     rows = jsonl(result.stdout)
     assert [r["id"] for r in rows] == [p["id"] for p in GOOD]
     assert [r["score"] for r in rows] == expected["good"]
-    assert "skipped 4 bad line(s):" in result.stderr
+    assert "skipped 4 bad lines:" in result.stderr
     for where in ("<stdin>:5: malformed JSON", '<stdin>:6: missing field "document"', "<stdin>:11: invalid UTF-8",
                   "<stdin>:12: NUL byte"):  # fmt: skip
         assert where in result.stderr
@@ -379,7 +380,7 @@ def test_on_error_skip_scores_the_rest_and_lists_the_bad_lines(cli, expected):
     assert "(if the input is query<TAB>document lines, use --input-format tsv)" in result.stderr
     result = cli("score", "--on-error", "skip", input=b"".join(bad))  # nothing good: it exited 0, as if all went well
     assert (result.exit_code, result.stdout) == (2, "")
-    assert result.stderr.startswith("skipped 4 bad line(s):")
+    assert result.stderr.startswith("skipped 4 bad lines:")
     assert result.stderr.splitlines()[-1] == "error: every line of the input was bad (4 skipped): no pair to score"
     result = cli("score", "--on-error", "maybe", input=GOOD_JSONL)
     assert result.exit_code == 2 and "'--on-error': Value error, 'maybe' is not one of 'fail', 'skip'." in said(result)
@@ -390,7 +391,7 @@ def test_a_10_mb_document_is_truncated_and_counted(cli):
     data = json.dumps({"query": "q", "document": big}) + "\n" + json.dumps({"query": "q", "document": "short"}) + "\n"
     result = cli("score", "--max-length", "512", input=data)
     assert len(jsonl(result.stdout)) == 2
-    assert result.stderr == "note: 1 document(s) cut to --max-length 512\n"
+    assert result.stderr == "note: 1 document cut to --max-length 512\n"
 
 
 def test_inline_usage_errors(cli):

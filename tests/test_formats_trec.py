@@ -57,7 +57,7 @@ def test_gzipped_run(tmp_path):
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("q1 Q0 d1 1 0.5", r"run.trec:2: expected 'qid Q0 docid rank score tag', found 5 field\(s\)"),
+        ("q1 Q0 d1 1 0.5", r"run.trec:2: expected 'qid Q0 docid rank score tag', found 5 fields"),
         ("q1 Q0 d2 1 high x", r"run.trec:2: score 'high' is not a number"),
         ("q1 Q0 d2 1 nan x", r"run.trec:2: score 'nan' is not a number"),
         ("q1 Q0 d1 2 0.1 x", r"run.trec:2: document d1 is listed twice for query q1"),
@@ -197,7 +197,7 @@ def test_corpus_as_msmarco_tsv_or_pyserini_jsonl(tmp_path):
     # DPR's passages: id, text, title, read by the header's names (a title before the text, as BEIR joins them)
     dpr = write(tmp_path / "psgs.tsv", "id\ttext\ttitle\n7\tis the capital.\tBeijing\n8\tno title\t\n")
     assert formats.read_corpus(dpr) == {"7": "Beijing is the capital.", "8": "no title"}
-    with pytest.raises(InputError, match=r"psgs.tsv:2: expected the header's 3 columns, found 2 field\(s\)$"):
+    with pytest.raises(InputError, match=r"psgs.tsv:2: expected the header's 3 columns, found 2 fields$"):
         formats.read_corpus(write(tmp_path / "psgs.tsv", "id\ttext\ttitle\n7\tBeijing\n"))
     # without a header a third column is not glued onto the text
     with pytest.raises(InputError, match=r"three.tsv:1: expected docid<TAB>text, found 3 fields \(a first line naming "

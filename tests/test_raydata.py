@@ -207,7 +207,7 @@ def test_parquet_rows_that_are_not_strings_and_instructions(raydata, tiny_model,
     skipped = cli("score", str(parquet.parent), "--ray", "-o", str(tmp_path / "b"), "--on-error", "skip",
                   "-i", "Find a capital", model=tiny_model)  # fmt: skip
     assert skipped.exit_code == 0, skipped.output
-    assert f'skipped 1 bad line(s):\n  {parquet}: a row\'s "document" is NoneType, not a string' in skipped.stderr
+    assert f'skipped 1 bad line:\n  {parquet}: a row\'s "document" is NoneType, not a string' in skipped.stderr
     got = pyarrow.parquet.read_table(tmp_path / "b").to_pylist()
     # the row's own instruction where it has one, else -i's
     want = reranker.score([("q", r["document"], r["instruction"] or "Find a capital") for r in rows if r["document"]])
@@ -227,11 +227,11 @@ def test_documents_cut_to_max_length_are_counted_as_without_ray(cli, tiny_model,
     rows = [{"id": n, "query": "q", "document": "word " * (10 if n % 3 else 400)} for n in range(9)]
     path = write_jsonl(tmp_path / "pairs.jsonl", rows)
     plain = cli("score", path, "--max-length", "200", model=tiny_model)
-    assert plain.stderr == "note: 3 document(s) cut to --max-length 200\n"
+    assert plain.stderr == "note: 3 documents cut to --max-length 200\n"
     result = cli("score", path, "--ray", "--workers", "2", "-o", str(tmp_path / "out"), "--max-length", "200",
                  model=tiny_model)  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "note: 3 document(s) cut to --max-length 200\n" in result.stderr  # it said nothing on Ray
+    assert "note: 3 documents cut to --max-length 200\n" in result.stderr  # it said nothing on Ray
 
 
 def test_what_cannot_run_is_one_line(cli, tiny_model, tmp_path):
@@ -295,7 +295,7 @@ def test_qrr_score_on_ray_writes_what_qrr_score_prints(cli, tiny_model, tmp_path
     rows = pyarrow.parquet.read_table(tmp_path / "out").to_pylist()
     close_by_id(rows, expected)
     assert result.stderr.splitlines()[-1].startswith("scored 3,000 pairs in ")
-    assert result.stderr.splitlines()[-1].endswith(f"on 2 CPU actor(s); wrote {tmp_path / 'out'}")
+    assert result.stderr.splitlines()[-1].endswith(f"on 2 CPU actors; wrote {tmp_path / 'out'}")
     result = cli("score", path, "--ray", "-o", str(tmp_path / "lines"), "--output-format", "jsonl", model=tiny_model)
     assert result.stderr.splitlines()[-1].startswith("scored 3,000 pairs in ")
     shards = sorted((tmp_path / "lines").iterdir())
@@ -353,7 +353,7 @@ def test_an_interrupted_ray_run_says_what_it_kept_and_what_it_skipped(cli, tiny_
     result = cli("score", path, "--ray", "-o", str(out), "--on-error", "skip", model=tiny_model)
     assert result.exit_code == 130, result.output
     # it said "error: interrupted", and nothing of the lines it had skipped
-    assert f"skipped 1 bad line(s):\n  {path}:6: malformed JSON" in result.stderr
+    assert f"skipped 1 bad line:\n  {path}:6: malformed JSON" in result.stderr
     assert result.stderr.splitlines()[-1] == (
         f"error: interrupted with 2 scored rows written to {out}; a new run needs a new or empty --output"
     )
@@ -405,7 +405,7 @@ def test_qrr_score_on_ray_bad_lines_and_usage(cli, tiny_model, tmp_path):
     gc.collect()
     skipped = cli("score", path, "--ray", "-o", str(tmp_path / "b"), "--on-error", "skip", model=tiny_model)
     assert skipped.exit_code == 0, skipped.output
-    assert f"skipped 1 bad line(s):\n  {path}:6: malformed JSON" in skipped.stderr
+    assert f"skipped 1 bad line:\n  {path}:6: malformed JSON" in skipped.stderr
     assert len(pyarrow.parquet.read_table(tmp_path / "b").to_pylist()) == 5
     for args, message in (((path, "--ray"), "--ray needs --output DIR, the folder for the result shards"),
                           ((path, "--ray", "-o", str(tmp_path / "b")),

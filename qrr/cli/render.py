@@ -9,7 +9,7 @@ import time
 from contextlib import contextmanager
 
 from qrr.cli.base import flag, stderr
-from qrr.errors import InputError
+from qrr.errors import InputError, plural
 
 
 class TableWriter:
@@ -339,7 +339,7 @@ class Skipped:
 
     shown = 20
 
-    def __init__(self, what: str = "bad line(s)"):
+    def __init__(self, what: str = "bad line"):
         self.what = what
         self.count = 0
         self.messages: list[str] = []
@@ -352,14 +352,16 @@ class Skipped:
     def report(self) -> None:
         if not self.count:
             return
-        stderr.print(f"skipped {self.count} {self.what}:", style="yellow", highlight=False)
+        # a noun is counted ("3 bad lines"); a phrase follows the count as it is ("3 of the run's queries ...")
+        said = f"{self.count:,} {self.what}" if self.what.startswith("of ") else plural(self.count, self.what)
+        stderr.print(f"skipped {said}:", style="yellow", highlight=False)
         for message in self.messages:
             stderr.print(f"  {message}", highlight=False, markup=False)
         if self.count > len(self.messages):
             stderr.print(f"  … and {self.count - len(self.messages)} more", highlight=False)
 
 
-def skipping(policy, what: str = "bad line(s)") -> Skipped | None:
+def skipping(policy, what: str = "bad line") -> Skipped | None:
     """A collector for ``--on-error skip``; ``None`` (stop at the first) for ``fail``."""
     return Skipped(what) if policy.value == "skip" else None
 
@@ -369,7 +371,7 @@ def report(stats, max_length: int, verbose: bool, skipped: Skipped | None = None
     if skipped is not None:
         skipped.report()
     if stats.truncated:
-        stderr.print(f"note: {stats.truncated} document(s) cut to --max-length {max_length}",
+        stderr.print(f"note: {plural(stats.truncated, 'document')} cut to --max-length {max_length}",
                      style="yellow", highlight=False)  # fmt: skip
     # stats.pairs is 0 where the work ran elsewhere (Ray), which says its own speed
     if verbose and stats.pairs:
@@ -381,8 +383,9 @@ def report(stats, max_length: int, verbose: bool, skipped: Skipped | None = None
 def no_input(fmt: str, max_length: int, skipped: Skipped | None, noun: str, verb: str, verbose: bool,
              done: int = 0) -> None:  # fmt: skip
     """An input that holds no ``noun`` (pair, document) to ``verb``: the empty result written (``[]`` for JSON)
-    and said; exit 2 where every line was bad (a script should not take it for a good run). ``done``: what a
-    resumed output holds already, which makes an input with nothing left a good one."""
+    and said (on a terminal, or with ``verbose``); exit 2 where every line was bad (a script should not take it
+    for a good run). ``done``: what a resumed output holds already, which makes an input with nothing left a good
+    one."""
     from qrr.reranker import Stats
 
     report(Stats(), max_length, False, skipped)
@@ -392,7 +395,7 @@ def no_input(fmt: str, max_length: int, skipped: Skipped | None, noun: str, verb
         writer(fmt).close()
     if done:
         stderr.print(f"nothing left to {verb}", highlight=False)
-    elif verbose:
+    elif verbose or stderr.is_terminal:  # a person sees why nothing came; a script's log stays quiet
         stderr.print(f"no {noun}s in the input")
 
 

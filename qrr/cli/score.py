@@ -45,7 +45,7 @@ from qrr.cli.base import (
 )
 from qrr.cli.base import output_format as output_format_of
 from qrr.cli.render import LineCount, no_input, progress, report, skipping, writer
-from qrr.errors import InputError, Interrupted, PairError
+from qrr.errors import InputError, Interrupted, PairError, plural
 from qrr.family import DEFAULT_MAX_LENGTH
 
 
@@ -208,8 +208,9 @@ def _past_done(records, saved):
     for n in range(saved.done if saved else 0):
         last = next(records, None)
         if last is None:
-            raise InputError(f"--resume {saved.path} holds {saved.done:,} results, but the input has {n:,} pairs: it "
-                             "holds another input's scores; give --resume a new file")  # fmt: skip
+            raise InputError(f"--resume {saved.path} holds {saved.done:,} results, but the input has "
+                             f"{plural(n, 'pair')}: it holds another input's scores; give --resume a new "
+                             "file")  # fmt: skip
     return last
 
 

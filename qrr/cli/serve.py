@@ -98,6 +98,9 @@ def serve(
 
     from qrr import models
 
+    if api_key is None and not _loopback(host):
+        stderr.print(f"warning: --host {host} opens the server to the network, and without --api-key anyone who "
+                     "reaches it may use it", style="yellow", highlight=False, markup=False)  # fmt: skip
     name = models.named(model)
     models.check_local(name)  # a wrong folder fails before the port is taken
     sock = server.bind(host, port)  # before the model loads: a port in use fails at once
@@ -120,3 +123,15 @@ def serve(
     server.run(app, sock, on_stop=lambda: stderr.print("stopping: new requests are refused, those in flight "
                                                        "answered", highlight=False), verbose=verbose)  # fmt: skip
     stderr.print("stopped", highlight=False)
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` is reached from this machine only."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any address

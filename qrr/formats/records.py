@@ -115,7 +115,13 @@ def decode_lines(stream: Iterable[bytes], name: str) -> Iterator[Line]:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            yield number, InputError(f"{name}:{number}: invalid UTF-8 at byte {exc.start} of the line")
+            yield (
+                number,
+                InputError(
+                    f"{name}:{number}: invalid UTF-8 at byte {exc.start} of the line (qrr reads "
+                    "UTF-8; convert the file first, with iconv -f latin1 -t utf-8 say)"
+                ),
+            )
             continue
         if "\0" in text:
             yield number, InputError(f"{name}:{number}: NUL byte at byte {raw.index(0)} of the line")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import orjson
 
-from qrr.errors import InputError
+from qrr.errors import InputError, plural
 from qrr.formats.records import json_records, json_type, label, parse_json, raise_or_hand, read_lines, sniffed
 
 Run = dict[str, dict[str, float]]
@@ -69,8 +69,8 @@ def _add(table: dict, qid: str, docid: str, value, twice: str, on_error: OnError
 def _trec_run(lines, name: str, on_error: OnError):
     for where, fields in _fields(lines, name, on_error):
         if len(fields) != 6:
-            raise_or_hand(InputError(f"{where}: expected 'qid Q0 docid rank score tag', found {len(fields)} "
-                                      "field(s)"), on_error)  # fmt: skip
+            raise_or_hand(InputError(f"{where}: expected 'qid Q0 docid rank score tag', found "
+                                      f"{plural(len(fields), 'field')}"), on_error)  # fmt: skip
             continue
         score = _number(fields[4])
         if score is None:
@@ -121,7 +121,7 @@ def read_qrels(source: str, on_error: OnError = None) -> Qrels:
         if len(fields) != expected:
             shape = "query-id<TAB>corpus-id<TAB>score" if kind == "beir" else "'qid 0 docid relevance'"
             run = " (a run's line, not a judgment: is this the qrels file?)" if len(fields) == 6 else ""
-            raise_or_hand(InputError(f"{where}: expected {shape}, found {len(fields)} field(s){run}"), on_error)
+            raise_or_hand(InputError(f"{where}: expected {shape}, found {plural(len(fields), 'field')}{run}"), on_error)
             continue
         qid, docid, grade = (fields[0], fields[1], fields[2]) if kind == "beir" else (fields[0], fields[2], fields[3])
         relevance = _whole(grade)
@@ -250,7 +250,7 @@ def _tsv_records(lines, name: str, shape: str, on_error: OnError) -> Iterator[tu
                     continue
             if len(fields) != (len(columns) if columns else 2):
                 if columns:
-                    said = f"expected the header's {len(columns)} columns, found {len(fields)} field(s)"
+                    said = f"expected the header's {len(columns)} columns, found {plural(len(fields), 'field')}"
                 elif len(fields) > 2:
                     said = (f"expected {shape}, found {len(fields)} fields (a first line naming the columns, as "
                             "id<TAB>text<TAB>title, reads more)")  # fmt: skip
