@@ -104,12 +104,7 @@ class Reranker:
         from qrr import device as devices
         from qrr import models
 
-        # arguments checked before anything loads
-        check_count(batch_tokens, "batch_tokens")
-        check_count(max_length, "max_length")
-        _check_text(instruction, "instruction", none=True)
-        _check_flag(share_prefix, "share_prefix")
-        _check_flag(compile, "compile")
+        _check_options(max_length, instruction, batch_tokens, share_prefix, compile)  # before anything loads
         dev = devices.resolve_device(device)
         dt = devices.resolve_dtype(dtype, dev)
         model = models.named(model)
@@ -149,19 +144,18 @@ class Reranker:
         batch_tokens: int | None = None,
         share_prefix: bool = True,
         recipe: str = DEFAULT_RECIPE,
+        compile: bool = False,
     ) -> Reranker:
         """A Reranker around an already loaded Qwen3 causal LM (or converted sequence classifier) and its
         tokenizer (benchmarks on random weights, custom loading). The model keeps its dtype and is moved to
         ``device``; once the caller drops its own reference, the full output head is freed. Its attention
         implementation becomes qrr's (``qrr_sdpa`` for ``sdpa``), which answers the model's own calls as before, and
-        its RMSNorm class answers them as before too (qrr's passes take a fused kernel on CUDA)."""
+        its RMSNorm class answers them as before too (qrr's passes take a fused kernel on CUDA). The other options
+        are ``Reranker``'s."""
         from qrr import device as devices
         from qrr.engine import TransformerEngine
 
-        check_count(batch_tokens, "batch_tokens")
-        check_count(max_length, "max_length")
-        _check_text(instruction, "instruction", none=True)
-        _check_flag(share_prefix, "share_prefix")
+        _check_options(max_length, instruction, batch_tokens, share_prefix, compile)
         if isinstance(model, str | os.PathLike) or not hasattr(model, "base_model"):
             raise InputError(f"{{model}}: from_model takes a loaded transformers model, not {type(model).__name__}; a "
                              "name or folder goes to Reranker(model)", "model")  # fmt: skip
@@ -178,7 +172,7 @@ class Reranker:
         else:
             engine = TransformerEngine.from_causal(model, dev, prompter.yes_id, prompter.no_id, prompter.pad_id)
         self = cls.__new__(cls)
-        self._init(engine, prompter, instruction, batch_tokens, share_prefix, None)
+        self._init(engine, prompter, instruction, batch_tokens, share_prefix, None, compile)
         return self
 
     def _init(self, engine, prompter, instruction, batch_tokens, share_prefix, source, compile=False):
@@ -477,6 +471,15 @@ def check_documents(documents: list, start: int = 0) -> None:
         if not isinstance(document, str):
             raise InputError(f"document {n} must be a string, not {type(document).__name__}")
         _check_unicode(document, f"document {n}")
+
+
+def _check_options(max_length, instruction, batch_tokens, share_prefix, compile) -> None:
+    """The options both constructors take, checked before anything loads."""
+    check_count(batch_tokens, "batch_tokens")
+    check_count(max_length, "max_length")
+    _check_text(instruction, "instruction", none=True)
+    _check_flag(share_prefix, "share_prefix")
+    _check_flag(compile, "compile")
 
 
 def _check_text(value, param: str, none: bool = False) -> None:

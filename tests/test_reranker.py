@@ -371,6 +371,10 @@ def test_bad_arguments_name_the_parameter(reranker, tiny_model):
         (lambda: Reranker(str(tiny_model), share_prefix="no"), "^share_prefix must be True or False, not 'no'$"),
         (lambda: Reranker(str(tiny_model), compile=1), "^compile must be True or False, not 1$"),
         (
+            lambda: Reranker.from_model(reranker.engine.body, reranker.tokenizer, compile=1),
+            "^compile must be True or False, not 1$",
+        ),
+        (
             lambda: Reranker(str(tiny_model), max_length=50_000),
             r"^max_length 50000 is more than the model's 40960 positions \(max_position_embeddings\): lower it$",
         ),
@@ -401,6 +405,16 @@ def test_torch_devices_and_dtypes_are_taken_and_repr_says_them(tiny_model, tiny)
     assert repr(tiny()).startswith("Reranker.from_model(..., device='cpu', dtype='fp32'")
     with pytest.raises(QrrError, match="^model 0.6b-nowhere: no such folder, and not an alias"):
         Reranker(Path("0.6b-nowhere"))  # a Path that is no folder is a name like any other
+
+
+def test_from_model_compiles_as_reranker_does(tiny, monkeypatch):
+    from qrr.engine import TransformerEngine
+
+    compiled = []
+    monkeypatch.setattr(TransformerEngine, "compile", lambda engine: compiled.append(engine))
+    assert tiny().engine not in compiled
+    rr = tiny(compile=True)  # Reranker(..., compile=True) takes it; from_model did not
+    assert compiled == [rr.engine]
 
 
 def test_a_document_over_the_tokenizers_limit_is_cut_without_its_warning(tiny_model):
