@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from qrr.errors import InputError, OutOfMemoryError, QrrError, warn
+from qrr.errors import InputError, OutOfMemoryError, QrrError, plural, warn
 from qrr.family import CAUSAL, SEQ_CLS
 
 log = logging.getLogger("qrr")
@@ -268,6 +268,7 @@ class Engine:
         rounds = deque(self.rounds(parts, self._budget(batch_tokens)))
         while rounds:
             together = rounds.popleft()
+            caches = None  # the last round's prefixes go before this round's run
             try:
                 caches = self.prefix_caches([sequences[indices[0]][:shared] for shared, indices in together])
             except torch.OutOfMemoryError as exc:
@@ -322,14 +323,15 @@ class Engine:
 
         if self.device.type != "cuda" or rows == 1:
             raise OutOfMemoryError(
-                f"out of memory in a batch of {rows} rows: lower {{batch_tokens}} (now {budget})", "batch_tokens"
+                f"out of memory in a batch of {plural(rows, 'row')}: lower {{batch_tokens}} (now {budget})",
+                "batch_tokens",
             ) from exc
         torch.cuda.empty_cache()
         with self._lock:
             self.budget_cap = max(1, min(budget, self.budget_cap) // 2)
         warn(
             log,
-            f"out of memory in a batch of {rows} rows; retrying with {{batch_tokens}} {self.budget_cap}",
+            f"out of memory in a batch of {plural(rows, 'row')}; retrying with {{batch_tokens}} {self.budget_cap}",
             "batch_tokens",
         )
 

@@ -32,9 +32,10 @@ class QrrError(Exception):
         return message
 
 
-def plural(n: int, noun: str) -> str:
-    """A count and its noun, as a message says them: ``1 pair``, ``1,030 pairs``."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """A count and its noun, as a message says them: ``1 pair``, ``1,030 pairs`` (``nouns`` where it is not
+    ``noun`` + s: ``query``, ``queries``)."""
+    return f"{n:,} {noun if n == 1 else nouns or noun + 's'}"
 
 
 def warn(log, template: str, *params: str) -> None:

@@ -135,9 +135,9 @@ def resolve(name: str | None = None, offline: bool | None = None) -> Path:
 
 
 def check_local(name) -> None:
-    """Check now what needs no download, before slower work (a port taken, actors started): a folder (or a cached
-    hub model's), and a name that is neither a folder nor a hub repo id. A hub id not in the cache is left to
-    loading, which may download it; a registered name or a loader passes."""
+    """Check now what needs no download, before slower work (a port taken, actors started): a folder, and a name
+    that is neither a folder nor a hub repo id. A hub id is left to loading (which checks a cached copy, or
+    downloads one); a registered name or a loader passes."""
     name = named(name)
     if not isinstance(name, str) or registered(name):
         return
@@ -165,7 +165,7 @@ def download(name: str, revision: str | None = None, local_dir: str | Path | Non
     from huggingface_hub import snapshot_download
 
     repo = repo_id(name)
-    if Path(name).expanduser().is_file():
+    if repo is None and Path(name).expanduser().is_file():
         raise ModelNameError(f"{name}: a file, not a model folder or a hub repo id")
     if repo is None:
         raise ModelNameError(f"{name}: not an alias ({', '.join(ALIASES)}) or a hub repo id (owner/name)")

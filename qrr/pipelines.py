@@ -456,7 +456,7 @@ def resume_point(
                 if count >= others[qid]:
                     keep = offset
             elif count > expected[qid]:
-                raise InputError(f"{where}: query {qid} has more than {expected[qid]} results; the file was "
+                raise InputError(f"{where}: query {qid} has more than {plural(expected[qid], 'result')}; the file was "
                                  "written with another {depth} or {top_k}", "depth", "top_k")  # fmt: skip
             elif count == expected[qid]:
                 done.add(qid)

@@ -359,6 +359,7 @@ def _check_model(model) -> None:
     start, fail to load it and are started again. (On a cluster, a path may exist on the workers only.)"""
     from qrr import models
 
+    model = models.named(model)  # an empty name is said everywhere, a cluster too
     if _one_machine():
         models.check_local(model)
 

@@ -165,7 +165,7 @@ class Reranker:
                              "tokenizer")  # fmt: skip
         dev = devices.resolve_device(device)
         config = getattr(model, "config", None)
-        positions = QWEN3.max_positions(config.to_dict() if hasattr(config, "to_dict") else {})
+        positions = QWEN3.max_positions(config.to_dict() if hasattr(config, "to_dict") else vars(config or object()))
         prompter = Prompter(tokenizer, max_length, recipe=recipe, positions=positions)
         if hasattr(model, "score") and not hasattr(model, "lm_head"):
             engine = TransformerEngine.from_classifier(model, dev, prompter.pad_id)

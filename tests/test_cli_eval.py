@@ -149,7 +149,7 @@ def test_bad_qrels_line(qrr_eval, files, tmp_path):
     assert f"{bad}:6: expected 'qid 0 docid relevance', found 3 fields" in failed(qrr_eval(str(bad),
                                                                                        files["a.trec"]))  # fmt: skip
     result = qrr_eval(str(bad), files["a.trec"], "--on-error", "skip", "-f", "json")
-    assert result.exit_code == 0 and "skipped 1 bad line" in result.stderr
+    assert result.exit_code == 0 and "skipped 1 bad line:" in result.stderr
     # the run and the qrels swapped: the message says what the first line looks like
     assert failed(qrr_eval(files["a.trec"], files["qrels.txt"])) == (
         f"error: {files['a.trec']}:1: expected 'qid 0 docid relevance', found 6 fields (a run's line, not a "

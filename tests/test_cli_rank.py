@@ -149,7 +149,7 @@ def test_empty_input_prints_nothing_and_says_so_with_v_or_on_a_terminal(cli, mon
 def test_verbose_reports_on_stderr_only(cli):
     result = cli("rank", "-q", QUERY, "-d", "doc", "-v")
     assert result.exit_code == 0
-    assert "scored 1 pairs" in result.stderr and "model fake on cpu (fp32)" in result.stderr
+    assert "scored 1 pair (" in result.stderr and "model fake on cpu (fp32)" in result.stderr
     assert len(jsonl(result.stdout)) == 1
 
 

@@ -164,13 +164,13 @@ def test_resume_goes_on_after_an_interrupt(cli, fake, tmp_path):
     name, _ = fake(interrupt_after=500)  # its first pair scored is OUT's last, again: the check that it is the same
     result = cli("score", str(pairs), "--batch-tokens", "1", "--resume", str(out), model=name)
     assert result.stderr == (f"{out}: its last line was cut off mid-write and is dropped\nresuming {out}: 1,030 pairs "
-                             "are done\nerror: interrupted after writing the results of 499 pairs to "
+                             "done\nerror: interrupted after writing the results of 499 pairs to "
                              f"{out} (1,529 in all); run the same command to go on\n")  # fmt: skip
     result = cli("score", "--resume", str(out), input=MANY)  # stdin, as the file was
-    assert (result.exit_code, result.stdout, result.stderr) == (0, "", f"resuming {out}: 1,529 pairs are done\n")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", f"resuming {out}: 1,529 pairs done\n")
     assert jsonl(out.read_text()) == whole  # each pair once, in order, as one run wrote them
     result = cli("score", str(pairs), "--resume", str(out))
-    assert result.stderr == f"resuming {out}: 2,100 pairs are done\nnothing left to score\n"
+    assert result.stderr == f"resuming {out}: 2,100 pairs done\nnothing left to score\n"
     fresh = tmp_path / "fresh.jsonl"
     assert ok(cli("score", "-q", "q", "-d", "a", "-d", "b", "--resume", str(fresh))) == ""
     assert [r["index"] for r in jsonl(fresh.read_text())] == [0, 1]  # -q/-d too

@@ -119,7 +119,7 @@ def test_cuda_out_of_memory_halves_the_budget_and_retries(caplog):
 def test_out_of_memory_on_cpu_or_in_one_row_is_an_error():
     with pytest.raises(OutOfMemoryError, match=r"^out of memory in a batch of 8 rows: lower batch_tokens \(now 999\)"):
         FakeEngine(fits_rows=2).score(SEQUENCES[:8], batch_tokens=999)
-    with pytest.raises(OutOfMemoryError, match="batch of 1 rows"):
+    with pytest.raises(OutOfMemoryError, match="batch of 1 row:"):
         FakeEngine(device="cuda", fits_rows=0).score(SEQUENCES[:2], batch_tokens=999)
 
 

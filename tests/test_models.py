@@ -46,8 +46,15 @@ def test_missing_model_names_the_fix(hub_cache):
         models.resolve("./not/here/at/all")
 
 
-def test_check_local_checks_what_needs_no_download(hub_cache, tiny_model, tmp_path):
+def test_check_local_checks_what_needs_no_download(hub_cache, tiny_model, tmp_path, monkeypatch):
     models.check_local(str(tiny_model))
+    monkeypatch.chdir(tmp_path)  # a name that is also a folder here is still the registered model
+    (tmp_path / "fake-here").mkdir()
+    models.register("fake-here", lambda device, dtype: None)
+    try:
+        models.check_local("fake-here")
+    finally:
+        models.unregister("fake-here")
     models.check_local("someone/reranker")  # not cached: left to loading, which may download it
     with pytest.raises(NotAModelError, match="no config.json, so it is not a model folder"):
         models.check_local(str(tmp_path))

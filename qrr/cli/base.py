@@ -33,11 +33,17 @@ VALUE_WORDS = {"str": "TEXT", "list[str]": "TEXT", "int": "N", "float": "NUMBER"
 class _PlainTypes:
     """Help that says what a value is, not its Python type: flags show none (they take no value; it said
     ``<bool>``), arguments none beside their name (``FILE``, not ``<list[str]>``), other options a word (``TEXT``,
-    ``N``) where they name no choices and no metavar of their own. (Set on typer's parameters as their help is
-    drawn; where typer renames what is set, its own display comes back, nothing breaks.)"""
+    ``N``) where they name no choices and no metavar of their own. (Set on typer's parameters, some of it through
+    typer's own internals: where a typer release renames them, its own display comes back, and nothing fails.)"""
 
     def get_params(self, ctx):
         params = super().get_params(ctx)
+        with contextlib.suppress(AttributeError):
+            self._plain(params)
+        return params
+
+    @staticmethod
+    def _plain(params) -> None:
         for param in params:
             if param.metavar is not None and param.param_type_name != "argument":
                 continue
@@ -49,7 +55,6 @@ class _PlainTypes:
                     param._usage_display_name = lambda p=param: p.display_name_raw + ("..." if p.nargs != 1 else "")
             elif not param.type_descriptor.is_choice:
                 param.metavar = VALUE_WORDS.get(param.bare_type(), param.bare_type().upper())
-        return params
 
 
 class Command(_PlainTypes, TyperCommand):

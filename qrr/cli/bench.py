@@ -20,7 +20,7 @@ from qrr.cli.base import (
     prepare_logging,
     stderr,
 )
-from qrr.cli.render import bar, header_width, human_bytes, progress, writer
+from qrr.cli.render import bar, header_width, human_bytes, progress, table_width, writer
 from qrr.errors import InputError
 
 BenchFormat = choices("BenchFormat", ("table", "json", "jsonl"))
@@ -111,7 +111,7 @@ def bench(
 
 
 def _render_bench(rows, baseline: bool) -> None:
-    import shutil
+    from rich.console import Console
 
     first = next((r for r in rows if not r.skipped), None)
     weights = {r.weights for r in rows if not r.skipped}
@@ -127,9 +127,9 @@ def _render_bench(rows, baseline: bool) -> None:
     table = _without(_bench_table(rows, baseline), ["weights"] if len(weights) == 1 else [])
     table = _without(table, [BAR] if sum(not r.skipped for r in rows) < 2 else [])
     # Where the table is wider than the terminal, these go first, so that no figure wraps: the bars, the load times
-    # (said on stderr as each size loads), tokens/s.
-    optional = [BAR, "load s", "tokens/s"]
-    while optional and _width(table) > shutil.get_terminal_size().columns:
+    # and weights (said on stderr as each size loads), tokens/s.
+    optional = [BAR, "load s", "weights", "tokens/s"]
+    while optional and _width(table) > Console().width:
         table = _without(table, [optional.pop(0)])
     out = writer("table", title)
     out.write(table)
@@ -169,6 +169,8 @@ def _without(table: list[dict], columns: list[str]) -> list[dict]:
 
 
 def _width(table: list[dict]) -> int:
-    """The characters a table of these rows takes across, as ``write_table`` draws it."""
+    """The characters a table of these rows takes across, as ``write_table`` draws it; a skipped size's reason
+    folds within the room the figures leave it."""
     columns = list(dict.fromkeys(k for row in table for k in row))
-    return sum(max(header_width(c), *(len(str(row.get(c, ""))) for row in table)) + 3 for c in columns)
+    measured = [row for row in table if not str(row.get("pairs/s", "")).startswith("skipped")]
+    return table_width([max([header_width(c), *(len(str(row.get(c, ""))) for row in measured)]) for c in columns])

@@ -38,7 +38,7 @@ from qrr.cli.base import (
     stderr,
 )
 from qrr.cli.render import read_run_inputs, rerank_showing_progress, skipping, write_rows
-from qrr.errors import InputError
+from qrr.errors import InputError, plural
 from qrr.family import DEFAULT_MAX_LENGTH, QWEN3
 from qrr.formats import TAG
 from qrr.pipelines import DEFAULT_DEPTH
@@ -255,4 +255,4 @@ def _notes(qrels, results, queries) -> None:
 
 
 def _queries(n: int) -> str:
-    return f"{n} query" if n == 1 else f"{n} queries"
+    return plural(n, "query", "queries")

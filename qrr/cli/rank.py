@@ -36,7 +36,7 @@ from qrr.cli.base import (
     stderr,
 )
 from qrr.cli.render import LineCount, no_input, progress, report, skipping, writer
-from qrr.errors import Interrupted
+from qrr.errors import Interrupted, plural
 from qrr.family import DEFAULT_MAX_LENGTH
 
 
@@ -124,8 +124,8 @@ def rank(
             ranked = pipelines.rank_records(reranker, query, itertools.chain([first], docs), top_k=top_k,
                                             return_documents=with_text, progress=count)  # fmt: skip
     except KeyboardInterrupt as exc:  # a ranking needs every document: nothing is written
-        raise Interrupted.of(exc, f"after scoring {scored:,} documents; a ranking is written once all are scored "
-                                  "(qrr score streams its results)") from None  # fmt: skip
+        raise Interrupted.of(exc, f"after scoring {plural(scored, 'document')}; a ranking is written once all are "
+                                  "scored (qrr score streams its results)") from None  # fmt: skip
     out = writer(fmt, previews=("text",))
     out.write(formats.rank_rows(ranked, with_text))
     out.close()

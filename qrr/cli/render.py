@@ -67,9 +67,9 @@ def write_table(rows: list[dict], title: str | None = None, previews: list[dict]
     # Where even the short ones cannot all fit, every column may wrap rather than be cropped.
     console = Console()
     fixed = [w if w <= 32 else 0 for w in widths]
-    if sum(fixed) + 3 * len(columns) + 11 * len(extra) > console.width:
+    if table_width(fixed) + 11 * len(extra) > console.width:
         extra = []
-    if sum(fixed) + 3 * len(columns) > console.width:
+    if table_width(fixed) > console.width:
         fixed = [0] * len(columns)
     for c, width in zip(columns, fixed, strict=True):
         justify = "right" if c in ("rank", "index") else "left"
@@ -83,6 +83,12 @@ def write_table(rows: list[dict], title: str | None = None, previews: list[dict]
     for n, line in enumerate(cells):
         table.add_row(*line, *[_preview(previews[n].get(c, "")) for c in extra])
     console.print(table)
+
+
+def table_width(widths: list[int]) -> int:
+    """The characters a table with columns this wide takes across, as ``write_table`` draws it (each column
+    padded by one on each side, one line between two)."""
+    return sum(w + 3 for w in widths) - 1
 
 
 def header_width(column: str) -> int:
@@ -339,8 +345,8 @@ class Skipped:
 
     shown = 20
 
-    def __init__(self, what: str = "bad line"):
-        self.what = what
+    def __init__(self, what: str = "bad line", noun: bool = True):
+        self.what, self.noun = what, noun  # a noun is counted ("3 bad lines"), a phrase follows the count as it is
         self.count = 0
         self.messages: list[str] = []
 
@@ -352,8 +358,7 @@ class Skipped:
     def report(self) -> None:
         if not self.count:
             return
-        # a noun is counted ("3 bad lines"); a phrase follows the count as it is ("3 of the run's queries ...")
-        said = f"{self.count:,} {self.what}" if self.what.startswith("of ") else plural(self.count, self.what)
+        said = plural(self.count, self.what) if self.noun else f"{self.count:,} {self.what}"
         stderr.print(f"skipped {said}:", style="yellow", highlight=False)
         for message in self.messages:
             stderr.print(f"  {message}", highlight=False, markup=False)
@@ -361,9 +366,9 @@ class Skipped:
             stderr.print(f"  … and {self.count - len(self.messages)} more", highlight=False)
 
 
-def skipping(policy, what: str = "bad line") -> Skipped | None:
+def skipping(policy, what: str = "bad line", noun: bool = True) -> Skipped | None:
     """A collector for ``--on-error skip``; ``None`` (stop at the first) for ``fail``."""
-    return Skipped(what) if policy.value == "skip" else None
+    return Skipped(what, noun) if policy.value == "skip" else None
 
 
 def report(stats, max_length: int, verbose: bool, skipped: Skipped | None = None) -> None:
@@ -376,8 +381,8 @@ def report(stats, max_length: int, verbose: bool, skipped: Skipped | None = None
     # stats.pairs is 0 where the work ran elsewhere (Ray), which says its own speed
     if verbose and stats.pairs:
         rate = stats.pairs / stats.seconds if stats.seconds else 0.0
-        stderr.print(f"scored {stats.pairs} pairs ({stats.tokens} tokens) in {stats.seconds:.2f} s, "
-                     f"{rate:.1f} pairs/s", highlight=False)  # fmt: skip
+        stderr.print(f"scored {plural(stats.pairs, 'pair')} ({plural(stats.tokens, 'token')}) in "
+                     f"{stats.seconds:.2f} s, {rate:.1f} pairs/s", highlight=False)  # fmt: skip
 
 
 def no_input(fmt: str, max_length: int, skipped: Skipped | None, noun: str, verb: str, verbose: bool,
@@ -405,7 +410,7 @@ def read_run_inputs(on_error, run: str, queries: str, corpus: str, depth: int, *
     from qrr import pipelines
 
     bad_lines = skipping(on_error)
-    missing = skipping(on_error, "of the run's queries and documents missing from the inputs")
+    missing = skipping(on_error, "of the run's queries and documents missing from the inputs", noun=False)
     inputs = pipelines.read_run_inputs(run, queries, corpus, depth, on_error=bad_lines, on_missing=missing, **options)
     for skipped in (bad_lines, missing):
         if skipped is not None:

@@ -42,7 +42,7 @@ from qrr.cli.base import (
     stderr,
 )
 from qrr.cli.render import read_run_inputs, rerank_showing_progress
-from qrr.errors import InputError
+from qrr.errors import InputError, plural
 from qrr.family import DEFAULT_MAX_LENGTH
 from qrr.formats import TAG
 from qrr.pipelines import DEFAULT_DEPTH
@@ -183,6 +183,8 @@ def _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_
     done = pipelines.write_reranked(results, inputs, output, finished)
     seconds = time.perf_counter() - began
     pairs = sum(len(j.docids) for j in inputs.jobs)
-    stderr.print(f"reranked {done.queries:,} queries ({pairs:,} pairs) in {seconds:.1f} s ({pairs / seconds:.1f} "
-                 f"pairs/s) on {placement.describe()}", highlight=False)  # fmt: skip
+    said = f"reranked {plural(done.queries, 'query', 'queries')} ({plural(pairs, 'pair')})"
+    stderr.print(
+        f"{said} in {seconds:.1f} s ({pairs / seconds:.1f} pairs/s) on {placement.describe()}", highlight=False
+    )
     return done

@@ -191,7 +191,7 @@ def score(
             out.close()  # what is scored stays usable: a table drawn, a JSON array closed
         if skipped is not None:
             skipped.report()
-        said = f"after writing the results of {out.count:,} pairs"
+        said = f"after writing the results of {plural(out.count, 'pair')}"
         if saved is not None:
             said += f" to {saved.path} ({start + out.count:,} in all); run the same command to go on"
         elif out.count and fmt != "table":
@@ -225,7 +225,7 @@ def _resumed(path: str | None, sources: list[str]):
     if saved.cut:
         stderr.print(f"{path}: its last line was cut off mid-write and is dropped", highlight=False)
     if saved.done:
-        stderr.print(f"resuming {path}: {saved.done:,} pairs are done", highlight=False)
+        stderr.print(f"resuming {path}: {plural(saved.done, 'pair')} done", highlight=False)
     return saved
 
 
@@ -277,5 +277,5 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
     seconds = time.perf_counter() - began
     report(Stats(truncated=cut), options["max_length"], False)
     wrote = f"wrote {output}" if rows else "wrote nothing"
-    stderr.print(f"scored {rows:,} pairs in {seconds:.1f} s ({rows / seconds:.1f} pairs/s) on "
+    stderr.print(f"scored {plural(rows, 'pair')} in {seconds:.1f} s ({rows / seconds:.1f} pairs/s) on "
                  f"{placement.describe()}; {wrote}", highlight=False)  # fmt: skip

@@ -183,18 +183,19 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
         Route("/metrics", endpoint("/metrics", prometheus), methods=["GET"]),
     ]
 
+    paths = {route.path for route in routes}
+
     async def not_found(request: Request, exc) -> Response:
-        metrics.request("other", 404, 0.0)
+        metrics.request("other", 404)
         path = request.url.path
         # Starlette would answer a 307 with no body, which clients that follow no redirects show as nothing
         hint = f"; did you mean {path.rstrip('/')}?" if path.rstrip("/") in paths else ""
         return json_response(ApiError(404, f"no endpoint {path}{hint}").body(), 404)
 
     async def not_allowed(request: Request, exc) -> Response:
-        metrics.request(request.url.path, 405, 0.0)
+        metrics.request(request.url.path, 405)
         return json_response(ApiError(405, f"{request.method} is not allowed on {request.url.path}").body(), 405)
 
-    paths = {route.path for route in routes}
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_allowed})
     app.router.redirect_slashes = False
     return app

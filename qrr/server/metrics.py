@@ -43,10 +43,13 @@ class Metrics:
         self.truncated = 0
         self.latency: dict[str, Latency] = {}  # endpoint -> its requests' times
 
-    def request(self, endpoint: str, status: int, seconds: float) -> None:
+    def request(self, endpoint: str, status: int, seconds: float | None = None) -> None:
+        """A request answered; ``seconds`` where it reached an endpoint (a 404 or 405 did not: it counts, untimed,
+        so that it does not pull that endpoint's latency down)."""
         with self._lock:
             self.requests[(endpoint, status)] += 1
-            self.latency.setdefault(endpoint, Latency()).add(seconds)
+            if seconds is not None:
+                self.latency.setdefault(endpoint, Latency()).add(seconds)
 
     def scored(self, stats) -> None:
         with self._lock:
