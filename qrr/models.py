@@ -108,7 +108,7 @@ def resolve(name: str | None = None, offline: bool | None = None) -> Path:
     ``HF_HUB_OFFLINE=1``), which raises ``ModelNotFoundError`` naming ``qrr download``. The folder is
     checked (``check_folder``, all but the tokenizer, which loading checks anyway) before it is returned.
     """
-    name = named(name)
+    asked, name = name, named(name)
     path = Path(name).expanduser()
     if path.is_dir():
         check_folder(path, tokenizer=False)
@@ -126,8 +126,9 @@ def resolve(name: str | None = None, offline: bool | None = None) -> Path:
         check_folder(cached, tokenizer=False)
         return cached
     if offline or (offline is None and is_offline()):
+        who = "{model}" if asked is not None else "the default model"  # where none was named, "--model X" misleads
         raise ModelNotFoundError(
-            f"{{model}} {repo} is not in the local cache and downloads are off (offline): run "
+            f"{who} {repo} is not in the local cache and downloads are off (offline): run "
             f"`qrr download {alias_of(repo) or repo}` with a network, or pass {{model}} PATH to a local copy",
             "model",
         )

@@ -257,6 +257,10 @@ def test_first_use_downloads_then_scores(fake_hub):
 def test_offline_never_downloads(fake_hub, monkeypatch):
     result = run("rank", "-q", "q", "-d", "doc", "--model", "4b", "--offline")
     assert result.exit_code == 1 and "qrr download 4b" in result.stderr and "offline" in result.stderr
+    assert result.stderr.startswith("error: --model Qwen/Qwen3-Reranker-4B is not in the local cache")
+    monkeypatch.delenv("QRR_MODEL", raising=False)
+    result = run("rank", "-q", "q", "-d", "doc", "--offline")  # no --model given: it said "--model Qwen/..."
+    assert result.stderr.startswith("error: the default model Qwen/Qwen3-Reranker-0.6B is not in the local cache")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelNotFoundError, match="qrr download someone/model"):
         models.resolve("someone/model")

@@ -36,10 +36,15 @@ def hub_cache(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_missing_model_names_the_fix(hub_cache):
-    with pytest.raises(ModelNotFoundError, match=r"qrr download 0\.6b.*pass model PATH") as caught:
+def test_missing_model_names_the_fix(hub_cache, monkeypatch):
+    with pytest.raises(
+        ModelNotFoundError, match=r"^model Qwen/Qwen3-Reranker-0.6B .*qrr download 0\.6b.*pass model PATH"
+    ) as caught:
         models.resolve("0.6b")
     assert caught.value.params == ("model",)
+    monkeypatch.delenv("QRR_MODEL", raising=False)
+    with pytest.raises(ModelNotFoundError, match=r"^the default model Qwen/Qwen3-Reranker-0.6B is not in the local"):
+        models.resolve(None)  # none was named: "model Qwen/..." read as if the user had given it
     with pytest.raises(ModelNotFoundError, match="qrr download someone/reranker"):
         models.resolve("someone/reranker")
     with pytest.raises(ModelNotFoundError, match="^model ./not/here/at/all: no such folder"):

@@ -498,7 +498,7 @@ def load_reranker(model, device, dtype, max_length, instruction, batch_tokens, o
         heavy_imports()
         # the device and dtype are checked before a first-use download, whose bars come before the spinner
         devices.resolve_dtype(dtype, devices.resolve_device(device))
-        where = name if models.registered(name) else str(models.resolve(name, offline=offline))
+        where = name if models.registered(name) else str(models.resolve(model, offline=offline))
         with status(f"loading {name}") if not verbose else contextlib.nullcontext():
             prepare_logging(verbose)
             reranker = Reranker(where, device=device, dtype=dtype, max_length=max_length, instruction=instruction,
