@@ -36,6 +36,9 @@ from qrr.reranker import CHUNK, Reranker, spans
 
 BLOCK_ROWS = 4096  # rows a read task hands on at a time
 SOURCE = "_qrr_source"  # the column read_pairs names each Parquet row's file in
+# Where each row of qrr's pair files came from: its file, and its place among the file's records (bad lines
+# counted). Written with the scores, so that a run can go on from the shards an interrupted one left (done_records).
+FROM_FILE, RECORD = "qrr_source", "qrr_record"
 RESTARTS = 3  # an actor that dies (killed, out of memory) is started again this often, and its batches retried
 
 
@@ -82,19 +85,26 @@ def _datasource():
         ``formats.parse_pairs``, so a bad line gets the same message as without Ray, file and line included. One
         task reads one file, so line numbers hold."""
 
-        def __init__(self, paths, input_format: str = "auto", errors=None, **kwargs):
+        def __init__(self, paths, input_format: str = "auto", errors=None, done=None, **kwargs):
             super().__init__(paths, **kwargs)
-            self.input_format, self.errors = input_format, errors
+            self.input_format, self.errors, self.done = input_format, errors, done
 
         def _read_stream(self, f, path: str):
             rows = []
+            done = ray.get(self.done).get(path, ()) if self.done is not None else ()  # sorted
+            k = 0
             try:
-                for item in formats.parse_pairs(formats.decode_lines(_lines_of(f), path), path, self.input_format):
+                items = formats.parse_pairs(formats.decode_lines(_lines_of(f), path), path, self.input_format)
+                for record, item in enumerate(items, 1):
+                    while k < len(done) and done[k] < record:
+                        k += 1
+                    if k < len(done) and done[k] == record:
+                        continue  # scored by an earlier run
                     if isinstance(item, InputError):
                         _skip_or_raise(item, self.errors)
                         continue
                     rows.append({"query": item.query, "document": item.document, "instruction": item.instruction,
-                                 **item.ids, **item.other})  # fmt: skip
+                                 **item.ids, **item.other, FROM_FILE: path, RECORD: record})  # fmt: skip
                     if len(rows) >= BLOCK_ROWS:
                         yield _table(rows, path)
                         rows = []
@@ -166,11 +176,12 @@ def files_at(path: str) -> list[str] | None:
     return [f.path for f in fs.get_file_info(selector) if f.type == pyarrow.fs.FileType.File]
 
 
-def read_pairs(paths, input_format: str = "auto", errors=None):
+def read_pairs(paths, input_format: str = "auto", errors=None, done: dict | None = None):
     """A dataset of pairs from files or folders, local or remote: Parquet where every file ends in ``.parquet``
     (columns ``query``, ``document``, optional ``instruction``, anything else passed through; rows are checked
-    when scored), else qrr's pair formats, checked as they are read. ``errors``: an ``ErrorLog`` to hand bad lines
-    to instead of failing."""
+    when scored), else qrr's pair formats, checked as they are read, each row with its file and place
+    (``qrr_source``, ``qrr_record``). ``errors``: an ``ErrorLog`` to hand bad lines to instead of failing.
+    ``done``: the records to leave out, by file (``done_records`` of an earlier run's shards)."""
     given = [str(p) for p in ([paths] if isinstance(paths, str | os.PathLike) else paths)]
     kinds = set()
     for path in given:
@@ -180,6 +191,9 @@ def read_pairs(paths, input_format: str = "auto", errors=None):
         kinds |= {name.endswith(".parquet") for name in files if not os.path.basename(name).startswith((".", "_"))}
     paths = [_absolute(path) for path in given]
     if kinds == {True}:
+        if done:
+            raise InputError(f"{', '.join(given)}: Parquet rows carry no place in their file to go on from; going on "
+                             "reads qrr's pair files (JSONL, TSV)")  # fmt: skip
         dataset = ray.data.read_parquet(paths)
         names = dataset.schema().names
         missing = [c for c in ("query", "document") if c not in names]
@@ -190,7 +204,8 @@ def read_pairs(paths, input_format: str = "auto", errors=None):
         return ray.data.read_parquet(paths, include_paths=True).rename_columns({"path": SOURCE})
     if kinds == {True, False}:
         raise InputError(f"{', '.join(given)}: Parquet files among other files; give one kind at a time")
-    return ray.data.read_datasource(_datasource()(paths, input_format=input_format, errors=errors))
+    done = ray.put({path: numpy.sort(records) for path, records in done.items()}) if done else None
+    return ray.data.read_datasource(_datasource()(paths, input_format=input_format, errors=errors, done=done))
 
 
 # ----------------------------------------------------------------------------------------------------- scoring
@@ -389,12 +404,13 @@ def rerank(inputs: RunInputs, model=None, *, top_k: int | None = None, workers: 
 
 def write(dataset, folder: str, fmt: str = "parquet", note=None) -> int:
     """Write ``dataset`` to ``folder`` as Parquet shards or JSON lines (``.jsonl`` shards, written as ``qrr score``
-    writes them: numbers in full, no ``instruction`` where a row has none); returns how many rows were written.
-    ``note`` is told where Parquet shards disagree on a column's type."""
+    writes them: numbers in full, no ``instruction`` where a row has none), beside any shards already there;
+    returns how many rows this write added. ``note`` is told where Parquet shards disagree on a column's type."""
     folder = _absolute(folder)
     if fmt == "parquet":
+        before = parquet_rows(folder) if files_at(folder) else 0
         dataset.write_parquet(folder)
-        return parquet_rows(folder, note)
+        return parquet_rows(folder, note) - before
     sink = JsonLinesSink(folder)
     dataset.write_datasink(sink)
     return sink.rows
@@ -413,6 +429,58 @@ def rows_at(folder: str, fmt: str = "parquet") -> int:
                 while block := handle.read(1 << 20):
                     rows += block.count(b"\n")
     return rows
+
+
+def done_records(folder: str, fmt: str = "parquet") -> tuple[dict, int, list[str]]:
+    """What the shards at ``folder`` (``write``'s, of qrr's pair files) hold: the records they scored by input file
+    (``qrr_source`` to an array of ``qrr_record``), how many, and the shards an interruption left half-written,
+    which are deleted (their rows are scored again). ``InputError`` for a shard without those columns."""
+    fs, _ = pyarrow.fs.FileSystem.from_uri(_absolute(folder))
+    found: dict[str, list] = {}
+    rows, removed = 0, []
+    for path in sorted(files_at(folder) or []):
+        if not path.endswith(f".{fmt}"):
+            continue
+        columns = _provenance(fs, path, fmt)
+        if columns is None:
+            fs.delete_file(path)
+            removed.append(path)
+            continue
+        for source, record in zip(*columns, strict=True):
+            found.setdefault(source, []).append(record)
+        rows += len(columns[0])
+    return {source: numpy.array(records, dtype=numpy.int64) for source, records in found.items()}, rows, removed
+
+
+def _provenance(fs, path: str, fmt: str) -> tuple[list, list] | None:
+    """A shard's ``qrr_source`` and ``qrr_record`` columns; ``None`` where it is not whole."""
+    missing = InputError(f"{path}: a shard without {FROM_FILE} and {RECORD} (written from Parquet input, or by an "
+                         "older qrr), so the run cannot go on from it; give a new folder")  # fmt: skip
+    if fmt == "parquet":
+        with fs.open_input_file(path) as handle:
+            try:
+                shard = pyarrow.parquet.ParquetFile(handle)
+                if not {FROM_FILE, RECORD} <= set(shard.schema_arrow.names):
+                    raise missing
+                table = shard.read(columns=[FROM_FILE, RECORD])
+            except (pyarrow.ArrowInvalid, OSError):  # a write that was stopped: no footer
+                return None
+        return table[FROM_FILE].to_pylist(), table[RECORD].to_pylist()
+    with fs.open_input_stream(path) as handle:
+        data = handle.read()
+    if data and not data.endswith(b"\n"):
+        return None  # cut mid-line
+    sources, records = [], []
+    for line in data.splitlines():
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return None
+        if FROM_FILE not in row or RECORD not in row:
+            raise missing
+        sources.append(row[FROM_FILE])
+        records.append(row[RECORD])
+    return sources, records
 
 
 def said_plainly(exc: BaseException, paths) -> BaseException:

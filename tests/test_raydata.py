@@ -12,6 +12,7 @@ import threading
 import time
 
 import pyarrow
+import pyarrow.compute
 import pyarrow.parquet
 import pytest
 
@@ -115,7 +116,19 @@ def test_two_actors_score_as_one_process_with_every_column_passed_through(raydat
     rows = dataset.take_all()
     close_by_id(rows, expected)
     assert {r["id"]: (r["extra"], r["tag"]) for r in rows} == {p["id"]: (p["extra"], p["tag"]) for p in PAIRS}
-    assert set(rows[0]) == {"id", "query", "document", "instruction", "extra", "tag", "score"}
+    assert set(rows[0]) == {
+        "id",
+        "query",
+        "document",
+        "instruction",
+        "extra",
+        "tag",
+        "qrr_source",
+        "qrr_record",
+        "score",
+    }
+    # each row's file and place in it, which a run goes on from
+    assert {(r["qrr_source"], r["qrr_record"] - 1) for r in rows} == {(path, p["id"]) for p in PAIRS}
 
 
 def test_parquet_with_an_instruction_column(raydata, tiny_model, tmp_path, reranker):
@@ -303,7 +316,8 @@ def test_qrr_score_on_ray_writes_what_qrr_score_prints(cli, tiny_model, tmp_path
     lines = [json.loads(x) for f in shards for x in f.read_text().splitlines()]
     close_by_id(lines, expected)
     # every input column as it came (no "instruction" the input lacked), and scores in full, as parquet has them
-    assert {tuple(row) for row in lines} == {("query", "document", "id", "extra", "tag", "score")}
+    assert {tuple(row) for row in lines} == {("query", "document", "id", "extra", "tag", "qrr_source", "qrr_record",
+                                              "score")}  # fmt: skip
     by_id = {r["id"]: r for r in rows}
     assert all(r == {k: v for k, v in by_id[r["id"]].items() if k != "instruction"} for r in lines)
 
@@ -354,9 +368,51 @@ def test_an_interrupted_ray_run_says_what_it_kept_and_what_it_skipped(cli, tiny_
     assert result.exit_code == 130, result.output
     # it said "error: interrupted", and nothing of the lines it had skipped
     assert f"skipped 1 bad line:\n  {path}:6: malformed JSON" in result.stderr
-    assert result.stderr.splitlines()[-1] == (
-        f"error: interrupted with 2 scored rows written to {out}; a new run needs a new or empty --output"
+    assert (
+        result.stderr.splitlines()[-1]
+        == f"error: interrupted with 2 scored rows in {out}; --resume {out} goes on with them"
     )
+
+
+def test_an_interrupted_ray_run_goes_on_from_its_shards(cli, tiny_model, tmp_path, expected):
+    path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS[:40])
+    out = tmp_path / "out"
+    result = cli("score", path, "--ray", "--resume", str(out), model=tiny_model)  # nothing there yet: a plain run
+    assert result.exit_code == 0 and "resuming" not in result.stderr, result.output
+    # as an interrupted run leaves it: the shards of the first 25 records, and one cut off mid-write
+    (shard,) = out.iterdir()
+    rows = pyarrow.parquet.read_table(shard)
+    pyarrow.parquet.write_table(rows.filter(pyarrow.compute.less_equal(rows["qrr_record"], 25)), shard)
+    (out / "cut.parquet").write_bytes(b"PAR1 no footer yet")
+    result = cli("score", path, "--ray", "--resume", str(out), model=tiny_model)
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"{out / 'cut.parquet'}: a shard cut off mid-write, removed (its rows are scored again)"
+    assert lines[1] == f"resuming {out}: 25 pairs done" and lines[-1].startswith("scored 15 pairs in ")
+    rows = pyarrow.parquet.read_table(out).to_pylist()
+    assert sorted(r["qrr_record"] for r in rows) == list(range(1, 41))  # each once
+    close_by_id(rows, {i: s for i, s in expected.items() if i < 40})
+    # Parquet input carries no place to go on from
+    (tmp_path / "in").mkdir()
+    pyarrow.parquet.write_table(pyarrow.table({"query": ["q"], "document": ["d"]}), tmp_path / "in" / "a.parquet")
+    result = cli("score", str(tmp_path / "in"), "--ray", "--resume", str(out), model=tiny_model)
+    assert (result.exit_code, result.stderr.splitlines()[-1]) == (
+        2, f"error: {tmp_path / 'in'}: Parquet rows carry no place in their file to go on from; going on reads qrr's "
+           "pair files (JSONL, TSV)")  # fmt: skip
+
+
+def test_done_records_of_json_lines_shards(raydata, tmp_path):
+    (tmp_path / "a.jsonl").write_text('{"score": 1, "qrr_source": "/p/x.jsonl", "qrr_record": 2}\n'
+                                      '{"score": 1, "qrr_source": "/p/y.jsonl", "qrr_record": 1}\n')  # fmt: skip
+    (tmp_path / "b.jsonl").write_text('{"score": 1, "qrr_source": "/p/x.jsonl", "qrr_record": 1}\n{"sco')
+    done, rows, removed = raydata.done_records(str(tmp_path), "jsonl")
+    assert ({k: v.tolist() for k, v in done.items()}, rows) == ({"/p/x.jsonl": [2], "/p/y.jsonl": [1]}, 2)
+    assert removed == [str(tmp_path / "b.jsonl")] and not (tmp_path / "b.jsonl").exists()
+    (tmp_path / "c.jsonl").write_text('{"score": 1}\n')  # another run's, without the places
+    from qrr.errors import InputError
+
+    with pytest.raises(InputError, match="a shard without qrr_source and qrr_record"):
+        raydata.done_records(str(tmp_path), "jsonl")
 
 
 def test_every_rows_fields_are_read_and_ids_past_int64_kept(raydata, tmp_path):
@@ -409,7 +465,10 @@ def test_qrr_score_on_ray_bad_lines_and_usage(cli, tiny_model, tmp_path):
     assert len(pyarrow.parquet.read_table(tmp_path / "b").to_pylist()) == 5
     for args, message in (((path, "--ray"), "--ray needs --output DIR, the folder for the result shards"),
                           ((path, "--ray", "-o", str(tmp_path / "b")),
-                           f"--output {tmp_path / 'b'}: the folder holds files already; give a new or empty one"),
+                           f"--output {tmp_path / 'b'}: the folder holds files already; give a new or empty one, or "
+                           f"--resume {tmp_path / 'b'} to go on with its shards"),
+                          ((path, "--ray", "-o", "x", "--resume", "y"), "--output and --resume: give one (with --ray, "
+                           "--resume DIR is the output folder, gone on with where it holds shards)"),
                           (("--ray", "-o", "x"), "--ray reads FILEs or folders (local or remote), not stdin"),
                           ((path, "--workers", "2"), "--workers: only with --ray"),
                           ((path, "-o", "x"), "--output: only with --ray")):  # fmt: skip

@@ -78,7 +78,8 @@ def score(
             rich_help_panel="Output",
             help="Write JSON lines to OUT; where OUT exists, skip the pairs it holds results of and append the rest "
             "(an interrupted run goes on; a file of another input, model, instruction, max length or recipe is "
-            "refused).",
+            "refused). With --ray, OUT is the shards' folder (in place of --output): the pairs its shards hold "
+            "are skipped.",
         ),
     ] = None,
     model: ModelOpt = None,
@@ -123,7 +124,8 @@ def score(
 
     With [bold]--ray[/], the pairs (JSONL, TSV or Parquet files or folders, local or remote such as s3://) are
     scored on Ray Data actors, one model each, and written as shards to --output DIR with every input column
-    and a score column.
+    and a score column (and, from JSONL or TSV, each pair's file and place: qrr_source, qrr_record; with
+    --resume DIR in place of --output, a run goes on from the shards an interrupted one left).
 
     [dim]Examples:[/]
       qrr score pairs.jsonl
@@ -139,11 +141,14 @@ def score(
 
     ray_only(ctx, ray, "output", "output_format", "workers", "gpus_per_worker", "ray_address")
     if ray:
-        clashing = given(ctx, "fmt", "query", "documents", "server", "resume")
+        clashing = given(ctx, "fmt", "query", "documents", "server")
         if clashing:
             raise InputError(f"{', '.join(clashing)}: not with --ray, which reads FILEs and writes --output shards")
-        _score_on_ray(files, input_format, on_error, output, output_format, workers, gpus_per_worker, ray_address,
-                      instruction=instruction, **model_options(ctx))  # fmt: skip
+        if resume is not None and output is not None:
+            raise InputError("--output and --resume: give one (with --ray, --resume DIR is the output folder, gone "
+                             "on with where it holds shards)")  # fmt: skip
+        _score_on_ray(files, input_format, on_error, resume or output, output_format, workers, gpus_per_worker,
+                      ray_address, resume is not None, instruction=instruction, **model_options(ctx))  # fmt: skip
         return
     if resume is not None and fmt is not None and fmt.value != "jsonl":
         raise InputError("--resume writes JSON lines: leave out --format, or give -f jsonl")
@@ -229,8 +234,8 @@ def _resumed(path: str | None, sources: list[str]):
     return saved
 
 
-def _score_on_ray(files, input_format, on_error, output, shard_format, workers, gpus_per_worker, address, model,
-                  **options) -> None:  # fmt: skip
+def _score_on_ray(files, input_format, on_error, output, shard_format, workers, gpus_per_worker, address, resume,
+                  model, **options) -> None:  # fmt: skip
     import time
 
     from qrr.reranker import Stats
@@ -240,32 +245,42 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
     if output is None:
         raise InputError("--ray needs --output DIR, the folder for the result shards")
 
-    def empty_output(raydata) -> None:
-        if raydata.files_at(output):
-            raise InputError(f"--output {output}: the folder holds files already; give a new or empty one")
+    done, held = None, 0
+
+    def check_output(raydata) -> None:
+        nonlocal done, held
+        if not resume and raydata.files_at(output):
+            raise InputError(f"--output {output}: the folder holds files already; give a new or empty one, or "
+                             f"--resume {output} to go on with its shards")  # fmt: skip
+        if resume and raydata.files_at(output):
+            done, held, removed = raydata.done_records(output, shard_format.value)
+            for path in removed:
+                stderr.print(f"{path}: a shard cut off mid-write, removed (its rows are scored again)",
+                             highlight=False)  # fmt: skip
+            stderr.print(f"resuming {output}: {plural(held, 'pair')} done", highlight=False)
 
     raydata, placement, model = start_ray(address, workers, gpus_per_worker, model, options.get("offline"),
-                                          before=empty_output)  # fmt: skip
+                                          before=check_output)  # fmt: skip
     import ray as ray_core  # there, as start_ray found
 
     errors = raydata.ErrorLog.remote()
     skipped = skipping(on_error)
     began = time.perf_counter()
     try:
-        pairs = raydata.read_pairs(files, input_format.value, errors if skipped else None)
+        pairs = raydata.read_pairs(files, input_format.value, errors if skipped else None, done)
         scored = raydata.score(pairs, model, placement=placement, errors=errors, skip=bool(skipped), **options)
         note = lambda message: stderr.print(f"note: {message}", style="yellow", highlight=False)  # noqa: E731
         rows = raydata.write(scored, output, shard_format.value, note=note)
         cut = ray_core.get(errors.cut_count.remote())
     except KeyboardInterrupt as exc:
         kept = raydata.rows_at(output, shard_format.value)
-        said = (f"with {kept:,} scored rows written to {output}; a new run needs a new or empty --output"
-                if kept else "before any row was written")  # fmt: skip
+        said = (f"with {kept:,} scored rows in {output}; --resume {output} goes on with them" if kept
+                else "before any row was written")  # fmt: skip
         raise Interrupted.of(exc, said) from None
     except Exception as exc:
         said = raydata.said_plainly(exc, files)
         if said is not exc and raydata.files_at(output):
-            said = InputError(f"{said}; {output} holds shards of the rows before: give a new or empty --output next")
+            said = InputError(f"{said}; {output} holds shards of the rows before")
         raise said from None
     finally:
         if skipped is not None:  # what was passed over is said however the run ends
