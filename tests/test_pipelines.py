@@ -190,7 +190,7 @@ def test_resume_point_refuses_a_foreign_file(tmp_path):
     with pytest.raises(InputError, match="query q2 is not among the queries to rerank"):
         pipelines.resume_point(path, "trec", {"q1": 1})
     path.write_text("q1 Q0 d1 1 0.5 qrr\nq1 Q0 d2 2 0.4 qrr\n")
-    with pytest.raises(InputError, match="query q1 has more than 1 results"):
+    with pytest.raises(InputError, match="query q1 has more than 1 result;"):
         pipelines.resume_point(path, "trec", {"q1": 1})
     path.write_text("q1 Q0 d1 1 0.5 qrr\nq2 Q0 d1 1 0.5 qrr\nq1 Q0 d2 1 0.5 qrr\n")
     with pytest.raises(InputError, match="query q1 appears a second time"):
