@@ -91,7 +91,8 @@ def _datasource():
 
         def _read_stream(self, f, path: str):
             rows = []
-            done = ray.get(self.done).get(path, ()) if self.done is not None else ()  # sorted
+            ref = self.done.get(path) if self.done is not None else None
+            done = ray.get(ref) if ref is not None else ()  # sorted
             k = 0
             try:
                 items = formats.parse_pairs(formats.decode_lines(_lines_of(f), path), path, self.input_format)
@@ -191,7 +192,7 @@ def read_pairs(paths, input_format: str = "auto", errors=None, done: dict | None
         kinds |= {name.endswith(".parquet") for name in files if not os.path.basename(name).startswith((".", "_"))}
     paths = [_absolute(path) for path in given]
     if kinds == {True}:
-        if done:
+        if done is not None:
             raise InputError(f"{', '.join(given)}: Parquet rows carry no place in their file to go on from; going on "
                              "reads qrr's pair files (JSONL, TSV)")  # fmt: skip
         dataset = ray.data.read_parquet(paths)
@@ -204,7 +205,8 @@ def read_pairs(paths, input_format: str = "auto", errors=None, done: dict | None
         return ray.data.read_parquet(paths, include_paths=True).rename_columns({"path": SOURCE})
     if kinds == {True, False}:
         raise InputError(f"{', '.join(given)}: Parquet files among other files; give one kind at a time")
-    done = ray.put({path: numpy.sort(records) for path, records in done.items()}) if done else None
+    # each read task fetches its own file's records only
+    done = {path: ray.put(numpy.sort(records)) for path, records in done.items()} if done is not None else None
     return ray.data.read_datasource(_datasource()(paths, input_format=input_format, errors=errors, done=done))
 
 
@@ -431,56 +433,118 @@ def rows_at(folder: str, fmt: str = "parquet") -> int:
     return rows
 
 
+RUN_FILE = "_qrr_run.json"  # what a folder's shards were scored from and with (readers skip "_" names)
+
+
+def prepare_output(folder: str, run: dict, resume: bool, fmt: str = "parquet") -> tuple[dict | None, int, list]:
+    """Make ``folder`` ready for a run's shards: new or empty (or, with ``resume``, holding an earlier run's
+    shards of the same ``run``: its input files and their sizes, the model and its options, ``run_record``'s
+    fields). Returns ``done_records``' answer for the shards there (with ``resume`` and none there: no records;
+    without ``resume``: ``None``, nothing to leave out) and writes ``run`` beside the shards, so that a later run
+    can go on. ``InputError`` for a folder of other files, or of another run."""
+    fs, where = pyarrow.fs.FileSystem.from_uri(_absolute(folder))
+    info = fs.get_file_info(where)
+    if info.type == pyarrow.fs.FileType.File:
+        raise InputError(f"{folder}: a file; the output of --ray is a folder of shards")
+    listed = [] if info.type == pyarrow.fs.FileType.NotFound else fs.get_file_info(pyarrow.fs.FileSelector(where))
+    # a run that failed before writing a shard (a typo in a path, say) left only its record: the folder is empty
+    existing = [f for f in listed if os.path.basename(f.path) != RUN_FILE]
+    if existing and not resume:
+        raise InputError(f"--output {folder}: the folder holds files already; give a new or empty one, or --resume "
+                         f"{folder} to go on with its shards")  # fmt: skip
+    if existing:
+        names = {os.path.basename(f.path) for f in listed}
+        if RUN_FILE not in names:
+            raise InputError(f"{folder}: no {RUN_FILE}, so not the shards of a qrr score --ray run (or of an older "
+                             "qrr) to go on with; give a new folder")  # fmt: skip
+        with fs.open_input_stream(f"{where}/{RUN_FILE}") as handle:
+            then = orjson.loads(handle.read())
+        differs = next((key for key in run if then.get(key) != run[key]), None)
+        if differs is not None:
+            said = "input files (or their sizes)" if differs == "files" else differs.replace("_", " ")
+            raise InputError(f"{folder}: its shards were scored with other {said} ({_shown(then.get(differs))}, not "
+                             f"{_shown(run[differs])}); go on with what wrote them, or give a new folder")  # fmt: skip
+        other = {"parquet": ".jsonl", "jsonl": ".parquet"}[fmt]
+        if any(name.endswith(other) for name in names):
+            raise InputError(f"{folder}: its shards are {other[1:]}; give --output-format {other[1:]} to go on")
+        return done_records(folder, fmt)
+    fs.create_dir(where, recursive=True)
+    with fs.open_output_stream(f"{where}/{RUN_FILE}") as handle:
+        handle.write(orjson.dumps(run))
+    return ({} if resume else None), 0, []
+
+
+def run_record(paths, **settings) -> dict:
+    """What a run is scored from and with: its input files with their sizes, and ``settings`` (the model and its
+    options, the formats), for ``prepare_output`` to tell whether a folder's shards are this run's."""
+    files = {}
+    for path in [str(p) for p in ([paths] if isinstance(paths, str | os.PathLike) else paths)]:
+        fs, where = pyarrow.fs.FileSystem.from_uri(_absolute(path))
+        for name in files_at(path) or []:
+            files[name] = fs.get_file_info(name).size
+    return {"files": dict(sorted(files.items())), **settings}
+
+
+def _shown(value) -> str:
+    text = orjson.dumps(value).decode()
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def done_records(folder: str, fmt: str = "parquet") -> tuple[dict, int, list[str]]:
     """What the shards at ``folder`` (``write``'s, of qrr's pair files) hold: the records they scored by input file
-    (``qrr_source`` to an array of ``qrr_record``), how many, and the shards an interruption left half-written,
-    which are deleted (their rows are scored again). ``InputError`` for a shard without those columns."""
-    fs, _ = pyarrow.fs.FileSystem.from_uri(_absolute(folder))
+    (``qrr_source`` to a sorted array of ``qrr_record``), how many, and the shards an interruption left
+    half-written (a Parquet file without its footer, JSON lines without their last newline), which this deletes:
+    their rows are scored again. ``InputError`` for a shard without those columns."""
+    fs, where = pyarrow.fs.FileSystem.from_uri(_absolute(folder))
     found: dict[str, list] = {}
     rows, removed = 0, []
-    for path in sorted(files_at(folder) or []):
-        if not path.endswith(f".{fmt}"):
-            continue
+    shards = [f.path for f in fs.get_file_info(pyarrow.fs.FileSelector(where))
+              if f.type == pyarrow.fs.FileType.File and f.path.endswith(f".{fmt}")
+              and not os.path.basename(f.path).startswith((".", "_"))]  # fmt: skip
+    for path in sorted(shards):
         columns = _provenance(fs, path, fmt)
         if columns is None:
             fs.delete_file(path)
             removed.append(path)
             continue
-        for source, record in zip(*columns, strict=True):
-            found.setdefault(source, []).append(record)
-        rows += len(columns[0])
-    return {source: numpy.array(records, dtype=numpy.int64) for source, records in found.items()}, rows, removed
+        sources, records = columns
+        for n, source in enumerate(sources.dictionary.to_pylist()):
+            found.setdefault(source, []).append(records[sources.indices.to_numpy() == n])
+        rows += len(records)
+    return {source: numpy.sort(numpy.concatenate(parts)) for source, parts in found.items()}, rows, removed
 
 
-def _provenance(fs, path: str, fmt: str) -> tuple[list, list] | None:
-    """A shard's ``qrr_source`` and ``qrr_record`` columns; ``None`` where it is not whole."""
+def _provenance(fs, path: str, fmt: str):
+    """A shard's ``qrr_source`` (dictionary-encoded) and ``qrr_record`` (an int64 array); ``None`` where it is not
+    whole."""
     missing = InputError(f"{path}: a shard without {FROM_FILE} and {RECORD} (written from Parquet input, or by an "
                          "older qrr), so the run cannot go on from it; give a new folder")  # fmt: skip
     if fmt == "parquet":
         with fs.open_input_file(path) as handle:
             try:
                 shard = pyarrow.parquet.ParquetFile(handle)
-                if not {FROM_FILE, RECORD} <= set(shard.schema_arrow.names):
-                    raise missing
-                table = shard.read(columns=[FROM_FILE, RECORD])
-            except (pyarrow.ArrowInvalid, OSError):  # a write that was stopped: no footer
+            except pyarrow.ArrowInvalid:  # a write that was stopped: no footer
                 return None
-        return table[FROM_FILE].to_pylist(), table[RECORD].to_pylist()
-    with fs.open_input_stream(path) as handle:
-        data = handle.read()
-    if data and not data.endswith(b"\n"):
-        return None  # cut mid-line
-    sources, records = [], []
-    for line in data.splitlines():
-        try:
-            row = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            return None
-        if FROM_FILE not in row or RECORD not in row:
-            raise missing
-        sources.append(row[FROM_FILE])
-        records.append(row[RECORD])
-    return sources, records
+            if not {FROM_FILE, RECORD} <= set(shard.schema_arrow.names):
+                raise missing
+            table = shard.read(columns=[FROM_FILE, RECORD])
+        sources, records = table[FROM_FILE].combine_chunks(), table[RECORD].combine_chunks()
+    else:
+        sources, records = [], []
+        with fs.open_input_stream(path) as handle:
+            for number, line in enumerate(_lines_of(handle), 1):
+                if not line.endswith(b"\n"):
+                    return None  # cut mid-line
+                try:
+                    row = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    raise InputError(f"{path}:{number}: malformed JSON in a shard; give a new folder") from None
+                if FROM_FILE not in row or RECORD not in row:
+                    raise missing
+                sources.append(row[FROM_FILE])
+                records.append(row[RECORD])
+        sources, records = pyarrow.array(sources, pyarrow.string()), pyarrow.array(records, pyarrow.int64())
+    return sources.dictionary_encode(), records.to_numpy(zero_copy_only=False)
 
 
 def said_plainly(exc: BaseException, paths) -> BaseException:

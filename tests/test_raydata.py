@@ -311,7 +311,7 @@ def test_qrr_score_on_ray_writes_what_qrr_score_prints(cli, tiny_model, tmp_path
     assert result.stderr.splitlines()[-1].endswith(f"on 2 CPU actors; wrote {tmp_path / 'out'}")
     result = cli("score", path, "--ray", "-o", str(tmp_path / "lines"), "--output-format", "jsonl", model=tiny_model)
     assert result.stderr.splitlines()[-1].startswith("scored 3,000 pairs in ")
-    shards = sorted((tmp_path / "lines").iterdir())
+    shards = sorted((tmp_path / "lines").glob("*.jsonl"))  # beside them: _qrr_run.json
     assert shards and all(f.suffix == ".jsonl" for f in shards)
     lines = [json.loads(x) for f in shards for x in f.read_text().splitlines()]
     close_by_id(lines, expected)
@@ -338,7 +338,7 @@ def test_files_whose_ids_differ_in_type(cli, tiny_model, tmp_path):
         'note: the shards\' column "id" holds int64 in some, string in others (rows of different files differ): '
         "a reader that merges the shards will refuse them; give the column one type"
     ) in result.stderr
-    shards = sorted((tmp_path / "out").iterdir())
+    shards = sorted((tmp_path / "out").glob("*.parquet"))
     ids = [r["id"] for f in shards for r in pyarrow.parquet.read_table(f).to_pylist()]
     assert sorted(i for i in ids if isinstance(i, int)) == list(range(1024)) and len(ids) == 2048
     # rows of both in one batch cannot be merged: one line, bad input (it was Ray's traceback, exit 1)
@@ -358,7 +358,7 @@ def test_an_interrupted_ray_run_says_what_it_kept_and_what_it_skipped(cli, tiny_
     def interrupted(dataset, folder, fmt="parquet", note=None):  # a shard of two rows finished, then Ctrl-C
         for _ in dataset.iter_batches(batch_size=None):
             pass  # the read tasks report the bad line to the error log
-        os.makedirs(folder)
+        os.makedirs(folder, exist_ok=True)
         pyarrow.parquet.write_table(pyarrow.table({"score": [0.5, 0.5]}), os.path.join(folder, "a.parquet"))
         raise KeyboardInterrupt
 
@@ -368,9 +368,8 @@ def test_an_interrupted_ray_run_says_what_it_kept_and_what_it_skipped(cli, tiny_
     assert result.exit_code == 130, result.output
     # it said "error: interrupted", and nothing of the lines it had skipped
     assert f"skipped 1 bad line:\n  {path}:6: malformed JSON" in result.stderr
-    assert (
-        result.stderr.splitlines()[-1]
-        == f"error: interrupted with 2 scored rows in {out}; --resume {out} goes on with them"
+    assert result.stderr.splitlines()[-1] == (
+        f"error: interrupted with 2 scored rows in {out}; --resume {out} goes on with them (from JSONL or TSV input)"
     )
 
 
@@ -380,7 +379,7 @@ def test_an_interrupted_ray_run_goes_on_from_its_shards(cli, tiny_model, tmp_pat
     result = cli("score", path, "--ray", "--resume", str(out), model=tiny_model)  # nothing there yet: a plain run
     assert result.exit_code == 0 and "resuming" not in result.stderr, result.output
     # as an interrupted run leaves it: the shards of the first 25 records, and one cut off mid-write
-    (shard,) = out.iterdir()
+    (shard,) = out.glob("*.parquet")
     rows = pyarrow.parquet.read_table(shard)
     pyarrow.parquet.write_table(rows.filter(pyarrow.compute.less_equal(rows["qrr_record"], 25)), shard)
     (out / "cut.parquet").write_bytes(b"PAR1 no footer yet")
@@ -392,19 +391,38 @@ def test_an_interrupted_ray_run_goes_on_from_its_shards(cli, tiny_model, tmp_pat
     rows = pyarrow.parquet.read_table(out).to_pylist()
     assert sorted(r["qrr_record"] for r in rows) == list(range(1, 41))  # each once
     close_by_id(rows, {i: s for i, s in expected.items() if i < 40})
+    # what is not this run's is refused before Ray starts: another set-up, other files, the other shard format
+    for args, message in (
+        ((path, "--max-length", "512"), f"{out}: its shards were scored with other max length (8192, not 512); go on "
+                                        "with what wrote them, or give a new folder"),
+        ((write_jsonl(tmp_path / "other.jsonl", PAIRS[:3]),), f"{out}: its shards were scored with other input files "
+                                                              "(or their sizes)"),
+        ((path, "--output-format", "jsonl"), f"{out}: its shards are parquet; give --output-format parquet to go on"),
+    ):  # fmt: skip
+        result = cli("score", *args, "--ray", "--resume", str(out), model=tiny_model)
+        assert (result.exit_code, result.stderr.splitlines()[-1].startswith(f"error: {message}")) == (2, True), (
+            result.output)  # fmt: skip
     # Parquet input carries no place to go on from
     (tmp_path / "in").mkdir()
     pyarrow.parquet.write_table(pyarrow.table({"query": ["q"], "document": ["d"]}), tmp_path / "in" / "a.parquet")
-    result = cli("score", str(tmp_path / "in"), "--ray", "--resume", str(out), model=tiny_model)
+    result = cli("score", str(tmp_path / "in"), "--ray", "--resume", str(tmp_path / "new"), model=tiny_model)
     assert (result.exit_code, result.stderr.splitlines()[-1]) == (
         2, f"error: {tmp_path / 'in'}: Parquet rows carry no place in their file to go on from; going on reads qrr's "
            "pair files (JSONL, TSV)")  # fmt: skip
+    # a run that failed before any shard (a typo) leaves the folder as good as empty
+    result = cli("score", str(tmp_path / "nope.jsonl"), "--ray", "-o", str(tmp_path / "typo"), model=tiny_model)
+    assert result.exit_code == 2 and [p.name for p in (tmp_path / "typo").iterdir()] in ([], ["_qrr_run.json"])
+    result = cli("score", str(tmp_path / "typo"), "--ray", "-o", str(path), model=tiny_model)
+    assert result.stderr.splitlines()[-1] == f"error: {path}: a file; the output of --ray is a folder of shards"
 
 
 def test_done_records_of_json_lines_shards(raydata, tmp_path):
     (tmp_path / "a.jsonl").write_text('{"score": 1, "qrr_source": "/p/x.jsonl", "qrr_record": 2}\n'
                                       '{"score": 1, "qrr_source": "/p/y.jsonl", "qrr_record": 1}\n')  # fmt: skip
     (tmp_path / "b.jsonl").write_text('{"score": 1, "qrr_source": "/p/x.jsonl", "qrr_record": 1}\n{"sco')
+    (tmp_path / "_notes.jsonl").write_text("not a shard")  # "_" and "." names and subfolders are not shards
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "d.jsonl").write_text('{"sco')
     done, rows, removed = raydata.done_records(str(tmp_path), "jsonl")
     assert ({k: v.tolist() for k, v in done.items()}, rows) == ({"/p/x.jsonl": [2], "/p/y.jsonl": [1]}, 2)
     assert removed == [str(tmp_path / "b.jsonl")] and not (tmp_path / "b.jsonl").exists()
@@ -413,6 +431,10 @@ def test_done_records_of_json_lines_shards(raydata, tmp_path):
 
     with pytest.raises(InputError, match="a shard without qrr_source and qrr_record"):
         raydata.done_records(str(tmp_path), "jsonl")
+    (tmp_path / "c.jsonl").write_text('{"score": 1, "qrr_source": "/p/x.jsonl", "qrr_record": 3}\n{oops\n')
+    with pytest.raises(InputError, match=r"c.jsonl:2: malformed JSON in a shard"):  # whole lines: not a cut
+        raydata.done_records(str(tmp_path), "jsonl")
+    assert (tmp_path / "_notes.jsonl").exists() and (tmp_path / "old" / "d.jsonl").exists()
 
 
 def test_every_rows_fields_are_read_and_ids_past_int64_kept(raydata, tmp_path):

@@ -245,18 +245,19 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
     if output is None:
         raise InputError("--ray needs --output DIR, the folder for the result shards")
 
-    done, held = None, 0
+    done = None
 
     def check_output(raydata) -> None:
-        nonlocal done, held
-        if not resume and raydata.files_at(output):
-            raise InputError(f"--output {output}: the folder holds files already; give a new or empty one, or "
-                             f"--resume {output} to go on with its shards")  # fmt: skip
-        if resume and raydata.files_at(output):
-            done, held, removed = raydata.done_records(output, shard_format.value)
-            for path in removed:
-                stderr.print(f"{path}: a shard cut off mid-write, removed (its rows are scored again)",
-                             highlight=False)  # fmt: skip
+        nonlocal done
+        from qrr import models
+
+        # what changes the scores: a folder's shards scored otherwise are not gone on with
+        settings = {key: options[key] for key in ("instruction", "max_length", "recipe", "dtype")}
+        run = raydata.run_record(files, input_format=input_format.value, model=str(models.named(model)), **settings)
+        done, held, removed = raydata.prepare_output(output, run, resume, shard_format.value)
+        for path in removed:
+            stderr.print(f"{path}: a shard cut off mid-write, removed (its rows are scored again)", highlight=False)
+        if held:
             stderr.print(f"resuming {output}: {plural(held, 'pair')} done", highlight=False)
 
     raydata, placement, model = start_ray(address, workers, gpus_per_worker, model, options.get("offline"),
@@ -274,13 +275,14 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
         cut = ray_core.get(errors.cut_count.remote())
     except KeyboardInterrupt as exc:
         kept = raydata.rows_at(output, shard_format.value)
-        said = (f"with {kept:,} scored rows in {output}; --resume {output} goes on with them" if kept
-                else "before any row was written")  # fmt: skip
+        said = (f"with {kept:,} scored rows in {output}; --resume {output} goes on with them (from JSONL or TSV "
+                "input)" if kept else "before any row was written")  # fmt: skip
         raise Interrupted.of(exc, said) from None
     except Exception as exc:
         said = raydata.said_plainly(exc, files)
-        if said is not exc and raydata.files_at(output):
-            said = InputError(f"{said}; {output} holds shards of the rows before")
+        if said is not exc and raydata.rows_at(output, shard_format.value):
+            # the input is to mend, so the shards are not this run's to go on with
+            said = InputError(f"{said}; {output} holds shards of the rows before: give a new or empty --output next")
         raise said from None
     finally:
         if skipped is not None:  # what was passed over is said however the run ends
