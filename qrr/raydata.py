@@ -498,7 +498,7 @@ def done_records(folder: str, fmt: str = "parquet") -> tuple[dict, int, list[str
     fs, where = pyarrow.fs.FileSystem.from_uri(_absolute(folder))
     found: dict[str, list] = {}
     rows, removed = 0, []
-    shards = [f.path for f in fs.get_file_info(pyarrow.fs.FileSelector(where))
+    shards = [f.path for f in fs.get_file_info(pyarrow.fs.FileSelector(where, allow_not_found=True))
               if f.type == pyarrow.fs.FileType.File and f.path.endswith(f".{fmt}")
               and not os.path.basename(f.path).startswith((".", "_"))]  # fmt: skip
     for path in sorted(shards):

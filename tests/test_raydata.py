@@ -435,6 +435,7 @@ def test_done_records_of_json_lines_shards(raydata, tmp_path):
     with pytest.raises(InputError, match=r"c.jsonl:2: malformed JSON in a shard"):  # whole lines: not a cut
         raydata.done_records(str(tmp_path), "jsonl")
     assert (tmp_path / "_notes.jsonl").exists() and (tmp_path / "old" / "d.jsonl").exists()
+    assert raydata.done_records(str(tmp_path / "none"), "jsonl") == ({}, 0, [])  # no folder: nothing done
 
 
 def test_every_rows_fields_are_read_and_ids_past_int64_kept(raydata, tmp_path):
