@@ -17,5 +17,5 @@ def ok(result) -> str:
 
 
 def said(result) -> str:
-    """stderr on one line: typer draws its usage errors in a box that wraps."""
+    """stderr's words on one line."""
     return " ".join(result.stderr.replace("│", " ").split())

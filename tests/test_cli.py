@@ -79,7 +79,13 @@ def test_choices_are_checked_and_listed(cli):
         message = said(result)
         assert result.exit_code == 2 and result.stdout == "" and listed in message, message
         flag = {"-f": "'--format' / '-f'"}.get(args[0], f"'{args[0]}'")
-        assert f"Invalid value for {flag}" in message and f"'{args[1]}' is not one" in message
+        assert f"invalid value for {flag}" in message and f"'{args[1]}' is not one" in message
+    # typer's usage errors are one line, as qrr's own are (typer drew a box of several lines under the usage)
+    result = cli("rank", "-q", "q", "-d", "x", "-f", "xml")
+    assert (result.exit_code, result.stderr) == (2, "error: invalid value for '--format' / '-f': 'xml' is not one of "
+                                                    "'table', 'jsonl', 'json', 'tsv' (see qrr rank -h)\n")  # fmt: skip
+    result = cli("rank", "-d", "x")
+    assert (result.exit_code, result.stderr) == (2, "error: missing option '--query' / '-q' (see qrr rank -h)\n")
     result = CliRunner().invoke(app, ["rank", "-h"], env={"COLUMNS": "200"})
     for choices in ("<table|jsonl|json|tsv>", "<auto|bf16|fp16|fp32>", "<auto|jsonl|json|text>", "<fail|skip>",
                     "auto (cuda, then mps, then cpu), cpu, mps, cuda or cuda:N."):  # fmt: skip

@@ -171,4 +171,4 @@ def test_on_error_skip(cli):
 
 def test_query_is_required(cli):
     result = cli("rank", "-d", "x")
-    assert result.exit_code == 2 and "Missing option '--query'" in result.stderr
+    assert result.exit_code == 2 and "error: missing option '--query'" in result.stderr

@@ -19,7 +19,6 @@ from rich.console import Console
 import qrr.cli.render
 from qrr import Reranker, formats
 from qrr.metrics import ranking
-from tests.clitools import said
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -447,16 +446,20 @@ def test_missing_queries_and_malformed_lines(cli, rerank_args, beir_dir, tmp_pat
             ["--resume", "/no/such/folder/out.trec"],
             "--resume /no/such/folder/out.trec: not a file in an existing folder",
         ),
-        (["--depth", "0"], "Invalid value for '--depth'"),
-        (["-f", "table"], "'table' is not one of 'trec', 'jsonl'"),
+        (
+            ["--depth", "0"],
+            "invalid value for '--depth': Input should be greater than or equal to 1 (see qrr rerank -h)",
+        ),
+        (
+            ["-f", "table"],
+            "invalid value for '--format' / '-f': 'table' is not one of 'trec', 'jsonl' (see qrr rerank -h)",
+        ),
     ],
 )
 def test_bad_options(cli, rerank_args, args, message):
     result = cli("rerank", *rerank_args, *args)
     assert result.exit_code == 2 and result.stdout == ""
-    assert message in said(result)
-    if not message.startswith(("Invalid", "'")):  # qrr's own errors are one line; typer draws its usage box
-        assert result.stderr == f"error: {message}\n"
+    assert result.stderr == f"error: {message}\n"  # typer's usage errors too are one line, as qrr's own
 
 
 def test_corpus_and_queries_are_needed(cli, beir_dir):

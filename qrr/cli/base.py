@@ -62,7 +62,33 @@ class Command(_PlainTypes, TyperCommand):
 
 
 class Group(_PlainTypes, TyperGroup):
-    pass
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        """Typer's own usage errors (a bad option value, a missing one) as one line on stderr and exit 2, as qrr's
+        errors are (typer draws them in a box of several lines, under the usage)."""
+        try:
+            from typer._click.exceptions import ClickException, NoArgsIsHelpError
+        except ImportError:  # a typer release that moved them: its own boxed errors
+            return super().main(*args, standalone_mode=standalone_mode, **kwargs)
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except NoArgsIsHelpError as exc:  # a command given nothing shows its help, as typer draws it
+            from typer import rich_utils
+
+            rich_utils.rich_format_error(exc)
+            sys.exit(exc.exit_code)
+        except ClickException as exc:
+            said = exc.format_message().replace("Value error, ", "").rstrip(".")  # pydantic's words, in typer's
+            where = getattr(exc, "ctx", None)
+            hint = f" (see {where.command_path} -h)" if where is not None else ""
+            stderr.print(Text.assemble(("error: ", "bold red"), said[:1].lower() + said[1:] + hint), markup=False,
+                         highlight=False)  # fmt: skip
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            stderr.print("aborted", highlight=False)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 app = typer.Typer(
