@@ -167,14 +167,25 @@ def _absolute(path: str) -> str:
 def files_at(path: str) -> list[str] | None:
     """The files at ``path`` (a file, or a folder's files, on any filesystem pyarrow reaches); ``None`` where
     nothing is there."""
+    infos = _file_infos(path)
+    return None if infos is None else [info.path for info in infos]
+
+
+def _file_infos(path: str) -> list | None:
+    """``files_at``'s files as pyarrow's ``FileInfo`` (path and size), from one listing."""
     fs, where = pyarrow.fs.FileSystem.from_uri(_absolute(path))
     info = fs.get_file_info(where)
     if info.type == pyarrow.fs.FileType.NotFound:
         return None
     if info.type == pyarrow.fs.FileType.File:
-        return [where]
+        return [info]
     selector = pyarrow.fs.FileSelector(where, recursive=True)
-    return [f.path for f in fs.get_file_info(selector) if f.type == pyarrow.fs.FileType.File]
+    return [f for f in fs.get_file_info(selector) if f.type == pyarrow.fs.FileType.File]
+
+
+def _given(paths) -> list[str]:
+    """One path or several, as strings."""
+    return [str(p) for p in ([paths] if isinstance(paths, str | os.PathLike) else paths)]
 
 
 def read_pairs(paths, input_format: str = "auto", errors=None, done: dict | None = None):
@@ -183,7 +194,7 @@ def read_pairs(paths, input_format: str = "auto", errors=None, done: dict | None
     when scored), else qrr's pair formats, checked as they are read, each row with its file and place
     (``qrr_source``, ``qrr_record``). ``errors``: an ``ErrorLog`` to hand bad lines to instead of failing.
     ``done``: the records to leave out, by file (``done_records`` of an earlier run's shards)."""
-    given = [str(p) for p in ([paths] if isinstance(paths, str | os.PathLike) else paths)]
+    given = _given(paths)
     kinds = set()
     for path in given:
         files = files_at(path)
@@ -477,11 +488,8 @@ def prepare_output(folder: str, run: dict, resume: bool, fmt: str = "parquet") -
 def run_record(paths, **settings) -> dict:
     """What a run is scored from and with: its input files with their sizes, and ``settings`` (the model and its
     options, the formats), for ``prepare_output`` to tell whether a folder's shards are this run's."""
-    files = {}
-    for path in [str(p) for p in ([paths] if isinstance(paths, str | os.PathLike) else paths)]:
-        fs, where = pyarrow.fs.FileSystem.from_uri(_absolute(path))
-        for name in files_at(path) or []:
-            files[name] = fs.get_file_info(name).size
+    # the sizes come with the listing: a stat a file would be a request a file on S3
+    files = {info.path: info.size for path in _given(paths) for info in _file_infos(path) or []}
     return {"files": dict(sorted(files.items())), **settings}
 
 
