@@ -4,8 +4,19 @@
 is built.
 """
 
+import importlib
+
 from qrr.errors import QrrError
 from qrr.reranker import Reranker, Results, Stats
 
 __version__ = "0.1.0.dev0"
 __all__ = ["QrrError", "Reranker", "Results", "Stats", "__version__"]
+
+# The core's modules, imported when first named (``qrr.pipelines.rerank_run``), so that ``import qrr`` stays light
+_MODULES = {"bench", "device", "errors", "family", "formats", "metrics", "models", "pipelines", "prompt", "raydata"}
+
+
+def __getattr__(name: str):
+    if name in _MODULES:
+        return importlib.import_module(f"qrr.{name}")
+    raise AttributeError(f"module 'qrr' has no attribute {name!r}")

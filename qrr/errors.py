@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping
+from typing import Any
 
 
 class QrrError(Exception):
@@ -152,9 +153,12 @@ class Terminated(KeyboardInterrupt):
 
 class Interrupted(QrrError):
     """Ctrl-C during a long job, or SIGTERM (``terminated``): ``done`` of ``total`` units were finished (and kept,
-    where ``path`` names where). Exit code 130, or 143 for SIGTERM; ``how`` says which in a word."""
+    where ``path`` names where). Exit code 130, or 143 for SIGTERM; ``how`` says which in a word. ``partial``
+    holds the finished units' results where they were kept in memory, not written (``pipelines.rerank_run``
+    without an output: the run of the finished queries)."""
 
     exit_code = 130
+    partial: Any = None
 
     def __init__(self, message: str, done: int = 0, total: int = 0, path: str | None = None,
                  terminated: bool = False):  # fmt: skip

@@ -129,7 +129,7 @@ def resolve(name: str | None = None, offline: bool | None = None) -> Path:
         who = "{model}" if asked is not None else "the default model"  # where none was named, "--model X" misleads
         raise ModelNotFoundError(
             f"{who} {repo} is not in the local cache and downloads are off (offline): run "
-            f"`qrr download {alias_of(repo) or repo}` with a network, or pass {{model}} PATH to a local copy",
+            f"`qrr download {alias_of(repo) or repo}` with a network, or give {{model}} a local copy's folder",
             "model",
         )
     return download(repo)

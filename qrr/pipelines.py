@@ -130,9 +130,10 @@ class ScoresOutput:
     cut: bool = False
 
     @classmethod
-    def checked(cls, path: str, inputs: Iterable[str | None] = ()) -> ScoresOutput:
+    def checked(cls, path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = ()) -> ScoresOutput:
         """The output at ``path``, checked before any input is read: ``inputs`` are the files the command reads,
         which it must not write over."""
+        path = formats.path_of(path, "output")
         check_appendable(path, inputs, "scores", "the scores")
         return cls(path)
 
@@ -180,7 +181,7 @@ class ScoresOutput:
                         self.path, "score")  # fmt: skip
 
 
-def check_appendable(path: str, inputs: Iterable[str | None], kind: str, what: str) -> None:
+def check_appendable(path: str, inputs: Iterable[str | os.PathLike | None], kind: str, what: str) -> None:
     """Raise ``InputError`` (of the parameter ``output``) unless a long job can append ``what`` (``kind``, in a
     word) to ``path`` and cut an interrupted end off again: a file in an existing folder, not gzipped, writable
     (found now, not after hours of scoring) and none of ``inputs``, the files the job reads."""
@@ -192,9 +193,14 @@ def check_appendable(path: str, inputs: Iterable[str | None], kind: str, what: s
     if not os.access(path if os.path.exists(path) else os.path.dirname(os.path.abspath(path)), os.W_OK):
         raise InputError(f"{{output}} {path}: not writable here", "output")
     if os.path.exists(path):
-        read = next((i for i in inputs if i and i != "-" and os.path.exists(i) and os.path.samefile(i, path)), None)
+        read = next((i for i in map(_path_or_none, inputs) if i and i != "-" and os.path.exists(i)
+                     and os.path.samefile(i, path)), None)  # fmt: skip
         if read is not None:
             raise InputError(f"{{output}} {path}: the command reads {read}; give a new file for {what}", "output")
+
+
+def _path_or_none(value) -> str | None:
+    return None if value is None else formats.path_of(value, "inputs")
 
 
 def _is_probability(value) -> bool:
@@ -297,9 +303,9 @@ def _missing(items: list[str], what: str, reason: str, on_missing: OnError) -> N
 
 
 def read_run_inputs(
-    run: str,
-    queries: str,
-    corpus: str,
+    run: str | os.PathLike,
+    queries: str | os.PathLike,
+    corpus: str | os.PathLike,
     depth: int = DEFAULT_DEPTH,
     only: Collection[str] | None = None,
     on_error: OnError = None,
@@ -311,6 +317,7 @@ def read_run_inputs(
     are skipped; a query or document the run names but the files lack raises, or goes to ``on_missing``.
     ``status(message)`` gives a context to read the corpus in (a spinner)."""
     check_count(depth, "depth")
+    run, queries, corpus = (formats.path_of(p, n) for p, n in ((run, "run"), (queries, "queries"), (corpus, "corpus")))
     table = formats.read_run(run, on_error)
     if not table:
         raise InputError(f"{formats.label(run)}: no results in the run")
@@ -343,11 +350,12 @@ class RunOutput:
     cut_query: str | None = field(default=None, compare=False)
 
     @classmethod
-    def checked(cls, path: str | None = None, fmt: str | None = None, tag: str = formats.TAG,
-                inputs: Iterable[str | None] = ()) -> RunOutput:  # fmt: skip
+    def checked(cls, path: str | os.PathLike | None = None, fmt: str | None = None, tag: str = formats.TAG,
+                inputs: Iterable[str | os.PathLike | None] = ()) -> RunOutput:  # fmt: skip
         """The output the arguments ask for, checked before any input is read; ``inputs`` are the files the run
         reads, which it must not write over. An existing file keeps its format; ``fmt`` defaults to it, else to
-        ``trec``."""
+        ``jsonl`` for a name ending in ``.jsonl``, else to ``trec``."""
+        path = None if path is None else formats.path_of(path, "output")
         if fmt is not None and fmt.lower() not in formats.RUN_FORMATS:
             raise InputError(f"{{fmt}} {fmt}: use trec or jsonl for a run", "fmt")
         if not tag or any(c.isspace() for c in tag):
@@ -358,7 +366,8 @@ class RunOutput:
         existing = formats.output_format(path) if path else None
         if fmt and existing and fmt != existing:
             raise InputError(f"{{output}} {path}: the file holds a {existing} run, not {{fmt}} {fmt}", "output", "fmt")
-        return cls(path, fmt or existing or "trec", tag)
+        named = "jsonl" if path and path.lower().endswith(".jsonl") else None
+        return cls(path, fmt or existing or named or "trec", tag)
 
     def prepare(
         self, inputs: RunInputs, top_k: int | None = None, others: Mapping[str, int] | Collection[str] | None = None
@@ -369,7 +378,7 @@ class RunOutput:
         with the number of results each gets where known (see ``resume_point``). Before the file is gone on with,
         ``rerank_run`` scores ``written`` again (``check_written``). Returns whether an unfinished query was cut off."""
         check_count(top_k, "top_k")
-        self.prepared = True
+        self.prepared, self.done, self.written, self.cut_query = True, 0, [], None
         if self.fmt == "trec":
             spaced = next((i for j in inputs.jobs for i in (j.qid, *j.docids) if any(c.isspace() for c in i)), None)
             if spaced is not None:
@@ -645,6 +654,9 @@ def write_reranked(
     kept: Run = {}
     finished = 0
     before = output.done if output else 0
+    if output is not None:
+        # a preparation serves one run: a second run into this output prepares again and finds the first's results
+        output.prepared = False
     try:
         with contextlib.ExitStack() as files:
             out = None
@@ -663,7 +675,11 @@ def write_reranked(
         path = output.path if output else None
         done, total = before + finished, before + len(inputs.jobs)
         then = f"; rerank into {path} again to go on" if path else ""
-        raise Interrupted.of(exc, f"after {done} of {total} queries{then}", done, total, path) from None
+        if output is None:
+            then = "; their results are the exception's partial run"
+        error = Interrupted.of(exc, f"after {done} of {total} queries{then}", done, total, path)
+        error.partial = kept if output is None else None
+        raise error from None
     except Exception as exc:
         # a runtime failure mid-run (a server gone, memory; on Ray, wrapped) loses nothing that was written: say so
         cause, done = qrr_cause(exc), before + finished

@@ -11,14 +11,18 @@ import heapq
 import itertools
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields, is_dataclass
+from typing import TYPE_CHECKING, Any
 
 from qrr.engine import Progress
 from qrr.errors import InputError, PairError, check_count
 from qrr.family import DEFAULT_MAX_LENGTH, DEFAULT_RECIPE, QWEN3
 from qrr.prompt import Prompter
+
+if TYPE_CHECKING:
+    import numpy
+    import torch
 
 # Pairs tokenized and scored at a time: memory stays bounded however long the input is, and a chunk is still
 # large enough to sort into well-filled batches.
@@ -74,12 +78,12 @@ class Reranker:
 
     ``model`` is an alias (``0.6b``, ``4b``, ``8b``), a hub repo id, a local folder (a causal checkpoint or a
     converted ``Qwen3ForSequenceClassification`` one), a name registered with ``qrr.models.register`` or such a
-    loader itself
-    (default ``$QRR_MODEL`` or ``0.6b``). ``device`` is ``auto`` (cuda, mps, cpu), ``cpu``, ``mps``, ``cuda``
-    or ``cuda:N``; ``dtype`` is ``auto``, ``bf16``, ``fp16`` or ``fp32``. ``max_length`` caps the prompt in
-    tokens (only the document part is cut). ``instruction`` replaces the default task instruction.
-    ``batch_tokens`` bounds the tokens of one forward pass, pads included (memory), default by device. A hub model
-    missing from the local cache is downloaded first, unless ``offline`` (default: ``HF_HUB_OFFLINE``).
+    loader itself (default ``$QRR_MODEL`` or ``0.6b``). ``device`` is ``auto`` (cuda, mps, cpu), ``cpu``,
+    ``mps``, ``cuda`` or ``cuda:N`` (or a ``torch.device``); ``dtype`` is ``auto``, ``bf16``, ``fp16`` or
+    ``fp32`` (or a ``torch.dtype``). ``max_length`` caps the prompt in tokens (only the document part is cut).
+    ``instruction`` replaces the default task instruction. ``batch_tokens`` bounds the tokens of one forward
+    pass, pads included (memory), default by device. A hub model missing from the local cache is downloaded
+    first, unless ``offline`` (default: whether ``HF_HUB_OFFLINE`` is set; where it is set, nothing downloads).
     ``share_prefix`` runs the tokens that pairs with the same instruction and query share once (same scores,
     less work); turn it off only to measure what it saves. ``recipe`` is the model card's ``transformers`` recipe
     (the default), its ``vllm`` one (the chat template, as Qwen's published evaluation used) or ``vllm-template``
@@ -90,9 +94,9 @@ class Reranker:
 
     def __init__(
         self,
-        model: str | None = None,
-        device: str = "auto",
-        dtype: str = "auto",
+        model: str | os.PathLike | Callable | None = None,
+        device: str | torch.device = "auto",
+        dtype: str | torch.dtype = "auto",
         max_length: int = DEFAULT_MAX_LENGTH,
         instruction: str | None = None,
         batch_tokens: int | None = None,
@@ -214,9 +218,10 @@ class Reranker:
     def score(
         self,
         pairs: Iterable[Pair],
-        progress: Progress | None = None,
         batch_size: int | None = None,
         show_progress_bar: bool | None = None,
+        *,
+        progress: Progress | None = None,
     ) -> Results:
         """p(yes) in [0, 1] for each pair, in input order, with the call's ``stats``.
 
@@ -227,6 +232,7 @@ class Reranker:
         ``batch_tokens`` always applies); ``show_progress_bar`` draws a tqdm bar on stderr.
         """
         check_count(batch_size, "batch_size")
+        _check_flag(show_progress_bar, "show_progress_bar", none=True)
         results = Results()
         total = len(pairs) if hasattr(pairs, "__len__") and not _is_pair(pairs) else None
         with _tqdm(total, show_progress_bar, progress) as advance:
@@ -243,17 +249,19 @@ class Reranker:
 
     def predict(
         self,
-        pairs,
+        pairs: Iterable[Pair] | Pair,
         batch_size: int | None = None,
         show_progress_bar: bool | None = None,
         convert_to_numpy: bool = True,
         convert_to_tensor: bool = False,
-    ):
+    ) -> numpy.ndarray | torch.Tensor | list[float] | float:
         """Scores as sentence-transformers' ``CrossEncoder.predict`` returns them: a numpy array (or a torch
         tensor with ``convert_to_tensor``, a list with ``convert_to_numpy=False``) of p(yes), one per pair, or
         one number for one pair. ``batch_size`` caps the pairs of one forward pass; ``show_progress_bar`` draws
         a tqdm bar on stderr."""
         _check_iterable(pairs, "pairs", "(query, document) pairs")
+        _check_flag(convert_to_numpy, "convert_to_numpy")
+        _check_flag(convert_to_tensor, "convert_to_tensor")
         single = _is_pair(pairs)
         items = [pairs] if single else list(_rows(pairs))
         scores = self.score(items, batch_size=batch_size, show_progress_bar=show_progress_bar)
@@ -291,6 +299,8 @@ class Reranker:
         Reranker's instruction for the call; ``progress`` is called with the pairs each batch scored.
         """
         check_count(batch_size, "batch_size")
+        _check_flag(return_documents, "return_documents")
+        _check_flag(show_progress_bar, "show_progress_bar", none=True)
         check_query(query, instruction)
         instruction = instruction if instruction is not None else self.instruction
         total = len(documents) if hasattr(documents, "__len__") else None
@@ -335,6 +345,8 @@ def rank_chunks(score, documents: Iterable[str], top_k: int | None = None, retur
     with ``top_k`` only the best k are kept. Best first; ties keep input order."""
     check_count(top_k, "top_k")
     check_document_source(documents, "documents", "documents=list(d.values()), ids=list(d)")
+    if isinstance(ids, str | bytes):  # its characters would be the ids
+        raise InputError("{ids} must be an iterable of ids, one per document, not one string", "ids")
     if ids is not None:
         _check_iterable(ids, "ids", "ids, one per document")
     id_source = None if ids is None else iter(ids)
@@ -383,7 +395,8 @@ def triples(pairs: Iterable[Pair], instruction: str | None = None) -> Iterator[t
     JSON lines hold; a pandas row; a named tuple), an instruction of ``None`` taking ``instruction``; lazily, a
     malformed pair raising ``InputError``."""
     for n, pair in enumerate(pair_rows(pairs)):
-        if isinstance(pair, tuple) and len(pair) == 2 and _record(pair[1]) is not None:
+        if (isinstance(pair, tuple) and len(pair) == 2 and not isinstance(pair[0], str)
+                and _record(pair[1]) is not None):  # fmt: skip
             raise PairError(n, "an (index, row) tuple, as DataFrame.iterrows() gives; pass the DataFrame itself, or "
                                "its rows: (row for _, row in frame.iterrows())")  # fmt: skip
         fields = _record(pair)
@@ -425,13 +438,18 @@ def _rows(pairs):
 
 
 def _record(pair) -> Mapping | None:
-    """A pair's fields by name where it has names: a mapping, a pandas row (``keys()``), a named tuple with a
-    ``query`` field. ``None`` for a plain tuple or list, read by position."""
+    """A pair's fields by name where it has names: a mapping, a pandas row (``keys()``), a named tuple or a
+    dataclass (``qrr.formats.PairRecord``) with a ``query`` field. ``None`` for a plain tuple or list, read by
+    position."""
     if isinstance(pair, Mapping):
         return pair
-    if hasattr(pair, "_asdict"):  # a named tuple: by name where it names a query, else by position
-        fields = pair._asdict()
-        return fields if "query" in fields else None
+    named = None
+    if is_dataclass(pair) and not isinstance(pair, type):  # qrr.formats.PairRecord, or the caller's own
+        named = {f.name: getattr(pair, f.name) for f in fields(pair)}
+    elif hasattr(pair, "_asdict"):  # a named tuple
+        named = pair._asdict()
+    if named is not None:  # by name where it names a query, else by position
+        return named if "query" in named else None
     if hasattr(pair, "keys") and hasattr(pair, "__getitem__") and not isinstance(pair, str | bytes | list | tuple):
         return {key: pair[key] for key in pair.keys()}  # noqa: SIM118 (a pandas row iterates its values)
     return None
@@ -440,7 +458,7 @@ def _record(pair) -> Mapping | None:
 def _triple(n: int, triple: tuple) -> tuple[str, str, str | None]:
     for field, value in zip(("query", "document", "instruction"), triple, strict=True):
         if not isinstance(value, str) and not (field == "instruction" and value is None):
-            raise PairError(n, f"{field} must be a string, not {type(value).__name__}")
+            raise PairError(n, f"{field} must be a string, not {type(value).__name__}{_text_hint(value)}")
         _check_unicode(value, f"the {field}", n)
     return triple
 
@@ -469,7 +487,10 @@ def check_documents(documents: list, start: int = 0) -> None:
     """``rank``'s documents, checked: strings of valid Unicode (``start``: the first one's input position)."""
     for n, document in enumerate(documents, start):
         if not isinstance(document, str):
-            raise InputError(f"document {n} must be a string, not {type(document).__name__}")
+            hint = _text_hint(document)
+            if hint and not isinstance(document, Mapping):
+                hint = " (pass its text; qrr.pipelines.rank_records ranks DocRecords, keeping their ids)"
+            raise InputError(f"document {n} must be a string, not {type(document).__name__}{hint}")
         _check_unicode(document, f"document {n}")
 
 
@@ -482,17 +503,27 @@ def _check_options(max_length, instruction, batch_tokens, share_prefix, compile)
     _check_flag(compile, "compile")
 
 
+def _text_hint(value) -> str:
+    """Where a record stands for a text (a vector store's hit, a DocRecord): what to pass instead."""
+    if isinstance(value, Mapping):
+        field = next((k for k in ("text", "page_content", "content", "document") if k in value), None)
+        return f" (pass its {field!r} field)" if field else ""
+    return " (pass its text)" if isinstance(getattr(value, "text", None), str) else ""
+
+
 def _check_text(value, param: str, none: bool = False) -> None:
     if not isinstance(value, str) and not (none and value is None):
         raise InputError(f"{{{param}}} must be a string, not {type(value).__name__}", param)
 
 
-def _check_flag(value, param: str) -> None:
-    if not isinstance(value, bool):  # "no" would count as true
+def _check_flag(value, param: str, none: bool = False) -> None:
+    if not isinstance(value, bool) and not (none and value is None):  # "no" would count as true
         raise InputError(f"{{{param}}} must be True or False, not {value!r}", param)
 
 
 def _check_iterable(items, param: str, of: str) -> None:
+    if isinstance(items, str | bytes):  # its characters would be taken for the items
+        raise InputError(f"{{{param}}} must be an iterable of {of}, not one string", param)
     if items is None or not hasattr(items, "__iter__"):
         raise InputError(f"{{{param}}} must be an iterable of {of}, not {type(items).__name__}", param)
 
@@ -529,7 +560,8 @@ def _is_pair(item) -> bool:
     fields = _record(item)
     if fields is not None:
         return isinstance(fields.get("query"), str) and isinstance(fields.get("document"), str)
-    return isinstance(item, list | tuple) and len(item) in (2, 3) and all(isinstance(x, str) for x in item[:2])
+    one_row = isinstance(item, list | tuple) or getattr(item, "ndim", None) == 1  # a numpy array of two strings
+    return one_row and len(item) in (2, 3) and all(isinstance(x, str) for x in item[:2])
 
 
 class _tqdm:

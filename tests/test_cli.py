@@ -128,7 +128,12 @@ def test_missing_model_is_a_runtime_error_and_a_wrong_name_bad_input(cli, tmp_pa
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
-    error(cli("rank", "-q", "q", "-d", "x", "--model", "8b", model=False), 1, "qrr download 8b", "pass --model PATH")
+    error(
+        cli("rank", "-q", "q", "-d", "x", "--model", "8b", model=False),
+        1,
+        "qrr download 8b",
+        "or give --model a local copy's folder",
+    )
     monkeypatch.setenv("QRR_MODEL", "4b")
     error(cli("rank", "-q", "q", "-d", "x", model=False), 1, "Qwen/Qwen3-Reranker-4B")
     # a name that is no folder, alias or repo id is bad input

@@ -39,6 +39,19 @@ def test_jsonl_run_is_read_too(tmp_path):
     assert formats.read_run(path) == {"q1": {"d1": 0.9}, "7": {"8": 1.0}}
 
 
+def test_readers_take_pathlib_paths(tmp_path):
+    (tmp_path / "run.trec").write_text("q1 Q0 d1 1 1.0 x\n")
+    (tmp_path / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "d1", "text": "Beijing"}\n')
+    (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "capital?"}\n')
+    assert formats.read_run(tmp_path / "run.trec") == {"q1": {"d1": 1.0}}
+    assert formats.read_qrels(tmp_path / "qrels.tsv") == {"q1": {"d1": 1}}
+    assert formats.read_corpus(tmp_path / "corpus.jsonl") == {"d1": "Beijing"}
+    assert formats.read_queries(tmp_path / "queries.jsonl") == {"q1": "capital?"}
+    with open(tmp_path / "run.trec") as handle, pytest.raises(InputError, match="^source must be a path, not Text"):
+        formats.read_run(handle)
+
+
 def test_gzipped_run(tmp_path):
     path = tmp_path / "run.trec.gz"
     path.write_bytes(gzip.compress(b"q1 Q0 d1 1 1.0 x\n"))

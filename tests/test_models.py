@@ -38,7 +38,8 @@ def hub_cache(tmp_path, monkeypatch):
 
 def test_missing_model_names_the_fix(hub_cache, monkeypatch):
     with pytest.raises(
-        ModelNotFoundError, match=r"^model Qwen/Qwen3-Reranker-0.6B .*qrr download 0\.6b.*pass model PATH"
+        ModelNotFoundError,
+        match=r"^model Qwen/Qwen3-Reranker-0.6B .*qrr download 0\.6b.*or give model a local copy's folder$",
     ) as caught:
         models.resolve("0.6b")
     assert caught.value.params == ("model",)

@@ -298,7 +298,52 @@ def test_an_interrupted_run_says_how_far_it_got(beir_dir, fake, tmp_path):
     with pytest.raises(Interrupted, match=f"^interrupted after 2 of 5 queries; rerank into {out} again") as caught:
         pipelines.rerank_run(stopping, beir_inputs(beir_dir, depth=3), pipelines.RunOutput.checked(str(out)))
     assert (caught.value.done, caught.value.total, caught.value.path) == (2, 5, str(out))
+    assert caught.value.partial is None  # written, not kept
     assert [line.split()[0] for line in out.read_text().splitlines()] == ["q0"] * 3 + ["q1"] * 3
+
+
+def test_an_interrupted_run_in_memory_keeps_the_finished_queries(beir_dir, fake, rr):
+    name, _ = fake(interrupt_after=7)
+    inputs = beir_inputs(beir_dir, depth=3)
+    with pytest.raises(Interrupted, match="^interrupted after 2 of 5 queries; their results are the exception's "
+                                          "partial run$") as caught:  # fmt: skip
+        pipelines.rerank_run(Reranker(name, batch_tokens=1), inputs)
+    whole = pipelines.rerank_run(rr, beir_inputs(beir_dir, depth=3)).run
+    assert caught.value.partial == {qid: whole[qid] for qid in ("q0", "q1")}
+
+
+def test_paths_are_taken_as_pathlib_paths(beir_dir, rr, tmp_path):
+    inputs = pipelines.read_run_inputs(beir_dir / "bm25.trec", beir_dir / "queries.jsonl", beir_dir / "corpus.jsonl",
+                                       2)  # fmt: skip
+    assert inputs == beir_inputs(beir_dir, depth=2)
+    output = pipelines.RunOutput.checked(tmp_path / "out.trec", inputs=[beir_dir / "bm25.trec"])
+    assert output.path == str(tmp_path / "out.trec")
+    pipelines.rerank_run(rr, inputs, output)
+    run = beir_dir / "bm25.trec"
+    with pytest.raises(InputError, match=f"^output {run}: the command reads {run}; give a new file"):
+        pipelines.RunOutput.checked(run, inputs=[run])
+    assert pipelines.ScoresOutput.checked(tmp_path / "scores.jsonl").path == str(tmp_path / "scores.jsonl")
+    with pytest.raises(InputError, match="^run must be a path, not int$"):
+        pipelines.read_run_inputs(5, beir_dir / "queries.jsonl", beir_dir / "corpus.jsonl")
+
+
+def test_a_second_run_into_one_output_adds_nothing(beir_dir, rr, tmp_path):
+    # a notebook cell run twice: the output prepared for the first run is prepared again for the second
+    output = pipelines.RunOutput.checked(tmp_path / "out.trec")
+    assert pipelines.rerank_run(rr, beir_inputs(beir_dir), output).queries == 5
+    first = (tmp_path / "out.trec").read_bytes()
+    again = pipelines.rerank_run(rr, beir_inputs(beir_dir), output)
+    assert again.queries == 0 and output.done == 5 and (tmp_path / "out.trec").read_bytes() == first
+
+
+def test_a_new_output_named_jsonl_is_written_as_json_lines(beir_dir, rr, tmp_path):
+    output = pipelines.RunOutput.checked(tmp_path / "out.jsonl")
+    assert output.fmt == "jsonl" and pipelines.RunOutput.checked(tmp_path / "OUT.JSONL").fmt == "jsonl"
+    assert pipelines.RunOutput.checked(tmp_path / "out.jsonl", "trec").fmt == "trec"  # as asked
+    pipelines.rerank_run(rr, beir_inputs(beir_dir, depth=2), output)
+    assert orjson.loads((tmp_path / "out.jsonl").read_text().splitlines()[0])["qid"] == "q0"
+    (tmp_path / "old.jsonl").write_text("q1 Q0 d1 1 0.5 qrr\n")
+    assert pipelines.RunOutput.checked(tmp_path / "old.jsonl").fmt == "trec"  # what an existing file holds wins
 
 
 def test_ids_a_trec_run_cannot_hold(tmp_path):

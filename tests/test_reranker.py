@@ -13,6 +13,7 @@ import pytest
 
 from qrr import Reranker, Results, Stats
 from qrr.errors import InputError, PairError, QrrError
+from qrr.formats import DocRecord, PairRecord
 
 TOL = 1e-5
 
@@ -162,10 +163,14 @@ def test_predict_is_crossencoder_shaped(reranker):
     one = reranker.predict(PAIRS[0])
     assert isinstance(one, numpy.floating) and one == scores[0]
     assert reranker.predict(list(PAIRS[0])) == scores[0]  # a pair as a list is one pair too
+    assert reranker.predict(numpy.array(PAIRS[0])) == scores[0]  # and as a numpy array, as CrossEncoder takes it
     assert reranker.predict(PAIRS[:2], convert_to_numpy=False) == reranker.score(PAIRS[:2])
     tensor = reranker.predict(PAIRS[:2], convert_to_tensor=True)
     assert tensor.shape == (2,) and tensor.tolist() == pytest.approx(scores[:2].tolist())
     assert reranker.predict(PAIRS[:3], batch_size=1).tolist() == pytest.approx(scores.tolist(), abs=1e-6)
+    # batch_size second, as predict and CrossEncoder have it (score's progress callback was second)
+    assert reranker.score(PAIRS[:3], 1) == reranker.score(PAIRS[:3], batch_size=1)
+    assert reranker.predict(PAIRS[:3], 1).tolist() == reranker.predict(PAIRS[:3], batch_size=1).tolist()
     assert reranker.predict([]).shape == (0,)
 
 
@@ -267,6 +272,9 @@ def test_query_too_long_for_max_length_is_an_error(tiny):
         (("q", "d"), r"^pairs must be an iterable of pairs, not one pair: \[\(query, document\), \.\.\.\]$"),
         (["q", "d"], r"^pairs must be an iterable of pairs, not one pair: "),
         ([{"query": "q", "document": None}], "^pair 0: document must be a string, not NoneType$"),
+        # a vector store's hits as documents (it was taken for a DataFrame's (index, row))
+        ([("q", {"text": "d", "id": 1})], r"^pair 0: document must be a string, not dict \(pass its 'text' field\)$"),
+        ("abc", r"^pairs must be an iterable of \(query, document\) pairs, not one string$"),
         (None, "^pairs must be an iterable of \\(query, document\\) pairs, not NoneType$"),
         ([("q", "a\ud800b")], r"^pair 0: the document is not valid Unicode text \(surrogates not allowed at char"),
     ],
@@ -298,6 +306,9 @@ def test_records_are_read_by_their_fields(reranker):
     assert list(reranker.predict(frame)) == list(reranker.predict(pairs))
     with pytest.raises(InputError, match=r"^pair 0: an \(index, row\) tuple, as DataFrame.iterrows\(\) gives; pass"):
         reranker.score(frame.iterrows())
+    # qrr's own records, as formats.read_pairs reads them
+    assert reranker.score([PairRecord("q", "Beijing is the capital.", ids={"qid": 1})]) == expected[:1]
+    assert reranker.score([PairRecord("q", "Paris", "Find the city")]) == expected[1:]
     Pair = collections.namedtuple("Pair", "id document query")
     assert reranker.score([Pair(1, "Beijing is the capital.", "q")]) == expected[:1]
     Plain = collections.namedtuple("Plain", "q d")  # no field names a query: by position, as a tuple
@@ -338,7 +349,18 @@ def test_bad_arguments_name_the_parameter(reranker, tiny_model):
         (lambda: reranker.score([("q", "d")], batch_size=True), "^batch_size must be an integer, not True$"),
         (lambda: reranker.rank("q", None), "^documents must be an iterable of strings, not NoneType$"),
         (lambda: reranker.rank(None, ["d"]), "^query must be a string, not NoneType$"),
-        (lambda: reranker.rank("q", ["d", {"text": "e"}]), "^document 1 must be a string, not dict$"),
+        (lambda: reranker.rank("q", ["d", {"text": "e"}]), r"^document 1 must be a string, not dict \(pass its 'text'"),
+        (lambda: reranker.rank("q", ["d", {"body": "e"}]), "^document 1 must be a string, not dict$"),
+        (
+            lambda: reranker.rank("q", [DocRecord("d", 1)]),
+            r"^document 0 must be a string, not DocRecord \(pass its text; qrr.pipelines.rank_records ranks "
+            r"DocRecords, keeping their ids\)$",
+        ),
+        # flags are flags: "no" was true
+        (lambda: reranker.rank("q", ["d"], return_documents="no"), "^return_documents must be True or False, not 'no'"),
+        (lambda: reranker.score([("q", "d")], show_progress_bar="yes"), "^show_progress_bar must be True or False, "),
+        (lambda: reranker.predict([("q", "d")], convert_to_numpy="no"), "^convert_to_numpy must be True or False, "),
+        (lambda: reranker.rank("q", ["d"] * 4, ids="abcd"), "^ids must be an iterable of ids, .*, not one string$"),
         (lambda: reranker.rank("q", ["d"], instruction=5), "^instruction must be a string, not int$"),
         (lambda: Reranker(str(tiny_model), max_length="100"), "^max_length must be an integer, not '100'$"),
         (lambda: Reranker(str(tiny_model), instruction=5), "^instruction must be a string, not int$"),
@@ -461,6 +483,11 @@ def test_import_needs_neither_typer_nor_rich():
 
     code = "import sys, qrr; assert not {'typer', 'rich', 'torch', 'transformers'} & set(sys.modules), sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+    # the core's modules come when named, without an import of their own
+    code = "import qrr; print(qrr.pipelines.rerank_run.__name__, qrr.metrics.evaluate.__name__); qrr.nothing"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.stdout == "rerank_run evaluate\n"
+    assert run.stderr.endswith("AttributeError: module 'qrr' has no attribute 'nothing'\n")
 
 
 def test_untied_lm_head_is_freed_after_loading(tiny_model, monkeypatch):

@@ -99,7 +99,7 @@ def rerank(
             "-f",
             case_sensitive=False,
             rich_help_panel="Output",
-            help="[dim]\\[default: trec, or the format of an existing --resume file][/]",
+            help="[dim]\\[default: an existing --resume file's format, else jsonl for *.jsonl, else trec][/]",
         ),
     ] = None,  # fmt: skip
     tag: TagOpt = TAG,

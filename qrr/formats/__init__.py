@@ -13,6 +13,7 @@ from qrr.formats.records import (
     is_id_field,
     label,
     parse_pairs,
+    path_of,
     rank_rows,
     read_documents,
     read_lines,
@@ -37,6 +38,6 @@ from qrr.formats.trec import (
 __all__ = [
     "DOC_FORMATS", "PAIR_FORMATS", "ROW_FORMATS", "RUN_FORMATS", "STDIN", "TAG", "BeirFolder", "DocRecord",
     "PairRecord", "Qrels", "RowWriter", "Run", "decode_lines", "format_results", "is_id_field", "label",
-    "output_format", "parse_pairs", "rank_rows", "read_corpus", "read_documents", "read_lines", "read_pairs",
-    "read_qrels", "read_queries", "read_run", "result_line", "score_rows",
+    "output_format", "parse_pairs", "path_of", "rank_rows", "read_corpus", "read_documents", "read_lines",
+    "read_pairs", "read_qrels", "read_queries", "read_run", "result_line", "score_rows",
 ]  # fmt: skip

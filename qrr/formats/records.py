@@ -67,6 +67,14 @@ def is_id_field(key: str) -> bool:
 # ---------------------------------------------------------------------------------------------- reading
 
 
+def path_of(source, name: str = "source") -> str:
+    """``source`` (a path: a string or ``pathlib.Path``; ``-`` for stdin) as a string; ``InputError`` naming the
+    parameter ``name`` where it is something else (a file object, say)."""
+    if isinstance(source, str | os.PathLike):
+        return os.fspath(source)
+    raise InputError(f"{{{name}}} must be a path, not {type(source).__name__}", name)
+
+
 def label(source: str) -> str:
     """How messages name a source: its path, or ``<stdin>``."""
     return "<stdin>" if source == STDIN else source
@@ -81,6 +89,7 @@ def read_lines(source: str) -> Iterator[Line]:
     """(line number, text) for each line of a file (gzipped where its name ends in ``.gz``) or stdin (``-``):
     UTF-8, a leading BOM and CR dropped.
     A line that is not valid UTF-8 or holds a NUL byte comes as an ``InputError`` in place of its text."""
+    source = path_of(source)
     name = label(source)
     if source == STDIN:
         stream = getattr(sys.stdin, "buffer", None)

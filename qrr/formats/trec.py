@@ -20,7 +20,16 @@ from pathlib import Path
 import orjson
 
 from qrr.errors import InputError, plural
-from qrr.formats.records import json_records, json_type, label, parse_json, raise_or_hand, read_lines, sniffed
+from qrr.formats.records import (
+    json_records,
+    json_type,
+    label,
+    parse_json,
+    path_of,
+    raise_or_hand,
+    read_lines,
+    sniffed,
+)
 
 Run = dict[str, dict[str, float]]
 Qrels = dict[str, dict[str, int]]
@@ -41,12 +50,13 @@ def _fields(lines, name: str, on_error: OnError, tabs: int = 0) -> Iterator[tupl
             yield f"{name}:{number}", tabbed if tabs and len(tabbed) == tabs and all(tabbed) else text.split()
 
 
-def read_run(source: str, on_error: OnError = None) -> Run:
+def read_run(source: str | os.PathLike, on_error: OnError = None) -> Run:
     """A run: a TREC run file, or JSON lines with ``qid``, ``docid`` and ``score`` (qrr's own ``--format
     jsonl``), told apart by the first line; ``-`` reads stdin and a ``.gz`` file is read compressed.
     Queries keep the order in which they first appear. A malformed line, a score that is not a number and a
     docid listed twice for one query are errors (with ``on_error``: handed over and skipped, the first listing
     kept)."""
+    source = path_of(source)
     lines = read_lines(source)
     kind, lines = sniffed(lines, "trec")
     entries = _jsonl_run(source, lines, on_error) if kind == "jsonl" else _trec_run(lines, label(source), on_error)
@@ -105,10 +115,11 @@ def _number(text: str) -> float | None:
 _GRADE_NAMES = {"score", "rel", "relevance", "label", "grade", "judgment", "judgement"}
 
 
-def read_qrels(source: str, on_error: OnError = None) -> Qrels:
+def read_qrels(source: str | os.PathLike, on_error: OnError = None) -> Qrels:
     """Relevance judgments: TREC qrels (``qid iteration docid relevance``) or BEIR's TSV (``query-id``,
     ``corpus-id``, ``score``, with or without a header), told apart by the first line. Relevance is a whole
     number; a judgment given twice is an error (with ``on_error``: the first is kept)."""
+    source = path_of(source)
     qrels: Qrels = {}
     kind = None
     for where, fields in _fields(read_lines(source), label(source), on_error, tabs=3):
@@ -168,12 +179,13 @@ ID_FIELDS = ("_id", "id")
 TEXT_FIELDS = ("text", "contents")
 
 
-def read_corpus(source: str, keep: set[str] | None = None, on_error: OnError = None) -> dict[str, str]:
+def read_corpus(source: str | os.PathLike, keep: set[str] | None = None, on_error: OnError = None) -> dict[str, str]:
     """A corpus as ``{docid: text}``: BEIR's JSONL (``_id``, ``title``, ``text``; ``id`` and ``contents`` as
     Pyserini writes them are read too) or TSV lines ``docid<TAB>text`` (MS MARCO's collection.tsv), told apart by
     the first line. A title and text are joined with a space when the title is not empty. With ``keep``, only
     those documents are kept in memory, so a corpus of millions of passages costs only what a run needs. A
     document id given twice is an error."""
+    source = path_of(source)
     corpus: dict[str, str] = {}
     for where, record in _id_text_records(source, "docid", on_error):
         try:
@@ -191,9 +203,10 @@ def read_corpus(source: str, keep: set[str] | None = None, on_error: OnError = N
     return corpus
 
 
-def read_queries(source: str, on_error: OnError = None) -> dict[str, str]:
+def read_queries(source: str | os.PathLike, on_error: OnError = None) -> dict[str, str]:
     """Queries as ``{qid: text}``: BEIR's JSONL (``_id``, ``text``; or ``id``) or TSV lines ``qid<TAB>text`` (MS
     MARCO), told apart by the first line. A query id given twice is an error."""
+    source = path_of(source)
     queries: dict[str, str] = {}
     for where, record in _id_text_records(source, "qid", on_error):
         try:
