@@ -317,7 +317,8 @@ def read_run_inputs(
     are skipped; a query or document the run names but the files lack raises, or goes to ``on_missing``.
     ``status(message)`` gives a context to read the corpus in (a spinner)."""
     check_count(depth, "depth")
-    run, queries, corpus = (formats.path_of(p, n) for p, n in ((run, "run"), (queries, "queries"), (corpus, "corpus")))
+    named = ((run, "run"), (queries, "queries"), (corpus, "corpus"))
+    run, queries, corpus = formats.stdin_once([formats.path_of(path, name) for path, name in named])
     table = formats.read_run(run, on_error)
     if not table:
         raise InputError(f"{formats.label(run)}: no results in the run")
@@ -367,7 +368,10 @@ class RunOutput:
         if fmt and existing and fmt != existing:
             raise InputError(f"{{output}} {path}: the file holds a {existing} run, not {{fmt}} {fmt}", "output", "fmt")
         named = "jsonl" if path and path.lower().endswith(".jsonl") else None
-        return cls(path, fmt or existing or named or "trec", tag)
+        fmt = fmt or existing or named or "trec"
+        if fmt == "jsonl" and tag != formats.TAG:  # it would be dropped, unsaid
+            raise InputError(f"{{tag}} {tag}: a jsonl run has no tag (it is a TREC run's last column)", "tag")
+        return cls(path, fmt, tag)
 
     def prepare(
         self, inputs: RunInputs, top_k: int | None = None, others: Mapping[str, int] | Collection[str] | None = None
@@ -402,7 +406,20 @@ class RunOutput:
 
     def open(self):
         """The file to append results to (stdout where there is no path)."""
-        return open(self.path, "a", encoding="utf-8") if self.path else contextlib.nullcontext(sys.stdout)
+        return open(self.path, "a", encoding="utf-8") if self.path else contextlib.nullcontext(_STDOUT)
+
+
+class _Stdout:
+    """``sys.stdout`` as it is at each write: a front end may stand in for it a while (a progress display does)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+_STDOUT = _Stdout()
 
 
 def resume_point(

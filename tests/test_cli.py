@@ -226,6 +226,36 @@ def test_results_go_to_stdout_while_a_progress_bar_is_drawn(cli, monkeypatch):
     assert "ranking" in drawn.getvalue() and '"rank"' not in drawn.getvalue()
 
 
+def test_data_for_the_terminal_a_bar_is_on_prints_above_the_bar(monkeypatch):
+    import io as stdio
+    import sys
+
+    from rich.console import Console
+
+    from qrr.cli import render
+
+    class Terminal(stdio.StringIO):
+        def isatty(self):
+            return True
+
+    screen, stdout = stdio.StringIO(), Terminal()
+    monkeypatch.setattr(render, "stderr", Console(file=screen, force_terminal=True, width=100))
+    monkeypatch.setattr(sys, "stdout", stdout)
+    with render.progress(None, "scoring", after=0) as advance:
+        assert isinstance(sys.stdout, render.AboveBar)  # written past the bar, lines mixed with it
+        print('[\n  {"text": "[bold]x[/]"}', end="")  # a JSON array's element waits for its line's end
+        advance(1)
+        print(",\n  {}", end="")
+    assert sys.stdout is stdout and stdout.getvalue() == "  {}"  # the unfinished end, where it was going
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue())
+    lines = re.split(r"[\r\n]+", shown)
+    assert lines.index("[") < lines.index('  {"text": "[bold]x[/]"},')  # as written (never as markup), in order
+    assert "scoring" in shown
+    monkeypatch.setattr(Terminal, "isatty", lambda self: False)  # stdout a pipe: the data goes there, untouched
+    with render.progress(None, "scoring", after=0):
+        assert sys.stdout is stdout
+
+
 def test_bars_show_once_the_work_has_run_a_while_or_at_once_where_asked(monkeypatch):
     import io as stdio
 

@@ -49,7 +49,7 @@ def test_means_side_by_side_and_what_was_left_out(qrr_eval, files):
         assert {m: row[m] for m in metrics.MEASURES} == pytest.approx(expected.means, abs=1e-12)
     assert rows[1]["mrr@10"] == pytest.approx((1 / 2 + 0 + 1) / 3)
     assert f"{files['a.trec']}: 1 query without qrels left out" in result.stderr
-    assert f"{files['a.trec']}: no results for 1 of 3 judged queries; they count 0" in result.stderr
+    assert f"{files['a.trec']}: no results for 1 of 3 judged queries (q3); they count 0" in result.stderr
     assert "1 query in the qrels without a relevant document: 0 in every run" in result.stderr
     assert files["b.trec"] + ":" not in result.stderr
 
@@ -70,6 +70,26 @@ def test_a_run_from_another_dataset_is_pointed_out(qrr_eval, files, tmp_path):
     assert result.exit_code == 0
     assert json.loads(result.stdout)[0]["ndcg@10"] == 0.0
     assert "has results for none of the judged queries: is it from another dataset or split?" in result.stderr
+
+
+def test_docids_written_otherwise_than_the_qrels_are_pointed_out(qrr_eval, files, tmp_path):
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text("q1 0 00199 1\nq2 0 00007 1\n")
+    run = tmp_path / "run.trec"
+    run.write_text("q1 Q0 199 1 1.0 X\nq2 Q0 7 1 1.0 X\n")  # leading zeros dropped (a pipeline's tonumber)
+    result = qrr_eval(str(qrels), str(run), "-f", "json")
+    assert result.exit_code == 0 and json.loads(result.stdout)[0]["ndcg@10"] == 0.0
+    assert (f"warning: none of {run}'s documents for the judged queries is in the qrels (query q1: '199' in the "
+            "run, '00199' in the qrels): are the ids written alike?") in result.stderr.replace("\n", " ")  # fmt: skip
+    run.write_text("q1 Q0 199 1 1.0 X\nq2 Q0 00007 1 1.0 X\n")  # one judged document found: no warning
+    assert "warning" not in qrr_eval(str(qrels), str(run)).stderr
+
+
+def test_stdin_is_read_once(qrr_eval, files):
+    # the second - read an empty run, scored 0 with a warning only
+    assert failed(qrr_eval(files["qrels.txt"], "-", files["a.trec"], "-", input=RUN_A)) == (
+        "error: - (stdin) is given twice; it can be read once: give the others as files\n"
+    )
 
 
 def test_common_per_query_and_table(qrr_eval, files):
@@ -178,14 +198,17 @@ def test_beir_reranks_judged_queries_and_compares(cli, beir_dir, tmp_path):
     separate = metrics.evaluate(qrels, formats.read_run(str(out)))
     assert {m: reranked[m] for m in metrics.MEASURES} == pytest.approx(separate.means, abs=1e-9)
     assert "1 query without qrels left out" in result.stderr  # q4, which is not reranked either
+    assert "note: the reranked run is not kept; --resume OUT writes it" in result.stderr
 
 
 def test_beir_resume_keeps_the_reranked_run(cli, beir_dir, tmp_path):
     out = tmp_path / "qrr.trec"
     args = ["eval", "--beir", str(beir_dir), "--run", str(beir_dir / "bm25.trec"), "--depth", "3", "-f", "json",
             "--resume", str(out)]  # fmt: skip
-    first = json.loads(cli(*args).stdout)
+    result = cli(*args)
+    first = json.loads(result.stdout)
     assert len(formats.read_run(str(out))) == 4  # the judged queries
+    assert "not kept" not in result.stderr
     again = cli(*args, model="/no/such/model")  # nothing left to rerank: no model is loaded
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout) == first

@@ -240,6 +240,15 @@ def test_ctrl_c_says_how_to_go_on_and_resume_finishes(cli, rerank_args, tmp_path
     result = cli("rerank", *rerank_args, "--depth", "3", "--resume", str(out))
     assert result.exit_code == 0 and "resuming" in result.stderr and "2 of 5 queries are done" in result.stderr
     same_run(str(out), str(tmp_path / "whole.trec"))
+    # Ctrl-C before a first query was done: OUT was never written, so there is nothing to go on from
+    name, _ = fake(interrupt_after=0)
+    fresh = tmp_path / "fresh.trec"
+    result = cli("rerank", *rerank_args, "--resume", str(fresh), model=name)
+    assert result.exit_code == 130 and not fresh.exists()
+    assert (
+        result.stderr
+        == "error: interrupted after 0 of 5 queries; nothing was written; run the same command to start again\n"
+    )
 
 
 def test_sigterm_stops_as_ctrl_c_does(cli, rerank_args, tmp_path, fake):
@@ -415,8 +424,9 @@ def test_missing_documents_fail_or_are_counted(cli, rerank_args, beir_dir, tmp_p
     assert message.endswith("; to rerank without them, pass --on-error skip\n")
     result = cli("rerank", *args, "--on-error", "skip", "--depth", "2")
     assert result.exit_code == 0
-    assert "skipped 2 of the run's queries and documents missing from the inputs" in result.stderr
-    assert f"document lost of query q1: not in {corpus}" in result.stderr
+    assert f"skipped 2 of the run's documents, not in {corpus}:\n  document gone of query q0: not in {corpus}\n" \
+           f"  document lost of query q1: not in {corpus}\n" in result.stderr  # fmt: skip
+    assert "of the run's queries" not in result.stderr
     rows = parse_trec(result.stdout)
     assert {r[2] for r in rows}.isdisjoint({"gone", "lost"})
     assert [r[0] for r in rows].count("q0") == 1  # the top 2 held a missing document: one is left
@@ -428,6 +438,9 @@ def test_missing_queries_and_malformed_lines(cli, rerank_args, beir_dir, tmp_pat
     assert f"1 of the run's queries is not in {beir_dir / 'queries.jsonl'} (first: query q9)" in failed(
         cli("rerank", str(run), *rerank_args[1:])
     )
+    queries = beir_dir / "queries.jsonl"
+    said = cli("rerank", str(run), *rerank_args[1:], "--on-error", "skip").stderr
+    assert f"skipped 1 of the run's queries, not in {queries}:\n  query q9: not in {queries}\n" in said
     run.write_text("q0 Q0 d1 1 1.0 x\nq0 Q0 d2 1\nq0 Q0 d1 3 0.5 x\n")
     assert f"{run}:2: expected 'qid Q0 docid rank score tag', found 4 fields" in failed(
         cli("rerank", str(run), *rerank_args[1:])
@@ -442,6 +455,7 @@ def test_missing_queries_and_malformed_lines(cli, rerank_args, beir_dir, tmp_pat
     ("args", "message"),
     [
         (["--tag", "two words"], "--tag 'two words': TREC run tags are one word"),
+        (["--tag", "bm25", "-f", "jsonl"], "--tag bm25: a jsonl run has no tag (it is a TREC run's last column)"),
         (
             ["--resume", "/no/such/folder/out.trec"],
             "--resume /no/such/folder/out.trec: not a file in an existing folder",

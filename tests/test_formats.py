@@ -63,6 +63,8 @@ def test_one_path_is_one_source_and_a_file_object_none(tmp_path):
         formats.read_pairs(handle)  # its lines would be taken for paths
     with pytest.raises(InputError, match="^sources must be paths \\(or one path\\), not int$"):
         formats.read_documents([docs, 3])
+    with pytest.raises(InputError, match=r"^- \(stdin\) is given twice; it can be read once: give the others as"):
+        formats.read_pairs(["-", pairs, "-"])  # the second read found stdin empty, unsaid
 
 
 @pytest.mark.parametrize(

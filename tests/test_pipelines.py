@@ -323,6 +323,8 @@ def test_paths_are_taken_as_pathlib_paths(beir_dir, rr, tmp_path):
     with pytest.raises(InputError, match=f"^output {run}: the command reads {run}; give a new file"):
         pipelines.RunOutput.checked(run, inputs=[run])
     assert pipelines.ScoresOutput.checked(tmp_path / "scores.jsonl").path == str(tmp_path / "scores.jsonl")
+    with pytest.raises(InputError, match=r"^- \(stdin\) is given twice"):
+        pipelines.read_run_inputs("-", "-", beir_dir / "corpus.jsonl")
     with pytest.raises(InputError, match="^run must be a path, not int$"):
         pipelines.read_run_inputs(5, beir_dir / "queries.jsonl", beir_dir / "corpus.jsonl")
 
@@ -342,6 +344,8 @@ def test_a_new_output_named_jsonl_is_written_as_json_lines(beir_dir, rr, tmp_pat
     assert pipelines.RunOutput.checked(tmp_path / "out.jsonl", "trec").fmt == "trec"  # as asked
     pipelines.rerank_run(rr, beir_inputs(beir_dir, depth=2), output)
     assert orjson.loads((tmp_path / "out.jsonl").read_text().splitlines()[0])["qid"] == "q0"
+    with pytest.raises(InputError, match=r"^tag bm25: a jsonl run has no tag \(it is a TREC run's last column\)$"):
+        pipelines.RunOutput.checked(tmp_path / "out.jsonl", tag="bm25")
     (tmp_path / "old.jsonl").write_text("q1 Q0 d1 1 0.5 qrr\n")
     assert pipelines.RunOutput.checked(tmp_path / "old.jsonl").fmt == "trec"  # what an existing file holds wins
 

@@ -275,7 +275,8 @@ def ray_only(ctx: typer.Context, ray: bool, *names: str) -> None:
 RUN_PANEL = "First-stage run (TREC/BEIR)"
 DepthOpt = Annotated[
     int, typer.Option("--depth", metavar="N", min=1, rich_help_panel=RUN_PANEL,
-                      help="Rerank each query's top N documents of the run."),
+                      help="Rerank each query's top N documents of the run; the output holds only those (a recall "
+                      "past N measures the first stage's top N)."),
 ]  # fmt: skip
 ResumeOpt = Annotated[
     str | None,
@@ -285,7 +286,10 @@ ResumeOpt = Annotated[
                  "is refused)."),
 ]  # fmt: skip
 TagOpt = Annotated[
-    str, typer.Option("--tag", metavar="TAG", rich_help_panel=RUN_PANEL, help="The run tag of TREC output.")
+    str,
+    typer.Option(
+        "--tag", metavar="TAG", rich_help_panel=RUN_PANEL, help="The run tag of TREC output (a jsonl run has none)."
+    ),
 ]
 
 
@@ -404,7 +408,8 @@ def describe(exc: BaseException, flags: dict[str, str] | None = None) -> tuple[s
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted", 130
     if isinstance(exc, Interrupted) and exc.total:
-        then = (f"run the same command to go on from {exc.path}" if exc.path
+        then = (f"run the same command to go on from {exc.path}" if exc.path and exc.done
+                else "nothing was written; run the same command to start again" if exc.path
                 else "--resume OUT writes a run that a later command goes on with")  # fmt: skip
         return f"{exc.how} after {exc.done} of {exc.total} queries; {then}", exc.exit_code
     if isinstance(exc, Stopped):

@@ -63,7 +63,7 @@ def evaluate(
             metavar="QRELS RUN",  # typer adds the "..."
             show_default=False,
             help="Relevance judgments (TREC qrels or BEIR's qrels TSV), then one or more runs (TREC, "
-            "or qrr's JSON lines).",
+            "or qrr's JSON lines); - reads one of them from stdin, .gz files are read compressed.",
         ),
     ] = None,  # fmt: skip
     beir: Annotated[
@@ -146,7 +146,8 @@ def evaluate(
     stderr says how many of each there were.
 
     With [bold]--beir DIR --run RUN[/], the run's judged queries are reranked first (--depth, --resume and the
-    model options as in qrr rerank) and the first stage and the reranked run are shown side by side.
+    model options as in qrr rerank) and the first stage and the reranked run are shown side by side; without
+    --resume OUT the reranked run is not kept.
 
     [dim]Examples:[/]
       qrr eval scifact/qrels/test.tsv bm25.trec qrr.trec
@@ -165,6 +166,7 @@ def evaluate(
             raise InputError(f"{', '.join(misplaced)}: only with --beir")
         if not files or len(files) < 2:
             raise InputError("give QRELS and at least one RUN (or --beir DIR --run RUN)")
+        formats.stdin_once(files)  # a second read found stdin empty: a run of no results, scored 0
         source = files[0]
     else:
         if files:
@@ -194,6 +196,9 @@ def evaluate(
         # OUT may come from qrr rerank, with the queries that have no qrels too: they are kept as they are.
         others = {q: min(len(docs), depth) for q, docs in inputs.run.items() if q not in qrels}
         reranked = rerank_showing_progress(inputs, output, None, rerank, verbose, others=others)
+        if output is None and inputs.jobs:
+            stderr.print("note: the reranked run is not kept; --resume OUT writes it (and evaluates it again "
+                         "later without scoring)", highlight=False)  # fmt: skip
         if resume and os.path.exists(resume):  # absent where there was nothing to rerank
             reranked = formats.read_run(resume)
         from qrr import models
@@ -212,7 +217,7 @@ def _render(qrels, named, source: str, common: bool, per_query: bool, fmt: str, 
         if not queries:
             raise InputError("--common: no judged query has results in every run")
     results = [metrics.evaluate(qrels, r, name, queries, measures) for name, r in named]
-    _notes(qrels, results, queries)
+    _notes(qrels, results, queries, named)
     if per_query:
         rows = []
         for e in results:
@@ -237,7 +242,26 @@ def _render(qrels, named, source: str, common: bool, per_query: bool, fmt: str, 
     write_rows(table, "table", title=f"{source}: {count} judged queries")
 
 
-def _notes(qrels, results, queries) -> None:
+def _some(ids: list[str], shown: int = 3) -> str:
+    """The first few of ``ids``, for a note."""
+    return ", ".join(ids[:shown]) + (", …" if len(ids) > shown else "")
+
+
+def _unmatched(qrels, run, queries) -> tuple[str, str, str] | None:
+    """Where a run has documents for judged queries but the qrels judge none of them (ids written otherwise: a
+    leading zero dropped, a number for a string), a query with a docid of each; else ``None``."""
+    example = None
+    for qid, docs in run.items():
+        judged = qrels.get(qid)
+        if not judged or not docs or (queries is not None and qid not in queries):
+            continue
+        if not judged.keys().isdisjoint(docs):
+            return None
+        example = example or (qid, next(iter(docs)), next(iter(judged)))
+    return example
+
+
+def _notes(qrels, results, queries, runs) -> None:
     """How many queries each run left out or missed, and why; on stderr."""
     for e in results:
         if e.unjudged:
@@ -246,8 +270,15 @@ def _notes(qrels, results, queries) -> None:
             stderr.print(f"warning: {e.name} has results for none of the judged queries: is it from another dataset "
                          "or split?", style="yellow", highlight=False)  # fmt: skip
         elif e.missing and queries is None:
-            stderr.print(f"{e.name}: no results for {len(e.missing)} of {e.queries} judged queries; they count 0 "
-                         "(--common evaluates only the queries every run has)", highlight=False)  # fmt: skip
+            stderr.print(f"{e.name}: no results for {len(e.missing)} of {e.queries} judged queries "
+                         f"({_some(e.missing)}); they count 0 (--common evaluates only the queries every run has)",
+                         highlight=False)  # fmt: skip
+    for name, run in runs:
+        unmatched = _unmatched(qrels, run, queries)
+        if unmatched is not None:
+            stderr.print(f"warning: none of {name}'s documents for the judged queries is in the qrels (query "
+                         f"{unmatched[0]}: {unmatched[1]!r} in the run, {unmatched[2]!r} in the qrels): are the ids "
+                         "written alike?", style="yellow", highlight=False)  # fmt: skip
     empty = [q for q in metrics.without_relevant(qrels) if queries is None or q in queries]
     if empty:
         stderr.print(f"{_queries(len(empty))} in the qrels without a relevant document: 0 in every run",

@@ -3,7 +3,9 @@ TSV) are the core's ``formats.RowWriter``."""
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -152,14 +154,47 @@ class _Delayed:
         with self.lock:
             if not self.closed and not self.bar.live.is_started:
                 self.bar.start()
+                if self.bar.console.is_terminal and sys.stdout.isatty():
+                    sys.stdout = AboveBar(self.bar.console, sys.stdout)
 
     def close(self) -> None:
         with self.lock:
             self.closed = True
             if self.timer is not None:
                 self.timer.cancel()
+            if isinstance(sys.stdout, AboveBar):
+                sys.stdout = sys.stdout.release()
             if self.bar.live.is_started:
                 self.bar.stop()
+
+
+class AboveBar(io.TextIOBase):
+    """stdout while a bar is live on the same terminal: data lines written past the bar mixed with it, so whole
+    lines go out above it (through the bar's console, on stderr, which is the same screen); the unfinished end of a
+    line waits for its newline, or for ``release``. Never markup: a line is rich ``Text``."""
+
+    def __init__(self, console, stdout):
+        self.console, self.stdout, self.pending = console, stdout, ""
+
+    def write(self, text: str) -> int:
+        from rich.text import Text
+
+        *lines, self.pending = (self.pending + text).split("\n")
+        if lines:
+            self.console.print(Text("\n".join(lines)), soft_wrap=True, highlight=False)
+        return len(text)
+
+    def isatty(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.stdout.fileno()
+
+    def release(self):
+        """The stdout stood in for, with the unfinished line written to it."""
+        self.stdout.write(self.pending)
+        self.stdout.flush()
+        return self.stdout
 
 
 @contextmanager
@@ -167,7 +202,8 @@ def _bar(*columns, after: float | None = None):
     """A transient rich progress bar on stderr, shown once ``after`` seconds (default ``SHOW_AFTER``) have passed."""
     from rich.progress import Progress
 
-    # redirect_stdout=False: rich would otherwise send our data lines, printed while the bar is live, to stderr.
+    # redirect_stdout=False: rich would send data lines printed while the bar is live to stderr where stdout is a
+    # pipe, and mark up a JSON array's unfinished line where it is a terminal (_Delayed does that case itself).
     bar = Progress(*columns, console=stderr, transient=True, redirect_stdout=False, redirect_stderr=False)
     delayed = _Delayed(bar, SHOW_AFTER if after is None else after)
     try:
@@ -408,11 +444,18 @@ def read_run_inputs(on_error, run: str, queries: str, corpus: str, depth: int, *
     """``pipelines.read_run_inputs`` under ``--on-error``: what it skipped (bad lines, queries and documents missing
     from the inputs) is said at once, not after hours of reranking."""
     from qrr import pipelines
+    from qrr.formats import label
 
     bad_lines = skipping(on_error)
-    missing = skipping(on_error, "of the run's queries and documents missing from the inputs", noun=False)
-    inputs = pipelines.read_run_inputs(run, queries, corpus, depth, on_error=bad_lines, on_missing=missing, **options)
-    for skipped in (bad_lines, missing):
+    lacking_queries = skipping(on_error, f"of the run's queries, not in {label(queries)}", noun=False)
+    lacking_documents = skipping(on_error, f"of the run's documents, not in {label(corpus)}", noun=False)
+
+    def missing(error: InputError) -> None:  # "query q9: not in ..." or "document d1 of query q0: not in ..."
+        (lacking_queries if str(error).startswith("query ") else lacking_documents)(error)
+
+    inputs = pipelines.read_run_inputs(run, queries, corpus, depth, on_error=bad_lines,
+                                       on_missing=missing if bad_lines is not None else None, **options)  # fmt: skip
+    for skipped in (bad_lines, lacking_queries, lacking_documents):
         if skipped is not None:
             skipped.report()
     return inputs

@@ -19,6 +19,7 @@ from qrr.formats.records import (
     read_lines,
     read_pairs,
     score_rows,
+    stdin_once,
 )
 from qrr.formats.trec import (
     RUN_FORMATS,
@@ -39,5 +40,5 @@ __all__ = [
     "DOC_FORMATS", "PAIR_FORMATS", "ROW_FORMATS", "RUN_FORMATS", "STDIN", "TAG", "BeirFolder", "DocRecord",
     "PairRecord", "Qrels", "RowWriter", "Run", "decode_lines", "format_results", "is_id_field", "label",
     "output_format", "parse_pairs", "path_of", "rank_rows", "read_corpus", "read_documents", "read_lines",
-    "read_pairs", "read_qrels", "read_queries", "read_run", "result_line", "score_rows",
+    "read_pairs", "read_qrels", "read_queries", "read_run", "result_line", "score_rows", "stdin_once",
 ]  # fmt: skip

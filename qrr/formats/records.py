@@ -285,7 +285,14 @@ def _paths(sources) -> list[str]:
     for item in items:  # a file object, or its lines, would be taken for paths
         if not isinstance(item, str | os.PathLike):
             raise InputError(f"{{sources}} must be paths (or one path), not {type(item).__name__}", "sources")
-    return [os.fspath(item) for item in items]
+    return stdin_once([os.fspath(item) for item in items])
+
+
+def stdin_once(sources: list[str]) -> list[str]:
+    """``sources``, checked to name stdin (``-``) at most once: a second read would find it empty, silently."""
+    if sources.count(STDIN) > 1:
+        raise InputError("- (stdin) is given twice; it can be read once: give the others as files")
+    return sources
 
 
 def _format(value: str, allowed: tuple[str, ...]) -> str:
