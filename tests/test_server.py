@@ -314,7 +314,7 @@ def test_remote_scores_check_pairs_as_the_reranker_does():
             remote.score(pairs)
     for call, message in (
         (lambda: remote.rank(None, ["d"]), "^query must be a string, not NoneType$"),
-        (lambda: remote.rank("q", ["d", {"text": "e"}]), "^document 1 must be a string, not dict$"),
+        (lambda: remote.rank("q", ["d", {"text": "e"}]), r"^document 1 must be a string, not dict \(pass its 'text'"),
         (lambda: remote.rank("q", ["d"], instruction=5), "^instruction must be a string, not int$"),
     ):
         with pytest.raises(InputError, match=message):

@@ -90,7 +90,7 @@ class RemoteReranker:
 
         return rank_chunks(score, documents, top_k, return_documents, ids)
 
-    def score(self, pairs, progress=None) -> Results:
+    def score(self, pairs, *, progress=None) -> Results:
         """As ``Reranker.score`` (the server sets its own batches): p(yes) for each ``(query, document)`` or
         ``(query, document, instruction)``, in input order, with the call's ``stats``; pairs of one instruction in a
         row go in one request (or as many as the server takes)."""
