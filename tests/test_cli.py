@@ -424,10 +424,29 @@ def test_transformers_bars_only_on_a_terminal_even_with_v(monkeypatch):
         transformers.logging.set_verbosity_warning()
 
 
-def test_serve_refuses_an_empty_api_key(cli):
+def test_serve_refuses_an_empty_api_key(cli, monkeypatch):
     result = cli("serve", "--api-key", " ", model=False)
     assert (result.exit_code, result.stderr) == (2, "error: --api-key: give a key that is not empty (or none, for a "
                                                     "server without one)\n")  # fmt: skip
+    for empty in ("", "  "):  # an unresolved secret in a unit file or `docker -e QRR_API_KEY=`: auth was off
+        monkeypatch.setenv("QRR_API_KEY", empty)
+        result = cli("serve", model=False)
+        assert (result.exit_code, result.stderr) == (2, "error: QRR_API_KEY is set but empty: give it a key, or unset "
+                                                        "it for a server without one\n")  # fmt: skip
+
+
+def test_the_cores_errors_are_said_as_errors(monkeypatch):
+    import io as stdio
+    import logging
+
+    from rich.console import Console
+
+    said = stdio.StringIO()
+    monkeypatch.setattr(qrr.cli.base, "stderr", Console(file=said, width=200))
+    handler = qrr.cli.base.WarningsToStderr()
+    for level, text in ((logging.WARNING, "a batch retried"), (logging.ERROR, "/v1/rerank: RuntimeError: boom")):
+        handler.emit(logging.LogRecord("qrr", level, __file__, 1, text, None, None))
+    assert said.getvalue() == "warning: a batch retried\nerror: /v1/rerank: RuntimeError: boom\n"
 
 
 def test_an_unplanned_error_is_one_line_the_workers_own_inside_ray():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -155,7 +156,15 @@ def test_a_query_that_leaves_no_room_and_unknown_routes(http):
         404,
         "no endpoint /v1/rerank/; did you mean /v1/rerank?",
     )
-    assert http.get("/rerank").status_code == 405
+    wrong = http.get("/rerank")
+    assert (wrong.status_code, wrong.headers["Allow"]) == (405, "POST")
+    assert set(http.delete("/health").headers["Allow"].split(", ")) == {"GET", "HEAD"}
+    # a gzipped body was read as it came: "not valid UTF-8 (byte 1)"
+    response = http.post("/rerank", content=b"\x1f\x8b", headers={"Content-Encoding": "gzip"})
+    assert (response.status_code, response.json()["message"]) == (
+        415,
+        "Content-Encoding gzip is not supported: send the body uncompressed",
+    )
     assert http.post("/rerank", json={"query": "q", "documents": ["a"]}).status_code == 200  # still serving
 
 
@@ -296,6 +305,10 @@ def test_what_a_server_cannot_take_is_said_before_it_is_sent(tiny_server, cli):
     result = cli("rank", "-q", "q", "-d", "word " * 5000, "--server", tiny_server.url, model=False)
     said = f"error: a document of 25,003 bytes is over what the server at {tiny_server.url} takes in a request"
     assert result.exit_code == 2 and result.stderr.startswith(said)
+    # an OpenAI-style base URL: the endpoints are below the root
+    result = cli("rank", "-q", "q", "-d", "x", "--server", tiny_server.url + "/v1", model=False)
+    said = f"error: the server at {tiny_server.url}/v1 answered 404: no endpoint /v1/v1/models (give the server's URL"
+    assert (result.exit_code, result.stderr) == (2, said + " without /v1)\n")
     for url in ("ftp://localhost:1", "localhost:port", "", "18931"):
         result = cli("rank", "-q", "q", "-d", "x", "--server", url, model=False)
         assert (result.exit_code, result.stderr) == (2, f"error: --server {url!r}: give the server's URL, such as "
@@ -459,6 +472,50 @@ def test_a_busy_server_merges_queues_drops_and_stops_gracefully(tmp_path):
         server.stop()
 
 
+def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path):
+    gate = tmp_path / "gate"
+    gate.write_text("0")  # the model holds the request: it is in flight when the signals come
+    server = Server("--model", "fake", "-v", fake=True, env={"QRR_FAKE_GATE": str(gate)})
+    answers: list = []
+
+    def send():
+        with server.client() as http:
+            try:
+                answers.append(http.post("/rerank", json={"query": "q", "documents": ["a", "b"]}))
+            except httpx.HTTPError as exc:
+                answers.append(exc)
+
+    def said(text: str) -> None:
+        deadline = time.monotonic() + 60
+        while text not in server.stderr:
+            assert time.monotonic() < deadline, server.stderr
+            time.sleep(0.02)
+
+    try:
+        busy = threading.Thread(target=send)
+        busy.start()
+        deadline = time.monotonic() + 60
+        with server.client() as http:
+            while "qrr_busy 1" not in http.get("/metrics").text:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+        # -v: a line per request, with the time and latency (uvicorn's went to stdout, without them)
+        assert re.search(r"\n\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d 127\.0\.0\.1:\d+ GET /metrics 200 \d+\.\d ms\n",
+                         server.stderr)  # fmt: skip
+        server.process.send_signal(signal.SIGINT)
+        said("stopping: new requests are refused, those in flight answered (Ctrl-C again drops them)")
+        server.process.send_signal(signal.SIGINT)
+        # uvicorn's own forced stop sent a plain-text 500, printed tracebacks and aborted (exit 134)
+        assert server.process.wait(30) == 130
+        busy.join(30)
+        assert len(answers) == 1 and isinstance(answers[0], httpx.HTTPError)  # dropped, not answered with a 500
+        assert server.stderr.endswith("stopped at once: the requests in flight were dropped\n")
+        assert "Traceback" not in server.stderr
+    finally:
+        gate.write_text("1000")
+        server.stop()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_while_the_model_loads_connections_are_refused_and_a_stop_is_clean(sig, tmp_path):
     """A client (a health probe) is refused at once rather than left waiting on the load; a supervisor stopping
@@ -500,3 +557,17 @@ def test_a_port_taken_by_a_server_still_loading_is_taken():
         assert second.stderr == f"error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
     finally:
         first.kill()
+
+
+def test_idle_connections_outlive_a_load_balancers_and_the_access_log_is_qrrs(cli, monkeypatch):
+    import uvicorn
+
+    seen = {}
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: seen.update(
+        keep_alive=self.config.timeout_keep_alive, access_log=self.config.access_log))  # fmt: skip
+    result = cli("serve", "--port", "0")
+    assert result.exit_code == 0 and result.stderr.endswith("stopped\n")
+    # uvicorn's 5 s closed connections that nginx and AWS ALB (60 s) still sent on: their 502s
+    assert seen == {"keep_alive": 75, "access_log": False}
+    cli("serve", "--port", "0", "--keep-alive", "5")
+    assert seen["keep_alive"] == 5

@@ -575,12 +575,14 @@ def quiet_gc():
 
 
 class WarningsToStderr(logging.Handler):
-    """The core's warnings (a CUDA batch retried with a smaller budget) as one line each on stderr."""
+    """The core's warnings (a CUDA batch retried with a smaller budget) and errors (a server's failed request) as
+    one line each on stderr, ``warning:`` or ``error:`` as their level is."""
 
     def emit(self, record: logging.LogRecord) -> None:
         template = getattr(record, "template", None)
         message = QrrError(template, *record.params).naming(flag) if template else record.getMessage()
-        stderr.print(f"warning: {message}", style="yellow", highlight=False, markup=False)
+        level, style = ("error", "red") if record.levelno >= logging.ERROR else ("warning", "yellow")
+        stderr.print(f"{level}: {message}", style=style, highlight=False, markup=False)
 
 
 def core_warnings_to_stderr() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -20,6 +21,7 @@ from qrr.cli.base import (
     RecipeOpt,
     VerboseOpt,
     command,
+    given,
     load_reranker,
     model_options,
     stderr,
@@ -35,10 +37,25 @@ def serve(
     ctx: typer.Context,
     host: Annotated[
         str,
-        typer.Option("--host", rich_help_panel=PANEL, help="Address to listen on; 0.0.0.0 opens it to the network."),
+        typer.Option(
+            "--host",
+            envvar="QRR_HOST",
+            show_envvar=True,
+            rich_help_panel=PANEL,
+            help="Address to listen on; 0.0.0.0 opens it to the network.",
+        ),
     ] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option("--port", min=0, max=65535, rich_help_panel=PANEL, help="Port; 0 picks a free one.")
+        int,
+        typer.Option(
+            "--port",
+            envvar="QRR_PORT",
+            show_envvar=True,
+            min=0,
+            max=65535,
+            rich_help_panel=PANEL,
+            help="Port; 0 picks a free one.",
+        ),
     ] = 8000,
     api_key: Annotated[
         str | None,
@@ -47,7 +64,8 @@ def serve(
             envvar="QRR_API_KEY",
             show_envvar=True,
             rich_help_panel=PANEL,
-            help="Require Authorization: Bearer KEY on every endpoint but /health.",
+            help="Require Authorization: Bearer KEY on every endpoint but /health (the variable keeps the key out of "
+            "ps).",
         ),
     ] = None,  # fmt: skip
     max_documents: Annotated[
@@ -65,6 +83,17 @@ def serve(
             help="Requests that may wait for the model; more get 503 with Retry-After.",
         ),
     ] = 256,  # fmt: skip
+    keep_alive: Annotated[
+        float,
+        typer.Option(
+            "--keep-alive",
+            metavar="SECONDS",
+            min=1,
+            rich_help_panel=PANEL,
+            help="How long an idle connection is kept open; above a load balancer's idle timeout (60 s for nginx "
+            "and AWS ALB), so that it never sends on a connection the server has just closed (a 502).",
+        ),
+    ] = 75,  # fmt: skip
     instruction: InstructionOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
@@ -81,7 +110,8 @@ def serve(
     Endpoints: [bold]POST /v1/rerank[/] and [bold]/v2/rerank[/] (Cohere), [bold]/rerank[/] (Jina, vLLM),
     [bold]/score[/] (vLLM), [bold]GET /health[/], [bold]/v1/models[/] and [bold]/metrics[/] (Prometheus). Any
     request may carry an [bold]instruction[/]. Requests that arrive together are scored together. Ctrl-C or
-    SIGTERM stops it gracefully: new requests are refused, those in flight answered.
+    SIGTERM stops it gracefully: new requests are refused, those in flight answered (a second Ctrl-C stops it at
+    once). With [bold]-v[/], a line per request on stderr (time, client, method, path, status, milliseconds).
 
     [dim]Examples:[/]
       qrr serve -m 4b --port 8000
@@ -89,8 +119,11 @@ def serve(
         -d '{"query": "capital of China?", "documents": ["Paris", "Beijing"]}'
       qrr rank --server http://localhost:8000 -q "capital of China?" docs.jsonl
     """
-    if api_key is not None and not api_key.strip():
+    if given(ctx, "api_key") and not api_key.strip():
         raise InputError("--api-key: give a key that is not empty (or none, for a server without one)")
+    if not given(ctx, "api_key") and "QRR_API_KEY" in os.environ and not os.environ["QRR_API_KEY"].strip():
+        # an unresolved secret (`docker -e QRR_API_KEY=`) was taken for no key at all: a server open to anyone
+        raise InputError("QRR_API_KEY is set but empty: give it a key, or unset it for a server without one")
     try:
         from qrr.server import app as server
     except ImportError as exc:
@@ -111,7 +144,8 @@ def serve(
         reranker = load_reranker(instruction=instruction, verbose=verbose, **model_options(ctx))
         reranker.prompter.check_room("", reranker.instruction)  # a default leaving no room fails now, not per request
         name = str(model or reranker.model_path)
-        app = server.create_app(reranker, name, api_key, server.Limits(max_documents, max_request_bytes, max_queue))
+        limits = server.Limits(max_documents, max_request_bytes, max_queue)
+        app = server.create_app(reranker, name, api_key, limits, on_request=_access_line if verbose else None)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM before anything was served: a clean stop, as after
         stderr.print("stopped before the model was ready", highlight=False)
         return
@@ -120,9 +154,24 @@ def serve(
     server.listen(sock)
     stderr.print(f"ready: {url} serves {name} on {reranker.device} ({dtype_name(reranker.dtype)}), "
                  f"{reranker.recipe} recipe{'; API key required' if api_key else ''}", highlight=False)  # fmt: skip
-    server.run(app, sock, on_stop=lambda: stderr.print("stopping: new requests are refused, those in flight "
-                                                       "answered", highlight=False), verbose=verbose)  # fmt: skip
+    server.run(
+        app,
+        sock,
+        on_stop=lambda: stderr.print("stopping: new requests are refused, those in flight answered (Ctrl-C again "
+                                     "drops them)", highlight=False),
+        on_force=lambda: stderr.print("stopped at once: the requests in flight were dropped", highlight=False),
+        keep_alive=keep_alive,
+    )  # fmt: skip
     stderr.print("stopped", highlight=False)
+
+
+def _access_line(request, status: int, seconds: float) -> None:
+    """One line on stderr for each request answered (``-v``): when, who, what, the status and how long it took."""
+    import time
+
+    client = f"{request.client.host}:{request.client.port}" if request.client else "-"
+    stderr.print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {client} {request.method} {request.url.path} {status} "
+                 f"{seconds * 1000:.1f} ms", highlight=False, markup=False, soft_wrap=True)  # fmt: skip
 
 
 def _loopback(host: str) -> bool:

@@ -8,8 +8,10 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import os
 import signal
 import socket
+import sys
 import time
 
 import orjson
@@ -41,9 +43,11 @@ def json_response(body, status: int = 200, headers: dict | None = None) -> Respo
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
-def create_app(reranker, model_name: str, api_key: str | None = None, limits: Limits | None = None) -> Starlette:
+def create_app(reranker, model_name: str, api_key: str | None = None, limits: Limits | None = None,
+               on_request=None) -> Starlette:  # fmt: skip
     """The app serving ``reranker`` as ``model_name``. ``api_key``: every endpoint but ``/health`` requires
-    ``Authorization: Bearer KEY``."""
+    ``Authorization: Bearer KEY``. ``on_request(request, status, seconds)`` is called as each request is answered
+    (an access log)."""
     limits = limits or Limits()
     metrics = Metrics()
     batcher = Batcher(reranker, max_queue=limits.max_queue)
@@ -58,6 +62,9 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
         return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), api_key.encode())
 
     async def read_json(request: Request):
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        if encoding != "identity":  # read as it is, a gzipped body was "not valid UTF-8 (byte 1)"
+            raise ApiError(415, f"Content-Encoding {encoding} is not supported: send the body uncompressed")
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limits.max_request_bytes:
             raise ApiError(413, f"the request body is {int(length)} bytes; this server takes at most "
@@ -131,7 +138,10 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
                 log.error("%s: %s: %s", name, type(exc).__name__, exc)
                 response = json_response(ApiError(500, "internal error; the server log says more").body(), 500)
             status = response.status_code
-            metrics.request(name, status, time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            metrics.request(name, status, seconds)
+            if on_request is not None:
+                on_request(request, status, seconds)
             return response
 
         return run
@@ -190,11 +200,16 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
         path = request.url.path
         # Starlette would answer a 307 with no body, which clients that follow no redirects show as nothing
         hint = f"; did you mean {path.rstrip('/')}?" if path.rstrip("/") in paths else ""
+        if on_request is not None:
+            on_request(request, 404, 0.0)
         return json_response(ApiError(404, f"no endpoint {path}{hint}").body(), 404)
 
     async def not_allowed(request: Request, exc) -> Response:
         metrics.request(request.url.path, 405)
-        return json_response(ApiError(405, f"{request.method} is not allowed on {request.url.path}").body(), 405)
+        if on_request is not None:
+            on_request(request, 405, 0.0)
+        allow = {"Allow": exc.headers["Allow"]} if getattr(exc, "headers", None) and "Allow" in exc.headers else None
+        return json_response(ApiError(405, f"{request.method} is not allowed on {request.url.path}").body(), 405, allow)
 
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_allowed})
     app.router.redirect_slashes = False
@@ -240,18 +255,28 @@ def listen(sock: socket.socket) -> None:
         raise QrrError(f"cannot listen on {where[0]}:{where[1]}: {exc.strerror}", "port") from None
 
 
-def run(app: Starlette, sock: socket.socket, on_stop=None, verbose: bool = False) -> None:
+def run(app: Starlette, sock: socket.socket, on_stop=None, on_force=None, keep_alive: float = 5) -> None:
     """Serve ``app`` on the bound ``sock`` until SIGINT or SIGTERM; then refuse new connections, answer the
-    requests in flight and return. ``on_stop`` is called once when the stop begins."""
+    requests in flight and return. ``on_stop`` is called once when the stop begins. A second SIGINT (Ctrl-C
+    again) ends the process at once, exit 130, after ``on_force``: the requests in flight are dropped. An idle
+    connection is kept ``keep_alive`` seconds."""
     import uvicorn
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig, frame):
+            if self.should_exit and sig == signal.SIGINT:
+                # uvicorn's own forced exit cancels handlers mid-request (tracebacks, a plain-text 500) and leaves
+                # the model's thread running while Python ends, which aborts the process (exit 134)
+                if on_force is not None:
+                    on_force()
+                sys.stderr.flush()
+                os._exit(130)
             if not self.should_exit and on_stop is not None:
                 on_stop()
             super().handle_exit(sig, frame)
 
-    config = uvicorn.Config(app, lifespan="on", log_level="info" if verbose else "warning", access_log=verbose)
+    # the access log is the app's (on_request): uvicorn's went to stdout, without the time or the latency
+    config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False, timeout_keep_alive=keep_alive)
     server = Server(config)
     # uvicorn raises the signal again once it has stopped; with these handlers that ends nothing, and the
     # command returns (exit 0)
