@@ -129,3 +129,25 @@ def evaluate(qrels: Qrels, run: Run, name: str = "run", queries: set[str] | None
 def without_relevant(qrels: Qrels) -> list[str]:
     """The judged queries with no relevant document: they count 0 in every run."""
     return [q for q, judged in qrels.items() if not any(r >= 1 for r in judged.values())]
+
+
+def ids_unlike(qrels: Qrels, run: Run, queries: set[str] | None = None,
+               enough: int = 10) -> tuple[str, str, str] | None:  # fmt: skip
+    """Where a run answers judged queries (of ``queries``) but none of its documents is judged anywhere in
+    ``qrels``: ids written otherwise (a leading zero dropped, a number for a string), which score 0 unsaid. A
+    query with a docid of the run and one of its qrels, to show; ``None`` where a document is judged, and where
+    the ids compare alike neither with leading zeros and case set aside nor over ``enough`` queries (a small run
+    may well miss qrels of a judgment or two a query)."""
+    judged = {d for docs in qrels.values() for d in docs}
+    answered = [q for q, docs in run.items() if docs and q in qrels and (queries is None or q in queries)]
+    if not answered or any(not judged.isdisjoint(run[q]) for q in answered):
+        return None
+
+    def plain(docid: str) -> str:
+        return docid.lstrip("0").lower()
+
+    alike = not {plain(d) for d in judged}.isdisjoint(plain(d) for q in answered for d in run[q])
+    if not alike and len(answered) < enough:
+        return None
+    first = answered[0]
+    return first, next(iter(run[first])), next(iter(qrels[first]))

@@ -286,20 +286,30 @@ def plan(tops: dict[str, list[str]], queries: dict[str, str], corpus: dict[str, 
         if kept:
             jobs.append(Job(qid, queries[qid], kept))
     if missing_queries:
-        _missing([f"query {q}" for q in missing_queries], "queries", f"not in {sources[0]}", on_missing)
+        _missing([f"query {q}" for q in missing_queries], "query", f"not in {sources[0]}", on_missing)
     if missing_docs:
-        _missing([f"document {d} of query {q}" for q, d in missing_docs], "documents", f"not in {sources[1]}",
+        _missing([f"document {d} of query {q}" for q, d in missing_docs], "document", f"not in {sources[1]}",
                  on_missing)  # fmt: skip
     return jobs
 
 
-def _missing(items: list[str], what: str, reason: str, on_missing: OnError) -> None:
+class Missing(InputError):
+    """A query or document (``kind``) that a run names and the inputs lack, as ``plan`` hands it to
+    ``on_missing``."""
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+def _missing(items: list[str], kind: str, reason: str, on_missing: OnError) -> None:
     if on_missing is None:
         verb = "is" if len(items) == 1 else "are"
+        what = "queries" if kind == "query" else "documents"
         raise InputError(f"{len(items):,} of the run's {what} {verb} {reason} (first: {items[0]}); to rerank without "
                          "them, pass {on_missing}", "on_missing")  # fmt: skip
     for item in items:
-        on_missing(InputError(f"{item}: {reason}"))
+        on_missing(Missing(f"{item}: {reason}", kind))
 
 
 def read_run_inputs(

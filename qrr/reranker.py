@@ -299,7 +299,6 @@ class Reranker:
         Reranker's instruction for the call; ``progress`` is called with the pairs each batch scored.
         """
         check_count(batch_size, "batch_size")
-        _check_flag(return_documents, "return_documents")
         _check_flag(show_progress_bar, "show_progress_bar", none=True)
         check_query(query, instruction)
         instruction = instruction if instruction is not None else self.instruction
@@ -345,8 +344,7 @@ def rank_chunks(score, documents: Iterable[str], top_k: int | None = None, retur
     with ``top_k`` only the best k are kept. Best first; ties keep input order."""
     check_count(top_k, "top_k")
     check_document_source(documents, "documents", "documents=list(d.values()), ids=list(d)")
-    if isinstance(ids, str | bytes):  # its characters would be the ids
-        raise InputError("{ids} must be an iterable of ids, one per document, not one string", "ids")
+    _check_flag(return_documents, "return_documents")
     if ids is not None:
         _check_iterable(ids, "ids", "ids, one per document")
     id_source = None if ids is None else iter(ids)
@@ -395,8 +393,7 @@ def triples(pairs: Iterable[Pair], instruction: str | None = None) -> Iterator[t
     JSON lines hold; a pandas row; a named tuple), an instruction of ``None`` taking ``instruction``; lazily, a
     malformed pair raising ``InputError``."""
     for n, pair in enumerate(pair_rows(pairs)):
-        if (isinstance(pair, tuple) and len(pair) == 2 and not isinstance(pair[0], str)
-                and _record(pair[1]) is not None):  # fmt: skip
+        if isinstance(pair, tuple) and len(pair) == 2 and _is_iterrows(pair):
             raise PairError(n, "an (index, row) tuple, as DataFrame.iterrows() gives; pass the DataFrame itself, or "
                                "its rows: (row for _, row in frame.iterrows())")  # fmt: skip
         fields = _record(pair)
@@ -412,6 +409,14 @@ def triples(pairs: Iterable[Pair], instruction: str | None = None) -> Iterator[t
             raise PairError(n, f"expected (query, document) or (query, document, instruction), not {_shown(pair)}")
         query, document, *rest = pair
         yield _triple(n, (query, document, rest[0] if rest and rest[0] is not None else instruction))
+
+
+def _is_iterrows(pair: tuple) -> bool:
+    """Whether ``(a, b)`` is what ``DataFrame.iterrows()`` gives, ``(index, row)``: a record for a row (with the
+    pair's fields, or after an index that is no query), unlike ``(query, hit)``, a vector store's hit as the
+    document."""
+    row = _record(pair[1])
+    return row is not None and (not isinstance(pair[0], str) or {"query", "document"} <= set(row))
 
 
 def pair_rows(pairs, param: str = "pairs"):
@@ -487,8 +492,10 @@ def check_documents(documents: list, start: int = 0) -> None:
     """``rank``'s documents, checked: strings of valid Unicode (``start``: the first one's input position)."""
     for n, document in enumerate(documents, start):
         if not isinstance(document, str):
+            from qrr.formats import DocRecord
+
             hint = _text_hint(document)
-            if hint and not isinstance(document, Mapping):
+            if isinstance(document, DocRecord):
                 hint = " (pass its text; qrr.pipelines.rank_records ranks DocRecords, keeping their ids)"
             raise InputError(f"document {n} must be a string, not {type(document).__name__}{hint}")
         _check_unicode(document, f"document {n}")
@@ -517,7 +524,8 @@ def _check_text(value, param: str, none: bool = False) -> None:
 
 
 def _check_flag(value, param: str, none: bool = False) -> None:
-    if not isinstance(value, bool) and not (none and value is None):  # "no" would count as true
+    numpy_bool = getattr(value, "dtype", None) is not None and value.dtype.kind == "b" and value.ndim == 0
+    if not isinstance(value, bool) and not numpy_bool and not (none and value is None):  # "no" would count as true
         raise InputError(f"{{{param}}} must be True or False, not {value!r}", param)
 
 

@@ -241,19 +241,44 @@ def test_data_for_the_terminal_a_bar_is_on_prints_above_the_bar(monkeypatch):
     screen, stdout = stdio.StringIO(), Terminal()
     monkeypatch.setattr(render, "stderr", Console(file=screen, force_terminal=True, width=100))
     monkeypatch.setattr(sys, "stdout", stdout)
-    with render.progress(None, "scoring", after=0) as advance:
-        assert isinstance(sys.stdout, render.AboveBar)  # written past the bar, lines mixed with it
-        print('[\n  {"text": "[bold]x[/]"}', end="")  # a JSON array's element waits for its line's end
+    monkeypatch.setattr(render, "_same_terminal", lambda: True)  # stdout and stderr: one terminal
+    with render.progress(None, "scoring", after=0.3) as advance:
+        assert isinstance(sys.stdout, render.AboveBar)
+        print('[\n  {"text": "[bold]x[/]"}', end="")  # before the bar: whole lines pass; an element waits for its end
+        assert stdout.getvalue() == "[\n"
+        time.sleep(0.6)  # the bar shows: lines written past it mixed with it, and its redraws erased an unfinished one
+        print(',\n  {"a": 2}', end="")
         advance(1)
-        print(",\n  {}", end="")
-    assert sys.stdout is stdout and stdout.getvalue() == "  {}"  # the unfinished end, where it was going
+    # the bar gone, the unfinished end goes where it was going
+    assert sys.stdout is stdout and stdout.getvalue() == '[\n  {"a": 2}'
     shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue())
-    lines = re.split(r"[\r\n]+", shown)
-    assert lines.index("[") < lines.index('  {"text": "[bold]x[/]"},')  # as written (never as markup), in order
-    assert "scoring" in shown
-    monkeypatch.setattr(Terminal, "isatty", lambda self: False)  # stdout a pipe: the data goes there, untouched
+    assert '  {"text": "[bold]x[/]"},' in re.split(r"[\r\n]+", shown) and "scoring" in shown  # never markup
+    monkeypatch.setattr(render, "_same_terminal", lambda: False)  # stdout a pipe, a file or another terminal
     with render.progress(None, "scoring", after=0):
         assert sys.stdout is stdout
+
+
+def test_stdout_and_stderr_are_one_terminal_only_where_they_are(monkeypatch):
+    import os
+    import sys
+
+    from qrr.cli import render
+
+    assert render._same_terminal() is False  # pytest's captures are no terminal, without a file
+    ptys = [os.openpty() for _ in range(2)]
+    one, other = (open(follower, "w") for _, follower in ptys)  # noqa: SIM115 (closed below)
+    try:
+        monkeypatch.setattr(sys, "stdout", one)
+        monkeypatch.setattr(sys, "stderr", one)
+        assert render._same_terminal() is True
+        monkeypatch.setattr(sys, "stderr", other)  # a bar on another terminal: the data is not its business
+        assert render._same_terminal() is False
+    finally:
+        monkeypatch.undo()
+        one.close()
+        other.close()
+        for leader, _ in ptys:
+            os.close(leader)
 
 
 def test_bars_show_once_the_work_has_run_a_while_or_at_once_where_asked(monkeypatch):

@@ -123,3 +123,15 @@ scores = st.one_of(st.sampled_from([0.0, 0.5, 1.0, 2.0]), st.floats(-10, 10, all
 )
 def test_random_runs_agree_with_pytrec_eval(qrels, run):
     check(qrels, run)
+
+
+def test_ids_written_unlike_the_qrels_are_found_and_a_sparse_miss_is_not():
+    qrels = {f"q{n}": {f"00{n}": 1} for n in range(12)}
+    assert metrics.ids_unlike(qrels, {"q1": {"1": 1.0, "7": 0.5}}) == ("q1", "1", "001")  # leading zeros dropped
+    assert metrics.ids_unlike(qrels, {"q1": {"1": 1.0}}, queries={"q2"}) is None  # q1 not evaluated
+    assert metrics.ids_unlike(qrels, {"q1": {"x": 1.0, "003": 0.5}}) is None  # judged, if for another query
+    # a small run that misses qrels of one judgment a query: no sign of ids written otherwise
+    assert metrics.ids_unlike(qrels, {"q1": {"d9": 1.0}}) is None
+    many = {f"q{n}": {f"d{n}": 1.0} for n in range(10)}
+    assert metrics.ids_unlike(qrels, many) == ("q0", "d0", "000")  # ten queries and not one judged document
+    assert metrics.ids_unlike(qrels, {"x1": {"1": 1.0}}) is None  # no judged query answered: said elsewhere

@@ -304,8 +304,9 @@ def test_records_are_read_by_their_fields(reranker):
     assert reranker.score(frame.itertuples(index=False)) == expected
     assert reranker.score(frame) == expected  # a DataFrame itself: its rows (iterated, it gives its column names)
     assert list(reranker.predict(frame)) == list(reranker.predict(pairs))
-    with pytest.raises(InputError, match=r"^pair 0: an \(index, row\) tuple, as DataFrame.iterrows\(\) gives; pass"):
-        reranker.score(frame.iterrows())
+    for rows in (frame.iterrows(), frame.assign(key=["a", "b"]).set_index("key").iterrows()):  # an index of strings
+        with pytest.raises(InputError, match=r"^pair 0: an \(index, row\) tuple, as DataFrame.iterrows\(\) gives; "):
+            reranker.score(rows)
     # qrr's own records, as formats.read_pairs reads them
     assert reranker.score([PairRecord("q", "Beijing is the capital.", ids={"qid": 1})]) == expected[:1]
     assert reranker.score([PairRecord("q", "Paris", "Find the city")]) == expected[1:]
@@ -327,6 +328,11 @@ def test_records_are_read_by_their_fields(reranker):
                 r"\(and optionally instruction\), not (passage, question|qid, doc)",
             ):
                 call(unnamed)
+
+
+class Node:
+    def __init__(self, text):
+        self.text = text
 
 
 def test_bad_arguments_name_the_parameter(reranker, tiny_model):
@@ -361,6 +367,8 @@ def test_bad_arguments_name_the_parameter(reranker, tiny_model):
         (lambda: reranker.score([("q", "d")], show_progress_bar="yes"), "^show_progress_bar must be True or False, "),
         (lambda: reranker.predict([("q", "d")], convert_to_numpy="no"), "^convert_to_numpy must be True or False, "),
         (lambda: reranker.rank("q", ["d"] * 4, ids="abcd"), "^ids must be an iterable of ids, .*, not one string$"),
+        # another library's object with a text (a LlamaIndex node, say): not a DocRecord
+        (lambda: reranker.rank("q", [Node("d")]), r"^document 0 must be a string, not Node \(pass its text\)$"),
         (lambda: reranker.rank("q", ["d"], instruction=5), "^instruction must be a string, not int$"),
         (lambda: Reranker(str(tiny_model), max_length="100"), "^max_length must be an integer, not '100'$"),
         (lambda: Reranker(str(tiny_model), instruction=5), "^instruction must be a string, not int$"),
@@ -416,6 +424,7 @@ def test_bad_arguments_name_the_parameter(reranker, tiny_model):
         with pytest.raises(InputError, match=message):
             call()
     assert reranker.rank("q", ["d"], top_k=numpy.int64(1))[0]["corpus_id"] == 0  # numpy's integers are integers
+    assert reranker.rank("q", ["d"], return_documents=numpy.bool_(True))[0]["text"] == "d"  # and its booleans flags
 
 
 def test_torch_devices_and_dtypes_are_taken_and_repr_says_them(tiny_model, tiny):

@@ -165,6 +165,10 @@ def test_a_query_that_leaves_no_room_and_unknown_routes(http):
         415,
         "Content-Encoding gzip is not supported: send the body uncompressed",
     )
+    assert response.headers["Accept-Encoding"] == "identity"
+    for said in ("", "identity"):  # no encoding at all
+        body = b'{"query": "q", "documents": ["a"]}'
+        assert http.post("/rerank", content=body, headers={"Content-Encoding": said}).status_code == 200
     assert http.post("/rerank", json={"query": "q", "documents": ["a"]}).status_code == 200  # still serving
 
 
@@ -329,6 +333,7 @@ def test_remote_scores_check_pairs_as_the_reranker_does():
         (lambda: remote.rank(None, ["d"]), "^query must be a string, not NoneType$"),
         (lambda: remote.rank("q", ["d", {"text": "e"}]), r"^document 1 must be a string, not dict \(pass its 'text'"),
         (lambda: remote.rank("q", ["d"], instruction=5), "^instruction must be a string, not int$"),
+        (lambda: remote.rank("q", ["d"], return_documents="no"), "^return_documents must be True or False, not 'no'$"),
     ):
         with pytest.raises(InputError, match=message):
             call()
@@ -500,8 +505,11 @@ def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path):
                 assert time.monotonic() < deadline
                 time.sleep(0.02)
         # -v: a line per request, with the time and latency (uvicorn's went to stdout, without them)
-        assert re.search(r"\n\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d 127\.0\.0\.1:\d+ GET /metrics 200 \d+\.\d ms\n",
+        assert re.search(r"\n\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ 127\.0\.0\.1:\d+ GET /metrics 200 \d+\.\d ms\n",
                          server.stderr)  # fmt: skip
+        with server.client() as http:  # the path as sent: decoded, its %0a forged a second line
+            assert http.get("/x%0a2026-01-01T00:00:00Z 127.0.0.1:1 POST /v1/rerank 200 1.0 ms").status_code == 404
+        said("GET /x%0a2026-01-01T00:00:00Z%20127.0.0.1:1%20POST%20/v1/rerank%20200%201.0%20ms 404 0.0 ms\n")
         server.process.send_signal(signal.SIGINT)
         said("stopping: new requests are refused, those in flight answered (Ctrl-C again drops them)")
         server.process.send_signal(signal.SIGINT)

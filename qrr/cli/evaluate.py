@@ -195,10 +195,10 @@ def evaluate(
 
         # OUT may come from qrr rerank, with the queries that have no qrels too: they are kept as they are.
         others = {q: min(len(docs), depth) for q, docs in inputs.run.items() if q not in qrels}
+        if output is None and inputs.jobs:  # said before the hours of reranking, when it can still be done
+            stderr.print("note: the reranked run will not be kept; --resume OUT writes it (and evaluates it again "
+                         "later without scoring)", style="yellow", highlight=False)  # fmt: skip
         reranked = rerank_showing_progress(inputs, output, None, rerank, verbose, others=others)
-        if output is None and inputs.jobs:
-            stderr.print("note: the reranked run is not kept; --resume OUT writes it (and evaluates it again "
-                         "later without scoring)", highlight=False)  # fmt: skip
         if resume and os.path.exists(resume):  # absent where there was nothing to rerank
             reranked = formats.read_run(resume)
         from qrr import models
@@ -247,20 +247,6 @@ def _some(ids: list[str], shown: int = 3) -> str:
     return ", ".join(ids[:shown]) + (", …" if len(ids) > shown else "")
 
 
-def _unmatched(qrels, run, queries) -> tuple[str, str, str] | None:
-    """Where a run has documents for judged queries but the qrels judge none of them (ids written otherwise: a
-    leading zero dropped, a number for a string), a query with a docid of each; else ``None``."""
-    example = None
-    for qid, docs in run.items():
-        judged = qrels.get(qid)
-        if not judged or not docs or (queries is not None and qid not in queries):
-            continue
-        if not judged.keys().isdisjoint(docs):
-            return None
-        example = example or (qid, next(iter(docs)), next(iter(judged)))
-    return example
-
-
 def _notes(qrels, results, queries, runs) -> None:
     """How many queries each run left out or missed, and why; on stderr."""
     for e in results:
@@ -274,10 +260,10 @@ def _notes(qrels, results, queries, runs) -> None:
                          f"({_some(e.missing)}); they count 0 (--common evaluates only the queries every run has)",
                          highlight=False)  # fmt: skip
     for name, run in runs:
-        unmatched = _unmatched(qrels, run, queries)
-        if unmatched is not None:
-            stderr.print(f"warning: none of {name}'s documents for the judged queries is in the qrels (query "
-                         f"{unmatched[0]}: {unmatched[1]!r} in the run, {unmatched[2]!r} in the qrels): are the ids "
+        unlike = metrics.ids_unlike(qrels, run, queries)
+        if unlike is not None:
+            stderr.print(f"warning: none of {formats.label(name)}'s documents for the judged queries is in the qrels "
+                         f"(query {unlike[0]}: {unlike[1]!r} in the run, {unlike[2]!r} in the qrels): are the ids "
                          "written alike?", style="yellow", highlight=False)  # fmt: skip
     empty = [q for q in metrics.without_relevant(qrels) if queries is None or q in queries]
     if empty:

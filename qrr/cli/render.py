@@ -136,13 +136,17 @@ SHOW_AFTER = 1.0
 
 class _Delayed:
     """Starts a transient rich ``Progress`` once ``after`` seconds have passed (on a timer, so a long first batch or
-    request shows it too; at once where ``after`` is 0), and stops it, if it started, at ``close``."""
+    request shows it too; at once where ``after`` is 0), and stops it, if it started, at ``close``. Where stdout is
+    the bar's terminal, data written to it goes through an ``AboveBar`` meanwhile."""
 
     def __init__(self, bar, after: float):
         self.bar = bar
         self.lock = threading.Lock()
         self.closed = False
         self.timer = None
+        self.proxy = None
+        if bar.console.is_terminal and _same_terminal():
+            self.proxy = sys.stdout = AboveBar(bar, sys.stdout)
         if after <= 0:
             self.show()
         else:
@@ -154,35 +158,53 @@ class _Delayed:
         with self.lock:
             if not self.closed and not self.bar.live.is_started:
                 self.bar.start()
-                if self.bar.console.is_terminal and sys.stdout.isatty():
-                    sys.stdout = AboveBar(self.bar.console, sys.stdout)
 
     def close(self) -> None:
         with self.lock:
             self.closed = True
             if self.timer is not None:
                 self.timer.cancel()
-            if isinstance(sys.stdout, AboveBar):
-                sys.stdout = sys.stdout.release()
             if self.bar.live.is_started:
-                self.bar.stop()
+                self.bar.stop()  # first: the held end of a line is written where the bar was, not under its redraw
+            if self.proxy is not None and sys.stdout is self.proxy:
+                sys.stdout = self.proxy.release()
+
+
+def _same_terminal() -> bool:
+    """Whether stdout and stderr are one terminal, so that data on stdout and a bar on stderr share a screen."""
+    try:
+        out, err = sys.stdout, sys.stderr
+        return out.isatty() and err.isatty() and os.path.samestat(os.fstat(out.fileno()), os.fstat(err.fileno()))
+    except (AttributeError, OSError, ValueError):  # a stream without a file (embedded use, a test's capture)
+        return False
 
 
 class AboveBar(io.TextIOBase):
-    """stdout while a bar is live on the same terminal: data lines written past the bar mixed with it, so whole
-    lines go out above it (through the bar's console, on stderr, which is the same screen); the unfinished end of a
-    line waits for its newline, or for ``release``. Never markup: a line is rich ``Text``."""
+    """stdout on the terminal a bar is drawn on: data written past a live bar mixed with it (and its redraws erased
+    an unfinished line), so whole lines go out above the live bar (through its console) and straight to stdout
+    while it is not shown, and the unfinished end of a line waits for its newline, or for ``release``. Never read
+    as markup (a line is rich ``Text``; tabs are shown as spaces)."""
 
-    def __init__(self, console, stdout):
-        self.console, self.stdout, self.pending = console, stdout, ""
+    def __init__(self, bar, stdout):
+        self.bar, self.stdout, self.pending = bar, stdout, ""
 
     def write(self, text: str) -> int:
         from rich.text import Text
 
         *lines, self.pending = (self.pending + text).split("\n")
-        if lines:
-            self.console.print(Text("\n".join(lines)), soft_wrap=True, highlight=False)
+        if lines and self.bar.live.is_started:
+            self.bar.console.print(Text("\n".join(lines)), soft_wrap=True, highlight=False)
+        elif lines:
+            self.stdout.write("\n".join(lines) + "\n")
+            self.stdout.flush()
         return len(text)
+
+    def flush(self) -> None:
+        self.stdout.flush()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self.stdout, "encoding", None) or "utf-8"
 
     def isatty(self) -> bool:
         return True
@@ -444,14 +466,13 @@ def read_run_inputs(on_error, run: str, queries: str, corpus: str, depth: int, *
     """``pipelines.read_run_inputs`` under ``--on-error``: what it skipped (bad lines, queries and documents missing
     from the inputs) is said at once, not after hours of reranking."""
     from qrr import pipelines
-    from qrr.formats import label
 
     bad_lines = skipping(on_error)
-    lacking_queries = skipping(on_error, f"of the run's queries, not in {label(queries)}", noun=False)
-    lacking_documents = skipping(on_error, f"of the run's documents, not in {label(corpus)}", noun=False)
+    lacking_queries = skipping(on_error, "of the run's queries", noun=False)
+    lacking_documents = skipping(on_error, "of the run's documents", noun=False)
 
-    def missing(error: InputError) -> None:  # "query q9: not in ..." or "document d1 of query q0: not in ..."
-        (lacking_queries if str(error).startswith("query ") else lacking_documents)(error)
+    def missing(error: pipelines.Missing) -> None:
+        (lacking_queries if error.kind == "query" else lacking_documents)(error)
 
     inputs = pipelines.read_run_inputs(run, queries, corpus, depth, on_error=bad_lines,
                                        on_missing=missing if bad_lines is not None else None, **options)  # fmt: skip

@@ -28,6 +28,7 @@ from qrr.cli.base import (
 )
 from qrr.errors import InputError, QrrError
 from qrr.family import DEFAULT_MAX_LENGTH
+from qrr.server import KEEP_ALIVE
 
 PANEL = "Server"
 
@@ -37,25 +38,11 @@ def serve(
     ctx: typer.Context,
     host: Annotated[
         str,
-        typer.Option(
-            "--host",
-            envvar="QRR_HOST",
-            show_envvar=True,
-            rich_help_panel=PANEL,
-            help="Address to listen on; 0.0.0.0 opens it to the network.",
-        ),
+        typer.Option("--host", rich_help_panel=PANEL, help="Address to listen on; 0.0.0.0 opens it to the network."),
     ] = "127.0.0.1",
     port: Annotated[
         int,
-        typer.Option(
-            "--port",
-            envvar="QRR_PORT",
-            show_envvar=True,
-            min=0,
-            max=65535,
-            rich_help_panel=PANEL,
-            help="Port; 0 picks a free one.",
-        ),
+        typer.Option("--port", min=0, max=65535, rich_help_panel=PANEL, help="Port; 0 picks a free one."),
     ] = 8000,
     api_key: Annotated[
         str | None,
@@ -93,7 +80,7 @@ def serve(
             help="How long an idle connection is kept open; above a load balancer's idle timeout (60 s for nginx "
             "and AWS ALB), so that it never sends on a connection the server has just closed (a 502).",
         ),
-    ] = 75,  # fmt: skip
+    ] = KEEP_ALIVE,  # fmt: skip
     instruction: InstructionOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
@@ -111,7 +98,7 @@ def serve(
     [bold]/score[/] (vLLM), [bold]GET /health[/], [bold]/v1/models[/] and [bold]/metrics[/] (Prometheus). Any
     request may carry an [bold]instruction[/]. Requests that arrive together are scored together. Ctrl-C or
     SIGTERM stops it gracefully: new requests are refused, those in flight answered (a second Ctrl-C stops it at
-    once). With [bold]-v[/], a line per request on stderr (time, client, method, path, status, milliseconds).
+    once). With [bold]-v[/], a line per request on stderr (UTC time, client, method, path, status, milliseconds).
 
     [dim]Examples:[/]
       qrr serve -m 4b --port 8000
@@ -166,11 +153,14 @@ def serve(
 
 
 def _access_line(request, status: int, seconds: float) -> None:
-    """One line on stderr for each request answered (``-v``): when, who, what, the status and how long it took."""
+    """One line on stderr for each request answered (``-v``): when (UTC), who, what, the status and how long it
+    took. The path as it was sent, what is not printable escaped: decoded, a client's ``%0a`` forged a line."""
     import time
 
     client = f"{request.client.host}:{request.client.port}" if request.client else "-"
-    stderr.print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {client} {request.method} {request.url.path} {status} "
+    sent = request.scope.get("raw_path") or request.url.path.encode()
+    path = "".join(c if c.isprintable() and c != " " else f"%{ord(c):02X}" for c in sent.decode("latin-1"))
+    stderr.print(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {client} {request.method} {path} {status} "
                  f"{seconds * 1000:.1f} ms", highlight=False, markup=False, soft_wrap=True)  # fmt: skip
 
 

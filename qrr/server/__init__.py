@@ -1,3 +1,7 @@
 """qrr's HTTP front end (``pip install 'qrr[serve]'``): a resident rerank server that speaks the APIs RAG frameworks
 already call (Cohere's, Jina's and vLLM's), with dynamic batching. ``qrr serve`` runs it; ``qrr.server.client``
 talks to it. Importing this package loads no web framework: ``qrr.server.app`` does."""
+
+# Seconds an idle connection stays open: past the 60 s after which nginx and AWS ALB drop theirs, so that a load
+# balancer never sends on a connection the server has just closed (its sporadic 502s; uvicorn's own is 5 s)
+KEEP_ALIVE = 75

@@ -21,6 +21,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from qrr.errors import InputError, QrrError
+from qrr.server import KEEP_ALIVE
 from qrr.server.api import ApiError, parse_rerank, parse_score, rerank_response, score_response
 from qrr.server.batcher import Batcher, QueueFull
 from qrr.server.metrics import Metrics
@@ -62,9 +63,10 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
         return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), api_key.encode())
 
     async def read_json(request: Request):
-        encoding = request.headers.get("content-encoding", "identity").strip().lower()
-        if encoding != "identity":  # read as it is, a gzipped body was "not valid UTF-8 (byte 1)"
-            raise ApiError(415, f"Content-Encoding {encoding} is not supported: send the body uncompressed")
+        encoding = request.headers.get("content-encoding", "").strip().lower()
+        if encoding not in ("", "identity"):  # read as it is, a gzipped body was "not valid UTF-8 (byte 1)"
+            raise ApiError(415, f"Content-Encoding {encoding} is not supported: send the body uncompressed",
+                           headers={"Accept-Encoding": "identity"})  # fmt: skip
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limits.max_request_bytes:
             raise ApiError(413, f"the request body is {int(length)} bytes; this server takes at most "
@@ -255,7 +257,7 @@ def listen(sock: socket.socket) -> None:
         raise QrrError(f"cannot listen on {where[0]}:{where[1]}: {exc.strerror}", "port") from None
 
 
-def run(app: Starlette, sock: socket.socket, on_stop=None, on_force=None, keep_alive: float = 5) -> None:
+def run(app: Starlette, sock: socket.socket, on_stop=None, on_force=None, keep_alive: float = KEEP_ALIVE) -> None:
     """Serve ``app`` on the bound ``sock`` until SIGINT or SIGTERM; then refuse new connections, answer the
     requests in flight and return. ``on_stop`` is called once when the stop begins. A second SIGINT (Ctrl-C
     again) ends the process at once, exit 130, after ``on_force``: the requests in flight are dropped. An idle
