@@ -28,7 +28,7 @@ import orjson
 
 from qrr import formats
 from qrr.engine import Progress
-from qrr.errors import InputError, Interrupted, PairError, Stopped, check_count, plural, qrr_cause
+from qrr.errors import InputError, Interrupted, PairError, QrrError, Stopped, check_count, plural, qrr_cause
 from qrr.formats import DocRecord, PairRecord, Run
 from qrr.formats.trec import OnError
 from qrr.metrics import ranking
@@ -44,6 +44,11 @@ from qrr.reranker import (
     spans,
     triples,
 )
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock, the size check alone
+    fcntl = None
 
 DEFAULT_DEPTH = 100
 
@@ -128,6 +133,7 @@ class ScoresOutput:
     last: dict | None = None
     where: str = ""
     cut: bool = False
+    size: int = 0  # OUT's bytes as prepared: another run's writes since are refused at ``open``
 
     @classmethod
     def checked(cls, path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = ()) -> ScoresOutput:
@@ -143,6 +149,7 @@ class ScoresOutput:
         if not os.path.exists(self.path):
             return
         end = 0
+        self.size = os.path.getsize(self.path)
         with open(self.path, "rb") as handle:
             for number, raw in enumerate(handle, 1):
                 where = f"{self.path}:{number}"
@@ -160,10 +167,11 @@ class ScoresOutput:
                 end += len(raw)
         if self.cut:
             os.truncate(self.path, end)
+            self.size = end
 
     def open(self):
-        """OUT, to append results to."""
-        return open(self.path, "a", encoding="utf-8")
+        """OUT, to append results to, held against another run's writes (``open_exclusive``)."""
+        return open_exclusive(self.path, self.size)
 
     def check_input(self, record, reranker: Reranker | None) -> None:
         """``InputError`` where OUT's last result is not the one of ``record``, the input's pair at that place:
@@ -359,6 +367,7 @@ class RunOutput:
     prepared: bool = field(default=False, compare=False)
     written: list[Written] = field(default_factory=list, compare=False)
     cut_query: str | None = field(default=None, compare=False)
+    size: int = field(default=0, compare=False)  # the file's bytes as prepared (``open_exclusive``)
 
     @classmethod
     def checked(cls, path: str | os.PathLike | None = None, fmt: str | None = None, tag: str = formats.TAG,
@@ -393,6 +402,7 @@ class RunOutput:
         ``rerank_run`` scores ``written`` again (``check_written``). Returns whether an unfinished query was cut off."""
         check_count(top_k, "top_k")
         self.prepared, self.done, self.written, self.cut_query = True, 0, [], None
+        self.size = os.path.getsize(self.path) if self.path and os.path.exists(self.path) else 0
         if self.fmt == "trec":
             spaced = next((i for j in inputs.jobs for i in (j.qid, *j.docids) if any(c.isspace() for c in i)), None)
             if spaced is not None:
@@ -409,14 +419,38 @@ class RunOutput:
         if cut:
             self.cut_query = _query_at(self.path, self.fmt, keep)
             os.truncate(self.path, keep)
+            self.size = keep
         self.written = written_results(self.path, self.fmt, done, inputs)
         inputs.jobs = [j for j in inputs.jobs if j.qid not in done]
         self.done = len(done)
         return cut
 
     def open(self):
-        """The file to append results to (stdout where there is no path)."""
-        return open(self.path, "a", encoding="utf-8") if self.path else contextlib.nullcontext(_STDOUT)
+        """The file to append results to, held against another run's writes (``open_exclusive``); stdout where
+        there is no path."""
+        return open_exclusive(self.path, self.size) if self.path else contextlib.nullcontext(_STDOUT)
+
+
+def open_exclusive(path: str, size: int):
+    """``path`` opened to append to, locked (``flock``, where the system has it) until it is closed; ``QrrError``
+    where another run holds it, or wrote to it since this run read it (``size``: its bytes then). Two runs of one
+    command on one output (a job restarted while the old one still ran) each read the same place to go on from and
+    wrote every result after it twice."""
+    handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 (the caller's to close)
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise QrrError(f"{path}: another run is writing it (two would write each result twice); let it "
+                               "finish, or stop it and run this command again") from None  # fmt: skip
+        if os.fstat(handle.fileno()).st_size != size:
+            raise QrrError(f"{path}: another run wrote to it since this one read it; run this command again to go "
+                           "on from what it holds")  # fmt: skip
+    except BaseException:
+        handle.close()
+        raise
+    return handle
 
 
 class _Stdout:

@@ -55,6 +55,22 @@ def test_text_file_stdin_and_arguments(cli, tmp_path, ranked):
     check(ok(cli("rank", "-q", QUERY, *args)), ranked, with_ids=False)
 
 
+def test_tsv_lines_of_id_and_text(cli, tmp_path, ranked):
+    data = "".join(f"{d['id']}\t{d['text']}\n" for d in DOCS)  # MS MARCO's collection.tsv
+    (tmp_path / "docs.tsv").write_text(data)
+    check(ok(cli("rank", "-q", QUERY, "--input-format", "tsv", str(tmp_path / "docs.tsv"))), ranked)
+    check(ok(cli("rank", "-q", QUERY, "--input-format", "tsv", input="docid\ttext\n" + data)), ranked)  # a header
+    # read as text by default, each line whole: the id was scored as part of the document, unsaid
+    result = cli("rank", "-q", QUERY, str(tmp_path / "docs.tsv"))
+    assert result.exit_code == 0 and all("id" not in r for r in jsonl(result.stdout))
+    assert result.stderr == (f"warning: {tmp_path / 'docs.tsv'}: its lines look like id<TAB>text; each is read whole, "
+                             "as a document's text (--input-format tsv reads ids and texts)\n")  # fmt: skip
+    assert ok(cli("rank", "-q", QUERY, input="a line\twith a tab in its prose\n"))  # prose with a tab: no warning
+    assert cli("rank", "-q", QUERY, input="a line\twith a tab in its prose\n").stderr == ""
+    result = cli("rank", "-q", QUERY, "--input-format", "tsv", input="d1 Beijing\n")
+    assert (result.exit_code, result.stderr) == (2, "error: <stdin>:1: expected id<TAB>text (or a JSON object)\n")
+
+
 def test_json_array_and_string_lines(cli, tmp_path, ranked):
     (tmp_path / "docs.json").write_text(json.dumps(DOCS))
     check(ok(cli("rank", "-q", QUERY, str(tmp_path / "docs.json"))), ranked)

@@ -119,6 +119,16 @@ def test_documents_auto_format_reads_the_first_line(tmp_path, data, texts):
     assert [r.text for r in formats.read_documents([write(tmp_path, "d", data)])] == texts
 
 
+def test_documents_as_tsv_lines_of_id_and_text(tmp_path):
+    plain = write(tmp_path, "c.tsv", "7\tBeijing is the capital.\n\n008\tParis.\n")
+    assert list(formats.read_documents(plain, "tsv")) == [formats.DocRecord("Beijing is the capital.", "7"),
+                                                          formats.DocRecord("Paris.", "008")]  # fmt: skip
+    dpr = write(tmp_path, "p.tsv", "id\ttext\ttitle\n1\tis the capital.\tBeijing\n")  # DPR's: a title, joined
+    assert list(formats.read_documents(dpr, "tsv")) == [formats.DocRecord("Beijing is the capital.", "1")]
+    with pytest.raises(InputError, match=r"c2.tsv:1: expected id<TAB>text"):
+        list(formats.read_documents(write(tmp_path, "c2.tsv", "no tab here\n"), "tsv"))
+
+
 def test_pairs_auto_format_reads_the_first_line(tmp_path):
     # a TSV line that opens with [ is TSV; JSON that fails to parse says how to read it as TSV
     assert list(formats.read_pairs([write(tmp_path, "p", "[citation needed]\tdoc\n")])) == [

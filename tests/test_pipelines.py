@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from qrr import Reranker, formats, pipelines
-from qrr.errors import InputError, Interrupted, PairError
+from qrr.errors import InputError, Interrupted, PairError, QrrError
 from qrr.pipelines import Job
 from qrr.reranker import Results, Stats
 
@@ -364,3 +364,37 @@ def test_jsonl_output_of_rerank_run(beir_dir, rr, tmp_path):
     pipelines.rerank_run(rr, beir_inputs(beir_dir, depth=2), pipelines.RunOutput.checked(str(out), "jsonl"), top_k=1)
     rows = [orjson.loads(line) for line in out.read_text().splitlines()]
     assert [(r["qid"], r["rank"]) for r in rows] == [(q, 1) for q in ("q0", "q1", "q2", "q3", "q4")]
+
+
+@pytest.mark.parametrize("kind", ["scores", "run"])
+def test_one_run_at_a_time_writes_an_output(beir_dir, tmp_path, kind):
+    import fcntl
+
+    # a job restarted while the old one still ran: both went on from one place and wrote every result after it twice
+    path = tmp_path / "out"
+    lines = ['{"index": 0, "score": 0.5}\n', '{"index": 1, "score": 0.5}\n'] if kind == "scores" else \
+        ["q0 Q0 d1 1 0.5 qrr\n", "q1 Q0 d1 1 0.5 qrr\n"]  # fmt: skip
+    path.write_text(lines[0])
+
+    def prepared():
+        if kind == "scores":
+            output = pipelines.ScoresOutput.checked(path)
+            output.prepare()
+        else:
+            output = pipelines.RunOutput.checked(path)
+            jobs = [Job(q, "?", ("d1",)) for q in ("q0", "q1")]
+            output.prepare(pipelines.RunInputs({"q0": {"d1": 1.0}, "q1": {"d1": 1.0}}, jobs, {"d1": "text"}))
+        return output
+
+    first, second = prepared(), prepared()
+    busy = f"^{path}: another run is writing it \\(two would write each result twice\\); let it finish, or stop it and "
+    with first.open() as handle:
+        with pytest.raises(QrrError, match=busy + "run this command again$"):
+            second.open()
+        handle.write(lines[1])
+    with pytest.raises(QrrError, match=f"^{path}: another run wrote to it since this one read it; run this command "
+                                       "again to go on from what it holds$"):  # fmt: skip
+        second.open()
+    third = prepared()  # read after the first run's writes: it goes on
+    with third.open(), open(path) as other, pytest.raises(BlockingIOError):  # held while the run writes
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)

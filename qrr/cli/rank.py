@@ -59,7 +59,8 @@ def rank(
             "--input-format",
             case_sensitive=False,
             rich_help_panel="Input",
-            help='auto: JSON when the first line is JSON (an object, an array, a "string"), else text.',
+            help='auto: JSON when the first line is JSON (an object, an array, a "string"), else text; tsv: '
+            "id<TAB>text lines.",
         ),
     ] = DocFormat.auto,  # fmt: skip
     text_field: Annotated[
@@ -89,7 +90,8 @@ def rank(
     """Rank documents for one query, best first.
 
     Documents come as JSON lines (objects with [bold]text[/] and optional [bold]id[/], or JSON strings),
-    a JSON array, plain text with one document per line, or -d arguments. To rerank a first-stage run
+    a JSON array, plain text with one document per line, [bold]id<TAB>text[/] lines (--input-format tsv), or -d
+    arguments. To rerank a first-stage run
     (TREC, BEIR), use [bold]qrr rerank[/].
 
     [dim]Examples:[/]

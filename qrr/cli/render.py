@@ -457,9 +457,15 @@ def no_input(fmt: str, max_length: int, skipped: Skipped | None, noun: str, verb
     if fmt != "table":
         writer(fmt).close()
     if done:
-        stderr.print(f"nothing left to {verb}", highlight=False)
+        stderr.print(nothing_left(verb), highlight=False)
     elif verbose or stderr.is_terminal:  # a person sees why nothing came; a script's log stays quiet
         stderr.print(f"no {noun}s in the input")
+
+
+def nothing_left(verb: str) -> str:
+    """What a finished --resume file gets: a resume that scores nothing loads no model, so the check that the file
+    was written with these settings (another instruction, say) is not made; it says so."""
+    return f"nothing left to {verb} (no model was loaded, so its results were not checked against these settings)"
 
 
 def read_run_inputs(on_error, run: str, queries: str, corpus: str, depth: int, **options):
@@ -506,7 +512,7 @@ def rerank_showing_progress(inputs, output, top_k, rerank, verbose: bool, others
             stderr.print(f"resuming {output.path}: {done} of {done + len(inputs.jobs)} queries are done",
                          highlight=False)  # fmt: skip
     if not inputs.jobs:
-        stderr.print("nothing left to rerank" if done else "nothing to rerank", highlight=False)
+        stderr.print(nothing_left("rerank") if done else "nothing to rerank", highlight=False)
         return {}
     with query_progress(len(inputs.jobs), inputs.pairs) as tracker:
         result, max_length = rerank(tracker.pairs, tracker.query)

@@ -18,13 +18,13 @@ from typing import Any
 
 import orjson
 
-from qrr.errors import InputError, warn
+from qrr.errors import InputError, plural, warn
 
 log = logging.getLogger("qrr")
 
 STDIN = "-"
 PAIR_FORMATS = ("auto", "jsonl", "json", "tsv")
-DOC_FORMATS = ("auto", "jsonl", "json", "text")
+DOC_FORMATS = ("auto", "jsonl", "json", "text", "tsv")
 ROW_FORMATS = ("jsonl", "json", "tsv")
 
 
@@ -368,8 +368,10 @@ def read_documents(
     on_error: Callable[[InputError], None] | None = None,
 ) -> Iterator[DocRecord]:
     """Documents from JSONL (objects with ``text_field`` and optional ``id_field``, or JSON strings), a JSON
-    array of either, or plain text with one document per line. ``auto`` picks by the first line. An ``id_field``
-    of ``id`` takes BEIR's ``_id`` where a record has no ``id``.
+    array of either, plain text with one document per line, or TSV lines ``id<TAB>text`` (``tsv``: MS MARCO's
+    collection.tsv; a header line names the columns, a title joins the text). ``auto`` picks JSON or text by the
+    first line, and warns where text lines look like ``id<TAB>text``. An ``id_field`` of ``id`` takes BEIR's
+    ``_id`` where a record has no ``id``.
 
     ``sources``, laziness and bad lines as in ``read_pairs``."""
     return _checked(_documents(_paths(sources), _format(input_format, DOC_FORMATS), text_field, id_field), on_error)
@@ -381,6 +383,16 @@ def _documents(sources, fmt, text_field, id_field):
         kind = fmt
         if fmt == "auto":
             kind, lines = sniffed(lines, "text")
+        if kind == "tsv":
+            for _, record in tsv_records(lines, label(source), "id<TAB>text"):
+                if isinstance(record, InputError):
+                    yield record
+                else:
+                    title, text = record.get("title"), record["text"]
+                    yield DocRecord(f"{title} {text}" if title else text, record["_id"])
+            continue
+        if kind == "text" and fmt == "auto":
+            lines = _tab_hint(lines, source)
         if kind == "text":
             for _, text in lines:
                 if isinstance(text, InputError):
@@ -409,6 +421,59 @@ def _documents(sources, fmt, text_field, id_field):
             else:
                 yield InputError(f'{where}: expected an object with "{text_field}" or a string, found '
                                  f"{json_type(record)}")  # fmt: skip
+
+
+_ID_HEADERS = {"id", "_id", "docid", "doc_id", "pid", "qid", "query_id", "query-id", "corpus-id"}
+_TEXT_HEADERS = {"text", "title", "contents", "passage", "body", "query"}
+
+
+def tsv_records(lines, name: str, shape: str) -> Iterator[tuple[str, dict | InputError]]:
+    """(where, record) for each TSV line ``id<TAB>text`` (MS MARCO's collection.tsv), as ``{"_id", "text"}``; a
+    first line naming the columns (``id<TAB>text<TAB>title``, as DPR's passages) is a header, whose columns are
+    then read by name (``title`` too). A bad line comes as an ``InputError`` in place of its record (``shape``: what
+    a line should be, for its message)."""
+    columns = None
+    first = True
+    for number, text in lines:
+        where = f"{name}:{number}"
+        if isinstance(text, InputError):
+            yield where, text
+        elif text.strip():
+            fields = text.rstrip("\r\n").split("\t")
+            if first:
+                first = False
+                names = [f.strip().lower() for f in fields]
+                if names[0] in _ID_HEADERS and len(names) > 1 and set(names[1:]) <= _TEXT_HEADERS:
+                    columns = ["_id", *("title" if n == "title" else "text" for n in names[1:])]
+                    continue
+            if len(fields) != (len(columns) if columns else 2):
+                if columns:
+                    said = f"expected the header's {len(columns)} columns, found {plural(len(fields), 'field')}"
+                elif len(fields) > 2:
+                    said = (f"expected {shape}, found {len(fields)} fields (a first line naming the columns, as "
+                            "id<TAB>text<TAB>title, reads more)")  # fmt: skip
+                else:
+                    said = f"expected {shape} (or a JSON object)"
+                yield where, InputError(f"{where}: {said}")
+                continue
+            record = dict(zip(columns or ["_id", "text"], fields, strict=True))
+            record["_id"] = record["_id"].strip()
+            yield where, record
+
+
+def _tab_hint(lines: Iterator[Line], source: str) -> Iterator[Line]:
+    """``lines``, after a warning where the first one looks like ``id<TAB>text`` (MS MARCO's collection.tsv): read
+    as text, the id would be scored as a part of the document, unsaid."""
+    first = next(lines, None)
+    if first is None:
+        return
+    if isinstance(first[1], str):
+        head, tab, rest = first[1].partition("\t")
+        if tab and head.strip() and " " not in head.strip() and len(head) <= 40 and "\t" not in rest:
+            warn(log, f"{label(source)}: its lines look like id<TAB>text; each is read whole, as a document's text "
+                 "({input_format} tsv reads ids and texts)", "input_format")  # fmt: skip
+    yield first
+    yield from lines
 
 
 # ---------------------------------------------------------------------------------------------- writing

@@ -29,6 +29,7 @@ from qrr.formats.records import (
     raise_or_hand,
     read_lines,
     sniffed,
+    tsv_records,
 )
 
 Run = dict[str, dict[str, float]]
@@ -240,39 +241,11 @@ def _either(record: dict, keys: tuple[str, ...], where: str) -> str:
 
 
 # a first TSV line of these names is a header (MS MARCO's files have none; DPR's and others' do)
-_ID_HEADERS = {"id", "_id", "docid", "doc_id", "pid", "qid", "query_id", "query-id", "corpus-id"}
-_TEXT_HEADERS = {"text", "title", "contents", "passage", "body", "query"}
-
-
 def _tsv_records(lines, name: str, shape: str, on_error: OnError) -> Iterator[tuple[str, dict]]:
-    """(where, record) for each TSV line ``id<TAB>text``; a first line naming the columns (``id<TAB>text<TAB>title``,
-    as DPR's passages) is a header, whose columns are then read by name (a title joins the text as BEIR's does)."""
-    columns = None
-    first = True
-    for number, text in lines:
-        where = f"{name}:{number}"
-        if isinstance(text, InputError):
-            raise_or_hand(text, on_error)
-        elif text.strip():
-            fields = text.rstrip("\r\n").split("\t")
-            if first:
-                first = False
-                names = [f.strip().lower() for f in fields]
-                if names[0] in _ID_HEADERS and len(names) > 1 and set(names[1:]) <= _TEXT_HEADERS:
-                    columns = ["_id", *("title" if n == "title" else "text" for n in names[1:])]
-                    continue
-            if len(fields) != (len(columns) if columns else 2):
-                if columns:
-                    said = f"expected the header's {len(columns)} columns, found {plural(len(fields), 'field')}"
-                elif len(fields) > 2:
-                    said = (f"expected {shape}, found {len(fields)} fields (a first line naming the columns, as "
-                            "id<TAB>text<TAB>title, reads more)")  # fmt: skip
-                else:
-                    said = f"expected {shape} (or a JSON object)"
-                raise_or_hand(InputError(f"{where}: {said}"), on_error)
-                continue
-            record = dict(zip(columns or ["_id", "text"], fields, strict=True))
-            record["_id"] = record["_id"].strip()
+    for where, record in tsv_records(lines, name, shape):
+        if isinstance(record, InputError):
+            raise_or_hand(record, on_error)
+        else:
             yield where, record
 
 
