@@ -476,7 +476,9 @@ def _check_unicode(text: str | None, what: str, pair: int | None = None) -> None
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        said = f"{what} is not valid Unicode text ({exc.reason} at character {exc.start})"
+        # a lone surrogate is what Python makes of bytes that are not UTF-8 (a Latin-1 shell argument, a bad decode)
+        said = f"{what} is not valid Unicode text (a lone surrogate at character {exc.start + 1}: bytes that were " \
+               "not UTF-8?)"  # fmt: skip
         raise (InputError(said) if pair is None else PairError(pair, said)) from None
 
 

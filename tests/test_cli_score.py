@@ -335,10 +335,10 @@ def test_an_interrupt_keeps_a_table_and_a_json_array_whole(cli, fake):
         (b'{"query": "q", "document": 7}\n', '<stdin>:1: field "document" must be a string, not a number'),
         (
             b'{"query": "q", "document": "d"}\n{"query": "q", "document": "\xe9t\xe9"}\n',
-            "<stdin>:2: invalid UTF-8 at byte 28 of the line (qrr reads UTF-8; convert the file first, with iconv -f "
+            "<stdin>:2: invalid UTF-8 at byte 29 of the line (qrr reads UTF-8; convert the file first, with iconv -f "
             "latin1 -t utf-8 say)",
         ),
-        (b"q\td\nq\tnul\x00here\n", "<stdin>:2: NUL byte at byte 5"),
+        (b"q\td\nq\tnul\x00here\n", "<stdin>:2: NUL byte at byte 6 of the line"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(cli, data, message):

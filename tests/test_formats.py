@@ -153,7 +153,7 @@ def test_id_fields():
 
 def test_invalid_utf8_names_line_and_byte(tmp_path):
     f = write(tmp_path, "p", b"q\td\nq\t\xffd\n")
-    with pytest.raises(InputError, match=r"p:2: invalid UTF-8 at byte 2"):
+    with pytest.raises(InputError, match=r"p:2: invalid UTF-8 at byte 3 of the line"):  # from 1, as lines
         list(formats.read_pairs([f]))
 
 

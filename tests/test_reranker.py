@@ -276,7 +276,7 @@ def test_query_too_long_for_max_length_is_an_error(tiny):
         ([("q", {"text": "d", "id": 1})], r"^pair 0: document must be a string, not dict \(pass its 'text' field\)$"),
         ("abc", r"^pairs must be an iterable of \(query, document\) pairs, not one string$"),
         (None, "^pairs must be an iterable of \\(query, document\\) pairs, not NoneType$"),
-        ([("q", "a\ud800b")], r"^pair 0: the document is not valid Unicode text \(surrogates not allowed at char"),
+        ([("q", "a\ud800b")], r"^pair 0: the document is not valid Unicode text \(a lone surrogate at character 2: "),
     ],
 )
 def test_bad_pairs(reranker, pairs, message):

@@ -127,13 +127,14 @@ def decode_lines(stream: Iterable[bytes], name: str) -> Iterator[Line]:
             yield (
                 number,
                 InputError(
-                    f"{name}:{number}: invalid UTF-8 at byte {exc.start} of the line (qrr reads "
+                    f"{name}:{number}: invalid UTF-8 at byte {exc.start + 1} of the line (qrr reads "
                     "UTF-8; convert the file first, with iconv -f latin1 -t utf-8 say)"
                 ),
             )
             continue
         if "\0" in text:
-            yield number, InputError(f"{name}:{number}: NUL byte at byte {raw.index(0)} of the line")
+            # counted from 1, as lines are (and editors' columns)
+            yield number, InputError(f"{name}:{number}: NUL byte at byte {raw.index(0) + 1} of the line")
             continue
         if number == 1:
             text = text.removeprefix("\ufeff")
