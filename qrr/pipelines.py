@@ -16,13 +16,14 @@ Reranking a run from Python::
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import math
 import os
 import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -133,7 +134,8 @@ class ScoresOutput:
     last: dict | None = None
     where: str = ""
     cut: bool = False
-    size: int = 0  # OUT's bytes as prepared: another run's writes since are refused at ``open``
+    size: int | None = None  # OUT's bytes as prepared: another run's writes since are refused at ``open``
+    claimed: Any = field(default=None, repr=False, compare=False)  # OUT, locked while this run reads and writes it
 
     @classmethod
     def checked(cls, path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = ()) -> ScoresOutput:
@@ -146,8 +148,13 @@ class ScoresOutput:
     def prepare(self) -> None:
         """Read how far OUT got, cutting off a half-written last line; ``InputError`` where a line is not the
         next result ``qrr score`` writes (its ``index`` in order, a ``score`` in [0, 1])."""
-        if not os.path.exists(self.path):
-            return
+        self.done, self.last, self.where, self.cut, self.size = 0, None, "", False, 0
+        self.claimed = claim(self.path)
+        if self.claimed is not None:
+            with _released_on_error(self):
+                self._read()
+
+    def _read(self) -> None:
         end = 0
         self.size = os.path.getsize(self.path)
         with open(self.path, "rb") as handle:
@@ -171,7 +178,12 @@ class ScoresOutput:
 
     def open(self):
         """OUT, to append results to, held against another run's writes (``open_exclusive``)."""
-        return open_exclusive(self.path, self.size)
+        claimed, self.claimed = self.claimed, None
+        return open_exclusive(self.path, self.size, claimed)
+
+    def release(self) -> None:
+        """Give up the claim ``prepare`` took, where no writing took it over (a run that failed before)."""
+        _release(self)
 
     def check_input(self, record, reranker: Reranker | None) -> None:
         """``InputError`` where OUT's last result is not the one of ``record``, the input's pair at that place:
@@ -367,7 +379,8 @@ class RunOutput:
     prepared: bool = field(default=False, compare=False)
     written: list[Written] = field(default_factory=list, compare=False)
     cut_query: str | None = field(default=None, compare=False)
-    size: int = field(default=0, compare=False)  # the file's bytes as prepared (``open_exclusive``)
+    size: int | None = field(default=None, compare=False)  # the file's bytes as prepared (``open_exclusive``)
+    claimed: Any = field(default=None, repr=False, compare=False)  # the file, locked from ``prepare`` to its writing
 
     @classmethod
     def checked(cls, path: str | os.PathLike | None = None, fmt: str | None = None, tag: str = formats.TAG,
@@ -402,7 +415,6 @@ class RunOutput:
         ``rerank_run`` scores ``written`` again (``check_written``). Returns whether an unfinished query was cut off."""
         check_count(top_k, "top_k")
         self.prepared, self.done, self.written, self.cut_query = True, 0, [], None
-        self.size = os.path.getsize(self.path) if self.path and os.path.exists(self.path) else 0
         if self.fmt == "trec":
             spaced = next((i for j in inputs.jobs for i in (j.qid, *j.docids) if any(c.isspace() for c in i)), None)
             if spaced is not None:
@@ -410,8 +422,16 @@ class RunOutput:
                     f"id {spaced!r} holds a space, which a TREC run cannot hold; write a jsonl run ({{fmt}} jsonl)",
                     "fmt",
                 )
-        if not self.path or formats.output_format(self.path) is None:
+        if self.claimed is not None:  # prepared twice: the first claim goes
+            self.claimed.close()
+        self.claimed = claim(self.path) if self.path else None
+        self.size = os.path.getsize(self.path) if self.claimed is not None else 0
+        if self.claimed is None or formats.output_format(self.path) is None:
             return False
+        with _released_on_error(self):
+            return self._go_on_from(inputs, top_k, others)
+
+    def _go_on_from(self, inputs: RunInputs, top_k: int | None, others) -> bool:
         expected = {j.qid: min(len(j.docids), top_k or len(j.docids)) for j in inputs.jobs}
         documents = {j.qid: set(j.docids) for j in inputs.jobs}
         done, keep = resume_point(self.path, self.fmt, expected, others, self.tag, documents)
@@ -428,28 +448,81 @@ class RunOutput:
     def open(self):
         """The file to append results to, held against another run's writes (``open_exclusive``); stdout where
         there is no path."""
-        return open_exclusive(self.path, self.size) if self.path else contextlib.nullcontext(_STDOUT)
+        if not self.path:
+            return contextlib.nullcontext(_STDOUT)
+        claimed, self.claimed = self.claimed, None
+        handle = open_exclusive(self.path, self.size, claimed)
+        self.size = None  # one run's: another prepares again
+        return handle
+
+    def release(self) -> None:
+        """Give up the claim ``prepare`` took, where no writing took it over (a run that failed before)."""
+        _release(self)
 
 
-def open_exclusive(path: str, size: int):
-    """``path`` opened to append to, locked (``flock``, where the system has it) until it is closed; ``QrrError``
-    where another run holds it, or wrote to it since this run read it (``size``: its bytes then). Two runs of one
-    command on one output (a job restarted while the old one still ran) each read the same place to go on from and
-    wrote every result after it twice."""
-    handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 (the caller's to close)
+# Two runs of one command on one output (a job restarted while the old one still ran) each read the same place to
+# go on from and wrote every result after it twice. So an output is locked (flock, where the system has it) from
+# before it is read to go on from (``claim``) until its writing ends, and where it did not exist yet, a run that
+# finds it grown since it looked stops (``open_exclusive``).
+
+
+class OutputBusy(QrrError):
+    """Another run writes the output, or wrote to it since this one read it."""
+
+
+@contextlib.contextmanager
+def _released_on_error(output):
+    """An output's claim, given up where reading it fails (a file of another run, say)."""
     try:
-        if fcntl is not None:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise QrrError(f"{path}: another run is writing it (two would write each result twice); let it "
-                               "finish, or stop it and run this command again") from None  # fmt: skip
+        yield
+    except BaseException:
+        _release(output)
+        raise
+
+
+def _release(output) -> None:
+    if output.claimed is not None:
+        output.claimed.close()
+        output.claimed = None
+
+
+def claim(path: str):
+    """``path``, where it exists, opened to append to and locked before it is read to go on from; ``None`` where it
+    does not exist (creating it would leave an empty file behind a run that fails before its first result)."""
+    if not os.path.exists(path):
+        return None
+    return _locked(open(path, "a", encoding="utf-8"), path)  # noqa: SIM115 (the caller's to close)
+
+
+def open_exclusive(path: str, size: int | None, claimed=None):
+    """``path`` opened to append to and locked (``claimed``: as ``claim`` gave it), ``size`` its bytes when this run
+    read it (``None``: it never did); ``OutputBusy`` where another run holds it or wrote to it since."""
+    if size is None:
+        raise InputError(f"{{output}} {path}: prepare it first (that reads how far it got)", "output")
+    handle = claimed or _locked(open(path, "a", encoding="utf-8"), path)  # noqa: SIM115 (the caller's to close)
+    try:
         if os.fstat(handle.fileno()).st_size != size:
-            raise QrrError(f"{path}: another run wrote to it since this one read it; run this command again to go "
-                           "on from what it holds")  # fmt: skip
+            raise OutputBusy(f"{{output}} {path}: another run wrote to it since this one read it; run this command "
+                             "again to go on from what it holds", "output")  # fmt: skip
     except BaseException:
         handle.close()
         raise
+    return handle
+
+
+def _locked(handle, path: str):
+    if fcntl is None:  # Windows: the size check alone
+        return handle
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise OutputBusy(f"{{output}} {path}: another run is writing it (two would write each result twice); let it "
+                         "finish, or stop it and run this command again", "output") from None  # fmt: skip
+    except OSError as exc:  # a file system without flock (NFS without lockd, Lustre): the size check alone
+        if exc.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+            handle.close()
+            raise
     return handle
 
 
@@ -744,7 +817,11 @@ def write_reranked(
     except Exception as exc:
         # a runtime failure mid-run (a server gone, memory; on Ray, wrapped) loses nothing that was written: say so
         cause, done = qrr_cause(exc), before + finished
-        if output is not None and output.path and done and not isinstance(cause, InputError | Interrupted | Stopped):
+        stopping = InputError | Interrupted | Stopped | OutputBusy  # errors that say themselves what to do
+        if output is not None and output.path and done and not isinstance(cause, stopping):
             raise Stopped(cause, done, before + len(inputs.jobs), output.path) from exc
         raise
+    finally:
+        if output is not None:
+            output.release()  # a run that ended before its first result still held the file
     return Reranked(kept, stats if stats is not None else Stats(), finished)

@@ -68,7 +68,13 @@ def test_tsv_lines_of_id_and_text(cli, tmp_path, ranked):
     assert ok(cli("rank", "-q", QUERY, input="a line\twith a tab in its prose\n"))  # prose with a tab: no warning
     assert cli("rank", "-q", QUERY, input="a line\twith a tab in its prose\n").stderr == ""
     result = cli("rank", "-q", QUERY, "--input-format", "tsv", input="d1 Beijing\n")
-    assert (result.exit_code, result.stderr) == (2, "error: <stdin>:1: expected id<TAB>text (or a JSON object)\n")
+    assert (result.exit_code, result.stderr) == (2, "error: <stdin>:1: expected id<TAB>text\n")
+    result = cli("rank", "-q", QUERY, "--input-format", "tsv", input="id\ttitle\n1\tBeijing\n")  # it was a KeyError
+    assert (result.exit_code, result.stderr) == (2, "error: <stdin>:1: the header names no text column (text, "
+                                                    "contents, passage or body), only a title\n")  # fmt: skip
+    # a blank first line, and DPR's three columns with their header: read as text, each line whole, said
+    said = cli("rank", "-q", QUERY, input="\nid\ttext\ttitle\n1\tis the capital.\tBeijing\n").stderr
+    assert said.startswith("warning: <stdin>: its lines look like id<TAB>text;")
 
 
 def test_json_array_and_string_lines(cli, tmp_path, ranked):

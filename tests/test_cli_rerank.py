@@ -252,6 +252,24 @@ def test_ctrl_c_says_how_to_go_on_and_resume_finishes(cli, rerank_args, tmp_path
     )
 
 
+def test_a_second_run_on_one_output_stops_before_it_loads_a_model(cli, rerank_args, tmp_path):
+    import fcntl
+
+    out = tmp_path / "out.trec"
+    ok(cli("rerank", *rerank_args, "--depth", "3", "--resume", str(out)))
+    whole = out.read_text()
+    out.write_text("".join(whole.splitlines(keepends=True)[:4]))  # a query and a half: one to cut, one to go on from
+    with open(out, "a") as running:  # another run, writing
+        fcntl.flock(running, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = cli("rerank", *rerank_args, "--depth", "3", "--resume", str(out), model="/no/such/model")
+    assert (result.exit_code, result.stderr) == (1, f"error: --resume {out}: another run is writing it (two would "
+                                                    "write each result twice); let it finish, or stop it and run "
+                                                    "this command again\n")  # fmt: skip
+    assert len(out.read_text().splitlines()) == 4  # not cut under the other run
+    ok(cli("rerank", *rerank_args, "--depth", "3", "--resume", str(out)))
+    assert out.read_text() == whole
+
+
 def test_sigterm_stops_as_ctrl_c_does(cli, rerank_args, tmp_path, fake):
     from qrr.errors import Terminated
 

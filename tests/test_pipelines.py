@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from qrr import Reranker, formats, pipelines
-from qrr.errors import InputError, Interrupted, PairError, QrrError
+from qrr.errors import InputError, Interrupted, PairError
 from qrr.pipelines import Job
 from qrr.reranker import Results, Stats
 
@@ -374,7 +374,6 @@ def test_one_run_at_a_time_writes_an_output(beir_dir, tmp_path, kind):
     path = tmp_path / "out"
     lines = ['{"index": 0, "score": 0.5}\n', '{"index": 1, "score": 0.5}\n'] if kind == "scores" else \
         ["q0 Q0 d1 1 0.5 qrr\n", "q1 Q0 d1 1 0.5 qrr\n"]  # fmt: skip
-    path.write_text(lines[0])
 
     def prepared():
         if kind == "scores":
@@ -386,15 +385,21 @@ def test_one_run_at_a_time_writes_an_output(beir_dir, tmp_path, kind):
             output.prepare(pipelines.RunInputs({"q0": {"d1": 1.0}, "q1": {"d1": 1.0}}, jobs, {"d1": "text"}))
         return output
 
-    first, second = prepared(), prepared()
-    busy = f"^{path}: another run is writing it \\(two would write each result twice\\); let it finish, or stop it and "
-    with first.open() as handle:
-        with pytest.raises(QrrError, match=busy + "run this command again$"):
-            second.open()
-        handle.write(lines[1])
-    with pytest.raises(QrrError, match=f"^{path}: another run wrote to it since this one read it; run this command "
-                                       "again to go on from what it holds$"):  # fmt: skip
-        second.open()
-    third = prepared()  # read after the first run's writes: it goes on
-    with third.open(), open(path) as other, pytest.raises(BlockingIOError):  # held while the run writes
+    busy = f"^output {path}: another run is writing it \\(two would write each result twice\\); let it finish, or "
+    early, first = prepared(), prepared()  # no file yet: nothing to hold while they score
+    with first.open() as handle:  # the first result: the file, held
+        with pytest.raises(pipelines.OutputBusy, match=busy + "stop it and run this command again$"):
+            early.open()
+        handle.write(lines[0])
+    with pytest.raises(pipelines.OutputBusy, match=f"^output {path}: another run wrote to it since this one read it; "
+                                                   "run this command again to go on from what it holds$"):  # fmt: skip
+        early.open()
+    going_on = prepared()  # a file to go on from: held from before it is read (or cut) to the end of the writing
+    with pytest.raises(pipelines.OutputBusy, match=busy):
+        prepared()
+    with open(path) as other, pytest.raises(BlockingIOError):
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with going_on.open() as handle:
+        handle.write(lines[1])
+    prepared().release()  # given up by a run that ends before its first result
+    assert path.read_text() == "".join(lines)

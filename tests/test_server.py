@@ -118,7 +118,7 @@ def test_health_models_and_metrics(http, tiny_model, tiny_server):
     ("body", "status", "message"),
     [
         (b'{"query": "q", "documents": [', 400, "malformed JSON"),
-        (b'{"query": "q\xff", "documents": ["a"]}', 400, "malformed JSON: the body is not valid UTF-8 (byte 12)"),
+        (b'{"query": "q\xff", "documents": ["a"]}', 400, "malformed JSON: the body is not valid UTF-8 (byte 13)"),
         (b'"just a string"', 400, "the request body must be a JSON object, not a string"),
         (b'{"documents": ["a"]}', 400, '"query" is required'),
         (b'{"query": "q", "documents": []}', 400, '"documents" must hold at least one document'),

@@ -512,9 +512,15 @@ def rerank_showing_progress(inputs, output, top_k, rerank, verbose: bool, others
             stderr.print(f"resuming {output.path}: {done} of {done + len(inputs.jobs)} queries are done",
                          highlight=False)  # fmt: skip
     if not inputs.jobs:
+        if output is not None:
+            output.release()
         stderr.print(nothing_left("rerank") if done else "nothing to rerank", highlight=False)
         return {}
-    with query_progress(len(inputs.jobs), inputs.pairs) as tracker:
-        result, max_length = rerank(tracker.pairs, tracker.query)
+    try:
+        with query_progress(len(inputs.jobs), inputs.pairs) as tracker:
+            result, max_length = rerank(tracker.pairs, tracker.query)
+    finally:
+        if output is not None:
+            output.release()  # where the model failed to load, say: nothing wrote, the file is still claimed
     report(result.stats, max_length, verbose)
     return result.run

@@ -162,48 +162,52 @@ def score(
     inline = [formats.PairRecord(query, d) for d in documents or []]
     sources = input_sources(files, bool(inline))
     saved = _resumed(resume, sources)
-    records = itertools.chain(inline, formats.read_pairs(sources, input_format.value, skipped))
-    last = _past_done(records, saved)
-    first = next(records, None)
-    if first is None and last is not None:
-        saved.check_input(last, None)  # nothing left to score: its ids at least
-    if first is None:
-        no_input(fmt, max_length, skipped, "pair", "score", verbose, saved.done if saved else 0)
-        return
-    reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
-    if last is not None:
-        saved.check_input(last, reranker)
-    start = saved.done if saved else 0
-    out = writer(fmt, previews=("query", "document"))
-    total = Stats()
-    files = contextlib.ExitStack()
     try:
-        estimate = LineCount(sources if not inline else [], start)  # no -q/-d: all pairs are in files
-        with files, progress(None, "scoring", estimate=estimate) as advance:
-            for chunk in pipelines.score_records(reranker, itertools.chain([first], records), progress=advance):
-                total += chunk.scores.stats
-                rows = formats.score_rows(chunk.records, chunk.scores, start=start + chunk.start)
-                if fmt == "table":  # a table shows the start of each query and document
-                    texts = [{"query": r.query, "document": r.document} for r in chunk.records]
-                    rows = [row | text for row, text in zip(rows, texts, strict=True)]
-                if saved is not None and out.out is None:  # at the first result: a failure before leaves no file
-                    out.out = files.enter_context(saved.open())
-                out.write(rows)
-    except PairError as exc:
-        raise exc.shifted(start) from None
-    except KeyboardInterrupt as exc:
-        if out.count or fmt == "json":
-            out.close()  # what is scored stays usable: a table drawn, a JSON array closed
-        if skipped is not None:
-            skipped.report()
-        said = f"after writing the results of {plural(out.count, 'pair')}"
+        records = itertools.chain(inline, formats.read_pairs(sources, input_format.value, skipped))
+        last = _past_done(records, saved)
+        first = next(records, None)
+        if first is None and last is not None:
+            saved.check_input(last, None)  # nothing left to score: its ids at least
+        if first is None:
+            no_input(fmt, max_length, skipped, "pair", "score", verbose, saved.done if saved else 0)
+            return
+        reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
+        if last is not None:
+            saved.check_input(last, reranker)
+        start = saved.done if saved else 0
+        out = writer(fmt, previews=("query", "document"))
+        total = Stats()
+        files = contextlib.ExitStack()
+        try:
+            estimate = LineCount(sources if not inline else [], start)  # no -q/-d: all pairs are in files
+            with files, progress(None, "scoring", estimate=estimate) as advance:
+                for chunk in pipelines.score_records(reranker, itertools.chain([first], records), progress=advance):
+                    total += chunk.scores.stats
+                    rows = formats.score_rows(chunk.records, chunk.scores, start=start + chunk.start)
+                    if fmt == "table":  # a table shows the start of each query and document
+                        texts = [{"query": r.query, "document": r.document} for r in chunk.records]
+                        rows = [row | text for row, text in zip(rows, texts, strict=True)]
+                    if saved is not None and out.out is None:  # at the first result: a failure before leaves no file
+                        out.out = files.enter_context(saved.open())
+                    out.write(rows)
+        except PairError as exc:
+            raise exc.shifted(start) from None
+        except KeyboardInterrupt as exc:
+            if out.count or fmt == "json":
+                out.close()  # what is scored stays usable: a table drawn, a JSON array closed
+            if skipped is not None:
+                skipped.report()
+            said = f"after writing the results of {plural(out.count, 'pair')}"
+            if saved is not None:
+                said += f" to {saved.path} ({start + out.count:,} in all); run the same command to go on"
+            elif out.count and fmt != "table":
+                said += "; --resume OUT writes results that a later run goes on with"
+            raise Interrupted.of(exc, said) from None
+        out.close()
+        report(total, reranker.max_length, verbose, skipped)
+    finally:
         if saved is not None:
-            said += f" to {saved.path} ({start + out.count:,} in all); run the same command to go on"
-        elif out.count and fmt != "table":
-            said += "; --resume OUT writes results that a later run goes on with"
-        raise Interrupted.of(exc, said) from None
-    out.close()
-    report(total, reranker.max_length, verbose, skipped)
+            saved.release()  # where the run ended before its first result, OUT is still claimed
 
 
 def _past_done(records, saved):

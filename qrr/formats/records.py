@@ -424,15 +424,16 @@ def _documents(sources, fmt, text_field, id_field):
                                  f"{json_type(record)}")  # fmt: skip
 
 
+# a first TSV line of these names is a header (MS MARCO's files have none; DPR's and others' do)
 _ID_HEADERS = {"id", "_id", "docid", "doc_id", "pid", "qid", "query_id", "query-id", "corpus-id"}
 _TEXT_HEADERS = {"text", "title", "contents", "passage", "body", "query"}
 
 
-def tsv_records(lines, name: str, shape: str) -> Iterator[tuple[str, dict | InputError]]:
+def tsv_records(lines, name: str, shape: str, otherwise: str = "") -> Iterator[tuple[str, dict | InputError]]:
     """(where, record) for each TSV line ``id<TAB>text`` (MS MARCO's collection.tsv), as ``{"_id", "text"}``; a
     first line naming the columns (``id<TAB>text<TAB>title``, as DPR's passages) is a header, whose columns are
     then read by name (``title`` too). A bad line comes as an ``InputError`` in place of its record (``shape``: what
-    a line should be, for its message)."""
+    a line should be, ``otherwise`` what else it may be, for its message)."""
     columns = None
     first = True
     for number, text in lines:
@@ -446,6 +447,10 @@ def tsv_records(lines, name: str, shape: str) -> Iterator[tuple[str, dict | Inpu
                 names = [f.strip().lower() for f in fields]
                 if names[0] in _ID_HEADERS and len(names) > 1 and set(names[1:]) <= _TEXT_HEADERS:
                     columns = ["_id", *("title" if n == "title" else "text" for n in names[1:])]
+                    if "text" not in columns:
+                        yield where, InputError(f"{where}: the header names no text column (text, contents, "
+                                                "passage or body), only a title")  # fmt: skip
+                        return
                     continue
             if len(fields) != (len(columns) if columns else 2):
                 if columns:
@@ -454,7 +459,7 @@ def tsv_records(lines, name: str, shape: str) -> Iterator[tuple[str, dict | Inpu
                     said = (f"expected {shape}, found {len(fields)} fields (a first line naming the columns, as "
                             "id<TAB>text<TAB>title, reads more)")  # fmt: skip
                 else:
-                    said = f"expected {shape} (or a JSON object)"
+                    said = f"expected {shape}{otherwise}"
                 yield where, InputError(f"{where}: {said}")
                 continue
             record = dict(zip(columns or ["_id", "text"], fields, strict=True))
@@ -465,15 +470,17 @@ def tsv_records(lines, name: str, shape: str) -> Iterator[tuple[str, dict | Inpu
 def _tab_hint(lines: Iterator[Line], source: str) -> Iterator[Line]:
     """``lines``, after a warning where the first one looks like ``id<TAB>text`` (MS MARCO's collection.tsv): read
     as text, the id would be scored as a part of the document, unsaid."""
-    first = next(lines, None)
-    if first is None:
-        return
-    if isinstance(first[1], str):
-        head, tab, rest = first[1].partition("\t")
-        if tab and head.strip() and " " not in head.strip() and len(head) <= 40 and "\t" not in rest:
+    seen = []
+    for line in lines:
+        seen.append(line)
+        if isinstance(line[1], str) and not line[1].strip():
+            continue  # blank lines are no documents: the first that is says
+        head, tab, _ = line[1].partition("\t") if isinstance(line[1], str) else ("", "", "")
+        if tab and head.strip() and " " not in head.strip() and len(head) <= 40:  # DPR's id<TAB>text<TAB>title too
             warn(log, f"{label(source)}: its lines look like id<TAB>text; each is read whole, as a document's text "
                  "({input_format} tsv reads ids and texts)", "input_format")  # fmt: skip
-    yield first
+        break
+    yield from seen
     yield from lines
 
 

@@ -240,9 +240,8 @@ def _either(record: dict, keys: tuple[str, ...], where: str) -> str:
     raise InputError(f"{where}: missing field {names}")
 
 
-# a first TSV line of these names is a header (MS MARCO's files have none; DPR's and others' do)
 def _tsv_records(lines, name: str, shape: str, on_error: OnError) -> Iterator[tuple[str, dict]]:
-    for where, record in tsv_records(lines, name, shape):
+    for where, record in tsv_records(lines, name, shape, " (or a JSON object)"):
         if isinstance(record, InputError):
             raise_or_hand(record, on_error)
         else:

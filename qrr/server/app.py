@@ -64,7 +64,7 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
 
     async def read_json(request: Request):
         encoding = request.headers.get("content-encoding", "").strip().lower()
-        if encoding not in ("", "identity"):  # read as it is, a gzipped body was "not valid UTF-8 (byte 1)"
+        if encoding not in ("", "identity"):  # read as it is, a gzipped body was "not valid UTF-8 (byte 2)"
             raise ApiError(415, f"Content-Encoding {encoding} is not supported: send the body uncompressed",
                            headers={"Accept-Encoding": "identity"})  # fmt: skip
         length = request.headers.get("content-length")
@@ -83,7 +83,7 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
             try:
                 body.decode("utf-8")
             except UnicodeDecodeError as bad:  # orjson says "surrogates not allowed" of any bad byte
-                raise ApiError(400, f"malformed JSON: the body is not valid UTF-8 (byte {bad.start})") from None
+                raise ApiError(400, f"malformed JSON: the body is not valid UTF-8 (byte {bad.start + 1})") from None
             raise ApiError(400, f"malformed JSON: {exc.args[0]}") from None
 
     async def scored(request: Request, triples) -> tuple:
