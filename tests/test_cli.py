@@ -87,7 +87,7 @@ def test_choices_are_checked_and_listed(cli):
     result = cli("rank", "-d", "x")
     assert (result.exit_code, result.stderr) == (2, "error: missing option '--query' / '-q' (see qrr rank -h)\n")
     result = CliRunner().invoke(app, ["rank", "-h"], env={"COLUMNS": "200"})
-    for choices in ("<table|jsonl|json|tsv>", "<auto|bf16|fp16|fp32>", "<auto|jsonl|json|text>", "<fail|skip>",
+    for choices in ("<table|jsonl|json|tsv>", "<auto|bf16|fp16|fp32>", "<auto|jsonl|json|text|tsv>", "<fail|skip>",
                     "auto (cuda, then mps, then cpu), cpu, mps, cuda or cuda:N."):  # fmt: skip
         assert choices in result.stdout
     assert "<bool>" not in result.stdout and "--with-text " in result.stdout
