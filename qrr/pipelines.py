@@ -122,8 +122,32 @@ def _with_triples(records: Iterable) -> Iterator[tuple[object, tuple]]:
     return zip(kept, triples(pairs), strict=True)
 
 
+class _Claimed:
+    """What the outputs of ``score`` and ``rerank`` share: their file (``path``), held (``claimed``) from before a
+    run reads it to go on from until its writing ends, and its bytes as read (``size``); see ``claim``."""
+
+    def _append(self):
+        claimed, self.claimed = self.claimed, None
+        return open_exclusive(self.path, self.size, claimed)
+
+    def release(self) -> None:
+        """Give up the claim ``prepare`` took, where no writing took it over (a run that failed before)."""
+        if self.claimed is not None:
+            self.claimed.close()
+            self.claimed = None
+
+    @contextlib.contextmanager
+    def _released_on_error(self):
+        """The claim, given up where reading the file fails (a file of another run, say)."""
+        try:
+            yield
+        except BaseException:
+            self.release()
+            raise
+
+
 @dataclass
-class ScoresOutput:
+class ScoresOutput(_Claimed):
     """Where ``qrr score --resume OUT`` writes: JSON lines, one result a pair (``index``, the input's ids,
     ``score``), appended as chunks are scored. Where OUT exists, ``prepare`` reads how far it got: ``done``
     results, the last of them ``last`` (its line's fields) at ``where``; ``cut``: a half-written last line was cut
@@ -149,9 +173,10 @@ class ScoresOutput:
         """Read how far OUT got, cutting off a half-written last line; ``InputError`` where a line is not the
         next result ``qrr score`` writes (its ``index`` in order, a ``score`` in [0, 1])."""
         self.done, self.last, self.where, self.cut, self.size = 0, None, "", False, 0
+        self.release()  # prepared twice: the first claim goes
         self.claimed = claim(self.path)
         if self.claimed is not None:
-            with _released_on_error(self):
+            with self._released_on_error():
                 self._read()
 
     def _read(self) -> None:
@@ -178,12 +203,7 @@ class ScoresOutput:
 
     def open(self):
         """OUT, to append results to, held against another run's writes (``open_exclusive``)."""
-        claimed, self.claimed = self.claimed, None
-        return open_exclusive(self.path, self.size, claimed)
-
-    def release(self) -> None:
-        """Give up the claim ``prepare`` took, where no writing took it over (a run that failed before)."""
-        _release(self)
+        return self._append()
 
     def check_input(self, record, reranker: Reranker | None) -> None:
         """``InputError`` where OUT's last result is not the one of ``record``, the input's pair at that place:
@@ -366,7 +386,7 @@ def _quiet(message: str) -> contextlib.AbstractContextManager:
 
 
 @dataclass
-class RunOutput:
+class RunOutput(_Claimed):
     """Where reranked results go: the file ``path`` (appended to; ``None`` means stdout) in ``fmt`` (``trec`` or
     ``jsonl``) with the TREC run ``tag``. ``done`` counts the queries the file already held, ``cut_query`` names an
     unfinished one cut off its end, and ``written`` holds results of the first finished one to score again before
@@ -422,13 +442,12 @@ class RunOutput:
                     f"id {spaced!r} holds a space, which a TREC run cannot hold; write a jsonl run ({{fmt}} jsonl)",
                     "fmt",
                 )
-        if self.claimed is not None:  # prepared twice: the first claim goes
-            self.claimed.close()
+        self.release()  # prepared twice: the first claim goes
         self.claimed = claim(self.path) if self.path else None
         self.size = os.path.getsize(self.path) if self.claimed is not None else 0
         if self.claimed is None or formats.output_format(self.path) is None:
             return False
-        with _released_on_error(self):
+        with self._released_on_error():
             return self._go_on_from(inputs, top_k, others)
 
     def _go_on_from(self, inputs: RunInputs, top_k: int | None, others) -> bool:
@@ -450,14 +469,9 @@ class RunOutput:
         there is no path."""
         if not self.path:
             return contextlib.nullcontext(_STDOUT)
-        claimed, self.claimed = self.claimed, None
-        handle = open_exclusive(self.path, self.size, claimed)
+        handle = self._append()
         self.size = None  # one run's: another prepares again
         return handle
-
-    def release(self) -> None:
-        """Give up the claim ``prepare`` took, where no writing took it over (a run that failed before)."""
-        _release(self)
 
 
 # Two runs of one command on one output (a job restarted while the old one still ran) each read the same place to
@@ -468,22 +482,6 @@ class RunOutput:
 
 class OutputBusy(QrrError):
     """Another run writes the output, or wrote to it since this one read it."""
-
-
-@contextlib.contextmanager
-def _released_on_error(output):
-    """An output's claim, given up where reading it fails (a file of another run, say)."""
-    try:
-        yield
-    except BaseException:
-        _release(output)
-        raise
-
-
-def _release(output) -> None:
-    if output.claimed is not None:
-        output.claimed.close()
-        output.claimed = None
 
 
 def claim(path: str):
