@@ -181,6 +181,16 @@ def test_document_field_mapping_and_forced_format(tmp_path):
     beir = write(tmp_path, "corpus.jsonl", '{"_id": "x", "text": "A"}\n{"_id": "y", "id": 3, "text": "B"}\n')
     assert list(formats.read_documents([beir])) == [formats.DocRecord("A", "x"), formats.DocRecord("B", 3)]
     assert list(formats.read_documents([beir], id_field="doc")) == [formats.DocRecord("A"), formats.DocRecord("B")]
+    # a BEIR record's title joins its text, as rerank's --corpus reads it; not where the text field is another
+    lines = ['{"_id": "x", "title": "T", "text": "A"}', '{"_id": "y", "title": "", "text": "B"}',
+             '{"id": "z", "title": "T", "text": "C"}', '{"_id": "w", "title": "T", "body": "D"}']  # fmt: skip
+    titled = write(tmp_path, "titled.jsonl", "\n".join(lines))
+    skip = lambda e: None  # noqa: E731
+    expected = [formats.DocRecord("T A", "x"), formats.DocRecord("B", "y"), formats.DocRecord("C", "z")]
+    assert list(formats.read_documents([titled], on_error=skip)) == expected
+    assert list(formats.read_documents([titled], text_field="body", on_error=skip)) == [formats.DocRecord("D", "w")]
+    beir = write(tmp_path, "corpus.jsonl", '{"_id": "x", "title": "T", "text": "A"}\n{"_id": "y", "text": "B"}\n')
+    assert {d.id: d.text for d in formats.read_documents([beir])} == formats.read_corpus(beir) == {"x": "T A", "y": "B"}
     with pytest.raises(InputError, match='d.jsonl:1: missing field "text"; the object\'s text is in "body": name one '):
         list(formats.read_documents([f]))
     assert list(formats.read_documents([f], input_format="text")) == [formats.DocRecord('{"_id": "x", "body": "B"}')]

@@ -372,7 +372,8 @@ def read_documents(
     array of either, plain text with one document per line, or TSV lines ``id<TAB>text`` (``tsv``: MS MARCO's
     collection.tsv; a header line names the columns, a title joins the text). ``auto`` picks JSON or text by the
     first line, and warns where text lines look like ``id<TAB>text``. An ``id_field`` of ``id`` takes BEIR's
-    ``_id`` where a record has no ``id``.
+    ``_id`` where a record has no ``id``; a BEIR record's (one with ``_id``) ``title`` joins its ``text`` with a
+    space, as ``read_corpus`` joins them.
 
     ``sources``, laziness and bad lines as in ``read_pairs``."""
     return _checked(_documents(_paths(sources), _format(input_format, DOC_FORMATS), text_field, id_field), on_error)
@@ -416,7 +417,11 @@ def _documents(sources, fmt, text_field, id_field):
                                      f"{', '.join(strings)}: name one with {{text_field}}", "text_field")  # fmt: skip
                     continue
                 try:
-                    yield DocRecord(_string(record, text_field, where), ident)
+                    text = _string(record, text_field, where)
+                    # a BEIR corpus's title joins its text, as qrr rerank --corpus and BEIR's own evaluation read it
+                    beir = "_id" in record and text_field == "text"
+                    title = _string(record, "title", where, optional=True) if beir else None
+                    yield DocRecord(f"{title} {text}" if title else text, ident)
                 except InputError as exc:
                     yield exc
             else:
