@@ -91,7 +91,9 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
         try:
             job = batcher.submit(triples)
         except QueueFull:
-            message = f"the server is busy: {batcher.depth} requests wait for the model; retry shortly"
+            depth = batcher.depth
+            wait = f"{depth} request{'s wait' if depth != 1 else ' waits'}"
+            message = f"the server is busy: {wait} for the model; retry shortly"
             raise ApiError(503, message, headers={"Retry-After": "1"}) from None
         waiting = asyncio.wrap_future(job.future)
         left = asyncio.ensure_future(_client_left(request))
