@@ -489,7 +489,7 @@ def claim(path: str):
     does not exist (creating it would leave an empty file behind a run that fails before its first result)."""
     if not os.path.exists(path):
         return None
-    return _locked(open(path, "a", encoding="utf-8"), path)  # noqa: SIM115 (the caller's to close)
+    return locked(open(path, "a", encoding="utf-8"), path)  # noqa: SIM115 (the caller's to close)
 
 
 def open_exclusive(path: str, size: int | None, claimed=None):
@@ -497,7 +497,7 @@ def open_exclusive(path: str, size: int | None, claimed=None):
     read it (``None``: it never did); ``OutputBusy`` where another run holds it or wrote to it since."""
     if size is None:
         raise InputError(f"{{output}} {path}: prepare it first (that reads how far it got)", "output")
-    handle = claimed or _locked(open(path, "a", encoding="utf-8"), path)  # noqa: SIM115 (the caller's to close)
+    handle = claimed or locked(open(path, "a", encoding="utf-8"), path)  # noqa: SIM115 (the caller's to close)
     try:
         if os.fstat(handle.fileno()).st_size != size:
             raise OutputBusy(f"{{output}} {path}: another run wrote to it since this one read it; run this command "
@@ -508,7 +508,9 @@ def open_exclusive(path: str, size: int | None, claimed=None):
     return handle
 
 
-def _locked(handle, path: str):
+def locked(handle, path: str):
+    """``handle`` (anything with a ``fileno``, a folder's too) locked for this run alone, or ``OutputBusy`` (and
+    closed) where another run holds ``path``; as it is where the file system has no ``flock``."""
     if fcntl is None:  # Windows: the size check alone
         return handle
     try:
@@ -518,7 +520,8 @@ def _locked(handle, path: str):
         raise OutputBusy(f"{{output}} {path}: another run is writing it (two would write each result twice); let it "
                          "finish, or stop it and run this command again", "output") from None  # fmt: skip
     except OSError as exc:  # a file system without flock (NFS without lockd, Lustre): the size check alone
-        if exc.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+        # (EBADF: NFS locks a folder, opened to read, as a byte range, which it refuses)
+        if exc.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF):
             handle.close()
             raise
     return handle

@@ -14,6 +14,7 @@ the same pairs, whatever the batches and the number of actors (rows never depend
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import threading
@@ -31,7 +32,7 @@ from ray.data.datasource import BlockBasedFileDatasink
 
 from qrr import formats
 from qrr.errors import InputError, innermost, plural
-from qrr.pipelines import Job, RunInputs, ranked
+from qrr.pipelines import Job, RunInputs, locked, ranked
 from qrr.reranker import CHUNK, Reranker, spans
 
 BLOCK_ROWS = 4096  # rows a read task hands on at a time
@@ -172,7 +173,9 @@ def files_at(path: str) -> list[str] | None:
 
 
 def _file_infos(path: str) -> list | None:
-    """``files_at``'s files as pyarrow's ``FileInfo`` (path and size), from one listing."""
+    """``files_at``'s files as pyarrow's ``FileInfo`` (path and size), from one listing. A folder's files and
+    folders whose names start with ``.`` or ``_`` are left out at every depth (Spark's ``_SUCCESS`` and ``.crc``
+    files, a run's ``_qrr_run.json``), as Ray leaves them out of a folder's top level only."""
     fs, where = pyarrow.fs.FileSystem.from_uri(_absolute(path))
     info = fs.get_file_info(where)
     if info.type == pyarrow.fs.FileType.NotFound:
@@ -180,7 +183,18 @@ def _file_infos(path: str) -> list | None:
     if info.type == pyarrow.fs.FileType.File:
         return [info]
     selector = pyarrow.fs.FileSelector(where, recursive=True)
-    return [f for f in fs.get_file_info(selector) if f.type == pyarrow.fs.FileType.File]
+    listed = [f for f in fs.get_file_info(selector) if f.type == pyarrow.fs.FileType.File]
+    return sorted((f for f in listed if not _hidden(f.path, where)), key=lambda f: f.path)  # Ray's order, sorted
+
+
+def _hidden(path: str, below: str) -> bool:
+    return any(part.startswith((".", "_")) for part in path[len(below.rstrip("/")) + 1 :].split("/"))
+
+
+def _uri(path: str, given: str) -> str:
+    """A listed ``path`` as a URI like the ``given`` one it was found under (pyarrow lists S3's without s3://)."""
+    scheme = given.split("://", 1)[0] if "://" in given else None
+    return f"{scheme}://{path}" if scheme and "://" not in path else path
 
 
 def _given(paths) -> list[str]:
@@ -196,12 +210,13 @@ def read_pairs(paths, input_format: str = "auto", errors=None, done: dict | None
     ``done``: the records to leave out, by file (``done_records`` of an earlier run's shards)."""
     given = _given(paths)
     kinds = set()
+    paths = []
     for path in given:
         files = files_at(path)
         if files is None:
             raise InputError(f"{path}: no such file or folder")
-        kinds |= {name.endswith(".parquet") for name in files if not os.path.basename(name).startswith((".", "_"))}
-    paths = [_absolute(path) for path in given]
+        kinds |= {name.endswith(".parquet") for name in files}
+        paths += [_uri(name, path) for name in files]  # not the folder: Ray would read the "_" files below its top
     if kinds == {True}:
         if done is not None:
             raise InputError(f"{', '.join(given)}: Parquet rows carry no place in their file to go on from; going on "
@@ -219,6 +234,48 @@ def read_pairs(paths, input_format: str = "auto", errors=None, done: dict | None
     # each read task fetches its own file's records only
     done = {path: ray.put(numpy.sort(records)) for path, records in done.items()} if done is not None else None
     return ray.data.read_datasource(_datasource()(paths, input_format=input_format, errors=errors, done=done))
+
+
+def first_fields(paths, input_format: str = "auto") -> set[str]:
+    """The fields of the first record of the first of qrr's pair files at ``paths`` (none for Parquet, whose schema
+    says its columns), read on the driver: a clash with the score column is found before any actor loads a model."""
+    for path in _given(paths):
+        for name in files_at(path) or []:
+            if name.endswith(".parquet"):
+                continue
+            fs, where = pyarrow.fs.FileSystem.from_uri(_uri(name, path) if "://" in path else name)
+            with fs.open_input_stream(where, compression="detect") as handle:
+                items = formats.parse_pairs(formats.decode_lines(_lines_of(handle), name), name, input_format)
+                good = (item for item in itertools.islice(items, 100) if not isinstance(item, InputError))
+                first = next(good, None)
+            if first is not None:
+                return {"query", "document", *first.ids, *first.other}
+            return set()
+    return set()
+
+
+def check_paths(paths, output: str) -> None:
+    """``InputError`` for an input that is not there (before the output folder is made), or an output folder
+    inside an input folder, whose shards a later run would read as input."""
+    out = _absolute(output)
+    for path in _given(paths):
+        if files_at(path) is None:
+            raise InputError(f"{path}: no such file or folder")
+        folder = _absolute(path)
+        if "://" not in out and os.path.isdir(folder) and os.path.commonpath([folder, out]) == folder:
+            raise InputError(f"{output}: inside the input folder {path}, whose files are read as pairs; give an "
+                             "output folder outside it")  # fmt: skip
+
+
+def model_key(model) -> str:
+    """How a run record names ``model``: a local folder by its absolute path, an alias by its repo id, so that the
+    same model given otherwise (a relative path, ``0.6b``) goes on with a folder's shards."""
+    from qrr import models
+
+    model = models.named(model)
+    if isinstance(model, str | os.PathLike) and os.path.isdir(os.path.expanduser(model)):
+        return os.path.abspath(os.path.expanduser(model))
+    return (models.repo_id(model) if isinstance(model, str) else None) or str(model)
 
 
 # ----------------------------------------------------------------------------------------------------- scoring
@@ -250,6 +307,12 @@ class ScoreStage:
         query, document, instruction = self.columns
         names = batch.column_names
         _check_columns(names, query, document)
+        if self.score_column in names:
+            source = next((name for name in (SOURCE, FROM_FILE) if name in names), None)
+            where = f"{batch[source][0]}: " if source else ""
+            # said for both front ends: the error crosses from the actor as its text
+            raise InputError(f'{where}the input has a "{self.score_column}" field already; name the column of scores '
+                             "otherwise (score_column; --score-column on the command line)")  # fmt: skip
         queries, documents = batch[query].to_pylist(), batch[document].to_pylist()
         instructions = batch[instruction].to_pylist() if instruction in names else [None] * len(queries)
         sources = batch[SOURCE].to_pylist() if SOURCE in names else None
@@ -322,6 +385,11 @@ class Placement:
         self.cpus = self.threads = None
         if not self.gpus:
             self.cpus = 1
+            cpus = resources.get("CPU", 0)
+            if not local and workers >= cpus:  # the actors would wait for the reads, and the reads for a CPU: forever
+                most = f"at most {int(cpus) - 1}" if cpus >= 2 else "a cluster of more CPUs"
+                raise InputError(f"{{workers}} {workers}: each CPU actor takes one of the Ray cluster's {cpus:g} "
+                                 f"CPUs, and the input's read tasks need one left; give {most}", "workers")  # fmt: skip
             if local:  # actors on this machine share its cores, and leave a CPU to the read tasks
                 self.threads = max(1, (os.cpu_count() or 1) // workers)
                 # of the CPUs free now: an earlier run's actors may not be released yet (Ray ends them lazily), and
@@ -447,6 +515,35 @@ def rows_at(folder: str, fmt: str = "parquet") -> int:
 RUN_FILE = "_qrr_run.json"  # what a folder's shards were scored from and with (readers skip "_" names)
 
 
+class _Folder:
+    """A local folder opened to be locked (``flock`` takes a folder's descriptor as it takes a file's)."""
+
+    def __init__(self, path: str):
+        self.fd = os.open(path, os.O_RDONLY)
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def claim_output(folder: str):
+    """``folder`` (made where it is not) locked for this run alone until the returned handle's ``close``, so that
+    a second run on it (a job started again while the first still runs) stops with ``pipelines.OutputBusy`` before
+    it reads or writes anything (two runs wrote every row twice, or mixed two inputs' shards). Take it before
+    ``prepare_output``. ``None`` for a remote folder (s3://), which no lock reaches: run one at a time there."""
+    if "://" in folder and not folder.startswith("file://"):
+        return None
+    path = _absolute(folder.removeprefix("file://"))
+    if os.path.isfile(path):
+        return None  # prepare_output says what is wrong
+    os.makedirs(path, exist_ok=True)
+    return locked(_Folder(path), folder)
+
+
 def prepare_output(folder: str, run: dict, resume: bool, fmt: str = "parquet") -> tuple[dict | None, int, list]:
     """Make ``folder`` ready for a run's shards: new or empty (or, with ``resume``, holding an earlier run's
     shards of the same ``run``: its input files and their sizes, the model and its options, ``run_record``'s
@@ -562,8 +659,9 @@ def said_plainly(exc: BaseException, paths) -> BaseException:
     said = str(innermost(exc))
     if "Unable to merge" in said:
         clash = said[said.index("Unable to merge") :].splitlines()[0]
-        return InputError(f"{', '.join(map(str, paths))}: rows of different files give a field different types "
-                          f"({clash}); give each field one type")  # fmt: skip
+        # (rows of one file too, where Ray's blocks of it met: a qid 7 in one block, "q7" in another)
+        return InputError(f"{', '.join(map(str, paths))}: rows give a field different types ({clash}); give each "
+                          "field one type")  # fmt: skip
     return exc
 
 

@@ -346,7 +346,7 @@ def test_files_whose_ids_differ_in_type(cli, tiny_model, tmp_path):
     result = cli("score", small, "--ray", "-o", str(tmp_path / "out2"), model=tiny_model)
     assert result.exit_code == 2, result.output
     assert result.stderr.splitlines()[-1] == (
-        f"error: {small}: rows of different files give a field different types (Unable to merge: Field id has "
+        f"error: {small}: rows give a field different types (Unable to merge: Field id has "
         "incompatible types: int64 vs string); give each field one type")  # fmt: skip
 
 
@@ -409,10 +409,10 @@ def test_an_interrupted_ray_run_goes_on_from_its_shards(cli, tiny_model, tmp_pat
     assert (result.exit_code, result.stderr.splitlines()[-1]) == (
         2, f"error: {tmp_path / 'in'}: Parquet rows carry no place in their file to go on from; going on reads qrr's "
            "pair files (JSONL, TSV)")  # fmt: skip
-    # a run that failed before any shard (a typo) leaves the folder as good as empty
+    # a run with a typo in its input's name makes no folder
     result = cli("score", str(tmp_path / "nope.jsonl"), "--ray", "-o", str(tmp_path / "typo"), model=tiny_model)
-    assert result.exit_code == 2 and [p.name for p in (tmp_path / "typo").iterdir()] in ([], ["_qrr_run.json"])
-    result = cli("score", str(tmp_path / "typo"), "--ray", "-o", str(path), model=tiny_model)
+    assert result.exit_code == 2 and not (tmp_path / "typo").exists()
+    result = cli("score", path, "--ray", "-o", str(path), model=tiny_model)
     assert result.stderr.splitlines()[-1] == f"error: {path}: a file; the output of --ray is a folder of shards"
 
 
@@ -516,3 +516,87 @@ def test_qrr_rerank_on_ray_writes_the_same_run(cli, tiny_model, beir_dir, tmp_pa
     want = [line.split() for line in plain.stdout.splitlines()]
     assert [g[:4] for g in got] == [w[:4] for w in want]  # the same queries, documents and ranks, in order
     assert max(abs(float(g[4]) - float(w[4])) for g, w in zip(got, want, strict=True)) <= 1e-6
+
+
+def test_a_second_run_on_a_folder_stops_before_it_reads_or_writes(cli, tiny_model, tmp_path, raydata):
+    """A job started again while the first still ran: both exited 0, and the folder held every row twice."""
+    from qrr.pipelines import OutputBusy
+
+    path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS[:5])
+    out = tmp_path / "out"
+    running = raydata.claim_output(str(out))  # as the first run holds it
+    try:
+        with pytest.raises(OutputBusy, match=f"^output {out}: another run is writing it"):
+            raydata.claim_output(str(out))
+        for flag in ("--resume", "-o"):
+            result = cli("score", path, "--ray", flag, str(out), model=tiny_model)
+            named = "--resume" if flag == "--resume" else "--output"
+            assert (result.exit_code, result.stderr) == (1, f"error: {named} {out}: another run is writing it (two "
+                                                            "would write each result twice); let it finish, or stop "
+                                                            "it and run this command again\n")  # fmt: skip
+        assert list(out.iterdir()) == []
+    finally:
+        running.close()
+    result = cli("score", path, "--ray", "--resume", str(out), model=tiny_model)
+    assert result.exit_code == 0 and len(pyarrow.parquet.read_table(out)) == 5, result.output
+    assert raydata.claim_output("s3://bucket/scored/") is None  # no lock reaches a remote folder
+
+
+def test_files_below_a_folder_named_with_a_dot_or_underscore_are_not_read(cli, tiny_model, tmp_path, expected):
+    """Ray leaves them out at a folder's top level only: Spark's .crc and _SUCCESS one level down were read."""
+    spark = tmp_path / "spark"
+    (spark / "batch1" / ".hidden").mkdir(parents=True)
+    write_jsonl(spark / "batch1" / "part-00000.json", PAIRS[:7])
+    (spark / "batch1" / ".part-00000.json.crc").write_bytes(b"crc\x00\xff\xfe")
+    (spark / "batch1" / "_SUCCESS").write_text("done\n")
+    (spark / "batch1" / ".hidden" / "x.jsonl").write_text("not pairs\n")
+    (spark / "_SUCCESS").write_text("done\n")
+    result = cli("score", str(spark), "--ray", "-o", str(tmp_path / "out"), model=tiny_model)
+    assert result.exit_code == 0, result.output
+    close_by_id(pyarrow.parquet.read_table(tmp_path / "out").to_pylist(), {n: expected[n] for n in range(7)})
+    # an output folder inside the input's would be read as input by the next run
+    result = cli("score", str(spark), "--ray", "-o", str(spark / "scored"), model=tiny_model)
+    said = f"error: {spark / 'scored'}: inside the input folder {spark}, whose files are read as pairs; give an "
+    assert (result.exit_code, result.stderr) == (2, said + "output folder outside it\n")
+    assert not (spark / "scored").exists()
+
+
+def test_an_input_field_named_as_the_score_column(cli, tiny_model, tmp_path, raydata):
+    """It was Ray's KeyError ('Field "score" exists 2 times in schema'), after the actors had loaded the model."""
+    rows = [{**p, "score": 12.5} for p in PAIRS[:3]]
+    path = write_jsonl(tmp_path / "bm25.jsonl", rows)
+    result = cli("score", path, "--ray", "-o", str(tmp_path / "out"), model=tiny_model)
+    assert (result.exit_code, result.stderr) == (2, 'error: the input has a "score" field already; name the column '
+                                                    "of scores with --score-column (such as --score-column "
+                                                    "qrr_score)\n")  # fmt: skip
+    assert not (tmp_path / "out").exists()
+    result = cli("score", path, "--ray", "-o", str(tmp_path / "out"), "--score-column", "qrr", model=tiny_model)
+    assert result.exit_code == 0, result.output
+    table = pyarrow.parquet.read_table(tmp_path / "out").to_pylist()
+    assert [r["score"] for r in table] == [12.5] * 3 and all(0 < r["qrr"] < 1 for r in table)
+    result = cli("score", path, "--score-column", "qrr", model=tiny_model)
+    assert (result.exit_code, result.stderr) == (2, "error: --score-column: only with --ray\n")
+    # where only a later record has it, the actors say so
+    with pytest.raises(Exception) as caught:
+        raydata.score(raydata.read_pairs(path), str(tiny_model), workers=1, device="cpu").take_all()
+    from qrr.errors import qrr_cause
+
+    said = f'{path}: the input has a "score" field already; name the column of scores otherwise (score_column; '
+    assert str(qrr_cause(caught.value)).startswith(said + "--score-column on the command line)")
+
+
+def test_cpu_actors_that_would_take_every_cpu_of_a_cluster(raydata):
+    """With --ray-address, each CPU actor reserves one CPU: as many actors as the cluster's CPUs left none to the
+    read tasks, and the run waited forever, printing only Ray's progress."""
+    from qrr.errors import InputError
+
+    with pytest.raises(InputError, match="^workers 4: each CPU actor takes one of the Ray cluster's 4 CPUs, and the "
+                                         "input's read tasks need one left; give at most 3$"):  # fmt: skip
+        raydata.Placement(4, local=False)
+    assert raydata.Placement(3, local=False).cpus == 1
+
+
+def test_a_run_record_names_a_model_however_it_was_given(raydata, tiny_model, monkeypatch):
+    monkeypatch.chdir(tiny_model.parent)
+    assert raydata.model_key(tiny_model.name) == raydata.model_key(str(tiny_model)) == str(tiny_model)
+    assert raydata.model_key("0.6b") == raydata.model_key("Qwen/Qwen3-Reranker-0.6B") == "Qwen/Qwen3-Reranker-0.6B"

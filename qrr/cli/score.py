@@ -108,6 +108,15 @@ def score(
             "--output-format", case_sensitive=False, rich_help_panel=RAY_PANEL, help="With --ray: the shards' format."
         ),
     ] = ShardFormat.parquet,  # fmt: skip
+    score_column: Annotated[
+        str,
+        typer.Option(
+            "--score-column",
+            metavar="NAME",
+            rich_help_panel=RAY_PANEL,
+            help="With --ray: the shards' column of scores (name another where the input has a score field).",
+        ),
+    ] = "score",
     workers: WorkersOpt = None,
     gpus_per_worker: GpusOpt = None,
     ray_address: RayAddressOpt = None,
@@ -139,7 +148,7 @@ def score(
     from qrr import formats, pipelines
     from qrr.reranker import Stats
 
-    ray_only(ctx, ray, "output", "output_format", "workers", "gpus_per_worker", "ray_address")
+    ray_only(ctx, ray, "output", "output_format", "score_column", "workers", "gpus_per_worker", "ray_address")
     if ray:
         clashing = given(ctx, "fmt", "query", "documents", "server")
         if clashing:
@@ -148,7 +157,8 @@ def score(
             raise InputError("--output and --resume: give one (with --ray, --resume DIR is the output folder, gone "
                              "on with where it holds shards)")  # fmt: skip
         _score_on_ray(files, input_format, on_error, resume or output, output_format, workers, gpus_per_worker,
-                      ray_address, resume is not None, instruction=instruction, **model_options(ctx))  # fmt: skip
+                      ray_address, resume is not None, instruction=instruction, score_column=score_column,
+                      **model_options(ctx))  # fmt: skip
         return
     if resume is not None and fmt is not None and fmt.value != "jsonl":
         raise InputError("--resume writes JSON lines: leave out --format, or give -f jsonl")
@@ -240,33 +250,51 @@ def _resumed(path: str | None, sources: list[str]):
 
 def _score_on_ray(files, input_format, on_error, output, shard_format, workers, gpus_per_worker, address, resume,
                   model, **options) -> None:  # fmt: skip
-    import time
-
-    from qrr.reranker import Stats
-
     if not files or files == ["-"]:
         raise InputError("--ray reads FILEs or folders (local or remote), not stdin")
     if output is None:
         raise InputError("--ray needs --output DIR, the folder for the result shards")
 
-    done = None
+    with contextlib.ExitStack() as held:
+        done = None
 
-    def check_output(raydata) -> None:
-        nonlocal done
-        from qrr import models
+        def check_output(raydata) -> None:
+            nonlocal done
+            raydata.check_paths(files, output)
+            # found before the actors load a model, where the first record has it
+            if options["score_column"] in raydata.first_fields(files, input_format.value):
+                raise InputError(f'the input has a "{options["score_column"]}" field already; name the column of '
+                                 "scores with --score-column (such as --score-column qrr_score)")  # fmt: skip
+            from qrr.pipelines import OutputBusy
 
-        # what changes the scores: a folder's shards scored otherwise are not gone on with
-        settings = {key: options[key] for key in ("instruction", "max_length", "recipe", "dtype")}
-        run = raydata.run_record(files, input_format=input_format.value, model=str(models.named(model)), **settings)
-        done, held, removed = raydata.prepare_output(output, run, resume, shard_format.value)
-        for path in removed:
-            stderr.print(f"{path}: a shard cut off mid-write, removed (its rows are scored again)", highlight=False)
-        if held:
-            stderr.print(f"resuming {output}: {plural(held, 'pair')} done", highlight=False)
+            try:
+                claimed = raydata.claim_output(output)
+            except OutputBusy as exc:
+                raise OutputBusy(exc.naming({"output": "--resume" if resume else "--output"})) from None
+            if claimed is not None:
+                held.callback(claimed.close)
+            # what changes the scores: a folder's shards scored otherwise are not gone on with
+            settings = {key: options[key] for key in ("instruction", "max_length", "recipe", "dtype")}
+            run = raydata.run_record(files, input_format=input_format.value, model=raydata.model_key(model),
+                                     **settings)  # fmt: skip
+            done, held_rows, removed = raydata.prepare_output(output, run, resume, shard_format.value)
+            for path in removed:
+                stderr.print(f"{path}: a shard cut off mid-write, removed (its rows are scored again)", highlight=False)
+            if held_rows:
+                stderr.print(f"resuming {output}: {plural(held_rows, 'pair')} done", highlight=False)
 
-    raydata, placement, model = start_ray(address, workers, gpus_per_worker, model, options.get("offline"),
-                                          before=check_output)  # fmt: skip
+        raydata, placement, model = start_ray(address, workers, gpus_per_worker, model, options.get("offline"),
+                                              before=check_output)  # fmt: skip
+        _write_shards(raydata, placement, model, files, input_format, on_error, output, shard_format, done, **options)
+
+
+def _write_shards(raydata, placement, model, files, input_format, on_error, output, shard_format, done,
+                  **options) -> None:  # fmt: skip
+    import time
+
     import ray as ray_core  # there, as start_ray found
+
+    from qrr.reranker import Stats
 
     errors = raydata.ErrorLog.remote()
     skipped = skipping(on_error)
