@@ -404,6 +404,20 @@ def test_an_api_key_guards_every_endpoint_but_health(tiny_model, cli, monkeypatc
         assert server.stop() == 0
 
 
+def test_the_served_model_name(cli):
+    """-m as given is the default name, which for a folder showed its path to every client."""
+    server = Server("--model", "fake", "--served-model-name", "qwen3-reranker", fake=True)
+    try:
+        with server.client() as http:
+            assert http.get("/v1/models").json()["data"][0]["id"] == "qwen3-reranker"
+            assert http.get("/health").json()["model"] == "qwen3-reranker"
+            assert http.post("/v1/rerank", json={"query": "q", "documents": ["a"]}).json()["model"] == "qwen3-reranker"
+    finally:
+        assert server.stop() == 0
+    result = cli("serve", "--served-model-name", " ", model=False)
+    assert (result.exit_code, result.stderr) == (2, "error: --served-model-name: give a name that is not empty\n")
+
+
 def test_a_busy_server_merges_queues_drops_and_stops_gracefully(tmp_path):
     # the fake model runs a batch only once the gate file says so: the test holds the model
     gate = tmp_path / "gate"

@@ -81,6 +81,16 @@ def serve(
             "and AWS ALB), so that it never sends on a connection the server has just closed (a 502).",
         ),
     ] = KEEP_ALIVE,  # fmt: skip
+    served_model_name: Annotated[
+        str | None,
+        typer.Option(
+            "--served-model-name",
+            metavar="NAME",
+            rich_help_panel=PANEL,
+            help="The model's name in responses and /v1/models, as vLLM's flag sets it (default: -m as given, "
+            "which for a folder shows its path to every client).",
+        ),
+    ] = None,  # fmt: skip
     instruction: InstructionOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
@@ -106,6 +116,8 @@ def serve(
         -d '{"query": "capital of China?", "documents": ["Paris", "Beijing"]}'
       qrr rank --server http://localhost:8000 -q "capital of China?" docs.jsonl
     """
+    if served_model_name is not None and not served_model_name.strip():
+        raise InputError("--served-model-name: give a name that is not empty")
     if given(ctx, "api_key") and not api_key.strip():
         raise InputError("--api-key: give a key that is not empty (or none, for a server without one)")
     if not given(ctx, "api_key") and "QRR_API_KEY" in os.environ and not os.environ["QRR_API_KEY"].strip():
@@ -130,7 +142,7 @@ def serve(
         stderr.print(f"loading the model for {url} (connections are refused until it is ready)", highlight=False)
         reranker = load_reranker(instruction=instruction, verbose=verbose, **model_options(ctx))
         reranker.prompter.check_room("", reranker.instruction)  # a default leaving no room fails now, not per request
-        name = str(model or reranker.model_path)
+        name = served_model_name or str(model or reranker.model_path)
         limits = server.Limits(max_documents, max_request_bytes, max_queue)
         app = server.create_app(reranker, name, api_key, limits, on_request=_access_line if verbose else None)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM before anything was served: a clean stop, as after
