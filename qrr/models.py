@@ -169,7 +169,8 @@ def download(name: str, revision: str | None = None, local_dir: str | Path | Non
     if repo is None and Path(name).expanduser().is_file():
         raise ModelNameError(f"{name}: a file, not a model folder or a hub repo id")
     if repo is None:
-        raise ModelNameError(f"{name}: not an alias ({', '.join(ALIASES)}) or a hub repo id (owner/name)")
+        raise ModelNameError(f"{name}: no such folder, and not an alias ({', '.join(ALIASES)}) or a hub repo id "
+                             "(owner/name)")  # fmt: skip
     if is_offline():
         raise ModelNotFoundError(f"cannot download {repo}: HF_HUB_OFFLINE is set; unset it to download")
     try:
@@ -199,7 +200,7 @@ def _download_error(repo: str, revision: str | None, exc: Exception) -> QrrError
     if isinstance(exc, errors.LocalEntryNotFoundError):
         return ModelNotFoundError(
             f"cannot reach the Hugging Face Hub to download {repo}: check the network (or HF_ENDPOINT), "
-            "or copy a folder downloaded elsewhere to this machine and give its path as the model ({model} PATH)",
+            "or copy a folder downloaded elsewhere to this machine and give its path as {model}",
             "model",
         )
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -286,7 +287,8 @@ def _check_safetensors(file: Path) -> None:
         raise ModelCheckError(f"{file}: not a readable safetensors file; run qrr download again") from None
     if 8 + header_len + end > size:
         raise ModelCheckError(
-            f"{file}: incomplete ({size} of {8 + header_len + end} bytes); run qrr download again to resume"
+            f"{file}: incomplete ({size} of {8 + header_len + end} bytes); run qrr download again to resume (a "
+            "copied folder: copy it again)"
         )
 
 

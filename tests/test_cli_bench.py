@@ -58,6 +58,16 @@ def test_a_size_that_cannot_fit_is_skipped_with_a_line(monkeypatch):
     assert "skipping tiny: it needs about" in result.stderr
     table = run("--doc-tokens", "8", "--docs", "2", "--format", "table")
     assert "skipped: needs about" in table.stdout
+    # the weights fit but a full --batch-tokens of activations would not: said
+    weights = bench.estimate_memory("tiny", 4, 0, 0, 0, baseline=False)
+    monkeypatch.setattr(bench, "available_memory", lambda device: weights + 2**20)
+    result = run("--doc-tokens", "8", "--docs", "2000", "--format", "json", "--batch-tokens", "1000000")
+    assert re.search(r"skipping tiny: it needs about [\d,.]+ GiB, [\d.]+ GiB free; a lower --batch-tokens would "
+                     r"fit\n", result.stderr)  # fmt: skip
+    # a workload of two short documents needs no 1,000,000-token batch of room (it was skipped)
+    monkeypatch.setattr(bench, "available_memory", lambda device: weights + 200 * 2**20)
+    (row,) = rows_of(run("--doc-tokens", "8", "--docs", "2", "--format", "json", "--batch-tokens", "1000000"))
+    assert row["skipped"] is None and row["pairs_per_s"] > 0
 
 
 def test_baseline_columns():
@@ -84,8 +94,8 @@ def test_on_80_columns_the_table_keeps_each_row_on_one_line():
         assert [line.split("│")[:2] for line in body] == [[" tiny ", f" {n:<6} "] for n in (8, 16, 24)]
         assert all(re.search(r"│ \d+\.\d\d \(\d+%\) .*│ \d+\.\d\d×, \d+\.\d\d× *$", line) for line in body), body
         # what the narrow table leaves out, the wide one has
-        assert ("load s" in result.stdout, "tokens/s" in result.stdout) == ((False, False) if columns == "80" else
-                                                                             (True, True))  # fmt: skip
+        assert ("tokens/s" in result.stdout) == (columns != "80")
+        assert "load s" not in result.stdout  # random weights: drawn, not loaded
 
 
 def test_cached_real_weights_are_used(monkeypatch, tiny_model):
@@ -94,6 +104,8 @@ def test_cached_real_weights_are_used(monkeypatch, tiny_model):
     )
     (row,) = rows_of(run("--doc-tokens", "8", "--docs", "2", "--format", "json"))
     assert row["weights"] == "real"
+    result = run("--doc-tokens", "8", "--docs", "2", "--format", "table")
+    assert "load s" in result.stdout and re.search(r"^tiny: real weights, loaded in \d+\.\d s$", result.stderr, re.M)
     (row,) = rows_of(run("--doc-tokens", "8", "--docs", "2", "--format", "json", "--random-weights"))
     assert row["weights"] == "random"
 
@@ -103,13 +115,24 @@ def test_jsonl_streams_rows():
     assert [json.loads(line)["doc_tokens"] for line in result.stdout.splitlines()] == [8, 12]
 
 
-def test_a_document_longer_than_a_prompt_holds_is_refused():
+def test_a_document_longer_than_a_prompt_holds_is_refused(monkeypatch):
     (row,) = rows_of(run("--doc-tokens", "8104", "--docs", "1", "--format", "json"))
     assert row["prompt_tokens"] == 8192  # the longest that fits whole, with a 16-token query
+
+    def load(*args):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(bench, "_load", load)
     result = run("--doc-tokens", "64,8105", "--docs", "1", "--format", "json")
-    assert (result.exit_code, result.stdout) == (2, "")  # before any timing: no row names a length never run
+    # before the model loads (minutes, for 8b), and no row names a length never run
+    assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr.endswith("error: --doc-tokens 8105: a prompt holds 8,192 tokens, so documents of at most "
                                   "8,104 tokens with a 16-token query\n")  # fmt: skip
+
+
+def test_no_sizes():
+    result = run("--sizes", ",")
+    assert (result.exit_code, result.stderr) == (2, "error: --sizes: give one or more of 0.6b, 4b, 8b, tiny\n")
 
 
 def test_errors(monkeypatch):

@@ -102,7 +102,7 @@ def test_download_usage_errors(fake_hub):
         (("download", "4b", "8b", "--local-dir", "x"), "one model at a time"),
         (("download", "4b", "--all"), "not both"),
         (("download", "--list", "4b"), "--list takes no models"),
-        (("download", "not a repo!"), "not an alias"),
+        (("download", "not a repo!"), "not a repo!: no such folder, and not an alias (0.6b, 4b, 8b) or a hub repo id"),
         # it printed the folder and left -f unused
         (("download", "4b", "-f", "json"), "--format: only with --list (a download prints each folder, one a line)"),
         (("download", __file__), f"{__file__}: a file, not a model folder or a hub repo id"),
@@ -128,6 +128,8 @@ def test_network_and_disk_errors_are_one_line(online, monkeypatch, error, messag
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr.startswith("error: ") and message in result.stderr
     assert "--model" not in result.stderr  # download has none: a folder copied here is given as MODEL
+    if "Hub" in message:
+        assert result.stderr.endswith("copy a folder downloaded elsewhere to this machine and give its path as MODEL\n")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 

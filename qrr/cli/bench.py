@@ -126,6 +126,7 @@ def _render_bench(rows, baseline: bool) -> None:
     # the weights said in the title where all are alike; bars compare rows, where there are several
     table = _without(_bench_table(rows, baseline), ["weights"] if len(weights) == 1 else [])
     table = _without(table, [BAR] if sum(not r.skipped for r in rows) < 2 else [])
+    table = _without(table, ["load s"] if "real" not in weights else [])
     # Where the table is wider than the terminal, these go first, so that no figure wraps: the bars, the load times
     # and weights (said on stderr as each size loads), tokens/s.
     optional = [BAR, "load s", "weights", "tokens/s"]
@@ -154,7 +155,7 @@ def _bench_table(rows, baseline: bool) -> list[dict]:
             "batch ms\np50/p95": f"{r.batch_p50_ms:.0f}/{r.batch_p95_ms:.0f}",
             "peak\nmemory": human_bytes(r.peak_memory_mb * 2**20),
             "TFLOP/s\n(of peak)": f"{r.tflops:.2f} ({r.peak_fraction:.0%})",
-            "load s": f"{r.load_s:.1f}",
+            "load s": f"{r.load_s:.1f}" if r.weights == "real" else "-",  # random weights are drawn, not loaded
         })  # fmt: skip
         if baseline and r.speedup_vs_baseline is None:
             line["vs recipe\nspeed, mem"] = "not run"
