@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import functools
 import gc
+import math
 import random
 import shutil
 import statistics
@@ -19,7 +20,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from qrr.engine import activation_bytes, available_memory, default_batch_tokens, load_transformer
+from qrr.engine import (
+    WIDTH_MULTIPLE,
+    activation_bytes,
+    available_memory,
+    default_batch_tokens,
+    load_transformer,
+)
 from qrr.errors import InputError, ModelNotFoundError
 from qrr.family import DEFAULT_RECIPE, QWEN3
 from qrr.prompt import Prompter
@@ -123,11 +130,10 @@ def _check_lengths(prompter, tokenizer, doc_tokens: list[int], query_tokens: int
                              f"at most {room:,} tokens with a {query_tokens}-token query", "doc_tokens")  # fmt: skip
 
 
-def _batch(budget: int, doc_tokens: int, docs: int, query_tokens: int) -> int:
-    """The most tokens one batch of the workload holds: ``budget``, or the whole workload where it is less (one row
-    at least, which runs alone however long)."""
-    row = doc_tokens + query_tokens + PROMPT_FRAME
-    return max(row, min(budget, docs * row))
+def _row_tokens(prompter, tokenizer, doc_tokens: int, query_tokens: int) -> int:
+    """The tokens one row of the workload takes in a batch: its prompt's, padded as the engine pads rows."""
+    query, (document,) = make_workload(tokenizer, 1, doc_tokens, query_tokens)
+    return math.ceil(len(prompter.encode([(query, document, None)])[0].ids) / WIDTH_MULTIPLE) * WIDTH_MULTIPLE
 
 
 def estimate_memory(size: str, dtype_bytes: int, batch_tokens: int, doc_tokens: int, docs: int,
@@ -287,27 +293,30 @@ def run(
         base = {"size": size, "docs": docs, "device": str(dev), "dtype": devices.dtype_name(dt), "recipe": recipe,
                 "query_tokens": query_tokens, "matmul_peak_tflops": peak, "memory_kind": memory.kind,
                 "cpu_features": features, "dtype_reason": reason}  # fmt: skip
+        tokenizer = _tokenizer(size, random_weights, tokenizers)
+        prompter = Prompter(tokenizer, recipe=recipe)
+        # a length no prompt holds is refused before the model loads (minutes, for 8b), not after
+        _check_lengths(prompter, tokenizer, doc_tokens, query_tokens)
         # a batch holds at most the workload's tokens: a few short documents need no full --batch-tokens of room
-        need = max(estimate_memory(size, dtype_bytes, _batch(budget, n, docs, query_tokens), n, docs, baseline=False)
-                   for n in doc_tokens)  # fmt: skip
+        rows = {n: _row_tokens(prompter, tokenizer, n, query_tokens) for n in doc_tokens}
+        batch = max(max(row, min(budget, docs * row)) for row in rows.values())
+        need = estimate_memory(size, dtype_bytes, batch, 0, docs, baseline=False)
         free = available_memory(dev)
         if free is not None and need > free:
             # not "reason", the dtype's, which the next sizes' rows carry
             why = f"needs about {need / 2**30:,.1f} GiB, {free / 2**30:,.1f} GiB free"
-            weights_alone = estimate_memory(size, dtype_bytes, 0, 0, 0, baseline=False)
-            hint = "" if weights_alone > free else "; a lower --batch-tokens would fit"
-            note(f"skipping {size}: it {why}{hint}")
+            smallest = estimate_memory(size, dtype_bytes, max(rows.values()), 0, docs, baseline=False)
+            note(f"skipping {size}: it {why}{'; a lower --batch-tokens would fit' if smallest <= free else ''}")
             for n in doc_tokens:
                 yield BenchRow(doc_tokens=n, skipped=why, **base)
             continue
-        tokenizer = _tokenizer(size, random_weights, tokenizers)
-        # a length no prompt holds is refused before the model loads (minutes, for 8b), not after
-        _check_lengths(Prompter(tokenizer, recipe=recipe), tokenizer, doc_tokens, query_tokens)
         causal, weights, load_s = _load(size, dev, dt, random_weights)
         # random weights are drawn, not read: their time says nothing of a load from disk
         done = "loaded" if weights == "real" else "built (random numbers drawn, not a load from disk)"
         note(f"{size}: {weights} weights, {done} in {load_s:.1f} s")
-        reranker = Reranker.from_model(causal, tokenizer, device=str(dev), batch_tokens=budget, recipe=recipe)
+        # the same batches as with the whole budget (no batch holds more than the workload), and a CPU's check of
+        # the budget's memory that agrees with the estimate above
+        reranker = Reranker.from_model(causal, tokenizer, device=str(dev), batch_tokens=batch, recipe=recipe)
         if not baseline:
             del causal  # the full output head goes with it
         for n in doc_tokens:

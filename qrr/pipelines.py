@@ -509,8 +509,8 @@ def open_exclusive(path: str, size: int | None, claimed=None):
 
 
 def locked(handle, path: str):
-    """``handle`` (anything with a ``fileno``, a folder's too) locked for this run alone, or ``OutputBusy`` (and
-    closed) where another run holds ``path``; as it is where the file system has no ``flock``."""
+    """``handle`` (a file open to write) locked for this run alone, or ``OutputBusy`` (and closed) where another run
+    holds ``path``; as it is where the file system has no ``flock``."""
     if fcntl is None:  # Windows: the size check alone
         return handle
     try:
@@ -520,8 +520,7 @@ def locked(handle, path: str):
         raise OutputBusy(f"{{output}} {path}: another run is writing it (two would write each result twice); let it "
                          "finish, or stop it and run this command again", "output") from None  # fmt: skip
     except OSError as exc:  # a file system without flock (NFS without lockd, Lustre): the size check alone
-        # (EBADF: NFS locks a folder, opened to read, as a byte range, which it refuses)
-        if exc.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF):
+        if exc.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
             handle.close()
             raise
     return handle

@@ -18,6 +18,7 @@ import itertools
 import os
 import signal
 import threading
+import urllib.parse
 import warnings
 from collections.abc import Iterator
 
@@ -111,7 +112,7 @@ def _datasource():
                         yield _table(rows, path)
                         rows = []
             except (OSError, EOFError) as exc:  # a cut or corrupt file (gzip), an unreadable one
-                raise InputError(f"{path}: cannot read ({exc})") from None
+                raise _unreadable(path, exc) from None
             if rows:
                 yield _table(rows, path)
 
@@ -175,26 +176,49 @@ def files_at(path: str) -> list[str] | None:
 def _file_infos(path: str) -> list | None:
     """``files_at``'s files as pyarrow's ``FileInfo`` (path and size), from one listing. A folder's files and
     folders whose names start with ``.`` or ``_`` are left out at every depth (Spark's ``_SUCCESS`` and ``.crc``
-    files, a run's ``_qrr_run.json``), as Ray leaves them out of a folder's top level only."""
+    files, a run's ``_qrr_run.json``), where Ray leaves them out of a folder's top level only."""
+    listing = _listing(path)
+    return None if listing is None else [info for info, hidden in listing if not hidden]
+
+
+def _listing(path: str) -> list[tuple] | None:
+    """Each file at ``path`` (sorted, as Ray orders them) with how it is hidden: ``""`` not, ``"top"`` by a name at
+    the folder's top level (which Ray leaves out too), ``"below"`` by one deeper (which Ray would read)."""
     fs, where = pyarrow.fs.FileSystem.from_uri(_absolute(path))
     info = fs.get_file_info(where)
     if info.type == pyarrow.fs.FileType.NotFound:
         return None
     if info.type == pyarrow.fs.FileType.File:
-        return [info]
+        return [(info, "")]
     selector = pyarrow.fs.FileSelector(where, recursive=True)
-    listed = [f for f in fs.get_file_info(selector) if f.type == pyarrow.fs.FileType.File]
-    return sorted((f for f in listed if not _hidden(f.path, where)), key=lambda f: f.path)  # Ray's order, sorted
+    files = sorted((f for f in fs.get_file_info(selector) if f.type == pyarrow.fs.FileType.File), key=lambda f: f.path)
+    out = []
+    for f in files:
+        parts = f.path[len(where.rstrip("/")) + 1 :].split("/")
+        hidden = [n for n, part in enumerate(parts) if part.startswith((".", "_"))]
+        out.append((f, "" if not hidden else "top" if hidden[0] == 0 else "below"))
+    return out
 
 
-def _hidden(path: str, below: str) -> bool:
-    return any(part.startswith((".", "_")) for part in path[len(below.rstrip("/")) + 1 :].split("/"))
+def _input_listing(path: str) -> list[tuple]:
+    """``_listing`` of an input, which must hold a file to read."""
+    listing = _listing(path)
+    if listing is None:
+        raise InputError(f"{path}: no such file or folder")
+    if all(hidden for _, hidden in listing):
+        raise InputError(f"{path}: no files to read (names that start with . or _ are left out)")
+    return listing
 
 
 def _uri(path: str, given: str) -> str:
-    """A listed ``path`` as a URI like the ``given`` one it was found under (pyarrow lists S3's without s3://)."""
-    scheme = given.split("://", 1)[0] if "://" in given else None
-    return f"{scheme}://{path}" if scheme and "://" not in path else path
+    """A file that pyarrow listed below the ``given`` URI, as a URI like it: its scheme, host and options kept
+    (pyarrow lists S3's as ``bucket/key``, HDFS's as ``/path``); a local path as it is."""
+    if "://" not in given:
+        return path
+    parts = urllib.parse.urlsplit(given)
+    bucket = parts.netloc and (path == parts.netloc or path.startswith(parts.netloc + "/"))
+    where = path if bucket else parts.netloc + path
+    return f"{parts.scheme}://{where}" + (f"?{parts.query}" if parts.query else "")
 
 
 def _given(paths) -> list[str]:
@@ -212,11 +236,12 @@ def read_pairs(paths, input_format: str = "auto", errors=None, done: dict | None
     kinds = set()
     paths = []
     for path in given:
-        files = files_at(path)
-        if files is None:
-            raise InputError(f"{path}: no such file or folder")
+        listing = _input_listing(path)
+        files = [info.path for info, hidden in listing if not hidden]
         kinds |= {name.endswith(".parquet") for name in files}
-        paths += [_uri(name, path) for name in files]  # not the folder: Ray would read the "_" files below its top
+        # the folder, which Ray lists once, unless it holds names Ray would read that qrr leaves out: then its files
+        below = any(hidden == "below" for _, hidden in listing)
+        paths += [_uri(name, path) for name in files] if below else [_absolute(path)]
     if kinds == {True}:
         if done is not None:
             raise InputError(f"{', '.join(given)}: Parquet rows carry no place in their file to go on from; going on "
@@ -236,35 +261,58 @@ def read_pairs(paths, input_format: str = "auto", errors=None, done: dict | None
     return ray.data.read_datasource(_datasource()(paths, input_format=input_format, errors=errors, done=done))
 
 
-def first_fields(paths, input_format: str = "auto") -> set[str]:
-    """The fields of the first record of the first of qrr's pair files at ``paths`` (none for Parquet, whose schema
-    says its columns), read on the driver: a clash with the score column is found before any actor loads a model."""
-    for path in _given(paths):
-        for name in files_at(path) or []:
+def first_fields(paths, input_format: str = "auto", files: int = 10) -> set[str]:
+    """The fields of the input's first record (of the first of its first ``files`` files that holds one; a Parquet
+    file's columns), read on the driver: a clash with the score column is found before any actor loads a model."""
+    for name, path in itertools.islice(((n, p) for p in _given(paths) for n in files_at(p) or []), files):
+        fs, where = pyarrow.fs.FileSystem.from_uri(_uri(name, path))
+        try:
             if name.endswith(".parquet"):
-                continue
-            fs, where = pyarrow.fs.FileSystem.from_uri(_uri(name, path) if "://" in path else name)
+                return set(pyarrow.parquet.read_schema(where, filesystem=fs).names)
             with fs.open_input_stream(where, compression="detect") as handle:
                 items = formats.parse_pairs(formats.decode_lines(_lines_of(handle), name), name, input_format)
-                good = (item for item in itertools.islice(items, 100) if not isinstance(item, InputError))
-                first = next(good, None)
-            if first is not None:
-                return {"query", "document", *first.ids, *first.other}
-            return set()
+                first = next((i for i in itertools.islice(items, 100) if not isinstance(i, InputError)), None)
+        except (OSError, EOFError, pyarrow.ArrowInvalid) as exc:  # a cut or corrupt file (gzip), an unreadable one
+            raise _unreadable(name, exc) from None
+        if first is not None:
+            return {"query", "document", *first.ids, *first.other}
     return set()
 
 
+def _unreadable(path: str, exc: BaseException) -> InputError:
+    return InputError(f"{path}: cannot read ({exc})")
+
+
+def clash(column: str, where: str = "") -> InputError:
+    """The error for an input that has a field of the score column's name already."""
+    return InputError(f'{where}the input has a "{column}" field already: name the column of scores otherwise '
+                      "(--score-column, or score_column in Python)")  # fmt: skip
+
+
 def check_paths(paths, output: str) -> None:
-    """``InputError`` for an input that is not there (before the output folder is made), or an output folder
-    inside an input folder, whose shards a later run would read as input."""
-    out = _absolute(output)
+    """``InputError`` for an input that is not there or holds no file to read (said before the output folder is
+    made), or an output folder inside an input folder, whose shards a later run would read as input."""
+    out = _local(output)
     for path in _given(paths):
-        if files_at(path) is None:
-            raise InputError(f"{path}: no such file or folder")
-        folder = _absolute(path)
-        if "://" not in out and os.path.isdir(folder) and os.path.commonpath([folder, out]) == folder:
+        _input_listing(path)
+        folder = _local(path)
+        if out is None or folder is None or not os.path.isdir(folder):
+            continue
+        try:
+            below = os.path.relpath(out, folder)
+        except ValueError:  # another drive (Windows)
+            continue
+        outside = below == ".." or below.startswith(".." + os.sep)
+        if not outside and not any(part.startswith((".", "_")) for part in below.split(os.sep) if part != "."):
             raise InputError(f"{output}: inside the input folder {path}, whose files are read as pairs; give an "
                              "output folder outside it")  # fmt: skip
+
+
+def _local(path: str) -> str | None:
+    """A local path (``file://`` too) as the real path it names; ``None`` for a remote one."""
+    if "://" in path and not path.startswith("file://"):
+        return None
+    return os.path.realpath(_absolute(path.removeprefix("file://")))
 
 
 def model_key(model) -> str:
@@ -310,9 +358,7 @@ class ScoreStage:
         if self.score_column in names:
             source = next((name for name in (SOURCE, FROM_FILE) if name in names), None)
             where = f"{batch[source][0]}: " if source else ""
-            # said for both front ends: the error crosses from the actor as its text
-            raise InputError(f'{where}the input has a "{self.score_column}" field already; name the column of scores '
-                             "otherwise (score_column; --score-column on the command line)")  # fmt: skip
+            raise clash(self.score_column, where)
         queries, documents = batch[query].to_pylist(), batch[document].to_pylist()
         instructions = batch[instruction].to_pylist() if instruction in names else [None] * len(queries)
         sources = batch[SOURCE].to_pylist() if SOURCE in names else None
@@ -425,7 +471,7 @@ def score(dataset, model=None, *, workers: int | None = None, gpus_per_worker: f
         _check_columns(known, options.get("query_column", "query"), options.get("document_column", "document"))
     score_column = options.get("score_column", "score")
     if score_column in known:
-        raise InputError(f'the input has a "{score_column}" column already; name the new one with score_column')
+        raise clash(score_column)
     placement = placement or Placement(workers, gpus_per_worker)
     return placement.map(dataset, ScoreStage, batch_size=batch_size, batch_format="pyarrow",
                          fn_constructor_kwargs={"model": model, "errors": errors, "skip": skip,
@@ -515,33 +561,22 @@ def rows_at(folder: str, fmt: str = "parquet") -> int:
 RUN_FILE = "_qrr_run.json"  # what a folder's shards were scored from and with (readers skip "_" names)
 
 
-class _Folder:
-    """A local folder opened to be locked (``flock`` takes a folder's descriptor as it takes a file's)."""
-
-    def __init__(self, path: str):
-        self.fd = os.open(path, os.O_RDONLY)
-
-    def fileno(self) -> int:
-        return self.fd
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+LOCK_FILE = "_qrr.lock"  # what a run locks in its local output folder, from before it reads it until it ends
 
 
 def claim_output(folder: str):
     """``folder`` (made where it is not) locked for this run alone until the returned handle's ``close``, so that
     a second run on it (a job started again while the first still runs) stops with ``pipelines.OutputBusy`` before
     it reads or writes anything (two runs wrote every row twice, or mixed two inputs' shards). Take it before
-    ``prepare_output``. ``None`` for a remote folder (s3://), which no lock reaches: run one at a time there."""
+    ``prepare_output``. A lock file (``_qrr.lock``) rather than the folder: NFS locks only files open to write.
+    ``None`` for a remote folder (s3://), which no lock reaches: run one at a time there."""
     if "://" in folder and not folder.startswith("file://"):
         return None
     path = _absolute(folder.removeprefix("file://"))
     if os.path.isfile(path):
         return None  # prepare_output says what is wrong
     os.makedirs(path, exist_ok=True)
-    return locked(_Folder(path), folder)
+    return locked(open(os.path.join(path, LOCK_FILE), "a"), folder)  # noqa: SIM115 (the caller's to close)
 
 
 def prepare_output(folder: str, run: dict, resume: bool, fmt: str = "parquet") -> tuple[dict | None, int, list]:
@@ -556,7 +591,7 @@ def prepare_output(folder: str, run: dict, resume: bool, fmt: str = "parquet") -
         raise InputError(f"{folder}: a file; the output of --ray is a folder of shards")
     listed = [] if info.type == pyarrow.fs.FileType.NotFound else fs.get_file_info(pyarrow.fs.FileSelector(where))
     # a run that failed before writing a shard (a typo in a path, say) left only its record: the folder is empty
-    existing = [f for f in listed if os.path.basename(f.path) != RUN_FILE]
+    existing = [f for f in listed if os.path.basename(f.path) not in (RUN_FILE, LOCK_FILE)]
     if existing and not resume:
         raise InputError(f"--output {folder}: the folder holds files already; give a new or empty one, or --resume "
                          f"{folder} to go on with its shards")  # fmt: skip

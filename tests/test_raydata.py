@@ -534,7 +534,7 @@ def test_a_second_run_on_a_folder_stops_before_it_reads_or_writes(cli, tiny_mode
             assert (result.exit_code, result.stderr) == (1, f"error: {named} {out}: another run is writing it (two "
                                                             "would write each result twice); let it finish, or stop "
                                                             "it and run this command again\n")  # fmt: skip
-        assert list(out.iterdir()) == []
+        assert [p.name for p in out.iterdir()] == ["_qrr.lock"]  # nothing read, nothing written
     finally:
         running.close()
     result = cli("score", path, "--ray", "--resume", str(out), model=tiny_model)
@@ -565,24 +565,60 @@ def test_an_input_field_named_as_the_score_column(cli, tiny_model, tmp_path, ray
     """It was Ray's KeyError ('Field "score" exists 2 times in schema'), after the actors had loaded the model."""
     rows = [{**p, "score": 12.5} for p in PAIRS[:3]]
     path = write_jsonl(tmp_path / "bm25.jsonl", rows)
+    said = 'the input has a "score" field already: name the column of scores otherwise (--score-column, or '
     result = cli("score", path, "--ray", "-o", str(tmp_path / "out"), model=tiny_model)
-    assert (result.exit_code, result.stderr) == (2, 'error: the input has a "score" field already; name the column '
-                                                    "of scores with --score-column (such as --score-column "
-                                                    "qrr_score)\n")  # fmt: skip
+    assert (result.exit_code, result.stderr) == (2, f"error: {said}score_column in Python)\n")
     assert not (tmp_path / "out").exists()
+    # past an empty first file (Spark writes them), and in a Parquet file's columns
+    (tmp_path / "spark").mkdir()
+    (tmp_path / "spark" / "part-00000.json").write_text("")
+    write_jsonl(tmp_path / "spark" / "part-00001.json", rows)
+    (tmp_path / "pq").mkdir()
+    pyarrow.parquet.write_table(pyarrow.table({"query": ["q"], "document": ["d"], "score": [1.0]}),
+                                tmp_path / "pq" / "a.parquet")  # fmt: skip
+    for source in ("spark", "pq"):
+        result = cli("score", str(tmp_path / source), "--ray", "-o", str(tmp_path / "out"), model=tiny_model)
+        assert (result.exit_code, result.stderr) == (2, f"error: {said}score_column in Python)\n")
     result = cli("score", path, "--ray", "-o", str(tmp_path / "out"), "--score-column", "qrr", model=tiny_model)
     assert result.exit_code == 0, result.output
     table = pyarrow.parquet.read_table(tmp_path / "out").to_pylist()
     assert [r["score"] for r in table] == [12.5] * 3 and all(0 < r["qrr"] < 1 for r in table)
+    # the shards' columns are the run's: going on with another name is refused
+    result = cli("score", path, "--ray", "--resume", str(tmp_path / "out"), "--score-column", "q2", model=tiny_model)
+    assert result.exit_code == 2 and "its shards were scored with other score column (\"qrr\", not \"q2\")" in (
+        result.stderr)  # fmt: skip
     result = cli("score", path, "--score-column", "qrr", model=tiny_model)
     assert (result.exit_code, result.stderr) == (2, "error: --score-column: only with --ray\n")
+    for name in ("", "qrr_source"):
+        result = cli("score", path, "--ray", "-o", str(tmp_path / "o2"), "--score-column", name, model=tiny_model)
+        assert (result.exit_code, result.stderr) == (2, f"error: --score-column {name!r}: name a column that is not "
+                                                        "empty and not one qrr reads or writes (query, document, "
+                                                        "instruction, qrr_source, qrr_record)\n")  # fmt: skip
     # where only a later record has it, the actors say so
     with pytest.raises(Exception) as caught:
         raydata.score(raydata.read_pairs(path), str(tiny_model), workers=1, device="cpu").take_all()
     from qrr.errors import qrr_cause
 
-    said = f'{path}: the input has a "score" field already; name the column of scores otherwise (score_column; '
-    assert str(qrr_cause(caught.value)).startswith(said + "--score-column on the command line)")
+    assert str(qrr_cause(caught.value)).startswith(f"{path}: {said}score_column in Python)")
+
+
+def test_inputs_that_cannot_be_read_are_one_line_before_ray_starts(cli, tiny_model, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "_SUCCESS").write_text("")
+    (tmp_path / "cut.jsonl.gz").write_bytes(b"not gzip at all")
+    for source, said in (("empty", "no files to read (names that start with . or _ are left out)"),
+                         ("cut.jsonl.gz", "cannot read (")):  # fmt: skip
+        result = cli("score", str(tmp_path / source), "--ray", "-o", str(tmp_path / "out"), model=tiny_model)
+        assert result.exit_code == 2 and result.stderr.startswith(f"error: {tmp_path / source}: {said}"), result.stderr
+        assert not (tmp_path / "out").exists()
+
+
+def test_uris_of_listed_files_keep_the_given_host_and_options(raydata):
+    assert raydata._uri("b/x/k.jsonl", "s3://b/x?endpoint_override=minio:9000") == (
+        "s3://b/x/k.jsonl?endpoint_override=minio:9000")  # fmt: skip
+    assert raydata._uri("/data/a", "hdfs://nn:8020/data") == "hdfs://nn:8020/data/a"
+    assert raydata._uri("/tmp/x/a", "file:///tmp/x") == "file:///tmp/x/a"
+    assert raydata._uri("/tmp/x/a", "/tmp/x") == "/tmp/x/a"
 
 
 def test_cpu_actors_that_would_take_every_cpu_of_a_cluster(raydata):

@@ -254,6 +254,10 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
         raise InputError("--ray reads FILEs or folders (local or remote), not stdin")
     if output is None:
         raise InputError("--ray needs --output DIR, the folder for the result shards")
+    column = options["score_column"]
+    if not column.strip() or column in ("query", "document", "instruction", "qrr_source", "qrr_record"):
+        raise InputError(f"--score-column {column!r}: name a column that is not empty and not one qrr reads or "
+                         "writes (query, document, instruction, qrr_source, qrr_record)")  # fmt: skip
 
     with contextlib.ExitStack() as held:
         done = None
@@ -263,8 +267,7 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
             raydata.check_paths(files, output)
             # found before the actors load a model, where the first record has it
             if options["score_column"] in raydata.first_fields(files, input_format.value):
-                raise InputError(f'the input has a "{options["score_column"]}" field already; name the column of '
-                                 "scores with --score-column (such as --score-column qrr_score)")  # fmt: skip
+                raise raydata.clash(options["score_column"])
             from qrr.pipelines import OutputBusy
 
             try:
@@ -273,8 +276,8 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
                 raise OutputBusy(exc.naming({"output": "--resume" if resume else "--output"})) from None
             if claimed is not None:
                 held.callback(claimed.close)
-            # what changes the scores: a folder's shards scored otherwise are not gone on with
-            settings = {key: options[key] for key in ("instruction", "max_length", "recipe", "dtype")}
+            # what changes the scores or the columns: a folder's shards written otherwise are not gone on with
+            settings = {key: options[key] for key in ("instruction", "max_length", "recipe", "dtype", "score_column")}
             run = raydata.run_record(files, input_format=input_format.value, model=raydata.model_key(model),
                                      **settings)  # fmt: skip
             done, held_rows, removed = raydata.prepare_output(output, run, resume, shard_format.value)

@@ -151,8 +151,9 @@ class RemoteReranker:
             error = InputError if 400 <= exc.code < 500 else QrrError
             below = urllib.parse.urlsplit(self.url).path
             # an OpenAI-style base URL (/v1) or an endpoint's (/v1/rerank): qrr's endpoints are below the root
-            if exc.code == 404 and below.rstrip("/"):
-                message += f" (give the server's URL without {below.rstrip('/')})"
+            below = below.rstrip("/")
+            if exc.code == 404 and below.endswith(("/v1", "/v2", "/rerank", "/score")):
+                message += f" (give the server's URL without {below})"
             raise error(f"the server at {self.url} answered {exc.code}: {message}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
