@@ -4,6 +4,9 @@ fake model scores (the CLI's job is to pass the core's results through); one tes
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import orjson
 import pytest
@@ -75,6 +78,13 @@ def test_tsv_lines_of_id_and_text(cli, tmp_path, ranked):
     # a blank first line, and DPR's three columns with their header: read as text, each line whole, said
     said = cli("rank", "-q", QUERY, input="\nid\ttext\ttitle\n1\tis the capital.\tBeijing\n").stderr
     assert said.startswith("warning: <stdin>: its lines look like id<TAB>text;")
+    # in a process of its own, where reading the input warns before any model loads (it was Python's bare line)
+    (tmp_path / "nope").mkdir()
+    env = {**os.environ, "QRR_MODEL": str(tmp_path / "nope")}
+    out = subprocess.run([sys.executable, "-m", "qrr", "rank", "-q", QUERY, str(tmp_path / "docs.tsv")], env=env,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.stderr.startswith(f"warning: {tmp_path / 'docs.tsv'}: its lines look like id<TAB>text; each is read "
+                                 "whole, as a document's text (--input-format tsv reads ids and texts)\n")  # fmt: skip
 
 
 def test_json_array_and_string_lines(cli, tmp_path, ranked):

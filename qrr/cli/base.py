@@ -333,6 +333,7 @@ def errors_to_exit(command, flags: dict[str, str] | None = None):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        core_warnings_to_stderr()  # from the start: reading the input may warn before any model loads
         try:
             with sigterm_stops():
                 return command(*args, **kwargs)

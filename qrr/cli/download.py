@@ -39,7 +39,7 @@ def download(
         ),
     ] = None,  # fmt: skip
 ) -> None:
-    """Download model weights (default 0.6b) and check them; prints each local folder on stdout.
+    """Download model weights (default $QRR_MODEL, else 0.6b) and check them; prints each local folder on stdout.
 
     Only what scoring needs is fetched (config, safetensors weights, tokenizer) into the Hugging Face cache
     (HF_HOME, HF_HUB_CACHE and HF_TOKEN apply) or --local-dir. An interrupted download resumes. A local folder
