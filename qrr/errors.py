@@ -112,9 +112,13 @@ class Stopped(QrrError):
     """A runtime error (``cause``, any exception) that stopped a long job after ``done`` of ``total`` units, which
     are kept in ``path``: the same call goes on from there. Its exit code is the cause's."""
 
-    def __init__(self, cause: BaseException, done: int, total: int, path: str):
+    def __init__(self, cause: BaseException, done: int, total: int | None, path: str, kept: str | None = None,
+                 verb: str = "rerank"):  # fmt: skip
+        """``kept``: what ``path`` holds, in words (default ``{done} of {total} queries``); ``verb``: the call that
+        goes on."""
         said = cause.template if isinstance(cause, QrrError) else f"{type(cause).__name__}: {cause}"
-        super().__init__(f"{said}; {done} of {total} queries are in {path}: rerank into it again to go on",
+        self.kept = kept or f"{done} of {total} queries"
+        super().__init__(f"{said}; {self.kept} are in {path}: {verb} into it again to go on",
                          *getattr(cause, "params", ()))  # fmt: skip
         self.cause, self.done, self.total, self.path = cause, done, total, path
         self.exit_code = getattr(cause, "exit_code", 1)

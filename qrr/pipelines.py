@@ -185,7 +185,8 @@ class ScoresOutput(_Claimed):
         with open(self.path, "rb") as handle:
             for number, raw in enumerate(handle, 1):
                 where = f"{self.path}:{number}"
-                if not raw.endswith(b"\n") and raw.startswith(b'{"index":'):  # a result cut off mid-write
+                # a result cut off mid-write, anywhere (a full disk cuts a buffered write at any byte)
+                if not raw.endswith(b"\n") and (raw.startswith(b'{"index":') or b'{"index":'.startswith(raw)):
                     self.cut = True
                     break
                 try:
@@ -227,6 +228,10 @@ def check_appendable(path: str, inputs: Iterable[str | os.PathLike | None], kind
     (found now, not after hours of scoring) and none of ``inputs``, the files the job reads."""
     if os.path.isdir(path) or not os.path.isdir(os.path.dirname(os.path.abspath(path))):
         raise InputError(f"{{output}} {path}: not a file in an existing folder", "output")
+    if os.path.islink(path) and not os.path.exists(path):
+        raise InputError(f"{{output}} {path}: a link to {os.readlink(path)}, which is not there", "output")
+    if os.path.exists(path) and not os.path.isfile(path):  # a device or a pipe: read to go on from, it never ends
+        raise InputError(f"{{output}} {path}: not a regular file", "output")
     if path.lower().endswith(".gz"):
         raise InputError(f"{{output}} {path}: qrr writes {kind} uncompressed; name it without .gz (gzip it once it "
                          "is complete)", "output")  # fmt: skip

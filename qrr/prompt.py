@@ -58,6 +58,11 @@ class Prompter:
                              "max_length")  # fmt: skip
         self.max_length = max_length
         self.body_budget = max_length - frame  # tokens of what is cut: the body, or the rendered messages
+        # No token spans more characters than the vocabulary's longest (byte-level) token, so a document past twice
+        # the budget's worth of those is cut whatever follows; its tail is dropped before tokenizing, which a text
+        # of megabytes took gigabytes to do whole.
+        longest = max((len(t) for t in tokenizer.get_vocab()), default=1) if hasattr(tokenizer, "get_vocab") else 0
+        self.max_chars = 2 * max_length * longest if longest else None
 
     def _encode(self, text: str) -> list[int]:
         with self._lock:
@@ -105,7 +110,8 @@ class Prompter:
         """
         if not triples:
             return []
-        texts = [self.render(q, d, i) for q, d, i in triples]
+        limit = self.max_chars
+        texts = [self.render(q, d[:limit] if limit and len(d) > limit else d, i) for q, d, i in triples]
         with self._lock:
             encoded = self.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
         out = []

@@ -503,3 +503,13 @@ def test_a_narrow_table_keeps_the_data_whole_and_leaves_out_the_previews(monkeyp
     write_table([{"index": 0, "score": 0.25}], previews=previews)  # room for both: both shown
     drawn = capsys.readouterr().out
     assert "capital of China?" in drawn and "0.2500" in drawn
+
+
+def test_a_closed_stdout_is_said_before_any_work():
+    """Under cron or a daemon, stdout may be closed: it was `AttributeError: 'NoneType' object has no attribute
+    'isatty'`."""
+    command = f"{sys.executable} -m qrr score -q q -d a >&-"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120, cwd=root)
+    assert (out.returncode, out.stderr) == (2, "error: stdout is closed: send it to a file (> FILE), or give --resume "
+                                               "FILE where the command has it\n")  # fmt: skip

@@ -149,6 +149,22 @@ def test_sigterm_flushes_results_and_exits_143(cli, fake):
     assert [json.loads(line)["index"] for line in result.stdout.splitlines()] == list(range(1030))
 
 
+def test_a_run_stopped_by_a_failure_says_that_its_results_are_kept(cli, fake, tmp_path):
+    """It said only the failure (a full disk, a server gone), though --resume OUT held every result before it."""
+    from qrr.errors import OutOfMemoryError
+
+    out = tmp_path / "out.jsonl"
+    name, _ = fake(interrupt_after=1030, raising=OutOfMemoryError("out of memory"))
+    result = cli("score", "--batch-tokens", "1", "--resume", str(out), input=MANY, model=name)
+    assert (result.exit_code, result.stderr) == (1, f"error: out of memory; the results written before are in {out}: "
+                                                    "run the same command to go on\n")  # fmt: skip
+    kept = [r["index"] for r in jsonl(out.read_text())]
+    assert kept == list(range(len(kept))) and len(kept) >= 1024  # the chunks finished before
+    name, _ = fake(interrupt_after=0, raising=OutOfMemoryError("out of memory"))  # before any result: no file
+    result = cli("score", "--batch-tokens", "1", "--resume", str(tmp_path / "none.jsonl"), input=MANY, model=name)
+    assert (result.exit_code, result.stderr) == (1, "error: out of memory\n")
+
+
 def test_resume_goes_on_after_an_interrupt(cli, fake, tmp_path):
     out, pairs = tmp_path / "out.jsonl", tmp_path / "pairs.jsonl"
     pairs.write_text(MANY)
@@ -172,6 +188,13 @@ def test_resume_goes_on_after_an_interrupt(cli, fake, tmp_path):
     result = cli("score", str(pairs), "--resume", str(out))
     assert result.stderr == (f"resuming {out}: 2,100 pairs done\nnothing left to score (no model was loaded, so its "
                              "results were not checked against these settings)\n")  # fmt: skip
+    # a write cut within its first bytes (a full disk cuts a buffered write anywhere): refused as another file's
+    full = out.read_text()
+    for tail in ('{"', "{"):
+        out.write_text(full + tail)
+        result = cli("score", str(pairs), "--resume", str(out))
+        assert result.exit_code == 0 and result.stderr.startswith(f"{out}: its last line was cut off mid-write")
+        assert out.read_text() == full
     fresh = tmp_path / "fresh.jsonl"
     assert ok(cli("score", "-q", "q", "-d", "a", "-d", "b", "--resume", str(fresh))) == ""
     assert [r["index"] for r in jsonl(fresh.read_text())] == [0, 1]  # -q/-d too
@@ -209,6 +232,12 @@ def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
     assert failed(str(other), "--resume", str(tmp_path / "full.jsonl")) == (
         f'error: {tmp_path / "full.jsonl"}:6: result 5 has ids {{"id":"p5"}}, but the input\'s pair 5 has '
         '{"id":"x5"}; --resume holds another input\'s scores')  # fmt: skip
+    # a device is read to go on from forever (/dev/zero filled the memory); a link to nothing failed after scoring
+    assert failed(str(pairs), "--resume", "/dev/full") == "error: --resume /dev/full: not a regular file"
+    (tmp_path / "dangling.jsonl").symlink_to(tmp_path / "gone" / "x.jsonl")
+    assert failed(str(pairs), "--resume", str(tmp_path / "dangling.jsonl")) == (
+        f"error: --resume {tmp_path / 'dangling.jsonl'}: a link to {tmp_path / 'gone' / 'x.jsonl'}, which is not "
+        "there")  # fmt: skip
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes, no newline")  # no half-written result: refused, never cut (it was emptied)
     assert failed(str(pairs), "--resume", str(notes)) == (

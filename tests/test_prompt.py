@@ -74,3 +74,14 @@ def test_one_prompter_serves_threads(tokenizer):
         t.join()
     for parts in got.values():
         assert [e for part in parts for e in part] == alone
+
+
+@pytest.mark.parametrize("recipe", ["transformers", "vllm"])
+def test_a_document_far_past_the_budget_is_cut_before_tokenizing_to_the_same_ids(tokenizer, recipe):
+    """A one-line document of megabytes was tokenized whole (gigabytes of memory) to keep its first tokens."""
+    p = Prompter(tokenizer, max_length=256, recipe=recipe)
+    assert p.max_chars == 2 * 256 * max(len(t) for t in tokenizer.get_vocab())
+    long = "x" + "=" * (p.max_chars + 5000) + " tail words"
+    cut = p.encode([("q", long, None)])
+    p.max_chars = None  # tokenized whole
+    assert cut == p.encode([("q", long, None)]) and cut[0].truncated

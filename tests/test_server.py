@@ -315,7 +315,7 @@ def test_what_a_server_cannot_take_is_said_before_it_is_sent(tiny_server, cli):
     assert (result.exit_code, result.stderr) == (2, said + " without /v1)\n")
     result = cli("rank", "-q", "q", "-d", "x", "--server", tiny_server.url + "/v1/rerank", model=False)
     assert result.stderr.endswith("no endpoint /v1/rerank/v1/models (give the server's URL without /v1/rerank)\n")
-    for url in ("ftp://localhost:1", "localhost:port", "", "18931"):
+    for url in ("ftp://localhost:1", "localhost:port", "", "18931", "http://[::1"):  # the last: a ValueError
         result = cli("rank", "-q", "q", "-d", "x", "--server", url, model=False)
         assert (result.exit_code, result.stderr) == (2, f"error: --server {url!r}: give the server's URL, such as "
                                                         "http://localhost:8000\n")  # fmt: skip

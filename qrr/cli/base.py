@@ -415,7 +415,7 @@ def describe(exc: BaseException, flags: dict[str, str] | None = None) -> tuple[s
         return f"{exc.how} after {exc.done} of {exc.total} queries; {then}", exc.exit_code
     if isinstance(exc, Stopped):
         line, code = describe(exc.cause, flags)
-        return f"{line}; {exc.done} of {exc.total} queries are in {exc.path}: run the same command to go on", code
+        return f"{line}; {exc.kept} are in {exc.path}: run the same command to go on", code
     if isinstance(exc, QrrError):
         return exc.naming(lambda param: (flags or {}).get(param) or flag(param)), exc.exit_code
     # anything unplanned still gets one line, and a way to see more
@@ -459,6 +459,8 @@ def given(ctx: typer.Context, *names: str) -> list[str]:
 
 def output_format(fmt: OutputFormat | None) -> str:
     """The asked format, else a table on a terminal and JSON lines in a pipe."""
+    if sys.stdout is None:  # closed (`>&-`, a daemon's): what would the results go to?
+        raise InputError("stdout is closed: send it to a file (> FILE), or give --resume FILE where the command has it")
     if fmt is None:
         return "table" if sys.stdout.isatty() else "jsonl"
     return fmt.value

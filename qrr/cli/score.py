@@ -45,7 +45,7 @@ from qrr.cli.base import (
 )
 from qrr.cli.base import output_format as output_format_of
 from qrr.cli.render import LineCount, no_input, progress, report, skipping, writer
-from qrr.errors import InputError, Interrupted, PairError, plural
+from qrr.errors import InputError, Interrupted, PairError, Stopped, plural, qrr_cause
 from qrr.family import DEFAULT_MAX_LENGTH
 
 
@@ -202,6 +202,12 @@ def score(
                     out.write(rows)
         except PairError as exc:
             raise exc.shifted(start) from None
+        except Exception as exc:  # a runtime failure (a full disk, a server gone): what OUT holds is kept, said so
+            cause = qrr_cause(exc)
+            said = InputError | Interrupted | Stopped | pipelines.OutputBusy  # errors that say what to do themselves
+            if saved is None or out.out is None or isinstance(cause, said):
+                raise
+            raise Stopped(cause, 0, None, saved.path, kept="the results written before", verb="score") from exc
         except KeyboardInterrupt as exc:
             if out.count or fmt == "json":
                 out.close()  # what is scored stays usable: a table drawn, a JSON array closed

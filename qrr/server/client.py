@@ -168,8 +168,8 @@ def _checked_url(url: str) -> str:
     a numeric port (if any) is an ``InputError``."""
     given = url.strip()
     url = (given if "://" in given else "http://" + given).rstrip("/")
-    parts = urllib.parse.urlsplit(url)
     try:
+        parts = urllib.parse.urlsplit(url)  # raises on a bracketed IPv6 host left open
         parts.port  # noqa: B018 - raises on a port that is no number
     except ValueError:
         parts = None
