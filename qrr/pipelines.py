@@ -228,8 +228,9 @@ def check_appendable(path: str, inputs: Iterable[str | os.PathLike | None], kind
     (found now, not after hours of scoring) and none of ``inputs``, the files the job reads."""
     if os.path.isdir(path) or not os.path.isdir(os.path.dirname(os.path.abspath(path))):
         raise InputError(f"{{output}} {path}: not a file in an existing folder", "output")
-    if os.path.islink(path) and not os.path.exists(path):
-        raise InputError(f"{{output}} {path}: a link to {os.readlink(path)}, which is not there", "output")
+    target = os.path.dirname(os.path.realpath(path))
+    if os.path.islink(path) and not os.path.isdir(target):  # a link to a new file is fine, in a folder that is not
+        raise InputError(f"{{output}} {path}: a link into {target}, which is no folder", "output")
     if os.path.exists(path) and not os.path.isfile(path):  # a device or a pipe: read to go on from, it never ends
         raise InputError(f"{{output}} {path}: not a regular file", "output")
     if path.lower().endswith(".gz"):

@@ -58,10 +58,13 @@ class Prompter:
                              "max_length")  # fmt: skip
         self.max_length = max_length
         self.body_budget = max_length - frame  # tokens of what is cut: the body, or the rendered messages
-        # No token spans more characters than the vocabulary's longest (byte-level) token, so a document past twice
-        # the budget's worth of those is cut whatever follows; its tail is dropped before tokenizing, which a text
-        # of megabytes took gigabytes to do whole.
-        longest = max((len(t) for t in tokenizer.get_vocab()), default=1) if hasattr(tokenizer, "get_vocab") else 0
+        # A token spans about as many characters as the vocabulary's longest (byte-level) token at most (Unicode
+        # normalization can merge a few, hence the factor 2), so a document past that is cut whatever follows: its
+        # tail is dropped before tokenizing, which took gigabytes for a text of megabytes.
+        try:
+            longest = max((len(t) for t in tokenizer.get_vocab()), default=0)
+        except (AttributeError, NotImplementedError):
+            longest = 0
         self.max_chars = 2 * max_length * longest if longest else None
 
     def _encode(self, text: str) -> list[int]:

@@ -18,7 +18,6 @@ import itertools
 import os
 import signal
 import threading
-import urllib.parse
 import warnings
 from collections.abc import Iterator
 
@@ -210,17 +209,6 @@ def _input_listing(path: str) -> list[tuple]:
     return listing
 
 
-def _uri(path: str, given: str) -> str:
-    """A file that pyarrow listed below the ``given`` URI, as a URI like it: its scheme, host and options kept
-    (pyarrow lists S3's as ``bucket/key``, HDFS's as ``/path``); a local path as it is."""
-    if "://" not in given:
-        return path
-    parts = urllib.parse.urlsplit(given)
-    bucket = parts.netloc and (path == parts.netloc or path.startswith(parts.netloc + "/"))
-    where = path if bucket else parts.netloc + path
-    return f"{parts.scheme}://{where}" + (f"?{parts.query}" if parts.query else "")
-
-
 def _given(paths) -> list[str]:
     """One path or several, as strings."""
     return [str(p) for p in ([paths] if isinstance(paths, str | os.PathLike) else paths)]
@@ -240,8 +228,12 @@ def read_pairs(paths, input_format: str = "auto", errors=None, done: dict | None
         files = [info.path for info, hidden in listing if not hidden]
         kinds |= {name.endswith(".parquet") for name in files}
         # the folder, which Ray lists once, unless it holds names Ray would read that qrr leaves out: then its files
-        below = any(hidden == "below" for _, hidden in listing)
-        paths += [_uri(name, path) for name in files] if below else [_absolute(path)]
+        below = [info.path for info, hidden in listing if hidden == "below"]
+        if below and "://" in path and not path.startswith("file://"):  # a listed remote file loses the URI's host
+            raise InputError(f"{path}: {below[0]} would be read as pairs (Ray leaves out names that start with . or _ "
+                             "at a folder's top level only): remove such files, or give the folders that hold the "
+                             "pairs")  # fmt: skip
+        paths += files if below else [_absolute(path)]
     if kinds == {True}:
         if done is not None:
             raise InputError(f"{', '.join(given)}: Parquet rows carry no place in their file to go on from; going on "
@@ -265,11 +257,11 @@ def first_fields(paths, input_format: str = "auto", files: int = 10) -> set[str]
     """The fields of the input's first record (of the first of its first ``files`` files that holds one; a Parquet
     file's columns), read on the driver: a clash with the score column is found before any actor loads a model."""
     for name, path in itertools.islice(((n, p) for p in _given(paths) for n in files_at(p) or []), files):
-        fs, where = pyarrow.fs.FileSystem.from_uri(_uri(name, path))
+        fs, _ = pyarrow.fs.FileSystem.from_uri(_absolute(path))  # the given URI's host and options
         try:
             if name.endswith(".parquet"):
-                return set(pyarrow.parquet.read_schema(where, filesystem=fs).names)
-            with fs.open_input_stream(where, compression="detect") as handle:
+                return set(pyarrow.parquet.read_schema(name, filesystem=fs).names)
+            with fs.open_input_stream(name, compression="detect") as handle:
                 items = formats.parse_pairs(formats.decode_lines(_lines_of(handle), name), name, input_format)
                 first = next((i for i in itertools.islice(items, 100) if not isinstance(i, InputError)), None)
         except (OSError, EOFError, pyarrow.ArrowInvalid) as exc:  # a cut or corrupt file (gzip), an unreadable one
@@ -575,6 +567,8 @@ def claim_output(folder: str):
     path = _absolute(folder.removeprefix("file://"))
     if os.path.isfile(path):
         return None  # prepare_output says what is wrong
+    if os.path.isdir(path) and set(os.listdir(path)) - {LOCK_FILE} and RUN_FILE not in os.listdir(path):
+        return None  # a folder of other files: prepare_output refuses it, and no lock file is left among them
     os.makedirs(path, exist_ok=True)
     return locked(open(os.path.join(path, LOCK_FILE), "a"), folder)  # noqa: SIM115 (the caller's to close)
 

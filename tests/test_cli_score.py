@@ -236,8 +236,11 @@ def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
     assert failed(str(pairs), "--resume", "/dev/full") == "error: --resume /dev/full: not a regular file"
     (tmp_path / "dangling.jsonl").symlink_to(tmp_path / "gone" / "x.jsonl")
     assert failed(str(pairs), "--resume", str(tmp_path / "dangling.jsonl")) == (
-        f"error: --resume {tmp_path / 'dangling.jsonl'}: a link to {tmp_path / 'gone' / 'x.jsonl'}, which is not "
-        "there")  # fmt: skip
+        f"error: --resume {tmp_path / 'dangling.jsonl'}: a link into {tmp_path / 'gone'}, which is no folder"
+    )
+    (tmp_path / "linked.jsonl").symlink_to(tmp_path / "later.jsonl")  # a link to a file yet to come: written there
+    assert ok(cli("score", str(pairs), "--resume", str(tmp_path / "linked.jsonl"))) == ""
+    assert len(jsonl((tmp_path / "later.jsonl").read_text())) == 6
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes, no newline")  # no half-written result: refused, never cut (it was emptied)
     assert failed(str(pairs), "--resume", str(notes)) == (

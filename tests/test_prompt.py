@@ -82,6 +82,18 @@ def test_a_document_far_past_the_budget_is_cut_before_tokenizing_to_the_same_ids
     p = Prompter(tokenizer, max_length=256, recipe=recipe)
     assert p.max_chars == 2 * 256 * max(len(t) for t in tokenizer.get_vocab())
     long = "x" + "=" * (p.max_chars + 5000) + " tail words"
+    seen = []
+
+    class Spy:  # the texts the tokenizer is given
+        def __call__(self, texts, **kwargs):
+            seen.extend(len(t) for t in texts)
+            return tokenizer(texts, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(tokenizer, name)
+
+    p.tokenizer = Spy()
     cut = p.encode([("q", long, None)])
+    assert seen[0] < p.max_chars + 1000 < len(long)  # the tail was dropped first
     p.max_chars = None  # tokenized whole
-    assert cut == p.encode([("q", long, None)]) and cut[0].truncated
+    assert cut == p.encode([("q", long, None)]) and cut[0].truncated and seen[1] > len(long)

@@ -540,6 +540,12 @@ def test_a_second_run_on_a_folder_stops_before_it_reads_or_writes(cli, tiny_mode
     result = cli("score", path, "--ray", "--resume", str(out), model=tiny_model)
     assert result.exit_code == 0 and len(pyarrow.parquet.read_table(out)) == 5, result.output
     assert raydata.claim_output("s3://bucket/scored/") is None  # no lock reaches a remote folder
+    # a folder of the user's own files is refused, and no lock file is left among them
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    result = cli("score", path, "--ray", "-o", str(tmp_path / "mine"), model=tiny_model)
+    assert result.exit_code == 2 and "holds files already" in result.stderr
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
 
 
 def test_files_below_a_folder_named_with_a_dot_or_underscore_are_not_read(cli, tiny_model, tmp_path, expected):
@@ -611,14 +617,6 @@ def test_inputs_that_cannot_be_read_are_one_line_before_ray_starts(cli, tiny_mod
         result = cli("score", str(tmp_path / source), "--ray", "-o", str(tmp_path / "out"), model=tiny_model)
         assert result.exit_code == 2 and result.stderr.startswith(f"error: {tmp_path / source}: {said}"), result.stderr
         assert not (tmp_path / "out").exists()
-
-
-def test_uris_of_listed_files_keep_the_given_host_and_options(raydata):
-    assert raydata._uri("b/x/k.jsonl", "s3://b/x?endpoint_override=minio:9000") == (
-        "s3://b/x/k.jsonl?endpoint_override=minio:9000")  # fmt: skip
-    assert raydata._uri("/data/a", "hdfs://nn:8020/data") == "hdfs://nn:8020/data/a"
-    assert raydata._uri("/tmp/x/a", "file:///tmp/x") == "file:///tmp/x/a"
-    assert raydata._uri("/tmp/x/a", "/tmp/x") == "/tmp/x/a"
 
 
 def test_cpu_actors_that_would_take_every_cpu_of_a_cluster(raydata):
