@@ -551,8 +551,6 @@ def rows_at(folder: str, fmt: str = "parquet") -> int:
 
 
 RUN_FILE = "_qrr_run.json"  # what a folder's shards were scored from and with (readers skip "_" names)
-
-
 LOCK_FILE = "_qrr.lock"  # what a run locks in its local output folder, from before it reads it until it ends
 
 
@@ -562,12 +560,11 @@ def claim_output(folder: str):
     it reads or writes anything (two runs wrote every row twice, or mixed two inputs' shards). Take it before
     ``prepare_output``. A lock file (``_qrr.lock``) rather than the folder: NFS locks only files open to write.
     ``None`` for a remote folder (s3://), which no lock reaches: run one at a time there."""
-    if "://" in folder and not folder.startswith("file://"):
-        return None
-    path = _absolute(folder.removeprefix("file://"))
-    if os.path.isfile(path):
-        return None  # prepare_output says what is wrong
-    if os.path.isdir(path) and set(os.listdir(path)) - {LOCK_FILE} and RUN_FILE not in os.listdir(path):
+    path = _local(folder)
+    if path is None or os.path.isfile(path):
+        return None  # a file: prepare_output says what is wrong
+    names = set(os.listdir(path)) if os.path.isdir(path) else set()
+    if names - {LOCK_FILE} and RUN_FILE not in names:
         return None  # a folder of other files: prepare_output refuses it, and no lock file is left among them
     os.makedirs(path, exist_ok=True)
     return locked(open(os.path.join(path, LOCK_FILE), "a"), folder)  # noqa: SIM115 (the caller's to close)
@@ -687,9 +684,9 @@ def said_plainly(exc: BaseException, paths) -> BaseException:
     stays as it is."""
     said = str(innermost(exc))
     if "Unable to merge" in said:
-        clash = said[said.index("Unable to merge") :].splitlines()[0]
+        merging = said[said.index("Unable to merge") :].splitlines()[0]
         # (rows of one file too, where Ray's blocks of it met: a qid 7 in one block, "q7" in another)
-        return InputError(f"{', '.join(map(str, paths))}: rows give a field different types ({clash}); give each "
+        return InputError(f"{', '.join(map(str, paths))}: rows give a field different types ({merging}); give each "
                           "field one type")  # fmt: skip
     return exc
 

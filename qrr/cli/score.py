@@ -272,8 +272,8 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
             nonlocal done
             raydata.check_paths(files, output)
             # found before the actors load a model, where the first record has it
-            if options["score_column"] in raydata.first_fields(files, input_format.value):
-                raise raydata.clash(options["score_column"])
+            if column in raydata.first_fields(files, input_format.value):
+                raise raydata.clash(column)
             from qrr.pipelines import OutputBusy
 
             try:
