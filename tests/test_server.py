@@ -304,7 +304,7 @@ def test_core_warnings_read_as_without_a_server(tiny_server, cli):
         "here and after (--format jsonl keeps every field)\n")  # fmt: skip
 
 
-def test_what_a_server_cannot_take_is_said_before_it_is_sent(tiny_server, cli):
+def test_what_a_server_cannot_take_is_said_before_it_is_sent(tiny_server, cli, monkeypatch):
     # the tiny server takes 20,000 bytes a request: one document over that would be refused unread (413)
     result = cli("rank", "-q", "q", "-d", "word " * 5000, "--server", tiny_server.url, model=False)
     said = f"error: a document of 25,003 bytes is over what the server at {tiny_server.url} takes in a request"
@@ -315,6 +315,11 @@ def test_what_a_server_cannot_take_is_said_before_it_is_sent(tiny_server, cli):
     assert (result.exit_code, result.stderr) == (2, said + " without /v1)\n")
     result = cli("rank", "-q", "q", "-d", "x", "--server", tiny_server.url + "/v1/rerank", model=False)
     assert result.stderr.endswith("no endpoint /v1/rerank/v1/models (give the server's URL without /v1/rerank)\n")
+    monkeypatch.setenv("QRR_SERVER", "ftp://x")  # from the environment: said as the variable, not a flag
+    result = cli("rank", "-q", "q", "-d", "x", model=False)
+    assert (result.exit_code, result.stderr) == (2, "error: $QRR_SERVER 'ftp://x': give the server's URL, such as "
+                                                    "http://localhost:8000\n")  # fmt: skip
+    monkeypatch.delenv("QRR_SERVER")
     for url in ("ftp://localhost:1", "localhost:port", "", "18931", "http://[::1"):  # the last: a ValueError
         result = cli("rank", "-q", "q", "-d", "x", "--server", url, model=False)
         assert (result.exit_code, result.stderr) == (2, f"error: --server {url!r}: give the server's URL, such as "

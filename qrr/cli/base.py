@@ -498,6 +498,13 @@ def model_options(ctx: typer.Context) -> dict:
 def chosen_server(ctx: typer.Context, server: str | None) -> str | None:
     """The server to score on (``--server`` or ``$QRR_SERVER``), or ``None`` for a model loaded here. Model options
     on the command line win over ``$QRR_SERVER``; beside ``--server`` itself they are an error."""
+    if server is not None and not given(ctx, "server"):  # from the environment: a bad URL is said as the variable
+        from qrr.server.client import checked_url
+
+        try:
+            checked_url(server)
+        except InputError as exc:
+            raise InputError(exc.naming({"server": "$QRR_SERVER"})) from None
     clashing = given(ctx, *MODEL_OPTIONS) if server is not None else []
     if clashing and given(ctx, "server"):
         raise InputError(f"{', '.join(clashing)}: not with --server, whose model scores")
@@ -515,7 +522,6 @@ def remote_or_local(server: str | None, instruction: str | None, verbose: bool, 
     if server is not None:
         from qrr.server.client import RemoteReranker
 
-        core_warnings_to_stderr()
         return RemoteReranker(server, instruction=instruction)
     return load_reranker(instruction=instruction, verbose=verbose, **options)
 

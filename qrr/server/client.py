@@ -26,7 +26,7 @@ class RemoteReranker:
     means ``http://host:port``; ``api_key``: default ``$QRR_API_KEY``)."""
 
     def __init__(self, url: str, api_key: str | None = None, timeout: float = 3600.0, instruction: str | None = None):
-        self.url = _checked_url(url)
+        self.url = checked_url(url)
         self.api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         self.timeout = timeout
         self.instruction = instruction
@@ -163,7 +163,7 @@ class RemoteReranker:
             raise QrrError(f"cannot reach the server at {self.url}: {reason}{hint}") from None
 
 
-def _checked_url(url: str) -> str:
+def checked_url(url: str) -> str:
     """A server's base URL: ``host:port`` means ``http://host:port``; anything but an HTTP(S) URL with a host and
     a numeric port (if any) is an ``InputError``."""
     given = url.strip()
