@@ -118,22 +118,19 @@ def make_workload(tokenizer, docs: int, doc_tokens: int, query_tokens: int, seed
     return text(query_tokens), [text(doc_tokens) for _ in range(docs)]
 
 
-def _check_lengths(prompter, tokenizer, doc_tokens: list[int], query_tokens: int) -> None:
-    """Refuse, before any timing, a document length that a prompt cannot hold whole: its documents would be cut, and
-    the row would name a length that never ran."""
-    for n in doc_tokens:
-        query, (document,) = make_workload(tokenizer, 1, n, query_tokens)
-        over = len(prompter._encode(prompter.render(query, document))) - prompter.body_budget
-        if over > 0:
-            room = n - over
-            raise InputError(f"{{doc_tokens}} {n}: a prompt holds {prompter.max_length:,} tokens, so documents of "
-                             f"at most {room:,} tokens with a {query_tokens}-token query", "doc_tokens")  # fmt: skip
-
-
 def _row_tokens(prompter, tokenizer, doc_tokens: int, query_tokens: int) -> int:
-    """The tokens one row of the workload takes in a batch: its prompt's, padded as the engine pads rows."""
+    """The tokens one row of the workload takes in a batch (its prompt's, padded as the engine pads rows), or, before
+    any timing, ``InputError`` for a length that a prompt cannot hold whole: its documents would be cut, and the row
+    would name a length that never ran."""
     query, (document,) = make_workload(tokenizer, 1, doc_tokens, query_tokens)
-    return math.ceil(len(prompter.encode([(query, document, None)])[0].ids) / WIDTH_MULTIPLE) * WIDTH_MULTIPLE
+    body = len(prompter._encode(prompter.render(query, document)))
+    over = body - prompter.body_budget
+    if over > 0:
+        raise InputError(f"{{doc_tokens}} {doc_tokens}: a prompt holds {prompter.max_length:,} tokens, so documents "
+                         f"of at most {doc_tokens - over:,} tokens with a {query_tokens}-token query",
+                         "doc_tokens")  # fmt: skip
+    row = len(prompter.prefix_ids) + body + len(prompter.suffix_ids)
+    return math.ceil(row / WIDTH_MULTIPLE) * WIDTH_MULTIPLE
 
 
 def estimate_memory(size: str, dtype_bytes: int, batch_tokens: int, doc_tokens: int, docs: int,
@@ -295,9 +292,8 @@ def run(
                 "cpu_features": features, "dtype_reason": reason}  # fmt: skip
         tokenizer = _tokenizer(size, random_weights, tokenizers)
         prompter = Prompter(tokenizer, recipe=recipe)
-        # a length no prompt holds is refused before the model loads (minutes, for 8b), not after
-        _check_lengths(prompter, tokenizer, doc_tokens, query_tokens)
-        # a batch holds at most the workload's tokens: a few short documents need no full --batch-tokens of room
+        # a length no prompt holds is refused before the model loads (minutes, for 8b), not after; a batch holds at
+        # most the workload's tokens: a few short documents need no full --batch-tokens of room
         rows = {n: _row_tokens(prompter, tokenizer, n, query_tokens) for n in doc_tokens}
         batch = max(max(row, min(budget, docs * row)) for row in rows.values())
         need = estimate_memory(size, dtype_bytes, batch, 0, docs, baseline=False)
