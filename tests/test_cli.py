@@ -139,6 +139,9 @@ def test_missing_model_is_a_runtime_error_and_a_wrong_name_bad_input(cli, tmp_pa
     # a name that is no folder, alias or repo id is bad input
     error(cli("rank", "-q", "q", "-d", "x", "-m", "./models/model", model=False), 2,
           "error: --model ./models/model: no such folder")  # fmt: skip
+    # set in the environment, the name is said as the variable: the user gave no --model
+    monkeypatch.setenv("QRR_MODEL", "./models/model")
+    error(cli("rank", "-q", "q", "-d", "x", model=False), 2, "error: $QRR_MODEL ./models/model: no such folder")
 
 
 def test_a_cpu_budget_that_cannot_fit_names_the_flag(cli, tiny_model, monkeypatch):

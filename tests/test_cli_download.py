@@ -69,6 +69,11 @@ def test_download_default_all_repo_id_and_revision(fake_hub, monkeypatch):
     assert run("download", "someone/my-reranker", "--revision", "v2").exit_code == 0
     monkeypatch.setenv("QRR_MODEL", "8b")
     assert run("download").exit_code == 0
+    monkeypatch.setenv("QRR_MODEL", "./nowhere")  # the default from the environment is said as the variable
+    assert (run("download").stderr, run("download", "./nowhere").stderr) == (
+        "error: $QRR_MODEL ./nowhere: no such folder, and not an alias (0.6b, 4b, 8b) or a hub repo id (owner/name)\n",
+        "error: ./nowhere: no such folder, and not an alias (0.6b, 4b, 8b) or a hub repo id (owner/name)\n",
+    )
     assert [(c["repo"], c["revision"]) for c in downloads(fake_hub)] == [
         ("Qwen/Qwen3-Reranker-0.6B", None),
         ("Qwen/Qwen3-Reranker-0.6B", None),

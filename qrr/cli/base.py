@@ -346,10 +346,22 @@ def errors_to_exit(command, flags: dict[str, str] | None = None):
         except (KeyboardInterrupt, Exception) as exc:
             if os.environ.get("QRR_DEBUG") == "1":
                 raise
-            raise fail(*describe(exc, flags)) from None
+            raise fail(*describe(exc, {**(flags or {}), **from_environment()})) from None
 
     wrapper.__doc__ = reflow(command.__doc__ or "")
     return wrapper
+
+
+def from_environment() -> dict[str, str]:
+    """The running command's parameters that took their value from the environment, each said as its variable
+    (``model`` -> ``$QRR_MODEL``): a message naming ``--model`` sends the user to a flag they never gave."""
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return {}
+    return {p.name: f"${p.envvar}" for p in ctx.command.params
+            if isinstance(p.envvar, str) and getattr(ctx.get_parameter_source(p.name), "name", "") == "ENVIRONMENT"}  # fmt: skip
 
 
 # SIGTERM's state while a command runs: ``deferred`` counts the ``signals_deferred`` blocks open, ``pending`` is a
@@ -498,13 +510,10 @@ def model_options(ctx: typer.Context) -> dict:
 def chosen_server(ctx: typer.Context, server: str | None) -> str | None:
     """The server to score on (``--server`` or ``$QRR_SERVER``), or ``None`` for a model loaded here. Model options
     on the command line win over ``$QRR_SERVER``; beside ``--server`` itself they are an error."""
-    if server is not None and not given(ctx, "server"):  # from the environment: a bad URL is said as the variable
+    if server is not None and not given(ctx, "server"):  # from the environment: checked before model options
         from qrr.server.client import checked_url
 
-        try:
-            checked_url(server)
-        except InputError as exc:
-            raise InputError(exc.naming({"server": "$QRR_SERVER"})) from None
+        checked_url(server)
     clashing = given(ctx, *MODEL_OPTIONS) if server is not None else []
     if clashing and given(ctx, "server"):
         raise InputError(f"{', '.join(clashing)}: not with --server, whose model scores")

@@ -9,7 +9,7 @@ import typer
 
 from qrr.cli.base import OutputFormat, command, output_format, stderr
 from qrr.cli.render import human_bytes, write_rows
-from qrr.errors import InputError
+from qrr.errors import InputError, ModelNameError
 
 
 @command(no_args_is_help=False, flags={"model": "MODEL"})
@@ -74,7 +74,12 @@ def download(
             models.check_folder(folder)
             folder = folder.resolve()
         else:
-            folder = models.download(name, revision=revision, local_dir=local_dir)
+            try:
+                folder = models.download(name, revision=revision, local_dir=local_dir)
+            except ModelNameError as exc:
+                if names or all_sizes:
+                    raise
+                raise ModelNameError(f"${models.MODEL_ENV} {exc}") from None  # the default, from the environment
         print(folder, flush=True)
 
 
