@@ -360,8 +360,9 @@ def from_environment() -> dict[str, str]:
     ctx = get_current_context(silent=True)
     if ctx is None:
         return {}
+    sources = {p.name: getattr(ctx.get_parameter_source(p.name), "name", None) for p in ctx.command.params}
     return {p.name: f"${p.envvar}" for p in ctx.command.params
-            if isinstance(p.envvar, str) and getattr(ctx.get_parameter_source(p.name), "name", "") == "ENVIRONMENT"}  # fmt: skip
+            if isinstance(p.envvar, str) and sources[p.name] == "ENVIRONMENT"}  # fmt: skip
 
 
 # SIGTERM's state while a command runs: ``deferred`` counts the ``signals_deferred`` blocks open, ``pending`` is a
