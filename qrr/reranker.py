@@ -119,6 +119,7 @@ class Reranker:
                              "model")  # fmt: skip
         if isinstance(model, os.PathLike):
             model = os.fspath(model)
+        devices.slow_dtype_warning(dev, dt)
         loader = model if callable(model) else models.registered(model)
         if loader is not None:
             engine, tokenizer = loader(dev, dt)

@@ -516,3 +516,14 @@ def test_a_closed_stdout_is_said_before_any_work():
     out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120, cwd=root)
     assert (out.returncode, out.stderr) == (2, "error: stdout is closed: send it to a file (> FILE), or give --resume "
                                                "FILE where the command has it\n")  # fmt: skip
+
+
+def test_a_slow_dtype_on_this_cpu_is_warned_of_in_flag_words(cli, tiny_model, monkeypatch):
+    import torch
+
+    for probe in ("_is_amx_fp16_supported", "_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        monkeypatch.setattr(torch.cpu, probe, lambda: False, raising=False)
+    result = cli("rank", "-q", "q", "-d", "x", "--device", "cpu", "--dtype", "fp16", "-f", "jsonl", model=tiny_model)
+    said = "warning: --dtype fp16: this CPU has no AMX-FP16 and computes fp16 many times slower than fp32; "
+    assert (result.exit_code, result.stderr) == (0, said + "--dtype auto takes fp32 here\n")
+    assert cli("rank", "-q", "q", "-d", "x", "--device", "cpu", "--dtype", "fp32", model=tiny_model).stderr == ""

@@ -91,3 +91,24 @@ def test_the_cpu_dtype_and_why(monkeypatch, features, dtype, reason):
     assert dev.resolve_dtype("auto", cpu) == dtype
     assert dev.dtype_reason("auto", cpu, dtype) == reason
     assert dev.dtype_reason("fp32", cpu, torch.float32) == "as asked"
+
+
+@pytest.mark.parametrize(
+    "features, asked, said",
+    [
+        ({"_is_avx2_supported"}, torch.bfloat16, "dtype bf16: this CPU has no AVX-512 BF16 or AMX and computes bf16 "
+         "many times slower than fp32; dtype auto takes fp32 here"),
+        ({"_is_avx512_bf16_supported"}, torch.float16, "dtype fp16: this CPU has no AMX-FP16 and computes fp16 many "
+         "times slower than fp32; dtype auto takes bf16 here"),
+        ({"_is_avx512_bf16_supported"}, torch.bfloat16, None),
+        ({"_is_amx_tile_supported", "_is_amx_fp16_supported"}, torch.float16, None),
+        ({"_is_avx2_supported"}, torch.float32, None),
+    ],
+)  # fmt: skip
+def test_a_dtype_this_cpu_computes_slowly_is_warned_of(monkeypatch, caplog, features, asked, said):
+    """fp16 took 100x fp32's time in a matmul on an AVX-512 EPYC, without a word."""
+    for probe in [p for _, p in dev.CPU_FEATURES] + ["_is_amx_fp16_supported"]:
+        monkeypatch.setattr(torch.cpu, probe, lambda probe=probe: probe in features, raising=False)
+    dev.slow_dtype_warning(torch.device("cpu"), asked)
+    dev.slow_dtype_warning(torch.device("cuda"), asked)  # a GPU's dtypes are its own affair
+    assert [r.getMessage() for r in caplog.records] == ([said] if said else [])
