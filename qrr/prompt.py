@@ -65,7 +65,8 @@ class Prompter:
             longest = max((len(t) for t in tokenizer.get_vocab()), default=0)
         except (AttributeError, NotImplementedError):
             longest = 0
-        self.max_chars = 2 * max_length * longest if longest else None
+        self.token_chars = 2 * longest or None  # the most characters one token spans
+        self.max_chars = max_length * self.token_chars if self.token_chars else None
 
     def _encode(self, text: str) -> list[int]:
         with self._lock:
@@ -87,8 +88,10 @@ class Prompter:
 
     def cut(self, text: str, tokens: int) -> str:
         """``text`` cut to its first ``tokens`` tokens (tokenized alone), or as it is where it is shorter."""
-        ids = self._encode(text)
-        if len(ids) <= tokens:
+        limit = tokens * self.token_chars if self.token_chars else None
+        head = text[:limit] if limit and len(text) > limit else text  # its tail cannot reach the first tokens
+        ids = self._encode(head)
+        if len(ids) <= tokens and head is text:
             return text
         with self._lock:
             return self.tokenizer.decode(ids[:tokens])

@@ -97,3 +97,16 @@ def test_a_document_far_past_the_budget_is_cut_before_tokenizing_to_the_same_ids
     assert seen[0] < p.max_chars + 1000 < len(long)  # the tail was dropped first
     p.max_chars = None  # tokenized whole
     assert cut == p.encode([("q", long, None)]) and cut[0].truncated and seen[1] > len(long)
+
+
+def test_a_cut_to_some_tokens_tokenizes_only_what_can_reach_them(tokenizer):
+    """The server's max_tokens_per_doc tokenized a document of megabytes whole to keep its first tokens."""
+    p = Prompter(tokenizer, max_length=256)
+    long = "word " * 200_000 + "tail"
+    seen = []
+    p._encode = lambda text, encode=p._encode: seen.append(len(text)) or encode(text)
+    cut = p.cut(long, 20)
+    assert seen == [20 * p.token_chars] and cut == "word " * 19 + "word"
+    assert p.cut("a few words", 20) == "a few words"
+    p.token_chars = None  # tokenized whole, to the same cut
+    assert p.cut(long, 20) == cut and seen[-1] == len(long)
