@@ -30,7 +30,7 @@ import orjson
 from qrr import formats
 from qrr.engine import Progress
 from qrr.errors import InputError, Interrupted, PairError, QrrError, Stopped, check_count, plural, qrr_cause
-from qrr.formats import DocRecord, PairRecord, Run
+from qrr.formats import DocRecord, PairRecord, Run, is_id_field
 from qrr.formats.trec import OnError
 from qrr.metrics import ranking
 from qrr.reranker import (
@@ -208,12 +208,22 @@ class ScoresOutput(_Claimed):
 
     def check_input(self, record, reranker: Reranker | None) -> None:
         """``InputError`` where OUT's last result is not the one of ``record``, the input's pair at that place:
-        other ids, or (scored again by ``reranker``) another set-up's score."""
-        ids = {k: v for k, v in self.last.items() if k not in ("index", "score")}
+        other ids or other fields (``qrr score --with-fields`` copies them), or (scored again by ``reranker``)
+        another set-up's score."""
+        fields = {k: v for k, v in self.last.items() if k not in ("index", "score")}
+        ids = {k: v for k, v in fields.items() if is_id_field(k)}
         have = record.ids if isinstance(record, PairRecord) else {}
         if ids != have:
             raise InputError(f"{self.where}: result {self.done - 1} has ids {_said(ids)}, but the input's pair "
                              f"{self.done - 1} has {_said(have)}; {{output}} holds another input's scores",
+                             "output")  # fmt: skip
+        other = getattr(record, "other", {})
+        unlike = [k for k, v in fields.items() if k not in ids and (k not in other or other[k] != v)]
+        if unlike:
+            name = unlike[0]
+            has = f"{_said({name: other[name]})[1:-1]}" if name in other else f'no "{name}"'
+            raise InputError(f"{self.where}: result {self.done - 1} has {_said({name: fields[name]})[1:-1]}, but the "
+                             f"input's pair {self.done - 1} has {has}; {{output}} holds another input's scores",
                              "output")  # fmt: skip
         if reranker is None:
             return
@@ -270,16 +280,24 @@ def rank_records(
     return_documents: bool = False,
     instruction: str | None = None,
     progress: Progress | None = None,
+    with_fields: bool = False,
 ) -> Results:
-    """Rank documents for ``query``: ``Reranker.rank``'s results, with each document's ``id`` and (with
-    ``return_documents``) ``text``. ``records``: ``DocRecord``s (from ``formats.read_documents``) or texts, whose
-    id is ``None``. The documents are read and scored a chunk at a time; only scores, ids and kept texts stay in
-    memory."""
+    """Rank documents for ``query``: ``Reranker.rank``'s results, with each document's ``id``, (with
+    ``return_documents``) ``text`` and (with ``with_fields``) ``fields``, a ``DocRecord``'s other fields.
+    ``records``: ``DocRecord``s (from ``formats.read_documents``) or texts, whose id is ``None``. The documents
+    are read and scored a chunk at a time; only scores, ids and kept texts and fields stay in memory."""
     check_document_source(records, "records", "[DocRecord(text, id) for id, text in d.items()]")
     texts, ids = itertools.tee(records)
-    return reranker.rank(query, (d.text if isinstance(d, DocRecord) else d for d in texts), top_k=top_k,
-                         return_documents=return_documents, instruction=instruction, progress=progress,
-                         ids=(d.id if isinstance(d, DocRecord) else None for d in ids))  # fmt: skip
+    # the fields ride with the ids, which are kept with their results (with top_k, only the best k)
+    ids = ((d.id, d.other) if isinstance(d, DocRecord) else (None, {}) for d in ids)
+    ranked = reranker.rank(query, (d.text if isinstance(d, DocRecord) else d for d in texts), top_k=top_k,
+                           return_documents=return_documents, instruction=instruction, progress=progress,
+                           ids=ids)  # fmt: skip
+    for result in ranked:
+        result["id"], fields = result["id"]
+        if with_fields:
+            result["fields"] = fields
+    return ranked
 
 
 # -------------------------------------------------------------------------------------------- first-stage runs

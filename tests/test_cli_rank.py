@@ -110,6 +110,43 @@ def test_ids_from_beir_and_a_warning_for_an_id_field_that_is_never_there(cli, ra
     assert cli("rank", "-q", QUERY, "--id-field", "nope", input="").stderr == ""  # no results, nothing to say
 
 
+def test_with_fields_copies_each_documents_other_fields_after_its_own(cli, tmp_path, ranked):
+    """A page's url or a chunk's source was dropped: only the id was kept, so results had to be joined back."""
+    pages = [{"id": d["id"], "text": d["text"], "url": f"https://x/{d['id']}", "meta": {"n": n}}
+             for n, d in enumerate(DOCS)]  # fmt: skip
+    data = "".join(json.dumps(p) + "\n" for p in pages)
+    (tmp_path / "pages.jsonl").write_text(data)
+    want = [{"rank": n, "index": r["corpus_id"], "score": r["score"], "id": r["id"], "url": f"https://x/{r['id']}",
+             "meta": {"n": r["corpus_id"]}} for n, r in enumerate(ranked, 1)]  # fmt: skip
+    got = jsonl(ok(cli("rank", "-q", QUERY, str(tmp_path / "pages.jsonl"), "--with-fields")))
+    assert [list(r.items()) for r in got] == [list(r.items()) for r in want]  # the result's own fields first
+    assert jsonl(ok(cli("rank", "-q", QUERY, "--with-fields", "-k", "1", input=data))) == want[:1]
+    args = [a for d in DOCS for a in ("-d", d["text"])]  # arguments carry no other fields
+    assert [set(r) for r in jsonl(ok(cli("rank", "-q", QUERY, "--with-fields", *args)))] == [
+        {"rank", "index", "score"}
+    ] * 3
+    # the fields left are the document's own: the text and id fields read are not copied again
+    body = "".join(json.dumps({"_id": p["id"], "body": p["text"], "url": p["url"]}) + "\n" for p in pages)
+    got = jsonl(ok(cli("rank", "-q", QUERY, "--with-fields", "--text-field", "body", "--with-text", input=body)))
+    assert got[0] == {"rank": 1, "index": ranked[0]["corpus_id"], "score": ranked[0]["score"], "id": ranked[0]["id"],
+                      "text": DOCS[ranked[0]["corpus_id"]]["text"], "url": f"https://x/{ranked[0]['id']}"}  # fmt: skip
+    assert "https://x/a" in ok(cli("rank", "-q", QUERY, "--with-fields", "-f", "table", input=data))
+    assert ok(cli("rank", "-q", QUERY, "--with-fields", "-f", "tsv", input=data)).splitlines()[0] == (
+        "rank\tindex\tscore\tid\turl\tmeta"
+    )
+    # a field of a result's own name is refused: the first document's before any model loads, a later one's in place
+    said = "would take the place of the result's own with --with-fields; rename it in the input\n"
+    clash = json.dumps({"text": "a", "score": 0.5, "rank": 3}) + "\n"
+    result = cli("rank", "-q", QUERY, "--with-fields", input=clash, model="nowhere")
+    assert (result.exit_code, result.stderr) == (2, f'error: document 0: its fields "rank" and "score" {said}')
+    result = cli("rank", "-q", QUERY, "--with-fields", "--text-field", "body", "--with-text",
+                 input=body + json.dumps({"body": "b", "text": "c"}) + "\n")  # fmt: skip
+    assert (result.exit_code, result.stderr) == (2, f'error: document 3: its field "text" {said}')
+    other = body + json.dumps({"body": "b", "text": "c"}) + "\n"  # without --with-text, "text" is the input's
+    rows = jsonl(ok(cli("rank", "-q", QUERY, "--with-fields", "--text-field", "body", input=other)))
+    assert [r["text"] for r in rows if r["index"] == 3] == ["c"]
+
+
 def test_prose_that_opens_like_json_is_text(cli):
     rows = jsonl(ok(cli("rank", "-q", "gravity", "--with-text", input='"Gravity," she said.\n[1] Newton.\n')))
     assert sorted(r["text"] for r in rows) == ['"Gravity," she said.', "[1] Newton."]

@@ -71,6 +71,34 @@ def test_output_formats(cli, expected):
     assert "qid" in table and f"{expected['pairs'][2]:.4f}" in table
 
 
+def test_with_fields_copies_each_pairs_other_fields_after_its_score(cli, tmp_path, expected):
+    """A labeled set's label was dropped: only id fields were copied, so scores had to be joined back by index."""
+    labeled = [p | {"label": n % 2, "meta": {"rank": n + 1}} for n, p in enumerate(PAIRS)]
+    data = "".join(json.dumps(p) + "\n" for p in labeled)
+    (tmp_path / "pairs.jsonl").write_text(data)
+    want = [{"index": n, "qid": p["qid"], "docid": p["docid"], "score": s, "label": n % 2, "meta": {"rank": n + 1}}
+            for n, (p, s) in enumerate(zip(PAIRS, expected["pairs"], strict=True))]  # fmt: skip
+    assert [list(r.items()) for r in jsonl(ok(cli("score", str(tmp_path / "pairs.jsonl"), "--with-fields")))] == [
+        list(r.items()) for r in want
+    ]  # the fields in this order: the result's own first
+    assert jsonl(ok(cli("score", "--with-fields", input=data))) == want
+    assert jsonl(ok(cli("score", "--with-fields", "-q", QUERY, "-d", PAIRS[0]["document"]))) == [
+        {"index": 0, "score": expected["pairs"][0]}
+    ]  # arguments carry no other fields
+    assert ok(cli("score", "--with-fields", "-f", "tsv", input=data)).splitlines()[:2] == [
+        "index\tqid\tdocid\tscore\tlabel\tmeta",
+        f'0\tq1\ta\t{expected["pairs"][0]}\t0\t{{"rank":1}}',
+    ]
+    assert '{"rank":1}' in ok(cli("score", "--with-fields", "-f", "table", input=data))  # JSON, not Python's repr
+    assert jsonl(ok(cli("score", input=data))) == [{k: r[k] for k in ("index", "qid", "docid", "score")} for r in want]
+    # a field of the result's own name is refused, the first pair's before any model loads, a later one's in place
+    result = cli("score", "--with-fields", input=json.dumps(PAIRS[0] | {"score": 3.5}) + "\n", model="nowhere")
+    said = "would take the place of the result's own with --with-fields; rename it in the input\n"
+    assert (result.exit_code, result.stderr) == (2, f'error: pair 0: its field "score" {said}')
+    result = cli("score", "--with-fields", input=data + json.dumps(PAIRS[0] | {"index": 7, "score": 1}) + "\n")
+    assert (result.exit_code, result.stderr) == (2, f'error: pair 3: its fields "index" and "score" {said}')
+
+
 def test_the_real_model_end_to_end(cli, tiny_model, reranker):
     data = "".join(json.dumps(p) + "\n" for p in PAIRS)
     rows = jsonl(ok(cli("score", input=data, model=tiny_model)))
@@ -232,6 +260,22 @@ def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
     assert failed(str(other), "--resume", str(tmp_path / "full.jsonl")) == (
         f'error: {tmp_path / "full.jsonl"}:6: result 5 has ids {{"id":"p5"}}, but the input\'s pair 5 has '
         '{"id":"x5"}; --resume holds another input\'s scores')  # fmt: skip
+    # results with their fields copied (--with-fields): a field unlike the input's is another input, as an id is
+    labeled, fields = tmp_path / "labeled.jsonl", tmp_path / "fields.jsonl"
+    labeled.write_text(
+        "".join(json.dumps({"query": "q", "document": f"d{n}", "label": n % 2}) + "\n" for n in range(4))
+    )
+    ok(cli("score", str(labeled), "--with-fields", "--resume", str(fields)))
+    again = cli("score", str(labeled), "--resume", str(fields))  # the same input, with or without the flag
+    assert (again.exit_code, again.stderr.splitlines()[0]) == (0, f"resuming {fields}: 4 pairs done")
+    other.write_text(labeled.read_text().replace('"d3", "label": 1', '"d3", "label": 0'))
+    assert failed(str(other), "--with-fields", "--resume", str(fields)) == (
+        f'error: {fields}:4: result 3 has "label":1, but the input\'s pair 3 has "label":0; --resume holds another '
+        "input's scores")  # fmt: skip
+    other.write_text(labeled.read_text().replace('"d3", "label": 1', '"d3"'))
+    assert failed(str(other), "--resume", str(fields)).startswith(
+        f'error: {fields}:4: result 3 has "label":1, but the input\'s pair 3 has no "label"; --resume'
+    )
     # a device is read to go on from forever (/dev/zero filled the memory); a link to nothing failed after scoring
     assert failed(str(pairs), "--resume", "/dev/full") == "error: --resume /dev/full: not a regular file"
     (tmp_path / "dangling.jsonl").symlink_to(tmp_path / "gone" / "x.jsonl")

@@ -179,16 +179,24 @@ def test_document_field_mapping_and_forced_format(tmp_path):
     assert list(formats.read_documents([f], text_field="body", id_field="_id")) == [formats.DocRecord("B", "x")]
     # the default id field takes BEIR's _id where there is no id
     beir = write(tmp_path, "corpus.jsonl", '{"_id": "x", "text": "A"}\n{"_id": "y", "id": 3, "text": "B"}\n')
-    assert list(formats.read_documents([beir])) == [formats.DocRecord("A", "x"), formats.DocRecord("B", 3)]
-    assert list(formats.read_documents([beir], id_field="doc")) == [formats.DocRecord("A"), formats.DocRecord("B")]
+    assert list(formats.read_documents([beir])) == [
+        formats.DocRecord("A", "x"),
+        formats.DocRecord("B", 3, {"_id": "y"}),
+    ]
+    assert list(formats.read_documents([beir], id_field="doc")) == [
+        formats.DocRecord("A", None, {"_id": "x"}),
+        formats.DocRecord("B", None, {"_id": "y", "id": 3}),
+    ]  # the fields not read as the text or the id are the record's other fields
     # a BEIR record's title joins its text, as rerank's --corpus reads it; not where the text field is another
     lines = ['{"_id": "x", "title": "T", "text": "A"}', '{"_id": "y", "title": "", "text": "B"}',
              '{"id": "z", "title": "T", "text": "C"}', '{"_id": "w", "title": "T", "body": "D"}']  # fmt: skip
     titled = write(tmp_path, "titled.jsonl", "\n".join(lines))
     skip = lambda e: None  # noqa: E731
-    expected = [formats.DocRecord("T A", "x"), formats.DocRecord("B", "y"), formats.DocRecord("C", "z")]
-    assert list(formats.read_documents([titled], on_error=skip)) == expected
-    assert list(formats.read_documents([titled], text_field="body", on_error=skip)) == [formats.DocRecord("D", "w")]
+    expected = [formats.DocRecord("T A", "x"), formats.DocRecord("B", "y"), formats.DocRecord("C", "z", {"title": "T"})]
+    assert list(formats.read_documents([titled], on_error=skip)) == expected  # a title not joined is another field
+    assert list(formats.read_documents([titled], text_field="body", on_error=skip)) == [
+        formats.DocRecord("D", "w", {"title": "T"})
+    ]
     beir = write(tmp_path, "corpus.jsonl", '{"_id": "x", "title": "T", "text": "A"}\n{"_id": "y", "text": "B"}\n')
     assert {d.id: d.text for d in formats.read_documents([beir])} == formats.read_corpus(beir) == {"x": "T A", "y": "B"}
     with pytest.raises(InputError, match='d.jsonl:1: missing field "text"; the object\'s text is in "body": name one '):
@@ -270,6 +278,15 @@ def test_row_contracts():
         {"index": 0, "qid": "1", "score": 0.1},
         {"index": 1, "score": 0.2},
     ]
+    records[1].other["label"] = 1
+    assert formats.score_rows(records, [0.1, 0.2], start=5, with_fields=True) == [
+        {"index": 5, "qid": "1", "score": 0.1},
+        {"index": 6, "score": 0.2, "label": 1},
+    ]
+    records[1].other["score"] = 3
+    with pytest.raises(InputError, match='^pair 6: its field "score" would take the place of the result\'s own with '
+                                         "with_fields; rename it in the input$"):  # fmt: skip
+        formats.score_rows(records, [0.1, 0.2], start=5, with_fields=True)
     ranked = [{"corpus_id": 2, "score": 0.9, "id": "x", "text": "T"}, {"corpus_id": 0, "score": 0.1, "id": None,
                                                                        "text": "U"}]  # fmt: skip
     assert formats.rank_rows(ranked) == [{"rank": 1, "index": 2, "score": 0.9, "id": "x"},

@@ -57,6 +57,11 @@ def test_rank_records_keeps_ids_and_texts(rr):
                                                       for r in ranked]  # fmt: skip
     assert ranked.stats.pairs == 3
     assert [set(r) for r in pipelines.rank_records(rr, "q", docs, top_k=1)] == [{"corpus_id", "score", "id"}]
+    # with_fields: each kept result carries its record's other fields (texts carry none), which rank_rows copies
+    docs = [formats.DocRecord("alpha", "a", {"url": "u"}), "beta"]
+    ranked = pipelines.rank_records(rr, "q", docs, with_fields=True)
+    assert {r["corpus_id"]: (r["id"], r["fields"]) for r in ranked} == {0: ("a", {"url": "u"}), 1: (None, {})}
+    assert {r["index"]: r.get("url") for r in formats.rank_rows(ranked)} == {0: "u", 1: None}
 
 
 def test_the_stream_functions_take_what_the_reranker_takes(rr):

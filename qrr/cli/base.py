@@ -285,6 +285,11 @@ ResumeOpt = Annotated[
                  "the rest (an interrupted run goes on; a file of another model, instruction, max length or recipe "
                  "is refused)."),
 ]  # fmt: skip
+WithFieldsOpt = Annotated[
+    bool,
+    typer.Option("--with-fields", rich_help_panel="Output",
+                 help="Copy each JSON record's other fields (a label, a URL) into its result, after the score."),
+]  # fmt: skip
 TagOpt = Annotated[
     str,
     typer.Option(
@@ -524,6 +529,19 @@ def chosen_server(ctx: typer.Context, server: str | None) -> str | None:
                      highlight=False, markup=False)  # fmt: skip
         return None
     return server
+
+
+def fields_checked(records, start: int, with_text: bool = False):
+    """``records`` (pairs or documents, the first the input's ``start``-th) as they are read, each checked for a
+    field that its result names itself (``--with-fields``: bad input, said in its place)."""
+    from qrr import formats
+
+    for n, record in enumerate(records, start):
+        if isinstance(record, formats.DocRecord):
+            formats.check_fields(record, n, formats.rank_fields(record, with_text))
+        else:
+            formats.check_fields(record, n)
+        yield record
 
 
 def remote_or_local(server: str | None, instruction: str | None, verbose: bool, **options):

@@ -26,8 +26,10 @@ from qrr.cli.base import (
     RecipeOpt,
     ServerOpt,
     VerboseOpt,
+    WithFieldsOpt,
     chosen_server,
     command,
+    fields_checked,
     given,
     input_sources,
     model_options,
@@ -53,6 +55,7 @@ def rank(
     with_text: Annotated[
         bool, typer.Option("--with-text", help="Include each document's text (JSON, TSV).", rich_help_panel="Output")
     ] = False,  # fmt: skip
+    with_fields: WithFieldsOpt = False,
     input_format: Annotated[
         DocFormat,
         typer.Option(
@@ -97,6 +100,7 @@ def rank(
     [dim]Examples:[/]
       qrr rank -q "what is gravity?" docs.jsonl -k 5
       qrr rank -q "gravity?" docs.jsonl | jq -r 'select(.score > 0.5) | .id'
+      qrr rank -q "gravity?" pages.jsonl --with-fields -k 3 | jq -r .url
       grep -h gravity notes/*.txt | qrr rank -q "what is gravity?" --with-text
       qrr rank --server http://localhost:8000 -q "what is gravity?" docs.jsonl
     """
@@ -112,8 +116,11 @@ def rank(
     if first is None:
         no_input(fmt, max_length, skipped, "document", "rank", verbose)
         return
-    reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
     with_text = with_text or fmt == "table"  # a table shows the start of each text
+    if with_fields:  # a document with a field named as the result's own is bad input; the first's said early
+        formats.check_fields(first, 0, formats.rank_fields(first, with_text))
+        docs = fields_checked(docs, 1, with_text)
+    reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
     scored = 0
     try:
         with progress(None, "ranking", estimate=LineCount(sources if not inline else [])) as advance:
@@ -124,7 +131,8 @@ def rank(
                 advance(n)
 
             ranked = pipelines.rank_records(reranker, query, itertools.chain([first], docs), top_k=top_k,
-                                            return_documents=with_text, progress=count)  # fmt: skip
+                                            return_documents=with_text, progress=count,
+                                            with_fields=with_fields)  # fmt: skip
     except KeyboardInterrupt as exc:  # a ranking needs every document: nothing is written
         raise Interrupted.of(exc, f"after scoring {plural(scored, 'document')}; a ranking is written once all are "
                                   "scored (qrr score streams its results)") from None  # fmt: skip

@@ -58,7 +58,9 @@ def write_table(rows: list[dict], title: str | None = None, previews: list[dict]
     from rich.console import Console
     from rich.table import Table
 
-    columns = list(dict.fromkeys(k for row in rows for k in row))
+    from qrr.formats import merged_order
+
+    columns = merged_order(rows)  # an id that only later rows have still comes before their other fields
     table = Table(title=title, header_style="bold", show_edge=False)
     previews = previews or [{} for _ in rows]
     extra = list(dict.fromkeys(k for p in previews for k in p))
@@ -101,7 +103,13 @@ def header_width(column: str) -> int:
 def _table_cell(column: str, value) -> str:
     if column == "score" and isinstance(value, float):
         return f"{value:.4f} {bar(value)}"
-    return "" if value is None else str(value)
+    if value is None:
+        return ""
+    if not isinstance(value, dict | list | bool):
+        return str(value)
+    import orjson
+
+    return orjson.dumps(value, default=str).decode()  # as JSON says it: true, {"u": 1}, not Python's True, {'u': 1}
 
 
 def bar(value: float, width: int = 10) -> str:

@@ -32,9 +32,11 @@ from qrr.cli.base import (
     ServerOpt,
     ShardFormat,
     VerboseOpt,
+    WithFieldsOpt,
     WorkersOpt,
     chosen_server,
     command,
+    fields_checked,
     given,
     input_sources,
     model_options,
@@ -82,6 +84,7 @@ def score(
             "are skipped.",
         ),
     ] = None,
+    with_fields: WithFieldsOpt = False,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = Dtype.auto,
@@ -126,7 +129,8 @@ def score(
     """Score query-document pairs: p(yes) in [0, 1], one result per pair, in input order.
 
     Pairs come as JSON lines with [bold]query[/] and [bold]document[/] (optional [bold]instruction[/]; id
-    fields such as [bold]id[/], [bold]qid[/], [bold]docid[/] are copied to the output), as TSV lines
+    fields such as [bold]id[/], [bold]qid[/], [bold]docid[/] are copied to the output, and with --with-fields
+    every other field), as TSV lines
     [bold]query<TAB>document[/], or from -q/-d; files may be gzipped (*.gz). Results are written as each chunk
     (up to 1024 pairs or eight batches of text) is scored, on stdout or into [bold]--resume OUT[/], which makes
     a long run survive an interruption: run the same command again to go on.
@@ -140,6 +144,7 @@ def score(
       qrr score pairs.jsonl
       cat pairs.tsv | qrr score
       qrr score pairs.jsonl -f tsv > scores.tsv
+      qrr score labeled.jsonl --with-fields | jq -r '[.label, .score] | @tsv'
       qrr score pairs.jsonl.gz --resume scores.jsonl
       qrr score -q "capital of China?" -d "Beijing is the capital." -d "Paris."
       qrr score --server http://localhost:8000 pairs.jsonl
@@ -181,6 +186,9 @@ def score(
         if first is None:
             no_input(fmt, max_length, skipped, "pair", "score", verbose, saved.done if saved else 0)
             return
+        if with_fields:  # a pair with a field named as the result's own is bad input; the first's said early
+            formats.check_fields(first, saved.done if saved else 0)
+            records = fields_checked(records, (saved.done if saved else 0) + 1)
         reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
         if last is not None:
             saved.check_input(last, reranker)
@@ -193,7 +201,7 @@ def score(
             with files, progress(None, "scoring", estimate=estimate) as advance:
                 for chunk in pipelines.score_records(reranker, itertools.chain([first], records), progress=advance):
                     total += chunk.scores.stats
-                    rows = formats.score_rows(chunk.records, chunk.scores, start=start + chunk.start)
+                    rows = formats.score_rows(chunk.records, chunk.scores, start + chunk.start, with_fields)
                     if fmt == "table":  # a table shows the start of each query and document
                         texts = [{"query": r.query, "document": r.document} for r in chunk.records]
                         rows = [row | text for row, text in zip(rows, texts, strict=True)]

@@ -9,11 +9,14 @@ from qrr.formats.records import (
     DocRecord,
     PairRecord,
     RowWriter,
+    check_fields,
     decode_lines,
     is_id_field,
     label,
+    merged_order,
     parse_pairs,
     path_of,
+    rank_fields,
     rank_rows,
     read_documents,
     read_lines,
@@ -38,7 +41,8 @@ from qrr.formats.trec import (
 
 __all__ = [
     "DOC_FORMATS", "PAIR_FORMATS", "ROW_FORMATS", "RUN_FORMATS", "STDIN", "TAG", "BeirFolder", "DocRecord",
-    "PairRecord", "Qrels", "RowWriter", "Run", "decode_lines", "format_results", "is_id_field", "label",
-    "output_format", "parse_pairs", "path_of", "rank_rows", "read_corpus", "read_documents", "read_lines",
-    "read_pairs", "read_qrels", "read_queries", "read_run", "result_line", "score_rows", "stdin_once",
+    "PairRecord", "Qrels", "RowWriter", "Run", "check_fields", "decode_lines", "format_results", "is_id_field",
+    "label", "merged_order", "output_format", "parse_pairs", "path_of", "rank_fields", "rank_rows", "read_corpus",
+    "read_documents", "read_lines", "read_pairs", "read_qrels", "read_queries", "read_run", "result_line",
+    "score_rows", "stdin_once",
 ]  # fmt: skip

@@ -42,10 +42,12 @@ class PairRecord:
 
 @dataclass(frozen=True)
 class DocRecord:
-    """One document to rank, with its id when the input gave one."""
+    """One document to rank, with its id when the input gave one, and a JSON record's other fields in ``other``
+    (``qrr rank --with-fields`` copies them to its results)."""
 
     text: str
     id: Any = None
+    other: dict[str, Any] = field(default_factory=dict)
 
 
 # Ids by name; other names count as ids where they end in "_id" (doc_id, _id) or "Id"/"ID" (docId, passageID)
@@ -421,7 +423,10 @@ def _documents(sources, fmt, text_field, id_field):
                     # a BEIR corpus's title joins its text, as qrr rerank --corpus and BEIR's own evaluation read it
                     beir = "_id" in record and text_field == "text"
                     title = _string(record, "title", where, optional=True) if beir else None
-                    yield DocRecord(f"{title} {text}" if title else text, ident)
+                    used = (text_field, id_field if id_field in record or id_field != "id" else "_id") + (
+                        ("title",) if beir else ())  # fmt: skip
+                    other = {k: v for k, v in record.items() if k not in used}
+                    yield DocRecord(f"{title} {text}" if title else text, ident, other)
                 except InputError as exc:
                     yield exc
             else:
@@ -492,15 +497,42 @@ def _tab_hint(lines: Iterator[Line], source: str) -> Iterator[Line]:
 # ---------------------------------------------------------------------------------------------- writing
 
 
-def score_rows(records: list[PairRecord], scores: list[float], start: int = 0) -> list[dict]:
-    """The JSONL contract of ``qrr score``: ``index``, the input's id fields, ``score``; input order.
-    ``start`` is the input position of the first record (for streamed chunks)."""
-    return [{"index": i, **r.ids, "score": s} for i, (r, s) in enumerate(zip(records, scores, strict=True), start)]
+def score_rows(records: list[PairRecord], scores: list[float], start: int = 0, with_fields: bool = False) -> list[dict]:
+    """The JSONL contract of ``qrr score``: ``index``, the input's id fields, ``score``, and with ``with_fields`` each
+    record's other fields after them (a label, a first-stage rank); input order. ``start`` is the input position
+    of the first record (for streamed chunks). A record whose own field is named ``index`` or ``score`` raises
+    ``InputError`` with ``with_fields``, rather than losing one of the two."""
+    rows = []
+    for i, (r, s) in enumerate(zip(records, scores, strict=True), start):
+        row = {"index": i, **r.ids, "score": s}
+        if with_fields:
+            check_fields(r, i)
+            row.update(r.other)
+        rows.append(row)
+    return rows
+
+
+def check_fields(record: PairRecord | DocRecord, index: int, taken: Iterable[str] = ("index", "score")) -> None:
+    """Raise ``InputError`` where ``record`` (the input's ``index``-th) has a field that its result with its fields
+    copied names itself (``taken``: a pair's ``index`` and ``score``; a document's ``rank_fields``)."""
+    clash = [f'"{k}"' for k in taken if k in record.other]
+    if clash:
+        noun = "pair" if isinstance(record, PairRecord) else "document"
+        fields = f"field {clash[0]}" if len(clash) == 1 else f"fields {' and '.join(clash)}"
+        raise InputError(f"{noun} {index}: its {fields} would take the place of the result's own with "
+                         "{with_fields}; rename it in the input", "with_fields")  # fmt: skip
+
+
+def rank_fields(record: DocRecord, with_text: bool = False) -> tuple[str, ...]:
+    """The fields that ``rank_rows`` gives ``record``'s result of its own."""
+    return ("rank", "index", "score") + ("id",) * (record.id is not None) + ("text",) * with_text
 
 
 def rank_rows(ranked, with_text: bool = False) -> list[dict]:
     """The JSONL contract of ``qrr rank`` from ``Reranker.rank``'s results: ``rank`` (1-based), ``index`` (the
-    document's input position), ``score``, ``id`` where the document had one, ``text`` with ``with_text``."""
+    document's input position), ``score``, ``id`` where the document had one, ``text`` with ``with_text``, and
+    the document's other fields where a result carries them (``fields``: ``pipelines.rank_records(...,
+    with_fields=True)``)."""
     rows = []
     for n, r in enumerate(ranked, 1):
         row = {"rank": n, "index": r["corpus_id"], "score": r["score"]}
@@ -508,11 +540,12 @@ def rank_rows(ranked, with_text: bool = False) -> list[dict]:
             row["id"] = r["id"]
         if with_text:
             row["text"] = r.get("text")
+        row.update((k, v) for k, v in r.get("fields", {}).items() if k not in row)
         rows.append(row)
     return rows
 
 
-def _merged_order(rows: list[dict]) -> list[str]:
+def merged_order(rows: list[dict]) -> list[str]:
     """Every field of ``rows``, each one that first comes in a later row placed after the field it follows there:
     an id seen only from the 1,000th row on still comes before ``score``."""
     columns: list[str] = []
@@ -565,7 +598,7 @@ class RowWriter:
                 self.count += 1
         elif self.fmt == "tsv":
             if self.columns is None and rows:
-                self.columns = _merged_order(rows)
+                self.columns = merged_order(rows)
                 out.write("\t".join(self.columns) + "\n")
             for row in rows:
                 self.count += 1
