@@ -324,9 +324,35 @@ def flag(param: str) -> str:
     return FLAGS.get(param) or "--" + param.replace("_", "-")
 
 
+# Control characters (C0, DEL, C1) written out: a document's or id's escape sequences, printed raw, recoloured the
+# terminal, retitled its window and swallowed table rows.
+_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]} | {9: "\\t", 10: "\\n", 13: "\\r"}
+
+
+def visible(text: str) -> str:
+    """``text`` with its control characters written out as escapes (``\\x1b``, ``\\n``), for a terminal."""
+    return text.translate(_CONTROLS)
+
+
 def fail(message: str, code: int) -> typer.Exit:
-    stderr.print(Text.assemble(("error: ", "bold red"), message))
+    stderr.print(Text.assemble(("error: ", "bold red"), visible(message)))
     return typer.Exit(code)
+
+
+def text_streams() -> None:
+    """stdout and stderr that never fail on a character: where their encoding is not UTF-8 (``LC_ALL=C`` with
+    ``PYTHONUTF8=0``, a latin-1 locale, a Windows console), data sent to a pipe or file is UTF-8, as JSON lines,
+    TSV and TREC files are read, and what a terminal shows has its unencodable characters replaced. A results
+    table failed at its first bar or CJK text, after all the scoring."""
+    for stream, is_stdout in ((sys.stdout, True), (sys.stderr, False)):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+        if encoding in ("utf8", "utf8sig") or not hasattr(stream, "reconfigure"):
+            continue
+        with contextlib.suppress(Exception):  # a stream already written to may refuse a new encoding
+            if is_stdout and not stream.isatty():
+                stream.reconfigure(encoding="utf-8")
+            else:
+                stream.reconfigure(errors="replace" if is_stdout else "backslashreplace")
 
 
 def errors_to_exit(command, flags: dict[str, str] | None = None):
@@ -339,6 +365,7 @@ def errors_to_exit(command, flags: dict[str, str] | None = None):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         core_warnings_to_stderr()  # from the start: reading the input may warn before any model loads
+        text_streams()
         try:
             with sigterm_stops():
                 return command(*args, **kwargs)
@@ -619,7 +646,7 @@ class WarningsToStderr(logging.Handler):
         template = getattr(record, "template", None)
         message = QrrError(template, *record.params).naming(flag) if template else record.getMessage()
         level, style = ("error", "red") if record.levelno >= logging.ERROR else ("warning", "yellow")
-        stderr.print(f"{level}: {message}", style=style, highlight=False, markup=False)
+        stderr.print(f"{level}: {visible(message)}", style=style, highlight=False, markup=False)
 
 
 def core_warnings_to_stderr() -> None:

@@ -10,7 +10,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-from qrr.cli.base import flag, stderr
+from qrr.cli.base import flag, stderr, visible
 from qrr.errors import InputError, plural
 
 
@@ -54,27 +54,38 @@ def write_rows(rows: list[dict], fmt: str, title: str | None = None) -> None:
 
 
 def write_table(rows: list[dict], title: str | None = None, previews: list[dict] | None = None) -> None:
-    """A rich table for people; ``previews`` (one dict per row) adds one-line text columns."""
+    """A rich table for people; ``previews`` (one dict per row) adds one-line text columns. Where the data do not fit
+    the terminal, the score bars go first, then the previews, then long columns of paths or prose fold; where even
+    then they do not fit, each row is written as a block of ``field value`` lines: a number or id split over lines
+    was misread (``0.274`` above ``2``)."""
+    from rich.cells import cell_len
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    from qrr.formats import merged_order
+    from qrr.formats import is_id_field, merged_order
 
+    console = Console()
     columns = merged_order(rows)  # an id that only later rows have still comes before their other fields
-    table = Table(title=title, header_style="bold", show_edge=False)
     previews = previews or [{} for _ in rows]
     extra = list(dict.fromkeys(k for p in previews for k in p))
-    cells = [[_table_cell(c, row.get(c)) for c in columns] for row in rows]
-    widths = [max([header_width(c)] + [len(line[n]) for line in cells]) for n, c in enumerate(columns)]
-    # Short data columns keep their full width; long ones (paths) fold; text previews share what is left, and are
-    # left out where less than 8 characters each would be (the data squeezed to a letter a line beside them).
-    # Where even the short ones cannot all fit, every column may wrap rather than be cropped.
-    console = Console()
-    fixed = [w if w <= 32 else 0 for w in widths]
-    if table_width(fixed) + 11 * len(extra) > console.width:
+    for bars in (True, False):
+        cells = [[visible(_table_cell(c, row.get(c), bars)) for c in columns] for row in rows]
+        widths = [max([header_width(c)] + [cell_len(line[n]) for line in cells]) for n, c in enumerate(columns)]
+        if table_width(widths) <= console.width:
+            break
+    # text previews share what the data leave, and are left out where less than 8 characters each would be
+    if table_width(widths) + 11 * len(extra) > console.width:
         extra = []
-    if table_width(fixed) > console.width:
-        fixed = [0] * len(columns)
+    fixed = widths
+    if table_width(widths) > console.width:  # long columns of paths or prose fold (never ids), where the rest fits
+        fixed = [0 if w > 32 and not is_id_field(c) else w for c, w in zip(columns, widths, strict=True)]
+        least = [w or max([8, header_width(c)] + [cell_len(line[n]) for line in cells if cell_len(line[n]) <= 32])
+                 for n, (c, w) in enumerate(zip(columns, fixed, strict=True))]  # fmt: skip
+        if table_width(least) > console.width:
+            _write_blocks(console, title, columns, cells, previews)
+            return
+    table = Table(title=title, header_style="bold", show_edge=False)
     for c, width in zip(columns, fixed, strict=True):
         justify = "right" if c in ("rank", "index") else "left"
         if width:
@@ -85,8 +96,30 @@ def write_table(rows: list[dict], title: str | None = None, previews: list[dict]
     for c in extra:
         table.add_column(c, overflow="ellipsis", no_wrap=True, max_width=max(8, room // max(1, len(extra))))
     for n, line in enumerate(cells):
-        table.add_row(*line, *[_preview(previews[n].get(c, "")) for c in extra])
+        table.add_row(*map(Text, line), *[Text(_preview(previews[n].get(c, ""))) for c in extra])
     console.print(table)
+
+
+def _write_blocks(console, title: str | None, columns: list[str], cells: list[list[str]], previews: list[dict]) -> None:
+    """Rows as blocks of ``field value`` lines (a text preview cut to its line), a blank line between two, for a
+    terminal too narrow for a table."""
+    from rich.table import Table
+    from rich.text import Text
+
+    if title:
+        console.print(Text(title, style="bold"))
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for n, line in enumerate(cells):
+        if n:
+            grid.add_row("", "")
+        for name, cell in zip(columns, line, strict=True):
+            if cell:
+                grid.add_row(Text(" ".join(name.split())), Text(cell))  # a header's lines on one
+        for name, text in previews[n].items():
+            grid.add_row(Text(name), Text(_preview(text), no_wrap=True, overflow="ellipsis"))
+    console.print(grid)
 
 
 def table_width(widths: list[int]) -> int:
@@ -100,9 +133,9 @@ def header_width(column: str) -> int:
     return max(len(line) for line in column.split("\n"))
 
 
-def _table_cell(column: str, value) -> str:
+def _table_cell(column: str, value, bars: bool = True) -> str:
     if column == "score" and isinstance(value, float):
-        return f"{value:.4f} {bar(value)}"
+        return f"{value:.4f} {bar(value)}" if bars else f"{value:.4f}"
     if value is None:
         return ""
     if not isinstance(value, dict | list | bool):
@@ -113,17 +146,28 @@ def _table_cell(column: str, value) -> str:
 
 
 def bar(value: float, width: int = 10) -> str:
-    """A bar of ``width`` cells filled to ``value`` in [0, 1], in eighths of a cell."""
+    """A bar of ``width`` cells filled to ``value`` in [0, 1], in eighths of a cell (``#`` a cell where stdout
+    cannot encode the block characters)."""
+    if not _encodes("█▏▎▍▌▋▊▉"):
+        return ("#" * round(max(0.0, min(1.0, value)) * width)).ljust(width)
     eighths = round(max(0.0, min(1.0, value)) * width * 8)
     full, part = divmod(eighths, 8)
     return ("█" * full + (" ▏▎▍▌▋▊▉"[part] if part else "")).ljust(width)
 
 
-def _preview(text: str, limit: int = 200) -> str:
-    from rich.markup import escape
+def _encodes(text: str) -> bool:
+    try:
+        text.encode(getattr(sys.stdout, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
 
+
+def _preview(text: str, limit: int = 200) -> str:
     flat = " ".join(text.split())
-    return escape(flat[:limit] + ("…" if len(flat) > limit else ""))
+    if len(flat) <= limit:
+        return visible(flat)
+    return visible(flat[:limit]) + ("…" if _encodes("…") else "...")
 
 
 def human_bytes(n: int) -> str:

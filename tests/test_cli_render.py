@@ -1,0 +1,84 @@
+"""How results look on a terminal: tables that never split a number or an id, input's control characters written
+out, and streams that never fail on a character."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+
+import pytest
+
+from qrr.cli import base, render
+from tests.clitools import ok
+
+UUID = "doc-3f2a9c1e-7b4d-4e5f-9a8b-1c2d3e4f5a6b"
+DOCS = "".join(json.dumps(d) + "\n" for d in [
+    {"id": UUID, "text": "The capital of China is Beijing, a city of many people."},
+    {"id": "x[/]y", "text": "red \x1b[31mALERT\x1b[0m and a title \x1b]0;pwned\x07 done"},
+    {"id": "id\x1b[7mrev", "text": "plain"},
+])  # fmt: skip
+
+
+def test_control_characters_and_brackets_in_the_input_are_shown_as_written(cli, monkeypatch):
+    """A document's escape sequences recoloured the terminal and retitled it; an id with [/] was a MarkupError."""
+    monkeypatch.setenv("COLUMNS", "140")
+    table = ok(cli("rank", "-q", "q", "-f", "table", input=DOCS))
+    assert "\x1b" not in table and "\x07" not in table
+    assert "x[/]y" in table and "id\\x1b[7mrev" in table and "red \\x1b[31mALERT\\x1b[0m and a title \\x1b]0;" in table
+    result = cli("rank", "-q", "q", input=json.dumps({"te\x1bxt": "a"}) + "\n")
+    assert (result.exit_code, result.stderr) == (2, 'error: <stdin>:1: missing field "text"; the object\'s text is in '
+                                                    '"te\\x1bxt": name one with --text-field\n')  # fmt: skip
+    assert base.visible("a\tb\nc\x9bd\x7fé") == "a\\tb\\nc\\x9bd\\x7fé"
+
+
+def rows_of(table: str) -> list[str]:
+    return [line.rstrip() for line in table.splitlines()]
+
+
+def test_a_narrow_terminal_drops_bars_and_previews_then_writes_blocks_and_never_splits_an_id_or_a_number(
+    cli, monkeypatch
+):
+    monkeypatch.setenv("COLUMNS", "80")  # the id whole on its row; no room for the text preview beside it
+    lines = rows_of(ok(cli("rank", "-q", "q", "-f", "table", input=DOCS)))
+    assert lines[0].split() == ["rank", "┃", "index", "┃", "score", "┃", "id"]
+    assert sum(UUID in line for line in lines) == 1 and all(len(line) <= 80 for line in lines)
+    monkeypatch.setenv("COLUMNS", "60")  # the id would fold beside the scores: a block of lines per result
+    lines = rows_of(ok(cli("rank", "-q", "q", "-f", "table", input=DOCS)))
+    assert lines[:2] == ["rank  1", f"index {lines[1].split()[1]}"]
+    assert f"id    {UUID}" in lines and "id    x[/]y" in lines and lines.count("") == 2  # a blank line between two
+    assert [line.split()[0] for line in lines if line] == ["rank", "index", "score", "id", "text"] * 3
+    assert all(len(line) <= 60 for line in lines)
+    score = next(line for line in lines if line.startswith("score"))
+    assert len(score.split()) == 2 and float(score.split()[1]) > 0  # a number, whole, with no bar
+    monkeypatch.setenv("COLUMNS", "30")  # a value longer than the line folds on its own line, under its name
+    lines = rows_of(ok(cli("rank", "-q", "q", "-f", "table", input=DOCS)))
+    assert lines[lines.index(f"id    {UUID[:24]}") + 1] == f"      {UUID[24:]}"
+    assert sum(line.startswith("text") and line.endswith("…") and len(line) == 30 for line in lines) == 2  # cut
+
+
+def test_a_long_path_column_folds_where_the_figures_fit_beside_it(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "60")
+    path = "/data/runs/" + "a" * 40 + ".trec"
+    render.write_table([{"run": path, "nDCG@10": "0.8155"}])
+    lines = rows_of(capsys.readouterr().out)
+    assert "0.8155" in lines[2] and all(len(line) <= 60 for line in lines)
+    assert "".join(line.split("│")[0].strip() for line in lines[2:]) == path
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_streams_of_another_encoding_never_fail_on_a_character(monkeypatch, tty):
+    """LC_ALL=C with PYTHONUTF8=0, or a latin-1 locale: JSON lines failed with UnicodeEncodeError after the scoring,
+    a table at its first bar."""
+    out, err = io.BytesIO(), io.BytesIO()
+    stdout, stderr = io.TextIOWrapper(out, encoding="ascii"), io.TextIOWrapper(err, encoding="ascii")
+    stdout.isatty = lambda: tty
+    monkeypatch.setattr(sys, "stdout", stdout)
+    monkeypatch.setattr(sys, "stderr", stderr)
+    base.text_streams()
+    print('{"text":"首都"}', render.bar(0.5, 4), end="")
+    print("naïve", file=sys.stderr, end="")
+    stdout.flush(), stderr.flush()
+    # data for a pipe is UTF-8, as JSON lines are read; a terminal gets what it can show
+    assert out.getvalue() == ('{"text":"??"} ##  ' if tty else '{"text":"首都"} ██  ').encode("utf-8")
+    assert err.getvalue() == b"na\\xefve"
