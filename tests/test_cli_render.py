@@ -82,3 +82,47 @@ def test_streams_of_another_encoding_never_fail_on_a_character(monkeypatch, tty)
     # data for a pipe is UTF-8, as JSON lines are read; a terminal gets what it can show
     assert out.getvalue() == ('{"text":"??"} ##  ' if tty else '{"text":"首都"} ██  ').encode("utf-8")
     assert err.getvalue() == b"na\\xefve"
+
+
+@pytest.mark.parametrize(
+    "width, line",
+    [
+        (100, r"scoring ━{32} 10 of ~40 pairs [\d.]+ pairs/s 0:00:00 0:0\d left"),
+        (70, r"scoring ━{8} 10 of ~40 pairs [\d.]+ pairs/s 0:0\d left"),  # no time so far
+        (50, r"scoring ━{8} 10 of ~40 pairs 0:0\d left"),  # nor the rate
+    ],
+)
+def test_a_streamed_bar_keeps_to_one_line(monkeypatch, width, line):
+    """It wrapped its time left onto a second line at 80 columns, and spread over five at 50."""
+    import re
+    import time
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    monkeypatch.setattr(render, "stderr", Console(file=out, force_terminal=True, width=width))
+    estimate = render.LineCount([])
+    estimate.value = 40
+    with render.progress(None, "scoring", after=0, estimate=estimate) as advance:
+        time.sleep(0.1)
+        advance(10)
+        time.sleep(0.2)
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())  # colours and cursor moves out
+    drawn = [part.strip() for part in re.split(r"[\r\n]", shown) if "10 of" in part]
+    assert drawn and all(re.fullmatch(line, part) and len(part) <= width for part in drawn), drawn
+
+
+def test_force_color_colours_a_log_without_animating_it(monkeypatch):
+    """FORCE_COLOR=1 in a CI job wrote spinner frames into its log."""
+    from rich.console import Console
+
+    log = Console(file=io.StringIO())
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    assert Console(file=io.StringIO()).is_terminal and not base.animated(Console(file=io.StringIO()))
+    monkeypatch.setenv("TTY_INTERACTIVE", "1")
+    assert base.animated(log)
+    monkeypatch.delenv("FORCE_COLOR")
+    monkeypatch.setenv("TTY_INTERACTIVE", "0")
+    assert not base.animated(Console(file=io.StringIO(), force_terminal=True))
+    monkeypatch.delenv("TTY_INTERACTIVE")
+    assert base.animated(Console(file=io.StringIO(), force_terminal=True))

@@ -524,6 +524,21 @@ def input_sources(files: list[str] | None, have_inline: bool) -> list[str]:
     return [STDIN]
 
 
+def animated(console: Console | None = None) -> bool:
+    """Whether stderr (or ``console``) shows bars and spinners: a terminal's. ``FORCE_COLOR`` (a CI log in colour)
+    makes rich take any file for a terminal, which filled logs with spinner frames: it colours, and only a real
+    terminal animates (``TTY_INTERACTIVE=1`` animates anyway, ``0`` never, as in rich)."""
+    if os.environ.get("TTY_INTERACTIVE") in ("0", "1"):
+        return os.environ["TTY_INTERACTIVE"] == "1"
+    console = console or stderr
+    if not console.is_interactive:
+        return False
+    if "FORCE_COLOR" in os.environ or os.environ.get("TTY_COMPATIBLE") == "1":
+        isatty = getattr(console.file, "isatty", None)
+        return bool(isatty and isatty())
+    return True
+
+
 def stdin_is_terminal() -> bool:
     return sys.stdin is None or sys.stdin.isatty()
 
@@ -612,7 +627,7 @@ def load_reranker(model, device, dtype, max_length, instruction, batch_tokens, o
 
 def status(message: str) -> contextlib.AbstractContextManager:
     """A spinner with ``message`` on a terminal; nothing in a log."""
-    return stderr.status(message) if stderr.is_terminal else contextlib.nullcontext()
+    return stderr.status(message) if animated() else contextlib.nullcontext()
 
 
 # Set by the console script (a process of its own), not by tests that run the app in theirs.
@@ -664,5 +679,5 @@ def prepare_logging(verbose: bool) -> None:
 
     if not verbose:
         transformers.logging.set_verbosity_error()
-    if not verbose or not stderr.is_terminal:  # bars only on a terminal, as qrr's own
+    if not verbose or not animated():  # bars only on a terminal, as qrr's own
         transformers.logging.disable_progress_bar()

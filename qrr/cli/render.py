@@ -10,7 +10,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-from qrr.cli.base import flag, stderr, visible
+from qrr.cli.base import animated, flag, stderr, visible
 from qrr.errors import InputError, plural
 
 
@@ -316,6 +316,10 @@ class LineCount:
             return ""
         return f"of about {self.value:,}, {_clock(seconds * (self.value - done) / done)} left"
 
+    def total(self, done: int) -> int | None:
+        """The count, where there is one and ``done`` has not passed it."""
+        return self.value if self.value and done < self.value else None
+
 
 @contextmanager
 def progress(total: int | None, what: str, after: float | None = None, estimate: LineCount | None = None):
@@ -323,31 +327,63 @@ def progress(total: int | None, what: str, after: float | None = None, estimate:
     ``SHOW_AFTER``; 0: at once); yields a callback taking finished counts. With ``total=None`` (streamed input,
     length unknown) it counts instead, with the time left where an ``estimate`` of the total comes, and where stderr
     is a log writes a line now and then."""
-    if not stderr.is_terminal or total == 0:
+    if not animated(stderr) or total == 0:
         yield _CountLines(what, estimate) if total is None else (lambda n: None)
         return
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    if total is None:  # no end to show: how many, how fast, for how long, and the time left once it is guessed
-        columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} pairs"),
-                   _rate_column("pairs"), TimeElapsedColumn(), _left_column(estimate))  # fmt: skip
+    # One line, whatever the width (it wrapped at 80 columns, and spread over five at 50): the bar narrows, and on
+    # a narrow terminal the time so far and then the rate go.
+    width = stderr.width
+    if total is None:  # no end to show: how many (of about how many), how fast, for how long, and the time left
+        columns = [
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=_bar_width(width - 68)),
+            _count_column("pairs", estimate),
+            _rate_column("pairs"),
+            TimeElapsedColumn(),
+            _left_column(estimate),
+        ]
+        columns = [c for c in columns if not (isinstance(c, TimeElapsedColumn) and width < 76)]
+        columns = [c for c in columns if not (getattr(c, "rate", False) and width < 62)]
     else:
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("pairs"),
-                   TimeRemainingColumn())  # fmt: skip
+        columns = (TextColumn("{task.description}"), BarColumn(bar_width=_bar_width(width - 40)), MofNCompleteColumn(),
+                   TextColumn("pairs"), TimeRemainingColumn())  # fmt: skip
     with _bar(*columns, after=after) as bar:
         task = bar.add_task(what, total=total)
         yield lambda n: bar.advance(task, n)
 
 
+def _bar_width(room: int) -> int:
+    return max(8, min(40, room))
+
+
+def _count_column(unit: str, estimate: LineCount | None):
+    """A progress column of the count, and of about how many there are where ``estimate`` counted the input:
+    ``1,024 of ~4,000 pairs``."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class Count(ProgressColumn):
+        def render(self, task) -> Text:
+            done = int(task.completed)
+            total = estimate.total(done) if estimate is not None else None
+            return Text(f"{done:,} of ~{total:,} {unit}" if total else f"{done:,} {unit}", style="progress.download")
+
+    return Count()
+
+
 def _left_column(estimate: LineCount | None):
-    """A progress column of the time left, where ``estimate`` counted the input: ``of about 4,000, 0:12:31 left``."""
+    """A progress column of the time left, where ``estimate`` counted the input: ``0:12:31 left``."""
     from rich.progress import ProgressColumn
     from rich.text import Text
 
     class Left(ProgressColumn):
         def render(self, task) -> Text:
-            said = estimate.left(int(task.completed), task.elapsed or 0.0) if estimate is not None else ""
-            return Text(said, style="progress.remaining")
+            done, total = int(task.completed), estimate.total(int(task.completed)) if estimate is not None else None
+            if not total or not done:
+                return Text("")
+            return Text(f"{_clock((task.elapsed or 0.0) * (total - done) / done)} left", style="progress.remaining")
 
     return Left()
 
@@ -358,9 +394,12 @@ def _rate_column(unit: str):
     from rich.text import Text
 
     class Rate(ProgressColumn):
+        rate = True
+
         def render(self, task) -> Text:
             elapsed = task.elapsed
-            said = f"{task.completed / elapsed:,.1f} {unit}/s" if task.completed and elapsed else ""
+            rate = task.completed / elapsed if task.completed and elapsed else 0.0
+            said = f"{rate:,.0f} {unit}/s" if rate >= 100 else f"{rate:.1f} {unit}/s" if rate else ""
             return Text(said, style="progress.data.speed")
 
     return Rate()
@@ -436,12 +475,13 @@ def query_progress(queries: int, pairs: int):
     """Progress over queries on stderr: a bar (moved by each batch of pairs, so it moves inside long queries; shown
     once the work has run ``SHOW_AFTER`` seconds) on a terminal, else a line now and then. Yields an object with
     ``pairs(n)`` and ``query(qid)``."""
-    if not stderr.is_terminal:
+    if not animated(stderr):
         yield _Lines(queries, pairs)
         return
     from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    columns = (TextColumn("reranking"), BarColumn(), TextColumn(f"{{task.fields[queries]}}/{queries} queries"),
+    columns = (TextColumn("reranking"), BarColumn(bar_width=_bar_width(stderr.width - 52)),
+               TextColumn(f"{{task.fields[queries]}}/{queries} queries"),
                TimeElapsedColumn(), TextColumn("·"), TimeRemainingColumn(), TextColumn("left"))  # fmt: skip
     with _bar(*columns) as bar:
         yield _Bar(bar, bar.add_task("reranking", total=pairs, queries=0))
