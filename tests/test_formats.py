@@ -48,6 +48,13 @@ def test_compressed_or_parquet_data_is_named_as_such(tmp_path):
     with pytest.raises(InputError, match="p.parquet: a Parquet file, not text; qrr score --ray reads Parquet, or"):
         list(formats.read_documents(write(tmp_path, "p.parquet", b"PAR1\x15\x04\x8c\xff rest\n")))
     assert [d.text for d in formats.read_documents(write(tmp_path, "t.txt", "PAR1 is a word\n"))] == ["PAR1 is a word"]
+    said = (f"{tmp_path / 'u.txt'}: UTF-16 text (it opens with UTF-16's byte order mark, as Windows PowerShell's > "
+            "writes files); qrr reads UTF-8: convert it first, with iconv -f utf-16 -t utf-8 say")  # fmt: skip
+    for encoding in ("utf-16", "utf-16-be"):  # Windows PowerShell's > writes UTF-16LE with a byte order mark
+        text = ("\ufeff" if encoding == "utf-16-be" else "") + "one\ntwo\n"
+        with pytest.raises(InputError) as caught:
+            list(formats.read_documents(write(tmp_path, "u.txt", text.encode(encoding))))
+        assert str(caught.value) == said
     assert list(formats.read_pairs(write(tmp_path, "ok.jsonl.gz", data)))[0] == formats.PairRecord("q", "d")
 
 

@@ -149,6 +149,10 @@ def _binary_kind(first: bytes, name: str) -> InputError | None:
     (its first page header's), so a text that starts with the word stays text."""
     if first.startswith(b"\x1f\x8b"):
         return InputError(f"{name}: gzip-compressed data; name the file *.gz, or decompress it first (zcat)")
+    if first.startswith((b"\xff\xfe", b"\xfe\xff")):  # each line would be "invalid UTF-8 at byte 1"
+        return InputError(f"{name}: UTF-16 text (it opens with UTF-16's byte order mark, as Windows PowerShell's "
+                          "> writes files); qrr reads UTF-8: convert it first, with iconv -f utf-16 -t utf-8 "
+                          "say")  # fmt: skip
     if first.startswith(b"PAR1") and any(b < 0x20 and b not in b"\t\r\n" for b in first[4:8]):
         return InputError(
             f"{name}: a Parquet file, not text; qrr score --ray reads Parquet, or convert it to JSON lines"
