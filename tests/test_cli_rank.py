@@ -241,3 +241,10 @@ def test_on_error_skip(cli):
 def test_query_is_required(cli):
     result = cli("rank", "-d", "x")
     assert result.exit_code == 2 and "error: missing option '--query'" in result.stderr
+    # -q "$Q" with Q unset ranked for nothing, exit 0; so did -d "$D"; refused before any model loads
+    for args, said in ((("-q", "", "-d", "x"), "-q/--query is blank (''; an unset shell variable?): give the query"),
+                       (("-q", " \t"), "-q/--query is blank (' \\t'; an unset shell variable?): give the query"),
+                       (("-q", "q", "-d", "x", "-d", ""), "-d/--document 2 is blank (''; an unset shell variable?): "
+                        "give its text")):  # fmt: skip
+        result = cli("rank", *args, input="a document\n", model="nowhere")
+        assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"error: {said}\n")

@@ -475,7 +475,10 @@ def test_a_10_mb_document_is_truncated_and_counted(cli):
 
 def test_inline_usage_errors(cli):
     for args, message in ((("-d", "x"), "-d/--document needs -q/--query"),
-                          (("-q", "x"), "-q/--query needs at least one -d/--document (or use qrr rank)")):  # fmt: skip
+                          (("-q", "x"), "-q/--query needs at least one -d/--document (or use qrr rank)"),
+                          (("-q", "", "-d", "x"), "-q/--query is blank (''; an unset shell variable?): give the query"),
+                          (("-q", "x", "-d", " "), "-d/--document 1 is blank (' '; an unset shell variable?): give its "
+                           "text")):  # fmt: skip
         result = cli("score", *args)
         assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"error: {message}\n")
 

@@ -511,6 +511,15 @@ def output_format(fmt: OutputFormat | None) -> str:
     return fmt.value
 
 
+def check_given_texts(query: str | None, documents: list[str] | None) -> None:
+    """Refuse a blank -q or -d: ``-q "$Q"`` with ``Q`` unset ranked documents for nothing, plausibly, exit 0."""
+    if query is not None and not query.strip():
+        raise InputError(f"-q/--query is blank ({query!r}; an unset shell variable?): give the query")
+    for n, document in enumerate(documents or [], 1):
+        if not document.strip():
+            raise InputError(f"-d/--document {n} is blank ({document!r}; an unset shell variable?): give its text")
+
+
 def input_sources(files: list[str] | None, have_inline: bool) -> list[str]:
     """Files as given; stdin when none are given and stdin is not a terminal."""
     from qrr.formats import STDIN

@@ -27,6 +27,7 @@ from qrr.cli.base import (
     ServerOpt,
     VerboseOpt,
     WithFieldsOpt,
+    check_given_texts,
     chosen_server,
     command,
     fields_checked,
@@ -109,6 +110,7 @@ def rank(
     fmt = output_format(fmt)
     server = chosen_server(ctx, server)
     skipped = skipping(on_error)
+    check_given_texts(query, documents)
     inline = [formats.DocRecord(d) for d in documents or []]
     sources = input_sources(files, bool(inline))
     docs = itertools.chain(inline, formats.read_documents(sources, input_format.value, text_field, id_field, skipped))

@@ -34,6 +34,7 @@ from qrr.cli.base import (
     VerboseOpt,
     WithFieldsOpt,
     WorkersOpt,
+    check_given_texts,
     chosen_server,
     command,
     fields_checked,
@@ -174,6 +175,7 @@ def score(
         raise InputError("-d/--document needs -q/--query")
     if query is not None and not documents:
         raise InputError("-q/--query needs at least one -d/--document (or use qrr rank)")
+    check_given_texts(query, documents)
     inline = [formats.PairRecord(query, d) for d in documents or []]
     sources = input_sources(files, bool(inline))
     saved = _resumed(resume, sources)
