@@ -202,6 +202,11 @@ def test_head_closing_the_pipe_exits_quietly(tiny_model, tmp_path):
     assert proc.wait(timeout=120) == 0
     assert json.loads(first)["rank"] == 1
     assert proc.stderr.read() == b""
+    # the help and the version too (rich's help exited 1): a reader gone before they are written
+    for args in (["rank", "--help"], ["--help"], ["--version"]):
+        proc = subprocess.Popen([sys.executable, "-m", "qrr", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc.stdout.close()
+        assert (proc.wait(timeout=60), proc.stderr.read()) == (0, b""), args
 
 
 def test_results_go_to_stdout_while_a_progress_bar_is_drawn(cli, monkeypatch):
