@@ -86,6 +86,13 @@ def test_choices_are_checked_and_listed(cli):
                                                     "'table', 'jsonl', 'json', 'tsv' (see qrr rank -h)\n")  # fmt: skip
     result = cli("rank", "-d", "x")
     assert (result.exit_code, result.stderr) == (2, "error: missing option '--query' / '-q' (see qrr rank -h)\n")
+    # a value out of range or not a number, in plain words (typer's were pydantic's: "Input should be ...")
+    for args, said_as in ((("-k", "0"), "'--top-k' / '-k': must be at least 1"),
+                          (("--max-length", "abc"), "'--max-length': must be a whole number")):  # fmt: skip
+        result = cli("rank", "-q", "q", "-d", "x", *args)
+        assert (result.exit_code, result.stderr) == (2, f"error: invalid value for {said_as} (see qrr rank -h)\n")
+    result = cli("serve", "--port", "70000", model=False)
+    assert result.stderr == "error: invalid value for '--port': must be at most 65535 (see qrr serve -h)\n"
     result = CliRunner().invoke(app, ["rank", "-h"], env={"COLUMNS": "200"})
     for choices in ("<table|jsonl|json|tsv>", "<auto|bf16|fp16|fp32>", "<auto|jsonl|json|text|tsv>", "<fail|skip>",
                     "auto (cuda, then mps, then cpu), cpu, mps, cuda or cuda:N."):  # fmt: skip

@@ -481,7 +481,7 @@ def test_missing_queries_and_malformed_lines(cli, rerank_args, beir_dir, tmp_pat
         ),
         (
             ["--depth", "0"],
-            "invalid value for '--depth': Input should be greater than or equal to 1 (see qrr rerank -h)",
+            "invalid value for '--depth': must be at least 1 (see qrr rerank -h)",
         ),
         (
             ["-f", "table"],

@@ -11,6 +11,8 @@ from qrr.family import ALIASES, CAUSAL, QWEN3, SEQ_CLS
 def test_template_and_answer_tokens():
     assert QWEN3.format_body("q", "d", "task") == "<Instruct>: task\n<Query>: q\n<Document>: d"
     assert QWEN3.format_body("q", "d").startswith(f"<Instruct>: {QWEN3.default_instruction}\n")
+    # the model card's task, word for word: another changes every score
+    assert QWEN3.default_instruction == "Given a web search query, retrieve relevant passages that answer the query"
     assert (QWEN3.yes, QWEN3.no) == ("yes", "no")
     assert QWEN3.suffix == "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
 

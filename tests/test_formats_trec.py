@@ -113,6 +113,8 @@ def test_trec_and_beir_qrels(tmp_path):
     # BEIR's TSV splits on tabs: ids may hold spaces (a jsonl run can name them)
     other = write(tmp_path / "other.tsv", "qid\tdocid\trelevance\nq1\td1\t2\nq1\td2\t0\nq2\td3\t1\n")
     assert formats.read_qrels(other) == expected  # another header
+    capital = write(tmp_path / "capital.tsv", "Query-ID\tCorpus-ID\tScore\nq1\td1\t2\nq1\td2\t0\nq2\td3\t1\n")
+    assert formats.read_qrels(capital) == expected  # a header's names in any case
     for first in ("q1\td1\tx", "q1\td1\t1.5"):  # a bad first judgment is no header
         with pytest.raises(InputError, match="bad.tsv:1: relevance"):
             formats.read_qrels(write(tmp_path / "bad.tsv", f"{first}\nq2\td3\t1\n"))
@@ -205,6 +207,9 @@ def test_corpus_as_msmarco_tsv_or_pyserini_jsonl(tmp_path):
     pyserini = write(tmp_path / "pyserini.jsonl", jsonl([{"id": 7, "contents": "Beijing is the capital."}]))
     assert formats.read_corpus(beir) == formats.read_corpus(tsv) == formats.read_corpus(pyserini)
     assert formats.read_corpus(tsv) == {"7": "Beijing is the capital."}
+    padded = write(tmp_path / "padded.tsv", " 7 \tBeijing is the capital.\n")  # an id's spaces are no part of it
+    assert formats.read_corpus(padded) == {"7": "Beijing is the capital."}
+    assert [(d.id, d.text) for d in formats.read_documents(padded, "tsv")] == [("7", "Beijing is the capital.")]
     headed = write(tmp_path / "headed.tsv", "id\ttext\n7\tBeijing is the capital.\n")  # a header line is no document
     assert formats.read_corpus(headed) == formats.read_corpus(tsv)
     # DPR's passages: id, text, title, read by the header's names (a title before the text, as BEIR joins them)

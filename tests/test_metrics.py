@@ -135,3 +135,11 @@ def test_ids_written_unlike_the_qrels_are_found_and_a_sparse_miss_is_not():
     many = {f"q{n}": {f"d{n}": 1.0} for n in range(10)}
     assert metrics.ids_unlike(qrels, many) == ("q0", "d0", "000")  # ten queries and not one judged document
     assert metrics.ids_unlike(qrels, {"x1": {"1": 1.0}}) is None  # no judged query answered: said elsewhere
+
+
+def test_each_cut_off_counts_only_the_documents_above_it():
+    """The random runs rarely put a query's first relevant document past rank 10, where MRR@10 must give 0."""
+    run = {"late": {f"d{n:02d}": 100.0 - n for n in range(20)}}  # d10 comes 11th
+    found = metrics.evaluate({"late": {"d10": 1}}, run, measures="mrr@10,mrr,ndcg@10,recall@10,recall@11,p@11,map@10")
+    assert found.per_query["late"] == {"mrr@10": 0.0, "mrr": 1 / 11, "ndcg@10": 0.0, "recall@10": 0.0,
+                                       "recall@11": 1.0, "p@11": 1 / 11, "map@10": 0.0}  # fmt: skip

@@ -43,6 +43,15 @@ def test_truncation_cuts_the_body_tail_and_keeps_the_suffix(tokenizer):
     assert enc.ids[39:-9] == body[: 100 - 48]
 
 
+def test_a_prompt_that_fits_exactly_is_not_truncated(tokenizer):
+    body = tokenizer.encode(format_body("q", "word " * 40), add_special_tokens=False)
+    fits = Prompter(tokenizer, max_length=48 + len(body))  # the frame's 48 tokens and the body, to the token
+    (enc,) = fits.encode([("q", "word " * 40, None)])
+    assert not enc.truncated and enc.ids == fits.prefix_ids + body + SUFFIX_IDS
+    (enc,) = Prompter(tokenizer, max_length=47 + len(body)).encode([("q", "word " * 40, None)])
+    assert enc.truncated and enc.ids[39:-9] == body[:-1]
+
+
 def test_query_without_room_for_the_document_is_an_error(tokenizer):
     p = Prompter(tokenizer, max_length=90)
     with pytest.raises(InputError, match="pair 1: the query and instruction take"):
@@ -54,6 +63,10 @@ def test_max_length_must_exceed_the_frame(tokenizer):
         Prompter(tokenizer, max_length=48)
     assert caught.value.params == ("max_length",)
     assert Prompter(tokenizer, max_length=49).body_budget == 1
+    # up to the model's positions, and not one more
+    assert Prompter(tokenizer, max_length=40960, positions=40960).max_length == 40960
+    with pytest.raises(InputError, match="^max_length 40961 is more than the model's 40960 positions"):
+        Prompter(tokenizer, max_length=40961, positions=40960)
 
 
 def test_one_prompter_serves_threads(tokenizer):

@@ -172,6 +172,15 @@ def test_a_query_that_leaves_no_room_and_unknown_routes(http):
     assert http.post("/rerank", json={"query": "q", "documents": ["a"]}).status_code == 200  # still serving
 
 
+def test_a_body_of_exactly_the_limit_is_taken(http):
+    head, tail = b'{"query": "q", "documents": ["', b'"]}'
+    for size, status in ((20_000, 200), (20_001, 413)):
+        body = head + b"x" * (size - len(head) - len(tail)) + tail
+        response = http.post("/rerank", content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == status, response.text
+    assert response.json()["message"] == "the request body is 20001 bytes; this server takes at most 20000"
+
+
 def test_a_body_streamed_past_the_limit_without_a_length(http):
     def chunks():
         yield b'{"query": "q", "documents": ["'
@@ -388,13 +397,16 @@ def test_an_api_key_guards_every_endpoint_but_health(tiny_model, cli, monkeypatc
             assert http.get("/health").status_code == 200
             for method, path in (("POST", "/v1/rerank"), ("POST", "/v2/rerank"), ("POST", "/rerank"),
                                  ("POST", "/score"), ("GET", "/v1/models"), ("GET", "/metrics")):  # fmt: skip
-                for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+                for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"},
+                                {"Authorization": "Basic s3cret"}):  # fmt: skip
                     response = http.request(method, path, json={"query": "q", "documents": ["a"]}, headers=headers)
                     assert response.status_code == 401, (path, headers)
                     assert response.headers["WWW-Authenticate"] == "Bearer"
                     assert response.json()["message"] == "missing or wrong API key: send Authorization: Bearer KEY"
             good = {"Authorization": "Bearer s3cret"}
             assert http.post("/rerank", json={"query": "q", "documents": ["a"]}, headers=good).status_code == 200
+            lower = {"Authorization": "bearer s3cret"}  # a scheme's name in any case (RFC 7235)
+            assert http.post("/rerank", json={"query": "q", "documents": ["a"]}, headers=lower).status_code == 200
             assert http.get("/metrics", headers=good).status_code == 200
         monkeypatch.delenv("QRR_API_KEY", raising=False)
         refused = cli("rank", "-q", "q", "-d", "x", "--server", server.url, model=False)
@@ -565,8 +577,8 @@ def test_while_the_model_loads_connections_are_refused_and_a_stop_is_clean(sig, 
             assert time.monotonic() < deadline and process.poll() is None
             time.sleep(0.02)
         process.send_signal(sig)
-        rest = process.stderr.read()
-        assert process.wait(30) == 0
+        _, rest = process.communicate(timeout=30)  # a read without one waited forever where the stop went amiss
+        assert process.returncode == 0
     finally:
         process.kill()
     assert rest == "stopped before the model was ready\n"
@@ -600,3 +612,19 @@ def test_idle_connections_outlive_a_load_balancers_and_the_access_log_is_qrrs(cl
     assert seen == {"keep_alive": 75, "access_log": False}
     cli("serve", "--port", "0", "--keep-alive", "5")
     assert seen["keep_alive"] == 5
+
+
+def test_a_model_that_fails_gets_503_and_the_server_serves_on(fake):
+    """A runtime failure of the model (out of memory) is the server's trouble, not the request's: 503, not 400."""
+    from starlette.testclient import TestClient
+
+    from qrr import Reranker
+    from qrr.server.app import create_app
+
+    name, _ = fake(fits_rows=1)  # a batch of two rows runs out of memory on a CPU
+    app = create_app(Reranker(name, batch_tokens=999), "fake")
+    with TestClient(app) as http:
+        response = http.post("/rerank", json={"query": "q", "documents": ["a", "b"]})
+        assert (response.status_code, response.json()["type"]) == (503, "server_error")
+        assert response.json()["message"].startswith("out of memory in a batch of 2 rows: lower the server's ")
+        assert http.post("/rerank", json={"query": "q", "documents": ["a"]}).status_code == 200

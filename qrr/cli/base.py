@@ -61,6 +61,25 @@ class Command(_PlainTypes, TyperCommand):
     pass
 
 
+# typer checks values with pydantic, whose words read as a validator's ("Input should be greater than or equal to 1")
+_PYDANTIC = (
+    ("Value error, ", ""), (", unable to parse string as an integer", ""), (", unable to parse string as a number", ""),
+    ("Input should be a valid integer", "must be a whole number"),
+    ("Input should be a valid number", "must be a number"),
+    ("Input should be greater than or equal to", "must be at least"),
+    ("Input should be less than or equal to", "must be at most"),
+    ("Input should be greater than", "must be more than"), ("Input should be less than", "must be less than"),
+    ("Input should be", "must be"),
+)  # fmt: skip
+
+
+def plain_words(message: str) -> str:
+    """A usage error of typer's in plain words: ``must be at least 1``."""
+    for theirs, ours in _PYDANTIC:
+        message = message.replace(theirs, ours)
+    return message.rstrip(".")
+
+
 class Group(_PlainTypes, TyperGroup):
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         """Typer's own usage errors (a bad option value, a missing one) as one line on stderr and exit 2, as qrr's
@@ -79,7 +98,7 @@ class Group(_PlainTypes, TyperGroup):
             rich_utils.rich_format_error(exc)
             sys.exit(exc.exit_code)
         except ClickException as exc:
-            said = exc.format_message().replace("Value error, ", "").rstrip(".")  # pydantic's words, in typer's
+            said = plain_words(exc.format_message())
             where = getattr(exc, "ctx", None)
             hint = f" (see {where.command_path} -h)" if where is not None else ""
             stderr.print(Text.assemble(("error: ", "bold red"), said[:1].lower() + said[1:] + hint), markup=False,
