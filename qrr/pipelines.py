@@ -206,10 +206,10 @@ class ScoresOutput(_Claimed):
         """OUT, to append results to, held against another run's writes (``open_exclusive``)."""
         return self._append()
 
-    def check_input(self, record, reranker: Reranker | None) -> None:
+    def check_input(self, record, reranker: Reranker | None, with_fields: bool = False) -> None:
         """``InputError`` where OUT's last result is not the one of ``record``, the input's pair at that place:
-        other ids or other fields (``qrr score --with-fields`` copies them), or (scored again by ``reranker``)
-        another set-up's score."""
+        other ids or other fields (``with_fields``: the run copies the pairs' other fields, as OUT's results must
+        too, or must not without it), or (scored again by ``reranker``) another set-up's score."""
         fields = {k: v for k, v in self.last.items() if k not in ("index", "score")}
         ids = {k: v for k, v in fields.items() if is_id_field(k)}
         have = record.ids if isinstance(record, PairRecord) else {}
@@ -218,7 +218,19 @@ class ScoresOutput(_Claimed):
                              f"{self.done - 1} has {_said(have)}; {{output}} holds another input's scores",
                              "output")  # fmt: skip
         other = getattr(record, "other", {})
-        unlike = [k for k, v in fields.items() if k not in ids and (k not in other or other[k] != v)]
+        copied = [k for k in fields if k not in ids]
+        if copied and not with_fields:  # its lines would mix two shapes
+            raise InputError(
+                f'{self.where}: result {self.done - 1} has "{copied[0]}": {{output}} was written with '
+                "{with_fields}; give it to go on, or score into a new file",
+                "output",
+                "with_fields",
+            )
+        if with_fields and other and not copied:
+            raise InputError(f"{self.where}: result {self.done - 1} has no copied fields: {{output}} was written "
+                             "without {with_fields}; leave it out to go on, or score into a new file", "output",
+                             "with_fields")  # fmt: skip
+        unlike = [k for k in copied if k not in other or other[k] != fields[k]]
         if unlike:
             name = unlike[0]
             has = f"{_said({name: other[name]})[1:-1]}" if name in other else f'no "{name}"'
@@ -288,8 +300,9 @@ def rank_records(
     are read and scored a chunk at a time; only scores, ids and kept texts and fields stay in memory."""
     check_document_source(records, "records", "[DocRecord(text, id) for id, text in d.items()]")
     texts, ids = itertools.tee(records)
-    # the fields ride with the ids, which are kept with their results (with top_k, only the best k)
-    ids = ((d.id, d.other) if isinstance(d, DocRecord) else (None, {}) for d in ids)
+    # the fields ride with the ids, which are kept with their results (with top_k, only the best k); without
+    # with_fields none are kept (a chunk file's embeddings took memory for every document)
+    ids = ((d.id, d.other if with_fields else None) if isinstance(d, DocRecord) else (None, {}) for d in ids)
     ranked = reranker.rank(query, (d.text if isinstance(d, DocRecord) else d for d in texts), top_k=top_k,
                            return_documents=return_documents, instruction=instruction, progress=progress,
                            ids=ids)  # fmt: skip

@@ -119,9 +119,9 @@ class Reranker:
                              "model")  # fmt: skip
         if isinstance(model, os.PathLike):
             model = os.fspath(model)
-        devices.slow_dtype_warning(dev, dt)
         loader = model if callable(model) else models.registered(model)
         if loader is not None:
+            devices.slow_dtype_warning(dev, dt)
             engine, tokenizer = loader(dev, dt)
             name = model if isinstance(model, str) else type(model).__name__
             self._init(engine, Prompter(tokenizer, max_length, recipe=recipe), instruction, batch_tokens, share_prefix,
@@ -130,6 +130,7 @@ class Reranker:
         from qrr.engine import TransformerEngine
 
         path = models.resolve(model, offline=offline)
+        devices.slow_dtype_warning(dev, dt)  # once the model is found: a wrong name is said without it
         config = models.read_config(path)
         kind = models.checkpoint_kind(path, config)
         # checks max_length, the recipe and the answer tokens before the weights load

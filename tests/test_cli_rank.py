@@ -145,6 +145,8 @@ def test_with_fields_copies_each_documents_other_fields_after_its_own(cli, tmp_p
     other = body + json.dumps({"body": "b", "text": "c"}) + "\n"  # without --with-text, "text" is the input's
     rows = jsonl(ok(cli("rank", "-q", QUERY, "--with-fields", "--text-field", "body", input=other)))
     assert [r["text"] for r in rows if r["index"] == 3] == ["c"]
+    # a table shows each document's text; its own "text" field gives way there, not refused as with --with-text
+    assert cli("rank", "-q", QUERY, "--with-fields", "--text-field", "body", "-f", "table", input=other).exit_code == 0
 
 
 def test_prose_that_opens_like_json_is_text(cli):

@@ -36,12 +36,26 @@ def rows_of(table: str) -> list[str]:
     return [line.rstrip() for line in table.splitlines()]
 
 
+def test_field_names_and_titles_are_shown_as_written_and_measured_in_cells(monkeypatch, capsys):
+    """With --with-fields an input's keys are headers: x[/]y failed the table, an escape reached the terminal, and
+    CJK keys measured by len squeezed the id column away."""
+    monkeypatch.setenv("COLUMNS", "90")
+    wide = "标签标签标签标签标签标签标签标签"  # 16 characters, 32 cells
+    render.write_table([{"id": UUID, "x[/]y": 1, "k\x1b[31mred": 2, wide: "v"}], title="runs of q[/]x")
+    table = capsys.readouterr().out
+    assert "\x1b" not in table and "x[/]y" in table and "k\\x1b[31mred" in table and "runs of q[/]x" in table
+    assert UUID in table  # whole: the table did not fit, so each row is a block
+    monkeypatch.setenv("COLUMNS", "20")  # in blocks too
+    render.write_table([{"k\x1b[31mred": 2, "id": UUID}], title="q[/]\x07")
+    assert rows_of(capsys.readouterr().out)[:3] == ["q[/]\\x07", "k\\x1b[31mred 2", f"id           {UUID[:7]}"]
+
+
 def test_a_narrow_terminal_drops_bars_and_previews_then_writes_blocks_and_never_splits_an_id_or_a_number(
     cli, monkeypatch
 ):
     monkeypatch.setenv("COLUMNS", "80")  # the id whole on its row; no room for the text preview beside it
     lines = rows_of(ok(cli("rank", "-q", "q", "-f", "table", input=DOCS)))
-    assert lines[0].split() == ["rank", "┃", "index", "┃", "score", "┃", "id"]
+    assert lines[0].split() == ["rank", "┃", "index", "┃", "score", "┃", "id", "┃", "text"]  # previews before bars
     assert sum(UUID in line for line in lines) == 1 and all(len(line) <= 80 for line in lines)
     monkeypatch.setenv("COLUMNS", "60")  # the id would fold beside the scores: a block of lines per result
     lines = rows_of(ok(cli("rank", "-q", "q", "-f", "table", input=DOCS)))
@@ -70,6 +84,7 @@ def test_a_long_path_column_folds_where_the_figures_fit_beside_it(monkeypatch, c
 def test_streams_of_another_encoding_never_fail_on_a_character(monkeypatch, tty):
     """LC_ALL=C with PYTHONUTF8=0, or a latin-1 locale: JSON lines failed with UnicodeEncodeError after the scoring,
     a table at its first bar."""
+    monkeypatch.delenv("PYTHONIOENCODING", raising=False)
     out, err = io.BytesIO(), io.BytesIO()
     stdout, stderr = io.TextIOWrapper(out, encoding="ascii"), io.TextIOWrapper(err, encoding="ascii")
     stdout.isatty = lambda: tty
@@ -82,17 +97,26 @@ def test_streams_of_another_encoding_never_fail_on_a_character(monkeypatch, tty)
     # data for a pipe is UTF-8, as JSON lines are read; a terminal gets what it can show
     assert out.getvalue() == ('{"text":"??"} ##  ' if tty else '{"text":"首都"} ██  ').encode("utf-8")
     assert err.getvalue() == b"na\\xefve"
+    # an encoding asked for (PYTHONIOENCODING) stays, what it cannot say replaced
+    monkeypatch.setenv("PYTHONIOENCODING", "latin-1")
+    out = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(out, encoding="latin-1"))
+    base.text_streams()
+    print("é首", end="")
+    sys.stdout.flush()
+    assert out.getvalue() == "é?".encode("latin-1")
 
 
 @pytest.mark.parametrize(
-    "width, line",
+    "width, total, line",
     [
-        (100, r"scoring ━{32} 10 of ~40 pairs [\d.]+ pairs/s 0:00:00 0:0\d left"),
-        (70, r"scoring ━{8} 10 of ~40 pairs [\d.]+ pairs/s 0:0\d left"),  # no time so far
-        (50, r"scoring ━{8} 10 of ~40 pairs 0:0\d left"),  # nor the rate
+        (100, 40, r"scoring ━{32} 10 of ~40 pairs [\d.]+ pairs/s 0:00:00 0:0\d left"),
+        (50, 40, r"scoring ━{8} 10 of ~40 pairs 0:0\d left"),  # no rate, no time so far
+        (80, 10_000_000, r"scoring ━{12} 10 of ~10,000,000 pairs [\d.]+ pairs/s (0:00:00 )?\d+:\d\d:\d\d left"),
+        (40, 30_000, r"scoring ━{8} 10 pairs \d+:\d\d left"),  # the count's total goes too
     ],
 )
-def test_a_streamed_bar_keeps_to_one_line(monkeypatch, width, line):
+def test_a_streamed_bar_keeps_to_one_line(monkeypatch, width, total, line):
     """It wrapped its time left onto a second line at 80 columns, and spread over five at 50."""
     import re
     import time
@@ -102,13 +126,13 @@ def test_a_streamed_bar_keeps_to_one_line(monkeypatch, width, line):
     out = io.StringIO()
     monkeypatch.setattr(render, "stderr", Console(file=out, force_terminal=True, width=width))
     estimate = render.LineCount([])
-    estimate.value = 40
+    estimate.value = total
     with render.progress(None, "scoring", after=0, estimate=estimate) as advance:
         time.sleep(0.1)
         advance(10)
         time.sleep(0.2)
     shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())  # colours and cursor moves out
-    drawn = [part.strip() for part in re.split(r"[\r\n]", shown) if "10 of" in part]
+    drawn = [part.strip() for part in re.split(r"[\r\n]", shown) if "10 " in part]
     assert drawn and all(re.fullmatch(line, part) and len(part) <= width for part in drawn), drawn
 
 
@@ -126,3 +150,20 @@ def test_force_color_colours_a_log_without_animating_it(monkeypatch):
     assert not base.animated(Console(file=io.StringIO(), force_terminal=True))
     monkeypatch.delenv("TTY_INTERACTIVE")
     assert base.animated(Console(file=io.StringIO(), force_terminal=True))
+
+
+def test_the_status_beside_a_streamed_bar_says_what_fits_its_room():
+    """1,234,567 of ~10,000,000 pairs wrapped onto a second line at 80 columns."""
+    from types import SimpleNamespace
+
+    estimate = render.LineCount([])
+    estimate.value = 10_000_000
+    task = SimpleNamespace(completed=1_234_567, elapsed=354.0)
+    said = {room: render._status_column(estimate, room).render(task).plain for room in (80, 59, 41, 40, 10)}
+    assert said == {
+        80: "1,234,567 of ~10,000,000 pairs 3,487 pairs/s 0:05:54 41:53 left",
+        59: "1,234,567 of ~10,000,000 pairs 3,487 pairs/s 41:53 left",
+        41: "1,234,567 of ~10,000,000 pairs 41:53 left",
+        40: "1,234,567 pairs 41:53 left",
+        10: "1,234,567 pairs",  # the least it says
+    }

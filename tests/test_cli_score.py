@@ -265,16 +265,32 @@ def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
     labeled.write_text(
         "".join(json.dumps({"query": "q", "document": f"d{n}", "label": n % 2}) + "\n" for n in range(4))
     )
+    longer = tmp_path / "longer.jsonl"  # two more pairs to go on with
+    longer.write_text(labeled.read_text() + "".join(json.dumps({"query": "q", "document": f"e{n}", "label": 1}) + "\n"
+                                                    for n in range(2)))  # fmt: skip
+    plain = tmp_path / "plain.jsonl"
     ok(cli("score", str(labeled), "--with-fields", "--resume", str(fields)))
-    again = cli("score", str(labeled), "--resume", str(fields))  # the same input, with or without the flag
-    assert (again.exit_code, again.stderr.splitlines()[0]) == (0, f"resuming {fields}: 4 pairs done")
+    ok(cli("score", str(labeled), "--resume", str(plain)))
+    # a run goes on as OUT was written, with the fields or without: its lines would mix two shapes
+    assert failed(str(longer), "--resume", str(fields)) == (
+        f'error: {fields}:4: result 3 has "label": --resume was written with --with-fields; give it to go on, or '
+        "score into a new file")  # fmt: skip
+    assert failed(str(longer), "--with-fields", "--resume", str(plain)) == (
+        f"error: {plain}:4: result 3 has no copied fields: --resume was written without --with-fields; leave it out "
+        "to go on, or score into a new file")  # fmt: skip
+    assert cli("score", str(longer), "--with-fields", "--resume", str(fields)).exit_code == 0
+    assert [r.get("label") for r in jsonl(fields.read_text())] == [0, 1, 0, 1, 1, 1]
     other.write_text(labeled.read_text().replace('"d3", "label": 1', '"d3", "label": 0'))
-    assert failed(str(other), "--with-fields", "--resume", str(fields)) == (
-        f'error: {fields}:4: result 3 has "label":1, but the input\'s pair 3 has "label":0; --resume holds another '
-        "input's scores")  # fmt: skip
+    assert failed(str(other), "--with-fields", "--resume", str(tmp_path / "plain.jsonl")).endswith(
+        "written without --with-fields; leave it out to go on, or score into a new file"
+    )
+    (tmp_path / "four.jsonl").write_text("".join(fields.read_text().splitlines(keepends=True)[:4]))
+    assert failed(str(other), "--with-fields", "--resume", str(tmp_path / "four.jsonl")) == (
+        f'error: {tmp_path / "four.jsonl"}:4: result 3 has "label":1, but the input\'s pair 3 has "label":0; --resume '
+        "holds another input's scores")  # fmt: skip
     other.write_text(labeled.read_text().replace('"d3", "label": 1', '"d3"'))
-    assert failed(str(other), "--resume", str(fields)).startswith(
-        f'error: {fields}:4: result 3 has "label":1, but the input\'s pair 3 has no "label"; --resume'
+    assert failed(str(other), "--with-fields", "--resume", str(tmp_path / "four.jsonl")).startswith(
+        f'error: {tmp_path / "four.jsonl"}:4: result 3 has "label":1, but the input\'s pair 3 has no "label"; --resume'
     )
     # a device is read to go on from forever (/dev/zero filled the memory); a link to nothing failed after scoring
     assert failed(str(pairs), "--resume", "/dev/full") == "error: --resume /dev/full: not a regular file"

@@ -50,6 +50,9 @@ def test_compressed_or_parquet_data_is_named_as_such(tmp_path):
     assert [d.text for d in formats.read_documents(write(tmp_path, "t.txt", "PAR1 is a word\n"))] == ["PAR1 is a word"]
     said = (f"{tmp_path / 'u.txt'}: UTF-16 text (it opens with UTF-16's byte order mark, as Windows PowerShell's > "
             "writes files); qrr reads UTF-8: convert it first, with iconv -f utf-16 -t utf-8 say")  # fmt: skip
+    utf32 = write(tmp_path, "u32.txt", "one\n".encode("utf-32"))
+    with pytest.raises(InputError, match="u32.txt: UTF-32 text .* iconv -f utf-32 -t utf-8 say$"):
+        list(formats.read_documents(utf32))
     for encoding in ("utf-16", "utf-16-be"):  # Windows PowerShell's > writes UTF-16LE with a byte order mark
         text = ("\ufeff" if encoding == "utf-16-be" else "") + "one\ntwo\n"
         with pytest.raises(InputError) as caught:
@@ -190,6 +193,10 @@ def test_document_field_mapping_and_forced_format(tmp_path):
         formats.DocRecord("A", "x"),
         formats.DocRecord("B", 3, {"_id": "y"}),
     ]
+    # an "id" of null gives way to "_id", which is then no other field either; a DocRecord hashes as before
+    nulled = write(tmp_path, "nulled.jsonl", '{"_id": "x", "id": null, "text": "A", "url": "u"}\n')
+    assert list(formats.read_documents([nulled])) == [formats.DocRecord("A", "x", {"url": "u"})]
+    assert hash(formats.DocRecord("A", "x", {"url": "u"})) == hash(formats.DocRecord("A", "x"))
     assert list(formats.read_documents([beir], id_field="doc")) == [
         formats.DocRecord("A", None, {"_id": "x"}),
         formats.DocRecord("B", None, {"_id": "y", "id": 3}),
@@ -276,6 +283,8 @@ def test_writers(caplog):
     # a JSON array streamed one element per line is still one JSON document
     assert json.loads(written("json", rows[:1], [], rows[1:])) == rows
     assert json.loads(written("json")) == []
+    # field names as an input gave them (--with-fields): a tab or newline in one would break the header
+    assert written("tsv", [{"a\tb": 1, "c\nd": 2}]).splitlines() == ["a\\tb\tc\\nd", "1\t2"]
     assert written("jsonl") == "" and written("tsv") == ""
 
 

@@ -62,6 +62,18 @@ def test_rank_records_keeps_ids_and_texts(rr):
     ranked = pipelines.rank_records(rr, "q", docs, with_fields=True)
     assert {r["corpus_id"]: (r["id"], r["fields"]) for r in ranked} == {0: ("a", {"url": "u"}), 1: (None, {})}
     assert {r["index"]: r.get("url") for r in formats.rank_rows(ranked)} == {0: "u", 1: None}
+    # without with_fields none are kept while ranking (a chunk file's embeddings took memory for every document)
+    seen = []
+    rank = rr.rank
+
+    class Spy:
+        def rank(self, query, documents, ids, **options):
+            ids = list(ids)
+            seen.extend(ids)
+            return rank(query, documents, ids=ids, **options)
+
+    ranked = pipelines.rank_records(Spy(), "q", docs)
+    assert seen == [("a", None), (None, {})] and all("fields" not in r for r in ranked)
 
 
 def test_the_stream_functions_take_what_the_reranker_takes(rr):

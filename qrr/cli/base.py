@@ -368,7 +368,7 @@ def text_streams() -> None:
         if encoding in ("utf8", "utf8sig") or not hasattr(stream, "reconfigure"):
             continue
         with contextlib.suppress(Exception):  # a stream already written to may refuse a new encoding
-            if is_stdout and not stream.isatty():
+            if is_stdout and not stream.isatty() and not os.environ.get("PYTHONIOENCODING"):  # one asked for stays
                 stream.reconfigure(encoding="utf-8")
             else:
                 stream.reconfigure(errors="replace" if is_stdout else "backslashreplace")

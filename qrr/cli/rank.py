@@ -118,10 +118,10 @@ def rank(
     if first is None:
         no_input(fmt, max_length, skipped, "document", "rank", verbose)
         return
-    with_text = with_text or fmt == "table"  # a table shows the start of each text
     if with_fields:  # a document with a field named as the result's own is bad input; the first's said early
         formats.check_fields(first, 0, formats.rank_fields(first, with_text))
         docs = fields_checked(docs, 1, with_text)
+    with_text = with_text or fmt == "table"  # a table shows the start of each text (its own "text" field gives way)
     reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
     scored = 0
     try:

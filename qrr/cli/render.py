@@ -69,32 +69,31 @@ def write_table(rows: list[dict], title: str | None = None, previews: list[dict]
     columns = merged_order(rows)  # an id that only later rows have still comes before their other fields
     previews = previews or [{} for _ in rows]
     extra = list(dict.fromkeys(k for p in previews for k in p))
-    for bars in (True, False):
+    for bars in (True, False):  # text previews need at least 8 characters each (11 with their lines)
         cells = [[visible(_table_cell(c, row.get(c), bars)) for c in columns] for row in rows]
         widths = [max([header_width(c)] + [cell_len(line[n]) for line in cells]) for n, c in enumerate(columns)]
-        if table_width(widths) <= console.width:
+        if table_width(widths) + 11 * len(extra) <= console.width:
             break
-    # text previews share what the data leave, and are left out where less than 8 characters each would be
     if table_width(widths) + 11 * len(extra) > console.width:
         extra = []
     fixed = widths
     if table_width(widths) > console.width:  # long columns of paths or prose fold (never ids), where the rest fits
         fixed = [0 if w > 32 and not is_id_field(c) else w for c, w in zip(columns, widths, strict=True)]
-        least = [w or max([8, header_width(c)] + [cell_len(line[n]) for line in cells if cell_len(line[n]) <= 32])
+        least = [w or max([20, header_width(c)] + [cell_len(line[n]) for line in cells if cell_len(line[n]) <= 32])
                  for n, (c, w) in enumerate(zip(columns, fixed, strict=True))]  # fmt: skip
         if table_width(least) > console.width:
             _write_blocks(console, title, columns, cells, previews)
             return
-    table = Table(title=title, header_style="bold", show_edge=False)
+    table = Table(title=Text(visible(title)) if title else None, header_style="bold", show_edge=False)
     for c, width in zip(columns, fixed, strict=True):
         justify = "right" if c in ("rank", "index") else "left"
         if width:
-            table.add_column(c, justify=justify, no_wrap=True, min_width=width)
+            table.add_column(_header(c), justify=justify, no_wrap=True, min_width=width)
         else:
-            table.add_column(c, justify=justify, overflow="fold")
+            table.add_column(_header(c), justify=justify, overflow="fold")
     room = console.width - sum(fixed) - 3 * (len(columns) + len(extra))
     for c in extra:
-        table.add_column(c, overflow="ellipsis", no_wrap=True, max_width=max(8, room // max(1, len(extra))))
+        table.add_column(_header(c), overflow="ellipsis", no_wrap=True, max_width=max(8, room // max(1, len(extra))))
     for n, line in enumerate(cells):
         table.add_row(*map(Text, line), *[Text(_preview(previews[n].get(c, ""))) for c in extra])
     console.print(table)
@@ -107,7 +106,7 @@ def _write_blocks(console, title: str | None, columns: list[str], cells: list[li
     from rich.text import Text
 
     if title:
-        console.print(Text(title, style="bold"))
+        console.print(Text(visible(title), style="bold"))
     grid = Table.grid(padding=(0, 1))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
@@ -116,9 +115,9 @@ def _write_blocks(console, title: str | None, columns: list[str], cells: list[li
             grid.add_row("", "")
         for name, cell in zip(columns, line, strict=True):
             if cell:
-                grid.add_row(Text(" ".join(name.split())), Text(cell))  # a header's lines on one
+                grid.add_row(Text(" ".join(map(visible, name.split()))), Text(cell))  # a header's lines on one
         for name, text in previews[n].items():
-            grid.add_row(Text(name), Text(_preview(text), no_wrap=True, overflow="ellipsis"))
+            grid.add_row(Text(visible(name)), Text(_preview(text), no_wrap=True, overflow="ellipsis"))
     console.print(grid)
 
 
@@ -129,8 +128,18 @@ def table_width(widths: list[int]) -> int:
 
 
 def header_width(column: str) -> int:
-    """The width of a column's header (its longest line)."""
-    return max(len(line) for line in column.split("\n"))
+    """The width of a column's header (its longest line, in terminal cells: a CJK character takes two)."""
+    from rich.cells import cell_len
+
+    return max(cell_len(visible(line)) for line in column.split("\n"))
+
+
+def _header(column: str):
+    """A column's header as rich shows it: its lines as written, never read as markup (an input's field names are
+    headers with --with-fields)."""
+    from rich.text import Text
+
+    return Text("\n".join(visible(line) for line in column.split("\n")))
 
 
 def _table_cell(column: str, value, bars: bool = True) -> str:
@@ -330,25 +339,17 @@ def progress(total: int | None, what: str, after: float | None = None, estimate:
     if not animated(stderr) or total == 0:
         yield _CountLines(what, estimate) if total is None else (lambda n: None)
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-    # One line, whatever the width (it wrapped at 80 columns, and spread over five at 50): the bar narrows, and on
-    # a narrow terminal the time so far and then the rate go.
-    width = stderr.width
+    # One line, whatever the width (it wrapped at 80 columns, and spread over five at 50): the bar narrows, and the
+    # status after it says what fits beside it.
     if total is None:  # no end to show: how many (of about how many), how fast, for how long, and the time left
-        columns = [
-            TextColumn("{task.description}"),
-            BarColumn(bar_width=_bar_width(width - 68)),
-            _count_column("pairs", estimate),
-            _rate_column("pairs"),
-            TimeElapsedColumn(),
-            _left_column(estimate),
-        ]
-        columns = [c for c in columns if not (isinstance(c, TimeElapsedColumn) and width < 76)]
-        columns = [c for c in columns if not (getattr(c, "rate", False) and width < 62)]
+        bar_width = _bar_width(stderr.width - 68)
+        room = stderr.width - len(what) - bar_width - 2
+        columns = (TextColumn("{task.description}"), BarColumn(bar_width=bar_width), _status_column(estimate, room))
     else:
-        columns = (TextColumn("{task.description}"), BarColumn(bar_width=_bar_width(width - 40)), MofNCompleteColumn(),
-                   TextColumn("pairs"), TimeRemainingColumn())  # fmt: skip
+        columns = (TextColumn("{task.description}"), BarColumn(bar_width=_bar_width(stderr.width - 40)),
+                   MofNCompleteColumn(), TextColumn("pairs"), TimeRemainingColumn())  # fmt: skip
     with _bar(*columns, after=after) as bar:
         task = bar.add_task(what, total=total)
         yield lambda n: bar.advance(task, n)
@@ -358,51 +359,30 @@ def _bar_width(room: int) -> int:
     return max(8, min(40, room))
 
 
-def _count_column(unit: str, estimate: LineCount | None):
-    """A progress column of the count, and of about how many there are where ``estimate`` counted the input:
-    ``1,024 of ~4,000 pairs``."""
+def _status_column(estimate: LineCount | None, room: int):
+    """A progress column of a streamed count in ``room`` characters: ``1,024 of ~4,000 pairs 270 pairs/s 0:00:09
+    0:12 left``, where the time so far goes first if it does not fit, then the rate, then the count's total."""
     from rich.progress import ProgressColumn
     from rich.text import Text
 
-    class Count(ProgressColumn):
+    class Status(ProgressColumn):
         def render(self, task) -> Text:
-            done = int(task.completed)
+            done, elapsed = int(task.completed), task.elapsed or 0.0
             total = estimate.total(done) if estimate is not None else None
-            return Text(f"{done:,} of ~{total:,} {unit}" if total else f"{done:,} {unit}", style="progress.download")
+            rate = done / elapsed if done and elapsed else 0.0
+            count = (f"{done:,} of ~{total:,} pairs" if total else f"{done:,} pairs", "progress.download")
+            speed = (f"{rate:,.0f} pairs/s" if rate >= 100 else f"{rate:.1f} pairs/s" if rate else "",
+                     "progress.data.speed")  # fmt: skip
+            so_far = (_clock(elapsed, hours=True), "progress.elapsed")
+            left = (f"{_clock(elapsed * (total - done) / done)} left" if total and done else "", "progress.remaining")
+            for parts in ([count, speed, so_far, left], [count, speed, left], [count, left],
+                          [(f"{done:,} pairs", count[1]), left], [(f"{done:,} pairs", count[1])]):  # fmt: skip
+                parts = [p for p in parts if p[0]]
+                if sum(len(p[0]) + 1 for p in parts) - 1 <= room:
+                    break
+            return Text(" ").join(Text(*p) for p in parts)
 
-    return Count()
-
-
-def _left_column(estimate: LineCount | None):
-    """A progress column of the time left, where ``estimate`` counted the input: ``0:12:31 left``."""
-    from rich.progress import ProgressColumn
-    from rich.text import Text
-
-    class Left(ProgressColumn):
-        def render(self, task) -> Text:
-            done, total = int(task.completed), estimate.total(int(task.completed)) if estimate is not None else None
-            if not total or not done:
-                return Text("")
-            return Text(f"{_clock((task.elapsed or 0.0) * (total - done) / done)} left", style="progress.remaining")
-
-    return Left()
-
-
-def _rate_column(unit: str):
-    """A progress column of the mean rate so far: ``12.3 pairs/s``."""
-    from rich.progress import ProgressColumn
-    from rich.text import Text
-
-    class Rate(ProgressColumn):
-        rate = True
-
-        def render(self, task) -> Text:
-            elapsed = task.elapsed
-            rate = task.completed / elapsed if task.completed and elapsed else 0.0
-            said = f"{rate:,.0f} {unit}/s" if rate >= 100 else f"{rate:.1f} {unit}/s" if rate else ""
-            return Text(said, style="progress.data.speed")
-
-    return Rate()
+    return Status()
 
 
 class _CountLines:
@@ -452,10 +432,11 @@ class _Lines:
                      f"about {_clock(left)} left", highlight=False)  # fmt: skip
 
 
-def _clock(seconds: float) -> str:
+def _clock(seconds: float, hours: bool = False) -> str:
+    """``M:SS``, or ``H:MM:SS`` where there are hours (always, with ``hours``)."""
     minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02}:{secs:02}" if hours else f"{minutes}:{secs:02}"
+    h, minutes = divmod(minutes, 60)
+    return f"{h}:{minutes:02}:{secs:02}" if h or hours else f"{minutes}:{secs:02}"
 
 
 class _Bar:

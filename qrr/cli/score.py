@@ -184,7 +184,7 @@ def score(
         last = _past_done(records, saved)
         first = next(records, None)
         if first is None and last is not None:
-            saved.check_input(last, None)  # nothing left to score: its ids at least
+            saved.check_input(last, None, with_fields)  # nothing left to score: its ids at least
         if first is None:
             no_input(fmt, max_length, skipped, "pair", "score", verbose, saved.done if saved else 0)
             return
@@ -193,7 +193,7 @@ def score(
             records = fields_checked(records, (saved.done if saved else 0) + 1)
         reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
         if last is not None:
-            saved.check_input(last, reranker)
+            saved.check_input(last, reranker, with_fields)
         start = saved.done if saved else 0
         out = writer(fmt, previews=("query", "document"))
         total = Stats()

@@ -31,7 +31,7 @@ ROW_FORMATS = ("jsonl", "json", "tsv")
 @dataclass(frozen=True)
 class PairRecord:
     """One pair to score, with the input's id fields (``id``, ``qid``, ``doc_id``, ...) kept as they were, and
-    its other fields in ``other`` (which a Ray stage passes through; the commands keep only the ids)."""
+    its other fields in ``other`` (which a Ray stage passes through, and ``qrr score --with-fields`` copies)."""
 
     query: str
     document: str
@@ -47,7 +47,7 @@ class DocRecord:
 
     text: str
     id: Any = None
-    other: dict[str, Any] = field(default_factory=dict)
+    other: dict[str, Any] = field(default_factory=dict, hash=False)  # hashed by text and id, as before it came
 
 
 # Ids by name; other names count as ids where they end in "_id" (doc_id, _id) or "Id"/"ID" (docId, passageID)
@@ -149,6 +149,9 @@ def _binary_kind(first: bytes, name: str) -> InputError | None:
     (its first page header's), so a text that starts with the word stays text."""
     if first.startswith(b"\x1f\x8b"):
         return InputError(f"{name}: gzip-compressed data; name the file *.gz, or decompress it first (zcat)")
+    if first.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return InputError(f"{name}: UTF-32 text (it opens with UTF-32's byte order mark); qrr reads UTF-8: convert "
+                          "it first, with iconv -f utf-32 -t utf-8 say")  # fmt: skip
     if first.startswith((b"\xff\xfe", b"\xfe\xff")):  # each line would be "invalid UTF-8 at byte 1"
         return InputError(f"{name}: UTF-16 text (it opens with UTF-16's byte order mark, as Windows PowerShell's "
                           "> writes files); qrr reads UTF-8: convert it first, with iconv -f utf-16 -t utf-8 "
@@ -427,9 +430,11 @@ def _documents(sources, fmt, text_field, id_field):
                     # a BEIR corpus's title joins its text, as qrr rerank --corpus and BEIR's own evaluation read it
                     beir = "_id" in record and text_field == "text"
                     title = _string(record, "title", where, optional=True) if beir else None
-                    used = (text_field, id_field if id_field in record or id_field != "id" else "_id") + (
-                        ("title",) if beir else ())  # fmt: skip
-                    other = {k: v for k, v in record.items() if k not in used}
+                    # the fields read as the text and id are no other fields (an "id" of null gave way to "_id")
+                    used = {text_field, id_field} | (
+                        {"_id"} if id_field == "id" and record.get("id") is None else set()
+                    )
+                    other = {k: v for k, v in record.items() if k not in used and not (beir and k == "title")}
                     yield DocRecord(f"{title} {text}" if title else text, ident, other)
                 except InputError as exc:
                     yield exc
@@ -536,7 +541,7 @@ def rank_rows(ranked, with_text: bool = False) -> list[dict]:
     """The JSONL contract of ``qrr rank`` from ``Reranker.rank``'s results: ``rank`` (1-based), ``index`` (the
     document's input position), ``score``, ``id`` where the document had one, ``text`` with ``with_text``, and
     the document's other fields where a result carries them (``fields``: ``pipelines.rank_records(...,
-    with_fields=True)``)."""
+    with_fields=True)``), but for one of the result's own names (``check_fields`` refuses such input first)."""
     rows = []
     for n, r in enumerate(ranked, 1):
         row = {"rank": n, "index": r["corpus_id"], "score": r["score"]}
@@ -603,7 +608,7 @@ class RowWriter:
         elif self.fmt == "tsv":
             if self.columns is None and rows:
                 self.columns = merged_order(rows)
-                out.write("\t".join(self.columns) + "\n")
+                out.write("\t".join(map(_tsv_cell, self.columns)) + "\n")  # field names as an input gave them
             for row in rows:
                 self.count += 1
                 if not row.keys() <= set(self.columns) | self.left_out:
