@@ -30,6 +30,7 @@ def test_control_characters_and_brackets_in_the_input_are_shown_as_written(cli, 
     assert (result.exit_code, result.stderr) == (2, 'error: <stdin>:1: missing field "text"; the object\'s text is in '
                                                     '"te\\x1bxt": name one with --text-field\n')  # fmt: skip
     assert base.visible("a\tb\nc\x9bd\x7fé") == "a\\tb\\nc\\x9bd\\x7fé"
+    assert base.visible("id-\u202e321\u2066x\u2028") == "id-\\u202e321\\u2066x\\u2028"  # reordering what follows
 
 
 def rows_of(table: str) -> list[str]:
@@ -45,9 +46,9 @@ def test_field_names_and_titles_are_shown_as_written_and_measured_in_cells(monke
     table = capsys.readouterr().out
     assert "\x1b" not in table and "x[/]y" in table and "k\\x1b[31mred" in table and "runs of q[/]x" in table
     assert UUID in table  # whole: the table did not fit, so each row is a block
-    monkeypatch.setenv("COLUMNS", "20")  # in blocks too
+    monkeypatch.setenv("COLUMNS", "30")  # in blocks too
     render.write_table([{"k\x1b[31mred": 2, "id": UUID}], title="q[/]\x07")
-    assert rows_of(capsys.readouterr().out)[:3] == ["q[/]\\x07", "k\\x1b[31mred 2", f"id           {UUID[:7]}"]
+    assert rows_of(capsys.readouterr().out)[:3] == ["q[/]\\x07", "k\\x1b[31mred 2", f"id           {UUID[:17]}"]
 
 
 def test_a_narrow_terminal_drops_bars_and_previews_then_writes_blocks_and_never_splits_an_id_or_a_number(
@@ -167,3 +168,57 @@ def test_the_status_beside_a_streamed_bar_says_what_fits_its_room():
         40: "1,234,567 pairs 41:53 left",
         10: "1,234,567 pairs",  # the least it says
     }
+
+
+def test_bars_stay_where_only_the_previews_cannot(monkeypatch, capsys):
+    """Two text previews need 22 columns: at 30 they go, and the bars, which fit, stay (they went too)."""
+    monkeypatch.setenv("COLUMNS", "30")
+    render.write_table([{"index": 0, "score": 0.5}], previews=[{"query": "q", "document": "d"}])
+    lines = rows_of(capsys.readouterr().out)
+    assert lines[0].split() == ["index", "┃", "score"] and lines[2].split() == ["0", "│", "0.5000", "█████"]
+    monkeypatch.setenv("COLUMNS", "45")  # room for both previews once the bars give way
+    render.write_table([{"index": 0, "score": 0.5}], previews=[{"query": "q", "document": "d"}])
+    assert rows_of(capsys.readouterr().out)[2].split() == ["0", "│", "0.5000", "│", "q", "│", "d"]
+    monkeypatch.setenv("COLUMNS", "100")  # and all of it where it fits
+    render.write_table([{"index": 0, "score": 0.5}], previews=[{"query": "q", "document": "d"}])
+    assert rows_of(capsys.readouterr().out)[2].split() == ["0", "│", "0.5000", "█████", "│", "q", "│", "d"]
+    assert render.bar(float("nan"), 4) == "    "
+
+
+def test_a_long_field_name_leaves_its_value_room_in_blocks(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "40")
+    name = "a_rather_long_metadata_field_name_from_upstream"  # 47 characters: the values went
+    render.write_table([{"id": UUID, name: "kept"}])
+    lines = rows_of(capsys.readouterr().out)
+    assert lines[0].split() == ["id", UUID[:20]] and lines[2].split() == [name[:19], "kept"], lines
+
+
+def test_a_title_wider_than_its_table_is_said_whole_above_it(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "120")
+    title = "experiments/bm25-baseline-runs-2024/qrels-test-2024.txt: 3 judged queries"
+    render.write_table([{"run": "a.trec", "MRR@10": "0.5000"}], title=title)
+    assert rows_of(capsys.readouterr().out)[0] == title  # it was cut to the table's width, mid-path
+
+
+def test_a_streamed_bar_follows_the_terminal_as_it_is_resized(monkeypatch):
+    import re
+    import time
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=120)
+    monkeypatch.setattr(render, "stderr", console)
+    estimate = render.LineCount([])
+    estimate.value = 10_000_000
+    with render.progress(None, "ranking", after=0, estimate=estimate) as advance:
+        advance(1_234_567)
+        time.sleep(0.3)
+        console.width = 50  # a pane narrowed mid-run
+        out.seek(0), out.truncate()
+        advance(1)
+        time.sleep(0.3)
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
+    drawn = [part.rstrip() for part in re.split(r"[\r\n]", shown) if "pairs" in part]
+    assert drawn and all(len(part) <= 50 and re.fullmatch(r"ranking ━{8} 1,234,568 pairs( \d+:\d\d left)?", part)
+                         for part in drawn), drawn  # fmt: skip

@@ -18,8 +18,8 @@ def main() -> None:
     try:
         app(prog_name="qrr")
     except SystemExit as exc:
-        # rich's help exits 1 where the reader closed the pipe (`qrr rank --help | head -n 2`); a command's own
-        # output ends quietly with 0 then (errors_to_exit), and so does the help
+        # typer exits 1 where the reader closed the pipe while it wrote (`qrr rank --help | head -n 2`); a command's
+        # own output ends quietly with 0 then (errors_to_exit), and so does the help
         if exc.code == 1 and isinstance(exc.__context__, BrokenPipeError):
             raise SystemExit(0) from None
         raise

@@ -344,8 +344,13 @@ def flag(param: str) -> str:
 
 
 # Control characters (C0, DEL, C1) written out: a document's or id's escape sequences, printed raw, recoloured the
-# terminal, retitled its window and swallowed table rows.
-_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]} | {9: "\\t", 10: "\\n", 13: "\\r"}
+# terminal, retitled its window and swallowed table rows. Bidi overrides and isolates and the line separators too:
+# they reorder what follows them on the line (an id shown reversed) or break it.
+_CONTROLS = (
+    {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
+    | {c: f"\\u{c:04x}" for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029]}
+    | {9: "\\t", 10: "\\n", 13: "\\r"}
+)
 
 
 def visible(text: str) -> str:

@@ -69,22 +69,34 @@ def write_table(rows: list[dict], title: str | None = None, previews: list[dict]
     columns = merged_order(rows)  # an id that only later rows have still comes before their other fields
     previews = previews or [{} for _ in rows]
     extra = list(dict.fromkeys(k for p in previews for k in p))
-    for bars in (True, False):  # text previews need at least 8 characters each (11 with their lines)
+
+    def laid_out(bars: bool) -> tuple[list[list[str]], list[int]]:
         cells = [[visible(_table_cell(c, row.get(c), bars)) for c in columns] for row in rows]
-        widths = [max([header_width(c)] + [cell_len(line[n]) for line in cells]) for n, c in enumerate(columns)]
-        if table_width(widths) + 11 * len(extra) <= console.width:
-            break
+        return cells, [max([header_width(c)] + [cell_len(line[n]) for line in cells]) for n, c in enumerate(columns)]
+
+    # text previews need at least 8 characters each (11 with their lines): the bars give way to them, and where
+    # they cannot be had even so, the bars come back if they fit
+    cells, widths = laid_out(True)
     if table_width(widths) + 11 * len(extra) > console.width:
-        extra = []
+        cells, widths = laid_out(False)
+        if table_width(widths) + 11 * len(extra) > console.width:
+            extra = []
+            with_bars = laid_out(True)
+            if table_width(with_bars[1]) <= console.width:
+                cells, widths = with_bars
     fixed = widths
     if table_width(widths) > console.width:  # long columns of paths or prose fold (never ids), where the rest fits
         fixed = [0 if w > 32 and not is_id_field(c) else w for c, w in zip(columns, widths, strict=True)]
-        least = [w or max([20, header_width(c)] + [cell_len(line[n]) for line in cells if cell_len(line[n]) <= 32])
+        least = [w or max([8, header_width(c)] + [cell_len(line[n]) for line in cells if cell_len(line[n]) <= 32])
                  for n, (c, w) in enumerate(zip(columns, fixed, strict=True))]  # fmt: skip
         if table_width(least) > console.width:
             _write_blocks(console, title, columns, cells, previews)
             return
-    table = Table(title=Text(visible(title)) if title else None, header_style="bold", show_edge=False)
+    heading = Text(visible(title)) if title else None
+    if heading is not None and cell_len(heading.plain) > table_width(fixed) + 11 * len(extra):
+        console.print(heading)  # wider than the table, whose title is cut to its width (mid-word, mid-path)
+        heading = None
+    table = Table(title=heading, header_style="bold", show_edge=False)
     for c, width in zip(columns, fixed, strict=True):
         justify = "right" if c in ("rank", "index") else "left"
         if width:
@@ -108,14 +120,14 @@ def _write_blocks(console, title: str | None, columns: list[str], cells: list[li
     if title:
         console.print(Text(visible(title), style="bold"))
     grid = Table.grid(padding=(0, 1))
-    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(style="bold", overflow="fold", max_width=max(8, console.width // 2))  # room left for values
     grid.add_column(overflow="fold")
     for n, line in enumerate(cells):
         if n:
             grid.add_row("", "")
         for name, cell in zip(columns, line, strict=True):
             if cell:
-                grid.add_row(Text(" ".join(map(visible, name.split()))), Text(cell))  # a header's lines on one
+                grid.add_row(Text(" ".join(map(visible, name.split("\n")))), Text(cell))  # a header's lines on one
         for name, text in previews[n].items():
             grid.add_row(Text(visible(name)), Text(_preview(text), no_wrap=True, overflow="ellipsis"))
     console.print(grid)
@@ -157,9 +169,10 @@ def _table_cell(column: str, value, bars: bool = True) -> str:
 def bar(value: float, width: int = 10) -> str:
     """A bar of ``width`` cells filled to ``value`` in [0, 1], in eighths of a cell (``#`` a cell where stdout
     cannot encode the block characters)."""
+    value = max(0.0, min(1.0, value)) if value == value else 0.0  # NaN: no bar
     if not _encodes("█▏▎▍▌▋▊▉"):
-        return ("#" * round(max(0.0, min(1.0, value)) * width)).ljust(width)
-    eighths = round(max(0.0, min(1.0, value)) * width * 8)
+        return ("#" * round(value * width)).ljust(width)
+    eighths = round(value * width * 8)
     full, part = divmod(eighths, 8)
     return ("█" * full + (" ▏▎▍▌▋▊▉"[part] if part else "")).ljust(width)
 
@@ -339,16 +352,19 @@ def progress(total: int | None, what: str, after: float | None = None, estimate:
     if not animated(stderr) or total == 0:
         yield _CountLines(what, estimate) if total is None else (lambda n: None)
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-    # One line, whatever the width (it wrapped at 80 columns, and spread over five at 50): the bar narrows, and the
-    # status after it says what fits beside it.
+    # One line, whatever the width, read at each redraw (it wrapped at 80 columns, spread over five at 50, and
+    # again in a pane narrowed mid-run): the bar narrows, and the status after it says what fits beside it.
     if total is None:  # no end to show: how many (of about how many), how fast, for how long, and the time left
-        bar_width = _bar_width(stderr.width - 68)
-        room = stderr.width - len(what) - bar_width - 2
-        columns = (TextColumn("{task.description}"), BarColumn(bar_width=bar_width), _status_column(estimate, room))
+
+        def bar_width() -> int:
+            return _bar_width(stderr.width - 68)
+
+        room = lambda: stderr.width - len(what) - bar_width() - 2  # noqa: E731
+        columns = (TextColumn("{task.description}"), _fit_bar(bar_width), _status_column(estimate, room))
     else:
-        columns = (TextColumn("{task.description}"), BarColumn(bar_width=_bar_width(stderr.width - 40)),
+        columns = (TextColumn("{task.description}"), _fit_bar(lambda: _bar_width(stderr.width - 40)),
                    MofNCompleteColumn(), TextColumn("pairs"), TimeRemainingColumn())  # fmt: skip
     with _bar(*columns, after=after) as bar:
         task = bar.add_task(what, total=total)
@@ -359,14 +375,28 @@ def _bar_width(room: int) -> int:
     return max(8, min(40, room))
 
 
-def _status_column(estimate: LineCount | None, room: int):
-    """A progress column of a streamed count in ``room`` characters: ``1,024 of ~4,000 pairs 270 pairs/s 0:00:09
-    0:12 left``, where the time so far goes first if it does not fit, then the rate, then the count's total."""
+def _fit_bar(width):
+    """A bar column ``width()`` cells wide, asked at each redraw."""
+    from rich.progress import BarColumn
+
+    class FitBar(BarColumn):
+        def render(self, task):
+            self.bar_width = width()
+            return super().render(task)
+
+    return FitBar()
+
+
+def _status_column(estimate: LineCount | None, room):
+    """A progress column of a streamed count in ``room`` characters (a number, or a function giving it at each
+    redraw): ``1,024 of ~4,000 pairs 270 pairs/s 0:00:09 0:12 left``, where the time so far goes first if it does
+    not fit, then the rate, then the count's total; what still does not fit is cut, never wrapped."""
     from rich.progress import ProgressColumn
     from rich.text import Text
 
     class Status(ProgressColumn):
         def render(self, task) -> Text:
+            width = room() if callable(room) else room
             done, elapsed = int(task.completed), task.elapsed or 0.0
             total = estimate.total(done) if estimate is not None else None
             rate = done / elapsed if done and elapsed else 0.0
@@ -378,9 +408,11 @@ def _status_column(estimate: LineCount | None, room: int):
             for parts in ([count, speed, so_far, left], [count, speed, left], [count, left],
                           [(f"{done:,} pairs", count[1]), left], [(f"{done:,} pairs", count[1])]):  # fmt: skip
                 parts = [p for p in parts if p[0]]
-                if sum(len(p[0]) + 1 for p in parts) - 1 <= room:
+                if sum(len(p[0]) + 1 for p in parts) - 1 <= width:
                     break
-            return Text(" ").join(Text(*p) for p in parts)
+            said = Text(" ").join(Text(*p) for p in parts)
+            said.no_wrap, said.overflow = True, "ellipsis"
+            return said
 
     return Status()
 
