@@ -158,6 +158,7 @@ class ScoresOutput(_Claimed):
     last: dict | None = None
     where: str = ""
     cut: bool = False
+    copied: str | None = None  # a field a result has beyond index, ids and score (``--with-fields``), where one has
     size: int | None = None  # OUT's bytes as prepared: another run's writes since are refused at ``open``
     claimed: Any = field(default=None, repr=False, compare=False)  # OUT, locked while this run reads and writes it
 
@@ -172,7 +173,7 @@ class ScoresOutput(_Claimed):
     def prepare(self) -> None:
         """Read how far OUT got, cutting off a half-written last line; ``InputError`` where a line is not the
         next result ``qrr score`` writes (its ``index`` in order, a ``score`` in [0, 1])."""
-        self.done, self.last, self.where, self.cut, self.size = 0, None, "", False, 0
+        self.done, self.last, self.where, self.cut, self.size, self.copied = 0, None, "", False, 0, None
         self.release()  # prepared twice: the first claim goes
         self.claimed = claim(self.path)
         if self.claimed is not None:
@@ -197,6 +198,8 @@ class ScoresOutput(_Claimed):
                     raise InputError(f"{where}: not result {self.done} as qrr score writes it (JSON lines of index, "
                                      "ids and score, in input order); give {output} a new file", "output")  # fmt: skip
                 self.done, self.last, self.where = self.done + 1, row, where
+                if self.copied is None:  # any result, not only the last: a label only some pairs have
+                    self.copied = next((k for k in row if k not in ("index", "score") and not is_id_field(k)), None)
                 end += len(raw)
         if self.cut:
             os.truncate(self.path, end)
@@ -219,13 +222,10 @@ class ScoresOutput(_Claimed):
                              "output")  # fmt: skip
         other = getattr(record, "other", {})
         copied = [k for k in fields if k not in ids]
-        if copied and not with_fields:  # its lines would mix two shapes
-            raise InputError(
-                f'{self.where}: result {self.done - 1} has "{copied[0]}": {{output}} was written with '
-                "{with_fields}; give it to go on, or score into a new file",
-                "output",
-                "with_fields",
-            )
+        if self.copied and not with_fields:  # its lines would mix two shapes
+            raise InputError(f'{{output}} {self.path}: its results have "{self.copied}": it was written with '
+                             "{with_fields}; give it to go on, or score into a new file", "output",
+                             "with_fields")  # fmt: skip
         if with_fields and other and not copied:
             raise InputError(f"{self.where}: result {self.done - 1} has no copied fields: {{output}} was written "
                              "without {with_fields}; leave it out to go on, or score into a new file", "output",

@@ -139,6 +139,10 @@ def test_with_fields_copies_each_documents_other_fields_after_its_own(cli, tmp_p
     clash = json.dumps({"text": "a", "score": 0.5, "rank": 3}) + "\n"
     result = cli("rank", "-q", QUERY, "--with-fields", input=clash, model="nowhere")
     assert (result.exit_code, result.stderr) == (2, f'error: document 0: its fields "rank" and "score" {said}')
+    result = cli("rank", "-q", QUERY, "--with-fields", "--on-error", "skip", input=clash + data)  # skipped, listed
+    assert result.exit_code == 0 and jsonl(result.stdout) == want
+    assert result.stderr.splitlines()[:2] == ["skipped 1 bad line:", f'  document 0: its fields "rank" and "score" '
+                                              f"{said[:-1]}"]  # fmt: skip
     result = cli("rank", "-q", QUERY, "--with-fields", "--text-field", "body", "--with-text",
                  input=body + json.dumps({"body": "b", "text": "c"}) + "\n")  # fmt: skip
     assert (result.exit_code, result.stderr) == (2, f'error: document 3: its field "text" {said}')

@@ -222,3 +222,12 @@ def test_a_streamed_bar_follows_the_terminal_as_it_is_resized(monkeypatch):
     drawn = [part.rstrip() for part in re.split(r"[\r\n]", shown) if "pairs" in part]
     assert drawn and all(len(part) <= 50 and re.fullmatch(r"ranking ━{8} 1,234,568 pairs( \d+:\d\d left)?", part)
                          for part in drawn), drawn  # fmt: skip
+
+
+def test_a_long_cell_is_cut_in_a_table_and_an_id_is_not(monkeypatch, capsys):
+    """A copied embedding of 1,024 numbers filled 1,800 lines of a table."""
+    monkeypatch.setenv("COLUMNS", "500")
+    render.write_table([{"id": "x" * 230, "embedding": list(range(300))}])
+    line = rows_of(capsys.readouterr().out)[2]
+    cell = json.dumps(list(range(300)), separators=(",", ":"))
+    assert line.split("│") == [f" {'x' * 230} ", f" {cell[:199]}…"]

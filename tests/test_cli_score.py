@@ -71,7 +71,7 @@ def test_output_formats(cli, expected):
     assert "qid" in table and f"{expected['pairs'][2]:.4f}" in table
 
 
-def test_with_fields_copies_each_pairs_other_fields_after_its_score(cli, tmp_path, expected):
+def test_with_fields_copies_each_pairs_other_fields_after_its_score(cli, tmp_path, expected, monkeypatch):
     """A labeled set's label was dropped: only id fields were copied, so scores had to be joined back by index."""
     labeled = [p | {"label": n % 2, "meta": {"rank": n + 1}} for n, p in enumerate(PAIRS)]
     data = "".join(json.dumps(p) + "\n" for p in labeled)
@@ -97,6 +97,33 @@ def test_with_fields_copies_each_pairs_other_fields_after_its_score(cli, tmp_pat
     assert (result.exit_code, result.stderr) == (2, f'error: pair 0: its field "score" {said}')
     result = cli("score", "--with-fields", input=data + json.dumps(PAIRS[0] | {"index": 7, "score": 1}) + "\n")
     assert (result.exit_code, result.stderr) == (2, f'error: pair 3: its fields "index" and "score" {said}')
+    # with --on-error skip it is skipped and listed as a bad line is; the rest are scored, numbered without it
+    clash = json.dumps(PAIRS[0] | {"score": 1}) + "\n"
+    result = cli("score", "--with-fields", "--on-error", "skip", input=clash + data + "{oops\n" + clash)
+    assert result.exit_code == 0 and jsonl(result.stdout) == want
+    assert result.stderr.splitlines()[:4] == ["skipped 3 bad lines:", f'  pair 0: its field "score" {said[:-1]}',
+                                              "  <stdin>:5: malformed JSON (unexpected character, expected a string "
+                                              "key)", f'  pair 3: its field "score" {said[:-1]}']  # fmt: skip
+    # on a terminal, a field's escape sequence is written out, not sent to it; to a pipe the data are as they are
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    from qrr.cli import render
+
+    for fmt, shown in (
+        ("tsv", "0\t0.5\t\\x1b]0;title\\x07\\u202e\n"),
+        ("jsonl", '"t":"\\u001b]0;title\\u0007\\u202e"}\n'),
+    ):
+        terminal = Terminal()
+        writer = render.writer(fmt)
+        monkeypatch.setattr(sys, "stdout", terminal)
+        writer.write([{"index": 0, "score": 0.5, "t": "\x1b]0;title\x07\u202e"}])
+        monkeypatch.undo()
+        assert terminal.getvalue().endswith(shown) and "\x1b" not in terminal.getvalue()
 
 
 def test_the_real_model_end_to_end(cli, tiny_model, reranker):
@@ -273,8 +300,17 @@ def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
     ok(cli("score", str(labeled), "--resume", str(plain)))
     # a run goes on as OUT was written, with the fields or without: its lines would mix two shapes
     assert failed(str(longer), "--resume", str(fields)) == (
-        f'error: {fields}:4: result 3 has "label": --resume was written with --with-fields; give it to go on, or '
-        "score into a new file")  # fmt: skip
+        f'error: --resume {fields}: its results have "label": it was written with --with-fields; give it to go on, '
+        "or score into a new file")  # fmt: skip
+    sparse = tmp_path / "sparse.jsonl"  # a label only some pairs have: OUT's last result has none, its first has
+    sparse.write_text("".join(json.dumps({"query": "q", "document": f"d{n}"} | ({"label": 1} if n < 2 else {}))
+                              + "\n" for n in range(6)))  # fmt: skip
+    (tmp_path / "sparse-out.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in jsonl(ok(cli("score", str(sparse), "--with-fields")))[:4])
+    )
+    assert failed(str(sparse), "--resume", str(tmp_path / "sparse-out.jsonl")).startswith(
+        f'error: --resume {tmp_path / "sparse-out.jsonl"}: its results have "label": it was written with'
+    )
     assert failed(str(longer), "--with-fields", "--resume", str(plain)) == (
         f"error: {plain}:4: result 3 has no copied fields: --resume was written without --with-fields; leave it out "
         "to go on, or score into a new file")  # fmt: skip

@@ -285,6 +285,7 @@ def test_writers(caplog):
     assert json.loads(written("json")) == []
     # field names as an input gave them (--with-fields): a tab or newline in one would break the header
     assert written("tsv", [{"a\tb": 1, "c\nd": 2}]).splitlines() == ["a\\tb\tc\\nd", "1\t2"]
+    assert written("tsv", [{"t": "a\x00b"}]).splitlines() == ["t", "a\\0b"]  # a NUL from a JSON "\u0000"
     assert written("jsonl") == "" and written("tsv") == ""
 
 
@@ -298,6 +299,12 @@ def test_row_contracts():
     assert formats.score_rows(records, [0.1, 0.2], start=5, with_fields=True) == [
         {"index": 5, "qid": "1", "score": 0.1},
         {"index": 6, "score": 0.2, "label": 1},
+    ]
+    # the records score_records passes through as given: a mapping's fields by name, none for a tuple
+    plain = [{"query": "q", "document": "d", "qid": 1, "label": 0}, ("q", "d")]
+    assert formats.score_rows(plain, [0.1, 0.2], with_fields=True) == [
+        {"index": 0, "qid": 1, "score": 0.1, "label": 0},
+        {"index": 1, "score": 0.2},
     ]
     records[1].other["score"] = 3
     with pytest.raises(InputError, match='^pair 6: its field "score" would take the place of the result\'s own with '

@@ -358,6 +358,15 @@ def visible(text: str) -> str:
     return text.translate(_CONTROLS)
 
 
+_DATA_CONTROLS = {c: said for c, said in _CONTROLS.items() if c not in (9, 10)}
+
+
+def visible_data(text: str) -> str:
+    """JSON lines or TSV shown on a terminal: as ``visible``, but for the tabs and newlines that shape them (a TSV
+    cell's own are escaped already; JSON escapes C0, not DEL, C1 or the bidi controls)."""
+    return text.translate(_DATA_CONTROLS)
+
+
 def fail(message: str, code: int) -> typer.Exit:
     stderr.print(Text.assemble(("error: ", "bold red"), visible(message)))
     return typer.Exit(code)
@@ -606,16 +615,25 @@ def chosen_server(ctx: typer.Context, server: str | None) -> str | None:
     return server
 
 
-def fields_checked(records, start: int, with_text: bool = False):
+def fields_checked(records, start: int, with_text: bool = False, skipped=None):
     """``records`` (pairs or documents, the first the input's ``start``-th) as they are read, each checked for a
-    field that its result names itself (``--with-fields``: bad input, said in its place)."""
+    field that its result names itself (``--with-fields``): bad input, said in its place, or handed to ``skipped``
+    (``--on-error skip``) and left out, as a bad line is."""
     from qrr import formats
 
-    for n, record in enumerate(records, start):
-        if isinstance(record, formats.DocRecord):
-            formats.check_fields(record, n, formats.rank_fields(record, with_text))
-        else:
-            formats.check_fields(record, n)
+    n = start
+    for record in records:
+        try:
+            if isinstance(record, formats.DocRecord):
+                formats.check_fields(record, n, formats.rank_fields(record, with_text))
+            else:
+                formats.check_fields(record, n)
+        except InputError as exc:
+            if skipped is None:
+                raise
+            skipped(exc)
+            continue
+        n += 1
         yield record
 
 

@@ -114,13 +114,12 @@ def rank(
     inline = [formats.DocRecord(d) for d in documents or []]
     sources = input_sources(files, bool(inline))
     docs = itertools.chain(inline, formats.read_documents(sources, input_format.value, text_field, id_field, skipped))
+    if with_fields:  # a document with a field named as the result's own is bad input (the first's said early)
+        docs = fields_checked(docs, 0, with_text, skipped)
     first = next(docs, None)
     if first is None:
         no_input(fmt, max_length, skipped, "document", "rank", verbose)
         return
-    if with_fields:  # a document with a field named as the result's own is bad input; the first's said early
-        formats.check_fields(first, 0, formats.rank_fields(first, with_text))
-        docs = fields_checked(docs, 1, with_text)
     with_text = with_text or fmt == "table"  # a table shows the start of each text (its own "text" field gives way)
     reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
     scored = 0

@@ -10,8 +10,9 @@ import threading
 import time
 from contextlib import contextmanager
 
-from qrr.cli.base import animated, flag, stderr, visible
+from qrr.cli.base import animated, flag, stderr, visible, visible_data
 from qrr.errors import InputError, plural
+from qrr.formats import RowWriter
 
 
 class TableWriter:
@@ -41,9 +42,34 @@ def writer(fmt: str, title: str | None = None, previews: tuple[str, ...] = ()):
     JSON lines, JSON or TSV on stdout."""
     if fmt == "table":
         return TableWriter(title, previews)
-    from qrr.formats import RowWriter
+    return _ShownRows(fmt)
 
-    return RowWriter(fmt)
+
+class _ShownRows(RowWriter):
+    """The core's row writer, which on a terminal writes out what would drive it (``-f tsv`` of a field holding an
+    escape sequence cleared the screen and retitled the window); a file or pipe gets the data as they are."""
+
+    def write(self, rows: list[dict]) -> None:
+        if self.out is not None or not sys.stdout.isatty():
+            return super().write(rows)
+        self.out = _Shown(sys.stdout)
+        try:
+            super().write(rows)
+        finally:
+            self.out = None
+
+
+class _Shown:
+    """A text stream whose writes are shown with ``visible_data``."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(visible_data(text))
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 def write_rows(rows: list[dict], fmt: str, title: str | None = None) -> None:
@@ -71,7 +97,7 @@ def write_table(rows: list[dict], title: str | None = None, previews: list[dict]
     extra = list(dict.fromkeys(k for p in previews for k in p))
 
     def laid_out(bars: bool) -> tuple[list[list[str]], list[int]]:
-        cells = [[visible(_table_cell(c, row.get(c), bars)) for c in columns] for row in rows]
+        cells = [[_cut(visible(_table_cell(c, row.get(c), bars)), c) for c in columns] for row in rows]
         return cells, [max([header_width(c)] + [cell_len(line[n]) for line in cells]) for n, c in enumerate(columns)]
 
     # text previews need at least 8 characters each (11 with their lines): the bars give way to them, and where
@@ -131,6 +157,16 @@ def _write_blocks(console, title: str | None, columns: list[str], cells: list[li
         for name, text in previews[n].items():
             grid.add_row(Text(visible(name)), Text(_preview(text), no_wrap=True, overflow="ellipsis"))
     console.print(grid)
+
+
+def _cut(cell: str, column: str, limit: int = 200) -> str:
+    """A table cell cut to ``limit`` characters, as a text preview is (a copied embedding of 1,024 numbers filled
+    1,800 lines); an id stays whole, and ``-f jsonl`` has every field in full."""
+    from qrr.formats import is_id_field
+
+    if len(cell) <= limit or is_id_field(column):
+        return cell
+    return cell[: limit - 1] + ("…" if _encodes("…") else "...")
 
 
 def table_width(widths: list[int]) -> int:

@@ -181,6 +181,8 @@ def score(
     saved = _resumed(resume, sources)
     try:
         records = itertools.chain(inline, formats.read_pairs(sources, input_format.value, skipped))
+        if with_fields:  # a pair with a field named as the result's own is bad input (the first's said early)
+            records = fields_checked(records, 0, skipped=skipped)
         last = _past_done(records, saved)
         first = next(records, None)
         if first is None and last is not None:
@@ -188,9 +190,6 @@ def score(
         if first is None:
             no_input(fmt, max_length, skipped, "pair", "score", verbose, saved.done if saved else 0)
             return
-        if with_fields:  # a pair with a field named as the result's own is bad input; the first's said early
-            formats.check_fields(first, saved.done if saved else 0)
-            records = fields_checked(records, (saved.done if saved else 0) + 1)
         reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
         if last is not None:
             saved.check_input(last, reranker, with_fields)

@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -506,27 +506,40 @@ def _tab_hint(lines: Iterator[Line], source: str) -> Iterator[Line]:
 # ---------------------------------------------------------------------------------------------- writing
 
 
-def score_rows(records: list[PairRecord], scores: list[float], start: int = 0, with_fields: bool = False) -> list[dict]:
+def score_rows(records: list, scores: list[float], start: int = 0, with_fields: bool = False) -> list[dict]:
     """The JSONL contract of ``qrr score``: ``index``, the input's id fields, ``score``, and with ``with_fields`` each
-    record's other fields after them (a label, a first-stage rank); input order. ``start`` is the input position
-    of the first record (for streamed chunks). A record whose own field is named ``index`` or ``score`` raises
-    ``InputError`` with ``with_fields``, rather than losing one of the two."""
+    record's other fields after them (a label, a first-stage rank); input order. ``records``: ``PairRecord``s, or
+    the pairs ``pipelines.score_records`` passes through (a mapping's fields count by name). ``start`` is the input
+    position of the first record (for streamed chunks). A record whose own field is named ``index`` or ``score``
+    raises ``InputError`` with ``with_fields``, rather than losing one of the two."""
     rows = []
     for i, (r, s) in enumerate(zip(records, scores, strict=True), start):
-        row = {"index": i, **r.ids, "score": s}
+        ids, other = _fields(r)
+        row = {"index": i, **ids, "score": s}
         if with_fields:
             check_fields(r, i)
-            row.update(r.other)
+            row.update(other)
         rows.append(row)
     return rows
+
+
+def _fields(record) -> tuple[dict, dict]:
+    """A record's id fields and other fields: a ``PairRecord``'s or ``DocRecord``'s, a mapping's by their names (as
+    ``pipelines.score_records`` passes records through as given), none for a tuple."""
+    if isinstance(record, PairRecord | DocRecord):
+        return getattr(record, "ids", {}), record.other
+    if isinstance(record, Mapping):
+        ids = {k: v for k, v in record.items() if isinstance(k, str) and is_id_field(k)}
+        return ids, {k: v for k, v in record.items() if k not in ids and k not in ("query", "document", "instruction")}
+    return {}, {}
 
 
 def check_fields(record: PairRecord | DocRecord, index: int, taken: Iterable[str] = ("index", "score")) -> None:
     """Raise ``InputError`` where ``record`` (the input's ``index``-th) has a field that its result with its fields
     copied names itself (``taken``: a pair's ``index`` and ``score``; a document's ``rank_fields``)."""
-    clash = [f'"{k}"' for k in taken if k in record.other]
+    clash = [f'"{k}"' for k in taken if k in _fields(record)[1]]
     if clash:
-        noun = "pair" if isinstance(record, PairRecord) else "document"
+        noun = "document" if isinstance(record, DocRecord) else "pair"
         fields = f"field {clash[0]}" if len(clash) == 1 else f"fields {' and '.join(clash)}"
         raise InputError(f"{noun} {index}: its {fields} would take the place of the result's own with "
                          "{with_fields}; rename it in the input", "with_fields")  # fmt: skip
@@ -578,7 +591,8 @@ def _tsv_cell(value) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+        return (value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+                .replace("\0", "\\0"))  # fmt: skip
     return orjson.dumps(value).decode()
 
 
