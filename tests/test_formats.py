@@ -286,6 +286,17 @@ def test_writers(caplog):
     # field names as an input gave them (--with-fields): a tab or newline in one would break the header
     assert written("tsv", [{"a\tb": 1, "c\nd": 2}]).splitlines() == ["a\\tb\tc\\nd", "1\t2"]
     assert written("tsv", [{"t": "a\x00b"}]).splitlines() == ["t", "a\\0b"]  # a NUL from a JSON "\u0000"
+    # a copied field nested past orjson's 254 levels (its reader takes 1,024): one line, the results before whole
+    deep = {"a": 1}
+    for _ in range(300):
+        deep = {"x": deep}
+    for fmt, before in (("jsonl", '{"index":0}\n'), ("json", '[\n  {"index":0}'), ("tsv", "index\tdeep\n0\t\n")):
+        out = stdio.StringIO()
+        with pytest.raises(InputError) as caught:
+            formats.RowWriter(fmt, out=out).write([{"index": 0}, {"index": 1, "deep": deep}])
+        assert str(caught.value) == "the 2nd result cannot be written: Recursion limit reached (a field nested more " \
+                                    "than 254 levels deep)"  # fmt: skip
+        assert out.getvalue() == before
     assert written("jsonl") == "" and written("tsv") == ""
 
 

@@ -615,6 +615,16 @@ class RowWriter:
 
     def write(self, rows: list[dict]) -> None:
         out = self.out or sys.stdout
+        try:
+            self._write(out, rows)
+        except TypeError as exc:  # orjson's: a value nested past its 254 levels (a copied field), or no JSON type
+            n = self.count + (self.fmt != "tsv")
+            deep = " (a field nested more than 254 levels deep)" if "Recursion" in str(exc) else ""
+            raise InputError(f"the {_ordinal(n)} result cannot be written: {exc}{deep}") from None
+        finally:
+            out.flush()  # the results before it are whole
+
+    def _write(self, out, rows: list[dict]) -> None:
         if self.fmt == "json":
             for row in rows:
                 out.write(("[\n  " if self.count == 0 else ",\n  ") + orjson.dumps(row).decode())
@@ -632,7 +642,6 @@ class RowWriter:
             for row in rows:
                 out.write(orjson.dumps(row).decode() + "\n")
                 self.count += 1
-        out.flush()
 
     def _leave_out(self, row: dict) -> None:
         new = [k for k in row if k not in self.columns and k not in self.left_out]
