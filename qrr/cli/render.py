@@ -10,9 +10,11 @@ import threading
 import time
 from contextlib import contextmanager
 
+import orjson
+
 from qrr.cli.base import animated, flag, stderr, visible, visible_data
 from qrr.errors import InputError, plural
-from qrr.formats import RowWriter
+from qrr.formats import RowWriter, is_id_field, merged_order
 
 
 class TableWriter:
@@ -89,8 +91,6 @@ def write_table(rows: list[dict], title: str | None = None, previews: list[dict]
     from rich.table import Table
     from rich.text import Text
 
-    from qrr.formats import is_id_field, merged_order
-
     console = Console()
     columns = merged_order(rows)  # an id that only later rows have still comes before their other fields
     previews = previews or [{} for _ in rows]
@@ -102,12 +102,11 @@ def write_table(rows: list[dict], title: str | None = None, previews: list[dict]
 
     # text previews need at least 8 characters each (11 with their lines): the bars give way to them, and where
     # they cannot be had even so, the bars come back if they fit
-    cells, widths = laid_out(True)
+    with_bars = cells, widths = laid_out(True)
     if table_width(widths) + 11 * len(extra) > console.width:
         cells, widths = laid_out(False)
         if table_width(widths) + 11 * len(extra) > console.width:
             extra = []
-            with_bars = laid_out(True)
             if table_width(with_bars[1]) <= console.width:
                 cells, widths = with_bars
     fixed = widths
@@ -162,8 +161,6 @@ def _write_blocks(console, title: str | None, columns: list[str], cells: list[li
 def _cut(cell: str, column: str, limit: int = 200) -> str:
     """A table cell cut to ``limit`` characters, as a text preview is (a copied embedding of 1,024 numbers filled
     1,800 lines); an id stays whole, and ``-f jsonl`` has every field in full."""
-    from qrr.formats import is_id_field
-
     if len(cell) <= limit or is_id_field(column):
         return cell
     return cell[: limit - 1] + ("…" if _encodes("…") else "...")
@@ -197,8 +194,6 @@ def _table_cell(column: str, value, bars: bool = True) -> str:
         return ""
     if not isinstance(value, dict | list | bool):
         return str(value)
-    import orjson
-
     return orjson.dumps(value, default=str).decode()  # as JSON says it: true, {"u": 1}, not Python's True, {'u': 1}
 
 
@@ -370,13 +365,17 @@ class LineCount:
 
     def left(self, done: int, seconds: float) -> str:
         """``of about N, M:SS left`` once counted and under way, else nothing."""
-        if not self.value or not done or done >= self.value:
-            return ""
-        return f"of about {self.value:,}, {_clock(seconds * (self.value - done) / done)} left"
+        eta = self.eta(done, seconds)
+        return f"of about {self.value:,}, {eta} left" if eta else ""
 
     def total(self, done: int) -> int | None:
         """The count, where there is one and ``done`` has not passed it."""
         return self.value if self.value and done < self.value else None
+
+    def eta(self, done: int, seconds: float) -> str | None:
+        """The time left (``M:SS``) at the pace of ``done`` in ``seconds``, once counted and under way."""
+        total = self.total(done)
+        return _clock(seconds * (total - done) / done) if total and done else None
 
 
 @contextmanager
@@ -440,7 +439,8 @@ def _status_column(estimate: LineCount | None, room):
             speed = (f"{rate:,.0f} pairs/s" if rate >= 100 else f"{rate:.1f} pairs/s" if rate else "",
                      "progress.data.speed")  # fmt: skip
             so_far = (_clock(elapsed, hours=True), "progress.elapsed")
-            left = (f"{_clock(elapsed * (total - done) / done)} left" if total and done else "", "progress.remaining")
+            eta = estimate.eta(done, elapsed) if estimate is not None else None
+            left = (f"{eta} left" if eta else "", "progress.remaining")
             for parts in ([count, speed, so_far, left], [count, speed, left], [count, left],
                           [(f"{done:,} pairs", count[1]), left], [(f"{done:,} pairs", count[1])]):  # fmt: skip
                 parts = [p for p in parts if p[0]]
