@@ -627,10 +627,11 @@ class TransformerEngine(Engine):
         serves every layer, and a handful of shapes every batch), then compile them now on small batches, with and
         without a shared prefix, so the first real batch does not wait. Every other call to the model (the prefix
         pass, the recipe, a caller's own) stays eager. Compiled code goes to torch's on-disk caches, under
-        ``cache_dir`` (default ``compile_cache_dir()``) unless ``TORCHINDUCTOR_CACHE_DIR`` names a folder, so a later
+        ``cache_dir`` (default ``compile_cache_dir()``) unless ``TORCHINDUCTOR_CACHE_DIR`` names a folder other than
+        torch's default (in the temporary directory, often wiped), so a later
         process with the same model shape, torch and device skips most of the work.
 
-        Process-wide, as torch.compile's settings are: ``TORCHINDUCTOR_CACHE_DIR`` is set where it was not, integer
+        Process-wide, as torch.compile's settings are: ``TORCHINDUCTOR_CACHE_DIR`` is set where none was chosen, integer
         attributes of modules are compiled as numbers (``allow_unspec_int_on_nn_module``: a layer's index), and the
         recompile limit is at least 32."""
         import os
@@ -639,7 +640,7 @@ class TransformerEngine(Engine):
 
         from qrr import attention
 
-        if not os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
+        if not _inductor_cache_chosen():
             os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_dir or compile_cache_dir())
         config = torch._dynamo.config
         config.allow_unspec_int_on_nn_module = True
@@ -705,9 +706,35 @@ def load_transformer(path: Path, dtype, attn: str = "sdpa", kind: str = CAUSAL):
     version = tuple(int(p) for p in transformers.__version__.split(".")[:2] if p.isdigit())
     dtype_kw = "dtype" if version >= (4, 56) else "torch_dtype"
     try:
-        return auto.from_pretrained(path, **{dtype_kw: dtype}, attn_implementation=attn)
+        with _no_loading_bar():
+            return auto.from_pretrained(path, **{dtype_kw: dtype}, attn_implementation=attn)
     except (OSError, ValueError, KeyError) as exc:
         raise QrrError(f"cannot load the model at {path}: {str(exc).splitlines()[0]}") from exc
+
+
+_LOADING = threading.Lock()
+_loading = {"count": 0, "bar_was_on": False}
+
+
+@contextlib.contextmanager
+def _no_loading_bar():
+    """transformers' "Loading weights" bar off while qrr loads a model: in an application's log it is a line of
+    carriage returns per load, and the commands show loading themselves. Restored once the last concurrent load
+    ends, so a caller's own setting outlives loads in several threads."""
+    from transformers.utils import logging as hf_logging
+
+    with _LOADING:
+        if _loading["count"] == 0:
+            _loading["bar_was_on"] = hf_logging.is_progress_bar_enabled()
+            hf_logging.disable_progress_bar()
+        _loading["count"] += 1
+    try:
+        yield
+    finally:
+        with _LOADING:
+            _loading["count"] -= 1
+            if _loading["count"] == 0 and _loading["bar_was_on"]:
+                hf_logging.enable_progress_bar()
 
 
 def compile_cache_dir() -> Path:
@@ -715,6 +742,22 @@ def compile_cache_dir() -> Path:
     import os
 
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qrr" / "compile"
+
+
+def _inductor_cache_chosen() -> bool:
+    """Whether ``TORCHINDUCTOR_CACHE_DIR`` names a folder someone chose: importing ``torch._dynamo`` (transformers
+    does, loading a model) writes torch's own default there, a folder in the temporary directory that is often
+    wiped, which must not count."""
+    import os
+
+    chosen = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if not chosen:
+        return False
+    try:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+    except ImportError:  # torch moved it: take the variable as chosen
+        return True
+    return os.path.abspath(chosen) != os.path.abspath(default_cache_dir())
 
 
 def _compile_layers(body) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields, is_dataclass
 from typing import TYPE_CHECKING, Any
 
 from qrr.engine import Progress
-from qrr.errors import InputError, PairError, check_count
+from qrr.errors import InputError, PairError, QrrError, check_count
 from qrr.family import DEFAULT_MAX_LENGTH, DEFAULT_RECIPE, QWEN3
 from qrr.prompt import Prompter
 
@@ -202,6 +202,11 @@ class Reranker:
         made = f"Reranker({str(self.model_path)!r}, " if self.model_path else "Reranker.from_model(..., "
         return (f"{made}device={str(self.device)!r}, dtype={dtype_name(self.dtype)!r}, max_length={self.max_length}, "
                 f"recipe={self.recipe!r})")  # fmt: skip
+
+    def __reduce__(self):
+        # pickle's own message names a lock; what a caller needs to know is where to build one instead
+        raise QrrError("a Reranker holds a loaded model and cannot be pickled or copied: build one in each process "
+                       "(in a multiprocessing Pool's initializer, say) from the same options")  # fmt: skip
 
     @property
     def max_length(self) -> int:

@@ -167,13 +167,15 @@ def test_compiled_layers_run_in_qrr_passes_only_score_the_same_and_cache_on_disk
     ones (fp32); the model's own calls (the recipe) stay eager; the compiled code lands in qrr's cache folder."""
     import torch
     from torch._dynamo.utils import counters
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
     from transformers import AutoModelForCausalLM
 
     from qrr import Reranker
     from qrr.bench import recipe_scores
     from qrr.engine import _uncompile_layers, compile_cache_dir
 
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "")  # not set: qrr's folder
+    # what importing torch._dynamo leaves there: torch's default, chosen by no one, so qrr's folder is used
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     calls = []
     real = torch.compile
@@ -209,6 +211,23 @@ def test_compiled_layers_run_in_qrr_passes_only_score_the_same_and_cache_on_disk
     assert len(calls) == before  # the model's own forward pass: eager
 
 
+def test_the_inductor_cache_counts_as_chosen_only_where_it_is_not_torchs_default(monkeypatch, tmp_path):
+    import os
+
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    from qrr.engine import _inductor_cache_chosen
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", os.path.abspath(default_cache_dir()))
+    assert not _inductor_cache_chosen()
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    assert not _inductor_cache_chosen()
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "")
+    assert not _inductor_cache_chosen()
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    assert _inductor_cache_chosen()
+
+
 def test_a_failed_compile_is_one_line_naming_the_option_and_leaves_the_model_eager(
     tiny_model, tokenizer, tmp_path, monkeypatch
 ):
@@ -235,3 +254,24 @@ def test_a_failed_compile_is_one_line_naming_the_option_and_leaves_the_model_eag
     assert str(raised.value) == "compile: torch.compile failed here (no C++ compiler found); run without it"
     assert not reranker.engine.compiled and "_qrr_compiled" not in vars(type(causal.model.layers[0]))
     assert reranker.score([("q", "d")]) == before
+
+
+def test_loading_a_model_draws_no_transformers_bar_and_keeps_the_callers_setting(tiny_model, capfd):
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    from qrr.engine import load_transformer
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.enable_progress_bar()
+    try:
+        AutoModelForCausalLM.from_pretrained(tiny_model)
+        assert "Loading weights" in capfd.readouterr().err  # transformers' own load draws it
+        load_transformer(tiny_model, None)
+        assert "Loading weights" not in capfd.readouterr().err
+        assert hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        load_transformer(tiny_model, None)
+        assert not hf_logging.is_progress_bar_enabled()
+    finally:
+        (hf_logging.enable_progress_bar if was_on else hf_logging.disable_progress_bar)()

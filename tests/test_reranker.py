@@ -493,9 +493,10 @@ def test_import_needs_neither_typer_nor_rich():
     code = "import sys, qrr; assert not {'typer', 'rich', 'torch', 'transformers'} & set(sys.modules), sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
     # the core's modules come when named, without an import of their own
-    code = "import qrr; print(qrr.pipelines.rerank_run.__name__, qrr.metrics.evaluate.__name__); qrr.nothing"
+    code = ("import qrr; print(qrr.pipelines.rerank_run.__name__, qrr.metrics.evaluate.__name__, "
+            "qrr.testing.FakeModel.__name__); qrr.nothing")  # fmt: skip
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert run.stdout == "rerank_run evaluate\n"
+    assert run.stdout == "rerank_run evaluate FakeModel\n"
     assert run.stderr.endswith("AttributeError: module 'qrr' has no attribute 'nothing'\n")
 
 
@@ -623,3 +624,28 @@ def test_an_unknown_recipe_or_a_tokenizer_without_chat_template(tiny_model, toke
 
     with pytest.raises(InputError, match="^the tokenizer has no chat template, which recipe vllm renders$"):
         Prompter(plain, recipe="vllm")
+
+
+def test_a_reranker_pickled_or_copied_says_to_build_one_per_process(fake_model):
+    import copy
+    import pickle
+
+    from qrr.errors import QrrError
+
+    message = (
+        "a Reranker holds a loaded model and cannot be pickled or copied: build one in each process (in a "
+        "multiprocessing Pool's initializer, say) from the same options"
+    )
+    fake_reranker = Reranker("fake")
+    with pytest.raises(QrrError) as pickled:
+        pickle.dumps(fake_reranker)
+    assert str(pickled.value) == message
+    with pytest.raises(QrrError, match="cannot be pickled or copied"):
+        copy.deepcopy(fake_reranker)
+    assert pickle.loads(pickle.dumps(fake_reranker.score([("q", "d")]))).stats.pairs == 1  # results travel
+
+
+def test_the_package_says_it_is_typed():
+    from importlib.resources import files
+
+    assert files("qrr").joinpath("py.typed").is_file()  # type checkers read qrr's annotations
