@@ -520,7 +520,10 @@ def _check_options(max_length, instruction, batch_tokens, share_prefix, compile)
 
 
 def _text_hint(value) -> str:
-    """Where a record stands for a text (a vector store's hit, a DocRecord): what to pass instead."""
+    """Where a record stands for a text (a vector store's hit, a DocRecord): what to pass instead; a NaN said as
+    the missing value it stands for."""
+    if isinstance(value, float) and value != value:
+        return " (NaN: a missing value, as pandas reads an empty cell)"
     if isinstance(value, Mapping):
         field = next((k for k in ("text", "page_content", "content", "document") if k in value), None)
         return f" (pass its {field!r} field)" if field else ""

@@ -272,6 +272,7 @@ def test_query_too_long_for_max_length_is_an_error(tiny):
         (("q", "d"), r"^pairs must be an iterable of pairs, not one pair: \[\(query, document\), \.\.\.\]$"),
         (["q", "d"], r"^pairs must be an iterable of pairs, not one pair: "),
         ([{"query": "q", "document": None}], "^pair 0: document must be a string, not NoneType$"),
+        ([("q", float("nan"))], r"^pair 0: document must be a string, not float \(NaN: a missing value, as pandas "),
         # a vector store's hits as documents (it was taken for a DataFrame's (index, row))
         ([("q", {"text": "d", "id": 1})], r"^pair 0: document must be a string, not dict \(pass its 'text' field\)$"),
         ("abc", r"^pairs must be an iterable of \(query, document\) pairs, not one string$"),
@@ -357,6 +358,7 @@ def test_bad_arguments_name_the_parameter(reranker, tiny_model):
         (lambda: reranker.rank(None, ["d"]), "^query must be a string, not NoneType$"),
         (lambda: reranker.rank("q", ["d", {"text": "e"}]), r"^document 1 must be a string, not dict \(pass its 'text'"),
         (lambda: reranker.rank("q", ["d", {"body": "e"}]), "^document 1 must be a string, not dict$"),
+        (lambda: reranker.rank("q", ["d", float("nan")]), r"^document 1 must be a string, not float \(NaN: a missing "),
         (
             lambda: reranker.rank("q", [DocRecord("d", 1)]),
             r"^document 0 must be a string, not DocRecord \(pass its text; qrr.pipelines.rank_records ranks "
