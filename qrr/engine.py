@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from qrr.errors import InputError, OutOfMemoryError, QrrError, plural, warn
+from qrr.errors import InputError, ModelCheckError, OutOfMemoryError, QrrError, plural, warn
 from qrr.family import CAUSAL, SEQ_CLS
 
 log = logging.getLogger("qrr")
@@ -707,9 +707,19 @@ def load_transformer(path: Path, dtype, attn: str = "sdpa", kind: str = CAUSAL):
     dtype_kw = "dtype" if version >= (4, 56) else "torch_dtype"
     try:
         with _no_loading_bar():
-            return auto.from_pretrained(path, **{dtype_kw: dtype}, attn_implementation=attn)
+            model, info = auto.from_pretrained(
+                path, **{dtype_kw: dtype}, attn_implementation=attn, output_loading_info=True
+            )
     except (OSError, ValueError, KeyError) as exc:
         raise QrrError(f"cannot load the model at {path}: {str(exc).splitlines()[0]}") from exc
+    # transformers fills a missing tensor with random numbers and only logs it: the scores would mean nothing
+    missing = sorted(info.get("missing_keys") or ())
+    if missing:
+        raise ModelCheckError(
+            f"{path}: the weights lack {plural(len(missing), 'tensor')} the model needs ({', '.join(missing[:3])}"
+            f"{', ...' if len(missing) > 3 else ''}): an incomplete or wrongly converted checkpoint"
+        )
+    return model
 
 
 _LOADING = threading.Lock()

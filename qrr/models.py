@@ -3,6 +3,7 @@ checks and the cache listing. Nothing here imports torch."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import struct
@@ -15,7 +16,9 @@ import orjson
 
 from qrr.errors import ModelCheckError, ModelNameError, ModelNotFoundError, NotAModelError, QrrError
 from qrr.family import ALIASES as FAMILY_ALIASES
-from qrr.family import QWEN3
+from qrr.family import QWEN3, SEQ_CLS
+
+log = logging.getLogger("qrr")
 
 # alias -> hub repo, for every family's sizes
 ALIASES = {alias: size.repo for alias, (_, size) in FAMILY_ALIASES.items()}
@@ -81,6 +84,10 @@ def repo_id(name: str) -> str | None:
     key = name.strip().lower()
     if key in ALIASES:
         return ALIASES[key]
+    # the hub takes a repo id in any case, the cache only as spelt: a second copy, or "not cached" offline
+    known = next((repo for repo in ALIASES.values() if repo.lower() == key), None)
+    if known:
+        return known
     if _REPO_ID.match(name) and not name.startswith((".", "~")):
         return name
     return None
@@ -121,18 +128,36 @@ def resolve(name: str | None = None, offline: bool | None = None) -> Path:
             f"{{model}} {name}: no such folder, and not an alias ({', '.join(ALIASES)}) or a hub repo id (owner/name)",
             "model",
         )
+    offline = offline or (offline is None and is_offline())
     cached = cached_snapshot(repo)
     if cached is not None:
-        check_folder(cached, tokenizer=False)
-        return cached
-    if offline or (offline is None and is_offline()):
+        try:
+            check_folder(cached, tokenizer=False)
+            return cached
+        except NotAModelError:
+            raise
+        except ModelCheckError as exc:
+            if offline:
+                raise
+            # what an interrupted first use leaves (Ctrl-C in the download): finish it, as qrr download would
+            said = str(exc).removeprefix(f"{cached}: ").split("; run ")[0]
+            log.warning(f"the cached copy of {repo} is incomplete ({said}); downloading the rest")
+            return download(repo)
+    # models/reranker where ./models exists: a mistyped folder more likely than a hub repo
+    typo = f" (and no folder {name} here)" if path.parent.name and path.parent.is_dir() else ""
+    if offline:
         who = "{model}" if asked is not None else "the default model"  # where none was named, "--model X" misleads
         raise ModelNotFoundError(
-            f"{who} {repo} is not in the local cache and downloads are off (offline): run "
+            f"{who} {repo}{typo} is not in the local cache and downloads are off (offline): run "
             f"`qrr download {alias_of(repo) or repo}` with a network, or give {{model}} a local copy's folder",
             "model",
         )
-    return download(repo)
+    try:
+        return download(repo)
+    except ModelNotFoundError as exc:
+        if not typo:
+            raise
+        raise type(exc)(f"{exc.template}{typo}", *exc.params) from exc
 
 
 def check_local(name) -> None:
@@ -153,8 +178,23 @@ def cached_snapshot(repo: str, revision: str | None = None) -> Path | None:
     try:
         folder = Path(snapshot_download(repo, revision=revision, local_files_only=True, allow_patterns=FILE_PATTERNS))
     except (FileNotFoundError, OSError, ValueError):  # LocalEntryNotFoundError is a FileNotFoundError
-        return None
+        folder = _only_snapshot(repo) if revision is None else None
+        if folder is None:
+            return None
     return folder if (folder / "config.json").is_file() else None
+
+
+def _only_snapshot(repo: str) -> Path | None:
+    """The one snapshot cached for ``repo`` where no branch points to it: ``qrr download --revision COMMIT`` writes
+    no ``refs/main``, and a name without a revision then means that copy (never a guess among several)."""
+    from huggingface_hub import constants
+
+    snapshots = Path(constants.HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}" / "snapshots"
+    try:
+        found = [p for p in snapshots.iterdir() if p.is_dir()]
+    except OSError:
+        return None
+    return found[0] if len(found) == 1 else None
 
 
 def download(name: str, revision: str | None = None, local_dir: str | Path | None = None) -> Path:
@@ -171,8 +211,26 @@ def download(name: str, revision: str | None = None, local_dir: str | Path | Non
     if repo is None:
         raise ModelNameError(f"{name}: no such folder, and not an alias ({', '.join(ALIASES)}) or a hub repo id "
                              "(owner/name)")  # fmt: skip
-    if is_offline():
-        raise ModelNotFoundError(f"cannot download {repo}: HF_HUB_OFFLINE is set; unset it to download")
+    if is_offline():  # a cached copy is checked and named, as a provisioning script asks of an offline machine
+        cached = cached_snapshot(repo, revision) if local_dir is None else None
+        if cached is None:
+            raise ModelNotFoundError(f"cannot download {repo}: it is not in the local cache and HF_HUB_OFFLINE is "
+                                     "set; unset it to download")  # fmt: skip
+        check_folder(cached)
+        return cached
+    silent = _hub_silent(repo, revision)
+    if silent is not None:
+        cached = cached_snapshot(repo, revision) if local_dir is None else None
+        if cached is None:
+            raise ModelNotFoundError(
+                f"the Hugging Face Hub did not answer within {silent:g} s (HF_HUB_ETAG_TIMEOUT) about {repo}: check "
+                "the network (or HF_ENDPOINT, a proxy), or copy a folder downloaded elsewhere to this machine and "
+                "give its path as {model}",
+                "model",
+            )
+        log.warning(f"the Hugging Face Hub did not answer within {silent:g} s; using the cached copy of {repo}")
+        check_folder(cached)
+        return cached
     try:
         folder = Path(
             snapshot_download(
@@ -186,6 +244,22 @@ def download(name: str, revision: str | None = None, local_dir: str | Path | Non
         raise _download_error(repo, revision, exc) from exc
     check_folder(folder)
     return folder
+
+
+def _hub_silent(repo: str, revision: str | None) -> float | None:
+    """The timeout, where the hub took longer than ``HF_HUB_ETAG_TIMEOUT`` to answer a question about ``repo``;
+    else ``None``. The hub client asks its first question with no time limit, so a network that drops packets (a
+    firewall, a half-up VPN) held a download, and every command that downloads, silent forever."""
+    from huggingface_hub import HfApi, constants
+
+    timeout = float(constants.HF_HUB_ETAG_TIMEOUT)
+    try:
+        HfApi().repo_info(repo, revision=revision, timeout=timeout)
+    except Exception as exc:  # any other failure, snapshot_download meets again and says as it does
+        # requests', httpx's and httpx2's classes alike, whichever the installed hub client uses
+        if any("Timeout" in cls.__name__ for cls in type(exc).__mro__):
+            return timeout
+    return None
 
 
 def _download_error(repo: str, revision: str | None, exc: Exception) -> QrrError:
@@ -225,7 +299,8 @@ def check_folder(path: Path, tokenizer: bool = True) -> str:
     """Raise ``ModelCheckError`` unless ``path`` holds a Qwen3 causal LM (or converted sequence classifier)
     config, complete safetensors weights and (with ``tokenizer``) a tokenizer with single ``yes`` and ``no``
     tokens; returns the checkpoint's kind. Reads headers only, never the weights."""
-    kind = checkpoint_kind(path)
+    config = read_config(path)
+    kind = checkpoint_kind(path, config)
     if tokenizer:
         vocab = _vocab(path)
         missing = [t for t in (QWEN3.yes, QWEN3.no) if t not in vocab]
@@ -234,8 +309,16 @@ def check_folder(path: Path, tokenizer: bool = True) -> str:
                 f"{path}: the tokenizer has no single token {' or '.join(repr(t) for t in missing)}: "
                 f"not a {QWEN3.name} tokenizer"
             )
+    names = set()
     for shard in _weight_files(path):
-        _check_safetensors(shard)
+        names |= _check_safetensors(shard)
+    # without its head, transformers fills it with random numbers and the scores mean nothing, with no error
+    head = "score.weight" if kind == SEQ_CLS else None if config.get("tie_word_embeddings") else "lm_head.weight"
+    if head and not any(n == head or n.endswith("." + head) for n in names):
+        raise ModelCheckError(
+            f"{path}: the weights hold no {head} (the {'score' if kind == SEQ_CLS else 'output'} head); an "
+            "incomplete or wrongly converted checkpoint (its config says the head is not tied to the embeddings)"
+        )
     return kind
 
 
@@ -243,7 +326,14 @@ def _read_json(file: Path, what: str):
     try:
         return orjson.loads(file.read_bytes())
     except FileNotFoundError:
+        if file.is_symlink():  # a hub cache's snapshot copied without the blobs its files link to
+            raise ModelCheckError(
+                f"{file}: a link to {os.readlink(file)}, which is missing; copy a cached snapshot with its files "
+                "(cp -rL), or the whole models--* folder"
+            ) from None
         raise NotAModelError(f"{file.parent}: no {what}, so it is not a model folder") from None
+    except PermissionError:
+        raise ModelCheckError(f"{file}: permission denied; make the model folder readable") from None
     except orjson.JSONDecodeError:
         raise ModelCheckError(f"{file}: not valid JSON (an interrupted download? run qrr download again)") from None
 
@@ -269,12 +359,14 @@ def _weight_files(path: Path) -> list[Path]:
         return [path / n for n in names]
     shards = sorted(path.glob("*.safetensors"))
     if not shards:
-        raise ModelCheckError(f"{path}: no *.safetensors weights")
+        raise ModelCheckError(f"{path}: no *.safetensors weights; run qrr download again to finish an interrupted "
+                              "download (a copied folder: copy it again)")  # fmt: skip
     return shards
 
 
-def _check_safetensors(file: Path) -> None:
-    """A safetensors file is an 8-byte header length, a JSON header, then the tensors it lists."""
+def _check_safetensors(file: Path) -> set[str]:
+    """A safetensors file is an 8-byte header length, a JSON header, then the tensors it lists; returns their
+    names."""
     size = file.stat().st_size
     try:
         with open(file, "rb") as handle:
@@ -290,6 +382,7 @@ def _check_safetensors(file: Path) -> None:
             f"{file}: incomplete ({size} of {8 + header_len + end} bytes); run qrr download again to resume (a "
             "copied folder: copy it again)"
         )
+    return {k for k in header if k != "__metadata__"}
 
 
 # ------------------------------------------------------------------------------------------------ cache

@@ -21,6 +21,8 @@ from qrr.family import DEFAULT_MAX_LENGTH, DEFAULT_RECIPE, QWEN3
 from qrr.prompt import Prompter
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy
     import torch
 
@@ -610,7 +612,17 @@ class _tqdm:
             self.bar.close()
 
 
-def _load_tokenizer(path):
+def _load_tokenizer(path: Path):
+    """The folder's tokenizer; where its files are missing or broken, the folder check says which (transformers
+    builds an empty tokenizer from tokenizer_config.json alone, or fails with a bare JSON error)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(path)
+    from qrr import models
+
+    if not any((path / name).is_file() for name in ("tokenizer.json", "vocab.json")):
+        models.check_folder(path)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except Exception:
+        models.check_folder(path)
+        raise

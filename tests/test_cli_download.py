@@ -17,6 +17,9 @@ from qrr.cli import app
 from qrr.errors import ModelCheckError, ModelNotFoundError
 from qrr.models import check_folder
 
+HUB_SILENT = models._hub_silent
+REAL_SNAPSHOT_DOWNLOAD = huggingface_hub.snapshot_download
+
 
 @pytest.fixture
 def online(monkeypatch, tmp_path):
@@ -24,6 +27,7 @@ def online(monkeypatch, tmp_path):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(models, "_hub_silent", lambda repo, revision: None)  # no network: the hub answers
     return tmp_path
 
 
@@ -138,6 +142,51 @@ def test_network_and_disk_errors_are_one_line(online, monkeypatch, error, messag
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
+@pytest.fixture
+def silent_hub(online, monkeypatch):
+    """A hub on loopback that takes connections and never answers (a firewall dropping packets, a half-up VPN)."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_ETAG_TIMEOUT", 0.5)
+    monkeypatch.setattr(models, "_hub_silent", HUB_SILENT)
+
+    def cache_only(*args, local_files_only=False, **kwargs):
+        assert local_files_only, "snapshot_download asked a hub that never answers: it would wait forever"
+        return real(*args, local_files_only=True, **kwargs)
+
+    real = huggingface_hub.snapshot_download
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", cache_only)
+    yield
+    listener.close()
+
+
+def test_a_hub_that_never_answers_is_one_line_after_the_timeout(silent_hub):
+    # huggingface_hub asks its first question with no time limit: every downloading command hung without a word
+    result = run("download", "4b")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        "error: the Hugging Face Hub did not answer within 0.5 s (HF_HUB_ETAG_TIMEOUT) about Qwen/Qwen3-Reranker-4B: "
+        "check the network (or HF_ENDPOINT, a proxy), or copy a folder downloaded elsewhere to this machine and give "
+        "its path as MODEL\n"
+    )
+    result = run("score", "-m", "4b", "-q", "q", "-d", "d")
+    assert result.exit_code == 1 and "did not answer within 0.5 s" in result.stderr and "--model" in result.stderr
+
+
+def test_a_hub_that_never_answers_leaves_a_cached_model_in_use(silent_hub, online, tiny_model):
+    make_cache(online / "cache", tiny_model)
+    result = run("download", "0.6b")
+    assert result.exit_code == 0
+    assert result.stdout == f"{online / 'cache' / 'models--Qwen--Qwen3-Reranker-0.6B' / 'snapshots' / ('a' * 40)}\n"
+    assert result.stderr == (
+        "warning: the Hugging Face Hub did not answer within 0.5 s; using the cached copy of Qwen/Qwen3-Reranker-0.6B\n"
+    )
+
+
 def test_hub_http_errors_map_to_clear_messages():
     # Built without __init__: their constructors want a live HTTP response.
     gated = hub_errors.GatedRepoError.__new__(hub_errors.GatedRepoError)
@@ -148,10 +197,18 @@ def test_hub_http_errors_map_to_clear_messages():
     assert "has no revision v9" in str(models._download_error("a/b", "v9", revision))
 
 
-def test_download_refuses_when_offline(online, monkeypatch):
+def test_download_offline_names_a_cached_copy_or_refuses(online, monkeypatch, tiny_model):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     result = run("download", "8b")
-    assert result.exit_code == 1 and "HF_HUB_OFFLINE" in result.stderr
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        "error: cannot download Qwen/Qwen3-Reranker-8B: it is not in the local cache and HF_HUB_OFFLINE is set; "
+        "unset it to download\n"
+    )
+    make_cache(online / "cache", tiny_model)  # checked and named, as it is where the hub answers
+    result = run("download", "0.6b")
+    assert result.exit_code == 0 and result.stderr == ""
+    assert result.stdout == f"{online / 'cache' / 'models--Qwen--Qwen3-Reranker-0.6B' / 'snapshots' / ('a' * 40)}\n"
 
 
 # ------------------------------------------------------------------------------------------------ checks
@@ -191,6 +248,70 @@ def test_truncated_weights(folder):
     weights.write_bytes(data[: len(data) // 2])
     with pytest.raises(ModelCheckError, match="incomplete"):
         check_folder(folder)
+
+
+def drop_tensor(file, name):
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(file)
+    del weights[name]
+    save_file(weights, file, metadata={"format": "pt"})
+
+
+def test_weights_without_their_head(folder):
+    # transformers loads such a folder with a random head: each run scored the same pair otherwise, exit 0
+    drop_tensor(folder / "model.safetensors", "lm_head.weight")
+    with pytest.raises(ModelCheckError) as caught:
+        check_folder(folder)
+    assert str(caught.value) == (
+        f"{folder}: the weights hold no lm_head.weight (the output head); an incomplete or wrongly converted "
+        "checkpoint (its config says the head is not tied to the embeddings)"
+    )
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "tie_word_embeddings": True}))
+    check_folder(folder)  # tied: the embeddings are the head
+
+
+def test_a_classifier_without_its_score_head(tiny_model, tmp_path):
+    from tests.tiny import convert_to_seq_cls
+
+    folder = convert_to_seq_cls(tiny_model, tmp_path / "seq-cls")
+    drop_tensor(folder / "model.safetensors", "score.weight")
+    with pytest.raises(ModelCheckError, match=r": the weights hold no score.weight \(the score head\); an incomplete"):
+        check_folder(folder)
+
+
+def test_any_tensor_missing_at_load_is_an_error(folder):
+    from qrr.engine import load_transformer
+
+    drop_tensor(folder / "model.safetensors", "model.norm.weight")
+    check_folder(folder)  # the head is there: only loading sees the rest
+    with pytest.raises(ModelCheckError) as caught:
+        load_transformer(folder, None)
+    assert str(caught.value) == (
+        f"{folder}: the weights lack 1 tensor the model needs (model.norm.weight): an incomplete or wrongly "
+        "converted checkpoint"
+    )
+    result = run("score", "-m", str(folder), "-q", "q", "-d", "d")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == f"error: {caught.value}\n"
+
+
+def test_a_missing_or_broken_tokenizer_is_said_by_loading_as_by_the_check(folder):
+    from qrr import Reranker
+
+    tokenizer = (folder / "tokenizer.json").read_bytes()
+    (folder / "tokenizer.json").write_bytes(tokenizer[: len(tokenizer) // 2])  # an interrupted copy
+    with pytest.raises(ModelCheckError) as caught:
+        Reranker(str(folder), device="cpu")
+    assert str(caught.value) == (
+        f"{folder / 'tokenizer.json'}: not valid JSON (an interrupted download? run qrr download again)"
+    )  # it was "JSONDecodeError: Expecting ',' delimiter", naming no file
+    for name in ("tokenizer.json", "vocab.json", "merges.txt"):
+        (folder / name).unlink()
+    with pytest.raises(ModelCheckError) as caught:
+        Reranker(str(folder), device="cpu")
+    assert str(caught.value) == f"{folder}: no tokenizer (tokenizer.json or vocab.json)"  # not "no single token 'yes'"
 
 
 def test_not_a_qwen3_model(folder):
@@ -272,6 +393,36 @@ def test_offline_never_downloads(fake_hub, monkeypatch):
     with pytest.raises(ModelNotFoundError, match="qrr download someone/model"):
         models.resolve("someone/model")
     assert not downloads(fake_hub)
+
+
+def test_an_interrupted_first_download_is_finished_on_next_use(fake_hub, online, tiny_model, monkeypatch, caplog):
+    # Ctrl-C while the weights came in leaves a snapshot with config and tokenizer only; each later use failed on it
+    snapshot = online / "cache" / "models--Qwen--Qwen3-Reranker-4B" / "snapshots" / ("e" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("e" * 40)
+    for f in tiny_model.iterdir():
+        if f.suffix != ".safetensors":
+            shutil.copy(f, snapshot / f.name)
+    fake, real = huggingface_hub.snapshot_download, REAL_SNAPSHOT_DOWNLOAD
+
+    def cache_then_fake(*args, local_files_only=False, **kwargs):  # the cache as it is, the hub faked
+        return (real if local_files_only else fake)(*args, local_files_only=local_files_only, **kwargs)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", cache_then_fake)
+    with pytest.raises(ModelCheckError) as caught:
+        models.resolve("4b", offline=True)
+    assert str(caught.value) == (
+        f"{snapshot}: no *.safetensors weights; run qrr download again to finish an interrupted download (a copied "
+        "folder: copy it again)"
+    )
+    assert not downloads(fake_hub)
+    with caplog.at_level("WARNING", logger="qrr"):
+        assert models.resolve("4b") == online / "snap" / "Qwen--Qwen3-Reranker-4B"
+    assert [(c["repo"], c["revision"]) for c in downloads(fake_hub)] == [("Qwen/Qwen3-Reranker-4B", None)]
+    assert caplog.messages == [
+        "the cached copy of Qwen/Qwen3-Reranker-4B is incomplete (no *.safetensors weights); downloading the rest"
+    ]
 
 
 def test_cached_model_is_used_without_the_network(online, tiny_model, monkeypatch):

@@ -11,6 +11,7 @@ def test_aliases_and_repo_ids():
     assert models.repo_id("4B") == "Qwen/Qwen3-Reranker-4B"
     assert models.repo_id("8b") == "Qwen/Qwen3-Reranker-8B"
     assert models.repo_id("someone/my-reranker") == "someone/my-reranker"
+    assert models.repo_id("qwen/qwen3-reranker-0.6b") == "Qwen/Qwen3-Reranker-0.6B"  # as the cache spells it
     assert models.repo_id("./models/x") is None
     assert models.repo_id("/abs/path") is None
 
@@ -103,4 +104,60 @@ def test_checkpoint_kind(tiny_model, tmp_path):
 def test_read_config(tiny_model, tmp_path):
     assert models.read_config(tiny_model)["model_type"] == "qwen3"
     with pytest.raises(NotAModelError, match="no config.json, so it is not a model folder"):
+        models.read_config(tmp_path)
+
+
+def test_a_snapshot_pinned_by_commit_is_the_model_without_a_revision(hub_cache, tiny_model):
+    # qrr download 0.6b --revision COMMIT writes no refs/main: -m 0.6b offline said the model was not cached
+    repo = hub_cache / "models--Qwen--Qwen3-Reranker-0.6B"
+    snapshot = repo / "snapshots" / ("f" * 40)
+    snapshot.mkdir(parents=True)
+    for f in tiny_model.iterdir():
+        (snapshot / f.name).symlink_to(f)
+    assert models.resolve("0.6b", offline=True) == snapshot
+    (repo / "snapshots" / ("0" * 40)).mkdir()  # two commits and no branch: neither is guessed
+    with pytest.raises(ModelNotFoundError, match="is not in the local cache"):
+        models.resolve("0.6b", offline=True)
+
+
+def test_a_snapshot_copied_without_its_blobs_is_said_as_such(tmp_path):
+    # cp -a of a cache's snapshot keeps links into ../../blobs: "no config.json" while ls shows one
+    from qrr.errors import ModelCheckError
+
+    folder = tmp_path / "copied"
+    folder.mkdir()
+    (folder / "config.json").symlink_to("../../blobs/0123abcd")
+    with pytest.raises(ModelCheckError) as caught:
+        models.resolve(str(folder))
+    assert str(caught.value) == (
+        f"{folder / 'config.json'}: a link to ../../blobs/0123abcd, which is missing; copy a cached snapshot with its "
+        "files (cp -rL), or the whole models--* folder"
+    )
+
+
+def test_a_name_whose_first_part_is_a_folder_here_is_said_as_a_possible_typo(hub_cache, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    with pytest.raises(ModelNotFoundError) as caught:
+        models.resolve("models/qwen3-reranker", offline=True)
+    assert str(caught.value).startswith(
+        "model models/qwen3-reranker (and no folder models/qwen3-reranker here) is not in the local cache"
+    )
+    with pytest.raises(ModelNotFoundError) as caught:
+        models.resolve("someone/reranker", offline=True)  # no folder someone/ here: a hub repo id, said as one
+    assert str(caught.value).startswith("model someone/reranker is not in the local cache")
+
+
+def test_an_unreadable_config_is_one_line(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from qrr.errors import ModelCheckError
+
+    (tmp_path / "config.json").write_text("{}")
+
+    def unreadable(self):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_bytes", unreadable)
+    with pytest.raises(ModelCheckError, match=r"config.json: permission denied; make the model folder readable$"):
         models.read_config(tmp_path)
