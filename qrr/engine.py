@@ -712,6 +712,11 @@ def load_transformer(path: Path, dtype, attn: str = "sdpa", kind: str = CAUSAL):
             )
     except (OSError, ValueError, KeyError) as exc:
         raise QrrError(f"cannot load the model at {path}: {str(exc).splitlines()[0]}") from exc
+    except RuntimeError as exc:
+        if "mismatch" not in str(exc):  # out of memory, say: not the checkpoint's fault
+            raise
+        raise ModelCheckError(f"{path}: the weights do not fit the shapes config.json gives ("
+                              f"{str(exc).strip().splitlines()[0]})") from exc  # fmt: skip
     # transformers fills a missing tensor with random numbers and only logs it: the scores would mean nothing
     missing = sorted(info.get("missing_keys") or ())
     if missing:
@@ -730,21 +735,25 @@ _loading = {"count": 0, "bar_was_on": False}
 def _no_loading_bar():
     """transformers' "Loading weights" bar off while qrr loads a model: in an application's log it is a line of
     carriage returns per load, and the commands show loading themselves. Restored once the last concurrent load
-    ends, so a caller's own setting outlives loads in several threads."""
+    ends, so a caller's own setting outlives loads in several threads. Only transformers' own flag is turned:
+    its ``disable_progress_bar()`` turns huggingface_hub's bars too, and enabling them again loses a caller's."""
     from transformers.utils import logging as hf_logging
 
+    if not hasattr(hf_logging, "_tqdm_active"):  # another transformers: its bar stays as it is
+        yield
+        return
     with _LOADING:
         if _loading["count"] == 0:
-            _loading["bar_was_on"] = hf_logging.is_progress_bar_enabled()
-            hf_logging.disable_progress_bar()
+            _loading["bar_was_on"] = hf_logging._tqdm_active
+            hf_logging._tqdm_active = False
         _loading["count"] += 1
     try:
         yield
     finally:
         with _LOADING:
             _loading["count"] -= 1
-            if _loading["count"] == 0 and _loading["bar_was_on"]:
-                hf_logging.enable_progress_bar()
+            if _loading["count"] == 0:
+                hf_logging._tqdm_active = _loading["bar_was_on"]
 
 
 def compile_cache_dir() -> Path:
@@ -765,9 +774,14 @@ def _inductor_cache_chosen() -> bool:
         return False
     try:
         from torch._inductor.runtime.cache_dir_utils import default_cache_dir
-    except ImportError:  # torch moved it: take the variable as chosen
-        return True
-    return os.path.abspath(chosen) != os.path.abspath(default_cache_dir())
+
+        default = default_cache_dir()
+    except ImportError:  # another torch: its default as torch 2.5-2.13 make it
+        import getpass
+        import tempfile
+
+        default = os.path.join(tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}")
+    return os.path.abspath(chosen) != os.path.abspath(default)
 
 
 def _compile_layers(body) -> None:

@@ -93,6 +93,11 @@ class ModelCheckError(ModelNotFoundError):
     """A model folder that is not a complete Qwen3-Reranker: partial weights or files (an interrupted download)."""
 
 
+class IncompleteModelError(ModelCheckError):
+    """A model folder with files missing (weights, a shard, the tokenizer): what an interrupted download leaves,
+    and what downloading again finishes."""
+
+
 class NotAModelError(ModelCheckError, InputError):
     """A folder that holds no Qwen3-Reranker at all (no config, another model, another tokenizer): bad input (exit
     2), as a model name that names nothing is."""

@@ -14,7 +14,14 @@ from typing import Any
 
 import orjson
 
-from qrr.errors import ModelCheckError, ModelNameError, ModelNotFoundError, NotAModelError, QrrError
+from qrr.errors import (
+    IncompleteModelError,
+    ModelCheckError,
+    ModelNameError,
+    ModelNotFoundError,
+    NotAModelError,
+    QrrError,
+)
 from qrr.family import ALIASES as FAMILY_ALIASES
 from qrr.family import QWEN3, SEQ_CLS
 
@@ -134,15 +141,14 @@ def resolve(name: str | None = None, offline: bool | None = None) -> Path:
         try:
             check_folder(cached, tokenizer=False)
             return cached
-        except NotAModelError:
-            raise
-        except ModelCheckError as exc:
+        except IncompleteModelError as exc:
             if offline:
                 raise
-            # what an interrupted first use leaves (Ctrl-C in the download): finish it, as qrr download would
+            # what an interrupted first use leaves (Ctrl-C in the download): finish that very commit (the
+            # snapshot's name), as qrr download would
             said = str(exc).removeprefix(f"{cached}: ").split("; run ")[0]
             log.warning(f"the cached copy of {repo} is incomplete ({said}); downloading the rest")
-            return download(repo)
+            return download(repo, revision=cached.name)
     # models/reranker where ./models exists: a mistyped folder more likely than a hub repo
     typo = f" (and no folder {name} here)" if path.parent.name and path.parent.is_dir() else ""
     if offline:
@@ -185,8 +191,8 @@ def cached_snapshot(repo: str, revision: str | None = None) -> Path | None:
 
 
 def _only_snapshot(repo: str) -> Path | None:
-    """The one snapshot cached for ``repo`` where no branch points to it: ``qrr download --revision COMMIT`` writes
-    no ``refs/main``, and a name without a revision then means that copy (never a guess among several)."""
+    """The one snapshot cached for ``repo`` where ``refs/main`` names none: ``qrr download --revision COMMIT``
+    writes no ``refs/main``, and a name without a revision then means that copy (never a guess among several)."""
     from huggingface_hub import constants
 
     snapshots = Path(constants.HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}" / "snapshots"
@@ -212,24 +218,19 @@ def download(name: str, revision: str | None = None, local_dir: str | Path | Non
         raise ModelNameError(f"{name}: no such folder, and not an alias ({', '.join(ALIASES)}) or a hub repo id "
                              "(owner/name)")  # fmt: skip
     if is_offline():  # a cached copy is checked and named, as a provisioning script asks of an offline machine
-        cached = cached_snapshot(repo, revision) if local_dir is None else None
+        cached = _copy_at_hand(repo, revision, local_dir)
         if cached is None:
             raise ModelNotFoundError(f"cannot download {repo}: it is not in the local cache and HF_HUB_OFFLINE is "
                                      "set; unset it to download")  # fmt: skip
         check_folder(cached)
         return cached
-    silent = _hub_silent(repo, revision)
-    if silent is not None:
-        cached = cached_snapshot(repo, revision) if local_dir is None else None
+    why = _hub_unreachable(repo, revision)
+    if why is not None:  # snapshot_download would wait forever, or retry for half a minute, printing each try
+        cached = _copy_at_hand(repo, revision, local_dir)
         if cached is None:
-            raise ModelNotFoundError(
-                f"the Hugging Face Hub did not answer within {silent:g} s (HF_HUB_ETAG_TIMEOUT) about {repo}: check "
-                "the network (or HF_ENDPOINT, a proxy), or copy a folder downloaded elsewhere to this machine and "
-                "give its path as {model}",
-                "model",
-            )
-        log.warning(f"the Hugging Face Hub did not answer within {silent:g} s; using the cached copy of {repo}")
+            raise _unreachable(repo, why)
         check_folder(cached)
+        log.warning(f"cannot reach the Hugging Face Hub{why}; using the copy of {repo} at {cached}")
         return cached
     try:
         folder = Path(
@@ -246,20 +247,40 @@ def download(name: str, revision: str | None = None, local_dir: str | Path | Non
     return folder
 
 
-def _hub_silent(repo: str, revision: str | None) -> float | None:
-    """The timeout, where the hub took longer than ``HF_HUB_ETAG_TIMEOUT`` to answer a question about ``repo``;
-    else ``None``. The hub client asks its first question with no time limit, so a network that drops packets (a
-    firewall, a half-up VPN) held a download, and every command that downloads, silent forever."""
+def _copy_at_hand(repo: str, revision: str | None, local_dir: str | Path | None) -> Path | None:
+    """A copy of ``repo`` on this machine: ``local_dir`` where it holds a config, else the cache's."""
+    if local_dir is not None:
+        folder = Path(local_dir).expanduser()
+        return folder if (folder / "config.json").is_file() else None
+    return cached_snapshot(repo, revision)
+
+
+def _hub_unreachable(repo: str, revision: str | None) -> str | None:
+    """``None`` where the hub answers a question about ``repo``; else why not, as a message's aside: ``""`` (no
+    connection: no network, no name resolution) or the timeout it took longer than (``HF_HUB_ETAG_TIMEOUT``). The
+    hub client asks its first question with no time limit, so a network that drops packets (a firewall, a half-up
+    VPN) held every command that downloads silent forever."""
     from huggingface_hub import HfApi, constants
 
     timeout = float(constants.HF_HUB_ETAG_TIMEOUT)
     try:
         HfApi().repo_info(repo, revision=revision, timeout=timeout)
     except Exception as exc:  # any other failure, snapshot_download meets again and says as it does
-        # requests', httpx's and httpx2's classes alike, whichever the installed hub client uses
-        if any("Timeout" in cls.__name__ for cls in type(exc).__mro__):
-            return timeout
+        # by name: requests', httpx's and httpx2's classes alike, whichever the installed hub client uses
+        names = {cls.__name__ for cls in type(exc).__mro__}
+        if any("Timeout" in name for name in names):
+            return f" (no answer within {timeout:g} s: HF_HUB_ETAG_TIMEOUT)"
+        if names & {"ConnectError", "ConnectionError"}:
+            return ""
     return None
+
+
+def _unreachable(repo: str, why: str = "") -> ModelNotFoundError:
+    return ModelNotFoundError(
+        f"cannot reach the Hugging Face Hub to download {repo}{why}: check the network (or HF_ENDPOINT, a proxy), "
+        "or copy a folder downloaded elsewhere to this machine and give its path as {model}",
+        "model",
+    )
 
 
 def _download_error(repo: str, revision: str | None, exc: Exception) -> QrrError:
@@ -272,11 +293,7 @@ def _download_error(repo: str, revision: str | None, exc: Exception) -> QrrError
     if isinstance(exc, errors.RevisionNotFoundError):
         return ModelNotFoundError(f"{repo} has no revision {revision}")
     if isinstance(exc, errors.LocalEntryNotFoundError):
-        return ModelNotFoundError(
-            f"cannot reach the Hugging Face Hub to download {repo}: check the network (or HF_ENDPOINT), "
-            "or copy a folder downloaded elsewhere to this machine and give its path as {model}",
-            "model",
-        )
+        return _unreachable(repo)
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return QrrError(f"download of {repo} failed: {first}")
 
@@ -315,9 +332,10 @@ def check_folder(path: Path, tokenizer: bool = True) -> str:
     # without its head, transformers fills it with random numbers and the scores mean nothing, with no error
     head = "score.weight" if kind == SEQ_CLS else None if config.get("tie_word_embeddings") else "lm_head.weight"
     if head and not any(n == head or n.endswith("." + head) for n in names):
+        tie = "" if kind == SEQ_CLS else " (its config says the head is not tied to the embeddings)"
         raise ModelCheckError(
             f"{path}: the weights hold no {head} (the {'score' if kind == SEQ_CLS else 'output'} head); an "
-            "incomplete or wrongly converted checkpoint (its config says the head is not tied to the embeddings)"
+            f"incomplete or wrongly converted checkpoint{tie}"
         )
     return kind
 
@@ -343,7 +361,7 @@ def _vocab(path: Path) -> dict:
         return _read_json(path / "tokenizer.json", "tokenizer.json").get("model", {}).get("vocab", {})
     if (path / "vocab.json").is_file():
         return _read_json(path / "vocab.json", "vocab.json")
-    raise ModelCheckError(f"{path}: no tokenizer (tokenizer.json or vocab.json)")
+    raise IncompleteModelError(f"{path}: no tokenizer (tokenizer.json or vocab.json)")
 
 
 def _weight_files(path: Path) -> list[Path]:
@@ -352,14 +370,14 @@ def _weight_files(path: Path) -> list[Path]:
         names = sorted(set(_read_json(index, index.name).get("weight_map", {}).values()))
         missing = [n for n in names if not (path / n).is_file()]
         if missing:
-            raise ModelCheckError(
+            raise IncompleteModelError(
                 f"{path}: weight file {missing[0]} is missing ({len(missing)} of {len(names)}); "
                 "run qrr download again to finish the download"
             )
         return [path / n for n in names]
     shards = sorted(path.glob("*.safetensors"))
     if not shards:
-        raise ModelCheckError(f"{path}: no *.safetensors weights; run qrr download again to finish an interrupted "
+        raise IncompleteModelError(f"{path}: no *.safetensors weights; run qrr download again to finish an interrupted "
                               "download (a copied folder: copy it again)")  # fmt: skip
     return shards
 

@@ -69,6 +69,10 @@ class Results(list):
         self.pair_cut: list[bool] = []
 
 
+class NotPicklableError(QrrError, TypeError):
+    """A ``Reranker`` pickled or copied (a ``TypeError``, as pickle's own refusals are)."""
+
+
 class Reranker:
     """A Qwen3-Reranker that scores pairs exactly as the model card's transformers recipe does.
 
@@ -207,8 +211,10 @@ class Reranker:
 
     def __reduce__(self):
         # pickle's own message names a lock; what a caller needs to know is where to build one instead
-        raise QrrError("a Reranker holds a loaded model and cannot be pickled or copied: build one in each process "
-                       "(in a multiprocessing Pool's initializer, say) from the same options")  # fmt: skip
+        raise NotPicklableError(
+            "a Reranker holds a loaded model and cannot be pickled or copied: build one in each process (in a "
+            "multiprocessing Pool's initializer, say) from the same options"
+        )
 
     @property
     def max_length(self) -> int:

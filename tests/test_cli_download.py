@@ -17,7 +17,7 @@ from qrr.cli import app
 from qrr.errors import ModelCheckError, ModelNotFoundError
 from qrr.models import check_folder
 
-HUB_SILENT = models._hub_silent
+HUB_UNREACHABLE = models._hub_unreachable
 REAL_SNAPSHOT_DOWNLOAD = huggingface_hub.snapshot_download
 
 
@@ -27,7 +27,7 @@ def online(monkeypatch, tmp_path):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(models, "_hub_silent", lambda repo, revision: None)  # no network: the hub answers
+    monkeypatch.setattr(models, "_hub_unreachable", lambda repo, revision: None)  # no network: the hub answers
     return tmp_path
 
 
@@ -152,7 +152,10 @@ def silent_hub(online, monkeypatch):
     listener.listen(16)
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{listener.getsockname()[1]}")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_ETAG_TIMEOUT", 0.5)
-    monkeypatch.setattr(models, "_hub_silent", HUB_SILENT)
+    monkeypatch.setattr(models, "_hub_unreachable", HUB_UNREACHABLE)
+    for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)  # loopback directly, never through a proxy
+    huggingface_hub.utils.close_session()  # a client made before would keep the proxies it read
 
     def cache_only(*args, local_files_only=False, **kwargs):
         assert local_files_only, "snapshot_download asked a hub that never answers: it would wait forever"
@@ -169,12 +172,12 @@ def test_a_hub_that_never_answers_is_one_line_after_the_timeout(silent_hub):
     result = run("download", "4b")
     assert (result.exit_code, result.stdout) == (1, "")
     assert result.stderr == (
-        "error: the Hugging Face Hub did not answer within 0.5 s (HF_HUB_ETAG_TIMEOUT) about Qwen/Qwen3-Reranker-4B: "
-        "check the network (or HF_ENDPOINT, a proxy), or copy a folder downloaded elsewhere to this machine and give "
-        "its path as MODEL\n"
+        "error: cannot reach the Hugging Face Hub to download Qwen/Qwen3-Reranker-4B (no answer within 0.5 s: "
+        "HF_HUB_ETAG_TIMEOUT): check the network (or HF_ENDPOINT, a proxy), or copy a folder downloaded elsewhere to "
+        "this machine and give its path as MODEL\n"
     )
     result = run("score", "-m", "4b", "-q", "q", "-d", "d")
-    assert result.exit_code == 1 and "did not answer within 0.5 s" in result.stderr and "--model" in result.stderr
+    assert result.exit_code == 1 and "no answer within 0.5 s" in result.stderr and "--model" in result.stderr
 
 
 def test_a_hub_that_never_answers_leaves_a_cached_model_in_use(silent_hub, online, tiny_model):
@@ -182,9 +185,45 @@ def test_a_hub_that_never_answers_leaves_a_cached_model_in_use(silent_hub, onlin
     result = run("download", "0.6b")
     assert result.exit_code == 0
     assert result.stdout == f"{online / 'cache' / 'models--Qwen--Qwen3-Reranker-0.6B' / 'snapshots' / ('a' * 40)}\n"
+    snapshot = online / "cache" / "models--Qwen--Qwen3-Reranker-0.6B" / "snapshots" / ("a" * 40)
     assert result.stderr == (
-        "warning: the Hugging Face Hub did not answer within 0.5 s; using the cached copy of Qwen/Qwen3-Reranker-0.6B\n"
+        "warning: cannot reach the Hugging Face Hub (no answer within 0.5 s: HF_HUB_ETAG_TIMEOUT); using the copy of "
+        f"Qwen/Qwen3-Reranker-0.6B at {snapshot}\n"
     )
+
+
+def test_a_hub_out_of_reach_leaves_a_copy_in_use_without_retries(online, monkeypatch, tiny_model):
+    # with a commit pinned, the hub client retried for half a minute, printing each try, before using the cache
+    class ConnectError(Exception):  # by name, as requests', httpx's and httpx2's are told apart
+        pass
+
+    def no_route(self, repo, **kwargs):
+        raise ConnectError("[Errno -2] Name or service not known")
+
+    def no_retries(*args, local_files_only=False, **kwargs):
+        assert local_files_only, "the hub was asked again"
+        return real(*args, local_files_only=True, **kwargs)
+
+    real = huggingface_hub.snapshot_download
+    monkeypatch.setattr(models, "_hub_unreachable", HUB_UNREACHABLE)
+    monkeypatch.setattr(huggingface_hub.HfApi, "repo_info", no_route)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", no_retries)
+    result = run("download", "4b")
+    assert result.exit_code == 1 and result.stderr.startswith(
+        "error: cannot reach the Hugging Face Hub to download Qwen/Qwen3-Reranker-4B: check the network"
+    )
+    make_cache(online / "cache", tiny_model)
+    result = run("download", "0.6b", "--revision", "a" * 40)
+    snapshot = online / "cache" / "models--Qwen--Qwen3-Reranker-0.6B" / "snapshots" / ("a" * 40)
+    assert (result.exit_code, result.stdout) == (0, f"{snapshot}\n")
+    assert (
+        result.stderr
+        == f"warning: cannot reach the Hugging Face Hub; using the copy of Qwen/Qwen3-Reranker-0.6B at {snapshot}\n"
+    )
+    local = online / "local"
+    shutil.copytree(tiny_model, local)
+    result = run("download", "4b", "--local-dir", str(local))  # a copy already there is one too
+    assert (result.exit_code, result.stdout) == (0, f"{local}\n")
 
 
 def test_hub_http_errors_map_to_clear_messages():
@@ -277,8 +316,11 @@ def test_a_classifier_without_its_score_head(tiny_model, tmp_path):
 
     folder = convert_to_seq_cls(tiny_model, tmp_path / "seq-cls")
     drop_tensor(folder / "model.safetensors", "score.weight")
-    with pytest.raises(ModelCheckError, match=r": the weights hold no score.weight \(the score head\); an incomplete"):
+    with pytest.raises(ModelCheckError) as caught:
         check_folder(folder)
+    assert str(caught.value) == (
+        f"{folder}: the weights hold no score.weight (the score head); an incomplete or wrongly converted checkpoint"
+    )
 
 
 def test_any_tensor_missing_at_load_is_an_error(folder):
@@ -312,6 +354,15 @@ def test_a_missing_or_broken_tokenizer_is_said_by_loading_as_by_the_check(folder
     with pytest.raises(ModelCheckError) as caught:
         Reranker(str(folder), device="cpu")
     assert str(caught.value) == f"{folder}: no tokenizer (tokenizer.json or vocab.json)"  # not "no single token 'yes'"
+
+
+def test_weights_unlike_the_config_are_one_error(folder):
+    from qrr.engine import load_transformer
+
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "intermediate_size": 2 * config["intermediate_size"]}))
+    with pytest.raises(ModelCheckError, match=r": the weights do not fit the shapes config.json gives \(.*mismatch"):
+        load_transformer(folder, None)  # a RuntimeError, after transformers' report table
 
 
 def test_not_a_qwen3_model(folder):
@@ -419,7 +470,8 @@ def test_an_interrupted_first_download_is_finished_on_next_use(fake_hub, online,
     assert not downloads(fake_hub)
     with caplog.at_level("WARNING", logger="qrr"):
         assert models.resolve("4b") == online / "snap" / "Qwen--Qwen3-Reranker-4B"
-    assert [(c["repo"], c["revision"]) for c in downloads(fake_hub)] == [("Qwen/Qwen3-Reranker-4B", None)]
+    # that very commit: a pinned copy finished, not main fetched beside it
+    assert [(c["repo"], c["revision"]) for c in downloads(fake_hub)] == [("Qwen/Qwen3-Reranker-4B", "e" * 40)]
     assert caplog.messages == [
         "the cached copy of Qwen/Qwen3-Reranker-4B is incomplete (no *.safetensors weights); downloading the rest"
     ]
