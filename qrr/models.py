@@ -69,8 +69,8 @@ def registered(name: str | None) -> Callable[[Any, Any], tuple[Any, Any]] | None
 
 
 def default_model() -> str:
-    """``$QRR_MODEL`` if set, else ``0.6b``."""
-    return os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+    """``$QRR_MODEL`` if set (and not blank: ``QRR_MODEL=" "`` as ``QRR_MODEL=``), else ``0.6b``."""
+    return (os.environ.get(MODEL_ENV) or "").strip() or DEFAULT_MODEL
 
 
 def named(model):
@@ -217,6 +217,8 @@ def download(name: str, revision: str | None = None, local_dir: str | Path | Non
     if repo is None:
         raise ModelNameError(f"{name}: no such folder, and not an alias ({', '.join(ALIASES)}) or a hub repo id "
                              "(owner/name)")  # fmt: skip
+    if local_dir is not None and Path(local_dir).expanduser().exists() and not Path(local_dir).expanduser().is_dir():
+        raise ModelNameError(f"{{local_dir}} {local_dir}: a file, not a folder", "local_dir")
     if is_offline():  # a cached copy is checked and named, as a provisioning script asks of an offline machine
         cached = _copy_at_hand(repo, revision, local_dir)
         if cached is None:

@@ -226,6 +226,21 @@ def test_a_hub_out_of_reach_leaves_a_copy_in_use_without_retries(online, monkeyp
     assert (result.exit_code, result.stdout) == (0, f"{local}\n")
 
 
+def test_a_local_dir_that_is_a_file_is_said_before_the_hub_is_asked(fake_hub, tmp_path):
+    (tmp_path / "weights").write_text("")
+    result = run("download", "0.6b", "--local-dir", str(tmp_path / "weights"))
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"error: --local-dir {tmp_path / 'weights'}: a file, not a folder\n",
+    )
+    assert not downloads(fake_hub)  # it said "cannot reach the Hugging Face Hub"
+
+
+def test_a_blank_model_variable_means_the_default(monkeypatch):
+    monkeypatch.setenv("QRR_MODEL", " ")  # as QRR_MODEL= does; its error said to leave $QRR_MODEL out
+    assert models.default_model() == "0.6b"
+
+
 def test_hub_http_errors_map_to_clear_messages():
     # Built without __init__: their constructors want a live HTTP response.
     gated = hub_errors.GatedRepoError.__new__(hub_errors.GatedRepoError)
