@@ -78,7 +78,7 @@ class BenchRow:
     query_tokens: int = 0
     prompt_tokens: int = 0
     computed_tokens: int = 0  # run through the model: a shared prefix counts once
-    load_s: float = 0.0
+    load_s: float | None = None  # real weights' load from disk; None for random ones (drawn, not loaded)
     seconds: float = 0.0
     pairs_per_s: float = 0.0
     tokens_per_s: float = 0.0
@@ -317,7 +317,7 @@ def run(
             del causal  # the full output head goes with it
         for n in doc_tokens:
             query, documents = make_workload(tokenizer, docs, n, query_tokens)
-            row = BenchRow(doc_tokens=n, weights=weights, load_s=load_s, **base)
+            row = BenchRow(doc_tokens=n, weights=weights, load_s=load_s if weights == "real" else None, **base)
             _measure(row, reranker, query, documents, repeat, memory, progress)
             # the model is loaded already: only what the recipe adds (its full logits) must still fit
             baseline_need = estimate_memory(size, dtype_bytes, budget, n, docs, baseline=True) - estimate_memory(

@@ -155,7 +155,7 @@ def _bench_table(rows, baseline: bool) -> list[dict]:
             "batch ms\np50/p95": f"{r.batch_p50_ms:.0f}/{r.batch_p95_ms:.0f}",
             "peak\nmemory": human_bytes(r.peak_memory_mb * 2**20),
             "TFLOP/s\n(of peak)": f"{r.tflops:.2f} ({r.peak_fraction:.0%})",
-            "load s": f"{r.load_s:.1f}" if r.weights == "real" else "-",  # random weights are drawn, not loaded
+            "load s": "-" if r.load_s is None else f"{r.load_s:.1f}",  # random weights are drawn, not loaded
         })  # fmt: skip
         if baseline and r.speedup_vs_baseline is None:
             line["vs recipe\nspeed, mem"] = "not run"
