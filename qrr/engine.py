@@ -263,6 +263,7 @@ class Engine:
         """
         import torch
 
+        _guard_forks()
         scores = [0.0] * len(sequences)
         parts = plan_groups(sequences, groups, self.worth_sharing)
         rounds = deque(self.rounds(parts, self._budget(batch_tokens)))
@@ -647,6 +648,7 @@ class TransformerEngine(Engine):
         limit = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # torch < 2.6
         setattr(config, limit, max(getattr(config, limit), 32))
         attention.settle()
+        _guard_forks()  # the warm-up passes below
         packed = self.packed
         if self.device.type == "cpu":
             self.packed = False  # the CPU's packed attention loops over rows in Python: compiled, rows are padded
@@ -725,6 +727,32 @@ def load_transformer(path: Path, dtype, attn: str = "sdpa", kind: str = CAUSAL):
             f"{', ...' if len(missing) > 3 else ''}): an incomplete or wrongly converted checkpoint"
         )
     return model
+
+
+_FORKS = {"watched": False, "child": False, "said": False}
+
+
+def _guard_forks() -> None:
+    """Before a forward pass: a process forked after one (gunicorn --preload with a warm-up call, Celery's prefork
+    pool) hung on its first pass in torch's OpenMP thread pool, which does not survive a fork; such a child runs
+    torch on one thread instead, and says so once."""
+    import os
+
+    if _FORKS["child"] and not _FORKS["said"]:
+        _FORKS["said"] = True
+        log.warning("this process was forked after the model ran in its parent: torch runs on one thread here (its "
+                    "thread pool does not survive a fork); build the Reranker after the fork, or use the spawn start "
+                    "method, for every core")  # fmt: skip
+    if not _FORKS["watched"] and hasattr(os, "register_at_fork"):
+        _FORKS["watched"] = True
+        os.register_at_fork(after_in_child=_after_fork)
+
+
+def _after_fork() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    _FORKS["child"], _FORKS["said"] = True, False
 
 
 _LOADING = threading.Lock()
