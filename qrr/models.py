@@ -222,8 +222,9 @@ def download(name: str, revision: str | None = None, local_dir: str | Path | Non
     if is_offline():  # a cached copy is checked and named, as a provisioning script asks of an offline machine
         cached = _copy_at_hand(repo, revision, local_dir)
         if cached is None:
-            raise ModelNotFoundError(f"cannot download {repo}: it is not in the local cache and HF_HUB_OFFLINE is "
-                                     "set; unset it to download")  # fmt: skip
+            where = "the local cache" if local_dir is None else str(local_dir)
+            raise ModelNotFoundError(f"cannot download {repo}: it is not in {where} and HF_HUB_OFFLINE is set; unset "
+                                     "it to download")  # fmt: skip
         check_folder(cached)
         return cached
     why = _hub_unreachable(repo, revision)
