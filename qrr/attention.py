@@ -9,7 +9,8 @@ by its own, gathered per row (``qrr_key_index``), and the causal mask is aligned
 the whole prefix). On a CPU each row gets one call of the CPU flash kernel: causal attention to itself, or after a
 prefix, attention to the prefix's keys and its own behind a small offset-causal mask of the row's shape
 (``cpu_rows``; that kernel computes a row this short in full, causal or not, so the mask costs nothing, and one call
-a row ran 1.3-1.5x faster than the merge below on an AMD EPYC). Elsewhere (MPS, CUDA in fp32 or before Ampere) rows
+a row ran 1.3-1.5x faster than the merge below on an AMD EPYC); a row longer than ``MASKED_ROWS`` is merged instead,
+as below, since its mask grows with its square. Elsewhere (MPS, CUDA in fp32 or before Ampere) rows
 are padded by default; packed there (tests force it), a reference computes the same thing row by row with SDPA.
 
 After a prefix, padded rows (CPU). A cached prefix would force attention through an offset causal mask, which CPU
@@ -158,6 +159,10 @@ def cpu_rows(module, query, key, value, scaling, cu_seq_lens, prefix=None):
     for a, b in itertools.pairwise(cu_seq_lens.tolist()):
         if prefix is None:
             own, _ = flash(query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], 0.0, True, scale=scaling)
+        elif b - a > MASKED_ROWS:  # a long row: its causal attention and the prefix's, merged
+            own, own_lse = flash(query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], 0.0, True, scale=scaling)
+            pre, pre_lse = flash(query[:, :, a:b], keys, values, 0.0, False, scale=scaling)
+            own = merge(own, own_lse, pre, pre_lse)
         else:
             mask = _after_prefix_mask(b - a, keys.shape[2], query.dtype)
             row_keys = torch.cat([keys, key[:, :, a:b]], 2)
@@ -165,6 +170,13 @@ def cpu_rows(module, query, key, value, scaling, cu_seq_lens, prefix=None):
             own, _ = flash(query[:, :, a:b], row_keys, row_values, 0.0, False, attn_mask=mask, scale=scaling)
         out[:, a:b] = own.transpose(1, 2)
     return out
+
+
+# The longest row after a prefix that takes one masked call: the mask is rows x (prefix + rows) and the kernel
+# computes it all, masked or not, so past this the two merged calls win (1.0-1.3x at 1,024 tokens, 1.4-1.9x at
+# 2,048-4,096, 0.84-1.0x at 512; a 2-core AMD EPYC, 0.6B heads, fp32 and bf16: benchmarks/long_rows.py), and a
+# mask at 40,960 tokens took 6.7 GB.
+MASKED_ROWS = 512
 
 
 def _after_prefix_mask(rows: int, prefix: int, dtype):

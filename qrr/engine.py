@@ -305,8 +305,10 @@ class Engine:
                                                [together[k][0] for k in parts_of])  # fmt: skip
                 # in float64: float32 rounds every log-odds past ~16.6 to 1.0, tying the surest documents
                 values = [_sigmoid(x) for x in odds.float().tolist()]
-            except torch.OutOfMemoryError as exc:
-                self._halve_budget(len(batch), self._budget(batch_tokens), exc)
+            except RuntimeError as exc:  # torch.OutOfMemoryError is one; a CPU's allocator raises a plain one
+                if not isinstance(exc, torch.OutOfMemoryError) and not _cpu_out_of_memory(exc):
+                    raise
+                self._halve_budget(len(batch), sum(lengths[j] for j in batch), self._budget(batch_tokens), exc)
                 left = batch + [j for b in queue for j in b]
                 queue = deque(
                     [left[k] for k in b] for b in self.plan([lengths[j] for j in left], self.budget_cap, max_rows)
@@ -317,12 +319,15 @@ class Engine:
             if progress is not None:
                 progress(len(batch))
 
-    def _halve_budget(self, rows: int, budget: int, exc: BaseException) -> None:
-        """After a batch of ``rows`` ran out of memory under ``budget``: halve the budget for the rest of this
-        engine's life (on CUDA, where a batch of several rows may be re-planned), else refuse."""
+    def _halve_budget(self, rows: int, tokens: int, budget: int, exc: BaseException) -> None:
+        """After a batch of ``rows`` (``tokens`` in all) ran out of memory under ``budget``: halve the budget for
+        the rest of this engine's life (on CUDA, where a batch of several rows may be re-planned), else refuse."""
         import torch
 
-        if self.device.type != "cuda" or rows == 1:
+        if rows == 1:  # a prompt runs alone past the budget: only a shorter one fits
+            raise OutOfMemoryError(f"out of memory in one prompt of {tokens:,} tokens: lower {{max_length}}",
+                                   "max_length") from exc  # fmt: skip
+        if self.device.type != "cuda":
             raise OutOfMemoryError(
                 f"out of memory in a batch of {plural(rows, 'row')}: lower {{batch_tokens}} (now {budget})",
                 "batch_tokens",
@@ -675,6 +680,12 @@ class TransformerEngine(Engine):
         dtype_bytes = next(self.body.parameters()).element_size()
         return activation_bytes(c.hidden_size, c.intermediate_size, self._attention_width // c.num_hidden_layers,
                                 dtype_bytes, batch_tokens)  # fmt: skip
+
+
+def _cpu_out_of_memory(exc: RuntimeError) -> bool:
+    """Whether ``exc`` is a CPU allocation that failed (``DefaultCPUAllocator: not enough memory``), which torch
+    raises as a plain ``RuntimeError``."""
+    return "CPUAllocator" in str(exc) or "tried to allocate" in str(exc)
 
 
 def activation_bytes(hidden: int, intermediate: int, attention_width: int, dtype_bytes: int, tokens: int) -> int:

@@ -94,7 +94,10 @@ class Prompter:
         if len(ids) <= tokens and head is text:
             return text
         with self._lock:
-            return self.tokenizer.decode(ids[:tokens])
+            cut = self.tokenizer.decode(ids[:tokens])
+        # a character of several byte-level tokens cut through decodes as U+FFFD, which the text never held
+        kept = cut.rstrip("\ufffd")
+        return cut if text.startswith(cut) else kept
 
     def render(self, query: str, document: str, instruction: str | None = None) -> str:
         """The text whose tokens are cut to fit: the body, or with a chat recipe the rendered messages."""
@@ -142,5 +145,6 @@ class Prompter:
         if used >= self.body_budget:
             said = (f"the query and instruction take {used} tokens, but {{max_length}} {self.max_length} leaves "
                     f"{self.body_budget} for query, instruction and document together (the prompt frame takes "
-                    f"{self.max_length - self.body_budget}); raise {{max_length}} or shorten the query")  # fmt: skip
+                    f"{self.max_length - self.body_budget}); raise {{max_length}} or shorten the query"
+                    + (" or the instruction" if instruction else ""))  # fmt: skip
             raise InputError(said, "max_length") if n is None else PairError(n, said, "max_length")

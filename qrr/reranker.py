@@ -84,12 +84,13 @@ class Reranker:
 
     ``model`` is an alias (``0.6b``, ``4b``, ``8b``), a hub repo id, a local folder (a causal checkpoint or a
     converted ``Qwen3ForSequenceClassification`` one), a name registered with ``qrr.models.register`` or such a
-    loader itself (default ``$QRR_MODEL`` or ``0.6b``). ``device`` is ``auto`` (cuda, mps, cpu), ``cpu``,
-    ``mps``, ``cuda`` or ``cuda:N`` (or a ``torch.device``); ``dtype`` is ``auto``, ``bf16``, ``fp16`` or
-    ``fp32`` (or a ``torch.dtype``). ``max_length`` caps the prompt in tokens (only the document part is cut).
-    ``instruction`` replaces the default task instruction. ``batch_tokens`` bounds the tokens of one forward
-    pass, pads included (memory), default by device. A hub model missing from the local cache is downloaded
-    first, unless ``offline`` (default: whether ``HF_HUB_OFFLINE`` is set; where it is set, nothing downloads).
+    loader itself (default ``$QRR_MODEL`` or ``0.6b``). ``device`` is ``auto`` (cuda, mps, cpu), ``cpu``, ``mps``,
+    ``cuda`` or ``cuda:N`` (or a ``torch.device``); ``dtype`` is ``auto``, ``bf16``, ``fp16`` or ``fp32`` (or a
+    ``torch.dtype``). ``max_length`` caps the prompt in tokens (only the document part is cut; ``None``: the
+    default, 8192). ``instruction`` replaces the default task instruction. ``batch_tokens`` bounds the tokens of one
+    forward pass, pads included (memory), default by device; a longer prompt runs alone. A hub model missing from
+    the local cache is downloaded first, unless ``offline`` (default: whether ``HF_HUB_OFFLINE`` is set; where it is
+    set, nothing downloads).
     ``share_prefix`` runs the tokens that pairs with the same instruction and query share once (same scores,
     less work); turn it off only to measure what it saves. ``recipe`` is the model card's ``transformers`` recipe
     (the default), its ``vllm`` one (the chat template, as Qwen's published evaluation used) or ``vllm-template``
@@ -103,7 +104,7 @@ class Reranker:
         model: str | os.PathLike | Callable | None = None,
         device: str | torch.device = "auto",
         dtype: str | torch.dtype = "auto",
-        max_length: int = DEFAULT_MAX_LENGTH,
+        max_length: int | None = DEFAULT_MAX_LENGTH,
         instruction: str | None = None,
         batch_tokens: int | None = None,
         offline: bool | None = None,
@@ -114,6 +115,7 @@ class Reranker:
         from qrr import device as devices
         from qrr import models
 
+        max_length = DEFAULT_MAX_LENGTH if max_length is None else max_length  # CrossEncoder's None: the default
         _check_options(max_length, instruction, batch_tokens, share_prefix, compile)  # before anything loads
         dev = devices.resolve_device(device)
         dt = devices.resolve_dtype(dtype, dev)
@@ -151,7 +153,7 @@ class Reranker:
         model,
         tokenizer,
         device: str = "auto",
-        max_length: int = DEFAULT_MAX_LENGTH,
+        max_length: int | None = DEFAULT_MAX_LENGTH,
         instruction: str | None = None,
         batch_tokens: int | None = None,
         share_prefix: bool = True,
@@ -167,6 +169,7 @@ class Reranker:
         from qrr import device as devices
         from qrr.engine import TransformerEngine
 
+        max_length = DEFAULT_MAX_LENGTH if max_length is None else max_length
         _check_options(max_length, instruction, batch_tokens, share_prefix, compile)
         if isinstance(model, str | os.PathLike) or not hasattr(model, "base_model"):
             raise InputError(f"{{model}}: from_model takes a loaded transformers model, not {type(model).__name__}; a "

@@ -31,7 +31,10 @@ class Oracle:
     def score(self, pairs, instruction=None):
         import torch
 
-        texts = [f"<Instruct>: {instruction or TASK}\n<Query>: {q}\n<Document>: {d}" for q, d in pairs]
+        texts = [
+            f"<Instruct>: {TASK if instruction is None else instruction}\n<Query>: {q}\n<Document>: {d}"
+            for q, d in pairs
+        ]
         inputs = self.tokenizer(
             texts,
             padding=False,
@@ -77,10 +80,11 @@ class VllmOracle(Oracle):
 
         import torch
 
+        task = TASK if instruction is None else instruction  # the card's test: an empty instruction stays empty
         messages = [
             [
                 {"role": "system", "content": self.SYSTEM},
-                {"role": "user", "content": f"<Instruct>: {instruction or TASK}\n\n<Query>: {q}\n\n<Document>: {d}"},
+                {"role": "user", "content": f"<Instruct>: {task}\n\n<Query>: {q}\n\n<Document>: {d}"},
             ]
             for q, d in pairs
         ]

@@ -73,14 +73,19 @@ def test_a_packed_batch_on_a_cpu_is_rounded_up_by_a_row_of_pads(tiny, monkeypatc
 @pytest.mark.parametrize("gqa", [True, False])
 @pytest.mark.parametrize("prefix", [0, 9])
 def test_the_cpus_rows_attend_as_the_reference_does(prefix, gqa, monkeypatch):
-    """``cpu_rows`` (each row's own causal attention, one to the prefix, merged) against the row-by-row reference
-    with its masks, on random tensors with grouped key heads (4 query heads, 2 key/value heads), laid out as the
-    model hands them over (heads transposed out of tokens), with the kernel taking grouped heads or not."""
+    """``cpu_rows`` (short rows: one masked call after the prefix; long ones: their causal attention and the
+    prefix's, merged) against the row-by-row reference with its masks, on random tensors with grouped key heads (4
+    query heads, 2 key/value heads), laid out as the model hands them over (heads transposed out of tokens), with
+    the kernel taking grouped heads or not."""
     import types
 
     import torch
 
     monkeypatch.setitem(attention._LOOKED_UP, "gqa", gqa)
+    monkeypatch.setattr(attention, "MASKED_ROWS", 6)  # rows of 12 and 7 tokens merge, of 5 and 1 take a mask
+    masks = []
+    make_mask = attention._after_prefix_mask
+    monkeypatch.setattr(attention, "_after_prefix_mask", lambda rows, *a: masks.append(rows) or make_mask(rows, *a))
     torch.manual_seed(prefix)
     lengths = [5, 1, 12, 7]
     tokens, layers = sum(lengths), 3
@@ -100,6 +105,7 @@ def test_the_cpus_rows_attend_as_the_reference_does(prefix, gqa, monkeypatch):
     want = attention._reference(q, k, v, cu, cu_k, 0.3)
     assert got.shape == (1, tokens, 4, 8)
     assert (got[0] - want).abs().max() <= 1e-6
+    assert masks == ([5, 1] if prefix else [])  # a mask grows with its row's square: none for a long row
 
 
 def test_a_packed_model_answers_other_calls_as_before(tiny_model, tokenizer):

@@ -160,9 +160,12 @@ def test_a_cpu_budget_that_cannot_fit_names_the_flag(cli, tiny_model, monkeypatc
 
 
 def test_out_of_memory_is_a_runtime_error_naming_the_flag(cli, fake):
-    name, _ = fake(fits_rows=0)
+    name, _ = fake(fits_rows=1)
+    error(cli("rank", "-q", "q", "-d", "x", "-d", "y", "--batch-tokens", "999", model=name), 1,
+          "out of memory in a batch of 2 rows: lower --batch-tokens (now 999)")  # fmt: skip
+    name, _ = fake(fits_rows=0)  # one prompt alone runs past any budget: only a shorter one fits
     error(cli("rank", "-q", "q", "-d", "x", "--batch-tokens", "999", model=name), 1,
-          "out of memory in a batch of 1 row: lower --batch-tokens (now 999)")  # fmt: skip
+          "out of memory in one prompt of ", " tokens: lower --max-length")  # fmt: skip
 
 
 def test_a_cuda_retry_warns_in_the_flags_words(cli, fake):

@@ -119,8 +119,17 @@ def test_cuda_out_of_memory_halves_the_budget_and_retries(caplog):
 def test_out_of_memory_on_cpu_or_in_one_row_is_an_error():
     with pytest.raises(OutOfMemoryError, match=r"^out of memory in a batch of 8 rows: lower batch_tokens \(now 999\)"):
         FakeEngine(fits_rows=2).score(SEQUENCES[:8], batch_tokens=999)
-    with pytest.raises(OutOfMemoryError, match="batch of 1 row:"):
+    with pytest.raises(OutOfMemoryError) as caught:
         FakeEngine(device="cuda", fits_rows=0).score(SEQUENCES[:2], batch_tokens=999)
+    assert str(caught.value) in [f"out of memory in one prompt of {len(s)} tokens: lower max_length" for s in SEQUENCES]
+    assert caught.value.params == ("max_length",)
+    # a CPU's allocator raises a plain RuntimeError (a 40,960-token mask once): said as out of memory too
+    failed = RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: not enough memory: you tried to "
+                          "allocate 6700400640 bytes.")  # fmt: skip
+    with pytest.raises(OutOfMemoryError, match=r"^out of memory in a batch of 8 rows: lower batch_tokens \(now 999"):
+        FakeEngine(interrupt_after=0, raising=failed).score(SEQUENCES[:8], batch_tokens=999)
+    with pytest.raises(RuntimeError, match="^something else$"):  # any other RuntimeError is left as it is
+        FakeEngine(interrupt_after=0, raising=RuntimeError("something else")).score(SEQUENCES[:8], batch_tokens=999)
 
 
 def test_a_cpu_budget_that_cannot_fit_is_refused_before_starting(reranker, monkeypatch):

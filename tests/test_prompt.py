@@ -123,3 +123,16 @@ def test_a_cut_to_some_tokens_tokenizes_only_what_can_reach_them(tokenizer):
     assert p.cut("a few words", 20) == "a few words"
     p.token_chars = None  # tokenized whole, to the same cut
     assert p.cut(long, 20) == cut and seen[-1] == len(long)
+
+
+def test_a_cut_through_a_character_of_several_tokens_leaves_it_out(tokenizer):
+    # byte-level tokens: a cut inside an emoji decoded to U+FFFD, a character the document never held, and scored
+    p = Prompter(tokenizer, max_length=256)
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467 family photo"
+    ids = p._encode(family)
+    cuts = [tokenizer.decode(ids[:n]) for n in range(1, len(ids))]
+    assert any(c.endswith("\ufffd") for c in cuts)  # where the tokenizer alone decodes half a character
+    for n in range(1, len(ids)):
+        cut = p.cut(family, n)
+        assert "\ufffd" not in cut and family.startswith(cut)
+    assert p.cut("\ufffd\ufffd kept", 1) == "\ufffd\ufffd"  # ones the document held stay

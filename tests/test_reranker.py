@@ -652,3 +652,7 @@ def test_the_package_says_it_is_typed():
     from importlib.resources import files
 
     assert files("qrr").joinpath("py.typed").is_file()  # type checkers read qrr's annotations
+
+
+def test_max_length_none_is_the_default_as_in_crossencoder(fake_model):
+    assert Reranker("fake", max_length=None).max_length == 8192  # a TypeError from deep inside, before
