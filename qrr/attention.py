@@ -173,7 +173,7 @@ def cpu_rows(module, query, key, value, scaling, cu_seq_lens, prefix=None):
 
 
 # The longest row after a prefix that takes one masked call: the mask is rows x (prefix + rows) and the kernel
-# computes it all, masked or not, so past this the two merged calls win (1.0-1.3x at 1,024 tokens, 1.4-1.9x at
+# computes it all, masked or not, so past this the two merged calls win (0.98-1.34x at 1,024 tokens, 1.4-1.9x at
 # 2,048-4,096, 0.84-1.0x at 512; a 2-core AMD EPYC, 0.6B heads, fp32 and bf16: benchmarks/long_rows.py), and a
 # mask at 40,960 tokens took 6.7 GB.
 MASKED_ROWS = 512

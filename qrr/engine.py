@@ -195,6 +195,9 @@ class Engine:
     reuse saves and what a batch costs in memory) subclasses give: ``TransformerEngine`` runs the real model,
     ``qrr.testing.FakeEngine`` a stand-in for tests. One engine may score for several threads at once."""
 
+    # whether a process forked after this engine's passes needs torch on one thread (a real model's OpenMP pool)
+    guards_forks = False
+
     def __init__(self, device, dtype):
         self.device = device
         self.dtype = dtype
@@ -263,7 +266,8 @@ class Engine:
         """
         import torch
 
-        _guard_forks()
+        if self.device.type == "cpu" and self.guards_forks:
+            _guard_forks()
         scores = [0.0] * len(sequences)
         parts = plan_groups(sequences, groups, self.worth_sharing)
         rounds = deque(self.rounds(parts, self._budget(batch_tokens)))
@@ -272,8 +276,10 @@ class Engine:
             caches = None  # the last round's prefixes go before this round's run
             try:
                 caches = self.prefix_caches([sequences[indices[0]][:shared] for shared, indices in together])
-            except torch.OutOfMemoryError as exc:
-                if len(together) == 1:
+            except RuntimeError as exc:  # torch.OutOfMemoryError is one; a CPU's allocator raises a plain one
+                if not isinstance(exc, torch.OutOfMemoryError) and not _cpu_out_of_memory(exc):
+                    raise
+                if len(together) == 1 or self.device.type != "cuda":
                     raise OutOfMemoryError(f"out of memory running a shared prefix of {together[0][0]} tokens (the "
                                            "frame, instruction and query)") from exc  # fmt: skip
                 torch.cuda.empty_cache()
@@ -308,7 +314,8 @@ class Engine:
             except RuntimeError as exc:  # torch.OutOfMemoryError is one; a CPU's allocator raises a plain one
                 if not isinstance(exc, torch.OutOfMemoryError) and not _cpu_out_of_memory(exc):
                     raise
-                self._halve_budget(len(batch), sum(lengths[j] for j in batch), self._budget(batch_tokens), exc)
+                longest = max(len(sequences[members[j][0]]) for j in batch)  # the whole prompt, prefix included
+                self._halve_budget(len(batch), longest, self._budget(batch_tokens), exc)
                 left = batch + [j for b in queue for j in b]
                 queue = deque(
                     [left[k] for k in b] for b in self.plan([lengths[j] for j in left], self.budget_cap, max_rows)
@@ -319,15 +326,17 @@ class Engine:
             if progress is not None:
                 progress(len(batch))
 
-    def _halve_budget(self, rows: int, tokens: int, budget: int, exc: BaseException) -> None:
-        """After a batch of ``rows`` (``tokens`` in all) ran out of memory under ``budget``: halve the budget for
-        the rest of this engine's life (on CUDA, where a batch of several rows may be re-planned), else refuse."""
+    def _halve_budget(self, rows: int, longest: int, budget: int, exc: BaseException) -> None:
+        """After a batch of ``rows`` (the longest prompt ``longest`` tokens) ran out of memory under ``budget``:
+        halve the budget for the rest of this engine's life (on CUDA, where a batch of several rows may be
+        re-planned), else refuse."""
         import torch
 
-        if rows == 1:  # a prompt runs alone past the budget: only a shorter one fits
-            raise OutOfMemoryError(f"out of memory in one prompt of {tokens:,} tokens: lower {{max_length}}",
+        if rows == 1 and longest > budget:  # a prompt runs alone past the budget: only a shorter one fits
+            raise OutOfMemoryError(f"out of memory in one prompt of {longest:,} tokens, which runs alone past "
+                                   f"{{batch_tokens}} {budget}: lower {{max_length}}", "batch_tokens",
                                    "max_length") from exc  # fmt: skip
-        if self.device.type != "cuda":
+        if self.device.type != "cuda" or rows == 1:
             raise OutOfMemoryError(
                 f"out of memory in a batch of {plural(rows, 'row')}: lower {{batch_tokens}} (now {budget})",
                 "batch_tokens",
@@ -358,6 +367,8 @@ class Engine:
 class TransformerEngine(Engine):
     """A transformers Qwen3 base model plus the one-row yes-minus-no head (from a causal LM's ``lm_head`` or a
     converted classifier's ``score``)."""
+
+    guards_forks = True
 
     def __init__(self, body, head, bias: float, device, pad_id: int, packed: bool | None = None):
         from qrr import attention
@@ -653,7 +664,8 @@ class TransformerEngine(Engine):
         limit = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # torch < 2.6
         setattr(config, limit, max(getattr(config, limit), 32))
         attention.settle()
-        _guard_forks()  # the warm-up passes below
+        if self.device.type == "cpu":
+            _guard_forks()  # the warm-up passes below
         packed = self.packed
         if self.device.type == "cpu":
             self.packed = False  # the CPU's packed attention loops over rows in Python: compiled, rows are padded
@@ -752,8 +764,8 @@ def _guard_forks() -> None:
     if _FORKS["child"] and not _FORKS["said"]:
         _FORKS["said"] = True
         log.warning("this process was forked after the model ran in its parent: torch runs on one thread here (its "
-                    "thread pool does not survive a fork); build the Reranker after the fork, or use the spawn start "
-                    "method, for every core")  # fmt: skip
+                    "thread pool does not survive a fork); run no pass before the fork (a warm-up call), or use the "
+                    "spawn start method, for every core")  # fmt: skip
     if not _FORKS["watched"] and hasattr(os, "register_at_fork"):
         _FORKS["watched"] = True
         os.register_at_fork(after_in_child=_after_fork)
@@ -762,8 +774,9 @@ def _guard_forks() -> None:
 def _after_fork() -> None:
     import torch
 
-    torch.set_num_threads(1)
-    _FORKS["child"], _FORKS["said"] = True, False
+    if torch.get_num_threads() > 1:  # one thread never started the pool that hangs
+        torch.set_num_threads(1)
+        _FORKS["child"], _FORKS["said"] = True, False
 
 
 _LOADING = threading.Lock()

@@ -163,9 +163,13 @@ def test_out_of_memory_is_a_runtime_error_naming_the_flag(cli, fake):
     name, _ = fake(fits_rows=1)
     error(cli("rank", "-q", "q", "-d", "x", "-d", "y", "--batch-tokens", "999", model=name), 1,
           "out of memory in a batch of 2 rows: lower --batch-tokens (now 999)")  # fmt: skip
-    name, _ = fake(fits_rows=0)  # one prompt alone runs past any budget: only a shorter one fits
-    error(cli("rank", "-q", "q", "-d", "x", "--batch-tokens", "999", model=name), 1,
-          "out of memory in one prompt of ", " tokens: lower --max-length")  # fmt: skip
+    name, _ = fake(fits_rows=0)  # one prompt that runs alone past the budget: only a shorter one fits
+    error(
+        cli("rank", "-q", "q", "-d", "x", "--batch-tokens", "9", model=name),
+        1,
+        "out of memory in one prompt of ",
+        " tokens, which runs alone past --batch-tokens 9: lower --max-length",
+    )
 
 
 def test_a_cuda_retry_warns_in_the_flags_words(cli, fake):

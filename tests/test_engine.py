@@ -119,10 +119,16 @@ def test_cuda_out_of_memory_halves_the_budget_and_retries(caplog):
 def test_out_of_memory_on_cpu_or_in_one_row_is_an_error():
     with pytest.raises(OutOfMemoryError, match=r"^out of memory in a batch of 8 rows: lower batch_tokens \(now 999\)"):
         FakeEngine(fits_rows=2).score(SEQUENCES[:8], batch_tokens=999)
-    with pytest.raises(OutOfMemoryError) as caught:
-        FakeEngine(device="cuda", fits_rows=0).score(SEQUENCES[:2], batch_tokens=999)
-    assert str(caught.value) in [f"out of memory in one prompt of {len(s)} tokens: lower max_length" for s in SEQUENCES]
-    assert caught.value.params == ("max_length",)
+    with pytest.raises(OutOfMemoryError, match="^out of memory in a batch of 1 row: lower batch_tokens"):
+        FakeEngine(device="cuda", fits_rows=0).score(SEQUENCES[:2], batch_tokens=999)  # a short row: the budget
+    budget = min(len(s) for s in SEQUENCES[:2]) - 1
+    with pytest.raises(OutOfMemoryError) as caught:  # a prompt alone past the budget: only a shorter one fits
+        FakeEngine(device="cuda", fits_rows=0).score(SEQUENCES[:2], batch_tokens=budget)
+    assert str(caught.value) in [
+        f"out of memory in one prompt of {len(s)} tokens, which runs alone past batch_tokens {budget}: lower max_length"
+        for s in SEQUENCES[:2]
+    ]
+    assert caught.value.params == ("batch_tokens", "max_length")
     # a CPU's allocator raises a plain RuntimeError (a 40,960-token mask once): said as out of memory too
     failed = RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: not enough memory: you tried to "
                           "allocate 6700400640 bytes.")  # fmt: skip
@@ -295,7 +301,8 @@ def test_a_process_forked_after_a_pass_scores_on_one_thread_instead_of_hanging(t
     import sys
 
     code = f"""
-import logging, os, signal
+import logging, os, signal, warnings
+warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12's word on fork() with threads
 import torch
 torch.set_num_threads(2)
 from qrr import Reranker
@@ -314,5 +321,6 @@ print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), torch.get_num_threads())
     assert run.stdout == "0 2\n", run.stderr  # the parent keeps its threads
     assert run.stderr == (
         "this process was forked after the model ran in its parent: torch runs on one thread here (its thread pool "
-        "does not survive a fork); build the Reranker after the fork, or use the spawn start method, for every core\n"
+        "does not survive a fork); run no pass before the fork (a warm-up call), or use the spawn start method, for "
+        "every core\n"
     )  # once, in the child

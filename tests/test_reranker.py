@@ -654,5 +654,9 @@ def test_the_package_says_it_is_typed():
     assert files("qrr").joinpath("py.typed").is_file()  # type checkers read qrr's annotations
 
 
-def test_max_length_none_is_the_default_as_in_crossencoder(fake_model):
+def test_max_length_none_is_the_default_as_in_crossencoder(fake_model, tiny_model, tokenizer):
+    from transformers import AutoModelForCausalLM
+
     assert Reranker("fake", max_length=None).max_length == 8192  # a TypeError from deep inside, before
+    causal = AutoModelForCausalLM.from_pretrained(tiny_model)
+    assert Reranker.from_model(causal, tokenizer, device="cpu", max_length=None).max_length == 8192
