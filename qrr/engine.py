@@ -279,7 +279,7 @@ class Engine:
             except RuntimeError as exc:  # torch.OutOfMemoryError is one; a CPU's allocator raises a plain one
                 if not isinstance(exc, torch.OutOfMemoryError) and not _cpu_out_of_memory(exc):
                     raise
-                if len(together) == 1 or self.device.type != "cuda":
+                if len(together) == 1:
                     raise OutOfMemoryError(f"out of memory running a shared prefix of {together[0][0]} tokens (the "
                                            "frame, instruction and query)") from exc  # fmt: skip
                 torch.cuda.empty_cache()

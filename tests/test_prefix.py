@@ -175,3 +175,10 @@ def test_pooling_a_lone_prefix_with_rows_of_no_group_and_a_pooled_pass_out_of_me
     monkeypatch.setattr(TransformerEngine, "_prefix_pass", lambda self, prefixes: short_of_memory(self, prefixes * 2))
     with pytest.raises(OutOfMemoryError, match=r"^out of memory running a shared prefix of \d+ tokens \(the frame"):
         rr.score(many)
+
+    def cpu_allocator_fails(self, prefixes):  # a CPU's allocator raises a plain RuntimeError
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: not enough memory")
+
+    monkeypatch.setattr(TransformerEngine, "_prefix_pass", cpu_allocator_fails)
+    with pytest.raises(OutOfMemoryError, match=r"^out of memory running a shared prefix of \d+ tokens \(the frame"):
+        rr.score(many)
