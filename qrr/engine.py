@@ -266,8 +266,7 @@ class Engine:
         """
         import torch
 
-        if self.device.type == "cpu" and self.guards_forks:
-            _guard_forks()
+        self._guard_forks()
         scores = [0.0] * len(sequences)
         parts = plan_groups(sequences, groups, self.worth_sharing)
         rounds = deque(self.rounds(parts, self._budget(batch_tokens)))
@@ -276,8 +275,8 @@ class Engine:
             caches = None  # the last round's prefixes go before this round's run
             try:
                 caches = self.prefix_caches([sequences[indices[0]][:shared] for shared, indices in together])
-            except RuntimeError as exc:  # torch.OutOfMemoryError is one; a CPU's allocator raises a plain one
-                if not isinstance(exc, torch.OutOfMemoryError) and not _cpu_out_of_memory(exc):
+            except RuntimeError as exc:
+                if not _out_of_memory(exc):
                     raise
                 if len(together) == 1:
                     raise OutOfMemoryError(f"out of memory running a shared prefix of {together[0][0]} tokens (the "
@@ -288,12 +287,15 @@ class Engine:
             self._run_round(sequences, together, caches, batch_tokens, max_rows, scores, progress)
         return scores, _work(sequences, parts)
 
+    def _guard_forks(self) -> None:
+        if self.guards_forks and self.device.type == "cpu":  # CUDA cannot be used in a forked child at all
+            _guard_forks()
+
     def _budget(self, batch_tokens: int) -> int:
         return min(batch_tokens, self.budget_cap)
 
     def _run_round(self, sequences, together, caches, batch_tokens, max_rows, scores, progress) -> None:
         """Score a round's rows (what follows each part's prefix, whose ``caches`` have run) into ``scores``."""
-        import torch
 
         members = [(i, k) for k, (_, indices) in enumerate(together) for i in indices]  # (sequence, its part)
         rests = [sequences[i][together[k][0] :] for i, k in members]
@@ -311,8 +313,8 @@ class Engine:
                                                [together[k][0] for k in parts_of])  # fmt: skip
                 # in float64: float32 rounds every log-odds past ~16.6 to 1.0, tying the surest documents
                 values = [_sigmoid(x) for x in odds.float().tolist()]
-            except RuntimeError as exc:  # torch.OutOfMemoryError is one; a CPU's allocator raises a plain one
-                if not isinstance(exc, torch.OutOfMemoryError) and not _cpu_out_of_memory(exc):
+            except RuntimeError as exc:
+                if not _out_of_memory(exc):
                     raise
                 longest = max(len(sequences[members[j][0]]) for j in batch)  # the whole prompt, prefix included
                 self._halve_budget(len(batch), longest, self._budget(batch_tokens), exc)
@@ -645,12 +647,12 @@ class TransformerEngine(Engine):
         without a shared prefix, so the first real batch does not wait. Every other call to the model (the prefix
         pass, the recipe, a caller's own) stays eager. Compiled code goes to torch's on-disk caches, under
         ``cache_dir`` (default ``compile_cache_dir()``) unless ``TORCHINDUCTOR_CACHE_DIR`` names a folder other than
-        torch's default (in the temporary directory, often wiped), so a later
-        process with the same model shape, torch and device skips most of the work.
+        torch's default (in the temporary directory, often wiped), so a later process with the same model shape,
+        torch and device skips most of the work.
 
-        Process-wide, as torch.compile's settings are: ``TORCHINDUCTOR_CACHE_DIR`` is set where none was chosen, integer
-        attributes of modules are compiled as numbers (``allow_unspec_int_on_nn_module``: a layer's index), and the
-        recompile limit is at least 32."""
+        Process-wide, as torch.compile's settings are: ``TORCHINDUCTOR_CACHE_DIR`` is set where none was chosen,
+        integer attributes of modules are compiled as numbers (``allow_unspec_int_on_nn_module``: a layer's index),
+        and the recompile limit is at least 32."""
         import os
 
         import torch
@@ -664,8 +666,7 @@ class TransformerEngine(Engine):
         limit = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # torch < 2.6
         setattr(config, limit, max(getattr(config, limit), 32))
         attention.settle()
-        if self.device.type == "cpu":
-            _guard_forks()  # the warm-up passes below
+        self._guard_forks()  # the warm-up passes below
         packed = self.packed
         if self.device.type == "cpu":
             self.packed = False  # the CPU's packed attention loops over rows in Python: compiled, rows are padded
@@ -694,10 +695,12 @@ class TransformerEngine(Engine):
                                 dtype_bytes, batch_tokens)  # fmt: skip
 
 
-def _cpu_out_of_memory(exc: RuntimeError) -> bool:
-    """Whether ``exc`` is a CPU allocation that failed (``DefaultCPUAllocator: not enough memory``), which torch
-    raises as a plain ``RuntimeError``."""
-    return "CPUAllocator" in str(exc) or "tried to allocate" in str(exc)
+def _out_of_memory(exc: RuntimeError) -> bool:
+    """Whether ``exc`` is an allocation that failed: ``torch.OutOfMemoryError``, or on a CPU a plain
+    ``RuntimeError`` (``DefaultCPUAllocator: not enough memory``)."""
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError) or "CPUAllocator" in str(exc) or "tried to allocate" in str(exc)
 
 
 def activation_bytes(hidden: int, intermediate: int, attention_width: int, dtype_bytes: int, tokens: int) -> int:

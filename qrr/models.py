@@ -217,7 +217,7 @@ def download(name: str, revision: str | None = None, local_dir: str | Path | Non
     if repo is None:
         raise ModelNameError(f"{name}: no such folder, and not an alias ({', '.join(ALIASES)}) or a hub repo id "
                              "(owner/name)")  # fmt: skip
-    if local_dir is not None and Path(local_dir).expanduser().exists() and not Path(local_dir).expanduser().is_dir():
+    if local_dir is not None and Path(local_dir).expanduser().is_file():
         raise ModelNameError(f"{{local_dir}} {local_dir}: a file, not a folder", "local_dir")
     if is_offline():  # a cached copy is checked and named, as a provisioning script asks of an offline machine
         cached = _copy_at_hand(repo, revision, local_dir)

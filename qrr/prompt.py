@@ -96,8 +96,7 @@ class Prompter:
         with self._lock:
             cut = self.tokenizer.decode(ids[:tokens])
         # a character of several byte-level tokens cut through decodes as U+FFFD, which the text never held
-        kept = cut.rstrip("\ufffd")
-        return cut if text.startswith(cut) else kept
+        return cut if text.startswith(cut) else cut.rstrip("\ufffd")
 
     def render(self, query: str, document: str, instruction: str | None = None) -> str:
         """The text whose tokens are cut to fit: the body, or with a chat recipe the rendered messages."""

@@ -115,8 +115,7 @@ class Reranker:
         from qrr import device as devices
         from qrr import models
 
-        max_length = DEFAULT_MAX_LENGTH if max_length is None else max_length  # CrossEncoder's None: the default
-        _check_options(max_length, instruction, batch_tokens, share_prefix, compile)  # before anything loads
+        max_length = _check_options(max_length, instruction, batch_tokens, share_prefix, compile)  # before loading
         dev = devices.resolve_device(device)
         dt = devices.resolve_dtype(dtype, dev)
         model = models.named(model)
@@ -169,8 +168,7 @@ class Reranker:
         from qrr import device as devices
         from qrr.engine import TransformerEngine
 
-        max_length = DEFAULT_MAX_LENGTH if max_length is None else max_length
-        _check_options(max_length, instruction, batch_tokens, share_prefix, compile)
+        max_length = _check_options(max_length, instruction, batch_tokens, share_prefix, compile)
         if isinstance(model, str | os.PathLike) or not hasattr(model, "base_model"):
             raise InputError(f"{{model}}: from_model takes a loaded transformers model, not {type(model).__name__}; a "
                              "name or folder goes to Reranker(model)", "model")  # fmt: skip
@@ -521,13 +519,16 @@ def check_documents(documents: list, start: int = 0) -> None:
         _check_unicode(document, f"document {n}")
 
 
-def _check_options(max_length, instruction, batch_tokens, share_prefix, compile) -> None:
-    """The options both constructors take, checked before anything loads."""
+def _check_options(max_length, instruction, batch_tokens, share_prefix, compile) -> int:
+    """The options both constructors take, checked before anything loads; returns ``max_length`` (``None``, as
+    CrossEncoder takes it: the default)."""
+    max_length = DEFAULT_MAX_LENGTH if max_length is None else max_length
     check_count(batch_tokens, "batch_tokens")
     check_count(max_length, "max_length")
     _check_text(instruction, "instruction", none=True)
     _check_flag(share_prefix, "share_prefix")
     _check_flag(compile, "compile")
+    return max_length
 
 
 def _text_hint(value) -> str:
