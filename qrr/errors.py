@@ -23,6 +23,12 @@ class QrrError(Exception):
         self.params = params
         super().__init__(self.naming({}))
 
+    def __reduce__(self):
+        # pickled with its marks (Ray hands actors' errors back pickled), so a front end still says its own names
+        if type(self).__init__ is QrrError.__init__:
+            return type(self), (self.template, *self.params)
+        return super().__reduce__()
+
     def naming(self, names: Mapping[str, str] | Callable[[str], str]) -> str:
         """The message with each ``{param}`` mark said as ``names`` says (a mapping or a function of the
         parameter's name); a name that the mapping lacks is said as it is."""

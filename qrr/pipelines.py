@@ -59,11 +59,13 @@ DEFAULT_DEPTH = 100
 
 @dataclass
 class ScoredChunk:
-    """Scores of a chunk of pairs, in input order: ``start`` is the input position of its first pair."""
+    """Scores of a chunk of pairs, in input order: ``start`` is the input position of its first pair, ``indexes``
+    the input position of each record scored (``on_error`` may have left some out)."""
 
     start: int
     records: list[PairRecord]
     scores: Results
+    indexes: list[int] = field(default_factory=list)
 
 
 # Batches of tokens one scoring call of a stream or a run takes (see call_room). Fewer cost more: on a 2-core CPU
@@ -95,23 +97,53 @@ def _calls(items: Iterable, room: int, weigh: Callable[[object], tuple[int, int]
 
 
 def score_records(
-    reranker: Reranker, records: Iterable, progress: Progress | None = None, chunk: int | None = None
-) -> Iterator[ScoredChunk]:
+    reranker: Reranker, records: Iterable, progress: Progress | None = None, chunk: int | None = None,
+    on_error: OnError = None,
+) -> Iterator[ScoredChunk]:  # fmt: skip
     """Score pairs a chunk at a time, in input order, so that each chunk's results can be written as soon as they
     are done and memory stays flat over any number of pairs. ``records``: ``PairRecord``s (from
     ``formats.read_pairs``) or whatever ``Reranker.score`` takes (``(query, document)`` tuples, dicts, ...); a
     chunk's ``records`` are its items as given. A chunk is ``chunk`` pairs, by default up to ``CHUNK`` or
-    ``call_room``'s characters. Each chunk's scores carry its ``stats``."""
+    ``call_room``'s characters. Each chunk's scores carry its ``stats``.
+
+    A pair whose query and instruction leave no room for its document within ``max_length`` raises ``InputError``
+    (naming a ``PairRecord``'s file and line), or with ``on_error`` is handed to it and left out, with the chunk's
+    other pairs of that query and instruction: the chunk's ``indexes`` say which pairs were scored."""
     start = 0
     pairs = _with_triples(records)
     parts = chunks(pairs, chunk) if chunk else _calls(pairs, call_room(reranker), _weigh_pair)
     for part in parts:
-        try:
-            scores = reranker.score([triple for _, triple in part], progress=progress)
-        except PairError as exc:
-            raise exc.shifted(start) from None
-        yield ScoredChunk(start, [record for record, _ in part], scores)
+        places = list(range(len(part)))
+        while True:
+            try:
+                scores = reranker.score([part[n][1] for n in places], progress=progress)
+                break
+            except PairError as exc:
+                places = _left_out(part, places, start, exc, on_error)
+        if progress is not None and len(places) < len(part):
+            progress(len(part) - len(places))  # the pairs left out are done with too
+        yield ScoredChunk(start, [part[n][0] for n in places], scores, [start + n for n in places])
         start += len(part)
+
+
+def _left_out(part: list, places: list[int], start: int, exc: PairError, on_error: OnError) -> list[int]:
+    """``places`` (of ``part``'s pairs, the first at input position ``start``) without the pair of ``exc`` and every
+    other of its query and instruction, each handed to ``on_error``; where ``exc`` is no query too long for
+    ``max_length`` or there is no ``on_error``, it is raised, naming the pair's line where its record has one."""
+    record, (query, _, instruction) = part[places[exc.pair]]
+    if on_error is None or "max_length" not in exc.params:
+        where = getattr(record, "where", None)
+        raise (InputError(f"{where}: {exc.text}", *exc.params) if where else PairError(
+            start + places[exc.pair], exc.text, *exc.params)) from None  # fmt: skip
+    kept = []
+    for n in places:
+        record, (q, _, i) = part[n]
+        if (q, i) != (query, instruction):
+            kept.append(n)
+            continue
+        where = getattr(record, "where", None) or f"pair {start + n}"
+        on_error(InputError(f"{where}: {exc.text}", *exc.params))
+    return kept
 
 
 def _with_triples(records: Iterable) -> Iterator[tuple[object, tuple]]:
@@ -149,8 +181,9 @@ class _Claimed:
 @dataclass
 class ScoresOutput(_Claimed):
     """Where ``qrr score --resume OUT`` writes: JSON lines, one result a pair (``index``, the input's ids,
-    ``score``), appended as chunks are scored. Where OUT exists, ``prepare`` reads how far it got: ``done``
-    results, the last of them ``last`` (its line's fields) at ``where``; ``cut``: a half-written last line was cut
+    ``score``), appended as chunks are scored. Where OUT exists, ``prepare`` reads how far it got: the input's
+    first ``done`` pairs are done with (the last result's ``index`` + 1: pairs left out by ``on_error`` leave
+    gaps), the last result ``last`` (its line's fields) at ``where``; ``cut``: a half-written last line was cut
     off."""
 
     path: str
@@ -194,10 +227,13 @@ class ScoresOutput(_Claimed):
                     row = orjson.loads(raw)
                 except orjson.JSONDecodeError:
                     row = None
-                if not isinstance(row, dict) or row.get("index") != self.done or not _is_probability(row.get("score")):
-                    raise InputError(f"{where}: not result {self.done} as qrr score writes it (JSON lines of index, "
-                                     "ids and score, in input order); give {output} a new file", "output")  # fmt: skip
-                self.done, self.last, self.where = self.done + 1, row, where
+                # indexes rise, by more than one past pairs that --on-error skip left out
+                index = row.get("index") if isinstance(row, dict) else None
+                if type(index) is not int or index < self.done or not _is_probability(row.get("score")):
+                    raise InputError(f"{where}: expected a result of index {self.done} or later as qrr score writes "
+                                     "it (JSON lines of index, ids and score, in input order); give {output} a new "
+                                     "file", "output")  # fmt: skip
+                self.done, self.last, self.where = index + 1, row, where
                 if self.copied is None:  # any result, not only the last: a label only some pairs have
                     self.copied = next((k for k in row if k not in ("index", "score") and not is_id_field(k)), None)
                 end += len(raw)
@@ -749,11 +785,12 @@ def ranked(docids, scores) -> list[tuple[str, float]]:
 
 def rerank_jobs(
     reranker: Reranker, jobs: Iterable[Job], corpus: dict[str, str], top_k: int | None = None,
-    progress: Progress | None = None, stats: Stats | None = None,
+    progress: Progress | None = None, stats: Stats | None = None, on_error: OnError = None,
 ) -> Iterator[tuple[Job, list[tuple[str, float]]]]:  # fmt: skip
     """Score each job's documents for its query and yield ``(job, [(docid, score), ...])`` best first (only the
     best ``top_k``), job by job, in order. ``progress`` is called with the pairs each batch finished; ``stats``
-    collects what the scoring did."""
+    collects what the scoring did. A query that leaves its documents no room within ``max_length`` raises
+    ``InputError``, or with ``on_error`` is handed to it and left out."""
     check_count(top_k, "top_k")
 
     # Queries share a call, and so batches (see call_room): each query's results are written once its call is done.
@@ -761,16 +798,25 @@ def rerank_jobs(
         return len(job.docids), sum(len(job.query) + len(corpus[d]) for d in job.docids)
 
     for group in _calls(jobs, call_room(reranker), weigh):
-        yield from _rerank_group(reranker, group, corpus, top_k, progress, stats)
+        yield from _rerank_group(reranker, group, corpus, top_k, progress, stats, on_error)
 
 
-def _rerank_group(reranker, group, corpus, top_k, progress, stats):
-    try:
-        scores = reranker.score([(job.query, corpus[d]) for job in group for d in job.docids], progress=progress)
-    except PairError as exc:  # said of the query, which a run's user knows, not of a pair of this call
-        places = spans(len(job.docids) for job in group)
-        job = next(job for job, span in zip(group, places, strict=True) if exc.pair < span.stop)
-        raise InputError(f"query {job.qid}: {exc.text}", *exc.params) from None
+def _rerank_group(reranker, group, corpus, top_k, progress, stats, on_error):
+    while True:
+        try:
+            pairs = [(job.query, corpus[d]) for job in group for d in job.docids]
+            scores = reranker.score(pairs, progress=progress)
+            break
+        except PairError as exc:  # said of the query, which a run's user knows, not of a pair of this call
+            places = spans(len(job.docids) for job in group)
+            job = next(job for job, span in zip(group, places, strict=True) if exc.pair < span.stop)
+            error = InputError(f"query {job.qid}: {exc.text}", *exc.params)
+            if on_error is None or "max_length" not in exc.params:
+                raise error from None
+            on_error(error)
+            if progress is not None:
+                progress(len(job.docids))  # done with, for the progress shown
+            group = [j for j in group if j is not job]
     if stats is not None:
         stats += scores.stats
     for job, span in zip(group, spans(len(job.docids) for job in group), strict=True):
@@ -794,11 +840,13 @@ def rerank_run(
     top_k: int | None = None,
     progress: Progress | None = None,
     on_query: Callable[[str], None] | None = None,
+    on_error: OnError = None,
 ) -> Reranked:
     """Rerank every job of ``inputs``, writing each query's results to ``output`` as soon as it is done, or keeping
     them in ``Reranked.run`` where there is no output. An output file survives an interruption: where it exists,
     the queries it completes are skipped (``output.prepare``, run here unless the caller ran it first).
-    ``progress`` is called with the pairs each batch scored, ``on_query`` with each finished query's id.
+    ``progress`` is called with the pairs each batch scored, ``on_query`` with each finished query's id. A query
+    too long for ``max_length`` raises ``InputError``, or with ``on_error`` is handed to it and left out.
     Ctrl-C (or SIGTERM, where a front end raises ``Terminated``) raises ``Interrupted`` saying how many queries
     are done."""
     check_count(top_k, "top_k")
@@ -807,7 +855,8 @@ def rerank_run(
     stats = Stats()
     # the check scores, so it runs where a failure mid-run says what the file holds: as the results are written
     results = itertools.chain(
-        _checking(reranker, output), rerank_jobs(reranker, inputs.jobs, inputs.corpus, top_k, progress, stats)
+        _checking(reranker, output),
+        rerank_jobs(reranker, inputs.jobs, inputs.corpus, top_k, progress, stats, on_error),
     )
     return write_reranked(results, inputs, output, on_query, stats)
 

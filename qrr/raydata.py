@@ -14,6 +14,7 @@ the same pairs, whatever the batches and the number of actors (rows never depend
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import signal
@@ -32,7 +33,8 @@ from ray.data.datasource import BlockBasedFileDatasink
 
 from qrr import formats
 from qrr.errors import InputError, innermost, plural
-from qrr.pipelines import Job, RunInputs, locked, ranked
+from qrr.formats import PairRecord
+from qrr.pipelines import Job, RunInputs, locked, ranked, score_records
 from qrr.reranker import CHUNK, Reranker, spans
 
 BLOCK_ROWS = 4096  # rows a read task hands on at a time
@@ -59,20 +61,21 @@ class ErrorLog:
     def cut_count(self) -> int:
         return self.truncated
 
-    def add(self, message: str) -> None:
-        if message not in self.seen:
-            self.seen.add(message)
+    def add(self, error: InputError) -> None:
+        if str(error) not in self.seen:
+            self.seen.add(str(error))
             if len(self.messages) < self.shown:
-                self.messages.append(message)
+                self.messages.append(error)
 
-    def report(self) -> tuple[int, list[str]]:
+    def report(self) -> tuple[int, list[InputError]]:
+        """How many errors were reported, and the first ``shown`` (which a front end says in its own names)."""
         return len(self.seen), self.messages
 
 
 def _skip_or_raise(error: InputError, errors) -> None:
     if errors is None:
         raise error
-    ray.get(errors.add.remote(str(error)))  # waited for: the driver's count must not race the report
+    ray.get(errors.add.remote(error))  # waited for: the driver's count must not race the report
 
 
 # ----------------------------------------------------------------------------------------------------- reading
@@ -365,14 +368,31 @@ class ScoreStage:
                 continue
             keep.append(n)
             triples.append((q, d, i))
+        places = _places(batch, keep, sources)
+        records = [PairRecord(q, d, i, where=w) for (q, d, i), w in zip(triples, places, strict=True)]
+        # a pair whose query leaves its document no room within max_length is skipped as a bad line is
+        on_error = functools.partial(_skip_or_raise, errors=self.errors if self.skip else None)
+        scored = next(score_records(self.reranker, records, chunk=len(records), on_error=on_error), None)
+        scores = scored.scores if scored else []
+        if scored is not None and len(scored.indexes) < len(keep):
+            keep = [keep[n] for n in scored.indexes]
         if len(keep) < len(queries):
             batch = batch.take(keep)
         if SOURCE in names:
             batch = batch.drop_columns([SOURCE])  # read_pairs', not the input's
-        scores = self.reranker.score(triples) if triples else []
-        if self.errors is not None and triples and scores.stats.truncated:
+        if self.errors is not None and scored is not None and scores.stats.truncated:
             ray.get(self.errors.cut.remote(scores.stats.truncated))  # waited for: the driver reads it at the end
         return batch.append_column(self.score_column, pyarrow.array(scores, pyarrow.float64()))
+
+
+def _places(batch: pyarrow.Table, keep: list[int], sources: list | None) -> list[str | None]:
+    """Where each kept row of ``batch`` came from, for messages: its file and record where qrr read it
+    (``read_pairs``), a Parquet row's file; ``None`` where the input does not say."""
+    names = batch.column_names
+    if FROM_FILE in names and RECORD in names:
+        files, records = batch[FROM_FILE].to_pylist(), batch[RECORD].to_pylist()
+        return [f"{files[n]}: record {records[n]}" for n in keep]
+    return [sources[n] if sources else None for n in keep]
 
 
 class RerankStage:

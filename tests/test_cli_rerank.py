@@ -167,6 +167,21 @@ def test_a_query_too_long_for_the_prompt_is_named_by_its_id(cli, beir_dir, tmp_p
                      "--batch-tokens", budget)  # fmt: skip
         assert result.exit_code == 2
         assert result.stderr.startswith("error: query q2: the query and instruction take "), result.stderr
+    said = result.stderr.removeprefix("error: ")
+    # --on-error skip leaves it out (said when the run ends) and reranks the rest, as a run without it would
+    out = tmp_path / "out.trec"
+    for budget in ("64", "4096"):
+        result = cli("rerank", str(copy / "bm25.trec"), "--beir", str(copy), "--max-length", "100", "--batch-tokens",
+                     budget, "--on-error", "skip", "--resume", str(out))  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert result.stderr.endswith(f"skipped 1 of the run's queries:\n  {said}")
+        # the second time the file is gone on with: q2 alone is tried again
+        assert set(formats.read_run(str(out))) == set(formats.read_run(str(copy / "bm25.trec"))) - {"q2"}
+    lines = (copy / "bm25.trec").read_text().splitlines()
+    (copy / "others.trec").write_text("".join(line + "\n" for line in lines if not line.startswith("q2 ")))
+    (tmp_path / "others.out").write_text(ok(cli("rerank", str(copy / "others.trec"), "--beir", str(copy),
+                                                "--max-length", "100")))  # fmt: skip
+    assert formats.read_run(str(out)) == formats.read_run(str(tmp_path / "others.out"))
 
 
 def test_a_complete_resume_loads_no_model(cli, rerank_args, tmp_path):

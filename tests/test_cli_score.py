@@ -157,12 +157,50 @@ def test_a_tsv_output_says_which_field_it_leaves_out(cli):
                              "qid; it is left out, here and after (--format jsonl keeps every field)\n")  # fmt: skip
 
 
-def test_a_query_too_long_for_the_prompt_is_named_by_its_place_in_the_input(cli):
+def test_a_query_too_long_for_the_prompt_is_named_by_its_line(cli, tmp_path):
     pairs = [{"query": "q", "document": f"d{n} " + "x " * 100} for n in range(40)]
-    pairs.append({"query": "long " * 200, "document": "d"})  # after several calls: its place in the whole input
+    pairs.append({"query": "long " * 200, "document": "d"})  # after several calls: its line in the whole input
     data = "".join(json.dumps(p) + "\n" for p in pairs)
     result = cli("score", "--max-length", "100", "--batch-tokens", "64", input=data)
-    assert result.exit_code == 2 and result.stderr.startswith("error: pair 40: the query and instruction take ")
+    assert result.exit_code == 2 and result.stderr == (
+        "error: <stdin>:41: the query and instruction take 225 tokens, but --max-length 100 leaves 52 for query, "
+        "instruction and document together (the prompt frame takes 48); raise --max-length or shorten the query\n"
+    )
+    (tmp_path / "pairs.tsv").write_text("q\td\n" + "long " * 200 + "\td\n")
+    result = cli("score", "--max-length", "100", str(tmp_path / "pairs.tsv"))
+    assert result.exit_code == 2 and result.stderr.startswith(f"error: {tmp_path / 'pairs.tsv'}:2: the query and ")
+    # -q's query is every pair's: too long, it is said of the flag, --on-error skip or not
+    result = cli("score", "--max-length", "100", "--on-error", "skip", "-q", "long " * 200, "-d", "a", "-d", "b")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.startswith("error: --query: the query and instruction take 225 tokens, but ")
+
+
+def test_on_error_skip_leaves_out_the_pairs_whose_query_is_too_long_and_a_resume_goes_on_past_them(cli, tmp_path):
+    long = "long " * 200
+    pairs = [{"id": n, "query": long if n in (1, 2) else "q", "document": f"d{n}"} for n in range(6)]
+    lines = [json.dumps(p) + "\n" for p in pairs]
+    said = cli("score", "--max-length", "100", input=lines[1]).stderr.removeprefix("error: <stdin>:1: ")
+    result = cli("score", "--max-length", "100", "--on-error", "skip", input="".join(lines))
+    assert result.exit_code == 0, result.stderr
+    # each result keeps its pair's place in the input: the pairs left out leave a gap
+    assert [(r["index"], r["id"]) for r in jsonl(result.stdout)] == [(0, 0), (3, 3), (4, 4), (5, 5)]
+    alone = jsonl(ok(cli("score", "--max-length", "100", input="".join(lines[:1] + lines[3:]))))
+    assert [r["score"] for r in jsonl(result.stdout)] == [r["score"] for r in alone]
+    assert result.stderr == f"skipped 2 bad lines:\n  <stdin>:2: {said}  <stdin>:3: {said}"
+    # a --resume file with such a gap goes on after its last result
+    out = tmp_path / "out.jsonl"
+    result = cli("score", "--max-length", "100", "--on-error", "skip", "--resume", str(out), input="".join(lines[:4]))
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", f"skipped 2 bad lines:\n  <stdin>:2: {said}"
+                                                                       f"  <stdin>:3: {said}")  # fmt: skip
+    assert [r["index"] for r in jsonl(out.read_text())] == [0, 3]
+    result = cli("score", "--max-length", "100", "--on-error", "skip", "--resume", str(out), input="".join(lines))
+    assert (result.exit_code, result.stderr) == (0, f"resuming {out}: 4 pairs done\n")
+    assert jsonl(out.read_text()) == jsonl(cli("score", "--max-length", "100", "--on-error", "skip",
+                                               input="".join(lines)).stdout)  # fmt: skip
+    # every pair too long: no result, exit 2, as when every line is bad
+    result = cli("score", "--max-length", "100", "--on-error", "skip", input="".join(lines[1:3]))
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.splitlines()[-1] == "error: every line of the input was bad (2 skipped): no pair to score"
 
 
 def test_three_tsv_columns_are_an_error(cli):
@@ -340,13 +378,13 @@ def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes, no newline")  # no half-written result: refused, never cut (it was emptied)
     assert failed(str(pairs), "--resume", str(notes)) == (
-        f"error: {notes}:1: not result 0 as qrr score writes it (JSON lines of index, ids and score, in input order); "
-        "give --resume a new file")  # fmt: skip
+        f"error: {notes}:1: expected a result of index 0 or later as qrr score writes it (JSON lines of index, ids "
+        "and score, in input order); give --resume a new file")  # fmt: skip
     assert notes.read_text() == "my notes, no newline"
-    out.write_text(lines[1])
+    out.write_text(lines[1] + lines[0])  # indexes rise (by more than one past pairs --on-error skip left out)
     assert failed(str(pairs), "--resume", str(out)) == (
-        f"error: {out}:1: not result 0 as qrr score writes it (JSON lines of index, ids and score, in input order); "
-        "give --resume a new file")  # fmt: skip
+        f"error: {out}:2: expected a result of index 2 or later as qrr score writes it (JSON lines of index, ids "
+        "and score, in input order); give --resume a new file")  # fmt: skip
     assert failed(str(pairs), "--resume", str(pairs)) == (
         f"error: --resume {pairs}: the command reads {pairs}; give a new file for the scores"
     )
@@ -366,7 +404,7 @@ def test_a_bad_pair_after_a_resume_is_named_by_its_place_in_the_input(cli, tmp_p
     ok(cli("score", "--resume", str(out), "-q", "q", "-d", "d0", "-d", "d1", "-d", "d2"))
     result = cli("score", "--resume", str(out), "--max-length", "100", input=data)
     assert result.exit_code == 2 and result.stderr.splitlines()[-1].startswith(
-        "error: pair 5: the query and instruction take ")  # fmt: skip
+        "error: <stdin>:6: the query and instruction take ")  # fmt: skip
 
 
 def test_gzip_on_stdin_is_named(cli):

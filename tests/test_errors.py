@@ -62,3 +62,16 @@ def test_exit_codes_and_interrupted_counts():
     assert (stopped.how, stopped.exit_code) == ("interrupted", 130)
     terminated = Interrupted("terminated after 2 of 5 queries", 2, 5, "out.trec", terminated=True)
     assert (terminated.how, terminated.exit_code, Interrupted("x").exit_code) == ("terminated", 143, 130)
+
+
+def test_an_error_pickles_with_its_parameter_marks():
+    import pickle
+
+    from qrr.errors import ModelNameError
+
+    for error in (InputError("x.jsonl:3: {max_length} 100 is too small", "max_length"),
+                  ModelNameError("{model} is empty", "model")):  # fmt: skip
+        again = pickle.loads(pickle.dumps(error))  # as Ray hands an actor's error back: a front end names its flags
+        assert type(again) is type(error) and again.params == error.params
+        assert again.naming(lambda p: "--" + p.replace("_", "-")) == error.naming(lambda p: "--" + p.replace("_", "-"))
+        assert "--" in again.naming(lambda p: "--" + p.replace("_", "-"))

@@ -76,6 +76,30 @@ def test_rank_records_keeps_ids_and_texts(rr):
     assert seen == [("a", None), (None, {})] and all("fields" not in r for r in ranked)
 
 
+def test_a_query_too_long_for_max_length_raises_or_is_left_out_with_on_error():
+    rr = Reranker("fake", max_length=100)
+    long = "long " * 200
+    pairs = [("q", "a"), (long, "b"), ("q", "c"), (long, "d"), ("q", "e")]
+    with pytest.raises(PairError, match="^pair 1: the query and instruction take 225 tokens, but max_length 100 "):
+        list(pipelines.score_records(rr, pairs))
+    with pytest.raises(InputError, match="^pairs.jsonl:9: the query and instruction take 225 tokens, but "):
+        list(pipelines.score_records(rr, [formats.PairRecord(long, "b", where="pairs.jsonl:9")]))
+    errors = []
+    chunks = list(pipelines.score_records(rr, pairs, chunk=3, on_error=errors.append))
+    assert [(c.start, c.indexes, c.records) for c in chunks] == [
+        (0, [0, 2], [pairs[0], pairs[2]]),
+        (3, [4], [pairs[4]]),
+    ]
+    assert [s for c in chunks for s in c.scores] == rr.score([pairs[0], pairs[2], pairs[4]])
+    assert [str(e).split(":")[0] for e in errors] == ["pair 1", "pair 3"]
+    assert all(e.params == ("max_length",) for e in errors)
+    # the same query's other pairs of a chunk go in one step, and the progress counts them done
+    seen, errors = [], []
+    chunks = list(pipelines.score_records(rr, [(long, "x")] * 3 + [("q", "y")], progress=seen.append,
+                                          on_error=errors.append))  # fmt: skip
+    assert [c.indexes for c in chunks] == [[3]] and len(errors) == 3 and sum(seen) == 4
+
+
 def test_the_stream_functions_take_what_the_reranker_takes(rr):
     pairs = [("q", "alpha"), {"query": "q", "document": "beta", "id": 2}, ("q", "gamma", "Find it")]
     chunks = list(pipelines.score_records(rr, iter(pairs), chunk=2))

@@ -201,7 +201,7 @@ def test_a_malformed_row_names_its_file_and_line_or_is_skipped(raydata, tmp_path
     rows = raydata.read_pairs(path, errors=errors).take_all()
     assert len(rows) == 5
     count, messages = ray.get(errors.report.remote())
-    assert count == 2 and messages[1] == f'{path}:7: missing field "document"'
+    assert count == 2 and str(messages[1]) == f'{path}:7: missing field "document"'
 
 
 def test_parquet_rows_that_are_not_strings_and_instructions(raydata, tiny_model, tmp_path, cli, reranker):
@@ -245,6 +245,24 @@ def test_documents_cut_to_max_length_are_counted_as_without_ray(cli, tiny_model,
                  model=tiny_model)  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "note: 3 documents cut to --max-length 200\n" in result.stderr  # it said nothing on Ray
+
+
+def test_a_query_too_long_for_max_length_stops_the_run_or_is_skipped_as_without_ray(cli, tiny_model, tmp_path):
+    rows = [{"id": n, "query": "long " * 200 if n == 2 else "q", "document": f"d{n}"} for n in range(4)]
+    path = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    plain = cli("score", path, "--max-length", "100", model=tiny_model)
+    said = plain.stderr.removeprefix(f"error: {path}:3: ")
+    assert plain.exit_code == 2 and said.startswith("the query and instruction take ")
+    failed = cli("score", path, "--ray", "-o", str(tmp_path / "a"), "--max-length", "100", model=tiny_model)
+    assert failed.exit_code == 2, failed.output
+    assert failed.stderr.strip().splitlines()[-1] == f"error: {path}: record 3: {said.strip()}"
+    del failed  # its traceback holds the run's actors and their CPUs (see cpus_free_again)
+    gc.collect()
+    result = cli("score", path, "--ray", "-o", str(tmp_path / "b"), "--max-length", "100", "--on-error", "skip",
+                 model=tiny_model)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"skipped 1 bad line:\n  {path}: record 3: {said}" in result.stderr
+    assert sorted(r["id"] for r in pyarrow.parquet.read_table(tmp_path / "b").to_pylist()) == [0, 1, 3]
 
 
 def test_what_cannot_run_is_one_line(cli, tiny_model, tmp_path):

@@ -228,7 +228,8 @@ VerboseOpt = Annotated[
 OnErrorOpt = Annotated[
     OnError,
     typer.Option("--on-error", case_sensitive=False, rich_help_panel="Input",
-                 help="fail: stop at the first bad line (exit 2). skip: skip bad lines, list them on stderr, go on."),
+                 help="fail: stop at the first bad line (exit 2). skip: skip bad lines (and a query too long for "
+                      "--max-length), list them on stderr, go on."),
 ]  # fmt: skip
 FilesArg = Annotated[
     list[str] | None,

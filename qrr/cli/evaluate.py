@@ -37,7 +37,7 @@ from qrr.cli.base import (
     remote_or_local,
     stderr,
 )
-from qrr.cli.render import read_run_inputs, rerank_showing_progress, skipping, write_rows
+from qrr.cli.render import read_run_inputs, rerank_showing_progress, skipping, too_long_queries, write_rows
 from qrr.errors import InputError, plural
 from qrr.family import DEFAULT_MAX_LENGTH, QWEN3
 from qrr.formats import TAG
@@ -191,7 +191,10 @@ def evaluate(
 
         def rerank(on_pairs, on_query):
             reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
-            return pipelines.rerank_run(reranker, inputs, output, None, on_pairs, on_query), reranker.max_length
+            with too_long_queries(on_error) as too_long:
+                return pipelines.rerank_run(
+                    reranker, inputs, output, None, on_pairs, on_query, too_long
+                ), reranker.max_length
 
         # OUT may come from qrr rerank, with the queries that have no qrels too: they are kept as they are.
         others = {q: min(len(docs), depth) for q, docs in inputs.run.items() if q not in qrels}

@@ -594,13 +594,18 @@ def no_input(fmt: str, max_length: int, skipped: Skipped | None, noun: str, verb
 
     report(Stats(), max_length, False, skipped)
     if skipped is not None and skipped.count and not done:
-        raise InputError(f"every line of the input was bad ({skipped.count:,} skipped): no {noun} to {verb}")
+        raise all_bad(skipped, noun, verb)
     if fmt != "table":
         writer(fmt).close()
     if done:
         stderr.print(nothing_left(verb), highlight=False)
     elif verbose or stderr.is_terminal:  # a person sees why nothing came; a script's log stays quiet
         stderr.print(f"no {noun}s in the input")
+
+
+def all_bad(skipped: Skipped, noun: str, verb: str) -> InputError:
+    """The error of a run whose every line was skipped: a script should not take it for a good run."""
+    return InputError(f"every line of the input was bad ({skipped.count:,} skipped): no {noun} to {verb}")
 
 
 def nothing_left(verb: str) -> str:
@@ -627,6 +632,18 @@ def read_run_inputs(on_error, run: str, queries: str, corpus: str, depth: int, *
         if skipped is not None:
             skipped.report()
     return inputs
+
+
+@contextmanager
+def too_long_queries(policy):
+    """For ``pipelines.rerank_run``'s ``on_error`` under ``--on-error``: the run's queries too long for
+    --max-length, said when the run ends (however it ends); ``None`` (stop at the first) for ``fail``."""
+    skipped = skipping(policy, "of the run's queries", noun=False)
+    try:
+        yield skipped
+    finally:
+        if skipped is not None:
+            skipped.report()
 
 
 def rerank_showing_progress(inputs, output, top_k, rerank, verbose: bool, others=None):

@@ -41,7 +41,7 @@ from qrr.cli.base import (
     status,
     stderr,
 )
-from qrr.cli.render import read_run_inputs, rerank_showing_progress
+from qrr.cli.render import read_run_inputs, rerank_showing_progress, too_long_queries
 from qrr.errors import InputError, plural
 from qrr.family import DEFAULT_MAX_LENGTH
 from qrr.formats import TAG
@@ -158,7 +158,10 @@ def rerank(
             return _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_worker, ray_address,
                                   instruction=instruction, **model_options(ctx)), max_length  # fmt: skip
         reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
-        return pipelines.rerank_run(reranker, inputs, output, top_k, on_pairs, on_query), reranker.max_length
+        with too_long_queries(on_error) as too_long:
+            return pipelines.rerank_run(
+                reranker, inputs, output, top_k, on_pairs, on_query, too_long
+            ), reranker.max_length
 
     rerank_showing_progress(inputs, output, top_k, rerank, verbose)
 

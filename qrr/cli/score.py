@@ -38,6 +38,7 @@ from qrr.cli.base import (
     chosen_server,
     command,
     fields_checked,
+    flag,
     given,
     input_sources,
     model_options,
@@ -47,7 +48,7 @@ from qrr.cli.base import (
     stderr,
 )
 from qrr.cli.base import output_format as output_format_of
-from qrr.cli.render import LineCount, no_input, progress, report, skipping, writer
+from qrr.cli.render import LineCount, all_bad, no_input, progress, report, skipping, writer
 from qrr.errors import InputError, Interrupted, PairError, Stopped, plural, qrr_cause
 from qrr.family import DEFAULT_MAX_LENGTH
 
@@ -176,7 +177,7 @@ def score(
     if query is not None and not documents:
         raise InputError("-q/--query needs at least one -d/--document (or use qrr rank)")
     check_given_texts(query, documents)
-    inline = [formats.PairRecord(query, d) for d in documents or []]
+    inline = [formats.PairRecord(query, d, where="--query") for d in documents or []]
     sources = input_sources(files, bool(inline))
     saved = _resumed(resume, sources)
     try:
@@ -200,9 +201,13 @@ def score(
         try:
             estimate = LineCount(sources if not inline else [], start)  # no -q/-d: all pairs are in files
             with files, progress(None, "scoring", estimate=estimate) as advance:
-                for chunk in pipelines.score_records(reranker, itertools.chain([first], records), progress=advance):
+                # -q's query too long for --max-length is no bad line to skip: it is every pair's
+                chunks = pipelines.score_records(reranker, itertools.chain([first], records), progress=advance,
+                                                 on_error=None if inline else skipped)  # fmt: skip
+                for chunk in chunks:
                     total += chunk.scores.stats
-                    rows = formats.score_rows(chunk.records, chunk.scores, start + chunk.start, with_fields)
+                    rows = formats.score_rows(chunk.records, chunk.scores, [start + n for n in chunk.indexes],
+                                              with_fields)  # fmt: skip
                     if fmt == "table":  # a table shows the start of each query and document
                         texts = [{"query": r.query, "document": r.document} for r in chunk.records]
                         rows = [row | text for row, text in zip(rows, texts, strict=True)]
@@ -230,6 +235,8 @@ def score(
             raise Interrupted.of(exc, said) from None
         out.close()
         report(total, reranker.max_length, verbose, skipped)
+        if skipped is not None and skipped.count and not out.count and not start:  # every query was too long
+            raise all_bad(skipped, "pair", "score")
     finally:
         if saved is not None:
             saved.release()  # where the run ended before its first result, OUT is still claimed
@@ -336,7 +343,8 @@ def _write_shards(raydata, placement, model, files, input_format, on_error, outp
         raise said from None
     finally:
         if skipped is not None:  # what was passed over is said however the run ends
-            skipped.count, skipped.messages = ray_core.get(errors.report.remote())
+            skipped.count, said = ray_core.get(errors.report.remote())
+            skipped.messages = [error.naming(flag) for error in said]
             skipped.report()
         # its process ends with the run, not with the Ray instance: in a process that runs several (a notebook's,
         # the tests'), earlier runs' logs piled up

@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,13 +31,15 @@ ROW_FORMATS = ("jsonl", "json", "tsv")
 @dataclass(frozen=True)
 class PairRecord:
     """One pair to score, with the input's id fields (``id``, ``qid``, ``doc_id``, ...) kept as they were, and
-    its other fields in ``other`` (which a Ray stage passes through, and ``qrr score --with-fields`` copies)."""
+    its other fields in ``other`` (which a Ray stage passes through, and ``qrr score --with-fields`` copies);
+    ``where`` is its file and line (``pairs.jsonl:7``), for messages, where it was read from one."""
 
     query: str
     document: str
     instruction: str | None = None
     ids: dict[str, Any] = field(default_factory=dict)
     other: dict[str, Any] = field(default_factory=dict)
+    where: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -342,6 +344,7 @@ def parse_pairs(lines: Iterable[Line], source: str, input_format: str = "auto") 
                     ids={k: v for k, v in record.items() if is_id_field(k)},
                     other={k: v for k, v in record.items()
                            if not is_id_field(k) and k not in ("query", "document", "instruction")},
+                    where=where,
                 )  # fmt: skip
             except InputError as exc:
                 yield exc
@@ -366,7 +369,7 @@ def _tsv_pairs(source: str, lines):
                              f"{where}: expected query<TAB>document (or a JSON object)")  # fmt: skip
         elif not (first and text.lower() in HEADERS):
             query, document = text.split("\t")
-            yield PairRecord(query, document)
+            yield PairRecord(query, document, where=f"{label(source)}:{number}")
         first = False
 
 
@@ -506,14 +509,17 @@ def _tab_hint(lines: Iterator[Line], source: str) -> Iterator[Line]:
 # ---------------------------------------------------------------------------------------------- writing
 
 
-def score_rows(records: list, scores: list[float], start: int = 0, with_fields: bool = False) -> list[dict]:
+def score_rows(records: list, scores: list[float], start: int | Sequence[int] = 0, with_fields: bool = False
+               ) -> list[dict]:  # fmt: skip
     """The JSONL contract of ``qrr score``: ``index``, the input's id fields, ``score``, and with ``with_fields`` each
     record's other fields after them (a label, a first-stage rank); input order. ``records``: ``PairRecord``s, or
     the pairs ``pipelines.score_records`` passes through (a mapping's fields count by name). ``start`` is the input
-    position of the first record (for streamed chunks). A record whose own field is named ``index`` or ``score``
-    raises ``InputError`` with ``with_fields``, rather than losing one of the two."""
+    position of the first record (for streamed chunks), or of each record (a chunk that left some out). A record
+    whose own field is named ``index`` or ``score`` raises ``InputError`` with ``with_fields``, rather than losing
+    one of the two."""
     rows = []
-    for i, (r, s) in enumerate(zip(records, scores, strict=True), start):
+    indexes = range(start, start + len(records)) if isinstance(start, int) else start
+    for i, r, s in zip(indexes, records, scores, strict=True):
         ids, other = _fields(r)
         row = {"index": i, **ids, "score": s}
         if with_fields:
