@@ -86,6 +86,15 @@ def named(model):
     return model
 
 
+def model_key(model) -> str:
+    """How a record of a run's settings names ``model`` (``None``: the default): a local folder by its absolute path,
+    an alias by its repo id, so that the same model given otherwise (a relative path, ``0.6b``) goes on with a run."""
+    model = named(model)
+    if isinstance(model, str | os.PathLike) and os.path.isdir(os.path.expanduser(model)):
+        return os.path.abspath(os.path.expanduser(model))
+    return (repo_id(model) if isinstance(model, str) else None) or str(model)
+
+
 def repo_id(name: str) -> str | None:
     """The hub repo id an alias or repo id names; ``None`` when ``name`` is not one."""
     key = name.strip().lower()

@@ -154,13 +154,61 @@ def _with_triples(records: Iterable) -> Iterator[tuple[object, tuple]]:
     return zip(kept, triples(pairs), strict=True)
 
 
+# What a --resume file was written with (``settings``: the model, instruction, max length and recipe) is kept beside
+# it, in ``.NAME.qrr.json``, so that a run with other settings is refused before it scores anything: scoring a few
+# results again (``check_written``, the check where no record is kept) let an instruction through whose scores moved
+# less than the rounding of another dtype, and a finished file was not checked at all.
+SETTINGS_FILE = ".{}.qrr.json"
+
+
+def settings_path(path: str | os.PathLike) -> str:
+    """Where the settings of the output file ``path`` are kept: ``.NAME.qrr.json`` beside it."""
+    head, name = os.path.split(os.fspath(path))
+    return os.path.join(head, SETTINGS_FILE.format(name))
+
+
 class _Claimed:
     """What the outputs of ``score`` and ``rerank`` share: their file (``path``), held (``claimed``) from before a
-    run reads it to go on from until its writing ends, and its bytes as read (``size``); see ``claim``."""
+    run reads it to go on from until its writing ends, and its bytes as read (``size``); see ``claim``. The run's
+    ``settings`` (names a front end says its own way: ``model``, ``instruction``, ``max_length``, ``recipe``; a value
+    of ``None`` is unknown) are kept beside a file it starts, and checked against those kept beside a file it goes
+    on with: another setting is an ``InputError``, another model name is left to scoring results again
+    (``settings_kept``: the settings were kept, and all matched)."""
+
+    verb = "write"
 
     def _append(self):
         claimed, self.claimed = self.claimed, None
+        if self.settings and not self.held:
+            _keep_settings(self.path, self.settings)
         return open_exclusive(self.path, self.size, claimed)
+
+    def _check_settings(self) -> None:
+        """``InputError`` where the settings kept beside the file differ from this run's (a setting either side does
+        not know is not compared)."""
+        self.settings_kept = False
+        if not self.settings or not self.held:
+            return
+        kept = settings_path(self.path)
+        try:
+            with open(kept, "rb") as handle:
+                then = orjson.loads(handle.read())
+        except (OSError, orjson.JSONDecodeError):
+            return  # an older qrr's file, or one copied without its record: scoring results again is the check
+        if not isinstance(then, dict):
+            return
+        same = True
+        for key, now in self.settings.items():
+            was = then.get(key)
+            if was is None or now is None or was == now:
+                continue
+            if key == "model":  # one model named two ways (a repo id, a folder it was copied to): its scores tell
+                same = False
+                continue
+            raise InputError(f"{{output}} {self.path} was written with {{{key}}} {_shown(was)}, not {_shown(now)} (as "
+                             f"{kept} keeps); go on with that, or {self.verb} into a new file", "output",
+                             key)  # fmt: skip
+        self.settings_kept = same
 
     def release(self) -> None:
         """Give up the claim ``prepare`` took, where no writing took it over (a run that failed before)."""
@@ -194,23 +242,31 @@ class ScoresOutput(_Claimed):
     copied: str | None = None  # a field a result has beyond index, ids and score (``--with-fields``), where one has
     size: int | None = None  # OUT's bytes as prepared: another run's writes since are refused at ``open``
     claimed: Any = field(default=None, repr=False, compare=False)  # OUT, locked while this run reads and writes it
+    settings: dict | None = field(default=None, compare=False)  # the run's, kept beside OUT (see ``_Claimed``)
+    held: bool = field(default=False, compare=False)  # OUT held results when prepared
+    settings_kept: bool = field(default=False, compare=False)
+    verb = "score"
 
     @classmethod
-    def checked(cls, path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = ()) -> ScoresOutput:
+    def checked(cls, path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (),
+                settings: dict | None = None) -> ScoresOutput:  # fmt: skip
         """The output at ``path``, checked before any input is read: ``inputs`` are the files the command reads,
-        which it must not write over."""
+        which it must not write over; ``settings`` the run's (see ``_Claimed``)."""
         path = formats.path_of(path, "output")
         check_appendable(path, inputs, "scores", "the scores")
-        return cls(path)
+        return cls(path, settings=settings)
 
     def prepare(self) -> None:
         """Read how far OUT got, cutting off a half-written last line; ``InputError`` where a line is not the
         next result ``qrr score`` writes (its ``index`` in order, a ``score`` in [0, 1])."""
         self.done, self.last, self.where, self.cut, self.size, self.copied = 0, None, "", False, 0, None
+        self.held = self.settings_kept = False
         self.release()  # prepared twice: the first claim goes
         self.claimed = claim(self.path)
         if self.claimed is not None:
             with self._released_on_error():
+                self.held = os.path.getsize(self.path) > 0
+                self._check_settings()
                 self._read()
 
     def _read(self) -> None:
@@ -278,6 +334,25 @@ class ScoresOutput(_Claimed):
         _, triple = next(_with_triples([record]))
         _check_rescored(self.last["score"], reranker.score([triple])[0], f"{self.where}: result {self.done - 1}",
                         self.path, "score")  # fmt: skip
+
+
+def _keep_settings(path: str, settings: dict) -> None:
+    """Write ``settings`` beside the output ``path`` (``settings_path``), whole or not at all."""
+    from qrr import __version__
+
+    kept = settings_path(path)
+    try:
+        with open(kept + ".part", "wb") as handle:
+            handle.write(orjson.dumps({**settings, "qrr": __version__}, option=orjson.OPT_INDENT_2) + b"\n")
+        os.replace(kept + ".part", kept)
+    except OSError:
+        pass  # a folder that takes the results but not a new file: a later run checks by scoring results again
+
+
+def _shown(value) -> str:
+    """A setting's value as a message shows it: JSON, cut to 80 characters."""
+    text = orjson.dumps(value).decode()
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def check_appendable(path: str, inputs: Iterable[str | os.PathLike | None], kind: str, what: str) -> None:
@@ -474,13 +549,18 @@ class RunOutput(_Claimed):
     cut_query: str | None = field(default=None, compare=False)
     size: int | None = field(default=None, compare=False)  # the file's bytes as prepared (``open_exclusive``)
     claimed: Any = field(default=None, repr=False, compare=False)  # the file, locked from ``prepare`` to its writing
+    settings: dict | None = field(default=None, compare=False)  # the run's, kept beside the file (see ``_Claimed``)
+    held: bool = field(default=False, compare=False)  # the file held results when prepared
+    settings_kept: bool = field(default=False, compare=False)
+    verb = "rerank"
 
     @classmethod
     def checked(cls, path: str | os.PathLike | None = None, fmt: str | None = None, tag: str = formats.TAG,
-                inputs: Iterable[str | os.PathLike | None] = ()) -> RunOutput:  # fmt: skip
+                inputs: Iterable[str | os.PathLike | None] = (), settings: dict | None = None,
+                ) -> RunOutput:  # fmt: skip
         """The output the arguments ask for, checked before any input is read; ``inputs`` are the files the run
-        reads, which it must not write over. An existing file keeps its format; ``fmt`` defaults to it, else to
-        ``jsonl`` for a name ending in ``.jsonl``, else to ``trec``."""
+        reads, which it must not write over; ``settings`` the run's (see ``_Claimed``). An existing file keeps its
+        format; ``fmt`` defaults to it, else to ``jsonl`` for a name ending in ``.jsonl``, else to ``trec``."""
         path = None if path is None else formats.path_of(path, "output")
         if fmt is not None and fmt.lower() not in formats.RUN_FORMATS:
             raise InputError(f"{{fmt}} {fmt}: use trec or jsonl for a run", "fmt")
@@ -496,7 +576,7 @@ class RunOutput(_Claimed):
         fmt = fmt or existing or named or "trec"
         if fmt == "jsonl" and tag != formats.TAG:  # it would be dropped, unsaid
             raise InputError(f"{{tag}} {tag}: a jsonl run has no tag (it is a TREC run's last column)", "tag")
-        return cls(path, fmt, tag)
+        return cls(path, fmt, tag, settings=settings)
 
     def prepare(
         self, inputs: RunInputs, top_k: int | None = None, others: Mapping[str, int] | Collection[str] | None = None
@@ -508,6 +588,7 @@ class RunOutput(_Claimed):
         ``rerank_run`` scores ``written`` again (``check_written``). Returns whether an unfinished query was cut off."""
         check_count(top_k, "top_k")
         self.prepared, self.done, self.written, self.cut_query = True, 0, [], None
+        self.held = self.settings_kept = False
         if self.fmt == "trec":
             spaced = next((i for j in inputs.jobs for i in (j.qid, *j.docids) if any(c.isspace() for c in i)), None)
             if spaced is not None:
@@ -521,6 +602,8 @@ class RunOutput(_Claimed):
         if self.claimed is None or formats.output_format(self.path) is None:
             return False
         with self._released_on_error():
+            self.held = self.size > 0
+            self._check_settings()
             return self._go_on_from(inputs, top_k, others)
 
     def _go_on_from(self, inputs: RunInputs, top_k: int | None, others) -> bool:

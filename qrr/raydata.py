@@ -310,17 +310,6 @@ def _local(path: str) -> str | None:
     return os.path.realpath(_absolute(path.removeprefix("file://")))
 
 
-def model_key(model) -> str:
-    """How a run record names ``model``: a local folder by its absolute path, an alias by its repo id, so that the
-    same model given otherwise (a relative path, ``0.6b``) goes on with a folder's shards."""
-    from qrr import models
-
-    model = models.named(model)
-    if isinstance(model, str | os.PathLike) and os.path.isdir(os.path.expanduser(model)):
-        return os.path.abspath(os.path.expanduser(model))
-    return (models.repo_id(model) if isinstance(model, str) else None) or str(model)
-
-
 # ----------------------------------------------------------------------------------------------------- scoring
 
 

@@ -214,6 +214,10 @@ def test_beir_resume_keeps_the_reranked_run(cli, beir_dir, tmp_path):
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout) == first
     assert first[1]["run"] == str(out)
+    # another instruction is refused, not evaluated as the old one's results under the new name (no model loads)
+    other = cli(*args, "-i", "Find the opposite", model="/no/such/model")
+    assert (other.exit_code, other.stdout) == (2, "")
+    assert other.stderr.splitlines()[-1].startswith(f"error: --resume {out} was written with --instruction ")
 
 
 def test_beir_resumes_the_output_of_rerank(cli, beir_dir, tmp_path):

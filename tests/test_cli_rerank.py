@@ -184,6 +184,30 @@ def test_a_query_too_long_for_the_prompt_is_named_by_its_id(cli, beir_dir, tmp_p
     assert formats.read_run(str(out)) == formats.read_run(str(tmp_path / "others.out"))
 
 
+def test_a_finished_file_of_other_settings_is_refused_before_a_model_loads(cli, rerank_args, tmp_path, tiny_model,
+                                                                             monkeypatch):  # fmt: skip
+    out, kept = tmp_path / "out.trec", tmp_path / ".out.trec.qrr.json"
+    ok(cli("rerank", *rerank_args, "--depth", "2", "--resume", str(out), model=tiny_model))
+    assert orjson.loads(kept.read_bytes())["model"] == str(tiny_model)
+    for args, said in ((("-i", "Find the opposite"), '--instruction "Given a web search query, retrieve relevant '
+                                                     'passages that answer the query", not "Find the opposite"'),
+                       (("--max-length", "512"), "--max-length 8192, not 512"),
+                       (("--recipe", "vllm"), '--recipe "transformers", not "vllm"')):  # fmt: skip
+        result = cli("rerank", *rerank_args, "--depth", "2", "--resume", str(out), *args, model=tiny_model)
+        assert (result.exit_code, result.stderr) == (
+            2, f"error: --resume {out} was written with {said} (as {kept} keeps); go on with that, or rerank into a "
+            "new file\n")  # fmt: skip
+    # the same settings said otherwise (the default instruction given, the model's folder by a relative path): the
+    # file was checked without scoring, and the note says so
+    monkeypatch.chdir(tiny_model.parent)
+    instruction = "Given a web search query, retrieve relevant passages that answer the query"
+    result = cli("rerank", *rerank_args, "--depth", "2", "--resume", str(out), "-i", instruction, model=tiny_model.name)
+    assert (result.exit_code, result.stderr) == (
+        0,
+        f"resuming {out}: 5 of 5 queries are done\nnothing left to rerank\n",
+    )
+
+
 def test_a_complete_resume_loads_no_model(cli, rerank_args, tmp_path):
     out = tmp_path / "out.trec"
     ok(cli("rerank", *rerank_args, "--resume", str(out)))
@@ -216,7 +240,15 @@ def test_resume_refuses_a_file_of_other_scores_or_an_input(cli, rerank_args, bei
     ok(cli("rerank", *rerank_args, "--depth", "3", "--resume", str(out)))
     lines = out.read_text().splitlines(keepends=True)
     out.write_text("".join(lines[:6]))  # two queries done
-    # another instruction: its first result scores otherwise now (the fake model's scores follow the prompt)
+    # another instruction: refused before any scoring, as the record kept beside the file says it was written otherwise
+    kept = tmp_path / ".out.trec.qrr.json"
+    instruction = orjson.loads(kept.read_bytes())["instruction"]
+    assert failed(cli("rerank", *rerank_args, "--depth", "3", "-i", "Find the opposite", "--resume", str(out))) == (
+        f'error: --resume {out} was written with --instruction "{instruction}", not "Find the opposite" (as {kept} '
+        "keeps); go on with that, or rerank into a new file\n")  # fmt: skip
+    # without the record (an older qrr's file, or one copied alone), its first result scored again tells: the fake
+    # model's scores follow the prompt
+    kept.unlink()
     result = cli("rerank", *rerank_args, "--depth", "3", "-i", "Find the opposite", "--resume", str(out))
     assert (result.exit_code, result.stdout) == (2, "")
     resuming, message = result.stderr.splitlines()

@@ -8,9 +8,11 @@ import re
 
 import pytest
 
+import qrr
 from qrr import Reranker
 from tests.clitools import jsonl, ok, said
 
+DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
 QUERY = "what is the capital of China?"
 PAIRS = [
     {"qid": "q1", "docid": "a", "query": QUERY, "document": "The capital of China is Beijing."},
@@ -304,7 +306,19 @@ def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
     ok(cli("score", str(pairs), "--resume", str(out)))
     lines = out.read_text().splitlines(keepends=True)
     out.write_text("".join(lines[:3]))
-    # another instruction: its last result scores otherwise now (the fake model's scores follow the prompt)
+    # another instruction: refused before any scoring, as the record kept beside OUT says it was written otherwise
+    kept = tmp_path / ".out.jsonl.qrr.json"
+    assert json.loads(kept.read_text()) == {"model": "fake", "instruction": DEFAULT_INSTRUCTION, "max_length": 8192,
+                                            "recipe": "transformers", "qrr": qrr.__version__}  # fmt: skip
+    assert failed(str(pairs), "-i", "Find the opposite", "--resume", str(out)) == (
+        f'error: --resume {out} was written with --instruction "{DEFAULT_INSTRUCTION}", not "Find the opposite" (as '
+        f"{kept} keeps); go on with that, or score into a new file")  # fmt: skip
+    assert failed(str(pairs), "--max-length", "512", "--resume", str(out)) == (
+        f"error: --resume {out} was written with --max-length 8192, not 512 (as {kept} keeps); go on with that, or "
+        "score into a new file")  # fmt: skip
+    # without the record (an older qrr's file, or one copied alone), its last result scored again tells: the fake
+    # model's scores follow the prompt
+    kept.unlink()
     message = failed(str(pairs), "-i", "Find the opposite", "--resume", str(out))
     assert message.startswith(f"error: {out}:3: result 2 has score ")
     assert message.endswith(f"so {out} holds another set-up's scores (another --model, --instruction, --max-length or "
@@ -401,7 +415,7 @@ def test_a_bad_pair_after_a_resume_is_named_by_its_place_in_the_input(cli, tmp_p
     out = tmp_path / "out.jsonl"
     pairs = [{"query": "q", "document": f"d{n}"} for n in range(5)] + [{"query": "long " * 200, "document": "d"}]
     data = "".join(json.dumps(p) + "\n" for p in pairs)
-    ok(cli("score", "--resume", str(out), "-q", "q", "-d", "d0", "-d", "d1", "-d", "d2"))
+    ok(cli("score", "--resume", str(out), "--max-length", "100", "-q", "q", "-d", "d0", "-d", "d1", "-d", "d2"))
     result = cli("score", "--resume", str(out), "--max-length", "100", input=data)
     assert result.exit_code == 2 and result.stderr.splitlines()[-1].startswith(
         "error: <stdin>:6: the query and instruction take ")  # fmt: skip

@@ -3,9 +3,12 @@ The fake model stands in where numbers do not matter; planning and resuming are 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import pytest
 
+import qrr
 from qrr import Reranker, formats, pipelines
 from qrr.errors import InputError, Interrupted, PairError
 from qrr.pipelines import Job
@@ -444,3 +447,36 @@ def test_one_run_at_a_time_writes_an_output(beir_dir, tmp_path, kind):
         handle.write(lines[1])
     prepared().release()  # given up by a run that ends before its first result
     assert path.read_text() == "".join(lines)
+
+
+def test_an_outputs_settings_are_kept_beside_it_and_checked_when_a_run_goes_on(tmp_path):
+    out = tmp_path / "scores.jsonl"
+    settings = {"model": "Qwen/Qwen3-Reranker-0.6B", "instruction": "Find it", "max_length": 100, "recipe": "vllm"}
+    first = pipelines.ScoresOutput.checked(out, settings=settings)
+    first.prepare()
+    with first.open() as handle:
+        handle.write('{"index":0,"score":0.5}\n')
+    kept = pipelines.settings_path(out)
+    assert kept == str(tmp_path / ".scores.jsonl.qrr.json")
+    assert orjson.loads(Path(kept).read_bytes()) == settings | {"qrr": qrr.__version__}
+
+    def going_on(**changed):
+        output = pipelines.ScoresOutput.checked(out, settings=settings | changed)
+        output.prepare()
+        output.release()
+        return output.settings_kept
+
+    # a setting this run does not know (a server's) is not compared; another model name is left to the scores
+    assert going_on() and going_on(max_length=None, recipe=None)
+    assert not going_on(model="/models/qwen3-0.6b")
+    with pytest.raises(InputError, match=r"^output .* was written with max_length 100, not 512 \(as .*\.scores\.jsonl"):
+        going_on(max_length=512)
+    with pytest.raises(InputError, match='^output .* was written with instruction "Find it", not "Find them" '):
+        going_on(instruction="Find them")
+    # a file that holds no result is this run's to start: the record is written anew at its first result
+    out.write_text("")
+    again = pipelines.ScoresOutput.checked(out, settings=settings | {"max_length": 512})
+    again.prepare()
+    with again.open() as handle:
+        handle.write('{"index":0,"score":0.5}\n')
+    assert orjson.loads(Path(kept).read_bytes())["max_length"] == 512

@@ -16,7 +16,7 @@ import pyarrow.compute
 import pyarrow.parquet
 import pytest
 
-from qrr import Reranker
+from qrr import Reranker, models
 
 ray = pytest.importorskip("ray")
 
@@ -650,5 +650,5 @@ def test_cpu_actors_that_would_take_every_cpu_of_a_cluster(raydata):
 
 def test_a_run_record_names_a_model_however_it_was_given(raydata, tiny_model, monkeypatch):
     monkeypatch.chdir(tiny_model.parent)
-    assert raydata.model_key(tiny_model.name) == raydata.model_key(str(tiny_model)) == str(tiny_model)
-    assert raydata.model_key("0.6b") == raydata.model_key("Qwen/Qwen3-Reranker-0.6B") == "Qwen/Qwen3-Reranker-0.6B"
+    assert models.model_key(tiny_model.name) == models.model_key(str(tiny_model)) == str(tiny_model)
+    assert models.model_key("0.6b") == models.model_key("Qwen/Qwen3-Reranker-0.6B") == "Qwen/Qwen3-Reranker-0.6B"

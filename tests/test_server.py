@@ -15,6 +15,7 @@ import time
 import httpx
 import pytest
 
+import qrr
 from tests.servers import ROOT, Server
 
 QUERY = "what is the capital of China?"
@@ -282,7 +283,7 @@ def test_qrr_score_through_the_server_equals_qrr_score(tiny_server, cli, tiny_mo
     assert refused.stderr == "error: --server: not with --ray, which reads FILEs and writes --output shards\n"
 
 
-def test_qrr_rerank_and_eval_through_the_server(tiny_server, cli, tiny_model, beir_dir):
+def test_qrr_rerank_and_eval_through_the_server(tiny_server, cli, tiny_model, beir_dir, tmp_path):
     args = [str(beir_dir / "bm25.trec"), "--beir", str(beir_dir), "--depth", "5", "-f", "jsonl"]
     remote = cli("rerank", *args, "--server", tiny_server.url, model=False)
     local = cli("rerank", *args, model=tiny_model)
@@ -290,6 +291,23 @@ def test_qrr_rerank_and_eval_through_the_server(tiny_server, cli, tiny_model, be
     rows, want = [json.loads(x) for x in remote.stdout.splitlines()], [json.loads(x) for x in local.stdout.splitlines()]
     assert [(r["qid"], r["docid"]) for r in rows] == [(r["qid"], r["docid"]) for r in want] and len(rows) == 25
     close([r["score"] for r in rows], [r["score"] for r in want])
+    # a --resume file of the server's: only the instruction is known to compare (the server's model, max length and
+    # recipe are its own), so a run without the server goes on with it where the instruction is the same
+    out = tmp_path / "out.jsonl"
+    resumed = str(beir_dir / "bm25.trec"), "--beir", str(beir_dir), "--depth", "5", "--resume", str(out)
+    assert cli("rerank", *resumed, "--server", tiny_server.url, "-i", "Judge", model=False).exit_code == 0
+    assert json.loads((tmp_path / ".out.jsonl.qrr.json").read_text()) == {
+        "model": None,
+        "instruction": "Judge",
+        "max_length": None,
+        "recipe": None,
+        "qrr": qrr.__version__,
+    }
+    other = cli("rerank", *resumed, "-i", "Judge it", model=tiny_model)
+    assert other.exit_code == 2 and other.stderr.startswith(
+        f'error: --resume {out} was written with --instruction "Judge"'
+    )
+    assert cli("rerank", *resumed, "-i", "Judge", model=tiny_model).stderr.endswith("nothing left to rerank\n")
     refused = cli("rerank", *args, "--server", tiny_server.url, "--ray", model=False)
     assert (refused.exit_code, refused.stderr) == (2, "error: --server: not with --ray, whose actors load the model\n")
     measured = cli("eval", "--beir", str(beir_dir), "--run", str(beir_dir / "bm25.trec"), "-f", "json",

@@ -304,7 +304,7 @@ ResumeOpt = Annotated[
     typer.Option("--resume", metavar="OUT", rich_help_panel=RUN_PANEL,
                  help="Write the reranked run to OUT; where OUT exists, skip the queries it completes and append "
                  "the rest (an interrupted run goes on; a file of another model, instruction, max length or recipe "
-                 "is refused)."),
+                 "is refused: the settings are kept in .OUT.qrr.json beside it)."),
 ]  # fmt: skip
 WithFieldsOpt = Annotated[
     bool,
@@ -597,6 +597,24 @@ def model_options(ctx: typer.Context) -> dict:
     options = {name: ctx.params[name] for name in MODEL_OPTIONS}
     options["offline"] = options["offline"] or None
     return {name: value.value if isinstance(value, Enum) else value for name, value in options.items()}
+
+
+def resume_settings(ctx: typer.Context, server: str | None, instruction: str | None) -> dict:
+    """What a --resume file is written with, kept beside it and checked when a run goes on with it: the model, the
+    instruction (the default said as its text, so that giving it changes nothing), max length and recipe; with a
+    server, its model and set-up are its own (``None``: not compared)."""
+    from qrr import models
+    from qrr.family import QWEN3
+
+    if server is not None:
+        return {"model": None, "instruction": instruction, "max_length": None, "recipe": None}
+    recipe = ctx.params["recipe"]
+    return {
+        "model": models.model_key(ctx.params["model"]),
+        "instruction": QWEN3.default_instruction if instruction is None else instruction,
+        "max_length": ctx.params["max_length"],
+        "recipe": recipe.value if isinstance(recipe, Enum) else recipe,
+    }
 
 
 def chosen_server(ctx: typer.Context, server: str | None) -> str | None:

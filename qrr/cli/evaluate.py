@@ -35,6 +35,7 @@ from qrr.cli.base import (
     model_options,
     output_format,
     remote_or_local,
+    resume_settings,
     stderr,
 )
 from qrr.cli.render import read_run_inputs, rerank_showing_progress, skipping, too_long_queries, write_rows
@@ -175,8 +176,9 @@ def evaluate(
             raise InputError("--beir needs --run RUN, the first-stage run to rerank")
         server = chosen_server(ctx, server)  # a clash is said before the corpus is read
         folder = formats.BeirFolder.at(beir, split)
-        output = pipelines.RunOutput.checked(resume, None, tag, inputs=(run, folder.corpus, folder.queries,
-                                                                         folder.qrels)) if resume else None  # fmt: skip
+        inputs = (run, folder.corpus, folder.queries, folder.qrels)
+        output = pipelines.RunOutput.checked(resume, None, tag, inputs=inputs, settings=resume_settings(
+            ctx, server, instruction)) if resume else None  # fmt: skip
         source = folder.qrels
     bad_lines = skipping(on_error)
     qrels = formats.read_qrels(source, bad_lines)

@@ -585,11 +585,11 @@ def report(stats, max_length: int, verbose: bool, skipped: Skipped | None = None
 
 
 def no_input(fmt: str, max_length: int, skipped: Skipped | None, noun: str, verb: str, verbose: bool,
-             done: int = 0) -> None:  # fmt: skip
+             done: int = 0, checked: bool = False) -> None:  # fmt: skip
     """An input that holds no ``noun`` (pair, document) to ``verb``: the empty result written (``[]`` for JSON)
     and said (on a terminal, or with ``verbose``); exit 2 where every line was bad (a script should not take it
     for a good run). ``done``: what a resumed output holds already, which makes an input with nothing left a good
-    one."""
+    one; ``checked``: its kept settings matched this run's (see ``nothing_left``)."""
     from qrr.reranker import Stats
 
     report(Stats(), max_length, False, skipped)
@@ -598,7 +598,7 @@ def no_input(fmt: str, max_length: int, skipped: Skipped | None, noun: str, verb
     if fmt != "table":
         writer(fmt).close()
     if done:
-        stderr.print(nothing_left(verb), highlight=False)
+        stderr.print(nothing_left(verb, checked), highlight=False)
     elif verbose or stderr.is_terminal:  # a person sees why nothing came; a script's log stays quiet
         stderr.print(f"no {noun}s in the input")
 
@@ -608,9 +608,12 @@ def all_bad(skipped: Skipped, noun: str, verb: str) -> InputError:
     return InputError(f"every line of the input was bad ({skipped.count:,} skipped): no {noun} to {verb}")
 
 
-def nothing_left(verb: str) -> str:
-    """What a finished --resume file gets: a resume that scores nothing loads no model, so the check that the file
-    was written with these settings (another instruction, say) is not made; it says so."""
+def nothing_left(verb: str, checked: bool = False) -> str:
+    """What a finished --resume file gets: a resume that scores nothing loads no model, so where no record of the
+    file's settings was kept beside it (``checked``: one was, and matched), the check that the file was written with
+    these settings (another instruction, say) is not made; it says so."""
+    if checked:
+        return f"nothing left to {verb}"
     return f"nothing left to {verb} (no model was loaded, so its results were not checked against these settings)"
 
 
@@ -672,7 +675,8 @@ def rerank_showing_progress(inputs, output, top_k, rerank, verbose: bool, others
     if not inputs.jobs:
         if output is not None:
             output.release()
-        stderr.print(nothing_left("rerank") if done else "nothing to rerank", highlight=False)
+        said = nothing_left("rerank", output is not None and output.settings_kept) if done else "nothing to rerank"
+        stderr.print(said, highlight=False)
         return {}
     try:
         with query_progress(len(inputs.jobs), inputs.pairs) as tracker:

@@ -37,6 +37,7 @@ from qrr.cli.base import (
     model_options,
     ray_only,
     remote_or_local,
+    resume_settings,
     start_ray,
     status,
     stderr,
@@ -150,7 +151,9 @@ def rerank(
             ("--corpus", "BEIR's corpus.jsonl, or docid<TAB>text lines", corpus),
             ("--queries", "BEIR's queries.jsonl, or qid<TAB>text lines", queries)) if value is None]  # fmt: skip
         raise InputError(f"give the run's {' and '.join(lacking)}, or --beir DIR")
-    output = pipelines.RunOutput.checked(resume, fmt.value if fmt else None, tag, inputs=(run, corpus, queries))
+    settings = resume_settings(ctx, server, instruction) if resume else None
+    output = pipelines.RunOutput.checked(resume, fmt.value if fmt else None, tag, inputs=(run, corpus, queries),
+                                         settings=settings)  # fmt: skip
     inputs = read_run_inputs(on_error, run, queries, corpus, depth, status=status)
 
     def rerank(on_pairs, on_query):

@@ -44,6 +44,7 @@ from qrr.cli.base import (
     model_options,
     ray_only,
     remote_or_local,
+    resume_settings,
     start_ray,
     stderr,
 )
@@ -82,8 +83,8 @@ def score(
             rich_help_panel="Output",
             help="Write JSON lines to OUT; where OUT exists, skip the pairs it holds results of and append the rest "
             "(an interrupted run goes on; a file of another input, model, instruction, max length or recipe is "
-            "refused). With --ray, OUT is the shards' folder (in place of --output): the pairs its shards hold "
-            "are skipped.",
+            "refused: the settings are kept in .OUT.qrr.json beside it). With --ray, OUT is the shards' folder (in "
+            "place of --output): the pairs its shards hold are skipped.",
         ),
     ] = None,
     with_fields: WithFieldsOpt = False,
@@ -179,7 +180,7 @@ def score(
     check_given_texts(query, documents)
     inline = [formats.PairRecord(query, d, where="--query") for d in documents or []]
     sources = input_sources(files, bool(inline))
-    saved = _resumed(resume, sources)
+    saved = _resumed(resume, sources, resume_settings(ctx, server, instruction) if resume else None)
     try:
         records = itertools.chain(inline, formats.read_pairs(sources, input_format.value, skipped))
         if with_fields:  # a pair with a field named as the result's own is bad input (the first's said early)
@@ -189,7 +190,8 @@ def score(
         if first is None and last is not None:
             saved.check_input(last, None, with_fields)  # nothing left to score: its ids at least
         if first is None:
-            no_input(fmt, max_length, skipped, "pair", "score", verbose, saved.done if saved else 0)
+            no_input(fmt, max_length, skipped, "pair", "score", verbose, saved.done if saved else 0,
+                     saved is not None and saved.settings_kept)  # fmt: skip
             return
         reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
         if last is not None:
@@ -255,13 +257,13 @@ def _past_done(records, saved):
     return last
 
 
-def _resumed(path: str | None, sources: list[str]):
+def _resumed(path: str | None, sources: list[str], settings: dict | None):
     """The --resume file, read: how many results it holds (saying so), a half-written last line cut off."""
     from qrr import pipelines
 
     if path is None:
         return None
-    saved = pipelines.ScoresOutput.checked(path, inputs=sources)
+    saved = pipelines.ScoresOutput.checked(path, inputs=sources, settings=settings)
     saved.prepare()
     if saved.cut:
         stderr.print(f"{path}: its last line was cut off mid-write and is dropped", highlight=False)
@@ -300,7 +302,9 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
                 held.callback(claimed.close)
             # what changes the scores or the columns: a folder's shards written otherwise are not gone on with
             settings = {key: options[key] for key in ("instruction", "max_length", "recipe", "dtype", "score_column")}
-            run = raydata.run_record(files, input_format=input_format.value, model=raydata.model_key(model),
+            from qrr import models
+
+            run = raydata.run_record(files, input_format=input_format.value, model=models.model_key(model),
                                      **settings)  # fmt: skip
             done, held_rows, removed = raydata.prepare_output(output, run, resume, shard_format.value)
             for path in removed:
