@@ -3,12 +3,14 @@ cut-off (``ndcg@10``; by default nDCG@10, MRR@10, Recall@100 and MAP).
 
 - A run's documents are ordered by score, descending, equal scores by docid, descending; ranks in the file are
   ignored, and scores compare in single precision (as trec_eval stores them).
-- A document is relevant when its judged relevance is at least 1. nDCG's gain is the relevance itself (0 for
-  unjudged or non-positive), discounted by log2(rank + 1); the ideal ranking sorts every positive judgment.
+- A document is relevant when its judged relevance is at least 1 (``level``: trec_eval's ``-l``, which TREC DL
+  sets to 2). nDCG's gain is the relevance itself (0 for unjudged or non-positive), whatever the level, discounted
+  by log2(rank + 1); the ideal ranking sorts every positive judgment.
   ``p@k`` divides by k however few documents the run has (trec_eval's P_k); ``map@k`` is trec_eval's map_cut_k.
 - Scores are averaged over the judged queries (those with at least one line in the qrels). A judged query that a
   run has no results for counts 0, as ``trec_eval -c`` and ir-measures count it; a query with no relevant
-  document counts 0 in every metric. Queries of a run without qrels are left out, and counted.
+  document counts 0 in every metric (but nDCG, where it has a positive judgment below ``level``). Queries of a run
+  without qrels are left out, and counted.
 
 Checked against pytrec_eval in the tests. Nothing here imports torch.
 """
@@ -20,7 +22,7 @@ import re
 from array import array
 from dataclasses import dataclass, field
 
-from qrr.errors import InputError
+from qrr.errors import InputError, check_count
 from qrr.formats.trec import Qrels, Run
 
 MEASURES = ("ndcg@10", "mrr@10", "recall@100", "map")  # the default
@@ -55,13 +57,12 @@ def ranking(docs: dict[str, float]) -> list[str]:
     return [d for _, d in sorted(zip(single, docs, strict=True), reverse=True)]
 
 
-def measure_query(judged: dict[str, int], docs: dict[str, float], measures=MEASURES) -> dict[str, float]:
+def measure_query(judged: dict[str, int], docs: dict[str, float], measures=MEASURES, level: int = 1
+                  ) -> dict[str, float]:  # fmt: skip
     """``measures`` (canonical names, see ``measure``) for one query: its judgments ``{docid: relevance}`` and its
-    run ``{docid: score}``."""
+    run ``{docid: score}``; a document is relevant from relevance ``level`` up (nDCG takes every positive gain)."""
     order = ranking(docs)
-    relevant = sum(1 for r in judged.values() if r >= 1)
-    if not relevant:
-        return dict.fromkeys(measures, 0.0)
+    relevant = sum(1 for r in judged.values() if r >= level)
     grades = [judged.get(d, 0) for d in order]
     ideal = sorted((g for g in judged.values() if g > 0), reverse=True)
     values = {}
@@ -70,18 +71,20 @@ def measure_query(judged: dict[str, int], docs: dict[str, float], measures=MEASU
         k = int(cut) if cut else None
         top = grades[:k]
         if kind == "ndcg":
-            values[name] = _dcg(top) / _dcg(ideal[:k])
+            values[name] = _dcg(top) / _dcg(ideal[:k]) if ideal else 0.0
+        elif not relevant:
+            values[name] = 0.0
         elif kind == "mrr":
-            first = next((n for n, g in enumerate(top) if g >= 1), None)
+            first = next((n for n, g in enumerate(top) if g >= level), None)
             values[name] = 0.0 if first is None else 1 / (first + 1)
         elif kind == "recall":
-            values[name] = sum(1 for g in top if g >= 1) / relevant
+            values[name] = sum(1 for g in top if g >= level) / relevant
         elif kind == "p":
-            values[name] = sum(1 for g in top if g >= 1) / k
+            values[name] = sum(1 for g in top if g >= level) / k
         else:  # map
             hits, precision_sum = 0, 0.0
             for n, g in enumerate(top):
-                if g >= 1:
+                if g >= level:
                     hits += 1
                     precision_sum += hits / (n + 1)
             values[name] = precision_sum / relevant
@@ -107,13 +110,14 @@ class Evaluation:
 
 
 def evaluate(qrels: Qrels, run: Run, name: str = "run", queries: set[str] | None = None,
-             measures=MEASURES) -> Evaluation:  # fmt: skip
+             measures=MEASURES, level: int = 1) -> Evaluation:  # fmt: skip
     """Score ``run`` against ``qrels`` over ``queries`` (default: every judged query) by ``measures`` (names as
-    ``measure`` takes them, or one string of them with commas)."""
+    ``measure`` takes them, or one string of them with commas); relevant means a judgment of ``level`` or more."""
+    check_count(level, "level")
     names = measures.split(",") if isinstance(measures, str) else measures
     measures = tuple(dict.fromkeys(measure(m) for m in names))
     targets = [q for q in qrels if queries is None or q in queries]
-    per_query = {q: measure_query(qrels[q], run.get(q, {}), measures) for q in targets}
+    per_query = {q: measure_query(qrels[q], run.get(q, {}), measures, level) for q in targets}
     count = len(targets)
     means = {m: (math.fsum(v[m] for v in per_query.values()) / count if count else 0.0) for m in measures}
     return Evaluation(
@@ -126,9 +130,10 @@ def evaluate(qrels: Qrels, run: Run, name: str = "run", queries: set[str] | None
     )
 
 
-def without_relevant(qrels: Qrels) -> list[str]:
-    """The judged queries with no relevant document: they count 0 in every run."""
-    return [q for q, judged in qrels.items() if not any(r >= 1 for r in judged.values())]
+def without_relevant(qrels: Qrels, level: int = 1) -> list[str]:
+    """The judged queries with no document of relevance ``level`` or more: they count 0 in every run (in nDCG too,
+    where they have no positive judgment at all)."""
+    return [q for q, judged in qrels.items() if not any(r >= level for r in judged.values())]
 
 
 def ids_unlike(qrels: Qrels, run: Run, queries: set[str] | None = None,

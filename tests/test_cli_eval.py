@@ -134,6 +134,24 @@ def test_metrics_asked_for(qrr_eval, files):
         assert failed(qrr_eval(files["qrels.txt"], files["a.trec"], "--metrics", bad)) == f"error: {message}\n"
 
 
+def test_a_relevance_level(qrr_eval, files):
+    # q1 judges b 2 and a 1: at -l 2, run B (c, b) finds its one relevant document second, run A (a, b tied at 0.9:
+    # b first by docid, descending) first; q2 and q3 have none judged 2 or more
+    result = qrr_eval(files["qrels.txt"], files["a.trec"], files["b.trec"], "-l", "2", "-M", "mrr,ndcg@10", "-f",
+                      "json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [row["mrr"] for row in rows] == pytest.approx([1 / 3, 1 / 2 / 3])  # the mean over 3 judged queries
+    plain = json.loads(qrr_eval(files["qrels.txt"], files["a.trec"], files["b.trec"], "-M", "ndcg@10",
+                                "-f", "json").stdout)  # fmt: skip
+    assert [row["ndcg@10"] for row in rows] == [row["ndcg@10"] for row in plain]  # nDCG gains every judgment still
+    assert "2 queries in the qrels without a document judged 2 or more: 0 in every run (nDCG still gains their " \
+           "lower positive judgments)\n" in result.stderr  # fmt: skip
+    assert failed(qrr_eval(files["qrels.txt"], files["a.trec"], "-l", "0")) == (
+        "error: invalid value for '--relevance-level' / '-l': must be at least 1 (see qrr eval -h)\n"
+    )
+
+
 def test_judgments_in_beir_tsv_and_runs_in_jsonl(qrr_eval, files, tmp_path):
     tsv, jsonl = tmp_path / "test.tsv", tmp_path / "a.jsonl"
     judgments = [line.split() for line in QRELS.splitlines()]

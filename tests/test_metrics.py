@@ -17,9 +17,9 @@ TREC_MEASURES = {"ndcg_cut", "recip_rank", "recall", "P", "map", "map_cut"}
 ALL = ("ndcg@10", "mrr@10", "recall@100", "map", "ndcg", "ndcg@5", "mrr", "recall@10", "p@5", "map@10")
 
 
-def reference(qrels, run) -> dict[str, dict[str, float]]:
+def reference(qrels, run, level: int = 1) -> dict[str, dict[str, float]]:
     """pytrec_eval's values in qrr's names, for the queries it evaluates (those in both run and qrels)."""
-    values = pytrec_eval.RelevanceEvaluator(qrels, TREC_MEASURES).evaluate(run)
+    values = pytrec_eval.RelevanceEvaluator(qrels, TREC_MEASURES, relevance_level=level).evaluate(run)
     return {
         q: {
             "ndcg@10": v["ndcg_cut_10"],
@@ -38,15 +38,15 @@ def reference(qrels, run) -> dict[str, dict[str, float]]:
     }
 
 
-def check(qrels, run):
-    ours = metrics.evaluate(qrels, run, measures=ALL)
-    theirs = reference(qrels, run)
+def check(qrels, run, level: int = 1):
+    ours = metrics.evaluate(qrels, run, measures=ALL, level=level)
+    theirs = reference(qrels, run, level)
     for q, values in theirs.items():
         assert ours.per_query[q] == pytest.approx(values, abs=1e-6), q
     # Judged queries the run lacks count 0 (trec_eval -c); pytrec_eval leaves them out, so add them back as zeros.
     for m in ALL:
         assert ours.means[m] == pytest.approx(sum(v[m] for v in theirs.values()) / len(qrels), abs=1e-6), m
-    default = metrics.evaluate(qrels, run)
+    default = metrics.evaluate(qrels, run, level=level)
     assert default.means == {m: ours.means[m] for m in metrics.MEASURES}
     return ours
 
@@ -123,6 +123,18 @@ scores = st.one_of(st.sampled_from([0.0, 0.5, 1.0, 2.0]), st.floats(-10, 10, all
 )
 def test_random_runs_agree_with_pytrec_eval(qrels, run):
     check(qrels, run)
+    check(qrels, run, level=2)  # trec_eval -l 2: relevant from 2 up; nDCG gains every positive judgment still
+
+
+def test_a_relevance_level_counts_relevant_from_it_up():
+    ours = check(QRELS, RUN, level=2)
+    # "ties" has one document judged 2, d3, third (after d4 at 0.9, the ties by docid descending): MRR 1/3, and nDCG
+    # as at level 1
+    assert ours.per_query["ties"]["mrr@10"] == pytest.approx(1 / 3)
+    assert ours.per_query["ties"]["ndcg@10"] == check(QRELS, RUN).per_query["ties"]["ndcg@10"]
+    assert metrics.without_relevant(QRELS, 2) == ["none relevant", "missing from the run", "deep"]
+    with pytest.raises(InputError, match="^level must be at least 1, not 0$"):
+        metrics.evaluate(QRELS, RUN, level=0)
 
 
 def test_ids_written_unlike_the_qrels_are_found_and_a_sparse_miss_is_not():

@@ -228,6 +228,12 @@ VerboseOpt = Annotated[
 OnErrorOpt = Annotated[
     OnError,
     typer.Option("--on-error", case_sensitive=False, rich_help_panel="Input",
+                 help="fail: stop at the first bad line (exit 2). skip: skip bad lines, list them on stderr, go on."),
+]  # fmt: skip
+# where many queries are scored, one too long for --max-length is skipped as a bad line is
+OnErrorQueriesOpt = Annotated[
+    OnError,
+    typer.Option("--on-error", case_sensitive=False, rich_help_panel="Input",
                  help="fail: stop at the first bad line (exit 2). skip: skip bad lines (and a query too long for "
                       "--max-length), list them on stderr, go on."),
 ]  # fmt: skip

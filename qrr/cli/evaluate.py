@@ -22,7 +22,7 @@ from qrr.cli.base import (
     ModelOpt,
     OfflineOpt,
     OnError,
-    OnErrorOpt,
+    OnErrorQueriesOpt,
     RecipeName,
     RecipeOpt,
     ResumeOpt,
@@ -112,11 +112,22 @@ def evaluate(
     common: Annotated[
         bool, typer.Option("--common", help="Evaluate only the judged queries that every run has results for.")
     ] = False,
+    level: Annotated[
+        int,
+        typer.Option(
+            "--relevance-level",
+            "-l",
+            metavar="N",
+            min=1,
+            help="A document is relevant from judgment N up (trec_eval's -l; TREC DL's passage tasks take "
+            "2). nDCG gains every positive judgment whatever N.",
+        ),
+    ] = 1,  # fmt: skip
     per_query: Annotated[
         bool,
         typer.Option("--per-query", help="One row per run and query instead of the means.", rich_help_panel="Output"),
     ] = False,  # fmt: skip
-    on_error: OnErrorOpt = OnError.fail,
+    on_error: OnErrorQueriesOpt = OnError.fail,
     fmt: FormatOpt = None,
     instruction: Annotated[
         str | None,
@@ -142,7 +153,7 @@ def evaluate(
     [bold]--metrics[/] asked for.
 
     Scores follow trec_eval: documents ordered by score (ties by docid, descending), relevant means a
-    judgment of 1 or more, nDCG's gain is the judgment. Means are over the judged queries: a judged query
+    judgment of 1 or more (--relevance-level), nDCG's gain is the judgment. Means are over the judged queries: a judged query
     that a run has no results for counts 0 (as trec_eval -c), queries without qrels are left out, and
     stderr says how many of each there were.
 
@@ -210,10 +221,10 @@ def evaluate(
 
         name = f"qrr at {server}" if server else f"qrr {models.named(model)}"
         named = [(run, inputs.run), (resume or name, reranked)]
-    _render(qrels, named, source, common, per_query, fmt, measures)
+    _render(qrels, named, source, common, per_query, fmt, measures, level)
 
 
-def _render(qrels, named, source: str, common: bool, per_query: bool, fmt: str, measures) -> None:
+def _render(qrels, named, source: str, common: bool, per_query: bool, fmt: str, measures, level: int) -> None:
     queries = None
     if common:
         queries = set(qrels).intersection(*({q for q, docs in r.items() if docs} for _, r in named))
@@ -221,8 +232,8 @@ def _render(qrels, named, source: str, common: bool, per_query: bool, fmt: str, 
                      highlight=False)  # fmt: skip
         if not queries:
             raise InputError("--common: no judged query has results in every run")
-    results = [metrics.evaluate(qrels, r, name, queries, measures) for name, r in named]
-    _notes(qrels, results, queries, named)
+    results = [metrics.evaluate(qrels, r, name, queries, measures, level) for name, r in named]
+    _notes(qrels, results, queries, named, level)
     if per_query:
         rows = []
         for e in results:
@@ -252,7 +263,7 @@ def _some(ids: list[str], shown: int = 3) -> str:
     return ", ".join(ids[:shown]) + (", …" if len(ids) > shown else "")
 
 
-def _notes(qrels, results, queries, runs) -> None:
+def _notes(qrels, results, queries, runs, level: int = 1) -> None:
     """How many queries each run left out or missed, and why; on stderr."""
     for e in results:
         if e.unjudged:
@@ -270,10 +281,11 @@ def _notes(qrels, results, queries, runs) -> None:
             stderr.print(f"warning: none of {formats.label(name)}'s documents for the judged queries is in the qrels "
                          f"(query {unlike[0]}: {unlike[1]!r} in the run, {unlike[2]!r} in the qrels): are the ids "
                          "written alike?", style="yellow", highlight=False)  # fmt: skip
-    empty = [q for q in metrics.without_relevant(qrels) if queries is None or q in queries]
+    empty = [q for q in metrics.without_relevant(qrels, level) if queries is None or q in queries]
     if empty:
-        stderr.print(f"{_queries(len(empty))} in the qrels without a relevant document: 0 in every run",
-                     highlight=False)  # fmt: skip
+        said = "a relevant document" if level == 1 else f"a document judged {level} or more"
+        but = "" if level == 1 else " (nDCG still gains their lower positive judgments)"
+        stderr.print(f"{_queries(len(empty))} in the qrels without {said}: 0 in every run{but}", highlight=False)
 
 
 def _queries(n: int) -> str:

@@ -20,7 +20,7 @@ from qrr.cli.base import (
     ModelOpt,
     OfflineOpt,
     OnError,
-    OnErrorOpt,
+    OnErrorQueriesOpt,
     RayAddressOpt,
     RayOpt,
     RecipeName,
@@ -104,7 +104,7 @@ def rerank(
         ),
     ] = None,  # fmt: skip
     tag: TagOpt = TAG,
-    on_error: OnErrorOpt = OnError.fail,
+    on_error: OnErrorQueriesOpt = OnError.fail,
     instruction: InstructionOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",

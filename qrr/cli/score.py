@@ -23,7 +23,7 @@ from qrr.cli.base import (
     ModelOpt,
     OfflineOpt,
     OnError,
-    OnErrorOpt,
+    OnErrorQueriesOpt,
     PairFormat,
     RayAddressOpt,
     RayOpt,
@@ -72,7 +72,7 @@ def score(
             help="auto: JSON when the first line is JSON (an object, an array), else TSV.",
         ),
     ] = PairFormat.auto,  # fmt: skip
-    on_error: OnErrorOpt = OnError.fail,
+    on_error: OnErrorQueriesOpt = OnError.fail,
     instruction: InstructionOpt = None,
     fmt: FormatOpt = None,
     resume: Annotated[
