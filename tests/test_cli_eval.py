@@ -202,6 +202,12 @@ def test_beir_reranks_judged_queries_and_compares(cli, beir_dir, tmp_path):
     result = cli("eval", "--beir", str(beir_dir), "--run", str(beir_dir / "bm25.trec"), "--depth", "5", "-f", "json")
     assert result.exit_code == 0, result.output
     first, reranked = json.loads(result.stdout)
+    assert (
+        "note: the reranked run holds each query's top 5 (--depth), so its nDCG@10, MRR@10, R@100 and MAP count "
+        "no document below them: a change there is the cut's as well as the reranking's\n"
+    ) in result.stderr
+    deep = cli("eval", "--beir", str(beir_dir), "--run", str(beir_dir / "bm25.trec"), "-M", "ndcg@5,map", "-f", "json")
+    assert "so its MAP counts no document below them" in deep.stderr and "nDCG@5" not in deep.stderr
     qrels = formats.read_qrels(str(beir_dir / "qrels" / "test.tsv"))
     bm25 = formats.read_run(str(beir_dir / "bm25.trec"))
     assert {m: first[m] for m in metrics.MEASURES} == pytest.approx(metrics.evaluate(qrels, bm25).means)

@@ -153,9 +153,9 @@ def evaluate(
     [bold]--metrics[/] asked for.
 
     Scores follow trec_eval: documents ordered by score (ties by docid, descending), relevant means a
-    judgment of 1 or more (--relevance-level), nDCG's gain is the judgment. Means are over the judged queries: a judged query
-    that a run has no results for counts 0 (as trec_eval -c), queries without qrels are left out, and
-    stderr says how many of each there were.
+    judgment of 1 or more (--relevance-level), nDCG's gain is the judgment. Means are over the judged
+    queries: a judged query that a run has no results for counts 0 (as trec_eval -c), queries without qrels
+    are left out, and stderr says how many of each there were.
 
     With [bold]--beir DIR --run RUN[/], the run's judged queries are reranked first (--depth, --resume and the
     model options as in qrr rerank) and the first stage and the reranked run are shown side by side; without
@@ -221,6 +221,12 @@ def evaluate(
 
         name = f"qrr at {server}" if server else f"qrr {models.named(model)}"
         named = [(run, inputs.run), (resume or name, reranked)]
+        past = [header(m) for m in measures if not m.partition("@")[2] or int(m.partition("@")[2]) > depth]
+        if past:  # the change row would show the cut as reranking's loss
+            said = past[0] if len(past) == 1 else f"{', '.join(past[:-1])} and {past[-1]}"
+            stderr.print(f"note: the reranked run holds each query's top {depth} (--depth), so its {said} count"
+                         f"{'s' if len(past) == 1 else ''} no document below them: a change there is the cut's as "
+                         "well as the reranking's", highlight=False)  # fmt: skip
     _render(qrels, named, source, common, per_query, fmt, measures, level)
 
 
