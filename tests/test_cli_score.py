@@ -574,7 +574,13 @@ def test_a_10_mb_document_is_truncated_and_counted(cli):
     data = json.dumps({"query": "q", "document": big}) + "\n" + json.dumps({"query": "q", "document": "short"}) + "\n"
     result = cli("score", "--max-length", "512", input=data)
     assert len(jsonl(result.stdout)) == 2
-    assert result.stderr == "note: 1 document cut to --max-length 512\n"
+    assert result.stderr == "note: 1 document cut to --max-length 512 (<stdin>:1)\n"
+    # the first three cut are named by their lines (-d documents are not: their query is -q's)
+    many = "".join(json.dumps({"query": "q", "document": "word " * (300 if n % 2 else 5)}) + "\n" for n in range(10))
+    result = cli("score", "--max-length", "100", input=many)
+    assert result.stderr == "note: 5 documents cut to --max-length 100 (<stdin>:2, <stdin>:4, <stdin>:6, …)\n"
+    result = cli("score", "--max-length", "100", "-q", "q", "-d", "word " * 300, "-d", "short")
+    assert result.stderr == "note: 1 document cut to --max-length 100\n"
 
 
 def test_inline_usage_errors(cli):

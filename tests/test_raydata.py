@@ -240,7 +240,7 @@ def test_documents_cut_to_max_length_are_counted_as_without_ray(cli, tiny_model,
     rows = [{"id": n, "query": "q", "document": "word " * (10 if n % 3 else 400)} for n in range(9)]
     path = write_jsonl(tmp_path / "pairs.jsonl", rows)
     plain = cli("score", path, "--max-length", "200", model=tiny_model)
-    assert plain.stderr == "note: 3 documents cut to --max-length 200\n"
+    assert plain.stderr == f"note: 3 documents cut to --max-length 200 ({path}:1, {path}:4, {path}:7)\n"
     result = cli("score", path, "--ray", "--workers", "2", "-o", str(tmp_path / "out"), "--max-length", "200",
                  model=tiny_model)  # fmt: skip
     assert result.exit_code == 0, result.output

@@ -570,13 +570,15 @@ def skipping(policy, what: str = "bad line", noun: bool = True) -> Skipped | Non
     return Skipped(what, noun) if policy.value == "skip" else None
 
 
-def report(stats, max_length: int, verbose: bool, skipped: Skipped | None = None) -> None:
-    """After a run, on stderr: what was skipped, how many documents were cut, and with -v the speed."""
+def report(stats, max_length: int, verbose: bool, skipped: Skipped | None = None, cut: list[str] = ()) -> None:
+    """After a run, on stderr: what was skipped, how many documents were cut (``cut``: where the first few came
+    from), and with -v the speed."""
     if skipped is not None:
         skipped.report()
     if stats.truncated:
-        stderr.print(f"note: {plural(stats.truncated, 'document')} cut to --max-length {max_length}",
-                     style="yellow", highlight=False)  # fmt: skip
+        where = f" ({', '.join(cut)}{', …' if stats.truncated > len(cut) else ''})" if cut else ""
+        stderr.print(f"note: {plural(stats.truncated, 'document')} cut to --max-length {max_length}{where}",
+                     style="yellow", highlight=False, markup=False)  # fmt: skip
     # stats.pairs is 0 where the work ran elsewhere (Ray), which says its own speed
     if verbose and stats.pairs:
         rate = stats.pairs / stats.seconds if stats.seconds else 0.0

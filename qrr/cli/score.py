@@ -53,6 +53,8 @@ from qrr.cli.render import LineCount, all_bad, no_input, progress, report, skipp
 from qrr.errors import InputError, Interrupted, PairError, Stopped, plural, qrr_cause
 from qrr.family import DEFAULT_MAX_LENGTH
 
+CUT_SHOWN = 3  # the documents cut to --max-length that the note names
+
 
 @command(no_args_is_help=False)
 def score(
@@ -198,7 +200,7 @@ def score(
             saved.check_input(last, reranker, with_fields)
         start = saved.done if saved else 0
         out = writer(fmt, previews=("query", "document"))
-        total = Stats()
+        total, cut = Stats(), []
         files = contextlib.ExitStack()
         try:
             estimate = LineCount(sources if not inline else [], start)  # no -q/-d: all pairs are in files
@@ -208,6 +210,9 @@ def score(
                                                  on_error=None if inline else skipped)  # fmt: skip
                 for chunk in chunks:
                     total += chunk.scores.stats
+                    if not inline and len(cut) < CUT_SHOWN and chunk.scores.stats.truncated:
+                        cut += [getattr(r, "where", None) or f"pair {start + n}" for r, n, was in zip(
+                            chunk.records, chunk.indexes, chunk.scores.pair_cut, strict=False) if was]  # fmt: skip
                     rows = formats.score_rows(chunk.records, chunk.scores, [start + n for n in chunk.indexes],
                                               with_fields)  # fmt: skip
                     if fmt == "table":  # a table shows the start of each query and document
@@ -236,7 +241,7 @@ def score(
                 said += "; --resume OUT writes results that a later run goes on with"
             raise Interrupted.of(exc, said) from None
         out.close()
-        report(total, reranker.max_length, verbose, skipped)
+        report(total, reranker.max_length, verbose, skipped, cut[:CUT_SHOWN])
         if skipped is not None and skipped.count and not out.count and not start:  # every query was too long
             raise all_bad(skipped, "pair", "score")
     finally:
