@@ -1,7 +1,8 @@
 """``python -m tests.fake_serve serve --model fake ...``: qrr's CLI with the fake model registered, for server tests
 that need a model they hold: with ``QRR_FAKE_GATE`` naming a file, batch n runs once the file says n or more;
-``QRR_FAKE_LOAD_SECONDS`` makes loading take that long, and ``QRR_FAKE_PIDS`` names a folder where a load, as it
-starts, leaves a file named after the process."""
+``QRR_FAKE_LOAD_SECONDS`` makes loading take that long, ``QRR_FAKE_PIDS`` names a folder where a load, as it
+starts, leaves a file named after the process, and with ``QRR_FAKE_FAIL`` every forward pass raises a ``KeyError`` of
+it (a bug: no ``QrrError``)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ if __name__ == "__main__":
     gate = os.environ.get("QRR_FAKE_GATE")  # a file holding how many batches may run
     load_seconds = float(os.environ.get("QRR_FAKE_LOAD_SECONDS", 0))  # a load that takes this long
     pids = os.environ.get("QRR_FAKE_PIDS")  # a folder: the load leaves a file there as it starts
-    models.register("fake", FakeModel(str(tokenizer_files()), pids=pids, load_seconds=load_seconds, gate=gate))
+    fail = os.environ.get("QRR_FAKE_FAIL")  # every forward pass raises KeyError(fail)
+    failing = {"interrupt_after": 0, "raising": KeyError(fail)} if fail else {}
+    models.register("fake", FakeModel(str(tokenizer_files()), pids=pids, load_seconds=load_seconds, gate=gate,
+                                      **failing))  # fmt: skip
     from qrr.cli import app
 
     app(prog_name="qrr", args=sys.argv[1:])

@@ -138,11 +138,12 @@ def test_bad_requests_get_a_json_error_and_never_reach_the_model(http, body, sta
 
 
 def test_a_query_that_leaves_no_room_and_unknown_routes(http):
-    for body in ({"query": "word " * 2500, "documents": ["a"]}, {"query": "q", "instruction": "word " * 2500,
-                                                                "documents": ["a"]}):  # fmt: skip
+    long = "word " * 2500
+    for body, field in (({"query": long, "documents": ["a"]}, "query"),
+                        ({"query": "q", "instruction": long, "documents": ["a"]}, "instruction")):  # fmt: skip
         response = http.post("/rerank", json=body)
-        assert response.status_code == 400 and response.json()["param"] == "query"
-        assert response.json()["message"].startswith('"query": the query and instruction take ')
+        assert response.status_code == 400 and response.json()["param"] == field
+        assert response.json()["message"].startswith(f'"{field}": the query and instruction take ')
         # the client cannot change max_length: it is said as the server's flag
         assert "raise the server's --max-length or shorten the query" in response.json()["message"]
     response = http.post("/score", json={"text_1": ["q", "word " * 2500], "text_2": ["a", "b"]})
@@ -573,6 +574,72 @@ def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path):
     finally:
         gate.write_text("1000")
         server.stop()
+
+
+def _stalled(url: str, sent: bytes = b'{"query":') -> socket.socket:
+    """A connection that sends a request's head and part of its body, then nothing."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    sock = socket.create_connection((host.strip("[]"), int(port)), timeout=30)
+    sock.sendall(b"POST /v1/rerank HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100"
+                 b"\r\n\r\n" + sent)  # fmt: skip
+    return sock
+
+
+def test_a_stop_waits_for_a_stalled_upload_only_so_long_and_a_client_gone_mid_upload_is_no_500():
+    server = Server("--model", "fake", "--shutdown-timeout", "1", fake=True, env={"WEB_CONCURRENCY": "auto"})
+    try:
+        # a client that leaves while it sends its body is counted as one that leaves while it waits: 499, not 500
+        gone = _stalled(server.url)
+        time.sleep(0.3)
+        gone.close()
+        deadline = time.monotonic() + 30
+        with server.client() as http:
+            while 'status="499"' not in http.get("/metrics").text:
+                assert time.monotonic() < deadline, server.stderr
+                time.sleep(0.05)
+            assert 'status="500"' not in http.get("/metrics").text
+        assert "error:" not in server.stderr
+        # a stalled upload kept a stop waiting forever (uvicorn drains without a time limit)
+        stalled = _stalled(server.url)
+        time.sleep(0.3)
+        began = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        server.process.send_signal(signal.SIGTERM)  # a supervisor's second SIGTERM waits as the first
+        assert server.process.wait(30) == 143 and time.monotonic() - began < 15
+        assert server.stderr.count("stopping:") == 1
+        assert server.stderr.endswith("stopped after --shutdown-timeout 1 s: the requests in flight were dropped\n")
+        stalled.close()
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("debug", ["0", "1"])
+def test_a_bug_is_a_json_500_and_one_log_line_or_with_qrr_debug_its_traceback(debug):
+    server = Server("--model", "fake", fake=True, env={"QRR_FAKE_FAIL": "secret-internal", "QRR_DEBUG": debug})
+    try:
+        with server.client() as http:
+            response = http.post("/v1/rerank", json={"query": "q", "documents": ["a"]})
+        assert response.status_code == 500 and response.json()["message"] == "internal error; the server log says more"
+        assert "secret" not in response.text and "Traceback" not in response.text
+        deadline = time.monotonic() + 30
+        while "error: /v1/rerank: KeyError: 'secret-internal'" not in server.stderr:
+            assert time.monotonic() < deadline, server.stderr
+            time.sleep(0.05)
+        assert ("Traceback (most recent call last)" in server.stderr) == (debug == "1")
+    finally:
+        assert server.stop() == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM])
+def test_a_stop_signal_from_the_ready_line_on_is_graceful(sig):
+    """A supervisor that stops the server as soon as it says it is ready got exit 143 ("error: terminated") while
+    uvicorn was imported; SIGHUP (a closed terminal) ended it without a word."""
+    server = Server("--model", "fake", "--host", "[::1]", fake=True)  # an address as a URL writes it
+    assert server.url.startswith("http://[::1]:")
+    server.process.send_signal(sig)
+    assert server.process.wait(30) == 0
+    assert server.stderr.endswith("stopping: new requests are refused, those in flight answered (Ctrl-C again drops "
+                                  "them)\nstopped\n")  # fmt: skip
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -739,6 +739,8 @@ class WarningsToStderr(logging.Handler):
         message = QrrError(template, *record.params).naming(flag) if template else record.getMessage()
         level, style = ("error", "red") if record.levelno >= logging.ERROR else ("warning", "yellow")
         stderr.print(f"{level}: {visible(message)}", style=style, highlight=False, markup=False)
+        if record.exc_info:  # asked for (the server's QRR_DEBUG=1): the traceback after its line
+            stderr.print(logging.Formatter().formatException(record.exc_info), highlight=False, markup=False)
 
 
 def core_warnings_to_stderr() -> None:

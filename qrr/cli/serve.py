@@ -28,7 +28,7 @@ from qrr.cli.base import (
 )
 from qrr.errors import InputError, QrrError
 from qrr.family import DEFAULT_MAX_LENGTH
-from qrr.server import KEEP_ALIVE
+from qrr.server import DRAIN, KEEP_ALIVE
 
 PANEL = "Server"
 
@@ -81,6 +81,17 @@ def serve(
             "and AWS ALB), so that it never sends on a connection the server has just closed (a 502).",
         ),
     ] = KEEP_ALIVE,  # fmt: skip
+    shutdown_timeout: Annotated[
+        float,
+        typer.Option(
+            "--shutdown-timeout",
+            metavar="SECONDS",
+            min=0,
+            rich_help_panel=PANEL,
+            help="How long a stop waits for the requests in flight (a stalled upload among them) before it drops "
+            "them and exits; below a supervisor's grace period (Kubernetes and Docker kill after 30 s).",
+        ),
+    ] = DRAIN,  # fmt: skip
     served_model_name: Annotated[
         str | None,
         typer.Option(
@@ -106,9 +117,10 @@ def serve(
 
     Endpoints: [bold]POST /v1/rerank[/] and [bold]/v2/rerank[/] (Cohere), [bold]/rerank[/] (Jina, vLLM),
     [bold]/score[/] (vLLM), [bold]GET /health[/], [bold]/v1/models[/] and [bold]/metrics[/] (Prometheus). Any
-    request may carry an [bold]instruction[/]. Requests that arrive together are scored together. Ctrl-C or
-    SIGTERM stops it gracefully: new requests are refused, those in flight answered (a second Ctrl-C stops it at
-    once). With [bold]-v[/], a line per request on stderr (UTC time, client, method, path, status, milliseconds).
+    request may carry an [bold]instruction[/]. Requests that arrive together are scored together. Ctrl-C,
+    SIGTERM or SIGHUP stops it gracefully: new requests are refused, those in flight answered for up to
+    --shutdown-timeout (a second Ctrl-C stops it at once). With [bold]-v[/], a line per request on stderr (UTC
+    time, client, method, path, status, milliseconds).
 
     [dim]Examples:[/]
       qrr serve -m 4b --port 8000
@@ -151,15 +163,24 @@ def serve(
     from qrr.device import dtype_name
 
     server.listen(sock)
-    stderr.print(f"ready: {url} serves {name} on {reranker.device} ({dtype_name(reranker.dtype)}), "
-                 f"{reranker.recipe} recipe{'; API key required' if api_key else ''}", highlight=False)  # fmt: skip
+
+    def ready() -> None:  # once a signal stops the server gracefully: a supervisor may stop it from this line on
+        stderr.print(f"ready: {url} serves {name} on {reranker.device} ({dtype_name(reranker.dtype)}), "
+                     f"{reranker.recipe} recipe{'; API key required' if api_key else ''}", highlight=False)  # fmt: skip
+
+    def forced(reason: str) -> None:
+        said = "at once" if reason == "again" else f"after --shutdown-timeout {shutdown_timeout:g} s"
+        stderr.print(f"stopped {said}: the requests in flight were dropped", highlight=False)
+
     server.run(
         app,
         sock,
         on_stop=lambda: stderr.print("stopping: new requests are refused, those in flight answered (Ctrl-C again "
                                      "drops them)", highlight=False),
-        on_force=lambda: stderr.print("stopped at once: the requests in flight were dropped", highlight=False),
+        on_force=forced,
         keep_alive=keep_alive,
+        on_ready=ready,
+        drain=shutdown_timeout,
     )  # fmt: skip
     stderr.print("stopped", highlight=False)
 

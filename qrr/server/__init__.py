@@ -5,3 +5,7 @@ talks to it. Importing this package loads no web framework: ``qrr.server.app`` d
 # Seconds an idle connection stays open: past the 60 s after which nginx and AWS ALB drop theirs, so that a load
 # balancer never sends on a connection the server has just closed (its sporadic 502s; uvicorn's own is 5 s)
 KEEP_ALIVE = 75
+
+# Seconds a stop waits for the requests in flight before it drops them: below the 30 s a supervisor (Kubernetes,
+# Docker) waits after SIGTERM before it kills, so that the process ends on its own and says so
+DRAIN = 25

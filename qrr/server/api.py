@@ -12,6 +12,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from qrr.formats.records import json_type
 from qrr.reranker import best_first
 
@@ -75,7 +77,8 @@ def _count(body: dict, key: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ApiError(400, f'"{key}" must be a whole number, not {json_type(value)}', key)
+        said = orjson.dumps(value).decode() if isinstance(value, float) else json_type(value)  # 2.0: "not a number"
+        raise ApiError(400, f'"{key}" must be a whole number, not {said}', key)
     if value < 1:
         raise ApiError(400, f'"{key}" must be at least 1, not {value}', key)
     return value

@@ -16,12 +16,12 @@ import time
 
 import orjson
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from qrr.errors import InputError, QrrError
-from qrr.server import KEEP_ALIVE
+from qrr.server import DRAIN, KEEP_ALIVE
 from qrr.server.api import ApiError, parse_rerank, parse_score, rerank_response, score_response
 from qrr.server.batcher import Batcher, QueueFull
 from qrr.server.metrics import Metrics
@@ -115,11 +115,14 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
         """The pairs to score, each document cut to ``max_tokens_per_doc``; a query that leaves no room for a
         document is refused here, before it reaches the model (``field``: what the request calls it)."""
         prompter = reranker.prompter
+        asked = instruction
         instruction = instruction if instruction is not None else reranker.instruction
         for query in dict.fromkeys(queries):
             try:
                 prompter.check_room(query, instruction)
             except InputError as exc:
+                if asked is not None and _no_room(prompter, asked):  # the request's instruction alone is too long
+                    field = "instruction"
                 raise ApiError(400, f'"{field}": {exc.naming(SETTINGS)}', field) from None
         if max_tokens_per_doc is not None:
             texts = [prompter.cut(t, max_tokens_per_doc) for t in texts]
@@ -136,10 +139,11 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
                 response = await handler(request)
             except ApiError as exc:
                 response = json_response(exc.body(), exc.status, exc.headers)
-            except _ClientLeft:
+            except (_ClientLeft, ClientDisconnect):  # waiting for its scores, or still sending its body
                 response = Response(status_code=499)  # nobody reads it; for the metrics
             except Exception as exc:  # noqa: BLE001  (one line in the log, never a traceback to the client)
-                log.error("%s: %s: %s", name, type(exc).__name__, exc)
+                # the traceback in the server's log with QRR_DEBUG=1, as the commands print theirs
+                log.error("%s: %s: %s", name, type(exc).__name__, exc, exc_info=os.environ.get("QRR_DEBUG") == "1")
                 response = json_response(ApiError(500, "internal error; the server log says more").body(), 500)
             status = response.status_code
             seconds = time.perf_counter() - start
@@ -220,6 +224,15 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
     return app
 
 
+def _no_room(prompter, instruction: str) -> bool:
+    """Whether ``instruction`` alone leaves a document no room."""
+    try:
+        prompter.check_room("", instruction)
+    except InputError:
+        return True
+    return False
+
+
 class _ClientLeft(Exception):
     """The client closed the connection before its scores were ready."""
 
@@ -235,6 +248,7 @@ async def _client_left(request: Request) -> None:
 def bind(host: str, port: int) -> socket.socket:
     """A socket bound to ``host:port`` (port 0: any free port), so that a port in use fails at once, but not yet
     listening (``listen``): until then a connection is refused rather than left waiting on a model that loads."""
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # [::1], as a URL writes it
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -259,34 +273,65 @@ def listen(sock: socket.socket) -> None:
         raise QrrError(f"cannot listen on {where[0]}:{where[1]}: {exc.strerror}", "port") from None
 
 
-def run(app: Starlette, sock: socket.socket, on_stop=None, on_force=None, keep_alive: float = KEEP_ALIVE) -> None:
-    """Serve ``app`` on the bound ``sock`` until SIGINT or SIGTERM; then refuse new connections, answer the
-    requests in flight and return. ``on_stop`` is called once when the stop begins. A second SIGINT (Ctrl-C
-    again) ends the process at once, exit 130, after ``on_force``: the requests in flight are dropped. An idle
-    connection is kept ``keep_alive`` seconds."""
+def run(app: Starlette, sock: socket.socket, on_stop=None, on_force=None, keep_alive: float = KEEP_ALIVE,
+        on_ready=None, drain: float = DRAIN) -> None:  # fmt: skip
+    """Serve ``app`` on the bound ``sock`` until SIGINT, SIGTERM or SIGHUP; then refuse new connections, answer the
+    requests in flight and return. ``on_ready`` is called once the server takes requests and a signal stops it
+    gracefully (one that came before is acted on then); ``on_stop`` once when the stop begins. A second SIGINT
+    (Ctrl-C again: ``on_force("again")``, exit 130), or requests still in flight ``drain`` seconds after the stop
+    began (a stalled upload kept a stop waiting forever: ``on_force("timeout")``, exit 130 after SIGINT, else 143)
+    end the process at once; the requests in flight are dropped. An idle connection is kept ``keep_alive``
+    seconds."""
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    early: list[int] = []  # a signal before uvicorn takes over: acted on once it has
+    previous = {sig: signal.signal(sig, lambda sig, _: early.append(sig)) for sig in stops}
+    import threading
+
     import uvicorn
+
+    def force(reason: str, code: int) -> None:
+        # uvicorn's own forced exit cancels handlers mid-request (tracebacks, a plain-text 500) and leaves the model's
+        # thread running while Python ends, which aborts the process (exit 134)
+        if on_force is not None:
+            on_force(reason)
+        sys.stderr.flush()
+        os._exit(code)
+
+    timers: list[threading.Timer] = []
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig, frame):
-            if self.should_exit and sig == signal.SIGINT:
-                # uvicorn's own forced exit cancels handlers mid-request (tracebacks, a plain-text 500) and leaves
-                # the model's thread running while Python ends, which aborts the process (exit 134)
-                if on_force is not None:
-                    on_force()
-                sys.stderr.flush()
-                os._exit(130)
-            if not self.should_exit and on_stop is not None:
+            if self.should_exit:
+                if sig == signal.SIGINT:  # Ctrl-C again: a person, who means it
+                    force("again", 130)
+                return  # a supervisor's SIGTERM sent twice (to a wrapper and to this process) waits as the first
+            super().handle_exit(signal.SIGTERM if sig == signal.SIGHUP else sig, frame)  # before a signal within
+            timers.append(threading.Timer(drain, force, ("timeout", 130 if sig == signal.SIGINT else 143)))
+            timers[-1].daemon = True
+            timers[-1].start()
+            if on_stop is not None:
                 on_stop()
-            super().handle_exit(sig, frame)
 
-    # the access log is the app's (on_request): uvicorn's went to stdout, without the time or the latency
-    config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False, timeout_keep_alive=keep_alive)
+        async def startup(self, sockets=None):
+            await super().startup(sockets)
+            # uvicorn handles SIGINT and SIGTERM by now; a hang-up (a closed terminal, a supervisor's SIGHUP) stops too
+            signal.signal(signal.SIGHUP, lambda sig, frame: self.handle_exit(sig, frame))
+            if on_ready is not None:
+                on_ready()
+            if early:
+                self.handle_exit(early[0], None)
+
+    # the access log is the app's (on_request): uvicorn's went to stdout, without the time or the latency; one worker
+    # (uvicorn read $WEB_CONCURRENCY, and failed on a platform's "auto")
+    config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False, timeout_keep_alive=keep_alive,
+                            workers=1)  # fmt: skip
     server = Server(config)
-    # uvicorn raises the signal again once it has stopped; with these handlers that ends nothing, and the
+    # uvicorn raises the signal again once it has stopped; with the handlers above that ends nothing, and the
     # command returns (exit 0)
-    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         server.run(sockets=[sock])
     finally:
+        for timer in timers:
+            timer.cancel()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
