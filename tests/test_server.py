@@ -83,6 +83,17 @@ def test_an_instruction_and_max_tokens_per_doc(http, reranker):
     close(by_index(body.json()["results"]), reranker.score([(QUERY, cut), (QUERY, "short")]))
 
 
+def test_large_responses_are_gzipped_where_the_client_accepts_it(http):
+    body = {"query": "q", "documents": [f"document {n} " * 20 for n in range(20)]}  # /rerank sends them back
+    plain = http.post("/rerank", json=body, headers={"Accept-Encoding": "identity"})
+    zipped = http.post("/rerank", json=body, headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in plain.headers and zipped.headers["content-encoding"] == "gzip"
+    assert int(zipped.headers["content-length"]) < len(plain.content) / 3
+    assert [r["index"] for r in zipped.json()["results"]] == [r["index"] for r in plain.json()["results"]]
+    small = http.post("/rerank", json={"query": "q", "documents": ["a"]}, headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in small.headers  # under a kilobyte: not worth it
+
+
 def test_health_models_and_metrics(http, tiny_model, tiny_server):
     from qrr.server.client import RemoteReranker
 

@@ -16,6 +16,8 @@ import time
 
 import orjson
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -27,6 +29,7 @@ from qrr.server.batcher import Batcher, QueueFull
 from qrr.server.metrics import Metrics
 
 log = logging.getLogger("qrr")
+GZIP_FROM = 1024  # bytes of a response from which it is gzipped, where the client accepts it
 
 # the core's messages name its parameters; a client cannot set these, so they are said as the server's flags
 SETTINGS = {"max_length": "the server's --max-length", "batch_tokens": "the server's --batch-tokens"}
@@ -219,7 +222,10 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
         allow = {"Allow": exc.headers["Allow"]} if getattr(exc, "headers", None) and "Allow" in exc.headers else None
         return json_response(ApiError(405, f"{request.method} is not allowed on {request.url.path}").body(), 405, allow)
 
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_allowed})
+    # responses gzipped for a client that asks (the SDKs' httpx does): /rerank sends every document back by default
+    middleware = [Middleware(GZipMiddleware, minimum_size=GZIP_FROM)]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_allowed},
+                    middleware=middleware)  # fmt: skip
     app.router.redirect_slashes = False
     return app
 
