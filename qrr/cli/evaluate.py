@@ -270,17 +270,20 @@ def _some(ids: list[str], shown: int = 3) -> str:
 
 
 def _notes(qrels, results, queries, runs, level: int = 1) -> None:
-    """How many queries each run left out or missed, and why; on stderr."""
+    """How many queries each run left out or missed, and why; on stderr, once for the runs of which it is the
+    same (five runs of one first stage said each twice)."""
+    notes: dict[str, list[str]] = {}
     for e in results:
         if e.unjudged:
-            stderr.print(f"{e.name}: {_queries(e.unjudged)} without qrels left out", highlight=False)
+            notes.setdefault(f"{_queries(e.unjudged)} without qrels left out", []).append(e.name)
         if e.missing and len(e.missing) == e.queries:
             stderr.print(f"warning: {e.name} has results for none of the judged queries: is it from another dataset "
                          "or split?", style="yellow", highlight=False)  # fmt: skip
         elif e.missing and queries is None:
-            stderr.print(f"{e.name}: no results for {len(e.missing)} of {e.queries} judged queries "
-                         f"({_some(e.missing)}); they count 0 (--common evaluates only the queries every run has)",
-                         highlight=False)  # fmt: skip
+            notes.setdefault(f"no results for {len(e.missing)} of {e.queries} judged queries ({_some(e.missing)}); "
+                             "they count 0 (--common evaluates only the queries every run has)", []).append(e.name)
+    for note, names in notes.items():
+        stderr.print(f"{', '.join(names)}: {note}", highlight=False)
     for name, run in runs:
         unlike = metrics.ids_unlike(qrels, run, queries)
         if unlike is not None:
