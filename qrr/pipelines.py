@@ -179,13 +179,16 @@ class _Claimed:
 
     def _append(self):
         claimed, self.claimed = self.claimed, None
-        if self.settings and not self.held:
-            _keep_settings(self.path, self.settings)
-        return open_exclusive(self.path, self.size, claimed)
+        handle = open_exclusive(self.path, self.size, claimed)  # this run's to write: then its record
+        if not self.settings or self.held:
+            return handle
+        _keep_settings(self.path, self.settings)
+        return _Keeping(handle, self.path, self.settings)
 
     def _check_settings(self) -> None:
         """``InputError`` where the settings kept beside the file differ from this run's (a setting either side does
-        not know is not compared)."""
+        not know is not compared). A record whose first line of the file is not the file's is another file's (one
+        written over since, by other means): it is left alone."""
         self.settings_kept = False
         if not self.settings or not self.held:
             return
@@ -195,12 +198,15 @@ class _Claimed:
                 then = orjson.loads(handle.read())
         except (OSError, orjson.JSONDecodeError):
             return  # an older qrr's file, or one copied without its record: scoring results again is the check
-        if not isinstance(then, dict):
+        if not isinstance(then, dict) or ("first" in then and then["first"] != _first_line(self.path)):
             return
         same = True
         for key, now in self.settings.items():
             was = then.get(key)
-            if was is None or now is None or was == now:
+            if was is None or now is None:
+                same = same and key not in ("model", "instruction")  # a server's: what matters was not compared
+                continue
+            if was == now:
                 continue
             if key == "model":  # one model named two ways (a repo id, a folder it was copied to): its scores tell
                 same = False
@@ -226,6 +232,9 @@ class _Claimed:
             raise
 
 
+GAPS_CHECKED = 10_000  # pairs a --resume file left out that a run going on with it checks
+
+
 @dataclass
 class ScoresOutput(_Claimed):
     """Where ``qrr score --resume OUT`` writes: JSON lines, one result a pair (``index``, the input's ids,
@@ -245,6 +254,8 @@ class ScoresOutput(_Claimed):
     settings: dict | None = field(default=None, compare=False)  # the run's, kept beside OUT (see ``_Claimed``)
     held: bool = field(default=False, compare=False)  # OUT held results when prepared
     settings_kept: bool = field(default=False, compare=False)
+    skipping: bool = field(default=False, compare=False)  # the run skips pairs (``prepare``)
+    gaps: list[int] = field(default_factory=list, compare=False)  # the first places OUT's indexes skip
     verb = "score"
 
     @classmethod
@@ -256,11 +267,13 @@ class ScoresOutput(_Claimed):
         check_appendable(path, inputs, "scores", "the scores")
         return cls(path, settings=settings)
 
-    def prepare(self) -> None:
+    def prepare(self, skipping: bool = False) -> None:
         """Read how far OUT got, cutting off a half-written last line; ``InputError`` where a line is not the
-        next result ``qrr score`` writes (its ``index`` in order, a ``score`` in [0, 1])."""
+        next result ``qrr score`` writes (its ``index`` in order, a ``score`` in [0, 1]). Indexes may skip pairs
+        (``gaps``) only where this run skips too (``skipping``: ``on_error``), as the run that left them out did."""
         self.done, self.last, self.where, self.cut, self.size, self.copied = 0, None, "", False, 0, None
         self.held = self.settings_kept = False
+        self.skipping, self.gaps = skipping, []
         self.release()  # prepared twice: the first claim goes
         self.claimed = claim(self.path)
         if self.claimed is not None:
@@ -289,6 +302,12 @@ class ScoresOutput(_Claimed):
                     raise InputError(f"{where}: expected a result of index {self.done} or later as qrr score writes "
                                      "it (JSON lines of index, ids and score, in input order); give {output} a new "
                                      "file", "output")  # fmt: skip
+                if index > self.done and not self.skipping:
+                    after = f"after result {self.done - 1}" if self.done else "first"
+                    raise InputError(f"{where}: result {index} comes {after}: a run with {{on_error}} skip left pairs "
+                                     "out; give it to go on, or give {output} a new file", "on_error",
+                                     "output")  # fmt: skip
+                self.gaps += range(self.done, index)[: GAPS_CHECKED - len(self.gaps)]
                 self.done, self.last, self.where = index + 1, row, where
                 if self.copied is None:  # any result, not only the last: a label only some pairs have
                     self.copied = next((k for k in row if k not in ("index", "score") and not is_id_field(k)), None)
@@ -300,6 +319,24 @@ class ScoresOutput(_Claimed):
     def open(self):
         """OUT, to append results to, held against another run's writes (``open_exclusive``)."""
         return self._append()
+
+    def check_left_out(self, records: Iterable[tuple[int, object]], reranker) -> None:
+        """``InputError`` where a pair that OUT holds no result of (``gaps``; ``records``: ``(place, record)``) fits
+        ``max_length``: ``on_error`` left out only pairs whose query does not, so OUT lost a line, or holds another
+        input's scores. Only a reranker here can tell (a server's is not asked)."""
+        prompter = getattr(reranker, "prompter", None)
+        if prompter is None:
+            return
+        for n, record in records:
+            query, _, instruction = next(_with_triples([record]))[1]
+            try:
+                prompter.check_room(query, reranker.instruction if instruction is None else instruction)
+            except InputError:
+                continue
+            where = getattr(record, "where", None)
+            raise InputError(f"{{output}} {self.path} holds no result of pair {n}{f' ({where})' if where else ''}, "
+                             "though it fits {max_length}: the file lost a line, or holds another input's scores; "
+                             "give {output} a new file", "output", "max_length")  # fmt: skip
 
     def check_input(self, record, reranker: Reranker | None, with_fields: bool = False) -> None:
         """``InputError`` where OUT's last result is not the one of ``record``, the input's pair at that place:
@@ -336,17 +373,46 @@ class ScoresOutput(_Claimed):
                         self.path, "score")  # fmt: skip
 
 
-def _keep_settings(path: str, settings: dict) -> None:
-    """Write ``settings`` beside the output ``path`` (``settings_path``), whole or not at all."""
+class _Keeping:
+    """An output's handle, held as a context: when the run's writing ends (finished, failed or interrupted), its
+    record is written again with the file's first line, by which a later run tells that the record is this file's."""
+
+    def __init__(self, handle, path: str, settings: dict):
+        self.handle, self.path, self.settings = handle, path, settings
+
+    def __enter__(self):
+        return self.handle
+
+    def __exit__(self, *exc) -> None:
+        self.handle.close()
+        first = _first_line(self.path)
+        if first is not None:
+            _keep_settings(self.path, self.settings, first)
+
+
+def _keep_settings(path: str, settings: dict, first: str | None = None) -> None:
+    """Write ``settings`` beside the output ``path`` (``settings_path``), whole or not at all, with ``first``, the
+    file's first line, where it has one."""
     from qrr import __version__
 
     kept = settings_path(path)
+    record = {**settings, "qrr": __version__} | ({"first": first} if first is not None else {})
     try:
         with open(kept + ".part", "wb") as handle:
-            handle.write(orjson.dumps({**settings, "qrr": __version__}, option=orjson.OPT_INDENT_2) + b"\n")
+            handle.write(orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
         os.replace(kept + ".part", kept)
     except OSError:
         pass  # a folder that takes the results but not a new file: a later run checks by scoring results again
+
+
+def _first_line(path: str) -> str | None:
+    """The first line of the file at ``path`` (at most its first 1,000 characters), ``None`` where it has none."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            line = handle.readline(1000)
+    except OSError:
+        return None
+    return line.rstrip("\n") or None
 
 
 def _shown(value) -> str:

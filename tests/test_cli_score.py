@@ -199,6 +199,20 @@ def test_on_error_skip_leaves_out_the_pairs_whose_query_is_too_long_and_a_resume
     assert (result.exit_code, result.stderr) == (0, f"resuming {out}: 4 pairs done\n")
     assert jsonl(out.read_text()) == jsonl(cli("score", "--max-length", "100", "--on-error", "skip",
                                                input="".join(lines)).stdout)  # fmt: skip
+    # a run without --on-error skip would not leave those pairs out: it does not go on with such a file
+    result = cli("score", "--max-length", "100", "--resume", str(out), input="".join(lines))
+    assert (result.exit_code, result.stderr) == (2, f"error: {out}:2: result 3 comes after result 0: a run with "
+                                                    "--on-error skip left pairs out; give it to go on, or give "
+                                                    "--resume a new file\n")  # fmt: skip
+    # a result lost from the file: its pair fits --max-length, so no run left it out
+    written = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(written[:2] + written[3:]))  # index 4 gone
+    more = "".join(lines) + json.dumps({"id": 6, "query": "q", "document": "d6"}) + "\n"  # something left to score
+    result = cli("score", "--max-length", "100", "--on-error", "skip", "--resume", str(out), input=more)
+    assert (result.exit_code, result.stderr.splitlines()[-1]) == (2, f"error: --resume {out} holds no result of pair 4 "
+                                                                     "(<stdin>:5), though it fits --max-length: the "
+                                                                     "file lost a line, or holds another input's "
+                                                                     "scores; give --resume a new file")  # fmt: skip
     # every pair too long: no result, exit 2, as when every line is bad
     result = cli("score", "--max-length", "100", "--on-error", "skip", input="".join(lines[1:3]))
     assert (result.exit_code, result.stdout) == (2, "")
@@ -309,7 +323,8 @@ def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
     # another instruction: refused before any scoring, as the record kept beside OUT says it was written otherwise
     kept = tmp_path / ".out.jsonl.qrr.json"
     assert json.loads(kept.read_text()) == {"model": "fake", "instruction": DEFAULT_INSTRUCTION, "max_length": 8192,
-                                            "recipe": "transformers", "qrr": qrr.__version__}  # fmt: skip
+                                            "recipe": "transformers", "qrr": qrr.__version__,
+                                            "first": lines[0].rstrip("\n")}  # fmt: skip
     assert failed(str(pairs), "-i", "Find the opposite", "--resume", str(out)) == (
         f'error: --resume {out} was written with --instruction "{DEFAULT_INSTRUCTION}", not "Find the opposite" (as '
         f"{kept} keeps); go on with that, or score into a new file")  # fmt: skip
@@ -331,8 +346,8 @@ def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
         f'error: {out}:3: result 2 has ids {{"id":"p2"}}, but the input\'s pair 2 has {{"id":"x2"}}; --resume holds '
         "another input's scores")  # fmt: skip
     assert failed("--resume", str(out), "-q", "q", "-d", "a") == (
-        f"error: --resume {out} holds 3 results, but the input has 1 pair: it holds another input's scores; give "
-        "--resume a new file")  # fmt: skip
+        f"error: --resume {out} holds results of the input's first 3 pairs, but the input has 1 pair: it holds "
+        "another input's scores; give --resume a new file")  # fmt: skip
     # another input as long as the one OUT was written from: its last ids, even with nothing left to score
     other.write_text(pairs.read_text().replace('"p5"', '"x5"'))
     (tmp_path / "full.jsonl").write_text("".join(lines))
@@ -397,6 +412,9 @@ def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
     assert notes.read_text() == "my notes, no newline"
     out.write_text(lines[1] + lines[0])  # indexes rise (by more than one past pairs --on-error skip left out)
     assert failed(str(pairs), "--resume", str(out)) == (
+        f"error: {out}:1: result 1 comes first: a run with --on-error skip left pairs out; give it to go on, or give "
+        "--resume a new file")  # fmt: skip
+    assert failed(str(pairs), "--on-error", "skip", "--resume", str(out)) == (
         f"error: {out}:2: expected a result of index 2 or later as qrr score writes it (JSON lines of index, ids "
         "and score, in input order); give --resume a new file")  # fmt: skip
     assert failed(str(pairs), "--resume", str(pairs)) == (

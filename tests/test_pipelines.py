@@ -458,7 +458,9 @@ def test_an_outputs_settings_are_kept_beside_it_and_checked_when_a_run_goes_on(t
         handle.write('{"index":0,"score":0.5}\n')
     kept = pipelines.settings_path(out)
     assert kept == str(tmp_path / ".scores.jsonl.qrr.json")
-    assert orjson.loads(Path(kept).read_bytes()) == settings | {"qrr": qrr.__version__}
+    # with the file's first line, by which a later run tells the record is the file's
+    record = settings | {"qrr": qrr.__version__, "first": '{"index":0,"score":0.5}'}
+    assert orjson.loads(Path(kept).read_bytes()) == record
 
     def going_on(**changed):
         output = pipelines.ScoresOutput.checked(out, settings=settings | changed)
@@ -466,17 +468,32 @@ def test_an_outputs_settings_are_kept_beside_it_and_checked_when_a_run_goes_on(t
         output.release()
         return output.settings_kept
 
-    # a setting this run does not know (a server's) is not compared; another model name is left to the scores
+    # a setting this run does not know (a server's) is not compared; another model name is left to the scores; an
+    # unknown model or instruction leaves the file not checked (settings_kept says what a finished file's note may)
     assert going_on() and going_on(max_length=None, recipe=None)
-    assert not going_on(model="/models/qwen3-0.6b")
+    assert not going_on(model="/models/qwen3-0.6b") and not going_on(model=None) and not going_on(instruction=None)
     with pytest.raises(InputError, match=r"^output .* was written with max_length 100, not 512 \(as .*\.scores\.jsonl"):
         going_on(max_length=512)
     with pytest.raises(InputError, match='^output .* was written with instruction "Find it", not "Find them" '):
         going_on(instruction="Find them")
-    # a file that holds no result is this run's to start: the record is written anew at its first result
+    # a file written over by other means (a shell's >) is no longer the record's: the record is left alone
+    out.write_text('{"index":0,"score":0.25}\n')
+    assert not going_on(max_length=512)
+    out.write_text('{"index":0,"score":0.5}\n')
+    # a run that loses the race for the file leaves the record as it was
+    held = pipelines.ScoresOutput.checked(out, settings=settings)
+    held.prepare()
+    other = pipelines.ScoresOutput.checked(tmp_path / "scores.jsonl", settings=settings | {"max_length": 512})
     out.write_text("")
+    with pytest.raises(pipelines.OutputBusy):
+        other.prepare()
+        other.open()
+    held.release()
+    assert orjson.loads(Path(kept).read_bytes()) == record
+    # a file that holds no result is this run's to start: the record is written anew as it opens it
     again = pipelines.ScoresOutput.checked(out, settings=settings | {"max_length": 512})
     again.prepare()
     with again.open() as handle:
+        assert orjson.loads(Path(kept).read_bytes())["max_length"] == 512 and "first" not in Path(kept).read_text()
         handle.write('{"index":0,"score":0.5}\n')
-    assert orjson.loads(Path(kept).read_bytes())["max_length"] == 512
+    assert orjson.loads(Path(kept).read_bytes())["first"] == '{"index":0,"score":0.5}'

@@ -314,6 +314,7 @@ def test_qrr_rerank_and_eval_through_the_server(tiny_server, cli, tiny_model, be
         "max_length": None,
         "recipe": None,
         "qrr": qrr.__version__,
+        "first": out.read_text().splitlines()[0],
     }
     other = cli("rerank", *resumed, "-i", "Judge it", model=tiny_model)
     assert other.exit_code == 2 and other.stderr.startswith(

@@ -280,8 +280,11 @@ def _notes(qrels, results, queries, runs, level: int = 1) -> None:
             stderr.print(f"warning: {e.name} has results for none of the judged queries: is it from another dataset "
                          "or split?", style="yellow", highlight=False)  # fmt: skip
         elif e.missing and queries is None:
-            notes.setdefault(f"no results for {len(e.missing)} of {e.queries} judged queries ({_some(e.missing)}); "
-                             "they count 0 (--common evaluates only the queries every run has)", []).append(e.name)
+            notes.setdefault(
+                f"no results for {len(e.missing)} of {e.queries} judged queries ({_some(e.missing)}); "
+                "they count 0 (--common evaluates only the queries every run has)",
+                [],
+            ).append(e.name)
     for note, names in notes.items():
         stderr.print(f"{', '.join(names)}: {note}", highlight=False)
     for name, run in runs:

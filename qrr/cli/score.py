@@ -182,12 +182,13 @@ def score(
     check_given_texts(query, documents)
     inline = [formats.PairRecord(query, d, where="--query") for d in documents or []]
     sources = input_sources(files, bool(inline))
-    saved = _resumed(resume, sources, resume_settings(ctx, server, instruction) if resume else None)
+    saved = _resumed(resume, sources, resume_settings(ctx, server, instruction) if resume else None,
+                     skipped is not None)  # fmt: skip
     try:
         records = itertools.chain(inline, formats.read_pairs(sources, input_format.value, skipped))
         if with_fields:  # a pair with a field named as the result's own is bad input (the first's said early)
             records = fields_checked(records, 0, skipped=skipped)
-        last = _past_done(records, saved)
+        last, left_out = _past_done(records, saved)
         first = next(records, None)
         if first is None and last is not None:
             saved.check_input(last, None, with_fields)  # nothing left to score: its ids at least
@@ -198,6 +199,7 @@ def score(
         reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
         if last is not None:
             saved.check_input(last, reranker, with_fields)
+            saved.check_left_out(left_out, reranker)
         start = saved.done if saved else 0
         out = writer(fmt, previews=("query", "document"))
         total, cut = Stats(), []
@@ -250,26 +252,28 @@ def score(
 
 
 def _past_done(records, saved):
-    """Reads ``records`` past the pairs that the --resume file ``saved`` holds results of; returns the last of
-    those (``None`` where there are none)."""
-    last = None
+    """Reads ``records`` past the pairs that the --resume file ``saved`` is done with; returns the last of those
+    (``None`` where there are none) and those it left out (``saved.gaps``), with their places."""
+    last, gaps, left_out = None, set(saved.gaps if saved else ()), []
     for n in range(saved.done if saved else 0):
         last = next(records, None)
         if last is None:
-            raise InputError(f"--resume {saved.path} holds {saved.done:,} results, but the input has "
-                             f"{plural(n, 'pair')}: it holds another input's scores; give --resume a new "
-                             "file")  # fmt: skip
-    return last
+            raise InputError(f"--resume {saved.path} holds results of the input's first {saved.done:,} pairs, but "
+                             f"the input has {plural(n, 'pair')}: it holds another input's scores; give --resume a "
+                             "new file")  # fmt: skip
+        if n in gaps:
+            left_out.append((n, last))
+    return last, left_out
 
 
-def _resumed(path: str | None, sources: list[str], settings: dict | None):
+def _resumed(path: str | None, sources: list[str], settings: dict | None, skipping: bool):
     """The --resume file, read: how many results it holds (saying so), a half-written last line cut off."""
     from qrr import pipelines
 
     if path is None:
         return None
     saved = pipelines.ScoresOutput.checked(path, inputs=sources, settings=settings)
-    saved.prepare()
+    saved.prepare(skipping)
     if saved.cut:
         stderr.print(f"{path}: its last line was cut off mid-write and is dropped", highlight=False)
     if saved.done:
