@@ -114,36 +114,54 @@ def score_records(
     parts = chunks(pairs, chunk) if chunk else _calls(pairs, call_room(reranker), _weigh_pair)
     for part in parts:
         places = list(range(len(part)))
+        if on_error is not None:  # each query checked once, before the call: not a call again for each one too long
+            verdicts = {key: no_room(reranker, *key) for key in dict.fromkeys((t[0], t[2]) for _, t in part)}
+            places = _left_out(part, places, start, {k: e for k, e in verdicts.items() if e is not None}, on_error)
         while True:
             try:
                 scores = reranker.score([part[n][1] for n in places], progress=progress)
                 break
-            except PairError as exc:
-                places = _left_out(part, places, start, exc, on_error)
+            except PairError as exc:  # a reranker that cannot tell before (a server's), or no on_error
+                record, (query, _, instruction) = part[places[exc.pair]]
+                if on_error is None or "max_length" not in exc.params:
+                    where = getattr(record, "where", None)
+                    raise (InputError(f"{where}: {exc.text}", *exc.params) if where else PairError(
+                        start + places[exc.pair], exc.text, *exc.params)) from None  # fmt: skip
+                error = InputError(exc.text, *exc.params)
+                places = _left_out(part, places, start, {(query, instruction): error}, on_error)
         if progress is not None and len(places) < len(part):
             progress(len(part) - len(places))  # the pairs left out are done with too
         yield ScoredChunk(start, [part[n][0] for n in places], scores, [start + n for n in places])
         start += len(part)
 
 
-def _left_out(part: list, places: list[int], start: int, exc: PairError, on_error: OnError) -> list[int]:
-    """``places`` (of ``part``'s pairs, the first at input position ``start``) without the pair of ``exc`` and every
-    other of its query and instruction, each handed to ``on_error``; where ``exc`` is no query too long for
-    ``max_length`` or there is no ``on_error``, it is raised, naming the pair's line where its record has one."""
-    record, (query, _, instruction) = part[places[exc.pair]]
-    if on_error is None or "max_length" not in exc.params:
-        where = getattr(record, "where", None)
-        raise (InputError(f"{where}: {exc.text}", *exc.params) if where else PairError(
-            start + places[exc.pair], exc.text, *exc.params)) from None  # fmt: skip
+def _left_out(part: list, places: list[int], start: int, bad: dict, on_error: OnError) -> list[int]:
+    """``places`` (of ``part``'s pairs, the first at input position ``start``) without the pairs whose ``(query,
+    instruction)`` is one of ``bad``'s, each handed to ``on_error`` with ``bad``'s error, said of its line."""
     kept = []
     for n in places:
-        record, (q, _, i) = part[n]
-        if (q, i) != (query, instruction):
+        record, (query, _, instruction) = part[n]
+        error = bad.get((query, instruction))
+        if error is None:
             kept.append(n)
             continue
         where = getattr(record, "where", None) or f"pair {start + n}"
-        on_error(InputError(f"{where}: {exc.text}", *exc.params))
+        on_error(InputError(f"{where}: {error.template}", *error.params))
     return kept
+
+
+def no_room(reranker, query: str, instruction: str | None = None) -> InputError | None:
+    """The ``InputError`` of a ``query`` whose ``instruction`` (``None``: the reranker's) and it leave a document
+    no room within the reranker's ``max_length``; ``None`` where they do, or where the reranker cannot tell before it
+    scores (a server's)."""
+    prompter = getattr(reranker, "prompter", None)
+    if prompter is None:
+        return None
+    try:
+        prompter.check_room(query, reranker.instruction if instruction is None else instruction)
+    except InputError as exc:
+        return exc
+    return None
 
 
 def _with_triples(records: Iterable) -> Iterator[tuple[object, tuple]]:
@@ -324,14 +342,11 @@ class ScoresOutput(_Claimed):
         """``InputError`` where a pair that OUT holds no result of (``gaps``; ``records``: ``(place, record)``) fits
         ``max_length``: ``on_error`` left out only pairs whose query does not, so OUT lost a line, or holds another
         input's scores. Only a reranker here can tell (a server's is not asked)."""
-        prompter = getattr(reranker, "prompter", None)
-        if prompter is None:
+        if getattr(reranker, "prompter", None) is None:
             return
         for n, record in records:
             query, _, instruction = next(_with_triples([record]))[1]
-            try:
-                prompter.check_room(query, reranker.instruction if instruction is None else instruction)
-            except InputError:
+            if no_room(reranker, query, instruction) is not None:
                 continue
             where = getattr(record, "where", None)
             raise InputError(f"{{output}} {self.path} holds no result of pair {n}{f' ({where})' if where else ''}, "
@@ -951,6 +966,8 @@ def rerank_jobs(
 
 
 def _rerank_group(reranker, group, corpus, top_k, progress, stats, on_error):
+    if on_error is not None:  # each query checked before the call: not a call again for each one too long
+        group = [job for job in group if not _skipped(job, no_room(reranker, job.query), on_error, progress)]
     while True:
         try:
             pairs = [(job.query, corpus[d]) for job in group for d in job.docids]
@@ -959,17 +976,25 @@ def _rerank_group(reranker, group, corpus, top_k, progress, stats, on_error):
         except PairError as exc:  # said of the query, which a run's user knows, not of a pair of this call
             places = spans(len(job.docids) for job in group)
             job = next(job for job, span in zip(group, places, strict=True) if exc.pair < span.stop)
-            error = InputError(f"query {job.qid}: {exc.text}", *exc.params)
             if on_error is None or "max_length" not in exc.params:
-                raise error from None
-            on_error(error)
-            if progress is not None:
-                progress(len(job.docids))  # done with, for the progress shown
+                raise InputError(f"query {job.qid}: {exc.text}", *exc.params) from None
+            _skipped(job, InputError(exc.text, *exc.params), on_error, progress)  # a server's: told as it scores
             group = [j for j in group if j is not job]
     if stats is not None:
         stats += scores.stats
     for job, span in zip(group, spans(len(job.docids) for job in group), strict=True):
         yield job, ranked(job.docids, scores[span])[:top_k]
+
+
+def _skipped(job: Job, error: InputError | None, on_error: OnError, progress: Progress | None) -> bool:
+    """Whether ``job`` is left out for ``error`` (its query's, or ``None``), which is then handed to ``on_error``
+    and its pairs counted done."""
+    if error is None:
+        return False
+    on_error(InputError(f"query {job.qid}: {error.template}", *error.params))
+    if progress is not None:
+        progress(len(job.docids))
+    return True
 
 
 @dataclass

@@ -34,7 +34,7 @@ from ray.data.datasource import BlockBasedFileDatasink
 from qrr import formats
 from qrr.errors import InputError, innermost, plural
 from qrr.formats import PairRecord
-from qrr.pipelines import Job, RunInputs, locked, ranked, score_records
+from qrr.pipelines import Job, RunInputs, locked, no_room, ranked, score_records
 from qrr.reranker import CHUNK, Reranker, spans
 
 BLOCK_ROWS = 4096  # rows a read task hands on at a time
@@ -386,17 +386,29 @@ def _places(batch: pyarrow.Table, keep: list[int], sources: list | None) -> list
 
 class RerankStage:
     """For ``Dataset.map_batches`` over a run's queries (rows of ``qid``, ``query``, ``docids``, ``texts``): each
-    query's documents scored together and ranked, the best ``top_k`` kept (``docids``, ``scores``)."""
+    query's documents scored together and ranked, the best ``top_k`` kept (``docids``, ``scores``). A query too
+    long for ``max_length`` raises ``InputError``, or with ``skip`` is reported to ``errors`` and left out."""
 
-    def __init__(self, model=None, top_k: int | None = None, threads: int | None = None, **options):
+    def __init__(self, model=None, top_k: int | None = None, threads: int | None = None, errors=None,
+                 skip: bool = False, **options):  # fmt: skip
         if threads:
             import torch
 
             torch.set_num_threads(threads)
         self.reranker = Reranker(model, **options)
-        self.top_k = top_k
+        self.top_k, self.errors, self.skip = top_k, errors, skip
 
     def __call__(self, batch: dict[str, numpy.ndarray]) -> dict[str, numpy.ndarray]:
+        keep = []
+        for n, (qid, query) in enumerate(zip(batch["qid"], batch["query"], strict=True)):
+            error = no_room(self.reranker, query)
+            if error is None:
+                keep.append(n)
+            else:
+                _skip_or_raise(InputError(f"query {qid}: {error.template}", *error.params),
+                               self.errors if self.skip else None)  # fmt: skip
+        if len(keep) < len(batch["qid"]):
+            batch = {name: column[keep] for name, column in batch.items()}
         pairs = [(q, t) for q, texts in zip(batch["query"], batch["texts"], strict=True) for t in texts]
         scores = self.reranker.score(pairs)
         docids, values = [], []
@@ -508,11 +520,13 @@ def _check_model(model) -> None:
 
 
 def rerank(inputs: RunInputs, model=None, *, top_k: int | None = None, workers: int | None = None,
-           gpus_per_worker: float | None = None, placement: Placement | None = None,
+           gpus_per_worker: float | None = None, placement: Placement | None = None, errors=None, skip: bool = False,
            **options) -> Iterator[tuple[Job, list[tuple[str, float]]]]:  # fmt: skip
     """Each job of ``inputs`` reranked on Ray, yielded as ``(job, [(docid, score), ...])`` best first, in the
     run's order (as ``pipelines.rerank_jobs`` yields them, for ``pipelines.write_reranked``). A query's documents
-    stay together, so the output is the run that reranking without Ray writes."""
+    stay together, so the output is the run that reranking without Ray writes. A query too long for
+    ``max_length`` raises ``InputError``, or with ``skip`` is reported to ``errors`` (an ``ErrorLog``) and left
+    out."""
     _check_model(model)
     if not inputs.jobs:
         return
@@ -524,7 +538,7 @@ def rerank(inputs: RunInputs, model=None, *, top_k: int | None = None, workers: 
     dataset = placement.map(queries, RerankStage, batch_format="numpy",
                             batch_size=max(1, CHUNK // max(len(j.docids) for j in inputs.jobs)),
                             fn_constructor_kwargs={"model": model, "top_k": top_k, "threads": placement.threads,
-                                                   **options})  # fmt: skip
+                                                   "errors": errors, "skip": skip, **options})  # fmt: skip
     jobs = {j.qid: j for j in inputs.jobs}
     for row in dataset.iter_rows():
         yield jobs[row["qid"]], list(zip(row["docids"], row["scores"], strict=True))

@@ -182,6 +182,13 @@ def test_a_query_too_long_for_the_prompt_is_named_by_its_id(cli, beir_dir, tmp_p
     (tmp_path / "others.out").write_text(ok(cli("rerank", str(copy / "others.trec"), "--beir", str(copy),
                                                 "--max-length", "100")))  # fmt: skip
     assert formats.read_run(str(out)) == formats.read_run(str(tmp_path / "others.out"))
+    # every query too long: nothing reranked is an error, as every line bad is (it exited 0 with an empty run)
+    (copy / "q2.trec").write_text("".join(line + "\n" for line in lines if line.startswith("q2 ")))
+    for command in (["rerank", str(copy / "q2.trec")], ["eval", "--run", str(copy / "q2.trec")]):
+        result = cli(*command, "--beir", str(copy), "--max-length", "100", "--on-error", "skip")
+        assert (result.exit_code, result.stdout) == (2, ""), result.output
+        assert result.stderr.endswith("error: every query of the run leaves no room within --max-length (1 skipped): "
+                                      "nothing was reranked\n")  # fmt: skip
 
 
 def test_a_finished_file_of_other_settings_is_refused_before_a_model_loads(cli, rerank_args, tmp_path, tiny_model,

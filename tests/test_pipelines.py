@@ -89,6 +89,7 @@ def test_a_query_too_long_for_max_length_raises_or_is_left_out_with_on_error():
         list(pipelines.score_records(rr, [formats.PairRecord(long, "b", where="pairs.jsonl:9")]))
     errors = []
     chunks = list(pipelines.score_records(rr, pairs, chunk=3, on_error=errors.append))
+    said = [str(e) for e in errors]
     assert [(c.start, c.indexes, c.records) for c in chunks] == [
         (0, [0, 2], [pairs[0], pairs[2]]),
         (3, [4], [pairs[4]]),
@@ -101,6 +102,17 @@ def test_a_query_too_long_for_max_length_raises_or_is_left_out_with_on_error():
     chunks = list(pipelines.score_records(rr, [(long, "x")] * 3 + [("q", "y")], progress=seen.append,
                                           on_error=errors.append))  # fmt: skip
     assert [c.indexes for c in chunks] == [[3]] and len(errors) == 3 and sum(seen) == 4
+
+    class Told:  # a reranker that tells a query too long only as it scores (a server's)
+        instruction, batch_tokens = None, rr.batch_tokens
+
+        def score(self, pairs, progress=None):
+            return rr.score(pairs, progress=progress)
+
+    told = []
+    chunks = list(pipelines.score_records(Told(), pairs, chunk=3, on_error=told.append))
+    assert [(c.start, c.indexes) for c in chunks] == [(0, [0, 2]), (3, [4])]
+    assert [str(e) for e in told] == said
 
 
 def test_the_stream_functions_take_what_the_reranker_takes(rr):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -534,6 +535,28 @@ def test_qrr_rerank_on_ray_writes_the_same_run(cli, tiny_model, beir_dir, tmp_pa
     want = [line.split() for line in plain.stdout.splitlines()]
     assert [g[:4] for g in got] == [w[:4] for w in want]  # the same queries, documents and ranks, in order
     assert max(abs(float(g[4]) - float(w[4])) for g, w in zip(got, want, strict=True)) <= 1e-6
+
+
+def test_qrr_rerank_on_ray_stops_at_or_skips_a_query_too_long(cli, tiny_model, beir_dir, tmp_path):
+    copy = tmp_path / "beir"
+    shutil.copytree(beir_dir, copy)
+    queries = (copy / "queries.jsonl").read_text().splitlines()
+    queries[2] = json.dumps({"_id": "q2", "text": "long " * 200})
+    (copy / "queries.jsonl").write_text("\n".join(queries) + "\n")
+    args = [str(copy / "bm25.trec"), "--beir", str(copy), "--depth", "3", "--max-length", "100"]
+    plain = cli("rerank", *args, "--on-error", "skip", model=tiny_model)
+    said = plain.stderr.split("skipped 1 of the run's queries:\n")[1].splitlines()[0]
+    assert said.startswith("  query q2: the query and instruction take ") and "--max-length 100 leaves" in said
+    failed = cli("rerank", *args, "--ray", model=tiny_model)
+    assert failed.exit_code == 2 and failed.stderr.strip().splitlines()[-1] == f"error: {said.strip()}"
+    del failed  # its traceback holds the run's actors and their CPUs (see cpus_free_again)
+    gc.collect()
+    skipped = cli("rerank", *args, "--ray", "--on-error", "skip", "--resume", str(tmp_path / "out.trec"),
+                  model=tiny_model)  # fmt: skip
+    assert skipped.exit_code == 0, skipped.output
+    assert f"skipped 1 of the run's queries:\n{said}\n" in skipped.stderr
+    got = [line.split()[:4] for line in (tmp_path / "out.trec").read_text().splitlines()]
+    assert got == [line.split()[:4] for line in plain.stdout.splitlines()]  # q2 left out, as without Ray
 
 
 def test_a_second_run_on_a_folder_stops_before_it_reads_or_writes(cli, tiny_model, tmp_path, raydata):

@@ -642,6 +642,27 @@ def test_a_bug_is_a_json_500_and_one_log_line_or_with_qrr_debug_its_traceback(de
         assert server.stop() == 0
 
 
+def test_a_hang_up_that_nohup_ignores_is_ignored(cli):
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup starts it: the child inherits the disposition
+    try:
+        server = Server("--model", "fake", fake=True)
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    try:
+        server.process.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        with server.client() as http:
+            assert http.get("/health").status_code == 200
+        assert "stopping" not in server.stderr
+    finally:
+        assert server.stop() == 0
+    for value in ("0", "inf"):  # inf failed at the stop, in the timer's thread (nan: refused by the option's range)
+        result = cli("serve", "--shutdown-timeout", value, model=False)
+        assert (result.exit_code, result.stderr) == (
+            2, f"error: --shutdown-timeout {float(value)}: give a number of seconds above 0\n")  # fmt: skip
+    assert cli("serve", "--shutdown-timeout", "nan", model=False).exit_code == 2
+
+
 @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM])
 def test_a_stop_signal_from_the_ready_line_on_is_graceful(sig):
     """A supervisor that stops the server as soon as it says it is ready got exit 143 ("error: terminated") while
@@ -654,7 +675,7 @@ def test_a_stop_signal_from_the_ready_line_on_is_graceful(sig):
                                   "them)\nstopped\n")  # fmt: skip
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_while_the_model_loads_connections_are_refused_and_a_stop_is_clean(sig, tmp_path):
     """A client (a health probe) is refused at once rather than left waiting on the load; a supervisor stopping
     the server then gets the same clean exit 0 as after."""

@@ -204,7 +204,7 @@ def evaluate(
 
         def rerank(on_pairs, on_query):
             reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
-            with too_long_queries(on_error) as too_long:
+            with too_long_queries(on_error, len(inputs.jobs), output.done if output else 0) as too_long:
                 return pipelines.rerank_run(
                     reranker, inputs, output, None, on_pairs, on_query, too_long
                 ), reranker.max_length

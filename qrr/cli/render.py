@@ -640,15 +640,25 @@ def read_run_inputs(on_error, run: str, queries: str, corpus: str, depth: int, *
 
 
 @contextmanager
-def too_long_queries(policy):
+def too_long_queries(policy, jobs: int, before: int = 0):
     """For ``pipelines.rerank_run``'s ``on_error`` under ``--on-error``: the run's queries too long for
-    --max-length, said when the run ends (however it ends); ``None`` (stop at the first) for ``fail``."""
+    --max-length, said when the run ends (however it ends); ``None`` (stop at the first) for ``fail``. Where all
+    ``jobs`` were, and the output held none before (``before``), the run is an error (exit 2), as when every line
+    is bad."""
     skipped = skipping(policy, "of the run's queries", noun=False)
     try:
         yield skipped
     finally:
         if skipped is not None:
             skipped.report()
+    check_some_reranked(skipped, jobs, before)
+
+
+def check_some_reranked(skipped: Skipped | None, jobs: int, before: int = 0) -> None:
+    """``InputError`` where ``skipped`` holds every one of the ``jobs`` queries of a run whose output held none."""
+    if skipped is not None and jobs and skipped.count >= jobs and not before:
+        raise InputError(f"every query of the run leaves no room within --max-length ({skipped.count:,} skipped): "
+                         "nothing was reranked")  # fmt: skip
 
 
 def rerank_showing_progress(inputs, output, top_k, rerank, verbose: bool, others=None):

@@ -33,6 +33,7 @@ from qrr.cli.base import (
     WorkersOpt,
     chosen_server,
     command,
+    flag,
     given,
     model_options,
     ray_only,
@@ -42,7 +43,13 @@ from qrr.cli.base import (
     status,
     stderr,
 )
-from qrr.cli.render import read_run_inputs, rerank_showing_progress, too_long_queries
+from qrr.cli.render import (
+    check_some_reranked,
+    read_run_inputs,
+    rerank_showing_progress,
+    skipping,
+    too_long_queries,
+)
 from qrr.errors import InputError, plural
 from qrr.family import DEFAULT_MAX_LENGTH
 from qrr.formats import TAG
@@ -159,9 +166,9 @@ def rerank(
     def rerank(on_pairs, on_query):
         if ray:
             return _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_worker, ray_address,
-                                  instruction=instruction, **model_options(ctx)), max_length  # fmt: skip
+                                  on_error, instruction=instruction, **model_options(ctx)), max_length  # fmt: skip
         reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
-        with too_long_queries(on_error) as too_long:
+        with too_long_queries(on_error, len(inputs.jobs), output.done if output else 0) as too_long:
             return pipelines.rerank_run(
                 reranker, inputs, output, top_k, on_pairs, on_query, too_long
             ), reranker.max_length
@@ -169,7 +176,8 @@ def rerank(
     rerank_showing_progress(inputs, output, top_k, rerank, verbose)
 
 
-def _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_worker, address, model, **options):
+def _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_worker, address, on_error, model,
+                   **options):  # fmt: skip
     import time
 
     from qrr import pipelines
@@ -185,8 +193,19 @@ def _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_
         on_query(qid)
 
     began = time.perf_counter()
-    results = raydata.rerank(inputs, model, top_k=top_k, placement=placement, **options)
-    done = pipelines.write_reranked(results, inputs, output, finished)
+    too_long = skipping(on_error, "of the run's queries", noun=False)
+    errors = raydata.ErrorLog.remote() if too_long is not None else None
+    try:
+        results = raydata.rerank(inputs, model, top_k=top_k, placement=placement, errors=errors,
+                                 skip=too_long is not None, **options)  # fmt: skip
+        done = pipelines.write_reranked(results, inputs, output, finished)
+    finally:
+        if too_long is not None:  # what was passed over is said however the run ends
+            too_long.count, said = ray.get(errors.report.remote())
+            too_long.messages = [error.naming(flag) for error in said]
+            too_long.report()
+            ray.kill(errors)
+    check_some_reranked(too_long, len(inputs.jobs), output.done if output else 0)
     seconds = time.perf_counter() - began
     pairs = sum(len(j.docids) for j in inputs.jobs)
     said = f"reranked {plural(done.queries, 'query', 'queries')} ({plural(pairs, 'pair')})"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import signal
 from typing import Annotated
 
 import typer
@@ -145,12 +147,17 @@ def serve(
     if api_key is None and not _loopback(host):
         stderr.print(f"warning: --host {host} opens the server to the network, and without --api-key anyone who "
                      "reaches it may use it", style="yellow", highlight=False, markup=False)  # fmt: skip
+    if not math.isfinite(shutdown_timeout) or shutdown_timeout <= 0:
+        raise InputError(f"--shutdown-timeout {shutdown_timeout}: give a number of seconds above 0")
     name = models.named(model)
     models.check_local(name)  # a wrong folder fails before the port is taken
     sock = server.bind(host, port)  # before the model loads: a port in use fails at once
     where = sock.getsockname()
     url = f"http://{where[0] if ':' not in where[0] else f'[{where[0]}]'}:{where[1]}"
+    hangup = signal.getsignal(signal.SIGHUP)
     try:
+        if hangup is not signal.SIG_IGN:  # a hang-up while the model loads stops as SIGTERM does (nohup: ignored)
+            signal.signal(signal.SIGHUP, signal.getsignal(signal.SIGTERM))
         stderr.print(f"loading the model for {url} (connections are refused until it is ready)", highlight=False)
         reranker = load_reranker(instruction=instruction, verbose=verbose, **model_options(ctx))
         reranker.prompter.check_room("", reranker.instruction)  # a default leaving no room fails now, not per request
@@ -160,6 +167,8 @@ def serve(
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM before anything was served: a clean stop, as after
         stderr.print("stopped before the model was ready", highlight=False)
         return
+    finally:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL if hangup is None else hangup)  # run() sets its own
     from qrr.device import dtype_name
 
     server.listen(sock)

@@ -288,7 +288,9 @@ def run(app: Starlette, sock: socket.socket, on_stop=None, on_force=None, keep_a
     began (a stalled upload kept a stop waiting forever: ``on_force("timeout")``, exit 130 after SIGINT, else 143)
     end the process at once; the requests in flight are dropped. An idle connection is kept ``keep_alive``
     seconds."""
-    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    # a hang-up stops it too, unless it is ignored (nohup): then the server outlives its terminal, as asked
+    hangup = signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN
+    stops = (signal.SIGINT, signal.SIGTERM) + ((signal.SIGHUP,) if hangup else ())
     early: list[int] = []  # a signal before uvicorn takes over: acted on once it has
     previous = {sig: signal.signal(sig, lambda sig, _: early.append(sig)) for sig in stops}
     import threading
@@ -321,7 +323,8 @@ def run(app: Starlette, sock: socket.socket, on_stop=None, on_force=None, keep_a
         async def startup(self, sockets=None):
             await super().startup(sockets)
             # uvicorn handles SIGINT and SIGTERM by now; a hang-up (a closed terminal, a supervisor's SIGHUP) stops too
-            signal.signal(signal.SIGHUP, lambda sig, frame: self.handle_exit(sig, frame))
+            if hangup:
+                signal.signal(signal.SIGHUP, lambda sig, frame: self.handle_exit(sig, frame))
             if on_ready is not None:
                 on_ready()
             if early:
