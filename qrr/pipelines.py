@@ -198,16 +198,23 @@ class _Claimed:
     def _append(self):
         claimed, self.claimed = self.claimed, None
         handle = open_exclusive(self.path, self.size, claimed)  # this run's to write: then its record
-        if not self.settings or self.held:
-            return handle
-        _keep_settings(self.path, self.settings)
-        return _Keeping(handle, self.path, self.settings)
+        if not self.settings or (self.held and self.kept is None):
+            return handle  # a file without a record (an older qrr's) gets none: its settings are not known
+        record = {k: v for k, v in (self.kept or {}).items() if k not in ("first", "last")}
+        record |= {k: v for k, v in self.settings.items() if v is not None}  # a server's unknowns keep what was known
+        if not self.held:
+            _keep_settings(self.path, record)
+        return _Keeping(handle, self, record)
+
+    def _written(self) -> dict:
+        """What the record says of the results written, beside the settings (``ScoresOutput``: its last pair)."""
+        return {}
 
     def _check_settings(self) -> None:
         """``InputError`` where the settings kept beside the file differ from this run's (a setting either side does
         not know is not compared). A record whose first line of the file is not the file's is another file's (one
         written over since, by other means): it is left alone."""
-        self.settings_kept = False
+        self.settings_kept, self.kept = False, None
         if not self.settings or not self.held:
             return
         kept = settings_path(self.path)
@@ -218,6 +225,7 @@ class _Claimed:
             return  # an older qrr's file, or one copied without its record: scoring results again is the check
         if not isinstance(then, dict) or ("first" in then and then["first"] != _first_line(self.path)):
             return
+        self.kept = then
         same = True
         for key, now in self.settings.items():
             was = then.get(key)
@@ -274,7 +282,20 @@ class ScoresOutput(_Claimed):
     settings_kept: bool = field(default=False, compare=False)
     skipping: bool = field(default=False, compare=False)  # the run skips pairs (``prepare``)
     gaps: list[int] = field(default_factory=list, compare=False)  # the first places OUT's indexes skip
+    kept: dict | None = field(default=None, compare=False)  # the record kept beside OUT, where it is OUT's
+    latest: tuple[int, str] | None = field(default=None, compare=False)  # the last pair written: place, fingerprint
     verb = "score"
+
+    def passed(self, index: int, record) -> None:
+        """Note ``record``, the input's pair ``index``, as the last one whose result this run wrote: the record kept
+        beside OUT says which it was, so that a run going on with OUT tells another input's pair at that place
+        without a model (it kept another input's scores where they were as many)."""
+        self.latest = (index, _fingerprint(record))
+
+    def _written(self) -> dict:
+        if self.latest is None:
+            return {k: v for k, v in (self.kept or {}).items() if k == "last"}
+        return {"last": {"index": self.latest[0], "pair": self.latest[1]}}
 
     @classmethod
     def checked(cls, path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (),
@@ -360,6 +381,12 @@ class ScoresOutput(_Claimed):
         fields = {k: v for k, v in self.last.items() if k not in ("index", "score")}
         ids = {k: v for k, v in fields.items() if is_id_field(k)}
         have = record.ids if isinstance(record, PairRecord) else {}
+        noted = (self.kept or {}).get("last")
+        if isinstance(noted, dict) and noted.get("index") == self.done - 1 and noted.get("pair") != _fingerprint(
+                record):  # fmt: skip
+            raise InputError(f"{self.where}: result {self.done - 1} is of another pair than the input's pair "
+                             f"{self.done - 1} (as {settings_path(self.path)} keeps); {{output}} holds another "
+                             "input's scores: give it a new file", "output")  # fmt: skip
         if ids != have:
             raise InputError(f"{self.where}: result {self.done - 1} has ids {_said(ids)}, but the input's pair "
                              f"{self.done - 1} has {_said(have)}; {{output}} holds another input's scores",
@@ -392,32 +419,37 @@ class _Keeping:
     """An output's handle, held as a context: when the run's writing ends (finished, failed or interrupted), its
     record is written again with the file's first line, by which a later run tells that the record is this file's."""
 
-    def __init__(self, handle, path: str, settings: dict):
-        self.handle, self.path, self.settings = handle, path, settings
+    def __init__(self, handle, output: _Claimed, record: dict):
+        self.handle, self.output, self.record = handle, output, record
 
     def __enter__(self):
         return self.handle
 
     def __exit__(self, *exc) -> None:
         self.handle.close()
-        first = _first_line(self.path)
+        first = _first_line(self.output.path)
         if first is not None:
-            _keep_settings(self.path, self.settings, first)
+            _keep_settings(self.output.path, self.record | self.output._written(), first)
 
 
 def _keep_settings(path: str, settings: dict, first: str | None = None) -> None:
     """Write ``settings`` beside the output ``path`` (``settings_path``), whole or not at all, with ``first``, the
     file's first line, where it has one."""
-    from qrr import __version__
-
     kept = settings_path(path)
-    record = {**settings, "qrr": __version__} | ({"first": first} if first is not None else {})
+    record = settings | ({"first": first} if first is not None else {})
     try:
         with open(kept + ".part", "wb") as handle:
             handle.write(orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
         os.replace(kept + ".part", kept)
     except OSError:
         pass  # a folder that takes the results but not a new file: a later run checks by scoring results again
+
+
+def _fingerprint(record) -> str:
+    """A short digest of a pair's query, document and instruction, as the record of a --resume file keeps it."""
+    import hashlib
+
+    return hashlib.sha256(orjson.dumps(next(_with_triples([record]))[1])).hexdigest()[:16]
 
 
 def _first_line(path: str) -> str | None:
@@ -633,6 +665,7 @@ class RunOutput(_Claimed):
     settings: dict | None = field(default=None, compare=False)  # the run's, kept beside the file (see ``_Claimed``)
     held: bool = field(default=False, compare=False)  # the file held results when prepared
     settings_kept: bool = field(default=False, compare=False)
+    kept: dict | None = field(default=None, compare=False)  # the record kept beside the file, where it is the file's
     verb = "rerank"
 
     @classmethod
@@ -915,9 +948,9 @@ def _check_rescored(then: float, now: float, result: str, path, verb: str) -> No
         return
     then_said, now_said = _apart(then, now)
     raise InputError(
-        f"{result} has score {then_said} there but scores {now_said} now, so {path} holds another set-up's scores "
-        "(another {model}, {instruction}, {max_length} or {recipe}, or a server running another); go on with the "
-        f"one that wrote it, or {verb} into a new file",
+        f"{result} has score {then_said} there but scores {now_said} now, so {path} holds scores of another input "
+        "or set-up (other texts, another {model}, {instruction}, {max_length} or {recipe}, or a server running "
+        f"another); go on with the input and set-up that wrote it, or {verb} into a new file",
         "model", "instruction", "max_length", "recipe",
     )  # fmt: skip
 

@@ -262,9 +262,9 @@ def test_resume_refuses_a_file_of_other_scores_or_an_input(cli, rerank_args, bei
     first = lines[0].split()
     assert resuming == f"resuming {out}: 2 of 5 queries are done"
     assert message.startswith(f"error: {out}:1: query {first[0]}'s document {first[2]} has score {float(first[4]):.4f}")
-    assert message.endswith(f"so {out} holds another set-up's scores (another --model, --instruction, --max-length or "
-                            "--recipe, or a server running another); go on with the one that wrote it, or rerank into "
-                            "a new file")  # fmt: skip
+    assert message.endswith(f"so {out} holds scores of another input or set-up (other texts, another --model, "
+                            "--instruction, --max-length or --recipe, or a server running another); go on with the "
+                            "input and set-up that wrote it, or rerank into a new file")  # fmt: skip
     assert out.read_text() == "".join(lines[:6])  # nothing written
     ok(cli("rerank", *rerank_args, "--depth", "3", "--resume", str(out)))  # the same set-up goes on
     assert out.read_text() == "".join(lines)
@@ -354,6 +354,24 @@ def test_a_sigterm_in_the_heavy_imports_stops_the_command_at_their_end():
         time.sleep(0.2)
         reached.append("never")
     assert reached == ["the block's end"]
+
+
+def test_a_ctrl_c_in_the_heavy_imports_stops_the_command_at_their_end():
+    """Ctrl-C in the first second (torch's import) ended in a RecursionError, an ImportError or an abort (134)."""
+    from qrr.cli.base import signals_deferred
+
+    reached = []
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        with signals_deferred():
+            with signals_deferred():  # nested: the outer block's end raises
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.2)
+                reached.append("the inner block's end")
+            reached.append("the outer block's end")
+        reached.append("after the block")
+    assert reached == ["the inner block's end", "the outer block's end"]
+    assert signal.getsignal(signal.SIGINT) is before  # Ctrl-C is Python's again
 
 
 def test_sigterm_handling_leaves_other_threads_alone():

@@ -8,7 +8,6 @@ import re
 
 import pytest
 
-import qrr
 from qrr import Reranker
 from tests.clitools import jsonl, ok, said
 
@@ -295,8 +294,8 @@ def test_resume_goes_on_after_an_interrupt(cli, fake, tmp_path):
     assert (result.exit_code, result.stdout, result.stderr) == (0, "", f"resuming {out}: 1,529 pairs done\n")
     assert jsonl(out.read_text()) == whole  # each pair once, in order, as one run wrote them
     result = cli("score", str(pairs), "--resume", str(out))
-    assert result.stderr == (f"resuming {out}: 2,100 pairs done\nnothing left to score (no model was loaded, so its "
-                             "results were not checked against these settings)\n")  # fmt: skip
+    # its settings and its last pair are those the record beside it keeps: checked without a model
+    assert result.stderr == f"resuming {out}: 2,100 pairs done\nnothing left to score\n"
     # a write cut within its first bytes (a full disk cuts a buffered write anywhere): refused as another file's
     full = out.read_text()
     for tail in ('{"', "{"):
@@ -322,9 +321,10 @@ def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
     out.write_text("".join(lines[:3]))
     # another instruction: refused before any scoring, as the record kept beside OUT says it was written otherwise
     kept = tmp_path / ".out.jsonl.qrr.json"
-    assert json.loads(kept.read_text()) == {"model": "fake", "instruction": DEFAULT_INSTRUCTION, "max_length": 8192,
-                                            "recipe": "transformers", "qrr": qrr.__version__,
-                                            "first": lines[0].rstrip("\n")}  # fmt: skip
+    record = json.loads(kept.read_text())
+    assert record.pop("last")["index"] == 5  # the last pair written, by its place and a digest of its texts
+    assert record == {"model": "fake", "instruction": DEFAULT_INSTRUCTION, "max_length": 8192,
+                      "recipe": "transformers", "first": lines[0].rstrip("\n")}  # fmt: skip
     assert failed(str(pairs), "-i", "Find the opposite", "--resume", str(out)) == (
         f'error: --resume {out} was written with --instruction "{DEFAULT_INSTRUCTION}", not "Find the opposite" (as '
         f"{kept} keeps); go on with that, or score into a new file")  # fmt: skip
@@ -336,9 +336,9 @@ def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
     kept.unlink()
     message = failed(str(pairs), "-i", "Find the opposite", "--resume", str(out))
     assert message.startswith(f"error: {out}:3: result 2 has score ")
-    assert message.endswith(f"so {out} holds another set-up's scores (another --model, --instruction, --max-length or "
-                            "--recipe, or a server running another); go on with the one that wrote it, or score into "
-                            "a new file")  # fmt: skip
+    assert message.endswith(f"so {out} holds scores of another input or set-up (other texts, another --model, "
+                            "--instruction, --max-length or --recipe, or a server running another); go on with the "
+                            "input and set-up that wrote it, or score into a new file")  # fmt: skip
     assert out.read_text() == "".join(lines[:3])  # nothing written
     other = tmp_path / "other.jsonl"
     other.write_text(pairs.read_text().replace('"p2"', '"x2"'))
@@ -354,6 +354,16 @@ def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
     assert failed(str(other), "--resume", str(tmp_path / "full.jsonl")) == (
         f'error: {tmp_path / "full.jsonl"}:6: result 5 has ids {{"id":"p5"}}, but the input\'s pair 5 has '
         '{"id":"x5"}; --resume holds another input\'s scores')  # fmt: skip
+    # without ids, another input as many pairs long: the record beside OUT keeps the last pair's digest (a run with
+    # nothing left to score loads no model, and kept another input's scores)
+    first, second = tmp_path / "first.tsv", tmp_path / "second.tsv"
+    first.write_text("".join(f"q\td{n}\n" for n in range(4)))
+    second.write_text("".join(f"q\te{n}\n" for n in range(4)))
+    ok(cli("score", str(first), "--resume", str(tmp_path / "tsv.jsonl")))
+    assert failed(str(second), "--resume", str(tmp_path / "tsv.jsonl")) == (
+        f"error: {tmp_path / 'tsv.jsonl'}:4: result 3 is of another pair than the input's pair 3 (as "
+        f"{tmp_path / '.tsv.jsonl.qrr.json'} keeps); --resume holds another input's scores: give it a new file"
+    )
     # results with their fields copied (--with-fields): a field unlike the input's is another input, as an id is
     labeled, fields = tmp_path / "labeled.jsonl", tmp_path / "fields.jsonl"
     labeled.write_text(
@@ -548,6 +558,12 @@ def test_bad_input_is_one_line_and_exit_2(cli, data, message):
 def test_bom_crlf_and_blank_lines_are_accepted(cli, expected):
     data = ("\ufeff" + GOOD_JSONL.replace("\n", "\r\n\r\n")).encode()
     assert [r["score"] for r in jsonl(ok(cli("score", input=data)))] == expected["good"]
+    # files with a BOM each, joined (cat a.jsonl b.jsonl): the second BOM opens a line, not JSON (nor a query's text)
+    head, tail = GOOD_JSONL.splitlines(keepends=True)[:4], GOOD_JSONL.splitlines(keepends=True)[4:]
+    joined = ("\ufeff" + "".join(head) + "\ufeff" + "".join(tail)).encode()
+    assert [r["score"] for r in jsonl(ok(cli("score", input=joined)))] == expected["good"]
+    tsv = "\ufeffq\td\n\ufeffq\td\n".encode()
+    assert len(set(r["score"] for r in jsonl(ok(cli("score", input=tsv))))) == 1  # the same pair twice
 
 
 def test_empty_input_is_no_output_and_a_note_with_v(cli):

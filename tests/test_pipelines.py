@@ -8,7 +8,6 @@ from pathlib import Path
 import orjson
 import pytest
 
-import qrr
 from qrr import Reranker, formats, pipelines
 from qrr.errors import InputError, Interrupted, PairError
 from qrr.pipelines import Job
@@ -471,7 +470,7 @@ def test_an_outputs_settings_are_kept_beside_it_and_checked_when_a_run_goes_on(t
     kept = pipelines.settings_path(out)
     assert kept == str(tmp_path / ".scores.jsonl.qrr.json")
     # with the file's first line, by which a later run tells the record is the file's
-    record = settings | {"qrr": qrr.__version__, "first": '{"index":0,"score":0.5}'}
+    record = settings | {"first": '{"index":0,"score":0.5}'}
     assert orjson.loads(Path(kept).read_bytes()) == record
 
     def going_on(**changed):

@@ -15,7 +15,6 @@ import time
 import httpx
 import pytest
 
-import qrr
 from tests.servers import ROOT, Server
 
 QUERY = "what is the capital of China?"
@@ -313,7 +312,6 @@ def test_qrr_rerank_and_eval_through_the_server(tiny_server, cli, tiny_model, be
         "instruction": "Judge",
         "max_length": None,
         "recipe": None,
-        "qrr": qrr.__version__,
         "first": out.read_text().splitlines()[0],
     }
     other = cli("rerank", *resumed, "-i", "Judge it", model=tiny_model)

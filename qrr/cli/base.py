@@ -440,7 +440,7 @@ def from_environment() -> dict[str, str]:
 
 # SIGTERM's state while a command runs: ``deferred`` counts the ``signals_deferred`` blocks open, ``pending`` is a
 # SIGTERM that came during one.
-_SIGTERM = {"deferred": 0, "pending": False}
+_SIGTERM = {"deferred": 0, "pending": False, "interrupted": False}  # interrupted: a Ctrl-C that came during one
 
 
 @contextlib.contextmanager
@@ -467,17 +467,27 @@ def sigterm_stops():
 
 @contextlib.contextmanager
 def signals_deferred():
-    """A SIGTERM that comes inside this block stops the command at its end, not in it. For the heavy imports:
-    raised inside one, the exception was seen swallowed by a library's bare ``except`` (the command went on as if
-    no signal had come) or leaving a module half-imported (an ``ImportError`` next)."""
+    """A SIGTERM or Ctrl-C that comes inside this block stops the command at its end, not in it. For the heavy
+    imports: raised inside one, the exception was seen swallowed by a library's bare ``except`` (the command went on
+    as if no signal had come), leaving a module half-imported (an ``ImportError`` next, a ``RecursionError``) or
+    thrown through torch's C++ (an abort, exit 134)."""
+    previous = None
+    if not _SIGTERM["deferred"]:
+        with contextlib.suppress(ValueError):  # not the main thread: Ctrl-C is not this thread's to take
+            previous = signal.signal(signal.SIGINT, lambda *_: _SIGTERM.update(interrupted=True))
     _SIGTERM["deferred"] += 1
     try:
         yield
     finally:
         _SIGTERM["deferred"] -= 1
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
         if not _SIGTERM["deferred"] and _SIGTERM["pending"]:
-            _SIGTERM["pending"] = False
+            _SIGTERM["pending"] = _SIGTERM["interrupted"] = False
             raise Terminated
+        if not _SIGTERM["deferred"] and _SIGTERM["interrupted"]:
+            _SIGTERM["interrupted"] = False
+            raise KeyboardInterrupt
 
 
 def heavy_imports() -> None:

@@ -223,6 +223,8 @@ def score(
                     if saved is not None and out.out is None:  # at the first result: a failure before leaves no file
                         out.out = files.enter_context(saved.open())
                     out.write(rows)
+                    if saved is not None and chunk.records:
+                        saved.passed(start + chunk.indexes[-1], chunk.records[-1])
         except PairError as exc:
             raise exc.shifted(start) from None
         except Exception as exc:  # a runtime failure (a full disk, a server gone): what OUT holds is kept, said so

@@ -91,7 +91,7 @@ Line = tuple[int, "str | InputError"]
 
 def read_lines(source: str) -> Iterator[Line]:
     """(line number, text) for each line of a file (gzipped where its name ends in ``.gz``) or stdin (``-``):
-    UTF-8, a leading BOM and CR dropped.
+    UTF-8, a BOM opening a line (a file's, or of each file joined: ``cat``) and CR dropped.
     A line that is not valid UTF-8 or holds a NUL byte comes as an ``InputError`` in place of its text."""
     source = path_of(source)
     name = label(source)
@@ -140,9 +140,8 @@ def decode_lines(stream: Iterable[bytes], name: str) -> Iterator[Line]:
             # counted from 1, as lines are (and editors' columns)
             yield number, InputError(f"{name}:{number}: NUL byte at byte {raw.index(0) + 1} of the line")
             continue
-        if number == 1:
-            text = text.removeprefix("\ufeff")
-        yield number, text.rstrip("\n").removesuffix("\r")
+        # a BOM opens a file, or each file of several joined (cat a.jsonl b.jsonl): it is no text of the line
+        yield number, text.removeprefix("\ufeff").rstrip("\n").removesuffix("\r")
 
 
 def _binary_kind(first: bytes, name: str) -> InputError | None:
