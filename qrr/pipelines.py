@@ -82,10 +82,15 @@ def call_room(reranker: Reranker) -> int:
 
 
 def _calls(items: Iterable, room: int, weigh: Callable[[object], tuple[int, int]]) -> Iterator[list]:
-    """``items`` in groups that end once they reach ``CHUNK`` pairs or ``room`` characters; ``weigh(item)`` gives
-    an item's (pairs, characters)."""
+    """``items`` in groups that end once they reach ``CHUNK`` pairs or ``room`` characters, or where the input
+    pauses (``_IDLE``, from ``_prefetched``); ``weigh(item)`` gives an item's (pairs, characters)."""
     group, pairs, chars = [], 0, 0
     for item in items:
+        if item is _IDLE:
+            if group:
+                yield group
+                group, pairs, chars = [], 0, 0
+            continue
         group.append(item)
         more, longer = weigh(item)
         pairs, chars = pairs + more, chars + longer
@@ -96,9 +101,57 @@ def _calls(items: Iterable, room: int, weigh: Callable[[object], tuple[int, int]
         yield group
 
 
+_IDLE = object()  # no item came for a while: the group so far is scored (see ``_prefetched``)
+
+
+def _prefetched(items: Iterable, idle: float) -> Iterator:
+    """``items``, read ahead in a thread, with ``_IDLE`` where none came for ``idle`` seconds: a producer that pauses
+    (``tail -f log | qrr score``) gets the results of what it sent, where they waited for a full call before. An
+    error reading them is raised here, in its place."""
+    import queue
+    import threading
+
+    box: queue.Queue = queue.Queue(maxsize=4 * CHUNK)
+    stop, end = threading.Event(), object()
+
+    def put(entry) -> None:
+        while not stop.is_set():
+            try:
+                box.put(entry, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def read() -> None:
+        try:
+            for item in items:
+                put((True, item))
+                if stop.is_set():
+                    return
+            put((True, end))
+        except BaseException as exc:  # noqa: BLE001 (handed to the reader's thread, raised there)
+            put((False, exc))
+
+    threading.Thread(target=read, name="qrr-read", daemon=True).start()
+    try:
+        while True:
+            try:
+                read_ok, item = box.get(timeout=idle)
+            except queue.Empty:
+                yield _IDLE
+                continue
+            if not read_ok:
+                raise item
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()  # a consumer that stops early: the thread ends at its next item (one blocked reading stays so)
+
+
 def score_records(
     reranker: Reranker, records: Iterable, progress: Progress | None = None, chunk: int | None = None,
-    on_error: OnError = None,
+    on_error: OnError = None, idle: float | None = None,
 ) -> Iterator[ScoredChunk]:  # fmt: skip
     """Score pairs a chunk at a time, in input order, so that each chunk's results can be written as soon as they
     are done and memory stays flat over any number of pairs. ``records``: ``PairRecord``s (from
@@ -108,9 +161,13 @@ def score_records(
 
     A pair whose query and instruction leave no room for its document within ``max_length`` raises ``InputError``
     (naming a ``PairRecord``'s file and line), or with ``on_error`` is handed to it and left out, with the chunk's
-    other pairs of that query and instruction: the chunk's ``indexes`` say which pairs were scored."""
+    other pairs of that query and instruction: the chunk's ``indexes`` say which pairs were scored. With ``idle``
+    (seconds), ``records`` are read in a thread and a chunk ends where none came for that long (an input that
+    pauses, as a pipe from a slow producer does)."""
     start = 0
     pairs = _with_triples(records)
+    if idle is not None and not chunk:
+        pairs = _prefetched(pairs, idle)
     parts = chunks(pairs, chunk) if chunk else _calls(pairs, call_room(reranker), _weigh_pair)
     for part in parts:
         places = list(range(len(part)))

@@ -639,3 +639,27 @@ def test_the_vllm_recipe(cli, tiny_model, tiny):
     assert "'sglang' is not one of 'transformers', 'vllm', 'vllm-template'" in said(
         cli("score", "--recipe", "sglang", input=data)
     )
+
+
+def test_a_pause_in_the_input_writes_the_results_so_far():
+    """tail -f log | qrr score printed nothing until 1,024 lines had come, or the input's end."""
+    import select
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    command = [sys.executable, "-m", "tests.fake_serve", "score", "--model", "fake", "--device", "cpu"]
+    process = subprocess.Popen(command, cwd=Path(__file__).resolve().parent.parent, stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        process.stdin.write("q\tfirst\n")
+        process.stdin.flush()
+        ready, _, _ = select.select([process.stdout], [], [], 60)  # a test that fails, not one that hangs
+        assert ready, process.stderr.read() if process.poll() is not None else "no result while the input paused"
+        assert json.loads(process.stdout.readline())["index"] == 0  # before the input goes on, or ends
+        process.stdin.write("q\tsecond\n")
+        process.stdin.close()
+        assert [json.loads(line)["index"] for line in process.stdout] == [1]
+        assert process.wait(60) == 0
+    finally:
+        process.kill()

@@ -508,3 +508,26 @@ def test_an_outputs_settings_are_kept_beside_it_and_checked_when_a_run_goes_on(t
         assert orjson.loads(Path(kept).read_bytes())["max_length"] == 512 and "first" not in Path(kept).read_text()
         handle.write('{"index":0,"score":0.5}\n')
     assert orjson.loads(Path(kept).read_bytes())["first"] == '{"index":0,"score":0.5}'
+
+
+def test_a_pause_in_the_input_ends_a_chunk_where_idle_is_given(rr):
+    import threading
+
+    first_chunk = threading.Event()
+
+    def producer(pause: float):  # two pairs, then a pause that lasts until their results are out, or ``pause``
+        yield from [("q", "a"), ("q", "b")]
+        first_chunk.wait(pause)
+        yield from [("q", "c"), ("q", "d")]
+
+    chunks = []
+    for part in pipelines.score_records(rr, producer(10), idle=0.05):
+        chunks.append(part)
+        first_chunk.set()
+    assert [c.indexes for c in chunks] == [[0, 1], [2, 3]]
+    assert [s for c in chunks for s in c.scores] == rr.score([("q", "a"), ("q", "b"), ("q", "c"), ("q", "d")])
+    first_chunk.clear()  # without idle, the pairs wait for a full call
+    assert [c.indexes for c in pipelines.score_records(rr, producer(0.2))] == [[0, 1, 2, 3]]
+    # an error reading the input comes out in its place
+    with pytest.raises(PairError, match="^pair 1: expected"):
+        list(pipelines.score_records(rr, [("q", "a"), ("q",)], idle=0.05))

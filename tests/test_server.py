@@ -308,10 +308,7 @@ def test_qrr_rerank_and_eval_through_the_server(tiny_server, cli, tiny_model, be
     resumed = str(beir_dir / "bm25.trec"), "--beir", str(beir_dir), "--depth", "5", "--resume", str(out)
     assert cli("rerank", *resumed, "--server", tiny_server.url, "-i", "Judge", model=False).exit_code == 0
     assert json.loads((tmp_path / ".out.jsonl.qrr.json").read_text()) == {
-        "model": None,
         "instruction": "Judge",
-        "max_length": None,
-        "recipe": None,
         "first": out.read_text().splitlines()[0],
     }
     other = cli("rerank", *resumed, "-i", "Judge it", model=tiny_model)

@@ -54,6 +54,7 @@ from qrr.errors import InputError, Interrupted, PairError, Stopped, plural, qrr_
 from qrr.family import DEFAULT_MAX_LENGTH
 
 CUT_SHOWN = 3  # the documents cut to --max-length that the note names
+IDLE = 1.0  # seconds without a new line after which the pairs read so far are scored and written
 
 
 @command(no_args_is_help=False)
@@ -208,8 +209,9 @@ def score(
             estimate = LineCount(sources if not inline else [], start)  # no -q/-d: all pairs are in files
             with files, progress(None, "scoring", estimate=estimate) as advance:
                 # -q's query too long for --max-length is no bad line to skip: it is every pair's
+                # a pause in the input (tail -f log | qrr score) writes what came so far: IDLE seconds of none
                 chunks = pipelines.score_records(reranker, itertools.chain([first], records), progress=advance,
-                                                 on_error=None if inline else skipped)  # fmt: skip
+                                                 on_error=None if inline else skipped, idle=IDLE)  # fmt: skip
                 for chunk in chunks:
                     total += chunk.scores.stats
                     if not inline and len(cut) < CUT_SHOWN and chunk.scores.stats.truncated:
