@@ -102,6 +102,7 @@ def _calls(items: Iterable, room: int, weigh: Callable[[object], tuple[int, int]
 
 
 _IDLE = object()  # no item came for a while: the group so far is scored (see ``_prefetched``)
+READER = "qrr-read"  # the name of the thread that reads ahead
 
 
 def _prefetched(items: Iterable, idle: float) -> Iterator:
@@ -132,7 +133,7 @@ def _prefetched(items: Iterable, idle: float) -> Iterator:
         except BaseException as exc:  # noqa: BLE001 (handed to the reader's thread, raised there)
             put((False, exc))
 
-    threading.Thread(target=read, name="qrr-read", daemon=True).start()
+    threading.Thread(target=read, name=READER, daemon=True).start()
     try:
         while True:
             try:
@@ -162,13 +163,22 @@ def score_records(
     A pair whose query and instruction leave no room for its document within ``max_length`` raises ``InputError``
     (naming a ``PairRecord``'s file and line), or with ``on_error`` is handed to it and left out, with the chunk's
     other pairs of that query and instruction: the chunk's ``indexes`` say which pairs were scored. With ``idle``
-    (seconds), ``records`` are read in a thread and a chunk ends where none came for that long (an input that
-    pauses, as a pipe from a slow producer does)."""
-    start = 0
+    (seconds, above 0; not with ``chunk``), ``records`` are read ahead in a thread and a chunk ends where none came
+    for that long (an input that pauses, as a pipe from a slow producer does); the thread stops when this generator
+    is closed."""
+    if idle is not None and not idle > 0:
+        raise InputError(f"{{idle}} must be a number of seconds above 0, not {idle!r}", "idle")
     pairs = _with_triples(records)
     if idle is not None and not chunk:
         pairs = _prefetched(pairs, idle)
     parts = chunks(pairs, chunk) if chunk else _calls(pairs, call_room(reranker), _weigh_pair)
+    with contextlib.closing(pairs) if hasattr(pairs, "close") else contextlib.nullcontext():
+        # closed when the caller stops (an error, Ctrl-C, closing this generator): a thread reading ahead stops too
+        yield from _scored_parts(reranker, parts, progress, on_error)
+
+
+def _scored_parts(reranker, parts, progress, on_error) -> Iterator[ScoredChunk]:
+    start = 0
     for part in parts:
         places = list(range(len(part)))
         if on_error is not None:  # each query checked once, before the call: not a call again for each one too long
@@ -369,7 +379,7 @@ class ScoresOutput(_Claimed):
         (``gaps``) only where this run skips too (``skipping``: ``on_error``), as the run that left them out did."""
         self.done, self.last, self.where, self.cut, self.size, self.copied = 0, None, "", False, 0, None
         self.held = self.settings_kept = False
-        self.skipping, self.gaps = skipping, []
+        self.skipping, self.gaps, self.kept, self.latest = skipping, [], None, None
         self.release()  # prepared twice: the first claim goes
         self.claimed = claim(self.path)
         if self.claimed is not None:
@@ -438,12 +448,6 @@ class ScoresOutput(_Claimed):
         fields = {k: v for k, v in self.last.items() if k not in ("index", "score")}
         ids = {k: v for k, v in fields.items() if is_id_field(k)}
         have = record.ids if isinstance(record, PairRecord) else {}
-        noted = (self.kept or {}).get("last")
-        if isinstance(noted, dict) and noted.get("index") == self.done - 1 and noted.get("pair") != _fingerprint(
-                record):  # fmt: skip
-            raise InputError(f"{self.where}: result {self.done - 1} is of another pair than the input's pair "
-                             f"{self.done - 1} (as {settings_path(self.path)} keeps); {{output}} holds another "
-                             "input's scores: give it a new file", "output")  # fmt: skip
         if ids != have:
             raise InputError(f"{self.where}: result {self.done - 1} has ids {_said(ids)}, but the input's pair "
                              f"{self.done - 1} has {_said(have)}; {{output}} holds another input's scores",
@@ -465,6 +469,12 @@ class ScoresOutput(_Claimed):
             raise InputError(f"{self.where}: result {self.done - 1} has {_said({name: fields[name]})[1:-1]}, but the "
                              f"input's pair {self.done - 1} has {has}; {{output}} holds another input's scores",
                              "output")  # fmt: skip
+        noted = (self.kept or {}).get("last")  # the last pair written, where the record is of OUT as it is now
+        if isinstance(noted, dict) and noted.get("index") == self.done - 1 and noted.get("pair") != _fingerprint(
+                record):  # fmt: skip
+            raise InputError(f"{self.where}: result {self.done - 1} is of another pair than the input's pair "
+                             f"{self.done - 1} (as {settings_path(self.path)} keeps); {{output}} holds another "
+                             "input's scores: give it a new file", "output")  # fmt: skip
         if reranker is None:
             return
         _, triple = next(_with_triples([record]))
@@ -760,6 +770,7 @@ class RunOutput(_Claimed):
         check_count(top_k, "top_k")
         self.prepared, self.done, self.written, self.cut_query = True, 0, [], None
         self.held = self.settings_kept = False
+        self.kept = None
         if self.fmt == "trec":
             spaced = next((i for j in inputs.jobs for i in (j.qid, *j.docids) if any(c.isspace() for c in i)), None)
             if spaced is not None:

@@ -7,7 +7,6 @@ it (a bug: no ``QrrError``)."""
 from __future__ import annotations
 
 import os
-import sys
 
 from qrr import models
 from qrr.testing import FakeModel
@@ -21,6 +20,6 @@ if __name__ == "__main__":
     failing = {"interrupt_after": 0, "raising": KeyError(fail)} if fail else {}
     models.register("fake", FakeModel(str(tokenizer_files()), pids=pids, load_seconds=load_seconds, gate=gate,
                                       **failing))  # fmt: skip
-    from qrr.cli import app
+    from qrr.cli import main
 
-    app(prog_name="qrr", args=sys.argv[1:])
+    main()  # as the qrr command runs (its arguments are sys.argv[1:])

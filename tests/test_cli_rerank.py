@@ -372,6 +372,15 @@ def test_a_ctrl_c_in_the_heavy_imports_stops_the_command_at_their_end():
         reached.append("after the block")
     assert reached == ["the inner block's end", "the outer block's end"]
     assert signal.getsignal(signal.SIGINT) is before  # Ctrl-C is Python's again
+    # ignored (a background job of a script): it stays so
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_sigterm_handling_leaves_other_threads_alone():

@@ -531,3 +531,21 @@ def test_a_pause_in_the_input_ends_a_chunk_where_idle_is_given(rr):
     # an error reading the input comes out in its place
     with pytest.raises(PairError, match="^pair 1: expected"):
         list(pipelines.score_records(rr, [("q", "a"), ("q",)], idle=0.05))
+    with pytest.raises(InputError, match="^idle must be a number of seconds above 0, not 0$"):
+        next(pipelines.score_records(rr, [("q", "a")], idle=0))
+    # a caller that stops (an error, Ctrl-C) closes the stream, and the thread reading ahead stops with it
+    read = []
+
+    def endless():
+        while True:
+            read.append(1)
+            yield ("q", f"d{len(read)}")
+
+    stream = pipelines.score_records(rr, endless(), idle=0.05)
+    next(stream)
+    stream.close()
+    __import__("time").sleep(0.5)
+    assert not any(t.name == pipelines.READER and t.is_alive() for t in threading.enumerate())
+    settled = len(read)
+    __import__("time").sleep(0.3)
+    assert len(read) == settled  # nothing more read

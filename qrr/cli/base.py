@@ -471,17 +471,19 @@ def signals_deferred():
     imports: raised inside one, the exception was seen swallowed by a library's bare ``except`` (the command went on
     as if no signal had come), leaving a module half-imported (an ``ImportError`` next, a ``RecursionError``) or
     thrown through torch's C++ (an abort, exit 134)."""
-    previous = None
-    if not _SIGTERM["deferred"]:
-        with contextlib.suppress(ValueError):  # not the main thread: Ctrl-C is not this thread's to take
+    previous, installed = None, False
+    # the outer block takes Ctrl-C, unless it is ignored (a background job of a script) or this is not the main thread
+    if not _SIGTERM["deferred"] and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        with contextlib.suppress(ValueError):
             previous = signal.signal(signal.SIGINT, lambda *_: _SIGTERM.update(interrupted=True))
+            installed = True
     _SIGTERM["deferred"] += 1
     try:
         yield
     finally:
         _SIGTERM["deferred"] -= 1
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        if installed:  # None: a handler not set from Python, which cannot be set back; the default stands in
+            signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
         if not _SIGTERM["deferred"] and _SIGTERM["pending"]:
             _SIGTERM["pending"] = _SIGTERM["interrupted"] = False
             raise Terminated

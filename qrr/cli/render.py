@@ -548,11 +548,13 @@ class Skipped:
         self.what, self.noun = what, noun  # a noun is counted ("3 bad lines"), a phrase follows the count as it is
         self.count = 0
         self.messages: list[str] = []
+        self._lock = threading.Lock()  # called from a thread that reads ahead too (qrr score)
 
     def __call__(self, error: InputError) -> None:
-        self.count += 1
-        if len(self.messages) < self.shown:
-            self.messages.append(error.naming(flag))
+        with self._lock:
+            self.count += 1
+            if len(self.messages) < self.shown:
+                self.messages.append(error.naming(flag))
 
     def report(self) -> None:
         if not self.count:

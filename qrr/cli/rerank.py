@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 
 import typer
@@ -200,11 +201,12 @@ def _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_
                                  skip=too_long is not None, **options)  # fmt: skip
         done = pipelines.write_reranked(results, inputs, output, finished)
     finally:
-        if too_long is not None:  # what was passed over is said however the run ends
-            too_long.count, said = ray.get(errors.report.remote())
-            too_long.messages = [error.naming(flag) for error in said]
+        if too_long is not None:  # what was passed over is said however the run ends (where Ray still answers)
+            with contextlib.suppress(Exception):
+                too_long.count, said = ray.get(errors.report.remote())
+                too_long.messages = [error.naming(flag) for error in said]
+                ray.kill(errors)
             too_long.report()
-            ray.kill(errors)
     check_some_reranked(too_long, len(inputs.jobs), output.done if output else 0)
     seconds = time.perf_counter() - began
     pairs = sum(len(j.docids) for j in inputs.jobs)

@@ -212,6 +212,8 @@ def score(
                 # a pause in the input (tail -f log | qrr score) writes what came so far: IDLE seconds of none
                 chunks = pipelines.score_records(reranker, itertools.chain([first], records), progress=advance,
                                                  on_error=None if inline else skipped, idle=IDLE)  # fmt: skip
+                # closed however the loop ends: its thread reading ahead stops before what it skipped is said
+                files.callback(chunks.close)
                 for chunk in chunks:
                     total += chunk.scores.stats
                     if not inline and len(cut) < CUT_SHOWN and chunk.scores.stats.truncated:

@@ -120,7 +120,7 @@ def serve(
     Endpoints: [bold]POST /v1/rerank[/] and [bold]/v2/rerank[/] (Cohere), [bold]/rerank[/] (Jina, vLLM),
     [bold]/score[/] (vLLM), [bold]GET /health[/], [bold]/v1/models[/] and [bold]/metrics[/] (Prometheus). Any
     request may carry an [bold]instruction[/]. Requests that arrive together are scored together. Ctrl-C,
-    SIGTERM or SIGHUP stops it gracefully: new requests are refused, those in flight answered for up to
+    SIGTERM or SIGHUP (unless ignored: nohup) stops it gracefully: new requests are refused, those in flight answered for up to
     --shutdown-timeout (a second Ctrl-C stops it at once). With [bold]-v[/], a line per request on stderr (UTC
     time, client, method, path, status, milliseconds).
 
@@ -164,11 +164,14 @@ def serve(
         name = served_model_name or str(model or reranker.model_path)
         limits = server.Limits(max_documents, max_request_bytes, max_queue)
         app = server.create_app(reranker, name, api_key, limits, on_request=_access_line if verbose else None)
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM before anything was served: a clean stop, as after
-        stderr.print("stopped before the model was ready", highlight=False)
+    except BaseException as exc:
+        signal.signal(
+            signal.SIGHUP, signal.SIG_DFL if hangup is None else hangup
+        )  # kept up to run(), which sets its own
+        if not isinstance(exc, KeyboardInterrupt):
+            raise
+        stderr.print("stopped before the model was ready", highlight=False)  # Ctrl-C or SIGTERM: a clean stop
         return
-    finally:
-        signal.signal(signal.SIGHUP, signal.SIG_DFL if hangup is None else hangup)  # run() sets its own
     from qrr.device import dtype_name
 
     server.listen(sock)
