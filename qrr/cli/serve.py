@@ -120,9 +120,9 @@ def serve(
     Endpoints: [bold]POST /v1/rerank[/] and [bold]/v2/rerank[/] (Cohere), [bold]/rerank[/] (Jina, vLLM),
     [bold]/score[/] (vLLM), [bold]GET /health[/], [bold]/v1/models[/] and [bold]/metrics[/] (Prometheus). Any
     request may carry an [bold]instruction[/]. Requests that arrive together are scored together. Ctrl-C,
-    SIGTERM or SIGHUP (unless ignored: nohup) stops it gracefully: new requests are refused, those in flight answered for up to
-    --shutdown-timeout (a second Ctrl-C stops it at once). With [bold]-v[/], a line per request on stderr (UTC
-    time, client, method, path, status, milliseconds).
+    SIGTERM or SIGHUP (unless ignored: nohup) stops it gracefully: new requests are refused, those in flight
+    answered for up to --shutdown-timeout (a second Ctrl-C stops it at once). With [bold]-v[/], a line per
+    request on stderr (UTC time, client, method, path, status, milliseconds).
 
     [dim]Examples:[/]
       qrr serve -m 4b --port 8000
