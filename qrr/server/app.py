@@ -23,6 +23,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from qrr.errors import InputError, QrrError
+from qrr.pipelines import no_room
 from qrr.server import DRAIN, KEEP_ALIVE
 from qrr.server.api import ApiError, parse_rerank, parse_score, rerank_response, score_response
 from qrr.server.batcher import Batcher, QueueFull
@@ -124,7 +125,7 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
             try:
                 prompter.check_room(query, instruction)
             except InputError as exc:
-                if asked is not None and _no_room(prompter, asked):  # the request's instruction alone is too long
+                if asked is not None and no_room(reranker, "", asked):  # the request's instruction alone is too long
                     field = "instruction"
                 raise ApiError(400, f'"{field}": {exc.naming(SETTINGS)}', field) from None
         if max_tokens_per_doc is not None:
@@ -228,15 +229,6 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
                     middleware=middleware)  # fmt: skip
     app.router.redirect_slashes = False
     return app
-
-
-def _no_room(prompter, instruction: str) -> bool:
-    """Whether ``instruction`` alone leaves a document no room."""
-    try:
-        prompter.check_room("", instruction)
-    except InputError:
-        return True
-    return False
 
 
 class _ClientLeft(Exception):
