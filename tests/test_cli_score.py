@@ -165,7 +165,8 @@ def test_a_query_too_long_for_the_prompt_is_named_by_its_line(cli, tmp_path):
     result = cli("score", "--max-length", "100", "--batch-tokens", "64", input=data)
     assert result.exit_code == 2 and result.stderr == (
         "error: <stdin>:41: the query and instruction take 225 tokens, but --max-length 100 leaves 52 for query, "
-        "instruction and document together (the prompt frame takes 48); raise --max-length or shorten the query\n"
+        "instruction and document together (the prompt frame takes 48); raise --max-length or shorten the query; the "
+        "results of the 31 pairs before it were written\n"  # those of the calls before its own
     )
     (tmp_path / "pairs.tsv").write_text("q\td\n" + "long " * 200 + "\td\n")
     result = cli("score", "--max-length", "100", str(tmp_path / "pairs.tsv"))
@@ -601,6 +602,20 @@ def test_on_error_skip_scores_the_rest_and_lists_the_bad_lines(cli, expected):
     assert result.exit_code == 2 and result.stderr == (
         "error: invalid value for '--on-error': 'maybe' is not one of 'fail', 'skip' (see qrr score -h)\n"
     )
+
+
+def test_a_bad_line_after_results_says_they_stand(cli, tmp_path):
+    # long enough that each pair is its own call (--batch-tokens 1): two results written before the bad line
+    data = "".join(json.dumps({"query": "q", "document": c * 40}) + "\n" for c in "ab") + "{oops\n"
+    result = cli("score", "--batch-tokens", "1", "-f", "json", input=data)
+    assert result.exit_code == 2 and [r["index"] for r in json.loads(result.stdout)] == [0, 1]  # the array closed
+    assert result.stderr == ("error: <stdin>:3: malformed JSON (unexpected character, expected a string key); the "
+                             "results of the 2 pairs before it were written\n")  # fmt: skip
+    out = tmp_path / "out.jsonl"
+    result = cli("score", "--batch-tokens", "1", "--resume", str(out), input=data)
+    assert result.stderr.endswith(f"the results of the 2 pairs before it were written to {out}; mend it and run the "
+                                  "same command to go on\n")  # fmt: skip
+    assert len(jsonl(out.read_text())) == 2
 
 
 def test_a_10_mb_document_is_truncated_and_counted(cli):

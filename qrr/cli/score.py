@@ -233,6 +233,11 @@ def score(
             raise exc.shifted(start) from None
         except Exception as exc:  # a runtime failure (a full disk, a server gone): what OUT holds is kept, said so
             cause = qrr_cause(exc)
+            if isinstance(cause, InputError) and out.count:  # a bad line after results: they stand, and it says so
+                out.close()  # a table drawn, a JSON array closed
+                then = f" to {saved.path}; mend it and run the same command to go on" if saved is not None else ""
+                raise InputError(f"{cause.template}; the results of the {plural(out.count, 'pair')} before it were "
+                                 f"written{then}", *cause.params) from None  # fmt: skip
             said = InputError | Interrupted | Stopped | pipelines.OutputBusy  # errors that say what to do themselves
             if saved is None or out.out is None or isinstance(cause, said):
                 raise
