@@ -304,7 +304,7 @@ class _Claimed:
             if key == "model":  # one model named two ways (a repo id, a folder it was copied to): its scores tell
                 same = False
                 continue
-            raise InputError(f"{{output}} {self.path} was written with {{{key}}} {_shown(was)}, not {_shown(now)} (as "
+            raise InputError(f"{{output}} {self.path} was written with {{{key}}} {shown(was)}, not {shown(now)} (as "
                              f"{kept} keeps); go on with that, or {self.verb} into a new file", "output",
                              key)  # fmt: skip
         self.settings_kept = same
@@ -529,7 +529,7 @@ def _first_line(path: str) -> str | None:
     return line.rstrip("\n") or None
 
 
-def _shown(value) -> str:
+def shown(value) -> str:
     """A setting's value as a message shows it: JSON, cut to 80 characters."""
     text = orjson.dumps(value).decode()
     return text if len(text) <= 80 else text[:77] + "..."

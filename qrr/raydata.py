@@ -34,7 +34,7 @@ from ray.data.datasource import BlockBasedFileDatasink
 from qrr import formats
 from qrr.errors import InputError, innermost, plural
 from qrr.formats import PairRecord
-from qrr.pipelines import Job, RunInputs, locked, no_room, ranked, score_records
+from qrr.pipelines import Job, RunInputs, locked, no_room, ranked, score_records, shown
 from qrr.reranker import CHUNK, Reranker, spans
 
 BLOCK_ROWS = 4096  # rows a read task hands on at a time
@@ -619,8 +619,8 @@ def prepare_output(folder: str, run: dict, resume: bool, fmt: str = "parquet") -
         differs = next((key for key in run if then.get(key) != run[key]), None)
         if differs is not None:
             said = "input files (or their sizes)" if differs == "files" else differs.replace("_", " ")
-            raise InputError(f"{folder}: its shards were scored with other {said} ({_shown(then.get(differs))}, not "
-                             f"{_shown(run[differs])}); go on with what wrote them, or give a new folder")  # fmt: skip
+            raise InputError(f"{folder}: its shards were scored with other {said} ({shown(then.get(differs))}, not "
+                             f"{shown(run[differs])}); go on with what wrote them, or give a new folder")  # fmt: skip
         other = {"parquet": ".jsonl", "jsonl": ".parquet"}[fmt]
         if any(name.endswith(other) for name in names):
             raise InputError(f"{folder}: its shards are {other[1:]}; give --output-format {other[1:]} to go on")
@@ -637,11 +637,6 @@ def run_record(paths, **settings) -> dict:
     # the sizes come with the listing: a stat a file would be a request a file on S3
     files = {info.path: info.size for path in _given(paths) for info in _file_infos(path) or []}
     return {"files": dict(sorted(files.items())), **settings}
-
-
-def _shown(value) -> str:
-    text = orjson.dumps(value).decode()
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def done_records(folder: str, fmt: str = "parquet") -> tuple[dict, int, list[str]]:

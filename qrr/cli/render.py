@@ -556,6 +556,11 @@ class Skipped:
             if len(self.messages) < self.shown:
                 self.messages.append(error.naming(flag))
 
+    def took(self, logged: tuple[int, list[InputError]]) -> None:
+        """What an ``ErrorLog`` of Ray's read tasks and actors collected (``report()``), in place of its own."""
+        count, errors = logged
+        self.count, self.messages = count, [error.naming(flag) for error in errors]
+
     def report(self) -> None:
         if not self.count:
             return

@@ -34,7 +34,6 @@ from qrr.cli.base import (
     WorkersOpt,
     chosen_server,
     command,
-    flag,
     given,
     model_options,
     ray_only,
@@ -203,8 +202,7 @@ def _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_
     finally:
         if too_long is not None:  # what was passed over is said however the run ends (where Ray still answers)
             with contextlib.suppress(Exception):
-                too_long.count, said = ray.get(errors.report.remote())
-                too_long.messages = [error.naming(flag) for error in said]
+                too_long.took(ray.get(errors.report.remote()))
                 ray.kill(errors)
             too_long.report()
     check_some_reranked(too_long, len(inputs.jobs), output.done if output else 0)

@@ -38,7 +38,6 @@ from qrr.cli.base import (
     chosen_server,
     command,
     fields_checked,
-    flag,
     given,
     input_sources,
     model_options,
@@ -367,8 +366,7 @@ def _write_shards(raydata, placement, model, files, input_format, on_error, outp
         raise said from None
     finally:
         if skipped is not None:  # what was passed over is said however the run ends
-            skipped.count, said = ray_core.get(errors.report.remote())
-            skipped.messages = [error.naming(flag) for error in said]
+            skipped.took(ray_core.get(errors.report.remote()))
             skipped.report()
         # its process ends with the run, not with the Ray instance: in a process that runs several (a notebook's,
         # the tests'), earlier runs' logs piled up
