@@ -537,6 +537,14 @@ def test_a_closed_stdout_is_said_before_any_work():
                                                "FILE where the command has it\n")  # fmt: skip
 
 
+def test_a_full_output_is_said_as_such(tiny_model):
+    """`> /dev/full` (a full disk) was `OSError: [Errno 28] No space left on device`."""
+    command = f"{sys.executable} -m qrr score -q q -d a -m {tiny_model} > /dev/full"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120, cwd=root)
+    assert (out.returncode, out.stderr) == (1, "error: cannot write the output: No space left on device\n")
+
+
 def test_a_slow_dtype_on_this_cpu_is_warned_of_in_flag_words(cli, tiny_model, monkeypatch):
     import torch
 

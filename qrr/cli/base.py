@@ -4,6 +4,7 @@ turns the core's errors into one line and an exit code."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import gc
 import inspect
@@ -499,6 +500,10 @@ def heavy_imports() -> None:
         import transformers.models.qwen3.modeling_qwen3  # noqa: F401
 
 
+# errors only a write raises: a full disk or quota, a file past its size limit
+WRITE_FAILURES = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
 def describe(exc: BaseException, flags: dict[str, str] | None = None) -> tuple[str, int]:
     """The one line and exit code for an error, in the command line's words (``flags`` first, then ``FLAGS``)."""
     exc = qrr_cause(exc)
@@ -516,6 +521,8 @@ def describe(exc: BaseException, flags: dict[str, str] | None = None) -> tuple[s
         return f"{line}; {exc.kept} are in {exc.path}: run the same command to go on", code
     if isinstance(exc, QrrError):
         return exc.naming(lambda param: (flags or {}).get(param) or flag(param)), exc.exit_code
+    if isinstance(exc, OSError) and exc.filename is None and exc.errno in WRITE_FAILURES:
+        return f"cannot write the output: {exc.strerror}", 1  # not a bare `OSError: [Errno 28]` (> /dev/full)
     # anything unplanned still gets one line, and a way to see more
     exc = innermost(exc)  # not Ray's wrapper of a worker's error, whose message holds the worker's traceback
     return f"{type(exc).__name__}: {exc} (set QRR_DEBUG=1 for a traceback)", 1
