@@ -555,6 +555,7 @@ def test_qrr_rerank_on_ray_stops_at_or_skips_a_query_too_long(cli, tiny_model, b
                   model=tiny_model)  # fmt: skip
     assert skipped.exit_code == 0, skipped.output
     assert f"skipped 1 of the run's queries:\n{said}\n" in skipped.stderr
+    assert "reranked 4 queries (12 pairs) in " in skipped.stderr  # not the skipped query's pairs
     got = [line.split()[:4] for line in (tmp_path / "out.trec").read_text().splitlines()]
     assert got == [line.split()[:4] for line in plain.stdout.splitlines()]  # q2 left out, as without Ray
 

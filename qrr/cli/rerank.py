@@ -187,8 +187,11 @@ def _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_
 
     ray.data.DataContext.get_current().enable_progress_bars = False  # qrr's own shows queries and time left
     sizes = {job.qid: len(job.docids) for job in inputs.jobs}
+    pairs = 0  # of the queries reranked: a skipped query's are not
 
     def finished(qid: str) -> None:  # the actors count no pairs here: a query's come at once, when it is done
+        nonlocal pairs
+        pairs += sizes[qid]
         on_pairs(sizes[qid])
         on_query(qid)
 
@@ -207,7 +210,6 @@ def _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_
             too_long.report()
     check_some_reranked(too_long, len(inputs.jobs), output.done if output else 0)
     seconds = time.perf_counter() - began
-    pairs = sum(len(j.docids) for j in inputs.jobs)
     said = f"reranked {plural(done.queries, 'query', 'queries')} ({plural(pairs, 'pair')})"
     stderr.print(
         f"{said} in {seconds:.1f} s ({pairs / seconds:.1f} pairs/s) on {placement.describe()}", highlight=False
