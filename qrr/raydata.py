@@ -14,7 +14,6 @@ the same pairs, whatever the batches and the number of actors (rows never depend
 
 from __future__ import annotations
 
-import functools
 import itertools
 import os
 import signal
@@ -48,8 +47,8 @@ RESTARTS = 3  # an actor that dies (killed, out of memory) is started again this
 @ray.remote(num_cpus=0)
 class ErrorLog:
     """Where read tasks and actors report what ``on_error="skip"`` passes over, and the actors how many documents
-    they cut to ``max_length``; the driver reads it at the end. A message reported twice (a retried task) counts
-    once."""
+    they cut to ``max_length``; the driver reads it at the end. A report made twice (a retried task) counts once:
+    one is known by its message, which names its place, or by the ``key`` it comes with."""
 
     def __init__(self, shown: int = 20):
         self.shown, self.seen, self.messages = shown, set(), []
@@ -61,9 +60,10 @@ class ErrorLog:
     def cut_count(self) -> int:
         return self.truncated
 
-    def add(self, error: InputError) -> None:
-        if str(error) not in self.seen:
-            self.seen.add(str(error))
+    def add(self, error: InputError, key: str | None = None) -> None:
+        key = key or str(error)
+        if key not in self.seen:
+            self.seen.add(key)
             if len(self.messages) < self.shown:
                 self.messages.append(error)
 
@@ -72,10 +72,30 @@ class ErrorLog:
         return len(self.seen), self.messages
 
 
-def _skip_or_raise(error: InputError, errors) -> None:
+def _skip_or_raise(error: InputError, errors, key: str | None = None) -> None:
     if errors is None:
         raise error
-    ray.get(errors.add.remote(error))  # waited for: the driver's count must not race the report
+    ray.get(errors.add.remote(error, key))  # waited for: the driver's count must not race the report
+
+
+def _batch_reports(errors, *columns: list):
+    """``_skip_or_raise`` for one batch (``columns``: its values) whose rows' places may say no more than their
+    file (Parquet): the n-th report of a message in the batch is keyed by it, n and the batch's digest, so rows
+    alike all count while a retry of the batch counts none again."""
+    import hashlib
+
+    times: dict[str, int] = {}
+    digest = None
+
+    def report(error: InputError) -> None:
+        nonlocal digest
+        if errors is None:
+            raise error
+        digest = digest or hashlib.blake2b(repr(columns).encode(), digest_size=8).hexdigest()
+        times[str(error)] = n = times.get(str(error), 0) + 1
+        _skip_or_raise(error, errors, f"{error}\n{digest}\n{n}")
+
+    return report
 
 
 # ----------------------------------------------------------------------------------------------------- reading
@@ -346,22 +366,21 @@ class ScoreStage:
         queries, documents = batch[query].to_pylist(), batch[document].to_pylist()
         instructions = batch[instruction].to_pylist() if instruction in names else [None] * len(queries)
         sources = batch[SOURCE].to_pylist() if SOURCE in names else None
+        skipped = _batch_reports(self.errors if self.skip else None, queries, documents, instructions)
         keep, triples = [], []
         for n, (q, d, i) in enumerate(zip(queries, documents, instructions, strict=True)):
             fields = ((query, q), (document, d)) + (((instruction, i),) if i is not None else ())
             bad = next(((name, value) for name, value in fields if not isinstance(value, str)), None)
             if bad is not None:
                 where = f"{sources[n]}: " if sources else ""
-                message = f'{where}a row\'s "{bad[0]}" is {type(bad[1]).__name__}, not a string'
-                _skip_or_raise(InputError(message), self.errors if self.skip else None)
+                skipped(InputError(f'{where}a row\'s "{bad[0]}" is {type(bad[1]).__name__}, not a string'))
                 continue
             keep.append(n)
             triples.append((q, d, i))
         places = _places(batch, keep, sources)
         records = [PairRecord(q, d, i, where=w) for (q, d, i), w in zip(triples, places, strict=True)]
         # a pair whose query leaves its document no room within max_length is skipped as a bad line is
-        on_error = functools.partial(_skip_or_raise, errors=self.errors if self.skip else None)
-        scored = next(score_records(self.reranker, records, chunk=len(records), on_error=on_error), None)
+        scored = next(score_records(self.reranker, records, chunk=len(records), on_error=skipped), None)
         scores = scored.scores if scored else []
         if scored is not None and len(scored.indexes) < len(keep):
             keep = [keep[n] for n in scored.indexes]

@@ -205,8 +205,25 @@ def test_a_malformed_row_names_its_file_and_line_or_is_skipped(raydata, tmp_path
     assert count == 2 and str(messages[1]) == f'{path}:7: missing field "document"'
 
 
+def test_rows_alike_in_a_batch_all_count_and_a_retried_batch_none_again(raydata):
+    from qrr.errors import InputError
+
+    errors = raydata.ErrorLog.remote()
+    error = InputError('p.parquet: a row\'s "document" is NoneType, not a string')
+    for _attempt in range(2):  # the batch, then its retry after an actor died
+        report = raydata._batch_reports(errors, ["q", "q", "q"], [None, "d", None])
+        report(error)
+        report(error)
+    report = raydata._batch_reports(errors, ["q"], [None])  # another batch, its message the same
+    report(error)
+    count, messages = ray.get(errors.report.remote())
+    assert (count, [str(m) for m in messages]) == (3, [str(error)] * 3)
+    with pytest.raises(InputError):  # without a log: the error stops the run
+        raydata._batch_reports(None, ["q"], [None])(error)
+
+
 def test_parquet_rows_that_are_not_strings_and_instructions(raydata, tiny_model, tmp_path, cli, reranker):
-    rows = [{"id": n, "query": "q", "document": None if n == 3 else f"doc {n}",
+    rows = [{"id": n, "query": "q", "document": None if n in (3, 4) else f"doc {n}",
              "instruction": "Judge" if n % 2 else None} for n in range(6)]  # fmt: skip
     parquet = tmp_path / "in" / "pairs.parquet"
     parquet.parent.mkdir()
@@ -221,7 +238,8 @@ def test_parquet_rows_that_are_not_strings_and_instructions(raydata, tiny_model,
     skipped = cli("score", str(parquet.parent), "--ray", "-o", str(tmp_path / "b"), "--on-error", "skip",
                   "-i", "Find a capital", model=tiny_model)  # fmt: skip
     assert skipped.exit_code == 0, skipped.output
-    assert f'skipped 1 bad line:\n  {parquet}: a row\'s "document" is NoneType, not a string' in skipped.stderr
+    said = f'  {parquet}: a row\'s "document" is NoneType, not a string\n'
+    assert f"skipped 2 bad lines:\n{said}{said}" in skipped.stderr  # rows alike both counted (it said 1)
     got = pyarrow.parquet.read_table(tmp_path / "b").to_pylist()
     # the row's own instruction where it has one, else -i's
     want = reranker.score([("q", r["document"], r["instruction"] or "Find a capital") for r in rows if r["document"]])
