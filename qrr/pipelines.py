@@ -246,12 +246,18 @@ def _with_triples(records: Iterable) -> Iterator[tuple[object, tuple]]:
 SETTINGS_FILE = ".{}.qrr.json"
 
 
+def _triple(record) -> tuple:
+    """One record's ``(query, document, instruction)``, checked as ``_with_triples`` checks them."""
+    return next(_with_triples([record]))[1]
+
+
 def settings_path(path: str | os.PathLike) -> str:
     """Where the settings of the output file ``path`` are kept: ``.NAME.qrr.json`` beside it."""
     head, name = os.path.split(os.fspath(path))
     return os.path.join(head, SETTINGS_FILE.format(name))
 
 
+@dataclass(kw_only=True)
 class _Claimed:
     """What the outputs of ``score`` and ``rerank`` share: their file (``path``), held (``claimed``) from before a
     run reads it to go on from until its writing ends, and its bytes as read (``size``); see ``claim``. The run's
@@ -260,7 +266,12 @@ class _Claimed:
     on with: another setting is an ``InputError``, another model name is left to scoring results again
     (``settings_kept``: the settings were kept, and all matched)."""
 
-    verb = "write"
+    size: int | None = field(default=None, compare=False)  # the file's bytes as prepared (``open_exclusive``)
+    claimed: Any = field(default=None, repr=False, compare=False)  # the file, locked from ``prepare`` to its writing
+    settings: dict | None = field(default=None, compare=False)  # the run's, kept beside the file
+    held: bool = field(default=False, compare=False)  # the file held results when prepared
+    settings_kept: bool = field(default=False, compare=False)
+    kept: dict | None = field(default=None, compare=False)  # the record kept beside the file, where it is the file's
 
     def _append(self):
         claimed, self.claimed = self.claimed, None
@@ -342,14 +353,8 @@ class ScoresOutput(_Claimed):
     where: str = ""
     cut: bool = False
     copied: str | None = None  # a field a result has beyond index, ids and score (``--with-fields``), where one has
-    size: int | None = None  # OUT's bytes as prepared: another run's writes since are refused at ``open``
-    claimed: Any = field(default=None, repr=False, compare=False)  # OUT, locked while this run reads and writes it
-    settings: dict | None = field(default=None, compare=False)  # the run's, kept beside OUT (see ``_Claimed``)
-    held: bool = field(default=False, compare=False)  # OUT held results when prepared
-    settings_kept: bool = field(default=False, compare=False)
     skipping: bool = field(default=False, compare=False)  # the run skips pairs (``prepare``)
     gaps: list[int] = field(default_factory=list, compare=False)  # the first places OUT's indexes skip
-    kept: dict | None = field(default=None, compare=False)  # the record kept beside OUT, where it is OUT's
     latest: tuple[int, str] | None = field(default=None, compare=False)  # the last pair written: place, fingerprint
     verb = "score"
 
@@ -433,7 +438,7 @@ class ScoresOutput(_Claimed):
         if getattr(reranker, "prompter", None) is None:
             return
         for n, record in records:
-            query, _, instruction = next(_with_triples([record]))[1]
+            query, _, instruction = _triple(record)
             if no_room(reranker, query, instruction) is not None:
                 continue
             where = getattr(record, "where", None)
@@ -477,9 +482,8 @@ class ScoresOutput(_Claimed):
                              "input's scores: give it a new file", "output")  # fmt: skip
         if reranker is None:
             return
-        _, triple = next(_with_triples([record]))
-        _check_rescored(self.last["score"], reranker.score([triple])[0], f"{self.where}: result {self.done - 1}",
-                        self.path, "score")  # fmt: skip
+        now = reranker.score([_triple(record)])[0]
+        _check_rescored(self.last["score"], now, f"{self.where}: result {self.done - 1}", self.path, "score")
 
 
 class _Keeping:
@@ -516,7 +520,7 @@ def _fingerprint(record) -> str:
     """A short digest of a pair's query, document and instruction, as the record of a --resume file keeps it."""
     import hashlib
 
-    return hashlib.sha256(orjson.dumps(next(_with_triples([record]))[1])).hexdigest()[:16]
+    return hashlib.sha256(orjson.dumps(_triple(record))).hexdigest()[:16]
 
 
 def _first_line(path: str) -> str | None:
@@ -703,14 +707,10 @@ def read_run_inputs(
     texts = formats.read_queries(queries, on_error)
     tops = top(table, depth, only)
     needed = {d for docids in tops.values() for d in docids}
-    with (status or _quiet)(f"reading {corpus} for {len(needed):,} documents"):
+    with (status or contextlib.nullcontext)(f"reading {corpus} for {len(needed):,} documents"):
         documents = formats.read_corpus(corpus, keep=needed, on_error=on_error)
     sources = (formats.label(queries), formats.label(corpus))
     return RunInputs(table, plan(tops, texts, documents, on_missing, sources), documents)
-
-
-def _quiet(message: str) -> contextlib.AbstractContextManager:
-    return contextlib.nullcontext()
 
 
 @dataclass
@@ -727,12 +727,6 @@ class RunOutput(_Claimed):
     prepared: bool = field(default=False, compare=False)
     written: list[Written] = field(default_factory=list, compare=False)
     cut_query: str | None = field(default=None, compare=False)
-    size: int | None = field(default=None, compare=False)  # the file's bytes as prepared (``open_exclusive``)
-    claimed: Any = field(default=None, repr=False, compare=False)  # the file, locked from ``prepare`` to its writing
-    settings: dict | None = field(default=None, compare=False)  # the run's, kept beside the file (see ``_Claimed``)
-    held: bool = field(default=False, compare=False)  # the file held results when prepared
-    settings_kept: bool = field(default=False, compare=False)
-    kept: dict | None = field(default=None, compare=False)  # the record kept beside the file, where it is the file's
     verb = "rerank"
 
     @classmethod
@@ -820,6 +814,10 @@ class RunOutput(_Claimed):
 
 class OutputBusy(QrrError):
     """Another run writes the output, or wrote to it since this one read it."""
+
+
+# errors that say themselves what to do: a failure mid-run that is one of these is not wrapped in ``Stopped``
+SAYS_WHAT_TO_DO = InputError | Interrupted | Stopped | OutputBusy
 
 
 def claim(path: str):
@@ -1178,8 +1176,7 @@ def write_reranked(
     except Exception as exc:
         # a runtime failure mid-run (a server gone, memory; on Ray, wrapped) loses nothing that was written: say so
         cause, done = qrr_cause(exc), before + finished
-        stopping = InputError | Interrupted | Stopped | OutputBusy  # errors that say themselves what to do
-        if output is not None and output.path and done and not isinstance(cause, stopping):
+        if output is not None and output.path and done and not isinstance(cause, SAYS_WHAT_TO_DO):
             raise Stopped(cause, done, before + len(inputs.jobs), output.path) from exc
         raise
     finally:

@@ -629,7 +629,6 @@ def resume_settings(ctx: typer.Context, server: str | None, instruction: str | N
     instruction (the default said as its text, so that giving it changes nothing), max length and recipe; with a
     server, its model and set-up are its own (``None``: not compared)."""
     from qrr import models
-    from qrr.family import QWEN3
 
     if server is not None:
         return {"model": None, "instruction": instruction, "max_length": None, "recipe": None}
@@ -664,8 +663,6 @@ def fields_checked(records, start: int, with_text: bool = False, skipped=None):
     """``records`` (pairs or documents, the first the input's ``start``-th) as they are read, each checked for a
     field that its result names itself (``--with-fields``): bad input, said in its place, or handed to ``skipped``
     (``--on-error skip``) and left out, as a bad line is."""
-    from qrr import formats
-
     n = start
     for record in records:
         try:

@@ -118,7 +118,7 @@ def rank(
         docs = fields_checked(docs, 0, with_text, skipped)
     first = next(docs, None)
     if first is None:
-        no_input(fmt, max_length, skipped, "document", "rank", verbose)
+        no_input(fmt, skipped, "document", "rank", verbose)
         return
     with_text = with_text or fmt == "table"  # a table shows the start of each text (its own "text" field gives way)
     reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))

@@ -228,7 +228,6 @@ def human_bytes(n: int) -> str:
         if n < 1000 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
-    return f"{n} B"
 
 
 # ------------------------------------------------------------------------------------------------ progress
@@ -593,15 +592,14 @@ def report(stats, max_length: int, verbose: bool, skipped: Skipped | None = None
                      f"{stats.seconds:.2f} s, {rate:.1f} pairs/s", highlight=False)  # fmt: skip
 
 
-def no_input(fmt: str, max_length: int, skipped: Skipped | None, noun: str, verb: str, verbose: bool,
+def no_input(fmt: str, skipped: Skipped | None, noun: str, verb: str, verbose: bool,
              done: int = 0, checked: bool = False) -> None:  # fmt: skip
     """An input that holds no ``noun`` (pair, document) to ``verb``: the empty result written (``[]`` for JSON)
     and said (on a terminal, or with ``verbose``); exit 2 where every line was bad (a script should not take it
     for a good run). ``done``: what a resumed output holds already, which makes an input with nothing left a good
     one; ``checked``: its kept settings matched this run's (see ``nothing_left``)."""
-    from qrr.reranker import Stats
-
-    report(Stats(), max_length, False, skipped)
+    if skipped is not None:
+        skipped.report()
     if skipped is not None and skipped.count and not done:
         raise all_bad(skipped, noun, verb)
     if fmt != "table":

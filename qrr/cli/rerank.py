@@ -44,10 +44,8 @@ from qrr.cli.base import (
     stderr,
 )
 from qrr.cli.render import (
-    check_some_reranked,
     read_run_inputs,
     rerank_showing_progress,
-    skipping,
     too_long_queries,
 )
 from qrr.errors import InputError, plural
@@ -196,19 +194,17 @@ def _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_
         on_query(qid)
 
     began = time.perf_counter()
-    too_long = skipping(on_error, "of the run's queries", noun=False)
-    errors = raydata.ErrorLog.remote() if too_long is not None else None
-    try:
-        results = raydata.rerank(inputs, model, top_k=top_k, placement=placement, errors=errors,
-                                 skip=too_long is not None, **options)  # fmt: skip
-        done = pipelines.write_reranked(results, inputs, output, finished)
-    finally:
-        if too_long is not None:  # what was passed over is said however the run ends (where Ray still answers)
-            with contextlib.suppress(Exception):
-                too_long.took(ray.get(errors.report.remote()))
-                ray.kill(errors)
-            too_long.report()
-    check_some_reranked(too_long, len(inputs.jobs), output.done if output else 0)
+    with too_long_queries(on_error, len(inputs.jobs), output.done if output else 0) as too_long:
+        errors = raydata.ErrorLog.remote() if too_long is not None else None
+        try:
+            results = raydata.rerank(inputs, model, top_k=top_k, placement=placement, errors=errors,
+                                     skip=too_long is not None, **options)  # fmt: skip
+            done = pipelines.write_reranked(results, inputs, output, finished)
+        finally:
+            if too_long is not None:  # the actors' count, in place of its own (where Ray still answers)
+                with contextlib.suppress(Exception):
+                    too_long.took(ray.get(errors.report.remote()))
+                    ray.kill(errors)
     seconds = time.perf_counter() - began
     said = f"reranked {plural(done.queries, 'query', 'queries')} ({plural(pairs, 'pair')})"
     stderr.print(

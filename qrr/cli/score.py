@@ -193,7 +193,7 @@ def score(
         if first is None and last is not None:
             saved.check_input(last, None, with_fields)  # nothing left to score: its ids at least
         if first is None:
-            no_input(fmt, max_length, skipped, "pair", "score", verbose, saved.done if saved else 0,
+            no_input(fmt, skipped, "pair", "score", verbose, saved.done if saved else 0,
                      saved is not None and saved.settings_kept)  # fmt: skip
             return
         reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
@@ -203,16 +203,16 @@ def score(
         start = saved.done if saved else 0
         out = writer(fmt, previews=("query", "document"))
         total, cut = Stats(), []
-        files = contextlib.ExitStack()
+        held = contextlib.ExitStack()
         try:
             estimate = LineCount(sources if not inline else [], start)  # no -q/-d: all pairs are in files
-            with files, progress(None, "scoring", estimate=estimate) as advance:
+            with held, progress(None, "scoring", estimate=estimate) as advance:
                 # -q's query too long for --max-length is no bad line to skip: it is every pair's
                 # a pause in the input (tail -f log | qrr score) writes what came so far: IDLE seconds of none
                 chunks = pipelines.score_records(reranker, itertools.chain([first], records), progress=advance,
                                                  on_error=None if inline else skipped, idle=IDLE)  # fmt: skip
                 # closed however the loop ends: its thread reading ahead stops before what it skipped is said
-                files.callback(chunks.close)
+                held.callback(chunks.close)
                 for chunk in chunks:
                     total += chunk.scores.stats
                     if not inline and len(cut) < CUT_SHOWN and chunk.scores.stats.truncated:
@@ -224,7 +224,7 @@ def score(
                         texts = [{"query": r.query, "document": r.document} for r in chunk.records]
                         rows = [row | text for row, text in zip(rows, texts, strict=True)]
                     if saved is not None and out.out is None:  # at the first result: a failure before leaves no file
-                        out.out = files.enter_context(saved.open())
+                        out.out = held.enter_context(saved.open())
                     out.write(rows)
                     if saved is not None and chunk.records:
                         saved.passed(start + chunk.indexes[-1], chunk.records[-1])
@@ -237,8 +237,7 @@ def score(
                 then = f" to {saved.path}; mend it and run the same command to go on" if saved is not None else ""
                 raise InputError(f"{cause.template}; the results of the {plural(out.count, 'pair')} before it were "
                                  f"written{then}", *cause.params) from None  # fmt: skip
-            said = InputError | Interrupted | Stopped | pipelines.OutputBusy  # errors that say what to do themselves
-            if saved is None or out.out is None or isinstance(cause, said):
+            if saved is None or out.out is None or isinstance(cause, pipelines.SAYS_WHAT_TO_DO):
                 raise
             raise Stopped(cause, 0, None, saved.path, kept="the results written before", verb="score") from exc
         except KeyboardInterrupt as exc:
