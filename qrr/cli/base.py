@@ -1,5 +1,6 @@
-"""What every command shares: the typer app, the stderr console, choices, option aliases, and the plumbing that
-turns the core's errors into one line and an exit code."""
+"""What every command shares: the typer app, the stderr console, choices, option aliases, the plumbing that
+turns the core's errors into one line and an exit code (signals included), and loading a model or starting Ray
+as the model options ask."""
 
 from __future__ import annotations
 
@@ -562,7 +563,7 @@ def given(ctx: typer.Context, *names: str) -> list[str]:
     return found
 
 
-def output_format(fmt: OutputFormat | None) -> str:
+def stdout_format(fmt: OutputFormat | None) -> str:
     """The asked format, else a table on a terminal and JSON lines in a pipe."""
     if sys.stdout is None:  # closed (`>&-`, a daemon's): what would the results go to?
         raise InputError("stdout is closed: send it to a file (> FILE), or give --resume FILE where the command has it")

@@ -16,9 +16,9 @@ from qrr.cli.base import (
     VerboseOpt,
     choices,
     command,
-    output_format,
     prepare_logging,
     stderr,
+    stdout_format,
 )
 from qrr.cli.render import bar, header_width, human_bytes, progress, table_width, writer
 from qrr.errors import InputError
@@ -87,7 +87,7 @@ def bench(
 
     from qrr import bench as benchmark
 
-    fmt = output_format(fmt)
+    fmt = stdout_format(fmt)
     size_list = [s.strip().lower() for s in sizes.split(",") if s.strip()]
     lengths = _int_list(doc_tokens, "--doc-tokens")
     prepare_logging(verbose)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from qrr.cli.base import OutputFormat, command, output_format, stderr
+from qrr.cli.base import OutputFormat, command, stderr, stdout_format
 from qrr.cli.render import human_bytes, write_rows
 from qrr.errors import InputError, ModelNameError
 
@@ -57,7 +57,7 @@ def download(
     if list_cached:
         if names or all_sizes or local_dir:
             raise InputError("--list takes no models, --all or --local-dir")
-        _render_cached(models.cached_models(), output_format(fmt))
+        _render_cached(models.cached_models(), stdout_format(fmt))
         return
     if fmt is not None:
         raise InputError("--format: only with --list (a download prints each folder, one a line)")

@@ -33,10 +33,10 @@ from qrr.cli.base import (
     command,
     given,
     model_options,
-    output_format,
     remote_or_local,
     resume_settings,
     stderr,
+    stdout_format,
 )
 from qrr.cli.render import read_run_inputs, rerank_showing_progress, skipping, too_long_queries, write_rows
 from qrr.errors import InputError, plural
@@ -167,7 +167,7 @@ def evaluate(
       qrr eval qrels.txt a.trec --metrics ndcg@10,recall@1000,p@5
       qrr eval --beir scifact --run bm25.trec --resume qrr.trec
     """
-    fmt = output_format(fmt)
+    fmt = stdout_format(fmt)
     asked = [m for given in measures or metrics.MEASURES for m in given.split(",")]
     measures = tuple(dict.fromkeys(metrics.measure(m) for m in asked if m.strip()))
     if not measures:

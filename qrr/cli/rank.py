@@ -34,9 +34,9 @@ from qrr.cli.base import (
     given,
     input_sources,
     model_options,
-    output_format,
     remote_or_local,
     stderr,
+    stdout_format,
 )
 from qrr.cli.render import LineCount, no_input, progress, report, skipping, writer
 from qrr.errors import Interrupted, plural
@@ -107,7 +107,7 @@ def rank(
     """
     from qrr import formats, pipelines
 
-    fmt = output_format(fmt)
+    fmt = stdout_format(fmt)
     server = chosen_server(ctx, server)
     skipped = skipping(on_error)
     check_given_texts(query, documents)

@@ -1,5 +1,6 @@
-"""What people see: tables, bars, progress on stderr, and the notes after a run. Data formats (JSON lines, JSON,
-TSV) are the core's ``formats.RowWriter``."""
+"""What people see: tables, bars, progress on stderr, and the notes after a run (skipped lines, too-long queries),
+with the run around them for ``qrr rerank`` and ``qrr eval`` (``rerank_showing_progress``). Data formats (JSON
+lines, JSON, TSV) are the core's ``formats.RowWriter``."""
 
 from __future__ import annotations
 

@@ -46,8 +46,8 @@ from qrr.cli.base import (
     resume_settings,
     start_ray,
     stderr,
+    stdout_format,
 )
-from qrr.cli.base import output_format as output_format_of
 from qrr.cli.render import LineCount, all_bad, no_input, progress, report, skipping, writer
 from qrr.errors import InputError, Interrupted, PairError, Stopped, plural, qrr_cause
 from qrr.family import DEFAULT_MAX_LENGTH
@@ -172,7 +172,7 @@ def score(
         return
     if resume is not None and fmt is not None and fmt.value != "jsonl":
         raise InputError("--resume writes JSON lines: leave out --format, or give -f jsonl")
-    fmt = "jsonl" if resume is not None else output_format_of(fmt)
+    fmt = "jsonl" if resume is not None else stdout_format(fmt)
     server = chosen_server(ctx, server)
     skipped = skipping(on_error)
     if documents and query is None:
@@ -275,14 +275,14 @@ def _past_done(records, saved):
     return last, left_out
 
 
-def _resumed(path: str | None, sources: list[str], settings: dict | None, skipping: bool):
+def _resumed(path: str | None, sources: list[str], settings: dict | None, skips: bool):
     """The --resume file, read: how many results it holds (saying so), a half-written last line cut off."""
     from qrr import pipelines
 
     if path is None:
         return None
     saved = pipelines.ScoresOutput.checked(path, inputs=sources, settings=settings)
-    saved.prepare(skipping)
+    saved.prepare(skips)
     if saved.cut:
         stderr.print(f"{path}: its last line was cut off mid-write and is dropped", highlight=False)
     if saved.done:
