@@ -189,6 +189,12 @@ def test_on_error_skip_leaves_out_the_pairs_whose_query_is_too_long_and_a_resume
     alone = jsonl(ok(cli("score", "--max-length", "100", input="".join(lines[:1] + lines[3:]))))
     assert [r["score"] for r in jsonl(result.stdout)] == [r["score"] for r in alone]
     assert result.stderr == f"skipped 2 bad lines:\n  <stdin>:2: {said}  <stdin>:3: {said}"
+    # a bad line is told as it is read, a query too long as it is scored: the list is in the input's order
+    mixed = cli("score", "--max-length", "100", "--on-error", "skip", input=lines[1] + '{"query": \n' + lines[0])
+    assert (
+        mixed.stderr
+        == f"skipped 2 bad lines:\n  <stdin>:1: {said}  <stdin>:2: malformed JSON (unexpected end of data)\n"
+    )
     # a --resume file with such a gap goes on after its last result
     out = tmp_path / "out.jsonl"
     result = cli("score", "--max-length", "100", "--on-error", "skip", "--resume", str(out), input="".join(lines[:4]))

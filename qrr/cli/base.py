@@ -187,8 +187,8 @@ MaxLengthOpt = Annotated[
 BatchTokensOpt = Annotated[
     int | None,
     typer.Option("--batch-tokens", min=1, rich_help_panel="Model",
-                 help="Tokens per forward pass, pads included; lower it to use less memory (a longer prompt, up "
-                 "to --max-length, runs alone). "
+                 help="Tokens per forward pass, pads included; lower it to use less memory (a longer prompt "
+                 "runs alone). "
                  "[dim]\\[default: 1024 cpu, 8192 mps, 32768 cuda][/]"),
 ]  # fmt: skip
 RecipeOpt = Annotated[

@@ -221,8 +221,9 @@ def evaluate(
 
         name = f"qrr at {server}" if server else f"qrr {models.named(model)}"
         named = [(run, inputs.run), (resume or name, reranked)]
+        cut = any(len(docs) > depth for q, docs in inputs.run.items() if q in qrels)
         past = [header(m) for m in measures if not m.partition("@")[2] or int(m.partition("@")[2]) > depth]
-        if past:  # the change row would show the cut as reranking's loss
+        if past and cut:  # the change row would show the cut as reranking's loss
             said = past[0] if len(past) == 1 else f"{', '.join(past[:-1])} and {past[-1]}"
             stderr.print(f"note: the reranked run holds each query's top {depth} (--depth), so its {said} count"
                          f"{'s' if len(past) == 1 else ''} no document below them: a change there is the cut's as "

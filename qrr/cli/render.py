@@ -566,10 +566,27 @@ class Skipped:
             return
         said = plural(self.count, self.what) if self.noun else f"{self.count:,} {self.what}"
         stderr.print(f"skipped {said}:", style="yellow", highlight=False)
-        for message in self.messages:
+        for message in sorted(self.messages, key=_place(self.messages)):
             stderr.print(f"  {message}", highlight=False, markup=False)
         if self.count > len(self.messages):
             stderr.print(f"  … and {self.count - len(self.messages)} more", highlight=False)
+
+
+def _place(messages: list[str]):
+    """A sort key putting ``FILE:LINE: ...`` messages in the order of their files (as first named) and lines: a
+    bad line is told as it is read, a query too long as it is scored, a chunk later. Others keep their order."""
+    import re
+
+    files: dict[str, int] = {}
+    for message in messages:
+        if found := re.match(r"(.+?):(\d+): ", message):
+            files.setdefault(found[1], len(files))
+
+    def key(message: str) -> tuple[int, int]:
+        found = re.match(r"(.+?):(\d+): ", message)
+        return (files[found[1]], int(found[2])) if found else (len(files), 0)
+
+    return key
 
 
 def skipping(policy, what: str = "bad line", noun: bool = True) -> Skipped | None:
