@@ -254,3 +254,9 @@ def test_query_is_required(cli):
                         "give its text")):  # fmt: skip
         result = cli("rank", *args, input="a document\n", model="nowhere")
         assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"error: {said}\n")
+    # -i "$I" so too (it scored with an empty instruction), in every command that takes -i
+    said = "error: -i/--instruction is blank (''; an unset shell variable?): give the instruction, or leave -i out "
+    for args in (("rank", "-q", "q", "-d", "x"), ("score", "-q", "q", "-d", "x"), ("rerank", "r.trec", "--beir", "b"),
+                 ("eval", "--beir", "b", "--run", "r.trec"), ("serve",)):  # fmt: skip
+        result = cli(*args, "-i", "", model="nowhere")
+        assert (result.exit_code, result.stderr) == (2, said + "for the default\n"), args

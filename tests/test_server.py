@@ -101,6 +101,12 @@ def test_health_models_and_metrics(http, tiny_model, tiny_server):
     assert card["id"] == str(tiny_model) and card["max_model_len"] == 2048
     # the budget of a forward pass (the CPU's default), which sizes a remote rerank's calls
     assert card["batch_tokens"] == 1024 and RemoteReranker(tiny_server.url).batch_tokens == 1024
+    # what a request without an instruction is scored with (a --resume file keeps it)
+    assert RemoteReranker(tiny_server.url).settings() == {
+        "instruction": "Given a web search query, retrieve relevant passages that answer the query",
+        "max_length": 2048,
+        "recipe": "transformers",
+    }
     http.post("/rerank", json={"query": "q", "documents": ["a", "b"]})
     http.post("/rerank", json={"query": "q", "documents": []})
     text = http.get("/metrics").text
@@ -273,7 +279,7 @@ def test_qrr_rank_sends_what_the_server_takes(tiny_server, cli, tiny_model):
     close([r["score"] for r in rows], [r["score"] for r in want])
 
 
-def test_qrr_score_through_the_server_equals_qrr_score(tiny_server, cli, tiny_model):
+def test_qrr_score_through_the_server_equals_qrr_score(tiny_server, cli, tiny_model, tmp_path):
     # 130 pairs, runs of three instructions (one the default): the server takes 50 a request
     tasks = {n: ["Judge", "Find it"][n // 40 % 2] for n in range(60, 130)}  # the first 60 need two requests
     pairs = [{"id": n, "query": f"query {n % 7}", "document": f"document {n} " + "word " * (n % 30),
@@ -286,6 +292,17 @@ def test_qrr_score_through_the_server_equals_qrr_score(tiny_server, cli, tiny_mo
     assert [(r["index"], r["id"]) for r in rows] == [(r["index"], r["id"]) for r in want] == list(
         zip(range(130), range(130), strict=True))  # fmt: skip
     close([r["score"] for r in rows], [r["score"] for r in want])
+    # a --resume run without -i is the server's instruction's, which the record keeps: another -i is refused
+    # (a tour appended another instruction's scores, exit 0; the tiny model's rescoring check let them pass)
+    out = tmp_path / "out.jsonl"
+    first = cli("score", "--server", tiny_server.url, "--resume", str(out), input=data, model=False)
+    assert first.exit_code == 0, first.output
+    other = cli("score", "--server", tiny_server.url, "--resume", str(out), "-i", "Judge", input=data + data,
+                model=False)  # fmt: skip
+    assert (other.exit_code, other.stderr) == (2, f"error: --resume {out} was written with --instruction \"Given a "
+                                                  "web search query, retrieve relevant passages that answer the "
+                                                  f'query", not "Judge" (as {tmp_path / ".out.jsonl.qrr.json"} keeps); '
+                                                  "go on with that, or score into a new file\n")  # fmt: skip
     # as with rank: model options clash with --server itself; --ray reads files, not a server
     refused = cli("score", "--server", tiny_server.url, "--dtype", "fp32", input=data, model=False)
     assert refused.exit_code == 2 and refused.stderr == "error: --dtype: not with --server, whose model scores\n"
@@ -302,21 +319,25 @@ def test_qrr_rerank_and_eval_through_the_server(tiny_server, cli, tiny_model, be
     rows, want = [json.loads(x) for x in remote.stdout.splitlines()], [json.loads(x) for x in local.stdout.splitlines()]
     assert [(r["qid"], r["docid"]) for r in rows] == [(r["qid"], r["docid"]) for r in want] and len(rows) == 25
     close([r["score"] for r in rows], [r["score"] for r in want])
-    # a --resume file of the server's: only the instruction is known to compare (the server's model, max length and
-    # recipe are its own), so a run without the server goes on with it where the instruction is the same
+    # a --resume file of the server's keeps the set-up the server says it has (its model's name is not compared),
+    # so a run without the server goes on with it where instruction, max length and recipe are the same
     out = tmp_path / "out.jsonl"
     resumed = str(beir_dir / "bm25.trec"), "--beir", str(beir_dir), "--depth", "5", "--resume", str(out)
     assert cli("rerank", *resumed, "--server", tiny_server.url, "-i", "Judge", model=False).exit_code == 0
     assert json.loads((tmp_path / ".out.jsonl.qrr.json").read_text()) == {
         "instruction": "Judge",
+        "max_length": 2048,
+        "recipe": "transformers",
         "first": out.read_text().splitlines()[0],
     }
-    other = cli("rerank", *resumed, "-i", "Judge it", model=tiny_model)
+    other = cli("rerank", *resumed, "-i", "Judge it", "--max-length", "2048", model=tiny_model)
     assert other.exit_code == 2 and other.stderr.startswith(
         f'error: --resume {out} was written with --instruction "Judge"'
     )
+    other = cli("rerank", *resumed, "-i", "Judge", model=tiny_model)  # the server's --max-length 2048
+    assert other.exit_code == 2 and other.stderr.startswith(f"error: --resume {out} was written with --max-length 2048")
     # the model was the server's, which the record does not know: not checked, as the note says
-    assert cli("rerank", *resumed, "-i", "Judge", model=tiny_model).stderr.endswith(
+    assert cli("rerank", *resumed, "-i", "Judge", "--max-length", "2048", model=tiny_model).stderr.endswith(
         "nothing left to rerank (no model was loaded, so its results were not checked against these settings)\n"
     )
     refused = cli("rerank", *args, "--server", tiny_server.url, "--ray", model=False)

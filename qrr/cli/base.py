@@ -217,7 +217,12 @@ ServerOpt = Annotated[
 ]  # fmt: skip
 InstructionOpt = Annotated[
     str | None,
-    typer.Option("--instruction", "-i", help=f"Task instruction. [dim]\\[default: {QWEN3.default_instruction}][/]"),
+    typer.Option(
+        "--instruction",
+        "-i",
+        help="Task instruction (with --server, the server's unless given). "
+        f"[dim]\\[default: {QWEN3.default_instruction}][/]",
+    ),
 ]
 FormatOpt = Annotated[
     OutputFormat | None,
@@ -572,10 +577,13 @@ def stdout_format(fmt: OutputFormat | None) -> str:
     return fmt.value
 
 
-def check_given_texts(query: str | None, documents: list[str] | None) -> None:
-    """Refuse a blank -q or -d: ``-q "$Q"`` with ``Q`` unset ranked documents for nothing, plausibly, exit 0."""
+def check_given_texts(query: str | None, documents: list[str] | None = None, instruction: str | None = None) -> None:
+    """Refuse a blank -q, -d or -i: ``-q "$Q"`` with ``Q`` unset ranked documents for nothing, plausibly, exit 0."""
     if query is not None and not query.strip():
         raise InputError(f"-q/--query is blank ({query!r}; an unset shell variable?): give the query")
+    if instruction is not None and not instruction.strip():
+        raise InputError(f"-i/--instruction is blank ({instruction!r}; an unset shell variable?): give the "
+                         "instruction, or leave -i out for the default")  # fmt: skip
     for n, document in enumerate(documents or [], 1):
         if not document.strip():
             raise InputError(f"-d/--document {n} is blank ({document!r}; an unset shell variable?): give its text")
@@ -628,11 +636,14 @@ def model_options(ctx: typer.Context) -> dict:
 def resume_settings(ctx: typer.Context, server: str | None, instruction: str | None) -> dict:
     """What a --resume file is written with, kept beside it and checked when a run goes on with it: the model, the
     instruction (the default said as its text, so that giving it changes nothing), max length and recipe; with a
-    server, its model and set-up are its own (``None``: not compared)."""
+    server, its set-up as it says (its model is not compared: ``None``)."""
     from qrr import models
 
     if server is not None:
-        return {"model": None, "instruction": instruction, "max_length": None, "recipe": None}
+        from qrr.server.client import RemoteReranker
+
+        kept = RemoteReranker(server).settings()  # without -i, a run is scored with the server's instruction
+        return {"model": None, **kept, **({"instruction": instruction} if instruction is not None else {})}
     recipe = ctx.params["recipe"]
     return {
         "model": models.model_key(ctx.params["model"]),

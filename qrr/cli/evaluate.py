@@ -29,6 +29,7 @@ from qrr.cli.base import (
     ServerOpt,
     TagOpt,
     VerboseOpt,
+    check_given_texts,
     chosen_server,
     command,
     given,
@@ -135,7 +136,8 @@ def evaluate(
             "--instruction",
             "-i",
             rich_help_panel=RUN_PANEL,
-            help=f"With --beir: the task instruction. [dim]\\[default: {QWEN3.default_instruction}][/]",
+            help="With --beir: the task instruction (with --server, the server's unless given). "
+            f"[dim]\\[default: {QWEN3.default_instruction}][/]",
         ),
     ] = None,  # fmt: skip
     model: ModelOpt = None,
@@ -186,6 +188,7 @@ def evaluate(
         if run is None:
             raise InputError("--beir needs --run RUN, the first-stage run to rerank")
         server = chosen_server(ctx, server)  # a clash is said before the corpus is read
+        check_given_texts(None, None, instruction)
         folder = formats.BeirFolder.at(beir, split)
         inputs = (run, folder.corpus, folder.queries, folder.qrels)
         output = pipelines.RunOutput.checked(resume, None, tag, inputs=inputs, settings=resume_settings(

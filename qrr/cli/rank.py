@@ -110,7 +110,7 @@ def rank(
     fmt = stdout_format(fmt)
     server = chosen_server(ctx, server)
     skipped = skipping(on_error)
-    check_given_texts(query, documents)
+    check_given_texts(query, documents, instruction)
     inline = [formats.DocRecord(d) for d in documents or []]
     sources = input_sources(files, bool(inline))
     docs = itertools.chain(inline, formats.read_documents(sources, input_format.value, text_field, id_field, skipped))

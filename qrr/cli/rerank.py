@@ -32,6 +32,7 @@ from qrr.cli.base import (
     TagOpt,
     VerboseOpt,
     WorkersOpt,
+    check_given_texts,
     chosen_server,
     command,
     given,
@@ -145,6 +146,7 @@ def rerank(
     if ray and given(ctx, "server"):
         raise InputError("--server: not with --ray, whose actors load the model")
     server = None if ray else chosen_server(ctx, server)
+    check_given_texts(None, None, instruction)
     if beir is not None:
         clashing = given(ctx, "corpus", "queries")
         if clashing:

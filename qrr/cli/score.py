@@ -179,7 +179,7 @@ def score(
         raise InputError("-d/--document needs -q/--query")
     if query is not None and not documents:
         raise InputError("-q/--query needs at least one -d/--document (or use qrr rank)")
-    check_given_texts(query, documents)
+    check_given_texts(query, documents, instruction)
     inline = [formats.PairRecord(query, d, where="--query") for d in documents or []]
     sources = input_sources(files, bool(inline))
     saved = _resumed(resume, sources, resume_settings(ctx, server, instruction) if resume else None,

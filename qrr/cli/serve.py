@@ -15,13 +15,13 @@ from qrr.cli.base import (
     DeviceOpt,
     Dtype,
     DtypeOpt,
-    InstructionOpt,
     MaxLengthOpt,
     ModelOpt,
     OfflineOpt,
     RecipeName,
     RecipeOpt,
     VerboseOpt,
+    check_given_texts,
     command,
     given,
     load_reranker,
@@ -29,10 +29,15 @@ from qrr.cli.base import (
     stderr,
 )
 from qrr.errors import InputError, QrrError
-from qrr.family import DEFAULT_MAX_LENGTH
+from qrr.family import DEFAULT_MAX_LENGTH, QWEN3
 from qrr.server import DRAIN, KEEP_ALIVE
 
 PANEL = "Server"
+ServeInstructionOpt = Annotated[
+    str | None,
+    typer.Option("--instruction", "-i", help="Task instruction of a request that gives none. "
+                 f"[dim]\\[default: {QWEN3.default_instruction}][/]"),
+]  # fmt: skip
 
 
 @command(no_args_is_help=False)
@@ -104,7 +109,7 @@ def serve(
             "which for a folder shows its path to every client).",
         ),
     ] = None,  # fmt: skip
-    instruction: InstructionOpt = None,
+    instruction: ServeInstructionOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = Dtype.auto,
@@ -149,6 +154,7 @@ def serve(
                      "reaches it may use it", style="yellow", highlight=False, markup=False)  # fmt: skip
     if not math.isfinite(shutdown_timeout) or shutdown_timeout <= 0:
         raise InputError(f"--shutdown-timeout {shutdown_timeout}: give a number of seconds above 0")
+    check_given_texts(None, None, instruction)
     name = models.named(model)
     models.check_local(name)  # a wrong folder fails before the port is taken
     sock = server.bind(host, port)  # before the model loads: a port in use fails at once

@@ -180,6 +180,9 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
     async def models(request: Request) -> Response:
         card = {"id": model_name, "object": "model", "created": started, "owned_by": "qrr",
                 "max_model_len": reranker.max_length, "batch_tokens": reranker.batch_tokens,
+                # what a request without its own instruction is scored with, and the prompt's recipe
+                "instruction": reranker.instruction if reranker.instruction is not None
+                else reranker.prompter.family.default_instruction, "recipe": reranker.recipe,
                 "max_documents": limits.max_documents,
                 "max_request_bytes": limits.max_request_bytes}  # fmt: skip
         return json_response({"object": "list", "data": [card]})

@@ -47,6 +47,12 @@ class RemoteReranker:
     def max_length(self) -> int:
         return self._card["max_model_len"]
 
+    def settings(self) -> dict:
+        """The server's set-up, as its ``/v1/models`` says: its instruction (what a request without one is scored
+        with), max length and recipe; ``None`` where an older qrr's server does not say."""
+        return {key: self._card.get(name) for key, name in
+                (("instruction", "instruction"), ("max_length", "max_model_len"), ("recipe", "recipe"))}  # fmt: skip
+
     @property
     def batch_tokens(self) -> int:
         """The server's token budget of a forward pass (how much work one call should bring)."""
