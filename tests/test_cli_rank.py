@@ -138,14 +138,14 @@ def test_with_fields_copies_each_documents_other_fields_after_its_own(cli, tmp_p
     said = "would take the place of the result's own with --with-fields; rename it in the input\n"
     clash = json.dumps({"text": "a", "score": 0.5, "rank": 3}) + "\n"
     result = cli("rank", "-q", QUERY, "--with-fields", input=clash, model="nowhere")
-    assert (result.exit_code, result.stderr) == (2, f'error: document 0: its fields "rank" and "score" {said}')
+    assert (result.exit_code, result.stderr) == (2, f'error: <stdin>:1: its fields "rank" and "score" {said}')
     result = cli("rank", "-q", QUERY, "--with-fields", "--on-error", "skip", input=clash + data)  # skipped, listed
     assert result.exit_code == 0 and jsonl(result.stdout) == want
-    assert result.stderr.splitlines()[:2] == ["skipped 1 bad line:", f'  document 0: its fields "rank" and "score" '
+    assert result.stderr.splitlines()[:2] == ["skipped 1 bad line:", f'  <stdin>:1: its fields "rank" and "score" '
                                               f"{said[:-1]}"]  # fmt: skip
     result = cli("rank", "-q", QUERY, "--with-fields", "--text-field", "body", "--with-text",
                  input=body + json.dumps({"body": "b", "text": "c"}) + "\n")  # fmt: skip
-    assert (result.exit_code, result.stderr) == (2, f'error: document 3: its field "text" {said}')
+    assert (result.exit_code, result.stderr) == (2, f'error: <stdin>:4: its field "text" {said}')
     other = body + json.dumps({"body": "b", "text": "c"}) + "\n"  # without --with-text, "text" is the input's
     rows = jsonl(ok(cli("rank", "-q", QUERY, "--with-fields", "--text-field", "body", input=other)))
     assert [r["text"] for r in rows if r["index"] == 3] == ["c"]

@@ -95,16 +95,16 @@ def test_with_fields_copies_each_pairs_other_fields_after_its_score(cli, tmp_pat
     # a field of the result's own name is refused, the first pair's before any model loads, a later one's in place
     result = cli("score", "--with-fields", input=json.dumps(PAIRS[0] | {"score": 3.5}) + "\n", model="nowhere")
     said = "would take the place of the result's own with --with-fields; rename it in the input\n"
-    assert (result.exit_code, result.stderr) == (2, f'error: pair 0: its field "score" {said}')
+    assert (result.exit_code, result.stderr) == (2, f'error: <stdin>:1: its field "score" {said}')
     result = cli("score", "--with-fields", input=data + json.dumps(PAIRS[0] | {"index": 7, "score": 1}) + "\n")
-    assert (result.exit_code, result.stderr) == (2, f'error: pair 3: its fields "index" and "score" {said}')
+    assert (result.exit_code, result.stderr) == (2, f'error: <stdin>:4: its fields "index" and "score" {said}')
     # with --on-error skip it is skipped and listed as a bad line is; the rest are scored, numbered without it
     clash = json.dumps(PAIRS[0] | {"score": 1}) + "\n"
     result = cli("score", "--with-fields", "--on-error", "skip", input=clash + data + "{oops\n" + clash)
     assert result.exit_code == 0 and jsonl(result.stdout) == want
-    assert result.stderr.splitlines()[:4] == ["skipped 3 bad lines:", f'  pair 0: its field "score" {said[:-1]}',
+    assert result.stderr.splitlines()[:4] == ["skipped 3 bad lines:", f'  <stdin>:1: its field "score" {said[:-1]}',
                                               "  <stdin>:5: malformed JSON (unexpected character, expected a string "
-                                              "key)", f'  pair 3: its field "score" {said[:-1]}']  # fmt: skip
+                                              "key)", f'  <stdin>:6: its field "score" {said[:-1]}']  # fmt: skip
     # on a terminal, a field's escape sequence is written out, not sent to it; to a pipe the data are as they are
     import io
     import sys

@@ -96,6 +96,26 @@ def test_bad_pairs_name_the_file_and_line(tmp_path, data, message):
         list(formats.read_pairs([write(tmp_path, "p", data)]))
 
 
+def test_a_pair_missing_a_field_names_the_fields_it_has_instead(tmp_path):
+    """`{"query": .., "passage": ..}` said only `missing field "document"`, where rank names its text field."""
+
+    def said(data: str) -> str:
+        with pytest.raises(InputError) as caught:
+            list(formats.read_pairs([write(tmp_path, "p", data)]))
+        return str(caught.value).removeprefix(f"{tmp_path}/")
+
+    assert said('{"query": "q", "passage": "p", "id": 1}') == (
+        'p:1: missing field "document" (its other field is "passage": rename one with jq, say jq -c \'.document = '
+        ".passage | del(.passage)')"
+    )
+    assert said('{"q": "q", "my-doc": "p"}') == (
+        'p:1: missing field "query" (its other fields are "q", "my-doc": rename one with jq, say jq -c \'.query = '
+        ".q | del(.q)')"
+    )
+    assert said('{"query": "q", "my-doc": "p"}').endswith("""jq -c '.document = .["my-doc"] | del(.["my-doc"])')""")
+    assert said('{"query": "q", "id": 1}') == 'p:1: missing field "document"'  # nothing else to name
+
+
 def test_tsv_pairs_have_two_fields_and_may_start_with_a_header(tmp_path):
     # a third column (a label, a second passage) is not glued onto the document
     with pytest.raises(InputError, match="/p:2: 3 tab-separated fields; expected query<TAB>document "

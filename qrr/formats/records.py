@@ -50,6 +50,7 @@ class DocRecord:
     text: str
     id: Any = None
     other: dict[str, Any] = field(default_factory=dict, hash=False)  # hashed by text and id, as before it came
+    where: str | None = field(default=None, compare=False, repr=False)  # its file and line, for messages
 
 
 # Ids by name; other names count as ids where they end in "_id" (doc_id, _id) or "Id"/"ID" (docId, passageID)
@@ -254,6 +255,20 @@ def _string(record: dict, key: str, where: str, optional: bool = False) -> str |
     return value
 
 
+def _missing_named(record: dict, where: str) -> InputError | None:
+    """A pair lacking "query" or "document" that has other fields: the error names them and how to rename one
+    (``{"query": .., "passage": ..}`` holds its document under another name); ``None`` where it lacks neither,
+    or has nothing else."""
+    missing = next((k for k in ("query", "document") if k not in record), None)
+    others = [k for k in record if k not in ("query", "document", "instruction") and not is_id_field(k)]
+    if missing is None or not others:
+        return None
+    named = ", ".join(f'"{k}"' for k in others[:5]) + (", ..." if len(others) > 5 else "")
+    path = f".{others[0]}" if others[0].isidentifier() else f".[{orjson.dumps(others[0]).decode()}]"
+    return InputError(f'{where}: missing field "{missing}" (its other field{"s are" if len(others) > 1 else " is"} '
+                      f"{named}: rename one with jq, say jq -c '.{missing} = {path} | del({path})')")  # fmt: skip
+
+
 def json_type(value) -> str:
     """What a JSON value is, as a message says it (``an object``, ``a number``, ``null``)."""
     return {dict: "an object", list: "an array", bool: "a boolean", int: "a number", float: "a number",
@@ -346,7 +361,7 @@ def parse_pairs(lines: Iterable[Line], source: str, input_format: str = "auto") 
                     where=where,
                 )  # fmt: skip
             except InputError as exc:
-                yield exc
+                yield _missing_named(record, where) or exc
 
 
 # A header line that names the columns, skipped where it comes first
@@ -437,7 +452,7 @@ def _documents(sources, fmt, text_field, id_field):
                         {"_id"} if id_field == "id" and record.get("id") is None else set()
                     )
                     other = {k: v for k, v in record.items() if k not in used and not (beir and k == "title")}
-                    yield DocRecord(f"{title} {text}" if title else text, ident, other)
+                    yield DocRecord(f"{title} {text}" if title else text, ident, other, where)
                 except InputError as exc:
                     yield exc
             else:
@@ -546,7 +561,8 @@ def check_fields(record: PairRecord | DocRecord, index: int, taken: Iterable[str
     if clash:
         noun = "document" if isinstance(record, DocRecord) else "pair"
         fields = f"field {clash[0]}" if len(clash) == 1 else f"fields {' and '.join(clash)}"
-        raise InputError(f"{noun} {index}: its {fields} would take the place of the result's own with "
+        place = record.where or f"{noun} {index}"  # in its file, where it was read from one
+        raise InputError(f"{place}: its {fields} would take the place of the result's own with "
                          "{with_fields}; rename it in the input", "with_fields")  # fmt: skip
 
 
