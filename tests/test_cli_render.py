@@ -72,6 +72,26 @@ def test_a_narrow_terminal_drops_bars_and_previews_then_writes_blocks_and_never_
     assert sum(line.startswith("text") and line.endswith("…") and len(line) == 30 for line in lines) == 2  # cut
 
 
+def test_previews_asked_for_are_never_left_out(monkeypatch, capsys, cli):
+    """`rank --with-text --with-fields` at 55 columns showed the url and no text, while a narrower terminal's
+    blocks showed it: a text asked for takes blocks before it gives way."""
+    monkeypatch.setenv("COLUMNS", "55")
+    rows = [{"rank": 1, "index": 0, "score": 0.4378, "id": "a", "url": "https://example.com/a"}]
+    previews = [{"text": "Beijing is the capital of China"}]
+    render.write_table(rows, previews=previews)  # shown for a table's sake only: it gives way
+    lines = rows_of(capsys.readouterr().out)
+    assert lines[0].split() == ["rank", "┃", "index", "┃", "score", "┃", "id", "┃", "url"]
+    render.write_table(rows, previews=previews, keep_previews=True)
+    lines = rows_of(capsys.readouterr().out)
+    assert lines == ["rank  1", "index 0", "score 0.4378", "id    a", "url   https://example.com/a",
+                     "text  Beijing is the capital of China"]  # fmt: skip
+    docs = json.dumps({"text": "Beijing is the capital of China", "url": "https://example.com/a"}) + "\n"
+    asked = rows_of(ok(cli("rank", "-q", "q", "-f", "table", "--with-text", "--with-fields", input=docs)))
+    assert asked[-1] == "text  Beijing is the capital of China"
+    plain = rows_of(ok(cli("rank", "-q", "q", "-f", "table", "--with-fields", input=docs)))
+    assert plain[0].split()[-1] == "url" and "Beijing" not in "".join(plain)
+
+
 def test_a_long_path_column_folds_where_the_figures_fit_beside_it(monkeypatch, capsys):
     monkeypatch.setenv("COLUMNS", "60")
     path = "/data/runs/" + "a" * 40 + ".trec"

@@ -120,6 +120,7 @@ def rank(
     if first is None:
         no_input(fmt, skipped, "document", "rank", verbose)
         return
+    asked = with_text
     with_text = with_text or fmt == "table"  # a table shows the start of each text (its own "text" field gives way)
     reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
     scored = 0
@@ -137,7 +138,7 @@ def rank(
     except KeyboardInterrupt as exc:  # a ranking needs every document: nothing is written
         raise Interrupted.of(exc, f"after scoring {plural(scored, 'document')}; a ranking is written once all are "
                                   "scored (qrr score streams its results)") from None  # fmt: skip
-    out = writer(fmt, previews=("text",))
+    out = writer(fmt, previews=("text",), asked=asked)
     out.write(formats.rank_rows(ranked, with_text))
     out.close()
     if given(ctx, "id_field") and ranked and all(r.get("id") is None for r in ranked):

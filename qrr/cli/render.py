@@ -22,9 +22,10 @@ class TableWriter:
     """A rich table for people, drawn once at ``close`` (the interface of ``formats.RowWriter``). The row fields
     named in ``previews`` (texts) become one-line preview columns at the right."""
 
-    def __init__(self, title: str | None = None, previews: tuple[str, ...] = ()):
+    def __init__(self, title: str | None = None, previews: tuple[str, ...] = (), asked: bool = False):
         self.title = title
         self.preview_fields = previews
+        self.asked = asked  # the previews were asked for (--with-text): never left out
         self.rows: list[tuple[dict, dict]] = []  # (data, previews): one append a row, so an interrupt splits none
 
     @property
@@ -37,14 +38,14 @@ class TableWriter:
                               {k: row[k] for k in self.preview_fields if row.get(k) is not None}))  # fmt: skip
 
     def close(self) -> None:
-        write_table([data for data, _ in self.rows], self.title, [shown for _, shown in self.rows])
+        write_table([data for data, _ in self.rows], self.title, [shown for _, shown in self.rows], self.asked)
 
 
-def writer(fmt: str, title: str | None = None, previews: tuple[str, ...] = ()):
-    """A table writer for ``table`` (``previews``: text fields shown as previews), else the core's row writer for
-    JSON lines, JSON or TSV on stdout."""
+def writer(fmt: str, title: str | None = None, previews: tuple[str, ...] = (), asked: bool = False):
+    """A table writer for ``table`` (``previews``: text fields shown as previews, kept where ``asked``), else the
+    core's row writer for JSON lines, JSON or TSV on stdout."""
     if fmt == "table":
-        return TableWriter(title, previews)
+        return TableWriter(title, previews, asked)
     return _ShownRows(fmt)
 
 
@@ -82,11 +83,12 @@ def write_rows(rows: list[dict], fmt: str, title: str | None = None) -> None:
     out.close()
 
 
-def write_table(rows: list[dict], title: str | None = None, previews: list[dict] | None = None) -> None:
+def write_table(rows: list[dict], title: str | None = None, previews: list[dict] | None = None,
+                keep_previews: bool = False) -> None:  # fmt: skip
     """A rich table for people; ``previews`` (one dict per row) adds one-line text columns. Where the data do not fit
-    the terminal, the score bars go first, then the previews, then long columns of paths or prose fold; where even
-    then they do not fit, each row is written as a block of ``field value`` lines: a number or id split over lines
-    was misread (``0.274`` above ``2``)."""
+    the terminal, the score bars go first, then the previews (unless ``keep_previews``: asked for, they are not
+    left out), then long columns of paths or prose fold; where even then they do not fit, each row is written as a
+    block of ``field value`` lines: a number or id split over lines was misread (``0.274`` above ``2``)."""
     from rich.cells import cell_len
     from rich.console import Console
     from rich.table import Table
@@ -107,6 +109,9 @@ def write_table(rows: list[dict], title: str | None = None, previews: list[dict]
     if table_width(widths) + 11 * len(extra) > console.width:
         cells, widths = laid_out(False)
         if table_width(widths) + 11 * len(extra) > console.width:
+            if keep_previews:  # --with-text: the texts were asked for, and a block has room for them
+                _write_blocks(console, title, columns, cells, previews)
+                return
             extra = []
             if table_width(with_bars[1]) <= console.width:
                 cells, widths = with_bars
