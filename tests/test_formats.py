@@ -116,6 +116,21 @@ def test_a_pair_missing_a_field_names_the_fields_it_has_instead(tmp_path):
     assert said('{"query": "q", "id": 1}') == 'p:1: missing field "document"'  # nothing else to name
 
 
+def test_an_id_past_64_bits_is_warned_of_once_per_file(tmp_path, caplog):
+    """An integer id past 64 bits is read as a float (the parser's limit): its join key came back changed, silently."""
+    big = '{"id": 18446744073709551617, "query": "q", "document": "d"}\n'
+    with caplog.at_level("WARNING", logger="qrr"):
+        pairs = list(formats.read_pairs([write(tmp_path, "p", big * 2 + '{"id": 7, "query": "q", "document": "d"}')]))
+        docs = list(formats.read_documents([write(tmp_path, "d", '{"docid": -9223372036854775809, "text": "t"}')]))
+    assert [p.ids["id"] for p in pairs] == [1.8446744073709552e19] * 2 + [7] and docs[0].other["docid"] < 0
+    assert [r.getMessage().removeprefix(f"{tmp_path}/") for r in caplog.records] == [
+        'p:1: "id" is an integer past 64 bits, read as the float 1.8446744073709552e+19 (its last digits lost); give '
+        "such ids as strings",
+        'd:1: "docid" is an integer past 64 bits, read as the float -9.223372036854776e+18 (its last digits lost); '
+        "give such ids as strings",
+    ]
+
+
 def test_tsv_pairs_have_two_fields_and_may_start_with_a_header(tmp_path):
     # a third column (a label, a second passage) is not glued onto the document
     with pytest.raises(InputError, match="/p:2: 3 tab-separated fields; expected query<TAB>document "

@@ -269,6 +269,17 @@ def _missing_named(record: dict, where: str) -> InputError | None:
                       f"{named}: rename one with jq, say jq -c '.{missing} = {path} | del({path})')")  # fmt: skip
 
 
+def _past_64_bits(record: dict, where: str) -> bool:
+    """Warn (and say so) where an id field of ``record`` is an integer past 64 bits, which the JSON parser reads as
+    a float: copied to the results, its last digits are lost (a float that large is no one's id)."""
+    for key, value in record.items():
+        if isinstance(value, float) and abs(value) >= 2**63 and value.is_integer() and is_id_field(key):
+            warn(log, f'{where}: "{key}" is an integer past 64 bits, read as the float {value!r} (its last digits '
+                 "lost); give such ids as strings")  # fmt: skip
+            return True
+    return False
+
+
 def json_type(value) -> str:
     """What a JSON value is, as a message says it (``an object``, ``a number``, ``null``)."""
     return {dict: "an object", list: "an array", bool: "a boolean", int: "a number", float: "a number",
@@ -344,6 +355,7 @@ def parse_pairs(lines: Iterable[Line], source: str, input_format: str = "auto") 
         yield from _tsv_pairs(source, lines)
         return
     hint = " (if the input is query<TAB>document lines, use {input_format} tsv)" if fmt == "auto" else ""
+    warned = False
     for where, record in json_records(source, lines, kind, hint):
         if isinstance(record, InputError):
             yield record
@@ -362,6 +374,7 @@ def parse_pairs(lines: Iterable[Line], source: str, input_format: str = "auto") 
                 )  # fmt: skip
             except InputError as exc:
                 yield _missing_named(record, where) or exc
+            warned = warned or _past_64_bits(record, where)
 
 
 # A header line that names the columns, skipped where it comes first
@@ -429,10 +442,12 @@ def _documents(sources, fmt, text_field, id_field):
                     yield DocRecord(text)
             continue
         hint = " (if the input is plain text, use {input_format} text)" if fmt == "auto" else ""
+        warned = False
         for where, record in json_records(source, lines, kind, hint):
             if isinstance(record, InputError | str):
                 yield record if isinstance(record, InputError) else DocRecord(record)
             elif isinstance(record, dict):
+                warned = warned or _past_64_bits(record, where)
                 ident = record.get(id_field)
                 if ident is None and id_field == "id":  # a BEIR corpus's documents
                     ident = record.get("_id")
