@@ -485,6 +485,10 @@ def test_progress_lines_when_stderr_is_a_log(cli, monkeypatch):
     assert len(lines) == 3 and len(jsonl(result.stdout)) == 3
     assert [line.split(" in ")[0] for line in lines] == [f"scoring: {n} pairs" for n in (1, 2, 3)]
     assert all(re.fullmatch(r"scoring: \d pairs in 0:00, [\d,.]+ pairs/s", line) for line in lines), lines
+    # rank counts documents, as its other messages do (its bar said pairs, its Ctrl-C message documents)
+    lines = cli("rank", "-q", "q", "--batch-tokens", "1", "-f", "jsonl", input="a\nb\n").stderr.splitlines()
+    assert len(lines) == 2 and all(re.fullmatch(r"ranking: \d documents in 0:00, [\d,.]+ documents/s", line)
+                                   for line in lines), lines  # fmt: skip
 
 
 def test_progress_says_the_time_left_of_files(cli, monkeypatch, tmp_path):

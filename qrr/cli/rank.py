@@ -125,7 +125,8 @@ def rank(
     reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
     scored = 0
     try:
-        with progress(None, "ranking", estimate=LineCount(sources if not inline else [])) as advance:
+        estimate = LineCount(sources if not inline else [])
+        with progress(None, "ranking", estimate=estimate, unit="documents") as advance:
 
             def count(n: int) -> None:
                 nonlocal scored

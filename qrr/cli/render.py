@@ -384,13 +384,14 @@ class LineCount:
 
 
 @contextmanager
-def progress(total: int | None, what: str, after: float | None = None, estimate: LineCount | None = None):
+def progress(total: int | None, what: str, after: float | None = None, estimate: LineCount | None = None,
+             unit: str = "pairs"):  # fmt: skip
     """A progress bar on stderr when stderr is a terminal, once the work has run ``after`` seconds (default
-    ``SHOW_AFTER``; 0: at once); yields a callback taking finished counts. With ``total=None`` (streamed input,
-    length unknown) it counts instead, with the time left where an ``estimate`` of the total comes, and where stderr
-    is a log writes a line now and then."""
+    ``SHOW_AFTER``; 0: at once); yields a callback taking finished counts (of ``unit``). With ``total=None``
+    (streamed input, length unknown) it counts instead, with the time left where an ``estimate`` of the total comes,
+    and where stderr is a log writes a line now and then."""
     if not animated(stderr) or total == 0:
-        yield _CountLines(what, estimate) if total is None else (lambda n: None)
+        yield _CountLines(what, estimate, unit) if total is None else (lambda n: None)
         return
     from rich.progress import MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
@@ -402,10 +403,10 @@ def progress(total: int | None, what: str, after: float | None = None, estimate:
             return _bar_width(stderr.width - 68)
 
         room = lambda: stderr.width - len(what) - bar_width() - 2  # noqa: E731
-        columns = (TextColumn("{task.description}"), _fit_bar(bar_width), _status_column(estimate, room))
+        columns = (TextColumn("{task.description}"), _fit_bar(bar_width), _status_column(estimate, room, unit))
     else:
         columns = (TextColumn("{task.description}"), _fit_bar(lambda: _bar_width(stderr.width - 40)),
-                   MofNCompleteColumn(), TextColumn("pairs"), TimeRemainingColumn())  # fmt: skip
+                   MofNCompleteColumn(), TextColumn(unit), TimeRemainingColumn())  # fmt: skip
     with _bar(*columns, after=after) as bar:
         task = bar.add_task(what, total=total)
         yield lambda n: bar.advance(task, n)
@@ -427,7 +428,7 @@ def _fit_bar(width):
     return FitBar()
 
 
-def _status_column(estimate: LineCount | None, room):
+def _status_column(estimate: LineCount | None, room, unit: str = "pairs"):
     """A progress column of a streamed count in ``room`` characters (a number, or a function giving it at each
     redraw): ``1,024 of ~4,000 pairs 270 pairs/s 0:00:09 0:12 left``, where the time so far goes first if it does
     not fit, then the rate, then the count's total; what still does not fit is cut, never wrapped."""
@@ -440,14 +441,14 @@ def _status_column(estimate: LineCount | None, room):
             done, elapsed = int(task.completed), task.elapsed or 0.0
             total = estimate.total(done) if estimate is not None else None
             rate = done / elapsed if done and elapsed else 0.0
-            count = (f"{done:,} of ~{total:,} pairs" if total else f"{done:,} pairs", "progress.download")
-            speed = (f"{rate:,.0f} pairs/s" if rate >= 100 else f"{rate:.1f} pairs/s" if rate else "",
+            count = (f"{done:,} of ~{total:,} {unit}" if total else f"{done:,} {unit}", "progress.download")
+            speed = (f"{rate:,.0f} {unit}/s" if rate >= 100 else f"{rate:.1f} {unit}/s" if rate else "",
                      "progress.data.speed")  # fmt: skip
             so_far = (_clock(elapsed, hours=True), "progress.elapsed")
             eta = estimate.eta(done, elapsed) if estimate is not None else None
             left = (f"{eta} left" if eta else "", "progress.remaining")
             for parts in ([count, speed, so_far, left], [count, speed, left], [count, left],
-                          [(f"{done:,} pairs", count[1]), left], [(f"{done:,} pairs", count[1])]):  # fmt: skip
+                          [(f"{done:,} {unit}", count[1]), left], [(f"{done:,} {unit}", count[1])]):  # fmt: skip
                 parts = [p for p in parts if p[0]]
                 if sum(len(p[0]) + 1 for p in parts) - 1 <= width:
                     break
@@ -464,8 +465,8 @@ class _CountLines:
 
     interval = 60.0
 
-    def __init__(self, what: str, estimate: LineCount | None = None):
-        self.what, self.done, self.estimate = what, 0, estimate
+    def __init__(self, what: str, estimate: LineCount | None = None, unit: str = "pairs"):
+        self.what, self.done, self.estimate, self.unit = what, 0, estimate, unit
         self.start = self.last = time.monotonic()
 
     def __call__(self, n: int) -> None:
@@ -476,7 +477,8 @@ class _CountLines:
         self.last = now
         elapsed = max(now - self.start, 1e-9)
         left = self.estimate.left(self.done, elapsed) if self.estimate is not None else ""
-        stderr.print(f"{self.what}: {self.done:,} pairs in {_clock(elapsed)}, {self.done / elapsed:,.1f} pairs/s"
+        stderr.print(f"{self.what}: {self.done:,} {self.unit} in {_clock(elapsed)}, "
+                     f"{self.done / elapsed:,.1f} {self.unit}/s"
                      f"{f'; {left}' if left else ''}", highlight=False)  # fmt: skip
 
 
