@@ -190,11 +190,14 @@ def serve(
         said = "at once" if reason == "again" else f"after --shutdown-timeout {shutdown_timeout:g} s"
         stderr.print(f"stopped {said}: the requests in flight were dropped", highlight=False)
 
+    def stopping(sig: int) -> None:  # a second Ctrl-C forces the stop; a second SIGTERM waits as the first
+        then = "Ctrl-C again drops them" if sig == signal.SIGINT else f"for up to {shutdown_timeout:g} s"
+        stderr.print(f"stopping: new requests are refused, those in flight answered ({then})", highlight=False)
+
     server.run(
         app,
         sock,
-        on_stop=lambda: stderr.print("stopping: new requests are refused, those in flight answered (Ctrl-C again "
-                                     "drops them)", highlight=False),
+        on_stop=stopping,
         on_force=forced,
         keep_alive=keep_alive,
         on_ready=ready,

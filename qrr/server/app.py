@@ -278,7 +278,7 @@ def run(app: Starlette, sock: socket.socket, on_stop=None, on_force=None, keep_a
         on_ready=None, drain: float = DRAIN) -> None:  # fmt: skip
     """Serve ``app`` on the bound ``sock`` until SIGINT, SIGTERM or SIGHUP; then refuse new connections, answer the
     requests in flight and return. ``on_ready`` is called once the server takes requests and a signal stops it
-    gracefully (one that came before is acted on then); ``on_stop`` once when the stop begins. A second SIGINT
+    gracefully (one that came before is acted on then); ``on_stop(sig)`` once when the stop begins. A second SIGINT
     (Ctrl-C again: ``on_force("again")``, exit 130), or requests still in flight ``drain`` seconds after the stop
     began (a stalled upload kept a stop waiting forever: ``on_force("timeout")``, exit 130 after SIGINT, else 143)
     end the process at once; the requests in flight are dropped. An idle connection is kept ``keep_alive``
@@ -313,7 +313,7 @@ def run(app: Starlette, sock: socket.socket, on_stop=None, on_force=None, keep_a
             timers[-1].daemon = True
             timers[-1].start()
             if on_stop is not None:
-                on_stop()
+                on_stop(sig)
 
         async def startup(self, sockets=None):
             await super().startup(sockets)
