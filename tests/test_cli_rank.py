@@ -213,6 +213,7 @@ def test_empty_input_prints_nothing_and_says_so_with_v_or_on_a_terminal(cli, mon
 
     assert ok(cli("rank", "-q", "x", input="\n\n")) == ""
     assert ok(cli("rank", "-q", "x", "-f", "json", input="")) == "[]\n"  # still one JSON document
+    assert ok(cli("rank", "-q", "x", "-f", "tsv", input="")) == "rank\tindex\tscore\n"  # pandas reads no rows
     result = cli("rank", "-q", "q", "-v", input="")
     assert result.exit_code == 0 and result.stdout == "" and "no documents in the input" in result.stderr
     # a person at a terminal (grep matched nothing, say) learns why nothing came

@@ -582,6 +582,7 @@ def test_empty_input_is_no_output_and_a_note_with_v(cli):
         result = cli("score", input=data)
         assert result.exit_code == 0 and result.stdout == "" and result.stderr == ""
     assert ok(cli("score", "-f", "json", input="")) == "[]\n"  # still one JSON document
+    assert ok(cli("score", "-f", "tsv", input="")) == "index\tscore\n"  # a table of no rows, not an empty file
     result = cli("score", "-v", input="")
     assert result.exit_code == 0 and result.stdout == "" and "no pairs in the input" in result.stderr
 

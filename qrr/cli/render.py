@@ -627,7 +627,9 @@ def no_input(fmt: str, skipped: Skipped | None, noun: str, verb: str, verbose: b
         skipped.report()
     if skipped is not None and skipped.count and not done:
         raise all_bad(skipped, noun, verb)
-    if fmt != "table":
+    if fmt != "table" and not done:  # a resumed output's rows went to its file: nothing, not even a header, here
+        writer(fmt).close(("index", "score") if noun == "pair" else ("rank", "index", "score"))
+    elif fmt != "table":
         writer(fmt).close()
     if done:
         stderr.print(nothing_left(verb, checked), highlight=False)

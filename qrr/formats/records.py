@@ -686,8 +686,13 @@ class RowWriter:
                 f"{', '.join(new)}; it is left out, here and after ({{fmt}} jsonl keeps every field)")  # fmt: skip
         warn(log, said, "fmt")
 
-    def close(self) -> None:
+    def close(self, columns: tuple[str, ...] = ()) -> None:
+        """End the output; where no row came, a JSON array is ``[]`` and TSV is the header of ``columns``, where
+        given (an empty file reads as no table at all: ``pandas.errors.EmptyDataError``)."""
+        out = self.out or sys.stdout
         if self.fmt == "json":
-            out = self.out or sys.stdout
             out.write("[]\n" if self.count == 0 else "\n]\n")
+            out.flush()
+        elif self.fmt == "tsv" and self.columns is None and columns:
+            out.write("\t".join(columns) + "\n")
             out.flush()
