@@ -292,6 +292,9 @@ def test_qrr_score_through_the_server_equals_qrr_score(tiny_server, cli, tiny_mo
     assert [(r["index"], r["id"]) for r in rows] == [(r["index"], r["id"]) for r in want] == list(
         zip(range(130), range(130), strict=True))  # fmt: skip
     close([r["score"] for r in rows], [r["score"] for r in want])
+    # -v says what scores, as it says a model loaded here
+    said = cli("score", "--server", tiny_server.url, "-v", "-q", "q", "-d", "a", model=False).stderr.splitlines()
+    assert said[0] == f"model {tiny_model} at {tiny_server.url}, transformers recipe, max length 2048"
     # a --resume run without -i is the server's instruction's, which the record keeps: another -i is refused
     # (a tour appended another instruction's scores, exit 0; the tiny model's rescoring check let them pass)
     out = tmp_path / "out.jsonl"

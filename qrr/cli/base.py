@@ -697,7 +697,12 @@ def remote_or_local(server: str | None, instruction: str | None, verbose: bool, 
     if server is not None:
         from qrr.server.client import RemoteReranker
 
-        return RemoteReranker(server, instruction=instruction)
+        remote = RemoteReranker(server, instruction=instruction)
+        if verbose:  # as a model loaded here is said: what scores, and how
+            said = remote.settings()
+            stderr.print(f"model {remote.model_path}, {said['recipe']} recipe, max length {said['max_length']}",
+                         markup=False, highlight=False)  # fmt: skip
+        return remote
     return load_reranker(instruction=instruction, verbose=verbose, **options)
 
 
