@@ -87,6 +87,15 @@ def test_tsv_lines_of_id_and_text(cli, tmp_path, ranked):
                                  "whole, as a document's text (--input-format tsv reads ids and texts)\n")  # fmt: skip
 
 
+def test_a_trec_run_given_as_documents_is_warned_of(cli):
+    """`qrr rank -q x bm25.trec` ranked the run's lines as documents, without a word."""
+    result = cli("rank", "-q", QUERY, input="q1 Q0 d7 1 12.5 bm25\nq1 Q0 d2 2 11 bm25\n")
+    assert result.exit_code == 0 and len(jsonl(result.stdout)) == 2
+    assert result.stderr == ("warning: <stdin>: its lines look like a TREC run (qid Q0 docid rank score tag), each "
+                             "read as a document's text; qrr rerank reranks a run's documents\n")  # fmt: skip
+    assert cli("rank", "-q", QUERY, input="q1 said Q0 to d7 then\n").stderr == ""  # prose of six words
+
+
 def test_json_array_and_string_lines(cli, tmp_path, ranked):
     (tmp_path / "docs.json").write_text(json.dumps(DOCS))
     check(ok(cli("rank", "-q", QUERY, str(tmp_path / "docs.json"))), ranked)

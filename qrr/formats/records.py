@@ -530,9 +530,24 @@ def _tab_hint(lines: Iterator[Line], source: str) -> Iterator[Line]:
         if tab and head.strip() and " " not in head.strip() and len(head) <= 40:  # DPR's id<TAB>text<TAB>title too
             warn(log, f"{label(source)}: its lines look like id<TAB>text; each is read whole, as a document's text "
                  "({input_format} tsv reads ids and texts)", "input_format")  # fmt: skip
+        elif isinstance(line[1], str) and _run_line(line[1]):
+            warn(log, f"{label(source)}: its lines look like a TREC run (qid Q0 docid rank score tag), each read as "
+                 "a document's text; qrr rerank reranks a run's documents")  # fmt: skip
         break
     yield from seen
     yield from lines
+
+
+def _run_line(line: str) -> bool:
+    """Whether ``line`` looks like a TREC run's: ``qid Q0 docid rank score tag``."""
+    fields = line.split()
+    if len(fields) != 6 or fields[1].upper() != "Q0" or not fields[3].isdigit():
+        return False
+    try:
+        float(fields[4])
+    except ValueError:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------------------------------- writing
