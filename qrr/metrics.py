@@ -20,9 +20,10 @@ from __future__ import annotations
 import math
 import re
 from array import array
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from qrr.errors import InputError, check_count
+from qrr.errors import InputError, check_count, plural
 from qrr.formats.trec import Qrels, Run
 
 MEASURES = ("ndcg@10", "mrr@10", "recall@100", "map")  # the default
@@ -108,12 +109,20 @@ class Evaluation:
     missing: list[str] = field(default_factory=list)
     unjudged: int = 0
 
+    def __repr__(self) -> str:  # a notebook showed every query's row
+        return (
+            f"Evaluation(name={self.name!r}, means={self.means!r}, "
+            f"per_query=<{plural(len(self.per_query), 'query', 'queries')}>, queries={self.queries}, "
+            f"missing=<{len(self.missing):,}>, unjudged={self.unjudged})"
+        )
+
 
 def evaluate(qrels: Qrels, run: Run, name: str = "run", queries: set[str] | None = None,
              measures=MEASURES, level: int = 1) -> Evaluation:  # fmt: skip
     """Score ``run`` against ``qrels`` over ``queries`` (default: every judged query) by ``measures`` (names as
     ``measure`` takes them, or one string of them with commas); relevant means a judgment of ``level`` or more."""
     check_count(level, "level")
+    qrels, run = _by_string_ids(qrels, "qrels"), _by_string_ids(run, "run")
     names = measures.split(",") if isinstance(measures, str) else measures
     measures = tuple(dict.fromkeys(measure(m) for m in names))
     targets = [q for q in qrels if queries is None or q in queries]
@@ -128,6 +137,33 @@ def evaluate(qrels: Qrels, run: Run, name: str = "run", queries: set[str] | None
         missing=[q for q in targets if not run.get(q)],
         unjudged=sum(1 for q in run if q not in qrels),
     )
+
+
+def _by_string_ids(table, param: str) -> dict:
+    """``table`` (qrels or a run: ``{qid: {docid: number}}``) checked, its ids as strings: ids read by pandas are
+    numbers, and a number never equals the other side's string (every measure was 0, unsaid)."""
+    from numbers import Integral, Real
+
+    if not isinstance(table, Mapping):
+        raise InputError(f"{{{param}}}: expected a mapping {{qid: {{docid: number}}}}, not {type(table).__name__}",
+                         param)  # fmt: skip
+    plain = True
+    for qid, docs in table.items():
+        if not isinstance(docs, Mapping):
+            raise InputError(f"{{{param}}}: query {qid!r}: expected a mapping {{docid: number}}, not "
+                             f"{type(docs).__name__}", param)  # fmt: skip
+        first = next(iter(docs.items()), None)
+        if first is not None and not (isinstance(first[1], Real) and not isinstance(first[1], bool)):
+            raise InputError(f"{{{param}}}: query {qid!r}, document {first[0]!r}: expected a number, not "
+                             f"{type(first[1]).__name__} {first[1]!r}", param)  # fmt: skip
+        plain = plain and type(qid) is str and (first is None or type(first[0]) is str)
+    if plain:  # as read from files: nothing to do (the first docid of each query tells)
+        return table
+
+    def named(key):
+        return str(key) if isinstance(key, Integral) and not isinstance(key, bool) else key
+
+    return {named(q): {named(d): v for d, v in docs.items()} for q, docs in table.items()}
 
 
 def without_relevant(qrels: Qrels, level: int = 1) -> list[str]:
@@ -148,8 +184,8 @@ def ids_unlike(qrels: Qrels, run: Run, queries: set[str] | None = None,
     if not answered or any(not judged.isdisjoint(run[q]) for q in answered):
         return None
 
-    def plain(docid: str) -> str:
-        return docid.lstrip("0").lower()
+    def plain(docid) -> str:
+        return str(docid).lstrip("0").lower()
 
     alike = not {plain(d) for d in judged}.isdisjoint(plain(d) for q in answered for d in run[q])
     if not alike and len(answered) < enough:

@@ -266,12 +266,16 @@ class _Claimed:
     on with: another setting is an ``InputError``, another model name is left to scoring results again
     (``settings_kept``: the settings were kept, and all matched)."""
 
-    size: int | None = field(default=None, compare=False)  # the file's bytes as prepared (``open_exclusive``)
+    size: int | None = field(
+        default=None, repr=False, compare=False
+    )  # the file's bytes as prepared (``open_exclusive``)
     claimed: Any = field(default=None, repr=False, compare=False)  # the file, locked from ``prepare`` to its writing
-    settings: dict | None = field(default=None, compare=False)  # the run's, kept beside the file
-    held: bool = field(default=False, compare=False)  # the file held results when prepared
-    settings_kept: bool = field(default=False, compare=False)
-    kept: dict | None = field(default=None, compare=False)  # the record kept beside the file, where it is the file's
+    settings: dict | None = field(default=None, repr=False, compare=False)  # the run's, kept beside the file
+    held: bool = field(default=False, repr=False, compare=False)  # the file held results when prepared
+    settings_kept: bool = field(default=False, repr=False, compare=False)
+    kept: dict | None = field(
+        default=None, repr=False, compare=False
+    )  # the record kept beside the file, where it is the file's
 
     def _append(self):
         claimed, self.claimed = self.claimed, None
@@ -634,6 +638,12 @@ class RunInputs:
     def pairs(self) -> int:
         return sum(len(j.docids) for j in self.jobs)
 
+    def __repr__(self) -> str:  # a notebook showed the whole corpus
+        return (
+            f"RunInputs(run=<{plural(len(self.run), 'query', 'queries')}>, jobs=<{plural(len(self.jobs), 'job')}, "
+            f"{plural(self.pairs, 'pair')}>, corpus=<{plural(len(self.corpus), 'text')}>)"
+        )
+
 
 def top(run: Run, depth: int, only: Collection[str] | None = None) -> dict[str, list[str]]:
     """Each query's top ``depth`` docids in trec_eval order, in the run's query order; ``only`` limits the
@@ -725,7 +735,7 @@ class RunOutput(_Claimed):
     tag: str = formats.TAG
     done: int = field(default=0, compare=False)
     prepared: bool = field(default=False, compare=False)
-    written: list[Written] = field(default_factory=list, compare=False)
+    written: list[Written] = field(default_factory=list, repr=False, compare=False)
     cut_query: str | None = field(default=None, compare=False)
     verb = "rerank"
 
@@ -1104,6 +1114,11 @@ class Reranked:
     run: Run
     stats: Stats
     queries: int
+
+    def __repr__(self) -> str:  # a notebook showed the whole run
+        return (
+            f"Reranked(run=<{plural(len(self.run), 'query', 'queries')}>, stats={self.stats!r}, queries={self.queries})"
+        )
 
 
 def rerank_run(

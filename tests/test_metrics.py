@@ -155,3 +155,31 @@ def test_each_cut_off_counts_only_the_documents_above_it():
     found = metrics.evaluate({"late": {"d10": 1}}, run, measures="mrr@10,mrr,ndcg@10,recall@10,recall@11,p@11,map@10")
     assert found.per_query["late"] == {"mrr@10": 0.0, "mrr": 1 / 11, "ndcg@10": 0.0, "recall@10": 0.0,
                                        "recall@11": 1.0, "p@11": 1 / 11, "map@10": 0.0}  # fmt: skip
+
+
+def test_ids_as_numbers_meet_ids_as_strings_and_a_bad_table_is_an_input_error():
+    """Ids from pandas are numbers: a run keyed by 1 against qrels keyed by "1" scored 0 everywhere, unsaid."""
+    import numpy
+
+    qrels = {"q1": {"1": 1, "2": 0}}
+    want = metrics.evaluate(qrels, {"q1": {"1": 0.9, "2": 0.1}}).means
+    assert want["map"] == 1.0
+    assert metrics.evaluate(qrels, {"q1": {1: 0.9, 2: 0.1}}).means == want
+    assert metrics.evaluate({1: {1: 1, 2: 0}}, {"1": {"1": 0.9, "2": 0.1}}).means == want
+    assert metrics.evaluate(qrels, {"q1": {numpy.int64(1): numpy.float32(0.9)}}).means == want
+    assert metrics.ids_unlike(qrels, {"q1": {7: 0.5}}, enough=1) == ("q1", 7, "1")  # it failed on a number
+    for judged, run, said in (
+        ([("q1", "1", 1)], {}, "qrels: expected a mapping {qid: {docid: number}}, not list"),
+        ({"q1": ["1"]}, {}, "qrels: query 'q1': expected a mapping {docid: number}, not list"),
+        ({"q1": {"1": "1"}}, {}, "qrels: query 'q1', document '1': expected a number, not str '1'"),
+        (qrels, {"q1": {"1": None}}, "run: query 'q1', document '1': expected a number, not NoneType None"),
+    ):
+        with pytest.raises(InputError) as caught:
+            metrics.evaluate(judged, run)
+        assert str(caught.value) == said
+
+
+def test_an_evaluation_shows_its_means_not_every_query():
+    shown = repr(metrics.evaluate({f"q{n}": {"d": 1} for n in range(500)}, {"q1": {"d": 1.0}}))
+    assert shown == ("Evaluation(name='run', means={'ndcg@10': 0.002, 'mrr@10': 0.002, 'recall@100': 0.002, 'map': "
+                     "0.002}, per_query=<500 queries>, queries=500, missing=<499>, unjudged=0)")  # fmt: skip

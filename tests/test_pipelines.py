@@ -549,3 +549,16 @@ def test_a_pause_in_the_input_ends_a_chunk_where_idle_is_given(rr):
     settled = len(read)
     __import__("time").sleep(0.3)
     assert len(read) == settled  # nothing more read
+
+
+def test_reprs_say_sizes_not_whole_corpora_and_no_internal_state():
+    from qrr.reranker import Stats
+
+    inputs = pipelines.RunInputs(
+        {"q": {"d": 1.0, "e": 0.5}}, [pipelines.Job("q", "x", ("d", "e"))], {"d": "t", "e": "u"}
+    )
+    assert repr(inputs) == "RunInputs(run=<1 query>, jobs=<1 job, 2 pairs>, corpus=<2 texts>)"
+    assert repr(pipelines.Reranked({}, Stats(), 0)).startswith("Reranked(run=<0 queries>, stats=Stats(pairs=0, ")
+    assert repr(pipelines.RunOutput("x.trec")) == (
+        "RunOutput(path='x.trec', fmt='trec', tag='qrr', done=0, prepared=False, cut_query=None)"
+    )
