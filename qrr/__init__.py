@@ -14,7 +14,7 @@ __all__ = ["QrrError", "Reranker", "Results", "Stats", "__version__"]
 
 # The core's modules, imported when first named (``qrr.pipelines.rerank_run``), so that ``import qrr`` stays light
 _MODULES = {"bench", "device", "engine", "errors", "family", "formats", "metrics", "models", "pipelines", "prompt",
-            "raydata", "testing"}  # fmt: skip
+            "raydata", "server", "testing"}  # fmt: skip
 
 
 def __getattr__(name: str):

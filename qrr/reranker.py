@@ -237,22 +237,26 @@ class Reranker:
         batch_size: int | None = None,
         show_progress_bar: bool | None = None,
         *,
+        instruction: str | None = None,
         progress: Progress | None = None,
     ) -> Results:
         """p(yes) in [0, 1] for each pair, in input order, with the call's ``stats``.
 
         A pair is ``(query, document)`` or ``(query, document, instruction)``; an instruction of ``None``
-        falls back to this Reranker's instruction, then to the model card's default. ``pairs`` may be any
-        iterable; they are tokenized and scored ``CHUNK`` at a time. ``progress`` is called with the number of
-        pairs each finished batch scored; ``batch_size`` caps the pairs of one forward pass (the token budget
-        ``batch_tokens`` always applies); ``show_progress_bar`` draws a tqdm bar on stderr.
+        falls back to ``instruction`` (for this call), then to this Reranker's, then to the model card's default.
+        ``pairs`` may be any iterable; they are tokenized and scored ``CHUNK`` at a time. ``progress`` is called
+        with the number of pairs each finished batch scored; ``batch_size`` caps the pairs of one forward pass
+        (the token budget ``batch_tokens`` always applies); ``show_progress_bar`` draws a tqdm bar on stderr.
         """
         check_count(batch_size, "batch_size")
         _check_flag(show_progress_bar, "show_progress_bar", none=True)
+        _check_text(instruction, "instruction", none=True)
+        _check_unicode(instruction, "the instruction")
+        instruction = instruction if instruction is not None else self.instruction
         results = Results()
         total = len(pairs) if hasattr(pairs, "__len__") and not _is_pair(pairs) else None
         with _tqdm(total, show_progress_bar, progress) as advance:
-            for chunk in chunks(triples(pairs, self.instruction), CHUNK):
+            for chunk in chunks(triples(pairs, instruction), CHUNK):
                 try:
                     scores, stats, encoded = self._score(chunk, advance, batch_size)
                 except PairError as exc:
@@ -270,28 +274,16 @@ class Reranker:
         show_progress_bar: bool | None = None,
         convert_to_numpy: bool = True,
         convert_to_tensor: bool = False,
+        *,
+        instruction: str | None = None,
     ) -> numpy.ndarray | torch.Tensor | list[float] | float:
         """Scores as sentence-transformers' ``CrossEncoder.predict`` returns them: a numpy array (or a torch
         tensor with ``convert_to_tensor``, a list with ``convert_to_numpy=False``) of p(yes), one per pair, or
         one number for one pair. ``batch_size`` caps the pairs of one forward pass; ``show_progress_bar`` draws
-        a tqdm bar on stderr."""
-        _check_iterable(pairs, "pairs", "(query, document) pairs")
-        _check_flag(convert_to_numpy, "convert_to_numpy")
-        _check_flag(convert_to_tensor, "convert_to_tensor")
-        single = _is_pair(pairs)
-        items = [pairs] if single else list(_rows(pairs))
-        scores = self.score(items, batch_size=batch_size, show_progress_bar=show_progress_bar)
-        if convert_to_tensor:
-            import torch
-
-            out = torch.tensor(list(scores), dtype=torch.float32)
-        elif convert_to_numpy:
-            import numpy
-
-            out = numpy.array(scores, dtype=numpy.float32)
-        else:
-            out = list(scores)
-        return out[0] if single else out
+        a tqdm bar on stderr; ``instruction`` is that of the pairs without their own, for this call (CrossEncoder's
+        ``prompt``)."""
+        return predicted(self.score, pairs, batch_size, show_progress_bar, convert_to_numpy, convert_to_tensor,
+                         instruction)  # fmt: skip
 
     def rank(
         self,
@@ -348,6 +340,28 @@ class Reranker:
             attended=work.attended if work else 0,
         )
         return scores, stats, encoded
+
+
+def predicted(score, pairs, batch_size=None, show_progress_bar=None, convert_to_numpy=True, convert_to_tensor=False,
+              instruction=None):  # fmt: skip
+    """``predict`` for any scorer with ``Reranker.score``'s signature (a server's too)."""
+    _check_iterable(pairs, "pairs", "(query, document) pairs")
+    _check_flag(convert_to_numpy, "convert_to_numpy")
+    _check_flag(convert_to_tensor, "convert_to_tensor")
+    single = _is_pair(pairs)
+    items = [pairs] if single else list(_rows(pairs))
+    scores = score(items, batch_size=batch_size, show_progress_bar=show_progress_bar, instruction=instruction)
+    if convert_to_tensor:
+        import torch
+
+        out = torch.tensor(list(scores), dtype=torch.float32)
+    elif convert_to_numpy:
+        import numpy
+
+        out = numpy.array(scores, dtype=numpy.float32)
+    else:
+        out = list(scores)
+    return out[0] if single else out
 
 
 _END = object()
@@ -593,7 +607,8 @@ def _is_pair(item) -> bool:
     if fields is not None:
         return isinstance(fields.get("query"), str) and isinstance(fields.get("document"), str)
     one_row = isinstance(item, list | tuple) or getattr(item, "ndim", None) == 1  # a numpy array of two strings
-    return one_row and len(item) in (2, 3) and all(isinstance(x, str) for x in item[:2])
+    # a sequence of pairs never starts with a string: ("q", None) is one pair, with a bad document
+    return one_row and len(item) in (2, 3) and isinstance(item[0], str)
 
 
 class _tqdm:

@@ -172,6 +172,15 @@ def test_predict_is_crossencoder_shaped(reranker):
     assert reranker.score(PAIRS[:3], 1) == reranker.score(PAIRS[:3], batch_size=1)
     assert reranker.predict(PAIRS[:3], 1).tolist() == reranker.predict(PAIRS[:3], batch_size=1).tolist()
     assert reranker.predict([]).shape == (0,)
+    # CrossEncoder's prompt: an instruction for the pairs without their own, in predict and score as in rank
+    judged = [(q, d, "Judge") for q, d, *_ in PAIRS[:2]]
+    assert reranker.predict(PAIRS[:2], instruction="Judge").tolist() == reranker.predict(judged).tolist()
+    assert reranker.score(PAIRS[:2], instruction="Judge") == reranker.score(judged)
+    with pytest.raises(InputError, match="^instruction must be a string, not int$"):
+        reranker.score(PAIRS[:2], instruction=3)
+    # one pair with a bad document is said as such (it was taken for a list of pairs: "not str")
+    with pytest.raises(PairError, match="^pair 0: document must be a string, not NoneType$"):
+        reranker.predict(("q", None))
 
 
 def test_predict_batch_size_caps_the_rows_of_a_forward_pass(fake_model):

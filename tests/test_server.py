@@ -93,7 +93,7 @@ def test_large_responses_are_gzipped_where_the_client_accepts_it(http):
     assert "content-encoding" not in small.headers  # under a kilobyte: not worth it
 
 
-def test_health_models_and_metrics(http, tiny_model, tiny_server):
+def test_health_models_and_metrics(http, tiny_model, tiny_server, reranker):
     from qrr.server.client import RemoteReranker
 
     assert http.get("/health").json() == {"status": "ok", "model": str(tiny_model)}
@@ -101,6 +101,19 @@ def test_health_models_and_metrics(http, tiny_model, tiny_server):
     assert card["id"] == str(tiny_model) and card["max_model_len"] == 2048
     # the budget of a forward pass (the CPU's default), which sizes a remote rerank's calls
     assert card["batch_tokens"] == 1024 and RemoteReranker(tiny_server.url).batch_tokens == 1024
+    # Reranker's surface: predict, score and rank with batch_size second, an instruction for the call, a repr
+    import qrr
+
+    remote, local = RemoteReranker(tiny_server.url), reranker
+    pairs = [("q", "a"), ("q", "b", "Judge")]
+    close(remote.predict(pairs, 8).tolist(), local.predict(pairs).tolist())
+    close([remote.predict(("q", "a"), instruction="Judge")], [local.predict(("q", "a"), instruction="Judge")])
+    close(remote.score(pairs, 8, instruction="Judge"), local.score(pairs, instruction="Judge"))
+    close(
+        [r["score"] for r in remote.rank("q", ["a", "b"], None, False, 8)],
+        [r["score"] for r in local.rank("q", ["a", "b"])],
+    )
+    assert repr(remote) == f"RemoteReranker({tiny_server.url!r})" and qrr.server.client.RemoteReranker is RemoteReranker
     # what a request without an instruction is scored with (a --resume file keeps it)
     assert RemoteReranker(tiny_server.url).settings() == {
         "instruction": "Given a web search query, retrieve relevant passages that answer the query",

@@ -14,8 +14,18 @@ from functools import cached_property
 
 import orjson
 
-from qrr.errors import InputError, QrrError
-from qrr.reranker import Results, Stats, check_documents, check_query, rank_chunks, triples
+from qrr.errors import InputError, QrrError, check_count
+from qrr.reranker import (
+    Results,
+    Stats,
+    _check_text,
+    _tqdm,
+    check_documents,
+    check_query,
+    predicted,
+    rank_chunks,
+    triples,
+)
 
 SERVER_ENV = "QRR_SERVER"
 API_KEY_ENV = "QRR_API_KEY"
@@ -23,13 +33,17 @@ API_KEY_ENV = "QRR_API_KEY"
 
 class RemoteReranker:
     """Ranks and scores through the ``/rerank`` and ``/score`` endpoints of the server at ``url`` (``host:port``
-    means ``http://host:port``; ``api_key``: default ``$QRR_API_KEY``)."""
+    means ``http://host:port``; ``api_key``: default ``$QRR_API_KEY``), with ``Reranker``'s ``predict``,
+    ``score`` and ``rank``; ``batch_size`` is taken but the server sets its own batches."""
 
     def __init__(self, url: str, api_key: str | None = None, timeout: float = 3600.0, instruction: str | None = None):
         self.url = checked_url(url)
         self.api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         self.timeout = timeout
         self.instruction = instruction
+
+    def __repr__(self) -> str:
+        return f"RemoteReranker({self.url!r})"
 
     @property
     def model_path(self) -> str:
@@ -64,6 +78,8 @@ class RemoteReranker:
         documents,
         top_k: int | None = None,
         return_documents: bool = False,
+        batch_size: int | None = None,
+        show_progress_bar: bool | None = None,
         *,
         ids=None,
         instruction: str | None = None,
@@ -71,6 +87,7 @@ class RemoteReranker:
     ) -> Results:
         """As ``Reranker.rank``: dicts with ``corpus_id``, ``score``, ``id`` (with ``ids``) and ``text`` (with
         ``return_documents``), best first; sent a chunk of documents a request."""
+        check_count(batch_size, "batch_size")
         check_query(query, instruction)
         instruction = instruction if instruction is not None else self.instruction
         head = {"query": query, "return_documents": False}
@@ -89,30 +106,45 @@ class RemoteReranker:
                     found[result["index"]] = result["relevance_score"]
                 scores += found
                 stats += _used(answer, len(part))
-                if progress is not None:
-                    progress(len(part))
+                if advance is not None:
+                    advance(len(part))
             stats.seconds = time.perf_counter() - began
             return scores, stats
 
-        return rank_chunks(score, documents, top_k, return_documents, ids)
+        total = len(documents) if hasattr(documents, "__len__") else None
+        with _tqdm(total, show_progress_bar, progress) as advance:
+            return rank_chunks(score, documents, top_k, return_documents, ids)
 
-    def score(self, pairs, *, progress=None) -> Results:
+    def score(self, pairs, batch_size: int | None = None, show_progress_bar: bool | None = None, *,
+              instruction: str | None = None, progress=None) -> Results:  # fmt: skip
         """As ``Reranker.score`` (the server sets its own batches): p(yes) for each ``(query, document)`` or
         ``(query, document, instruction)``, in input order, with the call's ``stats``; pairs of one instruction in a
         row go in one request (or as many as the server takes)."""
+        check_count(batch_size, "batch_size")
+        _check_text(instruction, "instruction", none=True)
         began = time.perf_counter()
         results = Results()
-        for instruction, run in itertools.groupby(triples(pairs, self.instruction), key=lambda t: t[2]):
-            head = {} if instruction is None else {"instruction": instruction}
-            for part in self._requests(head, [(q, d) for q, d, _ in run]):
-                body = {**head, "text_1": [q for q, _ in part], "text_2": [d for _, d in part]}
-                answer = self._call("POST", "/score", body)
-                results += [item["score"] for item in sorted(answer["data"], key=lambda item: item["index"])]
-                results.stats += _used(answer, len(part))
-                if progress is not None:
-                    progress(len(part))
+        total = len(pairs) if hasattr(pairs, "__len__") else None
+        default = instruction if instruction is not None else self.instruction
+        with _tqdm(total, show_progress_bar, progress) as advance:
+            for instruction, run in itertools.groupby(triples(pairs, default), key=lambda t: t[2]):
+                head = {} if instruction is None else {"instruction": instruction}
+                for part in self._requests(head, [(q, d) for q, d, _ in run]):
+                    body = {**head, "text_1": [q for q, _ in part], "text_2": [d for _, d in part]}
+                    answer = self._call("POST", "/score", body)
+                    results += [item["score"] for item in sorted(answer["data"], key=lambda item: item["index"])]
+                    results.stats += _used(answer, len(part))
+                    if advance is not None:
+                        advance(len(part))
         results.stats.seconds = time.perf_counter() - began
         return results
+
+    def predict(self, pairs, batch_size: int | None = None, show_progress_bar: bool | None = None,
+                convert_to_numpy: bool = True, convert_to_tensor: bool = False, *,
+                instruction: str | None = None):  # fmt: skip
+        """As ``Reranker.predict``: a numpy array of p(yes), one per pair, or one number for one pair."""
+        return predicted(self.score, pairs, batch_size, show_progress_bar, convert_to_numpy, convert_to_tensor,
+                         instruction)  # fmt: skip
 
     def _requests(self, head: dict, items: list):
         """``items`` (documents, or pairs) in parts the server takes: at most its ``max_documents`` a request, and
