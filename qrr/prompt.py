@@ -142,8 +142,11 @@ class Prompter:
         head = self.family.format_body(query, "", instruction, self.recipe.name)
         used = len(self._encode(rendered[: rendered.index(head) + len(head)]))
         if used >= self.body_budget:
-            said = (f"the query and instruction take {used} tokens, but {{max_length}} {self.max_length} leaves "
-                    f"{self.body_budget} for query, instruction and document together (the prompt frame takes "
-                    f"{self.max_length - self.body_budget}); raise {{max_length}} or shorten the query"
-                    + (" or the instruction" if instruction else ""))  # fmt: skip
+            over, frame = used > self.body_budget, self.max_length - self.body_budget
+            # all of it taken: "take 26 tokens, but max_length 74 leaves 26" read as if they fit
+            take = (f"take {used} tokens, but {{max_length}} {self.max_length} leaves {self.body_budget}" if over
+                    else f"take all {used} tokens that {{max_length}} {self.max_length} leaves")  # fmt: skip
+            said = (f"the query and instruction {take} for query, instruction and document together (the prompt "
+                    f"frame takes {frame}){'' if over else ', none for a document'}; raise {{max_length}} or shorten "
+                    "the query" + (" or the instruction" if instruction else ""))  # fmt: skip
             raise InputError(said, "max_length") if n is None else PairError(n, said, "max_length")

@@ -58,6 +58,19 @@ def test_query_without_room_for_the_document_is_an_error(tokenizer):
         p.encode([("short", "doc", None), ("long query " * 30, "doc", None)])
 
 
+def test_a_query_that_takes_every_token_left_says_none_is_left_for_a_document(tokenizer):
+    """It said "take 26 tokens, but max_length 74 leaves 26", as if they fit."""
+    p = Prompter(tokenizer, max_length=74)
+    with pytest.raises(InputError) as caught:
+        p.check_room("q")
+    assert str(caught.value) == (
+        "the query and instruction take all 26 tokens that max_length 74 leaves for query, instruction and document "
+        "together (the prompt frame takes 48), none for a document; raise max_length or shorten the query"
+    )
+    with pytest.raises(InputError, match="^the query and instruction take 26 tokens, but max_length 73 leaves 25 "):
+        Prompter(tokenizer, max_length=73).check_room("q")
+
+
 def test_max_length_must_exceed_the_frame(tokenizer):
     with pytest.raises(InputError, match="prompt frame alone takes 48 tokens") as caught:
         Prompter(tokenizer, max_length=48)
