@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 # large enough to sort into well-filled batches.
 CHUNK = 1024
 
-Pair = Sequence[str]  # (query, document) or (query, document, instruction)
+# (query, document), (query, document, instruction or None), or a record with those fields (a dict, a pandas row)
+Pair = tuple[str, str] | tuple[str, str, str | None] | Sequence[str | None] | Mapping[str, Any]
 
 
 @dataclass
@@ -276,7 +277,7 @@ class Reranker:
         convert_to_tensor: bool = False,
         *,
         instruction: str | None = None,
-    ) -> numpy.ndarray | torch.Tensor | list[float] | float:
+    ) -> numpy.ndarray | torch.Tensor | list[float] | numpy.floating | float:
         """Scores as sentence-transformers' ``CrossEncoder.predict`` returns them: a numpy array (or a torch
         tensor with ``convert_to_tensor``, a list with ``convert_to_numpy=False``) of p(yes), one per pair, or
         one number for one pair. ``batch_size`` caps the pairs of one forward pass; ``show_progress_bar`` draws
