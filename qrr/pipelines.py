@@ -168,6 +168,7 @@ def score_records(
     is closed."""
     if idle is not None and not idle > 0:
         raise InputError(f"{{idle}} must be a number of seconds above 0, not {idle!r}", "idle")
+    check_count(chunk, "chunk")
     pairs = _with_triples(records)
     if idle is not None and not chunk:
         pairs = _prefetched(pairs, idle)

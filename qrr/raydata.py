@@ -380,7 +380,7 @@ class ScoreStage:
         places = _places(batch, keep, sources)
         records = [PairRecord(q, d, i, where=w) for (q, d, i), w in zip(triples, places, strict=True)]
         # a pair whose query leaves its document no room within max_length is skipped as a bad line is
-        scored = next(score_records(self.reranker, records, chunk=len(records), on_error=skipped), None)
+        scored = next(score_records(self.reranker, records, chunk=max(1, len(records)), on_error=skipped), None)
         scores = scored.scores if scored else []
         if scored is not None and len(scored.indexes) < len(keep):
             keep = [keep[n] for n in scored.indexes]

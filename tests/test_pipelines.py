@@ -562,3 +562,13 @@ def test_reprs_say_sizes_not_whole_corpora_and_no_internal_state():
     assert repr(pipelines.RunOutput("x.trec")) == (
         "RunOutput(path='x.trec', fmt='trec', tag='qrr', done=0, prepared=False, cut_query=None)"
     )
+
+
+def test_score_records_checks_its_chunk(fake_model):
+    from qrr import Reranker
+
+    reranker = Reranker("fake")
+    for chunk, said in ((0, "chunk must be at least 1, not 0"), (-1, "chunk must be at least 1, not -1")):
+        with pytest.raises(InputError, match=f"^{said}$"):  # 0 was the default's, and -1 islice's ValueError
+            next(pipelines.score_records(reranker, [("q", "d")], chunk=chunk))
+    assert [len(part.scores) for part in pipelines.score_records(reranker, [("q", "d")] * 3, chunk=2)] == [2, 1]
