@@ -92,8 +92,8 @@ def test_a_trec_run_given_as_documents_is_warned_of(cli):
     result = cli("rank", "-q", QUERY, input="q1 Q0 d7 1 12.5 bm25\nq1 Q0 d2 2 11 bm25\n")
     assert result.exit_code == 0 and len(jsonl(result.stdout)) == 2
     assert result.stderr == ("warning: <stdin>: its lines look like a TREC run (qid Q0 docid rank score tag), each "
-                             "read as a document's text; a run's documents are reranked by qrr rerank (pipelines.rerank_run in "
-                             "Python)\n")  # fmt: skip
+                             "read as a document's text; a run's documents are reranked by qrr rerank "
+                             "(pipelines.rerank_run in Python)\n")  # fmt: skip
     assert cli("rank", "-q", QUERY, input="q1 said Q0 to d7 then\n").stderr == ""  # prose of six words
 
 

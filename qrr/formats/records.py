@@ -532,7 +532,8 @@ def _tab_hint(lines: Iterator[Line], source: str) -> Iterator[Line]:
                  "({input_format} tsv reads ids and texts)", "input_format")  # fmt: skip
         elif isinstance(line[1], str) and _run_line(line[1]):
             warn(log, f"{label(source)}: its lines look like a TREC run (qid Q0 docid rank score tag), each read as "
-                 "a document's text; a run's documents are reranked by qrr rerank (pipelines.rerank_run in Python)")  # fmt: skip
+                 "a document's text; a run's documents are reranked by qrr rerank (pipelines.rerank_run in "
+                 "Python)")  # fmt: skip
         break
     yield from seen
     yield from lines
