@@ -22,7 +22,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import orjson
@@ -1133,13 +1133,16 @@ def rerank_run(
 ) -> Reranked:
     """Rerank every job of ``inputs``, writing each query's results to ``output`` as soon as it is done, or keeping
     them in ``Reranked.run`` where there is no output. An output file survives an interruption: where it exists,
-    the queries it completes are skipped (``output.prepare``, run here unless the caller ran it first).
+    the queries it completes are skipped (``output.prepare``, run here on a copy of ``inputs`` unless the caller
+    ran it first).
     ``progress`` is called with the pairs each batch scored, ``on_query`` with each finished query's id. A query
     too long for ``max_length`` raises ``InputError``, or with ``on_error`` is handed to it and left out.
     Ctrl-C (or SIGTERM, where a front end raises ``Terminated``) raises ``Interrupted`` saying how many queries
     are done."""
     check_count(top_k, "top_k")
     if output is not None and not output.prepared:
+        # on a copy: the caller's inputs keep every query (a notebook's next rerank_run found none left)
+        inputs = replace(inputs, jobs=list(inputs.jobs))
         output.prepare(inputs, top_k)
     stats = Stats()
     # the check scores, so it runs where a failure mid-run says what the file holds: as the results are written

@@ -335,8 +335,11 @@ def test_a_python_user_goes_on_with_an_interrupted_run(beir_dir, rr, tmp_path):
     assert out.read_bytes() == whole.read_bytes()
     # without prepare, rerank_run goes on from the file itself: nothing is written twice
     out.write_bytes(b"".join(lines[:9]) + lines[9][:7])
-    done = pipelines.rerank_run(rr, beir_inputs(beir_dir), pipelines.RunOutput.checked(str(out)))
+    inputs = beir_inputs(beir_dir)
+    done = pipelines.rerank_run(rr, inputs, pipelines.RunOutput.checked(str(out)))
     assert done.queries == 3 and out.read_bytes() == whole.read_bytes()
+    # and leaves the caller's inputs whole: a notebook's next call, without the file, found no query left
+    assert len(inputs.jobs) == 5 and pipelines.rerank_run(rr, inputs).queries == 5
 
 
 def test_top_k_is_checked_before_the_output_is_touched(beir_dir, rr, tmp_path):
