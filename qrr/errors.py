@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 
-class QrrError(Exception):
-    """Base class of every error qrr raises on purpose (a runtime failure: exit 1)."""
+class _Said:
+    """A message whose ``{param}`` marks a front end says in its own names (``naming``)."""
 
     exit_code = 1
 
@@ -25,7 +25,7 @@ class QrrError(Exception):
 
     def __reduce__(self):
         # pickled with its marks (Ray hands actors' errors back pickled), so a front end still says its own names
-        if type(self).__init__ is QrrError.__init__:
+        if type(self).__init__ is _Said.__init__:
             return type(self), (self.template, *self.params)
         return super().__reduce__()
 
@@ -37,6 +37,10 @@ class QrrError(Exception):
             name = names(param) if callable(names) else names.get(param, param)
             message = message.replace("{" + param + "}", name)
         return message
+
+
+class QrrError(_Said, Exception):
+    """Base class of every error qrr raises on purpose (a runtime failure: exit 1)."""
 
 
 def plural(n: int, noun: str, nouns: str | None = None) -> str:
@@ -166,11 +170,12 @@ class Terminated(KeyboardInterrupt):
     exit_code = 143
 
 
-class Interrupted(QrrError):
+class Interrupted(_Said, KeyboardInterrupt):
     """Ctrl-C during a long job, or SIGTERM (``terminated``): ``done`` of ``total`` units were finished (and kept,
     where ``path`` names where). Exit code 130, or 143 for SIGTERM; ``how`` says which in a word. ``partial``
     holds the finished units' results where they were kept in memory, not written (``pipelines.rerank_run``
-    without an output: the run of the finished queries)."""
+    without an output: the run of the finished queries). A ``KeyboardInterrupt``, as what it stands for: a loop
+    that goes on past ``except Exception`` still stops (it is no ``QrrError``)."""
 
     exit_code = 130
     partial: Any = None

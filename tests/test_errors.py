@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from qrr.errors import (
     InputError,
     Interrupted,
@@ -62,6 +64,13 @@ def test_exit_codes_and_interrupted_counts():
     assert (stopped.how, stopped.exit_code) == ("interrupted", 130)
     terminated = Interrupted("terminated after 2 of 5 queries", 2, 5, "out.trec", terminated=True)
     assert (terminated.how, terminated.exit_code, Interrupted("x").exit_code) == ("terminated", 143, 130)
+    # a KeyboardInterrupt, not an Exception: a loop that goes on past `except Exception` still stops on Ctrl-C
+    with pytest.raises(KeyboardInterrupt):
+        try:
+            raise stopped
+        except Exception:  # noqa: BLE001
+            pass
+    assert not isinstance(stopped, QrrError) and str(stopped) == "interrupted after 2 of 5 queries"
 
 
 def test_an_error_pickles_with_its_parameter_marks():

@@ -513,19 +513,19 @@ WRITE_FAILURES = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 def describe(exc: BaseException, flags: dict[str, str] | None = None) -> tuple[str, int]:
     """The one line and exit code for an error, in the command line's words (``flags`` first, then ``FLAGS``)."""
     exc = qrr_cause(exc)
-    if isinstance(exc, Terminated):
-        return "terminated", exc.exit_code
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted", 130
-    if isinstance(exc, Interrupted) and exc.total:
+    if isinstance(exc, Interrupted) and exc.total:  # a KeyboardInterrupt that says what was finished
         then = (f"run the same command to go on from {exc.path}" if exc.path and exc.done
                 else "nothing was written; run the same command to start again" if exc.path
                 else "--resume OUT writes a run that a later command goes on with")  # fmt: skip
         return f"{exc.how} after {exc.done} of {exc.total} queries; {then}", exc.exit_code
+    if isinstance(exc, Terminated):
+        return "terminated", exc.exit_code
+    if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted):
+        return "interrupted", 130
     if isinstance(exc, Stopped):
         line, code = describe(exc.cause, flags)
         return f"{line}; {exc.kept} are in {exc.path}: run the same command to go on", code
-    if isinstance(exc, QrrError):
+    if isinstance(exc, QrrError | Interrupted):
         return exc.naming(lambda param: (flags or {}).get(param) or flag(param)), exc.exit_code
     if isinstance(exc, OSError) and exc.filename is None and exc.errno in WRITE_FAILURES:
         return f"cannot write the output: {exc.strerror}", 1  # not a bare `OSError: [Errno 28]` (> /dev/full)
