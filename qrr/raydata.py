@@ -382,10 +382,12 @@ class ScoreStage:
         # a pair whose query leaves its document no room within max_length is skipped as a bad line is
         scored = next(score_records(self.reranker, records, chunk=max(1, len(records)), on_error=skipped), None)
         scores = scored.scores if scored else []
-        if scored is not None and len(scored.indexes) < len(keep):
+        if scored is None:  # no pair left to score: every row of the batch was skipped
+            keep = []
+        elif len(scored.indexes) < len(keep):
             keep = [keep[n] for n in scored.indexes]
         if len(keep) < len(queries):
-            batch = batch.take(keep)
+            batch = batch.take(pyarrow.array(keep, pyarrow.int64()))  # typed: an empty list is Arrow's null type
         if SOURCE in names:
             batch = batch.drop_columns([SOURCE])  # read_pairs', not the input's
         if self.errors is not None and scored is not None and scores.stats.truncated:

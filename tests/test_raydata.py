@@ -284,6 +284,19 @@ def test_a_query_too_long_for_max_length_stops_the_run_or_is_skipped_as_without_
     assert sorted(r["id"] for r in pyarrow.parquet.read_table(tmp_path / "b").to_pylist()) == [0, 1, 3]
 
 
+def test_a_batch_whose_every_row_is_skipped_leaves_no_row_and_the_run_goes_on(raydata, tiny_model):
+    """It failed the whole run: `ArrowNotImplementedError: Function 'array_take' has no kernel matching input types
+    (string, null)` (an empty list of places is Arrow's null type)."""
+    errors = raydata.ErrorLog.remote()
+    stage = raydata.ScoreStage(str(tiny_model), errors=errors, skip=True, max_length=100, device="cpu")
+    long = pyarrow.Table.from_pylist([{"query": "long " * 200, "document": f"d{n}"} for n in range(3)])
+    nulls = pyarrow.Table.from_pylist([{"query": "q", "document": None}] * 2)
+    for batch in (long, nulls):
+        out = stage(batch)
+        assert out.num_rows == 0 and out.column_names == [*batch.column_names, "score"]
+    assert ray.get(errors.report.remote())[0] == 5
+
+
 def test_what_cannot_run_is_one_line(cli, tiny_model, tmp_path):
     path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS[:5])
     cases = (
