@@ -669,8 +669,7 @@ def done_records(folder: str, fmt: str = "parquet") -> tuple[dict, int, list[str
     found: dict[str, list] = {}
     rows, removed = 0, []
     shards = [f.path for f in fs.get_file_info(pyarrow.fs.FileSelector(where, allow_not_found=True))
-              if f.type == pyarrow.fs.FileType.File and f.path.endswith(f".{fmt}")
-              and not os.path.basename(f.path).startswith((".", "_"))]  # fmt: skip
+              if f.type == pyarrow.fs.FileType.File and _shard_name(os.path.basename(f.path), fmt)]  # fmt: skip
     for path in sorted(shards):
         columns = _provenance(fs, path, fmt)
         if columns is None:
@@ -682,6 +681,14 @@ def done_records(folder: str, fmt: str = "parquet") -> tuple[dict, int, list[str
             found.setdefault(source, []).append(records[sources.indices.to_numpy() == n])
         rows += len(records)
     return {source: numpy.sort(numpy.concatenate(parts)) for source, parts in found.items()}, rows, removed
+
+
+def _shard_name(name: str, fmt: str) -> bool:
+    """Whether ``name`` is one that Ray's writes give a shard (``<hex>_000003.jsonl``, ``<id>_<hex>_000000-0.parquet``):
+    a file of the user's own in the folder is neither read as a shard nor, cut short, deleted as one."""
+    import re
+
+    return re.search(rf"[0-9a-f]{{32}}_\d{{6}}(-\d+)?\.{fmt}$", name) is not None and not name.startswith((".", "_"))
 
 
 def _provenance(fs, path: str, fmt: str):

@@ -432,11 +432,12 @@ def test_an_interrupted_ray_run_goes_on_from_its_shards(cli, tiny_model, tmp_pat
     (shard,) = out.glob("*.parquet")
     rows = pyarrow.parquet.read_table(shard)
     pyarrow.parquet.write_table(rows.filter(pyarrow.compute.less_equal(rows["qrr_record"], 25)), shard)
-    (out / "cut.parquet").write_bytes(b"PAR1 no footer yet")
+    cut = out / f"{'0123456789abcdef' * 2}_000009-0.parquet"  # as Ray names a shard
+    cut.write_bytes(b"PAR1 no footer yet")
     result = cli("score", path, "--ray", "--resume", str(out), model=tiny_model)
     assert result.exit_code == 0, result.output
     lines = result.stderr.splitlines()
-    assert lines[0] == f"{out / 'cut.parquet'}: a shard cut off mid-write, removed (its rows are scored again)"
+    assert lines[0] == f"{cut}: a shard cut off mid-write, removed (its rows are scored again)"
     assert lines[1] == f"resuming {out}: 25 pairs done" and lines[-1].startswith("scored 15 pairs in ")
     rows = pyarrow.parquet.read_table(out).to_pylist()
     assert sorted(r["qrr_record"] for r in rows) == list(range(1, 41))  # each once
@@ -467,24 +468,26 @@ def test_an_interrupted_ray_run_goes_on_from_its_shards(cli, tiny_model, tmp_pat
 
 
 def test_done_records_of_json_lines_shards(raydata, tmp_path):
-    (tmp_path / "a.jsonl").write_text('{"score": 1, "qrr_source": "/p/x.jsonl", "qrr_record": 2}\n'
-                                      '{"score": 1, "qrr_source": "/p/y.jsonl", "qrr_record": 1}\n')  # fmt: skip
-    (tmp_path / "b.jsonl").write_text('{"score": 1, "qrr_source": "/p/x.jsonl", "qrr_record": 1}\n{"sco')
+    a, b, c = (f"{'0123456789abcdef' * 2}_{n:06}.jsonl" for n in range(3))  # as Ray names them
+    (tmp_path / a).write_text('{"score": 1, "qrr_source": "/p/x.jsonl", "qrr_record": 2}\n'
+                              '{"score": 1, "qrr_source": "/p/y.jsonl", "qrr_record": 1}\n')  # fmt: skip
+    (tmp_path / b).write_text('{"score": 1, "qrr_source": "/p/x.jsonl", "qrr_record": 1}\n{"sco')
     (tmp_path / "_notes.jsonl").write_text("not a shard")  # "_" and "." names and subfolders are not shards
+    (tmp_path / "mine.jsonl").write_text('{"note": 1}')  # nor a file of the user's, cut short or not: it was deleted
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "d.jsonl").write_text('{"sco')
     done, rows, removed = raydata.done_records(str(tmp_path), "jsonl")
     assert ({k: v.tolist() for k, v in done.items()}, rows) == ({"/p/x.jsonl": [2], "/p/y.jsonl": [1]}, 2)
-    assert removed == [str(tmp_path / "b.jsonl")] and not (tmp_path / "b.jsonl").exists()
-    (tmp_path / "c.jsonl").write_text('{"score": 1}\n')  # another run's, without the places
+    assert removed == [str(tmp_path / b)] and not (tmp_path / b).exists()
+    (tmp_path / c).write_text('{"score": 1}\n')  # another run's, without the places
     from qrr.errors import InputError
 
     with pytest.raises(InputError, match="a shard without qrr_source and qrr_record"):
         raydata.done_records(str(tmp_path), "jsonl")
-    (tmp_path / "c.jsonl").write_text('{"score": 1, "qrr_source": "/p/x.jsonl", "qrr_record": 3}\n{oops\n')
-    with pytest.raises(InputError, match=r"c.jsonl:2: malformed JSON in a shard"):  # whole lines: not a cut
+    (tmp_path / c).write_text('{"score": 1, "qrr_source": "/p/x.jsonl", "qrr_record": 3}\n{oops\n')
+    with pytest.raises(InputError, match=rf"{c}:2: malformed JSON in a shard"):  # whole lines: not a cut
         raydata.done_records(str(tmp_path), "jsonl")
-    assert (tmp_path / "_notes.jsonl").exists() and (tmp_path / "old" / "d.jsonl").exists()
+    assert all((tmp_path / name).exists() for name in ("_notes.jsonl", "mine.jsonl", "old/d.jsonl"))
     assert raydata.done_records(str(tmp_path / "none"), "jsonl") == ({}, 0, [])  # no folder: nothing done
 
 
