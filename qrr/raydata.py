@@ -498,8 +498,10 @@ def score(dataset, model=None, *, workers: int | None = None, gpus_per_worker: f
     """``dataset`` with a score column (lazy: nothing runs until it is consumed), scored on ``workers`` actors of
     ``gpus_per_worker`` GPUs each (default: one per GPU where there are GPUs, else one CPU actor), or where a
     ``placement`` says. ``options`` go to ``ScoreStage`` (column names) and the ``Reranker`` (``instruction``,
-    ``device``, ``dtype``, ``recipe``, ...)."""
+    ``device``, ``dtype``, ``recipe``, ...). With ``skip``, a row whose query or document is not a string, or whose
+    query leaves no room within ``max_length``, is left out and reported to ``errors`` (an ``ErrorLog``)."""
     _check_model(model)
+    _check_skip(skip, errors)
     known = (dataset.schema(fetch_if_missing=False) or _Unknown()).names  # what is known without reading any
     if known:
         _check_columns(known, options.get("query_column", "query"), options.get("document_column", "document"))
@@ -510,6 +512,12 @@ def score(dataset, model=None, *, workers: int | None = None, gpus_per_worker: f
     return placement.map(dataset, ScoreStage, batch_size=batch_size, batch_format="pyarrow",
                          fn_constructor_kwargs={"model": model, "errors": errors, "skip": skip,
                                                 "threads": placement.threads, **options})  # fmt: skip
+
+
+def _check_skip(skip: bool, errors) -> None:
+    if skip and errors is None:  # it raised at the first bad row all the same
+        raise InputError("{skip} needs {errors}, an ErrorLog.remote() that collects what is left out: "
+                         "raydata.ErrorLog.remote(), read with errors.report.remote()", "skip", "errors")  # fmt: skip
 
 
 class _Unknown:
@@ -549,6 +557,7 @@ def rerank(inputs: RunInputs, model=None, *, top_k: int | None = None, workers: 
     ``max_length`` raises ``InputError``, or with ``skip`` is reported to ``errors`` (an ``ErrorLog``) and left
     out."""
     _check_model(model)
+    _check_skip(skip, errors)
     if not inputs.jobs:
         return
     placement = placement or Placement(workers, gpus_per_worker)

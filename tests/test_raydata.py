@@ -295,6 +295,11 @@ def test_a_batch_whose_every_row_is_skipped_leaves_no_row_and_the_run_goes_on(ra
         out = stage(batch)
         assert out.num_rows == 0 and out.column_names == [*batch.column_names, "score"]
     assert ray.get(errors.report.remote())[0] == 5
+    # skip without a log to report to raised at the first bad row all the same
+    from qrr.errors import InputError
+
+    with pytest.raises(InputError, match="^skip needs errors, an ErrorLog.remote"):
+        raydata.score(ray.data.from_items([{"query": "q", "document": "d"}]), str(tiny_model), skip=True)
 
 
 def test_what_cannot_run_is_one_line(cli, tiny_model, tmp_path):
