@@ -46,19 +46,29 @@ RESTARTS = 3  # an actor that dies (killed, out of memory) is started again this
 
 @ray.remote(num_cpus=0)
 class ErrorLog:
-    """Where read tasks and actors report what ``on_error="skip"`` passes over, and the actors how many documents
-    they cut to ``max_length``; the driver reads it at the end. A report made twice (a retried task) counts once:
-    one is known by its message, which names its place, or by the ``key`` it comes with."""
+    """Where read tasks and actors report what ``on_error="skip"`` passes over, and the actors how many rows they
+    scored and documents they cut to ``max_length``; the driver reads it as the run goes and at the end. A report
+    made twice (a retried task) counts once: one is known by its message, which names its place, or by the ``key``
+    it comes with."""
 
     def __init__(self, shown: int = 20):
         self.shown, self.seen, self.messages = shown, set(), []
-        self.truncated = 0
+        self.truncated = self.rows = 0
 
     def cut(self, documents: int) -> None:
         self.truncated += documents
 
     def cut_count(self) -> int:
         return self.truncated
+
+    def scored(self, rows: int, truncated: int = 0) -> None:
+        """A batch done: its rows scored and the documents it cut (a retried batch counts again)."""
+        self.rows += rows
+        self.truncated += truncated
+
+    def scored_count(self) -> int:
+        """The rows scored so far, for a front end's progress (Ray's own counts blocks)."""
+        return self.rows
 
     def add(self, error: InputError, key: str | None = None) -> None:
         key = key or str(error)
@@ -390,8 +400,8 @@ class ScoreStage:
             batch = batch.take(pyarrow.array(keep, pyarrow.int64()))  # typed: an empty list is Arrow's null type
         if SOURCE in names:
             batch = batch.drop_columns([SOURCE])  # read_pairs', not the input's
-        if self.errors is not None and scored is not None and scores.stats.truncated:
-            ray.get(self.errors.cut.remote(scores.stats.truncated))  # waited for: the driver reads it at the end
+        if self.errors is not None and scores:  # waited for: the driver reads the count at the end
+            ray.get(self.errors.scored.remote(len(scores), scores.stats.truncated))
         return batch.append_column(self.score_column, pyarrow.array(scores, pyarrow.float64()))
 
 

@@ -255,6 +255,19 @@ def test_an_instruction_on_the_command_line(cli, tiny_model, tmp_path, reranker)
                 {p["id"]: s for p, s in zip(PAIRS[:40], want, strict=True)})  # fmt: skip
 
 
+def test_progress_counts_rows_not_rays_blocks(cli, tiny_model, tmp_path, monkeypatch):
+    """Ray's progress said `MapBatches(ScoreStage): 0/1` for a whole run, a block of lines every 10 s in a log."""
+    from qrr.cli import render, score
+
+    monkeypatch.setattr(render._CountLines, "interval", 0.0)
+    monkeypatch.setattr(score, "TALLY_EVERY", 0.05)
+    path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS[:40])
+    result = cli("score", path, "--ray", "-o", str(tmp_path / "out"), model=tiny_model)
+    assert result.exit_code == 0, result.output
+    counted = [int(line.split()[1]) for line in result.stderr.splitlines() if line.startswith("scoring: ")]
+    assert counted and counted[-1] == 40 and counted == sorted(counted), result.stderr
+
+
 def test_documents_cut_to_max_length_are_counted_as_without_ray(cli, tiny_model, tmp_path):
     rows = [{"id": n, "query": "q", "document": "word " * (10 if n % 3 else 400)} for n in range(9)]
     path = write_jsonl(tmp_path / "pairs.jsonl", rows)

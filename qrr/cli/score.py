@@ -335,6 +335,41 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
         _write_shards(raydata, placement, model, files, input_format, on_error, output, shard_format, done, **options)
 
 
+TALLY_EVERY = 1.0  # seconds between two reads of the rows the actors scored
+
+
+@contextlib.contextmanager
+def _tally(errors, advance):
+    """While the body runs, a thread hands ``advance`` the rows the actors report scored to ``errors`` (an
+    ``ErrorLog``), every ``TALLY_EVERY`` seconds and once the body is done."""
+    import threading
+
+    import ray
+
+    stop, seen = threading.Event(), 0
+
+    def poll() -> None:
+        nonlocal seen
+        with contextlib.suppress(Exception):  # a slow or gone actor: the progress waits, the run goes on
+            now = ray.get(errors.scored_count.remote(), timeout=5)
+            if now > seen:
+                advance(now - seen)
+                seen = now
+
+    def run() -> None:
+        while not stop.wait(TALLY_EVERY):
+            poll()
+
+    thread = threading.Thread(target=run, name="qrr-tally", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+    poll()  # the last rows, where the run finished
+
+
 def _write_shards(raydata, placement, model, files, input_format, on_error, output, shard_format, done,
                   **options) -> None:  # fmt: skip
     import time
@@ -346,11 +381,15 @@ def _write_shards(raydata, placement, model, files, input_format, on_error, outp
     errors = raydata.ErrorLog.remote()
     skipped = skipping(on_error)
     began = time.perf_counter()
+    # qrr's own progress, in rows (Ray's counts blocks: `0/1` for hours, and every 10 s a block of lines in a log)
+    ray_core.data.DataContext.get_current().enable_progress_bars = False
+    before = sum(len(records) for records in done.values()) if done else 0
     try:
-        pairs = raydata.read_pairs(files, input_format.value, errors if skipped else None, done)
-        scored = raydata.score(pairs, model, placement=placement, errors=errors, skip=bool(skipped), **options)
-        note = lambda message: stderr.print(f"note: {message}", style="yellow", highlight=False)  # noqa: E731
-        rows = raydata.write(scored, output, shard_format.value, note=note)
+        with progress(None, "scoring", estimate=LineCount(list(files), before)) as advance, _tally(errors, advance):
+            pairs = raydata.read_pairs(files, input_format.value, errors if skipped else None, done)
+            scored = raydata.score(pairs, model, placement=placement, errors=errors, skip=bool(skipped), **options)
+            note = lambda message: stderr.print(f"note: {message}", style="yellow", highlight=False)  # noqa: E731
+            rows = raydata.write(scored, output, shard_format.value, note=note)
         cut = ray_core.get(errors.cut_count.remote())
     except KeyboardInterrupt as exc:
         kept = raydata.rows_at(output, shard_format.value)
