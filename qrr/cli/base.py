@@ -287,15 +287,17 @@ def start_ray(address: str | None, workers: int | None, gpus_per_worker: float |
     local = raydata.start(address, workers or 1)
     if local and not models.registered(model):
         models.resolve(model, offline=offline)
-    # qrr says what went wrong in one line; Ray Data's own report of it (tracebacks) stays in its session log
+    # qrr says what went wrong in one line, and its own progress: Ray Data's report of an error (tracebacks) and
+    # its status lines (the plan, "execution finished", which also broke a live bar) stay in its session log
     for handler in logging.getLogger("ray.data").handlers:
-        if isinstance(handler, logging.StreamHandler) and _below_error not in handler.filters:
-            handler.addFilter(_below_error)
+        if isinstance(handler, logging.StreamHandler) and _ray_warning not in handler.filters:
+            handler.addFilter(_ray_warning)
     return raydata, raydata.Placement(workers, gpus_per_worker, local), model
 
 
-def _below_error(record: logging.LogRecord) -> bool:
-    return record.levelno < logging.ERROR
+def _ray_warning(record: logging.LogRecord) -> bool:
+    """Ray Data's warnings, but the one that qrr's own progress makes it say."""
+    return logging.WARNING <= record.levelno < logging.ERROR and "Progress bars disabled" not in record.getMessage()
 
 
 def ray_only(ctx: typer.Context, ray: bool, *names: str) -> None:
