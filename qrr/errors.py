@@ -40,7 +40,8 @@ class _Said:
 
 
 class QrrError(_Said, Exception):
-    """Base class of every error qrr raises on purpose (a runtime failure: exit 1)."""
+    """Base class of every error qrr raises on purpose (a runtime failure: exit 1); a job's Ctrl-C is
+    ``Interrupted``, a ``KeyboardInterrupt``."""
 
 
 def plural(n: int, noun: str, nouns: str | None = None) -> str:

@@ -123,6 +123,8 @@ def evaluate(qrels: Qrels, run: Run, name: str = "run", queries: set[str] | None
     ``measure`` takes them, or one string of them with commas); relevant means a judgment of ``level`` or more."""
     check_count(level, "level")
     qrels, run = _by_string_ids(qrels, "qrels"), _by_string_ids(run, "run")
+    if queries is not None:
+        queries = {_named_id(q) for q in queries}
     names = measures.split(",") if isinstance(measures, str) else measures
     measures = tuple(dict.fromkeys(measure(m) for m in names))
     targets = [q for q in qrels if queries is None or q in queries]
@@ -142,7 +144,7 @@ def evaluate(qrels: Qrels, run: Run, name: str = "run", queries: set[str] | None
 def _by_string_ids(table, param: str) -> dict:
     """``table`` (qrels or a run: ``{qid: {docid: number}}``) checked, its ids as strings: ids read by pandas are
     numbers, and a number never equals the other side's string (every measure was 0, unsaid)."""
-    from numbers import Integral, Real
+    from numbers import Real
 
     if not isinstance(table, Mapping):
         raise InputError(f"{{{param}}}: expected a mapping {{qid: {{docid: number}}}}, not {type(table).__name__}",
@@ -159,11 +161,14 @@ def _by_string_ids(table, param: str) -> dict:
         plain = plain and type(qid) is str and (first is None or type(first[0]) is str)
     if plain:  # as read from files: nothing to do (the first docid of each query tells)
         return table
+    return {_named_id(q): {_named_id(d): v for d, v in docs.items()} for q, docs in table.items()}
 
-    def named(key):
-        return str(key) if isinstance(key, Integral) and not isinstance(key, bool) else key
 
-    return {named(q): {named(d): v for d, v in docs.items()} for q, docs in table.items()}
+def _named_id(key):
+    """An integer id as its string (``1`` -> ``"1"``, numpy's too); any other as it is."""
+    from numbers import Integral
+
+    return str(key) if isinstance(key, Integral) and not isinstance(key, bool) else key
 
 
 def without_relevant(qrels: Qrels, level: int = 1) -> list[str]:

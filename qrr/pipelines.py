@@ -828,7 +828,7 @@ class OutputBusy(QrrError):
 
 
 # errors that say themselves what to do: a failure mid-run that is one of these is not wrapped in ``Stopped``
-SAYS_WHAT_TO_DO = InputError | Interrupted | Stopped | OutputBusy
+SAYS_WHAT_TO_DO = InputError | Stopped | OutputBusy
 
 
 def claim(path: str):

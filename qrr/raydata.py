@@ -55,9 +55,6 @@ class ErrorLog:
         self.shown, self.seen, self.messages = shown, set(), []
         self.truncated = self.rows = 0
 
-    def cut(self, documents: int) -> None:
-        self.truncated += documents
-
     def cut_count(self) -> int:
         return self.truncated
 
@@ -703,11 +700,13 @@ def done_records(folder: str, fmt: str = "parquet") -> tuple[dict, int, list[str
 
 
 def _shard_name(name: str, fmt: str) -> bool:
-    """Whether ``name`` is one that Ray's writes give a shard (``<hex>_000003.jsonl``, ``<id>_<hex>_000000-0.parquet``):
-    a file of the user's own in the folder is neither read as a shard nor, cut short, deleted as one."""
+    """Whether ``name`` is one that Ray's writes give a shard (``<hex>_000003.jsonl``, ``<id>_<hex>_000000-0.parquet``;
+    before Ray 2.48, ``<id>_000003_000000.parquet``): a file of the user's own in the folder is neither read as a
+    shard nor, cut short, deleted as one."""
     import re
 
-    return re.search(rf"[0-9a-f]{{32}}_\d{{6}}(-\d+)?\.{fmt}$", name) is not None and not name.startswith((".", "_"))
+    shard = re.search(rf"\w_\d{{6}}(_\d{{6}})?(-\d+)?\.{fmt}$", name) is not None
+    return shard and not name.startswith((".", "_"))
 
 
 def _provenance(fs, path: str, fmt: str):

@@ -268,6 +268,7 @@ def test_query_is_required(cli):
     # -i "$I" so too (it scored with an empty instruction), in every command that takes -i
     said = "error: -i/--instruction is blank (''; an unset shell variable?): give the instruction, or leave -i out "
     for args in (("rank", "-q", "q", "-d", "x"), ("score", "-q", "q", "-d", "x"), ("rerank", "r.trec", "--beir", "b"),
-                 ("eval", "--beir", "b", "--run", "r.trec"), ("serve",)):  # fmt: skip
+                 ("eval", "--beir", "b", "--run", "r.trec"), ("serve",),
+                 ("score", "p.jsonl", "--ray", "-o", "o")):  # fmt: skip
         result = cli(*args, "-i", "", model="nowhere")
         assert (result.exit_code, result.stderr) == (2, said + "for the default\n"), args

@@ -529,6 +529,8 @@ def test_the_input_is_counted_where_its_lines_are_its_pairs(tmp_path):
     assert count("a.jsonl", "b.tsv") == 7
     assert count("a.jsonl", done=3) == 2  # a resumed run skips what OUT holds
     assert count("c.json") is count("a.jsonl", "d.jsonl.gz") is count("missing") is None
+    (tmp_path / "e.parquet").write_bytes(b"PAR1\n\n\n" + b"\x00" * 10 + b"PAR1")  # score --ray's: bytes, no lines
+    assert count("a.jsonl", "e.parquet") is None
     assert LineCount(["-"]).value is None and LineCount([]).thread is None
 
 

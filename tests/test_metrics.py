@@ -167,6 +167,7 @@ def test_ids_as_numbers_meet_ids_as_strings_and_a_bad_table_is_an_input_error():
     assert metrics.evaluate(qrels, {"q1": {1: 0.9, 2: 0.1}}).means == want
     assert metrics.evaluate({1: {1: 1, 2: 0}}, {"1": {"1": 0.9, "2": 0.1}}).means == want
     assert metrics.evaluate(qrels, {"q1": {numpy.int64(1): numpy.float32(0.9)}}).means == want
+    assert metrics.evaluate({1: {10: 1}}, {1: {10: 0.9}}, queries={1}).queries == 1  # queries as ids too
     assert metrics.ids_unlike(qrels, {"q1": {7: 0.5}}, enough=1) == ("q1", 7, "1")  # it failed on a number
     for judged, run, said in (
         ([("q1", "1", 1)], {}, "qrels: expected a mapping {qid: {docid: number}}, not list"),

@@ -102,7 +102,6 @@ def test_health_models_and_metrics(http, tiny_model, tiny_server, reranker):
     # the budget of a forward pass (the CPU's default), which sizes a remote rerank's calls
     assert card["batch_tokens"] == 1024 and RemoteReranker(tiny_server.url).batch_tokens == 1024
     # Reranker's surface: predict, score and rank with batch_size second, an instruction for the call, a repr
-    import qrr
 
     remote, local = RemoteReranker(tiny_server.url), reranker
     pairs = [("q", "a"), ("q", "b", "Judge")]
@@ -113,7 +112,11 @@ def test_health_models_and_metrics(http, tiny_model, tiny_server, reranker):
         [r["score"] for r in remote.rank("q", ["a", "b"], None, False, 8)],
         [r["score"] for r in local.rank("q", ["a", "b"])],
     )
-    assert repr(remote) == f"RemoteReranker({tiny_server.url!r})" and qrr.server.client.RemoteReranker is RemoteReranker
+    assert repr(remote) == f"RemoteReranker({tiny_server.url!r})"
+    # reached from `import qrr` alone, in a process that imported nothing else of qrr
+    code = "import qrr; print(qrr.server.client.RemoteReranker.__name__)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=ROOT).stdout == "RemoteReranker\n"  # fmt: skip
     # what a request without an instruction is scored with (a --resume file keeps it)
     assert RemoteReranker(tiny_server.url).settings() == {
         "instruction": "Given a web search query, retrieve relevant passages that answer the query",

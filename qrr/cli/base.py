@@ -700,10 +700,11 @@ def remote_or_local(server: str | None, instruction: str | None, verbose: bool, 
         from qrr.server.client import RemoteReranker
 
         remote = RemoteReranker(server, instruction=instruction)
-        if verbose:  # as a model loaded here is said: what scores, and how
+        if verbose:  # as a model loaded here is said: what scores, and how (an older qrr's server says less)
             said = remote.settings()
-            stderr.print(f"model {remote.model_path}, {said['recipe']} recipe, max length {said['max_length']}",
-                         markup=False, highlight=False)  # fmt: skip
+            how = [f"{said['recipe']} recipe"] * (said["recipe"] is not None) + [
+                f"max length {said['max_length']}"] * (said["max_length"] is not None)  # fmt: skip
+            stderr.print(", ".join([f"model {remote.model_path}", *how]), markup=False, highlight=False)
         return remote
     return load_reranker(instruction=instruction, verbose=verbose, **options)
 

@@ -347,7 +347,7 @@ def _bar(*columns, after: float | None = None):
 class LineCount:
     """About how many pairs a streamed input holds: the lines of its files, counted in a thread (a large file takes
     seconds), less ``done`` (pairs a resumed run skips). ``value`` stays ``None`` until counted, and where a source
-    is stdin, gzipped or a JSON array (whose lines are no pairs)."""
+    is stdin, gzipped, a JSON array (whose lines are no pairs) or Parquet."""
 
     def __init__(self, sources: list[str], done: int = 0):
         self.value: int | None = None
@@ -361,8 +361,8 @@ class LineCount:
         for source in sources:
             with open(source, "rb") as handle:
                 block = handle.read(1 << 20)
-                if block.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
-                    return
+                if block.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[") or block.startswith(b"PAR1"):
+                    return  # a JSON array's lines, or a Parquet file's bytes, are no count of pairs
                 while block:
                     lines += block.count(b"\n") + (len(block) < 1 << 20 and not block.endswith(b"\n"))
                     block = handle.read(1 << 20)

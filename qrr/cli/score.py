@@ -166,6 +166,7 @@ def score(
         if resume is not None and output is not None:
             raise InputError("--output and --resume: give one (with --ray, --resume DIR is the output folder, gone "
                              "on with where it holds shards)")  # fmt: skip
+        check_given_texts(None, None, instruction)
         _score_on_ray(files, input_format, on_error, resume or output, output_format, workers, gpus_per_worker,
                       ray_address, resume is not None, instruction=instruction, score_column=score_column,
                       **model_options(ctx))  # fmt: skip

@@ -10,6 +10,7 @@ import gzip
 import itertools
 import logging
 import os
+import re
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -264,7 +265,8 @@ def _missing_named(record: dict, where: str) -> InputError | None:
     if missing is None or not others:
         return None
     named = ", ".join(f'"{k}"' for k in others[:5]) + (", ..." if len(others) > 5 else "")
-    path = f".{others[0]}" if others[0].isidentifier() else f".[{orjson.dumps(others[0]).decode()}]"
+    plain = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", others[0])  # jq's .name takes ASCII only
+    path = f".{others[0]}" if plain else f".[{orjson.dumps(others[0]).decode()}]"
     return InputError(f'{where}: missing field "{missing}" (its other field{"s are" if len(others) > 1 else " is"} '
                       f"{named}: rename one with jq, say jq -c '.{missing} = {path} | del({path})')")  # fmt: skip
 

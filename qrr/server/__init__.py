@@ -9,3 +9,12 @@ KEEP_ALIVE = 75
 # Seconds a stop waits for the requests in flight before it drops them: below the 30 s a supervisor (Kubernetes,
 # Docker) waits after SIGTERM before it kills, so that the process ends on its own and says so
 DRAIN = 25
+
+
+def __getattr__(name: str):
+    # qrr.server.client from `import qrr` alone, as qrr's other modules are reached (app imports the web framework)
+    if name in ("app", "client"):
+        import importlib
+
+        return importlib.import_module(f"qrr.server.{name}")
+    raise AttributeError(f"module 'qrr.server' has no attribute {name!r}")

@@ -18,7 +18,9 @@ from qrr.errors import InputError, QrrError, check_count
 from qrr.reranker import (
     Results,
     Stats,
+    _check_flag,
     _check_text,
+    _check_unicode,
     _tqdm,
     check_documents,
     check_query,
@@ -88,6 +90,7 @@ class RemoteReranker:
         """As ``Reranker.rank``: dicts with ``corpus_id``, ``score``, ``id`` (with ``ids``) and ``text`` (with
         ``return_documents``), best first; sent a chunk of documents a request."""
         check_count(batch_size, "batch_size")
+        _check_flag(show_progress_bar, "show_progress_bar", none=True)
         check_query(query, instruction)
         instruction = instruction if instruction is not None else self.instruction
         head = {"query": query, "return_documents": False}
@@ -121,7 +124,9 @@ class RemoteReranker:
         ``(query, document, instruction)``, in input order, with the call's ``stats``; pairs of one instruction in a
         row go in one request (or as many as the server takes)."""
         check_count(batch_size, "batch_size")
+        _check_flag(show_progress_bar, "show_progress_bar", none=True)
         _check_text(instruction, "instruction", none=True)
+        _check_unicode(instruction, "the instruction")
         began = time.perf_counter()
         results = Results()
         total = len(pairs) if hasattr(pairs, "__len__") else None
