@@ -267,16 +267,14 @@ class _Claimed:
     on with: another setting is an ``InputError``, another model name is left to scoring results again
     (``settings_kept``: the settings were kept, and all matched)."""
 
-    size: int | None = field(
-        default=None, repr=False, compare=False
-    )  # the file's bytes as prepared (``open_exclusive``)
+    # the file's bytes as prepared (``open_exclusive``)
+    size: int | None = field(default=None, repr=False, compare=False)
     claimed: Any = field(default=None, repr=False, compare=False)  # the file, locked from ``prepare`` to its writing
     settings: dict | None = field(default=None, repr=False, compare=False)  # the run's, kept beside the file
     held: bool = field(default=False, repr=False, compare=False)  # the file held results when prepared
     settings_kept: bool = field(default=False, repr=False, compare=False)
-    kept: dict | None = field(
-        default=None, repr=False, compare=False
-    )  # the record kept beside the file, where it is the file's
+    # the record kept beside the file, where it is the file's
+    kept: dict | None = field(default=None, repr=False, compare=False)
 
     def _append(self):
         claimed, self.claimed = self.claimed, None

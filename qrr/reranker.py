@@ -249,10 +249,7 @@ class Reranker:
         with the number of pairs each finished batch scored; ``batch_size`` caps the pairs of one forward pass
         (the token budget ``batch_tokens`` always applies); ``show_progress_bar`` draws a tqdm bar on stderr.
         """
-        check_count(batch_size, "batch_size")
-        _check_flag(show_progress_bar, "show_progress_bar", none=True)
-        _check_text(instruction, "instruction", none=True)
-        _check_unicode(instruction, "the instruction")
+        check_call(batch_size, show_progress_bar, instruction)
         instruction = instruction if instruction is not None else self.instruction
         results = Results()
         total = len(pairs) if hasattr(pairs, "__len__") and not _is_pair(pairs) else None
@@ -307,8 +304,7 @@ class Reranker:
         ``CHUNK`` at a time, and with ``top_k`` only the best k are kept. ``instruction`` overrides this
         Reranker's instruction for the call; ``progress`` is called with the pairs each batch scored.
         """
-        check_count(batch_size, "batch_size")
-        _check_flag(show_progress_bar, "show_progress_bar", none=True)
+        check_call(batch_size, show_progress_bar)
         check_query(query, instruction)
         instruction = instruction if instruction is not None else self.instruction
         total = len(documents) if hasattr(documents, "__len__") else None
@@ -511,6 +507,15 @@ def _check_unicode(text: str | None, what: str, pair: int | None = None) -> None
         said = f"{what} is not valid Unicode text (a lone surrogate at character {exc.start + 1}: bytes that were " \
                "not UTF-8?)"  # fmt: skip
         raise (InputError(said) if pair is None else PairError(pair, said)) from None
+
+
+def check_call(batch_size=None, show_progress_bar=None, instruction=None) -> None:
+    """A scoring call's own parameters, checked (``Reranker``'s and a server's alike): ``batch_size`` a count,
+    ``show_progress_bar`` a flag, ``instruction`` a string of valid Unicode; each may be ``None``."""
+    check_count(batch_size, "batch_size")
+    _check_flag(show_progress_bar, "show_progress_bar", none=True)
+    _check_text(instruction, "instruction", none=True)
+    _check_unicode(instruction, "the instruction")
 
 
 def check_query(query, instruction=None) -> None:

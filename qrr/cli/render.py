@@ -627,10 +627,9 @@ def no_input(fmt: str, skipped: Skipped | None, noun: str, verb: str, verbose: b
         skipped.report()
     if skipped is not None and skipped.count and not done:
         raise all_bad(skipped, noun, verb)
-    if fmt != "table" and not done:  # a resumed output's rows went to its file: nothing, not even a header, here
-        writer(fmt).close(("index", "score") if noun == "pair" else ("rank", "index", "score"))
-    elif fmt != "table":
-        writer(fmt).close()
+    if fmt != "table":  # a resumed output's rows went to its file: no header here
+        header = ("index", "score") if noun == "pair" else ("rank", "index", "score")
+        writer(fmt).close(() if done else header)
     if done:
         stderr.print(nothing_left(verb, checked), highlight=False)
     elif verbose or stderr.is_terminal:  # a person sees why nothing came; a script's log stays quiet

@@ -14,14 +14,12 @@ from functools import cached_property
 
 import orjson
 
-from qrr.errors import InputError, QrrError, check_count
+from qrr.errors import InputError, QrrError
 from qrr.reranker import (
     Results,
     Stats,
-    _check_flag,
-    _check_text,
-    _check_unicode,
     _tqdm,
+    check_call,
     check_documents,
     check_query,
     predicted,
@@ -89,8 +87,7 @@ class RemoteReranker:
     ) -> Results:
         """As ``Reranker.rank``: dicts with ``corpus_id``, ``score``, ``id`` (with ``ids``) and ``text`` (with
         ``return_documents``), best first; sent a chunk of documents a request."""
-        check_count(batch_size, "batch_size")
-        _check_flag(show_progress_bar, "show_progress_bar", none=True)
+        check_call(batch_size, show_progress_bar)
         check_query(query, instruction)
         instruction = instruction if instruction is not None else self.instruction
         head = {"query": query, "return_documents": False}
@@ -123,10 +120,7 @@ class RemoteReranker:
         """As ``Reranker.score`` (the server sets its own batches): p(yes) for each ``(query, document)`` or
         ``(query, document, instruction)``, in input order, with the call's ``stats``; pairs of one instruction in a
         row go in one request (or as many as the server takes)."""
-        check_count(batch_size, "batch_size")
-        _check_flag(show_progress_bar, "show_progress_bar", none=True)
-        _check_text(instruction, "instruction", none=True)
-        _check_unicode(instruction, "the instruction")
+        check_call(batch_size, show_progress_bar, instruction)
         began = time.perf_counter()
         results = Results()
         total = len(pairs) if hasattr(pairs, "__len__") else None
