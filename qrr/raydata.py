@@ -380,7 +380,7 @@ class ScoreStage:
             bad = next(((name, value) for name, value in fields if not isinstance(value, str)), None)
             if bad is not None:
                 where = f"{sources[n]}: " if sources else ""
-                skipped(InputError(f'{where}a row\'s "{bad[0]}" is {type(bad[1]).__name__}, not a string'))
+                skipped(InputError(f'{where}a row\'s "{bad[0]}" must be a string, not {formats.json_type(bad[1])}'))
                 continue
             keep.append(n)
             triples.append((q, d, i))

@@ -209,7 +209,7 @@ def test_rows_alike_in_a_batch_all_count_and_a_retried_batch_none_again(raydata)
     from qrr.errors import InputError
 
     errors = raydata.ErrorLog.remote()
-    error = InputError('p.parquet: a row\'s "document" is NoneType, not a string')
+    error = InputError('p.parquet: a row\'s "document" must be a string, not null')
     for _attempt in range(2):  # the batch, then its retry after an actor died
         report = raydata._batch_reports(errors, ["q", "q", "q"], [None, "d", None])
         report(error)
@@ -230,7 +230,7 @@ def test_parquet_rows_that_are_not_strings_and_instructions(raydata, tiny_model,
     pyarrow.parquet.write_table(pyarrow.Table.from_pylist(rows), parquet)
     failed = cli("score", str(parquet.parent), "--ray", "-o", str(tmp_path / "a"), model=tiny_model)
     assert failed.exit_code == 2
-    assert failed.stderr.strip().splitlines()[-1] == f'error: {parquet}: a row\'s "document" is NoneType, not a string'
+    assert failed.stderr.strip().splitlines()[-1] == f'error: {parquet}: a row\'s "document" must be a string, not null'
     # The runner keeps the traceback, and through it Ray's executor and the actors holding both CPUs (a real
     # qrr exits): let them go before the next run.
     del failed
@@ -238,7 +238,7 @@ def test_parquet_rows_that_are_not_strings_and_instructions(raydata, tiny_model,
     skipped = cli("score", str(parquet.parent), "--ray", "-o", str(tmp_path / "b"), "--on-error", "skip",
                   "-i", "Find a capital", model=tiny_model)  # fmt: skip
     assert skipped.exit_code == 0, skipped.output
-    said = f'  {parquet}: a row\'s "document" is NoneType, not a string\n'
+    said = f'  {parquet}: a row\'s "document" must be a string, not null\n'
     assert f"skipped 2 bad lines:\n{said}{said}" in skipped.stderr  # rows alike both counted (it said 1)
     got = pyarrow.parquet.read_table(tmp_path / "b").to_pylist()
     # the row's own instruction where it has one, else -i's

@@ -12,6 +12,7 @@ from qrr.formats.records import (
     check_fields,
     decode_lines,
     is_id_field,
+    json_type,
     label,
     merged_order,
     parse_pairs,
@@ -42,7 +43,7 @@ from qrr.formats.trec import (
 __all__ = [
     "DOC_FORMATS", "PAIR_FORMATS", "ROW_FORMATS", "RUN_FORMATS", "STDIN", "TAG", "BeirFolder", "DocRecord",
     "PairRecord", "Qrels", "RowWriter", "Run", "check_fields", "decode_lines", "format_results", "is_id_field",
-    "label", "merged_order", "output_format", "parse_pairs", "path_of", "rank_fields", "rank_rows", "read_corpus",
-    "read_documents", "read_lines", "read_pairs", "read_qrels", "read_queries", "read_run", "result_line",
-    "score_rows", "stdin_once",
+    "json_type", "label", "merged_order", "output_format", "parse_pairs", "path_of", "rank_fields", "rank_rows",
+    "read_corpus", "read_documents", "read_lines", "read_pairs", "read_qrels", "read_queries", "read_run",
+    "result_line", "score_rows", "stdin_once",
 ]  # fmt: skip
