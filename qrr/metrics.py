@@ -35,11 +35,13 @@ _ALIASES = {alias: kind for kind, aliases in KINDS.items() for alias in aliases}
 
 def measure(name: str) -> str:
     """A measure's canonical name (``nDCG@10`` -> ``ndcg@10``, ``R@100`` -> ``recall@100``, ``P@5`` and trec_eval's
-    ``P_5`` -> ``p@5``); ``InputError`` for a name that is none."""
+    ``P_5`` and pytrec_eval's ``P.5`` -> ``p@5``); ``InputError`` for a name that is none."""
+    if not isinstance(name, str):
+        raise InputError(f"{{measures}} must be measure names (ndcg@10), not {type(name).__name__}", "measures")
     said = name.strip().lower()
-    # trec_eval's own names: P_5, recall_100, ndcg_cut_10, map_cut_100
-    said = re.sub(r"^(ndcg|map)_cut_(\w+)$", r"\1@\2", said)
-    said = re.sub(r"^(p|recall)_(\w+)$", r"\1@\2", said)
+    # trec_eval's own names (P_5, recall_100, ndcg_cut_10, map_cut_100), and as pytrec_eval asks for them (P.5)
+    said = re.sub(r"^(ndcg|map)_cut[_.](\w+)$", r"\1@\2", said)
+    said = re.sub(r"^(p|recall)[_.](\w+)$", r"\1@\2", said)
     kind, at, cut = said.partition("@")
     canonical = _ALIASES.get(kind)
     if canonical is None or (at and not (cut.isascii() and cut.isdigit() and int(cut) >= 1)):
@@ -117,10 +119,11 @@ class Evaluation:
         )
 
 
-def evaluate(qrels: Qrels, run: Run, name: str = "run", queries: set[str] | None = None,
-             measures=MEASURES, level: int = 1) -> Evaluation:  # fmt: skip
+def evaluate(qrels: Qrels, run: Run, measures=MEASURES, *, name: str = "run", queries: set[str] | None = None,
+             level: int = 1) -> Evaluation:  # fmt: skip
     """Score ``run`` against ``qrels`` over ``queries`` (default: every judged query) by ``measures`` (names as
-    ``measure`` takes them, or one string of them with commas); relevant means a judgment of ``level`` or more."""
+    ``measure`` takes them, or one string of them with commas: third, as pytrec_eval's evaluator takes them);
+    relevant means a judgment of ``level`` or more. ``name`` names the run in the ``Evaluation``."""
     check_count(level, "level")
     qrels, run = _by_string_ids(qrels, "qrels"), _by_string_ids(run, "run")
     if queries is not None:

@@ -38,7 +38,6 @@ from qrr.reranker import (
     Reranker,
     Results,
     Stats,
-    best_first,
     check_document_source,
     chunks,
     pair_rows,
@@ -645,9 +644,10 @@ class RunInputs:
 
 
 def top(run: Run, depth: int, only: Collection[str] | None = None) -> dict[str, list[str]]:
-    """Each query's top ``depth`` docids in trec_eval order, in the run's query order; ``only`` limits the
-    queries (those with qrels, for an evaluation)."""
-    return {q: ranking(docs)[:depth] for q, docs in run.items() if only is None or q in only}
+    """Each query's top ``depth`` docids by score, in the run's query order; ``only`` limits the queries (those
+    with qrels, for an evaluation). Equal scores keep the run's own order (its lines' order), not trec_eval's docid
+    order: a run that ranks by its rank column alone (every score 0) had its last documents reranked."""
+    return {q: sorted(docs, key=lambda d: -docs[d])[:depth] for q, docs in run.items() if only is None or q in only}
 
 
 def plan(tops: dict[str, list[str]], queries: dict[str, str], corpus: dict[str, str], on_missing: OnError = None,
@@ -1051,8 +1051,10 @@ def _log_odds(p: float) -> float:
 
 
 def ranked(docids, scores) -> list[tuple[str, float]]:
-    """(docid, score) best first; equal scores keep first-stage order."""
-    return [(docids[n], scores[n]) for n in best_first(scores)]
+    """(docid, score) best first, in the order trec_eval reads a run in (equal scores by docid, descending), so
+    that the ranks written are the order in which ``qrr eval`` and trec_eval take the results."""
+    by_id = dict(zip(docids, scores, strict=True))
+    return [(d, by_id[d]) for d in ranking(by_id)]
 
 
 def rerank_jobs(

@@ -52,9 +52,9 @@ def expected_run(beir_dir, reranker, depth=5):
         corpus[doc["_id"]] = f"{doc['title']} {doc['text']}" if doc["title"] else doc["text"]
     out = {}
     for qid, docs in run.items():
-        top = ranking(docs)[:depth]
-        scores = reranker.score([(queries[qid], corpus[d]) for d in top])
-        out[qid] = sorted(zip(top, scores, strict=True), key=lambda pair: -pair[1])
+        top = sorted(docs, key=lambda d: -docs[d])[:depth]  # equal scores in the run's order
+        scored = dict(zip(top, reranker.score([(queries[qid], corpus[d]) for d in top]), strict=True))
+        out[qid] = [(d, scored[d]) for d in ranking(scored)]  # written as trec_eval reads them
     return out
 
 
@@ -124,6 +124,25 @@ def test_jsonl_output_top_k_and_tag(cli, rerank_args, expected):
     assert [(r["qid"], r["docid"]) for r in rows] == [(q, d) for q, pairs in expected.items() for d, _ in pairs]
     top2 = {q: pairs[:2] for q, pairs in expected.items()}
     check_trec(ok(cli("rerank", *rerank_args, "--depth", "5", "-k", "2", "--tag", "mine")), top2, tag="mine")
+
+
+def test_equal_scores_are_taken_in_the_runs_order_and_written_as_eval_reads_them(cli, tmp_path):
+    from qrr import metrics
+
+    # a run ranked by its rank column alone, and three documents of one text (so of one score)
+    (tmp_path / "corpus.jsonl").write_bytes(b"".join(orjson.dumps({"_id": d, "text": "the same passage"}) + b"\n"
+                                                     for d in ("d01", "d02", "d03", "d30", "d31")))  # fmt: skip
+    (tmp_path / "queries.jsonl").write_text('{"_id": "q", "text": "a passage"}\n')
+    (tmp_path / "run.trec").write_text("".join(f"q Q0 {d} {n} 0 bm25\n" for n, d in
+                                               enumerate(("d01", "d02", "d03", "d30", "d31"), 1)))  # fmt: skip
+    args = [str(tmp_path / "run.trec"), "--corpus", str(tmp_path / "corpus.jsonl"), "--queries",
+            str(tmp_path / "queries.jsonl"), "--depth", "3"]  # fmt: skip
+    rows = parse_trec(ok(cli("rerank", *args)))
+    # the run's first three (trec_eval's order took d31, d30, d03), written by docid, descending, as eval reads ties
+    assert [(d, r) for _, _, d, r, _, _ in rows] == [("d03", "1"), ("d02", "2"), ("d01", "3")]
+    (tmp_path / "out.trec").write_text(ok(cli("rerank", *args)))
+    evaluated = metrics.evaluate({"q": {"d01": 1}}, formats.read_run(str(tmp_path / "out.trec")), "mrr")
+    assert evaluated.means == {"mrr": 1 / 3}  # the rank the file gives d01
 
 
 def test_depth_defaults_to_100(cli, rerank_args):

@@ -109,6 +109,14 @@ def test_measure_names():
     # asked twice under two names: once
     assert list(metrics.evaluate(QRELS, RUN, measures=["R@100", "recall@100"]).means) == ["recall@100"]
     assert list(metrics.evaluate(QRELS, RUN, measures="map,P@5").means) == ["map", "p@5"]  # one string: split
+    # third, as pytrec_eval's evaluator takes them (it was the run's name: the default measures came back, unsaid)
+    assert list(metrics.evaluate(QRELS, RUN, ["P@5"]).means) == ["p@5"]
+    assert [metrics.measure(m) for m in ("P.5", "recall.100", "ndcg_cut.10", "recip_rank")] == [
+        "p@5", "recall@100", "ndcg@10", "mrr"]  # as pytrec_eval asks for them  # fmt: skip
+    with pytest.raises(TypeError):
+        metrics.evaluate(QRELS, RUN, ["p@5"], "mine")  # the name by keyword only
+    with pytest.raises(InputError, match="^measures must be measure names \\(ndcg@10\\), not int$"):
+        metrics.evaluate(QRELS, RUN, [10])
 
 
 docids = st.sampled_from([f"d{n:02d}" for n in range(40)])

@@ -162,8 +162,16 @@ def test_plan_names_missing_queries_and_documents():
     assert pipelines.plan(pipelines.top(RUN, 2, only={"q1"}), QUERIES, TEXTS) == jobs[:1]
 
 
-def test_ranked_keeps_first_stage_order_for_equal_scores():
-    assert pipelines.ranked(("a", "b", "c"), [0.5, 0.9, 0.5]) == [("b", 0.9), ("a", 0.5), ("c", 0.5)]
+def test_ranked_orders_equal_scores_as_trec_eval_reads_a_run():
+    # the ranks written are the order qrr eval and trec_eval take (first-stage order: eval disagreed with them)
+    assert pipelines.ranked(("a", "b", "c"), [0.5, 0.9, 0.5]) == [("b", 0.9), ("c", 0.5), ("a", 0.5)]
+
+
+def test_top_takes_equal_scores_in_the_runs_own_order():
+    # a run ranked by its rank column alone: its first documents (trec_eval's docid order gave d31, d30, d03)
+    constant = {"q": {"d01": 0.0, "d02": 0.0, "d03": 0.0, "d30": 0.0, "d31": 0.0}}
+    assert pipelines.top(constant, 3) == {"q": ["d01", "d02", "d03"]}
+    assert pipelines.top({"q": {"a": 1.0, "b": 2.0, "c": 1.0, "d": 0.5}}, 3) == {"q": ["b", "a", "c"]}
 
 
 # ------------------------------------------------------------------------------------------------ resuming

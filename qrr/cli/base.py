@@ -311,8 +311,8 @@ def ray_only(ctx: typer.Context, ray: bool, *names: str) -> None:
 RUN_PANEL = "First-stage run (TREC/BEIR)"
 DepthOpt = Annotated[
     int, typer.Option("--depth", metavar="N", min=1, rich_help_panel=RUN_PANEL,
-                      help="Rerank each query's top N documents of the run; the output holds only those (a recall "
-                      "past N measures the first stage's top N)."),
+                      help="Rerank each query's top N documents of the run (by score; equal scores in the run's line "
+                      "order); the output holds only those (a recall past N measures the first stage's top N)."),
 ]  # fmt: skip
 ResumeOpt = Annotated[
     str | None,

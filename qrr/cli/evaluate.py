@@ -242,7 +242,7 @@ def _render(qrels, named, source: str, common: bool, per_query: bool, fmt: str, 
                      highlight=False)  # fmt: skip
         if not queries:
             raise InputError("--common: no judged query has results in every run")
-    results = [metrics.evaluate(qrels, r, name, queries, measures, level) for name, r in named]
+    results = [metrics.evaluate(qrels, r, measures, name=name, queries=queries, level=level) for name, r in named]
     _notes(qrels, results, queries, named, level)
     if per_query:
         rows = []
