@@ -1134,12 +1134,19 @@ def rerank_run(
     """Rerank every job of ``inputs``, writing each query's results to ``output`` as soon as it is done, or keeping
     them in ``Reranked.run`` where there is no output. An output file survives an interruption: where it exists,
     the queries it completes are skipped (``output.prepare``, run here on a copy of ``inputs`` unless the caller
-    ran it first).
+    ran it first). An output without ``settings`` takes the reranker's (``Reranker.settings``): a file started
+    keeps them beside it, and one gone on with that keeps others is refused (``InputError``) before any scoring.
     ``progress`` is called with the pairs each batch scored, ``on_query`` with each finished query's id. A query
     too long for ``max_length`` raises ``InputError``, or with ``on_error`` is handed to it and left out.
     Ctrl-C (or SIGTERM, where a front end raises ``Terminated``) raises ``Interrupted`` saying how many queries
     are done."""
     check_count(top_k, "top_k")
+    if output is not None and output.settings is None and hasattr(reranker, "settings"):
+        # the guard a command's run has: a file written with another instruction is refused, not gone on with
+        output.settings = reranker.settings()
+        if output.prepared:
+            with output._released_on_error():
+                output._check_settings()
     if output is not None and not output.prepared:
         # on a copy: the caller's inputs keep every query (a notebook's next rerank_run found none left)
         inputs = replace(inputs, jobs=list(inputs.jobs))

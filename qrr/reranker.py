@@ -120,6 +120,7 @@ class Reranker:
         dev = devices.resolve_device(device)
         dt = devices.resolve_dtype(dtype, dev)
         model = models.named(model)
+        key = models.model_key(model) if isinstance(model, str | os.PathLike) else None
         if hasattr(model, "forward") and hasattr(model, "parameters"):  # callable, but no loader
             raise InputError("{model}: a loaded model goes to Reranker.from_model(model, tokenizer)", "model")
         if not isinstance(model, str | os.PathLike) and not callable(model):
@@ -134,6 +135,7 @@ class Reranker:
             name = model if isinstance(model, str) else type(model).__name__
             self._init(engine, Prompter(tokenizer, max_length, recipe=recipe), instruction, batch_tokens, share_prefix,
                        name, compile)  # fmt: skip
+            self._model_key = key
             return
         from qrr.engine import TransformerEngine
 
@@ -146,6 +148,7 @@ class Reranker:
         engine = TransformerEngine.load(path, kind, dev, dt, prompter.yes_id, prompter.no_id, prompter.pad_id,
                                         attn=devices.ATTENTION)  # fmt: skip
         self._init(engine, prompter, instruction, batch_tokens, share_prefix, path, compile)
+        self._model_key = key
 
     @classmethod
     def from_model(
@@ -197,6 +200,7 @@ class Reranker:
         self.device = engine.device
         self.dtype = engine.dtype
         self.model_path = source
+        self._model_key = None  # from_model's: not known
         self.instruction = instruction
         self.share_prefix = share_prefix
         self.batch_tokens = batch_tokens or default_batch_tokens(engine.device)
@@ -229,6 +233,14 @@ class Reranker:
     @property
     def recipe(self) -> str:
         return self.prompter.recipe.name
+
+    def settings(self) -> dict:
+        """How this Reranker scores, as a reranked run's output records it (``pipelines.RunOutput``: kept beside
+        the file, and checked when a run goes on with it): the model (a repo id, or a folder's full path; ``None``
+        after ``from_model``), the instruction as its text (the default's too), ``max_length`` and ``recipe``."""
+        instruction = self.instruction if self.instruction is not None else QWEN3.default_instruction
+        return {"model": self._model_key, "instruction": instruction, "max_length": self.max_length,
+                "recipe": self.recipe}  # fmt: skip
 
     # ----------------------------------------------------------------------------------------------- scoring
 

@@ -343,6 +343,9 @@ def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
     kept.unlink()
     message = failed(str(pairs), "-i", "Find the opposite", "--resume", str(out))
     assert message.startswith(f"error: {out}:3: result 2 has score ")
+    said = cli("score", str(pairs), "-i", "Find the opposite", "--resume", str(out)).stderr.splitlines()
+    assert said[1] == (f"note: {out} has no record of the settings it was written with ({kept}): go on only with the "
+                       "model, --instruction, --max-length and --recipe it was written with")  # fmt: skip
     assert message.endswith(f"so {out} holds scores of another input or set-up (other texts, another --model, "
                             "--instruction, --max-length or --recipe, or a server running another); go on with the "
                             "input and set-up that wrote it, or score into a new file")  # fmt: skip

@@ -10,6 +10,7 @@ import pytest
 
 from qrr import Reranker, formats, pipelines
 from qrr.errors import InputError, Interrupted, PairError
+from qrr.family import QWEN3
 from qrr.pipelines import Job
 from qrr.reranker import Results, Stats
 
@@ -348,6 +349,33 @@ def test_a_python_user_goes_on_with_an_interrupted_run(beir_dir, rr, tmp_path):
     assert done.queries == 3 and out.read_bytes() == whole.read_bytes()
     # and leaves the caller's inputs whole: a notebook's next call, without the file, found no query left
     assert len(inputs.jobs) == 5 and pipelines.rerank_run(rr, inputs).queries == 5
+
+
+def test_a_python_run_keeps_its_settings_and_one_with_others_is_refused(beir_dir, rr, tmp_path):
+    out = tmp_path / "out.trec"
+    pipelines.rerank_run(rr, beir_inputs(beir_dir), pipelines.RunOutput.checked(out))
+    kept = orjson.loads((tmp_path / ".out.trec.qrr.json").read_bytes())
+    assert (
+        {k: kept[k] for k in ("model", "instruction", "max_length", "recipe")}
+        == rr.settings()
+        == {"model": "fake", "instruction": QWEN3.default_instruction, "max_length": 8192, "recipe": "transformers"}
+    )
+    lines = out.read_bytes().splitlines(keepends=True)
+    out.write_bytes(b"".join(lines[:8]))  # two queries done
+    other = Reranker("fake", instruction="Judge")
+    said = (
+        f'^output {out} was written with instruction "{QWEN3.default_instruction}", not "Judge" \\(as '
+        f"{tmp_path / '.out.trec.qrr.json'} keeps\\); go on with that, or rerank into a new file$"
+    )
+    for prepared in (False, True):  # prepared by the caller (the README's way) or by rerank_run
+        output, inputs = pipelines.RunOutput.checked(out), beir_inputs(beir_dir)
+        if prepared:
+            output.prepare(inputs)
+        with pytest.raises(InputError, match=said):
+            pipelines.rerank_run(other, inputs, output)
+        assert output.claimed is None  # given up: the next run may take the file
+    pipelines.rerank_run(rr, beir_inputs(beir_dir), pipelines.RunOutput.checked(out))  # its own settings go on
+    assert len(out.read_bytes().splitlines()) == len(lines)
 
 
 def test_top_k_is_checked_before_the_output_is_touched(beir_dir, rr, tmp_path):

@@ -119,10 +119,12 @@ def test_health_models_and_metrics(http, tiny_model, tiny_server, reranker):
                           cwd=ROOT).stdout == "RemoteReranker\n"  # fmt: skip
     # what a request without an instruction is scored with (a --resume file keeps it)
     assert RemoteReranker(tiny_server.url).settings() == {
+        "model": None,  # not compared: one model may be named two ways
         "instruction": "Given a web search query, retrieve relevant passages that answer the query",
         "max_length": 2048,
         "recipe": "transformers",
     }
+    assert RemoteReranker(tiny_server.url, instruction="Judge").settings()["instruction"] == "Judge"  # its own
     http.post("/rerank", json={"query": "q", "documents": ["a", "b"]})
     http.post("/rerank", json={"query": "q", "documents": []})
     text = http.get("/metrics").text

@@ -644,8 +644,7 @@ def resume_settings(ctx: typer.Context, server: str | None, instruction: str | N
     if server is not None:
         from qrr.server.client import RemoteReranker
 
-        kept = RemoteReranker(server).settings()  # without -i, a run is scored with the server's instruction
-        return {"model": None, **kept, **({"instruction": instruction} if instruction is not None else {})}
+        return RemoteReranker(server, instruction=instruction).settings()  # without -i: the server's instruction
     recipe = ctx.params["recipe"]
     return {
         "model": models.model_key(ctx.params["model"]),

@@ -685,6 +685,17 @@ def too_long_queries(policy, jobs: int, before: int = 0):
     check_some_reranked(skipped, jobs, before)
 
 
+def unrecorded(output) -> None:
+    """Say where a --resume file goes on without a record of its settings beside it (written to stdout first, or
+    copied alone): only scoring some of its results again checks them, and a small change passes that."""
+    from qrr.pipelines import settings_path
+
+    if output.path and output.held and output.settings and output.kept is None:
+        stderr.print(f"note: {output.path} has no record of the settings it was written with "
+                     f"({settings_path(output.path)}): go on only with the model, --instruction, --max-length and "
+                     "--recipe it was written with", style="yellow", highlight=False)  # fmt: skip
+
+
 def check_some_reranked(skipped: Skipped | None, jobs: int, before: int = 0) -> None:
     """``InputError`` where ``skipped`` holds every one of the ``jobs`` queries of a run whose output held none."""
     if skipped is not None and jobs and skipped.count >= jobs and not before:
@@ -715,6 +726,7 @@ def rerank_showing_progress(inputs, output, top_k, rerank, verbose: bool, others
                 stderr.print(f"{output.path}: the last query was unfinished; it is reranked again", highlight=False)
             stderr.print(f"resuming {output.path}: {done} of {done + len(inputs.jobs)} queries are done",
                          highlight=False)  # fmt: skip
+            unrecorded(output)
     if not inputs.jobs:
         if output is not None:
             output.release()

@@ -48,7 +48,7 @@ from qrr.cli.base import (
     stderr,
     stdout_format,
 )
-from qrr.cli.render import LineCount, all_bad, no_input, progress, report, skipping, writer
+from qrr.cli.render import LineCount, all_bad, no_input, progress, report, skipping, unrecorded, writer
 from qrr.errors import InputError, Interrupted, PairError, Stopped, plural, qrr_cause
 from qrr.family import DEFAULT_MAX_LENGTH
 
@@ -288,6 +288,7 @@ def _resumed(path: str | None, sources: list[str], settings: dict | None, skips:
         stderr.print(f"{path}: its last line was cut off mid-write and is dropped", highlight=False)
     if saved.done:
         stderr.print(f"resuming {path}: {plural(saved.done, 'pair')} done", highlight=False)
+    unrecorded(saved)
     return saved
 
 
