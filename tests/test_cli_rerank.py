@@ -124,6 +124,14 @@ def test_jsonl_output_top_k_and_tag(cli, rerank_args, expected):
     assert [(r["qid"], r["docid"]) for r in rows] == [(q, d) for q, pairs in expected.items() for d, _ in pairs]
     top2 = {q: pairs[:2] for q, pairs in expected.items()}
     check_trec(ok(cli("rerank", *rerank_args, "--depth", "5", "-k", "2", "--tag", "mine")), top2, tag="mine")
+    # -k past --depth: each query gets --depth results, as a note says
+    result = cli("rerank", *rerank_args, "--depth", "5", "-k", "7")
+    check_trec(ok(result), expected)
+    assert (
+        result.stderr.splitlines()[0]
+        == "note: -k 7 is past --depth 5: each query gets at most 5 results (--depth 7 reranks 7)"
+    )
+    assert "note" not in cli("rerank", *rerank_args, "--depth", "5", "-k", "5").stderr
 
 
 def test_equal_scores_are_taken_in_the_runs_order_and_written_as_eval_reads_them(cli, tmp_path):

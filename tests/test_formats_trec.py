@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 
 import orjson
 import pytest
@@ -84,6 +85,20 @@ def test_bad_run_lines_name_file_and_line(tmp_path, line, message):
     run = formats.read_run(path, on_error=skipped)
     assert len(skipped) == 1 and "run.trec:2" in skipped[0]
     assert run["q1"]["d1"] == 0.9 and "d3" in run["q1"]  # the first listing is kept, the rest read
+
+
+def test_an_msmarco_run_is_ranks_without_scores(tmp_path):
+    path = write(tmp_path / "run.tsv", "1048585\t7187158\t1\n1048585\t7187157\t2\n2\t00\t1\n1048585\t7\t3\n")
+    run = formats.read_run(path)
+    assert run == {"1048585": {"7187158": -1.0, "7187157": -2.0, "7": -3.0}, "2": {"00": -1.0}}
+    assert ranking(run["1048585"]) == ["7187158", "7187157", "7"]  # in rank order, as an evaluation takes it
+    for line, message in [("q1\td2\tfirst", "2: rank 'first' is not a whole number from 1"),
+                          ("q1\td2\t0", "2: rank '0' is not a whole number from 1"),
+                          ("q1 Q0 d2 2 0.5 x", "2: expected 'qid<TAB>docid<TAB>rank' \\(MS MARCO's run\\), "
+                                               "found 6 fields")]:  # fmt: skip
+        write(tmp_path / "run.tsv", f"q1\td1\t1\n{line}\n")
+        with pytest.raises(InputError, match=f"^{re.escape(path)}:{message}$"):
+            formats.read_run(path)
 
 
 def test_bad_jsonl_run_line(tmp_path):

@@ -64,8 +64,9 @@ def evaluate(
         typer.Argument(
             metavar="QRELS RUN",  # typer adds the "..."
             show_default=False,
-            help="Relevance judgments (TREC qrels or BEIR's qrels TSV), then one or more runs (TREC, "
-            "or qrr's JSON lines); - reads one of them from stdin, .gz files are read compressed.",
+            help="Relevance judgments (TREC qrels or BEIR's qrels TSV), then one or more runs (TREC, MS MARCO's "
+            "qid<TAB>docid<TAB>rank, or qrr's JSON lines); - reads one of them from stdin, .gz files are read "
+            "compressed.",
         ),
     ] = None,  # fmt: skip
     beir: Annotated[
@@ -84,7 +85,7 @@ def evaluate(
             "--run",
             metavar="RUN",
             rich_help_panel=RUN_PANEL,
-            help="With --beir: the first-stage run (TREC, or qrr's JSON lines).",
+            help="With --beir: the first-stage run (TREC, MS MARCO's, or qrr's JSON lines).",
         ),
     ] = None,
     split: Annotated[

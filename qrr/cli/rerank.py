@@ -63,7 +63,8 @@ def rerank(
         typer.Argument(
             metavar="RUN",
             show_default=False,
-            help="The first-stage run: TREC (qid Q0 docid rank score tag) or qrr's JSON lines; - reads stdin.",
+            help="The first-stage run: TREC (qid Q0 docid rank score tag), MS MARCO's (qid<TAB>docid<TAB>rank) "
+            "or qrr's JSON lines; - reads stdin.",
         ),
     ],  # fmt: skip
     corpus: Annotated[
@@ -158,6 +159,9 @@ def rerank(
             ("--corpus", "BEIR's corpus.jsonl, or docid<TAB>text lines", corpus),
             ("--queries", "BEIR's queries.jsonl, or qid<TAB>text lines", queries)) if value is None]  # fmt: skip
         raise InputError(f"give the run's {' and '.join(lacking)}, or --beir DIR")
+    if top_k is not None and top_k > depth:
+        stderr.print(f"note: -k {top_k} is past --depth {depth}: each query gets at most {depth} results (--depth "
+                     f"{top_k} reranks {top_k})", style="yellow", highlight=False)  # fmt: skip
     settings = resume_settings(ctx, server, instruction) if resume else None
     output = pipelines.RunOutput.checked(resume, fmt.value if fmt else None, tag, inputs=(run, corpus, queries),
                                          settings=settings)  # fmt: skip

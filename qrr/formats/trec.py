@@ -1,6 +1,7 @@
 """First-stage runs and relevance judgments in the field's formats: reading them, and writing reranked runs.
 
-- TREC run: ``qid Q0 docid rank score tag`` per line. TREC qrels: ``qid 0 docid relevance``.
+- TREC run: ``qid Q0 docid rank score tag`` per line (or MS MARCO's ``qid<TAB>docid<TAB>rank``, its scores the ranks
+  negated). TREC qrels: ``qid 0 docid relevance``.
 - BEIR folder: ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``queries.jsonl`` (``_id``, ``text``) and
   ``qrels/SPLIT.tsv`` (``query-id<TAB>corpus-id<TAB>score`` after a header line).
 
@@ -52,11 +53,11 @@ def _fields(lines, name: str, on_error: OnError, tabs: int = 0) -> Iterator[tupl
 
 
 def read_run(source: str | os.PathLike, on_error: OnError = None) -> Run:
-    """A run: a TREC run file, or JSON lines with ``qid``, ``docid`` and ``score`` (qrr's own ``--format
-    jsonl``), told apart by the first line; ``-`` reads stdin and a ``.gz`` file is read compressed.
-    Queries keep the order in which they first appear. A malformed line, a score that is not a number and a
-    docid listed twice for one query are errors (with ``on_error``: handed over and skipped, the first listing
-    kept)."""
+    """A run: a TREC run file, MS MARCO's ``qid<TAB>docid<TAB>rank`` lines (scored ``-rank``), or JSON lines with
+    ``qid``, ``docid`` and ``score`` (qrr's own ``--format jsonl``), told apart by the first line; ``-`` reads
+    stdin and a ``.gz`` file is read compressed. Queries keep the order in which they first appear. A malformed
+    line, a score that is not a number and a docid listed twice for one query are errors (with ``on_error``:
+    handed over and skipped, the first listing kept)."""
     source = path_of(source)
     lines = read_lines(source)
     kind, lines = sniffed(lines, "trec")
@@ -78,10 +79,19 @@ def _add(table: dict, qid: str, docid: str, value, twice: str, on_error: OnError
 
 
 def _trec_run(lines, name: str, on_error: OnError):
+    shape = None  # the first line's: TREC's six fields, or MS MARCO's three (qid, docid, rank)
     for where, fields in _fields(lines, name, on_error):
-        if len(fields) != 6:
-            raise_or_hand(InputError(f"{where}: expected 'qid Q0 docid rank score tag', found "
-                                      f"{plural(len(fields), 'field')}"), on_error)  # fmt: skip
+        shape = shape or (3 if len(fields) == 3 else 6)
+        if len(fields) != shape:
+            said = "'qid Q0 docid rank score tag'" if shape == 6 else "'qid<TAB>docid<TAB>rank' (MS MARCO's run)"
+            raise_or_hand(InputError(f"{where}: expected {said}, found {plural(len(fields), 'field')}"), on_error)
+            continue
+        if shape == 3:  # ranks without scores: the rank, negated, is the score (best first, as a score is)
+            rank = _whole(fields[2])
+            if rank is None or rank < 1:
+                raise_or_hand(InputError(f"{where}: rank {fields[2]!r} is not a whole number from 1"), on_error)
+                continue
+            yield where, fields[0], fields[1], float(-rank)
             continue
         score = _number(fields[4])
         if score is None:
