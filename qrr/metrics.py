@@ -1,12 +1,15 @@
-"""Retrieval metrics with trec_eval's conventions: nDCG, MRR, recall, precision and MAP, each with an optional
-cut-off (``ndcg@10``; by default nDCG@10, MRR@10, Recall@100 and MAP).
+"""Retrieval metrics with trec_eval's conventions: nDCG, MRR, recall, precision, MAP and success (trec_eval's
+success_k: 1 where a relevant document is in the top k), each with an optional cut-off (``ndcg@10``; by default
+nDCG@10, MRR@10, Recall@100 and MAP), and judged@k (ir_measures' Judged@k: the share of the top k that has a
+judgment of any relevance: it tells a reranker that is worse from one that brings up documents nobody judged).
 
 - A run's documents are ordered by score, descending, equal scores by docid, descending; ranks in the file are
   ignored, and scores compare in single precision (as trec_eval stores them).
 - A document is relevant when its judged relevance is at least 1 (``level``: trec_eval's ``-l``, which TREC DL
   sets to 2). nDCG's gain is the relevance itself (0 for unjudged or non-positive), whatever the level, discounted
   by log2(rank + 1); the ideal ranking sorts every positive judgment.
-  ``p@k`` divides by k however few documents the run has (trec_eval's P_k); ``map@k`` is trec_eval's map_cut_k.
+  ``p@k`` and ``judged@k`` divide by k however few documents the run has (trec_eval's P_k); ``map@k`` is
+  trec_eval's map_cut_k.
 - Scores are averaged over the judged queries (those with at least one line in the qrels). A judged query that a
   run has no results for counts 0, as ``trec_eval -c`` and ir-measures count it; a query with no relevant
   document counts 0 in every metric (but nDCG, where it has a positive judgment below ``level``). Queries of a run
@@ -29,7 +32,8 @@ from qrr.formats.trec import Qrels, Run
 MEASURES = ("ndcg@10", "mrr@10", "recall@100", "map")  # the default
 # each measure's name, and the names it is also asked by
 KINDS = {"ndcg": ("ndcg",), "mrr": ("mrr", "rr", "recip_rank"), "recall": ("recall", "r"), "p": ("p", "precision"),
-         "map": ("map", "ap")}  # fmt: skip
+         "map": ("map", "ap"), "success": ("success", "hits"), "judged": ("judged",)}  # fmt: skip
+CUT_NEEDED = {"p": "precision", "judged": "the judged share"}  # measures divided by k
 _ALIASES = {alias: kind for kind, aliases in KINDS.items() for alias in aliases}
 
 
@@ -45,10 +49,11 @@ def measure(name: str) -> str:
     kind, at, cut = said.partition("@")
     canonical = _ALIASES.get(kind)
     if canonical is None or (at and not (cut.isascii() and cut.isdigit() and int(cut) >= 1)):
-        raise InputError(f"{{measures}} {name!r}: use ndcg, mrr, recall, p or map, each with an optional @k cut-off "
-                         "(ndcg@10)", "measures")  # fmt: skip
-    if canonical == "p" and not cut:
-        raise InputError(f"{{measures}} {name!r}: precision needs a cut-off (p@10)", "measures")
+        raise InputError(f"{{measures}} {name!r}: use ndcg, mrr, recall, p, map, success or judged, each with an "
+                         "optional @k cut-off (ndcg@10)", "measures")  # fmt: skip
+    if canonical in CUT_NEEDED and not cut:
+        raise InputError(f"{{measures}} {name!r}: {CUT_NEEDED[canonical]} needs a cut-off ({canonical}@10)",
+                         "measures")  # fmt: skip
     return f"{canonical}@{int(cut)}" if cut else canonical
 
 
@@ -75,6 +80,8 @@ def measure_query(judged: dict[str, int], docs: dict[str, float], measures=MEASU
         top = grades[:k]
         if kind == "ndcg":
             values[name] = _dcg(top) / _dcg(ideal[:k]) if ideal else 0.0
+        elif kind == "judged":  # of the top k, the share judged at all (0 and below too): unjudged ones score 0
+            values[name] = sum(1 for d in order[:k] if d in judged) / k
         elif not relevant:
             values[name] = 0.0
         elif kind == "mrr":
@@ -84,6 +91,8 @@ def measure_query(judged: dict[str, int], docs: dict[str, float], measures=MEASU
             values[name] = sum(1 for g in top if g >= level) / relevant
         elif kind == "p":
             values[name] = sum(1 for g in top if g >= level) / k
+        elif kind == "success":
+            values[name] = float(any(g >= level for g in top))
         else:  # map
             hits, precision_sum = 0, 0.0
             for n, g in enumerate(top):

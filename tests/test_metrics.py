@@ -12,14 +12,18 @@ from qrr.errors import InputError
 
 # with trec_eval's default cut-offs (5, 10, ..., 100, ..., 1000); its "ndcg" hangs on some judgments, and
 # ndcg_cut_1000 is nDCG without a cut-off for these runs of at most 40 documents
-TREC_MEASURES = {"ndcg_cut", "recip_rank", "recall", "P", "map", "map_cut"}
+TREC_MEASURES = {"ndcg_cut", "recip_rank", "recall", "P", "map", "map_cut", "success"}
 # every measure qrr has, with and without cut-offs, and the default set among them
-ALL = ("ndcg@10", "mrr@10", "recall@100", "map", "ndcg", "ndcg@5", "mrr", "recall@10", "p@5", "map@10")
+ALL = ("ndcg@10", "mrr@10", "recall@100", "map", "ndcg", "ndcg@5", "mrr", "recall@10", "p@5", "map@10", "success@1",
+       "success@5", "judged@5", "judged@10")  # fmt: skip
 
 
 def reference(qrels, run, level: int = 1) -> dict[str, dict[str, float]]:
     """pytrec_eval's values in qrr's names, for the queries it evaluates (those in both run and qrels)."""
     values = pytrec_eval.RelevanceEvaluator(qrels, TREC_MEASURES, relevance_level=level).evaluate(run)
+    # judged@k is P@k where every judged document counts relevant, whatever its judgment (ir_measures' Judged)
+    every = {q: dict.fromkeys(docs, 1) for q, docs in qrels.items()}
+    judged = pytrec_eval.RelevanceEvaluator(every, {"P"}).evaluate(run)
     return {
         q: {
             "ndcg@10": v["ndcg_cut_10"],
@@ -33,6 +37,10 @@ def reference(qrels, run, level: int = 1) -> dict[str, dict[str, float]]:
             "recall@10": v["recall_10"],
             "p@5": v["P_5"],
             "map@10": v["map_cut_10"],
+            "success@1": v["success_1"],
+            "success@5": v["success_5"],
+            "judged@5": judged[q]["P_5"],
+            "judged@10": judged[q]["P_10"],
         }
         for q, v in values.items()
     }
@@ -74,7 +82,8 @@ def test_fixture_with_ties_grades_unjudged_and_missing_queries():
     assert result.queries == len(QRELS)
     assert result.missing == ["missing from the run"]
     assert result.unjudged == 1
-    assert result.per_query["none relevant"] == dict.fromkeys(ALL, 0.0)
+    # d1 is judged, at 0: judged@k counts judgments, not relevance
+    assert result.per_query["none relevant"] == dict.fromkeys(ALL, 0.0) | {"judged@5": 0.2, "judged@10": 0.1}
     # trec_eval's tie order: d4, then d5 > d3 > d2 > d1 by docid, descending; d3 is the first relevant
     assert result.per_query["ties"]["mrr@10"] == pytest.approx(1 / 3)
     assert result.per_query["deep"]["recall@100"] == pytest.approx(0.5)
@@ -99,7 +108,9 @@ def test_measure_names():
     # trec_eval's names
     assert [metrics.measure(m) for m in ("P_5", "recall_100", "ndcg_cut_10", "map_cut_100")] == [
         "p@5", "recall@100", "ndcg@10", "map@100"]  # fmt: skip
-    for name, message in [("bleu", "'bleu': use ndcg, mrr, recall, p or map, each with an optional @k cut-off"),
+    for name, message in [("bleu", "'bleu': use ndcg, mrr, recall, p, map, success or judged, each with an optional "
+                                   "@k cut-off"),
+                          ("judged", "'judged': the judged share needs a cut-off \\(judged@10\\)"),
                           ("ndcg@0", "'ndcg@0': use"), ("ndcg@x", "'ndcg@x': use"), ("map@", "'map@': use"),
                           ("ndcg@\u00b2", "'ndcg@\u00b2': use"), ("P_x", "'P_x': use"),
                           ("p", "'p': precision needs a cut-off \\(p@10\\)")]:  # fmt: skip

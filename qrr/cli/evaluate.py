@@ -45,7 +45,8 @@ from qrr.family import DEFAULT_MAX_LENGTH, QWEN3
 from qrr.formats import TAG
 from qrr.pipelines import DEFAULT_DEPTH
 
-HEADERS = {"ndcg": "nDCG", "mrr": "MRR", "recall": "R", "p": "P", "map": "MAP"}
+HEADERS = {"ndcg": "nDCG", "mrr": "MRR", "recall": "R", "p": "P", "map": "MAP", "success": "Success",
+           "judged": "Judged"}  # fmt: skip
 
 
 def header(measure: str) -> str:
@@ -106,8 +107,10 @@ def evaluate(
             "--metrics",
             "-M",
             metavar="LIST",
-            help="The measures, comma-separated or the option repeated: ndcg, mrr, recall, p (precision) and map, "
-            f"each with an optional @k cut-off (p needs one). Default: {','.join(metrics.MEASURES)}.",
+            help="The measures, comma-separated or the option repeated: ndcg, mrr, recall, p (precision), map, "
+            "success (a relevant document in the top k) and judged (the share of the top k judged at all: unjudged "
+            "documents a reranker brings up score 0 in the rest), each with an optional @k cut-off (p and judged "
+            f"need one). Default: {','.join(metrics.MEASURES)}.",
             rich_help_panel="Output",
         ),
     ] = None,  # fmt: skip
