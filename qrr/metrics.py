@@ -209,3 +209,29 @@ def ids_unlike(qrels: Qrels, run: Run, queries: set[str] | None = None,
         return None
     first = answered[0]
     return first, next(iter(run[first])), next(iter(qrels[first]))
+
+
+def padded(ours, theirs) -> tuple | None:
+    """The first id of ``ours`` that is none of ``theirs`` but one of them with leading zeros set aside, with that
+    one (``("59", "059")``): ids that a tool which read them as numbers wrote otherwise; ``None`` where there is
+    none."""
+    theirs = {str(t) for t in theirs}
+    plain = {t.lstrip("0"): t for t in theirs}
+    for ours_id in ours:
+        said = str(ours_id)
+        if said not in theirs and said.lstrip("0") in plain:
+            return ours_id, plain[said.lstrip("0")]
+    return None
+
+
+def padded_ids(qrels: Qrels, run: Run, queries: set[str] | None = None) -> tuple[str, str, str] | None:
+    """Where some of a run's documents for judged queries (of ``queries``) are judged nowhere in ``qrels`` but
+    match judged ones with leading zeros set aside (``59`` for ``059``: they count as unjudged, and score 0
+    unsaid): a query, its docid in the run and the one judged; else ``None``."""
+    judged = {str(d) for docs in qrels.values() for d in docs}
+    for q, docs in run.items():
+        if q in qrels and (queries is None or q in queries):
+            found = padded(docs, judged)
+            if found is not None:
+                return q, *found
+    return None

@@ -86,8 +86,19 @@ def test_docids_written_otherwise_than_the_qrels_are_pointed_out(qrr_eval, files
     assert result.exit_code == 0 and json.loads(result.stdout)[0]["ndcg@10"] == 0.0
     assert (f"warning: none of {run}'s documents for the judged queries is in the qrels (query q1: '199' in the "
             "run, '00199' in the qrels): are the ids written alike?") in result.stderr.replace("\n", " ")  # fmt: skip
-    run.write_text("q1 Q0 199 1 1.0 X\nq2 Q0 00007 1 1.0 X\n")  # one judged document found: no warning
+    # one judged document found, one of its ids written otherwise still (it counts as unjudged: 0)
+    run.write_text("q1 Q0 199 1 1.0 X\nq2 Q0 00007 1 1.0 X\n")
+    assert (f"warning: some of {run}'s documents are judged only with leading zeros set aside (query q1: '199' in the "
+            "run, '00199' in the qrels), and count as unjudged: are the ids written alike?"
+            ) in qrr_eval(str(qrels), str(run)).stderr.replace("\n", " ")  # fmt: skip
+    run.write_text("q1 Q0 00199 1 1.0 X\nq2 Q0 00007 1 1.0 X\nq2 Q0 8 2 0.5 X\n")  # unjudged, but no judged id's
     assert "warning" not in qrr_eval(str(qrels), str(run)).stderr
+    # query ids so written: every judged query seems missing
+    run.write_text("1 Q0 00199 1 1.0 X\n")
+    qrels.write_text("01 0 00199 1\n")
+    assert (f"warning: {run} has results for none of the judged queries: its query ids differ from the qrels' by "
+            "leading zeros ('1' in the run, '01' in the qrels): are they written alike?"
+            ) in qrr_eval(str(qrels), str(run)).stderr.replace("\n", " ")  # fmt: skip
 
 
 def test_stdin_is_read_once(qrr_eval, files):

@@ -166,6 +166,11 @@ def test_ids_written_unlike_the_qrels_are_found_and_a_sparse_miss_is_not():
     many = {f"q{n}": {f"d{n}": 1.0} for n in range(10)}
     assert metrics.ids_unlike(qrels, many) == ("q0", "d0", "000")  # ten queries and not one judged document
     assert metrics.ids_unlike(qrels, {"x1": {"1": 1.0}}) is None  # no judged query answered: said elsewhere
+    # some found, some written otherwise: those count as unjudged
+    assert metrics.padded_ids(qrels, {"q1": {"001": 1.0, "d9": 0.5, "2": 0.1}}) == ("q1", "2", "002")
+    assert metrics.padded_ids(qrels, {"q1": {"001": 1.0, "d9": 0.5}}) is None  # unjudged, but like no judged id
+    assert metrics.padded_ids(qrels, {"q1": {"2": 1.0}}, queries={"q2"}) is None  # q1 not evaluated
+    assert metrics.padded({1: {}, "x": {}}, ["01"]) == (1, "01")  # query ids, numbers too
 
 
 def test_each_cut_off_counts_only_the_documents_above_it():

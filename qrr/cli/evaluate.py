@@ -281,12 +281,17 @@ def _notes(qrels, results, queries, runs, level: int = 1) -> None:
     """How many queries each run left out or missed, and why; on stderr, once for the runs of which it is the
     same (five runs of one first stage said each twice)."""
     notes: dict[str, list[str]] = {}
-    for e in results:
+    for e, (_, run) in zip(results, runs, strict=True):
         if e.unjudged:
             notes.setdefault(f"{_queries(e.unjudged)} without qrels left out", []).append(e.name)
         if e.missing and len(e.missing) == e.queries:
-            stderr.print(f"warning: {e.name} has results for none of the judged queries: is it from another dataset "
-                         "or split?", style="yellow", highlight=False)  # fmt: skip
+            found = metrics.padded(run, qrels)
+            why = "is it from another dataset or split?"
+            if found:
+                why = (f"its query ids differ from the qrels' by leading zeros ({found[0]!r} in the run, {found[1]!r} "
+                       "in the qrels): are they written alike?")  # fmt: skip
+            stderr.print(f"warning: {e.name} has results for none of the judged queries: {why}", style="yellow",
+                         highlight=False)  # fmt: skip
         elif e.missing and queries is None:
             notes.setdefault(
                 f"no results for {len(e.missing)} of {e.queries} judged queries ({_some(e.missing)}); "
@@ -301,6 +306,12 @@ def _notes(qrels, results, queries, runs, level: int = 1) -> None:
             stderr.print(f"warning: none of {formats.label(name)}'s documents for the judged queries is in the qrels "
                          f"(query {unlike[0]}: {unlike[1]!r} in the run, {unlike[2]!r} in the qrels): are the ids "
                          "written alike?", style="yellow", highlight=False)  # fmt: skip
+            continue
+        unlike = metrics.padded_ids(qrels, run, queries)
+        if unlike is not None:
+            stderr.print(f"warning: some of {formats.label(name)}'s documents are judged only with leading zeros set "
+                         f"aside (query {unlike[0]}: {unlike[1]!r} in the run, {unlike[2]!r} in the qrels), and count "
+                         "as unjudged: are the ids written alike?", style="yellow", highlight=False)  # fmt: skip
     empty = [q for q in metrics.without_relevant(qrels, level) if queries is None or q in queries]
     if empty:
         said = "a relevant document" if level == 1 else f"a document judged {level} or more"
