@@ -342,7 +342,12 @@ def run(
 def _real_folder(size: str, random_weights: bool):
     from qrr import models
 
-    return None if random_weights else models.cached_snapshot(QWEN3.sizes[size].repo)
+    if random_weights:
+        return None
+    folder = models.cached_snapshot(QWEN3.sizes[size].repo)
+    if folder is not None:  # another size's copy would be measured, and its figures named this size's
+        models.check_size(folder, QWEN3.sizes[size].repo)
+    return folder
 
 
 def _tokenizer(size: str, random_weights: bool, tokenizers: dict):

@@ -137,6 +137,11 @@ class Family:
         head = 0 if shape["tie_word_embeddings"] else self.vocab_size * shape["hidden_size"]
         return self.sizes[size].non_embedding_params() + self.vocab_size * shape["hidden_size"] + head
 
+    def size_of(self, config: Mapping) -> str | None:
+        """Which of the sizes a config.json's fields (``config``) have the shape of; ``None`` for none."""
+        fields = ("hidden_size", "num_hidden_layers", "intermediate_size")
+        return next((n for n, s in self.sizes.items() if all(config.get(f) == s.shape[f] for f in fields)), None)
+
     def config(self, size: str, **overrides):
         """The transformers config of one of the family's sizes (random weights at the real shapes)."""
         from transformers import AutoConfig

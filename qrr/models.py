@@ -149,6 +149,7 @@ def resolve(name: str | None = None, offline: bool | None = None) -> Path:
     if cached is not None:
         try:
             check_folder(cached, tokenizer=False)
+            check_size(cached, repo)
             return cached
         except IncompleteModelError as exc:
             if offline:
@@ -235,6 +236,7 @@ def download(name: str, revision: str | None = None, local_dir: str | Path | Non
             raise ModelNotFoundError(f"cannot download {repo}: it is not in {where} and HF_HUB_OFFLINE is set; unset "
                                      "it to download")  # fmt: skip
         check_folder(cached)
+        check_size(cached, repo)
         return cached
     why = _hub_unreachable(repo, revision)
     if why is not None:  # snapshot_download would wait forever, or retry for half a minute, printing each try
@@ -242,6 +244,7 @@ def download(name: str, revision: str | None = None, local_dir: str | Path | Non
         if cached is None:
             raise _unreachable(repo, why)
         check_folder(cached)
+        check_size(cached, repo)
         log.warning(f"cannot reach the Hugging Face Hub{why}; using the copy of {repo} at {cached}")
         return cached
     try:
@@ -256,6 +259,7 @@ def download(name: str, revision: str | None = None, local_dir: str | Path | Non
     except Exception as exc:
         raise _download_error(repo, revision, exc) from exc
     check_folder(folder)
+    check_size(folder, repo)
     return folder
 
 
@@ -350,6 +354,22 @@ def check_folder(path: Path, tokenizer: bool = True) -> str:
             f"incomplete or wrongly converted checkpoint{tie}"
         )
     return kind
+
+
+def check_size(path: Path, repo: str) -> None:
+    """``ModelCheckError`` where ``path``, taken as ``repo``, one of the family's sizes, holds another size's shape
+    (the 0.6b copied to a folder then named the 8b's, or as its --local-dir): every figure would be the other's."""
+    size = next((n for n, s in QWEN3.sizes.items() if s.repo.lower() == repo.lower()), None)
+    if size is None:
+        return
+    config = read_config(path)
+    found = QWEN3.size_of(config)
+    if found != size:
+        want = QWEN3.sizes[size].shape
+        held = (f"the {found}'s shape" if found else
+                f"hidden size {config.get('hidden_size')} in {config.get('num_hidden_layers')} layers")  # fmt: skip
+        raise ModelCheckError(f"{path}: holds {held}, not {repo}'s (hidden size {want['hidden_size']} in "
+                              f"{want['num_hidden_layers']} layers): another model's copy")  # fmt: skip
 
 
 def _read_json(file: Path, what: str):

@@ -19,6 +19,13 @@ from qrr.models import check_folder
 
 HUB_UNREACHABLE = models._hub_unreachable
 REAL_SNAPSHOT_DOWNLOAD = huggingface_hub.snapshot_download
+CHECK_SIZE = models.check_size
+
+
+@pytest.fixture(autouse=True)
+def _tiny_stands_for_every_size(monkeypatch):
+    """The fake hub serves the tiny model as each size, whose shape is none of theirs: its check is tested alone."""
+    monkeypatch.setattr(models, "check_size", lambda path, repo: None)
 
 
 @pytest.fixture
@@ -263,6 +270,29 @@ def test_download_offline_names_a_cached_copy_or_refuses(online, monkeypatch, ti
     result = run("download", "0.6b")
     assert result.exit_code == 0 and result.stderr == ""
     assert result.stdout == f"{online / 'cache' / 'models--Qwen--Qwen3-Reranker-0.6B' / 'snapshots' / ('a' * 40)}\n"
+
+
+def test_a_copy_of_another_size_is_not_taken_for_the_size_asked(online, monkeypatch, tiny_model, tmp_path):
+    monkeypatch.setattr(models, "check_size", CHECK_SIZE)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the offline machine's set-up: a copy at hand, no hub
+    weights = tmp_path / "weights"
+    shutil.copytree(tiny_model, weights)
+    config = orjson.loads((weights / "config.json").read_bytes())
+    config |= {"hidden_size": 1024, "num_hidden_layers": 28, "intermediate_size": 3072}  # the 0.6b's shape
+    (weights / "config.json").write_bytes(orjson.dumps(config))
+    assert run("download", "0.6b", "--local-dir", str(weights)).stdout == f"{weights}\n"
+    result = run("download", "8b", "--local-dir", str(weights))
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (f"error: {weights}: holds the 0.6b's shape, not Qwen/Qwen3-Reranker-8B's (hidden size "
+                             "4096 in 36 layers): another model's copy\n")  # it was named the 8b  # fmt: skip
+    # the hub out of reach: the copy at hand is checked as well
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(models, "_hub_unreachable", lambda repo, revision: "")
+    assert "holds the 0.6b's shape" in run("download", "4b", "--local-dir", str(weights)).stderr
+    # in the cache, under another size's name (the tiny model's own shape is no size's)
+    make_cache(online / "cache", tiny_model)
+    with pytest.raises(ModelCheckError, match="holds hidden size 64 in 2 layers, not Qwen/Qwen3-Reranker-0.6B's"):
+        models.resolve("0.6b", offline=True)
 
 
 # ------------------------------------------------------------------------------------------------ checks

@@ -30,10 +30,12 @@ def test_local_folder(tiny_model, tmp_path):
 
 @pytest.fixture
 def hub_cache(tmp_path, monkeypatch):
-    """An empty Hugging Face cache (the hub reads HF_HUB_CACHE once, at import)."""
+    """An empty Hugging Face cache (the hub reads HF_HUB_CACHE once, at import), where the tiny model may stand for
+    any size (its shape is none of theirs: that check is tested in test_cli_download)."""
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(models, "check_size", lambda path, repo: None)
     return tmp_path
 
 
