@@ -76,19 +76,20 @@ class BenchRow:
     dtype: str = ""
     recipe: str = ""
     query_tokens: int = 0
-    prompt_tokens: int = 0
-    computed_tokens: int = 0  # run through the model: a shared prefix counts once
+    # the figures: None in a skipped row (a sort or mean over them in jq took a skipped size's zeros for figures)
+    prompt_tokens: int | None = None
+    computed_tokens: int | None = None  # run through the model: a shared prefix counts once
     load_s: float | None = None  # real weights' load from disk; None for random ones (drawn, not loaded)
-    seconds: float = 0.0
-    pairs_per_s: float = 0.0
-    tokens_per_s: float = 0.0
-    batch_p50_ms: float = 0.0
-    batch_p95_ms: float = 0.0
-    peak_memory_mb: float = 0.0
+    seconds: float | None = None
+    pairs_per_s: float | None = None
+    tokens_per_s: float | None = None
+    batch_p50_ms: float | None = None
+    batch_p95_ms: float | None = None
+    peak_memory_mb: float | None = None
     memory_kind: str = ""  # "rss" on CPU, "cuda_allocated" on CUDA
-    tflops: float = 0.0
+    tflops: float | None = None
     matmul_peak_tflops: float = 0.0
-    peak_fraction: float = 0.0
+    peak_fraction: float | None = None
     cpu_features: str = ""  # the CPU's matrix features (AMX, AVX-512 BF16, AVX-512, AVX2), on a CPU
     dtype_reason: str = ""  # why this dtype: asked for, or what "auto" saw
     baseline_pairs_per_s: float | None = None
@@ -125,6 +126,10 @@ def _row_tokens(prompter, tokenizer, doc_tokens: int, query_tokens: int) -> int:
     query, (document,) = make_workload(tokenizer, 1, doc_tokens, query_tokens)
     body = len(prompter._encode(prompter.render(query, document)))
     over = body - prompter.body_budget
+    if over >= doc_tokens:  # the query alone leaves a document no room
+        raise InputError(f"{{query_tokens}} {query_tokens}: a prompt holds {prompter.max_length:,} tokens, so a query "
+                         f"of at most {query_tokens - over + doc_tokens - 1:,} tokens leaves a document room",
+                         "query_tokens")  # fmt: skip
     if over > 0:
         raise InputError(f"{{doc_tokens}} {doc_tokens}: a prompt holds {prompter.max_length:,} tokens, so documents "
                          f"of at most {doc_tokens - over:,} tokens with a {query_tokens}-token query",
@@ -285,6 +290,7 @@ def run(
     features = ", ".join(devices.cpu_features()) if dev.type == "cpu" else ""
     reason = devices.dtype_reason(dtype, dev, dt)
     note(f"{dev.type}{f' ({features})' if features else ''}: {devices.dtype_name(dt)}, {reason}")
+    devices.slow_dtype_warning(dev, dt)  # as qrr rank warns: such figures are no size's on this CPU
     tokenizers: dict = {}  # the random weights' tokenizer, loaded once
     for size in sizes:
         base = {"size": size, "docs": docs, "device": str(dev), "dtype": devices.dtype_name(dt), "recipe": recipe,
@@ -295,17 +301,21 @@ def run(
         # a length no prompt holds is refused before the model loads (minutes, for 8b), not after; a batch holds at
         # most the workload's tokens: a few short documents need no full --batch-tokens of room
         rows = {n: _row_tokens(prompter, tokenizer, n, query_tokens) for n in doc_tokens}
-        batch = max(max(row, min(budget, docs * row)) for row in rows.values())
-        need = estimate_memory(size, dtype_bytes, batch, 0, docs, baseline=False)
+        batches = {n: max(row, min(budget, docs * row)) for n, row in rows.items()}
         free = available_memory(dev)
-        if free is not None and need > free:
-            # not "reason", the dtype's, which the next sizes' rows carry
-            why = f"needs about {need / 2**30:,.1f} GiB, {free / 2**30:,.1f} GiB free"
-            smallest = estimate_memory(size, dtype_bytes, max(rows.values()), 0, docs, baseline=False)
-            note(f"skipping {size}: it {why}{'; a lower --batch-tokens would fit' if smallest <= free else ''}")
+        # not "reason", the dtype's, which the next sizes' rows carry; a length that does not fit is skipped alone
+        too_big = {n: _too_big(size, dtype_bytes, batches[n], rows[n], docs, free) for n in doc_tokens}
+        fits = [n for n in doc_tokens if too_big[n] is None]
+        for n in doc_tokens:
+            if too_big[n] is not None:
+                note(f"skipping {size}{'' if not fits else f' at {n} tokens'}: it {too_big[n]}")
+        if not fits:
             for n in doc_tokens:
-                yield BenchRow(doc_tokens=n, skipped=why, **base)
+                yield BenchRow(doc_tokens=n, skipped=too_big[n], **base)
             continue
+        batch = max(batches[n] for n in fits)
+        note(f"{size}: {'loading its weights' if _real_folder(size, random_weights) else 'building random weights'}"
+             f" ({QWEN3.total_params(size) * dtype_bytes / 2**30:.1f} GiB)…")  # a minute or more for 4b and 8b
         causal, weights, load_s = _load(size, dev, dt, random_weights)
         # random weights are drawn, not read: their time says nothing of a load from disk
         done = "loaded" if weights == "real" else "built (random numbers drawn, not a load from disk)"
@@ -316,6 +326,9 @@ def run(
         if not baseline:
             del causal  # the full output head goes with it
         for n in doc_tokens:
+            if too_big[n] is not None:
+                yield BenchRow(doc_tokens=n, skipped=too_big[n], **base)
+                continue
             query, documents = make_workload(tokenizer, docs, n, query_tokens)
             row = BenchRow(doc_tokens=n, weights=weights, load_s=load_s if weights == "real" else None, **base)
             _measure(row, reranker, query, documents, repeat, memory, progress)
@@ -337,6 +350,21 @@ def run(
         gc.collect()
         if dev.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def _too_big(size: str, dtype_bytes: int, batch: int, row: int, docs: int, free: int | None) -> str | None:
+    """Why ``size`` with batches of ``batch`` tokens would not fit in ``free`` bytes, or ``None``: the memory it
+    needs, and the ``--batch-tokens`` that would fit where one would (a row a batch at least)."""
+    need = estimate_memory(size, dtype_bytes, batch, 0, docs, baseline=False)
+    if free is None or need <= free:
+        return None
+    why = f"needs about {need / 2**30:,.1f} GiB, {free / 2**30:,.1f} GiB free"
+    smaller = batch
+    while smaller > row and estimate_memory(size, dtype_bytes, smaller, 0, docs, baseline=False) > free:
+        smaller = max(row, smaller // 2)
+    if smaller < batch and estimate_memory(size, dtype_bytes, smaller, 0, docs, baseline=False) <= free:
+        why += f"; --batch-tokens {smaller} would fit"
+    return why
 
 
 def _real_folder(size: str, random_weights: bool):

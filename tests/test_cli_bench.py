@@ -53,21 +53,69 @@ def test_json_fields_and_units():
 def test_a_size_that_cannot_fit_is_skipped_with_a_line(monkeypatch):
     monkeypatch.setattr(bench, "available_memory", lambda device: 10 * 2**20)
     result = run("--doc-tokens", "8", "--docs", "2", "--format", "json")
-    (row,) = rows_of(result)
-    assert row["skipped"].startswith("needs about") and row["pairs_per_s"] == 0
+    # the rows are written, and nothing measured is an error (a script's jq found zeros)
+    assert result.exit_code == 1 and result.stderr.endswith("error: nothing measured: every size was skipped (see "
+                                                            "above)\n")  # fmt: skip
+    (row,) = json.loads(result.stdout)
+    assert row["skipped"].startswith("needs about") and row["pairs_per_s"] is None and row["peak_memory_mb"] is None
     assert "skipping tiny: it needs about" in result.stderr
     table = run("--doc-tokens", "8", "--docs", "2", "--format", "table")
     assert "skipped: needs about" in table.stdout
-    # the weights fit but a full --batch-tokens of activations would not: said
+    # the weights fit but a full --batch-tokens of activations would not: the one that would is said
     weights = bench.estimate_memory("tiny", 4, 0, 0, 0, baseline=False)
     monkeypatch.setattr(bench, "available_memory", lambda device: weights + 2**20)
     result = run("--doc-tokens", "8", "--docs", "2000", "--format", "json", "--batch-tokens", "1000000")
-    assert re.search(r"skipping tiny: it needs about [\d,.]+ GiB, [\d.]+ GiB free; a lower --batch-tokens would "
-                     r"fit\n", result.stderr)  # fmt: skip
+    fits = re.search(r"skipping tiny: it needs about [\d,.]+ GiB, [\d.]+ GiB free; --batch-tokens (\d+) would fit\n",
+                     result.stderr)  # fmt: skip
+    assert fits and json.loads(run("--doc-tokens", "8", "--docs", "2000", "--format", "json", "--batch-tokens",
+                                   fits[1]).stdout)[0]["skipped"] is None  # fmt: skip
     # a workload of two short documents needs no 1,000,000-token batch of room (it was skipped)
     monkeypatch.setattr(bench, "available_memory", lambda device: weights + 200 * 2**20)
     (row,) = rows_of(run("--doc-tokens", "8", "--docs", "2", "--format", "json", "--batch-tokens", "1000000"))
     assert row["skipped"] is None and row["pairs_per_s"] > 0
+
+
+def test_a_length_that_cannot_fit_is_skipped_alone(monkeypatch):
+    # the 8-token row's batch (two documents) fits, the 2,000-token row's does not: it alone is skipped
+    room = bench.estimate_memory("tiny", 4, 1024, 0, 2, baseline=False)
+    monkeypatch.setattr(bench, "available_memory", lambda device: room)
+    result = run("--doc-tokens", "8,2000", "--docs", "2", "--format", "json", "--batch-tokens", "100000")
+    short, long = rows_of(result)
+    assert short["skipped"] is None and short["pairs_per_s"] > 0
+    assert long["skipped"].startswith("needs about") and long["pairs_per_s"] is None
+    assert "skipping tiny at 2000 tokens: it needs about" in result.stderr
+
+
+def test_ctrl_c_keeps_the_rows_measured(monkeypatch):
+    measure, calls = bench._measure, []
+
+    def interrupted(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        measure(*args)
+
+    monkeypatch.setattr(bench, "_measure", interrupted)
+    result = run("--doc-tokens", "8,12", "--docs", "2", "--format", "json")
+    assert result.exit_code == 130 and result.stderr.endswith("error: interrupted with 1 row measured\n")
+    assert [r["doc_tokens"] for r in json.loads(result.stdout)] == [8]  # an array, closed: it was "[" and a row
+    calls.clear()
+    table = run("--doc-tokens", "8,12", "--docs", "2", "--format", "table")
+    assert table.exit_code == 130 and "interrupted with 1 row measured, shown above" in table.stderr
+    body = table.stdout.splitlines()[[n for n, line in enumerate(table.stdout.splitlines()) if "━" in line][0] + 1 :]
+    assert [line.split("│")[1].strip() for line in body] == ["8"]  # it printed nothing
+
+
+def test_a_query_too_long_is_blamed_and_lengths_are_taken_once():
+    result = run("--query-tokens", "9000", "--doc-tokens", "16", "--docs", "1")
+    # it said --doc-tokens 16 could be at most -880 tokens
+    assert (result.exit_code, result.stderr.splitlines()[-1]) == (
+        2, "error: --query-tokens 9000: a prompt holds 8,192 tokens, so a query of at most 8,119 tokens leaves a "
+           "document room")  # fmt: skip
+    assert result.stdout == ""
+    result = run("--doc-tokens", "8,8", "--docs", "1", "--format", "jsonl")
+    assert [json.loads(line)["doc_tokens"] for line in result.stdout.splitlines()] == [8]
+    assert "tiny: building random weights (" in result.stderr  # before the build: minutes for 8b, said at its end
 
 
 def test_baseline_columns():

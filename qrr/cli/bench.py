@@ -21,7 +21,7 @@ from qrr.cli.base import (
     stdout_format,
 )
 from qrr.cli.render import bar, header_width, human_bytes, progress, table_width, writer
-from qrr.errors import InputError
+from qrr.errors import InputError, Interrupted, QrrError, plural
 
 BenchFormat = choices("BenchFormat", ("table", "json", "jsonl"))
 
@@ -89,25 +89,35 @@ def bench(
 
     fmt = stdout_format(fmt)
     size_list = [s.strip().lower() for s in sizes.split(",") if s.strip()]
-    lengths = _int_list(doc_tokens, "--doc-tokens")
+    lengths = list(dict.fromkeys(_int_list(doc_tokens, "--doc-tokens")))  # each once
     prepare_logging(verbose)
     total = len(size_list) * len(lengths) * docs * (repeat + (1 if baseline else 0))
     rows = []
     rows_out = writer(fmt) if fmt != "table" else None
-    with progress(total, "benchmarking", after=0) as advance:  # each step takes long: show it from the start
-        for row in benchmark.run(
-            size_list, lengths, docs=docs, query_tokens=query_tokens, repeat=repeat, device=device, dtype=dtype.value,
-            batch_tokens=batch_tokens, random_weights=random_weights, baseline=baseline, progress=advance,
-            recipe=recipe.value,
-            note=lambda message: stderr.print(message, highlight=False, markup=False),
-        ):  # fmt: skip
-            rows.append(row)
-            if rows_out is not None:
-                rows_out.write([asdict(row)])
-    if rows_out is not None:
-        rows_out.close()
-    else:
-        _render_bench(rows, baseline)
+    try:
+        with progress(total, "benchmarking", after=0) as advance:  # each step takes long: show it from the start
+            for row in benchmark.run(
+                size_list, lengths, docs=docs, query_tokens=query_tokens, repeat=repeat, device=device,
+                dtype=dtype.value, batch_tokens=batch_tokens, random_weights=random_weights, baseline=baseline,
+                progress=advance, recipe=recipe.value,
+                note=lambda message: stderr.print(message, highlight=False, markup=False),
+            ):  # fmt: skip
+                rows.append(row)
+                if rows_out is not None:
+                    rows_out.write([asdict(row)])
+    except KeyboardInterrupt as exc:
+        # the rows measured are kept: a JSON array closed, a table drawn (minutes of 0.6b and 4b were lost to a
+        # Ctrl-C in the 8b)
+        measured = sum(not r.skipped for r in rows)
+        said = f"with {plural(measured, 'row')} measured{', shown above' if measured and rows_out is None else ''}"
+        raise Interrupted.of(exc, said) from None
+    finally:  # rows, where there are any: bad input leaves stdout empty
+        if rows and rows_out is not None:
+            rows_out.close()
+        elif rows:
+            _render_bench(rows, baseline)
+    if rows and all(r.skipped for r in rows):
+        raise QrrError("nothing measured: every size was skipped (see above)")
 
 
 def _render_bench(rows, baseline: bool) -> None:
@@ -119,7 +129,7 @@ def _render_bench(rows, baseline: bool) -> None:
     if first is not None:
         features = f" ({first.cpu_features})" if first.cpu_features else ""
         title = (f"{first.device}{features}; {first.dtype}: {first.dtype_reason}; matmul peak "
-                 f"{first.matmul_peak_tflops:.2f} TFLOP/s; {first.docs} documents per length, "
+                 f"{first.matmul_peak_tflops:.2f} TFLOP/s; {plural(first.docs, 'document')} per length, "
                  f"{first.query_tokens}-token query")  # fmt: skip
         if len(weights) == 1:
             title += f"; {next(iter(weights))} weights"
@@ -141,7 +151,7 @@ BAR = " "  # the column of pairs/s bars: no header
 
 
 def _bench_table(rows, baseline: bool) -> list[dict]:
-    fastest = max((r.pairs_per_s for r in rows), default=0.0) or 1.0
+    fastest = max((r.pairs_per_s for r in rows if not r.skipped), default=0.0) or 1.0
     table = []
     for r in rows:
         line = {"size": r.size, "weights": r.weights or "-", "doc\ntokens": r.doc_tokens}
