@@ -309,9 +309,27 @@ def _download_error(repo: str, revision: str | None, exc: Exception) -> QrrError
     if isinstance(exc, errors.RevisionNotFoundError):
         return ModelNotFoundError(f"{repo} has no revision {revision}")
     if isinstance(exc, errors.LocalEntryNotFoundError):
+        answered = _http_status(exc)
+        if answered is not None:  # the hub was reached, and failed: a network check is not what helps
+            return QrrError(f"the Hugging Face Hub answered {answered} to the download of {repo}: try again later "
+                            "(or check HF_ENDPOINT, a proxy)")  # fmt: skip
         return _unreachable(repo)
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return QrrError(f"download of {repo} failed: {first}")
+
+
+def _http_status(exc: BaseException) -> str | None:
+    """The HTTP status (``500 Internal Server Error``) of a response behind ``exc`` (its causes included), or
+    ``None`` where none was answered."""
+    seen = exc
+    while seen is not None:
+        response = getattr(seen, "response", None)
+        code = getattr(response, "status_code", None)
+        if isinstance(code, int):
+            reason = getattr(response, "reason_phrase", None) or getattr(response, "reason", None) or ""
+            return f"{code} {reason}".strip()
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 # ----------------------------------------------------------------------------------------------- checks
@@ -408,6 +426,11 @@ def _weight_files(path: Path) -> list[Path]:
             )
         return [path / n for n in names]
     shards = sorted(path.glob("*.safetensors"))
+    pickled = sorted(p.name for p in path.glob("*.bin"))  # pytorch_model.bin: a format, not a download cut short
+    if not shards and pickled:
+        raise NotAModelError(f"{path}: weights in {pickled[0]} (PyTorch's pickle format), which qrr does not load: "
+                             "it loads safetensors (qrr download fetches them; a checkpoint of your own: "
+                             "model.save_pretrained(folder) writes them)")  # fmt: skip
     if not shards:
         raise IncompleteModelError(f"{path}: no *.safetensors weights; run qrr download again to finish an interrupted "
                               "download (a copied folder: copy it again)")  # fmt: skip

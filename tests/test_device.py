@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -31,13 +33,34 @@ def test_cuda_index(monkeypatch):
 
 @pytest.mark.parametrize(
     "name, message",
-    [("cuda", "^device cuda: CUDA is not available"), ("gpu", "^device .gpu. is unknown"), ("mps", "MPS")],
+    [
+        ("cuda", "^device cuda: (this torch|CUDA is not available)"),
+        ("gpu", "^device .gpu. is unknown"),
+        ("mps", "MPS"),
+    ],  # fmt: skip
 )
 def test_unavailable_or_unknown_devices(monkeypatch, name, message):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(dev, "_mps_available", lambda: False)
     with pytest.raises(DeviceError, match=message):
         dev.resolve_device(name)
+
+
+def test_cuda_asked_of_a_cpu_build_of_torch_blames_the_build(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", None)
+    with pytest.raises(
+        DeviceError,
+        match=f"^device cuda: this torch \\({re.escape(torch.__version__)}\\) is built "
+        "without CUDA; install a CUDA build of torch \\(pytorch.org\\)$",
+    ):
+        dev.resolve_device("cuda")
+    monkeypatch.setattr(torch.version, "cuda", "12.8")  # a CUDA build on a machine without a GPU (or its driver)
+    with pytest.raises(
+        DeviceError,
+        match="^device cuda: CUDA is not available on this machine \\(torch .*, built for CUDA 12.8, finds no GPU\\)$",
+    ):
+        dev.resolve_device("cuda")
 
 
 def test_cpu_dtype_follows_native_bf16(monkeypatch):
