@@ -106,6 +106,27 @@ def executed_flops(size: str, stats) -> float:
     return 2 * QWEN3.sizes[size].non_embedding_params() * stats.computed_tokens + attn * stats.attended
 
 
+def pair_work(size: str, tokens: int) -> float:
+    """A pair's work in GFLOP, estimated from its prompt's ``tokens``: 2 per weight per token, and causal
+    attention's (QK and AV)."""
+    shape = QWEN3.sizes[size].shape
+    attn = 4 * shape["num_hidden_layers"] * shape["num_attention_heads"] * shape["head_dim"]
+    return (2 * QWEN3.sizes[size].non_embedding_params() * tokens + attn * tokens * (tokens + 1) / 2) / 1e9
+
+
+def _in_work(progress, size: str, query_tokens: int, doc_tokens: int) -> Callable[[int], None]:
+    """``progress`` told the work of the pairs it is given: ``size``'s, with documents of ``doc_tokens``."""
+    work = pair_work(size, doc_tokens + query_tokens + PROMPT_FRAME)
+    return lambda pairs: progress(pairs * work) if progress is not None else None
+
+
+def planned_work(sizes: list[str], doc_tokens: list[int], docs: int, query_tokens: int, repeat: int = 1,
+                 baseline: bool = False) -> float:  # fmt: skip
+    """The work (GFLOP) of a whole ``run`` of these arguments, as its ``progress`` reports it."""
+    per_row = docs * (repeat + baseline)
+    return sum(per_row * pair_work(s, n + query_tokens + PROMPT_FRAME) for s in sizes for n in doc_tokens)
+
+
 def make_workload(tokenizer, docs: int, doc_tokens: int, query_tokens: int, seed: int = 0):
     """A query of exactly ``query_tokens`` tokens and ``docs`` documents of exactly ``doc_tokens`` tokens each
     inside the real prompt: every word is one token, and the first absorbs the space after ``<Query>:`` or
@@ -267,7 +288,9 @@ def run(
 ) -> Iterator[BenchRow]:
     """Measure each size at each document length; yields one ``BenchRow`` per (size, length).
 
-    ``progress`` is called with the number of pairs each finished batch scored (warm-ups excluded);
+    ``progress`` is called with the work each finished batch did (warm-ups excluded), in GFLOP as ``pair_work``
+    estimates it, so that a bar over sizes and lengths of unlike cost moves evenly (a pair of 8b at 2,048 tokens
+    costs some 250 of 0.6b at 128): it adds up to ``planned_work``, skipped rows' included;
     ``note`` receives one-line messages (a skipped size, where the weights came from).
     """
     import torch
@@ -309,13 +332,18 @@ def run(
         for n in doc_tokens:
             if too_big[n] is not None:
                 note(f"skipping {size}{'' if not fits else f' at {n} tokens'}: it {too_big[n]}")
+        per_row = docs * (repeat + baseline)  # pairs a row scores, baseline included
+        advance = functools.partial(_in_work, progress, size, query_tokens)
         if not fits:
             for n in doc_tokens:
+                advance(n)(per_row)
                 yield BenchRow(doc_tokens=n, skipped=too_big[n], **base)
             continue
         batch = max(batches[n] for n in fits)
-        note(f"{size}: {'loading its weights' if _real_folder(size, random_weights) else 'building random weights'}"
-             f" ({QWEN3.total_params(size) * dtype_bytes / 2**30:.1f} GiB)…")  # a minute or more for 4b and 8b
+        note(
+            f"{size}: {'loading its weights' if _real_folder(size, random_weights) else 'building random weights'}"
+            f" ({QWEN3.total_params(size) * dtype_bytes / 2**30:.1f} GiB)…"
+        )  # a minute or more for 4b and 8b
         causal, weights, load_s = _load(size, dev, dt, random_weights)
         # random weights are drawn, not read: their time says nothing of a load from disk
         done = "loaded" if weights == "real" else "built (random numbers drawn, not a load from disk)"
@@ -327,11 +355,12 @@ def run(
             del causal  # the full output head goes with it
         for n in doc_tokens:
             if too_big[n] is not None:
+                advance(n)(per_row)
                 yield BenchRow(doc_tokens=n, skipped=too_big[n], **base)
                 continue
             query, documents = make_workload(tokenizer, docs, n, query_tokens)
             row = BenchRow(doc_tokens=n, weights=weights, load_s=load_s if weights == "real" else None, **base)
-            _measure(row, reranker, query, documents, repeat, memory, progress)
+            _measure(row, reranker, query, documents, repeat, memory, advance(n))
             # the model is loaded already: only what the recipe adds (its full logits) must still fit
             baseline_need = estimate_memory(size, dtype_bytes, budget, n, docs, baseline=True) - estimate_memory(
                 size, dtype_bytes, budget, n, docs, baseline=False
@@ -340,9 +369,10 @@ def run(
             if baseline and baseline_free is not None and baseline_need > baseline_free:
                 note(f"{size}, {n} tokens: no baseline; the recipe's full logits need about "
                      f"{baseline_need / 2**30:.1f} GiB, {baseline_free / 2**30:.1f} GiB free")  # fmt: skip
+                advance(n)(docs)
             elif baseline:
                 prompts = [e.ids for e in reranker.prompter.encode([(query, d, None) for d in documents])]
-                _measure_baseline(row, causal, tokenizer, prompts, dev, memory, progress)
+                _measure_baseline(row, causal, tokenizer, prompts, dev, memory, advance(n))
             yield row
         del reranker
         if baseline:

@@ -43,3 +43,16 @@ def test_tflops_count_every_chunk(monkeypatch, tokenizer):
     )
     assert row.prompt_tokens == docs * length and row.computed_tokens == work.computed_tokens
     assert row.tflops * row.seconds * 1e12 == pytest.approx(bench.executed_flops("tiny", work), rel=1e-9)
+
+
+def test_progress_counts_work_and_adds_up_to_the_plan(monkeypatch):
+    """The bar counts work, not pairs: a row's pairs weigh as their size and length cost, skipped rows too."""
+    monkeypatch.setitem(QWEN3.sizes, "tiny", TINY)
+    assert bench.pair_work("8b", 2148) / bench.pair_work("0.6b", 244) > 100  # 8b at 2,048 tokens, 0.6b at 128
+    reported = []
+    room = bench.estimate_memory("tiny", 4, 1024, 0, 2, baseline=False)  # the 2,000-token row does not fit
+    monkeypatch.setattr(bench, "available_memory", lambda device: room)
+    rows = list(bench.run(["tiny"], [8, 2000], docs=2, repeat=2, device="cpu", dtype="fp32", random_weights=True,
+                          baseline=True, batch_tokens=100_000, progress=reported.append))  # fmt: skip
+    assert [r.skipped is None for r in rows] == [True, False]
+    assert sum(reported) == pytest.approx(bench.planned_work(["tiny"], [8, 2000], 2, 16, repeat=2, baseline=True))
