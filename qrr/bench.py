@@ -12,6 +12,7 @@ import ctypes
 import functools
 import gc
 import math
+import os
 import random
 import shutil
 import statistics
@@ -27,7 +28,7 @@ from qrr.engine import (
     default_batch_tokens,
     load_transformer,
 )
-from qrr.errors import InputError, ModelNotFoundError
+from qrr.errors import InputError, ModelNotFoundError, plural
 from qrr.family import DEFAULT_RECIPE, QWEN3
 from qrr.prompt import Prompter
 
@@ -314,6 +315,12 @@ def run(
     reason = devices.dtype_reason(dtype, dev, dt)
     note(f"{dev.type}{f' ({features})' if features else ''}: {devices.dtype_name(dt)}, {reason}")
     devices.slow_dtype_warning(dev, dt)  # as qrr rank warns: such figures are no size's on this CPU
+    busy = busy_cpus() if dev.type == "cpu" else None
+    if busy is not None:
+        note(
+            f"warning: the load average is {busy[0]:.1f} on {plural(busy[1], 'core')} before the run: other work "
+            "shares them, so the figures come out low and vary from run to run (--repeat 3 takes the median)"
+        )
     tokenizers: dict = {}  # the random weights' tokenizer, loaded once
     for size in sizes:
         base = {"size": size, "docs": docs, "device": str(dev), "dtype": devices.dtype_name(dt), "recipe": recipe,
@@ -380,6 +387,19 @@ def run(
         gc.collect()
         if dev.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def busy_cpus() -> tuple[float, int] | None:
+    """``(load average, cores)`` where other work keeps more than half of this process's cores busy (the last
+    minute's load average), else ``None``: such a machine's figures were ten times apart from run to run."""
+    try:
+        load, cores = os.getloadavg()[0], len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no load average (Windows), no affinity (macOS)
+        try:
+            load, cores = os.getloadavg()[0], os.cpu_count() or 1
+        except (AttributeError, OSError):
+            return None
+    return (load, cores) if load > cores / 2 else None
 
 
 def _too_big(size: str, dtype_bytes: int, batch: int, row: int, docs: int, free: int | None) -> str | None:

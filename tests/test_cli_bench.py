@@ -15,11 +15,25 @@ from qrr.family import QWEN3, Size
 from tests.tiny import SHAPE
 
 TINY = Size("test/tiny", {**SHAPE, "tie_word_embeddings": False})
+BUSY_CPUS = bench.busy_cpus
 
 
 @pytest.fixture(autouse=True)
 def tiny_size(monkeypatch):
     monkeypatch.setitem(QWEN3.sizes, "tiny", TINY)
+    monkeypatch.setattr(bench, "busy_cpus", lambda: None)  # the suite's own load: tested alone
+
+
+def test_a_busy_machine_is_said_before_its_figures(monkeypatch):
+    monkeypatch.setattr(bench, "busy_cpus", lambda: (2.63, 2))
+    result = run("--doc-tokens", "8", "--docs", "1", "--format", "json")
+    assert ("warning: the load average is 2.6 on 2 cores before the run: other work shares them, so the figures "
+            "come out low and vary from run to run (--repeat 3 takes the median)\n") in result.stderr  # fmt: skip
+    monkeypatch.setattr(bench.os, "getloadavg", lambda: (0.4, 0.5, 0.5))
+    monkeypatch.setattr(bench.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert BUSY_CPUS() is None
+    monkeypatch.setattr(bench.os, "getloadavg", lambda: (1.2, 0.5, 0.5))
+    assert BUSY_CPUS() == (1.2, 2)
 
 
 def run(*args):
