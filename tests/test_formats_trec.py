@@ -141,6 +141,15 @@ def test_trec_and_beir_qrels(tmp_path):
     assert formats.read_qrels(headed) == {"q 1": {"d 1": 2}}
 
 
+def test_a_judgment_given_again_alike_is_kept_once_with_a_warning(tmp_path, caplog):
+    # a qrels file joined from overlapping parts: it was refused as judged twice
+    path = write(tmp_path / "qrels", "q1 0 d1 1\nq1 0 d2 0\nq1 0 d1 1\nq2 0 d3 2\nq2 0 d3 2\n")
+    with caplog.at_level("WARNING", logger="qrr"):
+        assert formats.read_qrels(path) == {"q1": {"d1": 1, "d2": 0}, "q2": {"d3": 2}}
+    assert [r.getMessage() for r in caplog.records] == [f"{path}:3: a judgment given again alike, kept once (2 such "
+                                                        "lines)"]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -12,6 +12,7 @@ Nothing here imports torch.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import orjson
 
-from qrr.errors import InputError, plural
+from qrr.errors import InputError, plural, warn
 from qrr.formats.records import (
     json_records,
     json_type,
@@ -36,6 +37,8 @@ from qrr.formats.records import (
 Run = dict[str, dict[str, float]]
 Qrels = dict[str, dict[str, int]]
 OnError = Callable[[InputError], None] | None
+
+log = logging.getLogger("qrr")
 
 TAG = "qrr"
 RUN_FORMATS = ("trec", "jsonl")
@@ -129,10 +132,12 @@ _GRADE_NAMES = {"score", "rel", "relevance", "label", "grade", "judgment", "judg
 def read_qrels(source: str | os.PathLike, on_error: OnError = None) -> Qrels:
     """Relevance judgments: TREC qrels (``qid iteration docid relevance``) or BEIR's TSV (``query-id``,
     ``corpus-id``, ``score``, with or without a header), told apart by the first line. Relevance is a whole
-    number; a judgment given twice is an error (with ``on_error``: the first is kept)."""
+    number; a judgment given twice is an error (with ``on_error``: the first is kept), but where both give the same
+    relevance: it is kept once, and a warning counts such lines."""
     source = path_of(source)
     qrels: Qrels = {}
     kind = None
+    repeated = []  # where a judgment is given again, alike
     for where, fields in _fields(read_lines(source), label(source), on_error, tabs=3):
         first = kind is None
         if kind is None:
@@ -151,7 +156,13 @@ def read_qrels(source: str | os.PathLike, on_error: OnError = None) -> Qrels:
             header = " (a header? BEIR's is query-id<TAB>corpus-id<TAB>score)" if kind == "beir" and first else ""
             raise_or_hand(InputError(f"{where}: relevance {grade!r} is not a whole number{header}"), on_error)
             continue
+        if qrels.get(qid, {}).get(docid) == relevance:  # a file joined from parts that overlap: the same judgment
+            repeated.append(where)
+            continue
         _add(qrels, qid, docid, relevance, f"{where}: document {docid} is judged twice for query {qid}", on_error)
+    if repeated:
+        more = f" ({plural(len(repeated), 'such line')})" if len(repeated) > 1 else ""
+        warn(log, f"{repeated[0]}: a judgment given again alike, kept once{more}")
     return qrels
 
 
