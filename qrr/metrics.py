@@ -153,6 +153,55 @@ def evaluate(qrels: Qrels, run: Run, measures=MEASURES, *, name: str = "run", qu
     )
 
 
+def paired_t(before: Evaluation, after: Evaluation, measure: str) -> float | None:
+    """The two-sided p-value of a paired t-test of ``after``'s per-query ``measure`` against ``before``'s, over the
+    queries both were evaluated on (a judged query a run missed counts 0 in it); ``None`` under two queries. Where
+    every query changes alike, the change is certain (0.0), or, unchanged, absent (1.0)."""
+    diffs = [after.per_query[q][measure] - v[measure] for q, v in before.per_query.items() if q in after.per_query]
+    n = len(diffs)
+    if n < 2:
+        return None
+    mean = math.fsum(diffs) / n
+    variance = math.fsum((d - mean) ** 2 for d in diffs) / (n - 1)
+    if variance <= (1e-12 * max(1.0, abs(mean))) ** 2:  # alike but for rounding
+        return 1.0 if abs(mean) <= 1e-12 else 0.0
+    t = mean / math.sqrt(variance / n)
+    df = n - 1
+    return _beta_regularized(df / 2, 0.5, df / (df + t * t))  # Student's t, both tails
+
+
+def _beta_regularized(a: float, b: float, x: float) -> float:
+    """The regularized incomplete beta function I_x(a, b), by its continued fraction (Lentz's method), on the side
+    where it converges fast."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1) / (a + b + 2):
+        return front * _beta_fraction(a, b, x) / a
+    return 1 - front * _beta_fraction(b, a, 1 - x) / b
+
+
+def _beta_fraction(a: float, b: float, x: float) -> float:
+    tiny = 1e-300
+
+    def nonzero(v: float) -> float:
+        return v if abs(v) > tiny else tiny
+
+    c, d = 1.0, 1 / nonzero(1 - (a + b) * x / (a + 1))
+    h = d
+    for m in range(1, 500):
+        for term in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                     -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):  # fmt: skip
+            d = 1 / nonzero(1 + term * d)
+            c = nonzero(1 + term / c)
+            h *= d * c
+        if abs(d * c - 1) < 1e-15:
+            break
+    return h
+
+
 def _by_string_ids(table, param: str) -> dict:
     """``table`` (qrels or a run: ``{qid: {docid: number}}``) checked, its ids as strings: ids read by pandas are
     numbers, and a number never equals the other side's string (every measure was 0, unsaid)."""

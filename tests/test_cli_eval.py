@@ -118,6 +118,12 @@ def test_common_per_query_and_table(qrr_eval, files):
     table = qrr_eval(files["qrels.txt"], files["a.trec"], files["b.trec"], "-f", "table").stdout
     for header in ("nDCG@10", "MRR@10", "R@100", "MAP", "queries", "change"):
         assert header in table
+    # the change's paired t-test, per measure, over the judged queries (a query a run missed counts 0)
+    pvalues = next(line for line in table.splitlines() if "p (paired t)" in line)
+    evaluated = [metrics.evaluate(formats.read_qrels(files["qrels.txt"]), formats.read_run(files[name]))
+                 for name in ("a.trec", "b.trec")]  # fmt: skip
+    want = [metrics.paired_t(*evaluated, m) for m in metrics.MEASURES]
+    assert [c.strip() for c in pvalues.split("│")[1:5]] == [f"{p:.3f}" if p >= 0.001 else "<0.001" for p in want]
     # a per-query table ends each run with its mean, as trec_eval -q does
     means = {r["run"]: r for r in json.loads(qrr_eval(files["qrels.txt"], files["a.trec"], "-f", "json").stdout)}
     lines = qrr_eval(files["qrels.txt"], files["a.trec"], "--per-query", "-f", "table").stdout.splitlines()

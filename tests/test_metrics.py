@@ -208,3 +208,26 @@ def test_an_evaluation_shows_its_means_not_every_query():
     shown = repr(metrics.evaluate({f"q{n}": {"d": 1} for n in range(500)}, {"q1": {"d": 1.0}}))
     assert shown == ("Evaluation(name='run', means={'ndcg@10': 0.002, 'mrr@10': 0.002, 'recall@100': 0.002, 'map': "
                      "0.002}, per_query=<500 queries>, queries=500, missing=<499>, unjudged=0)")  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+# values on a grid, as a measure's are (MRR 1/3, P@10 0.3): a spread is nothing or more than rounding
+@given(st.lists(st.tuples(*[st.integers(0, 30).map(lambda v: v / 30)] * 2), min_size=2, max_size=80))
+def test_paired_t_agrees_with_scipy(pairs):
+    from scipy import stats
+
+    before = metrics.Evaluation("a", {}, {str(n): {"m": a} for n, (a, _) in enumerate(pairs)}, len(pairs))
+    after = metrics.Evaluation("b", {}, {str(n): {"m": b} for n, (_, b) in enumerate(pairs)}, len(pairs))
+    ours = metrics.paired_t(before, after, "m")
+    diffs = [b - a for a, b in pairs]
+    if max(diffs) - min(diffs) < 1e-9:  # no spread: scipy says nan; the change is certain, or there is none
+        assert ours == (1.0 if max(map(abs, diffs)) <= 1e-12 else 0.0)
+    else:
+        assert ours == pytest.approx(stats.ttest_rel([b for _, b in pairs], [a for a, _ in pairs]).pvalue, abs=1e-9)
+
+
+def test_paired_t_needs_two_queries_in_both():
+    one = metrics.Evaluation("a", {}, {"q1": {"m": 0.5}}, 1)
+    assert metrics.paired_t(one, one, "m") is None
+    two = metrics.Evaluation("b", {}, {"q1": {"m": 0.5}, "q2": {"m": 0.1}}, 2)
+    assert metrics.paired_t(two, one, "m") is None  # paired over the queries both have

@@ -268,6 +268,11 @@ def _render(qrels, named, source: str, common: bool, per_query: bool, fmt: str, 
     if len(results) == 2 and not per_query:  # an A/B comparison (--beir's first stage and reranked): the change
         a, b = (e.means for e in results)
         table.append({"run": "change"} | {header(m): f"{b[m] - a[m]:+.4f}" for m in measures})
+        # whether the change is more than the queries' spread: a paired t-test, as IR papers report it
+        tested = {m: metrics.paired_t(*results, m) for m in measures}
+        if all(p is not None for p in tested.values()):
+            table.append({"run": "p (paired t)"} | {header(m): f"{p:.3f}" if p >= 0.001 else "<0.001"
+                                                   for m, p in tested.items()})  # fmt: skip
     count = len(queries) if queries is not None else len(qrels)
     write_rows(table, "table", title=f"{source}: {count} judged queries")
 
