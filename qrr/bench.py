@@ -115,6 +115,13 @@ def pair_work(size: str, tokens: int) -> float:
     return (2 * QWEN3.sizes[size].non_embedding_params() * tokens + attn * tokens * (tokens + 1) / 2) / 1e9
 
 
+def size_named(name: str) -> str:
+    """The size ``name`` names: an alias in any case (``0.6B``), or a size's repo id (``Qwen/Qwen3-Reranker-4B``);
+    else ``name``, lowercased."""
+    by_repo = {size.repo.lower(): alias for alias, size in QWEN3.sizes.items()}
+    return by_repo.get(name.lower(), name.lower())
+
+
 def _in_work(progress, size: str, query_tokens: int, doc_tokens: int) -> Callable[[int], None]:
     """``progress`` told the work of the pairs it is given: ``size``'s, with documents of ``doc_tokens``."""
     work = pair_work(size, doc_tokens + query_tokens + PROMPT_FRAME)
@@ -301,6 +308,7 @@ def run(
 
     if not sizes:
         raise InputError(f"{{sizes}}: give one or more of {', '.join(QWEN3.sizes)}", "sizes")
+    sizes = [size_named(s) for s in sizes]
     unknown = [s for s in sizes if s not in QWEN3.sizes]
     if unknown:
         raise InputError(f"{{sizes}}: unknown size {unknown[0]!r}; use {', '.join(QWEN3.sizes)}", "sizes")

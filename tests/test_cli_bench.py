@@ -192,6 +192,12 @@ def test_a_document_longer_than_a_prompt_holds_is_refused(monkeypatch):
                                   "8,104 tokens with a 16-token query\n")  # fmt: skip
 
 
+def test_a_size_by_its_repo_id_or_in_capitals():
+    for name in ("test/tiny", "TINY"):  # it said unknown size 'test/tiny', lowercased
+        (row,) = rows_of(run("--sizes", name, "--doc-tokens", "8", "--docs", "1", "--format", "json"))
+        assert row["size"] == "tiny"
+
+
 def test_no_sizes():
     result = run("--sizes", ",")
     assert (result.exit_code, result.stderr) == (2, "error: --sizes: give one or more of 0.6b, 4b, 8b, tiny\n")

@@ -38,7 +38,9 @@ def _int_list(text: str, option: str) -> list[int]:
 
 @command(no_args_is_help=False)
 def bench(
-    sizes: Annotated[str, typer.Option("--sizes", help="Sizes to measure, comma-separated.")] = "0.6b,4b,8b",
+    sizes: Annotated[
+        str, typer.Option("--sizes", help="Sizes to measure, comma-separated: 0.6b, 4b, 8b (or their repo ids).")
+    ] = "0.6b,4b,8b",
     doc_tokens: Annotated[
         str, typer.Option("--doc-tokens", help="Document lengths in tokens, comma-separated.")
     ] = "128,512,2048",
@@ -88,10 +90,10 @@ def bench(
     from qrr import bench as benchmark
 
     fmt = stdout_format(fmt)
-    size_list = [s.strip().lower() for s in sizes.split(",") if s.strip()]
+    size_list = [s.strip() for s in sizes.split(",") if s.strip()]
     lengths = list(dict.fromkeys(_int_list(doc_tokens, "--doc-tokens")))  # each once
     prepare_logging(verbose)
-    known = [s for s in size_list if s in benchmark.QWEN3.sizes]  # an unknown one is refused by the run
+    known = [n for n in map(benchmark.size_named, size_list) if n in benchmark.QWEN3.sizes]  # the run refuses others
     # the bar's units are work, not pairs: a pair of 8b at 2,048 tokens costs 250 of 0.6b at 128 (its time left
     # was some ten times short)
     total = round(benchmark.planned_work(known, lengths, docs, query_tokens, repeat, baseline))
