@@ -327,7 +327,7 @@ def run(
     if busy is not None:
         note(
             f"warning: the load average is {busy[0]:.1f} on {plural(busy[1], 'core')} before the run: other work "
-            "shares them, so the figures come out low and vary from run to run (--repeat 3 takes the median)"
+            "shares them, so the figures may come out low and vary from run to run (--repeat 3 takes the median)"
         )
     tokenizers: dict = {}  # the random weights' tokenizer, loaded once
     for size in sizes:
@@ -344,9 +344,11 @@ def run(
         # not "reason", the dtype's, which the next sizes' rows carry; a length that does not fit is skipped alone
         too_big = {n: _too_big(size, dtype_bytes, batches[n], rows[n], docs, free) for n in doc_tokens}
         fits = [n for n in doc_tokens if too_big[n] is None]
+        if not fits:  # one line for the size: its shortest length's need, and the --batch-tokens that would fit
+            note(f"skipping {size}: it {too_big[min(doc_tokens)]}")
         for n in doc_tokens:
-            if too_big[n] is not None:
-                note(f"skipping {size}{'' if not fits else f' at {n} tokens'}: it {too_big[n]}")
+            if fits and too_big[n] is not None:
+                note(f"skipping {size} at {n} tokens: it {too_big[n]}")
         per_row = docs * (repeat + baseline)  # pairs a row scores, baseline included
         advance = functools.partial(_in_work, progress, size, query_tokens)
         if not fits:
@@ -399,7 +401,9 @@ def run(
 
 def busy_cpus() -> tuple[float, int] | None:
     """``(load average, cores)`` where other work keeps more than half of this process's cores busy (the last
-    minute's load average), else ``None``: such a machine's figures were ten times apart from run to run."""
+    minute's load average), and where Linux says so, still runs now; else ``None``: such a machine's figures were
+    ten times apart from run to run. A bench run just before raises the load average for a minute after it ends:
+    with nothing else running now, that is no warning."""
     try:
         load, cores = os.getloadavg()[0], len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # no load average (Windows), no affinity (macOS)
@@ -407,7 +411,27 @@ def busy_cpus() -> tuple[float, int] | None:
             load, cores = os.getloadavg()[0], os.cpu_count() or 1
         except (AttributeError, OSError):
             return None
-    return (load, cores) if load > cores / 2 else None
+    if load <= cores / 2 or _running_now() == 0:
+        return None
+    return load, cores
+
+
+def _running_now(looks: int = 5) -> int | None:
+    """Threads runnable now besides this one (Linux's ``procs_running``; the lowest of a few looks 50 ms apart, as
+    one look may catch a passing daemon), or ``None`` where the system does not say."""
+    counts = []
+    for n in range(looks):
+        try:
+            text = Path("/proc/stat").read_text()
+        except OSError:
+            return None
+        found = next((line.split()[1] for line in text.splitlines() if line.startswith("procs_running ")), None)
+        if found is None:
+            return None
+        counts.append(max(0, int(found) - 1))
+        if n < looks - 1:
+            time.sleep(0.05)
+    return min(counts)
 
 
 def _too_big(size: str, dtype_bytes: int, batch: int, row: int, docs: int, free: int | None) -> str | None:

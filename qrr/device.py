@@ -32,12 +32,12 @@ def resolve_device(name: str = "auto"):
         raise DeviceError(f"{{device}} {name!r} is unknown: use auto, cpu, mps, cuda or cuda:N", "device") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            if torch.version.cuda is None:  # a GPU machine with the CPU wheel: the machine is not to blame
+            if torch.version.cuda is None and getattr(torch.version, "hip", None) is None:  # the CPU wheel
                 raise DeviceError(f"{{device}} {name}: this torch ({torch.__version__}) is built without CUDA; install "
                                   "a CUDA build of torch (pytorch.org)", "device")  # fmt: skip
+            built = f"ROCm {torch.version.hip}" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
             raise DeviceError(f"{{device}} {name}: CUDA is not available on this machine (torch "
-                              f"{torch.__version__}, built for CUDA {torch.version.cuda}, finds no GPU)",
-                              "device")  # fmt: skip
+                              f"{torch.__version__}, built for {built}, finds no GPU)", "device")  # fmt: skip
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise DeviceError(f"{{device}} {name}: this machine has {torch.cuda.device_count()} CUDA GPUs", "device")
     elif device.type == "mps" and not _mps_available():

@@ -109,6 +109,11 @@ class IncompleteModelError(ModelCheckError):
     and what downloading again finishes."""
 
 
+class PickledWeightsError(ModelCheckError, InputError):
+    """A folder whose weights are in PyTorch's pickle format (``pytorch_model.bin``), which qrr does not load: bad
+    input (exit 2) as a local folder; a hub cache's copy gets the safetensors downloaded."""
+
+
 class NotAModelError(ModelCheckError, InputError):
     """A folder that holds no Qwen3-Reranker at all (no config, another model, another tokenizer): bad input (exit
     2), as a model name that names nothing is."""

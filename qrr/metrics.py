@@ -43,9 +43,10 @@ def measure(name: str) -> str:
     if not isinstance(name, str):
         raise InputError(f"{{measures}} must be measure names (ndcg@10), not {type(name).__name__}", "measures")
     said = name.strip().lower()
-    # trec_eval's own names (P_5, recall_100, ndcg_cut_10, map_cut_100), and as pytrec_eval asks for them (P.5)
+    # trec_eval's own names (P_5, recall_100, ndcg_cut_10, map_cut_100, success_10), and as pytrec_eval asks for
+    # them (P.5); ir_measures' Judged@10 as judged_10 too
     said = re.sub(r"^(ndcg|map)_cut[_.](\w+)$", r"\1@\2", said)
-    said = re.sub(r"^(p|recall)[_.](\w+)$", r"\1@\2", said)
+    said = re.sub(r"^(p|recall|success|judged)[_.](\w+)$", r"\1@\2", said)
     kind, at, cut = said.partition("@")
     canonical = _ALIASES.get(kind)
     if canonical is None or (at and not (cut.isascii() and cut.isdigit() and int(cut) >= 1)):
@@ -264,23 +265,34 @@ def padded(ours, theirs) -> tuple | None:
     """The first id of ``ours`` that is none of ``theirs`` but one of them with leading zeros set aside, with that
     one (``("59", "059")``): ids that a tool which read them as numbers wrote otherwise; ``None`` where there is
     none."""
-    theirs = {str(t) for t in theirs}
-    plain = {t.lstrip("0"): t for t in theirs}
-    for ours_id in ours:
-        said = str(ours_id)
-        if said not in theirs and said.lstrip("0") in plain:
-            return ours_id, plain[said.lstrip("0")]
-    return None
+    return _Padded(theirs).first(ours)
+
+
+class _Padded:
+    """``theirs`` ids, to find ids written as one of them but with leading zeros dropped or added."""
+
+    def __init__(self, theirs):
+        self.theirs = {str(t) for t in theirs}
+        self.plain = {t.lstrip("0"): t for t in self.theirs}
+        self.zeros = any(t.startswith("0") for t in self.theirs)
+
+    def first(self, ours) -> tuple | None:
+        for ours_id in ours:
+            said = str(ours_id)
+            # without a leading zero on either side, no two ids can match so
+            if (self.zeros or said.startswith("0")) and said not in self.theirs and said.lstrip("0") in self.plain:
+                return ours_id, self.plain[said.lstrip("0")]
+        return None
 
 
 def padded_ids(qrels: Qrels, run: Run, queries: set[str] | None = None) -> tuple[str, str, str] | None:
     """Where some of a run's documents for judged queries (of ``queries``) are judged nowhere in ``qrels`` but
     match judged ones with leading zeros set aside (``59`` for ``059``: they count as unjudged, and score 0
     unsaid): a query, its docid in the run and the one judged; else ``None``."""
-    judged = {str(d) for docs in qrels.values() for d in docs}
+    judged = _Padded(d for docs in qrels.values() for d in docs)
     for q, docs in run.items():
         if q in qrels and (queries is None or q in queries):
-            found = padded(docs, judged)
+            found = judged.first(docs)
             if found is not None:
                 return q, *found
     return None

@@ -20,6 +20,7 @@ from qrr.errors import (
     ModelNameError,
     ModelNotFoundError,
     NotAModelError,
+    PickledWeightsError,
     QrrError,
 )
 from qrr.family import ALIASES as FAMILY_ALIASES
@@ -151,12 +152,14 @@ def resolve(name: str | None = None, offline: bool | None = None) -> Path:
             check_folder(cached, tokenizer=False)
             check_size(cached, repo)
             return cached
-        except IncompleteModelError as exc:
+        except (IncompleteModelError, PickledWeightsError) as exc:  # another tool's copy: the safetensors are fetched
             if offline:
                 raise
             # what an interrupted first use leaves (Ctrl-C in the download): finish that very commit (the
             # snapshot's name), as qrr download would
             said = str(exc).removeprefix(f"{cached}: ").split("; run ")[0]
+            if isinstance(exc, PickledWeightsError):
+                said = "pickled weights only, which qrr does not load"
             log.warning(f"the cached copy of {repo} is incomplete ({said}); downloading the rest")
             return download(repo, revision=cached.name)
     # models/reranker where ./models exists: a mistyped folder more likely than a hub repo
@@ -428,9 +431,9 @@ def _weight_files(path: Path) -> list[Path]:
     shards = sorted(path.glob("*.safetensors"))
     pickled = sorted(p.name for p in path.glob("*.bin"))  # pytorch_model.bin: a format, not a download cut short
     if not shards and pickled:
-        raise NotAModelError(f"{path}: weights in {pickled[0]} (PyTorch's pickle format), which qrr does not load: "
-                             "it loads safetensors (qrr download fetches them; a checkpoint of your own: "
-                             "model.save_pretrained(folder) writes them)")  # fmt: skip
+        raise PickledWeightsError(f"{path}: weights in {pickled[0]} (PyTorch's pickle format), which qrr does not "
+                                  "load: it loads safetensors (qrr download fetches them; a checkpoint of your own: "
+                                  "model.save_pretrained(folder) writes them)")  # fmt: skip
     if not shards:
         raise IncompleteModelError(f"{path}: no *.safetensors weights; run qrr download again to finish an interrupted "
                               "download (a copied folder: copy it again)")  # fmt: skip

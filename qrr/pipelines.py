@@ -32,7 +32,6 @@ from qrr.engine import Progress
 from qrr.errors import InputError, Interrupted, PairError, QrrError, Stopped, check_count, plural, qrr_cause
 from qrr.formats import DocRecord, PairRecord, Run, is_id_field
 from qrr.formats.trec import OnError
-from qrr.metrics import ranking
 from qrr.reranker import (
     CHUNK,
     Reranker,
@@ -1051,10 +1050,10 @@ def _log_odds(p: float) -> float:
 
 
 def ranked(docids, scores) -> list[tuple[str, float]]:
-    """(docid, score) best first, in the order trec_eval reads a run in (equal scores by docid, descending), so
-    that the ranks written are the order in which ``qrr eval`` and trec_eval take the results."""
-    by_id = dict(zip(docids, scores, strict=True))
-    return [(d, by_id[d]) for d in ranking(by_id)]
+    """(docid, score) best first, equal scores by docid, descending, as trec_eval orders them, so that the ranks
+    written are the order in which ``qrr eval`` and trec_eval take the results (where trec_eval's single precision
+    ties scores that differ past it, near 1.0, the ranks keep the scores' full order, as written)."""
+    return sorted(zip(docids, scores, strict=True), key=lambda pair: (pair[1], pair[0]), reverse=True)
 
 
 def rerank_jobs(
@@ -1141,23 +1140,29 @@ def rerank_run(
     Ctrl-C (or SIGTERM, where a front end raises ``Terminated``) raises ``Interrupted`` saying how many queries
     are done."""
     check_count(top_k, "top_k")
-    if output is not None and output.settings is None and hasattr(reranker, "settings"):
-        # the guard a command's run has: a file written with another instruction is refused, not gone on with
+    lent = output is not None and output.settings is None and hasattr(reranker, "settings")
+    if lent:
+        # the guard a command's run has: a file written with another instruction is refused, not gone on with; for
+        # this call only (the output used again with another reranker is checked against that one's)
         output.settings = reranker.settings()
-        if output.prepared:
+    try:
+        if lent and output.prepared:
             with output._released_on_error():
                 output._check_settings()
-    if output is not None and not output.prepared:
-        # on a copy: the caller's inputs keep every query (a notebook's next rerank_run found none left)
-        inputs = replace(inputs, jobs=list(inputs.jobs))
-        output.prepare(inputs, top_k)
-    stats = Stats()
-    # the check scores, so it runs where a failure mid-run says what the file holds: as the results are written
-    results = itertools.chain(
-        _checking(reranker, output),
-        rerank_jobs(reranker, inputs.jobs, inputs.corpus, top_k, progress, stats, on_error),
-    )
-    return write_reranked(results, inputs, output, on_query, stats)
+        if output is not None and not output.prepared:
+            # on a copy: the caller's inputs keep every query (a notebook's next rerank_run found none left)
+            inputs = replace(inputs, jobs=list(inputs.jobs))
+            output.prepare(inputs, top_k)
+        stats = Stats()
+        # the check scores, so it runs where a failure mid-run says what the file holds: as the results are written
+        results = itertools.chain(
+            _checking(reranker, output),
+            rerank_jobs(reranker, inputs.jobs, inputs.corpus, top_k, progress, stats, on_error),
+        )
+        return write_reranked(results, inputs, output, on_query, stats)
+    finally:
+        if lent:
+            output.settings = None
 
 
 def write_reranked(

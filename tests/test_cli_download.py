@@ -516,8 +516,11 @@ def test_offline_never_downloads(fake_hub, monkeypatch):
     assert not downloads(fake_hub)
 
 
-def test_an_interrupted_first_download_is_finished_on_next_use(fake_hub, online, tiny_model, monkeypatch, caplog):
-    # Ctrl-C while the weights came in leaves a snapshot with config and tokenizer only; each later use failed on it
+@pytest.mark.parametrize("pickled", [False, True])
+def test_an_interrupted_first_download_is_finished_on_next_use(fake_hub, online, tiny_model, monkeypatch, caplog,
+                                                               pickled):  # fmt: skip
+    # Ctrl-C while the weights came in leaves a snapshot with config and tokenizer only; each later use failed on it.
+    # Or another tool cached the repo's pickled weights alone: qrr fetches its safetensors.
     snapshot = online / "cache" / "models--Qwen--Qwen3-Reranker-4B" / "snapshots" / ("e" * 40)
     snapshot.mkdir(parents=True)
     (snapshot.parent.parent / "refs").mkdir()
@@ -525,6 +528,8 @@ def test_an_interrupted_first_download_is_finished_on_next_use(fake_hub, online,
     for f in tiny_model.iterdir():
         if f.suffix != ".safetensors":
             shutil.copy(f, snapshot / f.name)
+    if pickled:
+        (snapshot / "pytorch_model.bin").write_bytes(b"pickled")
     fake, real = huggingface_hub.snapshot_download, REAL_SNAPSHOT_DOWNLOAD
 
     def cache_then_fake(*args, local_files_only=False, **kwargs):  # the cache as it is, the hub faked
@@ -533,17 +538,17 @@ def test_an_interrupted_first_download_is_finished_on_next_use(fake_hub, online,
     monkeypatch.setattr(huggingface_hub, "snapshot_download", cache_then_fake)
     with pytest.raises(ModelCheckError) as caught:
         models.resolve("4b", offline=True)
-    assert str(caught.value) == (
+    assert str(caught.value).startswith(f"{snapshot}: weights in pytorch_model.bin" if pickled else (
         f"{snapshot}: no *.safetensors weights; run qrr download again to finish an interrupted download (a copied "
-        "folder: copy it again)"
-    )
+        "folder: copy it again)"))  # fmt: skip
     assert not downloads(fake_hub)
     with caplog.at_level("WARNING", logger="qrr"):
         assert models.resolve("4b") == online / "snap" / "Qwen--Qwen3-Reranker-4B"
     # that very commit: a pinned copy finished, not main fetched beside it
     assert [(c["repo"], c["revision"]) for c in downloads(fake_hub)] == [("Qwen/Qwen3-Reranker-4B", "e" * 40)]
+    said = "pickled weights only, which qrr does not load" if pickled else "no *.safetensors weights"
     assert caplog.messages == [
-        "the cached copy of Qwen/Qwen3-Reranker-4B is incomplete (no *.safetensors weights); downloading the rest"
+        f"the cached copy of Qwen/Qwen3-Reranker-4B is incomplete ({said}); downloading the rest"
     ]
 
 

@@ -99,6 +99,11 @@ def test_docids_written_otherwise_than_the_qrels_are_pointed_out(qrr_eval, files
     assert (f"warning: {run} has results for none of the judged queries: its query ids differ from the qrels' by "
             "leading zeros ('1' in the run, '01' in the qrels): are they written alike?"
             ) in qrr_eval(str(qrels), str(run)).stderr.replace("\n", " ")  # fmt: skip
+    # some lost their zeros, some had none to lose
+    run.write_text("1 Q0 00199 1 1.0 X\n2 Q0 00007 1 1.0 X\n")
+    qrels.write_text("01 0 00199 1\n2 0 00007 1\n")
+    assert (f"warning: {run}: some query ids differ from the qrels' by leading zeros ('1' in the run, '01' in the "
+            "qrels): are they written alike?") in qrr_eval(str(qrels), str(run)).stderr.replace("\n", " ")  # fmt: skip
 
 
 def test_stdin_is_read_once(qrr_eval, files):
@@ -157,6 +162,9 @@ def test_metrics_asked_for(qrr_eval, files):
     table = qrr_eval(files["qrels.txt"], files["a.trec"], files["b.trec"], *asked[:-2], "-f", "table").stdout
     heading = next(line for line in table.splitlines() if "┃" in line)
     columns = ["run", "nDCG@5", "R@1000", "P@2", "MRR", "MAP@1", "queries"]
+    from qrr.cli.evaluate import header
+
+    assert [header(m) for m in ("success@1", "judged@2")] == ["Success@1", "Judged@2"]  # past 80 columns here
     assert [cell.strip() for cell in heading.split("┃")] == columns
     for bad, message in (("bleu", "--metrics 'bleu': use ndcg, mrr, recall, p, map, success or judged, each with "
                                   "an optional @k cut-off (ndcg@10)"),

@@ -18,7 +18,6 @@ from rich.console import Console
 
 import qrr.cli.render
 from qrr import Reranker, formats
-from qrr.metrics import ranking
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,7 +53,7 @@ def expected_run(beir_dir, reranker, depth=5):
     for qid, docs in run.items():
         top = sorted(docs, key=lambda d: -docs[d])[:depth]  # equal scores in the run's order
         scored = dict(zip(top, reranker.score([(queries[qid], corpus[d]) for d in top]), strict=True))
-        out[qid] = [(d, scored[d]) for d in ranking(scored)]  # written as trec_eval reads them
+        out[qid] = sorted(scored.items(), key=lambda p: (p[1], p[0]), reverse=True)  # ties as trec_eval takes them
     return out
 
 

@@ -49,12 +49,18 @@ def test_unavailable_or_unknown_devices(monkeypatch, name, message):
 def test_cuda_asked_of_a_cpu_build_of_torch_blames_the_build(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.setattr(torch.version, "hip", None, raising=False)
     with pytest.raises(
         DeviceError,
         match=f"^device cuda: this torch \\({re.escape(torch.__version__)}\\) is built "
         "without CUDA; install a CUDA build of torch \\(pytorch.org\\)$",
     ):
         dev.resolve_device("cuda")
+    monkeypatch.setattr(torch.version, "hip", "6.2")  # ROCm's build: no CUDA version either
+    with pytest.raises(DeviceError, match="^device cuda: CUDA is not available on this machine \\(torch .*, built "
+                                          "for ROCm 6.2, finds no GPU\\)$"):  # fmt: skip
+        dev.resolve_device("cuda")
+    monkeypatch.setattr(torch.version, "hip", None)
     monkeypatch.setattr(torch.version, "cuda", "12.8")  # a CUDA build on a machine without a GPU (or its driver)
     with pytest.raises(
         DeviceError,

@@ -122,8 +122,10 @@ def test_measure_names():
     assert list(metrics.evaluate(QRELS, RUN, measures="map,P@5").means) == ["map", "p@5"]  # one string: split
     # third, as pytrec_eval's evaluator takes them (it was the run's name: the default measures came back, unsaid)
     assert list(metrics.evaluate(QRELS, RUN, ["P@5"]).means) == ["p@5"]
-    assert [metrics.measure(m) for m in ("P.5", "recall.100", "ndcg_cut.10", "recip_rank")] == [
-        "p@5", "recall@100", "ndcg@10", "mrr"]  # as pytrec_eval asks for them  # fmt: skip
+    # as trec tools name them
+    assert [metrics.measure(m) for m in ("P.5", "recall.100", "ndcg_cut.10", "recip_rank", "success_10",
+                                         "success.5", "judged_10")] == [
+        "p@5", "recall@100", "ndcg@10", "mrr", "success@10", "success@5", "judged@10"]  # fmt: skip
     with pytest.raises(TypeError):
         metrics.evaluate(QRELS, RUN, ["p@5"], "mine")  # the name by keyword only
     with pytest.raises(InputError, match="^measures must be measure names \\(ndcg@10\\), not int$"):

@@ -166,6 +166,8 @@ def test_plan_names_missing_queries_and_documents():
 def test_ranked_orders_equal_scores_as_trec_eval_reads_a_run():
     # the ranks written are the order qrr eval and trec_eval take (first-stage order: eval disagreed with them)
     assert pipelines.ranked(("a", "b", "c"), [0.5, 0.9, 0.5]) == [("b", 0.9), ("c", 0.5), ("a", 0.5)]
+    # equal only in trec_eval's single precision (near 1.0): the scores' own order, as written
+    assert pipelines.ranked(("a", "z"), [1 - 1e-9, 1 - 2e-9]) == [("a", 1 - 1e-9), ("z", 1 - 2e-9)]
 
 
 def test_top_takes_equal_scores_in_the_runs_own_order():
@@ -374,8 +376,13 @@ def test_a_python_run_keeps_its_settings_and_one_with_others_is_refused(beir_dir
         with pytest.raises(InputError, match=said):
             pipelines.rerank_run(other, inputs, output)
         assert output.claimed is None  # given up: the next run may take the file
-    pipelines.rerank_run(rr, beir_inputs(beir_dir), pipelines.RunOutput.checked(out))  # its own settings go on
-    assert len(out.read_bytes().splitlines()) == len(lines)
+    # one output used again: each call is checked with its own reranker's settings (the first one's stayed on it)
+    reused = pipelines.RunOutput.checked(out)
+    pipelines.rerank_run(rr, beir_inputs(beir_dir), reused)  # its own settings go on
+    assert len(out.read_bytes().splitlines()) == len(lines) and reused.settings is None
+    out.write_bytes(b"".join(lines[:8]))
+    with pytest.raises(InputError, match=said):
+        pipelines.rerank_run(other, beir_inputs(beir_dir), reused)
 
 
 def test_top_k_is_checked_before_the_output_is_touched(beir_dir, rr, tmp_path):

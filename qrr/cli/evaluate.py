@@ -289,15 +289,17 @@ def _notes(qrels, results, queries, runs, level: int = 1) -> None:
     for e, (_, run) in zip(results, runs, strict=True):
         if e.unjudged:
             notes.setdefault(f"{_queries(e.unjudged)} without qrels left out", []).append(e.name)
+        found = metrics.padded(run, qrels) if e.missing else None
+        zeros = (f"query ids differ from the qrels' by leading zeros ({found[0]!r} in the run, {found[1]!r} in the "
+                 "qrels): are they written alike?") if found else ""  # fmt: skip
         if e.missing and len(e.missing) == e.queries:
-            found = metrics.padded(run, qrels)
-            why = "is it from another dataset or split?"
-            if found:
-                why = (f"its query ids differ from the qrels' by leading zeros ({found[0]!r} in the run, {found[1]!r} "
-                       "in the qrels): are they written alike?")  # fmt: skip
+            why = f"its {zeros}" if found else "is it from another dataset or split?"
             stderr.print(f"warning: {e.name} has results for none of the judged queries: {why}", style="yellow",
                          highlight=False)  # fmt: skip
-        elif e.missing and queries is None:
+            continue
+        if found:  # some lost their zeros (01-09), some had none to lose (10 on)
+            stderr.print(f"warning: {e.name}: some {zeros}", style="yellow", highlight=False)
+        if e.missing and queries is None:
             notes.setdefault(
                 f"no results for {len(e.missing)} of {e.queries} judged queries ({_some(e.missing)}); "
                 "they count 0 (--common evaluates only the queries every run has)",

@@ -307,7 +307,8 @@ def _splits(qrels: Path) -> str:
 
 def format_results(qid: str, results: list[tuple[str, float]], fmt: str, tag: str = TAG) -> str:
     """One query's results as TREC run lines (``qid Q0 docid rank score tag``) or JSON lines (``qid``,
-    ``docid``, ``rank``, ``score``), ranks from 1. Scores are written in full so that ties are not invented."""
+    ``docid``, ``rank``, ``score``), ranks from 1. Scores are written in full, so that no tie is invented (trec_eval
+    still compares them in single precision)."""
     if fmt == "trec":
         return "".join(f"{qid} Q0 {d} {n} {s!r} {tag}\n" for n, (d, s) in enumerate(results, 1))
     return "".join(
