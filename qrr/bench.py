@@ -117,7 +117,7 @@ def pair_work(size: str, tokens: int) -> float:
 
 def size_named(name: str) -> str:
     """The size ``name`` names: an alias in any case (``0.6B``), or a size's repo id (``Qwen/Qwen3-Reranker-4B``);
-    else ``name``, lowercased."""
+    else ``name``, lowercased (no size)."""
     by_repo = {size.repo.lower(): alias for alias, size in QWEN3.sizes.items()}
     return by_repo.get(name.lower(), name.lower())
 
@@ -308,8 +308,8 @@ def run(
 
     if not sizes:
         raise InputError(f"{{sizes}}: give one or more of {', '.join(QWEN3.sizes)}", "sizes")
-    sizes = [size_named(s) for s in sizes]
-    unknown = [s for s in sizes if s not in QWEN3.sizes]
+    given, sizes = sizes, [size_named(s) for s in sizes]
+    unknown = [g for g, s in zip(given, sizes, strict=True) if s not in QWEN3.sizes]  # as typed
     if unknown:
         raise InputError(f"{{sizes}}: unknown size {unknown[0]!r}; use {', '.join(QWEN3.sizes)}", "sizes")
     note = note or (lambda message: None)

@@ -156,16 +156,19 @@ def evaluate(qrels: Qrels, run: Run, measures=MEASURES, *, name: str = "run", qu
 
 def paired_t(before: Evaluation, after: Evaluation, measure: str) -> float | None:
     """The two-sided p-value of a paired t-test of ``after``'s per-query ``measure`` against ``before``'s, over the
-    queries both were evaluated on (a judged query a run missed counts 0 in it); ``None`` under two queries. Where
-    every query changes alike, the change is certain (0.0), or, unchanged, absent (1.0)."""
+    queries both were evaluated on (a judged query a run missed counts 0 in it). 1.0 where nothing changed; ``None``
+    where the test has no answer: under two queries, every query changed alike (no spread), or a value that is no
+    number."""
     diffs = [after.per_query[q][measure] - v[measure] for q, v in before.per_query.items() if q in after.per_query]
     n = len(diffs)
     if n < 2:
         return None
     mean = math.fsum(diffs) / n
     variance = math.fsum((d - mean) ** 2 for d in diffs) / (n - 1)
-    if variance <= (1e-12 * max(1.0, abs(mean))) ** 2:  # alike but for rounding
-        return 1.0 if abs(mean) <= 1e-12 else 0.0
+    if not (math.isfinite(mean) and math.isfinite(variance)):
+        return None
+    if variance <= (1e-12 * max(1.0, abs(mean))) ** 2:  # alike but for rounding: as scipy, no p (but for no change)
+        return 1.0 if abs(mean) <= 1e-12 else None
     t = mean / math.sqrt(variance / n)
     df = n - 1
     return _beta_regularized(df / 2, 0.5, df / (df + t * t))  # Student's t, both tails

@@ -432,8 +432,8 @@ def _weight_files(path: Path) -> list[Path]:
     pickled = sorted(p.name for p in path.glob("*.bin"))  # pytorch_model.bin: a format, not a download cut short
     if not shards and pickled:
         raise PickledWeightsError(f"{path}: weights in {pickled[0]} (PyTorch's pickle format), which qrr does not "
-                                  "load: it loads safetensors (qrr download fetches them; a checkpoint of your own: "
-                                  "model.save_pretrained(folder) writes them)")  # fmt: skip
+                                  "load: it loads safetensors (the published sizes have them; a loaded model's "
+                                  "save_pretrained(folder) writes them)")  # fmt: skip
     if not shards:
         raise IncompleteModelError(f"{path}: no *.safetensors weights; run qrr download again to finish an interrupted "
                               "download (a copied folder: copy it again)")  # fmt: skip

@@ -211,8 +211,8 @@ def test_no_sizes():
 
 
 def test_errors(monkeypatch):
-    result = run("--doc-tokens", "8", "--sizes", "9b")
-    assert result.exit_code == 2 and result.stderr.startswith("error: --sizes: unknown size '9b'; use 0.6b, 4b, 8b")
+    result = run("--doc-tokens", "8", "--sizes", "9B")
+    assert result.exit_code == 2 and result.stderr.startswith("error: --sizes: unknown size '9B'; use 0.6b, 4b, 8b")
     result = run("--doc-tokens", "8,x")
     assert result.exit_code == 2 and "--doc-tokens takes whole numbers" in result.stderr
     monkeypatch.setattr(bench, "find_tokenizer", lambda: None)

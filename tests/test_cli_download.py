@@ -330,8 +330,8 @@ def test_pickled_weights_are_said_to_be_a_format_qrr_does_not_load(folder):
     # it said to run qrr download again to finish an interrupted download
     assert (result.exit_code, result.stderr) == (2, (
         f"error: {folder}: weights in pytorch_model.bin (PyTorch's pickle format), which qrr does not load: it loads "
-        "safetensors (qrr download fetches them; a checkpoint of your own: model.save_pretrained(folder) writes "
-        "them)\n"))  # fmt: skip
+        "safetensors (the published sizes have them; a loaded model's save_pretrained(folder) writes them)\n"
+    ))  # fmt: skip
 
 
 def test_folder_without_yes_and_no_tokens(folder):

@@ -128,7 +128,8 @@ def test_common_per_query_and_table(qrr_eval, files):
     evaluated = [metrics.evaluate(formats.read_qrels(files["qrels.txt"]), formats.read_run(files[name]))
                  for name in ("a.trec", "b.trec")]  # fmt: skip
     want = [metrics.paired_t(*evaluated, m) for m in metrics.MEASURES]
-    assert [c.strip() for c in pvalues.split("│")[1:5]] == [f"{p:.3f}" if p >= 0.001 else "<0.001" for p in want]
+    assert [c.strip() for c in pvalues.split("│")[1:5]] == [
+        "–" if p is None else f"{p:.3f}" if p >= 0.001 else "<0.001" for p in want]  # fmt: skip
     # a per-query table ends each run with its mean, as trec_eval -q does
     means = {r["run"]: r for r in json.loads(qrr_eval(files["qrels.txt"], files["a.trec"], "-f", "json").stdout)}
     lines = qrr_eval(files["qrels.txt"], files["a.trec"], "--per-query", "-f", "table").stdout.splitlines()
@@ -138,6 +139,17 @@ def test_common_per_query_and_table(qrr_eval, files):
     twice = qrr_eval(files["qrels.txt"], files["a.trec"], files["a.trec"], "--per-query", "-f", "table").stdout
     cells = [[c.strip() for c in line.split("│")] for line in twice.splitlines() if "│" in line]
     assert [c[1] for c in cells if c[1]] == ["q1", "q2", "q3", "all"] * 2  # one run named twice: each once
+
+
+def test_a_change_alike_on_every_query_has_no_p_value(qrr_eval, tmp_path):
+    (tmp_path / "qrels").write_text("q1 0 d1 1\nq2 0 d2 1\n")
+    (tmp_path / "none.trec").write_text("q1 Q0 x 1 1 a\nq2 Q0 y 1 1 a\n")
+    (tmp_path / "all.trec").write_text("q1 Q0 d1 1 1 a\nq2 Q0 d2 1 1 a\n")
+    args = [str(tmp_path / name) for name in ("qrels", "none.trec", "all.trec")]
+    table = qrr_eval(*args, "-M", "mrr,recall@100", "-f", "table").stdout
+    pvalues = next(line for line in table.splitlines() if "p (paired t)" in line)
+    # +1 on both queries: no spread, and a t-test no answer (it said "<0.001", a certainty)
+    assert [c.strip() for c in pvalues.split("│")[1:3]] == ["–", "–"]
 
 
 def test_metrics_asked_for(qrr_eval, files):

@@ -222,8 +222,8 @@ def test_paired_t_agrees_with_scipy(pairs):
     after = metrics.Evaluation("b", {}, {str(n): {"m": b} for n, (_, b) in enumerate(pairs)}, len(pairs))
     ours = metrics.paired_t(before, after, "m")
     diffs = [b - a for a, b in pairs]
-    if max(diffs) - min(diffs) < 1e-9:  # no spread: scipy says nan; the change is certain, or there is none
-        assert ours == (1.0 if max(map(abs, diffs)) <= 1e-12 else 0.0)
+    if max(diffs) - min(diffs) < 1e-9:  # no spread: scipy says nan; no answer, unless nothing changed
+        assert ours == (1.0 if max(map(abs, diffs)) <= 1e-12 else None)
     else:
         assert ours == pytest.approx(stats.ttest_rel([b for _, b in pairs], [a for a, _ in pairs]).pvalue, abs=1e-9)
 
@@ -233,3 +233,5 @@ def test_paired_t_needs_two_queries_in_both():
     assert metrics.paired_t(one, one, "m") is None
     two = metrics.Evaluation("b", {}, {"q1": {"m": 0.5}, "q2": {"m": 0.1}}, 2)
     assert metrics.paired_t(two, one, "m") is None  # paired over the queries both have
+    nan = metrics.Evaluation("c", {}, {"q1": {"m": float("nan")}, "q2": {"m": 0.1}}, 2)
+    assert metrics.paired_t(two, nan, "m") is None  # it was nan, shown as "<0.001"

@@ -270,9 +270,10 @@ def _render(qrels, named, source: str, common: bool, per_query: bool, fmt: str, 
         table.append({"run": "change"} | {header(m): f"{b[m] - a[m]:+.4f}" for m in measures})
         # whether the change is more than the queries' spread: a paired t-test, as IR papers report it
         tested = {m: metrics.paired_t(*results, m) for m in measures}
-        if all(p is not None for p in tested.values()):
-            table.append({"run": "p (paired t)"} | {header(m): f"{p:.3f}" if p >= 0.001 else "<0.001"
-                                                   for m, p in tested.items()})  # fmt: skip
+        paired = sum(1 for q in results[0].per_query if q in results[1].per_query)
+        if paired >= 2:  # "–" where the test has no answer (every query changed alike)
+            table.append({"run": "p (paired t)"} | {header(m): "–" if p is None else f"{p:.3f}" if p >= 0.001
+                                                   else "<0.001" for m, p in tested.items()})  # fmt: skip
     count = len(queries) if queries is not None else len(qrels)
     write_rows(table, "table", title=f"{source}: {count} judged queries")
 
@@ -298,7 +299,7 @@ def _notes(qrels, results, queries, runs, level: int = 1) -> None:
                          highlight=False)  # fmt: skip
             continue
         if found:  # some lost their zeros (01-09), some had none to lose (10 on)
-            stderr.print(f"warning: {e.name}: some {zeros}", style="yellow", highlight=False)
+            stderr.print(f"warning: {formats.label(e.name)}: some {zeros}", style="yellow", highlight=False)
         if e.missing and queries is None:
             notes.setdefault(
                 f"no results for {len(e.missing)} of {e.queries} judged queries ({_some(e.missing)}); "
