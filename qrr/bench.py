@@ -102,17 +102,20 @@ class BenchRow:
 
 def executed_flops(size: str, stats) -> float:
     """FLOPs of the work a call's ``Stats`` report: 2 per weight per computed token, plus attention (QK and AV)."""
+    return 2 * QWEN3.sizes[size].non_embedding_params() * stats.computed_tokens + _attention(size) * stats.attended
+
+
+def _attention(size: str) -> int:
+    """FLOPs of attention (QK and AV) per (query, key) pair attended."""
     shape = QWEN3.sizes[size].shape
-    attn = 4 * shape["num_hidden_layers"] * shape["num_attention_heads"] * shape["head_dim"]
-    return 2 * QWEN3.sizes[size].non_embedding_params() * stats.computed_tokens + attn * stats.attended
+    return 4 * shape["num_hidden_layers"] * shape["num_attention_heads"] * shape["head_dim"]
 
 
 def pair_work(size: str, tokens: int) -> float:
     """A pair's work in GFLOP, estimated from its prompt's ``tokens``: 2 per weight per token, and causal
     attention's (QK and AV)."""
-    shape = QWEN3.sizes[size].shape
-    attn = 4 * shape["num_hidden_layers"] * shape["num_attention_heads"] * shape["head_dim"]
-    return (2 * QWEN3.sizes[size].non_embedding_params() * tokens + attn * tokens * (tokens + 1) / 2) / 1e9
+    attended = tokens * (tokens + 1) / 2  # causal
+    return (2 * QWEN3.sizes[size].non_embedding_params() * tokens + _attention(size) * attended) / 1e9
 
 
 def size_named(name: str) -> str:
@@ -344,18 +347,17 @@ def run(
         # not "reason", the dtype's, which the next sizes' rows carry; a length that does not fit is skipped alone
         too_big = {n: _too_big(size, dtype_bytes, batches[n], rows[n], docs, free) for n in doc_tokens}
         fits = [n for n in doc_tokens if too_big[n] is None]
-        if not fits:  # one line for the size: its shortest length's need, and the --batch-tokens that would fit
-            note(f"skipping {size}: it {too_big[min(doc_tokens)]}")
-        for n in doc_tokens:
-            if fits and too_big[n] is not None:
-                note(f"skipping {size} at {n} tokens: it {too_big[n]}")
         per_row = docs * (repeat + baseline)  # pairs a row scores, baseline included
         advance = functools.partial(_in_work, progress, size, query_tokens)
-        if not fits:
+        if not fits:  # one line for the size: its shortest length's need, and the --batch-tokens that would fit
+            note(f"skipping {size}: it {too_big[min(doc_tokens)]}")
             for n in doc_tokens:
                 advance(n)(per_row)
                 yield BenchRow(doc_tokens=n, skipped=too_big[n], **base)
             continue
+        for n in doc_tokens:
+            if too_big[n] is not None:
+                note(f"skipping {size} at {n} tokens: it {too_big[n]}")
         batch = max(batches[n] for n in fits)
         note(
             f"{size}: {'loading its weights' if _real_folder(size, random_weights) else 'building random weights'}"

@@ -149,8 +149,7 @@ def resolve(name: str | None = None, offline: bool | None = None) -> Path:
     cached = cached_snapshot(repo)
     if cached is not None:
         try:
-            check_folder(cached, tokenizer=False)
-            check_size(cached, repo)
+            check_folder(cached, tokenizer=False, repo=repo)
             return cached
         except (IncompleteModelError, PickledWeightsError) as exc:  # another tool's copy: the safetensors are fetched
             if offline:
@@ -238,16 +237,14 @@ def download(name: str, revision: str | None = None, local_dir: str | Path | Non
             where = "the local cache" if local_dir is None else str(local_dir)
             raise ModelNotFoundError(f"cannot download {repo}: it is not in {where} and HF_HUB_OFFLINE is set; unset "
                                      "it to download")  # fmt: skip
-        check_folder(cached)
-        check_size(cached, repo)
+        check_folder(cached, repo=repo)
         return cached
     why = _hub_unreachable(repo, revision)
     if why is not None:  # snapshot_download would wait forever, or retry for half a minute, printing each try
         cached = _copy_at_hand(repo, revision, local_dir)
         if cached is None:
             raise _unreachable(repo, why)
-        check_folder(cached)
-        check_size(cached, repo)
+        check_folder(cached, repo=repo)
         log.warning(f"cannot reach the Hugging Face Hub{why}; using the copy of {repo} at {cached}")
         return cached
     try:
@@ -261,8 +258,7 @@ def download(name: str, revision: str | None = None, local_dir: str | Path | Non
         )
     except Exception as exc:
         raise _download_error(repo, revision, exc) from exc
-    check_folder(folder)
-    check_size(folder, repo)
+    check_folder(folder, repo=repo)
     return folder
 
 
@@ -349,11 +345,14 @@ def checkpoint_kind(path: Path, config: Mapping | None = None) -> str:
     return QWEN3.head(read_config(path) if config is None else config, f"{path}: config.json")
 
 
-def check_folder(path: Path, tokenizer: bool = True) -> str:
+def check_folder(path: Path, tokenizer: bool = True, repo: str | None = None) -> str:
     """Raise ``ModelCheckError`` unless ``path`` holds a Qwen3 causal LM (or converted sequence classifier)
     config, complete safetensors weights and (with ``tokenizer``) a tokenizer with single ``yes`` and ``no``
-    tokens; returns the checkpoint's kind. Reads headers only, never the weights."""
+    tokens, and where it is taken as ``repo``, one of the sizes, that size's shape (``check_size``); returns the
+    checkpoint's kind. Reads headers only, never the weights."""
     config = read_config(path)
+    if repo is not None:
+        check_size(path, repo, config)
     kind = checkpoint_kind(path, config)
     if tokenizer:
         vocab = _vocab(path)
@@ -377,13 +376,13 @@ def check_folder(path: Path, tokenizer: bool = True) -> str:
     return kind
 
 
-def check_size(path: Path, repo: str) -> None:
+def check_size(path: Path, repo: str, config: Mapping | None = None) -> None:
     """``ModelCheckError`` where ``path``, taken as ``repo``, one of the family's sizes, holds another size's shape
     (the 0.6b copied to a folder then named the 8b's, or as its --local-dir): every figure would be the other's."""
     size = next((n for n, s in QWEN3.sizes.items() if s.repo.lower() == repo.lower()), None)
     if size is None:
         return
-    config = read_config(path)
+    config = read_config(path) if config is None else config
     found = QWEN3.size_of(config)
     if found != size:
         want = QWEN3.sizes[size].shape

@@ -25,7 +25,7 @@ CHECK_SIZE = models.check_size
 @pytest.fixture(autouse=True)
 def _tiny_stands_for_every_size(monkeypatch):
     """The fake hub serves the tiny model as each size, whose shape is none of theirs: its check is tested alone."""
-    monkeypatch.setattr(models, "check_size", lambda path, repo: None)
+    monkeypatch.setattr(models, "check_size", lambda path, repo, config=None: None)
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ def hub_cache(tmp_path, monkeypatch):
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
-    monkeypatch.setattr(models, "check_size", lambda path, repo: None)
+    monkeypatch.setattr(models, "check_size", lambda path, repo, config=None: None)
     return tmp_path
 
 
