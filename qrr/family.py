@@ -184,6 +184,15 @@ QWEN3 = Family(
     },
 )  # fmt: skip
 
+
+def run_settings(model: str | None, instruction: str | None, max_length: int, recipe: str) -> dict:
+    """How a run scores, as a --resume file's record keeps it (``Reranker.settings``, the commands' before a model
+    loads): the model's key, the instruction as its text (the default's too, so that giving it changes nothing),
+    max length and recipe."""
+    instruction = QWEN3.default_instruction if instruction is None else instruction
+    return {"model": model, "instruction": instruction, "max_length": max_length, "recipe": recipe}
+
+
 DEFAULT_MAX_LENGTH = 8192
 DEFAULT_RECIPE = "transformers"
 # Aliases name a (family, size); one family today.

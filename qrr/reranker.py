@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from qrr.engine import Progress
 from qrr.errors import InputError, PairError, QrrError, check_count
-from qrr.family import DEFAULT_MAX_LENGTH, DEFAULT_RECIPE, QWEN3
+from qrr.family import DEFAULT_MAX_LENGTH, DEFAULT_RECIPE, QWEN3, run_settings
 from qrr.prompt import Prompter
 
 if TYPE_CHECKING:
@@ -238,9 +238,7 @@ class Reranker:
         """How this Reranker scores, as a reranked run's output records it (``pipelines.RunOutput``: kept beside
         the file, and checked when a run goes on with it): the model (a repo id, or a folder's full path; ``None``
         after ``from_model``), the instruction as its text (the default's too), ``max_length`` and ``recipe``."""
-        instruction = self.instruction if self.instruction is not None else QWEN3.default_instruction
-        return {"model": self._model_key, "instruction": instruction, "max_length": self.max_length,
-                "recipe": self.recipe}  # fmt: skip
+        return run_settings(self._model_key, self.instruction, self.max_length, self.recipe)
 
     # ----------------------------------------------------------------------------------------------- scoring
 

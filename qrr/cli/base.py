@@ -23,7 +23,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from qrr import __version__, formats
 from qrr.errors import InputError, Interrupted, QrrError, Stopped, Terminated, innermost, qrr_cause
-from qrr.family import QWEN3
+from qrr.family import QWEN3, run_settings
 
 stderr = Console(stderr=True, soft_wrap=True)
 
@@ -646,12 +646,8 @@ def resume_settings(ctx: typer.Context, server: str | None, instruction: str | N
 
         return RemoteReranker(server, instruction=instruction).settings()  # without -i: the server's instruction
     recipe = ctx.params["recipe"]
-    return {
-        "model": models.model_key(ctx.params["model"]),
-        "instruction": QWEN3.default_instruction if instruction is None else instruction,
-        "max_length": ctx.params["max_length"],
-        "recipe": recipe.value if isinstance(recipe, Enum) else recipe,
-    }
+    return run_settings(models.model_key(ctx.params["model"]), instruction, ctx.params["max_length"],
+                        recipe.value if isinstance(recipe, Enum) else recipe)  # fmt: skip
 
 
 def chosen_server(ctx: typer.Context, server: str | None) -> str | None:
