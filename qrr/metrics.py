@@ -1,7 +1,9 @@
 """Retrieval metrics with trec_eval's conventions: nDCG, MRR, recall, precision, MAP and success (trec_eval's
 success_k: 1 where a relevant document is in the top k), each with an optional cut-off (``ndcg@10``; by default
 nDCG@10, MRR@10, Recall@100 and MAP), and judged@k (ir_measures' Judged@k: the share of the top k that has a
-judgment of any relevance: it tells a reranker that is worse from one that brings up documents nobody judged).
+judgment of any relevance: it tells a reranker that is worse from one that brings up documents nobody judged);
+without cut-offs, trec_eval's Rprec (precision at R, the query's number of relevant documents) and bpref (how few
+judged non-relevant documents rank above each relevant one: unjudged documents play no part).
 
 - A run's documents are ordered by score, descending, equal scores by docid, descending; ranks in the file are
   ignored, and scores compare in single precision (as trec_eval stores them).
@@ -32,8 +34,10 @@ from qrr.formats.trec import Qrels, Run
 MEASURES = ("ndcg@10", "mrr@10", "recall@100", "map")  # the default
 # each measure's name, and the names it is also asked by
 KINDS = {"ndcg": ("ndcg",), "mrr": ("mrr", "rr", "recip_rank"), "recall": ("recall", "r"), "p": ("p", "precision"),
-         "map": ("map", "ap"), "success": ("success", "hits"), "judged": ("judged",)}  # fmt: skip
+         "map": ("map", "ap"), "success": ("success", "hits"), "judged": ("judged",),
+         "rprec": ("rprec", "r-prec", "r_prec"), "bpref": ("bpref",)}  # fmt: skip
 CUT_NEEDED = {"p": "precision", "judged": "the judged share"}  # measures divided by k
+NO_CUT = {"rprec": "Rprec", "bpref": "bpref"}  # measures of the whole ranking, as trec_eval has them
 _ALIASES = {alias: kind for kind, aliases in KINDS.items() for alias in aliases}
 
 
@@ -51,10 +55,13 @@ def measure(name: str) -> str:
     canonical = _ALIASES.get(kind)
     if canonical is None or (at and not (cut.isascii() and cut.isdigit() and int(cut) >= 1)):
         raise InputError(f"{{measures}} {name!r}: use ndcg, mrr, recall, p, map, success or judged, each with an "
-                         "optional @k cut-off (ndcg@10)", "measures")  # fmt: skip
+                         "optional @k cut-off (ndcg@10), or rprec or bpref", "measures")  # fmt: skip
     if canonical in CUT_NEEDED and not cut:
         raise InputError(f"{{measures}} {name!r}: {CUT_NEEDED[canonical]} needs a cut-off ({canonical}@10)",
                          "measures")  # fmt: skip
+    if canonical in NO_CUT and cut:
+        raise InputError(f"{{measures}} {name!r}: {NO_CUT[canonical]} takes no cut-off (it is trec_eval's, of the "
+                         "whole ranking)", "measures")  # fmt: skip
     return f"{canonical}@{int(cut)}" if cut else canonical
 
 
@@ -94,6 +101,11 @@ def measure_query(judged: dict[str, int], docs: dict[str, float], measures=MEASU
             values[name] = sum(1 for g in top if g >= level) / k
         elif kind == "success":
             values[name] = float(any(g >= level for g in top))
+        elif kind == "rprec":  # ranks past the run's end count as non-relevant
+            values[name] = sum(1 for g in grades[:relevant] if g >= level) / relevant
+        elif kind == "bpref":
+            nonrelevant = sum(1 for r in judged.values() if 0 <= r < level)
+            values[name] = _bpref([judged.get(d) for d in order], relevant, nonrelevant, level)
         else:  # map
             hits, precision_sum = 0, 0.0
             for n, g in enumerate(top):
@@ -102,6 +114,21 @@ def measure_query(judged: dict[str, int], docs: dict[str, float], measures=MEASU
                     precision_sum += hits / (n + 1)
             values[name] = precision_sum / relevant
     return values
+
+
+def _bpref(grades, relevant: int, nonrelevant: int, level: int) -> float:
+    """trec_eval's bpref: each relevant document retrieved scores 1 less the share of judged non-relevant ones above
+    it (at most R of them, out of min(R, N)); unjudged documents (None) are passed over, and so are negative
+    judgments, which trec_eval reads as not in the pool (-1) or unjudged (-2)."""
+    total, above = 0.0, 0
+    for g in grades:
+        if g is None or g < 0:
+            continue
+        if g < level:
+            above += 1
+        else:
+            total += 1 - min(above, relevant) / min(relevant, nonrelevant) if above else 1.0
+    return total / relevant
 
 
 def _dcg(grades) -> float:

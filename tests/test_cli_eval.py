@@ -162,24 +162,28 @@ def test_metrics_asked_for(qrr_eval, files):
         "map@1",
         "-M",
         "success@1,judged@2",
+        "-M",
+        "Rprec,bpref",
     ]  # commas, and the option repeated
     rows = json.loads(qrr_eval(files["qrels.txt"], files["a.trec"], files["b.trec"], *asked, "-f", "json").stdout)
     qrels = formats.read_qrels(files["qrels.txt"])
-    names = ["ndcg@5", "recall@1000", "p@2", "mrr", "map@1", "success@1", "judged@2"]
+    names = ["ndcg@5", "recall@1000", "p@2", "mrr", "map@1", "success@1", "judged@2", "rprec", "bpref"]
     for row, name in zip(rows, ("a.trec", "b.trec"), strict=True):
         assert list(row) == ["run", *names, "queries"]
         expected = metrics.evaluate(qrels, formats.read_run(files[name]), measures=names).means
         assert {m: row[m] for m in names} == pytest.approx(expected, abs=1e-12)
     assert rows[1]["p@2"] == pytest.approx((1 / 2 + 0 + 1 / 2) / 3)  # b: q1 c, b (b relevant); q2 none; q3 z
-    table = qrr_eval(files["qrels.txt"], files["a.trec"], files["b.trec"], *asked[:-2], "-f", "table").stdout
+    table = qrr_eval(files["qrels.txt"], files["a.trec"], files["b.trec"], *asked[:-4], "-f", "table").stdout
     heading = next(line for line in table.splitlines() if "┃" in line)
     columns = ["run", "nDCG@5", "R@1000", "P@2", "MRR", "MAP@1", "queries"]
     from qrr.cli.evaluate import header
 
-    assert [header(m) for m in ("success@1", "judged@2")] == ["Success@1", "Judged@2"]  # past 80 columns here
+    # past 80 columns here
+    assert [header(m) for m in ("success@1", "judged@2", "rprec", "bpref")] == ["Success@1", "Judged@2", "R-prec",
+                                                                                 "bpref"]  # fmt: skip
     assert [cell.strip() for cell in heading.split("┃")] == columns
     for bad, message in (("bleu", "--metrics 'bleu': use ndcg, mrr, recall, p, map, success or judged, each with "
-                                  "an optional @k cut-off (ndcg@10)"),
+                                  "an optional @k cut-off (ndcg@10), or rprec or bpref"),
                          ("p", "--metrics 'p': precision needs a cut-off (p@10)"),
                          (" , ", "--metrics: name at least one measure (ndcg@10, say)")):  # fmt: skip
         assert failed(qrr_eval(files["qrels.txt"], files["a.trec"], "--metrics", bad)) == f"error: {message}\n"

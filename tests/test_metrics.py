@@ -12,10 +12,10 @@ from qrr.errors import InputError
 
 # with trec_eval's default cut-offs (5, 10, ..., 100, ..., 1000); its "ndcg" hangs on some judgments, and
 # ndcg_cut_1000 is nDCG without a cut-off for these runs of at most 40 documents
-TREC_MEASURES = {"ndcg_cut", "recip_rank", "recall", "P", "map", "map_cut", "success"}
+TREC_MEASURES = {"ndcg_cut", "recip_rank", "recall", "P", "map", "map_cut", "success", "Rprec", "bpref"}
 # every measure qrr has, with and without cut-offs, and the default set among them
 ALL = ("ndcg@10", "mrr@10", "recall@100", "map", "ndcg", "ndcg@5", "mrr", "recall@10", "p@5", "map@10", "success@1",
-       "success@5", "judged@5", "judged@10")  # fmt: skip
+       "success@5", "judged@5", "judged@10", "rprec", "bpref")  # fmt: skip
 
 
 def reference(qrels, run, level: int = 1) -> dict[str, dict[str, float]]:
@@ -41,6 +41,8 @@ def reference(qrels, run, level: int = 1) -> dict[str, dict[str, float]]:
             "success@5": v["success_5"],
             "judged@5": judged[q]["P_5"],
             "judged@10": judged[q]["P_10"],
+            "rprec": v["Rprec"],
+            "bpref": v["bpref"],
         }
         for q, v in values.items()
     }
@@ -109,11 +111,14 @@ def test_measure_names():
     assert [metrics.measure(m) for m in ("P_5", "recall_100", "ndcg_cut_10", "map_cut_100")] == [
         "p@5", "recall@100", "ndcg@10", "map@100"]  # fmt: skip
     for name, message in [("bleu", "'bleu': use ndcg, mrr, recall, p, map, success or judged, each with an optional "
-                                   "@k cut-off"),
+                                   "@k cut-off \\(ndcg@10\\), or rprec or bpref$"),
                           ("judged", "'judged': the judged share needs a cut-off \\(judged@10\\)"),
                           ("ndcg@0", "'ndcg@0': use"), ("ndcg@x", "'ndcg@x': use"), ("map@", "'map@': use"),
                           ("ndcg@\u00b2", "'ndcg@\u00b2': use"), ("P_x", "'P_x': use"),
-                          ("p", "'p': precision needs a cut-off \\(p@10\\)")]:  # fmt: skip
+                          ("p", "'p': precision needs a cut-off \\(p@10\\)"),
+                          ("bpref@10", "'bpref@10': bpref takes no cut-off \\(it is trec_eval's, of the whole "
+                                       "ranking\\)$"),
+                          ("R-prec@5", "'R-prec@5': Rprec takes no cut-off")]:  # fmt: skip
         with pytest.raises(InputError, match=f"^measures {message}") as caught:
             metrics.measure(name)
         assert caught.value.params == ("measures",)
@@ -124,8 +129,9 @@ def test_measure_names():
     assert list(metrics.evaluate(QRELS, RUN, ["P@5"]).means) == ["p@5"]
     # as trec tools name them
     assert [metrics.measure(m) for m in ("P.5", "recall.100", "ndcg_cut.10", "recip_rank", "success_10",
-                                         "success.5", "judged_10")] == [
-        "p@5", "recall@100", "ndcg@10", "mrr", "success@10", "success@5", "judged@10"]  # fmt: skip
+                                         "success.5", "judged_10", "Rprec", "R-prec", "bpref")] == [
+        "p@5", "recall@100", "ndcg@10", "mrr", "success@10", "success@5", "judged@10", "rprec", "rprec",
+        "bpref"]  # fmt: skip
     with pytest.raises(TypeError):
         metrics.evaluate(QRELS, RUN, ["p@5"], "mine")  # the name by keyword only
     with pytest.raises(InputError, match="^measures must be measure names \\(ndcg@10\\), not int$"):

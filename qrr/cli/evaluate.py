@@ -46,7 +46,7 @@ from qrr.formats import TAG
 from qrr.pipelines import DEFAULT_DEPTH
 
 HEADERS = {"ndcg": "nDCG", "mrr": "MRR", "recall": "R", "p": "P", "map": "MAP", "success": "Success",
-           "judged": "Judged"}  # fmt: skip
+           "judged": "Judged", "rprec": "R-prec", "bpref": "bpref"}  # fmt: skip
 
 
 def header(measure: str) -> str:
@@ -110,7 +110,8 @@ def evaluate(
             help="The measures, comma-separated or the option repeated: ndcg, mrr, recall, p (precision), map, "
             "success (a relevant document in the top k) and judged (the share of the top k judged at all: unjudged "
             "documents a reranker brings up score 0 in the rest), each with an optional @k cut-off (p and judged "
-            f"need one). Default: {','.join(metrics.MEASURES)}.",
+            "need one); and rprec and bpref (trec_eval's Rprec and bpref, no cut-off: bpref passes unjudged "
+            f"documents over). Default: {','.join(metrics.MEASURES)}.",
             rich_help_panel="Output",
         ),
     ] = None,  # fmt: skip
