@@ -238,8 +238,10 @@ def test_mixed_weights_large_figures_and_a_skipped_size_fit_80_columns(monkeypat
     body = lines[[n for n, line in enumerate(lines) if "━" in line][0] + 1 :]
     # each measured row on one line, whole; the skipped size's reason folds in its own cell
     assert [line.split("│")[0].strip() for line in body[:4]] == ["0.6b", "0.6b", "4b", "4b"]
+    assert "│ 16.9 " in body[0] and "GiB" in lines[[n for n, line in enumerate(lines) if "┃" in line][1]]  # 17290 MiB
     assert all("123.45 (18%)" in line and "4.41×, 0.23×" in line for line in body[:4])
-    assert "skipped:" in body[4] and "needs about" in " ".join(body[4:])
+    reason = " ".join(line.split("│")[2].strip() for line in body[4:])
+    assert reason.startswith("skipped: needs about 17.3 GiB, 6.1 GiB") and reason.endswith(" free")
 
 
 def test_a_skipped_size_leaves_the_next_sizes_rows_whole(monkeypatch):

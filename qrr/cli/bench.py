@@ -20,7 +20,7 @@ from qrr.cli.base import (
     stderr,
     stdout_format,
 )
-from qrr.cli.render import bar, header_width, human_bytes, progress, table_width, writer
+from qrr.cli.render import bar, header_width, progress, table_width, writer
 from qrr.errors import InputError, Interrupted, QrrError, plural
 
 BenchFormat = choices("BenchFormat", ("table", "json", "jsonl"))
@@ -169,7 +169,7 @@ def _bench_table(rows, baseline: bool) -> list[dict]:
             BAR: bar(r.pairs_per_s / fastest, 6),
             "tokens/s": f"{r.tokens_per_s:.0f}",
             "batch ms\np50/p95": f"{r.batch_p50_ms:.0f}/{r.batch_p95_ms:.0f}",
-            "peak\nmemory": human_bytes(r.peak_memory_mb * 2**20),
+            "peak\nGiB": f"{r.peak_memory_mb / 1024:.1f}",  # as the skip lines say it (the JSON's in MiB)
             "TFLOP/s\n(of peak)": f"{r.tflops:.2f} ({r.peak_fraction:.0%})",
             "load s": "-" if r.load_s is None else f"{r.load_s:.1f}",  # random weights are drawn, not loaded
         })  # fmt: skip
