@@ -35,3 +35,16 @@ def test_completion_callback_offers_commands_and_options():
     env.update(COMP_WORDS="qrr s", COMP_CWORD="1")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.split() == ["score", "serve"]
+
+
+def test_bench_sizes_complete_as_a_list():
+    env = {**os.environ, "_QRR_COMPLETE": "complete_bash", "COMP_WORDS": "qrr bench --sizes ", "COMP_CWORD": "3"}
+    code = "from qrr.cli import main; main()"
+
+    def offered(words: str) -> list[str]:
+        env.update(COMP_WORDS=f"qrr bench --sizes {words}")
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.split()
+
+    assert offered("") == ["0.6b", "4b", "8b"]
+    assert offered("0.6b,") == ["0.6b,4b", "0.6b,8b"]  # the list so far kept, its sizes not offered again
+    assert offered("0.6b,8") == ["0.6b,8b"]

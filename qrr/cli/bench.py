@@ -36,11 +36,25 @@ def _int_list(text: str, option: str) -> list[int]:
     return values
 
 
+def _complete_sizes(incomplete: str) -> list[str]:
+    """The sizes not yet in the comma-separated list being typed, each as the whole list it would make."""
+    from qrr.family import QWEN3
+
+    head, comma, last = incomplete.rpartition(",")
+    given = head.split(",")
+    return [f"{head}{comma}{size}" for size in QWEN3.sizes if size.startswith(last) and size not in given]
+
+
 @command(no_args_is_help=False)
 def bench(
     sizes: Annotated[
-        str, typer.Option("--sizes", help="Sizes to measure, comma-separated: 0.6b, 4b, 8b (or their repo ids).")
-    ] = "0.6b,4b,8b",
+        str,
+        typer.Option(
+            "--sizes",
+            autocompletion=_complete_sizes,
+            help="Sizes to measure, comma-separated: 0.6b, 4b, 8b (or their repo ids).",
+        ),
+    ] = "0.6b,4b,8b",  # fmt: skip
     doc_tokens: Annotated[
         str, typer.Option("--doc-tokens", help="Document lengths in tokens, comma-separated.")
     ] = "128,512,2048",
