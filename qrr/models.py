@@ -472,10 +472,12 @@ class CachedModel:
     refs: tuple[str, ...]
     size_on_disk: int
     path: Path
+    problem: str | None = None  # why it would be refused (``check_folder``'s message): None for a usable copy
 
 
 def cached_models() -> list[CachedModel]:
-    """The Qwen3 causal LMs (rerankers included) in the local Hugging Face cache, largest first."""
+    """The Qwen3 causal LMs (rerankers included) in the local Hugging Face cache, largest first, each checked as
+    ``check_folder`` checks a model before loading it (``problem``: what it found wrong)."""
     from huggingface_hub import constants, scan_cache_dir
 
     try:
@@ -488,11 +490,15 @@ def cached_models() -> list[CachedModel]:
         if repo.repo_type != "model":
             continue
         for rev in repo.revisions:
-            if _is_qwen3(Path(rev.snapshot_path)):
-                found.append(
-                    CachedModel(repo.repo_id, rev.commit_hash, tuple(sorted(rev.refs)), rev.size_on_disk,
-                                Path(rev.snapshot_path))
-                )  # fmt: skip
+            path = Path(rev.snapshot_path)
+            if _is_qwen3(path):
+                try:  # headers only: an interrupted download or another size's copy is told before it is used
+                    check_folder(path, repo=repo.repo_id)
+                    problem = None
+                except QrrError as exc:
+                    problem = str(exc)
+                found.append(CachedModel(repo.repo_id, rev.commit_hash, tuple(sorted(rev.refs)), rev.size_on_disk,
+                                         path, problem))  # fmt: skip
     return sorted(found, key=lambda m: (-m.size_on_disk, m.model))
 
 

@@ -471,19 +471,38 @@ def make_cache(cache, tiny_model):
     snapshot("models--x--bert", "c" * 40, {})
     (bert / "snapshots" / ("c" * 40) / "config.json").write_text('{"model_type": "bert"}')
     snapshot("datasets--x--data", "d" * 40, {})
+    snapshot("models--me--tiny", "e" * 40, files)  # a name of no size: its shape is its own
+    cut = snapshot("models--me--cut", "f" * 40, files)
+    for weights in cut.glob("*.safetensors"):
+        weights.unlink()
 
 
-def test_list_shows_cached_qwen3_models(online, tiny_model):
+def test_list_shows_cached_qwen3_models(online, tiny_model, monkeypatch):
+    monkeypatch.setattr(models, "check_size", CHECK_SIZE)
     make_cache(online / "cache", tiny_model)
-    rows = [orjson.loads(line) for line in run("download", "--list", "-f", "jsonl").stdout.splitlines()]
+    result = run("download", "--list", "-f", "jsonl")
+    rows = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert [(r["model"], r["revision"][0], r["refs"]) for r in rows] == [
         ("Qwen/Qwen3-Reranker-0.6B", "a", ["main"]),
+        ("me/tiny", "e", []),
+        ("me/cut", "f", []),
         ("Qwen/Qwen3-Reranker-0.6B", "b", []),
     ]
     assert rows[0]["alias"] == "0.6b" and rows[0]["size_on_disk"] > 1_000_000
     assert rows[0]["path"].endswith("a" * 40)
+    # each checked as a model is before it loads: the tiny model under the 0.6b's name, a download cut short
+    shape = "holds hidden size 64 in 2 layers, not Qwen/Qwen3-Reranker-0.6B's (hidden size 1024 in 28 layers)"
+    assert [r["problem"] for r in rows] == [
+        f"{rows[0]['path']}: {shape}: another model's copy", None,
+        f"{rows[2]['path']}: no *.safetensors weights; run qrr download again to finish an interrupted download (a "
+        "copied folder: copy it again)", f"{rows[3]['path']}: {shape}: another model's copy"]  # fmt: skip
+    assert result.stderr.splitlines() == [
+        f"warning: {r['model']} {r['revision'][:12]} cannot be used: {r['problem']}" for r in rows if r["problem"]
+    ]
     table = run("download", "--list", "-f", "table").stdout
     assert "Qwen/Qwen3-Reranker-0.6B" in table and "aaaaaaaaaaaa (main)" in table and "MB" in table
+    usable = [line.split("│")[3].strip() for line in table.splitlines() if "│" in line and "/" in line.split("│")[0]]
+    assert usable == ["no", "yes", "no", "no"]
 
 
 def test_list_on_an_empty_cache_says_so_on_stderr(online):

@@ -88,9 +88,13 @@ def _render_cached(cached, fmt: str) -> None:
 
     rows = [
         {"model": m.model, "alias": models.alias_of(m.model), "revision": m.revision, "refs": list(m.refs),
-         "size_on_disk": m.size_on_disk, "path": str(m.path)}
+         "size_on_disk": m.size_on_disk, "path": str(m.path), "problem": m.problem}
         for m in cached
     ]  # fmt: skip
+    for m in cached:
+        if m.problem:
+            stderr.print(f"warning: {m.model} {m.revision[:12]} cannot be used: {m.problem}", style="yellow",
+                         highlight=False, markup=False)  # fmt: skip
     if not rows:
         from huggingface_hub import constants
 
@@ -103,7 +107,7 @@ def _render_cached(cached, fmt: str) -> None:
         return
     table_rows = [
         {"model": r["model"], "revision": r["revision"][:12] + (f" ({', '.join(r['refs'])})" if r["refs"] else ""),
-         "size": human_bytes(r["size_on_disk"]), "path": r["path"]}
+         "size": human_bytes(r["size_on_disk"]), "usable": "no" if r["problem"] else "yes", "path": r["path"]}
         for r in rows
     ]  # fmt: skip
     write_rows(table_rows, "table")
