@@ -245,6 +245,18 @@ def test_truncation_is_noted(cli):
     assert result.stderr == "note: 1 document cut to --max-length 100\n"
 
 
+def test_blank_documents_are_scored_and_warned_of(cli, tmp_path):
+    data = '{"id": "a", "text": "x"}\n{"id": "b", "text": ""}\n{"id": "c", "text": " \\t"}\n'
+    (tmp_path / "docs.jsonl").write_text(data)
+    for args, kwargs, where in (([str(tmp_path / "docs.jsonl")], {}, f"{tmp_path / 'docs.jsonl'}"),
+                                ([], {"input": data}, "<stdin>")):  # fmt: skip
+        result = cli("rank", "-q", "q", *args, **kwargs)
+        assert sorted(r["id"] for r in jsonl(result.stdout)) == ["a", "b", "c"]  # each scored still
+        assert result.stderr == (f"warning: 2 blank documents ({where}:2, {where}:3) scored as given: such a score "
+                                 "says nothing of relevance\n")  # fmt: skip
+    assert cli("rank", "-q", "q", input='{"text": "x"}\n').stderr == ""  # none blank: no warning
+
+
 def test_on_error_skip(cli):
     result = cli("rank", "-q", "q", "--on-error", "skip", input=b'{"text": "a"}\n{"text": 3}\n"b"\n')
     assert [r["index"] for r in jsonl(result.stdout)] != []

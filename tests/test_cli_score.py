@@ -582,6 +582,18 @@ def test_bom_crlf_and_blank_lines_are_accepted(cli, expected):
     assert len(set(r["score"] for r in jsonl(ok(cli("score", input=tsv))))) == 1  # the same pair twice
 
 
+def test_blank_queries_and_documents_are_scored_and_warned_of(cli, tmp_path):
+    data = "q\td\nq\t\n \td\n" + "q\t \n" * 2  # a blank document (a tab, then nothing), a blank query
+    (tmp_path / "pairs.tsv").write_text(data)
+    for args, kwargs, where in (([str(tmp_path / "pairs.tsv")], {}, f"{tmp_path / 'pairs.tsv'}"),
+                                ([], {"input": data}, "<stdin>")):  # fmt: skip
+        result = cli("score", *args, **kwargs)
+        assert [r["index"] for r in jsonl(result.stdout)] == [0, 1, 2, 3, 4]  # each scored still
+        assert result.stderr == (f"warning: 4 pairs with a blank query or document ({where}:2, {where}:3, {where}:4, "
+                                 "…) scored as given: such a score says nothing of relevance\n")  # fmt: skip
+    assert cli("score", input="q\td\n").stderr == ""  # none blank: no warning
+
+
 def test_empty_input_is_no_output_and_a_note_with_v(cli):
     for data in ("", "\n\n  \n"):
         result = cli("score", input=data)

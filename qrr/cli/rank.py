@@ -38,7 +38,7 @@ from qrr.cli.base import (
     stderr,
     stdout_format,
 )
-from qrr.cli.render import LineCount, no_input, progress, report, skipping, writer
+from qrr.cli.render import Blanks, LineCount, no_input, progress, report, skipping, writer
 from qrr.errors import Interrupted, plural
 from qrr.family import DEFAULT_MAX_LENGTH
 
@@ -116,6 +116,8 @@ def rank(
     docs = itertools.chain(inline, formats.read_documents(sources, input_format.value, text_field, id_field, skipped))
     if with_fields:  # a document with a field named as the result's own is bad input (the first's said early)
         docs = fields_checked(docs, 0, with_text, skipped)
+    blanks = Blanks("blank document", "blank documents", ("text",))
+    docs = blanks.passing(docs)
     first = next(docs, None)
     if first is None:
         no_input(fmt, skipped, "document", "rank", verbose)
@@ -146,3 +148,4 @@ def rank(
         stderr.print(f'warning: no result has an id; is "{id_field}" the field that holds them? (--id-field)',
                      style="yellow", highlight=False, markup=False)  # fmt: skip
     report(ranked.stats, reranker.max_length, verbose, skipped)
+    blanks.report()

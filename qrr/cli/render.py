@@ -596,6 +596,35 @@ def _place(messages: list[str]):
     return key
 
 
+class Blanks:
+    """Counts the records with a blank text as they pass (``{"text": ""}`` is scored as any text is, and an empty
+    document can rank first), to warn of them after the run: ``noun`` and ``nouns`` say such a record
+    (``blank document``), ``texts`` are the fields that must not be blank."""
+
+    shown = 3
+
+    def __init__(self, noun: str, nouns: str, texts: tuple[str, ...]):
+        self.noun, self.nouns, self.texts = noun, nouns, texts
+        self.count = 0
+        self.where: list[str] = []
+
+    def passing(self, records):
+        """``records``, counted on their way."""
+        for record in records:
+            if any(not getattr(record, name).strip() for name in self.texts):
+                self.count += 1
+                if len(self.where) < self.shown:
+                    self.where.append(getattr(record, "where", None) or "?")
+            yield record
+
+    def report(self) -> None:
+        if not self.count:
+            return
+        where = ", ".join(self.where) + (", …" if self.count > len(self.where) else "")
+        stderr.print(f"warning: {plural(self.count, self.noun, self.nouns)} ({where}) scored as given: such a score "
+                     "says nothing of relevance", style="yellow", highlight=False, markup=False)  # fmt: skip
+
+
 def skipping(policy, what: str = "bad line", noun: bool = True) -> Skipped | None:
     """A collector for ``--on-error skip``; ``None`` (stop at the first) for ``fail``."""
     return Skipped(what, noun) if policy.value == "skip" else None

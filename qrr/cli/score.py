@@ -48,7 +48,7 @@ from qrr.cli.base import (
     stderr,
     stdout_format,
 )
-from qrr.cli.render import LineCount, all_bad, no_input, progress, report, skipping, unrecorded, writer
+from qrr.cli.render import Blanks, LineCount, all_bad, no_input, progress, report, skipping, unrecorded, writer
 from qrr.errors import InputError, Interrupted, PairError, Stopped, plural, qrr_cause
 from qrr.family import DEFAULT_MAX_LENGTH
 
@@ -190,6 +190,9 @@ def score(
         if with_fields:  # a pair with a field named as the result's own is bad input (the first's said early)
             records = fields_checked(records, 0, skipped=skipped)
         last, left_out = _past_done(records, saved)
+        blanks = Blanks("pair with a blank query or document", "pairs with a blank query or document",
+                        ("query", "document"))  # fmt: skip
+        records = blanks.passing(records)
         first = next(records, None)
         if first is None and last is not None:
             saved.check_input(last, None, with_fields)  # nothing left to score: its ids at least
@@ -254,6 +257,7 @@ def score(
             raise Interrupted.of(exc, said) from None
         out.close()
         report(total, reranker.max_length, verbose, skipped, cut[:CUT_SHOWN])
+        blanks.report()
         if skipped is not None and skipped.count and not out.count and not start:  # every query was too long
             raise all_bad(skipped, "pair", "score")
     finally:
