@@ -71,6 +71,25 @@ def test_jina_and_vllm_rerank_and_score(http, reranker):
     close([d["score"] for d in body["data"]], reranker.score([("q1", "a"), ("q2", "b")]))
 
 
+def test_tei_rerank_and_raw_scores(http, reranker):
+    import math
+
+    expected = reranker.score([(QUERY, d) for d in DOCS])
+    order = sorted(range(5), key=lambda i: -expected[i])
+    # text-embeddings-inference's body and its answer: a bare array, best first
+    body = http.post("/rerank", json={"query": QUERY, "texts": DOCS, "return_text": True, "truncate": True}).json()
+    assert [r["index"] for r in body] == order and [r["text"] for r in body] == [DOCS[i] for i in order]
+    close(by_index(body, "score"), expected)
+    raw = http.post("/rerank", json={"query": QUERY, "texts": DOCS, "raw_scores": True}).json()
+    assert list(raw[0]) == ["index", "score"]
+    close(by_index(raw, "score"), [math.log(p / (1 - p)) for p in expected], 1e-5)
+    # vLLM's client defaults (top_n 0: every document) and its raw scores
+    body = http.post("/v1/rerank", json={"query": QUERY, "documents": DOCS, "top_n": 0, "use_activation": False})
+    close(by_index(body.json()["results"]), [math.log(p / (1 - p)) for p in expected], 1e-5)
+    body = http.post("/score", json={"text_1": QUERY, "text_2": DOCS, "use_activation": False}).json()
+    close([d["score"] for d in body["data"]], [math.log(p / (1 - p)) for p in expected], 1e-5)
+
+
 def test_an_instruction_and_max_tokens_per_doc(http, reranker):
     task = "Judge whether the passage names a capital"
     body = http.post("/v2/rerank", json={"query": QUERY, "documents": DOCS, "instruction": task}).json()
@@ -157,7 +176,7 @@ def test_health_models_and_metrics(http, tiny_model, tiny_server, reranker):
         (b'"just a string"', 400, "the request body must be a JSON object, not a string"),
         (b'{"documents": ["a"]}', 400, '"query" is required'),
         (b'{"query": "q", "documents": []}', 400, '"documents" must hold at least one document'),
-        (b'{"query": "q", "documents": ["a"], "top_n": 0}', 400, '"top_n" must be at least 1, not 0'),
+        (b'{"query": "q", "documents": ["a"], "top_n": -1}', 400, '"top_n" must be 0 (every document) or more, not -1'),
         (b'{"query": "q", "documents": [' + b'"a",' * 50 + b'"a"]}', 400,
          '"documents" holds 51 documents; this server takes at most 50 a request'),
         (b'{"query": "q", "documents": ["' + b"x" * 30_000 + b'"]}', 413,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import re
+
 import pytest
 
 from qrr.reranker import Stats
-from qrr.server.api import ApiError, parse_rerank, parse_score, rerank_response, score_response
+from qrr.server.api import ApiError, log_odds, parse_rerank, parse_score, rerank_response, score_response
 
 
 def refused(body, status, message, param=None, parse=parse_rerank):
@@ -42,12 +45,15 @@ def test_nulls_are_absent_fields():
         ({"query": "q", "documents": [3]}, 400,
          '"documents"[0] must be a string or an object with "text", not a number', "documents"),
         ({"query": "q", "documents": [{"body": "x"}]}, 400, '"documents"[0] must have a string "text"', "documents"),
-        ({"query": "q", "documents": ["a"], "top_n": 0}, 400, '"top_n" must be at least 1, not 0', "top_n"),
+        ({"query": "q", "documents": ["a"], "top_n": -1}, 400, '"top_n" must be 0 (every document) or more, not -1',
+         "top_n"),
+        ({"query": "q", "documents": ["a"], "max_tokens_per_doc": 0}, 400,
+         '"max_tokens_per_doc" must be at least 1, not 0', "max_tokens_per_doc"),
         ({"query": "q", "documents": ["a"], "top_n": "3"}, 400, '"top_n" must be a whole number, not a string',
          "top_n"),
         ({"query": "q", "documents": ["a"], "top_n": True}, 400, '"top_n" must be a whole number, not a boolean',
          "top_n"),
-        ({"query": "q", "documents": ["a"], "top_n": 2.0}, 400, '"top_n" must be a whole number, not 2.0', "top_n"),
+        ({"query": "q", "documents": ["a"], "top_n": 2.5}, 400, '"top_n" must be a whole number, not 2.5', "top_n"),
         ({"query": "q", "documents": ["a"], "top_n": 1e30}, 400, '"top_n" must be a whole number, not 1e+30',
          "top_n"),
         ({"query": "q", "documents": ["a"], "return_documents": "yes"}, 400,
@@ -61,10 +67,66 @@ def test_nulls_are_absent_fields():
          '"documents"[0]\'s field "title" of "rank_fields" must be a string, not a number', "rank_fields"),
         ({"query": "q", "documents": "a"}, 400,
          '"documents" must be an array, not a string: an array of strings or of objects with "text"', "documents"),
+        # vLLM's prompt cut would cut the reranker's frame: refused, not ignored
+        ({"query": "q", "documents": ["a"], "truncate_prompt_tokens": 2}, 400,
+         '"truncate_prompt_tokens" is not taken: each document is cut to fit the server\'s --max-length; '
+         '"max_tokens_per_doc" cuts each one shorter', "truncate_prompt_tokens"),
+        ({"query": "q", "documents": ["a"], "raw_scores": "yes"}, 400, '"raw_scores" must be true or false, not a '
+         "string", "raw_scores"),
+        # TEI's body on a Cohere path
+        ({"query": "q", "texts": ["a"]}, 400,
+         '"documents" is required; "texts" is text-embeddings-inference\'s field, which /rerank takes', "documents"),
     ],
 )  # fmt: skip
 def test_bad_rerank_requests(body, status, message, param):
     refused(body, status, message, param)
+
+
+def test_what_vllm_clients_send_by_default_and_for_raw_scores():
+    # vLLM's RerankRequest sends top_n 0 for every document; 2.0 is a whole number, as pydantic takes it
+    body = {"query": "q", "documents": ["a", "b"], "top_n": 0, "truncate_prompt_tokens": -1, "use_activation": True}
+    req = parse_rerank(body, 10)
+    assert (req.top_n, req.raw) == (None, False)
+    assert parse_rerank({**body, "top_n": 2.0, "max_tokens_per_doc": 7.0}, 10).top_n == 2
+    assert parse_rerank({**body, "top_n": 2.0, "max_tokens_per_doc": 7.0}, 10).max_tokens_per_doc == 7
+    # raw scores asked for in each API's words: log-odds, the logit of yes less that of no
+    for asked in ({"use_activation": False}, {"activation": False}, {"raw_scores": True}):
+        req = parse_rerank({"query": "q", "documents": ["a", "b"], **asked}, 10)
+        assert req.raw
+        body = rerank_response(req, [0.2, 0.9], Stats(), "m", None)
+        assert [r["relevance_score"] for r in body["results"]] == pytest.approx([math.log(9), math.log(0.25)])
+        assert parse_score({"text_1": "q", "text_2": "a", **asked}, 10).raw
+    body = score_response([0.5, 1.0, 0.0], Stats(), "m", raw=True)
+    assert [d["score"] for d in body["data"]] == pytest.approx([0.0, 36.7368005696771, -690.7755278982137])
+    assert log_odds(1 / (1 + math.exp(-3.25))) == pytest.approx(3.25, abs=1e-12)
+
+
+def test_rank_fields_of_text_alone_is_the_default():
+    # Cohere's default said out loud scores as leaving it out does (it scored "text: a")
+    documents = [{"text": "a", "title": "T"}]
+    assert parse_rerank({"query": "q", "documents": documents, "rank_fields": ["text"]}, 9).texts == ["a"]
+    assert parse_rerank({"query": "q", "documents": documents, "rank_fields": ["title"]}, 9).texts == ["title: T"]
+
+
+def test_a_tei_request_and_its_response():
+    body = {"query": "q", "texts": ["a", "b", "c"], "raw_scores": False, "return_text": True, "truncate": True,
+            "truncation_direction": "Right"}  # fmt: skip
+    req = parse_rerank(body, 10, tei=True)
+    assert (req.query, req.texts, req.tei, req.raw, req.return_documents) == ("q", ["a", "b", "c"], True, False, True)
+    assert rerank_response(req, [0.2, 0.9, 0.5], Stats(), "m", None) == [
+        {"index": 1, "score": 0.9, "text": "b"}, {"index": 2, "score": 0.5, "text": "c"},
+        {"index": 0, "score": 0.2, "text": "a"}]  # fmt: skip
+    req = parse_rerank({"query": "q", "texts": ["a", "b"], "raw_scores": True}, 10, tei=True)
+    assert rerank_response(req, [0.2, 0.9], Stats(), "m", None) == [
+        {"index": 1, "score": pytest.approx(math.log(9))},
+        {"index": 0, "score": pytest.approx(math.log(0.25))},
+    ]
+    for bad, message in (({"query": "q", "texts": "a"}, '"texts" must be an array of strings, not a string'),
+                         ({"query": "q", "texts": ["a", 3]}, '"texts"[1] must be a string, not a number'),
+                         ({"query": "q", "texts": []}, '"texts" must hold at least one document'),
+                         ({"texts": ["a"]}, '"query" is required')):  # fmt: skip
+        with pytest.raises(ApiError, match=f"^{re.escape(message)}$"):
+            parse_rerank(bad, 10, tei=True)
 
 
 def test_score_pairs_one_query_or_one_each():

@@ -1,12 +1,16 @@
 """The request and response shapes of the rerank APIs that clients already speak, with no web framework in them:
-Cohere's ``/v1/rerank`` and ``/v2/rerank``, Jina's and vLLM's ``/rerank``, vLLM's ``/score``. Each parser checks a
-decoded JSON body and returns what to score, or raises ``ApiError`` (a status, a message naming the field).
+Cohere's ``/v1/rerank`` and ``/v2/rerank``, Jina's, vLLM's and text-embeddings-inference's (TEI's) ``/rerank``,
+vLLM's ``/score``. Each parser checks a decoded JSON body and returns what to score, or raises ``ApiError`` (a
+status, a message naming the field).
 
-qrr's addition to every request: an optional ``instruction``, the task instruction.
+qrr's addition to every request: an optional ``instruction``, the task instruction. Scores are p(yes); where a
+request asks for raw scores (TEI's ``raw_scores: true``, vLLM's ``use_activation: false``), they are its log-odds,
+log(p / (1 - p)): the logit of yes less the logit of no, what a converted classifier (vLLM's, TEI's) outputs.
 """
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -43,6 +47,8 @@ class RerankRequest:
     return_documents: bool
     instruction: str | None
     max_tokens_per_doc: int | None
+    raw: bool = False  # log-odds, not p(yes)
+    tei: bool = False  # TEI's shape: "texts" in, a bare array of {index, score[, text]} out
 
 
 @dataclass
@@ -52,6 +58,7 @@ class ScoreRequest:
     queries: list[str]
     texts: list[str]
     instruction: str | None
+    raw: bool = False
 
 
 def _object(body: Any) -> dict:
@@ -71,17 +78,47 @@ def _string(body: dict, key: str, required: bool = True) -> str | None:
     return value
 
 
-def _count(body: dict, key: str) -> int | None:
-    """An optional positive whole number (null means absent)."""
+def _count(body: dict, key: str, zero_is_all: bool = False) -> int | None:
+    """An optional positive whole number (null means absent; with ``zero_is_all``, 0 too: vLLM's default top_n)."""
     value = body.get(key)
     if value is None:
         return None
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        value = int(value)  # 2.0, from a client's arithmetic: pydantic (vLLM) takes it too
     if isinstance(value, bool) or not isinstance(value, int):
-        said = orjson.dumps(value).decode() if isinstance(value, float) else json_type(value)  # 2.0: "not a number"
+        said = orjson.dumps(value).decode() if isinstance(value, float) else json_type(value)  # 2.5: "not a number"
         raise ApiError(400, f'"{key}" must be a whole number, not {said}', key)
+    if zero_is_all and value == 0:
+        return None
     if value < 1:
-        raise ApiError(400, f'"{key}" must be at least 1, not {value}', key)
+        least = "0 (every document) or more" if zero_is_all else "at least 1"
+        raise ApiError(400, f'"{key}" must be {least}, not {value}', key)
     return value
+
+
+def _raw(body: dict) -> bool:
+    """Whether the request asks for raw scores: TEI's and infinity's ``raw_scores``, vLLM's ``use_activation`` (and
+    its older ``activation``) set false."""
+    raw = _flag(body, "raw_scores", False)
+    for key in ("use_activation", "activation"):
+        raw = raw or not _flag(body, key, True)
+    return raw
+
+
+def _no_prompt_cut(body: dict) -> None:
+    """vLLM's ``truncate_prompt_tokens`` keeps a prompt's last N tokens, which would cut the reranker's own frame:
+    refused, rather than ignored, unless it asks for the model's length (-1), which every document is cut to here."""
+    value = body.get("truncate_prompt_tokens")
+    if value is not None and value != -1:
+        raise ApiError(400, '"truncate_prompt_tokens" is not taken: each document is cut to fit the server\'s '
+                       '--max-length; "max_tokens_per_doc" cuts each one shorter',
+                       "truncate_prompt_tokens")  # fmt: skip
+
+
+def log_odds(p: float) -> float:
+    """A p(yes) as the log-odds it came from (exact to about 1e-9 within +-36; p rounded to 0 or 1 is held there)."""
+    p = min(max(p, 1e-300), 1 - 2**-53)
+    return math.log(p) - math.log1p(-p)
 
 
 def _flag(body: dict, key: str, default: bool) -> bool:
@@ -121,10 +158,17 @@ def _document_text(item: Any, n: int, rank_fields: list[str] | None) -> str:
     return item["text"]
 
 
-def parse_rerank(body: Any, max_documents: int, return_documents: bool = False) -> RerankRequest:
-    """A Cohere (v1, v2), Jina or vLLM rerank request. ``return_documents`` is the endpoint's default."""
+def parse_rerank(body: Any, max_documents: int, return_documents: bool = False, tei: bool = False) -> RerankRequest:
+    """A Cohere (v1, v2), Jina or vLLM rerank request, or with ``tei`` (the endpoint takes TEI's) a TEI one, told by
+    its ``texts``. ``return_documents`` is the endpoint's default."""
     body = _object(body)
+    if "texts" in body and "documents" not in body:
+        if not tei:
+            raise ApiError(400, '"documents" is required; "texts" is text-embeddings-inference\'s field, which /rerank '
+                           "takes", "documents")  # fmt: skip
+        return _parse_tei(body, max_documents)
     query = _string(body, "query")
+    _no_prompt_cut(body)
     documents = body.get("documents")
     if not isinstance(documents, list):
         said = "is required" if documents is None else f"must be an array, not {json_type(documents)}"
@@ -135,22 +179,43 @@ def parse_rerank(body: Any, max_documents: int, return_documents: bool = False) 
         not isinstance(rank_fields, list) or not all(isinstance(f, str) for f in rank_fields)
     ):
         raise ApiError(400, '"rank_fields" must be an array of strings', "rank_fields")
+    if rank_fields == ["text"]:
+        rank_fields = None  # Cohere's default said: the text as it is, not "text: ..."
     texts = [_document_text(item, n, rank_fields) for n, item in enumerate(documents)]
     return RerankRequest(
         query=query,
         texts=texts,
         documents=documents,
-        top_n=_count(body, "top_n"),
+        top_n=_count(body, "top_n", zero_is_all=True),
         return_documents=_flag(body, "return_documents", return_documents),
         instruction=_string(body, "instruction", required=False),
         max_tokens_per_doc=_count(body, "max_tokens_per_doc"),
+        raw=_raw(body),
     )
+
+
+def _parse_tei(body: dict, max_documents: int) -> RerankRequest:
+    """text-embeddings-inference's ``/rerank``: ``query``, ``texts``, ``raw_scores``, ``return_text``. Its
+    ``truncate`` is taken as always true: a document is cut to fit the server's --max-length."""
+    query = _string(body, "query")
+    texts = body.get("texts")
+    if not isinstance(texts, list):
+        raise ApiError(400, f'"texts" must be an array of strings, not {json_type(texts)}', "texts")
+    wrong = next((n for n, t in enumerate(texts) if not isinstance(t, str)), None)
+    if wrong is not None:
+        raise ApiError(400, f'"texts"[{wrong}] must be a string, not {json_type(texts[wrong])}', "texts")
+    _check_count(len(texts), max_documents, "texts")
+    return RerankRequest(query=query, texts=texts, documents=texts, top_n=None,
+                         return_documents=_flag(body, "return_text", False),
+                         instruction=_string(body, "instruction", required=False), max_tokens_per_doc=None,
+                         raw=_raw(body), tei=True)  # fmt: skip
 
 
 def parse_score(body: Any, max_documents: int) -> ScoreRequest:
     """vLLM's ``/score``: ``text_1`` one query (or a list, paired with ``text_2`` item by item) and ``text_2`` one
     text or a list."""
     body = _object(body)
+    _no_prompt_cut(body)
     sides = []
     for key in ("text_1", "text_2"):
         value = body.get(key)
@@ -171,7 +236,7 @@ def parse_score(body: Any, max_documents: int) -> ScoreRequest:
     elif len(queries) != len(texts):
         raise ApiError(400, f'"text_1" holds {len(queries)} texts and "text_2" {len(texts)}: give one query, or as '
                        "many as texts", "text_1")  # fmt: skip
-    return ScoreRequest(queries, texts, _string(body, "instruction", required=False))
+    return ScoreRequest(queries, texts, _string(body, "instruction", required=False), _raw(body))
 
 
 def usage(stats) -> dict:
@@ -179,10 +244,16 @@ def usage(stats) -> dict:
     return {"prompt_tokens": stats.tokens, "total_tokens": stats.tokens, "truncated_documents": stats.truncated}
 
 
-def rerank_response(request: RerankRequest, scores: list[float], stats, model: str, version: str | None) -> dict:
+def rerank_response(request: RerankRequest, scores: list[float], stats, model: str, version: str | None
+                    ) -> dict | list:  # fmt: skip
     """The results best first (the best ``top_n``), in the union of the rerank APIs' shapes: Cohere's ``id``,
-    ``results`` and ``meta``, Jina's and vLLM's ``model`` and ``usage``."""
+    ``results`` and ``meta``, Jina's and vLLM's ``model`` and ``usage``; or TEI's array."""
     order = best_first(scores)[: request.top_n]
+    if request.raw:
+        scores = [log_odds(s) for s in scores]
+    if request.tei:
+        return [{"index": i, "score": scores[i], **({"text": request.texts[i]} if request.return_documents else {})}
+                for i in order]  # fmt: skip
     results = []
     for i in order:
         result = {"index": i, "relevance_score": scores[i]}
@@ -195,8 +266,10 @@ def rerank_response(request: RerankRequest, scores: list[float], stats, model: s
     return body
 
 
-def score_response(scores: list[float], stats, model: str) -> dict:
-    """vLLM's ``/score`` response: one ``score`` object per pair, in order."""
+def score_response(scores: list[float], stats, model: str, raw: bool = False) -> dict:
+    """vLLM's ``/score`` response: one ``score`` object per pair, in order (``raw``: log-odds)."""
+    if raw:
+        scores = [log_odds(s) for s in scores]
     return {
         "id": f"score-{uuid.uuid4().hex}",
         "object": "list",
