@@ -582,6 +582,14 @@ def test_bom_crlf_and_blank_lines_are_accepted(cli, expected):
     assert len(set(r["score"] for r in jsonl(ok(cli("score", input=tsv))))) == 1  # the same pair twice
 
 
+def test_json_lines_of_pair_arrays_file_and_stdin(cli, tmp_path, expected):
+    # CrossEncoder's pairs, the third with its instruction
+    data = "".join(json.dumps([p["query"], p["document"], *p.get("instruction", "").split()]) + "\n" for p in PAIRS)
+    (tmp_path / "pairs.jsonl").write_text(data)
+    check(ok(cli("score", str(tmp_path / "pairs.jsonl"))), expected["pairs"], ids=False)
+    check(ok(cli("score", input=data)), expected["pairs"], ids=False)
+
+
 def test_blank_queries_and_documents_are_scored_and_warned_of(cli, tmp_path):
     data = "q\td\nq\t\n \td\n" + "q\t \n" * 2  # a blank document (a tab, then nothing), a blank query
     (tmp_path / "pairs.tsv").write_text(data)

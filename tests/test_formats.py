@@ -85,7 +85,11 @@ def test_one_path_is_one_source_and_a_file_object_none(tmp_path):
         ('{"query": ["q"], "document": "d"}\n', r'p:1: field "query" must be a string, not an array'),
         ('{"query": "q", "document": "d", "instruction": 3}\n', r'field "instruction" must be a string'),
         ("q only, no tab\n", r"p:1: expected query<TAB>document"),
-        ("[1, 2]", r"p: item 0: expected an object"),
+        (
+            "[1, 2]",
+            r"p: item 0: expected an object with \"query\" and \"document\", or a \[query, document\] array, "
+            "found a number$",
+        ),
         ('{"a": 1}', r'p:1: missing field "query"'),
         ("[1, 2", r"p:1: expected query<TAB>document"),  # no JSON array of pairs opens so
         ("[\n1, 2", r"p: malformed JSON"),
@@ -114,6 +118,14 @@ def test_a_pair_missing_a_field_names_the_fields_it_has_instead(tmp_path):
     )
     assert said('{"query": "q", "my-doc": "p"}').endswith("""jq -c '.document = .["my-doc"] | del(.["my-doc"])')""")
     assert said('{"query": "q", "id": 1}') == 'p:1: missing field "document"'  # nothing else to name
+    # a request's body, FlagEmbedding's training lines: documents in arrays, which a rename would not make a pair
+    assert said('{"query": "q", "documents": ["a", "b"]}') == (
+        'p:1: missing field "document" (the documents are in the array "documents": one pair a document, with jq -c '
+        "'.documents[] as $d | {query, document: $d}')"
+    )
+    assert said('{"query": "q", "pos": ["a"], "neg": ["b"]}').endswith(
+        """the arrays "pos", "neg": one pair a document, with jq -c '(.pos + .neg)[] as $d | {query, document: $d}')"""
+    )
 
 
 def test_an_id_past_64_bits_is_warned_of_once_per_file(tmp_path, caplog):
@@ -146,6 +158,9 @@ def test_tsv_pairs_have_two_fields_and_may_start_with_a_header(tmp_path):
     assert list(formats.read_pairs([write(tmp_path, "p", data)])) == [
         formats.PairRecord("q", "d"), formats.PairRecord("query", "document")]  # fmt: skip
     assert list(formats.read_pairs([write(tmp_path, "p", "query\tpassage\n")], input_format="tsv")) == []
+    # sentence-pair data's headers (STS, CrossEncoder training sets): the header was scored as a pair
+    for header in ("sentence1\tsentence2", "anchor\tpositive", "question\tanswer"):
+        assert list(formats.read_pairs([write(tmp_path, "p", f"{header}\nq\td\n")])) == [formats.PairRecord("q", "d")]
 
 
 @pytest.mark.parametrize(
@@ -187,6 +202,22 @@ def test_pairs_auto_format_reads_the_first_line(tmp_path):
     assert caught.value.params == ("input_format",)
     with pytest.raises(InputError, match=r"/p:1: malformed JSON \([^)]*\)$"):  # no hint where the format was given
         list(formats.read_pairs([write(tmp_path, "p", "{oops\n")], input_format="jsonl"))
+
+
+def test_pairs_as_arrays_as_crossencoder_takes_them(tmp_path):
+    # JSON lines of [query, document] (and an instruction): read as JSON lines, not as a malformed JSON array
+    data = '["q", "d"]\n\n["q2", "d2", "Judge it"]\n'
+    assert list(formats.read_pairs([write(tmp_path, "p", data)])) == [
+        formats.PairRecord("q", "d"), formats.PairRecord("q2", "d2", "Judge it")]  # fmt: skip
+    assert list(formats.read_pairs([write(tmp_path, "p", '[["q", "d"], ["q2", "d2"]]\n')])) == [
+        formats.PairRecord("q", "d"), formats.PairRecord("q2", "d2")]  # fmt: skip
+    assert [r.text for r in formats.read_documents([write(tmp_path, "d", '["a", "b"]\n')])] == ["a", "b"]  # one array
+    for bad, said in (('["q", 3]\n["q", "d"]\n', "an array of a string, a number"),
+                      ('["q"]\n["q", "d"]\n', "an array of 1 item")):  # fmt: skip
+        with pytest.raises(InputError) as caught:
+            list(formats.read_pairs([write(tmp_path, "p", bad)]))
+        assert str(caught.value) == (f'{tmp_path}/p:1: expected an object with "query" and "document", or a [query, '
+                                     f"document] array, found {said}")  # fmt: skip
 
 
 def test_id_fields():
@@ -251,6 +282,18 @@ def test_document_field_mapping_and_forced_format(tmp_path):
     with pytest.raises(InputError, match='d.jsonl:1: missing field "text"; the object\'s text is in "body": name one '):
         list(formats.read_documents([f]))
     assert list(formats.read_documents([f], input_format="text")) == [formats.DocRecord('{"_id": "x", "body": "B"}')]
+    # a request's body given as documents: its query is no document's text (following a hint to it ranked the query)
+    body = write(tmp_path, "body.jsonl", '{"query": "q", "documents": ["a", "b"], "top_n": 1}\n')
+    with pytest.raises(InputError) as caught:
+        list(formats.read_documents([body]))
+    assert str(caught.value) == (f'{body}:1: missing field "text"; the object holds its documents in the array '
+                                 '"documents" (a request body?), and qrr rank reads a document a line: jq -c '
+                                 "'.documents[]' gives them so")  # fmt: skip
+    with pytest.raises(InputError) as caught:
+        list(formats.read_documents([write(tmp_path, "q.jsonl", '{"query": "q", "title": "t"}\n')]))
+    assert str(caught.value).endswith(
+        'missing field "text"; the object\'s text is in "title": name one with text_field'
+    )
 
 
 def test_text_that_looks_like_json_gets_a_hint(tmp_path):

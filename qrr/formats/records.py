@@ -177,7 +177,16 @@ def sniffed(lines: Iterator[Line], plain: str) -> tuple[str, Iterator[Line]]:
     for number, text in lines:
         seen.append((number, text))
         if isinstance(text, str) and text.strip():
-            return _guess(text.strip(), plain), itertools.chain(seen, lines)
+            guess = _guess(text.strip(), plain)
+            if guess == "json" and _parses(text) is not None:
+                # a whole array on its first line: JSON lines of arrays ([query, document] pairs) where a line
+                # follows, which no JSON document could hold
+                for number, after in lines:
+                    seen.append((number, after))
+                    if not isinstance(after, str) or after.strip():
+                        guess = "jsonl"
+                        break
+            return guess, itertools.chain(seen, lines)
     return plain, iter(seen)
 
 
@@ -265,10 +274,27 @@ def _missing_named(record: dict, where: str) -> InputError | None:
     if missing is None or not others:
         return None
     named = ", ".join(f'"{k}"' for k in others[:5]) + (", ..." if len(others) > 5 else "")
-    plain = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", others[0])  # jq's .name takes ASCII only
-    path = f".{others[0]}" if plain else f".[{orjson.dumps(others[0]).decode()}]"
+    arrays = [k for k in others if _texts(record[k])]
+    if missing == "document" and arrays:  # a request body, or FlagEmbedding's "pos" and "neg": one pair each
+        each = " + ".join(map(_jq_path, arrays))
+        each = f"({each})" if len(arrays) > 1 else each
+        said = ("arrays " if len(arrays) > 1 else "array ") + ", ".join(f'"{k}"' for k in arrays)
+        return InputError(f'{where}: missing field "document" (the documents are in the {said}: one pair a '
+                          f"document, with jq -c '{each}[] as $d | {{query, document: $d}}')")  # fmt: skip
+    path = _jq_path(others[0])
     return InputError(f'{where}: missing field "{missing}" (its other field{"s are" if len(others) > 1 else " is"} '
                       f"{named}: rename one with jq, say jq -c '.{missing} = {path} | del({path})')")  # fmt: skip
+
+
+def _jq_path(name: str) -> str:
+    """jq's path to the field ``name``: ``.name``, or ``.["a name"]`` where jq's short form does not take it."""
+    plain = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)  # jq's .name takes ASCII only
+    return f".{name}" if plain else f".[{orjson.dumps(name).decode()}]"
+
+
+def _texts(value) -> bool:
+    """Whether ``value`` is a non-empty JSON array of texts (strings, or objects as a request's documents are)."""
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str | dict) for v in value)
 
 
 def _past_64_bits(record: dict, where: str) -> bool:
@@ -361,8 +387,11 @@ def parse_pairs(lines: Iterable[Line], source: str, input_format: str = "auto") 
     for where, record in json_records(source, lines, kind, hint):
         if isinstance(record, InputError):
             yield record
+        elif _pair_array(record):  # [query, document] (and an instruction), as CrossEncoder and FlagEmbedding take
+            yield PairRecord(*record, where=where)
         elif not isinstance(record, dict):
-            yield InputError(f'{where}: expected an object with "query" and "document", found {json_type(record)}')
+            yield InputError(f'{where}: expected an object with "query" and "document", or a [query, document] array, '
+                             f"found {json_type(record)}{_said_array(record)}")  # fmt: skip
         else:
             try:
                 yield PairRecord(
@@ -379,8 +408,22 @@ def parse_pairs(lines: Iterable[Line], source: str, input_format: str = "auto") 
             warned = warned or _past_64_bits(record, where)
 
 
+def _pair_array(record) -> bool:
+    return isinstance(record, list) and len(record) in (2, 3) and all(isinstance(v, str) for v in record)
+
+
+def _said_array(record) -> str:
+    if not isinstance(record, list):
+        return ""
+    if len(record) in (2, 3):
+        return f" of {', '.join(json_type(v) for v in record)}"
+    return f" of {plural(len(record), 'item')}"
+
+
 # A header line that names the columns, skipped where it comes first
-HEADERS = {f"query\t{name}" for name in ("document", "doc", "passage", "text")}
+HEADERS = {f"query\t{name}" for name in ("document", "doc", "passage", "text")} | {
+    "sentence1\tsentence2", "text1\ttext2", "text_a\ttext_b", "anchor\tpositive",  # sentence-pair data's
+    "question\tanswer", "question\tcontext", "question\tpassage"}  # fmt: skip
 
 
 def _tsv_pairs(source: str, lines):
@@ -454,7 +497,15 @@ def _documents(sources, fmt, text_field, id_field):
                 if ident is None and id_field == "id":  # a BEIR corpus's documents
                     ident = record.get("_id")
                 ids = (id_field, "_id") if id_field == "id" else (id_field,)
-                strings = [f'"{k}"' for k, v in record.items() if isinstance(v, str) and k not in ids]
+                # a query or instruction is no document's text (a request body holds one beside its documents)
+                strings = [f'"{k}"' for k, v in record.items()
+                           if isinstance(v, str) and k not in ids and k not in ("query", "instruction")]  # fmt: skip
+                arrays = [k for k, v in record.items() if _texts(v)]
+                if text_field not in record and arrays:
+                    yield InputError(f'{where}: missing field "{text_field}"; the object holds its documents in the '
+                                     f'array "{arrays[0]}" (a request body?), and qrr rank reads a document a line: '
+                                     f"jq -c '{_jq_path(arrays[0])}[]' gives them so", "text_field")  # fmt: skip
+                    continue
                 if text_field not in record and strings:
                     yield InputError(f'{where}: missing field "{text_field}"; the object\'s text is in '
                                      f"{', '.join(strings)}: name one with {{text_field}}", "text_field")  # fmt: skip
