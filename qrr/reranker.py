@@ -443,7 +443,10 @@ def triples(pairs: Iterable[Pair], instruction: str | None = None) -> Iterator[t
                 instruction_field = None  # pandas' missing value
             pair = (fields["query"], fields["document"], instruction_field)
         elif isinstance(pair, str | bytes) or not hasattr(pair, "__len__") or len(pair) not in (2, 3):
-            raise PairError(n, f"expected (query, document) or (query, document, instruction), not {_shown(pair)}")
+            texts = " (a list of texts is no list of pairs: rank(query, documents) takes documents)" if isinstance(
+                pair, str) else ""  # fmt: skip
+            raise PairError(n, f"expected (query, document) or (query, document, instruction), not {_shown(pair)}"
+                               f"{texts}")  # fmt: skip
         query, document, *rest = pair
         yield _triple(n, (query, document, rest[0] if rest and rest[0] is not None else instruction))
 
@@ -623,8 +626,9 @@ def _is_pair(item) -> bool:
     if fields is not None:
         return isinstance(fields.get("query"), str) and isinstance(fields.get("document"), str)
     one_row = isinstance(item, list | tuple) or getattr(item, "ndim", None) == 1  # a numpy array of two strings
-    # a sequence of pairs never starts with a string: ("q", None) is one pair, with a bad document
-    return one_row and len(item) in (2, 3) and isinstance(item[0], str)
+    # a sequence of pairs never starts with a string: ("q", None) is one pair, with a bad document; three strings
+    # are one (query, document, instruction) only as a tuple: a list of three may be three documents
+    return one_row and (len(item) == 2 or len(item) == 3 and isinstance(item, tuple)) and isinstance(item[0], str)
 
 
 class _tqdm:

@@ -181,6 +181,14 @@ def test_predict_is_crossencoder_shaped(reranker):
     # one pair with a bad document is said as such (it was taken for a list of pairs: "not str")
     with pytest.raises(PairError, match="^pair 0: document must be a string, not NoneType$"):
         reranker.predict(("q", None))
+    # three strings: one pair with its instruction as a tuple; as a list, maybe three documents, so no guess
+    assert reranker.predict(("q", "d", "Judge")) == reranker.predict([("q", "d", "Judge")])[0]
+    with pytest.raises(PairError) as caught:
+        reranker.predict(["a", "b", "c"])
+    assert str(caught.value) == (
+        "pair 0: expected (query, document) or (query, document, instruction), not str "
+        "(a list of texts is no list of pairs: rank(query, documents) takes documents)"
+    )
 
 
 def test_predict_batch_size_caps_the_rows_of_a_forward_pass(fake_model):
@@ -271,7 +279,11 @@ def test_query_too_long_for_max_length_is_an_error(tiny):
     "pairs, message",
     [
         ([("only a query",)], r"^pair 0: expected \(query, document\) or \(query, document, instruction\), not tup"),
-        (["a string"], "^pair 0: expected .*, not str$"),
+        (
+            ["a string"],
+            r"^pair 0: expected .*, not str \(a list of texts is no list of pairs: rank\(query, documents\) "
+            r"takes documents\)$",
+        ),
         ([("q", "d"), 7], "^pair 1: expected .*, not int$"),
         ([("q", 3)], "^pair 0: document must be a string, not int$"),
         ([("q", "d", 5)], "^pair 0: instruction must be a string, not int$"),
