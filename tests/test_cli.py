@@ -100,6 +100,23 @@ def test_choices_are_checked_and_listed(cli):
     assert "<bool>" not in result.stdout and "--with-text " in result.stdout
 
 
+def test_another_rerankers_options_are_answered_with_qrrs(cli):
+    for args, message in (
+        (("rank", "-q", "q", "-d", "x", "--return-documents"),
+         "no such option: --return-documents; qrr's is --with-text (see qrr rank -h)"),  # click offered --document
+        (("score", "-q", "q", "-d", "x", "--use-fp16"), "no such option: --use-fp16; qrr's is --dtype fp16 (see qrr "
+                                                        "score -h)"),
+        (("score", "-q", "q", "-d", "x", "--normalize"), "no such option: --normalize; scores are p(yes), from 0 to 1 "
+                                                         "(their log-odds, the raw scores, are log(p / (1 - p))) (see "
+                                                         "qrr score -h)"),
+        # an option the command lacks: click's own answer
+        (("score", "-q", "q", "-d", "x", "--return-documents"), "no such option: --return-documents (Possible "
+                                                                "options: --document) (see qrr score -h)"),
+    ):  # fmt: skip
+        result = cli(*args)
+        assert (result.exit_code, result.stderr) == (2, f"error: {message}\n")
+
+
 def test_help_says_values_not_python_types():
     # it said FILE <list[str]>, -d <list[str]>, -q <str>, --max-length <int range>, and qrr rerank [OPTIONS] {RUN}
     for command in ("rank", "score", "rerank", "eval", "serve", "download", "bench"):

@@ -82,6 +82,33 @@ def plain_words(message: str) -> str:
     return message.rstrip(".")
 
 
+# Options of the tools users come from (sentence-transformers, FlagEmbedding, TEI, vLLM) and what qrr says instead
+PEER_OPTIONS = {
+    "--return-documents": "--with-text", "--return-text": "--with-text", "--top-n": "--top-k",
+    "--batch-size": "--batch-tokens (a budget of tokens a forward pass, pads included)",
+    "--max-seq-length": "--max-length", "--max-model-len": "--max-length", "--use-fp16": "--dtype fp16",
+    "--fp16": "--dtype fp16", "--bf16": "--dtype bf16",
+    "--normalize": None, "--raw-scores": None, "--activation": None,
+}  # fmt: skip
+
+
+def _peer_option(exc) -> str | None:
+    """The message for an unknown option that another reranker has, naming qrr's (click's guess is by spelling:
+    --return-documents got --document)."""
+    name = getattr(exc, "option_name", None)
+    if name not in PEER_OPTIONS or type(exc).__name__ != "NoSuchOption":
+        return None
+    ours = PEER_OPTIONS[name]
+    command = getattr(getattr(exc, "ctx", None), "command", None)
+    have = {opt for param in getattr(command, "params", ()) for opt in param.opts}
+    if ours is None:
+        return (f"no such option: {name}; scores are p(yes), from 0 to 1 (their log-odds, the raw scores, are "
+                "log(p / (1 - p)))")  # fmt: skip
+    if ours.split()[0] not in have:
+        return None
+    return f"no such option: {name}; qrr's is {ours}"
+
+
 class Group(_PlainTypes, TyperGroup):
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         """Typer's own usage errors (a bad option value, a missing one) as one line on stderr and exit 2, as qrr's
@@ -100,7 +127,7 @@ class Group(_PlainTypes, TyperGroup):
             rich_utils.rich_format_error(exc)
             sys.exit(exc.exit_code)
         except ClickException as exc:
-            said = plain_words(exc.format_message())
+            said = plain_words(_peer_option(exc) or exc.format_message())
             where = getattr(exc, "ctx", None)
             hint = f" (see {where.command_path} -h)" if where is not None else ""
             stderr.print(Text.assemble(("error: ", "bold red"), said[:1].lower() + said[1:] + hint), markup=False,
