@@ -443,8 +443,8 @@ def triples(pairs: Iterable[Pair], instruction: str | None = None) -> Iterator[t
                 instruction_field = None  # pandas' missing value
             pair = (fields["query"], fields["document"], instruction_field)
         elif isinstance(pair, str | bytes) or not hasattr(pair, "__len__") or len(pair) not in (2, 3):
-            texts = " (a list of texts is no list of pairs: rank(query, documents) takes documents)" if isinstance(
-                pair, str) else ""  # fmt: skip
+            texts = (" (a list of texts is no list of pairs: rank(query, documents) takes documents; one pair with "
+                     "its instruction is a tuple)") if isinstance(pair, str) else ""  # fmt: skip
             raise PairError(n, f"expected (query, document) or (query, document, instruction), not {_shown(pair)}"
                                f"{texts}")  # fmt: skip
         query, document, *rest = pair

@@ -109,11 +109,12 @@ def test_another_rerankers_options_are_answered_with_qrrs(cli):
         (("score", "-q", "q", "-d", "x", "--normalize"), "no such option: --normalize; scores are p(yes), from 0 to 1 "
                                                          "(their log-odds, the raw scores, are log(p / (1 - p))) (see "
                                                          "qrr score -h)"),
-        # an option the command lacks: click's own answer
-        (("score", "-q", "q", "-d", "x", "--return-documents"), "no such option: --return-documents (Possible "
-                                                                "options: --document) (see qrr score -h)"),
+        # qrr's option lacking from the command: no guess (click's was --document), nor a word on scores where none
+        (("score", "-q", "q", "-d", "x", "--return-documents"), "no such option: --return-documents (see qrr score "
+                                                                "-h)"),
+        (("download", "--normalize"), "no such option: --normalize (see qrr download -h)"),
     ):  # fmt: skip
-        result = cli(*args)
+        result = cli(*args, model=args[0] != "download")
         assert (result.exit_code, result.stderr) == (2, f"error: {message}\n")
 
 

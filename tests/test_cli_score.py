@@ -584,7 +584,8 @@ def test_bom_crlf_and_blank_lines_are_accepted(cli, expected):
 
 def test_json_lines_of_pair_arrays_file_and_stdin(cli, tmp_path, expected):
     # CrossEncoder's pairs, the third with its instruction
-    data = "".join(json.dumps([p["query"], p["document"], *p.get("instruction", "").split()]) + "\n" for p in PAIRS)
+    data = "".join(json.dumps([p["query"], p["document"], *([p["instruction"]] if "instruction" in p else [])]) + "\n"
+                   for p in PAIRS)  # fmt: skip
     (tmp_path / "pairs.jsonl").write_text(data)
     check(ok(cli("score", str(tmp_path / "pairs.jsonl"))), expected["pairs"], ids=False)
     check(ok(cli("score", input=data)), expected["pairs"], ids=False)

@@ -48,3 +48,4 @@ def test_bench_sizes_complete_as_a_list():
     assert offered("") == ["0.6b", "4b", "8b"]
     assert offered("0.6b,") == ["0.6b,4b", "0.6b,8b"]  # the list so far kept, its sizes not offered again
     assert offered("0.6b,8") == ["0.6b,8b"]
+    assert offered("Qwen/Qwen3-Reranker-4B,0.6B,") == ["Qwen/Qwen3-Reranker-4B,0.6B,8b"]  # as the run reads sizes

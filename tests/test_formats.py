@@ -123,6 +123,13 @@ def test_a_pair_missing_a_field_names_the_fields_it_has_instead(tmp_path):
         'p:1: missing field "document" (the documents are in the array "documents": one pair a document, with jq -c '
         "'.documents[] as $d | {query, document: $d}')"
     )
+    assert said('{"query": "q", "documents": [{"text": "a"}, "b"]}').endswith(
+        "with jq -c '.documents[] as $d | {query, document: ($d.text? // $d)}')"  # objects' text, strings as they are
+    )
+    # a text field beside an array (of authors, of ids) is the likelier document: renamed, as before
+    assert said('{"query": "q", "abstract": "t", "authors": ["A. Smith"], "doc_ids": ["1"]}').endswith(
+        "rename one with jq, say jq -c '.document = .abstract | del(.abstract)')"
+    )
     assert said('{"query": "q", "pos": ["a"], "neg": ["b"]}').endswith(
         """the arrays "pos", "neg": one pair a document, with jq -c '(.pos + .neg)[] as $d | {query, document: $d}')"""
     )
@@ -212,6 +219,10 @@ def test_pairs_as_arrays_as_crossencoder_takes_them(tmp_path):
     assert list(formats.read_pairs([write(tmp_path, "p", '[["q", "d"], ["q2", "d2"]]\n')])) == [
         formats.PairRecord("q", "d"), formats.PairRecord("q2", "d2")]  # fmt: skip
     assert [r.text for r in formats.read_documents([write(tmp_path, "d", '["a", "b"]\n')])] == ["a", "b"]  # one array
+    assert list(formats.read_pairs([write(tmp_path, "p", '["q", "d"]\n\n')])) == [formats.PairRecord("q", "d")]
+    # a bad line after a one-line array is said where it is
+    with pytest.raises(InputError, match=r"/p:2: invalid UTF-8"):
+        list(formats.read_pairs([write(tmp_path, "p", b'[{"query": "q", "document": "d"}]\n\xff\n')]))
     for bad, said in (('["q", 3]\n["q", "d"]\n', "an array of a string, a number"),
                       ('["q"]\n["q", "d"]\n', "an array of 1 item")):  # fmt: skip
         with pytest.raises(InputError) as caught:
@@ -289,6 +300,14 @@ def test_document_field_mapping_and_forced_format(tmp_path):
     assert str(caught.value) == (f'{body}:1: missing field "text"; the object holds its documents in the array '
                                  '"documents" (a request body?), and qrr rank reads a document a line: jq -c '
                                  "'.documents[]' gives them so")  # fmt: skip
+    for data, hint in (('{"id": "1", "abstract": "t", "authors": ["A. Smith"]}', "the object's text is in "
+                        '"abstract": name one with text_field'),  # an array of authors is no document
+                       ('{"pos": ["a"], "neg": ["b"], "doc_ids": ["1"]}', 'the object holds its documents in the '
+                        "arrays \"pos\", \"neg\", and qrr rank reads a document a line: jq -c '(.pos + .neg)[]' gives "
+                        "them so")):  # fmt: skip
+        with pytest.raises(InputError) as caught:
+            list(formats.read_documents([write(tmp_path, "a.jsonl", data + "\n")]))
+        assert str(caught.value).endswith(f'missing field "text"; {hint}')
     with pytest.raises(InputError) as caught:
         list(formats.read_documents([write(tmp_path, "q.jsonl", '{"query": "q", "title": "t"}\n')]))
     assert str(caught.value).endswith(

@@ -187,7 +187,8 @@ def test_predict_is_crossencoder_shaped(reranker):
         reranker.predict(["a", "b", "c"])
     assert str(caught.value) == (
         "pair 0: expected (query, document) or (query, document, instruction), not str "
-        "(a list of texts is no list of pairs: rank(query, documents) takes documents)"
+        "(a list of texts is no list of pairs: rank(query, documents) takes documents; one pair with its "
+        "instruction is a tuple)"
     )
 
 
@@ -282,7 +283,7 @@ def test_query_too_long_for_max_length_is_an_error(tiny):
         (
             ["a string"],
             r"^pair 0: expected .*, not str \(a list of texts is no list of pairs: rank\(query, documents\) "
-            r"takes documents\)$",
+            r"takes documents; one pair with its instruction is a tuple\)$",
         ),
         ([("q", "d"), 7], "^pair 1: expected .*, not int$"),
         ([("q", 3)], "^pair 0: document must be a string, not int$"),

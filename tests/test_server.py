@@ -300,7 +300,8 @@ def test_qrr_rank_through_the_server_equals_qrr_rank(tiny_server, cli, tiny_mode
     assert here.stderr == (
         f"note: --model, --device, --dtype given: the model is loaded here, not asked of "
         f"$QRR_SERVER ({tiny_server.url})\n"
-    )  # the test cli passes all three
+        "warning: 1 blank document (<stdin>:5) scored as given: such a score says nothing of relevance\n"
+    )  # the test cli passes all three; DOCS's last is empty
     refused = cli("rank", "-q", QUERY, "--device", "cpu", "--server", tiny_server.url, input=data, model=False)
     assert refused.exit_code == 2 and refused.stderr == "error: --device: not with --server, whose model scores\n"
 

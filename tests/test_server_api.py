@@ -54,8 +54,6 @@ def test_nulls_are_absent_fields():
         ({"query": "q", "documents": ["a"], "top_n": True}, 400, '"top_n" must be a whole number, not a boolean',
          "top_n"),
         ({"query": "q", "documents": ["a"], "top_n": 2.5}, 400, '"top_n" must be a whole number, not 2.5', "top_n"),
-        ({"query": "q", "documents": ["a"], "top_n": 1e30}, 400, '"top_n" must be a whole number, not 1e+30',
-         "top_n"),
         ({"query": "q", "documents": ["a"], "return_documents": "yes"}, 400,
          '"return_documents" must be true or false, not a string', "return_documents"),
         ({"query": "q", "documents": ["a"], "instruction": 7}, 400, '"instruction" must be a string, not a number',
@@ -69,8 +67,12 @@ def test_nulls_are_absent_fields():
          '"documents" must be an array, not a string: an array of strings or of objects with "text"', "documents"),
         # vLLM's prompt cut would cut the reranker's frame: refused, not ignored
         ({"query": "q", "documents": ["a"], "truncate_prompt_tokens": 2}, 400,
-         '"truncate_prompt_tokens" is not taken: each document is cut to fit the server\'s --max-length; '
+         '"truncate_prompt_tokens" 2 is not taken: each document is cut to fit this server\'s max length; '
          '"max_tokens_per_doc" cuts each one shorter', "truncate_prompt_tokens"),
+        ({"query": "q", "documents": ["a"], "truncate_prompt_tokens": "all"}, 400,
+         '"truncate_prompt_tokens" must be a whole number, not a string', "truncate_prompt_tokens"),
+        ({"query": "q", "texts": ["a"], "documents": ["a"]}, 400, '"texts" and "documents" both given: "texts" is '
+         'text-embeddings-inference\'s field, "documents" the others\'; give one', "texts"),
         ({"query": "q", "documents": ["a"], "raw_scores": "yes"}, 400, '"raw_scores" must be true or false, not a '
          "string", "raw_scores"),
         # TEI's body on a Cohere path
@@ -89,6 +91,13 @@ def test_what_vllm_clients_send_by_default_and_for_raw_scores():
     assert (req.top_n, req.raw) == (None, False)
     assert parse_rerank({**body, "top_n": 2.0, "max_tokens_per_doc": 7.0}, 10).top_n == 2
     assert parse_rerank({**body, "top_n": 2.0, "max_tokens_per_doc": 7.0}, 10).max_tokens_per_doc == 7
+    assert parse_rerank({**body, "top_n": 1e300}, 10).top_n == int(1e300)  # every document, as a large int is
+    # a prompt cap the server's max length keeps anyway: taken; a shorter one would cut the prompt's frame
+    assert parse_score({"text_1": "q", "text_2": "a", "truncate_prompt_tokens": 8192}, 10, 8192).texts == ["a"]
+    refused({"query": "q", "documents": ["a"], "truncate_prompt_tokens": 512}, 400, '"truncate_prompt_tokens" 512 is '
+            "not taken: each document is cut to fit this server's max length (8192 tokens); \"max_tokens_per_doc\" "
+            "cuts each one shorter", "truncate_prompt_tokens",
+            parse=lambda body, n: parse_rerank(body, n, max_length=8192))  # fmt: skip
     # raw scores asked for in each API's words: log-odds, the logit of yes less that of no
     for asked in ({"use_activation": False}, {"activation": False}, {"raw_scores": True}):
         req = parse_rerank({"query": "q", "documents": ["a", "b"], **asked}, 10)
@@ -121,7 +130,9 @@ def test_a_tei_request_and_its_response():
         {"index": 1, "score": pytest.approx(math.log(9))},
         {"index": 0, "score": pytest.approx(math.log(0.25))},
     ]
-    for bad, message in (({"query": "q", "texts": "a"}, '"texts" must be an array of strings, not a string'),
+    for bad, message in (({"query": "q", "texts": ["a"], "truncation_direction": "Left"},
+                          '"truncation_direction" "Left" is not taken: documents are cut at their end ("Right")'),
+                         ({"query": "q", "texts": "a"}, '"texts" must be an array of strings, not a string'),
                          ({"query": "q", "texts": ["a", 3]}, '"texts"[1] must be a string, not a number'),
                          ({"query": "q", "texts": []}, '"texts" must hold at least one document'),
                          ({"texts": ["a"]}, '"query" is required')):  # fmt: skip

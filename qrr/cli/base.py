@@ -101,11 +101,11 @@ def _peer_option(exc) -> str | None:
     ours = PEER_OPTIONS[name]
     command = getattr(getattr(exc, "ctx", None), "command", None)
     have = {opt for param in getattr(command, "params", ()) for opt in param.opts}
-    if ours is None:
+    if ours is None and "--dtype" in have:  # a command that scores
         return (f"no such option: {name}; scores are p(yes), from 0 to 1 (their log-odds, the raw scores, are "
                 "log(p / (1 - p)))")  # fmt: skip
-    if ours.split()[0] not in have:
-        return None
+    if ours is None or ours.split()[0] not in have:
+        return f"no such option: {name}"  # not click's guess by spelling
     return f"no such option: {name}; qrr's is {ours}"
 
 

@@ -41,8 +41,9 @@ def _complete_sizes(incomplete: str) -> list[str]:
     from qrr.family import QWEN3
 
     head, comma, last = incomplete.rpartition(",")
-    given = head.split(",")
-    return [f"{head}{comma}{size}" for size in QWEN3.sizes if size.startswith(last) and size not in given]
+    # as the run reads them: 0.6B and Qwen/Qwen3-Reranker-0.6B are the 0.6b
+    given = {n for said in head.lower().split(",") for n, s in QWEN3.sizes.items() if said in (n, s.repo.lower())}
+    return [f"{head}{comma}{size}" for size in QWEN3.sizes if size.startswith(last.lower()) and size not in given]
 
 
 @command(no_args_is_help=False)

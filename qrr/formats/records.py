@@ -166,25 +166,27 @@ def _binary_kind(first: bytes, name: str) -> InputError | None:
     return None
 
 
-def sniffed(lines: Iterator[Line], plain: str) -> tuple[str, Iterator[Line]]:
+def sniffed(lines: Iterator[Line], plain: str, arrays: bool = False) -> tuple[str, Iterator[Line]]:
     """The format that the first good non-blank line says, ``plain`` where it is no JSON, and the lines, those
     read to find it included.
 
     A line opening with ``{`` is JSON lines even where it is malformed (the reader then says so). One opening with
     ``[`` is a JSON array where an element or the end follows, and one opening with ``"`` a JSON string line where
-    it parses: prose such as ``"Gravity," she said`` or ``[1] Newton`` is plain."""
+    it parses: prose such as ``"Gravity," she said`` or ``[1] Newton`` is plain. With ``arrays`` (pairs may be
+    ``[query, document]``), an array closed on its line and followed by another line opening one is JSON lines:
+    the next line is read to tell (from a producer that pauses, the first result waits for it)."""
     seen = []
     for number, text in lines:
         seen.append((number, text))
         if isinstance(text, str) and text.strip():
             guess = _guess(text.strip(), plain)
-            if guess == "json" and _parses(text) is not None:
-                # a whole array on its first line: JSON lines of arrays ([query, document] pairs) where a line
-                # follows, which no JSON document could hold
+            if arrays and guess == "json" and text.rstrip().endswith("]"):
                 for number, after in lines:
                     seen.append((number, after))
-                    if not isinstance(after, str) or after.strip():
-                        guess = "jsonl"
+                    if not isinstance(after, str):
+                        break  # a bad line: said where it is, by the array's reader
+                    if after.strip():
+                        guess = "jsonl" if after.lstrip().startswith("[") else guess
                         break
             return guess, itertools.chain(seen, lines)
     return plain, iter(seen)
@@ -222,10 +224,12 @@ def parse_json(text: str, where: str, hint: str = ""):
                          *(("input_format",) if hint else ())) from None  # fmt: skip
 
 
-def json_records(source: str, lines, fmt: str, hint: str = "") -> Iterator[tuple[str, Any]]:
+def json_records(source: str, lines, fmt: str, hint: str = "", whole: Callable[[Any], bool] | None = None
+                 ) -> Iterator[tuple[str, Any]]:  # fmt: skip
     """(where, value) for each JSON value of a JSONL stream or a JSON array; a bad line's value is its error, with
     ``hint`` (another format to try) until a line has been read as a JSON object (plain text may open with a line
-    that is JSON, ``2024`` or ``"Hi"``, but hardly with an object)."""
+    that is JSON, ``2024`` or ``"Hi"``, but hardly with an object). A JSON array for which ``whole`` is true is one
+    value, not its items."""
     name = label(source)
     if fmt == "json":
         texts = []
@@ -236,6 +240,9 @@ def json_records(source: str, lines, fmt: str, hint: str = "") -> Iterator[tuple
         value = parse_json("\n".join(texts), name, hint)
         if not isinstance(value, list):
             raise InputError(f"{name}: expected a JSON array, found {json_type(value)}")
+        if whole is not None and whole(value):
+            yield name, value
+            return
         for n, item in enumerate(value):
             yield f"{name}: item {n}", item
         return
@@ -274,14 +281,13 @@ def _missing_named(record: dict, where: str) -> InputError | None:
     if missing is None or not others:
         return None
     named = ", ".join(f'"{k}"' for k in others[:5]) + (", ..." if len(others) > 5 else "")
-    arrays = [k for k in others if _texts(record[k])]
-    if missing == "document" and arrays:  # a request body, or FlagEmbedding's "pos" and "neg": one pair each
-        each = " + ".join(map(_jq_path, arrays))
-        each = f"({each})" if len(arrays) > 1 else each
-        said = ("arrays " if len(arrays) > 1 else "array ") + ", ".join(f'"{k}"' for k in arrays)
+    strings = [k for k in others if isinstance(record[k], str)]
+    held = _held(record, others) if missing == "document" and not strings else None
+    if held:  # a request body, or FlagEmbedding's "pos" and "neg": one pair a document
+        said, each, text = held
         return InputError(f'{where}: missing field "document" (the documents are in the {said}: one pair a '
-                          f"document, with jq -c '{each}[] as $d | {{query, document: $d}}')")  # fmt: skip
-    path = _jq_path(others[0])
+                          f"document, with jq -c '{each}[] as $d | {{query, document: {text}}}')")  # fmt: skip
+    path = _jq_path((strings or others)[0])
     return InputError(f'{where}: missing field "{missing}" (its other field{"s are" if len(others) > 1 else " is"} '
                       f"{named}: rename one with jq, say jq -c '.{missing} = {path} | del({path})')")  # fmt: skip
 
@@ -292,9 +298,18 @@ def _jq_path(name: str) -> str:
     return f".{name}" if plain else f".[{orjson.dumps(name).decode()}]"
 
 
-def _texts(value) -> bool:
-    """Whether ``value`` is a non-empty JSON array of texts (strings, or objects as a request's documents are)."""
-    return isinstance(value, list) and bool(value) and all(isinstance(v, str | dict) for v in value)
+def _held(record: dict, keys: Iterable[str]) -> tuple[str, str, str] | None:
+    """Where ``record`` holds documents in arrays (``keys`` that are non-empty arrays of strings, or of objects as
+    a request's documents are; none named as ids, ``doc_ids``): how to say them (``array "documents"``), jq's
+    expression for them (``(.pos + .neg)``) and for the text of each one, ``$d``; ``None`` where it holds none."""
+    arrays = [k for k in keys if isinstance(record[k], list) and record[k] and not k.lower().endswith("ids")
+              and all(isinstance(v, str | dict) for v in record[k])]  # fmt: skip
+    if not arrays:
+        return None
+    each = " + ".join(map(_jq_path, arrays))
+    objects = any(isinstance(v, dict) for k in arrays for v in record[k])
+    said = ("arrays " if len(arrays) > 1 else "array ") + ", ".join(f'"{k}"' for k in arrays)
+    return said, f"({each})" if len(arrays) > 1 else each, "($d.text? // $d)" if objects else "$d"
 
 
 def _past_64_bits(record: dict, where: str) -> bool:
@@ -378,13 +393,14 @@ def parse_pairs(lines: Iterable[Line], source: str, input_format: str = "auto") 
     lines = iter(lines)
     fmt = kind = _format(input_format, PAIR_FORMATS)
     if kind == "auto":
-        kind, lines = sniffed(lines, "tsv")
+        kind, lines = sniffed(lines, "tsv", arrays=True)
     if kind == "tsv":
         yield from _tsv_pairs(source, lines)
         return
     hint = " (if the input is query<TAB>document lines, use {input_format} tsv)" if fmt == "auto" else ""
     warned = False
-    for where, record in json_records(source, lines, kind, hint):
+    # one [query, document] alone is one pair, not an array of two texts
+    for where, record in json_records(source, lines, kind, hint, whole=_pair_array):
         if isinstance(record, InputError):
             yield record
         elif _pair_array(record):  # [query, document] (and an instruction), as CrossEncoder and FlagEmbedding take
@@ -500,11 +516,13 @@ def _documents(sources, fmt, text_field, id_field):
                 # a query or instruction is no document's text (a request body holds one beside its documents)
                 strings = [f'"{k}"' for k, v in record.items()
                            if isinstance(v, str) and k not in ids and k not in ("query", "instruction")]  # fmt: skip
-                arrays = [k for k, v in record.items() if _texts(v)]
-                if text_field not in record and arrays:
+                held = None if strings else _held(record, [k for k in record if not is_id_field(k)])
+                if text_field not in record and held:
+                    said, each, _ = held
+                    body = " (a request body?)" if "query" in record else ""
                     yield InputError(f'{where}: missing field "{text_field}"; the object holds its documents in the '
-                                     f'array "{arrays[0]}" (a request body?), and qrr rank reads a document a line: '
-                                     f"jq -c '{_jq_path(arrays[0])}[]' gives them so", "text_field")  # fmt: skip
+                                     f"{said}{body}, and qrr rank reads a document a line: jq -c '{each}[]' gives them "
+                                     "so", "text_field")  # fmt: skip
                     continue
                 if text_field not in record and strings:
                     yield InputError(f'{where}: missing field "{text_field}"; the object\'s text is in '

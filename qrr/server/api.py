@@ -83,7 +83,7 @@ def _count(body: dict, key: str, zero_is_all: bool = False) -> int | None:
     value = body.get(key)
     if value is None:
         return None
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+    if isinstance(value, float) and value.is_integer():
         value = int(value)  # 2.0, from a client's arithmetic: pydantic (vLLM) takes it too
     if isinstance(value, bool) or not isinstance(value, int):
         said = orjson.dumps(value).decode() if isinstance(value, float) else json_type(value)  # 2.5: "not a number"
@@ -105,18 +105,26 @@ def _raw(body: dict) -> bool:
     return raw
 
 
-def _no_prompt_cut(body: dict) -> None:
+def _no_prompt_cut(body: dict, max_length: int | None) -> None:
     """vLLM's ``truncate_prompt_tokens`` keeps a prompt's last N tokens, which would cut the reranker's own frame:
-    refused, rather than ignored, unless it asks for the model's length (-1), which every document is cut to here."""
+    refused, rather than ignored, unless it asks for the model's length (-1) or ``max_length`` or more, which
+    every prompt fits here (its document cut)."""
     value = body.get("truncate_prompt_tokens")
-    if value is not None and value != -1:
-        raise ApiError(400, '"truncate_prompt_tokens" is not taken: each document is cut to fit the server\'s '
-                       '--max-length; "max_tokens_per_doc" cuts each one shorter',
+    if value is None or value == -1:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ApiError(400, f'"truncate_prompt_tokens" must be a whole number, not {json_type(value)}',
+                       "truncate_prompt_tokens")  # fmt: skip
+    if max_length is None or value < max_length:
+        within = f" ({max_length} tokens)" if max_length is not None else ""
+        raise ApiError(400, f'"truncate_prompt_tokens" {orjson.dumps(value).decode()} is not taken: each document is '
+                       f"cut to fit this server's max length{within}; \"max_tokens_per_doc\" cuts each one shorter",
                        "truncate_prompt_tokens")  # fmt: skip
 
 
 def log_odds(p: float) -> float:
-    """A p(yes) as the log-odds it came from (exact to about 1e-9 within +-36; p rounded to 0 or 1 is held there)."""
+    """A p(yes) as the log-odds it came from: within 1e-8 of them up to 20, 1e-3 at 30; from about 36.7 up, where
+    p rounds to 1 in float64, every one comes out 36.7 (and -690.8 where p underflows to 0)."""
     p = min(max(p, 1e-300), 1 - 2**-53)
     return math.log(p) - math.log1p(-p)
 
@@ -158,17 +166,21 @@ def _document_text(item: Any, n: int, rank_fields: list[str] | None) -> str:
     return item["text"]
 
 
-def parse_rerank(body: Any, max_documents: int, return_documents: bool = False, tei: bool = False) -> RerankRequest:
+def parse_rerank(body: Any, max_documents: int, return_documents: bool = False, tei: bool = False,
+                 max_length: int | None = None) -> RerankRequest:  # fmt: skip
     """A Cohere (v1, v2), Jina or vLLM rerank request, or with ``tei`` (the endpoint takes TEI's) a TEI one, told by
-    its ``texts``. ``return_documents`` is the endpoint's default."""
+    its ``texts``. ``return_documents`` is the endpoint's default; ``max_length`` the server's (a prompt's cap)."""
     body = _object(body)
-    if "texts" in body and "documents" not in body:
+    if body.get("texts") is not None:
+        if body.get("documents") is not None:
+            raise ApiError(400, '"texts" and "documents" both given: "texts" is text-embeddings-inference\'s field, '
+                           '"documents" the others\'; give one', "texts")  # fmt: skip
         if not tei:
             raise ApiError(400, '"documents" is required; "texts" is text-embeddings-inference\'s field, which /rerank '
                            "takes", "documents")  # fmt: skip
         return _parse_tei(body, max_documents)
     query = _string(body, "query")
-    _no_prompt_cut(body)
+    _no_prompt_cut(body, max_length)
     documents = body.get("documents")
     if not isinstance(documents, list):
         said = "is required" if documents is None else f"must be an array, not {json_type(documents)}"
@@ -196,8 +208,13 @@ def parse_rerank(body: Any, max_documents: int, return_documents: bool = False, 
 
 def _parse_tei(body: dict, max_documents: int) -> RerankRequest:
     """text-embeddings-inference's ``/rerank``: ``query``, ``texts``, ``raw_scores``, ``return_text``. Its
-    ``truncate`` is taken as always true: a document is cut to fit the server's --max-length."""
+    ``truncate`` is taken as always true: a document is cut to fit the server's --max-length, at its end (a
+    ``truncation_direction`` of ``Left`` is refused)."""
     query = _string(body, "query")
+    direction = body.get("truncation_direction")
+    if direction is not None and direction != "Right":
+        raise ApiError(400, f'"truncation_direction" {orjson.dumps(direction).decode()} is not taken: documents are '
+                       'cut at their end ("Right")', "truncation_direction")  # fmt: skip
     texts = body.get("texts")
     if not isinstance(texts, list):
         raise ApiError(400, f'"texts" must be an array of strings, not {json_type(texts)}', "texts")
@@ -211,11 +228,11 @@ def _parse_tei(body: dict, max_documents: int) -> RerankRequest:
                          raw=_raw(body), tei=True)  # fmt: skip
 
 
-def parse_score(body: Any, max_documents: int) -> ScoreRequest:
+def parse_score(body: Any, max_documents: int, max_length: int | None = None) -> ScoreRequest:
     """vLLM's ``/score``: ``text_1`` one query (or a list, paired with ``text_2`` item by item) and ``text_2`` one
     text or a list."""
     body = _object(body)
-    _no_prompt_cut(body)
+    _no_prompt_cut(body, max_length)
     sides = []
     for key in ("text_1", "text_2"):
         value = body.get(key)

@@ -161,7 +161,8 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
     def rerank(version: str | None, return_documents: bool):
         async def handler(request: Request) -> Response:
             # /rerank, vLLM's and Jina's path, is TEI's too
-            req = parse_rerank(await read_json(request), limits.max_documents, return_documents, tei=version is None)
+            req = parse_rerank(await read_json(request), limits.max_documents, return_documents, tei=version is None,
+                               max_length=reranker.max_length)  # fmt: skip
             queries = [req.query] * len(req.texts)
             triples = await asyncio.to_thread(prepare, queries, req.texts, req.instruction, req.max_tokens_per_doc)
             scores, stats = await scored(request, triples)
@@ -170,7 +171,7 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
         return handler
 
     async def score(request: Request) -> Response:
-        req = parse_score(await read_json(request), limits.max_documents)
+        req = parse_score(await read_json(request), limits.max_documents, reranker.max_length)
         triples = await asyncio.to_thread(prepare, req.queries, req.texts, req.instruction, None, "text_1")
         scores, stats = await scored(request, triples)
         return json_response(score_response(scores, stats, model_name, req.raw))
