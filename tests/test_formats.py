@@ -244,6 +244,27 @@ def test_invalid_utf8_names_line_and_byte(tmp_path):
         list(formats.read_pairs([f]))
 
 
+def test_a_line_in_another_encoding_names_the_encodings_it_reads_in(tmp_path):
+    # latin1 was advised, which converts any bytes: a GBK file became nonsense, exit 0
+    for text, encoding, said in (
+        ("首都\t北京是中国的首都。", "gbk",
+         "Chinese (GBK) or traditional Chinese (Big5) text: convert it with iconv -f gb18030 (or big5) -t utf-8, say"),
+        ("首都\t東京は日本の首都です", "cp932",
+         "Japanese (Shift-JIS) text: convert it with iconv -f cp932 -t utf-8, say"),
+        ("q\tStraße über München", "cp1252",
+         "Western European (Windows) text: convert it with iconv -f cp1252 -t utf-8, say"),
+        ("q\tМосква столица России", "cp1251",
+         "Cyrillic (Windows) text: convert it with iconv -f cp1251 -t utf-8, say"),
+    ):  # fmt: skip
+        with pytest.raises(InputError) as caught:
+            list(formats.read_pairs([write(tmp_path, "p", (text + "\n").encode(encoding))]))
+        assert str(caught.value).endswith(f"(qrr reads UTF-8; it reads as {said})")
+    with pytest.raises(InputError) as caught:  # bytes that read as no language
+        list(formats.read_pairs([write(tmp_path, "p", b"q\t\x80\x98\x81\n")]))
+    assert str(caught.value).endswith("(qrr reads UTF-8; convert it from its encoding first, with iconv -f ENCODING -t "
+                                      "utf-8 (file -i may tell which))")  # fmt: skip
+
+
 def test_missing_file_and_directory(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         list(formats.read_pairs([str(tmp_path / "nope")]))

@@ -130,13 +130,8 @@ def decode_lines(stream: Iterable[bytes], name: str) -> Iterator[Line]:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            yield (
-                number,
-                InputError(
-                    f"{name}:{number}: invalid UTF-8 at byte {exc.start + 1} of the line (qrr reads "
-                    "UTF-8; convert the file first, with iconv -f latin1 -t utf-8 say)"
-                ),
-            )
+            yield number, InputError(f"{name}:{number}: invalid UTF-8 at byte {exc.start + 1} of the line (qrr reads "
+                                     f"UTF-8; {_convert(raw)})")  # fmt: skip
             continue
         if "\0" in text:
             # counted from 1, as lines are (and editors' columns)
@@ -144,6 +139,66 @@ def decode_lines(stream: Iterable[bytes], name: str) -> Iterator[Line]:
             continue
         # a BOM opens a file, or each file of several joined (cat a.jsonl b.jsonl): it is no text of the line
         yield number, text.removeprefix("\ufeff").rstrip("\n").removesuffix("\r")
+
+
+def _ideograph(c: str) -> bool:  # CJK ideographs, CJK punctuation and full-width forms (not half-width katakana)
+    return "\u4e00" <= c <= "\u9fff" or "\u3000" <= c <= "\u303f" or "\uff00" <= c <= "\uff60"
+
+
+# Encodings that files not in UTF-8 come in, each with the characters its text is mostly made of: a line read in
+# its own is mostly those. Read in another, bytes often make sense too (GBK's read as Korean, Cyrillic's as Western
+# letters), so every encoding a line makes sense in is named; kana tell Japanese apart.
+_ENCODINGS = (
+    ("cp932", "Japanese (Shift-JIS)", lambda c: "\u3040" <= c <= "\u30ff" or _ideograph(c)),
+    ("gb18030", "Chinese (GBK)", _ideograph),
+    ("cp949", "Korean", lambda c: "\uac00" <= c <= "\ud7a3"),
+    ("big5", "traditional Chinese (Big5)", _ideograph),
+    ("cp1251", "Cyrillic (Windows)", lambda c: "\u0400" <= c <= "\u04ff"),
+    ("cp1252", "Western European (Windows)",
+     lambda c: c.isalpha() or c in "\u2018\u2019\u201c\u201d\u2013\u2014\u20ac"),
+)  # fmt: skip
+
+
+def _unmixed(word: str) -> bool:  # no plain letters in a word of another script ("Stra\u7f36"; "caf\u0439")
+    return word.isascii() or not re.search("[A-Za-z]", word)
+
+
+# how the non-ASCII words of each reading look: most are of one script (a wrong reading mixes plain letters with
+# another script's, as Western text read as GBK or Cyrillic does), and Western words with accents have plain
+# letters too (Cyrillic read as Western is words of accented letters alone, "\u00cc\u00ee\u00f1\u00ea\u00e2\u00e0")
+_WORDS = dict.fromkeys(("cp932", "gb18030", "cp949", "big5", "cp1251"), _unmixed) | {
+    "cp1252": lambda word: not re.search("[\u00c0-\u00ff]", word) or bool(re.search("[A-Za-z]", word)),
+}
+
+
+def _convert(raw: bytes) -> str:
+    """How to convert a line that is not UTF-8: from the encodings its bytes read as sensible text in, where some
+    do, else from the file's own (never latin1 by default: it takes any bytes, so converting from it always
+    succeeds and turns a CJK file into nonsense)."""
+    readings = []
+    for encoding, what, usual in _ENCODINGS:
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        wide = [c for c in text if c >= "\x80"]
+        if not wide or sum(map(usual, wide)) < 0.8 * len(wide):
+            continue
+        if encoding == "cp932" and not any("\u3040" <= c <= "\u30ff" for c in wide):
+            continue  # kanji alone: Chinese as likely
+        words = [w for w in re.findall(r"\w+", text) if not w.isascii()]
+        if sum(map(_WORDS[encoding], words)) < 0.8 * len(words):
+            continue
+        readings.append((encoding, what))
+        if encoding == "cp932":
+            break
+    if not readings:
+        return "convert it from its encoding first, with iconv -f ENCODING -t utf-8 (file -i may tell which)"
+    (first, _), *others = readings[:3]
+    names = [what for _, what in readings[:3]]
+    said = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    alternatives = f" (or {', '.join(e for e, _ in others)})" if others else ""
+    return f"it reads as {said} text: convert it with iconv -f {first}{alternatives} -t utf-8, say"
 
 
 def _binary_kind(first: bytes, name: str) -> InputError | None:
