@@ -559,6 +559,7 @@ def _check_options(max_length, instruction, batch_tokens, share_prefix, compile)
     check_count(batch_tokens, "batch_tokens")
     check_count(max_length, "max_length")
     _check_text(instruction, "instruction", none=True)
+    _check_unicode(instruction, "the instruction")  # before loading: the tokenizer raised a TypeError at each call
     _check_flag(share_prefix, "share_prefix")
     _check_flag(compile, "compile")
     return max_length

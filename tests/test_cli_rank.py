@@ -284,3 +284,17 @@ def test_query_is_required(cli):
                  ("score", "p.jsonl", "--ray", "-o", "o")):  # fmt: skip
         result = cli(*args, "-i", "", model="nowhere")
         assert (result.exit_code, result.stderr) == (2, said + "for the default\n"), args
+    # bytes that are not UTF-8 (a GBK terminal): said of the option, before any model loads (-i was a TypeError)
+    gbk = "判断".encode("gbk").decode("utf-8", "surrogateescape")
+    for args, option in ((("rank", "-q", "q", "-d", "x", "-i", gbk), "-i/--instruction"),
+                         (("rank", "-q", gbk, "-d", "x"), "-q/--query"),
+                         (("score", "-q", "q", "-d", "x", "-d", "a" + gbk), "-d/--document 2"),
+                         (("serve", "-i", gbk), "-i/--instruction")):  # fmt: skip
+        result = cli(*args, model="nowhere")
+        character = 2 if option.startswith("-d") else 1
+        assert (result.exit_code, result.stderr) == (
+            2,
+            f"error: {option} is not UTF-8 text (at character {character}): "
+            "the shell passed it in another encoding (a GBK or Shift-JIS "
+            "terminal, or a file's bytes in $(...)?); give it in UTF-8\n",
+        )

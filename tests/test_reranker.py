@@ -276,6 +276,16 @@ def test_query_too_long_for_max_length_is_an_error(tiny):
         rr.rank("a very long query " * 20, ["doc", "another"])
 
 
+def test_an_instruction_of_bytes_that_were_not_utf8_is_refused_before_loading(fake_model):
+    from qrr.server.client import RemoteReranker
+
+    # it was taken, and each call failed in the tokenizer with a TypeError
+    for make in (lambda: Reranker("fake", instruction="\udcb1"),
+                 lambda: RemoteReranker("http://127.0.0.1:9", instruction="\udcb1")):  # fmt: skip
+        with pytest.raises(InputError, match=r"^the instruction is not valid Unicode text \(a lone surrogate at "):
+            make()
+
+
 @pytest.mark.parametrize(
     "pairs, message",
     [

@@ -607,7 +607,8 @@ def stdout_format(fmt: OutputFormat | None) -> str:
 
 
 def check_given_texts(query: str | None, documents: list[str] | None = None, instruction: str | None = None) -> None:
-    """Refuse a blank -q, -d or -i: ``-q "$Q"`` with ``Q`` unset ranked documents for nothing, plausibly, exit 0."""
+    """Refuse a blank -q, -d or -i: ``-q "$Q"`` with ``Q`` unset ranked documents for nothing, plausibly, exit 0;
+    and one of bytes that are not UTF-8, said of its option (the core said "pair 0", "document 0")."""
     if query is not None and not query.strip():
         raise InputError(f"-q/--query is blank ({query!r}; an unset shell variable?): give the query")
     if instruction is not None and not instruction.strip():
@@ -616,6 +617,16 @@ def check_given_texts(query: str | None, documents: list[str] | None = None, ins
     for n, document in enumerate(documents or [], 1):
         if not document.strip():
             raise InputError(f"-d/--document {n} is blank ({document!r}; an unset shell variable?): give its text")
+    named = [("-q/--query", query), ("-i/--instruction", instruction)]
+    named += [(f"-d/--document {n}", d) for n, d in enumerate(documents or [], 1)]
+    for option, text in named:
+        if text is not None and not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:  # Python keeps an argument's bytes that are not UTF-8 as surrogates
+                raise InputError(f"{option} is not UTF-8 text (at character {exc.start + 1}): the shell passed it in "
+                                 "another encoding (a GBK or Shift-JIS terminal, or a file's bytes in $(...)?); "
+                                 "give it in UTF-8") from None  # fmt: skip
 
 
 def input_sources(files: list[str] | None, have_inline: bool) -> list[str]:

@@ -40,6 +40,7 @@ class RemoteReranker:
         self.url = checked_url(url)
         self.api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         self.timeout = timeout
+        check_call(instruction=instruction)  # a string of valid Unicode, checked before any request, as Reranker's
         self.instruction = instruction
 
     def __repr__(self) -> str:
