@@ -118,14 +118,23 @@ def test_streams_of_another_encoding_never_fail_on_a_character(monkeypatch, tty)
     # data for a pipe is UTF-8, as JSON lines are read; a terminal gets what it can show
     assert out.getvalue() == ('{"text":"??"} ##  ' if tty else '{"text":"首都"} ██  ').encode("utf-8")
     assert err.getvalue() == b"na\\xefve"
-    # an encoding asked for (PYTHONIOENCODING) stays, what it cannot say replaced
+    # an encoding asked for (PYTHONIOENCODING) stays, and in a pipe its handler too: ids were written "??", exit 0
     monkeypatch.setenv("PYTHONIOENCODING", "latin-1")
     out = io.BytesIO()
-    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(out, encoding="latin-1"))
+    stdout = io.TextIOWrapper(out, encoding="latin-1")
+    stdout.isatty = lambda: tty
+    monkeypatch.setattr(sys, "stdout", stdout)
     base.text_streams()
-    print("é首", end="")
-    sys.stdout.flush()
-    assert out.getvalue() == "é?".encode("latin-1")
+    if tty:
+        print("é首", end="")
+        sys.stdout.flush()
+        assert out.getvalue() == "é?".encode("latin-1")
+        return
+    with pytest.raises(UnicodeEncodeError) as caught:
+        print("é首", end="")
+    assert base.describe(caught.value) == ("cannot write '首' (U+9996) in the output's encoding, latin-1: leave "
+                                           "PYTHONIOENCODING unset for UTF-8, or name an error handler "
+                                           "(latin-1:backslashreplace)", 1)  # fmt: skip
 
 
 @pytest.mark.parametrize(

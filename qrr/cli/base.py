@@ -420,14 +420,17 @@ def text_streams() -> None:
     """stdout and stderr that never fail on a character: where their encoding is not UTF-8 (``LC_ALL=C`` with
     ``PYTHONUTF8=0``, a latin-1 locale, a Windows console), data sent to a pipe or file is UTF-8, as JSON lines,
     TSV and TREC files are read, and what a terminal shows has its unencodable characters replaced. A results
-    table failed at its first bar or CJK text, after all the scoring."""
+    table failed at its first bar or CJK text, after all the scoring. An encoding asked for with
+    ``PYTHONIOENCODING`` stays, with its own error handler for data (strict unless it names one): replacing what it
+    cannot say turned ids into ``?``, with exit 0."""
     for stream, is_stdout in ((sys.stdout, True), (sys.stderr, False)):
         encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
         if encoding in ("utf8", "utf8sig") or not hasattr(stream, "reconfigure"):
             continue
         with contextlib.suppress(Exception):  # a stream already written to may refuse a new encoding
-            if is_stdout and not stream.isatty() and not os.environ.get("PYTHONIOENCODING"):  # one asked for stays
-                stream.reconfigure(encoding="utf-8")
+            if is_stdout and not stream.isatty():
+                if not os.environ.get("PYTHONIOENCODING"):
+                    stream.reconfigure(encoding="utf-8")
             else:
                 stream.reconfigure(errors="replace" if is_stdout else "backslashreplace")
 
@@ -556,6 +559,12 @@ def describe(exc: BaseException, flags: dict[str, str] | None = None) -> tuple[s
         return f"{line}; {exc.kept} are in {exc.path}: run the same command to go on", code
     if isinstance(exc, QrrError | Interrupted):
         return exc.naming(lambda param: (flags or {}).get(param) or flag(param)), exc.exit_code
+    if isinstance(exc, UnicodeEncodeError) and exc.encoding.replace("-", "").lower() != "utf8":  # PYTHONIOENCODING's
+        said = exc.object[exc.start]
+        return (
+            f"cannot write {said!r} (U+{ord(said):04X}) in the output's encoding, {exc.encoding}: leave "
+            f"PYTHONIOENCODING unset for UTF-8, or name an error handler ({exc.encoding}:backslashreplace)"
+        ), 1
     if isinstance(exc, OSError) and exc.filename is None and exc.errno in WRITE_FAILURES:
         return f"cannot write the output: {exc.strerror}", 1  # not a bare `OSError: [Errno 28]` (> /dev/full)
     # anything unplanned still gets one line, and a way to see more
