@@ -50,6 +50,10 @@ def test_missing_field_is_named(cli):
         'error: <stdin>:1: missing field "text"; the object\'s text is in "body": name one with --text-field'
     )
     error(cli("rank", "-q", "q", input='{"id": 7}\n'), 2, '<stdin>:1: missing field "text"')
+    # a character that shows as nothing is written out: the message named a field that looked like another
+    assert error(cli("rank", "-q", "q", input='{"_id": "d1", "bo\u200bdy": "x"}\n'), 2) == (
+        'error: <stdin>:1: missing field "text"; the object\'s text is in "bo\\u200bdy": name one with --text-field'
+    )
 
 
 def test_core_errors_name_the_flags(cli):

@@ -150,6 +150,11 @@ def test_a_change_alike_on_every_query_has_no_p_value(qrr_eval, tmp_path):
     pvalues = next(line for line in table.splitlines() if "p (paired t)" in line)
     # +1 on both queries: no spread, and a t-test no answer (it said "<0.001", a certainty)
     assert [c.strip() for c in pvalues.split("│")[1:3]] == ["–", "–"]
+    (tmp_path / "one").write_text("q1 0 d1 1\n")
+    table = qrr_eval(str(tmp_path / "one"), args[1], "-f", "table").stdout
+    lines = table.splitlines()
+    title = " ".join(line.strip() for line in lines[: next(n for n, x in enumerate(lines) if "┃" in x)])  # folded
+    assert title.endswith(": 1 judged query"), title  # it said "1 judged queries"
 
 
 def test_metrics_asked_for(qrr_eval, files):

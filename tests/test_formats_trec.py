@@ -75,6 +75,13 @@ def test_gzipped_run(tmp_path):
         ("q1 Q0 d2 1 high x", r"run.trec:2: score 'high' is not a number"),
         ("q1 Q0 d2 1 nan x", r"run.trec:2: score 'nan' is not a number"),
         ("q1 Q0 d1 2 0.1 x", r"run.trec:2: document d1 is listed twice for query q1"),
+        # a space that looks like none splits as one does: said, as the line seems to hold six fields
+        (
+            "q1 Q0 d\u30002 2 0.1 x",
+            r"run.trec:2: expected 'qid Q0 docid rank score tag', found 7 fields \(it holds "
+            r"U\+3000 IDEOGRAPHIC SPACE, which separates fields as a space does: an id cannot "
+            r"hold it\)$",
+        ),
     ],
 )
 def test_bad_run_lines_name_file_and_line(tmp_path, line, message):
@@ -157,6 +164,11 @@ def test_a_judgment_given_again_alike_is_kept_once_with_a_warning(tmp_path, capl
         ("q1 0 d1 1\nq1 0 d2 yes\n", r"qrels:2: relevance 'yes' is not a whole number"),
         ("q1 0 d1 1\nq1 0 d2 0.5\n", r"qrels:2: relevance '0.5' is not a whole number"),
         ("q1 0 d1 1\nq1 0 d1 2\n", r"qrels:2: document d1 is judged twice for query q1"),
+        (
+            "q1 0 d1 1\nq1 0 d\xa02 1\n",
+            r"qrels:2: expected 'qid 0 docid relevance', found 5 fields \(it holds U\+00A0 "
+            r"NO-BREAK SPACE, which",
+        ),
         (
             "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\n",
             r"qrels:3: expected query-id<TAB>corpus-id<TAB>score, found 2",

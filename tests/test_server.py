@@ -71,6 +71,14 @@ def test_jina_and_vllm_rerank_and_score(http, reranker):
     close([d["score"] for d in body["data"]], reranker.score([("q1", "a"), ("q2", "b")]))
 
 
+def test_a_body_opening_with_a_utf8_bom_is_read(http, reranker):
+    # Windows tools write one; RFC 8259 lets a parser ignore it (it was "malformed JSON: UTF-8 byte order mark ...")
+    body = "\ufeff" + json.dumps({"query": QUERY, "documents": DOCS[:2]})
+    response = http.post("/v1/rerank", content=body.encode(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 200
+    close(by_index(response.json()["results"]), reranker.score([(QUERY, d) for d in DOCS[:2]]))
+
+
 def test_tei_rerank_and_raw_scores(http, reranker):
     import math
 

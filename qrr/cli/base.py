@@ -411,8 +411,13 @@ def visible_data(text: str) -> str:
     return text.translate(_DATA_CONTROLS)
 
 
+# In a message, characters that show as nothing are written out too: an id with a zero-width space was said missing
+# while the message showed the very id the corpus holds. (Not ZWJ and ZWNJ, which shape emoji and scripts.)
+_UNSEEN = _CONTROLS | {c: f"\\u{c:04x}" for c in (0x00AD, 0x200B, 0x2060, 0xFEFF)}
+
+
 def fail(message: str, code: int) -> typer.Exit:
-    stderr.print(Text.assemble(("error: ", "bold red"), visible(message)))
+    stderr.print(Text.assemble(("error: ", "bold red"), message.translate(_UNSEEN)))
     return typer.Exit(code)
 
 

@@ -276,7 +276,7 @@ def _render(qrels, named, source: str, common: bool, per_query: bool, fmt: str, 
             table.append({"run": "p (paired t)"} | {header(m): "–" if p is None else f"{p:.3f}" if p >= 0.001
                                                    else "<0.001" for m, p in tested.items()})  # fmt: skip
     count = len(queries) if queries is not None else len(qrels)
-    write_rows(table, "table", title=f"{source}: {count} judged queries")
+    write_rows(table, "table", title=f"{source}: {plural(count, 'judged query', 'judged queries')}")
 
 
 def _some(ids: list[str], shown: int = 3) -> str:

@@ -44,15 +44,27 @@ TAG = "qrr"
 RUN_FORMATS = ("trec", "jsonl")
 
 
-def _fields(lines, name: str, on_error: OnError, tabs: int = 0) -> Iterator[tuple[str, list[str]]]:
-    """(where, fields) for each non-blank line: split on whitespace, or on tabs where that gives ``tabs`` fields,
-    none blank (a TSV's ids may hold spaces)."""
+def _fields(lines, name: str, on_error: OnError, tabs: int = 0) -> Iterator[tuple[str, list[str], str]]:
+    """(where, fields, the line) for each non-blank line: split on whitespace, or on tabs where that gives
+    ``tabs`` fields, none blank (a TSV's ids may hold spaces)."""
     for number, text in lines:
         if isinstance(text, InputError):
             raise_or_hand(text, on_error)
         elif text.strip():
             tabbed = [f.strip() for f in text.split("\t")] if tabs else []
-            yield f"{name}:{number}", tabbed if tabs and len(tabbed) == tabs and all(tabbed) else text.split()
+            yield f"{name}:{number}", tabbed if tabs and len(tabbed) == tabs and all(tabbed) else text.split(), text
+
+
+def _spaces(text: str) -> str:
+    """Where ``text`` holds whitespace other than ASCII's (U+3000, a no-break space), which splits fields as a space
+    does (as Python's split and trec_eval's reader do) though it looks like none: said, for a wrong field count."""
+    odd = next((c for c in text if c.isspace() and not c.isascii()), None)
+    if odd is None:
+        return ""
+    import unicodedata
+
+    return (f" (it holds U+{ord(odd):04X} {unicodedata.name(odd, 'a space')}, which separates fields as a space "
+            "does: an id cannot hold it)")  # fmt: skip
 
 
 def read_run(source: str | os.PathLike, on_error: OnError = None) -> Run:
@@ -83,11 +95,12 @@ def _add(table: dict, qid: str, docid: str, value, twice: str, on_error: OnError
 
 def _trec_run(lines, name: str, on_error: OnError):
     shape = None  # the first line's: TREC's six fields, or MS MARCO's three (qid, docid, rank)
-    for where, fields in _fields(lines, name, on_error):
+    for where, fields, text in _fields(lines, name, on_error):
         shape = shape or (3 if len(fields) == 3 else 6)
         if len(fields) != shape:
             said = "'qid Q0 docid rank score tag'" if shape == 6 else "'qid<TAB>docid<TAB>rank' (MS MARCO's run)"
-            raise_or_hand(InputError(f"{where}: expected {said}, found {plural(len(fields), 'field')}"), on_error)
+            raise_or_hand(InputError(f"{where}: expected {said}, found {plural(len(fields), 'field')}"
+                                     f"{_spaces(text)}"), on_error)  # fmt: skip
             continue
         if shape == 3:  # ranks without scores: the rank, negated, is the score (best first, as a score is)
             rank = _whole(fields[2])
@@ -138,7 +151,7 @@ def read_qrels(source: str | os.PathLike, on_error: OnError = None) -> Qrels:
     qrels: Qrels = {}
     kind = None
     repeated = []  # where a judgment is given again, alike
-    for where, fields in _fields(read_lines(source), label(source), on_error, tabs=3):
+    for where, fields, text in _fields(read_lines(source), label(source), on_error, tabs=3):
         first = kind is None
         if kind is None:
             kind = "beir" if len(fields) == 3 else "trec"
@@ -148,7 +161,8 @@ def read_qrels(source: str | os.PathLike, on_error: OnError = None) -> Qrels:
         if len(fields) != expected:
             shape = "query-id<TAB>corpus-id<TAB>score" if kind == "beir" else "'qid 0 docid relevance'"
             run = " (a run's line, not a judgment: is this the qrels file?)" if len(fields) == 6 else ""
-            raise_or_hand(InputError(f"{where}: expected {shape}, found {plural(len(fields), 'field')}{run}"), on_error)
+            raise_or_hand(InputError(f"{where}: expected {shape}, found {plural(len(fields), 'field')}{run}"
+                                     f"{_spaces(text)}"), on_error)  # fmt: skip
             continue
         qid, docid, grade = (fields[0], fields[1], fields[2]) if kind == "beir" else (fields[0], fields[2], fields[3])
         relevance = _whole(grade)

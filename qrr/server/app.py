@@ -81,6 +81,8 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
             if len(body) > limits.max_request_bytes:
                 raise ApiError(413, f"the request body is over {limits.max_request_bytes} bytes, the most this server "
                                "takes")  # fmt: skip
+        if body.startswith(b"\xef\xbb\xbf"):
+            del body[:3]  # a UTF-8 BOM, as Windows tools write one: RFC 8259 lets a parser ignore it, as the CLI does
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
