@@ -72,6 +72,15 @@ def test_a_narrow_terminal_drops_bars_and_previews_then_writes_blocks_and_never_
     assert sum(line.startswith("text") and line.endswith("…") and len(line) == 30 for line in lines) == 2  # cut
 
 
+def test_previews_are_cut_between_characters_as_people_count_them():
+    # cut by code point, a flag showed half (a boxed letter), a family a dangling joiner, an accent went
+    assert render._preview("x" * 199 + "🇨🇳🇯🇵") == "x" * 199 + "🇨🇳…"
+    assert render._preview("x" * 199 + "e\u0301 more") == "x" * 199 + "e\u0301…"
+    family = "👨\u200d👩\u200d👧\u200d👦"
+    assert render._preview("x" * 199 + family + " and more") == "x" * 199 + family + "…"
+    assert render._cut("x" * 198 + family + "!", "text") == "x" * 198 + family + "…"
+
+
 def test_previews_asked_for_are_never_left_out(monkeypatch, capsys, cli):
     """`rank --with-text --with-fields` at 55 columns showed the url and no text, while a narrower terminal's
     blocks showed it: a text asked for takes blocks before it gives way."""

@@ -169,7 +169,17 @@ def _cut(cell: str, column: str, limit: int = 200) -> str:
     1,800 lines); an id stays whole, and ``-f jsonl`` has every field in full."""
     if len(cell) <= limit or is_id_field(column):
         return cell
-    return cell[: limit - 1] + ("…" if _encodes("…") else "...")
+    return _head(cell, limit - 1) + ("…" if _encodes("…") else "...")
+
+
+def _head(text: str, limit: int) -> str:
+    """The first ``limit`` characters as a person counts them (graphemes): a cut through a flag, an emoji of
+    several people, an accent or a conjunct left half a character showing."""
+    try:
+        import regex  # transformers' tokenizers need it, so it is there
+    except ImportError:
+        return text[:limit]
+    return regex.match(rf"\X{{0,{limit}}}", text).group()
 
 
 def table_width(widths: list[int]) -> int:
@@ -226,7 +236,7 @@ def _preview(text: str, limit: int = 200) -> str:
     flat = " ".join(text.split())
     if len(flat) <= limit:
         return visible(flat)
-    return visible(flat[:limit]) + ("…" if _encodes("…") else "...")
+    return visible(_head(flat, limit)) + ("…" if _encodes("…") else "...")
 
 
 def human_bytes(n: int) -> str:
