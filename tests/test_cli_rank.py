@@ -298,3 +298,9 @@ def test_query_is_required(cli):
             "the shell passed it in another encoding (a GBK or Shift-JIS "
             "terminal, or a file's bytes in $(...)?); give it in UTF-8\n",
         )
+    # UTF-8 read under an ASCII locale (LC_ALL=C): the locale is to blame, not the shell
+    ascii_read = "北京".encode().decode("ascii", "surrogateescape")
+    result = cli("rank", "-q", ascii_read, "-d", "x", model="nowhere")
+    assert (result.exit_code, result.stderr) == (2, "error: -q/--query is UTF-8, but this locale is not (LC_ALL=C?), "
+                                                    "so Python read it as bytes: set PYTHONUTF8=1, or a UTF-8 locale "
+                                                    "(LC_ALL=C.UTF-8)\n")  # fmt: skip

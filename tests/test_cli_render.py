@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from qrr.cli import base, render
+from qrr.errors import InputError
 from tests.clitools import ok
 
 UUID = "doc-3f2a9c1e-7b4d-4e5f-9a8b-1c2d3e4f5a6b"
@@ -72,6 +73,17 @@ def test_a_narrow_terminal_drops_bars_and_previews_then_writes_blocks_and_never_
     assert sum(line.startswith("text") and line.endswith("…") and len(line) == 30 for line in lines) == 2  # cut
 
 
+def test_messages_write_out_what_shows_as_nothing(capsys):
+    # a left-to-right mark and a zero-width space in an id: the message showed the id the corpus holds
+    assert base.unseen("d\u200e1 d\u200b2 \u0645\u200c\u06cc \U000e0041 \x1b") == (
+        "d\\u200e1 d\\u200b2 \u0645\u200c\u06cc \\U000e0041 \\x1b"
+    )  # ZWNJ shapes Persian: kept
+    skipped = render.Skipped()
+    skipped(InputError('<stdin>:1: missing field "text"; the object\'s text is in "bo\u200bdy"'))
+    skipped.report()
+    assert '"bo\\u200bdy"' in capsys.readouterr().err
+
+
 def test_previews_are_cut_between_characters_as_people_count_them():
     # cut by code point, a flag showed half (a boxed letter), a family a dangling joiner, an accent went
     assert render._preview("x" * 199 + "🇨🇳🇯🇵") == "x" * 199 + "🇨🇳…"
@@ -79,6 +91,9 @@ def test_previews_are_cut_between_characters_as_people_count_them():
     family = "👨\u200d👩\u200d👧\u200d👦"
     assert render._preview("x" * 199 + family + " and more") == "x" * 199 + family + "…"
     assert render._cut("x" * 198 + family + "!", "text") == "x" * 198 + family + "…"
+    # counted in graphemes, nothing is cut: no ellipsis; one grapheme of a million marks is cut all the same
+    assert render._cut(family * 100, "text") == family * 100
+    assert len(render._preview("a" + "\u0301" * 1_000_000)) < 2000
 
 
 def test_previews_asked_for_are_never_left_out(monkeypatch, capsys, cli):
@@ -144,6 +159,22 @@ def test_streams_of_another_encoding_never_fail_on_a_character(monkeypatch, tty)
     assert base.describe(caught.value) == ("cannot write '首' (U+9996) in the output's encoding, latin-1: leave "
                                            "PYTHONIOENCODING unset for UTF-8, or name an error handler "
                                            "(latin-1:backslashreplace)", 1)  # fmt: skip
+    # an encoding error of something else (an HTTP header's) is not blamed on PYTHONIOENCODING
+    with pytest.raises(UnicodeEncodeError) as header:
+        "密".encode("cp1252")
+    assert base.describe(header.value)[0].startswith("UnicodeEncodeError: 'charmap' codec can't encode")
+    monkeypatch.delenv("PYTHONIOENCODING")
+    assert base.describe(caught.value)[0].startswith("UnicodeEncodeError: 'latin-1' codec can't encode")
+    # a handler alone names no encoding: data is UTF-8, as without one
+    monkeypatch.setenv("PYTHONIOENCODING", ":replace")
+    out = io.BytesIO()
+    stdout = io.TextIOWrapper(out, encoding="ascii")
+    stdout.isatty = lambda: False
+    monkeypatch.setattr(sys, "stdout", stdout)
+    base.text_streams()
+    print("首", end="")
+    sys.stdout.flush()
+    assert out.getvalue() == "首".encode()
 
 
 @pytest.mark.parametrize(

@@ -559,8 +559,8 @@ def test_an_interrupt_keeps_a_table_and_a_json_array_whole(cli, fake):
         (b'{"query": "q", "document": 7}\n', '<stdin>:1: field "document" must be a string, not a number'),
         (
             b'{"query": "q", "document": "d"}\n{"query": "q", "document": "\xe9t\xe9"}\n',
-            "<stdin>:2: invalid UTF-8 at byte 29 of the line (qrr reads UTF-8; it reads as Western European "
-            "(Windows) text: convert it with iconv -f cp1252 -t utf-8, say)",
+            "<stdin>:2: invalid UTF-8 at byte 29 of the line (qrr reads UTF-8; it may be Western European "
+            "(Windows) text: convert it with iconv -f cp1252 -t utf-8, and look at the result)",
         ),
         (b"q\td\nq\tnul\x00here\n", "<stdin>:2: NUL byte at byte 6 of the line"),
     ],

@@ -130,6 +130,14 @@ def test_a_pair_missing_a_field_names_the_fields_it_has_instead(tmp_path):
     assert said('{"query": "q", "abstract": "t", "authors": ["A. Smith"], "doc_ids": ["1"]}').endswith(
         "rename one with jq, say jq -c '.document = .abstract | del(.abstract)')"
     )
+    # a request body names its model, a FlagEmbedding line its prompt: no document (a rename to them was advised)
+    assert said('{"model": "rerank-v3.5", "query": "q", "documents": ["a"], "top_n": 1}').endswith(
+        "with jq -c '.documents[] as $d | {query, document: $d}')"
+    )
+    assert said('{"query": "q", "pos": ["a"], "neg": ["b"], "pos_scores": [1], "prompt": "Given a", "type": "x"}'
+                ).endswith("jq -c '(.pos + .neg)[] as $d | {query, document: $d}')")  # fmt: skip
+    assert said('{"query": "q", "scores": [1, 2]}') == 'p:1: missing field "document"'  # no rename to numbers
+    assert said('{"prompt": "q", "document": "d"}').endswith("jq -c '.query = .prompt | del(.prompt)')")
     assert said('{"query": "q", "pos": ["a"], "neg": ["b"]}').endswith(
         """the arrays "pos", "neg": one pair a document, with jq -c '(.pos + .neg)[] as $d | {query, document: $d}')"""
     )
@@ -248,21 +256,25 @@ def test_a_line_in_another_encoding_names_the_encodings_it_reads_in(tmp_path):
     # latin1 was advised, which converts any bytes: a GBK file became nonsense, exit 0
     for text, encoding, said in (
         ("首都\t北京是中国的首都。", "gbk",
-         "Chinese (GBK) or traditional Chinese (Big5) text: convert it with iconv -f gb18030 (or big5) -t utf-8, say"),
-        ("首都\t東京は日本の首都です", "cp932",
-         "Japanese (Shift-JIS) text: convert it with iconv -f cp932 -t utf-8, say"),
-        ("q\tStraße über München", "cp1252",
-         "Western European (Windows) text: convert it with iconv -f cp1252 -t utf-8, say"),
-        ("q\tМосква столица России", "cp1251",
-         "Cyrillic (Windows) text: convert it with iconv -f cp1251 -t utf-8, say"),
+         "Chinese (GBK) or traditional Chinese (Big5) text: convert it with iconv -f gb18030 (or big5)"),
+        ("首都\t東京は日本の首都です", "cp932", "Japanese (Shift-JIS) text: convert it with iconv -f cp932"),
+        ("q\tStraße über München", "cp1252", "Western European (Windows) text: convert it with iconv -f cp1252"),
+        ("q\tМосква столица России", "cp1251", "Cyrillic (Windows) text: convert it with iconv -f cp1251"),
     ):  # fmt: skip
         with pytest.raises(InputError) as caught:
             list(formats.read_pairs([write(tmp_path, "p", (text + "\n").encode(encoding))]))
-        assert str(caught.value).endswith(f"(qrr reads UTF-8; it reads as {said})")
+        assert str(caught.value).endswith(f"(qrr reads UTF-8; it may be {said} -t utf-8, and look at the result)")
     with pytest.raises(InputError) as caught:  # bytes that read as no language
         list(formats.read_pairs([write(tmp_path, "p", b"q\t\x80\x98\x81\n")]))
     assert str(caught.value).endswith("(qrr reads UTF-8; convert it from its encoding first, with iconv -f ENCODING -t "
                                       "utf-8 (file -i may tell which))")  # fmt: skip
+    # UTF-8 with a character cut (a tool that cuts at a byte count): converting it from GBK spoiled the whole file
+    cut = "q\t北京是中国的首都".encode()[:-1] + b"\n"
+    with pytest.raises(InputError) as caught:
+        list(formats.read_pairs([write(tmp_path, "p", b"q\td\n" + cut)]))
+    assert str(caught.value).endswith(":2: invalid UTF-8 at byte 24 of the line (qrr reads UTF-8; it is UTF-8 but for "
+                                      "the bytes at 24 (a character cut, or a stray byte?): iconv -f utf-8 -t utf-8 -c "
+                                      "drops such bytes)")  # fmt: skip
 
 
 def test_missing_file_and_directory(tmp_path):
@@ -325,7 +337,10 @@ def test_document_field_mapping_and_forced_format(tmp_path):
                         '"abstract": name one with text_field'),  # an array of authors is no document
                        ('{"pos": ["a"], "neg": ["b"], "doc_ids": ["1"]}', 'the object holds its documents in the '
                         "arrays \"pos\", \"neg\", and qrr rank reads a document a line: jq -c '(.pos + .neg)[]' gives "
-                        "them so")):  # fmt: skip
+                        "them so"),
+                       ('{"model": "m", "query": "q", "documents": ["a"]}', 'the object holds its documents in the '
+                        "array \"documents\" (a request body?), and qrr rank reads a document a line: jq -c "
+                        "'.documents[]' gives them so")):  # fmt: skip
         with pytest.raises(InputError) as caught:
             list(formats.read_documents([write(tmp_path, "a.jsonl", data + "\n")]))
         assert str(caught.value).endswith(f'missing field "text"; {hint}')

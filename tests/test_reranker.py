@@ -284,6 +284,9 @@ def test_an_instruction_of_bytes_that_were_not_utf8_is_refused_before_loading(fa
                  lambda: RemoteReranker("http://127.0.0.1:9", instruction="\udcb1")):  # fmt: skip
         with pytest.raises(InputError, match=r"^the instruction is not valid Unicode text \(a lone surrogate at "):
             make()
+    # an API key that no HTTP header can carry: said, where the request failed with a bare encoding error
+    with pytest.raises(InputError, match=r"^api_key must be printable ASCII: it is sent in an HTTP header$"):
+        RemoteReranker("http://127.0.0.1:9", api_key="密钥")
 
 
 @pytest.mark.parametrize(

@@ -77,6 +77,10 @@ def test_a_body_opening_with_a_utf8_bom_is_read(http, reranker):
     response = http.post("/v1/rerank", content=body.encode(), headers={"Content-Type": "application/json"})
     assert response.status_code == 200
     close(by_index(response.json()["results"]), reranker.score([(QUERY, d) for d in DOCS[:2]]))
+    # a bad byte past the BOM is counted from the body's start, as without one (byte 13 there)
+    bad = http.post("/v1/rerank", content=b'\xef\xbb\xbf{"query": "q\xff", "documents": ["a"]}',
+                    headers={"Content-Type": "application/json"})  # fmt: skip
+    assert bad.json()["message"] == "malformed JSON: the body is not valid UTF-8 (byte 16)"
 
 
 def test_tei_rerank_and_raw_scores(http, reranker):

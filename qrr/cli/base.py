@@ -4,6 +4,7 @@ as the model options ask."""
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
 import functools
@@ -411,13 +412,29 @@ def visible_data(text: str) -> str:
     return text.translate(_DATA_CONTROLS)
 
 
-# In a message, characters that show as nothing are written out too: an id with a zero-width space was said missing
-# while the message showed the very id the corpus holds. (Not ZWJ and ZWNJ, which shape emoji and scripts.)
-_UNSEEN = _CONTROLS | {c: f"\\u{c:04x}" for c in (0x00AD, 0x200B, 0x2060, 0xFEFF)}
+class _Unseen(dict):
+    """In a message, characters that show as nothing are written out too (format characters: a zero-width space, a
+    soft hyphen, a left-to-right mark): an id holding one was said missing while the message showed the very id
+    the corpus holds. Not ZWJ and ZWNJ, which shape emoji and scripts. Looked up as ``str.translate`` meets them."""
+
+    def __missing__(self, code: int):
+        import unicodedata
+
+        unseen = unicodedata.category(chr(code)) == "Cf" and code not in (0x200C, 0x200D)
+        self[code] = f"\\u{code:04x}" if unseen and code <= 0xFFFF else f"\\U{code:08x}" if unseen else code
+        return self[code]
+
+
+_UNSEEN = _Unseen(_CONTROLS)
+
+
+def unseen(text: str) -> str:
+    """``text`` with its control characters and those that show as nothing written out, for a message."""
+    return text.translate(_UNSEEN)
 
 
 def fail(message: str, code: int) -> typer.Exit:
-    stderr.print(Text.assemble(("error: ", "bold red"), message.translate(_UNSEEN)))
+    stderr.print(Text.assemble(("error: ", "bold red"), unseen(message)))
     return typer.Exit(code)
 
 
@@ -434,7 +451,7 @@ def text_streams() -> None:
             continue
         with contextlib.suppress(Exception):  # a stream already written to may refuse a new encoding
             if is_stdout and not stream.isatty():
-                if not os.environ.get("PYTHONIOENCODING"):
+                if not os.environ.get("PYTHONIOENCODING", "").partition(":")[0]:  # ":replace" names no encoding
                     stream.reconfigure(encoding="utf-8")
             else:
                 stream.reconfigure(errors="replace" if is_stdout else "backslashreplace")
@@ -547,6 +564,13 @@ def heavy_imports() -> None:
 WRITE_FAILURES = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
+def _stdouts(encoding: str) -> bool:
+    """Whether ``encoding`` is stdout's, as ``PYTHONIOENCODING`` names it (an encoding error elsewhere, an HTTP
+    header's, is no output's)."""
+    said = os.environ.get("PYTHONIOENCODING", "").partition(":")[0]
+    return bool(said) and codecs.lookup(encoding).name == codecs.lookup(said).name
+
+
 def describe(exc: BaseException, flags: dict[str, str] | None = None) -> tuple[str, int]:
     """The one line and exit code for an error, in the command line's words (``flags`` first, then ``FLAGS``)."""
     exc = qrr_cause(exc)
@@ -564,7 +588,7 @@ def describe(exc: BaseException, flags: dict[str, str] | None = None) -> tuple[s
         return f"{line}; {exc.kept} are in {exc.path}: run the same command to go on", code
     if isinstance(exc, QrrError | Interrupted):
         return exc.naming(lambda param: (flags or {}).get(param) or flag(param)), exc.exit_code
-    if isinstance(exc, UnicodeEncodeError) and exc.encoding.replace("-", "").lower() != "utf8":  # PYTHONIOENCODING's
+    if isinstance(exc, UnicodeEncodeError) and _stdouts(exc.encoding):
         said = exc.object[exc.start]
         return (
             f"cannot write {said!r} (U+{ord(said):04X}) in the output's encoding, {exc.encoding}: leave "
@@ -638,9 +662,14 @@ def check_given_texts(query: str | None, documents: list[str] | None = None, ins
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError as exc:  # Python keeps an argument's bytes that are not UTF-8 as surrogates
-                raise InputError(f"{option} is not UTF-8 text (at character {exc.start + 1}): the shell passed it in "
-                                 "another encoding (a GBK or Shift-JIS terminal, or a file's bytes in $(...)?); "
-                                 "give it in UTF-8") from None  # fmt: skip
+                try:
+                    os.fsencode(text).decode("utf-8")
+                except UnicodeDecodeError:
+                    raise InputError(f"{option} is not UTF-8 text (at character {exc.start + 1}): the shell passed it "
+                                     "in another encoding (a GBK or Shift-JIS terminal, or a file's bytes in $(...)?); "
+                                     "give it in UTF-8") from None  # fmt: skip
+                raise InputError(f"{option} is UTF-8, but this locale is not (LC_ALL=C?), so Python read it as bytes: "
+                                 "set PYTHONUTF8=1, or a UTF-8 locale (LC_ALL=C.UTF-8)") from None  # fmt: skip
 
 
 def input_sources(files: list[str] | None, have_inline: bool) -> list[str]:

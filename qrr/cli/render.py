@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import orjson
 
-from qrr.cli.base import animated, flag, stderr, visible, visible_data
+from qrr.cli.base import animated, flag, stderr, unseen, visible, visible_data
 from qrr.errors import InputError, plural
 from qrr.formats import RowWriter, is_id_field, merged_order
 
@@ -169,17 +169,19 @@ def _cut(cell: str, column: str, limit: int = 200) -> str:
     1,800 lines); an id stays whole, and ``-f jsonl`` has every field in full."""
     if len(cell) <= limit or is_id_field(column):
         return cell
-    return _head(cell, limit - 1) + ("…" if _encodes("…") else "...")
+    return _head(cell, limit - 1)
 
 
 def _head(text: str, limit: int) -> str:
-    """The first ``limit`` characters as a person counts them (graphemes): a cut through a flag, an emoji of
-    several people, an accent or a conjunct left half a character showing."""
-    try:
-        import regex  # transformers' tokenizers need it, so it is there
-    except ImportError:
-        return text[:limit]
-    return regex.match(rf"\X{{0,{limit}}}", text).group()
+    """``text`` cut to its first ``limit`` characters as a person counts them (graphemes), with an ellipsis where
+    anything was cut: a cut through a flag, an emoji of several people, an accent or a conjunct left half a
+    character showing. A grapheme of any length is cut too (a million combining marks are no preview)."""
+    import regex
+
+    head = regex.match(rf"\X{{0,{limit}}}", text[: limit * 8]).group()
+    if len(head) == len(text):
+        return text
+    return (head or text[:limit]) + ("…" if _encodes("…") else "...")
 
 
 def table_width(widths: list[int]) -> int:
@@ -234,9 +236,7 @@ def _encodes(text: str) -> bool:
 
 def _preview(text: str, limit: int = 200) -> str:
     flat = " ".join(text.split())
-    if len(flat) <= limit:
-        return visible(flat)
-    return visible(_head(flat, limit)) + ("…" if _encodes("…") else "...")
+    return visible(flat if len(flat) <= limit else _head(flat, limit))
 
 
 def human_bytes(n: int) -> str:
@@ -584,7 +584,7 @@ class Skipped:
         said = plural(self.count, self.what) if self.noun else f"{self.count:,} {self.what}"
         stderr.print(f"skipped {said}:", style="yellow", highlight=False)
         for message in sorted(self.messages, key=_place(self.messages)):
-            stderr.print(f"  {message}", highlight=False, markup=False)
+            stderr.print(f"  {unseen(message)}", highlight=False, markup=False)
         if self.count > len(self.messages):
             stderr.print(f"  … and {self.count - len(self.messages)} more", highlight=False)
 

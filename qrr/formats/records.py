@@ -122,6 +122,7 @@ def read_lines(source: str) -> Iterator[Line]:
 def decode_lines(stream: Iterable[bytes], name: str) -> Iterator[Line]:
     """(line number, text) for each raw line of ``stream`` (bytes, a newline at each end), as ``read_lines``
     gives them; ``name`` is how messages name the source."""
+    hint = None  # the first bad line's, for the source's others (--on-error skip of a whole GBK file)
     for number, raw in enumerate(stream, 1):
         kind = _binary_kind(raw, name) if number == 1 else None
         if kind is not None:
@@ -130,8 +131,9 @@ def decode_lines(stream: Iterable[bytes], name: str) -> Iterator[Line]:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
+            hint = hint or _convert(raw, exc)
             yield number, InputError(f"{name}:{number}: invalid UTF-8 at byte {exc.start + 1} of the line (qrr reads "
-                                     f"UTF-8; {_convert(raw)})")  # fmt: skip
+                                     f"UTF-8; {hint})")  # fmt: skip
             continue
         if "\0" in text:
             # counted from 1, as lines are (and editors' columns)
@@ -147,11 +149,11 @@ def _ideograph(c: str) -> bool:  # CJK ideographs, CJK punctuation and full-widt
 
 # Encodings that files not in UTF-8 come in, each with the characters its text is mostly made of: a line read in
 # its own is mostly those. Read in another, bytes often make sense too (GBK's read as Korean, Cyrillic's as Western
-# letters), so every encoding a line makes sense in is named; kana tell Japanese apart.
+# letters, Korean's as GBK's), so every encoding a line makes sense in is named, as a guess; kana tell Japanese apart.
 _ENCODINGS = (
     ("cp932", "Japanese (Shift-JIS)", lambda c: "\u3040" <= c <= "\u30ff" or _ideograph(c)),
-    ("gb18030", "Chinese (GBK)", _ideograph),
     ("cp949", "Korean", lambda c: "\uac00" <= c <= "\ud7a3"),
+    ("gb18030", "Chinese (GBK)", _ideograph),
     ("big5", "traditional Chinese (Big5)", _ideograph),
     ("cp1251", "Cyrillic (Windows)", lambda c: "\u0400" <= c <= "\u04ff"),
     ("cp1252", "Western European (Windows)",
@@ -169,18 +171,30 @@ def _unmixed(word: str) -> bool:  # no plain letters in a word of another script
 _WORDS = dict.fromkeys(("cp932", "gb18030", "cp949", "big5", "cp1251"), _unmixed) | {
     "cp1252": lambda word: not re.search("[\u00c0-\u00ff]", word) or bool(re.search("[A-Za-z]", word)),
 }
+_WINDOW = 4096  # bytes of a line looked at: its start, where a character begins in any encoding
 
 
-def _convert(raw: bytes) -> str:
-    """How to convert a line that is not UTF-8: from the encodings its bytes read as sensible text in, where some
-    do, else from the file's own (never latin1 by default: it takes any bytes, so converting from it always
-    succeeds and turns a CJK file into nonsense)."""
+def _convert(raw: bytes, exc: UnicodeDecodeError) -> str:
+    """How to mend a line that is not UTF-8 (``exc``: where decoding it failed). A line that is UTF-8 before the
+    bad bytes, or cut through its last character, is UTF-8 with bytes gone wrong: converting it from another
+    encoding would spoil the whole file. Otherwise the encodings its first bytes read as sensible text in, as a
+    guess (never latin1 by default: it takes any bytes, so converting from it always succeeds, and turned a CJK
+    file into nonsense), else the file's own."""
+    # UTF-8 characters before the bad bytes (two: one in eight of GBK's first characters is valid UTF-8 by chance)
+    before = sum(1 for c in raw[: exc.start].decode("utf-8") if c >= "\x80")
+    at_end = exc.start >= len(raw.rstrip(b"\r\n")) - 3
+    if before >= 2 or before and at_end:
+        return (f"it is UTF-8 but for the bytes at {exc.start + 1} (a character cut, or a stray byte?): iconv -f utf-8 "
+                "-t utf-8 -c drops such bytes")  # fmt: skip
+    window = raw[:_WINDOW]
     readings = []
     for encoding, what, usual in _ENCODINGS:
         try:
-            text = raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
+            text = window.decode(encoding)
+        except UnicodeDecodeError as bad:
+            if bad.start < len(window) - 4 or len(raw) <= _WINDOW:
+                continue
+            text = window[: bad.start].decode(encoding, "replace")  # the window's end cut a character
         wide = [c for c in text if c >= "\x80"]
         if not wide or sum(map(usual, wide)) < 0.8 * len(wide):
             continue
@@ -198,7 +212,8 @@ def _convert(raw: bytes) -> str:
     names = [what for _, what in readings[:3]]
     said = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
     alternatives = f" (or {', '.join(e for e, _ in others)})" if others else ""
-    return f"it reads as {said} text: convert it with iconv -f {first}{alternatives} -t utf-8, say"
+    return (f"it may be {said} text: convert it with iconv -f {first}{alternatives} -t utf-8, and look at the "
+            "result")  # fmt: skip
 
 
 def _binary_kind(first: bytes, name: str) -> InputError | None:
@@ -337,12 +352,16 @@ def _missing_named(record: dict, where: str) -> InputError | None:
         return None
     named = ", ".join(f'"{k}"' for k in others[:5]) + (", ..." if len(others) > 5 else "")
     strings = [k for k in others if isinstance(record[k], str)]
-    held = _held(record, others) if missing == "document" and not strings else None
+    if missing == "document":  # a body's model or a training line's prompt is no document
+        strings = [k for k in strings if k not in METADATA]
+    held = _held(record, others, strings) if missing == "document" else None
     if held:  # a request body, or FlagEmbedding's "pos" and "neg": one pair a document
         said, each, text = held
         return InputError(f'{where}: missing field "document" (the documents are in the {said}: one pair a '
                           f"document, with jq -c '{each}[] as $d | {{query, document: {text}}}')")  # fmt: skip
-    path = _jq_path((strings or others)[0])
+    if not strings:
+        return None  # nothing to rename: numbers, arrays of them
+    path = _jq_path(strings[0])
     return InputError(f'{where}: missing field "{missing}" (its other field{"s are" if len(others) > 1 else " is"} '
                       f"{named}: rename one with jq, say jq -c '.{missing} = {path} | del({path})')")  # fmt: skip
 
@@ -353,12 +372,22 @@ def _jq_path(name: str) -> str:
     return f".{name}" if plain else f".[{orjson.dumps(name).decode()}]"
 
 
-def _held(record: dict, keys: Iterable[str]) -> tuple[str, str, str] | None:
+# Fields of a request body or a training line that are no document's text: a rename to them was advised
+METADATA = {"model", "prompt", "type", "query", "instruction", "return_documents", "rank_fields"}
+# Arrays that hold documents wherever they are found: a request's, FlagEmbedding's and other training lines'
+DOCUMENT_ARRAYS = {"documents", "docs", "texts", "passages", "candidates", "contexts", "pos", "neg", "positives",
+                   "negatives"}  # fmt: skip
+
+
+def _held(record: dict, keys: Iterable[str], strings: list[str]) -> tuple[str, str, str] | None:
     """Where ``record`` holds documents in arrays (``keys`` that are non-empty arrays of strings, or of objects as
     a request's documents are; none named as ids, ``doc_ids``): how to say them (``array "documents"``), jq's
-    expression for them (``(.pos + .neg)``) and for the text of each one, ``$d``; ``None`` where it holds none."""
-    arrays = [k for k in keys if isinstance(record[k], list) and record[k] and not k.lower().endswith("ids")
+    expression for them (``(.pos + .neg)``) and for the text of each one, ``$d``; ``None`` where it holds none, or
+    where a text field (of ``strings``) is the likelier document than arrays of unknown names (``authors``)."""
+    arrays = [k for k in keys if isinstance(record[k], list) and record[k] and not is_id_field(k.removesuffix("s"))
               and all(isinstance(v, str | dict) for v in record[k])]  # fmt: skip
+    known = [k for k in arrays if k.lower() in DOCUMENT_ARRAYS]
+    arrays = known or ([] if strings else arrays)
     if not arrays:
         return None
     each = " + ".join(map(_jq_path, arrays))
@@ -568,13 +597,13 @@ def _documents(sources, fmt, text_field, id_field):
                 if ident is None and id_field == "id":  # a BEIR corpus's documents
                     ident = record.get("_id")
                 ids = (id_field, "_id") if id_field == "id" else (id_field,)
-                # a query or instruction is no document's text (a request body holds one beside its documents)
+                # a query, instruction or model is no document's text (a request body holds them beside its documents)
                 strings = [f'"{k}"' for k, v in record.items()
-                           if isinstance(v, str) and k not in ids and k not in ("query", "instruction")]  # fmt: skip
-                held = None if strings else _held(record, [k for k in record if not is_id_field(k)])
+                           if isinstance(v, str) and k not in ids and k not in METADATA]  # fmt: skip
+                held = _held(record, [k for k in record if not is_id_field(k)], strings)
                 if text_field not in record and held:
                     said, each, _ = held
-                    body = " (a request body?)" if "query" in record else ""
+                    body = " (a request body?)" if "query" in record and {"documents", "texts"} & set(record) else ""
                     yield InputError(f'{where}: missing field "{text_field}"; the object holds its documents in the '
                                      f"{said}{body}, and qrr rank reads a document a line: jq -c '{each}[]' gives them "
                                      "so", "text_field")  # fmt: skip

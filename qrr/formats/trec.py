@@ -57,7 +57,8 @@ def _fields(lines, name: str, on_error: OnError, tabs: int = 0) -> Iterator[tupl
 
 def _spaces(text: str) -> str:
     """Where ``text`` holds whitespace other than ASCII's (U+3000, a no-break space), which splits fields as a space
-    does (as Python's split and trec_eval's reader do) though it looks like none: said, for a wrong field count."""
+    does here (Python's split; trec_eval's C reader splits on ASCII's alone) though it looks like none: said, for a
+    wrong field count."""
     odd = next((c for c in text if c.isspace() and not c.isascii()), None)
     if odd is None:
         return ""

@@ -81,15 +81,17 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
             if len(body) > limits.max_request_bytes:
                 raise ApiError(413, f"the request body is over {limits.max_request_bytes} bytes, the most this server "
                                "takes")  # fmt: skip
-        if body.startswith(b"\xef\xbb\xbf"):
-            del body[:3]  # a UTF-8 BOM, as Windows tools write one: RFC 8259 lets a parser ignore it, as the CLI does
+        bom = 3 if body.startswith(b"\xef\xbb\xbf") else 0
+        del body[:bom]  # a UTF-8 BOM, as Windows tools write one: RFC 8259 lets a parser ignore it, as the CLI does
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             try:
                 body.decode("utf-8")
             except UnicodeDecodeError as bad:  # orjson says "surrogates not allowed" of any bad byte
-                raise ApiError(400, f"malformed JSON: the body is not valid UTF-8 (byte {bad.start + 1})") from None
+                raise ApiError(
+                    400, f"malformed JSON: the body is not valid UTF-8 (byte {bom + bad.start + 1})"
+                ) from None
             raise ApiError(400, f"malformed JSON: {exc.args[0]}") from None
 
     async def scored(request: Request, triples) -> tuple:

@@ -39,6 +39,10 @@ class RemoteReranker:
     def __init__(self, url: str, api_key: str | None = None, timeout: float = 3600.0, instruction: str | None = None):
         self.url = checked_url(url)
         self.api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+        if self.api_key is not None and not (self.api_key.isascii() and self.api_key.isprintable()):
+            # an HTTP header's: the request failed with an encoding error that blamed nothing
+            said = ("{api_key}", "api_key") if api_key is not None else (f"${API_KEY_ENV}",)
+            raise InputError(f"{said[0]} must be printable ASCII: it is sent in an HTTP header", *said[1:])
         self.timeout = timeout
         check_call(instruction=instruction)  # a string of valid Unicode, checked before any request, as Reranker's
         self.instruction = instruction
