@@ -625,11 +625,14 @@ class Job:
 @dataclass
 class RunInputs:
     """A first-stage run and what reranking it needs: the jobs (queries with their top documents) and the texts
-    of those documents."""
+    of those documents. With ``keep_rest``, each query's results go on below its reranked documents with the rest
+    of its first-stage results, in their first-stage order, each scored its first-stage rank negated (below every
+    p(yes), and read by its score as trec_eval reads a run): recall and MAP past the depth are the first stage's."""
 
     run: Run
     jobs: list[Job]
     corpus: dict[str, str]
+    keep_rest: bool = False
 
     @property
     def pairs(self) -> int:
@@ -638,7 +641,8 @@ class RunInputs:
     def __repr__(self) -> str:  # a notebook showed the whole corpus
         return (
             f"RunInputs(run=<{plural(len(self.run), 'query', 'queries')}>, jobs=<{plural(len(self.jobs), 'job')}, "
-            f"{plural(self.pairs, 'pair')}>, corpus=<{plural(len(self.corpus), 'text')}>)"
+            f"{plural(self.pairs, 'pair')}>, corpus=<{plural(len(self.corpus), 'text')}>"
+            f"{', keep_rest=True' if self.keep_rest else ''})"
         )
 
 
@@ -646,7 +650,18 @@ def top(run: Run, depth: int, only: Collection[str] | None = None) -> dict[str, 
     """Each query's top ``depth`` docids by score, in the run's query order; ``only`` limits the queries (those
     with qrels, for an evaluation). Equal scores keep the run's own order (its lines' order), not trec_eval's docid
     order: a run that ranks by its rank column alone (every score 0) had its last documents reranked."""
-    return {q: sorted(docs, key=lambda d: -docs[d])[:depth] for q, docs in run.items() if only is None or q in only}
+    return {q: _first_stage(docs)[:depth] for q, docs in run.items() if only is None or q in only}
+
+
+def _first_stage(docs: dict[str, float]) -> list[str]:
+    return sorted(docs, key=lambda d: -docs[d])
+
+
+def with_rest(best: list[tuple[str, float]], docs: dict[str, float]) -> list[tuple[str, float]]:
+    """``best`` (a query's reranked results) and below them the rest of its first-stage results ``docs``, in their
+    first-stage order, each scored its first-stage rank negated (-101.0 for the 101st)."""
+    reranked = {d for d, _ in best}
+    return best + [(d, float(-n)) for n, d in enumerate(_first_stage(docs), 1) if d not in reranked]
 
 
 def plan(tops: dict[str, list[str]], queries: dict[str, str], corpus: dict[str, str], on_missing: OnError = None,
@@ -701,11 +716,12 @@ def read_run_inputs(
     on_error: OnError = None,
     on_missing: OnError = None,
     status: Callable[[str], contextlib.AbstractContextManager] | None = None,
+    keep_rest: bool = False,
 ) -> RunInputs:
     """Read a first-stage run (TREC or qrr's JSON lines), its queries and, of the corpus, only the documents
     each query's top ``depth`` needs; ``only`` limits the queries. Bad lines raise, or go to ``on_error`` and
     are skipped; a query or document the run names but the files lack raises, or goes to ``on_missing``.
-    ``status(message)`` gives a context to read the corpus in (a spinner)."""
+    ``status(message)`` gives a context to read the corpus in (a spinner); ``keep_rest``: see ``RunInputs``."""
     check_count(depth, "depth")
     named = ((run, "run"), (queries, "queries"), (corpus, "corpus"))
     run, queries, corpus = formats.stdin_once([formats.path_of(path, name) for path, name in named])
@@ -718,7 +734,7 @@ def read_run_inputs(
     with (status or contextlib.nullcontext)(f"reading {corpus} for {len(needed):,} documents"):
         documents = formats.read_corpus(corpus, keep=needed, on_error=on_error)
     sources = (formats.label(queries), formats.label(corpus))
-    return RunInputs(table, plan(tops, texts, documents, on_missing, sources), documents)
+    return RunInputs(table, plan(tops, texts, documents, on_missing, sources), documents, keep_rest)
 
 
 @dataclass
@@ -791,9 +807,13 @@ class RunOutput(_Claimed):
             return self._go_on_from(inputs, top_k, others)
 
     def _go_on_from(self, inputs: RunInputs, top_k: int | None, others) -> bool:
-        expected = {j.qid: min(len(j.docids), top_k or len(j.docids)) for j in inputs.jobs}
-        documents = {j.qid: set(j.docids) for j in inputs.jobs}
-        done, keep = resume_point(self.path, self.fmt, expected, others, self.tag, documents)
+        if inputs.keep_rest:  # every document of the run, the rest below the reranked ones
+            expected = {j.qid: len(inputs.run[j.qid]) for j in inputs.jobs}
+            documents = {j.qid: set(inputs.run[j.qid]) for j in inputs.jobs}
+        else:
+            expected = {j.qid: min(len(j.docids), top_k or len(j.docids)) for j in inputs.jobs}
+            documents = {j.qid: set(j.docids) for j in inputs.jobs}
+        done, keep = resume_point(self.path, self.fmt, expected, others, self.tag, documents, inputs.keep_rest)
         cut = keep < os.path.getsize(self.path)
         if cut:
             self.cut_query = _query_at(self.path, self.fmt, keep)
@@ -890,6 +910,7 @@ def resume_point(
     others: Mapping[str, int] | Collection[str] | None = None,
     tag: str | None = None,
     documents: Mapping[str, Collection[str]] | None = None,
+    rest: bool = False,
 ) -> tuple[set[str], int]:
     """What an interrupted output already holds: the queries it completes and the bytes up to the end of the
     last complete one. A query cut off by the interruption (or a half-written line) lies after that point.
@@ -901,7 +922,8 @@ def resume_point(
     A query with another count that is not the last one, a query twice, an unknown query, a score that is no p(yes)
     or a malformed line mean the file is not this run's output: an ``InputError`` says so; so does, with ``tag``, a
     TREC line of a query to rerank with another tag (going on would mix two tags in one run), and with
-    ``documents`` (each query's documents to rerank) a result of a query to rerank that names another document."""
+    ``documents`` (each query's documents to rerank) a result of a query to rerank that names another document.
+    With ``rest``, a score may be a first-stage rank negated (``RunInputs.keep_rest``)."""
     if not isinstance(others, Mapping):
         others = dict.fromkeys(others or (), 0)
     done: set[str] = set()
@@ -916,8 +938,16 @@ def resume_point(
                 break  # the line the interruption cut
             where = f"{label}:{number}"
             qid, docid, score = formats.result_line(raw, fmt, where)
-            if not 0 <= score <= 1:
-                raise InputError(f"{where}: score {score!r} is not a p(yes); the file is not a run qrr wrote")
+            if not (0 <= score <= 1 or rest and score <= -1 and score.is_integer()):
+                ranked = score <= -1 and score.is_integer()
+                why = (
+                    " nor a first-stage rank negated"
+                    if rest
+                    else " (a run written with --keep-rest?)"
+                    if ranked
+                    else ""
+                )
+                raise InputError(f"{where}: score {score!r} is not a p(yes){why}; the file is not a run qrr wrote")
             if documents is not None and qid in documents and docid not in documents[qid]:
                 raise InputError(f"{where}: document {docid} is not among query {qid}'s top documents in the run; the "
                                  "file was written from other inputs or {depth}", "depth")  # fmt: skip
@@ -979,8 +1009,9 @@ def written_results(path: str | os.PathLike, fmt: str, done: Collection[str], in
                 if first is not None:
                     break
                 continue
-            lines.append((f"{path}:{number}", docid, score))
-    if first is None:
+            if 0 <= score <= 1:  # reranked, not the first stage's rest below them
+                lines.append((f"{path}:{number}", docid, score))
+    if first is None or not lines:
         return []
     job = jobs[first]
     return [Written(where, job.qid, docid, job.query, inputs.corpus[docid], score)
@@ -1140,11 +1171,13 @@ def rerank_run(
     Ctrl-C (or SIGTERM, where a front end raises ``Terminated``) raises ``Interrupted`` saying how many queries
     are done."""
     check_count(top_k, "top_k")
+    if top_k is not None and inputs.keep_rest:
+        raise InputError("{top_k}: not with keep_rest, which writes every document of the run", "top_k")
     lent = output is not None and output.settings is None and hasattr(reranker, "settings")
     if lent:
         # the guard a command's run has: a file written with another instruction is refused, not gone on with; for
         # this call only (the output used again with another reranker is checked against that one's)
-        output.settings = reranker.settings()
+        output.settings = reranker.settings() | {"keep_rest": inputs.keep_rest}
     try:
         if lent and output.prepared:
             with output._released_on_error():
@@ -1185,6 +1218,8 @@ def write_reranked(
         with contextlib.ExitStack() as files:
             out = None
             for job, best in results:
+                if inputs.keep_rest:
+                    best = with_rest(best, inputs.run[job.qid])
                 if output is not None:
                     # opened at the first result: a run that fails before any leaves no empty file behind
                     out = out or files.enter_context(output.open())

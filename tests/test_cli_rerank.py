@@ -182,6 +182,47 @@ def test_resume_goes_on_from_any_cut(cli, rerank_args, tmp_path, fmt):
             assert f"{out}: the last query was unfinished; it is reranked again" in result.stderr
 
 
+def with_the_rest(beir_dir, expected):
+    """``expected`` with each query's other first-stage results below, scored their first-stage rank negated."""
+    run = formats.read_run(str(beir_dir / "bm25.trec"))
+    out = {}
+    for qid, best in expected.items():
+        order = sorted(run[qid], key=lambda d: -run[qid][d])
+        reranked = {d for d, _ in best}
+        out[qid] = best + [(d, -float(n)) for n, d in enumerate(order, 1) if d not in reranked]
+    return out
+
+
+def test_keep_rest_writes_the_first_stages_rest_below_the_reranked(cli, rerank_args, beir_dir, tmp_path):
+    expected = with_the_rest(beir_dir, expected_run(beir_dir, Reranker("fake"), 2))
+    assert any(len(best) > 2 for best in expected.values())  # some query has a rest
+    check_trec(ok(cli("rerank", *rerank_args, "--depth", "2", "--keep-rest")), expected)
+    stdin_args = ["-", *rerank_args[1:]]
+    run = (beir_dir / "bm25.trec").read_text()
+    check_trec(ok(cli("rerank", *stdin_args, "--depth", "2", "--keep-rest", input=run)), expected)
+    # every document of the run, so no -k
+    assert failed(cli("rerank", *rerank_args, "--keep-rest", "-k", "3")) == (
+        "error: -k/--top-k: not with --keep-rest, which writes every document of the run\n"
+    )
+    # a resumed file goes on with the rest too, from a cut in a query's rest; without --keep-rest it is refused
+    out = tmp_path / "out.trec"
+    ok(cli("rerank", *rerank_args, "--depth", "2", "--keep-rest", "--resume", str(out)))
+    whole = out.read_text()
+    lines = whole.splitlines(keepends=True)
+    cut = next(n for n, line in enumerate(lines) if float(line.split()[4]) < 0) + 1  # a query's first rest line
+    out.write_text("".join(lines[:cut]))
+    result = cli("rerank", *rerank_args, "--depth", "2", "--keep-rest", "--resume", str(out))
+    assert result.exit_code == 0 and "the last query was unfinished; it is reranked again" in result.stderr
+    check_trec(out.read_text(), expected)
+    assert failed(cli("rerank", *rerank_args, "--depth", "2", "--resume", str(out))) == (
+        f"error: --resume {out} was written with --keep-rest true, not false (as {tmp_path / '.out.trec.qrr.json'} "
+        "keeps); go on with that, or rerank into a new file\n"
+    )
+    (tmp_path / ".out.trec.qrr.json").unlink()  # no record: the rest's scores tell
+    assert "(a run written with --keep-rest?)" in failed(cli("rerank", *rerank_args, "--depth", "2", "--resume",
+                                                             str(out)))  # fmt: skip
+
+
 def test_a_query_too_long_for_the_prompt_is_named_by_its_id(cli, beir_dir, tmp_path):
     copy = tmp_path / "beir"
     shutil.copytree(beir_dir, copy)

@@ -332,6 +332,25 @@ def test_rerank_run_in_memory_equals_scoring_each_query(beir_dir, rr):
         assert done.run[job.qid] == dict(zip(job.docids, scores, strict=True))
 
 
+def test_keep_rest_puts_the_first_stages_rest_below_in_its_order(beir_dir, rr):
+    assert pipelines.with_rest([("c", 0.9), ("a", 0.2)], {"a": 3.0, "b": 3.0, "c": 2.0, "d": 1.0}) == [
+        ("c", 0.9),
+        ("a", 0.2),
+        ("b", -2.0),
+        ("d", -4.0),
+    ]  # ranks as the run has them: ties in its order
+    inputs = pipelines.read_run_inputs(beir_dir / "bm25.trec", beir_dir / "queries.jsonl", beir_dir / "corpus.jsonl",
+                                       depth=2, keep_rest=True)  # fmt: skip
+    assert repr(inputs).endswith(", keep_rest=True)")
+    done = pipelines.rerank_run(rr, inputs)
+    for job in inputs.jobs:
+        assert set(done.run[job.qid]) == set(inputs.run[job.qid])  # every document of the run
+        rest = [d for d, score in done.run[job.qid].items() if score < 0]
+        assert rest == [d for d in pipelines.top(inputs.run, 1000)[job.qid] if d not in job.docids]
+    with pytest.raises(InputError, match="^top_k: not with keep_rest, which writes every document of the run$"):
+        pipelines.rerank_run(rr, inputs, top_k=3)
+
+
 def test_a_python_user_goes_on_with_an_interrupted_run(beir_dir, rr, tmp_path):
     whole = tmp_path / "whole.trec"
     pipelines.rerank_run(rr, beir_inputs(beir_dir), pipelines.RunOutput.checked(str(whole)))

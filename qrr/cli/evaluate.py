@@ -196,8 +196,9 @@ def evaluate(
         check_given_texts(None, None, instruction)
         folder = formats.BeirFolder.at(beir, split)
         inputs = (run, folder.corpus, folder.queries, folder.qrels)
+        # eval keeps no first-stage rest: a rerank --keep-rest file is refused by its record
         output = pipelines.RunOutput.checked(resume, None, tag, inputs=inputs, settings=resume_settings(
-            ctx, server, instruction)) if resume else None  # fmt: skip
+            ctx, server, instruction) | {"keep_rest": False}) if resume else None  # fmt: skip
         source = folder.qrels
     bad_lines = skipping(on_error)
     qrels = formats.read_qrels(source, bad_lines)

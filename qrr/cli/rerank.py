@@ -99,6 +99,16 @@ def rerank(
     top_k: Annotated[
         int | None, typer.Option("--top-k", "-k", min=1, metavar="K", help="Write only each query's best K.")
     ] = None,
+    keep_rest: Annotated[
+        bool,
+        typer.Option(
+            "--keep-rest",
+            rich_help_panel=RUN_PANEL,
+            help="Below each query's reranked --depth documents, write the rest of its first-stage results in their "
+            "first-stage order, each scored its first-stage rank negated (-101 for the 101st), so that recall and "
+            "MAP past --depth are the first stage's, as trec_eval reads a run by its scores.",
+        ),
+    ] = False,
     resume: ResumeOpt = None,
     fmt: Annotated[
         RunFormat | None,
@@ -138,6 +148,7 @@ def rerank(
     [dim]Examples:[/]
       qrr rerank bm25.trec --beir scifact --resume qrr.trec
       qrr rerank run.trec --corpus corpus.jsonl --queries queries.tsv --depth 50
+      qrr rerank bm25-1000.trec --beir trec-covid --depth 100 --keep-rest > qrr.trec
       qrr rerank msmarco.trec --beir msmarco --ray --workers 8 --resume qrr.trec
       qrr rerank bm25.trec --beir scifact --server http://gpu:8000 > qrr.trec
     """
@@ -159,13 +170,15 @@ def rerank(
             ("--corpus", "BEIR's corpus.jsonl, or docid<TAB>text lines", corpus),
             ("--queries", "BEIR's queries.jsonl, or qid<TAB>text lines", queries)) if value is None]  # fmt: skip
         raise InputError(f"give the run's {' and '.join(lacking)}, or --beir DIR")
+    if keep_rest and top_k is not None:
+        raise InputError("-k/--top-k: not with --keep-rest, which writes every document of the run")
     if top_k is not None and top_k > depth:
         stderr.print(f"note: -k {top_k} is past --depth {depth}: each query gets at most {depth} results (--depth "
                      f"{top_k} reranks {top_k})", style="yellow", highlight=False)  # fmt: skip
-    settings = resume_settings(ctx, server, instruction) if resume else None
+    settings = resume_settings(ctx, server, instruction) | {"keep_rest": keep_rest} if resume else None
     output = pipelines.RunOutput.checked(resume, fmt.value if fmt else None, tag, inputs=(run, corpus, queries),
                                          settings=settings)  # fmt: skip
-    inputs = read_run_inputs(on_error, run, queries, corpus, depth, status=status)
+    inputs = read_run_inputs(on_error, run, queries, corpus, depth, status=status, keep_rest=keep_rest)
 
     def rerank(on_pairs, on_query):
         if ray:
