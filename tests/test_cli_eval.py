@@ -232,6 +232,7 @@ def test_judgments_in_beir_tsv_and_runs_in_jsonl(qrr_eval, files, tmp_path):
         (["QRELS", "A", "-i", "Judge"], "--instruction: only with --beir"),
         (["QRELS", "A", "--recipe", "vllm"], "--recipe: only with --beir"),
         (["QRELS", "A", "--compile"], "--compile: only with --beir"),
+        (["QRELS", "A", "--keep-rest"], "--keep-rest: only with --beir"),
         (["--beir", "DIR"], "--beir needs --run RUN"),
         (["QRELS", "--beir", "DIR", "--run", "A"], "not both"),
     ],
@@ -318,6 +319,27 @@ def test_beir_resumes_the_output_of_rerank(cli, beir_dir, tmp_path):
                  model="/no/such/model")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "resuming" in result.stderr and json.loads(result.stdout)[1]["queries"] == 4
+
+
+def test_beir_keep_rest_measures_past_the_depth_and_goes_on_with_reranks_file(cli, beir_dir, tmp_path):
+    out = tmp_path / "qrr.trec"
+    rerank = cli("rerank", str(beir_dir / "bm25.trec"), "--beir", str(beir_dir), "--depth", "2", "--keep-rest",
+                 "--resume", str(out))  # fmt: skip
+    assert rerank.exit_code == 0, rerank.output
+    args = ["eval", "--beir", str(beir_dir), "--run", str(beir_dir / "bm25.trec"), "--depth", "2", "-M", "recall@100",
+            "-f", "json"]  # fmt: skip
+    result = cli(*args, "--keep-rest", "--resume", str(out), model="/no/such/model")  # nothing left: no model
+    assert result.exit_code == 0, result.output
+    first, reranked = json.loads(result.stdout)
+    assert reranked["recall@100"] == first["recall@100"]  # every document kept: the first stage's recall
+    assert "note: the reranked run holds" not in result.stderr
+    without = cli(*args)
+    assert without.exit_code == 0, without.output
+    cut = json.loads(without.stdout)[1]  # without the rest, recall past the depth falls
+    assert cut["recall@100"] < first["recall@100"]
+    refused = cli(*args, "--resume", str(out), model="/no/such/model")
+    assert refused.stderr.splitlines()[-1].startswith(f"error: --resume {out} was written with --keep-rest true, not "
+                                                      "false")  # fmt: skip
 
 
 def test_beir_resume_cuts_an_unfinished_query_without_qrels(cli, beir_dir, tmp_path):

@@ -99,6 +99,14 @@ def evaluate(
         ),
     ] = "test",  # fmt: skip
     depth: DepthOpt = DEFAULT_DEPTH,
+    keep_rest: Annotated[
+        bool,
+        typer.Option(
+            "--keep-rest",
+            help="With --beir: keep each query's other first-stage results below its reranked --depth documents "
+            "(see qrr rerank --keep-rest), so that measures past --depth count them.",
+        ),
+    ] = False,
     resume: ResumeOpt = None,
     tag: TagOpt = TAG,
     measures: Annotated[
@@ -180,7 +188,9 @@ def evaluate(
     if not measures:
         raise InputError("--metrics: name at least one measure (ndcg@10, say)")
     if beir is None:
-        misplaced = given(ctx, "run", "depth", "resume", "tag", "split", "instruction", *MODEL_OPTIONS, "server")
+        misplaced = given(
+            ctx, "run", "depth", "keep_rest", "resume", "tag", "split", "instruction", *MODEL_OPTIONS, "server"
+        )
         if misplaced:
             raise InputError(f"{', '.join(misplaced)}: only with --beir")
         if not files or len(files) < 2:
@@ -196,9 +206,8 @@ def evaluate(
         check_given_texts(None, None, instruction)
         folder = formats.BeirFolder.at(beir, split)
         inputs = (run, folder.corpus, folder.queries, folder.qrels)
-        # eval keeps no first-stage rest: a rerank --keep-rest file is refused by its record
         output = pipelines.RunOutput.checked(resume, None, tag, inputs=inputs, settings=resume_settings(
-            ctx, server, instruction) | {"keep_rest": False}) if resume else None  # fmt: skip
+            ctx, server, instruction) | {"keep_rest": keep_rest}) if resume else None  # fmt: skip
         source = folder.qrels
     bad_lines = skipping(on_error)
     qrels = formats.read_qrels(source, bad_lines)
@@ -209,7 +218,8 @@ def evaluate(
         bad_lines.report()
     if beir is not None:
         # Only judged queries are reranked: the others could not be measured.
-        inputs = read_run_inputs(on_error, run, folder.queries, folder.corpus, depth, only=set(qrels))
+        inputs = read_run_inputs(on_error, run, folder.queries, folder.corpus, depth, only=set(qrels),
+                                 keep_rest=keep_rest)  # fmt: skip
 
         def rerank(on_pairs, on_query):
             reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
@@ -219,7 +229,8 @@ def evaluate(
                 ), reranker.max_length
 
         # OUT may come from qrr rerank, with the queries that have no qrels too: they are kept as they are.
-        others = {q: min(len(docs), depth) for q, docs in inputs.run.items() if q not in qrels}
+        others = {q: len(docs) if keep_rest else min(len(docs), depth) for q, docs in inputs.run.items()
+                  if q not in qrels}  # fmt: skip
         if output is None and inputs.jobs:  # said before the hours of reranking, when it can still be done
             stderr.print("note: the reranked run will not be kept; --resume OUT writes it (and evaluates it again "
                          "later without scoring)", style="yellow", highlight=False)  # fmt: skip
@@ -230,7 +241,7 @@ def evaluate(
 
         name = f"qrr at {server}" if server else f"qrr {models.named(model)}"
         named = [(run, inputs.run), (resume or name, reranked)]
-        cut = any(len(docs) > depth for q, docs in inputs.run.items() if q in qrels)
+        cut = not keep_rest and any(len(docs) > depth for q, docs in inputs.run.items() if q in qrels)
         past = [header(m) for m in measures if not m.partition("@")[2] or int(m.partition("@")[2]) > depth]
         if past and cut:  # the change row would show the cut as reranking's loss
             said = past[0] if len(past) == 1 else f"{', '.join(past[:-1])} and {past[-1]}"
