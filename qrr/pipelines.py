@@ -650,18 +650,17 @@ def top(run: Run, depth: int, only: Collection[str] | None = None) -> dict[str, 
     """Each query's top ``depth`` docids by score, in the run's query order; ``only`` limits the queries (those
     with qrels, for an evaluation). Equal scores keep the run's own order (its lines' order), not trec_eval's docid
     order: a run that ranks by its rank column alone (every score 0) had its last documents reranked."""
-    return {q: _first_stage(docs)[:depth] for q, docs in run.items() if only is None or q in only}
-
-
-def _first_stage(docs: dict[str, float]) -> list[str]:
-    return sorted(docs, key=lambda d: -docs[d])
+    return {q: sorted(docs, key=lambda d: -docs[d])[:depth] for q, docs in run.items() if only is None or q in only}
 
 
 def with_rest(best: list[tuple[str, float]], docs: dict[str, float]) -> list[tuple[str, float]]:
-    """``best`` (a query's reranked results) and below them the rest of its first-stage results ``docs``, in their
-    first-stage order, each scored its first-stage rank negated (-101.0 for the 101st)."""
+    """``best`` (a query's reranked results) and below them the rest of its first-stage results ``docs``, in the
+    order trec_eval reads the first stage (equal scores by docid, descending), each scored its rank there negated
+    (-101.0 for the 101st): measures past the reranked ones are the first stage's."""
+    from qrr.metrics import ranking
+
     reranked = {d for d, _ in best}
-    return best + [(d, float(-n)) for n, d in enumerate(_first_stage(docs), 1) if d not in reranked]
+    return best + [(d, float(-n)) for n, d in enumerate(ranking(docs), 1) if d not in reranked]
 
 
 def plan(tops: dict[str, list[str]], queries: dict[str, str], corpus: dict[str, str], on_missing: OnError = None,
@@ -807,13 +806,14 @@ class RunOutput(_Claimed):
             return self._go_on_from(inputs, top_k, others)
 
     def _go_on_from(self, inputs: RunInputs, top_k: int | None, others) -> bool:
+        documents = {j.qid: set(j.docids) for j in inputs.jobs}
         if inputs.keep_rest:  # every document of the run, the rest below the reranked ones
             expected = {j.qid: len(inputs.run[j.qid]) for j in inputs.jobs}
-            documents = {j.qid: set(inputs.run[j.qid]) for j in inputs.jobs}
+            rest = {j.qid: set(inputs.run[j.qid]) - documents[j.qid] for j in inputs.jobs}
         else:
             expected = {j.qid: min(len(j.docids), top_k or len(j.docids)) for j in inputs.jobs}
-            documents = {j.qid: set(j.docids) for j in inputs.jobs}
-        done, keep = resume_point(self.path, self.fmt, expected, others, self.tag, documents, inputs.keep_rest)
+            rest = None
+        done, keep = resume_point(self.path, self.fmt, expected, others, self.tag, documents, rest)
         cut = keep < os.path.getsize(self.path)
         if cut:
             self.cut_query = _query_at(self.path, self.fmt, keep)
@@ -910,7 +910,7 @@ def resume_point(
     others: Mapping[str, int] | Collection[str] | None = None,
     tag: str | None = None,
     documents: Mapping[str, Collection[str]] | None = None,
-    rest: bool = False,
+    rest: Mapping[str, Collection[str]] | None = None,
 ) -> tuple[set[str], int]:
     """What an interrupted output already holds: the queries it completes and the bytes up to the end of the
     last complete one. A query cut off by the interruption (or a half-written line) lies after that point.
@@ -923,7 +923,8 @@ def resume_point(
     or a malformed line mean the file is not this run's output: an ``InputError`` says so; so does, with ``tag``, a
     TREC line of a query to rerank with another tag (going on would mix two tags in one run), and with
     ``documents`` (each query's documents to rerank) a result of a query to rerank that names another document.
-    With ``rest``, a score may be a first-stage rank negated (``RunInputs.keep_rest``)."""
+    With ``rest`` (each query's documents of the first stage not reranked: ``RunInputs.keep_rest``), those are
+    written with their first-stage rank negated, and the documents reranked with a p(yes)."""
     if not isinstance(others, Mapping):
         others = dict.fromkeys(others or (), 0)
     done: set[str] = set()
@@ -938,26 +939,27 @@ def resume_point(
                 break  # the line the interruption cut
             where = f"{label}:{number}"
             qid, docid, score = formats.result_line(raw, fmt, where)
-            if not (0 <= score <= 1 or rest and score <= -1 and score.is_integer()):
-                ranked = score <= -1 and score.is_integer()
-                why = (
-                    " nor a first-stage rank negated"
-                    if rest
-                    else " (a run written with --keep-rest?)"
-                    if ranked
-                    else ""
-                )
+            ranked = score <= -1 and score.is_integer()  # a first-stage rank negated: the rest's
+            if not (0 <= score <= 1 or rest is not None and ranked):
+                why = " nor a first-stage rank negated" if rest is not None else (
+                    " (a run written with --keep-rest?)" if ranked else "")  # fmt: skip
                 raise InputError(f"{where}: score {score!r} is not a p(yes){why}; the file is not a run qrr wrote")
-            if documents is not None and qid in documents and docid not in documents[qid]:
+            if rest is not None and qid in rest and ranked:
+                if docid not in rest[qid]:
+                    raise InputError(f"{where}: document {docid} is written with its first-stage rank, but it is "
+                                     f"among query {qid}'s reranked top documents or not in the run; the file was "
+                                     "written from other inputs or {depth}", "depth")  # fmt: skip
+            elif documents is not None and qid in documents and docid not in documents[qid]:
                 raise InputError(f"{where}: document {docid} is not among query {qid}'s top documents in the run; the "
                                  "file was written from other inputs or {depth}", "depth")  # fmt: skip
             if qid != current:
                 if current in others:
                     keep = start  # a query left alone ends where the next one starts (it may have lost documents)
                 if current in expected and current not in done:
+                    said = "{depth}, or without --keep-rest" if rest is not None else "{depth} or {top_k}"
                     raise InputError(f"{where}: query {current} has {plural(count, 'result')} before query {qid} "
                                      f"starts, not {expected[current]}; the file was written from other inputs, "
-                                     "{depth} or {top_k}", "depth", "top_k")  # fmt: skip
+                                     f"{said}", "depth", "top_k")  # fmt: skip
                 if qid in seen:
                     raise InputError(f"{where}: query {qid} appears a second time; the file is not qrr's output")
                 if qid not in expected and qid not in others:

@@ -337,6 +337,14 @@ def test_beir_keep_rest_measures_past_the_depth_and_goes_on_with_reranks_file(cl
     assert without.exit_code == 0, without.output
     cut = json.loads(without.stdout)[1]  # without the rest, recall past the depth falls
     assert cut["recall@100"] < first["recall@100"]
+    # eval reranking on its own with the rest: every document of the judged queries, recall the first stage's
+    own = tmp_path / "own.trec"
+    fresh = cli(*args, "--keep-rest", "--resume", str(own))
+    assert fresh.exit_code == 0, fresh.output
+    assert json.loads(fresh.stdout)[1]["recall@100"] == first["recall@100"]
+    bm25 = formats.read_run(str(beir_dir / "bm25.trec"))
+    assert {q: set(docs) for q, docs in formats.read_run(str(own)).items()} == {
+        q: set(bm25[q]) for q in formats.read_qrels(str(beir_dir / "qrels" / "test.tsv"))}  # fmt: skip
     refused = cli(*args, "--resume", str(out), model="/no/such/model")
     assert refused.stderr.splitlines()[-1].startswith(f"error: --resume {out} was written with --keep-rest true, not "
                                                       "false")  # fmt: skip

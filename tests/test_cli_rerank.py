@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 
 import qrr.cli.render
-from qrr import Reranker, formats
+from qrr import Reranker, formats, metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -187,7 +187,7 @@ def with_the_rest(beir_dir, expected):
     run = formats.read_run(str(beir_dir / "bm25.trec"))
     out = {}
     for qid, best in expected.items():
-        order = sorted(run[qid], key=lambda d: -run[qid][d])
+        order = metrics.ranking(run[qid])  # trec_eval's order of the first stage
         reranked = {d for d, _ in best}
         out[qid] = best + [(d, -float(n)) for n, d in enumerate(order, 1) if d not in reranked]
     return out
@@ -221,6 +221,19 @@ def test_keep_rest_writes_the_first_stages_rest_below_the_reranked(cli, rerank_a
     (tmp_path / ".out.trec.qrr.json").unlink()  # no record: the rest's scores tell
     assert "(a run written with --keep-rest?)" in failed(cli("rerank", *rerank_args, "--depth", "2", "--resume",
                                                              str(out)))  # fmt: skip
+    # another --depth: the record keeps none, so what is written where tells (it mixed depths, or failed on a
+    # document it had not read)
+    deeper = failed(cli("rerank", *rerank_args, "--depth", "3", "--keep-rest", "--resume", str(out)))
+    assert "is written with its first-stage rank, but it is among query" in deeper and "or --depth" in deeper
+    shallower = failed(cli("rerank", *rerank_args, "--depth", "1", "--keep-rest", "--resume", str(out)))
+    assert "is not among query" in shallower and "--depth" in shallower
+    # a file written without the rest, gone on with it
+    plain = tmp_path / "plain.trec"
+    ok(cli("rerank", *rerank_args, "--depth", "2", "--resume", str(plain)))
+    (tmp_path / ".plain.trec.qrr.json").unlink()
+    assert "the file was written from other inputs, --depth, or without --keep-rest" in failed(
+        cli("rerank", *rerank_args, "--depth", "2", "--keep-rest", "--resume", str(plain))
+    )
 
 
 def test_a_query_too_long_for_the_prompt_is_named_by_its_id(cli, beir_dir, tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from qrr import Reranker, formats, pipelines
+from qrr import Reranker, formats, metrics, pipelines
 from qrr.errors import InputError, Interrupted, PairError
 from qrr.family import QWEN3
 from qrr.pipelines import Job
@@ -333,12 +333,10 @@ def test_rerank_run_in_memory_equals_scoring_each_query(beir_dir, rr):
 
 
 def test_keep_rest_puts_the_first_stages_rest_below_in_its_order(beir_dir, rr):
-    assert pipelines.with_rest([("c", 0.9), ("a", 0.2)], {"a": 3.0, "b": 3.0, "c": 2.0, "d": 1.0}) == [
-        ("c", 0.9),
-        ("a", 0.2),
-        ("b", -2.0),
-        ("d", -4.0),
-    ]  # ranks as the run has them: ties in its order
+    # the rest in trec_eval's order of the first stage (ties by docid, descending: b before a), so that measures
+    # past the reranked ones are the first stage's
+    assert pipelines.with_rest([("c", 0.9)], {"a": 3.0, "b": 3.0, "c": 2.0, "d": 1.0}) == [
+        ("c", 0.9), ("b", -1.0), ("a", -2.0), ("d", -4.0)]  # fmt: skip
     inputs = pipelines.read_run_inputs(beir_dir / "bm25.trec", beir_dir / "queries.jsonl", beir_dir / "corpus.jsonl",
                                        depth=2, keep_rest=True)  # fmt: skip
     assert repr(inputs).endswith(", keep_rest=True)")
@@ -346,7 +344,7 @@ def test_keep_rest_puts_the_first_stages_rest_below_in_its_order(beir_dir, rr):
     for job in inputs.jobs:
         assert set(done.run[job.qid]) == set(inputs.run[job.qid])  # every document of the run
         rest = [d for d, score in done.run[job.qid].items() if score < 0]
-        assert rest == [d for d in pipelines.top(inputs.run, 1000)[job.qid] if d not in job.docids]
+        assert rest == [d for d in metrics.ranking(inputs.run[job.qid]) if d not in job.docids]
     with pytest.raises(InputError, match="^top_k: not with keep_rest, which writes every document of the run$"):
         pipelines.rerank_run(rr, inputs, top_k=3)
 

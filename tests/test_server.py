@@ -381,6 +381,7 @@ def test_qrr_rerank_and_eval_through_the_server(tiny_server, cli, tiny_model, be
         "instruction": "Judge",
         "max_length": 2048,
         "recipe": "transformers",
+        "keep_rest": False,
         "first": out.read_text().splitlines()[0],
     }
     other = cli("rerank", *resumed, "-i", "Judge it", "--max-length", "2048", model=tiny_model)

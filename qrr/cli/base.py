@@ -340,7 +340,8 @@ RUN_PANEL = "First-stage run (TREC/BEIR)"
 DepthOpt = Annotated[
     int, typer.Option("--depth", metavar="N", min=1, rich_help_panel=RUN_PANEL,
                       help="Rerank each query's top N documents of the run (by score; equal scores in the run's line "
-                      "order); the output holds only those (a recall past N measures the first stage's top N)."),
+                      "order); the output holds only those (a recall past N measures the first stage's top N), unless "
+                      "--keep-rest."),
 ]  # fmt: skip
 ResumeOpt = Annotated[
     str | None,

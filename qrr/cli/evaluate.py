@@ -103,6 +103,7 @@ def evaluate(
         bool,
         typer.Option(
             "--keep-rest",
+            rich_help_panel=RUN_PANEL,
             help="With --beir: keep each query's other first-stage results below its reranked --depth documents "
             "(see qrr rerank --keep-rest), so that measures past --depth count them.",
         ),

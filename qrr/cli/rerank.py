@@ -148,7 +148,7 @@ def rerank(
     [dim]Examples:[/]
       qrr rerank bm25.trec --beir scifact --resume qrr.trec
       qrr rerank run.trec --corpus corpus.jsonl --queries queries.tsv --depth 50
-      qrr rerank bm25-1000.trec --beir trec-covid --depth 100 --keep-rest > qrr.trec
+      qrr rerank bm25.trec --beir trec-covid --keep-rest > qrr.trec
       qrr rerank msmarco.trec --beir msmarco --ray --workers 8 --resume qrr.trec
       qrr rerank bm25.trec --beir scifact --server http://gpu:8000 > qrr.trec
     """
