@@ -626,8 +626,8 @@ class Job:
 class RunInputs:
     """A first-stage run and what reranking it needs: the jobs (queries with their top documents) and the texts
     of those documents. With ``keep_rest``, each query's results go on below its reranked documents with the rest
-    of its first-stage results, in their first-stage order, each scored its first-stage rank negated (below every
-    p(yes), and read by its score as trec_eval reads a run): recall and MAP past the depth are the first stage's."""
+    of its first-stage results (``with_rest``), in trec_eval's order of the first stage, each scored its rank there
+    negated (below every p(yes)): recall and MAP past the depth are the first stage's."""
 
     run: Run
     jobs: list[Job]
