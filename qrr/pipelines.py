@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import itertools
-import math
 import os
 import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -28,7 +27,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from qrr import formats
-from qrr.engine import Progress
+from qrr.engine import Progress, log_odds
 from qrr.errors import InputError, Interrupted, PairError, QrrError, Stopped, check_count, plural, qrr_cause
 from qrr.formats import DocRecord, PairRecord, Run, is_id_field
 from qrr.formats.trec import OnError
@@ -1078,8 +1077,7 @@ def _apart(a: float, b: float) -> tuple[str, str]:
 
 
 def _log_odds(p: float) -> float:
-    p = min(max(p, 1e-15), 1 - 1e-15)  # a score written as 0 or 1
-    return math.log(p / (1 - p))
+    return log_odds(min(max(p, 1e-15), 1 - 1e-15))  # a score written as 0 or 1
 
 
 def ranked(docids, scores) -> list[tuple[str, float]]:

@@ -104,9 +104,9 @@ def rerank(
         typer.Option(
             "--keep-rest",
             rich_help_panel=RUN_PANEL,
-            help="Below each query's reranked --depth documents, write the rest of its first-stage results in their "
-            "first-stage order, each scored its first-stage rank negated (-101 for the 101st), so that recall and "
-            "MAP past --depth are the first stage's, as trec_eval reads a run by its scores.",
+            help="Below each query's reranked --depth documents, write the rest of its first-stage results in "
+            "trec_eval's order of the first stage, each scored its rank there negated (-101 for the 101st), so that "
+            "recall and MAP past --depth are the first stage's.",
         ),
     ] = False,
     resume: ResumeOpt = None,

@@ -366,6 +366,24 @@ def _missing_named(record: dict, where: str) -> InputError | None:
                       f"{named}: rename one with jq, say jq -c '.{missing} = {path} | del({path})')")  # fmt: skip
 
 
+def _missing_text(record: dict, where: str, text_field: str, ids: tuple[str, ...]) -> InputError | None:
+    """A document lacking ``text_field`` that holds its text elsewhere: the error names where (another field, or
+    documents held in arrays, as a request's body holds them) and how to read it; ``None`` where it holds none."""
+    # a query, instruction or model is no document's text (a request body holds them beside its documents)
+    strings = [f'"{k}"' for k, v in record.items() if isinstance(v, str) and k not in ids and k not in METADATA]
+    held = _held(record, [k for k in record if not is_id_field(k)], strings)
+    if held:
+        said, each, _ = held
+        body = " (a request body?)" if "query" in record and {"documents", "texts"} & set(record) else ""
+        return InputError(f'{where}: missing field "{text_field}"; the object holds its documents in the {said}{body}, '
+                          f"and qrr rank reads a document a line: jq -c '{each}[]' gives them so",
+                          "text_field")  # fmt: skip
+    if strings:
+        return InputError(f'{where}: missing field "{text_field}"; the object\'s text is in {", ".join(strings)}: '
+                          "name one with {text_field}", "text_field")  # fmt: skip
+    return None
+
+
 def _jq_path(name: str) -> str:
     """jq's path to the field ``name``: ``.name``, or ``.["a name"]`` where jq's short form does not take it."""
     plain = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)  # jq's .name takes ASCII only
@@ -597,20 +615,8 @@ def _documents(sources, fmt, text_field, id_field):
                 if ident is None and id_field == "id":  # a BEIR corpus's documents
                     ident = record.get("_id")
                 ids = (id_field, "_id") if id_field == "id" else (id_field,)
-                # a query, instruction or model is no document's text (a request body holds them beside its documents)
-                strings = [f'"{k}"' for k, v in record.items()
-                           if isinstance(v, str) and k not in ids and k not in METADATA]  # fmt: skip
-                held = _held(record, [k for k in record if not is_id_field(k)], strings)
-                if text_field not in record and held:
-                    said, each, _ = held
-                    body = " (a request body?)" if "query" in record and {"documents", "texts"} & set(record) else ""
-                    yield InputError(f'{where}: missing field "{text_field}"; the object holds its documents in the '
-                                     f"{said}{body}, and qrr rank reads a document a line: jq -c '{each}[]' gives them "
-                                     "so", "text_field")  # fmt: skip
-                    continue
-                if text_field not in record and strings:
-                    yield InputError(f'{where}: missing field "{text_field}"; the object\'s text is in '
-                                     f"{', '.join(strings)}: name one with {{text_field}}", "text_field")  # fmt: skip
+                if text_field not in record and (missing := _missing_text(record, where, text_field, ids)):
+                    yield missing
                     continue
                 try:
                     text = _string(record, text_field, where)

@@ -10,7 +10,6 @@ log(p / (1 - p)): the logit of yes less the logit of no, what a converted classi
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from qrr.engine import log_odds
 from qrr.formats.records import json_type
 from qrr.reranker import best_first
 
@@ -120,13 +120,6 @@ def _no_prompt_cut(body: dict, max_length: int | None) -> None:
         raise ApiError(400, f'"truncate_prompt_tokens" {orjson.dumps(value).decode()} is not taken: each document is '
                        f"cut to fit this server's max length{within}; \"max_tokens_per_doc\" cuts each one shorter",
                        "truncate_prompt_tokens")  # fmt: skip
-
-
-def log_odds(p: float) -> float:
-    """A p(yes) as the log-odds it came from: within 1e-8 of them up to 20, 1e-3 at 30; from about 36.7 up, where
-    p rounds to 1 in float64, every one comes out 36.7 (and -690.8 where p underflows to 0)."""
-    p = min(max(p, 1e-300), 1 - 2**-53)
-    return math.log(p) - math.log1p(-p)
 
 
 def _flag(body: dict, key: str, default: bool) -> bool:
