@@ -1,7 +1,8 @@
 """The GPU check: one prepared run that builds the random 0.6B, 4B and 8B on a CUDA device (nothing downloaded),
 checks qrr's fp32 and bf16 scores against the model card's recipe on the same weights, and times qrr (packed and
 padded batches, shared prefix on and off, fused RMSNorms on and off, many small groups pooled or not, and last the 0.6B
-compiled), sentence-transformers' CrossEncoder and the recipe, side by side.
+compiled: its first compile, its steady speed, and a second start, a new process compiling from the first's cache),
+sentence-transformers' CrossEncoder and the recipe, side by side.
 
     benchmarks/gpu_check.sh [--out FILE]          # on a CUDA machine, under 8 minutes on one H100 (the compile
                                                   # step, last, may need more: --no-compile skips it)
@@ -120,6 +121,7 @@ def main() -> None:
     parser.add_argument("--tokenizer", help="a folder with the Qwen3 tokenizer (default: found as qrr bench finds it)")
     parser.add_argument("--sizes", help="a comma-separated subset of the sizes")
     parser.add_argument("--no-compile", action="store_true", help="skip the --compile step (last, on the 0.6B)")
+    parser.add_argument("--second-start", action="store_true", help=argparse.SUPPRESS)  # the compile step's child
     args = parser.parse_args()
 
     import torch
@@ -145,6 +147,16 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     bf16 = torch.bfloat16
+    if args.second_start:  # a new process compiling again from the compile step's cache: a second start
+        first = next(s for s in todo["sizes"] if s in ("0.6b", "tiny"))
+        reranker = Reranker.from_model(random_causal("0.6b", bf16, device=device, **todo["sizes"][first]), tokenizer,
+                                       device=str(device))  # fmt: skip
+        sync()
+        start = time.perf_counter()
+        reranker.engine.compile()
+        sync()
+        print(json.dumps({"compile_s": time.perf_counter() - start}))
+        return
     report = {
         "date": time.strftime("%Y-%m-%d"), "dry_run": args.dry_run, "torch": torch.__version__,
         "transformers": transformers.__version__,
@@ -222,7 +234,7 @@ def main() -> None:
     if first is not None and not args.no_compile:  # last: the slowest step, and the one most likely to fail
         causal = random_causal("0.6b", bf16, device=device, **todo["sizes"][first])
         reranker = Reranker.from_model(causal, tokenizer, device=str(device))
-        compiled_variant(first, reranker, query, target, todo, sync, record, report)
+        compiled_variant(first, reranker, query, target, todo, sync, record, report, tokenizer_dir)
     summarize(report)
     out_path.write_text(json.dumps(report, indent=1))
     print(f"wrote {out_path}", file=sys.stderr)
@@ -253,7 +265,7 @@ def pooled_groups(size, reranker, tokenizer, todo, sync, record) -> None:
     engine.pool_groups = default
 
 
-def compiled_variant(size, reranker, query, docs, todo, sync, record, report) -> None:
+def compiled_variant(size, reranker, query, docs, todo, sync, record, report, tokenizer_dir) -> None:
     """qrr with ``--compile``: the first compile (into a new, empty cache), the target workload timed, and its scores
     against the eager ones on the same weights. A failure is recorded, not raised: the rest of the check stands."""
     import tempfile
@@ -262,10 +274,10 @@ def compiled_variant(size, reranker, query, docs, todo, sync, record, report) ->
     eager = {r["corpus_id"]: r["score"] for r in reranker.rank(query, sample)}
     with tempfile.TemporaryDirectory(prefix="qrr-gpu-check-compile-") as cache:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
-        _compiled_variant(size, reranker, query, docs, sample, eager, todo, sync, record, report)
+        _compiled_variant(size, reranker, query, docs, sample, eager, todo, sync, record, report, tokenizer_dir)
 
 
-def _compiled_variant(size, reranker, query, docs, sample, eager, todo, sync, record, report) -> None:
+def _compiled_variant(size, reranker, query, docs, sample, eager, todo, sync, record, report, tokenizer_dir) -> None:
     try:
         sync()
         start = time.perf_counter()
@@ -281,6 +293,25 @@ def _compiled_variant(size, reranker, query, docs, sample, eager, todo, sync, re
     except Exception as exc:  # noqa: BLE001 - reported in the JSON, the check goes on
         report["compile_error"] = f"{type(exc).__name__}: {exc}"[:2000]
         print(f"compile failed: {report['compile_error']}", file=sys.stderr)
+        return
+    second = second_start(size == "tiny", tokenizer_dir)
+    report["timings"][-1]["second_compile_s"] = second
+    print(f"second start: compiled in {second} s from the cache", file=sys.stderr)
+
+
+def second_start(dry_run: bool, tokenizer_dir) -> float | str:
+    """The compile step's second start: a new process compiling the same layers from the cache the first filled
+    (``TORCHINDUCTOR_CACHE_DIR``), its seconds (or why it failed). The weights are random again: the cache holds
+    code, not weights."""
+    import subprocess
+
+    command = [sys.executable, __file__, "--second-start", "--tokenizer", str(tokenizer_dir)] + (
+        ["--dry-run"] if dry_run else []
+    )
+    done = subprocess.run(command, capture_output=True, text=True, env=os.environ)
+    if done.returncode:
+        return f"failed: {done.stderr.strip()[-2000:]}"
+    return round(json.loads(done.stdout.strip().splitlines()[-1])["compile_s"], 2)
 
 
 def compare_peers(size, causal, tokenizer, reranker, query, docs, todo, device, sync, record, tokenizer_dir):

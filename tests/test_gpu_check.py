@@ -39,6 +39,7 @@ def test_the_gpu_check_dry_run_checks_scores_and_times_every_implementation(tmp_
     assert apart["max_abs_diff_vs_pooled"] < 0.05  # bf16 on a CPU
     [compiled] = [r for r in report["timings"] if r["impl"] == "qrr-padded-compiled"]  # a CPU pads
     assert "compile_error" not in report and compiled["compile_s"] > 0 and compiled["max_abs_diff_vs_eager"] < 0.05
+    assert isinstance(compiled["second_compile_s"], float), compiled["second_compile_s"]  # a new process, warm cache
     assert report["summary"]["checks_ok"] is True and report["summary"]["x_crossencoder"] > 0
     assert f"wrote {tmp_path / 'gpu_check.json'}" in done.stderr
 
