@@ -4,7 +4,7 @@
 is built.
 """
 
-import importlib
+from importlib import import_module as _import_module
 
 from qrr.errors import QrrError
 from qrr.reranker import Reranker, Results, Stats
@@ -19,5 +19,9 @@ _MODULES = {"bench", "device", "engine", "errors", "family", "formats", "metrics
 
 def __getattr__(name: str):
     if name in _MODULES:
-        return importlib.import_module(f"qrr.{name}")
+        return _import_module(f"qrr.{name}")
     raise AttributeError(f"module 'qrr' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:  # tab completion offers the modules before their first use
+    return sorted(set(globals()) | _MODULES)

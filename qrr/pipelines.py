@@ -1235,7 +1235,7 @@ def write_reranked(
         done, total = before + finished, before + len(inputs.jobs)
         then = f"; rerank into {path} again to go on" if path else ""
         if output is None:
-            then = "; their results are the exception's partial run"
+            then = "; their results are the exception's .partial (in a notebook, sys.last_value.partial)"
         error = Interrupted.of(exc, f"after {done} of {total} queries{then}", done, total, path)
         error.partial = kept if output is None else None
         raise error from None

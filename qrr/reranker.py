@@ -197,8 +197,6 @@ class Reranker:
 
         self.prompter = prompter
         self.engine = engine
-        self.device = engine.device
-        self.dtype = engine.dtype
         self.model_path = source
         self._model_key = None  # from_model's: not known
         self.instruction = instruction
@@ -225,6 +223,60 @@ class Reranker:
     @property
     def max_length(self) -> int:
         return self.prompter.max_length
+
+    @max_length.setter
+    def max_length(self, value) -> None:
+        _fixed("max_length")
+
+    @property
+    def device(self) -> torch.device:
+        return self.engine.device
+
+    @device.setter
+    def device(self, value) -> None:
+        _fixed("device")  # the model's weights stay where they were loaded
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.engine.dtype
+
+    @dtype.setter
+    def dtype(self, value) -> None:
+        _fixed("dtype")
+
+    # Set after building too (a notebook's rr.batch_tokens = 4096): checked as the constructor checks them, so that
+    # a bad value fails here and not in a later call, blaming a pair
+    @property
+    def batch_tokens(self) -> int:
+        """The token budget of one forward pass, pads included."""
+        return self._batch_tokens
+
+    @batch_tokens.setter
+    def batch_tokens(self, value: int) -> None:
+        check_count(value, "batch_tokens")
+        self.engine.check_budget(value)
+        self._batch_tokens = value
+
+    @property
+    def instruction(self) -> str | None:
+        """The task instruction of pairs and calls without their own (``None``: the model family's default)."""
+        return self._instruction
+
+    @instruction.setter
+    def instruction(self, value: str | None) -> None:
+        _check_text(value, "instruction", none=True)
+        _check_unicode(value, "the instruction")
+        self._instruction = value
+
+    @property
+    def share_prefix(self) -> bool:
+        """Whether pairs that share a prompt prefix (one query) run it once."""
+        return self._share_prefix
+
+    @share_prefix.setter
+    def share_prefix(self, value: bool) -> None:
+        _check_flag(value, "share_prefix")
+        self._share_prefix = value
 
     @property
     def tokenizer(self):
@@ -413,6 +465,10 @@ def rank_chunks(score, documents: Iterable[str], top_k: int | None = None, retur
     return Results(sorted(results, key=lambda r: (-r["score"], r["corpus_id"])), stats)
 
 
+def _fixed(param: str):
+    raise InputError(f"{{{param}}} is fixed when a Reranker is built: build another with {param}=...", param)
+
+
 def check_document_source(documents, param: str, instead: str) -> None:
     """Raise ``InputError`` unless ``documents`` (the parameter ``param``) is an iterable of documents: not one
     string, whose characters would be ranked, nor a mapping, whose keys would (``instead`` says what to pass)."""
@@ -421,6 +477,10 @@ def check_document_source(documents, param: str, instead: str) -> None:
     if isinstance(documents, Mapping):
         raise InputError(f"{{{param}}} must be an iterable of strings, not a mapping: pass its texts and keys "
                          f"({instead})", param)  # fmt: skip
+    if hasattr(documents, "itertuples") and hasattr(documents, "columns"):  # iterating it gives its column names
+        raise InputError(f"{{{param}}} must be an iterable of strings, not a DataFrame, whose column names would be "
+                         f"ranked: pass its column of texts, frame['document'] (and ids=frame.index, for each result "
+                         f"to name its row: corpus_id is a position)", param)  # fmt: skip
     _check_iterable(documents, param, "strings")
 
 
@@ -438,17 +498,20 @@ def triples(pairs: Iterable[Pair], instruction: str | None = None) -> Iterator[t
             if "query" not in fields or "document" not in fields:
                 has = f"not {', '.join(map(str, fields))}" if fields else "and it has none"
                 raise PairError(n, f"a record needs the fields query and document, {has}")
-            instruction_field = fields.get("instruction")
-            if isinstance(instruction_field, float) and instruction_field != instruction_field:
-                instruction_field = None  # pandas' missing value
-            pair = (fields["query"], fields["document"], instruction_field)
+            pair = (fields["query"], fields["document"], fields.get("instruction"))
         elif isinstance(pair, str | bytes) or not hasattr(pair, "__len__") or len(pair) not in (2, 3):
             texts = (" (a list of texts is no list of pairs: rank(query, documents) takes documents; one pair with "
                      "its instruction is a tuple)") if isinstance(pair, str) else ""  # fmt: skip
             raise PairError(n, f"expected (query, document) or (query, document, instruction), not {_shown(pair)}"
                                f"{texts}")  # fmt: skip
         query, document, *rest = pair
-        yield _triple(n, (query, document, rest[0] if rest and rest[0] is not None else instruction))
+        yield _triple(n, (query, document, rest[0] if rest and not _missing(rest[0]) else instruction))
+
+
+def _missing(value) -> bool:
+    """Whether ``value`` is no value: ``None``, or pandas' missing values (NaN; ``pd.NA`` in a column of dtype
+    ``string``)."""
+    return value is None or (isinstance(value, float) and value != value) or type(value).__name__ == "NAType"
 
 
 def _is_iterrows(pair: tuple) -> bool:
@@ -568,8 +631,8 @@ def _check_options(max_length, instruction, batch_tokens, share_prefix, compile)
 def _text_hint(value) -> str:
     """Where a record stands for a text (a vector store's hit, a DocRecord): what to pass instead; a NaN said as
     the missing value it stands for."""
-    if isinstance(value, float) and value != value:
-        return " (NaN: a missing value, as pandas reads an empty cell)"
+    if value is not None and _missing(value):
+        return f" ({'NaN' if isinstance(value, float) else 'NA'}: a missing value, as pandas reads an empty cell)"
     if isinstance(value, Mapping):
         field = next((k for k in ("text", "page_content", "content", "document") if k in value), None)
         return f" (pass its {field!r} field)" if field else ""

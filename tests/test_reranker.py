@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy
 import pytest
 
-from qrr import Reranker, Results, Stats
+from qrr import Reranker, Results, Stats, pipelines
 from qrr.errors import InputError, PairError, QrrError
 from qrr.formats import DocRecord, PairRecord
 
@@ -364,6 +364,54 @@ def test_records_are_read_by_their_fields(reranker):
                 r"\(and optionally instruction\), not (passage, question|qid, doc)",
             ):
                 call(unnamed)
+
+
+def test_pandas_missing_values_and_a_dataframe_given_to_rank(reranker):
+    pandas = pytest.importorskip("pandas")
+    expected = reranker.score([("q", "d"), ("q", "e", "judge")])
+    # a column of dtype string holds pd.NA where a value is missing: the default instruction, as NaN and None are
+    na = pandas.Series([pandas.NA, "judge"], dtype="string")
+    frame = pandas.DataFrame({"query": ["q", "q"], "document": ["d", "e"], "instruction": na})
+    assert reranker.score(frame) == expected
+    assert reranker.score(frame.assign(instruction=[float("nan"), "judge"])) == expected
+    assert reranker.score([("q", "d", float("nan")), ("q", "e", "judge")]) == expected  # a tuple's too
+    missing = pandas.DataFrame({"query": ["q", "q"], "document": pandas.Series(["d", pandas.NA], dtype="string")})
+    with pytest.raises(PairError, match=r"^pair 1: document must be a string, not NAType \(NA: a missing value, as "
+                                        r"pandas reads an empty cell\)$"):  # fmt: skip
+        reranker.score(missing)
+    # iterating a DataFrame gives its column names: rank scored "id" and "document" as two documents
+    docs = pandas.DataFrame({"id": ["a", "b", "c"], "document": ["Beijing", "Paris", "Tokyo"]}, index=[5, 6, 7])
+    for call in (lambda: reranker.rank("q", docs), lambda: pipelines.rank_records(reranker, "q", docs)):
+        with pytest.raises(InputError, match=r"^(documents|records) must be an iterable of strings, not a DataFrame, "
+                                             r"whose column names would be ranked: pass its column of texts, "
+                                             r"frame\['document'\] \(and ids=frame.index, "):  # fmt: skip
+            call()
+    ranked = reranker.rank("q", docs["document"], ids=docs.index)
+    assert sorted(r["id"] for r in ranked) == [5, 6, 7] and sorted(r["corpus_id"] for r in ranked) == [0, 1, 2]
+
+
+def test_settings_set_after_building_are_checked(tiny_model):
+    rr = Reranker(str(tiny_model), device="cpu")
+    for name, value, message in [
+        ("batch_tokens", 0, "^batch_tokens must be at least 1, not 0$"),
+        ("batch_tokens", "big", "^batch_tokens must be an integer, not 'big'$"),  # was a TypeError at the next call
+        ("batch_tokens", 2**40, "^batch_tokens 1099511627776 needs about "),  # the constructor's memory check
+        ("instruction", 5, "^instruction must be a string, not int$"),  # was said as pair 0's fault
+        ("instruction", "a\ud800", "^the instruction is not valid Unicode text "),
+        ("share_prefix", "no", "^share_prefix must be True or False, not 'no'$"),
+        ("max_length", 512, r"^max_length is fixed when a Reranker is built: build another with max_length=\.\.\.$"),
+        ("device", "cuda", r"^device is fixed when a Reranker is built: build another with device=\.\.\.$"),
+        ("dtype", "fp32", r"^dtype is fixed when a Reranker is built: build another with dtype=\.\.\.$"),
+    ]:
+        with pytest.raises(InputError, match=message):
+            setattr(rr, name, value)
+    assert (rr.batch_tokens, rr.instruction, rr.share_prefix, rr.max_length) == (1024, None, True, 8192)
+    assert (str(rr.device), str(rr.dtype)) == ("cpu", str(rr.engine.dtype))
+    before = rr.score([("q", "d")])
+    rr.batch_tokens, rr.share_prefix = 64, False
+    assert (rr.batch_tokens, rr.share_prefix) == (64, False) and rr.score([("q", "d")]) == before
+    rr.instruction = "judge"
+    assert rr.score([("q", "d")]) == rr.score([("q", "d", "judge")]) != before
 
 
 class Node:

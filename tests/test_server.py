@@ -433,7 +433,8 @@ def test_what_a_server_cannot_take_is_said_before_it_is_sent(tiny_server, cli, m
     assert (result.exit_code, result.stderr) == (2, "error: $QRR_SERVER 'ftp://x': give the server's URL, such as "
                                                     "http://localhost:8000\n")  # fmt: skip
     monkeypatch.delenv("QRR_SERVER")
-    for url in ("ftp://localhost:1", "localhost:port", "", "18931", "http://[::1"):  # the last: a ValueError
+    # the last two: a ValueError; a space, which the request refused with http.client's InvalidURL
+    for url in ("ftp://localhost:1", "localhost:port", "", "18931", "http://[::1", "http://not a url"):
         result = cli("rank", "-q", "q", "-d", "x", "--server", url, model=False)
         assert (result.exit_code, result.stderr) == (2, f"error: --server {url!r}: give the server's URL, such as "
                                                         "http://localhost:8000\n")  # fmt: skip
@@ -457,6 +458,18 @@ def test_remote_scores_check_pairs_as_the_reranker_does():
     ):
         with pytest.raises(InputError, match=message):
             call()
+
+
+def test_a_server_that_does_not_answer_in_time():
+    from qrr.errors import QrrError
+    from qrr.server.client import RemoteReranker
+
+    with socket.socket() as sock:  # listening, never answering: the connection is made, no answer comes
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        with pytest.raises(QrrError, match=rf"^the server at {url} did not answer within 0.5 s$"):  # not "cannot reach"
+            RemoteReranker(url, timeout=0.5).rank("q", ["d"])
 
 
 def test_qrr_rank_with_no_server_there(cli):

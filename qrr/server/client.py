@@ -202,6 +202,8 @@ class RemoteReranker:
             if exc.code == 404 and below.endswith(("/v1", "/v2", "/rerank", "/score")):
                 message += f" (give the server's URL without {below})"
             raise error(f"the server at {self.url} answered {exc.code}: {message}") from None
+        except TimeoutError:  # reached, but no answer in time (one not reached in time is a URLError)
+            raise QrrError(f"the server at {self.url} did not answer within {self.timeout:g} s") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             # a qrr serve that is still loading its model refuses connections too
@@ -219,6 +221,8 @@ def checked_url(url: str) -> str:
         parts = urllib.parse.urlsplit(url)  # raises on a bracketed IPv6 host left open
         parts.port  # noqa: B018 - raises on a port that is no number
     except ValueError:
+        parts = None
+    if any(c.isspace() or not c.isprintable() for c in url):  # urlsplit keeps them; the request refused them
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.hostname.isdigit():
         raise InputError(f"{{server}} {given!r}: give the server's URL, such as http://localhost:8000", "server")
