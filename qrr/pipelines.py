@@ -299,9 +299,15 @@ class _Claimed:
         try:
             with open(kept, "rb") as handle:
                 then = orjson.loads(handle.read())
-        except (OSError, orjson.JSONDecodeError):
+        except FileNotFoundError:
             return  # an older qrr's file, or one copied without its record: scoring results again is the check
-        if not isinstance(then, dict) or ("first" in then and then["first"] != _first_line(self.path)):
+        except (OSError, orjson.JSONDecodeError) as exc:
+            then = exc
+        if not isinstance(then, dict):  # damaged: going on unchecked mixed two instructions in one file
+            why = then.strerror if isinstance(then, OSError) else "not qrr's JSON"
+            raise InputError(f"{{output}} {self.path}: the record of its settings, {kept}, cannot be read ({why}); "
+                             f"remove it to go on unchecked, or {self.verb} into a new file", "output")  # fmt: skip
+        if "first" in then and then["first"] != _first_line(self.path):
             return
         self.kept = then
         same = True
@@ -543,7 +549,9 @@ def check_appendable(path: str, inputs: Iterable[str | os.PathLike | None], kind
     """Raise ``InputError`` (of the parameter ``output``) unless a long job can append ``what`` (``kind``, in a
     word) to ``path`` and cut an interrupted end off again: a file in an existing folder, not gzipped, writable
     (found now, not after hours of scoring) and none of ``inputs``, the files the job reads."""
-    if os.path.isdir(path) or not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+    if os.path.isdir(path):
+        raise InputError(f"{{output}} {path}: is a folder; give a file for {what}", "output")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
         raise InputError(f"{{output}} {path}: not a file in an existing folder", "output")
     target = os.path.dirname(os.path.realpath(path))
     if os.path.islink(path) and not os.path.isdir(target):  # a link to a new file is fine, in a folder that is not

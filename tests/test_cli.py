@@ -245,6 +245,37 @@ def test_head_closing_the_pipe_exits_quietly(tiny_model, tmp_path):
         assert (proc.wait(timeout=60), proc.stderr.read()) == (0, b""), args
 
 
+def test_help_into_a_full_disk_is_one_line():
+    for args in (["--version"], ["score", "--help"]):  # written before any command's own handling of errors
+        with open("/dev/full", "w") as full:
+            proc = subprocess.run([sys.executable, "-m", "qrr", *args], stdout=full, stderr=subprocess.PIPE, text=True)
+        assert (proc.returncode, proc.stderr) == (1, "error: cannot write the output: No space left on device\n")
+
+
+def test_stdin_closed_or_the_output_as_input(tiny_model, tmp_path):
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("q\td\nq\te\n")
+    base = [sys.executable, "-m", "qrr", "--model", str(tiny_model), "--device", "cpu"]
+    for args in (["score", "-"], ["rank", "-q", "q", "-"]):  # `-` with stdin closed (<&-): was a TypeError, exit 1
+        proc = subprocess.run([*base[:3], args[0], *base[3:], *args[1:]], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, preexec_fn=lambda: os.close(0))  # fmt: skip
+        assert (proc.returncode, proc.stderr) == (2, "error: -: stdin is closed; give a FILE, or pipe the input on "
+                                                     "stdin\n"), args  # fmt: skip
+    # results appended to the very file read (>>), or written over it (>, which the shell emptied first): refused
+    for mode in ("ab", "wb"):
+        pairs.write_text("q\td\nq\te\n")
+        with open(pairs, mode) as out:
+            proc = subprocess.run([*base[:3], "score", *base[3:], str(pairs)], stdout=out, stderr=subprocess.PIPE,
+                                  text=True)  # fmt: skip
+        assert (proc.returncode, proc.stderr) == (2, f"error: {pairs}: the output (stdout) is this input file; write "
+                                                     "the results to another file\n"), mode  # fmt: skip
+    assert pairs.read_text() == ""  # the shell's doing, before qrr ran
+    pairs.write_text("q\td\n")
+    with open(tmp_path / "other.jsonl", "wb") as out:  # another file is written as ever
+        proc = subprocess.run([*base[:3], "score", *base[3:], str(pairs)], stdout=out, stderr=subprocess.PIPE)
+    assert proc.returncode == 0 and json.loads((tmp_path / "other.jsonl").read_text())["index"] == 0
+
+
 def test_results_go_to_stdout_while_a_progress_bar_is_drawn(cli, monkeypatch):
     import io as stdio
 

@@ -214,6 +214,25 @@ def test_an_interrupted_ranking_says_how_far_it_got(fake, cli, raising, code, ho
                              "(qrr score streams its results)\n")  # fmt: skip
 
 
+@pytest.mark.parametrize(("raising", "code", "how"), [(KeyboardInterrupt, 130, "interrupted"),
+                                                       (Terminated, 143, "terminated")])  # fmt: skip
+def test_a_ranking_stopped_while_it_is_written_says_it_is_cut_short(cli, monkeypatch, raising, code, how):
+    from qrr import formats
+
+    rank_rows = formats.rank_rows
+
+    def slow_reader(ranked, with_text=False):  # the signal comes after two rows, as a slow pipe holds the writing
+        rows = rank_rows(ranked, with_text)
+        yield from rows[:2]
+        raise raising
+
+    monkeypatch.setattr(formats, "rank_rows", slow_reader)
+    result = cli("rank", "-q", "q", "-f", "json", input="a\nb\nc\nd\ne\n")
+    assert result.exit_code == code
+    assert [r["rank"] for r in json.loads(result.stdout)] == [1, 2]  # the array closed: still one JSON document
+    assert result.stderr == f"error: {how} after writing the best 2 of 5 results\n"  # was a bare "error: terminated"
+
+
 def test_empty_input_prints_nothing_and_says_so_with_v_or_on_a_terminal(cli, monkeypatch):
     import io
 

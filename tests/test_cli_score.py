@@ -4,7 +4,9 @@ loses a result. The fake model scores; one test runs the tiny transformer."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 
 import pytest
 
@@ -254,6 +256,35 @@ def test_results_are_flushed_before_an_interrupt(cli, fake):
     assert cli("score", "-f", "json", input=MANY, model=name).stdout == "[]\n"  # still a JSON array
 
 
+def test_ctrl_c_stops_the_shell_script_that_ran_the_command():
+    """A Ctrl-C in a terminal reaches the shell and the command together: a shell goes on with its script where the
+    command exited (130, as if it had dealt with the Ctrl-C itself) and stops only where it died by the signal; a
+    loop over files took a Ctrl-C for each. qrr says how far it got, then ends by the signal."""
+    import select
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    command = f"{sys.executable} -m tests.fake_serve score --model fake --device cpu"
+    process = subprocess.Popen(["bash", "-c", f'{command}; echo "went on: $?"'], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+    try:
+        process.stdin.write("q\tfirst\n")
+        process.stdin.flush()
+        ready, _, _ = select.select([process.stdout], [], [], 60)  # a test that fails, not one that hangs
+        assert ready and json.loads(process.stdout.readline())["index"] == 0  # scored; the input pauses
+        time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: to the shell and its command
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert "went on" not in stdout and process.returncode == -signal.SIGINT, (stdout, stderr)
+    assert stderr == "error: interrupted after writing the results of 1 pair; --resume OUT writes results that a " \
+                     "later run goes on with\n"  # fmt: skip
+
+
 def test_sigterm_flushes_results_and_exits_143(cli, fake):
     from qrr.errors import Terminated
 
@@ -313,6 +344,21 @@ def test_resume_goes_on_after_an_interrupt(cli, fake, tmp_path):
     fresh = tmp_path / "fresh.jsonl"
     assert ok(cli("score", "-q", "q", "-d", "a", "-d", "b", "--resume", str(fresh))) == ""
     assert [r["index"] for r in jsonl(fresh.read_text())] == [0, 1]  # -q/-d too
+
+
+def test_resume_refuses_a_damaged_record_and_a_folder(cli, tmp_path):
+    out, pairs = tmp_path / "out.jsonl", tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"query": "q", "document": f"d{n}"}) + "\n" for n in range(3)))
+    ok(cli("score", str(pairs), "--resume", str(out)))
+    kept = tmp_path / ".out.jsonl.qrr.json"
+    kept.write_text(kept.read_text()[:20])  # cut: it was read as no record, and another instruction went on unchecked
+    result = cli("score", str(pairs), "--resume", str(out), "-i", "another instruction")
+    assert (result.exit_code, result.stderr) == (2, f"error: --resume {out}: the record of its settings, {kept}, "
+                                                    "cannot be read (not qrr's JSON); remove it to go on unchecked, or "
+                                                    "score into a new file\n")  # fmt: skip
+    result = cli("score", str(pairs), "--resume", str(tmp_path))
+    assert (result.exit_code, result.stderr) == (2, f"error: --resume {tmp_path}: is a folder; give a file for the "
+                                                    "scores\n")  # fmt: skip
 
 
 def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
@@ -715,7 +761,7 @@ def test_a_pause_in_the_input_writes_the_results_so_far():
         assert json.loads(process.stdout.readline())["index"] == 1
         # stopped while the input pauses, its reading thread waiting on stdin: Python's shutdown aborted there
         process.send_signal(signal.SIGTERM)
-        assert process.wait(60) == 143
+        assert process.wait(60) == -signal.SIGTERM
         assert process.stderr.read() == ("error: terminated after writing the results of 2 pairs; --resume OUT writes "
                                          "results that a later run goes on with\n")  # fmt: skip
     finally:

@@ -378,6 +378,23 @@ def test_stdin(monkeypatch):
         list(formats.read_pairs([formats.STDIN]))
 
 
+def test_stdin_closed_or_a_terminal(monkeypatch, caplog):
+    monkeypatch.setattr("sys.stdin", None)  # started with <&-
+    with pytest.raises(InputError, match="^-: stdin is closed; give a FILE, or pipe the input on stdin$"):
+        list(formats.read_pairs([formats.STDIN]))
+
+    class Terminal(stdio.TextIOWrapper):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr("sys.stdin", Terminal(stdio.BytesIO(b"q\td\n")))
+    with caplog.at_level("WARNING", logger="qrr"):
+        assert list(formats.read_pairs([formats.STDIN])) == [formats.PairRecord("q", "d")]
+    # asked for by name (`qrr score -`): it waited on the terminal without a word
+    [said] = caplog.records
+    assert (said.getMessage(), said.note) == ("reading the input from the terminal (end it with Ctrl-D)", True)
+
+
 def written(fmt, *chunks):
     out = stdio.StringIO()
     writer = formats.RowWriter(fmt, out=out)

@@ -3,6 +3,8 @@
 torch and transformers are imported only once a command runs, so ``qrr --help`` stays instant.
 """
 
+import os
+
 from qrr.cli import base
 from qrr.cli.base import app
 
@@ -12,19 +14,54 @@ from qrr.cli import rank, score, rerank, evaluate, serve, download, bench  # noq
 # isort: on
 
 
+# The exit codes of a command stopped by a signal (errors_to_exit), and the signal each stands for
+_BY_SIGNAL = {130: "SIGINT", 143: "SIGTERM"}
+_ending: list = []  # the signal this process ends by, once a command stopped by one has said how far it got
+
+
 def main() -> None:
     """Console-script entry point."""
+    import atexit
+
     base.FREEZE_AFTER_LOAD = True
+    atexit.register(_end_by_signal)  # registered first, so run last of the exit handlers
     try:
         app(prog_name="qrr")
+    except OSError as exc:  # writing the help or the version (> /dev/full), before any command's own handling
+        if exc.filename is not None or exc.errno not in base.WRITE_FAILURES or os.environ.get("QRR_DEBUG") == "1":
+            raise
+        base.silence_stdout()  # what is left in its buffer would fail again at exit
+        raise SystemExit(base.fail(*base.describe(exc)).exit_code) from None
     except SystemExit as exc:
         # typer exits 1 where the reader closed the pipe while it wrote (`qrr rank --help | head -n 2`); a command's
         # own output ends quietly with 0 then (errors_to_exit), and so does the help
         if exc.code == 1 and isinstance(exc.__context__, BrokenPipeError):
             _past_readers(0)
             raise SystemExit(0) from None
+        if exc.code in _BY_SIGNAL:
+            import signal
+
+            _ending.append(getattr(signal, _BY_SIGNAL[exc.code]))
         _past_readers(exc.code)
         raise
+
+
+def _end_by_signal() -> None:
+    """After Ctrl-C or SIGTERM, end by that signal rather than exit 130 or 143, as Python ends on an uncaught Ctrl-C:
+    a shell stops a script whose command died by SIGINT (after an exit of 130 it ran the next command, so a loop
+    over files took a Ctrl-C for each). The shell's ``$?`` is 130 or 143 either way."""
+    if not _ending:
+        return
+    import contextlib
+    import os
+    import signal
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a reader gone (| head): nothing more to say to it
+            stream.flush()
+    signal.signal(_ending[0], signal.SIG_DFL)
+    os.kill(os.getpid(), _ending[0])
 
 
 def _past_readers(code) -> None:
@@ -43,6 +80,7 @@ def _past_readers(code) -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a reader gone (| head): nothing more to say to it
             stream.flush()
+    _end_by_signal()
     os._exit(code if isinstance(code, int) else 0 if code is None else 1)
 
 

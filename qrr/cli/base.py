@@ -13,6 +13,7 @@ import inspect
 import logging
 import os
 import signal
+import stat
 import sys
 from enum import Enum
 from typing import Annotated
@@ -678,12 +679,31 @@ def input_sources(files: list[str] | None, have_inline: bool) -> list[str]:
     from qrr.formats import STDIN
 
     if files:
+        check_not_stdout(files)
         return files
     if have_inline:
         return []
     if stdin_is_terminal():
         raise InputError("no input: give a FILE, pipe the input on stdin, or pass it with -q/-d")
     return [STDIN]
+
+
+def check_not_stdout(files: list[str]) -> None:
+    """Refuse an input file that stdout writes to (``qrr score in.jsonl >> in.jsonl``, as ``cat`` refuses): its
+    results went on the end of what it read, and with ``>`` the shell had emptied it first (no result, exit 0)."""
+    from qrr.formats import STDIN
+
+    try:
+        out = os.fstat(sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # no file underneath (a test's capture) or closed
+        return
+    if not stat.S_ISREG(out.st_mode):
+        return
+    for path in files:
+        with contextlib.suppress(OSError, TypeError, ValueError):
+            if path != STDIN and os.path.samestat(os.stat(path), out):
+                raise InputError(f"{path}: the output (stdout) is this input file; write the results to another "
+                                 "file")  # fmt: skip
 
 
 def animated(console: Console | None = None) -> bool:
@@ -845,12 +865,14 @@ def quiet_gc():
 
 class WarningsToStderr(logging.Handler):
     """The core's warnings (a CUDA batch retried with a smaller budget) and errors (a server's failed request) as
-    one line each on stderr, ``warning:`` or ``error:`` as their level is."""
+    one line each on stderr, ``warning:`` or ``error:`` as their level is (``note:`` for a record marked ``note``)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         template = getattr(record, "template", None)
         message = QrrError(template, *record.params).naming(flag) if template else record.getMessage()
         level, style = ("error", "red") if record.levelno >= logging.ERROR else ("warning", "yellow")
+        if getattr(record, "note", False):  # not amiss: said so the user knows what happens
+            level, style = "note", None
         stderr.print(f"{level}: {visible(message)}", style=style, highlight=False, markup=False)
         if record.exc_info:  # asked for (the server's QRR_DEBUG=1): the traceback after its line
             stderr.print(logging.Formatter().formatException(record.exc_info), highlight=False, markup=False)

@@ -142,7 +142,12 @@ def rank(
         raise Interrupted.of(exc, f"after scoring {plural(scored, 'document')}; a ranking is written once all are "
                                   "scored (qrr score streams its results)") from None  # fmt: skip
     out = writer(fmt, previews=("text",), asked=asked)
-    out.write(formats.rank_rows(ranked, with_text))
+    try:
+        out.write(formats.rank_rows(ranked, with_text))
+    except KeyboardInterrupt as exc:  # while a slow reader held the writing: say the ranking is cut short
+        if out.count or fmt == "json":
+            out.close()  # a table drawn, a JSON array closed
+        raise Interrupted.of(exc, f"after writing the best {out.count:,} of {plural(len(ranked), 'result')}") from None
     out.close()
     if given(ctx, "id_field") and ranked and all(r.get("id") is None for r in ranked):
         stderr.print(f'warning: no result has an id; is "{id_field}" the field that holds them? (--id-field)',

@@ -241,7 +241,8 @@ def score(
                 then = f" to {saved.path}; mend it and run the same command to go on" if saved is not None else ""
                 raise InputError(f"{cause.template}; the results of the {plural(out.count, 'pair')} before it were "
                                  f"written{then}", *cause.params) from None  # fmt: skip
-            if saved is None or out.out is None or isinstance(cause, pipelines.SAYS_WHAT_TO_DO):
+            nothing = start + out.count == 0  # a full disk at the first result: no "results written before" there
+            if saved is None or out.out is None or nothing or isinstance(cause, pipelines.SAYS_WHAT_TO_DO):
                 raise
             raise Stopped(cause, 0, None, saved.path, kept="the results written before", verb="score") from exc
         except KeyboardInterrupt as exc:

@@ -98,6 +98,10 @@ def read_lines(source: str) -> Iterator[Line]:
     source = path_of(source)
     name = label(source)
     if source == STDIN:
+        if sys.stdin is None:  # started with stdin closed (<&-)
+            raise InputError("-: stdin is closed; give a FILE, or pipe the input on stdin")
+        if sys.stdin.isatty():  # asked for by name: a person types the input, which nothing else would say
+            log.warning("reading the input from the terminal (end it with Ctrl-D)", extra={"note": True})
         stream = getattr(sys.stdin, "buffer", None)
         if stream is None:  # a text stream without bytes underneath (embedded use)
             stream = (line.encode("utf-8", "surrogateescape") for line in sys.stdin)
