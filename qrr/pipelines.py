@@ -514,12 +514,18 @@ def _keep_settings(path: str, settings: dict, first: str | None = None) -> None:
     file's first line, where it has one."""
     kept = settings_path(path)
     record = settings | ({"first": first} if first is not None else {})
+    part = f"{kept}.{os.getpid()}.part"  # a writer's own: two on a disk without locks do not mix their records
     try:
-        with open(kept + ".part", "wb") as handle:
+        with open(part, "wb") as handle:
             handle.write(orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
-        os.replace(kept + ".part", kept)
+            handle.flush()
+            os.fsync(handle.fileno())  # whole on disk before the rename: a crash left an empty record, now refused
+        os.replace(part, kept)
     except OSError:
-        pass  # a folder that takes the results but not a new file: a later run checks by scoring results again
+        # a folder that takes the results but not a new file (or a full disk): a later run checks by scoring
+        # results again
+        with contextlib.suppress(OSError):
+            os.remove(part)
 
 
 def _fingerprint(record) -> str:
@@ -601,7 +607,12 @@ def rank_records(
     ``return_documents``) ``text`` and (with ``with_fields``) ``fields``, a ``DocRecord``'s other fields.
     ``records``: ``DocRecord``s (from ``formats.read_documents``) or texts, whose id is ``None``. The documents
     are read and scored a chunk at a time; only scores, ids and kept texts and fields stay in memory."""
-    check_document_source(records, "records", "[DocRecord(text, id) for id, text in d.items()]")
+    check_document_source(
+        records,
+        "records",
+        "[DocRecord(text, id) for id, text in d.items()]",
+        "pass DocRecords, [DocRecord(text, id) for id, text in frame['document'].items()]",
+    )
     texts, ids = itertools.tee(records)
     # the fields ride with the ids, which are kept with their results (with top_k, only the best k); without
     # with_fields none are kept (a chunk file's embeddings took memory for every document)

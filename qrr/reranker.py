@@ -193,16 +193,13 @@ class Reranker:
         return self
 
     def _init(self, engine, prompter, instruction, batch_tokens, share_prefix, source, compile=False):
-        from qrr.engine import default_batch_tokens
-
         self.prompter = prompter
         self.engine = engine
         self.model_path = source
         self._model_key = None  # from_model's: not known
         self.instruction = instruction
         self.share_prefix = share_prefix
-        self.batch_tokens = batch_tokens or default_batch_tokens(engine.device)
-        engine.check_budget(self.batch_tokens)
+        self.batch_tokens = batch_tokens  # checked against the memory that is free
         if compile:
             engine.compile()
 
@@ -252,8 +249,11 @@ class Reranker:
         return self._batch_tokens
 
     @batch_tokens.setter
-    def batch_tokens(self, value: int) -> None:
+    def batch_tokens(self, value: int | None) -> None:
+        from qrr.engine import default_batch_tokens
+
         check_count(value, "batch_tokens")
+        value = value or default_batch_tokens(self.device)  # None: the device's default, as when building
         self.engine.check_budget(value)
         self._batch_tokens = value
 
@@ -465,13 +465,23 @@ def rank_chunks(score, documents: Iterable[str], top_k: int | None = None, retur
     return Results(sorted(results, key=lambda r: (-r["score"], r["corpus_id"])), stats)
 
 
+FRAME_HINT = "pass its column of texts, frame['document'] (and ids=frame.index, for each result to name its row: " \
+             "corpus_id is a position)"  # fmt: skip
+
+
+class FixedSetting(InputError, AttributeError):
+    """A Reranker's setting that cannot change once it is built (an ``AttributeError`` too, as a read-only
+    attribute's is)."""
+
+
 def _fixed(param: str):
-    raise InputError(f"{{{param}}} is fixed when a Reranker is built: build another with {param}=...", param)
+    raise FixedSetting(f"{{{param}}} is fixed when a Reranker is built; build another for another {param}", param)
 
 
-def check_document_source(documents, param: str, instead: str) -> None:
+def check_document_source(documents, param: str, instead: str, frame: str = FRAME_HINT) -> None:
     """Raise ``InputError`` unless ``documents`` (the parameter ``param``) is an iterable of documents: not one
-    string, whose characters would be ranked, nor a mapping, whose keys would (``instead`` says what to pass)."""
+    string, whose characters would be ranked, nor a mapping or a DataFrame, whose keys or column names would
+    (``instead`` and ``frame`` say what to pass)."""
     if isinstance(documents, str | bytes):
         raise InputError(f"{{{param}}} must be an iterable of strings, not one string (put it in a list)", param)
     if isinstance(documents, Mapping):
@@ -479,8 +489,7 @@ def check_document_source(documents, param: str, instead: str) -> None:
                          f"({instead})", param)  # fmt: skip
     if hasattr(documents, "itertuples") and hasattr(documents, "columns"):  # iterating it gives its column names
         raise InputError(f"{{{param}}} must be an iterable of strings, not a DataFrame, whose column names would be "
-                         f"ranked: pass its column of texts, frame['document'] (and ids=frame.index, for each result "
-                         f"to name its row: corpus_id is a position)", param)  # fmt: skip
+                         f"ranked: {frame}", param)  # fmt: skip
     _check_iterable(documents, param, "strings")
 
 

@@ -271,9 +271,40 @@ def test_stdin_closed_or_the_output_as_input(tiny_model, tmp_path):
                                                      "the results to another file\n"), mode  # fmt: skip
     assert pairs.read_text() == ""  # the shell's doing, before qrr ran
     pairs.write_text("q\td\n")
+    for args in (["-"], []):  # stdin read from the file stdout appends to: qrr score - < f >> f
+        with open(pairs, "rb") as source, open(pairs, "ab") as out:
+            proc = subprocess.run([*base[:3], "score", *base[3:], *args], stdin=source, stdout=out,
+                                  stderr=subprocess.PIPE, text=True)  # fmt: skip
+        assert (proc.returncode, proc.stderr) == (2, "error: -: the output (stdout) is the file stdin reads; write "
+                                                     "the results to another file\n"), args  # fmt: skip
+    pairs.write_text("q\td\n")
     with open(tmp_path / "other.jsonl", "wb") as out:  # another file is written as ever
         proc = subprocess.run([*base[:3], "score", *base[3:], str(pairs)], stdout=out, stderr=subprocess.PIPE)
     assert proc.returncode == 0 and json.loads((tmp_path / "other.jsonl").read_text())["index"] == 0
+
+
+def test_a_ctrl_c_while_a_slow_reader_holds_the_writing_leaves_whole_rows(tiny_model, tmp_path):
+    """The results outgrow the pipe, which nobody reads while the Ctrl-C comes: the write it blocked goes on to its
+    end, so the JSON array is whole (a row was cut in two, and "]" written after it) and the count said is right."""
+    import select
+    import signal
+
+    docs = tmp_path / "docs.txt"
+    docs.write_text("".join(f"document {i} {'lorem ipsum dolor sit amet ' * 150}\n" for i in range(60)))
+    args = [sys.executable, "-m", "qrr", "rank", "-q", "q", str(docs), "--with-text", "-f", "json", "--model",
+            str(tiny_model), "--device", "cpu"]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 120)  # the first rows are out: the pipe is full
+        assert ready, proc.stderr.read() if proc.poll() is not None else "no output"
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    rows = json.loads(stdout)  # one whole JSON document
+    assert stderr == f"error: interrupted after writing the best {len(rows)} of 60 results\n"
+    assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
 
 
 def test_results_go_to_stdout_while_a_progress_bar_is_drawn(cli, monkeypatch):

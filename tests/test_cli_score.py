@@ -361,6 +361,31 @@ def test_resume_refuses_a_damaged_record_and_a_folder(cli, tmp_path):
                                                     "scores\n")  # fmt: skip
 
 
+def test_a_full_disk_at_a_new_resume_files_first_result_claims_no_results_before(cli, tmp_path, monkeypatch):
+    import errno
+
+    from qrr import pipelines
+
+    opened = pipelines.open_exclusive
+
+    class Full:  # a disk that takes the file, then nothing
+        def __init__(self, handle):
+            self.handle = handle
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+
+    monkeypatch.setattr(pipelines, "open_exclusive", lambda *args: Full(opened(*args)))
+    pairs, out = tmp_path / "pairs.tsv", tmp_path / "out.jsonl"
+    pairs.write_text("q\td\n")
+    result = cli("score", str(pairs), "--resume", str(out))
+    # it said "the results written before are in out.jsonl: run the same command to go on" of an empty file
+    assert (result.exit_code, result.stderr) == (1, "error: cannot write the output: No space left on device\n")
+
+
 def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
     def failed(*args):
         result = cli("score", *args)
@@ -761,7 +786,7 @@ def test_a_pause_in_the_input_writes_the_results_so_far():
         assert json.loads(process.stdout.readline())["index"] == 1
         # stopped while the input pauses, its reading thread waiting on stdin: Python's shutdown aborted there
         process.send_signal(signal.SIGTERM)
-        assert process.wait(60) == -signal.SIGTERM
+        assert process.wait(60) == 143
         assert process.stderr.read() == ("error: terminated after writing the results of 2 pairs; --resume OUT writes "
                                          "results that a later run goes on with\n")  # fmt: skip
     finally:

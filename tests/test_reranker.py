@@ -381,11 +381,17 @@ def test_pandas_missing_values_and_a_dataframe_given_to_rank(reranker):
         reranker.score(missing)
     # iterating a DataFrame gives its column names: rank scored "id" and "document" as two documents
     docs = pandas.DataFrame({"id": ["a", "b", "c"], "document": ["Beijing", "Paris", "Tokyo"]}, index=[5, 6, 7])
-    for call in (lambda: reranker.rank("q", docs), lambda: pipelines.rank_records(reranker, "q", docs)):
-        with pytest.raises(InputError, match=r"^(documents|records) must be an iterable of strings, not a DataFrame, "
-                                             r"whose column names would be ranked: pass its column of texts, "
+    from qrr.server.client import RemoteReranker
+
+    for call in (lambda: reranker.rank("q", docs), lambda: RemoteReranker("localhost:9").rank("q", docs)):
+        with pytest.raises(InputError, match=r"^documents must be an iterable of strings, not a DataFrame, whose "
+                                             r"column names would be ranked: pass its column of texts, "
                                              r"frame\['document'\] \(and ids=frame.index, "):  # fmt: skip
             call()
+    with pytest.raises(InputError, match=r"^records must be an iterable of strings, not a DataFrame, whose column "
+                                         r"names would be ranked: pass DocRecords, \[DocRecord\(text, id\) for id, "
+                                         r"text in frame\['document'\].items\(\)\]$"):  # fmt: skip
+        pipelines.rank_records(reranker, "q", docs)  # which has no ids
     ranked = reranker.rank("q", docs["document"], ids=docs.index)
     assert sorted(r["id"] for r in ranked) == [5, 6, 7] and sorted(r["corpus_id"] for r in ranked) == [0, 1, 2]
 
@@ -399,12 +405,13 @@ def test_settings_set_after_building_are_checked(tiny_model):
         ("instruction", 5, "^instruction must be a string, not int$"),  # was said as pair 0's fault
         ("instruction", "a\ud800", "^the instruction is not valid Unicode text "),
         ("share_prefix", "no", "^share_prefix must be True or False, not 'no'$"),
-        ("max_length", 512, r"^max_length is fixed when a Reranker is built: build another with max_length=\.\.\.$"),
-        ("device", "cuda", r"^device is fixed when a Reranker is built: build another with device=\.\.\.$"),
-        ("dtype", "fp32", r"^dtype is fixed when a Reranker is built: build another with dtype=\.\.\.$"),
+        ("max_length", 512, "^max_length is fixed when a Reranker is built; build another for another max_length$"),
+        ("device", "cuda", "^device is fixed when a Reranker is built; build another for another device$"),
+        ("dtype", "fp32", "^dtype is fixed when a Reranker is built; build another for another dtype$"),
     ]:
-        with pytest.raises(InputError, match=message):
+        with pytest.raises(InputError, match=message) as caught:
             setattr(rr, name, value)
+        assert isinstance(caught.value, AttributeError) == (name in ("max_length", "device", "dtype"))  # read-only
     assert (rr.batch_tokens, rr.instruction, rr.share_prefix, rr.max_length) == (1024, None, True, 8192)
     assert (str(rr.device), str(rr.dtype)) == ("cpu", str(rr.engine.dtype))
     before = rr.score([("q", "d")])
@@ -412,6 +419,8 @@ def test_settings_set_after_building_are_checked(tiny_model):
     assert (rr.batch_tokens, rr.share_prefix) == (64, False) and rr.score([("q", "d")]) == before
     rr.instruction = "judge"
     assert rr.score([("q", "d")]) == rr.score([("q", "d", "judge")]) != before
+    rr.batch_tokens = None  # the device's default, as when building (it was a TypeError)
+    assert rr.batch_tokens == 1024
 
 
 class Node:

@@ -14,9 +14,7 @@ from qrr.cli import rank, score, rerank, evaluate, serve, download, bench  # noq
 # isort: on
 
 
-# The exit codes of a command stopped by a signal (errors_to_exit), and the signal each stands for
-_BY_SIGNAL = {130: "SIGINT", 143: "SIGTERM"}
-_ending: list = []  # the signal this process ends by, once a command stopped by one has said how far it got
+_ending: list = []  # SIGINT, once a command stopped by Ctrl-C (exit 130) has said how far it got
 
 
 def main() -> None:
@@ -38,18 +36,19 @@ def main() -> None:
         if exc.code == 1 and isinstance(exc.__context__, BrokenPipeError):
             _past_readers(0)
             raise SystemExit(0) from None
-        if exc.code in _BY_SIGNAL:
+        if exc.code == 130 and os.name != "nt":  # Windows has no death by a signal: it would exit 2 (bad input)
             import signal
 
-            _ending.append(getattr(signal, _BY_SIGNAL[exc.code]))
+            _ending.append(signal.SIGINT)
         _past_readers(exc.code)
         raise
 
 
 def _end_by_signal() -> None:
-    """After Ctrl-C or SIGTERM, end by that signal rather than exit 130 or 143, as Python ends on an uncaught Ctrl-C:
-    a shell stops a script whose command died by SIGINT (after an exit of 130 it ran the next command, so a loop
-    over files took a Ctrl-C for each). The shell's ``$?`` is 130 or 143 either way."""
+    """After Ctrl-C, end by SIGINT rather than exit 130, as Python ends on an uncaught Ctrl-C: a shell stops a script
+    whose command died by SIGINT (after an exit of 130 it ran the next command, so a loop over files took a Ctrl-C
+    for each). The shell's ``$?`` is 130 either way. SIGTERM keeps its exit 143: a shell goes on after a command
+    that SIGTERM ended as after one that exited, and prints a line of its own for it."""
     if not _ending:
         return
     import contextlib

@@ -685,6 +685,7 @@ def input_sources(files: list[str] | None, have_inline: bool) -> list[str]:
         return []
     if stdin_is_terminal():
         raise InputError("no input: give a FILE, pipe the input on stdin, or pass it with -q/-d")
+    check_not_stdout([STDIN])
     return [STDIN]
 
 
@@ -701,6 +702,8 @@ def check_not_stdout(files: list[str]) -> None:
         return
     for path in files:
         with contextlib.suppress(OSError, TypeError, ValueError):
+            if path == STDIN and os.path.samestat(os.fstat(sys.stdin.fileno()), out):  # qrr score - < f >> f
+                raise InputError("-: the output (stdout) is the file stdin reads; write the results to another file")
             if path != STDIN and os.path.samestat(os.stat(path), out):
                 raise InputError(f"{path}: the output (stdout) is this input file; write the results to another "
                                  "file")  # fmt: skip

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import orjson
 
-from qrr.cli.base import animated, flag, stderr, unseen, visible, visible_data
+from qrr.cli.base import animated, flag, signals_deferred, stderr, unseen, visible, visible_data
 from qrr.errors import InputError, plural
 from qrr.formats import RowWriter, is_id_field, merged_order
 
@@ -51,7 +51,10 @@ def writer(fmt: str, title: str | None = None, previews: tuple[str, ...] = (), a
 
 class _ShownRows(RowWriter):
     """The core's row writer, which on a terminal writes out what would drive it (``-f tsv`` of a field holding an
-    escape sequence cleared the screen and retitled the window); a file or pipe gets the data as they are."""
+    escape sequence cleared the screen and retitled the window); a file or pipe gets the data as they are. A Ctrl-C
+    or SIGTERM waits for a write to end (a slow reader's pipe held one): the rows written are whole, and counted."""
+
+    guard = staticmethod(signals_deferred)
 
     def write(self, rows: list[dict]) -> None:
         if self.out is not None or not sys.stdout.isatty():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 from typing import Annotated
 
 import typer
@@ -241,7 +242,8 @@ def score(
                 then = f" to {saved.path}; mend it and run the same command to go on" if saved is not None else ""
                 raise InputError(f"{cause.template}; the results of the {plural(out.count, 'pair')} before it were "
                                  f"written{then}", *cause.params) from None  # fmt: skip
-            nothing = start + out.count == 0  # a full disk at the first result: no "results written before" there
+            # a full disk at a new file's first result: no "results written before" there (its count rose unflushed)
+            nothing = start == 0 and saved is not None and _size(saved.path) == 0
             if saved is None or out.out is None or nothing or isinstance(cause, pipelines.SAYS_WHAT_TO_DO):
                 raise
             raise Stopped(cause, 0, None, saved.path, kept="the results written before", verb="score") from exc
@@ -421,3 +423,10 @@ def _write_shards(raydata, placement, model, files, input_format, on_error, outp
     wrote = f"wrote {output}" if rows else "wrote nothing"
     stderr.print(f"scored {plural(rows, 'pair')} in {seconds:.1f} s ({rows / seconds:.1f} pairs/s) on "
                  f"{placement.describe()}; {wrote}", highlight=False)  # fmt: skip
+
+
+def _size(path: str) -> int | None:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None

@@ -6,6 +6,7 @@ Readers raise ``InputError`` naming the source and line. Nothing here imports to
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import itertools
 import logging
@@ -815,8 +816,10 @@ def _tsv_cell(value) -> str:
 
 class RowWriter:
     """Writes result rows as JSON lines, a JSON array or TSV as they come: each ``write`` ends in complete,
-    flushed lines (a JSON array one element per line), so a reader downstream or an interrupt never sees half a
-    result. ``close`` ends a JSON array; ``count`` is the rows written.
+    flushed lines (a JSON array one element per line), so a reader downstream never sees half a result, nor does
+    an interrupt where ``guard`` (a context manager factory) holds signals back while a ``write`` runs (a front
+    end's: a Ctrl-C inside a blocked write cut a row short, and the count with it). ``close`` ends a JSON array;
+    ``count`` is the rows written.
 
     TSV columns are those of the first rows written; a field that first comes later is left out, with a warning
     (logged once, to the ``qrr`` logger)."""
@@ -830,7 +833,13 @@ class RowWriter:
         self.count = 0
         self.left_out: set[str] = set()
 
+    guard = contextlib.nullcontext
+
     def write(self, rows: list[dict]) -> None:
+        with self.guard():
+            self._write_flushed(rows)
+
+    def _write_flushed(self, rows: list[dict]) -> None:
         out = self.out or sys.stdout
         try:
             self._write(out, rows)

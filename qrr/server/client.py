@@ -203,7 +203,8 @@ class RemoteReranker:
                 message += f" (give the server's URL without {below})"
             raise error(f"the server at {self.url} answered {exc.code}: {message}") from None
         except TimeoutError:  # reached, but no answer in time (one not reached in time is a URLError)
-            raise QrrError(f"the server at {self.url} did not answer within {self.timeout:g} s") from None
+            within = f" within {self.timeout:g} s" if isinstance(self.timeout, int | float) else " in time"
+            raise QrrError(f"the server at {self.url} did not answer{within}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             # a qrr serve that is still loading its model refuses connections too
