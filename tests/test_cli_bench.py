@@ -125,6 +125,10 @@ def test_ctrl_c_keeps_the_rows_measured(monkeypatch):
     assert table.exit_code == 130 and "interrupted with 1 row measured, shown above" in table.stderr
     body = table.stdout.splitlines()[[n for n, line in enumerate(table.stdout.splitlines()) if "━" in line][0] + 1 :]
     assert [line.split("│")[1].strip() for line in body] == ["8"]  # it printed nothing
+    calls[:] = [1]  # stopped at the first row: still one JSON document (the file was empty)
+    result = run("--doc-tokens", "8,12", "--docs", "2", "--format", "json")
+    assert (result.exit_code, result.stdout) == (130, "[]\n")
+    assert result.stderr.endswith("error: interrupted with 0 rows measured\n")
 
 
 def test_a_query_too_long_is_blamed_and_lengths_are_taken_once():

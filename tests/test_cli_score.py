@@ -764,10 +764,10 @@ def test_the_vllm_recipe(cli, tiny_model, tiny):
     )
 
 
-def test_a_pause_in_the_input_writes_the_results_so_far():
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGHUP"])  # SIGHUP: a terminal or SSH session closed (unless nohup)
+def test_a_pause_in_the_input_writes_the_results_so_far(stop):
     """tail -f log | qrr score printed nothing until 1,024 lines had come, or the input's end."""
     import select
-    import signal
     import subprocess
     import sys
     from pathlib import Path
@@ -785,7 +785,7 @@ def test_a_pause_in_the_input_writes_the_results_so_far():
         process.stdin.flush()
         assert json.loads(process.stdout.readline())["index"] == 1
         # stopped while the input pauses, its reading thread waiting on stdin: Python's shutdown aborted there
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(getattr(signal, stop))  # SIGHUP ended it at once, without a word (exit 129)
         assert process.wait(60) == 143
         assert process.stderr.read() == ("error: terminated after writing the results of 2 pairs; --resume OUT writes "
                                          "results that a later run goes on with\n")  # fmt: skip

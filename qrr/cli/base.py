@@ -518,14 +518,19 @@ def sigterm_stops():
             return
         raise Terminated
 
-    previous, installed = None, False
+    previous: dict = {}
+    # SIGHUP too (a terminal or SSH session closed), unless ignored (nohup): it ended the command without a word,
+    # the end of its --resume record unwritten
+    hangup = getattr(signal, "SIGHUP", None)  # not on Windows
+    stops = [signal.SIGTERM] + ([hangup] if hangup and signal.getsignal(hangup) is not signal.SIG_IGN else [])
     try:
         with contextlib.suppress(ValueError):  # not the main thread (a caller's own runner): leave signals alone
-            previous, installed = signal.signal(signal.SIGTERM, terminate), True
+            for stop in stops:
+                previous[stop] = signal.signal(stop, terminate)
         yield
     finally:
-        if installed:  # None: a handler not set from Python, which cannot be set back; the default stands in
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        for stop, handler in previous.items():  # None: a handler not set from Python, which cannot be set back
+            signal.signal(stop, signal.SIG_DFL if handler is None else handler)
 
 
 @contextlib.contextmanager

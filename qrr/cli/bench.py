@@ -131,6 +131,8 @@ def bench(
         # Ctrl-C in the 8b)
         measured = sum(not r.skipped for r in rows)
         said = f"with {plural(measured, 'row')} measured{', shown above' if measured and rows_out is None else ''}"
+        if not rows and fmt == "json":
+            rows_out.close()  # still one JSON document: [] (an empty file is none)
         raise Interrupted.of(exc, said) from None
     finally:  # rows, where there are any: bad input leaves stdout empty
         if rows and rows_out is not None:
