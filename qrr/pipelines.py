@@ -33,9 +33,11 @@ from qrr.formats import DocRecord, PairRecord, Run, is_id_field
 from qrr.formats.trec import OnError
 from qrr.reranker import (
     CHUNK,
+    ProgressBar,
     Reranker,
     Results,
     Stats,
+    check_call,
     check_document_source,
     chunks,
     pair_rows,
@@ -1179,17 +1181,20 @@ def rerank_run(
     progress: Progress | None = None,
     on_query: Callable[[str], None] | None = None,
     on_error: OnError = None,
+    show_progress_bar: bool = False,
 ) -> Reranked:
     """Rerank every job of ``inputs``, writing each query's results to ``output`` as soon as it is done, or keeping
     them in ``Reranked.run`` where there is no output. An output file survives an interruption: where it exists,
     the queries it completes are skipped (``output.prepare``, run here on a copy of ``inputs`` unless the caller
     ran it first). An output without ``settings`` takes the reranker's (``Reranker.settings``): a file started
     keeps them beside it, and one gone on with that keeps others is refused (``InputError``) before any scoring.
-    ``progress`` is called with the pairs each batch scored, ``on_query`` with each finished query's id. A query
+    ``progress`` is called with the pairs each batch scored, ``on_query`` with each finished query's id;
+    ``show_progress_bar`` draws a tqdm bar of the pairs left (a notebook's widget) as ``Reranker.score`` does. A query
     too long for ``max_length`` raises ``InputError``, or with ``on_error`` is handed to it and left out.
     Ctrl-C (or SIGTERM, where a front end raises ``Terminated``) raises ``Interrupted`` saying how many queries
     are done."""
     check_count(top_k, "top_k")
+    check_call(show_progress_bar=show_progress_bar)
     if top_k is not None and inputs.keep_rest:
         raise InputError("{top_k}: not with keep_rest, which writes every document of the run", "top_k")
     lent = output is not None and output.settings is None and hasattr(reranker, "settings")
@@ -1206,12 +1211,14 @@ def rerank_run(
             inputs = replace(inputs, jobs=list(inputs.jobs))
             output.prepare(inputs, top_k)
         stats = Stats()
-        # the check scores, so it runs where a failure mid-run says what the file holds: as the results are written
-        results = itertools.chain(
-            _checking(reranker, output),
-            rerank_jobs(reranker, inputs.jobs, inputs.corpus, top_k, progress, stats, on_error),
-        )
-        return write_reranked(results, inputs, output, on_query, stats)
+        with ProgressBar(inputs.pairs, show_progress_bar, progress, "reranking") as advance:
+            # the check scores, so it runs where a failure mid-run says what the file holds: as the results are
+            # written
+            results = itertools.chain(
+                _checking(reranker, output),
+                rerank_jobs(reranker, inputs.jobs, inputs.corpus, top_k, advance, stats, on_error),
+            )
+            return write_reranked(results, inputs, output, on_query, stats)
     finally:
         if lent:
             output.settings = None

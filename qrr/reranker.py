@@ -315,7 +315,7 @@ class Reranker:
         instruction = instruction if instruction is not None else self.instruction
         results = Results()
         total = len(pairs) if hasattr(pairs, "__len__") and not _is_pair(pairs) else None
-        with _tqdm(total, show_progress_bar, progress) as advance:
+        with ProgressBar(total, show_progress_bar, progress) as advance:
             for chunk in chunks(triples(pairs, instruction), CHUNK):
                 try:
                     scores, stats, encoded = self._score(chunk, advance, batch_size)
@@ -370,7 +370,7 @@ class Reranker:
         check_query(query, instruction)
         instruction = instruction if instruction is not None else self.instruction
         total = len(documents) if hasattr(documents, "__len__") else None
-        with _tqdm(total, show_progress_bar, progress) as advance:
+        with ProgressBar(total, show_progress_bar, progress) as advance:
 
             def score(start: int, chunk: list[str]) -> tuple[list[float], Stats]:
                 check_documents(chunk, start)
@@ -704,18 +704,18 @@ def _is_pair(item) -> bool:
     return one_row and (len(item) == 2 or len(item) == 3 and isinstance(item, tuple)) and isinstance(item[0], str)
 
 
-class _tqdm:
-    """A tqdm bar on stderr (``show`` true) advanced by the pairs scored, chained with a ``progress`` callback;
-    neither is required."""
+class ProgressBar:
+    """A tqdm bar on stderr (``show`` true; a notebook's widget) advanced by the pairs scored, chained with a
+    ``progress`` callback; neither is required."""
 
-    def __init__(self, total: int | None, show: bool | None, progress: Progress | None = None):
-        self.total, self.show, self.progress, self.bar = total, bool(show), progress, None
+    def __init__(self, total: int | None, show: bool | None, progress: Progress | None = None, what: str = "scoring"):
+        self.total, self.show, self.progress, self.bar, self.what = total, bool(show), progress, None, what
 
     def __enter__(self) -> Progress | None:
         if self.show:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=self.total, unit="pair", desc="scoring")
+            self.bar = tqdm(total=self.total, unit="pair", desc=self.what)
         if self.bar is None:
             return self.progress
         return self._advance

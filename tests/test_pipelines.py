@@ -4,6 +4,7 @@ The fake model stands in where numbers do not matter; planning and resuming are 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -430,6 +431,22 @@ def test_an_interrupted_run_in_memory_keeps_the_finished_queries(beir_dir, fake,
         pipelines.rerank_run(Reranker(name, batch_tokens=1), inputs)
     whole = pipelines.rerank_run(rr, beir_inputs(beir_dir, depth=3)).run
     assert caught.value.partial == {qid: whole[qid] for qid in ("q0", "q1")}
+
+
+def test_a_rerank_shows_a_progress_bar_where_asked(beir_dir, rr, tmp_path, capsys):
+    inputs = beir_inputs(beir_dir, depth=3)
+    plain = pipelines.rerank_run(rr, inputs).run
+    assert capsys.readouterr().err == ""
+    assert pipelines.rerank_run(rr, inputs, show_progress_bar=True).run == plain
+    err = capsys.readouterr().err  # a notebook had only the progress callback
+    assert err.startswith("\rreranking:   0%|") and f"| {inputs.pairs}/{inputs.pairs} [" in err
+    output = pipelines.RunOutput.checked(tmp_path / "out.trec")
+    pipelines.rerank_run(rr, replace(inputs, jobs=inputs.jobs[:2]), output)
+    pipelines.rerank_run(rr, inputs, output, show_progress_bar=True)  # goes on: the bar counts the pairs left
+    left = sum(len(job.docids) for job in inputs.jobs[2:])
+    assert f"| {left}/{left} [" in capsys.readouterr().err
+    with pytest.raises(InputError, match="^show_progress_bar must be True or False, not 'yes'$"):
+        pipelines.rerank_run(rr, inputs, show_progress_bar="yes")
 
 
 def test_paths_are_taken_as_pathlib_paths(beir_dir, rr, tmp_path):
