@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io as stdio
 import json
+import os
 
 import pytest
 
@@ -376,6 +377,12 @@ def test_stdin(monkeypatch):
     monkeypatch.setattr("sys.stdin", stdio.TextIOWrapper(stdio.BytesIO(b'{"query": 1}\n')))
     with pytest.raises(InputError, match="<stdin>:1"):
         list(formats.read_pairs([formats.STDIN]))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="Linux: a file that opens and cannot be read")
+def test_a_file_that_fails_while_it_is_read_is_named():
+    with pytest.raises(InputError, match=r"^/proc/self/mem: cannot read \(Input/output error\)$"):
+        list(formats.read_lines("/proc/self/mem"))  # was "OSError: [Errno 5] Input/output error", no file
 
 
 def test_stdin_closed_or_a_terminal(monkeypatch, caplog):

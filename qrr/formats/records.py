@@ -122,6 +122,8 @@ def read_lines(source: str) -> Iterator[Line]:
             yield from decode_lines(handle, name)
         except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
             raise InputError(f"{source}: not a complete gzip file ({exc})") from None
+        except OSError as exc:  # a read that fails midway (a disk, a network mount, /proc/self/mem): its file named
+            raise InputError(f"{source}: cannot read ({exc.strerror or exc})") from None
 
 
 def decode_lines(stream: Iterable[bytes], name: str) -> Iterator[Line]:
