@@ -660,6 +660,20 @@ def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path):
         with server.client() as http:  # the path as sent: decoded, its %0a forged a second line
             assert http.get("/x%0a2026-01-01T00:00:00Z 127.0.0.1:1 POST /v1/rerank 200 1.0 ms").status_code == 404
         said("GET /x%0a2026-01-01T00:00:00Z%20127.0.0.1:1%20POST%20/v1/rerank%20200%201.0%20ms 404 0.0 ms\n")
+        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=30) as sock:  # a client as X-Forwarded-For names it
+            sock.sendall(
+                b"GET /health HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 6.6.6.6\x1b[2J\r\nConnection: close\r\n\r\n"
+            )
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        said(" 6.6.6.6%1B[2J:0 GET /health 200 ")  # the escape sequence cleared the terminal of whoever watched
+        with server.client() as http:
+            # Starlette's route patterns end in $, which matches before a final newline: /health%0a was /health
+            missing = http.get("/health%0a")
+            assert (missing.status_code, missing.json()["message"]) == (404, "no endpoint /health%0A")
+            long = http.get("/" + "a" * 1000)  # echoed whole, in the answer and the log
+            assert long.json()["message"] == f"no endpoint /{'a' * 511}...(1,001 characters)"
+        said(f" GET /{'a' * 511}...(1,001 characters) 404 ")
         server.process.send_signal(signal.SIGINT)
         said("stopping: new requests are refused, those in flight answered (Ctrl-C again drops them)")
         server.process.send_signal(signal.SIGINT)
@@ -817,6 +831,28 @@ def test_idle_connections_outlive_a_load_balancers_and_the_access_log_is_qrrs(cl
     assert seen == {"keep_alive": 75, "access_log": False}
     cli("serve", "--port", "0", "--keep-alive", "5")
     assert seen["keep_alive"] == 5
+
+
+def test_an_api_key_that_no_client_could_send(cli, monkeypatch):
+    import uvicorn
+
+    from qrr.server import app as server
+
+    keys, create = [], server.create_app
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)
+    monkeypatch.setattr(server, "create_app", lambda reranker, name, key, *a, **k: keys.append(key) or create(
+        reranker, name, key, *a, **k))  # fmt: skip
+    # a Kubernetes secret made from a file ends in a newline: the server said "API key required", and no client's
+    # "Bearer k8s-secret" matched
+    monkeypatch.setenv("QRR_API_KEY", "k8s-secret\n")
+    result = cli("serve", "--port", "0")
+    assert result.exit_code == 0 and keys == ["k8s-secret"]
+    assert result.stderr.startswith("note: the spaces around QRR_API_KEY are left out of the key (a header cannot "
+                                    "end in them)\n")  # fmt: skip
+    for key in ("clé", "a\tb"):  # a header carries Latin-1: a UTF-8 client's "clé" never matched
+        result = cli("serve", "--port", "0", "--api-key", key)
+        assert (result.exit_code, result.stderr) == (2, "error: --api-key: give a key of printable ASCII characters "
+                                                        "(an HTTP header cannot carry others)\n")  # fmt: skip
 
 
 def test_a_model_that_fails_gets_503_and_the_server_serves_on(fake):

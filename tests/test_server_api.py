@@ -60,6 +60,9 @@ def test_nulls_are_absent_fields():
          "instruction"),
         ({"query": "q", "documents": [{"text": "a"}], "rank_fields": ["title"]}, 400,
          '"documents"[0] has no field "title", which "rank_fields" names', "rank_fields"),
+        # each repeat copied every document's field again: a 1 MB body built 2 GB of text, on the event loop
+        ({"query": "q", "documents": [{"a": "x"}], "rank_fields": ["a", "b", "a"]}, 400,
+         '"rank_fields" names "a" twice', "rank_fields"),
         # the field is there, of the wrong type: said so, not "is required" or "has no field"
         ({"query": "q", "documents": [{"title": 3}], "rank_fields": ["title"]}, 400,
          '"documents"[0]\'s field "title" of "rank_fields" must be a string, not a number', "rank_fields"),

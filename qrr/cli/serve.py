@@ -30,7 +30,7 @@ from qrr.cli.base import (
 )
 from qrr.errors import InputError, QrrError
 from qrr.family import DEFAULT_MAX_LENGTH, QWEN3
-from qrr.server import DRAIN, KEEP_ALIVE
+from qrr.server import DRAIN, KEEP_ALIVE, printable
 
 PANEL = "Server"
 ServeInstructionOpt = Annotated[
@@ -142,6 +142,15 @@ def serve(
     if not given(ctx, "api_key") and "QRR_API_KEY" in os.environ and not os.environ["QRR_API_KEY"].strip():
         # an unresolved secret (`docker -e QRR_API_KEY=`) was taken for no key at all: a server open to anyone
         raise InputError("QRR_API_KEY is set but empty: give it a key, or unset it for a server without one")
+    if api_key is not None:
+        said = "--api-key" if given(ctx, "api_key") else "QRR_API_KEY"
+        if api_key != api_key.strip():  # a secret made from a file ends in a newline: no client could match it
+            stderr.print(f"note: the spaces around {said} are left out of the key (a header cannot end in them)",
+                         highlight=False, markup=False)  # fmt: skip
+            api_key = api_key.strip()
+        if not api_key.isascii() or not api_key.isprintable():
+            # a header carries Latin-1 bytes: a UTF-8 client's key never matched, and an SDK cannot send one at all
+            raise InputError(f"{said}: give a key of printable ASCII characters (an HTTP header cannot carry others)")
     try:
         from qrr.server import app as server
     except ImportError as exc:
@@ -211,11 +220,17 @@ def _access_line(request, status: int, seconds: float) -> None:
     took. The path as it was sent, what is not printable escaped: decoded, a client's ``%0a`` forged a line."""
     import time
 
-    client = f"{request.client.host}:{request.client.port}" if request.client else "-"
+    # the client as X-Forwarded-For names it (uvicorn trusts it from 127.0.0.1): a forged line, an escape sequence
+    client = printable(f"{request.client.host}:{request.client.port}" if request.client else "-")
     sent = request.scope.get("raw_path") or request.url.path.encode()
-    path = "".join(c if c.isprintable() and c != " " else f"%{ord(c):02X}" for c in sent.decode("latin-1"))
+    path = printable(sent.decode("latin-1"))
+    if len(path) > PATH_SHOWN:  # a 60 KB path a request: the log grew by it
+        path = f"{path[:PATH_SHOWN]}...({len(path):,} characters)"
     stderr.print(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {client} {request.method} {path} {status} "
                  f"{seconds * 1000:.1f} ms", highlight=False, markup=False, soft_wrap=True)  # fmt: skip
+
+
+PATH_SHOWN = 512  # characters of a request's path in the access line
 
 
 def _loopback(host: str) -> bool:

@@ -11,6 +11,12 @@ KEEP_ALIVE = 75
 DRAIN = 25
 
 
+def printable(text: str) -> str:
+    """What a client sent (a path, an address it forwarded), for a log line or a message: what is not printable (a
+    newline that forges a line, an escape sequence that clears the terminal) or a space written as ``%XX``."""
+    return "".join(c if c.isprintable() and c != " " else f"%{ord(c):02X}" for c in text)
+
+
 def __getattr__(name: str):
     # qrr.server.client from `import qrr` alone, as qrr's other modules are reached (app imports the web framework)
     if name in ("app", "client"):

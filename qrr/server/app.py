@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from qrr.errors import InputError, QrrError
 from qrr.pipelines import no_room
-from qrr.server import DRAIN, KEEP_ALIVE
+from qrr.server import DRAIN, KEEP_ALIVE, printable
 from qrr.server.api import ApiError, parse_rerank, parse_score, rerank_response, score_response
 from qrr.server.batcher import Batcher, QueueFull
 from qrr.server.metrics import Metrics
@@ -218,7 +218,9 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
 
     async def not_found(request: Request, exc) -> Response:
         metrics.request("other", 404)
-        path = request.url.path
+        path = printable(request.url.path)  # an escape sequence, echoed, reached a terminal
+        if len(path) > PATH_SAID:
+            path = f"{path[:PATH_SAID]}...({len(path):,} characters)"
         # Starlette would answer a 307 with no body, which clients that follow no redirects show as nothing
         hint = f"; did you mean {path.rstrip('/')}?" if path.rstrip("/") in paths else ""
         if on_request is not None:
@@ -233,7 +235,7 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
         return json_response(ApiError(405, f"{request.method} is not allowed on {request.url.path}").body(), 405, allow)
 
     # responses gzipped for a client that asks (the SDKs' httpx does): /rerank sends every document back by default
-    middleware = [Middleware(GZipMiddleware, minimum_size=GZIP_FROM)]
+    middleware = [Middleware(_PlainPaths), Middleware(GZipMiddleware, minimum_size=GZIP_FROM)]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_allowed},
                     middleware=middleware)  # fmt: skip
     app.router.redirect_slashes = False
@@ -345,3 +347,20 @@ def run(app: Starlette, sock: socket.socket, on_stop=None, on_force=None, keep_a
             timer.cancel()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+PATH_SAID = 512  # characters of an unknown path said in a 404's message (a 60 KB path was echoed whole)
+
+
+class _PlainPaths:
+    """A path holding what is not printable is routed as written out (``/health%0A``): Starlette's route patterns
+    end in ``$``, which matches before a final newline, so ``/metrics%0a`` reached /metrics past a proxy's rule
+    for ``/metrics``."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and not scope["path"].isprintable():
+            scope = {**scope, "path": printable(scope["path"])}
+        await self.app(scope, receive, send)

@@ -16,9 +16,9 @@ import orjson
 
 from qrr.errors import InputError, QrrError
 from qrr.reranker import (
+    ProgressBar,
     Results,
     Stats,
-    _tqdm,
     check_call,
     check_documents,
     check_query,
@@ -122,7 +122,7 @@ class RemoteReranker:
             return scores, stats
 
         total = len(documents) if hasattr(documents, "__len__") else None
-        with _tqdm(total, show_progress_bar, progress) as advance:
+        with ProgressBar(total, show_progress_bar, progress) as advance:
             return rank_chunks(score, documents, top_k, return_documents, ids)
 
     def score(self, pairs, batch_size: int | None = None, show_progress_bar: bool | None = None, *,
@@ -135,7 +135,7 @@ class RemoteReranker:
         results = Results()
         total = len(pairs) if hasattr(pairs, "__len__") else None
         default = instruction if instruction is not None else self.instruction
-        with _tqdm(total, show_progress_bar, progress) as advance:
+        with ProgressBar(total, show_progress_bar, progress) as advance:
             for instruction, run in itertools.groupby(triples(pairs, default), key=lambda t: t[2]):
                 head = {} if instruction is None else {"instruction": instruction}
                 for part in self._requests(head, [(q, d) for q, d, _ in run]):
