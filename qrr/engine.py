@@ -668,6 +668,15 @@ class TransformerEngine(Engine):
 
         if not _inductor_cache_chosen():
             os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_dir or compile_cache_dir())
+        cache = os.environ["TORCHINDUCTOR_CACHE_DIR"]
+        try:
+            os.makedirs(cache, exist_ok=True)
+        except OSError as exc:  # a container's read-only or missing HOME: torch's own error named no cache
+            raise QrrError(
+                f"{{compile}}: its cache folder {cache} cannot be made ({exc.strerror}); set "
+                "XDG_CACHE_HOME (or TORCHINDUCTOR_CACHE_DIR) to a folder you can write",
+                "compile",
+            ) from None
         config = torch._dynamo.config
         config.allow_unspec_int_on_nn_module = True
         limit = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # torch < 2.6

@@ -145,7 +145,8 @@ def resolve(name: str | None = None, offline: bool | None = None) -> Path:
             f"{{model}} {name}: no such folder, and not an alias ({', '.join(ALIASES)}) or a hub repo id (owner/name)",
             "model",
         )
-    offline = offline or (offline is None and is_offline())
+    by_environment = not offline and offline is None and is_offline()  # said so: the run had named no --offline
+    offline = offline or by_environment
     cached = cached_snapshot(repo)
     if cached is not None:
         try:
@@ -166,7 +167,8 @@ def resolve(name: str | None = None, offline: bool | None = None) -> Path:
     if offline:
         who = "{model}" if asked is not None else "the default model"  # where none was named, "--model X" misleads
         raise ModelNotFoundError(
-            f"{who} {repo}{typo} is not in the local cache and downloads are off (offline): run "
+            f"{who} {repo}{typo} is not in the local cache and downloads are off ("
+            f"{'HF_HUB_OFFLINE is set' if by_environment else 'offline'}): run "
             f"`qrr download {alias_of(repo) or repo}` with a network, or give {{model}} a local copy's folder",
             "model",
         )

@@ -252,6 +252,13 @@ def test_help_into_a_full_disk_is_one_line():
         assert (proc.returncode, proc.stderr) == (1, "error: cannot write the output: No space left on device\n")
 
 
+def test_completion_installed_under_a_home_it_cannot_write_is_one_line():
+    env = {**os.environ, "HOME": "/proc/no/home", "SHELL": "/bin/bash"}  # a container's HOME: a 50-line traceback
+    proc = subprocess.run([sys.executable, "-m", "qrr", "--install-completion", "bash"], capture_output=True,
+                          text=True, env=env)  # fmt: skip
+    assert (proc.returncode, proc.stderr) == (1, "error: /proc/no: No such file or directory\n")  # its first folder
+
+
 def test_stdin_closed_or_the_output_as_input(tiny_model, tmp_path):
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("q\td\nq\te\n")
@@ -529,6 +536,24 @@ def test_an_empty_model_name_is_an_error_not_the_default(cli, command):
     assert result.exit_code == 2 and "listening" not in result.stderr
     assert result.stderr == ("error: --model is empty (''): give 0.6b, 4b, 8b, a hub repo id or a folder, or leave it "
                              "out for the default ($QRR_MODEL, else 0.6b)\n")  # fmt: skip
+
+
+def test_empty_and_blank_variables(cli, monkeypatch, fake):
+    name, _ = fake()
+    # a blank $QRR_MODEL is no model, as an empty one is (and as the library reads it): it was refused, unlike ""
+    monkeypatch.setenv("QRR_MODEL", "   ")
+    monkeypatch.setattr("qrr.models.default_model", lambda: name)
+    assert cli("rank", "-q", "q", "-d", "a", "-f", "jsonl", model=False).exit_code == 0
+    monkeypatch.delenv("QRR_MODEL")
+    # an empty $QRR_SERVER (a CI secret that resolved to nothing) loaded the model here, unsaid
+    monkeypatch.setenv("QRR_SERVER", "")
+    result = cli("rank", "-q", "q", "-d", "a", model=False)
+    assert (result.exit_code, result.stderr) == (2, "error: QRR_SERVER is set but empty: give the server's URL, or "
+                                                    "unset it to load the model here\n")  # fmt: skip
+    assert cli("rank", "-q", "q", "-d", "a", "-f", "jsonl", model=name).exit_code == 0  # a model named here: its
+    monkeypatch.setenv("QRR_SERVER", " ")
+    result = cli("rank", "-q", "q", "-d", "a", model=False)  # said as it was set (it said '')
+    assert result.stderr == "error: $QRR_SERVER ' ': give the server's URL, such as http://localhost:8000\n"
 
 
 def test_help_shows_the_extras_in_brackets():

@@ -269,6 +269,14 @@ def test_a_failed_compile_is_one_line_naming_the_option_and_leaves_the_model_eag
     assert str(raised.value) == "compile: torch.compile failed here (no C++ compiler found); run without it"
     assert not reranker.engine.compiled and "_qrr_compiled" not in vars(type(causal.model.layers[0]))
     assert reranker.score([("q", "d")]) == before
+    # a container's missing or read-only HOME: torch's FileNotFoundError named no cache and no option
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/proc/no/cache")
+    with pytest.raises(QrrError) as raised:
+        reranker.engine.compile()
+    assert str(raised.value) == ("compile: its cache folder /proc/no/cache cannot be made (No such file or "
+                                 "directory); set XDG_CACHE_HOME (or TORCHINDUCTOR_CACHE_DIR) to a folder you can "
+                                 "write")  # fmt: skip
+    assert not reranker.engine.compiled
 
 
 def test_loading_a_model_draws_no_transformers_bar_and_keeps_the_callers_setting(tiny_model, capfd):

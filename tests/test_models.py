@@ -53,6 +53,14 @@ def test_missing_model_names_the_fix(hub_cache, monkeypatch):
         models.resolve("someone/reranker")
     with pytest.raises(ModelNotFoundError, match="^model ./not/here/at/all: no such folder"):
         models.resolve("./not/here/at/all")
+    # where downloads are off, the message says who turned them off: the environment (a CI job's), or the caller
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    said = r"^model Qwen/Qwen3-Reranker-4B is not in the local cache and downloads are off \(HF_HUB_OFFLINE is set\): "
+    with pytest.raises(ModelNotFoundError, match=said + r"run `qrr download 4b` with a network, or give model a "):
+        models.resolve("4b")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    with pytest.raises(ModelNotFoundError, match=r" downloads are off \(offline\): run "):
+        models.resolve("4b", offline=True)
 
 
 def test_check_local_checks_what_needs_no_download(hub_cache, tiny_model, tmp_path, monkeypatch):

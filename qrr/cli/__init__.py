@@ -25,8 +25,12 @@ def main() -> None:
     atexit.register(_end_by_signal)  # registered first, so run last of the exit handlers
     try:
         app(prog_name="qrr")
-    except OSError as exc:  # writing the help or the version (> /dev/full), before any command's own handling
-        if exc.filename is not None or exc.errno not in base.WRITE_FAILURES or os.environ.get("QRR_DEBUG") == "1":
+    except OSError as exc:  # outside a command's own handling: the help or version (> /dev/full), completion's files
+        if os.environ.get("QRR_DEBUG") == "1":
+            raise
+        if exc.filename is not None:  # --install-completion under a HOME it cannot write: a traceback of 50 lines
+            raise SystemExit(base.fail(f"{exc.filename}: {exc.strerror}", 1).exit_code) from None
+        if exc.errno not in base.WRITE_FAILURES:
             raise
         base.silence_stdout()  # what is left in its buffer would fail again at exit
         raise SystemExit(base.fail(*base.describe(exc)).exit_code) from None

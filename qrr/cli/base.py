@@ -192,10 +192,19 @@ def _complete_device(incomplete: str) -> list[str]:
 
 # ------------------------------------------------------------------------------------------- shared options
 
+
+def _blank_is_unset(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    """A blank ``$QRR_MODEL`` as an empty one (which click takes for unset), as the library reads it: ``QRR_MODEL=" "``
+    was refused where ``QRR_MODEL=`` loaded the default. A blank ``-m`` stays an error (the model names it)."""
+    source = getattr(ctx.get_parameter_source(param.name), "name", None)
+    return None if value is not None and not value.strip() and source == "ENVIRONMENT" else value
+
+
 ModelOpt = Annotated[
     str | None,
     typer.Option(
         "--model", "-m", envvar="QRR_MODEL", show_envvar=True, rich_help_panel="Model", metavar="NAME",
+        callback=_blank_is_unset,
         help="Alias (0.6b, 4b, 8b), hub repo id or local folder (a Qwen3-Reranker, or one converted to a "
         "sequence classifier). [dim]\\[default: 0.6b][/]",
     ),
@@ -763,6 +772,10 @@ def resume_settings(ctx: typer.Context, server: str | None, instruction: str | N
 def chosen_server(ctx: typer.Context, server: str | None) -> str | None:
     """The server to score on (``--server`` or ``$QRR_SERVER``), or ``None`` for a model loaded here. Model options
     on the command line win over ``$QRR_SERVER``; beside ``--server`` itself they are an error."""
+    if server is None and os.environ.get("QRR_SERVER") == "" and not given(ctx, *MODEL_OPTIONS):
+        # click takes an empty variable for none
+        # an unresolved secret in CI: the model was loaded here instead, unsaid (and downloaded, where it could be)
+        raise InputError("QRR_SERVER is set but empty: give the server's URL, or unset it to load the model here")
     if server is not None and not given(ctx, "server"):  # from the environment: checked before model options
         from qrr.server.client import checked_url
 

@@ -216,7 +216,7 @@ class RemoteReranker:
 def checked_url(url: str) -> str:
     """A server's base URL: ``host:port`` means ``http://host:port``; anything but an HTTP(S) URL with a host and
     a numeric port (if any) is an ``InputError``."""
-    given = url.strip()
+    sent, given = url, url.strip()
     url = (given if "://" in given else "http://" + given).rstrip("/")
     try:
         parts = urllib.parse.urlsplit(url)  # raises on a bracketed IPv6 host left open
@@ -226,7 +226,7 @@ def checked_url(url: str) -> str:
     if any(c.isspace() or not c.isprintable() for c in url):  # urlsplit keeps them; the request refused them
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.hostname.isdigit():
-        raise InputError(f"{{server}} {given!r}: give the server's URL, such as http://localhost:8000", "server")
+        raise InputError(f"{{server}} {sent!r}: give the server's URL, such as http://localhost:8000", "server")
     return url
 
 
