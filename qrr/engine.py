@@ -666,17 +666,18 @@ class TransformerEngine(Engine):
 
         from qrr import attention
 
-        if not _inductor_cache_chosen():
-            os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_dir or compile_cache_dir())
-        cache = os.environ["TORCHINDUCTOR_CACHE_DIR"]
+        chosen = _inductor_cache_chosen()
+        cache = os.environ["TORCHINDUCTOR_CACHE_DIR"] if chosen else str(cache_dir or compile_cache_dir())
         try:
             os.makedirs(cache, exist_ok=True)
+            if not os.access(cache, os.W_OK | os.X_OK):
+                raise PermissionError(13, "Permission denied")
         except OSError as exc:  # a container's read-only or missing HOME: torch's own error named no cache
-            raise QrrError(
-                f"{{compile}}: its cache folder {cache} cannot be made ({exc.strerror}); set "
-                "XDG_CACHE_HOME (or TORCHINDUCTOR_CACHE_DIR) to a folder you can write",
-                "compile",
-            ) from None
+            # the variable is set only for a folder that works: a second try after the fix took qrr's for chosen
+            mover = "TORCHINDUCTOR_CACHE_DIR" if chosen else "cache_dir" if cache_dir else "XDG_CACHE_HOME"
+            raise QrrError(f"{{compile}}: its cache folder {cache} cannot be written ({exc.strerror}); set {mover} "
+                           "to a folder you can write", "compile") from None  # fmt: skip
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
         config = torch._dynamo.config
         config.allow_unspec_int_on_nn_module = True
         limit = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # torch < 2.6

@@ -115,6 +115,14 @@ def alias_of(repo: str) -> str | None:
     return next((alias for alias, r in ALIASES.items() if r == repo), None)
 
 
+def _offline_variable() -> str:
+    """Which variable turned downloads off (huggingface_hub reads TRANSFORMERS_OFFLINE too)."""
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(name, "").strip().lower() in _TRUE:
+            return name
+    return "HF_HUB_OFFLINE"
+
+
 def is_offline() -> bool:
     """True when ``HF_HUB_OFFLINE`` is set (read now, not at import, so a shell or test can change it)."""
     value = os.environ.get("HF_HUB_OFFLINE")
@@ -168,7 +176,7 @@ def resolve(name: str | None = None, offline: bool | None = None) -> Path:
         who = "{model}" if asked is not None else "the default model"  # where none was named, "--model X" misleads
         raise ModelNotFoundError(
             f"{who} {repo}{typo} is not in the local cache and downloads are off ("
-            f"{'HF_HUB_OFFLINE is set' if by_environment else 'offline'}): run "
+            f"{_offline_variable() + ' is set' if by_environment else 'offline'}): run "
             f"`qrr download {alias_of(repo) or repo}` with a network, or give {{model}} a local copy's folder",
             "model",
         )

@@ -436,6 +436,19 @@ def test_a_sigterm_in_the_heavy_imports_stops_the_command_at_their_end():
         time.sleep(0.2)
         reached.append("never")
     assert reached == ["the block's end"]
+    # once: a closed SSH session sends SIGHUP twice, and the second came into the first one's clean-up
+    with sigterm_stops():
+        for sig in (signal.SIGHUP, signal.SIGHUP, signal.SIGTERM):
+            try:
+                os.kill(os.getpid(), sig)
+                time.sleep(0.2)
+                reached.append("went on")
+            except Terminated:
+                reached.append("stopped")
+    assert reached == ["the block's end", "stopped", "went on", "went on"]
+    with pytest.raises(Terminated), sigterm_stops():  # the next command stops again
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(0.2)
 
 
 def test_a_ctrl_c_in_the_heavy_imports_stops_the_command_at_their_end():

@@ -4,7 +4,9 @@ model does not matter here: the fake engine (``qrr.testing``) stands in for it."
 from __future__ import annotations
 
 import logging
+import os
 import random
+from pathlib import Path
 
 import pytest
 
@@ -273,10 +275,21 @@ def test_a_failed_compile_is_one_line_naming_the_option_and_leaves_the_model_eag
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/proc/no/cache")
     with pytest.raises(QrrError) as raised:
         reranker.engine.compile()
-    assert str(raised.value) == ("compile: its cache folder /proc/no/cache cannot be made (No such file or "
-                                 "directory); set XDG_CACHE_HOME (or TORCHINDUCTOR_CACHE_DIR) to a folder you can "
-                                 "write")  # fmt: skip
+    assert str(raised.value) == ("compile: its cache folder /proc/no/cache cannot be written (No such file or "
+                                 "directory); set TORCHINDUCTOR_CACHE_DIR to a folder you can write")  # fmt: skip
     assert not reranker.engine.compiled
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    for where, mover in ((None, "XDG_CACHE_HOME"), (Path("/proc/no/cache"), "cache_dir")):  # qrr's own default
+        monkeypatch.setenv("XDG_CACHE_HOME", "/proc/no")
+        with pytest.raises(QrrError, match=f"; set {mover} to a folder you can write$"):
+            reranker.engine.compile(where)
+        # unset still: a second try, after XDG_CACHE_HOME is mended, took the failed folder for the user's choice
+        assert "TORCHINDUCTOR_CACHE_DIR" not in os.environ
+    read_only = tmp_path / "read-only"
+    read_only.mkdir(mode=0o500)
+    if not os.access(read_only, os.W_OK):  # (root writes anywhere)
+        with pytest.raises(QrrError, match=f"^compile: its cache folder {read_only} cannot be written \\(Permission"):
+            reranker.engine.compile(read_only)
 
 
 def test_loading_a_model_draws_no_transformers_bar_and_keeps_the_callers_setting(tiny_model, capfd):

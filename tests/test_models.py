@@ -61,6 +61,11 @@ def test_missing_model_names_the_fix(hub_cache, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     with pytest.raises(ModelNotFoundError, match=r" downloads are off \(offline\): run "):
         models.resolve("4b", offline=True)
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")  # huggingface_hub reads it too: said as itself
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    with pytest.raises(ModelNotFoundError, match=r" downloads are off \(TRANSFORMERS_OFFLINE is set\): run "):
+        models.resolve("4b")
 
 
 def test_check_local_checks_what_needs_no_download(hub_cache, tiny_model, tmp_path, monkeypatch):

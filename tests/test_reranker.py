@@ -287,6 +287,8 @@ def test_an_instruction_of_bytes_that_were_not_utf8_is_refused_before_loading(fa
     # an API key that no HTTP header can carry: said, where the request failed with a bare encoding error
     with pytest.raises(InputError, match=r"^api_key must be printable ASCII: it is sent in an HTTP header$"):
         RemoteReranker("http://127.0.0.1:9", api_key="密钥")
+    # a secret made from a file ends in a newline: taken without it, as qrr serve takes its own (it was refused)
+    assert RemoteReranker("http://127.0.0.1:9", api_key="k8s-secret\n").api_key == "k8s-secret"
 
 
 @pytest.mark.parametrize(

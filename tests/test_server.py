@@ -671,6 +671,8 @@ def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path):
             # Starlette's route patterns end in $, which matches before a final newline: /health%0a was /health
             missing = http.get("/health%0a")
             assert (missing.status_code, missing.json()["message"]) == (404, "no endpoint /health%0A")
+            bidi = http.get("/a\u202e")  # past U+00FF as its UTF-8 bytes: "%202E" read as a space and 2E
+            assert bidi.json()["message"] == "no endpoint /a%E2%80%AE"
             long = http.get("/" + "a" * 1000)  # echoed whole, in the answer and the log
             assert long.json()["message"] == f"no endpoint /{'a' * 511}...(1,001 characters)"
         said(f" GET /{'a' * 511}...(1,001 characters) 404 ")

@@ -512,7 +512,8 @@ def from_environment() -> dict[str, str]:
 
 # SIGTERM's state while a command runs: ``deferred`` counts the ``signals_deferred`` blocks open, ``pending`` is a
 # SIGTERM that came during one.
-_SIGTERM = {"deferred": 0, "pending": False, "interrupted": False}  # interrupted: a Ctrl-C that came during one
+# interrupted: a Ctrl-C that came during one; stopped: a SIGTERM (or SIGHUP) raised, which later ones wait on
+_SIGTERM = {"deferred": 0, "pending": False, "interrupted": False, "stopped": False}
 
 
 @contextlib.contextmanager
@@ -522,11 +523,15 @@ def sigterm_stops():
     would end the process at once, without a word. ``qrr serve`` sets its own handlers inside this."""
 
     def terminate(signum, frame):
+        if _SIGTERM["stopped"]:  # once: a closed SSH session sends SIGHUP twice, the second into the stop's clean-up
+            return
         if _SIGTERM["deferred"]:
             _SIGTERM["pending"] = True
             return
+        _SIGTERM["stopped"] = True
         raise Terminated
 
+    _SIGTERM["stopped"] = False
     previous: dict = {}
     # SIGHUP too (a terminal or SSH session closed), unless ignored (nohup): it ended the command without a word,
     # the end of its --resume record unwritten
@@ -563,6 +568,7 @@ def signals_deferred():
             signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
         if not _SIGTERM["deferred"] and _SIGTERM["pending"]:
             _SIGTERM["pending"] = _SIGTERM["interrupted"] = False
+            _SIGTERM["stopped"] = True  # a later SIGTERM or SIGHUP waits on this one's stop
             raise Terminated
         if not _SIGTERM["deferred"] and _SIGTERM["interrupted"]:
             _SIGTERM["interrupted"] = False

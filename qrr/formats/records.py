@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from qrr.errors import InputError, plural, warn
+from qrr.errors import InputError, QrrError, plural, warn
 
 log = logging.getLogger("qrr")
 
@@ -123,7 +123,7 @@ def read_lines(source: str) -> Iterator[Line]:
         except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
             raise InputError(f"{source}: not a complete gzip file ({exc})") from None
         except OSError as exc:  # a read that fails midway (a disk, a network mount, /proc/self/mem): its file named
-            raise InputError(f"{source}: cannot read ({exc.strerror or exc})") from None
+            raise QrrError(f"{source}: cannot read ({exc.strerror or exc})") from None  # the machine's: exit 1
 
 
 def decode_lines(stream: Iterable[bytes], name: str) -> Iterator[Line]:

@@ -14,7 +14,12 @@ DRAIN = 25
 def printable(text: str) -> str:
     """What a client sent (a path, an address it forwarded), for a log line or a message: what is not printable (a
     newline that forges a line, an escape sequence that clears the terminal) or a space written as ``%XX``."""
-    return "".join(c if c.isprintable() and c != " " else f"%{ord(c):02X}" for c in text)
+    return "".join(c if c.isprintable() and c != " " else _percent(c) for c in text)
+
+
+def _percent(c: str) -> str:
+    # a character past U+00FF as its UTF-8 bytes: "%202E" read as a space, then 2E
+    return "".join(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
 
 
 def __getattr__(name: str):

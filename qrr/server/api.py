@@ -20,6 +20,7 @@ import orjson
 from qrr.engine import log_odds
 from qrr.formats.records import json_type
 from qrr.reranker import best_first
+from qrr.server import printable
 
 
 class ApiError(Exception):
@@ -184,9 +185,12 @@ def parse_rerank(body: Any, max_documents: int, return_documents: bool = False, 
         not isinstance(rank_fields, list) or not all(isinstance(f, str) for f in rank_fields)
     ):
         raise ApiError(400, '"rank_fields" must be an array of strings', "rank_fields")
-    twice = next((f for n, f in enumerate(rank_fields or []) if f in rank_fields[:n]), None)
-    if twice is not None:  # each repeat copied every document's field again: 1 MB of body built 2 GB of text
-        raise ApiError(400, f'"rank_fields" names "{twice}" twice', "rank_fields")
+    seen: set[str] = set()
+    for field in rank_fields or []:
+        if field in seen:  # each repeat copied every document's field again: 1 MB of body built 2 GB of text
+            shown = printable(field if len(field) <= 100 else f"{field[:100]}...")
+            raise ApiError(400, f'"rank_fields" names "{shown}" twice', "rank_fields")
+        seen.add(field)
     if rank_fields == ["text"]:
         rank_fields = None  # Cohere's default said: the text as it is, not "text: ..."
     texts = [_document_text(item, n, rank_fields) for n, item in enumerate(documents)]

@@ -39,6 +39,8 @@ class RemoteReranker:
     def __init__(self, url: str, api_key: str | None = None, timeout: float = 3600.0, instruction: str | None = None):
         self.url = checked_url(url)
         self.api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+        if self.api_key is not None:
+            self.api_key = self.api_key.strip()  # as qrr serve takes it: a secret made from a file ends in a newline
         if self.api_key is not None and not (self.api_key.isascii() and self.api_key.isprintable()):
             # an HTTP header's: the request failed with an encoding error that blamed nothing
             said = ("{api_key}", "api_key") if api_key is not None else (f"${API_KEY_ENV}",)
