@@ -55,14 +55,9 @@ def _end_by_signal() -> None:
     that SIGTERM ended as after one that exited, and prints a line of its own for it."""
     if not _ending:
         return
-    import contextlib
-    import os
     import signal
-    import sys
 
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a reader gone (| head): nothing more to say to it
-            stream.flush()
+    _flush()
     signal.signal(_ending[0], signal.SIG_DFL)
     os.kill(os.getpid(), _ending[0])
 
@@ -70,8 +65,6 @@ def _end_by_signal() -> None:
 def _past_readers(code) -> None:
     """End the process with ``code`` at once where a thread still reads the input ahead (``qrr score``'s, waiting on
     a pipe that paused): Python's shutdown aborted (exit 134) on the lock of stdin that its read holds."""
-    import contextlib
-    import os
     import sys
     import threading
 
@@ -80,11 +73,18 @@ def _past_readers(code) -> None:
         return
     if isinstance(code, str):  # a message, as SystemExit prints it
         print(code, file=sys.stderr)
+    _flush()
+    _end_by_signal()
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
+
+
+def _flush() -> None:
+    import contextlib
+    import sys
+
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a reader gone (| head): nothing more to say to it
             stream.flush()
-    _end_by_signal()
-    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
 
 
 __all__ = ["app", "main"]

@@ -779,8 +779,7 @@ def chosen_server(ctx: typer.Context, server: str | None) -> str | None:
     """The server to score on (``--server`` or ``$QRR_SERVER``), or ``None`` for a model loaded here. Model options
     on the command line win over ``$QRR_SERVER``; beside ``--server`` itself they are an error."""
     if server is None and os.environ.get("QRR_SERVER") == "" and not given(ctx, *MODEL_OPTIONS):
-        # click takes an empty variable for none
-        # an unresolved secret in CI: the model was loaded here instead, unsaid (and downloaded, where it could be)
+        # an unresolved CI secret, which click takes for none: the model was loaded here instead, unsaid
         raise InputError("QRR_SERVER is set but empty: give the server's URL, or unset it to load the model here")
     if server is not None and not given(ctx, "server"):  # from the environment: checked before model options
         from qrr.server.client import checked_url
