@@ -224,13 +224,8 @@ def _access_line(request, status: int, seconds: float) -> None:
     client = printable(f"{request.client.host}:{request.client.port}" if request.client else "-")
     sent = request.scope.get("raw_path") or request.url.path.encode()
     path = printable(sent.decode("latin-1"))
-    if len(path) > PATH_SHOWN:  # a 60 KB path a request: the log grew by it
-        path = f"{path[:PATH_SHOWN]}...({len(path):,} characters)"
     stderr.print(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {client} {request.method} {path} {status} "
                  f"{seconds * 1000:.1f} ms", highlight=False, markup=False, soft_wrap=True)  # fmt: skip
-
-
-PATH_SHOWN = 512  # characters of a request's path in the access line
 
 
 def _loopback(host: str) -> bool:

@@ -11,10 +11,16 @@ KEEP_ALIVE = 75
 DRAIN = 25
 
 
-def printable(text: str) -> str:
+# Characters of what a client sent that a message or log line shows (a 60 KB path was echoed whole)
+SHOWN = 512
+
+
+def printable(text: str, limit: int = SHOWN) -> str:
     """What a client sent (a path, an address it forwarded), for a log line or a message: what is not printable (a
-    newline that forges a line, an escape sequence that clears the terminal) or a space written as ``%XX``."""
-    return "".join(c if c.isprintable() and c != " " else _percent(c) for c in text)
+    newline that forges a line, an escape sequence that clears the terminal) or a space written as ``%XX``, and
+    past ``limit`` characters cut, with the count said."""
+    text = "".join(c if c.isprintable() and c != " " else _percent(c) for c in text)
+    return text if len(text) <= limit else f"{text[:limit]}...({len(text):,} characters)"
 
 
 def _percent(c: str) -> str:

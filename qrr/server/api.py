@@ -188,8 +188,7 @@ def parse_rerank(body: Any, max_documents: int, return_documents: bool = False, 
     seen: set[str] = set()
     for field in rank_fields or []:
         if field in seen:  # each repeat copied every document's field again: 1 MB of body built 2 GB of text
-            shown = printable(field if len(field) <= 100 else f"{field[:100]}...")
-            raise ApiError(400, f'"rank_fields" names "{shown}" twice', "rank_fields")
+            raise ApiError(400, f'"rank_fields" names "{printable(field, 100)}" twice', "rank_fields")
         seen.add(field)
     if rank_fields == ["text"]:
         rank_fields = None  # Cohere's default said: the text as it is, not "text: ..."

@@ -219,8 +219,6 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
     async def not_found(request: Request, exc) -> Response:
         metrics.request("other", 404)
         path = printable(request.url.path)  # an escape sequence, echoed, reached a terminal
-        if len(path) > PATH_SAID:
-            path = f"{path[:PATH_SAID]}...({len(path):,} characters)"
         # Starlette would answer a 307 with no body, which clients that follow no redirects show as nothing
         hint = f"; did you mean {path.rstrip('/')}?" if path.rstrip("/") in paths else ""
         if on_request is not None:
@@ -347,9 +345,6 @@ def run(app: Starlette, sock: socket.socket, on_stop=None, on_force=None, keep_a
             timer.cancel()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-PATH_SAID = 512  # characters of an unknown path said in a 404's message (a 60 KB path was echoed whole)
 
 
 class _PlainPaths:
