@@ -21,7 +21,8 @@ LAYERS = [
     {"reranker"},
     {"pipelines", "bench", "testing"},
     {""},  # the package: `from qrr import Reranker`
-    {"server", "server.api", "server.metrics"},  # the HTTP front end
+    {"server"},  # the HTTP front end: its constants and printable(), below the modules that use them
+    {"server.api", "server.metrics"},
     {"server.batcher", "server.client"},
     {"server.app", "raydata"},
     {"cli.base"},

@@ -575,6 +575,26 @@ def signals_deferred():
             raise KeyboardInterrupt
 
 
+@contextlib.contextmanager
+def writes_whole():
+    """A Ctrl-C, SIGTERM or SIGHUP that comes while results are written stops the command once the write is done
+    (``signals_deferred``), and never interrupts the write itself: blocked in this thread (another takes it), as a
+    signal inside a write blocked on a slow reader's pipe lost a row's middle in Python's buffered file."""
+    import threading
+
+    with signals_deferred():
+        mask = getattr(signal, "pthread_sigmask", None)  # not on Windows
+        if mask is None or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        stops = {signal.SIGINT, signal.SIGTERM} | ({signal.SIGHUP} if hasattr(signal, "SIGHUP") else set())
+        before = mask(signal.SIG_BLOCK, stops)
+        try:
+            yield
+        finally:
+            mask(signal.SIG_SETMASK, before)
+
+
 def heavy_imports() -> None:
     """Import torch and transformers (and the Qwen3 code) now, where a SIGTERM waits for them to finish."""
     with signals_deferred():

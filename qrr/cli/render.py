@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import orjson
 
-from qrr.cli.base import animated, flag, signals_deferred, stderr, unseen, visible, visible_data
+from qrr.cli.base import animated, flag, stderr, unseen, visible, visible_data, writes_whole
 from qrr.errors import InputError, plural
 from qrr.formats import RowWriter, is_id_field, merged_order
 
@@ -54,7 +54,7 @@ class _ShownRows(RowWriter):
     escape sequence cleared the screen and retitled the window); a file or pipe gets the data as they are. A Ctrl-C
     or SIGTERM waits for a write to end (a slow reader's pipe held one): the rows written are whole, and counted."""
 
-    guard = staticmethod(signals_deferred)
+    guard = staticmethod(writes_whole)
 
     def write(self, rows: list[dict]) -> None:
         if self.out is not None or not sys.stdout.isatty():
