@@ -144,11 +144,7 @@ def test_streams_of_another_encoding_never_fail_on_a_character(monkeypatch, tty)
     assert err.getvalue() == b"na\\xefve"
     # an encoding asked for (PYTHONIOENCODING) stays, and in a pipe its handler too: ids were written "??", exit 0
     monkeypatch.setenv("PYTHONIOENCODING", "latin-1")
-    out = io.BytesIO()
-    stdout = io.TextIOWrapper(out, encoding="latin-1")
-    stdout.isatty = lambda: tty
-    monkeypatch.setattr(sys, "stdout", stdout)
-    base.text_streams()
+    out = _stdout_in(monkeypatch, "latin-1", tty)
     if tty:
         print("é首", end="")
         sys.stdout.flush()
@@ -167,14 +163,20 @@ def test_streams_of_another_encoding_never_fail_on_a_character(monkeypatch, tty)
     assert base.describe(caught.value)[0].startswith("UnicodeEncodeError: 'latin-1' codec can't encode")
     # a handler alone names no encoding: data is UTF-8, as without one
     monkeypatch.setenv("PYTHONIOENCODING", ":replace")
-    out = io.BytesIO()
-    stdout = io.TextIOWrapper(out, encoding="ascii")
-    stdout.isatty = lambda: False
-    monkeypatch.setattr(sys, "stdout", stdout)
-    base.text_streams()
+    out = _stdout_in(monkeypatch, "ascii", False)
     print("首", end="")
     sys.stdout.flush()
     assert out.getvalue() == "首".encode()
+
+
+def _stdout_in(monkeypatch, encoding: str, tty: bool) -> io.BytesIO:
+    """sys.stdout as a stream of ``encoding`` (a terminal's where ``tty``), as qrr's commands set it up; its bytes."""
+    out = io.BytesIO()
+    stdout = io.TextIOWrapper(out, encoding=encoding)
+    stdout.isatty = lambda: tty
+    monkeypatch.setattr(sys, "stdout", stdout)
+    base.text_streams()
+    return out
 
 
 @pytest.mark.parametrize(
