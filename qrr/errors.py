@@ -39,6 +39,14 @@ class _Said:
         return message
 
 
+def debugging() -> bool:
+    """Whether ``QRR_DEBUG`` asks for tracebacks: set to anything but empty, ``0``, ``false``, ``no`` or ``off``
+    (any case), as ``1``, ``true`` and ``yes`` all read in a CI file."""
+    import os
+
+    return os.environ.get("QRR_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
 class QrrError(_Said, Exception):
     """Base class of every error qrr raises on purpose (a runtime failure: exit 1); a job's Ctrl-C is
     ``Interrupted``, a ``KeyboardInterrupt``."""

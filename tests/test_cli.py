@@ -202,12 +202,21 @@ def test_a_cuda_retry_warns_in_the_flags_words(cli, fake):
     assert result.stderr.startswith("warning: out of memory in a batch of 5 rows; retrying with --batch-tokens ")
 
 
-def test_debug_shows_the_traceback(cli, monkeypatch):
+@pytest.mark.parametrize("value", ["1", "true", "YES", " on"])
+def test_debug_shows_the_traceback(cli, monkeypatch, value):
     from qrr.errors import InputError
 
-    monkeypatch.setenv("QRR_DEBUG", "1")
+    monkeypatch.setenv("QRR_DEBUG", value)
     result = cli("score", input="no tab here\n")
     assert isinstance(result.exception, InputError)
+
+
+@pytest.mark.parametrize("value", ["", "0", "false", "Off", "no"])
+def test_debug_set_off_is_one_line(cli, monkeypatch, value):
+    monkeypatch.setenv("QRR_DEBUG", value)
+    result = cli("score", input="no tab here\n")
+    assert result.exit_code == 2 and result.exception.__class__ is SystemExit
+    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
 
 
 def test_version_and_module_entry_point():

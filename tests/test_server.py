@@ -727,7 +727,7 @@ def test_a_stop_waits_for_a_stalled_upload_only_so_long_and_a_client_gone_mid_up
         server.stop()
 
 
-@pytest.mark.parametrize("debug", ["0", "1"])
+@pytest.mark.parametrize("debug", ["0", "true"])
 def test_a_bug_is_a_json_500_and_one_log_line_or_with_qrr_debug_its_traceback(debug):
     server = Server("--model", "fake", fake=True, env={"QRR_FAKE_FAIL": "secret-internal", "QRR_DEBUG": debug})
     try:
@@ -739,7 +739,7 @@ def test_a_bug_is_a_json_500_and_one_log_line_or_with_qrr_debug_its_traceback(de
         while "error: /v1/rerank: KeyError: 'secret-internal'" not in server.stderr:
             assert time.monotonic() < deadline, server.stderr
             time.sleep(0.05)
-        assert ("Traceback (most recent call last)" in server.stderr) == (debug == "1")
+        assert ("Traceback (most recent call last)" in server.stderr) == (debug == "true")
     finally:
         assert server.stop() == 0
 

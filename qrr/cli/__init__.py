@@ -7,6 +7,7 @@ import os
 
 from qrr.cli import base
 from qrr.cli.base import app
+from qrr.errors import debugging
 
 # Importing a command's module registers it; the order here is the order of `qrr --help`.
 # isort: off
@@ -26,7 +27,7 @@ def main() -> None:
     try:
         app(prog_name="qrr")
     except OSError as exc:  # outside a command's own handling: the help or version (> /dev/full), completion's files
-        if os.environ.get("QRR_DEBUG") == "1":
+        if debugging():
             raise
         if exc.filename is not None:  # --install-completion under a HOME it cannot write: a traceback of 50 lines
             raise SystemExit(base.fail(f"{exc.filename}: {exc.strerror}", 1).exit_code) from None

@@ -24,7 +24,7 @@ from rich.text import Text
 from typer.core import TyperCommand, TyperGroup
 
 from qrr import __version__, formats
-from qrr.errors import InputError, Interrupted, QrrError, Stopped, Terminated, innermost, qrr_cause
+from qrr.errors import InputError, Interrupted, QrrError, Stopped, Terminated, debugging, innermost, qrr_cause
 from qrr.family import QWEN3, run_settings
 
 stderr = Console(stderr=True, soft_wrap=True)
@@ -489,7 +489,7 @@ def errors_to_exit(command, flags: dict[str, str] | None = None):
             silence_stdout()
             raise typer.Exit(0) from None
         except (KeyboardInterrupt, Exception) as exc:
-            if os.environ.get("QRR_DEBUG") == "1":
+            if debugging():
                 raise
             raise fail(*describe(exc, {**(flags or {}), **from_environment()})) from None
 

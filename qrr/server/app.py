@@ -22,7 +22,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from qrr.errors import InputError, QrrError
+from qrr.errors import InputError, QrrError, debugging
 from qrr.pipelines import no_room
 from qrr.server import DRAIN, KEEP_ALIVE, printable
 from qrr.server.api import ApiError, parse_rerank, parse_score, rerank_response, score_response
@@ -151,7 +151,7 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
                 response = Response(status_code=499)  # nobody reads it; for the metrics
             except Exception as exc:  # noqa: BLE001  (one line in the log, never a traceback to the client)
                 # the traceback in the server's log with QRR_DEBUG=1, as the commands print theirs
-                log.error("%s: %s: %s", name, type(exc).__name__, exc, exc_info=os.environ.get("QRR_DEBUG") == "1")
+                log.error("%s: %s: %s", name, type(exc).__name__, exc, exc_info=debugging())
                 response = json_response(ApiError(500, "internal error; the server log says more").body(), 500)
             status = response.status_code
             seconds = time.perf_counter() - start
