@@ -110,6 +110,17 @@ def repo_id(name: str) -> str | None:
     return None
 
 
+def hub_repo(name: str) -> str:
+    """The hub repo id that ``name`` (an alias or repo id) names, or ``ModelNameError`` saying what it is instead."""
+    repo = repo_id(name)
+    if repo is None and Path(name).expanduser().is_file():
+        raise ModelNameError(f"{name}: a file, not a model folder or a hub repo id")
+    if repo is None:
+        raise ModelNameError(f"{name}: no such folder, and not an alias ({', '.join(ALIASES)}) or a hub repo id "
+                             "(owner/name)")  # fmt: skip
+    return repo
+
+
 def alias_of(repo: str) -> str | None:
     """``Qwen/Qwen3-Reranker-4B`` -> ``4b``."""
     return next((alias for alias, r in ALIASES.items() if r == repo), None)
@@ -233,12 +244,7 @@ def download(name: str, revision: str | None = None, local_dir: str | Path | Non
     """
     from huggingface_hub import snapshot_download
 
-    repo = repo_id(name)
-    if repo is None and Path(name).expanduser().is_file():
-        raise ModelNameError(f"{name}: a file, not a model folder or a hub repo id")
-    if repo is None:
-        raise ModelNameError(f"{name}: no such folder, and not an alias ({', '.join(ALIASES)}) or a hub repo id "
-                             "(owner/name)")  # fmt: skip
+    repo = hub_repo(name)
     if local_dir is not None and Path(local_dir).expanduser().is_file():
         raise ModelNameError(f"{{local_dir}} {local_dir}: a file, not a folder", "local_dir")
     if is_offline():  # a cached copy is checked and named, as a provisioning script asks of an offline machine

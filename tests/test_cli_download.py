@@ -128,6 +128,20 @@ def test_download_usage_errors(fake_hub):
     assert not downloads(fake_hub)
 
 
+def test_every_name_is_checked_before_any_download(fake_hub, folder):
+    # the first model's gigabytes were fetched before the typo in the last was said
+    result = run("download", "4b", "8bb")
+    assert result.exit_code == 2 and result.stdout == ""
+    said = "error: 8bb: no such folder, and not an alias (0.6b, 4b, 8b) or a hub repo id (owner/name)\n"
+    assert result.stderr == said
+    result = run("download", "4b", str(folder), "--revision", "main")
+    assert result.exit_code == 2 and f"{folder}: a local folder, checked only" in result.stderr
+    assert not downloads(fake_hub)
+    result = run("download", "4b", str(folder))
+    assert (result.exit_code, result.stdout.splitlines()[1]) == (0, str(folder))
+    assert [c["repo"] for c in downloads(fake_hub)] == ["Qwen/Qwen3-Reranker-4B"]
+
+
 def _answered(status: int, reason: str) -> Exception:
     """What the hub client raises where the hub answered an error: a LocalEntryNotFoundError from the HTTP one."""
     answered = Exception(f"Server error '{status} {reason}'")

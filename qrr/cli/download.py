@@ -66,20 +66,24 @@ def download(
         raise InputError("give models or --all, not both")
     if local_dir is not None and len(targets) > 1:
         raise InputError("--local-dir takes one model at a time")
+    for name in targets:  # every name before any download: a typo in the last is said before gigabytes of the first
+        if Path(name).expanduser().is_dir():
+            if revision or local_dir:
+                raise InputError(f"{name}: a local folder, checked only; --revision and --local-dir are for hub models")
+            continue
+        try:
+            models.hub_repo(name)
+        except ModelNameError as exc:
+            if names or all_sizes:
+                raise
+            raise ModelNameError(f"${models.MODEL_ENV} {exc}") from None  # the default, from the environment
     for name in targets:
         folder = Path(name).expanduser()
         if folder.is_dir():
-            if revision or local_dir:
-                raise InputError(f"{name}: a local folder, checked only; --revision and --local-dir are for hub models")
             models.check_folder(folder)
             folder = folder.resolve()
         else:
-            try:
-                folder = models.download(name, revision=revision, local_dir=local_dir)
-            except ModelNameError as exc:
-                if names or all_sizes:
-                    raise
-                raise ModelNameError(f"${models.MODEL_ENV} {exc}") from None  # the default, from the environment
+            folder = models.download(name, revision=revision, local_dir=local_dir)
         print(folder, flush=True)
 
 
