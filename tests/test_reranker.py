@@ -276,7 +276,7 @@ def test_query_too_long_for_max_length_is_an_error(tiny):
         rr.rank("a very long query " * 20, ["doc", "another"])
 
 
-def test_an_instruction_of_bytes_that_were_not_utf8_is_refused_before_loading(fake_model):
+def test_an_instruction_of_bytes_that_were_not_utf8_is_refused_before_loading(fake_model, monkeypatch):
     from qrr.server.client import RemoteReranker
 
     # it was taken, and each call failed in the tokenizer with a TypeError
@@ -285,8 +285,14 @@ def test_an_instruction_of_bytes_that_were_not_utf8_is_refused_before_loading(fa
         with pytest.raises(InputError, match=r"^the instruction is not valid Unicode text \(a lone surrogate at "):
             make()
     # an API key that no HTTP header can carry: said, where the request failed with a bare encoding error
-    with pytest.raises(InputError, match=r"^api_key must be printable ASCII: it is sent in an HTTP header$"):
+    said = r": give a key of printable ASCII characters \(an HTTP header cannot carry others\)$"  # as qrr serve says
+    with pytest.raises(InputError, match="^api_key" + said):
         RemoteReranker("http://127.0.0.1:9", api_key="密钥")
+    monkeypatch.setenv("QRR_API_KEY", "密钥")
+    with pytest.raises(InputError, match="^QRR_API_KEY" + said):
+        RemoteReranker("http://127.0.0.1:9")
+    monkeypatch.setenv("QRR_API_KEY", " \n")  # an unresolved secret: no key sent (a 401 says it was empty)
+    assert RemoteReranker("http://127.0.0.1:9").api_key is None
     # a secret made from a file ends in a newline: taken without it, as qrr serve takes its own (it was refused)
     assert RemoteReranker("http://127.0.0.1:9", api_key="k8s-secret\n").api_key == "k8s-secret"
 

@@ -507,6 +507,9 @@ def test_concurrent_requests_get_the_scores_they_get_alone(tiny_server, reranker
 
 
 def test_an_api_key_guards_every_endpoint_but_health(tiny_model, cli, monkeypatch):
+    from qrr.errors import QrrError
+    from qrr.server.client import RemoteReranker
+
     server = Server("--model", str(tiny_model), env={"QRR_API_KEY": "s3cret"})
     try:
         assert "API key required" in server.stderr
@@ -529,9 +532,14 @@ def test_an_api_key_guards_every_endpoint_but_health(tiny_model, cli, monkeypatc
         refused = cli("rank", "-q", "q", "-d", "x", "--server", server.url, model=False)
         assert (refused.exit_code, refused.stderr) == (1, f"error: the server at {server.url} wants an API key: set "
                                                           "QRR_API_KEY\n")  # fmt: skip
+        monkeypatch.setenv("QRR_API_KEY", "")  # `docker -e QRR_API_KEY=`: it said "set QRR_API_KEY", though it was
+        refused = cli("rank", "-q", "q", "-d", "x", "--server", server.url, model=False)
+        assert refused.stderr == f"error: the server at {server.url} wants an API key: QRR_API_KEY is empty\n"
         monkeypatch.setenv("QRR_API_KEY", "wrong")
         refused = cli("rank", "-q", "q", "-d", "x", "--server", server.url, model=False)
         assert refused.stderr == f"error: the server at {server.url} refused the API key in QRR_API_KEY\n"
+        with pytest.raises(QrrError, match=r"refused the API key in api_key$"):  # given in Python: not the variable
+            RemoteReranker(server.url, api_key="wrong").score([("q", "a")])
         monkeypatch.setenv("QRR_API_KEY", "s3cret")
         assert cli("rank", "-q", "q", "-d", "x", "--server", server.url, model=False).exit_code == 0
     finally:

@@ -66,6 +66,11 @@ def test_nulls_are_absent_fields():
         # the field is there, of the wrong type: said so, not "is required" or "has no field"
         ({"query": "q", "documents": [{"title": 3}], "rank_fields": ["title"]}, 400,
          '"documents"[0]\'s field "title" of "rank_fields" must be a string, not a number', "rank_fields"),
+        # a field name as the client sent it: escaped and cut, as every echo of what a client sent is
+        ({"query": "q", "documents": [{"text": "a"}], "rank_fields": ["x" * 200 + "\x1b[2J"]}, 400,
+         f'"documents"[0] has no field "{"x" * 100}...(206 characters)", which "rank_fields" names', "rank_fields"),
+        ({"query": "q", "documents": [{"t\x1b": 3}], "rank_fields": ["t\x1b"]}, 400,
+         '"documents"[0]\'s field "t%1B" of "rank_fields" must be a string, not a number', "rank_fields"),
         ({"query": "q", "documents": "a"}, 400,
          '"documents" must be an array, not a string: an array of strings or of objects with "text"', "documents"),
         # vLLM's prompt cut would cut the reranker's frame: refused, not ignored

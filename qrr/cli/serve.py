@@ -30,7 +30,7 @@ from qrr.cli.base import (
 )
 from qrr.errors import InputError, QrrError
 from qrr.family import DEFAULT_MAX_LENGTH, QWEN3
-from qrr.server import DRAIN, KEEP_ALIVE, printable
+from qrr.server import DRAIN, KEEP_ALIVE, key_fault, printable
 
 PANEL = "Server"
 ServeInstructionOpt = Annotated[
@@ -148,9 +148,9 @@ def serve(
             stderr.print(f"note: the spaces around {said} are left out of the key (a header cannot end in them)",
                          highlight=False, markup=False)  # fmt: skip
             api_key = api_key.strip()
-        if not api_key.isascii() or not api_key.isprintable():
-            # a header carries Latin-1 bytes: a UTF-8 client's key never matched, and an SDK cannot send one at all
-            raise InputError(f"{said}: give a key of printable ASCII characters (an HTTP header cannot carry others)")
+        fault = key_fault(api_key)
+        if fault is not None:
+            raise InputError(f"{said}: {fault}")
     try:
         from qrr.server import app as server
     except ImportError as exc:

@@ -23,6 +23,14 @@ def printable(text: str, limit: int = SHOWN) -> str:
     return text if len(text) <= limit else f"{text[:limit]}...({len(text):,} characters)"
 
 
+def key_fault(key: str) -> str | None:
+    """What is wrong with an API key (already stripped) for an HTTP header, as a message's end; ``None`` if nothing."""
+    if key.isascii() and key.isprintable():
+        return None
+    # a header carries Latin-1 bytes: a UTF-8 client's key never matched, and an SDK cannot send one at all
+    return "give a key of printable ASCII characters (an HTTP header cannot carry others)"
+
+
 def _percent(c: str) -> str:
     # a character past U+00FF as its UTF-8 bytes: "%202E" read as a space, then 2E
     return "".join(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))

@@ -150,10 +150,11 @@ def _document_text(item: Any, n: int, rank_fields: list[str] | None) -> str:
     if rank_fields:
         for name in rank_fields:
             if item.get(name) is None:
-                raise ApiError(400, f'"documents"[{n}] has no field "{name}", which "rank_fields" names', "rank_fields")
+                raise ApiError(400, f'"documents"[{n}] has no field "{printable(name, 100)}", which "rank_fields" '
+                               "names", "rank_fields")  # fmt: skip
             if not isinstance(item[name], str):
-                raise ApiError(400, f'"documents"[{n}]\'s field "{name}" of "rank_fields" must be a string, not '
-                               f"{json_type(item[name])}", "rank_fields")  # fmt: skip
+                raise ApiError(400, f'"documents"[{n}]\'s field "{printable(name, 100)}" of "rank_fields" must be a '
+                               f"string, not {json_type(item[name])}", "rank_fields")  # fmt: skip
         return "\n".join(f"{field}: {item[field]}" for field in rank_fields)
     if not isinstance(item.get("text"), str):
         raise ApiError(400, f'"documents"[{n}] must have a string "text"', "documents")

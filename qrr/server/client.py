@@ -26,6 +26,7 @@ from qrr.reranker import (
     rank_chunks,
     triples,
 )
+from qrr.server import key_fault
 
 SERVER_ENV = "QRR_SERVER"
 API_KEY_ENV = "QRR_API_KEY"
@@ -38,13 +39,16 @@ class RemoteReranker:
 
     def __init__(self, url: str, api_key: str | None = None, timeout: float = 3600.0, instruction: str | None = None):
         self.url = checked_url(url)
-        self.api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
-        if self.api_key is not None:
-            self.api_key = self.api_key.strip()  # as qrr serve takes it: a secret made from a file ends in a newline
-        if self.api_key is not None and not (self.api_key.isascii() and self.api_key.isprintable()):
-            # an HTTP header's: the request failed with an encoding error that blamed nothing
-            said = ("{api_key}", "api_key") if api_key is not None else (f"${API_KEY_ENV}",)
-            raise InputError(f"{said[0]} must be printable ASCII: it is sent in an HTTP header", *said[1:])
+        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+        # where a 401 sends the user: the argument, or the variable (the command line's only way)
+        self._key_from = "api_key" if api_key is not None else API_KEY_ENV
+        key = key.strip() if key is not None else None  # as qrr serve takes it: a secret from a file ends in a newline
+        self._key_empty = key == ""  # no key is sent (`docker -e QRR_API_KEY=`); a 401 says it was empty
+        self.api_key = key or None
+        fault = key_fault(key) if key else None
+        if fault is not None:  # the request failed with an encoding error that blamed nothing
+            said = ("{api_key}", "api_key") if api_key is not None else (API_KEY_ENV,)
+            raise InputError(f"{said[0]}: {fault}", *said[1:])
         self.timeout = timeout
         check_call(instruction=instruction)  # a string of valid Unicode, checked before any request, as Reranker's
         self.instruction = instruction
@@ -193,9 +197,13 @@ class RemoteReranker:
                 return self._call(method, path, body, retries - 1)
             message = _message(exc)
             if exc.code == 401:
-                said = (
-                    f"refused the API key in {API_KEY_ENV}" if self.api_key else f"wants an API key: set {API_KEY_ENV}"
-                )
+                said = f"refused the API key in {self._key_from}"
+                if not self.api_key:
+                    said = (
+                        f"wants an API key: {self._key_from} is empty"
+                        if self._key_empty
+                        else f"wants an API key: set {API_KEY_ENV}"
+                    )
                 raise QrrError(f"the server at {self.url} {said}") from None
             error = InputError if 400 <= exc.code < 500 else QrrError
             below = urllib.parse.urlsplit(self.url).path
