@@ -11,7 +11,8 @@ Shared-prefix reuse: sequences of one group (same instruction and query) start w
 longest common prefix of their full token sequences runs once; its key/value cache is shared by every batch of
 the group, which then runs only each row's remaining tokens. Rows are right-padded (so causal attention alone
 keeps pads out of real tokens) and positions are given explicitly, so a row's score depends neither on its
-padding nor on what else is in its batch. Where CUDA's packed kernel runs, groups are pooled: one forward pass runs
+padding nor on what else is in its batch, but through rounding (a batch's shape picks the kernels' summation order:
+about 1e-7 in fp32, a few 1e-3 in bf16). Where CUDA's packed kernel runs, groups are pooled: one forward pass runs
 the prefixes of a round of groups, and batches mix their rows, each after its own prefix, so many small groups (a
 server's requests) fill a GPU's batches.
 """

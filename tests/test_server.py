@@ -342,6 +342,13 @@ def test_qrr_score_through_the_server_equals_qrr_score(tiny_server, cli, tiny_mo
     assert [(r["index"], r["id"]) for r in rows] == [(r["index"], r["id"]) for r in want] == list(
         zip(range(130), range(130), strict=True))  # fmt: skip
     close([r["score"] for r in rows], [r["score"] for r in want])
+    # a document cut to fit is named as a local run names it (it was not: the server did not say which), at the
+    # server's length, which --max-length here does not change
+    long = "".join(json.dumps({"query": "q", "document": d}) + "\n" for d in ("short", "word " * 2100, "short"))
+    cut = cli("score", "--server", tiny_server.url, input=long, model=False)
+    assert cut.stderr == "note: 1 document cut to the server's max length 2048 (<stdin>:2)\n"
+    assert cli("score", "--max-length", "2048", input=long, model=tiny_model).stderr == (
+        "note: 1 document cut to --max-length 2048 (<stdin>:2)\n")  # fmt: skip
     # -v says what scores, as it says a model loaded here
     said = cli("score", "--server", tiny_server.url, "-v", "-q", "q", "-d", "a", model=False).stderr.splitlines()
     assert said[0] == f"model {tiny_model} at {tiny_server.url}, transformers recipe, max length 2048"

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from qrr.reranker import Stats
+from qrr.reranker import Results, Stats
 from qrr.server.api import ApiError, log_odds, parse_rerank, parse_score, rerank_response, score_response
 
 
@@ -182,7 +182,11 @@ def test_responses_best_first_in_every_apis_shape():
     assert len(body["id"]) == 36
     scored = score_response([0.5, 0.25], Stats(tokens=10), "m")
     assert scored["data"] == [
-        {"index": 0, "object": "score", "score": 0.5},
-        {"index": 1, "object": "score", "score": 0.25},
+        {"index": 0, "object": "score", "score": 0.5, "truncated": False},
+        {"index": 1, "object": "score", "score": 0.25, "truncated": False},
     ]
+    cut = Results([0.5, 0.25])
+    cut.pair_cut = [False, True]  # which documents were cut to fit: a client names them (qrr score --server does)
+    assert [item["truncated"] for item in score_response(cut, Stats(tokens=10, truncated=1), "m")["data"]] == [
+        False, True]  # fmt: skip
     assert scored["object"] == "list" and scored["usage"]["total_tokens"] == 10

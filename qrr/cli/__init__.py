@@ -1,4 +1,6 @@
-"""The ``qrr`` command, one module per subcommand: parse options, call the core, render. Nothing else lives here.
+"""The ``qrr`` command, one module per subcommand: parse options, call the core, render. What the commands share
+is in ``base`` (options, errors to exit codes, signals, loading a model or reaching a server) and ``render``
+(output, progress, the notes after a run).
 
 torch and transformers are imported only once a command runs, so ``qrr --help`` stays instant.
 """

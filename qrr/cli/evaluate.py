@@ -33,13 +33,11 @@ from qrr.cli.base import (
     chosen_server,
     command,
     given,
-    model_options,
-    remote_or_local,
     resume_settings,
     stderr,
     stdout_format,
 )
-from qrr.cli.render import read_run_inputs, rerank_showing_progress, skipping, too_long_queries, write_rows
+from qrr.cli.render import read_run_inputs, rerank_showing_progress, reranking, skipping, write_rows
 from qrr.errors import InputError, plural
 from qrr.family import DEFAULT_MAX_LENGTH, QWEN3
 from qrr.formats import TAG
@@ -221,13 +219,7 @@ def evaluate(
         # Only judged queries are reranked: the others could not be measured.
         inputs = read_run_inputs(on_error, run, folder.queries, folder.corpus, depth, only=set(qrels),
                                  keep_rest=keep_rest)  # fmt: skip
-
-        def rerank(on_pairs, on_query):
-            reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
-            with too_long_queries(on_error, len(inputs.jobs), output.done if output else 0) as too_long:
-                return pipelines.rerank_run(
-                    reranker, inputs, output, None, on_pairs, on_query, too_long
-                ), reranker.max_length
+        rerank = reranking(ctx, inputs, output, None, server, instruction, verbose, on_error)
 
         # OUT may come from qrr rerank, with the queries that have no qrels too: they are kept as they are.
         others = {q: len(docs) if keep_rest else min(len(docs), depth) for q, docs in inputs.run.items()

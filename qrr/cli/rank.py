@@ -38,7 +38,7 @@ from qrr.cli.base import (
     stderr,
     stdout_format,
 )
-from qrr.cli.render import Blanks, LineCount, no_input, progress, report, skipping, writer
+from qrr.cli.render import Blanks, LineCount, cut_to, no_input, progress, report, skipping, writer
 from qrr.errors import Interrupted, plural
 from qrr.family import DEFAULT_MAX_LENGTH
 
@@ -152,5 +152,5 @@ def rank(
     if given(ctx, "id_field") and ranked and all(r.get("id") is None for r in ranked):
         stderr.print(f'warning: no result has an id; is "{id_field}" the field that holds them? (--id-field)',
                      style="yellow", highlight=False, markup=False)  # fmt: skip
-    report(ranked.stats, reranker.max_length, verbose, skipped)
+    report(ranked.stats, cut_to(reranker), verbose, skipped)
     blanks.report()

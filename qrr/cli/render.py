@@ -643,14 +643,22 @@ def skipping(policy, what: str = "bad line", noun: bool = True) -> Skipped | Non
     return Skipped(what, noun) if policy.value == "skip" else None
 
 
-def report(stats, max_length: int, verbose: bool, skipped: Skipped | None = None, cut: list[str] = ()) -> None:
-    """After a run, on stderr: what was skipped, how many documents were cut (``cut``: where the first few came
-    from), and with -v the speed."""
+def cut_to(reranker) -> str:
+    """The length a reranker cuts documents to, as a note says it: ``--max-length 512``, or the server's (which
+    ``--max-length`` here does not change)."""
+    if getattr(reranker, "url", None) is not None:  # a RemoteReranker
+        return f"the server's max length {reranker.max_length}"
+    return f"--max-length {reranker.max_length}"
+
+
+def report(stats, limit: str, verbose: bool, skipped: Skipped | None = None, cut: list[str] = ()) -> None:
+    """After a run, on stderr: what was skipped, how many documents were cut to ``limit`` (``cut_to``; ``cut``:
+    where the first few came from), and with -v the speed."""
     if skipped is not None:
         skipped.report()
     if stats.truncated:
         where = f" ({', '.join(cut)}{', …' if stats.truncated > len(cut) else ''})" if cut else ""
-        stderr.print(f"note: {plural(stats.truncated, 'document')} cut to --max-length {max_length}{where}",
+        stderr.print(f"note: {plural(stats.truncated, 'document')} cut to {limit}{where}",
                      style="yellow", highlight=False, markup=False)  # fmt: skip
     # stats.pairs is 0 where the work ran elsewhere (Ray), which says its own speed
     if verbose and stats.pairs:
@@ -745,11 +753,25 @@ def check_some_reranked(skipped: Skipped | None, jobs: int, before: int = 0) -> 
                          "nothing was reranked")  # fmt: skip
 
 
+def reranking(ctx, inputs, output, top_k, server, instruction, verbose: bool, on_error):
+    """The ``rerank`` that ``rerank_showing_progress`` calls, with a model loaded here or a server's (``server``)."""
+    from qrr import pipelines
+    from qrr.cli.base import model_options, remote_or_local
+
+    def rerank(on_pairs, on_query):
+        reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
+        with too_long_queries(on_error, len(inputs.jobs), output.done if output else 0) as too_long:
+            result = pipelines.rerank_run(reranker, inputs, output, top_k, on_pairs, on_query, too_long)
+        return result, cut_to(reranker)
+
+    return rerank
+
+
 def rerank_showing_progress(inputs, output, top_k, rerank, verbose: bool, others=None):
     """Go on from a --resume file, then rerank what is left with progress on stderr, writing to ``output`` (a
     ``pipelines.RunOutput``) or, where it is ``None``, keeping the results, which it returns.
     ``rerank(on_pairs, on_query)`` does the work (and loads a model) only if there is something to rerank, and
-    returns ``pipelines.rerank_run``'s result and the max_length scored with. ``others``: see
+    returns ``pipelines.rerank_run``'s result and the length documents were cut to (``cut_to``). ``others``: see
     ``RunOutput.prepare``."""
     done = 0
     if output is not None:
@@ -777,9 +799,9 @@ def rerank_showing_progress(inputs, output, top_k, rerank, verbose: bool, others
         return {}
     try:
         with query_progress(len(inputs.jobs), inputs.pairs) as tracker:
-            result, max_length = rerank(tracker.pairs, tracker.query)
+            result, limit = rerank(tracker.pairs, tracker.query)
     finally:
         if output is not None:
             output.release()  # where the model failed to load, say: nothing wrote, the file is still claimed
-    report(result.stats, max_length, verbose)
+    report(result.stats, limit, verbose)
     return result.run

@@ -38,17 +38,12 @@ from qrr.cli.base import (
     given,
     model_options,
     ray_only,
-    remote_or_local,
     resume_settings,
     start_ray,
     status,
     stderr,
 )
-from qrr.cli.render import (
-    read_run_inputs,
-    rerank_showing_progress,
-    too_long_queries,
-)
+from qrr.cli.render import read_run_inputs, rerank_showing_progress, reranking, too_long_queries
 from qrr.errors import InputError, plural
 from qrr.family import DEFAULT_MAX_LENGTH
 from qrr.formats import TAG
@@ -180,17 +175,13 @@ def rerank(
                                          settings=settings)  # fmt: skip
     inputs = read_run_inputs(on_error, run, queries, corpus, depth, status=status, keep_rest=keep_rest)
 
-    def rerank(on_pairs, on_query):
-        if ray:
-            return _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_worker, ray_address,
-                                  on_error, instruction=instruction, **model_options(ctx)), max_length  # fmt: skip
-        reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
-        with too_long_queries(on_error, len(inputs.jobs), output.done if output else 0) as too_long:
-            return pipelines.rerank_run(
-                reranker, inputs, output, top_k, on_pairs, on_query, too_long
-            ), reranker.max_length
+    def on_ray(on_pairs, on_query):
+        result = _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_worker, ray_address,
+                                on_error, instruction=instruction, **model_options(ctx))  # fmt: skip
+        return result, f"--max-length {max_length}"
 
-    rerank_showing_progress(inputs, output, top_k, rerank, verbose)
+    here = reranking(ctx, inputs, output, top_k, server, instruction, verbose, on_error)
+    rerank_showing_progress(inputs, output, top_k, on_ray if ray else here, verbose)
 
 
 def _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_worker, address, on_error, model,

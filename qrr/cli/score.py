@@ -49,7 +49,18 @@ from qrr.cli.base import (
     stderr,
     stdout_format,
 )
-from qrr.cli.render import Blanks, LineCount, all_bad, no_input, progress, report, skipping, unrecorded, writer
+from qrr.cli.render import (
+    Blanks,
+    LineCount,
+    all_bad,
+    cut_to,
+    no_input,
+    progress,
+    report,
+    skipping,
+    unrecorded,
+    writer,
+)
 from qrr.errors import InputError, Interrupted, PairError, Stopped, plural, qrr_cause
 from qrr.family import DEFAULT_MAX_LENGTH
 
@@ -259,7 +270,7 @@ def score(
                 said += "; --resume OUT writes results that a later run goes on with"
             raise Interrupted.of(exc, said) from None
         out.close()
-        report(total, reranker.max_length, verbose, skipped, cut[:CUT_SHOWN])
+        report(total, cut_to(reranker), verbose, skipped, cut[:CUT_SHOWN])
         blanks.report()
         if skipped is not None and skipped.count and not out.count and not start:  # every query was too long
             raise all_bad(skipped, "pair", "score")
@@ -419,7 +430,7 @@ def _write_shards(raydata, placement, model, files, input_format, on_error, outp
         # the tests'), earlier runs' logs piled up
         ray_core.kill(errors)
     seconds = time.perf_counter() - began
-    report(Stats(truncated=cut), options["max_length"], False)
+    report(Stats(truncated=cut), f"--max-length {options['max_length']}", False)
     wrote = f"wrote {output}" if rows else "wrote nothing"
     stderr.print(f"scored {plural(rows, 'pair')} in {seconds:.1f} s ({rows / seconds:.1f} pairs/s) on "
                  f"{placement.describe()}; {wrote}", highlight=False)  # fmt: skip

@@ -284,7 +284,9 @@ def rerank_response(request: RerankRequest, scores: list[float], stats, model: s
 
 
 def score_response(scores: list[float], stats, model: str, raw: bool = False) -> dict:
-    """vLLM's ``/score`` response: one ``score`` object per pair, in order (``raw``: log-odds)."""
+    """vLLM's ``/score`` response: one ``score`` object per pair, in order (``raw``: log-odds), each with whether its
+    document was cut to fit (``truncated``, qrr's own field: ``scores``' ``pair_cut``)."""
+    cut = getattr(scores, "pair_cut", None) or [False] * len(scores)
     if raw:
         scores = [log_odds(s) for s in scores]
     return {
@@ -292,6 +294,9 @@ def score_response(scores: list[float], stats, model: str, raw: bool = False) ->
         "object": "list",
         "created": int(time.time()),
         "model": model,
-        "data": [{"index": i, "object": "score", "score": s} for i, s in enumerate(scores)],
+        "data": [
+            {"index": i, "object": "score", "score": s, "truncated": c}
+            for i, (s, c) in enumerate(zip(scores, cut, strict=True))
+        ],
         "usage": usage(stats),
     }

@@ -1,6 +1,7 @@
 """Dynamic batching: requests that arrive while the model is busy are scored together, in one call of the
-``Reranker``, so their pairs share forward passes within the token budget (and a query's shared prefix). A row's
-score does not depend on its batch, so a request gets the same scores alone or among others.
+``Reranker``, so their pairs share forward passes within the token budget (and a query's shared prefix). A request
+gets the same scores alone or among others, within rounding (a batch's padding moves bf16 scores by about 1e-3,
+fp32 ones by about 1e-7; see the README).
 
 One worker thread runs the model; request handlers wait on futures. No web framework here.
 """
@@ -13,7 +14,7 @@ from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from qrr.reranker import CHUNK, Reranker, Stats, spans
+from qrr.reranker import CHUNK, Reranker, Results, Stats, spans
 
 
 class QueueFull(Exception):
@@ -22,7 +23,8 @@ class QueueFull(Exception):
 
 @dataclass
 class Job:
-    """One request's pairs ``(query, document, instruction)``; its future gets ``(scores, stats)``."""
+    """One request's pairs ``(query, document, instruction)``; its future gets ``(scores, stats)``, the scores a
+    ``Results`` with each pair's ``pair_cut``."""
 
     triples: list[tuple[str, str, str | None]]
     future: Future = field(default_factory=Future)
@@ -120,4 +122,6 @@ class Batcher:
             n = len(job.triples)
             stats = Stats(pairs=n, tokens=sum(scores.pair_tokens[part]), truncated=sum(scores.pair_cut[part]),
                           seconds=seconds * n / len(scores))  # fmt: skip
-            job.future.set_result((scores[part], stats))
+            own = Results(scores[part], stats)
+            own.pair_cut = scores.pair_cut[part]
+            job.future.set_result((own, stats))

@@ -147,7 +147,9 @@ class RemoteReranker:
                 for part in self._requests(head, [(q, d) for q, d, _ in run]):
                     body = {**head, "text_1": [q for q, _ in part], "text_2": [d for _, d in part]}
                     answer = self._call("POST", "/score", body)
-                    results += [item["score"] for item in sorted(answer["data"], key=lambda item: item["index"])]
+                    data = sorted(answer["data"], key=lambda item: item["index"])
+                    results += [item["score"] for item in data]
+                    results.pair_cut += [bool(item.get("truncated")) for item in data]  # an older server: unsaid
                     results.stats += _used(answer, len(part))
                     if advance is not None:
                         advance(len(part))
