@@ -30,7 +30,7 @@ from qrr import formats
 from qrr.engine import Progress, log_odds
 from qrr.errors import InputError, Interrupted, PairError, QrrError, Stopped, check_count, plural, qrr_cause
 from qrr.formats import DocRecord, PairRecord, Run, is_id_field
-from qrr.formats.trec import OnError
+from qrr.formats.records import ErrorSink
 from qrr.reranker import (
     CHUNK,
     ProgressBar,
@@ -151,7 +151,7 @@ def _prefetched(items: Iterable, idle: float) -> Iterator:
 
 def score_records(
     reranker: Reranker, records: Iterable, progress: Progress | None = None, chunk: int | None = None,
-    on_error: OnError = None, idle: float | None = None,
+    on_error: ErrorSink = None, idle: float | None = None,
 ) -> Iterator[ScoredChunk]:  # fmt: skip
     """Score pairs a chunk at a time, in input order, so that each chunk's results can be written as soon as they
     are done and memory stays flat over any number of pairs. ``records``: ``PairRecord``s (from
@@ -202,7 +202,7 @@ def _scored_parts(reranker, parts, progress, on_error) -> Iterator[ScoredChunk]:
         start += len(part)
 
 
-def _left_out(part: list, places: list[int], start: int, bad: dict, on_error: OnError) -> list[int]:
+def _left_out(part: list, places: list[int], start: int, bad: dict, on_error: ErrorSink) -> list[int]:
     """``places`` (of ``part``'s pairs, the first at input position ``start``) without the pairs whose ``(query,
     instruction)`` is one of ``bad``'s, each handed to ``on_error`` with ``bad``'s error, said of its line."""
     kept = []
@@ -429,7 +429,7 @@ class ScoresOutput(_Claimed):
                 self.gaps += range(self.done, index)[: GAPS_CHECKED - len(self.gaps)]
                 self.done, self.last, self.where = index + 1, row, where
                 if self.copied is None:  # any result, not only the last: a label only some pairs have
-                    self.copied = next((k for k in row if k not in ("index", "score") and not is_id_field(k)), None)
+                    self.copied = next((k for k in row if k not in formats.SCORE_FIELDS and not is_id_field(k)), None)
                 end += len(raw)
         if self.cut:
             os.truncate(self.path, end)
@@ -458,7 +458,7 @@ class ScoresOutput(_Claimed):
         """``InputError`` where OUT's last result is not the one of ``record``, the input's pair at that place:
         other ids or other fields (``with_fields``: the run copies the pairs' other fields, as OUT's results must
         too, or must not without it), or (scored again by ``reranker``) another set-up's score."""
-        fields = {k: v for k, v in self.last.items() if k not in ("index", "score")}
+        fields = {k: v for k, v in self.last.items() if k not in formats.SCORE_FIELDS}
         ids = {k: v for k, v in fields.items() if is_id_field(k)}
         have = record.ids if isinstance(record, PairRecord) else {}
         if ids != have:
@@ -683,7 +683,7 @@ def with_rest(best: list[tuple[str, float]], docs: dict[str, float]) -> list[tup
     return best + [(d, float(-n)) for n, d in enumerate(ranking(docs), 1) if d not in reranked]
 
 
-def plan(tops: dict[str, list[str]], queries: dict[str, str], corpus: dict[str, str], on_missing: OnError = None,
+def plan(tops: dict[str, list[str]], queries: dict[str, str], corpus: dict[str, str], on_missing: ErrorSink = None,
          sources: tuple[str, str] = ("the queries file", "the corpus")):  # fmt: skip
     """The jobs for each query's top documents (from ``top``), in order, with their query texts.
 
@@ -716,7 +716,7 @@ class Missing(InputError):
         self.kind = kind
 
 
-def _missing(items: list[str], kind: str, reason: str, on_missing: OnError) -> None:
+def _missing(items: list[str], kind: str, reason: str, on_missing: ErrorSink) -> None:
     if on_missing is None:
         verb = "is" if len(items) == 1 else "are"
         what = "queries" if kind == "query" else "documents"
@@ -732,8 +732,8 @@ def read_run_inputs(
     corpus: str | os.PathLike,
     depth: int = DEFAULT_DEPTH,
     only: Collection[str] | None = None,
-    on_error: OnError = None,
-    on_missing: OnError = None,
+    on_error: ErrorSink = None,
+    on_missing: ErrorSink = None,
     status: Callable[[str], contextlib.AbstractContextManager] | None = None,
     keep_rest: bool = False,
 ) -> RunInputs:
@@ -1110,7 +1110,7 @@ def ranked(docids, scores) -> list[tuple[str, float]]:
 
 def rerank_jobs(
     reranker: Reranker, jobs: Iterable[Job], corpus: dict[str, str], top_k: int | None = None,
-    progress: Progress | None = None, stats: Stats | None = None, on_error: OnError = None,
+    progress: Progress | None = None, stats: Stats | None = None, on_error: ErrorSink = None,
 ) -> Iterator[tuple[Job, list[tuple[str, float]]]]:  # fmt: skip
     """Score each job's documents for its query and yield ``(job, [(docid, score), ...])`` best first (only the
     best ``top_k``), job by job, in order. ``progress`` is called with the pairs each batch finished; ``stats``
@@ -1147,7 +1147,7 @@ def _rerank_group(reranker, group, corpus, top_k, progress, stats, on_error):
         yield job, ranked(job.docids, scores[span])[:top_k]
 
 
-def _skipped(job: Job, error: InputError | None, on_error: OnError, progress: Progress | None) -> bool:
+def _skipped(job: Job, error: InputError | None, on_error: ErrorSink, progress: Progress | None) -> bool:
     """Whether ``job`` is left out for ``error`` (its query's, or ``None``), which is then handed to ``on_error``
     and its pairs counted done."""
     if error is None:
@@ -1180,7 +1180,7 @@ def rerank_run(
     top_k: int | None = None,
     progress: Progress | None = None,
     on_query: Callable[[str], None] | None = None,
-    on_error: OnError = None,
+    on_error: ErrorSink = None,
     show_progress_bar: bool = False,
 ) -> Reranked:
     """Rerank every job of ``inputs``, writing each query's results to ``output`` as soon as it is done, or keeping

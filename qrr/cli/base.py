@@ -816,11 +816,11 @@ def chosen_server(ctx: typer.Context, server: str | None) -> str | None:
     return server
 
 
-def fields_checked(records, start: int, with_text: bool = False, skipped=None):
-    """``records`` (pairs or documents, the first the input's ``start``-th) as they are read, each checked for a
-    field that its result names itself (``--with-fields``): bad input, said in its place, or handed to ``skipped``
-    (``--on-error skip``) and left out, as a bad line is."""
-    n = start
+def fields_checked(records, with_text: bool = False, skipped=None):
+    """``records`` (pairs or documents, from the input's first) as they are read, each checked for a field that its
+    result names itself (``--with-fields``): bad input, said in its place, or handed to ``skipped`` (``--on-error
+    skip``) and left out, as a bad line is."""
+    n = 0
     for record in records:
         try:
             if isinstance(record, formats.DocRecord):

@@ -115,7 +115,7 @@ def rank(
     sources = input_sources(files, bool(inline))
     docs = itertools.chain(inline, formats.read_documents(sources, input_format.value, text_field, id_field, skipped))
     if with_fields:  # a document with a field named as the result's own is bad input (the first's said early)
-        docs = fields_checked(docs, 0, with_text, skipped)
+        docs = fields_checked(docs, with_text, skipped)
     blanks = Blanks("blank document", "blank documents", ("text",))
     docs = blanks.passing(docs)
     first = next(docs, None)

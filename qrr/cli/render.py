@@ -15,7 +15,7 @@ import orjson
 
 from qrr.cli.base import animated, flag, stderr, unseen, visible, visible_data, writes_whole
 from qrr.errors import InputError, plural
-from qrr.formats import RowWriter, is_id_field, merged_order
+from qrr.formats import SCORE_FIELDS, RowWriter, is_id_field, merged_order
 
 
 class TableWriter:
@@ -678,7 +678,7 @@ def no_input(fmt: str, skipped: Skipped | None, noun: str, verb: str, verbose: b
     if skipped is not None and skipped.count and not done:
         raise all_bad(skipped, noun, verb)
     if fmt != "table":  # a resumed output's rows went to its file: no header here
-        header = ("index", "score") if noun == "pair" else ("rank", "index", "score")
+        header = SCORE_FIELDS if noun == "pair" else ("rank", *SCORE_FIELDS)
         writer(fmt).close(() if done else header)
     if done:
         stderr.print(nothing_left(verb, checked), highlight=False)

@@ -200,7 +200,7 @@ def score(
     try:
         records = itertools.chain(inline, formats.read_pairs(sources, input_format.value, skipped))
         if with_fields:  # a pair with a field named as the result's own is bad input (the first's said early)
-            records = fields_checked(records, 0, skipped=skipped)
+            records = fields_checked(records, skipped=skipped)
         last, left_out = _past_done(records, saved)
         blanks = Blanks("pair with a blank query or document", "pairs with a blank query or document",
                         ("query", "document"))  # fmt: skip

@@ -5,6 +5,7 @@ from qrr.formats.records import (
     DOC_FORMATS,
     PAIR_FORMATS,
     ROW_FORMATS,
+    SCORE_FIELDS,
     STDIN,
     DocRecord,
     PairRecord,
@@ -41,9 +42,9 @@ from qrr.formats.trec import (
 )
 
 __all__ = [
-    "DOC_FORMATS", "PAIR_FORMATS", "ROW_FORMATS", "RUN_FORMATS", "STDIN", "TAG", "BeirFolder", "DocRecord",
-    "PairRecord", "Qrels", "RowWriter", "Run", "check_fields", "decode_lines", "format_results", "is_id_field",
-    "json_type", "label", "merged_order", "output_format", "parse_pairs", "path_of", "rank_fields", "rank_rows",
-    "read_corpus", "read_documents", "read_lines", "read_pairs", "read_qrels", "read_queries", "read_run",
+    "DOC_FORMATS", "PAIR_FORMATS", "ROW_FORMATS", "RUN_FORMATS", "SCORE_FIELDS", "STDIN", "TAG", "BeirFolder",
+    "DocRecord", "PairRecord", "Qrels", "RowWriter", "Run", "check_fields", "decode_lines", "format_results",
+    "is_id_field", "json_type", "label", "merged_order", "output_format", "parse_pairs", "path_of", "rank_fields",
+    "rank_rows", "read_corpus", "read_documents", "read_lines", "read_pairs", "read_qrels", "read_queries", "read_run",
     "result_line", "score_rows", "stdin_once",
 ]  # fmt: skip

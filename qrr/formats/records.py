@@ -438,14 +438,18 @@ def json_type(value) -> str:
             str: "a string", type(None): "null"}.get(type(value), type(value).__name__)  # fmt: skip
 
 
-def raise_or_hand(error: InputError, on_error: Callable[[InputError], None] | None) -> None:
+# where a reader hands a bad line's error to be skipped (``--on-error skip``); ``None``: raise it
+ErrorSink = Callable[[InputError], None] | None
+
+
+def raise_or_hand(error: InputError, on_error: ErrorSink) -> None:
     """Raise ``error``, or where there is ``on_error`` hand it over (to be skipped)."""
     if on_error is None:
         raise error
     on_error(error)
 
 
-def _checked(items, on_error: Callable[[InputError], None] | None):
+def _checked(items, on_error: ErrorSink):
     """Records pass; a bad line's error is raised, or handed to ``on_error`` and skipped."""
     for item in items:
         if isinstance(item, InputError):
@@ -753,7 +757,12 @@ def _fields(record) -> tuple[dict, dict]:
     return {}, {}
 
 
-def check_fields(record: PairRecord | DocRecord, index: int, taken: Iterable[str] = ("index", "score")) -> None:
+# the fields qrr score gives each result of its own (besides the input's id fields): a field added here is one that
+# --with-fields cannot copy, and that a --resume check does not take for a copied one
+SCORE_FIELDS = ("index", "score")
+
+
+def check_fields(record: PairRecord | DocRecord, index: int, taken: Iterable[str] = SCORE_FIELDS) -> None:
     """Raise ``InputError`` where ``record`` (the input's ``index``-th) has a field that its result with its fields
     copied names itself (``taken``: a pair's ``index`` and ``score``; a document's ``rank_fields``)."""
     clash = [f'"{k}"' for k in taken if k in _fields(record)[1]]
@@ -767,7 +776,7 @@ def check_fields(record: PairRecord | DocRecord, index: int, taken: Iterable[str
 
 def rank_fields(record: DocRecord, with_text: bool = False) -> tuple[str, ...]:
     """The fields that ``rank_rows`` gives ``record``'s result of its own."""
-    return ("rank", "index", "score") + ("id",) * (record.id is not None) + ("text",) * with_text
+    return ("rank", *SCORE_FIELDS) + ("id",) * (record.id is not None) + ("text",) * with_text
 
 
 def rank_rows(ranked, with_text: bool = False) -> list[dict]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +23,7 @@ import orjson
 
 from qrr.errors import InputError, plural, warn
 from qrr.formats.records import (
+    ErrorSink,
     json_records,
     json_type,
     label,
@@ -36,7 +37,6 @@ from qrr.formats.records import (
 
 Run = dict[str, dict[str, float]]
 Qrels = dict[str, dict[str, int]]
-OnError = Callable[[InputError], None] | None
 
 log = logging.getLogger("qrr")
 
@@ -44,7 +44,7 @@ TAG = "qrr"
 RUN_FORMATS = ("trec", "jsonl")
 
 
-def _fields(lines, name: str, on_error: OnError, tabs: int = 0) -> Iterator[tuple[str, list[str], str]]:
+def _fields(lines, name: str, on_error: ErrorSink, tabs: int = 0) -> Iterator[tuple[str, list[str], str]]:
     """(where, fields, the line) for each non-blank line: split on whitespace, or on tabs where that gives
     ``tabs`` fields, none blank (a TSV's ids may hold spaces)."""
     for number, text in lines:
@@ -68,7 +68,7 @@ def _spaces(text: str) -> str:
             "does: an id cannot hold it)")  # fmt: skip
 
 
-def read_run(source: str | os.PathLike, on_error: OnError = None) -> Run:
+def read_run(source: str | os.PathLike, on_error: ErrorSink = None) -> Run:
     """A run: a TREC run file, MS MARCO's ``qid<TAB>docid<TAB>rank`` lines (scored ``-rank``), or JSON lines with
     ``qid``, ``docid`` and ``score`` (qrr's own ``--format jsonl``), told apart by the first line; ``-`` reads
     stdin and a ``.gz`` file is read compressed. Queries keep the order in which they first appear. A malformed
@@ -84,7 +84,7 @@ def read_run(source: str | os.PathLike, on_error: OnError = None) -> Run:
     return run
 
 
-def _add(table: dict, qid: str, docid: str, value, twice: str, on_error: OnError) -> None:
+def _add(table: dict, qid: str, docid: str, value, twice: str, on_error: ErrorSink) -> None:
     """Enter a run's score or a judgment; a second entry for the same query and document is an error (or,
     handed to ``on_error``, dropped: the first stays)."""
     entries = table.setdefault(qid, {})
@@ -94,7 +94,7 @@ def _add(table: dict, qid: str, docid: str, value, twice: str, on_error: OnError
         entries[docid] = value
 
 
-def _trec_run(lines, name: str, on_error: OnError):
+def _trec_run(lines, name: str, on_error: ErrorSink):
     shape = None  # the first line's: TREC's six fields, or MS MARCO's three (qid, docid, rank)
     for where, fields, text in _fields(lines, name, on_error):
         shape = shape or (3 if len(fields) == 3 else 6)
@@ -117,7 +117,7 @@ def _trec_run(lines, name: str, on_error: OnError):
         yield where, fields[0], fields[2], score
 
 
-def _jsonl_run(source: str, lines, on_error: OnError):
+def _jsonl_run(source: str, lines, on_error: ErrorSink):
     for where, record in _json_objects(source, lines, on_error):
         try:
             qid, docid = _field(record, "qid", where), _field(record, "docid", where)
@@ -143,7 +143,7 @@ def _number(text: str) -> float | None:
 _GRADE_NAMES = {"score", "rel", "relevance", "label", "grade", "judgment", "judgement"}
 
 
-def read_qrels(source: str | os.PathLike, on_error: OnError = None) -> Qrels:
+def read_qrels(source: str | os.PathLike, on_error: ErrorSink = None) -> Qrels:
     """Relevance judgments: TREC qrels (``qid iteration docid relevance``) or BEIR's TSV (``query-id``,
     ``corpus-id``, ``score``, with or without a header), told apart by the first line. Relevance is a whole
     number; a judgment given twice is an error (with ``on_error``: the first is kept), but where both give the same
@@ -186,7 +186,7 @@ def _whole(text: str) -> int | None:
     return int(value) if value is not None and value == int(value) else None
 
 
-def _json_objects(source: str, lines, on_error: OnError) -> Iterator[tuple[str, dict]]:
+def _json_objects(source: str, lines, on_error: ErrorSink) -> Iterator[tuple[str, dict]]:
     """(where, object) for each JSON line; a bad line, or a value that is not an object, is raised or handed."""
     for where, record in json_records(source, lines, "jsonl"):
         if isinstance(record, InputError):
@@ -216,7 +216,7 @@ ID_FIELDS = ("_id", "id")
 TEXT_FIELDS = ("text", "contents")
 
 
-def read_corpus(source: str | os.PathLike, keep: set[str] | None = None, on_error: OnError = None) -> dict[str, str]:
+def read_corpus(source: str | os.PathLike, keep: set[str] | None = None, on_error: ErrorSink = None) -> dict[str, str]:
     """A corpus as ``{docid: text}``: BEIR's JSONL (``_id``, ``title``, ``text``; ``id`` and ``contents`` as
     Pyserini writes them are read too) or TSV lines ``docid<TAB>text`` (MS MARCO's collection.tsv), told apart by
     the first line. A title and text are joined with a space when the title is not empty. With ``keep``, only
@@ -240,7 +240,7 @@ def read_corpus(source: str | os.PathLike, keep: set[str] | None = None, on_erro
     return corpus
 
 
-def read_queries(source: str | os.PathLike, on_error: OnError = None) -> dict[str, str]:
+def read_queries(source: str | os.PathLike, on_error: ErrorSink = None) -> dict[str, str]:
     """Queries as ``{qid: text}``: BEIR's JSONL (``_id``, ``text``; or ``id``) or TSV lines ``qid<TAB>text`` (MS
     MARCO), told apart by the first line. A query id given twice is an error."""
     source = path_of(source)
@@ -257,7 +257,7 @@ def read_queries(source: str | os.PathLike, on_error: OnError = None) -> dict[st
     return queries
 
 
-def _id_text_records(source: str, id_name: str, on_error: OnError) -> Iterator[tuple[str, dict]]:
+def _id_text_records(source: str, id_name: str, on_error: ErrorSink) -> Iterator[tuple[str, dict]]:
     """(where, record) for each JSON line, or each TSV line ``id<TAB>text`` as ``{"_id", "text"}``, by the first
     line."""
     lines = read_lines(source)
@@ -276,7 +276,7 @@ def _either(record: dict, keys: tuple[str, ...], where: str) -> str:
     raise InputError(f"{where}: missing field {names}")
 
 
-def _tsv_records(lines, name: str, shape: str, on_error: OnError) -> Iterator[tuple[str, dict]]:
+def _tsv_records(lines, name: str, shape: str, on_error: ErrorSink) -> Iterator[tuple[str, dict]]:
     for where, record in tsv_records(lines, name, shape, " (or a JSON object)"):
         if isinstance(record, InputError):
             raise_or_hand(record, on_error)
