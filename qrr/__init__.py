@@ -5,22 +5,42 @@ is built.
 """
 
 from importlib import import_module as _import_module
+from typing import TYPE_CHECKING
 
 from qrr.errors import QrrError
-from qrr.reranker import Reranker, Results, Stats
+from qrr.reranker import RankResult, Reranker, Results, Scorer, Stats
 
 __version__ = "0.1.0.dev0"
-__all__ = ["QrrError", "Reranker", "Results", "Stats", "__version__"]
+__all__ = ["QrrError", "RankResult", "Reranker", "Results", "Scorer", "Stats", "__version__"]
+
+if TYPE_CHECKING:  # what __getattr__ imports when first named, as a type checker sees it
+    from qrr import (  # noqa: F401
+        bench,
+        device,
+        engine,
+        errors,
+        family,
+        formats,
+        metrics,
+        models,
+        pipelines,
+        prompt,
+        raydata,
+        server,
+        testing,
+    )
 
 # The core's modules, imported when first named (``qrr.pipelines.rerank_run``), so that ``import qrr`` stays light
 _MODULES = {"bench", "device", "engine", "errors", "family", "formats", "metrics", "models", "pipelines", "prompt",
             "raydata", "server", "testing"}  # fmt: skip
 
 
-def __getattr__(name: str):
-    if name in _MODULES:
-        return _import_module(f"qrr.{name}")
-    raise AttributeError(f"module 'qrr' has no attribute {name!r}")
+if not TYPE_CHECKING:  # a checker sees the modules imported above, and a misspelt name as an error
+
+    def __getattr__(name: str) -> object:
+        if name in _MODULES:
+            return _import_module(f"qrr.{name}")
+        raise AttributeError(f"module 'qrr' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:  # tab completion offers the modules before their first use

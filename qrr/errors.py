@@ -137,6 +137,28 @@ class OutOfMemoryError(QrrError):
     """A forward pass ran out of memory."""
 
 
+class FixedSetting(InputError, AttributeError):
+    """A Reranker's setting that cannot change once it is built (an ``AttributeError`` too, as a read-only
+    attribute's is)."""
+
+
+class NotPicklableError(QrrError, TypeError):
+    """A ``Reranker`` pickled or copied (a ``TypeError``, as pickle's own refusals are)."""
+
+
+class Missing(InputError):
+    """A query or document (``kind``) that a run names and the inputs lack, as ``pipelines.plan`` hands it to
+    ``on_missing``."""
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+class OutputBusy(QrrError):
+    """Another run writes the output, or wrote to it since this one read it."""
+
+
 class Stopped(QrrError):
     """A runtime error (``cause``, any exception) that stopped a long job after ``done`` of ``total`` units, which
     are kept in ``path``: the same call goes on from there. Its exit code is the cause's."""

@@ -28,14 +28,25 @@ import orjson
 
 from qrr import formats
 from qrr.engine import Progress, log_odds
-from qrr.errors import InputError, Interrupted, PairError, QrrError, Stopped, check_count, plural, qrr_cause
+from qrr.errors import (  # Missing and OutputBusy, raised here, named here too
+    InputError,
+    Interrupted,
+    Missing,
+    OutputBusy,
+    PairError,
+    Stopped,
+    check_count,
+    plural,
+    qrr_cause,
+)
 from qrr.formats import DocRecord, PairRecord, Run, is_id_field
 from qrr.formats.records import ErrorSink
 from qrr.reranker import (
     CHUNK,
     ProgressBar,
-    Reranker,
+    RankResult,
     Results,
+    Scorer,
     Stats,
     check_call,
     check_document_source,
@@ -63,7 +74,7 @@ class ScoredChunk:
 
     start: int
     records: list[PairRecord]
-    scores: Results
+    scores: Results[float]
     indexes: list[int] = field(default_factory=list)
 
 
@@ -73,7 +84,7 @@ class ScoredChunk:
 CALL_BATCHES = 8
 
 
-def call_room(reranker: Reranker) -> int:
+def call_room(reranker: Scorer) -> int:
     """About how many characters of pairs (4 a token) one scoring call of a stream or a run takes before its results
     are written: ``CALL_BATCHES`` batches' worth, so that on a CPU results come out (and an interruption loses)
     every 20 seconds or so for the 0.6B rather than every 1,024 pairs (13 minutes), and a GPU's batches stay full."""
@@ -150,7 +161,7 @@ def _prefetched(items: Iterable, idle: float) -> Iterator:
 
 
 def score_records(
-    reranker: Reranker, records: Iterable, progress: Progress | None = None, chunk: int | None = None,
+    reranker: Scorer, records: Iterable, progress: Progress | None = None, chunk: int | None = None,
     on_error: ErrorSink = None, idle: float | None = None,
 ) -> Iterator[ScoredChunk]:  # fmt: skip
     """Score pairs a chunk at a time, in input order, so that each chunk's results can be written as soon as they
@@ -454,7 +465,7 @@ class ScoresOutput(_Claimed):
                              "though it fits {max_length}: the file lost a line, or holds another input's scores; "
                              "give {output} a new file", "output", "max_length")  # fmt: skip
 
-    def check_input(self, record, reranker: Reranker | None, with_fields: bool = False) -> None:
+    def check_input(self, record, reranker: Scorer | None, with_fields: bool = False) -> None:
         """``InputError`` where OUT's last result is not the one of ``record``, the input's pair at that place:
         other ids or other fields (``with_fields``: the run copies the pairs' other fields, as OUT's results must
         too, or must not without it), or (scored again by ``reranker``) another set-up's score."""
@@ -596,7 +607,7 @@ def _weigh_pair(pair: tuple[object, tuple]) -> tuple[int, int]:
 
 
 def rank_records(
-    reranker: Reranker,
+    reranker: Scorer,
     query: str,
     records: Iterable,
     top_k: int | None = None,
@@ -604,7 +615,7 @@ def rank_records(
     instruction: str | None = None,
     progress: Progress | None = None,
     with_fields: bool = False,
-) -> Results:
+) -> Results[RankResult]:
     """Rank documents for ``query``: ``Reranker.rank``'s results, with each document's ``id``, (with
     ``return_documents``) ``text`` and (with ``with_fields``) ``fields``, a ``DocRecord``'s other fields.
     ``records``: ``DocRecord``s (from ``formats.read_documents``) or texts, whose id is ``None``. The documents
@@ -705,15 +716,6 @@ def plan(tops: dict[str, list[str]], queries: dict[str, str], corpus: dict[str, 
         _missing([f"document {d} of query {q}" for q, d in missing_docs], "document", f"not in {sources[1]}",
                  on_missing)  # fmt: skip
     return jobs
-
-
-class Missing(InputError):
-    """A query or document (``kind``) that a run names and the inputs lack, as ``plan`` hands it to
-    ``on_missing``."""
-
-    def __init__(self, message: str, kind: str):
-        super().__init__(message)
-        self.kind = kind
 
 
 def _missing(items: list[str], kind: str, reason: str, on_missing: ErrorSink) -> None:
@@ -858,10 +860,6 @@ class RunOutput(_Claimed):
 # go on from and wrote every result after it twice. So an output is locked (flock, where the system has it) from
 # before it is read to go on from (``claim``) until its writing ends, and where it did not exist yet, a run that
 # finds it grown since it looked stops (``open_exclusive``).
-
-
-class OutputBusy(QrrError):
-    """Another run writes the output, or wrote to it since this one read it."""
 
 
 # errors that say themselves what to do: a failure mid-run that is one of these is not wrapped in ``Stopped``
@@ -1056,7 +1054,7 @@ def _query_at(path: str | os.PathLike, fmt: str, offset: int) -> str | None:
 RESCORED_TOLERANCE = (1.0, 0.1)
 
 
-def check_written(reranker: Reranker, output: RunOutput | None) -> None:
+def check_written(reranker: Scorer, output: RunOutput | None) -> None:
     """Before going on with a file: score ``output.written`` again and raise ``InputError`` where one comes out
     other than written (another model, instruction, max length or recipe wrote the file)."""
     if output is None or not output.written:
@@ -1082,7 +1080,7 @@ def _check_rescored(then: float, now: float, result: str, path, verb: str) -> No
     )  # fmt: skip
 
 
-def _checking(reranker: Reranker, output: RunOutput | None) -> Iterator:
+def _checking(reranker: Scorer, output: RunOutput | None) -> Iterator:
     """``check_written``, run on the first ``next``; yields nothing."""
     check_written(reranker, output)
     yield from ()
@@ -1109,7 +1107,7 @@ def ranked(docids, scores) -> list[tuple[str, float]]:
 
 
 def rerank_jobs(
-    reranker: Reranker, jobs: Iterable[Job], corpus: dict[str, str], top_k: int | None = None,
+    reranker: Scorer, jobs: Iterable[Job], corpus: dict[str, str], top_k: int | None = None,
     progress: Progress | None = None, stats: Stats | None = None, on_error: ErrorSink = None,
 ) -> Iterator[tuple[Job, list[tuple[str, float]]]]:  # fmt: skip
     """Score each job's documents for its query and yield ``(job, [(docid, score), ...])`` best first (only the
@@ -1174,7 +1172,7 @@ class Reranked:
 
 
 def rerank_run(
-    reranker: Reranker,
+    reranker: Scorer,
     inputs: RunInputs,
     output: RunOutput | None = None,
     top_k: int | None = None,

@@ -13,10 +13,10 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, is_dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypedDict, TypeVar, overload
 
 from qrr.engine import Progress
-from qrr.errors import InputError, PairError, QrrError, check_count
+from qrr.errors import FixedSetting, InputError, NotPicklableError, PairError, check_count
 from qrr.family import DEFAULT_MAX_LENGTH, DEFAULT_RECIPE, QWEN3, run_settings
 from qrr.prompt import Prompter
 
@@ -25,13 +25,36 @@ if TYPE_CHECKING:
 
     import numpy
     import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    # what predict returns (CrossEncoder's kinds): many scores, or one
+    Predicted = numpy.ndarray | torch.Tensor | list[float] | numpy.float32 | float
 
 # Pairs tokenized and scored at a time: memory stays bounded however long the input is, and a chunk is still
 # large enough to sort into well-filled batches.
 CHUNK = 1024
 
-# (query, document), (query, document, instruction or None), or a record with those fields (a dict, a pandas row)
-Pair = tuple[str, str] | tuple[str, str, str | None] | Sequence[str | None] | Mapping[str, Any]
+# One pair as predict tells it from many: (query, document) or (query, document, instruction or None)
+OnePair = tuple[str, str] | tuple[str, str, str | None]
+# a pair: one of those, a list of its texts (a JSON array), or a record with those fields (a dict, a pandas row)
+Pair = OnePair | list[str | None] | Mapping[str, Any]
+
+_T = TypeVar("_T")
+
+
+class _RankFields(TypedDict):
+    corpus_id: int
+    score: float
+
+
+class RankResult(_RankFields, total=False):
+    """One result of ``rank``: ``corpus_id`` (the document's input position) and ``score`` (p(yes)); ``id`` where
+    ``ids`` were given, ``text`` with ``return_documents`` (and ``pipelines.rank_records``' ``fields`` with
+    ``with_fields``)."""
+
+    id: Any
+    text: str
+    fields: dict[str, Any]
 
 
 @dataclass
@@ -58,23 +81,94 @@ class Stats:
         return total
 
 
-class Results(list):
-    """A list of results (scores, or ranked documents) that also carries the ``stats`` of the call. Scores also
-    carry each pair's ``pair_tokens`` (prompt tokens) and ``pair_cut`` (whether it was truncated), so that a caller
-    who merged several requests into one call can split the statistics again."""
+class Results(list[_T], Generic[_T]):
+    """A list of results (scores: ``Results[float]``, or ranked documents: ``Results[RankResult]``) that also
+    carries the ``stats`` of the call. Scores also carry each pair's ``pair_tokens`` (prompt tokens) and
+    ``pair_cut`` (whether it was truncated), so that a caller who merged several requests into one call can split
+    the statistics again."""
 
-    def __init__(self, items: Iterable = (), stats: Stats | None = None):
+    def __init__(self, items: Iterable[_T] = (), stats: Stats | None = None):
         super().__init__(items)
         self.stats = stats if stats is not None else Stats()
         self.pair_tokens: list[int] = []
         self.pair_cut: list[bool] = []
 
 
-class NotPicklableError(QrrError, TypeError):
-    """A ``Reranker`` pickled or copied (a ``TypeError``, as pickle's own refusals are)."""
+class _Predicts:
+    """``predict`` (sentence-transformers' ``CrossEncoder.predict``) for a scorer with ``Reranker.score``."""
+
+    def score(self, pairs: Iterable[Pair], batch_size: int | None = None, show_progress_bar: bool | None = None, *,
+              instruction: str | None = None, progress: Progress | None = None) -> Results[float]:  # fmt: skip
+        raise NotImplementedError
+
+    # what predict returns, told to a type checker by the pairs (one, or many) and the conversion asked for
+    @overload
+    def predict(self, pairs: OnePair, batch_size: int | None = None, show_progress_bar: bool | None = None,
+                convert_to_numpy: bool = True, *, convert_to_tensor: Literal[True],
+                instruction: str | None = None) -> torch.Tensor: ...  # fmt: skip
+    @overload
+    def predict(self, pairs: OnePair, batch_size: int | None = None, show_progress_bar: bool | None = None, *,
+                convert_to_numpy: Literal[False], convert_to_tensor: Literal[False] = False,
+                instruction: str | None = None) -> float: ...  # fmt: skip
+    @overload
+    def predict(self, pairs: OnePair, batch_size: int | None = None, show_progress_bar: bool | None = None,
+                convert_to_numpy: Literal[True] = True, convert_to_tensor: Literal[False] = False, *,
+                instruction: str | None = None) -> numpy.float32: ...  # fmt: skip
+    @overload
+    def predict(self, pairs: Iterable[Pair], batch_size: int | None = None, show_progress_bar: bool | None = None,
+                convert_to_numpy: bool = True, *, convert_to_tensor: Literal[True],
+                instruction: str | None = None) -> torch.Tensor: ...  # fmt: skip
+    @overload
+    def predict(self, pairs: Iterable[Pair], batch_size: int | None = None, show_progress_bar: bool | None = None, *,
+                convert_to_numpy: Literal[False], convert_to_tensor: Literal[False] = False,
+                instruction: str | None = None) -> list[float]: ...  # fmt: skip
+    @overload
+    def predict(self, pairs: Iterable[Pair], batch_size: int | None = None, show_progress_bar: bool | None = None,
+                convert_to_numpy: Literal[True] = True, convert_to_tensor: Literal[False] = False, *,
+                instruction: str | None = None) -> numpy.ndarray: ...  # fmt: skip
+    @overload
+    def predict(self, pairs: Iterable[Pair] | OnePair, batch_size: int | None = None,
+                show_progress_bar: bool | None = None, convert_to_numpy: bool = True, convert_to_tensor: bool = False,
+                *, instruction: str | None = None) -> Predicted: ...  # fmt: skip
+
+    def predict(
+        self,
+        pairs: Iterable[Pair] | OnePair,
+        batch_size: int | None = None,
+        show_progress_bar: bool | None = None,
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+        *,
+        instruction: str | None = None,
+    ) -> Predicted:
+        """Scores as sentence-transformers' ``CrossEncoder.predict`` returns them: a numpy array (or a torch
+        tensor with ``convert_to_tensor``, a list with ``convert_to_numpy=False``) of p(yes), one per pair, or
+        one number for one pair. ``batch_size`` caps the pairs of one forward pass; ``show_progress_bar`` draws
+        a tqdm bar on stderr; ``instruction`` is that of the pairs without their own, for this call (CrossEncoder's
+        ``prompt``)."""
+        return predicted(self.score, pairs, batch_size, show_progress_bar, convert_to_numpy, convert_to_tensor,
+                         instruction)  # fmt: skip
 
 
-class Reranker:
+class Scorer(Protocol):
+    """What the pipelines need of a reranker, and what an application can take to accept either kind: a
+    ``Reranker``, or a server's ``qrr.server.client.RemoteReranker``."""
+
+    @property
+    def max_length(self) -> int: ...
+    @property
+    def batch_tokens(self) -> int: ...
+    @property
+    def instruction(self) -> str | None: ...
+    def settings(self) -> dict[str, Any]: ...
+    def score(self, pairs: Iterable[Pair], batch_size: int | None = None, show_progress_bar: bool | None = None, *,
+              instruction: str | None = None, progress: Progress | None = None) -> Results[float]: ...  # fmt: skip
+    def rank(self, query: str, documents: Iterable[str], top_k: int | None = None, return_documents: bool = False,
+             batch_size: int | None = None, show_progress_bar: bool | None = None, *, ids: Iterable[Any] | None = None,
+             instruction: str | None = None, progress: Progress | None = None) -> Results[RankResult]: ...  # fmt: skip
+
+
+class Reranker(_Predicts):
     """A Qwen3-Reranker that scores pairs exactly as the model card's transformers recipe does.
 
     >>> rr = Reranker("0.6b")                                          # doctest: +SKIP
@@ -153,9 +247,9 @@ class Reranker:
     @classmethod
     def from_model(
         cls,
-        model,
-        tokenizer,
-        device: str = "auto",
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        device: str | torch.device = "auto",
         max_length: int | None = DEFAULT_MAX_LENGTH,
         instruction: str | None = None,
         batch_tokens: int | None = None,
@@ -279,14 +373,14 @@ class Reranker:
         self._share_prefix = value
 
     @property
-    def tokenizer(self):
+    def tokenizer(self) -> PreTrainedTokenizerBase:
         return self.prompter.tokenizer
 
     @property
     def recipe(self) -> str:
         return self.prompter.recipe.name
 
-    def settings(self) -> dict:
+    def settings(self) -> dict[str, Any]:
         """How this Reranker scores, as a reranked run's output records it (``pipelines.RunOutput``: kept beside
         the file, and checked when a run goes on with it): the model (a repo id, or a folder's full path; ``None``
         after ``from_model``), the instruction as its text (the default's too), ``max_length`` and ``recipe``."""
@@ -302,7 +396,7 @@ class Reranker:
         *,
         instruction: str | None = None,
         progress: Progress | None = None,
-    ) -> Results:
+    ) -> Results[float]:
         """p(yes) in [0, 1] for each pair, in input order, with the call's ``stats``.
 
         A pair is ``(query, document)`` or ``(query, document, instruction)``; an instruction of ``None``
@@ -313,7 +407,7 @@ class Reranker:
         """
         check_call(batch_size, show_progress_bar, instruction)
         instruction = instruction if instruction is not None else self.instruction
-        results = Results()
+        results: Results[float] = Results()
         total = len(pairs) if hasattr(pairs, "__len__") and not _is_pair(pairs) else None
         with ProgressBar(total, show_progress_bar, progress) as advance:
             for chunk in chunks(triples(pairs, instruction), CHUNK):
@@ -327,24 +421,6 @@ class Reranker:
                 results.pair_cut += [e.truncated for e in encoded]
         return results
 
-    def predict(
-        self,
-        pairs: Iterable[Pair] | Pair,
-        batch_size: int | None = None,
-        show_progress_bar: bool | None = None,
-        convert_to_numpy: bool = True,
-        convert_to_tensor: bool = False,
-        *,
-        instruction: str | None = None,
-    ) -> numpy.ndarray | torch.Tensor | list[float] | numpy.floating | float:
-        """Scores as sentence-transformers' ``CrossEncoder.predict`` returns them: a numpy array (or a torch
-        tensor with ``convert_to_tensor``, a list with ``convert_to_numpy=False``) of p(yes), one per pair, or
-        one number for one pair. ``batch_size`` caps the pairs of one forward pass; ``show_progress_bar`` draws
-        a tqdm bar on stderr; ``instruction`` is that of the pairs without their own, for this call (CrossEncoder's
-        ``prompt``)."""
-        return predicted(self.score, pairs, batch_size, show_progress_bar, convert_to_numpy, convert_to_tensor,
-                         instruction)  # fmt: skip
-
     def rank(
         self,
         query: str,
@@ -357,7 +433,7 @@ class Reranker:
         ids: Iterable[Any] | None = None,
         instruction: str | None = None,
         progress: Progress | None = None,
-    ) -> Results:
+    ) -> Results[RankResult]:
         """The documents best first for ``query``, as sentence-transformers' ``CrossEncoder.rank`` gives them:
         dicts with ``corpus_id`` (the document's input position) and ``score`` (p(yes)), ``text`` with
         ``return_documents``, and ``id`` where ``ids`` (one per document) are given. Ties keep input order.
@@ -427,7 +503,7 @@ _END = object()
 
 
 def rank_chunks(score, documents: Iterable[str], top_k: int | None = None, return_documents: bool = False,
-                ids: Iterable[Any] | None = None) -> Results:  # fmt: skip
+                ids: Iterable[Any] | None = None) -> Results[RankResult]:  # fmt: skip
     """What ``rank`` does around the scoring, for any scorer: ``score(start, texts)`` gives the scores and stats
     of a chunk of documents (``start``: the first one's input position). Documents are read ``CHUNK`` at a time;
     with ``top_k`` only the best k are kept. Best first; ties keep input order."""
@@ -447,7 +523,7 @@ def rank_chunks(score, documents: Iterable[str], top_k: int | None = None, retur
         scores, chunk_stats = score(index, chunk)
         stats += chunk_stats
         for text, doc_id, value in zip(chunk, chunk_ids, scores, strict=True):
-            result = {"corpus_id": index, "score": value}
+            result: RankResult = {"corpus_id": index, "score": value}
             if id_source is not None:
                 result["id"] = doc_id
             if return_documents:
@@ -467,11 +543,6 @@ def rank_chunks(score, documents: Iterable[str], top_k: int | None = None, retur
 
 FRAME_HINT = "pass its column of texts, frame['document'] (and ids=frame.index, for each result to name its row: " \
              "corpus_id is a position)"  # fmt: skip
-
-
-class FixedSetting(InputError, AttributeError):
-    """A Reranker's setting that cannot change once it is built (an ``AttributeError`` too, as a read-only
-    attribute's is)."""
 
 
 def _fixed(param: str):

@@ -42,9 +42,15 @@ def module_name(path: Path) -> str:
 
 
 def imported(path: Path) -> set[str]:
-    """The qrr modules a file imports, at the top or inside functions."""
+    """The qrr modules a file imports, at the top or inside functions; not those a type checker alone sees (``if
+    TYPE_CHECKING:``, as a package names the modules its ``__getattr__`` imports when first used)."""
     names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    unrun = {id(inner) for node in ast.walk(tree) if isinstance(node, ast.If) and ast.unparse(node.test) ==
+             "TYPE_CHECKING" for part in node.body for inner in ast.walk(part)}  # fmt: skip
+    for node in ast.walk(tree):
+        if id(node) in unrun:
+            continue
         if isinstance(node, ast.Import):
             names |= {a.name for a in node.names if a.name.startswith("qrr")}
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("qrr"):

@@ -760,3 +760,25 @@ def test_max_length_none_is_the_default_as_in_crossencoder(fake_model, tiny_mode
     assert Reranker("fake", max_length=None).max_length == 8192  # a TypeError from deep inside, before
     causal = AutoModelForCausalLM.from_pretrained(tiny_model)
     assert Reranker.from_model(causal, tokenizer, device="cpu", max_length=None).max_length == 8192
+
+
+def test_the_public_types_for_a_type_checker():
+    import typing
+
+    import qrr
+    from qrr import pipelines, reranker
+    from qrr.errors import FixedSetting, Missing, NotPicklableError, OutputBusy
+    from qrr.server.client import RemoteReranker
+
+    assert qrr.Results[float]([0.5]) == [0.5]  # generic, as an annotation names it at run time too
+    assert qrr.RankResult.__required_keys__ == {"corpus_id", "score"}
+    assert qrr.RankResult.__optional_keys__ == {"id", "text", "fields"}
+    # one predict for both kinds, its return told by overloads
+    assert Reranker.predict is RemoteReranker.predict and len(typing.get_overloads(Reranker.predict)) == 7
+    # a Scorer is what the pipelines take: both kinds have all it names
+    named = {n for n in vars(qrr.Scorer) if not n.startswith("_")}
+    assert named == {"max_length", "batch_tokens", "instruction", "settings", "score", "rank"}
+    assert all(hasattr(kind, n) or n == "instruction" for kind in (Reranker, RemoteReranker) for n in named)
+    # every error class in qrr.errors, and still where it was raised from
+    assert (reranker.FixedSetting, reranker.NotPicklableError) == (FixedSetting, NotPicklableError)
+    assert (pipelines.Missing, pipelines.OutputBusy) == (Missing, OutputBusy)

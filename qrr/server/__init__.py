@@ -2,6 +2,8 @@
 already call (Cohere's, Jina's and vLLM's), with dynamic batching. ``qrr serve`` runs it; ``qrr.server.client``
 talks to it. Importing this package loads no web framework: ``qrr.server.app`` does."""
 
+from typing import TYPE_CHECKING
+
 # Seconds an idle connection stays open: past the 60 s after which nginx and AWS ALB drop theirs, so that a load
 # balancer never sends on a connection the server has just closed (its sporadic 502s; uvicorn's own is 5 s)
 KEEP_ALIVE = 75
@@ -36,10 +38,16 @@ def _percent(c: str) -> str:
     return "".join(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
 
 
-def __getattr__(name: str):
-    # qrr.server.client from `import qrr` alone, as qrr's other modules are reached (app imports the web framework)
-    if name in ("app", "client"):
-        import importlib
+if TYPE_CHECKING:  # what __getattr__ imports when first named, as a type checker sees it
+    from qrr.server import app, client  # noqa: F401
 
-        return importlib.import_module(f"qrr.server.{name}")
-    raise AttributeError(f"module 'qrr.server' has no attribute {name!r}")
+
+if not TYPE_CHECKING:  # a checker sees the modules imported above, and a misspelt name as an error
+
+    def __getattr__(name: str) -> object:
+        # qrr.server.client from `import qrr` alone, as qrr's other modules are reached (app imports the web framework)
+        if name in ("app", "client"):
+            import importlib
+
+            return importlib.import_module(f"qrr.server.{name}")
+        raise AttributeError(f"module 'qrr.server' has no attribute {name!r}")

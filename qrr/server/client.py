@@ -10,19 +10,24 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterable
 from functools import cached_property
+from typing import Any
 
 import orjson
 
+from qrr.engine import Progress
 from qrr.errors import InputError, QrrError
 from qrr.reranker import (
+    Pair,
     ProgressBar,
+    RankResult,
     Results,
     Stats,
+    _Predicts,
     check_call,
     check_documents,
     check_query,
-    predicted,
     rank_chunks,
     triples,
 )
@@ -32,7 +37,7 @@ SERVER_ENV = "QRR_SERVER"
 API_KEY_ENV = "QRR_API_KEY"
 
 
-class RemoteReranker:
+class RemoteReranker(_Predicts):
     """Ranks and scores through the ``/rerank`` and ``/score`` endpoints of the server at ``url`` (``host:port``
     means ``http://host:port``; ``api_key``: default ``$QRR_API_KEY``), with ``Reranker``'s ``predict``,
     ``score`` and ``rank``; ``batch_size`` is taken but the server sets its own batches."""
@@ -72,7 +77,7 @@ class RemoteReranker:
     def max_length(self) -> int:
         return self._card["max_model_len"]
 
-    def settings(self) -> dict:
+    def settings(self) -> dict[str, Any]:
         """How this client's calls are scored, as ``Reranker.settings`` says it: the instruction (this client's, else
         the server's own: what a request without one is scored with), max length and recipe, as the server's
         ``/v1/models`` says (``None`` where an older qrr's server does not say); its model is not compared (``None``:
@@ -91,16 +96,16 @@ class RemoteReranker:
     def rank(
         self,
         query: str,
-        documents,
+        documents: Iterable[str],
         top_k: int | None = None,
         return_documents: bool = False,
         batch_size: int | None = None,
         show_progress_bar: bool | None = None,
         *,
-        ids=None,
+        ids: Iterable[Any] | None = None,
         instruction: str | None = None,
-        progress=None,
-    ) -> Results:
+        progress: Progress | None = None,
+    ) -> Results[RankResult]:
         """As ``Reranker.rank``: dicts with ``corpus_id``, ``score``, ``id`` (with ``ids``) and ``text`` (with
         ``return_documents``), best first; sent a chunk of documents a request."""
         check_call(batch_size, show_progress_bar)
@@ -131,14 +136,14 @@ class RemoteReranker:
         with ProgressBar(total, show_progress_bar, progress) as advance:
             return rank_chunks(score, documents, top_k, return_documents, ids)
 
-    def score(self, pairs, batch_size: int | None = None, show_progress_bar: bool | None = None, *,
-              instruction: str | None = None, progress=None) -> Results:  # fmt: skip
+    def score(self, pairs: Iterable[Pair], batch_size: int | None = None, show_progress_bar: bool | None = None, *,
+              instruction: str | None = None, progress: Progress | None = None) -> Results[float]:  # fmt: skip
         """As ``Reranker.score`` (the server sets its own batches): p(yes) for each ``(query, document)`` or
         ``(query, document, instruction)``, in input order, with the call's ``stats``; pairs of one instruction in a
         row go in one request (or as many as the server takes)."""
         check_call(batch_size, show_progress_bar, instruction)
         began = time.perf_counter()
-        results = Results()
+        results: Results[float] = Results()
         total = len(pairs) if hasattr(pairs, "__len__") else None
         default = instruction if instruction is not None else self.instruction
         with ProgressBar(total, show_progress_bar, progress) as advance:
@@ -155,13 +160,6 @@ class RemoteReranker:
                         advance(len(part))
         results.stats.seconds = time.perf_counter() - began
         return results
-
-    def predict(self, pairs, batch_size: int | None = None, show_progress_bar: bool | None = None,
-                convert_to_numpy: bool = True, convert_to_tensor: bool = False, *,
-                instruction: str | None = None):  # fmt: skip
-        """As ``Reranker.predict``: a numpy array of p(yes), one per pair, or one number for one pair."""
-        return predicted(self.score, pairs, batch_size, show_progress_bar, convert_to_numpy, convert_to_tensor,
-                         instruction)  # fmt: skip
 
     def _requests(self, head: dict, items: list):
         """``items`` (documents, or pairs) in parts the server takes: at most its ``max_documents`` a request, and
