@@ -17,6 +17,16 @@ from qrr.family import DEFAULT_MAX_LENGTH, DEFAULT_RECIPE, QWEN3, Family
 
 Triple = tuple[str, str, "str | None"]
 
+# A long document is first cut to this many characters a token of the budget (natural text takes 1 to 5): enough
+# where it then gives SLACK tokens past the budget, since a cut changes only the tokens at its end; else it is cut
+# at max_chars, the most that its first tokens can span. A document of megabytes took seconds and gigabytes to
+# tokenize for the first 8,192 tokens, and held the tokenizer (a server's every request) as long.
+FIRST_CHARS = 16
+SLACK = 256
+# Characters of text tokenized in one call: memory stays bounded (about 40 bytes a character while tokenizing), and
+# another thread (a server's next request) gets the tokenizer between two calls
+TOKENIZE_CHARS = 1_000_000
+
 
 @dataclass(frozen=True)
 class Encoded:
@@ -118,10 +128,18 @@ class Prompter:
         """
         if not triples:
             return []
-        limit = self.max_chars
-        texts = [self.render(q, d[:limit] if limit and len(d) > limit else d, i) for q, d, i in triples]
-        with self._lock:
-            encoded = self.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+        first = self.body_budget * FIRST_CHARS
+        if self.max_chars:
+            first = min(first, self.max_chars)
+        encoded = self._tokenize([self.render(q, _head(d, first), i) for q, d, i in triples])
+        # the documents whose first cut left too few tokens past the budget to trust: cut where nothing can follow
+        again = [n for n, ((_, d, _), ids) in enumerate(zip(triples, encoded, strict=True))
+                 if len(d) > first and len(ids) < self.body_budget + SLACK]  # fmt: skip
+        if again:
+            retried = self._tokenize([self.render(q, _head(d, self.max_chars), i) for q, d, i in
+                                      (triples[n] for n in again)])  # fmt: skip
+            for n, ids in zip(again, retried, strict=True):
+                encoded[n] = ids
         out = []
         checked: set[tuple[str, str | None]] = set()  # one query's long documents need its head tokenized once
         for n, ((query, _, instruction), ids) in enumerate(zip(triples, encoded, strict=True)):
@@ -132,6 +150,21 @@ class Prompter:
                     checked.add((query, instruction))
                 ids = ids[: self.body_budget]
             out.append(Encoded(self.prefix_ids + ids + self.suffix_ids, truncated))
+        return out
+
+    def _tokenize(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of each text, ``TOKENIZE_CHARS`` characters of them a call."""
+        out: list[list[int]] = []
+        part: list[str] = []
+        size = 0
+        for text in [*texts, None]:
+            if part and (text is None or size + len(text) > TOKENIZE_CHARS):
+                with self._lock:
+                    out += self.tokenizer(part, add_special_tokens=False, verbose=False)["input_ids"]
+                part, size = [], 0
+            if text is not None:
+                part.append(text)
+                size += len(text)
         return out
 
     def check_room(self, query: str, instruction: str | None = None, n: int | None = None) -> None:
@@ -150,3 +183,8 @@ class Prompter:
                     f"frame takes {frame}){'' if over else ', none for a document'}; raise {{max_length}} or shorten "
                     "the query" + (" or the instruction" if instruction else ""))  # fmt: skip
             raise InputError(said, "max_length") if n is None else PairError(n, said, "max_length")
+
+
+def _head(text: str, chars: int | None) -> str:
+    """``text`` cut to its first ``chars`` characters (``None``: whole)."""
+    return text[:chars] if chars and len(text) > chars else text

@@ -122,7 +122,73 @@ def test_a_document_far_past_the_budget_is_cut_before_tokenizing_to_the_same_ids
     cut = p.encode([("q", long, None)])
     assert seen[0] < p.max_chars + 1000 < len(long)  # the tail was dropped first
     p.max_chars = None  # tokenized whole
-    assert cut == p.encode([("q", long, None)]) and cut[0].truncated and seen[1] > len(long)
+    assert cut == p.encode([("q", long, None)]) and cut[0].truncated and seen[-1] > len(long)
+
+
+def _kinds_of_text(n: int) -> dict[str, str]:
+    import random
+    import string
+
+    rng = random.Random(0)
+    pick = lambda alphabet, k: "".join(rng.choice(alphabet) for _ in range(k))  # noqa: E731
+    han = "".join(chr(c) for c in range(0x4E00, 0x4E00 + 3000))
+    return {
+        "words": " ".join(pick(string.ascii_lowercase, rng.randint(1, 10)) for _ in range(n // 6)),
+        "han without punctuation": pick(han, n),  # one pre-token: the cut falls inside it
+        "dna": pick("ACGT", n),
+        "base64": pick(string.ascii_letters + string.digits + "+/", n),
+        "emoji and accents": pick("😀🎉👍🏽🇨🇳é\u0301ñ", n),
+        # up to 128 characters a token, and 64: the first cut is too short for these two
+        "runs of spaces": "".join(rng.choice([" " * rng.randint(1, 300), "word", "\n"]) for _ in range(n // 40)),
+        "rules": "=" * n + " tail",
+    }
+
+
+@pytest.mark.parametrize("recipe", ["transformers", "vllm"])
+def test_a_long_document_is_cut_short_first_and_gets_the_ids_of_the_whole(tokenizer, recipe, monkeypatch):
+    """The first cut (FIRST_CHARS a token of the budget) gives the ids the whole text gives, whatever the text; a
+    text of more characters a token is cut again where nothing past can reach its first tokens."""
+    from qrr import prompt
+
+    p = Prompter(tokenizer, max_length=256, recipe=recipe)
+    whole = Prompter(tokenizer, max_length=256, recipe=recipe)
+    whole.max_chars = None
+    seen = []
+    tokenize = p._tokenize
+    p._tokenize = lambda texts: seen.append([len(t) for t in texts]) or tokenize(texts)
+    for name, text in _kinds_of_text(40_000).items():
+        seen.clear()
+        cut = p.encode([("a query", text, None)])
+        with monkeypatch.context() as m:
+            m.setattr(prompt, "FIRST_CHARS", 10**9)
+            assert cut == whole.encode([("a query", text, None)]), name
+        assert cut[0].truncated
+        first = p.body_budget * prompt.FIRST_CHARS
+        assert seen[0][0] < first + 500, name  # the query and frame besides
+        assert len(seen) == (2 if name in ("rules", "runs of spaces") else 1), name
+    # a document of megabytes: a few thousand characters tokenized for its 200 tokens (seconds, and gigabytes, were
+    # spent on 2 million characters a document)
+    seen.clear()
+    long = "word " * 400_000
+    p.encode([("q", long, None)] * 3)
+    assert seen == [[len(p.render("q", long[: p.body_budget * prompt.FIRST_CHARS], None))] * 3]
+
+
+def test_texts_are_tokenized_a_bounded_size_at_a_time(tokenizer, monkeypatch):
+    from qrr import prompt
+
+    p = Prompter(tokenizer, max_length=256)
+    triples = [("q", f"document {n} " * (n * 10), None) for n in range(40)]
+    alone = p.encode(triples)
+    calls = []
+    spy = p.tokenizer
+    monkeypatch.setattr(p, "tokenizer", type("Spy", (), {
+        "__call__": lambda self, texts, **kw: calls.append(sum(map(len, texts))) or spy(texts, **kw),
+        "__getattr__": lambda self, name: getattr(spy, name)})())  # fmt: skip
+    monkeypatch.setattr(prompt, "TOKENIZE_CHARS", 5_000)
+    assert p.encode(triples) == alone
+    assert len(calls) > 5 and all(size <= 5_000 or size == max(calls) for size in calls)
+    assert sum(calls) == sum(len(p.render(q, d[: p.body_budget * prompt.FIRST_CHARS], i)) for q, d, i in triples)
 
 
 def test_a_cut_to_some_tokens_tokenizes_only_what_can_reach_them(tokenizer):

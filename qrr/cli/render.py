@@ -454,14 +454,14 @@ def _status_column(estimate: LineCount | None, room, unit: str = "pairs"):
             done, elapsed = int(task.completed), task.elapsed or 0.0
             total = estimate.total(done) if estimate is not None else None
             rate = done / elapsed if done and elapsed else 0.0
-            count = (f"{done:,} of ~{total:,} {unit}" if total else f"{done:,} {unit}", "progress.download")
+            count = (f"{done:,} of ~{total:,} {unit}" if total else _counted(done, unit), "progress.download")
             speed = (f"{rate:,.0f} {unit}/s" if rate >= 100 else f"{rate:.1f} {unit}/s" if rate else "",
                      "progress.data.speed")  # fmt: skip
             so_far = (_clock(elapsed, hours=True), "progress.elapsed")
             eta = estimate.eta(done, elapsed) if estimate is not None else None
             left = (f"{eta} left" if eta else "", "progress.remaining")
             for parts in ([count, speed, so_far, left], [count, speed, left], [count, left],
-                          [(f"{done:,} {unit}", count[1]), left], [(f"{done:,} {unit}", count[1])]):  # fmt: skip
+                          [(_counted(done, unit), count[1]), left], [(_counted(done, unit), count[1])]):  # fmt: skip
                 parts = [p for p in parts if p[0]]
                 if sum(len(p[0]) + 1 for p in parts) - 1 <= width:
                     break
@@ -470,6 +470,11 @@ def _status_column(estimate: LineCount | None, room, unit: str = "pairs"):
             return said
 
     return Status()
+
+
+def _counted(n: int, unit: str) -> str:
+    """``1 document``, ``2 documents``: a count of a plural ``unit``."""
+    return plural(n, unit.removesuffix("s"))
 
 
 class _CountLines:
@@ -490,7 +495,7 @@ class _CountLines:
         self.last = now
         elapsed = max(now - self.start, 1e-9)
         left = self.estimate.left(self.done, elapsed) if self.estimate is not None else ""
-        stderr.print(f"{self.what}: {self.done:,} {self.unit} in {_clock(elapsed)}, "
+        stderr.print(f"{self.what}: {_counted(self.done, self.unit)} in {_clock(elapsed)}, "
                      f"{self.done / elapsed:,.1f} {self.unit}/s"
                      f"{f'; {left}' if left else ''}", highlight=False)  # fmt: skip
 
