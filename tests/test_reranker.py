@@ -782,3 +782,30 @@ def test_the_public_types_for_a_type_checker():
     # every error class in qrr.errors, and still where it was raised from
     assert (reranker.FixedSetting, reranker.NotPicklableError) == (FixedSetting, NotPicklableError)
     assert (pipelines.Missing, pipelines.OutputBusy) == (Missing, OutputBusy)
+
+
+def test_a_remote_reranker_sends_no_more_of_a_document_than_can_reach_its_tokens(monkeypatch):
+    """A document of 20 MB, which a model loaded here cuts, was refused as over the server's request size; the tail
+    past the server's max_document_chars changes no token (tests/test_prompt.py), so it is not sent."""
+    from qrr.server.client import RemoteReranker
+
+    remote = RemoteReranker("http://127.0.0.1:9")
+    card = {"max_document_chars": 1000, "max_request_bytes": 1_000_000, "max_documents": 100}
+    monkeypatch.setitem(remote.__dict__, "_card", card)  # what the server's /v1/models says
+    sent = []
+
+    def call(method, path, body=None):
+        sent.append(body)
+        if path == "/score":
+            return {"data": [{"index": i, "score": 0.5} for i in range(len(body["text_2"]))], "usage": {}}
+        return {"results": [{"index": i, "relevance_score": 0.5} for i in range(len(body["documents"]))], "usage": {}}
+
+    monkeypatch.setattr(remote, "_call", call)
+    long = "x" * 5000
+    ranked = remote.rank("q", [long, "short"], return_documents=True)
+    assert sent[-1]["documents"] == ["x" * 1000, "short"] and ranked[0]["text"] == long  # the text as given
+    remote.score([("q", long)])
+    assert sent[-1]["text_2"] == ["x" * 1000]
+    card["max_document_chars"] = None  # a server that does not say: sent whole
+    remote.score([("q", long)])
+    assert sent[-1]["text_2"] == [long]

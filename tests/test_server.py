@@ -130,6 +130,7 @@ def test_health_models_and_metrics(http, tiny_model, tiny_server, reranker):
     assert http.get("/health").json() == {"status": "ok", "model": str(tiny_model)}
     card = http.get("/v1/models").json()["data"][0]
     assert card["id"] == str(tiny_model) and card["max_model_len"] == 2048
+    assert card["max_document_chars"] == 2048 * reranker.prompter.token_chars  # its --max-length 2048
     # the budget of a forward pass (the CPU's default), which sizes a remote rerank's calls
     assert card["batch_tokens"] == 1024 and RemoteReranker(tiny_server.url).batch_tokens == 1024
     # Reranker's surface: predict, score and rank with batch_size second, an instruction for the call, a repr

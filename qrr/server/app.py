@@ -190,7 +190,9 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
                 "instruction": reranker.instruction if reranker.instruction is not None
                 else reranker.prompter.family.default_instruction, "recipe": reranker.recipe,
                 "max_documents": limits.max_documents,
-                "max_request_bytes": limits.max_request_bytes}  # fmt: skip
+                "max_request_bytes": limits.max_request_bytes,
+                # past this many characters nothing of a document reaches its tokens: a client sends no more
+                "max_document_chars": reranker.prompter.max_chars}  # fmt: skip
         return json_response({"object": "list", "data": [card]})
 
     async def prometheus(request: Request) -> Response:

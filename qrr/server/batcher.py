@@ -1,7 +1,7 @@
 """Dynamic batching: requests that arrive while the model is busy are scored together, in one call of the
 ``Reranker``, so their pairs share forward passes within the token budget (and a query's shared prefix). A request
-gets the same scores alone or among others, within rounding (a batch's padding moves bf16 scores by about 1e-3,
-fp32 ones by about 1e-7; see the README).
+gets the same scores alone or among others, within rounding (a batch's shape moves bf16 scores by a few 1e-3,
+more for a long document, fp32 ones by about 1e-7; see the README).
 
 One worker thread runs the model; request handlers wait on futures. No web framework here.
 """

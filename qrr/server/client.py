@@ -120,7 +120,7 @@ class RemoteReranker(_Predicts):
             began = time.perf_counter()
             scores: list[float] = []
             stats = Stats()
-            for part in self._requests(head, chunk):
+            for part in self._requests(head, [self._cut(d) for d in chunk]):
                 answer = self._call("POST", "/rerank", {**head, "documents": part})
                 found = [0.0] * len(part)
                 for result in answer["results"]:
@@ -149,7 +149,7 @@ class RemoteReranker(_Predicts):
         with ProgressBar(total, show_progress_bar, progress) as advance:
             for instruction, run in itertools.groupby(triples(pairs, default), key=lambda t: t[2]):
                 head = {} if instruction is None else {"instruction": instruction}
-                for part in self._requests(head, [(q, d) for q, d, _ in run]):
+                for part in self._requests(head, [(q, self._cut(d)) for q, d, _ in run]):
                     body = {**head, "text_1": [q for q, _ in part], "text_2": [d for _, d in part]}
                     answer = self._call("POST", "/score", body)
                     data = sorted(answer["data"], key=lambda item: item["index"])
@@ -160,6 +160,13 @@ class RemoteReranker(_Predicts):
                         advance(len(part))
         results.stats.seconds = time.perf_counter() - began
         return results
+
+    def _cut(self, document: str) -> str:
+        """``document`` without the tail that cannot reach its tokens on the server (its ``max_document_chars``): the
+        same score, in a request the server takes (a document of 20 MB, which a model loaded here cuts, was over
+        its --max-request-bytes)."""
+        most = self._card.get("max_document_chars")
+        return document[:most] if isinstance(most, int) and len(document) > most else document
 
     def _requests(self, head: dict, items: list):
         """``items`` (documents, or pairs) in parts the server takes: at most its ``max_documents`` a request, and
