@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import functools
 import gc
+import json
 import math
 import os
 import random
@@ -314,7 +315,7 @@ def run(
     given, sizes = sizes, [size_named(s) for s in sizes]
     unknown = [g for g, s in zip(given, sizes, strict=True) if s not in QWEN3.sizes]  # as typed
     if unknown:
-        raise InputError(f"{{sizes}}: unknown size {unknown[0]!r}; use {', '.join(QWEN3.sizes)}", "sizes")
+        raise InputError(f"{{sizes}}: {_not_a_size(unknown[0])}; use {', '.join(QWEN3.sizes)}", "sizes")
     note = note or (lambda message: None)
     dev = devices.resolve_device(device)
     dt = devices.resolve_dtype(dtype, dev)
@@ -434,6 +435,23 @@ def _running_now(looks: int = 5) -> int | None:
         if n < looks - 1:
             time.sleep(0.05)
     return min(counts)
+
+
+def _not_a_size(name: str) -> str:
+    """Why ``name`` is no size: unknown, or a model folder (a fine-tune, say), which costs what its size costs."""
+    config = Path(name).expanduser() / "config.json"
+    if not config.is_file():
+        return f"unknown size {name!r}"
+    try:
+        size = QWEN3.size_of(json.loads(config.read_text()))
+    except (OSError, ValueError, AttributeError):
+        size = None
+    if size is None:
+        return f"{name!r} is a model folder, not a size, and of none of the sizes' shapes"
+    return (
+        f"{name!r} is a model folder, not a size; it has {size}'s shapes, so it runs as fast as {size} does, and "
+        f"--sizes {size} measures it"
+    )
 
 
 def _too_big(size: str, dtype_bytes: int, batch: int, row: int, docs: int, free: int | None) -> str | None:

@@ -284,3 +284,15 @@ def test_the_cpu_and_why_its_dtype_are_said(monkeypatch):
     )
     assert said in result.stderr
     assert "cpu (AVX-512, AVX2); fp32: this CPU has no native bf16" in " ".join(result.stdout.split())
+
+
+def test_a_model_folder_is_said_to_cost_what_its_size_costs(tiny_model, tmp_path):
+    """A fine-tune's folder was "unknown size": it runs as fast as the size whose shapes it has."""
+    result = run("--doc-tokens", "8", "--sizes", str(tiny_model))
+    assert (result.exit_code, result.stderr) == (2, f"error: --sizes: {str(tiny_model)!r} is a model folder, not a "
+                                                    "size; it has tiny's shapes, so it runs as fast as tiny does, and "
+                                                    "--sizes tiny measures it; use 0.6b, 4b, 8b, tiny\n")  # fmt: skip
+    (tmp_path / "config.json").write_text('{"hidden_size": 3}')
+    result = run("--doc-tokens", "8", "--sizes", str(tmp_path))
+    assert result.stderr == (f"error: --sizes: {str(tmp_path)!r} is a model folder, not a size, and of none of the "
+                             "sizes' shapes; use 0.6b, 4b, 8b, tiny\n")  # fmt: skip
