@@ -9,6 +9,7 @@ suffix. Either way the result is at most ``max_length`` tokens ending in the suf
 from __future__ import annotations
 
 import threading
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,9 +19,10 @@ from qrr.family import DEFAULT_MAX_LENGTH, DEFAULT_RECIPE, QWEN3, Family
 Triple = tuple[str, str, "str | None"]
 
 # A long document is first cut to this many characters a token of the budget (natural text takes 1 to 5): enough
-# where it then gives SLACK tokens past the budget, since a cut changes only the tokens at its end; else it is cut
-# at max_chars, the most that its first tokens can span. A document of megabytes took seconds and gigabytes to
-# tokenize for the first 8,192 tokens, and held the tokenizer (a server's every request) as long.
+# where it then gives SLACK tokens past the budget, since a cut changes only the tokens at its end (never one inside
+# a run of combining marks: see text_head); else it is cut at max_chars, the most that its first tokens can span. A
+# document of megabytes took seconds and gigabytes to tokenize for the first 8,192 tokens, and held the tokenizer
+# (a server's every request) as long.
 FIRST_CHARS = 16
 SLACK = 256
 # Characters of text tokenized in one call: memory stays bounded (about 40 bytes a character while tokenizing), and
@@ -99,8 +101,10 @@ class Prompter:
     def cut(self, text: str, tokens: int) -> str:
         """``text`` cut to its first ``tokens`` tokens (tokenized alone), or as it is where it is shorter."""
         limit = tokens * self.token_chars if self.token_chars else None
-        head = text[:limit] if limit and len(text) > limit else text  # its tail cannot reach the first tokens
+        head = text_head(text, limit)  # its tail cannot reach the first tokens
         ids = self._encode(head)
+        if limit and len(head) < min(limit, len(text)) and len(ids) < tokens + SLACK:
+            head, ids = text, self._encode(text)  # cut before a run of marks that reaches past the limit: all of it
         if len(ids) <= tokens and head is text:
             return text
         with self._lock:
@@ -131,14 +135,19 @@ class Prompter:
         first = self.body_budget * FIRST_CHARS
         if self.max_chars:
             first = min(first, self.max_chars)
-        encoded = self._tokenize([self.render(q, _head(d, first), i) for q, d, i in triples])
+        encoded = self._tokenize([self.render(q, text_head(d, first), i) for q, d, i in triples])
         # the documents whose first cut left too few tokens past the budget to trust: cut where nothing can follow
         again = [n for n, ((_, d, _), ids) in enumerate(zip(triples, encoded, strict=True))
                  if len(d) > first and len(ids) < self.body_budget + SLACK]  # fmt: skip
         if again:
-            retried = self._tokenize([self.render(q, _head(d, self.max_chars), i) for q, d, i in
+            retried = self._tokenize([self.render(q, text_head(d, self.max_chars), i) for q, d, i in
                                       (triples[n] for n in again)])  # fmt: skip
             for n, ids in zip(again, retried, strict=True):
+                query, document, instruction = triples[n]
+                limit = min(self.max_chars or len(document), len(document))
+                if len(text_head(document, limit)) < limit and len(ids) < self.body_budget + SLACK:
+                    # cut before a run of combining marks that reaches past max_chars: only the whole text is sure
+                    ids = self._tokenize([self.render(query, document, instruction)])[0]
                 encoded[n] = ids
         out = []
         checked: set[tuple[str, str | None]] = set()  # one query's long documents need its head tokenized once
@@ -185,6 +194,12 @@ class Prompter:
             raise InputError(said, "max_length") if n is None else PairError(n, said, "max_length")
 
 
-def _head(text: str, chars: int | None) -> str:
-    """``text`` cut to its first ``chars`` characters (``None``: whole)."""
-    return text[:chars] if chars and len(text) > chars else text
+def text_head(text: str, chars: int | None) -> str:
+    """``text`` cut to at most its first ``chars`` characters (``None``: whole), never inside a run of combining
+    marks: the tokenizer's NFC puts such a run in canonical order as a whole, so a mark past a cut through it would
+    move into the tokens kept (the cut steps back to before the run's base character)."""
+    if not chars or len(text) <= chars:
+        return text
+    while chars > 0 and unicodedata.combining(text[chars]):
+        chars -= 1
+    return text[:chars]

@@ -140,6 +140,10 @@ def test_every_name_is_checked_before_any_download(fake_hub, folder):
     result = run("download", "4b", str(folder))
     assert (result.exit_code, result.stdout.splitlines()[1]) == (0, str(folder))
     assert [c["repo"] for c in downloads(fake_hub)] == ["Qwen/Qwen3-Reranker-4B"]
+    (folder / "model.safetensors").write_bytes(b"\0" * 8)  # a broken copy: said before the 8B's download
+    result = run("download", "8b", str(folder))
+    assert result.exit_code == 1 and "model.safetensors: not a readable safetensors file" in result.stderr
+    assert [c["repo"] for c in downloads(fake_hub)] == ["Qwen/Qwen3-Reranker-4B"] and result.stdout == ""
 
 
 def _answered(status: int, reason: str) -> Exception:

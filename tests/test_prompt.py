@@ -166,6 +166,14 @@ def test_a_long_document_is_cut_short_first_and_gets_the_ids_of_the_whole(tokeni
         first = p.body_budget * prompt.FIRST_CHARS
         assert seen[0][0] < first + 500, name  # the query and frame besides
         assert len(seen) == (2 if name in ("rules", "runs of spaces") else 1), name
+    # a run of combining marks through the cut: NFC puts it in canonical order as a whole, and the last mark (of a
+    # lower class) moved to its front, into the kept tokens (a review's find; the 2M-character cut had it too)
+    first = p.body_budget * prompt.FIRST_CHARS
+    for run in (first + 10, p.max_chars + 10):  # past the first cut, and past max_chars as well
+        text = "word " * 5 + "a" + "\u0301" * run + "\u0323 tail"
+        with monkeypatch.context() as m:
+            m.setattr(prompt, "FIRST_CHARS", 10**9)
+            assert p.encode([("a query", text, None)]) == whole.encode([("a query", text, None)]), run
     # a document of megabytes: a few thousand characters tokenized for its 200 tokens (seconds, and gigabytes, were
     # spent on 2 million characters a document)
     seen.clear()
@@ -215,3 +223,15 @@ def test_a_cut_through_a_character_of_several_tokens_leaves_it_out(tokenizer):
         cut = p.cut(family, n)
         assert "\ufffd" not in cut and family.startswith(cut)
     assert p.cut("\ufffd\ufffd kept", 1) == "\ufffd\ufffd"  # ones the document held stay
+
+
+def test_a_cut_never_falls_inside_a_run_of_combining_marks(tokenizer):
+    from qrr.prompt import text_head
+
+    assert text_head("abc", 2) == "ab" and text_head("abc", 5) == "abc" and text_head("abc", None) == "abc"
+    assert text_head("xa\u0301\u0301\u0323y", 3) == "x"  # back to before the run's base character
+    assert text_head("\u0301" * 5, 3) == ""
+    p = Prompter(tokenizer, max_length=256)
+    text = "word " * 5 + "a" + "\u0301" * (20 * p.token_chars) + "\u0323 tail"
+    whole = p.tokenizer.decode(p.tokenizer.encode(text, add_special_tokens=False)[:20])
+    assert p.cut(text, 20) == whole  # the run, ordered as the whole text orders it

@@ -70,6 +70,7 @@ def download(
         if Path(name).expanduser().is_dir():
             if revision or local_dir:
                 raise InputError(f"{name}: a local folder, checked only; --revision and --local-dir are for hub models")
+            models.check_folder(Path(name).expanduser())  # cheap: a broken copy is said before any download too
             continue
         try:
             models.hub_repo(name)
@@ -78,13 +79,9 @@ def download(
                 raise
             raise ModelNameError(f"${models.MODEL_ENV} {exc}") from None  # the default, from the environment
     for name in targets:
-        folder = Path(name).expanduser()
-        if folder.is_dir():
-            models.check_folder(folder)
-            folder = folder.resolve()
-        else:
-            folder = models.download(name, revision=revision, local_dir=local_dir)
-        print(folder, flush=True)
+        folder = Path(name).expanduser()  # a local folder was checked above
+        print(folder.resolve() if folder.is_dir() else models.download(name, revision=revision, local_dir=local_dir),
+              flush=True)  # fmt: skip
 
 
 def _render_cached(cached, fmt: str) -> None:

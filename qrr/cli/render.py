@@ -474,7 +474,8 @@ def _status_column(estimate: LineCount | None, room, unit: str = "pairs"):
 
 def _counted(n: int, unit: str) -> str:
     """``1 document``, ``2 documents``: a count of a plural ``unit``."""
-    return plural(n, unit.removesuffix("s"))
+    one = {"queries": "query"}.get(unit, unit.removesuffix("s"))
+    return plural(n, one, unit)
 
 
 class _CountLines:

@@ -18,6 +18,7 @@ import orjson
 
 from qrr.engine import Progress
 from qrr.errors import InputError, QrrError
+from qrr.prompt import text_head
 from qrr.reranker import (
     Pair,
     ProgressBar,
@@ -166,7 +167,11 @@ class RemoteReranker(_Predicts):
         same score, in a request the server takes (a document of 20 MB, which a model loaded here cuts, was over
         its --max-request-bytes)."""
         most = self._card.get("max_document_chars")
-        return document[:most] if isinstance(most, int) and len(document) > most else document
+        if not isinstance(most, int) or len(document) <= most:
+            return document
+        head = text_head(document, most)
+        # cut before a run of combining marks past the server's bound: the server needs all of it to be sure
+        return head if len(head) == most else document
 
     def _requests(self, head: dict, items: list):
         """``items`` (documents, or pairs) in parts the server takes: at most its ``max_documents`` a request, and
