@@ -150,7 +150,8 @@ class RemoteReranker(_Predicts):
         with ProgressBar(total, show_progress_bar, progress) as advance:
             for instruction, run in itertools.groupby(triples(pairs, default), key=lambda t: t[2]):
                 head = {} if instruction is None else {"instruction": instruction}
-                for part in self._requests(head, [(q, self._cut(d)) for q, d, _ in run]):
+                pairs_run = [(q, d) for q, d, _ in run]  # every pair checked before any request
+                for part in self._requests(head, [(q, self._cut(d)) for q, d in pairs_run]):
                     body = {**head, "text_1": [q for q, _ in part], "text_2": [d for _, d in part]}
                     answer = self._call("POST", "/score", body)
                     data = sorted(answer["data"], key=lambda item: item["index"])
