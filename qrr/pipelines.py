@@ -268,6 +268,10 @@ def settings_path(path: str | os.PathLike) -> str:
     return os.path.join(head, SETTINGS_FILE.format(name))
 
 
+# the settings of a record that, unknown, leave another set-up's results unnoticed (a model is told by scoring)
+UNSAID = ("model", "instruction", "max_length", "recipe")
+
+
 @dataclass(kw_only=True)
 class _Claimed:
     """What the outputs of ``score`` and ``rerank`` share: their file (``path``), held (``claimed``) from before a
@@ -285,6 +289,9 @@ class _Claimed:
     settings_kept: bool = field(default=False, repr=False, compare=False)
     # the record kept beside the file, where it is the file's
     kept: dict | None = field(default=None, repr=False, compare=False)
+    # the settings this run has and the record does not know (a server that did not say them, an older qrr's
+    # record): what was scored otherwise there goes unnoticed, and the record is never filled in with this run's
+    unknown: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def _append(self):
         claimed, self.claimed = self.claimed, None
@@ -292,7 +299,9 @@ class _Claimed:
         if not self.settings or (self.held and self.kept is None):
             return handle  # a file without a record (an older qrr's) gets none: its settings are not known
         record = {k: v for k, v in (self.kept or {}).items() if k not in ("first", "last")}
-        record |= {k: v for k, v in self.settings.items() if v is not None}  # a server's unknowns keep what was known
+        # a server's unknowns keep what was known; what the record did not know stays unknown (the file's earlier
+        # results were scored with it: filled in, it vouched for another instruction's results too)
+        record |= {k: v for k, v in self.settings.items() if v is not None and k not in self.unknown}
         if not self.held:
             _keep_settings(self.path, record)
         return _Keeping(handle, self, record)
@@ -305,7 +314,7 @@ class _Claimed:
         """``InputError`` where the settings kept beside the file differ from this run's (a setting either side does
         not know is not compared). A record whose first line of the file is not the file's is another file's (one
         written over since, by other means): it is left alone."""
-        self.settings_kept, self.kept = False, None
+        self.settings_kept, self.kept, self.unknown = False, None, ()
         if not self.settings or not self.held:
             return
         kept = settings_path(self.path)
@@ -323,6 +332,8 @@ class _Claimed:
         if "first" in then and then["first"] != _first_line(self.path):
             return
         self.kept = then
+        self.unknown = tuple(k for k, now in self.settings.items() if now is not None and then.get(k) is None
+                             and k in UNSAID)  # fmt: skip
         same = True
         for key, now in self.settings.items():
             was = then.get(key)

@@ -746,10 +746,19 @@ def unrecorded(output) -> None:
     copied alone): only scoring some of its results again checks them, and a small change passes that."""
     from qrr.pipelines import settings_path
 
-    if output.path and output.held and output.settings and output.kept is None:
+    if not (output.path and output.held and output.settings):
+        return
+    if output.kept is None:
         stderr.print(f"note: {output.path} has no record of the settings it was written with "
                      f"({settings_path(output.path)}): go on only with the model, --instruction, --max-length and "
                      "--recipe it was written with", style="yellow", highlight=False)  # fmt: skip
+        return
+    unknown = [flag(k) for k in output.unknown if k != "model"]  # a model is told by scoring a result again
+    if unknown:
+        said = unknown[0] if len(unknown) == 1 else f"{', '.join(unknown[:-1])} and {unknown[-1]}"
+        stderr.print(f"note: the record of {output.path}'s settings ({settings_path(output.path)}) does not say the "
+                     f"{said} it was written with (a server that did not say, or an older qrr): go on only with "
+                     "that", style="yellow", highlight=False)  # fmt: skip
 
 
 def check_some_reranked(skipped: Skipped | None, jobs: int, before: int = 0) -> None:

@@ -241,9 +241,9 @@ def score(
                         rows = [row | text for row, text in zip(rows, texts, strict=True)]
                     if saved is not None and out.out is None:  # at the first result: a failure before leaves no file
                         out.out = held.enter_context(saved.open())
-                    out.write(rows)
-                    if saved is not None and chunk.records:
+                    if saved is not None and chunk.records:  # before: a Ctrl-C held back by the write ends it
                         saved.passed(start + chunk.indexes[-1], chunk.records[-1])
+                    out.write(rows)
         except PairError as exc:
             raise exc.shifted(start) from None
         except Exception as exc:  # a runtime failure (a full disk, a server gone): what OUT holds is kept, said so
