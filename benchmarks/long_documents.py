@@ -54,12 +54,13 @@ def main() -> None:
         got[way] = json.loads(out.splitlines()[-1])
     new, old = got["two cuts"], got["one cut"]
     assert new["ids"] == old["ids"], "the two ways gave other ids"
-    print(f"{args.docs} documents of {new['chars']:,} characters, max length 8192, the same ids")
+    print(f"{args.docs} document{'s' * (args.docs != 1)} of {new['chars']:,} characters, max length 8192, the same ids")
     for way, r in got.items():
         print(f"  {way:8}  {r['seconds']:6.2f} s  peak {r['peak_mib']:5.0f} MiB, {r['added_mib']:5.0f} MiB of it "
               "while tokenizing")  # fmt: skip
-    less = old["added_mib"] / max(new["added_mib"], 1)
-    print(f"  two cuts: {old['seconds'] / new['seconds']:.0f}x faster, {less:.0f}x less memory while tokenizing")
+    ratio = old["added_mib"] / new["added_mib"] if new["added_mib"] >= 10 else None  # a few MiB: no ratio to trust
+    less = f", {ratio:.0f}x less memory while tokenizing" if ratio else ""
+    print(f"  two cuts: {old['seconds'] / new['seconds']:.0f}x faster{less}")
 
 
 if __name__ == "__main__":

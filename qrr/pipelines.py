@@ -338,7 +338,8 @@ class _Claimed:
         for key, now in self.settings.items():
             was = then.get(key)
             if was is None or now is None:
-                same = same and key not in ("model", "instruction")  # a server's: what matters was not compared
+                # a server's, or a record that does not say: what matters was not compared
+                same = same and key not in ("model", "instruction") and key not in self.unknown
                 continue
             if was == now:
                 continue
@@ -414,7 +415,7 @@ class ScoresOutput(_Claimed):
         (``gaps``) only where this run skips too (``skipping``: ``on_error``), as the run that left them out did."""
         self.done, self.last, self.where, self.cut, self.size, self.copied = 0, None, "", False, 0, None
         self.held = self.settings_kept = False
-        self.skipping, self.gaps, self.kept, self.latest = skipping, [], None, None
+        self.skipping, self.gaps, self.kept, self.latest, self.unknown = skipping, [], None, None, ()
         self.release()  # prepared twice: the first claim goes
         self.claimed = claim(self.path)
         if self.claimed is not None:
@@ -820,7 +821,7 @@ class RunOutput(_Claimed):
         check_count(top_k, "top_k")
         self.prepared, self.done, self.written, self.cut_query = True, 0, [], None
         self.held = self.settings_kept = False
-        self.kept = None
+        self.kept, self.unknown = None, ()
         if self.fmt == "trec":
             spaced = next((i for j in inputs.jobs for i in (j.qid, *j.docids) if any(c.isspace() for c in i)), None)
             if spaced is not None:

@@ -103,8 +103,6 @@ class Prompter:
         limit = tokens * self.token_chars if self.token_chars else None
         head = text_head(text, limit)  # its tail cannot reach the first tokens
         ids = self._encode(head)
-        if limit and len(head) < min(limit, len(text)) and len(ids) < tokens + SLACK:
-            head, ids = text, self._encode(text)  # cut before a run of marks that reaches past the limit: all of it
         if len(ids) <= tokens and head is text:
             return text
         with self._lock:
@@ -143,11 +141,6 @@ class Prompter:
             retried = self._tokenize([self.render(q, text_head(d, self.max_chars), i) for q, d, i in
                                       (triples[n] for n in again)])  # fmt: skip
             for n, ids in zip(again, retried, strict=True):
-                query, document, instruction = triples[n]
-                limit = min(self.max_chars or len(document), len(document))
-                if len(text_head(document, limit)) < limit and len(ids) < self.body_budget + SLACK:
-                    # cut before a run of combining marks that reaches past max_chars: only the whole text is sure
-                    ids = self._tokenize([self.render(query, document, instruction)])[0]
                 encoded[n] = ids
         out = []
         checked: set[tuple[str, str | None]] = set()  # one query's long documents need its head tokenized once
@@ -195,11 +188,16 @@ class Prompter:
 
 
 def text_head(text: str, chars: int | None) -> str:
-    """``text`` cut to at most its first ``chars`` characters (``None``: whole), never inside a run of combining
-    marks: the tokenizer's NFC puts such a run in canonical order as a whole, so a mark past a cut through it would
-    move into the tokens kept (the cut steps back to before the run's base character)."""
+    """``text`` cut after its first ``chars`` characters (``None``: whole), never inside a run of combining marks:
+    the tokenizer's NFC puts such a run in canonical order as a whole, so a mark past a cut through it would move
+    into the tokens kept (the cut moves on to the run's end)."""
     if not chars or len(text) <= chars:
         return text
-    while chars > 0 and unicodedata.combining(text[chars]):
-        chars -= 1
+    while chars < len(text) and _is_mark(text[chars]):
+        chars += 1
     return text[:chars]
+
+
+def _is_mark(c: str) -> bool:
+    # three Tibetan vowel signs (U+0F73, U+0F75, U+0F81) are no marks themselves, but NFC decomposes each into two
+    return bool(unicodedata.combining(c) or unicodedata.combining(unicodedata.normalize("NFD", c)[0]))

@@ -400,7 +400,7 @@ def test_a_record_that_does_not_know_a_setting_is_said_and_never_filled_in(cli, 
     record.update(instruction=None, recipe=None)  # as the server that did not say them left it
     kept.write_text(json.dumps(record))
     note = (f"note: the record of {out}'s settings ({kept}) does not say the --instruction and --recipe it was "
-            "written with (a server that did not say, or an older qrr): go on only with that")  # fmt: skip
+            "written with (a server that did not say it): go on only with that")  # fmt: skip
     # not vouched for by the record: the last result is scored again, which tells the fake model's other scores
     result = cli("score", str(pairs), "-i", "Find the opposite", "--resume", str(out))
     assert result.exit_code == 2 and result.stderr.splitlines()[1] == note
@@ -436,6 +436,40 @@ def test_a_ctrl_c_held_back_by_a_write_leaves_the_record_at_the_last_result_writ
     assert len(rows) == sum(calls) < 3000
     last = json.loads((tmp_path / ".out.jsonl.qrr.json").read_text())["last"]
     assert last["index"] == json.loads(rows[-1])["index"] == len(rows) - 1
+
+
+def test_a_chunk_that_failed_to_be_written_is_not_named_by_the_record(cli, tmp_path, monkeypatch):
+    from qrr.formats import RowWriter
+
+    written = RowWriter.write
+    calls = []
+
+    def full_disk_at_the_second(self, rows):
+        calls.append(len(rows))
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        written(self, rows)
+
+    monkeypatch.setattr(RowWriter, "write", full_disk_at_the_second)
+    out, pairs = tmp_path / "out.jsonl", tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"query": "q", "document": f"d{n}"}) + "\n" for n in range(3000)))
+    result = cli("score", str(pairs), "--resume", str(out))
+    assert result.exit_code == 1 and "No space left on device" in result.stderr
+    rows = out.read_text().splitlines()
+    last = json.loads((tmp_path / ".out.jsonl.qrr.json").read_text())["last"]
+    assert last["index"] == json.loads(rows[-1])["index"] == calls[0] - 1
+
+
+def test_a_record_that_does_not_say_the_recipe_does_not_vouch_for_a_finished_file(cli, tmp_path):
+    out, pairs = tmp_path / "out.jsonl", tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"query": "q", "document": f"d{n}"}) + "\n" for n in range(3)))
+    ok(cli("score", str(pairs), "--resume", str(out)))
+    kept = tmp_path / ".out.jsonl.qrr.json"
+    kept.write_text(json.dumps(json.loads(kept.read_text()) | {"recipe": None}))
+    said = cli("score", str(pairs), "--resume", str(out)).stderr.splitlines()
+    assert said[1].startswith(f"note: the record of {out}'s settings ({kept}) does not say the --recipe it was ")
+    assert said[2] == ("nothing left to score (no model was loaded, so its results were not checked against these "
+                       "settings)")  # fmt: skip
 
 
 def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):

@@ -809,9 +809,13 @@ def test_a_remote_reranker_sends_no_more_of_a_document_than_can_reach_its_tokens
     assert sent[-1]["documents"] == ["x" * 1000, "short"] and ranked[0]["text"] == long  # the text as given
     remote.score([("q", long)])
     assert sent[-1]["text_2"] == ["x" * 1000]
-    marks = "a" + "\u0301" * 2000  # a cut inside a run of combining marks cannot be sure: sent whole
+    marks = "x" * 990 + "a" + "\u0301" * 20 + "y" * 50  # never cut inside a run of combining marks: after it
     remote.score([("q", marks)])
-    assert sent[-1]["text_2"] == [marks]
+    assert sent[-1]["text_2"] == [marks[:1011]]
+    before = len(sent)  # a bad pair in a later run of another instruction: said before any request is sent
+    with pytest.raises(InputError, match="^pair 1: document must be a string"):
+        remote.score([("q", "a", "Judge"), ("q", 3, "Find")])
+    assert len(sent) == before
     card["max_document_chars"] = None  # a server that does not say: sent whole
     remote.score([("q", long)])
     assert sent[-1]["text_2"] == [long]

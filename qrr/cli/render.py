@@ -757,8 +757,8 @@ def unrecorded(output) -> None:
     if unknown:
         said = unknown[0] if len(unknown) == 1 else f"{', '.join(unknown[:-1])} and {unknown[-1]}"
         stderr.print(f"note: the record of {output.path}'s settings ({settings_path(output.path)}) does not say the "
-                     f"{said} it was written with (a server that did not say, or an older qrr): go on only with "
-                     "that", style="yellow", highlight=False)  # fmt: skip
+                     f"{said} it was written with (a server that did not say it): go on only with that",
+                     style="yellow", highlight=False)  # fmt: skip
 
 
 def check_some_reranked(skipped: Skipped | None, jobs: int, before: int = 0) -> None:

@@ -241,9 +241,15 @@ def score(
                         rows = [row | text for row, text in zip(rows, texts, strict=True)]
                     if saved is not None and out.out is None:  # at the first result: a failure before leaves no file
                         out.out = held.enter_context(saved.open())
+                    before = saved.latest if saved is not None else None
                     if saved is not None and chunk.records:  # before: a Ctrl-C held back by the write ends it
                         saved.passed(start + chunk.indexes[-1], chunk.records[-1])
-                    out.write(rows)
+                    try:
+                        out.write(rows)
+                    except Exception:  # not written (a full disk): the record names the last pair that was
+                        if saved is not None:
+                            saved.latest = before
+                        raise
         except PairError as exc:
             raise exc.shifted(start) from None
         except Exception as exc:  # a runtime failure (a full disk, a server gone): what OUT holds is kept, said so

@@ -148,10 +148,10 @@ class RemoteReranker(_Predicts):
         total = len(pairs) if hasattr(pairs, "__len__") else None
         default = instruction if instruction is not None else self.instruction
         with ProgressBar(total, show_progress_bar, progress) as advance:
-            for instruction, run in itertools.groupby(triples(pairs, default), key=lambda t: t[2]):
+            checked = list(triples(pairs, default))  # every pair, before any request
+            for instruction, run in itertools.groupby(checked, key=lambda t: t[2]):
                 head = {} if instruction is None else {"instruction": instruction}
-                pairs_run = [(q, d) for q, d, _ in run]  # every pair checked before any request
-                for part in self._requests(head, [(q, self._cut(d)) for q, d in pairs_run]):
+                for part in self._requests(head, [(q, self._cut(d)) for q, d, _ in run]):
                     body = {**head, "text_1": [q for q, _ in part], "text_2": [d for _, d in part]}
                     answer = self._call("POST", "/score", body)
                     data = sorted(answer["data"], key=lambda item: item["index"])
@@ -168,11 +168,7 @@ class RemoteReranker(_Predicts):
         same score, in a request the server takes (a document of 20 MB, which a model loaded here cuts, was over
         its --max-request-bytes)."""
         most = self._card.get("max_document_chars")
-        if not isinstance(most, int) or len(document) <= most:
-            return document
-        head = text_head(document, most)
-        # cut before a run of combining marks past the server's bound: the server needs all of it to be sure
-        return head if len(head) == most else document
+        return text_head(document, most) if isinstance(most, int) else document
 
     def _requests(self, head: dict, items: list):
         """``items`` (documents, or pairs) in parts the server takes: at most its ``max_documents`` a request, and
