@@ -386,15 +386,21 @@ def test_a_full_disk_at_a_new_resume_files_first_result_claims_no_results_before
     assert (result.exit_code, result.stderr) == (1, "error: cannot write the output: No space left on device\n")
 
 
-def test_a_record_that_does_not_know_a_setting_is_said_and_never_filled_in(cli, tmp_path):
-    """A run through a server whose card said no instruction kept a record without one; a later run with another
-    -i went on silently and filled the record in with its own, which then vouched for the whole file (an upgrade
-    tour)."""
+def _half_done(cli, tmp_path):
+    """OUT of six pairs with ids, cut back to its first three results: the file, the input and OUT's lines."""
     out, pairs = tmp_path / "out.jsonl", tmp_path / "pairs.jsonl"
     pairs.write_text("".join(json.dumps({"id": f"p{n}", "query": "q", "document": f"d{n}"}) + "\n" for n in range(6)))
     ok(cli("score", str(pairs), "--resume", str(out)))
     lines = out.read_text().splitlines(keepends=True)
     out.write_text("".join(lines[:3]))
+    return out, pairs, lines
+
+
+def test_a_record_that_does_not_know_a_setting_is_said_and_never_filled_in(cli, tmp_path):
+    """A run through a server whose card said no instruction kept a record without one; a later run with another
+    -i went on silently and filled the record in with its own, which then vouched for the whole file (an upgrade
+    tour)."""
+    out, pairs, lines = _half_done(cli, tmp_path)
     kept = tmp_path / ".out.jsonl.qrr.json"
     record = json.loads(kept.read_text())
     record.update(instruction=None, recipe=None)  # as the server that did not say them left it
@@ -478,11 +484,7 @@ def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
         assert (result.exit_code, result.stdout) == (2, ""), result.output
         return result.stderr.splitlines()[-1]
 
-    out, pairs = tmp_path / "out.jsonl", tmp_path / "pairs.jsonl"
-    pairs.write_text("".join(json.dumps({"id": f"p{n}", "query": "q", "document": f"d{n}"}) + "\n" for n in range(6)))
-    ok(cli("score", str(pairs), "--resume", str(out)))
-    lines = out.read_text().splitlines(keepends=True)
-    out.write_text("".join(lines[:3]))
+    out, pairs, lines = _half_done(cli, tmp_path)
     # another instruction: refused before any scoring, as the record kept beside OUT says it was written otherwise
     kept = tmp_path / ".out.jsonl.qrr.json"
     record = json.loads(kept.read_text())
