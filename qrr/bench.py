@@ -11,7 +11,6 @@ import contextlib
 import ctypes
 import functools
 import gc
-import json
 import math
 import os
 import random
@@ -29,7 +28,7 @@ from qrr.engine import (
     default_batch_tokens,
     load_transformer,
 )
-from qrr.errors import InputError, ModelNotFoundError, plural
+from qrr.errors import InputError, ModelNotFoundError, QrrError, plural
 from qrr.family import DEFAULT_RECIPE, QWEN3
 from qrr.prompt import Prompter
 
@@ -439,12 +438,14 @@ def _running_now(looks: int = 5) -> int | None:
 
 def _not_a_size(name: str) -> str:
     """Why ``name`` is no size: unknown, or a model folder (a fine-tune, say), which costs what its size costs."""
-    config = Path(name).expanduser() / "config.json"
-    if not config.is_file():
+    from qrr import models
+
+    folder = Path(name).expanduser()
+    if not (folder / "config.json").is_file():
         return f"unknown size {name!r}"
     try:
-        size = QWEN3.size_of(json.loads(config.read_text()))
-    except (OSError, ValueError, AttributeError):
+        size = QWEN3.size_of(models.read_config(folder))
+    except (QrrError, AttributeError):  # unreadable, or not a JSON object
         size = None
     if size is None:
         return f"{name!r} is a model folder, not a size, and of none of the sizes' shapes"

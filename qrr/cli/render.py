@@ -13,7 +13,17 @@ from contextlib import contextmanager
 
 import orjson
 
-from qrr.cli.base import animated, flag, stderr, unseen, visible, visible_data, writes_whole
+from qrr.cli.base import (
+    animated,
+    flag,
+    model_options,
+    remote_or_local,
+    stderr,
+    unseen,
+    visible,
+    visible_data,
+    writes_whole,
+)
 from qrr.errors import InputError, plural
 from qrr.formats import SCORE_FIELDS, RowWriter, is_id_field, merged_order
 
@@ -771,7 +781,6 @@ def check_some_reranked(skipped: Skipped | None, jobs: int, before: int = 0) -> 
 def reranking(ctx, inputs, output, top_k, server, instruction, verbose: bool, on_error):
     """The ``rerank`` that ``rerank_showing_progress`` calls, with a model loaded here or a server's (``server``)."""
     from qrr import pipelines
-    from qrr.cli.base import model_options, remote_or_local
 
     def rerank(on_pairs, on_query):
         reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
