@@ -70,6 +70,11 @@ class InputError(QrrError):
     exit_code = 2
 
 
+class SourceError(InputError):
+    """A whole file (or stdin) that is no text qrr reads (UTF-16, gzip data by another name, lines ending in CR
+    alone): skipped, all of it is left out."""
+
+
 class PairError(InputError):
     """Bad input in one pair: ``pair`` is its position among the pairs of the call that raised it."""
 

@@ -84,6 +84,20 @@ def test_messages_write_out_what_shows_as_nothing(capsys):
     assert '"bo\\u200bdy"' in capsys.readouterr().err
 
 
+def test_a_file_skipped_whole_is_said_as_one(capsys):
+    """A file left out whole (UTF-16 text) was "1 bad line", though all of its records were gone."""
+    from qrr.errors import SourceError
+
+    skipped = render.Skipped()
+    skipped(SourceError("u.jsonl: UTF-16 text"))
+    skipped.report()
+    assert capsys.readouterr().err == "skipped 1 whole file:\n  u.jsonl: UTF-16 text\n"
+    skipped(InputError("d.jsonl:2: malformed JSON"))
+    skipped(InputError("d.jsonl:3: malformed JSON"))
+    skipped.report()
+    assert capsys.readouterr().err.splitlines()[0] == "skipped 1 whole file and 2 bad lines:"
+
+
 def test_previews_are_cut_between_characters_as_people_count_them():
     # cut by code point, a flag showed half (a boxed letter), a family a dangling joiner, an accent went
     assert render._preview("x" * 199 + "🇨🇳🇯🇵") == "x" * 199 + "🇨🇳…"

@@ -195,7 +195,8 @@ def test_on_error_skip_leaves_out_the_pairs_whose_query_is_too_long_and_a_resume
     mixed = cli("score", "--max-length", "100", "--on-error", "skip", input=lines[1] + '{"query": \n' + lines[0])
     assert (
         mixed.stderr
-        == f"skipped 2 bad lines:\n  <stdin>:1: {said}  <stdin>:2: malformed JSON (unexpected end of data)\n"
+        == f"skipped 2 bad lines:\n  <stdin>:1: {said}  <stdin>:2: malformed JSON (the line ends inside its value: "
+        "cut short, or JSON spread over lines, pretty-printed, which jq -c . makes JSON lines)\n"
     )
     # a --resume file with such a gap goes on after its last result
     out = tmp_path / "out.jsonl"
@@ -230,9 +231,13 @@ def test_on_error_skip_leaves_out_the_pairs_whose_query_is_too_long_and_a_resume
 def test_three_tsv_columns_are_an_error(cli):
     result = cli("score", input="q\td\t1\n")
     assert (result.exit_code, result.stdout) == (2, "")
-    assert result.stderr == ("error: <stdin>:1: 3 tab-separated fields; expected query<TAB>document (JSON lines "
-                             "carry documents with tabs)\n")  # fmt: skip
+    assert result.stderr == ("error: <stdin>:1: 3 tab-separated fields; expected query<TAB>document (a first line "
+                             "naming the columns reads more, as query<TAB>document<TAB>label; JSON lines carry "
+                             "documents with tabs)\n")  # fmt: skip
     assert len(jsonl(ok(cli("score", input="query\tdocument\nq\td\n")))) == 1  # a header line is no pair
+    # with a header naming it, the third column is a field of each pair's, as a labeled file's is
+    labeled = "query\tdocument\tlabel\nq\td\t1\n"
+    assert [r["label"] for r in jsonl(ok(cli("score", "--with-fields", input=labeled)))] == ["1"]
 
 
 # each pair over 32 characters: with --batch-tokens 1 a call each (pipelines.call_room)

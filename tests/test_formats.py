@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from qrr import formats
+from qrr import errors, formats
 from qrr.errors import InputError, QrrError
 
 
@@ -50,16 +50,28 @@ def test_compressed_or_parquet_data_is_named_as_such(tmp_path):
         list(formats.read_documents(write(tmp_path, "p.parquet", b"PAR1\x15\x04\x8c\xff rest\n")))
     assert [d.text for d in formats.read_documents(write(tmp_path, "t.txt", "PAR1 is a word\n"))] == ["PAR1 is a word"]
     said = (f"{tmp_path / 'u.txt'}: UTF-16 text (it opens with UTF-16's byte order mark, as Windows PowerShell's > "
-            "writes files); qrr reads UTF-8: convert it first, with iconv -f utf-16 -t utf-8 say")  # fmt: skip
+            "writes files); qrr reads UTF-8: convert it first, for example with iconv -f utf-16 -t utf-8")  # fmt: skip
     utf32 = write(tmp_path, "u32.txt", "one\n".encode("utf-32"))
-    with pytest.raises(InputError, match="u32.txt: UTF-32 text .* iconv -f utf-32 -t utf-8 say$"):
+    with pytest.raises(InputError, match="u32.txt: UTF-32 text .* for example with iconv -f utf-32 -t utf-8$"):
         list(formats.read_documents(utf32))
     for encoding in ("utf-16", "utf-16-be"):  # Windows PowerShell's > writes UTF-16LE with a byte order mark
         text = ("\ufeff" if encoding == "utf-16-be" else "") + "one\ntwo\n"
         with pytest.raises(InputError) as caught:
             list(formats.read_documents(write(tmp_path, "u.txt", text.encode(encoding))))
         assert str(caught.value) == said
+        assert isinstance(caught.value, errors.SourceError)  # skipped, the whole file is left out
     assert list(formats.read_pairs(write(tmp_path, "ok.jsonl.gz", data)))[0] == formats.PairRecord("q", "d")
+    with pytest.raises(errors.SourceError, match="/x.jsonl.gz: not gzip data, though its name ends in .gz$"):
+        list(formats.read_pairs(write(tmp_path, "x.jsonl.gz", '{"query": "q", "document": "d"}\n')))
+    with pytest.raises(errors.SourceError, match="/c.jsonl.gz: not a complete gzip file"):
+        list(formats.read_pairs(write(tmp_path, "c.jsonl.gz", data[:-20])))
+    # UTF-16 without a byte order mark: NUL bytes every other byte
+    said = (r"/n.txt:1: NUL byte at byte 2 of the line \(UTF-16 text without a byte order mark\? convert it first, "
+            r"for example with iconv -f utf-16le -t utf-8\)$")  # fmt: skip
+    with pytest.raises(InputError, match=said):
+        list(formats.read_documents(write(tmp_path, "n.txt", "one two\n".encode("utf-16-le"))))
+    with pytest.raises(InputError, match=r"/n.txt:1: NUL byte at byte 2 of the line$"):  # one NUL: no such guess
+        list(formats.read_documents(write(tmp_path, "n.txt", b"a\x00bcdefgh\n")))
 
 
 def test_one_path_is_one_source_and_a_file_object_none(tmp_path):
@@ -93,7 +105,7 @@ def test_one_path_is_one_source_and_a_file_object_none(tmp_path):
         ),
         ('{"a": 1}', r'p:1: missing field "query"'),
         ("[1, 2", r"p:1: expected query<TAB>document"),  # no JSON array of pairs opens so
-        ("[\n1, 2", r"p: malformed JSON"),
+        ("[\n1, 2", r"p:2: malformed JSON \(unexpected end of data\) in the file's JSON array$"),
     ],
 )
 def test_bad_pairs_name_the_file_and_line(tmp_path, data, message):
@@ -150,7 +162,7 @@ def test_an_id_past_64_bits_is_warned_of_once_per_file(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="qrr"):
         pairs = list(formats.read_pairs([write(tmp_path, "p", big * 2 + '{"id": 7, "query": "q", "document": "d"}')]))
         docs = list(formats.read_documents([write(tmp_path, "d", '{"docid": -9223372036854775809, "text": "t"}')]))
-    assert [p.ids["id"] for p in pairs] == [1.8446744073709552e19] * 2 + [7] and docs[0].other["docid"] < 0
+    assert [p.ids["id"] for p in pairs] == [1.8446744073709552e19] * 2 + [7] and docs[0].id < 0
     assert [r.getMessage().removeprefix(f"{tmp_path}/") for r in caplog.records] == [
         'p:1: "id" is an integer past 64 bits, read as the float 1.8446744073709552e+19 (its last digits lost); give '
         "such ids as strings",
@@ -162,13 +174,15 @@ def test_an_id_past_64_bits_is_warned_of_once_per_file(tmp_path, caplog):
 def test_tsv_pairs_have_two_fields_and_may_start_with_a_header(tmp_path):
     # a third column (a label, a second passage) is not glued onto the document
     with pytest.raises(InputError, match="/p:2: 3 tab-separated fields; expected query<TAB>document "
-                                         r"\(JSON lines carry documents with tabs\)$"):  # fmt: skip
+                                         r"\(a first line naming the columns reads more, as query<TAB>document<TAB>"
+                                         r"label; JSON lines carry documents with tabs\)$"):  # fmt: skip
         list(formats.read_pairs([write(tmp_path, "p", "q\td\nq\td\t1\n")]))
     skipped = []
     pairs = formats.read_pairs([write(tmp_path, "p", "q\td\nq\ta\tb\tc\nq\te\n")], on_error=skipped.append)
     assert list(pairs) == [formats.PairRecord("q", "d"), formats.PairRecord("q", "e")]
     assert [str(e).rsplit("/", 1)[1] for e in skipped] == [
-        "p:2: 4 tab-separated fields; expected query<TAB>document (JSON lines carry documents with tabs)"]  # fmt: skip
+        "p:2: 4 tab-separated fields; expected query<TAB>document (a first line naming the columns reads more, as "
+        "query<TAB>document<TAB>label; JSON lines carry documents with tabs)"]  # fmt: skip
     # a first line naming the columns is a header; the same line later is a pair
     data = "\nQuery\tDocument\nq\td\nquery\tdocument\n"
     assert list(formats.read_pairs([write(tmp_path, "p", data)])) == [
@@ -177,6 +191,47 @@ def test_tsv_pairs_have_two_fields_and_may_start_with_a_header(tmp_path):
     # sentence-pair data's headers (STS, CrossEncoder training sets): the header was scored as a pair
     for header in ("sentence1\tsentence2", "anchor\tpositive", "question\tanswer"):
         assert list(formats.read_pairs([write(tmp_path, "p", f"{header}\nq\td\n")])) == [formats.PairRecord("q", "d")]
+    # a header is read by name, in any order and with more columns: ids to ids, a label to the other fields
+    data = " Document \tquery\tlabel\tqid\nBeijing\tcapital\t1\tq7\n"
+    assert list(formats.read_pairs([write(tmp_path, "p", data)])) == [
+        formats.PairRecord("capital", "Beijing", None, {"qid": "q7"}, {"label": "1"})]  # fmt: skip
+    data = "question\tresponse\tinstruction\nq\td\tJudge it\n"  # the header was scored as a pair
+    assert list(formats.read_pairs([write(tmp_path, "p", data)])) == [formats.PairRecord("q", "d", "Judge it")]
+    with pytest.raises(InputError, match=r"/p:3: expected the header's 3 columns, found 2 fields$"):
+        list(formats.read_pairs([write(tmp_path, "p", "query\tdocument\tlabel\nq\td\t1\nq\td\n")]))
+    # two columns of queries, a name twice, a name of two words: no header
+    assert list(formats.read_pairs([write(tmp_path, "p", "query\tquestion\n")])) == [
+        formats.PairRecord("query", "question")]  # fmt: skip
+    for data in ("query\tdocument\tdocument\nq\td\te\n", "query\tdocument\tmy label\n"):
+        with pytest.raises(InputError, match="/p:1: 3 tab-separated fields"):
+            list(formats.read_pairs([write(tmp_path, "p", data)]))
+
+
+def test_tsv_quoted_as_csv_writers_quote_is_said(tmp_path, caplog):
+    """Excel, pandas and Python's csv quote a field holding quotes (doubling them), tabs or line breaks: qrr reads
+    TSV as MS MARCO's files are (quotes are text), so it says where a field looks quoted, once a file."""
+    data = 'q1\t"He said ""hi"" to me"\nq2\t"a ""b"""\nq3\t"just quoted"\n'
+    with caplog.at_level("WARNING", logger="qrr"):
+        pairs = list(formats.read_pairs(write(tmp_path, "p.tsv", data)))
+        docs = list(formats.read_documents(write(tmp_path, "d.tsv", 'id\ttext\nd1\t"x ""y"""\n'), "tsv"))
+    assert [p.document for p in pairs] == ['"He said ""hi"" to me"', '"a ""b"""', '"just quoted"']  # read as written
+    assert docs == [formats.DocRecord('"x ""y"""', "d1")]
+    said = ("a field in quotes with its quotes doubled, as CSV writers quote one; TSV is read as MS MARCO's files are, "
+            "quotes and all (from pandas, df.to_json(PATH, orient='records', lines=True) writes JSON lines, read as "
+            "written)")  # fmt: skip
+    assert [r.getMessage().removeprefix(f"{tmp_path}/") for r in caplog.records] == [f"p.tsv:1: {said}",
+                                                                                     f"d.tsv:2: {said}"]  # fmt: skip
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="qrr"):  # quotes around a text, or inside it alone: nothing said
+        assert len(list(formats.read_pairs(write(tmp_path, "p.tsv", 'q\t"Quoted"\nq\tHe said "hi"\n')))) == 2
+    assert caplog.records == []
+    # a quoted field holding a line break splits the record: the line that is left says why it may be
+    hint = (r" \(a field in quotes holding a tab or a line break, as CSV writers quote one\? TSV is read without "
+            r"quoting: give JSON lines\)$")  # fmt: skip
+    with pytest.raises(InputError, match=r"/p.tsv:2: expected query<TAB>document \(or a JSON object\)" + hint):
+        list(formats.read_pairs(write(tmp_path, "p.tsv", 'q\t"first\nsecond"\n')))
+    with pytest.raises(InputError, match=r"/d.tsv:3: expected the header's 2 columns, found 1 field" + hint):
+        list(formats.read_documents(write(tmp_path, "d.tsv", 'id\ttext\nd1\t"first\nsecond"\n'), "tsv"))
 
 
 @pytest.mark.parametrize(
@@ -203,6 +258,74 @@ def test_documents_as_tsv_lines_of_id_and_text(tmp_path):
     assert list(formats.read_documents(dpr, "tsv")) == [formats.DocRecord("Beijing is the capital.", "1")]
     with pytest.raises(InputError, match=r"c2.tsv:1: expected id<TAB>text"):
         list(formats.read_documents(write(tmp_path, "c2.tsv", "no tab here\n"), "tsv"))
+    # a header in another order, with a column of its own: read by name, the column kept (rank --with-fields)
+    swapped = write(tmp_path, "s.tsv", "Text\tDocID\turl\nBeijing is the capital.\td1\thttp://x\n")
+    assert list(formats.read_documents(swapped, "tsv")) == [
+        formats.DocRecord("Beijing is the capital.", "d1", {"url": "http://x"})]  # fmt: skip
+    assert formats.read_corpus(swapped) == {"d1": "Beijing is the capital."}
+    both = write(tmp_path, "b.tsv", "id\tpassage\ttext\n1\tp\tt\n")  # the text column is "text", where one is
+    assert list(formats.read_documents(both, "tsv")) == [formats.DocRecord("t", "1", {"passage": "p"})]
+    with pytest.raises(InputError, match=r"/t.tsv:1: the header names no text column"):
+        list(formats.read_documents(write(tmp_path, "t.tsv", "title\tid\nB\t1\n"), "tsv"))
+
+
+def test_documents_name_their_id_as_their_input_does(tmp_path, caplog):
+    """A document without "id" takes BEIR's "_id", else its one id field ("doc_id", "docid", "pid"): qrr rank
+    dropped them, unsaid, where qrr score kept them. With several, none is taken, and that is said once a file."""
+    data = ('{"doc_id": "a", "text": "one"}\n{"pid": 7, "text": "two", "n": 1}\n{"_id": "c", "docid": "x", "text": '
+            '"three"}\n{"docid": "d", "qid": "q", "text": "four"}\n{"docid": "e", "qid": "q", "text": '
+            '"five"}\n')  # fmt: skip
+    with caplog.at_level("WARNING", logger="qrr"):
+        docs = list(formats.read_documents(write(tmp_path, "d.jsonl", data)))
+    assert docs == [formats.DocRecord("one", "a"), formats.DocRecord("two", 7, {"n": 1}),
+                    formats.DocRecord("three", "c", {"docid": "x"}),
+                    formats.DocRecord("four", None, {"docid": "d", "qid": "q"}),
+                    formats.DocRecord("five", None, {"docid": "e", "qid": "q"})]  # fmt: skip
+    assert [r.getMessage().removeprefix(f"{tmp_path}/") for r in caplog.records] == [
+        'd.jsonl:4: no "id" field, and several others that are ids (docid, qid): none is taken as the document\'s; '
+        "name it with id_field"]  # fmt: skip
+    assert list(formats.read_documents(write(tmp_path, "d.jsonl", data), id_field="qid"))[3].id == "q"
+
+
+def test_exports_of_other_tools_are_read_or_said(tmp_path, caplog):
+    """What Windows tools, Excel and other tools' exports write: a doubled BOM, CRLF after a CR, a first line of
+    the tool's own, pretty-printed JSON, lines that end in CR alone, a JSON array with a bad item far down."""
+    doubled = write(tmp_path, "b.jsonl", b'\xef\xbb\xbf\xef\xbb\xbf{"id": "a", "text": "one"}\r\r\n')
+    assert list(formats.read_documents(doubled)) == [formats.DocRecord("one", "a")]
+    assert list(formats.read_pairs(write(tmp_path, "p.tsv", "q\td\r\r\n"))) == [formats.PairRecord("q", "d")]
+    export = 'Exported 2 rows\n{"id": "a", "text": "one"}\n'
+    for name in ("e.jsonl", "e.json", "e.ndjson"):  # its name says JSON: the first line is bad JSON, not a document
+        with pytest.raises(InputError, match=rf"/{name}:1: malformed JSON \(.*\) \(if the input is plain text, use "
+                                             r"input_format text\)$"):  # fmt: skip
+            list(formats.read_documents(write(tmp_path, name, export)))
+    with pytest.raises(InputError, match=r"/e.jsonl:1: malformed JSON .* query<TAB>document lines"):
+        list(formats.read_pairs(write(tmp_path, "e.jsonl", 'Exported\n{"query": "q", "document": "d"}\n')))
+    with caplog.at_level("WARNING", logger="qrr"):  # by another name, it is text: said where the next line is JSON
+        docs = list(formats.read_documents(write(tmp_path, "e.txt", export)))
+    assert [d.text for d in docs] == ["Exported 2 rows", '{"id": "a", "text": "one"}']
+    assert [r.getMessage().removeprefix(f"{tmp_path}/") for r in caplog.records] == [
+        "e.txt: its first line is no JSON but its next is a JSON object; each line is read whole, as a document's "
+        "text (input_format jsonl reads JSON lines, and says where one is not)"]  # fmt: skip
+    pretty = write(tmp_path, "o.json", '{\r\n  "id": "a",\r\n  "text": "one"\r\n}\r\n')  # ConvertTo-Json's
+    said = (
+        r"/o.json:1: malformed JSON \(the line ends inside its value: cut short, or JSON spread over lines, "
+        r"pretty-printed, which jq -c . makes JSON lines\)$"
+    )
+    with pytest.raises(InputError, match=said):
+        list(formats.read_documents(pretty))
+    mac = write(tmp_path, "m.txt", "Beijing.\rParis.\rRome.\r")
+    for read in (formats.read_documents, formats.read_pairs):
+        with pytest.raises(errors.SourceError, match=r"/m.txt: its lines end in CR alone \(classic Mac OS, Excel for "
+                                                     r"Mac\); qrr reads lines that end in LF or CRLF: convert it "
+                                                     r"first, with tr '\\r' '\\n'$"):  # fmt: skip
+            list(read(mac))
+    items = "[\n" + '{"text": "ok"},\n' * 5 + '{"text" "x"}\n]\n'
+    with pytest.raises(InputError, match=r"/a.json:7: malformed JSON \(unexpected character.*\) in the file's JSON "
+                                         r"array$"):  # fmt: skip
+        list(formats.read_documents(write(tmp_path, "a.json", items)))
+    with pytest.raises(InputError, match=r"/a2.json:2: more after the JSON array that ends before it; a file holds "
+                                         r"one JSON array, or one JSON value a line$"):  # fmt: skip
+        list(formats.read_documents(write(tmp_path, "a2.json", '["d1", "Beijing"]\n["d2", "Paris"]\n')))
 
 
 def test_pairs_auto_format_reads_the_first_line(tmp_path):

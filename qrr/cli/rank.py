@@ -73,7 +73,10 @@ def rank(
     id_field: Annotated[
         str,
         typer.Option(
-            "--id-field", help="JSON field holding the document id (id: also BEIR's _id).", rich_help_panel="Input"
+            "--id-field",
+            help="JSON field holding the document id (id: else BEIR's _id, else the one id field there is, such as "
+            "doc_id or pid).",
+            rich_help_panel="Input",
         ),
     ] = "id",
     on_error: OnErrorOpt = OnError.fail,

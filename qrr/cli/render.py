@@ -24,7 +24,7 @@ from qrr.cli.base import (
     visible_data,
     writes_whole,
 )
-from qrr.errors import InputError, plural
+from qrr.errors import InputError, SourceError, plural
 from qrr.formats import SCORE_FIELDS, RowWriter, is_id_field, merged_order
 
 
@@ -583,12 +583,14 @@ class Skipped:
     def __init__(self, what: str = "bad line", noun: bool = True):
         self.what, self.noun = what, noun  # a noun is counted ("3 bad lines"), a phrase follows the count as it is
         self.count = 0
+        self.files = 0  # of the count: whole files left out (UTF-16 text, say), not lines
         self.messages: list[str] = []
         self._lock = threading.Lock()  # called from a thread that reads ahead too (qrr score)
 
     def __call__(self, error: InputError) -> None:
         with self._lock:
             self.count += 1
+            self.files += isinstance(error, SourceError)
             if len(self.messages) < self.shown:
                 self.messages.append(error.naming(flag))
 
@@ -596,11 +598,15 @@ class Skipped:
         """What an ``ErrorLog`` of Ray's read tasks and actors collected (``report()``), in place of its own."""
         count, errors = logged
         self.count, self.messages = count, [error.naming(flag) for error in errors]
+        self.files = sum(isinstance(error, SourceError) for error in errors)  # among the first kept: few files
 
     def report(self) -> None:
         if not self.count:
             return
-        said = plural(self.count, self.what) if self.noun else f"{self.count:,} {self.what}"
+        rest = self.count - self.files
+        said = plural(rest, self.what) if self.noun else f"{rest:,} {self.what}"
+        if self.files:  # a file left out whole is no "bad line": all of its records are gone
+            said = f"{plural(self.files, 'whole file')}{f' and {said}' if rest else ''}"
         stderr.print(f"skipped {said}:", style="yellow", highlight=False)
         for message in sorted(self.messages, key=_place(self.messages)):
             stderr.print(f"  {unseen(message)}", highlight=False, markup=False)

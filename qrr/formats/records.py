@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from qrr.errors import InputError, QrrError, plural, warn
+from qrr.errors import InputError, QrrError, SourceError, plural, warn
 
 log = logging.getLogger("qrr")
 
@@ -120,8 +120,10 @@ def read_lines(source: str) -> Iterator[Line]:
     with handle:
         try:
             yield from decode_lines(handle, name)
-        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-            raise InputError(f"{source}: not a complete gzip file ({exc})") from None
+        except gzip.BadGzipFile:
+            raise SourceError(f"{source}: not gzip data, though its name ends in .gz") from None
+        except (EOFError, zlib.error) as exc:
+            raise SourceError(f"{source}: not a complete gzip file ({exc})") from None
         except OSError as exc:  # a read that fails midway (a disk, a network mount, /proc/self/mem): its file named
             raise QrrError(f"{source}: cannot read ({exc.strerror or exc})") from None  # the machine's: exit 1
 
@@ -144,10 +146,25 @@ def decode_lines(stream: Iterable[bytes], name: str) -> Iterator[Line]:
             continue
         if "\0" in text:
             # counted from 1, as lines are (and editors' columns)
-            yield number, InputError(f"{name}:{number}: NUL byte at byte {raw.index(0) + 1} of the line")
+            yield number, InputError(f"{name}:{number}: NUL byte at byte {raw.index(0) + 1} of the line"
+                                     f"{_utf16_hint(raw)}")  # fmt: skip
             continue
-        # a BOM opens a file, or each file of several joined (cat a.jsonl b.jsonl): it is no text of the line
-        yield number, text.removeprefix("\ufeff").rstrip("\n").removesuffix("\r")
+        if number == 1 and not raw.endswith(b"\n") and "\r" in text.rstrip("\r"):
+            # no LF in the whole source: lines that end in CR alone would be one line, read as one document
+            yield number, SourceError(f"{name}: its lines end in CR alone (classic Mac OS, Excel for Mac); qrr reads "
+                                     "lines that end in LF or CRLF: convert it first, with tr '\\r' '\\n'")  # fmt: skip
+            return
+        # a BOM opens a file, or each file of several joined (cat a.jsonl b.jsonl), twice where a tool added its own
+        # to a file that had one: it is no text of the line; nor is a CR before the LF (\r\r\n from a doubled CRLF)
+        yield number, text.lstrip("\ufeff").rstrip("\n").rstrip("\r")
+
+
+def _utf16_hint(raw: bytes) -> str:
+    """Where a line's NUL bytes are every other byte: UTF-16 text without a byte order mark."""
+    body = raw.rstrip(b"\r\n")
+    if len(body) >= 4 and (body[0::2].count(0) > len(body) // 4 or body[1::2].count(0) > len(body) // 4):
+        return " (UTF-16 text without a byte order mark? convert it first, for example with iconv -f utf-16le -t utf-8)"
+    return ""
 
 
 def _ideograph(c: str) -> bool:  # CJK ideographs, CJK punctuation and full-width forms (not half-width katakana)
@@ -223,21 +240,21 @@ def _convert(raw: bytes, exc: UnicodeDecodeError) -> str:
             "result")  # fmt: skip
 
 
-def _binary_kind(first: bytes, name: str) -> InputError | None:
+def _binary_kind(first: bytes, name: str) -> SourceError | None:
     """The error for a source that is no text but a kind a user can turn into text, by its first line: every line
     of it would be "invalid UTF-8" or "NUL byte". Parquet's magic, ``PAR1``, counts only before a control byte
     (its first page header's), so a text that starts with the word stays text."""
     if first.startswith(b"\x1f\x8b"):
-        return InputError(f"{name}: gzip-compressed data; name the file *.gz, or decompress it first (zcat)")
+        return SourceError(f"{name}: gzip-compressed data; name the file *.gz, or decompress it first (zcat)")
     if first.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
-        return InputError(f"{name}: UTF-32 text (it opens with UTF-32's byte order mark); qrr reads UTF-8: convert "
-                          "it first, with iconv -f utf-32 -t utf-8 say")  # fmt: skip
+        return SourceError(f"{name}: UTF-32 text (it opens with UTF-32's byte order mark); qrr reads UTF-8: convert "
+                          "it first, for example with iconv -f utf-32 -t utf-8")  # fmt: skip
     if first.startswith((b"\xff\xfe", b"\xfe\xff")):  # each line would be "invalid UTF-8 at byte 1"
-        return InputError(f"{name}: UTF-16 text (it opens with UTF-16's byte order mark, as Windows PowerShell's "
-                          "> writes files); qrr reads UTF-8: convert it first, with iconv -f utf-16 -t utf-8 "
-                          "say")  # fmt: skip
+        return SourceError(f"{name}: UTF-16 text (it opens with UTF-16's byte order mark, as Windows PowerShell's "
+                          "> writes files); qrr reads UTF-8: convert it first, for example with iconv -f utf-16 -t "
+                          "utf-8")  # fmt: skip
     if first.startswith(b"PAR1") and any(b < 0x20 and b not in b"\t\r\n" for b in first[4:8]):
-        return InputError(
+        return SourceError(
             f"{name}: a Parquet file, not text; qrr score --ray reads Parquet, or convert it to JSON lines"
         )
     return None
@@ -269,6 +286,13 @@ def sniffed(lines: Iterator[Line], plain: str, arrays: bool = False) -> tuple[st
     return plain, iter(seen)
 
 
+def named_plain(source: str, plain: str) -> str:
+    """What ``sniffed`` takes a first line that is no JSON for: JSON lines where the file's name says JSON
+    (``*.jsonl``, ``*.ndjson``, ``*.json``, gzipped or not), so that a stray first line is said to be bad JSON
+    rather than every line read as ``plain`` (a tool's export that opens with a line of its own), else ``plain``."""
+    return "jsonl" if source.removesuffix(".gz").lower().endswith((".jsonl", ".ndjson", ".json")) else plain
+
+
 def _guess(line: str, plain: str) -> str:
     if line.startswith("{"):
         return "jsonl"
@@ -296,9 +320,16 @@ def parse_json(text: str, where: str, hint: str = ""):
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
+        reason = _reason(exc)
+        if reason == "unexpected end of data" and text.lstrip()[:1] in ("{", "["):  # its value goes on past the line
+            raise InputError(f"{where}: malformed JSON (the line ends inside its value: cut short, or JSON spread "
+                             "over lines, pretty-printed, which jq -c . makes JSON lines)") from None  # fmt: skip
         # a hint names the input_format parameter
-        raise InputError(f"{where}: malformed JSON ({exc.args[0].split(':')[0]}){hint}",
-                         *(("input_format",) if hint else ())) from None  # fmt: skip
+        raise InputError(f"{where}: malformed JSON ({reason}){hint}", *(("input_format",) if hint else ())) from None
+
+
+def _reason(exc: orjson.JSONDecodeError) -> str:
+    return exc.args[0].split(":")[0]
 
 
 def json_records(source: str, lines, fmt: str, hint: str = "", whole: Callable[[Any], bool] | None = None
@@ -309,12 +340,20 @@ def json_records(source: str, lines, fmt: str, hint: str = "", whole: Callable[[
     value, not its items."""
     name = label(source)
     if fmt == "json":
-        texts = []
-        for _, text in lines:
+        texts, numbers = [], []
+        for number, text in lines:
             if isinstance(text, InputError):
                 raise text  # one bad line spoils the whole array
             texts.append(text)
-        value = parse_json("\n".join(texts), name, hint)
+            numbers.append(number)
+        try:
+            value = orjson.loads("\n".join(texts))
+        except orjson.JSONDecodeError as exc:  # said at its line: the array may be long
+            at = f"{name}:{numbers[min(exc.lineno, len(numbers)) - 1]}" if numbers else name
+            if _reason(exc) == "unexpected content after document":
+                raise InputError(f"{at}: more after the JSON array that ends before it; a file holds one JSON array, "
+                                 "or one JSON value a line") from None  # fmt: skip
+            raise InputError(f"{at}: malformed JSON ({_reason(exc)}) in the file's JSON array") from None
         if not isinstance(value, list):
             raise InputError(f"{name}: expected a JSON array, found {json_type(value)}")
         if whole is not None and whole(value):
@@ -506,7 +545,7 @@ def parse_pairs(lines: Iterable[Line], source: str, input_format: str = "auto") 
     lines = iter(lines)
     fmt = kind = _format(input_format, PAIR_FORMATS)
     if kind == "auto":
-        kind, lines = sniffed(lines, "tsv", arrays=True)
+        kind, lines = sniffed(lines, named_plain(source, "tsv"), arrays=True)
     if kind == "tsv":
         yield from _tsv_pairs(source, lines)
         return
@@ -549,29 +588,85 @@ def _said_array(record) -> str:
     return f" of {plural(len(record), 'item')}"
 
 
-# A header line that names the columns, skipped where it comes first
-HEADERS = {f"query\t{name}" for name in ("document", "doc", "passage", "text")} | {
-    "sentence1\tsentence2", "text1\ttext2", "text_a\ttext_b", "anchor\tpositive",  # sentence-pair data's
-    "question\tanswer", "question\tcontext", "question\tpassage"}  # fmt: skip
+# A first line naming the columns is a header, read by name in any order: one column of the queries, one of the
+# documents (as sentence-pair data names them too: STS's, CrossEncoder training sets'), and any others (a label, ids)
+QUERY_COLUMNS = {"query", "question", "anchor", "sentence1", "text1", "text_a"}
+DOCUMENT_COLUMNS = {"document", "doc", "passage", "text", "answer", "context", "positive", "response", "sentence2",
+                    "text2", "text_b", "contents"}  # fmt: skip
+_COLUMN = re.compile(r"[A-Za-z_][\w\-]{0,39}")
+
+
+def _pair_header(fields: list[str]) -> list[str] | None:
+    """The fields each column of a pairs TSV goes to (``query``, ``document``, ``instruction`` or its own name),
+    where its first line ``fields`` names them, else None."""
+    names = [f.strip() for f in fields]
+    lower = [n.lower() for n in names]
+    queries = [n for n in lower if n in QUERY_COLUMNS]
+    documents = [n for n in lower if n in DOCUMENT_COLUMNS]
+    if len(queries) != 1 or len(documents) != 1 or len(set(lower)) < len(lower):
+        return None
+    if not all(_COLUMN.fullmatch(n) for n in names):
+        return None
+    return ["query" if n in QUERY_COLUMNS else "document" if n in DOCUMENT_COLUMNS else
+            "instruction" if n == "instruction" else name for n, name in zip(lower, names, strict=True)]  # fmt: skip
+
+
+def _csv_quoted(where: str, texts: Iterable[str]) -> bool:
+    """Whether one of ``texts`` is in quotes with each quote inside it doubled (``He said "hi"`` written in
+    quotes, its own quotes as two each), as CSV writers (Excel, pandas, Python's csv) quote a field, and then says
+    so: qrr reads TSV as MS MARCO's files are, quotes and all."""
+    for text in texts:
+        inner = text[1:-1]
+        if len(text) >= 2 and text[0] == text[-1] == '"' and '""' in inner and '"' not in inner.replace('""', ""):
+            warn(log, f"{where}: a field in quotes with its quotes doubled, as CSV writers quote one; TSV is read as "
+                 "MS MARCO's files are, quotes and all (from pandas, df.to_json(PATH, orient='records', lines=True) "
+                 "writes JSON lines, read as written)")  # fmt: skip
+            return True
+    return False
+
+
+def _quoted_hint(fields: Iterable[str]) -> str:
+    """For a TSV line with too many or too few fields: where a field opens a quote it does not close (or closes one
+    it did not open), a CSV writer's quoted field holding a tab or a line break is the likely cause."""
+    if any(f.startswith('"') != f.endswith('"') or f == '"' for f in fields):
+        return (" (a field in quotes holding a tab or a line break, as CSV writers quote one? TSV is read without "
+                "quoting: give JSON lines)")  # fmt: skip
+    return ""
 
 
 def _tsv_pairs(source: str, lines):
+    columns = None
     first = True
+    quoted = False  # said once a source
     for number, text in lines:
+        where = f"{label(source)}:{number}"
         if isinstance(text, InputError):
             yield text
             first = False
-        elif not text.strip():
             continue
-        elif (tabs := text.count("\t")) != 1:
-            where = f"{label(source)}:{number}"
-            yield InputError(f"{where}: {tabs + 1} tab-separated fields; expected query<TAB>document (JSON lines "
-                             "carry documents with tabs)" if tabs else
-                             f"{where}: expected query<TAB>document (or a JSON object)")  # fmt: skip
-        elif not (first and text.lower() in HEADERS):
-            query, document = text.split("\t")
-            yield PairRecord(query, document, where=f"{label(source)}:{number}")
-        first = False
+        if not text.strip():
+            continue
+        fields = text.split("\t")
+        if first:
+            first = False
+            columns = _pair_header(fields)
+            if columns is not None:
+                continue
+        if columns is not None and len(fields) != len(columns):
+            yield InputError(f"{where}: expected the header's {len(columns)} columns, found "
+                             f"{plural(len(fields), 'field')}{_quoted_hint(fields)}")  # fmt: skip
+        elif columns is None and len(fields) != 2:
+            yield InputError(f"{where}: {len(fields)} tab-separated fields; expected query<TAB>document (a first "
+                             "line naming the columns reads more, as query<TAB>document<TAB>label; JSON lines carry "
+                             f"documents with tabs){_quoted_hint(fields)}" if len(fields) > 2 else
+                             f"{where}: expected query<TAB>document (or a JSON object)"
+                             f"{_quoted_hint(fields)}")  # fmt: skip
+        else:
+            record = dict(zip(columns or ("query", "document"), fields, strict=True))
+            query, document, instruction = record.pop("query"), record.pop("document"), record.pop("instruction", None)
+            quoted = quoted or _csv_quoted(where, (query, document))
+            yield PairRecord(query, document, instruction, {k: v for k, v in record.items() if is_id_field(k)},
+                             {k: v for k, v in record.items() if not is_id_field(k)}, where)  # fmt: skip
 
 
 def read_documents(
@@ -597,14 +692,14 @@ def _documents(sources, fmt, text_field, id_field):
         lines = read_lines(source)
         kind = fmt
         if fmt == "auto":
-            kind, lines = sniffed(lines, "text")
+            kind, lines = sniffed(lines, named_plain(source, "text"))
         if kind == "tsv":
-            for _, record in tsv_records(lines, label(source), "id<TAB>text"):
+            for where, record in tsv_records(lines, label(source), "id<TAB>text"):
                 if isinstance(record, InputError):
                     yield record
                 else:
-                    title, text = record.get("title"), record["text"]
-                    yield DocRecord(f"{title} {text}" if title else text, record["_id"])
+                    title, text = record.pop("title", None), record.pop("text")
+                    yield DocRecord(f"{title} {text}" if title else text, record.pop("_id"), record, where)
             continue
         if kind == "text" and fmt == "auto":
             lines = _tab_hint(lines, source)
@@ -616,15 +711,15 @@ def _documents(sources, fmt, text_field, id_field):
                     yield DocRecord(text)
             continue
         hint = " (if the input is plain text, use {input_format} text)" if fmt == "auto" else ""
-        warned = False
+        warned = said_ids = False
         for where, record in json_records(source, lines, kind, hint):
             if isinstance(record, InputError | str):
                 yield record if isinstance(record, InputError) else DocRecord(record)
             elif isinstance(record, dict):
                 warned = warned or _past_64_bits(record, where)
-                ident = record.get(id_field)
-                if ident is None and id_field == "id":  # a BEIR corpus's documents
-                    ident = record.get("_id")
+                ident, taken = record.get(id_field), id_field
+                if ident is None and id_field == "id":  # a BEIR corpus's documents, else the one id field there is
+                    ident, taken, said_ids = _other_id(record, where, said_ids)
                 ids = (id_field, "_id") if id_field == "id" else (id_field,)
                 if text_field not in record and (missing := _missing_text(record, where, text_field, ids)):
                     yield missing
@@ -635,9 +730,7 @@ def _documents(sources, fmt, text_field, id_field):
                     beir = "_id" in record and text_field == "text"
                     title = _string(record, "title", where, optional=True) if beir else None
                     # the fields read as the text and id are no other fields (an "id" of null gave way to "_id")
-                    used = {text_field, id_field} | (
-                        {"_id"} if id_field == "id" and record.get("id") is None else set()
-                    )
+                    used = {text_field, id_field, taken}
                     other = {k: v for k, v in record.items() if k not in used and not (beir and k == "title")}
                     yield DocRecord(f"{title} {text}" if title else text, ident, other, where)
                 except InputError as exc:
@@ -647,6 +740,22 @@ def _documents(sources, fmt, text_field, id_field):
                                  f"{json_type(record)}")  # fmt: skip
 
 
+def _other_id(record: dict, where: str, said: bool) -> tuple[Any, str, bool]:
+    """A document's id where it has no ``id``: BEIR's ``_id``, else its one other id field (``doc_id``, ``docid``,
+    ``pid``); with several, none, said once a source (``said``) with the option that names one. Returns the id, its
+    field and whether it was said."""
+    if record.get("_id") is not None:
+        return record["_id"], "_id", said
+    named = [k for k, v in record.items() if v is not None and is_id_field(k) and k != "id"]
+    if len(named) == 1:
+        return record[named[0]], named[0], said
+    if named and not said:
+        warn(log, f"{where}: no \"id\" field, and several others that are ids ({', '.join(named)}): none is taken "
+             "as the document's; name it with {id_field}", "id_field")  # fmt: skip
+        said = True
+    return None, "_id", said
+
+
 # a first TSV line of these names is a header (MS MARCO's files have none; DPR's and others' do)
 _ID_HEADERS = {"id", "_id", "docid", "doc_id", "pid", "qid", "query_id", "query-id", "corpus-id"}
 _TEXT_HEADERS = {"text", "title", "contents", "passage", "body", "query"}
@@ -654,11 +763,13 @@ _TEXT_HEADERS = {"text", "title", "contents", "passage", "body", "query"}
 
 def tsv_records(lines, name: str, shape: str, otherwise: str = "") -> Iterator[tuple[str, dict | InputError]]:
     """(where, record) for each TSV line ``id<TAB>text`` (MS MARCO's collection.tsv), as ``{"_id", "text"}``; a
-    first line naming the columns (``id<TAB>text<TAB>title``, as DPR's passages) is a header, whose columns are
-    then read by name (``title`` too). A bad line comes as an ``InputError`` in place of its record (``shape``: what
-    a line should be, ``otherwise`` what else it may be, for its message)."""
+    first line naming the columns (``id<TAB>text<TAB>title``, as DPR's passages, in any order) is a header, whose
+    columns are then read by name: ``title`` too, and others (``url``) under their own names. A bad line comes as an
+    ``InputError`` in place of its record (``shape``: what a line should be, ``otherwise`` what else it may be, for
+    its message)."""
     columns = None
     first = True
+    quoted = False  # said once a source
     for number, text in lines:
         where = f"{name}:{number}"
         if isinstance(text, InputError):
@@ -667,9 +778,8 @@ def tsv_records(lines, name: str, shape: str, otherwise: str = "") -> Iterator[t
             fields = text.rstrip("\r\n").split("\t")
             if first:
                 first = False
-                names = [f.strip().lower() for f in fields]
-                if names[0] in _ID_HEADERS and len(names) > 1 and set(names[1:]) <= _TEXT_HEADERS:
-                    columns = ["_id", *("title" if n == "title" else "text" for n in names[1:])]
+                columns = _doc_header(fields)
+                if columns is not None:
                     if "text" not in columns:
                         yield where, InputError(f"{where}: the header names no text column (text, contents, "
                                                 "passage or body), only a title")  # fmt: skip
@@ -683,30 +793,58 @@ def tsv_records(lines, name: str, shape: str, otherwise: str = "") -> Iterator[t
                             "id<TAB>text<TAB>title, reads more)")  # fmt: skip
                 else:
                     said = f"expected {shape}{otherwise}"
-                yield where, InputError(f"{where}: {said}")
+                yield where, InputError(f"{where}: {said}{_quoted_hint(fields)}")
                 continue
             record = dict(zip(columns or ["_id", "text"], fields, strict=True))
             record["_id"] = record["_id"].strip()
+            quoted = quoted or _csv_quoted(where, [record["text"]])
             yield where, record
+
+
+def _doc_header(fields: list[str]) -> list[str] | None:
+    """The keys of a documents TSV's columns (``_id``, ``text``, ``title`` or its own name) where its first line
+    ``fields`` names them (one id column, a text or a title, every name a word), else None."""
+    names = [f.strip() for f in fields]
+    lower = [n.lower() for n in names]
+    ids = [n for n in lower if n in _ID_HEADERS]
+    if len(ids) != 1 or not set(lower) & _TEXT_HEADERS or len(set(lower)) < len(lower):
+        return None
+    if not all(_COLUMN.fullmatch(n) for n in names):
+        return None
+    text = next((n for n in ("text", *lower) if n in lower and n in _TEXT_HEADERS and n != "title"), None)
+    return ["_id" if n in _ID_HEADERS else "text" if n == text else "title" if n == "title" else name
+            for n, name in zip(lower, names, strict=True)]  # fmt: skip
 
 
 def _tab_hint(lines: Iterator[Line], source: str) -> Iterator[Line]:
     """``lines``, after a warning where the first one looks like ``id<TAB>text`` (MS MARCO's collection.tsv): read
-    as text, the id would be scored as a part of the document, unsaid."""
+    as text, the id would be scored as a part of the document, unsaid; or where the first is no JSON but the next
+    is a JSON object (a tool's export that opens with a line of its own): each would be scored as its text."""
     seen = []
+    first = None
     for line in lines:
         seen.append(line)
-        if isinstance(line[1], str) and not line[1].strip():
+        if not isinstance(line[1], str):
+            break
+        if not line[1].strip():
             continue  # blank lines are no documents: the first that is says
-        head, tab, _ = line[1].partition("\t") if isinstance(line[1], str) else ("", "", "")
+        if first is not None:
+            if line[1].lstrip().startswith("{") and isinstance(_parses(line[1]), dict):
+                warn(log, f"{label(source)}: its first line is no JSON but its next is a JSON object; each line is "
+                     "read whole, as a document's text ({input_format} jsonl reads JSON lines, and says where "
+                     "one is not)", "input_format")  # fmt: skip
+            break
+        first = line[1]
+        head, tab, _ = first.partition("\t")
         if tab and head.strip() and " " not in head.strip() and len(head) <= 40:  # DPR's id<TAB>text<TAB>title too
             warn(log, f"{label(source)}: its lines look like id<TAB>text; each is read whole, as a document's text "
                  "({input_format} tsv reads ids and texts)", "input_format")  # fmt: skip
-        elif isinstance(line[1], str) and _run_line(line[1]):
+            break
+        if _run_line(first):
             warn(log, f"{label(source)}: its lines look like a TREC run (qid Q0 docid rank score tag), each read as "
                  "a document's text; a run's documents are reranked by qrr rerank (pipelines.rerank_run in "
                  "Python)")  # fmt: skip
-        break
+            break
     yield from seen
     yield from lines
 

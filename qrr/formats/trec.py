@@ -27,6 +27,7 @@ from qrr.formats.records import (
     json_records,
     json_type,
     label,
+    named_plain,
     parse_json,
     path_of,
     raise_or_hand,
@@ -112,7 +113,8 @@ def _trec_run(lines, name: str, on_error: ErrorSink):
             continue
         score = _number(fields[4])
         if score is None:
-            raise_or_hand(InputError(f"{where}: score {fields[4]!r} is not a number"), on_error)
+            said = "out of a float's range" if _out_of_range(fields[4]) else "not a number"
+            raise_or_hand(InputError(f"{where}: score {fields[4]!r} is {said}"), on_error)
             continue
         yield where, fields[0], fields[2], score
 
@@ -132,7 +134,21 @@ def _jsonl_run(source: str, lines, on_error: ErrorSink):
         yield where, qid, docid, float(score)
 
 
+def _out_of_range(text: str) -> bool:
+    """Whether ``text`` is a number written out (``1e400``) that no float holds."""
+    if not text.isascii() or "_" in text or "inf" in text.lower():
+        return False
+    try:
+        return math.isinf(float(text))
+    except ValueError:
+        return False
+
+
 def _number(text: str) -> float | None:
+    """A finite number as trec_eval reads one, else None: Python's ``float`` takes more (``1_0`` as 10, digits of
+    other scripts), which trec_eval reads otherwise."""
+    if not text.isascii() or "_" in text:
+        return None
     try:
         value = float(text)
     except ValueError:
@@ -261,7 +277,7 @@ def _id_text_records(source: str, id_name: str, on_error: ErrorSink) -> Iterator
     """(where, record) for each JSON line, or each TSV line ``id<TAB>text`` as ``{"_id", "text"}``, by the first
     line."""
     lines = read_lines(source)
-    kind, lines = sniffed(lines, "tsv")
+    kind, lines = sniffed(lines, named_plain(source, "tsv"))
     if kind == "jsonl":
         return _json_objects(source, lines, on_error)
     return _tsv_records(lines, label(source), f"{id_name}<TAB>text", on_error)
