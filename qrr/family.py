@@ -104,7 +104,8 @@ class Family:
         """Which kind of checkpoint ``config`` (a parsed config.json) describes: ``causal`` or ``seq-cls``;
         ``NotAModelError`` for anything else."""
         model_type = config.get("model_type")
-        architectures = config.get("architectures") or []
+        architectures = config.get("architectures")  # a list of names; anything else names none
+        architectures = [a for a in architectures if isinstance(a, str)] if isinstance(architectures, list) else []
         if model_type == self.model_type:
             if any(a.endswith("ForCausalLM") for a in architectures):
                 return CAUSAL

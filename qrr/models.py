@@ -351,8 +351,18 @@ def _http_status(exc: BaseException) -> str | None:
 
 
 def read_config(path: Path) -> dict:
-    """The folder's config.json, parsed (``NotAModelError`` where there is none)."""
-    return _read_json(path / "config.json", "config.json")
+    """The folder's config.json, parsed (``NotAModelError`` where there is none, or it holds no JSON object)."""
+    config = _read_json(path / "config.json", "config.json")
+    if not isinstance(config, dict):  # null, a list: every check after failed on it with an AttributeError
+        raise NotAModelError(f"{path / 'config.json'}: holds {_json_kind(config)}, not a JSON object: not a model's "
+                             "config")  # fmt: skip
+    return config
+
+
+def _json_kind(value) -> str:
+    from qrr.formats import json_type
+
+    return json_type(value)
 
 
 def checkpoint_kind(path: Path, config: Mapping | None = None) -> str:
@@ -466,6 +476,8 @@ def _check_safetensors(file: Path) -> set[str]:
                 raise ValueError
             header = orjson.loads(handle.read(header_len))
         end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    except PermissionError:  # a folder shared with a service's user: the raw error named no fix
+        raise ModelCheckError(f"{file}: permission denied; make the model folder readable") from None
     except (struct.error, ValueError, KeyError, TypeError, IndexError, orjson.JSONDecodeError):
         raise ModelCheckError(f"{file}: not a readable safetensors file; run qrr download again") from None
     if 8 + header_len + end > size:

@@ -528,6 +528,45 @@ def test_serve_warns_when_open_to_the_network_without_an_api_key(cli, tmp_path, 
     assert keyed.exit_code == 2 and "warning" not in keyed.stderr
 
 
+def test_blank_options_and_urls_for_hosts_are_refused(cli, tmp_path):
+    """An unset shell variable: ``--resume ''`` wrote to stdout and kept nothing to go on with (rerank) or failed
+    with a FileNotFoundError (score), ``--host ''`` listened on every interface."""
+    pairs = tmp_path / "p.jsonl"
+    pairs.write_text('{"query": "q", "document": "d"}\n')
+    run = tmp_path / "run.trec"
+    run.write_text("q1 Q0 d1 1 1.0 x\n")
+    for args in (("score", str(pairs), "--resume", ""), ("rerank", str(run), "--beir", str(tmp_path), "--resume", " "),
+                 ("serve", "--host", ""), ("eval", "--beir", str(tmp_path), "--split", "")):  # fmt: skip
+        result = cli(*args)
+        flag, value = args[-2], args[-1]
+        assert (result.exit_code, result.stdout, result.stderr) == (
+            2, "", f"error: {flag} is blank ({value!r}; an unset shell variable?): give it a value, or leave it "
+            "out\n")  # fmt: skip
+    result = cli("serve", "--host", "http://127.0.0.1", model=False)
+    assert (result.exit_code, result.stderr) == (2, "error: --host 'http://127.0.0.1': give an address or a host name "
+                                                    "(127.0.0.1, 0.0.0.0), without a scheme or path\n")  # fmt: skip
+
+
+def test_a_width_of_zero_columns_still_shows_errors_and_help(tmp_path):
+    """COLUMNS=0 (a CI runner's) made rich draw nothing: every error, table and --help blank, exit 2 unsaid."""
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{bad\n")
+    env = {**os.environ, "COLUMNS": "0"}
+    out = subprocess.run([sys.executable, "-m", "qrr", "score", str(bad)], env=env, capture_output=True, text=True)
+    assert (out.returncode, out.stderr.split(": ", 1)[0]) == (2, "error")
+    assert "malformed JSON" in out.stderr.replace("\n", " ")
+    out = subprocess.run([sys.executable, "-m", "qrr", "--help"], env=env, capture_output=True, text=True)
+    assert out.returncode == 0 and "Usage:" in out.stdout and "rank" in out.stdout
+
+
+def test_closed_stdin_with_stdout_to_a_file_is_said(tmp_path):
+    """``qrr rank -q x - <&- > out`` failed with an AttributeError: the check of stdout against stdin met None."""
+    with open(tmp_path / "out.jsonl", "w") as out:
+        proc = subprocess.run([sys.executable, "-m", "qrr", "rank", "-q", "x", "-", "--model", "nope"], stdout=out,
+                              stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(0))  # fmt: skip
+    assert (proc.returncode, proc.stderr) == (2, "error: -: stdin is closed; give a FILE, or pipe the input on stdin\n")
+
+
 def test_a_model_that_is_no_model_folder_is_bad_input(cli, tiny_model, tmp_path):
     result = cli("rank", "-q", "q", "-d", "x", "-m", str(tmp_path), model=False)
     assert (result.exit_code, result.stderr) == (2, f"error: {tmp_path}: no config.json, so it is not a model folder\n")
@@ -628,6 +667,9 @@ def test_an_unplanned_error_is_one_line_the_workers_own_inside_ray():
     # an error of one's own keeps its whole message: its first line is what failed
     said = "We couldn't connect to the hub.\nCheck your internet connection."
     assert describe(OSError(said))[0] == f"OSError: {said} (set QRR_DEBUG=1 for a traceback)"
+    # out of memory under ulimit -v: "MemoryError: " said nothing
+    assert describe(MemoryError()) == ("out of memory (the machine's, or a limit such as ulimit -v): give a smaller "
+                                       "model or --batch-tokens, or more memory", 1)  # fmt: skip
 
 
 def test_a_narrow_table_keeps_the_data_whole_and_leaves_out_the_previews(monkeypatch, capsys):

@@ -176,3 +176,32 @@ def test_an_unreadable_config_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "read_bytes", unreadable)
     with pytest.raises(ModelCheckError, match=r"config.json: permission denied; make the model folder readable$"):
         models.read_config(tmp_path)
+
+
+def test_unreadable_weights_and_a_config_of_no_object_are_one_line(tiny_model, tmp_path, monkeypatch):
+    """Weights shared with a service's user (mode 0600) gave a raw PermissionError; a config.json of null, a list
+    or a string an AttributeError, and architectures of a string or of numbers a TypeError or its letters."""
+    import builtins
+
+    from qrr.errors import ModelCheckError
+
+    for config, held in (("null", "null"), ("[1, 2]", "an array"), ('"x"', "a string")):
+        (tmp_path / "config.json").write_text(config)
+        with pytest.raises(NotAModelError) as caught:
+            models.check_folder(tmp_path)
+        assert str(caught.value) == f"{tmp_path / 'config.json'}: holds {held}, not a JSON object: not a model's config"
+    for architectures in ('"Qwen3ForCausalLM"', "[1]"):
+        (tmp_path / "config.json").write_text(f'{{"model_type": "qwen3", "architectures": {architectures}}}')
+        with pytest.raises(NotAModelError, match=r"config.json describes qwen3 \(no architecture\), not a "):
+            models.check_folder(tmp_path)
+    opened = builtins.open
+
+    def guarded(file, *args, **kwargs):
+        if str(file).endswith(".safetensors"):
+            raise PermissionError(13, "Permission denied", str(file))
+        return opened(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", guarded)
+    with pytest.raises(ModelCheckError) as caught:
+        models.check_folder(tiny_model)
+    assert str(caught.value) == f"{tiny_model / 'model.safetensors'}: permission denied; make the model folder readable"

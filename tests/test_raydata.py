@@ -567,7 +567,8 @@ def test_qrr_score_on_ray_bad_lines_and_usage(cli, tiny_model, tmp_path):
                            "--resume DIR is the output folder, gone on with where it holds shards)"),
                           (("--ray", "-o", "x"), "--ray reads FILEs or folders (local or remote), not stdin"),
                           ((path, "--workers", "2"), "--workers: only with --ray"),
-                          ((path, "-o", "x"), "--output: only with --ray")):  # fmt: skip
+                          ((path, "-o", "x"), "--output: only with --ray (without it, results go to stdout: > FILE, "
+                           "or --resume FILE to go on after a stop)")):  # fmt: skip
         result = cli("score", *args, model=tiny_model)
         assert (result.exit_code, result.stderr) == (2, f"error: {message}\n")
 

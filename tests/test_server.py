@@ -480,6 +480,63 @@ def test_a_server_that_does_not_answer_in_time():
             RemoteReranker(url, timeout=0.5).rank("q", ["d"])
 
 
+def test_a_server_that_never_answers_is_said_in_seconds_and_one_not_qrr_by_what_it_is(monkeypatch):
+    """The first call waited the scoring timeout (an hour) on a server that takes connections and never answers (a
+    stuck proxy); a login page answering 200 gave a JSONDecodeError naming neither server nor cause."""
+    import http.server
+
+    from qrr.errors import InputError, QrrError
+    from qrr.server import client
+
+    monkeypatch.setattr(client, "PROBE_TIMEOUT", 0.5)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        with pytest.raises(QrrError, match=rf"^the server at {url} did not answer within 0.5 s$"):
+            client.RemoteReranker(url).rank("q", ["d"])  # the default timeout: an hour for scoring
+
+    class Pages(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"<html>Sign in</html>" if self.path == "/v1/models" else b'{"data": []}'
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html" if self.path == "/v1/models" else "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Pages) as pages:
+        threading.Thread(target=pages.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{pages.server_address[1]}"
+        with pytest.raises(QrrError, match=rf"^the server at {url} answered /v1/models with text/html, not JSON: is "
+                                           r"it a qrr serve\?$"):  # fmt: skip
+            client.RemoteReranker(url).rank("q", ["d"])
+        monkeypatch.setattr(Pages, "do_GET", _json_page(b'{"data": []}'))
+        with pytest.raises(QrrError, match=rf"^the server at {url} answered /v1/models without a model: is it a qrr "
+                                           r"serve\?$"):  # fmt: skip
+            client.RemoteReranker(url).rank("q", ["d"])
+        pages.shutdown()
+    # a URL with a user and password: sent as a host name, and the message echoed the password
+    with pytest.raises(InputError) as caught:
+        client.RemoteReranker("http://me:s3cret@127.0.0.1:9")
+    assert str(caught.value) == ("server 'http://127.0.0.1:9' with a user or password: give the URL without them (qrr "
+                                 "sends $QRR_API_KEY as a bearer token)")  # fmt: skip
+
+
+def _json_page(body: bytes):
+    def do_get(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    return do_get
+
+
 def test_qrr_rank_with_no_server_there(cli):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -849,6 +906,47 @@ def test_idle_connections_outlive_a_load_balancers_and_the_access_log_is_qrrs(cl
     assert seen == {"keep_alive": 75, "access_log": False}
     cli("serve", "--port", "0", "--keep-alive", "5")
     assert seen["keep_alive"] == 5
+
+
+def test_a_log_reader_that_goes_away_stops_the_lines_not_the_server():
+    """``qrr serve -v 2>&1 | head``: the access line's failed write turned the request it logged into a 500."""
+    command = [sys.executable, "-m", "tests.fake_serve", "serve", "--port", "0", "--model", "fake", "--device", "cpu",
+               "-v"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        url = None
+        for line in process.stderr:
+            if line.startswith("ready: "):
+                url = line.split()[1]
+                break
+        assert url is not None
+        process.stderr.close()  # the reader goes away
+        for _ in range(3):
+            answer = httpx.post(f"{url}/rerank", json={"query": "q", "documents": ["a", "b"]}, timeout=30)
+            assert answer.status_code == 200 and len(answer.json()["results"]) == 2
+        assert process.poll() is None
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+
+
+def test_a_port_below_1024_without_the_right_says_so(monkeypatch):
+    """Port 81 as a user gave "Permission denied", with no word of why."""
+    import errno
+
+    from qrr.errors import QrrError
+    from qrr.server import app as server
+
+    def refused(self, address):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(socket.socket, "bind", refused)
+    with pytest.raises(QrrError) as caught:
+        server.bind("127.0.0.1", 81)
+    assert str(caught.value) == ("cannot listen on 127.0.0.1:81: Permission denied (a port below 1024 needs root's "
+                                 "rights: give --port 8000, say)")  # fmt: skip
+    with pytest.raises(QrrError, match=r"^cannot listen on 127.0.0.1:8081: Permission denied$"):
+        server.bind("127.0.0.1", 8081)
 
 
 def test_an_api_key_that_no_client_could_send(cli, monkeypatch):

@@ -27,6 +27,18 @@ from qrr import __version__, formats
 from qrr.errors import InputError, Interrupted, QrrError, Stopped, Terminated, debugging, innermost, qrr_cause
 from qrr.family import QWEN3, run_settings
 
+# COLUMNS of 0 made rich draw nothing (every error, table and --help blank), and of a few split scores over lines
+MIN_COLUMNS = 20
+
+
+def sane_columns() -> None:
+    """Raise a ``COLUMNS`` below ``MIN_COLUMNS`` (``COLUMNS=0`` from a CI runner) to it, for every console after."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) < MIN_COLUMNS:
+        os.environ["COLUMNS"] = str(MIN_COLUMNS)
+
+
+sane_columns()
 stderr = Console(stderr=True, soft_wrap=True)
 
 
@@ -342,7 +354,10 @@ def ray_only(ctx: typer.Context, ray: bool, *names: str) -> None:
     """Refuse the Ray options given without ``--ray``."""
     given_here = given(ctx, *names)
     if given_here and not ray:
-        raise InputError(f"{', '.join(given_here)}: only with --ray")
+        # --output FILE reads as a file to write: without --ray the results go to stdout, or to --resume OUT
+        out = " (without it, results go to stdout: > FILE, or --resume FILE to go on after a stop)" if (
+            "--output" in given_here) else ""  # fmt: skip
+        raise InputError(f"{', '.join(given_here)}: only with --ray{out}")
 
 
 # reranking a first-stage run: qrr rerank and qrr eval --beir
@@ -480,6 +495,7 @@ def errors_to_exit(command, flags: dict[str, str] | None = None):
         core_warnings_to_stderr()  # from the start: reading the input may warn before any model loads
         text_streams()
         try:
+            refuse_blank_options()
             with sigterm_stops():
                 return command(*args, **kwargs)
         except typer.Exit:
@@ -495,6 +511,28 @@ def errors_to_exit(command, flags: dict[str, str] | None = None):
 
     wrapper.__doc__ = reflow(command.__doc__ or "")
     return wrapper
+
+
+# options whose blank value a command says in its own words (-q, -i), or reads as unset (an empty $QRR_MODEL)
+_BLANK_SAID = {"query", "instruction", "model", "server", "api_key"}
+
+
+def refuse_blank_options() -> None:
+    """Refuse an option given a blank value on the command line (``--resume "$OUT"`` with ``OUT`` unset): ``--resume
+    ''`` wrote to stdout and kept nothing to go on with, ``--host ''`` listened on every interface."""
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.param_type_name != "option" or param.name in _BLANK_SAID or not isinstance(value, str):
+            continue
+        source = getattr(ctx.get_parameter_source(param.name), "name", None)
+        if not value.strip() and source == "COMMANDLINE":
+            flag = max(param.opts, key=len)
+            raise InputError(f"{flag} is blank ({value!r}; an unset shell variable?): give it a value, or leave it out")
 
 
 def from_environment() -> dict[str, str]:
@@ -638,6 +676,9 @@ def describe(exc: BaseException, flags: dict[str, str] | None = None) -> tuple[s
         ), 1
     if isinstance(exc, OSError) and exc.filename is None and exc.errno in WRITE_FAILURES:
         return f"cannot write the output: {exc.strerror}", 1  # not a bare `OSError: [Errno 28]` (> /dev/full)
+    if isinstance(exc, MemoryError):  # its message is empty: "MemoryError: " said nothing
+        return ("out of memory (the machine's, or a limit such as ulimit -v): give a smaller model or "
+                "--batch-tokens, or more memory"), 1  # fmt: skip
     # anything unplanned still gets one line, and a way to see more
     exc = innermost(exc)  # not Ray's wrapper of a worker's error, whose message holds the worker's traceback
     return f"{type(exc).__name__}: {exc} (set QRR_DEBUG=1 for a traceback)", 1
@@ -741,7 +782,7 @@ def check_not_stdout(files: list[str]) -> None:
     if not stat.S_ISREG(out.st_mode):
         return
     for path in files:
-        with contextlib.suppress(OSError, TypeError, ValueError):
+        with contextlib.suppress(AttributeError, OSError, TypeError, ValueError):  # stdin closed (<&-): None
             if path == STDIN and os.path.samestat(os.fstat(sys.stdin.fileno()), out):  # qrr score - < f >> f
                 raise InputError("-: the output (stdout) is the file stdin reads; write the results to another file")
             if path != STDIN and os.path.samestat(os.stat(path), out):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import sys
 from typing import Annotated
 
 import typer
@@ -158,6 +159,9 @@ def serve(
 
     from qrr import models
 
+    if "/" in host:  # a URL: it failed as a host name that is not found
+        raise InputError(f"--host {host!r}: give an address or a host name (127.0.0.1, 0.0.0.0), without a scheme "
+                         "or path")  # fmt: skip
     if api_key is None and not _loopback(host):
         stderr.print(f"warning: --host {host} opens the server to the network, and without --api-key anyone who "
                      "reaches it may use it", style="yellow", highlight=False, markup=False)  # fmt: skip
@@ -189,6 +193,7 @@ def serve(
         return
     from qrr.device import dtype_name
 
+    sys.stderr = _LogStream(sys.stderr)
     server.listen(sock)
 
     def ready() -> None:  # once a signal stops the server gracefully: a supervisor may stop it from this line on
@@ -213,6 +218,39 @@ def serve(
         drain=shutdown_timeout,
     )  # fmt: skip
     stderr.print("stopped", highlight=False)
+
+
+class _LogStream:
+    """stderr while serving: where its reader goes away (``qrr serve 2>&1 | head``, a log pipe restarted), its
+    lines go to the null device and the server serves on; the failed write of an access line had turned the request
+    it logged into a 500."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except (BrokenPipeError, ConnectionResetError):
+            self._gone()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            self._gone()
+
+    def _gone(self) -> None:
+        try:  # the descriptor, so that what the stream still holds (and the exit's flush) goes there too
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            self._stream = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
 
 
 def _access_line(request, status: int, seconds: float) -> None:

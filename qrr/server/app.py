@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hmac
 import logging
 import os
@@ -265,7 +266,9 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise QrrError(f"cannot listen on {host}:{port}: {exc.strerror}", "port") from None
+        low = " (a port below 1024 needs root's rights: give --port 8000, say)" if exc.errno == errno.EACCES and (
+            0 < port < 1024) else ""  # fmt: skip
+        raise QrrError(f"cannot listen on {host}:{port}: {exc.strerror}{low}", "port") from None
     # Two sockets with SO_REUSEADDR may both bind a port that neither listens on yet: off while the model loads,
     # another server (qrr's, uvicorn's) fails to bind it; it was on for the bind only, past connections' TIME_WAIT.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)

@@ -36,6 +36,7 @@ from qrr.server import key_fault
 
 SERVER_ENV = "QRR_SERVER"
 API_KEY_ENV = "QRR_API_KEY"
+PROBE_TIMEOUT = 30.0  # seconds the first call (/v1/models) waits: a server's card is quick; scoring may be slow
 
 
 class RemoteReranker(_Predicts):
@@ -68,7 +69,15 @@ class RemoteReranker(_Predicts):
 
     @cached_property
     def _card(self) -> dict:
-        return self._call("GET", "/v1/models")["data"][0]
+        # the first call: a server that takes connections and never answers (a stuck proxy) is said in seconds
+        answer = self._call("GET", "/v1/models", timeout=min(self.timeout, PROBE_TIMEOUT))
+        try:
+            card = answer["data"][0]
+            card["id"], card["max_model_len"]  # noqa: B018 - what every call reads
+        except (KeyError, IndexError, TypeError):
+            raise QrrError(f"the server at {self.url} answered /v1/models without a model: is it a qrr "
+                           "serve?") from None  # fmt: skip
+        return card
 
     @property
     def model(self) -> str:
@@ -191,19 +200,27 @@ class RemoteReranker(_Predicts):
         if part:
             yield part
 
-    def _call(self, method: str, path: str, body: dict | None = None, retries: int = 30) -> dict:
+    def _call(self, method: str, path: str, body: dict | None = None, retries: int = 30,
+              timeout: float | None = None) -> dict:  # fmt: skip
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         data = orjson.dumps(body) if body is not None else None
         request = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
+        timeout = self.timeout if timeout is None else timeout
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return orjson.loads(response.read())
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                answer = response.read()
+                kind = response.headers.get_content_type()
+            try:
+                return orjson.loads(answer)
+            except orjson.JSONDecodeError:  # a login page, a captive portal, another server: it named neither
+                raise QrrError(f"the server at {self.url} answered {path} with {kind}, not JSON: is it a qrr "
+                               "serve?") from None  # fmt: skip
         except urllib.error.HTTPError as exc:
             if exc.code == 503 and retries > 0:  # busy: wait as the server asks, then again
                 time.sleep(float(exc.headers.get("Retry-After") or 1))
-                return self._call(method, path, body, retries - 1)
+                return self._call(method, path, body, retries - 1, timeout)
             message = _message(exc)
             if exc.code == 401:
                 said = f"refused the API key in {self._key_from}"
@@ -222,7 +239,7 @@ class RemoteReranker(_Predicts):
                 message += f" (give the server's URL without {below})"
             raise error(f"the server at {self.url} answered {exc.code}: {message}") from None
         except TimeoutError:  # reached, but no answer in time (one not reached in time is a URLError)
-            within = f" within {self.timeout:g} s" if isinstance(self.timeout, int | float) else " in time"
+            within = f" within {timeout:g} s" if isinstance(timeout, int | float) else " in time"
             raise QrrError(f"the server at {self.url} did not answer{within}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
@@ -244,6 +261,11 @@ def checked_url(url: str) -> str:
         parts = None
     if any(c.isspace() or not c.isprintable() for c in url):  # urlsplit keeps them; the request refused them
         parts = None
+    if parts is not None and (parts.username is not None or parts.password is not None):
+        # sent as a host name (the lookup failed), and the message echoed the password into logs
+        shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+        raise InputError(f"{{server}} {shown!r} with a user or password: give the URL without them (qrr sends "
+                         f"${API_KEY_ENV} as a bearer token)", "server")  # fmt: skip
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.hostname.isdigit():
         raise InputError(f"{{server}} {sent!r}: give the server's URL, such as http://localhost:8000", "server")
     return url
