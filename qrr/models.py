@@ -354,15 +354,12 @@ def read_config(path: Path) -> dict:
     """The folder's config.json, parsed (``NotAModelError`` where there is none, or it holds no JSON object)."""
     config = _read_json(path / "config.json", "config.json")
     if not isinstance(config, dict):  # null, a list: every check after failed on it with an AttributeError
-        raise NotAModelError(f"{path / 'config.json'}: holds {_json_kind(config)}, not a JSON object: not a model's "
-                             "config")  # fmt: skip
+        held = "null" if config is None else _JSON_KINDS.get(type(config), "a number")
+        raise NotAModelError(f"{path / 'config.json'}: holds {held}, not a JSON object: not a model's config")
     return config
 
 
-def _json_kind(value) -> str:
-    from qrr.formats import json_type
-
-    return json_type(value)
+_JSON_KINDS = {list: "an array", str: "a string", bool: "a boolean"}  # of what config.json may hold but an object
 
 
 def checkpoint_kind(path: Path, config: Mapping | None = None) -> str:

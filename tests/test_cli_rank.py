@@ -121,15 +121,18 @@ def test_ids_from_beir_and_a_warning_for_an_id_field_that_is_never_there(cli, ra
 
 
 def test_ids_by_another_name_are_ids(cli, tmp_path, ranked):
-    """A document's one id field by another name (doc_id, pid) is its id, as qrr score keeps it: rank dropped it."""
-    data = "".join(json.dumps({"doc_id": d["id"], "text": d["text"]}) + "\n" for d in DOCS)
+    """A document's one id field by another name (doc_id, pid) is its id, as qrr score keeps it: rank dropped it.
+    A query's id (qid) is never a document's; --with-fields still copies the field as the input named it."""
+    data = "".join(json.dumps({"doc_id": d["id"], "qid": "q1", "text": d["text"]}) + "\n" for d in DOCS)
     (tmp_path / "docs.jsonl").write_text(data)
     check(ok(cli("rank", "-q", QUERY, str(tmp_path / "docs.jsonl"))), ranked)
     check(ok(cli("rank", "-q", QUERY, input=data)), ranked)
-    two = "".join(json.dumps({"docid": d["id"], "qid": "q1", "text": d["text"]}) + "\n" for d in DOCS)
+    fields = jsonl(ok(cli("rank", "-q", QUERY, "--with-fields", input=data)))
+    assert all(r["doc_id"] == r["id"] and r["qid"] == "q1" for r in fields)
+    two = "".join(json.dumps({"docid": d["id"], "pid": "p", "text": d["text"]}) + "\n" for d in DOCS)
     result = cli("rank", "-q", QUERY, input=two)
     assert result.exit_code == 0 and all("id" not in r for r in jsonl(result.stdout))
-    assert result.stderr == ('warning: <stdin>:1: no "id" field, and several others that are ids (docid, qid): none '
+    assert result.stderr == ('warning: <stdin>:1: no "id" field, and several others that are ids (docid, pid): none '
                              "is taken as the document's; name it with --id-field\n")  # fmt: skip
     check(ok(cli("rank", "-q", QUERY, "--id-field", "docid", input=two)), ranked)
 

@@ -92,10 +92,16 @@ def test_a_file_skipped_whole_is_said_as_one(capsys):
     skipped(SourceError("u.jsonl: UTF-16 text"))
     skipped.report()
     assert capsys.readouterr().err == "skipped 1 whole file:\n  u.jsonl: UTF-16 text\n"
-    skipped(InputError("d.jsonl:2: malformed JSON"))
+    assert str(render.all_bad(skipped, "pair", "score")) == ("nothing of the input could be read (1 skipped): no pair "
+                                                             "to score")  # fmt: skip
     skipped(InputError("d.jsonl:3: malformed JSON"))
-    skipped.report()
-    assert capsys.readouterr().err.splitlines()[0] == "skipped 1 whole file and 2 bad lines:"
+    skipped(SourceError("v.jsonl: UTF-16 text"))
+    skipped(InputError("c.jsonl:2: malformed JSON"))
+    skipped(InputError("d.jsonl:2: malformed JSON"))
+    skipped.report()  # each in its place, as the files were read: a file skipped whole was listed last
+    assert capsys.readouterr().err.splitlines() == [
+        "skipped 2 whole files and 3 bad lines:", "  u.jsonl: UTF-16 text", "  d.jsonl:2: malformed JSON",
+        "  d.jsonl:3: malformed JSON", "  v.jsonl: UTF-16 text", "  c.jsonl:2: malformed JSON"]  # fmt: skip
 
 
 def test_previews_are_cut_between_characters_as_people_count_them():

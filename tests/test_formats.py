@@ -63,8 +63,12 @@ def test_compressed_or_parquet_data_is_named_as_such(tmp_path):
     assert list(formats.read_pairs(write(tmp_path, "ok.jsonl.gz", data)))[0] == formats.PairRecord("q", "d")
     with pytest.raises(errors.SourceError, match="/x.jsonl.gz: not gzip data, though its name ends in .gz$"):
         list(formats.read_pairs(write(tmp_path, "x.jsonl.gz", '{"query": "q", "document": "d"}\n')))
-    with pytest.raises(errors.SourceError, match="/c.jsonl.gz: not a complete gzip file"):
+    skipped = []  # skipped whole, as a UTF-16 file is
+    assert list(formats.read_pairs([str(tmp_path / "x.jsonl.gz")], on_error=skipped.append)) == []
+    assert [type(e) for e in skipped] == [errors.SourceError]
+    with pytest.raises(InputError, match="/c.jsonl.gz: not a complete gzip file") as caught:  # lines of it were read
         list(formats.read_pairs(write(tmp_path, "c.jsonl.gz", data[:-20])))
+    assert not isinstance(caught.value, errors.SourceError)
     # UTF-16 without a byte order mark: NUL bytes every other byte
     said = (r"/n.txt:1: NUL byte at byte 2 of the line \(UTF-16 text without a byte order mark\? convert it first, "
             r"for example with iconv -f utf-16le -t utf-8\)$")  # fmt: skip
@@ -105,7 +109,11 @@ def test_one_path_is_one_source_and_a_file_object_none(tmp_path):
         ),
         ('{"a": 1}', r'p:1: missing field "query"'),
         ("[1, 2", r"p:1: expected query<TAB>document"),  # no JSON array of pairs opens so
-        ("[\n1, 2", r"p:2: malformed JSON \(unexpected end of data\) in the file's JSON array$"),
+        (
+            "[\n1, 2",
+            r"p:2: malformed JSON \(unexpected end of data\) in the file's JSON array \(if the input is "
+            r"query<TAB>document lines, use input_format tsv\)$",
+        ),
     ],
 )
 def test_bad_pairs_name_the_file_and_line(tmp_path, data, message):
@@ -270,21 +278,24 @@ def test_documents_as_tsv_lines_of_id_and_text(tmp_path):
 
 
 def test_documents_name_their_id_as_their_input_does(tmp_path, caplog):
-    """A document without "id" takes BEIR's "_id", else its one id field ("doc_id", "docid", "pid"): qrr rank
-    dropped them, unsaid, where qrr score kept them. With several, none is taken, and that is said once a file."""
+    """A document without "id" takes BEIR's "_id", else its one id field ("doc_id", "docid", "pid"; not a query's,
+    "qid"), which stays among its fields too (--with-fields copies it as the input named it): qrr rank dropped them,
+    unsaid, where qrr score kept them. With several, none is taken, and that is said once a file."""
     data = ('{"doc_id": "a", "text": "one"}\n{"pid": 7, "text": "two", "n": 1}\n{"_id": "c", "docid": "x", "text": '
-            '"three"}\n{"docid": "d", "qid": "q", "text": "four"}\n{"docid": "e", "qid": "q", "text": '
-            '"five"}\n')  # fmt: skip
+            '"three"}\n{"docid": "d", "qid": "q", "text": "four"}\n{"docid": "e", "pid": "p", "text": "five"}\n'
+            '{"docid": "f", "pid": "p", "text": "six"}\n{"qid": "q", "text": "seven"}\n')  # fmt: skip
     with caplog.at_level("WARNING", logger="qrr"):
         docs = list(formats.read_documents(write(tmp_path, "d.jsonl", data)))
-    assert docs == [formats.DocRecord("one", "a"), formats.DocRecord("two", 7, {"n": 1}),
+    assert docs == [formats.DocRecord("one", "a", {"doc_id": "a"}), formats.DocRecord("two", 7, {"pid": 7, "n": 1}),
                     formats.DocRecord("three", "c", {"docid": "x"}),
-                    formats.DocRecord("four", None, {"docid": "d", "qid": "q"}),
-                    formats.DocRecord("five", None, {"docid": "e", "qid": "q"})]  # fmt: skip
+                    formats.DocRecord("four", "d", {"docid": "d", "qid": "q"}),
+                    formats.DocRecord("five", None, {"docid": "e", "pid": "p"}),
+                    formats.DocRecord("six", None, {"docid": "f", "pid": "p"}),
+                    formats.DocRecord("seven", None, {"qid": "q"})]  # fmt: skip
     assert [r.getMessage().removeprefix(f"{tmp_path}/") for r in caplog.records] == [
-        'd.jsonl:4: no "id" field, and several others that are ids (docid, qid): none is taken as the document\'s; '
+        'd.jsonl:5: no "id" field, and several others that are ids (docid, pid): none is taken as the document\'s; '
         "name it with id_field"]  # fmt: skip
-    assert list(formats.read_documents(write(tmp_path, "d.jsonl", data), id_field="qid"))[3].id == "q"
+    assert list(formats.read_documents(write(tmp_path, "d.jsonl", data), id_field="pid"))[4].id == "p"
 
 
 def test_exports_of_other_tools_are_read_or_said(tmp_path, caplog):
@@ -309,7 +320,7 @@ def test_exports_of_other_tools_are_read_or_said(tmp_path, caplog):
     pretty = write(tmp_path, "o.json", '{\r\n  "id": "a",\r\n  "text": "one"\r\n}\r\n')  # ConvertTo-Json's
     said = (
         r"/o.json:1: malformed JSON \(the line ends inside its value: cut short, or JSON spread over lines, "
-        r"pretty-printed, which jq -c . makes JSON lines\)$"
+        r"pretty-printed, which jq -c . makes JSON lines\) \(if the input is plain text, use input_format text\)$"
     )
     with pytest.raises(InputError, match=said):
         list(formats.read_documents(pretty))
@@ -320,11 +331,13 @@ def test_exports_of_other_tools_are_read_or_said(tmp_path, caplog):
                                                      r"first, with tr '\\r' '\\n'$"):  # fmt: skip
             list(read(mac))
     items = "[\n" + '{"text": "ok"},\n' * 5 + '{"text" "x"}\n]\n'
-    with pytest.raises(InputError, match=r"/a.json:7: malformed JSON \(unexpected character.*\) in the file's JSON "
-                                         r"array$"):  # fmt: skip
+    with pytest.raises(InputError, match=r"/a.json:7: malformed JSON \(unexpected character, expected ':' after key\) "
+                                         r"in the file's JSON array \(if the input is plain text, use input_format "
+                                         r"text\)$"):  # fmt: skip
         list(formats.read_documents(write(tmp_path, "a.json", items)))
-    with pytest.raises(InputError, match=r"/a2.json:2: more after the JSON array that ends before it; a file holds "
-                                         r"one JSON array, or one JSON value a line$"):  # fmt: skip
+    with pytest.raises(InputError, match=r"/a2.json:2: text after the end of the JSON array the file opens with \(a "
+                                         r"file holds one JSON array, or one JSON value a line\) \(if the input is "
+                                         r"plain text, use input_format text\)$"):  # fmt: skip
         list(formats.read_documents(write(tmp_path, "a2.json", '["d1", "Beijing"]\n["d2", "Paris"]\n')))
 
 

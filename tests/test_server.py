@@ -495,6 +495,8 @@ def test_a_server_that_never_answers_is_said_in_seconds_and_one_not_qrr_by_what_
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         with pytest.raises(QrrError, match=rf"^the server at {url} did not answer within 0.5 s$"):
             client.RemoteReranker(url).rank("q", ["d"])  # the default timeout: an hour for scoring
+        with pytest.raises(QrrError, match=rf"^the server at {url} did not answer within 0.5 s$"):
+            client.RemoteReranker(url, timeout=None).rank("q", ["d"])  # none for scoring: urllib's way (TypeError)
 
     class Pages(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -944,7 +946,7 @@ def test_a_port_below_1024_without_the_right_says_so(monkeypatch):
     with pytest.raises(QrrError) as caught:
         server.bind("127.0.0.1", 81)
     assert str(caught.value) == ("cannot listen on 127.0.0.1:81: Permission denied (a port below 1024 needs root's "
-                                 "rights: give --port 8000, say)")  # fmt: skip
+                                 "rights: give another, such as --port 8000)")  # fmt: skip
     with pytest.raises(QrrError, match=r"^cannot listen on 127.0.0.1:8081: Permission denied$"):
         server.bind("127.0.0.1", 8081)
 

@@ -514,7 +514,7 @@ def errors_to_exit(command, flags: dict[str, str] | None = None):
 
 
 # options whose blank value a command says in its own words (-q, -i), or reads as unset (an empty $QRR_MODEL)
-_BLANK_SAID = {"query", "instruction", "model", "server", "api_key"}
+_BLANK_SAID = {"query", "instruction", "model", "server", "api_key", "score_column", "served_model_name"}
 
 
 def refuse_blank_options() -> None:
@@ -677,7 +677,7 @@ def describe(exc: BaseException, flags: dict[str, str] | None = None) -> tuple[s
     if isinstance(exc, OSError) and exc.filename is None and exc.errno in WRITE_FAILURES:
         return f"cannot write the output: {exc.strerror}", 1  # not a bare `OSError: [Errno 28]` (> /dev/full)
     if isinstance(exc, MemoryError):  # its message is empty: "MemoryError: " said nothing
-        return ("out of memory (the machine's, or a limit such as ulimit -v): give a smaller model or "
+        return ("out of memory (the machine's, or a limit such as ulimit -v): give a smaller model, a lower "
                 "--batch-tokens, or more memory"), 1  # fmt: skip
     # anything unplanned still gets one line, and a way to see more
     exc = innermost(exc)  # not Ray's wrapper of a worker's error, whose message holds the worker's traceback

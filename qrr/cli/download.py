@@ -24,8 +24,9 @@ def download(
     ] = None,  # fmt: skip
     all_sizes: Annotated[bool, typer.Option("--all", help="Download 0.6b, 4b and 8b.")] = False,
     revision: Annotated[str | None, typer.Option("--revision", help="A branch, tag or commit.")] = None,
-    local_dir: Annotated[
-        Path | None, typer.Option("--local-dir", help="Download into this folder instead of the Hugging Face cache.")
+    local_dir: Annotated[  # a string, so that a blank one is refused (as a Path it was ".": here)
+        str | None,
+        typer.Option("--local-dir", metavar="DIR", help="Download into this folder instead of the Hugging Face cache."),
     ] = None,
     list_cached: Annotated[bool, typer.Option("--list", help="Show the Qwen3 models in the local cache.")] = False,
     fmt: Annotated[

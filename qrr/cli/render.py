@@ -9,6 +9,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Collection
 from contextlib import contextmanager
 
 import orjson
@@ -585,6 +586,7 @@ class Skipped:
         self.count = 0
         self.files = 0  # of the count: whole files left out (UTF-16 text, say), not lines
         self.messages: list[str] = []
+        self.wholes: set[str] = set()  # the messages of those files
         self._lock = threading.Lock()  # called from a thread that reads ahead too (qrr score)
 
     def __call__(self, error: InputError) -> None:
@@ -593,12 +595,15 @@ class Skipped:
             self.files += isinstance(error, SourceError)
             if len(self.messages) < self.shown:
                 self.messages.append(error.naming(flag))
+                if isinstance(error, SourceError):
+                    self.wholes.add(self.messages[-1])
 
     def took(self, logged: tuple[int, list[InputError]]) -> None:
         """What an ``ErrorLog`` of Ray's read tasks and actors collected (``report()``), in place of its own."""
         count, errors = logged
         self.count, self.messages = count, [error.naming(flag) for error in errors]
         self.files = sum(isinstance(error, SourceError) for error in errors)  # among the first kept: few files
+        self.wholes = {error.naming(flag) for error in errors if isinstance(error, SourceError)}
 
     def report(self) -> None:
         if not self.count:
@@ -608,13 +613,13 @@ class Skipped:
         if self.files:  # a file left out whole is no "bad line": all of its records are gone
             said = f"{plural(self.files, 'whole file')}{f' and {said}' if rest else ''}"
         stderr.print(f"skipped {said}:", style="yellow", highlight=False)
-        for message in sorted(self.messages, key=_place(self.messages)):
+        for message in sorted(self.messages, key=_place(self.messages, self.wholes)):
             stderr.print(f"  {unseen(message)}", highlight=False, markup=False)
         if self.count > len(self.messages):
             stderr.print(f"  … and {self.count - len(self.messages)} more", highlight=False)
 
 
-def _place(messages: list[str]):
+def _place(messages: list[str], wholes: Collection[str] = ()):
     """A sort key putting ``FILE:LINE: ...`` messages in the order of their files (as first named) and lines: a
     bad line is told as it is read, a query too long as it is scored, a chunk later. Others keep their order."""
     import re
@@ -623,10 +628,14 @@ def _place(messages: list[str]):
     for message in messages:
         if found := re.match(r"(.+?):(\d+): ", message):
             files.setdefault(found[1], len(files))
+        elif message in wholes:  # a file skipped whole (FILE: UTF-16 text): its place among the files, as read
+            files.setdefault(message, len(files))
 
     def key(message: str) -> tuple[int, int]:
         found = re.match(r"(.+?):(\d+): ", message)
-        return (files[found[1]], int(found[2])) if found else (len(files), 0)
+        if found:
+            return files[found[1]], int(found[2])
+        return (files[message], 0) if message in wholes else (len(files), 0)
 
     return key
 
@@ -710,6 +719,8 @@ def no_input(fmt: str, skipped: Skipped | None, noun: str, verb: str, verbose: b
 
 def all_bad(skipped: Skipped, noun: str, verb: str) -> InputError:
     """The error of a run whose every line was skipped: a script should not take it for a good run."""
+    if skipped.files:  # a UTF-16 file is no bad line
+        return InputError(f"nothing of the input could be read ({skipped.count:,} skipped): no {noun} to {verb}")
     return InputError(f"every line of the input was bad ({skipped.count:,} skipped): no {noun} to {verb}")
 
 

@@ -159,9 +159,9 @@ def serve(
 
     from qrr import models
 
-    if "/" in host:  # a URL: it failed as a host name that is not found
-        raise InputError(f"--host {host!r}: give an address or a host name (127.0.0.1, 0.0.0.0), without a scheme "
-                         "or path")  # fmt: skip
+    if "/" in host or (host.count(":") == 1 and not host.startswith("[")):  # a URL, host:port: names not found
+        raise InputError(f"--host {host!r}: give an address or a host name (127.0.0.1, 0.0.0.0), without a scheme, "
+                         "path or port (the port is --port)")  # fmt: skip
     if api_key is None and not _loopback(host):
         stderr.print(f"warning: --host {host} opens the server to the network, and without --api-key anyone who "
                      "reaches it may use it", style="yellow", highlight=False, markup=False)  # fmt: skip

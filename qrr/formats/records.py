@@ -120,10 +120,10 @@ def read_lines(source: str) -> Iterator[Line]:
     with handle:
         try:
             yield from decode_lines(handle, name)
-        except gzip.BadGzipFile:
-            raise SourceError(f"{source}: not gzip data, though its name ends in .gz") from None
-        except (EOFError, zlib.error) as exc:
-            raise SourceError(f"{source}: not a complete gzip file ({exc})") from None
+        except gzip.BadGzipFile:  # at its first bytes: no line of it was read, so it can be skipped whole
+            yield 1, SourceError(f"{source}: not gzip data, though its name ends in .gz")
+        except (EOFError, zlib.error) as exc:  # its lines before were read: no file to skip whole
+            raise InputError(f"{source}: not a complete gzip file ({exc})") from None
         except OSError as exc:  # a read that fails midway (a disk, a network mount, /proc/self/mem): its file named
             raise QrrError(f"{source}: cannot read ({exc.strerror or exc})") from None  # the machine's: exit 1
 
@@ -323,13 +323,16 @@ def parse_json(text: str, where: str, hint: str = ""):
         reason = _reason(exc)
         if reason == "unexpected end of data" and text.lstrip()[:1] in ("{", "["):  # its value goes on past the line
             raise InputError(f"{where}: malformed JSON (the line ends inside its value: cut short, or JSON spread "
-                             "over lines, pretty-printed, which jq -c . makes JSON lines)") from None  # fmt: skip
+                             f"over lines, pretty-printed, which jq -c . makes JSON lines){hint}",
+                             *(("input_format",) if hint else ())) from None  # fmt: skip
         # a hint names the input_format parameter
         raise InputError(f"{where}: malformed JSON ({reason}){hint}", *(("input_format",) if hint else ())) from None
 
 
 def _reason(exc: orjson.JSONDecodeError) -> str:
-    return exc.args[0].split(":")[0]
+    """What the parser found wrong, without where (said as the file's line): "expected ':' after key" was cut at
+    its colon."""
+    return re.sub(r": line \d+ column \d+ \(char \d+\)$", "", exc.args[0])
 
 
 def json_records(source: str, lines, fmt: str, hint: str = "", whole: Callable[[Any], bool] | None = None
@@ -350,10 +353,11 @@ def json_records(source: str, lines, fmt: str, hint: str = "", whole: Callable[[
             value = orjson.loads("\n".join(texts))
         except orjson.JSONDecodeError as exc:  # said at its line: the array may be long
             at = f"{name}:{numbers[min(exc.lineno, len(numbers)) - 1]}" if numbers else name
+            params = ("input_format",) if hint else ()
             if _reason(exc) == "unexpected content after document":
-                raise InputError(f"{at}: more after the JSON array that ends before it; a file holds one JSON array, "
-                                 "or one JSON value a line") from None  # fmt: skip
-            raise InputError(f"{at}: malformed JSON ({_reason(exc)}) in the file's JSON array") from None
+                raise InputError(f"{at}: text after the end of the JSON array the file opens with (a file holds one "
+                                 f"JSON array, or one JSON value a line){hint}", *params) from None  # fmt: skip
+            raise InputError(f"{at}: malformed JSON ({_reason(exc)}) in the file's JSON array{hint}", *params) from None
         if not isinstance(value, list):
             raise InputError(f"{name}: expected a JSON array, found {json_type(value)}")
         if whole is not None and whole(value):
@@ -596,16 +600,21 @@ DOCUMENT_COLUMNS = {"document", "doc", "passage", "text", "answer", "context", "
 _COLUMN = re.compile(r"[A-Za-z_][\w\-]{0,39}")
 
 
+def _column_names(fields: list[str]) -> tuple[list[str], list[str]]:
+    """The names a first TSV line's ``fields`` may give its columns, as written and lower-cased: none (two empty
+    lists) unless each is a word, and no two alike."""
+    names = [f.strip() for f in fields]
+    lower = [n.lower() for n in names]
+    if len(set(lower)) < len(lower) or not all(_COLUMN.fullmatch(n) for n in names):
+        return [], []
+    return names, lower
+
+
 def _pair_header(fields: list[str]) -> list[str] | None:
     """The fields each column of a pairs TSV goes to (``query``, ``document``, ``instruction`` or its own name),
     where its first line ``fields`` names them, else None."""
-    names = [f.strip() for f in fields]
-    lower = [n.lower() for n in names]
-    queries = [n for n in lower if n in QUERY_COLUMNS]
-    documents = [n for n in lower if n in DOCUMENT_COLUMNS]
-    if len(queries) != 1 or len(documents) != 1 or len(set(lower)) < len(lower):
-        return None
-    if not all(_COLUMN.fullmatch(n) for n in names):
+    names, lower = _column_names(fields)
+    if sum(n in QUERY_COLUMNS for n in lower) != 1 or sum(n in DOCUMENT_COLUMNS for n in lower) != 1:
         return None
     return ["query" if n in QUERY_COLUMNS else "document" if n in DOCUMENT_COLUMNS else
             "instruction" if n == "instruction" else name for n, name in zip(lower, names, strict=True)]  # fmt: skip
@@ -729,8 +738,9 @@ def _documents(sources, fmt, text_field, id_field):
                     # a BEIR corpus's title joins its text, as qrr rerank --corpus and BEIR's own evaluation read it
                     beir = "_id" in record and text_field == "text"
                     title = _string(record, "title", where, optional=True) if beir else None
-                    # the fields read as the text and id are no other fields (an "id" of null gave way to "_id")
-                    used = {text_field, id_field, taken}
+                    # the fields read as the text and id are no other fields (an "id" of null gave way to "_id");
+                    # an id by another name stays one too (doc_id), as the input named it
+                    used = {text_field, id_field} | ({"_id"} if taken == "_id" else set())
                     other = {k: v for k, v in record.items() if k not in used and not (beir and k == "title")}
                     yield DocRecord(f"{title} {text}" if title else text, ident, other, where)
                 except InputError as exc:
@@ -740,13 +750,18 @@ def _documents(sources, fmt, text_field, id_field):
                                  f"{json_type(record)}")  # fmt: skip
 
 
+# ids of queries, never a document's
+QUERY_IDS = {"qid", "queryid", "query_id", "query-id", "topicid", "topic_id", "questionid", "question_id"}
+
+
 def _other_id(record: dict, where: str, said: bool) -> tuple[Any, str, bool]:
     """A document's id where it has no ``id``: BEIR's ``_id``, else its one other id field (``doc_id``, ``docid``,
-    ``pid``); with several, none, said once a source (``said``) with the option that names one. Returns the id, its
-    field and whether it was said."""
+    ``pid``; not a query's, ``qid``); with several, none, said once a source (``said``) with the option that names
+    one. Returns the id, its field and whether it was said."""
     if record.get("_id") is not None:
         return record["_id"], "_id", said
-    named = [k for k, v in record.items() if v is not None and is_id_field(k) and k != "id"]
+    named = [k for k, v in record.items()
+             if v is not None and is_id_field(k) and k != "id" and k.lower() not in QUERY_IDS]  # fmt: skip
     if len(named) == 1:
         return record[named[0]], named[0], said
     if named and not said:
@@ -804,14 +819,10 @@ def tsv_records(lines, name: str, shape: str, otherwise: str = "") -> Iterator[t
 def _doc_header(fields: list[str]) -> list[str] | None:
     """The keys of a documents TSV's columns (``_id``, ``text``, ``title`` or its own name) where its first line
     ``fields`` names them (one id column, a text or a title, every name a word), else None."""
-    names = [f.strip() for f in fields]
-    lower = [n.lower() for n in names]
-    ids = [n for n in lower if n in _ID_HEADERS]
-    if len(ids) != 1 or not set(lower) & _TEXT_HEADERS or len(set(lower)) < len(lower):
+    names, lower = _column_names(fields)
+    if sum(n in _ID_HEADERS for n in lower) != 1 or not set(lower) & _TEXT_HEADERS:
         return None
-    if not all(_COLUMN.fullmatch(n) for n in names):
-        return None
-    text = next((n for n in ("text", *lower) if n in lower and n in _TEXT_HEADERS and n != "title"), None)
+    text = "text" if "text" in lower else next((n for n in lower if n in _TEXT_HEADERS - {"title"}), None)
     return ["_id" if n in _ID_HEADERS else "text" if n == text else "title" if n == "title" else name
             for n, name in zip(lower, names, strict=True)]  # fmt: skip
 

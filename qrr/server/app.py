@@ -266,8 +266,9 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        low = " (a port below 1024 needs root's rights: give --port 8000, say)" if exc.errno == errno.EACCES and (
-            0 < port < 1024) else ""  # fmt: skip
+        low = ""
+        if exc.errno == errno.EACCES and 0 < port < 1024:  # said only "Permission denied"
+            low = " (a port below 1024 needs root's rights: give another, such as --port 8000)"
         raise QrrError(f"cannot listen on {host}:{port}: {exc.strerror}{low}", "port") from None
     # Two sockets with SO_REUSEADDR may both bind a port that neither listens on yet: off while the model loads,
     # another server (qrr's, uvicorn's) fails to bind it; it was on for the bind only, past connections' TIME_WAIT.

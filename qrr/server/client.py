@@ -70,7 +70,8 @@ class RemoteReranker(_Predicts):
     @cached_property
     def _card(self) -> dict:
         # the first call: a server that takes connections and never answers (a stuck proxy) is said in seconds
-        answer = self._call("GET", "/v1/models", timeout=min(self.timeout, PROBE_TIMEOUT))
+        probe = PROBE_TIMEOUT if self.timeout is None else min(self.timeout, PROBE_TIMEOUT)  # None: urllib's none
+        answer = self._call("GET", "/v1/models", timeout=probe)
         try:
             card = answer["data"][0]
             card["id"], card["max_model_len"]  # noqa: B018 - what every call reads
