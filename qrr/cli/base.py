@@ -160,7 +160,8 @@ app = typer.Typer(
     "Rank documents for a query with [bold]qrr rank[/], score query-document pairs with [bold]qrr score[/], "
     "rerank a first-stage run with [bold]qrr rerank[/] and measure runs with [bold]qrr eval[/]; answer rerank "
     "requests over HTTP with [bold]qrr serve[/], fetch weights with [bold]qrr download[/] and compare the sizes on "
-    "this machine with [bold]qrr bench[/]. Output is a table on a terminal and JSON lines in a pipe.",
+    "this machine with [bold]qrr bench[/]. Results are a table on a terminal and JSON lines in a pipe (-f picks "
+    "another; qrr rerank writes a TREC run); progress, warnings and errors go to stderr.",
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
@@ -277,10 +278,17 @@ InstructionOpt = Annotated[
 FormatOpt = Annotated[
     OutputFormat | None,
     typer.Option("--format", "-f", case_sensitive=False, rich_help_panel="Output",
-                 help="[dim]\\[default: table on a terminal, jsonl otherwise][/]"),
+                 help="jsonl: an object a line; json: one array; tsv: a header, then a line a result. "
+                 "[dim]\\[default: table on a terminal, jsonl otherwise][/]"),
 ]  # fmt: skip
 VerboseOpt = Annotated[
-    bool, typer.Option("--verbose", "-v", help="Say what was loaded and done, on stderr.", rich_help_panel="Output")
+    bool,
+    typer.Option(
+        "--verbose",
+        "-v",
+        rich_help_panel="Output",
+        help="Say what was loaded and how fast it ran, on stderr (a terminal shows progress either way).",
+    ),
 ]
 OnErrorOpt = Annotated[
     OnError,
@@ -372,13 +380,14 @@ ResumeOpt = Annotated[
     str | None,
     typer.Option("--resume", metavar="OUT", rich_help_panel=RUN_PANEL,
                  help="Write the reranked run to OUT; where OUT exists, skip the queries it completes and append "
-                 "the rest (an interrupted run goes on; a file of another model, instruction, max length or recipe "
-                 "is refused: the settings are kept in .OUT.qrr.json beside it)."),
+                 "the rest (an interrupted run goes on; a file of another model, instruction, max length, depth or "
+                 "recipe is refused: the settings are kept in .OUT.qrr.json beside it)."),
 ]  # fmt: skip
 WithFieldsOpt = Annotated[
     bool,
     typer.Option("--with-fields", rich_help_panel="Output",
-                 help="Copy each JSON record's other fields (a label, a URL) into its result, after the score."),
+                 help="Copy each record's other fields (JSON fields, or TSV columns a header names: a label, a URL) "
+                 "into its result, after the score."),
 ]  # fmt: skip
 TagOpt = Annotated[
     str,

@@ -88,7 +88,7 @@ def bench(
     recipe: RecipeOpt = RecipeName.transformers,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Measure each size's speed and memory on this machine, before you download 16 GB.
+    """Measure each size's speed and memory on this machine, before you download the weights (16 GB for the 8b).
 
     Each size runs with its real weights where they are cached, else with random weights built from its real
     shapes, which cost exactly the same (no network needed; the table says which; they take the Qwen3 tokenizer

@@ -169,7 +169,7 @@ def evaluate(
     Scores follow trec_eval: documents ordered by score (ties by docid, descending), relevant means a
     judgment of 1 or more (--relevance-level), nDCG's gain is the judgment. Means are over the judged
     queries: a judged query that a run has no results for counts 0 (as trec_eval -c), queries without qrels
-    are left out, and stderr says how many of each there were.
+    are left out, and stderr says how many there were where there are any.
 
     With [bold]--beir DIR --run RUN[/], the run's judged queries are reranked first (--depth, --resume and the
     model options as in qrr rerank) and the first stage and the reranked run are shown side by side; without

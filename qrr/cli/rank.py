@@ -98,8 +98,9 @@ def rank(
 
     Documents come as JSON lines (objects with [bold]text[/] and optional [bold]id[/], or JSON strings),
     a JSON array, plain text with one document per line, [bold]id<TAB>text[/] lines (--input-format tsv), or -d
-    arguments. To rerank a first-stage run
-    (TREC, BEIR), use [bold]qrr rerank[/].
+    arguments. Each result has its [bold]rank[/] (1 is best), [bold]index[/] (the document's place in the input,
+    from 0), [bold]score[/] (p(yes) in [0, 1]) and [bold]id[/] where the document has one. To rerank a first-stage
+    run (TREC, BEIR), use [bold]qrr rerank[/].
 
     [dim]Examples:[/]
       qrr rank -q "what is gravity?" docs.jsonl -k 5

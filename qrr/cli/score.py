@@ -148,7 +148,8 @@ def score(
     Pairs come as JSON lines with [bold]query[/] and [bold]document[/] (optional [bold]instruction[/]; id
     fields such as [bold]id[/], [bold]qid[/], [bold]docid[/] are copied to the output, and with --with-fields
     every other field), as TSV lines
-    [bold]query<TAB>document[/], or from -q/-d; files may be gzipped (*.gz). Results are written as each chunk
+    [bold]query<TAB>document[/] (a first line naming the columns, in any order, reads more: a label, ids), or from
+    -q/-d; files may be gzipped (*.gz). Results are written as each chunk
     (up to 1024 pairs or eight batches of text) is scored, on stdout or into [bold]--resume OUT[/], which makes
     a long run survive an interruption: run the same command again to go on.
 

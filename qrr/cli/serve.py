@@ -50,7 +50,13 @@ def serve(
     ] = "127.0.0.1",
     port: Annotated[
         int,
-        typer.Option("--port", min=0, max=65535, rich_help_panel=PANEL, help="Port; 0 picks a free one."),
+        typer.Option(
+            "--port",
+            min=0,
+            max=65535,
+            rich_help_panel=PANEL,
+            help="Port; 0 picks a free one (the ready line on stderr says which).",
+        ),
     ] = 8000,
     api_key: Annotated[
         str | None,
@@ -59,8 +65,8 @@ def serve(
             envvar="QRR_API_KEY",
             show_envvar=True,
             rich_help_panel=PANEL,
-            help="Require Authorization: Bearer KEY on every endpoint but /health (the variable keeps the key out of "
-            "ps).",
+            help="Require Authorization: Bearer KEY on every endpoint but /health; set QRR_API_KEY instead to keep "
+            "the key out of ps. Clients (qrr rank --server) send $QRR_API_KEY.",
         ),
     ] = None,  # fmt: skip
     max_documents: Annotated[
@@ -125,7 +131,7 @@ def serve(
 
     Endpoints: [bold]POST /v1/rerank[/] and [bold]/v2/rerank[/] (Cohere), [bold]/rerank[/] (Jina, vLLM),
     [bold]/score[/] (vLLM), [bold]GET /health[/], [bold]/v1/models[/] and [bold]/metrics[/] (Prometheus). Any
-    request may carry an [bold]instruction[/]. Requests that arrive together are scored together. Ctrl-C,
+    request may carry an [bold]"instruction"[/] field. Requests that arrive together are scored together. Ctrl-C,
     SIGTERM or SIGHUP (unless ignored: nohup) stops it gracefully: new requests are refused, those in flight
     answered for up to --shutdown-timeout (a second Ctrl-C stops it at once). With [bold]-v[/], a line per
     request on stderr (UTC time, client, method, path, status, milliseconds).
