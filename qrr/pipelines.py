@@ -594,6 +594,16 @@ def check_appendable(path: str, inputs: Iterable[str | os.PathLike | None], kind
                          "is complete)", "output")  # fmt: skip
     if not os.access(path if os.path.exists(path) else os.path.dirname(os.path.abspath(path)), os.W_OK):
         raise InputError(f"{{output}} {path}: not writable here", "output")
+    try:  # as root, access() says yes where the file system says no (/sys): the first write failed, hours on
+        if os.path.exists(path):
+            with open(path, "a", encoding="utf-8"):
+                pass
+        else:  # where it will be (a link to a new file: its target)
+            new = os.path.realpath(path)
+            os.close(os.open(new, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+            os.unlink(new)  # a run that fails before its first result leaves no empty file behind
+    except OSError as exc:
+        raise InputError(f"{{output}} {path}: not writable here ({exc.strerror})", "output") from None
     if os.path.exists(path):
         read = next((i for i in map(_path_or_none, inputs) if i and i != "-" and os.path.exists(i)
                      and os.path.samefile(i, path)), None)  # fmt: skip

@@ -654,3 +654,27 @@ def test_score_records_checks_its_chunk(fake_model):
         with pytest.raises(InputError, match=f"^{said}$"):  # 0 was the default's, and -1 islice's ValueError
             next(pipelines.score_records(reranker, [("q", "d")], chunk=chunk))
     assert [len(part.scores) for part in pipelines.score_records(reranker, [("q", "d")] * 3, chunk=2)] == [2, 1]
+
+
+def test_an_output_the_file_system_refuses_is_said_before_any_work(tmp_path, monkeypatch):
+    """As root, access() says yes where the file system says no (/sys, a read-only mount): the first write failed
+    with a raw PermissionError, after the first chunk was scored."""
+    import os
+
+    out = tmp_path / "out.jsonl"
+    pipelines.check_appendable(str(out), [], "results", "the results")
+    assert not out.exists()  # found writable, and no empty file left behind
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(InputError, match=rf"^output {re.escape(str(out))}: not writable here$"):
+        pipelines.check_appendable(str(out), [], "results", "the results")
+    monkeypatch.undo()
+    opened = os.open
+
+    def refused(path, flags, *args, **kwargs):
+        if str(path) == str(out):
+            raise PermissionError(13, "Permission denied")
+        return opened(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refused)
+    with pytest.raises(InputError, match=rf"^output {re.escape(str(out))}: not writable here \(Permission denied\)$"):
+        pipelines.check_appendable(str(out), [], "results", "the results")
