@@ -58,6 +58,12 @@ def plural(n: int, noun: str, nouns: str | None = None) -> str:
     return f"{n:,} {noun if n == 1 else nouns or noun + 's'}"
 
 
+def json_type(value) -> str:
+    """What a JSON value is, as a message says it (``an object``, ``a number``, ``null``)."""
+    return {dict: "an object", list: "an array", bool: "a boolean", int: "a number", float: "a number",
+            str: "a string", type(None): "null"}.get(type(value), type(value).__name__)  # fmt: skip
+
+
 def warn(log, template: str, *params: str) -> None:
     """Log a warning whose ``template`` marks ``params`` as a ``QrrError``'s message does: said with the Python
     names, and carrying the template and params (``extra``) so that a front end can say its own names."""

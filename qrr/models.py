@@ -22,6 +22,7 @@ from qrr.errors import (
     NotAModelError,
     PickledWeightsError,
     QrrError,
+    json_type,
 )
 from qrr.family import ALIASES as FAMILY_ALIASES
 from qrr.family import QWEN3, SEQ_CLS
@@ -354,12 +355,9 @@ def read_config(path: Path) -> dict:
     """The folder's config.json, parsed (``NotAModelError`` where there is none, or it holds no JSON object)."""
     config = _read_json(path / "config.json", "config.json")
     if not isinstance(config, dict):  # null, a list: every check after failed on it with an AttributeError
-        held = "null" if config is None else _JSON_KINDS.get(type(config), "a number")
-        raise NotAModelError(f"{path / 'config.json'}: holds {held}, not a JSON object: not a model's config")
+        raise NotAModelError(f"{path / 'config.json'}: holds {json_type(config)}, not a JSON object: not a model's "
+                             "config")  # fmt: skip
     return config
-
-
-_JSON_KINDS = {list: "an array", str: "a string", bool: "a boolean"}  # of what config.json may hold but an object
 
 
 def checkpoint_kind(path: Path, config: Mapping | None = None) -> str:

@@ -707,11 +707,21 @@ def reflow(doc: str) -> str:
 
 
 def silence_stdout() -> None:
+    to_devnull(sys.stdout)
+
+
+def to_devnull(stream) -> bool:
+    """Point ``stream``'s descriptor at the null device, so that what it still holds (and the exit's flush) goes
+    there too; False where it has none to point."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
     except (OSError, ValueError, AttributeError):
-        pass
+        return False
+    return True
 
 
 def given(ctx: typer.Context, *names: str) -> list[str]:

@@ -28,6 +28,7 @@ from qrr.cli.base import (
     load_reranker,
     model_options,
     stderr,
+    to_devnull,
 )
 from qrr.errors import InputError, QrrError
 from qrr.family import DEFAULT_MAX_LENGTH, QWEN3
@@ -248,11 +249,7 @@ class _LogStream:
             self._gone()
 
     def _gone(self) -> None:
-        try:  # the descriptor, so that what the stream still holds (and the exit's flush) goes there too
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self._stream.fileno())
-            os.close(devnull)
-        except (OSError, ValueError, AttributeError):
+        if not to_devnull(self._stream):
             self._stream = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
 
     def __getattr__(self, name: str):

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from qrr.errors import InputError, QrrError, SourceError, plural, warn
+from qrr.errors import InputError, QrrError, SourceError, json_type, plural, warn
 
 log = logging.getLogger("qrr")
 
@@ -473,12 +473,6 @@ def _past_64_bits(record: dict, where: str) -> bool:
                  "lost); give such ids as strings")  # fmt: skip
             return True
     return False
-
-
-def json_type(value) -> str:
-    """What a JSON value is, as a message says it (``an object``, ``a number``, ``null``)."""
-    return {dict: "an object", list: "an array", bool: "a boolean", int: "a number", float: "a number",
-            str: "a string", type(None): "null"}.get(type(value), type(value).__name__)  # fmt: skip
 
 
 # where a reader hands a bad line's error to be skipped (``--on-error skip``); ``None``: raise it
