@@ -19,8 +19,10 @@ from qrr.family import DEFAULT_MAX_LENGTH, DEFAULT_RECIPE, QWEN3, Family
 Triple = tuple[str, str, "str | None"]
 
 # A long document is first cut to this many characters a token of the budget (natural text takes 1 to 5): enough
-# where it then gives SLACK tokens past the budget, since a cut changes only the tokens at its end (never one inside
-# a run of combining marks: see text_head); else it is cut at max_chars, the most that its first tokens can span. A
+# where it then gives SLACK tokens past the budget, since a cut changes only the tokens of the last piece the
+# tokenizer splits the text into (a word: a 63-letter one built to cascade changed 31 tokens; words of text, 3 at
+# most), never one inside a run of combining marks (see text_head); else it is cut at max_chars, the most that its
+# first tokens can span. A
 # document of megabytes took seconds and gigabytes to tokenize for the first 8,192 tokens, and held the tokenizer
 # (a server's every request) as long.
 FIRST_CHARS = 16
@@ -181,9 +183,11 @@ class Prompter:
             # all of it taken: "take 26 tokens, but max_length 74 leaves 26" read as if they fit
             take = (f"take {used} tokens, but {{max_length}} {self.max_length} leaves {self.body_budget}" if over
                     else f"take all {used} tokens that {{max_length}} {self.max_length} leaves")  # fmt: skip
+            # the recipe keeps a token where the document's first word merges with the space before it
+            left = "" if over else ": a document would keep one token at most"
             said = (f"the query and instruction {take} for query, instruction and document together (the prompt "
-                    f"frame takes {frame}){'' if over else ', none for a document'}; raise {{max_length}} or shorten "
-                    "the query" + (" or the instruction" if instruction else ""))  # fmt: skip
+                    f"frame takes {frame}){left}; raise {{max_length}} or shorten the query"
+                    + (" or the instruction" if instruction else ""))  # fmt: skip
             raise InputError(said, "max_length") if n is None else PairError(n, said, "max_length")
 
 

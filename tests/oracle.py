@@ -31,19 +31,8 @@ class Oracle:
     def score(self, pairs, instruction=None):
         import torch
 
-        texts = [
-            f"<Instruct>: {TASK if instruction is None else instruction}\n<Query>: {q}\n<Document>: {d}"
-            for q, d in pairs
-        ]
-        inputs = self.tokenizer(
-            texts,
-            padding=False,
-            truncation="longest_first",
-            return_attention_mask=False,
-            max_length=self.max_length - len(self.prefix_tokens) - len(self.suffix_tokens),
-        )
-        for i, ele in enumerate(inputs["input_ids"]):
-            inputs["input_ids"][i] = self.prefix_tokens + ele + self.suffix_tokens
+        ids = recipe_ids(self.tokenizer, pairs, instruction, self.max_length, self.prefix_tokens, self.suffix_tokens)
+        inputs = {"input_ids": ids}
         inputs = self.tokenizer.pad(inputs, padding=True, return_tensors="pt", max_length=self.max_length)
         with torch.no_grad():
             batch = self.model(**inputs).logits[:, -1, :]
@@ -80,21 +69,7 @@ class VllmOracle(Oracle):
 
         import torch
 
-        task = TASK if instruction is None else instruction  # the card's test: an empty instruction stays empty
-        messages = [
-            [
-                {"role": "system", "content": self.SYSTEM},
-                {"role": "user", "content": f"<Instruct>: {task}\n\n<Query>: {q}\n\n<Document>: {d}"},
-            ]
-            for q, d in pairs
-        ]
-        rendered = self.tokenizer.apply_chat_template(
-            messages, tokenize=True, add_generation_prompt=False, enable_thinking=False
-        )
-        # transformers 5 returns a BatchEncoding where the card's transformers 4 returned the id lists
-        rendered = rendered["input_ids"] if hasattr(rendered, "keys") else rendered
-        suffix_tokens = self.tokenizer.encode(SUFFIX, add_special_tokens=False)
-        prompts = [ele[: self.max_length - len(suffix_tokens)] + suffix_tokens for ele in rendered]
+        prompts = vllm_recipe_ids(self.tokenizer, pairs, instruction, self.max_length)
         inputs = self.tokenizer.pad({"input_ids": prompts}, padding=True, return_tensors="pt")
         with torch.no_grad():
             logits = self.model(**inputs).logits[:, -1, :].float()
@@ -106,3 +81,43 @@ class VllmOracle(Oracle):
             true_score, false_score = math.exp(row[self.true_id]), math.exp(row[self.false_id])
             scores.append(true_score / (true_score + false_score))
         return scores
+
+
+def recipe_ids(tokenizer, pairs, instruction=None, max_length: int = 8192, prefix_tokens=None, suffix_tokens=None):
+    """The card's transformers recipe up to the model: each pair's token ids, the body cut to fit (the prefix's
+    and suffix's tokens may be given: a test swaps the suffix)."""
+    if prefix_tokens is None:
+        prefix_tokens = tokenizer.encode(PREFIX, add_special_tokens=False)
+    if suffix_tokens is None:
+        suffix_tokens = tokenizer.encode(SUFFIX, add_special_tokens=False)
+    texts = [
+        f"<Instruct>: {TASK if instruction is None else instruction}\n<Query>: {q}\n<Document>: {d}" for q, d in pairs
+    ]
+    inputs = tokenizer(
+        texts,
+        padding=False,
+        truncation="longest_first",
+        return_attention_mask=False,
+        max_length=max_length - len(prefix_tokens) - len(suffix_tokens),
+    )
+    return [prefix_tokens + ele + suffix_tokens for ele in inputs["input_ids"]]
+
+
+def vllm_recipe_ids(tokenizer, pairs, instruction=None, max_length: int = 8192) -> list[list[int]]:
+    """The card's vLLM path up to the model: the messages rendered and tokenized by the chat template, cut to
+    ``max_length - len(suffix)``, the suffix appended."""
+    task = TASK if instruction is None else instruction  # the card's test: an empty instruction stays empty
+    messages = [
+        [
+            {"role": "system", "content": VllmOracle.SYSTEM},
+            {"role": "user", "content": f"<Instruct>: {task}\n\n<Query>: {q}\n\n<Document>: {d}"},
+        ]
+        for q, d in pairs
+    ]
+    rendered = tokenizer.apply_chat_template(
+        messages, tokenize=True, add_generation_prompt=False, enable_thinking=False
+    )
+    # transformers 5 returns a BatchEncoding where the card's transformers 4 returned the id lists
+    rendered = rendered["input_ids"] if hasattr(rendered, "keys") else rendered
+    suffix_tokens = tokenizer.encode(SUFFIX, add_special_tokens=False)
+    return [ele[: max_length - len(suffix_tokens)] + suffix_tokens for ele in rendered]

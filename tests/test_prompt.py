@@ -58,15 +58,19 @@ def test_query_without_room_for_the_document_is_an_error(tokenizer):
         p.encode([("short", "doc", None), ("long query " * 30, "doc", None)])
 
 
-def test_a_query_that_takes_every_token_left_says_none_is_left_for_a_document(tokenizer):
-    """It said "take 26 tokens, but max_length 74 leaves 26", as if they fit."""
+def test_a_query_that_takes_every_token_left_says_a_document_would_keep_one_token_at_most(tokenizer):
+    """It said "take 26 tokens, but max_length 74 leaves 26", as if they fit; then "none for a document", where the
+    recipe keeps the document's first word merged with the space before it."""
     p = Prompter(tokenizer, max_length=74)
     with pytest.raises(InputError) as caught:
         p.check_room("q")
     assert str(caught.value) == (
         "the query and instruction take all 26 tokens that max_length 74 leaves for query, instruction and document "
-        "together (the prompt frame takes 48), none for a document; raise max_length or shorten the query"
+        "together (the prompt frame takes 48): a document would keep one token at most; raise max_length or shorten "
+        "the query"
     )
+    body = p.family.format_body("q", "The answer", None, p.recipe.name)
+    assert tokenizer.decode(tokenizer.encode(body)[: p.body_budget][-1]) == " The"
     with pytest.raises(InputError, match="^the query and instruction take 26 tokens, but max_length 73 leaves 25 "):
         Prompter(tokenizer, max_length=73).check_room("q")
 
