@@ -681,8 +681,7 @@ class TransformerEngine(Engine):
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
         config = torch._dynamo.config
         config.allow_unspec_int_on_nn_module = True
-        limit = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # torch < 2.6
-        setattr(config, limit, max(getattr(config, limit), 32))
+        config.recompile_limit = max(config.recompile_limit, 32)
         attention.settle()
         self._guard_forks()  # the warm-up passes below
         packed = self.packed
@@ -761,8 +760,10 @@ def load_transformer(path: Path, dtype, attn: str = "sdpa", kind: str = CAUSAL):
     except RuntimeError as exc:
         if "mismatch" not in str(exc):  # out of memory, say: not the checkpoint's fault
             raise
-        raise ModelCheckError(f"{path}: the weights do not fit the shapes config.json gives ("
-                              f"{str(exc).strip().splitlines()[0]})") from exc  # fmt: skip
+        # transformers 4 says the mismatch on a line after "Error(s) in loading state_dict for Linear:"
+        lines = [line.strip() for line in str(exc).strip().splitlines()]
+        said = next((line for line in lines if "mismatch" in line), lines[0])
+        raise ModelCheckError(f"{path}: the weights do not fit the shapes config.json gives ({said})") from exc
     # transformers fills a missing tensor with random numbers and only logs it: the scores would mean nothing
     missing = sorted(info.get("missing_keys") or ())
     if missing:

@@ -453,6 +453,26 @@ def test_weights_unlike_the_config_are_one_error(folder):
         load_transformer(folder, None)  # a RuntimeError, after transformers' report table
 
 
+def test_a_mismatch_said_after_a_first_line_is_the_line_said(folder, monkeypatch):
+    """transformers 4 opens with "Error(s) in loading state_dict for Linear:", which named no mismatch."""
+    import transformers
+
+    from qrr.engine import load_transformer
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("Error(s) in loading state_dict for Linear:\n\tsize mismatch for weight: copying a param "
+                           "with shape torch.Size([2, 64]) from checkpoint, the shape in current model is "
+                           "torch.Size([4, 64]).")  # fmt: skip
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", refuse)
+    with pytest.raises(ModelCheckError) as caught:
+        load_transformer(folder, None)
+    assert str(caught.value) == (
+        f"{folder}: the weights do not fit the shapes config.json gives (size mismatch for weight: copying a param "
+        "with shape torch.Size([2, 64]) from checkpoint, the shape in current model is torch.Size([4, 64]).)"
+    )
+
+
 def test_not_a_qwen3_model(folder):
     config = json.loads((folder / "config.json").read_text())
     config.update(model_type="bert", architectures=["BertModel"])
