@@ -19,12 +19,11 @@ from qrr.family import DEFAULT_MAX_LENGTH, DEFAULT_RECIPE, QWEN3, Family
 Triple = tuple[str, str, "str | None"]
 
 # A long document is first cut to this many characters a token of the budget (natural text takes 1 to 5): enough
-# where it then gives SLACK tokens past the budget, since a cut changes only the tokens of the last piece the
-# tokenizer splits the text into (a word: a 63-letter one built to cascade changed 31 tokens; words of text, 3 at
-# most), never one inside a run of combining marks (see text_head); else it is cut at max_chars, the most that its
-# first tokens can span. A
-# document of megabytes took seconds and gigabytes to tokenize for the first 8,192 tokens, and held the tokenizer
-# (a server's every request) as long.
+# where it then gives SLACK tokens past the budget, since a cut changes only the tokens of the last piece or two the
+# tokenizer splits the text into (a cut through a word of natural text changed 3 at most; a 63-letter word built to
+# cascade, 31), never one inside a run of combining marks (see text_head); else it is cut at max_chars, the most
+# that its first tokens can span. A document of megabytes took seconds and gigabytes to tokenize for the first 8,192
+# tokens, and held the tokenizer (a server's every request) as long.
 FIRST_CHARS = 16
 SLACK = 256
 # Characters of text tokenized in one call: memory stays bounded (about 40 bytes a character while tokenizing), and
@@ -183,7 +182,7 @@ class Prompter:
             # all of it taken: "take 26 tokens, but max_length 74 leaves 26" read as if they fit
             take = (f"take {used} tokens, but {{max_length}} {self.max_length} leaves {self.body_budget}" if over
                     else f"take all {used} tokens that {{max_length}} {self.max_length} leaves")  # fmt: skip
-            # the recipe keeps a token where the document's first word merges with the space before it
+            # the recipe keeps one token: the space before the document, merged with its start where they merge
             left = "" if over else ": a document would keep one token at most"
             said = (f"the query and instruction {take} for query, instruction and document together (the prompt "
                     f"frame takes {frame}){left}; raise {{max_length}} or shorten the query"

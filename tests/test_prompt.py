@@ -60,7 +60,7 @@ def test_query_without_room_for_the_document_is_an_error(tokenizer):
 
 def test_a_query_that_takes_every_token_left_says_a_document_would_keep_one_token_at_most(tokenizer):
     """It said "take 26 tokens, but max_length 74 leaves 26", as if they fit; then "none for a document", where the
-    recipe keeps the document's first word merged with the space before it."""
+    recipe keeps one token: the space before the document, merged with its start (" The") where they merge."""
     p = Prompter(tokenizer, max_length=74)
     with pytest.raises(InputError) as caught:
         p.check_room("q")
