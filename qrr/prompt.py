@@ -178,14 +178,17 @@ class Prompter:
         head = self.family.format_body(query, "", instruction, self.recipe.name)
         used = len(self._encode(rendered[: rendered.index(head) + len(head)]))
         if used >= self.body_budget:
-            over, frame = used > self.body_budget, self.max_length - self.body_budget
+            # a chat recipe's system message and markers before the body are said as frame, as the prefix is
+            before = len(self._encode(rendered[: rendered.index(head)])) if self.recipe.chat else 0
+            used, left = used - before, self.body_budget - before
+            over, frame = used > left, self.max_length - left
             # all of it taken: "take 26 tokens, but max_length 74 leaves 26" read as if they fit
-            take = (f"take {used} tokens, but {{max_length}} {self.max_length} leaves {self.body_budget}" if over
+            take = (f"take {used} tokens, but {{max_length}} {self.max_length} leaves {left}" if over
                     else f"take all {used} tokens that {{max_length}} {self.max_length} leaves")  # fmt: skip
             # the recipe keeps one token: the space before the document, merged with its start where they merge
-            left = "" if over else ": a document would keep one token at most"
+            kept = "" if over else ": a document would keep one token at most"
             said = (f"the query and instruction {take} for query, instruction and document together (the prompt "
-                    f"frame takes {frame}){left}; raise {{max_length}} or shorten the query"
+                    f"frame takes {frame}){kept}; raise {{max_length}} or shorten the query"
                     + (" or the instruction" if instruction else ""))  # fmt: skip
             raise InputError(said, "max_length") if n is None else PairError(n, said, "max_length")
 

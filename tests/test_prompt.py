@@ -58,6 +58,12 @@ def test_query_without_room_for_the_document_is_an_error(tokenizer):
         p.encode([("short", "doc", None), ("long query " * 30, "doc", None)])
 
 
+def _message(prompter, query):
+    with pytest.raises(InputError) as caught:
+        prompter.check_room(query)
+    return str(caught.value)
+
+
 def test_a_query_that_takes_every_token_left_says_a_document_would_keep_one_token_at_most(tokenizer):
     """It said "take 26 tokens, but max_length 74 leaves 26", as if they fit; then "none for a document", where the
     recipe keeps one token: the space before the document, merged with its start (" The") where they merge."""
@@ -69,10 +75,14 @@ def test_a_query_that_takes_every_token_left_says_a_document_would_keep_one_toke
         "together (the prompt frame takes 48): a document would keep one token at most; raise max_length or shorten "
         "the query"
     )
+    # a chat recipe's system message counts as frame, not as the query's: it said "take all 65 tokens ... (the
+    # prompt frame takes 9)"
+    assert str(caught.value) == _message(Prompter(tokenizer, max_length=74, recipe="vllm"), "q")
     body = p.family.format_body("q", "The answer", None, p.recipe.name)
     assert tokenizer.decode(tokenizer.encode(body)[: p.body_budget][-1]) == " The"
-    with pytest.raises(InputError, match="^the query and instruction take 26 tokens, but max_length 73 leaves 25 "):
-        Prompter(tokenizer, max_length=73).check_room("q")
+    said = "the query and instruction take 26 tokens, but max_length 73 leaves 25 "
+    assert _message(Prompter(tokenizer, max_length=73), "q").startswith(said)
+    assert _message(Prompter(tokenizer, max_length=73, recipe="vllm"), "q") == _message(Prompter(tokenizer, 73), "q")
 
 
 def test_max_length_must_exceed_the_frame(tokenizer):
