@@ -176,10 +176,11 @@ class Prompter:
         # everything up to where the document would start
         rendered = self.render(query, "", instruction)
         head = self.family.format_body(query, "", instruction, self.recipe.name)
-        used = len(self._encode(rendered[: rendered.index(head) + len(head)]))
+        start = rendered.index(head)
+        used = len(self._encode(rendered[: start + len(head)]))
         if used >= self.body_budget:
             # a chat recipe's system message and markers before the body are said as frame, as the prefix is
-            before = len(self._encode(rendered[: rendered.index(head)])) if self.recipe.chat else 0
+            before = len(self._encode(rendered[:start])) if self.recipe.chat else 0
             used, left = used - before, self.body_budget - before
             over, frame = used > left, self.max_length - left
             # all of it taken: "take 26 tokens, but max_length 74 leaves 26" read as if they fit
