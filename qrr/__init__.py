@@ -5,6 +5,7 @@ is built.
 """
 
 from importlib import import_module as _import_module
+from importlib.util import find_spec as _find_spec
 from typing import TYPE_CHECKING
 
 from qrr.errors import QrrError
@@ -44,4 +45,13 @@ if not TYPE_CHECKING:  # a checker sees the modules imported above, and a misspe
 
 
 def __dir__() -> list[str]:  # tab completion offers the modules before their first use
-    return sorted(set(globals()) | _MODULES)
+    # but not one whose extra is missing: help(qrr) and inspect.getmembers(qrr) get every name dir() lists
+    return sorted(set(globals()) | {name for name in _MODULES if name != "raydata" or _installed("ray", "pyarrow")})
+
+
+def _installed(*names: str) -> bool:
+    """Whether each of these top-level packages can be imported (looked up, not imported)."""
+    try:
+        return all(_find_spec(name) is not None for name in names)
+    except (ImportError, ValueError):  # a package set to None in sys.modules: its import is refused
+        return False

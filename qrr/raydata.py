@@ -21,14 +21,19 @@ import threading
 import warnings
 from collections.abc import Iterator
 
-import numpy
 import orjson
-import pyarrow
-import pyarrow.fs
-import pyarrow.parquet
-import ray
-import ray.data
-from ray.data.datasource import BlockBasedFileDatasink
+
+try:
+    import numpy
+    import pyarrow
+    import pyarrow.fs
+    import pyarrow.parquet
+    import ray
+    import ray.data
+    from ray.data.datasource import BlockBasedFileDatasink
+except ImportError as exc:  # the name kept: the commands say which package is missing
+    raise ImportError(f"qrr.raydata needs Ray Data: pip install 'qrr[ray]' ({exc.name} is missing)",
+                      name=exc.name) from exc  # fmt: skip
 
 from qrr import formats
 from qrr.errors import InputError, innermost, plural

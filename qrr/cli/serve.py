@@ -162,7 +162,8 @@ def serve(
     try:
         from qrr.server import app as server
     except ImportError as exc:
-        raise QrrError(f"qrr serve needs the server extra: pip install 'qrr[serve]' ({exc.name} is missing)") from None
+        missing = (exc.name or "starlette").partition(".")[0]  # the package, not the module of it asked for
+        raise QrrError(f"qrr serve needs the serve extra: pip install 'qrr[serve]' ({missing} is missing)") from None
 
     from qrr import models
 

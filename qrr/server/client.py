@@ -1,6 +1,6 @@
 """A running qrr server as a ``Reranker`` for ranking and scoring (``--server URL`` of ``qrr rank``, ``score``,
 ``rerank`` and ``eval``): the same results, with the model loaded once in the server. Standard library HTTP only,
-so the client needs no server extra."""
+so the client needs no serve extra."""
 
 from __future__ import annotations
 
