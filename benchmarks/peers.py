@@ -200,17 +200,16 @@ def main() -> None:
     if not args.model_dir:
         parser.error("MODEL_DIR is required (build one with --build-random DIR)")
 
-    import platform
     import tempfile
 
     from transformers import AutoTokenizer
 
+    from qrr import device as devices
+
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
-    with open("/proc/cpuinfo") as info:
-        cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), "")
     isa = "" if args.isa == "native" else f", {args.isa} kernels only"
-    print(f"# {time.strftime('%Y-%m-%d')}  {cpu or platform.processor()}, {os.cpu_count()} cores, {args.dtype}{isa}",
-          file=sys.stderr)  # fmt: skip
+    cpu = devices.machine_name(devices.resolve_device("cpu"))
+    print(f"# {time.strftime('%Y-%m-%d')}  {cpu}, {args.dtype}{isa}; {devices.software()}", file=sys.stderr)
     env = dict(os.environ, **(AVX2_ONLY if args.isa == "avx2" else {}))
     for workload in args.workloads.split(","):
         n, low, high = WORKLOADS[workload]

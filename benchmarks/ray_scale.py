@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import random
 import subprocess
 import sys
@@ -25,6 +24,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.workloads import WORDS  # noqa: E402
+from qrr import device as devices  # noqa: E402
 
 
 def build_model(folder: Path, hidden: int, layers: int) -> Path:
@@ -72,8 +72,7 @@ def main() -> None:
         ray1 = timed([*qrr, "--ray", "--workers", "1", "--output", str(root / "ray1")])
         ray2 = timed([*qrr, "--ray", "--workers", "2", "--output", str(root / "ray2")])
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())  # fmt: skip
+    cpu = devices.cpu_name()
     print(f"{cpu}; {args.pairs:,} pairs; random Qwen3 of {args.layers} layers x {args.hidden}, fp32")
     for name, seconds in (("one process", one), ("Ray, 1 actor", ray1), ("Ray, 2 actors", ray2)):
         print(f"{name:<15}{seconds:>8.1f} s{args.pairs / seconds:>10.1f} pairs/s")

@@ -8,10 +8,10 @@ from importlib import import_module as _import_module
 from importlib.util import find_spec as _find_spec
 from typing import TYPE_CHECKING
 
+from qrr._version import __version__
 from qrr.errors import QrrError
 from qrr.reranker import RankResult, Reranker, Results, Scorer, Stats
 
-__version__ = "0.1.0.dev0"
 __all__ = ["QrrError", "RankResult", "Reranker", "Results", "Scorer", "Stats", "__version__"]
 
 if TYPE_CHECKING:  # what __getattr__ imports when first named, as a type checker sees it

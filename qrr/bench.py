@@ -74,6 +74,8 @@ class BenchRow:
     docs: int
     weights: str = ""  # "real" (cached weights) or "random" (built from the size's config)
     device: str = ""
+    machine: str = ""  # the GPU's name, or the CPU's model and the CPUs the run may use: figures differ by machine
+    software: str = ""  # qrr's, torch's and transformers' versions
     dtype: str = ""
     recipe: str = ""
     query_tokens: int = 0
@@ -324,19 +326,20 @@ def run(
     memory = PeakMemory(dev)
     features = ", ".join(devices.cpu_features()) if dev.type == "cpu" else ""
     reason = devices.dtype_reason(dtype, dev, dt)
-    note(f"{dev.type}{f' ({features})' if features else ''}: {devices.dtype_name(dt)}, {reason}")
+    machine, versions = devices.machine_name(dev), devices.software()
+    note(f"{dev.type}: {machine}{f' ({features})' if features else ''}: {devices.dtype_name(dt)}, {reason}")
     devices.slow_dtype_warning(dev, dt)  # as qrr rank warns: such figures are no size's on this CPU
     busy = busy_cpus() if dev.type == "cpu" else None
     if busy is not None:
         note(
-            f"warning: the load average is {busy[0]:.1f} on {plural(busy[1], 'core')} before the run: other work "
+            f"warning: the load average is {busy[0]:.1f} on {plural(busy[1], 'CPU')} before the run: other work "
             "shares them, so the figures may come out low and vary from run to run (--repeat 3 takes the median)"
         )
     tokenizers: dict = {}  # the random weights' tokenizer, loaded once
     for size in sizes:
         base = {"size": size, "docs": docs, "device": str(dev), "dtype": devices.dtype_name(dt), "recipe": recipe,
                 "query_tokens": query_tokens, "matmul_peak_tflops": peak, "memory_kind": memory.kind,
-                "cpu_features": features, "dtype_reason": reason}  # fmt: skip
+                "cpu_features": features, "dtype_reason": reason, "machine": machine, "software": versions}  # fmt: skip
         tokenizer = _tokenizer(size, random_weights, tokenizers)
         prompter = Prompter(tokenizer, recipe=recipe)
         # a length no prompt holds is refused before the model loads (minutes, for 8b), not after; a batch holds at
@@ -406,13 +409,12 @@ def busy_cpus() -> tuple[float, int] | None:
     minute's load average), and where Linux says so, still runs now; else ``None``: such a machine's figures were
     ten times apart from run to run. A bench run just before raises the load average for a minute after it ends:
     with nothing else running now, that is no warning."""
+    from qrr import device as devices
+
     try:
-        load, cores = os.getloadavg()[0], len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # no load average (Windows), no affinity (macOS)
-        try:
-            load, cores = os.getloadavg()[0], os.cpu_count() or 1
-        except (AttributeError, OSError):
-            return None
+        load, cores = os.getloadavg()[0], devices.usable_cpus()
+    except (AttributeError, OSError):  # no load average (Windows)
+        return None
     if load <= cores / 2 or _running_now() == 0:
         return None
     return load, cores

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import platform
+import subprocess
+import sys
 
 from qrr.errors import DeviceError, warn
 
@@ -64,6 +68,52 @@ def cpu_features() -> list[str]:
     import torch
 
     return [name for name, probe in CPU_FEATURES if getattr(torch.cpu, probe, lambda: False)()]
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (a container's or ``taskset``'s share, where the system says), else all."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def cpu_name() -> str:
+    """The CPU's model as the system names it (``AMD EPYC 9B14``), else its architecture (``aarch64``)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            name = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), "")
+    except OSError:
+        name = ""
+    if not name and sys.platform == "darwin":  # Apple's chips: "Apple M2 Pro"
+        try:
+            name = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True,
+                                  timeout=5).stdout.strip()  # fmt: skip
+        except (OSError, subprocess.SubprocessError):
+            name = ""
+    return name or platform.processor() or platform.machine() or "unknown CPU"
+
+
+def machine_name(device) -> str:
+    """What does a device's work, for figures that must name it: a GPU's name (``NVIDIA H200``), or the CPU's model
+    and the CPUs this process may use (``AMD EPYC 9B14, 2 CPUs``)."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpus = usable_cpus()
+    said = f"{cpu_name()}, {cpus} CPU{'s' if cpus != 1 else ''}"
+    return f"Apple GPU ({said})" if device.type == "mps" else said
+
+
+def software() -> str:
+    """The versions that decide a figure: ``qrr 0.1.0, torch 2.13.0+cpu, transformers 5.24.0``."""
+    import torch
+    import transformers
+
+    from qrr._version import __version__
+
+    return f"qrr {__version__}, torch {torch.__version__}, transformers {transformers.__version__}"
 
 
 def cpu_has_native_bf16() -> bool:

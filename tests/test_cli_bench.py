@@ -6,11 +6,15 @@ import json
 import re
 
 import pytest
+import torch
+import transformers
 from typer.testing import CliRunner
 
+import qrr
 from qrr import bench, models
 from qrr import device as devices
 from qrr.cli import app
+from qrr.errors import plural
 from qrr.family import QWEN3, Size
 from tests.tiny import SHAPE
 
@@ -27,7 +31,7 @@ def tiny_size(monkeypatch):
 def test_a_busy_machine_is_said_before_its_figures(monkeypatch):
     monkeypatch.setattr(bench, "busy_cpus", lambda: (2.63, 2))
     result = run("--doc-tokens", "8", "--docs", "1", "--format", "json")
-    assert ("warning: the load average is 2.6 on 2 cores before the run: other work shares them, so the figures "
+    assert ("warning: the load average is 2.6 on 2 CPUs before the run: other work shares them, so the figures "
             "may come out low and vary from run to run (--repeat 3 takes the median)\n") in result.stderr  # fmt: skip
     monkeypatch.setattr(bench.os, "getloadavg", lambda: (0.4, 0.5, 0.5))
     monkeypatch.setattr(bench.os, "sched_getaffinity", lambda pid: {0, 1})
@@ -66,6 +70,12 @@ def test_json_fields_and_units():
         assert r["baseline_pairs_per_s"] is None and r["speedup_vs_baseline"] is None
         assert r["dtype_reason"] == "as asked"
         assert r["cpu_features"] == ", ".join(devices.cpu_features()) and "AVX2" in r["cpu_features"]
+        # the machine and the software named in every row: figures from two machines or releases are told apart
+        assert r["machine"] == f"{devices.cpu_name()}, {plural(devices.usable_cpus(), 'CPU')}"
+        assert (
+            r["software"]
+            == f"qrr {qrr.__version__}, torch {torch.__version__}, transformers {transformers.__version__}"
+        )
     # documents have exactly the asked length inside the real prompt
     assert rows[1]["prompt_tokens"] - rows[0]["prompt_tokens"] == 3 * (40 - 8)
 
@@ -275,15 +285,19 @@ def test_recipe_is_measured_and_named():
 
 def test_the_cpu_and_why_its_dtype_are_said(monkeypatch):
     monkeypatch.setattr(devices, "cpu_features", lambda: ["AVX-512", "AVX2"])
+    monkeypatch.setattr(devices, "cpu_name", lambda: "AMD EPYC 9B14")
+    monkeypatch.setattr(devices, "usable_cpus", lambda: 2)
     result = CliRunner().invoke(app, ["bench", "--sizes", "tiny", "--device", "cpu", "--doc-tokens", "8",
                                       "--docs", "2", "-f", "table"], env={"COLUMNS": "300"})  # fmt: skip
     assert result.exit_code == 0, result.output
     said = (
-        "cpu (AVX-512, AVX2): fp32, this CPU has no native bf16 (AVX-512, AVX2), where bf16 runs several "
-        "times slower than fp32"
+        "cpu: AMD EPYC 9B14, 2 CPUs (AVX-512, AVX2): fp32, this CPU has no native bf16 (AVX-512, AVX2), where bf16 "
+        "runs several times slower than fp32"
     )
     assert said in result.stderr
-    assert "cpu (AVX-512, AVX2); fp32: this CPU has no native bf16" in " ".join(result.stdout.split())
+    assert "cpu: AMD EPYC 9B14, 2 CPUs (AVX-512, AVX2); fp32: this CPU has no native bf16" in " ".join(
+        result.stdout.split()
+    )
 
 
 def test_a_model_folder_is_said_to_cost_what_its_size_costs(tiny_model, tmp_path):

@@ -12,7 +12,7 @@ ROOT = Path(qrr.__file__).parent
 
 # lower layers first; a module may import only from layers before its own
 LAYERS = [
-    {"errors"},
+    {"errors", "_version"},
     {"family", "device", "attention"},
     {"prompt", "models", "engine", "formats.records"},
     {"formats.trec"},

@@ -37,7 +37,7 @@ def test_the_wheel_holds_the_package_its_license_and_its_version(built):
     sources = {p.relative_to(ROOT).as_posix() for p in (ROOT / "qrr").rglob("*.py")}
     assert sources <= names and "qrr/py.typed" in names  # a type checker reads qrr's hints only with py.typed
     assert {n.split("/", 1)[0] for n in names} == {"qrr", info}  # no tests, benchmarks or caches
-    assert metadata["Version"] == qrr.__version__  # one version: pyproject reads qrr/__init__.py's
+    assert metadata["Version"] == qrr.__version__  # one version: pyproject reads qrr/_version.py's
     assert metadata["License-Expression"] == "Apache-2.0" and metadata["License-File"] == "LICENSE"
     assert f"{info}/licenses/LICENSE" in names
     assert "Typing :: Typed" in metadata.get_all("Classifier")

@@ -15,6 +15,7 @@ import time
 import httpx
 import pytest
 
+import qrr
 from tests.servers import ROOT, Server
 
 QUERY = "what is the capital of China?"
@@ -130,6 +131,7 @@ def test_health_models_and_metrics(http, tiny_model, tiny_server, reranker):
     assert http.get("/health").json() == {"status": "ok", "model": str(tiny_model)}
     card = http.get("/v1/models").json()["data"][0]
     assert card["id"] == str(tiny_model) and card["max_model_len"] == 2048
+    assert card["qrr_version"] == qrr.__version__  # not in /health, which answers without the API key
     assert card["max_document_chars"] == 2048 * reranker.prompter.token_chars  # its --max-length 2048
     # the budget of a forward pass (the CPU's default), which sizes a remote rerank's calls
     assert card["batch_tokens"] == 1024 and RemoteReranker(tiny_server.url).batch_tokens == 1024
@@ -160,6 +162,7 @@ def test_health_models_and_metrics(http, tiny_model, tiny_server, reranker):
     http.post("/rerank", json={"query": "q", "documents": ["a", "b"]})
     http.post("/rerank", json={"query": "q", "documents": []})
     text = http.get("/metrics").text
+    assert f'\nqrr_info{{version="{qrr.__version__}",model="{tiny_model}",device="cpu",dtype="fp32"}} 1\n' in text
     assert 'qrr_requests_total{endpoint="/rerank",status="200"}' in text
     assert 'qrr_requests_total{endpoint="/rerank",status="400"}' in text
     for name in ("qrr_pairs_total ", "qrr_tokens_total ", "qrr_queue_depth 0", "qrr_scoring_calls_total ",
@@ -498,8 +501,11 @@ def test_a_server_that_never_answers_is_said_in_seconds_and_one_not_qrr_by_what_
         with pytest.raises(QrrError, match=rf"^the server at {url} did not answer within 0.5 s$"):
             client.RemoteReranker(url, timeout=None).rank("q", ["d"])  # none for scoring: urllib's way (TypeError)
 
+    agents = []
+
     class Pages(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
+            agents.append(self.headers["User-Agent"])
             body = b"<html>Sign in</html>" if self.path == "/v1/models" else b'{"data": []}'
             self.send_response(200)
             self.send_header("Content-Type", "text/html" if self.path == "/v1/models" else "application/json")
@@ -516,6 +522,7 @@ def test_a_server_that_never_answers_is_said_in_seconds_and_one_not_qrr_by_what_
         with pytest.raises(QrrError, match=rf"^the server at {url} answered /v1/models with text/html, not JSON: is "
                                            r"it a qrr serve\?$"):  # fmt: skip
             client.RemoteReranker(url).rank("q", ["d"])
+        assert agents == [f"qrr/{qrr.__version__}"]  # a server's log tells qrr's clients, and their release, apart
         monkeypatch.setattr(Pages, "do_GET", _json_page(b'{"data": []}'))
         with pytest.raises(QrrError, match=rf"^the server at {url} answered /v1/models without a model: is it a qrr "
                                            r"serve\?$"):  # fmt: skip

@@ -151,7 +151,7 @@ def _render_bench(rows, baseline: bool) -> None:
     title = None
     if first is not None:
         features = f" ({first.cpu_features})" if first.cpu_features else ""
-        title = (f"{first.device}{features}; {first.dtype}: {first.dtype_reason}; matmul peak "
+        title = (f"{first.device}: {first.machine}{features}; {first.dtype}: {first.dtype_reason}; matmul peak "
                  f"{first.matmul_peak_tflops:.2f} TFLOP/s; {plural(first.docs, 'document')} per length, "
                  f"{first.query_tokens}-token query")  # fmt: skip
         if len(weights) == 1:

@@ -23,6 +23,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from qrr import __version__
+from qrr.device import dtype_name
 from qrr.errors import InputError, QrrError, debugging
 from qrr.pipelines import no_room
 from qrr.server import DRAIN, KEEP_ALIVE, printable
@@ -55,7 +57,8 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
     ``Authorization: Bearer KEY``. ``on_request(request, status, seconds)`` is called as each request is answered
     (an access log)."""
     limits = limits or Limits()
-    metrics = Metrics()
+    metrics = Metrics({"version": __version__, "model": model_name, "device": str(reranker.device),
+                       "dtype": dtype_name(reranker.dtype)})  # fmt: skip
     batcher = Batcher(reranker, max_queue=limits.max_queue)
     started = int(time.time())
 
@@ -185,7 +188,7 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
         return json_response({"status": "ok", "model": model_name})
 
     async def models(request: Request) -> Response:
-        card = {"id": model_name, "object": "model", "created": started, "owned_by": "qrr",
+        card = {"id": model_name, "object": "model", "created": started, "owned_by": "qrr", "qrr_version": __version__,
                 "max_model_len": reranker.max_length, "batch_tokens": reranker.batch_tokens,
                 # what a request without its own instruction is scored with, and the prompt's recipe
                 "instruction": reranker.instruction if reranker.instruction is not None

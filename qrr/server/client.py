@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from qrr import __version__
 from qrr.engine import Progress
 from qrr.errors import InputError, QrrError
 from qrr.prompt import text_head
@@ -33,6 +34,8 @@ from qrr.reranker import (
     triples,
 )
 from qrr.server import key_fault
+
+USER_AGENT = f"qrr/{__version__}"
 
 SERVER_ENV = "QRR_SERVER"
 API_KEY_ENV = "QRR_API_KEY"
@@ -203,7 +206,8 @@ class RemoteReranker(_Predicts):
 
     def _call(self, method: str, path: str, body: dict | None = None, retries: int = 30,
               timeout: float | None = None) -> dict:  # fmt: skip
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        # urllib's own agent would name Python alone: a server's log tells qrr's clients, and their release, apart
+        headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": USER_AGENT}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         data = orjson.dumps(body) if body is not None else None

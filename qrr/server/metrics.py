@@ -11,6 +11,11 @@ from collections import Counter
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
+def _label(value: str) -> str:
+    """A label's value as the text format writes one: backslash, quote and newline escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
 class Latency:
     """One histogram of request times."""
 
@@ -35,8 +40,9 @@ class Latency:
 class Metrics:
     """Counters updated by request handlers (any thread) and rendered for ``GET /metrics``."""
 
-    def __init__(self):
+    def __init__(self, info: dict[str, str] | None = None):
         self._lock = threading.Lock()
+        self.info = info or {}  # qrr_info's labels: the release and what it serves
         self.requests: Counter = Counter()  # (endpoint, status) -> count
         self.pairs = 0
         self.tokens = 0
@@ -60,7 +66,11 @@ class Metrics:
     def render(self, queue_depth: int, busy: bool, calls: int) -> str:
         """The exposition text (``text/plain; version=0.0.4``)."""
         with self._lock:
+            labels = ",".join(f'{name}="{_label(value)}"' for name, value in self.info.items())
             lines = [
+                "# HELP qrr_info The server: qrr's version, the model it serves, on what device and in what dtype.",
+                "# TYPE qrr_info gauge",
+                f"qrr_info{{{labels}}} 1",
                 "# HELP qrr_requests_total Requests answered, by endpoint and HTTP status.",
                 "# TYPE qrr_requests_total counter",
             ]
