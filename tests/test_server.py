@@ -227,6 +227,9 @@ def test_a_query_that_leaves_no_room_and_unknown_routes(http):
         404,
         "no endpoint /v1/rerank/; did you mean /v1/rerank?",
     )
+    # a base URL ending in "/" (the client's base_url joining would drop the slash)
+    response = httpx.post(f"{str(http.base_url).rstrip('/')}//rerank", json={"query": "q", "documents": ["a"]})
+    assert (response.status_code, response.json()["message"]) == (404, "no endpoint //rerank; did you mean /rerank?")
     wrong = http.get("/rerank")
     assert (wrong.status_code, wrong.headers["Allow"]) == (405, "POST")
     assert set(http.delete("/health").headers["Allow"].split(", ")) == {"GET", "HEAD"}
@@ -295,6 +298,53 @@ def test_langchains_cohere_rerank(tiny_server, reranker):
     best = sorted(range(5), key=lambda i: -expected[i])[:2]
     assert [d.page_content for d in kept] == [DOCS[i] for i in best]
     close([d.metadata["relevance_score"] for d in kept], [expected[i] for i in best])
+
+
+def test_haystacks_rankers(tiny_server, reranker, monkeypatch):
+    """Haystack's rankers of the four APIs: vLLM's, TEI's, Cohere's and Jina's, each by its base URL alone."""
+    monkeypatch.setenv("HAYSTACK_TELEMETRY_ENABLED", "False")  # read when haystack is imported: no phoning home
+    from haystack import Document
+    from haystack.utils import Secret
+    from haystack_integrations.components.rankers.cohere import CohereRanker
+    from haystack_integrations.components.rankers.huggingface_api import HuggingFaceTEIRanker
+    from haystack_integrations.components.rankers.jina import JinaRanker
+    from haystack_integrations.components.rankers.vllm import VLLMRanker
+
+    key, url = Secret.from_token("unused"), tiny_server.url
+    expected = reranker.score([(QUERY, d) for d in DOCS])
+    best = sorted(range(len(DOCS)), key=lambda i: -expected[i])[:2]
+    rankers = {
+        "vllm": VLLMRanker(model="qrr", api_base_url=f"{url}/v1", api_key=key),
+        "tei": HuggingFaceTEIRanker(url=url, token=key),
+        "cohere": CohereRanker(model="qrr", api_base_url=url, api_key=key),
+        "jina": JinaRanker(model="qrr", base_url=f"{url}/rerank", api_key=key),
+    }
+    for name, ranker in rankers.items():
+        kept = ranker.run(query=QUERY, documents=[Document(content=d) for d in DOCS], top_k=2)["documents"]
+        assert [d.content for d in kept] == [DOCS[i] for i in best], name
+        close([d.score for d in kept], [expected[i] for i in best], tol=1e-5)
+    # the README's way to send an instruction: vLLM's ranker passes extra parameters in the body
+    judged = reranker.score([(QUERY, d, "Judge code relevance") for d in DOCS])
+    asked = VLLMRanker(model="qrr", api_base_url=f"{url}/v1", api_key=key,
+                       extra_parameters={"instruction": "Judge code relevance"})  # fmt: skip
+    kept = asked.run(query=QUERY, documents=[Document(content=d) for d in DOCS])["documents"]
+    close(sorted(d.score for d in kept), sorted(judged), tol=1e-5)
+    # qrr's message reaches the user: a query over the prompt's length
+    long = "word " * 2100
+    with httpx.Client(base_url=url) as http:
+        message = http.post("/rerank", json={"query": long, "documents": ["d"]}).json()["message"]
+    assert message == ('"query": the query and instruction take 2125 tokens, but the server\'s --max-length 2048 '
+                       "leaves 2000 for query, instruction and document together (the prompt frame takes 48); raise "
+                       "the server's --max-length or shorten the query")  # fmt: skip
+    for name, ranker in rankers.items():
+        with pytest.raises(Exception) as caught:
+            ranker.run(query=long, documents=[Document(content="d")])
+        if name == "cohere":
+            assert caught.value.body["message"] == message  # the SDK's BadRequestError
+        elif name == "tei":  # its RuntimeError holds the body as sent
+            assert f'"message":{json.dumps(message)}' in str(caught.value)
+        else:
+            assert str(caught.value) == message
 
 
 def test_qrr_rank_through_the_server_equals_qrr_rank(tiny_server, cli, tiny_model, monkeypatch):

@@ -225,8 +225,11 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
     async def not_found(request: Request, exc) -> Response:
         metrics.request("other", 404)
         path = printable(request.url.path)  # an escape sequence, echoed, reached a terminal
-        # Starlette would answer a 307 with no body, which clients that follow no redirects show as nothing
-        hint = f"; did you mean {path.rstrip('/')}?" if path.rstrip("/") in paths else ""
+        # Starlette would answer a 307 with no body, which clients that follow no redirects show as nothing; a base
+        # URL ending in "/" makes LlamaIndex's clients ask for //rerank. Not served as the path it means: a proxy's
+        # rule for /metrics would not see //metrics
+        meant = "/" + "/".join(part for part in path.split("/") if part)
+        hint = f"; did you mean {meant}?" if meant != path and meant in paths else ""
         if on_request is not None:
             on_request(request, 404, 0.0)
         return json_response(ApiError(404, f"no endpoint {path}{hint}").body(), 404)
