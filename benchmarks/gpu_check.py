@@ -129,7 +129,8 @@ def main() -> None:
     from transformers import AutoTokenizer
     from workloads import QUERY, make_documents
 
-    from qrr import Reranker, attention
+    from qrr import Reranker, __version__, attention
+    from qrr import device as devices
     from qrr.bench import executed_flops, find_tokenizer, make_workload, matmul_peak_tflops, random_causal
 
     transformers.logging.set_verbosity_error()
@@ -158,9 +159,8 @@ def main() -> None:
         print(json.dumps({"compile_s": time.perf_counter() - start}))
         return
     report = {
-        "date": time.strftime("%Y-%m-%d"), "dry_run": args.dry_run, "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+        "date": time.strftime("%Y-%m-%d"), "dry_run": args.dry_run, "qrr": __version__, "torch": torch.__version__,
+        "transformers": transformers.__version__, "device": devices.machine_name(device),
         "varlen_kernel": attention.kernel_available(device, bf16),
         "matmul_peak_tflops_bf16": matmul_peak_tflops(device, bf16),
         "checks": [], "timings": [],

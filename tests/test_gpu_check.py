@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
+import qrr
+from qrr import device as devices
 from tests.tiny import tokenizer_files
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +27,8 @@ def test_the_gpu_check_dry_run_checks_scores_and_times_every_implementation(tmp_
     done = run(["bash", "benchmarks/gpu_check.sh", "--dry-run"], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "gpu_check.json").read_text())
-    assert report["dry_run"] is True and report["device"] == "cpu"
+    assert report["dry_run"] is True and report["device"] == devices.machine_name(torch.device("cpu"))
+    assert report["qrr"] == qrr.__version__
     [check] = report["checks"]
     assert check["ok"], check
     assert check["fp32_max_abs_diff"] <= 1e-4 and "bf16_packed_max_abs_diff" in check
