@@ -353,7 +353,10 @@ def _http_status(exc: BaseException) -> str | None:
 
 def read_config(path: Path) -> dict:
     """The folder's config.json, parsed (``NotAModelError`` where there is none, or it holds no JSON object)."""
-    config = _read_json(path / "config.json", "config.json")
+    file = path / "config.json"
+    if not file.exists() and not file.is_symlink() and (path / "adapter_config.json").is_file():
+        raise NotAModelError(_adapter_said(path))
+    config = _read_json(file, "config.json")
     if not isinstance(config, dict):  # null, a list: every check after failed on it with an AttributeError
         raise NotAModelError(f"{path / 'config.json'}: holds {json_type(config)}, not a JSON object: not a model's "
                              "config")  # fmt: skip
@@ -411,6 +414,19 @@ def check_size(path: Path, repo: str, config: Mapping | None = None) -> None:
                 f"hidden size {config.get('hidden_size')} in {config.get('num_hidden_layers')} layers")  # fmt: skip
         raise ModelCheckError(f"{path}: holds {held}, not {repo}'s (hidden size {want['hidden_size']} in "
                               f"{want['num_hidden_layers']} layers): another model's copy")  # fmt: skip
+
+
+def _adapter_said(path: Path) -> str:
+    """What to do with a fine-tune saved as a PEFT (LoRA) adapter, the weights a base model needs added to it."""
+    try:
+        base = orjson.loads((path / "adapter_config.json").read_bytes()).get("base_model_name_or_path")
+    except (OSError, orjson.JSONDecodeError, AttributeError):
+        base = None
+    of = f" of {base}" if isinstance(base, str) and base else ""
+    return (
+        f"{path}: a PEFT adapter{of} (adapter_config.json), not a whole model: merge it into its base model (peft's "
+        "merge_and_unload(), then save_pretrained(FOLDER) with the tokenizer) and give that folder"
+    )
 
 
 def _read_json(file: Path, what: str):

@@ -205,3 +205,18 @@ def test_unreadable_weights_and_a_config_of_no_object_are_one_line(tiny_model, t
     with pytest.raises(ModelCheckError) as caught:
         models.check_folder(tiny_model)
     assert str(caught.value) == f"{tiny_model / 'model.safetensors'}: permission denied; make the model folder readable"
+
+
+def test_a_peft_adapter_folder_is_said_as_one(tmp_path):
+    """A LoRA fine-tune saved as its adapter alone: "no config.json" left its owner guessing."""
+    (tmp_path / "adapter_config.json").write_text('{"base_model_name_or_path": "Qwen/Qwen3-Reranker-0.6B", "r": 8}')
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"")
+    said = (f"{tmp_path}: a PEFT adapter of Qwen/Qwen3-Reranker-0.6B (adapter_config.json), not a whole model: merge "
+            "it into its base model (peft's merge_and_unload(), then save_pretrained(FOLDER) with the tokenizer) and "
+            "give that folder")  # fmt: skip
+    with pytest.raises(NotAModelError) as caught:
+        models.check_local(str(tmp_path))
+    assert str(caught.value) == said
+    (tmp_path / "adapter_config.json").write_text("[]")  # no base named: the rest still said
+    with pytest.raises(NotAModelError, match=r"^\S+: a PEFT adapter \(adapter_config.json\), not a whole model: "):
+        models.check_local(str(tmp_path))
