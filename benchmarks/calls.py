@@ -23,7 +23,7 @@ sys.path.insert(0, str(HERE))
 from workloads import QUERY, make_documents  # noqa: E402
 
 from qrr import Reranker, formats, pipelines  # noqa: E402
-from qrr.device import cpu_features  # noqa: E402
+from qrr.device import cpu_features, machine_name  # noqa: E402
 from qrr.reranker import CHUNK  # noqa: E402
 
 
@@ -37,8 +37,8 @@ def main() -> None:
     args = parser.parse_args()
     reranker = Reranker(args.model, device=args.device)
     records = [formats.PairRecord(QUERY, d) for d in make_documents(reranker.tokenizer, args.docs, 80, 350)]
-    print(f"{args.device} ({', '.join(cpu_features())}), {reranker.dtype}, {args.docs} passages, "
-          f"{reranker.batch_tokens} tokens a batch", flush=True)  # fmt: skip
+    print(f"{args.device}: {machine_name(reranker.device)} ({', '.join(cpu_features())}), {reranker.dtype}, "
+          f"{args.docs} passages, {reranker.batch_tokens} tokens a batch", flush=True)  # fmt: skip
     reranker.score([(QUERY, records[0].document)])  # warm-up
     ways = [("one call", CHUNK, None)] + [(f"{b} batches", None, int(b)) for b in args.batches.split(",")]
     times: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in ways}

@@ -34,6 +34,7 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from qrr import Reranker
+    from qrr import device as devices
     from qrr.bench import executed_flops, find_tokenizer, make_workload, random_causal
 
     transformers.logging.set_verbosity_error()
@@ -46,8 +47,7 @@ def main() -> None:
     reranker = Reranker.from_model(causal, tokenizer, device=str(device))
     engine = reranker.engine
     query, documents = make_workload(tokenizer, docs, tokens, 16)
-    name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
-    report: dict = {"device": name, "docs": docs, "doc_tokens": tokens,
+    report: dict = {"device": devices.machine_name(device), "docs": docs, "doc_tokens": tokens,
                     "tokenizers_parallelism": os.environ.get("TOKENIZERS_PARALLELISM")}  # fmt: skip
 
     def note(key, value):

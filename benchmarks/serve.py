@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.workloads import make_documents  # noqa: E402
+from qrr import device as devices  # noqa: E402
 from tests.servers import Server  # noqa: E402
 
 CONCURRENCY = (1, 4, 16)
@@ -104,8 +104,7 @@ def main() -> None:
         server.stop()
 
     base = rows[0]["pairs_per_s"]
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())  # fmt: skip
+    cpu = devices.cpu_name()
     print(f"{cpu}; {args.requests} requests of {args.docs} passages (60-120 tokens) a level; {server.url}")
     print(f"{'clients':>8}{'pairs/s':>10}{'x 1 client':>12}{'p50 s':>9}{'p95 s':>9}{'failed':>8}")
     for row in rows:

@@ -53,5 +53,5 @@ def _installed(*names: str) -> bool:
     """Whether each of these top-level packages can be imported (looked up, not imported)."""
     try:
         return all(_find_spec(name) is not None for name in names)
-    except (ImportError, ValueError):  # a package set to None in sys.modules: its import is refused
+    except (ImportError, ValueError):  # a module in sys.modules without a spec
         return False

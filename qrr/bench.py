@@ -405,7 +405,7 @@ def run(
 
 
 def busy_cpus() -> tuple[float, int] | None:
-    """``(load average, cores)`` where other work keeps more than half of this process's cores busy (the last
+    """``(load average, CPUs)`` where other work keeps more than half of this process's CPUs busy (the last
     minute's load average), and where Linux says so, still runs now; else ``None``: such a machine's figures were
     ten times apart from run to run. A bench run just before raises the load average for a minute after it ends:
     with nothing else running now, that is no warning."""

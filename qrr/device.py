@@ -8,7 +8,7 @@ import platform
 import subprocess
 import sys
 
-from qrr.errors import DeviceError, warn
+from qrr.errors import DeviceError, plural, warn
 
 log = logging.getLogger("qrr")
 
@@ -71,7 +71,8 @@ def cpu_features() -> list[str]:
 
 
 def usable_cpus() -> int:
-    """The CPUs this process may run on (a container's or ``taskset``'s share, where the system says), else all."""
+    """The CPUs this process may run on (its affinity mask: ``taskset``, a cpuset; not a CPU quota such as Docker's
+    ``--cpus``), else all the machine has."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # macOS, Windows
@@ -101,8 +102,7 @@ def machine_name(device) -> str:
 
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    cpus = usable_cpus()
-    said = f"{cpu_name()}, {cpus} CPU{'s' if cpus != 1 else ''}"
+    said = f"{cpu_name()}, {plural(usable_cpus(), 'CPU')}"
     return f"Apple GPU ({said})" if device.type == "mps" else said
 
 

@@ -32,7 +32,8 @@ try:
     import ray.data
     from ray.data.datasource import BlockBasedFileDatasink
 except ImportError as exc:  # the name kept: the commands say which package is missing
-    raise ImportError(f"qrr.raydata needs Ray Data: pip install 'qrr[ray]' ({exc.name} is missing)",
+    missing = (exc.name or "ray").partition(".")[0]  # the package, not the module of it asked for
+    raise ImportError(f"qrr.raydata needs Ray Data: pip install 'qrr[ray]' ({missing} is missing)",
                       name=exc.name) from exc  # fmt: skip
 
 from qrr import formats

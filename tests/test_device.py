@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import io
 import re
+import subprocess
 
 import pytest
 import torch
+import transformers
 
+import qrr
 from qrr import device as dev
 from qrr.errors import DeviceError
 
@@ -141,3 +145,39 @@ def test_a_dtype_this_cpu_computes_slowly_is_warned_of(monkeypatch, caplog, feat
     dev.slow_dtype_warning(torch.device("cpu"), asked)
     dev.slow_dtype_warning(torch.device("cuda"), asked)  # a GPU's dtypes are its own affair
     assert [r.getMessage() for r in caplog.records] == ([said] if said else [])
+
+
+def test_the_machine_is_named_by_its_cpu_model_and_the_cpus_this_process_may_use(monkeypatch):
+    info = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9B14\nflags\t\t: avx2\n"
+    monkeypatch.setattr("builtins.open", lambda *args, **kwargs: io.StringIO(info))
+    monkeypatch.setattr(dev.os, "sched_getaffinity", lambda pid: {0, 3}, raising=False)
+    assert dev.machine_name(torch.device("cpu")) == "AMD EPYC 9B14, 2 CPUs"
+    assert dev.machine_name(torch.device("mps")) == "Apple GPU (AMD EPYC 9B14, 2 CPUs)"
+    monkeypatch.setattr(dev.os, "sched_getaffinity", lambda pid: {0})
+    assert dev.machine_name(torch.device("cpu")) == "AMD EPYC 9B14, 1 CPU"
+
+
+def test_a_cpu_without_a_model_name_is_named_by_its_architecture(monkeypatch):
+    def no_file(*args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr("builtins.open", no_file)  # no /proc (macOS, Windows)
+    monkeypatch.setattr(dev.sys, "platform", "linux")
+    monkeypatch.setattr(dev.platform, "processor", lambda: "")
+    monkeypatch.setattr(dev.platform, "machine", lambda: "aarch64")
+    assert dev.cpu_name() == "aarch64"
+    monkeypatch.delattr(dev.os, "sched_getaffinity", raising=False)  # macOS: no affinity
+    monkeypatch.setattr(dev.os, "cpu_count", lambda: 8)
+    assert dev.usable_cpus() == 8
+    # Apple's chips: the brand sysctl names
+    monkeypatch.setattr(dev.sys, "platform", "darwin")
+    answer = subprocess.CompletedProcess([], 0, stdout="Apple M2 Pro\n")
+    monkeypatch.setattr(dev.subprocess, "run", lambda *args, **kwargs: answer)
+    assert dev.cpu_name() == "Apple M2 Pro"
+
+
+def test_a_gpu_is_named_by_torch_and_the_software_by_its_versions(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    assert dev.machine_name(torch.device("cuda")) == "NVIDIA H200"
+    versions = f"qrr {qrr.__version__}, torch {torch.__version__}, transformers {transformers.__version__}"
+    assert dev.software() == versions

@@ -53,6 +53,7 @@ def test_the_gpu_breakdown_dry_run(tmp_path):
     done = run([sys.executable, "benchmarks/gpu_breakdown.py", "--dry-run", "--no-compile"], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "gpu_breakdown.json").read_text())
+    assert report["device"] == devices.machine_name(torch.device("cpu"))
     # a CPU's norms are plain by default, so the breakdown times them fused
     for key in ("encode_s", "forward_s_packed_32768", "forward_s_padded_32768", "forward_s_packed_fused_rmsnorm"):
         assert report[key] > 0

@@ -60,6 +60,10 @@ def without_ray(monkeypatch):
         monkeypatch.delattr(qrr, "raydata")
 
 
+def test_the_modules_are_listed_for_completion():
+    assert {"pipelines", "formats", "server", "raydata"} <= set(dir(qrr))  # the test extra installs Ray
+
+
 def test_help_on_qrr_without_the_ray_extra(without_ray):
     assert "raydata" not in dir(qrr) and "pipelines" in dir(qrr)
     # pydoc reads every name dir() lists: with raydata among them, help(qrr) said "No module named 'pyarrow'"
@@ -82,7 +86,9 @@ def test_ray_options_without_the_ray_extra(without_ray, cli, tmp_path):
 
 
 def test_serve_without_the_serve_extra(monkeypatch, cli):
-    monkeypatch.setitem(sys.modules, "starlette", None)
+    # its modules imported by earlier tests too: a cached submodule is found without its package
+    for name in ["starlette", *(n for n in sys.modules if n.startswith("starlette."))]:
+        monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.delitem(sys.modules, "qrr.server.app", raising=False)
     if "app" in vars(qrr.server):
         monkeypatch.delattr(qrr.server, "app")
