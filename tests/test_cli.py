@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import subprocess
 import sys
 import time
 
 import pytest
+import torch
+import transformers
 from typer.testing import CliRunner
 
 import qrr.cli.base
@@ -221,7 +224,9 @@ def test_debug_set_off_is_one_line(cli, monkeypatch, value):
 
 def test_version_and_module_entry_point():
     result = CliRunner().invoke(app, ["--version"])
-    assert result.exit_code == 0 and result.stdout.startswith("qrr ")
+    # a bug report's versions, without importing torch (seconds)
+    versions = f"torch {torch.__version__}, transformers {transformers.__version__}, Python {platform.python_version()}"
+    assert (result.exit_code, result.stdout) == (0, f"qrr {qrr.__version__} ({versions})\n")
     out = subprocess.run([sys.executable, "-m", "qrr", "--help"], capture_output=True, text=True, check=True)
     for name in ("rank", "score", "rerank", "eval", "serve", "download", "bench"):
         assert name in out.stdout

@@ -9,9 +9,11 @@ import contextlib
 import errno
 import functools
 import gc
+import importlib.metadata
 import inspect
 import logging
 import os
+import platform
 import signal
 import stat
 import sys
@@ -399,8 +401,17 @@ TagOpt = Annotated[
 
 def _version(value: bool) -> None:
     if value:
-        print(f"qrr {__version__}")
+        # what a bug report needs, read from the installed metadata: importing torch would take seconds
+        print(f"qrr {__version__} ({_installed_version('torch')}, {_installed_version('transformers')}, Python "
+              f"{platform.python_version()})")  # fmt: skip
         raise typer.Exit()
+
+
+def _installed_version(name: str) -> str:
+    try:
+        return f"{name} {importlib.metadata.version(name)}"
+    except importlib.metadata.PackageNotFoundError:
+        return f"no {name}"
 
 
 @app.callback()
