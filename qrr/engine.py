@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from qrr.errors import InputError, ModelCheckError, OutOfMemoryError, QrrError, plural, warn
+from qrr.errors import InputError, ModelCheckError, NotAModelError, OutOfMemoryError, QrrError, plural, warn
 from qrr.family import CAUSAL, SEQ_CLS
 
 log = logging.getLogger("qrr")
@@ -388,6 +388,7 @@ class TransformerEngine(Engine):
         self.head = head
         self.bias = bias
         self.pad_id = pad_id
+        self.vocab_rows = body.get_input_embeddings().num_embeddings  # a token past them cannot be looked up
         # qrr's attention (qrr.attention) wraps the model's own, which still answers every other call. A model
         # given with another implementation (flash-attn's) is left as it is, and rows are padded.
         self.attention = None
@@ -516,6 +517,11 @@ class TransformerEngine(Engine):
         import torch
 
         score = classifier.score
+        if score.weight.shape[0] != 1:  # row 0 of two is "no"'s, or a label's: scores that mean something else
+            raise NotAModelError(
+                f"a sequence classifier with {score.weight.shape[0]} score rows; a converted reranker has one "
+                "(lm_head[yes] - lm_head[no], num_labels=1)"
+            )
         with torch.no_grad():
             head = score.weight[0].float().to(device)
             bias = 0.0 if getattr(score, "bias", None) is None else float(score.bias[0].float())
@@ -752,9 +758,12 @@ def load_transformer(path: Path, dtype, attn: str = "sdpa", kind: str = CAUSAL):
     dtype_kw = "dtype" if version >= (4, 56) else "torch_dtype"
     try:
         with _no_loading_bar():
+            # mismatched tensors loaded as random numbers, then refused below by name: transformers' own error
+            # pointed to a report it had logged, which qrr keeps quiet
             model, info = auto.from_pretrained(
-                path, **{dtype_kw: dtype}, attn_implementation=attn, output_loading_info=True
-            )
+                path, **{dtype_kw: dtype}, attn_implementation=attn, output_loading_info=True,
+                ignore_mismatched_sizes=True,
+            )  # fmt: skip
     except (OSError, ValueError, KeyError) as exc:
         raise QrrError(f"cannot load the model at {path}: {str(exc).splitlines()[0]}") from exc
     except RuntimeError as exc:
@@ -764,6 +773,13 @@ def load_transformer(path: Path, dtype, attn: str = "sdpa", kind: str = CAUSAL):
         lines = [line.strip() for line in str(exc).strip().splitlines()]
         said = next((line for line in lines if "mismatch" in line), lines[0])
         raise ModelCheckError(f"{path}: the weights do not fit the shapes config.json gives ({said})") from exc
+    mismatched = sorted(info.get("mismatched_keys") or ())
+    if mismatched:
+        name, held, wanted = mismatched[0]
+        raise ModelCheckError(
+            f"{path}: the weights do not fit the shapes config.json gives: {name} is {list(held)} in the weights, "
+            f"{list(wanted)} by config.json{f' (and {len(mismatched) - 1} more)' if len(mismatched) > 1 else ''}"
+        )
     # transformers fills a missing tensor with random numbers and only logs it: the scores would mean nothing
     missing = sorted(info.get("missing_keys") or ())
     if missing:

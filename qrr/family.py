@@ -79,6 +79,12 @@ class Family:
     vocab_size: int
     common_config: Mapping[str, Any]
     sizes: Mapping[str, Size] = field(default_factory=dict)
+    special_tokens: tuple[str, ...] = ()  # the prompt's markers, each one token of a whole tokenizer
+
+    @property
+    def causal_architecture(self) -> str:
+        """The causal LM's class name, as config.json's ``architectures`` gives it."""
+        return self.common_config["architectures"][0]
 
     @property
     def prefix(self) -> str:
@@ -110,14 +116,19 @@ class Family:
             if any(a.endswith("ForCausalLM") for a in architectures):
                 return CAUSAL
             if any(a.endswith("ForSequenceClassification") for a in architectures):
-                labels = len(config.get("id2label") or {}) or config.get("num_labels", 1)
+                # transformers' default is 2 labels, and version 5 saves neither field for 2: its row 0 ("no"'s, in a
+                # two-row conversion) was taken for the one score row, unsaid
+                labels = len(config.get("id2label") or {}) or config.get("num_labels", 2)
                 if labels != 1:
-                    raise NotAModelError(f"{where}: a sequence classifier with {labels} labels; a converted "
-                                          "reranker has one score row (num_labels=1)")  # fmt: skip
+                    raise NotAModelError(f"{where}: a sequence classifier with {labels} labels; a converted reranker "
+                                          "has one score row (num_labels=1), lm_head[yes] - lm_head[no]")  # fmt: skip
                 return SEQ_CLS
+        # a fine-tune's config written by hand, or by a tool that drops the field: its fix
+        fix = (f'; where its weights hold lm_head.weight, set "architectures": ["{self.causal_architecture}"] in it'
+               if model_type == self.model_type and not architectures else "")  # fmt: skip
         raise NotAModelError(
             f"{where} describes {model_type or 'an unknown model'} ({', '.join(architectures) or 'no architecture'}), "
-            f"not a {self.name} causal LM or converted sequence classifier"
+            f"not a {self.name} causal LM or converted sequence classifier{fix}"
         )
 
     @staticmethod
@@ -165,6 +176,7 @@ QWEN3 = Family(
                                 suffix="<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n"),
     },
     suffix="<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n",
+    special_tokens=("<|im_start|>", "<|im_end|>", "<think>", "</think>"),
     default_instruction="Given a web search query, retrieve relevant passages that answer the query",
     yes="yes",
     no="no",

@@ -354,8 +354,12 @@ def _http_status(exc: BaseException) -> str | None:
 def read_config(path: Path) -> dict:
     """The folder's config.json, parsed (``NotAModelError`` where there is none, or it holds no JSON object)."""
     file = path / "config.json"
-    if not file.exists() and not file.is_symlink() and (path / "adapter_config.json").is_file():
+    # an adapter's folder may hold its base's config.json too: its weights say what it is
+    whole = (path / "model.safetensors.index.json").is_file() or any(path.glob("model*.safetensors"))
+    if (path / "adapter_config.json").is_file() and not whole:
         raise NotAModelError(_adapter_said(path))
+    if not file.exists() and not file.is_symlink() and (path / "modules.json").is_file():
+        raise NotAModelError(_sentence_transformers_said(path))
     config = _read_json(file, "config.json")
     if not isinstance(config, dict):  # null, a list: every check after failed on it with an AttributeError
         raise NotAModelError(f"{path / 'config.json'}: holds {json_type(config)}, not a JSON object: not a model's "
@@ -386,13 +390,20 @@ def check_folder(path: Path, tokenizer: bool = True, repo: str | None = None) ->
                 f"{path}: the tokenizer has no single token {' or '.join(repr(t) for t in missing)}: "
                 f"not a {QWEN3.name} tokenizer"
             )
+        other = _logit_score_tokens(path, vocab)
+        if other is not None:  # trained to answer with other words: qrr's p(yes) would be another question's
+            raise NotAModelError(
+                f"{path}: its sentence-transformers LogitScore scores {other[0]!r} against {other[1]!r}, not "
+                f"{QWEN3.yes!r} against {QWEN3.no!r} as qrr does"
+            )
     names = set()
-    for shard in _weight_files(path):
+    for shard in _weight_files(path, repo):
         names |= _check_safetensors(shard)
     # without its head, transformers fills it with random numbers and the scores mean nothing, with no error
     head = "score.weight" if kind == SEQ_CLS else None if config.get("tie_word_embeddings") else "lm_head.weight"
     if head and not any(n == head or n.endswith("." + head) for n in names):
-        tie = "" if kind == SEQ_CLS else " (its config says the head is not tied to the embeddings)"
+        said = "says the head is not tied to" if "tie_word_embeddings" in config else "does not tie the head to"
+        tie = "" if kind == SEQ_CLS else f" (its config {said} the embeddings: tie_word_embeddings)"
         raise ModelCheckError(
             f"{path}: the weights hold no {head} (the {'score' if kind == SEQ_CLS else 'output'} head); an "
             f"incomplete or wrongly converted checkpoint{tie}"
@@ -429,6 +440,32 @@ def _adapter_said(path: Path) -> str:
     )
 
 
+def _sentence_transformers_said(path: Path) -> str:
+    """What to give for a sentence-transformers folder whose transformers model sits in a folder of its own."""
+    try:
+        modules = orjson.loads((path / "modules.json").read_bytes())
+        sub = next(m["path"] for m in modules if str(m.get("type", "")).endswith("Transformer") and m.get("path"))
+    except (OSError, orjson.JSONDecodeError, TypeError, KeyError, AttributeError, StopIteration):
+        return f"{path}: a sentence-transformers folder (modules.json) without a config.json at its top"
+    return f"{path}: a sentence-transformers folder (modules.json); its model is in {path / sub}: give that folder"
+
+
+def _logit_score_tokens(path: Path, vocab: Mapping[str, int]) -> tuple[str, str] | None:
+    """The tokens a sentence-transformers ``LogitScore`` module in ``path`` scores (true, false), where they are
+    not the family's yes and no; else ``None``."""
+    try:
+        modules = orjson.loads((path / "modules.json").read_bytes())
+        sub = next(m["path"] for m in modules if str(m.get("type", "")).endswith("LogitScore"))
+        config = orjson.loads((path / sub / "config.json").read_bytes())
+        ids = (config["true_token_id"], config["false_token_id"])
+    except (OSError, orjson.JSONDecodeError, TypeError, KeyError, AttributeError, StopIteration):
+        return None
+    if list(ids) == [vocab.get(QWEN3.yes), vocab.get(QWEN3.no)]:
+        return None
+    tokens = {i: t for t, i in vocab.items()}
+    return tokens.get(ids[0], f"id {ids[0]}"), tokens.get(ids[1], f"id {ids[1]}")
+
+
 def _read_json(file: Path, what: str):
     try:
         return orjson.loads(file.read_bytes())
@@ -450,18 +487,22 @@ def _vocab(path: Path) -> dict:
         return _read_json(path / "tokenizer.json", "tokenizer.json").get("model", {}).get("vocab", {})
     if (path / "vocab.json").is_file():
         return _read_json(path / "vocab.json", "vocab.json")
-    raise IncompleteModelError(f"{path}: no tokenizer (tokenizer.json or vocab.json)")
+    raise IncompleteModelError(f"{path}: no tokenizer (tokenizer.json or vocab.json); run qrr download again to "
+                               "finish a download (a fine-tune saved without it: tokenizer.save_pretrained(FOLDER), "
+                               "or copy its base model's tokenizer files in)")  # fmt: skip
 
 
-def _weight_files(path: Path) -> list[Path]:
+def _weight_files(path: Path, repo: str | None = None) -> list[Path]:
     index = path / "model.safetensors.index.json"
     if index.is_file():
         names = sorted(set(_read_json(index, index.name).get("weight_map", {}).values()))
         missing = [n for n in names if not (path / n).is_file()]
         if missing:
+            # a folder of one's own (a fine-tune saved, a copy) has no download to finish
+            fix = ("run qrr download again to finish the download" if repo else "save or copy the folder again (one "
+                   "from qrr download --local-dir: run that again)")  # fmt: skip
             raise IncompleteModelError(
-                f"{path}: weight file {missing[0]} is missing ({len(missing)} of {len(names)}); "
-                "run qrr download again to finish the download"
+                f"{path}: weight file {missing[0]} is missing ({len(missing)} of {len(names)}); {fix}"
             )
         return [path / n for n in names]
     shards = sorted(path.glob("*.safetensors"))

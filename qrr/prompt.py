@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from qrr.errors import InputError, PairError
+from qrr.errors import InputError, NotAModelError, PairError
 from qrr.family import DEFAULT_MAX_LENGTH, DEFAULT_RECIPE, QWEN3, Family
 
 Triple = tuple[str, str, "str | None"]
@@ -60,11 +60,29 @@ class Prompter:
         # A fast tokenizer is one Rust object; calls from two threads at once can collide ("Already borrowed").
         self._lock = threading.Lock()
         if self.recipe.chat and not getattr(tokenizer, "chat_template", None):
-            raise InputError(f"the tokenizer has no chat template, which {{recipe}} {recipe} renders", "recipe")
+            raise InputError(f"the tokenizer has no chat template, which {{recipe}} {recipe} renders; use "
+                             "{recipe} transformers or vllm-template, which need none", "recipe")  # fmt: skip
         # Written by hand, the prompt starts with the prefix; rendered, the chat template writes all but the suffix.
         self.prefix_ids = [] if self.recipe.chat else self._encode(family.prefix)
         self.suffix_ids = self._encode(self.recipe.suffix or family.suffix)
         self.yes_id, self.no_id = (self._single_token(t) for t in (family.yes, family.no))
+        # a tokenizer saved without tokenizer.json (vocab.json and merges.txt alone) lost its added tokens: it spells
+        # "<|im_end|>" out in pieces, and every score was another prompt's, unsaid
+        for token in family.special_tokens:
+            pieces = len(self._encode(token))
+            if pieces != 1:
+                raise NotAModelError(
+                    f"the tokenizer splits {token!r} into {pieces} tokens: its special tokens are missing (saved "
+                    "without tokenizer.json?); copy the base model's tokenizer.json and tokenizer_config.json"
+                )
+        if self.recipe.chat:
+            probe = "qrr-probe-7f3a"
+            if probe not in self.render(probe, probe):  # a template of other roles (sentence-transformers' query and
+                raise InputError(  # document) drops the user's message: every document scored alike
+                    f"the tokenizer's chat template does not render a user message (one of other roles?), which "
+                    f"{{recipe}} {recipe} renders; use {{recipe}} transformers or vllm-template",
+                    "recipe",
+                )
         frame = len(self.prefix_ids) + len(self.suffix_ids)
         if max_length <= frame:
             raise InputError(f"{{max_length}} {max_length} leaves no room: the prompt frame alone takes {frame} tokens",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -16,7 +17,7 @@ from dataclasses import dataclass, fields, is_dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypedDict, TypeVar, overload
 
 from qrr.engine import Progress
-from qrr.errors import FixedSetting, InputError, NotPicklableError, PairError, check_count
+from qrr.errors import FixedSetting, InputError, NotAModelError, NotPicklableError, PairError, check_count, warn
 from qrr.family import DEFAULT_MAX_LENGTH, DEFAULT_RECIPE, QWEN3, run_settings
 from qrr.prompt import Prompter
 
@@ -237,6 +238,9 @@ class Reranker(_Predicts):
         devices.slow_dtype_warning(dev, dt)  # once the model is found: a wrong name is said without it
         config = models.read_config(path)
         kind = models.checkpoint_kind(path, config)
+        if config.get("auto_map"):  # trust_remote_code's classes, which may score otherwise
+            warn(logging.getLogger("qrr"), f"{path}: config.json names code of its own (auto_map), which qrr does not "
+                 "run: it scores with transformers' Qwen3")  # fmt: skip
         # checks max_length, the recipe and the answer tokens before the weights load
         prompter = Prompter(_load_tokenizer(path), max_length, recipe=recipe, positions=QWEN3.max_positions(config))
         engine = TransformerEngine.load(path, kind, dev, dt, prompter.yes_id, prompter.no_id, prompter.pad_id,
@@ -287,6 +291,11 @@ class Reranker(_Predicts):
         return self
 
     def _init(self, engine, prompter, instruction, batch_tokens, share_prefix, source, compile=False):
+        rows = getattr(engine, "vocab_rows", None)
+        if rows is not None and len(prompter.tokenizer) > rows:  # a text holding such a token failed mid-run
+            raise NotAModelError(f"the tokenizer has {len(prompter.tokenizer):,} tokens, the model's embeddings "
+                                 f"{rows:,} rows: tokens were added to it (a pad token?) without "
+                                 "resize_token_embeddings(len(tokenizer)) before saving")  # fmt: skip
         self.prompter = prompter
         self.engine = engine
         self.model_path = source

@@ -365,8 +365,15 @@ def test_missing_weight_shard(folder):
                                             "b": "model-00002-of-00002.safetensors"}}  # fmt: skip
     (folder / "model.safetensors").rename(folder / "model-00001-of-00002.safetensors")
     (folder / "model.safetensors.index.json").write_text(json.dumps(index))
-    with pytest.raises(ModelCheckError, match="weight file model-00002-of-00002.safetensors is missing"):
+    with pytest.raises(ModelCheckError) as caught:
         check_folder(folder)
+    # a folder of one's own has no download to finish
+    assert str(caught.value) == (
+        f"{folder}: weight file model-00002-of-00002.safetensors is missing (1 of 2); save or copy the folder again "
+        "(one from qrr download --local-dir: run that again)"
+    )
+    with pytest.raises(ModelCheckError, match=r"is missing \(1 of 2\); run qrr download again to finish the download$"):
+        check_folder(folder, tokenizer=False, repo="someone/reranker")
 
 
 def test_truncated_weights(folder):
@@ -392,9 +399,12 @@ def test_weights_without_their_head(folder):
         check_folder(folder)
     assert str(caught.value) == (
         f"{folder}: the weights hold no lm_head.weight (the output head); an incomplete or wrongly converted "
-        "checkpoint (its config says the head is not tied to the embeddings)"
+        "checkpoint (its config says the head is not tied to the embeddings: tie_word_embeddings)"
     )
     config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "tie_word_embeddings"}))
+    with pytest.raises(ModelCheckError, match=r"\(its config does not tie the head to the embeddings: "):
+        check_folder(folder)  # said as unsaid, not as "says"
     (folder / "config.json").write_text(json.dumps({**config, "tie_word_embeddings": True}))
     check_folder(folder)  # tied: the embeddings are the head
 
@@ -441,7 +451,10 @@ def test_a_missing_or_broken_tokenizer_is_said_by_loading_as_by_the_check(folder
         (folder / name).unlink()
     with pytest.raises(ModelCheckError) as caught:
         Reranker(str(folder), device="cpu")
-    assert str(caught.value) == f"{folder}: no tokenizer (tokenizer.json or vocab.json)"  # not "no single token 'yes'"
+    assert str(caught.value) == (  # not "no single token 'yes'"
+        f"{folder}: no tokenizer (tokenizer.json or vocab.json); run qrr download again to finish a download (a "
+        "fine-tune saved without it: tokenizer.save_pretrained(FOLDER), or copy its base model's tokenizer files in)"
+    )
 
 
 def test_weights_unlike_the_config_are_one_error(folder):
@@ -449,8 +462,11 @@ def test_weights_unlike_the_config_are_one_error(folder):
 
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, "intermediate_size": 2 * config["intermediate_size"]}))
-    with pytest.raises(ModelCheckError, match=r": the weights do not fit the shapes config.json gives \(.*mismatch"):
-        load_transformer(folder, None)  # a RuntimeError, after transformers' report table
+    with pytest.raises(ModelCheckError) as caught:
+        load_transformer(folder, None)  # transformers' own error pointed to a report it had logged
+    assert str(caught.value) == (f"{folder}: the weights do not fit the shapes config.json gives: "
+                                 "model.layers.0.mlp.down_proj.weight is [64, 128] in the weights, [64, 256] by "
+                                 "config.json (and 5 more)")  # fmt: skip
 
 
 def test_a_mismatch_said_after_a_first_line_is_the_line_said(folder, monkeypatch):
@@ -471,6 +487,56 @@ def test_a_mismatch_said_after_a_first_line_is_the_line_said(folder, monkeypatch
         f"{folder}: the weights do not fit the shapes config.json gives (size mismatch for weight: copying a param "
         "with shape torch.Size([2, 64]) from checkpoint, the shape in current model is torch.Size([4, 64]).)"
     )
+
+
+def test_a_fine_tuners_folders_said_as_what_they_are(folder, tmp_path):
+    """A LoRA adapter beside its base's config, a sentence-transformers folder of subfolders, a LogitScore of other
+    words (a fine-tuning tour)."""
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "config.json").write_bytes((folder / "config.json").read_bytes())  # the base's, saved with it
+    (adapter / "adapter_config.json").write_text('{"base_model_name_or_path": "Qwen/Qwen3-Reranker-0.6B"}')
+    (adapter / "adapter_model.safetensors").write_bytes(b"")
+    with pytest.raises(ModelCheckError, match=r": a PEFT adapter of Qwen/Qwen3-Reranker-0.6B \(adapter_config.json\)"):
+        check_folder(adapter)  # it was "the weights hold no lm_head.weight"
+    (folder / "adapter_config.json").write_text("{}")  # a merged model saved where its adapter was: a model
+    check_folder(folder)
+    st = tmp_path / "st"
+    shutil.copytree(folder, st / "0_Transformer")
+    module = {"idx": 0, "name": "0", "path": "0_Transformer", "type": "sentence_transformers.base.modules.Transformer"}
+    (st / "modules.json").write_text(json.dumps([module]))
+    with pytest.raises(ModelCheckError) as caught:
+        check_folder(st)
+    assert str(caught.value) == (f"{st}: a sentence-transformers folder (modules.json); its model is in "
+                                 f"{st / '0_Transformer'}: give that folder")  # fmt: skip
+    # sentence-transformers' CrossEncoder saved at the top with a LogitScore of yes and no loads; of other words not
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.base.modules.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_LogitScore",
+                "type": "sentence_transformers.cross_encoder.modules.LogitScore"}]  # fmt: skip
+    (folder / "modules.json").write_text(json.dumps(modules))
+    (folder / "1_LogitScore").mkdir()
+    vocab = orjson.loads((folder / "tokenizer.json").read_bytes())["model"]["vocab"]
+    score = {"true_token_id": vocab["yes"], "false_token_id": vocab["no"]}
+    (folder / "1_LogitScore" / "config.json").write_text(json.dumps(score))
+    check_folder(folder)
+    score = {"true_token_id": vocab["true"], "false_token_id": vocab["false"]}
+    (folder / "1_LogitScore" / "config.json").write_text(json.dumps(score))
+    with pytest.raises(ModelCheckError) as caught:
+        check_folder(folder)
+    assert str(caught.value) == (f"{folder}: its sentence-transformers LogitScore scores 'true' against 'false', not "
+                                 "'yes' against 'no' as qrr does")  # fmt: skip
+
+
+def test_custom_code_is_said_not_to_run(folder, caplog):
+    from qrr import Reranker
+
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "auto_map": {"AutoModelForCausalLM": "own.Model"}}))
+    Reranker(str(folder), device="cpu")
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"{folder}: config.json names code of its own (auto_map), which qrr does not run: it scores with "
+        "transformers' Qwen3"
+    ]
 
 
 def test_not_a_qwen3_model(folder):

@@ -23,6 +23,18 @@ def test_checkpoint_kinds():
     assert QWEN3.head(converted) == SEQ_CLS
     with pytest.raises(ModelCheckError, match="a sequence classifier with 2 labels"):
         QWEN3.head({**converted, "id2label": {"0": "a", "1": "b"}})
+    # transformers 5 saves a two-label classifier with neither field (2 is its default): its "no" row was scored
+    two = {"model_type": "qwen3", "architectures": ["Qwen3ForSequenceClassification"]}
+    with pytest.raises(ModelCheckError) as caught:
+        QWEN3.head(two)
+    assert str(caught.value) == ("config.json: a sequence classifier with 2 labels; a converted reranker has one "
+                                 "score row (num_labels=1), lm_head[yes] - lm_head[no]")  # fmt: skip
+    assert QWEN3.head({**two, "num_labels": 1}) == SEQ_CLS
+    with pytest.raises(ModelCheckError) as caught:  # a fine-tune's config without its architecture: the fix named
+        QWEN3.head({"model_type": "qwen3"})
+    assert str(caught.value) == ('config.json describes qwen3 (no architecture), not a Qwen3-Reranker causal LM or '
+                                 'converted sequence classifier; where its weights hold lm_head.weight, set '
+                                 '"architectures": ["Qwen3ForCausalLM"] in it')  # fmt: skip
     with pytest.raises(ModelCheckError, match=r"describes llama \(LlamaForCausalLM\), not a Qwen3-Reranker"):
         QWEN3.head({"model_type": "llama", "architectures": ["LlamaForCausalLM"]})
 

@@ -120,6 +120,46 @@ def test_a_converted_sequence_classifier_scores_the_same(tiny_model, reranker, t
           tol=1e-6)  # fmt: skip
 
 
+def test_checkpoints_that_would_score_something_else_are_refused(tiny_model, tokenizer, tmp_path):
+    """A fine-tuner's checkpoints that loaded and scored wrongly, unsaid (a fine-tuning tour)."""
+    import copy
+    import json
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, PreTrainedTokenizerFast
+
+    from qrr.errors import NotAModelError
+    from qrr.prompt import Prompter
+
+    # a classifier of two rows: row 0 ("no"'s, in a two-way conversion) was taken for the score row
+    two = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=2, dtype=torch.float32)
+    with pytest.raises(NotAModelError) as caught:
+        Reranker.from_model(two, tokenizer, device="cpu")
+    assert str(caught.value) == ("a sequence classifier with 2 score rows; a converted reranker has one "
+                                 "(lm_head[yes] - lm_head[no], num_labels=1)")  # fmt: skip
+    # a tokenizer that lost its added tokens (saved without tokenizer.json: vocab.json and merges.txt know none)
+    spec = json.loads((tiny_model / "tokenizer.json").read_text())
+    spec["added_tokens"] = [t for t in spec["added_tokens"] if t["content"] == "<|endoftext|>"]
+    (tmp_path / "tokenizer.json").write_text(json.dumps(spec))
+    bare = PreTrainedTokenizerFast(tokenizer_file=str(tmp_path / "tokenizer.json"))
+    with pytest.raises(NotAModelError) as caught:
+        Prompter(bare)
+    pieces = len(bare.encode("<|im_start|>", add_special_tokens=False))
+    assert pieces > 1 and str(caught.value) == (
+        f"the tokenizer splits '<|im_start|>' into {pieces} tokens: its special tokens are missing (saved without "
+        "tokenizer.json?); copy the base model's tokenizer.json and tokenizer_config.json"
+    )
+    # a pad token added without resizing the embeddings: an IndexError in the middle of scoring
+    padded = copy.deepcopy(tokenizer)
+    padded.add_special_tokens({"pad_token": "[PAD]"})
+    causal = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    with pytest.raises(NotAModelError) as caught:
+        Reranker.from_model(causal, padded, device="cpu")
+    assert str(caught.value) == ("the tokenizer has 151,670 tokens, the model's embeddings 151,669 rows: tokens were "
+                                 "added to it (a pad token?) without resize_token_embeddings(len(tokenizer)) before "
+                                 "saving")  # fmt: skip
+
+
 def test_rank_sorts_best_first_with_ids_and_top_k(reranker, oracle):
     docs = [d for _, d in PAIRS]
     expected = oracle.score([("capital of China", d) for d in docs])
@@ -725,8 +765,22 @@ def test_an_unknown_recipe_or_a_tokenizer_without_chat_template(tiny_model, toke
     plain.chat_template = None
     from qrr.prompt import Prompter
 
-    with pytest.raises(InputError, match="^the tokenizer has no chat template, which recipe vllm renders$"):
+    with pytest.raises(InputError) as caught:
         Prompter(plain, recipe="vllm")
+    assert str(caught.value) == ("the tokenizer has no chat template, which recipe vllm renders; use recipe "
+                                 "transformers or vllm-template, which need none")  # fmt: skip
+    # sentence-transformers' template of query and document roles renders no user message: every document scored
+    # alike, unsaid
+    other = copy.copy(tokenizer)
+    other.chat_template = (
+        "{% for m in messages %}{% if m['role'] == 'query' %}<Query>: {{ m['content'] }}{% elif m['role'] == "
+        "'document' %}<Document>: {{ m['content'] }}{% endif %}{% endfor %}"
+    )
+    with pytest.raises(InputError) as caught:
+        Prompter(other, recipe="vllm")
+    assert str(caught.value) == ("the tokenizer's chat template does not render a user message (one of other roles?), "
+                                 "which recipe vllm renders; use recipe transformers or vllm-template")  # fmt: skip
+    assert Prompter(other, recipe="vllm-template").suffix_ids  # the recipes written by hand take it as it is
 
 
 def test_a_reranker_pickled_or_copied_says_to_build_one_per_process(fake_model):
