@@ -758,11 +758,12 @@ def load_transformer(path: Path, dtype, attn: str = "sdpa", kind: str = CAUSAL):
     dtype_kw = "dtype" if version >= (4, 56) else "torch_dtype"
     try:
         with _no_loading_bar():
-            # mismatched tensors loaded as random numbers, then refused below by name: transformers' own error
-            # pointed to a report it had logged, which qrr keeps quiet
+            # transformers 5: mismatched tensors loaded as random numbers, then refused below with their shapes
+            # (its own error pointed to a report it had logged, which qrr keeps quiet); transformers 4 lists names
+            # only, and its error says the shapes
             model, info = auto.from_pretrained(
                 path, **{dtype_kw: dtype}, attn_implementation=attn, output_loading_info=True,
-                ignore_mismatched_sizes=True,
+                ignore_mismatched_sizes=version >= (5, 0),
             )  # fmt: skip
     except (OSError, ValueError, KeyError) as exc:
         raise QrrError(f"cannot load the model at {path}: {str(exc).splitlines()[0]}") from exc
@@ -775,11 +776,11 @@ def load_transformer(path: Path, dtype, attn: str = "sdpa", kind: str = CAUSAL):
         raise ModelCheckError(f"{path}: the weights do not fit the shapes config.json gives ({said})") from exc
     mismatched = sorted(info.get("mismatched_keys") or ())
     if mismatched:
-        name, held, wanted = mismatched[0]
-        raise ModelCheckError(
-            f"{path}: the weights do not fit the shapes config.json gives: {name} is {list(held)} in the weights, "
-            f"{list(wanted)} by config.json{f' (and {len(mismatched) - 1} more)' if len(mismatched) > 1 else ''}"
-        )
+        first = mismatched[0]
+        said = (f"{first[0]} is {list(first[1])} in the weights, {list(first[2])} by config.json"
+                if isinstance(first, tuple) and len(first) == 3 else f"{first}")  # fmt: skip
+        more = f" (and {len(mismatched) - 1} more)" if len(mismatched) > 1 else ""
+        raise ModelCheckError(f"{path}: the weights do not fit the shapes config.json gives: {said}{more}")
     # transformers fills a missing tensor with random numbers and only logs it: the scores would mean nothing
     missing = sorted(info.get("missing_keys") or ())
     if missing:

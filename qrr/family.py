@@ -124,7 +124,7 @@ class Family:
                                           "has one score row (num_labels=1), lm_head[yes] - lm_head[no]")  # fmt: skip
                 return SEQ_CLS
         # a fine-tune's config written by hand, or by a tool that drops the field: its fix
-        fix = (f'; where its weights hold lm_head.weight, set "architectures": ["{self.causal_architecture}"] in it'
+        fix = (f'; where its weights hold no score.weight, set "architectures": ["{self.causal_architecture}"] in it'
                if model_type == self.model_type and not architectures else "")  # fmt: skip
         raise NotAModelError(
             f"{where} describes {model_type or 'an unknown model'} ({', '.join(architectures) or 'no architecture'}), "

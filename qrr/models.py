@@ -356,8 +356,15 @@ def read_config(path: Path) -> dict:
     file = path / "config.json"
     # an adapter's folder may hold its base's config.json too: its weights say what it is
     whole = (path / "model.safetensors.index.json").is_file() or any(path.glob("model*.safetensors"))
-    if (path / "adapter_config.json").is_file() and not whole:
-        raise NotAModelError(_adapter_said(path))
+    if (path / "adapter_config.json").is_file():
+        if not whole:
+            raise NotAModelError(_adapter_said(path))
+        # where peft is installed, transformers adds the adapter to the weights again (merged into them already, the
+        # LoRA counted twice), or fails to find its weights
+        raise NotAModelError(
+            f"{path}: holds a whole model and a PEFT adapter's adapter_config.json, which transformers would apply "
+            "to it again; move the adapter's files out of the folder"
+        )
     if not file.exists() and not file.is_symlink() and (path / "modules.json").is_file():
         raise NotAModelError(_sentence_transformers_said(path))
     config = _read_json(file, "config.json")
@@ -383,14 +390,15 @@ def check_folder(path: Path, tokenizer: bool = True, repo: str | None = None) ->
         check_size(path, repo, config)
     kind = checkpoint_kind(path, config)
     if tokenizer:
-        vocab = _vocab(path)
+        vocab = _vocab(path, repo)
         missing = [t for t in (QWEN3.yes, QWEN3.no) if t not in vocab]
         if missing:
             raise NotAModelError(
                 f"{path}: the tokenizer has no single token {' or '.join(repr(t) for t in missing)}: "
                 f"not a {QWEN3.name} tokenizer"
             )
-        other = _logit_score_tokens(path, vocab)
+    if (path / "modules.json").is_file():  # checked as a model loads too (tokenizer=False)
+        other = _logit_score_tokens(path, _vocab(path, repo))
         if other is not None:  # trained to answer with other words: qrr's p(yes) would be another question's
             raise NotAModelError(
                 f"{path}: its sentence-transformers LogitScore scores {other[0]!r} against {other[1]!r}, not "
@@ -403,7 +411,8 @@ def check_folder(path: Path, tokenizer: bool = True, repo: str | None = None) ->
     head = "score.weight" if kind == SEQ_CLS else None if config.get("tie_word_embeddings") else "lm_head.weight"
     if head and not any(n == head or n.endswith("." + head) for n in names):
         said = "says the head is not tied to" if "tie_word_embeddings" in config else "does not tie the head to"
-        tie = "" if kind == SEQ_CLS else f" (its config {said} the embeddings: tie_word_embeddings)"
+        tied = "a tied model's says tie_word_embeddings: true"
+        tie = "" if kind == SEQ_CLS else f" (its config {said} the embeddings; {tied})"
         raise ModelCheckError(
             f"{path}: the weights hold no {head} (the {'score' if kind == SEQ_CLS else 'output'} head); an "
             f"incomplete or wrongly converted checkpoint{tie}"
@@ -482,14 +491,15 @@ def _read_json(file: Path, what: str):
         raise ModelCheckError(f"{file}: not valid JSON (an interrupted download? run qrr download again)") from None
 
 
-def _vocab(path: Path) -> dict:
+def _vocab(path: Path, repo: str | None = None) -> dict:
     if (path / "tokenizer.json").is_file():
         return _read_json(path / "tokenizer.json", "tokenizer.json").get("model", {}).get("vocab", {})
     if (path / "vocab.json").is_file():
         return _read_json(path / "vocab.json", "vocab.json")
-    raise IncompleteModelError(f"{path}: no tokenizer (tokenizer.json or vocab.json); run qrr download again to "
-                               "finish a download (a fine-tune saved without it: tokenizer.save_pretrained(FOLDER), "
-                               "or copy its base model's tokenizer files in)")  # fmt: skip
+    fix = ("run qrr download again to finish the download" if repo else "save it beside the weights "
+           "(tokenizer.save_pretrained(FOLDER)) or copy the base model's tokenizer files in (an interrupted "
+           "download: run qrr download again)")  # fmt: skip
+    raise IncompleteModelError(f"{path}: no tokenizer (tokenizer.json or vocab.json); {fix}")
 
 
 def _weight_files(path: Path, repo: str | None = None) -> list[Path]:
@@ -500,7 +510,7 @@ def _weight_files(path: Path, repo: str | None = None) -> list[Path]:
         if missing:
             # a folder of one's own (a fine-tune saved, a copy) has no download to finish
             fix = ("run qrr download again to finish the download" if repo else "save or copy the folder again (one "
-                   "from qrr download --local-dir: run that again)")  # fmt: skip
+                   "qrr download wrote: run that again)")  # fmt: skip
             raise IncompleteModelError(
                 f"{path}: weight file {missing[0]} is missing ({len(missing)} of {len(names)}); {fix}"
             )

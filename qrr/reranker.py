@@ -243,6 +243,8 @@ class Reranker(_Predicts):
                  "run: it scores with transformers' Qwen3")  # fmt: skip
         # checks max_length, the recipe and the answer tokens before the weights load
         prompter = Prompter(_load_tokenizer(path), max_length, recipe=recipe, positions=QWEN3.max_positions(config))
+        if isinstance(config.get("vocab_size"), int):  # said before the weights load (minutes, for the 8B)
+            _check_vocabulary(prompter.tokenizer, config["vocab_size"])
         engine = TransformerEngine.load(path, kind, dev, dt, prompter.yes_id, prompter.no_id, prompter.pad_id,
                                         attn=devices.ATTENTION)  # fmt: skip
         self._init(engine, prompter, instruction, batch_tokens, share_prefix, path, compile)
@@ -291,11 +293,8 @@ class Reranker(_Predicts):
         return self
 
     def _init(self, engine, prompter, instruction, batch_tokens, share_prefix, source, compile=False):
-        rows = getattr(engine, "vocab_rows", None)
-        if rows is not None and len(prompter.tokenizer) > rows:  # a text holding such a token failed mid-run
-            raise NotAModelError(f"the tokenizer has {len(prompter.tokenizer):,} tokens, the model's embeddings "
-                                 f"{rows:,} rows: tokens were added to it (a pad token?) without "
-                                 "resize_token_embeddings(len(tokenizer)) before saving")  # fmt: skip
+        if getattr(engine, "vocab_rows", None) is not None:
+            _check_vocabulary(prompter.tokenizer, engine.vocab_rows)
         self.prompter = prompter
         self.engine = engine
         self.model_path = source
@@ -808,6 +807,15 @@ class ProgressBar:
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _check_vocabulary(tokenizer, rows: int) -> None:
+    """``NotAModelError`` where the tokenizer has tokens past the model's ``rows`` embeddings: a text holding one
+    failed in the middle of a run (``IndexError: index out of range in self``)."""
+    if len(tokenizer) > rows:
+        raise NotAModelError(f"the tokenizer has {len(tokenizer):,} tokens, the model's embeddings {rows:,} rows: "
+                             "tokens were added to it (a pad token?) without resize_token_embeddings(len(tokenizer)) "
+                             "before saving")  # fmt: skip
 
 
 def _load_tokenizer(path: Path):

@@ -370,7 +370,7 @@ def test_missing_weight_shard(folder):
     # a folder of one's own has no download to finish
     assert str(caught.value) == (
         f"{folder}: weight file model-00002-of-00002.safetensors is missing (1 of 2); save or copy the folder again "
-        "(one from qrr download --local-dir: run that again)"
+        "(one qrr download wrote: run that again)"
     )
     with pytest.raises(ModelCheckError, match=r"is missing \(1 of 2\); run qrr download again to finish the download$"):
         check_folder(folder, tokenizer=False, repo="someone/reranker")
@@ -399,11 +399,12 @@ def test_weights_without_their_head(folder):
         check_folder(folder)
     assert str(caught.value) == (
         f"{folder}: the weights hold no lm_head.weight (the output head); an incomplete or wrongly converted "
-        "checkpoint (its config says the head is not tied to the embeddings: tie_word_embeddings)"
+        "checkpoint (its config says the head is not tied to the embeddings; a tied model's says "
+        "tie_word_embeddings: true)"
     )
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "tie_word_embeddings"}))
-    with pytest.raises(ModelCheckError, match=r"\(its config does not tie the head to the embeddings: "):
+    with pytest.raises(ModelCheckError, match=r"\(its config does not tie the head to the embeddings; "):
         check_folder(folder)  # said as unsaid, not as "says"
     (folder / "config.json").write_text(json.dumps({**config, "tie_word_embeddings": True}))
     check_folder(folder)  # tied: the embeddings are the head
@@ -452,8 +453,9 @@ def test_a_missing_or_broken_tokenizer_is_said_by_loading_as_by_the_check(folder
     with pytest.raises(ModelCheckError) as caught:
         Reranker(str(folder), device="cpu")
     assert str(caught.value) == (  # not "no single token 'yes'"
-        f"{folder}: no tokenizer (tokenizer.json or vocab.json); run qrr download again to finish a download (a "
-        "fine-tune saved without it: tokenizer.save_pretrained(FOLDER), or copy its base model's tokenizer files in)"
+        f"{folder}: no tokenizer (tokenizer.json or vocab.json); save it beside the weights "
+        "(tokenizer.save_pretrained(FOLDER)) or copy the base model's tokenizer files in (an interrupted download: "
+        "run qrr download again)"
     )
 
 
@@ -475,14 +477,20 @@ def test_a_mismatch_said_after_a_first_line_is_the_line_said(folder, monkeypatch
 
     from qrr.engine import load_transformer
 
+    asked = []
+
     def refuse(*args, **kwargs):
+        asked.append(kwargs)
         raise RuntimeError("Error(s) in loading state_dict for Linear:\n\tsize mismatch for weight: copying a param "
                            "with shape torch.Size([2, 64]) from checkpoint, the shape in current model is "
                            "torch.Size([4, 64]).")  # fmt: skip
 
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", refuse)
+    monkeypatch.setattr(transformers, "__version__", "4.57.6")
     with pytest.raises(ModelCheckError) as caught:
         load_transformer(folder, None)
+    # transformers 4 lists mismatched tensors without their shapes: its own error, which says them, is kept
+    assert asked[0]["ignore_mismatched_sizes"] is False
     assert str(caught.value) == (
         f"{folder}: the weights do not fit the shapes config.json gives (size mismatch for weight: copying a param "
         "with shape torch.Size([2, 64]) from checkpoint, the shape in current model is torch.Size([4, 64]).)"
@@ -492,6 +500,8 @@ def test_a_mismatch_said_after_a_first_line_is_the_line_said(folder, monkeypatch
 def test_a_fine_tuners_folders_said_as_what_they_are(folder, tmp_path):
     """A LoRA adapter beside its base's config, a sentence-transformers folder of subfolders, a LogitScore of other
     words (a fine-tuning tour)."""
+    from qrr import Reranker
+
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "config.json").write_bytes((folder / "config.json").read_bytes())  # the base's, saved with it
@@ -499,8 +509,15 @@ def test_a_fine_tuners_folders_said_as_what_they_are(folder, tmp_path):
     (adapter / "adapter_model.safetensors").write_bytes(b"")
     with pytest.raises(ModelCheckError, match=r": a PEFT adapter of Qwen/Qwen3-Reranker-0.6B \(adapter_config.json\)"):
         check_folder(adapter)  # it was "the weights hold no lm_head.weight"
-    (folder / "adapter_config.json").write_text("{}")  # a merged model saved where its adapter was: a model
-    check_folder(folder)
+    # a merged model saved where its adapter was: transformers (with peft) applied the adapter again
+    (folder / "adapter_config.json").write_text("{}")
+    with pytest.raises(ModelCheckError) as caught:
+        check_folder(folder)
+    assert str(caught.value) == (
+        f"{folder}: holds a whole model and a PEFT adapter's adapter_config.json, which transformers would apply to "
+        "it again; move the adapter's files out of the folder"
+    )
+    (folder / "adapter_config.json").unlink()
     st = tmp_path / "st"
     shutil.copytree(folder, st / "0_Transformer")
     module = {"idx": 0, "name": "0", "path": "0_Transformer", "type": "sentence_transformers.base.modules.Transformer"}
@@ -522,7 +539,7 @@ def test_a_fine_tuners_folders_said_as_what_they_are(folder, tmp_path):
     score = {"true_token_id": vocab["true"], "false_token_id": vocab["false"]}
     (folder / "1_LogitScore" / "config.json").write_text(json.dumps(score))
     with pytest.raises(ModelCheckError) as caught:
-        check_folder(folder)
+        Reranker(str(folder), device="cpu")  # as a model loads, not only as qrr download checks a folder
     assert str(caught.value) == (f"{folder}: its sentence-transformers LogitScore scores 'true' against 'false', not "
                                  "'yes' against 'no' as qrr does")  # fmt: skip
 
@@ -548,7 +565,7 @@ def test_not_a_qwen3_model(folder):
 
 
 def test_a_failed_check_after_download_is_one_error(fake_hub, monkeypatch):
-    monkeypatch.setattr(models, "_vocab", lambda path: {})
+    monkeypatch.setattr(models, "_vocab", lambda path, repo=None: {})
     result = run("download")
     assert result.exit_code == 2 and "no single token" in result.stderr  # not a usable model, as a folder is not
 

@@ -33,7 +33,7 @@ def test_checkpoint_kinds():
     with pytest.raises(ModelCheckError) as caught:  # a fine-tune's config without its architecture: the fix named
         QWEN3.head({"model_type": "qwen3"})
     assert str(caught.value) == ('config.json describes qwen3 (no architecture), not a Qwen3-Reranker causal LM or '
-                                 'converted sequence classifier; where its weights hold lm_head.weight, set '
+                                 'converted sequence classifier; where its weights hold no score.weight, set '
                                  '"architectures": ["Qwen3ForCausalLM"] in it')  # fmt: skip
     with pytest.raises(ModelCheckError, match=r"describes llama \(LlamaForCausalLM\), not a Qwen3-Reranker"):
         QWEN3.head({"model_type": "llama", "architectures": ["LlamaForCausalLM"]})

@@ -120,14 +120,16 @@ def test_a_converted_sequence_classifier_scores_the_same(tiny_model, reranker, t
           tol=1e-6)  # fmt: skip
 
 
-def test_checkpoints_that_would_score_something_else_are_refused(tiny_model, tokenizer, tmp_path):
+def test_checkpoints_that_would_score_something_else_are_refused(tiny_model, tokenizer, tmp_path, monkeypatch):
     """A fine-tuner's checkpoints that loaded and scored wrongly, unsaid (a fine-tuning tour)."""
     import copy
     import json
+    import shutil
 
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, PreTrainedTokenizerFast
 
+    from qrr.engine import TransformerEngine
     from qrr.errors import NotAModelError
     from qrr.prompt import Prompter
 
@@ -155,9 +157,16 @@ def test_checkpoints_that_would_score_something_else_are_refused(tiny_model, tok
     causal = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
     with pytest.raises(NotAModelError) as caught:
         Reranker.from_model(causal, padded, device="cpu")
-    assert str(caught.value) == ("the tokenizer has 151,670 tokens, the model's embeddings 151,669 rows: tokens were "
-                                 "added to it (a pad token?) without resize_token_embeddings(len(tokenizer)) before "
-                                 "saving")  # fmt: skip
+    said = ("the tokenizer has 151,670 tokens, the model's embeddings 151,669 rows: tokens were added to it (a pad "
+            "token?) without resize_token_embeddings(len(tokenizer)) before saving")  # fmt: skip
+    assert str(caught.value) == said
+    # a folder saved so: said from its config before the weights load (minutes, for the 8B)
+    shutil.copytree(tiny_model, tmp_path / "padded")
+    padded.save_pretrained(tmp_path / "padded")
+    monkeypatch.setattr(TransformerEngine, "load", None)
+    with pytest.raises(NotAModelError) as caught:
+        Reranker(str(tmp_path / "padded"), device="cpu")
+    assert str(caught.value) == said
 
 
 def test_rank_sorts_best_first_with_ids_and_top_k(reranker, oracle):
