@@ -354,10 +354,9 @@ def _http_status(exc: BaseException) -> str | None:
 def read_config(path: Path) -> dict:
     """The folder's config.json, parsed (``NotAModelError`` where there is none, or it holds no JSON object)."""
     file = path / "config.json"
-    # an adapter's folder may hold its base's config.json too: its weights say what it is
-    whole = (path / "model.safetensors.index.json").is_file() or any(path.glob("model*.safetensors"))
     if (path / "adapter_config.json").is_file():
-        if not whole:
+        # an adapter's folder may hold its base's config.json too: its weights say what it is
+        if not (path / "model.safetensors.index.json").is_file() and not any(path.glob("model*.safetensors")):
             raise NotAModelError(_adapter_said(path))
         # where peft is installed, transformers adds the adapter to the weights again (merged into them already, the
         # LoRA counted twice), or fails to find its weights
@@ -397,13 +396,12 @@ def check_folder(path: Path, tokenizer: bool = True, repo: str | None = None) ->
                 f"{path}: the tokenizer has no single token {' or '.join(repr(t) for t in missing)}: "
                 f"not a {QWEN3.name} tokenizer"
             )
-    if (path / "modules.json").is_file():  # checked as a model loads too (tokenizer=False)
-        other = _logit_score_tokens(path, _vocab(path, repo))
-        if other is not None:  # trained to answer with other words: qrr's p(yes) would be another question's
-            raise NotAModelError(
-                f"{path}: its sentence-transformers LogitScore scores {other[0]!r} against {other[1]!r}, not "
-                f"{QWEN3.yes!r} against {QWEN3.no!r} as qrr does"
-            )
+    other = _logit_score_tokens(path, repo)  # checked as a model loads too (tokenizer=False)
+    if other is not None:  # trained to answer with other words: qrr's p(yes) would be another question's
+        raise NotAModelError(
+            f"{path}: its sentence-transformers LogitScore scores {other[0]!r} against {other[1]!r}, not "
+            f"{QWEN3.yes!r} against {QWEN3.no!r} as qrr does"
+        )
     names = set()
     for shard in _weight_files(path, repo):
         names |= _check_safetensors(shard)
@@ -459,9 +457,9 @@ def _sentence_transformers_said(path: Path) -> str:
     return f"{path}: a sentence-transformers folder (modules.json); its model is in {path / sub}: give that folder"
 
 
-def _logit_score_tokens(path: Path, vocab: Mapping[str, int]) -> tuple[str, str] | None:
+def _logit_score_tokens(path: Path, repo: str | None) -> tuple[str, str] | None:
     """The tokens a sentence-transformers ``LogitScore`` module in ``path`` scores (true, false), where they are
-    not the family's yes and no; else ``None``."""
+    not the family's yes and no; else ``None`` (no such module, the usual case, reads one file's absence)."""
     try:
         modules = orjson.loads((path / "modules.json").read_bytes())
         sub = next(m["path"] for m in modules if str(m.get("type", "")).endswith("LogitScore"))
@@ -469,6 +467,7 @@ def _logit_score_tokens(path: Path, vocab: Mapping[str, int]) -> tuple[str, str]
         ids = (config["true_token_id"], config["false_token_id"])
     except (OSError, orjson.JSONDecodeError, TypeError, KeyError, AttributeError, StopIteration):
         return None
+    vocab = _vocab(path, repo)
     if list(ids) == [vocab.get(QWEN3.yes), vocab.get(QWEN3.no)]:
         return None
     tokens = {i: t for t, i in vocab.items()}
