@@ -784,11 +784,20 @@ def load_transformer(path: Path, dtype, attn: str = "sdpa", kind: str = CAUSAL):
     # transformers fills a missing tensor with random numbers and only logs it: the scores would mean nothing
     missing = sorted(info.get("missing_keys") or ())
     if missing:
+        # a model saved from inside its training wrapper: every name under the wrapper's attribute
+        unexpected = info.get("unexpected_keys") or ()
+        wrapper = next((w for w in WRAPPERS if any(k.startswith(f"{w}.") for k in unexpected)), None)
+        why = (f"its tensors' names start with '{wrapper}.' (saved from {WRAPPERS[wrapper]} wrapper): save the model "
+               "inside it" if wrapper else "an incomplete or wrongly converted checkpoint")  # fmt: skip
         raise ModelCheckError(
             f"{path}: the weights lack {plural(len(missing), 'tensor')} the model needs ({', '.join(missing[:3])}"
-            f"{', ...' if len(missing) > 3 else ''}): an incomplete or wrongly converted checkpoint"
+            f"{', ...' if len(missing) > 3 else ''}): {why}"
         )
     return model
+
+
+# the attribute a training wrapper keeps its model under, which a state dict saved from the wrapper prefixes
+WRAPPERS = {"module": "a DistributedDataParallel or DataParallel", "_orig_mod": "torch.compile's"}
 
 
 _FORKS = {"watched": False, "child": False, "said": False}

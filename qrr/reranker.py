@@ -242,7 +242,10 @@ class Reranker(_Predicts):
             warn(logging.getLogger("qrr"), f"{path}: config.json names code of its own (auto_map), which qrr does not "
                  "run: it scores with transformers' Qwen3")  # fmt: skip
         # checks max_length, the recipe and the answer tokens before the weights load
-        prompter = Prompter(_load_tokenizer(path), max_length, recipe=recipe, positions=QWEN3.max_positions(config))
+        try:
+            prompter = Prompter(_load_tokenizer(path), max_length, recipe=recipe, positions=QWEN3.max_positions(config))
+        except NotAModelError as exc:  # the tokenizer's fault: said of its folder
+            raise NotAModelError(f"{path}: {exc}") from None
         if isinstance(config.get("vocab_size"), int):  # said before the weights load (minutes, for the 8B)
             _check_vocabulary(prompter.tokenizer, config["vocab_size"])
         engine = TransformerEngine.load(path, kind, dev, dt, prompter.yes_id, prompter.no_id, prompter.pad_id,

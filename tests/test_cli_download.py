@@ -438,6 +438,20 @@ def test_any_tensor_missing_at_load_is_an_error(folder):
     assert result.stderr == f"error: {caught.value}\n"
 
 
+def test_weights_saved_from_inside_a_training_wrapper_say_so(folder):
+    from safetensors.torch import load_file, save_file
+
+    from qrr.engine import load_transformer
+
+    weights = load_file(folder / "model.safetensors")
+    save_file({f"module.{k}": v for k, v in weights.items()}, folder / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ModelCheckError) as caught:
+        load_transformer(folder, None)
+    assert str(caught.value).startswith(f"{folder}: the weights lack 25 tensors the model needs (")
+    assert str(caught.value).endswith(": its tensors' names start with 'module.' (saved from a DistributedDataParallel "
+                                      "or DataParallel wrapper): save the model inside it")  # fmt: skip
+
+
 def test_a_missing_or_broken_tokenizer_is_said_by_loading_as_by_the_check(folder):
     from qrr import Reranker
 

@@ -151,6 +151,19 @@ def test_checkpoints_that_would_score_something_else_are_refused(tiny_model, tok
         f"the tokenizer splits '<|im_start|>' into {pieces} tokens: its special tokens are missing (saved without "
         "tokenizer.json?); copy the base model's tokenizer.json and tokenizer_config.json"
     )
+    # such a tokenizer in a model's folder: said of the folder
+    shutil.copytree(tiny_model, tmp_path / "bare")
+    (tmp_path / "bare" / "tokenizer.json").write_text(json.dumps(spec))
+    config = json.loads((tmp_path / "bare" / "tokenizer_config.json").read_text())
+    del config["added_tokens_decoder"]  # as transformers 5 writes it: the added tokens in tokenizer.json alone
+    (tmp_path / "bare" / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(NotAModelError) as caught:
+        Reranker(str(tmp_path / "bare"), device="cpu")
+    think = len(bare.encode("<think>", add_special_tokens=False))
+    assert str(caught.value) == (
+        f"{tmp_path / 'bare'}: the tokenizer splits '<think>' into {think} tokens: its special tokens are missing "
+        "(saved without tokenizer.json?); copy the base model's tokenizer.json and tokenizer_config.json"
+    )
     # a pad token added without resizing the embeddings: an IndexError in the middle of scoring
     padded = copy.deepcopy(tokenizer)
     padded.add_special_tokens({"pad_token": "[PAD]"})
