@@ -785,10 +785,14 @@ def load_transformer(path: Path, dtype, attn: str = "sdpa", kind: str = CAUSAL):
     missing = sorted(info.get("missing_keys") or ())
     if missing:
         # a model saved from inside its training wrapper: every name under the wrapper's attribute
-        unexpected = info.get("unexpected_keys") or ()
-        wrapper = next((w for w in WRAPPERS if any(k.startswith(f"{w}.") for k in unexpected)), None)
-        why = (f"its tensors' names start with '{wrapper}.' (saved from {WRAPPERS[wrapper]} wrapper): save the model "
-               "inside it" if wrapper else "an incomplete or wrongly converted checkpoint")  # fmt: skip
+        first = min(info.get("unexpected_keys") or [""])
+        prefix = ""
+        while first.partition(".")[0] in WRAPPERS:  # DistributedDataParallel around a compiled model: both
+            prefix += first.partition(".")[0] + "."
+            first = first.partition(".")[2]
+        why = (f"its tensors' names start with '{prefix}' (saved from a training wrapper: DistributedDataParallel's "
+               "module, torch.compile's _orig_mod): save the model it wraps (model.module, model._orig_mod)"
+               if prefix else "an incomplete or wrongly converted checkpoint")  # fmt: skip
         raise ModelCheckError(
             f"{path}: the weights lack {plural(len(missing), 'tensor')} the model needs ({', '.join(missing[:3])}"
             f"{', ...' if len(missing) > 3 else ''}): {why}"
@@ -796,8 +800,8 @@ def load_transformer(path: Path, dtype, attn: str = "sdpa", kind: str = CAUSAL):
     return model
 
 
-# the attribute a training wrapper keeps its model under, which a state dict saved from the wrapper prefixes
-WRAPPERS = {"module": "a DistributedDataParallel or DataParallel", "_orig_mod": "torch.compile's"}
+# the attributes training wrappers keep their model under, which a state dict saved from a wrapper prefixes
+WRAPPERS = ("module", "_orig_mod")
 
 
 _FORKS = {"watched": False, "child": False, "said": False}

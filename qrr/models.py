@@ -356,13 +356,15 @@ def read_config(path: Path) -> dict:
     file = path / "config.json"
     if (path / "adapter_config.json").is_file():
         # an adapter's folder may hold its base's config.json too: its weights say what it is
-        if not (path / "model.safetensors.index.json").is_file() and not any(path.glob("model*.safetensors")):
+        whole = ("model.safetensors.index.json", "model*.safetensors", "pytorch_model*.bin")
+        if not any(any(path.glob(pattern)) for pattern in whole):
             raise NotAModelError(_adapter_said(path))
-        # where peft is installed, transformers adds the adapter to the weights again (merged into them already, the
-        # LoRA counted twice), or fails to find its weights
+        # merged into the weights or not, which cannot be told: transformers applies the adapter where peft is
+        # installed (a merged LoRA counted twice) and ignores it where not (an unmerged one lost)
         raise NotAModelError(
-            f"{path}: holds a whole model and a PEFT adapter's adapter_config.json, which transformers would apply "
-            "to it again; move the adapter's files out of the folder"
+            f"{path}: holds whole weights and a PEFT adapter's adapter_config.json: whether the adapter is merged into "
+            "them cannot be told (transformers applies it where peft is installed, ignores it where not); keep one "
+            "of the two in the folder"
         )
     if not file.exists() and not file.is_symlink() and (path / "modules.json").is_file():
         raise NotAModelError(_sentence_transformers_said(path))
@@ -399,7 +401,7 @@ def check_folder(path: Path, tokenizer: bool = True, repo: str | None = None) ->
     other = _logit_score_tokens(path, repo)  # checked as a model loads too (tokenizer=False)
     if other is not None:  # trained to answer with other words: qrr's p(yes) would be another question's
         raise NotAModelError(
-            f"{path}: its sentence-transformers LogitScore scores {other[0]!r} against {other[1]!r}, not "
+            f"{path}: its sentence-transformers LogitScore scores {other[0]} against {other[1]}, not "
             f"{QWEN3.yes!r} against {QWEN3.no!r} as qrr does"
         )
     names = set()
@@ -470,8 +472,9 @@ def _logit_score_tokens(path: Path, repo: str | None) -> tuple[str, str] | None:
     vocab = _vocab(path, repo)
     if list(ids) == [vocab.get(QWEN3.yes), vocab.get(QWEN3.no)]:
         return None
-    tokens = {i: t for t, i in vocab.items()}
-    return tokens.get(ids[0], f"id {ids[0]}"), tokens.get(ids[1], f"id {ids[1]}")
+    tokens = {i: repr(t) for t, i in vocab.items()}
+    false = "nothing (false_token_id null)" if ids[1] is None else tokens.get(ids[1], f"id {ids[1]}")
+    return tokens.get(ids[0], f"id {ids[0]}"), false
 
 
 def _read_json(file: Path, what: str):

@@ -242,10 +242,11 @@ class Reranker(_Predicts):
             warn(logging.getLogger("qrr"), f"{path}: config.json names code of its own (auto_map), which qrr does not "
                  "run: it scores with transformers' Qwen3")  # fmt: skip
         # checks max_length, the recipe and the answer tokens before the weights load
+        tokenizer = _load_tokenizer(path)
         try:
-            prompter = Prompter(_load_tokenizer(path), max_length, recipe=recipe, positions=QWEN3.max_positions(config))
-        except NotAModelError as exc:  # the tokenizer's fault: said of its folder
-            raise NotAModelError(f"{path}: {exc}") from None
+            prompter = Prompter(tokenizer, max_length, recipe=recipe, positions=QWEN3.max_positions(config))
+        except NotAModelError as exc:  # the tokenizer's special tokens: said of its folder
+            raise NotAModelError(f"{path}: {exc.template}", *exc.params) from None
         if isinstance(config.get("vocab_size"), int):  # said before the weights load (minutes, for the 8B)
             _check_vocabulary(prompter.tokenizer, config["vocab_size"])
         engine = TransformerEngine.load(path, kind, dev, dt, prompter.yes_id, prompter.no_id, prompter.pad_id,
@@ -287,6 +288,8 @@ class Reranker(_Predicts):
         config = getattr(model, "config", None)
         positions = QWEN3.max_positions(config.to_dict() if hasattr(config, "to_dict") else vars(config or object()))
         prompter = Prompter(tokenizer, max_length, recipe=recipe, positions=positions)
+        if hasattr(model, "get_input_embeddings"):  # before the engine takes the model over (device, attention)
+            _check_vocabulary(tokenizer, model.get_input_embeddings().num_embeddings)
         if hasattr(model, "score") and not hasattr(model, "lm_head"):
             engine = TransformerEngine.from_classifier(model, dev, prompter.pad_id)
         else:

@@ -358,6 +358,11 @@ def test_folder_without_yes_and_no_tokens(folder):
     (folder / "tokenizer.json").write_bytes(orjson.dumps(tok))
     with pytest.raises(ModelCheckError, match="no single token 'yes'"):
         check_folder(folder)
+    from qrr import Reranker
+
+    with pytest.raises(ModelCheckError) as caught:  # the tokenizer's load fails: the folder check says why, once
+        Reranker(str(folder), device="cpu")
+    assert str(caught.value) == f"{folder}: the tokenizer has no single token 'yes': not a Qwen3-Reranker tokenizer"
 
 
 def test_missing_weight_shard(folder):
@@ -444,12 +449,16 @@ def test_weights_saved_from_inside_a_training_wrapper_say_so(folder):
     from qrr.engine import load_transformer
 
     weights = load_file(folder / "model.safetensors")
-    save_file({f"module.{k}": v for k, v in weights.items()}, folder / "model.safetensors", metadata={"format": "pt"})
-    with pytest.raises(ModelCheckError) as caught:
-        load_transformer(folder, None)
-    assert str(caught.value).startswith(f"{folder}: the weights lack 25 tensors the model needs (")
-    assert str(caught.value).endswith(": its tensors' names start with 'module.' (saved from a DistributedDataParallel "
-                                      "or DataParallel wrapper): save the model inside it")  # fmt: skip
+    for prefix in ("module.", "module._orig_mod."):  # DistributedDataParallel's, around a compiled model's too
+        renamed = {f"{prefix}{k}": v for k, v in weights.items()}
+        save_file(renamed, folder / "model.safetensors", metadata={"format": "pt"})
+        with pytest.raises(ModelCheckError) as caught:
+            load_transformer(folder, None)
+        assert str(caught.value).startswith(f"{folder}: the weights lack 25 tensors the model needs (")
+        assert str(caught.value).endswith(
+            f": its tensors' names start with '{prefix}' (saved from a training wrapper: DistributedDataParallel's "
+            "module, torch.compile's _orig_mod): save the model it wraps (model.module, model._orig_mod)"
+        )
 
 
 def test_a_missing_or_broken_tokenizer_is_said_by_loading_as_by_the_check(folder):
@@ -528,8 +537,9 @@ def test_a_fine_tuners_folders_said_as_what_they_are(folder, tmp_path):
     with pytest.raises(ModelCheckError) as caught:
         check_folder(folder)
     assert str(caught.value) == (
-        f"{folder}: holds a whole model and a PEFT adapter's adapter_config.json, which transformers would apply to "
-        "it again; move the adapter's files out of the folder"
+        f"{folder}: holds whole weights and a PEFT adapter's adapter_config.json: whether the adapter is merged into "
+        "them cannot be told (transformers applies it where peft is installed, ignores it where not); keep one of "
+        "the two in the folder"
     )
     (folder / "adapter_config.json").unlink()
     st = tmp_path / "st"
@@ -556,6 +566,9 @@ def test_a_fine_tuners_folders_said_as_what_they_are(folder, tmp_path):
         Reranker(str(folder), device="cpu")  # as a model loads, not only as qrr download checks a folder
     assert str(caught.value) == (f"{folder}: its sentence-transformers LogitScore scores 'true' against 'false', not "
                                  "'yes' against 'no' as qrr does")  # fmt: skip
+    (folder / "1_LogitScore" / "config.json").write_text(json.dumps({**score, "false_token_id": None}))  # one logit
+    with pytest.raises(ModelCheckError, match=r"LogitScore scores 'true' against nothing \(false_token_id null\), "):
+        check_folder(folder)
 
 
 def test_custom_code_is_said_not_to_run(folder, caplog):

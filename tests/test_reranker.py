@@ -168,8 +168,10 @@ def test_checkpoints_that_would_score_something_else_are_refused(tiny_model, tok
     padded = copy.deepcopy(tokenizer)
     padded.add_special_tokens({"pad_token": "[PAD]"})
     causal = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    attention = causal.config._attn_implementation
     with pytest.raises(NotAModelError) as caught:
         Reranker.from_model(causal, padded, device="cpu")
+    assert causal.config._attn_implementation == attention  # refused before qrr took the caller's model over
     said = ("the tokenizer has 151,670 tokens, the model's embeddings 151,669 rows: tokens were added to it (a pad "
             "token?) without resize_token_embeddings(len(tokenizer)) before saving")  # fmt: skip
     assert str(caught.value) == said
