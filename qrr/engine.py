@@ -388,7 +388,6 @@ class TransformerEngine(Engine):
         self.head = head
         self.bias = bias
         self.pad_id = pad_id
-        self.vocab_rows = body.get_input_embeddings().num_embeddings  # a token past them cannot be looked up
         # qrr's attention (qrr.attention) wraps the model's own, which still answers every other call. A model
         # given with another implementation (flash-attn's) is left as it is, and rows are padded.
         self.attention = None

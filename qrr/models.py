@@ -449,12 +449,20 @@ def _adapter_said(path: Path) -> str:
     )
 
 
-def _sentence_transformers_said(path: Path) -> str:
-    """What to give for a sentence-transformers folder whose transformers model sits in a folder of its own."""
+def _st_module(path: Path, kind: str) -> str | None:
+    """The folder (within ``path``) of the first sentence-transformers module of ``kind`` (``Transformer``,
+    ``LogitScore``) that its modules.json lists, ``""`` for ``path`` itself; ``None`` for none, or no modules.json."""
     try:
         modules = orjson.loads((path / "modules.json").read_bytes())
-        sub = next(m["path"] for m in modules if str(m.get("type", "")).endswith("Transformer") and m.get("path"))
-    except (OSError, orjson.JSONDecodeError, TypeError, KeyError, AttributeError, StopIteration):
+        return next(str(m.get("path", "")) for m in modules if str(m.get("type", "")).endswith(kind))
+    except (OSError, orjson.JSONDecodeError, TypeError, AttributeError, StopIteration):
+        return None
+
+
+def _sentence_transformers_said(path: Path) -> str:
+    """What to give for a sentence-transformers folder whose transformers model sits in a folder of its own."""
+    sub = _st_module(path, "Transformer")
+    if not sub:
         return f"{path}: a sentence-transformers folder (modules.json) without a config.json at its top"
     return f"{path}: a sentence-transformers folder (modules.json); its model is in {path / sub}: give that folder"
 
@@ -462,12 +470,13 @@ def _sentence_transformers_said(path: Path) -> str:
 def _logit_score_tokens(path: Path, repo: str | None) -> tuple[str, str] | None:
     """The tokens a sentence-transformers ``LogitScore`` module in ``path`` scores (true, false), where they are
     not the family's yes and no; else ``None`` (no such module, the usual case, reads one file's absence)."""
+    sub = _st_module(path, "LogitScore")
+    if sub is None:
+        return None
     try:
-        modules = orjson.loads((path / "modules.json").read_bytes())
-        sub = next(m["path"] for m in modules if str(m.get("type", "")).endswith("LogitScore"))
         config = orjson.loads((path / sub / "config.json").read_bytes())
         ids = (config["true_token_id"], config["false_token_id"])
-    except (OSError, orjson.JSONDecodeError, TypeError, KeyError, AttributeError, StopIteration):
+    except (OSError, orjson.JSONDecodeError, TypeError, KeyError):
         return None
     vocab = _vocab(path, repo)
     if list(ids) == [vocab.get(QWEN3.yes), vocab.get(QWEN3.no)]:

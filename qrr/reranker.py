@@ -247,7 +247,7 @@ class Reranker(_Predicts):
             prompter = Prompter(tokenizer, max_length, recipe=recipe, positions=QWEN3.max_positions(config))
         except NotAModelError as exc:  # the tokenizer's special tokens: said of its folder
             raise NotAModelError(f"{path}: {exc.template}", *exc.params) from None
-        if isinstance(config.get("vocab_size"), int):  # said before the weights load (minutes, for the 8B)
+        if isinstance(config.get("vocab_size"), int):  # the embeddings' rows, said before they load (minutes, for 8B)
             _check_vocabulary(prompter.tokenizer, config["vocab_size"])
         engine = TransformerEngine.load(path, kind, dev, dt, prompter.yes_id, prompter.no_id, prompter.pad_id,
                                         attn=devices.ATTENTION)  # fmt: skip
@@ -299,8 +299,6 @@ class Reranker(_Predicts):
         return self
 
     def _init(self, engine, prompter, instruction, batch_tokens, share_prefix, source, compile=False):
-        if getattr(engine, "vocab_rows", None) is not None:
-            _check_vocabulary(prompter.tokenizer, engine.vocab_rows)
         self.prompter = prompter
         self.engine = engine
         self.model_path = source
