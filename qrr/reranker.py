@@ -211,7 +211,9 @@ class Reranker(_Predicts):
         from qrr import device as devices
         from qrr import models
 
-        max_length = _check_options(max_length, instruction, batch_tokens, share_prefix, compile)  # before loading
+        max_length = _check_options(
+            max_length, instruction, batch_tokens, share_prefix, compile, recipe
+        )  # before loading
         dev = devices.resolve_device(device)
         dt = devices.resolve_dtype(dtype, dev)
         model = models.named(model)
@@ -245,8 +247,12 @@ class Reranker(_Predicts):
         tokenizer = _load_tokenizer(path)
         try:
             prompter = Prompter(tokenizer, max_length, recipe=recipe, positions=QWEN3.max_positions(config))
-        except NotAModelError as exc:  # the tokenizer's special tokens: said of its folder
-            raise NotAModelError(f"{path}: {exc.template}", *exc.params) from None
+        except (
+            InputError
+        ) as exc:  # the tokenizer's own faults (its special tokens, its chat template): said of its folder
+            if isinstance(exc, NotAModelError) or "recipe" in exc.params:
+                raise type(exc)(f"{path}: {exc.template}", *exc.params) from None
+            raise
         if isinstance(config.get("vocab_size"), int):  # the embeddings' rows, said before they load (minutes, for 8B)
             _check_vocabulary(prompter.tokenizer, config["vocab_size"])
         engine = TransformerEngine.load(path, kind, dev, dt, prompter.yes_id, prompter.no_id, prompter.pad_id,
@@ -276,7 +282,7 @@ class Reranker(_Predicts):
         from qrr import device as devices
         from qrr.engine import TransformerEngine
 
-        max_length = _check_options(max_length, instruction, batch_tokens, share_prefix, compile)
+        max_length = _check_options(max_length, instruction, batch_tokens, share_prefix, compile, recipe)
         if isinstance(model, str | os.PathLike) or not hasattr(model, "base_model"):
             raise InputError(f"{{model}}: from_model takes a loaded transformers model, not {type(model).__name__}; a "
                              "name or folder goes to Reranker(model)", "model")  # fmt: skip
@@ -707,7 +713,7 @@ def check_documents(documents: list, start: int = 0) -> None:
         _check_unicode(document, f"document {n}")
 
 
-def _check_options(max_length, instruction, batch_tokens, share_prefix, compile) -> int:
+def _check_options(max_length, instruction, batch_tokens, share_prefix, compile, recipe) -> int:
     """The options both constructors take, checked before anything loads; returns ``max_length`` (``None``, as
     CrossEncoder takes it: the default)."""
     max_length = DEFAULT_MAX_LENGTH if max_length is None else max_length
@@ -717,6 +723,8 @@ def _check_options(max_length, instruction, batch_tokens, share_prefix, compile)
     _check_unicode(instruction, "the instruction")  # before loading: the tokenizer raised a TypeError at each call
     _check_flag(share_prefix, "share_prefix")
     _check_flag(compile, "compile")
+    _check_text(recipe, "recipe")
+    QWEN3.recipe(recipe)  # an unknown one said before the model is looked for
     return max_length
 
 

@@ -780,9 +780,11 @@ def test_vllm_template_is_the_transformers_prompt_with_one_newline_less(tiny, or
     assert max(abs(a - b) for a, b in zip(scores, oracle.score(PAIRS), strict=True)) > 1e-3
 
 
-def test_an_unknown_recipe_or_a_tokenizer_without_chat_template(tiny_model, tokenizer):
+def test_an_unknown_recipe_or_a_tokenizer_without_chat_template(tiny_model, tokenizer, tmp_path):
     with pytest.raises(InputError, match="^recipe 'sglang' is unknown: use transformers, vllm or vllm-template$"):
         Reranker(str(tiny_model), device="cpu", recipe="sglang")
+    with pytest.raises(InputError, match="^recipe 'sglang' is unknown"):  # said before the model is looked for
+        Reranker(str(tmp_path / "nowhere"), device="cpu", recipe="sglang")
     import copy
 
     plain = copy.copy(tokenizer)
@@ -793,6 +795,19 @@ def test_an_unknown_recipe_or_a_tokenizer_without_chat_template(tiny_model, toke
         Prompter(plain, recipe="vllm")
     assert str(caught.value) == ("the tokenizer has no chat template, which recipe vllm renders; use recipe "
                                  "transformers or vllm-template, which need none")  # fmt: skip
+    # in a model's folder: said of the folder
+    import json
+    import shutil
+
+    shutil.copytree(tiny_model, tmp_path / "plain")
+    config = json.loads((tmp_path / "plain" / "tokenizer_config.json").read_text())
+    del config["chat_template"]
+    (tmp_path / "plain" / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(InputError) as caught:
+        Reranker(str(tmp_path / "plain"), device="cpu", recipe="vllm")
+    assert str(caught.value) == (f"{tmp_path / 'plain'}: the tokenizer has no chat template, which recipe vllm "
+                                 "renders; use recipe transformers or vllm-template, which need none")  # fmt: skip
+    assert caught.value.params == ("recipe",)
     # sentence-transformers' template of query and document roles renders no user message: every document scored
     # alike, unsaid
     other = copy.copy(tokenizer)
