@@ -71,12 +71,71 @@ def cpu_features() -> list[str]:
 
 
 def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity mask: ``taskset``, a cpuset; not a CPU quota such as Docker's
-    ``--cpus``), else all the machine has."""
+    """The CPUs this process may use: those it may run on (its affinity mask: ``taskset``, a cpuset, else all the
+    machine has), fewer where a CPU quota allows less time (``cpu_quota``)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # macOS, Windows
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    quota = cpu_quota()
+    return cpus if quota is None else min(cpus, quota)
+
+
+CGROUP = "/sys/fs/cgroup"
+SELF_CGROUP = "/proc/self/cgroup"
+
+
+def cpu_quota() -> int | None:
+    """The whole CPUs' time that a CPU quota allows this process (its cgroup's, as Docker's ``--cpus``, a Kubernetes
+    limit or systemd's ``CPUQuota=`` sets it), rounded down but at least 1; ``None`` without one. Such a quota hides
+    no CPU: torch starts a thread per CPU it sees, and the threads past the quota stall all the others."""
+    for quota_file, period_file in _cpu_quota_files():
+        try:
+            with open(quota_file) as file:
+                fields = file.read().split()
+            if period_file is not None:
+                with open(period_file) as file:
+                    fields += file.read().split()
+            quota, period = fields
+        except (OSError, ValueError):
+            continue
+        try:
+            return None if quota in ("max", "-1") else max(1, int(quota) // int(period))
+        except (ValueError, ZeroDivisionError):
+            return None
+    return None
+
+
+def _cpu_quota_files() -> list[tuple[str, str | None]]:
+    """Where this process's cgroup keeps its CPU quota: version 2's ``cpu.max``, version 1's quota and period files
+    (in a container, its own cgroup is the root)."""
+    try:
+        with open(SELF_CGROUP) as file:
+            groups = [line.rstrip("\n").split(":", 2) for line in file]
+    except OSError:  # no cgroups (macOS, Windows), or no /proc: the root's, where there are
+        groups = [["0", "", "/"], ["1", "cpu", "/"]]
+    files = []
+    for _, controllers, path in (group for group in groups if len(group) == 3):
+        path = path.rstrip("/")
+        if not controllers:  # version 2: one hierarchy
+            files.append((f"{CGROUP}{path}/cpu.max", None))
+        elif "cpu" in controllers.split(","):
+            for mount in ("cpu", "cpu,cpuacct"):
+                base = f"{CGROUP}/{mount}{path}/cpu.cfs_"
+                files.append((base + "quota_us", base + "period_us"))
+    return files
+
+
+def fit_threads(device) -> None:
+    """On a CPU, cut torch's threads to ``usable_cpus`` where torch counted more (a quota, which torch does not
+    read), unless ``OMP_NUM_THREADS`` chose them."""
+    import torch
+
+    cpus = usable_cpus()
+    if device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ and torch.get_num_threads() > cpus:
+        log.info("torch runs on %s: the CPU time this process may use (torch counted %d)", plural(cpus, "thread"),
+                 torch.get_num_threads())  # fmt: skip
+        torch.set_num_threads(cpus)
 
 
 def cpu_name() -> str:

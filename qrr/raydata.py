@@ -36,6 +36,7 @@ except ImportError as exc:  # the name kept: the commands say which package is m
     raise ImportError(f"qrr.raydata needs Ray Data: pip install 'qrr[ray]' ({missing} is missing)",
                       name=exc.name) from exc  # fmt: skip
 
+from qrr import device as devices
 from qrr import formats
 from qrr.errors import InputError, innermost, plural
 from qrr.formats import PairRecord
@@ -484,7 +485,7 @@ class Placement:
                 raise InputError(f"{{workers}} {workers}: each CPU actor takes one of the Ray cluster's {cpus:g} "
                                  f"CPUs, and the input's read tasks need one left; give {most}", "workers")  # fmt: skip
             if local:  # actors on this machine share its cores, and leave a CPU to the read tasks
-                self.threads = max(1, (os.cpu_count() or 1) // workers)
+                self.threads = max(1, devices.usable_cpus() // workers)
                 # of the CPUs free now: an earlier run's actors may not be released yet (Ray ends them lazily), and
                 # reserving past them starved the read tasks, so the run waited forever
                 free = ray.available_resources().get("CPU", resources.get("CPU", 1))
@@ -821,7 +822,7 @@ def start(address: str | None = None, workers: int = 1) -> bool:
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(num_cpus=(os.cpu_count() or 1) + workers + 1, include_dashboard=False, log_to_driver=False)
+            ray.init(num_cpus=devices.usable_cpus() + workers + 1, include_dashboard=False, log_to_driver=False)
         if handler not in (None, signal.SIG_DFL) and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, handler)
     return len(ray.nodes()) == 1 and not address

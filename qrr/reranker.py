@@ -211,10 +211,10 @@ class Reranker(_Predicts):
         from qrr import device as devices
         from qrr import models
 
-        max_length = _check_options(
-            max_length, instruction, batch_tokens, share_prefix, compile, recipe
-        )  # before loading
+        # before anything loads
+        max_length = _check_options(max_length, instruction, batch_tokens, share_prefix, compile, recipe)
         dev = devices.resolve_device(device)
+        devices.fit_threads(dev)
         dt = devices.resolve_dtype(dtype, dev)
         model = models.named(model)
         key = models.model_key(model) if isinstance(model, str | os.PathLike) else None
@@ -291,6 +291,7 @@ class Reranker(_Predicts):
                              f"(AutoTokenizer.from_pretrained(folder)), not {type(tokenizer).__name__}",
                              "tokenizer")  # fmt: skip
         dev = devices.resolve_device(device)
+        devices.fit_threads(dev)
         config = getattr(model, "config", None)
         positions = QWEN3.max_positions(config.to_dict() if hasattr(config, "to_dict") else vars(config or object()))
         prompter = Prompter(tokenizer, max_length, recipe=recipe, positions=positions)

@@ -181,3 +181,55 @@ def test_a_gpu_is_named_by_torch_and_the_software_by_its_versions(monkeypatch):
     assert dev.machine_name(torch.device("cuda")) == "NVIDIA H200"
     versions = f"qrr {qrr.__version__}, torch {torch.__version__}, transformers {transformers.__version__}"
     assert dev.software() == versions
+
+
+@pytest.mark.parametrize(
+    ("groups", "files", "quota"),
+    [
+        ("0::/\n", {"cpu.max": "250000 100000\n"}, 2),  # Docker's --cpus 2.5: rounded down (a third thread stalls)
+        ("0::/\n", {"cpu.max": "50000 100000\n"}, 1),  # half a CPU: still one thread
+        ("0::/\n", {"cpu.max": "max 100000\n"}, None),
+        ("0::/\n", {"cpu.max": "garbage\n"}, None),
+        ("0::/system.slice/qrr.service\n", {"system.slice/qrr.service/cpu.max": "300000 100000\n"}, 3),  # systemd's
+        ("2:cpuacct:/\n1:cpu:/\n0::/\n", {"cpu/cpu.cfs_quota_us": "400000\n", "cpu/cpu.cfs_period_us": "100000\n"},
+         4),  # cgroup version 1
+        ("1:cpu:/\n", {"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ("4:cpu,cpuacct:/job\n", {"cpu,cpuacct/job/cpu.cfs_quota_us": "300000\n",
+                                    "cpu,cpuacct/job/cpu.cfs_period_us": "100000\n"}, 3),
+        ("0::/\n", {}, None),  # no controller of CPU time
+        (None, {"cpu.max": "200000 100000\n"}, 2),  # no /proc/self/cgroup: the root's
+    ],
+)  # fmt: skip
+def test_a_cpu_quota_is_read_from_the_cgroup(tmp_path, monkeypatch, groups, files, quota):
+    for name, text in files.items():
+        (tmp_path / "fs" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "fs" / name).write_text(text)
+    monkeypatch.setattr(dev, "CGROUP", str(tmp_path / "fs"))
+    monkeypatch.setattr(dev, "SELF_CGROUP", str(tmp_path / "self"))
+    if groups is not None:
+        (tmp_path / "self").write_text(groups)
+    assert dev.cpu_quota() == quota
+    monkeypatch.setattr(dev.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert dev.usable_cpus() == (64 if quota is None else quota)
+
+
+def test_torch_threads_are_cut_to_the_cpu_quota(monkeypatch, caplog, fake_model):
+    before = torch.get_num_threads()
+    threads = 3
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(dev, "cpu_quota", lambda: 1)
+    try:
+        torch.set_num_threads(threads)  # as torch starts on a machine of 3 CPUs
+        dev.fit_threads(torch.device("cuda"))  # a GPU's passes: torch's CPU threads left alone
+        assert torch.get_num_threads() == threads
+        monkeypatch.setenv("OMP_NUM_THREADS", str(threads))  # the user's own choice stands
+        dev.fit_threads(torch.device("cpu"))
+        assert torch.get_num_threads() == threads
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        with caplog.at_level("INFO", logger="qrr"):
+            qrr.Reranker("fake", device="cpu")
+        assert torch.get_num_threads() == 1
+        said = f"torch runs on 1 thread: the CPU time this process may use (torch counted {threads})"
+        assert said in caplog.messages
+    finally:
+        torch.set_num_threads(before)
