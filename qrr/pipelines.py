@@ -982,8 +982,9 @@ def resume_point(
             ranked = score <= -1 and score.is_integer()  # a first-stage rank negated: the rest's
             if not (0 <= score <= 1 or rest is not None and ranked):
                 why = " nor a first-stage rank negated" if rest is not None else (
-                    " (a run written with --keep-rest?)" if ranked else "")  # fmt: skip
-                raise InputError(f"{where}: score {score!r} is not a p(yes){why}; the file is not a run qrr wrote")
+                    " (a run written with {keep_rest}?)" if ranked else "")  # fmt: skip
+                raise InputError(f"{where}: score {score!r} is not a p(yes){why}; the file is not a run qrr wrote",
+                                 "keep_rest")  # fmt: skip
             if rest is not None and qid in rest and ranked:
                 if docid not in rest[qid]:
                     raise InputError(f"{where}: document {docid} is written with its first-stage rank, but it is "
@@ -996,10 +997,10 @@ def resume_point(
                 if current in others:
                     keep = start  # a query left alone ends where the next one starts (it may have lost documents)
                 if current in expected and current not in done:
-                    said = "{depth}, or without --keep-rest" if rest is not None else "{depth} or {top_k}"
+                    said = "{depth}, or without {keep_rest}" if rest is not None else "{depth} or {top_k}"
                     raise InputError(f"{where}: query {current} has {plural(count, 'result')} before query {qid} "
                                      f"starts, not {expected[current]}; the file was written from other inputs, "
-                                     f"{said}", "depth", "top_k")  # fmt: skip
+                                     f"{said}", "depth", "top_k", "keep_rest")  # fmt: skip
                 if qid in seen:
                     raise InputError(f"{where}: query {qid} appears a second time; the file is not qrr's output")
                 if qid not in expected and qid not in others:

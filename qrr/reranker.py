@@ -84,9 +84,9 @@ class Stats:
 
 class Results(list[_T], Generic[_T]):
     """A list of results (scores: ``Results[float]``, or ranked documents: ``Results[RankResult]``) that also
-    carries the ``stats`` of the call. Scores also carry each pair's ``pair_tokens`` (prompt tokens) and
-    ``pair_cut`` (whether it was truncated), so that a caller who merged several requests into one call can split
-    the statistics again."""
+    carries the ``stats`` of the call. A ``Reranker``'s scores also carry each pair's ``pair_tokens`` (prompt tokens)
+    and ``pair_cut`` (whether it was truncated), so that a caller who merged several requests into one call can split
+    the statistics again (a ``RemoteReranker``'s carry ``pair_cut`` alone: a server says no pair's tokens)."""
 
     def __init__(self, items: Iterable[_T] = (), stats: Stats | None = None):
         super().__init__(items)

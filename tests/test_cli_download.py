@@ -729,3 +729,18 @@ def test_cached_model_is_used_without_the_network(online, tiny_model, monkeypatc
     real = huggingface_hub.snapshot_download
     monkeypatch.setattr(huggingface_hub, "snapshot_download", no_network)
     assert models.resolve("0.6b") == online / "cache" / "models--Qwen--Qwen3-Reranker-0.6B" / "snapshots" / ("a" * 40)
+
+
+def test_serve_names_the_default_model_by_its_alias(online, tiny_model, monkeypatch):
+    """Without -m, clients were told the cached snapshot's folder as the model's name."""
+    from qrr.server import app as server
+
+    make_cache(online / "cache", tiny_model)
+    monkeypatch.delenv("QRR_MODEL", raising=False)
+    served = {}
+    monkeypatch.setattr(server, "create_app", lambda reranker, name, *args, **kwargs: served.setdefault("name", name))
+    monkeypatch.setattr(server, "run", lambda app, sock, on_ready, **kwargs: on_ready())
+    result = run("serve", "--port", "0", "--device", "cpu", "--dtype", "fp32")
+    assert result.exit_code == 0, result.stderr
+    assert served["name"] == "0.6b"
+    assert " serves 0.6b on cpu (fp32)" in result.stderr

@@ -75,6 +75,10 @@ def test_a_run_from_another_dataset_is_pointed_out(qrr_eval, files, tmp_path):
     assert result.exit_code == 0
     assert json.loads(result.stdout)[0]["ndcg@10"] == 0.0
     assert "has results for none of the judged queries: is it from another dataset or split?" in result.stderr
+    # a name that reads as markup is said as it is: "runs[bm25].trec" was said as "runs.trec"
+    other = other.rename(tmp_path / "runs[bm25].trec")
+    result = qrr_eval(files["qrels.txt"], str(other), "-f", "json")
+    assert f"warning: {other} has results for none of the judged queries" in result.stderr
 
 
 def test_docids_written_otherwise_than_the_qrels_are_pointed_out(qrr_eval, files, tmp_path):

@@ -585,6 +585,52 @@ def test_a_server_that_never_answers_is_said_in_seconds_and_one_not_qrr_by_what_
                                  "sends $QRR_API_KEY as a bearer token)")  # fmt: skip
 
 
+def test_a_busy_server_is_asked_again_and_a_failing_one_is_not(monkeypatch):
+    """A 503 of a full queue (Retry-After) is sent again; a model's own failure (out of memory: no Retry-After) failed
+    30 times, a second apart, before the user heard of it."""
+    import http.server
+
+    from qrr.errors import QrrError
+    from qrr.server import client
+
+    answers, posts, waits = [], [], []
+    monkeypatch.setattr(client.time, "sleep", waits.append)
+
+    class Pages(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            _json_page(b'{"data": [{"id": "m", "max_model_len": 8192}]}')(self)
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            posts.append(self.path)
+            status, headers, body = answers.pop(0)
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    full = (503, {"Retry-After": "2"}, b'{"message": "the queue is full"}')
+    ok = (200, {}, b'{"results": [{"index": 0, "relevance_score": 0.25}], "usage": {"total_tokens": 9}}')
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Pages) as pages:
+        threading.Thread(target=pages.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{pages.server_address[1]}"
+        answers[:] = [full, (503, {"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"}, b"{}"), ok]
+        assert client.RemoteReranker(url).rank("q", ["d"])[0]["score"] == 0.25
+        assert (len(posts), waits) == (3, [2.0, 1.0])  # as asked; a date (a proxy's) as a second
+        posts.clear()
+        answers[:] = [(503, {}, b'{"message": "out of memory in a batch of 2 rows"}'), ok]
+        with pytest.raises(QrrError, match=rf"^the server at {url} answered 503: out of memory in a batch of 2 rows$"):
+            client.RemoteReranker(url).rank("q", ["d"])
+        assert posts == ["/rerank"]  # once
+        pages.shutdown()
+
+
 def _json_page(body: bytes):
     def do_get(self):
         self.send_response(200)

@@ -41,7 +41,8 @@ def sane_columns() -> None:
 
 
 sane_columns()
-stderr = Console(stderr=True, soft_wrap=True)
+# never markup: messages quote paths and texts ("runs[bm25].trec" was said as "runs.trec", "[/x]" raised)
+stderr = Console(stderr=True, soft_wrap=True, markup=False)
 
 
 # what an option's value is called in --help, by its Python type (which it said: <str>, <int range>)
@@ -954,7 +955,9 @@ def load_reranker(model, device, dtype, max_length, instruction, batch_tokens, o
 
 def status(message: str) -> contextlib.AbstractContextManager:
     """A spinner with ``message`` on a terminal; nothing in a log."""
-    return stderr.status(message) if animated() else contextlib.nullcontext()
+    from rich.text import Text
+
+    return stderr.status(Text(message)) if animated() else contextlib.nullcontext()  # a str is read as markup
 
 
 # Set by the console script (a process of its own), not by tests that run the app in theirs.

@@ -427,9 +427,13 @@ def progress(total: int | None, what: str, after: float | None = None, estimate:
             return _bar_width(stderr.width - 68)
 
         room = lambda: stderr.width - len(what) - bar_width() - 2  # noqa: E731
-        columns = (TextColumn("{task.description}"), _fit_bar(bar_width), _status_column(estimate, room, unit))
+        columns = (
+            TextColumn("{task.description}", markup=False),
+            _fit_bar(bar_width),
+            _status_column(estimate, room, unit),
+        )
     else:
-        columns = (TextColumn("{task.description}"), _fit_bar(lambda: _bar_width(stderr.width - 40)),
+        columns = (TextColumn("{task.description}", markup=False), _fit_bar(lambda: _bar_width(stderr.width - 40)),
                    MofNCompleteColumn(), TextColumn(unit), TimeRemainingColumn())  # fmt: skip
     with _bar(*columns, after=after) as bar:
         task = bar.add_task(what, total=total)

@@ -188,7 +188,7 @@ def serve(
         stderr.print(f"loading the model for {url} (connections are refused until it is ready)", highlight=False)
         reranker = load_reranker(instruction=instruction, verbose=verbose, **model_options(ctx))
         reranker.prompter.check_room("", reranker.instruction)  # a default leaving no room fails now, not per request
-        name = served_model_name or str(model or reranker.model_path)
+        name = served_model_name or str(name)  # as given, or the default's alias: never a cache's folder
         limits = server.Limits(max_documents, max_request_bytes, max_queue)
         app = server.create_app(reranker, name, api_key, limits, on_request=_access_line if verbose else None)
     except BaseException as exc:

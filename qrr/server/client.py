@@ -5,6 +5,7 @@ so the client needs no serve extra."""
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import time
 import urllib.error
@@ -223,8 +224,9 @@ class RemoteReranker(_Predicts):
                 raise QrrError(f"the server at {self.url} answered {path} with {kind}, not JSON: is it a qrr "
                                "serve?") from None  # fmt: skip
         except urllib.error.HTTPError as exc:
-            if exc.code == 503 and retries > 0:  # busy: wait as the server asks, then again
-                time.sleep(float(exc.headers.get("Retry-After") or 1))
+            wait = _retry_after(exc) if exc.code == 503 and retries > 0 else None
+            if wait is not None:  # busy: wait as the server asks, then again
+                time.sleep(wait)
                 return self._call(method, path, body, retries - 1, timeout)
             message = _message(exc)
             if exc.code == 401:
@@ -280,6 +282,19 @@ def _used(answer: dict, pairs: int) -> Stats:
     """What a server's answer for ``pairs`` pairs says it took."""
     usage = answer.get("usage", {})
     return Stats(pairs=pairs, tokens=usage.get("total_tokens", 0), truncated=usage.get("truncated_documents", 0))
+
+
+def _retry_after(exc: urllib.error.HTTPError) -> float | None:
+    """The seconds a 503's ``Retry-After`` asks to wait (a full queue's); ``None`` without it: a model's own failure
+    (out of memory) fails again, and was sent 30 times a second apart."""
+    said = exc.headers.get("Retry-After")
+    if said is None:
+        return None
+    try:
+        seconds = float(said)
+    except ValueError:  # an HTTP date (a proxy's): a second, as the server's own
+        return 1.0
+    return min(max(seconds, 0.0), 60.0) if math.isfinite(seconds) else 1.0
 
 
 def _message(exc: urllib.error.HTTPError) -> str:
