@@ -276,10 +276,16 @@ def test_a_finished_file_of_other_settings_is_refused_before_a_model_loads(cli, 
     out, kept = tmp_path / "out.trec", tmp_path / ".out.trec.qrr.json"
     ok(cli("rerank", *rerank_args, "--depth", "2", "--resume", str(out), model=tiny_model))
     assert orjson.loads(kept.read_bytes())["model"] == str(tiny_model)
-    for args, said in ((("-i", "Find the opposite"), '--instruction "Given a web search query, retrieve relevant '
-                                                     'passages that answer the query", not "Find the opposite"'),
-                       (("--max-length", "512"), "--max-length 8192, not 512"),
-                       (("--recipe", "vllm"), '--recipe "transformers", not "vllm"')):  # fmt: skip
+    for args, said in (
+        (
+            ("-i", "Find the opposite"),
+            '--instruction "Given a web search query, retrieve relevant '
+            'passages that answer the query", not "Find the opposite"',
+        ),
+        (("--max-length", "512"), "--max-length 8192, not 512"),
+        (("--recipe", "vllm"), '--recipe "transformers", not "vllm"'),
+        (("--depth", "3"), "--depth 2, not 3"),
+    ):  # fmt: skip  (--help said it was kept: it was not)
         result = cli("rerank", *rerank_args, "--depth", "2", "--resume", str(out), *args, model=tiny_model)
         assert (result.exit_code, result.stderr) == (
             2, f"error: --resume {out} was written with {said} (as {kept} keeps); go on with that, or rerank into a "

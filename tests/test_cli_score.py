@@ -168,7 +168,7 @@ def test_a_query_too_long_for_the_prompt_is_named_by_its_line(cli, tmp_path):
     assert result.exit_code == 2 and result.stderr == (
         "error: <stdin>:41: the query and instruction take 225 tokens, but --max-length 100 leaves 52 for query, "
         "instruction and document together (the prompt frame takes 48); raise --max-length or shorten the query; the "
-        "results of the 31 pairs before it were written\n"  # those of the calls before its own
+        "results of the first 31 pairs were written; leave such lines out with --on-error skip\n"  # of the calls before
     )
     (tmp_path / "pairs.tsv").write_text("q\td\n" + "long " * 200 + "\td\n")
     result = cli("score", "--max-length", "100", str(tmp_path / "pairs.tsv"))
@@ -288,6 +288,34 @@ def test_ctrl_c_stops_the_shell_script_that_ran_the_command():
     assert "went on" not in stdout and process.returncode == -signal.SIGINT, (stdout, stderr)
     assert stderr == "error: interrupted after writing the results of 1 pair; --resume OUT writes results that a " \
                      "later run goes on with\n"  # fmt: skip
+
+
+def test_ctrl_c_with_results_in_a_file_says_how_resume_goes_on_with_it(tmp_path):
+    """`qrr score pairs > out.jsonl` interrupted: --resume out.jsonl goes on with that very file; `> out.jsonl` again
+    would have emptied it."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    out = tmp_path / "out.jsonl"
+    command = [sys.executable, "-m", "tests.fake_serve", "score", "--model", "fake", "--device", "cpu"]
+    with out.open("w") as stdout:
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=stdout, stderr=subprocess.PIPE, text=True,
+                                   cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+    try:
+        process.stdin.write("q\tfirst\n")
+        process.stdin.flush()
+        deadline = time.monotonic() + 60  # a test that fails, not one that hangs
+        while not out.read_text().endswith("\n") and time.monotonic() < deadline:
+            time.sleep(0.1)  # scored and written; the input pauses
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert stderr == ("error: interrupted after writing the results of 1 pair; go on from them with --resume FILE in "
+                      "place of > FILE\n")  # fmt: skip
+    assert [json.loads(line)["index"] for line in out.read_text().splitlines()] == [0]
 
 
 def test_sigterm_flushes_results_and_exits_143(cli, fake):
@@ -648,12 +676,18 @@ def test_progress_lines_when_stderr_is_a_log(cli, monkeypatch):
     assert cli("score", "--batch-tokens", "1", input=pairs).stderr == ""  # a quick run: no line
     monkeypatch.setattr(qrr.cli.render._CountLines, "interval", 0.0)
     result = cli("score", "--batch-tokens", "1", input=pairs)  # a batch a pair: a line after each
-    lines = result.stderr.splitlines()
+    *lines, last = result.stderr.splitlines()
     assert len(lines) == 3 and len(jsonl(result.stdout)) == 3
     assert [line.split(" in ")[0] for line in lines] == ["scoring: 1 pair", "scoring: 2 pairs", "scoring: 3 pairs"]
     assert all(re.fullmatch(r"scoring: \d pairs? in 0:00, [\d,.]+ pairs/s", line) for line in lines), lines
+    # a log that said progress says the end too (an overnight run's ended with its last minute's count)
+    assert re.fullmatch(r"scoring: 3 pairs in 0:00, [\d,.]+ pairs/s; done", last), last
+    long = MANY.splitlines(keepends=True)[:3]  # a call each: scored before the bad line is read
+    *lines, last = cli("score", "--batch-tokens", "1", input="".join(long) + "{oops\n").stderr.splitlines()
+    assert len(lines) == 3 and last.startswith("error: <stdin>:4: malformed JSON")  # not done: the error says so
     # rank counts documents, as its other messages do (its bar said pairs, its Ctrl-C message documents)
-    lines = cli("rank", "-q", "q", "--batch-tokens", "1", "-f", "jsonl", input="a\nb\n").stderr.splitlines()
+    *lines, last = cli("rank", "-q", "q", "--batch-tokens", "1", "-f", "jsonl", input="a\nb\n").stderr.splitlines()
+    assert last.startswith("ranking: 2 documents in ") and last.endswith(" documents/s; done")
     assert len(lines) == 2 and all(re.fullmatch(r"ranking: \d documents? in 0:00, [\d,.]+ documents/s", line)
                                    for line in lines), lines  # fmt: skip
     assert lines[0].startswith("ranking: 1 document in ")  # it said "1 documents"
@@ -677,6 +711,7 @@ def test_progress_says_the_time_left_of_files(cli, monkeypatch, tmp_path):
     assert all(re.fullmatch(r"scoring: \d pairs? in 0:00, [\d,.]+ pairs/s; of about 4, 0:00 left", line)
                for line in lines[:3]), lines  # fmt: skip
     assert lines[3].startswith("scoring: 4 pairs in ") and lines[3].endswith("pairs/s")  # none left to guess
+    assert lines[4].startswith("scoring: 4 pairs in ") and lines[4].endswith("pairs/s; done") and len(lines) == 5
 
 
 def test_the_input_is_counted_where_its_lines_are_its_pairs(tmp_path):
@@ -812,12 +847,34 @@ def test_a_bad_line_after_results_says_they_stand(cli, tmp_path):
     result = cli("score", "--batch-tokens", "1", "-f", "json", input=data)
     assert result.exit_code == 2 and [r["index"] for r in json.loads(result.stdout)] == [0, 1]  # the array closed
     assert result.stderr == ("error: <stdin>:3: malformed JSON (unexpected character, expected a string key); the "
-                             "results of the 2 pairs before it were written\n")  # fmt: skip
+                             "results of the first 2 pairs were written; leave such lines out with --on-error "
+                             "skip\n")  # fmt: skip
     out = tmp_path / "out.jsonl"
     result = cli("score", "--batch-tokens", "1", "--resume", str(out), input=data)
-    assert result.stderr.endswith(f"the results of the 2 pairs before it were written to {out}; mend it and run the "
+    assert result.stderr.endswith(f"the results of the first 2 pairs were written to {out}; mend it and run the "
                                   "same command to go on\n")  # fmt: skip
     assert len(jsonl(out.read_text())) == 2
+    # mended, the run goes on from them, and a later bad line counts the pairs of both runs
+    result = cli("score", "--batch-tokens", "1", "--resume", str(out), input=data.replace("{oops", json.dumps(
+        {"query": "q", "document": "c" * 40})) + "{oops\n")  # fmt: skip
+    assert result.stderr.endswith(f"the results of the first 3 pairs were written to {out}; mend it and run the "
+                                  "same command to go on\n")  # fmt: skip
+    assert [r["index"] for r in jsonl(out.read_text())] == [0, 1, 2]
+    # to a file of JSON lines (`> FILE`): --resume goes on with it
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    redirected = tmp_path / "redirected.jsonl"
+    with redirected.open("w") as stdout:
+        done = subprocess.run([sys.executable, "-m", "tests.fake_serve", "score", "--model", "fake", "--batch-tokens",
+                               "1"], input=data, stdout=stdout, stderr=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+    assert done.stderr.endswith(
+        "the results of the first 2 pairs were written; mend it and go on from them with "
+        "--resume FILE in place of > FILE, or leave such lines out with --on-error skip\n"
+    )
+    assert len(jsonl(redirected.read_text())) == 2
 
 
 def test_a_10_mb_document_is_truncated_and_counted(cli):

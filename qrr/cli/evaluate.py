@@ -206,7 +206,7 @@ def evaluate(
         folder = formats.BeirFolder.at(beir, split)
         inputs = (run, folder.corpus, folder.queries, folder.qrels)
         output = pipelines.RunOutput.checked(resume, None, tag, inputs=inputs, settings=resume_settings(
-            ctx, server, instruction) | {"keep_rest": keep_rest}) if resume else None  # fmt: skip
+            ctx, server, instruction) | {"depth": depth, "keep_rest": keep_rest}) if resume else None  # fmt: skip
         source = folder.qrels
     bad_lines = skipping(on_error)
     qrels = formats.read_qrels(source, bad_lines)

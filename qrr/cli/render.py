@@ -415,7 +415,10 @@ def progress(total: int | None, what: str, after: float | None = None, estimate:
     (streamed input, length unknown) it counts instead, with the time left where an ``estimate`` of the total comes,
     and where stderr is a log writes a line now and then."""
     if not animated(stderr) or total == 0:
-        yield _CountLines(what, estimate, unit) if total is None else (lambda n: None)
+        lines = _CountLines(what, estimate, unit) if total is None else None
+        yield lines or (lambda n: None)
+        if lines is not None:  # not after an error or Ctrl-C: their own lines say how far the work got
+            lines.finish()
         return
     from rich.progress import MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
@@ -511,9 +514,17 @@ class _CountLines:
         self.last = now
         elapsed = max(now - self.start, 1e-9)
         left = self.estimate.left(self.done, elapsed) if self.estimate is not None else ""
+        self._say(elapsed, left)
+
+    def finish(self) -> None:
+        """The last line, where earlier ones were written: a log of an overnight run ended with its last minute's."""
+        if self.last > self.start:
+            self._say(max(time.monotonic() - self.start, 1e-9), "done")
+
+    def _say(self, elapsed: float, after: str) -> None:
         stderr.print(f"{self.what}: {_counted(self.done, self.unit)} in {_clock(elapsed)}, "
-                     f"{self.done / elapsed:,.1f} {self.unit}/s"
-                     f"{f'; {left}' if left else ''}", highlight=False)  # fmt: skip
+                     f"{self.done / elapsed:,.1f} {self.unit}/s{f'; {after}' if after else ''}",
+                     highlight=False)  # fmt: skip
 
 
 class _Lines:

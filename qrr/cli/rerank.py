@@ -170,7 +170,7 @@ def rerank(
     if top_k is not None and top_k > depth:
         stderr.print(f"note: -k {top_k} is past --depth {depth}: each query gets at most {depth} results (--depth "
                      f"{top_k} reranks {top_k})", style="yellow", highlight=False)  # fmt: skip
-    settings = resume_settings(ctx, server, instruction) | {"keep_rest": keep_rest} if resume else None
+    settings = resume_settings(ctx, server, instruction) | {"depth": depth, "keep_rest": keep_rest} if resume else None
     output = pipelines.RunOutput.checked(resume, fmt.value if fmt else None, tag, inputs=(run, corpus, queries),
                                          settings=settings)  # fmt: skip
     inputs = read_run_inputs(on_error, run, queries, corpus, depth, status=status, keep_rest=keep_rest)

@@ -257,9 +257,16 @@ def score(
             cause = qrr_cause(exc)
             if isinstance(cause, InputError) and out.count:  # a bad line after results: they stand, and it says so
                 out.close()  # a table drawn, a JSON array closed
-                then = f" to {saved.path}; mend it and run the same command to go on" if saved is not None else ""
-                raise InputError(f"{cause.template}; the results of the {plural(out.count, 'pair')} before it were "
-                                 f"written{then}", *cause.params) from None  # fmt: skip
+                if saved is not None:
+                    then = f" to {saved.path}; mend it and run the same command to go on"
+                else:  # a bad line at 900,000 of a million: the work done is not lost
+                    then = f"; mend it and go on{ON_WITH_RESUME}" if fmt == "jsonl" and _to_a_file() else ""
+                    if not inline and skipped is None:
+                        then += f"{', or' if then else ';'} leave such lines out with --on-error skip"
+                # the first ones: a bad line stops a call read ahead, whose pairs before it are not scored
+                first = plural(start + out.count, "pair")  # --resume's file: those of earlier runs too
+                raise InputError(f"{cause.template}; the results of the first {first} were written{then}",
+                                 *cause.params) from None  # fmt: skip
             # a full disk at a new file's first result: no "results written before" there (its count rose unflushed)
             nothing = start == 0 and saved is not None and _size(saved.path) == 0
             if saved is None or out.out is None or nothing or isinstance(cause, pipelines.SAYS_WHAT_TO_DO):
@@ -273,6 +280,8 @@ def score(
             said = f"after writing the results of {plural(out.count, 'pair')}"
             if saved is not None:
                 said += f" to {saved.path} ({start + out.count:,} in all); run the same command to go on"
+            elif out.count and fmt == "jsonl" and _to_a_file():
+                said += f"; go on{ON_WITH_RESUME}"
             elif out.count and fmt != "table":
                 said += "; --resume OUT writes results that a later run goes on with"
             raise Interrupted.of(exc, said) from None
@@ -284,6 +293,21 @@ def score(
     finally:
         if saved is not None:
             saved.release()  # where the run ended before its first result, OUT is still claimed
+
+
+# said where stdout is a file of JSON lines (`> out.jsonl`), which --resume goes on with; `>` again would empty it
+ON_WITH_RESUME = " from them with --resume FILE in place of > FILE"
+
+
+def _to_a_file() -> bool:
+    """Whether stdout is a regular file (``> out.jsonl``), not a pipe or terminal."""
+    import stat
+    import sys
+
+    try:
+        return stat.S_ISREG(os.fstat(sys.stdout.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError):  # no descriptor (a test's runner, a notebook's stream)
+        return False
 
 
 def _past_done(records, saved):
