@@ -242,7 +242,8 @@ BatchTokensOpt = Annotated[
     int | None,
     typer.Option("--batch-tokens", min=1, rich_help_panel="Model",
                  help="Tokens per forward pass, pads included; lower it to use less memory (a longer prompt "
-                 "runs alone). "
+                 "runs alone). The default runs fastest on each device (on a CPU, 4096 ran 1.3x and 16384 2.6x "
+                 "slower with the 0.6B); torch's CPU threads are $OMP_NUM_THREADS. "
                  "[dim]\\[default: 1024 cpu, 8192 mps, 32768 cuda][/]"),
 ]  # fmt: skip
 RecipeOpt = Annotated[
