@@ -319,6 +319,7 @@ def run(
         raise InputError(f"{{sizes}}: {_not_a_size(unknown[0])}; use {', '.join(QWEN3.sizes)}", "sizes")
     note = note or (lambda message: None)
     dev = devices.resolve_device(device)
+    devices.fit_threads(dev)  # before the matmul peak is measured: as the models will run
     dt = devices.resolve_dtype(dtype, dev)
     dtype_bytes = torch.tensor([], dtype=dt).element_size()
     budget = batch_tokens or default_batch_tokens(dev)

@@ -71,14 +71,18 @@ def cpu_features() -> list[str]:
 
 
 def usable_cpus() -> int:
-    """The CPUs this process may use: those it may run on (its affinity mask: ``taskset``, a cpuset, else all the
-    machine has), fewer where a CPU quota allows less time (``cpu_quota``)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # macOS, Windows
-        cpus = os.cpu_count() or 1
+    """The CPUs this process may use: those it may run on (``affinity_cpus``), fewer where a CPU quota allows less
+    time (``cpu_quota``)."""
     quota = cpu_quota()
-    return cpus if quota is None else min(cpus, quota)
+    return affinity_cpus() if quota is None else min(affinity_cpus(), quota)
+
+
+def affinity_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask: ``taskset``, a cpuset), else all the machine has."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 CGROUP = "/sys/fs/cgroup"
@@ -86,9 +90,11 @@ SELF_CGROUP = "/proc/self/cgroup"
 
 
 def cpu_quota() -> int | None:
-    """The whole CPUs' time that a CPU quota allows this process (its cgroup's, as Docker's ``--cpus``, a Kubernetes
-    limit or systemd's ``CPUQuota=`` sets it), rounded down but at least 1; ``None`` without one. Such a quota hides
-    no CPU: torch starts a thread per CPU it sees, and the threads past the quota stall all the others."""
+    """The whole CPUs' time that a CPU quota allows this process (as Docker's ``--cpus``, a Kubernetes limit or
+    systemd's ``CPUQuota=`` sets one on its cgroup or a cgroup above it: the smallest binds), rounded down (a thread
+    past the quota stalls the rest, so 1.5 CPUs run one) but at least 1; ``None`` without one. Such a quota hides no
+    CPU: torch starts a thread per CPU it sees, and the threads past the quota stall all the others."""
+    quotas = []
     for quota_file, period_file in _cpu_quota_files():
         try:
             with open(quota_file) as file:
@@ -97,18 +103,17 @@ def cpu_quota() -> int | None:
                 with open(period_file) as file:
                     fields += file.read().split()
             quota, period = fields
-        except (OSError, ValueError):
+            if quota not in ("max", "-1"):
+                quotas.append(max(1, int(quota) // int(period)))
+        except (OSError, ValueError, ZeroDivisionError):  # not there at this level, or not a quota
             continue
-        try:
-            return None if quota in ("max", "-1") else max(1, int(quota) // int(period))
-        except (ValueError, ZeroDivisionError):
-            return None
-    return None
+    return min(quotas, default=None)
 
 
 def _cpu_quota_files() -> list[tuple[str, str | None]]:
-    """Where this process's cgroup keeps its CPU quota: version 2's ``cpu.max``, version 1's quota and period files
-    (in a container, its own cgroup is the root)."""
+    """Where this process's cgroup and those above it keep their CPU quotas: version 2's ``cpu.max``, version 1's
+    quota and period files. A container sees its own cgroup at the mount's root: with a cgroup namespace its path
+    is ``/``, without one (Docker on version 1) ``/docker/<id>``, whose folders are not there."""
     try:
         with open(SELF_CGROUP) as file:
             groups = [line.rstrip("\n").split(":", 2) for line in file]
@@ -116,25 +121,30 @@ def _cpu_quota_files() -> list[tuple[str, str | None]]:
         groups = [["0", "", "/"], ["1", "cpu", "/"]]
     files = []
     for _, controllers, path in (group for group in groups if len(group) == 3):
-        path = path.rstrip("/")
-        if not controllers:  # version 2: one hierarchy
-            files.append((f"{CGROUP}{path}/cpu.max", None))
-        elif "cpu" in controllers.split(","):
-            for mount in ("cpu", "cpu,cpuacct"):
-                base = f"{CGROUP}/{mount}{path}/cpu.cfs_"
-                files.append((base + "quota_us", base + "period_us"))
+        parts = [part for part in path.split("/") if part]
+        for level in range(len(parts), -1, -1):  # the process's own, then each above it
+            below = "".join("/" + part for part in parts[:level])
+            if not controllers:  # version 2: one hierarchy
+                files.append((f"{CGROUP}{below}/cpu.max", None))
+            elif "cpu" in controllers.split(","):
+                for mount in ("cpu", "cpu,cpuacct"):
+                    base = f"{CGROUP}/{mount}{below}/cpu.cfs_"
+                    files.append((base + "quota_us", base + "period_us"))
     return files
 
 
 def fit_threads(device) -> None:
-    """On a CPU, cut torch's threads to ``usable_cpus`` where torch counted more (a quota, which torch does not
-    read), unless ``OMP_NUM_THREADS`` chose them."""
+    """On a CPU, cut torch's threads to ``usable_cpus`` where it runs more (torch reads no quota: it starts a thread
+    per core it sees), unless ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` chose them. A count set by
+    ``torch.set_num_threads`` past the quota is cut too: its threads would stall each other as torch's own did."""
     import torch
 
-    cpus = usable_cpus()
-    if device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ and torch.get_num_threads() > cpus:
+    if device.type != "cpu" or any(os.environ.get(v) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")):
+        return
+    cpus, threads = usable_cpus(), torch.get_num_threads()
+    if cpus < threads:
         log.info("torch runs on %s: the CPU time this process may use (torch counted %d)", plural(cpus, "thread"),
-                 torch.get_num_threads())  # fmt: skip
+                 threads)  # fmt: skip
         torch.set_num_threads(cpus)
 
 

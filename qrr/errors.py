@@ -71,9 +71,11 @@ def warn(log, template: str, *params: str) -> None:
 
 
 class InputError(QrrError):
-    """Bad input or usage: malformed records, missing fields, impossible arguments (exit 2)."""
+    """Bad input or usage: malformed records, missing fields, impossible arguments (exit 2). ``skippable``: a bad
+    line's, raised where it could have been skipped (``on_error``)."""
 
     exit_code = 2
+    skippable = False
 
 
 class SourceError(InputError):

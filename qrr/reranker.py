@@ -247,9 +247,7 @@ class Reranker(_Predicts):
         tokenizer = _load_tokenizer(path)
         try:
             prompter = Prompter(tokenizer, max_length, recipe=recipe, positions=QWEN3.max_positions(config))
-        except (
-            InputError
-        ) as exc:  # the tokenizer's own faults (its special tokens, its chat template): said of its folder
+        except InputError as exc:  # the tokenizer's own faults (special tokens, chat template): said of its folder
             if isinstance(exc, NotAModelError) or "recipe" in exc.params:
                 raise type(exc)(f"{path}: {exc.template}", *exc.params) from None
             raise

@@ -315,7 +315,14 @@ def test_resume_refuses_another_format_or_a_foreign_file(cli, rerank_args, tmp_p
     ok(cli("rerank", *rerank_args, "--depth", "2", "--resume", str(out)))
     resume = ["--resume", str(out)]
     assert "holds a trec run, not --format jsonl" in failed(cli("rerank", *rerank_args, "-f", "jsonl", *resume))
+    assert failed(cli("rerank", *rerank_args, "--depth", "3", *resume)).startswith(
+        f"error: --resume {out} was written with --depth 2, not 3 (as {tmp_path / '.out.trec.qrr.json'} keeps)"
+    )
+    record = tmp_path / ".out.trec.qrr.json"
+    kept = record.read_bytes()
+    record.unlink()  # an older qrr's file, whose record kept no depth: its lines tell
     assert "other inputs, --depth or --top-k" in failed(cli("rerank", *rerank_args, "--depth", "3", *resume))
+    record.write_bytes(kept)
     assert failed(cli("rerank", *rerank_args, "--depth", "2", "--tag", "mine", *resume)) == (
         f"error: {out}:1: the run's tag is qrr, not --tag mine; give --tag qrr to go on, or rerank into a new file\n"
     )

@@ -875,6 +875,13 @@ def test_a_bad_line_after_results_says_they_stand(cli, tmp_path):
         "--resume FILE in place of > FILE, or leave such lines out with --on-error skip\n"
     )
     assert len(jsonl(redirected.read_text())) == 2
+    # appended to (`>>`: another run's lines before them), --resume would refuse the file: not said
+    with redirected.open("a") as stdout:
+        done = subprocess.run([sys.executable, "-m", "tests.fake_serve", "score", "--model", "fake", "--batch-tokens",
+                               "1"], input=data, stdout=stdout, stderr=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+    assert done.stderr.endswith("the results of the first 2 pairs were written; leave such lines out with --on-error "
+                                "skip\n")  # fmt: skip
 
 
 def test_a_10_mb_document_is_truncated_and_counted(cli):

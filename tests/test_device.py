@@ -186,7 +186,7 @@ def test_a_gpu_is_named_by_torch_and_the_software_by_its_versions(monkeypatch):
 @pytest.mark.parametrize(
     ("groups", "files", "quota"),
     [
-        ("0::/\n", {"cpu.max": "250000 100000\n"}, 2),  # Docker's --cpus 2.5: rounded down (a third thread stalls)
+        ("0::/\n", {"cpu.max": "250000 100000\n"}, 2),  # Docker's --cpus 2.5: rounded down, as automaxprocs does
         ("0::/\n", {"cpu.max": "50000 100000\n"}, 1),  # half a CPU: still one thread
         ("0::/\n", {"cpu.max": "max 100000\n"}, None),
         ("0::/\n", {"cpu.max": "garbage\n"}, None),
@@ -197,6 +197,13 @@ def test_a_gpu_is_named_by_torch_and_the_software_by_its_versions(monkeypatch):
         ("4:cpu,cpuacct:/job\n", {"cpu,cpuacct/job/cpu.cfs_quota_us": "300000\n",
                                     "cpu,cpuacct/job/cpu.cfs_period_us": "100000\n"}, 3),
         ("0::/\n", {}, None),  # no controller of CPU time
+        # Docker on version 1, no cgroup namespace: its own cgroup is the mount's root, its path's folders not there
+        ("5:cpu,cpuacct:/docker/3f2a\n", {"cpu,cpuacct/cpu.cfs_quota_us": "200000\n",
+                                             "cpu,cpuacct/cpu.cfs_period_us": "100000\n"}, 2),
+        # a slice's quota binds the scopes below it (systemctl set-property user.slice CPUQuota=200%)
+        ("0::/user.slice/session-1.scope\n", {"user.slice/cpu.max": "200000 100000\n",
+                                               "user.slice/session-1.scope/cpu.max": "max 100000\n"}, 2),
+        ("0::/a/b\n", {"a/cpu.max": "300000 100000\n", "a/b/cpu.max": "100000 100000\n"}, 1),  # the smallest
         (None, {"cpu.max": "200000 100000\n"}, 2),  # no /proc/self/cgroup: the root's
     ],
 )  # fmt: skip
@@ -222,10 +229,11 @@ def test_torch_threads_are_cut_to_the_cpu_quota(monkeypatch, caplog, fake_model)
         torch.set_num_threads(threads)  # as torch starts on a machine of 3 CPUs
         dev.fit_threads(torch.device("cuda"))  # a GPU's passes: torch's CPU threads left alone
         assert torch.get_num_threads() == threads
-        monkeypatch.setenv("OMP_NUM_THREADS", str(threads))  # the user's own choice stands
-        dev.fit_threads(torch.device("cpu"))
-        assert torch.get_num_threads() == threads
-        monkeypatch.delenv("OMP_NUM_THREADS")
+        for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # the user's own choice stands
+            monkeypatch.setenv(variable, str(threads))
+            dev.fit_threads(torch.device("cpu"))
+            assert torch.get_num_threads() == threads
+            monkeypatch.delenv(variable)
         with caplog.at_level("INFO", logger="qrr"):
             qrr.Reranker("fake", device="cpu")
         assert torch.get_num_threads() == 1

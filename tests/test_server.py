@@ -442,6 +442,7 @@ def test_qrr_rerank_and_eval_through_the_server(tiny_server, cli, tiny_model, be
         "instruction": "Judge",
         "max_length": 2048,
         "recipe": "transformers",
+        "depth": 5,
         "keep_rest": False,
         "first": out.read_text().splitlines()[0],
     }
@@ -629,6 +630,15 @@ def test_a_busy_server_is_asked_again_and_a_failing_one_is_not(monkeypatch):
             client.RemoteReranker(url).rank("q", ["d"])
         assert posts == ["/rerank"]  # once
         pages.shutdown()
+    import email.message
+    import urllib.error
+
+    def asked(value):
+        headers = email.message.Message()
+        headers["Retry-After"] = value
+        return client._retry_after(urllib.error.HTTPError("http://x", 503, "busy", headers, None))
+
+    assert [asked(v) for v in ("0", "-5", "3600", "inf", "nan")] == [0.0, 0.0, 60.0, 1.0, 1.0]  # never past a minute
 
 
 def _json_page(body: bytes):

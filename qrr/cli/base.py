@@ -242,8 +242,9 @@ BatchTokensOpt = Annotated[
     int | None,
     typer.Option("--batch-tokens", min=1, rich_help_panel="Model",
                  help="Tokens per forward pass, pads included; lower it to use less memory (a longer prompt "
-                 "runs alone). The default runs fastest on each device (on a CPU, 4096 ran 1.3x and 16384 2.6x "
-                 "slower with the 0.6B); torch's CPU threads are $OMP_NUM_THREADS. "
+                 "runs alone). On a CPU the default ran fastest (4096 ran 1.3x and 16384 2.6x slower with the 0.6B; "
+                 "a long document runs best alone); torch's CPU threads are $OMP_NUM_THREADS, else the CPUs this "
+                 "process may use (a CPU quota's). "
                  "[dim]\\[default: 1024 cpu, 8192 mps, 32768 cuda][/]"),
 ]  # fmt: skip
 RecipeOpt = Annotated[
@@ -902,6 +903,7 @@ def fields_checked(records, with_text: bool = False, skipped=None):
                 formats.check_fields(record, n)
         except InputError as exc:
             if skipped is None:
+                exc.skippable = True
                 raise
             skipped(exc)
             continue

@@ -260,8 +260,10 @@ def score(
                 if saved is not None:
                     then = f" to {saved.path}; mend it and run the same command to go on"
                 else:  # a bad line at 900,000 of a million: the work done is not lost
-                    then = f"; mend it and go on{ON_WITH_RESUME}" if fmt == "jsonl" and _to_a_file() else ""
-                    if not inline and skipped is None:
+                    too_long = "max_length" in cause.params  # a query that leaves no room, said of its line
+                    line = cause.skippable or too_long and not inline  # a line's fault, which --on-error skip skips
+                    then = f"; {'mend it and ' if line else ''}go on{ON_WITH_RESUME}" if _resumable(fmt) else ""
+                    if line and skipped is None:
                         then += f"{', or' if then else ';'} leave such lines out with --on-error skip"
                 # the first ones: a bad line stops a call read ahead, whose pairs before it are not scored
                 first = plural(start + out.count, "pair")  # --resume's file: those of earlier runs too
@@ -280,7 +282,7 @@ def score(
             said = f"after writing the results of {plural(out.count, 'pair')}"
             if saved is not None:
                 said += f" to {saved.path} ({start + out.count:,} in all); run the same command to go on"
-            elif out.count and fmt == "jsonl" and _to_a_file():
+            elif out.count and _resumable(fmt):
                 said += f"; go on{ON_WITH_RESUME}"
             elif out.count and fmt != "table":
                 said += "; --resume OUT writes results that a later run goes on with"
@@ -299,15 +301,21 @@ def score(
 ON_WITH_RESUME = " from them with --resume FILE in place of > FILE"
 
 
-def _to_a_file() -> bool:
-    """Whether stdout is a regular file (``> out.jsonl``), not a pipe or terminal."""
+def _resumable(fmt: str) -> bool:
+    """Whether stdout is a file of this run's JSON lines alone (``> out.jsonl``), which --resume goes on with: not a
+    pipe or terminal, not appended to (``>>``: another run's lines before), not stderr's file too (``nohup``)."""
     import stat
     import sys
 
     try:
-        return stat.S_ISREG(os.fstat(sys.stdout.fileno()).st_mode)
-    except (OSError, ValueError, AttributeError):  # no descriptor (a test's runner, a notebook's stream)
+        import fcntl  # not on Windows
+
+        out = os.fstat(sys.stdout.fileno())
+        appended = fcntl.fcntl(sys.stdout.fileno(), fcntl.F_GETFL) & os.O_APPEND
+        shared = os.path.samestat(out, os.fstat(sys.stderr.fileno()))
+    except (OSError, ValueError, AttributeError, ImportError):  # no descriptor (a test's runner, a notebook's stream)
         return False
+    return fmt == "jsonl" and stat.S_ISREG(out.st_mode) and not appended and not shared
 
 
 def _past_done(records, saved):

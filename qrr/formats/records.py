@@ -480,8 +480,9 @@ ErrorSink = Callable[[InputError], None] | None
 
 
 def raise_or_hand(error: InputError, on_error: ErrorSink) -> None:
-    """Raise ``error``, or where there is ``on_error`` hand it over (to be skipped)."""
+    """Raise ``error`` (``skippable``), or where there is ``on_error`` hand it over (to be skipped)."""
     if on_error is None:
+        error.skippable = True
         raise error
     on_error(error)
 
