@@ -860,6 +860,13 @@ def test_a_bad_line_after_results_says_they_stand(cli, tmp_path):
     assert result.stderr.endswith(f"the results of the first 3 pairs were written to {out}; mend it and run the "
                                   "same command to go on\n")  # fmt: skip
     assert [r["index"] for r in jsonl(out.read_text())] == [0, 1, 2]
+    # a whole file that is no text after another's results: skipping leaves files out
+    (tmp_path / "a.jsonl").write_text(data.replace("{oops\n", ""))
+    (tmp_path / "b.jsonl").write_text(data, encoding="utf-16")
+    result = cli("score", "--batch-tokens", "1", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"))
+    assert result.exit_code == 2 and len(jsonl(result.stdout)) == 2
+    assert result.stderr.startswith(f"error: {tmp_path / 'b.jsonl'}: ") and result.stderr.endswith(
+        "the results of the first 2 pairs were written; leave such files out with --on-error skip\n")  # fmt: skip
     # to a file of JSON lines (`> FILE`): --resume goes on with it
     import subprocess
     import sys

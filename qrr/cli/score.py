@@ -61,7 +61,7 @@ from qrr.cli.render import (
     unrecorded,
     writer,
 )
-from qrr.errors import InputError, Interrupted, PairError, Stopped, plural, qrr_cause
+from qrr.errors import InputError, Interrupted, PairError, SourceError, Stopped, plural, qrr_cause
 from qrr.family import DEFAULT_MAX_LENGTH
 
 CUT_SHOWN = 3  # the documents cut to --max-length that the note names
@@ -264,7 +264,8 @@ def score(
                     line = cause.skippable or too_long and not inline  # a line's fault, which --on-error skip skips
                     then = f"; {'mend it and ' if line else ''}go on{ON_WITH_RESUME}" if _resumable(fmt) else ""
                     if line and skipped is None:
-                        then += f"{', or' if then else ';'} leave such lines out with --on-error skip"
+                        such = "files" if isinstance(cause, SourceError) else "lines"  # a UTF-16 file, say
+                        then += f"{', or' if then else ';'} leave such {such} out with --on-error skip"
                 # the first ones: a bad line stops a call read ahead, whose pairs before it are not scored
                 first = plural(start + out.count, "pair")  # --resume's file: those of earlier runs too
                 raise InputError(f"{cause.template}; the results of the first {first} were written{then}",
