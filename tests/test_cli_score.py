@@ -728,10 +728,12 @@ def test_the_input_is_counted_where_its_lines_are_its_pairs(tmp_path):
     (tmp_path / "a.jsonl").write_text('{"query": "q", "document": "d"}\n' * 5)
     (tmp_path / "b.tsv").write_text("q\td\nq\td")  # no newline at its end
     (tmp_path / "c.json").write_text('[{"query": "q", "document": "d"}]')
-    (tmp_path / "d.jsonl.gz").write_bytes(gzip.compress(b"x\n"))
+    (tmp_path / "d.jsonl.gz").write_bytes(gzip.compress(b"x\n" * 3))
+    (tmp_path / "cut.jsonl.gz").write_bytes(gzip.compress(b"x\n" * 3)[:-12])
     assert count("a.jsonl", "b.tsv") == 7
     assert count("a.jsonl", done=3) == 2  # a resumed run skips what OUT holds
-    assert count("c.json") is count("a.jsonl", "d.jsonl.gz") is count("missing") is None
+    assert count("a.jsonl", "d.jsonl.gz") == 8  # decompressed to count: a gzipped run had no time left
+    assert count("c.json") is count("a.jsonl", "cut.jsonl.gz") is count("missing") is None
     (tmp_path / "e.parquet").write_bytes(b"PAR1\n\n\n" + b"\x00" * 10 + b"PAR1")  # score --ray's: bytes, no lines
     assert count("a.jsonl", "e.parquet") is None
     assert LineCount(["-"]).value is None and LineCount([]).thread is None

@@ -370,26 +370,33 @@ def _bar(*columns, after: float | None = None):
 
 class LineCount:
     """About how many pairs a streamed input holds: the lines of its files, counted in a thread (a large file takes
-    seconds), less ``done`` (pairs a resumed run skips). ``value`` stays ``None`` until counted, and where a source
-    is stdin, gzipped, a JSON array (whose lines are no pairs) or Parquet."""
+    seconds; a gzipped one is decompressed to count them), less ``done`` (pairs a resumed run skips). ``value`` stays
+    ``None`` until counted, and where a source is stdin, a JSON array (whose lines are no pairs), Parquet or cannot
+    be read (the run itself says why)."""
 
     def __init__(self, sources: list[str], done: int = 0):
         self.value: int | None = None
         self.thread = None
-        if sources and all(s != "-" and not s.endswith(".gz") and os.path.isfile(s) for s in sources):
+        if sources and all(s != "-" and os.path.isfile(s) for s in sources):
             self.thread = threading.Thread(target=self._count, args=(sources, done), daemon=True)
             self.thread.start()
 
     def _count(self, sources: list[str], done: int) -> None:
+        import gzip
+        import zlib
+
         lines = 0
         for source in sources:
-            with open(source, "rb") as handle:
-                block = handle.read(1 << 20)
-                if block.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[") or block.startswith(b"PAR1"):
-                    return  # a JSON array's lines, or a Parquet file's bytes, are no count of pairs
-                while block:
-                    lines += block.count(b"\n") + (len(block) < 1 << 20 and not block.endswith(b"\n"))
+            try:
+                with (gzip.open if source.endswith(".gz") else open)(source, "rb") as handle:
                     block = handle.read(1 << 20)
+                    if block.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[") or block.startswith(b"PAR1"):
+                        return  # a JSON array's lines, or a Parquet file's bytes, are no count of pairs
+                    while block:
+                        lines += block.count(b"\n") + (len(block) < 1 << 20 and not block.endswith(b"\n"))
+                        block = handle.read(1 << 20)
+            except (OSError, EOFError, zlib.error):  # unreadable, or a gzip file cut short: no count
+                return
         self.value = max(lines - done, 0)
 
     def left(self, done: int, seconds: float) -> str:
