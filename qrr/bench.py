@@ -406,14 +406,13 @@ def run(
 
 
 def busy_cpus() -> tuple[float, int] | None:
-    """``(load average, CPUs)`` where other work keeps more than half of this process's CPUs busy (the last
-    minute's load average), and where Linux says so, still runs now; else ``None``: such a machine's figures were
-    ten times apart from run to run. A bench run just before raises the load average for a minute after it ends:
-    with nothing else running now, that is no warning."""
-    from qrr import device as devices
-
+    """``(load average, CPUs)`` where other work keeps more than half of the machine's CPUs busy (the last minute's
+    load average, which counts the whole machine's work: compared with all its CPUs, not a quota's or a cpuset's),
+    and where Linux says so, still runs now; else ``None``: such a machine's figures were ten times apart from run
+    to run. A bench run just before raises the load average for a minute after it ends: with nothing else running
+    now, that is no warning."""
     try:
-        load, cores = os.getloadavg()[0], devices.usable_cpus()
+        load, cores = os.getloadavg()[0], os.cpu_count() or 1
     except (AttributeError, OSError):  # no load average (Windows)
         return None
     if load <= cores / 2 or _running_now() == 0:

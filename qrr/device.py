@@ -135,17 +135,30 @@ def _cpu_quota_files() -> list[tuple[str, str | None]]:
 
 def fit_threads(device) -> None:
     """On a CPU, cut torch's threads to ``usable_cpus`` where it runs more (torch reads no quota: it starts a thread
-    per core it sees), unless ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` chose them. A count set by
+    per core it sees); where ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` chose them, warn instead. A count set by
     ``torch.set_num_threads`` past the quota is cut too: its threads would stall each other as torch's own did."""
     import torch
 
-    if device.type != "cpu" or any(os.environ.get(v) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")):
+    if device.type != "cpu":
         return
     cpus, threads = usable_cpus(), torch.get_num_threads()
-    if cpus < threads:
-        log.info("torch runs on %s: the CPU time this process may use (torch counted %d)", plural(cpus, "thread"),
-                 threads)  # fmt: skip
-        torch.set_num_threads(cpus)
+    if cpus >= threads:
+        return
+    chosen = next((v for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if os.environ.get(v)), None)
+    if chosen is None:
+        torch.set_num_threads(cpus)  # said by cpu_threads (qrr's -v model line, /metrics)
+    elif cpus < affinity_cpus():  # a quota binds (a base image's $(nproc)): the threads past it stall the rest
+        warn(log, f"${chosen}={os.environ[chosen]} runs torch on {plural(threads, 'thread')}, past the CPU quota of "
+             f"{plural(cpus, 'CPU')}: leave it unset, and qrr runs {cpus}")  # fmt: skip
+
+
+def cpu_threads() -> str:
+    """torch's CPU threads, as a line says them: ``2 threads``, ``1 thread for a CPU quota of 1 CPU``."""
+    import torch
+
+    quota = cpu_quota()
+    binds = quota is not None and quota < affinity_cpus()
+    return plural(torch.get_num_threads(), "thread") + (f" for a CPU quota of {plural(quota, 'CPU')}" if binds else "")
 
 
 def cpu_name() -> str:

@@ -34,7 +34,8 @@ def test_a_busy_machine_is_said_before_its_figures(monkeypatch):
     assert ("warning: the load average is 2.6 on 2 CPUs before the run: other work shares them, so the figures "
             "may come out low and vary from run to run (--repeat 3 takes the median)\n") in result.stderr  # fmt: skip
     monkeypatch.setattr(bench.os, "getloadavg", lambda: (0.4, 0.5, 0.5))
-    monkeypatch.setattr(bench.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(bench.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(devices, "cpu_quota", lambda: 1)  # a pod's: the load average is the node's, as its CPUs
     assert BUSY_CPUS() is None
     monkeypatch.setattr(bench.os, "getloadavg", lambda: (1.2, 0.5, 0.5))
     monkeypatch.setattr(bench, "_running_now", lambda: 1)

@@ -224,20 +224,27 @@ def test_torch_threads_are_cut_to_the_cpu_quota(monkeypatch, caplog, fake_model)
     before = torch.get_num_threads()
     threads = 3
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
     monkeypatch.setattr(dev, "cpu_quota", lambda: 1)
+    monkeypatch.setattr(dev, "affinity_cpus", lambda: 3)
     try:
         torch.set_num_threads(threads)  # as torch starts on a machine of 3 CPUs
+        assert dev.cpu_threads() == "3 threads for a CPU quota of 1 CPU"
         dev.fit_threads(torch.device("cuda"))  # a GPU's passes: torch's CPU threads left alone
         assert torch.get_num_threads() == threads
-        for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # the user's own choice stands
+        for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # the user's own choice stands, warned of
             monkeypatch.setenv(variable, str(threads))
+            caplog.clear()
             dev.fit_threads(torch.device("cpu"))
             assert torch.get_num_threads() == threads
+            assert caplog.messages == [f"${variable}=3 runs torch on 3 threads, past the CPU quota of 1 CPU: leave it "
+                                       "unset, and qrr runs 1"]  # fmt: skip
             monkeypatch.delenv(variable)
-        with caplog.at_level("INFO", logger="qrr"):
-            qrr.Reranker("fake", device="cpu")
-        assert torch.get_num_threads() == 1
-        said = f"torch runs on 1 thread: the CPU time this process may use (torch counted {threads})"
-        assert said in caplog.messages
+        caplog.clear()
+        qrr.Reranker("fake", device="cpu")
+        assert torch.get_num_threads() == 1 and not caplog.messages  # said by the -v model line and /metrics
+        assert dev.cpu_threads() == "1 thread for a CPU quota of 1 CPU"
+        monkeypatch.setattr(dev, "cpu_quota", lambda: None)
+        assert dev.cpu_threads() == "1 thread"
     finally:
         torch.set_num_threads(before)

@@ -948,9 +948,10 @@ def load_reranker(model, device, dtype, max_length, instruction, batch_tokens, o
         with status(f"compiling {name} (a minute or more, unless cached)") if not verbose else contextlib.nullcontext():
             reranker.engine.compile()
     if verbose:
-        from qrr.device import dtype_name
+        from qrr.device import cpu_threads, dtype_name
 
-        stderr.print(f"model {reranker.model_path} on {reranker.device} ({dtype_name(reranker.dtype)}), "
+        on = dtype_name(reranker.dtype) + (f", {cpu_threads()}" if reranker.device.type == "cpu" else "")
+        stderr.print(f"model {reranker.model_path} on {reranker.device} ({on}), "
                      f"{reranker.recipe} recipe, batch budget {reranker.batch_tokens} tokens"
                      + (", compiled" if compile else ""), markup=False, highlight=False)  # fmt: skip
     return reranker

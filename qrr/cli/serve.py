@@ -185,7 +185,7 @@ def serve(
     try:
         if hangup is not signal.SIG_IGN:  # a hang-up while the model loads stops as SIGTERM does (nohup: ignored)
             signal.signal(signal.SIGHUP, signal.getsignal(signal.SIGTERM))
-        stderr.print(f"loading the model for {url} (connections are refused until it is ready)", highlight=False)
+        stderr.print(f"loading the model for {url} (connections are refused until it has loaded)", highlight=False)
         reranker = load_reranker(instruction=instruction, verbose=verbose, **model_options(ctx))
         reranker.prompter.check_room("", reranker.instruction)  # a default leaving no room fails now, not per request
         name = served_model_name or str(name)  # as given, or the default's alias: never a cache's folder

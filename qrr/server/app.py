@@ -57,8 +57,13 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
     ``Authorization: Bearer KEY``. ``on_request(request, status, seconds)`` is called as each request is answered
     (an access log)."""
     limits = limits or Limits()
-    metrics = Metrics({"version": __version__, "model": model_name, "device": str(reranker.device),
-                       "dtype": dtype_name(reranker.dtype)})  # fmt: skip
+    info = {"version": __version__, "model": model_name, "device": str(reranker.device),
+            "dtype": dtype_name(reranker.dtype)}  # fmt: skip
+    if reranker.device.type == "cpu":  # an operator's sight of a CPU quota's cut (qrr.device.fit_threads)
+        import torch
+
+        info["threads"] = str(torch.get_num_threads())
+    metrics = Metrics(info)
     batcher = Batcher(reranker, max_queue=limits.max_queue)
     started = int(time.time())
 

@@ -68,7 +68,8 @@ class Metrics:
         with self._lock:
             labels = ",".join(f'{name}="{_label(value)}"' for name, value in self.info.items())
             lines = [
-                "# HELP qrr_info The server: qrr's version, the model it serves, on what device and in what dtype.",
+                "# HELP qrr_info The server: qrr's version, the model it serves, on what device, in what dtype and "
+                "(on a CPU) on how many threads.",
                 "# TYPE qrr_info gauge",
                 f"qrr_info{{{labels}}} 1",
                 "# HELP qrr_requests_total Requests answered, by endpoint and HTTP status.",
