@@ -73,8 +73,8 @@ def cpu_features() -> list[str]:
 def usable_cpus() -> int:
     """The CPUs this process may use: those it may run on (``affinity_cpus``), fewer where a CPU quota allows less
     time (``cpu_quota``)."""
-    quota = cpu_quota()
-    return affinity_cpus() if quota is None else min(affinity_cpus(), quota)
+    cpus, quota = affinity_cpus(), cpu_quota()
+    return cpus if quota is None else min(cpus, quota)
 
 
 def affinity_cpus() -> int:

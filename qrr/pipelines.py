@@ -203,8 +203,10 @@ def _scored_parts(reranker, parts, progress, on_error) -> Iterator[ScoredChunk]:
                 record, (query, _, instruction) = part[places[exc.pair]]
                 if on_error is None or "max_length" not in exc.params:
                     where = getattr(record, "where", None)
-                    raise (InputError(f"{where}: {exc.text}", *exc.params) if where else PairError(
-                        start + places[exc.pair], exc.text, *exc.params)) from None  # fmt: skip
+                    error = InputError(f"{where}: {exc.text}", *exc.params) if where else PairError(
+                        start + places[exc.pair], exc.text, *exc.params)  # fmt: skip
+                    error.skippable = "max_length" in exc.params  # a query too long: on_error would leave it out
+                    raise error from None
                 error = InputError(exc.text, *exc.params)
                 places = _left_out(part, places, start, {(query, instruction): error}, on_error)
         if progress is not None and len(places) < len(part):

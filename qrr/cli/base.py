@@ -28,6 +28,7 @@ from typer.core import TyperCommand, TyperGroup
 from qrr import __version__, formats
 from qrr.errors import InputError, Interrupted, QrrError, Stopped, Terminated, debugging, innermost, qrr_cause
 from qrr.family import QWEN3, run_settings
+from qrr.formats.records import raise_or_hand
 
 # COLUMNS of 0 made rich draw nothing (every error, table and --help blank), and of a few split scores over lines
 MIN_COLUMNS = 20
@@ -902,10 +903,7 @@ def fields_checked(records, with_text: bool = False, skipped=None):
             else:
                 formats.check_fields(record, n)
         except InputError as exc:
-            if skipped is None:
-                exc.skippable = True
-                raise
-            skipped(exc)
+            raise_or_hand(exc, skipped)
             continue
         n += 1
         yield record

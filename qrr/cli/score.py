@@ -260,8 +260,8 @@ def score(
                 if saved is not None:
                     then = f" to {saved.path}; mend it and run the same command to go on"
                 else:  # a bad line at 900,000 of a million: the work done is not lost
-                    too_long = "max_length" in cause.params  # a query that leaves no room, said of its line
-                    line = cause.skippable or too_long and not inline  # a line's fault, which --on-error skip skips
+                    # a line's fault, which --on-error skip skips; -q's query too long is every pair's, not a line's
+                    line = cause.skippable and not (inline and "max_length" in cause.params)
                     then = f"; {'mend it and ' if line else ''}go on{ON_WITH_RESUME}" if _resumable(fmt) else ""
                     if line and skipped is None:
                         such = "files" if isinstance(cause, SourceError) else "lines"  # a UTF-16 file, say
