@@ -11,6 +11,13 @@ Reranking a run from Python::
     output.prepare(inputs)  # where qrr.trec exists: skip the queries it completes
     done = pipelines.rerank_run(Reranker("0.6b"), inputs, output)
     print(done.stats)
+
+Scoring pairs into a file, going on where an interrupted run stopped::
+
+    from qrr import Reranker, formats, pipelines
+
+    output = pipelines.ScoresOutput.checked("scores.jsonl")
+    pipelines.score_run(Reranker("0.6b"), formats.read_pairs("pairs.jsonl"), output)
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import errno
 import itertools
 import os
 import sys
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -387,6 +394,7 @@ class ScoresOutput(_Claimed):
     cut: bool = False
     copied: str | None = None  # a field a result has beyond index, ids and score (``--with-fields``), where one has
     skipping: bool = field(default=False, compare=False)  # the run skips pairs (``prepare``)
+    prepared: bool = field(default=False, compare=False)  # ``prepare`` ran, and no run went on with it since
     gaps: list[int] = field(default_factory=list, compare=False)  # the first places OUT's indexes skip
     latest: tuple[int, str] | None = field(default=None, compare=False)  # the last pair written: place, fingerprint
     verb = "score"
@@ -417,6 +425,7 @@ class ScoresOutput(_Claimed):
         (``gaps``) only where this run skips too (``skipping``: ``on_error``), as the run that left them out did."""
         self.done, self.last, self.where, self.cut, self.size, self.copied = 0, None, "", False, 0, None
         self.held = self.settings_kept = False
+        self.prepared = True
         self.skipping, self.gaps, self.kept, self.latest, self.unknown = skipping, [], None, None, ()
         self.release()  # prepared twice: the first claim goes
         self.claimed = claim(self.path)
@@ -463,6 +472,36 @@ class ScoresOutput(_Claimed):
     def open(self):
         """OUT, to append results to, held against another run's writes (``open_exclusive``)."""
         return self._append()
+
+    def skip_done(self, records: Iterator) -> tuple[object | None, list[tuple[int, object]]]:
+        """Read ``records`` (an iterator of the input's pairs, from its first) past the ``done`` pairs OUT holds
+        results of; return the last of those (``None`` where there are none), for ``check_input``, and those OUT
+        has no result of (``gaps``) with their places, for ``check_left_out``. ``InputError`` where the input has
+        fewer pairs: OUT holds another input's scores."""
+        last, gaps, left_out = None, set(self.gaps), []
+        for n in range(self.done):
+            last = next(records, None)
+            if last is None:
+                raise InputError(f"{{output}} {self.path} holds results of the input's first {self.done:,} pairs, but "
+                                 f"the input has {plural(n, 'pair')}: it holds another input's scores; give {{output}} "
+                                 "a new file", "output")  # fmt: skip
+            if n in gaps:
+                left_out.append((n, last))
+        return last, left_out
+
+    def write(self, writer, rows: list[dict], chunk: ScoredChunk, start: int = 0) -> None:
+        """Write ``rows``, the results of ``chunk`` (``formats.score_rows``; ``start``: the input position of the
+        first pair its stream was read from), with ``writer`` (a ``formats.RowWriter`` on ``open()``'s file): the
+        record kept beside OUT names the chunk's last pair (``passed``) once they are written; where the write fails
+        (a full disk), the pair written before stays named."""
+        before = self.latest
+        if chunk.records:  # noted before: a Ctrl-C held back until the write ends raises after it
+            self.passed(start + chunk.indexes[-1], chunk.records[-1])
+        try:
+            writer.write(rows)
+        except Exception:
+            self.latest = before
+            raise
 
     def check_left_out(self, records: Iterable[tuple[int, object]], reranker) -> None:
         """``InputError`` where a pair that OUT holds no result of (``gaps``; ``records``: ``(place, record)``) fits
@@ -517,6 +556,103 @@ class ScoresOutput(_Claimed):
             return
         now = reranker.score([_triple(record)])[0]
         _check_rescored(self.last["score"], now, f"{self.where}: result {self.done - 1}", self.path, "score")
+
+
+@dataclass
+class ScoredRun:
+    """What ``score_run`` did: the scoring ``stats``, the results it ``wrote``, and the input's pairs it went past
+    as ``resumed`` (an earlier run's output held their results)."""
+
+    stats: Stats
+    wrote: int
+    resumed: int
+
+
+def score_run(
+    reranker: Scorer,
+    records: Iterable,
+    output: ScoresOutput,
+    with_fields: bool = False,
+    progress: Progress | None = None,
+    on_error: ErrorSink = None,
+    show_progress_bar: bool = False,
+) -> ScoredRun:
+    """Score ``records`` (as ``score_records`` takes them) into ``output`` (``ScoresOutput.checked(path)``) as
+    ``qrr score --resume`` does: JSON lines of ``index``, the records' ids and ``score`` (with ``with_fields``, their
+    other fields too), a chunk at a time, each written as soon as it is scored. Where the file exists, the input's
+    pairs it holds results of are gone past, once its last result is found to be the input's pair at that place (its
+    ids, and its score again): the same call after an interruption or a failure goes on where it stopped, and one
+    on another input or with another set-up is refused (``InputError``) before anything is written.
+
+    An output without ``settings`` takes the reranker's (``Reranker.settings``) for this call, kept beside a file
+    it starts and checked against those beside one it goes on with. The output is prepared here (``prepare``)
+    unless the caller did so first. ``progress`` is called with the pairs each batch scored; ``show_progress_bar``
+    draws a tqdm bar. A pair whose query leaves no room within ``max_length`` raises ``InputError``, or with
+    ``on_error`` is handed to it and left out (its ``index`` skipped in the file; a call that goes on must pass
+    ``on_error`` too). Ctrl-C raises ``Interrupted``, saying what the file holds."""
+    check_call(show_progress_bar=show_progress_bar)
+    total = len(records) if isinstance(records, Sized) else None
+    with _lent_settings(output, reranker):
+        try:
+            if not output.prepared:
+                output.prepare(skipping=on_error is not None)
+            output.prepared = False  # a preparation serves one run
+            rows = iter(pair_rows(records, "records"))
+            last, left_out = output.skip_done(rows)
+            if last is not None:
+                output.check_input(last, reranker, with_fields)
+                output.check_left_out(left_out, reranker)
+            return _scored_into(reranker, rows, output, with_fields, progress, on_error, show_progress_bar,
+                                None if total is None else max(total - output.done, 0))  # fmt: skip
+        finally:
+            output.release()  # a run that ended before its first result still held the file
+
+
+def _scored_into(reranker, rows, output, with_fields, progress, on_error, show_progress_bar, left) -> ScoredRun:
+    start, stats = output.done, Stats()
+    writer = formats.RowWriter("jsonl")
+    try:
+        with contextlib.ExitStack() as held, ProgressBar(left, show_progress_bar, progress) as advance:
+            chunks = score_records(reranker, rows, progress=advance, on_error=on_error)
+            held.callback(chunks.close)
+            for chunk in chunks:
+                stats += chunk.scores.stats
+                if writer.out is None:  # opened at the first result: a run that fails before leaves no file
+                    writer.out = held.enter_context(output.open())
+                written = formats.score_rows(chunk.records, chunk.scores, [start + n for n in chunk.indexes],
+                                             with_fields)  # fmt: skip
+                output.write(writer, written, chunk, start)
+    except PairError as exc:
+        raise exc.shifted(start) from None
+    except KeyboardInterrupt as exc:
+        done = start + writer.count
+        said = f"after writing the results of {plural(writer.count, 'pair')} to {output.path} ({done:,} in all)"
+        raise Interrupted.of(exc, f"{said}; score into it again to go on", done, 0, output.path) from None
+    except Exception as exc:  # a runtime failure (a full disk, a server gone): what the file holds is kept, said so
+        if (start or writer.count) and not isinstance(qrr_cause(exc), SAYS_WHAT_TO_DO):
+            raise Stopped(qrr_cause(exc), 0, None, output.path, kept="the results written before",
+                          verb="score") from exc  # fmt: skip
+        raise
+    return ScoredRun(stats, writer.count, start)
+
+
+@contextlib.contextmanager
+def _lent_settings(output: _Claimed | None, reranker: Scorer, more: dict | None = None):
+    """For the body, the guard a command's run has: an ``output`` without ``settings`` takes the reranker's (with
+    ``more``), so that a file written with another instruction is refused, not gone on with; for this call only (the
+    output used again with another reranker is checked against that one's). Where the caller prepared the output
+    first, its settings are checked now."""
+    lent = output is not None and output.settings is None and hasattr(reranker, "settings")
+    if lent:
+        output.settings = reranker.settings() | (more or {})
+    try:
+        if lent and output.prepared:
+            with output._released_on_error():
+                output._check_settings()
+        yield
+    finally:
+        if lent:
+            output.settings = None
 
 
 class _Keeping:
@@ -1220,15 +1356,7 @@ def rerank_run(
     check_call(show_progress_bar=show_progress_bar)
     if top_k is not None and inputs.keep_rest:
         raise InputError("{top_k}: not with keep_rest, which writes every document of the run", "top_k")
-    lent = output is not None and output.settings is None and hasattr(reranker, "settings")
-    if lent:
-        # the guard a command's run has: a file written with another instruction is refused, not gone on with; for
-        # this call only (the output used again with another reranker is checked against that one's)
-        output.settings = reranker.settings() | {"keep_rest": inputs.keep_rest}
-    try:
-        if lent and output.prepared:
-            with output._released_on_error():
-                output._check_settings()
+    with _lent_settings(output, reranker, {"keep_rest": inputs.keep_rest}):
         if output is not None and not output.prepared:
             # on a copy: the caller's inputs keep every query (a notebook's next rerank_run found none left)
             inputs = replace(inputs, jobs=list(inputs.jobs))
@@ -1242,9 +1370,6 @@ def rerank_run(
                 rerank_jobs(reranker, inputs.jobs, inputs.corpus, top_k, advance, stats, on_error),
             )
             return write_reranked(results, inputs, output, on_query, stats)
-    finally:
-        if lent:
-            output.settings = None
 
 
 def write_reranked(

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from qrr import Reranker, formats, metrics, pipelines
-from qrr.errors import InputError, Interrupted, PairError
+from qrr.errors import InputError, Interrupted, PairError, Stopped
 from qrr.family import QWEN3
 from qrr.pipelines import Job
 from qrr.reranker import Results, Stats
@@ -678,3 +678,79 @@ def test_an_output_the_file_system_refuses_is_said_before_any_work(tmp_path, mon
     monkeypatch.setattr(os, "open", refused)
     with pytest.raises(InputError, match=rf"^output {re.escape(str(out))}: not writable here \(Permission denied\)$"):
         pipelines.check_appendable(str(out), [], "results", "the results")
+
+
+# ------------------------------------------------------------------------------------------ scoring into a file
+
+
+def score_input(n: int = 6) -> list[formats.PairRecord]:
+    return [formats.PairRecord(f"query {k % 2}", f"document number {k}", None, {"id": f"p{k}"}) for k in range(n)]
+
+
+def test_a_python_user_scores_into_a_file_and_goes_on_after_an_interruption(fake, rr, tmp_path):
+    whole = tmp_path / "whole.jsonl"
+    done = pipelines.score_run(rr, score_input(), pipelines.ScoresOutput.checked(whole))
+    scores = rr.score([(r.query, r.document) for r in score_input()])
+    assert [orjson.loads(line) for line in whole.read_bytes().splitlines()] == [
+        {"index": k, "id": f"p{k}", "score": s} for k, s in enumerate(scores)]  # fmt: skip
+    assert (done.wrote, done.resumed, done.stats.pairs) == (6, 0, 6)
+    name, _ = fake(interrupt_after=2)  # a Ctrl-C in the third pair's batch
+    stopping = Reranker(name, batch_tokens=1)  # a batch a pair, a call (then a write) every two
+    out = tmp_path / "out.jsonl"
+    said = f"interrupted after writing the results of 2 pairs to {out} (2 in all); score into it again to go on"
+    with pytest.raises(Interrupted, match=f"^{re.escape(said)}$") as caught:
+        pipelines.score_run(stopping, score_input(), pipelines.ScoresOutput.checked(out))
+    assert (caught.value.done, caught.value.path) == (2, str(out))
+    assert len(out.read_bytes().splitlines()) == 2
+    # the same call again goes on from the file: its last result checked (by its ids and scored again), none twice
+    done = pipelines.score_run(rr, score_input(), pipelines.ScoresOutput.checked(out))
+    assert (done.wrote, done.resumed) == (4, 2) and out.read_bytes() == whole.read_bytes()
+    assert pipelines.score_run(rr, iter(score_input()), pipelines.ScoresOutput.checked(out)).wrote == 0
+
+
+def test_a_scoring_run_refuses_a_file_of_another_input_or_set_up(rr, tmp_path):
+    out = tmp_path / "out.jsonl"
+    pipelines.score_run(rr, score_input(3), pipelines.ScoresOutput.checked(out))
+    written = out.read_bytes()
+    with pytest.raises(InputError, match=r"^output .*out.jsonl holds results of the input's first 3 pairs, but the "
+                                         "input has 2 pairs: it holds another input's scores; give output a new "
+                                         "file$"):  # fmt: skip
+        pipelines.score_run(rr, score_input(2), pipelines.ScoresOutput.checked(out))
+    other = [replace(r, ids={"id": f"q{k}"}) for k, r in enumerate(score_input(4))]
+    with pytest.raises(InputError, match=r'result 2 has ids {"id":"p2"}, but the input\'s pair 2 has {"id":"q2"}'):
+        pipelines.score_run(rr, other, pipelines.ScoresOutput.checked(out))
+    instructed = Reranker("fake", instruction="Find the answer")  # the settings kept beside the file say another
+    with pytest.raises(InputError, match=r"was written with instruction \"Given a web search query"):
+        pipelines.score_run(instructed, score_input(4), pipelines.ScoresOutput.checked(out))
+    assert out.read_bytes() == written  # nothing written by a refused run
+
+
+def test_a_scoring_run_leaves_out_queries_too_long_and_goes_on_so(tmp_path):
+    short = Reranker("fake", max_length=120)
+    pairs = [("q", "a"), ("q " * 80, "b"), ("q", "c")]
+    out = tmp_path / "out.jsonl"
+    errors = Collect()
+    done = pipelines.score_run(short, pairs, pipelines.ScoresOutput.checked(out), on_error=errors)
+    assert done.wrote == 2 and [orjson.loads(line)["index"] for line in out.read_bytes().splitlines()] == [0, 2]
+    assert len(errors) == 1 and errors[0].startswith("pair 1: the query and instruction take 105 tokens, but max")
+    with pytest.raises(InputError, match="result 2 comes after result 0: a run with on_error skip left pairs out"):
+        pipelines.score_run(short, pairs, pipelines.ScoresOutput.checked(out))
+    assert pipelines.score_run(short, pairs, pipelines.ScoresOutput.checked(out), on_error=errors).wrote == 0
+
+
+def test_a_scoring_run_shows_a_progress_bar_of_the_pairs_left(rr, tmp_path, capsys):
+    out = tmp_path / "out.jsonl"
+    pipelines.score_run(rr, score_input(2), pipelines.ScoresOutput.checked(out))
+    assert capsys.readouterr().err == ""
+    pipelines.score_run(rr, score_input(6), pipelines.ScoresOutput.checked(out), show_progress_bar=True)
+    err = capsys.readouterr().err
+    assert err.startswith("\rscoring:   0%|") and "| 4/4 [" in err
+
+
+def test_a_scoring_run_that_fails_after_writing_says_what_the_file_holds(fake, tmp_path):
+    name, _ = fake(interrupt_after=2, raising=OSError(28, "No space left on device"))
+    out = tmp_path / "out.jsonl"
+    said = f"OSError: [Errno 28] No space left on device; the results written before are in {out}: score into it"
+    with pytest.raises(Stopped, match=f"^{re.escape(said)} again to go on$"):
+        pipelines.score_run(Reranker(name, batch_tokens=1), score_input(), pipelines.ScoresOutput.checked(out))
+    assert len(out.read_bytes().splitlines()) == 2

@@ -202,7 +202,7 @@ def score(
         records = itertools.chain(inline, formats.read_pairs(sources, input_format.value, skipped))
         if with_fields:  # a pair with a field named as the result's own is bad input (the first's said early)
             records = fields_checked(records, skipped=skipped)
-        last, left_out = _past_done(records, saved)
+        last, left_out = saved.skip_done(records) if saved is not None else (None, [])
         blanks = Blanks("pair with a blank query or document", "pairs with a blank query or document",
                         ("query", "document"))  # fmt: skip
         records = blanks.passing(records)
@@ -242,15 +242,10 @@ def score(
                         rows = [row | text for row, text in zip(rows, texts, strict=True)]
                     if saved is not None and out.out is None:  # at the first result: a failure before leaves no file
                         out.out = held.enter_context(saved.open())
-                    before = saved.latest if saved is not None else None
-                    if saved is not None and chunk.records:  # before: a Ctrl-C held back by the write ends it
-                        saved.passed(start + chunk.indexes[-1], chunk.records[-1])
-                    try:
+                    if saved is not None:
+                        saved.write(out, rows, chunk, start)
+                    else:
                         out.write(rows)
-                    except Exception:  # not written (a full disk): the record names the last pair that was
-                        if saved is not None:
-                            saved.latest = before
-                        raise
         except PairError as exc:
             raise exc.shifted(start) from None
         except Exception as exc:  # a runtime failure (a full disk, a server gone): what OUT holds is kept, said so
@@ -317,21 +312,6 @@ def _resumable(fmt: str) -> bool:
     except (OSError, ValueError, AttributeError, ImportError):  # no descriptor (a test's runner, a notebook's stream)
         return False
     return fmt == "jsonl" and stat.S_ISREG(out.st_mode) and not appended and not shared
-
-
-def _past_done(records, saved):
-    """Reads ``records`` past the pairs that the --resume file ``saved`` is done with; returns the last of those
-    (``None`` where there are none) and those it left out (``saved.gaps``), with their places."""
-    last, gaps, left_out = None, set(saved.gaps if saved else ()), []
-    for n in range(saved.done if saved else 0):
-        last = next(records, None)
-        if last is None:
-            raise InputError(f"--resume {saved.path} holds results of the input's first {saved.done:,} pairs, but "
-                             f"the input has {plural(n, 'pair')}: it holds another input's scores; give --resume a "
-                             "new file")  # fmt: skip
-        if n in gaps:
-            left_out.append((n, last))
-    return last, left_out
 
 
 def _resumed(path: str | None, sources: list[str], settings: dict | None, skips: bool):
