@@ -29,6 +29,8 @@ from qrr import __version__, formats
 from qrr.errors import InputError, Interrupted, QrrError, Stopped, Terminated, debugging, innermost, qrr_cause
 from qrr.family import QWEN3, run_settings
 from qrr.formats.records import raise_or_hand
+from qrr.models import MODEL_ENV
+from qrr.server import SERVER_ENV
 
 # COLUMNS of 0 made rich draw nothing (every error, table and --help blank), and of a few split scores over lines
 MIN_COLUMNS = 20
@@ -220,7 +222,7 @@ def _blank_is_unset(ctx: typer.Context, param: typer.CallbackParam, value: str |
 ModelOpt = Annotated[
     str | None,
     typer.Option(
-        "--model", "-m", envvar="QRR_MODEL", show_envvar=True, rich_help_panel="Model", metavar="NAME",
+        "--model", "-m", envvar=MODEL_ENV, show_envvar=True, rich_help_panel="Model", metavar="NAME",
         callback=_blank_is_unset,
         help="Alias (0.6b, 4b, 8b), hub repo id or local folder (a Qwen3-Reranker, or one converted to a "
         "sequence classifier). [dim]\\[default: 0.6b][/]",
@@ -269,7 +271,7 @@ OfflineOpt = Annotated[
 ]  # fmt: skip
 ServerOpt = Annotated[
     str | None,
-    typer.Option("--server", envvar="QRR_SERVER", show_envvar=True, rich_help_panel="Model", metavar="URL",
+    typer.Option("--server", envvar=SERVER_ENV, show_envvar=True, rich_help_panel="Model", metavar="URL",
                  help="Score on a running qrr serve at this URL instead of loading a model (API key: $QRR_API_KEY)."),
 ]  # fmt: skip
 InstructionOpt = Annotated[
@@ -873,7 +875,7 @@ def resume_settings(ctx: typer.Context, server: str | None, instruction: str | N
 def chosen_server(ctx: typer.Context, server: str | None) -> str | None:
     """The server to score on (``--server`` or ``$QRR_SERVER``), or ``None`` for a model loaded here. Model options
     on the command line win over ``$QRR_SERVER``; beside ``--server`` itself they are an error."""
-    if server is None and os.environ.get("QRR_SERVER") == "" and not given(ctx, *MODEL_OPTIONS):
+    if server is None and os.environ.get(SERVER_ENV) == "" and not given(ctx, *MODEL_OPTIONS):
         # an unresolved CI secret, which click takes for none: the model was loaded here instead, unsaid
         raise InputError("QRR_SERVER is set but empty: give the server's URL, or unset it to load the model here")
     if server is not None and not given(ctx, "server"):  # from the environment: checked before model options

@@ -32,7 +32,7 @@ from qrr.cli.base import (
 )
 from qrr.errors import InputError, QrrError
 from qrr.family import DEFAULT_MAX_LENGTH, QWEN3
-from qrr.server import DRAIN, KEEP_ALIVE, key_fault, printable
+from qrr.server import API_KEY_ENV, DRAIN, KEEP_ALIVE, MAX_DOCUMENTS, MAX_QUEUE, MAX_REQUEST_BYTES, key_fault, printable
 
 PANEL = "Server"
 ServeInstructionOpt = Annotated[
@@ -63,7 +63,7 @@ def serve(
         str | None,
         typer.Option(
             "--api-key",
-            envvar="QRR_API_KEY",
+            envvar=API_KEY_ENV,
             show_envvar=True,
             rich_help_panel=PANEL,
             help="Require Authorization: Bearer KEY on every endpoint but /health; set QRR_API_KEY instead to keep "
@@ -72,10 +72,10 @@ def serve(
     ] = None,  # fmt: skip
     max_documents: Annotated[
         int, typer.Option("--max-documents", min=1, rich_help_panel=PANEL, help="Documents one request may hold.")
-    ] = 1000,
+    ] = MAX_DOCUMENTS,
     max_request_bytes: Annotated[
         int, typer.Option("--max-request-bytes", min=1, rich_help_panel=PANEL, help="Largest request body.")
-    ] = 10_000_000,
+    ] = MAX_REQUEST_BYTES,
     max_queue: Annotated[
         int,
         typer.Option(
@@ -84,7 +84,7 @@ def serve(
             rich_help_panel=PANEL,
             help="Requests that may wait for the model; more get 503 with Retry-After.",
         ),
-    ] = 256,  # fmt: skip
+    ] = MAX_QUEUE,  # fmt: skip
     keep_alive: Annotated[
         float,
         typer.Option(
@@ -147,11 +147,11 @@ def serve(
         raise InputError("--served-model-name: give a name that is not empty")
     if given(ctx, "api_key") and not api_key.strip():
         raise InputError("--api-key: give a key that is not empty (or none, for a server without one)")
-    if not given(ctx, "api_key") and "QRR_API_KEY" in os.environ and not os.environ["QRR_API_KEY"].strip():
+    if not given(ctx, "api_key") and API_KEY_ENV in os.environ and not os.environ[API_KEY_ENV].strip():
         # an unresolved secret (`docker -e QRR_API_KEY=`) was taken for no key at all: a server open to anyone
         raise InputError("QRR_API_KEY is set but empty: give it a key, or unset it for a server without one")
     if api_key is not None:
-        said = "--api-key" if given(ctx, "api_key") else "QRR_API_KEY"
+        said = "--api-key" if given(ctx, "api_key") else API_KEY_ENV
         if api_key != api_key.strip():  # a secret made from a file ends in a newline: no client could match it
             stderr.print(f"note: the spaces around {said} are left out of the key (a header cannot end in them)",
                          highlight=False, markup=False)  # fmt: skip

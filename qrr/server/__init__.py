@@ -12,6 +12,14 @@ KEEP_ALIVE = 75
 # Docker) waits after SIGTERM before it kills, so that the process ends on its own and says so
 DRAIN = 25
 
+# A server's limits unless its command says others (a client that asked an older server for none assumes them)
+MAX_DOCUMENTS = 1000
+MAX_REQUEST_BYTES = 10_000_000
+MAX_QUEUE = 256
+
+SERVER_ENV = "QRR_SERVER"  # the server a command sends its work to (``--server``)
+API_KEY_ENV = "QRR_API_KEY"  # the key a server requires and a client sends
+
 
 # Characters of what a client sent that a message or log line shows (a 60 KB path was echoed whole)
 SHOWN = 512

@@ -27,7 +27,7 @@ from qrr import __version__
 from qrr.device import dtype_name
 from qrr.errors import InputError, QrrError, debugging
 from qrr.pipelines import no_room
-from qrr.server import DRAIN, KEEP_ALIVE, printable
+from qrr.server import DRAIN, KEEP_ALIVE, MAX_DOCUMENTS, MAX_QUEUE, MAX_REQUEST_BYTES, printable
 from qrr.server.api import ApiError, parse_rerank, parse_score, rerank_response, score_response
 from qrr.server.batcher import Batcher, QueueFull
 from qrr.server.metrics import Metrics
@@ -43,7 +43,8 @@ class Limits:
     """What the server takes: ``max_documents`` a request, ``max_request_bytes`` a body, ``max_queue`` requests
     waiting for the model."""
 
-    def __init__(self, max_documents: int = 1000, max_request_bytes: int = 10_000_000, max_queue: int = 256):
+    def __init__(self, max_documents: int = MAX_DOCUMENTS, max_request_bytes: int = MAX_REQUEST_BYTES,
+                 max_queue: int = MAX_QUEUE):  # fmt: skip
         self.max_documents, self.max_request_bytes, self.max_queue = max_documents, max_request_bytes, max_queue
 
 

@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from qrr.reranker import CHUNK, Reranker, Results, Stats, spans
+from qrr.server import MAX_QUEUE
 
 
 class QueueFull(Exception):
@@ -34,7 +35,7 @@ class Batcher:
     """Scores jobs on one worker thread, merging the jobs waiting when it starts a call (up to ``max_pairs``
     pairs, at least one job). ``max_queue`` bounds the jobs waiting; ``submit`` raises ``QueueFull`` past it."""
 
-    def __init__(self, reranker: Reranker, max_queue: int = 256, max_pairs: int = CHUNK):
+    def __init__(self, reranker: Reranker, max_queue: int = MAX_QUEUE, max_pairs: int = CHUNK):
         self.reranker = reranker
         self.max_queue = max_queue
         self.max_pairs = max_pairs

@@ -34,12 +34,10 @@ from qrr.reranker import (
     rank_chunks,
     triples,
 )
-from qrr.server import key_fault
+from qrr.server import API_KEY_ENV, MAX_DOCUMENTS, MAX_REQUEST_BYTES, key_fault
 
 USER_AGENT = f"qrr/{__version__}"
 
-SERVER_ENV = "QRR_SERVER"
-API_KEY_ENV = "QRR_API_KEY"
 PROBE_TIMEOUT = 30.0  # seconds the first call (/v1/models) waits: a server's card is quick; scoring may be slow
 
 
@@ -187,8 +185,8 @@ class RemoteReranker(_Predicts):
     def _requests(self, head: dict, items: list):
         """``items`` (documents, or pairs) in parts the server takes: at most its ``max_documents`` a request, and
         bodies within its ``max_request_bytes``."""
-        most = self._card.get("max_documents", 1000)
-        room = self._card.get("max_request_bytes", 10_000_000) - len(orjson.dumps(head)) - 64
+        most = self._card.get("max_documents", MAX_DOCUMENTS)
+        room = self._card.get("max_request_bytes", MAX_REQUEST_BYTES) - len(orjson.dumps(head)) - 64
         part: list = []
         size = 0
         for item in items:
