@@ -167,8 +167,10 @@ def test_health_models_and_metrics(http, tiny_model, tiny_server, reranker):
     assert 'qrr_requests_total{endpoint="/rerank",status="200"}' in text
     assert 'qrr_requests_total{endpoint="/rerank",status="400"}' in text
     for name in ("qrr_pairs_total ", "qrr_tokens_total ", "qrr_queue_depth 0", "qrr_scoring_calls_total ",
-                 'qrr_request_seconds_bucket{endpoint="/rerank",le="0.005"} '):  # fmt: skip
+                 'qrr_request_seconds_bucket{endpoint="/rerank",le="0.005"} ', "\nprocess_resident_memory_bytes ",
+                 "\nprocess_cpu_seconds_total "):  # fmt: skip
         assert name in text, name
+    assert "qrr_device_memory" not in text  # a CPU's memory is the process's
 
     def value(name: str) -> int:
         return int(text.split(f"\n{name} ")[1].split()[0])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qrr.server.metrics import Metrics
+from qrr.server.metrics import Metrics, process_lines
 
 
 def test_info_labels_are_escaped_as_the_text_format_asks():
@@ -10,3 +10,47 @@ def test_info_labels_are_escaped_as_the_text_format_asks():
     text = Metrics({"version": "1.0", "model": 'C:\\models\\my "best"\nmodel'}).render(0, False, 0)
     assert '\nqrr_info{version="1.0",model="C:\\\\models\\\\my \\"best\\"\\nmodel"} 1\n' in text
     assert text.startswith("# HELP qrr_info ")
+
+
+def test_the_accelerators_memory_is_said_where_the_model_is_on_one():
+    on_cpu = Metrics().render(0, False, 0)
+    assert "qrr_device_memory" not in on_cpu
+    text = Metrics().render(0, False, 0, {"allocated": 1_200_000_000, "reserved": 2_097_152_000, "peak": 1_500_000_000})
+    assert "\n# TYPE qrr_device_memory_allocated_bytes gauge\nqrr_device_memory_allocated_bytes 1200000000\n" in text
+    assert "\nqrr_device_memory_reserved_bytes 2097152000\n" in text
+    assert "\nqrr_device_memory_peak_bytes 1500000000\n" in text
+
+
+def test_the_process_metrics_carry_prometheus_standard_names_and_this_processs_values():
+    import resource
+    import time
+
+    values = dict(line.split(" ") for line in process_lines() if not line.startswith("#"))
+    assert list(values) == ["process_cpu_seconds_total", "process_virtual_memory_bytes",
+                            "process_resident_memory_bytes", "process_open_fds", "process_max_fds",
+                            "process_start_time_seconds"]  # fmt: skip
+    assert 0 < float(values["process_cpu_seconds_total"]) <= time.process_time()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB, updated now and then
+    assert 10_000_000 < int(values["process_resident_memory_bytes"]) <= 1.05 * peak
+    assert int(values["process_virtual_memory_bytes"]) > int(values["process_resident_memory_bytes"])
+    with open(__file__) as handle:  # one more descriptor, counted
+        opened = int(dict(line.split(" ") for line in process_lines() if line.startswith("process_open_fds"))[
+            "process_open_fds"])  # fmt: skip
+        assert handle and opened == int(values["process_open_fds"]) + 1
+    assert int(values["process_max_fds"]) == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    started = float(values["process_start_time_seconds"])
+    assert time.time() - 24 * 3600 < started < time.time()  # this test session's process: started today
+    assert "\n# TYPE process_cpu_seconds_total counter\n" in Metrics().render(0, False, 0)
+
+
+def test_a_cuda_devices_memory_is_read_from_torchs_allocator(monkeypatch):
+    import torch
+
+    from qrr.server.app import device_memory
+
+    assert device_memory(torch.device("cpu")) is None
+    asked = []
+    for name, value in (("memory_allocated", 1), ("memory_reserved", 2), ("max_memory_allocated", 3)):
+        monkeypatch.setattr(torch.cuda, name, lambda device, value=value: asked.append(device) or value)
+    assert device_memory(torch.device("cuda:1")) == {"allocated": 1, "reserved": 2, "peak": 3}
+    assert asked == [torch.device("cuda:1")] * 3

@@ -52,6 +52,17 @@ def json_response(body, status: int = 200, headers: dict | None = None) -> Respo
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
+def device_memory(device) -> dict[str, int] | None:
+    """Bytes of a CUDA ``device``'s memory that torch's tensors hold now (``allocated``), that its allocator holds
+    (``reserved``) and that tensors held at most (``peak``); ``None`` for another device."""
+    if device.type != "cuda":
+        return None
+    import torch
+
+    return {"allocated": torch.cuda.memory_allocated(device), "reserved": torch.cuda.memory_reserved(device),
+            "peak": torch.cuda.max_memory_allocated(device)}  # fmt: skip
+
+
 def create_app(reranker, model_name: str, api_key: str | None = None, limits: Limits | None = None,
                on_request=None) -> Starlette:  # fmt: skip
     """The app serving ``reranker`` as ``model_name``. ``api_key``: every endpoint but ``/health`` requires
@@ -206,7 +217,7 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
         return json_response({"object": "list", "data": [card]})
 
     async def prometheus(request: Request) -> Response:
-        text = metrics.render(batcher.depth, batcher.busy, batcher.calls)
+        text = metrics.render(batcher.depth, batcher.busy, batcher.calls, device_memory(reranker.device))
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     @contextlib.asynccontextmanager

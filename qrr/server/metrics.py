@@ -1,10 +1,14 @@
 """The server's counters in Prometheus' text format: requests by endpoint and status, pairs, tokens, the queue,
-and a latency histogram. Written by hand: a few counters need no client library."""
+a latency histogram, the accelerator's memory, and the process's own (CPU time, memory, file descriptors, start time,
+as Prometheus' client libraries name them). Written by hand: a few counters need no client library."""
 
 from __future__ import annotations
 
 import bisect
+import contextlib
+import os
 import threading
+import time
 from collections import Counter
 
 # request latency buckets, seconds
@@ -63,8 +67,9 @@ class Metrics:
             self.tokens += stats.tokens
             self.truncated += stats.truncated
 
-    def render(self, queue_depth: int, busy: bool, calls: int) -> str:
-        """The exposition text (``text/plain; version=0.0.4``)."""
+    def render(self, queue_depth: int, busy: bool, calls: int, device_memory: dict[str, int] | None = None) -> str:
+        """The exposition text (``text/plain; version=0.0.4``). ``device_memory``: bytes of the accelerator's memory
+        (``allocated``, ``reserved``, ``peak``), where the model is on one."""
         with self._lock:
             labels = ",".join(f'{name}="{_label(value)}"' for name, value in self.info.items())
             lines = [
@@ -101,4 +106,57 @@ class Metrics:
             ]
             for endpoint, latency in sorted(self.latency.items()):
                 lines += latency.render("qrr_request_seconds", f'endpoint="{endpoint}"')
-        return "\n".join(lines) + "\n"
+        for kind, said in DEVICE_MEMORY.items():
+            if device_memory is not None and kind in device_memory:
+                lines += [f"# HELP qrr_device_memory_{kind}_bytes {said}",
+                          f"# TYPE qrr_device_memory_{kind}_bytes gauge",
+                          f"qrr_device_memory_{kind}_bytes {device_memory[kind]}"]  # fmt: skip
+        return "\n".join(lines + process_lines()) + "\n"
+
+
+DEVICE_MEMORY = {
+    "allocated": "Bytes of the accelerator's memory that tensors hold now.",
+    "reserved": "Bytes of the accelerator's memory that torch's allocator holds (tensors and its cache).",
+    "peak": "The most bytes tensors held at once on the accelerator since the server started.",
+}
+
+
+def process_lines() -> list[str]:
+    """Prometheus' standard process metrics, each where the system tells it: CPU seconds (everywhere), resident and
+    virtual memory, open file descriptors and start time (Linux's ``/proc``), the descriptor limit (Unix)."""
+    cpu = time.process_time()  # every thread's
+    found: dict[str, tuple[str, str, float | int]] = {
+        "process_cpu_seconds_total": ("counter", "User and system CPU time of the process, in seconds.", cpu),
+    }
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/self/statm", encoding="ascii") as handle:
+            virtual, resident = (int(n) * os.sysconf("SC_PAGE_SIZE") for n in handle.read().split()[:2])
+        found["process_virtual_memory_bytes"] = ("gauge", "Virtual memory size in bytes.", virtual)
+        found["process_resident_memory_bytes"] = ("gauge", "Resident memory size in bytes.", resident)
+    with contextlib.suppress(OSError):
+        found["process_open_fds"] = ("gauge", "Number of open file descriptors.", len(os.listdir("/proc/self/fd")))
+    with contextlib.suppress(ImportError, OSError, ValueError):
+        import resource  # not on Windows
+
+        found["process_max_fds"] = ("gauge", "Maximum number of open file descriptors.",
+                                    resource.getrlimit(resource.RLIMIT_NOFILE)[0])  # fmt: skip
+    started = _start_time()
+    if started is not None:
+        found["process_start_time_seconds"] = ("gauge", "Start time of the process since unix epoch in seconds.",
+                                               started)  # fmt: skip
+    lines = []
+    for name, (kind, said, value) in found.items():
+        lines += [f"# HELP {name} {said}", f"# TYPE {name} {kind}", f"{name} {value}"]
+    return lines
+
+
+def _start_time() -> float | None:
+    """When this process started (seconds since the epoch), from Linux's ``/proc``; ``None`` elsewhere."""
+    try:
+        with open("/proc/self/stat", encoding="ascii", errors="replace") as handle:
+            ticks = int(handle.read().rpartition(")")[2].split()[19])  # starttime, after the command's name
+        with open("/proc/stat", encoding="ascii") as handle:
+            boot = next(int(line.split()[1]) for line in handle if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
