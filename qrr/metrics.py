@@ -167,6 +167,8 @@ def evaluate(qrels: Qrels, run: Run, measures=MEASURES, *, name: str = "run", qu
         queries = {_named_id(q) for q in queries}
     names = measures.split(",") if isinstance(measures, str) else measures
     measures = tuple(dict.fromkeys(measure(m) for m in names))
+    if not measures:  # an evaluation of nothing: {} means, read as a run that scored nothing
+        raise InputError("{measures}: name at least one measure (ndcg@10, say)", "measures")
     targets = [q for q in qrels if queries is None or q in queries]
     per_query = {q: measure_query(qrels[q], run.get(q, {}), measures, level) for q in targets}
     count = len(targets)

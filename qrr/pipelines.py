@@ -47,7 +47,7 @@ from qrr.errors import (  # Missing and OutputBusy, raised here, named here too
     qrr_cause,
 )
 from qrr.formats import DocRecord, PairRecord, Run, is_id_field
-from qrr.formats.records import ErrorSink
+from qrr.formats.records import ErrorSink, record_fields
 from qrr.reranker import (
     CHUNK,
     ProgressBar,
@@ -169,7 +169,7 @@ def _prefetched(items: Iterable, idle: float) -> Iterator:
 
 def score_records(
     reranker: Scorer, records: Iterable, progress: Progress | None = None, chunk: int | None = None,
-    on_error: ErrorSink = None, idle: float | None = None,
+    on_error: ErrorSink = None, idle: float | None = None, first: int = 0,
 ) -> Iterator[ScoredChunk]:  # fmt: skip
     """Score pairs a chunk at a time, in input order, so that each chunk's results can be written as soon as they
     are done and memory stays flat over any number of pairs. ``records``: ``PairRecord``s (from
@@ -182,7 +182,8 @@ def score_records(
     other pairs of that query and instruction: the chunk's ``indexes`` say which pairs were scored. With ``idle``
     (seconds, above 0; not with ``chunk``), ``records`` are read ahead in a thread and a chunk ends where none came
     for that long (an input that pauses, as a pipe from a slow producer does); the thread stops when this generator
-    is closed."""
+    is closed. ``first``: the input position of ``records``' first, which messages of a pair without a file and line
+    count from (a run going on past the pairs an earlier one did); chunks count from 0."""
     if idle is not None and not idle > 0:
         raise InputError(f"{{idle}} must be a number of seconds above 0, not {idle!r}", "idle")
     check_count(chunk, "chunk")
@@ -192,16 +193,17 @@ def score_records(
     parts = chunks(pairs, chunk) if chunk else _calls(pairs, call_room(reranker), _weigh_pair)
     with contextlib.closing(pairs) if hasattr(pairs, "close") else contextlib.nullcontext():
         # closed when the caller stops (an error, Ctrl-C, closing this generator): a thread reading ahead stops too
-        yield from _scored_parts(reranker, parts, progress, on_error)
+        yield from _scored_parts(reranker, parts, progress, on_error, first)
 
 
-def _scored_parts(reranker, parts, progress, on_error) -> Iterator[ScoredChunk]:
+def _scored_parts(reranker, parts, progress, on_error, first) -> Iterator[ScoredChunk]:
     start = 0
     for part in parts:
         places = list(range(len(part)))
         if on_error is not None:  # each query checked once, before the call: not a call again for each one too long
             verdicts = {key: no_room(reranker, *key) for key in dict.fromkeys((t[0], t[2]) for _, t in part)}
-            places = _left_out(part, places, start, {k: e for k, e in verdicts.items() if e is not None}, on_error)
+            places = _left_out(part, places, first + start, {k: e for k, e in verdicts.items() if e is not None},
+                               on_error)  # fmt: skip
         while True:
             try:
                 scores = reranker.score([part[n][1] for n in places], progress=progress)
@@ -211,11 +213,11 @@ def _scored_parts(reranker, parts, progress, on_error) -> Iterator[ScoredChunk]:
                 if on_error is None or "max_length" not in exc.params:
                     where = getattr(record, "where", None)
                     error = InputError(f"{where}: {exc.text}", *exc.params) if where else PairError(
-                        start + places[exc.pair], exc.text, *exc.params)  # fmt: skip
+                        first + start + places[exc.pair], exc.text, *exc.params)  # fmt: skip
                     error.skippable = "max_length" in exc.params  # a query too long: on_error would leave it out
                     raise error from None
                 error = InputError(exc.text, *exc.params)
-                places = _left_out(part, places, start, {(query, instruction): error}, on_error)
+                places = _left_out(part, places, first + start, {(query, instruction): error}, on_error)
         if progress is not None and len(places) < len(part):
             progress(len(part) - len(places))  # the pairs left out are done with too
         yield ScoredChunk(start, [part[n][0] for n in places], scores, [start + n for n in places])
@@ -492,10 +494,12 @@ class ScoresOutput(_Claimed):
     def write(self, writer, rows: list[dict], chunk: ScoredChunk, start: int = 0) -> None:
         """Write ``rows``, the results of ``chunk`` (``formats.score_rows``; ``start``: the input position of the
         first pair its stream was read from), with ``writer`` (a ``formats.RowWriter`` on ``open()``'s file): the
-        record kept beside OUT names the chunk's last pair (``passed``) once they are written; where the write fails
-        (a full disk), the pair written before stays named."""
+        record kept beside OUT is to name the chunk's last pair (``passed``); where the write fails (a full disk), the
+        pair written before stays named."""
         before = self.latest
-        if chunk.records:  # noted before: a Ctrl-C held back until the write ends raises after it
+        # noted before the write: a writer that holds a Ctrl-C back until its write ends (the command's) raises it
+        # after the rows are written
+        if chunk.records:
             self.passed(start + chunk.indexes[-1], chunk.records[-1])
         try:
             writer.write(rows)
@@ -524,12 +528,11 @@ class ScoresOutput(_Claimed):
         too, or must not without it), or (scored again by ``reranker``) another set-up's score."""
         fields = {k: v for k, v in self.last.items() if k not in formats.SCORE_FIELDS}
         ids = {k: v for k, v in fields.items() if is_id_field(k)}
-        have = record.ids if isinstance(record, PairRecord) else {}
+        have, other = record_fields(record)  # as score_rows wrote them: a PairRecord's, a mapping's by name
         if ids != have:
             raise InputError(f"{self.where}: result {self.done - 1} has ids {_said(ids)}, but the input's pair "
                              f"{self.done - 1} has {_said(have)}; {{output}} holds another input's scores",
                              "output")  # fmt: skip
-        other = getattr(record, "other", {})
         copied = [k for k in fields if k not in ids]
         if self.copied and not with_fields:  # its lines would mix two shapes
             raise InputError(f'{{output}} {self.path}: its results have "{self.copied}": it was written with '
@@ -613,7 +616,7 @@ def _scored_into(reranker, rows, output, with_fields, progress, on_error, show_p
     writer = formats.RowWriter("jsonl")
     try:
         with contextlib.ExitStack() as held, ProgressBar(left, show_progress_bar, progress) as advance:
-            chunks = score_records(reranker, rows, progress=advance, on_error=on_error)
+            chunks = score_records(reranker, rows, progress=advance, on_error=on_error, first=start)
             held.callback(chunks.close)
             for chunk in chunks:
                 stats += chunk.scores.stats
@@ -622,18 +625,26 @@ def _scored_into(reranker, rows, output, with_fields, progress, on_error, show_p
                 written = formats.score_rows(chunk.records, chunk.scores, [start + n for n in chunk.indexes],
                                              with_fields)  # fmt: skip
                 output.write(writer, written, chunk, start)
-    except PairError as exc:
-        raise exc.shifted(start) from None
     except KeyboardInterrupt as exc:
         done = start + writer.count
         said = f"after writing the results of {plural(writer.count, 'pair')} to {output.path} ({done:,} in all)"
+        if not done:
+            said = "before any result was written"
         raise Interrupted.of(exc, f"{said}; score into it again to go on", done, 0, output.path) from None
     except Exception as exc:  # a runtime failure (a full disk, a server gone): what the file holds is kept, said so
-        if (start or writer.count) and not isinstance(qrr_cause(exc), SAYS_WHAT_TO_DO):
+        # a full disk at a new file's first write: its count rose, unflushed, and the file is empty
+        if (start or _size(output.path)) and not isinstance(qrr_cause(exc), SAYS_WHAT_TO_DO):
             raise Stopped(qrr_cause(exc), 0, None, output.path, kept="the results written before",
                           verb="score") from exc  # fmt: skip
         raise
     return ScoredRun(stats, writer.count, start)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 @contextlib.contextmanager

@@ -202,13 +202,15 @@ class Prompter:
             used, left = used - before, self.body_budget - before
             over, frame = used > left, self.max_length - left
             # all of it taken: "take 26 tokens, but max_length 74 leaves 26" read as if they fit
-            take = (f"take {used} tokens, but {{max_length}} {self.max_length} leaves {left}" if over
-                    else f"take all {used} tokens that {{max_length}} {self.max_length} leaves")  # fmt: skip
+            # no query: an instruction alone, checked before any request comes (qrr serve -i)
+            what, s = ("the query and instruction", "") if query else ("the instruction", "s")
+            take = (f"take{s} {used} tokens, but {{max_length}} {self.max_length} leaves {left}" if over
+                    else f"take{s} all {used} tokens that {{max_length}} {self.max_length} leaves")  # fmt: skip
             # the recipe keeps one token: the space before the document, merged with its start where they merge
             kept = "" if over else ": a document would keep one token at most"
-            said = (f"the query and instruction {take} for query, instruction and document together (the prompt "
-                    f"frame takes {frame}){kept}; raise {{max_length}} or shorten the query"
-                    + (" or the instruction" if instruction else ""))  # fmt: skip
+            shorten = ("the query" + (" or the instruction" if instruction else "")) if query else "the instruction"
+            said = (f"{what} {take} for query, instruction and document together (the prompt frame takes {frame})"
+                    f"{kept}; raise {{max_length}} or shorten {shorten}")  # fmt: skip
             raise InputError(said, "max_length") if n is None else PairError(n, said, "max_length")
 
 

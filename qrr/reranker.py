@@ -377,6 +377,8 @@ class Reranker(_Predicts):
     def instruction(self, value: str | None) -> None:
         _check_text(value, "instruction", none=True)
         _check_unicode(value, "the instruction")
+        if value is not None:  # one leaving no room for a query and document failed every call after: said now
+            self.prompter.check_room("", value)
         self._instruction = value
 
     @property

@@ -122,6 +122,9 @@ def test_measure_names():
         with pytest.raises(InputError, match=f"^measures {message}") as caught:
             metrics.measure(name)
         assert caught.value.params == ("measures",)
+    # none at all: an evaluation of no measure returned {} means, as the command refuses it
+    with pytest.raises(InputError, match=r"^measures: name at least one measure \(ndcg@10, say\)$"):
+        metrics.evaluate({"q": {"d": 1}}, {"q": {"d": 1.0}}, [])
     # asked twice under two names: once
     assert list(metrics.evaluate(QRELS, RUN, measures=["R@100", "recall@100"]).means) == ["recall@100"]
     assert list(metrics.evaluate(QRELS, RUN, measures="map,P@5").means) == ["map", "p@5"]  # one string: split

@@ -754,3 +754,48 @@ def test_a_scoring_run_that_fails_after_writing_says_what_the_file_holds(fake, t
     with pytest.raises(Stopped, match=f"^{re.escape(said)} again to go on$"):
         pipelines.score_run(Reranker(name, batch_tokens=1), score_input(), pipelines.ScoresOutput.checked(out))
     assert len(out.read_bytes().splitlines()) == 2
+
+
+def test_a_scoring_run_of_mappings_goes_on_with_their_ids_and_fields(rr, tmp_path):
+    records = [{"query": "q", "document": f"d{k}", "id": f"p{k}", "label": k % 2} for k in range(4)]
+    out = tmp_path / "out.jsonl"
+    pipelines.score_run(rr, records[:2], pipelines.ScoresOutput.checked(out), with_fields=True)
+    done = pipelines.score_run(rr, records, pipelines.ScoresOutput.checked(out), with_fields=True)
+    assert (done.wrote, done.resumed) == (2, 2)
+    assert [orjson.loads(line)["label"] for line in out.read_bytes().splitlines()] == [0, 1, 0, 1]
+    other = [r | {"label": 5} for r in records]
+    with pytest.raises(InputError, match=r'out.jsonl:4: result 3 has "label":1, but the input.s pair 3 has "label":5;'):
+        pipelines.score_run(rr, other, pipelines.ScoresOutput.checked(out), with_fields=True)
+
+
+def test_a_resumed_scoring_run_counts_what_it_leaves_out_from_the_inputs_first_pair(tmp_path):
+    short = Reranker("fake", max_length=120)
+    pairs = [("q", f"d{k}") for k in range(6)]
+    pairs[4] = ("q " * 80, "d4")
+    out = tmp_path / "out.jsonl"
+    pipelines.score_run(short, pairs[:3], pipelines.ScoresOutput.checked(out))
+    errors = Collect()
+    assert pipelines.score_run(short, pairs, pipelines.ScoresOutput.checked(out), on_error=errors).wrote == 2
+    assert len(errors) == 1 and errors[0].startswith("pair 4: the query and instruction take")
+    out.unlink()
+    pipelines.score_run(short, pairs[:3], pipelines.ScoresOutput.checked(out))
+    with pytest.raises(PairError, match="^pair 4: the query and instruction take") as caught:
+        pipelines.score_run(short, pairs, pipelines.ScoresOutput.checked(out))
+    assert caught.value.pair == 4
+
+
+def test_a_scoring_run_stopped_before_its_first_result_says_nothing_was_written(fake, tmp_path, monkeypatch):
+    name, _ = fake(interrupt_after=0)
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(Interrupted, match="^interrupted before any result was written; score into it again to go on$"):
+        pipelines.score_run(Reranker(name), score_input(), pipelines.ScoresOutput.checked(out))
+    assert not out.exists()
+
+    def full(self, out, rows):  # a full disk at the first flush: the count rose, nothing reached the file
+        self.count += len(rows)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(formats.RowWriter, "_write", full)
+    with pytest.raises(OSError, match="No space left on device"):  # not "the results written before are in"
+        pipelines.score_run(Reranker("fake"), score_input(), pipelines.ScoresOutput.checked(out))
+    assert out.read_bytes() == b""

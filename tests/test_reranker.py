@@ -912,3 +912,19 @@ def test_a_remote_reranker_sends_no_more_of_a_document_than_can_reach_its_tokens
     card["max_document_chars"] = None  # a server that does not say: sent whole
     remote.score([("q", long)])
     assert sent[-1]["text_2"] == [long]
+
+
+def test_an_instruction_that_leaves_no_room_is_refused_when_given(fake_model, cli):
+    # it was taken, and every call failed after, said of a query that the user had not written yet
+    long = "word " * 200
+    said = ("the instruction takes 212 tokens, but {} 128 leaves 80 for query, instruction and document together "
+            "(the prompt frame takes 48); raise {} or shorten the instruction")  # fmt: skip
+    with pytest.raises(InputError) as caught:
+        Reranker("fake", max_length=128, instruction=long)
+    assert str(caught.value) == said.format("max_length", "max_length")
+    rr = Reranker("fake", max_length=128)
+    with pytest.raises(InputError, match="^the instruction takes 212 tokens"):
+        rr.instruction = long
+    assert rr.instruction is None
+    result = cli("rank", "-q", "q", "-d", "a", "-i", long, "--max-length", "128")
+    assert (result.exit_code, result.stderr) == (2, "error: " + said.format("--max-length", "--max-length") + "\n")

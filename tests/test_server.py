@@ -218,8 +218,11 @@ def test_a_query_that_leaves_no_room_and_unknown_routes(http):
         assert response.json()["message"].startswith(f'"{field}": the query and instruction take ')
         # the client cannot change max_length: it is said as the server's flag
         assert "raise the server's --max-length or shorten the query" in response.json()["message"]
+        # for qrr's client: a setting's fault (a run's --on-error skip leaves the query out)
+        assert response.json()["setting"] == "max_length" and "pair" not in response.json()
     response = http.post("/score", json={"text_1": ["q", "word " * 2500], "text_2": ["a", "b"]})
     assert response.status_code == 400 and response.json()["param"] == "text_1"
+    assert (response.json()["setting"], response.json()["pair"]) == ("max_length", 1)  # where in the pairs
     assert http.get("/nothing").status_code == 404 and http.get("/nothing").json()["message"] == "no endpoint /nothing"
     metrics = http.get("/metrics").text
     # counted, but not timed: a 404 or 405 took no endpoint's time
@@ -485,8 +488,21 @@ def test_core_warnings_read_as_without_a_server(tiny_server, cli):
 def test_what_a_server_cannot_take_is_said_before_it_is_sent(tiny_server, cli, monkeypatch):
     # the tiny server takes 20,000 bytes a request: one document over that would be refused unread (413)
     result = cli("rank", "-q", "q", "-d", "word " * 5000, "--server", tiny_server.url, model=False)
-    said = f"error: a document of 25,003 bytes is over what the server at {tiny_server.url} takes in a request"
-    assert result.exit_code == 2 and result.stderr.startswith(said)
+    said = (
+        f"error: a document of 25,003 bytes is over what the server at {tiny_server.url} takes in a request "
+        "(19,898 bytes, its --max-request-bytes): cut it first, or score it with a model loaded here\n"
+    )
+    assert (result.exit_code, result.stderr) == (2, said)
+    # a query (or instruction) alone past it: said of the query, not of a document of a few bytes
+    for asked in (["-q", "q" * 20000], ["-q", "q", "-i", "i" * 20000]):
+        result = cli("rank", *asked, "-d", "a", "--server", tiny_server.url, model=False)
+        assert result.exit_code == 2 and result.stderr.startswith("error: the query and instruction take 20,0")
+        assert result.stderr.endswith("bytes, over what the server at " + tiny_server.url + " takes in a request "
+                                      "(20,000 bytes, its --max-request-bytes): shorten them, or score with a model "
+                                      "loaded here\n")  # fmt: skip
+    result = cli("score", "--server", tiny_server.url, input=json.dumps({"query": "q" * 20000, "document": "a"}),
+                 model=False)  # fmt: skip
+    assert result.exit_code == 2 and result.stderr.startswith("error: a query and document of 20,0")
     # an OpenAI-style base URL: the endpoints are below the root
     result = cli("rank", "-q", "q", "-d", "x", "--server", tiny_server.url + "/v1", model=False)
     said = f"error: the server at {tiny_server.url}/v1 answered 404: no endpoint /v1/v1/models (give the server's URL"
@@ -585,8 +601,18 @@ def test_a_server_that_never_answers_is_said_in_seconds_and_one_not_qrr_by_what_
     # a URL with a user and password: sent as a host name, and the message echoed the password
     with pytest.raises(InputError) as caught:
         client.RemoteReranker("http://me:s3cret@127.0.0.1:9")
-    assert str(caught.value) == ("server 'http://127.0.0.1:9' with a user or password: give the URL without them (qrr "
+    assert str(caught.value) == ("url 'http://127.0.0.1:9' with a user or password: give the URL without them (qrr "
                                  "sends $QRR_API_KEY as a bearer token)")  # fmt: skip
+    # each argument checked as it is given, in the parameter's name (an int's .strip() raised AttributeError)
+    timeout = "timeout must be a number of seconds above 0 (or None: no limit), not "
+    for args, said in (((123,), "url must be a string such as http://localhost:8000, not int"),
+                       (("ftp://x",), "url 'ftp://x': give the server's URL, such as http://localhost:8000"),
+                       (("x:1", 5), "api_key must be a string, not int"), (("x:1", None, -1), timeout + "-1"),
+                       (("x:1", None, "5"), timeout + "'5'"), (("x:1", None, 0), timeout + "0")):  # fmt: skip
+        with pytest.raises(InputError) as caught:
+            client.RemoteReranker(*args)
+        assert str(caught.value) == said
+    assert client.RemoteReranker("x:1", timeout=None).timeout is None
 
 
 def test_a_busy_server_is_asked_again_and_a_failing_one_is_not(monkeypatch):
@@ -713,7 +739,7 @@ def test_an_api_key_guards_every_endpoint_but_health(tiny_model, cli, monkeypatc
             assert http.get("/metrics", headers=good).status_code == 200
         monkeypatch.delenv("QRR_API_KEY", raising=False)
         refused = cli("rank", "-q", "q", "-d", "x", "--server", server.url, model=False)
-        assert (refused.exit_code, refused.stderr) == (1, f"error: the server at {server.url} wants an API key: set "
+        assert (refused.exit_code, refused.stderr) == (2, f"error: the server at {server.url} wants an API key: set "
                                                           "QRR_API_KEY\n")  # fmt: skip
         monkeypatch.setenv("QRR_API_KEY", "")  # `docker -e QRR_API_KEY=`: it said "set QRR_API_KEY", though it was
         refused = cli("rank", "-q", "q", "-d", "x", "--server", server.url, model=False)
@@ -1103,3 +1129,48 @@ def test_a_model_that_fails_gets_503_and_the_server_serves_on(fake):
         assert (response.status_code, response.json()["type"]) == (503, "server_error")
         assert response.json()["message"].startswith("out of memory in a batch of 2 rows: lower the server's ")
         assert http.post("/rerank", json={"query": "q", "documents": ["a"]}).status_code == 200
+
+
+def test_a_query_too_long_for_the_server_is_said_and_left_out_as_with_a_model_here(tiny_server, cli, tiny_model,
+                                                                                    beir_dir, tmp_path):  # fmt: skip
+    from dataclasses import replace
+
+    from qrr import pipelines
+    from qrr.errors import InputError, PairError
+    from qrr.server.client import RemoteReranker
+
+    long = "word " * 2500  # past the server's --max-length 2048
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps({"query": q, "document": d}) + "\n" for q, d in
+                            (("q", "a"), (long, "b"), ("q", "c"))))  # fmt: skip
+    here = cli("score", str(data), "--max-length", "2048", model=tiny_model)
+    there = cli("score", str(data), "--server", tiny_server.url, model=False)
+    assert here.exit_code == there.exit_code == 2
+    said = re.match(rf"error: {re.escape(str(data))}:2: the query and instruction take (\d+) tokens, but ", here.stderr)
+    assert said and there.stderr.startswith(f"{said.group(0)}the server's --max-length 2048 leaves "), there.stderr
+    assert there.stderr.endswith("raise the server's --max-length or shorten the query\n")
+    # --on-error skip leaves the pair out through the server too, where it failed the whole run before
+    here = cli("score", str(data), "--max-length", "2048", "--on-error", "skip", model=tiny_model)
+    there = cli("score", str(data), "--server", tiny_server.url, "--on-error", "skip", model=False)
+    assert here.exit_code == there.exit_code == 0, there.output
+    assert [json.loads(line)["index"] for line in there.stdout.splitlines()] == [0, 2]
+    close([json.loads(x)["score"] for x in there.stdout.splitlines()],
+          [json.loads(x)["score"] for x in here.stdout.splitlines()])  # fmt: skip
+    assert f"{data}:2: the query and instruction take" in there.stderr
+    # in Python: a PairError at its place in the call's pairs, past the first request (50 documents at most)
+    remote = RemoteReranker(tiny_server.url)
+    pairs = [("q", f"document {n}") for n in range(60)]
+    pairs[55] = (long, "document 55")
+    with pytest.raises(PairError, match=r"^pair 55: the query and instruction take \d+ tokens, but the server's") as e:
+        remote.score(pairs)
+    assert (e.value.pair, e.value.params) == (55, ("max_length",))
+    with pytest.raises(InputError, match=r"^the query and instruction take \d+ tokens, but the server's"):
+        remote.rank(long, ["a"])  # of no pair: the query's
+    # a rerank through the server leaves out the query too long as one here does
+    inputs = pipelines.read_run_inputs(str(beir_dir / "bm25.trec"), str(beir_dir / "queries.jsonl"),
+                                       str(beir_dir / "corpus.jsonl"), 3)  # fmt: skip
+    inputs.jobs[1] = replace(inputs.jobs[1], query=long)
+    skipped = []
+    done = pipelines.rerank_run(remote, inputs, on_error=lambda error: skipped.append(str(error)))
+    assert sorted(done.run) == ["q0", "q2", "q3", "q4"] and len(skipped) == 1
+    assert skipped[0].startswith("query q1: the query and instruction take ")

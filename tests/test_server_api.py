@@ -79,6 +79,8 @@ def test_nulls_are_absent_fields():
          '"max_tokens_per_doc" cuts each one shorter', "truncate_prompt_tokens"),
         ({"query": "q", "documents": ["a"], "truncate_prompt_tokens": "all"}, 400,
          '"truncate_prompt_tokens" must be a whole number, not a string', "truncate_prompt_tokens"),
+        ({"query": "q", "documents": ["a"], "truncate_prompt_tokens": 100000.5}, 400,
+         '"truncate_prompt_tokens" must be a whole number, not 100000.5', "truncate_prompt_tokens"),
         ({"query": "q", "texts": ["a"], "documents": ["a"]}, 400, '"texts" and "documents" both given: "texts" is '
          'text-embeddings-inference\'s field, "documents" the others\'; give one', "texts"),
         ({"query": "q", "documents": ["a"], "raw_scores": "yes"}, 400, '"raw_scores" must be true or false, not a '

@@ -50,7 +50,8 @@ def test_a_cuda_devices_memory_is_read_from_torchs_allocator(monkeypatch):
 
     assert device_memory(torch.device("cpu")) is None
     asked = []
-    for name, value in (("memory_allocated", 1), ("memory_reserved", 2), ("max_memory_allocated", 3)):
-        monkeypatch.setattr(torch.cuda, name, lambda device, value=value: asked.append(device) or value)
+    said = {"allocated_bytes.all.current": 1, "reserved_bytes.all.current": 2, "allocated_bytes.all.peak": 3,
+            "allocated_bytes.all.allocated": 9}  # fmt: skip
+    monkeypatch.setattr(torch.cuda, "memory_stats", lambda device: asked.append(device) or said)
     assert device_memory(torch.device("cuda:1")) == {"allocated": 1, "reserved": 2, "peak": 3}
-    assert asked == [torch.device("cuda:1")] * 3
+    assert asked == [torch.device("cuda:1")]  # one snapshot

@@ -432,7 +432,7 @@ def _root(
 # ------------------------------------------------------------------------------------------------ plumbing
 
 # The core names its parameters; these are the flags that set them, where the flag is not --param-name.
-FLAGS = {"fmt": "--format", "output": "--resume", "on_missing": "--on-error skip"}
+FLAGS = {"fmt": "--format", "output": "--resume", "on_missing": "--on-error skip", "url": "--server"}
 
 
 def flag(param: str) -> str:
@@ -881,7 +881,7 @@ def chosen_server(ctx: typer.Context, server: str | None) -> str | None:
     if server is not None and not given(ctx, "server"):  # from the environment: checked before model options
         from qrr.server.client import checked_url
 
-        checked_url(server)
+        checked_url(server, "server")
     clashing = given(ctx, *MODEL_OPTIONS) if server is not None else []
     if clashing and given(ctx, "server"):
         raise InputError(f"{', '.join(clashing)}: not with --server, whose model scores")

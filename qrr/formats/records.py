@@ -881,7 +881,7 @@ def score_rows(records: list, scores: list[float], start: int | Sequence[int] = 
     rows = []
     indexes = range(start, start + len(records)) if isinstance(start, int) else start
     for i, r, s in zip(indexes, records, scores, strict=True):
-        ids, other = _fields(r)
+        ids, other = record_fields(r)
         row = {"index": i, **ids, "score": s}
         if with_fields:
             check_fields(r, i)
@@ -890,7 +890,7 @@ def score_rows(records: list, scores: list[float], start: int | Sequence[int] = 
     return rows
 
 
-def _fields(record) -> tuple[dict, dict]:
+def record_fields(record) -> tuple[dict, dict]:
     """A record's id fields and other fields: a ``PairRecord``'s or ``DocRecord``'s, a mapping's by their names (as
     ``pipelines.score_records`` passes records through as given), none for a tuple."""
     if isinstance(record, PairRecord | DocRecord):
@@ -909,7 +909,7 @@ SCORE_FIELDS = ("index", "score")
 def check_fields(record: PairRecord | DocRecord, index: int, taken: Iterable[str] = SCORE_FIELDS) -> None:
     """Raise ``InputError`` where ``record`` (the input's ``index``-th) has a field that its result with its fields
     copied names itself (``taken``: a pair's ``index`` and ``score``; a document's ``rank_fields``)."""
-    clash = [f'"{k}"' for k in taken if k in _fields(record)[1]]
+    clash = [f'"{k}"' for k in taken if k in record_fields(record)[1]]
     if clash:
         noun = "document" if isinstance(record, DocRecord) else "pair"
         fields = f"field {clash[0]}" if len(clash) == 1 else f"fields {' and '.join(clash)}"

@@ -25,16 +25,19 @@ from qrr.server import printable
 
 class ApiError(Exception):
     """A request the server refuses: ``status`` (4xx; 400 for a request that is not valid, as Cohere and vLLM
-    answer), a ``message`` that says what is wrong, the ``param``."""
+    answer), a ``message`` that says what is wrong, the ``param``; ``more``: fields the body carries for qrr's own
+    client (a query too long for the server's max length: ``setting``, and of a ``/score`` request the ``pair``)."""
 
-    def __init__(self, status: int, message: str, param: str | None = None, headers: dict | None = None):
+    def __init__(self, status: int, message: str, param: str | None = None, headers: dict | None = None,
+                 more: dict | None = None):  # fmt: skip
         super().__init__(message)
-        self.status, self.message, self.param, self.headers = status, message, param, headers
+        self.status, self.message, self.param, self.headers, self.more = status, message, param, headers, more
 
     def body(self) -> dict:
         kind = "invalid_request_error" if self.status < 500 else "server_error"
         # Cohere's and vLLM's clients read "message", Jina's (LangChain's JinaRerank) "detail"
-        return {"message": self.message, "detail": self.message, "type": kind, "param": self.param, "code": self.status}
+        body = {"message": self.message, "detail": self.message, "type": kind, "param": self.param, "code": self.status}
+        return body | (self.more or {})
 
 
 @dataclass
@@ -116,6 +119,8 @@ def _no_prompt_cut(body: dict, max_length: int | None) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ApiError(400, f'"truncate_prompt_tokens" must be a whole number, not {json_type(value)}',
                        "truncate_prompt_tokens")  # fmt: skip
+    if isinstance(value, float) and not value.is_integer():  # 100000.5 was taken as asking for the whole length
+        raise ApiError(400, f'"truncate_prompt_tokens" must be a whole number, not {value!r}', "truncate_prompt_tokens")
     if max_length is None or value < max_length:
         within = f" ({max_length} tokens)" if max_length is not None else ""
         raise ApiError(400, f'"truncate_prompt_tokens" {orjson.dumps(value).decode()} is not taken: each document is '

@@ -59,8 +59,9 @@ def device_memory(device) -> dict[str, int] | None:
         return None
     import torch
 
-    return {"allocated": torch.cuda.memory_allocated(device), "reserved": torch.cuda.memory_reserved(device),
-            "peak": torch.cuda.max_memory_allocated(device)}  # fmt: skip
+    stats = torch.cuda.memory_stats(device)  # one snapshot of the allocator's counts
+    return {"allocated": stats.get("allocated_bytes.all.current", 0), "reserved": stats.get(
+        "reserved_bytes.all.current", 0), "peak": stats.get("allocated_bytes.all.peak", 0)}  # fmt: skip
 
 
 def create_app(reranker, model_name: str, api_key: str | None = None, limits: Limits | None = None,
@@ -150,9 +151,12 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
             try:
                 prompter.check_room(query, instruction)
             except InputError as exc:
+                # said to qrr's client as a setting's fault, and where in the pairs: a run's --on-error skip leaves
+                # out that query's pairs, and a message names its line, as with a model loaded there
+                more = {"setting": "max_length"} | ({"pair": queries.index(query)} if field == "text_1" else {})
                 if asked is not None and no_room(reranker, "", asked):  # the request's instruction alone is too long
                     field = "instruction"
-                raise ApiError(400, f'"{field}": {exc.naming(SETTINGS)}', field) from None
+                raise ApiError(400, f'"{field}": {exc.naming(SETTINGS)}', field, more=more) from None
         if max_tokens_per_doc is not None:
             texts = [prompter.cut(t, max_tokens_per_doc) for t in texts]
         return [(q, t, instruction) for q, t in zip(queries, texts, strict=True)]

@@ -19,7 +19,7 @@ import orjson
 
 from qrr import __version__
 from qrr.engine import Progress
-from qrr.errors import InputError, QrrError
+from qrr.errors import InputError, PairError, QrrError
 from qrr.prompt import text_head
 from qrr.reranker import (
     Pair,
@@ -46,7 +46,14 @@ class RemoteReranker(_Predicts):
     means ``http://host:port``; ``api_key``: default ``$QRR_API_KEY``), with ``Reranker``'s ``predict``,
     ``score`` and ``rank``; ``batch_size`` is taken but the server sets its own batches."""
 
-    def __init__(self, url: str, api_key: str | None = None, timeout: float = 3600.0, instruction: str | None = None):
+    def __init__(self, url: str, api_key: str | None = None, timeout: float | None = 3600.0,
+                 instruction: str | None = None):  # fmt: skip
+        if api_key is not None and not isinstance(api_key, str):
+            raise InputError(f"{{api_key}} must be a string, not {type(api_key).__name__}", "api_key")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
+                                    or not 0 < timeout < math.inf):  # fmt: skip
+            raise InputError(f"{{timeout}} must be a number of seconds above 0 (or None: no limit), not {timeout!r}",
+                             "timeout")  # fmt: skip
         self.url = checked_url(url)
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         # where a 401 sends the user: the argument, or the variable (the command line's only way)
@@ -161,11 +168,16 @@ class RemoteReranker(_Predicts):
         default = instruction if instruction is not None else self.instruction
         with ProgressBar(total, show_progress_bar, progress) as advance:
             checked = list(triples(pairs, default))  # every pair, before any request
+            sent = 0
             for instruction, run in itertools.groupby(checked, key=lambda t: t[2]):
                 head = {} if instruction is None else {"instruction": instruction}
                 for part in self._requests(head, [(q, self._cut(d)) for q, d, _ in run]):
                     body = {**head, "text_1": [q for q, _ in part], "text_2": [d for _, d in part]}
-                    answer = self._call("POST", "/score", body)
+                    try:
+                        answer = self._call("POST", "/score", body)
+                    except PairError as exc:  # its place in the request's pairs: in the call's, as Reranker says
+                        raise exc.shifted(sent) from None
+                    sent += len(part)
                     data = sorted(answer["data"], key=lambda item: item["index"])
                     results += [item["score"] for item in data]
                     results.pair_cut += [bool(item.get("truncated")) for item in data]  # an older server: unsaid
@@ -186,15 +198,22 @@ class RemoteReranker(_Predicts):
         """``items`` (documents, or pairs) in parts the server takes: at most its ``max_documents`` a request, and
         bodies within its ``max_request_bytes``."""
         most = self._card.get("max_documents", MAX_DOCUMENTS)
-        room = self._card.get("max_request_bytes", MAX_REQUEST_BYTES) - len(orjson.dumps(head)) - 64
+        limit = self._card.get("max_request_bytes", MAX_REQUEST_BYTES)
+        room = limit - len(orjson.dumps(head)) - 64
+        # the server would refuse the request (413) before reading it: said before it is sent, of what is too long
+        where = f"over what the server at {self.url} takes in a request ({{:,}} bytes, its --max-request-bytes)"
+        if room < 4:  # not even an empty document fits beside them
+            what = "the query and instruction" if "query" in head else "the instruction"
+            raise InputError(f"{what} take {len(orjson.dumps(head)):,} bytes, {where.format(limit)}: shorten them, "
+                             "or score with a model loaded here")  # fmt: skip
         part: list = []
         size = 0
         for item in items:
             length = len(orjson.dumps(item)) + 1
-            if length > room:  # the server would refuse the request (413) before reading it
-                raise InputError(f"a document of {length:,} bytes is over what the server at {self.url} takes in a "
-                                 f"request ({room:,} bytes, its --max-request-bytes): cut it first, or score it "
-                                 "without --server")  # fmt: skip
+            if length > room:
+                what = "a query and document" if isinstance(item, tuple) else "a document"
+                raise InputError(f"{what} of {length:,} bytes is {where.format(room)}: cut it first, or score it "
+                                 "with a model loaded here")  # fmt: skip
             if part and (len(part) == most or size + length > room):
                 yield part
                 part, size = [], 0
@@ -226,7 +245,12 @@ class RemoteReranker(_Predicts):
             if wait is not None:  # busy: wait as the server asks, then again
                 time.sleep(wait)
                 return self._call(method, path, body, retries - 1, timeout)
-            message = _message(exc)
+            message, body = _message(exc)
+            if exc.code == 400 and body.get("setting") == "max_length":  # a query too long: said as one of ours is
+                text = message.removeprefix(f'"{body.get("param")}": ')
+                pair = body.get("pair")
+                raise (PairError(pair, text, "max_length") if type(pair) is int else InputError(text, "max_length")
+                       ) from None  # fmt: skip
             if exc.code == 401:
                 said = f"refused the API key in {self._key_from}"
                 if not self.api_key:
@@ -235,7 +259,7 @@ class RemoteReranker(_Predicts):
                         if self._key_empty
                         else f"wants an API key: set {API_KEY_ENV}"
                     )
-                raise QrrError(f"the server at {self.url} {said}") from None
+                raise InputError(f"the server at {self.url} {said}") from None  # the key is the user's to mend: usage
             error = InputError if 400 <= exc.code < 500 else QrrError
             below = urllib.parse.urlsplit(self.url).path
             # an OpenAI-style base URL (/v1) or an endpoint's (/v1/rerank): qrr's endpoints are below the root
@@ -254,9 +278,12 @@ class RemoteReranker(_Predicts):
             raise QrrError(f"cannot reach the server at {self.url}: {reason}{hint}") from None
 
 
-def checked_url(url: str) -> str:
+def checked_url(url: str, param: str = "url") -> str:
     """A server's base URL: ``host:port`` means ``http://host:port``; anything but an HTTP(S) URL with a host and
-    a numeric port (if any) is an ``InputError``."""
+    a numeric port (if any) is an ``InputError`` of ``param``."""
+    if not isinstance(url, str):
+        raise InputError(f"{{{param}}} must be a string such as http://localhost:8000, not {type(url).__name__}",
+                         param)  # fmt: skip
     sent, given = url, url.strip()
     url = (given if "://" in given else "http://" + given).rstrip("/")
     try:
@@ -269,10 +296,10 @@ def checked_url(url: str) -> str:
     if parts is not None and (parts.username is not None or parts.password is not None):
         # sent as a host name (the lookup failed), and the message echoed the password into logs
         shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
-        raise InputError(f"{{server}} {shown!r} with a user or password: give the URL without them (qrr sends "
-                         f"${API_KEY_ENV} as a bearer token)", "server")  # fmt: skip
+        raise InputError(f"{{{param}}} {shown!r} with a user or password: give the URL without them (qrr sends "
+                         f"${API_KEY_ENV} as a bearer token)", param)  # fmt: skip
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.hostname.isdigit():
-        raise InputError(f"{{server}} {sent!r}: give the server's URL, such as http://localhost:8000", "server")
+        raise InputError(f"{{{param}}} {sent!r}: give the server's URL, such as http://localhost:8000", param)
     return url
 
 
@@ -295,8 +322,10 @@ def _retry_after(exc: urllib.error.HTTPError) -> float | None:
     return min(max(seconds, 0.0), 60.0) if math.isfinite(seconds) else 1.0
 
 
-def _message(exc: urllib.error.HTTPError) -> str:
+def _message(exc: urllib.error.HTTPError) -> tuple[str, dict]:
+    """What an error answer says, and its JSON body (empty where it is not qrr's)."""
     try:
-        return orjson.loads(exc.read())["message"]
+        body = orjson.loads(exc.read())
+        return str(body["message"]), body
     except Exception:  # noqa: BLE001  (not qrr's JSON: say what there is)
-        return exc.reason
+        return exc.reason, {}

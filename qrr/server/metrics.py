@@ -117,7 +117,7 @@ class Metrics:
 DEVICE_MEMORY = {
     "allocated": "Bytes of the accelerator's memory that tensors hold now.",
     "reserved": "Bytes of the accelerator's memory that torch's allocator holds (tensors and its cache).",
-    "peak": "The most bytes tensors held at once on the accelerator since the server started.",
+    "peak": "The most bytes tensors held at once on the accelerator since the process started (the model's load too).",
 }
 
 
@@ -126,7 +126,7 @@ def process_lines() -> list[str]:
     virtual memory, open file descriptors and start time (Linux's ``/proc``), the descriptor limit (Unix)."""
     cpu = time.process_time()  # every thread's
     found: dict[str, tuple[str, str, float | int]] = {
-        "process_cpu_seconds_total": ("counter", "User and system CPU time of the process, in seconds.", cpu),
+        "process_cpu_seconds_total": ("counter", "Total user and system CPU time spent in seconds.", cpu),
     }
     with contextlib.suppress(OSError, ValueError, IndexError):
         with open("/proc/self/statm", encoding="ascii") as handle:
