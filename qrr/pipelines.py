@@ -47,7 +47,7 @@ from qrr.errors import (  # Missing and OutputBusy, raised here, named here too
     qrr_cause,
 )
 from qrr.formats import DocRecord, PairRecord, Run, is_id_field
-from qrr.formats.records import ErrorSink, record_fields
+from qrr.formats.records import ErrorSink, json_text, record_fields
 from qrr.reranker import (
     CHUNK,
     ProgressBar,
@@ -187,6 +187,8 @@ def score_records(
     if idle is not None and not idle > 0:
         raise InputError(f"{{idle}} must be a number of seconds above 0, not {idle!r}", "idle")
     check_count(chunk, "chunk")
+    check_count(first, "first", least=0)
+    check_sink(on_error)
     pairs = _with_triples(records)
     if idle is not None and not chunk:
         pairs = _prefetched(pairs, idle)
@@ -198,7 +200,7 @@ def score_records(
 
 def _scored_parts(reranker, parts, progress, on_error, first) -> Iterator[ScoredChunk]:
     start = 0
-    for part in parts:
+    for part in _counted_from(parts, first):
         places = list(range(len(part)))
         if on_error is not None:  # each query checked once, before the call: not a call again for each one too long
             verdicts = {key: no_room(reranker, *key) for key in dict.fromkeys((t[0], t[2]) for _, t in part)}
@@ -222,6 +224,27 @@ def _scored_parts(reranker, parts, progress, on_error, first) -> Iterator[Scored
             progress(len(part) - len(places))  # the pairs left out are done with too
         yield ScoredChunk(start, [part[n][0] for n in places], scores, [start + n for n in places])
         start += len(part)
+
+
+def _counted_from(parts: Iterable, first: int) -> Iterator:
+    """``parts``, a bad pair found in reading them said at its place in the input (from ``first``)."""
+    parts = iter(parts)
+    while True:
+        try:
+            part = next(parts)
+        except StopIteration:
+            return
+        except PairError as exc:  # counted from the stream's first pair
+            raise exc.shifted(first) from None
+        yield part
+
+
+def check_sink(on_error: ErrorSink, param: str = "on_error") -> None:
+    """``InputError`` unless ``on_error`` is ``None`` or a function (of each ``InputError``): a word such as
+    ``"skip"`` failed as a ``TypeError`` at the first bad pair, hours in."""
+    if on_error is not None and not callable(on_error):
+        raise InputError(f"{{{param}}} must be a function that takes each error (a list's append, say), not "
+                         f"{on_error!r}", param)  # fmt: skip
 
 
 def _left_out(part: list, places: list[int], start: int, bad: dict, on_error: ErrorSink) -> list[int]:
@@ -528,7 +551,9 @@ class ScoresOutput(_Claimed):
         too, or must not without it), or (scored again by ``reranker``) another set-up's score."""
         fields = {k: v for k, v in self.last.items() if k not in formats.SCORE_FIELDS}
         ids = {k: v for k, v in fields.items() if is_id_field(k)}
-        have, other = record_fields(record)  # as score_rows wrote them: a PairRecord's, a mapping's by name
+        # as score_rows wrote them (a PairRecord's, a mapping's or a DataFrame row's by name), and as read back: a
+        # pandas Timestamp was written as its text
+        have, other = (orjson.loads(json_text(part)) for part in record_fields(record))
         if ids != have:
             raise InputError(f"{self.where}: result {self.done - 1} has ids {_said(ids)}, but the input's pair "
                              f"{self.done - 1} has {_said(have)}; {{output}} holds another input's scores",
@@ -574,47 +599,64 @@ class ScoredRun:
 def score_run(
     reranker: Scorer,
     records: Iterable,
-    output: ScoresOutput,
+    output: ScoresOutput | str | os.PathLike,
     with_fields: bool = False,
     progress: Progress | None = None,
     on_error: ErrorSink = None,
     show_progress_bar: bool = False,
 ) -> ScoredRun:
-    """Score ``records`` (as ``score_records`` takes them) into ``output`` (``ScoresOutput.checked(path)``) as
-    ``qrr score --resume`` does: JSON lines of ``index``, the records' ids and ``score`` (with ``with_fields``, their
-    other fields too), a chunk at a time, each written as soon as it is scored. Where the file exists, the input's
-    pairs it holds results of are gone past, once its last result is found to be the input's pair at that place (its
-    ids, and its score again): the same call after an interruption or a failure goes on where it stopped, and one
-    on another input or with another set-up is refused (``InputError``) before anything is written.
+    """Score ``records`` (as ``score_records`` takes them) into ``output`` (a path, or ``ScoresOutput.checked(path)``)
+    as ``qrr score --resume`` does: JSON lines of ``index``, the records' id fields (``id``, ``qid``, ``docid``, and
+    names ending in ``_id`` or ``Id``) and ``score`` (with ``with_fields``, their other fields too), a chunk at a
+    time, each written as soon as it is scored. Where the file exists, the input's pairs it holds results of are
+    gone past, once its last result is found to be the input's pair at that place (its ids, and its score again):
+    the same call after an interruption or a failure goes on where it stopped (an iterator read from before must be
+    made again: the input is read from its first pair), and one on another input or with another set-up is refused
+    (``InputError``) before anything is written.
 
     An output without ``settings`` takes the reranker's (``Reranker.settings``) for this call, kept beside a file
     it starts and checked against those beside one it goes on with. The output is prepared here (``prepare``)
     unless the caller did so first. ``progress`` is called with the pairs each batch scored; ``show_progress_bar``
     draws a tqdm bar. A pair whose query leaves no room within ``max_length`` raises ``InputError``, or with
-    ``on_error`` is handed to it and left out (its ``index`` skipped in the file; a call that goes on must pass
-    ``on_error`` too). Ctrl-C raises ``Interrupted``, saying what the file holds."""
+    ``on_error`` (a function of each error: ``errors.append``) is handed to it and left out (its ``index`` skipped
+    in the file; a call that goes on must pass ``on_error`` too). Ctrl-C raises ``qrr.errors.Interrupted`` (a
+    ``KeyboardInterrupt``) saying what the file holds."""
     check_call(show_progress_bar=show_progress_bar)
+    check_sink(on_error)
+    if isinstance(output, str | os.PathLike):
+        output = ScoresOutput.checked(output)
+    elif not isinstance(output, ScoresOutput):
+        raise InputError(f"{{output}} must be a path or a ScoresOutput, not {type(output).__name__}", "output")
     total = len(records) if isinstance(records, Sized) else None
+    once = hasattr(records, "__next__")  # an iterator: read again, it goes on from where it was
     with _lent_settings(output, reranker):
         try:
             if not output.prepared:
                 output.prepare(skipping=on_error is not None)
             output.prepared = False  # a preparation serves one run
             rows = iter(pair_rows(records, "records"))
-            last, left_out = output.skip_done(rows)
-            if last is not None:
-                output.check_input(last, reranker, with_fields)
-                output.check_left_out(left_out, reranker)
-            return _scored_into(reranker, rows, output, with_fields, progress, on_error, show_progress_bar,
-                                None if total is None else max(total - output.done, 0))  # fmt: skip
+            try:
+                last, left_out = output.skip_done(rows)
+                if last is not None:
+                    output.check_input(last, reranker, with_fields)
+                    output.check_left_out(left_out, reranker)
+            except InputError as exc:
+                if not once:
+                    raise
+                # a notebook's cell run again with the generator it had read: the file was blamed
+                raise InputError(f"{exc.template} (or, where the input is an iterator read from before, make it "
+                                 "again: it is read from its first pair)", *exc.params) from None  # fmt: skip
+            return _scored_into(reranker, rows, output, with_fields, progress, on_error, show_progress_bar, total)
         finally:
             output.release()  # a run that ended before its first result still held the file
 
 
-def _scored_into(reranker, rows, output, with_fields, progress, on_error, show_progress_bar, left) -> ScoredRun:
+def _scored_into(reranker, rows, output, with_fields, progress, on_error, show_progress_bar, total) -> ScoredRun:
     start, stats = output.done, Stats()
     writer = formats.RowWriter("jsonl")
+    again = "call score_run again with the input from its first pair to go on"
     try:
+        left = None if total is None else max(total - start, 0)
         with contextlib.ExitStack() as held, ProgressBar(left, show_progress_bar, progress) as advance:
             chunks = score_records(reranker, rows, progress=advance, on_error=on_error, first=start)
             held.callback(chunks.close)
@@ -625,19 +667,39 @@ def _scored_into(reranker, rows, output, with_fields, progress, on_error, show_p
                 written = formats.score_rows(chunk.records, chunk.scores, [start + n for n in chunk.indexes],
                                              with_fields)  # fmt: skip
                 output.write(writer, written, chunk, start)
+                if chunk.records:
+                    output.done = start + chunk.indexes[-1] + 1  # as a run prepared now would find it
     except KeyboardInterrupt as exc:
         done = start + writer.count
         said = f"after writing the results of {plural(writer.count, 'pair')} to {output.path} ({done:,} in all)"
         if not done:
             said = "before any result was written"
-        raise Interrupted.of(exc, f"{said}; score into it again to go on", done, 0, output.path) from None
-    except Exception as exc:  # a runtime failure (a full disk, a server gone): what the file holds is kept, said so
-        # a full disk at a new file's first write: its count rose, unflushed, and the file is empty
-        if (start or _size(output.path)) and not isinstance(qrr_cause(exc), SAYS_WHAT_TO_DO):
-            raise Stopped(qrr_cause(exc), 0, None, output.path, kept="the results written before",
+        raise Interrupted.of(exc, f"{said}; {again}", done, total or 0, output.path) from None
+    except Exception as exc:
+        cause = qrr_cause(exc)
+        kept = _size(output.path)
+        if not start and not kept and not output.held and writer.out is not None:
+            _remove_started(output.path)  # its first write failed (a value no JSON writes): no empty file left
+        if isinstance(cause, InputError) and kept and type(cause) in (InputError, PairError):
+            # a bad pair hours in: what is written stands, and the same call goes on from it once it is mended
+            skip = " or pass on_error" if getattr(cause, "skippable", False) and on_error is None else ""
+            first = plural(output.done, "pair")  # a bad pair stops its call: those before it there are not written
+            then = f"; the results of the first {first} are in {output.path}: mend it{skip}, then {again}"
+            if isinstance(cause, PairError):
+                raise PairError(cause.pair, cause.text + then, *cause.params) from None
+            raise InputError(cause.template + then, *cause.params) from None
+        if kept and not isinstance(cause, SAYS_WHAT_TO_DO):  # a runtime failure (a full disk, a server gone)
+            raise Stopped(cause, 0, None, output.path, kept="the results written before",
                           verb="score") from exc  # fmt: skip
         raise
     return ScoredRun(stats, writer.count, start)
+
+
+def _remove_started(path: str) -> None:
+    """The empty file a run started, and the record of its settings beside it, removed."""
+    for name in (path, settings_path(path)):
+        with contextlib.suppress(OSError):
+            os.remove(name)
 
 
 def _size(path: str) -> int:
@@ -1346,25 +1408,30 @@ class Reranked:
 def rerank_run(
     reranker: Scorer,
     inputs: RunInputs,
-    output: RunOutput | None = None,
+    output: RunOutput | str | os.PathLike | None = None,
     top_k: int | None = None,
     progress: Progress | None = None,
     on_query: Callable[[str], None] | None = None,
     on_error: ErrorSink = None,
     show_progress_bar: bool = False,
 ) -> Reranked:
-    """Rerank every job of ``inputs``, writing each query's results to ``output`` as soon as it is done, or keeping
-    them in ``Reranked.run`` where there is no output. An output file survives an interruption: where it exists,
-    the queries it completes are skipped (``output.prepare``, run here on a copy of ``inputs`` unless the caller
-    ran it first). An output without ``settings`` takes the reranker's (``Reranker.settings``): a file started
-    keeps them beside it, and one gone on with that keeps others is refused (``InputError``) before any scoring.
-    ``progress`` is called with the pairs each batch scored, ``on_query`` with each finished query's id;
-    ``show_progress_bar`` draws a tqdm bar of the pairs left (a notebook's widget) as ``Reranker.score`` does. A query
-    too long for ``max_length`` raises ``InputError``, or with ``on_error`` is handed to it and left out.
-    Ctrl-C (or SIGTERM, where a front end raises ``Terminated``) raises ``Interrupted`` saying how many queries
-    are done."""
+    """Rerank every job of ``inputs``, writing each query's results to ``output`` (a path, or
+    ``RunOutput.checked(path)``) as soon as it is done, or keeping them in ``Reranked.run`` where there is no output.
+    An output file survives an interruption: where it exists, the queries it completes are skipped
+    (``output.prepare``, run here on a copy of ``inputs`` unless the caller ran it first). An output without
+    ``settings`` takes the reranker's (``Reranker.settings``): a file started keeps them beside it, and one gone on
+    with that keeps others is refused (``InputError``) before any scoring. ``progress`` is called with the pairs each
+    batch scored, ``on_query`` with each finished query's id; ``show_progress_bar`` draws a tqdm bar of the pairs
+    left (a notebook's widget) as ``Reranker.score`` does. A query too long for ``max_length`` raises
+    ``InputError``, or with ``on_error`` (a function of each error) is handed to it and left out. Ctrl-C (or SIGTERM,
+    where a front end raises ``Terminated``) raises ``Interrupted`` saying how many queries are done."""
     check_count(top_k, "top_k")
     check_call(show_progress_bar=show_progress_bar)
+    check_sink(on_error)
+    if isinstance(output, str | os.PathLike):
+        output = RunOutput.checked(output)
+    elif output is not None and not isinstance(output, RunOutput):
+        raise InputError(f"{{output}} must be a path or a RunOutput, not {type(output).__name__}", "output")
     if top_k is not None and inputs.keep_rest:
         raise InputError("{top_k}: not with keep_rest, which writes every document of the run", "top_k")
     with _lent_settings(output, reranker, {"keep_rest": inputs.keep_rest}):

@@ -13,12 +13,13 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypedDict, TypeVar, overload
 
 from qrr.engine import Progress
 from qrr.errors import FixedSetting, InputError, NotAModelError, NotPicklableError, PairError, check_count, warn
 from qrr.family import DEFAULT_MAX_LENGTH, DEFAULT_RECIPE, QWEN3, run_settings
+from qrr.formats.records import named_fields
 from qrr.prompt import Prompter
 
 if TYPE_CHECKING:
@@ -592,7 +593,7 @@ def triples(pairs: Iterable[Pair], instruction: str | None = None) -> Iterator[t
         if isinstance(pair, tuple) and len(pair) == 2 and _is_iterrows(pair):
             raise PairError(n, "an (index, row) tuple, as DataFrame.iterrows() gives; pass the DataFrame itself, or "
                                "its rows: (row for _, row in frame.iterrows())")  # fmt: skip
-        fields = _record(pair)
+        fields = named_fields(pair)
         if fields is not None:
             if "query" not in fields or "document" not in fields:
                 has = f"not {', '.join(map(str, fields))}" if fields else "and it has none"
@@ -617,7 +618,7 @@ def _is_iterrows(pair: tuple) -> bool:
     """Whether ``(a, b)`` is what ``DataFrame.iterrows()`` gives, ``(index, row)``: a record for a row (with the
     pair's fields, or after an index that is no query), unlike ``(query, hit)``, a vector store's hit as the
     document."""
-    row = _record(pair[1])
+    row = named_fields(pair[1])
     return row is not None and (not isinstance(pair[0], str) or {"query", "document"} <= set(row))
 
 
@@ -642,24 +643,6 @@ def _rows(pairs):
                              f"instruction), not {', '.join(named)}; rename them", "pairs")  # fmt: skip
         return pairs.itertuples(index=False)
     return pairs
-
-
-def _record(pair) -> Mapping | None:
-    """A pair's fields by name where it has names: a mapping, a pandas row (``keys()``), a named tuple or a
-    dataclass (``qrr.formats.PairRecord``) with a ``query`` field. ``None`` for a plain tuple or list, read by
-    position."""
-    if isinstance(pair, Mapping):
-        return pair
-    named = None
-    if is_dataclass(pair) and not isinstance(pair, type):  # qrr.formats.PairRecord, or the caller's own
-        named = {f.name: getattr(pair, f.name) for f in fields(pair)}
-    elif hasattr(pair, "_asdict"):  # a named tuple
-        named = pair._asdict()
-    if named is not None:  # by name where it names a query, else by position
-        return named if "query" in named else None
-    if hasattr(pair, "keys") and hasattr(pair, "__getitem__") and not isinstance(pair, str | bytes | list | tuple):
-        return {key: pair[key] for key in pair.keys()}  # noqa: SIM118 (a pandas row iterates its values)
-    return None
 
 
 def _triple(n: int, triple: tuple) -> tuple[str, str, str | None]:
@@ -787,7 +770,7 @@ def best_first(scores: Sequence[float]) -> list[int]:
 def _is_pair(item) -> bool:
     """One pair (``("q", "d")``, or one record with ``query`` and ``document``), not a sequence of pairs:
     CrossEncoder's rule for ``predict``."""
-    fields = _record(item)
+    fields = named_fields(item)
     if fields is not None:
         return isinstance(fields.get("query"), str) and isinstance(fields.get("document"), str)
     one_row = isinstance(item, list | tuple) or getattr(item, "ndim", None) == 1  # a numpy array of two strings

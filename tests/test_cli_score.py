@@ -244,7 +244,7 @@ def test_three_tsv_columns_are_an_error(cli):
 MANY = "".join(json.dumps({"query": "q", "document": f"d{n} " + "." * 30}) + "\n" for n in range(2100))
 
 
-def test_results_are_flushed_before_an_interrupt(cli, fake):
+def test_results_are_flushed_before_an_interrupt(cli, fake, tmp_path):
     """A Ctrl-C mid-run: the results of the calls done are on stdout, in whole lines, and stderr says so."""
     name, _ = fake(interrupt_after=1030)  # --batch-tokens 1: a batch and a call per pair
     result = cli("score", "--batch-tokens", "1", input=MANY, model=name)
@@ -257,6 +257,11 @@ def test_results_are_flushed_before_an_interrupt(cli, fake):
     result = cli("score", input=MANY, model=name)
     assert (result.exit_code, result.stdout) == (130, "")
     assert result.stderr == "error: interrupted after writing the results of 0 pairs\n"
+    name, _ = fake(interrupt_after=0)
+    out = tmp_path / "out.jsonl"
+    result = cli("score", "--resume", str(out), input=MANY, model=name)  # no file started: none to go on with
+    assert (result.exit_code, result.stderr) == (130, "error: interrupted before any result was written\n")
+    assert not out.exists()
     name, _ = fake(interrupt_after=0)
     assert cli("score", "-f", "json", input=MANY, model=name).stdout == "[]\n"  # still a JSON array
 

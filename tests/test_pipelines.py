@@ -449,6 +449,15 @@ def test_a_rerank_shows_a_progress_bar_where_asked(beir_dir, rr, tmp_path, capsy
         pipelines.rerank_run(rr, inputs, show_progress_bar="yes")
 
 
+def test_a_rerank_takes_its_output_as_a_path_and_checks_what_it_is_given(beir_dir, rr, tmp_path):
+    pipelines.rerank_run(rr, beir_inputs(beir_dir), tmp_path / "out.trec")
+    assert formats.read_run(tmp_path / "out.trec").keys() == {"q0", "q1", "q2", "q3", "q4"}
+    with pytest.raises(InputError, match="^output must be a path or a RunOutput, not int$"):
+        pipelines.rerank_run(rr, beir_inputs(beir_dir), 3)
+    with pytest.raises(InputError, match="^on_error must be a function that takes each error"):
+        pipelines.rerank_run(rr, beir_inputs(beir_dir), on_error="skip")
+
+
 def test_paths_are_taken_as_pathlib_paths(beir_dir, rr, tmp_path):
     inputs = pipelines.read_run_inputs(beir_dir / "bm25.trec", beir_dir / "queries.jsonl", beir_dir / "corpus.jsonl",
                                        2)  # fmt: skip
@@ -697,10 +706,13 @@ def test_a_python_user_scores_into_a_file_and_goes_on_after_an_interruption(fake
     name, _ = fake(interrupt_after=2)  # a Ctrl-C in the third pair's batch
     stopping = Reranker(name, batch_tokens=1)  # a batch a pair, a call (then a write) every two
     out = tmp_path / "out.jsonl"
-    said = f"interrupted after writing the results of 2 pairs to {out} (2 in all); score into it again to go on"
+    said = (
+        f"interrupted after writing the results of 2 pairs to {out} (2 in all); call score_run again with the "
+        "input from its first pair to go on"
+    )
     with pytest.raises(Interrupted, match=f"^{re.escape(said)}$") as caught:
         pipelines.score_run(stopping, score_input(), pipelines.ScoresOutput.checked(out))
-    assert (caught.value.done, caught.value.path) == (2, str(out))
+    assert (caught.value.done, caught.value.total, caught.value.path) == (2, 6, str(out))
     assert len(out.read_bytes().splitlines()) == 2
     # the same call again goes on from the file: its last result checked (by its ids and scored again), none twice
     done = pipelines.score_run(rr, score_input(), pipelines.ScoresOutput.checked(out))
@@ -787,7 +799,8 @@ def test_a_resumed_scoring_run_counts_what_it_leaves_out_from_the_inputs_first_p
 def test_a_scoring_run_stopped_before_its_first_result_says_nothing_was_written(fake, tmp_path, monkeypatch):
     name, _ = fake(interrupt_after=0)
     out = tmp_path / "out.jsonl"
-    with pytest.raises(Interrupted, match="^interrupted before any result was written; score into it again to go on$"):
+    said = "interrupted before any result was written; call score_run again with the input from its first pair to go on"
+    with pytest.raises(Interrupted, match=f"^{said}$"):
         pipelines.score_run(Reranker(name), score_input(), pipelines.ScoresOutput.checked(out))
     assert not out.exists()
 
@@ -798,4 +811,66 @@ def test_a_scoring_run_stopped_before_its_first_result_says_nothing_was_written(
     monkeypatch.setattr(formats.RowWriter, "_write", full)
     with pytest.raises(OSError, match="No space left on device"):  # not "the results written before are in"
         pipelines.score_run(Reranker("fake"), score_input(), pipelines.ScoresOutput.checked(out))
-    assert out.read_bytes() == b""
+    assert not out.exists() and not (tmp_path / ".out.jsonl.qrr.json").exists()  # no empty file left behind
+
+
+def test_a_scoring_run_keeps_the_ids_and_fields_of_a_dataframe_and_named_records(rr, tmp_path):
+    from collections import namedtuple
+    from dataclasses import make_dataclass
+
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame({"pair_id": [f"p{k}" for k in range(4)], "query": "q", "document": [f"d{k}" for k in range(4)],
+                          "label": np.array([1, 0, 1, 0], dtype=np.int64),
+                          "seen": pd.to_datetime(["2024-01-02"] * 4)})  # fmt: skip
+    out = tmp_path / "out.jsonl"
+    pipelines.score_run(rr, frame.iloc[:2], out, with_fields=True)  # a path will do
+    output = pipelines.ScoresOutput.checked(out)
+    assert pipelines.score_run(rr, frame, output, with_fields=True).resumed == 2  # its ids matched, so it went on
+    assert output.done == 4  # as a run prepared now would find the file
+    rows = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert [(r["index"], r["pair_id"], r["label"], r["seen"]) for r in rows] == [
+        (k, f"p{k}", k % 2 ^ 1, "2024-01-02T00:00:00") for k in range(4)]  # fmt: skip
+    assert pd.read_json(out, lines=True).merge(frame, on="pair_id").shape[0] == 4  # joined back on the ids
+    Pair = namedtuple("Pair", "query document doc_id")
+    Kept = make_dataclass("Kept", ["query", "document", "doc_id", "label"])
+    for records in ([Pair("q", "a", "x1"), Pair("q", "b", "x2")], [Kept("q", "a", "x1", 1), Kept("q", "b", "x2", 0)]):
+        named = tmp_path / f"{type(records[0]).__name__}.jsonl"
+        pipelines.score_run(rr, records, named)
+        assert [orjson.loads(line)["doc_id"] for line in named.read_bytes().splitlines()] == ["x1", "x2"]
+    with pytest.raises(InputError, match=r"^output must be a path or a ScoresOutput, not int$"):
+        pipelines.score_run(rr, records, 7)
+
+
+def test_a_scoring_run_says_its_faults_in_python_terms(rr, tmp_path):
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(InputError, match=r"^on_error must be a function that takes each error \(a list's append, say\),"
+                                         " not 'skip'$"):  # fmt: skip
+        pipelines.score_run(rr, score_input(), out, on_error="skip")  # failed as a TypeError at the first bad pair
+    # a bad pair after results: where it is, and that the results before it stand
+    records = [{"id": f"p{k}", "query": "q", "document": f"d{k}"} for k in range(6)]
+    pipelines.score_run(rr, records[:3], out)
+    records[4]["document"] = None
+    said = (f"pair 4: document must be a string, not NoneType; the results of the first 3 pairs are in {out}: mend "
+            "it, then call score_run again with the input from its first pair to go on")  # fmt: skip
+    with pytest.raises(PairError, match=f"^{re.escape(said)}$") as caught:
+        pipelines.score_run(rr, records, out)
+    assert caught.value.pair == 4 and len(out.read_bytes().splitlines()) == 3  # pair 3 was in the call it stopped
+    # a generator already read: the input is to be made again, not the file given up
+    records[4]["document"] = "d4"
+    pairs = iter(records)
+    pipelines.score_run(rr, pairs, out)
+    with pytest.raises(InputError, match=r"but the input has 0 pairs: it holds another input's scores; give output a "
+                                         r"new file \(or, where the input is an iterator read from before, make it "
+                                         r"again: it is read from its first pair\)$"):  # fmt: skip
+        pipelines.score_run(rr, pairs, out)
+    # a field no JSON writes: named, and no empty file left
+    bad = tmp_path / "bad.jsonl"
+    with pytest.raises(
+        InputError,
+        match=r"^the 1st result cannot be written: Type is not JSON serializable: "
+        r'object \(its field "thing": make it a string, number or list\)$',
+    ):
+        pipelines.score_run(rr, [{"query": "q", "document": "d", "thing": object()}], bad, with_fields=True)
+    assert not bad.exists()

@@ -276,7 +276,9 @@ def score(
             if skipped is not None:
                 skipped.report()
             said = f"after writing the results of {plural(out.count, 'pair')}"
-            if saved is not None:
+            if saved is not None and not start + out.count:  # no file was started: nothing to go on with
+                said = "before any result was written"
+            elif saved is not None:
                 said += f" to {saved.path} ({start + out.count:,} in all); run the same command to go on"
             elif out.count and _resumable(fmt):
                 said += f"; go on{ON_WITH_RESUME}"

@@ -15,7 +15,7 @@ import re
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 import orjson
@@ -890,14 +890,33 @@ def score_rows(records: list, scores: list[float], start: int | Sequence[int] = 
     return rows
 
 
+def named_fields(pair) -> Mapping | None:
+    """A pair's fields by name where it has names: a mapping, a pandas row (``keys()``), a named tuple or a
+    dataclass (``qrr.formats.PairRecord``) with a ``query`` field. ``None`` for a plain tuple or list, read by
+    position."""
+    if isinstance(pair, Mapping):
+        return pair
+    named = None
+    if is_dataclass(pair) and not isinstance(pair, type):  # qrr.formats.PairRecord, or the caller's own
+        named = {f.name: getattr(pair, f.name) for f in fields(pair)}
+    elif hasattr(pair, "_asdict"):  # a named tuple
+        named = pair._asdict()
+    if named is not None:  # by name where it names a query, else by position
+        return named if "query" in named else None
+    if hasattr(pair, "keys") and hasattr(pair, "__getitem__") and not isinstance(pair, str | bytes | list | tuple):
+        return {key: pair[key] for key in pair.keys()}  # noqa: SIM118 (a pandas row iterates its values)
+    return None
+
+
 def record_fields(record) -> tuple[dict, dict]:
     """A record's id fields and other fields: a ``PairRecord``'s or ``DocRecord``'s, a mapping's by their names (as
     ``pipelines.score_records`` passes records through as given), none for a tuple."""
     if isinstance(record, PairRecord | DocRecord):
         return getattr(record, "ids", {}), record.other
-    if isinstance(record, Mapping):
-        ids = {k: v for k, v in record.items() if isinstance(k, str) and is_id_field(k)}
-        return ids, {k: v for k, v in record.items() if k not in ids and k not in ("query", "document", "instruction")}
+    named = named_fields(record)  # a DataFrame's row, a named tuple, a dataclass: dropped whole before
+    if named is not None:
+        ids = {k: v for k, v in named.items() if isinstance(k, str) and is_id_field(k)}
+        return ids, {k: v for k, v in named.items() if k not in ids and k not in ("query", "document", "instruction")}
     return {}, {}
 
 
@@ -966,7 +985,29 @@ def _tsv_cell(value) -> str:
     if isinstance(value, str):
         return (value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
                 .replace("\0", "\\0"))  # fmt: skip
-    return orjson.dumps(value).decode()
+    return json_text(value)
+
+
+def json_text(value) -> str:
+    """``value`` as JSON; numpy's numbers and arrays, and what has ``isoformat`` (a pandas ``Timestamp``, a date), as
+    their plain values: a DataFrame's fields carry them, and a run failed at its first write."""
+    return orjson.dumps(value, default=_plain, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+def _writable(value) -> bool:
+    try:
+        json_text(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _plain(value):
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item") and hasattr(value, "dtype"):  # a numpy scalar of a kind orjson leaves (float16)
+        return value.item()
+    raise TypeError(f"Type is not JSON serializable: {type(value).__module__}.{type(value).__qualname__}")
 
 
 class RowWriter:
@@ -1001,14 +1042,16 @@ class RowWriter:
         except TypeError as exc:  # orjson's: a value nested past its 254 levels (a copied field), or no JSON type
             n = self.count + (self.fmt != "tsv")
             deep = " (a field nested more than 254 levels deep)" if "Recursion" in str(exc) else ""
-            raise InputError(f"the {_ordinal(n)} result cannot be written: {exc}{deep}") from None
+            bad = next((k for row in rows for k, v in row.items() if not _writable(v)), None)
+            field = f' (its field "{bad}": make it a string, number or list)' if bad else ""
+            raise InputError(f"the {_ordinal(n)} result cannot be written: {exc}{deep or field}") from None
         finally:
             out.flush()  # the results before it are whole
 
     def _write(self, out, rows: list[dict]) -> None:
         if self.fmt == "json":
             for row in rows:
-                out.write(("[\n  " if self.count == 0 else ",\n  ") + orjson.dumps(row).decode())
+                out.write(("[\n  " if self.count == 0 else ",\n  ") + json_text(row))
                 self.count += 1
         elif self.fmt == "tsv":
             if self.columns is None and rows:
@@ -1021,7 +1064,7 @@ class RowWriter:
                 out.write("\t".join(_tsv_cell(row.get(c)) for c in self.columns) + "\n")
         else:
             for row in rows:
-                out.write(orjson.dumps(row).decode() + "\n")
+                out.write(json_text(row) + "\n")
                 self.count += 1
 
     def _leave_out(self, row: dict) -> None:
