@@ -165,6 +165,8 @@ def evaluate(qrels: Qrels, run: Run, measures=MEASURES, *, name: str = "run", qu
     qrels, run = _by_string_ids(qrels, "qrels"), _by_string_ids(run, "run")
     if queries is not None:
         queries = {_named_id(q) for q in queries}
+    if measures is None:
+        measures = MEASURES
     names = measures.split(",") if isinstance(measures, str) else measures
     measures = tuple(dict.fromkeys(measure(m) for m in names))
     if not measures:  # an evaluation of nothing: {} means, read as a run that scored nothing

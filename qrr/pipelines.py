@@ -206,9 +206,10 @@ def _scored_parts(reranker, parts, progress, on_error, first) -> Iterator[Scored
             verdicts = {key: no_room(reranker, *key) for key in dict.fromkeys((t[0], t[2]) for _, t in part)}
             places = _left_out(part, places, first + start, {k: e for k, e in verdicts.items() if e is not None},
                                on_error)  # fmt: skip
+        counted = _CountedOnce(progress)
         while True:
             try:
-                scores = reranker.score([part[n][1] for n in places], progress=progress)
+                scores = reranker.score([part[n][1] for n in places], progress=counted.trying())
                 break
             except PairError as exc:  # a reranker that cannot tell before (a server's), or no on_error
                 record, (query, _, instruction) = part[places[exc.pair]]
@@ -224,6 +225,26 @@ def _scored_parts(reranker, parts, progress, on_error, first) -> Iterator[Scored
             progress(len(part) - len(places))  # the pairs left out are done with too
         yield ScoredChunk(start, [part[n][0] for n in places], scores, [start + n for n in places])
         start += len(part)
+
+
+class _CountedOnce:
+    """The progress of a call that may be tried again without some pairs (a server that refuses a query too long
+    after scoring the requests before it): each try counts on from what the tries before it counted, so that no pair
+    is counted twice (a bar went past its total)."""
+
+    def __init__(self, progress: Progress | None):
+        self.progress, self.counted, self.now = progress, 0, 0
+
+    def trying(self) -> Progress | None:
+        """The callback for a try."""
+        self.now = 0
+        return self if self.progress is not None else None
+
+    def __call__(self, n: int) -> None:
+        self.now += n
+        if self.now > self.counted:
+            self.progress(self.now - self.counted)
+            self.counted = self.now
 
 
 def _counted_from(parts: Iterable, first: int) -> Iterator:
@@ -552,8 +573,9 @@ class ScoresOutput(_Claimed):
         fields = {k: v for k, v in self.last.items() if k not in formats.SCORE_FIELDS}
         ids = {k: v for k, v in fields.items() if is_id_field(k)}
         # as score_rows wrote them (a PairRecord's, a mapping's or a DataFrame row's by name), and as read back: a
-        # pandas Timestamp was written as its text
-        have, other = (orjson.loads(json_text(part)) for part in record_fields(record))
+        # pandas Timestamp was written as its text; fields not copied are not written, whatever they hold
+        have, other = record_fields(record)
+        have, other = _as_read(have), _as_read(other) if with_fields else other
         if ids != have:
             raise InputError(f"{self.where}: result {self.done - 1} has ids {_said(ids)}, but the input's pair "
                              f"{self.done - 1} has {_said(have)}; {{output}} holds another input's scores",
@@ -666,7 +688,12 @@ def _scored_into(reranker, rows, output, with_fields, progress, on_error, show_p
                     writer.out = held.enter_context(output.open())
                 written = formats.score_rows(chunk.records, chunk.scores, [start + n for n in chunk.indexes],
                                              with_fields)  # fmt: skip
-                output.write(writer, written, chunk, start)
+                try:
+                    output.write(writer, written, chunk, start)
+                except Exception:
+                    if not start and not output.held:  # its first write failed (a value no JSON writes)
+                        _remove_started(output.path, writer.out)
+                    raise
                 if chunk.records:
                     output.done = start + chunk.indexes[-1] + 1  # as a run prepared now would find it
     except KeyboardInterrupt as exc:
@@ -678,8 +705,6 @@ def _scored_into(reranker, rows, output, with_fields, progress, on_error, show_p
     except Exception as exc:
         cause = qrr_cause(exc)
         kept = _size(output.path)
-        if not start and not kept and not output.held and writer.out is not None:
-            _remove_started(output.path)  # its first write failed (a value no JSON writes): no empty file left
         if isinstance(cause, InputError) and kept and type(cause) in (InputError, PairError):
             # a bad pair hours in: what is written stands, and the same call goes on from it once it is mended
             skip = " or pass on_error" if getattr(cause, "skippable", False) and on_error is None else ""
@@ -695,11 +720,16 @@ def _scored_into(reranker, rows, output, with_fields, progress, on_error, show_p
     return ScoredRun(stats, writer.count, start)
 
 
-def _remove_started(path: str) -> None:
-    """The empty file a run started, and the record of its settings beside it, removed."""
-    for name in (path, settings_path(path)):
-        with contextlib.suppress(OSError):
-            os.remove(name)
+def _remove_started(path: str, handle) -> None:
+    """The file a run started, and the record of its settings beside it, removed while the run still holds it
+    (``handle``, locked) where nothing reached it: a run that failed at its first write leaves no empty file. A link
+    is left as it is (its target is the user's to name)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        held = os.fstat(handle.fileno())
+        if held.st_size == 0 and not os.path.islink(path) and os.path.samestat(held, os.stat(path)):
+            os.remove(path)
+            with contextlib.suppress(OSError):
+                os.remove(settings_path(path))
 
 
 def _size(path: str) -> int:
@@ -828,6 +858,15 @@ def _path_or_none(value) -> str | None:
 
 def _is_probability(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+
+
+def _as_read(fields: dict) -> dict:
+    """``fields`` as their JSON reads back (where it can be written: one that cannot is never in a file, and
+    compares unequal as it is)."""
+    try:
+        return orjson.loads(json_text(fields))
+    except (TypeError, orjson.JSONDecodeError):
+        return fields
 
 
 def _said(ids: dict) -> str:
@@ -1361,10 +1400,11 @@ def rerank_jobs(
 def _rerank_group(reranker, group, corpus, top_k, progress, stats, on_error):
     if on_error is not None:  # each query checked before the call: not a call again for each one too long
         group = [job for job in group if not _skipped(job, no_room(reranker, job.query), on_error, progress)]
+    counted = _CountedOnce(progress)
     while True:
         try:
             pairs = [(job.query, corpus[d]) for job in group for d in job.docids]
-            scores = reranker.score(pairs, progress=progress)
+            scores = reranker.score(pairs, progress=counted.trying())
             break
         except PairError as exc:  # said of the query, which a run's user knows, not of a pair of this call
             places = spans(len(job.docids) for job in group)

@@ -215,14 +215,19 @@ def test_a_query_that_leaves_no_room_and_unknown_routes(http):
                         ({"query": "q", "instruction": long, "documents": ["a"]}, "instruction")):  # fmt: skip
         response = http.post("/rerank", json=body)
         assert response.status_code == 400 and response.json()["param"] == field
-        assert response.json()["message"].startswith(f'"{field}": the query and instruction take ')
+        said = "the query and instruction take " if field == "query" else "the instruction takes "  # alone
+        assert response.json()["message"].startswith(f'"{field}": {said}')
         # the client cannot change max_length: it is said as the server's flag
-        assert "raise the server's --max-length or shorten the query" in response.json()["message"]
+        assert f"raise the server's --max-length or shorten the {field}" in response.json()["message"]
         # for qrr's client: a setting's fault (a run's --on-error skip leaves the query out)
         assert response.json()["setting"] == "max_length" and "pair" not in response.json()
     response = http.post("/score", json={"text_1": ["q", "word " * 2500], "text_2": ["a", "b"]})
     assert response.status_code == 400 and response.json()["param"] == "text_1"
     assert (response.json()["setting"], response.json()["pair"]) == ("max_length", 1)  # where in the pairs
+    # an instruction too long alone is every pair's fault: no pair named, which a run would leave out one by one
+    response = http.post("/score", json={"text_1": ["q", "r"], "text_2": ["a", "b"], "instruction": "word " * 2500})
+    assert (response.json()["param"], response.json()["setting"]) == ("instruction", "max_length")
+    assert "pair" not in response.json()
     assert http.get("/nothing").status_code == 404 and http.get("/nothing").json()["message"] == "no endpoint /nothing"
     metrics = http.get("/metrics").text
     # counted, but not timed: a 404 or 405 took no endpoint's time
@@ -490,7 +495,7 @@ def test_what_a_server_cannot_take_is_said_before_it_is_sent(tiny_server, cli, m
     result = cli("rank", "-q", "q", "-d", "word " * 5000, "--server", tiny_server.url, model=False)
     said = (
         f"error: a document of 25,003 bytes is over what the server at {tiny_server.url} takes in a request "
-        "(19,898 bytes, its --max-request-bytes): cut it first, or score it with a model loaded here\n"
+        "(its --max-request-bytes 20,000 leaves 19,898 for it): cut it first, or score it with a model loaded here\n"
     )
     assert (result.exit_code, result.stderr) == (2, said)
     # a query (or instruction) alone past it: said of the query, not of a document of a few bytes
@@ -498,7 +503,7 @@ def test_what_a_server_cannot_take_is_said_before_it_is_sent(tiny_server, cli, m
         result = cli("rank", *asked, "-d", "a", "--server", tiny_server.url, model=False)
         assert result.exit_code == 2 and result.stderr.startswith("error: the query and instruction take 20,0")
         assert result.stderr.endswith("bytes, over what the server at " + tiny_server.url + " takes in a request "
-                                      "(20,000 bytes, its --max-request-bytes): shorten them, or score with a model "
+                                      "(its --max-request-bytes 20,000): shorten them, or score with a model "
                                       "loaded here\n")  # fmt: skip
     result = cli("score", "--server", tiny_server.url, input=json.dumps({"query": "q" * 20000, "document": "a"}),
                  model=False)  # fmt: skip
@@ -1166,6 +1171,18 @@ def test_a_query_too_long_for_the_server_is_said_and_left_out_as_with_a_model_he
     assert (e.value.pair, e.value.params) == (55, ("max_length",))
     with pytest.raises(InputError, match=r"^the query and instruction take \d+ tokens, but the server's"):
         remote.rank(long, ["a"])  # of no pair: the query's
+    # left out after the requests before it were scored: tried again without it, each pair counted once
+    counted, skipped = [], []
+    pairs = [("q", f"document {n}") for n in range(120)]
+    pairs[105] = (long, "document 105")
+    chunks = list(pipelines.score_records(remote, pairs, progress=counted.append, on_error=skipped.append))
+    assert sum(counted) == 120 and [str(e)[:9] for e in skipped] == ["pair 105:"]  # the bar went to 220 of 120
+    assert [n for chunk in chunks for n in chunk.indexes] == [n for n in range(120) if n != 105]
+    # an instruction too long alone is every pair's, not left out pair by pair
+    short = tmp_path / "short.jsonl"
+    short.write_text('{"query": "q", "document": "a"}\n{"query": "q", "document": "b"}\n')
+    result = cli("score", str(short), "--server", tiny_server.url, "-i", long, "--on-error", "skip", model=False)
+    assert result.exit_code == 2 and result.stderr.startswith("error: the instruction takes "), result.stderr
     # a rerank through the server leaves out the query too long as one here does
     inputs = pipelines.read_run_inputs(str(beir_dir / "bm25.trec"), str(beir_dir / "queries.jsonl"),
                                        str(beir_dir / "corpus.jsonl"), 3)  # fmt: skip

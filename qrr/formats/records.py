@@ -1003,6 +1003,10 @@ def _writable(value) -> bool:
 
 
 def _plain(value):
+    if type(value).__name__ in ("NAType", "NaTType"):  # pandas' missing values (NaT has an isoformat: "NaT")
+        return None
+    if hasattr(value, "tolist") and hasattr(value, "dtype"):  # a numpy array orjson leaves (of objects, strided)
+        return value.tolist()
     if hasattr(value, "isoformat"):
         return value.isoformat()
     if hasattr(value, "item") and hasattr(value, "dtype"):  # a numpy scalar of a kind orjson leaves (float16)

@@ -154,9 +154,11 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
                 # said to qrr's client as a setting's fault, and where in the pairs: a run's --on-error skip leaves
                 # out that query's pairs, and a message names its line, as with a model loaded there
                 more = {"setting": "max_length"} | ({"pair": queries.index(query)} if field == "text_1" else {})
-                if asked is not None and no_room(reranker, "", asked):  # the request's instruction alone is too long
-                    field = "instruction"
-                raise ApiError(400, f'"{field}": {exc.naming(SETTINGS)}', field, more=more) from None
+                alone = no_room(reranker, "", asked) if asked is not None else None
+                if alone is not None:  # the request's instruction alone is too long: every pair's fault, not one's
+                    field, more = "instruction", {"setting": "max_length"}
+                said = (alone or exc).naming(SETTINGS)
+                raise ApiError(400, f'"{field}": {said}', field, more=more) from None
         if max_tokens_per_doc is not None:
             texts = [prompter.cut(t, max_tokens_per_doc) for t in texts]
         return [(q, t, instruction) for q, t in zip(queries, texts, strict=True)]

@@ -176,6 +176,8 @@ class RemoteReranker(_Predicts):
                     try:
                         answer = self._call("POST", "/score", body)
                     except PairError as exc:  # its place in the request's pairs: in the call's, as Reranker says
+                        if not 0 <= exc.pair < len(part):  # not a place of this request's: said of none
+                            raise InputError(exc.text, *exc.params) from None
                         raise exc.shifted(sent) from None
                     sent += len(part)
                     data = sorted(answer["data"], key=lambda item: item["index"])
@@ -201,19 +203,19 @@ class RemoteReranker(_Predicts):
         limit = self._card.get("max_request_bytes", MAX_REQUEST_BYTES)
         room = limit - len(orjson.dumps(head)) - 64
         # the server would refuse the request (413) before reading it: said before it is sent, of what is too long
-        where = f"over what the server at {self.url} takes in a request ({{:,}} bytes, its --max-request-bytes)"
+        where = f"over what the server at {self.url} takes in a request (its --max-request-bytes {limit:,}"
         if room < 4:  # not even an empty document fits beside them
-            what = "the query and instruction" if "query" in head else "the instruction"
-            raise InputError(f"{what} take {len(orjson.dumps(head)):,} bytes, {where.format(limit)}: shorten them, "
-                             "or score with a model loaded here")  # fmt: skip
+            what = "the query and instruction take" if "query" in head else "the instruction takes"
+            raise InputError(f"{what} {len(orjson.dumps(head)):,} bytes, {where}): shorten them, or score with a "
+                             "model loaded here")  # fmt: skip
         part: list = []
         size = 0
         for item in items:
             length = len(orjson.dumps(item)) + 1
             if length > room:
                 what = "a query and document" if isinstance(item, tuple) else "a document"
-                raise InputError(f"{what} of {length:,} bytes is {where.format(room)}: cut it first, or score it "
-                                 "with a model loaded here")  # fmt: skip
+                raise InputError(f"{what} of {length:,} bytes is {where} leaves {room:,} for it): cut it first, or "
+                                 "score it with a model loaded here")  # fmt: skip
             if part and (len(part) == most or size + length > room):
                 yield part
                 part, size = [], 0
