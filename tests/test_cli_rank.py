@@ -228,8 +228,39 @@ def test_an_interrupted_ranking_says_how_far_it_got(fake, cli, raising, code, ho
     name, _ = fake(interrupt_after=3, raising=raising)  # --batch-tokens 1: a batch a document
     result = cli("rank", "-q", "q", "--batch-tokens", "1", input="a\nb\nc\nd\ne\n", model=name)
     assert (result.exit_code, result.stdout) == (code, "")
-    assert result.stderr == (f"error: {how} after scoring 3 documents; a ranking is written once all are scored "
-                             "(qrr score streams its results)\n")  # fmt: skip
+    assert result.stderr == (f"error: {how} after scoring 3 documents; a ranking is written once every document is "
+                             "scored (for a long one, qrr score --resume keeps results as they come: see README, a "
+                             "large candidate set)\n")  # fmt: skip
+
+
+def test_a_ranking_stopped_by_a_fault_minutes_in_says_what_was_scored(fake, cli):
+    # a bad line after the first call's 1,024 documents: they were scored, and are lost with the run
+    lines = "".join(json.dumps({"text": f"document {n}"}) + "\n" for n in range(1100)) + "{bad\n"
+    result = cli("rank", "-q", "q", input=lines)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith("note: nothing was written of the 1,024 documents scored: a ranking is written "
+                                    "once every document is scored (for a long one, qrr score --resume keeps "
+                                    "results as they come: see README, a large candidate set); --on-error skip "
+                                    "leaves such lines out\nerror: <stdin>:1101: malformed JSON")  # fmt: skip
+    from qrr.errors import QrrError
+
+    name, _ = fake(interrupt_after=3, raising=QrrError("cannot reach the server at http://x:1: gone"))  # at runtime
+    result = cli("rank", "-q", "q", "--batch-tokens", "1", input="a\nb\nc\nd\ne\n", model=name)
+    assert result.exit_code == 1 and result.stderr.startswith("note: nothing was written of the 3 documents scored: ")
+    assert result.stderr.endswith("candidate set)\nerror: cannot reach the server at http://x:1: gone\n")
+
+
+def test_a_table_shows_the_best_hundred_unless_k_says(cli):
+    lines = "".join(f"document {n}\n" for n in range(150))
+    result = cli("rank", "-q", "q", "-f", "table", input=lines)
+    assert result.exit_code == 0
+    assert result.stderr.endswith("note: the table shows the best 100 of 150 documents; -k N shows N, -f jsonl writes "
+                                  "them all\n")  # fmt: skip
+    ranks = [line.split()[0] for line in result.stdout.splitlines()[2:]]
+    assert ranks == [str(n) for n in range(1, 101)]
+    every = cli("rank", "-q", "q", "-f", "table", "-k", "150", input=lines)
+    assert every.stdout.splitlines()[-1].split()[0] == "150" and "the table shows" not in every.stderr
+    assert len(cli("rank", "-q", "q", "-f", "jsonl", input=lines).stdout.splitlines()) == 150  # data: all of it
 
 
 @pytest.mark.parametrize(("raising", "code", "how"), [(KeyboardInterrupt, 130, "interrupted"),

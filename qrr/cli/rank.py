@@ -39,8 +39,13 @@ from qrr.cli.base import (
     stdout_format,
 )
 from qrr.cli.render import Blanks, LineCount, cut_to, no_input, progress, report, skipping, writer
-from qrr.errors import Interrupted, plural
+from qrr.errors import InputError, Interrupted, plural, qrr_cause
 from qrr.family import DEFAULT_MAX_LENGTH
+
+TABLE_ROWS = 100  # the best documents a table shows where -k does not say
+# why an interrupted or failed rank leaves nothing, and what keeps results as they come
+UNWRITTEN = ("a ranking is written once every document is scored (for a long one, qrr score --resume keeps "
+             "results as they come: see README, a large candidate set)")  # fmt: skip
 
 
 @command(no_args_is_help=False)
@@ -128,6 +133,8 @@ def rank(
         return
     asked = with_text
     with_text = with_text or fmt == "table"  # a table shows the start of each text (its own "text" field gives way)
+    # a table of 300,000 rows took 2 GB and a minute and a half of blank screen to draw; nobody reads past the top
+    shown = top_k if top_k is not None or fmt != "table" else TABLE_ROWS
     reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
     scored = 0
     try:
@@ -139,12 +146,19 @@ def rank(
                 scored += n
                 advance(n)
 
-            ranked = pipelines.rank_records(reranker, query, itertools.chain([first], docs), top_k=top_k,
+            ranked = pipelines.rank_records(reranker, query, itertools.chain([first], docs), top_k=shown,
                                             return_documents=with_text, progress=count,
                                             with_fields=with_fields)  # fmt: skip
     except KeyboardInterrupt as exc:  # a ranking needs every document: nothing is written
-        raise Interrupted.of(exc, f"after scoring {plural(scored, 'document')}; a ranking is written once all are "
-                                  "scored (qrr score streams its results)") from None  # fmt: skip
+        raise Interrupted.of(exc, f"after scoring {plural(scored, 'document')}; {UNWRITTEN}") from None
+    except Exception as exc:  # a bad line or a server gone, minutes in: what was scored is lost, said so
+        if scored:
+            cause = qrr_cause(exc)
+            skip = "; --on-error skip leaves such lines out" if skipped is None and isinstance(
+                cause, InputError) and cause.skippable else ""  # fmt: skip
+            stderr.print(f"note: nothing was written of the {plural(scored, 'document')} scored: {UNWRITTEN}{skip}",
+                         highlight=False)  # fmt: skip
+        raise
     out = writer(fmt, previews=("text",), asked=asked)
     try:
         out.write(formats.rank_rows(ranked, with_text))
@@ -153,6 +167,9 @@ def rank(
             out.close()  # a table drawn, a JSON array closed
         raise Interrupted.of(exc, f"after writing the best {out.count:,} of {plural(len(ranked), 'result')}") from None
     out.close()
+    if shown != top_k and ranked.stats.pairs > shown:
+        stderr.print(f"note: the table shows the best {shown} of {ranked.stats.pairs:,} documents; -k N shows N, -f "
+                     "jsonl writes them all", highlight=False)  # fmt: skip
     if given(ctx, "id_field") and ranked and all(r.get("id") is None for r in ranked):
         stderr.print(f'warning: no result has an id; is "{id_field}" the field that holds them? (--id-field)',
                      style="yellow", highlight=False, markup=False)  # fmt: skip
