@@ -56,8 +56,15 @@ def rank(
         list[str] | None, typer.Option("--document", "-d", help="A document to rank (repeatable).")
     ] = None,
     top_k: Annotated[
-        int | None, typer.Option("--top-k", "-k", min=1, metavar="K", help="Print only the best K.")
-    ] = None,
+        int | None,
+        typer.Option(
+            "--top-k",
+            "-k",
+            min=1,
+            metavar="K",
+            help="Print only the best K. [dim]\\[default: all; a table, the best 100][/]",
+        ),
+    ] = None,  # fmt: skip
     with_text: Annotated[
         bool, typer.Option("--with-text", help="Include each document's text (JSON, TSV).", rich_help_panel="Output")
     ] = False,  # fmt: skip
