@@ -704,7 +704,7 @@ def _scored_into(reranker, rows, output, with_fields, progress, on_error, show_p
         raise Interrupted.of(exc, f"{said}; {again}", done, total or 0, output.path) from None
     except Exception as exc:
         cause = qrr_cause(exc)
-        kept = _size(output.path)
+        kept = file_size(output.path)
         if isinstance(cause, InputError) and kept and type(cause) in (InputError, PairError):
             # a bad pair hours in: what is written stands, and the same call goes on from it once it is mended
             skip = " or pass on_error" if getattr(cause, "skippable", False) and on_error is None else ""
@@ -732,7 +732,8 @@ def _remove_started(path: str, handle) -> None:
                 os.remove(settings_path(path))
 
 
-def _size(path: str) -> int:
+def file_size(path: str) -> int:
+    """The bytes of the file at ``path``; 0 where there is none (or it cannot be read)."""
     try:
         return os.path.getsize(path)
     except OSError:

@@ -266,7 +266,7 @@ def score(
                 raise InputError(f"{cause.template}; the results of the first {first} were written{then}",
                                  *cause.params) from None  # fmt: skip
             # a full disk at a new file's first result: no "results written before" there (its count rose unflushed)
-            nothing = start == 0 and saved is not None and _size(saved.path) == 0
+            nothing = start == 0 and saved is not None and pipelines.file_size(saved.path) == 0
             if saved is None or out.out is None or nothing or isinstance(cause, pipelines.SAYS_WHAT_TO_DO):
                 raise
             raise Stopped(cause, 0, None, saved.path, kept="the results written before", verb="score") from exc
@@ -456,10 +456,3 @@ def _write_shards(raydata, placement, model, files, input_format, on_error, outp
     wrote = f"wrote {output}" if rows else "wrote nothing"
     stderr.print(f"scored {plural(rows, 'pair')} in {seconds:.1f} s ({rows / seconds:.1f} pairs/s) on "
                  f"{placement.describe()}; {wrote}", highlight=False)  # fmt: skip
-
-
-def _size(path: str) -> int | None:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return None
