@@ -229,8 +229,8 @@ def test_an_interrupted_ranking_says_how_far_it_got(fake, cli, raising, code, ho
     result = cli("rank", "-q", "q", "--batch-tokens", "1", input="a\nb\nc\nd\ne\n", model=name)
     assert (result.exit_code, result.stdout) == (code, "")
     assert result.stderr == (f"error: {how} after scoring 3 documents; a ranking is written once every document is "
-                             "scored (for a long one, qrr score --resume keeps results as they come: see README, a "
-                             "large candidate set)\n")  # fmt: skip
+                             "scored (for a long one, qrr score -q QUERY FILE --resume OUT keeps the scores as they "
+                             "come)\n")  # fmt: skip
 
 
 def test_a_ranking_stopped_by_a_fault_minutes_in_says_what_was_scored(fake, cli):
@@ -239,15 +239,15 @@ def test_a_ranking_stopped_by_a_fault_minutes_in_says_what_was_scored(fake, cli)
     result = cli("rank", "-q", "q", input=lines)
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.startswith("note: nothing was written of the 1,024 documents scored: a ranking is written "
-                                    "once every document is scored (for a long one, qrr score --resume keeps "
-                                    "results as they come: see README, a large candidate set); --on-error skip "
-                                    "leaves such lines out\nerror: <stdin>:1101: malformed JSON")  # fmt: skip
+                                    "once every document is scored (for a long one, qrr score -q QUERY FILE "
+                                    "--resume OUT keeps the scores as they come); --on-error skip leaves such lines "
+                                    "out\nerror: <stdin>:1101: malformed JSON")  # fmt: skip
     from qrr.errors import QrrError
 
     name, _ = fake(interrupt_after=3, raising=QrrError("cannot reach the server at http://x:1: gone"))  # at runtime
     result = cli("rank", "-q", "q", "--batch-tokens", "1", input="a\nb\nc\nd\ne\n", model=name)
     assert result.exit_code == 1 and result.stderr.startswith("note: nothing was written of the 3 documents scored: ")
-    assert result.stderr.endswith("candidate set)\nerror: cannot reach the server at http://x:1: gone\n")
+    assert result.stderr.endswith("as they come)\nerror: cannot reach the server at http://x:1: gone\n")
 
 
 def test_a_table_shows_the_best_hundred_unless_k_says(cli):

@@ -914,7 +914,6 @@ def test_a_10_mb_document_is_truncated_and_counted(cli):
 
 def test_inline_usage_errors(cli):
     for args, message in ((("-d", "x"), "-d/--document needs -q/--query"),
-                          (("-q", "x"), "-q/--query needs at least one -d/--document (or use qrr rank)"),
                           (("-q", "", "-d", "x"), "-q/--query is blank (''; an unset shell variable?): give the query"),
                           (("-q", "x", "-d", " "), "-d/--document 1 is blank (' '; an unset shell variable?): give its "
                            "text")):  # fmt: skip
@@ -963,3 +962,31 @@ def test_a_pause_in_the_input_writes_the_results_so_far(stop):
                                          "results that a later run goes on with\n")  # fmt: skip
     finally:
         process.kill()
+
+
+def test_one_query_against_a_file_of_documents_scores_as_rank_does_and_goes_on(cli, fake, tmp_path):
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("".join(json.dumps({"id": f"d{n}", "text": f"document {n} " + "x " * n, "url": f"u{n}"}) + "\n"
+                            for n in range(40)))  # fmt: skip
+    scored = jsonl(ok(cli("score", "-q", "the query", str(docs))))
+    ranked = jsonl(ok(cli("rank", "-q", "the query", str(docs), "-f", "jsonl")))
+    assert [r["index"] for r in scored] == list(range(40)) and [r["id"] for r in scored] == [f"d{n}" for n in range(40)]
+    assert {r["index"]: r["score"] for r in scored} == {r["index"]: r["score"] for r in ranked}  # a ranking's scores
+    assert jsonl(ok(cli("score", "-q", "the query", "--with-fields", str(docs))))[3]["url"] == "u3"
+    # from stdin, plain text lines (blank ones are no documents, as qrr rank reads them)
+    rows = jsonl(ok(cli("score", "-q", "q", input="alpha\nbeta\n\ngamma\n")))
+    assert [r["index"] for r in rows] == [0, 1, 2]
+    assert [r["score"] for r in rows] == Reranker("fake").score([("q", "alpha"), ("q", "beta"), ("q", "gamma")])
+    # interrupted, then gone on with: the same results as one run
+    name, _ = fake(interrupt_after=20)
+    out = tmp_path / "out.jsonl"
+    result = cli("score", "-q", "the query", str(docs), "--batch-tokens", "1", "--resume", str(out), model=name)
+    assert result.exit_code == 130 and 0 < len(out.read_text().splitlines()) < 40
+    result = cli("score", "-q", "the query", str(docs), "--resume", str(out))
+    assert (result.exit_code, result.stderr) == (0, f"resuming {out}: 20 pairs done\n")
+    assert jsonl(out.read_text()) == scored
+    # its query too long for --max-length is every pair's fault, not a line's to skip
+    result = cli("score", "-q", "word " * 200, str(docs), "--max-length", "128", "--on-error", "skip")
+    assert result.exit_code == 2 and result.stderr.startswith(f"error: {docs}:1: the query and instruction take "), (
+        result.stderr
+    )

@@ -44,8 +44,8 @@ from qrr.family import DEFAULT_MAX_LENGTH
 
 TABLE_ROWS = 100  # the best documents a table shows where -k does not say
 # why an interrupted or failed rank leaves nothing, and what keeps results as they come
-UNWRITTEN = ("a ranking is written once every document is scored (for a long one, qrr score --resume keeps "
-             "results as they come: see README, a large candidate set)")  # fmt: skip
+UNWRITTEN = ("a ranking is written once every document is scored (for a long one, qrr score -q QUERY FILE --resume "
+             "OUT keeps the scores as they come)")  # fmt: skip
 
 
 @command(no_args_is_help=False)

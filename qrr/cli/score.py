@@ -72,7 +72,13 @@ IDLE = 1.0  # seconds without a new line after which the pairs read so far are s
 def score(
     files: FilesArg = None,
     query: Annotated[
-        str | None, typer.Option("--query", "-q", help="Score this query against each -d document.")
+        str | None,
+        typer.Option(
+            "--query",
+            "-q",
+            help="Score this query against each -d document, or against each document of "
+            "FILEs (as qrr rank reads them: JSON lines with text and id, or a line of text each).",
+        ),
     ] = None,
     documents: Annotated[
         list[str] | None, typer.Option("--document", "-d", help="A document for -q (repeatable).")
@@ -149,7 +155,8 @@ def score(
     fields such as [bold]id[/], [bold]qid[/], [bold]docid[/] are copied to the output, and with --with-fields
     every other field), as TSV lines
     [bold]query<TAB>document[/] (a first line naming the columns, in any order, reads more: a label, ids), or from
-    -q/-d; files may be gzipped (*.gz). Results are written as each chunk
+    -q/-d; files may be gzipped (*.gz). With -q and no -d, FILEs (or stdin) hold documents as qrr rank reads them,
+    each scored against -q's query: a ranking's scores, streamed and resumable. Results are written as each chunk
     (up to 1024 pairs or eight batches of text) is scored, on stdout or into [bold]--resume OUT[/], which makes
     a long run survive an interruption: run the same command again to go on.
 
@@ -165,6 +172,7 @@ def score(
       qrr score labeled.jsonl --with-fields | jq -r '[.label, .score] | @tsv'
       qrr score pairs.jsonl.gz --resume scores.jsonl
       qrr score -q "capital of China?" -d "Beijing is the capital." -d "Paris."
+      qrr score -q "capital of China?" docs.jsonl --resume scores.jsonl
       qrr score --server http://localhost:8000 pairs.jsonl
       qrr score --ray s3://bucket/pairs/ -o s3://bucket/scored/ --workers 8
     """
@@ -191,15 +199,17 @@ def score(
     skipped = skipping(on_error)
     if documents and query is None:
         raise InputError("-d/--document needs -q/--query")
-    if query is not None and not documents:
-        raise InputError("-q/--query needs at least one -d/--document (or use qrr rank)")
     check_given_texts(query, documents, instruction)
     inline = [formats.PairRecord(query, d, where="--query") for d in documents or []]
+    # one query for every pair (-q): too long for --max-length, it is no bad line to skip
     sources = input_sources(files, bool(inline))
     saved = _resumed(resume, sources, resume_settings(ctx, server, instruction) if resume else None,
                      skipped is not None)  # fmt: skip
     try:
-        records = itertools.chain(inline, formats.read_pairs(sources, input_format.value, skipped))
+        if query is not None and not documents:  # FILEs of documents, each scored against -q's query
+            records = _against(query, formats.read_documents(sources, input_format.value, on_error=skipped))
+        else:
+            records = itertools.chain(inline, formats.read_pairs(sources, input_format.value, skipped))
         if with_fields:  # a pair with a field named as the result's own is bad input (the first's said early)
             records = fields_checked(records, skipped=skipped)
         last, left_out = saved.skip_done(records) if saved is not None else (None, [])
@@ -227,7 +237,8 @@ def score(
                 # -q's query too long for --max-length is no bad line to skip: it is every pair's
                 # a pause in the input (tail -f log | qrr score) writes what came so far: IDLE seconds of none
                 chunks = pipelines.score_records(reranker, itertools.chain([first], records), progress=advance,
-                                                 on_error=None if inline else skipped, idle=IDLE)  # fmt: skip
+                                                 on_error=None if query is not None else skipped,
+                                                 idle=IDLE)  # fmt: skip
                 # closed however the loop ends: its thread reading ahead stops before what it skipped is said
                 held.callback(chunks.close)
                 for chunk in chunks:
@@ -256,7 +267,7 @@ def score(
                     then = f" to {saved.path}; mend it and run the same command to go on"
                 else:  # a bad line at 900,000 of a million: the work done is not lost
                     # a line's fault, which --on-error skip skips; -q's query too long is every pair's, not a line's
-                    line = cause.skippable and not (inline and "max_length" in cause.params)
+                    line = cause.skippable and not (query is not None and "max_length" in cause.params)
                     then = f"; {'mend it and ' if line else ''}go on{ON_WITH_RESUME}" if _resumable(fmt) else ""
                     if line and skipped is None:
                         such = "files" if isinstance(cause, SourceError) else "lines"  # a UTF-16 file, say
@@ -293,6 +304,16 @@ def score(
     finally:
         if saved is not None:
             saved.release()  # where the run ended before its first result, OUT is still claimed
+
+
+def _against(query: str, documents):
+    """Each of ``documents`` (``DocRecord``s) as a pair of ``query``'s: its id as the result's ``id``, its other
+    fields for --with-fields, its file and line for messages."""
+    from qrr import formats
+
+    for doc in documents:
+        ids = {"id": doc.id} if doc.id is not None else {}
+        yield formats.PairRecord(query, doc.text, None, ids, dict(doc.other), doc.where)
 
 
 # said where stdout is a file of JSON lines (`> out.jsonl`), which --resume goes on with; `>` again would empty it
