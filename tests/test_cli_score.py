@@ -990,3 +990,26 @@ def test_one_query_against_a_file_of_documents_scores_as_rank_does_and_goes_on(c
     assert result.exit_code == 2 and result.stderr.startswith(f"error: {docs}:1: the query and instruction take "), (
         result.stderr
     )
+
+
+def test_documents_of_other_fields_are_scored_against_a_query_and_gone_on_with(cli, fake, tmp_path):
+    docs = tmp_path / "docs.jsonl"  # ids in doc_id, texts in contents: as a corpus dump may have them
+    docs.write_text("".join(json.dumps({"doc_id": f"d{n}", "contents": f"document {n}", "url": f"u{n}"}) + "\n"
+                            for n in range(30)))  # fmt: skip
+    result = cli("score", "-q", "q", str(docs))
+    assert result.exit_code == 2 and result.stderr == (
+        f'error: {docs}:1: missing field "text"; the object\'s text is '
+        'in "doc_id", "contents", "url": name one with --text-field\n'
+    )
+    whole = jsonl(ok(cli("score", "-q", "q", str(docs), "--text-field", "contents", "--with-fields")))
+    assert whole[0] == {"index": 0, "id": "d0", "doc_id": "d0", "score": whole[0]["score"], "url": "u0"}
+    name, _ = fake(interrupt_after=10)
+    out = tmp_path / "out.jsonl"
+    args = ("score", "-q", "q", str(docs), "--text-field", "contents", "--with-fields", "--resume", str(out))
+    assert cli(*args, "--batch-tokens", "1", model=name).exit_code == 130
+    result = cli(*args)  # its doc_id is an id of the results, as a pair's is: it was taken for another input's
+    assert result.exit_code == 0 and re.fullmatch(rf"resuming {re.escape(str(out))}: \d pairs done\n", result.stderr)
+    assert jsonl(out.read_text()) == whole
+    result = cli("score", "pairs.jsonl", "--text-field", "contents")
+    assert (result.exit_code, result.stderr) == (2, "error: --text-field: only with -q and no -d, where FILEs hold "
+                                                    "documents\n")  # fmt: skip

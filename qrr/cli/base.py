@@ -391,6 +391,15 @@ ResumeOpt = Annotated[
                  "the rest (an interrupted run goes on; a file of another model, instruction, max length, depth or "
                  "recipe is refused: the settings are kept in .OUT.qrr.json beside it)."),
 ]  # fmt: skip
+TextFieldOpt = Annotated[
+    str, typer.Option("--text-field", help="JSON field holding the document text.", rich_help_panel="Input")
+]
+IdFieldOpt = Annotated[
+    str,
+    typer.Option("--id-field", rich_help_panel="Input",
+                 help="JSON field holding the document id (id: else BEIR's _id, else the one id field there is, such "
+                 "as doc_id or pid)."),
+]  # fmt: skip
 WithFieldsOpt = Annotated[
     bool,
     typer.Option("--with-fields", rich_help_panel="Output",

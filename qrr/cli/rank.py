@@ -16,6 +16,7 @@ from qrr.cli.base import (
     DtypeOpt,
     FilesArg,
     FormatOpt,
+    IdFieldOpt,
     InstructionOpt,
     MaxLengthOpt,
     ModelOpt,
@@ -25,6 +26,7 @@ from qrr.cli.base import (
     RecipeName,
     RecipeOpt,
     ServerOpt,
+    TextFieldOpt,
     VerboseOpt,
     WithFieldsOpt,
     check_given_texts,
@@ -79,18 +81,8 @@ def rank(
             "id<TAB>text lines.",
         ),
     ] = DocFormat.auto,  # fmt: skip
-    text_field: Annotated[
-        str, typer.Option("--text-field", help="JSON field holding the document text.", rich_help_panel="Input")
-    ] = "text",
-    id_field: Annotated[
-        str,
-        typer.Option(
-            "--id-field",
-            help="JSON field holding the document id (id: else BEIR's _id, else the one id field there is, such as "
-            "doc_id or pid).",
-            rich_help_panel="Input",
-        ),
-    ] = "id",
+    text_field: TextFieldOpt = "text",
+    id_field: IdFieldOpt = "id",
     on_error: OnErrorOpt = OnError.fail,
     instruction: InstructionOpt = None,
     fmt: FormatOpt = None,

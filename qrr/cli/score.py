@@ -19,6 +19,7 @@ from qrr.cli.base import (
     FilesArg,
     FormatOpt,
     GpusOpt,
+    IdFieldOpt,
     InstructionOpt,
     MaxLengthOpt,
     ModelOpt,
@@ -32,6 +33,7 @@ from qrr.cli.base import (
     RecipeOpt,
     ServerOpt,
     ShardFormat,
+    TextFieldOpt,
     VerboseOpt,
     WithFieldsOpt,
     WorkersOpt,
@@ -92,6 +94,8 @@ def score(
             help="auto: JSON when the first line is JSON (an object, an array), else TSV.",
         ),
     ] = PairFormat.auto,  # fmt: skip
+    text_field: TextFieldOpt = "text",
+    id_field: IdFieldOpt = "id",
     on_error: OnErrorQueriesOpt = OnError.fail,
     instruction: InstructionOpt = None,
     fmt: FormatOpt = None,
@@ -156,7 +160,8 @@ def score(
     every other field), as TSV lines
     [bold]query<TAB>document[/] (a first line naming the columns, in any order, reads more: a label, ids), or from
     -q/-d; files may be gzipped (*.gz). With -q and no -d, FILEs (or stdin) hold documents as qrr rank reads them,
-    each scored against -q's query: a ranking's scores, streamed and resumable. Results are written as each chunk
+    each scored against -q's query (--text-field and --id-field name their fields): a ranking's scores, streamed and
+    resumable. Results are written as each chunk
     (up to 1024 pairs or eight batches of text) is scored, on stdout or into [bold]--resume OUT[/], which makes
     a long run survive an interruption: run the same command again to go on.
 
@@ -200,14 +205,19 @@ def score(
     if documents and query is None:
         raise InputError("-d/--document needs -q/--query")
     check_given_texts(query, documents, instruction)
+    against = query is not None and not documents  # FILEs of documents, each scored against -q's query
+    misplaced = given(ctx, "text_field", "id_field") if not against else []
+    if misplaced:
+        raise InputError(f"{', '.join(misplaced)}: only with -q and no -d, where FILEs hold documents")
     inline = [formats.PairRecord(query, d, where="--query") for d in documents or []]
     # one query for every pair (-q): too long for --max-length, it is no bad line to skip
     sources = input_sources(files, bool(inline))
     saved = _resumed(resume, sources, resume_settings(ctx, server, instruction) if resume else None,
                      skipped is not None)  # fmt: skip
     try:
-        if query is not None and not documents:  # FILEs of documents, each scored against -q's query
-            records = _against(query, formats.read_documents(sources, input_format.value, on_error=skipped))
+        if against:
+            records = _against(query, formats.read_documents(sources, input_format.value, text_field, id_field,
+                                                             skipped))  # fmt: skip
         else:
             records = itertools.chain(inline, formats.read_pairs(sources, input_format.value, skipped))
         if with_fields:  # a pair with a field named as the result's own is bad input (the first's said early)
@@ -308,12 +318,15 @@ def score(
 
 def _against(query: str, documents):
     """Each of ``documents`` (``DocRecord``s) as a pair of ``query``'s: its id as the result's ``id``, its other
-    fields for --with-fields, its file and line for messages."""
+    fields for --with-fields, its file and line for messages. Its other id fields (the ``doc_id`` its id was read
+    from, a ``qid``) are ids too, as a pair's are: written always, and checked on going on."""
     from qrr import formats
 
     for doc in documents:
-        ids = {"id": doc.id} if doc.id is not None else {}
-        yield formats.PairRecord(query, doc.text, None, ids, dict(doc.other), doc.where)
+        ids = ({"id": doc.id} if doc.id is not None else {}) | {k: v for k, v in doc.other.items()
+                                                                if formats.is_id_field(k)}  # fmt: skip
+        other = {k: v for k, v in doc.other.items() if k not in ids}
+        yield formats.PairRecord(query, doc.text, None, ids, other, doc.where)
 
 
 # said where stdout is a file of JSON lines (`> out.jsonl`), which --resume goes on with; `>` again would empty it
