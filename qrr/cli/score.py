@@ -205,12 +205,12 @@ def score(
     if documents and query is None:
         raise InputError("-d/--document needs -q/--query")
     check_given_texts(query, documents, instruction)
-    against = query is not None and not documents  # FILEs of documents, each scored against -q's query
+    one_query = query is not None  # every pair's: too long for --max-length, it is no bad line to skip
+    against = one_query and not documents  # FILEs of documents, each scored against -q's query
     misplaced = given(ctx, "text_field", "id_field") if not against else []
     if misplaced:
         raise InputError(f"{', '.join(misplaced)}: only with -q and no -d, where FILEs hold documents")
     inline = [formats.PairRecord(query, d, where="--query") for d in documents or []]
-    # one query for every pair (-q): too long for --max-length, it is no bad line to skip
     sources = input_sources(files, bool(inline))
     saved = _resumed(resume, sources, resume_settings(ctx, server, instruction) if resume else None,
                      skipped is not None)  # fmt: skip
@@ -244,10 +244,9 @@ def score(
         try:
             estimate = LineCount(sources if not inline else [], start)  # no -q/-d: all pairs are in files
             with held, progress(None, "scoring", estimate=estimate) as advance:
-                # -q's query too long for --max-length is no bad line to skip: it is every pair's
                 # a pause in the input (tail -f log | qrr score) writes what came so far: IDLE seconds of none
                 chunks = pipelines.score_records(reranker, itertools.chain([first], records), progress=advance,
-                                                 on_error=None if query is not None else skipped,
+                                                 on_error=None if one_query else skipped,
                                                  idle=IDLE)  # fmt: skip
                 # closed however the loop ends: its thread reading ahead stops before what it skipped is said
                 held.callback(chunks.close)
@@ -277,7 +276,7 @@ def score(
                     then = f" to {saved.path}; mend it and run the same command to go on"
                 else:  # a bad line at 900,000 of a million: the work done is not lost
                     # a line's fault, which --on-error skip skips; -q's query too long is every pair's, not a line's
-                    line = cause.skippable and not (query is not None and "max_length" in cause.params)
+                    line = cause.skippable and not (one_query and "max_length" in cause.params)
                     then = f"; {'mend it and ' if line else ''}go on{ON_WITH_RESUME}" if _resumable(fmt) else ""
                     if line and skipped is None:
                         such = "files" if isinstance(cause, SourceError) else "lines"  # a UTF-16 file, say

@@ -1011,7 +1011,7 @@ def _plain(value):
         return value.isoformat()
     if hasattr(value, "item") and hasattr(value, "dtype"):  # a numpy scalar of a kind orjson leaves (float16)
         return value.item()
-    raise TypeError(f"Type is not JSON serializable: {type(value).__module__}.{type(value).__qualname__}")
+    raise TypeError  # orjson says which type
 
 
 class RowWriter:
