@@ -1013,3 +1013,20 @@ def test_documents_of_other_fields_are_scored_against_a_query_and_gone_on_with(c
     result = cli("score", "pairs.jsonl", "--text-field", "contents")
     assert (result.exit_code, result.stderr) == (2, "error: --text-field: only with -q and no -d, where FILEs hold "
                                                     "documents\n")  # fmt: skip
+
+
+def test_documents_forced_to_text_against_a_query_from_a_file_and_stdin(cli, tmp_path):
+    prose = '["a list", "written as prose"]\nplain words\n'  # its first line parses as JSON: auto reads JSON
+    docs = tmp_path / "notes.txt"
+    docs.write_text(prose)
+    result = cli("score", "-q", "q", str(docs))
+    assert result.exit_code == 2 and result.stderr.endswith("(if the input is plain text, use --input-format text)\n")
+    expected = Reranker("fake").score([("q", '["a list", "written as prose"]'), ("q", "plain words")])
+    for args, given in (((str(docs),), None), ((), prose), (("-",), prose)):
+        rows = jsonl(ok(cli("score", "-q", "q", "--input-format", "text", *args, input=given)))
+        assert [(r["index"], r["score"]) for r in rows] == [(0, expected[0]), (1, expected[1])]
+    for args in ((str(docs),), ("-q", "q", "-d", "d")):  # pairs are never lines of text
+        result = cli("score", "--input-format", "text", *args)
+        assert (result.exit_code, result.stderr) == (2, "error: --input-format text reads FILEs of documents, a line "
+                                                        "each, scored against -q's query (with no -d); pairs are JSON "
+                                                        "lines or TSV\n")  # fmt: skip

@@ -14,6 +14,7 @@ from qrr.cli.base import (
     BatchTokensOpt,
     CompileOpt,
     DeviceOpt,
+    DocFormat,
     Dtype,
     DtypeOpt,
     FilesArg,
@@ -26,7 +27,6 @@ from qrr.cli.base import (
     OfflineOpt,
     OnError,
     OnErrorQueriesOpt,
-    PairFormat,
     RayAddressOpt,
     RayOpt,
     RecipeName,
@@ -86,14 +86,16 @@ def score(
         list[str] | None, typer.Option("--document", "-d", help="A document for -q (repeatable).")
     ] = None,
     input_format: Annotated[
-        PairFormat,
+        DocFormat,
         typer.Option(
             "--input-format",
             case_sensitive=False,
             rich_help_panel="Input",
-            help="auto: JSON when the first line is JSON (an object, an array), else TSV.",
+            help="auto: JSON when the first line is JSON (an object, an array), else TSV (query<TAB>document). With "
+            "-q and FILEs of documents, as qrr rank reads them: auto's else is text, a document a line (text "
+            "forces it), and tsv is id<TAB>text.",
         ),
-    ] = PairFormat.auto,  # fmt: skip
+    ] = DocFormat.auto,  # fmt: skip
     text_field: TextFieldOpt = "text",
     id_field: IdFieldOpt = "id",
     on_error: OnErrorQueriesOpt = OnError.fail,
@@ -185,6 +187,9 @@ def score(
     from qrr.reranker import Stats
 
     ray_only(ctx, ray, "output", "output_format", "score_column", "workers", "gpus_per_worker", "ray_address")
+    if input_format.value == "text" and (query is None or documents):
+        raise InputError("--input-format text reads FILEs of documents, a line each, scored against -q's query (with "
+                         "no -d); pairs are JSON lines or TSV")  # fmt: skip
     if ray:
         clashing = given(ctx, "fmt", "query", "documents", "server")
         if clashing:
