@@ -466,7 +466,7 @@ class Reranker(_Predicts):
         check_query(query, instruction)
         instruction = instruction if instruction is not None else self.instruction
         total = len(documents) if hasattr(documents, "__len__") else None
-        with ProgressBar(total, show_progress_bar, progress) as advance:
+        with ProgressBar(total, show_progress_bar, progress, "ranking", "document") as advance:
 
             def score(start: int, chunk: list[str]) -> tuple[list[float], Stats]:
                 check_documents(chunk, start)
@@ -781,16 +781,18 @@ def _is_pair(item) -> bool:
 
 class ProgressBar:
     """A tqdm bar on stderr (``show`` true; a notebook's widget) advanced by the pairs scored, chained with a
-    ``progress`` callback; neither is required."""
+    ``progress`` callback; neither is required. ``what`` and ``unit`` label it (a ranking counts documents)."""
 
-    def __init__(self, total: int | None, show: bool | None, progress: Progress | None = None, what: str = "scoring"):
-        self.total, self.show, self.progress, self.bar, self.what = total, bool(show), progress, None, what
+    def __init__(self, total: int | None, show: bool | None, progress: Progress | None = None, what: str = "scoring",
+                 unit: str = "pair"):  # fmt: skip
+        self.total, self.show, self.progress, self.bar = total, bool(show), progress, None
+        self.what, self.unit = what, unit
 
     def __enter__(self) -> Progress | None:
         if self.show:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=self.total, unit="pair", desc=self.what)
+            self.bar = tqdm(total=self.total, unit=self.unit, desc=self.what)
         if self.bar is None:
             return self.progress
         return self._advance

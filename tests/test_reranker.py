@@ -268,10 +268,12 @@ def test_predict_progress_bar_goes_to_stderr(reranker, capsys):
     reranker.predict(PAIRS[:3], show_progress_bar=True)
     captured = capsys.readouterr()
     assert captured.out == "" and "3/3" in captured.err
+    assert captured.err.startswith("\rscoring:   0%|          | 0/3 [00:00<?, ?pair/s]")
     reranker.score(PAIRS[:2], show_progress_bar=True)  # score and rank take it too
     reranker.rank("q", ["a", "b", "c", "d"], show_progress_bar=True)
     captured = capsys.readouterr()
     assert captured.out == "" and "2/2" in captured.err and "4/4" in captured.err
+    assert "ranking: 100%|██████████| 4/4" in captured.err and "document/s]" in captured.err  # it counts documents
     reranker.score(PAIRS[:2])
     assert capsys.readouterr().err == ""
 

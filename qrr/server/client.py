@@ -153,7 +153,7 @@ class RemoteReranker(_Predicts):
             return scores, stats
 
         total = len(documents) if hasattr(documents, "__len__") else None
-        with ProgressBar(total, show_progress_bar, progress) as advance:
+        with ProgressBar(total, show_progress_bar, progress, "ranking", "document") as advance:
             return rank_chunks(score, documents, top_k, return_documents, ids)
 
     def score(self, pairs: Iterable[Pair], batch_size: int | None = None, show_progress_bar: bool | None = None, *,
