@@ -1155,8 +1155,8 @@ def open_exclusive(path: str, size: int | None, claimed=None):
     handle = claimed or locked(open(path, "a", encoding="utf-8"), path)  # noqa: SIM115 (the caller's to close)
     try:
         if os.fstat(handle.fileno()).st_size != size:
-            raise OutputBusy(f"{{output}} {path}: another run wrote to it since this one read it; run this command "
-                             "again to go on from what it holds", "output")  # fmt: skip
+            raise OutputBusy(f"{{output}} {path}: another run wrote to it since this one read it; try again "
+                             "to go on from what it holds", "output")  # fmt: skip
     except BaseException:
         handle.close()
         raise
@@ -1173,7 +1173,7 @@ def locked(handle, path: str):
     except BlockingIOError:
         handle.close()
         raise OutputBusy(f"{{output}} {path}: another run is writing it (two would write each result twice); let it "
-                         "finish, or stop it and run this command again", "output") from None  # fmt: skip
+                         "finish, or stop it and try again", "output") from None  # fmt: skip
     except OSError as exc:  # a file system without flock (NFS without lockd, Lustre): the size check alone
         if exc.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
             handle.close()

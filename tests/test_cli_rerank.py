@@ -412,8 +412,8 @@ def test_a_second_run_on_one_output_stops_before_it_loads_a_model(cli, rerank_ar
         fcntl.flock(running, fcntl.LOCK_EX | fcntl.LOCK_NB)
         result = cli("rerank", *rerank_args, "--depth", "3", "--resume", str(out), model="/no/such/model")
     assert (result.exit_code, result.stderr) == (1, f"error: --resume {out}: another run is writing it (two would "
-                                                    "write each result twice); let it finish, or stop it and run "
-                                                    "this command again\n")  # fmt: skip
+                                                    "write each result twice); let it finish, or stop it and try "
+                                                    "again\n")  # fmt: skip
     assert len(out.read_text().splitlines()) == 4  # not cut under the other run
     ok(cli("rerank", *rerank_args, "--depth", "3", "--resume", str(out)))
     assert out.read_text() == whole

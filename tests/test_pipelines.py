@@ -534,11 +534,11 @@ def test_one_run_at_a_time_writes_an_output(beir_dir, tmp_path, kind):
     busy = f"^output {path}: another run is writing it \\(two would write each result twice\\); let it finish, or "
     early, first = prepared(), prepared()  # no file yet: nothing to hold while they score
     with first.open() as handle:  # the first result: the file, held
-        with pytest.raises(pipelines.OutputBusy, match=busy + "stop it and run this command again$"):
+        with pytest.raises(pipelines.OutputBusy, match=busy + "stop it and try again$"):
             early.open()
         handle.write(lines[0])
     with pytest.raises(pipelines.OutputBusy, match=f"^output {path}: another run wrote to it since this one read it; "
-                                                   "run this command again to go on from what it holds$"):  # fmt: skip
+                                                   "try again to go on from what it holds$"):  # fmt: skip
         early.open()
     going_on = prepared()  # a file to go on from: held from before it is read (or cut) to the end of the writing
     with pytest.raises(pipelines.OutputBusy, match=busy):

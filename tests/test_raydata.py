@@ -631,7 +631,7 @@ def test_a_second_run_on_a_folder_stops_before_it_reads_or_writes(cli, tiny_mode
             named = "--resume" if flag == "--resume" else "--output"
             assert (result.exit_code, result.stderr) == (1, f"error: {named} {out}: another run is writing it (two "
                                                             "would write each result twice); let it finish, or stop "
-                                                            "it and run this command again\n")  # fmt: skip
+                                                            "it and try again\n")  # fmt: skip
         assert [p.name for p in out.iterdir()] == ["_qrr.lock"]  # nothing read, nothing written
     finally:
         running.close()
