@@ -914,6 +914,12 @@ def test_a_remote_reranker_sends_no_more_of_a_document_than_can_reach_its_tokens
     card["max_document_chars"] = None  # a server that does not say: sent whole
     remote.score([("q", long)])
     assert sent[-1]["text_2"] == [long]
+    # more than the server's max_documents go in the fewest requests, evened out: 102 went as 100 and 2
+    before = len(sent)
+    remote.rank("q", [f"d{n}" for n in range(102)])
+    assert [len(body["documents"]) for body in sent[before:]] == [51, 51]
+    remote.score([("q", f"d{n}") for n in range(250)])
+    assert [len(body["text_2"]) for body in sent[before + 2 :]] == [84, 84, 82]
 
 
 def test_an_instruction_that_leaves_no_room_is_refused_when_given(fake_model, cli):

@@ -198,8 +198,10 @@ class RemoteReranker(_Predicts):
 
     def _requests(self, head: dict, items: list):
         """``items`` (documents, or pairs) in parts the server takes: at most its ``max_documents`` a request, and
-        bodies within its ``max_request_bytes``."""
+        bodies within its ``max_request_bytes``. Parts of about equal size: 1,024 documents went as 1,000 and 24, the
+        24 a forward pass of their own."""
         most = self._card.get("max_documents", MAX_DOCUMENTS)
+        most = -(-len(items) // -(-len(items) // most)) if items else most  # the fewest parts, evened out
         limit = self._card.get("max_request_bytes", MAX_REQUEST_BYTES)
         room = limit - len(orjson.dumps(head)) - 64
         # the server would refuse the request (413) before reading it: said before it is sent, of what is too long
