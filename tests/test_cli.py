@@ -153,7 +153,9 @@ def test_shells_complete_choices():
 
 def test_no_input_on_a_terminal_is_a_usage_error(cli, monkeypatch):
     monkeypatch.setattr(qrr.cli.base, "stdin_is_terminal", lambda: True)
-    error(cli("rank", "-q", "q"), 2, "no input: give a FILE, pipe the input on stdin, or pass it with -q/-d")
+    error(cli("rank", "-q", "q"), 2, "no documents: give a FILE, pipe them on stdin, or pass them with -d")
+    error(cli("score", "-q", "q"), 2, "no documents: give a FILE, pipe them on stdin, or pass them with -d")
+    error(cli("score"), 2, "no pairs: give a FILE, pipe them on stdin, or pass them with -q/-d")
 
 
 def test_missing_model_is_a_runtime_error_and_a_wrong_name_bad_input(cli, tmp_path, monkeypatch):

@@ -800,8 +800,9 @@ def check_given_texts(query: str | None, documents: list[str] | None = None, ins
                                  "set PYTHONUTF8=1, or a UTF-8 locale (LC_ALL=C.UTF-8)") from None  # fmt: skip
 
 
-def input_sources(files: list[str] | None, have_inline: bool) -> list[str]:
-    """Files as given; stdin when none are given and stdin is not a terminal."""
+def input_sources(files: list[str] | None, have_inline: bool, what: str = "pairs", flags: str = "-q/-d") -> list[str]:
+    """Files as given; stdin when none are given and stdin is not a terminal (else an error saying how to give
+    ``what``, the input, which ``flags`` also pass)."""
     from qrr.formats import STDIN
 
     if files:
@@ -810,7 +811,7 @@ def input_sources(files: list[str] | None, have_inline: bool) -> list[str]:
     if have_inline:
         return []
     if stdin_is_terminal():
-        raise InputError("no input: give a FILE, pipe the input on stdin, or pass it with -q/-d")
+        raise InputError(f"no {what}: give a FILE, pipe them on stdin, or pass them with {flags}")
     check_not_stdout([STDIN])
     return [STDIN]
 

@@ -216,7 +216,7 @@ def score(
     if misplaced:
         raise InputError(f"{', '.join(misplaced)}: only with -q and no -d, where FILEs hold documents")
     inline = [formats.PairRecord(query, d, where="--query") for d in documents or []]
-    sources = input_sources(files, bool(inline))
+    sources = input_sources(files, bool(inline), *(("documents", "-d") if against else ()))
     saved = _resumed(resume, sources, resume_settings(ctx, server, instruction) if resume else None,
                      skipped is not None)  # fmt: skip
     try:
