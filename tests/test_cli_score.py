@@ -1011,8 +1011,7 @@ def test_documents_of_other_fields_are_scored_against_a_query_and_gone_on_with(c
     assert result.exit_code == 0 and re.fullmatch(rf"resuming {re.escape(str(out))}: \d pairs done\n", result.stderr)
     assert jsonl(out.read_text()) == whole
     result = cli("score", "pairs.jsonl", "--text-field", "contents")
-    assert (result.exit_code, result.stderr) == (2, "error: --text-field: only with -q and no -d, where FILEs hold "
-                                                    "documents\n")  # fmt: skip
+    assert (result.exit_code, result.stderr) == (2, "error: --text-field: only with -q, where FILEs hold documents\n")
 
 
 def test_documents_forced_to_text_against_a_query_from_a_file_and_stdin(cli, tmp_path):
@@ -1025,8 +1024,12 @@ def test_documents_forced_to_text_against_a_query_from_a_file_and_stdin(cli, tmp
     for args, given in (((str(docs),), None), ((), prose), (("-",), prose)):
         rows = jsonl(ok(cli("score", "-q", "q", "--input-format", "text", *args, input=given)))
         assert [(r["index"], r["score"]) for r in rows] == [(0, expected[0]), (1, expected[1])]
-    for args in ((str(docs),), ("-q", "q", "-d", "d")):  # pairs are never lines of text
-        result = cli("score", "--input-format", "text", *args)
-        assert (result.exit_code, result.stderr) == (2, "error: --input-format text reads FILEs of documents, a line "
-                                                        "each, scored against -q's query (with no -d); pairs are JSON "
-                                                        "lines or TSV\n")  # fmt: skip
+    result = cli("score", "--input-format", "text", str(docs))  # pairs are never lines of text
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "error: --input-format text reads FILEs of documents, a line each, "
+        "scored against -q's query; pairs are JSON lines or TSV\n",
+    )
+    # -d's documents come first, then FILE's, as qrr rank reads them
+    rows = jsonl(ok(cli("score", "-q", "q", "-d", "first", "--input-format", "text", str(docs))))
+    assert [r["score"] for r in rows] == Reranker("fake").score([("q", "first")]) + expected

@@ -78,8 +78,8 @@ def score(
         typer.Option(
             "--query",
             "-q",
-            help="Score this query against each -d document, or against each document of "
-            "FILEs (as qrr rank reads them: JSON lines with text and id, or a line of text each).",
+            help="Score this query against each -d document and each document of FILEs (as qrr rank reads "
+            "them: JSON lines with text and id, or a line of text each).",
         ),
     ] = None,
     documents: Annotated[
@@ -161,7 +161,7 @@ def score(
     fields such as [bold]id[/], [bold]qid[/], [bold]docid[/] are copied to the output, and with --with-fields
     every other field), as TSV lines
     [bold]query<TAB>document[/] (a first line naming the columns, in any order, reads more: a label, ids), or from
-    -q/-d; files may be gzipped (*.gz). With -q and no -d, FILEs (or stdin) hold documents as qrr rank reads them,
+    -q/-d; files may be gzipped (*.gz). With -q, FILEs (or stdin) hold documents as qrr rank reads them,
     each scored against -q's query (--text-field and --id-field name their fields): a ranking's scores, streamed and
     resumable. Results are written as each chunk
     (up to 1024 pairs or eight batches of text) is scored, on stdout or into [bold]--resume OUT[/], which makes
@@ -187,9 +187,9 @@ def score(
     from qrr.reranker import Stats
 
     ray_only(ctx, ray, "output", "output_format", "score_column", "workers", "gpus_per_worker", "ray_address")
-    if input_format.value == "text" and (query is None or documents):
-        raise InputError("--input-format text reads FILEs of documents, a line each, scored against -q's query (with "
-                         "no -d); pairs are JSON lines or TSV")  # fmt: skip
+    if input_format.value == "text" and query is None:
+        raise InputError("--input-format text reads FILEs of documents, a line each, scored against -q's query; pairs "
+                         "are JSON lines or TSV")  # fmt: skip
     if ray:
         clashing = given(ctx, "fmt", "query", "documents", "server")
         if clashing:
@@ -210,21 +210,21 @@ def score(
     if documents and query is None:
         raise InputError("-d/--document needs -q/--query")
     check_given_texts(query, documents, instruction)
-    one_query = query is not None  # every pair's: too long for --max-length, it is no bad line to skip
-    against = one_query and not documents  # FILEs of documents, each scored against -q's query
-    misplaced = given(ctx, "text_field", "id_field") if not against else []
+    # FILEs of documents, each scored against it; too long for --max-length, it is every pair's, no line to skip
+    one_query = query is not None
+    misplaced = given(ctx, "text_field", "id_field") if not one_query else []
     if misplaced:
-        raise InputError(f"{', '.join(misplaced)}: only with -q and no -d, where FILEs hold documents")
+        raise InputError(f"{', '.join(misplaced)}: only with -q, where FILEs hold documents")
     inline = [formats.PairRecord(query, d, where="--query") for d in documents or []]
-    sources = input_sources(files, bool(inline), *(("documents", "-d") if against else ()))
+    sources = input_sources(files, bool(inline), *(("documents", "-d") if one_query else ()))
     saved = _resumed(resume, sources, resume_settings(ctx, server, instruction) if resume else None,
                      skipped is not None)  # fmt: skip
     try:
-        if against:
-            records = _against(query, formats.read_documents(sources, input_format.value, text_field, id_field,
-                                                             skipped))  # fmt: skip
+        if one_query:  # as qrr rank reads them: -d's documents, then FILEs'
+            read = formats.read_documents(sources, input_format.value, text_field, id_field, skipped)
+            records = itertools.chain(inline, _against(query, read))
         else:
-            records = itertools.chain(inline, formats.read_pairs(sources, input_format.value, skipped))
+            records = formats.read_pairs(sources, input_format.value, skipped)
         if with_fields:  # a pair with a field named as the result's own is bad input (the first's said early)
             records = fields_checked(records, skipped=skipped)
         last, left_out = saved.skip_done(records) if saved is not None else (None, [])
