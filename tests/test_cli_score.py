@@ -402,9 +402,9 @@ def test_resume_refuses_a_damaged_record_and_a_folder(cli, tmp_path):
 def test_a_full_disk_at_a_new_resume_files_first_result_claims_no_results_before(cli, tmp_path, monkeypatch):
     import errno
 
-    from qrr import pipelines
+    from qrr.pipelines import files
 
-    opened = pipelines.open_exclusive
+    opened = files.open_exclusive
 
     class Full:  # a disk that takes the file, then nothing
         def __init__(self, handle):
@@ -416,7 +416,7 @@ def test_a_full_disk_at_a_new_resume_files_first_result_claims_no_results_before
         def __getattr__(self, name):
             return getattr(self.handle, name)
 
-    monkeypatch.setattr(pipelines, "open_exclusive", lambda *args: Full(opened(*args)))
+    monkeypatch.setattr(files, "open_exclusive", lambda *args: Full(opened(*args)))
     pairs, out = tmp_path / "pairs.tsv", tmp_path / "out.jsonl"
     pairs.write_text("q\td\n")
     result = cli("score", str(pairs), "--resume", str(out))

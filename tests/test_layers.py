@@ -19,6 +19,8 @@ LAYERS = [
     {"formats"},
     {"metrics"},
     {"reranker"},
+    {"pipelines.files", "pipelines.streams"},
+    {"pipelines.scores", "pipelines.runs"},
     {"pipelines", "bench", "testing"},
     {""},  # the package: `from qrr import Reranker`
     {"server"},  # the HTTP front end: its constants and printable(), below the modules that use them
