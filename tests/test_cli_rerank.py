@@ -366,7 +366,7 @@ def test_resume_refuses_a_file_of_other_scores_or_an_input(cli, rerank_args, bei
     # the first-stage run itself, or a file of its scores, is no file to go on with
     run = str(beir_dir / "bm25.trec")
     assert failed(cli("rerank", *rerank_args, "--resume", run, "--tag", "bm25")) == (
-        f"error: --resume {run}: the command reads {run}; give a new file for the reranked run\n"
+        f"error: --resume {run}: {run} is read as an input; give a new file for the reranked run\n"
     )
     out.write_text((beir_dir / "bm25.trec").read_text().replace(" bm25", " qrr"))
     assert failed(cli("rerank", *rerank_args, "--depth", "8", "--resume", str(out))) == (

@@ -635,7 +635,7 @@ def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
         f"error: {out}:2: expected a result of index 2 or later as qrr score writes it (JSON lines of index, ids "
         "and score, in input order); give --resume a new file")  # fmt: skip
     assert failed(str(pairs), "--resume", str(pairs)) == (
-        f"error: --resume {pairs}: the command reads {pairs}; give a new file for the scores"
+        f"error: --resume {pairs}: {pairs} is read as an input; give a new file for the scores"
     )
     assert failed(str(pairs), "--resume", str(tmp_path / "o.jsonl.gz")).startswith(
         "error: --resume " + str(tmp_path / "o.jsonl.gz") + ": qrr writes scores uncompressed"

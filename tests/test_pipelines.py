@@ -370,6 +370,13 @@ def test_a_python_user_goes_on_with_an_interrupted_run(beir_dir, rr, tmp_path):
     assert done.queries == 3 and out.read_bytes() == whole.read_bytes()
     # and leaves the caller's inputs whole: a notebook's next call, without the file, found no query left
     assert len(inputs.jobs) == 5 and pipelines.rerank_run(rr, inputs).queries == 5
+    # an output path that is one of the files read is refused as such (it was read as a run to go on with)
+    run = beir_dir / "bm25.trec"
+    before = run.read_bytes()
+    with pytest.raises(InputError, match=f"^output {run}: {run} is read as an input; give a new file for the reranked "
+                                         "run$"):  # fmt: skip
+        pipelines.rerank_run(rr, inputs, str(run))
+    assert run.read_bytes() == before
 
 
 def test_a_python_run_keeps_its_settings_and_one_with_others_is_refused(beir_dir, rr, tmp_path):
@@ -466,7 +473,7 @@ def test_paths_are_taken_as_pathlib_paths(beir_dir, rr, tmp_path):
     assert output.path == str(tmp_path / "out.trec")
     pipelines.rerank_run(rr, inputs, output)
     run = beir_dir / "bm25.trec"
-    with pytest.raises(InputError, match=f"^output {run}: the command reads {run}; give a new file"):
+    with pytest.raises(InputError, match=f"^output {run}: {run} is read as an input; give a new file"):
         pipelines.RunOutput.checked(run, inputs=[run])
     assert pipelines.ScoresOutput.checked(tmp_path / "scores.jsonl").path == str(tmp_path / "scores.jsonl")
     with pytest.raises(InputError, match=r"^- \(stdin\) is given twice"):

@@ -248,7 +248,7 @@ def check_appendable(path: str, inputs: Iterable[str | os.PathLike | None], kind
         read = next((i for i in map(_path_or_none, inputs) if i and i != "-" and os.path.exists(i)
                      and os.path.samefile(i, path)), None)  # fmt: skip
         if read is not None:
-            raise InputError(f"{{output}} {path}: the command reads {read}; give a new file for {what}", "output")
+            raise InputError(f"{{output}} {path}: {read} is read as an input; give a new file for {what}", "output")
 
 
 def _path_or_none(value) -> str | None:

@@ -45,12 +45,14 @@ class RunInputs:
     """A first-stage run and what reranking it needs: the jobs (queries with their top documents) and the texts
     of those documents. With ``keep_rest``, each query's results go on below its reranked documents with the rest
     of its first-stage results (``with_rest``), in trec_eval's order of the first stage, each scored its rank there
-    negated (below every p(yes)): recall and MAP past the depth are the first stage's."""
+    negated (below every p(yes)): recall and MAP past the depth are the first stage's. ``files``: the paths they
+    were read from, which an output must not be."""
 
     run: Run
     jobs: list[Job]
     corpus: dict[str, str]
     keep_rest: bool = False
+    files: tuple[str, ...] = ()
 
     @property
     def pairs(self) -> int:
@@ -142,7 +144,8 @@ def read_run_inputs(
     with (status or contextlib.nullcontext)(f"reading {corpus} for {len(needed):,} documents"):
         documents = formats.read_corpus(corpus, keep=needed, on_error=on_error)
     sources = (formats.label(queries), formats.label(corpus))
-    return RunInputs(table, plan(tops, texts, documents, on_missing, sources), documents, keep_rest)
+    return RunInputs(table, plan(tops, texts, documents, on_missing, sources), documents, keep_rest,
+                     (run, queries, corpus))  # fmt: skip
 
 
 @dataclass
@@ -485,7 +488,7 @@ def rerank_run(
     check_call(show_progress_bar=show_progress_bar)
     check_sink(on_error)
     if isinstance(output, str | os.PathLike):
-        output = RunOutput.checked(output)
+        output = RunOutput.checked(output, inputs=inputs.files)
     elif output is not None and not isinstance(output, RunOutput):
         raise InputError(f"{{output}} must be a path or a RunOutput, not {type(output).__name__}", "output")
     if top_k is not None and inputs.keep_rest:

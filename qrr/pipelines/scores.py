@@ -67,7 +67,7 @@ class ScoresOutput(_Claimed):
     @classmethod
     def checked(cls, path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (),
                 settings: dict | None = None) -> ScoresOutput:  # fmt: skip
-        """The output at ``path``, checked before any input is read: ``inputs`` are the files the command reads,
+        """The output at ``path``, checked before any input is read: ``inputs`` are the files the run reads,
         which it must not write over; ``settings`` the run's (see ``_Claimed``)."""
         path = formats.path_of(path, "output")
         check_appendable(path, inputs, "scores", "the scores")
