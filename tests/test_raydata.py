@@ -616,6 +616,22 @@ def test_qrr_rerank_on_ray_stops_at_or_skips_a_query_too_long(cli, tiny_model, b
     assert got == [line.split()[:4] for line in plain.stdout.splitlines()]  # q2 left out, as without Ray
 
 
+def test_qrr_rerank_on_ray_goes_on_only_with_the_model_its_file_was_written_with(cli, tiny_model, tiny_tied_model,
+                                                                                 beir_dir, tmp_path):  # fmt: skip
+    out = tmp_path / "out.trec"
+    args = [str(beir_dir / "bm25.trec"), "--beir", str(beir_dir), "--depth", "3", "--resume", str(out)]
+    assert cli("rerank", *args, model=tiny_model).exit_code == 0
+    out.write_text("".join(out.read_text().splitlines(keepends=True)[:6]))  # two queries of five done
+    before = out.read_bytes()
+    # its actors score no result again, which tells another model: it went on, and the file mixed two models
+    result = cli("rerank", *args, "--ray", model=tiny_tied_model)
+    assert (result.exit_code, result.stderr.splitlines()[-1]) == (2, (
+        f"error: --resume {out} was written with --model {tiny_model}, not {tiny_tied_model} (as "
+        f"{tmp_path / '.out.trec.qrr.json'} keeps); with --ray no result is scored again to tell one model named "
+        "two ways from two models: go on with that model, or rerank into a new file"))  # fmt: skip
+    assert out.read_bytes() == before
+
+
 def test_a_second_run_on_a_folder_stops_before_it_reads_or_writes(cli, tiny_model, tmp_path, raydata):
     """A job started again while the first still ran: both exited 0, and the folder held every row twice."""
     from qrr.pipelines import OutputBusy

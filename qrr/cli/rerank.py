@@ -184,12 +184,29 @@ def rerank(
     rerank_showing_progress(inputs, output, top_k, on_ray if ray else here, verbose)
 
 
+def _check_model_kept(output) -> None:
+    """``InputError`` where the --resume file's kept record names another model than this run's: without Ray a
+    result scored again tells one model named two ways from another, but the actors score nothing twice, and a
+    file went on with another model's scores below the first's, unsaid."""
+    from qrr.pipelines import settings_path
+
+    if output is None or not output.held or output.kept is None or output.settings_kept:
+        return
+    was, now = output.kept.get("model"), (output.settings or {}).get("model")
+    if was and now and was != now:
+        raise InputError(f"{{output}} {output.path} was written with {{model}} {was}, not {now} (as "
+                         f"{settings_path(output.path)} keeps); with --ray no result is scored again to tell one "
+                         "model named two ways from two models: go on with that model, or rerank into a new file",
+                         "output", "model")  # fmt: skip
+
+
 def _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_worker, address, on_error, model,
                    **options):  # fmt: skip
     import time
 
     from qrr import pipelines
 
+    _check_model_kept(output)
     raydata, placement, model = start_ray(address, workers, gpus_per_worker, model, options.get("offline"))
     import ray  # there, as start_ray found
 
