@@ -38,7 +38,7 @@ except ImportError as exc:  # the name kept: the commands say which package is m
 
 from qrr import device as devices
 from qrr import formats
-from qrr.errors import InputError, innermost, plural
+from qrr.errors import InputError, QrrError, check_count, innermost, plural
 from qrr.formats import PairRecord
 from qrr.pipelines import Job, RunInputs, locked, no_room, ranked, score_records, shown
 from qrr.reranker import CHUNK, Reranker, spans
@@ -48,6 +48,7 @@ SOURCE = "_qrr_source"  # the column read_pairs names each Parquet row's file in
 # Where each row of qrr's pair files came from: its file, and its place among the file's records (bad lines
 # counted). Written with the scores, so that a run can go on from the shards an interrupted one left (done_records).
 FROM_FILE, RECORD = "qrr_source", "qrr_record"
+SHARD_FORMATS = ("parquet", "jsonl")  # what ``write`` writes
 RESTARTS = 3  # an actor that dies (killed, out of memory) is started again this often, and its batches retried
 
 
@@ -347,35 +348,50 @@ def _local(path: str) -> str | None:
 # ----------------------------------------------------------------------------------------------------- scoring
 
 
+def _loaded(model, threads: int | None, options: dict) -> tuple[Reranker | None, QrrError | None]:
+    """The actor's ``Reranker``, or the error that refused its options (a ``max_length`` leaving no room, a device
+    this machine lacks): raised at the first batch, a task's error that the driver says in one line, where raised in
+    the constructor the actor died, was started again and died again, and Ray said it in a hundred lines."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    try:
+        return Reranker(model, **options), None
+    except QrrError as exc:
+        return None, exc
+
+
 class ScoreStage:
     """For ``Dataset.map_batches`` (``batch_format="pyarrow"``): loads one ``Reranker`` (``model`` and ``options``
     as ``Reranker`` takes them, ``instruction`` included; ``model`` may also be a loader such as
     ``qrr.testing.FakeModel``) and adds a ``score_column`` to each batch of ``query_column`` and
-    ``document_column`` (and, where there is one, ``instruction_column``); every other column passes through
-    unchanged.
+    ``document_column`` (and ``instruction_column``, which must be there where named; by default an
+    ``instruction`` column where there is one); every other column passes through unchanged.
 
     A row whose query or document is not a string raises ``InputError`` (naming its file where ``read_pairs``
     added it as the ``_qrr_source`` column, which is dropped), or with ``skip`` is reported to ``errors`` (an
     ``ErrorLog``) and left out. ``threads`` sets torch's threads in this actor."""
 
     def __init__(self, model=None, query_column: str = "query", document_column: str = "document",
-                 instruction_column: str = "instruction", score_column: str = "score", errors=None,
+                 instruction_column: str | None = None, score_column: str = "score", errors=None,
                  skip: bool = False, threads: int | None = None, **options):  # fmt: skip
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
-        self.reranker = Reranker(model, **options)
+        self.reranker, self.failed = _loaded(model, threads, options)
         self.columns = (query_column, document_column, instruction_column)
         self.score_column, self.errors, self.skip = score_column, errors, skip
 
     def __call__(self, batch: pyarrow.Table) -> pyarrow.Table:
+        if self.failed is not None:
+            raise self.failed
         query, document, instruction = self.columns
         names = batch.column_names
-        _check_columns(names, query, document)
+        _check_columns(names, query, document, instruction)
+        instruction = instruction or "instruction"
         if self.score_column in names:
             source = next((name for name in (SOURCE, FROM_FILE) if name in names), None)
-            where = f"{batch[source][0]}: " if source else ""
+            # the file of a row that has one: a batch may mix files, and the first row's was named
+            held = batch[self.score_column].is_valid().to_pylist()
+            where = f"{batch[source][held.index(True) if True in held else 0]}: " if source else ""
             raise clash(self.score_column, where)
         queries, documents = batch[query].to_pylist(), batch[document].to_pylist()
         instructions = batch[instruction].to_pylist() if instruction in names else [None] * len(queries)
@@ -426,14 +442,12 @@ class RerankStage:
 
     def __init__(self, model=None, top_k: int | None = None, threads: int | None = None, errors=None,
                  skip: bool = False, **options):  # fmt: skip
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
-        self.reranker = Reranker(model, **options)
+        self.reranker, self.failed = _loaded(model, threads, options)
         self.top_k, self.errors, self.skip = top_k, errors, skip
 
     def __call__(self, batch: dict[str, numpy.ndarray]) -> dict[str, numpy.ndarray]:
+        if self.failed is not None:
+            raise self.failed
         keep = []
         for n, (qid, query) in enumerate(zip(batch["qid"], batch["query"], strict=True)):
             error = no_room(self.reranker, query)
@@ -465,6 +479,7 @@ class Placement:
     ``threads`` torch threads (``None``: Ray's)."""
 
     def __init__(self, workers: int | None = None, gpus_per_worker: float | None = None, local: bool = False):
+        check_count(workers, "workers")  # 0 ran one actor
         resources = ray.cluster_resources()
         have = resources.get("GPU", 0)
         if gpus_per_worker is None:
@@ -517,8 +532,10 @@ def score(dataset, model=None, *, workers: int | None = None, gpus_per_worker: f
     _check_model(model)
     _check_skip(skip, errors)
     known = (dataset.schema(fetch_if_missing=False) or _Unknown()).names  # what is known without reading any
+    _check_options(options)
     if known:
-        _check_columns(known, options.get("query_column", "query"), options.get("document_column", "document"))
+        _check_columns(known, options.get("query_column", "query"), options.get("document_column", "document"),
+                       options.get("instruction_column"))  # fmt: skip
     score_column = options.get("score_column", "score")
     if score_column in known:
         raise clash(score_column)
@@ -526,6 +543,23 @@ def score(dataset, model=None, *, workers: int | None = None, gpus_per_worker: f
     return placement.map(dataset, ScoreStage, batch_size=batch_size, batch_format="pyarrow",
                          fn_constructor_kwargs={"model": model, "errors": errors, "skip": skip,
                                                 "threads": placement.threads, **options})  # fmt: skip
+
+
+STAGE_OPTIONS = ("query_column", "document_column", "instruction_column", "score_column")
+
+
+def _check_options(options: dict) -> None:
+    """A ``TypeError`` here for an option that neither the stage nor ``Reranker`` takes: raised in each actor, it
+    killed it, and it was started again and died again."""
+    import inspect
+
+    try:
+        inspect.signature(Reranker).bind_partial(**{k: v for k, v in options.items() if k not in STAGE_OPTIONS})
+    except TypeError as exc:
+        raise TypeError(
+            f"{exc}: the options are Reranker's ({', '.join(inspect.signature(Reranker).parameters)}) "
+            f"and the columns' ({', '.join(STAGE_OPTIONS)})"
+        ) from None
 
 
 def _check_skip(skip: bool, errors) -> None:
@@ -545,11 +579,14 @@ def _one_machine() -> bool:
     return ray.is_initialized() and not ray.util.client.ray.is_connected() and len(ray.nodes()) == 1
 
 
-def _check_columns(names, query: str, document: str) -> None:
-    missing = [column for column in (query, document) if column not in names]
+def _check_columns(names, query: str, document: str, instruction: str | None = None) -> None:
+    missing = [column for column in (query, document, instruction) if column is not None and column not in names]
     if missing:
-        raise InputError(f'the input has no "{missing[0]}" column (it has {", ".join(names) or "none"}); name the '
-                         "columns to score with query_column and document_column")  # fmt: skip
+        said = f'the input has no "{missing[0]}" column (it has {", ".join(names) or "none"}); name the '
+        if missing[0] == instruction and instruction not in (query, document):
+            raise InputError(said + 'column of instructions with instruction_column (None: an "instruction" column '
+                             "where there is one)")  # fmt: skip
+        raise InputError(said + "columns to score with query_column and document_column")
 
 
 def _check_model(model) -> None:
@@ -571,6 +608,7 @@ def rerank(inputs: RunInputs, model=None, *, top_k: int | None = None, workers: 
     ``max_length`` raises ``InputError``, or with ``skip`` is reported to ``errors`` (an ``ErrorLog``) and left
     out."""
     _check_model(model)
+    _check_options(options)
     _check_skip(skip, errors)
     if not inputs.jobs:
         return
@@ -661,10 +699,13 @@ def prepare_output(folder: str, run: dict, resume: bool, fmt: str = "parquet") -
         with fs.open_input_stream(f"{where}/{RUN_FILE}") as handle:
             then = orjson.loads(handle.read())
         differs = next((key for key in run if then.get(key) != run[key]), None)
+        if differs == "files" and isinstance(then.get("files"), dict):  # two long lists were shown, alike at first
+            said = f"from other input files ({_changed(then['files'], run['files'])})"
+        elif differs is not None:
+            said = f"with other {differs.replace('_', ' ')} ({shown(then.get(differs))}, not {shown(run[differs])})"
         if differs is not None:
-            said = "input files (or their sizes)" if differs == "files" else differs.replace("_", " ")
-            raise InputError(f"{folder}: its shards were scored with other {said} ({shown(then.get(differs))}, not "
-                             f"{shown(run[differs])}); go on with what wrote them, or give a new folder")  # fmt: skip
+            raise InputError(f"{folder}: its shards were scored {said}; go on with what wrote them, or give a new "
+                             "folder")  # fmt: skip
         other = {"parquet": ".jsonl", "jsonl": ".parquet"}[fmt]
         if any(name.endswith(other) for name in names):
             raise InputError(f"{folder}: its shards are {other[1:]}; give --output-format {other[1:]} to go on")
@@ -675,6 +716,18 @@ def prepare_output(folder: str, run: dict, resume: bool, fmt: str = "parquet") -
     return ({} if resume else None), 0, []
 
 
+def _changed(then: dict, now: dict) -> str:
+    """The first way the input files ``now`` (paths to sizes) differ from ``then``'s."""
+    new, gone = [p for p in now if p not in then], [p for p in then if p not in now]
+    more = lambda paths: f" (and {plural(len(paths) - 1, 'more')})" if len(paths) > 1 else ""  # noqa: E731
+    if new:
+        return f"{new[0]} is new{more(new)}"
+    if gone:
+        return f"{gone[0]} is gone{more(gone)}"
+    path = next(p for p in now if now[p] != then[p])
+    return f"{path} is {plural(now[path], 'byte')}, not {then[path]:,}"
+
+
 def run_record(paths, **settings) -> dict:
     """What a run is scored from and with: its input files with their sizes, and ``settings`` (the model and its
     options, the formats), for ``prepare_output`` to tell whether a folder's shards are this run's."""
@@ -683,16 +736,23 @@ def run_record(paths, **settings) -> dict:
     return {"files": dict(sorted(files.items())), **settings}
 
 
-def done_records(folder: str, fmt: str = "parquet") -> tuple[dict, int, list[str]]:
+def done_records(folder: str, fmt: str | None = None) -> tuple[dict, int, list[str]]:
     """What the shards at ``folder`` (``write``'s, of qrr's pair files) hold: the records they scored by input file
     (``qrr_source`` to a sorted array of ``qrr_record``), how many, and the shards an interruption left
     half-written (a Parquet file without its footer, JSON lines without their last newline), which this deletes:
-    their rows are scored again. ``InputError`` for a shard without those columns."""
+    their rows are scored again. ``fmt``: the shards' (``parquet`` or ``jsonl``), by default those the folder holds.
+    ``InputError`` for a shard without those columns. A folder that does not exist holds nothing."""
     fs, where = pyarrow.fs.FileSystem.from_uri(_absolute(folder))
     found: dict[str, list] = {}
     rows, removed = 0, []
-    shards = [f.path for f in fs.get_file_info(pyarrow.fs.FileSelector(where, allow_not_found=True))
-              if f.type == pyarrow.fs.FileType.File and _shard_name(os.path.basename(f.path), fmt)]  # fmt: skip
+    files = [f.path for f in fs.get_file_info(pyarrow.fs.FileSelector(where, allow_not_found=True))
+             if f.type == pyarrow.fs.FileType.File]  # fmt: skip
+    if fmt is None:  # Parquet's was taken for JSON lines' too: a folder of them was found to hold nothing
+        kinds = [k for k in SHARD_FORMATS if any(_shard_name(os.path.basename(p), k) for p in files)]
+        if len(kinds) > 1:
+            raise InputError(f"{folder}: holds shards of both {' and '.join(kinds)}; say which with {{fmt}}", "fmt")
+        fmt = kinds[0] if kinds else "parquet"
+    shards = [path for path in files if _shard_name(os.path.basename(path), fmt)]
     for path in sorted(shards):
         columns = _provenance(fs, path, fmt)
         if columns is None:
@@ -812,9 +872,11 @@ def _without_null_instruction(row: dict) -> dict:
 
 
 def start(address: str | None = None, workers: int = 1) -> bool:
-    """Join the cluster at ``address``, or start a local instance with room for ``workers`` actors and the read
-    tasks beside them (on a few cores, actors of one CPU each would leave none for reading). Returns whether Ray
-    runs on this machine only. A SIGTERM handler the caller set stays (``ray.init`` would replace it)."""
+    """Join the cluster at ``address`` (default ``$RAY_ADDRESS``), or start a local instance of this run's own with
+    room for ``workers`` actors and the read tasks beside them (on a few cores, actors of one CPU each would leave
+    none for reading), even where one ``ray start`` left runs on this machine. Returns whether Ray runs on this
+    machine only. A SIGTERM handler the caller set stays (``ray.init`` would replace it)."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
     if not ray.is_initialized():
         # ray.init makes SIGTERM a silent sys.exit on the driver (which runs Ray's shutdown at exit); a handler of
         # the caller's own (the CLI's: stop as Ctrl-C does, saying how far the run got) stays
@@ -822,7 +884,9 @@ def start(address: str | None = None, workers: int = 1) -> bool:
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(num_cpus=devices.usable_cpus() + workers + 1, include_dashboard=False, log_to_driver=False)
+            # "local": Ray joined the instance `ray start` had left, and then refused num_cpus (a ValueError)
+            ray.init(address="local", num_cpus=devices.usable_cpus() + workers + 1, include_dashboard=False,
+                     log_to_driver=False)  # fmt: skip
         if handler not in (None, signal.SIG_DFL) and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, handler)
     return len(ray.nodes()) == 1 and not address

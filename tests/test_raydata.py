@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -19,6 +20,7 @@ import pytest
 
 from qrr import Reranker, models
 from qrr import device as devices
+from qrr.errors import InputError
 
 ray = pytest.importorskip("ray")
 
@@ -92,6 +94,22 @@ def test_starting_ray_keeps_the_callers_sigterm_handler(raydata, monkeypatch):
         assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, mine)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_without_an_address_a_run_starts_its_own_instance_even_beside_one_left_running(raydata, monkeypatch):
+    """Ray's init without an address joins the instance `ray start` left on the machine (and then refused
+    ``num_cpus``: every run failed on a cluster's head node); $RAY_ADDRESS still names one to join."""
+    calls = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **options: calls.append(options))
+    monkeypatch.setattr(ray, "nodes", lambda: [{}])
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert raydata.start(workers=1) is True
+    assert calls[-1]["address"] == "local" and calls[-1]["num_cpus"] == devices.usable_cpus() + 2
+    monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")
+    assert raydata.start(workers=1) is False
+    assert calls[-1] == {"address": "ray://head:10001", "log_to_driver": False}
+    assert raydata.start("auto", workers=1) is False and calls[-1]["address"] == "auto"
 
 
 def test_local_actors_reserve_only_cpus_that_are_free(raydata):
@@ -444,7 +462,7 @@ def test_an_interrupted_ray_run_says_what_it_kept_and_what_it_skipped(cli, tiny_
     )
 
 
-def test_an_interrupted_ray_run_goes_on_from_its_shards(cli, tiny_model, tmp_path, expected):
+def test_an_interrupted_ray_run_goes_on_from_its_shards(cli, tiny_model, tmp_path, expected, raydata):
     path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS[:40])
     out = tmp_path / "out"
     result = cli("score", path, "--ray", "--resume", str(out), model=tiny_model)  # nothing there yet: a plain run
@@ -467,13 +485,19 @@ def test_an_interrupted_ray_run_goes_on_from_its_shards(cli, tiny_model, tmp_pat
     for args, message in (
         ((path, "--max-length", "512"), f"{out}: its shards were scored with other max length (8192, not 512); go on "
                                         "with what wrote them, or give a new folder"),
-        ((write_jsonl(tmp_path / "other.jsonl", PAIRS[:3]),), f"{out}: its shards were scored with other input files "
-                                                              "(or their sizes)"),
+        ((write_jsonl(tmp_path / "other.jsonl", PAIRS[:3]),), f"{out}: its shards were scored from other input files "
+                                                              f"({tmp_path / 'other.jsonl'} is new); go on with what "
+                                                              "wrote them, or give a new folder"),
         ((path, "--output-format", "jsonl"), f"{out}: its shards are parquet; give --output-format parquet to go on"),
     ):  # fmt: skip
         result = cli("score", *args, "--ray", "--resume", str(out), model=tiny_model)
         assert (result.exit_code, result.stderr.splitlines()[-1].startswith(f"error: {message}")) == (2, True), (
             result.output)  # fmt: skip
+    # the file that differs, not two lists of every file alike at first
+    then = {"/d/a.jsonl": 10, "/d/b.jsonl": 20}
+    assert raydata._changed(then, {**then, "/d/c.jsonl": 1, "/d/e.jsonl": 2}) == "/d/c.jsonl is new (and 1 more)"
+    assert raydata._changed(then, {"/d/a.jsonl": 10}) == "/d/b.jsonl is gone"
+    assert raydata._changed(then, {"/d/a.jsonl": 10, "/d/b.jsonl": 2_000}) == "/d/b.jsonl is 2,000 bytes, not 20"
     # Parquet input carries no place to go on from
     (tmp_path / "in").mkdir()
     pyarrow.parquet.write_table(pyarrow.table({"query": ["q"], "document": ["d"]}), tmp_path / "in" / "a.parquet")
@@ -497,7 +521,7 @@ def test_done_records_of_json_lines_shards(raydata, tmp_path):
     (tmp_path / "mine.jsonl").write_text('{"note": 1}')  # nor a file of the user's, cut short or not: it was deleted
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "d.jsonl").write_text('{"sco')
-    done, rows, removed = raydata.done_records(str(tmp_path), "jsonl")
+    done, rows, removed = raydata.done_records(str(tmp_path))  # the folder's shards say their format
     assert ({k: v.tolist() for k, v in done.items()}, rows) == ({"/p/x.jsonl": [2], "/p/y.jsonl": [1]}, 2)
     assert removed == [str(tmp_path / b)] and not (tmp_path / b).exists()
     (tmp_path / c).write_text('{"score": 1}\n')  # another run's, without the places
@@ -510,6 +534,9 @@ def test_done_records_of_json_lines_shards(raydata, tmp_path):
         raydata.done_records(str(tmp_path), "jsonl")
     assert all((tmp_path / name).exists() for name in ("_notes.jsonl", "mine.jsonl", "old/d.jsonl"))
     assert raydata.done_records(str(tmp_path / "none"), "jsonl") == ({}, 0, [])  # no folder: nothing done
+    (tmp_path / f"{'0123456789abcdef' * 2}_000009.parquet").write_text("")
+    with pytest.raises(InputError, match=f"^{tmp_path}: holds shards of both parquet and jsonl; say which with fmt$"):
+        raydata.done_records(str(tmp_path))
 
 
 def test_every_rows_fields_are_read_and_ids_past_int64_kept(raydata, tmp_path):
@@ -560,6 +587,12 @@ def test_qrr_score_on_ray_bad_lines_and_usage(cli, tiny_model, tmp_path):
     assert skipped.exit_code == 0, skipped.output
     assert f"skipped 1 bad line:\n  {path}:6: malformed JSON" in skipped.stderr
     assert len(pyarrow.parquet.read_table(tmp_path / "b").to_pylist()) == 5
+    bad = tmp_path / "bad.jsonl"  # every line bad: exit 2, as without Ray (it exited 0, "wrote nothing")
+    bad.write_text('{oops\n{"query": "q"}\n')
+    result = cli("score", str(bad), "--ray", "-o", str(tmp_path / "c"), "--on-error", "skip", model=tiny_model)
+    assert result.exit_code == 2 and result.stderr.splitlines()[-1] == ("error: every line of the input was bad (2 "
+                                                                        "skipped): no pair to score")  # fmt: skip
+    assert "skipped 2 bad lines:" in result.stderr and "concurrent actors" not in result.stderr  # Ray's advice
     for args, message in (((path, "--ray"), "--ray needs --output DIR, the folder for the result shards"),
                           ((path, "--ray", "-o", str(tmp_path / "b")),
                            f"--output {tmp_path / 'b'}: the folder holds files already; give a new or empty one, or "
@@ -568,6 +601,10 @@ def test_qrr_score_on_ray_bad_lines_and_usage(cli, tiny_model, tmp_path):
                            "--resume DIR is the output folder, gone on with where it holds shards)"),
                           (("--ray", "-o", "x"), "--ray reads FILEs or folders (local or remote), not stdin"),
                           ((path, "--workers", "2"), "--workers: only with --ray"),
+                          ((path, "--ray", "-o", "x", "--text-field", "body"), "--text-field: not with --ray, which "
+                           "reads FILEs and writes --output shards"),
+                          ((path, "--ray", "-o", "x", "--with-fields"), "--with-fields: not with --ray, whose shards "
+                           "carry every input column already"),
                           ((path, "-o", "x"), "--output: only with --ray (without it, results go to stdout: > FILE, "
                            "or --resume FILE to go on after a stop)")):  # fmt: skip
         result = cli("score", *args, model=tiny_model)
@@ -720,6 +757,35 @@ def test_an_input_field_named_as_the_score_column(cli, tiny_model, tmp_path, ray
     from qrr.errors import qrr_cause
 
     assert str(qrr_cause(caught.value)).startswith(f"{path}: {said}score_column in Python)")
+    # of a batch of two files, the file of the row that has it (the first row's was named)
+    stage = raydata.ScoreStage("fake")
+    batch = pyarrow.table({"query": ["q", "q"], "document": ["d", "d"], "score": [None, 3.0],
+                           "_qrr_source": ["a.jsonl", "b.jsonl"]})  # fmt: skip
+    with pytest.raises(InputError, match=f"^b.jsonl: {re.escape(said)}"):
+        stage(batch)
+
+
+def test_a_stage_whose_options_cannot_run_says_so_at_its_first_batch_or_before(raydata, tiny_model, cli, tmp_path):
+    """Raised in an actor's constructor, the error killed it; Ray started it again, it died again, and the run
+    ended in a hundred lines of traceback (exit 1) for a max length that leaves no room."""
+    stage = raydata.ScoreStage(str(tiny_model), max_length=20)  # its Reranker refused: said where it runs
+    with pytest.raises(InputError, match="^max_length 20 leaves no room: the prompt frame alone takes 48 tokens"):
+        stage(pyarrow.table({"query": ["q"], "document": ["d"]}))
+    path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS[:3])
+    result = cli("score", path, "--ray", "-o", str(tmp_path / "out"), "--max-length", "20", model=tiny_model)
+    assert (result.exit_code, result.stderr.splitlines()[-1]) == (2, "error: --max-length 20 leaves no room: the "
+                                                                     "prompt frame alone takes 48 tokens")  # fmt: skip
+    items = ray.data.from_items([{"query": "q", "document": "d"}])
+    with pytest.raises(TypeError, match="^got an unexpected keyword argument 'max_lenght': the options are "
+                                        "Reranker's \\(model, device, "):  # fmt: skip
+        raydata.score(items, str(tiny_model), workers=1, max_lenght=100)
+    # an instruction column named is one to read: a typo scored every row with the default instruction
+    with pytest.raises(InputError, match='^the input has no "task" column \\(it has query, document\\)'):
+        raydata.score(items, str(tiny_model), workers=1, instruction_column="task")
+    with pytest.raises(InputError, match='^the input has no "task" column'):
+        raydata.ScoreStage("fake", instruction_column="task")(pyarrow.table({"query": ["q"], "document": ["d"]}))
+    with pytest.raises(InputError, match="^workers must be at least 1, not 0$"):  # it ran one actor
+        raydata.score(items, str(tiny_model), workers=0)
 
 
 def test_inputs_that_cannot_be_read_are_one_line_before_ray_starts(cli, tiny_model, tmp_path):

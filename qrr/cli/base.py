@@ -323,7 +323,8 @@ RayOpt = Annotated[
 RayAddressOpt = Annotated[
     str | None,
     typer.Option("--ray-address", metavar="ADDRESS", rich_help_panel=RAY_PANEL,
-                 help="Join this Ray cluster (ray://host:10001, auto); none starts a local instance."),
+                 help="Join this Ray cluster (ray://host:10001, auto; default $RAY_ADDRESS); none starts a local "
+                 "instance of the run's own, even beside one that ray start left."),
 ]  # fmt: skip
 WorkersOpt = Annotated[
     int | None,

@@ -168,9 +168,9 @@ def score(
     a long run survive an interruption: run the same command again to go on.
 
     With [bold]--ray[/], the pairs (JSONL, TSV or Parquet files or folders, local or remote such as s3://) are
-    scored on Ray Data actors, one model each, and written as shards to --output DIR with every input column
-    and a score column (and, from JSONL or TSV, each pair's file and place: qrr_source, qrr_record; with
-    --resume DIR in place of --output, a run goes on from the shards an interrupted one left).
+    scored on Ray Data actors, one model each, and written as shards to --output DIR, in no set order, with every
+    input column and a score column (and, from JSONL or TSV, each pair's file and place: qrr_source, qrr_record;
+    with --resume DIR in place of --output, a run goes on from the shards an interrupted one left).
 
     [dim]Examples:[/]
       qrr score pairs.jsonl
@@ -191,7 +191,9 @@ def score(
         raise InputError("--input-format text reads FILEs of documents, a line each, scored against -q's query; pairs "
                          "are JSON lines or TSV")  # fmt: skip
     if ray:
-        clashing = given(ctx, "fmt", "query", "documents", "server")
+        if given(ctx, "with_fields"):
+            raise InputError("--with-fields: not with --ray, whose shards carry every input column already")
+        clashing = given(ctx, "fmt", "query", "documents", "server", "text_field", "id_field")
         if clashing:
             raise InputError(f"{', '.join(clashing)}: not with --ray, which reads FILEs and writes --output shards")
         if resume is not None and output is not None:
@@ -453,6 +455,7 @@ def _tally(errors, advance):
 def _write_shards(raydata, placement, model, files, input_format, on_error, output, shard_format, done,
                   **options) -> None:  # fmt: skip
     import time
+    import warnings
 
     import ray as ray_core  # there, as start_ray found
 
@@ -465,7 +468,10 @@ def _write_shards(raydata, placement, model, files, input_format, on_error, outp
     ray_core.data.DataContext.get_current().enable_progress_bars = False
     before = sum(len(records) for records in done.values()) if done else 0
     try:
-        with progress(None, "scoring", estimate=LineCount(list(files), before)) as advance, _tally(errors, advance):
+        with (progress(None, "scoring", estimate=LineCount(list(files), before)) as advance, _tally(errors, advance),
+              warnings.catch_warnings()):  # fmt: skip
+            # Ray's advice to a pipeline's author where fewer blocks came than actors (an input short or all done)
+            warnings.filterwarnings("ignore", "The minimum number of concurrent actors")
             pairs = raydata.read_pairs(files, input_format.value, errors if skipped else None, done)
             scored = raydata.score(pairs, model, placement=placement, errors=errors, skip=bool(skipped), **options)
             note = lambda message: stderr.print(f"note: {message}", style="yellow", highlight=False)  # noqa: E731
@@ -494,3 +500,5 @@ def _write_shards(raydata, placement, model, files, input_format, on_error, outp
     wrote = f"wrote {output}" if rows else "wrote nothing"
     stderr.print(f"scored {plural(rows, 'pair')} in {seconds:.1f} s ({rows / seconds:.1f} pairs/s) on "
                  f"{placement.describe()}; {wrote}", highlight=False)  # fmt: skip
+    if skipped is not None and skipped.count and not rows and not before:  # a script should not take it for a run
+        raise all_bad(skipped, "pair", "score")
