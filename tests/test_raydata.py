@@ -287,6 +287,14 @@ def test_progress_counts_rows_not_rays_blocks(cli, tiny_model, tmp_path, monkeyp
     assert counted and counted[-1] == 40 and counted == sorted(counted), result.stderr
     # Ray Data's own progress is off, and its status lines (and the note that its bars are off) stay in its log
     assert "Progress bars disabled" not in result.stderr and "Execution plan" not in result.stderr
+    # a folder's files are counted for the time left (a folder, the README's example, had no estimate)
+    counts = []
+    monkeypatch.setattr(score, "LineCount", lambda sources, done=0: counts.append(sources) or render.LineCount([]))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    names = [write_jsonl(folder / name, PAIRS[:5]) for name in ("a.jsonl", "b.jsonl")]
+    assert cli("score", str(folder), "--ray", "-o", str(tmp_path / "out2"), model=tiny_model).exit_code == 0
+    assert counts == [names]
 
 
 def test_documents_cut_to_max_length_are_counted_as_without_ray(cli, tiny_model, tmp_path):

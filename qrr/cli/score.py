@@ -384,10 +384,10 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
                          "writes (query, document, instruction, qrr_source, qrr_record)")  # fmt: skip
 
     with contextlib.ExitStack() as held:
-        done = None
+        done, listed = None, list(files)
 
         def check_output(raydata) -> None:
-            nonlocal done
+            nonlocal done, listed
             raydata.check_paths(files, output)
             # found before the actors load a model, where the first record has it
             if column in raydata.first_fields(files, input_format.value):
@@ -406,6 +406,7 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
 
             run = raydata.run_record(files, input_format=input_format.value, model=models.model_key(model),
                                      **settings)  # fmt: skip
+            listed = list(run["files"])  # a folder's files, whose lines the progress counts for its time left
             done, held_rows, removed = raydata.prepare_output(output, run, resume, shard_format.value)
             for path in removed:
                 stderr.print(f"{path}: a shard cut off mid-write, removed (its rows are scored again)", highlight=False)
@@ -414,7 +415,8 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
 
         raydata, placement, model = start_ray(address, workers, gpus_per_worker, model, options.get("offline"),
                                               before=check_output)  # fmt: skip
-        _write_shards(raydata, placement, model, files, input_format, on_error, output, shard_format, done, **options)
+        _write_shards(raydata, placement, model, files, input_format, on_error, output, shard_format, done, listed,
+                      **options)  # fmt: skip
 
 
 TALLY_EVERY = 1.0  # seconds between two reads of the rows the actors scored
@@ -452,7 +454,7 @@ def _tally(errors, advance):
     poll()  # the last rows, where the run finished
 
 
-def _write_shards(raydata, placement, model, files, input_format, on_error, output, shard_format, done,
+def _write_shards(raydata, placement, model, files, input_format, on_error, output, shard_format, done, listed,
                   **options) -> None:  # fmt: skip
     import time
     import warnings
@@ -468,7 +470,7 @@ def _write_shards(raydata, placement, model, files, input_format, on_error, outp
     ray_core.data.DataContext.get_current().enable_progress_bars = False
     before = sum(len(records) for records in done.values()) if done else 0
     try:
-        with (progress(None, "scoring", estimate=LineCount(list(files), before)) as advance, _tally(errors, advance),
+        with (progress(None, "scoring", estimate=LineCount(listed, before)) as advance, _tally(errors, advance),
               warnings.catch_warnings()):  # fmt: skip
             # Ray's advice to a pipeline's author where fewer blocks came than actors (an input short or all done)
             warnings.filterwarnings("ignore", "The minimum number of concurrent actors")
