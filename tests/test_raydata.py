@@ -501,6 +501,16 @@ def test_an_interrupted_ray_run_goes_on_from_its_shards(cli, tiny_model, tmp_pat
         result = cli("score", *args, "--ray", "--resume", str(out), model=tiny_model)
         assert (result.exit_code, result.stderr.splitlines()[-1].startswith(f"error: {message}")) == (2, True), (
             result.output)  # fmt: skip
+    # on one machine the record says what dtype auto was here: going on where it means another is refused
+    here = devices.dtype_name(devices.resolve_dtype("auto", devices.resolve_device("cpu")))
+    small, auto = write_jsonl(tmp_path / "small.jsonl", PAIRS[:3]), tmp_path / "auto"
+    options = ("--ray", "-m", str(tiny_model), "--device", "cpu", "--resume", str(auto))  # --dtype auto, unsaid
+    assert cli("score", small, *options, model=False).exit_code == 0
+    assert json.loads((auto / "_qrr_run.json").read_text())["dtype"] == here
+    other = "fp32" if here == "bf16" else "bf16"
+    result = cli("score", small, *options, "--dtype", other, model=False)
+    assert result.exit_code == 2 and result.stderr.splitlines()[-1].startswith(
+        f'error: {auto}: its shards were scored with other dtype ("{here}", not "{other}")')  # fmt: skip
     # the file that differs, not two lists of every file alike at first
     then = {"/d/a.jsonl": 10, "/d/b.jsonl": 20}
     assert raydata._changed(then, {**then, "/d/c.jsonl": 1, "/d/e.jsonl": 2}) == "/d/c.jsonl is new (and 1 more)"

@@ -404,6 +404,14 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
             settings = {key: options[key] for key in ("instruction", "max_length", "recipe", "dtype", "score_column")}
             from qrr import models
 
+            if settings["dtype"] == "auto" and not (address or os.environ.get("RAY_ADDRESS")):
+                # on this machine alone, what auto means here: going on where it means another (bf16 for fp32) mixed
+                # two dtypes' scores in one folder
+                from qrr import device as devices
+
+                chosen = devices.resolve_dtype("auto", devices.resolve_device(options["device"]))
+                settings["dtype"] = devices.dtype_name(chosen)
+
             run = raydata.run_record(files, input_format=input_format.value, model=models.model_key(model),
                                      **settings)  # fmt: skip
             listed = list(run["files"])  # a folder's files, whose lines the progress counts for its time left
