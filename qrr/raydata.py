@@ -381,6 +381,9 @@ class ScoreStage:
         self.score_column, self.errors, self.skip = score_column, errors, skip
 
     def __call__(self, batch: pyarrow.Table) -> pyarrow.Table:
+        if not isinstance(batch, pyarrow.Table):  # Ray's default format: "'dict' object has no attribute ..."
+            raise TypeError(f'ScoreStage takes batches as pyarrow tables, not {type(batch).__name__}: give '
+                            'map_batches(ScoreStage, batch_format="pyarrow", ...)')  # fmt: skip
         if self.failed is not None:
             raise self.failed
         query, document, instruction = self.columns

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 
+import numpy
 import pyarrow
 import pyarrow.compute
 import pyarrow.parquet
@@ -802,6 +803,9 @@ def test_a_stage_whose_options_cannot_run_says_so_at_its_first_batch_or_before(r
         raydata.score(items, str(tiny_model), workers=1, instruction_column="task")
     with pytest.raises(InputError, match='^the input has no "task" column'):
         raydata.ScoreStage("fake", instruction_column="task")(pyarrow.table({"query": ["q"], "document": ["d"]}))
+    with pytest.raises(TypeError, match='^ScoreStage takes batches as pyarrow tables, not dict: give '
+                                        'map_batches\\(ScoreStage, batch_format="pyarrow", '):  # fmt: skip
+        raydata.ScoreStage("fake")({"query": numpy.array(["q"]), "document": numpy.array(["d"])})
     with pytest.raises(InputError, match="^workers must be at least 1, not 0$"):  # it ran one actor
         raydata.score(items, str(tiny_model), workers=0)
 
