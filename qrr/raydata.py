@@ -348,7 +348,7 @@ def _local(path: str) -> str | None:
 # ----------------------------------------------------------------------------------------------------- scoring
 
 
-def _loaded(model, threads: int | None, options: dict) -> tuple[Reranker | None, QrrError | None]:
+def _loaded(model, threads: int | None, options: dict) -> tuple[Reranker | None, Exception | None]:
     """The actor's ``Reranker``, or the error that refused its options (a ``max_length`` leaving no room, a device
     this machine lacks): raised at the first batch, a task's error that the driver says in one line, where raised in
     the constructor the actor died, was started again and died again, and Ray said it in a hundred lines."""
@@ -358,7 +358,7 @@ def _loaded(model, threads: int | None, options: dict) -> tuple[Reranker | None,
         torch.set_num_threads(threads)
     try:
         return Reranker(model, **options), None
-    except QrrError as exc:
+    except (QrrError, TypeError) as exc:  # TypeError: an option it does not take, in a map_batches of the user's
         return None, exc
 
 
@@ -489,7 +489,7 @@ class Placement:
             gpus_per_worker = 1 if have else 0
         if gpus_per_worker and workers is None:
             workers = max(1, int(have // gpus_per_worker))
-        workers = workers or 1
+        workers = 1 if workers is None else workers
         if gpus_per_worker and workers * gpus_per_worker > have:
             raise InputError(f"{{workers}} {workers} x {{gpus_per_worker}} {gpus_per_worker:g} GPUs: the Ray cluster "
                              f"has {have:g}", "workers", "gpus_per_worker")  # fmt: skip
@@ -535,7 +535,7 @@ def score(dataset, model=None, *, workers: int | None = None, gpus_per_worker: f
     _check_model(model)
     _check_skip(skip, errors)
     known = (dataset.schema(fetch_if_missing=False) or _Unknown()).names  # what is known without reading any
-    _check_options(options)
+    _check_options(options, COLUMN_OPTIONS)
     if known:
         _check_columns(known, options.get("query_column", "query"), options.get("document_column", "document"),
                        options.get("instruction_column"))  # fmt: skip
@@ -548,21 +548,20 @@ def score(dataset, model=None, *, workers: int | None = None, gpus_per_worker: f
                                                 "threads": placement.threads, **options})  # fmt: skip
 
 
-STAGE_OPTIONS = ("query_column", "document_column", "instruction_column", "score_column")
+COLUMN_OPTIONS = ("query_column", "document_column", "instruction_column", "score_column")  # ScoreStage's
 
 
-def _check_options(options: dict) -> None:
-    """A ``TypeError`` here for an option that neither the stage nor ``Reranker`` takes: raised in each actor, it
-    killed it, and it was started again and died again."""
+def _check_options(options: dict, stage: tuple[str, ...] = ()) -> None:
+    """A ``TypeError`` here for an option that neither the stage (``stage``: its names, and ``threads``) nor
+    ``Reranker`` takes: raised in each actor, it killed it, and it was started again and died again."""
     import inspect
 
+    taken = [name for name in inspect.signature(Reranker).parameters if name != "model"]
     try:
-        inspect.signature(Reranker).bind_partial(**{k: v for k, v in options.items() if k not in STAGE_OPTIONS})
+        inspect.signature(Reranker).bind_partial(**{k: v for k, v in options.items() if k not in (*stage, "threads")})
     except TypeError as exc:
-        raise TypeError(
-            f"{exc}: the options are Reranker's ({', '.join(inspect.signature(Reranker).parameters)}) "
-            f"and the columns' ({', '.join(STAGE_OPTIONS)})"
-        ) from None
+        columns = f" and the columns' ({', '.join(stage)})" if stage else ""
+        raise TypeError(f"{exc}: the options are Reranker's ({', '.join(taken)}){columns}") from None
 
 
 def _check_skip(skip: bool, errors) -> None:
@@ -586,7 +585,7 @@ def _check_columns(names, query: str, document: str, instruction: str | None = N
     missing = [column for column in (query, document, instruction) if column is not None and column not in names]
     if missing:
         said = f'the input has no "{missing[0]}" column (it has {", ".join(names) or "none"}); name the '
-        if missing[0] == instruction and instruction not in (query, document):
+        if missing[0] == instruction:
             raise InputError(said + 'column of instructions with instruction_column (None: an "instruction" column '
                              "where there is one)")  # fmt: skip
         raise InputError(said + "columns to score with query_column and document_column")
@@ -722,7 +721,7 @@ def prepare_output(folder: str, run: dict, resume: bool, fmt: str = "parquet") -
 def _changed(then: dict, now: dict) -> str:
     """The first way the input files ``now`` (paths to sizes) differ from ``then``'s."""
     new, gone = [p for p in now if p not in then], [p for p in then if p not in now]
-    more = lambda paths: f" (and {plural(len(paths) - 1, 'more')})" if len(paths) > 1 else ""  # noqa: E731
+    more = lambda paths: f" (and {len(paths) - 1:,} more)" if len(paths) > 1 else ""  # noqa: E731
     if new:
         return f"{new[0]} is new{more(new)}"
     if gone:
@@ -880,6 +879,7 @@ def start(address: str | None = None, workers: int = 1) -> bool:
     none for reading), even where one ``ray start`` left runs on this machine. Returns whether Ray runs on this
     machine only. A SIGTERM handler the caller set stays (``ray.init`` would replace it)."""
     address = address or os.environ.get("RAY_ADDRESS") or None
+    address = None if address == "local" else address  # Ray's own word for an instance of the run's own
     if not ray.is_initialized():
         # ray.init makes SIGTERM a silent sys.exit on the driver (which runs Ray's shutdown at exit); a handler of
         # the caller's own (the CLI's: stop as Ctrl-C does, saying how far the run got) stays

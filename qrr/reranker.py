@@ -780,8 +780,8 @@ def _is_pair(item) -> bool:
 
 
 class ProgressBar:
-    """A tqdm bar on stderr (``show`` true; a notebook's widget) advanced by the pairs scored, chained with a
-    ``progress`` callback; neither is required. ``what`` and ``unit`` label it (a ranking counts documents)."""
+    """A tqdm bar on stderr (``show`` true; a notebook's widget) advanced by the pairs (or documents) scored,
+    chained with a ``progress`` callback; neither is required. ``what`` and ``unit`` label it."""
 
     def __init__(self, total: int | None, show: bool | None, progress: Progress | None = None, what: str = "scoring",
                  unit: str = "pair"):  # fmt: skip

@@ -376,6 +376,8 @@ def test_a_python_user_goes_on_with_an_interrupted_run(beir_dir, rr, tmp_path):
     with pytest.raises(InputError, match=f"^output {run}: {run} is read as an input; give a new file for the reranked "
                                          "run$"):  # fmt: skip
         pipelines.rerank_run(rr, inputs, str(run))
+    with pytest.raises(InputError, match=f"^output {run}: {run} is read as an input"):  # prepared by the caller too
+        pipelines.RunOutput.checked(run).prepare(inputs)
     assert run.read_bytes() == before
 
 

@@ -111,6 +111,26 @@ def test_without_an_address_a_run_starts_its_own_instance_even_beside_one_left_r
     assert raydata.start(workers=1) is False
     assert calls[-1] == {"address": "ray://head:10001", "log_to_driver": False}
     assert raydata.start("auto", workers=1) is False and calls[-1]["address"] == "auto"
+    monkeypatch.setenv("RAY_ADDRESS", "local")  # Ray's word for a new local instance: the run's own, as without
+    assert raydata.start(workers=1) is True and calls[-1]["num_cpus"] == devices.usable_cpus() + 2
+
+
+def test_rays_advice_on_fewer_blocks_than_actors_is_left_out_of_a_qrr_run():
+    import warnings
+
+    from qrr.cli.base import without_ray_advice
+
+    advice = (
+        "The minimum number of concurrent actors for 'MapBatches(ScoreStage)' is set to 2, but the operator "
+        "only received 1 input(s)."
+    )  # as Ray's actor pool gives it, when an input is short or all done
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.warn(advice, stacklevel=1)
+        with without_ray_advice():
+            warnings.warn(advice, stacklevel=1)
+            warnings.warn("another", stacklevel=1)
+    assert [str(w.message) for w in caught] == [advice, "another"]
 
 
 def test_local_actors_reserve_only_cpus_that_are_free(raydata):
@@ -516,6 +536,7 @@ def test_an_interrupted_ray_run_goes_on_from_its_shards(cli, tiny_model, tmp_pat
     then = {"/d/a.jsonl": 10, "/d/b.jsonl": 20}
     assert raydata._changed(then, {**then, "/d/c.jsonl": 1, "/d/e.jsonl": 2}) == "/d/c.jsonl is new (and 1 more)"
     assert raydata._changed(then, {"/d/a.jsonl": 10}) == "/d/b.jsonl is gone"
+    assert raydata._changed({}, then | {"/d/c.jsonl": 1}) == "/d/a.jsonl is new (and 2 more)"
     assert raydata._changed(then, {"/d/a.jsonl": 10, "/d/b.jsonl": 2_000}) == "/d/b.jsonl is 2,000 bytes, not 20"
     # Parquet input carries no place to go on from
     (tmp_path / "in").mkdir()
@@ -620,8 +641,8 @@ def test_qrr_score_on_ray_bad_lines_and_usage(cli, tiny_model, tmp_path):
                            "--resume DIR is the output folder, gone on with where it holds shards)"),
                           (("--ray", "-o", "x"), "--ray reads FILEs or folders (local or remote), not stdin"),
                           ((path, "--workers", "2"), "--workers: only with --ray"),
-                          ((path, "--ray", "-o", "x", "--text-field", "body"), "--text-field: not with --ray, which "
-                           "reads FILEs and writes --output shards"),
+                          ((path, "--ray", "-o", "x", "--text-field", "body"), "--text-field: only with -q, where "
+                           "FILEs hold documents"),
                           ((path, "--ray", "-o", "x", "--with-fields"), "--with-fields: not with --ray, whose shards "
                            "carry every input column already"),
                           ((path, "-o", "x"), "--output: only with --ray (without it, results go to stdout: > FILE, "
@@ -677,15 +698,15 @@ def test_qrr_rerank_on_ray_goes_on_only_with_the_model_its_file_was_written_with
     out = tmp_path / "out.trec"
     args = [str(beir_dir / "bm25.trec"), "--beir", str(beir_dir), "--depth", "3", "--resume", str(out)]
     assert cli("rerank", *args, model=tiny_model).exit_code == 0
-    out.write_text("".join(out.read_text().splitlines(keepends=True)[:6]))  # two queries of five done
+    out.write_text("".join(out.read_text().splitlines(keepends=True)[:7]))  # two queries of five done, a third begun
     before = out.read_bytes()
     # its actors score no result again, which tells another model: it went on, and the file mixed two models
     result = cli("rerank", *args, "--ray", model=tiny_tied_model)
-    assert (result.exit_code, result.stderr.splitlines()[-1]) == (2, (
-        f"error: --resume {out} was written with --model {tiny_model}, not {tiny_tied_model} (as "
-        f"{tmp_path / '.out.trec.qrr.json'} keeps); with --ray no result is scored again to tell one model named "
-        "two ways from two models: go on with that model, or rerank into a new file"))  # fmt: skip
-    assert out.read_bytes() == before
+    assert (result.exit_code, result.stderr) == (2, (
+        f'error: --resume {out} was written with --model "{tiny_model}", not "{tiny_tied_model}" (as '
+        f"{tmp_path / '.out.trec.qrr.json'} keeps), and no result is scored again here to tell one model named two "
+        "ways from two models: go on with that model, or rerank into a new file\n"))  # fmt: skip
+    assert out.read_bytes() == before  # refused before the unfinished query was cut off
 
 
 def test_a_second_run_on_a_folder_stops_before_it_reads_or_writes(cli, tiny_model, tmp_path, raydata):
@@ -796,13 +817,25 @@ def test_a_stage_whose_options_cannot_run_says_so_at_its_first_batch_or_before(r
                                                                      "prompt frame alone takes 48 tokens")  # fmt: skip
     items = ray.data.from_items([{"query": "q", "document": "d"}])
     with pytest.raises(TypeError, match="^got an unexpected keyword argument 'max_lenght': the options are "
-                                        "Reranker's \\(model, device, "):  # fmt: skip
+                                        "Reranker's \\(device, dtype, "):  # fmt: skip
         raydata.score(items, str(tiny_model), workers=1, max_lenght=100)
     # an instruction column named is one to read: a typo scored every row with the default instruction
     with pytest.raises(InputError, match='^the input has no "task" column \\(it has query, document\\)'):
         raydata.score(items, str(tiny_model), workers=1, instruction_column="task")
     with pytest.raises(InputError, match='^the input has no "task" column'):
         raydata.ScoreStage("fake", instruction_column="task")(pyarrow.table({"query": ["q"], "document": ["d"]}))
+    # a run's stage alike: its Reranker's error at its first batch, an option it does not take before any actor
+    stage = raydata.RerankStage(str(tiny_model), max_length=20)
+    batch = {"qid": numpy.array(["q1"]), "query": numpy.array(["q"]), "docids": numpy.array([["d"]], dtype=object),
+             "texts": numpy.array([["text"]], dtype=object)}  # fmt: skip
+    with pytest.raises(InputError, match="^max_length 20 leaves no room"):
+        stage(batch)
+    from qrr import pipelines
+
+    inputs = pipelines.RunInputs({"q1": {"d": 1.0}}, [pipelines.Job("q1", "q", ("d",))], {"d": "text"})
+    with pytest.raises(TypeError, match="^got an unexpected keyword argument 'score_column': the options are "
+                                        "Reranker's \\(device, [^)]*\\)$"):  # fmt: skip
+        next(raydata.rerank(inputs, str(tiny_model), workers=1, score_column="x"))
     with pytest.raises(TypeError, match='^ScoreStage takes batches as pyarrow tables, not dict: give '
                                         'map_batches\\(ScoreStage, batch_format="pyarrow", '):  # fmt: skip
         raydata.ScoreStage("fake")({"query": numpy.array(["q"]), "document": numpy.array(["d"])})

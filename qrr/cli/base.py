@@ -196,7 +196,6 @@ def choices(name: str, values) -> type[Enum]:
 OutputFormat = choices("OutputFormat", ("table", *formats.ROW_FORMATS))
 RunFormat = choices("RunFormat", formats.RUN_FORMATS)
 DocFormat = choices("DocFormat", formats.DOC_FORMATS)
-PairFormat = choices("PairFormat", formats.PAIR_FORMATS)
 Dtype = choices("Dtype", ("auto", "bf16", "fp16", "fp32"))
 RecipeName = choices("RecipeName", QWEN3.recipes)
 OnError = choices("OnError", ("fail", "skip"))
@@ -360,6 +359,17 @@ def start_ray(address: str | None, workers: int | None, gpus_per_worker: float |
         if isinstance(handler, logging.StreamHandler) and _ray_warning not in handler.filters:
             handler.addFilter(_ray_warning)
     return raydata, raydata.Placement(workers, gpus_per_worker, local), model
+
+
+@contextlib.contextmanager
+def without_ray_advice():
+    """Ray's advice to a pipeline's author where fewer blocks came than actors (an input short, or all done
+    already), which a qrr user can do nothing about, left out while the body runs."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The minimum number of concurrent actors")
+        yield
 
 
 def _ray_warning(record: logging.LogRecord) -> bool:
@@ -801,9 +811,9 @@ def check_given_texts(query: str | None, documents: list[str] | None = None, ins
                                  "set PYTHONUTF8=1, or a UTF-8 locale (LC_ALL=C.UTF-8)") from None  # fmt: skip
 
 
-def input_sources(files: list[str] | None, have_inline: bool, what: str = "pairs", flags: str = "-q/-d") -> list[str]:
-    """Files as given; stdin when none are given and stdin is not a terminal (else an error saying how to give
-    ``what``, the input, which ``flags`` also pass)."""
+def input_sources(files: list[str] | None, have_inline: bool, documents: bool = False) -> list[str]:
+    """Files as given; stdin when none are given and stdin is not a terminal (else an error saying how to give the
+    input: pairs, or with ``documents`` documents)."""
     from qrr.formats import STDIN
 
     if files:
@@ -812,6 +822,7 @@ def input_sources(files: list[str] | None, have_inline: bool, what: str = "pairs
     if have_inline:
         return []
     if stdin_is_terminal():
+        what, flags = ("documents", "-d") if documents else ("pairs", "-q/-d")
         raise InputError(f"no {what}: give a FILE, pipe them on stdin, or pass them with {flags}")
     check_not_stdout([STDIN])
     return [STDIN]

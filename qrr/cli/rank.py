@@ -120,7 +120,7 @@ def rank(
     skipped = skipping(on_error)
     check_given_texts(query, documents, instruction)
     inline = [formats.DocRecord(d) for d in documents or []]
-    sources = input_sources(files, bool(inline), "documents", "-d")
+    sources = input_sources(files, bool(inline), documents=True)
     docs = itertools.chain(inline, formats.read_documents(sources, input_format.value, text_field, id_field, skipped))
     if with_fields:  # a document with a field named as the result's own is bad input (the first's said early)
         docs = fields_checked(docs, with_text, skipped)

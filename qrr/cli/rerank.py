@@ -42,6 +42,7 @@ from qrr.cli.base import (
     start_ray,
     status,
     stderr,
+    without_ray_advice,
 )
 from qrr.cli.render import read_run_inputs, rerank_showing_progress, reranking, too_long_queries
 from qrr.errors import InputError, plural
@@ -173,6 +174,7 @@ def rerank(
     settings = resume_settings(ctx, server, instruction) | {"depth": depth, "keep_rest": keep_rest} if resume else None
     output = pipelines.RunOutput.checked(resume, fmt.value if fmt else None, tag, inputs=(run, corpus, queries),
                                          settings=settings)  # fmt: skip
+    output.rescored = not ray  # Ray's actors score no result of OUT again: another model's name is refused
     inputs = read_run_inputs(on_error, run, queries, corpus, depth, status=status, keep_rest=keep_rest)
 
     def on_ray(on_pairs, on_query):
@@ -184,29 +186,12 @@ def rerank(
     rerank_showing_progress(inputs, output, top_k, on_ray if ray else here, verbose)
 
 
-def _check_model_kept(output) -> None:
-    """``InputError`` where the --resume file's kept record names another model than this run's: without Ray a
-    result scored again tells one model named two ways from another, but the actors score nothing twice, and a
-    file went on with another model's scores below the first's, unsaid."""
-    from qrr.pipelines import settings_path
-
-    if output is None or not output.held or output.kept is None or output.settings_kept:
-        return
-    was, now = output.kept.get("model"), (output.settings or {}).get("model")
-    if was and now and was != now:
-        raise InputError(f"{{output}} {output.path} was written with {{model}} {was}, not {now} (as "
-                         f"{settings_path(output.path)} keeps); with --ray no result is scored again to tell one "
-                         "model named two ways from two models: go on with that model, or rerank into a new file",
-                         "output", "model")  # fmt: skip
-
-
 def _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_worker, address, on_error, model,
                    **options):  # fmt: skip
     import time
 
     from qrr import pipelines
 
-    _check_model_kept(output)
     raydata, placement, model = start_ray(address, workers, gpus_per_worker, model, options.get("offline"))
     import ray  # there, as start_ray found
 
@@ -226,7 +211,8 @@ def _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_
         try:
             results = raydata.rerank(inputs, model, top_k=top_k, placement=placement, errors=errors,
                                      skip=too_long is not None, **options)  # fmt: skip
-            done = pipelines.write_reranked(results, inputs, output, finished)
+            with without_ray_advice():
+                done = pipelines.write_reranked(results, inputs, output, finished)
         finally:
             if too_long is not None:  # the actors' count, in place of its own (where Ray still answers)
                 with contextlib.suppress(Exception):

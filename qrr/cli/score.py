@@ -50,6 +50,7 @@ from qrr.cli.base import (
     start_ray,
     stderr,
     stdout_format,
+    without_ray_advice,
 )
 from qrr.cli.render import (
     Blanks,
@@ -161,7 +162,7 @@ def score(
     fields such as [bold]id[/], [bold]qid[/], [bold]docid[/] are copied to the output, and with --with-fields
     every other field), as TSV lines
     [bold]query<TAB>document[/] (a first line naming the columns, in any order, reads more: a label, ids), or from
-    -q/-d; files may be gzipped (*.gz). With -q, FILEs (or stdin) hold documents as qrr rank reads them,
+    -q/-d; files may be gzipped (*.gz). With -q, FILEs (or stdin, without -d) hold documents as qrr rank reads them,
     each scored against -q's query (--text-field and --id-field name their fields): a ranking's scores, streamed and
     resumable. Results are written as each chunk
     (up to 1024 pairs or eight batches of text) is scored, on stdout or into [bold]--resume OUT[/], which makes
@@ -187,13 +188,18 @@ def score(
     from qrr.reranker import Stats
 
     ray_only(ctx, ray, "output", "output_format", "score_column", "workers", "gpus_per_worker", "ray_address")
-    if input_format.value == "text" and query is None:
+    # FILEs of documents, each scored against it; too long for --max-length, it is every pair's, no line to skip
+    one_query = query is not None
+    misplaced = given(ctx, "text_field", "id_field") if not one_query else []
+    if misplaced:
+        raise InputError(f"{', '.join(misplaced)}: only with -q, where FILEs hold documents")
+    if input_format.value == "text" and not one_query:
         raise InputError("--input-format text reads FILEs of documents, a line each, scored against -q's query; pairs "
                          "are JSON lines or TSV")  # fmt: skip
     if ray:
         if given(ctx, "with_fields"):
             raise InputError("--with-fields: not with --ray, whose shards carry every input column already")
-        clashing = given(ctx, "fmt", "query", "documents", "server", "text_field", "id_field")
+        clashing = given(ctx, "fmt", "query", "documents", "server")
         if clashing:
             raise InputError(f"{', '.join(clashing)}: not with --ray, which reads FILEs and writes --output shards")
         if resume is not None and output is not None:
@@ -212,13 +218,8 @@ def score(
     if documents and query is None:
         raise InputError("-d/--document needs -q/--query")
     check_given_texts(query, documents, instruction)
-    # FILEs of documents, each scored against it; too long for --max-length, it is every pair's, no line to skip
-    one_query = query is not None
-    misplaced = given(ctx, "text_field", "id_field") if not one_query else []
-    if misplaced:
-        raise InputError(f"{', '.join(misplaced)}: only with -q, where FILEs hold documents")
     inline = [formats.PairRecord(query, d, where="--query") for d in documents or []]
-    sources = input_sources(files, bool(inline), *(("documents", "-d") if one_query else ()))
+    sources = input_sources(files, bool(inline), documents=one_query)
     saved = _resumed(resume, sources, resume_settings(ctx, server, instruction) if resume else None,
                      skipped is not None)  # fmt: skip
     try:
@@ -465,7 +466,6 @@ def _tally(errors, advance):
 def _write_shards(raydata, placement, model, files, input_format, on_error, output, shard_format, done, listed,
                   **options) -> None:  # fmt: skip
     import time
-    import warnings
 
     import ray as ray_core  # there, as start_ray found
 
@@ -479,9 +479,7 @@ def _write_shards(raydata, placement, model, files, input_format, on_error, outp
     before = sum(len(records) for records in done.values()) if done else 0
     try:
         with (progress(None, "scoring", estimate=LineCount(listed, before)) as advance, _tally(errors, advance),
-              warnings.catch_warnings()):  # fmt: skip
-            # Ray's advice to a pipeline's author where fewer blocks came than actors (an input short or all done)
-            warnings.filterwarnings("ignore", "The minimum number of concurrent actors")
+              without_ray_advice()):  # fmt: skip
             pairs = raydata.read_pairs(files, input_format.value, errors if skipped else None, done)
             scored = raydata.score(pairs, model, placement=placement, errors=errors, skip=bool(skipped), **options)
             note = lambda message: stderr.print(f"note: {message}", style="yellow", highlight=False)  # noqa: E731

@@ -62,6 +62,9 @@ class _Claimed:
     # the settings this run has and the record does not know (a server that did not say them, an older qrr's
     # record): what was scored otherwise there goes unnoticed, and the record is never filled in with this run's
     unknown: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    # whether the run scores results of the file again before going on, which tells one model named two ways from
+    # another (``check_written``); where not (Ray's actors), another model name than the record's is refused
+    rescored: bool = field(default=True, repr=False, compare=False)
 
     def _append(self):
         claimed, self.claimed = self.claimed, None
@@ -113,9 +116,14 @@ class _Claimed:
                 continue
             if was == now:
                 continue
-            if key == "model":  # one model named two ways (a repo id, a folder it was copied to): its scores tell
-                same = False
+            if key == "model" and self.rescored:  # one model named two ways (a repo id, a folder it was copied to):
+                same = False  # its scores tell
                 continue
+            if key == "model":  # nothing scored again would tell: the file went on with another model's scores
+                raise InputError(f"{{output}} {self.path} was written with {{model}} {shown(was)}, not {shown(now)} "
+                                 f"(as {kept} keeps), and no result is scored again here to tell one model named two "
+                                 f"ways from two models: go on with that model, or {self.verb} into a new file",
+                                 "output", "model")  # fmt: skip
             raise InputError(f"{{output}} {self.path} was written with {{{key}}} {shown(was)}, not {shown(now)} (as "
                              f"{kept} keeps); go on with that, or {self.verb} into a new file", "output",
                              key)  # fmt: skip
@@ -244,6 +252,11 @@ def check_appendable(path: str, inputs: Iterable[str | os.PathLike | None], kind
             os.unlink(new)  # a run that fails before its first result leaves no empty file behind
     except OSError as exc:
         raise InputError(f"{{output}} {path}: not writable here ({exc.strerror})", "output") from None
+    check_not_input(path, inputs, what)
+
+
+def check_not_input(path: str, inputs: Iterable[str | os.PathLike | None], what: str) -> None:
+    """``InputError`` (of ``output``) where ``path`` exists and is one of ``inputs``."""
     if os.path.exists(path):
         read = next((i for i in map(_path_or_none, inputs) if i and i != "-" and os.path.exists(i)
                      and os.path.samefile(i, path)), None)  # fmt: skip

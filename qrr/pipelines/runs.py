@@ -22,6 +22,7 @@ from qrr.pipelines.files import (
     _Claimed,
     _lent_settings,
     check_appendable,
+    check_not_input,
     claim,
 )
 from qrr.pipelines.streams import _calls, _CountedOnce, call_room, check_sink, no_room
@@ -207,6 +208,8 @@ class RunOutput(_Claimed):
                     f"id {spaced!r} holds a space, which a TREC run cannot hold; write a jsonl run ({{fmt}} jsonl)",
                     "fmt",
                 )
+        if self.path:  # the run it reads, read as a file to go on with (and cut where it looked unfinished)
+            check_not_input(self.path, inputs.files, "the reranked run")
         self.release()  # prepared twice: the first claim goes
         self.claimed = claim(self.path) if self.path else None
         self.size = os.path.getsize(self.path) if self.claimed is not None else 0
@@ -488,7 +491,7 @@ def rerank_run(
     check_call(show_progress_bar=show_progress_bar)
     check_sink(on_error)
     if isinstance(output, str | os.PathLike):
-        output = RunOutput.checked(output, inputs=inputs.files)
+        output = RunOutput.checked(output)
     elif output is not None and not isinstance(output, RunOutput):
         raise InputError(f"{{output}} must be a path or a RunOutput, not {type(output).__name__}", "output")
     if top_k is not None and inputs.keep_rest:
