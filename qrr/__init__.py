@@ -1,5 +1,11 @@
 """qrr: exact, fast Qwen3-Reranker scores from the shell or Python.
 
+Where to start: ``Reranker`` (``predict``, ``score``, ``rank``: one process, any device); ``pipelines`` (score a
+stream of pairs into a file that goes on after an interruption, rank a query, rerank a TREC or BEIR run);
+``formats`` (the field's files: pairs, documents, runs, qrels, BEIR folders); ``metrics`` (nDCG, MAP, recall, as
+trec_eval counts them); ``server.client.RemoteReranker`` (a running ``qrr serve``, as a Reranker); ``raydata``
+(a Ray Data stage, with the ``ray`` extra); ``errors`` (every error qrr raises).
+
 ``from qrr import Reranker`` imports neither typer nor rich; torch and transformers load when a Reranker
 is built.
 """

@@ -159,7 +159,8 @@ class Evaluation:
 def evaluate(qrels: Qrels, run: Run, measures=MEASURES, *, name: str = "run", queries: set[str] | None = None,
              level: int = 1) -> Evaluation:  # fmt: skip
     """Score ``run`` against ``qrels`` over ``queries`` (default: every judged query) by ``measures`` (names as
-    ``measure`` takes them, or one string of them with commas: third, as pytrec_eval's evaluator takes them);
+    ``measure`` takes them, or one string of them with commas, ``"ndcg@10,P@5"``, as pytrec_eval's evaluator
+    takes them; ``None``: ``MEASURES``);
     relevant means a judgment of ``level`` or more. ``name`` names the run in the ``Evaluation``."""
     check_count(level, "level")
     qrels, run = _by_string_ids(qrels, "qrels"), _by_string_ids(run, "run")

@@ -43,6 +43,10 @@ from qrr.formats import PairRecord
 from qrr.pipelines import Job, RunInputs, locked, no_room, ranked, score_records, shown
 from qrr.reranker import CHUNK, Reranker, spans
 
+# the API (what help shows, and import *); the rest is what qrr score --ray and qrr rerank --ray use
+__all__ = ["read_pairs", "score", "rerank", "write", "done_records", "ScoreStage", "RerankStage", "ErrorLog",
+           "Placement", "start"]  # fmt: skip
+
 BLOCK_ROWS = 4096  # rows a read task hands on at a time
 SOURCE = "_qrr_source"  # the column read_pairs names each Parquet row's file in
 # Where each row of qrr's pair files came from: its file, and its place among the file's records (bad lines
@@ -54,7 +58,7 @@ RESTARTS = 3  # an actor that dies (killed, out of memory) is started again this
 
 @ray.remote(num_cpus=0)
 class ErrorLog:
-    """Where read tasks and actors report what ``on_error="skip"`` passes over, and the actors how many rows they
+    """Where read tasks and actors report what ``skip=True`` passes over, and the actors how many rows they
     scored and documents they cut to ``max_length``; the driver reads it as the run goes and at the end. A report
     made twice (a retried task) counts once: one is known by its message, which names its place, or by the ``key``
     it comes with."""
@@ -514,7 +518,9 @@ class Placement:
 
     def map(self, dataset, stage: type, **arguments):
         """``dataset.map_batches(stage, **arguments)`` on these actors. An error the stage raises reaches the
-        driver as itself (Ray would wrap it in a "UDF failed" without its message)."""
+        driver as Ray's ``RayTaskError`` that is also of its class (``except InputError`` catches it; its ``cause``
+        is the error itself, ``qrr.errors.qrr_cause`` finds it): Ray would wrap it in a "UDF failed" without its
+        message."""
         dataset.context.raise_original_map_exception = True  # the dataset's own context, not the session's
         with warnings.catch_warnings():
             # Ray 2.60 names no parameter for max_restarts yet, and warns; its default restarts an actor forever
@@ -567,7 +573,8 @@ def _check_options(options: dict, stage: tuple[str, ...] = ()) -> None:
 def _check_skip(skip: bool, errors) -> None:
     if skip and errors is None:  # it raised at the first bad row all the same
         raise InputError("{skip} needs {errors}, an ErrorLog.remote() that collects what is left out: "
-                         "raydata.ErrorLog.remote(), read with errors.report.remote()", "skip", "errors")  # fmt: skip
+                         "raydata.ErrorLog.remote(), read with ray.get(errors.report.remote())", "skip",
+                         "errors")  # fmt: skip
 
 
 class _Unknown:
@@ -596,6 +603,8 @@ def _check_model(model) -> None:
     start, fail to load it and are started again. (On a cluster, a path may exist on the workers only.)"""
     from qrr import models
 
+    if model is not None and not isinstance(model, str | os.PathLike) and not callable(model):  # as Reranker says it
+        raise InputError(f"{{model}} must be a model name, hub repo id or folder, not {type(model).__name__}", "model")
     model = models.named(model)  # an empty name is said everywhere, a cluster too
     if _one_machine():
         models.check_local(model)

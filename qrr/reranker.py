@@ -421,7 +421,7 @@ class Reranker(_Predicts):
 
         A pair is ``(query, document)`` or ``(query, document, instruction)``; an instruction of ``None``
         falls back to ``instruction`` (for this call), then to this Reranker's, then to the model card's default.
-        ``pairs`` may be any iterable; they are tokenized and scored ``CHUNK`` at a time. ``progress`` is called
+        ``pairs`` may be any iterable; they are tokenized and scored ``CHUNK`` (1,024) at a time. ``progress`` is called
         with the number of pairs each finished batch scored; ``batch_size`` caps the pairs of one forward pass
         (the token budget ``batch_tokens`` always applies); ``show_progress_bar`` draws a tqdm bar on stderr.
         """
@@ -459,7 +459,7 @@ class Reranker(_Predicts):
         ``return_documents``, and ``id`` where ``ids`` (one per document) are given. Ties keep input order.
 
         ``documents`` may be any iterable, a generator over millions of lines included: they are scored
-        ``CHUNK`` at a time, and with ``top_k`` only the best k are kept. ``instruction`` overrides this
+        ``CHUNK`` (1,024) at a time, and with ``top_k`` only the best k are kept. ``instruction`` overrides this
         Reranker's instruction for the call; ``progress`` is called with the pairs each batch scored.
         """
         check_call(batch_size, show_progress_bar)

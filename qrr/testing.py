@@ -1,10 +1,10 @@
 """A fake model for tests, as simonw/llm's ``MockModel``: the real tokenizer, prompt and batching, but no
 transformer. Register one under a name and every front end loads it by that name::
 
-    from qrr import models
+    from qrr import Reranker, models
     from qrr.testing import FakeModel
 
-    models.register("fake", FakeModel(tokenizer))
+    models.register("fake", FakeModel("path/to/tokenizer"))  # a Qwen3 tokenizer's folder, or a tokenizer object
     Reranker("fake").score([("q", "d")])          # or: qrr score --model fake ...
 
 A fake score is a fixed function of every token of the prompt (so it changes with the query, the document, the

@@ -46,7 +46,9 @@ def test_compressed_or_parquet_data_is_named_as_such(tmp_path):
     assert list(formats.read_pairs(str(tmp_path / "pairs.bin"), on_error=skipped.append)) == []
     assert [str(e) for e in skipped] == [f"{tmp_path / 'pairs.bin'}: gzip-compressed data; name the file *.gz, or "
                                          "decompress it first (zcat)"]  # fmt: skip
-    with pytest.raises(InputError, match="p.parquet: a Parquet file, not text; qrr score --ray reads Parquet, or"):
+    with pytest.raises(InputError, match=r"p.parquet: a Parquet file, not text; qrr score --ray reads Parquet \(in "
+                                         r"Python, qrr.raydata.read_pairs, or a DataFrame from pandas.read_parquet\), "
+                                         "or convert it to JSON lines$"):  # fmt: skip
         list(formats.read_documents(write(tmp_path, "p.parquet", b"PAR1\x15\x04\x8c\xff rest\n")))
     assert [d.text for d in formats.read_documents(write(tmp_path, "t.txt", "PAR1 is a word\n"))] == ["PAR1 is a word"]
     said = (f"{tmp_path / 'u.txt'}: UTF-16 text (it opens with UTF-16's byte order mark, as Windows PowerShell's > "

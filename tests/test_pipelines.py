@@ -857,6 +857,29 @@ def test_a_scoring_run_says_its_faults_in_python_terms(rr, tmp_path):
     with pytest.raises(InputError, match=r"^on_error must be a function that takes each error \(a list's append, say\),"
                                          " not 'skip'$"):  # fmt: skip
         pipelines.score_run(rr, score_input(), out, on_error="skip")  # failed as a TypeError at the first bad pair
+    # and so does every reader of the field's files that takes one, before it reads anything
+    skip = "must be a function that takes each error (a list's append, say), not 'skip'"
+    for call, param in ((lambda: formats.read_pairs("none.jsonl", on_error="skip"), "on_error"),
+                        (lambda: formats.read_documents("none.jsonl", on_error="skip"), "on_error"),
+                        (lambda: formats.read_run("none.trec", on_error="skip"), "on_error"),
+                        (lambda: formats.read_qrels("none.tsv", on_error="skip"), "on_error"),
+                        (lambda: formats.read_corpus("none.jsonl", on_error="skip"), "on_error"),
+                        (lambda: formats.read_queries("none.jsonl", on_error="skip"), "on_error"),
+                        (lambda: pipelines.read_run_inputs("a", "b", "c", on_error="skip"), "on_error"),
+                        (lambda: pipelines.read_run_inputs("a", "b", "c", on_missing="skip"),
+                         "on_missing")):  # fmt: skip
+        with pytest.raises(InputError, match=f"^{param} {re.escape(skip)}$"):
+            call()
+    # a model's name in place of a reranker, a path in place of the inputs: said, not an AttributeError
+    said = 'reranker must be a Reranker (Reranker("0.6b")) or a RemoteReranker, not str'
+    for call in (lambda: pipelines.score_run("0.6b", score_input(), out), lambda: next(pipelines.score_records(
+            "0.6b", score_input())), lambda: pipelines.rank_records("0.6b", "q", ["d"])):  # fmt: skip
+        with pytest.raises(InputError, match=f"^{re.escape(said)}$"):
+            call()
+    with pytest.raises(InputError, match="^inputs must be a RunInputs \\(from read_run_inputs\\), not str$"):
+        pipelines.rerank_run(rr, "bm25.trec", out)
+    with pytest.raises(InputError, match="^idle: not with chunk, whose chunks are fixed; give one of them$"):
+        next(pipelines.score_records(rr, score_input(), idle=1, chunk=2))  # it was taken, and played no part
     # a bad pair after results: where it is, and that the results before it stand
     records = [{"id": f"p{k}", "query": "q", "document": f"d{k}"} for k in range(6)]
     pipelines.score_run(rr, records[:3], out)

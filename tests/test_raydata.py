@@ -839,6 +839,8 @@ def test_a_stage_whose_options_cannot_run_says_so_at_its_first_batch_or_before(r
     with pytest.raises(TypeError, match='^ScoreStage takes batches as pyarrow tables, not dict: give '
                                         'map_batches\\(ScoreStage, batch_format="pyarrow", '):  # fmt: skip
         raydata.ScoreStage("fake")({"query": numpy.array(["q"]), "document": numpy.array(["d"])})
+    with pytest.raises(InputError, match="^model must be a model name, hub repo id or folder, not int$"):
+        raydata.score(items, 5, workers=1)  # it failed in the actors
     with pytest.raises(InputError, match="^workers must be at least 1, not 0$"):  # it ran one actor
         raydata.score(items, str(tiny_model), workers=0)
 

@@ -255,7 +255,8 @@ def _binary_kind(first: bytes, name: str) -> SourceError | None:
                           "utf-8")  # fmt: skip
     if first.startswith(b"PAR1") and any(b < 0x20 and b not in b"\t\r\n" for b in first[4:8]):
         return SourceError(
-            f"{name}: a Parquet file, not text; qrr score --ray reads Parquet, or convert it to JSON lines"
+            f"{name}: a Parquet file, not text; qrr score --ray reads Parquet (in Python, qrr.raydata.read_pairs, or "
+            "a DataFrame from pandas.read_parquet), or convert it to JSON lines"
         )
     return None
 
@@ -479,6 +480,14 @@ def _past_64_bits(record: dict, where: str) -> bool:
 ErrorSink = Callable[[InputError], None] | None
 
 
+def check_sink(on_error: ErrorSink, param: str = "on_error") -> None:
+    """``InputError`` unless ``on_error`` is ``None`` or a function (of each ``InputError``): a word such as
+    ``"skip"`` failed as a ``TypeError`` at the first bad line, hours in."""
+    if on_error is not None and not callable(on_error):
+        raise InputError(f"{{{param}}} must be a function that takes each error (a list's append, say), not "
+                         f"{on_error!r}", param)  # fmt: skip
+
+
 def raise_or_hand(error: InputError, on_error: ErrorSink) -> None:
     """Raise ``error`` (``skippable``), or where there is ``on_error`` hand it over (to be skipped)."""
     if on_error is None:
@@ -497,7 +506,9 @@ def _checked(items, on_error: ErrorSink):
 
 
 def read_pairs(
-    sources: Iterable[str] | str, input_format: str = "auto", on_error: Callable[[InputError], None] | None = None
+    sources: Iterable[str | os.PathLike] | str | os.PathLike,
+    input_format: str = "auto",
+    on_error: Callable[[InputError], None] | None = None,
 ) -> Iterator[PairRecord]:
     """Pairs from JSONL objects (``query``, ``document``, optional ``instruction`` and id fields), a JSON
     array of such objects, or TSV ``query<TAB>document`` lines (a first line naming the columns,
@@ -505,6 +516,7 @@ def read_pairs(
 
     ``sources``: paths (``-`` for stdin), or one path. Lazy: records come as lines are read. A bad line raises
     ``InputError``, or with ``on_error`` is handed to it and skipped."""
+    check_sink(on_error)
     return _checked(_pairs(_paths(sources), _format(input_format, PAIR_FORMATS)), on_error)
 
 
@@ -674,7 +686,7 @@ def _tsv_pairs(source: str, lines):
 
 
 def read_documents(
-    sources: Iterable[str] | str,
+    sources: Iterable[str | os.PathLike] | str | os.PathLike,
     input_format: str = "auto",
     text_field: str = "text",
     id_field: str = "id",
@@ -688,6 +700,7 @@ def read_documents(
     space, as ``read_corpus`` joins them.
 
     ``sources``, laziness and bad lines as in ``read_pairs``."""
+    check_sink(on_error)
     return _checked(_documents(_paths(sources), _format(input_format, DOC_FORMATS), text_field, id_field), on_error)
 
 

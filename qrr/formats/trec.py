@@ -24,6 +24,7 @@ import orjson
 from qrr.errors import InputError, plural, warn
 from qrr.formats.records import (
     ErrorSink,
+    check_sink,
     json_records,
     json_type,
     label,
@@ -75,6 +76,7 @@ def read_run(source: str | os.PathLike, on_error: ErrorSink = None) -> Run:
     stdin and a ``.gz`` file is read compressed. Queries keep the order in which they first appear. A malformed
     line, a score that is not a number and a docid listed twice for one query are errors (with ``on_error``:
     handed over and skipped, the first listing kept)."""
+    check_sink(on_error)
     source = path_of(source)
     lines = read_lines(source)
     kind, lines = sniffed(lines, "trec")
@@ -164,6 +166,7 @@ def read_qrels(source: str | os.PathLike, on_error: ErrorSink = None) -> Qrels:
     ``corpus-id``, ``score``, with or without a header), told apart by the first line. Relevance is a whole
     number; a judgment given twice is an error (with ``on_error``: the first is kept), but where both give the same
     relevance: it is kept once, and a warning counts such lines."""
+    check_sink(on_error)
     source = path_of(source)
     qrels: Qrels = {}
     kind = None
@@ -238,6 +241,7 @@ def read_corpus(source: str | os.PathLike, keep: set[str] | None = None, on_erro
     the first line. A title and text are joined with a space when the title is not empty. With ``keep``, only
     those documents are kept in memory, so a corpus of millions of passages costs only what a run needs. A
     document id given twice is an error."""
+    check_sink(on_error)
     source = path_of(source)
     corpus: dict[str, str] = {}
     for where, record in _id_text_records(source, "docid", on_error):
@@ -259,6 +263,7 @@ def read_corpus(source: str | os.PathLike, keep: set[str] | None = None, on_erro
 def read_queries(source: str | os.PathLike, on_error: ErrorSink = None) -> dict[str, str]:
     """Queries as ``{qid: text}``: BEIR's JSONL (``_id``, ``text``; or ``id``) or TSV lines ``qid<TAB>text`` (MS
     MARCO), told apart by the first line. A query id given twice is an error."""
+    check_sink(on_error)
     source = path_of(source)
     queries: dict[str, str] = {}
     for where, record in _id_text_records(source, "qid", on_error):

@@ -25,7 +25,7 @@ from qrr.pipelines.files import (
     check_not_input,
     claim,
 )
-from qrr.pipelines.streams import _calls, _CountedOnce, call_room, check_sink, no_room
+from qrr.pipelines.streams import _calls, _CountedOnce, call_room, check_scorer, check_sink, no_room
 from qrr.reranker import ProgressBar, Scorer, Stats, check_call, spans
 
 DEFAULT_DEPTH = 100
@@ -91,6 +91,7 @@ def plan(tops: dict[str, list[str]], queries: dict[str, str], corpus: dict[str, 
     A query missing from ``queries`` or a document missing from ``corpus`` is an error naming how many are
     missing and where they were looked for (``sources``: the queries' and the corpus's names); with
     ``on_missing`` each is handed over and left out instead."""
+    check_sink(on_missing, "on_missing")
     jobs, missing_queries, missing_docs = [], [], []
     for qid, docids in tops.items():
         if qid not in queries:
@@ -134,6 +135,8 @@ def read_run_inputs(
     are skipped; a query or document the run names but the files lack raises, or goes to ``on_missing``.
     ``status(message)`` gives a context to read the corpus in (a spinner); ``keep_rest``: see ``RunInputs``."""
     check_count(depth, "depth")
+    check_sink(on_error)
+    check_sink(on_missing, "on_missing")
     named = ((run, "run"), (queries, "queries"), (corpus, "corpus"))
     run, queries, corpus = formats.stdin_once([formats.path_of(path, name) for path, name in named])
     table = formats.read_run(run, on_error)
@@ -170,8 +173,10 @@ class RunOutput(_Claimed):
                 inputs: Iterable[str | os.PathLike | None] = (), settings: dict | None = None,
                 ) -> RunOutput:  # fmt: skip
         """The output the arguments ask for, checked before any input is read; ``inputs`` are the files the run
-        reads, which it must not write over; ``settings`` the run's (see ``_Claimed``). An existing file keeps its
-        format; ``fmt`` defaults to it, else to ``jsonl`` for a name ending in ``.jsonl``, else to ``trec``."""
+        reads, which it must not write over; ``settings`` the run's (``model``, ``instruction``, ``max_length``,
+        ``recipe``: kept beside a file it starts, checked against those kept beside a file it goes on with; by
+        default ``rerank_run`` takes the reranker's). An existing file keeps its format; ``fmt`` defaults to it,
+        else to ``jsonl`` for a name ending in ``.jsonl``, else to ``trec``."""
         path = None if path is None else formats.path_of(path, "output")
         if fmt is not None and fmt.lower() not in formats.RUN_FORMATS:
             raise InputError(f"{{fmt}} {fmt}: use trec or jsonl for a run", "fmt")
@@ -486,7 +491,13 @@ def rerank_run(
     batch scored, ``on_query`` with each finished query's id; ``show_progress_bar`` draws a tqdm bar of the pairs
     left (a notebook's widget) as ``Reranker.score`` does. A query too long for ``max_length`` raises
     ``InputError``, or with ``on_error`` (a function of each error) is handed to it and left out. Ctrl-C (or SIGTERM,
-    where a front end raises ``Terminated``) raises ``Interrupted`` saying how many queries are done."""
+    where a front end raises ``Terminated``) raises ``Interrupted`` saying how many queries are done; any other
+    failure once an output holds results (an ``on_query`` of the caller's included) raises ``qrr.errors.Stopped``,
+    whose ``cause`` it is, saying so too (``InputError`` and ``OutputBusy`` come as they are)."""
+    check_scorer(reranker)
+    if not isinstance(inputs, RunInputs):
+        raise InputError(f"{{inputs}} must be a RunInputs (from read_run_inputs), not {type(inputs).__name__}",
+                         "inputs")  # fmt: skip
     check_count(top_k, "top_k")
     check_call(show_progress_bar=show_progress_bar)
     check_sink(on_error)

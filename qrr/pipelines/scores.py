@@ -27,7 +27,7 @@ from qrr.pipelines.files import (
     file_size,
     settings_path,
 )
-from qrr.pipelines.streams import ScoredChunk, _fingerprint, _triple, check_sink, no_room, score_records
+from qrr.pipelines.streams import ScoredChunk, _fingerprint, _triple, check_scorer, check_sink, no_room, score_records
 from qrr.reranker import ProgressBar, Scorer, Stats, check_call, pair_rows
 
 GAPS_CHECKED = 10_000  # pairs a --resume file left out that a run going on with it checks
@@ -68,7 +68,9 @@ class ScoresOutput(_Claimed):
     def checked(cls, path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (),
                 settings: dict | None = None) -> ScoresOutput:  # fmt: skip
         """The output at ``path``, checked before any input is read: ``inputs`` are the files the run reads,
-        which it must not write over; ``settings`` the run's (see ``_Claimed``)."""
+        which it must not write over; ``settings`` the run's (``model``, ``instruction``, ``max_length``, ``recipe``:
+        kept beside a file it starts, checked against those kept beside a file it goes on with; by default
+        ``score_run`` takes the reranker's)."""
         path = formats.path_of(path, "output")
         check_appendable(path, inputs, "scores", "the scores")
         return cls(path, settings=settings)
@@ -250,7 +252,10 @@ def score_run(
     draws a tqdm bar. A pair whose query leaves no room within ``max_length`` raises ``InputError``, or with
     ``on_error`` (a function of each error: ``errors.append``) is handed to it and left out (its ``index`` skipped
     in the file; a call that goes on must pass ``on_error`` too). Ctrl-C raises ``qrr.errors.Interrupted`` (a
-    ``KeyboardInterrupt``) saying what the file holds."""
+    ``KeyboardInterrupt``) saying what the file holds; any other failure once results were written (a full disk, a
+    server gone, an error of the input's own generator) raises ``qrr.errors.Stopped``, whose ``cause`` it is,
+    saying so too (``InputError`` and ``OutputBusy`` say it themselves, and come as they are)."""
+    check_scorer(reranker)
     check_call(show_progress_bar=show_progress_bar)
     check_sink(on_error)
     if isinstance(output, str | os.PathLike):

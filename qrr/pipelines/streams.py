@@ -12,7 +12,7 @@ import orjson
 from qrr.engine import Progress
 from qrr.errors import InputError, PairError, check_count
 from qrr.formats import DocRecord, PairRecord
-from qrr.formats.records import ErrorSink
+from qrr.formats.records import ErrorSink, check_sink
 from qrr.reranker import CHUNK, RankResult, Results, Scorer, check_document_source, chunks, pair_rows, triples
 
 
@@ -118,7 +118,7 @@ def score_records(
     """Score pairs a chunk at a time, in input order, so that each chunk's results can be written as soon as they
     are done and memory stays flat over any number of pairs. ``records``: ``PairRecord``s (from
     ``formats.read_pairs``) or whatever ``Reranker.score`` takes (``(query, document)`` tuples, dicts, ...); a
-    chunk's ``records`` are its items as given. A chunk is ``chunk`` pairs, by default up to ``CHUNK`` or
+    chunk's ``records`` are its items as given. A chunk is ``chunk`` pairs, by default up to ``CHUNK`` (1,024) or
     ``call_room``'s characters. Each chunk's scores carry its ``stats``.
 
     A pair whose query and instruction leave no room for its document within ``max_length`` raises ``InputError``
@@ -128,8 +128,11 @@ def score_records(
     for that long (an input that pauses, as a pipe from a slow producer does); the thread stops when this generator
     is closed. ``first``: the input position of ``records``' first, which messages of a pair without a file and line
     count from (a run going on past the pairs an earlier one did); chunks count from 0."""
+    check_scorer(reranker)
     if idle is not None and not idle > 0:
         raise InputError(f"{{idle}} must be a number of seconds above 0, not {idle!r}", "idle")
+    if idle is not None and chunk:  # it was taken, and played no part
+        raise InputError("{idle}: not with {chunk}, whose chunks are fixed; give one of them", "idle", "chunk")
     check_count(chunk, "chunk")
     check_count(first, "first", least=0)
     check_sink(on_error)
@@ -204,12 +207,13 @@ def _counted_from(parts: Iterable, first: int) -> Iterator:
         yield part
 
 
-def check_sink(on_error: ErrorSink, param: str = "on_error") -> None:
-    """``InputError`` unless ``on_error`` is ``None`` or a function (of each ``InputError``): a word such as
-    ``"skip"`` failed as a ``TypeError`` at the first bad pair, hours in."""
-    if on_error is not None and not callable(on_error):
-        raise InputError(f"{{{param}}} must be a function that takes each error (a list's append, say), not "
-                         f"{on_error!r}", param)  # fmt: skip
+def check_scorer(reranker, method: str = "score", param: str = "reranker") -> None:
+    """``InputError`` unless ``reranker`` has the ``Reranker`` ``method`` a call needs (a model name given in its
+    place failed as an ``AttributeError``). Asked of its class: a ``RemoteReranker``'s settings would ask its
+    server."""
+    if not callable(getattr(type(reranker), method, None)):
+        raise InputError(f'{{{param}}} must be a Reranker (Reranker("0.6b")) or a RemoteReranker, not '
+                         f"{type(reranker).__name__}", param)  # fmt: skip
 
 
 def _left_out(part: list, places: list[int], start: int, bad: dict, on_error: ErrorSink) -> list[int]:
@@ -280,6 +284,7 @@ def rank_records(
     ``return_documents``) ``text`` and (with ``with_fields``) ``fields``, a ``DocRecord``'s other fields.
     ``records``: ``DocRecord``s (from ``formats.read_documents``) or texts, whose id is ``None``. The documents
     are read and scored a chunk at a time; only scores, ids and kept texts and fields stay in memory."""
+    check_scorer(reranker, "rank")
     check_document_source(
         records,
         "records",
