@@ -44,8 +44,8 @@ from qrr.pipelines import Job, RunInputs, locked, no_room, ranked, score_records
 from qrr.reranker import CHUNK, Reranker, spans
 
 # the API (what help shows, and import *); the rest is what qrr score --ray and qrr rerank --ray use
-__all__ = ["read_pairs", "score", "rerank", "write", "done_records", "ScoreStage", "RerankStage", "ErrorLog",
-           "Placement", "start"]  # fmt: skip
+__all__ = ["read_pairs", "score", "rerank", "write", "done_records", "claim_output", "prepare_output", "run_record",
+           "rows_at", "ScoreStage", "RerankStage", "ErrorLog", "Placement", "start"]  # fmt: skip
 
 BLOCK_ROWS = 4096  # rows a read task hands on at a time
 SOURCE = "_qrr_source"  # the column read_pairs names each Parquet row's file in
@@ -58,10 +58,10 @@ RESTARTS = 3  # an actor that dies (killed, out of memory) is started again this
 
 @ray.remote(num_cpus=0)
 class ErrorLog:
-    """Where read tasks and actors report what ``skip=True`` passes over, and the actors how many rows they
-    scored and documents they cut to ``max_length``; the driver reads it as the run goes and at the end. A report
-    made twice (a retried task) counts once: one is known by its message, which names its place, or by the ``key``
-    it comes with."""
+    """Where read tasks and actors report what is left out (``read_pairs(errors=...)``'s bad lines, and with
+    ``skip=True`` the stages' bad rows), and the actors how many rows they scored and documents they cut to
+    ``max_length``; the driver reads it as the run goes and at the end. A report made twice (a retried task) counts
+    once: one is known by its message, which names its place, or by the ``key`` it comes with."""
 
     def __init__(self, shown: int = 20):
         self.shown, self.seen, self.messages = shown, set(), []

@@ -397,7 +397,7 @@ def test_a_python_run_keeps_its_settings_and_one_with_others_is_refused(beir_dir
         f'^output {out} was written with instruction "{QWEN3.default_instruction}", not "Judge" \\(as '
         f"{tmp_path / '.out.trec.qrr.json'} keeps\\); go on with that, or rerank into a new file$"
     )
-    for prepared in (False, True):  # prepared by the caller (the README's way) or by rerank_run
+    for prepared in (False, True):  # prepared by the caller or by rerank_run
         output, inputs = pipelines.RunOutput.checked(out), beir_inputs(beir_dir)
         if prepared:
             output.prepare(inputs)
@@ -872,14 +872,27 @@ def test_a_scoring_run_says_its_faults_in_python_terms(rr, tmp_path):
             call()
     # a model's name in place of a reranker, a path in place of the inputs: said, not an AttributeError
     said = 'reranker must be a Reranker (Reranker("0.6b")) or a RemoteReranker, not str'
-    for call in (lambda: pipelines.score_run("0.6b", score_input(), out), lambda: next(pipelines.score_records(
-            "0.6b", score_input())), lambda: pipelines.rank_records("0.6b", "q", ["d"])):  # fmt: skip
-        with pytest.raises(InputError, match=f"^{re.escape(said)}$"):
+    for call in (lambda: pipelines.score_run("0.6b", score_input(), out), lambda: pipelines.score_records(
+            "0.6b", score_input()), lambda: pipelines.rank_records("0.6b", "q", ["d"])):  # fmt: skip
+        with pytest.raises(InputError, match=f"^{re.escape(said)}$"):  # at the call, before anything is read
             call()
+    with pytest.raises(InputError, match="^on_error must be a function"):
+        next(pipelines.rerank_jobs(rr, [], {}, on_error="skip"))
+    from types import SimpleNamespace
+
+    spy = SimpleNamespace(
+        score=rr.score,
+        batch_tokens=rr.batch_tokens,
+        max_length=rr.max_length,
+        instruction=rr.instruction,
+        settings=rr.settings,
+    )  # any object with what a call needs will do
+
+    assert pipelines.score_run(spy, score_input(2), tmp_path / "spy.jsonl").wrote == 2
     with pytest.raises(InputError, match="^inputs must be a RunInputs \\(from read_run_inputs\\), not str$"):
         pipelines.rerank_run(rr, "bm25.trec", out)
     with pytest.raises(InputError, match="^idle: not with chunk, whose chunks are fixed; give one of them$"):
-        next(pipelines.score_records(rr, score_input(), idle=1, chunk=2))  # it was taken, and played no part
+        pipelines.score_records(rr, score_input(), idle=1, chunk=2)  # it was taken, and played no part
     # a bad pair after results: where it is, and that the results before it stand
     records = [{"id": f"p{k}", "query": "q", "document": f"d{k}"} for k in range(6)]
     pipelines.score_run(rr, records[:3], out)

@@ -414,7 +414,9 @@ def rerank_jobs(
     best ``top_k``), job by job, in order. ``progress`` is called with the pairs each batch finished; ``stats``
     collects what the scoring did. A query that leaves its documents no room within ``max_length`` raises
     ``InputError``, or with ``on_error`` is handed to it and left out."""
+    check_scorer(reranker)
     check_count(top_k, "top_k")
+    check_sink(on_error)
 
     # Queries share a call, and so batches (see call_room): each query's results are written once its call is done.
     def weigh(job: Job) -> tuple[int, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -127,7 +128,8 @@ def score_records(
     (seconds, above 0; not with ``chunk``), ``records`` are read ahead in a thread and a chunk ends where none came
     for that long (an input that pauses, as a pipe from a slow producer does); the thread stops when this generator
     is closed. ``first``: the input position of ``records``' first, which messages of a pair without a file and line
-    count from (a run going on past the pairs an earlier one did); chunks count from 0."""
+    count from (a run going on past the pairs an earlier one did); chunks count from 0. The arguments are checked
+    at the call, before any pair is read."""
     check_scorer(reranker)
     if idle is not None and not idle > 0:
         raise InputError(f"{{idle}} must be a number of seconds above 0, not {idle!r}", "idle")
@@ -136,6 +138,10 @@ def score_records(
     check_count(chunk, "chunk")
     check_count(first, "first", least=0)
     check_sink(on_error)
+    return _scored_records(reranker, records, progress, chunk, on_error, idle, first)
+
+
+def _scored_records(reranker, records, progress, chunk, on_error, idle, first) -> Iterator[ScoredChunk]:
     pairs = _with_triples(records)
     if idle is not None and not chunk:
         pairs = _prefetched(pairs, idle)
@@ -209,9 +215,8 @@ def _counted_from(parts: Iterable, first: int) -> Iterator:
 
 def check_scorer(reranker, method: str = "score", param: str = "reranker") -> None:
     """``InputError`` unless ``reranker`` has the ``Reranker`` ``method`` a call needs (a model name given in its
-    place failed as an ``AttributeError``). Asked of its class: a ``RemoteReranker``'s settings would ask its
-    server."""
-    if not callable(getattr(type(reranker), method, None)):
+    place failed as an ``AttributeError``); any object with it will do (``qrr.Scorer``, a mock)."""
+    if isinstance(reranker, str | os.PathLike) or not callable(getattr(reranker, method, None)):
         raise InputError(f'{{{param}}} must be a Reranker (Reranker("0.6b")) or a RemoteReranker, not '
                          f"{type(reranker).__name__}", param)  # fmt: skip
 
