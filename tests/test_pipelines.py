@@ -361,13 +361,14 @@ def test_a_python_user_goes_on_with_an_interrupted_run(beir_dir, rr, tmp_path):
     assert output.prepare(inputs) is True  # the unfinished query was cut off
     assert output.done == 2 and [j.qid for j in inputs.jobs] == ["q2", "q3", "q4"]
     done = pipelines.rerank_run(rr, inputs, output)
-    assert done.run == {} and done.queries == 3
+    assert done.run == {} and (done.queries, done.resumed) == (3, 2)  # as score_run says what it went past
     assert out.read_bytes() == whole.read_bytes()
     # without prepare, rerank_run goes on from the file itself: nothing is written twice
     out.write_bytes(b"".join(lines[:9]) + lines[9][:7])
     inputs = beir_inputs(beir_dir)
     done = pipelines.rerank_run(rr, inputs, pipelines.RunOutput.checked(str(out)))
-    assert done.queries == 3 and out.read_bytes() == whole.read_bytes()
+    assert (done.queries, done.resumed) == (3, 2) and out.read_bytes() == whole.read_bytes()
+    assert pipelines.rerank_run(rr, beir_inputs(beir_dir), str(out)).resumed == 5  # all done: nothing reranked
     # and leaves the caller's inputs whole: a notebook's next call, without the file, found no query left
     assert len(inputs.jobs) == 5 and pipelines.rerank_run(rr, inputs).queries == 5
     # an output path that is one of the files read is refused as such (it was read as a run to go on with)

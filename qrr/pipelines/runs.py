@@ -461,16 +461,18 @@ def _skipped(job: Job, error: InputError | None, on_error: ErrorSink, progress: 
 
 @dataclass
 class Reranked:
-    """What ``rerank_run`` did: the results (``run``, kept only where there was no output), the scoring ``stats``
-    and the number of queries reranked."""
+    """What ``rerank_run`` did: the results (``run``, kept only where there was no output), the scoring ``stats``,
+    the number of queries reranked, and as ``resumed`` those it went past (an earlier run's output held them)."""
 
     run: Run
     stats: Stats
     queries: int
+    resumed: int = 0
 
     def __repr__(self) -> str:  # a notebook showed the whole run
         return (
-            f"Reranked(run=<{plural(len(self.run), 'query', 'queries')}>, stats={self.stats!r}, queries={self.queries})"
+            f"Reranked(run=<{plural(len(self.run), 'query', 'queries')}>, stats={self.stats!r}, "
+            f"queries={self.queries}, resumed={self.resumed})"
         )
 
 
@@ -575,4 +577,4 @@ def write_reranked(
     finally:
         if output is not None:
             output.release()  # a run that ended before its first result still held the file
-    return Reranked(kept, stats if stats is not None else Stats(), finished)
+    return Reranked(kept, stats if stats is not None else Stats(), finished, before)
