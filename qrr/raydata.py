@@ -562,9 +562,10 @@ def _check_options(options: dict, stage: tuple[str, ...] = ()) -> None:
     ``Reranker`` takes: raised in each actor, it killed it, and it was started again and died again."""
     import inspect
 
-    taken = [name for name in inspect.signature(Reranker).parameters if name != "model"]
+    signature = inspect.signature(Reranker)
+    taken = [name for name in signature.parameters if name != "model"]
     try:
-        inspect.signature(Reranker).bind_partial(**{k: v for k, v in options.items() if k not in (*stage, "threads")})
+        signature.bind_partial(**{k: v for k, v in options.items() if k not in (*stage, "threads")})
     except TypeError as exc:
         columns = f" and the columns' ({', '.join(stage)})" if stage else ""
         raise TypeError(f"{exc}: the options are Reranker's ({', '.join(taken)}){columns}") from None
@@ -882,13 +883,19 @@ def _without_null_instruction(row: dict) -> dict:
     return row
 
 
+def cluster_address(address: str | None = None) -> str | None:
+    """The cluster ``start`` joins: ``address``, else ``$RAY_ADDRESS``; ``None`` where it starts an instance of the
+    run's own (``local`` is Ray's word for that)."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    return None if address == "local" else address
+
+
 def start(address: str | None = None, workers: int = 1) -> bool:
     """Join the cluster at ``address`` (default ``$RAY_ADDRESS``), or start a local instance of this run's own with
     room for ``workers`` actors and the read tasks beside them (on a few cores, actors of one CPU each would leave
     none for reading), even where one ``ray start`` left runs on this machine. Returns whether Ray runs on this
     machine only. A SIGTERM handler the caller set stays (``ray.init`` would replace it)."""
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    address = None if address == "local" else address  # Ray's own word for an instance of the run's own
+    address = cluster_address(address)
     if not ray.is_initialized():
         # ray.init makes SIGTERM a silent sys.exit on the driver (which runs Ray's shutdown at exit); a handler of
         # the caller's own (the CLI's: stop as Ctrl-C does, saying how far the run got) stays

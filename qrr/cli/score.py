@@ -405,9 +405,9 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
             settings = {key: options[key] for key in ("instruction", "max_length", "recipe", "dtype", "score_column")}
             from qrr import models
 
-            # on this machine alone (no cluster joined, as raydata.start tells it), what auto means here: going on
-            # where it means another (bf16 for fp32) mixed two dtypes' scores in one folder
-            if settings["dtype"] == "auto" and (address or os.environ.get("RAY_ADDRESS") or "local") == "local":
+            # on this machine alone (no cluster joined), what auto means here: going on where it means another (bf16
+            # for fp32) mixed two dtypes' scores in one folder
+            if settings["dtype"] == "auto" and raydata.cluster_address(address) is None:
                 from qrr import device as devices
 
                 chosen = devices.resolve_dtype("auto", devices.resolve_device(options["device"]))
