@@ -66,6 +66,8 @@ class ErrorLog:
     def __init__(self, shown: int = 20):
         self.shown, self.seen, self.messages = shown, set(), []
         self.truncated = self.rows = 0
+        self.blank_keys: set[str] = set()
+        self.blank_places: list[str | None] = []
 
     def cut_count(self) -> int:
         return self.truncated
@@ -78,6 +80,19 @@ class ErrorLog:
     def scored_count(self) -> int:
         """The rows scored so far, for a front end's progress (Ray's own counts blocks)."""
         return self.rows
+
+    def blank(self, keys: list[str], places: list[str | None], shown: int = 3) -> None:
+        """Rows scored with a blank query or document (``places``: where each came from, for messages), each known
+        by its key: a retried batch's count once."""
+        for key, place in zip(keys, places, strict=True):
+            if key not in self.blank_keys:
+                self.blank_keys.add(key)
+                if len(self.blank_places) < shown:
+                    self.blank_places.append(place)
+
+    def blank_report(self) -> tuple[int, list[str | None]]:
+        """How many rows were scored with a blank query or document, and where the first few came from."""
+        return len(self.blank_keys), self.blank_places
 
     def add(self, error: InputError, key: str | None = None) -> None:
         key = key or str(error)
@@ -429,7 +444,19 @@ class ScoreStage:
             batch = batch.drop_columns([SOURCE])  # read_pairs', not the input's
         if self.errors is not None and scores:  # waited for: the driver reads the count at the end
             ray.get(self.errors.scored.remote(len(scores), scores.stats.truncated))
+            _report_blanks(self.errors, [records[n] for n in scored.indexes], queries, documents)
         return batch.append_column(self.score_column, pyarrow.array(scores, pyarrow.float64()))
+
+
+def _report_blanks(errors, scored: list[PairRecord], *columns: list) -> None:
+    """Tell ``errors`` of the ``scored`` pairs with a blank query or document (scored as given, whose score says
+    nothing of relevance), each keyed by its place in the batch and the batch's digest (``columns``)."""
+    import hashlib
+
+    blank = [n for n, r in enumerate(scored) if not r.query.strip() or not r.document.strip()]
+    if blank:
+        digest = hashlib.blake2b(repr(columns).encode(), digest_size=8).hexdigest()
+        ray.get(errors.blank.remote([f"{digest}:{n}" for n in blank], [scored[n].where for n in blank]))
 
 
 def _places(batch: pyarrow.Table, keep: list[int], sources: list | None) -> list[str | None]:

@@ -640,6 +640,26 @@ def test_missing_documents_fail_or_are_counted(cli, rerank_args, beir_dir, tmp_p
     assert [r[0] for r in rows].count("q0") == 1  # the top 2 held a missing document: one is left
 
 
+def test_blank_queries_and_documents_are_scored_and_warned_of_before_any_scoring(cli, tmp_path):
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "d1", "title": "", "text": ""}\n{"_id": "d2", "text": "x"}\n'
+                                           '{"_id": "d3", "title": " ", "text": "\\t"}\n')  # fmt: skip
+    (tmp_path / "queries.tsv").write_text("q1\t \nq2\thello\n")
+    run = "q1 Q0 d1 1 9 bm25\nq1 Q0 d2 2 8 bm25\nq2 Q0 d3 1 9 bm25\nq2 Q0 d1 2 8 bm25\n"
+    for args, kwargs in (([str(tmp_path / "run.trec")], {}), (["-"], {"input": run})):
+        (tmp_path / "run.trec").write_text(run)
+        result = cli("rerank", *args, "--corpus", str(tmp_path / "corpus.jsonl"), "--queries",
+                     str(tmp_path / "queries.tsv"), **kwargs)  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert len(parse_trec(result.stdout)) == 4  # each scored still
+        assert result.stderr == ("warning: 1 blank query (q1) scored as given: such a score says nothing of relevance\n"
+                                 "warning: 2 blank documents (d1, d3) scored as given: such a score says nothing of "
+                                 "relevance\n")  # fmt: skip
+    # said before a model loads: a run of hours warns at its start
+    result = cli("rerank", str(tmp_path / "run.trec"), "--corpus", str(tmp_path / "corpus.jsonl"), "--queries",
+                 str(tmp_path / "queries.tsv"), "--device", "nowhere")  # fmt: skip
+    assert result.exit_code == 2 and result.stderr.startswith("warning: 1 blank query (q1)")
+
+
 def test_missing_queries_and_malformed_lines(cli, rerank_args, beir_dir, tmp_path):
     run = tmp_path / "run.trec"
     run.write_text("q0 Q0 d1 1 1.0 x\nq9 Q0 d1 1 1.0 x\n")

@@ -329,6 +329,25 @@ def test_documents_cut_to_max_length_are_counted_as_without_ray(cli, tiny_model,
     assert "note: 3 documents cut to --max-length 200\n" in result.stderr  # it said nothing on Ray
 
 
+def test_blank_queries_and_documents_are_warned_of_as_without_ray(cli, tiny_model, tmp_path):
+    rows = [{"id": n, "query": " " if n == 7 else "q", "document": "" if n in (2, 5) else "text"} for n in range(9)]
+    path = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    plain = cli("score", path, model=tiny_model)
+    assert plain.stderr == (f"warning: 3 pairs with a blank query or document ({path}:3, {path}:6, {path}:8) scored "
+                            "as given: such a score says nothing of relevance\n")  # fmt: skip
+    result = cli("score", path, "--ray", "--workers", "2", "-o", str(tmp_path / "out"), model=tiny_model)
+    assert result.exit_code == 0, result.output
+    assert len(pyarrow.parquet.read_table(tmp_path / "out")) == 9  # scored as given
+    # where: the first three the actors reported (they score batches in no set order)
+    said = re.search(r"^warning: 3 pairs with a blank query or document \((.*)\) scored as given: such a score says "
+                     r"nothing of relevance$", result.stderr, re.MULTILINE)  # fmt: skip
+    assert said, result.stderr
+    assert sorted(said[1].split(", ")) == [f"{path}: record {n}" for n in (3, 6, 8)]
+    none = cli("score", write_jsonl(tmp_path / "fine.jsonl", rows[:2]), "--ray", "-o", str(tmp_path / "o2"),
+               model=tiny_model)  # fmt: skip
+    assert none.exit_code == 0 and "warning" not in none.stderr  # none blank: no warning
+
+
 def test_a_query_too_long_for_max_length_stops_the_run_or_is_skipped_as_without_ray(cli, tiny_model, tmp_path):
     rows = [{"id": n, "query": "long " * 200 if n == 2 else "q", "document": f"d{n}"} for n in range(4)]
     path = write_jsonl(tmp_path / "pairs.jsonl", rows)

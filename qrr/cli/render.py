@@ -678,16 +678,26 @@ class Blanks:
         """``records``, counted on their way."""
         for record in records:
             if any(not getattr(record, name).strip() for name in self.texts):
-                self.count += 1
-                if len(self.where) < self.shown:
-                    self.where.append(getattr(record, "where", None) or "?")
+                self.see(getattr(record, "where", None))
             yield record
+
+    def see(self, where: str | None) -> None:
+        """One more blank record, at ``where`` (``None``: the input does not say)."""
+        self.count += 1
+        if len(self.where) < self.shown:
+            self.where.append(where or "?")
+
+    def saw(self, count: int, where: list[str | None]) -> None:
+        """``count`` blank records counted elsewhere (by Ray's actors), the first at ``where``."""
+        self.count += count
+        self.where += [w for w in where[: self.shown - len(self.where)] if w]
 
     def report(self) -> None:
         if not self.count:
             return
         where = ", ".join(self.where) + (", …" if self.count > len(self.where) else "")
-        stderr.print(f"warning: {plural(self.count, self.noun, self.nouns)} ({where}) scored as given: such a score "
+        where = f" ({where})" if self.where else ""
+        stderr.print(f"warning: {plural(self.count, self.noun, self.nouns)}{where} scored as given: such a score "
                      "says nothing of relevance", style="yellow", highlight=False, markup=False)  # fmt: skip
 
 
@@ -772,7 +782,25 @@ def read_run_inputs(on_error, run: str, queries: str, corpus: str, depth: int, *
     for skipped in (bad_lines, lacking_queries, lacking_documents):
         if skipped is not None:
             skipped.report()
+    _warn_of_blanks(inputs)
     return inputs
+
+
+def _warn_of_blanks(inputs) -> None:
+    """Say at once which of the queries and documents to rerank are blank (a query of no words, a corpus entry
+    with no title or text): each is scored as given, and its scores rank nothing by relevance."""
+    queries = Blanks("blank query", "blank queries", ())
+    documents = Blanks("blank document", "blank documents", ())
+    seen = set()
+    for job in inputs.jobs:
+        if not job.query.strip():
+            queries.see(job.qid)
+        for docid in job.docids:
+            if docid not in seen and not inputs.corpus[docid].strip():
+                documents.see(docid)
+            seen.add(docid)
+    queries.report()
+    documents.report()
 
 
 @contextmanager

@@ -67,6 +67,7 @@ from qrr.cli.render import (
 from qrr.errors import InputError, Interrupted, PairError, SourceError, Stopped, plural, qrr_cause
 from qrr.family import DEFAULT_MAX_LENGTH
 
+BLANK_PAIRS = ("pair with a blank query or document", "pairs with a blank query or document", ("query", "document"))
 CUT_SHOWN = 3  # the documents cut to --max-length that the note names
 IDLE = 1.0  # seconds without a new line after which the pairs read so far are scored and written
 
@@ -231,8 +232,7 @@ def score(
         if with_fields:  # a pair with a field named as the result's own is bad input (the first's said early)
             records = fields_checked(records, skipped=skipped)
         last, left_out = saved.skip_done(records) if saved is not None else (None, [])
-        blanks = Blanks("pair with a blank query or document", "pairs with a blank query or document",
-                        ("query", "document"))  # fmt: skip
+        blanks = Blanks(*BLANK_PAIRS)
         records = blanks.passing(records)
         first = next(records, None)
         if first is None and last is not None:
@@ -485,6 +485,8 @@ def _write_shards(raydata, placement, model, files, input_format, on_error, outp
             note = lambda message: stderr.print(f"note: {message}", style="yellow", highlight=False)  # noqa: E731
             rows = raydata.write(scored, output, shard_format.value, note=note)
         cut = ray_core.get(errors.cut_count.remote())
+        blanks = Blanks(*BLANK_PAIRS)
+        blanks.saw(*ray_core.get(errors.blank_report.remote()))
     except KeyboardInterrupt as exc:
         kept = raydata.rows_at(output, shard_format.value)
         said = (f"with {kept:,} scored rows in {output}; --resume {output} goes on with them (from JSONL or TSV "
@@ -505,6 +507,7 @@ def _write_shards(raydata, placement, model, files, input_format, on_error, outp
         ray_core.kill(errors)
     seconds = time.perf_counter() - began
     report(Stats(truncated=cut), f"--max-length {options['max_length']}", False)
+    blanks.report()
     wrote = f"wrote {output}" if rows else "wrote nothing"
     stderr.print(f"scored {plural(rows, 'pair')} in {seconds:.1f} s ({rows / seconds:.1f} pairs/s) on "
                  f"{placement.describe()}; {wrote}", highlight=False)  # fmt: skip
