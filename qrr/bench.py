@@ -16,6 +16,7 @@ import os
 import random
 import shutil
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -205,7 +206,9 @@ class PeakMemory:
         with contextlib.suppress(OSError):
             Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
 
-    def peak_mb(self) -> float:
+    def peak_mb(self) -> float | None:
+        """The peak since ``reset`` in MiB: the GPU's allocations, else the process's high-water RSS (since it
+        started where ``reset`` cannot clear it: not on Linux); ``None`` where there is no measure (Windows)."""
         if self.device.type == "cuda":
             import torch
 
@@ -216,9 +219,12 @@ class PeakMemory:
                     return int(line.split()[1]) / 1024
         except OSError:
             pass
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        try:
+            import resource
+        except ImportError:  # Windows
+            return None
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB elsewhere
 
 
 @functools.cache
@@ -242,10 +248,13 @@ def matmul_peak_tflops(device, dtype, seconds: float = 1.0) -> float:
 
 
 def _sync(device) -> None:
-    if device.type == "cuda":
-        import torch
+    """Wait for the kernels queued on ``device``: a GPU's run after the call that queues them returns."""
+    import torch
 
+    if device.type == "cuda":
         torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 def recipe_scores(causal, tokenizer, prompts: list[list[int]], device) -> list[float]:
@@ -560,7 +569,8 @@ def _measure_baseline(row: BenchRow, causal, tokenizer, prompts: list[list[int]]
     row.baseline_pairs_per_s = len(prompts) / base_s
     row.baseline_peak_memory_mb = memory.peak_mb()
     row.speedup_vs_baseline = base_s / row.seconds
-    row.memory_ratio_vs_baseline = row.peak_memory_mb / row.baseline_peak_memory_mb
+    if row.peak_memory_mb and row.baseline_peak_memory_mb:
+        row.memory_ratio_vs_baseline = row.peak_memory_mb / row.baseline_peak_memory_mb
 
 
 def _quantile(sorted_values: list[float], q: float) -> float:

@@ -55,6 +55,21 @@ _FUSED_NORMS = contextvars.ContextVar("qrr_fused_norms", default=False)
 _COMPILED = contextvars.ContextVar("qrr_compiled", default=False)
 
 
+def _check_numbers(values: list[float], dtype) -> None:
+    """Refuse scores that are no number (NaN), which were written as ``null`` and ranked anywhere: fp16's range
+    overflows on long inputs (bf16 keeps fp32's), and a checkpoint may hold NaN weights."""
+    bad = sum(v != v for v in values)
+    if not bad:
+        return
+    from qrr.device import dtype_name
+
+    name = dtype_name(dtype)
+    why = ("whose range the model's activations overflow: use {dtype} bf16 or fp32" if name == "fp16" else
+           "its weights may hold NaN (check the checkpoint)")  # fmt: skip
+    raise QrrError(f"the model gave no number (NaN) for {bad} of {plural(len(values), 'pair')} in {name}, {why}",
+                   "dtype")  # fmt: skip
+
+
 def _sigmoid(x: float) -> float:
     """p(yes) of log-odds ``x``, in float64, one number at a time: torch's vectorized sigmoid rounds the last bit
     differently by a value's place in its tensor, which would add to a score's dependence on its batch."""
@@ -321,6 +336,7 @@ class Engine:
                                                [together[k][0] for k in parts_of])  # fmt: skip
                 # in float64: float32 rounds every log-odds past ~16.6 to 1.0, tying the surest documents
                 values = [_sigmoid(x) for x in odds.float().tolist()]
+                _check_numbers(values, self.dtype)
             except RuntimeError as exc:
                 if not _out_of_memory(exc):
                     raise
@@ -718,11 +734,13 @@ class TransformerEngine(Engine):
 
 
 def _out_of_memory(exc: RuntimeError) -> bool:
-    """Whether ``exc`` is an allocation that failed: ``torch.OutOfMemoryError``, or on a CPU a plain
-    ``RuntimeError`` (``DefaultCPUAllocator: not enough memory``)."""
+    """Whether ``exc`` is an allocation that failed: ``torch.OutOfMemoryError``, or a plain ``RuntimeError`` on a
+    CPU (``DefaultCPUAllocator: not enough memory: you tried to allocate``) or Apple's GPU (``MPS backend out of
+    memory ... Tried to allocate``)."""
     import torch
 
-    return isinstance(exc, torch.OutOfMemoryError) or "CPUAllocator" in str(exc) or "tried to allocate" in str(exc)
+    said = str(exc).lower()
+    return isinstance(exc, torch.OutOfMemoryError) or "cpuallocator" in said or "tried to allocate" in said
 
 
 def activation_bytes(hidden: int, intermediate: int, attention_width: int, dtype_bytes: int, tokens: int) -> int:

@@ -56,3 +56,28 @@ def test_progress_counts_work_and_adds_up_to_the_plan(monkeypatch):
                           baseline=True, batch_tokens=100_000, progress=reported.append))  # fmt: skip
     assert [r.skipped is None for r in rows] == [True, False]
     assert sum(reported) == pytest.approx(bench.planned_work(["tiny"], [8, 2000], 2, 16, repeat=2, baseline=True))
+
+
+def test_peak_memory_where_there_is_no_proc(monkeypatch):
+    """Without /proc: macOS's ru_maxrss is in bytes (Linux's in KiB; a Mac's peak read 1,024 times too high), and
+    Windows has no resource module (bench failed after its first measure): no figure there."""
+    import sys
+    import types
+    from pathlib import Path
+
+    import torch
+
+    def no_proc(self, *args, **kwargs):
+        raise FileNotFoundError(str(self))
+
+    monkeypatch.setattr(Path, "read_text", no_proc)
+    usage = types.SimpleNamespace(ru_maxrss=3 * 2**30)
+    resource = types.SimpleNamespace(RUSAGE_SELF=0, getrusage=lambda who: usage)
+    monkeypatch.setitem(sys.modules, "resource", resource)
+    memory = bench.PeakMemory(torch.device("cpu"))
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert memory.peak_mb() == 3 * 1024
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert memory.peak_mb() == 3 * 2**20  # KiB: a peak of 3 TiB, as Linux would mean it
+    monkeypatch.setitem(sys.modules, "resource", None)  # import resource: ImportError, as on Windows
+    assert memory.peak_mb() is None

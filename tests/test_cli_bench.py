@@ -311,3 +311,17 @@ def test_a_model_folder_is_said_to_cost_what_its_size_costs(tiny_model, tmp_path
     result = run("--doc-tokens", "8", "--sizes", str(tmp_path))
     assert result.stderr == (f"error: --sizes: {str(tmp_path)!r} is a model folder, not a size, and of none of the "
                              "sizes' shapes; use 0.6b, 4b, 8b, tiny\n")  # fmt: skip
+
+
+def test_a_row_without_a_memory_figure_shows_a_question_mark(capsys):
+    """Windows has no measure of a process's peak: the table said nothing (it failed on None)."""
+    from qrr.bench import BenchRow
+    from qrr.cli.bench import _render_bench
+
+    row = BenchRow(size="0.6b", doc_tokens=128, docs=16, device="cpu", dtype="fp32", pairs_per_s=2.0,
+                   tokens_per_s=300, batch_p50_ms=500, batch_p95_ms=600, peak_memory_mb=None, tflops=0.5,
+                   peak_fraction=0.5, matmul_peak_tflops=1.0, speedup_vs_baseline=3.0,
+                   memory_ratio_vs_baseline=None)  # fmt: skip
+    _render_bench([row], baseline=True)
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("│ 0.6b") or "0.6b" in line)
+    assert "│ ? " in line and "3.00×, ?" in line

@@ -136,6 +136,13 @@ def test_out_of_memory_on_cpu_or_in_one_row_is_an_error():
                           "allocate 6700400640 bytes.")  # fmt: skip
     with pytest.raises(OutOfMemoryError, match=r"^out of memory in a batch of 8 rows: lower batch_tokens \(now 999"):
         FakeEngine(interrupt_after=0, raising=failed).score(SEQUENCES[:8], batch_tokens=999)
+    # Apple's GPU too, whose advice (a watermark ratio of 0.0) may hang the machine: qrr's is the budget
+    failed = RuntimeError("MPS backend out of memory (MPS allocated: 17.00 GB, other allocations: 1.2 GB, max allowed: "
+                          "18.13 GB). Tried to allocate 256.00 MB on private pool. Use "
+                          "PYTORCH_MPS_HIGH_WATERMARK_RATIO=0.0 to disable upper limit for memory allocations (may "
+                          "cause system failure).")  # fmt: skip
+    with pytest.raises(OutOfMemoryError, match=r"^out of memory in a batch of 8 rows: lower batch_tokens \(now 999"):
+        FakeEngine(interrupt_after=0, raising=failed).score(SEQUENCES[:8], batch_tokens=999)
     with pytest.raises(RuntimeError, match="^something else$"):  # any other RuntimeError is left as it is
         FakeEngine(interrupt_after=0, raising=RuntimeError("something else")).score(SEQUENCES[:8], batch_tokens=999)
 
@@ -345,3 +352,24 @@ print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), torch.get_num_threads())
         "does not survive a fork); run no pass before the fork (a warm-up call), or use the spawn start method, for "
         "every core\n"
     )  # once, in the child
+
+
+def test_a_score_that_is_no_number_is_refused_naming_the_dtype():
+    """fp16 overflows on long inputs: NaN scores were written as null and ranked anywhere, exit 0."""
+    import torch
+
+    from qrr.errors import QrrError
+
+    class Overflowing(FakeEngine):
+        def log_odds(self, rows, prefix=None, prefix_len=0):
+            odds = super().log_odds(rows, prefix, prefix_len)
+            odds[0] = float("nan")
+            return odds
+
+    with pytest.raises(QrrError, match=r"^the model gave no number \(NaN\) for 1 of 8 pairs in fp16, whose range the "
+                       r"model's activations overflow: use dtype bf16 or fp32$"):  # fmt: skip
+        Overflowing(dtype=torch.float16).score(SEQUENCES[:8], batch_tokens=10**6)
+    with pytest.raises(QrrError, match=r"^the model gave no number \(NaN\) for 1 of 8 pairs in fp32, its weights may "
+                       r"hold NaN \(check the checkpoint\)$"):  # fmt: skip
+        Overflowing().score(SEQUENCES[:8], batch_tokens=10**6)
+    assert len(FakeEngine(dtype=torch.float16).score(SEQUENCES[:8], batch_tokens=10**6)[0]) == 8  # numbers: scored

@@ -561,6 +561,31 @@ def test_one_run_at_a_time_writes_an_output(beir_dir, tmp_path, kind):
     assert path.read_text() == "".join(lines)
 
 
+@pytest.mark.parametrize("number", ["ENOLCK", "ENOSYS", "EOPNOTSUPP", "ENOTSUP", "EINVAL"])
+def test_a_file_system_without_locks_is_written_without_one(tmp_path, monkeypatch, number):
+    """NFS without lockd, a share mounted nolocks: flock fails there (macOS says ENOTSUP, which is not EOPNOTSUPP's
+    number there); the run goes on with the size check alone. Any other failure is said."""
+    import errno
+
+    from qrr.pipelines import files
+
+    def refused(handle, how):
+        raise OSError(getattr(errno, number), "no locks here")
+
+    monkeypatch.setattr(files.fcntl, "flock", refused)
+    path = tmp_path / "out.jsonl"
+    with files.locked(open(path, "a"), str(path)) as handle:
+        handle.write("kept\n")
+    assert path.read_text() == "kept\n"
+
+    def failing(handle, how):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(files.fcntl, "flock", failing)
+    with pytest.raises(OSError, match="Input/output error"):
+        files.locked(open(path, "a"), str(path))  # noqa: SIM115 (closed by locked where it fails)
+
+
 def test_an_outputs_settings_are_kept_beside_it_and_checked_when_a_run_goes_on(tmp_path):
     out = tmp_path / "scores.jsonl"
     settings = {"model": "Qwen/Qwen3-Reranker-0.6B", "instruction": "Find it", "max_length": 100, "recipe": "vllm"}

@@ -987,6 +987,17 @@ def test_a_hang_up_that_nohup_ignores_is_ignored(cli):
     assert cli("serve", "--shutdown-timeout", "nan", model=False).exit_code == 2
 
 
+def test_a_platform_without_sighup_serves_and_stops():
+    """Windows has no SIGHUP: serve failed there at once (AttributeError), before the model loaded."""
+    server = Server("--model", "fake", fake=True, env={"QRR_FAKE_NO_SIGHUP": "1"})
+    try:
+        with server.client() as http:
+            assert http.post("/rerank", json={"query": "q", "documents": ["a"]}).status_code == 200
+    finally:
+        assert server.stop() == 0
+    assert server.stderr.endswith("stopped\n")
+
+
 @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM])
 def test_a_stop_signal_from_the_ready_line_on_is_graceful(sig):
     """A supervisor that stops the server as soon as it says it is ready got exit 143 ("error: terminated") while
@@ -1077,6 +1088,29 @@ def test_a_log_reader_that_goes_away_stops_the_lines_not_the_server():
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
+
+
+def test_reuse_address_only_where_it_does_not_share_a_port_in_use(monkeypatch):
+    """On Windows SO_REUSEADDR lets a second socket bind a port another listens on: two servers shared one."""
+    from qrr.server import app as server
+
+    sock = server.bind("127.0.0.1", 0)
+    try:
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 0  # off while the model loads
+        server.listen(sock)
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) != 0  # POSIX: past TIME_WAIT at once
+        set_options = []
+
+        class Windows:
+            def setsockopt(self, *option):
+                set_options.append(option)
+
+        monkeypatch.setattr(server.os, "name", "nt")
+        server._reuse_address(Windows(), True)
+        monkeypatch.undo()
+        assert set_options == []
+    finally:
+        sock.close()
 
 
 def test_a_port_below_1024_without_the_right_says_so(monkeypatch):

@@ -186,14 +186,16 @@ def _bench_table(rows, baseline: bool) -> list[dict]:
             BAR: bar(r.pairs_per_s / fastest, 6),
             "tokens/s": f"{r.tokens_per_s:.0f}",
             "batch ms\np50/p95": f"{r.batch_p50_ms:.0f}/{r.batch_p95_ms:.0f}",
-            "peak\nGiB": f"{r.peak_memory_mb / 1024:.1f}",  # as the skip lines say it (the JSON's in MiB)
+            # as the skip lines say it (the JSON's in MiB); none measured on Windows
+            "peak\nGiB": "?" if r.peak_memory_mb is None else f"{r.peak_memory_mb / 1024:.1f}",
             "TFLOP/s\n(of peak)": f"{r.tflops:.2f} ({r.peak_fraction:.0%})",
             "load s": "-" if r.load_s is None else f"{r.load_s:.1f}",  # random weights are drawn, not loaded
         })  # fmt: skip
         if baseline and r.speedup_vs_baseline is None:
             line["vs recipe\nspeed, mem"] = "not run"
         elif baseline:
-            line["vs recipe\nspeed, mem"] = f"{r.speedup_vs_baseline:.2f}×, {r.memory_ratio_vs_baseline:.2f}×"
+            memory = "?" if r.memory_ratio_vs_baseline is None else f"{r.memory_ratio_vs_baseline:.2f}×"
+            line["vs recipe\nspeed, mem"] = f"{r.speedup_vs_baseline:.2f}×, {memory}"
         table.append(line)
     return table
 

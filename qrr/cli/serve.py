@@ -181,10 +181,11 @@ def serve(
     sock = server.bind(host, port)  # before the model loads: a port in use fails at once
     where = sock.getsockname()
     url = f"http://{where[0] if ':' not in where[0] else f'[{where[0]}]'}:{where[1]}"
-    hangup = signal.getsignal(signal.SIGHUP)
+    sighup = getattr(signal, "SIGHUP", None)  # not on Windows
+    hangup = signal.getsignal(sighup) if sighup is not None else signal.SIG_IGN
     try:
         if hangup is not signal.SIG_IGN:  # a hang-up while the model loads stops as SIGTERM does (nohup: ignored)
-            signal.signal(signal.SIGHUP, signal.getsignal(signal.SIGTERM))
+            signal.signal(sighup, signal.getsignal(signal.SIGTERM))
         stderr.print(f"loading the model for {url} (connections are refused until it has loaded)", highlight=False)
         reranker = load_reranker(instruction=instruction, verbose=verbose, **model_options(ctx))
         reranker.prompter.check_room("", reranker.instruction)  # a default leaving no room fails now, not per request
@@ -192,9 +193,8 @@ def serve(
         limits = server.Limits(max_documents, max_request_bytes, max_queue)
         app = server.create_app(reranker, name, api_key, limits, on_request=_access_line if verbose else None)
     except BaseException as exc:
-        signal.signal(
-            signal.SIGHUP, signal.SIG_DFL if hangup is None else hangup
-        )  # kept up to run(), which sets its own
+        if sighup is not None:  # kept up to run(), which sets its own
+            signal.signal(sighup, signal.SIG_DFL if hangup is None else hangup)
         if not isinstance(exc, KeyboardInterrupt):
             raise
         stderr.print("stopped before the model was ready", highlight=False)  # Ctrl-C or SIGTERM: a clean stop

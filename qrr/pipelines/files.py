@@ -331,7 +331,8 @@ def locked(handle, path: str):
         raise OutputBusy(f"{{output}} {path}: another run is writing it (two would write each result twice); let it "
                          "finish, or stop it and try again", "output") from None  # fmt: skip
     except OSError as exc:  # a file system without flock (NFS without lockd, Lustre): the size check alone
-        if exc.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+        # ENOTSUP apart: on macOS it is not EOPNOTSUPP's number, as on Linux
+        if exc.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL):
             handle.close()
             raise
     return handle

@@ -290,7 +290,7 @@ def bind(host: str, port: int) -> socket.socket:
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # [::1], as a URL writes it
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    _reuse_address(sock, True)
     try:
         sock.bind((host, port))
     except OSError as exc:
@@ -301,14 +301,22 @@ def bind(host: str, port: int) -> socket.socket:
         raise QrrError(f"cannot listen on {host}:{port}: {exc.strerror}{low}", "port") from None
     # Two sockets with SO_REUSEADDR may both bind a port that neither listens on yet: off while the model loads,
     # another server (qrr's, uvicorn's) fails to bind it; it was on for the bind only, past connections' TIME_WAIT.
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
+    _reuse_address(sock, False)
     return sock
+
+
+def _reuse_address(sock: socket.socket, on: bool) -> None:
+    """SO_REUSEADDR, which lets a port whose last connections linger in TIME_WAIT be bound again at once; only on
+    POSIX: on Windows it lets a socket take a port another one listens on (and two servers share it), where a port
+    is free again at once without it."""
+    if os.name == "posix":
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, int(on))
 
 
 def listen(sock: socket.socket) -> None:
     """Start taking connections on the socket ``bind`` gave, once there is something to answer them."""
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # listen checks the port again: TIME_WAIT too
+        _reuse_address(sock, True)  # listen checks the port again: TIME_WAIT too
         sock.listen(2048)
     except OSError as exc:  # another process bound the port too, and listened first
         where = sock.getsockname()
@@ -325,8 +333,9 @@ def run(app: Starlette, sock: socket.socket, on_stop=None, on_force=None, keep_a
     end the process at once; the requests in flight are dropped. An idle connection is kept ``keep_alive``
     seconds."""
     # a hang-up stops it too, unless it is ignored (nohup): then the server outlives its terminal, as asked
-    hangup = signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN
-    stops = (signal.SIGINT, signal.SIGTERM) + ((signal.SIGHUP,) if hangup else ())
+    sighup = getattr(signal, "SIGHUP", None)  # not on Windows
+    hangup = sighup is not None and signal.getsignal(sighup) is not signal.SIG_IGN
+    stops = (signal.SIGINT, signal.SIGTERM) + ((sighup,) if hangup else ())
     early: list[int] = []  # a signal before uvicorn takes over: acted on once it has
     previous = {sig: signal.signal(sig, lambda sig, _: early.append(sig)) for sig in stops}
     import threading
@@ -349,7 +358,7 @@ def run(app: Starlette, sock: socket.socket, on_stop=None, on_force=None, keep_a
                 if sig == signal.SIGINT:  # Ctrl-C again: a person, who means it
                     force("again", 130)
                 return  # a supervisor's SIGTERM sent twice (to a wrapper and to this process) waits as the first
-            super().handle_exit(signal.SIGTERM if sig == signal.SIGHUP else sig, frame)  # before a signal within
+            super().handle_exit(signal.SIGTERM if sig == sighup else sig, frame)  # before a signal within
             timers.append(threading.Timer(drain, force, ("timeout", 130 if sig == signal.SIGINT else 143)))
             timers[-1].daemon = True
             timers[-1].start()
@@ -360,7 +369,7 @@ def run(app: Starlette, sock: socket.socket, on_stop=None, on_force=None, keep_a
             await super().startup(sockets)
             # uvicorn handles SIGINT and SIGTERM by now; a hang-up (a closed terminal, a supervisor's SIGHUP) stops too
             if hangup:
-                signal.signal(signal.SIGHUP, lambda sig, frame: self.handle_exit(sig, frame))
+                signal.signal(sighup, lambda sig, frame: self.handle_exit(sig, frame))
             if on_ready is not None:
                 on_ready()
             if early:
