@@ -1168,6 +1168,22 @@ def test_a_model_that_fails_gets_503_and_the_server_serves_on(fake):
         assert (response.status_code, response.json()["type"]) == (503, "server_error")
         assert response.json()["message"].startswith("out of memory in a batch of 2 rows: lower the server's ")
         assert http.post("/rerank", json={"query": "q", "documents": ["a"]}).status_code == 200
+    # a score of no number names the dtype the server was started with
+    import torch
+
+    from qrr.engine import _check_numbers
+    from qrr.errors import QrrError
+
+    with pytest.raises(QrrError) as caught:
+        _check_numbers([float("nan")], torch.float16)
+    name, _ = fake(interrupt_after=0, raising=caught.value)
+    with TestClient(create_app(Reranker(name), "fake")) as http:
+        response = http.post("/rerank", json={"query": "q", "documents": ["a"]})
+        assert response.status_code == 503
+        assert response.json()["message"] == (
+            "the model gave no number (NaN) for 1 of 1 pair in fp16, whose range the "
+            "model's activations overflow: use the server's --dtype bf16 or fp32"
+        )
 
 
 def test_a_query_too_long_for_the_server_is_said_and_left_out_as_with_a_model_here(tiny_server, cli, tiny_model,

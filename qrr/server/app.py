@@ -36,7 +36,11 @@ log = logging.getLogger("qrr")
 GZIP_FROM = 1024  # bytes of a response from which it is gzipped, where the client accepts it
 
 # the core's messages name its parameters; a client cannot set these, so they are said as the server's flags
-SETTINGS = {"max_length": "the server's --max-length", "batch_tokens": "the server's --batch-tokens"}
+SETTINGS = {
+    "max_length": "the server's --max-length",
+    "batch_tokens": "the server's --batch-tokens",
+    "dtype": "the server's --dtype",
+}
 
 
 class Limits:
