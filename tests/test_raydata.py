@@ -279,11 +279,18 @@ def test_parquet_rows_that_are_not_strings_and_instructions(raydata, tiny_model,
                   "-i", "Find a capital", model=tiny_model)  # fmt: skip
     assert skipped.exit_code == 0, skipped.output
     said = f'  {parquet}: a row\'s "document" must be a string, not null\n'
-    assert f"skipped 2 bad lines:\n{said}{said}" in skipped.stderr  # rows alike both counted (it said 1)
+    # rows alike both counted (it said 1); rows, not lines, which Parquet has none of
+    assert f"skipped 2 bad rows:\n{said}{said}" in skipped.stderr
     got = pyarrow.parquet.read_table(tmp_path / "b").to_pylist()
     # the row's own instruction where it has one, else -i's
     want = reranker.score([("q", r["document"], r["instruction"] or "Find a capital") for r in rows if r["document"]])
     close_by_id(got, {r["id"]: s for r, s in zip([r for r in rows if r["document"]], want, strict=True)})
+    pyarrow.parquet.write_table(pyarrow.Table.from_pylist(rows[3:5]), parquet)  # every row bad: exit 2
+    del skipped
+    gc.collect()
+    none = cli("score", str(parquet), "--ray", "-o", str(tmp_path / "c"), "--on-error", "skip", model=tiny_model)
+    assert none.exit_code == 2
+    assert none.stderr.splitlines()[-1] == "error: every row of the input was bad (2 skipped): no pair to score"
 
 
 def test_an_instruction_on_the_command_line(cli, tiny_model, tmp_path, reranker):

@@ -749,11 +749,12 @@ def no_input(fmt: str, skipped: Skipped | None, noun: str, verb: str, verbose: b
         stderr.print(f"no {noun}s in the input")
 
 
-def all_bad(skipped: Skipped, noun: str, verb: str) -> InputError:
-    """The error of a run whose every line was skipped: a script should not take it for a good run."""
+def all_bad(skipped: Skipped, noun: str, verb: str, unit: str = "line") -> InputError:
+    """The error of a run whose every line (``unit``: a Parquet file's row) was skipped: a script should not take it
+    for a good run."""
     if skipped.files:  # a UTF-16 file is no bad line
         return InputError(f"nothing of the input could be read ({skipped.count:,} skipped): no {noun} to {verb}")
-    return InputError(f"every line of the input was bad ({skipped.count:,} skipped): no {noun} to {verb}")
+    return InputError(f"every {unit} of the input was bad ({skipped.count:,} skipped): no {noun} to {verb}")
 
 
 def nothing_left(verb: str, checked: bool = False) -> str:

@@ -472,7 +472,8 @@ def _write_shards(raydata, placement, model, files, input_format, on_error, outp
     from qrr.reranker import Stats
 
     errors = raydata.ErrorLog.remote()
-    skipped = skipping(on_error)
+    unit = "row" if all(str(name).endswith(".parquet") for name in listed) else "line"  # Parquet has no lines
+    skipped = skipping(on_error, f"bad {unit}")
     began = time.perf_counter()
     # qrr's own progress, in rows (Ray's counts blocks: `0/1` for hours, and every 10 s a block of lines in a log)
     ray_core.data.DataContext.get_current().enable_progress_bars = False
@@ -512,4 +513,4 @@ def _write_shards(raydata, placement, model, files, input_format, on_error, outp
     stderr.print(f"scored {plural(rows, 'pair')} in {seconds:.1f} s ({rows / seconds:.1f} pairs/s) on "
                  f"{placement.describe()}; {wrote}", highlight=False)  # fmt: skip
     if skipped is not None and skipped.count and not rows and not before:  # a script should not take it for a run
-        raise all_bad(skipped, "pair", "score")
+        raise all_bad(skipped, "pair", "score", unit)
