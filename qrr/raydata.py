@@ -14,6 +14,7 @@ the same pairs, whatever the batches and the number of actors (rows never depend
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
@@ -712,6 +713,27 @@ def claim_output(folder: str):
         return None  # a folder of other files: prepare_output refuses it, and no lock file is left among them
     os.makedirs(path, exist_ok=True)
     return locked(open(os.path.join(path, LOCK_FILE), "a"), folder)  # noqa: SIM115 (the caller's to close)
+
+
+def discard_output(folder: str, made: bool) -> None:
+    """Take back what ``claim_output`` and ``prepare_output`` left in a local ``folder`` that holds no shard (a run
+    stopped before its first: a model that cannot run, a Ctrl-C): the run's record, the lock file, and the folder
+    itself where the run ``made`` it. A folder with shards, or a remote one, is left as it is."""
+    path = _local(folder)
+    if path is None or not os.path.isdir(path) or set(os.listdir(path)) - {RUN_FILE, LOCK_FILE}:
+        return
+    for name in (RUN_FILE, LOCK_FILE):  # the lock's file unlinked while still held: a run waiting opens a new one
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(path, name))
+    if made:
+        with contextlib.suppress(OSError):  # a file come in meanwhile: the folder stays
+            os.rmdir(path)
+
+
+def is_folder(folder: str) -> bool:
+    """Whether ``folder`` is there already (a remote one is taken to be: ``discard_output`` leaves those alone)."""
+    path = _local(folder)
+    return path is None or os.path.exists(path)
 
 
 def prepare_output(folder: str, run: dict, resume: bool, fmt: str = "parquet") -> tuple[dict | None, int, list]:

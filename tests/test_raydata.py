@@ -405,6 +405,8 @@ def test_what_cannot_run_is_one_line(cli, tiny_model, tmp_path):
     for args, code, message in cases:
         result = cli("score", *args, model=False if "-m" in args else tiny_model)
         assert result.exit_code == code and result.stderr.strip().splitlines()[-1].startswith(message), result.output
+    # a run that stopped before its first shard leaves no folder behind (one holding _qrr_run.json and _qrr.lock)
+    assert not any((tmp_path / name).exists() for name in "abcd")
     mixed = tmp_path / "mixed.jsonl"
     mixed.write_text('{"id": 1, "query": "q", "document": "d"}\n{"id": "two", "query": "q", "document": "d"}\n')
     result = cli("score", str(mixed), "--ray", "-o", str(tmp_path / "e"), model=tiny_model)
@@ -838,9 +840,13 @@ def test_a_stage_whose_options_cannot_run_says_so_at_its_first_batch_or_before(r
     with pytest.raises(InputError, match="^max_length 20 leaves no room: the prompt frame alone takes 48 tokens"):
         stage(pyarrow.table({"query": ["q"], "document": ["d"]}))
     path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS[:3])
-    result = cli("score", path, "--ray", "-o", str(tmp_path / "out"), "--max-length", "20", model=tiny_model)
-    assert (result.exit_code, result.stderr.splitlines()[-1]) == (2, "error: --max-length 20 leaves no room: the "
-                                                                     "prompt frame alone takes 48 tokens")  # fmt: skip
+    (tmp_path / "made").mkdir()  # a folder of the user's, empty: kept, and as empty as it was
+    for out in ("out", "made"):
+        result = cli("score", path, "--ray", "-o", str(tmp_path / out), "--max-length", "20", model=tiny_model)
+        said = "error: --max-length 20 leaves no room: the prompt frame alone takes 48 tokens"
+        assert (result.exit_code, result.stderr.splitlines()[-1]) == (2, said)
+    # stopped at the first batch: the folder it made for the shards is taken back with its record and lock
+    assert not (tmp_path / "out").exists() and list((tmp_path / "made").iterdir()) == []
     items = ray.data.from_items([{"query": "q", "document": "d"}])
     with pytest.raises(TypeError, match="^got an unexpected keyword argument 'max_lenght': the options are "
                                         "Reranker's \\(device, dtype, "):  # fmt: skip

@@ -348,6 +348,8 @@ def start_ray(address: str | None, workers: int | None, gpus_per_worker: float |
     from qrr import models
 
     model = models.named(model)
+    if raydata.cluster_address(address) is None:  # a folder on this machine: checked before the output is made
+        models.check_local(model)
     if before is not None:
         before(raydata)
     local = raydata.start(address, workers or 1)

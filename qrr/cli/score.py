@@ -385,20 +385,22 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
                          "writes (query, document, instruction, qrr_source, qrr_record)")  # fmt: skip
 
     with contextlib.ExitStack() as held:
-        done, listed = None, list(files)
+        done, listed, made = None, list(files), None
 
         def check_output(raydata) -> None:
-            nonlocal done, listed
+            nonlocal done, listed, made
             raydata.check_paths(files, output)
             # found before the actors load a model, where the first record has it
             if column in raydata.first_fields(files, input_format.value):
                 raise raydata.clash(column)
             from qrr.pipelines import OutputBusy
 
+            fresh = not raydata.is_folder(output)
             try:
                 claimed = raydata.claim_output(output)
-            except OutputBusy as exc:
+            except OutputBusy as exc:  # another run's: its files are not this one's to take back
                 raise OutputBusy(exc.naming({"output": "--resume" if resume else "--output"})) from None
+            made = fresh
             if claimed is not None:
                 held.callback(claimed.close)
             # what changes the scores or the columns: a folder's shards written otherwise are not gone on with
@@ -422,10 +424,17 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
             if held_rows:
                 stderr.print(f"resuming {output}: {plural(held_rows, 'pair')} done", highlight=False)
 
-        raydata, placement, model = start_ray(address, workers, gpus_per_worker, model, options.get("offline"),
-                                              before=check_output)  # fmt: skip
-        _write_shards(raydata, placement, model, files, input_format, on_error, output, shard_format, done, listed,
-                      **options)  # fmt: skip
+        try:
+            raydata, placement, model = start_ray(address, workers, gpus_per_worker, model, options.get("offline"),
+                                                  before=check_output)  # fmt: skip
+            _write_shards(raydata, placement, model, files, input_format, on_error, output, shard_format, done,
+                          listed, **options)  # fmt: skip
+        except BaseException:
+            if made is not None:  # a run stopped before its first shard leaves no folder of its record alone
+                from qrr import raydata
+
+                raydata.discard_output(output, made)
+            raise
 
 
 TALLY_EVERY = 1.0  # seconds between two reads of the rows the actors scored
