@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import signal
 import threading
@@ -939,6 +940,21 @@ def cluster_address(address: str | None = None) -> str | None:
     return None if address == "local" else address
 
 
+# where Ray says, every run, that a local instance takes its default of token authentication (nothing to act on)
+AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+@contextlib.contextmanager
+def _unsaid(logger: str, start: str):
+    """The records of ``logger`` whose message starts with ``start`` left out while the body runs."""
+    leave_out = lambda record: not record.getMessage().startswith(start)  # noqa: E731
+    logging.getLogger(logger).addFilter(leave_out)
+    try:
+        yield
+    finally:
+        logging.getLogger(logger).removeFilter(leave_out)
+
+
 def start(address: str | None = None, workers: int = 1) -> bool:
     """Join the cluster at ``address`` (default ``$RAY_ADDRESS``), or start a local instance of this run's own with
     room for ``workers`` actors and the read tasks beside them (on a few cores, actors of one CPU each would leave
@@ -952,9 +968,11 @@ def start(address: str | None = None, workers: int = 1) -> bool:
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            # "local": Ray joined the instance `ray start` had left, and then refused num_cpus (a ValueError)
-            ray.init(address="local", num_cpus=devices.usable_cpus() + workers + 1, include_dashboard=False,
-                     log_to_driver=False)  # fmt: skip
+            # "local": Ray joined the instance `ray start` had left, and then refused num_cpus (a ValueError);
+            # WARNING: "Started a local Ray instance" every run, where qrr says where it ran when it is done
+            with _unsaid(AUTH_LOGGER, "Token authentication is enabled for this Ray cluster."):
+                ray.init(address="local", num_cpus=devices.usable_cpus() + workers + 1, include_dashboard=False,
+                         log_to_driver=False, logging_level=logging.WARNING)  # fmt: skip
         if handler not in (None, signal.SIG_DFL) and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, handler)
     return len(ray.nodes()) == 1 and not address

@@ -115,6 +115,30 @@ def test_without_an_address_a_run_starts_its_own_instance_even_beside_one_left_r
     assert raydata.start(workers=1) is True and calls[-1]["num_cpus"] == devices.usable_cpus() + 2
 
 
+def test_a_runs_own_instance_starts_without_rays_lines_of_every_run(raydata, monkeypatch, caplog):
+    """Each run began with Ray's "Started a local Ray instance" and its warning that token authentication, its
+    default, is on: nothing to act on, every time. Ray's other warnings still show."""
+    import logging
+
+    calls = []
+
+    def init(**options):
+        calls.append(options)
+        said = logging.getLogger(raydata.AUTH_LOGGER)
+        said.warning("Token authentication is enabled for this Ray cluster. Set RAY_AUTH_MODE=disabled to opt out.")
+        said.warning("Token authentication is disabled for this Ray cluster. Anyone with network access ...")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(ray, "nodes", lambda: [{}])
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with caplog.at_level(logging.WARNING):
+        raydata.start(workers=1)
+    assert calls[-1]["logging_level"] == logging.WARNING  # Ray's INFO lines, "Started a local Ray instance", unsaid
+    assert [r.getMessage()[:45] for r in caplog.records] == ["Token authentication is disabled for this Ray"]
+    assert logging.getLogger(raydata.AUTH_LOGGER).filters == []  # left out while Ray starts only
+
+
 def test_rays_advice_on_fewer_blocks_than_actors_is_left_out_of_a_qrr_run():
     import warnings
 
