@@ -14,6 +14,7 @@ the same pairs, whatever the batches and the number of actors (rows never depend
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import logging
@@ -69,6 +70,7 @@ class ErrorLog:
         self.shown, self.seen, self.messages = shown, set(), []
         self.truncated = self.rows = 0
         self.blank_keys: set[str] = set()
+        self.actors: dict[str, str] = {}
         self.blank_places: list[str | None] = []
 
     def cut_count(self) -> int:
@@ -91,6 +93,14 @@ class ErrorLog:
                 self.blank_keys.add(key)
                 if len(self.blank_places) < shown:
                     self.blank_places.append(place)
+
+    def loaded(self, actor: str, description: str) -> None:
+        """An actor's reranker (``Reranker.description``), told at its first batch; ``actor``: its id."""
+        self.actors[actor] = description
+
+    def loaded_report(self) -> dict[str, int]:
+        """How many actors ran each reranker (by its description): a front end's ``-v``."""
+        return dict(collections.Counter(self.actors.values()))
 
     def blank_report(self) -> tuple[int, list[str | None]]:
         """How many rows were scored with a blank query or document, and where the first few came from."""
@@ -407,6 +417,7 @@ class ScoreStage:
                             'map_batches(ScoreStage, batch_format="pyarrow", ...)')  # fmt: skip
         if self.failed is not None:
             raise self.failed
+        _tell_loaded(self)
         query, document, instruction = self.columns
         names = batch.column_names
         _check_columns(names, query, document, instruction)
@@ -461,6 +472,14 @@ def _report_blanks(errors, scored: list[PairRecord], *columns: list) -> None:
         ray.get(errors.blank.remote([f"{digest}:{n}" for n in blank], [scored[n].where for n in blank]))
 
 
+def _tell_loaded(stage) -> None:
+    """Once a stage: tell its ``errors`` log (where it has one) what reranker this actor runs."""
+    if stage.errors is not None and not getattr(stage, "told", False):
+        stage.told = True
+        actor = ray.get_runtime_context().get_actor_id() or str(os.getpid())  # a task's (tests call stages directly)
+        ray.get(stage.errors.loaded.remote(actor, stage.reranker.description()))
+
+
 def _places(batch: pyarrow.Table, keep: list[int], sources: list | None) -> list[str | None]:
     """Where each kept row of ``batch`` came from, for messages: its file and record where qrr read it
     (``read_pairs``), a Parquet row's file; ``None`` where the input does not say."""
@@ -484,6 +503,7 @@ class RerankStage:
     def __call__(self, batch: dict[str, numpy.ndarray]) -> dict[str, numpy.ndarray]:
         if self.failed is not None:
             raise self.failed
+        _tell_loaded(self)
         keep = []
         for n, (qid, query) in enumerate(zip(batch["qid"], batch["query"], strict=True)):
             error = no_room(self.reranker, query)

@@ -315,6 +315,16 @@ class Reranker(_Predicts):
         if compile:
             engine.compile()
 
+    def description(self) -> str:
+        """Where and how this reranker runs, in a line (``qrr -v`` says it): ``model PATH on cpu (bf16, 2 threads),
+        transformers recipe, batch budget 1024 tokens``."""
+        from qrr.device import cpu_threads, dtype_name
+
+        on = dtype_name(self.dtype) + (f", {cpu_threads()}" if self.device.type == "cpu" else "")
+        compiled = ", compiled" if getattr(self.engine, "compiled", False) else ""
+        return (f"model {self.model_path} on {self.device} ({on}), {self.recipe} recipe, batch budget "
+                f"{self.batch_tokens} tokens{compiled}")  # fmt: skip
+
     def __repr__(self) -> str:
         from qrr.device import dtype_name
 

@@ -473,8 +473,10 @@ def test_an_empty_input(raydata, tiny_model, tmp_path, cli):
 
 def test_qrr_score_on_ray_writes_what_qrr_score_prints(cli, tiny_model, tmp_path, expected):
     path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
-    result = cli("score", path, "--ray", "--workers", "2", "--output", str(tmp_path / "out"), model=tiny_model)
+    result = cli("score", path, "--ray", "--workers", "2", "--output", str(tmp_path / "out"), "-v", model=tiny_model)
     assert result.exit_code == 0, result.output
+    said = rf"model {re.escape(str(tiny_model))} on cpu \(fp32, 1 thread\), transformers recipe, batch budget 1024"
+    assert re.search(rf"^{said} tokens \(2 actors\)$", result.stderr, re.MULTILINE), result.stderr  # -v: the actors
     rows = pyarrow.parquet.read_table(tmp_path / "out").to_pylist()
     close_by_id(rows, expected)
     assert result.stderr.splitlines()[-1].startswith("scored 3,000 pairs in ")
@@ -712,9 +714,13 @@ def test_qrr_rerank_on_ray_writes_the_same_run(cli, tiny_model, beir_dir, tmp_pa
     plain = cli("rerank", *args, model=tiny_model)
     assert sum(counted) == 25
     counted.clear()
-    on_ray = cli("rerank", *args, "--ray", "--workers", "2", "--resume", str(tmp_path / "out.trec"), model=tiny_model)
+    on_ray = cli("rerank", *args, "--ray", "--workers", "2", "--resume", str(tmp_path / "out.trec"), "-v",
+                 model=tiny_model)  # fmt: skip
     assert on_ray.exit_code == 0, on_ray.output
     assert "reranked 5 queries (25 pairs) in " in on_ray.stderr
+    # -v: what the actors ran, as a run here says its model (it said nothing of them)
+    assert re.search(rf"^model {re.escape(str(tiny_model))} on cpu \(fp32, 1 thread\), transformers recipe, batch "
+                     r"budget 1024 tokens \([12] actors?\)$", on_ray.stderr, re.MULTILINE), on_ray.stderr  # fmt: skip
     assert counted == [5] * 5  # each query's pairs, as it is done
     got = [line.split() for line in (tmp_path / "out.trec").read_text().splitlines()]
     want = [line.split() for line in plain.stdout.splitlines()]

@@ -602,6 +602,12 @@ def test_torch_devices_and_dtypes_are_taken_and_repr_says_them(tiny_model, tiny)
     assert (rr.device, rr.dtype) == (torch.device("cpu"), torch.float32)
     assert repr(rr) == f"Reranker('{tiny_model}', device='cpu', dtype='fp32', max_length=8192, recipe='transformers')"
     assert repr(tiny()).startswith("Reranker.from_model(..., device='cpu', dtype='fp32'")
+    from qrr.device import cpu_threads
+
+    assert rr.description() == (f"model {tiny_model} on cpu (fp32, {cpu_threads()}), transformers recipe, batch "
+                                "budget 1024 tokens")  # fmt: skip
+    rr.engine.compiled = True  # as engine.compile() leaves it
+    assert rr.description().endswith("batch budget 1024 tokens, compiled")
     with pytest.raises(QrrError, match="^model 0.6b-nowhere: no such folder, and not an alias"):
         Reranker(Path("0.6b-nowhere"))  # a Path that is no folder is a name like any other
 

@@ -26,7 +26,17 @@ from rich.text import Text
 from typer.core import TyperCommand, TyperGroup
 
 from qrr import __version__, formats
-from qrr.errors import InputError, Interrupted, QrrError, Stopped, Terminated, debugging, innermost, qrr_cause
+from qrr.errors import (
+    InputError,
+    Interrupted,
+    QrrError,
+    Stopped,
+    Terminated,
+    debugging,
+    innermost,
+    plural,
+    qrr_cause,
+)
 from qrr.family import QWEN3, run_settings
 from qrr.formats.records import raise_or_hand
 from qrr.models import MODEL_ENV
@@ -361,6 +371,12 @@ def start_ray(address: str | None, workers: int | None, gpus_per_worker: float |
         if isinstance(handler, logging.StreamHandler) and _ray_warning not in handler.filters:
             handler.addFilter(_ray_warning)
     return raydata, raydata.Placement(workers, gpus_per_worker, local), model
+
+
+def say_actors(loaded: dict[str, int]) -> None:
+    """``-v`` of a --ray run: what reranker its actors ran (``ErrorLog.loaded_report``), as a run here says its own."""
+    for description, count in loaded.items():
+        stderr.print(f"{description} ({plural(count, 'actor')})", markup=False, highlight=False)
 
 
 @contextlib.contextmanager
@@ -972,12 +988,7 @@ def load_reranker(model, device, dtype, max_length, instruction, batch_tokens, o
         with status(f"compiling {name} (a minute or more, unless cached)") if not verbose else contextlib.nullcontext():
             reranker.engine.compile()
     if verbose:
-        from qrr.device import cpu_threads, dtype_name
-
-        on = dtype_name(reranker.dtype) + (f", {cpu_threads()}" if reranker.device.type == "cpu" else "")
-        stderr.print(f"model {reranker.model_path} on {reranker.device} ({on}), "
-                     f"{reranker.recipe} recipe, batch budget {reranker.batch_tokens} tokens"
-                     + (", compiled" if compile else ""), markup=False, highlight=False)  # fmt: skip
+        stderr.print(reranker.description(), markup=False, highlight=False)
     return reranker
 
 

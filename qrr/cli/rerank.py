@@ -39,6 +39,7 @@ from qrr.cli.base import (
     model_options,
     ray_only,
     resume_settings,
+    say_actors,
     start_ray,
     status,
     stderr,
@@ -179,15 +180,15 @@ def rerank(
 
     def on_ray(on_pairs, on_query):
         result = _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_worker, ray_address,
-                                on_error, instruction=instruction, **model_options(ctx))  # fmt: skip
+                                on_error, verbose, instruction=instruction, **model_options(ctx))  # fmt: skip
         return result, f"--max-length {max_length}"
 
     here = reranking(ctx, inputs, output, top_k, server, instruction, verbose, on_error)
     rerank_showing_progress(inputs, output, top_k, on_ray if ray else here, verbose)
 
 
-def _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_worker, address, on_error, model,
-                   **options):  # fmt: skip
+def _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_worker, address, on_error, verbose,
+                   model, **options):  # fmt: skip
     import time
 
     from qrr import pipelines
@@ -207,16 +208,21 @@ def _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_
 
     began = time.perf_counter()
     with too_long_queries(on_error, len(inputs.jobs), output.done if output else 0) as too_long:
-        errors = raydata.ErrorLog.remote() if too_long is not None else None
+        # where the actors tell what they skipped and, for -v, what they run
+        errors = raydata.ErrorLog.remote() if too_long is not None or verbose else None
         try:
             results = raydata.rerank(inputs, model, top_k=top_k, placement=placement, errors=errors,
                                      skip=too_long is not None, **options)  # fmt: skip
             with without_ray_advice():
                 done = pipelines.write_reranked(results, inputs, output, finished)
         finally:
-            if too_long is not None:  # the actors' count, in place of its own (where Ray still answers)
-                with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # where Ray still answers
+                if too_long is not None:  # the actors' count, in place of its own
                     too_long.took(ray.get(errors.report.remote()))
+                if verbose:
+                    say_actors(ray.get(errors.loaded_report.remote()))
+            if errors is not None:
+                with contextlib.suppress(Exception):
                     ray.kill(errors)
     seconds = time.perf_counter() - began
     said = f"reranked {plural(done.queries, 'query', 'queries')} ({plural(pairs, 'pair')})"

@@ -47,6 +47,7 @@ from qrr.cli.base import (
     ray_only,
     remote_or_local,
     resume_settings,
+    say_actors,
     start_ray,
     stderr,
     stdout_format,
@@ -208,7 +209,7 @@ def score(
                              "on with where it holds shards)")  # fmt: skip
         check_given_texts(None, None, instruction)
         _score_on_ray(files, input_format, on_error, resume or output, output_format, workers, gpus_per_worker,
-                      ray_address, resume is not None, instruction=instruction, score_column=score_column,
+                      ray_address, resume is not None, verbose, instruction=instruction, score_column=score_column,
                       **model_options(ctx))  # fmt: skip
         return
     if resume is not None and fmt is not None and fmt.value != "jsonl":
@@ -374,7 +375,7 @@ def _resumed(path: str | None, sources: list[str], settings: dict | None, skips:
 
 
 def _score_on_ray(files, input_format, on_error, output, shard_format, workers, gpus_per_worker, address, resume,
-                  model, **options) -> None:  # fmt: skip
+                  verbose, model, **options) -> None:  # fmt: skip
     if not files or files == ["-"]:
         raise InputError("--ray reads FILEs or folders (local or remote), not stdin")
     if output is None:
@@ -428,7 +429,7 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
             raydata, placement, model = start_ray(address, workers, gpus_per_worker, model, options.get("offline"),
                                                   before=check_output)  # fmt: skip
             _write_shards(raydata, placement, model, files, input_format, on_error, output, shard_format, done,
-                          listed, **options)  # fmt: skip
+                          listed, verbose, **options)  # fmt: skip
         except BaseException:
             if made is not None:  # a run stopped before its first shard leaves no folder of its record alone
                 from qrr import raydata
@@ -473,7 +474,7 @@ def _tally(errors, advance):
 
 
 def _write_shards(raydata, placement, model, files, input_format, on_error, output, shard_format, done, listed,
-                  **options) -> None:  # fmt: skip
+                  verbose, **options) -> None:  # fmt: skip
     import time
 
     import ray as ray_core  # there, as start_ray found
@@ -512,6 +513,9 @@ def _write_shards(raydata, placement, model, files, input_format, on_error, outp
         if skipped is not None:  # what was passed over is said however the run ends
             skipped.took(ray_core.get(errors.report.remote()))
             skipped.report()
+        if verbose:
+            with contextlib.suppress(Exception):  # where Ray still answers
+                say_actors(ray_core.get(errors.loaded_report.remote()))
         # its process ends with the run, not with the Ray instance: in a process that runs several (a notebook's,
         # the tests'), earlier runs' logs piled up
         ray_core.kill(errors)
