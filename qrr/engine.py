@@ -64,10 +64,11 @@ def _check_numbers(values: list[float], dtype) -> None:
     from qrr.device import dtype_name
 
     name = dtype_name(dtype)
-    why = ("whose range the model's activations overflow: use {dtype} bf16 or fp32" if name == "fp16" else
-           "its weights may hold NaN (check the checkpoint)")  # fmt: skip
-    raise QrrError(f"the model gave no number (NaN) for {bad} of {plural(len(values), 'pair')} in {name}, {why}",
-                   "dtype")  # fmt: skip
+    # bf16 where the device has it: not T4s, V100s or older Macs, which auto gives fp16
+    why = ("whose range the model's activations overflow: use {dtype} fp32 (or bf16 where the device has it)"
+           if name == "fp16" else "its weights may hold NaN (check the checkpoint)")  # fmt: skip
+    raise QrrError(f"the model gave no number (NaN) for {plural(bad, 'pair')} of a batch of {len(values)} in {name}, "
+                   f"{why}", "dtype")  # fmt: skip
 
 
 def _sigmoid(x: float) -> float:

@@ -14,7 +14,6 @@ the same pairs, whatever the batches and the number of actors (rows never depend
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import itertools
 import logging
@@ -70,7 +69,7 @@ class ErrorLog:
         self.shown, self.seen, self.messages = shown, set(), []
         self.truncated = self.rows = 0
         self.blank_keys: set[str] = set()
-        self.actors: dict[str, str] = {}
+        self.loaded_lines: list[str] = []
         self.blank_places: list[str | None] = []
 
     def cut_count(self) -> int:
@@ -94,13 +93,14 @@ class ErrorLog:
                 if len(self.blank_places) < shown:
                     self.blank_places.append(place)
 
-    def loaded(self, actor: str, description: str) -> None:
-        """An actor's reranker (``Reranker.description``), told at its first batch; ``actor``: its id."""
-        self.actors[actor] = description
+    def loaded(self, description: str) -> None:
+        """An actor's reranker (``Reranker.description``), told at its first batch."""
+        if description not in self.loaded_lines:
+            self.loaded_lines.append(description)
 
-    def loaded_report(self) -> dict[str, int]:
-        """How many actors ran each reranker (by its description): a front end's ``-v``."""
-        return dict(collections.Counter(self.actors.values()))
+    def loaded_report(self) -> list[str]:
+        """The rerankers the actors ran (each description once): a front end's ``-v``."""
+        return self.loaded_lines
 
     def blank_report(self) -> tuple[int, list[str | None]]:
         """How many rows were scored with a blank query or document, and where the first few came from."""
@@ -410,6 +410,7 @@ class ScoreStage:
         self.reranker, self.failed = _loaded(model, threads, options)
         self.columns = (query_column, document_column, instruction_column)
         self.score_column, self.errors, self.skip = score_column, errors, skip
+        self.told = False  # the errors log, of the reranker this actor runs (-v)
 
     def __call__(self, batch: pyarrow.Table) -> pyarrow.Table:
         if not isinstance(batch, pyarrow.Table):  # Ray's default format: "'dict' object has no attribute ..."
@@ -474,10 +475,9 @@ def _report_blanks(errors, scored: list[PairRecord], *columns: list) -> None:
 
 def _tell_loaded(stage) -> None:
     """Once a stage: tell its ``errors`` log (where it has one) what reranker this actor runs."""
-    if stage.errors is not None and not getattr(stage, "told", False):
+    if stage.errors is not None and not stage.told:
         stage.told = True
-        actor = ray.get_runtime_context().get_actor_id() or str(os.getpid())  # a task's (tests call stages directly)
-        ray.get(stage.errors.loaded.remote(actor, stage.reranker.description()))
+        ray.get(stage.errors.loaded.remote(stage.reranker.description()))
 
 
 def _places(batch: pyarrow.Table, keep: list[int], sources: list | None) -> list[str | None]:
@@ -499,6 +499,7 @@ class RerankStage:
                  skip: bool = False, **options):  # fmt: skip
         self.reranker, self.failed = _loaded(model, threads, options)
         self.top_k, self.errors, self.skip = top_k, errors, skip
+        self.told = False  # the errors log, of the reranker this actor runs (-v)
 
     def __call__(self, batch: dict[str, numpy.ndarray]) -> dict[str, numpy.ndarray]:
         if self.failed is not None:
@@ -736,25 +737,34 @@ def claim_output(folder: str):
     return locked(open(os.path.join(path, LOCK_FILE), "a"), folder)  # noqa: SIM115 (the caller's to close)
 
 
-def discard_output(folder: str, made: bool) -> None:
+def discard_output(folder: str, made: str | None) -> None:
     """Take back what ``claim_output`` and ``prepare_output`` left in a local ``folder`` that holds no shard (a run
-    stopped before its first: a model that cannot run, a Ctrl-C): the run's record, the lock file, and the folder
-    itself where the run ``made`` it. A folder with shards, or a remote one, is left as it is."""
+    stopped before its first: a model that cannot run, a Ctrl-C): the run's record, the lock file, and the folders
+    the run made (``made``: the first of them, as ``new_folder`` gave it). A folder with shards, or a remote one, is
+    left as it is; what cannot be removed (a file held open on Windows) stays."""
     path = _local(folder)
-    if path is None or not os.path.isdir(path) or set(os.listdir(path)) - {RUN_FILE, LOCK_FILE}:
-        return
-    for name in (RUN_FILE, LOCK_FILE):  # the lock's file unlinked while still held: a run waiting opens a new one
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(os.path.join(path, name))
-    if made:
-        with contextlib.suppress(OSError):  # a file come in meanwhile: the folder stays
+    with contextlib.suppress(OSError):
+        if path is None or not os.path.isdir(path) or set(os.listdir(path)) - {RUN_FILE, LOCK_FILE}:
+            return
+        for name in (RUN_FILE, LOCK_FILE):  # the lock's file unlinked while still held: a run waiting opens a new one
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(path, name))
+        while made is not None:  # a file come in meanwhile: os.rmdir fails, and that folder and those above stay
             os.rmdir(path)
+            if path == made:
+                break
+            path = os.path.dirname(path)
 
 
-def is_folder(folder: str) -> bool:
-    """Whether ``folder`` is there already (a remote one is taken to be: ``discard_output`` leaves those alone)."""
+def new_folder(folder: str) -> str | None:
+    """The first folder of the local path ``folder`` that is not there yet (``folder`` or one above it), which a
+    run that makes it may take back (``discard_output``); ``None`` where it is there, or remote."""
     path = _local(folder)
-    return path is None or os.path.exists(path)
+    if path is None or os.path.exists(path):
+        return None
+    while not os.path.exists(os.path.dirname(path)) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
 
 
 def prepare_output(folder: str, run: dict, resume: bool, fmt: str = "parquet") -> tuple[dict | None, int, list]:
@@ -989,7 +999,7 @@ def start(address: str | None = None, workers: int = 1) -> bool:
             ray.init(address=address, log_to_driver=False)
         else:
             # "local": Ray joined the instance `ray start` had left, and then refused num_cpus (a ValueError);
-            # WARNING: "Started a local Ray instance" every run, where qrr says where it ran when it is done
+            # Ray's INFO lines left out ("Started a local Ray instance", every run): qrr says where it ran at the end
             with _unsaid(AUTH_LOGGER, "Token authentication is enabled for this Ray cluster."):
                 ray.init(address="local", num_cpus=devices.usable_cpus() + workers + 1, include_dashboard=False,
                          log_to_driver=False, logging_level=logging.WARNING)  # fmt: skip

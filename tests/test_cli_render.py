@@ -322,3 +322,21 @@ def test_a_long_cell_is_cut_in_a_table_and_an_id_is_not(monkeypatch, capsys):
     line = rows_of(capsys.readouterr().out)[2]
     cell = json.dumps(list(range(300)), separators=(",", ":"))
     assert line.split("│") == [f" {'x' * 230} ", f" {cell[:199]}…"]
+
+
+def test_blanks_counted_by_rays_actors_name_each_place_once(monkeypatch):
+    """A Parquet row's place is its file: three blank rows of one file said it three times."""
+    said = io.StringIO()
+    monkeypatch.setattr(render, "stderr", base.Console(file=said, width=200))
+    blanks = render.Blanks("pair with a blank query or document", "pairs with a blank query or document", ())
+    blanks.saw(4, ["/d/a.parquet", "/d/a.parquet", None, "/d/b.parquet", "/d/c.parquet", "/d/e.parquet"])
+    blanks.report()
+    assert said.getvalue() == (
+        "warning: 4 pairs with a blank query or document (/d/a.parquet, /d/b.parquet, "
+        "/d/c.parquet, …) scored as given: such a score says nothing of relevance\n"
+    )
+    said.seek(0), said.truncate()
+    unknown = render.Blanks("blank document", "blank documents", ())
+    unknown.saw(2, [None, None])  # from rows whose place no one knows: no empty parentheses
+    unknown.report()
+    assert said.getvalue() == "warning: 2 blank documents scored as given: such a score says nothing of relevance\n"

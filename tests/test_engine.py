@@ -366,10 +366,13 @@ def test_a_score_that_is_no_number_is_refused_naming_the_dtype():
             odds[0] = float("nan")
             return odds
 
-    with pytest.raises(QrrError, match=r"^the model gave no number \(NaN\) for 1 of 8 pairs in fp16, whose range the "
-                       r"model's activations overflow: use dtype bf16 or fp32$"):  # fmt: skip
+    fp16 = (
+        r"^the model gave no number \(NaN\) for 1 pair of a batch of 8 in fp16, whose range the model's "
+        r"activations overflow: use dtype fp32 \(or bf16 where the device has it\)$"
+    )
+    with pytest.raises(QrrError, match=fp16):
         Overflowing(dtype=torch.float16).score(SEQUENCES[:8], batch_tokens=10**6)
-    with pytest.raises(QrrError, match=r"^the model gave no number \(NaN\) for 1 of 8 pairs in fp32, its weights may "
-                       r"hold NaN \(check the checkpoint\)$"):  # fmt: skip
+    with pytest.raises(QrrError, match=r"^the model gave no number \(NaN\) for 1 pair of a batch of 8 in fp32, its "
+                       r"weights may hold NaN \(check the checkpoint\)$"):  # fmt: skip
         Overflowing().score(SEQUENCES[:8], batch_tokens=10**6)
     assert len(FakeEngine(dtype=torch.float16).score(SEQUENCES[:8], batch_tokens=10**6)[0]) == 8  # numbers: scored

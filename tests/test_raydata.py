@@ -137,6 +137,9 @@ def test_a_runs_own_instance_starts_without_rays_lines_of_every_run(raydata, mon
     assert calls[-1]["logging_level"] == logging.WARNING  # Ray's INFO lines, "Started a local Ray instance", unsaid
     assert [r.getMessage()[:45] for r in caplog.records] == ["Token authentication is disabled for this Ray"]
     assert logging.getLogger(raydata.AUTH_LOGGER).filters == []  # left out while Ray starts only
+    import importlib.util
+
+    assert importlib.util.find_spec(raydata.AUTH_LOGGER) is not None  # Ray's module of it, as this Ray names it
 
 
 def test_rays_advice_on_fewer_blocks_than_actors_is_left_out_of_a_qrr_run():
@@ -475,8 +478,9 @@ def test_qrr_score_on_ray_writes_what_qrr_score_prints(cli, tiny_model, tmp_path
     path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
     result = cli("score", path, "--ray", "--workers", "2", "--output", str(tmp_path / "out"), "-v", model=tiny_model)
     assert result.exit_code == 0, result.output
-    said = rf"model {re.escape(str(tiny_model))} on cpu \(fp32, 1 thread\), transformers recipe, batch budget 1024"
-    assert re.search(rf"^{said} tokens \(2 actors\)$", result.stderr, re.MULTILINE), result.stderr  # -v: the actors
+    # -v: what the actors ran, once (each actor tells it)
+    said = f"actors: model {tiny_model} on cpu (fp32, 1 thread), transformers recipe, batch budget 1024 tokens\n"
+    assert result.stderr.count(said) == 1, result.stderr
     rows = pyarrow.parquet.read_table(tmp_path / "out").to_pylist()
     close_by_id(rows, expected)
     assert result.stderr.splitlines()[-1].startswith("scored 3,000 pairs in ")
@@ -719,8 +723,8 @@ def test_qrr_rerank_on_ray_writes_the_same_run(cli, tiny_model, beir_dir, tmp_pa
     assert on_ray.exit_code == 0, on_ray.output
     assert "reranked 5 queries (25 pairs) in " in on_ray.stderr
     # -v: what the actors ran, as a run here says its model (it said nothing of them)
-    assert re.search(rf"^model {re.escape(str(tiny_model))} on cpu \(fp32, 1 thread\), transformers recipe, batch "
-                     r"budget 1024 tokens \([12] actors?\)$", on_ray.stderr, re.MULTILINE), on_ray.stderr  # fmt: skip
+    said = f"actors: model {tiny_model} on cpu (fp32, 1 thread), transformers recipe, batch budget 1024 tokens\n"
+    assert said in on_ray.stderr
     assert counted == [5] * 5  # each query's pairs, as it is done
     got = [line.split() for line in (tmp_path / "out.trec").read_text().splitlines()]
     want = [line.split() for line in plain.stdout.splitlines()]
@@ -871,11 +875,11 @@ def test_a_stage_whose_options_cannot_run_says_so_at_its_first_batch_or_before(r
         stage(pyarrow.table({"query": ["q"], "document": ["d"]}))
     path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS[:3])
     (tmp_path / "made").mkdir()  # a folder of the user's, empty: kept, and as empty as it was
-    for out in ("out", "made"):
+    for out in ("out/a/b", "made"):
         result = cli("score", path, "--ray", "-o", str(tmp_path / out), "--max-length", "20", model=tiny_model)
         said = "error: --max-length 20 leaves no room: the prompt frame alone takes 48 tokens"
         assert (result.exit_code, result.stderr.splitlines()[-1]) == (2, said)
-    # stopped at the first batch: the folder it made for the shards is taken back with its record and lock
+    # stopped at the first batch: the folders it made for the shards are taken back with its record and lock
     assert not (tmp_path / "out").exists() and list((tmp_path / "made").iterdir()) == []
     items = ray.data.from_items([{"query": "q", "document": "d"}])
     with pytest.raises(TypeError, match="^got an unexpected keyword argument 'max_lenght': the options are "

@@ -1181,8 +1181,8 @@ def test_a_model_that_fails_gets_503_and_the_server_serves_on(fake):
         response = http.post("/rerank", json={"query": "q", "documents": ["a"]})
         assert response.status_code == 503
         assert response.json()["message"] == (
-            "the model gave no number (NaN) for 1 of 1 pair in fp16, whose range the "
-            "model's activations overflow: use the server's --dtype bf16 or fp32"
+            "the model gave no number (NaN) for 1 pair of a batch of 1 in fp16, whose range the model's activations "
+            "overflow: use the server's --dtype fp32 (or bf16 where the device has it)"
         )
 
 

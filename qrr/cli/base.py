@@ -34,7 +34,6 @@ from qrr.errors import (
     Terminated,
     debugging,
     innermost,
-    plural,
     qrr_cause,
 )
 from qrr.family import QWEN3, run_settings
@@ -373,10 +372,10 @@ def start_ray(address: str | None, workers: int | None, gpus_per_worker: float |
     return raydata, raydata.Placement(workers, gpus_per_worker, local), model
 
 
-def say_actors(loaded: dict[str, int]) -> None:
+def say_actors(loaded: list[str]) -> None:
     """``-v`` of a --ray run: what reranker its actors ran (``ErrorLog.loaded_report``), as a run here says its own."""
-    for description, count in loaded.items():
-        stderr.print(f"{description} ({plural(count, 'actor')})", markup=False, highlight=False)
+    for description in loaded:
+        stderr.print(f"actors: {description}", markup=False, highlight=False)
 
 
 @contextlib.contextmanager

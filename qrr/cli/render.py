@@ -688,9 +688,10 @@ class Blanks:
             self.where.append(where or "?")
 
     def saw(self, count: int, where: list[str | None]) -> None:
-        """``count`` blank records counted elsewhere (by Ray's actors), the first at ``where``."""
+        """``count`` blank records counted elsewhere (by Ray's actors), the first at ``where`` (each place said
+        once: a Parquet row's is its file)."""
         self.count += count
-        self.where += [w for w in where[: self.shown - len(self.where)] if w]
+        self.where += list(dict.fromkeys(w for w in where if w and w not in self.where))[: self.shown - len(self.where)]
 
     def report(self) -> None:
         if not self.count:

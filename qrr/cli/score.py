@@ -386,7 +386,7 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
                          "writes (query, document, instruction, qrr_source, qrr_record)")  # fmt: skip
 
     with contextlib.ExitStack() as held:
-        done, listed, made = None, list(files), None
+        done, listed, made = None, list(files), False  # made: new_folder's answer once this run holds the output
 
         def check_output(raydata) -> None:
             nonlocal done, listed, made
@@ -396,7 +396,7 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
                 raise raydata.clash(column)
             from qrr.pipelines import OutputBusy
 
-            fresh = not raydata.is_folder(output)
+            fresh = raydata.new_folder(output)
             try:
                 claimed = raydata.claim_output(output)
             except OutputBusy as exc:  # another run's: its files are not this one's to take back
@@ -431,7 +431,7 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
             _write_shards(raydata, placement, model, files, input_format, on_error, output, shard_format, done,
                           listed, verbose, **options)  # fmt: skip
         except BaseException:
-            if made is not None:  # a run stopped before its first shard leaves no folder of its record alone
+            if made is not False:  # a run stopped before its first shard leaves no folder of its record alone
                 from qrr import raydata
 
                 raydata.discard_output(output, made)
