@@ -655,9 +655,20 @@ def test_blank_queries_and_documents_are_scored_and_warned_of_before_any_scoring
                                  "warning: 2 blank documents (d1, d3) scored as given: such a score says nothing of "
                                  "relevance\n")  # fmt: skip
     # said before a model loads: a run of hours warns at its start
-    result = cli("rerank", str(tmp_path / "run.trec"), "--corpus", str(tmp_path / "corpus.jsonl"), "--queries",
-                 str(tmp_path / "queries.tsv"), "--device", "nowhere")  # fmt: skip
+    args = [str(tmp_path / "run.trec"), "--corpus", str(tmp_path / "corpus.jsonl"), "--queries",
+            str(tmp_path / "queries.tsv")]  # fmt: skip
+    result = cli("rerank", *args, "--device", "nowhere")
     assert result.exit_code == 2 and result.stderr.startswith("warning: 1 blank query (q1)")
+    # gone on with, of the queries left only: q1 done, q2 (with d3 and d1) left
+    out = tmp_path / "out.trec"
+    assert cli("rerank", *args, "--resume", str(out)).exit_code == 0
+    out.write_text("".join(out.read_text().splitlines(keepends=True)[:2]))
+    result = cli("rerank", *args, "--resume", str(out))
+    assert result.stderr.startswith(f"resuming {out}: 1 of 2 queries are done\nwarning: 2 blank documents (d3, d1) "
+                                    "scored as given")  # fmt: skip
+    assert "blank query" not in result.stderr
+    result = cli("rerank", *args, "--resume", str(out))  # finished: nothing to warn of
+    assert "warning" not in result.stderr and result.stderr.endswith("nothing left to rerank\n")
 
 
 def test_missing_queries_and_malformed_lines(cli, rerank_args, beir_dir, tmp_path):

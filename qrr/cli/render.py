@@ -784,13 +784,12 @@ def read_run_inputs(on_error, run: str, queries: str, corpus: str, depth: int, *
     for skipped in (bad_lines, lacking_queries, lacking_documents):
         if skipped is not None:
             skipped.report()
-    _warn_of_blanks(inputs)
     return inputs
 
 
 def _warn_of_blanks(inputs) -> None:
-    """Say at once which of the queries and documents to rerank are blank (a query of no words, a corpus entry
-    with no title or text): each is scored as given, and its scores rank nothing by relevance."""
+    """Say before the work which of the queries and documents left to rerank are blank (a query of no words, a
+    corpus entry with no title or text): each is scored as given, and its scores rank nothing by relevance."""
     queries = Blanks("blank query", "blank queries", ())
     documents = Blanks("blank document", "blank documents", ())
     seen = set()
@@ -884,6 +883,7 @@ def rerank_showing_progress(inputs, output, top_k, rerank, verbose: bool, others
             stderr.print(f"resuming {output.path}: {done} of {done + len(inputs.jobs)} queries are done",
                          highlight=False)  # fmt: skip
             unrecorded(output)
+    _warn_of_blanks(inputs)  # of the queries left: a finished --resume has none to warn of
     if not inputs.jobs:
         if output is not None:
             output.release()
