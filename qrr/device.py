@@ -43,11 +43,14 @@ def resolve_device(name: str = "auto"):
             raise DeviceError(f"{{device}} {name}: CUDA is not available on this machine (torch "
                               f"{torch.__version__}, built for {built}, finds no GPU)", "device")  # fmt: skip
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise DeviceError(f"{{device}} {name}: this machine has {torch.cuda.device_count()} CUDA GPUs", "device")
+            count = torch.cuda.device_count()
+            raise DeviceError(f"{{device}} {name}: this machine has {plural(count, 'CUDA GPU')}: use "
+                              f"{'cuda:0' if count == 1 else f'cuda:0 to cuda:{count - 1}'}", "device")  # fmt: skip
     elif device.type == "mps" and not _mps_available():
-        raise DeviceError(f"{{device}} {name}: Apple MPS is not available on this machine", "device")
+        raise DeviceError(f"{{device}} {name}: Apple MPS is not available on this machine; use cpu, or auto for the "
+                          "best there is", "device")  # fmt: skip
     elif device.type not in ("cpu", "cuda", "mps"):
-        raise DeviceError(f"{{device}} {name!r} is not supported: use auto, cpu, mps, cuda or cuda:N", "device")
+        raise DeviceError(f"{{device}} {name!r} is unknown: use auto, cpu, mps, cuda or cuda:N", "device")
     return device
 
 

@@ -304,7 +304,8 @@ class Engine:
                     raise
                 if len(together) == 1:
                     raise OutOfMemoryError(f"out of memory running a shared prefix of {together[0][0]} tokens (the "
-                                           "frame, instruction and query)") from exc  # fmt: skip
+                                           "frame, instruction and query): shorten the query or instruction, or "
+                                           "use a smaller model") from exc  # fmt: skip
                 torch.cuda.empty_cache()
                 rounds.extendleft(reversed([[part] for part in together]))  # its groups one at a time, then on
                 continue

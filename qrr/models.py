@@ -252,8 +252,8 @@ def download(name: str, revision: str | None = None, local_dir: str | Path | Non
         cached = _copy_at_hand(repo, revision, local_dir)
         if cached is None:
             where = "the local cache" if local_dir is None else str(local_dir)
-            raise ModelNotFoundError(f"cannot download {repo}: it is not in {where} and HF_HUB_OFFLINE is set; unset "
-                                     "it to download")  # fmt: skip
+            raise ModelNotFoundError(f"cannot download {repo}: it is not in {where} and {_offline_variable()} is set; "
+                                     "unset it to download")  # fmt: skip
         check_folder(cached, repo=repo)
         return cached
     why = _hub_unreachable(repo, revision)

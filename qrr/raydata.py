@@ -346,8 +346,8 @@ def _unreadable(path: str, exc: BaseException) -> InputError:
 
 def clash(column: str, where: str = "") -> InputError:
     """The error for an input that has a field of the score column's name already."""
-    return InputError(f'{where}the input has a "{column}" field already: name the column of scores otherwise '
-                      "(--score-column, or score_column in Python)")  # fmt: skip
+    return InputError(f'{where}the input has a "{column}" field already: name the column of scores otherwise with '
+                      "{score_column}", "score_column")  # fmt: skip
 
 
 def check_paths(paths, output: str) -> None:

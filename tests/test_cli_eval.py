@@ -386,7 +386,7 @@ def test_beir_folder_errors(cli, beir_dir, tmp_path):
     (copy / "qrels" / "train.tsv.gz").write_bytes(b"")
     (copy / "qrels" / "dev.small.tsv").write_bytes(b"")
     assert failed(cli("eval", "--beir", str(copy), "--run", str(copy / "bm25.trec"), "--split", "dev")) == (
-        f"error: {copy / 'qrels' / 'dev.tsv'}: not found (the folder's splits: dev.small, test, train)\n"
+        f"error: {copy / 'qrels' / 'dev.tsv'}: no such file (the folder's splits: dev.small, test, train)\n"
     )
     (copy / "corpus.jsonl").write_text('{"_id": "d0", "text": "only one"}\n')
     message = failed(cli("eval", "--beir", str(copy), "--run", str(copy / "bm25.trec")))

@@ -224,16 +224,16 @@ def test_keep_rest_writes_the_first_stages_rest_below_the_reranked(cli, rerank_a
     # another --depth: the record keeps none, so what is written where tells (it mixed depths, or failed on a
     # document it had not read)
     deeper = failed(cli("rerank", *rerank_args, "--depth", "3", "--keep-rest", "--resume", str(out)))
-    assert "is written with its first-stage rank, but it is among query" in deeper and "or --depth" in deeper
+    assert "is written with its first-stage rank, but it is among query" in deeper
+    assert "or with another --depth; go on" in deeper
     shallower = failed(cli("rerank", *rerank_args, "--depth", "1", "--keep-rest", "--resume", str(out)))
     assert "is not among query" in shallower and "--depth" in shallower
     # a file written without the rest, gone on with it
     plain = tmp_path / "plain.trec"
     ok(cli("rerank", *rerank_args, "--depth", "2", "--resume", str(plain)))
     (tmp_path / ".plain.trec.qrr.json").unlink()
-    assert "the file was written from other inputs, --depth, or without --keep-rest" in failed(
-        cli("rerank", *rerank_args, "--depth", "2", "--keep-rest", "--resume", str(plain))
-    )
+    said = "the file was written from other inputs or with another --depth, or without --keep-rest; go on with "
+    assert said in failed(cli("rerank", *rerank_args, "--depth", "2", "--keep-rest", "--resume", str(plain)))
 
 
 def test_a_query_too_long_for_the_prompt_is_named_by_its_id(cli, beir_dir, tmp_path):
@@ -268,7 +268,8 @@ def test_a_query_too_long_for_the_prompt_is_named_by_its_id(cli, beir_dir, tmp_p
         result = cli(*command, "--beir", str(copy), "--max-length", "100", "--on-error", "skip")
         assert (result.exit_code, result.stdout) == (2, ""), result.output
         assert result.stderr.endswith("error: every query of the run leaves no room within --max-length (1 skipped): "
-                                      "nothing was reranked\n")  # fmt: skip
+                                      "nothing was reranked; raise --max-length, or shorten the instruction "
+                                      "(-i)\n")  # fmt: skip
 
 
 def test_a_finished_file_of_other_settings_is_refused_before_a_model_loads(cli, rerank_args, tmp_path, tiny_model,
@@ -321,7 +322,8 @@ def test_resume_refuses_another_format_or_a_foreign_file(cli, rerank_args, tmp_p
     record = tmp_path / ".out.trec.qrr.json"
     kept = record.read_bytes()
     record.unlink()  # an older qrr's file, whose record kept no depth: its lines tell
-    assert "other inputs, --depth or --top-k" in failed(cli("rerank", *rerank_args, "--depth", "3", *resume))
+    said = "other inputs or with another --depth or --top-k; go on with"
+    assert said in failed(cli("rerank", *rerank_args, "--depth", "3", *resume))
     record.write_bytes(kept)
     assert failed(cli("rerank", *rerank_args, "--depth", "2", "--tag", "mine", *resume)) == (
         f"error: {out}:1: the run's tag is qrr, not --tag mine; give --tag qrr to go on, or rerank into a new file\n"
@@ -375,7 +377,8 @@ def test_resume_refuses_a_file_of_other_scores_or_an_input(cli, rerank_args, bei
     out.write_text("".join(lines[:3]).replace(f" {first[2]} ", " d999 "))
     assert failed(cli("rerank", *rerank_args, "--depth", "3", "--resume", str(out))) == (
         f"error: {out}:1: document d999 is not among query {first[0]}'s top documents in the run; the file was "
-        "written from other inputs or --depth\n"
+        "written from other inputs or with another --depth; go on with the inputs and options that wrote it, or rerank "
+        "into a new file\n"
     )
 
 
@@ -697,7 +700,8 @@ def test_missing_queries_and_malformed_lines(cli, rerank_args, beir_dir, tmp_pat
         (["--tag", "bm25", "-f", "jsonl"], "--tag bm25: a jsonl run has no tag (it is a TREC run's last column)"),
         (
             ["--resume", "/no/such/folder/out.trec"],
-            "--resume /no/such/folder/out.trec: not a file in an existing folder",
+            "--resume /no/such/folder/out.trec: its folder /no/such/folder does not exist; make it (mkdir -p), or "
+            "give a file in an existing folder",
         ),
         (
             ["--depth", "0"],

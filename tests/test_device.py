@@ -31,7 +31,7 @@ def test_cuda_index(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert dev.resolve_device("cuda:1") == torch.device("cuda:1")
-    with pytest.raises(DeviceError, match="^device cuda:2: this machine has 2 CUDA GPUs$"):
+    with pytest.raises(DeviceError, match="^device cuda:2: this machine has 2 CUDA GPUs: use cuda:0 to cuda:1$"):
         dev.resolve_device("cuda:2")
 
 

@@ -252,9 +252,10 @@ def test_resume_point_cuts_an_unfinished_query_left_alone_at_the_end(tmp_path):
 def test_resume_point_refuses_a_foreign_file(tmp_path):
     path = tmp_path / "out"
     path.write_text("q1 Q0 d1 1 0.5 qrr\nq2 Q0 d1 1 0.5 qrr\n")
-    with pytest.raises(InputError, match="query q1 has 1 result.*other inputs, depth or top_k") as caught:
+    said = "query q1 has 1 result.*other inputs or with another depth or top_k; go on with"
+    with pytest.raises(InputError, match=said) as caught:
         pipelines.resume_point(path, "trec", {"q1": 2, "q2": 1})
-    assert caught.value.naming({"depth": "--depth", "top_k": "--top-k"}).endswith("inputs, --depth or --top-k")
+    assert "with another --depth or --top-k; go on" in caught.value.naming({"depth": "--depth", "top_k": "--top-k"})
     with pytest.raises(InputError, match="query q2 is not among the queries to rerank"):
         pipelines.resume_point(path, "trec", {"q1": 1})
     path.write_text("q1 Q0 d1 1 0.5 qrr\nq1 Q0 d2 2 0.4 qrr\n")
@@ -274,7 +275,11 @@ def test_run_output_is_checked_before_any_input(tmp_path):
         pipelines.RunOutput.checked(fmt="table")
     with pytest.raises(InputError, match="^tag 'two words': TREC run tags are one word$"):
         pipelines.RunOutput.checked(tag="two words")
-    with pytest.raises(InputError, match="^output /no/such/folder/out: not a file in an existing folder$"):
+    with pytest.raises(
+        InputError,
+        match="^output /no/such/folder/out: its folder /no/such/folder does not exist; make it "
+        "\\(mkdir -p\\), or give a file in an existing folder$",
+    ):
         pipelines.RunOutput.checked("/no/such/folder/out")
     (tmp_path / "out").write_text("q1 Q0 d1 1 0.5 qrr\n")
     assert pipelines.RunOutput.checked(str(tmp_path / "out")).fmt == "trec"  # an existing file keeps its format
@@ -709,7 +714,11 @@ def test_an_output_the_file_system_refuses_is_said_before_any_work(tmp_path, mon
     pipelines.check_appendable(str(out), [], "results", "the results")
     assert not out.exists()  # found writable, and no empty file left behind
     monkeypatch.setattr(os, "access", lambda path, mode: False)
-    with pytest.raises(InputError, match=rf"^output {re.escape(str(out))}: not writable here$"):
+    with pytest.raises(
+        InputError,
+        match=rf"^output {re.escape(str(out))}: not writable here; give a file you "
+        "can write$",
+    ):
         pipelines.check_appendable(str(out), [], "results", "the results")
     monkeypatch.undo()
     opened = os.open
@@ -720,7 +729,11 @@ def test_an_output_the_file_system_refuses_is_said_before_any_work(tmp_path, mon
         return opened(path, flags, *args, **kwargs)
 
     monkeypatch.setattr(os, "open", refused)
-    with pytest.raises(InputError, match=rf"^output {re.escape(str(out))}: not writable here \(Permission denied\)$"):
+    with pytest.raises(
+        InputError,
+        match=rf"^output {re.escape(str(out))}: not writable here "
+        r"\(Permission denied\); give a file you can write$",
+    ):
         pipelines.check_appendable(str(out), [], "results", "the results")
 
 

@@ -824,9 +824,9 @@ def test_an_input_field_named_as_the_score_column(cli, tiny_model, tmp_path, ray
     """It was Ray's KeyError ('Field "score" exists 2 times in schema'), after the actors had loaded the model."""
     rows = [{**p, "score": 12.5} for p in PAIRS[:3]]
     path = write_jsonl(tmp_path / "bm25.jsonl", rows)
-    said = 'the input has a "score" field already: name the column of scores otherwise (--score-column, or '
+    said = 'the input has a "score" field already: name the column of scores otherwise with '
     result = cli("score", path, "--ray", "-o", str(tmp_path / "out"), model=tiny_model)
-    assert (result.exit_code, result.stderr) == (2, f"error: {said}score_column in Python)\n")
+    assert (result.exit_code, result.stderr) == (2, f"error: {said}--score-column\n")
     assert not (tmp_path / "out").exists()
     # past an empty first file (Spark writes them), and in a Parquet file's columns
     (tmp_path / "spark").mkdir()
@@ -837,7 +837,7 @@ def test_an_input_field_named_as_the_score_column(cli, tiny_model, tmp_path, ray
                                 tmp_path / "pq" / "a.parquet")  # fmt: skip
     for source in ("spark", "pq"):
         result = cli("score", str(tmp_path / source), "--ray", "-o", str(tmp_path / "out"), model=tiny_model)
-        assert (result.exit_code, result.stderr) == (2, f"error: {said}score_column in Python)\n")
+        assert (result.exit_code, result.stderr) == (2, f"error: {said}--score-column\n")
     result = cli("score", path, "--ray", "-o", str(tmp_path / "out"), "--score-column", "qrr", model=tiny_model)
     assert result.exit_code == 0, result.output
     table = pyarrow.parquet.read_table(tmp_path / "out").to_pylist()
@@ -858,7 +858,7 @@ def test_an_input_field_named_as_the_score_column(cli, tiny_model, tmp_path, ray
         raydata.score(raydata.read_pairs(path), str(tiny_model), workers=1, device="cpu").take_all()
     from qrr.errors import qrr_cause
 
-    assert str(qrr_cause(caught.value)).startswith(f"{path}: {said}score_column in Python)")
+    assert str(qrr_cause(caught.value)).startswith(f"{path}: {said}score_column")
     # of a batch of two files, the file of the row that has it (the first row's was named)
     stage = raydata.ScoreStage("fake")
     batch = pyarrow.table({"query": ["q", "q"], "document": ["d", "d"], "score": [None, 3.0],

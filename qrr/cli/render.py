@@ -843,7 +843,7 @@ def check_some_reranked(skipped: Skipped | None, jobs: int, before: int = 0) -> 
     """``InputError`` where ``skipped`` holds every one of the ``jobs`` queries of a run whose output held none."""
     if skipped is not None and jobs and skipped.count >= jobs and not before:
         raise InputError(f"every query of the run leaves no room within --max-length ({skipped.count:,} skipped): "
-                         "nothing was reranked")  # fmt: skip
+                         "nothing was reranked; raise --max-length, or shorten the instruction (-i)")  # fmt: skip
 
 
 def reranking(ctx, inputs, output, top_k, server, instruction, verbose: bool, on_error):

@@ -114,7 +114,7 @@ def read_lines(source: str) -> Iterator[Line]:
     except FileNotFoundError:
         raise InputError(f"{source}: no such file") from None
     except IsADirectoryError:
-        raise InputError(f"{source}: is a directory, not a file") from None
+        raise InputError(f"{source}: a folder, not a file; give the files in it") from None
     except OSError as exc:
         raise InputError(f"{source}: cannot read ({exc.strerror})") from None
     with handle:

@@ -330,7 +330,7 @@ def _one_of(folder: Path, name: str, hint=None) -> str:
     for candidate in (folder / name, folder / f"{name}.gz"):
         if candidate.is_file():
             return str(candidate)
-    raise InputError(f"{folder / name}: not found{hint(folder) if hint else ''}")
+    raise InputError(f"{folder / name}: no such file{hint(folder) if hint else ''}")
 
 
 def _splits(qrels: Path) -> str:

@@ -231,7 +231,9 @@ def check_appendable(path: str, inputs: Iterable[str | os.PathLike | None], kind
     if os.path.isdir(path):
         raise InputError(f"{{output}} {path}: is a folder; give a file for {what}", "output")
     if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-        raise InputError(f"{{output}} {path}: not a file in an existing folder", "output")
+        folder = os.path.dirname(os.path.abspath(path))
+        raise InputError(f"{{output}} {path}: its folder {folder} does not exist; make it (mkdir -p), or give a file "
+                         "in an existing folder", "output")  # fmt: skip
     target = os.path.dirname(os.path.realpath(path))
     if os.path.islink(path) and not os.path.isdir(target):  # a link to a new file is fine, in a folder that is not
         raise InputError(f"{{output}} {path}: a link into {target}, which is no folder", "output")
@@ -241,7 +243,7 @@ def check_appendable(path: str, inputs: Iterable[str | os.PathLike | None], kind
         raise InputError(f"{{output}} {path}: qrr writes {kind} uncompressed; name it without .gz (gzip it once it "
                          "is complete)", "output")  # fmt: skip
     if not os.access(path if os.path.exists(path) else os.path.dirname(os.path.abspath(path)), os.W_OK):
-        raise InputError(f"{{output}} {path}: not writable here", "output")
+        raise InputError(f"{{output}} {path}: not writable here; give a file you can write", "output")
     try:  # as root, access() says yes where the file system says no (/sys): the first write failed, hours on
         if os.path.exists(path):
             with open(path, "a", encoding="utf-8"):
@@ -251,7 +253,9 @@ def check_appendable(path: str, inputs: Iterable[str | os.PathLike | None], kind
             os.close(os.open(new, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
             os.unlink(new)  # a run that fails before its first result leaves no empty file behind
     except OSError as exc:
-        raise InputError(f"{{output}} {path}: not writable here ({exc.strerror})", "output") from None
+        raise InputError(
+            f"{{output}} {path}: not writable here ({exc.strerror}); give a file you can write", "output"
+        ) from None
     check_not_input(path, inputs, what)
 
 

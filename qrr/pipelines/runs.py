@@ -29,6 +29,8 @@ from qrr.pipelines.streams import _calls, _CountedOnce, call_room, check_scorer,
 from qrr.reranker import ProgressBar, Scorer, Stats, check_call, spans
 
 DEFAULT_DEPTH = 100
+# what a file written otherwise than this run asks can do: the tag's own message says it too
+GO_ON = "; go on with the inputs and options that wrote it, or rerank into a new file"
 
 
 @dataclass(frozen=True)
@@ -300,23 +302,26 @@ def resume_point(
                 if docid not in rest[qid]:
                     raise InputError(f"{where}: document {docid} is written with its first-stage rank, but it is "
                                      f"among query {qid}'s reranked top documents or not in the run; the file was "
-                                     "written from other inputs or {depth}", "depth")  # fmt: skip
+                                     f"written from other inputs or with another {{depth}}{GO_ON}",
+                                     "depth")  # fmt: skip
             elif documents is not None and qid in documents and docid not in documents[qid]:
                 raise InputError(f"{where}: document {docid} is not among query {qid}'s top documents in the run; the "
-                                 "file was written from other inputs or {depth}", "depth")  # fmt: skip
+                                 f"file was written from other inputs or with another {{depth}}{GO_ON}",
+                                 "depth")  # fmt: skip
             if qid != current:
                 if current in others:
                     keep = start  # a query left alone ends where the next one starts (it may have lost documents)
                 if current in expected and current not in done:
-                    said = "{depth}, or without {keep_rest}" if rest is not None else "{depth} or {top_k}"
+                    said = ("another {depth}, or without {keep_rest}" if rest is not None else
+                            "another {depth} or {top_k}")  # fmt: skip
                     raise InputError(f"{where}: query {current} has {plural(count, 'result')} before query {qid} "
-                                     f"starts, not {expected[current]}; the file was written from other inputs, "
-                                     f"{said}", "depth", "top_k", "keep_rest")  # fmt: skip
+                                     f"starts, not {expected[current]}; the file was written from other inputs or "
+                                     f"with {said}{GO_ON}", "depth", "top_k", "keep_rest")  # fmt: skip
                 if qid in seen:
-                    raise InputError(f"{where}: query {qid} appears a second time; the file is not qrr's output")
+                    raise InputError(f"{where}: query {qid} appears a second time; the file is not a run qrr wrote")
                 if qid not in expected and qid not in others:
                     raise InputError(f"{where}: query {qid} is not among the queries to rerank; the file was "
-                                     "written from other inputs")  # fmt: skip
+                                     f"written from other inputs{GO_ON}")  # fmt: skip
                 current, count = qid, 0
                 seen.add(qid)
             count += 1
@@ -328,7 +333,7 @@ def resume_point(
                     keep = offset
             elif count > expected[qid]:
                 raise InputError(f"{where}: query {qid} has more than {plural(expected[qid], 'result')}; the file was "
-                                 "written with another {depth} or {top_k}", "depth", "top_k")  # fmt: skip
+                                 f"written with another {{depth}} or {{top_k}}{GO_ON}", "depth", "top_k")  # fmt: skip
             elif count == expected[qid]:
                 done.add(qid)
                 keep = offset
@@ -510,7 +515,7 @@ def rerank_run(
     elif output is not None and not isinstance(output, RunOutput):
         raise InputError(f"{{output}} must be a path or a RunOutput, not {type(output).__name__}", "output")
     if top_k is not None and inputs.keep_rest:
-        raise InputError("{top_k}: not with keep_rest, which writes every document of the run", "top_k")
+        raise InputError("{top_k}: not with {keep_rest}, which writes every document of the run", "top_k", "keep_rest")
     with _lent_settings(output, reranker, {"keep_rest": inputs.keep_rest}):
         if output is not None and not output.prepared:
             # on a copy: the caller's inputs keep every query (a notebook's next rerank_run found none left)

@@ -105,8 +105,8 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
         async for chunk in request.stream():
             body += chunk
             if len(body) > limits.max_request_bytes:
-                raise ApiError(413, f"the request body is over {limits.max_request_bytes} bytes, the most this server "
-                               "takes")  # fmt: skip
+                raise ApiError(413, f"the request body is over {limits.max_request_bytes} bytes; this server takes "
+                               f"at most {limits.max_request_bytes}")  # fmt: skip
         bom = 3 if body.startswith(b"\xef\xbb\xbf") else 0
         del body[:bom]  # a UTF-8 BOM, as Windows tools write one: RFC 8259 lets a parser ignore it, as the CLI does
         try:
@@ -301,7 +301,9 @@ def bind(host: str, port: int) -> socket.socket:
         sock.close()
         low = ""
         if exc.errno == errno.EACCES and 0 < port < 1024:  # said only "Permission denied"
-            low = " (a port below 1024 needs root's rights: give another, such as --port 8000)"
+            low = " (a port below 1024 needs root's rights: give another, such as {port} 8000)"
+        elif exc.errno == errno.EADDRINUSE:
+            low = "; stop what holds it, or give another {port}"
         raise QrrError(f"cannot listen on {host}:{port}: {exc.strerror}{low}", "port") from None
     # Two sockets with SO_REUSEADDR may both bind a port that neither listens on yet: off while the model loads,
     # another server (qrr's, uvicorn's) fails to bind it; it was on for the bind only, past connections' TIME_WAIT.

@@ -256,7 +256,7 @@ class RemoteReranker(_Predicts):
                 raise (PairError(pair, text, "max_length") if type(pair) is int else InputError(text, "max_length")
                        ) from None  # fmt: skip
             if exc.code == 401:
-                said = f"refused the API key in {self._key_from}"
+                said = f"refused the API key in {self._key_from}: give the key the server was started with"
                 if not self.api_key:
                     said = (
                         f"wants an API key: {self._key_from} is empty"
