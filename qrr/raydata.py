@@ -532,8 +532,10 @@ def _objects(items: list) -> numpy.ndarray:
 
 
 class Placement:
-    """Where the stage runs: ``workers`` actors, each with ``gpus`` GPUs, or on CPUs with ``cpus`` reserved and
-    ``threads`` torch threads (``None``: Ray's)."""
+    """Where the stage runs: ``workers`` actors (default one, or one per GPU where there are GPUs), each with
+    ``gpus_per_worker`` GPUs (default one where the cluster has GPUs, else none), or on CPUs; ``local``: Ray runs on
+    this machine alone, whose cores the actors share. Its ``gpus``, ``cpus`` (reserved a CPU actor) and ``threads``
+    (torch's in a CPU actor; ``None``: Ray's) say what it chose."""
 
     def __init__(self, workers: int | None = None, gpus_per_worker: float | None = None, local: bool = False):
         check_count(workers, "workers")  # 0 ran one actor
@@ -570,14 +572,17 @@ class Placement:
         """``dataset.map_batches(stage, **arguments)`` on these actors. An error the stage raises reaches the
         driver as Ray's ``RayTaskError`` that is also of its class (``except InputError`` catches it; its ``cause``
         is the error itself, ``qrr.errors.qrr_cause`` finds it): Ray would wrap it in a "UDF failed" without its
-        message."""
-        dataset.context.raise_original_map_exception = True  # the dataset's own context, not the session's
+        message. That is Ray's ``raise_original_map_exception``, set on the dataset's context, which Ray shares with
+        the datasets it was made from (not the session's); in a ``map_batches`` of your own,
+        ``dataset.context.raise_original_map_exception = True`` does the same."""
         with warnings.catch_warnings():
             # Ray 2.60 names no parameter for max_restarts yet, and warns; its default restarts an actor forever
             warnings.filterwarnings("ignore", "`ray_remote_args` is deprecated")
-            return dataset.map_batches(stage, num_gpus=self.gpus, num_cpus=self.cpus,
-                                       compute=ray.data.ActorPoolStrategy(size=self.workers),
-                                       max_restarts=RESTARTS, max_task_retries=RESTARTS, **arguments)  # fmt: skip
+            mapped = dataset.map_batches(stage, num_gpus=self.gpus, num_cpus=self.cpus,
+                                         compute=ray.data.ActorPoolStrategy(size=self.workers),
+                                         max_restarts=RESTARTS, max_task_retries=RESTARTS, **arguments)  # fmt: skip
+        mapped.context.raise_original_map_exception = True
+        return mapped
 
 
 def score(dataset, model=None, *, workers: int | None = None, gpus_per_worker: float | None = None,
@@ -618,7 +623,13 @@ def _check_options(options: dict, stage: tuple[str, ...] = ()) -> None:
         signature.bind_partial(**{k: v for k, v in options.items() if k not in (*stage, "threads")})
     except TypeError as exc:
         columns = f" and the columns' ({', '.join(stage)})" if stage else ""
-        raise TypeError(f"{exc}: the options are Reranker's ({', '.join(taken)}){columns}") from None
+        rays = [name for name in options if name in RAYS_NAMES]  # where the actors go is said in qrr's own words
+        ours = f"; where the actors go: {', '.join(RAYS_NAMES[name] for name in rays)}" if rays else ""
+        raise TypeError(f"{exc}: the options are Reranker's ({', '.join(taken)}){columns}{ours}") from None
+
+
+# Ray's map_batches names for what score's and rerank's own parameters say
+RAYS_NAMES = {"concurrency": "workers=N", "num_gpus": "gpus_per_worker=G", "compute": "workers=N or placement="}
 
 
 def _check_skip(skip: bool, errors) -> None:
@@ -672,9 +683,15 @@ def rerank(inputs: RunInputs, model=None, *, top_k: int | None = None, workers: 
     _check_model(model)
     _check_options(options)
     _check_skip(skip, errors)
+    if placement is None and inputs.jobs:
+        placement = Placement(workers, gpus_per_worker)
+    return _reranked(inputs, model, top_k, placement, errors, skip, options)
+
+
+def _reranked(inputs, model, top_k, placement, errors, skip, options):
+    """``rerank``'s work, a generator: its checks are made at the call, not at the first ``next``."""
     if not inputs.jobs:
         return
-    placement = placement or Placement(workers, gpus_per_worker)
     rows = [{"qid": j.qid, "query": j.query, "docids": list(j.docids), "texts": [inputs.corpus[d] for d in j.docids]}
             for j in inputs.jobs]  # fmt: skip
     queries = ray.data.from_items(rows)
@@ -692,6 +709,8 @@ def write(dataset, folder: str, fmt: str = "parquet", note=None) -> int:
     """Write ``dataset`` to ``folder`` as Parquet shards or JSON lines (``.jsonl`` shards, written as ``qrr score``
     writes them: numbers in full, no ``instruction`` where a row has none), beside any shards already there;
     returns how many rows this write added. ``note`` is told where Parquet shards disagree on a column's type."""
+    if fmt not in SHARD_FORMATS:  # "csv" wrote JSON lines
+        raise InputError(f"{{fmt}} {fmt!r}: write writes {' or '.join(SHARD_FORMATS)}", "fmt")
     folder = _absolute(folder)
     if fmt == "parquet":
         before = parquet_rows(folder) if files_at(folder) else 0
@@ -699,7 +718,7 @@ def write(dataset, folder: str, fmt: str = "parquet", note=None) -> int:
         return parquet_rows(folder, note) - before
     sink = JsonLinesSink(folder)
     dataset.write_datasink(sink)
-    return sink.rows
+    return int(sink.rows)
 
 
 def rows_at(folder: str, fmt: str = "parquet") -> int:

@@ -911,6 +911,29 @@ def test_a_stage_whose_options_cannot_run_says_so_at_its_first_batch_or_before(r
         raydata.score(items, str(tiny_model), workers=0)
 
 
+def test_the_python_api_checks_at_the_call(raydata, tiny_model, tmp_path):
+    """From a tour of qrr.raydata in a pipeline of one's own."""
+    from qrr import pipelines
+    from qrr.errors import ModelNameError
+
+    items = ray.data.from_items([{"query": "q", "document": "d"}])
+    scored = raydata.score(items, str(tiny_model), workers=1)
+    # the flag that makes a stage's error its own class: the dataset's (as Ray shares it), not the session's
+    assert scored.context.raise_original_map_exception is True
+    assert ray.data.DataContext.get_current().raise_original_map_exception is False
+    # Ray's names for where the actors go: said in score's own words
+    with pytest.raises(TypeError, match=r"; where the actors go: workers=N, gpus_per_worker=G$"):
+        raydata.score(items, str(tiny_model), concurrency=2, num_gpus=0)
+    # a model that is not there: at the call, not at the first next() of the generator it returned
+    inputs = pipelines.RunInputs({"q1": {"d": 1.0}}, [pipelines.Job("q1", "q", ("d",))], {"d": "text"})
+    with pytest.raises(ModelNameError, match="no such folder"):
+        raydata.rerank(inputs, str(tmp_path / "nowhere"), workers=1)
+    # a format write does not write: refused (csv wrote JSON lines)
+    with pytest.raises(InputError, match="^fmt 'csv': write writes parquet or jsonl$"):
+        raydata.write(scored, str(tmp_path / "out"), "csv")
+    assert type(raydata.write(scored, str(tmp_path / "lines"), "jsonl")) is int  # was numpy's int64
+
+
 def test_inputs_that_cannot_be_read_are_one_line_before_ray_starts(cli, tiny_model, tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "_SUCCESS").write_text("")
