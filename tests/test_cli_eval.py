@@ -48,15 +48,15 @@ def test_means_side_by_side_and_what_was_left_out(qrr_eval, files):
         assert row["queries"] == 3
         assert {m: row[m] for m in metrics.MEASURES} == pytest.approx(expected.means, abs=1e-12)
     assert rows[1]["mrr@10"] == pytest.approx((1 / 2 + 0 + 1) / 3)
-    assert f"{files['a.trec']}: 1 query without qrels left out" in result.stderr
+    assert f"note: {files['a.trec']}: 1 query without qrels left out" in result.stderr
     assert f"{files['a.trec']}: no results for 1 of 3 judged queries (q3); they count 0" in result.stderr
-    assert "1 query in the qrels without a relevant document: 0 in every run" in result.stderr
+    assert "note: 1 query in the qrels without a relevant document: 0 in every run" in result.stderr
     assert files["b.trec"] + ":" not in result.stderr
     # runs alike (the same first stage, reranked otherwise) are said once together
     again = qrr_eval(files["qrels.txt"], files["a.trec"], files["a.trec"], files["b.trec"])
-    assert again.stderr.startswith(f"{files['a.trec']}, {files['a.trec']}: 1 query without qrels left out\n"
-                                   f"{files['a.trec']}, {files['a.trec']}: no results for 1 of 3 judged queries (q3); "
-                                   "they count 0")  # fmt: skip
+    assert again.stderr.startswith(f"note: {files['a.trec']}, {files['a.trec']}: 1 query without qrels left out\n"
+                                   f"note: {files['a.trec']}, {files['a.trec']}: no results for 1 of 3 judged queries "
+                                   "(q3); they count 0")  # fmt: skip
 
 
 def test_qrels_or_a_run_from_stdin(qrr_eval, files):

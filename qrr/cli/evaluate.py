@@ -313,7 +313,7 @@ def _notes(qrels, results, queries, runs, level: int = 1) -> None:
                 [],
             ).append(e.name)
     for note, names in notes.items():
-        stderr.print(f"{', '.join(names)}: {note}", highlight=False)
+        stderr.print(f"note: {', '.join(names)}: {note}", style="yellow", highlight=False)
     for name, run in runs:
         unlike = metrics.ids_unlike(qrels, run, queries)
         if unlike is not None:
@@ -330,7 +330,8 @@ def _notes(qrels, results, queries, runs, level: int = 1) -> None:
     if empty:
         said = "a relevant document" if level == 1 else f"a document judged {level} or more"
         but = "" if level == 1 else " (nDCG still gains their lower positive judgments)"
-        stderr.print(f"{_queries(len(empty))} in the qrels without {said}: 0 in every run{but}", highlight=False)
+        stderr.print(f"note: {_queries(len(empty))} in the qrels without {said}: 0 in every run{but}", style="yellow",
+                     highlight=False)  # fmt: skip
 
 
 def _queries(n: int) -> str:
