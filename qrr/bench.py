@@ -167,7 +167,7 @@ def _row_tokens(prompter, tokenizer, doc_tokens: int, query_tokens: int) -> int:
                          "query_tokens")  # fmt: skip
     if over > 0:
         raise InputError(f"{{doc_tokens}} {doc_tokens}: a prompt holds {prompter.max_length:,} tokens, so documents "
-                         f"of at most {doc_tokens - over:,} tokens with a {query_tokens}-token query",
+                         f"of at most {doc_tokens - over:,} tokens fit with a {query_tokens}-token query",
                          "doc_tokens")  # fmt: skip
     row = len(prompter.prefix_ids) + body + len(prompter.suffix_ids)
     return math.ceil(row / WIDTH_MULTIPLE) * WIDTH_MULTIPLE

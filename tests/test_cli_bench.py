@@ -211,7 +211,7 @@ def test_a_document_longer_than_a_prompt_holds_is_refused(monkeypatch):
     # before the model loads (minutes, for 8b), and no row names a length never run
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr.endswith("error: --doc-tokens 8105: a prompt holds 8,192 tokens, so documents of at most "
-                                  "8,104 tokens with a 16-token query\n")  # fmt: skip
+                                  "8,104 tokens fit with a 16-token query\n")  # fmt: skip
 
 
 def test_a_size_by_its_repo_id_or_in_capitals():
