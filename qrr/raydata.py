@@ -408,6 +408,7 @@ class ScoreStage:
                  instruction_column: str | None = None, score_column: str = "score", errors=None,
                  skip: bool = False, threads: int | None = None, **options):  # fmt: skip
         self.reranker, self.failed = _loaded(model, threads, options)
+        self.failed = self.failed or _skip_error(skip, errors)  # said at the first batch, as a model's error is
         self.columns = (query_column, document_column, instruction_column)
         self.score_column, self.errors, self.skip = score_column, errors, skip
         self.told = False  # the errors log, of the reranker this actor runs (-v)
@@ -498,6 +499,7 @@ class RerankStage:
     def __init__(self, model=None, top_k: int | None = None, threads: int | None = None, errors=None,
                  skip: bool = False, **options):  # fmt: skip
         self.reranker, self.failed = _loaded(model, threads, options)
+        self.failed = self.failed or _skip_error(skip, errors)  # said at the first batch, as a model's error is
         self.top_k, self.errors, self.skip = top_k, errors, skip
         self.told = False  # the errors log, of the reranker this actor runs (-v)
 
@@ -633,10 +635,17 @@ RAYS_NAMES = {"concurrency": "workers=N", "num_gpus": "gpus_per_worker=G", "comp
 
 
 def _check_skip(skip: bool, errors) -> None:
+    error = _skip_error(skip, errors)
+    if error is not None:
+        raise error
+
+
+def _skip_error(skip: bool, errors) -> InputError | None:
     if skip and errors is None:  # it raised at the first bad row all the same
-        raise InputError("{skip} needs {errors}, an ErrorLog.remote() that collects what is left out: "
-                         "raydata.ErrorLog.remote(), read with ray.get(errors.report.remote())", "skip",
-                         "errors")  # fmt: skip
+        return InputError("{skip} needs {errors}, an ErrorLog.remote() that collects what is left out: "
+                          "raydata.ErrorLog.remote(), read with ray.get(errors.report.remote())", "skip",
+                          "errors")  # fmt: skip
+    return None
 
 
 class _Unknown:

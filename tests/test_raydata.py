@@ -416,6 +416,10 @@ def test_a_batch_whose_every_row_is_skipped_leaves_no_row_and_the_run_goes_on(ra
 
     with pytest.raises(InputError, match="^skip needs errors, an ErrorLog.remote"):
         raydata.score(ray.data.from_items([{"query": "q", "document": "d"}]), str(tiny_model), skip=True)
+    # a stage of one's own alike, at its first batch (a row that is fine too: it would skip nothing unsaid)
+    for stage in (raydata.ScoreStage(str(tiny_model), skip=True), raydata.RerankStage(str(tiny_model), skip=True)):
+        with pytest.raises(InputError, match="^skip needs errors, an ErrorLog.remote"):
+            stage(pyarrow.table({"query": ["q"], "document": ["d"]}))
 
 
 def test_what_cannot_run_is_one_line(cli, tiny_model, tmp_path):
