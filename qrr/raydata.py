@@ -407,8 +407,9 @@ class ScoreStage:
     def __init__(self, model=None, query_column: str = "query", document_column: str = "document",
                  instruction_column: str | None = None, score_column: str = "score", errors=None,
                  skip: bool = False, threads: int | None = None, **options):  # fmt: skip
-        self.reranker, self.failed = _loaded(model, threads, options)
-        self.failed = self.failed or _skip_error(skip, errors)  # said at the first batch, as a model's error is
+        # said at the first batch, as a model's error is; before a model loads (minutes for the 8B) to no end
+        self.failed = _skip_error(skip, errors)
+        self.reranker, self.failed = (None, self.failed) if self.failed else _loaded(model, threads, options)
         self.columns = (query_column, document_column, instruction_column)
         self.score_column, self.errors, self.skip = score_column, errors, skip
         self.told = False  # the errors log, of the reranker this actor runs (-v)
@@ -498,8 +499,9 @@ class RerankStage:
 
     def __init__(self, model=None, top_k: int | None = None, threads: int | None = None, errors=None,
                  skip: bool = False, **options):  # fmt: skip
-        self.reranker, self.failed = _loaded(model, threads, options)
-        self.failed = self.failed or _skip_error(skip, errors)  # said at the first batch, as a model's error is
+        # said at the first batch, as a model's error is; before a model loads (minutes for the 8B) to no end
+        self.failed = _skip_error(skip, errors)
+        self.reranker, self.failed = (None, self.failed) if self.failed else _loaded(model, threads, options)
         self.top_k, self.errors, self.skip = top_k, errors, skip
         self.told = False  # the errors log, of the reranker this actor runs (-v)
 
@@ -625,13 +627,13 @@ def _check_options(options: dict, stage: tuple[str, ...] = ()) -> None:
         signature.bind_partial(**{k: v for k, v in options.items() if k not in (*stage, "threads")})
     except TypeError as exc:
         columns = f" and the columns' ({', '.join(stage)})" if stage else ""
-        rays = [name for name in options if name in RAYS_NAMES]  # where the actors go is said in qrr's own words
+        rays = [name for name in options if name in RAYS_NAMES]  # where the actors go: said in qrr's own words
         ours = f"; where the actors go: {', '.join(RAYS_NAMES[name] for name in rays)}" if rays else ""
         raise TypeError(f"{exc}: the options are Reranker's ({', '.join(taken)}){columns}{ours}") from None
 
 
 # Ray's map_batches names for what score's and rerank's own parameters say
-RAYS_NAMES = {"concurrency": "workers=N", "num_gpus": "gpus_per_worker=G", "compute": "workers=N or placement="}
+RAYS_NAMES = {"concurrency": "workers=N", "num_gpus": "gpus_per_worker=G", "compute": "placement=Placement(...)"}
 
 
 def _check_skip(skip: bool, errors) -> None:
@@ -692,15 +694,17 @@ def rerank(inputs: RunInputs, model=None, *, top_k: int | None = None, workers: 
     _check_model(model)
     _check_options(options)
     _check_skip(skip, errors)
-    if placement is None and inputs.jobs:
+    if placement is None and inputs.jobs:  # its checks (workers, GPUs) at the call
         placement = Placement(workers, gpus_per_worker)
-    return _reranked(inputs, model, top_k, placement, errors, skip, options)
+    return _reranked(inputs, model, top_k, placement, (workers, gpus_per_worker), errors, skip, options)
 
 
-def _reranked(inputs, model, top_k, placement, errors, skip, options):
-    """``rerank``'s work, a generator: its checks are made at the call, not at the first ``next``."""
+def _reranked(inputs, model, top_k, placement, where, errors, skip, options):
+    """``rerank``'s work, a generator: its checks are made at the call, not at the first ``next``. ``where``: the
+    workers and GPUs a placement is made of where the call had no jobs to place (``output.prepare`` sets them)."""
     if not inputs.jobs:
         return
+    placement = placement or Placement(*where)
     rows = [{"qid": j.qid, "query": j.query, "docids": list(j.docids), "texts": [inputs.corpus[d] for d in j.docids]}
             for j in inputs.jobs]  # fmt: skip
     queries = ray.data.from_items(rows)

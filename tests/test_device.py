@@ -33,6 +33,13 @@ def test_cuda_index(monkeypatch):
     assert dev.resolve_device("cuda:1") == torch.device("cuda:1")
     with pytest.raises(DeviceError, match="^device cuda:2: this machine has 2 CUDA GPUs: use cuda:0 to cuda:1$"):
         dev.resolve_device("cuda:2")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(DeviceError, match="^device cuda:1: this machine has 1 CUDA GPU: use cuda:0$"):
+        dev.resolve_device("cuda:1")
+    monkeypatch.setattr(dev, "_mps_available", lambda: False)
+    with pytest.raises(DeviceError, match="^device mps: Apple MPS is not available on this machine; use cpu, or auto "
+                                          "for the best there is$"):  # fmt: skip
+        dev.resolve_device("mps")
 
 
 @pytest.mark.parametrize(

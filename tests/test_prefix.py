@@ -173,7 +173,11 @@ def test_pooling_a_lone_prefix_with_rows_of_no_group_and_a_pooled_pass_out_of_me
     close(rr.score(many), expected, tol=1e-6)
     assert passes == [2, 1, 1]
     monkeypatch.setattr(TransformerEngine, "_prefix_pass", lambda self, prefixes: short_of_memory(self, prefixes * 2))
-    with pytest.raises(OutOfMemoryError, match=r"^out of memory running a shared prefix of \d+ tokens \(the frame"):
+    said = (
+        r"^out of memory running a shared prefix of \d+ tokens \(the frame, instruction and query\): shorten "
+        r"the query or instruction, or use a smaller model$"
+    )
+    with pytest.raises(OutOfMemoryError, match=said):
         rr.score(many)
 
     def cpu_allocator_fails(self, prefixes):  # a CPU's allocator raises a plain RuntimeError

@@ -922,12 +922,14 @@ def test_the_python_api_checks_at_the_call(raydata, tiny_model, tmp_path):
 
     items = ray.data.from_items([{"query": "q", "document": "d"}])
     scored = raydata.score(items, str(tiny_model), workers=1)
-    # the flag that makes a stage's error its own class: the dataset's (as Ray shares it), not the session's
-    assert scored.context.raise_original_map_exception is True
-    assert ray.data.DataContext.get_current().raise_original_map_exception is False
+    # a stage's error comes as its own class, which except InputError catches (Ray's UDF error said nothing of it)
+    with pytest.raises(InputError, match='a row\'s "query" must be a string, not null'):
+        raydata.score(ray.data.from_items([{"query": None, "document": "d"}]), str(tiny_model), workers=1).take_all()
     # Ray's names for where the actors go: said in score's own words
     with pytest.raises(TypeError, match=r"; where the actors go: workers=N, gpus_per_worker=G$"):
         raydata.score(items, str(tiny_model), concurrency=2, num_gpus=0)
+    with pytest.raises(TypeError, match=r"; where the actors go: placement=Placement\(\.\.\.\)$"):
+        raydata.score(items, str(tiny_model), compute=None)
     # a model that is not there: at the call, not at the first next() of the generator it returned
     inputs = pipelines.RunInputs({"q1": {"d": 1.0}}, [pipelines.Job("q1", "q", ("d",))], {"d": "text"})
     with pytest.raises(ModelNameError, match="no such folder"):

@@ -805,18 +805,18 @@ def _warn_of_blanks(inputs) -> None:
 
 
 @contextmanager
-def too_long_queries(policy, jobs: int, before: int = 0):
+def too_long_queries(policy, jobs: int, before: int = 0, within: str = "--max-length"):
     """For ``pipelines.rerank_run``'s ``on_error`` under ``--on-error``: the run's queries too long for
-    --max-length, said when the run ends (however it ends); ``None`` (stop at the first) for ``fail``. Where all
-    ``jobs`` were, and the output held none before (``before``), the run is an error (exit 2), as when every line
-    is bad."""
+    --max-length (``within``: the server's), said when the run ends (however it ends); ``None`` (stop at the first)
+    for ``fail``. Where all ``jobs`` were, and the output held none before (``before``), the run is an error (exit
+    2), as when every line is bad."""
     skipped = skipping(policy, "of the run's queries", noun=False)
     try:
         yield skipped
     finally:
         if skipped is not None:
             skipped.report()
-    check_some_reranked(skipped, jobs, before)
+    check_some_reranked(skipped, jobs, before, within)
 
 
 def unrecorded(output) -> None:
@@ -839,11 +839,11 @@ def unrecorded(output) -> None:
                      style="yellow", highlight=False)  # fmt: skip
 
 
-def check_some_reranked(skipped: Skipped | None, jobs: int, before: int = 0) -> None:
+def check_some_reranked(skipped: Skipped | None, jobs: int, before: int = 0, within: str = "--max-length") -> None:
     """``InputError`` where ``skipped`` holds every one of the ``jobs`` queries of a run whose output held none."""
     if skipped is not None and jobs and skipped.count >= jobs and not before:
-        raise InputError(f"every query of the run leaves no room within --max-length ({skipped.count:,} skipped): "
-                         "nothing was reranked; raise --max-length, or shorten the instruction (-i)")  # fmt: skip
+        raise InputError(f"every query of the run leaves no room within {within} ({skipped.count:,} skipped): "
+                         f"nothing was reranked; raise {within}, or shorten the instruction (-i)")  # fmt: skip
 
 
 def reranking(ctx, inputs, output, top_k, server, instruction, verbose: bool, on_error):
@@ -852,7 +852,8 @@ def reranking(ctx, inputs, output, top_k, server, instruction, verbose: bool, on
 
     def rerank(on_pairs, on_query):
         reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
-        with too_long_queries(on_error, len(inputs.jobs), output.done if output else 0) as too_long:
+        within = "the server's --max-length" if server else "--max-length"  # not this command's to raise there
+        with too_long_queries(on_error, len(inputs.jobs), output.done if output else 0, within) as too_long:
             result = pipelines.rerank_run(reranker, inputs, output, top_k, on_pairs, on_query, too_long)
         return result, cut_to(reranker)
 
