@@ -499,7 +499,8 @@ def _read_json(file: Path, what: str):
     except PermissionError:
         raise ModelCheckError(f"{file}: permission denied; make the model folder readable") from None
     except orjson.JSONDecodeError:
-        raise ModelCheckError(f"{file}: not valid JSON (an interrupted download? run qrr download again)") from None
+        raise ModelCheckError(f"{file}: not valid JSON (an interrupted download? run qrr download again; a folder of "
+                              "your own: save or copy it again)") from None  # fmt: skip
 
 
 def _vocab(path: Path, repo: str | None = None) -> dict:
@@ -552,7 +553,8 @@ def _check_safetensors(file: Path) -> set[str]:
     except PermissionError:  # a folder shared with a service's user: the raw error named no fix
         raise ModelCheckError(f"{file}: permission denied; make the model folder readable") from None
     except (struct.error, ValueError, KeyError, TypeError, IndexError, orjson.JSONDecodeError):
-        raise ModelCheckError(f"{file}: not a readable safetensors file; run qrr download again") from None
+        raise ModelCheckError(f"{file}: not a readable safetensors file; run qrr download again (a folder of your own: "
+                              "save or copy it again)") from None  # fmt: skip
     if 8 + header_len + end > size:
         raise ModelCheckError(
             f"{file}: incomplete ({size} of {8 + header_len + end} bytes); run qrr download again to resume (a "

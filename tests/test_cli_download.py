@@ -469,7 +469,8 @@ def test_a_missing_or_broken_tokenizer_is_said_by_loading_as_by_the_check(folder
     with pytest.raises(ModelCheckError) as caught:
         Reranker(str(folder), device="cpu")
     assert str(caught.value) == (
-        f"{folder / 'tokenizer.json'}: not valid JSON (an interrupted download? run qrr download again)"
+        f"{folder / 'tokenizer.json'}: not valid JSON (an interrupted download? run qrr download again; a folder of "
+        "your own: save or copy it again)"
     )  # it was "JSONDecodeError: Expecting ',' delimiter", naming no file
     for name in ("tokenizer.json", "vocab.json", "merges.txt"):
         (folder / name).unlink()
