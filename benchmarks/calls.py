@@ -44,8 +44,8 @@ def main() -> None:
     times: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in ways}
     for _ in range(args.rounds):
         for name, chunk, batches in ways:
-            if batches:
-                pipelines.CALL_BATCHES = batches
+            if batches:  # where call_room reads it: qrr.pipelines only re-exports it
+                pipelines.streams.CALL_BATCHES = batches
             start, first, calls = time.perf_counter(), None, 0
             for _ in pipelines.score_records(reranker, iter(records), chunk=chunk):
                 first, calls = first or time.perf_counter() - start, calls + 1

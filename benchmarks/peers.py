@@ -1,6 +1,6 @@
 """qrr against its peers on one workload, each in its own process, side by side.
 
-    python benchmarks/peers.py MODEL_DIR [--workloads short,long] [--dtype bf16] [--docs N]
+    python benchmarks/peers.py MODEL_DIR [--workloads short,long] [--dtype bfloat16] [--docs N]
     python benchmarks/peers.py --build-random DIR     # a random-weight 0.6B with the real tokenizer
     python benchmarks/peers.py MODEL_DIR --dtype float32 --isa avx2 --impls recipe,crossencoder,crossencoder-b8,qrr
 
