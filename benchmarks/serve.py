@@ -79,6 +79,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=24)
     parser.add_argument("--docs", type=int, default=8)
     args = parser.parse_args()
+    if args.requests < max(CONCURRENCY):  # 16 clients with fewer requests are fewer clients: a figure of nothing
+        parser.error(f"--requests {args.requests}: give at least {max(CONCURRENCY)}, one for each client of the "
+                     "highest level")  # fmt: skip
 
     from transformers import AutoTokenizer
 
