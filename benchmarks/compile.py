@@ -63,7 +63,7 @@ def run_child(args, cache: str, steady: bool) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model")
     parser.add_argument("--docs", type=int, default=32)
     parser.add_argument("--dtype", default="auto")

@@ -46,7 +46,7 @@ def merged_cpu_rows(module, query, key, value, scaling, cu_seq_lens, prefix=None
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_dir")
     parser.add_argument("--dtype", default="bf16")
     parser.add_argument("--docs", type=int, default=32)

@@ -40,7 +40,7 @@ def one(way: str, docs: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=5)
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()

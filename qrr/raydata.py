@@ -722,8 +722,7 @@ def write(dataset, folder: str, fmt: str = "parquet", note=None) -> int:
     """Write ``dataset`` to ``folder`` as Parquet shards or JSON lines (``.jsonl`` shards, written as ``qrr score``
     writes them: numbers in full, no ``instruction`` where a row has none), beside any shards already there;
     returns how many rows this write added. ``note`` is told where Parquet shards disagree on a column's type."""
-    if fmt not in SHARD_FORMATS:  # "csv" wrote JSON lines
-        raise InputError(f"{{fmt}} {fmt!r}: write writes {' or '.join(SHARD_FORMATS)}", "fmt")
+    _check_shard_format(fmt)
     folder = _absolute(folder)
     if fmt == "parquet":
         before = parquet_rows(folder) if files_at(folder) else 0
@@ -734,9 +733,15 @@ def write(dataset, folder: str, fmt: str = "parquet", note=None) -> int:
     return int(sink.rows)
 
 
+def _check_shard_format(fmt: str) -> None:
+    if fmt not in SHARD_FORMATS:  # "csv" wrote JSON lines, and rows_at counted its lines
+        raise InputError(f"{{fmt}} {fmt!r}: shards are {' or '.join(SHARD_FORMATS)}", "fmt")
+
+
 def rows_at(folder: str, fmt: str = "parquet") -> int:
     """The rows that ``write`` left at ``folder`` (after an interruption, say): a Parquet shard without its footer
     counts none, a JSON lines shard its whole lines."""
+    _check_shard_format(fmt)
     if fmt == "parquet":
         return parquet_rows(folder)
     fs, _ = pyarrow.fs.FileSystem.from_uri(_absolute(folder))
@@ -876,6 +881,7 @@ def done_records(folder: str, fmt: str | None = None) -> tuple[dict, int, list[s
         if len(kinds) > 1:
             raise InputError(f"{folder}: holds shards of both {' and '.join(kinds)}; say which with {{fmt}}", "fmt")
         fmt = kinds[0] if kinds else "parquet"
+    _check_shard_format(fmt)
     shards = [path for path in files if _shard_name(os.path.basename(path), fmt)]
     for path in sorted(shards):
         columns = _provenance(fs, path, fmt)
