@@ -124,12 +124,17 @@ def _skip_or_raise(error: InputError, errors, key: str | None = None) -> None:
     ray.get(errors.add.remote(error, key))  # waited for: the driver's count must not race the report
 
 
+def _digest(columns: tuple) -> str:
+    """A batch's values (its ``columns``) in a short digest: a retried batch's is the same."""
+    import hashlib
+
+    return hashlib.blake2b(repr(columns).encode(), digest_size=8).hexdigest()
+
+
 def _batch_reports(errors, *columns: list):
     """``_skip_or_raise`` for one batch (``columns``: its values) whose rows' places may say no more than their
     file (Parquet): the n-th report of a message in the batch is keyed by it, n and the batch's digest, so rows
     alike all count while a retry of the batch counts none again."""
-    import hashlib
-
     times: dict[str, int] = {}
     digest = None
 
@@ -137,7 +142,7 @@ def _batch_reports(errors, *columns: list):
         nonlocal digest
         if errors is None:
             raise error
-        digest = digest or hashlib.blake2b(repr(columns).encode(), digest_size=8).hexdigest()
+        digest = digest or _digest(columns)
         times[str(error)] = n = times.get(str(error), 0) + 1
         _skip_or_raise(error, errors, f"{error}\n{digest}\n{n}")
 
@@ -467,11 +472,9 @@ class ScoreStage:
 def _report_blanks(errors, scored: list[PairRecord], *columns: list) -> None:
     """Tell ``errors`` of the ``scored`` pairs with a blank query or document (scored as given, whose score says
     nothing of relevance), each keyed by its place in the batch and the batch's digest (``columns``)."""
-    import hashlib
-
     blank = [n for n, r in enumerate(scored) if not r.query.strip() or not r.document.strip()]
     if blank:
-        digest = hashlib.blake2b(repr(columns).encode(), digest_size=8).hexdigest()
+        digest = _digest(columns)
         ray.get(errors.blank.remote([f"{digest}:{n}" for n in blank], [scored[n].where for n in blank]))
 
 
@@ -579,14 +582,13 @@ class Placement:
         message. That is Ray's ``raise_original_map_exception``, set on the dataset's context, which Ray shares with
         the datasets it was made from (not the session's); in a ``map_batches`` of your own,
         ``dataset.context.raise_original_map_exception = True`` does the same."""
+        dataset.context.raise_original_map_exception = True
         with warnings.catch_warnings():
             # Ray 2.60 names no parameter for max_restarts yet, and warns; its default restarts an actor forever
             warnings.filterwarnings("ignore", "`ray_remote_args` is deprecated")
-            mapped = dataset.map_batches(stage, num_gpus=self.gpus, num_cpus=self.cpus,
-                                         compute=ray.data.ActorPoolStrategy(size=self.workers),
-                                         max_restarts=RESTARTS, max_task_retries=RESTARTS, **arguments)  # fmt: skip
-        mapped.context.raise_original_map_exception = True
-        return mapped
+            return dataset.map_batches(stage, num_gpus=self.gpus, num_cpus=self.cpus,
+                                       compute=ray.data.ActorPoolStrategy(size=self.workers),
+                                       max_restarts=RESTARTS, max_task_retries=RESTARTS, **arguments)  # fmt: skip
 
 
 def score(dataset, model=None, *, workers: int | None = None, gpus_per_worker: float | None = None,

@@ -26,16 +26,7 @@ from rich.text import Text
 from typer.core import TyperCommand, TyperGroup
 
 from qrr import __version__, formats
-from qrr.errors import (
-    InputError,
-    Interrupted,
-    QrrError,
-    Stopped,
-    Terminated,
-    debugging,
-    innermost,
-    qrr_cause,
-)
+from qrr.errors import InputError, Interrupted, QrrError, Stopped, Terminated, debugging, innermost, qrr_cause
 from qrr.family import QWEN3, run_settings
 from qrr.formats.records import raise_or_hand
 from qrr.models import MODEL_ENV
