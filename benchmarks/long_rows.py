@@ -4,11 +4,12 @@
 The 0.6B's heads (16 query, 8 key/value, 128 wide) after a 70-token prefix, random tensors; both ways alternate in
 one process on the same tensors. Prints each length's milliseconds a call, their ratio and the largest difference.
 
-    python benchmarks/long_rows.py
+    python benchmarks/long_rows.py [--rows 128,512,1024,2048,4096] [--dtypes fp32,bf16]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -35,10 +36,15 @@ def merged(flash, q, k, v, pk, pv):
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", default="128,512,1024,2048,4096", help="row lengths, in tokens")
+    parser.add_argument("--dtypes", default="fp32,bf16")
+    args = parser.parse_args()
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
     torch.manual_seed(0)
-    for dtype in (torch.float32, torch.bfloat16):
-        for rows in (128, 512, 1024, 2048, 4096):
+    for dtype in (dtypes[name] for name in args.dtypes.split(",")):
+        for rows in (int(n) for n in args.rows.split(",")):
             q = torch.randn(1, HEADS, rows, DIM, dtype=dtype)
             k, v = (torch.randn(1, KV_HEADS, rows, DIM, dtype=dtype) for _ in range(2))
             pk, pv = (torch.randn(1, KV_HEADS, PREFIX, DIM, dtype=dtype) for _ in range(2))
