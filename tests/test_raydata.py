@@ -935,8 +935,11 @@ def test_the_python_api_checks_at_the_call(raydata, tiny_model, tmp_path):
     with pytest.raises(ModelNameError, match="no such folder"):
         raydata.rerank(inputs, str(tmp_path / "nowhere"), workers=1)
     # a format write does not write: refused (csv wrote JSON lines)
-    for call in (lambda: raydata.write(scored, str(tmp_path / "out"), "csv"),
-                 lambda: raydata.rows_at(str(tmp_path), "csv"), lambda: raydata.done_records(str(tmp_path), "csv")):
+    for call in (
+        lambda: raydata.write(scored, str(tmp_path / "out"), "csv"),
+        lambda: raydata.rows_at(str(tmp_path), "csv"),
+        lambda: raydata.done_records(str(tmp_path), "csv"),
+    ):
         with pytest.raises(InputError, match="^fmt 'csv': shards are parquet or jsonl$"):
             call()
     assert type(raydata.write(scored, str(tmp_path / "lines"), "jsonl")) is int  # was numpy's int64
