@@ -340,15 +340,3 @@ def test_blanks_counted_by_rays_actors_name_each_place_once(monkeypatch):
     unknown.saw(2, [None, None])  # from rows whose place no one knows: no empty parentheses
     unknown.report()
     assert said.getvalue() == "warning: 2 blank documents scored as given: such a score says nothing of relevance\n"
-
-
-def test_a_run_whose_every_query_was_too_long_says_whose_max_length_to_raise():
-    """Through a server, --max-length is refused beside --server: the server's is the one to raise."""
-    skipped = render.Skipped("of the run's queries", noun=False)
-    skipped.count = 2
-    for within in ("--max-length", "the server's --max-length"):
-        with pytest.raises(InputError) as caught:
-            render.check_some_reranked(skipped, 2, 0, within)
-        assert str(caught.value) == (f"every query of the run leaves no room within {within} (2 skipped): nothing "
-                                     f"was reranked; raise {within}, or shorten the instruction (-i)")  # fmt: skip
-    render.check_some_reranked(skipped, 3, 0)  # one query reranked: a run

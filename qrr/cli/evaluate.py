@@ -37,7 +37,8 @@ from qrr.cli.base import (
     stderr,
     stdout_format,
 )
-from qrr.cli.render import read_run_inputs, rerank_showing_progress, reranking, skipping, write_rows
+from qrr.cli.render import skipping, write_rows
+from qrr.cli.runs import read_run_inputs, rerank_showing_progress, reranking
 from qrr.errors import InputError, plural
 from qrr.family import DEFAULT_MAX_LENGTH, QWEN3
 from qrr.formats import TAG

@@ -45,7 +45,7 @@ from qrr.cli.base import (
     stderr,
     without_ray_advice,
 )
-from qrr.cli.render import read_run_inputs, rerank_showing_progress, reranking, too_long_queries
+from qrr.cli.runs import read_run_inputs, rerank_showing_progress, reranking, too_long_queries
 from qrr.errors import InputError, plural
 from qrr.family import DEFAULT_MAX_LENGTH
 from qrr.formats import TAG

@@ -1,0 +1,100 @@
+"""SIGTERM, SIGHUP and Ctrl-C while a command runs: each stops it as Ctrl-C does, between writes and after the
+heavy imports, never inside them (``sigterm_stops``, ``signals_deferred``, ``writes_whole``)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+
+from qrr.errors import Terminated
+
+# SIGTERM's state while a command runs: ``deferred`` counts the ``signals_deferred`` blocks open, ``pending`` is a
+# SIGTERM that came during one.
+# interrupted: a Ctrl-C that came during one; stopped: a SIGTERM (or SIGHUP) raised, which later ones wait on
+_SIGTERM = {"deferred": 0, "pending": False, "interrupted": False, "stopped": False}
+
+
+@contextlib.contextmanager
+def sigterm_stops():
+    """While a command runs, SIGTERM (a scheduler's preemption, ``kill``, ``timeout``) stops it as Ctrl-C does,
+    raising ``Terminated``: finished results stay written and the command says how far it got. Python's default
+    would end the process at once, without a word. ``qrr serve`` sets its own handlers inside this."""
+
+    def terminate(signum, frame):
+        if _SIGTERM["stopped"]:  # once: a closed SSH session sends SIGHUP twice, the second into the stop's clean-up
+            return
+        if _SIGTERM["deferred"]:
+            _SIGTERM["pending"] = True
+            return
+        _SIGTERM["stopped"] = True
+        raise Terminated
+
+    _SIGTERM["stopped"] = False
+    previous: dict = {}
+    # SIGHUP too (a terminal or SSH session closed), unless ignored (nohup): it ended the command without a word,
+    # the end of its --resume record unwritten
+    hangup = getattr(signal, "SIGHUP", None)  # not on Windows
+    stops = [signal.SIGTERM] + ([hangup] if hangup and signal.getsignal(hangup) is not signal.SIG_IGN else [])
+    try:
+        with contextlib.suppress(ValueError):  # not the main thread (a caller's own runner): leave signals alone
+            for stop in stops:
+                previous[stop] = signal.signal(stop, terminate)
+        yield
+    finally:
+        for stop, handler in previous.items():  # None: a handler not set from Python, which cannot be set back
+            signal.signal(stop, signal.SIG_DFL if handler is None else handler)
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """A SIGTERM or Ctrl-C that comes inside this block stops the command at its end, not in it. For the heavy
+    imports: raised inside one, the exception was seen swallowed by a library's bare ``except`` (the command went on
+    as if no signal had come), leaving a module half-imported (an ``ImportError`` next, a ``RecursionError``) or
+    thrown through torch's C++ (an abort, exit 134)."""
+    previous, installed = None, False
+    # the outer block takes Ctrl-C, unless it is ignored (a background job of a script) or this is not the main thread
+    if not _SIGTERM["deferred"] and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        with contextlib.suppress(ValueError):
+            previous = signal.signal(signal.SIGINT, lambda *_: _SIGTERM.update(interrupted=True))
+            installed = True
+    _SIGTERM["deferred"] += 1
+    try:
+        yield
+    finally:
+        _SIGTERM["deferred"] -= 1
+        if installed:  # None: a handler not set from Python, which cannot be set back; the default stands in
+            signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
+        if not _SIGTERM["deferred"] and _SIGTERM["pending"]:
+            _SIGTERM["pending"] = _SIGTERM["interrupted"] = False
+            _SIGTERM["stopped"] = True  # a later SIGTERM or SIGHUP waits on this one's stop
+            raise Terminated
+        if not _SIGTERM["deferred"] and _SIGTERM["interrupted"]:
+            _SIGTERM["interrupted"] = False
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def writes_whole():
+    """A Ctrl-C, SIGTERM or SIGHUP that comes while results are written stops the command once the write is done
+    (``signals_deferred``), and never interrupts the write itself: blocked in this thread (another takes it), as a
+    signal inside a write blocked on a slow reader's pipe lost a row's middle in Python's buffered file."""
+    import threading
+
+    with signals_deferred():
+        mask = getattr(signal, "pthread_sigmask", None)  # not on Windows
+        if mask is None or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        stops = {signal.SIGINT, signal.SIGTERM} | ({signal.SIGHUP} if hasattr(signal, "SIGHUP") else set())
+        before = mask(signal.SIG_BLOCK, stops)
+        try:
+            yield
+        finally:
+            mask(signal.SIG_SETMASK, before)
+
+
+def heavy_imports() -> None:
+    """Import torch and transformers (and the Qwen3 code) now, where a SIGTERM waits for them to finish."""
+    with signals_deferred():
+        import torch  # noqa: F401
+        import transformers.models.qwen3.modeling_qwen3  # noqa: F401

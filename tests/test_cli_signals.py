@@ -1,0 +1,86 @@
+"""SIGTERM, SIGHUP and Ctrl-C in the parts of a command: the commands' own tests send them to whole runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from qrr.cli.signals import signals_deferred, sigterm_stops
+from qrr.errors import Terminated
+
+
+def test_a_sigterm_in_the_heavy_imports_stops_the_command_at_their_end():
+    reached = []
+    with pytest.raises(Terminated), sigterm_stops():
+        with signals_deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)  # the handler has run by now, and raised nothing here
+            reached.append("the block's end")
+        reached.append("after the block")
+    assert reached == ["the block's end"]
+    with pytest.raises(Terminated), sigterm_stops():  # outside such a block, at once
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)
+        reached.append("never")
+    assert reached == ["the block's end"]
+    # once: a closed SSH session sends SIGHUP twice, and the second came into the first one's clean-up
+    with sigterm_stops():
+        for sig in (signal.SIGHUP, signal.SIGHUP, signal.SIGTERM):
+            try:
+                os.kill(os.getpid(), sig)
+                time.sleep(0.2)
+                reached.append("went on")
+            except Terminated:
+                reached.append("stopped")
+    assert reached == ["the block's end", "stopped", "went on", "went on"]
+    with pytest.raises(Terminated), sigterm_stops():  # the next command stops again
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(0.2)
+
+
+def test_a_ctrl_c_in_the_heavy_imports_stops_the_command_at_their_end():
+    """Ctrl-C in the first second (torch's import) ended in a RecursionError, an ImportError or an abort (134)."""
+    reached = []
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        with signals_deferred():
+            with signals_deferred():  # nested: the outer block's end raises
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.2)
+                reached.append("the inner block's end")
+            reached.append("the outer block's end")
+        reached.append("after the block")
+    assert reached == ["the inner block's end", "the outer block's end"]
+    assert signal.getsignal(signal.SIGINT) is before  # Ctrl-C is Python's again
+    # ignored (a background job of a script): it stays so
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_sigterm_handling_leaves_other_threads_alone():
+    """Signals belong to the main thread: a command run from another (a caller's own runner) sets no handler."""
+    import threading
+
+    seen = []
+
+    def run():
+        with sigterm_stops():
+            seen.append(signal.getsignal(signal.SIGTERM))
+
+    before = signal.getsignal(signal.SIGTERM)
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert seen == [before] and signal.getsignal(signal.SIGTERM) is before
+    with sigterm_stops():  # and in the main thread it does
+        assert signal.getsignal(signal.SIGTERM) is not before
+    assert signal.getsignal(signal.SIGTERM) is before
