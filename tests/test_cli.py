@@ -73,8 +73,11 @@ def test_core_errors_name_the_flags(cli):
 
 
 def test_compile_reaches_the_model_and_is_no_server_option(cli):
-    error(cli("rank", "--compile", "-q", "q", "-d", "a"), 2,
-          "--compile: this model cannot be compiled (only transformers models can)")  # fmt: skip
+    result = cli("rank", "--compile", "-q", "q", "-d", "a")
+    # in a log (a server's), a line says what the minute before the first result (or "ready") goes to
+    assert (result.exit_code, result.stderr) == (2, "compiling fake (a minute or more, unless cached)\nerror: "
+                                                    "--compile: this model cannot be compiled (only transformers "
+                                                    "models can)\n")  # fmt: skip
     error(cli("rank", "--compile", "-q", "q", "-d", "a", "--server", "http://127.0.0.1:9", model=False), 2,
           "--compile: not with --server, whose model scores")  # fmt: skip
 
@@ -604,10 +607,21 @@ def test_an_empty_model_name_is_an_error_not_the_default(cli, command):
 def test_empty_and_blank_variables(cli, monkeypatch, fake):
     name, _ = fake()
     # a blank $QRR_MODEL is no model, as an empty one is (and as the library reads it): it was refused, unlike ""
-    monkeypatch.setenv("QRR_MODEL", "   ")
+    # said, as a deployment's variable that resolved to nothing may be a slip; a message then names --model, not it
     monkeypatch.setattr("qrr.models.default_model", lambda: name)
-    assert cli("rank", "-q", "q", "-d", "a", "-f", "jsonl", model=False).exit_code == 0
+    note = "note: QRR_MODEL is set but empty, so it is taken as unset (the default model is 0.6b)\n"
+    for blank in ("   ", ""):
+        monkeypatch.setenv("QRR_MODEL", blank)
+        result = cli("rank", "-q", "q", "-d", "a", "-f", "jsonl", model=False)
+        assert (result.exit_code, result.stderr) == (0, note)
+        monkeypatch.setattr("qrr.models.default_model", lambda: "./nowhere")
+        result = cli("rank", "-q", "q", "-d", "a", model=False)
+        # not $QRR_MODEL, whose blank was no model
+        assert result.stderr == note + ("error: --model ./nowhere: no such folder, and not an alias (0.6b, 4b, 8b) "
+                                        "or a hub repo id (owner/name)\n")  # fmt: skip
+        monkeypatch.setattr("qrr.models.default_model", lambda: name)
     monkeypatch.delenv("QRR_MODEL")
+    assert cli("rank", "-q", "q", "-d", "a", "-f", "jsonl", model=name).stderr == ""
     # an empty $QRR_SERVER (a CI secret that resolved to nothing) loaded the model here, unsaid
     monkeypatch.setenv("QRR_SERVER", "")
     result = cli("rank", "-q", "q", "-d", "a", model=False)
@@ -729,3 +743,46 @@ def test_a_slow_dtype_on_this_cpu_is_warned_of_in_flag_words(cli, tiny_model, mo
     said = "warning: --dtype fp16: this CPU has no AMX-FP16 and computes fp16 many times slower than fp32; "
     assert (result.exit_code, result.stderr) == (0, said + "--dtype auto takes fp32 here\n")
     assert cli("rank", "-q", "q", "-d", "x", "--device", "cpu", "--dtype", "fp32", model=tiny_model).stderr == ""
+
+
+def test_a_container_without_a_temporary_folder_or_a_home_is_told_what_to_set(tiny_model, tmp_path):
+    """A read-only root: torch's import asks for a temporary folder; an arbitrary user id without $HOME has no home
+    for the model cache. Each said as what to set, not as ``FileNotFoundError: [Errno 2] No usable temporary
+    directory ...`` or ``RuntimeError: Could not determine home directory.``"""
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text('{"query": "q", "document": "d"}\n')
+    run = "import sys; sys.argv = ['qrr', *sys.argv[1:]]; from qrr.cli import main; main()"
+    # as in such a container: tempfile finds no folder it can write, and the user id has no entry in /etc/passwd
+    no_tmp = "import tempfile; tempfile._candidate_tempdir_list = lambda: ['/nonexistent'];"
+    no_home = "import pwd; pwd.getpwuid = lambda uid: {}[uid];"
+    env = {k: v for k, v in os.environ.items() if k not in ("HOME", "HF_HOME", "HF_HUB_CACHE", "QRR_DEBUG")}
+    for patch, args, message in (
+        (no_tmp, ["-m", str(tiny_model)], "error: no writable temporary folder (tried $TMPDIR, /tmp, /var/tmp, "
+         "/usr/tmp and here), which torch needs: set TMPDIR to a writable folder, or make /tmp one (a container's "
+         "emptyDir)\n"),
+        (no_home, ["-m", "0.6b", "--offline"], "error: no home folder: $HOME is not set and this user has none; set "
+         "HOME to a writable folder (or HF_HOME and XDG_CACHE_HOME, where models and --compile's code are cached)\n"),
+    ):  # fmt: skip
+        out = subprocess.run([sys.executable, "-c", patch + run, "score", *args, str(pairs)], env=env,
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert (out.returncode, out.stdout, out.stderr) == (1, "", message)
+
+
+def test_as_a_containers_first_process_a_sigterm_in_the_imports_ends_it():
+    """PID 1 (a container's entry point): the kernel drops a signal that has no handler, so a SIGTERM before a
+    command set its own was lost, and the supervisor waited out its grace period."""
+    import shutil
+
+    code = ("import os, signal, time; import qrr.cli; os.kill(os.getpid(), signal.SIGTERM); time.sleep(10); "
+            "print('went on', os.getpid())")  # fmt: skip
+    unshare = shutil.which("unshare")
+    probe = subprocess.run([unshare, "--pid", "--fork", "true"], capture_output=True) if unshare else None
+    if probe is None or probe.returncode:
+        pytest.skip("no unshare --pid here (it needs root, or user namespaces)")
+    out = subprocess.run([unshare, "--pid", "--fork", sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)  # fmt: skip
+    assert (out.returncode, out.stdout) == (143, "")
+    # elsewhere SIGTERM's default is left alone (it ends the process, as asked)
+    left = "import signal, qrr.cli; print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)"
+    out = subprocess.run([sys.executable, "-c", left], capture_output=True, text=True, timeout=60)
+    assert out.stdout == "True\n"

@@ -434,6 +434,21 @@ def _half_done(cli, tmp_path):
     return out, pairs, lines
 
 
+def test_a_record_of_settings_that_cannot_be_written_is_said_at_once(cli, tmp_path):
+    """A folder that takes the results and not the record (a pre-made file in a read-only folder): the run said
+    nothing, and only the next one noted that there was no record."""
+    out, pairs = tmp_path / "out.jsonl", tmp_path / "pairs.jsonl"
+    pairs.write_text('{"query": "q", "document": "d"}\n')
+    kept = tmp_path / ".out.jsonl.qrr.json"
+    kept.mkdir()  # as a read-only folder would, the record's rename into place fails
+    result = cli("score", str(pairs), "--resume", str(out))
+    assert (result.exit_code, result.stderr) == (0, f"warning: {out}: the record of its settings ({kept}) cannot be "
+                                                    "written beside it: a run that goes on with it checks them only by "
+                                                    "scoring some of its results again\n")  # fmt: skip
+    assert len(out.read_text().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.jsonl.qrr.json", "out.jsonl", "pairs.jsonl"]
+
+
 def test_a_record_that_does_not_know_a_setting_is_said_and_never_filled_in(cli, tmp_path):
     """A run through a server whose card said no instruction kept a record without one; a later run with another
     -i went on silently and filled the record in with its own, which then vouched for the whole file (an upgrade

@@ -999,6 +999,47 @@ def test_a_platform_without_sighup_serves_and_stops():
     assert server.stderr.endswith("stopped\n")
 
 
+def test_a_shutdown_delay_serves_on_with_health_503_until_it_ends_or_a_ctrl_c():
+    """Kubernetes sends SIGTERM and removes the pod from its Service a few seconds later, at the same time: a stop
+    that refused connections at once turned those seconds' requests into errors (connection refused)."""
+
+    def until(server, said: str) -> None:
+        deadline = time.monotonic() + 60
+        while said not in server.stderr:
+            assert time.monotonic() < deadline, server.stderr
+            time.sleep(0.02)
+
+    put_off = "stopping in {} s (--shutdown-delay): serving on, /health answers 503; Ctrl-C stops now\n"
+    server = Server("--model", "fake", "--shutdown-delay", "60", fake=True)
+    try:
+        server.process.send_signal(signal.SIGTERM)
+        until(server, put_off.format(60))
+        with server.client() as http:  # a new connection, within the delay
+            assert http.post("/rerank", json={"query": "q", "documents": ["a", "b"]}).status_code == 200
+            health = http.get("/health")
+            assert (health.status_code, health.json()) == (503, {"status": "stopping", "model": "fake"})
+        server.process.send_signal(signal.SIGTERM)  # again: waits as the first
+        time.sleep(0.3)
+        assert server.process.poll() is None
+        assert server.stop(signal.SIGINT) == 0  # a person's Ctrl-C: the stop begins now
+        assert server.stderr.endswith(put_off.format(60) + "stopping: new requests are refused, those in flight "
+                                      "answered (Ctrl-C again drops them)\nstopped\n")  # fmt: skip
+    finally:
+        server.stop(signal.SIGKILL)
+    server = Server("--model", "fake", "--shutdown-delay", "0.5", fake=True)
+    try:
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(60) == 0  # the delay's end begins the stop
+        assert server.stderr.endswith(put_off.format(0.5) + "stopping: new requests are refused, those in flight "
+                                      "answered (for up to 25 s)\nstopped\n")  # fmt: skip
+    finally:
+        server.stop(signal.SIGKILL)
+    result = subprocess.run([sys.executable, "-m", "qrr", "serve", "--shutdown-delay", "inf"], capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert (result.returncode, result.stderr) == (2, "error: --shutdown-delay inf: give a number of seconds, 0 or "
+                                                     "more\n")  # fmt: skip
+
+
 @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM])
 def test_a_stop_signal_from_the_ready_line_on_is_graceful(sig):
     """A supervisor that stops the server as soon as it says it is ready got exit 143 ("error: terminated") while
@@ -1156,8 +1197,9 @@ def test_an_api_key_that_no_client_could_send(cli, monkeypatch):
                                                         "(an HTTP header cannot carry others)\n")  # fmt: skip
 
 
-def test_a_model_that_fails_gets_503_and_the_server_serves_on(fake):
-    """A runtime failure of the model (out of memory) is the server's trouble, not the request's: 503, not 400."""
+def test_a_model_that_fails_gets_503_and_the_server_serves_on(fake, caplog):
+    """A runtime failure of the model (out of memory) is the server's trouble, not the request's: 503, not 400; and
+    its log says it (an SRE saw 503s in /metrics alone), as a bad request's 400 is not."""
     from starlette.testclient import TestClient
 
     from qrr import Reranker
@@ -1169,7 +1211,11 @@ def test_a_model_that_fails_gets_503_and_the_server_serves_on(fake):
         response = http.post("/rerank", json={"query": "q", "documents": ["a", "b"]})
         assert (response.status_code, response.json()["type"]) == (503, "server_error")
         assert response.json()["message"].startswith("out of memory in a batch of 2 rows: lower the server's ")
+        assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
+            ("qrr", "ERROR", f"/rerank: {response.json()['message']}")]  # fmt: skip
         assert http.post("/rerank", json={"query": "q", "documents": ["a"]}).status_code == 200
+        assert http.post("/rerank", json={"query": "q", "documents": []}).status_code == 400
+        assert len(caplog.records) == 1
     # a score of no number names the dtype the server was started with
     import torch
 

@@ -6,10 +6,22 @@ torch and transformers are imported only once a command runs, so ``qrr --help`` 
 """
 
 import os
+import signal
 
-from qrr.cli import base
-from qrr.cli.base import app
-from qrr.errors import debugging
+
+def _stop_as_pid_1() -> None:
+    """As a container's first process (PID 1), where the kernel drops a signal that has no handler, SIGTERM ends the
+    process until a command sets its own: a SIGTERM in the first half second (the imports) was lost, and the
+    supervisor waited out its grace period to kill it."""
+    if os.getpid() == 1 and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(128 + signal.SIGTERM))
+
+
+_stop_as_pid_1()  # before the imports below, which take most of that half second
+
+from qrr.cli import base  # noqa: E402
+from qrr.cli.base import app  # noqa: E402
+from qrr.errors import debugging  # noqa: E402
 
 # Importing a command's module registers it; the order here is the order of `qrr --help`.
 # isort: off

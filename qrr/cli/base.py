@@ -29,7 +29,7 @@ from qrr.cli.signals import heavy_imports, sigterm_stops
 from qrr.errors import InputError, Interrupted, QrrError, Stopped, Terminated, debugging, innermost, qrr_cause
 from qrr.family import QWEN3, run_settings
 from qrr.formats.records import raise_or_hand
-from qrr.models import MODEL_ENV
+from qrr.models import DEFAULT_MODEL, MODEL_ENV
 from qrr.server import SERVER_ENV
 
 # COLUMNS of 0 made rich draw nothing (every error, table and --help blank), and of a few split scores over lines
@@ -215,7 +215,13 @@ def _blank_is_unset(ctx: typer.Context, param: typer.CallbackParam, value: str |
     """A blank ``$QRR_MODEL`` as an empty one (which click takes for unset), as the library reads it: ``QRR_MODEL=" "``
     was refused where ``QRR_MODEL=`` loaded the default. A blank ``-m`` stays an error (the model names it)."""
     source = getattr(ctx.get_parameter_source(param.name), "name", None)
-    return None if value is not None and not value.strip() and source == "ENVIRONMENT" else value
+    set_blank = os.environ.get(MODEL_ENV, "x").strip() == ""  # QRR_MODEL= reaches here as no value at all
+    if source in ("ENVIRONMENT", "DEFAULT") and set_blank:
+        if not ctx.resilient_parsing:  # said, as a deployment's variable that resolved to nothing is likely a slip
+            stderr.print(f"note: {MODEL_ENV} is set but empty, so it is taken as unset (the default model is "
+                         f"{DEFAULT_MODEL})", highlight=False)  # fmt: skip
+        return None
+    return value
 
 
 ModelOpt = Annotated[
@@ -598,8 +604,9 @@ def from_environment() -> dict[str, str]:
     if ctx is None:
         return {}
     sources = {p.name: getattr(ctx.get_parameter_source(p.name), "name", None) for p in ctx.command.params}
-    return {p.name: f"${p.envvar}" for p in ctx.command.params
-            if isinstance(p.envvar, str) and sources[p.name] == "ENVIRONMENT"}  # fmt: skip
+    # a blank one taken as unset (QRR_MODEL=" ") is not where the value came from
+    return {p.name: f"${p.envvar}" for p in ctx.command.params if isinstance(p.envvar, str) and
+            sources[p.name] == "ENVIRONMENT" and ctx.params.get(p.name) is not None}  # fmt: skip
 
 
 # errors only a write raises: a full disk or quota, a file past its size limit
@@ -638,6 +645,14 @@ def describe(exc: BaseException, flags: dict[str, str] | None = None) -> tuple[s
         ), 1
     if isinstance(exc, OSError) and exc.filename is None and exc.errno in WRITE_FAILURES:
         return f"cannot write the output: {exc.strerror}", 1  # not a bare `OSError: [Errno 28]` (> /dev/full)
+    # a container's read-only root: torch's import asks for a temporary folder, huggingface_hub and torch.compile's
+    # cache for a home (an arbitrary user id has none)
+    if isinstance(exc, FileNotFoundError) and str(exc.strerror).startswith("No usable temporary directory"):
+        return ("no writable temporary folder (tried $TMPDIR, /tmp, /var/tmp, /usr/tmp and here), which torch needs: "
+                "set TMPDIR to a writable folder, or make /tmp one (a container's emptyDir)"), 1  # fmt: skip
+    if isinstance(exc, RuntimeError) and str(exc) == "Could not determine home directory.":
+        return ("no home folder: $HOME is not set and this user has none; set HOME to a writable folder (or HF_HOME "
+                "and XDG_CACHE_HOME, where models and --compile's code are cached)"), 1  # fmt: skip
     if isinstance(exc, MemoryError):  # its message is empty: "MemoryError: " said nothing
         return ("out of memory (the machine's, or a limit such as ulimit -v): give a smaller model, a lower "
                 "--batch-tokens, or more memory"), 1  # fmt: skip
@@ -883,7 +898,10 @@ def load_reranker(model, device, dtype, max_length, instruction, batch_tokens, o
             reranker = Reranker(where, device=device, dtype=dtype, max_length=max_length, instruction=instruction,
                                 batch_tokens=batch_tokens, offline=offline, recipe=recipe)  # fmt: skip
     if compile:  # with collections on: what compiling leaves behind is not frozen for good
-        with status(f"compiling {name} (a minute or more, unless cached)") if not verbose else contextlib.nullcontext():
+        said = f"compiling {name} (a minute or more, unless cached)"
+        if verbose or not animated():  # a log (a server's): a line, not a minute of nothing before it is ready
+            stderr.print(said, markup=False, highlight=False)
+        with status(said) if not verbose else contextlib.nullcontext():
             reranker.engine.compile()
     if verbose:
         stderr.print(reranker.description(), markup=False, highlight=False)

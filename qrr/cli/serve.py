@@ -107,6 +107,18 @@ def serve(
             "them and exits; below a supervisor's grace period (Kubernetes and Docker kill after 30 s).",
         ),
     ] = DRAIN,  # fmt: skip
+    shutdown_delay: Annotated[
+        float,
+        typer.Option(
+            "--shutdown-delay",
+            metavar="SECONDS",
+            min=0,
+            rich_help_panel=PANEL,
+            help="After SIGTERM or SIGHUP, serve on this long, /health answering 503, before the stop begins: time "
+            "for a load balancer or Kubernetes to stop sending requests here, which it does seconds after the "
+            "signal (5 is common); the grace period must cover it and --shutdown-timeout. Ctrl-C stops at once.",
+        ),
+    ] = 0,  # fmt: skip
     served_model_name: Annotated[
         str | None,
         typer.Option(
@@ -134,7 +146,8 @@ def serve(
     [bold]/score[/] (vLLM), [bold]GET /health[/], [bold]/v1/models[/] and [bold]/metrics[/] (Prometheus). Any
     request may carry an [bold]"instruction"[/] field. Requests that arrive together are scored together. Ctrl-C,
     SIGTERM or SIGHUP (unless ignored: nohup) stops it gracefully: new requests are refused, those in flight
-    answered for up to --shutdown-timeout (a second Ctrl-C stops it at once). With [bold]-v[/], a line per
+    answered for up to --shutdown-timeout (a second Ctrl-C stops it at once); behind a load balancer,
+    --shutdown-delay serves on a few seconds first. With [bold]-v[/], a line per
     request on stderr (UTC time, client, method, path, status, milliseconds).
 
     [dim]Examples:[/]
@@ -175,6 +188,8 @@ def serve(
                      "reaches it may use it", style="yellow", highlight=False, markup=False)  # fmt: skip
     if not math.isfinite(shutdown_timeout) or shutdown_timeout <= 0:
         raise InputError(f"--shutdown-timeout {shutdown_timeout}: give a number of seconds above 0")
+    if not math.isfinite(shutdown_delay):
+        raise InputError(f"--shutdown-delay {shutdown_delay}: give a number of seconds, 0 or more")
     check_given_texts(None, None, instruction)
     name = models.named(model)
     models.check_local(name)  # a wrong folder fails before the port is taken
@@ -212,6 +227,10 @@ def serve(
         said = "at once" if reason == "again" else f"after --shutdown-timeout {shutdown_timeout:g} s"
         stderr.print(f"stopped {said}: the requests in flight were dropped", highlight=False)
 
+    def put_off(sig: int) -> None:
+        stderr.print(f"stopping in {shutdown_delay:g} s (--shutdown-delay): serving on, /health answers 503; Ctrl-C "
+                     "stops now", highlight=False)  # fmt: skip
+
     def stopping(sig: int) -> None:  # a second Ctrl-C forces the stop; a second SIGTERM waits as the first
         then = "Ctrl-C again drops them" if sig == signal.SIGINT else f"for up to {shutdown_timeout:g} s"
         stderr.print(f"stopping: new requests are refused, those in flight answered ({then})", highlight=False)
@@ -224,6 +243,8 @@ def serve(
         keep_alive=keep_alive,
         on_ready=ready,
         drain=shutdown_timeout,
+        delay=shutdown_delay,
+        on_delay=put_off,
     )  # fmt: skip
     stderr.print("stopped", highlight=False)
 

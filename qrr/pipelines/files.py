@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import sys
 from collections.abc import Iterable
@@ -18,6 +19,8 @@ from qrr.engine import log_odds
 from qrr.errors import InputError, OutputBusy, Stopped
 from qrr.formats.records import json_text
 from qrr.reranker import Scorer
+
+log = logging.getLogger("qrr")
 
 try:
     import fcntl
@@ -75,8 +78,15 @@ class _Claimed:
         # a server's unknowns keep what was known; what the record did not know stays unknown (the file's earlier
         # results were scored with it: filled in, it vouched for another instruction's results too)
         record |= {k: v for k, v in self.settings.items() if v is not None and k not in self.unknown}
-        if not self.held:
-            _keep_settings(self.path, record)
+        if not self.held and not _keep_settings(self.path, record):
+            # said now, not by the next run's note: a folder that took the results (a pre-made file in a read-only
+            # folder, a bucket's mount) and not the record
+            log.warning(
+                "%s: the record of its settings (%s) cannot be written beside it: a run that goes on with it "
+                "checks them only by scoring some of its results again",
+                self.path,
+                settings_path(self.path),
+            )
         return _Keeping(handle, self, record)
 
     def _written(self) -> dict:
@@ -189,9 +199,9 @@ class _Keeping:
             _keep_settings(self.output.path, self.record | self.output._written(), first)
 
 
-def _keep_settings(path: str, settings: dict, first: str | None = None) -> None:
+def _keep_settings(path: str, settings: dict, first: str | None = None) -> bool:
     """Write ``settings`` beside the output ``path`` (``settings_path``), whole or not at all, with ``first``, the
-    file's first line, where it has one."""
+    file's first line, where it has one; ``False`` where it could not be written."""
     kept = settings_path(path)
     record = settings | ({"first": first} if first is not None else {})
     part = f"{kept}.{os.getpid()}.part"  # a writer's own: two on a disk without locks do not mix their records
@@ -206,6 +216,8 @@ def _keep_settings(path: str, settings: dict, first: str | None = None) -> None:
         # results again
         with contextlib.suppress(OSError):
             os.remove(part)
+        return False
+    return True
 
 
 def _first_line(path: str) -> str | None:

@@ -141,7 +141,10 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
         try:
             result = waiting.result()
         except QrrError as exc:
-            raise ApiError(400 if isinstance(exc, InputError) else 503, exc.naming(SETTINGS)) from None
+            said = exc.naming(SETTINGS)
+            if not isinstance(exc, InputError):  # the model's own failure (out of memory, NaN scores): the log says it
+                log.error("%s: %s", request.url.path, said)  # as an unexpected one is, not the client alone
+            raise ApiError(400 if isinstance(exc, InputError) else 503, said) from None
         metrics.scored(result[1])
         return result
 
@@ -212,6 +215,8 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
         return json_response(score_response(scores, stats, model_name, req.raw))
 
     async def health(request: Request) -> Response:
+        if request.app.state.stopping:  # a stop put off (run's delay): a load balancer's probe sends elsewhere
+            return json_response({"status": "stopping", "model": model_name}, 503)
         return json_response({"status": "ok", "model": model_name})
 
     async def models(request: Request) -> Response:
@@ -273,6 +278,7 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_allowed},
                     middleware=middleware)  # fmt: skip
     app.router.redirect_slashes = False
+    app.state.stopping = False  # set by run() while a stop is put off: /health answers 503, the rest as before
     return app
 
 
@@ -330,14 +336,16 @@ def listen(sock: socket.socket) -> None:
 
 
 def run(app: Starlette, sock: socket.socket, on_stop=None, on_force=None, keep_alive: float = KEEP_ALIVE,
-        on_ready=None, drain: float = DRAIN) -> None:  # fmt: skip
+        on_ready=None, drain: float = DRAIN, delay: float = 0.0, on_delay=None) -> None:  # fmt: skip
     """Serve ``app`` on the bound ``sock`` until SIGINT, SIGTERM or SIGHUP; then refuse new connections, answer the
     requests in flight and return. ``on_ready`` is called once the server takes requests and a signal stops it
     gracefully (one that came before is acted on then); ``on_stop(sig)`` once when the stop begins. A second SIGINT
     (Ctrl-C again: ``on_force("again")``, exit 130), or requests still in flight ``drain`` seconds after the stop
     began (a stalled upload kept a stop waiting forever: ``on_force("timeout")``, exit 130 after SIGINT, else 143)
     end the process at once; the requests in flight are dropped. An idle connection is kept ``keep_alive``
-    seconds."""
+    seconds. With a ``delay``, a SIGTERM or SIGHUP puts the stop off by that many seconds (``on_delay(sig)``), in
+    which the server serves on and /health answers 503, so that a load balancer (a Kubernetes Service) stops
+    sending requests before connections are refused; a Ctrl-C, or a Ctrl-C within the delay, stops at once."""
     # a hang-up stops it too, unless it is ignored (nohup): then the server outlives its terminal, as asked
     sighup = getattr(signal, "SIGHUP", None)  # not on Windows
     hangup = sighup is not None and signal.getsignal(sighup) is not signal.SIG_IGN
@@ -359,12 +367,35 @@ def run(app: Starlette, sock: socket.socket, on_stop=None, on_force=None, keep_a
     timers: list[threading.Timer] = []
 
     class Server(uvicorn.Server):
+        put_off: threading.Timer | None = None  # the stop a SIGTERM put off by ``delay``
+
         def handle_exit(self, sig, frame):
             if self.should_exit:
                 if sig == signal.SIGINT:  # Ctrl-C again: a person, who means it
                     force("again", 130)
                 return  # a supervisor's SIGTERM sent twice (to a wrapper and to this process) waits as the first
-            super().handle_exit(signal.SIGTERM if sig == sighup else sig, frame)  # before a signal within
+            if self.put_off is not None:  # within the delay: a Ctrl-C stops now, another SIGTERM waits as the first
+                if sig == signal.SIGINT:
+                    self.put_off.cancel()
+                    self.stop(sig)
+                return
+            if delay and sig != signal.SIGINT:
+                app.state.stopping = True
+                self.put_off = threading.Timer(delay, self.stop, (sig,))
+                self.put_off.daemon = True
+                timers.append(self.put_off)
+                self.put_off.start()
+                if on_delay is not None:
+                    on_delay(sig)
+                return
+            self.stop(sig)
+
+        def stop(self, sig: int) -> None:
+            """Refuse new connections, answer those in flight (for up to ``drain`` seconds), then return."""
+            if self.should_exit:  # the delay's end raced a Ctrl-C
+                return
+            app.state.stopping = True
+            super().handle_exit(signal.SIGTERM if sig == sighup else sig, None)  # before a signal within
             timers.append(threading.Timer(drain, force, ("timeout", 130 if sig == signal.SIGINT else 143)))
             timers[-1].daemon = True
             timers[-1].start()
