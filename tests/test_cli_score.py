@@ -443,8 +443,9 @@ def test_a_record_of_settings_that_cannot_be_written_is_said_at_once(cli, tmp_pa
     kept.mkdir()  # as a read-only folder would, the record's rename into place fails
     result = cli("score", str(pairs), "--resume", str(out))
     assert (result.exit_code, result.stderr) == (0, f"warning: {out}: the record of its settings ({kept}) cannot be "
-                                                    "written beside it: a run that goes on with it checks them only by "
-                                                    "scoring some of its results again\n")  # fmt: skip
+                                                    "written beside it, so a run that goes on with it cannot check "
+                                                    "them: go on only with the model, instruction, max length and "
+                                                    "recipe it was written with\n")  # fmt: skip
     assert len(out.read_text().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == [".out.jsonl.qrr.json", "out.jsonl", "pairs.jsonl"]
 

@@ -5,6 +5,7 @@ is in ``base`` (options, errors to exit codes, signals, loading a model or reach
 torch and transformers are imported only once a command runs, so ``qrr --help`` stays instant.
 """
 
+import contextlib
 import os
 import signal
 
@@ -12,9 +13,11 @@ import signal
 def _stop_as_pid_1() -> None:
     """As a container's first process (PID 1), where the kernel drops a signal that has no handler, SIGTERM ends the
     process until a command sets its own: a SIGTERM in the first half second (the imports) was lost, and the
-    supervisor waited out its grace period to kill it."""
+    supervisor waited out its grace period to kill it. (Python's start and the package's own light imports before
+    this take some 0.1 s.)"""
     if os.getpid() == 1 and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, lambda *_: os._exit(128 + signal.SIGTERM))
+        with contextlib.suppress(ValueError):  # imported first from another thread: signals are the main thread's
+            signal.signal(signal.SIGTERM, lambda *_: os._exit(128 + signal.SIGTERM))
 
 
 _stop_as_pid_1()  # before the imports below, which take most of that half second

@@ -29,7 +29,7 @@ from qrr.cli.signals import heavy_imports, sigterm_stops
 from qrr.errors import InputError, Interrupted, QrrError, Stopped, Terminated, debugging, innermost, qrr_cause
 from qrr.family import QWEN3, run_settings
 from qrr.formats.records import raise_or_hand
-from qrr.models import DEFAULT_MODEL, MODEL_ENV
+from qrr.models import MODEL_ENV
 from qrr.server import SERVER_ENV
 
 # COLUMNS of 0 made rich draw nothing (every error, table and --help blank), and of a few split scores over lines
@@ -218,8 +218,7 @@ def _blank_is_unset(ctx: typer.Context, param: typer.CallbackParam, value: str |
     set_blank = os.environ.get(MODEL_ENV, "x").strip() == ""  # QRR_MODEL= reaches here as no value at all
     if source in ("ENVIRONMENT", "DEFAULT") and set_blank:
         if not ctx.resilient_parsing:  # said, as a deployment's variable that resolved to nothing is likely a slip
-            stderr.print(f"note: {MODEL_ENV} is set but empty, so it is taken as unset (the default model is "
-                         f"{DEFAULT_MODEL})", highlight=False)  # fmt: skip
+            stderr.print(f"note: {MODEL_ENV} is set but empty, so it is taken as unset", highlight=False)
         return None
     return value
 

@@ -81,12 +81,9 @@ class _Claimed:
         if not self.held and not _keep_settings(self.path, record):
             # said now, not by the next run's note: a folder that took the results (a pre-made file in a read-only
             # folder, a bucket's mount) and not the record
-            log.warning(
-                "%s: the record of its settings (%s) cannot be written beside it: a run that goes on with it "
-                "checks them only by scoring some of its results again",
-                self.path,
-                settings_path(self.path),
-            )
+            log.warning("%s: the record of its settings (%s) cannot be written beside it, so a run that goes on with "
+                        "it cannot check them: go on only with the model, instruction, max length and recipe it was "
+                        "written with", self.path, settings_path(self.path))  # fmt: skip
         return _Keeping(handle, self, record)
 
     def _written(self) -> dict:

@@ -187,6 +187,8 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
                 # the traceback in the server's log with QRR_DEBUG=1, as the commands print theirs
                 log.error("%s: %s: %s", name, type(exc).__name__, exc, exc_info=debugging())
                 response = json_response(ApiError(500, "internal error; the server log says more").body(), 500)
+            if request.app.state.stopping:  # a kept-alive client's next request opens a connection the balancer routes
+                response.headers["Connection"] = "close"
             status = response.status_code
             seconds = time.perf_counter() - start
             metrics.request(name, status, seconds)
@@ -344,8 +346,9 @@ def run(app: Starlette, sock: socket.socket, on_stop=None, on_force=None, keep_a
     began (a stalled upload kept a stop waiting forever: ``on_force("timeout")``, exit 130 after SIGINT, else 143)
     end the process at once; the requests in flight are dropped. An idle connection is kept ``keep_alive``
     seconds. With a ``delay``, a SIGTERM or SIGHUP puts the stop off by that many seconds (``on_delay(sig)``), in
-    which the server serves on and /health answers 503, so that a load balancer (a Kubernetes Service) stops
-    sending requests before connections are refused; a Ctrl-C, or a Ctrl-C within the delay, stops at once."""
+    which the server serves on, /health answers 503 and every answer closes its connection, so that a load balancer
+    (a Kubernetes Service) stops sending requests before connections are refused; a Ctrl-C stops at once, within the
+    delay too."""
     # a hang-up stops it too, unless it is ignored (nohup): then the server outlives its terminal, as asked
     sighup = getattr(signal, "SIGHUP", None)  # not on Windows
     hangup = sighup is not None and signal.getsignal(sighup) is not signal.SIG_IGN
@@ -365,6 +368,8 @@ def run(app: Starlette, sock: socket.socket, on_stop=None, on_force=None, keep_a
         os._exit(code)
 
     timers: list[threading.Timer] = []
+    app.state.stopping = False
+    stop_claimed = threading.Lock()  # the delay's end (its timer's thread) and a Ctrl-C may come at once
 
     class Server(uvicorn.Server):
         put_off: threading.Timer | None = None  # the stop a SIGTERM put off by ``delay``
@@ -392,7 +397,7 @@ def run(app: Starlette, sock: socket.socket, on_stop=None, on_force=None, keep_a
 
         def stop(self, sig: int) -> None:
             """Refuse new connections, answer those in flight (for up to ``drain`` seconds), then return."""
-            if self.should_exit:  # the delay's end raced a Ctrl-C
+            if not stop_claimed.acquire(blocking=False):  # the delay's end raced a Ctrl-C: one stop
                 return
             app.state.stopping = True
             super().handle_exit(signal.SIGTERM if sig == sighup else sig, None)  # before a signal within
