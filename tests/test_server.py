@@ -999,6 +999,67 @@ def test_a_platform_without_sighup_serves_and_stops():
     assert server.stderr.endswith("stopped\n")
 
 
+def test_a_client_goes_on_after_a_server_restart_and_only_with_the_same_set_up(monkeypatch):
+    """A server restarted (a redeploy) under a long run stopped it at the first refused connection; a client that
+    the server has answered waits for it to come back, as it was, for up to RECONNECT_FOR seconds."""
+    import logging
+
+    from qrr.errors import QrrError
+    from qrr.server import client
+    from qrr.server.client import RemoteReranker
+
+    logged: list[logging.LogRecord] = []
+    kept = logging.Handler()
+    kept.emit = logged.append
+    monkeypatch.setattr(logging.getLogger("qrr"), "handlers", [kept])
+    pairs = [("q", "a"), ("q", "b")]
+    first = Server("--model", "fake", fake=True)
+    port = first.url.rsplit(":", 1)[1]
+    remote = RemoteReranker(first.url)
+    before = remote.predict(pairs)
+    assert first.stop() == 0
+    later: list[Server] = []
+    starting = threading.Thread(target=lambda: later.append(Server("--model", "fake", "--port", port, fake=True)))
+    starting.start()  # while the client's call finds the port closed
+    try:
+        assert list(remote.predict(pairs)) == list(before)
+        assert [(r.levelname, getattr(r, "note", False), r.getMessage()) for r in logged] == [
+            ("WARNING", False, f"the server at {first.url} went away ([Errno 111] Connection refused): trying again "
+                               "for up to 60 s"),
+            ("WARNING", True, f"the server at {first.url} is back: going on"),
+        ]  # fmt: skip
+    finally:
+        starting.join(120)
+        assert later[0].stop() == 0
+    # back with another instruction: its scores would not match
+    later.clear()
+    starting = threading.Thread(target=lambda: later.append(
+        Server("--model", "fake", "--port", port, "-i", "Find the opposite", fake=True)))  # fmt: skip
+    starting.start()
+    try:
+        with pytest.raises(QrrError) as caught:
+            remote.predict(pairs)
+        assert str(caught.value) == (
+            f'the server at {first.url} came back serving otherwise (instruction "Given a web search query, retrieve '
+            'relevant passages that answer the query" before, "Find the opposite" now): its scores would not match '
+            "those before"
+        )
+    finally:
+        starting.join(120)
+        assert later[0].stop() == 0
+    # never back
+    monkeypatch.setattr(client, "RECONNECT_FOR", 0.5)
+    with pytest.raises(QrrError) as caught:
+        remote.predict(pairs)
+    assert str(caught.value) == (f"the server at {first.url} went away ([Errno 111] Connection refused) and did not "
+                                 "come back within 0.5 s")  # fmt: skip
+    # a client that never reached it is told at once, as before
+    with pytest.raises(QrrError) as caught:
+        RemoteReranker(first.url).predict(pairs)
+    assert str(caught.value) == (f"cannot reach the server at {first.url}: [Errno 111] Connection refused (is it "
+                                 "running, or still loading its model?)")  # fmt: skip
+
+
 def test_a_shutdown_delay_serves_on_with_health_503_until_it_ends_or_a_ctrl_c():
     """Kubernetes sends SIGTERM and removes the pod from its Service a few seconds later, at the same time: a stop
     that refused connections at once turned those seconds' requests into errors (connection refused)."""

@@ -5,6 +5,7 @@ so the client needs no serve extra."""
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import os
 import time
@@ -20,6 +21,7 @@ import orjson
 from qrr import __version__
 from qrr.engine import Progress
 from qrr.errors import InputError, PairError, QrrError
+from qrr.pipelines.files import shown
 from qrr.prompt import text_head
 from qrr.reranker import (
     Pair,
@@ -39,12 +41,21 @@ from qrr.server import API_KEY_ENV, MAX_DOCUMENTS, MAX_REQUEST_BYTES, key_fault
 USER_AGENT = f"qrr/{__version__}"
 
 PROBE_TIMEOUT = 30.0  # seconds the first call (/v1/models) waits: a server's card is quick; scoring may be slow
+# seconds a client that the server has answered calls again after it went away (a restart, a redeploy)
+RECONNECT_FOR = 60.0
+# what a server that comes back must serve as before: another model or set-up would score otherwise
+SAME_AFTER = {"id": "model", "instruction": "instruction", "max_model_len": "max length", "recipe": "recipe"}
+
+log = logging.getLogger("qrr")
 
 
 class RemoteReranker(_Predicts):
     """Ranks and scores through the ``/rerank`` and ``/score`` endpoints of the server at ``url`` (``host:port``
     means ``http://host:port``; ``api_key``: default ``$QRR_API_KEY``), with ``Reranker``'s ``predict``,
-    ``score`` and ``rank``; ``batch_size`` is taken but the server sets its own batches."""
+    ``score`` and ``rank``; ``batch_size`` is taken but the server sets its own batches. Where a server that has
+    answered goes away (a restart: the connection refused or dropped), a call waits up to ``RECONNECT_FOR`` seconds
+    for it to answer again, serving as before (model, instruction, max length, recipe), then goes on; the ``qrr``
+    logger says so."""
 
     def __init__(self, url: str, api_key: str | None = None, timeout: float | None = 3600.0,
                  instruction: str | None = None):  # fmt: skip
@@ -80,7 +91,9 @@ class RemoteReranker(_Predicts):
     def _card(self) -> dict:
         # the first call: a server that takes connections and never answers (a stuck proxy) is said in seconds
         probe = PROBE_TIMEOUT if self.timeout is None else min(self.timeout, PROBE_TIMEOUT)  # None: urllib's none
-        answer = self._call("GET", "/v1/models", timeout=probe)
+        return self._card_of(self._call("GET", "/v1/models", timeout=probe))
+
+    def _card_of(self, answer) -> dict:
         try:
             card = answer["data"][0]
             card["id"], card["max_model_len"]  # noqa: B018 - what every call reads
@@ -227,7 +240,7 @@ class RemoteReranker(_Predicts):
             yield part
 
     def _call(self, method: str, path: str, body: dict | None = None, retries: int = 30,
-              timeout: float | None = None) -> dict:  # fmt: skip
+              timeout: float | None = None, reconnect: bool = True) -> dict:  # fmt: skip
         # urllib's own agent would name Python alone: a server's log tells qrr's clients, and their release, apart
         headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": USER_AGENT}
         if self.api_key:
@@ -248,7 +261,7 @@ class RemoteReranker(_Predicts):
             wait = _retry_after(exc) if exc.code == 503 and retries > 0 else None
             if wait is not None:  # busy: wait as the server asks, then again
                 time.sleep(wait)
-                return self._call(method, path, body, retries - 1, timeout)
+                return self._call(method, path, body, retries - 1, timeout, reconnect)
             message, body = _message(exc)
             if exc.code == 400 and body.get("setting") == "max_length":  # a query too long: said as one of ours is
                 text = message.removeprefix(f'"{body.get("param")}": ')
@@ -276,10 +289,41 @@ class RemoteReranker(_Predicts):
             raise QrrError(f"the server at {self.url} did not answer{within}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
+            gone = isinstance(reason, ConnectionError)  # refused, or dropped under the request
+            if gone and reconnect and "_card" in self.__dict__:  # it answered before: a restart, a redeploy
+                self._wait_for_return(reason)
+                return self._call(method, path, body, retries, timeout, reconnect=False)
             # a qrr serve that is still loading its model refuses connections too
             refused = isinstance(reason, ConnectionRefusedError)
             hint = " (is it running, or still loading its model?)" if refused else ""
-            raise QrrError(f"cannot reach the server at {self.url}: {reason}{hint}") from None
+            raise (_Gone if gone else QrrError)(f"cannot reach the server at {self.url}: {reason}{hint}") from None
+
+    def _wait_for_return(self, reason: BaseException) -> None:
+        """Wait up to ``RECONNECT_FOR`` seconds for the server, which answered before, to answer again, and check that
+        it serves as before (``SAME_AFTER``); ``QrrError`` where it does not come back or comes back otherwise."""
+        log.warning("the server at %s went away (%s): trying again for up to %g s", self.url, reason, RECONNECT_FOR)
+        deadline = time.monotonic() + RECONNECT_FOR
+        while True:
+            time.sleep(max(0.0, min(1.0, deadline - time.monotonic())))
+            try:
+                card = self._card_of(self._call("GET", "/v1/models", timeout=PROBE_TIMEOUT, reconnect=False))
+                break
+            except _Gone:
+                if time.monotonic() >= deadline:
+                    raise QrrError(f"the server at {self.url} went away ({reason}) and did not come back within "
+                                   f"{RECONNECT_FOR:g} s") from None  # fmt: skip
+        before = self._card
+        changed = [(said, before.get(key), card.get(key)) for key, said in SAME_AFTER.items()
+                   if card.get(key) != before.get(key)]  # fmt: skip
+        if changed:
+            said = "; ".join(f"{what} {shown(then)} before, {shown(now)} now" for what, then, now in changed)
+            raise QrrError(f"the server at {self.url} came back serving otherwise ({said}): its scores would not "
+                           "match those before")  # fmt: skip
+        log.warning("the server at %s is back: going on", self.url, extra={"note": True})
+
+
+class _Gone(QrrError):
+    """The server refused the connection, or dropped it under a request."""
 
 
 def checked_url(url: str, param: str = "url") -> str:
