@@ -1030,7 +1030,7 @@ def test_a_client_goes_on_after_a_server_restart_and_only_with_the_same_set_up(m
         ]  # fmt: skip
     finally:
         starting.join(120)
-        assert later[0].stop() == 0
+        assert later and later[0].stop() == 0  # a server that failed to start: said by its own error, above
     # back with another instruction: its scores would not match
     later.clear()
     starting = threading.Thread(target=lambda: later.append(
@@ -1041,18 +1041,24 @@ def test_a_client_goes_on_after_a_server_restart_and_only_with_the_same_set_up(m
             remote.predict(pairs)
         assert str(caught.value) == (
             f'the server at {first.url} came back serving otherwise (instruction "Given a web search query, retrieve '
-            'relevant passages that answer the query" before, "Find the opposite" now): its scores would not match '
-            "those before"
+            'relevant passages that answer the query" before, "Find the opposite" now), so its scores would not match '
+            "those before: start it as it was to go on"
         )
+        with pytest.raises(QrrError) as again:  # and says so at every later call, none scored otherwise
+            remote.predict(pairs)
+        assert str(again.value) == str(caught.value)
     finally:
         starting.join(120)
-        assert later[0].stop() == 0
+        assert later and later[0].stop() == 0
     # never back
     monkeypatch.setattr(client, "RECONNECT_FOR", 0.5)
+    remote = RemoteReranker(first.url)
+    remote.__dict__["_card"] = {"id": "fake", "max_model_len": 8192}  # as if it had answered
     with pytest.raises(QrrError) as caught:
         remote.predict(pairs)
     assert str(caught.value) == (f"the server at {first.url} went away ([Errno 111] Connection refused) and did not "
-                                 "come back within 0.5 s")  # fmt: skip
+                                 f"come back within 0.5 s (last: cannot reach the server at {first.url}: [Errno 111] "
+                                 "Connection refused (is it running, or still loading its model?))")  # fmt: skip
     # a client that never reached it is told at once, as before
     with pytest.raises(QrrError) as caught:
         RemoteReranker(first.url).predict(pairs)

@@ -79,6 +79,7 @@ class RemoteReranker(_Predicts):
         self.timeout = timeout
         check_call(instruction=instruction)  # a string of valid Unicode, checked before any request, as Reranker's
         self.instruction = instruction
+        self._changed: str | None = None  # why the server, come back after it went away, is not scored with
 
     def __repr__(self) -> str:
         return f"RemoteReranker({self.url!r})"
@@ -241,6 +242,8 @@ class RemoteReranker(_Predicts):
 
     def _call(self, method: str, path: str, body: dict | None = None, retries: int = 30,
               timeout: float | None = None, reconnect: bool = True) -> dict:  # fmt: skip
+        if self._changed is not None:  # a server come back otherwise: every call says so, none scores
+            raise QrrError(self._changed)
         # urllib's own agent would name Python alone: a server's log tells qrr's clients, and their release, apart
         headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": USER_AGENT}
         if self.api_key:
@@ -292,7 +295,13 @@ class RemoteReranker(_Predicts):
             gone = isinstance(reason, ConnectionError)  # refused, or dropped under the request
             if gone and reconnect and "_card" in self.__dict__:  # it answered before: a restart, a redeploy
                 self._wait_for_return(reason)
-                return self._call(method, path, body, retries, timeout, reconnect=False)
+                try:
+                    return self._call(method, path, body, retries, timeout, reconnect=False)
+                except _Gone as again:  # dropped under the same request twice: maybe what stops it (out of memory)
+                    if isinstance(reason, ConnectionRefusedError):
+                        raise
+                    raise QrrError(f"{again}; it went away under this request before too, which may be what stops "
+                                   "it") from None  # fmt: skip
             # a qrr serve that is still loading its model refuses connections too
             refused = isinstance(reason, ConnectionRefusedError)
             hint = " (is it running, or still loading its model?)" if refused else ""
@@ -300,25 +309,34 @@ class RemoteReranker(_Predicts):
 
     def _wait_for_return(self, reason: BaseException) -> None:
         """Wait up to ``RECONNECT_FOR`` seconds for the server, which answered before, to answer again, and check that
-        it serves as before (``SAME_AFTER``); ``QrrError`` where it does not come back or comes back otherwise."""
+        it serves as before (``SAME_AFTER``); ``QrrError`` where it does not come back or comes back otherwise, which
+        every later call says again."""
         log.warning("the server at %s went away (%s): trying again for up to %g s", self.url, reason, RECONNECT_FOR)
         deadline = time.monotonic() + RECONNECT_FOR
+        probe = PROBE_TIMEOUT if self.timeout is None else min(self.timeout, PROBE_TIMEOUT)
         while True:
             time.sleep(max(0.0, min(1.0, deadline - time.monotonic())))
             try:
-                card = self._card_of(self._call("GET", "/v1/models", timeout=PROBE_TIMEOUT, reconnect=False))
+                answer = self._call("GET", "/v1/models", timeout=max(1.0, min(probe, deadline - time.monotonic())),
+                                    reconnect=False)  # fmt: skip
+                card = self._card_of(answer)
                 break
-            except _Gone:
+            except InputError:  # it answered, and refuses (another API key): said as it is
+                raise
+            except QrrError as exc:  # not back yet: refused, a name not found, a proxy's 502, a page not JSON
                 if time.monotonic() >= deadline:
                     raise QrrError(f"the server at {self.url} went away ({reason}) and did not come back within "
-                                   f"{RECONNECT_FOR:g} s") from None  # fmt: skip
+                                   f"{RECONNECT_FOR:g} s (last: {exc})") from None  # fmt: skip
         before = self._card
-        changed = [(said, before.get(key), card.get(key)) for key, said in SAME_AFTER.items()
+        same = SAME_AFTER if self.instruction is None else {k: v for k, v in SAME_AFTER.items() if k != "instruction"}
+        changed = [(said, before.get(key), card.get(key)) for key, said in same.items()
                    if card.get(key) != before.get(key)]  # fmt: skip
         if changed:
             said = "; ".join(f"{what} {shown(then)} before, {shown(now)} now" for what, then, now in changed)
-            raise QrrError(f"the server at {self.url} came back serving otherwise ({said}): its scores would not "
-                           "match those before")  # fmt: skip
+            self._changed = (f"the server at {self.url} came back serving otherwise ({said}), so its scores would not "
+                             "match those before: start it as it was to go on")  # fmt: skip
+            raise QrrError(self._changed)
+        self.__dict__["_card"] = card  # its limits (documents, bytes, characters) as it serves now
         log.warning("the server at %s is back: going on", self.url, extra={"note": True})
 
 
