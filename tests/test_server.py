@@ -1066,6 +1066,35 @@ def test_a_client_goes_on_after_a_server_restart_and_only_with_the_same_set_up(m
                                  "running, or still loading its model?)")  # fmt: skip
 
 
+def test_a_request_dropped_by_a_server_that_went_away_is_sent_again_once_it_is_back(tmp_path):
+    """The server killed under a request (SIGKILL after a grace period, a crash): the connection is dropped, not
+    refused; the request is sent again to the server come back."""
+    from qrr.server.client import RemoteReranker
+
+    gate = tmp_path / "gate"
+    gate.write_text("0")  # the model holds the request: it is in flight when the server is killed
+    first = Server("--model", "fake", fake=True, env={"QRR_FAKE_GATE": str(gate)})
+    port = first.url.rsplit(":", 1)[1]
+    remote = RemoteReranker(first.url)
+    assert remote.max_length  # it has answered
+    scores: list = []
+    sending = threading.Thread(target=lambda: scores.append(list(remote.predict([("q", "a"), ("q", "b")]))))
+    sending.start()
+    deadline = time.monotonic() + 60
+    with first.client() as http:
+        while "qrr_busy 1" not in http.get("/metrics").text:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    first.process.kill()
+    first.process.wait(60)
+    later = Server("--model", "fake", "--port", port, fake=True)
+    try:
+        sending.join(120)
+        assert len(scores) == 1 and len(scores[0]) == 2
+    finally:
+        assert later.stop() == 0
+
+
 def test_a_shutdown_delay_serves_on_with_health_503_until_it_ends_or_a_ctrl_c():
     """Kubernetes sends SIGTERM and removes the pod from its Service a few seconds later, at the same time: a stop
     that refused connections at once turned those seconds' requests into errors (connection refused)."""

@@ -4,6 +4,7 @@ so the client needs no serve extra."""
 
 from __future__ import annotations
 
+import http.client
 import itertools
 import logging
 import math
@@ -290,9 +291,10 @@ class RemoteReranker(_Predicts):
         except TimeoutError:  # reached, but no answer in time (one not reached in time is a URLError)
             within = f" within {timeout:g} s" if isinstance(timeout, int | float) else " in time"
             raise QrrError(f"the server at {self.url} did not answer{within}") from None
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.IncompleteRead) as exc:
             reason = getattr(exc, "reason", exc)
-            gone = isinstance(reason, ConnectionError)  # refused, or dropped under the request
+            # refused, or dropped under the request (in the middle of its answer too)
+            gone = isinstance(reason, ConnectionError | http.client.IncompleteRead)
             if gone and reconnect and "_card" in self.__dict__:  # it answered before: a restart, a redeploy
                 self._wait_for_return(reason)
                 try:
