@@ -29,7 +29,7 @@ LAYERS = [
     {"server.app", "raydata"},
     {"cli.signals"},
     {"cli.base"},
-    {"cli.render"},
+    {"cli.render", "cli.onray"},
     {"cli.runs"},
     {"cli.rank", "cli.score", "cli.rerank", "cli.evaluate", "cli.serve", "cli.download", "cli.bench"},
     {"cli"},

@@ -145,7 +145,7 @@ def test_a_runs_own_instance_starts_without_rays_lines_of_every_run(raydata, mon
 def test_rays_advice_on_fewer_blocks_than_actors_is_left_out_of_a_qrr_run():
     import warnings
 
-    from qrr.cli.base import without_ray_advice
+    from qrr.cli.onray import without_ray_advice
 
     advice = (
         "The minimum number of concurrent actors for 'MapBatches(ScoreStage)' is set to 2, but the operator "

@@ -1,6 +1,7 @@
 """The ``qrr`` command, one module per subcommand: parse options, call the core, render. What the commands share
-is in ``base`` (options, errors to exit codes, signals, loading a model or reaching a server) and ``render``
-(output, progress, the notes after a run).
+is in ``base`` (options, errors to exit codes, loading a model or reaching a server), ``render`` (output,
+progress, the notes after a run), ``runs`` (the run around ``rerank`` and ``eval``), ``onray`` (``--ray``) and
+``signals`` (SIGTERM, SIGHUP and Ctrl-C).
 
 torch and transformers are imported only once a command runs, so ``qrr --help`` stays instant.
 """

@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 
 from qrr.cli.base import (
-    RAY_PANEL,
     BatchTokensOpt,
     CompileOpt,
     DeviceOpt,
@@ -19,7 +18,6 @@ from qrr.cli.base import (
     DtypeOpt,
     FilesArg,
     FormatOpt,
-    GpusOpt,
     IdFieldOpt,
     InstructionOpt,
     MaxLengthOpt,
@@ -27,8 +25,6 @@ from qrr.cli.base import (
     OfflineOpt,
     OnError,
     OnErrorQueriesOpt,
-    RayAddressOpt,
-    RayOpt,
     RecipeName,
     RecipeOpt,
     ServerOpt,
@@ -36,7 +32,6 @@ from qrr.cli.base import (
     TextFieldOpt,
     VerboseOpt,
     WithFieldsOpt,
-    WorkersOpt,
     check_given_texts,
     chosen_server,
     command,
@@ -44,13 +39,20 @@ from qrr.cli.base import (
     given,
     input_sources,
     model_options,
-    ray_only,
     remote_or_local,
     resume_settings,
-    say_actors,
-    start_ray,
     stderr,
     stdout_format,
+)
+from qrr.cli.onray import (
+    RAY_PANEL,
+    GpusOpt,
+    RayAddressOpt,
+    RayOpt,
+    WorkersOpt,
+    ray_only,
+    say_actors,
+    start_ray,
     without_ray_advice,
 )
 from qrr.cli.render import (
