@@ -56,6 +56,21 @@ class Server:
             self.said.append(self.lines.get())
         return "".join(self.said)
 
+    def until_said(self, text: str, timeout: float = 60) -> None:
+        """Wait until stderr says ``text``."""
+        deadline = time.monotonic() + timeout
+        while text not in self.stderr:
+            assert time.monotonic() < deadline, f"the server never said {text!r}: {self.stderr}"
+            time.sleep(0.02)
+
+    def until_metrics(self, text: str, timeout: float = 60) -> None:
+        """Wait until /metrics says ``text`` (``qrr_busy 1``: the fake model's gate holds a request)."""
+        deadline = time.monotonic() + timeout
+        with self.client() as http:
+            while text not in http.get("/metrics").text:
+                assert time.monotonic() < deadline, f"the metrics never said {text!r}"
+                time.sleep(0.02)
+
     def client(self, **kwargs) -> httpx.Client:
         return httpx.Client(base_url=self.url, **{"timeout": 60, **kwargs})
 

@@ -791,12 +791,6 @@ def test_a_busy_server_merges_queues_drops_and_stops_gracefully(tmp_path):
         with server.client() as http:
             return http.get("/metrics").text
 
-    def until(said: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while said not in metrics():
-            assert time.monotonic() < deadline, f"the metrics never said {said!r}"
-            time.sleep(0.02)
-
     def start(name) -> threading.Thread:
         thread = threading.Thread(target=send, args=(name,))
         thread.start()
@@ -804,9 +798,9 @@ def test_a_busy_server_merges_queues_drops_and_stops_gracefully(tmp_path):
 
     try:
         busy = start("busy")
-        until("qrr_busy 1")  # the model holds the first request
+        server.until_metrics("qrr_busy 1")  # the model holds the first request
         waiting = [start("w0"), start("w1")]
-        until("qrr_queue_depth 2")
+        server.until_metrics("qrr_queue_depth 2")
         with server.client() as http:
             full = http.post("/rerank", json=body)
         assert full.status_code == 503 and full.headers["Retry-After"] == "1"
@@ -819,24 +813,21 @@ def test_a_busy_server_merges_queues_drops_and_stops_gracefully(tmp_path):
 
         # a client that leaves has its waiting work dropped
         busy = start("busy2")
-        until("qrr_busy 1")
+        server.until_metrics("qrr_busy 1")
         with pytest.raises(httpx.ReadTimeout), server.client() as http:
             http.post("/rerank", json={"query": "gone", "documents": ["x"] * 3}, timeout=0.5)
-        until('qrr_requests_total{endpoint="/rerank",status="499"} 1')
+        server.until_metrics('qrr_requests_total{endpoint="/rerank",status="499"} 1')
         gate.write_text("3")
         busy.join(60)
-        until("qrr_busy 0")
+        server.until_metrics("qrr_busy 0")
         said = metrics()
         assert "qrr_scoring_calls_total 3" in said and "qrr_pairs_total 8" in said  # "gone" was never scored
 
         # SIGTERM while a request is in flight: it is answered, new connections are refused, exit 0
         busy = start("last")
-        until("qrr_busy 1")
+        server.until_metrics("qrr_busy 1")
         server.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 60
-        while "stopping" not in server.stderr:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        server.until_said("stopping")
         gate.write_text("4")
         busy.join(60)
         assert results["last"].status_code == 200 and len(results["last"].json()["results"]) == 2
@@ -863,33 +854,26 @@ def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path):
             except httpx.HTTPError as exc:
                 answers.append(exc)
 
-    def said(text: str) -> None:
-        deadline = time.monotonic() + 60
-        while text not in server.stderr:
-            assert time.monotonic() < deadline, server.stderr
-            time.sleep(0.02)
-
     try:
         busy = threading.Thread(target=send)
         busy.start()
-        deadline = time.monotonic() + 60
-        with server.client() as http:
-            while "qrr_busy 1" not in http.get("/metrics").text:
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
+        server.until_metrics("qrr_busy 1")
         # -v: a line per request, with the time and latency (uvicorn's went to stdout, without them)
         assert re.search(r"\n\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ 127\.0\.0\.1:\d+ GET /metrics 200 \d+\.\d ms\n",
                          server.stderr)  # fmt: skip
         with server.client() as http:  # the path as sent: decoded, its %0a forged a second line
             assert http.get("/x%0a2026-01-01T00:00:00Z 127.0.0.1:1 POST /v1/rerank 200 1.0 ms").status_code == 404
-        said("GET /x%0a2026-01-01T00:00:00Z%20127.0.0.1:1%20POST%20/v1/rerank%20200%201.0%20ms 404 0.0 ms\n")
+        server.until_said(
+            "GET /x%0a2026-01-01T00:00:00Z%20127.0.0.1:1%20POST%20/v1/rerank%20200%201.0%20ms 404 0.0 ms\n"
+        )
         host, port = server.url.removeprefix("http://").rsplit(":", 1)
         with socket.create_connection((host, int(port)), timeout=30) as sock:  # a client as X-Forwarded-For names it
             sock.sendall(
                 b"GET /health HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 6.6.6.6\x1b[2J\r\nConnection: close\r\n\r\n"
             )
             assert sock.recv(4096).startswith(b"HTTP/1.1 200")
-        said(" 6.6.6.6%1B[2J:0 GET /health 200 ")  # the escape sequence cleared the terminal of whoever watched
+        # the escape sequence cleared the terminal of whoever watched
+        server.until_said(" 6.6.6.6%1B[2J:0 GET /health 200 ")
         with server.client() as http:
             # Starlette's route patterns end in $, which matches before a final newline: /health%0a was /health
             missing = http.get("/health%0a")
@@ -898,9 +882,9 @@ def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path):
             assert bidi.json()["message"] == "no endpoint /a%E2%80%AE"
             long = http.get("/" + "a" * 1000)  # echoed whole, in the answer and the log
             assert long.json()["message"] == f"no endpoint /{'a' * 511}...(1,001 characters)"
-        said(f" GET /{'a' * 511}...(1,001 characters) 404 ")
+        server.until_said(f" GET /{'a' * 511}...(1,001 characters) 404 ")
         server.process.send_signal(signal.SIGINT)
-        said("stopping: new requests are refused, those in flight answered (Ctrl-C again drops them)")
+        server.until_said("stopping: new requests are refused, those in flight answered (Ctrl-C again drops them)")
         server.process.send_signal(signal.SIGINT)
         # uvicorn's own forced stop sent a plain-text 500, printed tracebacks and aborted (exit 134)
         assert server.process.wait(30) == 130
@@ -958,10 +942,7 @@ def test_a_bug_is_a_json_500_and_one_log_line_or_with_qrr_debug_its_traceback(de
             response = http.post("/v1/rerank", json={"query": "q", "documents": ["a"]})
         assert response.status_code == 500 and response.json()["message"] == "internal error; the server log says more"
         assert "secret" not in response.text and "Traceback" not in response.text
-        deadline = time.monotonic() + 30
-        while "error: /v1/rerank: KeyError: 'secret-internal'" not in server.stderr:
-            assert time.monotonic() < deadline, server.stderr
-            time.sleep(0.05)
+        server.until_said("error: /v1/rerank: KeyError: 'secret-internal'", 30)
         assert ("Traceback (most recent call last)" in server.stderr) == (debug == "true")
     finally:
         assert server.stop() == 0
@@ -1080,11 +1061,7 @@ def test_a_request_dropped_by_a_server_that_went_away_is_sent_again_once_it_is_b
     scores: list = []
     sending = threading.Thread(target=lambda: scores.append(list(remote.predict([("q", "a"), ("q", "b")]))))
     sending.start()
-    deadline = time.monotonic() + 60
-    with first.client() as http:
-        while "qrr_busy 1" not in http.get("/metrics").text:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+    first.until_metrics("qrr_busy 1")
     first.process.kill()
     first.process.wait(60)
     later = Server("--model", "fake", "--port", port, fake=True)
@@ -1099,19 +1076,13 @@ def test_a_shutdown_delay_serves_on_with_health_503_until_it_ends_or_a_ctrl_c():
     """Kubernetes sends SIGTERM and removes the pod from its Service a few seconds later, at the same time: a stop
     that refused connections at once turned those seconds' requests into errors (connection refused)."""
 
-    def until(server, said: str) -> None:
-        deadline = time.monotonic() + 60
-        while said not in server.stderr:
-            assert time.monotonic() < deadline, server.stderr
-            time.sleep(0.02)
-
     put_off = "stopping in {} s (--shutdown-delay): serving on, /health answers 503; Ctrl-C stops now\n"
     server = Server("--model", "fake", "--shutdown-delay", "60", fake=True)
     try:
         with server.client() as http:  # before the signal, a connection is kept
             assert "Connection" not in http.get("/health").headers
         server.process.send_signal(signal.SIGTERM)
-        until(server, put_off.format(60))
+        server.until_said(put_off.format(60))
         with server.client() as http:  # a new connection, within the delay
             answer = http.post("/rerank", json={"query": "q", "documents": ["a", "b"]})
             # and closed after it: a kept-alive client's next request opens one that the balancer routes elsewhere
