@@ -384,10 +384,14 @@ def _local(path: str) -> str | None:
 # ----------------------------------------------------------------------------------------------------- scoring
 
 
-def _loaded(model, threads: int | None, options: dict) -> tuple[Reranker | None, Exception | None]:
+def _loaded(model, threads: int | None, options: dict, skip: bool, errors) -> tuple[Reranker | None, Exception | None]:
     """The actor's ``Reranker``, or the error that refused its options (a ``max_length`` leaving no room, a device
-    this machine lacks): raised at the first batch, a task's error that the driver says in one line, where raised in
-    the constructor the actor died, was started again and died again, and Ray said it in a hundred lines."""
+    this machine lacks, ``skip`` without ``errors``): raised at the first batch, a task's error that the driver says in
+    one line, where raised in the constructor the actor died, was started again and died again, and Ray said it in a
+    hundred lines."""
+    failed = _skip_error(skip, errors)
+    if failed is not None:  # before a model loads (minutes for the 8B) to no end
+        return None, failed
     if threads:
         import torch
 
@@ -412,9 +416,7 @@ class ScoreStage:
     def __init__(self, model=None, query_column: str = "query", document_column: str = "document",
                  instruction_column: str | None = None, score_column: str = "score", errors=None,
                  skip: bool = False, threads: int | None = None, **options):  # fmt: skip
-        # said at the first batch, as a model's error is; before a model loads (minutes for the 8B) to no end
-        self.failed = _skip_error(skip, errors)
-        self.reranker, self.failed = (None, self.failed) if self.failed else _loaded(model, threads, options)
+        self.reranker, self.failed = _loaded(model, threads, options, skip, errors)
         self.columns = (query_column, document_column, instruction_column)
         self.score_column, self.errors, self.skip = score_column, errors, skip
         self.told = False  # the errors log, of the reranker this actor runs (-v)
@@ -502,9 +504,7 @@ class RerankStage:
 
     def __init__(self, model=None, top_k: int | None = None, threads: int | None = None, errors=None,
                  skip: bool = False, **options):  # fmt: skip
-        # said at the first batch, as a model's error is; before a model loads (minutes for the 8B) to no end
-        self.failed = _skip_error(skip, errors)
-        self.reranker, self.failed = (None, self.failed) if self.failed else _loaded(model, threads, options)
+        self.reranker, self.failed = _loaded(model, threads, options, skip, errors)
         self.top_k, self.errors, self.skip = top_k, errors, skip
         self.told = False  # the errors log, of the reranker this actor runs (-v)
 

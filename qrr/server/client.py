@@ -92,8 +92,12 @@ class RemoteReranker(_Predicts):
     @cached_property
     def _card(self) -> dict:
         # the first call: a server that takes connections and never answers (a stuck proxy) is said in seconds
-        probe = PROBE_TIMEOUT if self.timeout is None else min(self.timeout, PROBE_TIMEOUT)  # None: urllib's none
-        return self._card_of(self._call("GET", "/v1/models", timeout=probe))
+        return self._card_of(self._call("GET", "/v1/models", timeout=self._probe_timeout))
+
+    @property
+    def _probe_timeout(self) -> float:
+        """What a call for the server's card waits: ``PROBE_TIMEOUT``, or the client's own ``timeout`` if shorter."""
+        return PROBE_TIMEOUT if self.timeout is None else min(self.timeout, PROBE_TIMEOUT)  # None: urllib's none
 
     def _card_of(self, answer) -> dict:
         try:
@@ -315,7 +319,7 @@ class RemoteReranker(_Predicts):
         every later call says again."""
         log.warning("the server at %s went away (%s): trying again for up to %g s", self.url, reason, RECONNECT_FOR)
         deadline = time.monotonic() + RECONNECT_FOR
-        probe = PROBE_TIMEOUT if self.timeout is None else min(self.timeout, PROBE_TIMEOUT)
+        probe = self._probe_timeout
         while True:
             time.sleep(max(0.0, min(1.0, deadline - time.monotonic())))
             try:
