@@ -22,6 +22,7 @@ import pytest
 from qrr import Reranker, models
 from qrr import device as devices
 from qrr.errors import InputError
+from qrr.family import QWEN3
 
 ray = pytest.importorskip("ray")
 
@@ -594,6 +595,10 @@ def test_an_interrupted_ray_run_goes_on_from_its_shards(cli, tiny_model, tmp_pat
     result = cli("score", small, *options, "--dtype", other, model=False)
     assert result.exit_code == 2 and result.stderr.splitlines()[-1].startswith(
         f'error: {auto}: its shards were scored with other dtype ("{here}", not "{other}")')  # fmt: skip
+    # the instruction kept as its text: -i with the default's text goes on with a run that gave none
+    assert json.loads((auto / "_qrr_run.json").read_text())["instruction"] == QWEN3.default_instruction
+    result = cli("score", small, *options, "-i", QWEN3.default_instruction, model=False)
+    assert result.exit_code == 0 and f"resuming {auto}: 3 pairs done" in result.stderr, result.output
     # the file that differs, not two lists of every file alike at first
     then = {"/d/a.jsonl": 10, "/d/b.jsonl": 20}
     assert raydata._changed(then, {**then, "/d/c.jsonl": 1, "/d/e.jsonl": 2}) == "/d/c.jsonl is new (and 1 more)"

@@ -406,9 +406,14 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
             made = fresh
             if claimed is not None:
                 held.callback(claimed.close)
-            # what changes the scores or the columns: a folder's shards written otherwise are not gone on with
-            settings = {key: options[key] for key in ("instruction", "max_length", "recipe", "dtype", "score_column")}
             from qrr import models
+            from qrr.family import run_settings
+
+            # what changes the scores or the columns: a folder's shards written otherwise are not gone on with; the
+            # instruction as its text, as every --resume keeps it (-i giving the default's text changes nothing)
+            settings = run_settings(models.model_key(model), options["instruction"], options["max_length"],
+                                    options["recipe"])  # fmt: skip
+            settings |= {key: options[key] for key in ("dtype", "score_column")}
 
             # on this machine alone (no cluster joined), what auto means here: going on where it means another (bf16
             # for fp32) mixed two dtypes' scores in one folder
@@ -418,8 +423,7 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
                 chosen = devices.resolve_dtype("auto", devices.resolve_device(options["device"]))
                 settings["dtype"] = devices.dtype_name(chosen)
 
-            run = raydata.run_record(files, input_format=input_format.value, model=models.model_key(model),
-                                     **settings)  # fmt: skip
+            run = raydata.run_record(files, input_format=input_format.value, **settings)
             listed = list(run["files"])  # a folder's files, whose lines the progress counts for its time left
             done, held_rows, removed = raydata.prepare_output(output, run, resume, shard_format.value)
             for path in removed:
@@ -512,15 +516,17 @@ def _write_shards(raydata, placement, model, files, input_format, on_error, outp
             said = InputError(f"{said}; {output} holds shards of the rows before: give a new or empty --output next")
         raise said from None
     finally:
-        if skipped is not None:  # what was passed over is said however the run ends
-            skipped.took(ray_core.get(errors.report.remote()))
-            skipped.report()
-        if verbose:
-            with contextlib.suppress(Exception):  # where Ray still answers
+        with contextlib.suppress(Exception):  # where Ray still answers: a dead one's error is not the run's
+            if skipped is not None:
+                skipped.took(ray_core.get(errors.report.remote()))
+            if verbose:
                 say_actors(ray_core.get(errors.loaded_report.remote()))
+        if skipped is not None:  # what was passed over is said however the run ends
+            skipped.report()
         # its process ends with the run, not with the Ray instance: in a process that runs several (a notebook's,
         # the tests'), earlier runs' logs piled up
-        ray_core.kill(errors)
+        with contextlib.suppress(Exception):
+            ray_core.kill(errors)
     seconds = time.perf_counter() - began
     report(Stats(truncated=cut), f"--max-length {options['max_length']}", False)
     blanks.report()
