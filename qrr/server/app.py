@@ -84,41 +84,10 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
     batcher = Batcher(reranker, max_queue=limits.max_queue)
     started = int(time.time())
 
-    def authorized(request: Request) -> bool:
-        if api_key is None:
-            return True
-        given = request.headers.get("authorization", "")
-        scheme, _, token = given.partition(" ")
-        # constant time: the comparison does not tell how much of the key was right
-        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), api_key.encode())
-
-    async def read_json(request: Request):
-        encoding = request.headers.get("content-encoding", "").strip().lower()
-        if encoding not in ("", "identity"):  # read as it is, a gzipped body was "not valid UTF-8 (byte 2)"
-            raise ApiError(415, f"Content-Encoding {encoding} is not supported: send the body uncompressed",
-                           headers={"Accept-Encoding": "identity"})  # fmt: skip
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limits.max_request_bytes:
-            raise ApiError(413, f"the request body is {int(length)} bytes; this server takes at most "
-                           f"{limits.max_request_bytes}")  # fmt: skip
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limits.max_request_bytes:
-                raise ApiError(413, f"the request body is over {limits.max_request_bytes} bytes; this server takes "
-                               f"at most {limits.max_request_bytes}")  # fmt: skip
-        bom = 3 if body.startswith(b"\xef\xbb\xbf") else 0
-        del body[:bom]  # a UTF-8 BOM, as Windows tools write one: RFC 8259 lets a parser ignore it, as the CLI does
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            try:
-                body.decode("utf-8")
-            except UnicodeDecodeError as bad:  # orjson says "surrogates not allowed" of any bad byte
-                raise ApiError(
-                    400, f"malformed JSON: the body is not valid UTF-8 (byte {bom + bad.start + 1})"
-                ) from None
-            raise ApiError(400, f"malformed JSON: {exc.args[0]}") from None
+    def answered(request: Request, name: str, status: int, seconds: float | None = None) -> None:
+        metrics.request(name, status, seconds)
+        if on_request is not None:
+            on_request(request, status, seconds or 0.0)
 
     async def scored(request: Request, triples) -> tuple:
         """The scores and stats of ``triples`` from the batcher; the job is dropped if the client leaves first."""
@@ -148,34 +117,11 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
         metrics.scored(result[1])
         return result
 
-    def prepare(queries, texts, instruction, max_tokens_per_doc=None, field="query"):
-        """The pairs to score, each document cut to ``max_tokens_per_doc``; a query that leaves no room for a
-        document is refused here, before it reaches the model (``field``: what the request calls it)."""
-        prompter = reranker.prompter
-        asked = instruction
-        instruction = instruction if instruction is not None else reranker.instruction
-        for query in dict.fromkeys(queries):
-            try:
-                prompter.check_room(query, instruction)
-            except InputError as exc:
-                # said to qrr's client as a setting's fault, and where in the pairs: a run's --on-error skip leaves
-                # out that query's pairs, and a message names its line, as with a model loaded there
-                more = {"setting": "max_length"} | ({"pair": queries.index(query)} if field == "text_1" else {})
-                alone = no_room(reranker, "", asked) if asked is not None else None
-                if alone is not None:  # the request's instruction alone is too long: every pair's fault, not one's
-                    field, more = "instruction", {"setting": "max_length"}
-                said = (alone or exc).naming(SETTINGS)
-                raise ApiError(400, f'"{field}": {said}', field, more=more) from None
-        if max_tokens_per_doc is not None:
-            texts = [prompter.cut(t, max_tokens_per_doc) for t in texts]
-        return [(q, t, instruction) for q, t in zip(queries, texts, strict=True)]
-
     def endpoint(name: str, handler, public: bool = False):
         async def run(request: Request) -> Response:
             start = time.perf_counter()
-            status = 500
             try:
-                if not public and not authorized(request):
+                if not public and not _authorized(request, api_key):
                     raise ApiError(401, "missing or wrong API key: send Authorization: Bearer KEY",
                                    headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
                 response = await handler(request)
@@ -189,11 +135,7 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
                 response = json_response(ApiError(500, "internal error; the server log says more").body(), 500)
             if request.app.state.stopping:  # a kept-alive client's next request opens a connection the balancer routes
                 response.headers["Connection"] = "close"
-            status = response.status_code
-            seconds = time.perf_counter() - start
-            metrics.request(name, status, seconds)
-            if on_request is not None:
-                on_request(request, status, seconds)
+            answered(request, name, response.status_code, time.perf_counter() - start)
             return response
 
         return run
@@ -201,18 +143,21 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
     def rerank(version: str | None, return_documents: bool):
         async def handler(request: Request) -> Response:
             # /rerank, vLLM's and Jina's path, is TEI's too
-            req = parse_rerank(await read_json(request), limits.max_documents, return_documents, tei=version is None,
+            body = await _read_json(request, limits.max_request_bytes)
+            req = parse_rerank(body, limits.max_documents, return_documents, tei=version is None,
                                max_length=reranker.max_length)  # fmt: skip
             queries = [req.query] * len(req.texts)
-            triples = await asyncio.to_thread(prepare, queries, req.texts, req.instruction, req.max_tokens_per_doc)
+            triples = await asyncio.to_thread(_prepared, reranker, queries, req.texts, req.instruction,
+                                              req.max_tokens_per_doc)  # fmt: skip
             scores, stats = await scored(request, triples)
             return json_response(rerank_response(req, scores, stats, model_name, version))
 
         return handler
 
     async def score(request: Request) -> Response:
-        req = parse_score(await read_json(request), limits.max_documents, reranker.max_length)
-        triples = await asyncio.to_thread(prepare, req.queries, req.texts, req.instruction, None, "text_1")
+        body = await _read_json(request, limits.max_request_bytes)
+        req = parse_score(body, limits.max_documents, reranker.max_length)
+        triples = await asyncio.to_thread(_prepared, reranker, req.queries, req.texts, req.instruction, None, "text_1")
         scores, stats = await scored(request, triples)
         return json_response(score_response(scores, stats, model_name, req.raw))
 
@@ -222,16 +167,7 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
         return json_response({"status": "ok", "model": model_name})
 
     async def models(request: Request) -> Response:
-        card = {"id": model_name, "object": "model", "created": started, "owned_by": "qrr", "qrr_version": __version__,
-                "max_model_len": reranker.max_length, "batch_tokens": reranker.batch_tokens,
-                # what a request without its own instruction is scored with, and the prompt's recipe
-                "instruction": reranker.instruction if reranker.instruction is not None
-                else reranker.prompter.family.default_instruction, "recipe": reranker.recipe,
-                "max_documents": limits.max_documents,
-                "max_request_bytes": limits.max_request_bytes,
-                # past this many characters nothing of a document reaches its tokens: a client sends no more
-                "max_document_chars": reranker.prompter.max_chars}  # fmt: skip
-        return json_response({"object": "list", "data": [card]})
+        return json_response({"object": "list", "data": [_model_card(reranker, model_name, limits, started)]})
 
     async def prometheus(request: Request) -> Response:
         text = metrics.render(batcher.depth, batcher.busy, batcher.calls, device_memory(reranker.device))
@@ -257,21 +193,17 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
     paths = {route.path for route in routes}
 
     async def not_found(request: Request, exc) -> Response:
-        metrics.request("other", 404)
         path = printable(request.url.path)  # an escape sequence, echoed, reached a terminal
         # Starlette would answer a 307 with no body, which clients that follow no redirects show as nothing; a base
         # URL ending in "/" makes LlamaIndex's clients ask for //rerank. Not served as the path it means: a proxy's
         # rule for /metrics would not see //metrics
         meant = "/" + "/".join(part for part in path.split("/") if part)
         hint = f"; did you mean {meant}?" if meant != path and meant in paths else ""
-        if on_request is not None:
-            on_request(request, 404, 0.0)
+        answered(request, "other", 404)
         return json_response(ApiError(404, f"no endpoint {path}{hint}").body(), 404)
 
     async def not_allowed(request: Request, exc) -> Response:
-        metrics.request(request.url.path, 405)
-        if on_request is not None:
-            on_request(request, 405, 0.0)
+        answered(request, request.url.path, 405)
         allow = {"Allow": exc.headers["Allow"]} if getattr(exc, "headers", None) and "Allow" in exc.headers else None
         return json_response(ApiError(405, f"{request.method} is not allowed on {request.url.path}").body(), 405, allow)
 
@@ -282,6 +214,78 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
     app.router.redirect_slashes = False
     app.state.stopping = False  # set by run() while a stop is put off: /health answers 503, the rest as before
     return app
+
+
+async def _read_json(request: Request, max_bytes: int):
+    """The JSON body of ``request``, of at most ``max_bytes``; ``ApiError`` (413, 415, 400) for what is not."""
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):  # read as it is, a gzipped body was "not valid UTF-8 (byte 2)"
+        raise ApiError(415, f"Content-Encoding {encoding} is not supported: send the body uncompressed",
+                       headers={"Accept-Encoding": "identity"})  # fmt: skip
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > max_bytes:
+        raise ApiError(413, f"the request body is {int(length)} bytes; this server takes at most {max_bytes}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise ApiError(413, f"the request body is over {max_bytes} bytes; this server takes at most {max_bytes}")
+    bom = 3 if body.startswith(b"\xef\xbb\xbf") else 0
+    del body[:bom]  # a UTF-8 BOM, as Windows tools write one: RFC 8259 lets a parser ignore it, as the CLI does
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as bad:  # orjson says "surrogates not allowed" of any bad byte
+            raise ApiError(400, f"malformed JSON: the body is not valid UTF-8 (byte {bom + bad.start + 1})") from None
+        raise ApiError(400, f"malformed JSON: {exc.args[0]}") from None
+
+
+def _prepared(reranker, queries, texts, instruction, max_tokens_per_doc=None, field="query") -> list[tuple]:
+    """The pairs for ``reranker`` to score, each document cut to ``max_tokens_per_doc``; a query that leaves no room
+    for a document is refused here, before it reaches the model (``field``: what the request calls it)."""
+    prompter = reranker.prompter
+    asked = instruction
+    instruction = instruction if instruction is not None else reranker.instruction
+    for query in dict.fromkeys(queries):
+        try:
+            prompter.check_room(query, instruction)
+        except InputError as exc:
+            # said to qrr's client as a setting's fault, and where in the pairs: a run's --on-error skip leaves
+            # out that query's pairs, and a message names its line, as with a model loaded there
+            more = {"setting": "max_length"} | ({"pair": queries.index(query)} if field == "text_1" else {})
+            alone = no_room(reranker, "", asked) if asked is not None else None
+            if alone is not None:  # the request's instruction alone is too long: every pair's fault, not one's
+                field, more = "instruction", {"setting": "max_length"}
+            said = (alone or exc).naming(SETTINGS)
+            raise ApiError(400, f'"{field}": {said}', field, more=more) from None
+    if max_tokens_per_doc is not None:
+        texts = [prompter.cut(t, max_tokens_per_doc) for t in texts]
+    return [(q, t, instruction) for q, t in zip(queries, texts, strict=True)]
+
+
+def _authorized(request: Request, api_key: str | None) -> bool:
+    """Whether ``request`` carries ``Authorization: Bearer API_KEY`` (any request, where there is no key)."""
+    if api_key is None:
+        return True
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    # constant time: the comparison does not tell how much of the key was right
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), api_key.encode())
+
+
+def _model_card(reranker, model_name: str, limits: Limits, started: int) -> dict:
+    """``/v1/models``' card of the model served: OpenAI's fields, what scores a request and what the server takes
+    (``qrr rank --server`` checks it serves as a local run would)."""
+    return {"id": model_name, "object": "model", "created": started, "owned_by": "qrr", "qrr_version": __version__,
+            "max_model_len": reranker.max_length, "batch_tokens": reranker.batch_tokens,
+            # what a request without its own instruction is scored with, and the prompt's recipe
+            "instruction": reranker.instruction if reranker.instruction is not None
+            else reranker.prompter.family.default_instruction, "recipe": reranker.recipe,
+            "max_documents": limits.max_documents,
+            "max_request_bytes": limits.max_request_bytes,
+            # past this many characters nothing of a document reaches its tokens: a client sends no more
+            "max_document_chars": reranker.prompter.max_chars}  # fmt: skip
 
 
 class _ClientLeft(Exception):
