@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
 from qrr import Reranker
 from qrr.errors import InputError
-from qrr.server.batcher import Batcher, QueueFull
+from qrr.server.batcher import Abandoned, Batcher, QueueFull, _seconds_left, retry_after
 
 
 class Gate(Reranker):
@@ -111,3 +112,50 @@ def test_the_worker_outlives_any_failure():
         batcher.submit(triples("stop", 1)).future.result(30)
     assert len(batcher.submit(triples("fine", 2)).future.result(30)[0]) == 2
     batcher.stop(10)
+
+
+def test_a_call_whose_every_client_left_stops_at_its_next_forward_pass(fake, tmp_path):
+    gate = tmp_path / "gate"
+    gate.write_text("0")  # batch n runs once the file says n
+    name, _ = fake(gate=gate)
+    model = Reranker(name)
+    batcher = Batcher(model)
+    pairs = triples("a query", 40)  # two forward passes: 32 rows, then 8
+    gone = batcher.submit(pairs)
+    until(lambda: batcher.busy)
+    batcher.cancel(gone)  # its client left while the model was on it
+    gate.write_text("1000")
+    with pytest.raises(Abandoned):
+        gone.future.result(30)
+    assert (model.engine.rows, batcher.calls, batcher.abandoned) == ([32], 0, 1)  # the second pass never ran
+    # a call shared with a request whose client stays runs to its end, and the worker goes on
+    gate.write_text("1")
+    first = batcher.submit(triples("held", 1))
+    until(lambda: batcher.busy)
+    left, stays = batcher.submit(pairs), batcher.submit(triples("b query", 40))  # they wait: one call
+    gate.write_text("3")
+    until(lambda: len(model.engine.rows) == 4)  # the shared call's second pass waits
+    batcher.cancel(left)
+    gate.write_text("1000")
+    assert first.future.result(30)[0] == Reranker(name).score(triples("held", 1))
+    assert stays.future.result(30)[0] == Reranker(name).score(triples("b query", 40))
+    assert model.engine.rows == [32, 1, 32, 8, 32, 8] and (batcher.calls, batcher.abandoned) == (2, 1)
+    batcher.stop(10)
+
+
+def test_a_full_queue_asks_a_client_to_come_back_when_the_call_running_now_ends():
+    assert _seconds_left(elapsed=2.0, done=10, pairs=40, rate=None) == 6.0  # its own pace: 5 pairs a second
+    assert _seconds_left(elapsed=1.0, done=0, pairs=40, rate=8.0) == 4.0  # before its first pass: the last call's
+    assert _seconds_left(elapsed=9.0, done=0, pairs=40, rate=8.0) == 0.0
+    assert _seconds_left(elapsed=1.0, done=0, pairs=40, rate=None) == 0.0  # nothing tells
+    assert [retry_after(s) for s in (0.0, 0.2, 1.0, 6.1, 59.5, 600.0)] == ["1", "1", "1", "7", "60", "60"]
+    batcher = Batcher(Gate())
+    assert batcher.seconds_left() == 0.0  # no call runs
+    batcher.stop(10)
+
+
+def until(condition, seconds: float = 30) -> None:
+    end = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.005)

@@ -29,7 +29,7 @@ from qrr.errors import InputError, QrrError, debugging
 from qrr.pipelines import no_room
 from qrr.server import DRAIN, KEEP_ALIVE, MAX_DOCUMENTS, MAX_QUEUE, MAX_REQUEST_BYTES, printable
 from qrr.server.api import ApiError, parse_rerank, parse_score, rerank_response, score_response
-from qrr.server.batcher import Batcher, QueueFull
+from qrr.server.batcher import Batcher, QueueFull, retry_after
 from qrr.server.metrics import Metrics
 
 log = logging.getLogger("qrr")
@@ -97,7 +97,8 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
             depth = batcher.depth
             wait = f"{depth} request{'s wait' if depth != 1 else ' waits'}"
             message = f"the server is busy: {wait} for the model; retry shortly"
-            raise ApiError(503, message, headers={"Retry-After": "1"}) from None
+            # when the call running now ends, the worker takes waiting requests: a place is free again
+            raise ApiError(503, message, headers={"Retry-After": retry_after(batcher.seconds_left())}) from None
         waiting = asyncio.wrap_future(job.future)
         left = asyncio.ensure_future(_client_left(request))
         try:
@@ -106,6 +107,7 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
             left.cancel()
         if waiting not in done:
             batcher.cancel(job)
+            waiting.cancel()  # what it comes to (Abandoned, a failure) is no one's: asyncio logged it as unread
             raise _ClientLeft
         try:
             result = waiting.result()
@@ -170,7 +172,8 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
         return json_response({"object": "list", "data": [_model_card(reranker, model_name, limits, started)]})
 
     async def prometheus(request: Request) -> Response:
-        text = metrics.render(batcher.depth, batcher.busy, batcher.calls, device_memory(reranker.device))
+        text = metrics.render(batcher.depth, batcher.busy, batcher.calls, device_memory(reranker.device),
+                              batcher.abandoned)  # fmt: skip
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     @contextlib.asynccontextmanager

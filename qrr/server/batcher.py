@@ -8,6 +8,7 @@ One worker thread runs the model; request handlers wait on futures. No web frame
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -29,6 +30,11 @@ class Job:
 
     triples: list[tuple[str, str, str | None]]
     future: Future = field(default_factory=Future)
+    left: bool = False  # its client left while it was being scored
+
+
+class Abandoned(Exception):
+    """Every request of a scoring call lost its client: the call stopped at a forward pass."""
 
 
 class Batcher:
@@ -44,6 +50,9 @@ class Batcher:
         self._stopping = False
         self.busy = False
         self.calls = 0  # scoring calls made, for /metrics
+        self.abandoned = 0  # calls stopped because every client of theirs had left
+        self._running: tuple[float, int, list[int]] | None = None  # the call now: its start, pairs, pairs done
+        self._rate: float | None = None  # pairs a second of the last call that ran to its end
         self._thread = threading.Thread(target=self._run, name="qrr-batcher", daemon=True)
         self._thread.start()
 
@@ -64,11 +73,23 @@ class Batcher:
         return job
 
     def cancel(self, job: Job) -> None:
-        """Drop a job that has not started (its client left); one being scored finishes."""
+        """Drop a job whose client left: one waiting at once; one being scored stops at the call's next forward pass
+        where every job of the call has left (a timed-out client's work held up every request behind it)."""
         with self._ready:
             if job in self._waiting:
                 self._waiting.remove(job)
                 job.future.cancel()
+            else:
+                job.left = True
+
+    def seconds_left(self) -> float:
+        """About how long the call running now will take yet, by its pairs done so far (before its first forward
+        pass, by the last call's pace); 0 where none runs or nothing tells. A full queue has room again then."""
+        running, rate = self._running, self._rate
+        if running is None:
+            return 0.0
+        began, pairs, done = running
+        return _seconds_left(time.perf_counter() - began, done[0], pairs, rate)
 
     def stop(self, timeout: float | None = None) -> None:
         """Finish the jobs waiting, then end the worker."""
@@ -107,10 +128,26 @@ class Batcher:
                 self.busy = False
 
     def _score(self, jobs: list[Job]) -> None:
+        pairs, done = sum(len(job.triples) for job in jobs), [0]
+
+        def progress(n: int) -> None:
+            done[0] += n
+            if all(job.left for job in jobs):  # nobody waits for the rest: the requests behind it go first
+                raise Abandoned
+
         try:
             start = time.perf_counter()
-            scores = self.reranker.score([t for job in jobs for t in job.triples])
+            self._running = (start, pairs, done)
+            try:
+                scores = self.reranker.score([t for job in jobs for t in job.triples], progress=progress)
+            finally:
+                self._running = None
             seconds = time.perf_counter() - start
+        except Abandoned as exc:
+            self.abandoned += 1
+            for job in jobs:
+                job.future.set_exception(exc)  # read by no one: for the future's sake
+            return
         except Exception as exc:  # noqa: BLE001  (every waiting request must hear of it)
             if len(jobs) > 1:  # one request's failure is not the others': each alone
                 for job in jobs:
@@ -119,6 +156,8 @@ class Batcher:
             jobs[0].future.set_exception(exc)
             return
         self.calls += 1
+        if seconds > 0:
+            self._rate = pairs / seconds
         for job, part in zip(jobs, spans(len(job.triples) for job in jobs), strict=True):
             n = len(job.triples)
             stats = Stats(pairs=n, tokens=sum(scores.pair_tokens[part]), truncated=sum(scores.pair_cut[part]),
@@ -126,3 +165,19 @@ class Batcher:
             own = Results(scores[part], stats)
             own.pair_cut = scores.pair_cut[part]
             job.future.set_result((own, stats))
+
+
+def _seconds_left(elapsed: float, done: int, pairs: int, rate: float | None) -> float:
+    """The seconds a call of ``pairs`` pairs, ``done`` of them in ``elapsed`` seconds, takes yet: at its own pace
+    once it has one, else at ``rate`` pairs a second (the last call's), else 0."""
+    if done > 0:
+        return elapsed / done * (pairs - done)
+    if rate:
+        return max(pairs / rate - elapsed, 0.0)
+    return 0.0
+
+
+def retry_after(seconds: float) -> str:
+    """``Retry-After``'s whole seconds for a wait of ``seconds``: at least 1, at most 60 (a client waits no longer
+    between two tries, and a guess that far ahead is no better)."""
+    return str(min(max(math.ceil(seconds), 1), 60))

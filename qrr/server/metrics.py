@@ -54,11 +54,12 @@ class Metrics:
         self.latency: dict[str, Latency] = {}  # endpoint -> its requests' times
 
     def request(self, endpoint: str, status: int, seconds: float | None = None) -> None:
-        """A request answered; ``seconds`` where it reached an endpoint (a 404 or 405 did not: it counts, untimed,
-        so that it does not pull that endpoint's latency down)."""
+        """A request answered; timed (``seconds``) where it was answered with success: an error counts, untimed, so
+        that a millisecond's 503 of an overloaded server, or a client's timeout (499), does not pull that endpoint's
+        latency down as the load gets worse."""
         with self._lock:
             self.requests[(endpoint, status)] += 1
-            if seconds is not None:
+            if seconds is not None and 200 <= status < 300:
                 self.latency.setdefault(endpoint, Latency()).add(seconds)
 
     def scored(self, stats) -> None:
@@ -67,9 +68,11 @@ class Metrics:
             self.tokens += stats.tokens
             self.truncated += stats.truncated
 
-    def render(self, queue_depth: int, busy: bool, calls: int, device_memory: dict[str, int] | None = None) -> str:
+    def render(self, queue_depth: int, busy: bool, calls: int, device_memory: dict[str, int] | None = None,
+               abandoned: int = 0) -> str:  # fmt: skip
         """The exposition text (``text/plain; version=0.0.4``). ``device_memory``: bytes of the accelerator's memory
-        (``allocated``, ``reserved``, ``peak``), where the model is on one."""
+        (``allocated``, ``reserved``, ``peak``), where the model is on one; ``abandoned``: scoring calls stopped
+        because every client of theirs had left."""
         with self._lock:
             labels = ",".join(f'{name}="{_label(value)}"' for name, value in self.info.items())
             lines = [
@@ -92,16 +95,22 @@ class Metrics:
                 "# HELP qrr_truncated_documents_total Documents cut to fit max_length.",
                 "# TYPE qrr_truncated_documents_total counter",
                 f"qrr_truncated_documents_total {self.truncated}",
-                "# HELP qrr_scoring_calls_total Scoring calls of the model (requests waiting together share one).",
+                "# HELP qrr_scoring_calls_total Scoring calls of the model run to their end (requests waiting "
+                "together share one).",
                 "# TYPE qrr_scoring_calls_total counter",
                 f"qrr_scoring_calls_total {calls}",
+                "# HELP qrr_scoring_calls_abandoned_total Scoring calls stopped at a forward pass because the client "
+                "of every request in them had left (timed out or disconnected).",
+                "# TYPE qrr_scoring_calls_abandoned_total counter",
+                f"qrr_scoring_calls_abandoned_total {abandoned}",
                 "# HELP qrr_queue_depth Requests waiting for the model.",
                 "# TYPE qrr_queue_depth gauge",
                 f"qrr_queue_depth {queue_depth}",
                 "# HELP qrr_busy Whether the model is scoring now.",
                 "# TYPE qrr_busy gauge",
                 f"qrr_busy {int(busy)}",
-                "# HELP qrr_request_seconds Time from a request's arrival to its answer, by endpoint.",
+                "# HELP qrr_request_seconds Time from a request's arrival to its answer, by endpoint, of the requests "
+                "answered with success (errors are counted in qrr_requests_total).",
                 "# TYPE qrr_request_seconds histogram",
             ]
             for endpoint, latency in sorted(self.latency.items()):
