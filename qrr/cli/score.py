@@ -67,7 +67,7 @@ from qrr.cli.render import (
     unrecorded,
     writer,
 )
-from qrr.errors import InputError, Interrupted, PairError, SourceError, Stopped, plural, qrr_cause
+from qrr.errors import InputError, Interrupted, PairError, QrrError, SourceError, Stopped, plural, qrr_cause
 from qrr.family import DEFAULT_MAX_LENGTH
 
 BLANK_PAIRS = ("pair with a blank query or document", "pairs with a blank query or document", ("query", "document"))
@@ -280,42 +280,16 @@ def score(
         except PairError as exc:
             raise exc.shifted(start) from None
         except Exception as exc:  # a runtime failure (a full disk, a server gone): what OUT holds is kept, said so
-            cause = qrr_cause(exc)
-            if isinstance(cause, InputError) and out.count:  # a bad line after results: they stand, and it says so
-                out.close()  # a table drawn, a JSON array closed
-                if saved is not None:
-                    then = f" to {saved.path}; mend it and run the same command to go on"
-                else:  # a bad line at 900,000 of a million: the work done is not lost
-                    # a line's fault, which --on-error skip skips; -q's query too long is every pair's, not a line's
-                    line = cause.skippable and not (one_query and "max_length" in cause.params)
-                    then = f"; {'mend it and ' if line else ''}go on{ON_WITH_RESUME}" if _resumable(fmt) else ""
-                    if line and skipped is None:
-                        such = "files" if isinstance(cause, SourceError) else "lines"  # a UTF-16 file, say
-                        then += f"{', or' if then else ';'} leave such {such} out with --on-error skip"
-                # the first ones: a bad line stops a call read ahead, whose pairs before it are not scored
-                first = plural(start + out.count, "pair")  # --resume's file: those of earlier runs too
-                raise InputError(f"{cause.template}; the results of the first {first} were written{then}",
-                                 *cause.params) from None  # fmt: skip
-            # a full disk at a new file's first result: no "results written before" there (its count rose unflushed)
-            nothing = start == 0 and saved is not None and pipelines.file_size(saved.path) == 0
-            if saved is None or out.out is None or nothing or isinstance(cause, pipelines.SAYS_WHAT_TO_DO):
+            said = _failure(exc, out, saved, start, fmt, one_query, skipped)
+            if said is None:
                 raise
-            raise Stopped(cause, 0, None, saved.path, kept="the results written before", verb="score") from exc
+            raise said from (None if isinstance(said, InputError) else exc)
         except KeyboardInterrupt as exc:
             if out.count or fmt == "json":
                 out.close()  # what is scored stays usable: a table drawn, a JSON array closed
             if skipped is not None:
                 skipped.report()
-            said = f"after writing the results of {plural(out.count, 'pair')}"
-            if saved is not None and not start + out.count:  # no file was started: nothing to go on with
-                said = "before any result was written"
-            elif saved is not None:
-                said += f" to {saved.path} ({start + out.count:,} in all); run the same command to go on"
-            elif out.count and _resumable(fmt):
-                said += f"; go on{ON_WITH_RESUME}"
-            elif out.count and fmt != "table":
-                said += "; --resume OUT writes results that a later run goes on with"
-            raise Interrupted.of(exc, said) from None
+            raise Interrupted.of(exc, _interrupted(out, saved, start, fmt)) from None
         out.close()
         report(total, cut_to(reranker), verbose, skipped, cut[:CUT_SHOWN])
         blanks.report()
@@ -324,6 +298,48 @@ def score(
     finally:
         if saved is not None:
             saved.release()  # where the run ended before its first result, OUT is still claimed
+
+
+def _failure(exc: Exception, out, saved, start: int, fmt: str, one_query: bool, skipped) -> QrrError | None:
+    """What a failure of the scoring loop is said as, once ``out`` holds results (``saved``: a --resume file that
+    held ``start`` before): a bad line's ``InputError`` saying they stand and how to go on (``out`` closed: a table
+    drawn, a JSON array closed), a runtime failure's ``Stopped``; ``None``: the failure as it is."""
+    from qrr import pipelines
+
+    cause = qrr_cause(exc)
+    if isinstance(cause, InputError) and out.count:  # a bad line after results: they stand, and it says so
+        out.close()
+        if saved is not None:
+            then = f" to {saved.path}; mend it and run the same command to go on"
+        else:  # a bad line at 900,000 of a million: the work done is not lost
+            # a line's fault, which --on-error skip skips; -q's query too long is every pair's, not a line's
+            line = cause.skippable and not (one_query and "max_length" in cause.params)
+            then = f"; {'mend it and ' if line else ''}go on{ON_WITH_RESUME}" if _resumable(fmt) else ""
+            if line and skipped is None:
+                such = "files" if isinstance(cause, SourceError) else "lines"  # a UTF-16 file, say
+                then += f"{', or' if then else ';'} leave such {such} out with --on-error skip"
+        # the first ones: a bad line stops a call read ahead, whose pairs before it are not scored
+        first = plural(start + out.count, "pair")  # --resume's file: those of earlier runs too
+        return InputError(f"{cause.template}; the results of the first {first} were written{then}", *cause.params)
+    # a full disk at a new file's first result: no "results written before" there (its count rose unflushed)
+    nothing = start == 0 and saved is not None and pipelines.file_size(saved.path) == 0
+    if saved is None or out.out is None or nothing or isinstance(cause, pipelines.SAYS_WHAT_TO_DO):
+        return None
+    return Stopped(cause, 0, None, saved.path, kept="the results written before", verb="score")
+
+
+def _interrupted(out, saved, start: int, fmt: str) -> str:
+    """What an interrupted run has written, and how to go on from it."""
+    said = f"after writing the results of {plural(out.count, 'pair')}"
+    if saved is not None and not start + out.count:  # no file was started: nothing to go on with
+        return "before any result was written"
+    if saved is not None:
+        return said + f" to {saved.path} ({start + out.count:,} in all); run the same command to go on"
+    if out.count and _resumable(fmt):
+        return said + f"; go on{ON_WITH_RESUME}"
+    if out.count and fmt != "table":
+        return said + "; --resume OUT writes results that a later run goes on with"
+    return said
 
 
 def _against(query: str, documents):
