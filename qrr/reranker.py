@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypedDict, Ty
 from qrr.engine import Progress
 from qrr.errors import FixedSetting, InputError, NotAModelError, NotPicklableError, PairError, check_count, warn
 from qrr.family import DEFAULT_MAX_LENGTH, DEFAULT_RECIPE, QWEN3, run_settings
-from qrr.formats.records import named_fields
+from qrr.formats.rows import named_fields
 from qrr.prompt import Prompter
 
 if TYPE_CHECKING:

@@ -13,9 +13,9 @@ ROOT = Path(qrr.__file__).parent
 # lower layers first; a module may import only from layers before its own
 LAYERS = [
     {"errors", "_version"},
-    {"family", "device", "attention"},
+    {"family", "device", "attention", "formats.lines"},
     {"prompt", "models", "engine", "formats.records"},
-    {"formats.trec"},
+    {"formats.trec", "formats.rows"},
     {"formats"},
     {"metrics"},
     {"reranker"},

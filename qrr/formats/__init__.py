@@ -1,31 +1,21 @@
 """Readers and writers of the field's files: pairs and documents (JSONL, JSON, TSV, text), TREC runs and qrels,
 BEIR corpora, queries and qrels. Nothing here imports torch."""
 
+from qrr.formats.lines import STDIN, decode_lines, label, path_of, read_lines
 from qrr.formats.records import (
     DOC_FORMATS,
     PAIR_FORMATS,
     ROW_FORMATS,
-    SCORE_FIELDS,
-    STDIN,
     DocRecord,
     PairRecord,
-    RowWriter,
-    check_fields,
-    decode_lines,
     is_id_field,
     json_type,
-    label,
-    merged_order,
     parse_pairs,
-    path_of,
-    rank_fields,
-    rank_rows,
     read_documents,
-    read_lines,
     read_pairs,
-    score_rows,
     stdin_once,
 )
+from qrr.formats.rows import SCORE_FIELDS, RowWriter, check_fields, merged_order, rank_fields, rank_rows, score_rows
 from qrr.formats.trec import (
     RUN_FORMATS,
     TAG,

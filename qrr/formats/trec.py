@@ -22,17 +22,15 @@ from pathlib import Path
 import orjson
 
 from qrr.errors import InputError, plural, warn
+from qrr.formats.lines import label, path_of, read_lines
 from qrr.formats.records import (
     ErrorSink,
     check_sink,
     json_records,
     json_type,
-    label,
     named_plain,
     parse_json,
-    path_of,
     raise_or_hand,
-    read_lines,
     sniffed,
     tsv_records,
 )

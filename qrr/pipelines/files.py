@@ -17,7 +17,7 @@ import orjson
 from qrr import formats
 from qrr.engine import log_odds
 from qrr.errors import InputError, OutputBusy, Stopped
-from qrr.formats.records import json_text
+from qrr.formats.rows import json_text
 from qrr.reranker import Scorer
 
 log = logging.getLogger("qrr")

@@ -13,7 +13,8 @@ from qrr import formats
 from qrr.engine import Progress
 from qrr.errors import InputError, Interrupted, PairError, Stopped, plural, qrr_cause
 from qrr.formats import is_id_field
-from qrr.formats.records import ErrorSink, record_fields
+from qrr.formats.records import ErrorSink
+from qrr.formats.rows import record_fields
 from qrr.pipelines.files import (
     SAYS_WHAT_TO_DO,
     _as_read,
