@@ -846,9 +846,29 @@ def test_a_busy_server_merges_queues_drops_and_stops_gracefully(tmp_path):
             http.get("/health")
         assert "stopping: new requests are refused, those in flight answered (for up to 25 s)\n" in server.stderr
         assert server.stderr.rstrip().endswith("stopped")
+        # without -v the log says that requests were refused, and that clients left: each the first time in a minute
+        warned = [line for line in server.stderr.splitlines() if line.startswith("warning:")]
+        assert warned == [
+            "warning: the queue was full (--max-queue 2): 1 request refused with 503; said again at most once a minute",
+            "warning: 1 client left before its answer (a timeout shorter than the wait?); the work for it was dropped; "
+            "said again at most once a minute",
+        ]
     finally:
         gate.write_text("1000")
         server.stop()
+
+
+def test_a_warning_of_requests_refused_or_left_is_said_at_most_once_a_minute(monkeypatch):
+    from qrr.server import app
+
+    said, now = [], [100.0]
+    monkeypatch.setattr(app, "warn", lambda log, template, *params: said.append((template, params)))
+    tally = app._Tally(lambda n, since: (f"{n} refused{since} ({{max_queue}})", "max_queue"), clock=lambda: now[0])
+    for moment in (100.0, 130.0, 150.0, 161.0, 170.0):
+        now[0] = moment
+        tally.saw()
+    assert said == [("1 refused ({max_queue}); said again at most once a minute", ("max_queue",)),
+                    ("3 refused in the last 61 s ({max_queue})", ("max_queue",))]  # fmt: skip
 
 
 def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path):

@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 
 import orjson
@@ -25,7 +26,7 @@ from starlette.routing import Route
 
 from qrr import __version__
 from qrr.device import dtype_name
-from qrr.errors import InputError, QrrError, debugging
+from qrr.errors import InputError, QrrError, debugging, plural, warn
 from qrr.pipelines import no_room
 from qrr.server import DRAIN, KEEP_ALIVE, MAX_DOCUMENTS, MAX_QUEUE, MAX_REQUEST_BYTES, printable
 from qrr.server.api import ApiError, parse_rerank, parse_score, rerank_response, score_response
@@ -34,6 +35,7 @@ from qrr.server.metrics import Metrics
 
 log = logging.getLogger("qrr")
 GZIP_FROM = 1024  # bytes of a response from which it is gzipped, where the client accepts it
+SAID_EVERY = 60.0  # seconds: a warning of requests refused or left is said at most this often
 
 # the core's messages name its parameters; a client cannot set these, so they are said as the server's flags
 SETTINGS = {
@@ -83,6 +85,12 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
     metrics = Metrics(info)
     batcher = Batcher(reranker, max_queue=limits.max_queue)
     started = int(time.time())
+    # said in the log without -v too: a server that refuses or loses requests is no quiet matter to its operator
+    refused = _Tally(lambda n, since: (f"the queue was full ({{max_queue}} {limits.max_queue}): {plural(n, 'request')} "
+                                       f"refused with 503{since}", "max_queue"))  # fmt: skip
+    left = _Tally(lambda n, since: (f"{plural(n, 'client')} left before {'its' if n == 1 else 'their'} answer{since} "
+                                    "(a timeout shorter than the wait?); the work for "
+                                    f"{'it' if n == 1 else 'them'} was dropped",))  # fmt: skip
 
     def answered(request: Request, name: str, status: int, seconds: float | None = None) -> None:
         metrics.request(name, status, seconds)
@@ -94,6 +102,7 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
         try:
             job = batcher.submit(triples)
         except QueueFull:
+            refused.saw()
             depth = batcher.depth
             wait = f"{depth} request{'s wait' if depth != 1 else ' waits'}"
             message = f"the server is busy: {wait} for the model; retry shortly"
@@ -130,6 +139,7 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
             except ApiError as exc:
                 response = json_response(exc.body(), exc.status, exc.headers)
             except (_ClientLeft, ClientDisconnect):  # waiting for its scores, or still sending its body
+                left.saw()
                 response = Response(status_code=499)  # nobody reads it; for the metrics
             except Exception as exc:  # noqa: BLE001  (one line in the log, never a traceback to the client)
                 # the traceback in the server's log with QRR_DEBUG=1, as the commands print theirs
@@ -289,6 +299,29 @@ def _model_card(reranker, model_name: str, limits: Limits, started: int) -> dict
             "max_request_bytes": limits.max_request_bytes,
             # past this many characters nothing of a document reaches its tokens: a client sends no more
             "max_document_chars": reranker.prompter.max_chars}  # fmt: skip
+
+
+class _Tally:
+    """A warning said at its first occurrence, then at most once every ``SAID_EVERY`` seconds with how many came
+    since: a storm of refusals is a line a minute. ``message(count, since)`` gives the template and its params
+    (``since``: "" the first time, else how long the count took)."""
+
+    def __init__(self, message, clock=time.monotonic):
+        self._message, self._clock = message, clock
+        self._lock = threading.Lock()
+        self._count, self._said_at = 0, None
+
+    def saw(self) -> None:
+        with self._lock:
+            self._count += 1
+            now = self._clock()
+            if self._said_at is not None and now - self._said_at < SAID_EVERY:
+                return
+            since = "" if self._said_at is None else f" in the last {now - self._said_at:.0f} s"
+            first = "; said again at most once a minute" if self._said_at is None else ""
+            count, self._count, self._said_at = self._count, 0, now
+        template, *params = self._message(count, since)
+        warn(log, template + first, *params)
 
 
 class _ClientLeft(Exception):
