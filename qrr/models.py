@@ -582,12 +582,17 @@ def cached_models() -> list[CachedModel]:
     """The Qwen3 causal LMs (rerankers included) in the local Hugging Face cache, largest first, each checked as
     ``check_folder`` checks a model before loading it (``problem``: what it found wrong)."""
     from huggingface_hub import constants, scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
 
     try:
         # Named explicitly: scan_cache_dir's own default is bound when huggingface_hub is imported.
         info = scan_cache_dir(constants.HF_HUB_CACHE)
-    except Exception:  # CacheNotFound and friends: nothing cached is an empty list, not an error
+    except CacheNotFound:  # nothing cached yet: an empty list, not an error
         return []
+    except (OSError, ValueError) as exc:  # a file by that name, a folder not to be read: not "no models cached"
+        reason = getattr(exc, "strerror", None) or "not a folder"
+        raise QrrError(f"{constants.HF_HUB_CACHE}: cannot list the Hugging Face cache ({reason}); set HF_HUB_CACHE "
+                       "or HF_HOME to a readable folder") from None  # fmt: skip
     found = []
     for repo in info.repos:
         if repo.repo_type != "model":

@@ -659,6 +659,12 @@ def test_list_on_an_empty_cache_says_so_on_stderr(online):
         result = run("download", "--list", "-f", fmt)
         assert result.exit_code == 0 and result.stdout == stdout
         assert result.stderr == f"no Qwen3 models in the local cache ({online / 'cache'}): try qrr download\n"
+    # a cache that cannot be listed is said, not taken for an empty one
+    (online / "cache").write_text("a file")
+    result = run("download", "--list")
+    assert (result.exit_code, result.stdout, result.stderr) == (1, "", (
+        f"error: {online / 'cache'}: cannot list the Hugging Face cache (not a folder); set HF_HUB_CACHE or HF_HOME "
+        "to a readable folder\n"))  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------- first use
