@@ -5,7 +5,9 @@
 MODEL_DIR: the random 0.6B (`python benchmarks/peers.py --build-random DIR`). The server runs in its own process
 with the model's default device and dtype. Each request ranks one query's `--docs` passages of 60-120 tokens
 (every request its own query); at concurrency 1, 4 and 16, `--requests` requests are sent by that many clients
-and pairs/s and the p50/p95 request latency are measured. Then `qrr rank --server` and a plain `qrr rank` rank 10
+and pairs/s and the p50/p95 request latency are measured; then a burst of `--burst` requests sent at one moment to
+the idle server, each request's latency (a call takes the waiting requests that fit one forward pass, so they are
+answered one after another rather than all at the end). Then `qrr rank --server` and a plain `qrr rank` rank 10
 short documents, each as a whole process, and their wall times are compared. Prints a table and one JSON line.
 """
 
@@ -67,6 +69,26 @@ def load(server: Server, requests: list[dict], clients: int) -> dict:
             "failures": failures}  # fmt: skip
 
 
+def burst(server: Server, requests: list[dict]) -> list[float]:
+    """Send ``requests`` at one moment, each on its own connection; their latencies, in the order sent."""
+    latencies = [0.0] * len(requests)
+    ready = threading.Barrier(len(requests))
+
+    def client(n: int) -> None:
+        with server.client(timeout=600) as http:
+            ready.wait()
+            start = time.perf_counter()
+            assert http.post("/rerank", json=requests[n]).status_code == 200
+            latencies[n] = time.perf_counter() - start
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(len(requests))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies
+
+
 def wall(command: list[str]) -> float:
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
@@ -78,6 +100,7 @@ def main() -> None:
     parser.add_argument("model")
     parser.add_argument("--requests", type=int, default=24)
     parser.add_argument("--docs", type=int, default=8)
+    parser.add_argument("--burst", type=int, default=4)
     args = parser.parse_args()
     if args.requests < max(CONCURRENCY):  # 16 clients with fewer requests are fewer clients: a figure of nothing
         parser.error(f"--requests {args.requests}: give at least {max(CONCURRENCY)}, one for each client of the "
@@ -95,6 +118,7 @@ def main() -> None:
     try:
         load(server, requests[:2], 1)  # warm-up
         rows = [load(server, requests, clients) for clients in CONCURRENCY]
+        burst_s = sorted(burst(server, requests[: args.burst]))
 
         with tempfile.TemporaryDirectory() as folder:
             docs = Path(folder) / "docs.txt"
@@ -113,10 +137,15 @@ def main() -> None:
     for row in rows:
         print(f"{row['clients']:>8}{row['pairs_per_s']:>10.2f}{row['pairs_per_s'] / base:>12.2f}{row['p50_s']:>9.2f}"
               f"{row['p95_s']:>9.2f}{len(row['failures']):>8}")  # fmt: skip
+    print(
+        f"a burst of {args.burst} requests at once, answered after {', '.join(f'{s:.1f}' for s in burst_s)} s "
+        f"(mean {statistics.mean(burst_s):.1f} s)"
+    )
     fast, slow = min(remote), min(plain)
     print(f"qrr rank of 10 short documents: --server {fast:.2f} s, plain {slow:.2f} s: {fast / slow:.1%} of its time")
     summary = {"concurrency_16_vs_1": rows[-1]["pairs_per_s"] / base, "server_vs_plain": fast / slow}
-    print(json.dumps({"cpu": cpu, "levels": rows, "rank_server_s": remote, "rank_plain_s": plain, **summary}))
+    print(json.dumps({"cpu": cpu, "levels": rows, "burst_s": burst_s, "rank_server_s": remote, "rank_plain_s": plain,
+                      **summary}))  # fmt: skip
 
 
 if __name__ == "__main__":

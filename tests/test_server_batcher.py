@@ -52,6 +52,22 @@ def test_requests_that_wait_together_share_one_call_with_the_scores_they_get_alo
     batcher.stop(10)
 
 
+def test_a_call_takes_waiting_requests_while_they_fit_one_forward_pass():
+    model = Gate()  # a CPU's budget: 1,024 tokens a forward pass
+    batcher = Batcher(model)
+    first = batcher.submit(triples("a", 1))
+    assert model.started.wait(10)
+    # about 500 tokens each by their characters: two fit one pass, a third waits for the next call, in order
+    jobs = [batcher.submit([(f"query {n}", "word " * 400, None)]) for n in range(3)]
+    jobs.append(batcher.submit(triples("small", 2)))
+    model.release.set()
+    for job in (first, *jobs):
+        job.future.result(30)
+    assert [[q for q, _, _ in call] for call in model.calls] == [
+        ["a"], ["query 0", "query 1"], ["query 2", "small", "small"]]  # fmt: skip
+    batcher.stop(10)
+
+
 def test_a_failing_request_fails_alone():
     model = Gate()
     batcher = Batcher(model)
