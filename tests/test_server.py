@@ -846,13 +846,18 @@ def test_a_busy_server_merges_queues_drops_and_stops_gracefully(tmp_path):
             http.get("/health")
         assert "stopping: new requests are refused, those in flight answered (for up to 25 s)\n" in server.stderr
         assert server.stderr.rstrip().endswith("stopped")
-        # without -v the log says that requests were refused, and that clients left: each the first time in a minute
+        # without -v the log says that requests were refused, and that clients left: at once, then what came within
+        # a minute when it is up or, here, as the server stops
         warned = [line for line in server.stderr.splitlines() if line.startswith("warning:")]
-        assert warned == [
+        assert warned[:2] == [
             "warning: the queue was full (--max-queue 2): 1 request refused with 503; said again at most once a minute",
             "warning: 1 client left before its answer (a timeout shorter than the wait?); the work for it was dropped; "
             "said again at most once a minute",
         ]
+        assert len(warned) == 3 and re.fullmatch(r"warning: 1 client left before its answer in the last \d+ s \(a "
+                                                 r"timeout shorter than the wait\?\); the work for it was dropped",
+                                                 warned[2]), warned  # fmt: skip
+        assert "Traceback" not in server.stderr  # asyncio's of an abandoned request's future, which no one read
     finally:
         gate.write_text("1000")
         server.stop()
@@ -861,14 +866,32 @@ def test_a_busy_server_merges_queues_drops_and_stops_gracefully(tmp_path):
 def test_a_warning_of_requests_refused_or_left_is_said_at_most_once_a_minute(monkeypatch):
     from qrr.server import app
 
-    said, now = [], [100.0]
-    monkeypatch.setattr(app, "warn", lambda log, template, *params: said.append((template, params)))
-    tally = app._Tally(lambda n, since: (f"{n} refused{since} ({{max_queue}})", "max_queue"), clock=lambda: now[0])
-    for moment in (100.0, 130.0, 150.0, 161.0, 170.0):
+    said, now, timers = [], [100.0], []
+    monkeypatch.setattr(app, "warn", lambda log, template, *params: said.append(template))
+    tally = app._Tally(lambda n, since: (f"{n} refused{since} ({{max_queue}})", "max_queue"), clock=lambda: now[0],
+                       later=lambda delay, function: timers.append((now[0] + delay, function)))  # fmt: skip
+
+    def at(moment: float) -> None:  # the timers due by then, then the clock
+        while timers and timers[0][0] <= moment:
+            now[0], function = timers.pop(0)
+            function()
         now[0] = moment
+
+    for moment in (100.0, 130.0, 150.0):  # said at once, then two within its minute
+        at(moment)
         tally.saw()
-    assert said == [("1 refused ({max_queue}); said again at most once a minute", ("max_queue",)),
-                    ("3 refused in the last 61 s ({max_queue})", ("max_queue",))]  # fmt: skip
+    at(170.0)  # the minute is up: the two are said though no more came
+    assert said == ["1 refused ({max_queue}); said again at most once a minute",
+                    "2 refused in the last 60 s ({max_queue})"]  # fmt: skip
+    at(175.0)
+    tally.saw()  # within a minute of that line: said when it is up
+    at(300.0)
+    tally.saw()  # after a quiet minute: at once
+    tally.saw()
+    tally.flush()  # the server stops: what its last minute counted
+    tally.flush()  # nothing more
+    assert said[2:] == ["1 refused in the last 60 s ({max_queue})", "1 refused ({max_queue})",
+                        "1 refused in the last 0 s ({max_queue})"]  # fmt: skip
 
 
 def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path):

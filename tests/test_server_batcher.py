@@ -9,7 +9,7 @@ import pytest
 
 from qrr import Reranker
 from qrr.errors import InputError
-from qrr.server.batcher import Abandoned, Batcher, QueueFull, _seconds_left, retry_after
+from qrr.server.batcher import Abandoned, Batcher, QueueFull, _seconds_left, estimate, retry_after
 
 
 class Gate(Reranker):
@@ -66,6 +66,11 @@ def test_a_call_takes_waiting_requests_while_they_fit_one_forward_pass():
     assert [[q for q, _, _ in call] for call in model.calls] == [
         ["a"], ["query 0", "query 1"], ["query 2", "small", "small"]]  # fmt: skip
     batcher.stop(10)
+
+
+def test_a_request_is_estimated_by_its_characters_each_pair_at_most_the_max_length():
+    assert estimate([("abcd", "efgh", None), ("abcd", "efgh", "ijkl")], 8192) == 2 + 3
+    assert estimate([("q", "x" * 200_000, None)], 8192) == 8192  # cut to fit: no longer than that
 
 
 def test_a_failing_request_fails_alone():
@@ -167,6 +172,44 @@ def test_a_full_queue_asks_a_client_to_come_back_when_the_call_running_now_ends(
     assert [retry_after(s) for s in (0.0, 0.2, 1.0, 6.1, 59.5, 600.0)] == ["1", "1", "1", "7", "60", "60"]
     batcher = Batcher(Gate())
     assert batcher.seconds_left() == 0.0  # no call runs
+    batcher.stop(10)
+
+
+def test_after_a_merged_call_fails_a_request_whose_client_left_is_not_scored_again():
+    class Holding(Reranker):
+        """Each call waits for its own go; a query "bad" fails."""
+
+        def __init__(self):
+            super().__init__("fake")
+            self.calls: list[list] = []
+            self.entered, self.go = threading.Semaphore(0), threading.Semaphore(0)
+
+        def score(self, pairs, *args, **kwargs):
+            pairs = list(pairs)
+            self.calls.append(pairs)
+            self.entered.release()
+            assert self.go.acquire(timeout=30)
+            if any(q == "bad" for q, _, _ in pairs):
+                raise InputError("a bad query")
+            return super().score(pairs, *args, **kwargs)
+
+    model = Holding()
+    batcher = Batcher(model)
+    first = batcher.submit(triples("first", 1))
+    assert model.entered.acquire(timeout=30)
+    gone, bad = batcher.submit(triples("gone", 3)), batcher.submit(triples("bad", 2))
+    model.go.release()
+    assert model.entered.acquire(timeout=30)  # the two, merged, in the model
+    batcher.cancel(gone)
+    model.go.release()  # the merged call fails: each is tried alone, but the one no one waits for
+    assert model.entered.acquire(timeout=30)
+    model.go.release()
+    first.future.result(30)
+    with pytest.raises(InputError, match="a bad query"):
+        bad.future.result(30)
+    with pytest.raises(Abandoned):
+        gone.future.result(30)
+    assert [{q for q, _, _ in call} for call in model.calls] == [{"first"}, {"gone", "bad"}, {"bad"}]
     batcher.stop(10)
 
 

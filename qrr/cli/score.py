@@ -301,9 +301,10 @@ def score(
 
 
 def _failure(exc: Exception, out, saved, start: int, fmt: str, one_query: bool, skipped) -> QrrError | None:
-    """What a failure of the scoring loop is said as, once ``out`` holds results (``saved``: a --resume file that
-    held ``start`` before): a bad line's ``InputError`` saying they stand and how to go on (``out`` closed: a table
-    drawn, a JSON array closed), a runtime failure's ``Stopped``; ``None``: the failure as it is."""
+    """What a failure of the scoring loop is said as (``saved``: a --resume file that held ``start`` before): a bad
+    line's after results, an ``InputError`` saying they stand and how to go on (and ``out`` is closed: a table
+    drawn, a JSON array closed); a runtime failure's once a file holds results, ``Stopped``; else ``None``: the
+    failure as it is."""
     from qrr import pipelines
 
     cause = qrr_cause(exc)
@@ -532,10 +533,12 @@ def _write_shards(raydata, placement, model, files, input_format, on_error, outp
             said = InputError(f"{said}; {output} holds shards of the rows before: give a new or empty --output next")
         raise said from None
     finally:
-        with contextlib.suppress(Exception):  # where Ray still answers: a dead one's error is not the run's
-            if skipped is not None:
+        # where Ray still answers: a dead one's error is not the run's, whose shards are written
+        if skipped is not None:
+            with contextlib.suppress(Exception):
                 skipped.took(ray_core.get(errors.report.remote()))
-            if verbose:
+        if verbose:
+            with contextlib.suppress(Exception):
                 say_actors(ray_core.get(errors.loaded_report.remote()))
         if skipped is not None:  # what was passed over is said however the run ends
             skipped.report()

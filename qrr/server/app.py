@@ -88,7 +88,7 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
     # said in the log without -v too: a server that refuses or loses requests is no quiet matter to its operator
     refused = _Tally(lambda n, since: (f"the queue was full ({{max_queue}} {limits.max_queue}): {plural(n, 'request')} "
                                        f"refused with 503{since}", "max_queue"))  # fmt: skip
-    left = _Tally(lambda n, since: (f"{plural(n, 'client')} left before {'its' if n == 1 else 'their'} answer{since} "
+    gone = _Tally(lambda n, since: (f"{plural(n, 'client')} left before {'its' if n == 1 else 'their'} answer{since} "
                                     "(a timeout shorter than the wait?); the work for "
                                     f"{'it' if n == 1 else 'them'} was dropped",))  # fmt: skip
 
@@ -139,7 +139,7 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
             except ApiError as exc:
                 response = json_response(exc.body(), exc.status, exc.headers)
             except (_ClientLeft, ClientDisconnect):  # waiting for its scores, or still sending its body
-                left.saw()
+                gone.saw()
                 response = Response(status_code=499)  # nobody reads it; for the metrics
             except Exception as exc:  # noqa: BLE001  (one line in the log, never a traceback to the client)
                 # the traceback in the server's log with QRR_DEBUG=1, as the commands print theirs
@@ -189,6 +189,8 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
+        for tally in (refused, gone):  # what the last minute counted, before the stop's lines
+            tally.flush()
         # uvicorn has answered the requests in flight by now; the worker ends once the queue is empty
         await asyncio.to_thread(batcher.stop)
 
@@ -302,24 +304,41 @@ def _model_card(reranker, model_name: str, limits: Limits, started: int) -> dict
 
 
 class _Tally:
-    """A warning said at its first occurrence, then at most once every ``SAID_EVERY`` seconds with how many came
-    since: a storm of refusals is a line a minute. ``message(count, since)`` gives the template and its params
-    (``since``: "" the first time, else how long the count took)."""
+    """A warning said at once, then, for what comes within ``SAID_EVERY`` seconds of it, once with how many came
+    when that time is up: a storm of refusals is a line a minute, and its end is said too. ``message(count,
+    since)`` gives the template and its params (``since``: "" said at once, else how long the count took).
+    ``later(delay, function)`` calls a function later (by default on the running event loop)."""
 
-    def __init__(self, message, clock=time.monotonic):
+    def __init__(self, message, clock=time.monotonic, later=None):
         self._message, self._clock = message, clock
+        self._later = later or (lambda delay, function: asyncio.get_running_loop().call_later(delay, function))
         self._lock = threading.Lock()
-        self._count, self._said_at = 0, None
+        self._count, self._said_at, self._pending, self._ever = 0, None, False, False
 
     def saw(self) -> None:
         with self._lock:
             self._count += 1
             now = self._clock()
             if self._said_at is not None and now - self._said_at < SAID_EVERY:
+                if not self._pending:
+                    self._pending = True
+                    self._later(SAID_EVERY - (now - self._said_at), self.flush)
                 return
-            since = "" if self._said_at is None else f" in the last {now - self._said_at:.0f} s"
-            first = "; said again at most once a minute" if self._said_at is None else ""
-            count, self._count, self._said_at = self._count, 0, now
+        self._say(at_once=True)
+
+    def flush(self) -> None:
+        """Say what was counted since the last line, if anything (when the minute is up, and as the server stops)."""
+        self._say(at_once=False)
+
+    def _say(self, at_once: bool) -> None:
+        with self._lock:
+            self._pending = False
+            if not self._count:
+                return
+            now = self._clock()
+            since = "" if at_once else f" in the last {now - self._said_at:.0f} s"
+            first = "" if self._ever else "; said again at most once a minute"
+            count, self._count, self._said_at, self._ever = self._count, 0, now, True
         template, *params = self._message(count, since)
         warn(log, template + first, *params)
 

@@ -2,10 +2,9 @@
 ``Reranker``, so their pairs share forward passes within the token budget (and a query's shared prefix). A call
 takes waiting requests while they fit one forward pass (``batch_tokens``, by an estimate from their characters), or
 the first alone: each of them is answered when the call ends, so merging more only made the first wait on the
-others' work, with nothing shared to gain (on a CPU, four requests of 20 documents were all answered after 8 s, not
-after 2, 4, 6 and 8 s). A request
-gets the same scores alone or among others, within rounding (a batch's shape moves bf16 scores by a few 1e-3,
-more for a long document, fp32 ones by about 1e-7; see the README).
+others' work, with nothing shared to gain (on a CPU, three of a burst of four requests were answered together
+after 11.5 s, not after 6, 9 and 11.5 s). A request gets the same scores alone or among others, within rounding (a
+batch's shape moves bf16 scores by a few 1e-3, more for a long document, fp32 ones by about 1e-7; see the README).
 
 One worker thread runs the model; request handlers wait on futures. No web framework here.
 """
@@ -27,23 +26,25 @@ class QueueFull(Exception):
     """More requests are waiting than the queue holds."""
 
 
-@dataclass
+@dataclass(eq=False)  # one request is one job: equal pairs are another's (and were compared pair by pair)
 class Job:
     """One request's pairs ``(query, document, instruction)``; its future gets ``(scores, stats)``, the scores a
-    ``Results`` with each pair's ``pair_cut``."""
+    ``Results`` with each pair's ``pair_cut``. ``tokens``: about how many its pairs take (``estimate``)."""
 
     triples: list[tuple[str, str, str | None]]
     future: Future = field(default_factory=Future)
     left: bool = False  # its client left while it was being scored
-
-    @property
-    def tokens(self) -> int:
-        """About how many tokens its pairs take beyond the prompt's frame (characters over ``CHARS_PER_TOKEN``),
-        more for text of fewer characters a token: a guess that merges more, as before, not less."""
-        return sum(len(q) + len(d) + len(i or "") for q, d, i in self.triples) // CHARS_PER_TOKEN
+    tokens: int = 0
 
 
 CHARS_PER_TOKEN = 4  # English text in Qwen3's tokenizer; other scripts take more tokens a character
+
+
+def estimate(triples, max_length: int) -> int:
+    """About how many tokens ``triples`` take: each pair's characters over ``CHARS_PER_TOKEN``, at most
+    ``max_length`` (a longer document is cut to it). A guess: it leaves out the prompt's frame and counts a query
+    each time though its pairs share it, and a script of fewer characters a token is counted short."""
+    return sum(min((len(q) + len(d) + len(i or "")) // CHARS_PER_TOKEN, max_length) for q, d, i in triples)
 
 
 class Abandoned(Exception):
@@ -78,7 +79,8 @@ class Batcher:
         return len(self._waiting)
 
     def submit(self, triples) -> Job:
-        job = Job(list(triples))
+        triples = list(triples)
+        job = Job(triples, tokens=estimate(triples, self.reranker.max_length))
         with self._ready:
             if self._stopping:
                 raise QueueFull("the server is stopping")
@@ -139,14 +141,19 @@ class Batcher:
                 if self._stopping and not self._waiting:
                     return
                 continue
-            try:
-                self._score(jobs)
-            except BaseException as exc:  # noqa: BLE001  (the worker lives on: no request may wait forever)
-                for job in jobs:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
-            finally:
-                self.busy = False
+            self._call(jobs)
+            # a failure's traceback holds the call's tensors (on a GPU, its prefixes' caches): not kept while idle
+            del jobs
+
+    def _call(self, jobs: list[Job]) -> None:
+        try:
+            self._score(jobs)
+        except BaseException as exc:  # noqa: BLE001  (the worker lives on: no request may wait forever)
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(exc)
+        finally:
+            self.busy = False
 
     def _score(self, jobs: list[Job]) -> None:
         pairs, done = sum(len(job.triples) for job in jobs), [0]
@@ -156,6 +163,8 @@ class Batcher:
             if all(job.left for job in jobs):  # nobody waits for the rest: the requests behind it go first
                 raise Abandoned
 
+        if all(job.left for job in jobs):  # left since the call took them: no pass for no one
+            return _abandon(jobs)
         try:
             start = time.perf_counter()
             self._running = (start, pairs, done)
@@ -164,15 +173,16 @@ class Batcher:
             finally:
                 self._running = None
             seconds = time.perf_counter() - start
-        except Abandoned as exc:
+        except Abandoned:
             self.abandoned += 1
-            for job in jobs:
-                job.future.set_exception(exc)  # read by no one: for the future's sake
-            return
+            return _abandon(jobs)
         except Exception as exc:  # noqa: BLE001  (every waiting request must hear of it)
-            if len(jobs) > 1:  # one request's failure is not the others': each alone
+            if len(jobs) > 1:  # one request's failure is not the others': each alone, but those no one waits for
                 for job in jobs:
-                    self._score([job])
+                    if job.left:
+                        _abandon([job])
+                    else:
+                        self._score([job])
                 return
             jobs[0].future.set_exception(exc)
             return
@@ -186,6 +196,13 @@ class Batcher:
             own = Results(scores[part], stats)
             own.pair_cut = scores.pair_cut[part]
             job.future.set_result((own, stats))
+
+
+def _abandon(jobs: list[Job]) -> None:
+    """End the futures of ``jobs`` whose clients left: read by no one, each its own ``Abandoned``, with no traceback
+    to keep the call's tensors alive."""
+    for job in jobs:
+        job.future.set_exception(Abandoned())
 
 
 def _seconds_left(elapsed: float, done: int, pairs: int, rate: float | None) -> float:
