@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -653,12 +654,22 @@ def test_a_busy_server_is_asked_again_and_a_failing_one_is_not(monkeypatch):
 
     full = (503, {"Retry-After": "2"}, b'{"message": "the queue is full"}')
     ok = (200, {}, b'{"results": [{"index": 0, "relevance_score": 0.25}], "usage": {"total_tokens": 9}}')
+    notes = []
+    handler = logging.Handler()
+    handler.emit = lambda record: notes.append(record.getMessage())
+    logging.getLogger("qrr").addHandler(handler)
     with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Pages) as pages:
         threading.Thread(target=pages.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{pages.server_address[1]}"
         answers[:] = [full, (503, {"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"}, b"{}"), ok]
-        assert client.RemoteReranker(url).rank("q", ["d"])[0]["score"] == 0.25
+        try:
+            assert client.RemoteReranker(url).rank("q", ["d"])[0]["score"] == 0.25
+        finally:
+            logging.getLogger("qrr").removeHandler(handler)
         assert (len(posts), waits) == (3, [2.0, 1.0])  # as asked; a date (a proxy's) as a second
+        # said once, not at each wait: a run had waited on a busy server in silence
+        assert notes == [f"the server at {url} is busy (its queue is full): asking again in 2 s, as it asks, up to 30 "
+                         "times"]  # fmt: skip
         posts.clear()
         answers[:] = [(503, {}, b'{"message": "out of memory in a batch of 2 rows"}'), ok]
         with pytest.raises(QrrError, match=rf"^the server at {url} answered 503: out of memory in a batch of 2 rows$"):
@@ -851,13 +862,29 @@ def test_a_busy_server_merges_queues_drops_and_stops_gracefully(tmp_path):
         warned = [line for line in server.stderr.splitlines() if line.startswith("warning:")]
         assert warned[:2] == [
             "warning: the queue was full (--max-queue 2): 1 request refused with 503; said again at most once a minute",
-            "warning: 1 client left before its answer (a timeout shorter than the wait?); the work for it was dropped; "
-            "said again at most once a minute",
+            "warning: 1 client left before its answer (a timeout shorter than the wait?); said again at most once a "
+            "minute",
         ]
         assert len(warned) == 3 and re.fullmatch(r"warning: 1 client left before its answer in the last \d+ s \(a "
-                                                 r"timeout shorter than the wait\?\); the work for it was dropped",
+                                                 r"timeout shorter than the wait\?\)",
                                                  warned[2]), warned  # fmt: skip
         assert "Traceback" not in server.stderr  # asyncio's of an abandoned request's future, which no one read
+    finally:
+        gate.write_text("1000")
+        server.stop()
+
+
+def test_a_stop_does_not_wait_on_a_forward_pass_whose_client_left(tmp_path):
+    gate = tmp_path / "gate"
+    gate.write_text("0")  # the model never ends the pass: a long document's, which cannot be stopped
+    server = Server("--model", "fake", fake=True, env={"QRR_FAKE_GATE": str(gate)})
+    try:
+        with pytest.raises(httpx.ReadTimeout), server.client() as http:
+            http.post("/rerank", json={"query": "q", "documents": ["a"]}, timeout=0.5)
+        server.until_metrics('qrr_requests_total{endpoint="/rerank",status="499"} 1')
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(20) == 0  # it waited --shutdown-timeout, then said requests were dropped: 143
+        assert server.stderr.splitlines()[-1] == "stopped (not waiting for a forward pass whose client left)"
     finally:
         gate.write_text("1000")
         server.stop()

@@ -9,7 +9,7 @@ import pytest
 
 from qrr import Reranker
 from qrr.errors import InputError
-from qrr.server.batcher import Abandoned, Batcher, QueueFull, _seconds_left, estimate, retry_after
+from qrr.server.batcher import Abandoned, Batcher, QueueFull, _Call, estimate, retry_after
 
 
 class Gate(Reranker):
@@ -68,8 +68,9 @@ def test_a_call_takes_waiting_requests_while_they_fit_one_forward_pass():
     batcher.stop(10)
 
 
-def test_a_request_is_estimated_by_its_characters_each_pair_at_most_the_max_length():
+def test_a_request_is_estimated_by_its_bytes_each_pair_at_most_the_max_length():
     assert estimate([("abcd", "efgh", None), ("abcd", "efgh", "ijkl")], 8192) == 2 + 3
+    assert estimate([("", "\u4e2d\u6587" * 4, None)], 8192) == 6  # Chinese: about a token a character, 3 bytes
     assert estimate([("q", "x" * 200_000, None)], 8192) == 8192  # cut to fit: no longer than that
 
 
@@ -164,11 +165,33 @@ def test_a_call_whose_every_client_left_stops_at_its_next_forward_pass(fake, tmp
     batcher.stop(10)
 
 
+def test_a_stop_does_not_wait_on_a_pass_no_client_waits_for(fake, tmp_path):
+    gate = tmp_path / "gate"
+    gate.write_text("0")
+    name, _ = fake(gate=gate)
+    batcher = Batcher(Reranker(name))
+    held = batcher.submit(triples("a query", 1))
+    until(lambda: batcher.busy)  # in its forward pass, at the gate
+    assert batcher.stop(0.2) is False  # its client waits: a stop waits for it (here, only so long)
+    batcher.cancel(held)
+    start = time.monotonic()
+    assert batcher.stop(30) is False and time.monotonic() - start < 5  # no one waits for it: not waited for
+    gate.write_text("1000")
+    until(lambda: not batcher.busy)
+    assert batcher.stop(30) is True  # the pass ended: so did the worker
+    with pytest.raises(Abandoned):
+        held.future.result(30)
+
+
 def test_a_full_queue_asks_a_client_to_come_back_when_the_call_running_now_ends():
-    assert _seconds_left(elapsed=2.0, done=10, pairs=40, rate=None) == 6.0  # its own pace: 5 pairs a second
-    assert _seconds_left(elapsed=1.0, done=0, pairs=40, rate=8.0) == 4.0  # before its first pass: the last call's
-    assert _seconds_left(elapsed=9.0, done=0, pairs=40, rate=8.0) == 0.0
-    assert _seconds_left(elapsed=1.0, done=0, pairs=40, rate=None) == 0.0  # nothing tells
+    call = _Call([], pairs=40, tokens=400, began=100.0)
+    assert call.seconds_left(101.0, rate=None) == 0.0  # nothing tells
+    assert call.seconds_left(101.0, rate=80.0) == 4.0  # before its first pass: its tokens at the last call's pace
+    assert call.seconds_left(109.0, rate=80.0) == 0.0
+    call.done, call.last = 10, 102.0  # a pass ended: 10 pairs in 2 s, 30 left
+    assert call.seconds_left(102.0, rate=80.0) == 6.0
+    assert call.seconds_left(105.0, rate=80.0) == 3.0  # the time since its last pass counts down, not up
+    assert call.seconds_left(120.0, rate=80.0) == 0.0
     assert [retry_after(s) for s in (0.0, 0.2, 1.0, 6.1, 59.5, 600.0)] == ["1", "1", "1", "7", "60", "60"]
     batcher = Batcher(Gate())
     assert batcher.seconds_left() == 0.0  # no call runs

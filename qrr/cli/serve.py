@@ -246,7 +246,12 @@ def serve(
         delay=shutdown_delay,
         on_delay=put_off,
     )  # fmt: skip
-    stderr.print("stopped", highlight=False)
+    if not app.state.pass_left:
+        stderr.print("stopped", highlight=False)
+        return
+    stderr.print("stopped (not waiting for a forward pass whose client left)", highlight=False)
+    sys.stderr.flush()
+    os._exit(0)  # the model's thread, still in its pass, aborted the process as Python ended (exit 134)
 
 
 class _LogStream:

@@ -89,8 +89,7 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
     refused = _Tally(lambda n, since: (f"the queue was full ({{max_queue}} {limits.max_queue}): {plural(n, 'request')} "
                                        f"refused with 503{since}", "max_queue"))  # fmt: skip
     gone = _Tally(lambda n, since: (f"{plural(n, 'client')} left before {'its' if n == 1 else 'their'} answer{since} "
-                                    "(a timeout shorter than the wait?); the work for "
-                                    f"{'it' if n == 1 else 'them'} was dropped",))  # fmt: skip
+                                    "(a timeout shorter than the wait?)",))  # fmt: skip
 
     def answered(request: Request, name: str, status: int, seconds: float | None = None) -> None:
         metrics.request(name, status, seconds)
@@ -191,8 +190,9 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
         yield
         for tally in (refused, gone):  # what the last minute counted, before the stop's lines
             tally.flush()
-        # uvicorn has answered the requests in flight by now; the worker ends once the queue is empty
-        await asyncio.to_thread(batcher.stop)
+        # uvicorn has answered the requests in flight by now; the worker ends once the queue is empty, or is left in
+        # a forward pass no client waits for (a long document's, a minute on a CPU)
+        app.state.pass_left = not await asyncio.to_thread(batcher.stop)
 
     routes = [
         Route("/v1/rerank", endpoint("/v1/rerank", rerank("1", False)), methods=["POST"]),
@@ -228,6 +228,7 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
                     middleware=middleware)  # fmt: skip
     app.router.redirect_slashes = False
     app.state.stopping = False  # set by run() while a stop is put off: /health answers 503, the rest as before
+    app.state.pass_left = False  # set as it stops where the model is left in a pass no client waits for
     return app
 
 

@@ -1,6 +1,6 @@
 """Dynamic batching: requests that arrive while the model is busy are scored together, in one call of the
 ``Reranker``, so their pairs share forward passes within the token budget (and a query's shared prefix). A call
-takes waiting requests while they fit one forward pass (``batch_tokens``, by an estimate from their characters), or
+takes waiting requests while they fit one forward pass (``batch_tokens``, by an estimate from their bytes), or
 the first alone: each of them is answered when the call ends, so merging more only made the first wait on the
 others' work, with nothing shared to gain (on a CPU, three of a burst of four requests were answered together
 after 11.5 s, not after 6, 9 and 11.5 s). A request gets the same scores alone or among others, within rounding (a
@@ -37,18 +37,50 @@ class Job:
     tokens: int = 0
 
 
-CHARS_PER_TOKEN = 4  # English text in Qwen3's tokenizer; other scripts take more tokens a character
+BYTES_PER_TOKEN = 4  # of UTF-8, in Qwen3's tokenizer
 
 
 def estimate(triples, max_length: int) -> int:
-    """About how many tokens ``triples`` take: each pair's characters over ``CHARS_PER_TOKEN``, at most
-    ``max_length`` (a longer document is cut to it). A guess: it leaves out the prompt's frame and counts a query
-    each time though its pairs share it, and a script of fewer characters a token is counted short."""
-    return sum(min((len(q) + len(d) + len(i or "")) // CHARS_PER_TOKEN, max_length) for q, d, i in triples)
+    """About how many tokens ``triples`` take: each pair's UTF-8 bytes over ``BYTES_PER_TOKEN`` (English about 4
+    characters a token, Chinese about one: 3 bytes), at most ``max_length`` (a longer document is cut to it). A
+    guess: it leaves out the prompt's frame and counts a query each time though its pairs share it."""
+    return sum(min(sum(len(t.encode()) for t in (q, d, i or "")) // BYTES_PER_TOKEN, max_length) for q, d, i in triples)
 
 
 class Abandoned(Exception):
     """Every request of a scoring call lost its client: the call stopped at a forward pass."""
+
+
+@dataclass(eq=False)
+class _Call:
+    """A scoring call the model runs: its jobs, their pairs and estimated tokens, when it began, the pairs its
+    forward passes have scored and when the last one ended (``time.perf_counter``)."""
+
+    jobs: list[Job]
+    pairs: int
+    tokens: int
+    began: float
+    done: int = 0
+    last: float = 0.0
+
+    def scored(self, n: int) -> None:
+        self.last = time.perf_counter()
+        self.done += n
+
+    def seconds_left(self, now: float, rate: float | None) -> float:
+        """About how long it takes yet: at its own pace up to its last pass, less the time since; before its first
+        pass, its tokens at ``rate`` (the last call's estimated tokens a second), less the time since it began;
+        0 where nothing tells."""
+        if self.done:
+            return max((self.last - self.began) / self.done * (self.pairs - self.done) - (now - self.last), 0.0)
+        if rate:
+            return max(self.tokens / rate - (now - self.began), 0.0)
+        return 0.0
+
+    @property
+    def for_no_one(self) -> bool:
+        """Whether the client of every request in it has left."""
+        return all(job.left for job in self.jobs)
 
 
 class Batcher:
@@ -68,8 +100,8 @@ class Batcher:
         self.busy = False
         self.calls = 0  # scoring calls made, for /metrics
         self.abandoned = 0  # calls stopped because every client of theirs had left
-        self._running: tuple[float, int, list[int]] | None = None  # the call now: its start, pairs, pairs done
-        self._rate: float | None = None  # pairs a second of the last call that ran to its end
+        self._running: _Call | None = None
+        self._rate: float | None = None  # estimated tokens a second of the last call that ran to its end
         self._thread = threading.Thread(target=self._run, name="qrr-batcher", daemon=True)
         self._thread.start()
 
@@ -101,20 +133,27 @@ class Batcher:
                 job.left = True
 
     def seconds_left(self) -> float:
-        """About how long the call running now will take yet, by its pairs done so far (before its first forward
-        pass, by the last call's pace); 0 where none runs or nothing tells. A full queue has room again then."""
-        running, rate = self._running, self._rate
-        if running is None:
-            return 0.0
-        began, pairs, done = running
-        return _seconds_left(time.perf_counter() - began, done[0], pairs, rate)
+        """About how long the call running now will take yet (``_Call.seconds_left``); 0 where none runs. A full
+        queue has room again then."""
+        running = self._running
+        return running.seconds_left(time.perf_counter(), self._rate) if running is not None else 0.0
 
-    def stop(self, timeout: float | None = None) -> None:
-        """Finish the jobs waiting, then end the worker."""
+    def stop(self, timeout: float | None = None) -> bool:
+        """Finish the jobs waiting, then end the worker: ``True`` once it has ended. ``False`` where ``timeout``
+        passed, or where what is left is a call no client waits for (a document longer than the budget is a forward
+        pass of its own, which cannot be stopped: a minute on a CPU): its thread is left to the process's end."""
         with self._ready:
             self._stopping = True
             self._ready.notify()
-        self._thread.join(timeout)
+        end = None if timeout is None else time.monotonic() + timeout
+        while self._thread.is_alive():
+            running = self._running
+            if running is not None and running.for_no_one and not self._waiting:
+                return False
+            if end is not None and time.monotonic() >= end:
+                return False
+            self._thread.join(0.05)
+        return True
 
     def _take(self) -> list[Job]:
         with self._ready:
@@ -156,18 +195,18 @@ class Batcher:
             self.busy = False
 
     def _score(self, jobs: list[Job]) -> None:
-        pairs, done = sum(len(job.triples) for job in jobs), [0]
+        start = time.perf_counter()
+        call = _Call(jobs, sum(len(job.triples) for job in jobs), sum(job.tokens for job in jobs), start)
 
         def progress(n: int) -> None:
-            done[0] += n
-            if all(job.left for job in jobs):  # nobody waits for the rest: the requests behind it go first
+            call.scored(n)
+            if call.for_no_one:  # nobody waits for the rest: the requests behind it go first
                 raise Abandoned
 
-        if all(job.left for job in jobs):  # left since the call took them: no pass for no one
+        if call.for_no_one:  # left since the call took them: no pass for no one
             return _abandon(jobs)
         try:
-            start = time.perf_counter()
-            self._running = (start, pairs, done)
+            self._running = call
             try:
                 scores = self.reranker.score([t for job in jobs for t in job.triples], progress=progress)
             finally:
@@ -187,8 +226,8 @@ class Batcher:
             jobs[0].future.set_exception(exc)
             return
         self.calls += 1
-        if seconds > 0:
-            self._rate = pairs / seconds
+        if seconds > 0 and call.tokens:
+            self._rate = call.tokens / seconds
         for job, part in zip(jobs, spans(len(job.triples) for job in jobs), strict=True):
             n = len(job.triples)
             stats = Stats(pairs=n, tokens=sum(scores.pair_tokens[part]), truncated=sum(scores.pair_cut[part]),
@@ -203,16 +242,6 @@ def _abandon(jobs: list[Job]) -> None:
     to keep the call's tensors alive."""
     for job in jobs:
         job.future.set_exception(Abandoned())
-
-
-def _seconds_left(elapsed: float, done: int, pairs: int, rate: float | None) -> float:
-    """The seconds a call of ``pairs`` pairs, ``done`` of them in ``elapsed`` seconds, takes yet: at its own pace
-    once it has one, else at ``rate`` pairs a second (the last call's), else 0."""
-    if done > 0:
-        return elapsed / done * (pairs - done)
-    if rate:
-        return max(pairs / rate - elapsed, 0.0)
-    return 0.0
 
 
 def retry_after(seconds: float) -> str:

@@ -81,6 +81,7 @@ class RemoteReranker(_Predicts):
         check_call(instruction=instruction)  # a string of valid Unicode, checked before any request, as Reranker's
         self.instruction = instruction
         self._changed: str | None = None  # why the server, come back after it went away, is not scored with
+        self._said_busy = False  # a busy server's waits are said once: a run waited on them in silence
 
     def __repr__(self) -> str:
         return f"RemoteReranker({self.url!r})"
@@ -268,6 +269,10 @@ class RemoteReranker(_Predicts):
         except urllib.error.HTTPError as exc:
             wait = _retry_after(exc) if exc.code == 503 and retries > 0 else None
             if wait is not None:  # busy: wait as the server asks, then again
+                if not self._said_busy:
+                    self._said_busy = True
+                    log.warning("the server at %s is busy (its queue is full): asking again in %g s, as it asks, up "
+                                "to %d times", self.url, wait, retries, extra={"note": True})  # fmt: skip
                 time.sleep(wait)
                 return self._call(method, path, body, retries - 1, timeout, reconnect)
             message, body = _message(exc)
