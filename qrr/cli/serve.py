@@ -235,7 +235,7 @@ def serve(
         then = "Ctrl-C again drops them" if sig == signal.SIGINT else f"for up to {shutdown_timeout:g} s"
         stderr.print(f"stopping: new requests are refused, those in flight answered ({then})", highlight=False)
 
-    server.run(
+    pass_left = server.run(
         app,
         sock,
         on_stop=stopping,
@@ -246,7 +246,7 @@ def serve(
         delay=shutdown_delay,
         on_delay=put_off,
     )  # fmt: skip
-    if not app.state.pass_left:
+    if not pass_left:
         stderr.print("stopped", highlight=False)
         return
     stderr.print("stopped (not waiting for a forward pass whose client left)", highlight=False)

@@ -398,7 +398,7 @@ def listen(sock: socket.socket) -> None:
 
 
 def run(app: Starlette, sock: socket.socket, on_stop=None, on_force=None, keep_alive: float = KEEP_ALIVE,
-        on_ready=None, drain: float = DRAIN, delay: float = 0.0, on_delay=None) -> None:  # fmt: skip
+        on_ready=None, drain: float = DRAIN, delay: float = 0.0, on_delay=None) -> bool:  # fmt: skip
     """Serve ``app`` on the bound ``sock`` until SIGINT, SIGTERM or SIGHUP; then refuse new connections, answer the
     requests in flight and return. ``on_ready`` is called once the server takes requests and a signal stops it
     gracefully (one that came before is acted on then); ``on_stop(sig)`` once when the stop begins. A second SIGINT
@@ -408,7 +408,8 @@ def run(app: Starlette, sock: socket.socket, on_stop=None, on_force=None, keep_a
     seconds. With a ``delay``, a SIGTERM or SIGHUP puts the stop off by that many seconds (``on_delay(sig)``), in
     which the server serves on, /health answers 503 and every answer closes its connection, so that a load balancer
     (a Kubernetes Service) stops sending requests before connections are refused; a Ctrl-C stops at once, within the
-    delay too."""
+    delay too. Returns whether the model was left in a forward pass that no client waits for (the process must end
+    without Python's finalization: a thread in a torch op aborts it)."""
     # a hang-up stops it too, unless it is ignored (nohup): then the server outlives its terminal, as asked
     sighup = getattr(signal, "SIGHUP", None)  # not on Windows
     hangup = sighup is not None and signal.getsignal(sighup) is not signal.SIG_IGN
@@ -491,6 +492,7 @@ def run(app: Starlette, sock: socket.socket, on_stop=None, on_force=None, keep_a
             timer.cancel()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    return app.state.pass_left
 
 
 class _PlainPaths:
