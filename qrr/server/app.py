@@ -314,7 +314,7 @@ class _Tally:
         self._message, self._clock = message, clock
         self._later = later or (lambda delay, function: asyncio.get_running_loop().call_later(delay, function))
         self._lock = threading.Lock()
-        self._count, self._said_at, self._pending, self._ever = 0, None, False, False
+        self._count, self._said_at, self._pending = 0, None, False  # _said_at: when a line was last said
 
     def saw(self) -> None:
         with self._lock:
@@ -338,8 +338,8 @@ class _Tally:
                 return
             now = self._clock()
             since = "" if at_once else f" in the last {now - self._said_at:.0f} s"
-            first = "" if self._ever else "; said again at most once a minute"
-            count, self._count, self._said_at, self._ever = self._count, 0, now, True
+            first = "" if self._said_at is not None else "; said again at most once a minute"
+            count, self._count, self._said_at = self._count, 0, now
         template, *params = self._message(count, since)
         warn(log, template + first, *params)
 
