@@ -22,15 +22,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from qrr.engine import (
-    WIDTH_MULTIPLE,
-    activation_bytes,
-    available_memory,
-    default_batch_tokens,
-    load_transformer,
-)
+from qrr.batching import WIDTH_MULTIPLE
+from qrr.engine import activation_bytes, available_memory, default_batch_tokens
 from qrr.errors import InputError, ModelNotFoundError, QrrError, plural
 from qrr.family import DEFAULT_RECIPE, QWEN3
+from qrr.loading import load_transformer
 from qrr.prompt import Prompter
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt")

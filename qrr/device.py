@@ -267,3 +267,28 @@ ATTENTION = "sdpa"
 def dtype_name(dtype) -> str:
     """``torch.bfloat16`` -> ``bf16``."""
     return {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}.get(str(dtype).rsplit(".", 1)[-1], str(dtype))
+
+
+_FORKS = {"watched": False, "child": False, "said": False}
+
+
+def guard_forks() -> None:
+    """Before a forward pass: a process forked after one (gunicorn --preload with a warm-up call, Celery's prefork
+    pool) hung on its first pass in torch's OpenMP thread pool, which does not survive a fork; such a child runs
+    torch on one thread instead, and says so once."""
+    if _FORKS["child"] and not _FORKS["said"]:
+        _FORKS["said"] = True
+        log.warning("this process was forked after the model ran in its parent: torch runs on one thread here (its "
+                    "thread pool does not survive a fork); run no pass before the fork (a warm-up call), or use the "
+                    "spawn start method, for every core")  # fmt: skip
+    if not _FORKS["watched"] and hasattr(os, "register_at_fork"):
+        _FORKS["watched"] = True
+        os.register_at_fork(after_in_child=_after_fork)
+
+
+def _after_fork() -> None:
+    import torch
+
+    if torch.get_num_threads() > 1:  # one thread never started the pool that hangs
+        torch.set_num_threads(1)
+        _FORKS["child"], _FORKS["said"] = True, False

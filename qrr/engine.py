@@ -1,4 +1,5 @@
-"""The forward pass: token-budget batching, shared-prefix reuse, and the yes/no head on the last hidden state.
+"""The forward pass: running a call's batches (planned by ``qrr.batching``), shared-prefix reuse, out-of-memory
+retries, and the yes/no head on the last hidden state.
 
 The full-vocabulary head never runs. ``p(yes) = sigmoid(h . (w_yes - w_no) + b_yes - b_no)`` where ``h`` is
 the last real token's final hidden state and the rows come from ``lm_head`` (the 8B does not tie it to the
@@ -20,7 +21,6 @@ server's requests) fill a GPU's batches.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import functools
 import gc
 import inspect
@@ -30,29 +30,30 @@ import math
 import threading
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from qrr.errors import InputError, ModelCheckError, NotAModelError, OutOfMemoryError, QrrError, plural, warn
-from qrr.family import CAUSAL, SEQ_CLS
+from qrr import compiling
+from qrr.batching import (
+    WIDTH_MULTIPLE,
+    Work,
+    plan_batches,
+    plan_groups,
+    plan_packed,
+    round_up,
+    work_of,
+)
+from qrr.errors import InputError, NotAModelError, OutOfMemoryError, QrrError, plural, warn
+from qrr.family import SEQ_CLS
+from qrr.loading import load_transformer
 
 log = logging.getLogger("qrr")
 
 # Tokens per forward pass, pads included. On CPUs small batches win (measured: 1024 beats 4096 by 20%, 16384 is 2.4x
 # slower; elementwise passes stay in cache); GPUs want wide batches.
 DEFAULT_BATCH_TOKENS = {"cpu": 1024, "mps": 8192, "cuda": 32768}
-# Batch widths are rounded up to a multiple of this. Every distinct shape makes oneDNN build and cache new
-# kernels; with free widths, RSS grew by ~1 GB over 1,000 documents (0.6B, CPU), with this it stays flat.
-WIDTH_MULTIPLE = 32
-# A shared prefix shorter than this is not worth a forward pass of its own.
-MIN_SHARED_PREFIX = 8
 
 Progress = Callable[[int], None]
-# Set while qrr's own forward passes run (per thread): the model's RMSNorms then take torch's fused kernel.
-_FUSED_NORMS = contextvars.ContextVar("qrr_fused_norms", default=False)
-# Set while qrr's row passes run on an engine that compiled its layers: the decoder layers then run compiled.
-_COMPILED = contextvars.ContextVar("qrr_compiled", default=False)
 
 
 def _check_numbers(values: list[float], dtype) -> None:
@@ -92,125 +93,12 @@ def default_batch_tokens(device) -> int:
     return DEFAULT_BATCH_TOKENS.get(device.type, 8192)
 
 
-def plan_batches(lengths: Sequence[int], batch_tokens: int, max_rows: int | None = None) -> list[list[int]]:
-    """Group indices into batches whose padded size (rows x longest row) stays within ``batch_tokens`` and,
-    with ``max_rows``, whose rows are at most that many.
-
-    Indices are sorted longest first so rows of a batch have similar lengths (little padding) and the
-    heaviest batch runs first, where running out of memory costs least. A row longer than the budget
-    gets a batch of its own.
-    """
-    rows = max_rows or len(lengths) or 1
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    batches: list[list[int]] = []
-    current: list[int] = []
-    width = 0
-    for i in order:
-        # Sorted longest first, so the first row of a batch sets its width.
-        width = width if current else lengths[i]
-        if current and ((len(current) + 1) * width > batch_tokens or len(current) == rows):
-            batches.append(current)
-            current, width = [], lengths[i]
-        current.append(i)
-    if current:
-        batches.append(current)
-    return batches
-
-
-def plan_packed(lengths: Sequence[int], batch_tokens: int, max_rows: int | None = None) -> list[list[int]]:
-    """Group indices into packed batches (rows end to end, no padding) of at most ``batch_tokens`` tokens and,
-    with ``max_rows``, at most that many rows; longest first, as ``plan_batches``."""
-    rows = max_rows or len(lengths) or 1
-    batches: list[list[int]] = []
-    current: list[int] = []
-    tokens = 0
-    for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
-        if current and (tokens + lengths[i] > batch_tokens or len(current) == rows):
-            batches.append(current)
-            current, tokens = [], 0
-        current.append(i)
-        tokens += lengths[i]
-    if current:
-        batches.append(current)
-    return batches
-
-
-def _round_up(n: int, multiple: int) -> int:
-    return -(-n // multiple) * multiple
-
-
-def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
-    """How many leading tokens all ``sequences`` share."""
-    first = sequences[0]
-    n = min(len(s) for s in sequences)
-    for seq in sequences[1:]:
-        k = 0
-        while k < n and seq[k] == first[k]:
-            k += 1
-        n = k
-    return n
-
-
-def plan_groups(
-    sequences: Sequence[Sequence[int]],
-    groups: Sequence[Hashable] | None,
-    worth: Callable[[int, float], bool] | None = None,
-):
-    """Split indices into ``(prefix_length, indices)`` parts: one per group whose members share a prefix
-    worth reusing, and one part (prefix 0) pooling everything else so it still batches together.
-
-    ``worth(shared, mean_rest)`` decides whether a group's shared prefix of ``shared`` tokens, followed by
-    rests of ``mean_rest`` tokens on average, is worth a forward pass of its own (default: any of at least
-    ``MIN_SHARED_PREFIX`` tokens).
-    """
-    if groups is None:
-        return [(0, list(range(len(sequences))))]
-    members: dict[Hashable, list[int]] = {}
-    for i, key in enumerate(groups):
-        members.setdefault(key, []).append(i)
-    parts, pool = [], []
-    for indices in members.values():
-        shared = 0
-        if len(indices) > 1:
-            # Every row keeps at least its last token to run: that token's hidden state is the score.
-            shared = min(common_prefix_length([sequences[i] for i in indices]),
-                         min(len(sequences[i]) for i in indices) - 1)  # fmt: skip
-        mean_rest = sum(len(sequences[i]) for i in indices) / len(indices) - shared
-        if shared >= MIN_SHARED_PREFIX and (worth is None or worth(shared, mean_rest)):
-            parts.append((shared, indices))
-        else:
-            pool.extend(indices)
-    if pool:
-        parts.append((0, sorted(pool)))
-    return parts
-
-
-@dataclass
-class Work:
-    """What a scoring call computed: ``tokens`` run through the model (a shared prefix counts once) and
-    ``attended`` (query, key) pairs of attention, for FLOP counts."""
-
-    tokens: int = 0
-    attended: int = 0
-
-
 def _starts(lengths):
     """Where each of rows this long starts when laid end to end, and where the last ends (int32, as flash
     attention's ``cu_seq_lens`` are)."""
     import torch
 
     return torch.cat([torch.zeros(1, dtype=torch.int32), lengths.cumsum(0).int()])
-
-
-def _work(sequences: Sequence[Sequence[int]], parts: list[tuple[int, list[int]]]) -> Work:
-    """The work of scoring ``sequences`` in ``plan_groups``' ``parts``: each part's prefix once."""
-    work = Work()
-    for shared, indices in parts:
-        rests = [len(sequences[i]) - shared for i in indices]
-        work.tokens += shared + sum(rests)
-        # causal attention: token at position p attends to p + 1 keys
-        work.attended += shared * (shared + 1) // 2 + sum(n * shared + n * (n + 1) // 2 for n in rests)
-    return work
 
 
 class Engine:
@@ -270,7 +158,7 @@ class Engine:
 
     def plan(self, lengths: Sequence[int], batch_tokens: int, max_rows: int | None) -> list[list[int]]:
         """Batches of rows this long: padded to a multiple of ``WIDTH_MULTIPLE``, ``batch_tokens`` counting pads."""
-        return plan_batches([_round_up(n, WIDTH_MULTIPLE) for n in lengths], batch_tokens, max_rows)
+        return plan_batches([round_up(n, WIDTH_MULTIPLE) for n in lengths], batch_tokens, max_rows)
 
     # --------------------------------------------------------------------------------------- the batching
 
@@ -310,11 +198,13 @@ class Engine:
                 rounds.extendleft(reversed([[part] for part in together]))  # its groups one at a time, then on
                 continue
             self._run_round(sequences, together, caches, batch_tokens, max_rows, scores, progress)
-        return scores, _work(sequences, parts)
+        return scores, work_of(sequences, parts)
 
     def _guard_forks(self) -> None:
         if self.guards_forks and self.device.type == "cpu":  # CUDA cannot be used in a forked child at all
-            _guard_forks()
+            from qrr.device import guard_forks
+
+            guard_forks()
 
     def _budget(self, batch_tokens: int) -> int:
         return min(batch_tokens, self.budget_cap)
@@ -427,7 +317,7 @@ class TransformerEngine(Engine):
         self.pool_groups: bool | None = None
         # On a GPU, transformers' RMSNorm (five elementwise passes in float32) took a quarter of the 0.6B's forward
         # passes; torch's fused one made them 1.34x faster on an H200. On CPUs it gained nothing measurable.
-        _fuse_norms(body)
+        compiling.fuse_norms(body)
         self.fuse_norms = device.type == "cuda"
         self.compiled = False
         # transformers 5 calls the key/value cache argument `cache`; 4.x calls it `past_key_values`.
@@ -595,7 +485,7 @@ class TransformerEngine(Engine):
                 return self._packed_log_odds(rows, prefix.pool, [(prefix.offset, prefix_len)] * len(rows))
             return self._packed_log_odds(rows, prefix, [(0, prefix_len)] * len(rows))
 
-        width = _round_up(max(len(r) for r in rows), WIDTH_MULTIPLE)
+        width = round_up(max(len(r) for r in rows), WIDTH_MULTIPLE)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         for n, row in enumerate(rows):
             ids[n, : len(row)] = torch.tensor(row, dtype=torch.long)
@@ -628,7 +518,7 @@ class TransformerEngine(Engine):
         if self.device.type == "cpu" and total % WIDTH_MULTIPLE:
             # one row of pads rounds the batch up, as padded widths are: every new shape made oneDNN build and
             # keep kernels for it (memory grew ~1 GB over 1,000 documents)
-            rows = [*rows, [self.pad_id] * (_round_up(total, WIDTH_MULTIPLE) - total)]
+            rows = [*rows, [self.pad_id] * (round_up(total, WIDTH_MULTIPLE) - total)]
             spans = [*spans, spans[-1]]
         lengths = [len(r) for r in rows]
         ids = torch.tensor([[t for r in rows for t in r]], device=self.device)
@@ -664,13 +554,8 @@ class TransformerEngine(Engine):
     @contextlib.contextmanager
     def _fused(self, rows: bool = False):
         # The prefix pass (rows=False) stays eager: it fills a key/value cache, which compiles once per layer.
-        token = _FUSED_NORMS.set(self.fuse_norms)
-        compiled = _COMPILED.set(self.compiled and rows)
-        try:
+        with compiling.switched_on(self.fuse_norms, self.compiled and rows):
             yield
-        finally:
-            _COMPILED.reset(compiled)
-            _FUSED_NORMS.reset(token)
 
     def compile(self, cache_dir: Path | None = None) -> None:
         """Run qrr's row passes through decoder layers compiled by ``torch.compile`` (shapes dynamic; one graph
@@ -690,8 +575,8 @@ class TransformerEngine(Engine):
 
         from qrr import attention
 
-        chosen = _inductor_cache_chosen()
-        cache = os.environ["TORCHINDUCTOR_CACHE_DIR"] if chosen else str(cache_dir or compile_cache_dir())
+        chosen = compiling.inductor_cache_chosen()
+        cache = os.environ["TORCHINDUCTOR_CACHE_DIR"] if chosen else str(cache_dir or compiling.compile_cache_dir())
         try:
             os.makedirs(cache, exist_ok=True)
             if not os.access(cache, os.W_OK | os.X_OK):
@@ -710,7 +595,7 @@ class TransformerEngine(Engine):
         packed = self.packed
         if self.device.type == "cpu":
             self.packed = False  # the CPU's packed attention loops over rows in Python: compiled, rows are padded
-        _compile_layers(self.body)
+        compiling.compile_layers(self.body)
         self.compiled = True
         # Sizes unlike any of the model's own (padded to 96 wide; 13 prefix tokens): a size equal to one of them is
         # compiled as that very size, so every other would compile again later.
@@ -724,7 +609,7 @@ class TransformerEngine(Engine):
                 self.log_odds(rows[:1], shared, 13)
         except Exception as exc:
             self.compiled, self.packed = False, packed
-            _uncompile_layers(self.body)
+            compiling.uncompile_layers(self.body)
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise QrrError(f"{{compile}}: torch.compile failed here ({first}); run without it", "compile") from exc
 
@@ -765,203 +650,6 @@ def available_memory(device) -> int | None:
         except OSError:
             return None
     return None
-
-
-def load_transformer(path: Path, dtype, attn: str = "sdpa", kind: str = CAUSAL):
-    """The transformers model at ``path`` (a causal LM, or with ``kind="seq-cls"`` a sequence classifier) in
-    ``dtype``, with one clear error if it cannot load."""
-    import transformers
-
-    auto = transformers.AutoModelForSequenceClassification if kind == SEQ_CLS else transformers.AutoModelForCausalLM
-    version = tuple(int(p) for p in transformers.__version__.split(".")[:2] if p.isdigit())
-    dtype_kw = "dtype" if version >= (4, 56) else "torch_dtype"
-    try:
-        with _no_loading_bar():
-            # transformers 5: mismatched tensors loaded as random numbers, then refused below with their shapes
-            # (its own error pointed to a report it had logged, which qrr keeps quiet); transformers 4 lists names
-            # only, and its error says the shapes
-            model, info = auto.from_pretrained(
-                path, **{dtype_kw: dtype}, attn_implementation=attn, output_loading_info=True,
-                ignore_mismatched_sizes=version >= (5, 0),
-            )  # fmt: skip
-    except (OSError, ValueError, KeyError) as exc:
-        raise QrrError(f"cannot load the model at {path}: {str(exc).splitlines()[0]}") from exc
-    except RuntimeError as exc:
-        if "mismatch" not in str(exc):  # out of memory, say: not the checkpoint's fault
-            raise
-        # transformers 4 says the mismatch on a line after "Error(s) in loading state_dict for Linear:"
-        lines = [line.strip() for line in str(exc).strip().splitlines()]
-        said = next((line for line in lines if "mismatch" in line), lines[0])
-        raise ModelCheckError(f"{path}: the weights do not fit the shapes config.json gives ({said})") from exc
-    mismatched = sorted(info.get("mismatched_keys") or ())
-    if mismatched:
-        first = mismatched[0]
-        said = (f"{first[0]} is {list(first[1])} in the weights, {list(first[2])} by config.json"
-                if isinstance(first, tuple) and len(first) == 3 else f"{first}")  # fmt: skip
-        more = f" (and {len(mismatched) - 1} more)" if len(mismatched) > 1 else ""
-        raise ModelCheckError(f"{path}: the weights do not fit the shapes config.json gives: {said}{more}")
-    # transformers fills a missing tensor with random numbers and only logs it: the scores would mean nothing
-    missing = sorted(info.get("missing_keys") or ())
-    if missing:
-        # a model saved from inside its training wrapper: every name under the wrapper's attribute
-        first = min(info.get("unexpected_keys") or [""])
-        prefix = ""
-        while first.partition(".")[0] in WRAPPERS:  # DistributedDataParallel around a compiled model: both
-            prefix += first.partition(".")[0] + "."
-            first = first.partition(".")[2]
-        why = (f"its tensors' names start with '{prefix}' (saved from a training wrapper: DistributedDataParallel's "
-               "module, torch.compile's _orig_mod): save the model it wraps (model.module, model._orig_mod)"
-               if prefix else "an incomplete or wrongly converted checkpoint")  # fmt: skip
-        raise ModelCheckError(
-            f"{path}: the weights lack {plural(len(missing), 'tensor')} the model needs ({', '.join(missing[:3])}"
-            f"{', ...' if len(missing) > 3 else ''}): {why}"
-        )
-    return model
-
-
-# the attributes training wrappers keep their model under, which a state dict saved from a wrapper prefixes
-WRAPPERS = ("module", "_orig_mod")
-
-
-_FORKS = {"watched": False, "child": False, "said": False}
-
-
-def _guard_forks() -> None:
-    """Before a forward pass: a process forked after one (gunicorn --preload with a warm-up call, Celery's prefork
-    pool) hung on its first pass in torch's OpenMP thread pool, which does not survive a fork; such a child runs
-    torch on one thread instead, and says so once."""
-    import os
-
-    if _FORKS["child"] and not _FORKS["said"]:
-        _FORKS["said"] = True
-        log.warning("this process was forked after the model ran in its parent: torch runs on one thread here (its "
-                    "thread pool does not survive a fork); run no pass before the fork (a warm-up call), or use the "
-                    "spawn start method, for every core")  # fmt: skip
-    if not _FORKS["watched"] and hasattr(os, "register_at_fork"):
-        _FORKS["watched"] = True
-        os.register_at_fork(after_in_child=_after_fork)
-
-
-def _after_fork() -> None:
-    import torch
-
-    if torch.get_num_threads() > 1:  # one thread never started the pool that hangs
-        torch.set_num_threads(1)
-        _FORKS["child"], _FORKS["said"] = True, False
-
-
-_LOADING = threading.Lock()
-_loading = {"count": 0, "bar_was_on": False}
-
-
-@contextlib.contextmanager
-def _no_loading_bar():
-    """transformers' "Loading weights" bar off while qrr loads a model: in an application's log it is a line of
-    carriage returns per load, and the commands show loading themselves. Restored once the last concurrent load
-    ends, so a caller's own setting outlives loads in several threads. Only transformers' own flag is turned:
-    its ``disable_progress_bar()`` turns huggingface_hub's bars too, and enabling them again loses a caller's."""
-    from transformers.utils import logging as hf_logging
-
-    if not hasattr(hf_logging, "_tqdm_active"):  # another transformers: its bar stays as it is
-        yield
-        return
-    with _LOADING:
-        if _loading["count"] == 0:
-            _loading["bar_was_on"] = hf_logging._tqdm_active
-            hf_logging._tqdm_active = False
-        _loading["count"] += 1
-    try:
-        yield
-    finally:
-        with _LOADING:
-            _loading["count"] -= 1
-            if _loading["count"] == 0:
-                hf_logging._tqdm_active = _loading["bar_was_on"]
-
-
-def compile_cache_dir() -> Path:
-    """Where ``TransformerEngine.compile`` keeps compiled code by default: ``$XDG_CACHE_HOME/qrr/compile``."""
-    import os
-
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qrr" / "compile"
-
-
-def _inductor_cache_chosen() -> bool:
-    """Whether ``TORCHINDUCTOR_CACHE_DIR`` names a folder someone chose: importing ``torch._dynamo`` (transformers
-    does, loading a model) writes torch's own default there, a folder in the temporary directory that is often
-    wiped, which must not count."""
-    import os
-
-    chosen = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-    if not chosen:
-        return False
-    try:
-        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
-
-        default = default_cache_dir()
-    except ImportError:  # another torch: its default as torch 2.5-2.13 make it
-        import getpass
-        import tempfile
-
-        default = os.path.join(tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}")
-    return os.path.abspath(chosen) != os.path.abspath(default)
-
-
-def _compile_layers(body) -> None:
-    """Give the decoder layer classes of ``body`` a compiled forward for qrr's row passes (while ``_COMPILED`` is
-    set); every other call runs the plain one. One compiled function per class takes the layer as an argument, and
-    its index is a number rather than a constant (``allow_unspec_int_on_nn_module``), so all layers share its
-    graphs."""
-    import torch
-
-    def switched(plain):
-        compiled = torch.compile(plain, dynamic=True)
-        return lambda self, *args, **kwargs: (compiled if _COMPILED.get() else plain)(self, *args, **kwargs)
-
-    for cls in {type(layer) for layer in body.layers}:
-        _wrap_forward(cls, "_qrr_compiled", switched)
-
-
-def _uncompile_layers(body) -> None:
-    """Undo ``_compile_layers``: the decoder layer classes of ``body`` get their plain forward back."""
-    for cls in {type(layer) for layer in body.layers}:
-        _unwrap_forward(cls, "_qrr_compiled")
-
-
-def _fuse_norms(body) -> None:
-    """Give the RMSNorm classes of ``body`` torch's fused kernel for qrr's forward passes (while ``_FUSED_NORMS`` is
-    set); every other call (the recipe, a caller's own) runs transformers' own norm."""
-    import torch
-
-    def switched(plain):
-        def forward(self, hidden):
-            # torch.compile fuses the plain norm itself, and cannot trace the ContextVar
-            if torch.compiler.is_compiling():
-                return plain(self, hidden)
-            if _FUSED_NORMS.get() and hasattr(self, "variance_epsilon"):
-                return torch.nn.functional.rms_norm(hidden, (hidden.shape[-1],), self.weight, self.variance_epsilon)
-            return plain(self, hidden)
-
-        return forward
-
-    for cls in {type(m) for m in body.modules() if type(m).__name__.endswith("RMSNorm")}:
-        _wrap_forward(cls, "_qrr_fused_norms", switched)
-
-
-def _wrap_forward(cls, mark: str, switched) -> None:
-    """Give ``cls`` the forward ``switched(plain)`` (qrr's passes choose, every other call runs ``plain``), once:
-    ``mark`` says it is done. Per class, not per instance, so models stay copyable and picklable."""
-    if mark in vars(cls):
-        return
-    cls.forward = functools.wraps(cls.forward)(switched(cls.forward))
-    setattr(cls, mark, True)
-
-
-def _unwrap_forward(cls, mark: str) -> None:
-    """Undo ``_wrap_forward``: ``cls`` gets its plain forward back."""
-    if mark in vars(cls):
-        cls.forward = cls.forward.__wrapped__
-        delattr(cls, mark)
 
 
 class _Pooled(NamedTuple):

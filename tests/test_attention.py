@@ -12,21 +12,10 @@ import random
 import pytest
 
 from qrr import attention
-from qrr.engine import plan_packed
 from tests.test_prefix import DOCS
 from tests.test_reranker import PAIRS, close
 
 PAIRS_OF_GROUPS = [(q, d, i) for q in ("q one", "capital of China?") for d in DOCS for i in (None, "Judge it")]
-
-
-def test_plan_packed_keeps_each_batch_within_its_tokens_and_rows():
-    lengths = [5, 40, 7, 7, 30, 2, 90]
-    batches = plan_packed(lengths, batch_tokens=50)
-    # longest first; a row over the budget alone
-    assert batches == [[6], [1], [4, 2, 3, 0], [5]]
-    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
-    assert plan_packed(lengths, batch_tokens=1000, max_rows=3) == [[6, 1, 4], [2, 3, 0], [5]]
-    assert plan_packed([], batch_tokens=10) == []
 
 
 def test_no_fast_kernel_on_a_cpu():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qrr import bench
-from qrr.engine import common_prefix_length
+from qrr.batching import common_prefix_length
 from qrr.family import QWEN3, Size
 from qrr.reranker import CHUNK, Stats
 from tests.tiny import SHAPE

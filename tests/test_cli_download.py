@@ -428,7 +428,7 @@ def test_a_classifier_without_its_score_head(tiny_model, tmp_path):
 
 
 def test_any_tensor_missing_at_load_is_an_error(folder):
-    from qrr.engine import load_transformer
+    from qrr.loading import load_transformer
 
     drop_tensor(folder / "model.safetensors", "model.norm.weight")
     check_folder(folder)  # the head is there: only loading sees the rest
@@ -446,7 +446,7 @@ def test_any_tensor_missing_at_load_is_an_error(folder):
 def test_weights_saved_from_inside_a_training_wrapper_say_so(folder):
     from safetensors.torch import load_file, save_file
 
-    from qrr.engine import load_transformer
+    from qrr.loading import load_transformer
 
     weights = load_file(folder / "model.safetensors")
     for prefix in ("module.", "module._orig_mod."):  # DistributedDataParallel's, around a compiled model's too
@@ -484,7 +484,7 @@ def test_a_missing_or_broken_tokenizer_is_said_by_loading_as_by_the_check(folder
 
 
 def test_weights_unlike_the_config_are_one_error(folder):
-    from qrr.engine import load_transformer
+    from qrr.loading import load_transformer
 
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, "intermediate_size": 2 * config["intermediate_size"]}))
@@ -499,7 +499,7 @@ def test_a_mismatch_said_after_a_first_line_is_the_line_said(folder, monkeypatch
     """transformers 4 opens with "Error(s) in loading state_dict for Linear:", which named no mismatch."""
     import transformers
 
-    from qrr.engine import load_transformer
+    from qrr.loading import load_transformer
 
     asked = []
 

@@ -255,3 +255,34 @@ def test_torch_threads_are_cut_to_the_cpu_quota(monkeypatch, caplog, fake_model)
         assert dev.cpu_threads() == "1 thread"
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_process_forked_after_a_pass_scores_on_one_thread_instead_of_hanging(tiny_model):
+    # gunicorn --preload with a warm-up call, Celery's prefork pool: the child hung in torch's OpenMP thread pool
+    import subprocess
+    import sys
+
+    code = f"""
+import logging, os, signal, warnings
+warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12's word on fork() with threads
+import torch
+torch.set_num_threads(2)
+from qrr import Reranker
+rr = Reranker({str(tiny_model)!r}, device="cpu", dtype="fp32")
+pairs = [("q", "d " * 200)] * 8
+first = list(rr.score(pairs))
+pid = os.fork()
+if pid == 0:
+    signal.alarm(60)  # a hung child dies rather than outlive the test
+    logging.basicConfig(format="%(message)s")
+    same = list(rr.score(pairs)) == first and list(rr.score(pairs)) == first
+    os._exit(0 if same and torch.get_num_threads() == 1 else 3)
+print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), torch.get_num_threads())
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.stdout == "0 2\n", run.stderr  # the parent keeps its threads
+    assert run.stderr == (
+        "this process was forked after the model ran in its parent: torch runs on one thread here (its thread pool "
+        "does not survive a fork); run no pass before the fork (a warm-up call), or use the spawn start method, for "
+        "every core\n"
+    )  # once, in the child

@@ -1,16 +1,15 @@
-"""The engine's batching: token budgets, row caps, prefix groups, out-of-memory handling and work counts. The
-model does not matter here: the fake engine (``qrr.testing``) stands in for it."""
+"""The engine: scores in input order with the work counted, progress by batch, out-of-memory handling, and (on the
+tiny model) the fused norms and compiled layers switched in for qrr's passes only. Where the model does not matter
+the fake engine (``qrr.testing``) stands in for it; the plans it runs are tested in test_batching.py."""
 
 from __future__ import annotations
 
 import logging
 import os
-import random
 from pathlib import Path
 
 import pytest
 
-from qrr.engine import plan_batches, plan_groups
 from qrr.errors import InputError, OutOfMemoryError
 from qrr.testing import FakeEngine, fake_log_odds
 
@@ -21,54 +20,6 @@ def sigmoid(x: float) -> float:
     import math
 
     return 1 / (1 + math.exp(-x))
-
-
-def test_every_index_once_within_budget_longest_first():
-    rng = random.Random(0)
-    for _ in range(200):
-        lengths = [rng.randint(1, 500) for _ in range(rng.randint(0, 60))]
-        budget = rng.randint(1, 3000)
-        rows = rng.choice([None, 1, 3, 10])
-        batches = plan_batches(lengths, budget, rows)
-        flat = [i for b in batches for i in b]
-        assert sorted(flat) == list(range(len(lengths)))
-        for b in batches:
-            width = max(lengths[i] for i in b)
-            assert len(b) == 1 or len(b) * width <= budget
-            assert rows is None or len(b) <= rows
-            assert lengths[b[0]] == width
-        widths = [lengths[b[0]] for b in batches]
-        assert widths == sorted(widths, reverse=True)
-
-
-def test_sorting_keeps_padding_small():
-    lengths = [10, 100, 11, 101, 12, 102]
-    assert plan_batches(lengths, 306) == [[5, 3, 1], [4, 2, 0]]
-    assert plan_batches(lengths, 306, max_rows=2) == [[5, 3], [1, 4], [2, 0]]
-
-
-def test_a_row_longer_than_the_budget_runs_alone():
-    assert plan_batches([5000, 10, 10], 100) == [[0], [1, 2]]
-
-
-def test_plan_groups_pools_what_cannot_share():
-    seqs = [[1] * 20 + [2], [1] * 20 + [3], [9] * 30, [1] * 20 + [4], [7, 7]]
-    parts = plan_groups(seqs, ["a", "a", "b", "a", "c"])
-    assert parts == [(20, [0, 1, 3]), (0, [2, 4])]
-    assert plan_groups(seqs, None) == [(0, [0, 1, 2, 3, 4])]
-    # identical rows keep their last token to run
-    assert plan_groups([[1] * 20, [1] * 20], ["a", "a"]) == [(19, [0, 1])]
-    # a short shared prefix is not worth its own forward pass
-    assert plan_groups([[1, 2, 3], [1, 2, 4]], ["a", "a"]) == [(0, [0, 1])]
-
-
-def test_plan_groups_asks_whether_reuse_is_worth_it():
-    seqs = [[1] * 20 + [2] * 30, [1] * 20 + [3] * 50]
-    assert plan_groups(seqs, ["a", "a"], lambda shared, rest: True) == [(20, [0, 1])]
-    assert plan_groups(seqs, ["a", "a"], lambda shared, rest: False) == [(0, [0, 1])]
-    seen = []
-    plan_groups(seqs, ["a", "a"], lambda shared, rest: seen.append((shared, rest)))
-    assert seen == [(20, 40.0)]
 
 
 def test_scores_come_back_in_input_order_with_the_work_done():
@@ -196,7 +147,7 @@ def test_compiled_layers_run_in_qrr_passes_only_score_the_same_and_cache_on_disk
 
     from qrr import Reranker
     from qrr.bench import recipe_scores
-    from qrr.engine import _uncompile_layers, compile_cache_dir
+    from qrr.compiling import compile_cache_dir, uncompile_layers
 
     # what importing torch._dynamo leaves there: torch's default, chosen by no one, so qrr's folder is used
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())
@@ -211,7 +162,7 @@ def test_compiled_layers_run_in_qrr_passes_only_score_the_same_and_cache_on_disk
     monkeypatch.setattr(torch, "compile", spy)
     causal = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
     reranker = Reranker.from_model(causal, tokenizer, device="cpu", batch_tokens=256)
-    request.addfinalizer(lambda: _uncompile_layers(causal.model))  # the class is the other tests' too
+    request.addfinalizer(lambda: uncompile_layers(causal.model))  # the class is the other tests' too
     pairs = [("capital of China?", f"passage {n} " * n) for n in range(1, 12)]
     pairs += [(f"query {n}", "one passage") for n in range(3)]  # no prefix worth sharing
     assert reranker.engine.packed
@@ -233,23 +184,6 @@ def test_compiled_layers_run_in_qrr_passes_only_score_the_same_and_cache_on_disk
     prompts = [e.ids for e in reranker.prompter.encode([(q, d, None) for q, d in pairs])]
     recipe_scores(causal, tokenizer, prompts, torch.device("cpu"))
     assert len(calls) == before  # the model's own forward pass: eager
-
-
-def test_the_inductor_cache_counts_as_chosen_only_where_it_is_not_torchs_default(monkeypatch, tmp_path):
-    import os
-
-    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
-
-    from qrr.engine import _inductor_cache_chosen
-
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", os.path.abspath(default_cache_dir()))
-    assert not _inductor_cache_chosen()
-    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
-    assert not _inductor_cache_chosen()
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "")
-    assert not _inductor_cache_chosen()
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
-    assert _inductor_cache_chosen()
 
 
 def test_a_failed_compile_is_one_line_naming_the_option_and_leaves_the_model_eager(
@@ -297,61 +231,6 @@ def test_a_failed_compile_is_one_line_naming_the_option_and_leaves_the_model_eag
     if not os.access(read_only, os.W_OK):  # (root writes anywhere)
         with pytest.raises(QrrError, match=f"^compile: its cache folder {read_only} cannot be written \\(Permission"):
             reranker.engine.compile(read_only)
-
-
-def test_loading_a_model_draws_no_transformers_bar_and_keeps_the_callers_setting(tiny_model, capfd):
-    import huggingface_hub.utils
-    from transformers import AutoModelForCausalLM
-    from transformers.utils import logging as hf_logging
-
-    from qrr.engine import load_transformer
-
-    was_on, hub_was_off = hf_logging.is_progress_bar_enabled(), huggingface_hub.utils.are_progress_bars_disabled()
-    hf_logging.enable_progress_bar()
-    huggingface_hub.utils.disable_progress_bars()  # a caller's own: loading must leave it as it is
-    try:
-        AutoModelForCausalLM.from_pretrained(tiny_model)
-        assert "Loading weights" in capfd.readouterr().err  # transformers' own load draws it
-        load_transformer(tiny_model, None)
-        assert "Loading weights" not in capfd.readouterr().err
-        assert hf_logging.is_progress_bar_enabled() and huggingface_hub.utils.are_progress_bars_disabled()
-        hf_logging.disable_progress_bar()
-        load_transformer(tiny_model, None)
-        assert not hf_logging.is_progress_bar_enabled()
-    finally:
-        (hf_logging.enable_progress_bar if was_on else hf_logging.disable_progress_bar)()
-        (huggingface_hub.utils.disable_progress_bars if hub_was_off else huggingface_hub.utils.enable_progress_bars)()
-
-
-def test_a_process_forked_after_a_pass_scores_on_one_thread_instead_of_hanging(tiny_model):
-    # gunicorn --preload with a warm-up call, Celery's prefork pool: the child hung in torch's OpenMP thread pool
-    import subprocess
-    import sys
-
-    code = f"""
-import logging, os, signal, warnings
-warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12's word on fork() with threads
-import torch
-torch.set_num_threads(2)
-from qrr import Reranker
-rr = Reranker({str(tiny_model)!r}, device="cpu", dtype="fp32")
-pairs = [("q", "d " * 200)] * 8
-first = list(rr.score(pairs))
-pid = os.fork()
-if pid == 0:
-    signal.alarm(60)  # a hung child dies rather than outlive the test
-    logging.basicConfig(format="%(message)s")
-    same = list(rr.score(pairs)) == first and list(rr.score(pairs)) == first
-    os._exit(0 if same and torch.get_num_threads() == 1 else 3)
-print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), torch.get_num_threads())
-"""
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert run.stdout == "0 2\n", run.stderr  # the parent keeps its threads
-    assert run.stderr == (
-        "this process was forked after the model ran in its parent: torch runs on one thread here (its thread pool "
-        "does not survive a fork); run no pass before the fork (a warm-up call), or use the spawn start method, for "
-        "every core\n"
-    )  # once, in the child
 
 
 def test_a_score_that_is_no_number_is_refused_naming_the_dtype():

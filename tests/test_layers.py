@@ -13,8 +13,9 @@ ROOT = Path(qrr.__file__).parent
 # lower layers first; a module may import only from layers before its own
 LAYERS = [
     {"errors", "_version"},
-    {"family", "device", "attention", "formats.lines"},
-    {"prompt", "models", "engine", "formats.records"},
+    {"family", "device", "attention", "batching", "compiling", "formats.lines"},
+    {"prompt", "models", "loading", "formats.records"},
+    {"engine"},
     {"formats.trec", "formats.rows"},
     {"formats"},
     {"metrics"},

@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from qrr.engine import TransformerEngine, common_prefix_length
+from qrr.batching import common_prefix_length
+from qrr.engine import TransformerEngine
 from tests.test_reranker import PAIRS, close
 
 DOCS = [d for _, d in PAIRS] + ["The capital is Beijing.", "The", "Thekla", "日本語 🎉"]
@@ -20,12 +21,6 @@ def pair(tiny):
 
 def by_index(ranked):
     return [r["score"] for r in sorted(ranked, key=lambda r: r["corpus_id"])]
-
-
-def test_common_prefix_length():
-    assert common_prefix_length([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2
-    assert common_prefix_length([[1, 2], [3]]) == 0
-    assert common_prefix_length([[5, 6, 7]]) == 3
 
 
 def test_rank_with_and_without_reuse(pair):

@@ -668,10 +668,10 @@ def test_import_needs_neither_typer_nor_rich():
     subprocess.run([sys.executable, "-c", code], check=True)
     # the core's modules come when named, without an import of their own
     code = ("import qrr; print(qrr.pipelines.rerank_run.__name__, qrr.metrics.evaluate.__name__, "
-            "qrr.testing.FakeModel.__name__); qrr.nothing")  # fmt: skip
+            "qrr.testing.FakeModel.__name__); qrr.zzz")  # fmt: skip
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.stdout == "rerank_run evaluate FakeModel\n"
-    assert run.stderr.endswith("AttributeError: module 'qrr' has no attribute 'nothing'\n")
+    assert run.stderr.endswith("AttributeError: module 'qrr' has no attribute 'zzz'\n")
 
 
 def test_untied_lm_head_is_freed_after_loading(tiny_model, monkeypatch):
