@@ -256,7 +256,7 @@ def test_results_are_flushed_before_an_interrupt(cli, fake, tmp_path):
     name, _ = fake(interrupt_after=0)
     result = cli("score", input=MANY, model=name)
     assert (result.exit_code, result.stdout) == (130, "")
-    assert result.stderr == "error: interrupted after writing the results of 0 pairs\n"
+    assert result.stderr == "error: interrupted before any result was written\n"  # not "of 0 pairs"
     name, _ = fake(interrupt_after=0)
     out = tmp_path / "out.jsonl"
     result = cli("score", "--resume", str(out), input=MANY, model=name)  # no file started: none to go on with

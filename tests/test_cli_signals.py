@@ -84,3 +84,30 @@ def test_sigterm_handling_leaves_other_threads_alone():
     with sigterm_stops():  # and in the main thread it does
         assert signal.getsignal(signal.SIGTERM) is not before
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+class _SignalsInItsFinalizer:
+    """An object whose ``__del__`` (run by the garbage collector in the middle of any code: a ``regex`` object's was
+    seen) is where a signal comes."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+
+    def __del__(self):
+        os.kill(os.getpid(), self.signum)
+        time.sleep(0.1)  # the handler runs in here
+
+
+@pytest.mark.parametrize("signum, stop", [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)])
+def test_a_stop_that_comes_inside_a_finalizer_stops_the_command_once_it_returns(signum, stop, capfd):
+    """Raised inside a ``__del__``, the stop was printed ("Exception ignored in ...") and lost: the run went on to its
+    end and exited 0, and every later SIGTERM waited on that lost one."""
+    reached = []
+    with pytest.raises(stop), sigterm_stops():
+        _SignalsInItsFinalizer(signum)  # dropped at once: its __del__ runs here
+        reached.append("after the finalizer")
+        time.sleep(2)  # sent again when the finalizer has returned: the stop comes in this sleep
+        reached.append("never")
+    assert reached == ["after the finalizer"]
+    assert "Exception ignored" not in capfd.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C is Python's again

@@ -618,6 +618,12 @@ def test_an_outputs_settings_are_kept_beside_it_and_checked_when_a_run_goes_on(t
         going_on(max_length=512)
     with pytest.raises(InputError, match='^output .* was written with instruction "Find it", not "Find them" '):
         going_on(instruction="Find them")
+    # through a link to the file (a "current" link to a dated run): the same record, not none and no check
+    link = tmp_path / "current.jsonl"
+    link.symlink_to(out)
+    assert pipelines.settings_path(link) == kept
+    with pytest.raises(InputError, match='^output .*current.jsonl was written with instruction "Find it", not "Find'):
+        pipelines.ScoresOutput.checked(link, settings=settings | {"instruction": "Find them"}).prepare()
     # a file written over by other means (a shell's >) is no longer the record's: the record is left alone
     out.write_text('{"index":0,"score":0.25}\n')
     assert not going_on(max_length=512)
@@ -724,7 +730,7 @@ def test_an_output_the_file_system_refuses_is_said_before_any_work(tmp_path, mon
     opened = os.open
 
     def refused(path, flags, *args, **kwargs):
-        if str(path) == str(out):
+        if os.path.dirname(str(path)) == str(tmp_path):  # its folder takes no new file
             raise PermissionError(13, "Permission denied")
         return opened(path, flags, *args, **kwargs)
 
@@ -735,6 +741,24 @@ def test_an_output_the_file_system_refuses_is_said_before_any_work(tmp_path, mon
         r"\(Permission denied\); give a file you can write$",
     ):
         pipelines.check_appendable(str(out), [], "results", "the results")
+
+
+def test_the_check_that_a_new_output_can_be_written_never_makes_or_removes_the_output(tmp_path, monkeypatch):
+    """Runs started at once on one new --resume file: the check made the file and removed it again, and a run that
+    opened it in between wrote its results into a file that was gone."""
+    import os
+
+    out = tmp_path / "out.jsonl"
+    touched = []
+    for name in ("open", "unlink"):
+        real = getattr(os, name)
+        monkeypatch.setattr(os, name, lambda path, *args, real=real, **kwargs: touched.append(str(path)) or
+                            real(path, *args, **kwargs))  # fmt: skip
+    pipelines.check_appendable(str(out), [], "results", "the results")
+    monkeypatch.undo()
+    assert len(touched) == 2 and str(out) not in touched  # a file of its own, made and removed
+    assert {os.path.dirname(name) for name in touched} == {str(tmp_path)}  # in the output's folder
+    assert list(tmp_path.iterdir()) == []
 
 
 # ------------------------------------------------------------------------------------------ scoring into a file

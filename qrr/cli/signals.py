@@ -4,7 +4,10 @@ heavy imports, never inside them (``sigterm_stops``, ``signals_deferred``, ``wri
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 import signal
+import threading
 
 from qrr.errors import Terminated
 
@@ -12,6 +15,32 @@ from qrr.errors import Terminated
 # SIGTERM that came during one.
 # interrupted: a Ctrl-C that came during one; stopped: a SIGTERM (or SIGHUP) raised, which later ones wait on
 _SIGTERM = {"deferred": 0, "pending": False, "interrupted": False, "stopped": False}
+# How soon a signal that came inside a finalizer is sent again (``_unraisable_here``)
+AGAIN_AFTER = 0.05
+
+
+def _unraisable_here(frame, signum: int) -> bool:
+    """Whether an exception raised at ``frame`` would be lost: inside a finalizer (an object's ``__del__``, a weakref
+    callback), which the garbage collector runs in the middle of any code, Python prints what it raises ("Exception
+    ignored in ...") and goes on. A stop that came there (a ``regex`` object's ``__del__`` while a command started)
+    was lost, the run went on to its end and exited 0. There, ``signum`` is sent to the main thread again in a
+    moment, when the finalizer has returned."""
+    at = frame
+    while at is not None:
+        code = at.f_code
+        if code.co_name == "__del__" or os.path.basename(code.co_filename) in ("weakref.py", "_weakrefset.py"):
+            break
+        at = at.f_back
+    else:
+        return False
+    if hasattr(signal, "pthread_kill"):  # to the main thread itself, so that a sleep or a read there wakes
+        again = functools.partial(signal.pthread_kill, threading.main_thread().ident, signum)
+    else:  # Windows, where raise_signal from any thread reaches the main thread's handler
+        again = functools.partial(signal.raise_signal, signum)
+    timer = threading.Timer(AGAIN_AFTER, again)
+    timer.daemon = True
+    timer.start()
+    return True
 
 
 @contextlib.contextmanager
@@ -26,8 +55,14 @@ def sigterm_stops():
         if _SIGTERM["deferred"]:
             _SIGTERM["pending"] = True
             return
+        if _unraisable_here(frame, signum):
+            return
         _SIGTERM["stopped"] = True
         raise Terminated
+
+    def interrupt(signum, frame):  # Python's own Ctrl-C, but for a finalizer
+        if not _unraisable_here(frame, signum):
+            raise KeyboardInterrupt
 
     _SIGTERM["stopped"] = False
     previous: dict = {}
@@ -35,10 +70,13 @@ def sigterm_stops():
     # the end of its --resume record unwritten
     hangup = getattr(signal, "SIGHUP", None)  # not on Windows
     stops = [signal.SIGTERM] + ([hangup] if hangup and signal.getsignal(hangup) is not signal.SIG_IGN else [])
+    ctrl_c = signal.getsignal(signal.SIGINT) is signal.default_int_handler  # not where ignored, or a caller's own
     try:
         with contextlib.suppress(ValueError):  # not the main thread (a caller's own runner): leave signals alone
             for stop in stops:
                 previous[stop] = signal.signal(stop, terminate)
+            if ctrl_c:
+                previous[signal.SIGINT] = signal.signal(signal.SIGINT, interrupt)
         yield
     finally:
         for stop, handler in previous.items():  # None: a handler not set from Python, which cannot be set back

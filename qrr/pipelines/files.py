@@ -8,6 +8,7 @@ import errno
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,8 +37,10 @@ SETTINGS_FILE = ".{}.qrr.json"
 
 
 def settings_path(path: str | os.PathLike) -> str:
-    """Where the settings of the output file ``path`` are kept: ``.NAME.qrr.json`` beside it."""
-    head, name = os.path.split(os.fspath(path))
+    """Where the settings of the output file ``path`` are kept: ``.NAME.qrr.json`` beside it (beside the file a link
+    points to: a run through the link and one through the file's own name check the same record)."""
+    path = os.fspath(path)
+    head, name = os.path.split(os.path.realpath(path) if os.path.islink(path) else path)
     return os.path.join(head, SETTINGS_FILE.format(name))
 
 
@@ -257,10 +260,11 @@ def check_appendable(path: str, inputs: Iterable[str | os.PathLike | None], kind
         if os.path.exists(path):
             with open(path, "a", encoding="utf-8"):
                 pass
-        else:  # where it will be (a link to a new file: its target)
-            new = os.path.realpath(path)
-            os.close(os.open(new, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
-            os.unlink(new)  # a run that fails before its first result leaves no empty file behind
+        else:  # a file of another name where it will be (a link to a new file: beside its target), not the
+            # file itself: another run that opened it in the moment between creating and removing it lost its results
+            probe, name = tempfile.mkstemp(prefix=".qrr-probe-", dir=os.path.dirname(os.path.realpath(path)))
+            os.close(probe)
+            os.unlink(name)  # a run that fails before its first result leaves no file behind
     except OSError as exc:
         raise InputError(
             f"{{output}} {path}: not writable here ({exc.strerror}); give a file you can write", "output"
