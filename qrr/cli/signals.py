@@ -8,13 +8,18 @@ import functools
 import os
 import signal
 import threading
+import time
 
 from qrr.errors import Terminated
 
 # SIGTERM's state while a command runs: ``deferred`` counts the ``signals_deferred`` blocks open, ``pending`` is a
 # SIGTERM that came during one.
-# interrupted: a Ctrl-C that came during one; stopped: a SIGTERM (or SIGHUP) raised, which later ones wait on
-_SIGTERM = {"deferred": 0, "pending": False, "interrupted": False, "stopped": False}
+# interrupted: a Ctrl-C that came during one; stopped: when a SIGTERM (or SIGHUP) was raised (time.monotonic), which
+# later ones wait on for a while
+_SIGTERM = {"deferred": 0, "pending": False, "interrupted": False, "stopped": None}
+# A SIGTERM or SIGHUP this soon after one that was raised is its twin (a closed SSH session sends SIGHUP twice, the
+# second into the stop's clean-up), ignored; a later one is someone's second try, where the first went unheeded.
+TWIN_WITHIN = 1.0
 # How soon a signal that came inside a finalizer is sent again (``_unraisable_here``)
 AGAIN_AFTER = 0.05
 
@@ -50,21 +55,21 @@ def sigterm_stops():
     would end the process at once, without a word. ``qrr serve`` sets its own handlers inside this."""
 
     def terminate(signum, frame):
-        if _SIGTERM["stopped"]:  # once: a closed SSH session sends SIGHUP twice, the second into the stop's clean-up
+        if _SIGTERM["stopped"] is not None and time.monotonic() - _SIGTERM["stopped"] < TWIN_WITHIN:
             return
         if _SIGTERM["deferred"]:
             _SIGTERM["pending"] = True
             return
         if _unraisable_here(frame, signum):
             return
-        _SIGTERM["stopped"] = True
+        _SIGTERM["stopped"] = time.monotonic()
         raise Terminated
 
     def interrupt(signum, frame):  # Python's own Ctrl-C, but for a finalizer
         if not _unraisable_here(frame, signum):
             raise KeyboardInterrupt
 
-    _SIGTERM["stopped"] = False
+    _SIGTERM["stopped"] = None
     previous: dict = {}
     # SIGHUP too (a terminal or SSH session closed), unless ignored (nohup): it ended the command without a word,
     # the end of its --resume record unwritten
@@ -104,7 +109,7 @@ def signals_deferred():
             signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
         if not _SIGTERM["deferred"] and _SIGTERM["pending"]:
             _SIGTERM["pending"] = _SIGTERM["interrupted"] = False
-            _SIGTERM["stopped"] = True  # a later SIGTERM or SIGHUP waits on this one's stop
+            _SIGTERM["stopped"] = time.monotonic()  # a SIGTERM or SIGHUP just after is this one's twin
             raise Terminated
         if not _SIGTERM["deferred"] and _SIGTERM["interrupted"]:
             _SIGTERM["interrupted"] = False
@@ -116,8 +121,6 @@ def writes_whole():
     """A Ctrl-C, SIGTERM or SIGHUP that comes while results are written stops the command once the write is done
     (``signals_deferred``), and never interrupts the write itself: blocked in this thread (another takes it), as a
     signal inside a write blocked on a slow reader's pipe lost a row's middle in Python's buffered file."""
-    import threading
-
     with signals_deferred():
         mask = getattr(signal, "pthread_sigmask", None)  # not on Windows
         if mask is None or threading.current_thread() is not threading.main_thread():
