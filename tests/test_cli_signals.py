@@ -96,28 +96,60 @@ def test_sigterm_handling_leaves_other_threads_alone():
     assert signal.getsignal(signal.SIGTERM) is before
 
 
-class _SignalsInItsFinalizer:
-    """An object whose ``__del__`` (run by the garbage collector in the middle of any code: a ``regex`` object's was
-    seen) is where a signal comes."""
+def _finalizer_sending(signum: int, kind: str) -> None:
+    """Leave an object whose finalizer (run by the garbage collector in the middle of any code: a ``regex`` object's
+    ``__del__`` was seen) is where ``signum`` comes: an object's ``__del__``, a generator's ``finally`` when it is
+    closed unfinished, a weakref callback."""
 
-    def __init__(self, signum: int):
-        self.signum = signum
-
-    def __del__(self):
-        os.kill(os.getpid(), self.signum)
+    def send(*_):
+        os.kill(os.getpid(), signum)
         time.sleep(0.1)  # the handler runs in here
 
+    if kind == "__del__":
+        type("Dying", (), {"__del__": send})()
+    elif kind == "generator":
 
+        def unfinished():
+            try:
+                yield
+            finally:
+                send()
+
+        next(unfinished())
+    else:
+        import weakref
+
+        gone = type("Gone", (), {})()
+        kept = weakref.ref(gone, send)  # noqa: F841 (kept, it calls back when gone goes)
+        del gone
+
+
+@pytest.mark.parametrize("kind", ["__del__", "generator", "weakref callback"])
 @pytest.mark.parametrize("signum, stop", [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)])
-def test_a_stop_that_comes_inside_a_finalizer_stops_the_command_once_it_returns(signum, stop, capfd):
-    """Raised inside a ``__del__``, the stop was printed ("Exception ignored in ...") and lost: the run went on to its
+def test_a_stop_that_comes_inside_a_finalizer_stops_the_command_once_it_returns(signum, stop, kind, capfd):
+    """Raised inside a finalizer, the stop was printed ("Exception ignored in ...") and lost: the run went on to its
     end and exited 0, and every later SIGTERM waited on that lost one."""
     reached = []
     with pytest.raises(stop), sigterm_stops():
-        _SignalsInItsFinalizer(signum)  # dropped at once: its __del__ runs here
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C stays Python's (asyncio's check)
+        _finalizer_sending(signum, kind)
         reached.append("after the finalizer")
         time.sleep(2)  # sent again when the finalizer has returned: the stop comes in this sleep
         reached.append("never")
     assert reached == ["after the finalizer"]
     assert "Exception ignored" not in capfd.readouterr().err
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C is Python's again
+
+
+def test_a_stop_lost_at_a_commands_end_stops_it_there_and_is_not_sent_after(monkeypatch):
+    import sys
+
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", seen.append)
+    with pytest.raises(Terminated), sigterm_stops():
+        _finalizer_sending(signal.SIGTERM, "__del__")  # the block ends before the signal is sent again
+    time.sleep(0.3)  # past the moment it would have been sent: SIGTERM's default handler would end pytest here
+    assert sys.unraisablehook == seen.append and seen == []
+    # what else cannot be raised goes where it went before
+    with sigterm_stops():
+        type("Failing", (), {"__del__": lambda self: 1 / 0})()
+    assert [type(u.exc_value) for u in seen] == [ZeroDivisionError]

@@ -741,6 +741,14 @@ def test_an_output_the_file_system_refuses_is_said_before_any_work(tmp_path, mon
         r"\(Permission denied\); give a file you can write$",
     ):
         pipelines.check_appendable(str(out), [], "results", "the results")
+    monkeypatch.undo()
+    # what the file system refuses of the name itself: found now too, not at the first result
+    for bad, why in ((tmp_path / ("x" * 300), "File name too long"), (tmp_path / "loop.jsonl", "Too many levels")):
+        if bad.name == "loop.jsonl":
+            bad.symlink_to(bad)
+        with pytest.raises(InputError, match=rf"^output {re.escape(str(bad))}: not writable here \({why}"):
+            pipelines.check_appendable(str(bad), [], "results", "the results")
+    assert [p.name for p in tmp_path.iterdir()] == ["loop.jsonl"]  # no probe left behind
 
 
 def test_the_check_that_a_new_output_can_be_written_never_makes_or_removes_the_output(tmp_path, monkeypatch):

@@ -332,7 +332,7 @@ def _failure(exc: Exception, out, saved, start: int, fmt: str, one_query: bool, 
 def _interrupted(out, saved, start: int, fmt: str) -> str:
     """What an interrupted run has written, and how to go on from it."""
     said = f"after writing the results of {plural(out.count, 'pair')}"
-    if not start + out.count:  # with --resume, no file was started: nothing to go on with
+    if not start + out.count:  # nothing to go on with (with --resume, no file was started)
         return "before any result was written"
     if saved is not None:
         return said + f" to {saved.path} ({start + out.count:,} in all); run the same command to go on"

@@ -3,10 +3,11 @@ heavy imports, never inside them (``sigterm_stops``, ``signals_deferred``, ``wri
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import functools
-import os
 import signal
+import sys
 import threading
 import time
 
@@ -20,32 +21,40 @@ _SIGTERM = {"deferred": 0, "pending": False, "interrupted": False, "stopped": No
 # A SIGTERM or SIGHUP this soon after one that was raised is its twin (a closed SSH session sends SIGHUP twice, the
 # second into the stop's clean-up), ignored; a later one is someone's second try, where the first went unheeded.
 TWIN_WITHIN = 1.0
-# How soon a signal that came inside a finalizer is sent again (``_unraisable_here``)
+# How soon a stop lost in a finalizer is sent again (``_lost``), and the signal owed until then
 AGAIN_AFTER = 0.05
+_OWED = {"signal": None}
+_AGAIN = threading.Lock()
 
 
-def _unraisable_here(frame, signum: int) -> bool:
-    """Whether an exception raised at ``frame`` would be lost: inside a finalizer (an object's ``__del__``, a weakref
-    callback), which the garbage collector runs in the middle of any code, Python prints what it raises ("Exception
-    ignored in ...") and goes on. A stop that came there (a ``regex`` object's ``__del__`` while a command started)
-    was lost, the run went on to its end and exited 0. There, ``signum`` is sent to the main thread again in a
-    moment, when the finalizer has returned."""
-    at = frame
-    while at is not None:
-        code = at.f_code
-        if code.co_name == "__del__" or os.path.basename(code.co_filename) in ("weakref.py", "_weakrefset.py"):
-            break
-        at = at.f_back
-    else:
-        return False
-    if hasattr(signal, "pthread_kill"):  # to the main thread itself, so that a sleep or a read there wakes
-        again = functools.partial(signal.pthread_kill, threading.main_thread().ident, signum)
-    else:  # Windows, where raise_signal from any thread reaches the main thread's handler
-        again = functools.partial(signal.raise_signal, signum)
-    timer = threading.Timer(AGAIN_AFTER, again)
-    timer.daemon = True
-    timer.start()
-    return True
+def _lost(unraisable, previous) -> None:
+    """``sys.unraisablehook`` while a command runs: Python hands it what it cannot raise, an exception raised inside
+    a finalizer (an object's ``__del__``, a generator closed by the garbage collector, a weakref callback), which the
+    collector runs in the middle of any code, and goes on. A stop raised there (Ctrl-C's ``KeyboardInterrupt``,
+    SIGTERM's ``Terminated``: a ``regex`` object's ``__del__`` while a command started) was printed ("Exception
+    ignored in ...") and lost, and the run went on to its end and exited 0. Its signal is sent to the main thread
+    again in a moment, once the finalizer has returned; anything else goes to ``previous``."""
+    exc = unraisable.exc_value
+    if not isinstance(exc, KeyboardInterrupt) or threading.current_thread() is not threading.main_thread():
+        previous(unraisable)
+        return
+    signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT  # SIGHUP's stop too is Terminated
+    _SIGTERM["stopped"] = None  # nothing stopped: the signal sent again is no twin
+    _OWED["signal"] = signum
+    # a thread of _thread's, not threading's: inside the collector, threading's own locks may be held
+    _thread.start_new_thread(_send_again, (signum,))
+
+
+def _send_again(signum: int) -> None:
+    time.sleep(AGAIN_AFTER)
+    with _AGAIN:
+        if _OWED["signal"] != signum:  # the command has ended, or stopped
+            return
+        _OWED["signal"] = None
+        if hasattr(signal, "pthread_kill"):  # to the main thread itself, so that a sleep or a read there wakes
+            signal.pthread_kill(threading.main_thread().ident, signum)
+        else:  # Windows, where raise_signal from any thread reaches the main thread's handler
+            signal.raise_signal(signum)
 
 
 @contextlib.contextmanager
@@ -60,14 +69,8 @@ def sigterm_stops():
         if _SIGTERM["deferred"]:
             _SIGTERM["pending"] = True
             return
-        if _unraisable_here(frame, signum):
-            return
         _SIGTERM["stopped"] = time.monotonic()
         raise Terminated
-
-    def interrupt(signum, frame):  # Python's own Ctrl-C, but for a finalizer
-        if not _unraisable_here(frame, signum):
-            raise KeyboardInterrupt
 
     _SIGTERM["stopped"] = None
     previous: dict = {}
@@ -75,15 +78,23 @@ def sigterm_stops():
     # the end of its --resume record unwritten
     hangup = getattr(signal, "SIGHUP", None)  # not on Windows
     stops = [signal.SIGTERM] + ([hangup] if hangup and signal.getsignal(hangup) is not signal.SIG_IGN else [])
-    ctrl_c = signal.getsignal(signal.SIGINT) is signal.default_int_handler  # not where ignored, or a caller's own
+    hook = sys.unraisablehook
     try:
         with contextlib.suppress(ValueError):  # not the main thread (a caller's own runner): leave signals alone
             for stop in stops:
                 previous[stop] = signal.signal(stop, terminate)
-            if ctrl_c:
-                previous[signal.SIGINT] = signal.signal(signal.SIGINT, interrupt)
+        if previous:
+            sys.unraisablehook = functools.partial(_lost, previous=hook)
         yield
+        with _AGAIN:
+            owed, _OWED["signal"] = _OWED["signal"], None
+        if owed is not None:  # lost at the block's end, and not sent again yet: the stop is now
+            raise Terminated if owed == signal.SIGTERM else KeyboardInterrupt
     finally:
+        with _AGAIN:
+            _OWED["signal"] = None  # ended by an exception of its own: nothing more is sent
+        if previous:
+            sys.unraisablehook = hook
         for stop, handler in previous.items():  # None: a handler not set from Python, which cannot be set back
             signal.signal(stop, signal.SIG_DFL if handler is None else handler)
 

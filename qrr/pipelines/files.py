@@ -260,11 +260,17 @@ def check_appendable(path: str, inputs: Iterable[str | os.PathLike | None], kind
         if os.path.exists(path):
             with open(path, "a", encoding="utf-8"):
                 pass
-        else:  # a file of another name where it will be (a link to a new file: beside its target), not the
-            # file itself: another run that opened it in the moment between creating and removing it lost its results
-            probe, name = tempfile.mkstemp(prefix=".qrr-probe-", dir=os.path.dirname(os.path.realpath(path)))
-            os.close(probe)
-            os.unlink(name)  # a run that fails before its first result leaves no file behind
+        else:  # a file named after it where it will be (a link to a new file: beside its target), not the file
+            # itself: another run that opened it in the moment between making and removing it lost its results
+            with contextlib.suppress(FileNotFoundError):  # a link to a new file
+                os.stat(path)  # a link that leads back to itself: "Too many levels of symbolic links"
+            real = os.path.realpath(path)
+            probe, name = tempfile.mkstemp(prefix=f".{os.path.basename(real)}.", suffix=".qrr-probe",
+                                           dir=os.path.dirname(real))  # fmt: skip
+            try:
+                os.close(probe)
+            finally:  # a run that fails before its first result leaves no file behind
+                os.unlink(name)
     except OSError as exc:
         raise InputError(
             f"{{output}} {path}: not writable here ({exc.strerror}); give a file you can write", "output"
