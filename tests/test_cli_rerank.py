@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io as stdio
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -180,6 +181,14 @@ def test_resume_goes_on_from_any_cut(cli, rerank_args, tmp_path, fmt):
             assert f"{out}: its last line was cut off mid-write and is dropped" in result.stderr
         elif cut == len(lines[0]) + 5:
             assert f"{out}: the last query was unfinished; it is reranked again" in result.stderr
+    # a machine's crash: NULs where its last writes were, from within a line (it was refused: "give a new file")
+    for cut in (len(b"".join(lines[:4])) + 5, len(full) - 3):
+        out.write_bytes(full[:cut] + b"\0" * 5000)
+        result = cli("rerank", *rerank_args, "--depth", "4", "--resume", str(out))
+        assert result.exit_code == 0, result.output
+        same_run(str(out), str(whole))
+        assert result.stderr.startswith(f"{out}: it ended in 5,000 zero bytes, what a machine's crash leaves")
+        assert "cut off mid-write" not in result.stderr
 
 
 def with_the_rest(beir_dir, expected):
@@ -524,11 +533,14 @@ def test_ctrl_c_without_resume_points_to_it(cli, rerank_args, fake):
 
 
 def test_progress_lines_when_stderr_is_a_log(cli, rerank_args, monkeypatch):
+    quiet = cli("rerank", *rerank_args, "--depth", "2")
+    assert (quiet.exit_code, quiet.stderr) == (0, "")  # a short run's log: no line
     monkeypatch.setattr(qrr.cli.render._Lines, "interval", 0.0)
     result = cli("rerank", *rerank_args, "--depth", "2")
     lines = result.stderr.splitlines()
     assert lines[0].startswith("reranked 1/5 queries in 0:0") and "left" in lines[0]
-    assert len(lines) == 4  # not after the last query
+    assert len(lines) == 5  # not after the last query, but a last line saying the run is done
+    assert re.fullmatch(r"reranked 5/5 queries in 0:0\d; done", lines[-1])  # it ended at 4/5, as if the run had died
 
 
 def test_progress_bar_on_a_terminal_keeps_results_on_stdout(cli, rerank_args, monkeypatch, expected):

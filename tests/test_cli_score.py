@@ -379,6 +379,21 @@ def test_resume_goes_on_after_an_interrupt(cli, fake, tmp_path):
         result = cli("score", str(pairs), "--resume", str(out))
         assert result.exit_code == 0 and result.stderr.startswith(f"{out}: its last line was cut off mid-write")
         assert out.read_text() == full
+    # a machine's crash: the file's length reached the disk and its last writes did not, NULs in their place, from
+    # within a line (the note said to give a new file)
+    lines = full.splitlines(keepends=True)
+    out.write_bytes("".join(lines[:-3]).encode() + lines[-3][:7].encode() + b"\0" * 5000)
+    result = cli("score", str(pairs), "--resume", str(out))
+    assert result.exit_code == 0 and result.stderr.startswith(
+        f"{out}: it ended in 5,000 zero bytes, what a machine's crash leaves of writes that never reached the disk; "
+        f"they are dropped, with the line they cut, and what they held is scored again\nresuming {out}: 2,097 pairs "
+        "done\n"
+    )
+    assert jsonl(out.read_text()) == whole
+    not_ours = tmp_path / "archive.tar"  # NULs end it, but it is no output of qrr's: refused, and left as it was
+    not_ours.write_bytes(b"a tar header\n" + b"\0" * 1024)
+    assert cli("score", str(pairs), "--resume", str(not_ours)).exit_code == 2
+    assert not_ours.read_bytes() == b"a tar header\n" + b"\0" * 1024
     fresh = tmp_path / "fresh.jsonl"
     assert ok(cli("score", "-q", "q", "-d", "a", "-d", "b", "--resume", str(fresh))) == ""
     assert [r["index"] for r in jsonl(fresh.read_text())] == [0, 1]  # -q/-d too
@@ -951,7 +966,8 @@ def test_the_vllm_recipe(cli, tiny_model, tiny):
     )
 
 
-@pytest.mark.parametrize("stop", ["SIGTERM", "SIGHUP"])  # SIGHUP: a terminal or SSH session closed (unless nohup)
+# SIGHUP: a terminal or SSH session closed (unless nohup); SIGUSR1, SIGUSR2: Slurm's --signal before a job's time is up
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2"])
 def test_a_pause_in_the_input_writes_the_results_so_far(stop):
     """tail -f log | qrr score printed nothing until 1,024 lines had come, or the input's end."""
     import select
@@ -972,7 +988,7 @@ def test_a_pause_in_the_input_writes_the_results_so_far(stop):
         process.stdin.flush()
         assert json.loads(process.stdout.readline())["index"] == 1
         # stopped while the input pauses, its reading thread waiting on stdin: Python's shutdown aborted there
-        process.send_signal(getattr(signal, stop))  # SIGHUP ended it at once, without a word (exit 129)
+        process.send_signal(getattr(signal, stop))  # SIGHUP, SIGUSR1 ended it at once, without a word (129, 138)
         assert process.wait(60) == 143
         assert process.stderr.read() == ("error: terminated after writing the results of 2 pairs; --resume OUT writes "
                                          "results that a later run goes on with\n")  # fmt: skip

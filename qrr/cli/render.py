@@ -556,6 +556,14 @@ class _Lines:
         stderr.print(f"reranked {self.done_queries}/{self.queries} queries in {_clock(elapsed)}, "
                      f"about {_clock(left)} left", highlight=False)  # fmt: skip
 
+    def finish(self) -> None:
+        """The last line, where earlier ones were written: a job's log ended at "reranked 674/800 queries", as if the
+        run had died there."""
+        if self.last > self.start:
+            elapsed = time.monotonic() - self.start
+            stderr.print(f"reranked {self.done_queries}/{self.queries} queries in {_clock(elapsed)}; done",
+                         highlight=False)  # fmt: skip
+
 
 def _clock(seconds: float, hours: bool = False) -> str:
     """``M:SS``, or ``H:MM:SS`` where there are hours (always, with ``hours``)."""
@@ -582,7 +590,9 @@ def query_progress(queries: int, pairs: int):
     once the work has run ``SHOW_AFTER`` seconds) on a terminal, else a line now and then. Yields an object with
     ``pairs(n)`` and ``query(qid)``."""
     if not animated(stderr):
-        yield _Lines(queries, pairs)
+        lines = _Lines(queries, pairs)
+        yield lines
+        lines.finish()  # not after an error or Ctrl-C: their own lines say how far the work got
         return
     from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -754,6 +764,14 @@ def all_bad(skipped: Skipped, noun: str, verb: str, unit: str = "line") -> Input
     if skipped.files:  # a UTF-16 file is no bad line
         return InputError(f"nothing of the input could be read ({skipped.count:,} skipped): no {noun} to {verb}")
     return InputError(f"every {unit} of the input was bad ({skipped.count:,} skipped): no {noun} to {verb}")
+
+
+def crash_zeros(path: str, count: int) -> str:
+    """The note on a --resume file that ended in ``count`` NUL bytes (``zero_tail``), dropped."""
+    return (
+        f"{path}: it ended in {plural(count, 'zero byte')}, what a machine's crash leaves of writes that never "
+        "reached the disk; they are dropped, with the line they cut, and what they held is scored again"
+    )
 
 
 def nothing_left(verb: str, checked: bool = False) -> str:

@@ -7,7 +7,17 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from qrr.cli.base import model_options, remote_or_local, stderr
-from qrr.cli.render import Blanks, Skipped, cut_to, nothing_left, query_progress, report, skipping, unrecorded
+from qrr.cli.render import (
+    Blanks,
+    Skipped,
+    crash_zeros,
+    cut_to,
+    nothing_left,
+    query_progress,
+    report,
+    skipping,
+    unrecorded,
+)
 from qrr.errors import InputError
 
 
@@ -95,8 +105,11 @@ def rerank_showing_progress(inputs, output, top_k, rerank, verbose: bool, others
         cut = output.prepare(inputs, top_k, others)
         done = output.done
         if output.path and (cut or done):
+            if output.zeroed:
+                stderr.print(crash_zeros(output.path, output.zeroed), highlight=False)
             if cut and output.cut_query is None:
-                stderr.print(f"{output.path}: its last line was cut off mid-write and is dropped", highlight=False)
+                if not output.zeroed:  # whose note says it
+                    stderr.print(f"{output.path}: its last line was cut off mid-write and is dropped", highlight=False)
             elif cut and others and output.cut_query in others:  # eval: a query it does not rerank
                 stderr.print(
                     f"{output.path}: the last query, {output.cut_query}, looked unfinished and is cut off; it "

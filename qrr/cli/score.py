@@ -59,6 +59,7 @@ from qrr.cli.render import (
     Blanks,
     LineCount,
     all_bad,
+    crash_zeros,
     cut_to,
     no_input,
     progress,
@@ -385,7 +386,9 @@ def _resumed(path: str | None, sources: list[str], settings: dict | None, skips:
         return None
     saved = pipelines.ScoresOutput.checked(path, inputs=sources, settings=settings)
     saved.prepare(skips)
-    if saved.cut:
+    if saved.zeroed:
+        stderr.print(crash_zeros(path, saved.zeroed), highlight=False)
+    elif saved.cut:
         stderr.print(f"{path}: its last line was cut off mid-write and is dropped", highlight=False)
     if saved.done:
         stderr.print(f"resuming {path}: {plural(saved.done, 'pair')} done", highlight=False)

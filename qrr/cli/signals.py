@@ -61,7 +61,8 @@ def _send_again(signum: int) -> None:
 def sigterm_stops():
     """While a command runs, SIGTERM (a scheduler's preemption, ``kill``, ``timeout``) stops it as Ctrl-C does,
     raising ``Terminated``: finished results stay written and the command says how far it got. Python's default
-    would end the process at once, without a word. ``qrr serve`` sets its own handlers inside this."""
+    would end the process at once, without a word. So do SIGHUP, SIGUSR1 and SIGUSR2, unless ignored or handled.
+    ``qrr serve`` sets its own handlers inside this."""
 
     def terminate(signum, frame):
         if _SIGTERM["stopped"] is not None and time.monotonic() - _SIGTERM["stopped"] < TWIN_WITHIN:
@@ -78,6 +79,10 @@ def sigterm_stops():
     # the end of its --resume record unwritten
     hangup = getattr(signal, "SIGHUP", None)  # not on Windows
     stops = [signal.SIGTERM] + ([hangup] if hangup and signal.getsignal(hangup) is not signal.SIG_IGN else [])
+    # SIGUSR1 and SIGUSR2 where they would end the process without a word (exit 138, 140): Slurm's --signal sends one
+    # before a job's time is up, for it to stop while it can
+    stops += [s for s in (getattr(signal, f"SIGUSR{n}", None) for n in (1, 2)) if s and signal.getsignal(s) is
+              signal.SIG_DFL]  # fmt: skip
     hook = sys.unraisablehook
     try:
         with contextlib.suppress(ValueError):  # not the main thread (a caller's own runner): leave signals alone

@@ -63,6 +63,8 @@ class _Claimed:
     settings: dict | None = field(default=None, repr=False, compare=False)  # the run's, kept beside the file
     held: bool = field(default=False, repr=False, compare=False)  # the file held results when prepared
     settings_kept: bool = field(default=False, repr=False, compare=False)
+    # the NUL bytes that ended the file when prepared, dropped with the line they cut (``zero_tail``)
+    zeroed: int = field(default=0, repr=False, compare=False)
     # the record kept beside the file, where it is the file's
     kept: dict | None = field(default=None, repr=False, compare=False)
     # the settings this run has and the record does not know (a server that did not say them, an older qrr's
@@ -316,6 +318,30 @@ SAYS_WHAT_TO_DO = InputError | Stopped | OutputBusy
 # go on from and wrote every result after it twice. So an output is locked (flock, where the system has it) from
 # before it is read to go on from (``claim``) until its writing ends, and where it did not exist yet, a run that
 # finds it grown since it looked stops (``open_exclusive``).
+
+
+def zero_tail(path: str) -> tuple[int, int] | None:
+    """Where the file at ``path`` ends in NUL bytes, what a machine's crash leaves where the file's length reached the
+    disk and its last writes did not: the end of its last whole line before them, and how many there are; ``None``
+    where it does not end in one. What comes before is read as any output's lines are, and only then cut."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        start = size
+        while start > 0:  # back over the NULs, a block at a time
+            step = min(1 << 16, start)
+            handle.seek(start - step)
+            kept = len(handle.read(step).rstrip(b"\0"))
+            start -= step - kept
+            if kept:
+                break
+        if start == size:
+            return None
+        back = max(0, start - (1 << 20))  # a line of qrr's is far shorter
+        handle.seek(back)
+        newline = handle.read(start - back).rfind(b"\n")
+    if newline < 0 and back > 0:
+        return None
+    return back + newline + 1, size - start
 
 
 def claim(path: str):

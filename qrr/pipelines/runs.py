@@ -24,6 +24,7 @@ from qrr.pipelines.files import (
     check_appendable,
     check_not_input,
     claim,
+    zero_tail,
 )
 from qrr.pipelines.streams import _calls, _CountedOnce, call_room, check_scorer, check_sink, no_room
 from qrr.reranker import ProgressBar, Scorer, Stats, check_call, spans
@@ -235,10 +236,14 @@ class RunOutput(_Claimed):
         else:
             expected = {j.qid: min(len(j.docids), top_k or len(j.docids)) for j in inputs.jobs}
             rest = None
-        done, keep = resume_point(self.path, self.fmt, expected, others, self.tag, documents, rest)
+        zeros = zero_tail(self.path)
+        self.zeroed = zeros[1] if zeros is not None else 0
+        end = zeros[0] if zeros is not None else None
+        done, keep = resume_point(self.path, self.fmt, expected, others, self.tag, documents, rest, end)
         cut = keep < os.path.getsize(self.path)
         if cut:
-            self.cut_query = _query_at(self.path, self.fmt, keep)
+            if end is None or keep < end:  # not what the NULs cut alone
+                self.cut_query = _query_at(self.path, self.fmt, keep)
             os.truncate(self.path, keep)
             self.size = keep
         self.written = written_results(self.path, self.fmt, done, inputs)
@@ -264,6 +269,7 @@ def resume_point(
     tag: str | None = None,
     documents: Mapping[str, Collection[str]] | None = None,
     rest: Mapping[str, Collection[str]] | None = None,
+    end: int | None = None,
 ) -> tuple[set[str], int]:
     """What an interrupted output already holds: the queries it completes and the bytes up to the end of the
     last complete one. A query cut off by the interruption (or a half-written line) lies after that point.
@@ -277,7 +283,8 @@ def resume_point(
     TREC line of a query to rerank with another tag (going on would mix two tags in one run), and with
     ``documents`` (each query's documents to rerank) a result of a query to rerank that names another document.
     With ``rest`` (each query's documents of the first stage not reranked: ``RunInputs.keep_rest``), those are
-    written with their first-stage rank negated, and the documents reranked with a p(yes)."""
+    written with their first-stage rank negated, and the documents reranked with a p(yes). ``end``: where the file's
+    lines end (``zero_tail``), what follows is not read."""
     if not isinstance(others, Mapping):
         others = dict.fromkeys(others or (), 0)
     done: set[str] = set()
@@ -288,8 +295,8 @@ def resume_point(
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, 1):
             start, offset = offset, offset + len(raw)
-            if not raw.endswith(b"\n"):
-                break  # the line the interruption cut
+            if not raw.endswith(b"\n") or end is not None and offset > end:
+                break  # the line the interruption cut, or a crash's NULs
             where = f"{label}:{number}"
             qid, docid, score = formats.result_line(raw, fmt, where)
             ranked = score <= -1 and score.is_integer()  # a first-stage rank negated: the rest's

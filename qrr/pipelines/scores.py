@@ -27,6 +27,7 @@ from qrr.pipelines.files import (
     claim,
     file_size,
     settings_path,
+    zero_tail,
 )
 from qrr.pipelines.streams import ScoredChunk, _fingerprint, _triple, check_scorer, check_sink, no_room, score_records
 from qrr.reranker import ProgressBar, Scorer, Stats, check_call, pair_rows
@@ -95,8 +96,11 @@ class ScoresOutput(_Claimed):
     def _read(self) -> None:
         end = 0
         self.size = os.path.getsize(self.path)
+        zeros = zero_tail(self.path)
         with open(self.path, "rb") as handle:
             for number, raw in enumerate(handle, 1):
+                if zeros is not None and end + len(raw) > zeros[0]:  # into a crash's NULs: dropped once read
+                    break
                 where = f"{self.path}:{number}"
                 # a result cut off mid-write, anywhere (a full disk cuts a buffered write at any byte)
                 if not raw.endswith(b"\n") and (raw.startswith(b'{"index":') or b'{"index":'.startswith(raw)):
@@ -122,9 +126,9 @@ class ScoresOutput(_Claimed):
                 if self.copied is None:  # any result, not only the last: a label only some pairs have
                     self.copied = next((k for k in row if k not in formats.SCORE_FIELDS and not is_id_field(k)), None)
                 end += len(raw)
-        if self.cut:
+        if self.cut or zeros is not None:
             os.truncate(self.path, end)
-            self.size = end
+            self.size, self.zeroed = end, zeros[1] if zeros is not None else 0
 
     def open(self):
         """OUT, to append results to, held against another run's writes (``open_exclusive``)."""
