@@ -181,7 +181,7 @@ def test_resume_goes_on_from_any_cut(cli, rerank_args, tmp_path, fmt):
             assert f"{out}: its last line was cut off mid-write and is dropped" in result.stderr
         elif cut == len(lines[0]) + 5:
             assert f"{out}: the last query was unfinished; it is reranked again" in result.stderr
-    # a machine's crash: NULs where its last writes were, from within a line (it was refused: "give a new file")
+    # a machine's crash: NULs where its last writes were, from within a line (said as a line cut mid-write)
     for cut in (len(b"".join(lines[:4])) + 5, len(full) - 3):
         out.write_bytes(full[:cut] + b"\0" * 5000)
         result = cli("rerank", *rerank_args, "--depth", "4", "--resume", str(out))
@@ -189,6 +189,11 @@ def test_resume_goes_on_from_any_cut(cli, rerank_args, tmp_path, fmt):
         same_run(str(out), str(whole))
         assert result.stderr.startswith(f"{out}: it ended in 5,000 zero bytes, what a machine's crash leaves")
         assert "cut off mid-write" not in result.stderr
+    not_ours = tmp_path / "empty.db"  # no run's, and NULs end it: refused, and left as it was
+    not_ours.write_bytes(b"SQLite format 3\0" + b"\0" * 4080)
+    result = cli("rerank", *rerank_args, "--depth", "4", "--resume", str(not_ours))
+    assert result.exit_code == 2 and f"{not_ours}:1: not a line of a run qrr writes" in result.stderr, result.stderr
+    assert not_ours.read_bytes() == b"SQLite format 3\0" + b"\0" * 4080
 
 
 def with_the_rest(beir_dir, expected):

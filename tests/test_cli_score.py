@@ -390,10 +390,14 @@ def test_resume_goes_on_after_an_interrupt(cli, fake, tmp_path):
         "done\n"
     )
     assert jsonl(out.read_text()) == whole
-    not_ours = tmp_path / "archive.tar"  # NULs end it, but it is no output of qrr's: refused, and left as it was
-    not_ours.write_bytes(b"a tar header\n" + b"\0" * 1024)
-    assert cli("score", str(pairs), "--resume", str(not_ours)).exit_code == 2
-    assert not_ours.read_bytes() == b"a tar header\n" + b"\0" * 1024
+    # NULs end them, but they are no output of qrr's: refused, and left as they were
+    for name, data in (("archive.tar", b"a tar header\n" + b"\0" * 1024), ("empty.db", b"SQLite format 3\0" + b"\0" *
+                       4080), ("zeros.img", b"\0" * 70_000)):  # fmt: skip
+        not_ours = tmp_path / name
+        not_ours.write_bytes(data)
+        result = cli("score", str(pairs), "--resume", str(not_ours))
+        assert result.exit_code == 2 and result.stderr.startswith(f"error: {not_ours}:1: "), result.stderr
+        assert not_ours.read_bytes() == data
     fresh = tmp_path / "fresh.jsonl"
     assert ok(cli("score", "-q", "q", "-d", "a", "-d", "b", "--resume", str(fresh))) == ""
     assert [r["index"] for r in jsonl(fresh.read_text())] == [0, 1]  # -q/-d too

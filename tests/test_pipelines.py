@@ -751,6 +751,22 @@ def test_an_output_the_file_system_refuses_is_said_before_any_work(tmp_path, mon
     assert [p.name for p in tmp_path.iterdir()] == ["loop.jsonl"]  # no probe left behind
 
 
+def test_a_crashs_nuls_are_found_after_a_whole_line_and_never_read(tmp_path):
+    from qrr.pipelines.files import lines_until, zero_tail
+
+    path = tmp_path / "out"
+    for data, said in ((b"", None), (b'{"a":1}\n', None), (b"a\nb" + b"\0" * 5, (2, 5)), (b"a\n" + b"\0" * 70_000,
+                       (2, 70_000)), (b"ab" + b"\0" * 9, None), (b"\0" * 9, None), (b"a\n\0\0b\n", None),
+                       (b"x" * (1 << 20) + b"\n" + b"y" * (1 << 20) + b"\0", None)):  # fmt: skip
+        path.write_bytes(data)
+        assert zero_tail(str(path)) == said, data[:20]
+    path.write_bytes(b"a\nbc\nd" + b"\0" * 10)
+    with open(path, "rb") as handle:
+        assert list(lines_until(handle, 5)) == [b"a\n", b"bc\n"]
+        handle.seek(0)
+        assert list(lines_until(handle, None)) == [b"a\n", b"bc\n", b"d" + b"\0" * 10]
+
+
 def test_the_check_that_a_new_output_can_be_written_never_makes_or_removes_the_output(tmp_path, monkeypatch):
     """Runs started at once on one new --resume file: the check made the file and removed it again, and a run that
     opened it in between wrote its results into a file that was gone."""

@@ -355,7 +355,7 @@ def output_format(path: str | os.PathLike) -> str | None:
     """``trec`` or ``jsonl`` by the first line of an existing output, or None where it is missing or empty."""
     try:
         with open(path, "rb") as handle:
-            first = handle.readline()
+            first = handle.readline(1 << 16)  # not a crash's NULs, by the gigabyte
     except FileNotFoundError:
         return None
     return None if not first.strip() else ("jsonl" if first.lstrip().startswith(b"{") else "trec")

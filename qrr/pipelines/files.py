@@ -321,9 +321,11 @@ SAYS_WHAT_TO_DO = InputError | Stopped | OutputBusy
 
 
 def zero_tail(path: str) -> tuple[int, int] | None:
-    """Where the file at ``path`` ends in NUL bytes, what a machine's crash leaves where the file's length reached the
-    disk and its last writes did not: the end of its last whole line before them, and how many there are; ``None``
-    where it does not end in one. What comes before is read as any output's lines are, and only then cut."""
+    """Where the file at ``path`` ends in NUL bytes after a whole line, what a machine's crash leaves where the file's
+    length reached the disk and its last writes did not: the end of its last whole line before them, and how many
+    there are; ``None`` where it does not end so. The lines before are read as any output's are, and only then is
+    the rest cut: a file without a whole line before its NULs (a database, an image of zeros) is never taken for
+    one."""
     size = os.path.getsize(path)
     with open(path, "rb") as handle:
         start = size
@@ -339,9 +341,21 @@ def zero_tail(path: str) -> tuple[int, int] | None:
         back = max(0, start - (1 << 20))  # a line of qrr's is far shorter
         handle.seek(back)
         newline = handle.read(start - back).rfind(b"\n")
-    if newline < 0 and back > 0:
+    if newline < 0:
         return None
     return back + newline + 1, size - start
+
+
+def lines_until(handle, end: int | None):
+    """The lines of ``handle`` (binary, from where it is) that end by byte ``end`` (``None``: every line), read a line
+    at a time: never the NULs after ``end``, which a crash may leave by the gigabyte."""
+    if end is None:
+        yield from handle
+        return
+    at = handle.tell()
+    while at < end and (raw := handle.readline(end - at)):
+        at += len(raw)
+        yield raw
 
 
 def claim(path: str):

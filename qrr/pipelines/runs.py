@@ -24,6 +24,7 @@ from qrr.pipelines.files import (
     check_appendable,
     check_not_input,
     claim,
+    lines_until,
     zero_tail,
 )
 from qrr.pipelines.streams import _calls, _CountedOnce, call_room, check_scorer, check_sink, no_room
@@ -293,10 +294,13 @@ def resume_point(
     current = None
     label = str(path)
     with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, 1):
+        for number, raw in enumerate(lines_until(handle, end), 1):  # up to a crash's NULs
             start, offset = offset, offset + len(raw)
-            if not raw.endswith(b"\n") or end is not None and offset > end:
-                break  # the line the interruption cut, or a crash's NULs
+            if not raw.endswith(b"\n"):
+                if b"\0" in raw or not _text(raw):  # no line of a run's: a database, say, which cutting would lose
+                    raise InputError(f"{label}:{number}: not a line of a run qrr writes; the file is not a run qrr "
+                                     f"wrote{GO_ON}")  # fmt: skip
+                break  # the line the interruption cut
             where = f"{label}:{number}"
             qid, docid, score = formats.result_line(raw, fmt, where)
             ranked = score <= -1 and score.is_integer()  # a first-stage rank negated: the rest's
@@ -382,6 +386,15 @@ def written_results(path: str | os.PathLike, fmt: str, done: Collection[str], in
     job = jobs[first]
     return [Written(where, job.qid, docid, job.query, inputs.corpus[docid], score)
             for where, docid, score in dict.fromkeys([lines[0], lines[len(lines) // 2]])]  # fmt: skip
+
+
+def _text(raw: bytes) -> bool:
+    """Whether ``raw`` is UTF-8, but for a character its end may cut."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(raw) - 3 and exc.reason == "unexpected end of data"
+    return True
 
 
 def _query_at(path: str | os.PathLike, fmt: str, offset: int) -> str | None:

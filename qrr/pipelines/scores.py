@@ -26,6 +26,7 @@ from qrr.pipelines.files import (
     check_appendable,
     claim,
     file_size,
+    lines_until,
     settings_path,
     zero_tail,
 )
@@ -98,9 +99,8 @@ class ScoresOutput(_Claimed):
         self.size = os.path.getsize(self.path)
         zeros = zero_tail(self.path)
         with open(self.path, "rb") as handle:
-            for number, raw in enumerate(handle, 1):
-                if zeros is not None and end + len(raw) > zeros[0]:  # into a crash's NULs: dropped once read
-                    break
+            # up to a crash's NULs, dropped once what comes before is read as qrr's
+            for number, raw in enumerate(lines_until(handle, zeros[0] if zeros else None), 1):
                 where = f"{self.path}:{number}"
                 # a result cut off mid-write, anywhere (a full disk cuts a buffered write at any byte)
                 if not raw.endswith(b"\n") and (raw.startswith(b'{"index":') or b'{"index":'.startswith(raw)):
@@ -129,6 +129,7 @@ class ScoresOutput(_Claimed):
         if self.cut or zeros is not None:
             os.truncate(self.path, end)
             self.size, self.zeroed = end, zeros[1] if zeros is not None else 0
+            self.held = end > 0  # cut to nothing: the run starts the file, and its record
 
     def open(self):
         """OUT, to append results to, held against another run's writes (``open_exclusive``)."""
