@@ -237,9 +237,7 @@ class RunOutput(_Claimed):
         else:
             expected = {j.qid: min(len(j.docids), top_k or len(j.docids)) for j in inputs.jobs}
             rest = None
-        zeros = zero_tail(self.path)
-        self.zeroed = zeros[1] if zeros is not None else 0
-        end = zeros[0] if zeros is not None else None
+        end, self.zeroed = zero_tail(self.path) or (None, 0)
         done, keep = resume_point(self.path, self.fmt, expected, others, self.tag, documents, rest, end)
         cut = keep < os.path.getsize(self.path)
         if cut:

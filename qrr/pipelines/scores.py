@@ -97,10 +97,10 @@ class ScoresOutput(_Claimed):
     def _read(self) -> None:
         end = 0
         self.size = os.path.getsize(self.path)
-        zeros = zero_tail(self.path)
+        lines_end, zeroed = zero_tail(self.path) or (None, 0)
         with open(self.path, "rb") as handle:
             # up to a crash's NULs, dropped once what comes before is read as qrr's
-            for number, raw in enumerate(lines_until(handle, zeros[0] if zeros else None), 1):
+            for number, raw in enumerate(lines_until(handle, lines_end), 1):
                 where = f"{self.path}:{number}"
                 # a result cut off mid-write, anywhere (a full disk cuts a buffered write at any byte)
                 if not raw.endswith(b"\n") and (raw.startswith(b'{"index":') or b'{"index":'.startswith(raw)):
@@ -126,9 +126,9 @@ class ScoresOutput(_Claimed):
                 if self.copied is None:  # any result, not only the last: a label only some pairs have
                     self.copied = next((k for k in row if k not in formats.SCORE_FIELDS and not is_id_field(k)), None)
                 end += len(raw)
-        if self.cut or zeros is not None:
+        if self.cut or zeroed:
             os.truncate(self.path, end)
-            self.size, self.zeroed = end, zeros[1] if zeros is not None else 0
+            self.size, self.zeroed = end, zeroed
             self.held = end > 0  # cut to nothing: the run starts the file, and its record
 
     def open(self):
