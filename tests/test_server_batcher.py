@@ -9,7 +9,7 @@ import pytest
 
 from qrr import Reranker
 from qrr.errors import InputError
-from qrr.server.batcher import Abandoned, Batcher, QueueFull, _Call, estimate, retry_after
+from qrr.server.batcher import Abandoned, Batcher, Job, QueueFull, _Call, estimate, retry_after
 
 
 class Gate(Reranker):
@@ -184,7 +184,7 @@ def test_a_stop_does_not_wait_on_a_pass_no_client_waits_for(fake, tmp_path):
 
 
 def test_a_full_queue_asks_a_client_to_come_back_when_the_call_running_now_ends():
-    call = _Call([], pairs=40, tokens=400, began=100.0)
+    call = _Call([Job([("q", "d", None)] * 40, tokens=400)], began=100.0)  # 40 pairs, about 400 tokens
     assert call.seconds_left(101.0, rate=None) == 0.0  # nothing tells
     assert call.seconds_left(101.0, rate=80.0) == 4.0  # before its first pass: its tokens at the last call's pace
     assert call.seconds_left(109.0, rate=80.0) == 0.0

@@ -57,11 +57,15 @@ class _Call:
     forward passes have scored and when the last one ended (``time.perf_counter``)."""
 
     jobs: list[Job]
-    pairs: int
-    tokens: int
     began: float
+    pairs: int = field(init=False)
+    tokens: int = field(init=False)
     done: int = 0
     last: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.pairs = sum(len(job.triples) for job in self.jobs)
+        self.tokens = sum(job.tokens for job in self.jobs)
 
     def scored(self, n: int) -> None:
         self.last = time.perf_counter()
@@ -195,8 +199,7 @@ class Batcher:
             self.busy = False
 
     def _score(self, jobs: list[Job]) -> None:
-        start = time.perf_counter()
-        call = _Call(jobs, sum(len(job.triples) for job in jobs), sum(job.tokens for job in jobs), start)
+        call = _Call(jobs, time.perf_counter())
 
         def progress(n: int) -> None:
             call.scored(n)
@@ -211,7 +214,7 @@ class Batcher:
                 scores = self.reranker.score([t for job in jobs for t in job.triples], progress=progress)
             finally:
                 self._running = None
-            seconds = time.perf_counter() - start
+            seconds = time.perf_counter() - call.began
         except Abandoned:
             self.abandoned += 1
             return _abandon(jobs)
