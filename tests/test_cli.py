@@ -787,3 +787,67 @@ def test_as_a_containers_first_process_a_sigterm_in_the_imports_ends_it():
     left = "import signal, qrr.cli; print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)"
     out = subprocess.run([sys.executable, "-c", left], capture_output=True, text=True, timeout=60)
     assert out.stdout == "True\n"
+
+
+def test_device_dtype_host_and_port_from_the_environment(cli, monkeypatch, tiny_model):
+    """A container's settings as variables, as ``$QRR_MODEL``: the flag wins, and a bad value is said as the variable
+    it came from (not a flag the user never gave)."""
+    rank = ("rank", "-m", str(tiny_model), "-q", "q", "-d", "a", "-f", "jsonl", "-v")
+    for dtype in ("bf16", "fp32"):  # one of them is not the machine's auto
+        monkeypatch.setenv("QRR_DTYPE", dtype)
+        result = cli(*rank, model=False)
+        assert result.exit_code == 0 and f"on cpu ({dtype}, " in result.stderr, result.stderr
+    assert "on cpu (fp32, " in cli(*rank, "--dtype", "fp32", model=False).stderr  # the flag wins
+    monkeypatch.setenv("QRR_DTYPE", "int8")
+    result = cli(*rank, model=False)
+    assert (result.exit_code, result.stderr) == (2, "error: invalid value for '--dtype' (env var: 'QRR_DTYPE'): "
+                                                    "'int8' is not one of 'auto', 'bf16', 'fp16', 'fp32' (see qrr "
+                                                    "rank -h)\n")  # fmt: skip
+    monkeypatch.delenv("QRR_DTYPE")
+    monkeypatch.setenv("QRR_DEVICE", "tpu")
+    result = cli(*rank, model=False)
+    assert (result.exit_code, result.stderr) == (2, "error: $QRR_DEVICE 'tpu' is unknown: use auto, cpu, mps, cuda or "
+                                                    "cuda:N\n")  # fmt: skip
+    assert cli(*rank, "--device", "cpu", model=False).exit_code == 0
+    monkeypatch.setenv("QRR_DEVICE", "")  # unset, as click reads it
+    assert cli(*rank, model=False).exit_code == 0
+    monkeypatch.setenv("QRR_DEVICE", " ")  # it said "$QRR_DEVICE '' is unknown" after binding the port
+    result = cli(*rank, model=False)
+    assert (result.exit_code, result.stderr) == (2, "error: QRR_DEVICE is blank (' '): give it a value, or unset it\n")
+    monkeypatch.delenv("QRR_DEVICE")
+
+    from qrr.errors import QrrError
+    from qrr.server import app as server
+
+    bound = []
+
+    def bind(host, port):
+        bound.append((host, port))
+        raise QrrError("bound")
+
+    monkeypatch.setattr(server, "bind", bind)
+    monkeypatch.setenv("QRR_HOST", "127.0.0.2")
+    monkeypatch.setenv("QRR_PORT", "8123")
+    serve = ("serve", "-m", str(tiny_model))
+    result = cli(*serve, model=False)
+    assert (result.exit_code, result.stderr, bound) == (1, "error: bound\n", [("127.0.0.2", 8123)])
+    assert cli(*serve, "--host", "127.0.0.3", "--port", "9000", model=False).exit_code == 1
+    assert bound[-1] == ("127.0.0.3", 9000)
+    monkeypatch.setenv("QRR_HOST", "0.0.0.0")
+    result = cli(*serve, model=False)
+    assert result.stderr == ("warning: $QRR_HOST 0.0.0.0 opens the server to the network, and without --api-key anyone "
+                             "who reaches it may use it\nerror: bound\n")  # fmt: skip
+    monkeypatch.setenv("QRR_HOST", "http://127.0.0.1")
+    result = cli(*serve, model=False)
+    assert (result.exit_code, result.stderr) == (2, "error: $QRR_HOST 'http://127.0.0.1': give an address or a host "
+                                                    "name (127.0.0.1, 0.0.0.0), without a scheme, path or port (the "
+                                                    "port is $QRR_PORT)\n")  # fmt: skip
+    monkeypatch.setenv("QRR_HOST", "\t")
+    result = cli(*serve, model=False)
+    assert (result.exit_code, result.stderr) == (2, "error: QRR_HOST is blank ('\\t'): give it a value, or unset it\n")
+    monkeypatch.delenv("QRR_HOST")
+    monkeypatch.setenv("QRR_PORT", "70000")
+    result = cli(*serve, model=False)
+    assert (result.exit_code, result.stderr) == (2, "error: invalid value for '--port' (env var: 'QRR_PORT'): must be "
+                                                    "at most 65535 (see qrr serve -h)\n")  # fmt: skip
+    assert len(bound) == 3

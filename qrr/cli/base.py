@@ -129,6 +129,17 @@ def _peer_option(exc) -> str | None:
     return f"no such option: {name}; qrr's is {ours}"
 
 
+def _unless_from_environment(exc, message: str) -> str:
+    """``message`` without typer's "(env var: 'QRR_PORT')" where the bad value came from the command line, which
+    it names whatever the source."""
+    param, ctx = getattr(exc, "param", None), getattr(exc, "ctx", None)
+    if param is None or ctx is None or not isinstance(getattr(param, "envvar", None), str):
+        return message
+    if getattr(ctx.get_parameter_source(param.name), "name", None) == "ENVIRONMENT":
+        return message
+    return message.replace(f" (env var: '{param.envvar}')", "", 1)
+
+
 class Group(_PlainTypes, TyperGroup):
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         """Typer's own usage errors (a bad option value, a missing one) as one line on stderr and exit 2, as qrr's
@@ -147,7 +158,7 @@ class Group(_PlainTypes, TyperGroup):
             rich_utils.rich_format_error(exc)
             sys.exit(exc.exit_code)
         except ClickException as exc:
-            said = plain_words(_peer_option(exc) or exc.format_message())
+            said = plain_words(_peer_option(exc) or _unless_from_environment(exc, exc.format_message()))
             where = getattr(exc, "ctx", None)
             hint = f" (see {where.command_path} -h)" if where is not None else ""
             stderr.print(Text.assemble(("error: ", "bold red"), said[:1].lower() + said[1:] + hint), markup=False,
@@ -210,6 +221,9 @@ def _complete_device(incomplete: str) -> list[str]:
 
 # ------------------------------------------------------------------------------------------- shared options
 
+# a deployment's settings (a container's environment), as $QRR_MODEL names the model
+DEVICE_ENV, DTYPE_ENV = "QRR_DEVICE", "QRR_DTYPE"
+
 
 def _blank_is_unset(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
     """A blank ``$QRR_MODEL`` as an empty one (which click takes for unset), as the library reads it: ``QRR_MODEL=" "``
@@ -235,10 +249,11 @@ ModelOpt = Annotated[
 DeviceOpt = Annotated[
     str,
     typer.Option("--device", metavar="DEVICE", autocompletion=_complete_device, rich_help_panel="Model",
+                 envvar=DEVICE_ENV, show_envvar=True,
                  help="auto (cuda, then mps, then cpu), cpu, mps, cuda or cuda:N."),
 ]  # fmt: skip
 DtypeOpt = Annotated[
-    Dtype, typer.Option("--dtype", case_sensitive=False, rich_help_panel="Model",
+    Dtype, typer.Option("--dtype", case_sensitive=False, rich_help_panel="Model", envvar=DTYPE_ENV, show_envvar=True,
                         help="auto: bf16 on GPUs and on CPUs with native bf16, fp16 on mps, fp32 elsewhere."),
 ]  # fmt: skip
 MaxLengthOpt = Annotated[
@@ -497,7 +512,8 @@ _BLANK_SAID = {"query", "instruction", "model", "server", "api_key", "score_colu
 
 def refuse_blank_options() -> None:
     """Refuse an option given a blank value on the command line (``--resume "$OUT"`` with ``OUT`` unset): ``--resume
-    ''`` wrote to stdout and kept nothing to go on with, ``--host ''`` listened on every interface."""
+    ''`` wrote to stdout and kept nothing to go on with, ``--host ''`` listened on every interface; or set blank in
+    the environment (``QRR_HOST=" "``)."""
     from typer._click.globals import get_current_context
 
     ctx = get_current_context(silent=True)
@@ -511,6 +527,8 @@ def refuse_blank_options() -> None:
         if not value.strip() and source == "COMMANDLINE":
             flag = max(param.opts, key=len)
             raise InputError(f"{flag} is blank ({value!r}; an unset shell variable?): give it a value, or leave it out")
+        if not value.strip() and source == "ENVIRONMENT":  # an empty one is unset (click's reading); spaces are not
+            raise InputError(f"{param.envvar} is blank ({value!r}): give it a value, or unset it")
 
 
 def from_environment() -> dict[str, str]:

@@ -24,6 +24,7 @@ from qrr.cli.base import (
     VerboseOpt,
     check_given_texts,
     command,
+    from_environment,
     given,
     load_reranker,
     model_options,
@@ -47,12 +48,20 @@ def serve(
     ctx: typer.Context,
     host: Annotated[
         str,
-        typer.Option("--host", rich_help_panel=PANEL, help="Address to listen on; 0.0.0.0 opens it to the network."),
+        typer.Option(
+            "--host",
+            envvar="QRR_HOST",
+            show_envvar=True,
+            rich_help_panel=PANEL,
+            help="Address to listen on; 0.0.0.0 opens it to the network.",
+        ),
     ] = "127.0.0.1",
     port: Annotated[
         int,
         typer.Option(
             "--port",
+            envvar="QRR_PORT",
+            show_envvar=True,
             min=0,
             max=65535,
             rich_help_panel=PANEL,
@@ -181,10 +190,11 @@ def serve(
     from qrr import models
 
     if "/" in host or (host.count(":") == 1 and not host.startswith("[")):  # a URL, host:port: names not found
-        raise InputError(f"--host {host!r}: give an address or a host name (127.0.0.1, 0.0.0.0), without a scheme, "
-                         "path or port (the port is --port)")  # fmt: skip
+        raise InputError(f"{{host}} {host!r}: give an address or a host name (127.0.0.1, 0.0.0.0), without a "
+                         "scheme, path or port (the port is {port})", "host", "port")  # fmt: skip
     if api_key is None and not _loopback(host):
-        stderr.print(f"warning: --host {host} opens the server to the network, and without --api-key anyone who "
+        said = from_environment().get("host", "--host")
+        stderr.print(f"warning: {said} {host} opens the server to the network, and without --api-key anyone who "
                      "reaches it may use it", style="yellow", highlight=False, markup=False)  # fmt: skip
     if not math.isfinite(shutdown_timeout) or shutdown_timeout <= 0:
         raise InputError(f"--shutdown-timeout {shutdown_timeout}: give a number of seconds above 0")
