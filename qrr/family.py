@@ -198,12 +198,13 @@ QWEN3 = Family(
 )  # fmt: skip
 
 
-def run_settings(model: str | None, instruction: str | None, max_length: int, recipe: str) -> dict:
+def run_settings(model: str | None, instruction: str | None, max_length: int, recipe: str,
+                 dtype: str | None = None) -> dict:  # fmt: skip
     """How a run scores, as a --resume file's record keeps it (``Reranker.settings``, the commands' before a model
     loads): the model's key, the instruction as its text (the default's too, so that giving it changes nothing),
-    max length and recipe."""
+    max length, recipe and dtype (its name: ``bf16``; ``None`` where not known)."""
     instruction = QWEN3.default_instruction if instruction is None else instruction
-    return {"model": model, "instruction": instruction, "max_length": max_length, "recipe": recipe}
+    return {"model": model, "instruction": instruction, "max_length": max_length, "recipe": recipe, "dtype": dtype}
 
 
 DEFAULT_MAX_LENGTH = 8192

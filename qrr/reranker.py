@@ -413,8 +413,11 @@ class Reranker(_Predicts):
     def settings(self) -> dict[str, Any]:
         """How this Reranker scores, as a reranked run's output records it (``pipelines.RunOutput``: kept beside
         the file, and checked when a run goes on with it): the model (a repo id, or a folder's full path; ``None``
-        after ``from_model``), the instruction as its text (the default's too), ``max_length`` and ``recipe``."""
-        return run_settings(self._model_key, self.instruction, self.max_length, self.recipe)
+        after ``from_model``), the instruction as its text (the default's too), ``max_length``, ``recipe`` and
+        ``dtype`` (``bf16``: its scores differ from fp32's in rounding, so one file holds one dtype's)."""
+        from qrr.device import dtype_name
+
+        return run_settings(self._model_key, self.instruction, self.max_length, self.recipe, dtype_name(self.dtype))
 
     # ----------------------------------------------------------------------------------------------- scoring
 

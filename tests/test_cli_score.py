@@ -551,6 +551,17 @@ def test_a_record_that_does_not_say_the_recipe_does_not_vouch_for_a_finished_fil
                        "settings)")  # fmt: skip
 
 
+def test_a_record_that_does_not_say_the_dtype_is_not_filled_in(cli, tmp_path):
+    """An older qrr's record: its results' dtype is not known, so it goes on (a result scored again checks it, within
+    a dtype's rounding) and the record never vouches for one."""
+    out, pairs, lines = _half_done(cli, tmp_path)
+    kept = tmp_path / ".out.jsonl.qrr.json"
+    kept.write_text(json.dumps({k: v for k, v in json.loads(kept.read_text()).items() if k != "dtype"}))
+    result = cli("score", str(pairs), "--dtype", "bf16", "--resume", str(out))
+    assert (result.exit_code, result.stderr) == (0, f"resuming {out}: 3 pairs done\n")
+    assert len(out.read_text().splitlines()) == 6 and "dtype" not in json.loads(kept.read_text())
+
+
 def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
     def failed(*args):
         result = cli("score", *args)
@@ -563,13 +574,17 @@ def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
     record = json.loads(kept.read_text())
     assert record.pop("last")["index"] == 5  # the last pair written, by its place and a digest of its texts
     assert record == {"model": "fake", "instruction": DEFAULT_INSTRUCTION, "max_length": 8192,
-                      "recipe": "transformers", "first": lines[0].rstrip("\n")}  # fmt: skip
+                      "recipe": "transformers", "dtype": "fp32", "first": lines[0].rstrip("\n")}  # fmt: skip
     assert failed(str(pairs), "-i", "Find the opposite", "--resume", str(out)) == (
         f'error: --resume {out} was written with --instruction "{DEFAULT_INSTRUCTION}", not "Find the opposite" (as '
         f"{kept} keeps); go on with that, or score into a new file")  # fmt: skip
     assert failed(str(pairs), "--max-length", "512", "--resume", str(out)) == (
         f"error: --resume {out} was written with --max-length 8192, not 512 (as {kept} keeps); go on with that, or "
         "score into a new file")  # fmt: skip
+    # a job requeued on a machine whose auto is bf16 appended bf16 scores to fp32 ones, unsaid
+    assert failed(str(pairs), "--dtype", "bf16", "--resume", str(out)) == (
+        f"error: --resume {out} was written in fp32, not bf16 (as {kept} keeps; one file holds one dtype's scores): "
+        "give --dtype fp32 to go on with it, or score into a new file")  # fmt: skip
     # without the record (an older qrr's file, or one copied alone), its last result scored again tells: the fake
     # model's scores follow the prompt
     kept.unlink()

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from qrr import Reranker, formats, metrics, pipelines
+from qrr.device import dtype_name
 from qrr.errors import InputError, Interrupted, PairError, Stopped
 from qrr.family import QWEN3
 from qrr.pipelines import Job
@@ -391,10 +392,17 @@ def test_a_python_run_keeps_its_settings_and_one_with_others_is_refused(beir_dir
     out = tmp_path / "out.trec"
     pipelines.rerank_run(rr, beir_inputs(beir_dir), pipelines.RunOutput.checked(out))
     kept = orjson.loads((tmp_path / ".out.trec.qrr.json").read_bytes())
+    dtype = dtype_name(rr.dtype)  # auto's: bf16 or fp32, by the CPU
     assert (
-        {k: kept[k] for k in ("model", "instruction", "max_length", "recipe")}
+        {k: kept[k] for k in ("model", "instruction", "max_length", "recipe", "dtype")}
         == rr.settings()
-        == {"model": "fake", "instruction": QWEN3.default_instruction, "max_length": 8192, "recipe": "transformers"}
+        == {
+            "model": "fake",
+            "instruction": QWEN3.default_instruction,
+            "max_length": 8192,
+            "recipe": "transformers",
+            "dtype": dtype,
+        }
     )
     lines = out.read_bytes().splitlines(keepends=True)
     out.write_bytes(b"".join(lines[:8]))  # two queries done
@@ -417,6 +425,14 @@ def test_a_python_run_keeps_its_settings_and_one_with_others_is_refused(beir_dir
     out.write_bytes(b"".join(lines[:8]))
     with pytest.raises(InputError, match=said):
         pipelines.rerank_run(other, beir_inputs(beir_dir), reused)
+    # another dtype's scores differ in rounding: a file of one and another's were mixed, unsaid
+    unlike = "fp32" if dtype == "bf16" else "bf16"
+    with pytest.raises(InputError, match=f"^output {out} was written in {dtype}, not {unlike} \\(as "
+                                         f"{tmp_path / '.out.trec.qrr.json'} keeps; one file holds one dtype's "
+                                         f"scores\\): give dtype {dtype} to go on with it, or rerank into a new "
+                                         "file$"):  # fmt: skip
+        pipelines.rerank_run(Reranker("fake", dtype=unlike), beir_inputs(beir_dir), pipelines.RunOutput.checked(out))
+    assert len(out.read_bytes().splitlines()) == 8
 
 
 def test_top_k_is_checked_before_the_output_is_touched(beir_dir, rr, tmp_path):

@@ -131,7 +131,7 @@ def test_health_models_and_metrics(http, tiny_model, tiny_server, reranker):
 
     assert http.get("/health").json() == {"status": "ok", "model": str(tiny_model)}
     card = http.get("/v1/models").json()["data"][0]
-    assert card["id"] == str(tiny_model) and card["max_model_len"] == 2048
+    assert card["id"] == str(tiny_model) and card["max_model_len"] == 2048 and card["dtype"] == "fp32"
     assert card["qrr_version"] == qrr.__version__  # not in /health, which answers without the API key
     assert card["max_document_chars"] == 2048 * reranker.prompter.token_chars  # its --max-length 2048
     # the budget of a forward pass (the CPU's default), which sizes a remote rerank's calls
@@ -158,6 +158,7 @@ def test_health_models_and_metrics(http, tiny_model, tiny_server, reranker):
         "instruction": "Given a web search query, retrieve relevant passages that answer the query",
         "max_length": 2048,
         "recipe": "transformers",
+        "dtype": "fp32",
     }
     assert RemoteReranker(tiny_server.url, instruction="Judge").settings()["instruction"] == "Judge"  # its own
     http.post("/rerank", json={"query": "q", "documents": ["a", "b"]})
@@ -455,6 +456,7 @@ def test_qrr_rerank_and_eval_through_the_server(tiny_server, cli, tiny_model, be
         "instruction": "Judge",
         "max_length": 2048,
         "recipe": "transformers",
+        "dtype": "fp32",
         "depth": 5,
         "keep_rest": False,
         "first": out.read_text().splitlines()[0],
@@ -465,6 +467,8 @@ def test_qrr_rerank_and_eval_through_the_server(tiny_server, cli, tiny_model, be
     )
     other = cli("rerank", *resumed, "-i", "Judge", model=tiny_model)  # the server's --max-length 2048
     assert other.exit_code == 2 and other.stderr.startswith(f"error: --resume {out} was written with --max-length 2048")
+    other = cli("rerank", *resumed, "-i", "Judge", "--max-length", "2048", "--dtype", "bf16", model=tiny_model)
+    assert other.exit_code == 2 and other.stderr.startswith(f"error: --resume {out} was written in fp32, not bf16 ")
     # the model was the server's, which the record does not know: not checked, as the note says
     assert cli("rerank", *resumed, "-i", "Judge", "--max-length", "2048", model=tiny_model).stderr.endswith(
         "nothing left to rerank (no model was loaded, so its results were not checked against these settings)\n"

@@ -795,7 +795,8 @@ def unrecorded(output) -> None:
                      f"({settings_path(output.path)}): go on only with the model, --instruction, --max-length and "
                      "--recipe it was written with", style="yellow", highlight=False)  # fmt: skip
         return
-    unknown = [flag(k) for k in output.unknown if k != "model"]  # a model is told by scoring a result again
+    # a model is told by scoring a result again, and a dtype is within its tolerance
+    unknown = [flag(k) for k in output.unknown if k not in ("model", "dtype")]
     if unknown:
         said = unknown[0] if len(unknown) == 1 else f"{', '.join(unknown[:-1])} and {unknown[-1]}"
         stderr.print(f"note: the record of {output.path}'s settings ({settings_path(output.path)}) does not say the "

@@ -45,7 +45,7 @@ def settings_path(path: str | os.PathLike) -> str:
 
 
 # the settings of a record that, unknown, leave another set-up's results unnoticed (a model is told by scoring)
-UNSAID = ("model", "instruction", "max_length", "recipe")
+UNSAID = ("model", "instruction", "max_length", "recipe", "dtype")
 
 
 @dataclass(kw_only=True)
@@ -136,6 +136,10 @@ class _Claimed:
                                  f"(as {kept} keeps), and no result is scored again here to tell one model named two "
                                  f"ways from two models: go on with that model, or {self.verb} into a new file",
                                  "output", "model")  # fmt: skip
+            if key == "dtype":  # auto's differs by machine (a job requeued on another node): said so as to be given
+                raise InputError(f"{{output}} {self.path} was written in {was}, not {now} (as {kept} keeps; one file "
+                                 f"holds one dtype's scores): give {{dtype}} {was} to go on with it, or {self.verb} "
+                                 "into a new file", "output", "dtype")  # fmt: skip
             raise InputError(f"{{output}} {self.path} was written with {{{key}}} {shown(was)}, not {shown(now)} (as "
                              f"{kept} keeps); go on with that, or {self.verb} into a new file", "output",
                              key)  # fmt: skip

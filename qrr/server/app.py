@@ -298,7 +298,7 @@ def _model_card(reranker, model_name: str, limits: Limits, started: int) -> dict
             # what a request without its own instruction is scored with, and the prompt's recipe
             "instruction": reranker.instruction if reranker.instruction is not None
             else reranker.prompter.family.default_instruction, "recipe": reranker.recipe,
-            "max_documents": limits.max_documents,
+            "dtype": dtype_name(reranker.dtype), "max_documents": limits.max_documents,
             "max_request_bytes": limits.max_request_bytes,
             # past this many characters nothing of a document reaches its tokens: a client sends no more
             "max_document_chars": reranker.prompter.max_chars}  # fmt: skip

@@ -120,10 +120,11 @@ class RemoteReranker(_Predicts):
     def settings(self) -> dict[str, Any]:
         """How this client's calls are scored, as ``Reranker.settings`` says it: the instruction (this client's, else
         the server's own: what a request without one is scored with), max length and recipe, as the server's
-        ``/v1/models`` says (``None`` where an older qrr's server does not say); its model is not compared (``None``:
-        one model may be named two ways)."""
+        ``/v1/models`` says (``None`` where an older qrr's server does not say), and dtype; its model is not compared
+        (``None``: one model may be named two ways)."""
         said = {key: self._card.get(name) for key, name in
-                (("instruction", "instruction"), ("max_length", "max_model_len"), ("recipe", "recipe"))}  # fmt: skip
+                (("instruction", "instruction"), ("max_length", "max_model_len"), ("recipe", "recipe"),
+                 ("dtype", "dtype"))}  # fmt: skip
         if self.instruction is not None:
             said["instruction"] = self.instruction
         return {"model": None, **said}
