@@ -371,7 +371,7 @@ def test_resume_refuses_a_file_of_other_scores_or_an_input(cli, rerank_args, bei
     first = lines[0].split()
     assert resuming == f"resuming {out}: 2 of 5 queries are done"
     assert note == (f"note: {out} has no record of the settings it was written with ({kept}): go on only with the "
-                    "model, --instruction, --max-length and --recipe it was written with")  # fmt: skip
+                    "model, --instruction, --max-length, --recipe and --dtype it was written with")  # fmt: skip
     assert message.startswith(f"error: {out}:1: query {first[0]}'s document {first[2]} has score {float(first[4]):.4f}")
     assert message.endswith(f"so {out} holds scores of another input or set-up (other texts, another --model, "
                             "--instruction, --max-length or --recipe, or a server running another); go on with the "

@@ -443,11 +443,12 @@ def test_a_full_disk_at_a_new_resume_files_first_result_claims_no_results_before
     assert (result.exit_code, result.stderr) == (1, "error: cannot write the output: No space left on device\n")
 
 
-def _half_done(cli, tmp_path):
-    """OUT of six pairs with ids, cut back to its first three results: the file, the input and OUT's lines."""
+def _half_done(cli, tmp_path, *args):
+    """OUT of six pairs with ids (scored with ``args``), cut back to its first three results: the file, the input and
+    OUT's lines."""
     out, pairs = tmp_path / "out.jsonl", tmp_path / "pairs.jsonl"
     pairs.write_text("".join(json.dumps({"id": f"p{n}", "query": "q", "document": f"d{n}"}) + "\n" for n in range(6)))
-    ok(cli("score", str(pairs), "--resume", str(out)))
+    ok(cli("score", str(pairs), *args, "--resume", str(out)))
     lines = out.read_text().splitlines(keepends=True)
     out.write_text("".join(lines[:3]))
     return out, pairs, lines
@@ -463,8 +464,8 @@ def test_a_record_of_settings_that_cannot_be_written_is_said_at_once(cli, tmp_pa
     result = cli("score", str(pairs), "--resume", str(out))
     assert (result.exit_code, result.stderr) == (0, f"warning: {out}: the record of its settings ({kept}) cannot be "
                                                     "written beside it, so a run that goes on with it cannot check "
-                                                    "them: go on only with the model, instruction, max length and "
-                                                    "recipe it was written with\n")  # fmt: skip
+                                                    "them: go on only with the model, instruction, max length, "
+                                                    "recipe and dtype it was written with\n")  # fmt: skip
     assert len(out.read_text().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == [".out.jsonl.qrr.json", "out.jsonl", "pairs.jsonl"]
 
@@ -560,6 +561,35 @@ def test_a_record_that_does_not_say_the_dtype_is_not_filled_in(cli, tmp_path):
     result = cli("score", str(pairs), "--dtype", "bf16", "--resume", str(out))
     assert (result.exit_code, result.stderr) == (0, f"resuming {out}: 3 pairs done\n")
     assert len(out.read_text().splitlines()) == 6 and "dtype" not in json.loads(kept.read_text())
+    # its other settings were checked: a finished file is not said to be unchecked
+    assert (
+        cli("score", str(pairs), "--resume", str(out)).stderr
+        == f"resuming {out}: 6 pairs done\nnothing left to score\n"
+    )
+
+
+def test_auto_dtype_is_checked_once_the_model_has_loaded(cli, tmp_path, monkeypatch):
+    """``--dtype auto`` resolves by machine: a job requeued from a node whose auto is bf16 onto one whose auto is fp32
+    appended fp32 scores to bf16 ones, unsaid. Known only once the model loads, it is checked then: a finished file,
+    which loads no model, is not refused."""
+    native = monkeypatch.setattr
+    native("qrr.device.cpu_has_native_bf16", lambda: True)
+    out, pairs, lines = _half_done(cli, tmp_path, "--dtype", "auto")
+    kept = tmp_path / ".out.jsonl.qrr.json"
+    assert json.loads(kept.read_text())["dtype"] == "bf16"
+    native("qrr.device.cpu_has_native_bf16", lambda: False)
+    result = cli("score", str(pairs), "--dtype", "auto", "--resume", str(out))
+    said = (f"resuming {out}: 3 pairs done\nerror: --resume {out} was written in bf16 (as {kept} keeps), not fp32 "
+            "(auto here): one file holds one dtype's scores; give --dtype bf16 to go on with it, or score into a new "
+            "file\n")  # fmt: skip
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", said)
+    assert out.read_text() == "".join(lines[:3])
+    result = cli("score", str(pairs), "--dtype", "bf16", "--resume", str(out))  # as said: slow here, but its dtype
+    assert result.exit_code == 0 and len(out.read_text().splitlines()) == 6
+    assert "warning: --dtype bf16: this CPU has no AVX-512 BF16 or AMX and computes bf16 many times slower" in (
+        result.stderr)  # fmt: skip
+    result = cli("score", str(pairs), "--dtype", "auto", "--resume", str(out))
+    assert (result.exit_code, result.stderr) == (0, f"resuming {out}: 6 pairs done\nnothing left to score\n")
 
 
 def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
@@ -583,8 +613,8 @@ def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
         "score into a new file")  # fmt: skip
     # a job requeued on a machine whose auto is bf16 appended bf16 scores to fp32 ones, unsaid
     assert failed(str(pairs), "--dtype", "bf16", "--resume", str(out)) == (
-        f"error: --resume {out} was written in fp32, not bf16 (as {kept} keeps; one file holds one dtype's scores): "
-        "give --dtype fp32 to go on with it, or score into a new file")  # fmt: skip
+        f"error: --resume {out} was written in fp32 (as {kept} keeps), not bf16: one file holds one dtype's scores; "
+        "go on with it in fp32, or score into a new file")  # fmt: skip
     # without the record (an older qrr's file, or one copied alone), its last result scored again tells: the fake
     # model's scores follow the prompt
     kept.unlink()
@@ -592,7 +622,7 @@ def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
     assert message.startswith(f"error: {out}:3: result 2 has score ")
     said = cli("score", str(pairs), "-i", "Find the opposite", "--resume", str(out)).stderr.splitlines()
     assert said[1] == (f"note: {out} has no record of the settings it was written with ({kept}): go on only with the "
-                       "model, --instruction, --max-length and --recipe it was written with")  # fmt: skip
+                       "model, --instruction, --max-length, --recipe and --dtype it was written with")  # fmt: skip
     assert message.endswith(f"so {out} holds scores of another input or set-up (other texts, another --model, "
                             "--instruction, --max-length or --recipe, or a server running another); go on with the "
                             "input and set-up that wrote it, or score into a new file")  # fmt: skip

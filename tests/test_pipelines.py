@@ -427,12 +427,20 @@ def test_a_python_run_keeps_its_settings_and_one_with_others_is_refused(beir_dir
         pipelines.rerank_run(other, beir_inputs(beir_dir), reused)
     # another dtype's scores differ in rounding: a file of one and another's were mixed, unsaid
     unlike = "fp32" if dtype == "bf16" else "bf16"
-    with pytest.raises(InputError, match=f"^output {out} was written in {dtype}, not {unlike} \\(as "
-                                         f"{tmp_path / '.out.trec.qrr.json'} keeps; one file holds one dtype's "
-                                         f"scores\\): give dtype {dtype} to go on with it, or rerank into a new "
+    with pytest.raises(InputError, match=f"^output {out} was written in {dtype} \\(as "
+                                         f"{tmp_path / '.out.trec.qrr.json'} keeps\\), not {unlike}: one file holds "
+                                         f"one dtype's scores; go on with it in {dtype}, or rerank into a new "
                                          "file$"):  # fmt: skip
         pipelines.rerank_run(Reranker("fake", dtype=unlike), beir_inputs(beir_dir), pipelines.RunOutput.checked(out))
     assert len(out.read_bytes().splitlines()) == 8
+    # scored where the dtype is not known (Ray's actors, as they write; an older server): the file's is no longer one
+    inputs = beir_inputs(beir_dir)
+    unknown = pipelines.RunOutput.checked(out, settings=rr.settings() | {"keep_rest": False, "dtype": None})
+    unknown.prepare(inputs)
+    pipelines.write_reranked(pipelines.rerank_jobs(Reranker("fake", dtype=unlike), inputs.jobs, inputs.corpus),
+                             inputs, unknown)  # fmt: skip
+    kept = orjson.loads((tmp_path / ".out.trec.qrr.json").read_bytes())
+    assert len(out.read_bytes().splitlines()) == len(lines) and "dtype" not in kept and kept["instruction"]
 
 
 def test_top_k_is_checked_before_the_output_is_touched(beir_dir, rr, tmp_path):

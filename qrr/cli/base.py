@@ -748,9 +748,8 @@ def model_options(ctx: typer.Context) -> dict:
 
 def resume_settings(ctx: typer.Context, server: str | None, instruction: str | None) -> dict:
     """What a --resume file is written with, kept beside it and checked when a run goes on with it: the model, the
-    instruction (the default said as its text, so that giving it changes nothing), max length, recipe and dtype (auto
-    as it resolves here; unknown on Ray's actors); with a server, its set-up as it says (its model is not compared:
-    ``None``)."""
+    instruction (the default said as its text, so that giving it changes nothing), max length, recipe and dtype (where
+    given); with a server, its set-up as it says (its model is not compared: ``None``)."""
     from qrr import models
 
     if server is not None:
@@ -758,13 +757,9 @@ def resume_settings(ctx: typer.Context, server: str | None, instruction: str | N
 
         return RemoteReranker(server, instruction=instruction).settings()  # without -i: the server's instruction
     options = model_options(ctx)
-    dtype = options["dtype"]
-    if dtype == "auto" and ctx.params.get("ray"):
-        dtype = None  # the actors' machines decide
-    elif dtype == "auto":  # before the model loads: a run that would mix dtypes in one file is refused at once
-        from qrr import device as devices
-
-        dtype = devices.dtype_name(devices.resolve_dtype("auto", devices.resolve_device(options["device"])))
+    # auto's is known once the model has loaded (``pipelines`` learn it then; only where results are left to score),
+    # on Ray's actors not at all
+    dtype = None if options["dtype"] == "auto" else options["dtype"]
     return run_settings(models.model_key(options["model"]), instruction, options["max_length"], options["recipe"],
                         dtype)  # fmt: skip
 

@@ -792,8 +792,8 @@ def unrecorded(output) -> None:
         return
     if output.kept is None:
         stderr.print(f"note: {output.path} has no record of the settings it was written with "
-                     f"({settings_path(output.path)}): go on only with the model, --instruction, --max-length and "
-                     "--recipe it was written with", style="yellow", highlight=False)  # fmt: skip
+                     f"({settings_path(output.path)}): go on only with the model, --instruction, --max-length, "
+                     "--recipe and --dtype it was written with", style="yellow", highlight=False)  # fmt: skip
         return
     # a model is told by scoring a result again, and a dtype is within its tolerance
     unknown = [flag(k) for k in output.unknown if k not in ("model", "dtype")]

@@ -246,6 +246,8 @@ def score(
                      saved is not None and saved.settings_kept)  # fmt: skip
             return
         reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
+        if saved is not None:
+            saved.scored_by(reranker)  # auto's dtype, known now
         if last is not None:
             saved.check_input(last, reranker, with_fields)
             saved.check_left_out(left_out, reranker)

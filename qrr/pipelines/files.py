@@ -83,19 +83,21 @@ class _Claimed:
         # a server's unknowns keep what was known; what the record did not know stays unknown (the file's earlier
         # results were scored with it: filled in, it vouched for another instruction's results too)
         record |= {k: v for k, v in self.settings.items() if v is not None and k not in self.unknown}
+        if self.settings.get("dtype", "") is None:  # scored in a dtype not known (Ray's actors, an older server's):
+            record.pop("dtype", None)  # the file's is no longer one
         if not self.held and not _keep_settings(self.path, record):
             # said now, not by the next run's note: a folder that took the results (a pre-made file in a read-only
             # folder, a bucket's mount) and not the record
             log.warning("%s: the record of its settings (%s) cannot be written beside it, so a run that goes on with "
-                        "it cannot check them: go on only with the model, instruction, max length and recipe it was "
-                        "written with", self.path, settings_path(self.path))  # fmt: skip
+                        "it cannot check them: go on only with the model, instruction, max length, recipe and dtype it "
+                        "was written with", self.path, settings_path(self.path))  # fmt: skip
         return _Keeping(handle, self, record)
 
     def _written(self) -> dict:
         """What the record says of the results written, beside the settings (``ScoresOutput``: its last pair)."""
         return {}
 
-    def _check_settings(self) -> None:
+    def _check_settings(self, auto: bool = False) -> None:
         """``InputError`` where the settings kept beside the file differ from this run's (a setting either side does
         not know is not compared). A record whose first line of the file is not the file's is another file's (one
         written over since, by other means): it is left alone."""
@@ -123,8 +125,9 @@ class _Claimed:
         for key, now in self.settings.items():
             was = then.get(key)
             if was is None or now is None:
-                # a server's, or a record that does not say: what matters was not compared
-                same = same and key not in ("model", "instruction") and key not in self.unknown
+                # a server's, or a record that does not say: what matters was not compared (a dtype's results are
+                # within a result scored again's tolerance: that is no check of it)
+                same = same and key not in ("model", "instruction") and (key not in self.unknown or key == "dtype")
                 continue
             if was == now:
                 continue
@@ -136,14 +139,26 @@ class _Claimed:
                                  f"(as {kept} keeps), and no result is scored again here to tell one model named two "
                                  f"ways from two models: go on with that model, or {self.verb} into a new file",
                                  "output", "model")  # fmt: skip
-            if key == "dtype":  # auto's differs by machine (a job requeued on another node): said so as to be given
-                raise InputError(f"{{output}} {self.path} was written in {was}, not {now} (as {kept} keeps; one file "
-                                 f"holds one dtype's scores): give {{dtype}} {was} to go on with it, or {self.verb} "
+            if key == "dtype":  # auto's differs by machine (a job requeued on another node); a server's is its own
+                how = f"give {{dtype}} {was} to go on with it" if auto else f"go on with it in {was}"
+                raise InputError(f"{{output}} {self.path} was written in {was} (as {kept} keeps), not {now}"
+                                 f"{' (auto here)' * auto}: one file holds one dtype's scores; {how}, or {self.verb} "
                                  "into a new file", "output", "dtype")  # fmt: skip
             raise InputError(f"{{output}} {self.path} was written with {{{key}}} {shown(was)}, not {shown(now)} (as "
                              f"{kept} keeps); go on with that, or {self.verb} into a new file", "output",
                              key)  # fmt: skip
         self.settings_kept = same
+
+    def scored_by(self, reranker: Scorer) -> None:
+        """Where this run's settings leave its dtype unknown (a front end's, made before the model loaded: ``auto``),
+        take ``reranker``'s and check it against the record: ``InputError`` where the file holds another dtype's
+        scores. Called once the model has loaded, so only where results are left to score."""
+        if not self.settings or self.settings.get("dtype", "") is not None or not hasattr(reranker, "settings"):
+            return
+        self.settings["dtype"] = reranker.settings().get("dtype")
+        if self.prepared and self.settings["dtype"] is not None:
+            with self._released_on_error():
+                self._check_settings(auto=True)
 
     def release(self) -> None:
         """Give up the claim ``prepare`` took, where no writing took it over (a run that failed before)."""
@@ -173,7 +188,8 @@ def file_size(path: str) -> int:
 def _lent_settings(output: _Claimed | None, reranker: Scorer, more: dict | None = None):
     """For the body, the guard a command's run has: an ``output`` without ``settings`` takes the reranker's (with
     ``more``), so that a file written with another instruction is refused, not gone on with; for this call only (the
-    output used again with another reranker is checked against that one's). Where the caller prepared the output
+    output used again with another reranker is checked against that one's). An output whose settings leave the dtype
+    unknown (a front end's, made before ``auto`` resolved) takes the reranker's. Where the caller prepared the output
     first, its settings are checked now."""
     lent = output is not None and output.settings is None and hasattr(reranker, "settings")
     if lent:
@@ -182,6 +198,8 @@ def _lent_settings(output: _Claimed | None, reranker: Scorer, more: dict | None 
         if lent and output.prepared:
             with output._released_on_error():
                 output._check_settings()
+        elif output is not None:
+            output.scored_by(reranker)
         yield
     finally:
         if lent:
