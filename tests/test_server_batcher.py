@@ -9,7 +9,7 @@ import pytest
 
 from qrr import Reranker
 from qrr.errors import InputError
-from qrr.server.batcher import Abandoned, Batcher, Job, QueueFull, _Call, estimate, retry_after
+from qrr.server.batcher import Abandoned, Batcher, Job, QueueFull, _Call, estimate, retry_after, split
 
 
 class Gate(Reranker):
@@ -241,3 +241,83 @@ def until(condition, seconds: float = 30) -> None:
     while not condition():
         assert time.monotonic() < end, "timed out"
         time.sleep(0.005)
+
+
+def test_a_request_of_many_documents_is_scored_in_parts_with_others_between():
+    """A request of 1,000 documents was one call: every request that came after it waited for all of it."""
+    model = Gate()  # a CPU's budget: 1,024 tokens a forward pass, so parts of at most 4,096 estimated tokens
+    batcher = Batcher(model)
+    big = [("big", "word " * 400, None)] * 20  # about 500 tokens each: parts of 8, 8 and 4 pairs
+    job = batcher.submit(big)
+    assert [(part.start, part.stop, tokens) for part, tokens in job.parts] == [(0, 8, 4000), (8, 16, 4000),
+                                                                                (16, 20, 2000)]  # fmt: skip
+    assert model.started.wait(10)  # in its first part
+    small = batcher.submit(triples("small", 2))
+    assert batcher.depth == 1
+    model.release.set()
+    scores, stats = job.future.result(30)
+    assert [[q for q, _, _ in call] for call in model.calls] == [["big"] * 8, ["small"] * 2, ["big"] * 8,
+                                                                 ["big"] * 4]  # fmt: skip
+    alone = Reranker("fake").score(big)
+    assert scores == alone and scores.pair_cut == alone.pair_cut == [False] * 20
+    assert (stats.pairs, stats.tokens, stats.truncated) == (20, alone.stats.tokens, 0) and stats.seconds > 0
+    assert small.future.result(30)[0] == Reranker("fake").score(triples("small", 2))
+    batcher.stop(10)
+
+
+class Stepping(Reranker):
+    """The fake model whose every call waits for its own go, recording its pairs."""
+
+    def __init__(self):
+        super().__init__("fake")
+        self.calls: list[list] = []
+        self.entered, self.go = threading.Semaphore(0), threading.Semaphore(0)
+
+    def score(self, pairs, *args, **kwargs):
+        pairs = list(pairs)
+        self.calls.append(pairs)
+        self.entered.release()
+        assert self.go.acquire(timeout=30)
+        return super().score(pairs, *args, **kwargs)
+
+    def step(self) -> None:
+        """Let the call in the model end, and wait for the next to enter it."""
+        self.go.release()
+        assert self.entered.acquire(timeout=30)
+
+
+def test_a_request_in_parts_whose_client_left_is_scored_no_further():
+    model = Stepping()
+    batcher = Batcher(model, part_tokens=1000)  # parts of two pairs
+    big = [("big", "word " * 400, None)] * 20  # about 500 tokens each
+    gone = batcher.submit(big)
+    assert model.entered.acquire(timeout=30)  # its first part
+    others = [("other", "word " * 100, None)] * 2  # too many tokens to join a part of 1,000 in a forward pass
+    other = batcher.submit(others)
+    model.step()  # its first part scored: behind the other request, which the model has now
+    assert batcher.depth == 1
+    batcher.cancel(gone)  # its client left: dropped from the queue, its future told
+    with pytest.raises(Abandoned):
+        gone.future.result(30)
+    assert batcher.depth == 0
+    # left during a call it shared with a request whose client stays: that call ends, and none of it is scored after
+    left = batcher.submit(big)
+    stays = batcher.submit(triples("stays", 2))
+    model.step()  # the other request's call ended: the next takes a part of two pairs and the two pairs behind it
+    batcher.cancel(left)
+    model.go.release()
+    assert len(stays.future.result(30)[0]) == 2
+    with pytest.raises(Abandoned):
+        left.future.result(30)
+    until(lambda: not batcher.busy and not batcher.depth)
+    assert [[q for q, _, _ in call] for call in model.calls] == [["big"] * 2, ["other"] * 2,
+                                                                 ["big"] * 2 + ["stays"] * 2]  # fmt: skip
+    assert other.future.result(30)[0] == Reranker("fake").score(others)
+    batcher.stop(10)
+
+
+def test_split_parts_by_pairs_and_tokens():
+    assert split([5, 5, 5], 2, 100) == [(slice(0, 2), 10), (slice(2, 3), 5)]
+    assert split([60, 50, 10, 200, 1], 10, 100) == [(slice(0, 1), 60), (slice(1, 3), 60), (slice(3, 4), 200),
+                                                    (slice(4, 5), 1)]  # fmt: skip
+    assert split([], 10, 100) == [(slice(0, 0), 0)]

@@ -29,12 +29,44 @@ class QueueFull(Exception):
 @dataclass(eq=False)  # one request is one job: equal pairs are another's (and were compared pair by pair)
 class Job:
     """One request's pairs ``(query, document, instruction)``; its future gets ``(scores, stats)``, the scores a
-    ``Results`` with each pair's ``pair_cut``. ``tokens``: about how many its pairs take (``estimate``)."""
+    ``Results`` with each pair's ``pair_cut``. ``tokens``: about how many its pairs take (``estimate``). A job is
+    scored a part at a time (``parts``: slices of its pairs and their estimated tokens), each in a call of its own
+    with the requests that came meanwhile between two: a request of many documents held every request behind it
+    for the whole of its call (a minute on a CPU)."""
 
     triples: list[tuple[str, str, str | None]]
     future: Future = field(default_factory=Future)
     left: bool = False  # its client left while it was being scored
     tokens: int = 0
+    parts: list[tuple[slice, int]] = field(default_factory=list)  # none given: one part, the whole
+    done: int = 0  # parts scored
+    scored: Results = field(default_factory=Results)  # the scores of the parts scored, with their pair_tokens and cut
+    seconds: float = 0.0  # its share of the time of the calls that scored its parts
+
+    def __post_init__(self) -> None:
+        self.parts = self.parts or [(slice(0, len(self.triples)), self.tokens)]
+
+    @property
+    def part(self) -> tuple[slice, int]:
+        """The part to score next: its pairs' slice and their estimated tokens."""
+        return self.parts[self.done]
+
+    def add(self, scores: Results, seconds: float) -> bool:
+        """Keep a part's ``scores`` (with their ``pair_tokens`` and ``pair_cut``) and its share of a call's
+        ``seconds``: ``True`` where it was the last part, and the future has the whole request's result."""
+        self.scored += scores
+        self.scored.pair_tokens += scores.pair_tokens
+        self.scored.pair_cut += scores.pair_cut
+        self.seconds += seconds
+        self.done += 1
+        if self.done < len(self.parts):
+            return False
+        stats = Stats(pairs=len(self.scored), tokens=sum(self.scored.pair_tokens), truncated=sum(self.scored.pair_cut),
+                      seconds=self.seconds)  # fmt: skip
+        own = Results(self.scored, stats)
+        own.pair_cut = self.scored.pair_cut
+        self.future.set_result((own, stats))
+        return True
 
 
 BYTES_PER_TOKEN = 4  # of UTF-8, in Qwen3's tokenizer
@@ -44,7 +76,30 @@ def estimate(triples, max_length: int) -> int:
     """About how many tokens ``triples`` take: each pair's UTF-8 bytes over ``BYTES_PER_TOKEN`` (English about 4
     characters a token, Chinese about one: 3 bytes), at most ``max_length`` (a longer document is cut to it). A
     guess: it leaves out the prompt's frame and counts a query each time though its pairs share it."""
-    return sum(min(sum(len(t.encode()) for t in (q, d, i or "")) // BYTES_PER_TOKEN, max_length) for q, d, i in triples)
+    return sum(_estimates(triples, max_length))
+
+
+def _estimates(triples, max_length: int) -> list[int]:
+    """``estimate`` of each pair."""
+    return [min(sum(len(t.encode()) for t in (q, d, i or "")) // BYTES_PER_TOKEN, max_length) for q, d, i in triples]
+
+
+def split(sizes: list[int], max_pairs: int, max_tokens: int) -> list[tuple[slice, int]]:
+    """Consecutive parts of pairs of estimated ``sizes``, each of at most ``max_pairs`` pairs and ``max_tokens``
+    tokens (at least one pair): ``(slice, tokens)``."""
+    parts, start, tokens = [], 0, 0
+    for n, size in enumerate(sizes):
+        if n > start and (n - start >= max_pairs or tokens + size > max_tokens):
+            parts.append((slice(start, n), tokens))
+            start, tokens = n, 0
+        tokens += size
+    parts.append((slice(start, len(sizes)), tokens))
+    return parts
+
+
+# a part of a request is at most this many forward passes' tokens: a request behind it waits for about as many, and
+# each part's query prefix is made again (see BENCHMARKS.md)
+PART_PASSES = 4
 
 
 class Abandoned(Exception):
@@ -64,8 +119,8 @@ class _Call:
     last: float = 0.0
 
     def __post_init__(self) -> None:
-        self.pairs = sum(len(job.triples) for job in self.jobs)
-        self.tokens = sum(job.tokens for job in self.jobs)
+        self.pairs = sum(_size(job) for job in self.jobs)
+        self.tokens = sum(job.part[1] for job in self.jobs)
 
     def scored(self, n: int) -> None:
         self.last = time.perf_counter()
@@ -90,14 +145,17 @@ class _Call:
 class Batcher:
     """Scores jobs on one worker thread, merging the jobs waiting when it starts a call (up to ``max_pairs``
     pairs and ``max_tokens`` estimated tokens, by default the reranker's ``batch_tokens``; at least one job).
-    ``max_queue`` bounds the jobs waiting; ``submit`` raises ``QueueFull`` past it."""
+    A job is scored in parts of at most ``max_pairs`` pairs and ``part_tokens`` tokens (``PART_PASSES`` times
+    ``max_tokens``), and one with parts left goes behind the jobs waiting. ``max_queue`` bounds the jobs waiting
+    (those with parts left among them); ``submit`` raises ``QueueFull`` past it."""
 
     def __init__(self, reranker: Reranker, max_queue: int = MAX_QUEUE, max_pairs: int = CHUNK,
-                 max_tokens: int | None = None):  # fmt: skip
+                 max_tokens: int | None = None, part_tokens: int | None = None):  # fmt: skip
         self.reranker = reranker
         self.max_queue = max_queue
         self.max_pairs = max_pairs
         self.max_tokens = max_tokens if max_tokens is not None else reranker.batch_tokens
+        self.part_tokens = part_tokens if part_tokens is not None else PART_PASSES * self.max_tokens
         self._waiting: deque[Job] = deque()
         self._ready = threading.Condition()
         self._stopping = False
@@ -116,7 +174,8 @@ class Batcher:
 
     def submit(self, triples) -> Job:
         triples = list(triples)
-        job = Job(triples, tokens=estimate(triples, self.reranker.max_length))
+        sizes = _estimates(triples, self.reranker.max_length)
+        job = Job(triples, tokens=sum(sizes), parts=split(sizes, self.max_pairs, self.part_tokens))
         with self._ready:
             if self._stopping:
                 raise QueueFull("the server is stopping")
@@ -132,7 +191,10 @@ class Batcher:
         with self._ready:
             if job in self._waiting:
                 self._waiting.remove(job)
-                job.future.cancel()
+                if job.done:  # parts of it were scored: running, it cannot be cancelled
+                    _abandon([job])
+                else:
+                    job.future.cancel()
             else:
                 job.left = True
 
@@ -166,16 +228,17 @@ class Batcher:
             jobs, pairs, tokens = [], 0, 0
             while self._waiting and (not jobs or self._joins(self._waiting[0], pairs, tokens)):
                 job = self._waiting.popleft()
-                if job.future.set_running_or_notify_cancel():  # from here on it cannot be cancelled
+                # from here on it cannot be cancelled (a job with parts scored is running already)
+                if job.done or job.future.set_running_or_notify_cancel():
                     jobs.append(job)
-                    pairs += len(job.triples)
-                    tokens += job.tokens
+                    pairs += _size(job)
+                    tokens += job.part[1]
             self.busy = bool(jobs)
             return jobs
 
     def _joins(self, job: Job, pairs: int, tokens: int) -> bool:
-        """Whether ``job`` joins a call of ``pairs`` pairs and ``tokens`` estimated tokens."""
-        return pairs + len(job.triples) <= self.max_pairs and tokens + job.tokens <= self.max_tokens
+        """Whether ``job``'s next part joins a call of ``pairs`` pairs and ``tokens`` estimated tokens."""
+        return pairs + _size(job) <= self.max_pairs and tokens + job.part[1] <= self.max_tokens
 
     def _run(self) -> None:
         while True:
@@ -211,7 +274,7 @@ class Batcher:
         try:
             self._running = call
             try:
-                scores = self.reranker.score([t for job in jobs for t in job.triples], progress=progress)
+                scores = self.reranker.score([t for job in jobs for t in job.triples[job.part[0]]], progress=progress)
             finally:
                 self._running = None
             seconds = time.perf_counter() - call.began
@@ -231,13 +294,22 @@ class Batcher:
         self.calls += 1
         if seconds > 0 and call.tokens:
             self._rate = call.tokens / seconds
-        for job, part in zip(jobs, spans(len(job.triples) for job in jobs), strict=True):
-            n = len(job.triples)
-            stats = Stats(pairs=n, tokens=sum(scores.pair_tokens[part]), truncated=sum(scores.pair_cut[part]),
-                          seconds=seconds * n / len(scores))  # fmt: skip
-            own = Results(scores[part], stats)
-            own.pair_cut = scores.pair_cut[part]
-            job.future.set_result((own, stats))
+        for job, part in zip(jobs, spans(_size(job) for job in jobs), strict=True):
+            own = Results(scores[part])
+            own.pair_tokens, own.pair_cut = scores.pair_tokens[part], scores.pair_cut[part]
+            if job.add(own, seconds * len(own) / len(scores)):
+                continue
+            with self._ready:  # parts left: behind the requests that came meanwhile, unless its client left
+                if job.left:
+                    _abandon([job])
+                else:
+                    self._waiting.append(job)
+                    self._ready.notify()
+
+
+def _size(job: Job) -> int:
+    """The pairs of ``job``'s next part."""
+    return len(range(len(job.triples))[job.part[0]])
 
 
 def _abandon(jobs: list[Job]) -> None:
