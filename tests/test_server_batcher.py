@@ -294,9 +294,9 @@ def test_a_request_in_parts_whose_client_left_is_scored_no_further():
     assert model.entered.acquire(timeout=30)  # its first part
     others = [("other", "word " * 100, None)] * 2  # too many tokens to join a part of 1,000 in a forward pass
     other = batcher.submit(others)
-    model.step()  # its first part scored: behind the other request, which the model has now
-    assert batcher.depth == 1
-    batcher.cancel(gone)  # its client left: dropped from the queue, its future told
+    model.step()  # its first part scored: the other request, which came meanwhile, is in the model now
+    assert batcher.depth == 0  # begun, it does not count as waiting (--max-queue)
+    batcher.cancel(gone)  # its client left between two parts: none scored after, its future told
     with pytest.raises(Abandoned):
         gone.future.result(30)
     assert batcher.depth == 0
@@ -313,6 +313,109 @@ def test_a_request_in_parts_whose_client_left_is_scored_no_further():
     assert [[q for q, _, _ in call] for call in model.calls] == [["big"] * 2, ["other"] * 2,
                                                                  ["big"] * 2 + ["stays"] * 2]  # fmt: skip
     assert other.future.result(30)[0] == Reranker("fake").score(others)
+    batcher.stop(10)
+
+
+def test_requests_of_parts_end_one_after_another_with_others_between():
+    """Each request of parts took its turn a part at a time: four of them came to their ends all at once, each
+    later than it would have one after another; and a request that came after two of them waited for both."""
+    model = Stepping()
+    batcher = Batcher(model, max_queue=2, part_tokens=1000)  # parts of two pairs
+    big = [("one", "word " * 400, None)] * 4  # two parts (about 500 tokens a pair)
+    first = batcher.submit(big)
+    assert model.entered.acquire(timeout=30)
+    second = batcher.submit([("two", "word " * 400, None)] * 4)
+    small = batcher.submit(triples("small", 1))
+    with pytest.raises(QueueFull, match="^2 requests are waiting$"):
+        batcher.submit(triples("refused", 1))  # --max-queue 2
+    model.step()  # the first's first part ended: the small request goes next; the second waits for the first
+    later = batcher.submit(triples("later", 1))  # the first, begun, does not count against --max-queue
+    model.step()  # the first's last part (with the request that came meanwhile, which fits its pass) before the second
+    model.step()
+    model.step()
+    model.go.release()
+    for job in (first, second, small, later):
+        job.future.result(30)
+    assert [[q for q, _, _ in call] for call in model.calls] == [
+        ["one"] * 2, ["small"], ["one"] * 2 + ["later"], ["two"] * 2, ["two"] * 2]  # fmt: skip
+    assert first.future.result(30)[0] == Reranker("fake").score(big)
+    batcher.stop(10)
+
+
+def test_the_request_with_the_fewest_parts_left_goes_first():
+    model = Stepping()
+    batcher = Batcher(model, part_tokens=1000)  # parts of two pairs
+    big = batcher.submit([("big", "word " * 400, None)] * 8)  # four parts
+    assert model.entered.acquire(timeout=30)
+    medium = batcher.submit([("mid", "word " * 400, None)] * 4)  # two: it went after all four of the other's
+    for _ in range(5):
+        model.step()
+    model.go.release()
+    for job in (big, medium):
+        job.future.result(30)
+    assert [call[0][0] for call in model.calls] == ["big", "mid", "mid", "big", "big", "big"]
+    batcher.stop(10)
+
+
+def test_a_failure_in_a_part_ends_its_request_alone():
+    class Failing(Stepping):
+        """A call with a document "fail ..." fails; one with a query "stop" alone raises KeyboardInterrupt."""
+
+        def score(self, pairs, *args, **kwargs):
+            pairs = list(pairs)
+            if {q for q, _, _ in pairs} == {"stop"}:
+                self.calls.append(pairs)
+                self.entered.release()
+                assert self.go.acquire(timeout=30)
+                raise KeyboardInterrupt
+            scores = None
+            try:
+                scores = super().score(pairs, *args, **kwargs)
+            finally:
+                if any(d.startswith("fail") for _, d, _ in pairs) or (scores is not None and len(
+                        {q for q, _, _ in pairs}) > 1 and "stop" in {q for q, _, _ in pairs}):  # fmt: skip
+                    raise InputError("a bad part")
+            return scores
+
+    ok, bad = ("big", "word " * 400, None), ("big", "fail " * 400, None)
+    model = Failing()
+    batcher = Batcher(model, part_tokens=1000)
+    # its second part fails: it gets the error, its third part is never scored, a request merged with it is not
+    failing = batcher.submit([ok, ok, bad, bad, ok, ok])
+    assert model.entered.acquire(timeout=30)
+    small = batcher.submit(triples("small", 2))
+    model.step()  # the small request's call: then the failing part with the one that came meanwhile
+    merged = batcher.submit(triples("merged", 2))
+    model.step()
+    model.step()  # the merged call failed: each alone
+    model.step()
+    model.go.release()
+    with pytest.raises(InputError, match="a bad part"):
+        failing.future.result(30)
+    assert len(small.future.result(30)[0]) == 2 and len(merged.future.result(30)[0]) == 2
+    until(lambda: not batcher.busy and not batcher.depth)
+    assert [len(call) for call in model.calls] == [2, 2, 4, 2, 2]
+    # a request of parts scored alone after a merged call failed, then the other's failure ends the worker's call:
+    # it is told too, and none of it is scored after (it stayed in the queue, failed, and failed others' calls)
+    model.calls.clear()
+    parted = batcher.submit([ok] * 6)
+    assert model.entered.acquire(timeout=30)
+    small = batcher.submit(triples("small", 1))
+    model.step()
+    stopping = batcher.submit(triples("stop", 1))
+    model.step()  # its second part with the request "stop": merged, it fails
+    model.step()  # the request of parts alone: its second part scored, a third left
+    model.step()  # "stop" alone: KeyboardInterrupt
+    model.go.release()
+    for job in (parted, stopping):
+        with pytest.raises(KeyboardInterrupt):
+            job.future.result(30)
+    until(lambda: not batcher.busy and not batcher.depth)
+    assert [[q for q, _, _ in call] for call in model.calls] == [
+        ["big"] * 2, ["small"], ["big"] * 2 + ["stop"], ["big"] * 2, ["stop"]]  # fmt: skip
+    later = batcher.submit(triples("later", 1))
+    model.go.release()
+    assert len(later.future.result(30)[0]) == 1  # the worker goes on
     batcher.stop(10)
 
 

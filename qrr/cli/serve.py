@@ -91,7 +91,8 @@ def serve(
             "--max-queue",
             min=1,
             rich_help_panel=PANEL,
-            help="Requests that may wait for the model; more get 503 with Retry-After.",
+            help="Requests that may wait to begin (one of many documents, begun, is not counted); more get 503 with "
+            "Retry-After.",
         ),
     ] = MAX_QUEUE,  # fmt: skip
     keep_alive: Annotated[

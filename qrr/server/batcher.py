@@ -53,7 +53,10 @@ class Job:
 
     def add(self, scores: Results, seconds: float) -> bool:
         """Keep a part's ``scores`` (with their ``pair_tokens`` and ``pair_cut``) and its share of a call's
-        ``seconds``: ``True`` where it was the last part, and the future has the whole request's result."""
+        ``seconds``: ``True`` where it was the last part, and the future has the whole request's result (or where
+        the future has ended already: nothing more of it is scored)."""
+        if self.future.done():
+            return True
         self.scored += scores
         self.scored.pair_tokens += scores.pair_tokens
         self.scored.pair_cut += scores.pair_cut
@@ -146,8 +149,9 @@ class Batcher:
     """Scores jobs on one worker thread, merging the jobs waiting when it starts a call (up to ``max_pairs``
     pairs and ``max_tokens`` estimated tokens, by default the reranker's ``batch_tokens``; at least one job).
     A job is scored in parts of at most ``max_pairs`` pairs and ``part_tokens`` tokens (``PART_PASSES`` times
-    ``max_tokens``), and one with parts left goes behind the jobs waiting. ``max_queue`` bounds the jobs waiting
-    (those with parts left among them); ``submit`` raises ``QueueFull`` past it."""
+    ``max_tokens``): a part every other call where jobs of one part wait, so that such a job waits for one part at
+    most; of the jobs of parts, the one with the fewest parts left (so equal ones end one after another rather than
+    all at the end). ``max_queue`` bounds the jobs waiting to begin; ``submit`` raises ``QueueFull`` past it."""
 
     def __init__(self, reranker: Reranker, max_queue: int = MAX_QUEUE, max_pairs: int = CHUNK,
                  max_tokens: int | None = None, part_tokens: int | None = None):  # fmt: skip
@@ -156,7 +160,9 @@ class Batcher:
         self.max_pairs = max_pairs
         self.max_tokens = max_tokens if max_tokens is not None else reranker.batch_tokens
         self.part_tokens = part_tokens if part_tokens is not None else PART_PASSES * self.max_tokens
-        self._waiting: deque[Job] = deque()
+        self._waiting: deque[Job] = deque()  # jobs not started, as they came
+        self._parted: list[Job] = []  # jobs of parts begun, between two of their parts
+        self._parts_turn = False  # whether the next call is a job of parts' where others wait too
         self._ready = threading.Condition()
         self._stopping = False
         self.busy = False
@@ -169,7 +175,7 @@ class Batcher:
 
     @property
     def depth(self) -> int:
-        """Jobs waiting to be scored."""
+        """Jobs waiting to be scored (not one whose parts have begun)."""
         return len(self._waiting)
 
     def submit(self, triples) -> Job:
@@ -191,10 +197,10 @@ class Batcher:
         with self._ready:
             if job in self._waiting:
                 self._waiting.remove(job)
-                if job.done:  # parts of it were scored: running, it cannot be cancelled
-                    _abandon([job])
-                else:
-                    job.future.cancel()
+                job.future.cancel()
+            elif job in self._parted:  # between two of its parts: running, it cannot be cancelled
+                self._parted.remove(job)
+                _abandon([job])
             else:
                 job.left = True
 
@@ -214,7 +220,7 @@ class Batcher:
         end = None if timeout is None else time.monotonic() + timeout
         while self._thread.is_alive():
             running = self._running
-            if running is not None and running.for_no_one and not self._waiting:
+            if running is not None and running.for_no_one and not self._waiting and not self._parted:
                 return False
             if end is not None and time.monotonic() >= end:
                 return False
@@ -223,13 +229,28 @@ class Batcher:
 
     def _take(self) -> list[Job]:
         with self._ready:
-            while not self._waiting and not self._stopping:
+            while not self._waiting and not self._parted and not self._stopping:
                 self._ready.wait()
             jobs, pairs, tokens = [], 0, 0
-            while self._waiting and (not jobs or self._joins(self._waiting[0], pairs, tokens)):
-                job = self._waiting.popleft()
-                # from here on it cannot be cancelled (a job with parts scored is running already)
-                if job.done or job.future.set_running_or_notify_cancel():
+            ones = [job for job in self._waiting if len(job.parts) == 1]
+            parted = self._parted + [job for job in self._waiting if len(job.parts) > 1]  # begun first, then as came
+            if parted and (self._parts_turn or not ones):
+                # the fewest parts left first: a request of two parts goes before the rest of one of twenty, and of
+                # equal ones the first begun ends first, rather than all of them at the end
+                job = min(parted, key=lambda job: len(job.parts) - job.done)
+                if job in self._parted:
+                    self._parted.remove(job)
+                    jobs = [job]
+                else:
+                    self._waiting.remove(job)
+                    jobs = [job] if job.future.set_running_or_notify_cancel() else []
+                pairs, tokens = sum(_size(job) for job in jobs), sum(job.part[1] for job in jobs)
+            self._parts_turn = not jobs  # the others' turn after a part, a part's after theirs
+            for job in ones:
+                if jobs and not self._joins(job, pairs, tokens):
+                    break
+                self._waiting.remove(job)
+                if job.future.set_running_or_notify_cancel():  # from here on it cannot be cancelled
                     jobs.append(job)
                     pairs += _size(job)
                     tokens += job.part[1]
@@ -244,7 +265,7 @@ class Batcher:
         while True:
             jobs = self._take()
             if not jobs:
-                if self._stopping and not self._waiting:
+                if self._stopping and not self._waiting and not self._parted:
                     return
                 continue
             self._call(jobs)
@@ -255,6 +276,8 @@ class Batcher:
         try:
             self._score(jobs)
         except BaseException as exc:  # noqa: BLE001  (the worker lives on: no request may wait forever)
+            with self._ready:
+                self._parted = [job for job in self._parted if job not in jobs]  # told below: none scored after
             for job in jobs:
                 if not job.future.done():
                     job.future.set_exception(exc)
@@ -294,17 +317,22 @@ class Batcher:
         self.calls += 1
         if seconds > 0 and call.tokens:
             self._rate = call.tokens / seconds
-        for job, part in zip(jobs, spans(_size(job) for job in jobs), strict=True):
-            own = Results(scores[part])
-            own.pair_tokens, own.pair_cut = scores.pair_tokens[part], scores.pair_cut[part]
-            if job.add(own, seconds * len(own) / len(scores)):
-                continue
-            with self._ready:  # parts left: behind the requests that came meanwhile, unless its client left
+        more = [job for job, part in zip(jobs, spans(_size(job) for job in jobs), strict=True)
+                if not job.add(_part_of(scores, part), seconds * (part.stop - part.start) / len(scores))]  # fmt: skip
+        with self._ready:  # parts left: its next part when its turn comes, unless its client left
+            for job in more:
                 if job.left:
                     _abandon([job])
                 else:
-                    self._waiting.append(job)
+                    self._parted.append(job)
                     self._ready.notify()
+
+
+def _part_of(scores: Results, part: slice) -> Results:
+    """The scores of a call's ``part``, with their ``pair_tokens`` and ``pair_cut``."""
+    own = Results(scores[part])
+    own.pair_tokens, own.pair_cut = scores.pair_tokens[part], scores.pair_cut[part]
+    return own
 
 
 def _size(job: Job) -> int:

@@ -103,7 +103,7 @@ class Metrics:
                 "of every request in them had left (timed out or disconnected).",
                 "# TYPE qrr_scoring_calls_abandoned_total counter",
                 f"qrr_scoring_calls_abandoned_total {abandoned}",
-                "# HELP qrr_queue_depth Requests waiting for the model.",
+                "# HELP qrr_queue_depth Requests waiting to begin (not one begun and scored in parts).",
                 "# TYPE qrr_queue_depth gauge",
                 f"qrr_queue_depth {queue_depth}",
                 "# HELP qrr_busy Whether the model is scoring now.",
