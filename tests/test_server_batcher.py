@@ -292,7 +292,8 @@ def test_a_request_in_parts_whose_client_left_is_scored_no_further():
     big = [("big", "word " * 400, None)] * 20  # about 500 tokens each
     gone = batcher.submit(big)
     assert model.entered.acquire(timeout=30)  # its first part
-    others = [("other", "word " * 100, None)] * 2  # too many tokens to join a part of 1,000 in a forward pass
+    # a part's worth of tokens (about 1,000): then the parts' turn again; too many to join a part in a forward pass
+    others = [("oth", "word " * 400, None)] * 2
     other = batcher.submit(others)
     model.step()  # its first part scored: the other request, which came meanwhile, is in the model now
     assert batcher.depth == 0  # begun, it does not count as waiting (--max-queue)
@@ -310,7 +311,7 @@ def test_a_request_in_parts_whose_client_left_is_scored_no_further():
     with pytest.raises(Abandoned):
         left.future.result(30)
     until(lambda: not batcher.busy and not batcher.depth)
-    assert [[q for q, _, _ in call] for call in model.calls] == [["big"] * 2, ["other"] * 2,
+    assert [[q for q, _, _ in call] for call in model.calls] == [["big"] * 2, ["oth"] * 2,
                                                                  ["big"] * 2 + ["stays"] * 2]  # fmt: skip
     assert other.future.result(30)[0] == Reranker("fake").score(others)
     batcher.stop(10)
@@ -330,14 +331,15 @@ def test_requests_of_parts_end_one_after_another_with_others_between():
         batcher.submit(triples("refused", 1))  # --max-queue 2
     model.step()  # the first's first part ended: the small request goes next; the second waits for the first
     later = batcher.submit(triples("later", 1))  # the first, begun, does not count against --max-queue
-    model.step()  # the first's last part (with the request that came meanwhile, which fits its pass) before the second
+    model.step()  # requests of one part go on until they took a part's tokens, or none wait
+    model.step()  # the first's last part, before the second
     model.step()
     model.step()
     model.go.release()
     for job in (first, second, small, later):
         job.future.result(30)
     assert [[q for q, _, _ in call] for call in model.calls] == [
-        ["one"] * 2, ["small"], ["one"] * 2 + ["later"], ["two"] * 2, ["two"] * 2]  # fmt: skip
+        ["one"] * 2, ["small"], ["later"], ["one"] * 2, ["two"] * 2, ["two"] * 2]  # fmt: skip
     assert first.future.result(30)[0] == Reranker("fake").score(big)
     batcher.stop(10)
 
@@ -354,6 +356,37 @@ def test_the_request_with_the_fewest_parts_left_goes_first():
     for job in (big, medium):
         job.future.result(30)
     assert [call[0][0] for call in model.calls] == ["big", "mid", "mid", "big", "big", "big"]
+    batcher.stop(10)
+
+
+def test_a_long_request_is_not_held_forever_by_a_stream_of_shorter_ones():
+    model = Stepping()
+    batcher = Batcher(model, part_tokens=1000)  # parts of two pairs
+    long = batcher.submit([("big", "word " * 400, None)] * 12)  # six parts
+    assert model.entered.acquire(timeout=30)
+    shorts = []
+    for n in range(30):  # a request of two parts comes at every call: the fewest parts left alone took them all
+        shorts.append(batcher.submit([(f"m{n:02}", "word " * 400, None)] * 4))
+        model.step()
+    assert long.future.done()
+    assert [call[0][0] for call in model.calls].index("big", 1) < 20  # its second part came within 20 calls
+    model.go.release(1000)
+    for job in shorts:
+        job.future.result(30)
+    batcher.stop(10)
+
+
+def test_requests_of_one_part_get_a_parts_worth_of_tokens_between_two_parts():
+    """A call of theirs took one forward pass, a part up to four: under a backlog they had a fifth of the model."""
+    model = Stepping()
+    batcher = Batcher(model)  # a CPU's: passes of 1,024 tokens, parts of 4,096
+    long = batcher.submit([("big", "word " * 400, None)] * 16)  # parts of 8 pairs, about 4,000 tokens
+    assert model.entered.acquire(timeout=30)
+    small = [batcher.submit([(f"s{n}", "word " * 400, None)] * 2) for n in range(8)]  # about 1,000 tokens each
+    model.go.release(1000)
+    for job in (long, *small):
+        job.future.result(30)
+    assert [call[0][0] for call in model.calls] == ["big", "s0", "s1", "s2", "s3", "big", "s4", "s5", "s6", "s7"]
     batcher.stop(10)
 
 
@@ -383,7 +416,7 @@ def test_a_failure_in_a_part_ends_its_request_alone():
     # its second part fails: it gets the error, its third part is never scored, a request merged with it is not
     failing = batcher.submit([ok, ok, bad, bad, ok, ok])
     assert model.entered.acquire(timeout=30)
-    small = batcher.submit(triples("small", 2))
+    small = batcher.submit([("sml", "word " * 400, None)] * 2)  # a part's worth: then the parts' turn
     model.step()  # the small request's call: then the failing part with the one that came meanwhile
     merged = batcher.submit(triples("merged", 2))
     model.step()
@@ -400,7 +433,7 @@ def test_a_failure_in_a_part_ends_its_request_alone():
     model.calls.clear()
     parted = batcher.submit([ok] * 6)
     assert model.entered.acquire(timeout=30)
-    small = batcher.submit(triples("small", 1))
+    small = batcher.submit([("sml", "word " * 400, None)] * 2)
     model.step()
     stopping = batcher.submit(triples("stop", 1))
     model.step()  # its second part with the request "stop": merged, it fails
@@ -412,7 +445,7 @@ def test_a_failure_in_a_part_ends_its_request_alone():
             job.future.result(30)
     until(lambda: not batcher.busy and not batcher.depth)
     assert [[q for q, _, _ in call] for call in model.calls] == [
-        ["big"] * 2, ["small"], ["big"] * 2 + ["stop"], ["big"] * 2, ["stop"]]  # fmt: skip
+        ["big"] * 2, ["sml"] * 2, ["big"] * 2 + ["stop"], ["big"] * 2, ["stop"]]  # fmt: skip
     later = batcher.submit(triples("later", 1))
     model.go.release()
     assert len(later.future.result(30)[0]) == 1  # the worker goes on

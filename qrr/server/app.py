@@ -105,7 +105,8 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
             depth = batcher.depth
             wait = f"{depth} request{'s wait' if depth != 1 else ' waits'}"
             message = f"the server is busy: {wait} for the model; retry shortly"
-            # when the call running now ends, the worker takes waiting requests: a place is free again
+            # when the call running now ends, the worker takes waiting requests: a place is free again (unless the
+            # next call is a part of a request begun, which frees none: a retry may be refused once more)
             raise ApiError(503, message, headers={"Retry-After": retry_after(batcher.seconds_left())}) from None
         waiting = asyncio.wrap_future(job.future)
         left = asyncio.ensure_future(_client_left(request))

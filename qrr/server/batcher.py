@@ -42,6 +42,7 @@ class Job:
     done: int = 0  # parts scored
     scored: Results = field(default_factory=Results)  # the scores of the parts scored, with their pair_tokens and cut
     seconds: float = 0.0  # its share of the time of the calls that scored its parts
+    passed: int = 0  # the turns of parts that went to another job
 
     def __post_init__(self) -> None:
         self.parts = self.parts or [(slice(0, len(self.triples)), self.tokens)]
@@ -149,9 +150,12 @@ class Batcher:
     """Scores jobs on one worker thread, merging the jobs waiting when it starts a call (up to ``max_pairs``
     pairs and ``max_tokens`` estimated tokens, by default the reranker's ``batch_tokens``; at least one job).
     A job is scored in parts of at most ``max_pairs`` pairs and ``part_tokens`` tokens (``PART_PASSES`` times
-    ``max_tokens``): a part every other call where jobs of one part wait, so that such a job waits for one part at
-    most; of the jobs of parts, the one with the fewest parts left (so equal ones end one after another rather than
-    all at the end). ``max_queue`` bounds the jobs waiting to begin; ``submit`` raises ``QueueFull`` past it."""
+    ``max_tokens``). Where jobs of one part wait, they and the parts take turns by tokens (after a part, calls of
+    them until they have taken as many), so that such a job waits for about one part where few wait, and gets half
+    the model under a backlog. Of the jobs of parts, the one with the fewest parts left less the turns it was passed
+    over goes next: equal ones end one after another rather than all at the end, and a long one is not held forever
+    by short ones. ``max_queue`` bounds the jobs waiting to begin (a begun job's parts are bounded by the job);
+    ``submit`` raises ``QueueFull`` past it."""
 
     def __init__(self, reranker: Reranker, max_queue: int = MAX_QUEUE, max_pairs: int = CHUNK,
                  max_tokens: int | None = None, part_tokens: int | None = None):  # fmt: skip
@@ -162,7 +166,9 @@ class Batcher:
         self.part_tokens = part_tokens if part_tokens is not None else PART_PASSES * self.max_tokens
         self._waiting: deque[Job] = deque()  # jobs not started, as they came
         self._parted: list[Job] = []  # jobs of parts begun, between two of their parts
-        self._parts_turn = False  # whether the next call is a job of parts' where others wait too
+        # the tokens jobs of one part may take before the next part, where they wait: a part's (theirs took a forward
+        # pass a call, a part up to PART_PASSES; a turn a call gave them a fifth of the model under a backlog)
+        self._owed = 0
         self._ready = threading.Condition()
         self._stopping = False
         self.busy = False
@@ -234,10 +240,13 @@ class Batcher:
             jobs, pairs, tokens = [], 0, 0
             ones = [job for job in self._waiting if len(job.parts) == 1]
             parted = self._parted + [job for job in self._waiting if len(job.parts) > 1]  # begun first, then as came
-            if parted and (self._parts_turn or not ones):
-                # the fewest parts left first: a request of two parts goes before the rest of one of twenty, and of
-                # equal ones the first begun ends first, rather than all of them at the end
-                job = min(parted, key=lambda job: len(job.parts) - job.done)
+            if parted and (self._owed <= 0 or not ones):
+                # the fewest parts left first (a request of two parts goes before the rest of one of twenty; of equal
+                # ones the first begun ends first, rather than all at the end), less the turns a job was passed over
+                # (a stream of short ones held a long one forever)
+                job = min(parted, key=lambda job: len(job.parts) - job.done - job.passed)
+                for other in parted:
+                    other.passed += other is not job
                 if job in self._parted:
                     self._parted.remove(job)
                     jobs = [job]
@@ -245,7 +254,7 @@ class Batcher:
                     self._waiting.remove(job)
                     jobs = [job] if job.future.set_running_or_notify_cancel() else []
                 pairs, tokens = sum(_size(job) for job in jobs), sum(job.part[1] for job in jobs)
-            self._parts_turn = not jobs  # the others' turn after a part, a part's after theirs
+                self._owed = tokens
             for job in ones:
                 if jobs and not self._joins(job, pairs, tokens):
                     break
@@ -254,6 +263,7 @@ class Batcher:
                     jobs.append(job)
                     pairs += _size(job)
                     tokens += job.part[1]
+                    self._owed -= job.part[1]
             self.busy = bool(jobs)
             return jobs
 
