@@ -198,23 +198,38 @@ def test_a_full_queue_asks_a_client_to_come_back_when_the_call_running_now_ends(
     batcher.stop(10)
 
 
+class Stepping(Reranker):
+    """The fake model whose every call waits for its own go, recording its pairs, and fails where ``check`` says."""
+
+    def __init__(self):
+        super().__init__("fake")
+        self.calls: list[list] = []
+        self.entered, self.go = threading.Semaphore(0), threading.Semaphore(0)
+
+    def score(self, pairs, *args, **kwargs):
+        pairs = list(pairs)
+        self.calls.append(pairs)
+        self.entered.release()
+        assert self.go.acquire(timeout=30)
+        self.check(pairs)
+        return super().score(pairs, *args, **kwargs)
+
+    def check(self, pairs) -> None:
+        """Raise where a call of ``pairs`` fails: none does."""
+
+    def step(self) -> None:
+        """Let the call in the model end, and wait for the next to enter it."""
+        self.go.release()
+        assert self.entered.acquire(timeout=30)
+
+
 def test_after_a_merged_call_fails_a_request_whose_client_left_is_not_scored_again():
-    class Holding(Reranker):
-        """Each call waits for its own go; a query "bad" fails."""
+    class Holding(Stepping):
+        """A query "bad" fails."""
 
-        def __init__(self):
-            super().__init__("fake")
-            self.calls: list[list] = []
-            self.entered, self.go = threading.Semaphore(0), threading.Semaphore(0)
-
-        def score(self, pairs, *args, **kwargs):
-            pairs = list(pairs)
-            self.calls.append(pairs)
-            self.entered.release()
-            assert self.go.acquire(timeout=30)
+        def check(self, pairs) -> None:
             if any(q == "bad" for q, _, _ in pairs):
                 raise InputError("a bad query")
-            return super().score(pairs, *args, **kwargs)
 
     model = Holding()
     batcher = Batcher(model)
@@ -263,27 +278,6 @@ def test_a_request_of_many_documents_is_scored_in_parts_with_others_between():
     assert (stats.pairs, stats.tokens, stats.truncated) == (20, alone.stats.tokens, 0) and stats.seconds > 0
     assert small.future.result(30)[0] == Reranker("fake").score(triples("small", 2))
     batcher.stop(10)
-
-
-class Stepping(Reranker):
-    """The fake model whose every call waits for its own go, recording its pairs."""
-
-    def __init__(self):
-        super().__init__("fake")
-        self.calls: list[list] = []
-        self.entered, self.go = threading.Semaphore(0), threading.Semaphore(0)
-
-    def score(self, pairs, *args, **kwargs):
-        pairs = list(pairs)
-        self.calls.append(pairs)
-        self.entered.release()
-        assert self.go.acquire(timeout=30)
-        return super().score(pairs, *args, **kwargs)
-
-    def step(self) -> None:
-        """Let the call in the model end, and wait for the next to enter it."""
-        self.go.release()
-        assert self.entered.acquire(timeout=30)
 
 
 def test_a_request_in_parts_whose_client_left_is_scored_no_further():
@@ -392,23 +386,15 @@ def test_requests_of_one_part_get_a_parts_worth_of_tokens_between_two_parts():
 
 def test_a_failure_in_a_part_ends_its_request_alone():
     class Failing(Stepping):
-        """A call with a document "fail ..." fails; one with a query "stop" alone raises KeyboardInterrupt."""
+        """A call with a document "fail ..." fails, and one that merges the query "stop" with others; one of "stop"
+        alone raises KeyboardInterrupt."""
 
-        def score(self, pairs, *args, **kwargs):
-            pairs = list(pairs)
-            if {q for q, _, _ in pairs} == {"stop"}:
-                self.calls.append(pairs)
-                self.entered.release()
-                assert self.go.acquire(timeout=30)
+        def check(self, pairs) -> None:
+            queries = {q for q, _, _ in pairs}
+            if queries == {"stop"}:
                 raise KeyboardInterrupt
-            scores = None
-            try:
-                scores = super().score(pairs, *args, **kwargs)
-            finally:
-                if any(d.startswith("fail") for _, d, _ in pairs) or (scores is not None and len(
-                        {q for q, _, _ in pairs}) > 1 and "stop" in {q for q, _, _ in pairs}):  # fmt: skip
-                    raise InputError("a bad part")
-            return scores
+            if any(d.startswith("fail") for _, d, _ in pairs) or "stop" in queries:
+                raise InputError("a bad part")
 
     ok, bad = ("big", "word " * 400, None), ("big", "fail " * 400, None)
     model = Failing()
