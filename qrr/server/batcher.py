@@ -65,11 +65,9 @@ class Job:
         self.done += 1
         if self.done < len(self.parts):
             return False
-        stats = Stats(pairs=len(self.scored), tokens=sum(self.scored.pair_tokens), truncated=sum(self.scored.pair_cut),
-                      seconds=self.seconds)  # fmt: skip
-        own = Results(self.scored, stats)
-        own.pair_cut = self.scored.pair_cut
-        self.future.set_result((own, stats))
+        self.scored.stats = Stats(pairs=len(self.scored), tokens=sum(self.scored.pair_tokens),
+                                  truncated=sum(self.scored.pair_cut), seconds=self.seconds)  # fmt: skip
+        self.future.set_result((self.scored, self.scored.stats))
         return True
 
 
@@ -347,7 +345,8 @@ def _part_of(scores: Results, part: slice) -> Results:
 
 def _size(job: Job) -> int:
     """The pairs of ``job``'s next part."""
-    return len(range(len(job.triples))[job.part[0]])
+    part = job.part[0]
+    return part.stop - part.start
 
 
 def _abandon(jobs: list[Job]) -> None:
