@@ -116,6 +116,10 @@ def test_another_rerankers_options_are_answered_with_qrrs(cli):
          "no such option: --return-documents; qrr's is --with-text (see qrr rank -h)"),  # click offered --document
         (("score", "-q", "q", "-d", "x", "--use-fp16"), "no such option: --use-fp16; qrr's is --dtype fp16 (see qrr "
                                                         "score -h)"),
+        # said as typed, though click has it as normalized (--half is --fp16 there: --dtype takes torch's names)
+        (("score", "-q", "q", "-d", "x", "--half"), "no such option: --half; qrr's is --dtype fp16 (see qrr score -h)"),
+        (("rank", "-q", "q", "-d", "x", "--BFloat16=1"), "no such option: --BFloat16; qrr's is --dtype bf16 (see qrr "
+                                                         "rank -h)"),
         (("score", "-q", "q", "-d", "x", "--normalize"), "no such option: --normalize; scores are p(yes), from 0 to 1 "
                                                          "(their log-odds, the raw scores, are log(p / (1 - p))) (see "
                                                          "qrr score -h)"),
@@ -793,11 +797,13 @@ def test_device_dtype_host_and_port_from_the_environment(cli, monkeypatch, tiny_
     """A container's settings as variables, as ``$QRR_MODEL``: the flag wins, and a bad value is said as the variable
     it came from (not a flag the user never gave)."""
     rank = ("rank", "-m", str(tiny_model), "-q", "q", "-d", "a", "-f", "jsonl", "-v")
-    for dtype in ("bf16", "fp32"):  # one of them is not the machine's auto
+    # one of them is not the machine's auto; torch's names as the library takes them (set for it, or for vLLM)
+    for dtype, short in (("bf16", "bf16"), ("fp32", "fp32"), ("bfloat16", "bf16"), ("Float32", "fp32")):
         monkeypatch.setenv("QRR_DTYPE", dtype)
         result = cli(*rank, model=False)
-        assert result.exit_code == 0 and f"on cpu ({dtype}, " in result.stderr, result.stderr
+        assert result.exit_code == 0 and f"on cpu ({short}, " in result.stderr, result.stderr
     assert "on cpu (fp32, " in cli(*rank, "--dtype", "fp32", model=False).stderr  # the flag wins
+    assert "on cpu (fp32, " in cli(*rank, "--dtype=float32", model=False).stderr
     monkeypatch.setenv("QRR_DTYPE", "int8")
     result = cli(*rank, model=False)
     assert (result.exit_code, result.stderr) == (2, "error: invalid value for '--dtype' (env var: 'QRR_DTYPE'): "

@@ -25,6 +25,7 @@ from rich.text import Text
 from typer.core import TyperCommand, TyperGroup
 
 from qrr import __version__, formats
+from qrr import device as devices
 from qrr.cli.signals import heavy_imports, sigterm_stops
 from qrr.errors import InputError, Interrupted, QrrError, Stopped, Terminated, debugging, innermost, qrr_cause
 from qrr.family import QWEN3, run_settings
@@ -107,26 +108,29 @@ PEER_OPTIONS = {
     "--return-documents": "--with-text", "--return-text": "--with-text", "--top-n": "--top-k",
     "--batch-size": "--batch-tokens (a budget of tokens a forward pass, pads included)",
     "--max-seq-length": "--max-length", "--max-model-len": "--max-length", "--use-fp16": "--dtype fp16",
-    "--fp16": "--dtype fp16", "--bf16": "--dtype bf16",
+    "--fp16": "--dtype fp16", "--bf16": "--dtype bf16", "--fp32": "--dtype fp32",
     "--normalize": None, "--raw-scores": None, "--activation": None,
 }  # fmt: skip
 
 
-def _peer_option(exc) -> str | None:
+def _peer_option(exc, args) -> str | None:
     """The message for an unknown option that another reranker has, naming qrr's (click's guess is by spelling:
-    --return-documents got --document)."""
+    --return-documents got --document). ``args``: the command line, where the name is as typed."""
     name = getattr(exc, "option_name", None)
     if name not in PEER_OPTIONS or type(exc).__name__ != "NoSuchOption":
         return None
+    # click names it as normalized (_dtype_words: --half is --fp16 there); the message, as typed
+    typed = next((arg.partition("=")[0] for arg in args if "--" + _dtype_words(arg.partition("=")[0][2:]) == name
+                  and arg.startswith("--")), name)  # fmt: skip
     ours = PEER_OPTIONS[name]
     command = getattr(getattr(exc, "ctx", None), "command", None)
     have = {opt for param in getattr(command, "params", ()) for opt in param.opts}
     if ours is None and "--dtype" in have:  # a command that scores
-        return (f"no such option: {name}; scores are p(yes), from 0 to 1 (their log-odds, the raw scores, are "
+        return (f"no such option: {typed}; scores are p(yes), from 0 to 1 (their log-odds, the raw scores, are "
                 "log(p / (1 - p)))")  # fmt: skip
     if ours is None or ours.split()[0] not in have:
-        return f"no such option: {name}"  # not click's guess by spelling
-    return f"no such option: {name}; qrr's is {ours}"
+        return f"no such option: {typed}"  # not click's guess by spelling
+    return f"no such option: {typed}; qrr's is {ours}"
 
 
 def _unless_from_environment(exc, message: str) -> str:
@@ -158,7 +162,8 @@ class Group(_PlainTypes, TyperGroup):
             rich_utils.rich_format_error(exc)
             sys.exit(exc.exit_code)
         except ClickException as exc:
-            said = plain_words(_peer_option(exc) or _unless_from_environment(exc, exc.format_message()))
+            typed = (args[0] if args else kwargs.get("args")) or sys.argv[1:]  # click's reading of them
+            said = plain_words(_peer_option(exc, typed) or _unless_from_environment(exc, exc.format_message()))
             where = getattr(exc, "ctx", None)
             hint = f" (see {where.command_path} -h)" if where is not None else ""
             stderr.print(Text.assemble(("error: ", "bold red"), said[:1].lower() + said[1:] + hint), markup=False,
@@ -168,6 +173,16 @@ class Group(_PlainTypes, TyperGroup):
             stderr.print("aborted", highlight=False)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+# torch's names of the dtypes, which the library takes (Reranker(dtype="bfloat16")), as qrr's: --dtype bfloat16 from
+# vLLM's habits, QRR_DTYPE=float32 set for the library
+DTYPE_WORDS = {word: short for word, name in devices.DTYPES.items() if (short := devices.dtype_name(name)) != word}
+
+
+def _dtype_words(token: str) -> str:
+    """Click's normalizing of every choice and option name: a dtype's other name to qrr's, all else as it is."""
+    return DTYPE_WORDS.get(token.casefold(), token)
 
 
 app = typer.Typer(
@@ -182,7 +197,7 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": ["-h", "--help"], "token_normalize_func": _dtype_words},
 )
 
 
@@ -254,7 +269,8 @@ DeviceOpt = Annotated[
 ]  # fmt: skip
 DtypeOpt = Annotated[
     Dtype, typer.Option("--dtype", case_sensitive=False, rich_help_panel="Model", envvar=DTYPE_ENV, show_envvar=True,
-                        help="auto: bf16 on GPUs and on CPUs with native bf16, fp16 on mps, fp32 elsewhere."),
+                        help="auto: bf16 on GPUs and on CPUs with native bf16, fp16 on mps, fp32 elsewhere (torch's "
+                        "names, bfloat16, float16 and float32, are taken too)."),
 ]  # fmt: skip
 MaxLengthOpt = Annotated[
     int, typer.Option("--max-length", min=1, help="Prompt length cap in tokens; only the document is cut.",
@@ -822,7 +838,6 @@ def remote_or_local(server: str | None, instruction: str | None, verbose: bool, 
 def load_reranker(model, device, dtype, max_length, instruction, batch_tokens, offline, verbose, recipe,
                   compile=False):  # fmt: skip
     """The ``Reranker`` the model options (``model_options``) ask for, loaded with a spinner on a terminal."""
-    from qrr import device as devices
     from qrr import models
     from qrr.reranker import Reranker
 
