@@ -316,6 +316,21 @@ def test_a_finished_file_of_other_settings_is_refused_before_a_model_loads(cli, 
     )
 
 
+def test_ray_with_auto_does_not_go_on_with_a_file_of_a_dtype(cli, rerank_args, tmp_path, tiny_model):
+    """--ray's actors resolve auto each on its own machine, and none says its dtype before it writes: a file kept in
+    one dtype is refused before Ray starts, unless the dtype is given."""
+    out, kept = tmp_path / "out.trec", tmp_path / ".out.trec.qrr.json"
+    ok(cli("rerank", *rerank_args, "--dtype", "fp32", "--resume", str(out), model=tiny_model))
+    assert orjson.loads(kept.read_bytes())["dtype"] == "fp32"
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(line for line in lines if line.split()[0] == lines[0].split()[0]))  # one query done
+    result = cli("rerank", *rerank_args, "--resume", str(out), "--ray", "--dtype", "auto", model=tiny_model)
+    assert (result.exit_code, result.stderr.splitlines()[-1]) == (
+        2, f"error: --resume {out} was written in fp32 (as its record keeps), and with --ray and --dtype auto each "
+        "actor picks the dtype of the machine it runs on: give --dtype fp32 to go on with it, or rerank into a new "
+        "file")  # fmt: skip
+
+
 def test_a_complete_resume_loads_no_model(cli, rerank_args, tmp_path):
     out = tmp_path / "out.trec"
     ok(cli("rerank", *rerank_args, "--resume", str(out)))

@@ -195,6 +195,11 @@ def _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_
 
     from qrr import pipelines
 
+    kept = (output.kept or {}).get("dtype") if output is not None else None
+    if kept and options["dtype"] == "auto":  # each actor resolves auto on its own machine, known only as it runs
+        raise InputError(f"{{output}} {output.path} was written in {kept} (as its record keeps), and with --ray and "
+                         f"{{dtype}} auto each actor picks the dtype of the machine it runs on: give {{dtype}} {kept} "
+                         "to go on with it, or rerank into a new file", "output", "dtype")  # fmt: skip
     raydata, placement, model = start_ray(address, workers, gpus_per_worker, model, options.get("offline"))
     import ray  # there, as start_ray found
 
