@@ -3,6 +3,7 @@ fake model scores (the CLI's job is to pass the core's results through); one tes
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -64,10 +65,23 @@ def test_tsv_lines_of_id_and_text(cli, tmp_path, ranked):
     (tmp_path / "docs.tsv").write_text(data)
     check(ok(cli("rank", "-q", QUERY, "--input-format", "tsv", str(tmp_path / "docs.tsv"))), ranked)
     check(ok(cli("rank", "-q", QUERY, "--input-format", "tsv", input="docid\ttext\n" + data)), ranked)  # a header
-    # read as text by default, each line whole: the id was scored as part of the document, unsaid
+    # a file named so is read so (it was read as text, its header ranked as a document), a header too
     result = cli("rank", "-q", QUERY, str(tmp_path / "docs.tsv"))
+    assert result.stderr == ""
+    check(ok(result), ranked)
+    (tmp_path / "headed.tsv.gz").write_bytes(gzip.compress(("id\ttext\n" + data).encode()))
+    assert (result := cli("rank", "-q", QUERY, str(tmp_path / "headed.tsv.gz"))).stderr == ""
+    check(ok(result), ranked)
+    (tmp_path / "plain.tsv").write_text("Beijing is the capital.\n")  # plain lines so named: how to say so
+    result = cli("rank", "-q", QUERY, str(tmp_path / "plain.tsv"))
+    assert (result.exit_code, result.stderr) == (2, f"error: {tmp_path / 'plain.tsv'}:1: expected id<TAB>text "
+                                                    "(--input-format text reads each line whole, as a document's "
+                                                    "text)\n")  # fmt: skip
+    # otherwise read as text, each line whole: the id was scored as part of the document, unsaid
+    (tmp_path / "docs.txt").write_text(data)
+    result = cli("rank", "-q", QUERY, str(tmp_path / "docs.txt"))
     assert result.exit_code == 0 and all("id" not in r for r in jsonl(result.stdout))
-    assert result.stderr == (f"warning: {tmp_path / 'docs.tsv'}: its lines look like id<TAB>text; each is read whole, "
+    assert result.stderr == (f"warning: {tmp_path / 'docs.txt'}: its lines look like id<TAB>text; each is read whole, "
                              "as a document's text (--input-format tsv reads ids and texts)\n")  # fmt: skip
     assert ok(cli("rank", "-q", QUERY, input="a line\twith a tab in its prose\n"))  # prose with a tab: no warning
     assert cli("rank", "-q", QUERY, input="a line\twith a tab in its prose\n").stderr == ""
@@ -82,9 +96,9 @@ def test_tsv_lines_of_id_and_text(cli, tmp_path, ranked):
     # in a process of its own, where reading the input warns before any model loads (it was Python's bare line)
     (tmp_path / "nope").mkdir()
     env = {**os.environ, "QRR_MODEL": str(tmp_path / "nope")}
-    out = subprocess.run([sys.executable, "-m", "qrr", "rank", "-q", QUERY, str(tmp_path / "docs.tsv")], env=env,
+    out = subprocess.run([sys.executable, "-m", "qrr", "rank", "-q", QUERY, str(tmp_path / "docs.txt")], env=env,
                          capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert out.stderr.startswith(f"warning: {tmp_path / 'docs.tsv'}: its lines look like id<TAB>text; each is read "
+    assert out.stderr.startswith(f"warning: {tmp_path / 'docs.txt'}: its lines look like id<TAB>text; each is read "
                                  "whole, as a document's text (--input-format tsv reads ids and texts)\n")  # fmt: skip
 
 

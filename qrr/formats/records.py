@@ -99,8 +99,12 @@ def sniffed(lines: Iterator[Line], plain: str, arrays: bool = False) -> tuple[st
 def named_plain(source: str, plain: str) -> str:
     """What ``sniffed`` takes a first line that is no JSON for: JSON lines where the file's name says JSON
     (``*.jsonl``, ``*.ndjson``, ``*.json``, gzipped or not), so that a stray first line is said to be bad JSON
-    rather than every line read as ``plain`` (a tool's export that opens with a line of its own), else ``plain``."""
-    return "jsonl" if source.removesuffix(".gz").lower().endswith((".jsonl", ".ndjson", ".json")) else plain
+    rather than every line read as ``plain`` (a tool's export that opens with a line of its own); TSV where it says
+    TSV (``collection.tsv``: read as text, each id and a header were scored as documents); else ``plain``."""
+    name = source.removesuffix(".gz").lower()
+    if name.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    return "tsv" if name.endswith(".tsv") else plain
 
 
 def _guess(line: str, plain: str) -> str:
@@ -520,7 +524,9 @@ def _documents(sources, fmt, text_field, id_field):
         if fmt == "auto":
             kind, lines = sniffed(lines, named_plain(source, "text"))
         if kind == "tsv":
-            for where, record in tsv_records(lines, label(source), "id<TAB>text"):
+            # read so for its name: a file of plain lines so named is told how to say so
+            named = " ({input_format} text reads each line whole, as a document's text)" if fmt == "auto" else ""
+            for where, record in tsv_records(lines, label(source), "id<TAB>text", named):
                 if isinstance(record, InputError):
                     yield record
                 else:
@@ -625,7 +631,7 @@ def tsv_records(lines, name: str, shape: str, otherwise: str = "") -> Iterator[t
                             "id<TAB>text<TAB>title, reads more)")  # fmt: skip
                 else:
                     said = f"expected {shape}{otherwise}"
-                yield where, InputError(f"{where}: {said}{_quoted_hint(fields)}")
+                yield where, InputError(f"{where}: {said}{_quoted_hint(fields)}", "input_format")
                 continue
             record = dict(zip(columns or ["_id", "text"], fields, strict=True))
             record["_id"] = record["_id"].strip()
