@@ -508,9 +508,9 @@ def read_documents(
     """Documents from JSONL (objects with ``text_field`` and optional ``id_field``, or JSON strings), a JSON
     array of either, plain text with one document per line, or TSV lines ``id<TAB>text`` (``tsv``: MS MARCO's
     collection.tsv; a header line names the columns, a title joins the text). ``auto`` picks JSON or text by the
-    first line, and warns where text lines look like ``id<TAB>text``. An ``id_field`` of ``id`` takes BEIR's
-    ``_id`` where a record has no ``id``; a BEIR record's (one with ``_id``) ``title`` joins its ``text`` with a
-    space, as ``read_corpus`` joins them.
+    first line (TSV for a file named ``*.tsv``), and warns where text lines look like ``id<TAB>text``. An
+    ``id_field`` of ``id`` takes BEIR's ``_id`` where a record has no ``id``; a BEIR record's (one with ``_id``)
+    ``title`` joins its ``text`` with a space, as ``read_corpus`` joins them.
 
     ``sources``, laziness and bad lines as in ``read_pairs``."""
     check_sink(on_error)
