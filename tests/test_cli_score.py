@@ -1080,7 +1080,7 @@ def test_documents_of_other_fields_are_scored_against_a_query_and_gone_on_with(c
     result = cli("score", "-q", "q", str(docs))
     assert result.exit_code == 2 and result.stderr == (
         f'error: {docs}:1: missing field "text"; the object\'s text is '
-        'in "doc_id", "contents", "url": name one with --text-field\n'
+        'in "contents", "url": name one with --text-field\n'  # its id is no text to name
     )
     whole = jsonl(ok(cli("score", "-q", "q", str(docs), "--text-field", "contents", "--with-fields")))
     assert whole[0] == {"index": 0, "id": "d0", "doc_id": "d0", "score": whole[0]["score"], "url": "u0"}

@@ -142,6 +142,13 @@ def test_a_pair_missing_a_field_names_the_fields_it_has_instead(tmp_path):
     )
     assert said('{"query": "q", "my-doc": "p"}').endswith("""jq -c '.document = .["my-doc"] | del(.["my-doc"])')""")
     assert said('{"query": "q", "id": 1}') == 'p:1: missing field "document"'  # nothing else to name
+    # a document's line (qrr score given a documents file without -q): renamed, it was scored as its own query
+    for text in ("text", "contents"):
+        with pytest.raises(InputError) as caught:
+            list(formats.read_pairs([write(tmp_path, "d.jsonl", f'{{"id": "a", "{text}": "t"}}\n')]))
+        assert caught.value.naming({"query": "-q"}).endswith(f'd.jsonl:1: missing field "query"; a document ("{text}") '
+                                                             "with no query: give -q QUERY to score each document "
+                                                             "against it (qrr rank ranks them)")  # fmt: skip
     # a request's body, FlagEmbedding's training lines: documents in arrays, which a rename would not make a pair
     assert said('{"query": "q", "documents": ["a", "b"]}') == (
         'p:1: missing field "document" (the documents are in the array "documents": one pair a document, with jq -c '
@@ -488,6 +495,13 @@ def test_document_field_mapping_and_forced_format(tmp_path):
         list(formats.read_documents([write(tmp_path, "q.jsonl", '{"query": "q", "title": "t"}\n')]))
     assert str(caught.value).endswith(
         'missing field "text"; the object\'s text is in "title": name one with text_field'
+    )
+    # a pair, as qrr score reads it: its id is no text to name (it named "document", "docid")
+    with pytest.raises(InputError) as caught:
+        list(formats.read_documents([write(tmp_path, "p.jsonl", '{"query": "q", "document": "d", "docid": "1"}\n')]))
+    assert str(caught.value).endswith(
+        'missing field "text"; the object\'s text is in "document": name one with '
+        "text_field; a query and its document: qrr score scores such pairs"
     )
 
 

@@ -225,6 +225,10 @@ def _missing_named(record: dict, where: str) -> InputError | None:
                           f"document, with jq -c '{each}[] as $d | {{query, document: {text}}}')")  # fmt: skip
     if not strings:
         return None  # nothing to rename: numbers, arrays of them
+    texts = [k for k in strings if k.lower() in _TEXT_HEADERS]
+    if missing == "query" and "document" not in record and texts:  # a document's line: renamed, it was its own query
+        return InputError(f'{where}: missing field "query"; a document ("{texts[0]}") with no query: give {{query}} '
+                          "QUERY to score each document against it (qrr rank ranks them)", "query")  # fmt: skip
     path = _jq_path(strings[0])
     return InputError(f'{where}: missing field "{missing}" (its other field{"s are" if len(others) > 1 else " is"} '
                       f"{named}: rename one with jq, say jq -c '.{missing} = {path} | del({path})')")  # fmt: skip
@@ -234,7 +238,11 @@ def _missing_text(record: dict, where: str, text_field: str, ids: tuple[str, ...
     """A document lacking ``text_field`` that holds its text elsewhere: the error names where (another field, or
     documents held in arrays, as a request's body holds them) and how to read it; ``None`` where it holds none."""
     # a query, instruction or model is no document's text (a request body holds them beside its documents)
-    strings = [f'"{k}"' for k, v in record.items() if isinstance(v, str) and k not in ids and k not in METADATA]
+    strings = [
+        f'"{k}"'
+        for k, v in record.items()
+        if isinstance(v, str) and k not in ids and k not in METADATA and not is_id_field(k)
+    ]
     held = _held(record, [k for k in record if not is_id_field(k)], strings)
     if held:
         said, each, _ = held
@@ -242,9 +250,10 @@ def _missing_text(record: dict, where: str, text_field: str, ids: tuple[str, ...
         return InputError(f'{where}: missing field "{text_field}"; the object holds its documents in the {said}{body}, '
                           f"and qrr rank reads a document a line: jq -c '{each}[]' gives them so",
                           "text_field")  # fmt: skip
+    pair = "; a query and its document: qrr score scores such pairs" if {"query", "document"} <= set(record) else ""
     if strings:
         return InputError(f'{where}: missing field "{text_field}"; the object\'s text is in {", ".join(strings)}: '
-                          "name one with {text_field}", "text_field")  # fmt: skip
+                          f"name one with {{text_field}}{pair}", "text_field")  # fmt: skip
     return None
 
 
