@@ -155,6 +155,11 @@ class FixedSetting(InputError, AttributeError):
     attribute's is)."""
 
 
+class PeerKeyword(InputError, TypeError):
+    """A keyword argument of sentence-transformers' ``CrossEncoder`` or FlagEmbedding's ``FlagReranker`` that qrr
+    takes otherwise or has no use for, said with qrr's way (a ``TypeError``, as Python's for an unknown keyword)."""
+
+
 class NotPicklableError(QrrError, TypeError):
     """A ``Reranker`` pickled or copied (a ``TypeError``, as pickle's own refusals are)."""
 

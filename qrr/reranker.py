@@ -7,6 +7,7 @@ arguments of sentence-transformers' ``CrossEncoder`` and return what it returns.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import logging
@@ -17,7 +18,16 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypedDict, TypeVar, overload
 
 from qrr.engine import Progress
-from qrr.errors import FixedSetting, InputError, NotAModelError, NotPicklableError, PairError, check_count, warn
+from qrr.errors import (
+    FixedSetting,
+    InputError,
+    NotAModelError,
+    NotPicklableError,
+    PairError,
+    PeerKeyword,
+    check_count,
+    warn,
+)
 from qrr.family import DEFAULT_MAX_LENGTH, DEFAULT_RECIPE, QWEN3, run_settings
 from qrr.formats.rows import named_fields
 from qrr.prompt import Prompter
@@ -42,6 +52,34 @@ OnePair = tuple[str, str] | tuple[str, str, str | None]
 Pair = OnePair | list[str | None] | Mapping[str, Any]
 
 _T = TypeVar("_T")
+
+# Keywords of CrossEncoder's and FlagReranker's that qrr takes otherwise, or has no use for: what to write instead.
+# Python's own TypeError named a private class (_Predicts.predict) and no way on.
+_RAW = "scores are p(yes), from 0 to 1; the raw scores are their log-odds, log(p / (1 - p))"
+PEER_KEYWORDS = {
+    "sentences": "give the pairs first, by position: predict(pairs)",
+    "inputs": "give the pairs first, by position: predict(pairs)",
+    "prompt": "qrr's is instruction=, the task's text",
+    "prompt_name": "qrr's is instruction=, the task's text",
+    "activation_fn": _RAW,
+    "apply_softmax": _RAW,
+    "normalize": _RAW,
+    "use_fp16": 'qrr\'s is dtype="fp16" (dtype="auto" picks bf16 where the device computes it)',
+    "trust_remote_code": "qrr runs Qwen3 through transformers' own code: there is no remote code to trust",
+}
+
+
+def peer_keywords(method: Callable[..., _T]) -> Callable[..., _T]:
+    """``method``, refusing a keyword of ``PEER_KEYWORDS`` with what to write instead (``PeerKeyword``)."""
+
+    @functools.wraps(method)
+    def checked(*args: Any, **kwargs: Any) -> _T:
+        for name in PEER_KEYWORDS.keys() & kwargs.keys():
+            called = type(args[0]).__name__ if method.__name__ == "__init__" else method.__name__
+            raise PeerKeyword(f"{called}() takes no {name}=: {PEER_KEYWORDS[name]}")
+        return method(*args, **kwargs)
+
+    return checked
 
 
 class _RankFields(TypedDict):
@@ -133,6 +171,7 @@ class _Predicts:
                 show_progress_bar: bool | None = None, convert_to_numpy: bool = True, convert_to_tensor: bool = False,
                 *, instruction: str | None = None) -> Predicted: ...  # fmt: skip
 
+    @peer_keywords
     def predict(
         self,
         pairs: Iterable[Pair] | OnePair,
@@ -196,6 +235,7 @@ class Reranker(_Predicts):
     from disk; see ``TransformerEngine.compile`` and BENCHMARKS.md for where it pays).
     """
 
+    @peer_keywords
     def __init__(
         self,
         model: str | os.PathLike | Callable | None = None,
@@ -421,6 +461,7 @@ class Reranker(_Predicts):
 
     # ----------------------------------------------------------------------------------------------- scoring
 
+    @peer_keywords
     def score(
         self,
         pairs: Iterable[Pair],
@@ -454,6 +495,7 @@ class Reranker(_Predicts):
                 results.pair_cut += [e.truncated for e in encoded]
         return results
 
+    @peer_keywords
     def rank(
         self,
         query: str,

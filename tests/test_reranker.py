@@ -288,6 +288,42 @@ def test_rank_is_crossencoder_shaped(reranker):
     close([r["score"] for r in small], [r["score"] for r in whole], tol=1e-6)
 
 
+def test_crossencoders_and_flagrerankers_keywords_are_answered_with_qrrs(fake_model):
+    """CrossEncoder code that names its keywords: Python's TypeError named a private class (``_Predicts.predict()
+    got an unexpected keyword argument 'sentences'``) and no way on."""
+    from qrr.errors import PeerKeyword
+    from qrr.server.client import RemoteReranker
+
+    rr = Reranker("fake")
+    remote = RemoteReranker("http://127.0.0.1:9")  # refused before any request
+    for call, said in (
+        (lambda: rr.predict(sentences=PAIRS), "predict() takes no sentences=: give the pairs first, by position: "
+                                              "predict(pairs)"),
+        (lambda: remote.predict(inputs=PAIRS), "predict() takes no inputs=: give the pairs first, by position: "
+                                               "predict(pairs)"),
+        (lambda: rr.predict(PAIRS, apply_softmax=True), "predict() takes no apply_softmax=: scores are p(yes), from 0 "
+                                                        "to 1; the raw scores are their log-odds, log(p / (1 - p))"),
+        (lambda: rr.score(PAIRS, normalize=False), "score() takes no normalize=: scores are p(yes), from 0 to 1; the "
+                                                   "raw scores are their log-odds, log(p / (1 - p))"),
+        (lambda: rr.rank("q", ["d"], prompt="Judge"), "rank() takes no prompt=: qrr's is instruction=, the task's "
+                                                      "text"),
+        (lambda: remote.rank("q", ["d"], prompt_name="query"), "rank() takes no prompt_name=: qrr's is "
+                                                               "instruction=, the task's text"),
+        (lambda: Reranker("fake", use_fp16=True), 'Reranker() takes no use_fp16=: qrr\'s is dtype="fp16" '
+                                                  '(dtype="auto" picks bf16 where the device computes it)'),
+        (lambda: Reranker("fake", trust_remote_code=True), "Reranker() takes no trust_remote_code=: qrr runs Qwen3 "
+                                                           "through transformers' own code: there is no remote code "
+                                                           "to trust"),
+    ):  # fmt: skip
+        with pytest.raises(PeerKeyword) as caught:
+            call()
+        assert str(caught.value) == said and isinstance(caught.value, TypeError)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):  # any other: Python's own
+        rr.predict(PAIRS, bogus=1)
+    # CrossEncoder's own keywords as before
+    assert rr.predict(PAIRS, batch_size=2, convert_to_numpy=False) == pytest.approx(rr.predict(PAIRS), abs=1e-7)
+
+
 # ---------------------------------------------------------------------------------------- stats and threads
 
 

@@ -34,6 +34,7 @@ from qrr.reranker import (
     check_call,
     check_documents,
     check_query,
+    peer_keywords,
     rank_chunks,
     triples,
 )
@@ -134,6 +135,7 @@ class RemoteReranker(_Predicts):
         """The server's token budget of a forward pass (how much work one call should bring)."""
         return self._card.get("batch_tokens", 8192)
 
+    @peer_keywords
     def rank(
         self,
         query: str,
@@ -177,6 +179,7 @@ class RemoteReranker(_Predicts):
         with ProgressBar(total, show_progress_bar, progress, "ranking", "document") as advance:
             return rank_chunks(score, documents, top_k, return_documents, ids)
 
+    @peer_keywords
     def score(self, pairs: Iterable[Pair], batch_size: int | None = None, show_progress_bar: bool | None = None, *,
               instruction: str | None = None, progress: Progress | None = None) -> Results[float]:  # fmt: skip
         """As ``Reranker.score`` (the server sets its own batches): p(yes) for each ``(query, document)`` or
