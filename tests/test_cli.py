@@ -127,6 +127,8 @@ def test_another_rerankers_options_are_answered_with_qrrs(cli):
         (("score", "-q", "q", "-d", "x", "--return-documents"), "no such option: --return-documents (see qrr score "
                                                                 "-h)"),
         (("download", "--normalize"), "no such option: --normalize (see qrr download -h)"),
+        (("rank", "-q", "q", "-d", "x", "--json"), "no such option: --json; qrr's is -f json (see qrr rank -h)"),
+        (("serve", "--json"), "no such option: --json (see qrr serve -h)"),  # it writes no results
     ):  # fmt: skip
         result = cli(*args, model=args[0] != "download")
         assert (result.exit_code, result.stderr) == (2, f"error: {message}\n")

@@ -110,6 +110,8 @@ PEER_OPTIONS = {
     "--max-seq-length": "--max-length", "--max-model-len": "--max-length", "--use-fp16": "--dtype fp16",
     "--fp16": "--dtype fp16", "--bf16": "--dtype bf16", "--fp32": "--dtype fp32",
     "--normalize": None, "--raw-scores": None, "--activation": None,
+    # and of command-line tools at large
+    "--json": "-f json", "--jsonl": "-f jsonl", "--tsv": "-f tsv", "--table": "-f table",
 }  # fmt: skip
 
 
