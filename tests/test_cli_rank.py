@@ -77,6 +77,14 @@ def test_tsv_lines_of_id_and_text(cli, tmp_path, ranked):
     assert (result.exit_code, result.stderr) == (2, f"error: {tmp_path / 'plain.tsv'}:1: expected id<TAB>text "
                                                     "(--input-format text reads each line whole, as a document's "
                                                     "text)\n")  # fmt: skip
+    # a file named *.csv: refused whole, how to read it said (its header was ranked as a document, unsaid)
+    (tmp_path / "docs.csv").write_text("id,text\n" + data.replace("\t", ","))
+    result = cli("rank", "-q", QUERY, str(tmp_path / "docs.csv"))
+    assert (result.exit_code, result.stderr) == (2, f"error: {tmp_path / 'docs.csv'}: CSV by its name, which qrr does "
+                                                    "not read (as text, each line would be a document, the header "
+                                                    "too); give JSON lines, for example pandas.read_csv(FILE).to_json("
+                                                    "OUT, orient='records', lines=True), or --input-format text to "
+                                                    "read each line whole\n")  # fmt: skip
     # otherwise read as text, each line whole: the id was scored as part of the document, unsaid
     (tmp_path / "docs.txt").write_text(data)
     result = cli("rank", "-q", QUERY, str(tmp_path / "docs.txt"))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gzip
 import io as stdio
 import json
 import os
@@ -503,6 +504,30 @@ def test_document_field_mapping_and_forced_format(tmp_path):
         'missing field "text"; the object\'s text is in "document": name one with '
         "text_field; a query and its document: qrr score scores such pairs"
     )
+
+
+def test_a_file_named_csv_is_refused_whole_unless_its_format_is_given(tmp_path):
+    """`qrr rank -q x docs.csv` ranked its header "id,text" as a document, and each line whole, unsaid."""
+    from qrr.errors import SourceError
+
+    docs = write(tmp_path, "d.csv", "id,text\n1,Beijing\n")
+    pairs = write(tmp_path, "p.CSV.gz", gzip.compress(b"query,document\nq,d\n"))
+    pandas = "give JSON lines, for example pandas.read_csv(FILE).to_json(OUT, orient='records', lines=True), or"
+    for read, path, said in (
+        (formats.read_documents, docs, f"{docs}: CSV by its name, which qrr does not read (as text, each line would be "
+                                       f"a document, the header too); {pandas} input_format text to read each line "
+                                       "whole"),
+        (formats.read_pairs, pairs, f"{pairs}: CSV by its name, which qrr does not read (as TSV, a line is a pair only "
+                                    f"where a tab parts its query and document); {pandas} input_format tsv to read it "
+                                    "as TSV"),
+    ):  # fmt: skip
+        with pytest.raises(SourceError) as caught:
+            list(read([path]))
+        assert str(caught.value) == said
+        assert list(read([path], on_error=lambda error: None)) == []  # skipped whole
+    # the format given, or JSON in it: read so
+    assert [d.text for d in formats.read_documents([docs], "text")] == ["id,text", "1,Beijing"]
+    assert [d.text for d in formats.read_documents([write(tmp_path, "j.csv", '{"text": "t"}\n')])] == ["t"]
 
 
 def test_text_that_looks_like_json_gets_a_hint(tmp_path):

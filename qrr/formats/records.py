@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from qrr.errors import InputError, json_type, plural, warn
+from qrr.errors import InputError, SourceError, json_type, plural, warn
 from qrr.formats.lines import STDIN, Line, label, read_lines
 
 log = logging.getLogger("qrr")
@@ -100,11 +100,22 @@ def named_plain(source: str, plain: str) -> str:
     """What ``sniffed`` takes a first line that is no JSON for: JSON lines where the file's name says JSON
     (``*.jsonl``, ``*.ndjson``, ``*.json``, gzipped or not), so that a stray first line is said to be bad JSON
     rather than every line read as ``plain`` (a tool's export that opens with a line of its own); TSV where it says
-    TSV (``collection.tsv``: read as text, each id and a header were scored as documents); else ``plain``."""
+    TSV (``collection.tsv``: read as text, each id and a header were scored as documents); ``csv`` where it says
+    CSV, which no reader takes (``csv_named``); else ``plain``."""
     name = source.removesuffix(".gz").lower()
     if name.endswith((".jsonl", ".ndjson", ".json")):
         return "jsonl"
+    if name.endswith(".csv"):
+        return "csv"
     return "tsv" if name.endswith(".tsv") else plain
+
+
+def csv_named(source: str, read: str, what: str, then: str) -> SourceError:
+    """The error for a file named ``*.csv`` whose first line is no JSON: read as ``read`` (text, tsv), ``what`` (it
+    ranked the header "id,text" as a document, unsaid); ``then``: what ``--input-format read`` does."""
+    return SourceError(f"{label(source)}: CSV by its name, which qrr does not read ({what}); give JSON lines, for "
+                       "example pandas.read_csv(FILE).to_json(OUT, orient='records', lines=True), or "
+                       f"{{input_format}} {read} {then}", "input_format")  # fmt: skip
 
 
 def _guess(line: str, plain: str) -> str:
@@ -379,6 +390,11 @@ def parse_pairs(lines: Iterable[Line], source: str, input_format: str = "auto") 
     fmt = kind = _format(input_format, PAIR_FORMATS)
     if kind == "auto":
         kind, lines = sniffed(lines, named_plain(source, "tsv"), arrays=True)
+    if kind == "csv":
+        yield csv_named(
+            source, "tsv", "as TSV, a line is a pair only where a tab parts its query and document", "to read it as TSV"
+        )
+        return
     if kind == "tsv":
         yield from _tsv_pairs(source, lines)
         return
@@ -532,6 +548,11 @@ def _documents(sources, fmt, text_field, id_field):
         kind = fmt
         if fmt == "auto":
             kind, lines = sniffed(lines, named_plain(source, "text"))
+        if kind == "csv":
+            yield csv_named(
+                source, "text", "as text, each line would be a document, the header too", "to read each line whole"
+            )
+            continue
         if kind == "tsv":
             # read so for its name: a file of plain lines so named is told how to say so
             named = " ({input_format} text reads each line whole, as a document's text)" if fmt == "auto" else ""
