@@ -129,6 +129,12 @@ def test_another_rerankers_options_are_answered_with_qrrs(cli):
         (("download", "--normalize"), "no such option: --normalize (see qrr download -h)"),
         (("rank", "-q", "q", "-d", "x", "--json"), "no such option: --json; qrr's is -f json (see qrr rank -h)"),
         (("serve", "--json"), "no such option: --json (see qrr serve -h)"),  # it writes no results
+        # the shell's way, where click guessed by spelling (--quiet: "Possible options: --query")
+        (("rank", "-q", "q", "-d", "x", "--quiet"), "no such option: --quiet; stdout carries the results only; "
+                                                    "2>/dev/null silences the progress and notes on stderr (see qrr "
+                                                    "rank -h)"),
+        (("rank", "-q", "q", "-d", "x", "-o", "out.jsonl"), "no such option: -o; results go to stdout: > FILE writes "
+                                                            "them (see qrr rank -h)"),
     ):  # fmt: skip
         result = cli(*args, model=args[0] != "download")
         assert (result.exit_code, result.stderr) == (2, f"error: {message}\n")

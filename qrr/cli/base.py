@@ -115,11 +115,25 @@ PEER_OPTIONS = {
 }  # fmt: skip
 
 
+# Options of command-line tools at large that qrr has no need of, where the shell does it
+SHELL_WAYS = {
+    "--quiet": "stdout carries the results only; 2>/dev/null silences the progress and notes on stderr",
+    "--silent": "stdout carries the results only; 2>/dev/null silences the progress and notes on stderr",
+    "-o": "results go to stdout: > FILE writes them",
+    "--output": "results go to stdout: > FILE writes them",
+    "--out": "results go to stdout: > FILE writes them",
+}
+
+
 def _peer_option(exc, args) -> str | None:
     """The message for an unknown option that another reranker has, naming qrr's (click's guess is by spelling:
     --return-documents got --document). ``args``: the command line, where the name is as typed."""
     name = getattr(exc, "option_name", None)
-    if name not in PEER_OPTIONS or type(exc).__name__ != "NoSuchOption":
+    if type(exc).__name__ != "NoSuchOption":
+        return None
+    if name in SHELL_WAYS:  # click's guess by spelling: --quiet got --query
+        return f"no such option: {name}; {SHELL_WAYS[name]}"
+    if name not in PEER_OPTIONS:
         return None
     # click names it as normalized (_dtype_words: --half is --fp16 there); the message, as typed
     typed = next((arg.partition("=")[0] for arg in args if "--" + _dtype_words(arg.partition("=")[0][2:]) == name
