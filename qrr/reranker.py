@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypedDict, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, TypedDict, TypeVar, overload
 
 from qrr.engine import Progress
 from qrr.errors import (
@@ -52,6 +52,7 @@ OnePair = tuple[str, str] | tuple[str, str, str | None]
 Pair = OnePair | list[str | None] | Mapping[str, Any]
 
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 # Keywords of CrossEncoder's and FlagReranker's that qrr takes otherwise, or has no use for: what to write instead.
 # Python's own TypeError named a private class (_Predicts.predict) and no way on.
@@ -69,11 +70,12 @@ PEER_KEYWORDS = {
 }
 
 
-def peer_keywords(method: Callable[..., _T]) -> Callable[..., _T]:
-    """``method``, refusing a keyword of ``PEER_KEYWORDS`` with what to write instead (``PeerKeyword``)."""
+def peer_keywords(method: Callable[_P, _T]) -> Callable[_P, _T]:
+    """``method``, refusing a keyword of ``PEER_KEYWORDS`` with what to write instead (``PeerKeyword``); its
+    signature as it was, for a type checker too."""
 
     @functools.wraps(method)
-    def checked(*args: Any, **kwargs: Any) -> _T:
+    def checked(*args: _P.args, **kwargs: _P.kwargs) -> _T:
         for name in PEER_KEYWORDS.keys() & kwargs.keys():
             called = type(args[0]).__name__ if method.__name__ == "__init__" else method.__name__
             raise PeerKeyword(f"{called}() takes no {name}=: {PEER_KEYWORDS[name]}")

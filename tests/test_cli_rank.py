@@ -72,9 +72,18 @@ def test_tsv_lines_of_id_and_text(cli, tmp_path, ranked):
     (tmp_path / "headed.tsv.gz").write_bytes(gzip.compress(("id\ttext\n" + data).encode()))
     assert (result := cli("rank", "-q", QUERY, str(tmp_path / "headed.tsv.gz"))).stderr == ""
     check(ok(result), ranked)
-    (tmp_path / "plain.tsv").write_text("Beijing is the capital.\n")  # plain lines so named: how to say so
+    # pairs so named: refused (the header was ranked as a document, each query taken for an id); prose: text
+    (tmp_path / "pairs.tsv").write_text("query\tdocument\nwhat is a cat\tthe cat sat\n")
+    result = cli("rank", "-q", QUERY, str(tmp_path / "pairs.tsv"))
+    assert (result.exit_code, result.stderr) == (2, f"error: {tmp_path / 'pairs.tsv'}: its first line names a query "
+                                                    "and a document column, as pairs' TSV does: qrr score scores "
+                                                    "pairs, and qrr rank reads id<TAB>text lines\n")  # fmt: skip
+    (tmp_path / "prose.tsv").write_text("A sentence with\ta tab in it.\n")  # and plain lines: each read whole
+    assert [r["index"] for r in jsonl(ok(cli("rank", "-q", QUERY, str(tmp_path / "prose.tsv"))))] == [0]
+    # lines of ids whose later line has no tab: how to read each line whole is said
+    (tmp_path / "plain.tsv").write_text("d1\tBeijing is the capital.\nParis is in France.\n")
     result = cli("rank", "-q", QUERY, str(tmp_path / "plain.tsv"))
-    assert (result.exit_code, result.stderr) == (2, f"error: {tmp_path / 'plain.tsv'}:1: expected id<TAB>text "
+    assert (result.exit_code, result.stderr) == (2, f"error: {tmp_path / 'plain.tsv'}:2: expected id<TAB>text "
                                                     "(--input-format text reads each line whole, as a document's "
                                                     "text)\n")  # fmt: skip
     # a file named *.csv: refused whole, how to read it said (its header was ranked as a document, unsaid)

@@ -144,12 +144,18 @@ def test_a_pair_missing_a_field_names_the_fields_it_has_instead(tmp_path):
     assert said('{"query": "q", "my-doc": "p"}').endswith("""jq -c '.document = .["my-doc"] | del(.["my-doc"])')""")
     assert said('{"query": "q", "id": 1}') == 'p:1: missing field "document"'  # nothing else to name
     # a document's line (qrr score given a documents file without -q): renamed, it was scored as its own query
-    for text in ("text", "contents"):
+    for line, text in (('{"id": "a", "text": "t"}', "text"), ('{"id": "a", "contents": "t"}', "contents"),
+                       ('{"_id": "a", "title": "T", "text": "t"}', "text")):  # fmt: skip
         with pytest.raises(InputError) as caught:
-            list(formats.read_pairs([write(tmp_path, "d.jsonl", f'{{"id": "a", "{text}": "t"}}\n')]))
+            list(formats.read_pairs([write(tmp_path, "d.jsonl", line + "\n")]))
         assert caught.value.naming({"query": "-q"}).endswith(f'd.jsonl:1: missing field "query"; a document ("{text}") '
                                                              "with no query: give -q QUERY to score each document "
                                                              "against it (qrr rank ranks them)")  # fmt: skip
+    # a pair's query by another name beside the text: renamed, as before (-q would score every text against one)
+    assert said('{"question": "what is a cat", "text": "the cat sat"}') == (
+        'p:1: missing field "query" (its other fields are "question", "text": rename one with jq, say jq -c \'.query '
+        "= .question | del(.question)')"
+    )
     # a request's body, FlagEmbedding's training lines: documents in arrays, which a rename would not make a pair
     assert said('{"query": "q", "documents": ["a", "b"]}') == (
         'p:1: missing field "document" (the documents are in the array "documents": one pair a document, with jq -c '
@@ -502,7 +508,7 @@ def test_document_field_mapping_and_forced_format(tmp_path):
         list(formats.read_documents([write(tmp_path, "p.jsonl", '{"query": "q", "document": "d", "docid": "1"}\n')]))
     assert str(caught.value).endswith(
         'missing field "text"; the object\'s text is in "document": name one with '
-        "text_field; a query and its document: qrr score scores such pairs"
+        "text_field; a query and its document: qrr score without query scores such pairs"
     )
 
 
@@ -525,8 +531,11 @@ def test_a_file_named_csv_is_refused_whole_unless_its_format_is_given(tmp_path):
             list(read([path]))
         assert str(caught.value) == said
         assert list(read([path], on_error=lambda error: None)) == []  # skipped whole
-    # the format given, or JSON in it: read so
+    # the format given, JSON in it, or tabs with no comma (a tool's TSV export so named): read so
     assert [d.text for d in formats.read_documents([docs], "text")] == ["id,text", "1,Beijing"]
+    tabbed = write(tmp_path, "t.csv", "cat\tthe cat sat\n")
+    assert list(formats.read_pairs([tabbed])) == [formats.PairRecord("cat", "the cat sat", where=f"{tabbed}:1")]
+    assert [(d.id, d.text) for d in formats.read_documents([tabbed])] == [("cat", "the cat sat")]
     assert [d.text for d in formats.read_documents([write(tmp_path, "j.csv", '{"text": "t"}\n')])] == ["t"]
 
 

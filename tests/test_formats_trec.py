@@ -260,6 +260,16 @@ def test_corpus_as_msmarco_tsv_or_pyserini_jsonl(tmp_path):
                        r"the columns, as id<TAB>text<TAB>title, reads more\)$"):  # fmt: skip
         formats.read_corpus(write(tmp_path / "three.tsv", "7\tBeijing\tthe capital\n"))
     assert formats.read_queries(write(tmp_path / "q.tsv", "qid\tquery\nq1\tcapital?\n")) == {"q1": "capital?"}
+    # named *.csv: a tool's TSV so named is read; CSV is said to be (it was a bad TSV line)
+    assert formats.read_corpus(write(tmp_path / "tabbed.csv", "7\tBeijing is the capital.\n")) == {
+        "7": "Beijing is the capital."
+    }
+    comma = write(tmp_path / "c.csv", "docid,text\n7,Beijing\n")
+    with pytest.raises(InputError) as caught:
+        formats.read_corpus(comma)
+    assert str(caught.value) == (f"{comma}: CSV by its name, which qrr does not read (as TSV, a line holds "
+                                 "docid<TAB>text); give JSON lines, for example pandas.read_csv(FILE).to_json(OUT, "
+                                 "orient='records', lines=True), or TSV")  # fmt: skip
     with pytest.raises(InputError, match=r"collection.tsv:2: expected docid<TAB>text \(or a JSON object\)$"):
         formats.read_corpus(write(tmp_path / "collection.tsv", "7\tBeijing\njust words\n"))
 

@@ -110,12 +110,38 @@ def named_plain(source: str, plain: str) -> str:
     return "tsv" if name.endswith(".tsv") else plain
 
 
-def csv_named(source: str, read: str, what: str, then: str) -> SourceError:
+def first_fields(lines: Iterator[Line]) -> tuple[list[str] | None, Iterator[Line]]:
+    """The tab-separated fields of the first non-blank line (``None`` where a bad line comes first, or none), and
+    the lines, those read included."""
+    seen = []
+    for line in lines:
+        seen.append(line)
+        if not isinstance(line[1], str):
+            break
+        if line[1].strip():
+            return line[1].rstrip("\r\n").split("\t"), itertools.chain(seen, lines)
+    return None, itertools.chain(seen, lines)
+
+
+def tabbed_csv(source: str, lines: Iterator[Line], read: str, what: str, then: str | None = None):
+    """For a file named ``*.csv`` (``named_plain``): ``("tsv", lines)`` where its first line is tab-separated, with
+    no comma (a tool's TSV export so named), else ``("csv", csv_named(...))``."""
+    fields, lines = first_fields(lines)
+    if fields is not None and len(fields) > 1 and not any("," in field for field in fields):
+        return "tsv", lines
+    return "csv", csv_named(source, read, what, then)
+
+
+def csv_named(source: str, read: str, what: str, then: str | None = None) -> SourceError:
     """The error for a file named ``*.csv`` whose first line is no JSON: read as ``read`` (text, tsv), ``what`` (it
-    ranked the header "id,text" as a document, unsaid); ``then``: what ``--input-format read`` does."""
+    ranked the header "id,text" as a document, unsaid); ``then``: what ``--input-format read`` does, where the
+    reader takes a format."""
+    pandas = "pandas.read_csv(FILE).to_json(OUT, orient='records', lines=True)"
+    if then is None:
+        return SourceError(f"{label(source)}: CSV by its name, which qrr does not read ({what}); give JSON lines, for "
+                           f"example {pandas}, or TSV")  # fmt: skip
     return SourceError(f"{label(source)}: CSV by its name, which qrr does not read ({what}); give JSON lines, for "
-                       "example pandas.read_csv(FILE).to_json(OUT, orient='records', lines=True), or "
-                       f"{{input_format}} {read} {then}", "input_format")  # fmt: skip
+                       f"example {pandas}, or {{input_format}} {read} {then}", "input_format")  # fmt: skip
 
 
 def _guess(line: str, plain: str) -> str:
@@ -236,9 +262,10 @@ def _missing_named(record: dict, where: str) -> InputError | None:
                           f"document, with jq -c '{each}[] as $d | {{query, document: {text}}}')")  # fmt: skip
     if not strings:
         return None  # nothing to rename: numbers, arrays of them
-    texts = [k for k in strings if k.lower() in _TEXT_HEADERS]
-    if missing == "query" and "document" not in record and texts:  # a document's line: renamed, it was its own query
-        return InputError(f'{where}: missing field "query"; a document ("{texts[0]}") with no query: give {{query}} '
+    # a document's line (its texts all a document's: "question" beside "text" is a pair's query by another name)
+    if missing == "query" and "document" not in record and all(k.lower() in _TEXT_HEADERS for k in strings):
+        text = "text" if "text" in strings else strings[0]  # renamed, it was scored as its own query
+        return InputError(f'{where}: missing field "query"; a document ("{text}") with no query: give {{query}} '
                           "QUERY to score each document against it (qrr rank ranks them)", "query")  # fmt: skip
     path = _jq_path(strings[0])
     return InputError(f'{where}: missing field "{missing}" (its other field{"s are" if len(others) > 1 else " is"} '
@@ -261,10 +288,12 @@ def _missing_text(record: dict, where: str, text_field: str, ids: tuple[str, ...
         return InputError(f'{where}: missing field "{text_field}"; the object holds its documents in the {said}{body}, '
                           f"and qrr rank reads a document a line: jq -c '{each}[]' gives them so",
                           "text_field")  # fmt: skip
-    pair = "; a query and its document: qrr score scores such pairs" if {"query", "document"} <= set(record) else ""
-    if strings:
+    pair = {"query", "document"} <= set(record)
+    if strings:  # a pair: qrr rank -q x pairs.jsonl, or qrr score -q x pairs.jsonl (which reads documents)
         return InputError(f'{where}: missing field "{text_field}"; the object\'s text is in {", ".join(strings)}: '
-                          f"name one with {{text_field}}{pair}", "text_field")  # fmt: skip
+                          f"name one with {{text_field}}"
+                          f"{'; a query and its document: qrr score without {query} scores such pairs' * pair}",
+                          "text_field", "query")  # fmt: skip
     return None
 
 
@@ -391,9 +420,10 @@ def parse_pairs(lines: Iterable[Line], source: str, input_format: str = "auto") 
     if kind == "auto":
         kind, lines = sniffed(lines, named_plain(source, "tsv"), arrays=True)
     if kind == "csv":
-        yield csv_named(
-            source, "tsv", "as TSV, a line is a pair only where a tab parts its query and document", "to read it as TSV"
-        )
+        kind, lines = tabbed_csv(source, lines, "tsv", "as TSV, a line is a pair only where a tab parts its query "
+                                 "and document", "to read it as TSV")  # fmt: skip
+    if kind == "csv":
+        yield lines
         return
     if kind == "tsv":
         yield from _tsv_pairs(source, lines)
@@ -549,10 +579,16 @@ def _documents(sources, fmt, text_field, id_field):
         if fmt == "auto":
             kind, lines = sniffed(lines, named_plain(source, "text"))
         if kind == "csv":
-            yield csv_named(
-                source, "text", "as text, each line would be a document, the header too", "to read each line whole"
-            )
-            continue
+            kind, lines = tabbed_csv(source, lines, "text", "as text, each line would be a document, the header too",
+                                     "to read each line whole")  # fmt: skip
+            if kind == "csv":
+                yield lines
+                continue
+        if kind == "tsv" and fmt == "auto":  # by its name: pairs so named, or prose, are read for what they are
+            kind, lines = _named_tsv(source, lines)
+            if kind == "pairs":
+                yield lines
+                continue
         if kind == "tsv":
             # read so for its name: a file of plain lines so named is told how to say so
             named = " ({input_format} text reads each line whole, as a document's text)" if fmt == "auto" else ""
@@ -680,6 +716,26 @@ def _doc_header(fields: list[str]) -> list[str] | None:
             for n, name in zip(lower, names, strict=True)]  # fmt: skip
 
 
+def _looks_like_id(fields: list[str]) -> bool:
+    """Whether a line's tab-separated ``fields`` open with what an id is: a word of at most 40 characters."""
+    head = fields[0].strip()
+    return len(fields) > 1 and bool(head) and " " not in head and len(fields[0]) <= 40
+
+
+def _named_tsv(source: str, lines: Iterator[Line]):
+    """Documents from a file named ``*.tsv``, by its first line: ``tsv`` where it names documents' columns or looks
+    like ``id<TAB>text``; ``("pairs", SourceError)`` where it names a pair's (query<TAB>document: its header was
+    ranked as a document, each query as an id); else ``text`` (prose so named, read as before)."""
+    fields, lines = first_fields(lines)
+    if fields is not None and _pair_header(fields) is not None and _doc_header(fields) is None:
+        said = (f"{label(source)}: its first line names a query and a document column, as pairs' TSV does: qrr score "
+                "scores pairs, and qrr rank reads id<TAB>text lines")  # fmt: skip
+        return "pairs", SourceError(said)
+    if fields is None or _doc_header(fields) is not None or _looks_like_id(fields):
+        return "tsv", lines
+    return "text", lines
+
+
 def _tab_hint(lines: Iterator[Line], source: str) -> Iterator[Line]:
     """``lines``, after a warning where the first one looks like ``id<TAB>text`` (MS MARCO's collection.tsv): read
     as text, the id would be scored as a part of the document, unsaid; or where the first is no JSON but the next
@@ -699,8 +755,7 @@ def _tab_hint(lines: Iterator[Line], source: str) -> Iterator[Line]:
                      "one is not)", "input_format")  # fmt: skip
             break
         first = line[1]
-        head, tab, _ = first.partition("\t")
-        if tab and head.strip() and " " not in head.strip() and len(head) <= 40:  # DPR's id<TAB>text<TAB>title too
+        if _looks_like_id(first.split("\t")):  # DPR's id<TAB>text<TAB>title too
             warn(log, f"{label(source)}: its lines look like id<TAB>text; each is read whole, as a document's text "
                  "({input_format} tsv reads ids and texts)", "input_format")  # fmt: skip
             break

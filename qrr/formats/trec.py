@@ -32,6 +32,7 @@ from qrr.formats.records import (
     parse_json,
     raise_or_hand,
     sniffed,
+    tabbed_csv,
     tsv_records,
 )
 
@@ -283,6 +284,11 @@ def _id_text_records(source: str, id_name: str, on_error: ErrorSink) -> Iterator
     kind, lines = sniffed(lines, named_plain(source, "tsv"))
     if kind == "jsonl":
         return _json_objects(source, lines, on_error)
+    if kind == "csv":  # a tool's TSV so named is read; CSV is said to be, not each line as a bad TSV one
+        kind, lines = tabbed_csv(source, lines, "tsv", f"as TSV, a line holds {id_name}<TAB>text")
+    if kind == "csv":
+        raise_or_hand(lines, on_error)
+        return iter(())
     return _tsv_records(lines, label(source), f"{id_name}<TAB>text", on_error)
 
 
