@@ -110,6 +110,26 @@ def test_choices_are_checked_and_listed(cli):
     assert "<bool>" not in result.stdout and "--with-text " in result.stdout
 
 
+def test_dtype_words_rename_nothing_else():
+    """Click normalizes every choice value and option name by ``_dtype_words`` (so that --dtype takes torch's
+    names): a choice or option of another name that is one of them would be renamed unseen."""
+    import typer
+
+    from qrr.cli.base import DTYPE_WORDS
+
+    assert set(DTYPE_WORDS) == {"bfloat16", "float16", "half", "float32", "float"}
+    seen = set()
+    for name, command in typer.main.get_command(app).commands.items():
+        for param in command.params:
+            names = [opt.lstrip("-").casefold() for opt in param.opts]
+            choices = getattr(getattr(param, "type_descriptor", None), "choices", None) or []
+            values = [str(getattr(choice, "value", choice)).casefold() for choice in choices]
+            assert not set(names + values) & set(DTYPE_WORDS), (name, param.opts)
+            seen |= set(values)
+    assert {"bf16", "tsv", "vllm"} <= seen  # the walk found the choices
+    assert not set(typer.main.get_command(app).commands) & set(DTYPE_WORDS)
+
+
 def test_another_rerankers_options_are_answered_with_qrrs(cli):
     for args, message in (
         (("rank", "-q", "q", "-d", "x", "--return-documents"),
