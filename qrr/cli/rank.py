@@ -77,8 +77,8 @@ def rank(
             "--input-format",
             case_sensitive=False,
             rich_help_panel="Input",
-            help='auto: JSON when the first line is JSON (an object, an array, a "string"), else text; tsv: '
-            "id<TAB>text lines.",
+            help='auto: JSON when the first line is JSON (an object, an array, a "string"), else text (a *.tsv '
+            "file's id<TAB>text lines: tsv); tsv: id<TAB>text lines.",
         ),
     ] = DocFormat.auto,  # fmt: skip
     text_field: TextFieldOpt = "text",
@@ -101,7 +101,7 @@ def rank(
     """Rank documents for one query, best first.
 
     Documents come as JSON lines (objects with [bold]text[/] and optional [bold]id[/], or JSON strings),
-    a JSON array, plain text with one document per line, [bold]id<TAB>text[/] lines (--input-format tsv), or -d
+    a JSON array, plain text with one document per line, [bold]id<TAB>text[/] lines (*.tsv, --input-format tsv), or -d
     arguments. Each result has its [bold]rank[/] (1 is best), [bold]index[/] (the document's place in the input,
     from 0), [bold]score[/] (p(yes) in [0, 1]) and [bold]id[/] where the document has one. To rerank a first-stage
     run (TREC, BEIR), use [bold]qrr rerank[/].
