@@ -110,7 +110,7 @@ def named_plain(source: str, plain: str) -> str:
     return "tsv" if name.endswith(".tsv") else plain
 
 
-def first_fields(lines: Iterator[Line]) -> tuple[list[str] | None, Iterator[Line]]:
+def _first_fields(lines: Iterator[Line]) -> tuple[list[str] | None, Iterator[Line]]:
     """The tab-separated fields of the first non-blank line (``None`` where a bad line comes first, or none), and
     the lines, those read included."""
     seen = []
@@ -126,7 +126,7 @@ def first_fields(lines: Iterator[Line]) -> tuple[list[str] | None, Iterator[Line
 def tabbed_csv(source: str, lines: Iterator[Line], read: str, what: str, then: str | None = None):
     """For a file named ``*.csv`` (``named_plain``): ``("tsv", lines)`` where its first line is tab-separated, with
     no comma (a tool's TSV export so named), else ``("csv", csv_named(...))``."""
-    fields, lines = first_fields(lines)
+    fields, lines = _first_fields(lines)
     if fields is not None and len(fields) > 1 and not any("," in field for field in fields):
         return "tsv", lines
     return "csv", csv_named(source, read, what, then)
@@ -726,7 +726,7 @@ def _named_tsv(source: str, lines: Iterator[Line]):
     """Documents from a file named ``*.tsv``, by its first line: ``tsv`` where it names documents' columns or looks
     like ``id<TAB>text``; ``("pairs", SourceError)`` where it names a pair's (query<TAB>document: its header was
     ranked as a document, each query as an id); else ``text`` (prose so named, read as before)."""
-    fields, lines = first_fields(lines)
+    fields, lines = _first_fields(lines)
     if fields is not None and _pair_header(fields) is not None and _doc_header(fields) is None:
         said = (f"{label(source)}: its first line names a query and a document column, as pairs' TSV does: qrr score "
                 "scores pairs, and qrr rank reads id<TAB>text lines")  # fmt: skip
