@@ -76,9 +76,10 @@ def peer_keywords(method: Callable[_P, _T]) -> Callable[_P, _T]:
 
     @functools.wraps(method)
     def checked(*args: _P.args, **kwargs: _P.kwargs) -> _T:
-        for name in PEER_KEYWORDS.keys() & kwargs.keys():
+        peer = next((name for name in kwargs if name in PEER_KEYWORDS), None)
+        if peer is not None:
             called = type(args[0]).__name__ if method.__name__ == "__init__" else method.__name__
-            raise PeerKeyword(f"{called}() takes no {name}=: {PEER_KEYWORDS[name]}")
+            raise PeerKeyword(f"{called}() takes no {peer}=: {PEER_KEYWORDS[peer]}")
         return method(*args, **kwargs)
 
     return checked

@@ -116,13 +116,9 @@ PEER_OPTIONS = {
 
 
 # Options of command-line tools at large that qrr has no need of, where the shell does it
-SHELL_WAYS = {
-    "--quiet": "stdout carries the results only; 2>/dev/null silences the progress and notes on stderr",
-    "--silent": "stdout carries the results only; 2>/dev/null silences the progress and notes on stderr",
-    "-o": "results go to stdout: > FILE writes them",
-    "--output": "results go to stdout: > FILE writes them",
-    "--out": "results go to stdout: > FILE writes them",
-}
+_QUIET = "stdout carries the results only; 2>/dev/null silences the progress and notes on stderr"
+_TO_FILE = "results go to stdout: > FILE writes them"
+SHELL_WAYS = {"--quiet": _QUIET, "--silent": _QUIET, "-o": _TO_FILE, "--output": _TO_FILE, "--out": _TO_FILE}
 
 
 def _peer_option(exc, args) -> str | None:
@@ -135,9 +131,7 @@ def _peer_option(exc, args) -> str | None:
         return f"no such option: {name}; {SHELL_WAYS[name]}"
     if name not in PEER_OPTIONS:
         return None
-    # click names it as normalized (_dtype_words: --half is --fp16 there); the message, as typed
-    typed = next((arg.partition("=")[0] for arg in args if "--" + _dtype_words(arg.partition("=")[0][2:]) == name
-                  and arg.startswith("--")), name)  # fmt: skip
+    typed = _as_typed(name, args)
     ours = PEER_OPTIONS[name]
     command = getattr(getattr(exc, "ctx", None), "command", None)
     have = {opt for param in getattr(command, "params", ()) for opt in param.opts}
@@ -147,6 +141,16 @@ def _peer_option(exc, args) -> str | None:
     if ours is None or ours.split()[0] not in have:
         return f"no such option: {typed}"  # not click's guess by spelling
     return f"no such option: {typed}; qrr's is {ours}"
+
+
+def _as_typed(name: str, args) -> str:
+    """An unknown option's ``name`` as it was typed in ``args``: click names it as normalized (``_dtype_words``:
+    --half is --fp16 there)."""
+    for arg in args:
+        option = arg.partition("=")[0]
+        if option.startswith("--") and "--" + _dtype_words(option[2:]) == name:
+            return option
+    return name
 
 
 def _unless_from_environment(exc, message: str) -> str:

@@ -136,12 +136,10 @@ def csv_named(source: str, read: str, what: str, then: str | None = None) -> Sou
     """The error for a file named ``*.csv`` whose first line is no JSON: read as ``read`` (text, tsv), ``what`` (it
     ranked the header "id,text" as a document, unsaid); ``then``: what ``--input-format read`` does, where the
     reader takes a format."""
-    pandas = "pandas.read_csv(FILE).to_json(OUT, orient='records', lines=True)"
-    if then is None:
-        return SourceError(f"{label(source)}: CSV by its name, which qrr does not read ({what}); give JSON lines, for "
-                           f"example {pandas}, or TSV")  # fmt: skip
+    other = f"{{input_format}} {read} {then}" if then is not None else "TSV"
     return SourceError(f"{label(source)}: CSV by its name, which qrr does not read ({what}); give JSON lines, for "
-                       f"example {pandas}, or {{input_format}} {read} {then}", "input_format")  # fmt: skip
+                       f"example pandas.read_csv(FILE).to_json(OUT, orient='records', lines=True), or {other}",
+                       "input_format")  # fmt: skip
 
 
 def _guess(line: str, plain: str) -> str:
@@ -288,11 +286,11 @@ def _missing_text(record: dict, where: str, text_field: str, ids: tuple[str, ...
         return InputError(f'{where}: missing field "{text_field}"; the object holds its documents in the {said}{body}, '
                           f"and qrr rank reads a document a line: jq -c '{each}[]' gives them so",
                           "text_field")  # fmt: skip
-    pair = {"query", "document"} <= set(record)
-    if strings:  # a pair: qrr rank -q x pairs.jsonl, or qrr score -q x pairs.jsonl (which reads documents)
+    # a pair: qrr rank -q x pairs.jsonl, or qrr score -q x pairs.jsonl (which reads documents)
+    pair = "; a query and its document: qrr score without {query} scores such pairs"
+    if strings:
         return InputError(f'{where}: missing field "{text_field}"; the object\'s text is in {", ".join(strings)}: '
-                          f"name one with {{text_field}}"
-                          f"{'; a query and its document: qrr score without {query} scores such pairs' * pair}",
+                          f"name one with {{text_field}}{pair if {'query', 'document'} <= set(record) else ''}",
                           "text_field", "query")  # fmt: skip
     return None
 
@@ -590,7 +588,7 @@ def _documents(sources, fmt, text_field, id_field):
                 yield lines
                 continue
         if kind == "tsv":
-            # read so for its name: a file of plain lines so named is told how to say so
+            # read so for its name: a later line with no tab is told how to read each line whole
             named = " ({input_format} text reads each line whole, as a document's text)" if fmt == "auto" else ""
             for where, record in tsv_records(lines, label(source), "id<TAB>text", named):
                 if isinstance(record, InputError):
