@@ -110,6 +110,20 @@ def test_choices_are_checked_and_listed(cli):
     assert "<bool>" not in result.stdout and "--with-text " in result.stdout
 
 
+def test_a_second_query_is_refused_not_dropped(cli):
+    """`qrr rank -q a -q b` ranked for b alone, unsaid (click keeps an option's last value)."""
+    said = ("-q/--query given 2 times: only the last would count: one query a run (pairs carry their own: qrr score; a "
+            "first-stage run of many queries: qrr rerank)")  # fmt: skip
+    for command, args in (("rank", ("-q", "a", "-q", "b")), ("score", ("-q", "a", "--query=b"))):
+        result = cli(command, *args, "-d", "x")
+        assert (result.exit_code, result.stderr) == (2, f"error: {said} (see qrr {command} -h)\n")
+    # a document "-q" is no second query
+    assert cli("score", "-d", "-q", "-q", "a", "-f", "jsonl").stdout.count('"score"') == 1
+    # other options keep the last value, as a shell alias that sets one and a command that overrides it rely on
+    result = cli("rank", "-q", "a", "-d", "x", "-d", "y", "-k", "5", "-k", "1", "-f", "jsonl")
+    assert result.exit_code == 0 and result.stdout.count('"rank"') == 1
+
+
 def test_dtype_words_rename_nothing_else():
     """Click normalizes every choice value and option name by ``_dtype_words`` (so that --dtype takes torch's
     names): a choice or option of another name that is one of them would be renamed unseen."""

@@ -35,6 +35,10 @@ def test_completion_callback_offers_commands_and_options():
     env.update(COMP_WORDS="qrr s", COMP_CWORD="1")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.split() == ["score", "serve"]
+    # a line being typed with two queries (refused when run) still completes
+    env.update(COMP_WORDS="qrr rank -q a -q b --dtype ", COMP_CWORD="7")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.split() == ["auto", "bf16", "fp16", "fp32"]
 
 
 def test_bench_sizes_complete_as_a_list():

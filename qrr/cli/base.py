@@ -80,8 +80,30 @@ class _PlainTypes:
                 param.metavar = VALUE_WORDS.get(param.bare_type(), param.bare_type().upper())
 
 
+# Options whose second value would silently replace the first (click's way) where it means another thing: two
+# queries to qrr rank ranked the documents for the last one only, unsaid
+ONCE = {
+    "query": "only the last would count: one query a run (pairs carry their own: qrr score; a first-stage run of "
+             "many queries: qrr rerank)",
+}  # fmt: skip
+
+
 class Command(_PlainTypes, TyperCommand):
-    pass
+    def make_parser(self, ctx):
+        """Click's parser, whose reading is checked for an option of ``ONCE`` given twice."""
+        parser = super().make_parser(ctx)
+        parse = parser.parse_args
+
+        def parse_args(args):
+            opts, rest, order = parse(args)
+            completing = ctx.resilient_parsing  # the shell's completion reads a line being typed
+            for param in {p for p in order if p.name in ONCE and not completing}:
+                if (times := order.count(param)) > 1:
+                    ctx.fail(f"{'/'.join(sorted(param.opts, key=len))} given {times} times: {ONCE[param.name]}")
+            return opts, rest, order
+
+        parser.parse_args = parse_args
+        return parser
 
 
 # typer checks values with pydantic, whose words read as a validator's ("Input should be greater than or equal to 1")
