@@ -46,7 +46,15 @@ def test_the_wheel_holds_the_package_its_license_and_its_version(built):
 def test_the_sdist_holds_the_license_and_no_caches(built):
     with tarfile.open(built["sdist"]) as sdist:
         names = {n.split("/", 1)[1] for n in sdist.getnames() if "/" in n}
-    assert {"LICENSE", "README.md", "CHANGELOG.md", "pyproject.toml", "qrr/__init__.py", "tests/tiny.py"} <= names
+    assert {
+        "LICENSE",
+        "README.md",
+        "CHANGELOG.md",
+        "docs/cli.md",
+        "pyproject.toml",
+        "qrr/__init__.py",
+        "tests/tiny.py",
+    } <= names
     assert not [n for n in names if n.split("/")[0] in (".hypothesis", ".venv", ".git", ".pytest_cache")]
 
 
