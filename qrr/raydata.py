@@ -40,7 +40,7 @@ except ImportError as exc:  # the name kept: the commands say which package is m
 
 from qrr import device as devices
 from qrr import formats
-from qrr.errors import InputError, QrrError, check_count, innermost, plural
+from qrr.errors import InputError, QrrError, SourceError, check_count, innermost, plural
 from qrr.formats import PairRecord
 from qrr.pipelines import Job, RunInputs, locked, no_room, ranked, score_records, shown
 from qrr.reranker import CHUNK, Reranker, spans
@@ -327,9 +327,12 @@ def read_pairs(paths, input_format: str = "auto", errors=None, done: dict | None
     return ray.data.read_datasource(_datasource()(paths, input_format=input_format, errors=errors, done=done))
 
 
-def first_fields(paths, input_format: str = "auto", files: int = 10) -> set[str]:
+def first_fields(paths, input_format: str = "auto", files: int = 10, skip: bool = True) -> set[str]:
     """The fields of the input's first record (of the first of its first ``files`` files that holds one; a Parquet
-    file's columns), read on the driver: a clash with the score column is found before any actor loads a model."""
+    file's columns), read on the driver: a clash with the score column is found before any actor loads a model.
+    Without ``skip``, a file of those ``files`` refused whole (a ``SourceError``: CSV by its name, UTF-16) is raised
+    here, before Ray starts, rather than by a read task once the actors have."""
+    fields = None
     for name, path in itertools.islice(((n, p) for p in _given(paths) for n in files_at(p) or []), files):
         fs, _ = pyarrow.fs.FileSystem.from_uri(_absolute(path))  # the given URI's host and options
         try:
@@ -337,12 +340,17 @@ def first_fields(paths, input_format: str = "auto", files: int = 10) -> set[str]
                 return set(pyarrow.parquet.read_schema(name, filesystem=fs).names)
             with fs.open_input_stream(name, compression="detect") as handle:
                 items = formats.parse_pairs(formats.decode_lines(_lines_of(handle), name), name, input_format)
-                first = next((i for i in itertools.islice(items, 100) if not isinstance(i, InputError)), None)
+                for item in itertools.islice(items, 100):
+                    if isinstance(item, SourceError) and not skip:
+                        raise item
+                    if not isinstance(item, InputError):
+                        fields = fields or {"query", "document", *item.ids, *item.other}
+                        break
         except (OSError, EOFError, pyarrow.ArrowInvalid) as exc:  # a cut or corrupt file (gzip), an unreadable one
             raise _unreadable(name, exc) from None
-        if first is not None:
-            return {"query", "document", *first.ids, *first.other}
-    return set()
+        if fields is not None and skip:
+            return fields
+    return fields or set()
 
 
 def _unreadable(path: str, exc: BaseException) -> InputError:

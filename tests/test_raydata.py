@@ -445,6 +445,23 @@ def test_what_cannot_run_is_one_line(cli, tiny_model, tmp_path):
     assert result.exit_code == 2 and f"error: {mixed}: field 'id' holds values of different types" in result.stderr
 
 
+def test_a_file_refused_whole_is_said_before_ray_starts(cli, tiny_model, tmp_path, raydata, monkeypatch):
+    started = []
+    monkeypatch.setattr(raydata, "start", lambda *a, real=raydata.start: started.append(a) or real(*a))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_jsonl(folder / "a.jsonl", PAIRS[:3])
+    (folder / "b.csv").write_text("query,document\nq,d\n")
+    result = cli("score", str(folder), "--ray", "-o", str(tmp_path / "out"), model=tiny_model)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-1].startswith(f"error: {folder / 'b.csv'}: CSV by its name, which qrr does not")
+    assert started == [] and not (tmp_path / "out").exists()  # it was said once Ray and the actors had started
+    skipped = cli("score", str(folder), "--ray", "-o", str(tmp_path / "out"), "--on-error", "skip", model=tiny_model)
+    assert skipped.exit_code == 0 and len(started) == 1, skipped.output
+    assert f"skipped 1 whole file:\n  {folder / 'b.csv'}: CSV by its name" in skipped.stderr
+    assert len(pyarrow.parquet.read_table(tmp_path / "out").to_pylist()) == 3
+
+
 def test_what_the_python_stage_cannot_run_is_said_before_any_actor_starts(raydata, tiny_model, tmp_path):
     from qrr.errors import InputError, ModelNameError, NotAModelError, qrr_cause
 

@@ -416,7 +416,7 @@ def _score_on_ray(files, input_format, on_error, output, shard_format, workers, 
             nonlocal done, listed, made
             raydata.check_paths(files, output)
             # found before the actors load a model, where the first record has it
-            if column in raydata.first_fields(files, input_format.value):
+            if column in raydata.first_fields(files, input_format.value, skip=on_error == OnError.skip):
                 raise raydata.clash(column)
             from qrr.pipelines import OutputBusy
 
