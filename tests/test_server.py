@@ -293,7 +293,7 @@ def test_the_cohere_sdk_by_its_base_url_alone(tiny_server, reranker):
     close([r.relevance_score for r in v1.results], sorted(expected, reverse=True)[:2])
     v2 = cohere.ClientV2(api_key="unused", base_url=tiny_server.url).rerank(model="qrr", query=QUERY, documents=DOCS)
     close([r.relevance_score for r in sorted(v2.results, key=lambda r: r.index)], expected)
-    # the README's way to send an instruction through the SDK
+    # docs/serving.md's way to send an instruction through the SDK
     asked = cohere.ClientV2(api_key="unused", base_url=tiny_server.url).rerank(
         model="qrr", query=QUERY, documents=DOCS,
         request_options={"additional_body_parameters": {"instruction": "Judge code relevance"}})  # fmt: skip
@@ -337,7 +337,7 @@ def test_haystacks_rankers(tiny_server, reranker, monkeypatch):
         kept = ranker.run(query=QUERY, documents=[Document(content=d) for d in DOCS], top_k=2)["documents"]
         assert [d.content for d in kept] == [DOCS[i] for i in best], name
         close([d.score for d in kept], [expected[i] for i in best], tol=1e-5)
-    # the README's way to send an instruction: vLLM's ranker passes extra parameters in the body
+    # docs/serving.md's way to send an instruction: vLLM's ranker passes extra parameters in the body
     judged = reranker.score([(QUERY, d, "Judge code relevance") for d in DOCS])
     asked = VLLMRanker(model="qrr", api_base_url=f"{url}/v1", api_key=key,
                        extra_parameters={"instruction": "Judge code relevance"})  # fmt: skip
