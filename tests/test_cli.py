@@ -257,12 +257,17 @@ def test_a_cuda_retry_warns_in_the_flags_words(cli, fake):
 
 
 @pytest.mark.parametrize("value", ["1", "true", "YES", " on"])
-def test_debug_shows_the_traceback(cli, monkeypatch, value):
-    from qrr.errors import InputError
-
+def test_debug_shows_the_traceback_then_the_line_and_its_exit_code(cli, monkeypatch, value):
     monkeypatch.setenv("QRR_DEBUG", value)
     result = cli("score", input="no tab here\n")
-    assert isinstance(result.exception, InputError)
+    lines = result.stderr.splitlines()
+    # the traceback replaced the line, and exit 2 became Python's 1: a script's check of the code changed with it
+    assert result.exit_code == 2 and lines[0] == "Traceback (most recent call last):", result.stderr
+    assert lines[-2].startswith("qrr.errors.InputError: <stdin>:1: ") and lines[-1] == "error: " + lines[-2][23:]
+    # an error qrr did not plan for no longer says to set what is set
+    from qrr.cli.base import describe
+
+    assert describe(RuntimeError("boom")) == ("RuntimeError: boom", 1)
 
 
 @pytest.mark.parametrize("value", ["", "0", "false", "Off", "no"])

@@ -16,6 +16,7 @@ import os
 import platform
 import stat
 import sys
+import traceback
 from enum import Enum
 from typing import Annotated
 
@@ -538,7 +539,7 @@ def errors_to_exit(command, flags: dict[str, str] | None = None):
     """Turn ``QrrError`` into one line and its exit code; Ctrl-C into 130, SIGTERM into 143 (each after what is
     finished is written); a closed pipe into a quiet 0.
 
-    ``QRR_DEBUG=1`` lets the traceback through instead.
+    ``QRR_DEBUG=1`` prints the traceback before that line; the line and the exit code stay, as a script reads them.
     """
 
     @functools.wraps(command)
@@ -556,8 +557,8 @@ def errors_to_exit(command, flags: dict[str, str] | None = None):
             silence_stdout()
             raise typer.Exit(0) from None
         except (KeyboardInterrupt, Exception) as exc:
-            if debugging():
-                raise
+            if debugging():  # it replaced the line, and turned exit 2 into Python's 1
+                traceback.print_exception(exc, file=sys.stderr)
             raise fail(*describe(exc, {**(flags or {}), **from_environment()})) from None
 
     wrapper.__doc__ = reflow(command.__doc__ or "")
@@ -652,7 +653,7 @@ def describe(exc: BaseException, flags: dict[str, str] | None = None) -> tuple[s
                 "--batch-tokens, or more memory"), 1  # fmt: skip
     # anything unplanned still gets one line, and a way to see more
     exc = innermost(exc)  # not Ray's wrapper of a worker's error, whose message holds the worker's traceback
-    return f"{type(exc).__name__}: {exc} (set QRR_DEBUG=1 for a traceback)", 1
+    return f"{type(exc).__name__}: {exc}" + ("" if debugging() else " (set QRR_DEBUG=1 for a traceback)"), 1
 
 
 def reflow(doc: str) -> str:
