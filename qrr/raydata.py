@@ -330,27 +330,50 @@ def read_pairs(paths, input_format: str = "auto", errors=None, done: dict | None
 def first_fields(paths, input_format: str = "auto", files: int = 10, skip: bool = True) -> set[str]:
     """The fields of the input's first record (of the first of its first ``files`` files that holds one; a Parquet
     file's columns), read on the driver: a clash with the score column is found before any actor loads a model.
-    Without ``skip``, a file of those ``files`` refused whole (a ``SourceError``: CSV by its name, UTF-16) is raised
-    here, before Ray starts, rather than by a read task once the actors have."""
+    Without ``skip``, a file of those ``files`` refused whole (a ``SourceError``: CSV by its name, UTF-16 text, gzip
+    data by another name) is raised here, before Ray starts, rather than by a read task once the actors have."""
     fields = None
     for name, path in itertools.islice(((n, p) for p in _given(paths) for n in files_at(p) or []), files):
         fs, _ = pyarrow.fs.FileSystem.from_uri(_absolute(path))  # the given URI's host and options
         try:
             if name.endswith(".parquet"):
-                return set(pyarrow.parquet.read_schema(name, filesystem=fs).names)
-            with fs.open_input_stream(name, compression="detect") as handle:
-                items = formats.parse_pairs(formats.decode_lines(_lines_of(handle), name), name, input_format)
-                for item in itertools.islice(items, 100):
-                    if isinstance(item, SourceError) and not skip:
-                        raise item
-                    if not isinstance(item, InputError):
-                        fields = fields or {"query", "document", *item.ids, *item.other}
-                        break
+                if fields is None:
+                    return set(pyarrow.parquet.read_schema(name, filesystem=fs).names)
+                continue  # Parquet among other files: read_pairs refuses it
+            with fs.open_input_stream(name, compression="detect") as handle, _peeking(fields is not None):
+                lines = _lines_of(handle)
+                if fields is not None:  # past the first record only a whole file's refusal, which its start says
+                    lines = itertools.islice(lines, 2)  # (a JSON array was parsed whole for its first record)
+                items = formats.parse_pairs(formats.decode_lines(lines, name), name, input_format)
+                try:
+                    for item in itertools.islice(items, 100):
+                        if isinstance(item, SourceError) and not skip:
+                            raise item
+                        if not isinstance(item, InputError):
+                            fields = fields or {"query", "document", *item.ids, *item.other}
+                            break
+                except InputError as exc:  # of a file's first lines alone: a JSON array cut short, say
+                    if fields is None or isinstance(exc, SourceError) and not skip:
+                        raise
         except (OSError, EOFError, pyarrow.ArrowInvalid) as exc:  # a cut or corrupt file (gzip), an unreadable one
             raise _unreadable(name, exc) from None
         if fields is not None and skip:
             return fields
     return fields or set()
+
+
+@contextlib.contextmanager
+def _peeking(quiet: bool):
+    """While a file past the first record is looked at for a refusal alone: what its first lines warn of stays
+    unsaid, as before there was such a look (the driver reads no more of it)."""
+    if not quiet:
+        yield
+        return
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def _unreadable(path: str, exc: BaseException) -> InputError:

@@ -462,6 +462,28 @@ def test_a_file_refused_whole_is_said_before_ray_starts(cli, tiny_model, tmp_pat
     assert len(pyarrow.parquet.read_table(tmp_path / "out").to_pylist()) == 3
 
 
+def test_first_fields_looks_past_the_first_record_only_for_a_file_refused_whole(raydata, tmp_path):
+    from qrr.errors import SourceError
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_jsonl(folder / "a.jsonl", [{"query": "q", "document": "d", "label": 1}])
+    (folder / "b.jsonl").write_text(
+        '[\n{"query": "q", "document": "d", "score": 0.5},\n{"query": "r", "document": "e"}\n]\n'
+    )
+    pyarrow.parquet.write_table(
+        pyarrow.table({"query": ["q"], "document": ["d"], "score": [0.5]}), folder / "c.parquet"
+    )
+    first = {"query", "document", "label"}
+    # a JSON array cut after its first line is no refusal, and a later Parquet file's columns are not the first's
+    assert raydata.first_fields(str(folder), skip=False) == raydata.first_fields(str(folder)) == first
+    (folder / "d.jsonl").write_text('{"query": "q", "document": "d"}\n', encoding="utf-16")
+    assert raydata.first_fields(str(folder)) == first
+    with pytest.raises(SourceError, match=f"^{folder / 'd.jsonl'}: UTF-16"):
+        raydata.first_fields(str(folder), skip=False)
+    assert raydata.first_fields(str(folder), files=3, skip=False) == first  # the files it looks at: 10 by default
+
+
 def test_what_the_python_stage_cannot_run_is_said_before_any_actor_starts(raydata, tiny_model, tmp_path):
     from qrr.errors import InputError, ModelNameError, NotAModelError, qrr_cause
 

@@ -557,8 +557,9 @@ def errors_to_exit(command, flags: dict[str, str] | None = None):
             silence_stdout()
             raise typer.Exit(0) from None
         except (KeyboardInterrupt, Exception) as exc:
-            if debugging():  # it replaced the line, and turned exit 2 into Python's 1
-                traceback.print_exception(exc, file=sys.stderr)
+            if debugging() and sys.stderr is not None:  # it replaced the line, and turned exit 2 into Python's 1
+                with contextlib.suppress(Exception):  # a stderr gone (| head) leaves the line and its code to say
+                    traceback.print_exception(exc, file=sys.stderr)
             raise fail(*describe(exc, {**(flags or {}), **from_environment()})) from None
 
     wrapper.__doc__ = reflow(command.__doc__ or "")
