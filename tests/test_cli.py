@@ -263,7 +263,8 @@ def test_debug_shows_the_traceback_then_the_line_and_its_exit_code(cli, monkeypa
     lines = result.stderr.splitlines()
     # the traceback replaced the line, and exit 2 became Python's 1: a script's check of the code changed with it
     assert result.exit_code == 2 and lines[0] == "Traceback (most recent call last):", result.stderr
-    assert lines[-2].startswith("qrr.errors.InputError: <stdin>:1: ") and lines[-1] == "error: " + lines[-2][23:]
+    message = lines[-2].removeprefix("qrr.errors.InputError: ")
+    assert message.startswith("<stdin>:1: ") and lines[-1] == f"error: {message}"
     # an error qrr did not plan for no longer says to set what is set
     from qrr.cli.base import describe
 
