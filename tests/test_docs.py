@@ -10,11 +10,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", ROOT / "BENCHMARKS.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+REFERENCE = re.compile(r"^ {0,3}\[[^\]]+\]:\s*(\S+)", flags=re.M)  # [name]: target, for [text][name]
 
 
 def _prose(path: Path) -> str:
-    """The page without its fenced code blocks, where brackets are code, not links."""
-    return re.sub(r"^```.*?^```", "", path.read_text(encoding="utf-8"), flags=re.M | re.S)
+    """The page without its fenced code blocks (``` or ~~~, indented or not), where brackets are code, not links."""
+    return re.sub(r"^\s*(```|~~~).*?^\s*\1", "", path.read_text(encoding="utf-8"), flags=re.M | re.S)
 
 
 def _anchors(path: Path) -> set[str]:
@@ -24,7 +25,10 @@ def _anchors(path: Path) -> set[str]:
 
 
 def _links(path: Path) -> list[str]:
-    return [t for t in LINK.findall(_prose(path)) if not re.match(r"[a-z]+:", t)]
+    prose = _prose(path)
+    # a link of another form ([text](target "title"), a space in it) would go unread: every "](" must be one
+    assert prose.count("](") == len(LINK.findall(prose)), path
+    return [t for t in LINK.findall(prose) + REFERENCE.findall(prose) if not re.match(r"[a-z]+:", t)]
 
 
 def test_the_anchors_are_github_s():
@@ -34,6 +38,15 @@ def test_the_anchors_are_github_s():
     # a link this test reads, and one it must leave to the web
     assert _links(ROOT / "README.md")[:1] == ["#usage"]
     assert "https://huggingface.co/Qwen/Qwen3-Reranker-0.6B" in LINK.findall(_prose(ROOT / "README.md"))
+
+
+def test_links_of_other_forms_are_read_or_refused(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("# Top\n\n~~~\n[code](nowhere.md)\n~~~\n\nSee [it][r].\n\n[r]: other.md#top\n")
+    assert _links(page) == ["other.md#top"]
+    page.write_text('# Top\n\nSee [it](other.md "a title").\n')
+    with pytest.raises(AssertionError):
+        _links(page)
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
