@@ -27,7 +27,7 @@ from qrr.pipelines.files import (
     lines_until,
     zero_tail,
 )
-from qrr.pipelines.streams import _calls, _CountedOnce, call_room, check_scorer, check_sink, no_room
+from qrr.pipelines.streams import CountedOnce, call_groups, call_room, check_scorer, check_sink, no_room
 from qrr.reranker import ProgressBar, Scorer, Stats, check_call, spans
 
 DEFAULT_DEPTH = 100
@@ -445,14 +445,14 @@ def rerank_jobs(
     def weigh(job: Job) -> tuple[int, int]:
         return len(job.docids), sum(len(job.query) + len(corpus[d]) for d in job.docids)
 
-    for group in _calls(jobs, call_room(reranker), weigh):
+    for group in call_groups(jobs, call_room(reranker), weigh):
         yield from _rerank_group(reranker, group, corpus, top_k, progress, stats, on_error)
 
 
 def _rerank_group(reranker, group, corpus, top_k, progress, stats, on_error):
     if on_error is not None:  # each query checked before the call: not a call again for each one too long
         group = [job for job in group if not _skipped(job, no_room(reranker, job.query), on_error, progress)]
-    counted = _CountedOnce(progress)
+    counted = CountedOnce(progress)
     while True:
         try:
             pairs = [(job.query, corpus[d]) for job in group for d in job.docids]

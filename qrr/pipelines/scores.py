@@ -30,7 +30,15 @@ from qrr.pipelines.files import (
     settings_path,
     zero_tail,
 )
-from qrr.pipelines.streams import ScoredChunk, _fingerprint, _triple, check_scorer, check_sink, no_room, score_records
+from qrr.pipelines.streams import (
+    ScoredChunk,
+    check_scorer,
+    check_sink,
+    no_room,
+    pair_fingerprint,
+    record_triple,
+    score_records,
+)
 from qrr.reranker import ProgressBar, Scorer, Stats, check_call, pair_rows
 
 GAPS_CHECKED = 10_000  # pairs a --resume file left out that a run going on with it checks
@@ -60,7 +68,7 @@ class ScoresOutput(_Claimed):
         """Note ``record``, the input's pair ``index``, as the last one whose result this run wrote: the record kept
         beside OUT says which it was, so that a run going on with OUT tells another input's pair at that place
         without a model (it kept another input's scores where they were as many)."""
-        self.latest = (index, _fingerprint(record))
+        self.latest = (index, pair_fingerprint(record))
 
     def _written(self) -> dict:
         if self.latest is None:
@@ -174,7 +182,7 @@ class ScoresOutput(_Claimed):
         if getattr(reranker, "prompter", None) is None:
             return
         for n, record in records:
-            query, _, instruction = _triple(record)
+            query, _, instruction = record_triple(record)
             if no_room(reranker, query, instruction) is not None:
                 continue
             where = getattr(record, "where", None)
@@ -213,14 +221,14 @@ class ScoresOutput(_Claimed):
                              f"input's pair {self.done - 1} has {has}; {{output}} holds another input's scores",
                              "output")  # fmt: skip
         noted = (self.kept or {}).get("last")  # the last pair written, where the record is of OUT as it is now
-        if isinstance(noted, dict) and noted.get("index") == self.done - 1 and noted.get("pair") != _fingerprint(
+        if isinstance(noted, dict) and noted.get("index") == self.done - 1 and noted.get("pair") != pair_fingerprint(
                 record):  # fmt: skip
             raise InputError(f"{self.where}: result {self.done - 1} is of another pair than the input's pair "
                              f"{self.done - 1} (as {settings_path(self.path)} keeps); {{output}} holds another "
                              "input's scores: give it a new file", "output")  # fmt: skip
         if reranker is None:
             return
-        now = reranker.score([_triple(record)])[0]
+        now = reranker.score([record_triple(record)])[0]
         _check_rescored(self.last["score"], now, f"{self.where}: result {self.done - 1}", self.path, "score")
 
 

@@ -41,7 +41,7 @@ def call_room(reranker: Scorer) -> int:
     return CALL_BATCHES * 4 * reranker.batch_tokens
 
 
-def _calls(items: Iterable, room: int, weigh: Callable[[object], tuple[int, int]]) -> Iterator[list]:
+def call_groups(items: Iterable, room: int, weigh: Callable[[object], tuple[int, int]]) -> Iterator[list]:
     """``items`` in groups that end once they reach ``CHUNK`` pairs or ``room`` characters, or where the input
     pauses (``_IDLE``, from ``_prefetched``); ``weigh(item)`` gives an item's (pairs, characters)."""
     group, pairs, chars = [], 0, 0
@@ -145,7 +145,7 @@ def _scored_records(reranker, records, progress, chunk, on_error, idle, first) -
     pairs = _with_triples(records)
     if idle is not None and not chunk:
         pairs = _prefetched(pairs, idle)
-    parts = chunks(pairs, chunk) if chunk else _calls(pairs, call_room(reranker), _weigh_pair)
+    parts = chunks(pairs, chunk) if chunk else call_groups(pairs, call_room(reranker), _weigh_pair)
     with contextlib.closing(pairs) if hasattr(pairs, "close") else contextlib.nullcontext():
         # closed when the caller stops (an error, Ctrl-C, closing this generator): a thread reading ahead stops too
         yield from _scored_parts(reranker, parts, progress, on_error, first)
@@ -159,7 +159,7 @@ def _scored_parts(reranker, parts, progress, on_error, first) -> Iterator[Scored
             verdicts = {key: no_room(reranker, *key) for key in dict.fromkeys((t[0], t[2]) for _, t in part)}
             places = _left_out(part, places, first + start, {k: e for k, e in verdicts.items() if e is not None},
                                on_error)  # fmt: skip
-        counted = _CountedOnce(progress)
+        counted = CountedOnce(progress)
         while True:
             try:
                 scores = reranker.score([part[n][1] for n in places], progress=counted.trying())
@@ -180,7 +180,7 @@ def _scored_parts(reranker, parts, progress, on_error, first) -> Iterator[Scored
         start += len(part)
 
 
-class _CountedOnce:
+class CountedOnce:
     """The progress of a call that may be tried again without some pairs (a server that refuses a query too long
     after scoring the requests before it): each try counts on from what the tries before it counted, so that no pair
     is counted twice (a bar went past its total)."""
@@ -258,16 +258,16 @@ def _with_triples(records: Iterable) -> Iterator[tuple[object, tuple]]:
     return zip(kept, triples(pairs), strict=True)
 
 
-def _triple(record) -> tuple:
+def record_triple(record) -> tuple:
     """One record's ``(query, document, instruction)``, checked as ``_with_triples`` checks them."""
     return next(_with_triples([record]))[1]
 
 
-def _fingerprint(record) -> str:
+def pair_fingerprint(record) -> str:
     """A short digest of a pair's query, document and instruction, as the record of a --resume file keeps it."""
     import hashlib
 
-    return hashlib.sha256(orjson.dumps(_triple(record))).hexdigest()[:16]
+    return hashlib.sha256(orjson.dumps(record_triple(record))).hexdigest()[:16]
 
 
 def _weigh_pair(pair: tuple[object, tuple]) -> tuple[int, int]:
