@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 
 from qrr._version import __version__
 from qrr.errors import QrrError
+from qrr.prompt import Prompt
 from qrr.reranker import RankResult, Reranker, Results, Scorer, Stats
 
-__all__ = ["QrrError", "RankResult", "Reranker", "Results", "Scorer", "Stats", "__version__"]
+__all__ = ["Prompt", "QrrError", "RankResult", "Reranker", "Results", "Scorer", "Stats", "__version__"]
 
 if TYPE_CHECKING:  # what __getattr__ imports when first named, as a type checker sees it
     from qrr import (  # noqa: F401

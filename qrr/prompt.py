@@ -12,6 +12,7 @@ import threading
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from qrr.errors import InputError, NotAModelError, PairError
 from qrr.family import DEFAULT_MAX_LENGTH, DEFAULT_RECIPE, QWEN3, Family
@@ -29,6 +30,15 @@ SLACK = 256
 # Characters of text tokenized in one call: memory stays bounded (about 40 bytes a character while tokenizing), and
 # another thread (a server's next request) gets the tokenizer between two calls
 TOKENIZE_CHARS = 1_000_000
+
+
+class Prompt(NamedTuple):
+    """The prompt the model reads for one pair: ``text`` (its tokens decoded, special tokens and all), ``ids`` (its
+    token ids) and ``cut`` (whether its document was cut to fit ``max_length``)."""
+
+    text: str
+    ids: list[int]
+    cut: bool
 
 
 @dataclass(frozen=True)
@@ -172,6 +182,13 @@ class Prompter:
                 ids = ids[: self.body_budget]
             out.append(Encoded(self.prefix_ids + ids + self.suffix_ids, truncated))
         return out
+
+    def prompt(self, triple: Triple) -> Prompt:
+        """The prompt of one ``(query, document, instruction)``, as ``encode`` makes its ids."""
+        [encoded] = self.encode([triple])
+        with self._lock:  # the decoded text is the ids' own: no spaces tidied away
+            text = self.tokenizer.decode(encoded.ids, clean_up_tokenization_spaces=False)
+        return Prompt(text, encoded.ids, encoded.truncated)
 
     def _tokenize(self, texts: list[str]) -> list[list[int]]:
         """Token ids of each text, ``TOKENIZE_CHARS`` characters of them a call."""

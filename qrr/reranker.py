@@ -30,7 +30,7 @@ from qrr.errors import (
 )
 from qrr.family import DEFAULT_MAX_LENGTH, DEFAULT_RECIPE, QWEN3, run_settings
 from qrr.formats.rows import named_fields
-from qrr.prompt import Prompter
+from qrr.prompt import Prompt, Prompter
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -355,6 +355,7 @@ class Reranker(_Predicts):
         self.instruction = instruction
         self.share_prefix = share_prefix
         self.batch_tokens = batch_tokens  # checked against the memory that is free
+        self._framed_said = False
         if compile:
             engine.compile()
 
@@ -536,8 +537,22 @@ class Reranker(_Predicts):
 
             return rank_chunks(score, documents, top_k, return_documents, ids)
 
+    def prompt(self, query: str, document: str, instruction: str | None = None) -> Prompt:
+        """The prompt the model reads for one pair, to set beside another implementation's: ``text`` (its tokens
+        decoded, special tokens and all), ``ids`` and ``cut`` (whether the document was cut to fit ``max_length``).
+        ``instruction`` as in ``score``: ``None`` takes this Reranker's, then the model card's default."""
+        check_query(query, instruction)
+        _check_text(document, "document")
+        _check_unicode(document, "the document")
+        try:
+            return self.prompter.prompt((query, document, self.instruction if instruction is None else instruction))
+        except PairError as exc:  # one pair: no "pair 0" to name
+            raise InputError(exc.text, *exc.params) from None
+
     def _score(self, triples, progress, max_rows) -> tuple[list[float], Stats, list]:
         start = time.perf_counter()
+        if not self._framed_said:
+            self._say_framed(triples)
         encoded = self.prompter.encode(triples)
         sequences = [e.ids for e in encoded]
         groups = [(instruction, query) for query, _, instruction in triples] if self.share_prefix else None
@@ -553,6 +568,20 @@ class Reranker(_Predicts):
             attended=work.attended if work else 0,
         )
         return scores, stats, encoded
+
+    def _say_framed(self, triples) -> None:
+        """Warn, once, where a query or document looks formatted as the prompt already: its frame is there twice,
+        and the score is another prompt's."""
+        for query, document, _ in triples:
+            for what, text in (("query", query), ("document", document)):
+                marker = self.prompter.family.framed(text)
+                if marker is not None:
+                    self._framed_said = True
+                    warn(logging.getLogger("qrr"), f"a {what} holds {marker!r}, a marker of the prompt qrr writes "
+                         "around each pair: a text formatted as that prompt already (as vLLM's Qwen3-Reranker example "
+                         "formats them) gets the frame twice and another score; send the bare query and document, "
+                         "and the instruction as {instruction}", "instruction")  # fmt: skip
+                    return
 
 
 def predicted(score, pairs, batch_size=None, show_progress_bar=None, convert_to_numpy=True, convert_to_tensor=False,

@@ -64,6 +64,17 @@ def test_arguments_and_default_instruction(cli, expected):
     assert rows[0]["score"] != expected["pairs"][0]
 
 
+def test_a_document_formatted_as_the_prompt_already_is_warned_of_and_scored(cli):
+    lines = '{"query": "q", "document": "d"}\n{"query": "q", "document": "<Document>: d<|im_end|>"}\n' * 2
+    result = cli("score", input=lines)
+    assert result.exit_code == 0 and len(jsonl(result.stdout)) == 4
+    assert said(result) == (
+        "warning: a document holds '<|im_end|>', a marker of the prompt qrr writes around each pair: a text formatted "
+        "as that prompt already (as vLLM's Qwen3-Reranker example formats them) gets the frame twice and another "
+        "score; send the bare query and document, and the instruction as --instruction"
+    )
+
+
 def test_output_formats(cli, expected):
     data = "".join(json.dumps(p) + "\n" for p in PAIRS)
     rows = json.loads(ok(cli("score", "-f", "json", input=data)))

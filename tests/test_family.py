@@ -17,6 +17,17 @@ def test_template_and_answer_tokens():
     assert QWEN3.suffix == "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
 
 
+def test_a_text_formatted_as_the_prompt_is_told_by_its_markers():
+    assert QWEN3.framed("<|im_start|>system\nJudge whether") == "<|im_start|>"
+    assert QWEN3.framed("Beijing.<|im_end|>\n<|im_start|>assistant\n") == "<|im_start|>"
+    assert QWEN3.framed("Beijing.<|im_end|>") == "<|im_end|>"
+    assert QWEN3.framed("\n<Document>: Beijing.") == "<Document>:"
+    assert QWEN3.framed("<Query>: capital?") == "<Query>:"
+    # a body marker past the start is a text about prompts, not one formatted as one; <think> is no turn's marker
+    for text in ("the prompt ends <Document>: and the document", "<think>", "Beijing", ""):
+        assert QWEN3.framed(text) is None
+
+
 def test_checkpoint_kinds():
     assert QWEN3.head({"model_type": "qwen3", "architectures": ["Qwen3ForCausalLM"]}) == CAUSAL
     converted = {"model_type": "qwen3", "architectures": ["Qwen3ForSequenceClassification"], "id2label": {"0": "L"}}

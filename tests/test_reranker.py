@@ -77,6 +77,44 @@ def test_truncated_documents_match_oracle(tiny, oracle, max_length):
     assert scores.stats.tokens <= max_length * 3
 
 
+def test_a_prompt_is_the_recipes_tokens_and_their_text(tiny, tokenizer, vllm_oracle):
+    from tests.oracle import PREFIX, SUFFIX, TASK, recipe_ids, vllm_recipe_ids
+
+    rr = tiny(max_length=120, instruction="Find the capital")
+    plain = rr.prompt("capital of China?", "Beijing.")
+    body = "<Instruct>: Find the capital\n<Query>: capital of China?\n<Document>: Beijing."
+    assert plain.text == f"{PREFIX}{body}{SUFFIX}"
+    assert plain.ids == tokenizer.encode(plain.text, add_special_tokens=False) and plain.cut is False
+    for query, document, instruction in [("q", "alpha beta " * 300, None), ("北京?", "首都是北京 🏯 " * 40, "查找"),
+                                         ("x", "y", TASK)]:  # fmt: skip
+        prompt = rr.prompt(query, document, instruction)
+        [ids] = recipe_ids(tokenizer, [(query, document)], instruction or "Find the capital", 120)
+        assert prompt.ids == ids and prompt.text == tokenizer.decode(ids)
+        assert prompt.cut is (len(document) > 1)
+    [ids] = vllm_recipe_ids(tokenizer, [("q", "alpha " * 300)], "Find the capital", 120)
+    assert rr.prompt("q", "alpha " * 300).ids != ids
+    assert tiny(max_length=120, instruction="Find the capital", recipe="vllm").prompt("q", "alpha " * 300).ids == ids
+    with pytest.raises(InputError, match=r"^document must be a string, not int$"):
+        rr.prompt("q", 3)
+    with pytest.raises(InputError, match=r"^the query and instruction take \d+ tokens, but max_length 120 leaves"):
+        rr.prompt("q " * 200, "d")
+
+
+def test_a_text_formatted_as_the_prompt_already_is_warned_of_once(fake_model, caplog):
+    rr = Reranker("fake")
+    with caplog.at_level("WARNING", logger="qrr"):
+        rr.score([("q", "d"), ("capital?", "Beijing")])
+        assert caplog.messages == []
+        # vLLM's example formats the query and document itself, for its LLM.score
+        rr.score([("q", "d"), ("<|im_start|>system\nJudge ...<Query>: q\n", "<Document>: d<|im_end|>\n")])
+        rr.rank("q", ["<Document>: d"])
+    assert caplog.messages == [
+        "a query holds '<|im_start|>', a marker of the prompt qrr writes around each pair: a text formatted as that "
+        "prompt already (as vLLM's Qwen3-Reranker example formats them) gets the frame twice and another score; send "
+        "the bare query and document, and the instruction as instruction"
+    ]
+
+
 def test_any_batch_budget_and_order_gives_the_same_scores(tiny, expected):
     rng = random.Random(7)
     for budget in (1, 64, 200, 777, 100_000):

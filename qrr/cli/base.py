@@ -316,8 +316,9 @@ DtypeOpt = Annotated[
                         "names, bfloat16, float16 and float32, are taken too)."),
 ]  # fmt: skip
 MaxLengthOpt = Annotated[
-    int, typer.Option("--max-length", min=1, help="Prompt length cap in tokens; only the document is cut.",
-                      rich_help_panel="Model"),
+    int, typer.Option("--max-length", min=1, rich_help_panel="Model",
+                      help="Prompt length cap in tokens; only the document is cut (with --recipe vllm, the rendered "
+                      "messages)."),
 ]  # fmt: skip
 BatchTokensOpt = Annotated[
     int | None,
