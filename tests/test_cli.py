@@ -169,6 +169,13 @@ def test_another_rerankers_options_are_answered_with_qrrs(cli):
                                                     "rank -h)"),
         (("rank", "-q", "q", "-d", "x", "-o", "out.jsonl"), "no such option: -o; results go to stdout: > FILE writes "
                                                             "them (see qrr rank -h)"),
+        # a user whose scores differ from another implementation's (click guessed --input-format and --format)
+        (("score", "-q", "q", "-d", "x", "--print-prompt"), "no such option: --print-prompt; Python shows the prompt "
+                                                            "a pair becomes: Reranker(MODEL).prompt(query, "
+                                                            "document).text (see qrr score -h)"),
+        (("rank", "-q", "q", "-d", "x", "--prompt", "Judge"), "no such option: --prompt; qrr's is --instruction (the "
+                                                              "task instruction, CrossEncoder's prompt) (see qrr rank "
+                                                              "-h)"),
     ):  # fmt: skip
         result = cli(*args, model=args[0] != "download")
         assert (result.exit_code, result.stderr) == (2, f"error: {message}\n")

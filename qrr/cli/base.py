@@ -133,15 +133,18 @@ PEER_OPTIONS = {
     "--max-seq-length": "--max-length", "--max-model-len": "--max-length", "--use-fp16": "--dtype fp16",
     "--fp16": "--dtype fp16", "--bf16": "--dtype bf16", "--fp32": "--dtype fp32",
     "--normalize": None, "--raw-scores": None, "--activation": None,
+    "--prompt": "--instruction (the task instruction, CrossEncoder's prompt)",
     # and of command-line tools at large
     "--json": "-f json", "--jsonl": "-f jsonl", "--tsv": "-f tsv", "--table": "-f table",
 }  # fmt: skip
 
 
-# Options of command-line tools at large that qrr has no need of, where the shell does it
+# Options that qrr has no need of, where another way does it: the shell, or Python
 _QUIET = "stdout carries the results only; 2>/dev/null silences the progress and notes on stderr"
 _TO_FILE = "results go to stdout: > FILE writes them"
-SHELL_WAYS = {"--quiet": _QUIET, "--silent": _QUIET, "-o": _TO_FILE, "--output": _TO_FILE, "--out": _TO_FILE}
+_PROMPT = "Python shows the prompt a pair becomes: Reranker(MODEL).prompt(query, document).text"
+OTHER_WAYS = {"--quiet": _QUIET, "--silent": _QUIET, "-o": _TO_FILE, "--output": _TO_FILE, "--out": _TO_FILE,
+              "--show-prompt": _PROMPT, "--print-prompt": _PROMPT}  # fmt: skip
 
 
 def _peer_option(exc, args) -> str | None:
@@ -150,8 +153,8 @@ def _peer_option(exc, args) -> str | None:
     name = getattr(exc, "option_name", None)
     if type(exc).__name__ != "NoSuchOption":
         return None
-    if name in SHELL_WAYS:  # click's guess by spelling: --quiet got --query
-        return f"no such option: {name}; {SHELL_WAYS[name]}"
+    if name in OTHER_WAYS:  # click's guess by spelling: --quiet got --query, --print-prompt --format
+        return f"no such option: {name}; {OTHER_WAYS[name]}"
     if name not in PEER_OPTIONS:
         return None
     typed = _as_typed(name, args)
