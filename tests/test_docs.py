@@ -63,3 +63,12 @@ def test_every_link_reaches_a_file_and_a_heading(page):
 def test_every_docs_page_is_linked_from_the_readme():
     linked = {(ROOT / t.partition("#")[0]).resolve() for t in _links(ROOT / "README.md")}
     assert [p.name for p in sorted((ROOT / "docs").glob("*.md")) if p not in linked] == []
+
+
+def test_the_changelog_says_each_kind_of_change_once_a_release():
+    # a second "### Added" far down the Unreleased section went unread by one skimming the first
+    releases = re.split(r"^## ", (ROOT / "CHANGELOG.md").read_text(), flags=re.M)[1:]
+    assert releases[0].startswith("Unreleased\n")
+    for release in releases:
+        kinds = re.findall(r"^### (.+)$", release, flags=re.M)
+        assert sorted(kinds) == sorted(set(kinds)) and set(kinds) <= {"Added", "Changed", "Fixed", "Removed"}, kinds
