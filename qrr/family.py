@@ -80,9 +80,9 @@ class Family:
     common_config: Mapping[str, Any]
     sizes: Mapping[str, Size] = field(default_factory=dict)
     special_tokens: tuple[str, ...] = ()  # the prompt's markers, each one token of a whole tokenizer
-    # what a text formatted as the prompt already holds: the chat turns' markers, and the body's at a text's start
-    turn_markers: tuple[str, ...] = ()
-    body_markers: tuple[str, ...] = ()
+    # what a text formatted as the prompt already starts or ends with
+    start_markers: tuple[str, ...] = ()
+    end_markers: tuple[str, ...] = ()
 
     @property
     def causal_architecture(self) -> str:
@@ -95,12 +95,12 @@ class Family:
         return f"<|im_start|>system\n{self.system}<|im_end|>\n<|im_start|>user\n"
 
     def framed(self, text: str) -> str | None:
-        """The marker of this family's prompt that ``text`` (a query or document) holds where it looks formatted as a
-        prompt already (vLLM's Qwen3-Reranker example formats its own): a chat turn's marker anywhere, or a body
-        marker such as ``<Document>:`` at its start; ``None`` for none."""
-        head = text.lstrip()
-        return next((m for m in self.turn_markers if m in text), None) or next(
-            (m for m in self.body_markers if head.startswith(m)), None
+        """The marker of this family's prompt that ``text`` (a query or document) starts or ends with, as one
+        formatted as the prompt already does (vLLM's Qwen3-Reranker example formats its own); ``None`` for none. A
+        marker inside a text is one it speaks of (a page about chat templates), not its frame."""
+        head, tail = text[:64].lstrip(), text[-64:].rstrip()  # a document of megabytes is not copied
+        return next((m for m in self.start_markers if head.startswith(m)), None) or next(
+            (m for m in self.end_markers if tail.endswith(m)), None
         )
 
     def recipe(self, name: str) -> Recipe:
@@ -189,8 +189,8 @@ QWEN3 = Family(
     },
     suffix="<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n",
     special_tokens=("<|im_start|>", "<|im_end|>", "<think>", "</think>"),
-    turn_markers=("<|im_start|>", "<|im_end|>"),
-    body_markers=("<Instruct>:", "<Query>:", "<Document>:"),
+    start_markers=("<|im_start|>", "<Instruct>:", "<Query>:", "<Document>:"),
+    end_markers=("<|im_end|>", "</think>"),
     default_instruction="Given a web search query, retrieve relevant passages that answer the query",
     yes="yes",
     no="no",

@@ -34,7 +34,9 @@ TOKENIZE_CHARS = 1_000_000
 
 class Prompt(NamedTuple):
     """The prompt the model reads for one pair: ``text`` (its tokens decoded, special tokens and all), ``ids`` (its
-    token ids) and ``cut`` (whether its document was cut to fit ``max_length``)."""
+    token ids) and ``cut`` (whether its document was cut to fit ``max_length``). Set ``ids`` beside another
+    implementation's: ``text`` shows the tokenizer's Unicode normalization (``cafe\u0301`` reads ``café``), and a cut
+    through a character's bytes as U+FFFD."""
 
     text: str
     ids: list[int]

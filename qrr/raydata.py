@@ -43,7 +43,7 @@ from qrr import formats
 from qrr.errors import InputError, QrrError, SourceError, check_count, innermost, plural
 from qrr.formats import PairRecord
 from qrr.pipelines import Job, RunInputs, locked, no_room, ranked, score_records, shown
-from qrr.reranker import CHUNK, Reranker, spans
+from qrr.reranker import CHUNK, Reranker, find_framed, spans
 
 # the API (what help shows, and import *); the rest is what qrr score --ray and qrr rerank --ray use
 __all__ = ["read_pairs", "score", "rerank", "write", "done_records", "claim_output", "prepare_output", "run_record",
@@ -71,6 +71,7 @@ class ErrorLog:
         self.blank_keys: set[str] = set()
         self.loaded_lines: list[str] = []
         self.blank_places: list[str | None] = []
+        self.framed_found: tuple[str, str] | None = None
 
     def cut_count(self) -> int:
         return self.truncated
@@ -92,6 +93,15 @@ class ErrorLog:
                 self.blank_keys.add(key)
                 if len(self.blank_places) < shown:
                     self.blank_places.append(place)
+
+    def framed(self, what: str, marker: str) -> None:
+        """A query or document (``what``) formatted as the prompt already (``reranker.find_framed``): the first told."""
+        self.framed_found = self.framed_found or (what, marker)
+
+    def framed_report(self) -> tuple[str, str] | None:
+        """The first query or document told of as formatted as the prompt already, for the driver to warn of
+        (``reranker.warn_framed``): an actor's own warning stays in its log."""
+        return self.framed_found
 
     def loaded(self, description: str) -> None:
         """An actor's reranker (``Reranker.description``), told at its first batch."""
@@ -451,6 +461,7 @@ class ScoreStage:
         self.columns = (query_column, document_column, instruction_column)
         self.score_column, self.errors, self.skip = score_column, errors, skip
         self.told = False  # the errors log, of the reranker this actor runs (-v)
+        self.framed_told = False
 
     def __call__(self, batch: pyarrow.Table) -> pyarrow.Table:
         if not isinstance(batch, pyarrow.Table):  # Ray's default format: "'dict' object has no attribute ..."
@@ -499,6 +510,10 @@ class ScoreStage:
         if self.errors is not None and scores:  # waited for: the driver reads the count at the end
             ray.get(self.errors.scored.remote(len(scores), scores.stats.truncated))
             _report_blanks(self.errors, [records[n] for n in scored.indexes], queries, documents)
+            found = None if self.framed_told else find_framed(triples)
+            if found is not None:
+                ray.get(self.errors.framed.remote(*found))
+                self.framed_told = True
         return batch.append_column(self.score_column, pyarrow.array(scores, pyarrow.float64()))
 
 

@@ -539,8 +539,9 @@ class Reranker(_Predicts):
 
     def prompt(self, query: str, document: str, instruction: str | None = None) -> Prompt:
         """The prompt the model reads for one pair, to set beside another implementation's: ``text`` (its tokens
-        decoded, special tokens and all), ``ids`` and ``cut`` (whether the document was cut to fit ``max_length``).
-        ``instruction`` as in ``score``: ``None`` takes this Reranker's, then the model card's default."""
+        decoded, special tokens and all), ``ids`` (the ones to compare: see ``qrr.Prompt``) and ``cut`` (whether the
+        document was cut to fit ``max_length``). ``instruction`` as in ``score``: ``None`` takes this Reranker's, then
+        the model card's default."""
         check_query(query, instruction)
         _check_text(document, "document")
         _check_unicode(document, "the document")
@@ -552,7 +553,7 @@ class Reranker(_Predicts):
     def _score(self, triples, progress, max_rows) -> tuple[list[float], Stats, list]:
         start = time.perf_counter()
         if not self._framed_said:
-            self._say_framed(triples)
+            self._framed_said = say_framed(triples, self.prompter.family)
         encoded = self.prompter.encode(triples)
         sequences = [e.ids for e in encoded]
         groups = [(instruction, query) for query, _, instruction in triples] if self.share_prefix else None
@@ -569,19 +570,34 @@ class Reranker(_Predicts):
         )
         return scores, stats, encoded
 
-    def _say_framed(self, triples) -> None:
-        """Warn, once, where a query or document looks formatted as the prompt already: its frame is there twice,
-        and the score is another prompt's."""
-        for query, document, _ in triples:
-            for what, text in (("query", query), ("document", document)):
-                marker = self.prompter.family.framed(text)
-                if marker is not None:
-                    self._framed_said = True
-                    warn(logging.getLogger("qrr"), f"a {what} holds {marker!r}, a marker of the prompt qrr writes "
-                         "around each pair: a text formatted as that prompt already (as vLLM's Qwen3-Reranker example "
-                         "formats them) gets the frame twice and another score; send the bare query and document, "
-                         "and the instruction as {instruction}", "instruction")  # fmt: skip
-                    return
+
+def find_framed(triples: Iterable[tuple[str, str, str | None]], family=QWEN3) -> tuple[str, str] | None:
+    """The first query or document of ``triples`` formatted as the prompt already (``Family.framed``): ``("query"
+    or "document", its marker)``, or ``None``."""
+    for query, document, _ in triples:
+        for what, text in (("query", query), ("document", document)):
+            marker = family.framed(text)
+            if marker is not None:
+                return what, marker
+    return None
+
+
+def warn_framed(what: str, marker: str) -> None:
+    """Warn of a query or document (``what``) formatted as the prompt already: its frame is there twice, and its
+    score is another prompt's."""
+    warn(logging.getLogger("qrr"), f"a {what} starts or ends with {marker!r}, a marker of the prompt qrr writes around "
+         "each pair: a text formatted as that prompt already (as vLLM's Qwen3-Reranker example formats them) gets the "
+         "frame twice and another score; send the bare query and document, and the instruction apart ({instruction})",
+         "instruction")  # fmt: skip
+
+
+def say_framed(triples, family=QWEN3) -> bool:
+    """Warn where a query or document of ``triples`` is formatted as the prompt already; whether it did (a scorer
+    says it once)."""
+    found = find_framed(triples, family)
+    if found is not None:
+        warn_framed(*found)
+    return found is not None
 
 
 def predicted(score, pairs, batch_size=None, show_progress_bar=None, convert_to_numpy=True, convert_to_tensor=False,

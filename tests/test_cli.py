@@ -173,6 +173,9 @@ def test_another_rerankers_options_are_answered_with_qrrs(cli):
         (("score", "-q", "q", "-d", "x", "--print-prompt"), "no such option: --print-prompt; Python shows the prompt "
                                                             "a pair becomes: Reranker(MODEL).prompt(query, "
                                                             "document).text (see qrr score -h)"),
+        (("rank", "-q", "q", "-d", "x", "--show-prompt"), "no such option: --show-prompt; Python shows the prompt a "
+                                                          "pair becomes: Reranker(MODEL).prompt(query, document).text "
+                                                          "(see qrr rank -h)"),
         (("rank", "-q", "q", "-d", "x", "--prompt", "Judge"), "no such option: --prompt; qrr's is --instruction (the "
                                                               "task instruction, CrossEncoder's prompt) (see qrr rank "
                                                               "-h)"),

@@ -69,9 +69,9 @@ def test_a_document_formatted_as_the_prompt_already_is_warned_of_and_scored(cli)
     result = cli("score", input=lines)
     assert result.exit_code == 0 and len(jsonl(result.stdout)) == 4
     assert said(result) == (
-        "warning: a document holds '<|im_end|>', a marker of the prompt qrr writes around each pair: a text formatted "
-        "as that prompt already (as vLLM's Qwen3-Reranker example formats them) gets the frame twice and another "
-        "score; send the bare query and document, and the instruction as --instruction"
+        "warning: a document starts or ends with '<Document>:', a marker of the prompt qrr writes around each pair: a "
+        "text formatted as that prompt already (as vLLM's Qwen3-Reranker example formats them) gets the frame twice "
+        "and another score; send the bare query and document, and the instruction apart (--instruction)"
     )
 
 

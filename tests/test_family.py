@@ -17,15 +17,19 @@ def test_template_and_answer_tokens():
     assert QWEN3.suffix == "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
 
 
-def test_a_text_formatted_as_the_prompt_is_told_by_its_markers():
-    assert QWEN3.framed("<|im_start|>system\nJudge whether") == "<|im_start|>"
-    assert QWEN3.framed("Beijing.<|im_end|>\n<|im_start|>assistant\n") == "<|im_start|>"
-    assert QWEN3.framed("Beijing.<|im_end|>") == "<|im_end|>"
-    assert QWEN3.framed("\n<Document>: Beijing.") == "<Document>:"
-    assert QWEN3.framed("<Query>: capital?") == "<Query>:"
-    # a body marker past the start is a text about prompts, not one formatted as one; <think> is no turn's marker
-    for text in ("the prompt ends <Document>: and the document", "<think>", "Beijing", ""):
-        assert QWEN3.framed(text) is None
+def test_a_text_formatted_as_the_prompt_is_told_by_its_markers_at_its_ends():
+    # vLLM's example: the query after the prefix, the document before the suffix
+    assert QWEN3.framed("<|im_start|>system\nJudge whether ...<Query>: capital?\n") == "<|im_start|>"
+    assert QWEN3.framed("<Document>: Beijing.<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n") == (
+        "<Document>:"
+    )
+    assert QWEN3.framed("Beijing.<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n") == "</think>"
+    assert QWEN3.framed("Beijing.<|im_end|> ") == "<|im_end|>"
+    assert QWEN3.framed("\n <Query>: capital?") == "<Query>:"
+    # a marker inside a text is one it speaks of (a page about chat templates), not its frame
+    for text in ("Qwen's chat template closes each turn with <|im_end|>, and opens one with <|im_start|>.",
+                 "the prompt ends <Document>: and the document", "<think>", "Beijing", ""):  # fmt: skip
+        assert QWEN3.framed(text) is None, text
 
 
 def test_checkpoint_kinds():

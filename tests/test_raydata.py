@@ -364,15 +364,20 @@ def test_documents_cut_to_max_length_are_counted_as_without_ray(cli, tiny_model,
     assert "note: 3 documents cut to --max-length 200\n" in result.stderr  # it said nothing on Ray
 
 
-def test_blank_queries_and_documents_are_warned_of_as_without_ray(cli, tiny_model, tmp_path):
+def test_blank_texts_and_texts_formatted_as_the_prompt_are_warned_of_as_without_ray(cli, tiny_model, tmp_path):
     rows = [{"id": n, "query": " " if n == 7 else "q", "document": "" if n in (2, 5) else "text"} for n in range(9)]
-    path = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    path = write_jsonl(tmp_path / "pairs.jsonl", [*rows, {"id": 9, "query": "q", "document": "<Document>: text"}])
+    framed = ("warning: a document starts or ends with '<Document>:', a marker of the prompt qrr writes around each "
+              "pair: a text formatted as that prompt already (as vLLM's Qwen3-Reranker example formats them) gets the "
+              "frame twice and another score; send the bare query and document, and the instruction apart "
+              "(--instruction)\n")  # fmt: skip
     plain = cli("score", path, model=tiny_model)
-    assert plain.stderr == (f"warning: 3 pairs with a blank query or document ({path}:3, {path}:6, {path}:8) scored "
-                            "as given: such a score says nothing of relevance\n")  # fmt: skip
+    assert plain.stderr == (framed + f"warning: 3 pairs with a blank query or document ({path}:3, {path}:6, {path}:8) "
+                            "scored as given: such a score says nothing of relevance\n")  # fmt: skip
     result = cli("score", path, "--ray", "--workers", "2", "-o", str(tmp_path / "out"), model=tiny_model)
     assert result.exit_code == 0, result.output
-    assert len(pyarrow.parquet.read_table(tmp_path / "out")) == 9  # scored as given
+    assert len(pyarrow.parquet.read_table(tmp_path / "out")) == 10  # scored as given
+    assert result.stderr.count(framed) == 1  # told by an actor, said by the driver
     # where: the first three the actors reported (they score batches in no set order)
     said = re.search(r"^warning: 3 pairs with a blank query or document \((.*)\) scored as given: such a score says "
                      r"nothing of relevance$", result.stderr, re.MULTILINE)  # fmt: skip

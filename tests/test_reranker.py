@@ -96,22 +96,28 @@ def test_a_prompt_is_the_recipes_tokens_and_their_text(tiny, tokenizer, vllm_ora
     assert tiny(max_length=120, instruction="Find the capital", recipe="vllm").prompt("q", "alpha " * 300).ids == ids
     with pytest.raises(InputError, match=r"^document must be a string, not int$"):
         rr.prompt("q", 3)
-    with pytest.raises(InputError, match=r"^the query and instruction take \d+ tokens, but max_length 120 leaves"):
+    with pytest.raises(InputError, match=r"^query must be a string, not NoneType$"):
+        rr.prompt(None, "d")
+    with pytest.raises(InputError) as raised:
         rr.prompt("q " * 200, "d")
+    assert str(raised.value) == (
+        "the query and instruction take 215 tokens, but max_length 120 leaves 72 for query, instruction and document "
+        "together (the prompt frame takes 48); raise max_length or shorten the query or the instruction"
+    )
 
 
 def test_a_text_formatted_as_the_prompt_already_is_warned_of_once(fake_model, caplog):
     rr = Reranker("fake")
     with caplog.at_level("WARNING", logger="qrr"):
-        rr.score([("q", "d"), ("capital?", "Beijing")])
+        rr.score([("q", "d"), ("capital?", "Beijing"), ("what does <|im_end|> mean?", "It ends a turn: <|im_end|>.")])
         assert caplog.messages == []
         # vLLM's example formats the query and document itself, for its LLM.score
         rr.score([("q", "d"), ("<|im_start|>system\nJudge ...<Query>: q\n", "<Document>: d<|im_end|>\n")])
         rr.rank("q", ["<Document>: d"])
     assert caplog.messages == [
-        "a query holds '<|im_start|>', a marker of the prompt qrr writes around each pair: a text formatted as that "
-        "prompt already (as vLLM's Qwen3-Reranker example formats them) gets the frame twice and another score; send "
-        "the bare query and document, and the instruction as instruction"
+        "a query starts or ends with '<|im_start|>', a marker of the prompt qrr writes around each pair: a text "
+        "formatted as that prompt already (as vLLM's Qwen3-Reranker example formats them) gets the frame twice and "
+        "another score; send the bare query and document, and the instruction apart (instruction)"
     ]
 
 

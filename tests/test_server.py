@@ -386,6 +386,21 @@ def test_qrr_rank_through_the_server_equals_qrr_rank(tiny_server, cli, tiny_mode
     assert refused.exit_code == 2 and refused.stderr == "error: --device: not with --server, whose model scores\n"
 
 
+def test_a_text_formatted_as_the_prompt_is_warned_of_where_it_was_sent_and_in_the_servers_log(tiny_server, cli):
+    frame = ("a marker of the prompt qrr writes around each pair: a text formatted as that prompt already (as vLLM's "
+             "Qwen3-Reranker example formats them) gets the frame twice and another score; send the bare query and "
+             "document, and the instruction apart")  # fmt: skip
+    pairs = '{"query": "q", "document": "d"}\n{"query": "<|im_start|>system\\nJudge", "document": "d"}\n' * 2
+    scored = cli("score", "--server", tiny_server.url, input=pairs, model=False)
+    assert scored.exit_code == 0 and len(scored.stdout.splitlines()) == 4
+    assert scored.stderr == f"warning: a query starts or ends with '<|im_start|>', {frame} (--instruction)\n"
+    ranked = cli("rank", "-q", "q", "-d", "d", "-d", "<Document>: d", "--server", tiny_server.url, model=False)
+    assert ranked.stderr == f"warning: a document starts or ends with '<Document>:', {frame} (--instruction)\n"
+    # the server's own log says it once, of the first
+    tiny_server.until_said(f"warning: a query starts or ends with '<|im_start|>', {frame} (--instruction)")
+    assert tiny_server.stderr.count(frame) == 1
+
+
 def test_qrr_rank_sends_what_the_server_takes(tiny_server, cli, tiny_model):
     # 120 documents: the server takes 50 a request and 20,000 bytes a body
     data = "".join(f"document {n} about {'something ' * (n % 40)}\n" for n in range(120))

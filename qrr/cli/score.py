@@ -507,7 +507,7 @@ def _write_shards(raydata, placement, model, files, input_format, on_error, outp
 
     import ray as ray_core  # there, as start_ray found
 
-    from qrr.reranker import Stats
+    from qrr.reranker import Stats, warn_framed
 
     errors = raydata.ErrorLog.remote()
     unit = "row" if all(str(name).endswith(".parquet") for name in listed) else "line"  # Parquet has no lines
@@ -526,6 +526,7 @@ def _write_shards(raydata, placement, model, files, input_format, on_error, outp
         cut = ray_core.get(errors.cut_count.remote())
         blanks = Blanks(*BLANK_PAIRS)
         blanks.saw(*ray_core.get(errors.blank_report.remote()))
+        framed = ray_core.get(errors.framed_report.remote())
     except KeyboardInterrupt as exc:
         kept = raydata.rows_at(output, shard_format.value)
         said = (f"with {kept:,} scored rows in {output}; --resume {output} goes on with them (from JSONL or TSV "
@@ -554,6 +555,8 @@ def _write_shards(raydata, placement, model, files, input_format, on_error, outp
     seconds = time.perf_counter() - began
     report(Stats(truncated=cut), f"--max-length {options['max_length']}", False)
     blanks.report()
+    if framed is not None:  # an actor's own warning stays in its log
+        warn_framed(*framed)
     wrote = f"wrote {output}" if rows else "wrote nothing"
     stderr.print(f"scored {plural(rows, 'pair')} in {seconds:.1f} s ({rows / seconds:.1f} pairs/s) on "
                  f"{placement.describe()}; {wrote}", highlight=False)  # fmt: skip

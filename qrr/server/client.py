@@ -36,6 +36,7 @@ from qrr.reranker import (
     check_query,
     peer_keywords,
     rank_chunks,
+    say_framed,
     triples,
 )
 from qrr.server import API_KEY_ENV, MAX_DOCUMENTS, MAX_REQUEST_BYTES, key_fault
@@ -83,6 +84,7 @@ class RemoteReranker(_Predicts):
         self.instruction = instruction
         self._changed: str | None = None  # why the server, come back after it went away, is not scored with
         self._said_busy = False  # a busy server's waits are said once: a run waited on them in silence
+        self._framed_said = False  # said here, to whoever sent the texts, and not only in the server's log
 
     def __repr__(self) -> str:
         return f"RemoteReranker({self.url!r})"
@@ -160,6 +162,8 @@ class RemoteReranker(_Predicts):
 
         def score(start: int, chunk: list[str]) -> tuple[list[float], Stats]:
             check_documents(chunk, start)
+            if not self._framed_said:
+                self._framed_said = say_framed((query, d, None) for d in chunk)
             began = time.perf_counter()
             scores: list[float] = []
             stats = Stats()
@@ -192,6 +196,8 @@ class RemoteReranker(_Predicts):
         default = instruction if instruction is not None else self.instruction
         with ProgressBar(total, show_progress_bar, progress) as advance:
             checked = list(triples(pairs, default))  # every pair, before any request
+            if not self._framed_said:
+                self._framed_said = say_framed(checked)
             sent = 0
             for instruction, run in itertools.groupby(checked, key=lambda t: t[2]):
                 head = {} if instruction is None else {"instruction": instruction}
