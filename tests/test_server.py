@@ -761,7 +761,8 @@ def test_an_api_key_guards_every_endpoint_but_health(tiny_model, cli, monkeypatc
         with server.client() as http:
             assert http.get("/health").status_code == 200
             for method, path in (("POST", "/v1/rerank"), ("POST", "/v2/rerank"), ("POST", "/rerank"),
-                                 ("POST", "/score"), ("GET", "/v1/models"), ("GET", "/metrics")):  # fmt: skip
+                                 ("POST", "/score"), ("POST", "/v1/score"), ("GET", "/v1/models"), ("GET", "/metrics"),
+                                 ("GET", "/openapi.json")):  # fmt: skip
                 for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"},
                                 {"Authorization": "Basic s3cret"}):  # fmt: skip
                     response = http.request(method, path, json={"query": "q", "documents": ["a"]}, headers=headers)
@@ -773,6 +774,8 @@ def test_an_api_key_guards_every_endpoint_but_health(tiny_model, cli, monkeypatc
             lower = {"Authorization": "bearer s3cret"}  # a scheme's name in any case (RFC 7235)
             assert http.post("/rerank", json={"query": "q", "documents": ["a"]}, headers=lower).status_code == 200
             assert http.get("/metrics", headers=good).status_code == 200
+            described = http.get("/openapi.json", headers=good).json()  # it says so
+            assert described["security"] == [{"bearer": []}] and described["paths"]["/health"]["get"]["security"] == []
         monkeypatch.delenv("QRR_API_KEY", raising=False)
         refused = cli("rank", "-q", "q", "-d", "x", "--server", server.url, model=False)
         assert (refused.exit_code, refused.stderr) == (2, f"error: the server at {server.url} wants an API key: set "

@@ -153,7 +153,8 @@ def serve(
     """Serve the model over HTTP: the Cohere, Jina and vLLM rerank APIs, loaded once.
 
     Endpoints: [bold]POST /v1/rerank[/] and [bold]/v2/rerank[/] (Cohere), [bold]/rerank[/] (Jina, vLLM),
-    [bold]/score[/] (vLLM), [bold]GET /health[/], [bold]/v1/models[/] and [bold]/metrics[/] (Prometheus). Any
+    [bold]/score[/] (vLLM), [bold]GET /health[/], [bold]/v1/models[/], [bold]/metrics[/] (Prometheus) and
+    [bold]/openapi.json[/] (the OpenAPI description). Any
     request may carry an [bold]"instruction"[/] field. Requests that arrive together are scored together. Ctrl-C,
     SIGTERM or SIGHUP (unless ignored: nohup) stops it gracefully: new requests are refused, those in flight
     answered for up to --shutdown-timeout (a second Ctrl-C stops it at once); behind a load balancer,

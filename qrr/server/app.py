@@ -28,7 +28,7 @@ from qrr import __version__
 from qrr.device import dtype_name
 from qrr.errors import InputError, QrrError, debugging, plural, warn
 from qrr.pipelines import no_room
-from qrr.server import DRAIN, KEEP_ALIVE, MAX_DOCUMENTS, MAX_QUEUE, MAX_REQUEST_BYTES, printable
+from qrr.server import DRAIN, KEEP_ALIVE, MAX_DOCUMENTS, MAX_QUEUE, MAX_REQUEST_BYTES, openapi, printable
 from qrr.server.api import ApiError, parse_rerank, parse_score, rerank_response, score_response
 from qrr.server.batcher import Batcher, QueueFull, retry_after
 from qrr.server.metrics import Metrics
@@ -181,6 +181,11 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
     async def models(request: Request) -> Response:
         return json_response({"object": "list", "data": [_model_card(reranker, model_name, limits, started)]})
 
+    described = openapi.document(model_name, limits.max_documents, reranker.max_length, api_key is not None)
+
+    async def described_api(request: Request) -> Response:
+        return json_response(described)
+
     async def prometheus(request: Request) -> Response:
         text = metrics.render(batcher.depth, batcher.busy, batcher.calls, device_memory(reranker.device),
                               batcher.abandoned)  # fmt: skip
@@ -204,6 +209,7 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
         Route("/health", endpoint("/health", health, public=True), methods=["GET"]),
         Route("/v1/models", endpoint("/v1/models", models), methods=["GET"]),
         Route("/metrics", endpoint("/metrics", prometheus), methods=["GET"]),
+        Route("/openapi.json", endpoint("/openapi.json", described_api), methods=["GET"]),
     ]
 
     paths = {route.path for route in routes}

@@ -1,0 +1,83 @@
+"""GET /openapi.json: a valid OpenAPI 3.1 document that says what the server answers, checked against real answers of
+a running server."""
+
+from __future__ import annotations
+
+import jsonschema
+import pytest
+from openapi_spec_validator import validate
+
+from qrr.server import openapi
+
+
+@pytest.fixture(scope="module")
+def spec(tiny_server):
+    with tiny_server.client() as http:
+        response = http.get("/openapi.json")
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    return response.json()
+
+
+def conforms(spec: dict, schema: dict, value) -> None:
+    """``value`` is valid under ``schema``, whose references point into ``spec``'s components."""
+    jsonschema.Draft202012Validator({**schema, "components": spec["components"]}).validate(value)
+
+
+def schema_of(spec: dict, path: str, method: str, status: str | None = None) -> dict:
+    """The schema of a request's body (``status`` None) or of an answer's."""
+    operation = spec["paths"][path][method]
+    part = operation["requestBody"] if status is None else operation["responses"][status]
+    return part["content"]["application/json"]["schema"]
+
+
+def test_the_document_is_valid_openapi_and_names_the_servers_limits(spec):
+    validate(spec)
+    assert spec["openapi"] == "3.1.0" and "security" not in spec  # the test server wants no key
+    assert spec["info"]["description"].endswith("Prompts of at most 2048 tokens (each document cut to fit).")
+    documents = spec["components"]["schemas"]["RerankRequest"]["properties"]["documents"]
+    assert (documents["minItems"], documents["maxItems"]) == (1, 50)  # the server's --max-documents
+    assert spec == openapi.document(spec["info"]["title"].removeprefix("qrr serve: "), 50, 2048, False)
+
+
+def test_every_endpoint_is_described_and_every_one_described_is_served(spec, tiny_server):
+    assert {(path, method) for path, item in spec["paths"].items() for method in item} == {
+        ("/v1/rerank", "post"), ("/v2/rerank", "post"), ("/rerank", "post"), ("/score", "post"),
+        ("/v1/score", "post"), ("/health", "get"), ("/v1/models", "get"), ("/metrics", "get"),
+        ("/openapi.json", "get"),
+    }  # fmt: skip
+    with tiny_server.client() as http:
+        for path, item in spec["paths"].items():
+            for method in item:
+                assert http.request(method.upper(), path, json={}).status_code not in (404, 405), path
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/rerank", {"query": "capital?", "documents": ["Paris", {"text": "Beijing", "url": "u"}], "top_n": 1,
+                    "return_documents": True, "instruction": "Find the capital"}),
+    ("/v2/rerank", {"query": "capital?", "documents": ["Paris", "Beijing"], "max_tokens_per_doc": 8, "model": "m"}),
+    ("/rerank", {"query": "capital?", "documents": ["Paris", "Beijing"], "top_n": 0, "use_activation": False}),
+    ("/rerank", {"query": "capital?", "texts": ["Paris", "Beijing"], "return_text": True, "raw_scores": True,
+                 "truncate": True}),
+    ("/score", {"text_1": "capital?", "text_2": ["Paris", "Beijing"]}),
+    ("/v1/score", {"text_1": ["a", "b"], "text_2": ["Paris", "Beijing"], "truncate_prompt_tokens": -1}),
+])  # fmt: skip
+def test_real_requests_and_answers_are_as_described(spec, tiny_server, path, body):
+    conforms(spec, schema_of(spec, path, "post"), body)
+    with tiny_server.client() as http:
+        response = http.post(path, json=body)
+    assert response.status_code == 200, response.text
+    conforms(spec, schema_of(spec, path, "post", "200"), response.json())
+
+
+def test_refusals_and_the_other_endpoints_answer_as_described(spec, tiny_server):
+    with tiny_server.client() as http:
+        for path, body in (("/v1/rerank", {"query": "q"}), ("/score", {"text_1": 3, "text_2": "d"}),
+                           ("/rerank", {"query": "q", "documents": []})):  # fmt: skip
+            with pytest.raises(jsonschema.ValidationError):  # the schema refuses what the server refuses
+                conforms(spec, schema_of(spec, path, "post"), body)
+            response = http.post(path, json=body)
+            assert response.status_code == 400
+            conforms(spec, schema_of(spec, path, "post", "400"), response.json())
+        conforms(spec, schema_of(spec, "/health", "get", "200"), http.get("/health").json())
+        conforms(spec, schema_of(spec, "/v1/models", "get", "200"), http.get("/v1/models").json())
+        assert http.get("/metrics").text.startswith("# HELP")
