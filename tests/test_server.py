@@ -244,6 +244,10 @@ def test_a_query_that_leaves_no_room_and_unknown_routes(http):
     # a base URL ending in "/" (the client's base_url joining would drop the slash)
     response = httpx.post(f"{str(http.base_url).rstrip('/')}//rerank", json={"query": "q", "documents": ["a"]})
     assert (response.status_code, response.json()["message"]) == (404, "no endpoint //rerank; did you mean /rerank?")
+    # the page a FastAPI server (vLLM's) serves
+    assert http.get("/docs").json()["message"] == (
+        "no endpoint /docs; GET /openapi.json describes the endpoints (qrr serves no page of its own)"
+    )
     wrong = http.get("/rerank")
     assert (wrong.status_code, wrong.headers["Allow"]) == (405, "POST")
     assert set(http.delete("/health").headers["Allow"].split(", ")) == {"GET", "HEAD"}

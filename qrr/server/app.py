@@ -34,6 +34,7 @@ from qrr.server.batcher import Batcher, QueueFull, retry_after
 from qrr.server.metrics import Metrics
 
 log = logging.getLogger("qrr")
+API_PAGES = {"/docs", "/redoc", "/swagger", "/swagger-ui", "/swagger.json", "/openapi.yaml", "/v1/openapi.json"}
 GZIP_FROM = 1024  # bytes of a response from which it is gzipped, where the client accepts it
 SAID_EVERY = 60.0  # seconds: a warning of requests refused or left is said at most this often
 
@@ -221,6 +222,8 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
         # rule for /metrics would not see //metrics
         meant = "/" + "/".join(part for part in path.split("/") if part)
         hint = f"; did you mean {meant}?" if meant != path and meant in paths else ""
+        if meant.lower() in API_PAGES:  # where FastAPI's servers (vLLM's, TEI's) describe their API
+            hint = "; GET /openapi.json describes the endpoints (qrr serves no page of its own)"
         answered(request, "other", 404)
         return json_response(ApiError(404, f"no endpoint {path}{hint}").body(), 404)
 
