@@ -30,13 +30,19 @@ def schema_of(spec: dict, path: str, method: str, status: str | None = None) -> 
     return part["content"]["application/json"]["schema"]
 
 
-def test_the_document_is_valid_openapi_and_names_the_servers_limits(spec):
+def test_the_document_is_valid_openapi_and_names_the_servers_limits(spec, tiny_model):
     validate(spec)
     assert spec["openapi"] == "3.1.0" and "security" not in spec  # the test server wants no key
-    assert spec["info"]["description"].endswith("Prompts of at most 2048 tokens (each document cut to fit).")
+    # a generated client's package is named by the title: the same whatever the model
+    assert (
+        spec["info"]["title"] == "qrr serve"
+        and f": {tiny_model}, prompts of at most 2048 tokens" in spec["info"]["description"]
+    )
     documents = spec["components"]["schemas"]["RerankRequest"]["properties"]["documents"]
     assert (documents["minItems"], documents["maxItems"]) == (1, 50)  # the server's --max-documents
-    assert spec == openapi.document(spec["info"]["title"].removeprefix("qrr serve: "), 50, 2048, False)
+    assert spec == openapi.document(str(tiny_model), 50, 2048, False)
+    operations = [op["operationId"] for item in spec["paths"].values() for op in item.values()]
+    assert len(set(operations)) == len(operations) == 9
 
 
 def test_every_endpoint_is_described_and_every_one_described_is_served(spec, tiny_server):
@@ -60,6 +66,12 @@ def test_every_endpoint_is_described_and_every_one_described_is_served(spec, tin
                  "truncate": True}),
     ("/score", {"text_1": "capital?", "text_2": ["Paris", "Beijing"]}),
     ("/v1/score", {"text_1": ["a", "b"], "text_2": ["Paris", "Beijing"], "truncate_prompt_tokens": -1}),
+    # Cohere v1's documents of fields, scored by rank_fields and returned as given
+    ("/v1/rerank", {"query": "capital?", "documents": [{"title": "China", "body": "Beijing"}, {"title": "France"}],
+                    "rank_fields": ["title"], "return_documents": True}),
+    # LangChain's CohereRerank sends null for what it leaves unset
+    ("/v2/rerank", {"model": "rerank-v3.5", "query": "q", "documents": ["a", "b"], "top_n": 3,
+                    "max_tokens_per_doc": None, "instruction": None, "truncate_prompt_tokens": 2048}),
 ])  # fmt: skip
 def test_real_requests_and_answers_are_as_described(spec, tiny_server, path, body):
     conforms(spec, schema_of(spec, path, "post"), body)
@@ -71,8 +83,14 @@ def test_real_requests_and_answers_are_as_described(spec, tiny_server, path, bod
 
 def test_refusals_and_the_other_endpoints_answer_as_described(spec, tiny_server):
     with tiny_server.client() as http:
-        for path, body in (("/v1/rerank", {"query": "q"}), ("/score", {"text_1": 3, "text_2": "d"}),
-                           ("/rerank", {"query": "q", "documents": []})):  # fmt: skip
+        for path, body in (
+            ("/v1/rerank", {"query": "q"}),
+            ("/score", {"text_1": 3, "text_2": "d"}),
+            ("/rerank", {"query": "q", "documents": []}),
+            ("/score", {"text_1": [], "text_2": "d"}),
+            ("/v1/rerank", {"query": "q", "documents": ["d"], "truncate_prompt_tokens": 0}),
+            ("/v2/rerank", {"query": "q", "documents": [{"a": "d"}], "rank_fields": ["a", "a"]}),
+        ):
             with pytest.raises(jsonschema.ValidationError):  # the schema refuses what the server refuses
                 conforms(spec, schema_of(spec, path, "post"), body)
             response = http.post(path, json=body)
