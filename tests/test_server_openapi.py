@@ -90,6 +90,9 @@ def test_refusals_and_the_other_endpoints_answer_as_described(spec, tiny_server)
             ("/score", {"text_1": [], "text_2": "d"}),
             ("/v1/rerank", {"query": "q", "documents": ["d"], "truncate_prompt_tokens": 0}),
             ("/v2/rerank", {"query": "q", "documents": [{"a": "d"}], "rank_fields": ["a", "a"]}),
+            ("/score", {"text_1": "q", "text_2": "d", "use_activation": False, "activation": {}}),  # every flag said
+            ("/rerank", {"query": "q", "texts": ["d"], "truncate": {}}),
+            ("/v1/score", {"text_1": "q", "text_2": "d", "model": 3}),  # ignored, but a name
         ):
             with pytest.raises(jsonschema.ValidationError):  # the schema refuses what the server refuses
                 conforms(spec, schema_of(spec, path, "post"), body)

@@ -103,10 +103,8 @@ def _count(body: dict, key: str, zero_is_all: bool = False) -> int | None:
 def _raw(body: dict) -> bool:
     """Whether the request asks for raw scores: TEI's and infinity's ``raw_scores``, vLLM's ``use_activation`` (and
     its older ``activation``) set false."""
-    raw = _flag(body, "raw_scores", False)
-    for key in ("use_activation", "activation"):
-        raw = raw or not _flag(body, key, True)
-    return raw
+    off = [not _flag(body, key, True) for key in ("use_activation", "activation")]  # each checked: {} is no flag
+    return _flag(body, "raw_scores", False) or any(off)
 
 
 def _no_prompt_cut(body: dict, max_length: int | None) -> None:
@@ -180,6 +178,7 @@ def parse_rerank(body: Any, max_documents: int, return_documents: bool = False, 
                            "takes", "documents")  # fmt: skip
         return _parse_tei(body, max_documents)
     query = _string(body, "query")
+    _string(body, "model", required=False)  # ignored (the server scores with its own), but a name, as the APIs say
     _no_prompt_cut(body, max_length)
     documents = body.get("documents")
     if not isinstance(documents, list):
@@ -216,6 +215,8 @@ def _parse_tei(body: dict, max_documents: int) -> RerankRequest:
     ``truncate`` is taken as always true: a document is cut to fit the server's --max-length, at its end (a
     ``truncation_direction`` of ``Left`` is refused)."""
     query = _string(body, "query")
+    _string(body, "model", required=False)
+    _flag(body, "truncate", True)  # taken as true whatever it says, but a flag
     direction = body.get("truncation_direction")
     if direction is not None and direction != "Right":
         raise ApiError(400, f'"truncation_direction" {orjson.dumps(direction).decode()} is not taken: documents are '
@@ -237,6 +238,7 @@ def parse_score(body: Any, max_documents: int, max_length: int | None = None) ->
     """vLLM's ``/score``: ``text_1`` one query (or a list, paired with ``text_2`` item by item) and ``text_2`` one
     text or a list."""
     body = _object(body)
+    _string(body, "model", required=False)
     _no_prompt_cut(body, max_length)
     sides = []
     for key in ("text_1", "text_2"):
