@@ -98,7 +98,8 @@ class Family:
         """The marker of this family's prompt that ``text`` (a query or document) starts or ends with, as one
         formatted as the prompt already does (vLLM's Qwen3-Reranker example formats its own); ``None`` for none. A
         marker inside a text is one it speaks of (a page about chat templates), not its frame."""
-        head, tail = text[:64].lstrip(), text[-64:].rstrip()  # a document of megabytes is not copied
+        # a document of megabytes is not copied; a byte order mark is no text either
+        head, tail = text[:256].lstrip().lstrip("\ufeff").lstrip(), text[-256:].rstrip()
         return next((m for m in self.start_markers if head.startswith(m)), None) or next(
             (m for m in self.end_markers if tail.endswith(m)), None
         )
@@ -190,7 +191,7 @@ QWEN3 = Family(
     suffix="<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n",
     special_tokens=("<|im_start|>", "<|im_end|>", "<think>", "</think>"),
     start_markers=("<|im_start|>", "<Instruct>:", "<Query>:", "<Document>:"),
-    end_markers=("<|im_end|>", "</think>"),
+    end_markers=("<|im_end|>", "</think>", "<|im_start|>assistant"),
     default_instruction="Given a web search query, retrieve relevant passages that answer the query",
     yes="yes",
     no="no",

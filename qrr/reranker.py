@@ -587,7 +587,7 @@ def warn_framed(what: str, marker: str) -> None:
     score is another prompt's."""
     warn(logging.getLogger("qrr"), f"a {what} starts or ends with {marker!r}, a marker of the prompt qrr writes around "
          "each pair: a text formatted as that prompt already (as vLLM's Qwen3-Reranker example formats them) gets the "
-         "frame twice and another score; send the bare query and document, and the instruction apart ({instruction})",
+         "frame twice and another score; send the bare query and document, and the instruction apart, as {instruction}",
          "instruction")  # fmt: skip
 
 

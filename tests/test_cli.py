@@ -176,9 +176,8 @@ def test_another_rerankers_options_are_answered_with_qrrs(cli):
         (("rank", "-q", "q", "-d", "x", "--show-prompt"), "no such option: --show-prompt; Python shows the prompt a "
                                                           "pair becomes: Reranker(MODEL).prompt(query, document).text "
                                                           "(see qrr rank -h)"),
-        (("rank", "-q", "q", "-d", "x", "--prompt", "Judge"), "no such option: --prompt; qrr's is --instruction (the "
-                                                              "task instruction, CrossEncoder's prompt) (see qrr rank "
-                                                              "-h)"),
+        (("rank", "-q", "q", "-d", "x", "--prompt", "Judge"), "no such option: --prompt; qrr's is --instruction (see "
+                                                              "qrr rank -h)"),
     ):  # fmt: skip
         result = cli(*args, model=args[0] != "download")
         assert (result.exit_code, result.stderr) == (2, f"error: {message}\n")

@@ -71,7 +71,7 @@ def test_a_document_formatted_as_the_prompt_already_is_warned_of_and_scored(cli)
     assert said(result) == (
         "warning: a document starts or ends with '<Document>:', a marker of the prompt qrr writes around each pair: a "
         "text formatted as that prompt already (as vLLM's Qwen3-Reranker example formats them) gets the frame twice "
-        "and another score; send the bare query and document, and the instruction apart (--instruction)"
+        "and another score; send the bare query and document, and the instruction apart, as --instruction"
     )
 
 

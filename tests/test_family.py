@@ -26,6 +26,8 @@ def test_a_text_formatted_as_the_prompt_is_told_by_its_markers_at_its_ends():
     assert QWEN3.framed("Beijing.<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n") == "</think>"
     assert QWEN3.framed("Beijing.<|im_end|> ") == "<|im_end|>"
     assert QWEN3.framed("\n <Query>: capital?") == "<Query>:"
+    assert QWEN3.framed(" " * 100 + "\ufeff<|im_start|>system") == "<|im_start|>"  # a byte order mark is no text
+    assert QWEN3.framed("d<|im_end|>\n<|im_start|>assistant\n" + " " * 100) == "<|im_start|>assistant"
     # a marker inside a text is one it speaks of (a page about chat templates), not its frame
     for text in ("Qwen's chat template closes each turn with <|im_end|>, and opens one with <|im_start|>.",
                  "the prompt ends <Document>: and the document", "<think>", "Beijing", ""):  # fmt: skip

@@ -369,8 +369,8 @@ def test_blank_texts_and_texts_formatted_as_the_prompt_are_warned_of_as_without_
     path = write_jsonl(tmp_path / "pairs.jsonl", [*rows, {"id": 9, "query": "q", "document": "<Document>: text"}])
     framed = ("warning: a document starts or ends with '<Document>:', a marker of the prompt qrr writes around each "
               "pair: a text formatted as that prompt already (as vLLM's Qwen3-Reranker example formats them) gets the "
-              "frame twice and another score; send the bare query and document, and the instruction apart "
-              "(--instruction)\n")  # fmt: skip
+              "frame twice and another score; send the bare query and document, and the instruction apart, as "
+              "--instruction\n")  # fmt: skip
     plain = cli("score", path, model=tiny_model)
     assert plain.stderr == (framed + f"warning: 3 pairs with a blank query or document ({path}:3, {path}:6, {path}:8) "
                             "scored as given: such a score says nothing of relevance\n")  # fmt: skip

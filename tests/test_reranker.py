@@ -117,7 +117,7 @@ def test_a_text_formatted_as_the_prompt_already_is_warned_of_once(fake_model, ca
     assert caplog.messages == [
         "a query starts or ends with '<|im_start|>', a marker of the prompt qrr writes around each pair: a text "
         "formatted as that prompt already (as vLLM's Qwen3-Reranker example formats them) gets the frame twice and "
-        "another score; send the bare query and document, and the instruction apart (instruction)"
+        "another score; send the bare query and document, and the instruction apart, as instruction"
     ]
 
 

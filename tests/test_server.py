@@ -397,11 +397,12 @@ def test_a_text_formatted_as_the_prompt_is_warned_of_where_it_was_sent_and_in_th
     pairs = '{"query": "q", "document": "d"}\n{"query": "<|im_start|>system\\nJudge", "document": "d"}\n' * 2
     scored = cli("score", "--server", tiny_server.url, input=pairs, model=False)
     assert scored.exit_code == 0 and len(scored.stdout.splitlines()) == 4
-    assert scored.stderr == f"warning: a query starts or ends with '<|im_start|>', {frame} (--instruction)\n"
+    assert scored.stderr == f"warning: a query starts or ends with '<|im_start|>', {frame}, as --instruction\n"
     ranked = cli("rank", "-q", "q", "-d", "d", "-d", "<Document>: d", "--server", tiny_server.url, model=False)
-    assert ranked.stderr == f"warning: a document starts or ends with '<Document>:', {frame} (--instruction)\n"
-    # the server's own log says it once, of the first
-    tiny_server.until_said(f"warning: a query starts or ends with '<|im_start|>', {frame} (--instruction)")
+    assert ranked.stderr == f"warning: a document starts or ends with '<Document>:', {frame}, as --instruction\n"
+    # the server's own log says it once, of the first, in a request's words
+    tiny_server.until_said(f"warning: a query starts or ends with '<|im_start|>', {frame}, as a request's "
+                           '"instruction" field')  # fmt: skip
     assert tiny_server.stderr.count(frame) == 1
 
 

@@ -85,6 +85,10 @@ def test_nulls_are_absent_fields():
          'text-embeddings-inference\'s field, "documents" the others\'; give one', "texts"),
         ({"query": "q", "documents": ["a"], "raw_scores": "yes"}, 400, '"raw_scores" must be true or false, not a '
          "string", "raw_scores"),
+        # each flag is read, though the first already asks for raw scores
+        ({"query": "q", "documents": ["a"], "use_activation": False, "activation": {}}, 400, '"activation" must be '
+         "true or false, not an object", "activation"),
+        ({"query": "q", "documents": ["a"], "model": ["m"]}, 400, '"model" must be a string, not an array', "model"),
         # TEI's body on a Cohere path
         ({"query": "q", "texts": ["a"]}, 400,
          '"documents" is required; "texts" is text-embeddings-inference\'s field, which /rerank takes', "documents"),
@@ -145,7 +149,13 @@ def test_a_tei_request_and_its_response():
                          ({"query": "q", "texts": "a"}, '"texts" must be an array of strings, not a string'),
                          ({"query": "q", "texts": ["a", 3]}, '"texts"[1] must be a string, not a number'),
                          ({"query": "q", "texts": []}, '"texts" must hold at least one document'),
-                         ({"texts": ["a"]}, '"query" is required')):  # fmt: skip
+                         ({"texts": ["a"]}, '"query" is required'),
+                         # taken as true, and ignored, but each a flag and a name (schemathesis sent {})
+                         ({"query": "q", "texts": ["a"], "truncate": {}}, '"truncate" must be true or false, not an '
+                          "object"),
+                         ({"query": "q", "texts": ["a"], "model": 3}, '"model" must be a string, not a number'),
+                         ({"query": "q", "texts": ["a"], "raw_scores": True, "use_activation": "no"},
+                          '"use_activation" must be true or false, not a string')):  # fmt: skip
         with pytest.raises(ApiError, match=f"^{re.escape(message)}$"):
             parse_rerank(bad, 10, tei=True)
 
@@ -162,6 +172,8 @@ def test_score_pairs_one_query_or_one_each():
     refused({"text_1": "q", "text_2": []}, 400, '"text_2" must hold at least one document', "text_2", parse_score)
     refused({"text_1": 3, "text_2": "a"}, 400, '"text_1" must be a string or an array of strings, not a number',
             "text_1", parse_score)  # fmt: skip
+    refused({"text_1": "q", "text_2": "a", "model": 3}, 400, '"model" must be a string, not a number', "model",
+            parse_score)  # fmt: skip
     refused({"text_1": "q", "text_2": ["a", None]}, 400, '"text_2"[1] must be a string, not null', "text_2",
             parse_score)  # fmt: skip
 

@@ -133,7 +133,7 @@ PEER_OPTIONS = {
     "--max-seq-length": "--max-length", "--max-model-len": "--max-length", "--use-fp16": "--dtype fp16",
     "--fp16": "--dtype fp16", "--bf16": "--dtype bf16", "--fp32": "--dtype fp32",
     "--normalize": None, "--raw-scores": None, "--activation": None,
-    "--prompt": "--instruction (the task instruction, CrossEncoder's prompt)",
+    "--prompt": "--instruction",  # CrossEncoder's prompt is the task instruction
     # and of command-line tools at large
     "--json": "-f json", "--jsonl": "-f jsonl", "--tsv": "-f tsv", "--table": "-f table",
 }  # fmt: skip
@@ -942,11 +942,17 @@ def quiet_gc():
 
 class WarningsToStderr(logging.Handler):
     """The core's warnings (a CUDA batch retried with a smaller budget) and errors (a server's failed request) as
-    one line each on stderr, ``warning:`` or ``error:`` as their level is (``note:`` for a record marked ``note``)."""
+    one line each on stderr, ``warning:`` or ``error:`` as their level is (``note:`` for a record marked ``note``).
+    ``names``: a parameter said otherwise than as its flag (a server's log says a request's field)."""
+
+    def __init__(self, names: dict[str, str] | None = None):
+        super().__init__()
+        self.names = dict(names or {})
 
     def emit(self, record: logging.LogRecord) -> None:
         template = getattr(record, "template", None)
-        message = QrrError(template, *record.params).naming(flag) if template else record.getMessage()
+        named = lambda param: self.names.get(param) or flag(param)  # noqa: E731
+        message = QrrError(template, *record.params).naming(named) if template else record.getMessage()
         level, style = ("error", "red") if record.levelno >= logging.ERROR else ("warning", "yellow")
         if getattr(record, "note", False):  # not amiss: said so the user knows what happens
             level, style = "note", None
@@ -955,11 +961,15 @@ class WarningsToStderr(logging.Handler):
             stderr.print(logging.Formatter().formatException(record.exc_info), highlight=False, markup=False)
 
 
-def core_warnings_to_stderr() -> None:
-    """The core's warnings as qrr's one-line warnings on stderr, in the command line's words."""
+def core_warnings_to_stderr(names: dict[str, str] | None = None) -> None:
+    """The core's warnings as qrr's one-line warnings on stderr, in the command line's words (``names``: a
+    parameter's words where they are not its flag's, until the next command starts: every one calls this)."""
     core = logging.getLogger("qrr")
-    if not any(isinstance(h, WarningsToStderr) for h in core.handlers):
-        core.addHandler(WarningsToStderr())
+    handler = next((h for h in core.handlers if isinstance(h, WarningsToStderr)), None)
+    if handler is None:
+        handler = WarningsToStderr()
+        core.addHandler(handler)
+    handler.names = dict(names or {})
 
 
 def prepare_logging(verbose: bool) -> None:

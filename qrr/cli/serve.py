@@ -24,6 +24,7 @@ from qrr.cli.base import (
     VerboseOpt,
     check_given_texts,
     command,
+    core_warnings_to_stderr,
     from_environment,
     given,
     load_reranker,
@@ -229,6 +230,9 @@ def serve(
     from qrr.device import dtype_name
 
     sys.stderr = _LogStream(sys.stderr)
+    # the core's warnings of what a request sent are the sender's to mend: said of the request's field (set once the
+    # model has loaded, whose logging set-up starts them afresh)
+    core_warnings_to_stderr({"instruction": 'a request\'s "instruction" field'})
     server.listen(sock)
 
     def ready() -> None:  # once a signal stops the server gracefully: a supervisor may stop it from this line on

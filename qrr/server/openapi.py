@@ -103,11 +103,13 @@ def document(model: str, max_documents: int, max_length: int, secured: bool) -> 
             "max_tokens_per_doc": _optional({**_INT, "minimum": 1}),
             "rank_fields": _optional({**_TEXTS, "uniqueItems": True, "description": "Cohere's: the fields of object "
                                       "documents scored, as field: value lines"}),
-            "instruction": instruction, **raw, "truncate_prompt_tokens": cut}},
+            "instruction": instruction, **raw, "truncate_prompt_tokens": cut,
+            "texts": {"type": "null", "description": "TEI's field, on /rerank: give texts or documents"}}},
         "TeiRerankRequest": {"type": "object", "required": ["query", "texts"], "properties": {
             "query": _STR, "texts": texts, "model": ignored, "return_text": _optional(_BOOL), **raw,
             "truncate": _optional({**_BOOL, "description": "taken as true: a document is cut to fit"}),
-            "truncation_direction": _optional({"const": "Right"}), "instruction": instruction}},
+            "truncation_direction": _optional({"const": "Right"}), "instruction": instruction,
+            "documents": {"type": "null", "description": "the other APIs' field: give texts or documents"}}},
         "RerankResponse": {"type": "object", "required": ["id", "model", "results", "usage", "meta"], "properties": {
             "id": _STR, "model": _STR, "usage": usage,
             "results": {"type": "array", "description": "best first", "items": {
@@ -165,7 +167,7 @@ def document(model: str, max_documents: int, max_length: int, secured: bool) -> 
         # a generated client's package is named by the title: the same from every server
         "info": {"title": "qrr serve", "version": __version__,
                  "description": f"Qwen3-Reranker scores, p(yes), in the rerank APIs clients already speak: {model}, "
-                                f"prompts of at most {max_length} tokens (each document cut to fit)."},
+                                f"prompts of at most {max_length} tokens (cut to fit)."},
         "paths": paths,
         "components": {"schemas": schemas},
     }  # fmt: skip
