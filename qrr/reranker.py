@@ -355,7 +355,7 @@ class Reranker(_Predicts):
         self.instruction = instruction
         self.share_prefix = share_prefix
         self.batch_tokens = batch_tokens  # checked against the memory that is free
-        self._framed_said = False
+        self._framed_said = False  # unlocked: two threads at once may each say it, no worse than once more
         if compile:
             engine.compile()
 
