@@ -25,7 +25,7 @@ LAYERS = [
     {"pipelines", "bench", "testing"},
     {""},  # the package: `from qrr import Reranker`
     {"server"},  # the HTTP front end: its constants and printable(), below the modules that use them
-    {"server.api", "server.metrics"},
+    {"server.api", "server.metrics", "server.openapi"},
     {"server.batcher", "server.client"},
     {"server.app", "raydata"},
     {"cli.signals"},
