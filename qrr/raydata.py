@@ -510,7 +510,7 @@ class ScoreStage:
         if self.errors is not None and scores:  # waited for: the driver reads the count at the end
             ray.get(self.errors.scored.remote(len(scores), scores.stats.truncated))
             _report_blanks(self.errors, [records[n] for n in scored.indexes], queries, documents)
-            found = None if self.framed_told else find_framed(triples)
+            found = None if self.framed_told else find_framed(triples, self.reranker.prompter.family)
             if found is not None:
                 ray.get(self.errors.framed.remote(*found))
                 self.framed_told = True

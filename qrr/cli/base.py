@@ -945,9 +945,9 @@ class WarningsToStderr(logging.Handler):
     one line each on stderr, ``warning:`` or ``error:`` as their level is (``note:`` for a record marked ``note``).
     ``names``: a parameter said otherwise than as its flag (a server's log says a request's field)."""
 
-    def __init__(self, names: dict[str, str] | None = None):
+    def __init__(self):
         super().__init__()
-        self.names = dict(names or {})
+        self.names: dict[str, str] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         template = getattr(record, "template", None)
