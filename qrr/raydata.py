@@ -546,13 +546,16 @@ def _places(batch: pyarrow.Table, keep: list[int], sources: list | None) -> list
 class RerankStage:
     """For ``Dataset.map_batches`` over a run's queries (rows of ``qid``, ``query``, ``docids``, ``texts``): each
     query's documents scored together and ranked, the best ``top_k`` kept (``docids``, ``scores``). A query too
-    long for ``max_length`` raises ``InputError``, or with ``skip`` is reported to ``errors`` and left out."""
+    long for ``max_length`` raises ``InputError``, or with ``skip`` is reported to ``errors`` and left out.
+    ``errors`` (an ``ErrorLog``) also hears how many documents were cut to ``max_length``, and of a query or document
+    formatted as the prompt already, as ``ScoreStage`` tells them."""
 
     def __init__(self, model=None, top_k: int | None = None, threads: int | None = None, errors=None,
                  skip: bool = False, **options):  # fmt: skip
         self.reranker, self.failed = _loaded(model, threads, options, skip, errors)
         self.top_k, self.errors, self.skip = top_k, errors, skip
         self.told = False  # the errors log, of the reranker this actor runs (-v)
+        self.framed_told = False
 
     def __call__(self, batch: dict[str, numpy.ndarray]) -> dict[str, numpy.ndarray]:
         if self.failed is not None:
@@ -570,6 +573,13 @@ class RerankStage:
             batch = {name: column[keep] for name, column in batch.items()}
         pairs = [(q, t) for q, texts in zip(batch["query"], batch["texts"], strict=True) for t in texts]
         scores = self.reranker.score(pairs)
+        if self.errors is not None and pairs:
+            ray.get(self.errors.scored.remote(len(pairs), scores.stats.truncated))
+            found = None if self.framed_told else find_framed(((q, t, None) for q, t in pairs),
+                                                              self.reranker.prompter.family)  # fmt: skip
+            if found is not None:
+                ray.get(self.errors.framed.remote(*found))
+                self.framed_told = True
         docids, values = [], []
         for ids, span in zip(batch["docids"], spans(len(ids) for ids in batch["docids"]), strict=True):
             best = ranked(list(ids), scores[span])[: self.top_k]

@@ -785,15 +785,26 @@ def test_qrr_rerank_on_ray_writes_the_same_run(cli, tiny_model, beir_dir, tmp_pa
     assert max(abs(float(g[4]) - float(w[4])) for g, w in zip(got, want, strict=True)) <= 1e-6
 
 
-def test_qrr_rerank_on_ray_stops_at_or_skips_a_query_too_long(cli, tiny_model, beir_dir, tmp_path):
+def test_qrr_rerank_on_ray_stops_at_or_skips_a_query_too_long_and_says_what_it_cut_as_without_ray(
+    cli, tiny_model, beir_dir, tmp_path
+):
     copy = tmp_path / "beir"
     shutil.copytree(beir_dir, copy)
     queries = (copy / "queries.jsonl").read_text().splitlines()
     queries[2] = json.dumps({"_id": "q2", "text": "long " * 200})
     (copy / "queries.jsonl").write_text("\n".join(queries) + "\n")
+    corpus = [json.loads(line) for line in (copy / "corpus.jsonl").read_text().splitlines()]
+    for n, doc in enumerate(corpus):  # documents cut to --max-length, and formatted as the prompt already
+        doc["title"], doc["text"] = "", "<Document>: " + "word " * (200 if n % 2 else 4)
+    (copy / "corpus.jsonl").write_text("".join(json.dumps(doc) + "\n" for doc in corpus))
     args = [str(copy / "bm25.trec"), "--beir", str(copy), "--depth", "3", "--max-length", "100"]
     plain = cli("rerank", *args, "--on-error", "skip", model=tiny_model)
     said = plain.stderr.split("skipped 1 of the run's queries:\n")[1].splitlines()[0]
+    notes = [line for line in plain.stderr.splitlines() if line.startswith(("note: ", "warning: "))]
+    assert [note[:40] for note in notes] == [
+        "warning: a document starts or ends with ",
+        "note: 6 documents cut to --max-length 10",
+    ]
     assert said.startswith("  query q2: the query and instruction take ") and "--max-length 100 leaves" in said
     failed = cli("rerank", *args, "--ray", model=tiny_model)
     assert failed.exit_code == 2 and failed.stderr.strip().splitlines()[-1] == f"error: {said.strip()}"
@@ -804,6 +815,8 @@ def test_qrr_rerank_on_ray_stops_at_or_skips_a_query_too_long(cli, tiny_model, b
     assert skipped.exit_code == 0, skipped.output
     assert f"skipped 1 of the run's queries:\n{said}\n" in skipped.stderr
     assert "reranked 4 queries (12 pairs) in " in skipped.stderr  # not the skipped query's pairs
+    # the actors' cut documents and framed text: Ray's run said neither
+    assert [line for line in skipped.stderr.splitlines() if line.startswith(("note: ", "warning: "))] == notes
     got = [line.split()[:4] for line in (tmp_path / "out.trec").read_text().splitlines()]
     assert got == [line.split()[:4] for line in plain.stdout.splitlines()]  # q2 left out, as without Ray
 

@@ -194,6 +194,7 @@ def _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_
     import time
 
     from qrr import pipelines
+    from qrr.reranker import Stats, warn_framed
 
     kept = (output.kept or {}).get("dtype") if output is not None else None
     if kept and options["dtype"] == "auto":  # each actor resolves auto on its own machine, known only as it runs
@@ -214,23 +215,27 @@ def _rerank_on_ray(inputs, output, top_k, on_pairs, on_query, workers, gpus_per_
         on_query(qid)
 
     began = time.perf_counter()
+    stats, framed = Stats(), None  # the documents the actors cut, told as the run ends (as a run here says them)
     with too_long_queries(on_error, len(inputs.jobs), output.done if output else 0) as too_long:
-        # where the actors tell what they skipped and, for -v, what they run
-        errors = raydata.ErrorLog.remote() if too_long is not None or verbose else None
+        # where the actors tell what they skipped, cut and found formatted as the prompt, and for -v what they run
+        errors = raydata.ErrorLog.remote()
         try:
             results = raydata.rerank(inputs, model, top_k=top_k, placement=placement, errors=errors,
                                      skip=too_long is not None, **options)  # fmt: skip
             with without_ray_advice():
-                done = pipelines.write_reranked(results, inputs, output, finished)
+                done = pipelines.write_reranked(results, inputs, output, finished, stats)
+            stats.truncated = ray.get(errors.cut_count.remote())
+            framed = ray.get(errors.framed_report.remote())
         finally:
             with contextlib.suppress(Exception):  # where Ray still answers
                 if too_long is not None:  # the actors' count, in place of its own
                     too_long.took(ray.get(errors.report.remote()))
                 if verbose:
                     say_actors(ray.get(errors.loaded_report.remote()))
-            if errors is not None:
-                with contextlib.suppress(Exception):
-                    ray.kill(errors)
+            with contextlib.suppress(Exception):
+                ray.kill(errors)
+    if framed is not None:  # an actor's own warning stays in its log
+        warn_framed(*framed)
     seconds = time.perf_counter() - began
     said = f"reranked {plural(done.queries, 'query', 'queries')} ({plural(pairs, 'pair')})"
     stderr.print(
