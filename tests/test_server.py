@@ -711,6 +711,63 @@ def test_a_busy_server_is_asked_again_and_a_failing_one_is_not(monkeypatch):
     assert [asked(v) for v in ("0", "-5", "3600", "inf", "nan")] == [0.0, 0.0, 60.0, 1.0, 1.0]  # never past a minute
 
 
+def test_a_proxys_503_while_the_server_is_away_is_one_more_try_within_the_wait(monkeypatch):
+    """A proxy in front of a restarting server answers /v1/models 503 with Retry-After: each probe waited on it, up to
+    30 times (30 minutes where it asks a minute), and said the server's queue was full."""
+    import http.server
+
+    from qrr.errors import QrrError
+    from qrr.server import client
+
+    probes = []
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            probes.append(self.path)
+            if len(probes) == 1:  # the server, before it went away
+                _json_page(b'{"data": [{"id": "m", "max_model_len": 8192}]}')(self)
+                return
+            body = b'{"message": "upstream unavailable"}'
+            self.send_response(503)
+            self.send_header("Retry-After", "60")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self):  # dropped under the request: the server went away
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+        def log_message(self, *args):
+            pass
+
+    notes = []
+    handler = logging.Handler()
+    handler.emit = lambda record: notes.append(record.getMessage())
+    monkeypatch.setattr(logging.getLogger("qrr"), "handlers", [handler])
+    monkeypatch.setattr(client, "RECONNECT_FOR", 1.5)
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy) as proxy:
+        threading.Thread(target=proxy.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{proxy.server_address[1]}"
+        remote = client.RemoteReranker(url)
+        assert remote.model == "m"
+        with pytest.raises(QrrError) as caught:
+            remote.predict([("q", "d")])
+        assert str(caught.value).startswith(f"the server at {url} went away (")
+        assert str(caught.value).endswith(f"did not come back within 1.5 s (last: the server at {url} answered 503: "
+                                          "upstream unavailable)")  # fmt: skip
+        assert 2 <= len(probes) <= 4  # a try a second within the wait, none on its Retry-After
+        assert not [note for note in notes if "busy" in note]  # not qrr serve's full queue
+        # a first call answered so is said at once: qrr serve's /v1/models is never busy
+        probes.clear()
+        probes.append("as if the first")
+        with pytest.raises(QrrError) as caught:
+            client.RemoteReranker(url).rank("q", ["d"])
+        assert str(caught.value) == f"the server at {url} answered 503: upstream unavailable"
+        assert len(probes) == 2
+        proxy.shutdown()
+
+
 def _json_page(body: bytes):
     def do_get(self):
         self.send_response(200)

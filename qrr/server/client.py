@@ -95,8 +95,9 @@ class RemoteReranker(_Predicts):
 
     @cached_property
     def _card(self) -> dict:
-        # the first call: a server that takes connections and never answers (a stuck proxy) is said in seconds
-        return self._card_of(self._call("GET", "/v1/models", timeout=self._probe_timeout))
+        # the first call: a server that takes connections and never answers (a stuck proxy) is said in seconds, and a
+        # proxy's 503 at once (qrr serve's /v1/models is never busy): waiting on its Retry-After took up to 30 minutes
+        return self._card_of(self._call("GET", "/v1/models", retries=0, timeout=self._probe_timeout))
 
     @property
     def _probe_timeout(self) -> float:
@@ -338,8 +339,9 @@ class RemoteReranker(_Predicts):
         while True:
             time.sleep(max(0.0, min(1.0, deadline - time.monotonic())))
             try:
-                answer = self._call("GET", "/v1/models", timeout=max(1.0, min(probe, deadline - time.monotonic())),
-                                    reconnect=False)  # fmt: skip
+                # a proxy's 503 (its backend restarting) is one more try, not a wait on its Retry-After past the end
+                waits = max(1.0, min(probe, deadline - time.monotonic()))
+                answer = self._call("GET", "/v1/models", retries=0, timeout=waits, reconnect=False)
                 card = self._card_of(answer)
                 break
             except InputError:  # it answered, and refuses (another API key): said as it is
