@@ -9,7 +9,17 @@ import pytest
 
 from qrr import Reranker
 from qrr.errors import InputError
-from qrr.server.batcher import Abandoned, Batcher, Job, QueueFull, _Call, estimate, retry_after, split
+from qrr.server.batcher import (
+    Abandoned,
+    Batcher,
+    Job,
+    QueueFull,
+    _Call,
+    estimate,
+    frame_tokens,
+    retry_after,
+    split,
+)
 
 
 class Gate(Reranker):
@@ -29,6 +39,11 @@ class Gate(Reranker):
         if any(q == "bad" for q, _, _ in pairs):
             raise InputError("a bad query")
         return super().score(pairs, *args, **kwargs)
+
+
+# the tests of parts count requests by their texts alone, without the prompt's frame: about 500 tokens a pair of
+# "word " * 400, whatever the tokenizer
+TEXTS = (0, 0)
 
 
 def triples(query, n):
@@ -57,8 +72,9 @@ def test_a_call_takes_waiting_requests_while_they_fit_one_forward_pass():
     batcher = Batcher(model)
     first = batcher.submit(triples("a", 1))
     assert model.started.wait(10)
-    # about 500 tokens each by their characters: two fit one pass, a third waits for the next call, in order
-    jobs = [batcher.submit([(f"query {n}", "word " * 400, None)]) for n in range(3)]
+    # about 450 tokens each by their characters and the prompt's frame: two fit one pass, a third waits for the next
+    # call, in order
+    jobs = [batcher.submit([(f"query {n}", "word " * 300, None)]) for n in range(3)]
     jobs.append(batcher.submit(triples("small", 2)))
     model.release.set()
     for job in (first, *jobs):
@@ -68,10 +84,35 @@ def test_a_call_takes_waiting_requests_while_they_fit_one_forward_pass():
     batcher.stop(10)
 
 
-def test_a_request_is_estimated_by_its_bytes_each_pair_at_most_the_max_length():
+def test_a_request_is_estimated_by_its_bytes_and_the_prompts_frame_each_pair_at_most_the_max_length():
     assert estimate([("abcd", "efgh", None), ("abcd", "efgh", "ijkl")], 8192) == 2 + 3
     assert estimate([("", "\u4e2d\u6587" * 4, None)], 8192) == 6  # Chinese: about a token a character, 3 bytes
     assert estimate([("q", "x" * 200_000, None)], 8192) == 8192  # cut to fit: no longer than that
+    # the frame: before the texts once where pairs share their query and instruction (a shared prefix), after each
+    pairs = [("abcd", "efgh", None), ("abcd", "efgh", None), ("abcd", "efgh", "ijkl")]
+    assert estimate(pairs, 8192, frame=(50, 9)) == (50 + 1 + 1 + 9) + (1 + 9) + (50 + 2 + 1 + 9)
+    assert estimate(pairs, 8192, frame=(50, 9), share=False) == 3 * (50 + 1 + 1 + 9) + 1
+    reranker = Reranker("fake")  # the real tokenizer: the frame of the default recipe, instruction and all
+    head, tail = frame_tokens(reranker)
+    prompt = reranker.prompter.encode([("a query", "a document", None)])[0].ids
+    assert (head, tail) == (64, 9) and len(prompt) == head + 3 + tail  # the texts' words, with the spaces before them
+    assert frame_tokens(Reranker("fake", instruction="Find")) == (head - 12, 9)  # the default instruction's 13 tokens
+
+
+def test_a_backlog_of_short_requests_is_taken_about_a_forward_pass_a_call():
+    """Estimated by their texts alone, at a tenth of their tokens, 200 short requests that waited together went into
+    one call of ten forward passes: the first of them was answered after all ten."""
+    model = Gate()  # a CPU's budget: 1,024 tokens a forward pass
+    batcher = Batcher(model)
+    first = batcher.submit(triples("a", 1))
+    assert model.started.wait(10)
+    jobs = [batcher.submit([(f"what is item {n}?", f"item {n} is a thing", None)]) for n in range(200)]
+    model.release.set()
+    for job in (first, *jobs):
+        job.future.result(30)
+    assert len(model.prompter.encode([jobs[0].triples[0]])[0].ids) == 83  # the prompt's real tokens
+    assert [len(call) for call in model.calls] == [1] + [12] * 16 + [8]  # 12 x 83 = 996 tokens a call
+    batcher.stop(10)
 
 
 def test_a_failing_request_fails_alone():
@@ -261,7 +302,7 @@ def until(condition, seconds: float = 30) -> None:
 def test_a_request_of_many_documents_is_scored_in_parts_with_others_between():
     """A request of 1,000 documents was one call: every request that came after it waited for all of it."""
     model = Gate()  # a CPU's budget: 1,024 tokens a forward pass, so parts of at most 4,096 estimated tokens
-    batcher = Batcher(model)
+    batcher = Batcher(model, frame=TEXTS)
     big = [("big", "word " * 400, None)] * 20  # about 500 tokens each: parts of 8, 8 and 4 pairs
     job = batcher.submit(big)
     assert [(part.start, part.stop, tokens) for part, tokens in job.parts] == [(0, 8, 4000), (8, 16, 4000),
@@ -282,7 +323,7 @@ def test_a_request_of_many_documents_is_scored_in_parts_with_others_between():
 
 def test_a_request_in_parts_whose_client_left_is_scored_no_further():
     model = Stepping()
-    batcher = Batcher(model, part_tokens=1000)  # parts of two pairs
+    batcher = Batcher(model, part_tokens=1000, frame=TEXTS)  # parts of two pairs
     big = [("big", "word " * 400, None)] * 20  # about 500 tokens each
     gone = batcher.submit(big)
     assert model.entered.acquire(timeout=30)  # its first part
@@ -315,7 +356,7 @@ def test_requests_of_parts_end_one_after_another_with_others_between():
     """Each request of parts took its turn a part at a time: four of them came to their ends all at once, each
     later than it would have one after another; and a request that came after two of them waited for both."""
     model = Stepping()
-    batcher = Batcher(model, max_queue=2, part_tokens=1000)  # parts of two pairs
+    batcher = Batcher(model, max_queue=2, part_tokens=1000, frame=TEXTS)  # parts of two pairs
     big = [("one", "word " * 400, None)] * 4  # two parts (about 500 tokens a pair)
     first = batcher.submit(big)
     assert model.entered.acquire(timeout=30)
@@ -340,7 +381,7 @@ def test_requests_of_parts_end_one_after_another_with_others_between():
 
 def test_the_request_with_the_fewest_parts_left_goes_first():
     model = Stepping()
-    batcher = Batcher(model, part_tokens=1000)  # parts of two pairs
+    batcher = Batcher(model, part_tokens=1000, frame=TEXTS)  # parts of two pairs
     big = batcher.submit([("big", "word " * 400, None)] * 8)  # four parts
     assert model.entered.acquire(timeout=30)
     medium = batcher.submit([("mid", "word " * 400, None)] * 4)  # two: it went after all four of the other's
@@ -355,7 +396,7 @@ def test_the_request_with_the_fewest_parts_left_goes_first():
 
 def test_a_long_request_is_not_held_forever_by_a_stream_of_shorter_ones():
     model = Stepping()
-    batcher = Batcher(model, part_tokens=1000)  # parts of two pairs
+    batcher = Batcher(model, part_tokens=1000, frame=TEXTS)  # parts of two pairs
     long = batcher.submit([("big", "word " * 400, None)] * 12)  # six parts
     assert model.entered.acquire(timeout=30)
     shorts = []
@@ -373,7 +414,7 @@ def test_a_long_request_is_not_held_forever_by_a_stream_of_shorter_ones():
 def test_requests_of_one_part_get_a_parts_worth_of_tokens_between_two_parts():
     """A call of theirs took one forward pass, a part up to four: under a backlog they had a fifth of the model."""
     model = Stepping()
-    batcher = Batcher(model)  # a CPU's: passes of 1,024 tokens, parts of 4,096
+    batcher = Batcher(model, frame=TEXTS)  # a CPU's: passes of 1,024 tokens, parts of 4,096
     long = batcher.submit([("big", "word " * 400, None)] * 16)  # parts of 8 pairs, about 4,000 tokens
     assert model.entered.acquire(timeout=30)
     small = [batcher.submit([(f"s{n}", "word " * 400, None)] * 2) for n in range(8)]  # about 1,000 tokens each
@@ -398,7 +439,7 @@ def test_a_failure_in_a_part_ends_its_request_alone():
 
     ok, bad = ("big", "word " * 400, None), ("big", "fail " * 400, None)
     model = Failing()
-    batcher = Batcher(model, part_tokens=1000)
+    batcher = Batcher(model, part_tokens=1000, frame=TEXTS)
     # its second part fails: it gets the error, its third part is never scored, a request merged with it is not
     failing = batcher.submit([ok, ok, bad, bad, ok, ok])
     assert model.entered.acquire(timeout=30)

@@ -75,16 +75,35 @@ class Job:
 BYTES_PER_TOKEN = 4  # of UTF-8, in Qwen3's tokenizer
 
 
-def estimate(triples, max_length: int) -> int:
-    """About how many tokens ``triples`` take: each pair's UTF-8 bytes over ``BYTES_PER_TOKEN`` (English about 4
-    characters a token, Chinese about one: 3 bytes), at most ``max_length`` (a longer document is cut to it). A
-    guess: it leaves out the prompt's frame and counts a query each time though its pairs share it."""
-    return sum(_estimates(triples, max_length))
+def estimate(triples, max_length: int, frame: tuple[int, int] = (0, 0), share: bool = True) -> int:
+    """About how many tokens ``triples`` take in forward passes: each text's UTF-8 bytes over ``BYTES_PER_TOKEN``
+    (English about 4 characters a token, Chinese about one: 3 bytes), and the prompt's ``frame`` (``frame_tokens``:
+    its tokens before a pair's query and document, the default instruction's included, and after them); a pair at
+    most ``max_length`` (a longer document is cut to it). With ``share`` (a shared prefix), the query, its
+    instruction and the tokens before them count once for pairs in a row that share them, as they run once."""
+    return sum(_estimates(triples, max_length, frame, share))
 
 
-def _estimates(triples, max_length: int) -> list[int]:
-    """``estimate`` of each pair."""
-    return [min(sum(len(t.encode()) for t in (q, d, i or "")) // BYTES_PER_TOKEN, max_length) for q, d, i in triples]
+def _estimates(triples, max_length: int, frame: tuple[int, int] = (0, 0), share: bool = True) -> list[int]:
+    """``estimate`` of each pair (a shared prefix counted in the first pair that has it)."""
+    head, tail = frame
+    sizes, last = [], None
+    for q, d, i in triples:
+        size = len(d.encode()) // BYTES_PER_TOKEN + tail
+        if not share or (q, i) != last:
+            size += head + (len(q.encode()) + len((i or "").encode())) // BYTES_PER_TOKEN
+            last = (q, i)
+        sizes.append(min(size, max_length))
+    return sizes
+
+
+def frame_tokens(reranker: Reranker) -> tuple[int, int]:
+    """The tokens of ``reranker``'s prompt besides a pair's texts: before them (the system prompt, the markers, its
+    instruction), and after them (the suffix the answer follows). Short requests were estimated at a tenth of their
+    tokens without them, and a backlog of 200 went into one call of ten forward passes, the first answered last."""
+    prompter = reranker.prompter
+    tail = len(prompter.suffix_ids)
+    return len(prompter.encode([("", "", reranker.instruction)])[0].ids) - tail, tail
 
 
 def split(sizes: list[int], max_pairs: int, max_tokens: int) -> list[tuple[slice, int]]:
@@ -154,15 +173,18 @@ class Batcher:
     the model under a backlog. Of the jobs of parts, the one with the fewest parts left less the turns it was passed
     over goes next: equal ones end one after another rather than all at the end, and a long one is not held forever
     by short ones. ``max_queue`` bounds the jobs waiting to begin (a begun job's parts are bounded by the job);
-    ``submit`` raises ``QueueFull`` past it."""
+    ``submit`` raises ``QueueFull`` past it. Jobs are estimated by their texts and the prompt's ``frame`` (by
+    default the reranker's, ``frame_tokens``)."""
 
     def __init__(self, reranker: Reranker, max_queue: int = MAX_QUEUE, max_pairs: int = CHUNK,
-                 max_tokens: int | None = None, part_tokens: int | None = None):  # fmt: skip
+                 max_tokens: int | None = None, part_tokens: int | None = None,
+                 frame: tuple[int, int] | None = None):  # fmt: skip
         self.reranker = reranker
         self.max_queue = max_queue
         self.max_pairs = max_pairs
         self.max_tokens = max_tokens if max_tokens is not None else reranker.batch_tokens
         self.part_tokens = part_tokens if part_tokens is not None else PART_PASSES * self.max_tokens
+        self.frame = frame if frame is not None else frame_tokens(reranker)
         self._waiting: deque[Job] = deque()  # jobs not started, as they came
         self._parted: list[Job] = []  # jobs of parts begun, between two of their parts
         # the tokens jobs of one part may take before the next part, where they wait: a part's (theirs took a forward
@@ -185,7 +207,7 @@ class Batcher:
 
     def submit(self, triples) -> Job:
         triples = list(triples)
-        sizes = _estimates(triples, self.reranker.max_length)
+        sizes = _estimates(triples, self.reranker.max_length, self.frame, self.reranker.share_prefix)
         job = Job(triples, tokens=sum(sizes), parts=split(sizes, self.max_pairs, self.part_tokens))
         with self._ready:
             if self._stopping:
