@@ -48,13 +48,22 @@ def test_means_side_by_side_and_what_was_left_out(qrr_eval, files):
         assert row["queries"] == 3
         assert {m: row[m] for m in metrics.MEASURES} == pytest.approx(expected.means, abs=1e-12)
     assert rows[1]["mrr@10"] == pytest.approx((1 / 2 + 0 + 1) / 3)
-    assert f"note: {files['a.trec']}: 1 query without qrels left out" in result.stderr
+    # the table's change and p-values, on the second run's row: a script writing a paper's table had none of them
+    evaluated = [metrics.evaluate(qrels, formats.read_run(files[name])) for name in ("a.trec", "b.trec")]
+    assert list(rows[0]) == ["run", *metrics.MEASURES, "queries"]
+    assert list(rows[1]) == ["run", *metrics.MEASURES, "queries", "change", "p_paired_t"]
+    assert rows[1]["change"] == {m: rows[1][m] - rows[0][m] for m in metrics.MEASURES}
+    assert rows[1]["p_paired_t"] == {m: metrics.paired_t(*evaluated, m) for m in metrics.MEASURES}
+    # MRR per query, a then b: 1, 0, 0 and 1/2, 0, 1; changes -1/2, 0, +1: t = 0.378 on 2 degrees of freedom
+    assert rows[1]["p_paired_t"]["mrr@10"] == pytest.approx(0.741801, abs=1e-6)
+    # which queries, as a run's missing ones are named
+    assert f"note: {files['a.trec']}: 1 query without qrels left out (q4)" in result.stderr
     assert f"{files['a.trec']}: no results for 1 of 3 judged queries (q3); they count 0" in result.stderr
-    assert "note: 1 query in the qrels without a relevant document: 0 in every run" in result.stderr
+    assert "note: 1 query in the qrels without a relevant document (q2): 0 in every run" in result.stderr
     assert files["b.trec"] + ":" not in result.stderr
     # runs alike (the same first stage, reranked otherwise) are said once together
     again = qrr_eval(files["qrels.txt"], files["a.trec"], files["a.trec"], files["b.trec"])
-    assert again.stderr.startswith(f"note: {files['a.trec']}, {files['a.trec']}: 1 query without qrels left out\n"
+    assert again.stderr.startswith(f"note: {files['a.trec']}, {files['a.trec']}: 1 query without qrels left out (q4)\n"
                                    f"note: {files['a.trec']}, {files['a.trec']}: no results for 1 of 3 judged queries "
                                    "(q3); they count 0")  # fmt: skip
 
@@ -178,7 +187,7 @@ def test_metrics_asked_for(qrr_eval, files):
     qrels = formats.read_qrels(files["qrels.txt"])
     names = ["ndcg@5", "recall@1000", "p@2", "mrr", "map@1", "success@1", "judged@2", "rprec", "bpref"]
     for row, name in zip(rows, ("a.trec", "b.trec"), strict=True):
-        assert list(row) == ["run", *names, "queries"]
+        assert list(row)[: len(names) + 2] == ["run", *names, "queries"]
         expected = metrics.evaluate(qrels, formats.read_run(files[name]), measures=names).means
         assert {m: row[m] for m in names} == pytest.approx(expected, abs=1e-12)
     assert rows[1]["p@2"] == pytest.approx((1 / 2 + 0 + 1 / 2) / 3)  # b: q1 c, b (b relevant); q2 none; q3 z
@@ -209,8 +218,13 @@ def test_a_relevance_level(qrr_eval, files):
     plain = json.loads(qrr_eval(files["qrels.txt"], files["a.trec"], files["b.trec"], "-M", "ndcg@10",
                                 "-f", "json").stdout)  # fmt: skip
     assert [row["ndcg@10"] for row in rows] == [row["ndcg@10"] for row in plain]  # nDCG gains every judgment still
-    assert "2 queries in the qrels without a document judged 2 or more: 0 in every run (nDCG still gains their " \
-           "lower positive judgments)\n" in result.stderr  # fmt: skip
+    assert "2 queries in the qrels without a document judged 2 or more (q2, q3): 0 in every run (nDCG still gains " \
+           "their lower positive judgments)\n" in result.stderr  # fmt: skip
+    # the level in the table's title: the table looked as the default's
+    table = qrr_eval(files["qrels.txt"], files["a.trec"], "-l", "2", "-M", "mrr", "-f", "table").stdout
+    lines = table.splitlines()
+    title = " ".join(line.strip() for line in lines[: next(n for n, x in enumerate(lines) if "┃" in x)])  # folded
+    assert title.endswith(": 3 judged queries (relevant: judged 2 or more)"), title
     assert failed(qrr_eval(files["qrels.txt"], files["a.trec"], "-l", "0")) == (
         "error: invalid value for '--relevance-level' / '-l': must be at least 1 (see qrr eval -h)\n"
     )

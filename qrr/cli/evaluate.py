@@ -170,7 +170,10 @@ def evaluate(
     Scores follow trec_eval: documents ordered by score (ties by docid, descending), relevant means a
     judgment of 1 or more (--relevance-level), nDCG's gain is the judgment. Means are over the judged
     queries: a judged query that a run has no results for counts 0 (as trec_eval -c), queries without qrels
-    are left out, and stderr says how many there were where there are any.
+    are left out, and stderr says how many there were where there are any (and which).
+
+    Two runs are compared: the change of each mean and a paired t-test's p-value, rows of the table, and in
+    JSON the second run's change and p_paired_t.
 
     With [bold]--beir DIR --run RUN[/], the run's judged queries are reranked first (--depth, --resume and the
     model options as in qrr rerank) and the first stage and the reranked run are shown side by side; without
@@ -179,6 +182,7 @@ def evaluate(
     [dim]Examples:[/]
       qrr eval scifact/qrels/test.tsv bm25.trec qrr.trec
       qrr eval qrels.txt a.trec b.trec -f json | jq '.[] | {run, "ndcg@10"}'
+      qrr eval qrels.txt bm25.trec qrr.trec -f json | jq '.[1].p_paired_t'
       qrr eval qrels.txt a.trec --metrics ndcg@10,recall@1000,p@5
       qrr eval --beir scifact --run bm25.trec --resume qrr.trec
     """
@@ -263,7 +267,10 @@ def _render(qrels, named, source: str, common: bool, per_query: bool, fmt: str, 
                 rows.append({"run": e.name, "qid": "all", **e.means})
     else:
         rows = [{"run": e.name, **e.means, "queries": e.queries} for e in results]
+    compared = _compared(results, measures) if len(results) == 2 and not per_query else []
     if fmt != "table":
+        if compared and fmt in ("json", "jsonl"):  # the table's change and p-values: a paper's table lost them
+            rows[1] |= {"change": compared[0][1]} | ({"p_paired_t": compared[1][1]} if len(compared) > 1 else {})
         write_rows(rows, fmt)
         return
     table = []
@@ -272,17 +279,24 @@ def _render(qrels, named, source: str, common: bool, per_query: bool, fmt: str, 
         table.append(line | {header(m): f"{row[m]:.4f}" for m in measures})
         if not per_query:
             table[-1]["queries"] = str(row["queries"])
-    if len(results) == 2 and not per_query:  # an A/B comparison (--beir's first stage and reranked): the change
-        a, b = (e.means for e in results)
-        table.append({"run": "change"} | {header(m): f"{b[m] - a[m]:+.4f}" for m in measures})
-        # whether the change is more than the queries' spread: a paired t-test, as IR papers report it
-        tested = {m: metrics.paired_t(*results, m) for m in measures}
-        paired = sum(1 for q in results[0].per_query if q in results[1].per_query)
-        if paired >= 2:  # "–" where the test has no answer (every query changed alike)
-            table.append({"run": "p (paired t)"} | {header(m): "–" if p is None else f"{p:.3f}" if p >= 0.001
-                                                   else "<0.001" for m, p in tested.items()})  # fmt: skip
+    for name, values, _ in compared:
+        shown = ((lambda v: f"{v:+.4f}") if name == "change"  # "–" where the test has no answer
+                 else (lambda p: "–" if p is None else f"{p:.3f}" if p >= 0.001 else "<0.001"))  # fmt: skip
+        table.append({"run": name} | {header(m): shown(v) for m, v in values.items()})
     count = len(queries) if queries is not None else len(qrels)
-    write_rows(table, "table", title=f"{source}: {plural(count, 'judged query', 'judged queries')}")
+    level = "" if level == 1 else f" (relevant: judged {level} or more)"
+    write_rows(table, "table", title=f"{source}: {plural(count, 'judged query', 'judged queries')}{level}")
+
+
+def _compared(results: list, measures) -> list[tuple[str, dict, int]]:
+    """An A/B comparison of two runs (--beir's first stage and reranked): the change of each measure's mean and, where
+    two queries or more have both, its paired t-test's p-value (``None`` where the test has no answer: every query
+    changed alike), as IR papers report it; each with the number of queries both runs have."""
+    (a, b), paired = (e.means for e in results), sum(1 for q in results[0].per_query if q in results[1].per_query)
+    compared = [("change", {m: b[m] - a[m] for m in measures}, paired)]
+    if paired >= 2:
+        compared.append(("p (paired t)", {m: metrics.paired_t(*results, m) for m in measures}, paired))
+    return compared
 
 
 def _some(ids: list[str], shown: int = 3) -> str:
@@ -296,7 +310,8 @@ def _notes(qrels, results, queries, runs, level: int = 1) -> None:
     notes: dict[str, list[str]] = {}
     for e, (_, run) in zip(results, runs, strict=True):
         if e.unjudged:
-            notes.setdefault(f"{_queries(e.unjudged)} without qrels left out", []).append(e.name)
+            unjudged = _some([q for q in run if q not in qrels])
+            notes.setdefault(f"{_queries(e.unjudged)} without qrels left out ({unjudged})", []).append(e.name)
         found = metrics.padded(run, qrels) if e.missing else None
         zeros = (f"query ids differ from the qrels' by leading zeros ({found[0]!r} in the run, {found[1]!r} in the "
                  "qrels): are they written alike?") if found else ""  # fmt: skip
@@ -331,8 +346,8 @@ def _notes(qrels, results, queries, runs, level: int = 1) -> None:
     if empty:
         said = "a relevant document" if level == 1 else f"a document judged {level} or more"
         but = "" if level == 1 else " (nDCG still gains their lower positive judgments)"
-        stderr.print(f"note: {_queries(len(empty))} in the qrels without {said}: 0 in every run{but}", style="yellow",
-                     highlight=False)  # fmt: skip
+        stderr.print(f"note: {_queries(len(empty))} in the qrels without {said} ({_some(empty)}): 0 in every run{but}",
+                     style="yellow", highlight=False)  # fmt: skip
 
 
 def _queries(n: int) -> str:
