@@ -237,6 +237,11 @@ def test_on_error_skip_leaves_out_the_pairs_whose_query_is_too_long_and_a_resume
     result = cli("score", "--max-length", "100", "--on-error", "skip", input="".join(lines[1:3]))
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr.splitlines()[-1] == "error: every line of the input was bad (2 skipped): no pair to score"
+    # so with --resume: no file left, nor its record (an empty file was, and a record of settings beside it)
+    none = tmp_path / "none.jsonl"
+    result = cli("score", "--max-length", "100", "--on-error", "skip", "--resume", str(none), input="".join(lines[1:3]))
+    assert result.stderr.splitlines()[-1] == "error: every line of the input was bad (2 skipped): no pair to score"
+    assert (result.exit_code, sorted(p.name for p in tmp_path.iterdir())) == (2, [".out.jsonl.qrr.json", "out.jsonl"])
 
 
 def test_three_tsv_columns_are_an_error(cli):
@@ -358,6 +363,12 @@ def test_a_run_stopped_by_a_failure_says_that_its_results_are_kept(cli, fake, tm
     name, _ = fake(interrupt_after=0, raising=OutOfMemoryError("out of memory"))  # before any result: no file
     result = cli("score", "--batch-tokens", "1", "--resume", str(tmp_path / "none.jsonl"), input=MANY, model=name)
     assert (result.exit_code, result.stderr) == (1, "error: out of memory\n")
+    # on stdout, -f json: the array is closed, as after a Ctrl-C (it was left open: not JSON)
+    for after, count in ((1030, 1030), (0, 0)):
+        name, _ = fake(interrupt_after=after, raising=OutOfMemoryError("out of memory"))
+        result = cli("score", "--batch-tokens", "1", "-f", "json", input=MANY, model=name)
+        assert (result.exit_code, result.stderr) == (1, "error: out of memory\n")
+        assert [r["index"] for r in json.loads(result.stdout)] == list(range(count))
 
 
 def test_resume_goes_on_after_an_interrupt(cli, fake, tmp_path):

@@ -292,6 +292,13 @@ def test_documents_as_tsv_lines_of_id_and_text(tmp_path):
     assert list(formats.read_documents(both, "tsv")) == [formats.DocRecord("t", "1", {"passage": "p"})]
     with pytest.raises(InputError, match=r"/t.tsv:1: the header names no text column"):
         list(formats.read_documents(write(tmp_path, "t.tsv", "title\tid\nB\t1\n"), "tsv"))
+    # any id's name: a header of passage_id was read as a document, ranked among the others
+    for name in ("passage_id", "document_id", "corpus_id", "topic_id", "docId", "uuid"):
+        named = write(tmp_path, "n.tsv", f"{name}\ttext\np1\tgravity\np2\tcats\n")
+        assert list(formats.read_documents(named, "tsv")) == [formats.DocRecord("gravity", "p1"),
+                                                              formats.DocRecord("cats", "p2")]  # fmt: skip
+        assert list(formats.read_documents(named)) == list(formats.read_documents(named, "tsv"))  # auto: the same
+    assert [d.text for d in formats.read_documents(write(tmp_path, "v.tsv", "valid\ttext\n"), "tsv")] == ["text"]
 
 
 def test_documents_name_their_id_as_their_input_does(tmp_path, caplog):

@@ -274,9 +274,9 @@ def score(
                     if fmt == "table":  # a table shows the start of each query and document
                         texts = [{"query": r.query, "document": r.document} for r in chunk.records]
                         rows = [row | text for row, text in zip(rows, texts, strict=True)]
-                    if saved is not None and out.out is None:  # at the first result: a failure before leaves no file
+                    if saved is not None and out.out is None and rows:  # at the first result: none before, no file
                         out.out = held.enter_context(saved.open())
-                    if saved is not None:
+                    if saved is not None and rows:  # a chunk of pairs all skipped has nothing to write, nor a file
                         saved.write(out, rows, chunk, start)
                     else:
                         out.write(rows)
@@ -325,6 +325,11 @@ def _failure(exc: Exception, out, saved, start: int, fmt: str, one_query: bool, 
         # the first ones: a bad line stops a call read ahead, whose pairs before it are not scored
         first = plural(start + out.count, "pair")  # --resume's file: those of earlier runs too
         return InputError(f"{cause.template}; the results of the first {first} were written{then}", *cause.params)
+    if saved is None and (
+        out.count or fmt == "json"
+    ):  # on stdout: a JSON array closed (it was left open), a table drawn
+        with contextlib.suppress(OSError):  # stdout's own failure (a full disk, a closed pipe) is the one said
+            out.close()
     # a full disk at a new file's first result: no "results written before" there (its count rose unflushed)
     nothing = start == 0 and saved is not None and pipelines.file_size(saved.path) == 0
     if saved is None or out.out is None or nothing or isinstance(cause, pipelines.SAYS_WHAT_TO_DO):

@@ -658,8 +658,8 @@ def _other_id(record: dict, where: str, said: bool) -> tuple[Any, str, bool]:
     return None, "_id", said
 
 
-# a first TSV line of these names is a header (MS MARCO's files have none; DPR's and others' do)
-_ID_HEADERS = {"id", "_id", "docid", "doc_id", "pid", "qid", "query_id", "query-id", "corpus-id"}
+# a first TSV line of an id's name (``is_id_field``) and these is a header (MS MARCO's files have none; DPR's and
+# others' do)
 _TEXT_HEADERS = {"text", "title", "contents", "passage", "body", "query"}
 
 
@@ -707,11 +707,13 @@ def _doc_header(fields: list[str]) -> list[str] | None:
     """The keys of a documents TSV's columns (``_id``, ``text``, ``title`` or its own name) where its first line
     ``fields`` names them (one id column, a text or a title, every name a word), else None."""
     names, lower = _column_names(fields)
-    if sum(n in _ID_HEADERS for n in lower) != 1 or not set(lower) & _TEXT_HEADERS:
+    # any id's name: passage_id<TAB>text was read as a document of its own, ranked with the others
+    ids = [is_id_field(name) for name in names]
+    if sum(ids) != 1 or not set(lower) & _TEXT_HEADERS:
         return None
     text = "text" if "text" in lower else next((n for n in lower if n in _TEXT_HEADERS - {"title"}), None)
-    return ["_id" if n in _ID_HEADERS else "text" if n == text else "title" if n == "title" else name
-            for n, name in zip(lower, names, strict=True)]  # fmt: skip
+    return ["_id" if is_id else "text" if n == text else "title" if n == "title" else name
+            for n, name, is_id in zip(lower, names, ids, strict=True)]  # fmt: skip
 
 
 def _looks_like_id(fields: list[str]) -> bool:
