@@ -334,6 +334,8 @@ def test_ray_with_auto_does_not_go_on_with_a_file_of_a_dtype(cli, rerank_args, t
 def test_a_complete_resume_loads_no_model(cli, rerank_args, tmp_path):
     out = tmp_path / "out.trec"
     ok(cli("rerank", *rerank_args, "--resume", str(out)))
+    record = orjson.loads((tmp_path / ".out.trec.qrr.json").read_bytes())
+    assert [list(made) for made in record["made_with"]] == [["qrr", "torch", "transformers", "device"]]  # as score's
     result = cli("rerank", *rerank_args, "--resume", str(out), model=str(tmp_path / "no-such-model"))
     assert result.exit_code == 0, result.output
     assert "resuming" in result.stderr and "nothing left to rerank (no model was loaded, so its results were not " \

@@ -6,10 +6,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 
 import pytest
+import torch
+import transformers
 
+import qrr
 from qrr import Reranker
 from tests.clitools import jsonl, ok, said
 
@@ -614,6 +618,27 @@ def test_auto_dtype_is_checked_once_the_model_has_loaded(cli, tmp_path, monkeypa
     assert (result.exit_code, result.stderr) == (0, f"resuming {out}: 6 pairs done\nnothing left to score\n")
 
 
+def test_the_record_lists_what_scored_the_file_and_the_revision_of_a_model_from_the_hubs_cache(
+    cli, tmp_path, tiny_model, monkeypatch
+):
+    """A paper's methods: the record named the model as given (a repo id), not which of its revisions, nor the
+    releases that scored it."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = tmp_path / "hub" / "models--acme--tiny" / "snapshots" / commit
+    shutil.copytree(tiny_model, snapshot)
+    out = tmp_path / "out.jsonl"
+    assert cli("score", "--resume", str(out), input="q\td1\n", model=snapshot).exit_code == 0
+    made = {"qrr": qrr.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "device": "cpu", "revision": commit}  # fmt: skip
+    record = json.loads((tmp_path / ".out.jsonl.qrr.json").read_text())
+    assert record["made_with"] == [made]
+    assert cli("score", "--resume", str(out), input="q\td1\nq\td2\n", model=snapshot).exit_code == 0
+    assert json.loads((tmp_path / ".out.jsonl.qrr.json").read_text())["made_with"] == [made]  # the same: once
+    monkeypatch.setattr(qrr, "__version__", "9.9")  # an upgrade between two runs: each set-up listed, never compared
+    assert cli("score", "--resume", str(out), input="q\td1\nq\td2\nq\td3\n", model=snapshot).exit_code == 0
+    assert json.loads((tmp_path / ".out.jsonl.qrr.json").read_text())["made_with"] == [made, made | {"qrr": "9.9"}]
+
+
 def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
     def failed(*args):
         result = cli("score", *args)
@@ -625,8 +650,15 @@ def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
     kept = tmp_path / ".out.jsonl.qrr.json"
     record = json.loads(kept.read_text())
     assert record.pop("last")["index"] == 5  # the last pair written, by its place and a digest of its texts
+    made = {
+        "qrr": qrr.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "device": "cpu",
+    }
     assert record == {"model": "fake", "instruction": DEFAULT_INSTRUCTION, "max_length": 8192,
-                      "recipe": "transformers", "dtype": "fp32", "first": lines[0].rstrip("\n")}  # fmt: skip
+                      "recipe": "transformers", "dtype": "fp32", "made_with": [made],
+                      "first": lines[0].rstrip("\n")}  # fmt: skip
     assert failed(str(pairs), "-i", "Find the opposite", "--resume", str(out)) == (
         f'error: --resume {out} was written with --instruction "{DEFAULT_INSTRUCTION}", not "Find the opposite" (as '
         f"{kept} keeps); go on with that, or score into a new file")  # fmt: skip

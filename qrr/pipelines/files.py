@@ -46,6 +46,28 @@ def settings_path(path: str | os.PathLike) -> str:
 
 # the settings of a record that, unknown, leave another set-up's results unnoticed (a model is told by scoring)
 UNSAID = ("model", "instruction", "max_length", "recipe", "dtype")
+MADE_WITH_KEPT = 20  # the distinct set-ups a record lists at most (each run that goes on may add one)
+
+
+def made_with(reranker: Scorer) -> dict[str, str]:
+    """What scores a run's results, as the record kept beside its file lists it (``made_with``; never checked: a
+    later release scores alike): qrr's, torch's and transformers' versions, the device and, for a model from the
+    Hugging Face cache, the commit of its snapshot (``revision``: a repo's name says nothing of which of its
+    revisions it was); a server's URL."""
+    from qrr import __version__
+
+    made = {"qrr": __version__}
+    made |= {name: sys.modules[name].__version__ for name in ("torch", "transformers") if name in sys.modules}
+    url = getattr(reranker, "url", None)
+    if isinstance(url, str):  # a server's: its own versions are its own
+        return made | {"server": url}
+    device = getattr(reranker, "device", None)
+    if device is not None:
+        made["device"] = str(device)
+    folder = getattr(reranker, "model_path", None)
+    if folder is not None and os.path.basename(os.path.dirname(os.fspath(folder))) == "snapshots":
+        made["revision"] = os.path.basename(os.fspath(folder))
+    return made
 
 
 @dataclass(kw_only=True)
@@ -73,6 +95,8 @@ class _Claimed:
     # whether the run scores results of the file again before going on, which tells one model named two ways from
     # another (``check_written``); where not (Ray's actors), another model name than the record's is refused
     rescored: bool = field(default=True, repr=False, compare=False)
+    # what scores this run's results (``made_with``), added to the record's list; known once the model has loaded
+    made: dict | None = field(default=None, repr=False, compare=False)
 
     def _append(self):
         claimed, self.claimed = self.claimed, None
@@ -85,6 +109,9 @@ class _Claimed:
         record |= {k: v for k, v in self.settings.items() if v is not None and k not in self.unknown}
         if self.settings.get("dtype", "") is None:  # scored in a dtype not known (Ray's actors, an older server's):
             record.pop("dtype", None)  # the file's is no longer one
+        if self.made is not None:  # a paper's methods: which releases and which snapshot of a repo scored the file
+            listed = record.get("made_with") if isinstance(record.get("made_with"), list) else []
+            record["made_with"] = (listed + [self.made] * (self.made not in listed))[-MADE_WITH_KEPT:]
         if not self.held and not _keep_settings(self.path, record):
             # said now, not by the next run's note: a folder that took the results (a pre-made file in a read-only
             # folder, a bucket's mount) and not the record
@@ -153,6 +180,7 @@ class _Claimed:
         """Where this run's settings leave its dtype unknown (a front end's, made before the model loaded: ``auto``),
         take ``reranker``'s and check it against the record: ``InputError`` where the file holds another dtype's
         scores. Called once the model has loaded, so only where results are left to score."""
+        self.made = made_with(reranker)
         if not self.settings or self.settings.get("dtype", "") is not None or not hasattr(reranker, "settings"):
             return
         self.settings["dtype"] = reranker.settings().get("dtype")
@@ -194,6 +222,7 @@ def _lent_settings(output: _Claimed | None, reranker: Scorer, more: dict | None 
     lent = output is not None and output.settings is None and hasattr(reranker, "settings")
     if lent:
         output.settings = reranker.settings() | (more or {})
+        output.made = made_with(reranker)
     try:
         if lent and output.prepared:
             with output._released_on_error():
