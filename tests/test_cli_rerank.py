@@ -338,8 +338,10 @@ def test_a_complete_resume_loads_no_model(cli, rerank_args, tmp_path):
     assert [list(made) for made in record["made_with"]] == [["qrr", "torch", "transformers", "device"]]  # as score's
     result = cli("rerank", *rerank_args, "--resume", str(out), model=str(tmp_path / "no-such-model"))
     assert result.exit_code == 0, result.output
-    assert "resuming" in result.stderr and "nothing left to rerank (no model was loaded, so its results were not " \
-                                           "checked against these settings)\n" in result.stderr  # fmt: skip
+    # another model's name than the record's: said, though no model was loaded to tell
+    assert "resuming" in result.stderr and f'nothing left to rerank (its record names --model "fake", not ' \
+        f'"{tmp_path / "no-such-model"}"; no model was loaded to tell one model named two ways from two models)\n' \
+        in result.stderr  # fmt: skip
 
 
 def test_resume_refuses_another_format_or_a_foreign_file(cli, rerank_args, tmp_path):

@@ -740,11 +740,11 @@ def report(stats, limit: str, verbose: bool, skipped: Skipped | None = None, cut
 
 
 def no_input(fmt: str, skipped: Skipped | None, noun: str, verb: str, verbose: bool,
-             done: int = 0, checked: bool = False) -> None:  # fmt: skip
+             done: int = 0, output=None) -> None:  # fmt: skip
     """An input that holds no ``noun`` (pair, document) to ``verb``: the empty result written (``[]`` for JSON)
     and said (on a terminal, or with ``verbose``); exit 2 where every line was bad (a script should not take it
     for a good run). ``done``: what a resumed output holds already, which makes an input with nothing left a good
-    one; ``checked``: its kept settings matched this run's (see ``nothing_left``)."""
+    one; ``output``: that output (see ``nothing_left``)."""
     if skipped is not None:
         skipped.report()
     if skipped is not None and skipped.count and not done:
@@ -753,7 +753,7 @@ def no_input(fmt: str, skipped: Skipped | None, noun: str, verb: str, verbose: b
         header = SCORE_FIELDS if noun == "pair" else ("rank", *SCORE_FIELDS)
         writer(fmt).close(() if done else header)
     if done:
-        stderr.print(nothing_left(verb, checked), highlight=False)
+        stderr.print(nothing_left(verb, output), highlight=False)
     elif verbose or stderr.is_terminal:  # a person sees why nothing came; a script's log stays quiet
         stderr.print(f"no {noun}s in the input")
 
@@ -774,12 +774,18 @@ def crash_zeros(path: str, count: int) -> str:
     )
 
 
-def nothing_left(verb: str, checked: bool = False) -> str:
-    """What a finished --resume file gets: a resume that scores nothing loads no model, so where no record of the
-    file's settings was kept beside it (``checked``: one was, and matched), the check that the file was written with
-    these settings (another instruction, say) is not made; it says so."""
-    if checked:
+def nothing_left(verb: str, output=None) -> str:
+    """What a finished --resume file (``output``, a ``pipelines`` output) gets: a resume that scores nothing loads no
+    model, so where no record of the file's settings was kept beside it, or it names another model, the check that
+    the file was written with these settings (another instruction, say) is not made; it says so."""
+    if output is not None and output.settings_kept:  # a record was kept, and matched
         return f"nothing left to {verb}"
+    kept, now = ((output.kept or {}).get("model"), (output.settings or {}).get("model")) if output else (None, None)
+    if kept is not None and now is not None and kept != now:  # a note that said nothing of the name it had
+        from qrr.pipelines.files import shown
+
+        return (f"nothing left to {verb} (its record names --model {shown(kept)}, not {shown(now)}; no model was "
+                "loaded to tell one model named two ways from two models)")  # fmt: skip
     return f"nothing left to {verb} (no model was loaded, so its results were not checked against these settings)"
 
 

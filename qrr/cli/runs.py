@@ -125,7 +125,7 @@ def rerank_showing_progress(inputs, output, top_k, rerank, verbose: bool, others
     if not inputs.jobs:
         if output is not None:
             output.release()
-        said = nothing_left("rerank", output is not None and output.settings_kept) if done else "nothing to rerank"
+        said = nothing_left("rerank", output) if done else "nothing to rerank"
         stderr.print(said, highlight=False)
         return {}
     try:

@@ -242,8 +242,7 @@ def score(
         if first is None and last is not None:
             saved.check_input(last, None, with_fields)  # nothing left to score: its ids at least
         if first is None:
-            no_input(fmt, skipped, "pair", "score", verbose, saved.done if saved else 0,
-                     saved is not None and saved.settings_kept)  # fmt: skip
+            no_input(fmt, skipped, "pair", "score", verbose, saved.done if saved else 0, saved)
             return
         reranker = remote_or_local(server, instruction, verbose, **model_options(ctx))
         if saved is not None:
