@@ -14,6 +14,7 @@ import torch
 import transformers
 
 import qrr
+import qrr._version
 from qrr import Reranker
 from tests.clitools import jsonl, ok, said
 
@@ -634,7 +635,9 @@ def test_the_record_lists_what_scored_the_file_and_the_revision_of_a_model_from_
     assert record["made_with"] == [made]
     assert cli("score", "--resume", str(out), input="q\td1\nq\td2\n", model=snapshot).exit_code == 0
     assert json.loads((tmp_path / ".out.jsonl.qrr.json").read_text())["made_with"] == [made]  # the same: once
-    monkeypatch.setattr(qrr, "__version__", "9.9")  # an upgrade between two runs: each set-up listed, never compared
+    monkeypatch.setattr(
+        qrr._version, "__version__", "9.9"
+    )  # an upgrade between two runs: each set-up listed, never compared
     assert cli("score", "--resume", str(out), input="q\td1\nq\td2\nq\td3\n", model=snapshot).exit_code == 0
     assert json.loads((tmp_path / ".out.jsonl.qrr.json").read_text())["made_with"] == [made, made | {"qrr": "9.9"}]
 

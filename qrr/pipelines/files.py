@@ -54,7 +54,7 @@ def made_with(reranker: Scorer) -> dict[str, str]:
     later release scores alike): qrr's, torch's and transformers' versions, the device and, for a model from the
     Hugging Face cache, the commit of its snapshot (``revision``: a repo's name says nothing of which of its
     revisions it was); a server's URL."""
-    from qrr import __version__
+    from qrr._version import __version__
 
     made = {"qrr": __version__}
     made |= {name: sys.modules[name].__version__ for name in ("torch", "transformers") if name in sys.modules}
