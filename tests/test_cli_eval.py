@@ -168,6 +168,10 @@ def test_a_change_alike_on_every_query_has_no_p_value(qrr_eval, tmp_path):
     lines = table.splitlines()
     title = " ".join(line.strip() for line in lines[: next(n for n, x in enumerate(lines) if "┃" in x)])  # folded
     assert title.endswith(": 1 judged query"), title  # it said "1 judged queries"
+    # one query in both runs: no test, said as null in JSON (the key was left out)
+    rows = json.loads(qrr_eval(str(tmp_path / "one"), *args[1:], "-M", "mrr", "-f", "json").stdout)
+    assert (rows[1]["change"], rows[1]["p_paired_t"]) == ({"mrr": 1.0}, {"mrr": None})
+    assert "p (paired t)" not in qrr_eval(str(tmp_path / "one"), *args[1:], "-M", "mrr", "-f", "table").stdout
 
 
 def test_metrics_asked_for(qrr_eval, files):

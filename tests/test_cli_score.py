@@ -369,11 +369,16 @@ def test_a_run_stopped_by_a_failure_says_that_its_results_are_kept(cli, fake, tm
     result = cli("score", "--batch-tokens", "1", "--resume", str(tmp_path / "none.jsonl"), input=MANY, model=name)
     assert (result.exit_code, result.stderr) == (1, "error: out of memory\n")
     # on stdout, -f json: the array is closed, as after a Ctrl-C (it was left open: not JSON)
-    for after, count in ((1030, 1030), (0, 0)):
-        name, _ = fake(interrupt_after=after, raising=OutOfMemoryError("out of memory"))
-        result = cli("score", "--batch-tokens", "1", "-f", "json", input=MANY, model=name)
-        assert (result.exit_code, result.stderr) == (1, "error: out of memory\n")
-        assert [r["index"] for r in json.loads(result.stdout)] == list(range(count))
+    name, _ = fake(interrupt_after=1030, raising=OutOfMemoryError("out of memory"))
+    result = cli("score", "--batch-tokens", "1", "-f", "json", input=MANY, model=name)
+    assert (result.exit_code, result.stderr) == (1, "error: out of memory\n")
+    assert [r["index"] for r in json.loads(result.stdout)] == list(range(1030))
+    # before any result, nothing, as for a bad line: an empty array is no run's output
+    name, _ = fake(interrupt_after=0, raising=OutOfMemoryError("out of memory"))
+    result = cli("score", "--batch-tokens", "1", "-f", "json", input=MANY, model=name)
+    assert (result.exit_code, result.stdout) == (1, "")
+    bad = cli("score", "-f", "json", input="q\td1\nq\td2\nbadline\n")
+    assert (bad.exit_code, bad.stdout) == (2, "")
 
 
 def test_resume_goes_on_after_an_interrupt(cli, fake, tmp_path):

@@ -299,6 +299,14 @@ def test_documents_as_tsv_lines_of_id_and_text(tmp_path):
                                                               formats.DocRecord("cats", "p2")]  # fmt: skip
         assert list(formats.read_documents(named)) == list(formats.read_documents(named, "tsv"))  # auto: the same
     assert [d.text for d in formats.read_documents(write(tmp_path, "v.tsv", "valid\ttext\n"), "tsv")] == ["text"]
+    # beside an id of the usual names, another id's column is a field of the document's
+    more = write(tmp_path, "m.tsv", "id\ttext\ttitle\tauthor_id\np1\tgravity\tT\ta9\n")
+    assert list(formats.read_documents(more)) == [formats.DocRecord("T gravity", "p1", {"author_id": "a9"})]
+    more = write(tmp_path, "m.tsv", "docid\ttext\tparent_id\np1\tgravity\ta9\n")
+    assert list(formats.read_documents(more)) == [formats.DocRecord("gravity", "p1", {"parent_id": "a9"})]
+    # a pairs file's header, whatever its id's name, is refused as one: it was ranked as documents, each query a text
+    with pytest.raises(InputError, match="its first line names a query and a document column, as pairs' TSV does"):
+        list(formats.read_documents(write(tmp_path, "pairs.tsv", "pair_id\tquery\tdocument\n1\tq\td\n")))
 
 
 def test_documents_name_their_id_as_their_input_does(tmp_path, caplog):

@@ -676,7 +676,11 @@ def test_a_busy_server_is_asked_again_and_a_failing_one_is_not(monkeypatch):
         def log_message(self, *args):
             pass
 
-    full = (503, {"Retry-After": "2"}, b'{"message": "the queue is full"}')
+    full = (
+        503,
+        {"Retry-After": "2"},
+        b'{"message": "the server is busy: 3 requests wait for the model; retry shortly"}',
+    )
     ok = (200, {}, b'{"results": [{"index": 0, "relevance_score": 0.25}], "usage": {"total_tokens": 9}}')
     notes = []
     handler = logging.Handler()
@@ -694,6 +698,16 @@ def test_a_busy_server_is_asked_again_and_a_failing_one_is_not(monkeypatch):
         # said once, not at each wait: a run had waited on a busy server in silence
         assert notes == [f"the server at {url} is busy (its queue is full): asking again in 2 s, as it asks, up to 30 "
                          "times"]  # fmt: skip
+        # a proxy's 503, its backend away, is asked again as it asks, and said as it is, not as a full queue
+        notes.clear()
+        logging.getLogger("qrr").addHandler(handler)
+        answers[:] = [(503, {"Retry-After": "3"}, b"<html>Service Unavailable</html>"), ok]
+        try:
+            assert client.RemoteReranker(url).rank("q", ["d"])[0]["score"] == 0.25
+        finally:
+            logging.getLogger("qrr").removeHandler(handler)
+        assert notes == [f"the server at {url} answered 503 (Service Unavailable): asking again in 3 s, as it asks, up "
+                         "to 30 times"]  # fmt: skip
         posts.clear()
         answers[:] = [(503, {}, b'{"message": "out of memory in a batch of 2 rows"}'), ok]
         with pytest.raises(QrrError, match=rf"^the server at {url} answered 503: out of memory in a batch of 2 rows$"):

@@ -9,6 +9,7 @@ import pytest
 
 from qrr import Reranker
 from qrr.errors import InputError
+from qrr.family import QWEN3
 from qrr.server.batcher import (
     Abandoned,
     Batcher,
@@ -92,11 +93,21 @@ def test_a_request_is_estimated_by_its_bytes_and_the_prompts_frame_each_pair_at_
     pairs = [("abcd", "efgh", None), ("abcd", "efgh", None), ("abcd", "efgh", "ijkl")]
     assert estimate(pairs, 8192, frame=(50, 9)) == (50 + 1 + 1 + 9) + (1 + 9) + (50 + 2 + 1 + 9)
     assert estimate(pairs, 8192, frame=(50, 9), share=False) == 3 * (50 + 1 + 1 + 9) + 1
-    reranker = Reranker("fake")  # the real tokenizer: the frame of the default recipe, instruction and all
-    head, tail = frame_tokens(reranker)
-    prompt = reranker.prompter.encode([("a query", "a document", None)])[0].ids
-    assert (head, tail) == (64, 9) and len(prompt) == head + 3 + tail  # the texts' words, with the spaces before them
-    assert frame_tokens(Reranker("fake", instruction="Find")) == (head - 12, 9)  # the default instruction's 13 tokens
+    # the real tokenizer: the frame of the default recipe and the Reranker's instruction, without the texts
+    assert frame_tokens(Reranker("fake")) == (64, 9)
+    assert frame_tokens(Reranker("fake", instruction="Find")) == (64 - 12, 9)  # the default instruction's 13 tokens
+    # estimated against the prompt's real tokens: the Reranker's instruction once, as the server writes it into every
+    # pair (counted twice, a server with a long -i took half the pairs a pass); a pair's own beside it
+    for instruction, head, real in ((None, 64, 76), ("Find", 52, 64)):
+        reranker = Reranker("fake", instruction=instruction)
+        batcher = Batcher(reranker)
+        said = reranker.instruction or QWEN3.default_instruction
+        assert len(reranker.prompter.encode([("a query", "a document", said)])[0].ids) == real
+        for i in (None, said):
+            assert batcher.submit([("a query", "a document", i)]).tokens == head + 7 // 4 + 10 // 4 + 9 == real
+        own = "Find the opposite"
+        assert batcher.submit([("a query", "a document", own)]).tokens == head + (7 + 17) // 4 + 10 // 4 + 9
+        batcher.stop(10)
 
 
 def test_a_backlog_of_short_requests_is_taken_about_a_forward_pass_a_call():

@@ -267,10 +267,10 @@ def _render(qrels, named, source: str, common: bool, per_query: bool, fmt: str, 
                 rows.append({"run": e.name, "qid": "all", **e.means})
     else:
         rows = [{"run": e.name, **e.means, "queries": e.queries} for e in results]
-    compared = _compared(results, measures) if len(results) == 2 and not per_query else []
+    compared = _compared(results, measures) if len(results) == 2 and not per_query else None
     if fmt != "table":
         if compared and fmt in ("json", "jsonl"):  # the table's change and p-values: a paper's table lost them
-            rows[1] |= {"change": compared[0][1]} | ({"p_paired_t": compared[1][1]} if len(compared) > 1 else {})
+            rows[1] |= {"change": compared[0], "p_paired_t": compared[1]}
         write_rows(rows, fmt)
         return
     table = []
@@ -279,24 +279,23 @@ def _render(qrels, named, source: str, common: bool, per_query: bool, fmt: str, 
         table.append(line | {header(m): f"{row[m]:.4f}" for m in measures})
         if not per_query:
             table[-1]["queries"] = str(row["queries"])
-    for name, values, _ in compared:
-        shown = ((lambda v: f"{v:+.4f}") if name == "change"  # "–" where the test has no answer
-                 else (lambda p: "–" if p is None else f"{p:.3f}" if p >= 0.001 else "<0.001"))  # fmt: skip
-        table.append({"run": name} | {header(m): shown(v) for m, v in values.items()})
+    if compared:
+        change, tested, paired = compared
+        table.append({"run": "change"} | {header(m): f"{v:+.4f}" for m, v in change.items()})
+        if paired >= 2:  # "–" where the test has no answer (every query changed alike)
+            table.append({"run": "p (paired t)"} | {header(m): "–" if p is None else f"{p:.3f}" if p >= 0.001
+                                                   else "<0.001" for m, p in tested.items()})  # fmt: skip
     count = len(queries) if queries is not None else len(qrels)
     level = "" if level == 1 else f" (relevant: judged {level} or more)"
     write_rows(table, "table", title=f"{source}: {plural(count, 'judged query', 'judged queries')}{level}")
 
 
-def _compared(results: list, measures) -> list[tuple[str, dict, int]]:
-    """An A/B comparison of two runs (--beir's first stage and reranked): the change of each measure's mean and, where
-    two queries or more have both, its paired t-test's p-value (``None`` where the test has no answer: every query
-    changed alike), as IR papers report it; each with the number of queries both runs have."""
+def _compared(results: list, measures) -> tuple[dict, dict, int]:
+    """An A/B comparison of two runs (--beir's first stage and reranked), as IR papers report it: the change of each
+    measure's mean, its paired t-test's p-value (``None`` where the test has no answer: every query changed alike, or
+    fewer than two queries in both runs), and how many queries both runs have."""
     (a, b), paired = (e.means for e in results), sum(1 for q in results[0].per_query if q in results[1].per_query)
-    compared = [("change", {m: b[m] - a[m] for m in measures}, paired)]
-    if paired >= 2:
-        compared.append(("p (paired t)", {m: metrics.paired_t(*results, m) for m in measures}, paired))
-    return compared
+    return {m: b[m] - a[m] for m in measures}, {m: metrics.paired_t(*results, m) for m in measures}, paired
 
 
 def _some(ids: list[str], shown: int = 3) -> str:

@@ -324,9 +324,7 @@ def _failure(exc: Exception, out, saved, start: int, fmt: str, one_query: bool, 
         # the first ones: a bad line stops a call read ahead, whose pairs before it are not scored
         first = plural(start + out.count, "pair")  # --resume's file: those of earlier runs too
         return InputError(f"{cause.template}; the results of the first {first} were written{then}", *cause.params)
-    if saved is None and (
-        out.count or fmt == "json"
-    ):  # on stdout: a JSON array closed (it was left open), a table drawn
+    if saved is None and out.count:  # on stdout: a JSON array closed (it was left open), a table drawn
         with contextlib.suppress(OSError):  # stdout's own failure (a full disk, a closed pipe) is the one said
             out.close()
     # a full disk at a new file's first result: no "results written before" there (its count rose unflushed)

@@ -658,8 +658,9 @@ def _other_id(record: dict, where: str, said: bool) -> tuple[Any, str, bool]:
     return None, "_id", said
 
 
-# a first TSV line of an id's name (``is_id_field``) and these is a header (MS MARCO's files have none; DPR's and
-# others' do)
+# a first TSV line of an id's name and these is a header (MS MARCO's files have none; DPR's and others' do); the id
+# is the column of one of these names, else the one column of any id's name (``is_id_field``)
+_ID_HEADERS = {"id", "_id", "docid", "doc_id", "pid", "qid", "query_id", "query-id", "corpus-id"}
 _TEXT_HEADERS = {"text", "title", "contents", "passage", "body", "query"}
 
 
@@ -707,11 +708,14 @@ def _doc_header(fields: list[str]) -> list[str] | None:
     """The keys of a documents TSV's columns (``_id``, ``text``, ``title`` or its own name) where its first line
     ``fields`` names them (one id column, a text or a title, every name a word), else None."""
     names, lower = _column_names(fields)
-    # any id's name: passage_id<TAB>text was read as a document of its own, ranked with the others
-    ids = [is_id_field(name) for name in names]
+    ids = [n in _ID_HEADERS for n in lower]
+    if sum(ids) != 1:  # any id's name: passage_id<TAB>text was read as a document of its own, ranked with the others
+        ids = [is_id_field(name) for name in names] if not any(ids) else ids
     if sum(ids) != 1 or not set(lower) & _TEXT_HEADERS:
         return None
     text = "text" if "text" in lower else next((n for n in lower if n in _TEXT_HEADERS - {"title"}), None)
+    if text == "query" and _pair_header(fields) is not None:  # pair_id<TAB>query<TAB>document: pairs, not documents
+        return None
     return ["_id" if is_id else "text" if n == text else "title" if n == "title" else name
             for n, name, is_id in zip(lower, names, ids, strict=True)]  # fmt: skip
 

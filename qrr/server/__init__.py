@@ -16,6 +16,7 @@ DRAIN = 25
 MAX_DOCUMENTS = 1000
 MAX_REQUEST_BYTES = 10_000_000
 MAX_QUEUE = 256
+BUSY = "the server is busy"  # how a full queue's 503 begins: a client tells it from a proxy's
 
 SERVER_ENV = "QRR_SERVER"  # the server a command sends its work to (``--server``)
 API_KEY_ENV = "QRR_API_KEY"  # the key a server requires and a client sends

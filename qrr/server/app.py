@@ -28,7 +28,7 @@ from qrr import __version__
 from qrr.device import dtype_name
 from qrr.errors import InputError, QrrError, debugging, plural, warn
 from qrr.pipelines import no_room
-from qrr.server import DRAIN, KEEP_ALIVE, MAX_DOCUMENTS, MAX_QUEUE, MAX_REQUEST_BYTES, openapi, printable
+from qrr.server import BUSY, DRAIN, KEEP_ALIVE, MAX_DOCUMENTS, MAX_QUEUE, MAX_REQUEST_BYTES, openapi, printable
 from qrr.server.api import ApiError, parse_rerank, parse_score, rerank_response, score_response
 from qrr.server.batcher import Batcher, QueueFull, retry_after
 from qrr.server.metrics import Metrics
@@ -105,7 +105,7 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
             refused.saw()
             depth = batcher.depth
             wait = f"{depth} request{'s wait' if depth != 1 else ' waits'}"
-            message = f"the server is busy: {wait} for the model; retry shortly"
+            message = f"{BUSY}: {wait} for the model; retry shortly"
             # when the call running now ends, the worker takes waiting requests: a place is free again (unless the
             # next call is a part of a request begun, which frees none: a retry may be refused once more)
             raise ApiError(503, message, headers={"Retry-After": retry_after(batcher.seconds_left())}) from None

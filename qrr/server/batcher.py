@@ -75,32 +75,37 @@ class Job:
 BYTES_PER_TOKEN = 4  # of UTF-8, in Qwen3's tokenizer
 
 
-def estimate(triples, max_length: int, frame: tuple[int, int] = (0, 0), share: bool = True) -> int:
+def estimate(triples, max_length: int, frame: tuple[int, int] = (0, 0), share: bool = True,
+             instruction: str | None = None) -> int:  # fmt: skip
     """About how many tokens ``triples`` take in forward passes: each text's UTF-8 bytes over ``BYTES_PER_TOKEN``
     (English about 4 characters a token, Chinese about one: 3 bytes), and the prompt's ``frame`` (``frame_tokens``:
-    its tokens before a pair's query and document, the default instruction's included, and after them); a pair at
-    most ``max_length`` (a longer document is cut to it). With ``share`` (a shared prefix), the query, its
-    instruction and the tokens before them count once for pairs in a row that share them, as they run once."""
-    return sum(_estimates(triples, max_length, frame, share))
+    its tokens before a pair's texts, ``instruction`` included, and after them; a pair's own instruction is counted
+    beside it); a pair at most ``max_length`` (a longer document is cut to it). With ``share`` (a shared prefix),
+    the query, its instruction and the tokens before them count once for pairs in a row that share them, as they run
+    once."""
+    return sum(_estimates(triples, max_length, frame, share, instruction))
 
 
-def _estimates(triples, max_length: int, frame: tuple[int, int] = (0, 0), share: bool = True) -> list[int]:
+def _estimates(triples, max_length: int, frame: tuple[int, int] = (0, 0), share: bool = True,
+               instruction: str | None = None) -> list[int]:  # fmt: skip
     """``estimate`` of each pair (a shared prefix counted in the first pair that has it)."""
     head, tail = frame
     sizes, last = [], None
     for q, d, i in triples:
         size = len(d.encode()) // BYTES_PER_TOKEN + tail
         if not share or (q, i) != last:
-            size += head + (len(q.encode()) + len((i or "").encode())) // BYTES_PER_TOKEN
+            own = "" if i is None or i == instruction else i  # the frame's: the server writes it into every pair
+            size += head + (len(q.encode()) + len(own.encode())) // BYTES_PER_TOKEN
             last = (q, i)
         sizes.append(min(size, max_length))
     return sizes
 
 
 def frame_tokens(reranker: Reranker) -> tuple[int, int]:
-    """The tokens of ``reranker``'s prompt besides a pair's texts: before them (the system prompt, the markers, its
-    instruction), and after them (the suffix the answer follows). Short requests were estimated at a tenth of their
-    tokens without them, and a backlog of 200 went into one call of ten forward passes, the first answered last."""
+    """The tokens of ``reranker``'s prompt besides a pair's query and document: before them (the system prompt, the
+    markers, the Reranker's instruction), and after them (the suffix the answer follows). Short requests were
+    estimated at a tenth of their tokens without them, and a backlog of 200 went into one call of ten forward passes,
+    the first answered last."""
     prompter = reranker.prompter
     tail = len(prompter.suffix_ids)
     return len(prompter.encode([("", "", reranker.instruction)])[0].ids) - tail, tail
@@ -207,7 +212,10 @@ class Batcher:
 
     def submit(self, triples) -> Job:
         triples = list(triples)
-        sizes = _estimates(triples, self.reranker.max_length, self.frame, self.reranker.share_prefix)
+        reranker = self.reranker
+        instruction = reranker.instruction
+        instruction = reranker.prompter.family.default_instruction if instruction is None else instruction
+        sizes = _estimates(triples, reranker.max_length, self.frame, reranker.share_prefix, instruction)
         job = Job(triples, tokens=sum(sizes), parts=split(sizes, self.max_pairs, self.part_tokens))
         with self._ready:
             if self._stopping:

@@ -39,7 +39,7 @@ from qrr.reranker import (
     say_framed,
     triples,
 )
-from qrr.server import API_KEY_ENV, MAX_DOCUMENTS, MAX_REQUEST_BYTES, key_fault
+from qrr.server import API_KEY_ENV, BUSY, MAX_DOCUMENTS, MAX_REQUEST_BYTES, key_fault
 
 USER_AGENT = f"qrr/{__version__}"
 
@@ -282,8 +282,10 @@ class RemoteReranker(_Predicts):
             if wait is not None:  # busy: wait as the server asks, then again
                 if not self._said_busy:
                     self._said_busy = True
-                    log.warning("the server at %s is busy (its queue is full): asking again in %g s, as it asks, up "
-                                "to %d times", self.url, wait, retries, extra={"note": True})  # fmt: skip
+                    said, _ = _message(exc)  # a proxy's, its backend away, is no full queue
+                    why = "is busy (its queue is full)" if said.startswith(BUSY) else f"answered 503 ({said})"
+                    log.warning("the server at %s %s: asking again in %g s, as it asks, up to %d times", self.url, why,
+                                wait, retries, extra={"note": True})  # fmt: skip
                 time.sleep(wait)
                 return self._call(method, path, body, retries - 1, timeout, reconnect)
             message, body = _message(exc)
