@@ -868,6 +868,11 @@ def test_a_scoring_run_leaves_out_queries_too_long_and_goes_on_so(tmp_path):
     with pytest.raises(InputError, match="result 2 comes after result 0: a run with on_error skip left pairs out"):
         pipelines.score_run(short, pairs, pipelines.ScoresOutput.checked(out))
     assert pipelines.score_run(short, pairs, pipelines.ScoresOutput.checked(out), on_error=errors).wrote == 0
+    # every pair too long: no file started, nor a record beside it (an empty file was left, and its record)
+    none = tmp_path / "none" / "out.jsonl"
+    none.parent.mkdir()
+    done = pipelines.score_run(short, pairs[1:2], pipelines.ScoresOutput.checked(none), on_error=errors)
+    assert (done.wrote, list(none.parent.iterdir())) == (0, [])
 
 
 def test_a_scoring_run_shows_a_progress_bar_of_the_pairs_left(rr, tmp_path, capsys):

@@ -311,6 +311,8 @@ def _scored_into(reranker, rows, output, with_fields, progress, on_error, show_p
             held.callback(chunks.close)
             for chunk in chunks:
                 stats += chunk.scores.stats
+                if not chunk.records:  # every pair of it skipped: nothing to write, nor a file to start
+                    continue
                 if writer.out is None:  # opened at the first result: a run that fails before leaves no file
                     writer.out = held.enter_context(output.open())
                 written = formats.score_rows(chunk.records, chunk.scores, [start + n for n in chunk.indexes],
@@ -321,8 +323,7 @@ def _scored_into(reranker, rows, output, with_fields, progress, on_error, show_p
                     if not start and not output.held:  # its first write failed (a value no JSON writes)
                         _remove_started(output.path, writer.out)
                     raise
-                if chunk.records:
-                    output.done = start + chunk.indexes[-1] + 1  # as a run prepared now would find it
+                output.done = start + chunk.indexes[-1] + 1  # as a run prepared now would find it
     except KeyboardInterrupt as exc:
         done = start + writer.count
         said = f"after writing the results of {plural(writer.count, 'pair')} to {output.path} ({done:,} in all)"
