@@ -479,6 +479,7 @@ def test_qrr_rerank_and_eval_through_the_server(tiny_server, cli, tiny_model, be
         "dtype": "fp32",
         "depth": 5,
         "keep_rest": False,
+        "made_with": [{"qrr": qrr.__version__, "server": tiny_server.url}],  # its releases are its own
         "first": out.read_text().splitlines()[0],
     }
     other = cli("rerank", *resumed, "-i", "Judge it", "--max-length", "2048", model=tiny_model)

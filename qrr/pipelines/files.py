@@ -57,10 +57,10 @@ def made_with(reranker: Scorer) -> dict[str, str]:
     from qrr._version import __version__
 
     made = {"qrr": __version__}
-    made |= {name: sys.modules[name].__version__ for name in ("torch", "transformers") if name in sys.modules}
     url = getattr(reranker, "url", None)
-    if isinstance(url, str):  # a server's: its own versions are its own
+    if isinstance(url, str):  # a server's: its torch and transformers are its own, not this process's
         return made | {"server": url}
+    made |= {name: sys.modules[name].__version__ for name in ("torch", "transformers") if name in sys.modules}
     device = getattr(reranker, "device", None)
     if device is not None:
         made["device"] = str(device)
