@@ -510,10 +510,7 @@ class ScoreStage:
         if self.errors is not None and scores:  # waited for: the driver reads the count at the end
             ray.get(self.errors.scored.remote(len(scores), scores.stats.truncated))
             _report_blanks(self.errors, [records[n] for n in scored.indexes], queries, documents)
-            found = None if self.framed_told else find_framed(triples, self.reranker.prompter.family)
-            if found is not None:
-                ray.get(self.errors.framed.remote(*found))
-                self.framed_told = True
+            _tell_framed(self, triples)
         return batch.append_column(self.score_column, pyarrow.array(scores, pyarrow.float64()))
 
 
@@ -531,6 +528,14 @@ def _tell_loaded(stage) -> None:
     if stage.errors is not None and not stage.told:
         stage.told = True
         ray.get(stage.errors.loaded.remote(stage.reranker.description()))
+
+
+def _tell_framed(stage, triples) -> None:
+    """Once a stage: tell its ``errors`` log of a query or document of ``triples`` formatted as the prompt already."""
+    found = None if stage.framed_told else find_framed(triples, stage.reranker.prompter.family)
+    if found is not None:
+        ray.get(stage.errors.framed.remote(*found))
+        stage.framed_told = True
 
 
 def _places(batch: pyarrow.Table, keep: list[int], sources: list | None) -> list[str | None]:
@@ -575,11 +580,7 @@ class RerankStage:
         scores = self.reranker.score(pairs)
         if self.errors is not None and pairs:
             ray.get(self.errors.scored.remote(len(pairs), scores.stats.truncated))
-            found = None if self.framed_told else find_framed(((q, t, None) for q, t in pairs),
-                                                              self.reranker.prompter.family)  # fmt: skip
-            if found is not None:
-                ray.get(self.errors.framed.remote(*found))
-                self.framed_told = True
+            _tell_framed(self, ((q, t, None) for q, t in pairs))
         docids, values = [], []
         for ids, span in zip(batch["docids"], spans(len(ids) for ids in batch["docids"]), strict=True):
             best = ranked(list(ids), scores[span])[: self.top_k]

@@ -709,8 +709,8 @@ def _doc_header(fields: list[str]) -> list[str] | None:
     ``fields`` names them (one id column, a text or a title, every name a word), else None."""
     names, lower = _column_names(fields)
     ids = [n in _ID_HEADERS for n in lower]
-    if sum(ids) != 1:  # any id's name: passage_id<TAB>text was read as a document of its own, ranked with the others
-        ids = [is_id_field(name) for name in names] if not any(ids) else ids
+    if not any(ids):  # any id's name: passage_id<TAB>text was read as a document of its own, ranked with the others
+        ids = [is_id_field(name) for name in names]
     if sum(ids) != 1 or not set(lower) & _TEXT_HEADERS:
         return None
     text = "text" if "text" in lower else next((n for n in lower if n in _TEXT_HEADERS - {"title"}), None)
