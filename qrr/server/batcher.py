@@ -212,10 +212,9 @@ class Batcher:
 
     def submit(self, triples) -> Job:
         triples = list(triples)
-        reranker = self.reranker
-        instruction = reranker.instruction
-        instruction = reranker.prompter.family.default_instruction if instruction is None else instruction
-        sizes = _estimates(triples, reranker.max_length, self.frame, reranker.share_prefix, instruction)
+        reranker = self.reranker  # its instruction as its text, the default's too: what the server writes into pairs
+        sizes = _estimates(triples, reranker.max_length, self.frame, reranker.share_prefix,
+                           reranker.settings()["instruction"])  # fmt: skip
         job = Job(triples, tokens=sum(sizes), parts=split(sizes, self.max_pairs, self.part_tokens))
         with self._ready:
             if self._stopping:
