@@ -46,6 +46,8 @@ FILE_PATTERNS = [
     "added_tokens.json",
 ]
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# what the hub takes as a revision: a commit, a branch or tag (``v1.0``, ``refs/pr/3``)
+_REVISION = re.compile(r"^[\w.-]+(/[\w.-]+)*$")
 _TRUE = {"1", "on", "yes", "true"}
 
 
@@ -90,11 +92,28 @@ def named(model):
 
 def model_key(model) -> str:
     """How a record of a run's settings names ``model`` (``None``: the default): a local folder by its absolute path,
-    an alias by its repo id, so that the same model given otherwise (a relative path, ``0.6b``) goes on with a run."""
+    an alias by its repo id (and ``@REVISION`` where one is named), so that the same model given otherwise (a
+    relative path, ``0.6b``) goes on with a run."""
     model = named(model)
     if isinstance(model, str | os.PathLike) and os.path.isdir(os.path.expanduser(model)):
         return os.path.abspath(os.path.expanduser(model))
-    return (repo_id(model) if isinstance(model, str) else None) or str(model)
+    if not isinstance(model, str):
+        return str(model)
+    base, revision = split_revision(model)
+    repo = repo_id(base)
+    return model if repo is None else repo + (f"@{revision}" if revision else "")
+
+
+def split_revision(name: str) -> tuple[str, str | None]:
+    """``0.6b@COMMIT`` or ``owner/name@COMMIT`` (a branch or tag as well) as ``(name, revision)``; any other name,
+    a folder's included, as ``(name, None)``. A revision that the hub could not take raises ``ModelNameError``."""
+    base, at, revision = name.partition("@")
+    if not at or repo_id(base) is None or os.path.exists(os.path.expanduser(name)):
+        return name, None
+    if not _REVISION.match(revision):
+        said = f"{revision!r} is not a revision" if revision else "no revision after @"
+        raise ModelNameError(f"{{model}} {name}: {said} (REPO@REVISION takes a commit, a branch or a tag)", "model")
+    return base, revision
 
 
 def repo_id(name: str) -> str | None:
@@ -157,9 +176,10 @@ def resolve(name: str | None = None, offline: bool | None = None) -> Path:
     if path.is_dir():
         check_folder(path, tokenizer=False)
         return path
-    repo = repo_id(name)
     if path.is_file():
         raise ModelNameError(f"{{model}} {name}: a file, not a model folder; give the folder that holds it", "model")
+    base, revision = split_revision(name)
+    repo = repo_id(base)
     if repo is None:
         raise ModelNameError(
             f"{{model}} {name}: no such folder, and not an alias ({', '.join(ALIASES)}) or a hub repo id (owner/name)",
@@ -167,7 +187,7 @@ def resolve(name: str | None = None, offline: bool | None = None) -> Path:
         )
     by_environment = not offline and offline is None and is_offline()  # said so: the run had named no --offline
     offline = offline or by_environment
-    cached = cached_snapshot(repo)
+    cached = cached_snapshot(repo, revision)
     if cached is not None:
         try:
             check_folder(cached, tokenizer=False, repo=repo)
@@ -187,13 +207,14 @@ def resolve(name: str | None = None, offline: bool | None = None) -> Path:
     if offline:
         who = "{model}" if asked is not None else "the default model"  # where none was named, "--model X" misleads
         raise ModelNotFoundError(
-            f"{who} {repo}{typo} is not in the local cache and downloads are off ("
+            f"{who} {repo}{f'@{revision}' if revision else ''}{typo} is not in the local cache and downloads are off ("
             f"{_offline_variable() + ' is set' if by_environment else 'offline'}): run "
-            f"`qrr download {alias_of(repo) or repo}` with a network, or give {{model}} a local copy's folder",
+            f"`qrr download {alias_of(repo) or repo}{f' --revision {revision}' if revision else ''}` with a network, "
+            "or give {model} a local copy's folder",
             "model",
         )
     try:
-        return download(repo)
+        return download(repo, revision=revision)
     except ModelNotFoundError as exc:
         if not typo:
             raise
@@ -207,7 +228,7 @@ def check_local(name) -> None:
     name = named(name)
     if not isinstance(name, str) or registered(name):
         return
-    if os.path.exists(os.path.expanduser(name)) or repo_id(name) is None:
+    if os.path.exists(os.path.expanduser(name)) or repo_id(split_revision(name)[0]) is None:
         resolve(name, offline=True)
 
 
@@ -218,20 +239,24 @@ def cached_snapshot(repo: str, revision: str | None = None) -> Path | None:
     try:
         folder = Path(snapshot_download(repo, revision=revision, local_files_only=True, allow_patterns=FILE_PATTERNS))
     except (FileNotFoundError, OSError, ValueError):  # LocalEntryNotFoundError is a FileNotFoundError
-        folder = _only_snapshot(repo) if revision is None else None
+        folder = _only_snapshot(repo, revision or "")
         if folder is None:
             return None
     return folder if (folder / "config.json").is_file() else None
 
 
-def _only_snapshot(repo: str) -> Path | None:
-    """The one snapshot cached for ``repo`` where ``refs/main`` names none: ``qrr download --revision COMMIT``
-    writes no ``refs/main``, and a name without a revision then means that copy (never a guess among several)."""
+def _only_snapshot(repo: str, commit: str = "") -> Path | None:
+    """The one snapshot cached for ``repo`` whose commit starts with ``commit``. Without one: where ``refs/main``
+    names none (``qrr download --revision COMMIT`` writes none), a name without a revision means that copy; with a
+    short commit (``0.6b@1a2b3c4``, as git prints it), the hub's cache finds only the full one. Never a guess among
+    several."""
     from huggingface_hub import constants
 
+    if commit and not re.fullmatch(r"[0-9a-f]{7,39}", commit):
+        return None
     snapshots = Path(constants.HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}" / "snapshots"
     try:
-        found = [p for p in snapshots.iterdir() if p.is_dir()]
+        found = [p for p in snapshots.iterdir() if p.is_dir() and p.name.startswith(commit)]
     except OSError:
         return None
     return found[0] if len(found) == 1 else None
@@ -245,6 +270,10 @@ def download(name: str, revision: str | None = None, local_dir: str | Path | Non
     """
     from huggingface_hub import snapshot_download
 
+    name, named_revision = split_revision(name)
+    if named_revision and revision and named_revision != revision:
+        raise ModelNameError(f"{name}@{named_revision} and {{revision}} {revision}: give the revision once", "revision")
+    revision = revision or named_revision
     repo = hub_repo(name)
     if local_dir is not None and Path(local_dir).expanduser().is_file():
         raise ModelNameError(f"{{local_dir}} {local_dir}: a file, not a folder", "local_dir")

@@ -78,6 +78,11 @@ def test_download_default_all_repo_id_and_revision(fake_hub, monkeypatch):
     assert run("download").exit_code == 0
     assert run("download", "--all").exit_code == 0
     assert run("download", "someone/my-reranker", "--revision", "v2").exit_code == 0
+    assert run("download", "4b@v3", "someone/my-reranker@refs/pr/1").exit_code == 0
+    said = run("download", "4b@v3", "--revision", "v4").stderr
+    assert said == "error: 4b@v3 and --revision v4: give the revision once\n"
+    said = run("download", "4b@").stderr
+    assert said == "error: MODEL 4b@: no revision after @ (REPO@REVISION takes a commit, a branch or a tag)\n"
     monkeypatch.setenv("QRR_MODEL", "8b")
     assert run("download").exit_code == 0
     monkeypatch.setenv("QRR_MODEL", "./nowhere")  # the default from the environment is said as the variable
@@ -91,6 +96,8 @@ def test_download_default_all_repo_id_and_revision(fake_hub, monkeypatch):
         ("Qwen/Qwen3-Reranker-4B", None),
         ("Qwen/Qwen3-Reranker-8B", None),
         ("someone/my-reranker", "v2"),
+        ("Qwen/Qwen3-Reranker-4B", "v3"),
+        ("someone/my-reranker", "refs/pr/1"),
         ("Qwen/Qwen3-Reranker-8B", None),
     ]
 
@@ -675,6 +682,9 @@ def test_first_use_downloads_then_scores(fake_hub):
     assert result.exit_code == 0, result.output
     assert [c["repo"] for c in downloads(fake_hub)] == ["Qwen/Qwen3-Reranker-4B"]
     assert orjson.loads(result.stdout)["rank"] == 1
+    result = run("rank", "-q", "q", "-d", "doc", "--model", "4b@v2", "--device", "cpu", "--dtype", "fp32")
+    assert result.exit_code == 0, result.output
+    assert [(c["repo"], c["revision"]) for c in downloads(fake_hub)][1:] == [("Qwen/Qwen3-Reranker-4B", "v2")]
 
 
 def test_offline_never_downloads(fake_hub, monkeypatch):

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from qrr import models
-from qrr.errors import ModelNotFoundError, NotAModelError
+from qrr.errors import ModelNameError, ModelNotFoundError, NotAModelError
 
 
 def test_aliases_and_repo_ids():
@@ -133,6 +135,40 @@ def test_a_snapshot_pinned_by_commit_is_the_model_without_a_revision(hub_cache, 
     (repo / "snapshots" / ("0" * 40)).mkdir()  # two commits and no branch: neither is guessed
     with pytest.raises(ModelNotFoundError, match="is not in the local cache"):
         models.resolve("0.6b", offline=True)
+
+
+def test_a_revision_after_at_names_that_snapshot(hub_cache, tiny_model, tmp_path, monkeypatch):
+    # -m 0.6b@COMMIT scores with that commit whatever refs/main names; offline, a missing one names its download
+    repo = hub_cache / "models--Qwen--Qwen3-Reranker-0.6B"
+    pinned, latest = (repo / "snapshots" / (c * 40) for c in "ab")
+    for snapshot in (pinned, latest):
+        snapshot.mkdir(parents=True)
+        for f in tiny_model.iterdir():
+            (snapshot / f.name).symlink_to(f)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("b" * 40)
+    assert models.resolve("0.6b", offline=True) == latest
+    assert models.resolve("0.6b@" + "a" * 40, offline=True) == pinned
+    assert models.resolve("Qwen/Qwen3-Reranker-0.6B@main", offline=True) == latest  # a branch, by its ref
+    assert models.resolve("0.6b@aaaaaaa", offline=True) == pinned  # a short commit, as git prints it
+    assert models.model_key("0.6b@v1.0") == "Qwen/Qwen3-Reranker-0.6B@v1.0"  # a record's name keeps the revision
+    assert models.split_revision("someone/reranker@refs/pr/3") == ("someone/reranker", "refs/pr/3")
+    with pytest.raises(
+        ModelNotFoundError,
+        match=r"^model Qwen/Qwen3-Reranker-0.6B@c{40} is not in the local cache and "
+        r"downloads are off \(offline\): run `qrr download 0\.6b --revision c{40}` with a network",
+    ):
+        models.resolve("0.6b@" + "c" * 40, offline=True)
+    for name, said in [("0.6b@", "no revision after @"), ("0.6b@a b", "'a b' is not a revision")]:
+        with pytest.raises(ModelNameError, match=f"^model {name}: {said} \\(REPO@REVISION takes a commit, a branch "):
+            models.resolve(name)
+    (tmp_path / "here" / "Qwen").mkdir(parents=True)  # a folder whose name holds @ stays a folder
+    (tmp_path / "here" / "Qwen" / "Qwen3-Reranker-0.6B@mine").symlink_to(tiny_model)
+    monkeypatch.chdir(tmp_path / "here")
+    assert models.split_revision("Qwen/Qwen3-Reranker-0.6B@mine") == ("Qwen/Qwen3-Reranker-0.6B@mine", None)
+    assert models.resolve("Qwen/Qwen3-Reranker-0.6B@mine") == Path("Qwen/Qwen3-Reranker-0.6B@mine")
+    with pytest.raises(ModelNameError, match=r"^0\.6b@a{40} and revision b: give the revision once$"):
+        models.download("0.6b@" + "a" * 40, revision="b")
 
 
 def test_a_snapshot_copied_without_its_blobs_is_said_as_such(tmp_path):

@@ -304,7 +304,7 @@ ModelOpt = Annotated[
         "--model", "-m", envvar=MODEL_ENV, show_envvar=True, rich_help_panel="Model", metavar="NAME",
         callback=_blank_is_unset,
         help="Alias (0.6b, 4b, 8b), hub repo id or local folder (a Qwen3-Reranker, or one converted to a "
-        "sequence classifier). [dim]\\[default: 0.6b][/]",
+        "sequence classifier); REPO@REVISION pins a hub commit, branch or tag. [dim]\\[default: 0.6b][/]",
     ),
 ]  # fmt: skip
 DeviceOpt = Annotated[

@@ -18,7 +18,8 @@ def download(
         list[str] | None,
         typer.Argument(
             metavar="MODEL",
-            help="Aliases (0.6b, 4b, 8b), hub repo ids, or folders copied here (checked only).",
+            help="Aliases (0.6b, 4b, 8b), hub repo ids (REPO@REVISION pins one), or folders copied here (checked "
+            "only).",
             show_default=False,
         ),
     ] = None,  # fmt: skip
@@ -49,6 +50,7 @@ def download(
     [dim]Examples:[/]
       qrr download              [dim]# Qwen/Qwen3-Reranker-0.6B, about 1.2 GB[/]
       qrr download 4b 8b
+      qrr download 0.6b@COMMIT  [dim]# a pinned revision; -m 0.6b@COMMIT scores with it[/]
       qrr download 0.6b --local-dir ./qwen3-reranker-0.6b
       qrr download --list
       qrr download ./qwen3-reranker-0.6b  [dim]# check a copied folder[/]
@@ -74,7 +76,7 @@ def download(
             models.check_folder(Path(name).expanduser())  # cheap: a broken copy is said before any download too
             continue
         try:
-            models.hub_repo(name)
+            models.hub_repo(models.split_revision(name)[0])
         except ModelNameError as exc:
             if names or all_sizes:
                 raise
