@@ -19,11 +19,16 @@ DTYPES = {
 }  # fmt: skip
 
 
-def resolve_device(name: str = "auto"):
-    """``auto`` picks cuda, then mps, then cpu; ``cpu``, ``mps``, ``cuda`` and ``cuda:N`` are checked."""
+def resolve_device(name: str | int = "auto"):
+    """``auto`` picks cuda, then mps, then cpu; ``cpu``, ``mps``, ``cuda`` and ``cuda:N`` are checked. An integer
+    ``N`` is ``cuda:N``, as torch takes one."""
     import torch
 
-    name = (str(name) if name else "auto").strip().lower()  # a torch.device too
+    if isinstance(name, bool):
+        raise DeviceError(f"{{device}} {name!r} is unknown: use auto, cpu, mps, cuda or cuda:N", "device")
+    if isinstance(name, int):  # 0 was falsy, so "auto", while 1 was "unknown"
+        name = f"cuda:{name}" if name >= 0 else repr(name)
+    name = (str(name) if name is not None else "auto").strip().lower() or "auto"  # a torch.device too
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

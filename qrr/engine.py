@@ -13,7 +13,7 @@ longest common prefix of their full token sequences runs once; its key/value cac
 the group, which then runs only each row's remaining tokens. Rows are right-padded (so causal attention alone
 keeps pads out of real tokens) and positions are given explicitly, so a row's score depends neither on its
 padding nor on what else is in its batch, but through rounding (a batch's shape picks the kernels' summation order:
-about 1e-7 in fp32, a few 1e-3 in bf16). Where CUDA's packed kernel runs, groups are pooled: one forward pass runs
+up to about 1e-6 in fp32, a few 1e-3 in bf16). Where CUDA's packed kernel runs, groups are pooled: one forward pass runs
 the prefixes of a round of groups, and batches mix their rows, each after its own prefix, so many small groups (a
 server's requests) fill a GPU's batches.
 """
@@ -622,12 +622,16 @@ class TransformerEngine(Engine):
 
 def _out_of_memory(exc: RuntimeError) -> bool:
     """Whether ``exc`` is an allocation that failed: ``torch.OutOfMemoryError``, or a plain ``RuntimeError`` on a
-    CPU (``DefaultCPUAllocator: not enough memory: you tried to allocate``) or Apple's GPU (``MPS backend out of
-    memory ... Tried to allocate``)."""
+    CPU (``DefaultCPUAllocator: not enough memory: you tried to allocate``), Apple's GPU (``MPS backend out of
+    memory ... Tried to allocate``) or CUDA outside torch's allocator (cuBLAS's workspace, ``CUBLAS_STATUS_ALLOC_FAILED
+    when calling cublasCreate``; ``CUDA error: out of memory``)."""
     import torch
 
     said = str(exc).lower()
-    return isinstance(exc, torch.OutOfMemoryError) or "cpuallocator" in said or "tried to allocate" in said
+    return isinstance(exc, torch.OutOfMemoryError) or any(
+        mark in said
+        for mark in ("cpuallocator", "tried to allocate", "cublas_status_alloc_failed", "error: out of memory")
+    )
 
 
 def activation_bytes(hidden: int, intermediate: int, attention_width: int, dtype_bytes: int, tokens: int) -> int:

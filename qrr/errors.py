@@ -70,9 +70,10 @@ def warn(log, template: str, *params: str) -> None:
     log.warning(QrrError(template, *params).naming({}), extra={"template": template, "params": params})
 
 
-class InputError(QrrError):
-    """Bad input or usage: malformed records, missing fields, impossible arguments (exit 2). ``skippable``: a bad
-    line's, raised where it could have been skipped (``on_error``)."""
+class InputError(QrrError, ValueError):
+    """Bad input or usage: malformed records, missing fields, impossible arguments (exit 2); a ``ValueError`` too,
+    as CrossEncoder's and Python's own refusals of a value are. ``skippable``: a bad line's, raised where it could
+    have been skipped (``on_error``)."""
 
     exit_code = 2
     skippable = False
@@ -98,11 +99,12 @@ class PairError(InputError):
         return PairError, (self.pair, self.text, *self.params)
 
 
-def check_count(value, param: str, least: int = 1) -> None:
+def check_count(value, param: str, least: int = 1) -> int | None:
     """Raise ``InputError`` unless ``value`` (the parameter ``param``) is ``None`` or an integer of at least
-    ``least`` (numpy's integers count; ``True`` and ``2.0`` do not)."""
+    ``least`` (numpy's integers count; ``True`` and ``2.0`` do not); returns it as Python's ``int`` (or ``None``),
+    which JSON writes."""
     if value is None:
-        return
+        return None
     try:
         if isinstance(value, bool):
             raise TypeError
@@ -111,6 +113,7 @@ def check_count(value, param: str, least: int = 1) -> None:
         raise InputError(f"{{{param}}} must be an integer, not {value!r}", param) from None
     if value < least:
         raise InputError(f"{{{param}}} must be at least {least}, not {value}", param)
+    return value
 
 
 class ModelNotFoundError(QrrError):

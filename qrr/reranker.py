@@ -7,8 +7,10 @@ arguments of sentence-transformers' ``CrossEncoder`` and return what it returns.
 
 from __future__ import annotations
 
+import collections
 import functools
 import heapq
+import inspect
 import itertools
 import logging
 import os
@@ -57,6 +59,8 @@ _P = ParamSpec("_P")
 # Keywords of CrossEncoder's and FlagReranker's that qrr takes otherwise, or has no use for: what to write instead.
 # Python's own TypeError named a private class (_Predicts.predict) and no way on.
 _RAW = "scores are p(yes), from 0 to 1; the raw scores are their log-odds, log(p / (1 - p))"
+_POOL = "qrr scores in this process, one model shared by threads; qrr serve or qrr rerank --ray spread the work wider"
+_CACHE = "the Hugging Face cache is where HF_HUB_CACHE (or HF_HOME) says"
 PEER_KEYWORDS = {
     "sentences": "give the pairs first, by position: predict(pairs)",
     "inputs": "give the pairs first, by position: predict(pairs)",
@@ -67,19 +71,38 @@ PEER_KEYWORDS = {
     "normalize": _RAW,
     "use_fp16": 'qrr\'s is dtype="fp16" (dtype="auto" picks bf16 where the device computes it)',
     "trust_remote_code": "qrr runs Qwen3 through transformers' own code: there is no remote code to trust",
+    "device": "the device is the Reranker's, chosen when it is built: Reranker(model, device=...)",
+    "dtype": "the dtype is the Reranker's, chosen when it is built (from_model keeps the model's: convert it first, "
+    "model.to(torch.bfloat16))",
+    "chunk_size": _POOL,
+    "pool": _POOL,
+    "revision": 'name it with the model: Reranker("0.6b@REVISION") (a commit, branch or tag)',
+    "cache_folder": _CACHE,
+    "cache_dir": _CACHE,
+    "local_files_only": "qrr's is offline=True",
+    "token": "the Hugging Face Hub's token is read from HF_TOKEN (or `hf auth login`)",
+    "model_kwargs": "qrr's are dtype= and device=",
+    "automodel_args": "qrr's are dtype= and device=",
+    "model_name_or_path": "qrr's is model=, first by position",
+    "model_name": "qrr's is model=, first by position",
 }
 
 
 def peer_keywords(method: Callable[_P, _T]) -> Callable[_P, _T]:
-    """``method``, refusing a keyword of ``PEER_KEYWORDS`` with what to write instead (``PeerKeyword``); its
-    signature as it was, for a type checker too."""
+    """``method``, refusing a keyword it does not take with what to write instead (``PEER_KEYWORDS``) or the
+    keywords it takes (``PeerKeyword``); its signature as it was, for a type checker too."""
+    parameters = inspect.signature(method).parameters.values()
+    takes = [p.name for p in parameters if p.name not in ("self", "cls") and p.kind is not p.VAR_KEYWORD]
+    anything = any(p.kind is p.VAR_KEYWORD for p in parameters)  # where any keyword is taken, the peers' are said
 
     @functools.wraps(method)
     def checked(*args: _P.args, **kwargs: _P.kwargs) -> _T:
-        peer = next((name for name in kwargs if name in PEER_KEYWORDS), None)
-        if peer is not None:
+        unknown = [name for name in kwargs if name not in takes and (not anything or name in PEER_KEYWORDS)]
+        if unknown:
             called = type(args[0]).__name__ if method.__name__ == "__init__" else method.__name__
-            raise PeerKeyword(f"{called}() takes no {peer}=: {PEER_KEYWORDS[peer]}")
+            name = next((name for name in unknown if name in PEER_KEYWORDS), unknown[0])
+            said = PEER_KEYWORDS.get(name) or f"it takes {', '.join(takes)}"
+            raise PeerKeyword(f"{called}() takes no {name}=: {said}")
         return method(*args, **kwargs)
 
     return checked
@@ -196,7 +219,8 @@ class _Predicts:
 
 class Scorer(Protocol):
     """What the pipelines need of a reranker, and what an application can take to accept either kind: a
-    ``Reranker``, or a server's ``qrr.server.client.RemoteReranker``."""
+    ``Reranker``, or a server's ``qrr.server.client.RemoteReranker`` (a type for hints: not for ``isinstance``,
+    which would read a server's properties, over the network, on Python 3.11)."""
 
     @property
     def max_length(self) -> int: ...
@@ -303,11 +327,12 @@ class Reranker(_Predicts):
         self._model_key = key
 
     @classmethod
+    @peer_keywords
     def from_model(
         cls,
         model: PreTrainedModel,
         tokenizer: PreTrainedTokenizerBase,
-        device: str | torch.device = "auto",
+        device: str | torch.device | None = None,
         max_length: int | None = DEFAULT_MAX_LENGTH,
         instruction: str | None = None,
         batch_tokens: int | None = None,
@@ -316,11 +341,11 @@ class Reranker(_Predicts):
         compile: bool = False,
     ) -> Reranker:
         """A Reranker around an already loaded Qwen3 causal LM (or converted sequence classifier) and its
-        tokenizer (benchmarks on random weights, custom loading). The model keeps its dtype and is moved to
-        ``device``; once the caller drops its own reference, the full output head is freed. Its attention
-        implementation becomes qrr's (``qrr_sdpa`` for ``sdpa``), which answers the model's own calls as before, and
-        its RMSNorm class answers them as before too (qrr's passes take a fused kernel on CUDA). The other options
-        are ``Reranker``'s."""
+        tokenizer (benchmarks on random weights, custom loading). The model keeps its dtype and its device (with
+        ``device``, it is moved there, ``auto`` the best there is); once the caller drops its own reference, the full
+        output head is freed. Its attention implementation becomes qrr's (``qrr_sdpa`` for ``sdpa``), which answers
+        the model's own calls as before, and its RMSNorm class answers them as before too (qrr's passes take a fused
+        kernel on CUDA). The other options are ``Reranker``'s."""
         from qrr import device as devices
         from qrr.engine import TransformerEngine
 
@@ -332,7 +357,7 @@ class Reranker(_Predicts):
             raise InputError(f"{{tokenizer}}: from_model takes a loaded tokenizer "
                              f"(AutoTokenizer.from_pretrained(folder)), not {type(tokenizer).__name__}",
                              "tokenizer")  # fmt: skip
-        dev = devices.resolve_device(device)
+        dev = devices.resolve_device(device) if device is not None else _device_of(model)
         devices.fit_threads(dev)
         config = getattr(model, "config", None)
         positions = QWEN3.max_positions(config.to_dict() if hasattr(config, "to_dict") else vars(config or object()))
@@ -418,8 +443,9 @@ class Reranker(_Predicts):
     def batch_tokens(self, value: int | None) -> None:
         from qrr.engine import default_batch_tokens
 
-        check_count(value, "batch_tokens")
-        value = value or default_batch_tokens(self.device)  # None: the device's default, as when building
+        value = check_count(value, "batch_tokens") or default_batch_tokens(
+            self.device
+        )  # None: the device's default, as when building
         self.engine.check_budget(value)
         self._batch_tokens = value
 
@@ -450,9 +476,17 @@ class Reranker(_Predicts):
     def tokenizer(self) -> PreTrainedTokenizerBase:
         return self.prompter.tokenizer
 
+    @tokenizer.setter
+    def tokenizer(self, value) -> None:
+        _fixed("tokenizer")  # the model's own: another would number its tokens otherwise
+
     @property
     def recipe(self) -> str:
         return self.prompter.recipe.name
+
+    @recipe.setter
+    def recipe(self, value) -> None:
+        _fixed("recipe")
 
     def settings(self) -> dict[str, Any]:
         """How this Reranker scores, as a reranked run's output records it (``pipelines.RunOutput``: kept beside
@@ -487,6 +521,8 @@ class Reranker(_Predicts):
         instruction = instruction if instruction is not None else self.instruction
         results: Results[float] = Results()
         total = len(pairs) if hasattr(pairs, "__len__") and not _is_pair(pairs) else None
+        if isinstance(pairs, list | tuple) and not _is_pair(pairs):  # a bad pair at 100,000 said before any is scored
+            collections.deque(triples(pairs, instruction), maxlen=0)
         with ProgressBar(total, show_progress_bar, progress) as advance:
             for chunk in chunks(triples(pairs, instruction), CHUNK):
                 try:
@@ -571,6 +607,19 @@ class Reranker(_Predicts):
         return scores, stats, encoded
 
 
+def _device_of(model) -> torch.device:
+    """Where ``model`` is, for ``from_model`` without a ``device``: one split across devices (``device_map``) needs
+    one named, as qrr scores on one."""
+    placed = {str(d) for d in (getattr(model, "hf_device_map", None) or {}).values()}
+    if len(placed) > 1:
+        raise InputError(f"{{device}}: the model is split across devices ({', '.join(sorted(placed))}) and qrr "
+                         "scores on one: give the one to move it to, device=\"cuda:0\" say", "device")  # fmt: skip
+    first = next(iter(model.parameters()), None)
+    if first is None:
+        raise InputError("{model}: the model has no weights", "model")
+    return first.device
+
+
 def find_framed(triples: Iterable[tuple[str, str, str | None]], family=QWEN3) -> tuple[str, str] | None:
     """The first query or document of ``triples`` formatted as the prompt already (``Family.framed``): ``("query"
     or "document", its marker)``, or ``None``."""
@@ -629,12 +678,17 @@ def rank_chunks(score, documents: Iterable[str], top_k: int | None = None, retur
                 ids: Iterable[Any] | None = None) -> Results[RankResult]:  # fmt: skip
     """What ``rank`` does around the scoring, for any scorer: ``score(start, texts)`` gives the scores and stats
     of a chunk of documents (``start``: the first one's input position). Documents are read ``CHUNK`` at a time;
-    with ``top_k`` only the best k are kept. Best first; ties keep input order."""
-    check_count(top_k, "top_k")
+    with ``top_k`` only the best k are kept (none with 0, as CrossEncoder's slice keeps none: nothing is scored).
+    Best first; ties keep input order."""
+    top_k = check_count(top_k, "top_k", least=0)
     check_document_source(documents, "documents", "documents=list(d.values()), ids=list(d)")
     _check_flag(return_documents, "return_documents")
     if ids is not None:
         _check_iterable(ids, "ids", "ids, one per document")
+    if isinstance(documents, list | tuple):  # a bad one at 100,000 said before any is scored
+        check_documents(documents)
+    if top_k == 0:  # rank(q, hits, top_k=min(5, len(hits))) where the first stage found none
+        return Results([], Stats())
     id_source = None if ids is None else iter(ids)
     kept: list = []  # every result, or with top_k a min-heap of (score, -index, result)
     stats = Stats()
@@ -805,7 +859,7 @@ def _check_options(max_length, instruction, batch_tokens, share_prefix, compile,
     CrossEncoder takes it: the default)."""
     max_length = DEFAULT_MAX_LENGTH if max_length is None else max_length
     check_count(batch_tokens, "batch_tokens")
-    check_count(max_length, "max_length")
+    max_length = check_count(max_length, "max_length")  # numpy's int64 kept made settings() no JSON
     _check_text(instruction, "instruction", none=True)
     _check_unicode(instruction, "the instruction")  # before loading: the tokenizer raised a TypeError at each call
     _check_flag(share_prefix, "share_prefix")
@@ -823,7 +877,9 @@ def _text_hint(value) -> str:
     if isinstance(value, Mapping):
         field = next((k for k in ("text", "page_content", "content", "document") if k in value), None)
         return f" (pass its {field!r} field)" if field else ""
-    return " (pass its text)" if isinstance(getattr(value, "text", None), str) else ""
+    # LangChain's Document holds .page_content, Haystack's .content, LlamaIndex's nodes .text
+    attribute = next((a for a in ("text", "page_content", "content") if isinstance(getattr(value, a, None), str)), None)
+    return f" (pass its .{attribute})" if attribute else ""
 
 
 def _check_text(value, param: str, none: bool = False) -> None:

@@ -31,11 +31,18 @@ def test_cuda_index(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert dev.resolve_device("cuda:1") == torch.device("cuda:1")
+    assert (dev.resolve_device(0), dev.resolve_device(1)) == (torch.device("cuda:0"), torch.device("cuda:1"))
+    with pytest.raises(DeviceError, match="^device True is unknown: use auto, cpu, mps, cuda or cuda:N$"):
+        dev.resolve_device(True)
+    with pytest.raises(DeviceError, match="^device '-1' is unknown: use auto, cpu, mps, cuda or cuda:N$"):
+        dev.resolve_device(-1)
     with pytest.raises(DeviceError, match="^device cuda:2: this machine has 2 CUDA GPUs: use cuda:0 to cuda:1$"):
         dev.resolve_device("cuda:2")
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(DeviceError, match="^device cuda:1: this machine has 1 CUDA GPU: use cuda:0$"):
         dev.resolve_device("cuda:1")
+    with pytest.raises(DeviceError, match="^device cuda:1: this machine has 1 CUDA GPU: use cuda:0$"):
+        dev.resolve_device(1)
     monkeypatch.setattr(dev, "_mps_available", lambda: False)
     with pytest.raises(DeviceError, match="^device mps: Apple MPS is not available on this machine; use cpu, or auto "
                                           "for the best there is$"):  # fmt: skip

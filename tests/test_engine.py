@@ -94,6 +94,19 @@ def test_out_of_memory_on_cpu_or_in_one_row_is_an_error():
                           "cause system failure).")  # fmt: skip
     with pytest.raises(OutOfMemoryError, match=r"^out of memory in a batch of 8 rows: lower batch_tokens \(now 999"):
         FakeEngine(interrupt_after=0, raising=failed).score(SEQUENCES[:8], batch_tokens=999)
+
+    # CUDA's allocations outside torch's allocator (cuBLAS's workspace, a kernel's) raise plain RuntimeErrors too
+    class Plain(FakeEngine):
+        def log_odds(self, rows, prefix=None, prefix_len=0):
+            if len(rows) > 2:
+                raise RuntimeError(self.said)
+            return super().log_odds(rows, prefix, prefix_len)
+
+    for Plain.said in ("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`",
+                       "CUDA error: out of memory\nCUDA kernel errors might be asynchronously reported"):  # fmt: skip
+        engine = Plain(device="cuda")
+        scores, _ = engine.score(SEQUENCES[:8], batch_tokens=10_000)  # halved until it fits, as torch's own
+        assert scores == pytest.approx([sigmoid(fake_log_odds(s)) for s in SEQUENCES[:8]], abs=1e-6)
     with pytest.raises(RuntimeError, match="^something else$"):  # any other RuntimeError is left as it is
         FakeEngine(interrupt_after=0, raising=RuntimeError("something else")).score(SEQUENCES[:8], batch_tokens=999)
 

@@ -54,6 +54,8 @@ def test_a_pair_error_shifts_and_survives_pickling():
 
 def test_exit_codes_and_interrupted_counts():
     assert (QrrError("x").exit_code, InputError("x").exit_code, Interrupted("x").exit_code) == (1, 2, 130)
+    # bad input is a ValueError too, as CrossEncoder's are: an application's except (ValueError, TypeError) took none
+    assert isinstance(InputError("x"), ValueError) and not isinstance(QrrError("x"), ValueError)
     # a model that is not there, or not whole, is a runtime error; a name that names nothing, or a folder that holds
     # no Qwen3-Reranker, is bad input
     codes = [e("x").exit_code for e in (ModelNotFoundError, ModelCheckError, ModelNameError, NotAModelError)]

@@ -358,12 +358,19 @@ def test_crossencoders_and_flagrerankers_keywords_are_answered_with_qrrs(fake_mo
         (lambda: Reranker("fake", trust_remote_code=True), "Reranker() takes no trust_remote_code=: qrr runs Qwen3 "
                                                            "through transformers' own code: there is no remote code "
                                                            "to trust"),
+        (lambda: rr.predict(PAIRS, device="cpu"), "predict() takes no device=: the device is the Reranker's, chosen "
+                                                   "when it is built: Reranker(model, device=...)"),
+        (lambda: Reranker("fake", revision="v1"), 'Reranker() takes no revision=: name it with the model: '
+                                                  'Reranker("0.6b@REVISION") (a commit, branch or tag)'),
+        (lambda: Reranker("fake", local_files_only=True), "Reranker() takes no local_files_only=: qrr's is "
+                                                          "offline=True"),
+        # any other: the keywords it takes (Python's own error named the private _Predicts.predict)
+        (lambda: rr.predict(PAIRS, bogus=1), "predict() takes no bogus=: it takes pairs, batch_size, "
+                                             "show_progress_bar, convert_to_numpy, convert_to_tensor, instruction"),
     ):  # fmt: skip
         with pytest.raises(PeerKeyword) as caught:
             call()
         assert str(caught.value) == said and isinstance(caught.value, TypeError)
-    with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):  # any other: Python's own
-        rr.predict(PAIRS, bogus=1)
     # CrossEncoder's own keywords as before
     assert rr.predict(PAIRS, batch_size=2, convert_to_numpy=False) == pytest.approx(rr.predict(PAIRS), abs=1e-7)
 
@@ -562,10 +569,13 @@ def test_settings_set_after_building_are_checked(tiny_model):
         ("max_length", 512, "^max_length is fixed when a Reranker is built; build another for another max_length$"),
         ("device", "cuda", "^device is fixed when a Reranker is built; build another for another device$"),
         ("dtype", "fp32", "^dtype is fixed when a Reranker is built; build another for another dtype$"),
+        ("recipe", "vllm", "^recipe is fixed when a Reranker is built; build another for another recipe$"),
+        ("tokenizer", None, "^tokenizer is fixed when a Reranker is built; build another for another tokenizer$"),
     ]:
         with pytest.raises(InputError, match=message) as caught:
             setattr(rr, name, value)
-        assert isinstance(caught.value, AttributeError) == (name in ("max_length", "device", "dtype"))  # read-only
+        fixed = ("max_length", "device", "dtype", "recipe", "tokenizer")
+        assert isinstance(caught.value, AttributeError) == (name in fixed)  # read-only
     assert (rr.batch_tokens, rr.instruction, rr.share_prefix, rr.max_length) == (1024, None, True, 8192)
     assert (str(rr.device), str(rr.dtype)) == ("cpu", str(rr.engine.dtype))
     before = rr.score([("q", "d")])
@@ -582,9 +592,14 @@ class Node:
         self.text = text
 
 
+class Document:
+    def __init__(self, page_content):
+        self.page_content, self.metadata = page_content, {}
+
+
 def test_bad_arguments_name_the_parameter(reranker, tiny_model):
-    with pytest.raises(InputError, match="^top_k must be at least 1, not 0$"):
-        reranker.rank("q", ["d"], top_k=0)
+    with pytest.raises(InputError, match="^top_k must be at least 0, not -1$"):
+        reranker.rank("q", ["d"], top_k=-1)
     with pytest.raises(InputError, match=r"^documents must be an iterable of strings, not one string \(put it in"):
         reranker.rank("q", "one document")  # not its characters, one by one
     with pytest.raises(InputError, match="^ids: more ids than documents$"):
@@ -616,7 +631,12 @@ def test_bad_arguments_name_the_parameter(reranker, tiny_model):
         (lambda: reranker.predict([("q", "d")], convert_to_numpy="no"), "^convert_to_numpy must be True or False, "),
         (lambda: reranker.rank("q", ["d"] * 4, ids="abcd"), "^ids must be an iterable of ids, .*, not one string$"),
         # another library's object with a text (a LlamaIndex node, say): not a DocRecord
-        (lambda: reranker.rank("q", [Node("d")]), r"^document 0 must be a string, not Node \(pass its text\)$"),
+        (lambda: reranker.rank("q", [Node("d")]), r"^document 0 must be a string, not Node \(pass its \.text\)$"),
+        (
+            lambda: reranker.rank("q", [Document("d")]),
+            r"^document 0 must be a string, not Document \(pass its "
+            r"\.page_content\)$",
+        ),  # LangChain's
         (lambda: reranker.rank("q", ["d"], instruction=5), "^instruction must be a string, not int$"),
         (lambda: Reranker(str(tiny_model), max_length="100"), "^max_length must be an integer, not '100'$"),
         (lambda: Reranker(str(tiny_model), instruction=5), "^instruction must be a string, not int$"),
@@ -675,6 +695,35 @@ def test_bad_arguments_name_the_parameter(reranker, tiny_model):
     assert reranker.rank("q", ["d"], return_documents=numpy.bool_(True))[0]["text"] == "d"  # and its booleans flags
 
 
+def test_a_bad_text_deep_in_a_list_is_said_before_any_is_scored(fake_model):
+    # the 1,024 pairs before it were scored, then lost with the error
+    from qrr.errors import PairError
+
+    rr, scored = Reranker("fake"), []
+    with pytest.raises(InputError, match="^document 1030 must be a string, not NoneType$"):
+        rr.rank("q", ["d"] * 1030 + [None], progress=scored.append)
+    with pytest.raises(PairError, match="^pair 1030: document must be a string, not NoneType$"):
+        rr.score([("q", "d")] * 1030 + [("q", None)], progress=scored.append)
+    assert scored == []
+    assert rr.score([("q", "d")] * 3, progress=scored.append).stats.pairs == 3 and sum(scored) == 3  # it counts
+
+
+def test_numpy_counts_are_kept_as_ints_and_top_k_0_keeps_none(tiny, fake_model):
+    import numpy
+    import orjson
+
+    from qrr.server.client import RemoteReranker
+
+    rr = tiny(max_length=numpy.int64(120), batch_tokens=numpy.int32(256))  # settings() was no JSON: numpy's int64
+    assert (type(rr.max_length), type(rr.batch_tokens)) == (int, int)
+    assert orjson.loads(orjson.dumps(rr.settings()))["max_length"] == 120
+    # CrossEncoder's rank slices its results: top_k=min(5, len(hits)) where the first stage found none is []
+    for ranker in (Reranker("fake"), RemoteReranker("http://127.0.0.1:9")):  # nothing scored: no request either
+        ranked = ranker.rank("q", [], top_k=0)
+        assert ranked == [] and ranked.stats.pairs == 0
+        assert ranker.rank("q", ["d", "e"], top_k=0) == []
+
+
 def test_torch_devices_and_dtypes_are_taken_and_repr_says_them(tiny_model, tiny):
     import torch
 
@@ -700,6 +749,25 @@ def test_from_model_compiles_as_reranker_does(tiny, monkeypatch):
     assert tiny().engine not in compiled
     rr = tiny(compile=True)  # Reranker(..., compile=True) takes it; from_model did not
     assert compiled == [rr.engine]
+
+
+def test_from_model_keeps_the_models_device_unless_told(tiny_model, tokenizer, monkeypatch):
+    # its default was "auto": a model on cuda:1 (or the CPU, beside a GPU) was moved to cuda
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from qrr.errors import PeerKeyword
+
+    causal = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # "auto" would pick a GPU that is not there
+    rr = Reranker.from_model(causal, tokenizer)
+    assert str(rr.device) == "cpu" and rr.score([("q", "d")]).stats.pairs == 1
+    causal.hf_device_map = {"model.layers.0": 0, "model.layers.1": "cpu"}
+    with pytest.raises(InputError, match=r"^device: the model is split across devices \(0, cpu\) and qrr scores on "
+                       r'one: give the one to move it to, device="cuda:0" say$'):  # fmt: skip
+        Reranker.from_model(causal, tokenizer)
+    with pytest.raises(PeerKeyword, match=r"^from_model\(\) takes no dtype=: the dtype is the Reranker's, chosen "):
+        Reranker.from_model(causal, tokenizer, dtype="fp32")
 
 
 def test_a_document_over_the_tokenizers_limit_is_cut_without_its_warning(tiny_model):

@@ -4,7 +4,7 @@ takes waiting requests while they fit one forward pass (``batch_tokens``, by an 
 the first alone: each of them is answered when the call ends, so merging more only made the first wait on the
 others' work, with nothing shared to gain (on a CPU, three of a burst of four requests were answered together
 after 11.5 s, not after 6, 9 and 11.5 s). A request gets the same scores alone or among others, within rounding (a
-batch's shape moves bf16 scores by a few 1e-3, more for a long document, fp32 ones by about 1e-7; see
+batch's shape moves bf16 scores by a few 1e-3, more for a long document, fp32 ones by up to about 1e-6; see
 docs/serving.md, Batching).
 
 One worker thread runs the model; request handlers wait on futures. No web framework here.
