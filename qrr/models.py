@@ -209,7 +209,7 @@ def resolve(name: str | None = None, offline: bool | None = None) -> Path:
         raise ModelNotFoundError(
             f"{who} {repo}{f'@{revision}' if revision else ''}{typo} is not in the local cache and downloads are off ("
             f"{_offline_variable() + ' is set' if by_environment else 'offline'}): run "
-            f"`qrr download {alias_of(repo) or repo}{f' --revision {revision}' if revision else ''}` with a network, "
+            f"`qrr download {alias_of(repo) or repo}{f'@{revision}' if revision else ''}` with a network, "
             "or give {model} a local copy's folder",
             "model",
         )

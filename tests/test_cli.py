@@ -178,6 +178,13 @@ def test_another_rerankers_options_are_answered_with_qrrs(cli):
                                                           "(see qrr rank -h)"),
         (("rank", "-q", "q", "-d", "x", "--prompt", "Judge"), "no such option: --prompt; qrr's is --instruction (see "
                                                               "qrr rank -h)"),
+        # vLLM's and the hub's --revision, where click guessed --instruction
+        (("rank", "-q", "q", "-d", "x", "--revision", "v1"), "no such option: --revision; a hub model's revision goes "
+                                                             "with its name: -m 0.6b@REVISION (a commit, branch or "
+                                                             "tag) (see qrr rank -h)"),
+        (("rank", "-q", "q", "-d", "x", "--install-completion"), "no such option: --install-completion; it is qrr's "
+                                                                 "own option, before any command: qrr "
+                                                                 "--install-completion (see qrr rank -h)"),
     ):  # fmt: skip
         result = cli(*args, model=args[0] != "download")
         assert (result.exit_code, result.stderr) == (2, f"error: {message}\n")
@@ -194,6 +201,15 @@ def test_help_says_values_not_python_types():
         assert re.search(shown.replace("  ", r"\s+").replace("[", r"\[").replace("]", r"\]"), rank), shown
     usage = CliRunner().invoke(app, ["rerank", "-h"], env={"COLUMNS": "200"}).stdout
     assert re.search(r"Usage: qrr rerank \[OPTIONS\] RUN +\n", usage)
+
+
+def test_help_for_nothing_given_goes_to_stderr():
+    # `qrr` alone (and `qrr rerank`) exit 2, a usage error's code: their help went to stdout, the data's stream
+    for args in ([], ["rerank"]):
+        result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+        assert (result.exit_code, result.stdout) == (2, ""), args
+        assert re.search(rf"Usage: qrr {args[0] if args else ''} ?\[OPTIONS\]", result.stderr), args
+    assert CliRunner().invoke(app, ["--help"]).stdout.lstrip().startswith("Usage: qrr [OPTIONS]")  # asked: stdout
 
 
 def test_shells_complete_choices():
@@ -332,6 +348,22 @@ def test_help_into_a_full_disk_is_one_line():
         with open("/dev/full", "w") as full:
             proc = subprocess.run([sys.executable, "-m", "qrr", *args], stdout=full, stderr=subprocess.PIPE, text=True)
         assert (proc.returncode, proc.stderr) == (1, "error: cannot write the output: No space left on device\n")
+
+
+def test_completion_for_a_shell_named(tmp_path):
+    # typer took no shell's name where it detects the shell: bash's script was printed, or installed, for zsh
+    shown = CliRunner().invoke(app, ["--show-completion", "zsh"])
+    assert shown.exit_code == 0 and shown.stdout.startswith("#compdef qrr\n")
+    assert "complete --command qrr" in CliRunner().invoke(app, ["--show-completion", "fish"]).stdout
+    refused = CliRunner().invoke(app, ["--show-completion", "tcsh"])
+    assert (refused.exit_code, refused.stderr) == (2, "error: --show-completion takes one of bash, zsh, fish, "
+                                                      "powershell, pwsh, not 'tcsh'\n")  # fmt: skip
+    env = {**os.environ, "HOME": str(tmp_path), "SHELL": "/bin/bash"}
+    proc = subprocess.run([sys.executable, "-m", "qrr", "--install-completion", "fish"], capture_output=True,
+                          text=True, env=env)  # fmt: skip
+    written = tmp_path / ".config" / "fish" / "completions" / "qrr.fish"
+    assert (proc.returncode, proc.stdout.splitlines()[0]) == (0, f"fish completion installed in {written}")
+    assert "complete --command qrr" in written.read_text() and not (tmp_path / ".bashrc").exists()
 
 
 def test_completion_installed_under_a_home_it_cannot_write_is_one_line():

@@ -697,6 +697,10 @@ def test_resume_refuses_a_file_of_another_input_or_set_up(cli, tmp_path):
     assert failed("--resume", str(out), "-q", "q", "-d", "a") == (
         f"error: --resume {out} holds results of the input's first 3 pairs, but the input has 1 pair: it holds "
         "another input's scores; give --resume a new file")  # fmt: skip
+    # refused before the model loads, with no "resuming OUT: 3 pairs done" said first, as if it went on
+    for refused in (("--resume", str(out), "-q", "q", "-d", "a"), (str(other), "--resume", str(out))):
+        assert cli("score", *refused).stderr.startswith("error: ")
+    assert cli("score", str(pairs), "--resume", str(out)).stderr.startswith(f"resuming {out}: 3 pairs done\n")
     # another input as long as the one OUT was written from: its last ids, even with nothing left to score
     other.write_text(pairs.read_text().replace('"p5"', '"x5"'))
     (tmp_path / "full.jsonl").write_text("".join(lines))

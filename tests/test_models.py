@@ -156,7 +156,7 @@ def test_a_revision_after_at_names_that_snapshot(hub_cache, tiny_model, tmp_path
     with pytest.raises(
         ModelNotFoundError,
         match=r"^model Qwen/Qwen3-Reranker-0.6B@c{40} is not in the local cache and "
-        r"downloads are off \(offline\): run `qrr download 0\.6b --revision c{40}` with a network",
+        r"downloads are off \(offline\): run `qrr download 0\.6b@c{40}` with a network",
     ):
         models.resolve("0.6b@" + "c" * 40, offline=True)
     for name, said in [("0.6b@", "no revision after @"), ("0.6b@a b", "'a b' is not a revision")]:

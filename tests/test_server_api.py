@@ -32,6 +32,21 @@ def test_nulls_are_absent_fields():
     assert (req.top_n, req.max_tokens_per_doc, req.return_documents, req.instruction) == (None, None, False, None)
 
 
+def test_top_k_is_top_n():
+    # Voyage's and mixedbread's name (and CrossEncoder's): it was ignored, and every document answered
+    assert parse_rerank({"query": "q", "documents": ["a", "b"], "top_k": 1}, 10).top_n == 1
+    assert parse_rerank({"query": "q", "documents": ["a", "b"], "top_k": 1, "top_n": 1}, 10).top_n == 1
+    with pytest.raises(ApiError) as caught:
+        parse_rerank({"query": "q", "documents": ["a", "b"], "top_k": 1, "top_n": 2}, 10)
+    assert (caught.value.status, str(caught.value), caught.value.param) == (
+        400,
+        '"top_k" 1 and "top_n" 2 differ: "top_k" is another API\'s name for "top_n"; give one',
+        "top_k",
+    )
+    with pytest.raises(ApiError, match='^"top_k" must be at least 1, not 0$'):
+        parse_rerank({"query": "q", "documents": ["a"], "top_k": 0}, 10)
+
+
 @pytest.mark.parametrize(
     ("body", "status", "message", "param"),
     [

@@ -66,6 +66,12 @@ class _PlainTypes:
             self._plain(params)
         return params
 
+    def parse_args(self, ctx, args):
+        if args or not self.no_args_is_help or ctx.resilient_parsing:
+            return super().parse_args(ctx, args)
+        with contextlib.redirect_stdout(sys.stderr):  # the help of `qrr` given nothing, drawn as it is raised: on
+            return super().parse_args(ctx, args)  # stderr, as its exit 2 is a usage error's (stdout is for data)
+
     @staticmethod
     def _plain(params) -> None:
         for param in params:
@@ -143,8 +149,12 @@ PEER_OPTIONS = {
 _QUIET = "stdout carries the results only; 2>/dev/null silences the progress and notes on stderr"
 _TO_FILE = "results go to stdout: > FILE writes them"
 _PROMPT = "Python shows the prompt a pair becomes: Reranker(MODEL).prompt(query, document).text"
+_OWN = "it is qrr's own option, before any command: qrr {name}"
 OTHER_WAYS = {"--quiet": _QUIET, "--silent": _QUIET, "-o": _TO_FILE, "--output": _TO_FILE, "--out": _TO_FILE,
-              "--show-prompt": _PROMPT, "--print-prompt": _PROMPT}  # fmt: skip
+              "--show-prompt": _PROMPT, "--print-prompt": _PROMPT, "--version": _OWN,
+              "--install-completion": _OWN, "--show-completion": _OWN}  # fmt: skip
+# Where the command takes --model: what it says instead (vLLM's and the hub's --revision)
+WITH_MODEL = {"--revision": "a hub model's revision goes with its name: -m 0.6b@REVISION (a commit, branch or tag)"}
 
 
 def _peer_option(exc, args) -> str | None:
@@ -154,13 +164,15 @@ def _peer_option(exc, args) -> str | None:
     if type(exc).__name__ != "NoSuchOption":
         return None
     if name in OTHER_WAYS:  # click's guess by spelling: --quiet got --query, --print-prompt --format
-        return f"no such option: {name}; {OTHER_WAYS[name]}"
+        return f"no such option: {name}; {OTHER_WAYS[name].format(name=name)}"
+    command = getattr(getattr(exc, "ctx", None), "command", None)
+    have = {opt for param in getattr(command, "params", ()) for opt in param.opts}
+    if name in WITH_MODEL and "--model" in have:  # click's guess: --revision got --instruction
+        return f"no such option: {name}; {WITH_MODEL[name]}"
     if name not in PEER_OPTIONS:
         return None
     typed = _as_typed(name, args)
     ours = PEER_OPTIONS[name]
-    command = getattr(getattr(exc, "ctx", None), "command", None)
-    have = {opt for param in getattr(command, "params", ()) for opt in param.opts}
     if ours is None and "--dtype" in have:  # a command that scores
         return (f"no such option: {typed}; scores are p(yes), from 0 to 1 (their log-odds, the raw scores, are "
                 "log(p / (1 - p)))")  # fmt: skip
@@ -190,7 +202,48 @@ def _unless_from_environment(exc, message: str) -> str:
     return message.replace(f" (env var: '{param.envvar}')", "", 1)
 
 
+COMPLETION_SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+
+
+def _completion_for(args: list[str]) -> None:
+    """``qrr --show-completion zsh`` (or ``--install-completion zsh``): typer reads no shell's name where it can
+    detect the shell, and printed or installed bash's (an agent's or a script's parent shell) whatever was named."""
+    if len(args) != 2 or args[0] not in ("--show-completion", "--install-completion"):
+        return
+    from typer._completion_shared import get_completion_script, install
+
+    option, shell = args
+    if shell not in COMPLETION_SHELLS:
+        raise SystemExit(fail(f"{option} takes one of {', '.join(COMPLETION_SHELLS)}, not {shell!r}", 2).exit_code)
+    if option == "--show-completion":
+        print(get_completion_script(prog_name="qrr", complete_var="_QRR_COMPLETE", shell=shell))
+    else:  # said as typer says it for the shell it detects
+        shell, path = install(shell=shell, prog_name="qrr", complete_var="_QRR_COMPLETE")
+        typer.secho(f"{shell} completion installed in {path}", fg="green")
+        typer.echo("Completion will take effect once you restart the terminal")
+    raise SystemExit(0)
+
+
+COMPLETION_HELP = {
+    "install_completion": "Install completion for the current shell, or the one named after it (zsh, fish, bash, "
+    "powershell).",
+    "show_completion": "Print completion for the current shell, or the one named after it, to copy it or customize "
+    "the installation.",
+}
+
+
 class Group(_PlainTypes, TyperGroup):
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:  # typer's words, which knew no shell's name (_completion_for)
+            param.help = COMPLETION_HELP.get(param.name or "", param.help)
+        return params
+
+    def parse_args(self, ctx, args):
+        if not ctx.resilient_parsing:
+            _completion_for(args)
+        return super().parse_args(ctx, args)
+
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         """Typer's own usage errors (a bad option value, a missing one) as one line on stderr and exit 2, as qrr's
         errors are (typer draws them in a box of several lines, under the usage)."""
@@ -303,8 +356,9 @@ ModelOpt = Annotated[
     typer.Option(
         "--model", "-m", envvar=MODEL_ENV, show_envvar=True, rich_help_panel="Model", metavar="NAME",
         callback=_blank_is_unset,
-        help="Alias (0.6b, 4b, 8b), hub repo id or local folder (a Qwen3-Reranker, or one converted to a "
-        "sequence classifier); REPO@REVISION pins a hub commit, branch or tag. [dim]\\[default: 0.6b][/]",
+        help="Alias (0.6b, 4b, 8b: Qwen/Qwen3-Reranker-0.6B, -4B, -8B), hub repo id or local folder (a "
+        "Qwen3-Reranker, or one converted to a sequence classifier); REPO@REVISION pins a hub commit, branch or tag. "
+        "[dim]\\[default: 0.6b][/]",
     ),
 ]  # fmt: skip
 DeviceOpt = Annotated[
@@ -771,12 +825,14 @@ def check_not_stdout(files: list[str]) -> None:
     if not stat.S_ISREG(out.st_mode):
         return
     for path in files:
-        with contextlib.suppress(AttributeError, OSError, TypeError, ValueError):  # stdin closed (<&-): None
-            if path == STDIN and os.path.samestat(os.fstat(sys.stdin.fileno()), out):  # qrr score - < f >> f
-                raise InputError("-: the output (stdout) is the file stdin reads; write the results to another file")
-            if path != STDIN and os.path.samestat(os.stat(path), out):
-                raise InputError(f"{path}: the output (stdout) is this input file; write the results to another "
-                                 "file")  # fmt: skip
+        try:
+            same = os.path.samestat(os.fstat(sys.stdin.fileno()) if path == STDIN else os.stat(path), out)
+        except (AttributeError, OSError, TypeError, ValueError):  # stdin closed (<&-): None
+            continue
+        if same and path == STDIN:  # qrr score - < f >> f
+            raise InputError("-: the output (stdout) is the file stdin reads; write the results to another file")
+        if same:
+            raise InputError(f"{path}: the output (stdout) is this input file; write the results to another file")
 
 
 def animated(console: Console | None = None) -> bool:

@@ -236,11 +236,14 @@ def score(
         if with_fields:  # a pair with a field named as the result's own is bad input (the first's said early)
             records = fields_checked(records, skipped=skipped)
         last, left_out = saved.skip_done(records) if saved is not None else (None, [])
+        if last is not None:  # its ids at least, before the model loads; then "resuming", not before a refusal
+            saved.check_input(last, None, with_fields)
+            stderr.print(f"resuming {saved.path}: {plural(saved.done, 'pair')} done", highlight=False)
+        if saved is not None:
+            unrecorded(saved)
         blanks = Blanks(*BLANK_PAIRS)
         records = blanks.passing(records)
         first = next(records, None)
-        if first is None and last is not None:
-            saved.check_input(last, None, with_fields)  # nothing left to score: its ids at least
         if first is None:
             no_input(fmt, skipped, "pair", "score", verbose, saved.done if saved else 0, saved)
             return
@@ -383,7 +386,8 @@ def _resumable(fmt: str) -> bool:
 
 
 def _resumed(path: str | None, sources: list[str], settings: dict | None, skips: bool):
-    """The --resume file, read: how many results it holds (saying so), a half-written last line cut off."""
+    """The --resume file, read: how many results it holds (said once the input is checked against them), a
+    half-written last line cut off."""
     from qrr import pipelines
 
     if path is None:
@@ -394,9 +398,6 @@ def _resumed(path: str | None, sources: list[str], settings: dict | None, skips:
         stderr.print(crash_zeros(path, saved.zeroed), highlight=False)
     elif saved.cut:
         stderr.print(f"{path}: its last line was cut off mid-write and is dropped", highlight=False)
-    if saved.done:
-        stderr.print(f"resuming {path}: {plural(saved.done, 'pair')} done", highlight=False)
-    unrecorded(saved)
     return saved
 
 

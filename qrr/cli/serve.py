@@ -66,7 +66,8 @@ def serve(
             min=0,
             max=65535,
             rich_help_panel=PANEL,
-            help="Port; 0 picks a free one (the ready line on stderr says which).",
+            help="Port; 0 picks a free one. Requests are answered once stderr says [bold]ready: URL[/] (that line "
+            "names the port).",
         ),
     ] = 8000,
     api_key: Annotated[

@@ -202,12 +202,25 @@ def parse_rerank(body: Any, max_documents: int, return_documents: bool = False, 
         query=query,
         texts=texts,
         documents=documents,
-        top_n=_count(body, "top_n", zero_is_all=True),
+        top_n=_top_n(body),
         return_documents=_flag(body, "return_documents", return_documents),
         instruction=_string(body, "instruction", required=False),
         max_tokens_per_doc=_count(body, "max_tokens_per_doc"),
         raw=_raw(body),
     )
+
+
+def _top_n(body: dict) -> int | None:
+    """``top_n``, or ``top_k`` (Voyage's and mixedbread's name for it, and CrossEncoder's: it was ignored, and every
+    document answered); both given, they must agree."""
+    top_n = _count(body, "top_n", zero_is_all=True)
+    if body.get("top_k") is None:
+        return top_n
+    top_k = _count(body, "top_k")
+    if body.get("top_n") is not None and top_n != top_k:
+        raise ApiError(400, f'"top_k" {top_k} and "top_n" {body["top_n"]} differ: "top_k" is another API\'s name for '
+                       '"top_n"; give one', "top_k")  # fmt: skip
+    return top_k
 
 
 def _parse_tei(body: dict, max_documents: int) -> RerankRequest:

@@ -99,6 +99,7 @@ def document(model: str, max_documents: int, max_length: int, secured: bool) -> 
         "RerankRequest": {"type": "object", "required": ["query", "documents"], "properties": {
             "query": _STR, "documents": documents, "model": ignored,
             "top_n": _optional({**_INT, "minimum": 0, "description": "the best n only (0: all, as vLLM's)"}),
+            "top_k": _optional({**_INT, "minimum": 1, "description": "top_n, as Voyage and mixedbread name it"}),
             "return_documents": _optional({**_BOOL, "description": "default false; true on /rerank"}),
             "max_tokens_per_doc": _optional({**_INT, "minimum": 1}),
             "rank_fields": _optional({**_TEXTS, "uniqueItems": True, "description": "Cohere's: the fields of object "
