@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 import platform
 import subprocess
@@ -26,9 +27,9 @@ def resolve_device(name: str | int = "auto"):
 
     if isinstance(name, bool):
         raise DeviceError(f"{{device}} {name!r} is unknown: use auto, cpu, mps, cuda or cuda:N", "device")
-    if isinstance(name, int):  # 0 was falsy, so "auto", while 1 was "unknown"
-        name = f"cuda:{name}" if name >= 0 else repr(name)
-    name = (str(name) if name is not None else "auto").strip().lower() or "auto"  # a torch.device too
+    if isinstance(name, numbers.Integral):  # 0 was falsy, so "auto", while 1 was "unknown"; numpy's too
+        name = f"cuda:{int(name)}" if name >= 0 else str(int(name))
+    name = "auto" if name is None or name == "" else str(name).strip().lower()  # a torch.device too
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

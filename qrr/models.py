@@ -47,7 +47,9 @@ FILE_PATTERNS = [
 ]
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # what the hub takes as a revision: a commit, a branch or tag (``v1.0``, ``refs/pr/3``)
-_REVISION = re.compile(r"^[\w.-]+(/[\w.-]+)*$")
+_REVISION = re.compile(r"^(?!\.\.?(/|$))[\w.-]+(/(?!\.\.?(/|$))[\w.-]+)*$")
+# a commit as git shortens it: the hub's cache finds it by its full name only, and the hub downloads none by it
+_SHORT_COMMIT = re.compile(r"[0-9a-fA-F]{7,39}")
 _TRUE = {"1", "on", "yes", "true"}
 
 
@@ -202,6 +204,8 @@ def resolve(name: str | None = None, offline: bool | None = None) -> Path:
                 said = "pickled weights only, which qrr does not load"
             log.warning(f"the cached copy of {repo} is incomplete ({said}); downloading the rest")
             return download(repo, revision=cached.name)
+    if revision and _SHORT_COMMIT.fullmatch(revision):
+        raise _short_commit(repo, revision)
     # models/reranker where ./models exists: a mistyped folder more likely than a hub repo
     typo = f" (and no folder {name} here)" if path.parent.name and path.parent.is_dir() else ""
     if offline:
@@ -252,8 +256,9 @@ def _only_snapshot(repo: str, commit: str = "") -> Path | None:
     several."""
     from huggingface_hub import constants
 
-    if commit and not re.fullmatch(r"[0-9a-f]{7,39}", commit):
+    if commit and not _SHORT_COMMIT.fullmatch(commit):
         return None
+    commit = commit.lower()
     snapshots = Path(constants.HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}" / "snapshots"
     try:
         found = [p for p in snapshots.iterdir() if p.is_dir() and p.name.startswith(commit)]
@@ -275,6 +280,12 @@ def download(name: str, revision: str | None = None, local_dir: str | Path | Non
         raise ModelNameError(f"{name}@{named_revision} and {{revision}} {revision}: give the revision once", "revision")
     revision = revision or named_revision
     repo = hub_repo(name)
+    if revision and _SHORT_COMMIT.fullmatch(revision) and local_dir is None:  # a cached copy's, or none
+        cached = cached_snapshot(repo, revision)
+        if cached is None:
+            raise _short_commit(repo, revision)
+        check_folder(cached, repo=repo)
+        return cached
     if local_dir is not None and Path(local_dir).expanduser().is_file():
         raise ModelNameError(f"{{local_dir}} {local_dir}: a file, not a folder", "local_dir")
     if is_offline():  # a cached copy is checked and named, as a provisioning script asks of an offline machine
@@ -306,6 +317,11 @@ def download(name: str, revision: str | None = None, local_dir: str | Path | Non
         raise _download_error(repo, revision, exc) from exc
     check_folder(folder, repo=repo)
     return folder
+
+
+def _short_commit(repo: str, revision: str) -> ModelNotFoundError:
+    return ModelNotFoundError(f"{repo}@{revision}: no cached copy's commit starts with {revision}, and the hub takes a "
+                              "commit whole: give all 40 characters of it")  # fmt: skip
 
 
 def _copy_at_hand(repo: str, revision: str | None, local_dir: str | Path | None) -> Path | None:

@@ -219,8 +219,8 @@ class _Predicts:
 
 class Scorer(Protocol):
     """What the pipelines need of a reranker, and what an application can take to accept either kind: a
-    ``Reranker``, or a server's ``qrr.server.client.RemoteReranker`` (a type for hints: not for ``isinstance``,
-    which would read a server's properties, over the network, on Python 3.11)."""
+    ``Reranker``, or a server's ``qrr.server.client.RemoteReranker`` (a type for hints: ``isinstance`` refuses it,
+    as a runtime check would read a server's properties over the network on Python 3.11)."""
 
     @property
     def max_length(self) -> int: ...
@@ -687,6 +687,8 @@ def rank_chunks(score, documents: Iterable[str], top_k: int | None = None, retur
         _check_iterable(ids, "ids", "ids, one per document")
     if isinstance(documents, list | tuple):  # a bad one at 100,000 said before any is scored
         check_documents(documents)
+        if isinstance(ids, Sequence) and len(ids) != len(documents):
+            raise InputError(f"{{ids}}: {'fewer' if len(ids) < len(documents) else 'more'} ids than documents", "ids")
     if top_k == 0:  # rank(q, hits, top_k=min(5, len(hits))) where the first stage found none
         return Results([], Stats())
     id_source = None if ids is None else iter(ids)

@@ -355,6 +355,7 @@ def test_completion_for_a_shell_named(tmp_path):
     shown = CliRunner().invoke(app, ["--show-completion", "zsh"])
     assert shown.exit_code == 0 and shown.stdout.startswith("#compdef qrr\n")
     assert "complete --command qrr" in CliRunner().invoke(app, ["--show-completion", "fish"]).stdout
+    assert CliRunner().invoke(app, ["--show-completion=ZSH"]).stdout.startswith("#compdef qrr\n")  # any case, =
     refused = CliRunner().invoke(app, ["--show-completion", "tcsh"])
     assert (refused.exit_code, refused.stderr) == (2, "error: --show-completion takes one of bash, zsh, fish, "
                                                       "powershell, pwsh, not 'tcsh'\n")  # fmt: skip

@@ -4,6 +4,7 @@ import io
 import re
 import subprocess
 
+import numpy
 import pytest
 import torch
 import transformers
@@ -32,6 +33,9 @@ def test_cuda_index(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert dev.resolve_device("cuda:1") == torch.device("cuda:1")
     assert (dev.resolve_device(0), dev.resolve_device(1)) == (torch.device("cuda:0"), torch.device("cuda:1"))
+    assert dev.resolve_device(numpy.int64(1)) == torch.device("cuda:1")  # numpy's integers are integers
+    with pytest.raises(DeviceError, match="^device '' is unknown: use auto, "):  # blank: refused, not auto
+        dev.resolve_device(" ")
     with pytest.raises(DeviceError, match="^device True is unknown: use auto, cpu, mps, cuda or cuda:N$"):
         dev.resolve_device(True)
     with pytest.raises(DeviceError, match="^device '-1' is unknown: use auto, cpu, mps, cuda or cuda:N$"):

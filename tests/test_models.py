@@ -151,6 +151,15 @@ def test_a_revision_after_at_names_that_snapshot(hub_cache, tiny_model, tmp_path
     assert models.resolve("0.6b@" + "a" * 40, offline=True) == pinned
     assert models.resolve("Qwen/Qwen3-Reranker-0.6B@main", offline=True) == latest  # a branch, by its ref
     assert models.resolve("0.6b@aaaaaaa", offline=True) == pinned  # a short commit, as git prints it
+    assert models.resolve("0.6b@AAAAAAA") == models.download("0.6b@aaaaaaa") == pinned  # no download: the cache's
+    for short in ("0.6b@ccccccc", "0.6b@cccccccc"):  # the hub takes none: said before it is asked, online too
+        for call in (models.resolve, models.download):
+            with pytest.raises(
+                ModelNotFoundError,
+                match=r"^Qwen/Qwen3-Reranker-0\.6B@c+: no cached copy's commit "
+                r"starts with c+, and the hub takes a commit whole: give all 40 characters of it$",
+            ):
+                call(short)
     assert models.model_key("0.6b@v1.0") == "Qwen/Qwen3-Reranker-0.6B@v1.0"  # a record's name keeps the revision
     assert models.split_revision("someone/reranker@refs/pr/3") == ("someone/reranker", "refs/pr/3")
     with pytest.raises(
@@ -159,7 +168,12 @@ def test_a_revision_after_at_names_that_snapshot(hub_cache, tiny_model, tmp_path
         r"downloads are off \(offline\): run `qrr download 0\.6b@c{40}` with a network",
     ):
         models.resolve("0.6b@" + "c" * 40, offline=True)
-    for name, said in [("0.6b@", "no revision after @"), ("0.6b@a b", "'a b' is not a revision")]:
+    for name, said in [
+        ("0.6b@", "no revision after @"),
+        ("0.6b@a b", "'a b' is not a revision"),
+        ("0.6b@../../x", "'../../x' is not a revision"),
+        ("0.6b@refs/./x", "'refs/./x' is not a revision"),
+    ]:
         with pytest.raises(ModelNameError, match=f"^model {name}: {said} \\(REPO@REVISION takes a commit, a branch "):
             models.resolve(name)
     (tmp_path / "here" / "Qwen").mkdir(parents=True)  # a folder whose name holds @ stays a folder

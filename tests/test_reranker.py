@@ -704,6 +704,11 @@ def test_a_bad_text_deep_in_a_list_is_said_before_any_is_scored(fake_model):
         rr.rank("q", ["d"] * 1030 + [None], progress=scored.append)
     with pytest.raises(PairError, match="^pair 1030: document must be a string, not NoneType$"):
         rr.score([("q", "d")] * 1030 + [("q", None)], progress=scored.append)
+    for ids, said in ((list(range(1029)), "fewer"), (list(range(1031)), "more")):  # were said once all were scored
+        with pytest.raises(InputError, match=f"^ids: {said} ids than documents$"):
+            rr.rank("q", ["d"] * 1030, ids=ids, progress=scored.append)
+        with pytest.raises(InputError, match=f"^ids: {said} ids than documents$"):
+            rr.rank("q", ["d"] * 1030, ids=ids, top_k=0)
     assert scored == []
     assert rr.score([("q", "d")] * 3, progress=scored.append).stats.pairs == 3 and sum(scored) == 3  # it counts
 

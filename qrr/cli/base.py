@@ -208,11 +208,13 @@ COMPLETION_SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
 def _completion_for(args: list[str]) -> None:
     """``qrr --show-completion zsh`` (or ``--install-completion zsh``): typer reads no shell's name where it can
     detect the shell, and printed or installed bash's (an agent's or a script's parent shell) whatever was named."""
+    if len(args) == 1 and "=" in args[0]:  # --show-completion=zsh
+        args = args[0].split("=", 1)
     if len(args) != 2 or args[0] not in ("--show-completion", "--install-completion"):
         return
     from typer._completion_shared import get_completion_script, install
 
-    option, shell = args
+    option, shell = args[0], args[1].lower()
     if shell not in COMPLETION_SHELLS:
         raise SystemExit(fail(f"{option} takes one of {', '.join(COMPLETION_SHELLS)}, not {shell!r}", 2).exit_code)
     if option == "--show-completion":
