@@ -82,8 +82,9 @@ def _sigmoid(x: float) -> float:
 
 
 def log_odds(p: float) -> float:
-    """``_sigmoid``'s inverse: the log-odds of a p(yes), within 1e-8 of those it came from up to 20, 1e-3 at 30;
-    from about 36.7 up, where p rounds to 1 in float64, every one comes out 36.7 (and -690.8 where p underflows)."""
+    """``_sigmoid``'s inverse: the log-odds of a p(yes), within 1e-7 of those it came from up to 20 (1e-8 up to 18),
+    1e-3 at 30; from about 36.7 up, where p rounds to 1 in float64, every one comes out 36.7 (and -690.8 where p
+    underflows)."""
     p = min(max(p, 1e-300), 1 - 2**-53)
     return math.log(p) - math.log1p(-p)
 

@@ -465,8 +465,9 @@ ResumeOpt = Annotated[
     str | None,
     typer.Option("--resume", metavar="OUT", rich_help_panel=RUN_PANEL,
                  help="Write the reranked run to OUT; where OUT exists, skip the queries it completes and append "
-                 "the rest (an interrupted run goes on; a file of another model, instruction, max length, depth or "
-                 "recipe is refused: the settings are kept in .OUT.qrr.json beside it)."),
+                 "the rest (an interrupted run goes on; a file of another instruction, max length, depth or recipe is "
+                 "refused, as the settings are kept in .OUT.qrr.json beside it, and under another model name results "
+                 "are scored again to tell)."),
 ]  # fmt: skip
 TextFieldOpt = Annotated[
     str, typer.Option("--text-field", help="JSON field holding the document text.", rich_help_panel="Input")

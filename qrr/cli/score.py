@@ -114,8 +114,9 @@ def score(
             metavar="OUT",
             rich_help_panel="Output",
             help="Write JSON lines to OUT; where OUT exists, skip the pairs it holds results of and append the rest "
-            "(an interrupted run goes on; a file of another input, model, instruction, max length or recipe is "
-            "refused: the settings are kept in .OUT.qrr.json beside it). With --ray, OUT is the shards' folder (in "
+            "(an interrupted run goes on; a file of another input, instruction, max length or recipe is refused, "
+            "as the settings are kept in .OUT.qrr.json beside it, and under another model name its last result is "
+            "scored again to tell). With --ray, OUT is the shards' folder (in "
             "place of --output): the pairs its shards hold are skipped.",
         ),
     ] = None,

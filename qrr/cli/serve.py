@@ -113,10 +113,9 @@ def serve(
         typer.Option(
             "--shutdown-timeout",
             metavar="SECONDS",
-            min=0,
             rich_help_panel=PANEL,
             help="How long a stop waits for the requests in flight (a stalled upload among them) before it drops "
-            "them and exits; below a supervisor's grace period (Kubernetes and Docker kill after 30 s).",
+            "them and exits, above 0; below a supervisor's grace period (Kubernetes and Docker kill after 30 s).",
         ),
     ] = DRAIN,  # fmt: skip
     shutdown_delay: Annotated[
