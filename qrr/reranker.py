@@ -7,7 +7,6 @@ arguments of sentence-transformers' ``CrossEncoder`` and return what it returns.
 
 from __future__ import annotations
 
-import collections
 import functools
 import heapq
 import inspect
@@ -521,10 +520,11 @@ class Reranker(_Predicts):
         instruction = instruction if instruction is not None else self.instruction
         results: Results[float] = Results()
         total = len(pairs) if hasattr(pairs, "__len__") and not _is_pair(pairs) else None
+        checked = triples(pairs, instruction)
         if isinstance(pairs, list | tuple) and not _is_pair(pairs):  # a bad pair at 100,000 said before any is scored
-            collections.deque(triples(pairs, instruction), maxlen=0)
+            checked = list(checked)
         with ProgressBar(total, show_progress_bar, progress) as advance:
-            for chunk in chunks(triples(pairs, instruction), CHUNK):
+            for chunk in chunks(checked, CHUNK):
                 try:
                     scores, stats, encoded = self._score(chunk, advance, batch_size)
                 except PairError as exc:
@@ -564,7 +564,6 @@ class Reranker(_Predicts):
         with ProgressBar(total, show_progress_bar, progress, "ranking", "document") as advance:
 
             def score(start: int, chunk: list[str]) -> tuple[list[float], Stats]:
-                check_documents(chunk, start)
                 try:
                     scores, stats, _ = self._score([(query, d, instruction) for d in chunk], advance, batch_size)
                 except PairError as exc:  # every pair holds the one query: no pair is to blame
@@ -677,15 +676,16 @@ _END = object()
 def rank_chunks(score, documents: Iterable[str], top_k: int | None = None, return_documents: bool = False,
                 ids: Iterable[Any] | None = None) -> Results[RankResult]:  # fmt: skip
     """What ``rank`` does around the scoring, for any scorer: ``score(start, texts)`` gives the scores and stats
-    of a chunk of documents (``start``: the first one's input position). Documents are read ``CHUNK`` at a time;
-    with ``top_k`` only the best k are kept (none with 0, as CrossEncoder's slice keeps none: nothing is scored).
-    Best first; ties keep input order."""
+    of a chunk of documents (``start``: the first one's input position), checked (``check_documents``). Documents
+    are read ``CHUNK`` at a time; with ``top_k`` only the best k are kept (none with 0, as CrossEncoder's slice keeps
+    none: nothing is scored). Best first; ties keep input order."""
     top_k = check_count(top_k, "top_k", least=0)
     check_document_source(documents, "documents", "documents=list(d.values()), ids=list(d)")
     _check_flag(return_documents, "return_documents")
     if ids is not None:
         _check_iterable(ids, "ids", "ids, one per document")
-    if isinstance(documents, list | tuple):  # a bad one at 100,000 said before any is scored
+    whole = isinstance(documents, list | tuple)
+    if whole:  # a bad one at 100,000 said before any is scored; an iterator's, a chunk at a time
         check_documents(documents)
         if isinstance(ids, Sequence) and len(ids) != len(documents):
             raise InputError(f"{{ids}}: {'fewer' if len(ids) < len(documents) else 'more'} ids than documents", "ids")
@@ -699,6 +699,8 @@ def rank_chunks(score, documents: Iterable[str], top_k: int | None = None, retur
         chunk_ids = [None] * len(chunk) if id_source is None else list(itertools.islice(id_source, len(chunk)))
         if len(chunk_ids) < len(chunk):
             raise InputError("{ids}: fewer ids than documents", "ids")
+        if not whole:
+            check_documents(chunk, index)
         scores, chunk_stats = score(index, chunk)
         stats += chunk_stats
         for text, doc_id, value in zip(chunk, chunk_ids, scores, strict=True):

@@ -32,7 +32,6 @@ from qrr.reranker import (
     Stats,
     _Predicts,
     check_call,
-    check_documents,
     check_query,
     peer_keywords,
     rank_chunks,
@@ -162,7 +161,6 @@ class RemoteReranker(_Predicts):
             head["instruction"] = instruction
 
         def score(start: int, chunk: list[str]) -> tuple[list[float], Stats]:
-            check_documents(chunk, start)
             if not self._framed_said:
                 self._framed_said = say_framed((query, d, None) for d in chunk)
             began = time.perf_counter()
