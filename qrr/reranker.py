@@ -442,9 +442,8 @@ class Reranker(_Predicts):
     def batch_tokens(self, value: int | None) -> None:
         from qrr.engine import default_batch_tokens
 
-        value = check_count(value, "batch_tokens") or default_batch_tokens(
-            self.device
-        )  # None: the device's default, as when building
+        # None: the device's default, as when building
+        value = check_count(value, "batch_tokens") or default_batch_tokens(self.device)
         self.engine.check_budget(value)
         self._batch_tokens = value
 
