@@ -214,6 +214,9 @@ def test_a_call_whose_every_client_left_stops_at_its_next_forward_pass(fake, tmp
     assert first.future.result(30)[0] == Reranker(name).score(triples("held", 1))
     assert stays.future.result(30)[0] == Reranker(name).score(triples("b query", 40))
     assert model.engine.rows == [32, 1, 32, 8, 32, 8] and (batcher.calls, batcher.abandoned) == (2, 1)
+    # /metrics' pairs are those of the calls run to their end, a client's who left as its call ran on too
+    assert batcher.scored.pairs == 1 + 40 + 40
+    assert batcher.scored.tokens == sum(stays.future.result()[0].pair_tokens) * 2 + first.future.result()[1].tokens
     batcher.stop(10)
 
 

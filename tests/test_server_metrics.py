@@ -55,3 +55,13 @@ def test_a_cuda_devices_memory_is_read_from_torchs_allocator(monkeypatch):
     monkeypatch.setattr(torch.cuda, "memory_stats", lambda device: asked.append(device) or said)
     assert device_memory(torch.device("cuda:1")) == {"allocated": 1, "reserved": 2, "peak": 3}
     assert asked == [torch.device("cuda:1")]  # one snapshot
+
+
+def test_pairs_tokens_and_cut_documents_are_the_scoring_calls_own():
+    from qrr.reranker import Stats
+
+    text = Metrics().render(0, False, 2, scored=Stats(pairs=81, tokens=1234, truncated=3, seconds=1.5))
+    assert "\n# TYPE qrr_pairs_total counter\nqrr_pairs_total 81\n" in text
+    assert "\n# TYPE qrr_tokens_total counter\nqrr_tokens_total 1234\n" in text
+    assert "\n# TYPE qrr_truncated_documents_total counter\nqrr_truncated_documents_total 3\n" in text
+    assert "\nqrr_pairs_total 0\n" in Metrics().render(0, False, 0)

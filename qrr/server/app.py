@@ -126,7 +126,6 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
             if not isinstance(exc, InputError):  # the model's own failure (out of memory, NaN scores): the log says it
                 log.error("%s: %s", request.url.path, said)  # as an unexpected one is, not the client alone
             raise ApiError(400 if isinstance(exc, InputError) else 503, said) from None
-        metrics.scored(result[1])
         return result
 
     def endpoint(name: str, handler, public: bool = False):
@@ -189,7 +188,7 @@ def create_app(reranker, model_name: str, api_key: str | None = None, limits: Li
 
     async def prometheus(request: Request) -> Response:
         text = metrics.render(batcher.depth, batcher.busy, batcher.calls, device_memory(reranker.device),
-                              batcher.abandoned)  # fmt: skip
+                              batcher.abandoned, batcher.scored)  # fmt: skip
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     @contextlib.asynccontextmanager

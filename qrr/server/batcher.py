@@ -200,6 +200,7 @@ class Batcher:
         self.busy = False
         self.calls = 0  # scoring calls made, for /metrics
         self.abandoned = 0  # calls stopped because every client of theirs had left
+        self.scored = Stats()  # what the calls run to their end scored, for /metrics (replaced whole: read anywhere)
         self._running: _Call | None = None
         self._rate: float | None = None  # estimated tokens a second of the last call that ran to its end
         self._thread = threading.Thread(target=self._run, name="qrr-batcher", daemon=True)
@@ -353,6 +354,7 @@ class Batcher:
             jobs[0].future.set_exception(exc)
             return
         self.calls += 1
+        self.scored = self.scored + scores.stats
         if seconds > 0 and call.tokens:
             self._rate = call.tokens / seconds
         more = [job for job, part in zip(jobs, spans(_size(job) for job in jobs), strict=True)

@@ -11,6 +11,8 @@ import threading
 import time
 from collections import Counter
 
+from qrr.reranker import Stats
+
 # request latency buckets, seconds
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -48,9 +50,6 @@ class Metrics:
         self._lock = threading.Lock()
         self.info = info or {}  # qrr_info's labels: the release and what it serves
         self.requests: Counter = Counter()  # (endpoint, status) -> count
-        self.pairs = 0
-        self.tokens = 0
-        self.truncated = 0
         self.latency: dict[str, Latency] = {}  # endpoint -> its requests' times
 
     def request(self, endpoint: str, status: int, seconds: float | None = None) -> None:
@@ -62,17 +61,13 @@ class Metrics:
             if seconds is not None and 200 <= status < 300:
                 self.latency.setdefault(endpoint, Latency()).add(seconds)
 
-    def scored(self, stats) -> None:
-        with self._lock:
-            self.pairs += stats.pairs
-            self.tokens += stats.tokens
-            self.truncated += stats.truncated
-
     def render(self, queue_depth: int, busy: bool, calls: int, device_memory: dict[str, int] | None = None,
-               abandoned: int = 0) -> str:  # fmt: skip
+               abandoned: int = 0, scored: Stats | None = None) -> str:  # fmt: skip
         """The exposition text (``text/plain; version=0.0.4``). ``device_memory``: bytes of the accelerator's memory
         (``allocated``, ``reserved``, ``peak``), where the model is on one; ``abandoned``: scoring calls stopped
-        because every client of theirs had left."""
+        because every client of theirs had left; ``scored``: what the calls run to their end scored (their clients'
+        answers or not: one that left as its call ended was still scored)."""
+        scored = scored or Stats()
         with self._lock:
             labels = ",".join(f'{name}="{_label(value)}"' for name, value in self.info.items())
             lines = [
@@ -88,13 +83,13 @@ class Metrics:
             lines += [
                 "# HELP qrr_pairs_total Query-document pairs scored.",
                 "# TYPE qrr_pairs_total counter",
-                f"qrr_pairs_total {self.pairs}",
+                f"qrr_pairs_total {scored.pairs}",
                 "# HELP qrr_tokens_total Prompt tokens scored.",
                 "# TYPE qrr_tokens_total counter",
-                f"qrr_tokens_total {self.tokens}",
+                f"qrr_tokens_total {scored.tokens}",
                 "# HELP qrr_truncated_documents_total Documents cut to fit max_length.",
                 "# TYPE qrr_truncated_documents_total counter",
-                f"qrr_truncated_documents_total {self.truncated}",
+                f"qrr_truncated_documents_total {scored.truncated}",
                 "# HELP qrr_scoring_calls_total Scoring calls of the model run to their end (requests waiting "
                 "together share one).",
                 "# TYPE qrr_scoring_calls_total counter",
