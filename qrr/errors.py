@@ -24,10 +24,9 @@ class _Said:
         super().__init__(self.naming({}))
 
     def __reduce__(self):
-        # pickled with its marks (Ray hands actors' errors back pickled), so a front end still says its own names
-        if type(self).__init__ is _Said.__init__:
-            return type(self), (self.template, *self.params)
-        return super().__reduce__()
+        # pickled whole, its marks and attributes too (Ray, and a process pool, hand workers' errors back pickled),
+        # without calling a subclass's own __init__ again, whose arguments are not the message's
+        return _restored, (type(self), self.args, self.__dict__)
 
     def naming(self, names: Mapping[str, str] | Callable[[str], str]) -> str:
         """The message with each ``{param}`` mark said as ``names`` says (a mapping or a function of the
@@ -37,6 +36,14 @@ class _Said:
             name = names(param) if callable(names) else names.get(param, param)
             message = message.replace("{" + param + "}", name)
         return message
+
+
+def _restored(cls: type, args: tuple, state: dict) -> BaseException:
+    """An error of ``cls`` as it was pickled: its ``args`` and attributes."""
+    exc = cls.__new__(cls, *args)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
 
 
 def debugging() -> bool:
@@ -94,9 +101,6 @@ class PairError(InputError):
     def shifted(self, by: int) -> PairError:
         """The same error, counted from ``by`` pairs before that call's first (one chunk of a longer input)."""
         return PairError(self.pair + by, self.text, *self.params)
-
-    def __reduce__(self):  # pickled whole (Ray hands actors' errors back pickled)
-        return PairError, (self.pair, self.text, *self.params)
 
 
 def check_count(value, param: str, least: int = 1) -> int | None:
@@ -174,6 +178,12 @@ class Missing(InputError):
     def __init__(self, message: str, kind: str):
         super().__init__(message)
         self.kind = kind
+
+
+class ServerUnavailable(QrrError):
+    """A rerank server (``RemoteReranker``, ``--server``) that could not be reached, dropped the connection, did
+    not answer in time, answered 502, 503 or 504 past the retries, or went away and did not come back: what an
+    application may fall back from (to the first stage's order, or another server)."""
 
 
 class OutputBusy(QrrError):

@@ -47,10 +47,32 @@ if TYPE_CHECKING:
 # large enough to sort into well-filled batches.
 CHUNK = 1024
 
-# One pair as predict tells it from many: (query, document) or (query, document, instruction or None)
-OnePair = tuple[str, str] | tuple[str, str, str | None]
-# a pair: one of those, a list of its texts (a JSON array), or a record with those fields (a dict, a pandas row)
-Pair = OnePair | list[str | None] | Mapping[str, Any]
+# One pair as predict tells it from many: (query, document) or (query, document, instruction or None), or a list of
+# them (CrossEncoder's one pair as a list)
+OnePair = tuple[str, str] | tuple[str, str, str | None] | list[str]
+
+
+class NamedPair(Protocol):
+    """A record whose texts are its attributes: ``formats.PairRecord``, a named tuple (``instruction`` optional)."""
+
+    @property
+    def query(self) -> str: ...
+    @property
+    def document(self) -> str: ...
+
+
+class Frame(Protocol):
+    """A pandas DataFrame of ``query`` and ``document`` columns (``instruction`` optional): its rows are the pairs."""
+
+    @property
+    def columns(self) -> Any: ...
+    def itertuples(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+# a pair: one of those, a list or tuple of its texts (a JSON array), or a record with those fields (a dict, a pandas
+# row, a NamedPair); pairs: any iterable of them, or a DataFrame
+Pair = OnePair | tuple[str | None, ...] | list[str | None] | Mapping[str, Any] | NamedPair
+Pairs = Iterable[Pair] | Frame
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
@@ -162,7 +184,7 @@ class Results(list[_T], Generic[_T]):
 class _Predicts:
     """``predict`` (sentence-transformers' ``CrossEncoder.predict``) for a scorer with ``Reranker.score``."""
 
-    def score(self, pairs: Iterable[Pair], batch_size: int | None = None, show_progress_bar: bool | None = None, *,
+    def score(self, pairs: Pairs, batch_size: int | None = None, show_progress_bar: bool | None = None, *,
               instruction: str | None = None, progress: Progress | None = None) -> Results[float]:  # fmt: skip
         raise NotImplementedError
 
@@ -180,26 +202,26 @@ class _Predicts:
                 convert_to_numpy: Literal[True] = True, convert_to_tensor: Literal[False] = False, *,
                 instruction: str | None = None) -> numpy.float32: ...  # fmt: skip
     @overload
-    def predict(self, pairs: Iterable[Pair], batch_size: int | None = None, show_progress_bar: bool | None = None,
+    def predict(self, pairs: Pairs, batch_size: int | None = None, show_progress_bar: bool | None = None,
                 convert_to_numpy: bool = True, *, convert_to_tensor: Literal[True],
                 instruction: str | None = None) -> torch.Tensor: ...  # fmt: skip
     @overload
-    def predict(self, pairs: Iterable[Pair], batch_size: int | None = None, show_progress_bar: bool | None = None, *,
+    def predict(self, pairs: Pairs, batch_size: int | None = None, show_progress_bar: bool | None = None, *,
                 convert_to_numpy: Literal[False], convert_to_tensor: Literal[False] = False,
                 instruction: str | None = None) -> list[float]: ...  # fmt: skip
     @overload
-    def predict(self, pairs: Iterable[Pair], batch_size: int | None = None, show_progress_bar: bool | None = None,
+    def predict(self, pairs: Pairs, batch_size: int | None = None, show_progress_bar: bool | None = None,
                 convert_to_numpy: Literal[True] = True, convert_to_tensor: Literal[False] = False, *,
                 instruction: str | None = None) -> numpy.ndarray: ...  # fmt: skip
     @overload
-    def predict(self, pairs: Iterable[Pair] | OnePair, batch_size: int | None = None,
+    def predict(self, pairs: Pairs | OnePair, batch_size: int | None = None,
                 show_progress_bar: bool | None = None, convert_to_numpy: bool = True, convert_to_tensor: bool = False,
                 *, instruction: str | None = None) -> Predicted: ...  # fmt: skip
 
     @peer_keywords
     def predict(
         self,
-        pairs: Iterable[Pair] | OnePair,
+        pairs: Pairs | OnePair,
         batch_size: int | None = None,
         show_progress_bar: bool | None = None,
         convert_to_numpy: bool = True,
@@ -228,7 +250,7 @@ class Scorer(Protocol):
     @property
     def instruction(self) -> str | None: ...
     def settings(self) -> dict[str, Any]: ...
-    def score(self, pairs: Iterable[Pair], batch_size: int | None = None, show_progress_bar: bool | None = None, *,
+    def score(self, pairs: Pairs, batch_size: int | None = None, show_progress_bar: bool | None = None, *,
               instruction: str | None = None, progress: Progress | None = None) -> Results[float]: ...  # fmt: skip
     def rank(self, query: str, documents: Iterable[str], top_k: int | None = None, return_documents: bool = False,
              batch_size: int | None = None, show_progress_bar: bool | None = None, *, ids: Iterable[Any] | None = None,
@@ -265,7 +287,7 @@ class Reranker(_Predicts):
     def __init__(
         self,
         model: str | os.PathLike | Callable | None = None,
-        device: str | torch.device = "auto",
+        device: str | int | torch.device = "auto",
         dtype: str | torch.dtype = "auto",
         max_length: int | None = DEFAULT_MAX_LENGTH,
         instruction: str | None = None,
@@ -331,7 +353,7 @@ class Reranker(_Predicts):
         cls,
         model: PreTrainedModel,
         tokenizer: PreTrainedTokenizerBase,
-        device: str | torch.device | None = None,
+        device: str | int | torch.device | None = None,
         max_length: int | None = DEFAULT_MAX_LENGTH,
         instruction: str | None = None,
         batch_tokens: int | None = None,
@@ -500,7 +522,7 @@ class Reranker(_Predicts):
     @peer_keywords
     def score(
         self,
-        pairs: Iterable[Pair],
+        pairs: Pairs,
         batch_size: int | None = None,
         show_progress_bar: bool | None = None,
         *,
@@ -744,7 +766,7 @@ def check_document_source(documents, param: str, instead: str, frame: str = FRAM
     _check_iterable(documents, param, "strings")
 
 
-def triples(pairs: Iterable[Pair], instruction: str | None = None) -> Iterator[tuple[str, str, str | None]]:
+def triples(pairs: Pairs, instruction: str | None = None) -> Iterator[tuple[str, str, str | None]]:
     """``(query, document, instruction)`` for each ``(query, document)`` or ``(query, document, instruction)``, or
     each record with the fields ``query``, ``document`` and optionally ``instruction`` (a dict, as ``qrr score``'s
     JSON lines hold; a pandas row; a named tuple), an instruction of ``None`` taking ``instruction``; lazily, a

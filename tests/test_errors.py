@@ -86,3 +86,31 @@ def test_an_error_pickles_with_its_parameter_marks():
         assert type(again) is type(error) and again.params == error.params
         assert again.naming(lambda p: "--" + p.replace("_", "-")) == error.naming(lambda p: "--" + p.replace("_", "-"))
         assert "--" in again.naming(lambda p: "--" + p.replace("_", "-"))
+
+
+def test_every_error_pickles_whole_so_a_worker_process_hands_it_back():
+    import pickle
+    from concurrent.futures import ProcessPoolExecutor
+
+    from qrr.errors import Missing, PairError, Stopped
+
+    stopped = Stopped(InputError("{top_k} is bad", "top_k"), 3, 10, "out.trec")
+    errors = [stopped, Missing("query q7 is not in queries.jsonl", "query"), PairError(4, "empty query"),
+              Interrupted("terminated after 2 of 5 queries", 2, 5, "out.trec", terminated=True)]  # fmt: skip
+    for error in errors:
+        again = pickle.loads(pickle.dumps(error))
+        assert (type(again), str(again), vars(again).keys()) == (type(error), str(error), vars(error).keys())
+    again = pickle.loads(pickle.dumps(stopped))
+    assert (again.done, again.total, again.path, again.exit_code, type(again.cause)) == (3, 10, "out.trec", 2,
+                                                                                        InputError)  # fmt: skip
+    assert again.naming({"top_k": "--top-k"}).startswith("--top-k is bad; 3 of 10 queries are in out.trec")
+    assert pickle.loads(pickle.dumps(errors[1])).kind == "query"
+    assert pickle.loads(pickle.dumps(errors[3])).exit_code == 143
+    # a process pool hands a worker's error back pickled: it broke the pool (Stopped's __init__ called again)
+    with ProcessPoolExecutor(1) as pool, pytest.raises(Stopped) as raised:
+        pool.submit(_raise, stopped).result(60)
+    assert raised.value.path == "out.trec"
+
+
+def _raise(error):
+    raise error

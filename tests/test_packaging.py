@@ -103,3 +103,12 @@ def test_serve_without_the_serve_extra(monkeypatch, cli):
     result = cli("serve", model=False)
     assert result.exit_code == 1
     assert said(result) == "error: qrr serve needs the serve extra: pip install 'qrr[serve]' (starlette is missing)"
+    # the module itself says so, as qrr.raydata does
+    monkeypatch.delitem(sys.modules, "qrr.server.app", raising=False)
+    with pytest.raises(ImportError, match=r"^qrr.server.app needs the serve extra: pip install 'qrr\[serve\]' "
+                                          r"\(starlette is missing\)$") as caught:  # fmt: skip
+        importlib.import_module("qrr.server.app")
+    assert caught.value.name == "starlette.applications"
+    assert "Needs the serve extra: pip install 'qrr[serve]'." in " ".join(
+        cli("serve", "--help", model=False).stdout.split()
+    )

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 import qrr
+from qrr.errors import ServerUnavailable
 from tests.servers import ROOT, Server
 
 QUERY = "what is the capital of China?"
@@ -574,14 +575,14 @@ def test_remote_scores_check_pairs_as_the_reranker_does():
 
 
 def test_a_server_that_does_not_answer_in_time():
-    from qrr.errors import QrrError
     from qrr.server.client import RemoteReranker
 
     with socket.socket() as sock:  # listening, never answering: the connection is made, no answer comes
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        with pytest.raises(QrrError, match=rf"^the server at {url} did not answer within 0.5 s$"):  # not "cannot reach"
+        # not "cannot reach"; an application falls back on either
+        with pytest.raises(ServerUnavailable, match=rf"^the server at {url} did not answer within 0.5 s$"):
             RemoteReranker(url, timeout=0.5).rank("q", ["d"])
 
 
@@ -598,9 +599,9 @@ def test_a_server_that_never_answers_is_said_in_seconds_and_one_not_qrr_by_what_
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        with pytest.raises(QrrError, match=rf"^the server at {url} did not answer within 0.5 s$"):
+        with pytest.raises(ServerUnavailable, match=rf"^the server at {url} did not answer within 0.5 s$"):
             client.RemoteReranker(url).rank("q", ["d"])  # the default timeout: an hour for scoring
-        with pytest.raises(QrrError, match=rf"^the server at {url} did not answer within 0.5 s$"):
+        with pytest.raises(ServerUnavailable, match=rf"^the server at {url} did not answer within 0.5 s$"):
             client.RemoteReranker(url, timeout=None).rank("q", ["d"])  # none for scoring: urllib's way (TypeError)
 
     agents = []
@@ -652,7 +653,6 @@ def test_a_busy_server_is_asked_again_and_a_failing_one_is_not(monkeypatch):
     30 times, a second apart, before the user heard of it."""
     import http.server
 
-    from qrr.errors import QrrError
     from qrr.server import client
 
     answers, posts, waits = [], [], []
@@ -711,7 +711,8 @@ def test_a_busy_server_is_asked_again_and_a_failing_one_is_not(monkeypatch):
                          "to 30 times"]  # fmt: skip
         posts.clear()
         answers[:] = [(503, {}, b'{"message": "out of memory in a batch of 2 rows"}'), ok]
-        with pytest.raises(QrrError, match=rf"^the server at {url} answered 503: out of memory in a batch of 2 rows$"):
+        said = rf"^the server at {url} answered 503: out of memory in a batch of 2 rows$"
+        with pytest.raises(ServerUnavailable, match=said):
             client.RemoteReranker(url).rank("q", ["d"])
         assert posts == ["/rerank"]  # once
         pages.shutdown()
@@ -776,7 +777,7 @@ def test_a_proxys_503_while_the_server_is_away_is_one_more_try_within_the_wait(m
         # a first call answered so is said at once: qrr serve's /v1/models is never busy
         probes.clear()
         probes.append("as if the first")
-        with pytest.raises(QrrError) as caught:
+        with pytest.raises(ServerUnavailable) as caught:
             client.RemoteReranker(url).rank("q", ["d"])
         assert str(caught.value) == f"the server at {url} answered 503: upstream unavailable"
         assert len(probes) == 2
@@ -1215,13 +1216,13 @@ def test_a_client_goes_on_after_a_server_restart_and_only_with_the_same_set_up(m
     monkeypatch.setattr(client, "RECONNECT_FOR", 0.5)
     remote = RemoteReranker(first.url)
     remote.__dict__["_card"] = {"id": "fake", "max_model_len": 8192}  # as if it had answered
-    with pytest.raises(QrrError) as caught:
+    with pytest.raises(ServerUnavailable) as caught:
         remote.predict(pairs)
     assert str(caught.value) == (f"the server at {first.url} went away ([Errno 111] Connection refused) and did not "
                                  f"come back within 0.5 s (last: cannot reach the server at {first.url}: [Errno 111] "
                                  "Connection refused (is it running, or still loading its model?))")  # fmt: skip
     # a client that never reached it is told at once, as before
-    with pytest.raises(QrrError) as caught:
+    with pytest.raises(ServerUnavailable) as caught:
         RemoteReranker(first.url).predict(pairs)
     assert str(caught.value) == (f"cannot reach the server at {first.url}: [Errno 111] Connection refused (is it "
                                  "running, or still loading its model?)")  # fmt: skip

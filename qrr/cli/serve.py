@@ -160,7 +160,8 @@ def serve(
     SIGTERM or SIGHUP (unless ignored: nohup) stops it gracefully: new requests are refused, those in flight
     answered for up to --shutdown-timeout (a second Ctrl-C stops it at once); behind a load balancer,
     --shutdown-delay serves on a few seconds first. With [bold]-v[/], a line per
-    request on stderr (UTC time, client, method, path, status, milliseconds).
+    request on stderr (UTC time, client, method, path, status, milliseconds). Needs the serve extra:
+    pip install 'qrr\\[serve]'.
 
     [dim]Examples:[/]
       qrr serve -m 4b --port 8000

@@ -17,12 +17,18 @@ import threading
 import time
 
 import orjson
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.gzip import GZipMiddleware
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+
+try:
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.gzip import GZipMiddleware
+    from starlette.requests import ClientDisconnect, Request
+    from starlette.responses import PlainTextResponse, Response
+    from starlette.routing import Route
+except ImportError as exc:  # the name kept: qrr serve says which package is missing
+    missing = (exc.name or "starlette").partition(".")[0]  # the package, not the module of it asked for
+    raise ImportError(f"qrr.server.app needs the serve extra: pip install 'qrr[serve]' ({missing} is missing)",
+                      name=exc.name) from exc  # fmt: skip
 
 from qrr import __version__
 from qrr.device import dtype_name

@@ -21,11 +21,11 @@ import orjson
 
 from qrr import __version__
 from qrr.engine import Progress
-from qrr.errors import InputError, PairError, QrrError
+from qrr.errors import InputError, PairError, QrrError, ServerUnavailable
 from qrr.pipelines.files import shown
 from qrr.prompt import text_head
 from qrr.reranker import (
-    Pair,
+    Pairs,
     ProgressBar,
     RankResult,
     Results,
@@ -183,7 +183,7 @@ class RemoteReranker(_Predicts):
             return rank_chunks(score, documents, top_k, return_documents, ids)
 
     @peer_keywords
-    def score(self, pairs: Iterable[Pair], batch_size: int | None = None, show_progress_bar: bool | None = None, *,
+    def score(self, pairs: Pairs, batch_size: int | None = None, show_progress_bar: bool | None = None, *,
               instruction: str | None = None, progress: Progress | None = None) -> Results[float]:  # fmt: skip
         """As ``Reranker.score`` (the server sets its own batches): p(yes) for each ``(query, document)`` or
         ``(query, document, instruction)``, in input order, with the call's ``stats``; pairs of one instruction in a
@@ -301,7 +301,9 @@ class RemoteReranker(_Predicts):
                         else f"wants an API key: set {API_KEY_ENV}"
                     )
                 raise InputError(f"the server at {self.url} {said}") from None  # the key is the user's to mend: usage
-            error = InputError if 400 <= exc.code < 500 else QrrError
+            error = (
+                InputError if 400 <= exc.code < 500 else ServerUnavailable if exc.code in (502, 503, 504) else QrrError
+            )
             below = urllib.parse.urlsplit(self.url).path
             # an OpenAI-style base URL (/v1) or an endpoint's (/v1/rerank): qrr's endpoints are below the root
             below = below.rstrip("/")
@@ -310,7 +312,7 @@ class RemoteReranker(_Predicts):
             raise error(f"the server at {self.url} answered {exc.code}: {message}") from None
         except TimeoutError:  # reached, but no answer in time (one not reached in time is a URLError)
             within = f" within {timeout:g} s" if isinstance(timeout, int | float) else " in time"
-            raise QrrError(f"the server at {self.url} did not answer{within}") from None
+            raise ServerUnavailable(f"the server at {self.url} did not answer{within}") from None
         except (urllib.error.URLError, OSError, http.client.IncompleteRead) as exc:
             reason = getattr(exc, "reason", exc)
             # refused, or dropped under the request (in the middle of its answer too)
@@ -322,12 +324,14 @@ class RemoteReranker(_Predicts):
                 except _Gone as again:  # dropped under the same request twice: maybe what stops it (out of memory)
                     if isinstance(reason, ConnectionRefusedError):
                         raise
-                    raise QrrError(f"{again}; it went away under this request before too, which may be what stops "
-                                   "it") from None  # fmt: skip
+                    raise ServerUnavailable(f"{again}; it went away under this request before too, which may be "
+                                            "what stops it") from None  # fmt: skip
             # a qrr serve that is still loading its model refuses connections too
             refused = isinstance(reason, ConnectionRefusedError)
             hint = " (is it running, or still loading its model?)" if refused else ""
-            raise (_Gone if gone else QrrError)(f"cannot reach the server at {self.url}: {reason}{hint}") from None
+            raise (_Gone if gone else ServerUnavailable)(
+                f"cannot reach the server at {self.url}: {reason}{hint}"
+            ) from None
 
     def _wait_for_return(self, reason: BaseException) -> None:
         """Wait up to ``RECONNECT_FOR`` seconds for the server, which answered before, to answer again, and check that
@@ -348,8 +352,8 @@ class RemoteReranker(_Predicts):
                 raise
             except QrrError as exc:  # not back yet: refused, a name not found, a proxy's 502, a page not JSON
                 if time.monotonic() >= deadline:
-                    raise QrrError(f"the server at {self.url} went away ({reason}) and did not come back within "
-                                   f"{RECONNECT_FOR:g} s (last: {exc})") from None  # fmt: skip
+                    raise ServerUnavailable(f"the server at {self.url} went away ({reason}) and did not come back "
+                                            f"within {RECONNECT_FOR:g} s (last: {exc})") from None  # fmt: skip
         before = self._card
         same = SAME_AFTER if self.instruction is None else {k: v for k, v in SAME_AFTER.items() if k != "instruction"}
         changed = [(said, before.get(key), card.get(key)) for key, said in same.items()
@@ -363,7 +367,7 @@ class RemoteReranker(_Predicts):
         log.warning("the server at %s is back: going on", self.url, extra={"note": True})
 
 
-class _Gone(QrrError):
+class _Gone(ServerUnavailable):
     """The server refused the connection, or dropped it under a request."""
 
 
