@@ -343,6 +343,29 @@ def test_head_closing_the_pipe_exits_quietly(tiny_model, tmp_path):
         assert (proc.wait(timeout=60), proc.stderr.read()) == (0, b""), args
 
 
+def test_a_reader_of_stderr_that_goes_away_loses_the_messages_not_the_results(tiny_model, tmp_path):
+    """`qrr score -v pairs > out 2>&1 | head -1`-like: rich pointed stdout at the null device once a message failed to
+    reach stderr and exited 1, which was taken for a closed stdout's quiet exit 0: results cut short, errors 0."""
+    pairs = tmp_path / "pairs.jsonl"
+    # a field that comes late is warned of as the second call's results are written: a message in mid-run
+    records = [{"query": "q", "document": f"document {i}", **({"url": "u"} if i >= 1050 else {})} for i in range(1100)]
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in records))
+    base = [sys.executable, "-m", "qrr", "--model", str(tiny_model), "--device", "cpu"]
+    out = tmp_path / "out.tsv"
+    with open(out, "wb") as stdout:
+        proc = subprocess.Popen([*base[:3], "score", "-v", "--with-fields", "-f", "tsv", *base[3:], str(pairs)],
+                                stdout=stdout, stderr=subprocess.PIPE)  # fmt: skip
+        assert proc.stderr.readline().startswith(b"model ")  # -v's first line: it has begun saying things
+        proc.stderr.close()
+        assert proc.wait(timeout=120) == 0
+    assert [line.split("\t")[0] for line in out.read_text().splitlines()[1:]] == [str(i) for i in range(1100)]
+    # a failure keeps its exit code, said or not
+    proc = subprocess.Popen([*base[:3], "rank", "-q", "q", "-d", "d", "--model", str(tmp_path / "none")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    proc.stderr.close()
+    assert (proc.wait(timeout=120), proc.stdout.read()) == (2, b"")
+
+
 def test_help_into_a_full_disk_is_one_line():
     for args in (["--version"], ["score", "--help"]):  # written before any command's own handling of errors
         with open("/dev/full", "w") as full:

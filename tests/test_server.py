@@ -646,6 +646,15 @@ def test_a_server_that_never_answers_is_said_in_seconds_and_one_not_qrr_by_what_
             client.RemoteReranker(*args)
         assert str(caught.value) == said
     assert client.RemoteReranker("x:1", timeout=None).timeout is None
+    # an international host name and path, sent as the wire writes them (http.client raised UnicodeEncodeError)
+    assert (
+        client.RemoteReranker("http://例子.测试:8000/路径").url
+        == "http://xn--fsqu00a.xn--0zwm56d:8000/%E8%B7%AF%E5%BE%84"
+    )
+    assert client.RemoteReranker("bücher.de").url == "http://xn--bcher-kva.de"
+    with pytest.raises(InputError) as caught:
+        client.RemoteReranker("http://" + "ü" * 70 + ".de")
+    assert str(caught.value) == f"url 'http://{'ü' * 70}.de': its host name is no international domain name"
 
 
 def test_a_busy_server_is_asked_again_and_a_failing_one_is_not(monkeypatch):

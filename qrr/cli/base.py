@@ -46,8 +46,20 @@ def sane_columns() -> None:
 
 
 sane_columns()
+
+
+class _Stderr(Console):
+    """The console of messages and progress. Where stderr's reader goes away (``2>&1 >out.tsv | head``, a log
+    pipe closed), what it says is lost and the command goes on: rich's way pointed *stdout* at the null device and
+    exited, so a run writing to a file stopped half done with exit 0 (and a failed command exited 0)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        to_devnull(sys.stderr)  # Python's own last words (its flush at exit) go nowhere too
+
+
 # never markup: messages quote paths and texts ("runs[bm25].trec" was said as "runs.trec", "[/x]" raised)
-stderr = Console(stderr=True, soft_wrap=True, markup=False)
+stderr = _Stderr(stderr=True, soft_wrap=True, markup=False)
 
 
 # what an option's value is called in --help, by its Python type (which it said: <str>, <int range>)

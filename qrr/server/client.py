@@ -393,6 +393,14 @@ def checked_url(url: str, param: str = "url") -> str:
                          f"${API_KEY_ENV} as a bearer token)", param)  # fmt: skip
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.hostname.isdigit():
         raise InputError(f"{{{param}}} {sent!r}: give the server's URL, such as http://localhost:8000", param)
+    if not url.isascii():  # http.client sends ASCII only (a UnicodeEncodeError): the host in IDNA, the path escaped
+        try:
+            host = parts.hostname.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise InputError(f"{{{param}}} {sent!r}: its host name is no international domain name", param) from None
+        netloc = host if parts.port is None else f"{host}:{parts.port}"
+        url = parts._replace(netloc=netloc, path=urllib.parse.quote(parts.path, safe="/%"),
+                             query=urllib.parse.quote(parts.query, safe="=&%")).geturl()  # fmt: skip
     return url
 
 
