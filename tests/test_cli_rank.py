@@ -80,6 +80,10 @@ def test_tsv_lines_of_id_and_text(cli, tmp_path, ranked):
                                                     "pairs, and qrr rank reads id<TAB>text lines\n")  # fmt: skip
     (tmp_path / "prose.tsv").write_text("A sentence with\ta tab in it.\n")  # and plain lines: each read whole
     assert [r["index"] for r in jsonl(ok(cli("rank", "-q", QUERY, str(tmp_path / "prose.tsv"))))] == [0]
+    # ids longer than 40 characters (TREC CAsT's CAR ids, URLs): ids still (read as text, each scored in its document)
+    long_ids = ["CAR_00000006f6e6c0c3f0b8a0d3a6b3b5e1c9a2f4d1", "http://example.com/a/b/c/some-article-about-things"]
+    (tmp_path / "cast.tsv").write_text("".join(f"{i}\t{d['text']}\n" for i, d in zip(long_ids, DOCS[:2], strict=True)))
+    assert sorted(r["id"] for r in jsonl(ok(cli("rank", "-q", QUERY, str(tmp_path / "cast.tsv"))))) == long_ids
     # lines of ids whose later line has no tab: how to read each line whole is said
     (tmp_path / "plain.tsv").write_text("d1\tBeijing is the capital.\nParis is in France.\n")
     result = cli("rank", "-q", QUERY, str(tmp_path / "plain.tsv"))

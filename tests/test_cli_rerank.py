@@ -711,3 +711,39 @@ def test_ids_with_spaces_need_jsonl_output(cli, tmp_path):
 def test_the_vllm_recipe(cli, rerank_args, beir_dir):
     check_trec(ok(cli("rerank", *rerank_args, "--depth", "5", "--recipe", "vllm")),
                expected_run(beir_dir, Reranker("fake", recipe="vllm")))  # fmt: skip
+
+
+def test_stdout_appending_to_an_input_is_refused(beir_dir, tiny_model, tmp_path):
+    """`qrr rerank b.trec ... >> b.trec` wrote each result on the end of the run it read (exit 0), and `qrr eval qrels
+    run -f jsonl >> run` its summary on the end of the run, as `qrr score in >> in` is refused."""
+    run = tmp_path / "b.trec"
+    shutil.copy(beir_dir / "bm25.trec", run)
+    before = run.read_bytes()
+    base = [sys.executable, "-m", "qrr"]
+    model = ["--model", str(tiny_model), "--device", "cpu"]
+    commands = [[*base, "rerank", *model, str(run), "--beir", str(beir_dir)],
+                [*base, "eval", str(beir_dir / "qrels" / "test.tsv"), str(run), "-f", "jsonl"]]  # fmt: skip
+    for command in commands:
+        with open(run, "ab") as out:
+            proc = subprocess.run(command, stdout=out, stderr=subprocess.PIPE, text=True, timeout=120)
+        assert (proc.returncode, proc.stderr) == (2, f"error: {run}: the output (stdout) is this input file; write "
+                                                     "the results to another file\n"), command  # fmt: skip
+        assert run.read_bytes() == before
+
+
+def test_a_run_skipped_whole_is_said_before_the_error_it_leads_to(cli, beir_dir, tmp_path):
+    """Under --on-error skip, a UTF-16 run was skipped unsaid: only "no results in the run" was said."""
+    run = tmp_path / "u16.trec"
+    run.write_text((beir_dir / "bm25.trec").read_text(), encoding="utf-16")
+    result = cli("rerank", str(run), "--beir", str(beir_dir), "--on-error", "skip")
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == "skipped 1 whole file:" and lines[1].startswith(f"  {run}: UTF-16 text")
+    assert lines[-1] == f"error: {run}: no results in the run"
+    qrels = tmp_path / "u16.qrels"
+    qrels.write_text((beir_dir / "qrels" / "test.tsv").read_text(), encoding="utf-16")
+    result = cli("eval", str(qrels), str(beir_dir / "bm25.trec"), "--on-error", "skip", model=False)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"skipped 1 whole file:\n  {qrels}: UTF-16 text") and result.stderr.endswith(
+        f"error: {qrels}: no judgments\n"
+    )

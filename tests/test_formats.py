@@ -400,6 +400,12 @@ def test_pairs_as_arrays_as_crossencoder_takes_them(tmp_path):
     # a bad line after a one-line array is said where it is
     with pytest.raises(InputError, match=r"/p:2: invalid UTF-8"):
         list(formats.read_pairs([write(tmp_path, "p", b'[{"query": "q", "document": "d"}]\n\xff\n')]))
+    # after a [query, document] line, a bad line is one of the JSON lines, skipped alone (it spoilt the whole file)
+    bad = []
+    lines = b'["q", "d1"]\n["q", "caf\xe9"]\n["q", "d3"]\n'
+    pairs = formats.read_pairs([write(tmp_path, "p", lines)], on_error=bad.append)
+    assert [p.document for p in pairs] == ["d1", "d3"]
+    assert [str(e).partition(" (")[0] for e in bad] == [f"{tmp_path}/p:2: invalid UTF-8 at byte 11 of the line"]
     for bad, said in (('["q", 3]\n["q", "d"]\n', "an array of a string, a number"),
                       ('["q"]\n["q", "d"]\n', "an array of 1 item")):  # fmt: skip
         with pytest.raises(InputError) as caught:
@@ -480,13 +486,17 @@ def test_document_field_mapping_and_forced_format(tmp_path):
         formats.DocRecord("A", None, {"_id": "x"}),
         formats.DocRecord("B", None, {"_id": "y", "id": 3}),
     ]  # the fields not read as the text or the id are the record's other fields
-    # a BEIR record's title joins its text, as rerank's --corpus reads it; not where the text field is another
+    # a record's title joins its text, as rerank's --corpus reads it (a record with "id" too: rerank joined it, rank
+    # did not, so the two scored one corpus otherwise); not where the text field is another
     lines = ['{"_id": "x", "title": "T", "text": "A"}', '{"_id": "y", "title": "", "text": "B"}',
              '{"id": "z", "title": "T", "text": "C"}', '{"_id": "w", "title": "T", "body": "D"}']  # fmt: skip
     titled = write(tmp_path, "titled.jsonl", "\n".join(lines))
     skip = lambda e: None  # noqa: E731
-    expected = [formats.DocRecord("T A", "x"), formats.DocRecord("B", "y"), formats.DocRecord("C", "z", {"title": "T"})]
-    assert list(formats.read_documents([titled], on_error=skip)) == expected  # a title not joined is another field
+    expected = [formats.DocRecord("T A", "x"), formats.DocRecord("B", "y"), formats.DocRecord("T C", "z")]
+    assert list(formats.read_documents([titled], on_error=skip)) == expected
+    pyserini = write(tmp_path, "ids.jsonl", '{"id": "z", "title": "T", "text": "C"}\n')
+    assert {d.id: d.text for d in formats.read_documents([pyserini])} == formats.read_corpus(pyserini) == {"z": "T C"}
+    # a title not joined (the text in another field) is another field
     assert list(formats.read_documents([titled], text_field="body", on_error=skip)) == [
         formats.DocRecord("D", "w", {"title": "T"})
     ]

@@ -40,6 +40,20 @@ def test_jsonl_run_is_read_too(tmp_path):
     assert formats.read_run(path) == {"q1": {"d1": 0.9}, "7": {"8": 1.0}}
 
 
+def test_json_arrays_are_read_as_their_lines_are(tmp_path):
+    """A corpus, queries or run written as one JSON array (json.dump of the records) is read as qrr rank reads one;
+    it was read as TSV ("expected docid<TAB>text")."""
+    corpus = [{"_id": "d1", "title": "Beijing", "text": "is the capital."}, {"_id": "d2", "text": "Paris."}]
+    queries = [{"_id": "q1", "text": "capital of China?"}]
+    run = [{"qid": "q1", "docid": "d1", "score": 2.5}, {"qid": "q1", "docid": "d2", "score": 1.0}]
+    for name, records in (("corpus", corpus), ("queries", queries), ("run", run)):
+        (tmp_path / f"{name}.json").write_bytes(orjson.dumps(records, option=orjson.OPT_INDENT_2))
+        (tmp_path / f"{name}.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    for read, name in ((formats.read_corpus, "corpus"), (formats.read_queries, "queries"), (formats.read_run, "run")):
+        assert read(str(tmp_path / f"{name}.json")) == read(str(tmp_path / f"{name}.jsonl")), name
+    assert formats.read_corpus(str(tmp_path / "corpus.json")) == {"d1": "Beijing is the capital.", "d2": "Paris."}
+
+
 def test_readers_take_pathlib_paths(tmp_path):
     (tmp_path / "run.trec").write_text("q1 Q0 d1 1 1.0 x\n")
     (tmp_path / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")

@@ -30,6 +30,7 @@ from qrr.cli.base import (
     TagOpt,
     VerboseOpt,
     check_given_texts,
+    check_not_stdout,
     chosen_server,
     command,
     given,
@@ -200,6 +201,7 @@ def evaluate(
         if not files or len(files) < 2:
             raise InputError("give QRELS and at least one RUN (or --beir DIR --run RUN)")
         formats.stdin_once(files)  # a second read found stdin empty: a run of no results, scored 0
+        check_not_stdout(files)  # qrr eval qrels run -f jsonl >> run: the summary went on the end of the run
         source = files[0]
     else:
         if files:
@@ -209,17 +211,20 @@ def evaluate(
         server = chosen_server(ctx, server)  # a clash is said before the corpus is read
         check_given_texts(None, None, instruction)
         folder = formats.BeirFolder.at(beir, split)
+        check_not_stdout([folder.qrels])  # the run, corpus and queries as they are read
         inputs = (run, folder.corpus, folder.queries, folder.qrels)
         output = pipelines.RunOutput.checked(resume, None, tag, inputs=inputs, settings=resume_settings(
             ctx, server, instruction) | {"depth": depth, "keep_rest": keep_rest}) if resume else None  # fmt: skip
         source = folder.qrels
     bad_lines = skipping(on_error)
-    qrels = formats.read_qrels(source, bad_lines)
+    try:
+        qrels = formats.read_qrels(source, bad_lines)
+        named = [(path, formats.read_run(path, bad_lines)) for path in (files or [])[1:]] if qrels else []
+    finally:  # before an error too: "no judgments" said nothing of the UTF-16 file skipped whole
+        if bad_lines is not None:
+            bad_lines.report()
     if not qrels:
         raise InputError(f"{source}: no judgments")
-    named = [(path, formats.read_run(path, bad_lines)) for path in (files or [])[1:]]
-    if bad_lines is not None:
-        bad_lines.report()
     if beir is not None:
         # Only judged queries are reranked: the others could not be measured.
         inputs = read_run_inputs(on_error, run, folder.queries, folder.corpus, depth, only=set(qrels),

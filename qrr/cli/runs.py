@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from qrr.cli.base import model_options, remote_or_local, stderr
+from qrr.cli.base import check_not_stdout, model_options, remote_or_local, stderr
 from qrr.cli.render import (
     Blanks,
     Skipped,
@@ -26,6 +26,7 @@ def read_run_inputs(on_error, run: str, queries: str, corpus: str, depth: int, *
     from the inputs) is said at once, not after hours of reranking."""
     from qrr import pipelines
 
+    check_not_stdout([run, queries, corpus])  # qrr rerank bm25.trec ... >> bm25.trec: each result twice
     bad_lines = skipping(on_error)
     lacking_queries = skipping(on_error, "of the run's queries", noun=False)
     lacking_documents = skipping(on_error, "of the run's documents", noun=False)
@@ -33,12 +34,13 @@ def read_run_inputs(on_error, run: str, queries: str, corpus: str, depth: int, *
     def missing(error: pipelines.Missing) -> None:
         (lacking_queries if error.kind == "query" else lacking_documents)(error)
 
-    inputs = pipelines.read_run_inputs(run, queries, corpus, depth, on_error=bad_lines,
-                                       on_missing=missing if bad_lines is not None else None, **options)  # fmt: skip
-    for skipped in (bad_lines, lacking_queries, lacking_documents):
-        if skipped is not None:
-            skipped.report()
-    return inputs
+    try:
+        return pipelines.read_run_inputs(run, queries, corpus, depth, on_error=bad_lines,
+                                         on_missing=missing if bad_lines is not None else None, **options)  # fmt: skip
+    finally:  # before an error too: "no results in the run" said nothing of the UTF-16 file skipped whole
+        for skipped in (bad_lines, lacking_queries, lacking_documents):
+            if skipped is not None:
+                skipped.report()
 
 
 def _warn_of_blanks(inputs) -> None:

@@ -87,8 +87,10 @@ def sniffed(lines: Iterator[Line], plain: str, arrays: bool = False) -> tuple[st
             if arrays and guess == "json" and text.rstrip().endswith("]"):
                 for number, after in lines:
                     seen.append((number, after))
-                    if not isinstance(after, str):
-                        break  # a bad line: said where it is, by the array's reader
+                    if not isinstance(after, str):  # a bad line after a [query, document] line: JSON lines, one bad
+                        # (read as one array, it spoilt the whole file under --on-error skip)
+                        guess = "jsonl" if _pair_array(_parses(text)) else guess
+                        break
                     if after.strip():
                         guess = "jsonl" if after.lstrip().startswith("[") else guess
                         break
@@ -622,13 +624,14 @@ def _documents(sources, fmt, text_field, id_field):
                     continue
                 try:
                     text = _string(record, text_field, where)
-                    # a BEIR corpus's title joins its text, as qrr rerank --corpus and BEIR's own evaluation read it
-                    beir = "_id" in record and text_field == "text"
-                    title = _string(record, "title", where, optional=True) if beir else None
+                    # a title joins the text, as qrr rerank --corpus and BEIR's own evaluation read it (with an id of
+                    # any name: a corpus with "id", as pyserini's or ir_datasets' is, was scored otherwise by rerank)
+                    titled = "title" in record and text_field == "text"
+                    title = _string(record, "title", where, optional=True) if titled else None
                     # the fields read as the text and id are no other fields (an "id" of null gave way to "_id");
                     # an id by another name stays one too (doc_id), as the input named it
                     used = {text_field, id_field} | ({"_id"} if taken == "_id" else set())
-                    other = {k: v for k, v in record.items() if k not in used and not (beir and k == "title")}
+                    other = {k: v for k, v in record.items() if k not in used and not (titled and k == "title")}
                     yield DocRecord(f"{title} {text}" if title else text, ident, other, where)
                 except InputError as exc:
                     yield exc
@@ -720,10 +723,15 @@ def _doc_header(fields: list[str]) -> list[str] | None:
             for n, name, is_id in zip(lower, names, ids, strict=True)]  # fmt: skip
 
 
+# the longest word before a tab taken for an id: TREC CAsT's CAR ids have 44 characters, a SHA-256 64, a URL more
+# (at most 40 read such files as text, each id scored in its document, unsaid)
+ID_CHARS = 256
+
+
 def _looks_like_id(fields: list[str]) -> bool:
-    """Whether a line's tab-separated ``fields`` open with what an id is: a word of at most 40 characters."""
+    """Whether a line's tab-separated ``fields`` open with what an id is: a word of at most ``ID_CHARS``."""
     head = fields[0].strip()
-    return len(fields) > 1 and bool(head) and " " not in head and len(fields[0]) <= 40
+    return len(fields) > 1 and bool(head) and " " not in head and len(fields[0]) <= ID_CHARS
 
 
 def _named_tsv(source: str, lines: Iterator[Line]):

@@ -79,7 +79,8 @@ def read_run(source: str | os.PathLike, on_error: ErrorSink = None) -> Run:
     source = path_of(source)
     lines = read_lines(source)
     kind, lines = sniffed(lines, "trec")
-    entries = _jsonl_run(source, lines, on_error) if kind == "jsonl" else _trec_run(lines, label(source), on_error)
+    json = kind in ("jsonl", "json")  # a JSON array of qrr's records too
+    entries = _jsonl_run(source, lines, on_error, kind) if json else _trec_run(lines, label(source), on_error)
     run: Run = {}
     for where, qid, docid, score in entries:
         _add(run, qid, docid, score, f"{where}: document {docid} is listed twice for query {qid}", on_error)
@@ -120,8 +121,8 @@ def _trec_run(lines, name: str, on_error: ErrorSink):
         yield where, fields[0], fields[2], score
 
 
-def _jsonl_run(source: str, lines, on_error: ErrorSink):
-    for where, record in _json_objects(source, lines, on_error):
+def _jsonl_run(source: str, lines, on_error: ErrorSink, fmt: str = "jsonl"):
+    for where, record in _json_objects(source, lines, on_error, fmt):
         try:
             qid, docid = _field(record, "qid", where), _field(record, "docid", where)
             score = record.get("score")
@@ -204,9 +205,10 @@ def _whole(text: str) -> int | None:
     return int(value) if value is not None and value == int(value) else None
 
 
-def _json_objects(source: str, lines, on_error: ErrorSink) -> Iterator[tuple[str, dict]]:
-    """(where, object) for each JSON line; a bad line, or a value that is not an object, is raised or handed."""
-    for where, record in json_records(source, lines, "jsonl"):
+def _json_objects(source: str, lines, on_error: ErrorSink, fmt: str = "jsonl") -> Iterator[tuple[str, dict]]:
+    """(where, object) for each JSON line (or item of a JSON array, ``fmt`` json); a bad line, or a value that is not
+    an object, is raised or handed."""
+    for where, record in json_records(source, lines, fmt):
         if isinstance(record, InputError):
             raise_or_hand(record, on_error)
         elif not isinstance(record, dict):
@@ -282,8 +284,8 @@ def _id_text_records(source: str, id_name: str, on_error: ErrorSink) -> Iterator
     line."""
     lines = read_lines(source)
     kind, lines = sniffed(lines, named_plain(source, "tsv"))
-    if kind == "jsonl":
-        return _json_objects(source, lines, on_error)
+    if kind in ("jsonl", "json"):  # a JSON array of objects too, as qrr rank reads it
+        return _json_objects(source, lines, on_error, kind)
     if kind == "csv":  # a tool's TSV so named is read; CSV is said to be, not each line as a bad TSV one
         kind, lines = tabbed_csv(source, lines, "tsv", f"as TSV, a line holds {id_name}<TAB>text")
     if kind == "csv":
