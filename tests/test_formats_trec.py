@@ -90,6 +90,8 @@ def test_gzipped_run(tmp_path):
         ("q1 Q0 d2 1 nan x", r"run.trec:2: score 'nan' is not a number"),
         ("q1 Q0 d2 1 1_0 x", r"run.trec:2: score '1_0' is not a number"),  # Python's float read it as 10
         ("q1 Q0 d2 1 1e400 x", r"run.trec:2: score '1e400' is out of a float's range"),
+        # a field of megabytes is quoted by its head (the whole field made a 10 MB "one line")
+        (f"q1 Q0 d2 1 {'9' * 500}x x", rf"run.trec:2: score '{'9' * 40}'\.\.\. \(501 characters\) is not a number$"),
         ("q1 Q0 d1 2 0.1 x", r"run.trec:2: document d1 is listed twice for query q1"),
         # a space that looks like none splits as one does: said, as the line seems to hold six fields
         (

@@ -109,16 +109,21 @@ def _trec_run(lines, name: str, on_error: ErrorSink):
         if shape == 3:  # ranks without scores: the rank, negated, is the score (best first, as a score is)
             rank = _whole(fields[2])
             if rank is None or rank < 1:
-                raise_or_hand(InputError(f"{where}: rank {fields[2]!r} is not a whole number from 1"), on_error)
+                raise_or_hand(InputError(f"{where}: rank {_quoted(fields[2])} is not a whole number from 1"), on_error)
                 continue
             yield where, fields[0], fields[1], float(-rank)
             continue
         score = _number(fields[4])
         if score is None:
             said = "out of a float's range" if _out_of_range(fields[4]) else "not a number"
-            raise_or_hand(InputError(f"{where}: score {fields[4]!r} is {said}"), on_error)
+            raise_or_hand(InputError(f"{where}: score {_quoted(fields[4])} is {said}"), on_error)
             continue
         yield where, fields[0], fields[2], score
+
+
+def _quoted(field: str) -> str:
+    """A bad field as a message quotes it: its first 40 characters (a 10 MB field made a 10 MB "one line")."""
+    return repr(field) if len(field) <= 40 else f"{field[:40]!r}... ({len(field):,} characters)"
 
 
 def _jsonl_run(source: str, lines, on_error: ErrorSink, fmt: str = "jsonl"):
@@ -188,7 +193,7 @@ def read_qrels(source: str | os.PathLike, on_error: ErrorSink = None) -> Qrels:
         relevance = _whole(grade)
         if relevance is None:
             header = " (a header? BEIR's is query-id<TAB>corpus-id<TAB>score)" if kind == "beir" and first else ""
-            raise_or_hand(InputError(f"{where}: relevance {grade!r} is not a whole number{header}"), on_error)
+            raise_or_hand(InputError(f"{where}: relevance {_quoted(grade)} is not a whole number{header}"), on_error)
             continue
         if qrels.get(qid, {}).get(docid) == relevance:  # a file joined from parts that overlap: the same judgment
             repeated.append(where)
