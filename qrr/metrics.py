@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import re
 from array import array
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from qrr.errors import InputError, check_count, plural
@@ -156,8 +156,8 @@ class Evaluation:
         )
 
 
-def evaluate(qrels: Qrels, run: Run, measures=MEASURES, *, name: str = "run", queries: set[str] | None = None,
-             level: int = 1) -> Evaluation:  # fmt: skip
+def evaluate(qrels: Qrels, run: Run, measures: str | Iterable[str] = MEASURES, *, name: str = "run",
+             queries: set[str] | None = None, level: int = 1) -> Evaluation:  # fmt: skip
     """Score ``run`` against ``qrels`` over ``queries`` (default: every judged query) by ``measures`` (names as
     ``measure`` takes them, or one string of them with commas, ``"ndcg@10,P@5"``, as pytrec_eval's evaluator
     takes them; ``None``: ``MEASURES``);

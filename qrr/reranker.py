@@ -286,7 +286,7 @@ class Reranker(_Predicts):
     @peer_keywords
     def __init__(
         self,
-        model: str | os.PathLike | Callable | None = None,
+        model: str | os.PathLike[str] | Callable | None = None,
         device: str | int | torch.device = "auto",
         dtype: str | torch.dtype = "auto",
         max_length: int | None = DEFAULT_MAX_LENGTH,

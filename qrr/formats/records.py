@@ -368,7 +368,7 @@ def _checked(items, on_error: ErrorSink):
 
 
 def read_pairs(
-    sources: Iterable[str | os.PathLike] | str | os.PathLike,
+    sources: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
     input_format: str = "auto",
     on_error: Callable[[InputError], None] | None = None,
 ) -> Iterator[PairRecord]:
@@ -554,7 +554,7 @@ def _tsv_pairs(source: str, lines):
 
 
 def read_documents(
-    sources: Iterable[str | os.PathLike] | str | os.PathLike,
+    sources: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
     input_format: str = "auto",
     text_field: str = "text",
     id_field: str = "id",

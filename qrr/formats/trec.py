@@ -69,7 +69,7 @@ def _spaces(text: str) -> str:
             "does: an id cannot hold it)")  # fmt: skip
 
 
-def read_run(source: str | os.PathLike, on_error: ErrorSink = None) -> Run:
+def read_run(source: str | os.PathLike[str], on_error: ErrorSink = None) -> Run:
     """A run: a TREC run file, MS MARCO's ``qid<TAB>docid<TAB>rank`` lines (scored ``-rank``), or JSON lines with
     ``qid``, ``docid`` and ``score`` (qrr's own ``--format jsonl``), told apart by the first line; ``-`` reads
     stdin and a ``.gz`` file is read compressed. Queries keep the order in which they first appear. A malformed
@@ -166,7 +166,7 @@ def _number(text: str) -> float | None:
 _GRADE_NAMES = {"score", "rel", "relevance", "label", "grade", "judgment", "judgement"}
 
 
-def read_qrels(source: str | os.PathLike, on_error: ErrorSink = None) -> Qrels:
+def read_qrels(source: str | os.PathLike[str], on_error: ErrorSink = None) -> Qrels:
     """Relevance judgments: TREC qrels (``qid iteration docid relevance``) or BEIR's TSV (``query-id``,
     ``corpus-id``, ``score``, with or without a header), told apart by the first line. Relevance is a whole
     number; a judgment given twice is an error (with ``on_error``: the first is kept), but where both give the same
@@ -241,7 +241,9 @@ ID_FIELDS = ("_id", "id")
 TEXT_FIELDS = ("text", "contents")
 
 
-def read_corpus(source: str | os.PathLike, keep: set[str] | None = None, on_error: ErrorSink = None) -> dict[str, str]:
+def read_corpus(
+    source: str | os.PathLike[str], keep: set[str] | None = None, on_error: ErrorSink = None
+) -> dict[str, str]:
     """A corpus as ``{docid: text}``: BEIR's JSONL (``_id``, ``title``, ``text``; ``id`` and ``contents`` as
     Pyserini writes them are read too) or TSV lines ``docid<TAB>text`` (MS MARCO's collection.tsv), told apart by
     the first line. A title and text are joined with a space when the title is not empty. With ``keep``, only
@@ -266,7 +268,7 @@ def read_corpus(source: str | os.PathLike, keep: set[str] | None = None, on_erro
     return corpus
 
 
-def read_queries(source: str | os.PathLike, on_error: ErrorSink = None) -> dict[str, str]:
+def read_queries(source: str | os.PathLike[str], on_error: ErrorSink = None) -> dict[str, str]:
     """Queries as ``{qid: text}``: BEIR's JSONL (``_id``, ``text``; or ``id``) or TSV lines ``qid<TAB>text`` (MS
     MARCO), told apart by the first line. A query id given twice is an error."""
     check_sink(on_error)
@@ -326,7 +328,7 @@ class BeirFolder:
     qrels: str | None
 
     @classmethod
-    def at(cls, folder: str | os.PathLike, split: str | None = "test") -> BeirFolder:
+    def at(cls, folder: str | os.PathLike[str], split: str | None = "test") -> BeirFolder:
         """The folder's files, which must be there; ``split`` None: no qrels are needed (``qrels`` is None)."""
         root = Path(folder)
         if not root.is_dir():
@@ -364,7 +366,7 @@ def format_results(qid: str, results: list[tuple[str, float]], fmt: str, tag: st
     )
 
 
-def output_format(path: str | os.PathLike) -> str | None:
+def output_format(path: str | os.PathLike[str]) -> str | None:
     """``trec`` or ``jsonl`` by the first line of an existing output, or None where it is missing or empty."""
     try:
         with open(path, "rb") as handle:

@@ -36,7 +36,7 @@ except ImportError:  # Windows: no lock, the size check alone
 SETTINGS_FILE = ".{}.qrr.json"
 
 
-def settings_path(path: str | os.PathLike) -> str:
+def settings_path(path: str | os.PathLike[str]) -> str:
     """Where the settings of the output file ``path`` are kept: ``.NAME.qrr.json`` beside it (beside the file a link
     points to: a run through the link and one through the file's own name check the same record)."""
     path = os.fspath(path)
@@ -289,7 +289,7 @@ def shown(value) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def check_appendable(path: str, inputs: Iterable[str | os.PathLike | None], kind: str, what: str) -> None:
+def check_appendable(path: str, inputs: Iterable[str | os.PathLike[str] | None], kind: str, what: str) -> None:
     """Raise ``InputError`` (of the parameter ``output``) unless a long job can append ``what`` (``kind``, in a
     word) to ``path`` and cut an interrupted end off again: a file in an existing folder, not gzipped, writable
     (found now, not after hours of scoring) and none of ``inputs``, the files the job reads."""
@@ -331,7 +331,7 @@ def check_appendable(path: str, inputs: Iterable[str | os.PathLike | None], kind
     check_not_input(path, inputs, what)
 
 
-def check_not_input(path: str, inputs: Iterable[str | os.PathLike | None], what: str) -> None:
+def check_not_input(path: str, inputs: Iterable[str | os.PathLike[str] | None], what: str) -> None:
     """``InputError`` (of ``output``) where ``path`` exists and is one of ``inputs``."""
     if os.path.exists(path):
         read = next((i for i in map(_path_or_none, inputs) if i and i != "-" and os.path.exists(i)

@@ -124,14 +124,14 @@ def _missing(items: list[str], kind: str, reason: str, on_missing: ErrorSink) ->
 
 
 def read_run_inputs(
-    run: str | os.PathLike,
-    queries: str | os.PathLike,
-    corpus: str | os.PathLike,
+    run: str | os.PathLike[str],
+    queries: str | os.PathLike[str],
+    corpus: str | os.PathLike[str],
     depth: int = DEFAULT_DEPTH,
     only: Collection[str] | None = None,
     on_error: ErrorSink = None,
     on_missing: ErrorSink = None,
-    status: Callable[[str], contextlib.AbstractContextManager] | None = None,
+    status: Callable[[str], contextlib.AbstractContextManager[object]] | None = None,
     keep_rest: bool = False,
 ) -> RunInputs:
     """Read a first-stage run (TREC or qrr's JSON lines), its queries and, of the corpus, only the documents
@@ -173,8 +173,8 @@ class RunOutput(_Claimed):
     verb = "rerank"
 
     @classmethod
-    def checked(cls, path: str | os.PathLike | None = None, fmt: str | None = None, tag: str = formats.TAG,
-                inputs: Iterable[str | os.PathLike | None] = (), settings: dict | None = None,
+    def checked(cls, path: str | os.PathLike[str] | None = None, fmt: str | None = None, tag: str = formats.TAG,
+                inputs: Iterable[str | os.PathLike[str] | None] = (), settings: dict | None = None,
                 ) -> RunOutput:  # fmt: skip
         """The output the arguments ask for, checked before any input is read; ``inputs`` are the files the run
         reads, which it must not write over; ``settings`` the run's (``model``, ``instruction``, ``max_length``,
@@ -261,7 +261,7 @@ class RunOutput(_Claimed):
 
 
 def resume_point(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     fmt: str,
     expected: dict[str, int],
     others: Mapping[str, int] | Collection[str] | None = None,
@@ -360,7 +360,7 @@ class Written(NamedTuple):
     score: float
 
 
-def written_results(path: str | os.PathLike, fmt: str, done: Collection[str], inputs: RunInputs) -> list[Written]:
+def written_results(path: str | os.PathLike[str], fmt: str, done: Collection[str], inputs: RunInputs) -> list[Written]:
     """The best and the middle result of the first query of ``done`` that the file at ``path`` holds (none where
     ``done`` is empty), as ``resume_point`` checked them. The middle rather than the last: the worst documents'
     log-odds lie far out (-10 to -20), where half precision rounds them most."""
@@ -395,7 +395,7 @@ def _text(raw: bytes) -> bool:
     return True
 
 
-def _query_at(path: str | os.PathLike, fmt: str, offset: int) -> str | None:
+def _query_at(path: str | os.PathLike[str], fmt: str, offset: int) -> str | None:
     """The query of the line at ``offset`` in the file, where that line is whole and one."""
     with open(path, "rb") as handle:
         handle.seek(offset)
@@ -502,7 +502,7 @@ class Reranked:
 def rerank_run(
     reranker: Scorer,
     inputs: RunInputs,
-    output: RunOutput | str | os.PathLike | None = None,
+    output: RunOutput | str | os.PathLike[str] | None = None,
     top_k: int | None = None,
     progress: Progress | None = None,
     on_query: Callable[[str], None] | None = None,

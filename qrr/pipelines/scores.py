@@ -6,6 +6,7 @@ import contextlib
 import os
 from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -76,7 +77,7 @@ class ScoresOutput(_Claimed):
         return {"last": {"index": self.latest[0], "pair": self.latest[1]}}
 
     @classmethod
-    def checked(cls, path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (),
+    def checked(cls, path: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str] | None] = (),
                 settings: dict | None = None) -> ScoresOutput:  # fmt: skip
         """The output at ``path``, checked before any input is read: ``inputs`` are the files the run reads,
         which it must not write over; ``settings`` the run's (``model``, ``instruction``, ``max_length``, ``recipe``:
@@ -244,8 +245,8 @@ class ScoredRun:
 
 def score_run(
     reranker: Scorer,
-    records: Iterable,
-    output: ScoresOutput | str | os.PathLike,
+    records: Iterable[Any],
+    output: ScoresOutput | str | os.PathLike[str],
     with_fields: bool = False,
     progress: Progress | None = None,
     on_error: ErrorSink = None,
