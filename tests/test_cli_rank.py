@@ -370,7 +370,7 @@ def test_on_error_skip(cli):
     assert result.stderr.splitlines()[-1] == "error: every line of the input was bad (2 skipped): no document to rank"
 
 
-def test_query_is_required(cli):
+def test_query_is_required(cli, monkeypatch):
     result = cli("rank", "-d", "x")
     assert result.exit_code == 2 and "error: missing option '--query'" in result.stderr
     # -q "$Q" with Q unset ranked for nothing, exit 0; so did -d "$D"; refused before any model loads
@@ -407,3 +407,14 @@ def test_query_is_required(cli):
     assert (result.exit_code, result.stderr) == (2, "error: -q/--query is UTF-8, but this locale is not (LC_ALL=C?), "
                                                     "so Python read it as bytes: set PYTHONUTF8=1, or a UTF-8 locale "
                                                     "(LC_ALL=C.UTF-8)\n")  # fmt: skip
+    # and under an 8-bit locale (ISO-8859-1), which reads any bytes: UTF-8's were scored as other letters, unsaid
+    latin1_read = "北京".encode().decode("latin-1")
+    monkeypatch.setattr(os, "fsencode", lambda text: text.encode("latin-1", "surrogateescape"))
+    monkeypatch.setattr(sys, "getfilesystemencoding", lambda: "iso8859-1")
+    result = cli("rank", "-q", "capital", "-d", latin1_read, model="nowhere")
+    assert (result.exit_code, result.stderr) == (2, "error: -d/--document 1 is UTF-8, but this locale is iso8859-1, so "
+                                                    "Python read it as other letters ('å\\x8c\\x97äº¬'): set "
+                                                    "PYTHONUTF8=1, or a UTF-8 locale (LC_ALL=C.UTF-8)\n")  # fmt: skip
+    from qrr.cli.base import check_given_texts
+
+    check_given_texts("café", ["café"])  # the locale's own letters (no UTF-8 in their bytes): taken as given

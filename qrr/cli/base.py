@@ -809,6 +809,14 @@ def check_given_texts(query: str | None, documents: list[str] | None = None, ins
                                      "give it in UTF-8") from None  # fmt: skip
                 raise InputError(f"{option} is UTF-8, but this locale is not (LC_ALL=C?), so Python read it as bytes: "
                                  "set PYTHONUTF8=1, or a UTF-8 locale (LC_ALL=C.UTF-8)") from None  # fmt: skip
+            try:  # an 8-bit locale (ISO-8859-1) reads any bytes: UTF-8's as other letters, scored so, unsaid
+                bytes_said = os.fsencode(text).decode("utf-8")
+            except UnicodeError:
+                bytes_said = text
+            if bytes_said != text:
+                raise InputError(f"{option} is UTF-8, but this locale is {sys.getfilesystemencoding()}, so Python read "
+                                 f"it as other letters ({text[:20]!r}): set PYTHONUTF8=1, or a UTF-8 locale "
+                                 "(LC_ALL=C.UTF-8)")  # fmt: skip
 
 
 def input_sources(files: list[str] | None, have_inline: bool, documents: bool = False) -> list[str]:
