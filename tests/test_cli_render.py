@@ -340,3 +340,21 @@ def test_blanks_counted_by_rays_actors_name_each_place_once(monkeypatch):
     unknown.saw(2, [None, None])  # from rows whose place no one knows: no empty parentheses
     unknown.report()
     assert said.getvalue() == "warning: 2 blank documents scored as given: such a score says nothing of relevance\n"
+
+
+def test_a_table_on_an_ascii_stdout_is_laid_out_with_what_it_writes(monkeypatch):
+    """Under LC_ALL=C, characters stdout cannot encode are written as "?": replaced after the layout, a row of emoji
+    came out shorter than the others and one of combining accents longer."""
+    import io
+
+    written = io.BytesIO()
+    monkeypatch.setattr(
+        sys, "stdout", io.TextIOWrapper(written, encoding="ascii", errors="replace", write_through=True)
+    )
+    monkeypatch.setenv("COLUMNS", "80")
+    rows = [{"rank": 1, "index": 0, "score": 0.5}, {"rank": 2, "index": 1, "score": 0.25}]
+    texts = [{"text": "emoji? \U0001f389\U0001f389 time"}, {"text": "e\u0301a\u0301 Zalgo z\u0336\u0336"}]
+    render.write_table(rows, title="q\u0301", previews=texts, keep_previews=True)
+    lines = written.getvalue().decode("ascii").splitlines()
+    assert [line.split("|")[-1] for line in lines[-2:]] == [" emoji? ?? time ", " e?a? Zalgo z?? "]
+    assert len({len(line) for line in lines[1:]}) == 1  # every line of the table as wide as the others

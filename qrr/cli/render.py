@@ -112,7 +112,7 @@ def write_table(rows: list[dict], title: str | None = None, previews: list[dict]
     extra = list(dict.fromkeys(k for p in previews for k in p))
 
     def laid_out(bars: bool) -> tuple[list[list[str]], list[int]]:
-        cells = [[_cut(visible(_table_cell(c, row.get(c), bars)), c) for c in columns] for row in rows]
+        cells = [[_for_stdout(_cut(visible(_table_cell(c, row.get(c), bars)), c)) for c in columns] for row in rows]
         return cells, [max([header_width(c)] + [cell_len(line[n]) for line in cells]) for n, c in enumerate(columns)]
 
     # text previews need at least 8 characters each (11 with their lines): the bars give way to them, and where
@@ -135,7 +135,7 @@ def write_table(rows: list[dict], title: str | None = None, previews: list[dict]
         if table_width(least) > console.width:
             _write_blocks(console, title, columns, cells, previews)
             return
-    heading = Text(visible(title)) if title else None
+    heading = Text(_for_stdout(visible(title))) if title else None
     if heading is not None and cell_len(heading.plain) > table_width(fixed) + 11 * len(extra):
         console.print(heading)  # wider than the table, whose title is cut to its width (mid-word, mid-path)
         heading = None
@@ -248,7 +248,19 @@ def _encodes(text: str) -> bool:
 
 def _preview(text: str, limit: int = 200) -> str:
     flat = " ".join(text.split())
-    return visible(flat if len(flat) <= limit else _head(flat, limit))
+    return _for_stdout(visible(flat if len(flat) <= limit else _head(flat, limit)))
+
+
+def _for_stdout(text: str) -> str:
+    """``text`` as stdout writes it: a character its encoding lacks as ``?`` (ASCII, under ``LC_ALL=C``), before a
+    table is laid out; replaced as it was written, a row of emoji came out short and one of accents long."""
+    if text.isascii():
+        return text
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    try:
+        return text.encode(encoding, "replace").decode(encoding)
+    except LookupError:
+        return text
 
 
 def human_bytes(n: int) -> str:
