@@ -371,6 +371,8 @@ def test_exports_of_other_tools_are_read_or_said(tmp_path, caplog):
                                          r"file holds one JSON array, or one JSON value a line\) \(if the input is "
                                          r"plain text, use input_format text\)$"):  # fmt: skip
         list(formats.read_documents(write(tmp_path, "a2.json", '["d1", "Beijing"]\n["d2", "Paris"]\n')))
+    with pytest.raises(InputError, match=r"/o.jsonl:2: text after the end of the JSON value the file opens with "):
+        list(formats.read_documents(write(tmp_path, "o.jsonl", '{"text": "a"}\n{"text": "b"}\n'), input_format="json"))
 
 
 def test_pairs_auto_format_reads_the_first_line(tmp_path):

@@ -52,6 +52,9 @@ def test_json_arrays_are_read_as_their_lines_are(tmp_path):
     for read, name in ((formats.read_corpus, "corpus"), (formats.read_queries, "queries"), (formats.read_run, "run")):
         assert read(str(tmp_path / f"{name}.json")) == read(str(tmp_path / f"{name}.jsonl")), name
     assert formats.read_corpus(str(tmp_path / "corpus.json")) == {"d1": "Beijing is the capital.", "d2": "Paris."}
+    # an id's spaces are no part of it, as in a TREC run and a TSV line
+    (tmp_path / "spaced.jsonl").write_text('{"_id": " q1 ", "text": "capital?"}\n')
+    assert formats.read_queries(str(tmp_path / "spaced.jsonl")) == {"q1": "capital?"}
 
 
 def test_readers_take_pathlib_paths(tmp_path):

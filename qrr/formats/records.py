@@ -206,7 +206,8 @@ def json_records(source: str, lines, fmt: str, hint: str = "", whole: Callable[[
             at = f"{name}:{numbers[min(exc.lineno, len(numbers)) - 1]}" if numbers else name
             params = ("input_format",) if hint else ()
             if _reason(exc) == "unexpected content after document":
-                raise InputError(f"{at}: text after the end of the JSON array the file opens with (a file holds one "
+                opens = "array" if "\n".join(texts).lstrip().startswith("[") else "value"  # JSON lines, told json
+                raise InputError(f"{at}: text after the end of the JSON {opens} the file opens with (a file holds one "
                                  f"JSON array, or one JSON value a line){hint}", *params) from None  # fmt: skip
             raise InputError(f"{at}: malformed JSON ({_reason(exc)}) in the file's JSON array{hint}", *params) from None
         if not isinstance(value, list):

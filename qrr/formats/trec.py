@@ -229,11 +229,13 @@ def _field(record: dict, key: str, where: str, optional: bool = False) -> str:
         return ""
     if key not in record:
         raise InputError(f'{where}: missing field "{key}"')
-    if isinstance(value, int) and not isinstance(value, bool) and key in ("_id", "id", "qid", "docid"):
+    ids = key in ("_id", "id", "qid", "docid")
+    if isinstance(value, int) and not isinstance(value, bool) and ids:
         return str(value)  # a numeric id names the same document as its text does in a TREC run
     if not isinstance(value, str):
         raise InputError(f'{where}: field "{key}" must be a string, not {json_type(value)}')
-    return value
+    # an id's spaces are no part of it, as in a TREC run (split on them) and a TSV line: "q1 " matched no "q1"
+    return value.strip() if ids else value
 
 
 # Field names read where BEIR's are missing: ``id`` (Pyserini, most JSONL), ``contents`` (Pyserini's corpora)
