@@ -213,13 +213,18 @@ def _whole(text: str) -> int | None:
 def _json_objects(source: str, lines, on_error: ErrorSink, fmt: str = "jsonl") -> Iterator[tuple[str, dict]]:
     """(where, object) for each JSON line (or item of a JSON array, ``fmt`` json); a bad line, or a value that is not
     an object, is raised or handed."""
-    for where, record in json_records(source, lines, fmt):
-        if isinstance(record, InputError):
-            raise_or_hand(record, on_error)
-        elif not isinstance(record, dict):
-            raise_or_hand(InputError(f"{where}: expected an object, found {json_type(record)}"), on_error)
-        else:
-            yield where, record
+    try:
+        for where, record in json_records(source, lines, fmt):
+            if isinstance(record, InputError):
+                raise_or_hand(record, on_error)
+            elif not isinstance(record, dict):
+                raise_or_hand(InputError(f"{where}: expected an object, found {json_type(record)}"), on_error)
+            else:
+                yield where, record
+    except InputError as exc:
+        if fmt != "json" or on_error is None:
+            raise
+        raise_or_hand(exc, on_error)  # a bad line spoils a JSON array whole: skipped whole, as a file of no text is
 
 
 def _field(record: dict, key: str, where: str, optional: bool = False) -> str:
