@@ -26,7 +26,7 @@ class _Said:
     def __reduce__(self):
         # pickled whole, its marks and attributes too (Ray, and a process pool, hand workers' errors back pickled),
         # without calling a subclass's own __init__ again, whose arguments are not the message's
-        return _restored, (type(self), self.args, self.__dict__)
+        return _restored, (type(self), self.args), self.__dict__  # the state set after: a cycle through it holds
 
     def naming(self, names: Mapping[str, str] | Callable[[str], str]) -> str:
         """The message with each ``{param}`` mark said as ``names`` says (a mapping or a function of the
@@ -38,11 +38,10 @@ class _Said:
         return message
 
 
-def _restored(cls: type, args: tuple, state: dict) -> BaseException:
-    """An error of ``cls`` as it was pickled: its ``args`` and attributes."""
+def _restored(cls: type, args: tuple) -> BaseException:
+    """An error of ``cls`` with its ``args``, made without its ``__init__`` (pickle sets its attributes after)."""
     exc = cls.__new__(cls, *args)
     exc.args = args
-    exc.__dict__.update(state)
     return exc
 
 

@@ -84,6 +84,10 @@ def test_tsv_lines_of_id_and_text(cli, tmp_path, ranked):
     long_ids = ["CAR_00000006f6e6c0c3f0b8a0d3a6b3b5e1c9a2f4d1", "http://example.com/a/b/c/some-article-about-things"]
     (tmp_path / "cast.tsv").write_text("".join(f"{i}\t{d['text']}\n" for i, d in zip(long_ids, DOCS[:2], strict=True)))
     assert sorted(r["id"] for r in jsonl(ok(cli("rank", "-q", QUERY, str(tmp_path / "cast.tsv"))))) == long_ids
+    # but a CJK sentence past 40 characters (no spaces in it) is prose, each line read whole
+    sentence = "北京是中华人民共和国的首都也是全国的政治中心和文化中心以及国际交往中心和科技创新中心" + "。"
+    (tmp_path / "zh.tsv").write_text(f"{sentence}\t城市\n")
+    assert [r.get("id") for r in jsonl(ok(cli("rank", "-q", QUERY, str(tmp_path / "zh.tsv"))))] == [None]
     # lines of ids whose later line has no tab: how to read each line whole is said
     (tmp_path / "plain.tsv").write_text("d1\tBeijing is the capital.\nParis is in France.\n")
     result = cli("rank", "-q", QUERY, str(tmp_path / "plain.tsv"))

@@ -106,6 +106,10 @@ def test_every_error_pickles_whole_so_a_worker_process_hands_it_back():
     assert again.naming({"top_k": "--top-k"}).startswith("--top-k is bad; 3 of 10 queries are in out.trec")
     assert pickle.loads(pickle.dumps(errors[1])).kind == "query"
     assert pickle.loads(pickle.dumps(errors[3])).exit_code == 143
+    cycle = Interrupted("interrupted after 1 of 2 queries", 1, 2)
+    cycle.partial = {"me": cycle}  # a cycle through its attributes: they were lost, unsaid
+    again = pickle.loads(pickle.dumps(cycle))
+    assert (again.done, again.partial["me"] is again, str(again)) == (1, True, "interrupted after 1 of 2 queries")
     # a process pool hands a worker's error back pickled: it broke the pool (Stopped's __init__ called again)
     with ProcessPoolExecutor(1) as pool, pytest.raises(Stopped) as raised:
         pool.submit(_raise, stopped).result(60)

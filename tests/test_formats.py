@@ -498,6 +498,9 @@ def test_document_field_mapping_and_forced_format(tmp_path):
     assert list(formats.read_documents([titled], on_error=skip)) == expected
     pyserini = write(tmp_path, "ids.jsonl", '{"id": "z", "title": "T", "text": "C"}\n')
     assert {d.id: d.text for d in formats.read_documents([pyserini])} == formats.read_corpus(pyserini) == {"z": "T C"}
+    # a title that is no string is another field, as before (a title joined was refused then)
+    listed = write(tmp_path, "listed.jsonl", '{"id": "d2", "title": ["Beijing"], "text": "t"}\n')
+    assert list(formats.read_documents([listed])) == [formats.DocRecord("t", "d2", {"title": ["Beijing"]})]
     # a title not joined (the text in another field) is another field
     assert list(formats.read_documents([titled], text_field="body", on_error=skip)) == [
         formats.DocRecord("D", "w", {"title": "T"})

@@ -55,6 +55,9 @@ def test_json_arrays_are_read_as_their_lines_are(tmp_path):
     # an id's spaces are no part of it, as in a TREC run and a TSV line
     (tmp_path / "spaced.jsonl").write_text('{"_id": " q1 ", "text": "capital?"}\n')
     assert formats.read_queries(str(tmp_path / "spaced.jsonl")) == {"q1": "capital?"}
+    (tmp_path / "blank.jsonl").write_text('{"_id": " ", "text": "capital?"}\n')  # no id: a run would lose a field
+    with pytest.raises(InputError, match=r"/blank.jsonl:1: field \"_id\" is blank \(' '\): give the id$"):
+        formats.read_queries(str(tmp_path / "blank.jsonl"))
 
 
 def test_readers_take_pathlib_paths(tmp_path):

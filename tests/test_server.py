@@ -652,6 +652,7 @@ def test_a_server_that_never_answers_is_said_in_seconds_and_one_not_qrr_by_what_
         == "http://xn--fsqu00a.xn--0zwm56d:8000/%E8%B7%AF%E5%BE%84"
     )
     assert client.RemoteReranker("bücher.de").url == "http://xn--bcher-kva.de"
+    assert client.RemoteReranker("http://[::1]:8000/路径?a=b+c").url == "http://[::1]:8000/%E8%B7%AF%E5%BE%84?a=b+c"
     with pytest.raises(InputError) as caught:
         client.RemoteReranker("http://" + "ü" * 70 + ".de")
     assert str(caught.value) == f"url 'http://{'ü' * 70}.de': its host name is no international domain name"

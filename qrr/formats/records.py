@@ -565,8 +565,8 @@ def read_documents(
     array of either, plain text with one document per line, or TSV lines ``id<TAB>text`` (``tsv``: MS MARCO's
     collection.tsv; a header line names the columns, a title joins the text). ``auto`` picks JSON or text by the
     first line (TSV for a file named ``*.tsv``), and warns where text lines look like ``id<TAB>text``. An
-    ``id_field`` of ``id`` takes BEIR's ``_id`` where a record has no ``id``; a BEIR record's (one with ``_id``)
-    ``title`` joins its ``text`` with a space, as ``read_corpus`` joins them.
+    ``id_field`` of ``id`` takes BEIR's ``_id`` where a record has no ``id``; a record's ``title`` (a string) joins
+    its ``text`` with a space, as ``read_corpus`` joins them.
 
     ``sources``, laziness and bad lines as in ``read_pairs``."""
     check_sink(on_error)
@@ -627,7 +627,7 @@ def _documents(sources, fmt, text_field, id_field):
                     text = _string(record, text_field, where)
                     # a title joins the text, as qrr rerank --corpus and BEIR's own evaluation read it (with an id of
                     # any name: a corpus with "id", as pyserini's or ir_datasets' is, was scored otherwise by rerank)
-                    titled = "title" in record and text_field == "text"
+                    titled = isinstance(record.get("title"), str) and text_field == "text"  # else another field
                     title = _string(record, "title", where, optional=True) if titled else None
                     # the fields read as the text and id are no other fields (an "id" of null gave way to "_id");
                     # an id by another name stays one too (doc_id), as the input named it
@@ -732,7 +732,8 @@ ID_CHARS = 256
 def _looks_like_id(fields: list[str]) -> bool:
     """Whether a line's tab-separated ``fields`` open with what an id is: a word of at most ``ID_CHARS``."""
     head = fields[0].strip()
-    return len(fields) > 1 and bool(head) and " " not in head and len(fields[0]) <= ID_CHARS
+    # (CJK prose has no spaces: a sentence of it past 40 characters is no id)
+    return len(fields) > 1 and bool(head) and " " not in head and len(fields[0]) <= (ID_CHARS if head.isascii() else 40)
 
 
 def _named_tsv(source: str, lines: Iterator[Line]):

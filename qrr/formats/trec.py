@@ -71,10 +71,10 @@ def _spaces(text: str) -> str:
 
 def read_run(source: str | os.PathLike[str], on_error: ErrorSink = None) -> Run:
     """A run: a TREC run file, MS MARCO's ``qid<TAB>docid<TAB>rank`` lines (scored ``-rank``), or JSON lines with
-    ``qid``, ``docid`` and ``score`` (qrr's own ``--format jsonl``), told apart by the first line; ``-`` reads
-    stdin and a ``.gz`` file is read compressed. Queries keep the order in which they first appear. A malformed
-    line, a score that is not a number and a docid listed twice for one query are errors (with ``on_error``:
-    handed over and skipped, the first listing kept)."""
+    ``qid``, ``docid`` and ``score`` (qrr's own ``--format jsonl``; or a JSON array of them), told apart by the first
+    line; ``-`` reads stdin and a ``.gz`` file is read compressed. Queries keep the order in which they first appear.
+    A malformed line, a score that is not a number and a docid listed twice for one query are errors (with
+    ``on_error``: handed over and skipped, the first listing kept)."""
     check_sink(on_error)
     source = path_of(source)
     lines = read_lines(source)
@@ -239,8 +239,12 @@ def _field(record: dict, key: str, where: str, optional: bool = False) -> str:
         return str(value)  # a numeric id names the same document as its text does in a TREC run
     if not isinstance(value, str):
         raise InputError(f'{where}: field "{key}" must be a string, not {json_type(value)}')
+    if not ids:
+        return value
     # an id's spaces are no part of it, as in a TREC run (split on them) and a TSV line: "q1 " matched no "q1"
-    return value.strip() if ids else value
+    if not value.strip():  # none at all: a TREC run of it would lose a field
+        raise InputError(f'{where}: field "{key}" is blank ({value!r}): give the id')
+    return value.strip()
 
 
 # Field names read where BEIR's are missing: ``id`` (Pyserini, most JSONL), ``contents`` (Pyserini's corpora)
@@ -251,11 +255,11 @@ TEXT_FIELDS = ("text", "contents")
 def read_corpus(
     source: str | os.PathLike[str], keep: set[str] | None = None, on_error: ErrorSink = None
 ) -> dict[str, str]:
-    """A corpus as ``{docid: text}``: BEIR's JSONL (``_id``, ``title``, ``text``; ``id`` and ``contents`` as
-    Pyserini writes them are read too) or TSV lines ``docid<TAB>text`` (MS MARCO's collection.tsv), told apart by
-    the first line. A title and text are joined with a space when the title is not empty. With ``keep``, only
-    those documents are kept in memory, so a corpus of millions of passages costs only what a run needs. A
-    document id given twice is an error."""
+    """A corpus as ``{docid: text}``: BEIR's JSONL (``_id``, ``title``, ``text``; ``id`` and ``contents`` as Pyserini
+    writes them are read too; or a JSON array of such objects) or TSV lines ``docid<TAB>text`` (MS MARCO's
+    collection.tsv), told apart by the first line. A title and text are joined with a space when the title is not
+    empty. With ``keep``, only those documents are kept in memory, so a corpus of millions of passages costs only
+    what a run needs. A document id given twice is an error."""
     check_sink(on_error)
     source = path_of(source)
     corpus: dict[str, str] = {}
@@ -276,8 +280,8 @@ def read_corpus(
 
 
 def read_queries(source: str | os.PathLike[str], on_error: ErrorSink = None) -> dict[str, str]:
-    """Queries as ``{qid: text}``: BEIR's JSONL (``_id``, ``text``; or ``id``) or TSV lines ``qid<TAB>text`` (MS
-    MARCO), told apart by the first line. A query id given twice is an error."""
+    """Queries as ``{qid: text}``: BEIR's JSONL (``_id``, ``text``; or ``id``; or a JSON array of such objects) or TSV
+    lines ``qid<TAB>text`` (MS MARCO), told apart by the first line. A query id given twice is an error."""
     check_sink(on_error)
     source = path_of(source)
     queries: dict[str, str] = {}

@@ -398,9 +398,10 @@ def checked_url(url: str, param: str = "url") -> str:
             host = parts.hostname.encode("idna").decode("ascii")
         except UnicodeError:
             raise InputError(f"{{{param}}} {sent!r}: its host name is no international domain name", param) from None
+        host = f"[{host}]" if ":" in host else host  # an IPv6 address keeps its brackets
         netloc = host if parts.port is None else f"{host}:{parts.port}"
         url = parts._replace(netloc=netloc, path=urllib.parse.quote(parts.path, safe="/%"),
-                             query=urllib.parse.quote(parts.query, safe="=&%")).geturl()  # fmt: skip
+                             query=urllib.parse.quote(parts.query, safe="=&%+")).geturl()  # fmt: skip
     return url
 
 
