@@ -201,12 +201,13 @@ def json_records(source: str, lines, fmt: str, hint: str = "", whole: Callable[[
             texts.append(text)
             numbers.append(number)
         try:
-            value = orjson.loads("\n".join(texts))
+            joined = "\n".join(texts)
+            value = orjson.loads(joined)
         except orjson.JSONDecodeError as exc:  # said at its line: the array may be long
             at = f"{name}:{numbers[min(exc.lineno, len(numbers)) - 1]}" if numbers else name
             params = ("input_format",) if hint else ()
             if _reason(exc) == "unexpected content after document":
-                opens = "array" if "\n".join(texts).lstrip().startswith("[") else "value"  # JSON lines, told json
+                opens = "array" if joined.lstrip().startswith("[") else "value"  # JSON lines, told json
                 raise InputError(f"{at}: text after the end of the JSON {opens} the file opens with (a file holds one "
                                  f"JSON array, or one JSON value a line){hint}", *params) from None  # fmt: skip
             raise InputError(f"{at}: malformed JSON ({_reason(exc)}) in the file's JSON array{hint}", *params) from None
